@@ -1,0 +1,86 @@
+# mailrepd — build, run and test.
+#
+#   make            static ./mailrepd (make STATIC=0 for a dynamic one)
+#   make run        build, then start a ready server on ./var (see README)
+#   make check      build, then run every unit and integration test
+#   make asan       ASan+UBSan build in build/asan/ (the tests use it)
+#   make clean
+#
+# Missing Debian packages are installed when run as root (scripts/deps).
+
+CC	?= cc
+STATIC	?= 1
+PYTHON	?= /usr/bin/python3
+
+# Every module; mailrepd.c alone holds main(), so unit tests link the rest.
+MODULES	= settings.c log.c buf.c crypto.c store.c mime.c spool.c net.c proto.c \
+	  lmtp.c admin.c mailio.c
+SRCS	= mailrepd.c $(MODULES)
+HDRS	= $(wildcard *.h)
+
+WARN	= -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
+	  -Wmissing-prototypes -Wpointer-arith -Wformat=2
+CFLAGS	?= -O2 -g
+ALL_CFLAGS = -std=c11 -D_GNU_SOURCE $(WARN) $(CFLAGS)
+LIBS	= -lsqlite3 -lmbedtls -lmbedx509 -lmbedcrypto -lz -lm -lpthread -ldl
+ifeq ($(STATIC),1)
+LDSTATIC = -static
+endif
+
+ASAN_FLAGS = -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer \
+	     -fno-sanitize-recover=undefined
+
+REL_OBJS  = $(SRCS:%.c=build/rel/%.o)
+ASAN_OBJS = $(SRCS:%.c=build/asan/%.o)
+ASAN_LIB  = $(MODULES:%.c=build/asan/%.o)
+UNIT_SRCS = $(wildcard test/unit/test_*.c)
+UNIT_BINS = $(UNIT_SRCS:test/unit/%.c=build/asan/%)
+
+.PHONY: all run check asan unit integration clean deps-build deps-check
+
+all: deps-build mailrepd
+
+deps-build:
+	@scripts/deps build
+
+deps-check:
+	@scripts/deps check
+
+mailrepd: $(REL_OBJS)
+	$(CC) $(ALL_CFLAGS) $(LDSTATIC) -o $@ $(REL_OBJS) $(LIBS)
+
+build/rel/%.o: %.c $(HDRS) | build/rel
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+asan: deps-build build/asan/mailrepd
+
+build/asan/mailrepd: $(ASAN_OBJS)
+	$(CC) $(ALL_CFLAGS) $(ASAN_FLAGS) -o $@ $(ASAN_OBJS) $(LIBS)
+
+build/asan/%.o: %.c $(HDRS) | build/asan
+	$(CC) $(ALL_CFLAGS) $(ASAN_FLAGS) -c -o $@ $<
+
+build/asan/test_%: test/unit/test_%.c $(ASAN_LIB) $(HDRS) | build/asan
+	$(CC) $(ALL_CFLAGS) $(ASAN_FLAGS) -I. -o $@ $< $(ASAN_LIB) \
+	    $(LIBS) -lcmocka
+
+build/rel build/asan:
+	mkdir -p $@
+
+run: all
+	@scripts/run
+
+# Unit tests first (fast, exact), then the real binary with real clients.
+check: deps-check mailrepd build/asan/mailrepd $(UNIT_BINS)
+	@$(MAKE) -s unit
+	@$(MAKE) -s integration
+
+unit: $(UNIT_BINS)
+	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
+
+integration: build/asan/mailrepd
+	MAILREPD=$(CURDIR)/build/asan/mailrepd $(PYTHON) -m pytest -q \
+	    -p no:cacheprovider test/integration
+
+clean:
+	rm -rf build mailrepd

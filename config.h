@@ -1,0 +1,50 @@
+/*
+ * config.h — every compile-time default and limit of mailrepd.
+ *
+ * A limit that a peer can push against lives here and nowhere else; the
+ * run-time settings table (settings.c) takes its defaults from here too.
+ */
+#ifndef MAILREPD_CONFIG_H
+#define MAILREPD_CONFIG_H
+
+#define MAILREPD_VERSION	"0.1.0"
+
+/* Network and sessions */
+#define DEFAULT_MAX_CONNECTIONS	1024	/* concurrent client sessions */
+#define DEFAULT_IDLE_TIMEOUT	1800	/* seconds a session may sit idle */
+#define LISTEN_BACKLOG		128	/* listen(2) backlog */
+#define IO_CHUNK		16384	/* bytes read from a socket at once */
+#define OUTBUF_HIGH_WATER	(256 * 1024) /* stop producing output above */
+
+/* Message store */
+#define DEFAULT_MAX_MESSAGE_SIZE (50 * 1024 * 1024) /* bytes, SIZE= */
+#define BLOB_CHUNK_SIZE		(64 * 1024) /* uncompressed bytes per chunk */
+#define STORE_BUSY_TIMEOUT_MS	5000	/* wait for another process's lock */
+#define SCHEMA_VERSION		1	/* bump with a migration in store.c */
+
+/* LMTP */
+#define LMTP_MAX_LINE		2048	/* command line, CRLF included */
+#define LMTP_MAX_DATA_LINE	(64 * 1024) /* one DATA line; RFC says 1000 */
+#define LMTP_MAX_RECIPIENTS	1000	/* RCPT TO per transaction */
+#define LMTP_MAX_ADDRESS	512	/* bytes in one path */
+#define LMTP_MAX_ERRORS		20	/* bad commands before 421 */
+
+/* MIME pre-parser (run once per delivered message) */
+#define MIME_MAX_DEPTH		32	/* nested multiparts / message parts */
+#define MIME_MAX_PARTS		1000	/* parts described in BODYSTRUCTURE */
+#define MIME_MAX_HEADER		(64 * 1024) /* header bytes kept per part */
+#define MIME_MAX_BOUNDARY	70	/* RFC 2046 boundary length */
+
+/* Users and passwords */
+#define USER_MAX_NAME		64	/* bytes in a user name */
+#define PASSWORD_MAX		1024	/* bytes in a password */
+#define PBKDF2_ITERATIONS	100000	/* PBKDF2-HMAC-SHA256 rounds */
+#define PBKDF2_SALT_LEN		16	/* bytes of random salt */
+#define MAILBOX_MAX_NAME	512	/* bytes in a mailbox name */
+
+/* Defaults for `mailrepd serve` and `make run` */
+#define DEFAULT_DATA_DIR	"/var/lib/mailrepd"
+#define DEFAULT_DRAIN_TIMEOUT	10	/* seconds, SIGQUIT drain bound */
+#define CONFIG_MAX_LINE		4096	/* bytes in one config-file line */
+
+#endif /* MAILREPD_CONFIG_H */

@@ -1,0 +1,43 @@
+/*
+ * crypto.h — hashing, password hashing and randomness, on mbedTLS.
+ *
+ * This module and the TLS layer are the only code that includes mbedTLS
+ * headers; everything else speaks of GUIDs, hex strings and bytes.
+ */
+#ifndef MAILREPD_CRYPTO_H
+#define MAILREPD_CRYPTO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define GUID_LEN	32		/* SHA-256 of the message bytes */
+#define GUID_HEX_LEN	(GUID_LEN * 2)
+
+struct sha256;
+
+/* Incremental SHA-256; crypto_sha256_new() returns NULL without memory. */
+struct sha256	*crypto_sha256_new(void);
+void		 crypto_sha256_update(struct sha256 *, const void *, size_t);
+/* Writes the digest and frees the context. */
+void		 crypto_sha256_finish(struct sha256 *, uint8_t out[GUID_LEN]);
+void		 crypto_sha256(const void *, size_t, uint8_t out[GUID_LEN]);
+
+/* Fills buf with n bytes from the kernel's CSPRNG; returns 0 or -1. */
+int		 crypto_random(void *buf, size_t n);
+
+/* Writes 2n hex digits and a NUL to out. */
+void		 crypto_hex(const uint8_t *in, size_t n, char *out);
+
+/* Parses 2n hex digits; returns 0, or -1 for anything else. */
+int		 crypto_unhex(const char *in, uint8_t *out, size_t n);
+
+/*
+ * Returns "$pbkdf2-sha256$ITER$SALT$HASH" (base64 salt and hash) for the
+ * password, malloc'd, or NULL when memory or randomness failed.
+ */
+char		*crypto_password_hash(const char *password);
+
+/* Returns 1 when password matches the stored hash, else 0. */
+int		 crypto_password_verify(const char *password, const char *hash);
+
+#endif /* MAILREPD_CRYPTO_H */

@@ -1,0 +1,833 @@
+/*
+ * lmtp.c — LMTP (RFC 2033) delivery into the store.
+ *
+ * A session moves through these states; one switch in lmtp_input() picks
+ * what the next input means:
+ *
+ *   HELO --LHLO--> IDLE --MAIL--> MAIL --RCPT--> RCPT --DATA--> DATA
+ *     (end of data) --> COMMIT --(group commit)--> IDLE
+ *
+ * RSET from MAIL, RCPT returns to IDLE.  The data of one transaction
+ * (sender, recipients, spool, the first error seen in DATA) lives in a
+ * struct lmtp_tx made at MAIL and freed when its replies are sent.  An
+ * error found in the middle of DATA is remembered and answered after the
+ * final dot, once per recipient, never early.
+ */
+#include <assert.h>
+#include <ctype.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "config.h"
+#include "lmtp.h"
+#include "log.h"
+#include "settings.h"
+#include "spool.h"
+#include "store.h"
+
+enum lmtp_state {
+	LMTP_HELO,		/* waiting for LHLO */
+	LMTP_IDLE,		/* no transaction */
+	LMTP_MAIL,		/* sender given, no recipient yet */
+	LMTP_RCPT,		/* at least one recipient accepted */
+	LMTP_DATA,		/* reading the message */
+	LMTP_COMMIT,		/* stored; waiting for the group commit */
+};
+
+enum data_error {
+	DATA_OK,
+	DATA_TOO_BIG,		/* over max-message-size */
+	DATA_LINE_TOO_LONG,	/* a line over LMTP_MAX_DATA_LINE */
+	DATA_SPOOL,		/* writing the spool file failed */
+};
+
+struct lmtp_rcpt {
+	char		*address;	/* as given, for replies and logs */
+	char		 user[USER_MAX_NAME + 1];
+	char		*mailbox;	/* INBOX, or the +detail folder */
+};
+
+struct lmtp_tx {
+	char			*sender;
+	struct lmtp_rcpt	*rcpts;
+	size_t			 nrcpts;
+	struct store_target	*targets;	/* one per rcpt, at DATA end */
+	struct spool		*spool;
+	enum data_error		 error;		/* first error in DATA */
+	int			 spool_errno;
+	int			 prev_crlf;	/* last data line ended CRLF */
+	int			 skipping;	/* discarding an over-long line */
+};
+
+struct lmtp_session {
+	enum lmtp_state	 state;
+	struct lmtp_tx	*tx;
+	int		 errors;	/* bad commands so far */
+	int		 skipping;	/* discarding an over-long command */
+	char		*scratch;	/* a bare-LF data line, re-ended CRLF */
+};
+
+/* A parsed MAIL or RCPT argument: <path> and its parameters. */
+struct lmtp_path {
+	char	*address;	/* inside the angle brackets, route removed */
+	char	*params;	/* what follows, or "" */
+};
+
+struct lmtp_command {
+	const char	*verb;
+	/* Checks state and syntax; replies itself and returns -1 to refuse. */
+	int		(*check)(struct session *, struct lmtp_session *,
+			    char *args, struct lmtp_path *);
+	void		(*proceed)(struct session *, struct lmtp_session *,
+			    struct lmtp_path *);
+};
+
+static void	lmtp_tx_free(struct lmtp_tx *);
+
+/* Counts a refused command; too many and the client is cut off. */
+static void
+lmtp_error(struct session *s, struct lmtp_session *ls, const char *reply)
+{
+	session_printf(s, "%s\r\n", reply);
+	if (++ls->errors >= LMTP_MAX_ERRORS) {
+		session_printf(s, "421 4.7.0 Too many errors, closing "
+		    "connection\r\n");
+		session_close(s);
+	}
+}
+
+/*
+ * Parses "FROM:<path> params" (or TO:) after the verb.  Tolerates the
+ * common "FROM: <path>" spacing and a path without brackets.  Writes
+ * into args in place.  Returns 0, or -1 after replying 501.
+ */
+static int
+parse_path(struct session *s, struct lmtp_session *ls, char *args,
+    const char *keyword, struct lmtp_path *out)
+{
+	size_t	 klen = strlen(keyword);
+	char	*p = args, *end, *q;
+	int	 quoted = 0;
+
+	while (*p == ' ')
+		p++;
+	if (strncasecmp(p, keyword, klen) != 0) {
+		lmtp_error(s, ls, "501 5.5.4 Syntax: expected a path after "
+		    "the command");
+		return -1;
+	}
+	p += klen;
+	while (*p == ' ')
+		p++;
+	if (*p == '<') {
+		for (end = ++p; *end != '\0'; end++) {
+			if (*end == '"')
+				quoted = !quoted;
+			else if (*end == '\\' && quoted && end[1] != '\0')
+				end++;
+			else if (*end == '>' && !quoted)
+				break;
+		}
+		if (*end != '>') {
+			lmtp_error(s, ls, "501 5.1.7 Syntax: unbalanced "
+			    "angle brackets in path");
+			return -1;
+		}
+		*end++ = '\0';
+	} else {
+		end = p + strcspn(p, " ");
+		if (*end != '\0')
+			*end++ = '\0';
+	}
+	/* A source route "@a,@b:user@d" is obsolete; the mailbox counts. */
+	if (*p == '@' && (q = strchr(p, ':')) != NULL)
+		p = q + 1;
+	if (strlen(p) > LMTP_MAX_ADDRESS) {
+		lmtp_error(s, ls, "501 5.1.3 Path too long");
+		return -1;
+	}
+	while (*end == ' ')
+		end++;
+	out->address = p;
+	out->params = end;
+	return 0;
+}
+
+static int
+check_lhlo(struct session *s, struct lmtp_session *ls, char *args,
+    struct lmtp_path *path)
+{
+	while (*args == ' ')
+		args++;
+	if (*args == '\0') {
+		lmtp_error(s, ls, "501 5.5.4 Syntax: LHLO hostname");
+		return -1;
+	}
+	if (ls->state == LMTP_DATA || ls->state == LMTP_COMMIT) {
+		lmtp_error(s, ls, "503 5.5.1 Bad sequence of commands");
+		return -1;
+	}
+	path->address = args;
+	return 0;
+}
+
+static void
+proceed_lhlo(struct session *s, struct lmtp_session *ls,
+    struct lmtp_path *path)
+{
+	(void)path;
+	lmtp_tx_free(ls->tx);
+	ls->tx = NULL;
+	ls->state = LMTP_IDLE;
+	session_printf(s, "250-%s\r\n"
+	    "250-PIPELINING\r\n"
+	    "250-ENHANCEDSTATUSCODES\r\n"
+	    "250-8BITMIME\r\n"
+	    "250 SIZE %ld\r\n", s->srv->settings->name,
+	    s->srv->settings->max_message_size);
+}
+
+/*
+ * Checks MAIL FROM's parameters: SIZE= (refused when over the limit) and
+ * BODY=7BIT|8BITMIME.  Returns 0 or -1 after replying.
+ */
+static int
+check_mail_params(struct session *s, struct lmtp_session *ls, char *params)
+{
+	char		*word, *save = NULL, *end;
+	unsigned long	 size;
+
+	for (word = strtok_r(params, " ", &save); word != NULL;
+	    word = strtok_r(NULL, " ", &save)) {
+		if (strncasecmp(word, "SIZE=", 5) == 0) {
+			errno = 0;
+			size = strtoul(word + 5, &end, 10);
+			if (*end != '\0' || end == word + 5 || errno != 0) {
+				lmtp_error(s, ls, "501 5.5.4 Bad SIZE value");
+				return -1;
+			}
+			if (size > (unsigned long)
+			    s->srv->settings->max_message_size) {
+				session_printf(s, "552 5.3.4 Message size "
+				    "exceeds fixed limit of %ld bytes\r\n",
+				    s->srv->settings->max_message_size);
+				return -1;
+			}
+		} else if (strcasecmp(word, "BODY=7BIT") != 0 &&
+		    strcasecmp(word, "BODY=8BITMIME") != 0) {
+			lmtp_error(s, ls, "555 5.5.4 Unsupported MAIL FROM "
+			    "parameter");
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static int
+check_mail(struct session *s, struct lmtp_session *ls, char *args,
+    struct lmtp_path *path)
+{
+	if (ls->state == LMTP_HELO) {
+		lmtp_error(s, ls, "503 5.5.1 Send LHLO first");
+		return -1;
+	}
+	if (ls->state != LMTP_IDLE) {
+		lmtp_error(s, ls, "503 5.5.1 Sender already given");
+		return -1;
+	}
+	if (parse_path(s, ls, args, "FROM:", path) < 0)
+		return -1;
+	return check_mail_params(s, ls, path->params);
+}
+
+static void
+proceed_mail(struct session *s, struct lmtp_session *ls,
+    struct lmtp_path *path)
+{
+	assert(ls->tx == NULL);
+	if ((ls->tx = calloc(1, sizeof(*ls->tx))) == NULL ||
+	    (ls->tx->sender = strdup(path->address)) == NULL) {
+		lmtp_tx_free(ls->tx);
+		ls->tx = NULL;
+		session_printf(s, "451 4.3.0 Out of memory\r\n");
+		return;
+	}
+	ls->state = LMTP_MAIL;
+	session_printf(s, "250 2.1.0 Sender OK\r\n");
+}
+
+/* Whether `domain` is one of --domains (any when the setting is unset). */
+static int
+domain_accepted(const struct settings *set, const char *domain)
+{
+	const char	*p = set->domains;
+	size_t		 n = strlen(domain);
+
+	if (p == NULL || *p == '\0' || *domain == '\0')
+		return 1;
+	while (*p != '\0') {
+		size_t len = strcspn(p, ", ");
+
+		if (len == n && strncasecmp(p, domain, n) == 0)
+			return 1;
+		p += len;
+		p += strspn(p, ", ");
+	}
+	return 0;
+}
+
+/*
+ * Maps a recipient to a user and mailbox: "user@domain" or bare "user"
+ * to the user's INBOX; "user+folder@domain" to that folder when it
+ * exists, else INBOX.  A user whose own name holds the '+' wins.
+ * Returns 0, or -1 after replying.
+ */
+static int
+resolve_rcpt(struct session *s, const char *address, struct lmtp_rcpt *r)
+{
+	struct store		*st = s->srv->store;
+	struct store_mailbox	 mb;
+	char			 local[LMTP_MAX_ADDRESS + 1], *at, *plus;
+	const char		*domain = "";
+	enum store_err		 err;
+
+	snprintf(local, sizeof(local), "%s", address);
+	if ((at = strrchr(local, '@')) != NULL) {
+		*at = '\0';
+		domain = at + 1;
+	}
+	if (!domain_accepted(s->srv->settings, domain)) {
+		session_printf(s, "550 5.1.2 <%s> Domain not handled here"
+		    "\r\n", address);
+		return -1;
+	}
+	r->mailbox = NULL;
+	err = store_user_find(st, local, r->user);
+	if (err == STORE_NOTFOUND && (plus = strchr(local, '+')) != NULL) {
+		*plus = '\0';
+		err = store_user_find(st, local, r->user);
+		if (err == STORE_OK && store_mailbox_get(st, r->user, plus + 1,
+		    &mb) == STORE_OK)
+			r->mailbox = strdup(mb.name);
+	}
+	if (err == STORE_NOTFOUND) {
+		session_printf(s, "550 5.1.1 <%s> User unknown\r\n", address);
+		return -1;
+	}
+	if (err != STORE_OK) {
+		session_printf(s, "451 4.3.0 <%s> Temporary lookup failure"
+		    "\r\n", address);
+		return -1;
+	}
+	if (r->mailbox == NULL)
+		r->mailbox = strdup("INBOX");
+	if ((r->address = strdup(address)) == NULL || r->mailbox == NULL) {
+		free(r->address);
+		free(r->mailbox);
+		session_printf(s, "451 4.3.0 Out of memory\r\n");
+		return -1;
+	}
+	return 0;
+}
+
+static int
+check_rcpt(struct session *s, struct lmtp_session *ls, char *args,
+    struct lmtp_path *path)
+{
+	if (ls->state != LMTP_MAIL && ls->state != LMTP_RCPT) {
+		lmtp_error(s, ls, "503 5.5.1 Send MAIL FROM first");
+		return -1;
+	}
+	if (parse_path(s, ls, args, "TO:", path) < 0)
+		return -1;
+	if (*path->address == '\0') {
+		lmtp_error(s, ls, "501 5.1.3 Empty recipient");
+		return -1;
+	}
+	if (*path->params != '\0') {
+		lmtp_error(s, ls, "555 5.5.4 Unsupported RCPT TO parameter");
+		return -1;
+	}
+	if (ls->tx->nrcpts >= LMTP_MAX_RECIPIENTS) {
+		session_printf(s, "452 4.5.3 Too many recipients\r\n");
+		return -1;
+	}
+	return 0;
+}
+
+static void
+proceed_rcpt(struct session *s, struct lmtp_session *ls,
+    struct lmtp_path *path)
+{
+	struct lmtp_tx		*tx = ls->tx;
+	struct lmtp_rcpt	 r, *grown;
+
+	memset(&r, 0, sizeof(r));
+	if (resolve_rcpt(s, path->address, &r) < 0)
+		return;
+	grown = reallocarray(tx->rcpts, tx->nrcpts + 1, sizeof(*tx->rcpts));
+	if (grown == NULL) {
+		free(r.address);
+		free(r.mailbox);
+		session_printf(s, "451 4.3.0 Out of memory\r\n");
+		return;
+	}
+	tx->rcpts = grown;
+	tx->rcpts[tx->nrcpts++] = r;
+	ls->state = LMTP_RCPT;
+	session_printf(s, "250 2.1.5 <%s> Recipient OK\r\n", r.address);
+}
+
+static int
+check_data(struct session *s, struct lmtp_session *ls, char *args,
+    struct lmtp_path *path)
+{
+	(void)path;
+	if (*args != '\0') {
+		lmtp_error(s, ls, "501 5.5.4 Syntax: DATA takes no "
+		    "arguments");
+		return -1;
+	}
+	if (ls->state != LMTP_RCPT) {
+		lmtp_error(s, ls, ls->state == LMTP_MAIL ?
+		    "503 5.5.1 No valid recipients" :
+		    "503 5.5.1 Send MAIL FROM and RCPT TO first");
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * Starts the message: the spool, then the headers this server adds.
+ * Return-Path always; Delivered-To only with one recipient, because the
+ * bytes (and so the GUID) are shared by every recipient.
+ */
+static void
+proceed_data(struct session *s, struct lmtp_session *ls,
+    struct lmtp_path *path)
+{
+	struct lmtp_tx	*tx = ls->tx;
+	char		 hdr[LMTP_MAX_ADDRESS + 32];
+	int		 n;
+
+	(void)path;
+	if ((tx->spool = spool_new(s->srv->settings->data_dir)) == NULL) {
+		session_printf(s, "451 4.3.0 Temporary storage failure\r\n");
+		return;
+	}
+	n = snprintf(hdr, sizeof(hdr), "Return-Path: <%s>\r\n", tx->sender);
+	spool_add_line(tx->spool, hdr, n);
+	if (tx->nrcpts == 1) {
+		n = snprintf(hdr, sizeof(hdr), "Delivered-To: %s\r\n",
+		    tx->rcpts[0].address);
+		spool_add_line(tx->spool, hdr, n);
+	}
+	tx->prev_crlf = 1;
+	ls->state = LMTP_DATA;
+	session_printf(s, "354 Start mail input; end with <CRLF>.<CRLF>\r\n");
+}
+
+static void
+proceed_rset(struct session *s, struct lmtp_session *ls,
+    struct lmtp_path *path)
+{
+	(void)path;
+	lmtp_tx_free(ls->tx);
+	ls->tx = NULL;
+	if (ls->state != LMTP_HELO)
+		ls->state = LMTP_IDLE;
+	session_printf(s, "250 2.0.0 OK\r\n");
+}
+
+static void
+proceed_noop(struct session *s, struct lmtp_session *ls,
+    struct lmtp_path *path)
+{
+	(void)ls;
+	(void)path;
+	session_printf(s, "250 2.0.0 OK\r\n");
+}
+
+static void
+proceed_vrfy(struct session *s, struct lmtp_session *ls,
+    struct lmtp_path *path)
+{
+	(void)ls;
+	(void)path;
+	session_printf(s, "252 2.5.2 Cannot VRFY user, but will accept "
+	    "message and attempt delivery\r\n");
+}
+
+static void
+proceed_quit(struct session *s, struct lmtp_session *ls,
+    struct lmtp_path *path)
+{
+	(void)ls;
+	(void)path;
+	session_printf(s, "221 2.0.0 Bye\r\n");
+	session_close(s);
+}
+
+/* HELO and EHLO are SMTP's: RFC 2033 says an LMTP server refuses them. */
+static int
+check_smtp_greeting(struct session *s, struct lmtp_session *ls, char *args,
+    struct lmtp_path *path)
+{
+	(void)args;
+	(void)path;
+	lmtp_error(s, ls, "500 5.5.1 This is LMTP: use LHLO");
+	return -1;
+}
+
+static int
+check_any(struct session *s, struct lmtp_session *ls, char *args,
+    struct lmtp_path *path)
+{
+	(void)s;
+	(void)ls;
+	(void)args;
+	(void)path;
+	return 0;
+}
+
+static const struct lmtp_command lmtp_commands[] = {
+	{ "LHLO", check_lhlo, proceed_lhlo },
+	{ "MAIL", check_mail, proceed_mail },
+	{ "RCPT", check_rcpt, proceed_rcpt },
+	{ "DATA", check_data, proceed_data },
+	{ "RSET", check_any, proceed_rset },
+	{ "NOOP", check_any, proceed_noop },
+	{ "VRFY", check_any, proceed_vrfy },
+	{ "QUIT", check_any, proceed_quit },
+	{ "HELO", check_smtp_greeting, NULL },
+	{ "EHLO", check_smtp_greeting, NULL },
+};
+
+/* Runs one command line. */
+static void
+lmtp_command(struct session *s, struct lmtp_session *ls, char *line)
+{
+	const struct lmtp_command	*c;
+	struct lmtp_path		 path = { NULL, NULL };
+	size_t				 vlen = strcspn(line, " "), i;
+
+	for (i = 0; i < sizeof(lmtp_commands) / sizeof(*lmtp_commands); i++) {
+		c = &lmtp_commands[i];
+		if (vlen != strlen(c->verb) ||
+		    strncasecmp(line, c->verb, vlen) != 0)
+			continue;
+		if (c->check(s, ls, line + vlen, &path) == 0)
+			c->proceed(s, ls, &path);
+		return;
+	}
+	lmtp_error(s, ls, "500 5.5.2 Unknown command");
+}
+
+/* The reply to one recipient after its delivery was (not) committed. */
+static void
+reply_rcpt(struct session *s, const struct lmtp_rcpt *r,
+    const struct store_target *t, int committed)
+{
+	if (!committed || t->result == STORE_IO || t->result == STORE_BUSY)
+		session_printf(s, "451 4.3.0 <%s> Temporary storage failure"
+		    "\r\n", r->address);
+	else if (t->result == STORE_FULL)
+		session_printf(s, "452 4.3.1 <%s> Insufficient system "
+		    "storage\r\n", r->address);
+	else if (t->result == STORE_NOTFOUND)
+		session_printf(s, "450 4.2.0 <%s> Mailbox %s no longer exists"
+		    "\r\n", r->address, r->mailbox);
+	else if (t->result != STORE_OK)
+		session_printf(s, "451 4.3.0 <%s> %s\r\n", r->address,
+		    store_strerror(t->result));
+	else
+		session_printf(s, "250 2.0.0 <%s> Saved in %s as UID %u\r\n",
+		    r->address, r->mailbox, t->uid);
+}
+
+/* Answers every recipient with the same error from DATA. */
+static void
+reply_data_error(struct session *s, struct lmtp_tx *tx)
+{
+	size_t	 i;
+
+	for (i = 0; i < tx->nrcpts; i++) {
+		switch (tx->error) {
+		case DATA_TOO_BIG:
+			session_printf(s, "552 5.3.4 <%s> Message size exceeds "
+			    "fixed limit of %ld bytes\r\n",
+			    tx->rcpts[i].address,
+			    s->srv->settings->max_message_size);
+			break;
+		case DATA_LINE_TOO_LONG:
+			session_printf(s, "554 5.6.0 <%s> Message has a line "
+			    "longer than %d bytes\r\n", tx->rcpts[i].address,
+			    LMTP_MAX_DATA_LINE);
+			break;
+		case DATA_SPOOL:
+			if (tx->spool_errno == ENOSPC ||
+			    tx->spool_errno == EDQUOT)
+				session_printf(s, "452 4.3.1 <%s> Insufficient "
+				    "system storage\r\n", tx->rcpts[i].address);
+			else
+				session_printf(s, "451 4.3.0 <%s> Temporary "
+				    "storage failure\r\n",
+				    tx->rcpts[i].address);
+			break;
+		case DATA_OK:
+			assert(0);
+		}
+	}
+}
+
+/*
+ * The final dot: store the message for every recipient in the open
+ * transaction and wait for the group commit before answering.
+ */
+static void
+lmtp_data_end(struct session *s, struct lmtp_session *ls)
+{
+	struct lmtp_tx		*tx = ls->tx;
+	struct store_blob_in	 blob;
+	size_t			 i;
+
+	if (tx->error == DATA_OK && spool_finish(tx->spool, &blob) < 0) {
+		tx->error = DATA_SPOOL;
+		tx->spool_errno = errno;
+	}
+	if (tx->error == DATA_OK &&
+	    (tx->targets = calloc(tx->nrcpts, sizeof(*tx->targets))) == NULL) {
+		tx->error = DATA_SPOOL;
+		tx->spool_errno = ENOMEM;
+	}
+	if (tx->error != DATA_OK) {
+		reply_data_error(s, tx);
+		lmtp_tx_free(tx);
+		ls->tx = NULL;
+		ls->state = LMTP_IDLE;
+		return;
+	}
+	for (i = 0; i < tx->nrcpts; i++) {
+		tx->targets[i].user = tx->rcpts[i].user;
+		tx->targets[i].mailbox = tx->rcpts[i].mailbox;
+		tx->targets[i].internaldate = s->srv->now;
+	}
+	if (store_deliver(s->srv->store, &blob, tx->targets, tx->nrcpts) !=
+	    STORE_OK)
+		for (i = 0; i < tx->nrcpts; i++)
+			if (tx->targets[i].result == STORE_OK)
+				tx->targets[i].result = STORE_IO;
+	ls->state = LMTP_COMMIT;
+	session_wait_commit(s);
+}
+
+/*
+ * Adds one data line to the spool: dot-unstuffed, re-ended with CRLF
+ * (a bare LF is taken as a line end, never as the end of data).
+ */
+static void
+lmtp_data_line(struct session *s, struct lmtp_session *ls, char *line,
+    size_t len, int crlf)
+{
+	struct lmtp_tx	*tx = ls->tx;
+
+	if (line[0] == '.' && len > 1)
+		line++, len--;
+	if (tx->error != DATA_OK)
+		return;
+	if (spool_size(tx->spool) + len + 2 >
+	    (uint64_t)s->srv->settings->max_message_size) {
+		tx->error = DATA_TOO_BIG;
+		return;
+	}
+	if (crlf) {
+		line[len] = '\r';	/* undo session_getline()'s NUL */
+		spool_add_line(tx->spool, line, len + 2);
+		return;
+	}
+	if (ls->scratch == NULL &&
+	    (ls->scratch = malloc(LMTP_MAX_DATA_LINE + 2)) == NULL) {
+		tx->error = DATA_SPOOL;
+		tx->spool_errno = ENOMEM;
+		return;
+	}
+	memcpy(ls->scratch, line, len);
+	memcpy(ls->scratch + len, "\r\n", 2);
+	spool_add_line(tx->spool, ls->scratch, len + 2);
+}
+
+/* Consumes DATA lines until the buffer runs dry or the data ends. */
+static void
+lmtp_data_input(struct session *s, struct lmtp_session *ls)
+{
+	struct lmtp_tx		*tx = ls->tx;
+	enum line_status	 st;
+	char			*line;
+	size_t			 len, used;
+	int			 crlf;
+
+	while (ls->state == LMTP_DATA) {
+		st = session_getline(s, LMTP_MAX_DATA_LINE, &line, &len, &used,
+		    &crlf);
+		if (st == LINE_MORE)
+			return;
+		if (st == LINE_TOO_LONG) {
+			/*
+			 * No line end in the first LMTP_MAX_DATA_LINE bytes:
+			 * drop just those, so that a line end (even the
+			 * final dot) past them is still seen.
+			 */
+			if (tx->error == DATA_OK)
+				tx->error = DATA_LINE_TOO_LONG;
+			buf_consume(&s->in, LMTP_MAX_DATA_LINE);
+			tx->skipping = 1;
+			tx->prev_crlf = 0;
+			return;
+		}
+		if (tx->skipping)
+			tx->skipping = 0;
+		else if (crlf && tx->prev_crlf && len == 1 && line[0] == '.') {
+			buf_consume(&s->in, used);
+			lmtp_data_end(s, ls);
+			return;
+		} else
+			lmtp_data_line(s, ls, line, len, crlf);
+		tx->prev_crlf = crlf;
+		buf_consume(&s->in, used);
+	}
+}
+
+/* Runs every complete command or data line already buffered. */
+static void
+lmtp_input(struct session *s)
+{
+	struct lmtp_session	*ls = s->proto;
+	enum line_status	 st;
+	char			*line;
+	size_t			 len, used;
+	int			 crlf;
+
+	while (s->io == SESSION_OPEN) {
+		switch (ls->state) {
+		case LMTP_DATA:
+			lmtp_data_input(s, ls);
+			if (ls->state == LMTP_DATA)
+				return;
+			continue;
+		case LMTP_COMMIT:
+			return;
+		case LMTP_HELO:
+		case LMTP_IDLE:
+		case LMTP_MAIL:
+		case LMTP_RCPT:
+			break;
+		}
+		st = session_getline(s, LMTP_MAX_LINE, &line, &len, &used,
+		    &crlf);
+		if (st == LINE_MORE)
+			return;
+		if (st == LINE_TOO_LONG) {
+			buf_consume(&s->in, LMTP_MAX_LINE);
+			if (!ls->skipping)
+				lmtp_error(s, ls, "500 5.5.2 Line too long");
+			ls->skipping = 1;
+			continue;
+		}
+		if (ls->skipping)
+			ls->skipping = 0;
+		else
+			lmtp_command(s, ls, line);
+		buf_consume(&s->in, used);
+	}
+}
+
+static void
+lmtp_committed(struct session *s, int ok)
+{
+	struct lmtp_session	*ls = s->proto;
+	struct lmtp_tx		*tx = ls->tx;
+	size_t			 i;
+
+	assert(ls->state == LMTP_COMMIT && tx != NULL);
+	for (i = 0; i < tx->nrcpts; i++) {
+		reply_rcpt(s, &tx->rcpts[i], &tx->targets[i], ok);
+		log_info("lmtp.deliver", "session=%llu from=%s to=%s user=%s "
+		    "mailbox=%s uid=%u size=%llu status=%s",
+		    (unsigned long long)s->id, log_quote(tx->sender),
+		    log_quote(tx->rcpts[i].address), tx->rcpts[i].user,
+		    log_quote(tx->rcpts[i].mailbox), tx->targets[i].uid,
+		    (unsigned long long)spool_size(tx->spool),
+		    ok ? store_strerror(tx->targets[i].result) : "uncommitted");
+	}
+	lmtp_tx_free(tx);
+	ls->tx = NULL;
+	ls->state = LMTP_IDLE;
+}
+
+static void
+lmtp_tx_free(struct lmtp_tx *tx)
+{
+	size_t	 i;
+
+	if (tx == NULL)
+		return;
+	for (i = 0; i < tx->nrcpts; i++) {
+		free(tx->rcpts[i].address);
+		free(tx->rcpts[i].mailbox);
+	}
+	free(tx->rcpts);
+	free(tx->targets);
+	free(tx->sender);
+	spool_free(tx->spool);
+	free(tx);
+}
+
+static void
+lmtp_start(struct session *s)
+{
+	struct lmtp_session	*ls;
+
+	if ((ls = calloc(1, sizeof(*ls))) == NULL) {
+		session_printf(s, "421 4.3.0 Out of memory\r\n");
+		session_close(s);
+		return;
+	}
+	ls->state = LMTP_HELO;
+	s->proto = ls;
+	session_printf(s, "220 %s LMTP mailrepd ready\r\n",
+	    s->srv->settings->name);
+}
+
+static void
+lmtp_timeout(struct session *s)
+{
+	session_printf(s, "421 4.4.2 Idle timeout, closing connection\r\n");
+	session_close(s);
+}
+
+static void
+lmtp_free(struct session *s)
+{
+	struct lmtp_session	*ls = s->proto;
+
+	if (ls == NULL)
+		return;
+	lmtp_tx_free(ls->tx);
+	free(ls->scratch);
+	free(ls);
+	s->proto = NULL;
+}
+
+const struct proto_ops lmtp_proto = {
+	.name = "lmtp",
+	.in_limit = LMTP_MAX_DATA_LINE + IO_CHUNK,
+	.out_limit = 1024 * 1024,
+	.busy_reply = "421 4.3.2 Too many connections, try again later\r\n",
+	.start = lmtp_start,
+	.input = lmtp_input,
+	.committed = lmtp_committed,
+	.timeout = lmtp_timeout,
+	.free = lmtp_free,
+};

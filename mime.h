@@ -1,0 +1,93 @@
+/*
+ * mime.h — streaming RFC 5322 / MIME pre-parser.
+ *
+ * A message is parsed once, at delivery, while its bytes stream past; the
+ * result is stored beside the blob so that FETCH ENVELOPE/BODYSTRUCTURE,
+ * section fetches and header SEARCH never parse a message again.  The
+ * parser holds no message body in memory: only the header block of the
+ * part being read (bounded by MIME_MAX_HEADER) and a stack of open
+ * multipart boundaries (bounded by MIME_MAX_DEPTH).
+ */
+#ifndef MAILREPD_MIME_H
+#define MAILREPD_MIME_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+/*
+ * Where one body part lies in the message bytes.  Offsets are from the
+ * first byte of the message; every range is [start, end).
+ *   section	"1.2.3" style; "" for the message itself (always parts[0]).
+ *   header_start..body_start	the part's MIME header, blank line included
+ *   body_start..body_end	the part's body (BODY[section])
+ * For a message/rfc822 part, the encapsulated message's header is
+ * body_start..inner_body_start and its text inner_body_start..body_end;
+ * for any other part inner_body_start == body_start.
+ */
+struct mime_part {
+	char		section[64];
+	uint64_t	header_start;
+	uint64_t	body_start;
+	uint64_t	inner_body_start;
+	uint64_t	body_end;
+	int		is_multipart;
+	int		is_message;	/* message/rfc822 (or global) */
+};
+
+/*
+ * What the parser found.  Every pointer is malloc'd and owned by the
+ * result; mime_result_free() releases them.  Strings are NUL-terminated.
+ */
+struct mime_result {
+	char		*envelope;	/* IMAP ENVELOPE, "(...)" */
+	char		*bodystructure;	/* IMAP BODYSTRUCTURE, extension data */
+	char		*body;		/* IMAP BODY, no extension data */
+	char		*header;	/* top-level header block as received */
+	size_t		 header_len;	/* its length (may hold NULs) */
+	char		*subject;	/* unfolded, RFC 2047 decoded, UTF-8 */
+	char		*from;		/* unfolded, decoded From: */
+	char		*to;		/* unfolded, decoded To: */
+	char		*message_id;	/* Message-ID as written, or NULL */
+	time_t		 date;		/* Date: as seconds, or -1 if absent/bad */
+	struct mime_part *parts;	/* parts[0] is the whole message */
+	size_t		 nparts;
+	uint64_t	 size;		/* bytes fed */
+};
+
+struct mime_parser;
+
+/* Returns a parser ready for the first line of a message, or NULL. */
+struct mime_parser *mime_parser_new(void);
+
+/*
+ * Feeds one line of the message, its line ending (CRLF or bare LF)
+ * included; a final line without an ending is fed as it is.  The caller
+ * splits lines; a line may be of any length.
+ */
+void mime_parser_feed(struct mime_parser *, const char *line, size_t len);
+
+/*
+ * Ends the message and fills *out.  Returns 0, or -1 when memory ran out.
+ * Malformed MIME is never an error: it is described as well as it can be,
+ * as Dovecot and Cyrus do.  The parser can only be freed afterwards.
+ */
+int mime_parser_finish(struct mime_parser *, struct mime_result *out);
+
+void mime_parser_free(struct mime_parser *);
+void mime_result_free(struct mime_result *);
+
+/*
+ * The parts table as a compact, versioned byte string for storage, and
+ * back.  mime_parts_decode() returns 0, or -1 for input it did not write.
+ * Both allocate what they return; the caller frees it.
+ */
+int mime_parts_encode(const struct mime_part *, size_t n, char **out,
+    size_t *outlen);
+int mime_parts_decode(const char *in, size_t inlen, struct mime_part **out,
+    size_t *n);
+
+/* Convenience: parses a whole message held in memory (tests, import). */
+int mime_parse_buffer(const char *msg, size_t len, struct mime_result *out);
+
+#endif /* MAILREPD_MIME_H */

@@ -1,0 +1,115 @@
+/*
+ * proto.h — the session layer shared by the client protocols.
+ *
+ * A session is one client connection: a socket, a bounded input buffer,
+ * an output buffer, and the protocol's own state (struct lmtp_session,
+ * later struct imap_session) behind `proto`.  The event loop reads into
+ * `in` and calls the protocol's input handler, which consumes every
+ * complete command already buffered (clients pipeline) and appends
+ * replies to `out`.
+ *
+ * Group commit: a handler that changed the store calls
+ * session_wait_commit() and stops consuming input.  After every session
+ * of the loop iteration has run, server_commit() commits the store once
+ * (one fsync for all) and calls each waiting session's `committed`
+ * handler, which only then writes the acknowledgements.
+ */
+#ifndef MAILREPD_PROTO_H
+#define MAILREPD_PROTO_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "buf.h"
+#include "net.h"
+
+struct settings;
+struct store;
+struct session;
+
+/* What every session can reach: the store, the settings, the clock. */
+struct server {
+	struct store		*store;
+	const struct settings	*settings;
+	time_t			 now;
+	struct session		*sessions;	/* every live session */
+	unsigned		 nsessions;
+	uint64_t		 next_id;
+};
+
+enum session_io {
+	SESSION_OPEN,		/* reading and running commands */
+	SESSION_WAIT_COMMIT,	/* a change awaits the group commit */
+	SESSION_CLOSING,	/* writing what is left, then closing */
+};
+
+/* A protocol's handlers; see the comment at the top. */
+struct proto_ops {
+	const char	*name;
+	size_t		 in_limit;	/* longest input buffered */
+	size_t		 out_limit;
+	const char	*busy_reply;	/* sent when at max connections */
+	void		(*start)(struct session *);
+	void		(*input)(struct session *);
+	void		(*committed)(struct session *, int ok);
+	void		(*timeout)(struct session *);
+	void		(*free)(struct session *);
+};
+
+struct session {
+	struct session		*next;
+	struct server		*srv;
+	const struct proto_ops	*ops;
+	uint64_t		 id;
+	int			 fd;
+	enum session_io		 io;
+	int			 in_eof;	/* the peer sent FIN */
+	int			 local;		/* loopback or unix peer */
+	struct buf		 in;
+	struct buf		 out;
+	time_t			 last_active;
+	char			 peer[NET_PEER_LEN];
+	void			*proto;		/* owned by the protocol */
+};
+
+/* Loop side. */
+void	server_accept(struct server *, int lfd, const struct proto_ops *);
+void	session_on_readable(struct session *);
+void	session_on_writable(struct session *);
+short	session_poll_events(const struct session *);
+int	session_wants_processing(const struct session *);
+void	session_process(struct session *);
+void	server_commit(struct server *);
+void	server_timeouts(struct server *);
+void	server_reap(struct server *);
+void	server_close_all(struct server *);
+
+/* Protocol side. */
+enum line_status {
+	LINE_MORE,		/* no complete line buffered yet */
+	LINE_OK,
+	LINE_TOO_LONG,		/* more than max bytes without a LF */
+};
+
+/*
+ * Finds the next complete line in s->in.  On LINE_OK *line points at it
+ * inside the buffer, NUL-terminated in place of its line ending, *len is
+ * its length without the ending, and *used the bytes to buf_consume()
+ * once the caller is done with it.  A line ending is LF with an optional
+ * CR before it; *crlf says which.
+ */
+enum line_status session_getline(struct session *, size_t max, char **line,
+	    size_t *len, size_t *used, int *crlf);
+
+/* Appends formatted output; a session past its output limit is closed. */
+void	session_printf(struct session *, const char *fmt, ...)
+	    __attribute__((format(printf, 2, 3)));
+void	session_write(struct session *, const void *, size_t);
+
+void	session_wait_commit(struct session *);
+
+/* Sends what is buffered, then closes. */
+void	session_close(struct session *);
+
+#endif /* MAILREPD_PROTO_H */

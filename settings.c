@@ -1,0 +1,344 @@
+/*
+ * settings.c — the settings table, the config-file reader and the
+ * long-option parser, all driven by one table.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "log.h"
+#include "settings.h"
+
+#define STR(x)	#x
+#define XSTR(x)	STR(x)
+
+enum setting_type {
+	SET_STRING,
+	SET_LONG,
+	SET_BOOL,
+	SET_ENUM,
+};
+
+struct setting {
+	const char		*name;
+	enum setting_type	 type;
+	size_t			 offset;	/* into struct settings */
+	const char		*def;		/* default, as text, or NULL */
+	long			 min, max;	/* for SET_LONG */
+	const char *const	*words;		/* for SET_ENUM, NULL-ended */
+	const char		*help;
+};
+
+static const char *const log_levels[] = {
+	"debug", "info", "warn", "error", NULL
+};
+
+#define OFF(f)	offsetof(struct settings, f)
+
+static const struct setting table[] = {
+	{ "config", SET_STRING, OFF(config), NULL, 0, 0, NULL,
+	    "read settings from FILE (key = value lines)" },
+	{ "data", SET_STRING, OFF(data_dir), DEFAULT_DATA_DIR, 0, 0, NULL,
+	    "data directory; created if missing" },
+	{ "lmtp", SET_STRING, OFF(lmtp), NULL, 0, 0, NULL,
+	    "LMTP listeners: ADDR:PORT or unix:PATH, comma separated" },
+	{ "name", SET_STRING, OFF(name), NULL, 0, 0, NULL,
+	    "this node's name (default: the host name)" },
+	{ "domains", SET_STRING, OFF(domains), NULL, 0, 0, NULL,
+	    "recipient domains accepted, comma separated (default: any)" },
+	{ "max-connections", SET_LONG, OFF(max_connections),
+	    XSTR(DEFAULT_MAX_CONNECTIONS), 1, 100000, NULL,
+	    "concurrent client connections" },
+	{ "idle-timeout", SET_LONG, OFF(idle_timeout),
+	    XSTR(DEFAULT_IDLE_TIMEOUT), 1, 86400, NULL,
+	    "seconds before an idle connection is closed" },
+	{ "max-message-size", SET_LONG, OFF(max_message_size),
+	    XSTR(DEFAULT_MAX_MESSAGE_SIZE), 1024, 1L << 30, NULL,
+	    "largest message accepted, in bytes (LMTP SIZE)" },
+	{ "syslog", SET_BOOL, OFF(syslog), "no", 0, 0, NULL,
+	    "log to syslog (facility mail) instead of stderr" },
+	{ "log-level", SET_ENUM, OFF(log_level), "info", 0, 0, log_levels,
+	    "least important events logged: debug, info, warn, error" },
+};
+
+#define NSETTINGS	(sizeof(table) / sizeof(table[0]))
+
+static const struct setting *
+setting_find(const char *name, size_t len)
+{
+	size_t	 i;
+
+	for (i = 0; i < NSETTINGS; i++)
+		if (strlen(table[i].name) == len &&
+		    strncmp(table[i].name, name, len) == 0)
+			return &table[i];
+	return NULL;
+}
+
+/*
+ * Parses `value` for setting `s` into *set.  `where` names the source
+ * ("--data" or "file:12") for the error message.  Returns 0 or -1.
+ */
+static int
+setting_apply(struct settings *set, const struct setting *s,
+    const char *value, const char *where)
+{
+	char	*p = (char *)set + s->offset, *end, **sp;
+	long	 v;
+	int	 i;
+
+	switch (s->type) {
+	case SET_STRING:
+		sp = (char **)p;
+		free(*sp);
+		if ((*sp = strdup(value)) == NULL)
+			goto nomem;
+		return 0;
+	case SET_LONG:
+		errno = 0;
+		v = strtol(value, &end, 10);
+		if (errno || end == value || *end != '\0' || v < s->min ||
+		    v > s->max) {
+			fprintf(stderr, "mailrepd: %s: setting '%s' wants a "
+			    "whole number from %ld to %ld, not '%s'\n", where,
+			    s->name, s->min, s->max, value);
+			return -1;
+		}
+		*(long *)p = v;
+		return 0;
+	case SET_BOOL:
+		if (strcmp(value, "yes") == 0 || strcmp(value, "true") == 0 ||
+		    strcmp(value, "1") == 0)
+			*(int *)p = 1;
+		else if (strcmp(value, "no") == 0 ||
+		    strcmp(value, "false") == 0 || strcmp(value, "0") == 0)
+			*(int *)p = 0;
+		else {
+			fprintf(stderr, "mailrepd: %s: setting '%s' wants yes "
+			    "or no, not '%s'\n", where, s->name, value);
+			return -1;
+		}
+		return 0;
+	case SET_ENUM:
+		for (i = 0; s->words[i] != NULL; i++)
+			if (strcmp(s->words[i], value) == 0) {
+				*(int *)p = i;
+				return 0;
+			}
+		fprintf(stderr, "mailrepd: %s: setting '%s' has no value "
+		    "'%s'\n", where, s->name, value);
+		return -1;
+	}
+	return -1;
+nomem:
+	fprintf(stderr, "mailrepd: out of memory\n");
+	return -1;
+}
+
+/* Trims white space from both ends of s in place and returns it. */
+static char *
+trim(char *s)
+{
+	char	*e;
+
+	while (isspace((unsigned char)*s))
+		s++;
+	e = s + strlen(s);
+	while (e > s && isspace((unsigned char)e[-1]))
+		*--e = '\0';
+	return s;
+}
+
+/*
+ * Reads "key = value" lines from path; '#' starts a comment.  Returns 0,
+ * or -1 after printing what is wrong and where.
+ */
+static int
+settings_read_file(struct settings *set, const char *path)
+{
+	FILE			*f;
+	char			 line[CONFIG_MAX_LINE], where[PATH_MAX + 32];
+	char			*key, *value, *eq, *hash;
+	const struct setting	*s;
+	int			 lineno = 0, rc = 0;
+
+	if ((f = fopen(path, "r")) == NULL) {
+		fprintf(stderr, "mailrepd: setting 'config': cannot read "
+		    "'%s': %s\n", path, strerror(errno));
+		return -1;
+	}
+	while (rc == 0 && fgets(line, sizeof(line), f) != NULL) {
+		lineno++;
+		snprintf(where, sizeof(where), "%s:%d", path, lineno);
+		if (strchr(line, '\n') == NULL && !feof(f)) {
+			fprintf(stderr, "mailrepd: %s: line too long\n", where);
+			rc = -1;
+			break;
+		}
+		if ((hash = strchr(line, '#')) != NULL)
+			*hash = '\0';
+		key = trim(line);
+		if (*key == '\0')
+			continue;
+		if ((eq = strchr(key, '=')) == NULL) {
+			fprintf(stderr, "mailrepd: %s: expected 'key = value'"
+			    "\n", where);
+			rc = -1;
+			break;
+		}
+		*eq = '\0';
+		key = trim(key);
+		value = trim(eq + 1);
+		if ((s = setting_find(key, strlen(key))) == NULL ||
+		    strcmp(key, "config") == 0) {
+			fprintf(stderr, "mailrepd: %s: unknown setting '%s'\n",
+			    where, key);
+			rc = -1;
+			break;
+		}
+		rc = setting_apply(set, s, value, where);
+	}
+	fclose(f);
+	return rc;
+}
+
+/* Sets every setting to its default. */
+static int
+settings_defaults(struct settings *set)
+{
+	char	 host[256];
+	size_t	 i;
+
+	memset(set, 0, sizeof(*set));
+	for (i = 0; i < NSETTINGS; i++)
+		if (table[i].def != NULL &&
+		    setting_apply(set, &table[i], table[i].def, "default") < 0)
+			return -1;
+	if (gethostname(host, sizeof(host)) != 0)
+		strcpy(host, "localhost");
+	host[sizeof(host) - 1] = '\0';
+	return setting_apply(set, setting_find("name", 4), host, "default");
+}
+
+/*
+ * Splits "--key=value" or "--key value" at argv[*i]; advances *i past the
+ * value.  Returns the value or NULL when it is missing.
+ */
+static const char *
+option_value(int argc, char **argv, int *i, const char **key, size_t *klen)
+{
+	const char	*arg = argv[*i] + 2, *eq = strchr(arg, '=');
+
+	*key = arg;
+	if (eq != NULL) {
+		*klen = eq - arg;
+		return eq + 1;
+	}
+	*klen = strlen(arg);
+	if (*i + 1 >= argc)
+		return NULL;
+	return argv[++*i];
+}
+
+int
+settings_parse(struct settings *set, int argc, char **argv, int first,
+    struct cmd_option *opts, int nopts, char **pos, int *npos)
+{
+	const struct setting	*s;
+	const char		*key, *value;
+	char			 where[128];
+	size_t			 klen;
+	int			 i, j, maxpos = *npos, pass;
+
+	*npos = 0;
+	if (settings_defaults(set) < 0)
+		return -1;
+	/* Pass 0 finds --config, so that every option can override it. */
+	for (pass = 0; pass < 2; pass++) {
+		for (i = first; i < argc; i++) {
+			if (strncmp(argv[i], "--", 2) != 0 || argv[i][2] == 0) {
+				if (pass == 1 && *npos >= maxpos) {
+					fprintf(stderr, "mailrepd: unexpected "
+					    "argument '%s'\n", argv[i]);
+					return -1;
+				}
+				if (pass == 1)
+					pos[(*npos)++] = argv[i];
+				continue;
+			}
+			for (j = 0; j < nopts; j++)
+				if (strncmp(argv[i] + 2, opts[j].name,
+				    strlen(opts[j].name)) == 0 &&
+				    (argv[i][2 + strlen(opts[j].name)] == 0 ||
+				    argv[i][2 + strlen(opts[j].name)] == '='))
+					break;
+			if (j < nopts && !opts[j].has_value) {
+				opts[j].value = "yes";
+				continue;
+			}
+			value = option_value(argc, argv, &i, &key, &klen);
+			snprintf(where, sizeof(where), "--%.*s", (int)klen,
+			    key);
+			if (value == NULL) {
+				fprintf(stderr, "mailrepd: %s needs a value\n",
+				    where);
+				return -1;
+			}
+			if (j < nopts) {
+				opts[j].value = value;
+				continue;
+			}
+			if ((s = setting_find(key, klen)) == NULL) {
+				fprintf(stderr, "mailrepd: unknown option %s "
+				    "(see mailrepd --help)\n", where);
+				return -1;
+			}
+			if (pass == 0 && s->offset == OFF(config)) {
+				if (settings_read_file(set, value) < 0)
+					return -1;
+			} else if (pass == 1 && s->offset != OFF(config) &&
+			    setting_apply(set, s, value, where) < 0)
+				return -1;
+		}
+	}
+	return 0;
+}
+
+void
+settings_free(struct settings *set)
+{
+	size_t	 i;
+
+	for (i = 0; i < NSETTINGS; i++)
+		if (table[i].type == SET_STRING)
+			free(*(char **)((char *)set + table[i].offset));
+	memset(set, 0, sizeof(*set));
+}
+
+void
+settings_usage(FILE *f)
+{
+	size_t	 i;
+
+	fprintf(f, "Settings (config-file key, or --key VALUE):\n");
+	for (i = 0; i < NSETTINGS; i++)
+		fprintf(f, "  --%-18s %s%s%s%s\n", table[i].name,
+		    table[i].help, table[i].def ? " [" : "",
+		    table[i].def ? table[i].def : "",
+		    table[i].def ? "]" : "");
+}
+
+void
+settings_usage_options(FILE *f, const struct cmd_option *opts, int n)
+{
+	int	 i;
+
+	for (i = 0; i < n; i++)
+		fprintf(f, "  --%-18s %s\n", opts[i].name, opts[i].help);
+}

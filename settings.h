@@ -1,0 +1,58 @@
+/*
+ * settings.h — the run-time settings of mailrepd.
+ *
+ * Every setting has one name, used as a config-file key ("key = value")
+ * and as a long option ("--key value" or "--key=value"); the option wins.
+ * One table in settings.c lists them all, with defaults from config.h;
+ * parsing, validation errors and --help come from that table.
+ */
+#ifndef MAILREPD_SETTINGS_H
+#define MAILREPD_SETTINGS_H
+
+#include <stdio.h>
+
+struct settings {
+	char	*config;		/* --config FILE, or NULL */
+	char	*data_dir;		/* --data */
+	char	*lmtp;			/* --lmtp listeners, comma separated */
+	char	*name;			/* --name, default: host name */
+	char	*domains;		/* --domains accepted, NULL: any */
+	long	 max_connections;
+	long	 idle_timeout;		/* seconds */
+	long	 max_message_size;	/* bytes */
+	int	 syslog;		/* log to syslog instead of stderr */
+	int	 log_level;		/* enum log_level */
+};
+
+/*
+ * A sub-command's own option (not a setting): --name [value].  After
+ * settings_parse() `value` is what was given, or NULL; a flag without a
+ * value is set to "yes".
+ */
+struct cmd_option {
+	const char	*name;
+	int		 has_value;
+	const char	*help;
+	const char	*value;
+};
+
+/*
+ * Fills *set from defaults, then --config FILE, then the options in
+ * argv[first..argc).  Sub-command options go to opts[0..nopts); other
+ * words are collected, in order, into pos[0..*npos) (at most *npos).
+ * On an error it prints a message naming the setting or word at fault to
+ * stderr and returns -1 (the caller exits with status 2).  Strings in
+ * *set are allocated and live until settings_free().
+ */
+int	settings_parse(struct settings *set, int argc, char **argv, int first,
+	    struct cmd_option *opts, int nopts, char **pos, int *npos);
+
+void	settings_free(struct settings *);
+
+/* Prints every setting with its default and meaning. */
+void	settings_usage(FILE *);
+
+/* Prints a sub-command's own options. */
+void	settings_usage_options(FILE *, const struct cmd_option *, int);
+
+#endif /* MAILREPD_SETTINGS_H */

@@ -1,0 +1,43 @@
+/*
+ * spool.h — a message on its way into the store.
+ *
+ * The bytes of an incoming message (LMTP DATA, IMAP APPEND, import) are
+ * written to an unlinked temporary file in the data directory while their
+ * SHA-256 (the GUID) and the MIME pre-parse are computed, so that no
+ * message is ever held whole in memory.  store_deliver() then copies the
+ * file into the database.
+ */
+#ifndef MAILREPD_SPOOL_H
+#define MAILREPD_SPOOL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "mime.h"
+#include "store.h"
+
+struct spool;
+
+/* Creates a spool file under dir; returns NULL (logged) on failure. */
+struct spool	*spool_new(const char *dir);
+
+/*
+ * Adds one line of the message, with its line ending.  Errors are kept
+ * and reported by spool_finish(), so a caller may go on feeding.
+ */
+void		 spool_add_line(struct spool *, const char *line, size_t len);
+
+/* Bytes added so far. */
+uint64_t	 spool_size(const struct spool *);
+
+/*
+ * Ends the message: flushes the file, fills *in (whose mime result the
+ * spool owns).  Returns 0, or -1 when writing failed (disk full: errno
+ * is ENOSPC).
+ */
+int		 spool_finish(struct spool *, struct store_blob_in *in);
+
+/* Closes and frees the spool (and its file, already unlinked). */
+void		 spool_free(struct spool *);
+
+#endif /* MAILREPD_SPOOL_H */

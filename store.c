@@ -1,0 +1,1437 @@
+/*
+ * store.c — the only code that speaks SQL.
+ *
+ * Layout of the database (schema version 1):
+ *   node		this node's identity and role (one row)
+ *   user		accounts and password hashes
+ *   mailbox		one row per mailbox, with its IMAP counters
+ *   blob, chunk	message bytes by GUID, in BLOB_CHUNK_SIZE chunks, each
+ *			zlib-compressed when that saves space; the MIME
+ *			pre-parse results sit beside them in blob
+ *   message		(mailbox, uid) -> blob, flags, modseq, internaldate
+ *   expunged		tombstones of expunged messages (uid, guid)
+ *   mailbox_gone	tombstones of deleted mailboxes
+ *   replog		the replication log: one row per mutation
+ *
+ * Invariants kept here: a mailbox's uidnext never goes down and every
+ * uid in it is below uidnext; a message's modseq is at most its mailbox's
+ * highestmodseq; a blob's bytes hash to its GUID.
+ */
+#include <assert.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+#include <zlib.h>
+
+#include "config.h"
+#include "crypto.h"
+#include "log.h"
+#include "mime.h"
+#include "store.h"
+
+#define DB_FILE		"mailrepd.db"
+
+/* The mailboxes every new user gets, with their RFC 6154 use. */
+static const struct {
+	const char	*name;
+	const char	*special_use;
+} default_mailboxes[] = {
+	{ "INBOX", "" },
+	{ "Sent", "\\Sent" },
+	{ "Drafts", "\\Drafts" },
+	{ "Trash", "\\Trash" },
+	{ "Junk", "\\Junk" },
+	{ "Archive", "\\Archive" },
+};
+
+static const char schema_v1[] =
+	"CREATE TABLE node ("
+	"  one INTEGER PRIMARY KEY CHECK (one = 1),"
+	"  node_id BLOB NOT NULL,"
+	"  role TEXT NOT NULL,"
+	"  epoch BLOB NOT NULL,"
+	"  last_uidvalidity INTEGER NOT NULL,"
+	"  created INTEGER NOT NULL);"
+	"CREATE TABLE user ("
+	"  id INTEGER PRIMARY KEY,"
+	"  name TEXT NOT NULL UNIQUE COLLATE NOCASE,"
+	"  password TEXT NOT NULL,"
+	"  created INTEGER NOT NULL);"
+	"CREATE TABLE mailbox ("
+	"  id INTEGER PRIMARY KEY,"
+	"  uniqueid BLOB NOT NULL UNIQUE,"
+	"  user_id INTEGER NOT NULL REFERENCES user(id),"
+	"  name TEXT NOT NULL,"
+	"  uidvalidity INTEGER NOT NULL,"
+	"  uidnext INTEGER NOT NULL,"
+	"  highestmodseq INTEGER NOT NULL,"
+	"  subscribed INTEGER NOT NULL DEFAULT 0,"
+	"  special_use TEXT NOT NULL DEFAULT '',"
+	"  UNIQUE (user_id, name));"
+	"CREATE TABLE blob ("
+	"  id INTEGER PRIMARY KEY,"
+	"  guid BLOB NOT NULL UNIQUE,"
+	"  size INTEGER NOT NULL,"
+	"  envelope TEXT, bodystructure TEXT, body TEXT,"
+	"  header BLOB, parts BLOB,"
+	"  subject TEXT, from_addr TEXT, to_addr TEXT, message_id TEXT,"
+	"  sent_date INTEGER);"
+	"CREATE TABLE chunk ("
+	"  blob_id INTEGER NOT NULL REFERENCES blob(id),"
+	"  seq INTEGER NOT NULL,"
+	"  zlib INTEGER NOT NULL,"
+	"  data BLOB NOT NULL,"
+	"  PRIMARY KEY (blob_id, seq));"
+	"CREATE TABLE message ("
+	"  mailbox_id INTEGER NOT NULL REFERENCES mailbox(id),"
+	"  uid INTEGER NOT NULL,"
+	"  blob_id INTEGER NOT NULL REFERENCES blob(id),"
+	"  modseq INTEGER NOT NULL,"
+	"  flags INTEGER NOT NULL DEFAULT 0,"
+	"  keywords TEXT NOT NULL DEFAULT '',"
+	"  internaldate INTEGER NOT NULL,"
+	"  PRIMARY KEY (mailbox_id, uid)) WITHOUT ROWID;"
+	"CREATE INDEX message_blob ON message(blob_id);"
+	"CREATE INDEX message_modseq ON message(mailbox_id, modseq);"
+	"CREATE TABLE expunged ("
+	"  mailbox BLOB NOT NULL,"
+	"  uid INTEGER NOT NULL,"
+	"  guid BLOB NOT NULL,"
+	"  modseq INTEGER NOT NULL,"
+	"  time INTEGER NOT NULL,"
+	"  PRIMARY KEY (mailbox, uid));"
+	"CREATE TABLE mailbox_gone ("
+	"  uniqueid BLOB PRIMARY KEY,"
+	"  user TEXT NOT NULL,"
+	"  name TEXT NOT NULL,"
+	"  time INTEGER NOT NULL);"
+	"CREATE TABLE replog ("
+	"  seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+	"  time INTEGER NOT NULL,"
+	"  type TEXT NOT NULL,"
+	"  user TEXT,"
+	"  mailbox BLOB,"
+	"  uid INTEGER,"
+	"  guid BLOB,"
+	"  modseq INTEGER,"
+	"  flags INTEGER,"
+	"  keywords TEXT,"
+	"  internaldate INTEGER,"
+	"  name TEXT,"
+	"  value TEXT);";
+
+/*
+ * Schema steps: migrations[v] takes a store from version v to v + 1.
+ * A new version adds a step here and bumps SCHEMA_VERSION.
+ */
+static const char *const migrations[SCHEMA_VERSION] = {
+	schema_v1,
+};
+
+/* Every statement the store runs more than once, prepared once. */
+enum stmt_id {
+	S_USER_ADD,
+	S_USER_FIND,
+	S_USER_DEL,
+	S_USER_SETPW,
+	S_USER_LIST,
+	S_MBOX_GET,
+	S_MBOX_ADD,
+	S_MBOX_TARGET,
+	S_MBOX_LIST,
+	S_MBOX_BUMP,
+	S_MBOX_OF_USER,
+	S_MBOX_DEL_USER,
+	S_MBOX_GONE,
+	S_NODE_UIDVALIDITY,
+	S_BLOB_FIND,
+	S_BLOB_ADD,
+	S_CHUNK_ADD,
+	S_CHUNK_GET,
+	S_MSG_ADD,
+	S_MSG_LIST,
+	S_MSG_EXPUNGE_ALL,
+	S_MSG_DEL_ALL,
+	S_BLOB_GC_CHUNKS,
+	S_BLOB_GC,
+	S_REPLOG_ADD,
+	S_REPLOG_HEAD,
+	NSTMT
+};
+
+static const char *const stmt_sql[NSTMT] = {
+	[S_USER_ADD] = "INSERT INTO user (name, password, created) "
+	    "VALUES (?1, ?2, ?3)",
+	[S_USER_FIND] = "SELECT id, name, password FROM user WHERE name = ?1",
+	[S_USER_DEL] = "DELETE FROM user WHERE id = ?1",
+	[S_USER_SETPW] = "UPDATE user SET password = ?2 WHERE id = ?1",
+	[S_USER_LIST] = "SELECT name, created FROM user ORDER BY name",
+	[S_MBOX_GET] = "SELECT m.id, m.uniqueid, m.name, m.uidvalidity, "
+	    "m.uidnext, m.highestmodseq, m.subscribed, m.special_use, "
+	    "(SELECT count(*) FROM message WHERE mailbox_id = m.id) "
+	    "FROM mailbox m JOIN user u ON u.id = m.user_id "
+	    "WHERE u.name = ?1 AND (m.name = ?2 OR "
+	    "(upper(?2) = 'INBOX' AND m.name = 'INBOX'))",
+	[S_MBOX_ADD] = "INSERT INTO mailbox (uniqueid, user_id, name, "
+	    "uidvalidity, uidnext, highestmodseq, subscribed, special_use) "
+	    "VALUES (?1, ?2, ?3, ?4, 1, 1, 1, ?5)",
+	[S_MBOX_TARGET] = "SELECT m.id, m.uniqueid, m.uidnext "
+	    "FROM mailbox m JOIN user u ON u.id = m.user_id "
+	    "WHERE u.name = ?1 AND (m.name = ?2 OR "
+	    "(upper(?2) = 'INBOX' AND m.name = 'INBOX'))",
+	[S_MBOX_LIST] = "SELECT m.id, m.uniqueid, m.name, m.uidvalidity, "
+	    "m.uidnext, m.highestmodseq, m.subscribed, m.special_use, "
+	    "(SELECT count(*) FROM message WHERE mailbox_id = m.id) "
+	    "FROM mailbox m JOIN user u ON u.id = m.user_id "
+	    "WHERE u.name = ?1 ORDER BY m.name",
+	[S_MBOX_BUMP] = "UPDATE mailbox SET uidnext = uidnext + 1, "
+	    "highestmodseq = highestmodseq + 1 WHERE id = ?1 "
+	    "RETURNING uidnext - 1, highestmodseq",
+	[S_MBOX_OF_USER] = "SELECT id, uniqueid, name FROM mailbox "
+	    "WHERE user_id = ?1",
+	[S_MBOX_DEL_USER] = "DELETE FROM mailbox WHERE user_id = ?1",
+	[S_MBOX_GONE] = "INSERT OR REPLACE INTO mailbox_gone "
+	    "(uniqueid, user, name, time) VALUES (?1, ?2, ?3, ?4)",
+	[S_NODE_UIDVALIDITY] = "UPDATE node SET last_uidvalidity = "
+	    "max(last_uidvalidity + 1, ?1) RETURNING last_uidvalidity",
+	[S_BLOB_FIND] = "SELECT id, size FROM blob WHERE guid = ?1",
+	[S_BLOB_ADD] = "INSERT INTO blob (guid, size, envelope, "
+	    "bodystructure, body, header, parts, subject, from_addr, to_addr, "
+	    "message_id, sent_date) "
+	    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+	[S_CHUNK_ADD] = "INSERT INTO chunk (blob_id, seq, zlib, data) "
+	    "VALUES (?1, ?2, ?3, ?4)",
+	[S_CHUNK_GET] = "SELECT zlib, data FROM chunk "
+	    "WHERE blob_id = ?1 AND seq = ?2",
+	[S_MSG_ADD] = "INSERT INTO message (mailbox_id, uid, blob_id, modseq, "
+	    "flags, keywords, internaldate) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+	[S_MSG_LIST] = "SELECT m.uid, b.guid, m.modseq, m.flags, m.keywords, "
+	    "m.internaldate, b.size FROM message m JOIN blob b "
+	    "ON b.id = m.blob_id WHERE m.mailbox_id = ?1 ORDER BY m.uid",
+	[S_MSG_EXPUNGE_ALL] = "INSERT OR REPLACE INTO expunged "
+	    "(mailbox, uid, guid, modseq, time) "
+	    "SELECT ?2, m.uid, b.guid, m.modseq, ?3 FROM message m "
+	    "JOIN blob b ON b.id = m.blob_id WHERE m.mailbox_id = ?1",
+	[S_MSG_DEL_ALL] = "DELETE FROM message WHERE mailbox_id = ?1",
+	[S_BLOB_GC_CHUNKS] = "DELETE FROM chunk WHERE blob_id IN "
+	    "(SELECT id FROM blob WHERE NOT EXISTS "
+	    "(SELECT 1 FROM message WHERE blob_id = blob.id))",
+	[S_BLOB_GC] = "DELETE FROM blob WHERE NOT EXISTS "
+	    "(SELECT 1 FROM message WHERE blob_id = blob.id)",
+	[S_REPLOG_ADD] = "INSERT INTO replog (time, type, user, mailbox, uid, "
+	    "guid, modseq, flags, keywords, internaldate, name, value) "
+	    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+	[S_REPLOG_HEAD] = "SELECT coalesce(max(seq), 0) FROM replog",
+};
+
+struct store {
+	sqlite3		*db;
+	sqlite3_stmt	*stmts[NSTMT];
+	int		 in_txn;	/* a write transaction is open */
+	uint8_t		*raw;		/* BLOB_CHUNK_SIZE scratch */
+	uint8_t		*packed;	/* compressBound(BLOB_CHUNK_SIZE) */
+	size_t		 packed_cap;
+};
+
+struct store_blob_reader {
+	struct store	*st;
+	int64_t		 blob_id;
+	uint64_t	 size;
+	int64_t		 cached_seq;	/* chunk in `chunk`, or -1 */
+	size_t		 cached_len;
+	uint8_t		*chunk;		/* BLOB_CHUNK_SIZE bytes */
+};
+
+/* A replication record, as handed to replog_append(). */
+struct replog_rec {
+	const char	*type;
+	const char	*user;
+	const uint8_t	*mailbox;	/* uniqueid, or NULL */
+	uint32_t	 uid;
+	const uint8_t	*guid;		/* or NULL */
+	uint64_t	 modseq;
+	uint32_t	 flags;
+	const char	*keywords;
+	int64_t		 internaldate;
+	const char	*name;
+	const char	*value;
+};
+
+/* Maps an SQLite result code to a store error, logging what failed. */
+static enum store_err
+db_error(struct store *st, int rc, const char *what)
+{
+	log_error("store.error", "op=%s sqlite=%d msg=%s", what, rc,
+	    log_quote(sqlite3_errmsg(st->db)));
+	switch (rc & 0xff) {
+	case SQLITE_FULL:
+		return STORE_FULL;
+	case SQLITE_BUSY:
+	case SQLITE_LOCKED:
+		return STORE_BUSY;
+	case SQLITE_CONSTRAINT:
+		return STORE_EXISTS;
+	default:
+		return STORE_IO;
+	}
+}
+
+/* Returns the prepared statement `id`, reset and unbound, or NULL. */
+static sqlite3_stmt *
+stmt(struct store *st, enum stmt_id id)
+{
+	sqlite3_stmt	*s = st->stmts[id];
+
+	if (s == NULL) {
+		if (sqlite3_prepare_v3(st->db, stmt_sql[id], -1,
+		    SQLITE_PREPARE_PERSISTENT, &st->stmts[id], NULL) !=
+		    SQLITE_OK) {
+			log_error("store.prepare", "sql=%s msg=%s",
+			    log_quote(stmt_sql[id]),
+			    log_quote(sqlite3_errmsg(st->db)));
+			return NULL;
+		}
+		return st->stmts[id];
+	}
+	sqlite3_reset(s);
+	sqlite3_clear_bindings(s);
+	return s;
+}
+
+/*
+ * Runs a statement that returns no rows (or whose rows are not wanted),
+ * then resets it so that it holds no read lock.
+ */
+static enum store_err
+step_done(struct store *st, sqlite3_stmt *s, const char *what)
+{
+	int	 rc;
+
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+		;
+	sqlite3_reset(s);
+	return rc == SQLITE_DONE ? STORE_OK : db_error(st, rc, what);
+}
+
+static enum store_err
+exec(struct store *st, const char *sql)
+{
+	int	 rc;
+
+	if ((rc = sqlite3_exec(st->db, sql, NULL, NULL, NULL)) != SQLITE_OK)
+		return db_error(st, rc, sql);
+	return STORE_OK;
+}
+
+/*
+ * Opens the write transaction when none is open, then a savepoint for
+ * one mutation.  BEGIN IMMEDIATE takes the write lock at once, so that a
+ * command-line tool and the server never deadlock upgrading a read lock.
+ */
+static enum store_err
+op_begin(struct store *st)
+{
+	enum store_err	 err;
+
+	if (!st->in_txn) {
+		if ((err = exec(st, "BEGIN IMMEDIATE")) != STORE_OK)
+			return err;
+		st->in_txn = 1;
+	}
+	return exec(st, "SAVEPOINT op");
+}
+
+/* Ends the mutation begun by op_begin(): kept when err is STORE_OK. */
+static enum store_err
+op_end(struct store *st, enum store_err err)
+{
+	assert(st->in_txn);
+	if (err == STORE_OK)
+		return exec(st, "RELEASE op");
+	exec(st, "ROLLBACK TO op");
+	exec(st, "RELEASE op");
+	return err;
+}
+
+enum store_err
+store_commit(struct store *st)
+{
+	enum store_err	 err;
+
+	if (!st->in_txn)
+		return STORE_OK;
+	st->in_txn = 0;
+	if ((err = exec(st, "COMMIT")) != STORE_OK) {
+		if (!sqlite3_get_autocommit(st->db))
+			exec(st, "ROLLBACK");
+		return err;
+	}
+	return STORE_OK;
+}
+
+void
+store_rollback(struct store *st)
+{
+	if (!st->in_txn)
+		return;
+	st->in_txn = 0;
+	exec(st, "ROLLBACK");
+}
+
+int
+store_txn_open(const struct store *st)
+{
+	return st->in_txn;
+}
+
+const char *
+store_strerror(enum store_err err)
+{
+	switch (err) {
+	case STORE_OK:
+		return "ok";
+	case STORE_NOTFOUND:
+		return "not found";
+	case STORE_EXISTS:
+		return "already exists";
+	case STORE_INVALID:
+		return "invalid name or value";
+	case STORE_FULL:
+		return "storage full";
+	case STORE_BUSY:
+		return "store busy";
+	case STORE_IO:
+		return "storage error";
+	}
+	return "unknown error";
+}
+
+/* Appends a replication record; called inside the mutation's savepoint. */
+static enum store_err
+replog_append(struct store *st, const struct replog_rec *r)
+{
+	sqlite3_stmt	*s;
+
+	if ((s = stmt(st, S_REPLOG_ADD)) == NULL)
+		return STORE_IO;
+	sqlite3_bind_int64(s, 1, time(NULL));
+	sqlite3_bind_text(s, 2, r->type, -1, SQLITE_STATIC);
+	if (r->user != NULL)
+		sqlite3_bind_text(s, 3, r->user, -1, SQLITE_STATIC);
+	if (r->mailbox != NULL)
+		sqlite3_bind_blob(s, 4, r->mailbox, MAILBOX_ID_LEN,
+		    SQLITE_STATIC);
+	if (r->uid != 0)
+		sqlite3_bind_int64(s, 5, r->uid);
+	if (r->guid != NULL)
+		sqlite3_bind_blob(s, 6, r->guid, GUID_LEN, SQLITE_STATIC);
+	if (r->modseq != 0)
+		sqlite3_bind_int64(s, 7, (sqlite3_int64)r->modseq);
+	sqlite3_bind_int64(s, 8, r->flags);
+	if (r->keywords != NULL)
+		sqlite3_bind_text(s, 9, r->keywords, -1, SQLITE_STATIC);
+	if (r->internaldate != 0)
+		sqlite3_bind_int64(s, 10, r->internaldate);
+	if (r->name != NULL)
+		sqlite3_bind_text(s, 11, r->name, -1, SQLITE_STATIC);
+	if (r->value != NULL)
+		sqlite3_bind_text(s, 12, r->value, -1, SQLITE_STATIC);
+	return step_done(st, s, "replog append");
+}
+
+int64_t
+store_replog_head(struct store *st)
+{
+	sqlite3_stmt	*s;
+	int64_t		 head = -1;
+
+	if ((s = stmt(st, S_REPLOG_HEAD)) == NULL)
+		return -1;
+	if (sqlite3_step(s) == SQLITE_ROW)
+		head = sqlite3_column_int64(s, 0);
+	sqlite3_reset(s);
+	return head;
+}
+
+/* Creates the node row: a random node id and a first master epoch. */
+static enum store_err
+node_init(struct store *st)
+{
+	uint8_t		 node_id[16], epoch[8];
+	sqlite3_stmt	*s;
+	int		 rc;
+
+	if (crypto_random(node_id, sizeof(node_id)) < 0 ||
+	    crypto_random(epoch, sizeof(epoch)) < 0)
+		return STORE_IO;
+	rc = sqlite3_prepare_v2(st->db, "INSERT INTO node (one, node_id, "
+	    "role, epoch, last_uidvalidity, created) "
+	    "VALUES (1, ?1, 'master', ?2, 0, ?3)", -1, &s, NULL);
+	if (rc != SQLITE_OK)
+		return db_error(st, rc, "node init");
+	sqlite3_bind_blob(s, 1, node_id, sizeof(node_id), SQLITE_STATIC);
+	sqlite3_bind_blob(s, 2, epoch, sizeof(epoch), SQLITE_STATIC);
+	sqlite3_bind_int64(s, 3, time(NULL));
+	rc = sqlite3_step(s);
+	sqlite3_finalize(s);
+	return rc == SQLITE_DONE ? STORE_OK : db_error(st, rc, "node init");
+}
+
+/*
+ * Brings the schema from its stored version (PRAGMA user_version) to
+ * SCHEMA_VERSION, one step per transaction.  A store newer than this
+ * binary is refused rather than misread.
+ */
+static enum store_err
+store_migrate(struct store *st)
+{
+	sqlite3_stmt	*s;
+	enum store_err	 err;
+	char		 sql[64];
+	int		 version = 0;
+
+	if (sqlite3_prepare_v2(st->db, "PRAGMA user_version", -1, &s,
+	    NULL) != SQLITE_OK)
+		return db_error(st, sqlite3_errcode(st->db), "user_version");
+	if (sqlite3_step(s) == SQLITE_ROW)
+		version = sqlite3_column_int(s, 0);
+	sqlite3_finalize(s);
+	if (version > SCHEMA_VERSION) {
+		log_error("store.open", "msg=\"store schema version %d is "
+		    "newer than this binary's %d\"", version, SCHEMA_VERSION);
+		return STORE_INVALID;
+	}
+	for (; version < SCHEMA_VERSION; version++) {
+		if ((err = exec(st, "BEGIN IMMEDIATE")) != STORE_OK)
+			return err;
+		err = exec(st, migrations[version]);
+		if (err == STORE_OK && version == 0)
+			err = node_init(st);
+		snprintf(sql, sizeof(sql), "PRAGMA user_version = %d",
+		    version + 1);
+		if (err == STORE_OK)
+			err = exec(st, sql);
+		if (err == STORE_OK)
+			err = exec(st, "COMMIT");
+		if (err != STORE_OK) {
+			exec(st, "ROLLBACK");
+			return err;
+		}
+		log_info("store.migrate", "version=%d", version + 1);
+	}
+	return STORE_OK;
+}
+
+enum store_err
+store_open(const char *dir, struct store **out)
+{
+	struct store	*st;
+	char		 path[PATH_MAX];
+	enum store_err	 err;
+	int		 rc;
+
+	*out = NULL;
+	if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
+		log_error("store.open", "dir=%s msg=%s", log_quote(dir),
+		    log_quote(strerror(errno)));
+		return STORE_IO;
+	}
+	if ((size_t)snprintf(path, sizeof(path), "%s/%s", dir, DB_FILE) >=
+	    sizeof(path))
+		return STORE_INVALID;
+	if ((st = calloc(1, sizeof(*st))) == NULL)
+		return STORE_IO;
+	st->packed_cap = compressBound(BLOB_CHUNK_SIZE);
+	st->raw = malloc(BLOB_CHUNK_SIZE);
+	st->packed = malloc(st->packed_cap);
+	rc = sqlite3_open_v2(path, &st->db, SQLITE_OPEN_READWRITE |
+	    SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+	if (st->raw == NULL || st->packed == NULL || rc != SQLITE_OK) {
+		log_error("store.open", "path=%s msg=%s", log_quote(path),
+		    log_quote(st->db ? sqlite3_errmsg(st->db) : "no memory"));
+		store_close(st);
+		return STORE_IO;
+	}
+	sqlite3_busy_timeout(st->db, STORE_BUSY_TIMEOUT_MS);
+	/*
+	 * WAL lets command-line readers run beside the server; FULL syncs
+	 * the WAL on every commit, which is what makes a 250 durable.
+	 */
+	err = exec(st, "PRAGMA journal_mode = WAL");
+	if (err == STORE_OK)
+		err = exec(st, "PRAGMA synchronous = FULL");
+	if (err == STORE_OK)
+		err = exec(st, "PRAGMA foreign_keys = ON");
+	if (err == STORE_OK)
+		err = store_migrate(st);
+	if (err != STORE_OK) {
+		store_close(st);
+		return err;
+	}
+	*out = st;
+	return STORE_OK;
+}
+
+void
+store_close(struct store *st)
+{
+	int	 i;
+
+	if (st == NULL)
+		return;
+	store_rollback(st);
+	for (i = 0; i < NSTMT; i++)
+		sqlite3_finalize(st->stmts[i]);
+	sqlite3_close(st->db);
+	free(st->raw);
+	free(st->packed);
+	free(st);
+}
+
+/* Looks a user up; fills id and, when wanted, the canonical name. */
+static enum store_err
+user_lookup(struct store *st, const char *name, int64_t *id, char *canon)
+{
+	sqlite3_stmt	*s;
+	int		 rc;
+
+	if ((s = stmt(st, S_USER_FIND)) == NULL)
+		return STORE_IO;
+	sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
+	if ((rc = sqlite3_step(s)) != SQLITE_ROW) {
+		sqlite3_reset(s);
+		return rc == SQLITE_DONE ? STORE_NOTFOUND :
+		    db_error(st, rc, "user find");
+	}
+	*id = sqlite3_column_int64(s, 0);
+	if (canon != NULL)
+		snprintf(canon, USER_MAX_NAME + 1, "%s",
+		    (const char *)sqlite3_column_text(s, 1));
+	sqlite3_reset(s);
+	return STORE_OK;
+}
+
+/*
+ * A user name is 1..USER_MAX_NAME printable ASCII bytes without '@', '+'
+ * (the address separators), '/' or white space.
+ */
+static int
+user_name_valid(const char *name)
+{
+	size_t	 n = strlen(name), i;
+
+	if (n == 0 || n > USER_MAX_NAME)
+		return 0;
+	for (i = 0; i < n; i++)
+		if (name[i] <= ' ' || name[i] >= 0x7f ||
+		    strchr("@+/\\\"", name[i]) != NULL)
+			return 0;
+	return 1;
+}
+
+/* Draws a UIDVALIDITY never used before on this node. */
+static enum store_err
+next_uidvalidity(struct store *st, uint32_t *out)
+{
+	sqlite3_stmt	*s;
+	int		 rc;
+
+	if ((s = stmt(st, S_NODE_UIDVALIDITY)) == NULL)
+		return STORE_IO;
+	sqlite3_bind_int64(s, 1, (uint32_t)time(NULL));
+	if ((rc = sqlite3_step(s)) != SQLITE_ROW) {
+		sqlite3_reset(s);
+		return db_error(st, rc, "uidvalidity");
+	}
+	*out = (uint32_t)sqlite3_column_int64(s, 0);
+	sqlite3_reset(s);
+	return *out == 0 ? STORE_INVALID : STORE_OK;
+}
+
+/* Creates a mailbox for user_id inside the caller's savepoint. */
+static enum store_err
+mailbox_insert(struct store *st, int64_t user_id, const char *user,
+    const char *name, const char *special_use)
+{
+	uint8_t		 uniqueid[MAILBOX_ID_LEN];
+	uint32_t	 uidvalidity;
+	sqlite3_stmt	*s;
+	enum store_err	 err;
+	struct replog_rec r = { .type = "mailbox.create" };
+
+	if (crypto_random(uniqueid, sizeof(uniqueid)) < 0)
+		return STORE_IO;
+	if ((err = next_uidvalidity(st, &uidvalidity)) != STORE_OK)
+		return err;
+	if ((s = stmt(st, S_MBOX_ADD)) == NULL)
+		return STORE_IO;
+	sqlite3_bind_blob(s, 1, uniqueid, sizeof(uniqueid), SQLITE_STATIC);
+	sqlite3_bind_int64(s, 2, user_id);
+	sqlite3_bind_text(s, 3, name, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 4, uidvalidity);
+	sqlite3_bind_text(s, 5, special_use, -1, SQLITE_STATIC);
+	if ((err = step_done(st, s, "mailbox create")) != STORE_OK)
+		return err;
+	r.user = user;
+	r.mailbox = uniqueid;
+	r.name = name;
+	r.uid = uidvalidity;
+	r.value = special_use;
+	return replog_append(st, &r);
+}
+
+enum store_err
+store_user_add(struct store *st, const char *name, const char *pwhash)
+{
+	sqlite3_stmt	*s;
+	enum store_err	 err;
+	int64_t		 id;
+	size_t		 i;
+	struct replog_rec r = { .type = "user.add" };
+
+	if (!user_name_valid(name))
+		return STORE_INVALID;
+	if ((err = op_begin(st)) != STORE_OK)
+		return err;
+	if ((s = stmt(st, S_USER_ADD)) == NULL)
+		return op_end(st, STORE_IO);
+	sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 2, pwhash, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 3, time(NULL));
+	if ((err = step_done(st, s, "user add")) != STORE_OK)
+		return op_end(st, err);
+	id = sqlite3_last_insert_rowid(st->db);
+	r.user = name;
+	r.value = pwhash;
+	err = replog_append(st, &r);
+	for (i = 0; err == STORE_OK && i < sizeof(default_mailboxes) /
+	    sizeof(default_mailboxes[0]); i++)
+		err = mailbox_insert(st, id, name, default_mailboxes[i].name,
+		    default_mailboxes[i].special_use);
+	return op_end(st, err);
+}
+
+/* Drops blobs (and their chunks) that no message refers to any more. */
+static enum store_err
+blob_gc(struct store *st)
+{
+	sqlite3_stmt	*s;
+	enum store_err	 err;
+
+	if ((s = stmt(st, S_BLOB_GC_CHUNKS)) == NULL)
+		return STORE_IO;
+	if ((err = step_done(st, s, "chunk gc")) != STORE_OK)
+		return err;
+	if ((s = stmt(st, S_BLOB_GC)) == NULL)
+		return STORE_IO;
+	return step_done(st, s, "blob gc");
+}
+
+/*
+ * Deletes a user with every mailbox and message, leaving tombstones so
+ * that replicas and reconciliation see an explicit delete.
+ */
+enum store_err
+store_user_del(struct store *st, const char *name)
+{
+	sqlite3_stmt	*s, *t;
+	enum store_err	 err;
+	int64_t		 uid, mbox;
+	uint8_t		 uniqueid[MAILBOX_ID_LEN];
+	char		 canon[USER_MAX_NAME + 1], mname[MAILBOX_MAX_NAME + 1];
+	int		 rc;
+	struct replog_rec r = { .type = "user.del" };
+
+	if ((err = op_begin(st)) != STORE_OK)
+		return err;
+	if ((err = user_lookup(st, name, &uid, canon)) != STORE_OK)
+		return op_end(st, err);
+	if ((s = stmt(st, S_MBOX_OF_USER)) == NULL)
+		return op_end(st, STORE_IO);
+	sqlite3_bind_int64(s, 1, uid);
+	while (err == STORE_OK && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+		mbox = sqlite3_column_int64(s, 0);
+		memcpy(uniqueid, sqlite3_column_blob(s, 1), MAILBOX_ID_LEN);
+		snprintf(mname, sizeof(mname), "%s", sqlite3_column_text(s, 2));
+		if ((t = stmt(st, S_MSG_EXPUNGE_ALL)) == NULL) {
+			err = STORE_IO;
+			break;
+		}
+		sqlite3_bind_int64(t, 1, mbox);
+		sqlite3_bind_blob(t, 2, uniqueid, MAILBOX_ID_LEN,
+		    SQLITE_STATIC);
+		sqlite3_bind_int64(t, 3, time(NULL));
+		err = step_done(st, t, "tombstones");
+		if (err == STORE_OK && (t = stmt(st, S_MSG_DEL_ALL)) != NULL) {
+			sqlite3_bind_int64(t, 1, mbox);
+			err = step_done(st, t, "messages delete");
+		}
+		if (err == STORE_OK && (t = stmt(st, S_MBOX_GONE)) != NULL) {
+			sqlite3_bind_blob(t, 1, uniqueid, MAILBOX_ID_LEN,
+			    SQLITE_STATIC);
+			sqlite3_bind_text(t, 2, canon, -1, SQLITE_STATIC);
+			sqlite3_bind_text(t, 3, mname, -1, SQLITE_STATIC);
+			sqlite3_bind_int64(t, 4, time(NULL));
+			err = step_done(st, t, "mailbox tombstone");
+		}
+	}
+	sqlite3_reset(s);
+	if (err != STORE_OK)
+		return op_end(st, err);
+	/* Mailboxes go after the walk: deleting rows under it is unsafe. */
+	if ((t = stmt(st, S_MBOX_DEL_USER)) == NULL)
+		return op_end(st, STORE_IO);
+	sqlite3_bind_int64(t, 1, uid);
+	if ((err = step_done(st, t, "mailboxes delete")) == STORE_OK)
+		err = blob_gc(st);
+	if (err == STORE_OK && (t = stmt(st, S_USER_DEL)) != NULL) {
+		sqlite3_bind_int64(t, 1, uid);
+		err = step_done(st, t, "user delete");
+	}
+	r.user = canon;
+	if (err == STORE_OK)
+		err = replog_append(st, &r);
+	return op_end(st, err);
+}
+
+enum store_err
+store_user_set_password(struct store *st, const char *name,
+    const char *pwhash)
+{
+	sqlite3_stmt	*s;
+	enum store_err	 err;
+	int64_t		 id;
+	char		 canon[USER_MAX_NAME + 1];
+	struct replog_rec r = { .type = "user.passwd" };
+
+	if ((err = op_begin(st)) != STORE_OK)
+		return err;
+	if ((err = user_lookup(st, name, &id, canon)) != STORE_OK)
+		return op_end(st, err);
+	if ((s = stmt(st, S_USER_SETPW)) == NULL)
+		return op_end(st, STORE_IO);
+	sqlite3_bind_int64(s, 1, id);
+	sqlite3_bind_text(s, 2, pwhash, -1, SQLITE_STATIC);
+	err = step_done(st, s, "user passwd");
+	r.user = canon;
+	r.value = pwhash;
+	if (err == STORE_OK)
+		err = replog_append(st, &r);
+	return op_end(st, err);
+}
+
+enum store_err
+store_user_password(struct store *st, const char *name, char **pwhash)
+{
+	sqlite3_stmt	*s;
+	int		 rc;
+
+	*pwhash = NULL;
+	if ((s = stmt(st, S_USER_FIND)) == NULL)
+		return STORE_IO;
+	sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
+	if ((rc = sqlite3_step(s)) != SQLITE_ROW) {
+		sqlite3_reset(s);
+		return rc == SQLITE_DONE ? STORE_NOTFOUND :
+		    db_error(st, rc, "user password");
+	}
+	*pwhash = strdup((const char *)sqlite3_column_text(s, 2));
+	sqlite3_reset(s);
+	return *pwhash == NULL ? STORE_IO : STORE_OK;
+}
+
+enum store_err
+store_user_find(struct store *st, const char *name,
+    char canon[USER_MAX_NAME + 1])
+{
+	int64_t	 id;
+
+	if (!user_name_valid(name))
+		return STORE_NOTFOUND;
+	return user_lookup(st, name, &id, canon);
+}
+
+enum store_err
+store_user_foreach(struct store *st,
+    int (*cb)(void *, const char *, int64_t), void *arg)
+{
+	sqlite3_stmt	*s;
+	int		 rc;
+
+	if ((s = stmt(st, S_USER_LIST)) == NULL)
+		return STORE_IO;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+		if (cb(arg, (const char *)sqlite3_column_text(s, 0),
+		    sqlite3_column_int64(s, 1)) != 0)
+			break;
+	sqlite3_reset(s);
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? STORE_OK :
+	    db_error(st, rc, "user list");
+}
+
+/* Fills *m from the current row of an S_MBOX_GET / S_MBOX_LIST walk. */
+static void
+mailbox_from_row(sqlite3_stmt *s, struct store_mailbox *m)
+{
+	memset(m, 0, sizeof(*m));
+	m->id = sqlite3_column_int64(s, 0);
+	if (sqlite3_column_bytes(s, 1) == MAILBOX_ID_LEN)
+		memcpy(m->uniqueid, sqlite3_column_blob(s, 1), MAILBOX_ID_LEN);
+	snprintf(m->name, sizeof(m->name), "%s", sqlite3_column_text(s, 2));
+	m->uidvalidity = (uint32_t)sqlite3_column_int64(s, 3);
+	m->uidnext = (uint32_t)sqlite3_column_int64(s, 4);
+	m->highestmodseq = (uint64_t)sqlite3_column_int64(s, 5);
+	m->subscribed = sqlite3_column_int(s, 6);
+	snprintf(m->special_use, sizeof(m->special_use), "%s",
+	    sqlite3_column_text(s, 7));
+	m->messages = (uint32_t)sqlite3_column_int64(s, 8);
+}
+
+enum store_err
+store_mailbox_get(struct store *st, const char *user, const char *name,
+    struct store_mailbox *out)
+{
+	sqlite3_stmt	*s;
+	int		 rc;
+
+	if ((s = stmt(st, S_MBOX_GET)) == NULL)
+		return STORE_IO;
+	sqlite3_bind_text(s, 1, user, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 2, name, -1, SQLITE_STATIC);
+	if ((rc = sqlite3_step(s)) != SQLITE_ROW) {
+		sqlite3_reset(s);
+		return rc == SQLITE_DONE ? STORE_NOTFOUND :
+		    db_error(st, rc, "mailbox get");
+	}
+	mailbox_from_row(s, out);
+	sqlite3_reset(s);
+	return STORE_OK;
+}
+
+/*
+ * A mailbox name is 1..MAILBOX_MAX_NAME bytes, no control bytes, no
+ * empty hierarchy level ("a//b", "/a", "a/"), and not a second INBOX.
+ */
+static int
+mailbox_name_valid(const char *name)
+{
+	size_t	 n = strlen(name), i;
+
+	if (n == 0 || n > MAILBOX_MAX_NAME || name[0] == '/' ||
+	    name[n - 1] == '/' || strstr(name, "//") != NULL)
+		return 0;
+	for (i = 0; i < n; i++)
+		if ((unsigned char)name[i] < ' ' || name[i] == 0x7f)
+			return 0;
+	return strcasecmp(name, "INBOX") != 0 || strcmp(name, "INBOX") == 0;
+}
+
+enum store_err
+store_mailbox_create(struct store *st, const char *user, const char *name,
+    const char *special_use, struct store_mailbox *out)
+{
+	enum store_err	 err;
+	int64_t		 uid;
+	char		 canon[USER_MAX_NAME + 1];
+
+	if (!mailbox_name_valid(name))
+		return STORE_INVALID;
+	if ((err = op_begin(st)) != STORE_OK)
+		return err;
+	if ((err = user_lookup(st, user, &uid, canon)) == STORE_OK)
+		err = mailbox_insert(st, uid, canon, name,
+		    special_use ? special_use : "");
+	if ((err = op_end(st, err)) != STORE_OK)
+		return err;
+	return out ? store_mailbox_get(st, canon, name, out) : STORE_OK;
+}
+
+enum store_err
+store_mailbox_foreach(struct store *st, const char *user,
+    int (*cb)(void *, const struct store_mailbox *), void *arg)
+{
+	struct store_mailbox	 m;
+	sqlite3_stmt		*s;
+	int			 rc;
+
+	if ((s = stmt(st, S_MBOX_LIST)) == NULL)
+		return STORE_IO;
+	sqlite3_bind_text(s, 1, user, -1, SQLITE_STATIC);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		mailbox_from_row(s, &m);
+		if (cb(arg, &m) != 0)
+			break;
+	}
+	sqlite3_reset(s);
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? STORE_OK :
+	    db_error(st, rc, "mailbox list");
+}
+
+/* Binds text or NULL. */
+static void
+bind_text_or_null(sqlite3_stmt *s, int i, const char *v)
+{
+	if (v != NULL)
+		sqlite3_bind_text(s, i, v, -1, SQLITE_STATIC);
+}
+
+/*
+ * Writes the blob's bytes from b->fd as chunks, each compressed when that
+ * saves space.  Memory: one raw and one packed chunk, owned by the store.
+ */
+static enum store_err
+blob_write_chunks(struct store *st, int64_t blob_id,
+    const struct store_blob_in *b)
+{
+	sqlite3_stmt	*s;
+	uint64_t	 off = 0;
+	uLongf		 plen;
+	size_t		 want, got;
+	ssize_t		 n;
+	int64_t		 seq = 0;
+	enum store_err	 err;
+	int		 packed;
+
+	while (off < b->size) {
+		want = b->size - off < BLOB_CHUNK_SIZE ? b->size - off :
+		    BLOB_CHUNK_SIZE;
+		for (got = 0; got < want; got += n) {
+			n = pread(b->fd, st->raw + got, want - got, off + got);
+			if (n <= 0) {
+				log_error("store.blob", "msg=%s",
+				    log_quote(n < 0 ? strerror(errno) :
+				    "spool file shorter than its size"));
+				return STORE_IO;
+			}
+		}
+		plen = st->packed_cap;
+		packed = compress2(st->packed, &plen, st->raw, want,
+		    Z_DEFAULT_COMPRESSION) == Z_OK && plen < want;
+		if ((s = stmt(st, S_CHUNK_ADD)) == NULL)
+			return STORE_IO;
+		sqlite3_bind_int64(s, 1, blob_id);
+		sqlite3_bind_int64(s, 2, seq++);
+		sqlite3_bind_int(s, 3, packed);
+		sqlite3_bind_blob(s, 4, packed ? st->packed : st->raw,
+		    packed ? (int)plen : (int)want, SQLITE_STATIC);
+		if ((err = step_done(st, s, "chunk add")) != STORE_OK)
+			return err;
+		off += want;
+	}
+	return STORE_OK;
+}
+
+/* Finds the blob by GUID or stores it; *blob_id names it either way. */
+static enum store_err
+blob_put(struct store *st, const struct store_blob_in *b, int64_t *blob_id)
+{
+	const struct mime_result *m = b->mime;
+	sqlite3_stmt	*s;
+	char		*parts = NULL;
+	size_t		 partslen = 0;
+	enum store_err	 err;
+	int		 rc;
+
+	if ((s = stmt(st, S_BLOB_FIND)) == NULL)
+		return STORE_IO;
+	sqlite3_bind_blob(s, 1, b->guid, GUID_LEN, SQLITE_STATIC);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		*blob_id = sqlite3_column_int64(s, 0);
+		sqlite3_reset(s);
+		return STORE_OK;
+	}
+	sqlite3_reset(s);
+	if (rc != SQLITE_DONE)
+		return db_error(st, rc, "blob find");
+	if (mime_parts_encode(m->parts, m->nparts, &parts, &partslen) < 0)
+		return STORE_IO;
+	if ((s = stmt(st, S_BLOB_ADD)) == NULL) {
+		free(parts);
+		return STORE_IO;
+	}
+	sqlite3_bind_blob(s, 1, b->guid, GUID_LEN, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 2, (sqlite3_int64)b->size);
+	bind_text_or_null(s, 3, m->envelope);
+	bind_text_or_null(s, 4, m->bodystructure);
+	bind_text_or_null(s, 5, m->body);
+	sqlite3_bind_blob(s, 6, m->header ? m->header : "", (int)m->header_len,
+	    SQLITE_STATIC);
+	sqlite3_bind_blob(s, 7, parts, (int)partslen, SQLITE_STATIC);
+	bind_text_or_null(s, 8, m->subject);
+	bind_text_or_null(s, 9, m->from);
+	bind_text_or_null(s, 10, m->to);
+	bind_text_or_null(s, 11, m->message_id);
+	if (m->date != (time_t)-1)
+		sqlite3_bind_int64(s, 12, m->date);
+	err = step_done(st, s, "blob add");
+	free(parts);
+	if (err != STORE_OK)
+		return err;
+	*blob_id = sqlite3_last_insert_rowid(st->db);
+	return blob_write_chunks(st, *blob_id, b);
+}
+
+/*
+ * Appends one message for target t, taking the next UID of its mailbox.
+ * Runs inside its own savepoint.
+ */
+static enum store_err
+message_append(struct store *st, int64_t blob_id, const uint8_t *guid,
+    struct store_target *t)
+{
+	sqlite3_stmt		*s;
+	enum store_err		 err;
+	uint64_t		 modseq;
+	uint32_t		 uidnext;
+	int64_t			 mbox_id;
+	uint8_t			 uniqueid[MAILBOX_ID_LEN];
+	int			 rc;
+	struct replog_rec	 r = { .type = "message.append" };
+
+	if ((s = stmt(st, S_MBOX_TARGET)) == NULL)
+		return STORE_IO;
+	sqlite3_bind_text(s, 1, t->user, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 2, t->mailbox, -1, SQLITE_STATIC);
+	if ((rc = sqlite3_step(s)) != SQLITE_ROW) {
+		sqlite3_reset(s);
+		return rc == SQLITE_DONE ? STORE_NOTFOUND :
+		    db_error(st, rc, "mailbox find");
+	}
+	mbox_id = sqlite3_column_int64(s, 0);
+	memcpy(uniqueid, sqlite3_column_blob(s, 1), MAILBOX_ID_LEN);
+	uidnext = (uint32_t)sqlite3_column_int64(s, 2);
+	sqlite3_reset(s);
+	if ((s = stmt(st, S_MBOX_BUMP)) == NULL)
+		return STORE_IO;
+	sqlite3_bind_int64(s, 1, mbox_id);
+	if ((rc = sqlite3_step(s)) != SQLITE_ROW) {
+		sqlite3_reset(s);
+		return db_error(st, rc, "uidnext");
+	}
+	t->uid = (uint32_t)sqlite3_column_int64(s, 0);
+	modseq = (uint64_t)sqlite3_column_int64(s, 1);
+	sqlite3_reset(s);
+	/* UIDs only grow: the new one is the old uidnext. */
+	assert(t->uid == uidnext);
+	if (t->uid == UINT32_MAX)
+		return STORE_FULL;
+	if ((s = stmt(st, S_MSG_ADD)) == NULL)
+		return STORE_IO;
+	sqlite3_bind_int64(s, 1, mbox_id);
+	sqlite3_bind_int64(s, 2, t->uid);
+	sqlite3_bind_int64(s, 3, blob_id);
+	sqlite3_bind_int64(s, 4, (sqlite3_int64)modseq);
+	sqlite3_bind_int64(s, 5, t->flags);
+	sqlite3_bind_text(s, 6, t->keywords ? t->keywords : "", -1,
+	    SQLITE_STATIC);
+	sqlite3_bind_int64(s, 7, t->internaldate);
+	if ((err = step_done(st, s, "message add")) != STORE_OK)
+		return err;
+	r.user = t->user;
+	r.mailbox = uniqueid;
+	r.uid = t->uid;
+	r.guid = guid;
+	r.modseq = modseq;
+	r.flags = t->flags;
+	r.keywords = t->keywords;
+	r.internaldate = t->internaldate;
+	return replog_append(st, &r);
+}
+
+enum store_err
+store_deliver(struct store *st, const struct store_blob_in *b,
+    struct store_target *targets, size_t n)
+{
+	enum store_err	 err;
+	int64_t		 blob_id;
+	size_t		 i, delivered = 0;
+
+	if ((err = op_begin(st)) != STORE_OK)
+		return err;
+	if ((err = blob_put(st, b, &blob_id)) != STORE_OK)
+		return op_end(st, err);
+	for (i = 0; i < n; i++) {
+		targets[i].uid = 0;
+		targets[i].result = exec(st, "SAVEPOINT target");
+		if (targets[i].result != STORE_OK)
+			continue;
+		targets[i].result = message_append(st, blob_id, b->guid,
+		    &targets[i]);
+		if (targets[i].result != STORE_OK)
+			exec(st, "ROLLBACK TO target");
+		exec(st, "RELEASE target");
+		if (targets[i].result == STORE_OK)
+			delivered++;
+	}
+	/* A blob no message refers to is not kept. */
+	if (delivered == 0)
+		return op_end(st, n > 0 ? targets[0].result : STORE_INVALID);
+	return op_end(st, STORE_OK);
+}
+
+enum store_err
+store_message_foreach(struct store *st, int64_t mailbox_id,
+    int (*cb)(void *, const struct store_message *), void *arg)
+{
+	struct store_message	 m;
+	sqlite3_stmt		*s;
+	int			 rc;
+
+	if ((s = stmt(st, S_MSG_LIST)) == NULL)
+		return STORE_IO;
+	sqlite3_bind_int64(s, 1, mailbox_id);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		m.uid = (uint32_t)sqlite3_column_int64(s, 0);
+		memcpy(m.guid, sqlite3_column_blob(s, 1), GUID_LEN);
+		m.modseq = (uint64_t)sqlite3_column_int64(s, 2);
+		m.flags = (uint32_t)sqlite3_column_int64(s, 3);
+		m.keywords = (const char *)sqlite3_column_text(s, 4);
+		m.internaldate = sqlite3_column_int64(s, 5);
+		m.size = (uint64_t)sqlite3_column_int64(s, 6);
+		if (cb(arg, &m) != 0)
+			break;
+	}
+	sqlite3_reset(s);
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? STORE_OK :
+	    db_error(st, rc, "message list");
+}
+
+enum store_err
+store_blob_open(struct store *st, const uint8_t *guid,
+    struct store_blob_reader **out, uint64_t *size)
+{
+	struct store_blob_reader	*r;
+	sqlite3_stmt			*s;
+	int				 rc;
+
+	*out = NULL;
+	if ((s = stmt(st, S_BLOB_FIND)) == NULL)
+		return STORE_IO;
+	sqlite3_bind_blob(s, 1, guid, GUID_LEN, SQLITE_STATIC);
+	if ((rc = sqlite3_step(s)) != SQLITE_ROW) {
+		sqlite3_reset(s);
+		return rc == SQLITE_DONE ? STORE_NOTFOUND :
+		    db_error(st, rc, "blob open");
+	}
+	if ((r = calloc(1, sizeof(*r))) == NULL ||
+	    (r->chunk = malloc(BLOB_CHUNK_SIZE)) == NULL) {
+		free(r);
+		sqlite3_reset(s);
+		return STORE_IO;
+	}
+	r->st = st;
+	r->blob_id = sqlite3_column_int64(s, 0);
+	r->size = (uint64_t)sqlite3_column_int64(s, 1);
+	r->cached_seq = -1;
+	sqlite3_reset(s);
+	if (size != NULL)
+		*size = r->size;
+	*out = r;
+	return STORE_OK;
+}
+
+/* Loads chunk `seq` of the reader's blob into r->chunk. */
+static int
+blob_load_chunk(struct store_blob_reader *r, int64_t seq)
+{
+	struct store	*st = r->st;
+	sqlite3_stmt	*s;
+	const void	*data;
+	uLongf		 len = BLOB_CHUNK_SIZE;
+	int		 n, ok;
+
+	if ((s = stmt(st, S_CHUNK_GET)) == NULL)
+		return -1;
+	sqlite3_bind_int64(s, 1, r->blob_id);
+	sqlite3_bind_int64(s, 2, seq);
+	if (sqlite3_step(s) != SQLITE_ROW) {
+		sqlite3_reset(s);
+		log_error("store.blob", "msg=\"chunk missing\" seq=%lld",
+		    (long long)seq);
+		return -1;
+	}
+	data = sqlite3_column_blob(s, 1);
+	n = sqlite3_column_bytes(s, 1);
+	if (sqlite3_column_int(s, 0)) {
+		ok = uncompress(r->chunk, &len, data, n) == Z_OK;
+	} else {
+		ok = n <= BLOB_CHUNK_SIZE;
+		if (ok)
+			memcpy(r->chunk, data, n);
+		len = n;
+	}
+	sqlite3_reset(s);
+	if (!ok) {
+		log_error("store.blob", "msg=\"chunk corrupt\" seq=%lld",
+		    (long long)seq);
+		return -1;
+	}
+	r->cached_seq = seq;
+	r->cached_len = len;
+	return 0;
+}
+
+ssize_t
+store_blob_read(struct store_blob_reader *r, uint64_t off, void *buf,
+    size_t len)
+{
+	size_t	 done = 0, in, n;
+	int64_t	 seq;
+
+	while (done < len && off < r->size) {
+		seq = (int64_t)(off / BLOB_CHUNK_SIZE);
+		in = off % BLOB_CHUNK_SIZE;
+		if (seq != r->cached_seq && blob_load_chunk(r, seq) < 0)
+			return -1;
+		if (in >= r->cached_len)
+			return -1;
+		n = r->cached_len - in;
+		if (n > len - done)
+			n = len - done;
+		memcpy((char *)buf + done, r->chunk + in, n);
+		done += n;
+		off += n;
+	}
+	return (ssize_t)done;
+}
+
+void
+store_blob_close(struct store_blob_reader *r)
+{
+	if (r == NULL)
+		return;
+	free(r->chunk);
+	free(r);
+}
+
+/* Re-hashes one blob; returns 1 when it matches its GUID and size. */
+static int
+blob_verify(struct store *st, const uint8_t *guid, char *why, size_t whylen)
+{
+	struct store_blob_reader	*r;
+	struct sha256			*h;
+	uint8_t				 digest[GUID_LEN];
+	uint64_t			 size, off = 0;
+	ssize_t				 n;
+
+	if (store_blob_open(st, guid, &r, &size) != STORE_OK) {
+		snprintf(why, whylen, "cannot open");
+		return 0;
+	}
+	if ((h = crypto_sha256_new()) == NULL) {
+		store_blob_close(r);
+		snprintf(why, whylen, "out of memory");
+		return 0;
+	}
+	while ((n = store_blob_read(r, off, st->raw, BLOB_CHUNK_SIZE)) > 0)
+		crypto_sha256_update(h, st->raw, n), off += n;
+	crypto_sha256_finish(h, digest);
+	store_blob_close(r);
+	if (n < 0 || off != size) {
+		snprintf(why, whylen, "unreadable at byte %llu of %llu",
+		    (unsigned long long)off, (unsigned long long)size);
+		return 0;
+	}
+	if (memcmp(digest, guid, GUID_LEN) != 0) {
+		snprintf(why, whylen, "content does not match its GUID");
+		return 0;
+	}
+	return 1;
+}
+
+/* SQL checks of the IMAP invariants; each returns rows that break one. */
+static const char *const invariant_checks[] = {
+	"SELECT 'mailbox ' || m.name || ': uid ' || g.uid || "
+	"' not below uidnext ' || m.uidnext FROM message g "
+	"JOIN mailbox m ON m.id = g.mailbox_id WHERE g.uid >= m.uidnext",
+	"SELECT 'mailbox ' || m.name || ': modseq ' || g.modseq || "
+	"' above highestmodseq' FROM message g "
+	"JOIN mailbox m ON m.id = g.mailbox_id "
+	"WHERE g.modseq > m.highestmodseq",
+	"SELECT 'message in mailbox ' || g.mailbox_id || ' uid ' || g.uid || "
+	"' refers to a missing blob' FROM message g "
+	"WHERE NOT EXISTS (SELECT 1 FROM blob WHERE id = g.blob_id)",
+	"SELECT 'blob ' || hex(b.guid) || ' has ' || "
+	"(SELECT count(*) FROM chunk WHERE blob_id = b.id) || "
+	"' chunks for ' || b.size || ' bytes' FROM blob b "
+	"WHERE (SELECT count(*) FROM chunk WHERE blob_id = b.id) != "
+	"(b.size + 65535) / 65536",
+};
+
+/* Runs a query whose every row is a problem, reporting each. */
+static uint64_t
+check_query(struct store *st, const char *sql,
+    void (*report)(void *, const char *), void *arg)
+{
+	sqlite3_stmt	*s;
+	uint64_t	 n = 0;
+
+	if (sqlite3_prepare_v2(st->db, sql, -1, &s, NULL) != SQLITE_OK) {
+		report(arg, sqlite3_errmsg(st->db));
+		return 1;
+	}
+	while (sqlite3_step(s) == SQLITE_ROW) {
+		report(arg, (const char *)sqlite3_column_text(s, 0));
+		n++;
+	}
+	sqlite3_finalize(s);
+	return n;
+}
+
+enum store_err
+store_check(struct store *st, void (*report)(void *, const char *),
+    void *arg, uint64_t *blobs, uint64_t *problems)
+{
+	sqlite3_stmt	*s;
+	char		 why[128], line[256], hex[GUID_HEX_LEN + 1];
+	uint8_t		 guid[GUID_LEN];
+	size_t		 i;
+	int		 rc;
+
+	_Static_assert(BLOB_CHUNK_SIZE == 65536, "invariant_checks assumes "
+	    "64 KiB chunks");
+	*blobs = *problems = 0;
+	if (sqlite3_prepare_v2(st->db, "PRAGMA integrity_check", -1, &s,
+	    NULL) != SQLITE_OK)
+		return db_error(st, sqlite3_errcode(st->db), "integrity_check");
+	while (sqlite3_step(s) == SQLITE_ROW) {
+		const char *msg = (const char *)sqlite3_column_text(s, 0);
+
+		if (strcmp(msg, "ok") != 0) {
+			report(arg, msg);
+			++*problems;
+		}
+	}
+	sqlite3_finalize(s);
+	for (i = 0; i < sizeof(invariant_checks) /
+	    sizeof(invariant_checks[0]); i++)
+		*problems += check_query(st, invariant_checks[i], report, arg);
+	if ((rc = sqlite3_prepare_v2(st->db, "SELECT guid FROM blob", -1, &s,
+	    NULL)) != SQLITE_OK)
+		return db_error(st, rc, "blob walk");
+	while (sqlite3_step(s) == SQLITE_ROW) {
+		if (sqlite3_column_bytes(s, 0) != GUID_LEN) {
+			report(arg, "blob with a malformed GUID");
+			++*problems;
+			continue;
+		}
+		memcpy(guid, sqlite3_column_blob(s, 0), GUID_LEN);
+		++*blobs;
+		if (!blob_verify(st, guid, why, sizeof(why))) {
+			crypto_hex(guid, GUID_LEN, hex);
+			snprintf(line, sizeof(line), "blob %s: %s", hex, why);
+			report(arg, line);
+			++*problems;
+		}
+	}
+	sqlite3_finalize(s);
+	return STORE_OK;
+}
