@@ -15,9 +15,6 @@
 #include "log.h"
 #include "settings.h"
 
-#define STR(x)	#x
-#define XSTR(x)	STR(x)
-
 enum setting_type {
 	SET_STRING,
 	SET_LONG,
@@ -30,7 +27,8 @@ struct setting {
 	enum setting_type	 type;
 	size_t			 offset;	/* into struct settings */
 	const char		*def;		/* default, as text, or NULL */
-	long			 min, max;	/* for SET_LONG */
+	long			 ldef;		/* default of a SET_LONG */
+	long			 min, max;	/* bounds of a SET_LONG */
 	const char *const	*words;		/* for SET_ENUM, NULL-ended */
 	const char		*help;
 };
@@ -42,28 +40,28 @@ static const char *const log_levels[] = {
 #define OFF(f)	offsetof(struct settings, f)
 
 static const struct setting table[] = {
-	{ "config", SET_STRING, OFF(config), NULL, 0, 0, NULL,
+	{ "config", SET_STRING, OFF(config), NULL, 0, 0, 0, NULL,
 	    "read settings from FILE (key = value lines)" },
-	{ "data", SET_STRING, OFF(data_dir), DEFAULT_DATA_DIR, 0, 0, NULL,
+	{ "data", SET_STRING, OFF(data_dir), DEFAULT_DATA_DIR, 0, 0, 0, NULL,
 	    "data directory; created if missing" },
-	{ "lmtp", SET_STRING, OFF(lmtp), NULL, 0, 0, NULL,
+	{ "lmtp", SET_STRING, OFF(lmtp), NULL, 0, 0, 0, NULL,
 	    "LMTP listeners: ADDR:PORT or unix:PATH, comma separated" },
-	{ "name", SET_STRING, OFF(name), NULL, 0, 0, NULL,
+	{ "name", SET_STRING, OFF(name), NULL, 0, 0, 0, NULL,
 	    "this node's name (default: the host name)" },
-	{ "domains", SET_STRING, OFF(domains), NULL, 0, 0, NULL,
+	{ "domains", SET_STRING, OFF(domains), NULL, 0, 0, 0, NULL,
 	    "recipient domains accepted, comma separated (default: any)" },
 	{ "max-connections", SET_LONG, OFF(max_connections),
-	    XSTR(DEFAULT_MAX_CONNECTIONS), 1, 100000, NULL,
+	    NULL, DEFAULT_MAX_CONNECTIONS, 1, 100000, NULL,
 	    "concurrent client connections" },
 	{ "idle-timeout", SET_LONG, OFF(idle_timeout),
-	    XSTR(DEFAULT_IDLE_TIMEOUT), 1, 86400, NULL,
+	    NULL, DEFAULT_IDLE_TIMEOUT, 1, 86400, NULL,
 	    "seconds before an idle connection is closed" },
 	{ "max-message-size", SET_LONG, OFF(max_message_size),
-	    XSTR(DEFAULT_MAX_MESSAGE_SIZE), 1024, 1L << 30, NULL,
+	    NULL, DEFAULT_MAX_MESSAGE_SIZE, 1024, 1L << 30, NULL,
 	    "largest message accepted, in bytes (LMTP SIZE)" },
-	{ "syslog", SET_BOOL, OFF(syslog), "no", 0, 0, NULL,
+	{ "syslog", SET_BOOL, OFF(syslog), "no", 0, 0, 0, NULL,
 	    "log to syslog (facility mail) instead of stderr" },
-	{ "log-level", SET_ENUM, OFF(log_level), "info", 0, 0, log_levels,
+	{ "log-level", SET_ENUM, OFF(log_level), "info", 0, 0, 0, log_levels,
 	    "least important events logged: debug, info, warn, error" },
 };
 
@@ -216,10 +214,13 @@ settings_defaults(struct settings *set)
 	size_t	 i;
 
 	memset(set, 0, sizeof(*set));
-	for (i = 0; i < NSETTINGS; i++)
-		if (table[i].def != NULL &&
-		    setting_apply(set, &table[i], table[i].def, "default") < 0)
+	for (i = 0; i < NSETTINGS; i++) {
+		if (table[i].type == SET_LONG)
+			*(long *)((char *)set + table[i].offset) = table[i].ldef;
+		else if (table[i].def != NULL && setting_apply(set, &table[i],
+		    table[i].def, "default") < 0)
 			return -1;
+	}
 	if (gethostname(host, sizeof(host)) != 0)
 		strcpy(host, "localhost");
 	host[sizeof(host) - 1] = '\0';
@@ -327,11 +328,14 @@ settings_usage(FILE *f)
 	size_t	 i;
 
 	fprintf(f, "Settings (config-file key, or --key VALUE):\n");
-	for (i = 0; i < NSETTINGS; i++)
-		fprintf(f, "  --%-18s %s%s%s%s\n", table[i].name,
-		    table[i].help, table[i].def ? " [" : "",
-		    table[i].def ? table[i].def : "",
-		    table[i].def ? "]" : "");
+	for (i = 0; i < NSETTINGS; i++) {
+		fprintf(f, "  --%-18s %s", table[i].name, table[i].help);
+		if (table[i].type == SET_LONG)
+			fprintf(f, " [%ld]", table[i].ldef);
+		else if (table[i].def != NULL)
+			fprintf(f, " [%s]", table[i].def);
+		fprintf(f, "\n");
+	}
 }
 
 void

@@ -1,0 +1,240 @@
+/*
+ * admin.c — `mailrepd user ...` and `mailrepd check`.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <termios.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "admin.h"
+#include "config.h"
+#include "crypto.h"
+#include "settings.h"
+#include "store.h"
+
+struct store *
+admin_open_store(const struct settings *set, int create)
+{
+	struct store	*st;
+	struct stat	 sb;
+	char		 path[PATH_MAX];
+
+	snprintf(path, sizeof(path), "%s/mailrepd.db", set->data_dir);
+	if (!create && stat(path, &sb) < 0) {
+		fprintf(stderr, "mailrepd: setting 'data': no store in '%s' "
+		    "(%s)\n", set->data_dir, strerror(errno));
+		return NULL;
+	}
+	if (store_open(set->data_dir, &st) != STORE_OK) {
+		fprintf(stderr, "mailrepd: cannot open the store in '%s'\n",
+		    set->data_dir);
+		return NULL;
+	}
+	return st;
+}
+
+/*
+ * Reads a password: the first line of --password-file, else of standard
+ * input (without echo when that is a terminal).  Never from argv, where
+ * every user of the machine could read it.  Returns malloc'd or NULL.
+ */
+static char *
+read_password(const char *file)
+{
+	struct termios	 old, quiet;
+	char		 line[PASSWORD_MAX + 2];
+	FILE		*f = stdin;
+	int		 tty = 0;
+	size_t		 n;
+
+	if (file != NULL && (f = fopen(file, "r")) == NULL) {
+		fprintf(stderr, "mailrepd: --password-file: cannot read "
+		    "'%s': %s\n", file, strerror(errno));
+		return NULL;
+	}
+	if (file == NULL && isatty(STDIN_FILENO) &&
+	    tcgetattr(STDIN_FILENO, &old) == 0) {
+		quiet = old;
+		quiet.c_lflag &= ~ECHO;
+		tty = tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet) == 0;
+		fprintf(stderr, "Password: ");
+	}
+	if (fgets(line, sizeof(line), f) == NULL)
+		line[0] = '\0';
+	if (tty) {
+		tcsetattr(STDIN_FILENO, TCSAFLUSH, &old);
+		fprintf(stderr, "\n");
+	}
+	if (f != stdin)
+		fclose(f);
+	n = strcspn(line, "\r\n");
+	if (n > PASSWORD_MAX || (line[n] == '\0' && n == PASSWORD_MAX + 1)) {
+		fprintf(stderr, "mailrepd: password longer than %d bytes\n",
+		    PASSWORD_MAX);
+		return NULL;
+	}
+	line[n] = '\0';
+	if (n == 0) {
+		fprintf(stderr, "mailrepd: empty password (give it on the "
+		    "first line of standard input or --password-file)\n");
+		return NULL;
+	}
+	return strdup(line);
+}
+
+static int
+print_user(void *arg, const char *name, int64_t created)
+{
+	char		 when[32];
+	time_t		 t = (time_t)created;
+	struct tm	 tm;
+
+	(void)arg;
+	gmtime_r(&t, &tm);
+	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	printf("%s\t%s\n", name, when);
+	return 0;
+}
+
+static void
+user_usage(FILE *f, struct cmd_option *opts, int n)
+{
+	fprintf(f, "usage: mailrepd user add|del|passwd NAME --data DIR\n"
+	    "       mailrepd user list --data DIR\n"
+	    "The password is read from the first line of standard input, "
+	    "or from\n--password-file FILE; never from the command line.\n"
+	    "Options:\n");
+	settings_usage_options(f, opts, n);
+}
+
+/* Runs add, del or passwd for one user; returns the exit status. */
+static int
+user_change(struct store *st, const char *verb, const char *name,
+    const char *pwfile)
+{
+	enum store_err	 err;
+	char		*pw = NULL, *hash = NULL;
+
+	if (strcmp(verb, "add") == 0 || strcmp(verb, "passwd") == 0) {
+		if ((pw = read_password(pwfile)) == NULL)
+			return 1;
+		hash = crypto_password_hash(pw);
+		explicit_bzero(pw, strlen(pw));
+		free(pw);
+		if (hash == NULL) {
+			fprintf(stderr, "mailrepd: cannot hash password\n");
+			return 1;
+		}
+		err = strcmp(verb, "add") == 0 ?
+		    store_user_add(st, name, hash) :
+		    store_user_set_password(st, name, hash);
+		free(hash);
+	} else
+		err = store_user_del(st, name);
+	if (err == STORE_OK)
+		err = store_commit(st);
+	if (err != STORE_OK) {
+		fprintf(stderr, "mailrepd: user %s '%s': %s\n", verb, name,
+		    err == STORE_INVALID ? "invalid user name (1-64 printable "
+		    "characters, none of @ + / \\ \" or space)" :
+		    store_strerror(err));
+		return 1;
+	}
+	return 0;
+}
+
+int
+admin_user(int argc, char **argv)
+{
+	struct cmd_option opts[] = {
+		{ "password-file", 1, "read the password from FILE", NULL },
+		{ "help", 0, "show this help", NULL },
+	};
+	struct settings	 set;
+	struct store	*st;
+	char		*pos[3];
+	int		 npos = 3, rc = 2;
+
+	if (settings_parse(&set, argc, argv, 2, opts, 2, pos, &npos) < 0) {
+		settings_free(&set);
+		return 2;
+	}
+	if (opts[1].value != NULL) {
+		user_usage(stdout, opts, 2);
+		settings_free(&set);
+		return 0;
+	}
+	if (npos == 1 && strcmp(pos[0], "list") == 0) {
+		if ((st = admin_open_store(&set, 0)) != NULL) {
+			rc = store_user_foreach(st, print_user, NULL) ==
+			    STORE_OK ? 0 : 1;
+			store_close(st);
+		} else
+			rc = 1;
+	} else if (npos == 2 && (strcmp(pos[0], "add") == 0 ||
+	    strcmp(pos[0], "del") == 0 || strcmp(pos[0], "passwd") == 0)) {
+		if ((st = admin_open_store(&set,
+		    strcmp(pos[0], "add") == 0)) != NULL) {
+			rc = user_change(st, pos[0], pos[1], opts[0].value);
+			store_close(st);
+		} else
+			rc = 1;
+	} else
+		user_usage(stderr, opts, 2);
+	settings_free(&set);
+	return rc;
+}
+
+static void
+print_problem(void *arg, const char *problem)
+{
+	(void)arg;
+	printf("problem: %s\n", problem);
+}
+
+int
+admin_check(int argc, char **argv)
+{
+	struct cmd_option opts[] = {
+		{ "help", 0, "show this help", NULL },
+	};
+	struct settings	 set;
+	struct store	*st;
+	uint64_t	 blobs, problems;
+	int		 npos = 0, rc;
+
+	if (settings_parse(&set, argc, argv, 2, opts, 1, NULL, &npos) < 0) {
+		settings_free(&set);
+		return 2;
+	}
+	if (opts[0].value != NULL) {
+		printf("usage: mailrepd check --data DIR\n"
+		    "Checks the database and re-hashes every message against "
+		    "its GUID.\nWorks on a stopped store, also after a crash; "
+		    "exits 1 when it finds a problem.\n");
+		settings_free(&set);
+		return 0;
+	}
+	if ((st = admin_open_store(&set, 0)) == NULL) {
+		settings_free(&set);
+		return 1;
+	}
+	if (store_check(st, print_problem, NULL, &blobs, &problems) !=
+	    STORE_OK) {
+		fprintf(stderr, "mailrepd: check could not run\n");
+		rc = 1;
+	} else {
+		printf("%s: %" PRIu64 " messages re-hashed, %" PRIu64
+		    " problems\n", problems ? "FAILED" : "ok", blobs, problems);
+		rc = problems ? 1 : 0;
+	}
+	store_close(st);
+	settings_free(&set);
+	return rc;
+}

@@ -1,0 +1,22 @@
+/*
+ * admin.h — the command-line tools that work on a store: user
+ * management and the integrity check.  Each returns the process's exit
+ * status: 0 done, 1 failed, 2 bad usage (after saying why).
+ */
+#ifndef MAILREPD_ADMIN_H
+#define MAILREPD_ADMIN_H
+
+struct settings;
+struct store;
+
+int	admin_user(int argc, char **argv);
+int	admin_check(int argc, char **argv);
+
+/*
+ * Opens the store named by --data for a tool.  Unless `create`, a data
+ * directory without a store is an error (a typo must not make an empty
+ * store).  Returns NULL after printing why.
+ */
+struct store *admin_open_store(const struct settings *, int create);
+
+#endif /* MAILREPD_ADMIN_H */

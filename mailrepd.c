@@ -1,0 +1,307 @@
+/*
+ * mailrepd.c — main(), the sub-commands, signals and the event loop.
+ *
+ * One process, one thread: poll() over the listeners and every session,
+ * then one group commit of the store for the whole iteration, then the
+ * replies.  See proto.h for the session side of that contract.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "admin.h"
+#include "config.h"
+#include "lmtp.h"
+#include "log.h"
+#include "mailio.h"
+#include "net.h"
+#include "proto.h"
+#include "settings.h"
+#include "store.h"
+
+#define MAX_LISTENERS	16
+
+struct listener {
+	int			 fd;
+	const struct proto_ops	*ops;
+	char			*spec;		/* as configured */
+};
+
+static volatile sig_atomic_t	stop_signal;
+
+static void
+on_stop_signal(int sig)
+{
+	stop_signal = sig;
+}
+
+/*
+ * Opens one listener per comma-separated spec.  Returns the count, or -1
+ * after logging which spec failed.
+ */
+static int
+open_listeners(const char *specs, const struct proto_ops *ops,
+    struct listener *ls, int n)
+{
+	char	*copy, *spec, *save = NULL, err[256];
+
+	if (specs == NULL)
+		return n;
+	if ((copy = strdup(specs)) == NULL)
+		return -1;
+	for (spec = strtok_r(copy, ",", &save); spec != NULL;
+	    spec = strtok_r(NULL, ",", &save)) {
+		if (n == MAX_LISTENERS) {
+			fprintf(stderr, "mailrepd: more than %d listeners\n",
+			    MAX_LISTENERS);
+			n = -1;
+			break;
+		}
+		if ((ls[n].fd = net_listen(spec, err, sizeof(err))) < 0) {
+			fprintf(stderr, "mailrepd: setting '%s': %s\n",
+			    ops->name, err);
+			n = -1;
+			break;
+		}
+		ls[n].ops = ops;
+		ls[n].spec = strdup(spec);
+		log_info("listen", "proto=%s addr=%s", ops->name, spec);
+		n++;
+	}
+	free(copy);
+	return n;
+}
+
+static void
+close_listeners(struct listener *ls, int n)
+{
+	int	 i;
+
+	for (i = 0; i < n; i++) {
+		close(ls[i].fd);
+		if (strncmp(ls[i].spec, "unix:", 5) == 0)
+			unlink(ls[i].spec + 5);
+		free(ls[i].spec);
+	}
+}
+
+/*
+ * Installs the handlers and blocks the stop signals outside ppoll(), so
+ * that a signal can never slip in between the check and the wait.
+ */
+static void
+setup_signals(sigset_t *waitmask)
+{
+	struct sigaction	 sa;
+	sigset_t		 block;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = SIG_IGN;
+	sigaction(SIGPIPE, &sa, NULL);
+	sa.sa_handler = on_stop_signal;
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGQUIT, &sa, NULL);
+	sigemptyset(&block);
+	sigaddset(&block, SIGTERM);
+	sigaddset(&block, SIGINT);
+	sigaddset(&block, SIGQUIT);
+	sigprocmask(SIG_BLOCK, &block, waitmask);
+}
+
+/*
+ * The event loop: runs until a stop signal.  Each iteration polls, reads
+ * and runs commands, commits the store once, writes, and reaps.
+ */
+static void
+event_loop(struct server *srv, struct listener *ls, int nls,
+    const sigset_t *waitmask)
+{
+	struct pollfd	*pfd = NULL;
+	struct session	**owner = NULL, *s;
+	struct timespec	 timeout;
+	size_t		 cap = 0, n, i;
+	time_t		 last_tick = 0;
+	int		 busy;
+
+	while (!stop_signal) {
+		if (cap < (size_t)nls + srv->nsessions) {
+			cap = (size_t)nls + srv->nsessions + 64;
+			free(pfd);
+			free(owner);
+			pfd = calloc(cap, sizeof(*pfd));
+			owner = calloc(cap, sizeof(*owner));
+			if (pfd == NULL || owner == NULL) {
+				log_error("loop", "msg=\"out of memory\"");
+				break;
+			}
+		}
+		busy = 0;
+		for (n = 0; n < (size_t)nls; n++) {
+			pfd[n].fd = ls[n].fd;
+			pfd[n].events = POLLIN;
+			owner[n] = NULL;
+		}
+		for (s = srv->sessions; s != NULL; s = s->next, n++) {
+			pfd[n].fd = s->fd;
+			pfd[n].events = session_poll_events(s);
+			owner[n] = s;
+			busy |= session_wants_processing(s);
+		}
+		timeout.tv_sec = busy ? 0 : 1;
+		timeout.tv_nsec = 0;
+		if (ppoll(pfd, n, &timeout, waitmask) < 0 && errno != EINTR) {
+			log_error("loop", "msg=%s", log_quote(strerror(errno)));
+			break;
+		}
+		srv->now = time(NULL);
+		for (i = 0; i < (size_t)nls; i++)
+			if (pfd[i].revents & POLLIN)
+				server_accept(srv, ls[i].fd, ls[i].ops);
+		for (i = nls; i < n; i++) {
+			s = owner[i];
+			if (pfd[i].revents & (POLLIN | POLLHUP | POLLERR))
+				session_on_readable(s);
+			else if (session_wants_processing(s))
+				session_process(s);
+		}
+		server_commit(srv);
+		for (s = srv->sessions; s != NULL; s = s->next)
+			if (buf_used(&s->out) > 0)
+				session_on_writable(s);
+		if (srv->now != last_tick) {
+			last_tick = srv->now;
+			server_timeouts(srv);
+		}
+		server_reap(srv);
+	}
+	free(pfd);
+	free(owner);
+}
+
+static void
+serve_usage(FILE *f)
+{
+	fprintf(f, "usage: mailrepd [serve] [--config FILE] [--key VALUE "
+	    "...]\n\nRuns the server in the foreground, logging to stderr.  "
+	    "It is ready when\nits ports accept.  SIGTERM, SIGINT or SIGQUIT "
+	    "stop it.\n\n");
+	settings_usage(f);
+}
+
+/* `mailrepd serve`: returns the exit status. */
+static int
+cmd_serve(int argc, char **argv, int first)
+{
+	struct cmd_option	 opts[] = {
+		{ "help", 0, "show this help", NULL },
+	};
+	struct settings		 set;
+	struct server		 srv;
+	struct listener		 ls[MAX_LISTENERS];
+	sigset_t		 waitmask;
+	int			 nls, npos = 0, rc = 1;
+
+	memset(&srv, 0, sizeof(srv));
+	if (settings_parse(&set, argc, argv, first, opts, 1, NULL, &npos) < 0)
+		goto out2;
+	if (opts[0].value != NULL) {
+		serve_usage(stdout);
+		rc = 0;
+		goto out;
+	}
+	if (set.syslog)
+		log_use_syslog("mailrepd");
+	log_set_level(set.log_level);
+	if (set.lmtp == NULL) {
+		fprintf(stderr, "mailrepd: nothing to serve: give at least "
+		    "one listener (--lmtp ADDR:PORT)\n");
+		goto out2;
+	}
+	if (store_open(set.data_dir, &srv.store) != STORE_OK) {
+		fprintf(stderr, "mailrepd: setting 'data': cannot open the "
+		    "store in '%s'\n", set.data_dir);
+		goto out;
+	}
+	srv.settings = &set;
+	srv.now = time(NULL);
+	if ((nls = open_listeners(set.lmtp, &lmtp_proto, ls, 0)) < 0)
+		goto out2;
+	setup_signals(&waitmask);
+	log_info("serve.ready", "name=%s data=%s version=%s",
+	    log_quote(set.name), log_quote(set.data_dir), MAILREPD_VERSION);
+	event_loop(&srv, ls, nls, &waitmask);
+	log_info("serve.stop", "signal=%d sessions=%u", (int)stop_signal,
+	    srv.nsessions);
+	close_listeners(ls, nls);
+	server_close_all(&srv);
+	rc = 0;
+	goto out;
+out2:
+	rc = 2;
+out:
+	store_close(srv.store);
+	settings_free(&set);
+	return rc;
+}
+
+static int
+cmd_serve_main(int argc, char **argv)
+{
+	return cmd_serve(argc, argv, 2);
+}
+
+static const struct {
+	const char	*name;
+	int		(*run)(int, char **);
+	const char	*help;
+} commands[] = {
+	{ "serve", cmd_serve_main, "run the server (the default)" },
+	{ "user", admin_user, "add, del, passwd, list users" },
+	{ "check", admin_check, "check the store and every message's GUID" },
+	{ "import", mailio_import, "import a Maildir or an mbox file" },
+	{ "export", mailio_export, "export mailboxes as Maildir" },
+};
+
+static void
+usage(FILE *f)
+{
+	size_t	 i;
+
+	fprintf(f, "usage: mailrepd [COMMAND] [--key VALUE ...]\n\n"
+	    "mailrepd %s: a mail store with LMTP delivery, in one SQLite "
+	    "database.\n\nCommands:\n", MAILREPD_VERSION);
+	for (i = 0; i < sizeof(commands) / sizeof(*commands); i++)
+		fprintf(f, "  %-8s %s\n", commands[i].name, commands[i].help);
+	fprintf(f, "\n'mailrepd COMMAND --help' describes each.\n\n");
+	settings_usage(f);
+}
+
+int
+main(int argc, char **argv)
+{
+	size_t	 i;
+
+	if (argc >= 2 && (strcmp(argv[1], "--help") == 0 ||
+	    strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0)) {
+		usage(stdout);
+		return 0;
+	}
+	if (argc >= 2 && strcmp(argv[1], "--version") == 0) {
+		printf("mailrepd %s\n", MAILREPD_VERSION);
+		return 0;
+	}
+	if (argc < 2 || strncmp(argv[1], "--", 2) == 0)
+		return cmd_serve(argc, argv, 1);
+	for (i = 0; i < sizeof(commands) / sizeof(*commands); i++)
+		if (strcmp(argv[1], commands[i].name) == 0)
+			return commands[i].run(argc, argv);
+	fprintf(stderr, "mailrepd: unknown command '%s' (see mailrepd "
+	    "--help)\n", argv[1]);
+	return 2;
+}
