@@ -1,0 +1,266 @@
+/*
+ * test_store.c — the store API against a real database in a temp dir.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+
+#include "crypto.h"
+#include "spool.h"
+#include "store.h"
+
+struct fixture {
+	char		 dir[64];
+	struct store	*st;
+};
+
+static int
+setup(void **state)
+{
+	struct fixture	*f = calloc(1, sizeof(*f));
+
+	strcpy(f->dir, "/tmp/mailrepd-test-XXXXXX");
+	assert_non_null(mkdtemp(f->dir));
+	assert_int_equal(store_open(f->dir, &f->st), STORE_OK);
+	assert_int_equal(store_user_add(f->st, "alice", "$hash"), STORE_OK);
+	assert_int_equal(store_commit(f->st), STORE_OK);
+	*state = f;
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	struct fixture	*f = *state;
+	char		 cmd[128];
+
+	store_close(f->st);
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", f->dir);
+	assert_int_equal(system(cmd), 0);
+	free(f);
+	return 0;
+}
+
+/* Delivers `body` to user/mailbox; returns the target's result. */
+static enum store_err
+deliver(struct fixture *f, const char *mailbox, const char *body, size_t len,
+    uint32_t *uid)
+{
+	struct spool		*sp = spool_new(f->dir);
+	struct store_blob_in	 blob;
+	struct store_target	 t = { .user = "alice", .mailbox = mailbox,
+				    .internaldate = 1700000000 };
+	size_t			 off = 0, n;
+	enum store_err		 err;
+
+	assert_non_null(sp);
+	while (off < len) {
+		const char *lf = memchr(body + off, '\n', len - off);
+
+		n = lf ? (size_t)(lf - (body + off)) + 1 : len - off;
+		spool_add_line(sp, body + off, n);
+		off += n;
+	}
+	assert_int_equal(spool_finish(sp, &blob), 0);
+	err = store_deliver(f->st, &blob, &t, 1);
+	spool_free(sp);
+	if (err == STORE_OK)
+		err = t.result;
+	*uid = t.uid;
+	return err;
+}
+
+static int
+count_messages(void *arg, const struct store_message *m)
+{
+	(void)m;
+	++*(int *)arg;
+	return 0;
+}
+
+static void
+test_new_user_has_special_mailboxes(void **state)
+{
+	struct fixture		*f = *state;
+	struct store_mailbox	 mb;
+
+	assert_int_equal(store_mailbox_get(f->st, "ALICE", "inbox", &mb),
+	    STORE_OK);
+	assert_string_equal(mb.name, "INBOX");
+	assert_int_equal(mb.uidnext, 1);
+	assert_true(mb.uidvalidity > 0);
+	assert_int_equal(store_mailbox_get(f->st, "alice", "Sent", &mb),
+	    STORE_OK);
+	assert_string_equal(mb.special_use, "\\Sent");
+	assert_int_equal(store_mailbox_get(f->st, "alice", "sent", &mb),
+	    STORE_NOTFOUND);
+	assert_int_equal(store_user_add(f->st, "Alice", "x"), STORE_EXISTS);
+	assert_int_equal(store_user_add(f->st, "a@b", "x"), STORE_INVALID);
+	assert_int_equal(store_mailbox_create(f->st, "alice", "a//b", NULL,
+	    NULL), STORE_INVALID);
+	assert_int_equal(store_mailbox_create(f->st, "alice", "Inbox", NULL,
+	    NULL), STORE_INVALID);
+}
+
+static void
+test_uids_grow_and_blobs_are_shared(void **state)
+{
+	struct fixture		*f = *state;
+	struct store_mailbox	 mb;
+	const char		 msg[] = "Subject: x\r\n\r\nbody\r\n";
+	uint32_t		 uid;
+	int			 n = 0;
+
+	assert_int_equal(deliver(f, "INBOX", msg, strlen(msg), &uid), STORE_OK);
+	assert_int_equal(uid, 1);
+	assert_int_equal(deliver(f, "INBOX", msg, strlen(msg), &uid), STORE_OK);
+	assert_int_equal(uid, 2);
+	assert_int_equal(deliver(f, "Nope", msg, strlen(msg), &uid),
+	    STORE_NOTFOUND);
+	assert_int_equal(store_commit(f->st), STORE_OK);
+	assert_int_equal(store_mailbox_get(f->st, "alice", "INBOX", &mb),
+	    STORE_OK);
+	assert_int_equal(mb.uidnext, 3);
+	assert_int_equal(mb.messages, 2);
+	assert_int_equal(mb.highestmodseq, 3);
+	assert_int_equal(store_message_foreach(f->st, mb.id, count_messages,
+	    &n), STORE_OK);
+	assert_int_equal(n, 2);
+}
+
+/* A rolled-back delivery leaves the UID counter where it was. */
+static void
+test_rollback_keeps_nothing(void **state)
+{
+	struct fixture		*f = *state;
+	struct store_mailbox	 mb;
+	const char		 msg[] = "a\r\n";
+	uint32_t		 uid;
+
+	assert_int_equal(deliver(f, "INBOX", msg, 3, &uid), STORE_OK);
+	store_rollback(f->st);
+	assert_int_equal(store_mailbox_get(f->st, "alice", "INBOX", &mb),
+	    STORE_OK);
+	assert_int_equal(mb.uidnext, 1);
+	assert_int_equal(mb.messages, 0);
+}
+
+static void
+count_problem(void *arg, const char *problem)
+{
+	(void)problem;
+	++*(int *)arg;
+}
+
+/* Bytes come back exactly, across chunk boundaries, compressed or not. */
+static void
+test_blob_round_trip(void **state)
+{
+	struct fixture			*f = *state;
+	struct store_blob_reader	*r;
+	size_t				 len = 3 * 65536 + 123, i;
+	char				*msg = malloc(len), *back = malloc(len);
+	uint8_t				 guid[GUID_LEN];
+	uint64_t			 size, problems, blobs;
+	uint32_t			 uid;
+	int				 seen = 0;
+
+	srand(42);
+	for (i = 0; i < len; i++)	/* half compressible, half not */
+		msg[i] = i < len / 2 ? "abc\r\n"[i % 5] : (char)rand();
+	assert_int_equal(deliver(f, "INBOX", msg, len, &uid), STORE_OK);
+	assert_int_equal(store_commit(f->st), STORE_OK);
+	crypto_sha256(msg, len, guid);
+	assert_int_equal(store_blob_open(f->st, guid, &r, &size), STORE_OK);
+	assert_int_equal(size, len);
+	assert_int_equal(store_blob_read(r, 0, back, len), (ssize_t)len);
+	assert_memory_equal(back, msg, len);
+	assert_int_equal(store_blob_read(r, 65530, back, 20), 20);
+	assert_memory_equal(back, msg + 65530, 20);
+	assert_int_equal(store_blob_read(r, len, back, 10), 0);
+	store_blob_close(r);
+	assert_int_equal(store_check(f->st, count_problem, &seen, &blobs,
+	    &problems), STORE_OK);
+	assert_int_equal(problems, 0);
+	assert_int_equal(seen, 0);
+	free(msg);
+	free(back);
+}
+
+/* check finds a blob whose bytes no longer match its GUID. */
+static void
+test_check_finds_corruption(void **state)
+{
+	struct fixture	*f = *state;
+	const char	 msg[] = "Subject: y\r\n\r\nsome body\r\n";
+	uint64_t	 blobs, problems;
+	uint32_t	 uid;
+	char		 path[128];
+	sqlite3		*db;
+	int		 seen = 0;
+
+	assert_int_equal(deliver(f, "INBOX", msg, strlen(msg), &uid), STORE_OK);
+	assert_int_equal(store_commit(f->st), STORE_OK);
+	assert_int_equal(store_check(f->st, count_problem, &seen, &blobs,
+	    &problems), STORE_OK);
+	assert_int_equal(problems, 0);
+	assert_int_equal(blobs, 1);
+	snprintf(path, sizeof(path), "%s/mailrepd.db", f->dir);
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "UPDATE chunk SET zlib = 0, "
+	    "data = CAST('Subject: y\r\n\r\nsome BODY\r\n' AS BLOB)", NULL,
+	    NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	assert_int_equal(store_check(f->st, count_problem, &seen, &blobs,
+	    &problems), STORE_OK);
+	assert_int_equal(problems, 1);
+	assert_int_equal(seen, 1);
+}
+
+/* Deleting a user leaves tombstones and no orphan blob. */
+static void
+test_user_del(void **state)
+{
+	struct fixture	*f = *state;
+	const char	 msg[] = "x\r\n";
+	char		*pw;
+	uint32_t	 uid;
+
+	assert_int_equal(deliver(f, "INBOX", msg, 3, &uid), STORE_OK);
+	assert_int_equal(store_user_del(f->st, "alice"), STORE_OK);
+	assert_int_equal(store_commit(f->st), STORE_OK);
+	assert_int_equal(store_user_password(f->st, "alice", &pw),
+	    STORE_NOTFOUND);
+	assert_int_equal(store_user_del(f->st, "alice"), STORE_NOTFOUND);
+	assert_true(store_replog_head(f->st) > 0);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(
+		    test_new_user_has_special_mailboxes, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_uids_grow_and_blobs_are_shared, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rollback_keeps_nothing,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_blob_round_trip, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_check_finds_corruption,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_user_del, setup,
+		    teardown),
+	};
+
+	return cmocka_run_group_tests_name("store", tests, NULL, NULL);
+}
