@@ -661,7 +661,7 @@ mailbox_insert(struct store *st, int64_t user_id, const char *user,
     const char *name, const char *special_use)
 {
 	uint8_t		 uniqueid[MAILBOX_ID_LEN];
-	uint32_t	 uidvalidity;
+	uint32_t	 uidvalidity = 0;
 	sqlite3_stmt	*s;
 	enum store_err	 err;
 	struct replog_rec r = { .type = "mailbox.create" };
@@ -1151,7 +1151,7 @@ store_deliver(struct store *st, const struct store_blob_in *b,
     struct store_target *targets, size_t n)
 {
 	enum store_err	 err;
-	int64_t		 blob_id;
+	int64_t		 blob_id = 0;
 	size_t		 i, delivered = 0;
 
 	if ((err = op_begin(st)) != STORE_OK)
