@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -163,6 +164,18 @@ enum stmt_id {
 	S_BLOB_GC,
 	S_REPLOG_ADD,
 	S_REPLOG_HEAD,
+	S_MBOX_RENAME_ONE,
+	S_MBOX_SUBSCRIBE,
+	S_MBOX_DELETE,
+	S_MBOX_MODSEQ,
+	S_MBOX_CHILDREN,
+	S_MSG_GET,
+	S_MSG_SET_FLAGS,
+	S_MSG_DEL,
+	S_EXPUNGED_ADD,
+	S_MSG_CHANGED,
+	S_EXPUNGED_SINCE,
+	S_BLOB_META,
 	NSTMT
 };
 
@@ -182,7 +195,7 @@ static const char *const stmt_sql[NSTMT] = {
 	[S_MBOX_ADD] = "INSERT INTO mailbox (uniqueid, user_id, name, "
 	    "uidvalidity, uidnext, highestmodseq, subscribed, special_use) "
 	    "VALUES (?1, ?2, ?3, ?4, 1, 1, 1, ?5)",
-	[S_MBOX_TARGET] = "SELECT m.id, m.uniqueid, m.uidnext "
+	[S_MBOX_TARGET] = "SELECT m.id "
 	    "FROM mailbox m JOIN user u ON u.id = m.user_id "
 	    "WHERE u.name = ?1 AND (m.name = ?2 OR "
 	    "(upper(?2) = 'INBOX' AND m.name = 'INBOX'))",
@@ -193,7 +206,7 @@ static const char *const stmt_sql[NSTMT] = {
 	    "WHERE u.name = ?1 ORDER BY m.name",
 	[S_MBOX_BUMP] = "UPDATE mailbox SET uidnext = uidnext + 1, "
 	    "highestmodseq = highestmodseq + 1 WHERE id = ?1 "
-	    "RETURNING uidnext - 1, highestmodseq",
+	    "RETURNING uidnext - 1, highestmodseq, uniqueid",
 	[S_MBOX_OF_USER] = "SELECT id, uniqueid, name FROM mailbox "
 	    "WHERE user_id = ?1",
 	[S_MBOX_DEL_USER] = "DELETE FROM mailbox WHERE user_id = ?1",
@@ -229,6 +242,31 @@ static const char *const stmt_sql[NSTMT] = {
 	    "guid, modseq, flags, keywords, internaldate, name, value) "
 	    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
 	[S_REPLOG_HEAD] = "SELECT coalesce(max(seq), 0) FROM replog",
+	[S_MBOX_RENAME_ONE] = "UPDATE mailbox SET name = ?2 WHERE id = ?1",
+	[S_MBOX_SUBSCRIBE] = "UPDATE mailbox SET subscribed = ?2 WHERE id = ?1",
+	[S_MBOX_DELETE] = "DELETE FROM mailbox WHERE id = ?1",
+	[S_MBOX_MODSEQ] = "UPDATE mailbox SET highestmodseq = highestmodseq + 1 "
+	    "WHERE id = ?1 RETURNING highestmodseq, uniqueid",
+	[S_MBOX_CHILDREN] = "SELECT m.id, m.uniqueid, m.name FROM mailbox m "
+	    "JOIN user u ON u.id = m.user_id WHERE u.name = ?1 AND "
+	    "(m.name = ?2 OR substr(m.name, 1, length(?2) + 1) = ?2 || '/')",
+	[S_MSG_GET] = "SELECT m.uid, b.guid, m.modseq, m.flags, m.keywords, "
+	    "m.internaldate, b.size, m.blob_id FROM message m JOIN blob b "
+	    "ON b.id = m.blob_id WHERE m.mailbox_id = ?1 AND m.uid = ?2",
+	[S_MSG_SET_FLAGS] = "UPDATE message SET flags = ?3, keywords = ?4, "
+	    "modseq = ?5 WHERE mailbox_id = ?1 AND uid = ?2",
+	[S_MSG_DEL] = "DELETE FROM message WHERE mailbox_id = ?1 AND uid = ?2",
+	[S_EXPUNGED_ADD] = "INSERT OR REPLACE INTO expunged "
+	    "(mailbox, uid, guid, modseq, time) VALUES (?1, ?2, ?3, ?4, ?5)",
+	[S_MSG_CHANGED] = "SELECT m.uid, b.guid, m.modseq, m.flags, "
+	    "m.keywords, m.internaldate, b.size FROM message m JOIN blob b "
+	    "ON b.id = m.blob_id WHERE m.mailbox_id = ?1 AND m.modseq > ?2 "
+	    "ORDER BY m.uid",
+	[S_EXPUNGED_SINCE] = "SELECT uid FROM expunged WHERE mailbox = ?1 "
+	    "AND modseq > ?2 ORDER BY uid",
+	[S_BLOB_META] = "SELECT envelope, bodystructure, body, header, parts, "
+	    "sent_date, subject, from_addr, to_addr, message_id, size "
+	    "FROM blob WHERE guid = ?1",
 };
 
 struct store {
@@ -238,6 +276,7 @@ struct store {
 	uint8_t		*raw;		/* BLOB_CHUNK_SIZE scratch */
 	uint8_t		*packed;	/* compressBound(BLOB_CHUNK_SIZE) */
 	size_t		 packed_cap;
+	char		 keywords[STORE_MAX_KEYWORDS]; /* of message_row() */
 };
 
 struct store_blob_reader {
@@ -1079,71 +1118,100 @@ blob_put(struct store *st, const struct store_blob_in *b, int64_t *blob_id)
 	return blob_write_chunks(st, *blob_id, b);
 }
 
+/* A message's stored attributes, as message_insert() takes them. */
+struct msg_attrs {
+	uint32_t	 flags;
+	const char	*keywords;
+	int64_t		 internaldate;
+};
+
 /*
- * Appends one message for target t, taking the next UID of its mailbox.
- * Runs inside its own savepoint.
+ * Inserts a message referring to blob_id into mailbox mbox_id under the
+ * mailbox's next UID, written to *uid.  The one place UIDs are assigned.
  */
 static enum store_err
-message_append(struct store *st, int64_t blob_id, const uint8_t *guid,
-    struct store_target *t)
+message_insert(struct store *st, int64_t mbox_id, int64_t blob_id,
+    const uint8_t *guid, const struct msg_attrs *a, uint32_t *uid)
 {
 	sqlite3_stmt		*s;
 	enum store_err		 err;
 	uint64_t		 modseq;
-	uint32_t		 uidnext;
-	int64_t			 mbox_id;
 	uint8_t			 uniqueid[MAILBOX_ID_LEN];
 	int			 rc;
 	struct replog_rec	 r = { .type = "message.append" };
 
-	if ((s = stmt(st, S_MBOX_TARGET)) == NULL)
-		return STORE_IO;
-	sqlite3_bind_text(s, 1, t->user, -1, SQLITE_STATIC);
-	sqlite3_bind_text(s, 2, t->mailbox, -1, SQLITE_STATIC);
-	if ((rc = sqlite3_step(s)) != SQLITE_ROW) {
-		sqlite3_reset(s);
-		return rc == SQLITE_DONE ? STORE_NOTFOUND :
-		    db_error(st, rc, "mailbox find");
-	}
-	mbox_id = sqlite3_column_int64(s, 0);
-	memcpy(uniqueid, sqlite3_column_blob(s, 1), MAILBOX_ID_LEN);
-	uidnext = (uint32_t)sqlite3_column_int64(s, 2);
-	sqlite3_reset(s);
 	if ((s = stmt(st, S_MBOX_BUMP)) == NULL)
 		return STORE_IO;
 	sqlite3_bind_int64(s, 1, mbox_id);
 	if ((rc = sqlite3_step(s)) != SQLITE_ROW) {
 		sqlite3_reset(s);
-		return db_error(st, rc, "uidnext");
+		return rc == SQLITE_DONE ? STORE_NOTFOUND :
+		    db_error(st, rc, "uidnext");
 	}
-	t->uid = (uint32_t)sqlite3_column_int64(s, 0);
+	*uid = (uint32_t)sqlite3_column_int64(s, 0);
 	modseq = (uint64_t)sqlite3_column_int64(s, 1);
+	memcpy(uniqueid, sqlite3_column_blob(s, 2), MAILBOX_ID_LEN);
 	sqlite3_reset(s);
-	/* UIDs only grow: the new one is the old uidnext. */
-	assert(t->uid == uidnext);
-	if (t->uid == UINT32_MAX)
+	/* UIDs only grow; 2^32-1 is the last one IMAP allows. */
+	assert(*uid > 0);
+	if (*uid == UINT32_MAX)
 		return STORE_FULL;
 	if ((s = stmt(st, S_MSG_ADD)) == NULL)
 		return STORE_IO;
 	sqlite3_bind_int64(s, 1, mbox_id);
-	sqlite3_bind_int64(s, 2, t->uid);
+	sqlite3_bind_int64(s, 2, *uid);
 	sqlite3_bind_int64(s, 3, blob_id);
 	sqlite3_bind_int64(s, 4, (sqlite3_int64)modseq);
-	sqlite3_bind_int64(s, 5, t->flags);
-	sqlite3_bind_text(s, 6, t->keywords ? t->keywords : "", -1,
+	sqlite3_bind_int64(s, 5, a->flags);
+	sqlite3_bind_text(s, 6, a->keywords ? a->keywords : "", -1,
 	    SQLITE_STATIC);
-	sqlite3_bind_int64(s, 7, t->internaldate);
+	sqlite3_bind_int64(s, 7, a->internaldate);
 	if ((err = step_done(st, s, "message add")) != STORE_OK)
 		return err;
-	r.user = t->user;
 	r.mailbox = uniqueid;
-	r.uid = t->uid;
+	r.uid = *uid;
 	r.guid = guid;
 	r.modseq = modseq;
-	r.flags = t->flags;
-	r.keywords = t->keywords;
-	r.internaldate = t->internaldate;
+	r.flags = a->flags;
+	r.keywords = a->keywords;
+	r.internaldate = a->internaldate;
 	return replog_append(st, &r);
+}
+
+/* Finds a mailbox's local id by user and name. */
+static enum store_err
+mailbox_id(struct store *st, const char *user, const char *name,
+    int64_t *id)
+{
+	sqlite3_stmt	*s;
+	int		 rc;
+
+	if ((s = stmt(st, S_MBOX_TARGET)) == NULL)
+		return STORE_IO;
+	sqlite3_bind_text(s, 1, user, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 2, name, -1, SQLITE_STATIC);
+	if ((rc = sqlite3_step(s)) != SQLITE_ROW) {
+		sqlite3_reset(s);
+		return rc == SQLITE_DONE ? STORE_NOTFOUND :
+		    db_error(st, rc, "mailbox find");
+	}
+	*id = sqlite3_column_int64(s, 0);
+	sqlite3_reset(s);
+	return STORE_OK;
+}
+
+/* Appends one message for target t (inside its own savepoint). */
+static enum store_err
+message_append(struct store *st, int64_t blob_id, const uint8_t *guid,
+    struct store_target *t)
+{
+	struct msg_attrs	 a = { t->flags, t->keywords, t->internaldate };
+	enum store_err		 err;
+	int64_t			 mbox_id = 0;
+
+	if ((err = mailbox_id(st, t->user, t->mailbox, &mbox_id)) != STORE_OK)
+		return err;
+	return message_insert(st, mbox_id, blob_id, guid, &a, &t->uid);
 }
 
 enum store_err
@@ -1434,4 +1502,518 @@ store_check(struct store *st, void (*report)(void *, const char *),
 	}
 	sqlite3_finalize(s);
 	return STORE_OK;
+}
+
+/* Bumps a mailbox's HIGHESTMODSEQ for one change; returns the new one. */
+static enum store_err
+mailbox_next_modseq(struct store *st, int64_t mbox_id, uint64_t *modseq,
+    uint8_t uniqueid[MAILBOX_ID_LEN])
+{
+	sqlite3_stmt	*s;
+	int		 rc;
+
+	if ((s = stmt(st, S_MBOX_MODSEQ)) == NULL)
+		return STORE_IO;
+	sqlite3_bind_int64(s, 1, mbox_id);
+	if ((rc = sqlite3_step(s)) != SQLITE_ROW) {
+		sqlite3_reset(s);
+		return rc == SQLITE_DONE ? STORE_NOTFOUND :
+		    db_error(st, rc, "modseq");
+	}
+	*modseq = (uint64_t)sqlite3_column_int64(s, 0);
+	memcpy(uniqueid, sqlite3_column_blob(s, 1), MAILBOX_ID_LEN);
+	sqlite3_reset(s);
+	return STORE_OK;
+}
+
+/* Reads one message's row; *blob_id too when wanted. */
+static enum store_err
+message_row(struct store *st, int64_t mbox_id, uint32_t uid,
+    struct store_message *m, int64_t *blob_id)
+{
+	sqlite3_stmt	*s;
+	int		 rc;
+
+	if ((s = stmt(st, S_MSG_GET)) == NULL)
+		return STORE_IO;
+	sqlite3_bind_int64(s, 1, mbox_id);
+	sqlite3_bind_int64(s, 2, uid);
+	if ((rc = sqlite3_step(s)) != SQLITE_ROW) {
+		sqlite3_reset(s);
+		return rc == SQLITE_DONE ? STORE_NOTFOUND :
+		    db_error(st, rc, "message get");
+	}
+	m->uid = uid;
+	memcpy(m->guid, sqlite3_column_blob(s, 1), GUID_LEN);
+	m->modseq = (uint64_t)sqlite3_column_int64(s, 2);
+	m->flags = (uint32_t)sqlite3_column_int64(s, 3);
+	snprintf(st->keywords, sizeof(st->keywords), "%s",
+	    sqlite3_column_text(s, 4));
+	m->keywords = st->keywords;
+	m->internaldate = sqlite3_column_int64(s, 5);
+	m->size = (uint64_t)sqlite3_column_int64(s, 6);
+	if (blob_id != NULL)
+		*blob_id = sqlite3_column_int64(s, 7);
+	sqlite3_reset(s);
+	return STORE_OK;
+}
+
+enum store_err
+store_message_get(struct store *st, int64_t mailbox_id, uint32_t uid,
+    struct store_message *out)
+{
+	return message_row(st, mailbox_id, uid, out, NULL);
+}
+
+enum store_err
+store_message_set_flags(struct store *st, int64_t mailbox_id, uint32_t uid,
+    uint32_t flags, const char *keywords, uint64_t *modseq)
+{
+	struct store_message	 m;
+	uint8_t			 uniqueid[MAILBOX_ID_LEN];
+	sqlite3_stmt		*s;
+	enum store_err		 err;
+	struct replog_rec	 r = { .type = "message.flags" };
+
+	if (keywords != NULL && strlen(keywords) >= STORE_MAX_KEYWORDS)
+		return STORE_INVALID;
+	if ((err = op_begin(st)) != STORE_OK)
+		return err;
+	if ((err = message_row(st, mailbox_id, uid, &m, NULL)) != STORE_OK ||
+	    (err = mailbox_next_modseq(st, mailbox_id, modseq, uniqueid)) !=
+	    STORE_OK)
+		return op_end(st, err);
+	if ((s = stmt(st, S_MSG_SET_FLAGS)) == NULL)
+		return op_end(st, STORE_IO);
+	sqlite3_bind_int64(s, 1, mailbox_id);
+	sqlite3_bind_int64(s, 2, uid);
+	sqlite3_bind_int64(s, 3, flags);
+	sqlite3_bind_text(s, 4, keywords ? keywords : "", -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 5, (sqlite3_int64)*modseq);
+	if ((err = step_done(st, s, "set flags")) != STORE_OK)
+		return op_end(st, err);
+	r.mailbox = uniqueid;
+	r.uid = uid;
+	r.guid = m.guid;
+	r.modseq = *modseq;
+	r.flags = flags;
+	r.keywords = keywords;
+	return op_end(st, replog_append(st, &r));
+}
+
+/*
+ * Expunges inside the caller's savepoint: the row goes, a tombstone with
+ * the GUID and a new modseq stays (for QRESYNC and reconciliation).
+ */
+static enum store_err
+message_expunge(struct store *st, int64_t mailbox_id, uint32_t uid)
+{
+	struct store_message	 m;
+	uint8_t			 uniqueid[MAILBOX_ID_LEN];
+	uint64_t		 modseq;
+	sqlite3_stmt		*s;
+	enum store_err		 err;
+	struct replog_rec	 r = { .type = "message.expunge" };
+
+	if ((err = message_row(st, mailbox_id, uid, &m, NULL)) != STORE_OK ||
+	    (err = mailbox_next_modseq(st, mailbox_id, &modseq, uniqueid)) !=
+	    STORE_OK)
+		return err;
+	if ((s = stmt(st, S_MSG_DEL)) == NULL)
+		return STORE_IO;
+	sqlite3_bind_int64(s, 1, mailbox_id);
+	sqlite3_bind_int64(s, 2, uid);
+	if ((err = step_done(st, s, "expunge")) != STORE_OK)
+		return err;
+	if ((s = stmt(st, S_EXPUNGED_ADD)) == NULL)
+		return STORE_IO;
+	sqlite3_bind_blob(s, 1, uniqueid, MAILBOX_ID_LEN, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 2, uid);
+	sqlite3_bind_blob(s, 3, m.guid, GUID_LEN, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 4, (sqlite3_int64)modseq);
+	sqlite3_bind_int64(s, 5, time(NULL));
+	if ((err = step_done(st, s, "tombstone")) != STORE_OK)
+		return err;
+	r.mailbox = uniqueid;
+	r.uid = uid;
+	r.guid = m.guid;
+	r.modseq = modseq;
+	return replog_append(st, &r);
+}
+
+enum store_err
+store_message_expunge(struct store *st, int64_t mailbox_id, uint32_t uid)
+{
+	enum store_err	 err;
+
+	if ((err = op_begin(st)) != STORE_OK)
+		return err;
+	if ((err = message_expunge(st, mailbox_id, uid)) == STORE_OK)
+		err = blob_gc(st);
+	return op_end(st, err);
+}
+
+/* Copies inside the caller's savepoint; the blob is shared, not copied. */
+static enum store_err
+message_copy(struct store *st, int64_t from, uint32_t uid, int64_t to,
+    uint32_t *new_uid)
+{
+	struct store_message	 m;
+	struct msg_attrs	 a;
+	int64_t			 blob_id = 0;
+	enum store_err		 err;
+
+	if ((err = message_row(st, from, uid, &m, &blob_id)) != STORE_OK)
+		return err;
+	a.flags = m.flags;
+	a.keywords = m.keywords;
+	a.internaldate = m.internaldate;
+	return message_insert(st, to, blob_id, m.guid, &a, new_uid);
+}
+
+enum store_err
+store_message_copy(struct store *st, int64_t from_mailbox, uint32_t uid,
+    int64_t to_mailbox, uint32_t *new_uid)
+{
+	enum store_err	 err;
+
+	if ((err = op_begin(st)) != STORE_OK)
+		return err;
+	return op_end(st, message_copy(st, from_mailbox, uid, to_mailbox,
+	    new_uid));
+}
+
+enum store_err
+store_message_changes(struct store *st, int64_t mailbox_id, uint64_t since,
+    int (*cb)(void *, const struct store_message *), void *arg)
+{
+	struct store_message	 m;
+	sqlite3_stmt		*s;
+	int			 rc;
+
+	if ((s = stmt(st, S_MSG_CHANGED)) == NULL)
+		return STORE_IO;
+	sqlite3_bind_int64(s, 1, mailbox_id);
+	sqlite3_bind_int64(s, 2, (sqlite3_int64)since);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		m.uid = (uint32_t)sqlite3_column_int64(s, 0);
+		memcpy(m.guid, sqlite3_column_blob(s, 1), GUID_LEN);
+		m.modseq = (uint64_t)sqlite3_column_int64(s, 2);
+		m.flags = (uint32_t)sqlite3_column_int64(s, 3);
+		m.keywords = (const char *)sqlite3_column_text(s, 4);
+		m.internaldate = sqlite3_column_int64(s, 5);
+		m.size = (uint64_t)sqlite3_column_int64(s, 6);
+		if (cb(arg, &m) != 0)
+			break;
+	}
+	sqlite3_reset(s);
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? STORE_OK :
+	    db_error(st, rc, "changes");
+}
+
+enum store_err
+store_expunged_since(struct store *st, const uint8_t *uniqueid,
+    uint64_t since, int (*cb)(void *, uint32_t uid), void *arg)
+{
+	sqlite3_stmt	*s;
+	int		 rc;
+
+	if ((s = stmt(st, S_EXPUNGED_SINCE)) == NULL)
+		return STORE_IO;
+	sqlite3_bind_blob(s, 1, uniqueid, MAILBOX_ID_LEN, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 2, (sqlite3_int64)since);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+		if (cb(arg, (uint32_t)sqlite3_column_int64(s, 0)) != 0)
+			break;
+	sqlite3_reset(s);
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? STORE_OK :
+	    db_error(st, rc, "expunged since");
+}
+
+/* Duplicates column i as a NUL-terminated string, or NULL when NULL. */
+static char *
+column_dup(sqlite3_stmt *s, int i, size_t *len)
+{
+	const void	*p = sqlite3_column_blob(s, i);
+	int		 n = sqlite3_column_bytes(s, i);
+	char		*out;
+
+	if (p == NULL && sqlite3_column_type(s, i) == SQLITE_NULL)
+		return NULL;
+	if ((out = malloc((size_t)n + 1)) == NULL)
+		return NULL;
+	memcpy(out, p, n);
+	out[n] = '\0';
+	if (len != NULL)
+		*len = (size_t)n;
+	return out;
+}
+
+enum store_err
+store_message_meta(struct store *st, const uint8_t *guid,
+    struct store_meta *out)
+{
+	sqlite3_stmt	*s;
+	size_t		 plen = 0;
+	char		*parts;
+	int		 rc;
+
+	memset(out, 0, sizeof(*out));
+	if ((s = stmt(st, S_BLOB_META)) == NULL)
+		return STORE_IO;
+	sqlite3_bind_blob(s, 1, guid, GUID_LEN, SQLITE_STATIC);
+	if ((rc = sqlite3_step(s)) != SQLITE_ROW) {
+		sqlite3_reset(s);
+		return rc == SQLITE_DONE ? STORE_NOTFOUND :
+		    db_error(st, rc, "meta");
+	}
+	out->envelope = column_dup(s, 0, NULL);
+	out->bodystructure = column_dup(s, 1, NULL);
+	out->body = column_dup(s, 2, NULL);
+	out->header = column_dup(s, 3, &out->header_len);
+	parts = column_dup(s, 4, &plen);
+	out->sent_date = sqlite3_column_type(s, 5) == SQLITE_NULL ? -1 :
+	    (time_t)sqlite3_column_int64(s, 5);
+	out->subject = column_dup(s, 6, NULL);
+	out->from = column_dup(s, 7, NULL);
+	out->to = column_dup(s, 8, NULL);
+	out->message_id = column_dup(s, 9, NULL);
+	out->size = (uint64_t)sqlite3_column_int64(s, 10);
+	sqlite3_reset(s);
+	if (parts == NULL || mime_parts_decode(parts, plen, &out->parts,
+	    &out->nparts) < 0) {
+		free(parts);
+		store_meta_free(out);
+		log_error("store.meta", "msg=\"unreadable parts table\"");
+		return STORE_IO;
+	}
+	free(parts);
+	return STORE_OK;
+}
+
+void
+store_meta_free(struct store_meta *m)
+{
+	free(m->envelope);
+	free(m->bodystructure);
+	free(m->body);
+	free(m->header);
+	free(m->parts);
+	free(m->subject);
+	free(m->from);
+	free(m->to);
+	free(m->message_id);
+	memset(m, 0, sizeof(*m));
+}
+
+/* Walks a mailbox and its children ("name" and "name/..."). */
+struct family {
+	int64_t	 id;
+	uint8_t	 uniqueid[MAILBOX_ID_LEN];
+	char	 name[MAILBOX_MAX_NAME + 1];
+};
+
+/* Collects the mailbox `name` and its inferiors; *out is malloc'd. */
+static enum store_err
+mailbox_family(struct store *st, const char *user, const char *name,
+    struct family **out, size_t *n)
+{
+	struct family	*v = NULL, *grown;
+	sqlite3_stmt	*s;
+	int		 rc;
+
+	*n = 0;
+	if ((s = stmt(st, S_MBOX_CHILDREN)) == NULL)
+		return STORE_IO;
+	sqlite3_bind_text(s, 1, user, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 2, name, -1, SQLITE_STATIC);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		if ((grown = reallocarray(v, *n + 1, sizeof(*v))) == NULL) {
+			rc = SQLITE_NOMEM;
+			break;
+		}
+		v = grown;
+		v[*n].id = sqlite3_column_int64(s, 0);
+		memcpy(v[*n].uniqueid, sqlite3_column_blob(s, 1),
+		    MAILBOX_ID_LEN);
+		snprintf(v[*n].name, sizeof(v[*n].name), "%s",
+		    sqlite3_column_text(s, 2));
+		++*n;
+	}
+	sqlite3_reset(s);
+	if (rc != SQLITE_DONE) {
+		free(v);
+		return db_error(st, rc, "mailbox family");
+	}
+	*out = v;
+	return STORE_OK;
+}
+
+enum store_err
+store_mailbox_delete(struct store *st, const char *user, const char *name)
+{
+	struct store_mailbox	 mb;
+	sqlite3_stmt		*s;
+	enum store_err		 err;
+	struct replog_rec	 r = { .type = "mailbox.delete" };
+
+	if (strcasecmp(name, "INBOX") == 0)
+		return STORE_INVALID;
+	if ((err = op_begin(st)) != STORE_OK)
+		return err;
+	if ((err = store_mailbox_get(st, user, name, &mb)) != STORE_OK)
+		return op_end(st, err);
+	if ((s = stmt(st, S_MSG_EXPUNGE_ALL)) == NULL)
+		return op_end(st, STORE_IO);
+	sqlite3_bind_int64(s, 1, mb.id);
+	sqlite3_bind_blob(s, 2, mb.uniqueid, MAILBOX_ID_LEN, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 3, time(NULL));
+	err = step_done(st, s, "tombstones");
+	if (err == STORE_OK && (s = stmt(st, S_MSG_DEL_ALL)) != NULL) {
+		sqlite3_bind_int64(s, 1, mb.id);
+		err = step_done(st, s, "messages delete");
+	}
+	if (err == STORE_OK && (s = stmt(st, S_MBOX_GONE)) != NULL) {
+		sqlite3_bind_blob(s, 1, mb.uniqueid, MAILBOX_ID_LEN,
+		    SQLITE_STATIC);
+		sqlite3_bind_text(s, 2, user, -1, SQLITE_STATIC);
+		sqlite3_bind_text(s, 3, mb.name, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(s, 4, time(NULL));
+		err = step_done(st, s, "mailbox tombstone");
+	}
+	if (err == STORE_OK && (s = stmt(st, S_MBOX_DELETE)) != NULL) {
+		sqlite3_bind_int64(s, 1, mb.id);
+		err = step_done(st, s, "mailbox delete");
+	}
+	if (err == STORE_OK)
+		err = blob_gc(st);
+	r.user = user;
+	r.mailbox = mb.uniqueid;
+	r.name = mb.name;
+	if (err == STORE_OK)
+		err = replog_append(st, &r);
+	return op_end(st, err);
+}
+
+/*
+ * RFC 3501 renames INBOX by moving its messages into a new mailbox and
+ * leaving INBOX, empty, in place.
+ */
+static int
+collect_uid(void *arg, const struct store_message *m)
+{
+	struct {
+		uint32_t	*v;
+		size_t		 n;
+	} *uids = arg;
+	uint32_t *grown;
+
+	if ((grown = reallocarray(uids->v, uids->n + 1, sizeof(*grown))) ==
+	    NULL)
+		return 1;
+	uids->v = grown;
+	uids->v[uids->n++] = m->uid;
+	return 0;
+}
+
+static enum store_err
+rename_inbox(struct store *st, const char *user, const char *to)
+{
+	struct store_mailbox	 inbox;
+	enum store_err		 err;
+	int64_t			 uid, to_id = 0;
+	uint32_t		 new_uid;
+	size_t			 i;
+	struct {
+		uint32_t	*v;
+		size_t		 n;
+	} uids = { NULL, 0 };
+
+	if ((err = user_lookup(st, user, &uid, NULL)) != STORE_OK ||
+	    (err = mailbox_insert(st, uid, user, to, "")) != STORE_OK ||
+	    (err = mailbox_id(st, user, to, &to_id)) != STORE_OK ||
+	    (err = store_mailbox_get(st, user, "INBOX", &inbox)) != STORE_OK ||
+	    (err = store_message_foreach(st, inbox.id, collect_uid, &uids)) !=
+	    STORE_OK)
+		return err;
+	if (uids.n != inbox.messages)
+		err = STORE_IO;		/* out of memory while collecting */
+	for (i = 0; i < uids.n && err == STORE_OK; i++)
+		if ((err = message_copy(st, inbox.id, uids.v[i], to_id,
+		    &new_uid)) == STORE_OK)
+			err = message_expunge(st, inbox.id, uids.v[i]);
+	free(uids.v);
+	return err;
+}
+
+enum store_err
+store_mailbox_rename(struct store *st, const char *user, const char *from,
+    const char *to)
+{
+	struct store_mailbox	 exists;
+	struct family		*fam = NULL;
+	sqlite3_stmt		*s;
+	enum store_err		 err;
+	char			 name[MAILBOX_MAX_NAME + 2];
+	size_t			 n = 0, i, flen = strlen(from);
+	struct replog_rec	 r = { .type = "mailbox.rename" };
+
+	if (!mailbox_name_valid(to) || strcasecmp(to, "INBOX") == 0)
+		return STORE_INVALID;
+	if ((err = op_begin(st)) != STORE_OK)
+		return err;
+	if (store_mailbox_get(st, user, to, &exists) == STORE_OK)
+		return op_end(st, STORE_EXISTS);
+	if (strcasecmp(from, "INBOX") == 0)
+		return op_end(st, rename_inbox(st, user, to));
+	if ((err = mailbox_family(st, user, from, &fam, &n)) != STORE_OK)
+		return op_end(st, err);
+	if (n == 0 || strcmp(fam[0].name, from) != 0)
+		err = STORE_NOTFOUND;
+	for (i = 0; i < n && err == STORE_OK; i++) {
+		if ((size_t)snprintf(name, sizeof(name), "%s%s", to,
+		    fam[i].name + flen) > MAILBOX_MAX_NAME) {
+			err = STORE_INVALID;
+			break;
+		}
+		if ((s = stmt(st, S_MBOX_RENAME_ONE)) == NULL) {
+			err = STORE_IO;
+			break;
+		}
+		sqlite3_bind_int64(s, 1, fam[i].id);
+		sqlite3_bind_text(s, 2, name, -1, SQLITE_STATIC);
+		if ((err = step_done(st, s, "rename")) != STORE_OK)
+			break;
+		r.user = user;
+		r.mailbox = fam[i].uniqueid;
+		r.name = name;
+		err = replog_append(st, &r);
+	}
+	free(fam);
+	return op_end(st, err);
+}
+
+enum store_err
+store_mailbox_subscribe(struct store *st, const char *user,
+    const char *name, int subscribed)
+{
+	struct store_mailbox	 mb;
+	sqlite3_stmt		*s;
+	enum store_err		 err;
+	struct replog_rec	 r = { .type = "mailbox.subscribe" };
+
+	if ((err = op_begin(st)) != STORE_OK)
+		return err;
+	if ((err = store_mailbox_get(st, user, name, &mb)) != STORE_OK)
+		return op_end(st, err);
+	if ((s = stmt(st, S_MBOX_SUBSCRIBE)) == NULL)
+		return op_end(st, STORE_IO);
+	sqlite3_bind_int64(s, 1, mb.id);
+	sqlite3_bind_int(s, 2, subscribed != 0);
+	if ((err = step_done(st, s, "subscribe")) != STORE_OK)
+		return op_end(st, err);
+	r.user = user;
+	r.mailbox = mb.uniqueid;
+	r.flags = subscribed != 0;
+	return op_end(st, replog_append(st, &r));
 }

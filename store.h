@@ -19,6 +19,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <time.h>
 
 #include "config.h"
 #include "crypto.h"
@@ -177,6 +178,64 @@ void		store_blob_close(struct store_blob_reader *);
 enum store_err	store_check(struct store *,
 		    void (*report)(void *, const char *problem), void *arg,
 		    uint64_t *blobs, uint64_t *problems);
+
+/*
+ * What the MIME pre-parse stored with a blob (see mime.h); every pointer
+ * is malloc'd and released by store_meta_free().
+ */
+struct store_meta {
+	char			*envelope;
+	char			*bodystructure;
+	char			*body;
+	char			*header;	/* top-level header block */
+	size_t			 header_len;
+	struct mime_part	*parts;
+	size_t			 nparts;
+	time_t			 sent_date;	/* Date:, or -1 */
+	char			*subject, *from, *to, *message_id;
+	uint64_t		 size;
+};
+
+enum store_err	store_message_meta(struct store *, const uint8_t *guid,
+		    struct store_meta *out);
+void		store_meta_free(struct store_meta *);
+
+/*
+ * One message by UID.  out->keywords stays valid until the next call
+ * into the store.
+ */
+enum store_err	store_message_get(struct store *, int64_t mailbox_id,
+		    uint32_t uid, struct store_message *out);
+
+/* Message changes; each takes the next MODSEQ of the mailbox. */
+enum store_err	store_message_set_flags(struct store *, int64_t mailbox_id,
+		    uint32_t uid, uint32_t flags, const char *keywords,
+		    uint64_t *modseq);
+enum store_err	store_message_expunge(struct store *, int64_t mailbox_id,
+		    uint32_t uid);
+/* Copies under a new UID of the target; the bytes are shared. */
+enum store_err	store_message_copy(struct store *, int64_t from_mailbox,
+		    uint32_t uid, int64_t to_mailbox, uint32_t *new_uid);
+
+/* Messages whose MODSEQ is above `since`, in UID order (CONDSTORE). */
+enum store_err	store_message_changes(struct store *, int64_t mailbox_id,
+		    uint64_t since, int (*cb)(void *,
+		    const struct store_message *), void *arg);
+/* UIDs expunged from a mailbox with a MODSEQ above `since`. */
+enum store_err	store_expunged_since(struct store *, const uint8_t *uniqueid,
+		    uint64_t since, int (*cb)(void *, uint32_t uid), void *arg);
+
+/*
+ * Mailbox changes.  Delete refuses INBOX (STORE_INVALID).  Rename takes
+ * the inferiors along ("a/x" follows "a"); renaming INBOX moves its
+ * messages to the new mailbox and leaves INBOX empty (RFC 3501 6.3.5).
+ */
+enum store_err	store_mailbox_delete(struct store *, const char *user,
+		    const char *name);
+enum store_err	store_mailbox_rename(struct store *, const char *user,
+		    const char *from, const char *to);
+enum store_err	store_mailbox_subscribe(struct store *, const char *user,
+		    const char *name, int subscribed);
 
 /* Counts log records; the replication issue builds on these. */
 int64_t		store_replog_head(struct store *);

@@ -244,6 +244,98 @@ test_user_del(void **state)
 	assert_true(store_replog_head(f->st) > 0);
 }
 
+static int
+collect_expunged(void *arg, uint32_t uid)
+{
+	*(uint32_t *)arg = uid;
+	return 0;
+}
+
+/* Flags take a new MODSEQ; expunge leaves a tombstone; copy shares. */
+static void
+test_flags_expunge_copy(void **state)
+{
+	struct fixture		*f = *state;
+	struct store_mailbox	 in, sent;
+	struct store_message	 m;
+	const char		 msg[] = "Subject: z\r\n\r\nz\r\n";
+	uint64_t		 modseq;
+	uint32_t		 uid, copied, gone = 0;
+	int			 n = 0;
+
+	assert_int_equal(deliver(f, "INBOX", msg, strlen(msg), &uid), STORE_OK);
+	assert_int_equal(store_mailbox_get(f->st, "alice", "INBOX", &in),
+	    STORE_OK);
+	assert_int_equal(store_mailbox_get(f->st, "alice", "Sent", &sent),
+	    STORE_OK);
+	assert_int_equal(store_message_set_flags(f->st, in.id, uid,
+	    FLAG_SEEN | FLAG_FLAGGED, "$Label1", &modseq), STORE_OK);
+	assert_int_equal(modseq, in.highestmodseq + 1);
+	assert_int_equal(store_message_get(f->st, in.id, uid, &m), STORE_OK);
+	assert_int_equal(m.flags, FLAG_SEEN | FLAG_FLAGGED);
+	assert_string_equal(m.keywords, "$Label1");
+	assert_int_equal(store_message_copy(f->st, in.id, uid, sent.id,
+	    &copied), STORE_OK);
+	assert_int_equal(copied, 1);
+	assert_int_equal(store_message_changes(f->st, in.id, modseq - 1,
+	    count_messages, &n), STORE_OK);
+	assert_int_equal(n, 1);
+	assert_int_equal(store_message_expunge(f->st, in.id, uid), STORE_OK);
+	assert_int_equal(store_message_get(f->st, in.id, uid, &m),
+	    STORE_NOTFOUND);
+	assert_int_equal(store_expunged_since(f->st, in.uniqueid, modseq,
+	    collect_expunged, &gone), STORE_OK);
+	assert_int_equal(gone, uid);
+	/* The copy still has the bytes: the blob is shared, not dropped. */
+	assert_int_equal(store_message_get(f->st, sent.id, copied, &m),
+	    STORE_OK);
+	assert_int_equal(store_commit(f->st), STORE_OK);
+}
+
+/* Rename takes children along; INBOX rename moves the messages. */
+static void
+test_rename_and_delete(void **state)
+{
+	struct fixture		*f = *state;
+	struct store_mailbox	 mb;
+	const char		 msg[] = "x\r\n";
+	uint32_t		 uid;
+
+	assert_int_equal(store_mailbox_create(f->st, "alice", "a", NULL,
+	    NULL), STORE_OK);
+	assert_int_equal(store_mailbox_create(f->st, "alice", "a/b", NULL,
+	    NULL), STORE_OK);
+	assert_int_equal(store_mailbox_create(f->st, "alice", "ab", NULL,
+	    NULL), STORE_OK);
+	assert_int_equal(store_mailbox_rename(f->st, "alice", "a", "c"),
+	    STORE_OK);
+	assert_int_equal(store_mailbox_get(f->st, "alice", "c/b", &mb),
+	    STORE_OK);
+	assert_int_equal(store_mailbox_get(f->st, "alice", "ab", &mb),
+	    STORE_OK);
+	assert_int_equal(store_mailbox_rename(f->st, "alice", "c", "ab"),
+	    STORE_EXISTS);
+	assert_int_equal(deliver(f, "INBOX", msg, 3, &uid), STORE_OK);
+	assert_int_equal(store_mailbox_rename(f->st, "alice", "INBOX", "old"),
+	    STORE_OK);
+	assert_int_equal(store_mailbox_get(f->st, "alice", "old", &mb),
+	    STORE_OK);
+	assert_int_equal(mb.messages, 1);
+	assert_int_equal(store_mailbox_get(f->st, "alice", "INBOX", &mb),
+	    STORE_OK);
+	assert_int_equal(mb.messages, 0);
+	assert_int_equal(mb.uidnext, 2);
+	assert_int_equal(store_mailbox_subscribe(f->st, "alice", "old", 0),
+	    STORE_OK);
+	assert_int_equal(store_mailbox_delete(f->st, "alice", "INBOX"),
+	    STORE_INVALID);
+	assert_int_equal(store_mailbox_delete(f->st, "alice", "old"),
+	    STORE_OK);
+	assert_int_equal(store_mailbox_get(f->st, "alice", "old", &mb),
+	    STORE_NOTFOUND);
+	assert_int_equal(store_commit(f->st), STORE_OK);
+}
+
 int
 main(void)
 {
@@ -259,6 +351,10 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_check_finds_corruption,
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_user_del, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_flags_expunge_copy, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_rename_and_delete, setup,
 		    teardown),
 	};
 
