@@ -14,7 +14,7 @@ PYTHON	?= /usr/bin/python3
 
 # Every module; mailrepd.c alone holds main(), so unit tests link the rest.
 MODULES	= settings.c log.c buf.c crypto.c store.c mime.c spool.c net.c proto.c \
-	  lmtp.c admin.c mailio.c
+	  lmtp.c admin.c mailio.c imap_parse.c
 SRCS	= mailrepd.c $(MODULES)
 HDRS	= $(wildcard *.h)
 

@@ -30,6 +30,12 @@
 #define LMTP_MAX_ADDRESS	512	/* bytes in one path */
 #define LMTP_MAX_ERRORS		20	/* bad commands before 421 */
 
+/* IMAP */
+#define IMAP_MAX_LINE		(64 * 1024) /* one command line (>= 8 KiB) */
+#define IMAP_MAX_LITERAL	(64 * 1024) /* a literal outside APPEND */
+#define IMAP_MAX_DEPTH		16	/* nested parentheses in a command */
+#define IMAP_MAX_ARGS		10000	/* arguments in one command */
+
 /* MIME pre-parser (run once per delivered message) */
 #define MIME_MAX_DEPTH		32	/* nested multiparts / message parts */
 #define MIME_MAX_PARTS		1000	/* parts described in BODYSTRUCTURE */
