@@ -1,0 +1,2590 @@
+/*
+ * mime.c — streaming RFC 5322 / MIME pre-parser.
+ *
+ * The message arrives one line at a time.  Every decision (end of a
+ * header, a boundary, the start of a part) is taken at the end of a line,
+ * so the parser keeps only the first bytes of the current line, the
+ * header block of the part being read (at most MIME_MAX_HEADER bytes) and
+ * the stack of open boundaries.  Each part becomes a node of a small tree
+ * holding its offsets and its BODYSTRUCTURE fields, already rendered; the
+ * IMAP strings and the parts table are written from that tree at the end.
+ *
+ * What a client sees is meant to be byte for byte what Dovecot 2.3 sends,
+ * so the rules below follow Dovecot's message parser, its header parser
+ * (values unfolded without CRLF, leading blanks skipped) and its quoting
+ * (8-bit bytes, CR, LF or more than four escapes force a literal; NULs in
+ * envelope strings become U+FFFD).  Where we differ on purpose: sizes are
+ * the stored octets (Dovecot counts a bare LF as CRLF), boundaries are cut
+ * at MIME_MAX_BOUNDARY bytes (Dovecot keeps 80), and past MIME_MAX_PARTS
+ * a multipart's further parts stay in its own body.
+ */
+#include <assert.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "config.h"
+#include "mime.h"
+
+#define NOIDX		UINT32_MAX
+#define PEEK		(2 + MIME_MAX_BOUNDARY + 8)	/* line bytes kept */
+#define MAX_ESCAPES	4	/* more \" or \\ than this: a literal */
+#define REPLACEMENT	"\xef\xbf\xbd"	/* U+FFFD in UTF-8 */
+#define PARTS_VERSION	1
+
+#define EMPTY_BODY "(\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL " \
+	"\"7bit\" 0 0"
+#define IS_LWSP(c)	((c) == ' ' || (c) == '\t')
+
+/* A growable NUL-terminated string; after a failed allocation it only
+ * remembers the failure. */
+struct sbuf {
+	char	*s;
+	size_t	 len;
+	size_t	 cap;
+	int	 err;
+};
+
+struct kv {
+	char	*k;
+	char	*v;
+};
+
+struct kvlist {
+	struct kv	*a;
+	size_t		 n;
+	size_t		 cap;
+	int		 err;
+};
+
+enum nkind { NK_LEAF, NK_MULTIPART, NK_MESSAGE };
+
+/*
+ * One body of BODYSTRUCTURE.  An encapsulated message is the single
+ * child of its message/rfc822 node.  num is the part's section when
+ * hasnum is set; otherwise (a multipart that is a message) it is the
+ * prefix its children are numbered under.
+ */
+struct node {
+	uint32_t	 parent;
+	uint32_t	 first;
+	uint32_t	 last;
+	uint32_t	 next;
+	uint32_t	 nchild;
+	unsigned	 depth;
+	enum nkind	 kind;
+	int		 text;		/* size is followed by a line count */
+	int		 digest;	/* children default to message/rfc822 */
+	int		 hasnum;
+	int		 plain7;	/* BODY is Dovecot's canned text/plain */
+	char		 num[sizeof(((struct mime_part *)0)->section)];
+	uint64_t	 hstart, bstart, bend;
+	uint64_t	 lstart, lend;	/* LFs fed before bstart, bend */
+	char		*basic;	/* fields before the size, or the subtype */
+	char		*ext;	/* BODYSTRUCTURE extension fields */
+	char		*env;	/* envelope, without parentheses */
+};
+
+struct bnd {
+	uint32_t	 node;
+	size_t		 len;
+	char		 s[MIME_MAX_BOUNDARY];
+};
+
+struct mime_parser {
+	struct node	*nodes;
+	uint32_t	 nnodes;
+	uint32_t	 capnodes;
+	uint32_t	 cur;		/* innermost open node */
+	int		 in_header;	/* cur is still in its header */
+	struct bnd	 bnd[MIME_MAX_DEPTH];
+	size_t		 nbnd;
+	struct sbuf	 hdr;		/* cur's header, bounded */
+	size_t		 hdr_mark;	/* hdr.len where this line began */
+	uint64_t	 off;		/* bytes fed */
+	uint64_t	 lf;		/* LFs in completed lines */
+	size_t		 line_len;	/* bytes of the current line so far */
+	unsigned char	 peek[PEEK];
+	int		 last_cr;	/* the line so far ends with CR */
+	int		 pend;		/* EOL length of the previous line */
+	int		 oom;
+	int		 finished;
+	/* the top-level message, kept when its header ends */
+	struct sbuf	 top_header;
+	char		*subject, *from, *to, *message_id;
+	time_t		 date;
+};
+
+/* Dovecot's header data of one part, before it is rendered. */
+struct env {
+	char		*date, *subject, *msgid, *irt;
+	struct sbuf	 addr[6];	/* from sender reply-to to cc bcc */
+	struct sbuf	 from_raw, to_raw;
+};
+
+struct pinfo {
+	int		 mime;		/* MIME-Version or Content-Type */
+	int		 ct_seen;
+	int		 ct_ret;
+	struct sbuf	 ctype;		/* "type/subtype" as parsed */
+	struct kvlist	 params;
+	char		*enc, *id, *desc, *md5, *loc, *dispo;
+	struct kvlist	 dparams;
+	struct sbuf	 lang;		/* rendered language strings */
+	int		 want_env;
+	struct env	 env;
+};
+
+/* RFC 822 tokenizer state over one header value. */
+struct rfc {
+	const unsigned char	*p;
+	const unsigned char	*end;
+	struct sbuf		*comment;	/* gets the last comment */
+	int			 nulrepl;	/* quoted NUL becomes U+FFFD */
+};
+
+#define RFC_C(r)	((r)->p < (r)->end ? *(r)->p : 0)
+
+/* 1: atext, 2: alphanumeric or 8-bit, 4: atext but a MIME tspecial. */
+static const unsigned char atext[256] = {
+	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+	0, 1, 0, 1, 1, 1, 1, 1, 0, 0, 1, 1, 0, 1, 0, 4,
+	2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 0, 0, 0, 4, 0, 4,
+	0, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+	2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 0, 0, 0, 1, 1,
+	1, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+	2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 1, 1, 1, 1, 0,
+	2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+	2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+	2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+	2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+	2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+	2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+	2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+	2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2
+};
+#define IS_ATEXT(c)	(atext[(unsigned char)(c)] != 0)
+#define IS_TOKEN(c)	((atext[(unsigned char)(c)] & 3) != 0)
+
+/*
+ * Strings.
+ */
+
+/* Makes room for n more bytes and the NUL; returns -1 once it failed. */
+static int
+sb_grow(struct sbuf *b, size_t n)
+{
+	size_t	 cap;
+	char	*s;
+
+	if (b->err)
+		return -1;
+	if (b->cap > 0 && n < b->cap - b->len)
+		return 0;
+	if (n > SIZE_MAX / 4 - b->len) {
+		b->err = 1;
+		return -1;
+	}
+	cap = b->cap > 0 ? b->cap : 64;
+	while (cap < b->len + n + 1)
+		cap *= 2;
+	if ((s = realloc(b->s, cap)) == NULL) {
+		b->err = 1;
+		return -1;
+	}
+	b->s = s;
+	b->cap = cap;
+	return 0;
+}
+
+static void
+sb_add(struct sbuf *b, const void *p, size_t n)
+{
+	if (sb_grow(b, n) == -1)
+		return;
+	if (n > 0)
+		memcpy(b->s + b->len, p, n);
+	b->len += n;
+	b->s[b->len] = '\0';
+}
+
+static void
+sb_addc(struct sbuf *b, char c)
+{
+	sb_add(b, &c, 1);
+}
+
+static void
+sb_adds(struct sbuf *b, const char *s)
+{
+	sb_add(b, s, strlen(s));
+}
+
+static void
+sb_addu(struct sbuf *b, uint64_t v)
+{
+	char	 num[24];
+
+	snprintf(num, sizeof(num), "%llu", (unsigned long long)v);
+	sb_adds(b, num);
+}
+
+static void
+sb_trunc(struct sbuf *b, size_t len)
+{
+	assert(len <= b->len);
+	b->len = len;
+	if (b->s != NULL)
+		b->s[len] = '\0';
+}
+
+static const char *
+sb_str(const struct sbuf *b)
+{
+	return b->s != NULL ? b->s : "";
+}
+
+static void
+sb_free(struct sbuf *b)
+{
+	free(b->s);
+	memset(b, 0, sizeof(*b));
+}
+
+/*
+ * Returns b's string, which the caller now owns, and empties b; NULL (and
+ * *oom set) when an allocation failed along the way.
+ */
+static char *
+sb_take(struct sbuf *b, int *oom)
+{
+	char	*s;
+
+	if (b->s == NULL)
+		sb_add(b, "", 0);
+	if (b->err) {
+		*oom = 1;
+		sb_free(b);
+		return NULL;
+	}
+	s = b->s;
+	memset(b, 0, sizeof(*b));
+	return s;
+}
+
+/* A copy of n bytes cut at the first NUL, as Dovecot's C strings are. */
+static char *
+strcopy(const char *s, size_t n, int *oom)
+{
+	char	*d;
+
+	n = strnlen(s, n);
+	if ((d = malloc(n + 1)) == NULL) {
+		*oom = 1;
+		return NULL;
+	}
+	memcpy(d, s, n);
+	d[n] = '\0';
+	return d;
+}
+
+static void
+kv_add(struct kvlist *l, const char *k, const char *v)
+{
+	struct kv	*a;
+	size_t		 cap;
+
+	if (l->err)
+		return;
+	if (l->n == l->cap) {
+		cap = l->cap > 0 ? l->cap * 2 : 4;
+		if ((a = reallocarray(l->a, cap, sizeof(*a))) == NULL) {
+			l->err = 1;
+			return;
+		}
+		l->a = a;
+		l->cap = cap;
+	}
+	l->a[l->n].k = strdup(k);
+	l->a[l->n].v = strdup(v);
+	if (l->a[l->n].k == NULL || l->a[l->n].v == NULL) {
+		free(l->a[l->n].k);
+		free(l->a[l->n].v);
+		l->err = 1;
+		return;
+	}
+	l->n++;
+}
+
+static void
+kv_free(struct kvlist *l)
+{
+	size_t	 i;
+
+	for (i = 0; i < l->n; i++) {
+		free(l->a[i].k);
+		free(l->a[i].v);
+	}
+	free(l->a);
+	memset(l, 0, sizeof(*l));
+}
+
+/*
+ * IMAP output.  Strings are written as Dovecot writes them: quoted when
+ * they are plain ASCII with at most MAX_ESCAPES quotes or backslashes, a
+ * {n} literal otherwise (8-bit text included, so UTF-8 reaches clients
+ * unchanged).
+ */
+
+static void
+imap_literal(struct sbuf *o, const char *s, size_t n)
+{
+	sb_addc(o, '{');
+	sb_addu(o, n);
+	sb_adds(o, "}\r\n");
+	sb_add(o, s, n);
+}
+
+/* NIL for NULL, else a quoted string or a literal. */
+static void
+imap_nstring(struct sbuf *o, const char *s)
+{
+	const unsigned char	*u;
+	int			 esc = 0;
+
+	if (s == NULL) {
+		sb_adds(o, "NIL");
+		return;
+	}
+	for (u = (const unsigned char *)s; *u != '\0'; u++) {
+		if ((*u == '"' || *u == '\\') && ++esc <= MAX_ESCAPES)
+			continue;
+		if (*u == '"' || *u == '\\' || *u == '\r' || *u == '\n' ||
+		    *u >= 0x80) {
+			imap_literal(o, s, strlen(s));
+			return;
+		}
+	}
+	sb_addc(o, '"');
+	for (u = (const unsigned char *)s; *u != '\0'; u++) {
+		if (*u == '"' || *u == '\\')
+			sb_addc(o, '\\');
+		sb_addc(o, (char)*u);
+	}
+	sb_addc(o, '"');
+}
+
+/* As imap_nstring(), with CR and LF dropped (a blank kept between). */
+static void
+imap_nstring_nolf(struct sbuf *o, const char *s)
+{
+	struct sbuf	 t = { 0 };
+	size_t		 i;
+
+	if (s == NULL || strpbrk(s, "\r\n") == NULL) {
+		imap_nstring(o, s);
+		return;
+	}
+	for (i = 0; s[i] != '\0'; i++) {
+		if (s[i] != '\r' && s[i] != '\n')
+			sb_addc(&t, s[i]);
+		else if (s[i + 1] != ' ' && s[i + 1] != '\t' &&
+		    s[i + 1] != '\r' && s[i + 1] != '\n' && s[i + 1] != '\0')
+			sb_addc(&t, ' ');
+	}
+	if (t.err)
+		o->err = 1;
+	else
+		imap_nstring(o, sb_str(&t));
+	sb_free(&t);
+}
+
+/*
+ * A display name or subject "for humans", as Dovecot writes them: runs of
+ * blanks, tabs, CRs and LFs become one space, leading and trailing ones
+ * go, and any change, quote, backslash or 8-bit byte makes it a literal.
+ */
+static void
+imap_humans(struct sbuf *o, const char *s)
+{
+	size_t	 n = strlen(s), i, rm = 0;
+	int	 lwsp = 1, prefix = 1, modify = 0;
+
+	for (i = 0; i < n; i++) {
+		switch (s[i]) {
+		case '\r':
+		case '\n':
+		case '\t':
+			modify = 1;
+			/* FALLTHROUGH */
+		case ' ':
+			if (lwsp) {
+				modify = 1;
+				rm++;
+			}
+			lwsp = 1;
+			break;
+		case '"':
+		case '\\':
+			modify = 1;
+			lwsp = 0;
+			break;
+		default:
+			if ((unsigned char)s[i] >= 0x80)
+				modify = 1;
+			lwsp = 0;
+			break;
+		}
+		if (!lwsp)
+			prefix = 0;
+	}
+	if (lwsp && n > 0 && !prefix) {
+		modify = 1;
+		rm++;
+	}
+	if (!modify) {
+		sb_addc(o, '"');
+		sb_add(o, s, n);
+		sb_addc(o, '"');
+		return;
+	}
+	if (rm == n) {
+		sb_adds(o, "\"\"");
+		return;
+	}
+	sb_addc(o, '{');
+	sb_addu(o, n - rm);
+	sb_adds(o, "}\r\n");
+	lwsp = 1;
+	for (i = 0; i < n; i++) {
+		if (s[i] == ' ' || s[i] == '\t' || s[i] == '\r' ||
+		    s[i] == '\n') {
+			if (!lwsp)
+				sb_addc(o, ' ');
+			lwsp = 1;
+		} else {
+			lwsp = 0;
+			sb_addc(o, s[i]);
+		}
+	}
+	if (lwsp && !o->err)
+		sb_trunc(o, o->len - 1);
+}
+
+/*
+ * RFC 822 tokens, with Dovecot's return convention: 1 when more input
+ * follows, 0 at its end, -1 for a syntax error.  Blanks and comments
+ * after a token are skipped.
+ */
+
+static int
+rfc_skip_comment(struct rfc *r)
+{
+	const unsigned char	*start;
+	size_t			 len;
+	int			 level = 1;
+
+	assert(*r->p == '(');
+	if (r->comment != NULL)
+		sb_trunc(r->comment, 0);
+	for (start = ++r->p; r->p < r->end; r->p++) {
+		switch (*r->p) {
+		case '\0':
+			if (r->comment != NULL && r->nulrepl) {
+				sb_add(r->comment, start, r->p - start);
+				sb_adds(r->comment, REPLACEMENT);
+				start = r->p + 1;
+			}
+			break;
+		case '(':
+			level++;
+			break;
+		case ')':
+			if (--level > 0)
+				break;
+			if (r->comment != NULL)
+				sb_add(r->comment, start, r->p - start);
+			r->p++;
+			return r->p < r->end ? 1 : 0;
+		case '\n':
+			if (r->comment == NULL)
+				break;
+			len = r->p - start;
+			if (len > 0 && start[len - 1] == '\r')
+				len--;
+			sb_add(r->comment, start, len);
+			start = r->p + 1;
+			break;
+		case '\\':
+			if (++r->p >= r->end)
+				return -1;
+			if (*r->p == '\r' || *r->p == '\n' || *r->p == '\0') {
+				r->p--;
+				break;
+			}
+			if (r->comment != NULL)
+				sb_add(r->comment, start, r->p - start - 1);
+			start = r->p;
+			break;
+		}
+	}
+	return -1;
+}
+
+static int
+rfc_skip_lwsp(struct rfc *r)
+{
+	while (r->p < r->end) {
+		if (*r->p == ' ' || *r->p == '\t' || *r->p == '\r' ||
+		    *r->p == '\n') {
+			r->p++;
+			continue;
+		}
+		if (*r->p != '(')
+			break;
+		if (rfc_skip_comment(r) < 0)
+			return -1;
+	}
+	return r->p < r->end ? 1 : 0;
+}
+
+/* Appends the run of bytes accepted by ok (the '.' too when dot) to out. */
+static int
+rfc_run(struct rfc *r, struct sbuf *out, int tokenchars, int dot)
+{
+	const unsigned char	*start;
+
+	for (start = r->p; r->p < r->end; r->p++) {
+		if ((tokenchars ? IS_TOKEN(*r->p) : IS_ATEXT(*r->p)) ||
+		    (dot && *r->p == '.'))
+			continue;
+		sb_add(out, start, r->p - start);
+		return rfc_skip_lwsp(r);
+	}
+	sb_add(out, start, r->p - start);
+	return 0;
+}
+
+static int
+rfc_atom(struct rfc *r, struct sbuf *out)
+{
+	if (r->p >= r->end || !IS_ATEXT(*r->p))
+		return -1;
+	return rfc_run(r, out, 0, 0);
+}
+
+/* dot-atom, allowing blanks around the dots as RFC 822 did. */
+static int
+rfc_dot_atom(struct rfc *r, struct sbuf *out)
+{
+	const unsigned char	*start;
+	int			 ret;
+
+	if (r->p >= r->end || !IS_ATEXT(*r->p))
+		return -1;
+	for (start = r->p++; r->p < r->end;) {
+		if (IS_ATEXT(*r->p)) {
+			r->p++;
+			continue;
+		}
+		if (start == r->p)
+			return -1;
+		sb_add(out, start, r->p - start);
+		if ((ret = rfc_skip_lwsp(r)) <= 0)
+			return ret;
+		if (*r->p != '.')
+			return 1;
+		r->p++;
+		sb_addc(out, '.');
+		if (rfc_skip_lwsp(r) <= 0)
+			return -1;
+		start = r->p;
+	}
+	sb_add(out, start, r->p - start);
+	return 0;
+}
+
+/*
+ * A quoted string (r->p at the quote), unescaped, folding removed.  A
+ * backslash before CR, LF or NUL is kept, as Dovecot keeps it.
+ */
+static int
+rfc_quoted(struct rfc *r, struct sbuf *out)
+{
+	const unsigned char	*start;
+	size_t			 len;
+
+	assert(r->p < r->end && *r->p == '"');
+	for (start = ++r->p; r->p < r->end; r->p++) {
+		switch (*r->p) {
+		case '\0':
+			if (r->nulrepl) {
+				sb_add(out, start, r->p - start);
+				sb_adds(out, REPLACEMENT);
+				start = r->p + 1;
+			}
+			break;
+		case '"':
+			sb_add(out, start, r->p - start);
+			r->p++;
+			return rfc_skip_lwsp(r);
+		case '\n':
+			len = r->p - start;
+			if (len > 0 && start[len - 1] == '\r')
+				len--;
+			sb_add(out, start, len);
+			start = r->p + 1;
+			break;
+		case '\\':
+			if (++r->p >= r->end)
+				return -1;
+			if (*r->p == '\r' || *r->p == '\n' || *r->p == '\0') {
+				r->p--;
+				break;
+			}
+			sb_add(out, start, r->p - start - 1);
+			start = r->p;
+			break;
+		}
+	}
+	return -1;
+}
+
+/* phrase = 1*word / obs-phrase; words are joined by one space. */
+static int
+rfc_phrase(struct rfc *r, struct sbuf *out)
+{
+	int	 ret;
+
+	if (r->p >= r->end)
+		return 0;
+	if (*r->p == '.')
+		return -1;
+	for (;;) {
+		if (*r->p == '"')
+			ret = rfc_quoted(r, out);
+		else
+			ret = rfc_run(r, out, 0, 1);
+		if (ret <= 0)
+			return ret;
+		if (!IS_ATEXT(*r->p) && *r->p != '"' && *r->p != '.')
+			break;
+		sb_addc(out, ' ');
+	}
+	return rfc_skip_lwsp(r);
+}
+
+/* "[...]" kept with its brackets; r->p at the '['. */
+static int
+rfc_domain_literal(struct rfc *r, struct sbuf *out)
+{
+	const unsigned char	*start;
+	size_t			 len;
+
+	assert(*r->p == '[');
+	for (start = r->p++; r->p < r->end; r->p++) {
+		switch (*r->p) {
+		case '\0':
+			if (r->nulrepl) {
+				sb_add(out, start, r->p - start);
+				sb_adds(out, REPLACEMENT);
+				start = r->p + 1;
+			}
+			break;
+		case '[':
+			return -1;
+		case ']':
+			sb_add(out, start, r->p - start + 1);
+			r->p++;
+			return rfc_skip_lwsp(r);
+		case '\n':
+			len = r->p - start;
+			if (len > 0 && start[len - 1] == '\r')
+				len--;
+			sb_add(out, start, len);
+			start = r->p + 1;
+			break;
+		case '\\':
+			if (++r->p >= r->end)
+				return -1;
+			if (*r->p == '\r' || *r->p == '\n' || *r->p == '\0') {
+				sb_add(out, start, r->p - start);
+				start = r->p;
+				r->p--;
+			}
+			break;
+		}
+	}
+	return -1;
+}
+
+/* A local-part with dots anywhere, as Dovecot 2.3 reads it. */
+static int
+rfc_loose_dot_atom(struct rfc *r, struct sbuf *out)
+{
+	int	 ret = -1;
+
+	do {
+		while (RFC_C(r) == '.') {
+			sb_addc(out, '.');
+			if (++r->p == r->end)
+				return 0;
+			ret = 1;
+		}
+		if (RFC_C(r) == '@')
+			break;
+		ret = rfc_atom(r, out);
+	} while (ret > 0 && RFC_C(r) == '.');
+	return ret;
+}
+
+/* "@" domain; r->p at the '@'. */
+static int
+rfc_domain(struct rfc *r, struct sbuf *out)
+{
+	assert(*r->p == '@');
+	r->p++;
+	if (rfc_skip_lwsp(r) <= 0)
+		return -1;
+	if (*r->p == '[')
+		return rfc_domain_literal(r, out);
+	return rfc_dot_atom(r, out);
+}
+
+/*
+ * type "/" subtype into out.  On error out keeps a lone type when the
+ * value ended after it, and nothing otherwise (Dovecot then writes the
+ * part as that type with an empty subtype, or as "" "").
+ */
+static int
+rfc_content_type(struct rfc *r, struct sbuf *out)
+{
+	size_t	 pos;
+	int	 ret;
+
+	if (rfc_skip_lwsp(r) <= 0)
+		return -1;
+	if (rfc_run(r, out, 1, 1) <= 0 || out->len == 0)
+		return -1;
+	if (*r->p != '/') {
+		sb_trunc(out, 0);
+		return -1;
+	}
+	r->p++;
+	if (rfc_skip_lwsp(r) <= 0) {
+		sb_trunc(out, 0);
+		return -1;
+	}
+	sb_addc(out, '/');
+	pos = out->len;
+	if ((ret = rfc_run(r, out, 1, 1)) < 0 || out->len == pos ||
+	    (r->p != r->end && *r->p != ';')) {
+		sb_trunc(out, 0);
+		return -1;
+	}
+	return ret;
+}
+
+/* One ";" key "=" value; 1 with key and value set, 0 at the end, -1. */
+static int
+rfc_param(struct rfc *r, struct sbuf *key, struct sbuf *value)
+{
+	int	 ret;
+
+	sb_trunc(key, 0);
+	sb_trunc(value, 0);
+	if (r->p >= r->end)
+		return 0;
+	if (*r->p != ';')
+		return -1;
+	r->p++;
+	if (rfc_skip_lwsp(r) <= 0 || rfc_run(r, key, 1, 1) <= 0 ||
+	    *r->p != '=')
+		return -1;
+	r->p++;
+	if ((ret = rfc_skip_lwsp(r)) <= 0)
+		;	/* no value: an empty one */
+	else if (*r->p == '"')
+		ret = rfc_quoted(r, value);
+	else if (*r->p == '=') {
+		/* broken but common: name==?utf-8?b?...?= */
+		while (r->p < r->end && *r->p != ';' && *r->p != ' ' &&
+		    *r->p != '\t' && *r->p != '\r' && *r->p != '\n')
+			sb_addc(value, (char)*r->p++);
+	} else
+		ret = rfc_run(r, value, 1, 1);
+	return ret < 0 ? -1 : 1;
+}
+
+struct ext2231 {
+	char		*k;
+	const char	*v;
+	unsigned	 idx;
+	int		 extended;
+};
+
+/* Sorts by key, then index, stably (the lists are short). */
+static void
+ext_sort(struct ext2231 *e, size_t n)
+{
+	struct ext2231	 t;
+	size_t		 i, j;
+	int		 c;
+
+	for (i = 1; i < n; i++) {
+		t = e[i];
+		for (j = i; j > 0; j--) {
+			c = strcmp(e[j - 1].k, t.k);
+			if (c < 0 || (c == 0 && e[j - 1].idx <= t.idx))
+				break;
+			e[j] = e[j - 1];
+		}
+		e[j] = t;
+	}
+}
+
+/*
+ * Merges RFC 2231 continuations (key*0, key*1*, ...) of the parameters in
+ * l into one key (key*, when any piece was extended), as Dovecot does: the
+ * value keeps its charset'language' prefix and %-escapes, plain params stay
+ * first, and a key with missing indexes is written piece by piece.
+ */
+static void
+rfc2231_merge(struct kvlist *l)
+{
+	struct kvlist	 out = { 0 };
+	struct ext2231	*e;
+	struct sbuf	 v = { 0 }, k = { 0 };
+	size_t		 i, j, next, ne = 0;
+	unsigned	 idx = 0;
+	char		*p, *q;
+	int		 ok, have_ext, ext;
+
+	if ((e = calloc(l->n + 1, sizeof(*e))) == NULL) {
+		l->err = 1;
+		return;
+	}
+	for (i = 0; i < l->n; i++) {
+		if ((p = strchr(l->a[i].k, '*')) == NULL) {
+			kv_add(&out, l->a[i].k, l->a[i].v);
+			continue;
+		}
+		q = p;
+		/* A key ending in '*' keeps the previous index: Dovecot's. */
+		if (p[1] != '\0')
+			for (p++, idx = 0; *p >= '0' && *p <= '9'; p++)
+				idx = idx * 10 + (unsigned)(*p - '0');
+		ext = *p == '*';
+		if (ext)
+			p++;
+		if (*p != '\0') {
+			kv_add(&out, l->a[i].k, l->a[i].v);
+			continue;
+		}
+		*q = '\0';
+		e[ne].k = l->a[i].k;
+		e[ne].v = l->a[i].v;
+		e[ne].idx = idx;
+		e[ne++].extended = ext;
+	}
+	ext_sort(e, ne);
+	for (i = 0; i < ne; i = next) {
+		ok = 1;
+		have_ext = 0;
+		for (j = i; j < ne && strcasecmp(e[i].k, e[j].k) == 0; j++) {
+			if (e[j].idx != j - i)
+				ok = 0;
+			have_ext |= e[j].extended;
+		}
+		next = j;
+		for (j = i; j < next && !ok; j++) {
+			sb_trunc(&k, 0);
+			sb_adds(&k, e[j].k);
+			sb_addc(&k, '*');
+			sb_addu(&k, e[j].idx);
+			if (e[j].extended)
+				sb_addc(&k, '*');
+			kv_add(&out, sb_str(&k), e[j].v);
+		}
+		if (!ok)
+			continue;
+		sb_trunc(&v, 0);
+		if (!e[i].extended && have_ext)
+			sb_adds(&v, "''");
+		for (j = i; j < next; j++) {
+			if (e[j].extended || !have_ext) {
+				sb_adds(&v, e[j].v);
+				continue;
+			}
+			for (p = (char *)e[j].v; *p != '\0'; p++) {
+				if (*p == '%')
+					sb_adds(&v, "%25");
+				else
+					sb_addc(&v, *p);
+			}
+		}
+		sb_trunc(&k, 0);
+		sb_adds(&k, e[i].k);
+		if (have_ext)
+			sb_addc(&k, '*');
+		kv_add(&out, sb_str(&k), sb_str(&v));
+	}
+	out.err |= l->err | v.err | k.err;
+	free(e);
+	sb_free(&v);
+	sb_free(&k);
+	kv_free(l);
+	*l = out;
+}
+
+/* The parameters after a Content-Type or Content-Disposition value. */
+static void
+rfc_params(struct rfc *r, struct kvlist *l)
+{
+	struct sbuf	 key = { 0 }, value = { 0 };
+	int		 ret;
+
+	while ((ret = rfc_param(r, &key, &value)) != 0) {
+		if (ret < 0) {
+			/* skip a byte and try again, as Dovecot does */
+			if (r->p >= r->end)
+				break;
+			r->p++;
+			continue;
+		}
+		kv_add(l, sb_str(&key), sb_str(&value));
+	}
+	l->err |= key.err | value.err;
+	sb_free(&key);
+	sb_free(&value);
+	rfc2231_merge(l);
+}
+
+/*
+ * Addresses, parsed as Dovecot's message_address_parse() does with its
+ * "fill missing" flag (so broken ones show MISSING_MAILBOX and the like)
+ * and written straight into an ENVELOPE address list.
+ */
+
+struct afield {
+	int		 set;
+	struct sbuf	 b;
+};
+
+struct addrp {
+	struct rfc	 r;
+	struct sbuf	*out;
+	struct sbuf	 str;
+	struct sbuf	 comment;
+	struct afield	 name, route, mailbox, domain;
+	int		 invalid;
+	int		 err;
+};
+
+static void
+af_set(struct afield *f, const char *s)
+{
+	f->set = 1;
+	sb_trunc(&f->b, 0);
+	sb_adds(&f->b, s);
+}
+
+static void
+af_clear(struct afield *f)
+{
+	f->set = 0;
+	sb_trunc(&f->b, 0);
+}
+
+/* Writes the address being built and starts a new one. */
+static void
+addr_emit(struct addrp *a)
+{
+	sb_addc(a->out, '(');
+	if (a->name.set)
+		imap_humans(a->out, sb_str(&a->name.b));
+	else
+		sb_adds(a->out, "NIL");
+	sb_addc(a->out, ' ');
+	imap_nstring(a->out, a->route.set ? sb_str(&a->route.b) : NULL);
+	sb_addc(a->out, ' ');
+	imap_nstring(a->out, a->mailbox.set ? sb_str(&a->mailbox.b) : NULL);
+	sb_addc(a->out, ' ');
+	imap_nstring(a->out, a->domain.set ? sb_str(&a->domain.b) : NULL);
+	sb_addc(a->out, ')');
+	a->err |= a->name.b.err | a->route.b.err | a->mailbox.b.err |
+	    a->domain.b.err;
+	af_clear(&a->name);
+	af_clear(&a->route);
+	af_clear(&a->mailbox);
+	af_clear(&a->domain);
+	a->invalid = 0;
+}
+
+static void
+addr_emit_fixed(struct addrp *a)
+{
+	if (!a->mailbox.set)
+		af_set(&a->mailbox, "MISSING_MAILBOX");
+	if (!a->domain.set || a->domain.b.len == 0)
+		af_set(&a->domain, "MISSING_DOMAIN");
+	addr_emit(a);
+}
+
+static int
+addr_local_part(struct addrp *a)
+{
+	int	 ret;
+
+	assert(a->r.p < a->r.end);
+	sb_trunc(&a->str, 0);
+	if (*a->r.p == '"')
+		ret = rfc_quoted(&a->r, &a->str);
+	else
+		ret = rfc_loose_dot_atom(&a->r, &a->str);
+	if (ret < 0)
+		return -1;
+	af_set(&a->mailbox, sb_str(&a->str));
+	return ret;
+}
+
+static int
+addr_domain(struct addrp *a)
+{
+	int	 ret;
+
+	sb_trunc(&a->str, 0);
+	if ((ret = rfc_domain(&a->r, &a->str)) < 0)
+		return -1;
+	af_set(&a->domain, sb_str(&a->str));
+	return ret;
+}
+
+/* obs-domain-list: "@a,@b" before the ':' of a route-addr. */
+static int
+addr_route(struct addrp *a)
+{
+	int	 ret;
+
+	sb_trunc(&a->str, 0);
+	for (;;) {
+		if (a->r.p >= a->r.end)
+			return 0;
+		if (*a->r.p != '@')
+			break;
+		if (a->str.len > 0)
+			sb_addc(&a->str, ',');
+		sb_addc(&a->str, '@');
+		if ((ret = rfc_domain(&a->r, &a->str)) <= 0)
+			return ret;
+		while (rfc_skip_lwsp(&a->r) > 0 && *a->r.p == ',')
+			a->r.p++;
+	}
+	af_set(&a->route, sb_str(&a->str));
+	return 1;
+}
+
+/* "<" [route ":"] addr-spec ">"; r.p at the '<'. */
+static int
+addr_angle(struct addrp *a)
+{
+	assert(*a->r.p == '<');
+	a->r.p++;
+	if (rfc_skip_lwsp(&a->r) <= 0)
+		return -1;
+	if (*a->r.p == '@') {
+		if (addr_route(a) > 0 && RFC_C(&a->r) == ':')
+			a->r.p++;
+		else {
+			af_set(&a->route, "INVALID_ROUTE");
+			if (a->r.p >= a->r.end)
+				return -1;
+		}
+		if (rfc_skip_lwsp(&a->r) <= 0)
+			return -1;
+	}
+	if (*a->r.p != '>') {
+		if (addr_local_part(a) <= 0)
+			return -1;
+		if (*a->r.p == '@' && addr_domain(a) <= 0)
+			return -1;
+	}
+	if (*a->r.p != '>')
+		return -1;
+	a->r.p++;
+	return rfc_skip_lwsp(&a->r);
+}
+
+static int
+addr_name_addr(struct addrp *a)
+{
+	sb_trunc(&a->str, 0);
+	if (rfc_phrase(&a->r, &a->str) <= 0 || *a->r.p != '<')
+		return -1;
+	if (a->str.len > 0)
+		af_set(&a->name, sb_str(&a->str));
+	if (addr_angle(a) < 0) {
+		af_set(&a->domain, "SYNTAX_ERROR");
+		a->invalid = 1;
+	}
+	return a->r.p < a->r.end ? 1 : 0;
+}
+
+/*
+ * addr-spec, where a trailing comment becomes the name and a word not
+ * followed by "@" is taken as a name when more words follow.
+ */
+static int
+addr_spec(struct addrp *a)
+{
+	size_t	 len;
+	int	 ret, ret2 = -2, quoted;
+
+	assert(a->r.p < a->r.end);
+	sb_trunc(&a->comment, 0);
+	quoted = *a->r.p == '"';
+	if ((ret = addr_local_part(a)) <= 0)
+		a->invalid = 1;
+	if (ret != 0 && a->r.p < a->r.end && *a->r.p == '@') {
+		ret2 = addr_domain(a);
+		if (ret2 <= 0)
+			ret = ret2;
+	}
+	if (a->comment.len > 0)
+		af_set(&a->name, sb_str(&a->comment));
+	else if (ret2 == -2) {
+		sb_addc(&a->str, ' ');
+		len = a->str.len;
+		(void)rfc_phrase(&a->r, &a->str);
+		if (a->str.len != len) {
+			af_clear(&a->mailbox);
+			af_set(&a->name, sb_str(&a->str));
+		} else if (!quoted)
+			af_set(&a->domain, "");
+		a->invalid = 1;
+		ret = -1;
+	}
+	return ret;
+}
+
+static int
+addr_mailbox(struct addrp *a)
+{
+	const unsigned char	*start = a->r.p;
+	struct afield		 t;
+	int			 ret;
+
+	if ((ret = addr_name_addr(a)) < 0) {
+		a->r.p = start;
+		ret = addr_spec(a);
+		if (a->invalid && !a->name.set && a->mailbox.set &&
+		    !a->domain.set) {
+			t = a->name;
+			a->name = a->mailbox;
+			a->mailbox = t;
+			af_clear(&a->mailbox);
+		}
+	}
+	if (ret < 0)
+		a->invalid = 1;
+	addr_emit_fixed(a);
+	return ret;
+}
+
+/* A group: (NIL NIL "name" NIL), its members, then (NIL NIL NIL NIL). */
+static int
+addr_group(struct addrp *a)
+{
+	int	 ret;
+
+	sb_trunc(&a->str, 0);
+	if (rfc_phrase(&a->r, &a->str) <= 0 || *a->r.p != ':')
+		return -1;
+	a->r.p++;
+	ret = rfc_skip_lwsp(&a->r);
+	af_set(&a->mailbox, sb_str(&a->str));
+	addr_emit(a);
+	if (ret > 0 && *a->r.p != ';') {
+		for (;;) {
+			(void)addr_mailbox(a);
+			if (a->r.p >= a->r.end || *a->r.p != ',')
+				break;
+			a->r.p++;
+			if (rfc_skip_lwsp(&a->r) <= 0) {
+				ret = -1;
+				break;
+			}
+		}
+	}
+	if (ret >= 0) {
+		if (a->r.p >= a->r.end || *a->r.p != ';')
+			ret = -1;
+		else {
+			a->r.p++;
+			ret = rfc_skip_lwsp(&a->r);
+		}
+	}
+	addr_emit(a);
+	return ret == 0 ? 0 : 1;
+}
+
+/* Appends the addresses of one header value to out. */
+static int
+addr_parse(const char *v, size_t n, struct sbuf *out)
+{
+	struct addrp		 a;
+	const unsigned char	*start;
+	int			 ret;
+
+	memset(&a, 0, sizeof(a));
+	a.r.p = (const unsigned char *)v;
+	a.r.end = a.r.p + n;
+	a.r.comment = &a.comment;
+	a.r.nulrepl = 1;
+	a.out = out;
+	if (rfc_skip_lwsp(&a.r) > 0) {
+		for (;;) {
+			start = a.r.p;
+			if ((ret = addr_group(&a)) < 0) {
+				a.r.p = start;
+				ret = addr_mailbox(&a);
+			}
+			if (ret == 0)
+				break;
+			if (a.r.p >= a.r.end || *a.r.p != ',')
+				break;
+			a.r.p++;
+			if ((ret = rfc_skip_lwsp(&a.r)) <= 0) {
+				if (ret < 0)
+					addr_emit_fixed(&a);
+				break;
+			}
+		}
+	}
+	ret = a.err | a.str.err | a.comment.err;
+	sb_free(&a.str);
+	sb_free(&a.comment);
+	sb_free(&a.name.b);
+	sb_free(&a.route.b);
+	sb_free(&a.mailbox.b);
+	sb_free(&a.domain.b);
+	return ret ? -1 : 0;
+}
+
+/*
+ * RFC 2047 and dates, for the decoded top-level fields.
+ */
+
+static int
+hexval(int c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+static int
+b64val(int c)
+{
+	if (c >= 'A' && c <= 'Z')
+		return c - 'A';
+	if (c >= 'a' && c <= 'z')
+		return c - 'a' + 26;
+	if (c >= '0' && c <= '9')
+		return c - '0' + 52;
+	if (c == '+')
+		return 62;
+	if (c == '/')
+		return 63;
+	return -1;
+}
+
+/* Appends byte c of the given charset (0 UTF-8, 1 US-ASCII, 2 Latin-1). */
+static void
+put_char(struct sbuf *o, unsigned char c, int cs)
+{
+	if (c == '\0' || (c >= 0x80 && cs == 1))
+		sb_adds(o, REPLACEMENT);
+	else if (c >= 0x80 && cs == 2) {
+		sb_addc(o, (char)(0xc0 | c >> 6));
+		sb_addc(o, (char)(0x80 | (c & 0x3f)));
+	} else
+		sb_addc(o, (char)c);
+}
+
+/*
+ * If s (n bytes) starts with an encoded word in a charset we decode,
+ * appends its text to o and returns its length; returns 0 otherwise.
+ */
+static size_t
+decode_word(struct sbuf *o, const char *s, size_t n)
+{
+	static const char *const charsets[] = {
+		"utf-8", "us-ascii", "iso-8859-1"
+	};
+	size_t	 i, cs_end, t, end, bits = 0, cslen;
+	unsigned acc = 0;
+	int	 cs, enc, v;
+
+	if (n < 8 || s[0] != '=' || s[1] != '?')
+		return 0;
+	for (i = 2; i < n && s[i] != '?' && !IS_LWSP(s[i]); i++)
+		;
+	if (i + 4 > n || s[i] != '?' || s[i + 2] != '?')
+		return 0;
+	cs_end = i;
+	enc = s[i + 1] | 0x20;
+	if (enc != 'b' && enc != 'q')
+		return 0;
+	for (t = i + 3, end = t; end < n && s[end] != '?' && !IS_LWSP(s[end]);
+	    end++)
+		;
+	if (end + 1 >= n || s[end] != '?' || s[end + 1] != '=')
+		return 0;
+	/* RFC 2231 section 5: charset*language */
+	cslen = strcspn(s + 2, "*?");
+	if (cslen > cs_end - 2)
+		cslen = cs_end - 2;
+	for (cs = 0; cs < 3; cs++)
+		if (strlen(charsets[cs]) == cslen &&
+		    strncasecmp(s + 2, charsets[cs], cslen) == 0)
+			break;
+	if (cs == 3)
+		return 0;
+	for (i = t; i < end; i++) {
+		if (enc == 'q') {
+			if (s[i] == '_')
+				put_char(o, ' ', cs);
+			else if (s[i] == '=' && i + 2 < end &&
+			    hexval(s[i + 1]) >= 0 && hexval(s[i + 2]) >= 0) {
+				put_char(o, (unsigned char)(hexval(s[i + 1]) *
+				    16 + hexval(s[i + 2])), cs);
+				i += 2;
+			} else
+				put_char(o, (unsigned char)s[i], cs);
+			continue;
+		}
+		if (s[i] == '=')
+			break;
+		if ((v = b64val(s[i])) < 0)
+			return 0;
+		acc = acc << 6 | (unsigned)v;
+		if ((bits += 6) >= 8) {
+			bits -= 8;
+			put_char(o, (unsigned char)(acc >> bits), cs);
+		}
+	}
+	return end + 2;
+}
+
+/*
+ * Appends s (n bytes) to o with encoded words decoded to UTF-8; words in
+ * other charsets, and malformed ones, stay as written.  Blanks between
+ * two decoded words are dropped (RFC 2047 section 6.2); CR and LF are
+ * dropped (unfolding) and NULs become U+FFFD.
+ */
+static void
+decode_2047(struct sbuf *o, const char *s, size_t n)
+{
+	size_t	 i = 0, ws = 0, ws_len = 0, w, mark;
+	int	 prev_word = 0;
+
+	while (i < n) {
+		if (s[i] == '\r' || s[i] == '\n') {
+			i++;	/* unfolding */
+			continue;
+		}
+		if (IS_LWSP(s[i])) {
+			for (ws = i; i < n && IS_LWSP(s[i]); i++)
+				;
+			ws_len = i - ws;
+			continue;
+		}
+		mark = o->len;
+		if (!(prev_word && ws_len > 0))
+			sb_add(o, s + ws, ws_len);
+		if ((w = decode_word(o, s + i, n - i)) > 0) {
+			i += w;
+			prev_word = 1;
+		} else {
+			if (prev_word && ws_len > 0) {
+				sb_trunc(o, mark);
+				sb_add(o, s + ws, ws_len);
+			}
+			put_char(o, (unsigned char)s[i++], 0);
+			prev_word = 0;
+		}
+		ws_len = 0;
+	}
+	sb_add(o, s + ws, ws_len);
+}
+
+/* Skips blanks, CR, LF and (nested) comments in a date. */
+static const char *
+date_cfws(const char *s, const char *e)
+{
+	int	 level;
+
+	while (s < e) {
+		if (*s == ' ' || *s == '\t' || *s == '\r' || *s == '\n')
+			s++;
+		else if (*s == '(') {
+			for (level = 0; s < e; s++) {
+				if (*s == '\\' && s + 1 < e)
+					s++;
+				else if (*s == '(')
+					level++;
+				else if (*s == ')' && --level == 0) {
+					s++;
+					break;
+				}
+			}
+		} else
+			break;
+	}
+	return s;
+}
+
+/* Reads 1 to max digits into *v; returns the digit count. */
+static int
+date_num(const char **s, const char *e, int max, int *v)
+{
+	int	 n = 0;
+
+	for (*v = 0; *s < e && n < max && **s >= '0' && **s <= '9'; n++)
+		*v = *v * 10 + (*(*s)++ - '0');
+	return n;
+}
+
+/* Reads a word of letters into w (lower-cased); returns its length. */
+static size_t
+date_word(const char **s, const char *e, char *w, size_t size)
+{
+	size_t	 n = 0;
+
+	while (*s < e && ((**s | 0x20) >= 'a' && (**s | 0x20) <= 'z')) {
+		if (n + 1 < size)
+			w[n] = (char)(**s | 0x20);
+		n++;
+		(*s)++;
+	}
+	w[n + 1 < size ? n : size - 1] = '\0';
+	return n;
+}
+
+/* Days from 1970-01-01 to y-m-d in the proleptic Gregorian calendar. */
+static int64_t
+days_from_civil(int64_t y, int m, int d)
+{
+	int64_t	 era, yoe, doy, doe;
+
+	y -= m <= 2;
+	era = (y >= 0 ? y : y - 399) / 400;
+	yoe = y - era * 400;
+	doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+	doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+	return era * 146097 + doe - 719468;
+}
+
+/*
+ * RFC 5322 date-time, obsolete forms included (two- and three-digit
+ * years, named and military zones, comments anywhere, no seconds), to
+ * seconds since the epoch; -1 when it does not parse.  A missing zone is
+ * taken as UTC.
+ */
+static time_t
+parse_date(const char *s, size_t n)
+{
+	static const char months[] = "janfebmaraprmayjunjulaugsepoctnovdec";
+	static const char days[] = "sunmontuewedthufrisat";
+	static const struct {
+		const char	*name;
+		int		 hours;
+	} zones[] = {
+		{ "ut", 0 }, { "gmt", 0 }, { "z", 0 }, { "est", -5 },
+		{ "edt", -4 }, { "cst", -6 }, { "cdt", -5 }, { "mst", -7 },
+		{ "mdt", -6 }, { "pst", -8 }, { "pdt", -7 }
+	};
+	static const int mdays[] = { 31, 29, 31, 30, 31, 30, 31, 31, 30,
+	    31, 30, 31 };
+	const char	*e = s + n, *m;
+	char		 w[16];
+	int		 day, mon, year, hh, mm, ss = 0, zone = 0, nd, sign;
+	size_t		 i, wl;
+
+	s = date_cfws(s, e);
+	if ((wl = date_word(&s, e, w, sizeof(w))) > 0) {
+		if (wl < 3 || (m = strstr(days, w)) == NULL || w[3] != '\0' ||
+		    (m - days) % 3 != 0)
+			return -1;
+		s = date_cfws(s, e);
+		if (s < e && *s == ',')
+			s = date_cfws(s + 1, e);
+	}
+	if (date_num(&s, e, 2, &day) == 0)
+		return -1;
+	s = date_cfws(s, e);
+	if (date_word(&s, e, w, sizeof(w)) < 3)
+		return -1;
+	w[3] = '\0';
+	if ((m = strstr(months, w)) == NULL || (m - months) % 3 != 0)
+		return -1;
+	mon = (int)(m - months) / 3 + 1;
+	s = date_cfws(s, e);
+	if ((nd = date_num(&s, e, 4, &year)) < 2)
+		return -1;
+	if (nd == 2)
+		year += year < 50 ? 2000 : 1900;
+	else if (nd == 3)
+		year += 1900;
+	s = date_cfws(s, e);
+	if (date_num(&s, e, 2, &hh) == 0)
+		return -1;
+	if ((s = date_cfws(s, e)) >= e || *s != ':')
+		return -1;
+	s = date_cfws(s + 1, e);
+	if (date_num(&s, e, 2, &mm) == 0)
+		return -1;
+	s = date_cfws(s, e);
+	if (s < e && *s == ':') {
+		s = date_cfws(s + 1, e);
+		if (date_num(&s, e, 2, &ss) == 0)
+			return -1;
+		s = date_cfws(s, e);
+	}
+	if (s < e && (*s == '+' || *s == '-')) {
+		sign = *s++ == '-' ? -1 : 1;
+		if (date_num(&s, e, 4, &zone) != 4 || zone % 100 > 59)
+			return -1;
+		zone = sign * (zone / 100 * 3600 + zone % 100 * 60);
+	} else if (date_word(&s, e, w, sizeof(w)) > 0) {
+		for (i = 0; i < sizeof(zones) / sizeof(zones[0]); i++)
+			if (strcmp(w, zones[i].name) == 0)
+				zone = zones[i].hours * 3600;
+	}
+	if (day < 1 || day > mdays[mon - 1] || (mon == 2 && day == 29 &&
+	    (year % 4 != 0 || (year % 100 == 0 && year % 400 != 0))) ||
+	    hh > 23 || mm > 59 || ss > 60)
+		return -1;
+	return (time_t)(days_from_civil(year, mon, day) * 86400 +
+	    hh * 3600 + mm * 60 + ss - zone);
+}
+
+/*
+ * Header fields.
+ */
+
+static int
+hname(const char *name, size_t len, const char *want)
+{
+	return len == strlen(want) && strncasecmp(name, want, len) == 0;
+}
+
+/* A copy with NULs as U+FFFD, as Dovecot keeps header strings. */
+static char *
+env_str(const char *v, size_t n, int *oom)
+{
+	struct sbuf	 b = { 0 };
+	size_t		 i;
+
+	for (i = 0; i < n; i++) {
+		if (v[i] == '\0')
+			sb_adds(&b, REPLACEMENT);
+		else
+			sb_addc(&b, v[i]);
+	}
+	return sb_take(&b, oom);
+}
+
+static void
+set_str(char **dst, char *s)
+{
+	free(*dst);
+	*dst = s;
+}
+
+/* One header field (unfolded value, may hold NULs) of a part. */
+static void
+field(struct mime_parser *p, struct pinfo *pi, const char *name, size_t nl,
+    const char *v, size_t vl)
+{
+	static const char *const addrs[] = {
+		"From", "Sender", "Reply-To", "To", "Cc", "Bcc"
+	};
+	struct rfc	 r = { (const unsigned char *)v,
+	    (const unsigned char *)v + vl, NULL, 0 };
+	struct sbuf	 tok = { 0 };
+	size_t		 i;
+
+	if (hname(name, nl, "MIME-Version"))
+		pi->mime = 1;
+	else if (hname(name, nl, "Content-Type") && !pi->ct_seen) {
+		pi->ct_seen = pi->mime = 1;
+		rfc_skip_lwsp(&r);
+		if ((pi->ct_ret = rfc_content_type(&r, &pi->ctype)) >= 0)
+			rfc_params(&r, &pi->params);
+	} else if (hname(name, nl, "Content-Transfer-Encoding") &&
+	    pi->enc == NULL) {
+		rfc_skip_lwsp(&r);
+		if (rfc_run(&r, &tok, 1, 1) >= 0 && rfc_skip_lwsp(&r) == 0 &&
+		    tok.len > 0)
+			pi->enc = sb_take(&tok, &p->oom);
+	} else if (hname(name, nl, "Content-Disposition") &&
+	    pi->dparams.n == 0) {
+		/* Dovecot reads it again while no parameters were seen */
+		rfc_skip_lwsp(&r);
+		if (rfc_run(&r, &tok, 1, 1) >= 0) {
+			set_str(&pi->dispo, sb_take(&tok, &p->oom));
+			kv_free(&pi->dparams);
+			rfc_params(&r, &pi->dparams);
+		}
+	} else if (hname(name, nl, "Content-Language") && pi->lang.len == 0) {
+		rfc_skip_lwsp(&r);
+		while (rfc_atom(&r, &tok) >= 0) {
+			if (pi->lang.len > 0)
+				sb_addc(&pi->lang, ' ');
+			imap_nstring(&pi->lang, sb_str(&tok));
+			sb_trunc(&tok, 0);
+			if (r.p == r.end || *r.p != ',')
+				break;
+			r.p++;
+			rfc_skip_lwsp(&r);
+		}
+	} else if (hname(name, nl, "Content-ID") && pi->id == NULL)
+		pi->id = env_str(v, vl, &p->oom);
+	else if (hname(name, nl, "Content-Description") && pi->desc == NULL)
+		pi->desc = env_str(v, vl, &p->oom);
+	else if (hname(name, nl, "Content-MD5") && pi->md5 == NULL)
+		pi->md5 = env_str(v, vl, &p->oom);
+	else if (hname(name, nl, "Content-Location") && pi->loc == NULL)
+		pi->loc = env_str(v, vl, &p->oom);
+	else if (pi->want_env) {
+		/* the last of each string wins; address lists add up */
+		if (hname(name, nl, "Date"))
+			set_str(&pi->env.date, env_str(v, vl, &p->oom));
+		else if (hname(name, nl, "Subject"))
+			set_str(&pi->env.subject, env_str(v, vl, &p->oom));
+		else if (hname(name, nl, "Message-ID"))
+			set_str(&pi->env.msgid, env_str(v, vl, &p->oom));
+		else if (hname(name, nl, "In-Reply-To"))
+			set_str(&pi->env.irt, env_str(v, vl, &p->oom));
+		for (i = 0; i < 6; i++)
+			if (hname(name, nl, addrs[i]) &&
+			    addr_parse(v, vl, &pi->env.addr[i]) == -1)
+				p->oom = 1;
+		if (hname(name, nl, "From") || hname(name, nl, "To")) {
+			struct sbuf *raw = hname(name, nl, "From") ?
+			    &pi->env.from_raw : &pi->env.to_raw;
+
+			if (raw->len > 0)
+				sb_adds(raw, ", ");
+			decode_2047(raw, v, vl);
+		}
+	}
+	p->oom |= tok.err;
+	sb_free(&tok);
+}
+
+/*
+ * Splits a header block into fields the way Dovecot's header parser does
+ * for IMAP: a line starting with a blank continues the field (its line
+ * ending stays in the value; the writers drop it), blanks after the colon
+ * are skipped (only one if the line holds nothing else), and a line
+ * without a colon is a field name with an empty value.
+ */
+static void
+split_header(struct mime_parser *p, struct pinfo *pi, const char *buf,
+    size_t len)
+{
+	struct sbuf	 val = { 0 };
+	const char	*line = buf, *end = buf + len, *nl, *colon, *v, *name;
+	const char	*prev_eol = buf;
+	size_t		 ll, nlen = 0, vl, i;
+	int		 have = 0;
+
+	while (line < end) {
+		nl = memchr(line, '\n', end - line);
+		ll = nl != NULL ? (size_t)(nl - line) : (size_t)(end - line);
+		if (nl != NULL && ll > 0 && line[ll - 1] == '\r')
+			ll--;
+		if (nl != NULL && ll == 0)
+			break;	/* the blank line ending the header */
+		if (have && IS_LWSP(line[0])) {
+			/* the previous line's ending stays in the value */
+			sb_add(&val, prev_eol, (size_t)(line - prev_eol));
+			sb_add(&val, line, ll);
+		} else {
+			if (have)
+				field(p, pi, name, nlen, sb_str(&val), val.len);
+			have = 1;
+			sb_trunc(&val, 0);
+			name = line;
+			if ((colon = memchr(line, ':', ll)) == NULL)
+				nlen = ll;
+			else {
+				for (nlen = colon - line; nlen > 0 &&
+				    IS_LWSP(line[nlen - 1]); nlen--)
+					;
+				v = colon + 1;
+				vl = line + ll - v;
+				for (i = 0; i < vl && IS_LWSP(v[i]); i++)
+					;
+				if (i == vl && vl > 0)
+					i = 1;
+				sb_add(&val, v + i, vl - i);
+			}
+		}
+		if (nl == NULL)
+			break;
+		prev_eol = line + ll;
+		line = nl + 1;
+	}
+	if (have)
+		field(p, pi, name, nlen, sb_str(&val), val.len);
+	p->oom |= val.err;
+	sb_free(&val);
+}
+
+/* Drops the Content-* data of a part that is not MIME. */
+static void
+forget_content(struct pinfo *pi)
+{
+	sb_free(&pi->ctype);
+	kv_free(&pi->params);
+	kv_free(&pi->dparams);
+	free(pi->enc);
+	free(pi->id);
+	free(pi->desc);
+	free(pi->md5);
+	free(pi->loc);
+	free(pi->dispo);
+	pi->enc = pi->id = pi->desc = pi->md5 = pi->loc = pi->dispo = NULL;
+	sb_free(&pi->lang);
+}
+
+static void
+pinfo_free(struct pinfo *pi)
+{
+	size_t	 i;
+
+	forget_content(pi);
+	free(pi->env.date);
+	free(pi->env.subject);
+	free(pi->env.msgid);
+	free(pi->env.irt);
+	for (i = 0; i < 6; i++)
+		sb_free(&pi->env.addr[i]);
+	sb_free(&pi->env.from_raw);
+	sb_free(&pi->env.to_raw);
+}
+
+/* ("k" "v" ...) or NIL, with charset us-ascii added for text parts. */
+static void
+write_params(struct sbuf *o, const struct kvlist *l, int text)
+{
+	size_t	 i;
+	int	 charset = 0;
+
+	if (!text && l->n == 0) {
+		sb_adds(o, "NIL");
+		return;
+	}
+	sb_addc(o, '(');
+	for (i = 0; i < l->n; i++) {
+		if (i > 0)
+			sb_addc(o, ' ');
+		charset |= strcasecmp(l->a[i].k, "charset") == 0;
+		imap_nstring(o, l->a[i].k);
+		sb_addc(o, ' ');
+		imap_nstring(o, l->a[i].v);
+	}
+	if (text && !charset)
+		sb_adds(o, i > 0 ? " \"charset\" \"us-ascii\"" :
+		    "\"charset\" \"us-ascii\"");
+	sb_addc(o, ')');
+}
+
+/* The disposition, language and location extension fields. */
+static void
+write_common(struct sbuf *o, const struct pinfo *pi)
+{
+	if (pi->dispo == NULL)
+		sb_adds(o, " NIL");
+	else {
+		sb_adds(o, " (");
+		imap_nstring(o, pi->dispo);
+		sb_addc(o, ' ');
+		write_params(o, &pi->dparams, 0);
+		sb_addc(o, ')');
+	}
+	if (pi->lang.len == 0)
+		sb_adds(o, " NIL");
+	else {
+		sb_adds(o, " (");
+		sb_add(o, pi->lang.s, pi->lang.len);
+		sb_addc(o, ')');
+	}
+	sb_addc(o, ' ');
+	imap_nstring_nolf(o, pi->loc);
+}
+
+/* The ENVELOPE fields of a message, without the parentheses. */
+static void
+write_env(struct sbuf *o, const struct env *e)
+{
+	static const int from_if_empty[6] = { 0, 1, 1, 0, 0, 0 };
+	const struct sbuf	*a;
+	int			 i;
+
+	imap_nstring_nolf(o, e->date);
+	sb_addc(o, ' ');
+	if (e->subject == NULL)
+		sb_adds(o, "NIL");
+	else
+		imap_humans(o, e->subject);
+	for (i = 0; i < 6; i++) {
+		a = &e->addr[i];
+		if (a->len == 0 && from_if_empty[i])
+			a = &e->addr[0];
+		if (a->len == 0)
+			sb_adds(o, " NIL");
+		else {
+			sb_adds(o, " (");
+			sb_add(o, a->s, a->len);
+			sb_addc(o, ')');
+		}
+	}
+	sb_addc(o, ' ');
+	imap_nstring_nolf(o, e->irt);
+	sb_addc(o, ' ');
+	imap_nstring_nolf(o, e->msgid);
+}
+
+/*
+ * Nodes and the line state machine.
+ */
+
+/* Adds a child of parent starting at hstart; NOIDX when out of room. */
+static uint32_t
+node_add(struct mime_parser *p, uint32_t parent, uint64_t hstart)
+{
+	struct node	*n, *nodes;
+	uint32_t	 cap, i;
+
+	if (p->nnodes >= MIME_MAX_PARTS)
+		return NOIDX;
+	if (p->nnodes == p->capnodes) {
+		cap = p->capnodes > 0 ? p->capnodes * 2 : 8;
+		if (cap > MIME_MAX_PARTS)
+			cap = MIME_MAX_PARTS;
+		nodes = reallocarray(p->nodes, cap, sizeof(*nodes));
+		if (nodes == NULL) {
+			p->oom = 1;
+			return NOIDX;
+		}
+		p->nodes = nodes;
+		p->capnodes = cap;
+	}
+	i = p->nnodes++;
+	n = &p->nodes[i];
+	memset(n, 0, sizeof(*n));
+	n->parent = parent;
+	n->first = n->last = n->next = NOIDX;
+	n->hstart = hstart;
+	if (parent != NOIDX) {
+		n->depth = p->nodes[parent].depth + 1;
+		if (p->nodes[parent].last == NOIDX)
+			p->nodes[parent].first = i;
+		else
+			p->nodes[p->nodes[parent].last].next = i;
+		p->nodes[parent].last = i;
+		p->nodes[parent].nchild++;
+	}
+	return i;
+}
+
+/* Makes node i the current one, at the start of its header. */
+static void
+enter_header(struct mime_parser *p, uint32_t i)
+{
+	p->cur = i;
+	p->in_header = 1;
+	p->pend = 0;
+	sb_trunc(&p->hdr, 0);
+	p->hdr_mark = 0;
+}
+
+/* Renders node n's BODYSTRUCTURE fields from its header data. */
+static void
+render(struct mime_parser *p, struct node *n, struct pinfo *pi, int has_type)
+{
+	struct sbuf	 b = { 0 }, x = { 0 };
+	const char	*ct = sb_str(&pi->ctype), *slash = strchr(ct, '/');
+	char		*type;
+
+	if (n->kind == NK_MULTIPART) {
+		imap_nstring(&b, slash + 1);
+		sb_addc(&x, ' ');
+		write_params(&x, &pi->params, 0);
+	} else {
+		if (n->kind == NK_MESSAGE)
+			sb_adds(&b, "\"message\" \"rfc822\"");
+		else if (!has_type) {
+			sb_adds(&b, "\"text\" \"plain\"");
+			n->text = 1;
+		} else {
+			type = strcopy(ct, slash != NULL ?
+			    (size_t)(slash - ct) : strlen(ct), &p->oom);
+			if (type != NULL) {
+				n->text = strcasecmp(type, "text") == 0;
+				imap_nstring(&b, type);
+			}
+			free(type);
+			sb_addc(&b, ' ');
+			imap_nstring(&b, slash != NULL ? slash + 1 : "");
+		}
+		sb_addc(&b, ' ');
+		write_params(&b, &pi->params, n->text);
+		sb_addc(&b, ' ');
+		imap_nstring_nolf(&b, pi->id);
+		sb_addc(&b, ' ');
+		imap_nstring_nolf(&b, pi->desc);
+		sb_addc(&b, ' ');
+		imap_nstring(&b, pi->enc != NULL ? pi->enc : "7bit");
+		sb_addc(&x, ' ');
+		imap_nstring_nolf(&x, pi->md5);
+	}
+	write_common(&x, pi);
+	n->basic = sb_take(&b, &p->oom);
+	n->ext = sb_take(&x, &p->oom);
+}
+
+/*
+ * Tells whether a top-level part is plain 7-bit text with nothing but
+ * charset=us-ascii, for which Dovecot answers BODY with a fixed string.
+ */
+static int
+is_plain7(const struct pinfo *pi, enum nkind kind)
+{
+	const char	*ct = sb_str(&pi->ctype), *sub = strchr(ct, '/');
+	const struct kv	*k = pi->params.a;
+
+	if (kind != NK_LEAF || (pi->ct_seen && (sub == NULL ||
+	    strncasecmp(ct, "text/", 5) != 0 ||
+	    strcasecmp(sub + 1, "plain") != 0)))
+		return 0;
+	if (pi->params.n > 1 || (pi->params.n == 1 &&
+	    (strcasecmp(k[0].k, "charset") != 0 ||
+	    strcasecmp(k[0].v, "us-ascii") != 0)))
+		return 0;
+	return pi->id == NULL && pi->desc == NULL && (pi->enc == NULL ||
+	    strcasecmp(pi->enc, "7bit") == 0) && pi->md5 == NULL &&
+	    pi->dispo == NULL && pi->lang.len == 0 && pi->loc == NULL;
+}
+
+/* Keeps what the result reports about the top-level message. */
+static void
+keep_top(struct mime_parser *p, struct pinfo *pi)
+{
+	struct sbuf	 b = { 0 };
+	const char	*s;
+	size_t		 n;
+
+	sb_add(&p->top_header, sb_str(&p->hdr), p->hdr.len);
+	if (pi->env.subject != NULL)
+		decode_2047(&b, pi->env.subject, strlen(pi->env.subject));
+	p->subject = sb_take(&b, &p->oom);
+	p->from = sb_take(&pi->env.from_raw, &p->oom);
+	p->to = sb_take(&pi->env.to_raw, &p->oom);
+	if (pi->env.date != NULL)
+		p->date = parse_date(pi->env.date, strlen(pi->env.date));
+	if ((s = pi->env.msgid) != NULL) {
+		/* unfolded, without blanks around it */
+		for (n = strlen(s); n > 0 && IS_LWSP(s[n - 1]); n--)
+			;
+		for (; *s != '\0' && n > 0; s++, n--)
+			if (*s != '\r' && *s != '\n' &&
+			    (b.len > 0 || !IS_LWSP(*s)))
+				sb_addc(&b, *s);
+		p->message_id = sb_take(&b, &p->oom);
+	}
+}
+
+/*
+ * Ends the header of the current node at offset end (with lfe LFs before
+ * it); eoh tells it ended with its blank line rather than at a boundary
+ * or the end of the message.  Decides what the part is, pushes a
+ * multipart's boundary and opens an encapsulated message, within the
+ * limits: a container too deep, or a message with no room for its
+ * contents, is described as an opaque part, as Dovecot does past its own
+ * limits.
+ */
+static void
+end_header(struct mime_parser *p, uint64_t end, uint64_t lfe, int eoh)
+{
+	struct pinfo	 pi;
+	struct node	*n, *par;
+	struct kvlist	*params;
+	struct bnd	*b;
+	const char	*ct;
+	uint32_t	 i = p->cur, child;
+	size_t		 k, len;
+	int		 pmulti, digest, opaque = 0, root, has_type;
+
+
+	assert(p->in_header);
+	memset(&pi, 0, sizeof(pi));
+	par = p->nodes[i].parent != NOIDX ? &p->nodes[p->nodes[i].parent] :
+	    NULL;
+	root = par == NULL;
+	pmulti = par != NULL && par->kind == NK_MULTIPART;
+	digest = pmulti && par->digest;
+	pi.want_env = root || par->kind == NK_MESSAGE;
+	split_header(p, &pi, sb_str(&p->hdr), p->hdr.len);
+	n = &p->nodes[i];
+	n->bstart = n->bend = end;
+	n->lstart = n->lend = lfe;
+	ct = sb_str(&pi.ctype);
+	n->kind = NK_LEAF;
+	if (pi.ct_seen) {
+		if (strcasecmp(ct, "message/rfc822") == 0)
+			n->kind = NK_MESSAGE;
+		else if (strncasecmp(ct, "multipart/", 10) == 0) {
+			n->kind = NK_MULTIPART;
+			n->digest = strcasecmp(ct + 10, "digest") == 0;
+		}
+	} else if (digest)
+		n->kind = NK_MESSAGE;
+	/* Without MIME-Version or Content-Type, Content-* headers count
+	 * for nothing. */
+	has_type = pi.ct_seen;
+	if (!pi.mime && !pmulti)
+		forget_content(&pi);
+	if (n->kind != NK_LEAF && n->depth >= MIME_MAX_DEPTH)
+		opaque = 1;
+	if (opaque)
+		n->kind = NK_LEAF;
+	if (pi.want_env) {
+		n->hasnum = n->kind != NK_MULTIPART;
+		if (root)
+			snprintf(n->num, sizeof(n->num), "%s",
+			    n->hasnum ? "1" : "");
+		else
+			snprintf(n->num, sizeof(n->num), n->hasnum ?
+			    "%s.1" : "%s", par->num);
+	}
+	/* its contents are numbered under num: "num.1" must fit */
+	if (n->kind == NK_MESSAGE && (p->nnodes >= MIME_MAX_PARTS ||
+	    strlen(n->num) + 2 >= sizeof(n->num)))
+		n->kind = NK_LEAF;
+	if (n->kind != NK_MULTIPART)
+		n->digest = 0;
+	render(p, n, &pi, has_type);
+	if (pi.want_env) {
+		struct sbuf	 e = { 0 };
+
+		write_env(&e, &pi.env);
+		n->env = sb_take(&e, &p->oom);
+	}
+	if (n->kind == NK_MULTIPART && eoh) {
+		params = &pi.params;
+		for (k = 0; pi.ct_ret >= 0 && k < params->n; k++) {
+			if (strcasecmp(params->a[k].k, "boundary") != 0)
+				continue;
+			assert(p->nbnd < MIME_MAX_DEPTH);
+			b = &p->bnd[p->nbnd++];
+			len = strlen(params->a[k].v);
+			b->len = len < sizeof(b->s) ? len : sizeof(b->s);
+			memcpy(b->s, params->a[k].v, b->len);
+			b->node = i;
+			break;
+		}
+	}
+	if (root) {
+		n->plain7 = is_plain7(&pi, n->kind);
+		keep_top(p, &pi);
+	}
+	pinfo_free(&pi);
+	p->in_header = 0;
+	p->pend = 0;
+	if (p->nodes[i].kind != NK_MESSAGE)
+		return;
+	if ((child = node_add(p, i, end)) == NOIDX) {
+		/* out of memory: keep the tree consistent */
+		n = &p->nodes[i];
+		n->kind = NK_LEAF;
+		return;
+	}
+	enter_header(p, child);
+}
+
+/*
+ * Ends every open node up to (not including) owner at offset end: nodes
+ * still in their header end it there with an empty body; an encapsulated
+ * message opened on the way is ended too.
+ */
+static void
+close_to(struct mime_parser *p, uint32_t owner, uint64_t end, uint64_t lfe)
+{
+	struct node	*n;
+
+	while (p->cur != owner) {
+		if (p->in_header) {
+			end_header(p, end, lfe, 0);
+			continue;
+		}
+		n = &p->nodes[p->cur];
+		n->bend = end;
+		n->lend = lfe;
+		p->cur = n->parent;
+	}
+}
+
+/*
+ * Returns the index in p->bnd of the boundary the line just ended opens
+ * with, or -1; *close tells it is a close-delimiter.  As in Dovecot the
+ * line need only begin with "--" and the boundary (the longest match
+ * wins, the innermost among equals); CRLF and a trailing "--" are not
+ * part of what is matched.
+ */
+static int
+bnd_match(const struct mime_parser *p, int eol, int *close)
+{
+	const struct bnd	*b;
+	size_t			 n, i;
+	int			 best = -1;
+
+	*close = 0;
+	if (p->nbnd == 0 || p->line_len < 2 || p->peek[0] != '-' ||
+	    p->peek[1] != '-')
+		return -1;
+	n = p->line_len - 2 - (size_t)eol;
+	/* a tail "--" can only matter on lines short enough to peek at */
+	if (eol > 0 && n > 2 && 2 + n <= PEEK && p->peek[n] == '-' &&
+	    p->peek[n + 1] == '-')
+		n -= 2;
+	for (i = p->nbnd; i-- > 0;) {
+		b = &p->bnd[i];
+		if (b->len <= n && memcmp(p->peek + 2, b->s, b->len) == 0 &&
+		    (best == -1 || p->bnd[best].len < b->len))
+			best = (int)i;
+	}
+	if (best >= 0) {
+		b = &p->bnd[best];
+		*close = p->line_len >= b->len + 4 &&
+		    p->peek[b->len + 2] == '-' && p->peek[b->len + 3] == '-';
+	}
+	return best;
+}
+
+/*
+ * The line just ended is boundary bi.  The line ending before it belongs
+ * to the boundary, so the parts it closes end before that; a delimiter
+ * opens the owner's next part on the following line, unless the parts
+ * table is full or the section would not fit, when what follows stays in
+ * the owner's body.
+ */
+static void
+boundary(struct mime_parser *p, size_t bi, int close, int eol, uint64_t end,
+    uint64_t lfe)
+{
+	struct node	*m;
+	uint32_t	 owner = p->bnd[bi].node, child;
+	char		 num[sizeof(m->num)];
+	int		 len;
+
+	close_to(p, owner, end, lfe);
+	p->nbnd = close ? bi : bi + 1;
+	p->pend = 0;
+	if (close || eol == 0)
+		return;	/* no part begins after a boundary at the very end */
+	m = &p->nodes[owner];
+	len = snprintf(num, sizeof(num), m->num[0] != '\0' ? "%s.%u" :
+	    "%s%u", m->num, m->nchild + 1);
+	if (len < 0 || (size_t)len >= sizeof(num) ||
+	    (child = node_add(p, owner, p->off)) == NOIDX)
+		return;
+	memcpy(p->nodes[child].num, num, sizeof(num));
+	p->nodes[child].hasnum = 1;
+	enter_header(p, child);
+}
+
+/* The current line is complete; eol is the length of its ending. */
+static void
+end_line(struct mime_parser *p, int eol)
+{
+	uint64_t	 start = p->off - p->line_len, lfb = p->lf, end, lfe;
+	uint32_t	 x;
+	int		 bi, close;
+
+	if (eol > 0)
+		p->lf++;
+	bi = bnd_match(p, eol, &close);
+	if (p->in_header && eol > 0 && p->line_len == (size_t)eol)
+		end_header(p, p->off, p->lf, 1);	/* the blank line */
+	else if (bi < 0)
+		p->pend = eol;
+	else {
+		end = start - (uint64_t)p->pend;
+		lfe = lfb - (p->pend > 0);
+		if (p->in_header) {
+			/* The header ends before the line ending, which
+			 * Dovecot gives to the parent's body. */
+			sb_trunc(&p->hdr, p->hdr_mark);
+			x = p->cur;
+			end_header(p, end, lfe, 0);
+			close_to(p, p->nodes[x].parent, end, lfe);
+			end = start;
+			lfe = lfb;
+		}
+		boundary(p, (size_t)bi, close, eol, end, lfe);
+	}
+	p->line_len = 0;
+	p->last_cr = 0;
+	p->hdr_mark = p->hdr.len;
+}
+
+/* Takes n bytes of the current line (the LF, if any, last). */
+static void
+take(struct mime_parser *p, const char *s, size_t n)
+{
+	size_t	 k;
+
+	if (p->line_len < PEEK) {
+		k = PEEK - p->line_len < n ? PEEK - p->line_len : n;
+		memcpy(p->peek + p->line_len, s, k);
+	}
+	if (p->in_header && p->hdr.len < MIME_MAX_HEADER)
+		sb_add(&p->hdr, s, MIME_MAX_HEADER - p->hdr.len < n ?
+		    MIME_MAX_HEADER - p->hdr.len : n);
+	p->line_len += n;
+	p->off += n;
+}
+
+struct mime_parser *
+mime_parser_new(void)
+{
+	struct mime_parser	*p;
+
+	if ((p = calloc(1, sizeof(*p))) == NULL)
+		return NULL;
+	p->date = -1;
+	if (node_add(p, NOIDX, 0) == NOIDX) {
+		free(p);
+		return NULL;
+	}
+	enter_header(p, 0);
+	return p;
+}
+
+void
+mime_parser_feed(struct mime_parser *p, const char *line, size_t len)
+{
+	const char	*nl;
+	size_t		 n;
+	int		 cr;
+
+	assert(!p->finished);
+	while (len > 0) {
+		nl = memchr(line, '\n', len);
+		n = nl != NULL ? (size_t)(nl - line) + 1 : len;
+		/* a CR may end one feed and its LF begin the next */
+		cr = n >= 2 ? line[n - 2] == '\r' : p->last_cr;
+		take(p, line, n);
+		p->last_cr = line[n - 1] == '\r';
+		if (nl != NULL)
+			end_line(p, cr ? 2 : 1);
+		line += n;
+		len -= n;
+	}
+}
+
+/*
+ * Writes node i as BODY (ext 0) or BODYSTRUCTURE (ext 1), without the
+ * parentheses around it, as Dovecot's imap_bodystructure_write() does.
+ */
+static void
+write_body(const struct mime_parser *p, uint32_t i, struct sbuf *o, int ext)
+{
+	const struct node	*n = &p->nodes[i];
+	uint32_t		 c;
+
+	if (n->kind == NK_MULTIPART) {
+		if (n->first == NOIDX)
+			sb_adds(o, ext ? EMPTY_BODY " NIL NIL NIL NIL)" :
+			    EMPTY_BODY ")");
+		for (c = n->first; c != NOIDX; c = p->nodes[c].next) {
+			sb_addc(o, '(');
+			write_body(p, c, o, ext);
+			sb_addc(o, ')');
+		}
+		sb_addc(o, ' ');
+		sb_adds(o, n->basic);
+		if (ext)
+			sb_adds(o, n->ext);
+		return;
+	}
+	if (n->plain7 && !ext)
+		sb_adds(o, "\"text\" \"plain\" (\"charset\" \"us-ascii\") "
+		    "NIL NIL \"7bit\"");
+	else
+		sb_adds(o, n->basic);
+	sb_addc(o, ' ');
+	sb_addu(o, n->bend - n->bstart);
+	if (n->kind == NK_MESSAGE) {
+		assert(n->first != NOIDX && n->first == n->last);
+		sb_adds(o, " (");
+		sb_adds(o, p->nodes[n->first].env);
+		sb_adds(o, ") (");
+		write_body(p, n->first, o, ext);
+		sb_addc(o, ')');
+	}
+	if (n->text || n->kind == NK_MESSAGE) {
+		sb_addc(o, ' ');
+		sb_addu(o, n->lend - n->lstart);
+	}
+	if (ext)
+		sb_adds(o, n->ext);
+}
+
+static void
+put_part(struct mime_part *d, const struct mime_parser *p,
+    const struct node *n, const char *section)
+{
+	memset(d, 0, sizeof(*d));
+	snprintf(d->section, sizeof(d->section), "%s", section);
+	d->header_start = n->hstart;
+	d->body_start = d->inner_body_start = n->bstart;
+	d->body_end = n->bend;
+	d->is_multipart = n->kind == NK_MULTIPART;
+	d->is_message = n->kind == NK_MESSAGE;
+	if (d->is_message)
+		d->inner_body_start = p->nodes[n->first].bstart;
+	assert(d->header_start <= d->body_start &&
+	    d->body_start <= d->inner_body_start &&
+	    d->inner_body_start <= d->body_end);
+}
+
+int
+mime_parser_finish(struct mime_parser *p, struct mime_result *out)
+{
+	struct sbuf	 bs = { 0 }, body = { 0 }, env = { 0 };
+	uint32_t	 i;
+	size_t		 k = 0;
+
+	assert(!p->finished);
+	memset(out, 0, sizeof(*out));
+	if (p->line_len > 0)
+		end_line(p, 0);
+	close_to(p, NOIDX, p->off, p->lf);
+	p->finished = 1;
+	if (p->oom)
+		return -1;
+	sb_addc(&bs, '(');
+	write_body(p, 0, &bs, 1);
+	sb_addc(&bs, ')');
+	sb_addc(&body, '(');
+	write_body(p, 0, &body, 0);
+	sb_addc(&body, ')');
+	sb_addc(&env, '(');
+	sb_adds(&env, p->nodes[0].env);
+	sb_addc(&env, ')');
+	out->bodystructure = sb_take(&bs, &p->oom);
+	out->body = sb_take(&body, &p->oom);
+	out->envelope = sb_take(&env, &p->oom);
+	out->header_len = p->top_header.len;
+	out->header = sb_take(&p->top_header, &p->oom);
+	out->subject = p->subject;
+	out->from = p->from;
+	out->to = p->to;
+	out->message_id = p->message_id;
+	p->subject = p->from = p->to = p->message_id = NULL;
+	out->date = p->date;
+	out->size = p->off;
+	out->parts = calloc(p->nnodes + 1, sizeof(*out->parts));
+	if (out->parts == NULL || p->oom) {
+		mime_result_free(out);
+		return -1;
+	}
+	put_part(&out->parts[k++], p, &p->nodes[0], "");
+	for (i = 0; i < p->nnodes; i++)
+		if (p->nodes[i].hasnum)
+			put_part(&out->parts[k++], p, &p->nodes[i],
+			    p->nodes[i].num);
+	out->nparts = k;
+	return 0;
+}
+
+void
+mime_parser_free(struct mime_parser *p)
+{
+	uint32_t	 i;
+
+	if (p == NULL)
+		return;
+	for (i = 0; i < p->nnodes; i++) {
+		free(p->nodes[i].basic);
+		free(p->nodes[i].ext);
+		free(p->nodes[i].env);
+	}
+	free(p->nodes);
+	sb_free(&p->hdr);
+	sb_free(&p->top_header);
+	free(p->subject);
+	free(p->from);
+	free(p->to);
+	free(p->message_id);
+	free(p);
+}
+
+void
+mime_result_free(struct mime_result *r)
+{
+	if (r == NULL)
+		return;
+	free(r->envelope);
+	free(r->bodystructure);
+	free(r->body);
+	free(r->header);
+	free(r->subject);
+	free(r->from);
+	free(r->to);
+	free(r->message_id);
+	free(r->parts);
+	memset(r, 0, sizeof(*r));
+	r->date = -1;
+}
+
+int
+mime_parse_buffer(const char *msg, size_t len, struct mime_result *out)
+{
+	struct mime_parser	*p;
+	int			 ret;
+
+	if ((p = mime_parser_new()) == NULL) {
+		memset(out, 0, sizeof(*out));
+		out->date = -1;
+		return -1;
+	}
+	mime_parser_feed(p, msg, len);
+	ret = mime_parser_finish(p, out);
+	mime_parser_free(p);
+	return ret;
+}
+
+/*
+ * The parts table on disk: a version byte, the count, then per part its
+ * section (length and bytes), header_start and the three gaps to the next
+ * offset as LEB128 varints, and a flags byte (1 multipart, 2 message).
+ */
+
+static void
+put_varint(struct sbuf *b, uint64_t v)
+{
+	while (v >= 0x80) {
+		sb_addc(b, (char)((v & 0x7f) | 0x80));
+		v >>= 7;
+	}
+	sb_addc(b, (char)v);
+}
+
+static int
+get_varint(const unsigned char **s, const unsigned char *e, uint64_t *v)
+{
+	unsigned	 shift;
+
+	*v = 0;
+	for (shift = 0; *s < e && shift < 64; shift += 7) {
+		if (shift == 63 && **s > 1)
+			return -1;
+		*v |= (uint64_t)(**s & 0x7f) << shift;
+		if ((*(*s)++ & 0x80) == 0)
+			return 0;
+	}
+	return -1;
+}
+
+int
+mime_parts_encode(const struct mime_part *parts, size_t n, char **out,
+    size_t *outlen)
+{
+	struct sbuf	 b = { 0 };
+	size_t		 i, sl;
+	int		 oom = 0;
+
+	sb_addc(&b, PARTS_VERSION);
+	put_varint(&b, n);
+	for (i = 0; i < n; i++) {
+		sl = strnlen(parts[i].section, sizeof(parts[i].section) - 1);
+		put_varint(&b, sl);
+		sb_add(&b, parts[i].section, sl);
+		put_varint(&b, parts[i].header_start);
+		put_varint(&b, parts[i].body_start - parts[i].header_start);
+		put_varint(&b, parts[i].inner_body_start -
+		    parts[i].body_start);
+		put_varint(&b, parts[i].body_end - parts[i].inner_body_start);
+		sb_addc(&b, (char)((parts[i].is_multipart ? 1 : 0) |
+		    (parts[i].is_message ? 2 : 0)));
+	}
+	*outlen = b.len;
+	if ((*out = sb_take(&b, &oom)) == NULL)
+		return -1;
+	return 0;
+}
+
+int
+mime_parts_decode(const char *in, size_t inlen, struct mime_part **out,
+    size_t *n)
+{
+	const unsigned char	*s = (const unsigned char *)in, *e = s + inlen;
+	struct mime_part	*a, *d;
+	uint64_t		 cnt, v[5];
+	size_t			 i, j;
+
+	*out = NULL;
+	*n = 0;
+	if (inlen < 2 || *s++ != PARTS_VERSION ||
+	    get_varint(&s, e, &cnt) == -1 || cnt > (uint64_t)(e - s) / 6)
+		return -1;
+	if ((a = calloc(cnt + 1, sizeof(*a))) == NULL)
+		return -1;
+	for (i = 0; i < cnt; i++) {
+		d = &a[i];
+		if (get_varint(&s, e, &v[0]) == -1 ||
+		    v[0] >= sizeof(d->section) || v[0] > (uint64_t)(e - s))
+			goto bad;
+		memcpy(d->section, s, v[0]);
+		s += v[0];
+		if (strspn(d->section, "0123456789.") != v[0])
+			goto bad;
+		for (j = 1; j < 5; j++)
+			if (get_varint(&s, e, &v[j]) == -1)
+				goto bad;
+		d->header_start = v[1];
+		if (v[2] > UINT64_MAX - v[1] ||
+		    v[3] > UINT64_MAX - v[1] - v[2] ||
+		    v[4] > UINT64_MAX - v[1] - v[2] - v[3] || s >= e ||
+		    *s > 3)
+			goto bad;
+		d->body_start = v[1] + v[2];
+		d->inner_body_start = d->body_start + v[3];
+		d->body_end = d->inner_body_start + v[4];
+		d->is_multipart = (*s & 1) != 0;
+		d->is_message = (*s++ & 2) != 0;
+	}
+	if (s != e)
+		goto bad;
+	*out = a;
+	*n = cnt;
+	return 0;
+bad:
+	free(a);
+	return -1;
+}
