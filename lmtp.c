@@ -57,8 +57,10 @@ struct lmtp_tx {
 	struct spool		*spool;
 	enum data_error		 error;		/* first error in DATA */
 	int			 spool_errno;
+	uint64_t		 data_size;	/* the client's bytes, unstuffed */
 	int			 prev_crlf;	/* last data line ended CRLF */
 	int			 skipping;	/* discarding an over-long line */
+	int			 skipped_cr;	/* ...whose last byte was CR */
 };
 
 struct lmtp_session {
@@ -635,10 +637,14 @@ lmtp_data_line(struct session *s, struct lmtp_session *ls, char *line,
 
 	if (line[0] == '.' && len > 1)
 		line++, len--;
+	/*
+	 * SIZE is the client's budget: the headers this server adds do not
+	 * count against it.
+	 */
+	tx->data_size += len + 2;
 	if (tx->error != DATA_OK)
 		return;
-	if (spool_size(tx->spool) + len + 2 >
-	    (uint64_t)s->srv->settings->max_message_size) {
+	if (tx->data_size > (uint64_t)s->srv->settings->max_message_size) {
 		tx->error = DATA_TOO_BIG;
 		return;
 	}
@@ -681,14 +687,18 @@ lmtp_data_input(struct session *s, struct lmtp_session *ls)
 			 */
 			if (tx->error == DATA_OK)
 				tx->error = DATA_LINE_TOO_LONG;
+			tx->skipped_cr =
+			    buf_ptr(&s->in)[LMTP_MAX_DATA_LINE - 1] == '\r';
 			buf_consume(&s->in, LMTP_MAX_DATA_LINE);
 			tx->skipping = 1;
 			tx->prev_crlf = 0;
-			return;
+			continue;
 		}
-		if (tx->skipping)
+		if (tx->skipping) {
+			/* The line's CR may have gone with the dropped part. */
+			crlf = crlf || (len == 0 && tx->skipped_cr);
 			tx->skipping = 0;
-		else if (crlf && tx->prev_crlf && len == 1 && line[0] == '.') {
+		} else if (crlf && tx->prev_crlf && len == 1 && line[0] == '.') {
 			buf_consume(&s->in, used);
 			lmtp_data_end(s, ls);
 			return;

@@ -267,9 +267,6 @@ def test_recipient_deleted_during_transaction(srv):
                                                           BODY)]
 
 
-@pytest.mark.xfail(strict=True, reason="server bug: the CR of a data line's "
-                   "CRLF at byte 65536 is dropped with the over-long part, "
-                   "so the next <CRLF>.<CRLF> is not seen as the end")
 def test_long_data_line_whose_crlf_straddles_the_limit(srv):
     """A 65535-byte line: its CR is the 65536th byte, its LF the next.
     The final dot right after it must still end the data."""
@@ -281,9 +278,6 @@ def test_long_data_line_whose_crlf_straddles_the_limit(srv):
         c.expect("250 2.0.0", timeout=3)
 
 
-@pytest.mark.xfail(strict=True, reason="server bug: the Return-Path and "
-                   "Delivered-To it adds count against max-message-size, "
-                   "so a message within the advertised SIZE gets 552")
 def test_message_of_exactly_the_advertised_size_is_accepted(server):
     s = server(args=["--max-message-size", "20000"])
     head = b"Subject: exactly at the limit\r\n\r\n"
