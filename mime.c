@@ -29,7 +29,8 @@
 #include "mime.h"
 
 #define NOIDX		UINT32_MAX
-#define PEEK		(2 + MIME_MAX_BOUNDARY + 8)	/* line bytes kept */
+/* the bytes of a line kept for boundary matching */
+#define PEEK		(2 + MIME_MAX_BOUNDARY + 8)
 #define MAX_ESCAPES	4	/* more \" or \\ than this: a literal */
 #define REPLACEMENT	"\xef\xbf\xbd"	/* U+FFFD in UTF-8 */
 #define PARTS_VERSION	1
@@ -75,14 +76,14 @@ struct node {
 	uint32_t	 nchild;
 	unsigned	 depth;
 	enum nkind	 kind;
-	int		 text;		/* size is followed by a line count */
-	int		 digest;	/* children default to message/rfc822 */
+	int		 text;		/* lines follow the size */
+	int		 digest;	/* children default to messages */
 	int		 hasnum;
-	int		 plain7;	/* BODY is Dovecot's canned text/plain */
+	int		 plain7;	/* BODY is Dovecot's canned one */
 	char		 num[sizeof(((struct mime_part *)0)->section)];
 	uint64_t	 hstart, bstart, bend;
 	uint64_t	 lstart, lend;	/* LFs fed before bstart, bend */
-	char		*basic;	/* fields before the size, or the subtype */
+	char		*basic;	/* fields before the size; subtype */
 	char		*ext;	/* BODYSTRUCTURE extension fields */
 	char		*env;	/* envelope, without parentheses */
 };
@@ -102,13 +103,13 @@ struct mime_parser {
 	struct bnd	 bnd[MIME_MAX_DEPTH];
 	size_t		 nbnd;
 	struct sbuf	 hdr;		/* cur's header, bounded */
-	size_t		 hdr_mark;	/* hdr.len where this line began */
+	size_t		 hdr_mark;	/* hdr.len at line start */
 	uint64_t	 off;		/* bytes fed */
 	uint64_t	 lf;		/* LFs in completed lines */
-	size_t		 line_len;	/* bytes of the current line so far */
+	size_t		 line_len;	/* bytes of this line so far */
 	unsigned char	 peek[PEEK];
 	int		 last_cr;	/* the line so far ends with CR */
-	int		 pend;		/* EOL length of the previous line */
+	int		 pend;		/* last line's EOL length */
 	int		 oom;
 	int		 finished;
 	/* the top-level message, kept when its header ends */
@@ -125,7 +126,7 @@ struct env {
 };
 
 struct pinfo {
-	int		 mime;		/* MIME-Version or Content-Type */
+	int		 mime;		/* has MIME-Version or CT */
 	int		 ct_seen;
 	int		 ct_ret;
 	struct sbuf	 ctype;		/* "type/subtype" as parsed */
@@ -142,32 +143,27 @@ struct rfc {
 	const unsigned char	*p;
 	const unsigned char	*end;
 	struct sbuf		*comment;	/* gets the last comment */
-	int			 nulrepl;	/* quoted NUL becomes U+FFFD */
+	int			 nulrepl;	/* NUL becomes U+FFFD */
 };
 
 #define RFC_C(r)	((r)->p < (r)->end ? *(r)->p : 0)
 
-/* 1: atext, 2: alphanumeric or 8-bit, 4: atext but a MIME tspecial. */
-static const unsigned char atext[256] = {
-	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-	0, 1, 0, 1, 1, 1, 1, 1, 0, 0, 1, 1, 0, 1, 0, 4,
-	2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 0, 0, 0, 4, 0, 4,
-	0, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
-	2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 0, 0, 0, 1, 1,
-	1, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
-	2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 1, 1, 1, 1, 0,
-	2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
-	2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
-	2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
-	2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
-	2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
-	2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
-	2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
-	2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2
-};
-#define IS_ATEXT(c)	(atext[(unsigned char)(c)] != 0)
-#define IS_TOKEN(c)	((atext[(unsigned char)(c)] & 3) != 0)
+static int	rfc_skip_lwsp(struct rfc *);
+
+/* RFC 5322 atext, 8-bit bytes included as Dovecot has it. */
+static int
+is_atext(unsigned char c)
+{
+	return c >= 0x80 || (c > ' ' && c < 0x7f &&
+	    strchr("()<>[]:;@\\,.\"", c) == NULL);
+}
+
+/* A MIME token byte: atext less the tspecials '/', '=' and '?'. */
+static int
+is_token(unsigned char c)
+{
+	return is_atext(c) && c != '/' && c != '=' && c != '?';
+}
 
 /*
  * Strings.
@@ -410,68 +406,32 @@ imap_nstring_nolf(struct sbuf *o, const char *s)
 static void
 imap_humans(struct sbuf *o, const char *s)
 {
-	size_t	 n = strlen(s), i, rm = 0;
-	int	 lwsp = 1, prefix = 1, modify = 0;
+	struct sbuf	 t = { 0 };
+	const char	*c;
+	int		 special = 0;
 
-	for (i = 0; i < n; i++) {
-		switch (s[i]) {
-		case '\r':
-		case '\n':
-		case '\t':
-			modify = 1;
-			/* FALLTHROUGH */
-		case ' ':
-			if (lwsp) {
-				modify = 1;
-				rm++;
-			}
-			lwsp = 1;
-			break;
-		case '"':
-		case '\\':
-			modify = 1;
-			lwsp = 0;
-			break;
-		default:
-			if ((unsigned char)s[i] >= 0x80)
-				modify = 1;
-			lwsp = 0;
-			break;
+	for (c = s; *c != '\0'; c++) {
+		if (*c == ' ' || *c == '\t' || *c == '\r' || *c == '\n') {
+			if (t.len > 0 && t.s[t.len - 1] != ' ')
+				sb_addc(&t, ' ');
+			continue;
 		}
-		if (!lwsp)
-			prefix = 0;
+		special |= *c == '"' || *c == '\\' || (unsigned char)*c >= 0x80;
+		sb_addc(&t, *c);
 	}
-	if (lwsp && n > 0 && !prefix) {
-		modify = 1;
-		rm++;
-	}
-	if (!modify) {
+	if (t.len > 0 && t.s[t.len - 1] == ' ')
+		sb_trunc(&t, t.len - 1);
+	if (t.err)
+		o->err = 1;
+	else if (!special && strcmp(sb_str(&t), s) == 0) {
 		sb_addc(o, '"');
-		sb_add(o, s, n);
+		sb_adds(o, s);
 		sb_addc(o, '"');
-		return;
-	}
-	if (rm == n) {
+	} else if (t.len == 0)
 		sb_adds(o, "\"\"");
-		return;
-	}
-	sb_addc(o, '{');
-	sb_addu(o, n - rm);
-	sb_adds(o, "}\r\n");
-	lwsp = 1;
-	for (i = 0; i < n; i++) {
-		if (s[i] == ' ' || s[i] == '\t' || s[i] == '\r' ||
-		    s[i] == '\n') {
-			if (!lwsp)
-				sb_addc(o, ' ');
-			lwsp = 1;
-		} else {
-			lwsp = 0;
-			sb_addc(o, s[i]);
-		}
-	}
-	if (lwsp && !o->err)
-		sb_trunc(o, o->len - 1);
+	else
+		imap_literal(o, t.s, t.len);
+	sb_free(&t);
 }
 
 /*
@@ -480,55 +440,62 @@ imap_humans(struct sbuf *o, const char *s)
  * after a token are skipped.
  */
 
+/*
+ * Reads a comment, quoted string or domain literal (r->p at its opening
+ * byte) into out, which may be NULL, as Dovecot does: folding removed, a
+ * NUL made U+FFFD when r->nulrepl, a backslash quoting the next byte but
+ * kept before CR, LF or NUL.  Comments nest and restart out; a literal
+ * keeps its brackets and backslashes.  Returns -1 when it is not closed.
+ */
 static int
-rfc_skip_comment(struct rfc *r)
+rfc_delimited(struct rfc *r, struct sbuf *out)
 {
 	const unsigned char	*start;
+	unsigned char		 open = *r->p, close;
 	size_t			 len;
 	int			 level = 1;
 
-	assert(*r->p == '(');
-	if (r->comment != NULL)
-		sb_trunc(r->comment, 0);
-	for (start = ++r->p; r->p < r->end; r->p++) {
-		switch (*r->p) {
-		case '\0':
-			if (r->comment != NULL && r->nulrepl) {
-				sb_add(r->comment, start, r->p - start);
-				sb_adds(r->comment, REPLACEMENT);
-				start = r->p + 1;
-			}
-			break;
-		case '(':
-			level++;
-			break;
-		case ')':
-			if (--level > 0)
-				break;
-			if (r->comment != NULL)
-				sb_add(r->comment, start, r->p - start);
-			r->p++;
-			return r->p < r->end ? 1 : 0;
-		case '\n':
-			if (r->comment == NULL)
-				break;
+	close = open == '(' ? ')' : open == '[' ? ']' : '"';
+	if (open == '(' && out != NULL)
+		sb_trunc(out, 0);
+	start = open == '[' ? r->p : r->p + 1;
+	for (r->p++; r->p < r->end; r->p++) {
+		if (*r->p == '\0' && r->nulrepl && out != NULL) {
+			sb_add(out, start, r->p - start);
+			sb_adds(out, REPLACEMENT);
+			start = r->p + 1;
+		} else if (*r->p == '\n' && out != NULL) {
 			len = r->p - start;
 			if (len > 0 && start[len - 1] == '\r')
 				len--;
-			sb_add(r->comment, start, len);
+			sb_add(out, start, len);
 			start = r->p + 1;
-			break;
-		case '\\':
+		} else if (*r->p == '\\') {
 			if (++r->p >= r->end)
 				return -1;
 			if (*r->p == '\r' || *r->p == '\n' || *r->p == '\0') {
+				if (open == '[' && out != NULL) {
+					sb_add(out, start, r->p - start);
+					start = r->p;
+				}
 				r->p--;
-				break;
+			} else if (open != '[') {
+				if (out != NULL)
+					sb_add(out, start, r->p - start - 1);
+				start = r->p;
 			}
-			if (r->comment != NULL)
-				sb_add(r->comment, start, r->p - start - 1);
-			start = r->p;
-			break;
+		} else if (*r->p == '(' && open == '(')
+			level++;
+		else if (*r->p == '[' && open == '[')
+			return -1;
+		else if (*r->p == close && (open != '(' || --level == 0)) {
+			if (out != NULL)
+				sb_add(out, start,
+				    r->p - start + (open == '['));
+			r->p++;
+			if (open == '(')
+				return r->p < r->end ? 1 : 0;
+			return rfc_skip_lwsp(r);
 		}
 	}
 	return -1;
@@ -545,20 +512,23 @@ rfc_skip_lwsp(struct rfc *r)
 		}
 		if (*r->p != '(')
 			break;
-		if (rfc_skip_comment(r) < 0)
+		if (rfc_delimited(r, r->comment) < 0)
 			return -1;
 	}
 	return r->p < r->end ? 1 : 0;
 }
 
-/* Appends the run of bytes accepted by ok (the '.' too when dot) to out. */
+/*
+ * Appends the run of atext (MIME token bytes when tokenchars; '.' too
+ * when dot) at r->p to out: an atom, a mime-token or an obs-phrase word.
+ */
 static int
 rfc_run(struct rfc *r, struct sbuf *out, int tokenchars, int dot)
 {
 	const unsigned char	*start;
 
 	for (start = r->p; r->p < r->end; r->p++) {
-		if ((tokenchars ? IS_TOKEN(*r->p) : IS_ATEXT(*r->p)) ||
+		if ((tokenchars ? is_token(*r->p) : is_atext(*r->p)) ||
 		    (dot && *r->p == '.'))
 			continue;
 		sb_add(out, start, r->p - start);
@@ -571,7 +541,7 @@ rfc_run(struct rfc *r, struct sbuf *out, int tokenchars, int dot)
 static int
 rfc_atom(struct rfc *r, struct sbuf *out)
 {
-	if (r->p >= r->end || !IS_ATEXT(*r->p))
+	if (r->p >= r->end || !is_atext(*r->p))
 		return -1;
 	return rfc_run(r, out, 0, 0);
 }
@@ -583,10 +553,10 @@ rfc_dot_atom(struct rfc *r, struct sbuf *out)
 	const unsigned char	*start;
 	int			 ret;
 
-	if (r->p >= r->end || !IS_ATEXT(*r->p))
+	if (r->p >= r->end || !is_atext(*r->p))
 		return -1;
 	for (start = r->p++; r->p < r->end;) {
-		if (IS_ATEXT(*r->p)) {
+		if (is_atext(*r->p)) {
 			r->p++;
 			continue;
 		}
@@ -607,51 +577,6 @@ rfc_dot_atom(struct rfc *r, struct sbuf *out)
 	return 0;
 }
 
-/*
- * A quoted string (r->p at the quote), unescaped, folding removed.  A
- * backslash before CR, LF or NUL is kept, as Dovecot keeps it.
- */
-static int
-rfc_quoted(struct rfc *r, struct sbuf *out)
-{
-	const unsigned char	*start;
-	size_t			 len;
-
-	assert(r->p < r->end && *r->p == '"');
-	for (start = ++r->p; r->p < r->end; r->p++) {
-		switch (*r->p) {
-		case '\0':
-			if (r->nulrepl) {
-				sb_add(out, start, r->p - start);
-				sb_adds(out, REPLACEMENT);
-				start = r->p + 1;
-			}
-			break;
-		case '"':
-			sb_add(out, start, r->p - start);
-			r->p++;
-			return rfc_skip_lwsp(r);
-		case '\n':
-			len = r->p - start;
-			if (len > 0 && start[len - 1] == '\r')
-				len--;
-			sb_add(out, start, len);
-			start = r->p + 1;
-			break;
-		case '\\':
-			if (++r->p >= r->end)
-				return -1;
-			if (*r->p == '\r' || *r->p == '\n' || *r->p == '\0') {
-				r->p--;
-				break;
-			}
-			sb_add(out, start, r->p - start - 1);
-			start = r->p;
-			break;
-		}
-	}
-	return -1;
-}
 
 /* phrase = 1*word / obs-phrase; words are joined by one space. */
 static int
@@ -665,61 +590,18 @@ rfc_phrase(struct rfc *r, struct sbuf *out)
 		return -1;
 	for (;;) {
 		if (*r->p == '"')
-			ret = rfc_quoted(r, out);
+			ret = rfc_delimited(r, out);
 		else
 			ret = rfc_run(r, out, 0, 1);
 		if (ret <= 0)
 			return ret;
-		if (!IS_ATEXT(*r->p) && *r->p != '"' && *r->p != '.')
+		if (!is_atext(*r->p) && *r->p != '"' && *r->p != '.')
 			break;
 		sb_addc(out, ' ');
 	}
 	return rfc_skip_lwsp(r);
 }
 
-/* "[...]" kept with its brackets; r->p at the '['. */
-static int
-rfc_domain_literal(struct rfc *r, struct sbuf *out)
-{
-	const unsigned char	*start;
-	size_t			 len;
-
-	assert(*r->p == '[');
-	for (start = r->p++; r->p < r->end; r->p++) {
-		switch (*r->p) {
-		case '\0':
-			if (r->nulrepl) {
-				sb_add(out, start, r->p - start);
-				sb_adds(out, REPLACEMENT);
-				start = r->p + 1;
-			}
-			break;
-		case '[':
-			return -1;
-		case ']':
-			sb_add(out, start, r->p - start + 1);
-			r->p++;
-			return rfc_skip_lwsp(r);
-		case '\n':
-			len = r->p - start;
-			if (len > 0 && start[len - 1] == '\r')
-				len--;
-			sb_add(out, start, len);
-			start = r->p + 1;
-			break;
-		case '\\':
-			if (++r->p >= r->end)
-				return -1;
-			if (*r->p == '\r' || *r->p == '\n' || *r->p == '\0') {
-				sb_add(out, start, r->p - start);
-				start = r->p;
-				r->p--;
-			}
-			break;
-		}
-	}
-	return -1;
-}
 
 /* A local-part with dots anywhere, as Dovecot 2.3 reads it. */
 static int
@@ -750,7 +632,7 @@ rfc_domain(struct rfc *r, struct sbuf *out)
 	if (rfc_skip_lwsp(r) <= 0)
 		return -1;
 	if (*r->p == '[')
-		return rfc_domain_literal(r, out);
+		return rfc_delimited(r, out);
 	return rfc_dot_atom(r, out);
 }
 
@@ -808,7 +690,7 @@ rfc_param(struct rfc *r, struct sbuf *key, struct sbuf *value)
 	if ((ret = rfc_skip_lwsp(r)) <= 0)
 		;	/* no value: an empty one */
 	else if (*r->p == '"')
-		ret = rfc_quoted(r, value);
+		ret = rfc_delimited(r, value);
 	else if (*r->p == '=') {
 		/* broken but common: name==?utf-8?b?...?= */
 		while (r->p < r->end && *r->p != ';' && *r->p != ' ' &&
@@ -860,6 +742,7 @@ rfc2231_merge(struct kvlist *l)
 	struct sbuf	 v = { 0 }, k = { 0 };
 	size_t		 i, j, next, ne = 0;
 	unsigned	 idx = 0;
+	const char	*c;
 	char		*p, *q;
 	int		 ok, have_ext, ext;
 
@@ -919,11 +802,11 @@ rfc2231_merge(struct kvlist *l)
 				sb_adds(&v, e[j].v);
 				continue;
 			}
-			for (p = (char *)e[j].v; *p != '\0'; p++) {
-				if (*p == '%')
+			for (c = e[j].v; *c != '\0'; c++) {
+				if (*c == '%')
 					sb_adds(&v, "%25");
 				else
-					sb_addc(&v, *p);
+					sb_addc(&v, *c);
 			}
 		}
 		sb_trunc(&k, 0);
@@ -969,68 +852,57 @@ rfc_params(struct rfc *r, struct kvlist *l)
  * and written straight into an ENVELOPE address list.
  */
 
-struct afield {
-	int		 set;
-	struct sbuf	 b;
-};
-
+/* The address being built: NULL fields are NIL. */
 struct addrp {
 	struct rfc	 r;
 	struct sbuf	*out;
 	struct sbuf	 str;
 	struct sbuf	 comment;
-	struct afield	 name, route, mailbox, domain;
+	char		*f[4];	/* name, route, mailbox, domain */
 	int		 invalid;
 	int		 err;
 };
 
-static void
-af_set(struct afield *f, const char *s)
-{
-	f->set = 1;
-	sb_trunc(&f->b, 0);
-	sb_adds(&f->b, s);
-}
+enum { A_NAME, A_ROUTE, A_MAILBOX, A_DOMAIN };
 
 static void
-af_clear(struct afield *f)
+af_set(struct addrp *a, int k, const char *s)
 {
-	f->set = 0;
-	sb_trunc(&f->b, 0);
+	free(a->f[k]);
+	if ((a->f[k] = strdup(s)) == NULL)
+		a->err = 1;
 }
 
 /* Writes the address being built and starts a new one. */
 static void
 addr_emit(struct addrp *a)
 {
+	int	 k;
+
 	sb_addc(a->out, '(');
-	if (a->name.set)
-		imap_humans(a->out, sb_str(&a->name.b));
+	if (a->f[A_NAME] != NULL)
+		imap_humans(a->out, a->f[A_NAME]);
 	else
 		sb_adds(a->out, "NIL");
-	sb_addc(a->out, ' ');
-	imap_nstring(a->out, a->route.set ? sb_str(&a->route.b) : NULL);
-	sb_addc(a->out, ' ');
-	imap_nstring(a->out, a->mailbox.set ? sb_str(&a->mailbox.b) : NULL);
-	sb_addc(a->out, ' ');
-	imap_nstring(a->out, a->domain.set ? sb_str(&a->domain.b) : NULL);
+	for (k = A_ROUTE; k <= A_DOMAIN; k++) {
+		sb_addc(a->out, ' ');
+		imap_nstring(a->out, a->f[k]);
+	}
 	sb_addc(a->out, ')');
-	a->err |= a->name.b.err | a->route.b.err | a->mailbox.b.err |
-	    a->domain.b.err;
-	af_clear(&a->name);
-	af_clear(&a->route);
-	af_clear(&a->mailbox);
-	af_clear(&a->domain);
+	for (k = 0; k < 4; k++) {
+		free(a->f[k]);
+		a->f[k] = NULL;
+	}
 	a->invalid = 0;
 }
 
 static void
 addr_emit_fixed(struct addrp *a)
 {
-	if (!a->mailbox.set)
-		af_set(&a->mailbox, "MISSING_MAILBOX");
-	if (!a->domain.set || a->domain.b.len == 0)
-		af_set(&a->domain, "MISSING_DOMAIN");
+	if (a->f[A_MAILBOX] == NULL)
+		af_set(a, A_MAILBOX, "MISSING_MAILBOX");
+	if (a->f[A_DOMAIN] == NULL || *a->f[A_DOMAIN] == '\0')
+		af_set(a, A_DOMAIN, "MISSING_DOMAIN");
 	addr_emit(a);
 }
 
@@ -1042,12 +914,12 @@ addr_local_part(struct addrp *a)
 	assert(a->r.p < a->r.end);
 	sb_trunc(&a->str, 0);
 	if (*a->r.p == '"')
-		ret = rfc_quoted(&a->r, &a->str);
+		ret = rfc_delimited(&a->r, &a->str);
 	else
 		ret = rfc_loose_dot_atom(&a->r, &a->str);
 	if (ret < 0)
 		return -1;
-	af_set(&a->mailbox, sb_str(&a->str));
+	af_set(a, A_MAILBOX, sb_str(&a->str));
 	return ret;
 }
 
@@ -1059,7 +931,7 @@ addr_domain(struct addrp *a)
 	sb_trunc(&a->str, 0);
 	if ((ret = rfc_domain(&a->r, &a->str)) < 0)
 		return -1;
-	af_set(&a->domain, sb_str(&a->str));
+	af_set(a, A_DOMAIN, sb_str(&a->str));
 	return ret;
 }
 
@@ -1083,7 +955,7 @@ addr_route(struct addrp *a)
 		while (rfc_skip_lwsp(&a->r) > 0 && *a->r.p == ',')
 			a->r.p++;
 	}
-	af_set(&a->route, sb_str(&a->str));
+	af_set(a, A_ROUTE, sb_str(&a->str));
 	return 1;
 }
 
@@ -1099,7 +971,7 @@ addr_angle(struct addrp *a)
 		if (addr_route(a) > 0 && RFC_C(&a->r) == ':')
 			a->r.p++;
 		else {
-			af_set(&a->route, "INVALID_ROUTE");
+			af_set(a, A_ROUTE, "INVALID_ROUTE");
 			if (a->r.p >= a->r.end)
 				return -1;
 		}
@@ -1125,9 +997,9 @@ addr_name_addr(struct addrp *a)
 	if (rfc_phrase(&a->r, &a->str) <= 0 || *a->r.p != '<')
 		return -1;
 	if (a->str.len > 0)
-		af_set(&a->name, sb_str(&a->str));
+		af_set(a, A_NAME, sb_str(&a->str));
 	if (addr_angle(a) < 0) {
-		af_set(&a->domain, "SYNTAX_ERROR");
+		af_set(a, A_DOMAIN, "SYNTAX_ERROR");
 		a->invalid = 1;
 	}
 	return a->r.p < a->r.end ? 1 : 0;
@@ -1154,16 +1026,17 @@ addr_spec(struct addrp *a)
 			ret = ret2;
 	}
 	if (a->comment.len > 0)
-		af_set(&a->name, sb_str(&a->comment));
+		af_set(a, A_NAME, sb_str(&a->comment));
 	else if (ret2 == -2) {
 		sb_addc(&a->str, ' ');
 		len = a->str.len;
 		(void)rfc_phrase(&a->r, &a->str);
 		if (a->str.len != len) {
-			af_clear(&a->mailbox);
-			af_set(&a->name, sb_str(&a->str));
+			free(a->f[A_MAILBOX]);
+			a->f[A_MAILBOX] = NULL;
+			af_set(a, A_NAME, sb_str(&a->str));
 		} else if (!quoted)
-			af_set(&a->domain, "");
+			af_set(a, A_DOMAIN, "");
 		a->invalid = 1;
 		ret = -1;
 	}
@@ -1174,18 +1047,15 @@ static int
 addr_mailbox(struct addrp *a)
 {
 	const unsigned char	*start = a->r.p;
-	struct afield		 t;
 	int			 ret;
 
 	if ((ret = addr_name_addr(a)) < 0) {
 		a->r.p = start;
 		ret = addr_spec(a);
-		if (a->invalid && !a->name.set && a->mailbox.set &&
-		    !a->domain.set) {
-			t = a->name;
-			a->name = a->mailbox;
-			a->mailbox = t;
-			af_clear(&a->mailbox);
+		if (a->invalid && a->f[A_NAME] == NULL &&
+		    a->f[A_MAILBOX] != NULL && a->f[A_DOMAIN] == NULL) {
+			a->f[A_NAME] = a->f[A_MAILBOX];
+			a->f[A_MAILBOX] = NULL;
 		}
 	}
 	if (ret < 0)
@@ -1205,7 +1075,7 @@ addr_group(struct addrp *a)
 		return -1;
 	a->r.p++;
 	ret = rfc_skip_lwsp(&a->r);
-	af_set(&a->mailbox, sb_str(&a->str));
+	af_set(a, A_MAILBOX, sb_str(&a->str));
 	addr_emit(a);
 	if (ret > 0 && *a->r.p != ';') {
 		for (;;) {
@@ -1237,7 +1107,7 @@ addr_parse(const char *v, size_t n, struct sbuf *out)
 {
 	struct addrp		 a;
 	const unsigned char	*start;
-	int			 ret;
+	int			 ret, k;
 
 	memset(&a, 0, sizeof(a));
 	a.r.p = (const unsigned char *)v;
@@ -1267,10 +1137,8 @@ addr_parse(const char *v, size_t n, struct sbuf *out)
 	ret = a.err | a.str.err | a.comment.err;
 	sb_free(&a.str);
 	sb_free(&a.comment);
-	sb_free(&a.name.b);
-	sb_free(&a.route.b);
-	sb_free(&a.mailbox.b);
-	sb_free(&a.domain.b);
+	for (k = 0; k < 4; k++)
+		free(a.f[k]);
 	return ret ? -1 : 0;
 }
 
@@ -1426,57 +1294,21 @@ decode_2047(struct sbuf *o, const char *s, size_t n)
 	sb_add(o, s + ws, ws_len);
 }
 
-/* Skips blanks, CR, LF and (nested) comments in a date. */
-static const char *
-date_cfws(const char *s, const char *e)
-{
-	int	 level;
-
-	while (s < e) {
-		if (*s == ' ' || *s == '\t' || *s == '\r' || *s == '\n')
-			s++;
-		else if (*s == '(') {
-			for (level = 0; s < e; s++) {
-				if (*s == '\\' && s + 1 < e)
-					s++;
-				else if (*s == '(')
-					level++;
-				else if (*s == ')' && --level == 0) {
-					s++;
-					break;
-				}
-			}
-		} else
-			break;
-	}
-	return s;
-}
-
-/* Reads 1 to max digits into *v; returns the digit count. */
+/* Lower-cases w and returns its index in list (3-letter names), or -1. */
 static int
-date_num(const char **s, const char *e, int max, int *v)
+date_name(char *w, const char *list)
 {
-	int	 n = 0;
+	const char	*m;
+	size_t		 i;
 
-	for (*v = 0; *s < e && n < max && **s >= '0' && **s <= '9'; n++)
-		*v = *v * 10 + (*(*s)++ - '0');
-	return n;
-}
-
-/* Reads a word of letters into w (lower-cased); returns its length. */
-static size_t
-date_word(const char **s, const char *e, char *w, size_t size)
-{
-	size_t	 n = 0;
-
-	while (*s < e && ((**s | 0x20) >= 'a' && (**s | 0x20) <= 'z')) {
-		if (n + 1 < size)
-			w[n] = (char)(**s | 0x20);
-		n++;
-		(*s)++;
-	}
-	w[n + 1 < size ? n : size - 1] = '\0';
-	return n;
+	for (i = 0; w[i] != '\0'; i++)
+		w[i] = (char)(w[i] | 0x20);
+	if (i < 3)
+		return -1;
+	w[3] = '\0';
+	if ((m = strstr(list, w)) == NULL || (m - list) % 3 != 0)
+		return -1;
+	return (int)(m - list) / 3;
 }
 
 /* Days from 1970-01-01 to y-m-d in the proleptic Gregorian calendar. */
@@ -1502,78 +1334,75 @@ days_from_civil(int64_t y, int m, int d)
 static time_t
 parse_date(const char *s, size_t n)
 {
-	static const char months[] = "janfebmaraprmayjunjulaugsepoctnovdec";
-	static const char days[] = "sunmontuewedthufrisat";
-	static const struct {
-		const char	*name;
-		int		 hours;
-	} zones[] = {
-		{ "ut", 0 }, { "gmt", 0 }, { "z", 0 }, { "est", -5 },
-		{ "edt", -4 }, { "cst", -6 }, { "cdt", -5 }, { "mst", -7 },
-		{ "mdt", -6 }, { "pst", -8 }, { "pdt", -7 }
+	static const char *const zones[] = {
+		"ut", "gmt", "z", "est", "edt", "cst", "cdt", "mst", "mdt",
+		"pst", "pdt"
 	};
+	static const int zone_hours[] = { 0, 0, 0, -5, -4, -6, -5, -7, -6,
+	    -8, -7 };
 	static const int mdays[] = { 31, 29, 31, 30, 31, 30, 31, 31, 30,
 	    31, 30, 31 };
-	const char	*e = s + n, *m;
-	char		 w[16];
-	int		 day, mon, year, hh, mm, ss = 0, zone = 0, nd, sign;
-	size_t		 i, wl;
+	char	 t[256], w[16], *c;
+	size_t	 i, k = 0;
+	int	 level = 0, day, mon, year, hh, mm, ss = 0, zone = 0;
+	int	 a, b, e;
 
-	s = date_cfws(s, e);
-	if ((wl = date_word(&s, e, w, sizeof(w))) > 0) {
-		if (wl < 3 || (m = strstr(days, w)) == NULL || w[3] != '\0' ||
-		    (m - days) % 3 != 0)
-			return -1;
-		s = date_cfws(s, e);
-		if (s < e && *s == ',')
-			s = date_cfws(s + 1, e);
+	/* comments out (each leaves a blank), folding made blanks */
+	for (i = 0; i < n && k + 1 < sizeof(t); i++) {
+		if (s[i] == '(') {
+			if (level++ == 0)
+				t[k++] = ' ';
+		} else if (level > 0) {
+			if (s[i] == '\\')
+				i++;
+			else if (s[i] == ')')
+				level--;
+		} else
+			t[k++] = s[i] == '\t' || s[i] == '\r' || s[i] == '\n' ?
+			    ' ' : s[i];
 	}
-	if (date_num(&s, e, 2, &day) == 0)
+	t[k] = '\0';
+	for (c = t; *c == ' '; c++)
+		;
+	if (sscanf(c, "%15[A-Za-z]%n", w, &e) == 1) {
+		if (strlen(w) != 3 || date_name(w, "sunmontuewedthufrisat") < 0)
+			return -1;
+		for (c += e; *c == ' '; c++)
+			;
+		if (*c == ',')
+			c++;
+	}
+	if (sscanf(c, "%2d %15[A-Za-z] %n%4d%n %2d : %2d%n", &day, w, &a, &year,
+	    &b, &hh, &mm, &e) != 5 || c[a] < '0' || c[a] > '9' || b - a < 2 ||
+	    (mon = date_name(w, "janfebmaraprmayjunjulaugsepoctnovdec")) < 0)
 		return -1;
-	s = date_cfws(s, e);
-	if (date_word(&s, e, w, sizeof(w)) < 3)
-		return -1;
-	w[3] = '\0';
-	if ((m = strstr(months, w)) == NULL || (m - months) % 3 != 0)
-		return -1;
-	mon = (int)(m - months) / 3 + 1;
-	s = date_cfws(s, e);
-	if ((nd = date_num(&s, e, 4, &year)) < 2)
-		return -1;
-	if (nd == 2)
+	if (b - a == 2)
 		year += year < 50 ? 2000 : 1900;
-	else if (nd == 3)
+	else if (b - a == 3)
 		year += 1900;
-	s = date_cfws(s, e);
-	if (date_num(&s, e, 2, &hh) == 0)
-		return -1;
-	if ((s = date_cfws(s, e)) >= e || *s != ':')
-		return -1;
-	s = date_cfws(s + 1, e);
-	if (date_num(&s, e, 2, &mm) == 0)
-		return -1;
-	s = date_cfws(s, e);
-	if (s < e && *s == ':') {
-		s = date_cfws(s + 1, e);
-		if (date_num(&s, e, 2, &ss) == 0)
+	c += e;
+	if (sscanf(c, " : %2d%n", &ss, &e) == 1)
+		c += e;
+	while (*c == ' ')
+		c++;
+	if (*c == '+' || *c == '-') {
+		if (sscanf(c + 1, "%4d%n", &zone, &e) != 1 || e != 4 ||
+		    c[1] < '0' || c[1] > '9' || zone % 100 > 59)
 			return -1;
-		s = date_cfws(s, e);
-	}
-	if (s < e && (*s == '+' || *s == '-')) {
-		sign = *s++ == '-' ? -1 : 1;
-		if (date_num(&s, e, 4, &zone) != 4 || zone % 100 > 59)
-			return -1;
-		zone = sign * (zone / 100 * 3600 + zone % 100 * 60);
-	} else if (date_word(&s, e, w, sizeof(w)) > 0) {
+		zone = (*c == '-' ? -1 : 1) *
+		    (zone / 100 * 3600 + zone % 100 * 60);
+	} else if (sscanf(c, "%15[A-Za-z]", w) == 1) {
+		for (i = 0; w[i] != '\0'; i++)
+			w[i] = (char)(w[i] | 0x20);
 		for (i = 0; i < sizeof(zones) / sizeof(zones[0]); i++)
-			if (strcmp(w, zones[i].name) == 0)
-				zone = zones[i].hours * 3600;
+			if (strcmp(w, zones[i]) == 0)
+				zone = zone_hours[i] * 3600;
 	}
-	if (day < 1 || day > mdays[mon - 1] || (mon == 2 && day == 29 &&
+	if (day < 1 || day > mdays[mon] || (mon == 1 && day == 29 &&
 	    (year % 4 != 0 || (year % 100 == 0 && year % 400 != 0))) ||
-	    hh > 23 || mm > 59 || ss > 60)
+	    hh < 0 || hh > 23 || mm < 0 || mm > 59 || ss < 0 || ss > 60)
 		return -1;
-	return (time_t)(days_from_civil(year, mon, day) * 86400 +
+	return (time_t)(days_from_civil(year, mon + 1, day) * 86400 +
 	    hh * 3600 + mm * 60 + ss - zone);
 }
 
@@ -1620,7 +1449,7 @@ field(struct mime_parser *p, struct pinfo *pi, const char *name, size_t nl,
 	};
 	struct rfc	 r = { (const unsigned char *)v,
 	    (const unsigned char *)v + vl, NULL, 0 };
-	struct sbuf	 tok = { 0 };
+	struct sbuf	 tok = { 0 }, *raw;
 	size_t		 i;
 
 	if (hname(name, nl, "MIME-Version"))
@@ -1679,14 +1508,12 @@ field(struct mime_parser *p, struct pinfo *pi, const char *name, size_t nl,
 			if (hname(name, nl, addrs[i]) &&
 			    addr_parse(v, vl, &pi->env.addr[i]) == -1)
 				p->oom = 1;
-		if (hname(name, nl, "From") || hname(name, nl, "To")) {
-			struct sbuf *raw = hname(name, nl, "From") ?
-			    &pi->env.from_raw : &pi->env.to_raw;
-
-			if (raw->len > 0)
-				sb_adds(raw, ", ");
+		raw = hname(name, nl, "From") ? &pi->env.from_raw :
+		    hname(name, nl, "To") ? &pi->env.to_raw : NULL;
+		if (raw != NULL && raw->len > 0)
+			sb_adds(raw, ", ");
+		if (raw != NULL)
 			decode_2047(raw, v, vl);
-		}
 	}
 	p->oom |= tok.err;
 	sb_free(&tok);
@@ -2030,14 +1857,14 @@ static void
 end_header(struct mime_parser *p, uint64_t end, uint64_t lfe, int eoh)
 {
 	struct pinfo	 pi;
+	struct sbuf	 e = { 0 };
 	struct node	*n, *par;
-	struct kvlist	*params;
+	struct kv	*kv;
 	struct bnd	*b;
 	const char	*ct;
 	uint32_t	 i = p->cur, child;
-	size_t		 k, len;
-	int		 pmulti, digest, opaque = 0, root, has_type;
-
+	size_t		 k;
+	int		 pmulti, digest, root;
 
 	assert(p->in_header);
 	memset(&pi, 0, sizeof(pi));
@@ -2064,12 +1891,9 @@ end_header(struct mime_parser *p, uint64_t end, uint64_t lfe, int eoh)
 		n->kind = NK_MESSAGE;
 	/* Without MIME-Version or Content-Type, Content-* headers count
 	 * for nothing. */
-	has_type = pi.ct_seen;
 	if (!pi.mime && !pmulti)
 		forget_content(&pi);
-	if (n->kind != NK_LEAF && n->depth >= MIME_MAX_DEPTH)
-		opaque = 1;
-	if (opaque)
+	if (n->depth >= MIME_MAX_DEPTH)
 		n->kind = NK_LEAF;
 	if (pi.want_env) {
 		n->hasnum = n->kind != NK_MULTIPART;
@@ -2086,26 +1910,24 @@ end_header(struct mime_parser *p, uint64_t end, uint64_t lfe, int eoh)
 		n->kind = NK_LEAF;
 	if (n->kind != NK_MULTIPART)
 		n->digest = 0;
-	render(p, n, &pi, has_type);
+	render(p, n, &pi, pi.ct_seen);
 	if (pi.want_env) {
-		struct sbuf	 e = { 0 };
-
 		write_env(&e, &pi.env);
 		n->env = sb_take(&e, &p->oom);
 	}
-	if (n->kind == NK_MULTIPART && eoh) {
-		params = &pi.params;
-		for (k = 0; pi.ct_ret >= 0 && k < params->n; k++) {
-			if (strcasecmp(params->a[k].k, "boundary") != 0)
-				continue;
-			assert(p->nbnd < MIME_MAX_DEPTH);
-			b = &p->bnd[p->nbnd++];
-			len = strlen(params->a[k].v);
-			b->len = len < sizeof(b->s) ? len : sizeof(b->s);
-			memcpy(b->s, params->a[k].v, b->len);
-			b->node = i;
-			break;
-		}
+	/* Dovecot takes the first boundary, and only at a blank line */
+	for (k = 0; n->kind == NK_MULTIPART && eoh && pi.ct_ret >= 0 &&
+	    k < pi.params.n; k++) {
+		kv = &pi.params.a[k];
+		if (strcasecmp(kv->k, "boundary") != 0)
+			continue;
+		/* containers above MIME_MAX_DEPTH were made leaves */
+		assert(p->nbnd < MIME_MAX_DEPTH);
+		b = &p->bnd[p->nbnd++];
+		b->len = strnlen(kv->v, sizeof(b->s));
+		memcpy(b->s, kv->v, b->len);
+		b->node = i;
+		break;
 	}
 	if (root) {
 		n->plain7 = is_plain7(&pi, n->kind);
@@ -2116,13 +1938,10 @@ end_header(struct mime_parser *p, uint64_t end, uint64_t lfe, int eoh)
 	p->pend = 0;
 	if (p->nodes[i].kind != NK_MESSAGE)
 		return;
-	if ((child = node_add(p, i, end)) == NOIDX) {
-		/* out of memory: keep the tree consistent */
-		n = &p->nodes[i];
-		n->kind = NK_LEAF;
-		return;
-	}
-	enter_header(p, child);
+	if ((child = node_add(p, i, end)) == NOIDX)
+		p->nodes[i].kind = NK_LEAF;	/* out of memory */
+	else
+		enter_header(p, child);
 }
 
 /*
@@ -2204,7 +2023,7 @@ boundary(struct mime_parser *p, size_t bi, int close, int eol, uint64_t end,
 	p->nbnd = close ? bi : bi + 1;
 	p->pend = 0;
 	if (close || eol == 0)
-		return;	/* no part begins after a boundary at the very end */
+		return;	/* no part after a boundary at the very end */
 	m = &p->nodes[owner];
 	len = snprintf(num, sizeof(num), m->num[0] != '\0' ? "%s.%u" :
 	    "%s%u", m->num, m->nchild + 1);
@@ -2239,6 +2058,7 @@ end_line(struct mime_parser *p, int eol)
 			 * Dovecot gives to the parent's body. */
 			sb_trunc(&p->hdr, p->hdr_mark);
 			x = p->cur;
+			assert(p->nodes[x].parent != NOIDX);
 			end_header(p, end, lfe, 0);
 			close_to(p, p->nodes[x].parent, end, lfe);
 			end = start;
@@ -2385,6 +2205,7 @@ mime_parser_finish(struct mime_parser *p, struct mime_result *out)
 		end_line(p, 0);
 	close_to(p, NOIDX, p->off, p->lf);
 	p->finished = 1;
+	out->date = -1;
 	if (p->oom)
 		return -1;
 	sb_addc(&bs, '(');
@@ -2522,6 +2343,10 @@ mime_parts_encode(const struct mime_part *parts, size_t n, char **out,
 	sb_addc(&b, PARTS_VERSION);
 	put_varint(&b, n);
 	for (i = 0; i < n; i++) {
+		/* offsets are stored as gaps, so they must be in order */
+		assert(parts[i].header_start <= parts[i].body_start &&
+		    parts[i].body_start <= parts[i].inner_body_start &&
+		    parts[i].inner_body_start <= parts[i].body_end);
 		sl = strnlen(parts[i].section, sizeof(parts[i].section) - 1);
 		put_varint(&b, sl);
 		sb_add(&b, parts[i].section, sl);
@@ -2543,7 +2368,8 @@ int
 mime_parts_decode(const char *in, size_t inlen, struct mime_part **out,
     size_t *n)
 {
-	const unsigned char	*s = (const unsigned char *)in, *e = s + inlen;
+	const unsigned char	*s = (const unsigned char *)in;
+	const unsigned char	*e = s + inlen;
 	struct mime_part	*a, *d;
 	uint64_t		 cnt, v[5];
 	size_t			 i, j;

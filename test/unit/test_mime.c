@@ -32,9 +32,11 @@ static const char msg_simple[] =
 static const char msg_addresses[] =
 	    "From: \"Doe, John\" <john@example.com> (work)\r\n"
 	    "To: undisclosed-recipients:;\r\n"
-	    "Cc: Team: ann@example.com, \"B. \\\"Bo\\\" Smith\" <bo@example.com>;,"
+	    "Cc: Team: ann@example.com, \"B. \\\"Bo\\\" Smith\" <bo@example.c"
+	    "om>;,"
 	    " carol@example.com (Carol C)\r\n"
-	    "Bcc: <@relay.example:dave@example.com>, broken@, \"quoted\\\\name\"@example.com\r\n"
+	    "Bcc: <@relay.example:dave@example.com>, broken@, \"quoted\\\\nam"
+	    "e\"@example.com\r\n"
 	    "Reply-To:\r\n"
 	    "In-Reply-To: <a@b> <c@d>\r\n"
 	    "Subject: a \"quoted\" word\r\n"
@@ -43,7 +45,8 @@ static const char msg_addresses[] =
 
 static const char msg_rfc2047[] =
 	    "From: =?ISO-8859-1?Q?Andr=E9?= Pirard <PIRARD@vm1.ulg.ac.be>\r\n"
-	    "To: =?UTF-8?B?SsO2cmc=?= <joerg@example.de>, =?KOI8-R?B?8NLJ18XU?= "
+	    "To: =?UTF-8?B?SsO2cmc=?= <joerg@example.de>, =?KOI8-R?B?8NLJ18XU"
+	    "?= "
 	    "<x@y>\r\n"
 	    "Subject: =?utf-8?q?caf=C3=A9?=\r\n"
 	    " =?utf-8?b?IGNyw6htZQ==?= and =?us-ascii?q?more_text?= =?bogus\r\n"
@@ -82,7 +85,8 @@ static const char msg_attachment[] =
 	    "------=_NextPart_000\r\n"
 	    "Content-Type: application/pdf; name=\"report.pdf\"\r\n"
 	    "Content-Transfer-Encoding: base64\r\n"
-	    "Content-Disposition: attachment; filename=\"report.pdf\"; size=6\r\n"
+	    "Content-Disposition: attachment; filename=\"report.pdf\"; size=6"
+	    "\r\n"
 	    "Content-ID: <part2@example.com>\r\n"
 	    "Content-Description: Quarterly report\r\n"
 	    "Content-Language: en, de-CH\r\n"
@@ -91,7 +95,8 @@ static const char msg_attachment[] =
 	    "\r\n"
 	    "JVBERi0=\r\n"
 	    "------=_NextPart_000\r\n"
-	    "Content-Type: text/plain; name*0=\"long \"; name*1=\"name.txt\"\r\n"
+	    "Content-Type: text/plain; name*0=\"long \"; name*1=\"name.txt\""
+	    "\r\n"
 	    "Content-Disposition: attachment;\r\n"
 	    " filename*=UTF-8''%E2%82%AC%20rates.txt\r\n"
 	    "\r\n"
@@ -288,11 +293,13 @@ test_addresses(void **state)
 	    "(NIL {15}\r\n"
 	    "a \"quoted\" word ((\"Doe, John\" NIL \"john\" \"example.com\")"
 	    ") ((\"Doe, John\" NIL \"john\" \"example.com\")) ((\"Doe, John\" "
-	    "NIL \"john\" \"example.com\")) ((NIL NIL \"undisclosed-recipients\" "
+	    "NIL \"john\" \"example.com\")) ((NIL NIL \"undisclosed-recipient"
+	    "s\" "
 	    "NIL)(NIL NIL NIL NIL)) ((NIL NIL \"Team\" NIL)(NIL NIL \"ann\" "
 	    "\"example.com\")({13}\r\n"
 	    "B. \"Bo\" Smith NIL \"bo\" \"example.com\")(NIL NIL NIL NIL)"
-	    "(\"Carol C\" NIL \"carol\" \"example.com\")) ((NIL \"@relay.example\" "
+	    "(\"Carol C\" NIL \"carol\" \"example.com\")) ((NIL \"@relay.exam"
+	    "ple\" "
 	    "\"dave\" \"example.com\")(NIL NIL \"broken\" \"MISSING_DOMAIN\")"
 	    "(NIL NIL \"quoted\\\\name\" \"example.com\")) \"<a@b> <c@d>\" "
 	    "NIL)",
@@ -332,11 +339,13 @@ test_rfc2047(void **state)
 	parse(msg_rfc2047, sizeof(msg_rfc2047) - 1, &r);
 	check_structure(&r,
 	    "(NIL {83}\r\n"
-	    "=?utf-8?q?caf=C3=A9?= =?utf-8?b?IGNyw6htZQ==?= and =?us-ascii?q?more_text?= "
+	    "=?utf-8?q?caf=C3=A9?= =?utf-8?b?IGNyw6htZQ==?= and =?us-ascii?q?"
+	    "more_text?= "
 	    "=?bogus ((\"=?ISO-8859-1?Q?Andr=E9?= Pirard\" NIL \"PIRARD\" "
 	    "\"vm1.ulg.ac.be\")) ((\"=?ISO-8859-1?Q?Andr=E9?= Pirard\" NIL "
 	    "\"PIRARD\" \"vm1.ulg.ac.be\")) ((\"=?ISO-8859-1?Q?Andr=E9?= "
-	    "Pirard\" NIL \"PIRARD\" \"vm1.ulg.ac.be\")) ((\"=?UTF-8?B?SsO2cmc=?=\" "
+	    "Pirard\" NIL \"PIRARD\" \"vm1.ulg.ac.be\")) ((\"=?UTF-8?B?SsO2cm"
+	    "c=?=\" "
 	    "NIL \"joerg\" \"example.de\")(\"=?KOI8-R?B?8NLJ18XU?=\" NIL "
 	    "\"x\" \"y\")) NIL NIL NIL NIL)",
 	    "(\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" "
@@ -345,7 +354,8 @@ test_rfc2047(void **state)
 	    "3 1)");
 	assert_string_equal(r.subject,
 	    "caf\xc3\xa9 cr\xc3\xa8me and more text =?bogus");
-	assert_string_equal(r.from, "Andr\xc3\xa9 Pirard <PIRARD@vm1.ulg.ac.be>");
+	assert_string_equal(r.from,
+	    "Andr\xc3\xa9 Pirard <PIRARD@vm1.ulg.ac.be>");
 	assert_string_equal(r.to,
 	    "J\xc3\xb6rg <joerg@example.de>, =?KOI8-R?B?8NLJ18XU?= <x@y>");
 	mime_result_free(&r);
@@ -394,10 +404,12 @@ test_alternative(void **state)
 	(void)state;
 	parse(m, sizeof(msg_alternative) - 1, &r);
 	check_structure(&r,
-	    "(NIL NIL ((NIL NIL \"a\" \"example.com\")) ((NIL NIL \"a\" \"example.com\")"
+	    "(NIL NIL ((NIL NIL \"a\" \"example.com\")) ((NIL NIL \"a\" \"exa"
+	    "mple.com\")"
 	    ") ((NIL NIL \"a\" \"example.com\")) NIL NIL NIL NIL NIL)",
 	    "((\"text\" \"plain\" (\"charset\" \"UTF-8\" \"format\" \"flowed\")"
-	    " NIL NIL \"8bit\" 13 0 NIL NIL NIL NIL)(\"text\" \"html\" (\"charset\" "
+	    " NIL NIL \"8bit\" 13 0 NIL NIL NIL NIL)(\"text\" \"html\" (\"cha"
+	    "rset\" "
 	    "\"utf-8\") NIL NIL \"quoted-printable\" 24 0 NIL NIL NIL NIL)"
 	    " \"alternative\" (\"boundary\" \"=_alt\") NIL NIL NIL)",
 	    "((\"text\" \"plain\" (\"charset\" \"UTF-8\" \"format\" \"flowed\")"
@@ -430,16 +442,20 @@ test_attachment(void **state)
 	    "\"a\" \"example.com\")) ((NIL NIL \"a\" \"example.com\")) NIL "
 	    "NIL NIL NIL NIL)",
 	    "((\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" "
-	    "13 0 NIL NIL NIL NIL)(\"application\" \"pdf\" (\"name\" \"report.pdf\")"
-	    " \"<part2@example.com>\" \"Quarterly report\" \"base64\" 8 \"Q2hlY2sgSW50ZWdyaXR5IQ==\" "
+	    "13 0 NIL NIL NIL NIL)(\"application\" \"pdf\" (\"name\" \"report"
+	    ".pdf\")"
+	    " \"<part2@example.com>\" \"Quarterly report\" \"base64\" 8 \"Q2h"
+	    "lY2sgSW50ZWdyaXR5IQ==\" "
 	    "(\"attachment\" (\"filename\" \"report.pdf\" \"size\" \"6\")"
 	    ") (\"en\" \"de-CH\") \"http://example.com/r.pdf\")(\"text\" "
 	    "\"plain\" (\"name\" \"long name.txt\" \"charset\" \"us-ascii\")"
-	    " NIL NIL \"7bit\" 5 0 NIL (\"attachment\" (\"filename*\" \"UTF-8''%E2%82%AC%20rates.txt\")"
+	    " NIL NIL \"7bit\" 5 0 NIL (\"attachment\" (\"filename*\" \"UTF-8"
+	    "''%E2%82%AC%20rates.txt\")"
 	    ") NIL NIL) \"mixed\" (\"boundary\" \"----=_NextPart_000\") NIL "
 	    "NIL NIL)",
 	    "((\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" "
-	    "13 0)(\"application\" \"pdf\" (\"name\" \"report.pdf\") \"<part2@example.com>\" "
+	    "13 0)(\"application\" \"pdf\" (\"name\" \"report.pdf\") \"<part2"
+	    "@example.com>\" "
 	    "\"Quarterly report\" \"base64\" 8)(\"text\" \"plain\" (\"name\" "
 	    "\"long name.txt\" \"charset\" \"us-ascii\") NIL NIL \"7bit\" "
 	    "5 0) \"mixed\")");
@@ -469,21 +485,29 @@ test_nested(void **state)
 	    "((\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" "
 	    "26 0 NIL NIL NIL NIL)(\"message\" \"rfc822\" NIL NIL NIL \"7bit\" "
 	    "208 (NIL \"original\" ((NIL NIL \"inner\" \"example.com\")) "
-	    "((NIL NIL \"inner\" \"example.com\")) ((NIL NIL \"inner\" \"example.com\")"
-	    ") NIL NIL NIL NIL NIL) ((\"text\" \"plain\" (\"charset\" \"us-ascii\")"
-	    " NIL NIL \"7bit\" 10 0 NIL NIL NIL NIL)(\"text\" \"html\" (\"charset\" "
-	    "\"us-ascii\") NIL NIL \"7bit\" 11 0 NIL NIL NIL NIL) \"alternative\" "
-	    "(\"boundary\" \"inner\") NIL NIL NIL) 13 NIL NIL NIL NIL)(\"message\" "
+	    "((NIL NIL \"inner\" \"example.com\")) ((NIL NIL \"inner\" \"exam"
+	    "ple.com\")"
+	    ") NIL NIL NIL NIL NIL) ((\"text\" \"plain\" (\"charset\" \"us-as"
+	    "cii\")"
+	    " NIL NIL \"7bit\" 10 0 NIL NIL NIL NIL)(\"text\" \"html\" (\"cha"
+	    "rset\" "
+	    "\"us-ascii\") NIL NIL \"7bit\" 11 0 NIL NIL NIL NIL) \"alternati"
+	    "ve\" "
+	    "(\"boundary\" \"inner\") NIL NIL NIL) 13 NIL NIL NIL NIL)(\"mess"
+	    "age\" "
 	    "\"rfc822\" NIL NIL NIL \"7bit\" 34 (NIL \"simple inner\" NIL "
 	    "NIL NIL NIL NIL NIL NIL NIL) (\"text\" \"plain\" (\"charset\" "
 	    "\"us-ascii\") NIL NIL \"7bit\" 9 0 NIL NIL NIL NIL) 2 NIL NIL "
 	    "NIL NIL) \"mixed\" (\"boundary\" \"outer\") NIL NIL NIL)",
 	    "((\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" "
-	    "26 0)(\"message\" \"rfc822\" NIL NIL NIL \"7bit\" 208 (NIL \"original\" "
-	    "((NIL NIL \"inner\" \"example.com\")) ((NIL NIL \"inner\" \"example.com\")"
+	    "26 0)(\"message\" \"rfc822\" NIL NIL NIL \"7bit\" 208 (NIL \"ori"
+	    "ginal\" "
+	    "((NIL NIL \"inner\" \"example.com\")) ((NIL NIL \"inner\" \"exam"
+	    "ple.com\")"
 	    ") ((NIL NIL \"inner\" \"example.com\")) NIL NIL NIL NIL NIL)"
 	    " ((\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" "
-	    "10 0)(\"text\" \"html\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" "
+	    "10 0)(\"text\" \"html\" (\"charset\" \"us-ascii\") NIL NIL \"7bi"
+	    "t\" "
 	    "11 0) \"alternative\") 13)(\"message\" \"rfc822\" NIL NIL NIL "
 	    "\"7bit\" 34 (NIL \"simple inner\" NIL NIL NIL NIL NIL NIL NIL "
 	    "NIL) (\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL "
@@ -537,7 +561,8 @@ test_digest(void **state)
 	    " NIL NIL NIL)",
 	    "((\"message\" \"rfc822\" NIL NIL NIL \"7bit\" 21 (NIL \"first\" "
 	    "NIL NIL NIL NIL NIL NIL NIL NIL) (\"text\" \"plain\" (\"charset\" "
-	    "\"us-ascii\") NIL NIL \"7bit\" 3 0) 2)(\"text\" \"plain\" (\"charset\" "
+	    "\"us-ascii\") NIL NIL \"7bit\" 3 0) 2)(\"text\" \"plain\" (\"cha"
+	    "rset\" "
 	    "\"us-ascii\") NIL NIL \"7bit\" 13 0) \"digest\")");
 	assert_true(part(&r, "1")->is_message);
 	assert_false(part(&r, "2")->is_message);
@@ -561,7 +586,8 @@ test_bare_lf(void **state)
 	    " NIL NIL \"7bit\" 3 0 NIL NIL NIL NIL) \"mixed\" (\"boundary\" "
 	    "\"x\") NIL NIL NIL)",
 	    "((\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" "
-	    "12 1)(\"text\" \"html\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" "
+	    "12 1)(\"text\" \"html\" (\"charset\" \"us-ascii\") NIL NIL \"7bi"
+	    "t\" "
 	    "3 0) \"mixed\")");
 	check_section(m, &r, "1", "\n", "first\nsecond");
 	check_section(m, &r, "2", "Content-Type: text/html\n\n", "<p>");
@@ -614,7 +640,8 @@ test_unterminated(void **state)
 	check_structure(&r,
 	    "(NIL NIL NIL NIL NIL NIL NIL NIL NIL NIL)",
 	    "((\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" "
-	    "5 0 NIL NIL NIL NIL)((\"text\" \"plain\" (\"charset\" \"us-ascii\")"
+	    "5 0 NIL NIL NIL NIL)((\"text\" \"plain\" (\"charset\" \"us-ascii"
+	    "\")"
 	    " NIL NIL \"7bit\" 23 1 NIL NIL NIL NIL) \"related\" (\"boundary\" "
 	    "\"v\") NIL NIL NIL) \"mixed\" (\"boundary\" \"u\") NIL NIL NIL)",
 	    "((\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" "
