@@ -32,7 +32,7 @@ struct mime_part {
 	uint64_t	inner_body_start;
 	uint64_t	body_end;
 	int		is_multipart;
-	int		is_message;	/* message/rfc822 (or global) */
+	int		is_message;	/* message/rfc822, as Dovecot 2.3 */
 };
 
 /*
