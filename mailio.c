@@ -71,6 +71,25 @@ spool_line_crlf(struct spool *sp, char *line, size_t len)
 		spool_add_line(sp, "\r\n", 2);
 }
 
+/*
+ * getline(3) that leaves room for one more byte after the line, which
+ * spool_line_crlf() needs to re-end it with CRLF.
+ */
+static ssize_t
+read_line(FILE *f, char **line, size_t *cap)
+{
+	ssize_t	 n;
+	char	*grown;
+
+	if ((n = getline(line, cap, f)) <= 0 || (size_t)n + 1 < *cap)
+		return n;
+	if ((grown = realloc(*line, *cap + 1)) == NULL)
+		return -1;
+	*line = grown;
+	++*cap;
+	return n;
+}
+
 /* Makes sure `mailbox` exists for the user. */
 static int
 ensure_mailbox(struct importer *im, const char *mailbox)
@@ -166,15 +185,7 @@ import_maildir_file(struct importer *im, const char *path,
 		fclose(f);
 		return -1;
 	}
-	while ((n = getline(&line, &cap, f)) > 0) {
-		if ((size_t)n + 1 >= cap) {
-			char *grown = realloc(line, cap + 1);
-
-			if (grown == NULL)
-				break;
-			line = grown;
-			cap++;
-		}
+	while ((n = read_line(f, &line, &cap)) > 0) {
 		spool_line_crlf(sp, line, n);
 	}
 	free(line);
@@ -310,15 +321,7 @@ import_mbox(struct importer *im, const char *file, const char *mailbox)
 		fclose(f);
 		return -1;
 	}
-	while ((n = getline(&line, &cap, f)) > 0) {
-		if ((size_t)n + 1 >= cap) {
-			char *grown = realloc(line, cap + 1);
-
-			if (grown == NULL)
-				break;
-			line = grown;
-			cap++;
-		}
+	while ((n = read_line(f, &line, &cap)) > 0) {
 		if (strncmp(line, "From ", 5) == 0) {
 			if (sp != NULL) {
 				import_spool(im, sp, mailbox, flags, date);

@@ -1245,17 +1245,18 @@ store_deliver(struct store *st, const struct store_blob_in *b,
 	return op_end(st, STORE_OK);
 }
 
-enum store_err
-store_message_foreach(struct store *st, int64_t mailbox_id,
-    int (*cb)(void *, const struct store_message *), void *arg)
+/*
+ * Steps a bound statement whose columns are those of S_MSG_LIST (uid,
+ * guid, modseq, flags, keywords, internaldate, size), calling cb per row.
+ */
+static enum store_err
+message_walk(struct store *st, sqlite3_stmt *s,
+    int (*cb)(void *, const struct store_message *), void *arg,
+    const char *what)
 {
 	struct store_message	 m;
-	sqlite3_stmt		*s;
 	int			 rc;
 
-	if ((s = stmt(st, S_MSG_LIST)) == NULL)
-		return STORE_IO;
-	sqlite3_bind_int64(s, 1, mailbox_id);
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
 		m.uid = (uint32_t)sqlite3_column_int64(s, 0);
 		memcpy(m.guid, sqlite3_column_blob(s, 1), GUID_LEN);
@@ -1269,7 +1270,19 @@ store_message_foreach(struct store *st, int64_t mailbox_id,
 	}
 	sqlite3_reset(s);
 	return rc == SQLITE_ROW || rc == SQLITE_DONE ? STORE_OK :
-	    db_error(st, rc, "message list");
+	    db_error(st, rc, what);
+}
+
+enum store_err
+store_message_foreach(struct store *st, int64_t mailbox_id,
+    int (*cb)(void *, const struct store_message *), void *arg)
+{
+	sqlite3_stmt	*s;
+
+	if ((s = stmt(st, S_MSG_LIST)) == NULL)
+		return STORE_IO;
+	sqlite3_bind_int64(s, 1, mailbox_id);
+	return message_walk(st, s, cb, arg, "message list");
 }
 
 enum store_err
@@ -1687,28 +1700,13 @@ enum store_err
 store_message_changes(struct store *st, int64_t mailbox_id, uint64_t since,
     int (*cb)(void *, const struct store_message *), void *arg)
 {
-	struct store_message	 m;
-	sqlite3_stmt		*s;
-	int			 rc;
+	sqlite3_stmt	*s;
 
 	if ((s = stmt(st, S_MSG_CHANGED)) == NULL)
 		return STORE_IO;
 	sqlite3_bind_int64(s, 1, mailbox_id);
 	sqlite3_bind_int64(s, 2, (sqlite3_int64)since);
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		m.uid = (uint32_t)sqlite3_column_int64(s, 0);
-		memcpy(m.guid, sqlite3_column_blob(s, 1), GUID_LEN);
-		m.modseq = (uint64_t)sqlite3_column_int64(s, 2);
-		m.flags = (uint32_t)sqlite3_column_int64(s, 3);
-		m.keywords = (const char *)sqlite3_column_text(s, 4);
-		m.internaldate = sqlite3_column_int64(s, 5);
-		m.size = (uint64_t)sqlite3_column_int64(s, 6);
-		if (cb(arg, &m) != 0)
-			break;
-	}
-	sqlite3_reset(s);
-	return rc == SQLITE_ROW || rc == SQLITE_DONE ? STORE_OK :
-	    db_error(st, rc, "changes");
+	return message_walk(st, s, cb, arg, "changes");
 }
 
 enum store_err
