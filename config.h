@@ -10,7 +10,12 @@
 #define MAILREPD_VERSION	"0.1.0"
 
 /* Network and sessions */
-#define DEFAULT_MAX_CONNECTIONS	1024	/* concurrent client sessions */
+/*
+ * Concurrent client sessions.  Memory budget (DESIGN.md: 64 MiB under
+ * any input): a session's input buffer is at most LMTP_MAX_DATA_LINE +
+ * IO_CHUNK = 80 KiB, so 512 sessions cost at most 40 MiB.
+ */
+#define DEFAULT_MAX_CONNECTIONS	512
 #define DEFAULT_IDLE_TIMEOUT	1800	/* seconds a session may sit idle */
 #define LISTEN_BACKLOG		128	/* listen(2) backlog */
 #define IO_CHUNK		16384	/* bytes read from a socket at once */
