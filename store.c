@@ -1052,7 +1052,7 @@ blob_write_chunks(struct store *st, int64_t blob_id,
 		}
 		plen = st->packed_cap;
 		packed = compress2(st->packed, &plen, st->raw, want,
-		    Z_DEFAULT_COMPRESSION) == Z_OK && plen < want;
+		    BLOB_ZLIB_LEVEL) == Z_OK && plen < want;
 		if ((s = stmt(st, S_CHUNK_ADD)) == NULL)
 			return STORE_IO;
 		sqlite3_bind_int64(s, 1, blob_id);
