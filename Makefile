@@ -4,6 +4,7 @@
 #   make run        build, then start a ready server on ./var (see README)
 #   make check      build, then run every unit and integration test
 #   make asan       ASan+UBSan build in build/asan/ (the tests use it)
+#   make fuzz       run each libFuzzer target FUZZ_SECONDS (clang)
 #   make clean
 #
 # Missing Debian packages are installed when run as root (scripts/deps).
@@ -36,7 +37,8 @@ ASAN_LIB  = $(MODULES:%.c=build/asan/%.o)
 UNIT_SRCS = $(wildcard test/unit/test_*.c)
 UNIT_BINS = $(UNIT_SRCS:test/unit/%.c=build/asan/%)
 
-.PHONY: all run check asan unit integration clean deps-build deps-check
+.PHONY: all run check asan unit integration clean deps-build deps-check \
+	fuzz deps-fuzz
 
 all: deps-build mailrepd
 
@@ -81,6 +83,38 @@ unit: $(UNIT_BINS)
 integration: build/asan/mailrepd
 	MAILREPD=$(CURDIR)/build/asan/mailrepd $(PYTHON) -m pytest -q \
 	    -p no:cacheprovider test/integration
+
+# libFuzzer targets (clang), each run FUZZ_SECONDS on its seed corpus;
+# what they find is kept in build/fuzz/TARGET-crash-*.
+FUZZ_SECONDS ?= 30
+FUZZ_TARGETS = imap_parse mime lmtp
+FUZZ_FLAGS = -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer \
+	     -fno-sanitize-recover=undefined
+FUZZ_OBJS  = $(MODULES:%.c=build/fuzz/%.o)
+.SECONDARY: $(FUZZ_OBJS)
+
+fuzz: deps-fuzz $(FUZZ_TARGETS:%=build/fuzz/fuzz_%)
+	@set -e; for t in $(FUZZ_TARGETS); do \
+	    mkdir -p build/fuzz/corpus-$$t; \
+	    echo "== fuzz_$$t for $(FUZZ_SECONDS) s"; \
+	    build/fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) \
+	        -artifact_prefix=build/fuzz/$$t- -print_final_stats=1 \
+	        build/fuzz/corpus-$$t test/fuzz/corpus/$$t 2>&1 | \
+	        grep -E "^stat::(number_of_executed_units|peak_rss)|#[0-9]+.*DONE|ERROR|SUMMARY"; \
+	done
+
+deps-fuzz:
+	@scripts/deps fuzz
+
+build/fuzz/%.o: %.c $(HDRS) | build/fuzz
+	clang $(ALL_CFLAGS) $(FUZZ_FLAGS) -fsanitize=fuzzer-no-link -c -o $@ $<
+
+build/fuzz/fuzz_%: test/fuzz/fuzz_%.c $(FUZZ_OBJS) $(HDRS) | build/fuzz
+	clang $(ALL_CFLAGS) $(FUZZ_FLAGS) -fsanitize=fuzzer -I. -o $@ $< \
+	    $(FUZZ_OBJS) $(LIBS)
+
+build/fuzz:
+	mkdir -p $@
 
 clean:
 	rm -rf build mailrepd

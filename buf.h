@@ -52,7 +52,8 @@ void	buf_commit(struct buf *, size_t n);
 int	buf_append(struct buf *, const void *, size_t);
 int	buf_printf(struct buf *, const char *fmt, ...)
 	    __attribute__((format(printf, 2, 3)));
-int	buf_vprintf(struct buf *, const char *fmt, va_list);
+int	buf_vprintf(struct buf *, const char *fmt, va_list)
+	    __attribute__((format(printf, 2, 0)));
 
 /* Drops n bytes from the front. */
 void	buf_consume(struct buf *, size_t n);
