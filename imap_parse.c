@@ -154,9 +154,8 @@ parse_atom(struct parser *ps, struct imap_arg *a)
 			depth++;
 		else if (c == ']' && depth > 0)
 			depth--;
-		else if (depth == 0 && !imap_is_atom_char(c))
-			break;
-		else if (depth > 0 && (c == '\r' || c == '\n' || c == 0))
+		else if (depth == 0 ? !imap_is_atom_char(c) :
+		    c == '\r' || c == '\n' || c == 0)
 			break;
 		ps->p++;
 	}

@@ -40,43 +40,6 @@ on_stop_signal(int sig)
 	stop_signal = sig;
 }
 
-/*
- * Opens one listener per comma-separated spec.  Returns the count, or -1
- * after logging which spec failed.
- */
-static int
-open_listeners(const char *specs, const struct proto_ops *ops,
-    struct listener *ls, int n)
-{
-	char	*copy, *spec, *save = NULL, err[256];
-
-	if (specs == NULL)
-		return n;
-	if ((copy = strdup(specs)) == NULL)
-		return -1;
-	for (spec = strtok_r(copy, ",", &save); spec != NULL;
-	    spec = strtok_r(NULL, ",", &save)) {
-		if (n == MAX_LISTENERS) {
-			fprintf(stderr, "mailrepd: more than %d listeners\n",
-			    MAX_LISTENERS);
-			n = -1;
-			break;
-		}
-		if ((ls[n].fd = net_listen(spec, err, sizeof(err))) < 0) {
-			fprintf(stderr, "mailrepd: setting '%s': %s\n",
-			    ops->name, err);
-			n = -1;
-			break;
-		}
-		ls[n].ops = ops;
-		ls[n].spec = strdup(spec);
-		log_info("listen", "proto=%s addr=%s", ops->name, spec);
-		n++;
-	}
-	free(copy);
-	return n;
-}
-
 static void
 close_listeners(struct listener *ls, int n)
 {
@@ -88,6 +51,51 @@ close_listeners(struct listener *ls, int n)
 			unlink(ls[i].spec + 5);
 		free(ls[i].spec);
 	}
+}
+
+/*
+ * Opens one listener per comma-separated spec into ls[n...].  Returns
+ * the new count, or -1 after saying which spec failed (having closed
+ * what it opened).
+ */
+static int
+open_listeners(const char *specs, const struct proto_ops *ops,
+    struct listener *ls, int n)
+{
+	char	*copy, *spec, *save = NULL, err[256];
+	int	 opened = 0, ok = 1;
+
+	if (specs == NULL)
+		return n;
+	if ((copy = strdup(specs)) == NULL)
+		return -1;
+	for (spec = strtok_r(copy, ",", &save); ok && spec != NULL;
+	    spec = strtok_r(NULL, ",", &save)) {
+		struct listener *l = &ls[n + opened];
+
+		if (n + opened == MAX_LISTENERS) {
+			fprintf(stderr, "mailrepd: more than %d listeners\n",
+			    MAX_LISTENERS);
+			ok = 0;
+		} else if ((l->fd = net_listen(spec, err, sizeof(err))) < 0) {
+			fprintf(stderr, "mailrepd: setting '%s': %s\n",
+			    ops->name, err);
+			ok = 0;
+		} else if ((l->spec = strdup(spec)) == NULL) {
+			close(l->fd);
+			ok = 0;
+		} else {
+			l->ops = ops;
+			log_info("listen", "proto=%s addr=%s", ops->name, spec);
+			opened++;
+		}
+	}
+	free(copy);
+	if (!ok) {
+		close_listeners(ls + n, opened);
+		return -1;
+	}
+	return n + opened;
 }
 
 /*
@@ -130,12 +138,12 @@ event_loop(struct server *srv, struct listener *ls, int nls,
 	int		 busy;
 
 	while (!stop_signal) {
-		if (cap < (size_t)nls + srv->nsessions) {
+		if (pfd == NULL || cap < (size_t)nls + srv->nsessions) {
 			cap = (size_t)nls + srv->nsessions + 64;
 			free(pfd);
 			free(owner);
 			pfd = calloc(cap, sizeof(*pfd));
-			owner = calloc(cap, sizeof(*owner));
+			owner = calloc(cap, sizeof(struct session *));
 			if (pfd == NULL || owner == NULL) {
 				log_error("loop", "msg=\"out of memory\"");
 				break;

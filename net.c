@@ -94,7 +94,7 @@ net_listen(const char *spec, char *err, size_t errlen)
 			return -1;
 		}
 		un->sun_family = AF_UNIX;
-		strcpy(un->sun_path, spec + 5);
+		memcpy(un->sun_path, spec + 5, strlen(spec + 5) + 1);
 		len = sizeof(*un);
 		if (unlink_stale_socket(un->sun_path) < 0) {
 			snprintf(err, errlen, "'%s': %s", spec,
@@ -180,20 +180,5 @@ net_is_local(int fd)
 		    (IN6_IS_ADDR_V4MAPPED(
 		    &((struct sockaddr_in6 *)&ss)->sin6_addr) && a6[12] == 127);
 	}
-	return 0;
-}
-
-int
-net_local_port(int fd)
-{
-	struct sockaddr_storage	 ss;
-	socklen_t		 len = sizeof(ss);
-
-	if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0)
-		return 0;
-	if (ss.ss_family == AF_INET)
-		return ntohs(((struct sockaddr_in *)&ss)->sin_port);
-	if (ss.ss_family == AF_INET6)
-		return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
 	return 0;
 }

@@ -27,7 +27,4 @@ int	net_accept(int lfd, char peer[NET_PEER_LEN]);
 /* Returns 1 when the socket's peer is on the loopback or a unix socket. */
 int	net_is_local(int fd);
 
-/* Returns the port a TCP listener is bound to, or 0. */
-int	net_local_port(int fd);
-
 #endif /* MAILREPD_NET_H */

@@ -821,6 +821,8 @@ store_user_del(struct store *st, const char *name)
 			err = step_done(st, t, "mailbox tombstone");
 		}
 	}
+	if (err == STORE_OK && rc != SQLITE_DONE)
+		err = db_error(st, rc, "user mailboxes");
 	sqlite3_reset(s);
 	if (err != STORE_OK)
 		return op_end(st, err);
@@ -1740,7 +1742,8 @@ column_dup(sqlite3_stmt *s, int i, size_t *len)
 		return NULL;
 	if ((out = malloc((size_t)n + 1)) == NULL)
 		return NULL;
-	memcpy(out, p, n);
+	if (n > 0 && p != NULL)
+		memcpy(out, p, n);
 	out[n] = '\0';
 	if (len != NULL)
 		*len = (size_t)n;
