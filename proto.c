@@ -185,15 +185,26 @@ server_commit(struct server *srv)
 	}
 }
 
+/*
+ * Times out idle sessions.  A closing session whose client stopped
+ * reading would otherwise wait for its output to drain for ever: past
+ * the same timeout its output is dropped, so that server_reap frees it.
+ */
 void
 server_timeouts(struct server *srv)
 {
 	struct session	*s;
 	long		 idle = srv->settings->idle_timeout;
 
-	for (s = srv->sessions; s != NULL; s = s->next)
-		if (s->io == SESSION_OPEN && srv->now - s->last_active > idle)
+	for (s = srv->sessions; s != NULL; s = s->next) {
+		if (srv->now - s->last_active <= idle)
+			continue;
+		if (s->io == SESSION_OPEN) {
 			s->ops->timeout(s);
+			s->last_active = srv->now;	/* time to say so */
+		} else if (s->io == SESSION_CLOSING)
+			buf_reset(&s->out);
+	}
 }
 
 /* Frees sessions that are closing and have nothing left to write. */
