@@ -359,6 +359,22 @@ step_done(struct store *st, sqlite3_stmt *s, const char *what)
 	return rc == SQLITE_DONE ? STORE_OK : db_error(st, rc, what);
 }
 
+/*
+ * Steps a statement that should yield one row.  Returns STORE_OK with
+ * the row ready to read; otherwise resets the statement and returns
+ * STORE_NOTFOUND (no row) or the error.
+ */
+static enum store_err
+step_row(struct store *st, sqlite3_stmt *s, const char *what)
+{
+	int	 rc;
+
+	if ((rc = sqlite3_step(s)) == SQLITE_ROW)
+		return STORE_OK;
+	sqlite3_reset(s);
+	return rc == SQLITE_DONE ? STORE_NOTFOUND : db_error(st, rc, what);
+}
+
 static enum store_err
 exec(struct store *st, const char *sql)
 {
@@ -639,16 +655,13 @@ static enum store_err
 user_lookup(struct store *st, const char *name, int64_t *id, char *canon)
 {
 	sqlite3_stmt	*s;
-	int		 rc;
+	enum store_err	 err;
 
 	if ((s = stmt(st, S_USER_FIND)) == NULL)
 		return STORE_IO;
 	sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
-	if ((rc = sqlite3_step(s)) != SQLITE_ROW) {
-		sqlite3_reset(s);
-		return rc == SQLITE_DONE ? STORE_NOTFOUND :
-		    db_error(st, rc, "user find");
-	}
+	if ((err = step_row(st, s, "user find")) != STORE_OK)
+		return err;
 	*id = sqlite3_column_int64(s, 0);
 	if (canon != NULL)
 		snprintf(canon, USER_MAX_NAME + 1, "%s",
@@ -872,17 +885,14 @@ enum store_err
 store_user_password(struct store *st, const char *name, char **pwhash)
 {
 	sqlite3_stmt	*s;
-	int		 rc;
+	enum store_err	 err;
 
 	*pwhash = NULL;
 	if ((s = stmt(st, S_USER_FIND)) == NULL)
 		return STORE_IO;
 	sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
-	if ((rc = sqlite3_step(s)) != SQLITE_ROW) {
-		sqlite3_reset(s);
-		return rc == SQLITE_DONE ? STORE_NOTFOUND :
-		    db_error(st, rc, "user password");
-	}
+	if ((err = step_row(st, s, "user password")) != STORE_OK)
+		return err;
 	*pwhash = strdup((const char *)sqlite3_column_text(s, 2));
 	sqlite3_reset(s);
 	return *pwhash == NULL ? STORE_IO : STORE_OK;
@@ -940,17 +950,14 @@ store_mailbox_get(struct store *st, const char *user, const char *name,
     struct store_mailbox *out)
 {
 	sqlite3_stmt	*s;
-	int		 rc;
+	enum store_err	 err;
 
 	if ((s = stmt(st, S_MBOX_GET)) == NULL)
 		return STORE_IO;
 	sqlite3_bind_text(s, 1, user, -1, SQLITE_STATIC);
 	sqlite3_bind_text(s, 2, name, -1, SQLITE_STATIC);
-	if ((rc = sqlite3_step(s)) != SQLITE_ROW) {
-		sqlite3_reset(s);
-		return rc == SQLITE_DONE ? STORE_NOTFOUND :
-		    db_error(st, rc, "mailbox get");
-	}
+	if ((err = step_row(st, s, "mailbox get")) != STORE_OK)
+		return err;
 	mailbox_from_row(s, out);
 	sqlite3_reset(s);
 	return STORE_OK;
@@ -1139,17 +1146,13 @@ message_insert(struct store *st, int64_t mbox_id, int64_t blob_id,
 	enum store_err		 err;
 	uint64_t		 modseq;
 	uint8_t			 uniqueid[MAILBOX_ID_LEN];
-	int			 rc;
 	struct replog_rec	 r = { .type = "message.append" };
 
 	if ((s = stmt(st, S_MBOX_BUMP)) == NULL)
 		return STORE_IO;
 	sqlite3_bind_int64(s, 1, mbox_id);
-	if ((rc = sqlite3_step(s)) != SQLITE_ROW) {
-		sqlite3_reset(s);
-		return rc == SQLITE_DONE ? STORE_NOTFOUND :
-		    db_error(st, rc, "uidnext");
-	}
+	if ((err = step_row(st, s, "uidnext")) != STORE_OK)
+		return err;
 	*uid = (uint32_t)sqlite3_column_int64(s, 0);
 	modseq = (uint64_t)sqlite3_column_int64(s, 1);
 	memcpy(uniqueid, sqlite3_column_blob(s, 2), MAILBOX_ID_LEN);
@@ -1186,17 +1189,14 @@ mailbox_id(struct store *st, const char *user, const char *name,
     int64_t *id)
 {
 	sqlite3_stmt	*s;
-	int		 rc;
+	enum store_err	 err;
 
 	if ((s = stmt(st, S_MBOX_TARGET)) == NULL)
 		return STORE_IO;
 	sqlite3_bind_text(s, 1, user, -1, SQLITE_STATIC);
 	sqlite3_bind_text(s, 2, name, -1, SQLITE_STATIC);
-	if ((rc = sqlite3_step(s)) != SQLITE_ROW) {
-		sqlite3_reset(s);
-		return rc == SQLITE_DONE ? STORE_NOTFOUND :
-		    db_error(st, rc, "mailbox find");
-	}
+	if ((err = step_row(st, s, "mailbox find")) != STORE_OK)
+		return err;
 	*id = sqlite3_column_int64(s, 0);
 	sqlite3_reset(s);
 	return STORE_OK;
@@ -1293,17 +1293,14 @@ store_blob_open(struct store *st, const uint8_t *guid,
 {
 	struct store_blob_reader	*r;
 	sqlite3_stmt			*s;
-	int				 rc;
+	enum store_err			 err;
 
 	*out = NULL;
 	if ((s = stmt(st, S_BLOB_FIND)) == NULL)
 		return STORE_IO;
 	sqlite3_bind_blob(s, 1, guid, GUID_LEN, SQLITE_STATIC);
-	if ((rc = sqlite3_step(s)) != SQLITE_ROW) {
-		sqlite3_reset(s);
-		return rc == SQLITE_DONE ? STORE_NOTFOUND :
-		    db_error(st, rc, "blob open");
-	}
+	if ((err = step_row(st, s, "blob open")) != STORE_OK)
+		return err;
 	if ((r = calloc(1, sizeof(*r))) == NULL ||
 	    (r->chunk = malloc(BLOB_CHUNK_SIZE)) == NULL) {
 		free(r);
@@ -1525,16 +1522,13 @@ mailbox_next_modseq(struct store *st, int64_t mbox_id, uint64_t *modseq,
     uint8_t uniqueid[MAILBOX_ID_LEN])
 {
 	sqlite3_stmt	*s;
-	int		 rc;
+	enum store_err	 err;
 
 	if ((s = stmt(st, S_MBOX_MODSEQ)) == NULL)
 		return STORE_IO;
 	sqlite3_bind_int64(s, 1, mbox_id);
-	if ((rc = sqlite3_step(s)) != SQLITE_ROW) {
-		sqlite3_reset(s);
-		return rc == SQLITE_DONE ? STORE_NOTFOUND :
-		    db_error(st, rc, "modseq");
-	}
+	if ((err = step_row(st, s, "modseq")) != STORE_OK)
+		return err;
 	*modseq = (uint64_t)sqlite3_column_int64(s, 0);
 	memcpy(uniqueid, sqlite3_column_blob(s, 1), MAILBOX_ID_LEN);
 	sqlite3_reset(s);
@@ -1547,17 +1541,14 @@ message_row(struct store *st, int64_t mbox_id, uint32_t uid,
     struct store_message *m, int64_t *blob_id)
 {
 	sqlite3_stmt	*s;
-	int		 rc;
+	enum store_err	 err;
 
 	if ((s = stmt(st, S_MSG_GET)) == NULL)
 		return STORE_IO;
 	sqlite3_bind_int64(s, 1, mbox_id);
 	sqlite3_bind_int64(s, 2, uid);
-	if ((rc = sqlite3_step(s)) != SQLITE_ROW) {
-		sqlite3_reset(s);
-		return rc == SQLITE_DONE ? STORE_NOTFOUND :
-		    db_error(st, rc, "message get");
-	}
+	if ((err = step_row(st, s, "message get")) != STORE_OK)
+		return err;
 	m->uid = uid;
 	memcpy(m->guid, sqlite3_column_blob(s, 1), GUID_LEN);
 	m->modseq = (uint64_t)sqlite3_column_int64(s, 2);
@@ -1757,17 +1748,14 @@ store_message_meta(struct store *st, const uint8_t *guid,
 	sqlite3_stmt	*s;
 	size_t		 plen = 0;
 	char		*parts;
-	int		 rc;
+	enum store_err	 err;
 
 	memset(out, 0, sizeof(*out));
 	if ((s = stmt(st, S_BLOB_META)) == NULL)
 		return STORE_IO;
 	sqlite3_bind_blob(s, 1, guid, GUID_LEN, SQLITE_STATIC);
-	if ((rc = sqlite3_step(s)) != SQLITE_ROW) {
-		sqlite3_reset(s);
-		return rc == SQLITE_DONE ? STORE_NOTFOUND :
-		    db_error(st, rc, "meta");
-	}
+	if ((err = step_row(st, s, "meta")) != STORE_OK)
+		return err;
 	out->envelope = column_dup(s, 0, NULL);
 	out->bodystructure = column_dup(s, 1, NULL);
 	out->body = column_dup(s, 2, NULL);
