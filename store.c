@@ -307,7 +307,9 @@ struct replog_rec {
 static enum store_err
 db_error(struct store *st, int rc, const char *what)
 {
-	log_error("store.error", "op=%s sqlite=%d msg=%s", what, rc,
+	/* A constraint is the answer "it exists", not a fault. */
+	log_event((rc & 0xff) == SQLITE_CONSTRAINT ? LOG_LEVEL_DEBUG :
+	    LOG_LEVEL_ERROR, "store.error", "op=%s sqlite=%d msg=%s", what, rc,
 	    log_quote(sqlite3_errmsg(st->db)));
 	switch (rc & 0xff) {
 	case SQLITE_FULL:
