@@ -41,6 +41,16 @@
 #define IMAP_MAX_LITERAL	(64 * 1024) /* a literal outside APPEND */
 #define IMAP_MAX_DEPTH		16	/* nested parentheses in a command */
 #define IMAP_MAX_ARGS		10000	/* arguments in one command */
+#define IMAP_MAX_RANGES		32768	/* ranges in one sequence set */
+#define IMAP_MAX_SEARCH_KEYS	1000	/* search keys in one SEARCH */
+#define IMAP_MAX_FETCH_ITEMS	100	/* items in one FETCH */
+#define IMAP_MAX_QUOTED		1024	/* longer strings are sent as literals */
+#define IMAP_MAX_AUTH_FAILURES	3	/* failed logins before BYE */
+#define IMAP_AUTH_FAIL_DELAY	2	/* seconds before NO [AUTHENTICATIONFAILED] */
+#define IMAP_MAX_USER_SESSIONS	128	/* IMAP sessions of one user */
+#define IMAP_APPEND_LINE	(64 * 1024) /* APPEND bytes parsed as one line */
+#define IMAP_MAX_BAD_COMMANDS	20	/* BAD replies before BYE */
+#define IMAP_MAX_OUTPUT		(4 * 1024 * 1024) /* a session's output buffer */
 
 /* MIME pre-parser (run once per delivered message) */
 #define MIME_MAX_DEPTH		32	/* nested multiparts / message parts */

@@ -172,3 +172,11 @@ crypto_password_verify(const char *password, const char *stored)
 		diff |= got[i] ^ want[i];
 	return diff == 0;
 }
+
+int
+crypto_base64_decode(const char *in, size_t inlen, uint8_t *out,
+    size_t outcap, size_t *outlen)
+{
+	return mbedtls_base64_decode(out, outcap, outlen,
+	    (const unsigned char *)in, inlen) == 0 ? 0 : -1;
+}

@@ -32,6 +32,13 @@ void		 crypto_hex(const uint8_t *in, size_t n, char *out);
 int		 crypto_unhex(const char *in, uint8_t *out, size_t n);
 
 /*
+ * Decodes base64 (RFC 4648) into out (outcap bytes); returns 0 and
+ * *outlen, or -1 for bad input or too little room.
+ */
+int		 crypto_base64_decode(const char *in, size_t inlen, uint8_t *out,
+		    size_t outcap, size_t *outlen);
+
+/*
  * Returns "$pbkdf2-sha256$ITER$SALT$HASH" (base64 salt and hash) for the
  * password, malloc'd, or NULL when memory or randomness failed.
  */

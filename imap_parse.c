@@ -11,6 +11,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "config.h"
 #include "imap_parse.h"
 
 #define LITERAL_DIGITS	20	/* more digits than any uint64_t */
@@ -27,7 +28,8 @@ imap_frame_reset(struct imap_frame *fs)
  * -1 if it has a "{...}" that is not a valid literal.
  */
 static int
-line_literal(const char *start, const char *lf, uint64_t *size, int *plus)
+line_literal(const char *start, const char *lf, uint64_t *size, int *plus,
+    const char **brace)
 {
 	const char	*end = lf, *p;
 	uint64_t	 n = 0;
@@ -44,6 +46,7 @@ line_literal(const char *start, const char *lf, uint64_t *size, int *plus)
 		p--;
 	if (p == start || p[-1] != '{')
 		return 0;
+	*brace = p - 1;
 	if (p == end - 1 - *plus || end - 1 - *plus - p > LITERAL_DIGITS)
 		return -1;
 	for (; p < end - 1 - *plus; p++) {
@@ -60,7 +63,7 @@ imap_frame_scan(struct imap_frame *fs, const char *buf, size_t avail,
     size_t max_line, uint64_t max_literal, size_t *len,
     uint64_t *literal_size)
 {
-	const char	*lf;
+	const char	*lf, *brace = NULL;
 	uint64_t	 size;
 	size_t		 at, after;
 	int		 plus, has;
@@ -76,13 +79,17 @@ imap_frame_scan(struct imap_frame *fs, const char *buf, size_t avail,
 		at = lf - buf;
 		if (at + 1 - fs->line_start > max_line)
 			return IMAP_FRAME_TOO_LONG;
-		has = line_literal(buf + fs->line_start, lf, &size, &plus);
+		has = line_literal(buf + fs->line_start, lf, &size, &plus,
+		    &brace);
 		if (has < 0)
 			return IMAP_FRAME_BAD_LITERAL;
 		if (has == 0) {
 			*len = at + 1;
 			return IMAP_FRAME_COMPLETE;
 		}
+		fs->lit_brace = brace - buf;
+		fs->lit_lf = at;
+		fs->lit_plus = plus;
 		if (size > max_literal) {
 			*literal_size = size;
 			return IMAP_FRAME_TOO_BIG;
@@ -105,6 +112,27 @@ int
 imap_is_atom_char(unsigned char c)
 {
 	return c > ' ' && c < 0x7f && strchr("(){\"\\]", c) == NULL;
+}
+
+/*
+ * Quoted strings stay short and single-line; anything else (and 8-bit
+ * data, unless UTF8=ACCEPT is on) goes as a literal, which is always
+ * correct.
+ */
+int
+imap_is_quotable(const char *p, size_t n, int utf8)
+{
+	size_t	 i;
+
+	if (n > IMAP_MAX_QUOTED)
+		return 0;
+	for (i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)p[i];
+
+		if (c == '\r' || c == '\n' || c == '\0' || (c >= 0x80 && !utf8))
+			return 0;
+	}
+	return 1;
 }
 
 /* The state of parsing one command. */
@@ -139,13 +167,18 @@ fail(struct parser *ps, enum imap_parse_status status, const char *error)
 
 /*
  * An atom, with bracketed sections taken whole: "BODY[HEADER.FIELDS
- * (From To)]<0.100>" is one atom.
+ * (From To)]<0.100>" is one atom.  A flag ("\Seen", "\*") is an atom
+ * with a leading backslash.
  */
 static int
 parse_atom(struct parser *ps, struct imap_arg *a)
 {
 	const char	*start = ps->p;
 	int		 depth = 0;
+
+	if (*ps->p == '\\' && ps->p + 1 < ps->end && (ps->p[1] == '*' ||
+	    imap_is_atom_char((unsigned char)ps->p[1])))
+		ps->p++;
 
 	while (ps->p < ps->end) {
 		unsigned char c = (unsigned char)*ps->p;

@@ -36,6 +36,15 @@ struct imap_frame {
 	size_t		line_start;	/* where the current line began */
 	uint64_t	literal;	/* size of the literal announced last */
 	int		continued;	/* "+" already sent for that literal */
+	/*
+	 * Where the literal announced last sits: its "{" and the LF that
+	 * ends its line, and whether it is non-synchronizing ("{N+}").
+	 * Set whenever a scan stops at or past such a line, so that APPEND
+	 * can take its message literal over before it is buffered.
+	 */
+	size_t		lit_brace;
+	size_t		lit_lf;
+	int		lit_plus;
 };
 
 void	imap_frame_reset(struct imap_frame *);
@@ -95,5 +104,12 @@ void	imap_cmd_free(struct imap_cmd *);
 
 /* Whether an atom character (RFC 3501 ATOM-CHAR, plus ']' in atoms). */
 int	imap_is_atom_char(unsigned char);
+
+/*
+ * Whether n bytes can be sent as a quoted string (RFC 3501 quoted: no
+ * CR, LF or NUL, 7-bit unless utf8, and short); otherwise they go as a
+ * literal.
+ */
+int	imap_is_quotable(const char *, size_t n, int utf8);
 
 #endif /* MAILREPD_IMAP_PARSE_H */

@@ -16,6 +16,7 @@
 
 #include "admin.h"
 #include "config.h"
+#include "imap.h"
 #include "lmtp.h"
 #include "log.h"
 #include "mailio.h"
@@ -185,6 +186,7 @@ event_loop(struct server *srv, struct listener *ls, int nls,
 		if (srv->now != last_tick) {
 			last_tick = srv->now;
 			server_timeouts(srv);
+			server_wake(srv);
 		}
 		server_reap(srv);
 	}
@@ -213,7 +215,7 @@ cmd_serve(int argc, char **argv, int first)
 	struct server		 srv;
 	struct listener		 ls[MAX_LISTENERS];
 	sigset_t		 waitmask;
-	int			 nls, npos = 0, rc = 1;
+	int			 nls, n, npos = 0, rc = 1;
 
 	memset(&srv, 0, sizeof(srv));
 	if (settings_parse(&set, argc, argv, first, opts, 1, NULL, &npos) < 0)
@@ -226,9 +228,9 @@ cmd_serve(int argc, char **argv, int first)
 	if (set.syslog)
 		log_use_syslog("mailrepd");
 	log_set_level(set.log_level);
-	if (set.lmtp == NULL) {
+	if (set.lmtp == NULL && set.imap == NULL) {
 		fprintf(stderr, "mailrepd: nothing to serve: give at least "
-		    "one listener (--lmtp ADDR:PORT)\n");
+		    "one listener (--lmtp ADDR:PORT, --imap ADDR:PORT)\n");
 		goto out2;
 	}
 	if (store_open(set.data_dir, &srv.store) != STORE_OK) {
@@ -240,6 +242,11 @@ cmd_serve(int argc, char **argv, int first)
 	srv.now = time(NULL);
 	if ((nls = open_listeners(set.lmtp, &lmtp_proto, ls, 0)) < 0)
 		goto out2;
+	if ((n = open_listeners(set.imap, &imap_proto, ls, nls)) < 0) {
+		close_listeners(ls, nls);
+		goto out2;
+	}
+	nls = n;
 	setup_signals(&waitmask);
 	log_info("serve.ready", "name=%s data=%s version=%s",
 	    log_quote(set.name), log_quote(set.data_dir), MAILREPD_VERSION);

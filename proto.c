@@ -86,11 +86,18 @@ session_poll_events(const struct session *s)
 	return ev;
 }
 
-/* Whether buffered input is waiting for the protocol to run it. */
+/*
+ * Whether the protocol has work: buffered input, or a reply made in steps
+ * whose next step may run now that the output has drained.
+ */
 int
 session_wants_processing(const struct session *s)
 {
-	return s->io == SESSION_OPEN && (buf_used(&s->in) > 0 || s->in_eof);
+	if (s->io != SESSION_OPEN)
+		return 0;
+	if (s->resume)
+		return buf_used(&s->out) < OUTBUF_HIGH_WATER;
+	return buf_used(&s->in) > 0 || s->in_eof;
 }
 
 /*
@@ -104,9 +111,10 @@ session_process(struct session *s)
 	if (s->io != SESSION_OPEN)
 		return;
 	s->ops->input(s);
-	if (s->io == SESSION_OPEN && s->in_eof)
+	if (s->io == SESSION_OPEN && s->in_eof && !s->resume)
 		session_close(s);
-	else if (s->io == SESSION_OPEN && buf_room(&s->in) == 0) {
+	else if (s->io == SESSION_OPEN && buf_room(&s->in) == 0 &&
+	    !s->resume) {
 		log_warn("session.stuck", "proto=%s peer=%s", s->ops->name,
 		    s->peer);
 		session_close(s);
@@ -183,6 +191,19 @@ server_commit(struct server *srv)
 		s->io = SESSION_OPEN;
 		s->ops->committed(s, ok);
 	}
+	if (ok)
+		server_wake(srv);
+}
+
+/* Lets every open session that asked for it look for news. */
+void
+server_wake(struct server *srv)
+{
+	struct session	*s;
+
+	for (s = srv->sessions; s != NULL; s = s->next)
+		if (s->io == SESSION_OPEN && s->ops->wake != NULL)
+			s->ops->wake(s);
 }
 
 /*

@@ -55,6 +55,12 @@ struct proto_ops {
 	void		(*committed)(struct session *, int ok);
 	void		(*timeout)(struct session *);
 	void		(*free)(struct session *);
+	/*
+	 * Optional: called after every group commit and once a second, so
+	 * that a session waiting on something other than its input (IMAP
+	 * IDLE, a delayed reply) can look whether it has come.
+	 */
+	void		(*wake)(struct session *);
 };
 
 struct session {
@@ -66,6 +72,9 @@ struct session {
 	enum session_io		 io;
 	int			 in_eof;	/* the peer sent FIN */
 	int			 local;		/* loopback or unix peer */
+	int			 resume;	/* run input again once the
+						   output drains (a long reply
+						   made in steps) */
 	struct buf		 in;
 	struct buf		 out;
 	time_t			 last_active;
@@ -81,6 +90,7 @@ short	session_poll_events(const struct session *);
 int	session_wants_processing(const struct session *);
 void	session_process(struct session *);
 void	server_commit(struct server *);
+void	server_wake(struct server *);
 void	server_timeouts(struct server *);
 void	server_reap(struct server *);
 void	server_close_all(struct server *);

@@ -46,6 +46,8 @@ static const struct setting table[] = {
 	    "data directory; created if missing" },
 	{ "lmtp", SET_STRING, OFF(lmtp), NULL, 0, 0, 0, NULL,
 	    "LMTP listeners: ADDR:PORT or unix:PATH, comma separated" },
+	{ "imap", SET_STRING, OFF(imap), NULL, 0, 0, 0, NULL,
+	    "IMAP listeners: ADDR:PORT, comma separated" },
 	{ "name", SET_STRING, OFF(name), NULL, 0, 0, 0, NULL,
 	    "this node's name (default: the host name)" },
 	{ "domains", SET_STRING, OFF(domains), NULL, 0, 0, 0, NULL,

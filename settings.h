@@ -15,6 +15,7 @@ struct settings {
 	char	*config;		/* --config FILE, or NULL */
 	char	*data_dir;		/* --data */
 	char	*lmtp;			/* --lmtp listeners, comma separated */
+	char	*imap;			/* --imap listeners, comma separated */
 	char	*name;			/* --name, default: host name */
 	char	*domains;		/* --domains accepted, NULL: any */
 	long	 max_connections;

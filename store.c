@@ -176,6 +176,9 @@ enum stmt_id {
 	S_MSG_CHANGED,
 	S_EXPUNGED_SINCE,
 	S_BLOB_META,
+	S_MBOX_STATE,
+	S_BLOB_UNUSED_CHUNKS,
+	S_BLOB_UNUSED,
 	NSTMT
 };
 
@@ -267,6 +270,12 @@ static const char *const stmt_sql[NSTMT] = {
 	[S_BLOB_META] = "SELECT envelope, bodystructure, body, header, parts, "
 	    "sent_date, subject, from_addr, to_addr, message_id, size "
 	    "FROM blob WHERE guid = ?1",
+	[S_MBOX_STATE] = "SELECT uidnext, highestmodseq FROM mailbox "
+	    "WHERE id = ?1",
+	[S_BLOB_UNUSED_CHUNKS] = "DELETE FROM chunk WHERE blob_id = ?1 AND "
+	    "NOT EXISTS (SELECT 1 FROM message WHERE blob_id = ?1)",
+	[S_BLOB_UNUSED] = "DELETE FROM blob WHERE id = ?1 AND "
+	    "NOT EXISTS (SELECT 1 FROM message WHERE blob_id = ?1)",
 };
 
 struct store {
@@ -1614,7 +1623,8 @@ store_message_set_flags(struct store *st, int64_t mailbox_id, uint32_t uid,
  * the GUID and a new modseq stays (for QRESYNC and reconciliation).
  */
 static enum store_err
-message_expunge(struct store *st, int64_t mailbox_id, uint32_t uid)
+message_expunge(struct store *st, int64_t mailbox_id, uint32_t uid,
+    int64_t *blob_id)
 {
 	struct store_message	 m;
 	uint8_t			 uniqueid[MAILBOX_ID_LEN];
@@ -1623,7 +1633,7 @@ message_expunge(struct store *st, int64_t mailbox_id, uint32_t uid)
 	enum store_err		 err;
 	struct replog_rec	 r = { .type = "message.expunge" };
 
-	if ((err = message_row(st, mailbox_id, uid, &m, NULL)) != STORE_OK ||
+	if ((err = message_row(st, mailbox_id, uid, &m, blob_id)) != STORE_OK ||
 	    (err = mailbox_next_modseq(st, mailbox_id, &modseq, uniqueid)) !=
 	    STORE_OK)
 		return err;
@@ -1649,16 +1659,57 @@ message_expunge(struct store *st, int64_t mailbox_id, uint32_t uid)
 	return replog_append(st, &r);
 }
 
+/*
+ * Drops blob_id when no message refers to it any more: the one blob an
+ * expunge may have freed, so that expunging N messages costs N look-ups
+ * rather than N scans of every blob (blob_gc).
+ */
+static enum store_err
+blob_drop_unused(struct store *st, int64_t blob_id)
+{
+	sqlite3_stmt	*s;
+	enum store_err	 err;
+
+	if ((s = stmt(st, S_BLOB_UNUSED_CHUNKS)) == NULL)
+		return STORE_IO;
+	sqlite3_bind_int64(s, 1, blob_id);
+	if ((err = step_done(st, s, "chunk drop")) != STORE_OK)
+		return err;
+	if ((s = stmt(st, S_BLOB_UNUSED)) == NULL)
+		return STORE_IO;
+	sqlite3_bind_int64(s, 1, blob_id);
+	return step_done(st, s, "blob drop");
+}
+
 enum store_err
 store_message_expunge(struct store *st, int64_t mailbox_id, uint32_t uid)
 {
 	enum store_err	 err;
+	int64_t		 blob_id = 0;
 
 	if ((err = op_begin(st)) != STORE_OK)
 		return err;
-	if ((err = message_expunge(st, mailbox_id, uid)) == STORE_OK)
-		err = blob_gc(st);
+	if ((err = message_expunge(st, mailbox_id, uid, &blob_id)) == STORE_OK)
+		err = blob_drop_unused(st, blob_id);
 	return op_end(st, err);
+}
+
+enum store_err
+store_mailbox_state(struct store *st, int64_t mailbox_id, uint32_t *uidnext,
+    uint64_t *highestmodseq)
+{
+	sqlite3_stmt	*s;
+	enum store_err	 err;
+
+	if ((s = stmt(st, S_MBOX_STATE)) == NULL)
+		return STORE_IO;
+	sqlite3_bind_int64(s, 1, mailbox_id);
+	if ((err = step_row(st, s, "mailbox state")) != STORE_OK)
+		return err;
+	*uidnext = (uint32_t)sqlite3_column_int64(s, 0);
+	*highestmodseq = (uint64_t)sqlite3_column_int64(s, 1);
+	sqlite3_reset(s);
+	return STORE_OK;
 }
 
 /* Copies inside the caller's savepoint; the blob is shared, not copied. */
@@ -1689,6 +1740,42 @@ store_message_copy(struct store *st, int64_t from_mailbox, uint32_t uid,
 		return err;
 	return op_end(st, message_copy(st, from_mailbox, uid, to_mailbox,
 	    new_uid));
+}
+
+enum store_err
+store_message_copy_many(struct store *st, int64_t from_mailbox,
+    const uint32_t *uids, size_t n, int64_t to_mailbox, uint32_t *new_uids,
+    int move)
+{
+	enum store_err	 err = STORE_OK;
+	size_t		 i;
+
+	if ((err = op_begin(st)) != STORE_OK)
+		return err;
+	for (i = 0; i < n && err == STORE_OK; i++) {
+		err = message_copy(st, from_mailbox, uids[i], to_mailbox,
+		    &new_uids[i]);
+		if (err == STORE_OK && move)
+			err = message_expunge(st, from_mailbox, uids[i], NULL);
+	}
+	return op_end(st, err);
+}
+
+enum store_err
+store_message_expunge_many(struct store *st, int64_t mailbox_id,
+    const uint32_t *uids, size_t n)
+{
+	enum store_err	 err = STORE_OK;
+	int64_t		 blob_id = 0;
+	size_t		 i;
+
+	if ((err = op_begin(st)) != STORE_OK)
+		return err;
+	for (i = 0; i < n && err == STORE_OK; i++)
+		if ((err = message_expunge(st, mailbox_id, uids[i],
+		    &blob_id)) == STORE_OK)
+			err = blob_drop_unused(st, blob_id);
+	return op_end(st, err);
 }
 
 enum store_err
@@ -1932,7 +2019,7 @@ rename_inbox(struct store *st, const char *user, const char *to)
 	for (i = 0; i < uids.n && err == STORE_OK; i++)
 		if ((err = message_copy(st, inbox.id, uids.v[i], to_id,
 		    &new_uid)) == STORE_OK)
-			err = message_expunge(st, inbox.id, uids.v[i]);
+			err = message_expunge(st, inbox.id, uids.v[i], NULL);
 	free(uids.v);
 	return err;
 }

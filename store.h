@@ -207,6 +207,13 @@ void		store_meta_free(struct store_meta *);
 enum store_err	store_message_get(struct store *, int64_t mailbox_id,
 		    uint32_t uid, struct store_message *out);
 
+/*
+ * A mailbox's UIDNEXT and HIGHESTMODSEQ by local id: the cheap look-up
+ * an IMAP session makes to learn whether anything changed.
+ */
+enum store_err	store_mailbox_state(struct store *, int64_t mailbox_id,
+		    uint32_t *uidnext, uint64_t *highestmodseq);
+
 /* Message changes; each takes the next MODSEQ of the mailbox. */
 enum store_err	store_message_set_flags(struct store *, int64_t mailbox_id,
 		    uint32_t uid, uint32_t flags, const char *keywords,
@@ -216,6 +223,18 @@ enum store_err	store_message_expunge(struct store *, int64_t mailbox_id,
 /* Copies under a new UID of the target; the bytes are shared. */
 enum store_err	store_message_copy(struct store *, int64_t from_mailbox,
 		    uint32_t uid, int64_t to_mailbox, uint32_t *new_uid);
+
+/*
+ * Copies (or, with move, moves) n messages in one step: either all of
+ * them or none (RFC 3501 COPY is atomic).  new_uids[i] receives the UID
+ * of uids[i]'s copy.
+ */
+enum store_err	store_message_copy_many(struct store *, int64_t from_mailbox,
+		    const uint32_t *uids, size_t n, int64_t to_mailbox,
+		    uint32_t *new_uids, int move);
+/* Expunges n messages in one step, all or none. */
+enum store_err	store_message_expunge_many(struct store *, int64_t mailbox_id,
+		    const uint32_t *uids, size_t n);
 
 /* Messages whose MODSEQ is above `since`, in UID order (CONDSTORE). */
 enum store_err	store_message_changes(struct store *, int64_t mailbox_id,

@@ -1,0 +1,669 @@
+/*
+ * imap_mailbox.c — the selected mailbox's view and its untagged updates,
+ * and the IMAP commands on mailboxes: SELECT, EXAMINE, CREATE, DELETE,
+ * RENAME, SUBSCRIBE, UNSUBSCRIBE, LIST (with LIST-EXTENDED, SPECIAL-USE
+ * and LIST-STATUS), LSUB, STATUS, CLOSE and UNSELECT.
+ *
+ * Updates.  A view remembers the HIGHESTMODSEQ and UIDNEXT it has
+ * reported.  imap_sync() asks the store what changed since: expunges
+ * (tombstones with a higher MODSEQ), flag changes and new messages (rows
+ * with a higher MODSEQ).  Changes this session made itself and already
+ * answered are skipped (imap_view_own_change).
+ *
+ * \Recent.  RFC 3501 shows a new message as \Recent to exactly one
+ * session.  The process keeps, per mailbox, the highest UID some
+ * read-write session has claimed; a session that selects or learns of a
+ * message above it claims it.  The table is memory only: after a restart
+ * messages are new once more, which errs on the side of showing mail.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "config.h"
+#include "imap_session.h"
+#include "log.h"
+#include "store.h"
+
+/* --- \Recent ------------------------------------------------------------- */
+
+struct recent_floor {
+	int64_t		mailbox_id;
+	uint32_t	claimed;	/* highest UID shown as \Recent */
+};
+
+static struct recent_floor	*recent;	/* sorted by mailbox_id */
+static size_t			 nrecent, caprecent;
+
+/* The floor of a mailbox, created at 0; NULL without memory. */
+static struct recent_floor *
+recent_floor(int64_t id)
+{
+	size_t			 lo = 0, hi = nrecent, mid;
+	struct recent_floor	*grown;
+
+	while (lo < hi) {
+		mid = (lo + hi) / 2;
+		if (recent[mid].mailbox_id < id)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo < nrecent && recent[lo].mailbox_id == id)
+		return &recent[lo];
+	if (nrecent == caprecent) {
+		caprecent = caprecent ? caprecent * 2 : 64;
+		if ((grown = reallocarray(recent, caprecent,
+		    sizeof(*grown))) == NULL)
+			return NULL;
+		recent = grown;
+	}
+	memmove(&recent[lo + 1], &recent[lo], (nrecent - lo) *
+	    sizeof(*recent));
+	nrecent++;
+	recent[lo].mailbox_id = id;
+	recent[lo].claimed = 0;
+	return &recent[lo];
+}
+
+/* Whether uid is \Recent for this view; a read-write view claims it. */
+static int
+recent_claim(const struct imap_view *v, uint32_t uid)
+{
+	struct recent_floor	*f = recent_floor(v->mb.id);
+
+	if (f == NULL || uid <= f->claimed)
+		return 0;
+	if (!v->readonly)
+		f->claimed = uid;
+	return 1;
+}
+
+/* --- the view ------------------------------------------------------------- */
+
+void
+imap_view_free(struct imap_view *v)
+{
+	if (v == NULL)
+		return;
+	free(v->msgs);
+	free(v->own);
+	free(v);
+}
+
+/* Appends a message to the view; returns 0 or -1 without memory. */
+static int
+view_append(struct imap_view *v, uint32_t uid)
+{
+	struct imap_view_msg	*grown;
+
+	if (v->count > 0 && v->msgs[v->count - 1].uid >= uid)
+		return 0;	/* known already: UIDs only grow */
+	if (v->count == v->cap) {
+		v->cap = v->cap ? v->cap * 2 : 64;
+		if ((grown = reallocarray(v->msgs, v->cap,
+		    sizeof(*grown))) == NULL)
+			return -1;
+		v->msgs = grown;
+	}
+	v->msgs[v->count].uid = uid;
+	v->msgs[v->count].bits = recent_claim(v, uid) ? VIEW_RECENT : 0;
+	v->count++;
+	return 0;
+}
+
+void
+imap_view_own_change(struct imap_view *v, uint64_t modseq)
+{
+	uint64_t	*grown;
+
+	if (v->nown == v->capown) {
+		v->capown = v->capown ? v->capown * 2 : 16;
+		if ((grown = reallocarray(v->own, v->capown,
+		    sizeof(*grown))) == NULL)
+			return;		/* the change is reported twice */
+		v->own = grown;
+	}
+	v->own[v->nown++] = modseq;
+}
+
+/* Whether this session made the change with this MODSEQ (own is sorted). */
+static int
+view_is_own(const struct imap_view *v, uint64_t modseq)
+{
+	size_t	 lo = 0, hi = v->nown, mid;
+
+	while (lo < hi) {
+		mid = (lo + hi) / 2;
+		if (v->own[mid] == modseq)
+			return 1;
+		if (v->own[mid] < modseq)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return 0;
+}
+
+/* The index of uid in the view, or -1. */
+static long
+view_find(const struct imap_view *v, uint32_t uid)
+{
+	uint32_t	 lo = 0, hi = v->count, mid;
+
+	while (lo < hi) {
+		mid = lo + (hi - lo) / 2;
+		if (v->msgs[mid].uid == uid)
+			return mid;
+		if (v->msgs[mid].uid < uid)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return -1;
+}
+
+struct sync_ctx {
+	struct session		*s;
+	struct imap_view	*v;
+	uint32_t		 old_count;
+	uint32_t		 recent;	/* new \Recent messages */
+	int			 error;
+};
+
+/* A tombstone newer than the view: mark the message gone. */
+static int
+sync_expunged(void *arg, uint32_t uid)
+{
+	struct sync_ctx	*c = arg;
+	long		 i = view_find(c->v, uid);
+
+	if (i >= 0 && (c->v->msgs[i].bits & VIEW_GONE) == 0) {
+		c->v->msgs[i].bits |= VIEW_GONE;
+		c->v->gone++;
+	}
+	return 0;
+}
+
+/* A row newer than the view: a new message or a flag change. */
+static int
+sync_changed(void *arg, const struct store_message *m)
+{
+	struct sync_ctx		*c = arg;
+	struct imap_view	*v = c->v;
+	long			 i;
+
+	if (m->uid >= v->uidnext || (i = view_find(v, m->uid)) < 0) {
+		if (view_append(v, m->uid) < 0)
+			return c->error = 1;
+		if (v->msgs[v->count - 1].bits & VIEW_RECENT)
+			c->recent++;
+		return 0;
+	}
+	if (view_is_own(v, m->modseq) || (v->msgs[i].bits & VIEW_GONE))
+		return 0;
+	session_printf(c->s, "* %ld FETCH (UID %u FLAGS ", i + 1, m->uid);
+	imap_put_flags(c->s, m->flags, m->keywords,
+	    v->msgs[i].bits & VIEW_RECENT);
+	if (imap_of(c->s)->condstore)
+		session_printf(c->s, " MODSEQ (%llu)",
+		    (unsigned long long)m->modseq);
+	session_printf(c->s, ")\r\n");
+	return 0;
+}
+
+/* Sends EXPUNGE for every gone message and drops them from the view. */
+static void
+sync_send_expunges(struct session *s, struct imap_view *v)
+{
+	uint32_t	 i, out = 0, removed = 0;
+
+	for (i = 0; i < v->count; i++) {
+		if (v->msgs[i].bits & VIEW_GONE) {
+			session_printf(s, "* %u EXPUNGE\r\n", i + 1 - removed);
+			removed++;
+			continue;
+		}
+		v->msgs[out++] = v->msgs[i];
+	}
+	v->count = out;
+	v->gone = 0;
+}
+
+void
+imap_sync(struct session *s, int allow_expunge)
+{
+	struct imap_session	*ims = imap_of(s);
+	struct imap_view	*v = ims->view;
+	struct sync_ctx		 c;
+	uint32_t		 uidnext;
+	uint64_t		 modseq;
+	enum store_err		 err;
+
+	err = store_mailbox_state(s->srv->store, v->mb.id, &uidnext, &modseq);
+	if (err == STORE_NOTFOUND) {
+		session_printf(s, "* BYE The selected mailbox was deleted\r\n");
+		session_close(s);
+		return;
+	}
+	if (err != STORE_OK)
+		return;
+	if (modseq > v->modseq || uidnext != v->uidnext) {
+		memset(&c, 0, sizeof(c));
+		c.s = s;
+		c.v = v;
+		c.old_count = v->count;
+		if (store_expunged_since(s->srv->store, v->mb.uniqueid,
+		    v->modseq, sync_expunged, &c) != STORE_OK ||
+		    store_message_changes(s->srv->store, v->mb.id, v->modseq,
+		    sync_changed, &c) != STORE_OK || c.error)
+			return;		/* try again at the next point */
+		if (v->count != c.old_count)
+			session_printf(s, "* %u EXISTS\r\n", v->count);
+		if (c.recent > 0)
+			session_printf(s, "* %u RECENT\r\n", c.recent);
+		v->modseq = modseq;
+		v->uidnext = uidnext;
+		v->nown = 0;
+	}
+	if (allow_expunge && v->gone > 0)
+		sync_send_expunges(s, v);
+}
+
+/* --- SELECT, EXAMINE, CLOSE, UNSELECT ------------------------------------ */
+
+struct load_ctx {
+	struct imap_view	*v;
+	uint32_t		 first_unseen;	/* sequence number, or 0 */
+	uint32_t		 recent;
+	int			 error;
+};
+
+static int
+load_one(void *arg, const struct store_message *m)
+{
+	struct load_ctx	*c = arg;
+
+	if (view_append(c->v, m->uid) < 0)
+		return c->error = 1;
+	if ((m->flags & FLAG_SEEN) == 0 && c->first_unseen == 0)
+		c->first_unseen = c->v->count;
+	if (c->v->msgs[c->v->count - 1].bits & VIEW_RECENT)
+		c->recent++;
+	return 0;
+}
+
+/* Drops the selected mailbox, if any: "[CLOSED]" as RFC 7162 3.2.11. */
+static void
+unselect(struct session *s, int say_closed)
+{
+	struct imap_session	*ims = imap_of(s);
+
+	if (ims->view == NULL)
+		return;
+	imap_view_free(ims->view);
+	ims->view = NULL;
+	ims->state = IMAP_AUTH;
+	if (say_closed)
+		session_printf(s, "* OK [CLOSED] Previous mailbox closed\r\n");
+}
+
+/* The untagged responses of SELECT and EXAMINE (RFC 3501 6.3.1). */
+static void
+select_respond(struct session *s, const struct imap_view *v,
+    const struct load_ctx *c)
+{
+	session_printf(s, "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen "
+	    "\\Draft)\r\n");
+	if (v->readonly)
+		session_printf(s, "* OK [PERMANENTFLAGS ()] Read-only "
+		    "mailbox\r\n");
+	else
+		session_printf(s, "* OK [PERMANENTFLAGS (\\Answered \\Flagged "
+		    "\\Deleted \\Seen \\Draft \\*)] Flags permitted\r\n");
+	session_printf(s, "* %u EXISTS\r\n* %u RECENT\r\n", v->count,
+	    c->recent);
+	if (c->first_unseen)
+		session_printf(s, "* OK [UNSEEN %u] First unseen\r\n",
+		    c->first_unseen);
+	session_printf(s, "* OK [UIDVALIDITY %u] UIDs valid\r\n"
+	    "* OK [UIDNEXT %u] Predicted next UID\r\n"
+	    "* OK [HIGHESTMODSEQ %llu] Highest\r\n", v->mb.uidvalidity,
+	    v->mb.uidnext, (unsigned long long)v->mb.highestmodseq);
+}
+
+void
+imap_cmd_select(struct session *s, const struct imap_arg *args, size_t nargs,
+    int examine)
+{
+	struct imap_session	*ims = imap_of(s);
+	struct imap_view	*v;
+	struct load_ctx		 c;
+	const char		*name;
+	enum store_err		 err;
+
+	if (nargs < 1 || nargs > 2 ||
+	    (name = imap_arg_mailbox(&args[0])) == NULL ||
+	    (nargs == 2 && (args[1].type != IMAP_ARG_LIST ||
+	    args[1].nlist != 1 || args[1].list[0].type != IMAP_ARG_ATOM ||
+	    strcasecmp(args[1].list[0].str, "CONDSTORE") != 0))) {
+		imap_reply(s, "BAD %s wants a mailbox name [(CONDSTORE)]",
+		    examine ? "EXAMINE" : "SELECT");
+		return;
+	}
+	unselect(s, 1);
+	if (nargs == 2)
+		ims->condstore = 1;
+	if ((v = calloc(1, sizeof(*v))) == NULL) {
+		imap_reply(s, "NO [UNAVAILABLE] Out of memory");
+		return;
+	}
+	v->readonly = examine;
+	memset(&c, 0, sizeof(c));
+	c.v = v;
+	err = store_mailbox_get(s->srv->store, ims->user, name, &v->mb);
+	if (err == STORE_OK)
+		err = store_message_foreach(s->srv->store, v->mb.id, load_one,
+		    &c);
+	if (err != STORE_OK || c.error) {
+		imap_view_free(v);
+		imap_reply(s, err == STORE_NOTFOUND ? "NO [NONEXISTENT] No such "
+		    "mailbox" : "NO [UNAVAILABLE] Cannot open the mailbox");
+		return;
+	}
+	v->modseq = v->mb.highestmodseq;
+	v->uidnext = v->mb.uidnext;
+	ims->view = v;
+	ims->state = IMAP_SELECTED;
+	select_respond(s, v, &c);
+	imap_reply(s, "OK [%s] %s completed", examine ? "READ-ONLY" :
+	    "READ-WRITE", examine ? "EXAMINE" : "SELECT");
+}
+
+/* CLOSE (expunging \Deleted messages silently) and UNSELECT (RFC 3691). */
+void
+imap_cmd_close(struct session *s, const struct imap_arg *args, size_t nargs,
+    int expunge)
+{
+	struct imap_session	*ims = imap_of(s);
+
+	(void)args;
+	if (nargs != 0) {
+		imap_reply(s, "BAD %s takes no arguments", expunge ? "CLOSE" :
+		    "UNSELECT");
+		return;
+	}
+	if (expunge && !ims->view->readonly &&
+	    imap_expunge_deleted(s, NULL, 1) < 0)
+		return;
+	unselect(s, 0);
+	imap_reply(s, "OK %s completed", expunge ? "CLOSE" : "UNSELECT");
+}
+
+/* --- CREATE, DELETE, RENAME, SUBSCRIBE ----------------------------------- */
+
+/* The reply for a failed mailbox change. */
+static void
+reply_store_error(struct session *s, enum store_err err, const char *verb)
+{
+	switch (err) {
+	case STORE_NOTFOUND:
+		imap_reply(s, "NO [NONEXISTENT] No such mailbox");
+		break;
+	case STORE_EXISTS:
+		imap_reply(s, "NO [ALREADYEXISTS] Mailbox already exists");
+		break;
+	case STORE_INVALID:
+		imap_reply(s, "NO [CANNOT] Invalid mailbox name");
+		break;
+	case STORE_FULL:
+		imap_reply(s, "NO [OVERQUOTA] Insufficient storage");
+		break;
+	default:
+		imap_reply(s, "NO [UNAVAILABLE] %s failed: %s", verb,
+		    store_strerror(err));
+		break;
+	}
+}
+
+/*
+ * A mailbox name argument for CREATE/RENAME: a trailing "/" says the
+ * client means to create inferiors, and is dropped (RFC 3501 6.3.3).
+ */
+static const char *
+name_arg(const struct imap_arg *a, char *buf, size_t size)
+{
+	const char	*name = imap_arg_mailbox(a);
+	size_t		 n;
+
+	if (name == NULL || (n = strlen(name)) >= size)
+		return NULL;
+	memcpy(buf, name, n + 1);
+	if (n > 1 && buf[n - 1] == '/')
+		buf[n - 1] = '\0';
+	return buf;
+}
+
+void
+imap_cmd_create(struct session *s, const struct imap_arg *args, size_t nargs,
+    int variant)
+{
+	char		 buf[MAILBOX_MAX_NAME + 2];
+	const char	*name;
+	enum store_err	 err;
+
+	(void)variant;
+	if (nargs != 1 || (name = name_arg(&args[0], buf, sizeof(buf))) ==
+	    NULL) {
+		imap_reply(s, "BAD CREATE wants a mailbox name");
+		return;
+	}
+	if (strcmp(name, "INBOX") == 0)
+		err = STORE_EXISTS;
+	else
+		err = store_mailbox_create(s->srv->store, imap_of(s)->user,
+		    name, NULL, NULL);
+	if (err != STORE_OK)
+		reply_store_error(s, err, "CREATE");
+	else
+		imap_reply(s, "OK CREATE completed");
+}
+
+void
+imap_cmd_delete(struct session *s, const struct imap_arg *args, size_t nargs,
+    int variant)
+{
+	struct imap_session	*ims = imap_of(s);
+	struct store_mailbox	 mb;
+	const char		*name;
+	enum store_err		 err;
+
+	(void)variant;
+	if (nargs != 1 || (name = imap_arg_mailbox(&args[0])) == NULL) {
+		imap_reply(s, "BAD DELETE wants a mailbox name");
+		return;
+	}
+	if (strcmp(name, "INBOX") == 0) {
+		imap_reply(s, "NO [CANNOT] INBOX cannot be deleted");
+		return;
+	}
+	err = store_mailbox_get(s->srv->store, ims->user, name, &mb);
+	if (err == STORE_OK && ims->view != NULL && ims->view->mb.id == mb.id)
+		unselect(s, 1);
+	if (err == STORE_OK)
+		err = store_mailbox_delete(s->srv->store, ims->user, name);
+	if (err != STORE_OK)
+		reply_store_error(s, err, "DELETE");
+	else
+		imap_reply(s, "OK DELETE completed");
+}
+
+void
+imap_cmd_rename(struct session *s, const struct imap_arg *args, size_t nargs,
+    int variant)
+{
+	char		 buf[MAILBOX_MAX_NAME + 2];
+	const char	*from, *to;
+	enum store_err	 err;
+
+	(void)variant;
+	if (nargs != 2 || (from = imap_arg_mailbox(&args[0])) == NULL ||
+	    (to = name_arg(&args[1], buf, sizeof(buf))) == NULL) {
+		imap_reply(s, "BAD RENAME wants two mailbox names");
+		return;
+	}
+	err = store_mailbox_rename(s->srv->store, imap_of(s)->user, from, to);
+	if (err == STORE_INVALID && strcmp(to, "INBOX") == 0)
+		err = STORE_EXISTS;
+	if (err != STORE_OK)
+		reply_store_error(s, err, "RENAME");
+	else
+		imap_reply(s, "OK RENAME completed");
+}
+
+void
+imap_cmd_subscribe(struct session *s, const struct imap_arg *args,
+    size_t nargs, int subscribe)
+{
+	const char	*name;
+	enum store_err	 err;
+
+	if (nargs != 1 || (name = imap_arg_mailbox(&args[0])) == NULL) {
+		imap_reply(s, "BAD %s wants a mailbox name", subscribe ?
+		    "SUBSCRIBE" : "UNSUBSCRIBE");
+		return;
+	}
+	err = store_mailbox_subscribe(s->srv->store, imap_of(s)->user, name,
+	    subscribe);
+	if (err != STORE_OK)
+		reply_store_error(s, err, subscribe ? "SUBSCRIBE" :
+		    "UNSUBSCRIBE");
+	else
+		imap_reply(s, "OK %s completed", subscribe ? "SUBSCRIBE" :
+		    "UNSUBSCRIBE");
+}
+
+/* --- STATUS ------------------------------------------------------------ */
+
+static const struct {
+	const char	*name;
+	unsigned	 bit;
+} status_names[] = {
+	{ "MESSAGES", STATUS_MESSAGES },
+	{ "RECENT", STATUS_RECENT },
+	{ "UIDNEXT", STATUS_UIDNEXT },
+	{ "UIDVALIDITY", STATUS_UIDVALIDITY },
+	{ "UNSEEN", STATUS_UNSEEN },
+	{ "HIGHESTMODSEQ", STATUS_HIGHESTMODSEQ },
+	{ "SIZE", STATUS_SIZE },
+};
+
+#define NSTATUS	(sizeof(status_names) / sizeof(*status_names))
+
+int
+imap_status_items(const struct imap_arg *list, unsigned *items)
+{
+	size_t	 i, k;
+
+	*items = 0;
+	if (list->type != IMAP_ARG_LIST || list->nlist == 0)
+		return -1;
+	for (i = 0; i < list->nlist; i++) {
+		if (list->list[i].type != IMAP_ARG_ATOM)
+			return -1;
+		for (k = 0; k < NSTATUS; k++)
+			if (strcasecmp(list->list[i].str,
+			    status_names[k].name) == 0)
+				break;
+		if (k == NSTATUS)
+			return -1;
+		*items |= status_names[k].bit;
+	}
+	return 0;
+}
+
+struct status_ctx {
+	uint32_t	floor;		/* UIDs above are \Recent */
+	uint32_t	unseen, recent;
+	uint64_t	size;
+};
+
+static int
+status_count(void *arg, const struct store_message *m)
+{
+	struct status_ctx	*c = arg;
+
+	c->unseen += (m->flags & FLAG_SEEN) == 0;
+	c->recent += m->uid > c->floor;
+	c->size += m->size;
+	return 0;
+}
+
+int
+imap_status_respond(struct session *s, const struct store_mailbox *mb,
+    unsigned items)
+{
+	struct status_ctx	 c;
+	struct recent_floor	*f;
+	uint64_t		 v[NSTATUS];
+	const char		*sep = "";
+	size_t			 k;
+
+	memset(&c, 0, sizeof(c));
+	f = recent_floor(mb->id);
+	c.floor = f ? f->claimed : 0;
+	if ((items & (STATUS_UNSEEN | STATUS_RECENT | STATUS_SIZE)) &&
+	    store_message_foreach(s->srv->store, mb->id, status_count, &c) !=
+	    STORE_OK)
+		return -1;
+	v[0] = mb->messages;
+	v[1] = c.recent;
+	v[2] = mb->uidnext;
+	v[3] = mb->uidvalidity;
+	v[4] = c.unseen;
+	v[5] = mb->highestmodseq;
+	v[6] = c.size;
+	session_printf(s, "* STATUS ");
+	imap_put_string(s, mb->name, strlen(mb->name));
+	session_printf(s, " (");
+	for (k = 0; k < NSTATUS; k++) {
+		if ((items & status_names[k].bit) == 0)
+			continue;
+		session_printf(s, "%s%s %llu", sep, status_names[k].name,
+		    (unsigned long long)v[k]);
+		sep = " ";
+	}
+	session_printf(s, ")\r\n");
+	return 0;
+}
+
+void
+imap_cmd_status(struct session *s, const struct imap_arg *args, size_t nargs,
+    int variant)
+{
+	struct imap_session	*ims = imap_of(s);
+	struct store_mailbox	 mb;
+	const char		*name;
+	unsigned		 items;
+	enum store_err		 err;
+
+	(void)variant;
+	if (nargs != 2 || (name = imap_arg_mailbox(&args[0])) == NULL ||
+	    imap_status_items(&args[1], &items) < 0) {
+		imap_reply(s, "BAD STATUS wants a mailbox and a list of items");
+		return;
+	}
+	if ((err = store_mailbox_get(s->srv->store, ims->user, name, &mb)) !=
+	    STORE_OK) {
+		reply_store_error(s, err, "STATUS");
+		return;
+	}
+	/* RFC 7162 3.1: asking for HIGHESTMODSEQ turns CONDSTORE on. */
+	if (items & STATUS_HIGHESTMODSEQ)
+		ims->condstore = 1;
+	if (imap_status_respond(s, &mb, items) < 0)
+		imap_reply(s, "NO [UNAVAILABLE] STATUS failed");
+	else
+		imap_reply(s, "OK STATUS completed");
+}

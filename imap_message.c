@@ -1,0 +1,751 @@
+/*
+ * imap_message.c — sequence sets, flags, and the IMAP commands that
+ * change messages: STORE, COPY, MOVE, EXPUNGE (and UID variants).
+ *
+ * Each command first picks its messages from the view (imap_view_foreach)
+ * and only then calls the store, once, so that COPY and MOVE are atomic
+ * (RFC 3501 6.4.7) and a change is made in one step of the store.
+ */
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "buf.h"
+#include "config.h"
+#include "imap_session.h"
+#include "log.h"
+#include "store.h"
+
+/* --- sequence sets ------------------------------------------------------- */
+
+/* Parses a number of a sequence set (nz-number), or "*" as 0. */
+static const char *
+parse_seq_number(const char *p, uint32_t *out)
+{
+	uint64_t	 n = 0;
+
+	if (*p == '*') {
+		*out = 0;
+		return p + 1;
+	}
+	if (*p < '1' || *p > '9')
+		return NULL;
+	for (; isdigit((unsigned char)*p); p++)
+		if ((n = n * 10 + (uint64_t)(*p - '0')) > UINT32_MAX)
+			return NULL;
+	*out = (uint32_t)n;
+	return p;
+}
+
+int
+imap_seqset_parse(const char *p, struct imap_seqset *set)
+{
+	struct imap_range	*grown;
+	size_t			 cap = 0;
+	uint32_t		 lo, hi;
+
+	set->r = NULL;
+	set->n = 0;
+	do {
+		if ((p = parse_seq_number(p, &lo)) == NULL)
+			goto bad;
+		hi = lo;
+		if (*p == ':' && (p = parse_seq_number(p + 1, &hi)) == NULL)
+			goto bad;
+		if (set->n == IMAP_MAX_RANGES)
+			goto bad;
+		if (set->n == cap) {
+			cap = cap ? cap * 2 : 4;
+			if ((grown = reallocarray(set->r, cap,
+			    sizeof(*grown))) == NULL)
+				goto bad;
+			set->r = grown;
+		}
+		set->r[set->n].lo = lo;
+		set->r[set->n].hi = hi;
+		set->n++;
+	} while (*p++ == ',');
+	if (p[-1] != '\0')
+		goto bad;
+	return 0;
+bad:
+	imap_seqset_free(set);
+	return -1;
+}
+
+static int
+range_cmp(const void *a, const void *b)
+{
+	const struct imap_range	*x = a, *y = b;
+
+	return x->lo < y->lo ? -1 : x->lo > y->lo;
+}
+
+void
+imap_seqset_resolve(struct imap_seqset *set, uint32_t star)
+{
+	size_t		 i, out = 0;
+	uint32_t	 t;
+
+	for (i = 0; i < set->n; i++) {
+		if (set->r[i].lo == 0)
+			set->r[i].lo = star;
+		if (set->r[i].hi == 0)
+			set->r[i].hi = star;
+		if (set->r[i].lo > set->r[i].hi) {
+			t = set->r[i].lo;
+			set->r[i].lo = set->r[i].hi;
+			set->r[i].hi = t;
+		}
+	}
+	if (set->n == 0)
+		return;
+	qsort(set->r, set->n, sizeof(*set->r), range_cmp);
+	for (i = 1; i < set->n; i++) {
+		if (set->r[i].lo <= set->r[out].hi ||
+		    set->r[i].lo - 1 == set->r[out].hi) {
+			if (set->r[i].hi > set->r[out].hi)
+				set->r[out].hi = set->r[i].hi;
+		} else
+			set->r[++out] = set->r[i];
+	}
+	set->n = out + 1;
+}
+
+int
+imap_seqset_has(const struct imap_seqset *set, uint32_t n)
+{
+	size_t	 lo = 0, hi = set->n, mid;
+
+	while (lo < hi) {
+		mid = (lo + hi) / 2;
+		if (n < set->r[mid].lo)
+			hi = mid;
+		else if (n > set->r[mid].hi)
+			lo = mid + 1;
+		else
+			return 1;
+	}
+	return 0;
+}
+
+void
+imap_seqset_free(struct imap_seqset *set)
+{
+	free(set->r);
+	set->r = NULL;
+	set->n = 0;
+}
+
+/* The index of the first message whose UID is at least uid. */
+static uint32_t
+view_lower_bound(const struct imap_view *v, uint32_t uid)
+{
+	uint32_t	 lo = 0, hi = v->count, mid;
+
+	while (lo < hi) {
+		mid = lo + (hi - lo) / 2;
+		if (v->msgs[mid].uid < uid)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+int
+imap_view_foreach(const struct imap_view *v, const struct imap_seqset *set,
+    int uid, int (*cb)(void *, uint32_t), void *arg)
+{
+	size_t		 i;
+	uint32_t	 n, end;
+	int		 rc;
+
+	for (i = 0; i < set->n; i++) {
+		if (uid) {
+			n = view_lower_bound(v, set->r[i].lo);
+			end = view_lower_bound(v, set->r[i].hi == UINT32_MAX ?
+			    UINT32_MAX : set->r[i].hi + 1);
+			if (set->r[i].hi == UINT32_MAX)
+				end = v->count;
+		} else {
+			n = set->r[i].lo > 0 ? set->r[i].lo - 1 : 0;
+			end = set->r[i].hi < v->count ? set->r[i].hi : v->count;
+		}
+		for (; n < end; n++)
+			if ((rc = cb(arg, n + 1)) != 0)
+				return rc;
+	}
+	return 0;
+}
+
+/*
+ * Parses a set argument and resolves "*" against the view: the highest
+ * sequence number, or the highest UID.  Returns 0 or -1 (bad syntax).
+ */
+int
+imap_view_seqset(const struct imap_view *v, const struct imap_arg *a,
+    int uid, struct imap_seqset *set)
+{
+	uint32_t	 star;
+
+	if (a->type != IMAP_ARG_ATOM || imap_seqset_parse(a->str, set) < 0)
+		return -1;
+	star = uid ? (v->count ? v->msgs[v->count - 1].uid : 0) : v->count;
+	imap_seqset_resolve(set, star);
+	return 0;
+}
+
+/* --- flags ------------------------------------------------------------- */
+
+/* Whether kw is in the space separated list (keywords ignore case). */
+static int
+keyword_has(const char *list, const char *kw, size_t len)
+{
+	const char	*p = list;
+	size_t		 n;
+
+	while (*p != '\0') {
+		n = strcspn(p, " ");
+		if (n == len && strncasecmp(p, kw, len) == 0)
+			return 1;
+		p += n;
+		p += strspn(p, " ");
+	}
+	return 0;
+}
+
+/* Appends kw to the list unless there; returns 0 or -1 when full. */
+static int
+keyword_add(char *list, size_t size, const char *kw, size_t len)
+{
+	size_t	 n = strlen(list);
+
+	if (keyword_has(list, kw, len))
+		return 0;
+	if (n + len + 2 > size)
+		return -1;
+	if (n > 0)
+		list[n++] = ' ';
+	memcpy(list + n, kw, len);
+	list[n + len] = '\0';
+	return 0;
+}
+
+/* Whether an atom is a valid keyword (RFC 3501 flag-keyword). */
+static int
+keyword_valid(const char *kw)
+{
+	const char	*p;
+
+	if (*kw == '\0' || *kw == '\\')
+		return 0;
+	for (p = kw; *p != '\0'; p++)
+		if (!imap_is_atom_char((unsigned char)*p) || *p == ']' ||
+		    *p == '%' || *p == '*')
+			return 0;
+	return 1;
+}
+
+int
+imap_parse_flags(const struct imap_arg *list, uint32_t *flags,
+    char *keywords, size_t kwlen)
+{
+	const struct imap_arg	*a;
+	uint32_t		 bit;
+	size_t			 i;
+
+	*flags = 0;
+	keywords[0] = '\0';
+	for (i = 0; i < list->nlist; i++) {
+		a = &list->list[i];
+		if (a->type != IMAP_ARG_ATOM)
+			return -1;
+		if ((bit = imap_flag_bit(a->str)) != 0)
+			*flags |= bit;
+		else if (!keyword_valid(a->str) ||
+		    keyword_add(keywords, kwlen, a->str, a->len) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* --- STORE ---------------------------------------------------------------- */
+
+enum store_op {
+	OP_REPLACE,
+	OP_ADD,
+	OP_REMOVE,
+};
+
+struct store_job {
+	struct session	*s;
+	int		 uid;
+	enum store_op	 op;
+	int		 silent;
+	int		 conditional;		/* UNCHANGEDSINCE given */
+	uint64_t	 unchangedsince;
+	uint32_t	 flags;
+	char		 keywords[STORE_MAX_KEYWORDS];
+	struct imap_seqset modified;		/* failed UNCHANGEDSINCE */
+	size_t		 modcap;
+	int		 error;
+};
+
+/* The flags and keywords a message gets from the operation. */
+static void
+store_apply(const struct store_job *j, uint32_t *flags, char *kw, size_t kwlen)
+{
+	const char	*p = j->keywords;
+	char		 out[STORE_MAX_KEYWORDS];
+	size_t		 n;
+
+	switch (j->op) {
+	case OP_REPLACE:
+		*flags = j->flags;
+		snprintf(kw, kwlen, "%s", j->keywords);
+		return;
+	case OP_ADD:
+		*flags |= j->flags;
+		while (*p != '\0') {
+			n = strcspn(p, " ");
+			(void)keyword_add(kw, kwlen, p, n);
+			p += n;
+			p += strspn(p, " ");
+		}
+		return;
+	case OP_REMOVE:
+		*flags &= ~j->flags;
+		out[0] = '\0';
+		for (p = kw; *p != '\0'; p += strspn(p, " ")) {
+			n = strcspn(p, " ");
+			if (!keyword_has(j->keywords, p, n))
+				(void)keyword_add(out, sizeof(out), p, n);
+			p += n;
+		}
+		snprintf(kw, kwlen, "%s", out);
+		return;
+	}
+}
+
+/* Remembers a message that failed UNCHANGEDSINCE, for [MODIFIED]. */
+static void
+store_note_modified(struct store_job *j, uint32_t n)
+{
+	struct imap_range	*grown;
+
+	if (j->modified.n == j->modcap) {
+		j->modcap = j->modcap ? j->modcap * 2 : 8;
+		if ((grown = reallocarray(j->modified.r, j->modcap,
+		    sizeof(*grown))) == NULL) {
+			j->error = 1;
+			return;
+		}
+		j->modified.r = grown;
+	}
+	j->modified.r[j->modified.n].lo = j->modified.r[j->modified.n].hi = n;
+	j->modified.n++;
+}
+
+/* Writes "* n FETCH (FLAGS ... [UID u] [MODSEQ (m)])" for one message. */
+static void
+store_respond(struct store_job *j, uint32_t seq, const struct store_message *m,
+    uint32_t flags, const char *kw)
+{
+	struct imap_session	*ims = imap_of(j->s);
+
+	session_printf(j->s, "* %u FETCH (FLAGS ", seq);
+	imap_put_flags(j->s, flags, kw,
+	    ims->view->msgs[seq - 1].bits & VIEW_RECENT);
+	if (j->uid)
+		session_printf(j->s, " UID %u", m->uid);
+	if (ims->condstore)
+		session_printf(j->s, " MODSEQ (%llu)",
+		    (unsigned long long)m->modseq);
+	session_printf(j->s, ")\r\n");
+}
+
+/* STORE for one message (an imap_view_foreach callback). */
+static int
+store_one(void *arg, uint32_t seq)
+{
+	struct store_job	*j = arg;
+	struct imap_view	*v = imap_of(j->s)->view;
+	struct store		*st = j->s->srv->store;
+	struct store_message	 m;
+	uint32_t		 flags;
+	char			 kw[STORE_MAX_KEYWORDS];
+	enum store_err		 err;
+
+	if ((err = store_message_get(st, v->mb.id, v->msgs[seq - 1].uid, &m)) ==
+	    STORE_NOTFOUND)
+		return 0;
+	if (err != STORE_OK)
+		return j->error = 1;
+	if (j->conditional && m.modseq > j->unchangedsince) {
+		store_note_modified(j, j->uid ? m.uid : seq);
+		return j->error;
+	}
+	flags = m.flags;
+	snprintf(kw, sizeof(kw), "%s", m.keywords);
+	store_apply(j, &flags, kw, sizeof(kw));
+	if (flags != m.flags || strcmp(kw, m.keywords) != 0) {
+		if (store_message_set_flags(st, v->mb.id, m.uid, flags, kw,
+		    &m.modseq) != STORE_OK)
+			return j->error = 1;
+		imap_view_own_change(v, m.modseq);
+	}
+	if (!j->silent)
+		store_respond(j, seq, &m, flags, kw);
+	return 0;
+}
+
+/* Parses "[+-]FLAGS[.SILENT]" into the job. */
+static int
+store_parse_item(struct store_job *j, const char *item)
+{
+	j->op = *item == '+' ? OP_ADD : *item == '-' ? OP_REMOVE : OP_REPLACE;
+	if (j->op != OP_REPLACE)
+		item++;
+	if (strcasecmp(item, "FLAGS.SILENT") == 0)
+		j->silent = 1;
+	else if (strcasecmp(item, "FLAGS") != 0)
+		return -1;
+	return 0;
+}
+
+/* Parses the optional "(UNCHANGEDSINCE n)" modifier (RFC 7162). */
+static int
+store_parse_modifier(struct store_job *j, const struct imap_arg *a)
+{
+	char	*end;
+
+	if (a->nlist != 2 || a->list[0].type != IMAP_ARG_ATOM ||
+	    strcasecmp(a->list[0].str, "UNCHANGEDSINCE") != 0 ||
+	    a->list[1].type != IMAP_ARG_ATOM)
+		return -1;
+	j->unchangedsince = strtoull(a->list[1].str, &end, 10);
+	if (*end != '\0' || !isdigit((unsigned char)a->list[1].str[0]))
+		return -1;
+	j->conditional = 1;
+	return 0;
+}
+
+/*
+ * A resolved set as text, "1:3,7", for a response code; malloc'd, or
+ * NULL without memory.
+ */
+static char *
+seqset_text(const struct imap_seqset *set)
+{
+	struct buf	 b;
+	size_t		 i;
+	char		*out;
+
+	buf_init(&b, set->n * 22 + 1);
+	for (i = 0; i < set->n; i++) {
+		if (set->r[i].lo == set->r[i].hi)
+			buf_printf(&b, "%s%u", i ? "," : "", set->r[i].lo);
+		else
+			buf_printf(&b, "%s%u:%u", i ? "," : "", set->r[i].lo,
+			    set->r[i].hi);
+	}
+	if (buf_append(&b, "", 1) < 0 || (out = strdup(buf_ptr(&b))) == NULL)
+		out = NULL;
+	buf_free(&b);
+	return out;
+}
+
+void
+imap_cmd_store(struct session *s, const struct imap_arg *args, size_t nargs,
+    int uid)
+{
+	struct imap_session	*ims = imap_of(s);
+	struct store_job	*j;
+	struct imap_seqset	 set;
+	struct imap_arg		 loose;
+	size_t			 i = 1;
+	char			*text;
+
+	if (nargs < 3 || imap_view_seqset(ims->view, &args[0], uid, &set) < 0) {
+		imap_reply(s, "BAD STORE wants a sequence set, an item and "
+		    "flags");
+		return;
+	}
+	if ((j = calloc(1, sizeof(*j))) == NULL) {
+		imap_seqset_free(&set);
+		imap_reply(s, "NO [UNAVAILABLE] Out of memory");
+		return;
+	}
+	j->s = s;
+	j->uid = uid;
+	if (args[i].type == IMAP_ARG_LIST && store_parse_modifier(j,
+	    &args[i++]) < 0)
+		imap_reply(s, "BAD Invalid STORE modifier");
+	else if (args[i].type != IMAP_ARG_ATOM ||
+	    store_parse_item(j, args[i].str) < 0)
+		imap_reply(s, "BAD Invalid STORE item");
+	else if (++i >= nargs)
+		imap_reply(s, "BAD STORE wants flags");
+	else {
+		/* "+FLAGS \Seen \Draft" without parentheses is allowed too. */
+		if (args[i].type == IMAP_ARG_LIST && i + 1 == nargs)
+			loose = args[i];
+		else {
+			memset(&loose, 0, sizeof(loose));
+			loose.list = (struct imap_arg *)&args[i];
+			loose.nlist = nargs - i;
+		}
+		if (imap_parse_flags(&loose, &j->flags, j->keywords,
+		    sizeof(j->keywords)) < 0)
+			imap_reply(s, "BAD Invalid flags");
+		else if (ims->view->readonly)
+			imap_reply(s, "NO Mailbox is read-only");
+	}
+	if (ims->reply == NULL) {
+		if (j->conditional)
+			ims->condstore = 1;
+		imap_view_foreach(ims->view, &set, uid, store_one, j);
+		if (j->error)
+			imap_reply(s, "NO [UNAVAILABLE] STORE failed");
+		else if (j->modified.n > 0) {
+			imap_seqset_resolve(&j->modified, 0);
+			text = seqset_text(&j->modified);
+			imap_reply(s, "OK [MODIFIED %s] Conditional STORE "
+			    "failed", text ? text : "");
+			free(text);
+		} else
+			imap_reply(s, "OK %sSTORE completed", uid ? "UID " : "");
+	}
+	free(j->modified.r);
+	free(j);
+	imap_seqset_free(&set);
+}
+
+/* --- COPY, MOVE, EXPUNGE ------------------------------------------------- */
+
+/* Messages picked from the view: UIDs and sequence numbers, ascending. */
+struct picked {
+	struct session	*s;
+	uint32_t	*uid;
+	uint32_t	*seq;
+	size_t		 n, cap;
+	int		 deleted_only;	/* EXPUNGE: only \Deleted ones */
+	int		 error;
+};
+
+/* Adds one message of the view (an imap_view_foreach callback). */
+static int
+pick_one(void *arg, uint32_t seq)
+{
+	struct picked		*p = arg;
+	struct imap_view	*v = imap_of(p->s)->view;
+	struct store_message	 m;
+	uint32_t		*u, *q;
+	enum store_err		 err;
+
+	if (v->msgs[seq - 1].bits & VIEW_GONE)
+		return 0;
+	if (p->deleted_only) {
+		err = store_message_get(p->s->srv->store, v->mb.id,
+		    v->msgs[seq - 1].uid, &m);
+		if (err == STORE_NOTFOUND || (err == STORE_OK &&
+		    (m.flags & FLAG_DELETED) == 0))
+			return 0;
+		if (err != STORE_OK)
+			return p->error = 1;
+	}
+	if (p->n == p->cap) {
+		p->cap = p->cap ? p->cap * 2 : 64;
+		u = reallocarray(p->uid, p->cap, sizeof(*u));
+		if (u != NULL)
+			p->uid = u;
+		q = reallocarray(p->seq, p->cap, sizeof(*q));
+		if (q != NULL)
+			p->seq = q;
+		if (u == NULL || q == NULL)
+			return p->error = 1;
+	}
+	p->uid[p->n] = v->msgs[seq - 1].uid;
+	p->seq[p->n] = seq;
+	p->n++;
+	return 0;
+}
+
+static void
+picked_free(struct picked *p)
+{
+	free(p->uid);
+	free(p->seq);
+}
+
+/*
+ * Drops the picked messages from the view, sending "* n EXPUNGE" for each
+ * unless silent.  seq is ascending, so the k-th removal's number is its
+ * original number less the k removed before it.
+ */
+static void
+view_remove(struct session *s, const struct picked *p, int silent)
+{
+	struct imap_view	*v = imap_of(s)->view;
+	uint32_t		 i, out = 0;
+	size_t			 k = 0;
+
+	for (i = 0; i < v->count; i++) {
+		if (k < p->n && p->seq[k] == i + 1) {
+			if (!silent)
+				session_printf(s, "* %u EXPUNGE\r\n",
+				    (uint32_t)(i + 1 - k));
+			if (v->msgs[i].bits & VIEW_GONE)
+				v->gone--;
+			k++;
+			continue;
+		}
+		v->msgs[out++] = v->msgs[i];
+	}
+	v->count = out;
+}
+
+/* A list of ascending numbers as a set text "1:3,7"; malloc'd. */
+static char *
+numbers_text(const uint32_t *v, size_t n)
+{
+	struct imap_seqset	 set;
+	char			*text;
+	size_t			 i;
+
+	if ((set.r = calloc(n ? n : 1, sizeof(*set.r))) == NULL)
+		return NULL;
+	for (i = 0; i < n; i++)
+		set.r[i].lo = set.r[i].hi = v[i];
+	set.n = n;
+	imap_seqset_resolve(&set, 0);
+	text = seqset_text(&set);
+	imap_seqset_free(&set);
+	return text;
+}
+
+/* COPY and MOVE (RFC 6851), with COPYUID (RFC 4315). */
+static void
+copy_messages(struct session *s, const struct imap_arg *args, size_t nargs,
+    int uid, int move)
+{
+	struct imap_session	*ims = imap_of(s);
+	struct imap_view	*v = ims->view;
+	struct store_mailbox	 to;
+	struct imap_seqset	 set;
+	struct picked		 p;
+	const char		*name, *verb = move ? "MOVE" : "COPY";
+	uint32_t		*new_uid = NULL;
+	char			*src = NULL, *dst = NULL;
+	enum store_err		 err;
+
+	memset(&p, 0, sizeof(p));
+	p.s = s;
+	if (nargs != 2 || imap_view_seqset(v, &args[0], uid, &set) < 0 ||
+	    (name = imap_arg_mailbox(&args[1])) == NULL) {
+		imap_reply(s, "BAD %s wants a sequence set and a mailbox", verb);
+		return;
+	}
+	imap_view_foreach(v, &set, uid, pick_one, &p);
+	imap_seqset_free(&set);
+	if ((err = store_mailbox_get(s->srv->store, ims->user, name, &to)) ==
+	    STORE_NOTFOUND)
+		imap_reply(s, "NO [TRYCREATE] No such mailbox");
+	else if (err != STORE_OK || p.error)
+		imap_reply(s, "NO [UNAVAILABLE] %s failed", verb);
+	else if (move && v->readonly)
+		imap_reply(s, "NO Mailbox is read-only");
+	else if (p.n == 0)
+		imap_reply(s, "OK No messages to %s", verb);
+	else if ((new_uid = calloc(p.n, sizeof(*new_uid))) == NULL)
+		imap_reply(s, "NO [UNAVAILABLE] Out of memory");
+	else if ((err = store_message_copy_many(s->srv->store, v->mb.id,
+	    p.uid, p.n, to.id, new_uid, move)) != STORE_OK)
+		imap_reply(s, "NO [%s] %s failed", err == STORE_NOTFOUND ?
+		    "EXPUNGEISSUED" : err == STORE_FULL ? "OVERQUOTA" :
+		    "UNAVAILABLE", verb);
+	else {
+		src = numbers_text(p.uid, p.n);
+		dst = numbers_text(new_uid, p.n);
+		if (!move)
+			imap_reply(s, "OK [COPYUID %u %s %s] COPY completed",
+			    to.uidvalidity, src ? src : "", dst ? dst : "");
+		else {
+			session_printf(s, "* OK [COPYUID %u %s %s] Moved\r\n",
+			    to.uidvalidity, src ? src : "", dst ? dst : "");
+			view_remove(s, &p, 0);
+			imap_reply(s, "OK %sMOVE completed", uid ? "UID " : "");
+		}
+	}
+	free(src);
+	free(dst);
+	free(new_uid);
+	picked_free(&p);
+}
+
+void
+imap_cmd_copy(struct session *s, const struct imap_arg *args, size_t nargs,
+    int uid)
+{
+	copy_messages(s, args, nargs, uid, 0);
+}
+
+void
+imap_cmd_move(struct session *s, const struct imap_arg *args, size_t nargs,
+    int uid)
+{
+	copy_messages(s, args, nargs, uid, 1);
+}
+
+int
+imap_expunge_deleted(struct session *s, const struct imap_seqset *uidset,
+    int silent)
+{
+	struct imap_view	*v = imap_of(s)->view;
+	struct imap_seqset	 all;
+	struct imap_range	 everything = { 1, UINT32_MAX };
+	struct picked		 p;
+	enum store_err		 err = STORE_OK;
+
+	memset(&p, 0, sizeof(p));
+	p.s = s;
+	p.deleted_only = 1;
+	all.r = &everything;
+	all.n = 1;
+	imap_view_foreach(v, uidset ? uidset : &all, 1, pick_one, &p);
+	if (!p.error && p.n > 0)
+		err = store_message_expunge_many(s->srv->store, v->mb.id,
+		    p.uid, p.n);
+	if (p.error || err != STORE_OK) {
+		imap_reply(s, "NO [UNAVAILABLE] EXPUNGE failed");
+		picked_free(&p);
+		return -1;
+	}
+	view_remove(s, &p, silent);
+	picked_free(&p);
+	return 0;
+}
+
+void
+imap_cmd_expunge(struct session *s, const struct imap_arg *args,
+    size_t nargs, int uid)
+{
+	struct imap_session	*ims = imap_of(s);
+	struct imap_seqset	 set;
+
+	if (nargs != (uid ? 1u : 0u) || (uid && imap_view_seqset(ims->view,
+	    &args[0], 1, &set) < 0)) {
+		imap_reply(s, "BAD %s", uid ? "UID EXPUNGE wants a UID set" :
+		    "EXPUNGE takes no arguments");
+		return;
+	}
+	if (ims->view->readonly)
+		imap_reply(s, "NO Mailbox is read-only");
+	else if (imap_expunge_deleted(s, uid ? &set : NULL, 0) == 0)
+		imap_reply(s, "OK %sEXPUNGE completed", uid ? "UID " : "");
+	if (uid)
+		imap_seqset_free(&set);
+}

@@ -1,0 +1,227 @@
+/*
+ * imap_session.h — what the IMAP files share: the session, the view of
+ * the selected mailbox, sequence sets, reply helpers, and the commands
+ * that live in their own files (FETCH in imap_fetch.c, SEARCH in
+ * imap_search.c).  imap.h is the public face (the proto_ops); this
+ * header is for imap*.c only.
+ *
+ * How a command runs.  imap.c frames and parses a command, checks its
+ * state, and calls its handler.  The handler writes untagged responses
+ * with the imap_put_* helpers and ends with imap_reply(), which only
+ * records the tagged reply.  imap.c then sends it, after the group
+ * commit when the store has a change pending (so no client hears OK
+ * before the fsync).  A handler with much output (FETCH 1:*) instead
+ * calls imap_start_steps(); its step function is called again each time
+ * the output buffer has drained below OUTBUF_HIGH_WATER, and calls
+ * imap_reply() on its last step.
+ */
+#ifndef MAILREPD_IMAP_SESSION_H
+#define MAILREPD_IMAP_SESSION_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "imap_parse.h"
+#include "proto.h"
+#include "store.h"
+
+/* Per-message bits of a view, beside the UID. */
+#define VIEW_RECENT	0x01	/* \Recent for this session */
+#define VIEW_GONE	0x02	/* expunged elsewhere, EXPUNGE not yet sent */
+
+struct imap_view_msg {
+	uint32_t	uid;
+	uint32_t	bits;
+};
+
+/*
+ * The selected mailbox as this session knows it.  Sequence number n is
+ * msgs[n - 1]; msgs is in UID order.  Invariant: count <= cap, and the
+ * UIDs strictly grow.  A VIEW_GONE message keeps its sequence number
+ * until the EXPUNGE response may be sent (RFC 3501 7.4.1); reading it
+ * from the store gives STORE_NOTFOUND, and FETCH or SEARCH skip it.
+ */
+struct imap_view {
+	struct store_mailbox	 mb;		/* as at SELECT */
+	int			 readonly;	/* EXAMINE, or a replica */
+	struct imap_view_msg	*msgs;
+	uint32_t		 count;
+	uint32_t		 gone;		/* messages with VIEW_GONE */
+	size_t			 cap;
+	uint64_t		 modseq;	/* changes up to here reported */
+	uint32_t		 uidnext;	/* UIDs below were looked at */
+	uint64_t		*own;		/* MODSEQs this session made */
+	size_t			 nown, capown;
+};
+
+enum imap_state {
+	IMAP_NOTAUTH,
+	IMAP_AUTH,
+	IMAP_SELECTED,
+	IMAP_LOGOUT,
+};
+
+/* A step function: returns 1 when done (imap_reply() called), else 0. */
+typedef int	(*imap_step_fn)(struct session *, void *arg);
+
+struct imap_session {
+	enum imap_state		 state;
+	char			 user[USER_MAX_NAME + 1];
+	struct imap_view	*view;		/* set in IMAP_SELECTED */
+	int			 condstore;	/* CONDSTORE enabled or used */
+	int			 utf8;		/* ENABLE UTF8=ACCEPT */
+	/* the command being run */
+	char			*tag;
+	char			*reply;		/* "OK ...", set by imap_reply */
+	int			 uses_seq;	/* no EXPUNGE may be sent */
+	imap_step_fn		 step;
+	void			(*step_free)(void *);
+	void			*step_arg;
+	/* ...the rest is imap.c's own (framing, IDLE, APPEND) */
+	struct imap_private	*priv;
+};
+
+static inline struct imap_session *
+imap_of(struct session *s)
+{
+	return s->proto;
+}
+
+/*
+ * Records the tagged reply of the running command: "OK ...", "NO ..."
+ * or "BAD ...", with response code when there is one ("NO [TRYCREATE]
+ * No such mailbox").  The first call wins.
+ */
+void	imap_reply(struct session *, const char *fmt, ...)
+	    __attribute__((format(printf, 2, 3)));
+
+/* Hands the rest of the running command to step (see the top). */
+void	imap_start_steps(struct session *, imap_step_fn step,
+	    void (*step_free)(void *), void *arg);
+
+/* Whether a step should stop and wait for the client to read. */
+int	imap_output_full(const struct session *);
+
+/*
+ * Output helpers.  imap_put_string() writes a quoted string when the
+ * bytes allow it, else a literal; imap_put_nstring() writes NIL for NULL.
+ * imap_put_flags() writes "(\Seen kw ...)" with \Recent when recent.
+ */
+void	imap_put_string(struct session *, const char *, size_t);
+void	imap_put_nstring(struct session *, const char *);
+void	imap_put_flags(struct session *, uint32_t flags, const char *keywords,
+	    int recent);
+
+/*
+ * Records a MODSEQ this session made (a STORE, a \Seen set by FETCH),
+ * whose FETCH response it sent itself, so that the next untagged update
+ * does not report the same change again.
+ */
+void	imap_view_own_change(struct imap_view *, uint64_t modseq);
+
+/*
+ * Sequence sets (RFC 3501 sequence-set).  imap_seqset_parse() keeps "*"
+ * as a placeholder; imap_seqset_resolve() then replaces it by `star` (the
+ * highest sequence number or UID in use) and sorts and merges the ranges.
+ */
+struct imap_range {
+	uint32_t	lo, hi;		/* lo <= hi after resolve */
+};
+
+struct imap_seqset {
+	struct imap_range	*r;
+	size_t			 n;
+};
+
+/* Returns 0, or -1 for bad syntax or more than IMAP_MAX_RANGES ranges. */
+int	imap_seqset_parse(const char *, struct imap_seqset *);
+void	imap_seqset_resolve(struct imap_seqset *, uint32_t star);
+int	imap_seqset_has(const struct imap_seqset *, uint32_t);
+void	imap_seqset_free(struct imap_seqset *);
+
+/*
+ * Parses a set argument and resolves "*" against the view (the highest
+ * sequence number, or UID when uid).  Returns 0, or -1 for bad syntax.
+ */
+int	imap_view_seqset(const struct imap_view *, const struct imap_arg *,
+	    int uid, struct imap_seqset *);
+
+/*
+ * The view's sequence numbers (1-based, in order) that a resolved set
+ * names: UIDs when `uid`, else sequence numbers.  Calls cb for each; a
+ * non-zero return stops the walk and is returned.
+ */
+int	imap_view_foreach(const struct imap_view *, const struct imap_seqset *,
+	    int uid, int (*cb)(void *, uint32_t seq), void *arg);
+
+/* Flag names <-> bits: "\Seen" -> FLAG_SEEN; 0 for a keyword. */
+uint32_t	imap_flag_bit(const char *);
+
+/* Arguments: an astring as a C string (NULL if not one); a mailbox name. */
+const char	*imap_arg_astring(const struct imap_arg *);
+const char	*imap_arg_mailbox(const struct imap_arg *);
+
+/*
+ * A flag list "(\Seen kw ...)" into system flag bits and a space
+ * separated keyword string (kwlen bytes).  Returns 0, or -1 for \Recent,
+ * \*, a bad keyword or too many keywords.
+ */
+int	imap_parse_flags(const struct imap_arg *list, uint32_t *flags,
+	    char *keywords, size_t kwlen);
+
+/*
+ * Expunges the view's messages flagged \Deleted (only those whose UIDs
+ * uidset names, when not NULL), sending EXPUNGE responses unless silent
+ * (CLOSE).  Replies itself on a store error.  Returns 0 or -1.
+ */
+int	imap_expunge_deleted(struct session *, const struct imap_seqset *uidset,
+	    int silent);
+
+/*
+ * Untagged updates for the selected mailbox (imap_mailbox.c): new
+ * messages (EXISTS, RECENT), flag changes made elsewhere (FETCH), and,
+ * when allow_expunge, expunges made elsewhere (EXPUNGE).
+ */
+void	imap_sync(struct session *, int allow_expunge);
+void	imap_view_free(struct imap_view *);
+
+/* STATUS items (RFC 3501 6.3.10, RFC 7162, RFC 8438). */
+#define STATUS_MESSAGES		0x01
+#define STATUS_RECENT		0x02
+#define STATUS_UIDNEXT		0x04
+#define STATUS_UIDVALIDITY	0x08
+#define STATUS_UNSEEN		0x10
+#define STATUS_HIGHESTMODSEQ	0x20
+#define STATUS_SIZE		0x40
+
+/* Parses "(MESSAGES UNSEEN ...)"; returns 0 or -1. */
+int	imap_status_items(const struct imap_arg *, unsigned *items);
+
+/* Writes "* STATUS name (...)"; returns 0, or -1 on a store error. */
+int	imap_status_respond(struct session *, const struct store_mailbox *,
+	    unsigned items);
+
+/* Command handlers; `variant` is the table's (UID, EXAMINE, LSUB...). */
+typedef void	imap_cmd_fn(struct session *, const struct imap_arg *, size_t,
+		    int variant);
+imap_cmd_fn	imap_cmd_select, imap_cmd_create, imap_cmd_delete,
+		imap_cmd_rename, imap_cmd_subscribe, imap_cmd_list,
+		imap_cmd_status, imap_cmd_close;		/* imap_mailbox.c */
+imap_cmd_fn	imap_cmd_store, imap_cmd_copy, imap_cmd_move,
+		imap_cmd_expunge;				/* imap_message.c */
+
+/*
+ * FETCH and UID FETCH (imap_fetch.c).  args are the command's arguments
+ * (sequence set, items, optional modifiers such as (CHANGEDSINCE n)).
+ * Replies itself: imap_reply() at once for a bad command, or through
+ * imap_start_steps() for output produced as the client reads.
+ */
+void	imap_cmd_fetch(struct session *, const struct imap_arg *args,
+	    size_t nargs, int uid);
+
+/* SEARCH and UID SEARCH (imap_search.c); replies like imap_cmd_fetch. */
+void	imap_cmd_search(struct session *, const struct imap_arg *args,
+	    size_t nargs, int uid);
+
+#endif /* MAILREPD_IMAP_SESSION_H */
