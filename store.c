@@ -286,9 +286,11 @@ struct store {
 	uint8_t		*packed;	/* compressBound(BLOB_CHUNK_SIZE) */
 	size_t		 packed_cap;
 	char		 keywords[STORE_MAX_KEYWORDS]; /* of message_row() */
+	struct store_blob_reader *readers;	/* open blob readers */
 };
 
 struct store_blob_reader {
+	struct store_blob_reader *next;		/* in st->readers */
 	struct store	*st;
 	int64_t		 blob_id;
 	uint64_t	 size;
@@ -1323,6 +1325,8 @@ store_blob_open(struct store *st, const uint8_t *guid,
 	r->size = (uint64_t)sqlite3_column_int64(s, 1);
 	r->cached_seq = -1;
 	sqlite3_reset(s);
+	r->next = st->readers;
+	st->readers = r;
 	if (size != NULL)
 		*size = r->size;
 	*out = r;
@@ -1397,8 +1401,13 @@ store_blob_read(struct store_blob_reader *r, uint64_t off, void *buf,
 void
 store_blob_close(struct store_blob_reader *r)
 {
+	struct store_blob_reader	**rp;
+
 	if (r == NULL)
 		return;
+	for (rp = &r->st->readers; *rp != r; rp = &(*rp)->next)
+		assert(*rp != NULL);
+	*rp = r->next;
 	free(r->chunk);
 	free(r);
 }
@@ -1662,13 +1671,20 @@ message_expunge(struct store *st, int64_t mailbox_id, uint32_t uid,
 /*
  * Drops blob_id when no message refers to it any more: the one blob an
  * expunge may have freed, so that expunging N messages costs N look-ups
- * rather than N scans of every blob (blob_gc).
+ * rather than N scans of every blob (blob_gc).  A blob that a reader has
+ * open (a FETCH streaming it to another client) is left for the next
+ * blob_gc, so that the reader never loses its chunks.
  */
 static enum store_err
 blob_drop_unused(struct store *st, int64_t blob_id)
 {
-	sqlite3_stmt	*s;
-	enum store_err	 err;
+	struct store_blob_reader	*r;
+	sqlite3_stmt			*s;
+	enum store_err			 err;
+
+	for (r = st->readers; r != NULL; r = r->next)
+		if (r->blob_id == blob_id)
+			return STORE_OK;
 
 	if ((s = stmt(st, S_BLOB_UNUSED_CHUNKS)) == NULL)
 		return STORE_IO;
