@@ -929,9 +929,8 @@ command_run(struct session *s, struct imap_cmd *cmd)
 	}
 	if ((c->states & (1u << ims->state)) == 0) {
 		imap_reply(s, "BAD %s", ims->state == IMAP_NOTAUTH ?
-		    "Log in first" : ims->state == IMAP_SELECTED ||
-		    c->states == ST_SELECTED ? "No mailbox selected" :
-		    "Already logged in");
+		    "Log in first" : c->states == ST_NOTAUTH ?
+		    "Already logged in" : "No mailbox selected");
 		return;
 	}
 	ims->uses_seq = c->uses_seq;

@@ -109,6 +109,7 @@ view_append(struct imap_view *v, uint32_t uid)
 	}
 	v->msgs[v->count].uid = uid;
 	v->msgs[v->count].bits = recent_claim(v, uid) ? VIEW_RECENT : 0;
+	v->recent += v->msgs[v->count].bits & VIEW_RECENT;
 	v->count++;
 	return 0;
 }
@@ -168,7 +169,7 @@ struct sync_ctx {
 	struct session		*s;
 	struct imap_view	*v;
 	uint32_t		 old_count;
-	uint32_t		 recent;	/* new \Recent messages */
+	uint32_t		 old_recent;
 	int			 error;
 };
 
@@ -197,8 +198,6 @@ sync_changed(void *arg, const struct store_message *m)
 	if (m->uid >= v->uidnext || (i = view_find(v, m->uid)) < 0) {
 		if (view_append(v, m->uid) < 0)
 			return c->error = 1;
-		if (v->msgs[v->count - 1].bits & VIEW_RECENT)
-			c->recent++;
 		return 0;
 	}
 	if (view_is_own(v, m->modseq) || (v->msgs[i].bits & VIEW_GONE))
@@ -222,6 +221,7 @@ sync_send_expunges(struct session *s, struct imap_view *v)
 	for (i = 0; i < v->count; i++) {
 		if (v->msgs[i].bits & VIEW_GONE) {
 			session_printf(s, "* %u EXPUNGE\r\n", i + 1 - removed);
+			v->recent -= v->msgs[i].bits & VIEW_RECENT;
 			removed++;
 			continue;
 		}
@@ -254,6 +254,7 @@ imap_sync(struct session *s, int allow_expunge)
 		c.s = s;
 		c.v = v;
 		c.old_count = v->count;
+		c.old_recent = v->recent;
 		if (store_expunged_since(s->srv->store, v->mb.uniqueid,
 		    v->modseq, sync_expunged, &c) != STORE_OK ||
 		    store_message_changes(s->srv->store, v->mb.id, v->modseq,
@@ -261,8 +262,8 @@ imap_sync(struct session *s, int allow_expunge)
 			return;		/* try again at the next point */
 		if (v->count != c.old_count)
 			session_printf(s, "* %u EXISTS\r\n", v->count);
-		if (c.recent > 0)
-			session_printf(s, "* %u RECENT\r\n", c.recent);
+		if (v->recent != c.old_recent)
+			session_printf(s, "* %u RECENT\r\n", v->recent);
 		v->modseq = modseq;
 		v->uidnext = uidnext;
 		v->nown = 0;
@@ -276,7 +277,6 @@ imap_sync(struct session *s, int allow_expunge)
 struct load_ctx {
 	struct imap_view	*v;
 	uint32_t		 first_unseen;	/* sequence number, or 0 */
-	uint32_t		 recent;
 	int			 error;
 };
 
@@ -289,8 +289,6 @@ load_one(void *arg, const struct store_message *m)
 		return c->error = 1;
 	if ((m->flags & FLAG_SEEN) == 0 && c->first_unseen == 0)
 		c->first_unseen = c->v->count;
-	if (c->v->msgs[c->v->count - 1].bits & VIEW_RECENT)
-		c->recent++;
 	return 0;
 }
 
@@ -323,7 +321,7 @@ select_respond(struct session *s, const struct imap_view *v,
 		session_printf(s, "* OK [PERMANENTFLAGS (\\Answered \\Flagged "
 		    "\\Deleted \\Seen \\Draft \\*)] Flags permitted\r\n");
 	session_printf(s, "* %u EXISTS\r\n* %u RECENT\r\n", v->count,
-	    c->recent);
+	    v->recent);
 	if (c->first_unseen)
 		session_printf(s, "* OK [UNSEEN %u] First unseen\r\n",
 		    c->first_unseen);
@@ -428,8 +426,9 @@ reply_store_error(struct session *s, enum store_err err, const char *verb)
 }
 
 /*
- * A mailbox name argument for CREATE/RENAME: a trailing "/" says the
- * client means to create inferiors, and is dropped (RFC 3501 6.3.3).
+ * A mailbox name argument for CREATE/RENAME: valid modified UTF-7, and
+ * a trailing "/" (the client means to create inferiors) dropped (RFC
+ * 3501 6.3.3).
  */
 static const char *
 name_arg(const struct imap_arg *a, char *buf, size_t size)
@@ -437,7 +436,8 @@ name_arg(const struct imap_arg *a, char *buf, size_t size)
 	const char	*name = imap_arg_mailbox(a);
 	size_t		 n;
 
-	if (name == NULL || (n = strlen(name)) >= size)
+	if (name == NULL || (n = strlen(name)) >= size ||
+	    !imap_mutf7_valid(name))
 		return NULL;
 	memcpy(buf, name, n + 1);
 	if (n > 1 && buf[n - 1] == '/')
@@ -454,9 +454,12 @@ imap_cmd_create(struct session *s, const struct imap_arg *args, size_t nargs,
 	enum store_err	 err;
 
 	(void)variant;
-	if (nargs != 1 || (name = name_arg(&args[0], buf, sizeof(buf))) ==
-	    NULL) {
+	if (nargs != 1 || imap_arg_mailbox(&args[0]) == NULL) {
 		imap_reply(s, "BAD CREATE wants a mailbox name");
+		return;
+	}
+	if ((name = name_arg(&args[0], buf, sizeof(buf))) == NULL) {
+		imap_reply(s, "NO [CANNOT] Invalid mailbox name");
 		return;
 	}
 	if (strcmp(name, "INBOX") == 0)
@@ -509,8 +512,12 @@ imap_cmd_rename(struct session *s, const struct imap_arg *args, size_t nargs,
 
 	(void)variant;
 	if (nargs != 2 || (from = imap_arg_mailbox(&args[0])) == NULL ||
-	    (to = name_arg(&args[1], buf, sizeof(buf))) == NULL) {
+	    imap_arg_mailbox(&args[1]) == NULL) {
 		imap_reply(s, "BAD RENAME wants two mailbox names");
+		return;
+	}
+	if ((to = name_arg(&args[1], buf, sizeof(buf))) == NULL) {
+		imap_reply(s, "NO [CANNOT] Invalid mailbox name");
 		return;
 	}
 	err = store_mailbox_rename(s->srv->store, imap_of(s)->user, from, to);

@@ -600,6 +600,7 @@ view_remove(struct session *s, const struct picked *p, int silent)
 				    (uint32_t)(i + 1 - k));
 			if (v->msgs[i].bits & VIEW_GONE)
 				v->gone--;
+			v->recent -= v->msgs[i].bits & VIEW_RECENT;
 			k++;
 			continue;
 		}

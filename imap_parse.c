@@ -135,6 +135,31 @@ imap_is_quotable(const char *p, size_t n, int utf8)
 	return 1;
 }
 
+/*
+ * RFC 3501 5.1.3: printable ASCII stands for itself, except "&", which
+ * opens modified BASE64 (A-Z a-z 0-9 + ,) of UTF-16, closed by "-";
+ * "&-" is "&".  The shifted run must hold whole 16-bit units.
+ */
+int
+imap_mutf7_valid(const char *p)
+{
+	size_t	 n;
+
+	for (; *p != '\0'; p++) {
+		if ((unsigned char)*p < 0x20 || (unsigned char)*p > 0x7e)
+			return 0;
+		if (*p != '&')
+			continue;
+		for (n = 0; isalnum((unsigned char)p[n + 1]) ||
+		    p[n + 1] == '+' || p[n + 1] == ','; n++)
+			;
+		if (p[n + 1] != '-' || (n * 6) % 16 >= 6)
+			return 0;
+		p += n + 1;
+	}
+	return 1;
+}
+
 /* The state of parsing one command. */
 struct parser {
 	const char	*p, *end;

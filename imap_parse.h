@@ -112,4 +112,7 @@ int	imap_is_atom_char(unsigned char);
  */
 int	imap_is_quotable(const char *, size_t n, int utf8);
 
+/* Whether a mailbox name is valid modified UTF-7 (RFC 3501 5.1.3). */
+int	imap_mutf7_valid(const char *);
+
 #endif /* MAILREPD_IMAP_PARSE_H */

@@ -48,6 +48,7 @@ struct imap_view {
 	struct imap_view_msg	*msgs;
 	uint32_t		 count;
 	uint32_t		 gone;		/* messages with VIEW_GONE */
+	uint32_t		 recent;	/* messages with VIEW_RECENT */
 	size_t			 cap;
 	uint64_t		 modseq;	/* changes up to here reported */
 	uint32_t		 uidnext;	/* UIDs below were looked at */
