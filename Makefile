@@ -108,7 +108,7 @@ lint: deps-lint
 # libFuzzer targets (clang), each run FUZZ_SECONDS on its seed corpus;
 # what they find is kept in build/fuzz/TARGET-crash-*.
 FUZZ_SECONDS ?= 30
-FUZZ_TARGETS = imap_parse mime lmtp
+FUZZ_TARGETS = imap_parse mime lmtp imap
 FUZZ_FLAGS = -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer \
 	     -fno-sanitize-recover=undefined
 FUZZ_OBJS  = $(MODULES:%.c=build/fuzz/%.o)
