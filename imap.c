@@ -150,6 +150,25 @@ imap_put_string(struct session *s, const char *p, size_t n)
 	session_write(s, "\"", 1);
 }
 
+/*
+ * A mailbox name as an atom when it can be one (as Dovecot writes
+ * them: INBOX, Entw&APw-rfe), else quoted or as a literal.
+ */
+void
+imap_put_astring(struct session *s, const char *p)
+{
+	size_t	 n = strlen(p), i;
+
+	for (i = 0; i < n; i++)
+		if (!imap_is_atom_char((unsigned char)p[i]) || p[i] == '%' ||
+		    p[i] == '*' || p[i] == ']')
+			break;
+	if (n > 0 && i == n && strcasecmp(p, "NIL") != 0)
+		session_write(s, p, n);
+	else
+		imap_put_string(s, p, n);
+}
+
 void
 imap_put_nstring(struct session *s, const char *p)
 {
@@ -228,16 +247,19 @@ imap_arg_astring(const struct imap_arg *a)
 }
 
 /*
- * A mailbox name argument: "INBOX" in any case is INBOX (RFC 3501 5.1);
- * other names are kept as the client sent them (modified UTF-7).
+ * A mailbox name argument: "INBOX" in any case is INBOX (RFC 3501 5.1),
+ * also as the first level of a name ("inbox/sub" is "INBOX/sub"); other
+ * names are kept as the client sent them (modified UTF-7).  The prefix
+ * is rewritten in the argument itself.
  */
 const char *
 imap_arg_mailbox(const struct imap_arg *a)
 {
 	const char	*name = imap_arg_astring(a);
 
-	if (name != NULL && strcasecmp(name, "INBOX") == 0)
-		return "INBOX";
+	if (name != NULL && strncasecmp(name, "INBOX", 5) == 0 &&
+	    (name[5] == '\0' || name[5] == '/'))
+		memcpy(a->str, "INBOX", 5);
 	return name;
 }
 
@@ -599,7 +621,8 @@ parse_date_time(const char *p, int64_t *out)
  * list, optional date-time.  Fills ap; returns NULL or the tagged reply.
  */
 static const char *
-append_check(struct session *s, const struct imap_cmd *cmd, struct append *ap)
+append_check(struct session *s, const struct imap_arg *args, size_t nargs,
+    struct append *ap)
 {
 	struct imap_session	*ims = imap_of(s);
 	struct store_mailbox	 mb;
@@ -608,23 +631,23 @@ append_check(struct session *s, const struct imap_cmd *cmd, struct append *ap)
 
 	if (ims->state != IMAP_AUTH && ims->state != IMAP_SELECTED)
 		return "BAD Log in first";
-	if ((name = imap_arg_mailbox(&cmd->args[0])) == NULL)
+	if (nargs < 1 || (name = imap_arg_mailbox(&args[0])) == NULL)
 		return "BAD Invalid mailbox name";
 	snprintf(ap->mailbox, sizeof(ap->mailbox), "%s", name);
 	ap->internaldate = s->srv->now;
-	if (i < cmd->nargs && cmd->args[i].type == IMAP_ARG_LIST) {
-		if (imap_parse_flags(&cmd->args[i], &ap->flags, ap->keywords,
+	if (i < nargs && args[i].type == IMAP_ARG_LIST) {
+		if (imap_parse_flags(&args[i], &ap->flags, ap->keywords,
 		    sizeof(ap->keywords)) < 0)
 			return "BAD Invalid flags";
 		i++;
 	}
-	if (i < cmd->nargs) {
-		if (cmd->args[i].type != IMAP_ARG_STRING ||
-		    parse_date_time(cmd->args[i].str, &ap->internaldate) < 0)
+	if (i < nargs) {
+		if (args[i].type != IMAP_ARG_STRING ||
+		    parse_date_time(args[i].str, &ap->internaldate) < 0)
 			return "BAD Invalid date-time";
 		i++;
 	}
-	if (i != cmd->nargs)
+	if (i != nargs)
 		return "BAD Invalid APPEND arguments";
 	if (store_mailbox_get(s->srv->store, ims->user, ap->mailbox, &mb) !=
 	    STORE_OK)
@@ -669,7 +692,7 @@ append_begin(struct session *s, uint64_t size)
 	ims->tag = strdup(cmd.tag);
 	if ((ap = calloc(1, sizeof(*ap))) == NULL)
 		err = "NO [UNAVAILABLE] Out of memory";
-	else if ((err = append_check(s, &cmd, ap)) != NULL)
+	else if ((err = append_check(s, cmd.args, cmd.nargs, ap)) != NULL)
 		;
 	else if (size > (uint64_t)s->srv->settings->max_message_size)
 		err = "NO [TOOBIG] Message too large";
@@ -807,6 +830,48 @@ input_append_end(struct session *s)
 	return 1;
 }
 
+/*
+ * APPEND whose message arrived whole with the command (a LITERAL+
+ * literal of at most IMAP_MAX_LITERAL bytes): the same checks and store
+ * as the streamed path, fed from the argument.
+ */
+static void
+cmd_append(struct session *s, const struct imap_arg *args, size_t nargs,
+    int variant)
+{
+	struct append		*ap;
+	const struct imap_arg	*msg = NULL;
+	const char		*err, *lf;
+	size_t			 off, n;
+
+	(void)variant;
+	if (nargs < 2 || (msg = &args[nargs - 1])->type != IMAP_ARG_STRING) {
+		imap_reply(s, "BAD APPEND wants a mailbox and a message");
+		return;
+	}
+	if ((ap = calloc(1, sizeof(*ap))) == NULL) {
+		imap_reply(s, "NO [UNAVAILABLE] Out of memory");
+		return;
+	}
+	if ((err = append_check(s, args, nargs - 1, ap)) != NULL)
+		imap_reply(s, "%s", err);
+	else if (msg->len == 0)
+		imap_reply(s, "NO Cannot save an empty message");
+	else if ((ap->spool = spool_new(s->srv->settings->data_dir)) == NULL)
+		imap_reply(s, "NO [UNAVAILABLE] Temporary storage failure");
+	else {
+		for (off = 0; off < msg->len; off += n) {
+			lf = memchr(msg->str + off, '\n', msg->len - off);
+			n = lf ? (size_t)(lf - msg->str) + 1 - off :
+			    msg->len - off;
+			spool_add_line(ap->spool, msg->str + off, n);
+		}
+		append_store(s, ap);
+	}
+	spool_free(ap->spool);
+	free(ap);
+}
+
 /* Drops a refused literal, then the rest of its line; then replies. */
 static int
 input_discard(struct session *s)
@@ -858,6 +923,7 @@ static const struct imap_command commands[] = {
 	{ "LIST", ST_AUTH, 0, 0, imap_cmd_list },
 	{ "LSUB", ST_AUTH, 0, 1, imap_cmd_list },
 	{ "STATUS", ST_AUTH, 0, 0, imap_cmd_status },
+	{ "APPEND", ST_AUTH, 0, 0, cmd_append },
 	{ "CHECK", ST_SELECTED, 0, 1, cmd_noop },
 	{ "CLOSE", ST_SELECTED, 0, 1, imap_cmd_close },
 	{ "UNSELECT", ST_SELECTED, 0, 0, imap_cmd_close },

@@ -193,7 +193,7 @@ list_respond(struct session *s, const struct list_ctx *c,
 	    (opts & LSUB) == 0)
 		session_printf(s, "%s\\Subscribed", sep);
 	session_printf(s, ") \"/\" ");
-	imap_put_string(s, e->mb.name, strlen(e->mb.name));
+	imap_put_astring(s, e->mb.name);
 	session_printf(s, "\r\n");
 	if ((opts & RET_STATUS) && e->exists)
 		(void)imap_status_respond(s, &e->mb, status);
@@ -274,6 +274,13 @@ list_run(struct session *s, const struct list_ctx *c, const char *ref,
 		for (k = 0; k < npats; k++) {
 			if ((p = imap_arg_astring(&pats[k])) == NULL ||
 			    list_pattern(ref, p, pat, sizeof(pat)) < 0)
+				continue;
+			/*
+			 * A level that is no mailbox is listed only where
+			 * "%" stops at it (RFC 3501 6.3.8-9).
+			 */
+			if (!c->v[i].exists && (*pat == '\0' ||
+			    pat[strlen(pat) - 1] != '%'))
 				continue;
 			if (list_match(pat, c->v[i].mb.name)) {
 				list_respond(s, c, &c->v[i], opts, status);

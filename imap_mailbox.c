@@ -277,8 +277,32 @@ imap_sync(struct session *s, int allow_expunge)
 struct load_ctx {
 	struct imap_view	*v;
 	uint32_t		 first_unseen;	/* sequence number, or 0 */
+	char			 keywords[STORE_MAX_KEYWORDS];	/* in use */
 	int			 error;
 };
+
+/*
+ * Adds a message's keywords to those in use, as many as fit.  The list
+ * is " kw1 kw2 " (each keyword between spaces), so that a look-up is
+ * one strstr().
+ */
+static void
+load_keywords(struct load_ctx *c, const char *kw)
+{
+	char	 word[STORE_MAX_KEYWORDS + 2];
+	size_t	 n, have;
+
+	while (*kw != '\0') {
+		n = strcspn(kw, " ");
+		snprintf(word, sizeof(word), " %.*s ", (int)n, kw);
+		have = strlen(c->keywords);
+		if (strstr(c->keywords, word) == NULL &&
+		    have + n + 2 < sizeof(c->keywords))
+			memcpy(c->keywords + have - (have > 0), word, n + 3);
+		kw += n;
+		kw += strspn(kw, " ");
+	}
+}
 
 static int
 load_one(void *arg, const struct store_message *m)
@@ -287,6 +311,8 @@ load_one(void *arg, const struct store_message *m)
 
 	if (view_append(c->v, m->uid) < 0)
 		return c->error = 1;
+	if (m->keywords != NULL && *m->keywords != '\0')
+		load_keywords(c, m->keywords);
 	if ((m->flags & FLAG_SEEN) == 0 && c->first_unseen == 0)
 		c->first_unseen = c->v->count;
 	return 0;
@@ -313,7 +339,8 @@ select_respond(struct session *s, const struct imap_view *v,
     const struct load_ctx *c)
 {
 	session_printf(s, "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen "
-	    "\\Draft)\r\n");
+	    "\\Draft%.*s)\r\n", *c->keywords ? (int)strlen(c->keywords) - 1 :
+	    0, c->keywords);
 	if (v->readonly)
 		session_printf(s, "* OK [PERMANENTFLAGS ()] Read-only "
 		    "mailbox\r\n");
@@ -445,6 +472,33 @@ name_arg(const struct imap_arg *a, char *buf, size_t size)
 	return buf;
 }
 
+/*
+ * Creates name and the superiors it needs ("a" and "a/b" of "a/b/c"), as
+ * RFC 3501 6.3.3 says a server should.  name is changed and restored.
+ */
+static enum store_err
+create_with_superiors(struct session *s, char *name)
+{
+	struct store_mailbox	 mb;
+	char			*slash;
+	enum store_err		 err;
+
+	for (slash = strchr(name, '/'); slash != NULL;
+	    slash = strchr(slash + 1, '/')) {
+		*slash = '\0';
+		err = STORE_OK;
+		if (store_mailbox_get(s->srv->store, imap_of(s)->user, name,
+		    &mb) == STORE_NOTFOUND)
+			err = store_mailbox_create(s->srv->store,
+			    imap_of(s)->user, name, NULL, NULL);
+		*slash = '/';
+		if (err != STORE_OK)
+			return err;
+	}
+	return store_mailbox_create(s->srv->store, imap_of(s)->user, name,
+	    NULL, NULL);
+}
+
 void
 imap_cmd_create(struct session *s, const struct imap_arg *args, size_t nargs,
     int variant)
@@ -465,8 +519,7 @@ imap_cmd_create(struct session *s, const struct imap_arg *args, size_t nargs,
 	if (strcmp(name, "INBOX") == 0)
 		err = STORE_EXISTS;
 	else
-		err = store_mailbox_create(s->srv->store, imap_of(s)->user,
-		    name, NULL, NULL);
+		err = create_with_superiors(s, buf);
 	if (err != STORE_OK)
 		reply_store_error(s, err, "CREATE");
 	else
@@ -632,7 +685,7 @@ imap_status_respond(struct session *s, const struct store_mailbox *mb,
 	v[5] = mb->highestmodseq;
 	v[6] = c.size;
 	session_printf(s, "* STATUS ");
-	imap_put_string(s, mb->name, strlen(mb->name));
+	imap_put_astring(s, mb->name);
 	session_printf(s, " (");
 	for (k = 0; k < NSTATUS; k++) {
 		if ((items & status_names[k].bit) == 0)

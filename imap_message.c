@@ -183,7 +183,9 @@ imap_view_foreach(const struct imap_view *v, const struct imap_seqset *set,
 
 /*
  * Parses a set argument and resolves "*" against the view: the highest
- * sequence number, or the highest UID.  Returns 0 or -1 (bad syntax).
+ * sequence number, or the highest UID.  A sequence number past the last
+ * message is an error, as in Dovecot (RFC 9051 6.4.5 lets a server say
+ * BAD); a UID past the last one simply names nothing.  Returns 0 or -1.
  */
 int
 imap_view_seqset(const struct imap_view *v, const struct imap_arg *a,
@@ -195,6 +197,10 @@ imap_view_seqset(const struct imap_view *v, const struct imap_arg *a,
 		return -1;
 	star = uid ? (v->count ? v->msgs[v->count - 1].uid : 0) : v->count;
 	imap_seqset_resolve(set, star);
+	if (!uid && set->n > 0 && set->r[set->n - 1].hi > v->count) {
+		imap_seqset_free(set);
+		return -1;
+	}
 	return 0;
 }
 

@@ -106,10 +106,12 @@ int	imap_output_full(const struct session *);
 
 /*
  * Output helpers.  imap_put_string() writes a quoted string when the
- * bytes allow it, else a literal; imap_put_nstring() writes NIL for NULL.
+ * bytes allow it, else a literal; imap_put_astring() an atom when it can
+ * (mailbox names); imap_put_nstring() writes NIL for NULL.
  * imap_put_flags() writes "(\Seen kw ...)" with \Recent when recent.
  */
 void	imap_put_string(struct session *, const char *, size_t);
+void	imap_put_astring(struct session *, const char *);
 void	imap_put_nstring(struct session *, const char *);
 void	imap_put_flags(struct session *, uint32_t flags, const char *keywords,
 	    int recent);

@@ -99,7 +99,10 @@ ensure_mailbox(struct importer *im, const char *mailbox)
 
 	if (store_mailbox_get(im->st, im->user, mailbox, &mb) == STORE_OK)
 		return 0;
+	/* Imported mailboxes are subscribed, so that every client shows them. */
 	err = store_mailbox_create(im->st, im->user, mailbox, NULL, NULL);
+	if (err == STORE_OK)
+		err = store_mailbox_subscribe(im->st, im->user, mailbox, 1);
 	if (err != STORE_OK) {
 		fprintf(stderr, "mailrepd: cannot create mailbox '%s': %s\n",
 		    mailbox, store_strerror(err));
