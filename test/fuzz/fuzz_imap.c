@@ -262,14 +262,15 @@ run_session(struct session *s)
 	size_t		 in_before, out;
 	int		 resume_before;
 
-	do {
+	/* as the loop does: the handler runs only when there is work */
+	while (session_wants_processing(s)) {
 		in_before = buf_used(&s->in);
 		resume_before = s->resume;
 		session_process(s);
 		server_commit(&srv);
 		server_wake(&srv);
 		out = buf_used(&s->out);
-		if (echo)
+		if (echo && out > 0)
 			fwrite(buf_ptr(&s->out), 1, out, stderr);
 		buf_reset(&s->out);	/* the client read it */
 		if (!session_wants_processing(s))
@@ -283,7 +284,7 @@ run_session(struct session *s)
 			fprintf(stderr, "fuzz_imap: a step makes no progress\n");
 			abort();
 		}
-	} while (s->io == SESSION_OPEN);
+	}
 }
 
 int
@@ -335,10 +336,16 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	/* the client waits for the replies, then closes */
 	for (i = 0; i < 3 && s.io != SESSION_CLOSING; i++) {
 		srv.now += IMAP_AUTH_FAIL_DELAY;
-		server_wake(&srv);
+		server_wake(&srv);	/* a held reply goes out */
+		if (echo && buf_used(&s.out) > 0)
+			fwrite(buf_ptr(&s.out), 1, buf_used(&s.out), stderr);
+		buf_reset(&s.out);
 		run_session(&s);
 	}
 	if (s.io == SESSION_OPEN) {
+		/* the read that finds EOF reserves room first, as here */
+		if (buf_reserve(&s.in, IO_CHUNK, &n) == NULL)
+			abort();
 		s.in_eof = 1;
 		run_session(&s);
 	}
