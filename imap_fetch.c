@@ -1090,14 +1090,13 @@ fetch_fail(struct session *s, struct fetch_job *j)
 }
 
 /*
- * The step function: writes responses until the output is full or the
- * set is done.  Returns 1 once the command has its reply.
+ * Writes responses until the output is full or the set is done.  Returns
+ * 1 once the command has its reply.
  */
 static int
-fetch_step(struct session *s, void *arg)
+fetch_run(struct session *s, struct fetch_job *j)
 {
-	struct fetch_job	*j = arg;
-	int			 r;
+	int	 r;
 
 	while (!imap_output_full(s)) {
 		if (j->active)
@@ -1113,6 +1112,22 @@ fetch_step(struct session *s, void *arg)
 		}
 	}
 	return 0;
+}
+
+/*
+ * The step function: one fetch_run() inside one read snapshot, so that
+ * the look-ups of a step's messages share one lock of the store.
+ */
+static int
+fetch_step(struct session *s, void *arg)
+{
+	struct store	*st = s->srv->store;
+	int		 r;
+
+	store_read_begin(st);
+	r = fetch_run(s, arg);
+	store_read_end(st);
+	return r;
 }
 
 /*
