@@ -25,8 +25,7 @@ WARN	= -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
 	  -Wmissing-prototypes -Wpointer-arith -Wformat=2
 CFLAGS	?= -O2 -g
 ALL_CFLAGS = -std=c11 -D_GNU_SOURCE $(WARN) $(CFLAGS)
-LIBS	= -lsqlite3 -lmbedtls -lmbedx509 -lmbedcrypto -ldeflate -lz -lm \
-	  -lpthread -ldl
+LIBS	= -lsqlite3 -lmbedtls -lmbedx509 -lmbedcrypto -lz -lm -lpthread -ldl
 ifeq ($(STATIC),1)
 LDSTATIC = -static
 endif

@@ -28,7 +28,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <libdeflate.h>
 #include <sqlite3.h>
 #include <zlib.h>
 
@@ -287,8 +286,6 @@ struct store {
 	uint8_t		*raw;		/* BLOB_CHUNK_SIZE scratch */
 	uint8_t		*packed;	/* compressBound(BLOB_CHUNK_SIZE) */
 	size_t		 packed_cap;
-	/* reads the zlib chunks ~2x faster than zlib's own inflate */
-	struct libdeflate_decompressor *inflater;
 	char		 keywords[STORE_MAX_KEYWORDS]; /* of message_row() */
 	struct store_blob_reader *readers;	/* open blob readers */
 };
@@ -642,11 +639,9 @@ store_open(const char *dir, struct store **out)
 	st->packed_cap = compressBound(BLOB_CHUNK_SIZE);
 	st->raw = malloc(BLOB_CHUNK_SIZE);
 	st->packed = malloc(st->packed_cap);
-	st->inflater = libdeflate_alloc_decompressor();
 	rc = sqlite3_open_v2(path, &st->db, SQLITE_OPEN_READWRITE |
 	    SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
-	if (st->raw == NULL || st->packed == NULL || st->inflater == NULL ||
-	    rc != SQLITE_OK) {
+	if (st->raw == NULL || st->packed == NULL || rc != SQLITE_OK) {
 		log_error("store.open", "path=%s msg=%s", log_quote(path),
 		    log_quote(st->db ? sqlite3_errmsg(st->db) : "no memory"));
 		store_close(st);
@@ -685,8 +680,6 @@ store_close(struct store *st)
 	sqlite3_close(st->db);
 	free(st->raw);
 	free(st->packed);
-	if (st->inflater != NULL)
-		libdeflate_free_decompressor(st->inflater);
 	free(st);
 }
 
@@ -1368,8 +1361,7 @@ store_blob_open(struct store *st, const uint8_t *guid,
 
 /*
  * Loads chunk `seq` of the reader's blob into r->chunk.  A compressed
- * chunk is a zlib stream (compress2()); libdeflate reads it, checksum
- * included, in one call.
+ * chunk is a zlib stream (compress2()).
  */
 static int
 blob_load_chunk(struct store_blob_reader *r, int64_t seq)
@@ -1377,7 +1369,7 @@ blob_load_chunk(struct store_blob_reader *r, int64_t seq)
 	struct store	*st = r->st;
 	sqlite3_stmt	*s;
 	const void	*data;
-	size_t		 len = 0;
+	uLongf		 len = BLOB_CHUNK_SIZE;
 	int		 n, ok;
 
 	if ((s = stmt(st, S_CHUNK_GET)) == NULL)
@@ -1393,8 +1385,7 @@ blob_load_chunk(struct store_blob_reader *r, int64_t seq)
 	data = sqlite3_column_blob(s, 1);
 	n = sqlite3_column_bytes(s, 1);
 	if (sqlite3_column_int(s, 0)) {
-		ok = libdeflate_zlib_decompress(st->inflater, data, n,
-		    r->chunk, BLOB_CHUNK_SIZE, &len) == LIBDEFLATE_SUCCESS;
+		ok = uncompress(r->chunk, &len, data, n) == Z_OK;
 	} else {
 		ok = n <= BLOB_CHUNK_SIZE;
 		if (ok)
