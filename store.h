@@ -127,18 +127,6 @@ int		store_txn_open(const struct store *);
 void		store_read_begin(struct store *);
 void		store_read_end(struct store *);
 
-/*
- * A read snapshot for a run of look-ups (one step of a FETCH): until
- * store_read_end() they see one state of the store and share one lock
- * instead of taking and dropping one each.  Inside a write transaction,
- * which is a snapshot already, begin does nothing; a mutation made while
- * a snapshot is open ends the snapshot and opens the write transaction as
- * usual, so the caller need not care.  Hold a snapshot for a bounded
- * run only: it keeps the store from reclaiming older versions.
- */
-void		store_read_begin(struct store *);
-void		store_read_end(struct store *);
-
 /* Users.  Names are compared without regard to ASCII case. */
 enum store_err	store_user_add(struct store *, const char *name,
 		    const char *pwhash);
