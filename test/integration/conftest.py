@@ -6,8 +6,10 @@ normally the ASan+UBSan build from `make check`.  Servers listen on free
 A server or command whose stderr shows a sanitizer report fails the test.
 """
 import collections
+import imaplib
 import os
 import random
+import re
 import shutil
 import signal
 import smtplib
@@ -28,6 +30,7 @@ DOMAIN = "example.com"
 SERVER_NAME = "mx.test"
 SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "runtime error:",
                      "LeakSanitizer", "ERROR: UndefinedBehaviorSanitizer")
+IMAP_TIMEOUT = 10.0
 READY_DEADLINE = 10.0
 STOP_DEADLINE = 10.0
 CMD_TIMEOUT = 60
@@ -361,17 +364,231 @@ def lmtp_deliver(port, sender, rcpts, body):
         return code, msg
 
 
+# --- IMAP clients -----------------------------------------------------------
+
+class IMAPError(Exception):
+    pass
+
+
+class IMAPRaw:
+    """A raw-socket IMAP client for exact protocol bytes.
+
+    Lines are str decoded as Latin-1 (byte for byte) without their CRLF;
+    a line that announces a literal {N} comes back with the N literal
+    bytes and the rest of the line joined on, as one string.
+    """
+
+    def __init__(self, port, timeout=IMAP_TIMEOUT):
+        self.sock = socket.create_connection((HOST, port), timeout=timeout)
+        self.timeout = timeout
+        self.buf = b""
+        self.ntag = 0
+        self.greeting = self.line()
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def send(self, data):
+        if isinstance(data, str):
+            data = data.encode("latin-1")
+        self.sock.sendall(data)
+
+    def _fill(self, deadline):
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise IMAPError("timeout; have %r" % self.buf[-300:])
+        self.sock.settimeout(left)
+        try:
+            chunk = self.sock.recv(1 << 16)
+        except socket.timeout:
+            raise IMAPError("timeout; have %r" % self.buf[-300:])
+        except ConnectionResetError:
+            chunk = b""
+        if not chunk:
+            raise IMAPError("connection closed; have %r" % self.buf[-300:])
+        self.buf += chunk
+
+    def line(self, timeout=None):
+        """One response line (literals joined in); IMAPError on EOF or
+        timeout."""
+        deadline = time.monotonic() + (timeout or self.timeout)
+        out = b""
+        while True:
+            while b"\r\n" not in self.buf:
+                self._fill(deadline)
+            part, self.buf = self.buf.split(b"\r\n", 1)
+            out += part
+            m = re.search(rb"\{(\d+)\}$", part)
+            if not m:
+                return out.decode("latin-1")
+            n = int(m.group(1))
+            out += b"\r\n"
+            while len(self.buf) < n:
+                self._fill(deadline)
+            out, self.buf = out + self.buf[:n], self.buf[n:]
+
+    def tag(self):
+        self.ntag += 1
+        return "t%d" % self.ntag
+
+    def read_until(self, tag, timeout=None):
+        """(untagged and continuation lines, tagged line after the tag)."""
+        lines = []
+        while True:
+            l = self.line(timeout)
+            if l.startswith(tag + " "):
+                return lines, l[len(tag) + 1:]
+            lines.append(l)
+
+    def cmd(self, command, timeout=None):
+        """Sends one command with a fresh tag; returns read_until()."""
+        t = self.tag()
+        self.send("%s %s\r\n" % (t, command))
+        return self.read_until(t, timeout)
+
+    def ok(self, command, timeout=None):
+        """cmd() that asserts a tagged OK; returns the untagged lines."""
+        untagged, done = self.cmd(command, timeout)
+        assert done.startswith("OK"), "%s -> %r %r" % (command, untagged,
+                                                         done)
+        return untagged
+
+    def login(self, user, password=PASSWORD):
+        return self.ok('LOGIN "%s" "%s"' % (user, password))
+
+    def status(self, mailbox, items="MESSAGES"):
+        """STATUS as {ITEM: int}; the name may come back quoted or not."""
+        untagged = self.ok("STATUS %s (%s)" % (mailbox, items))
+        assert len(untagged) == 1, untagged
+        m = re.match(r'^\* STATUS (.+) \(([^)]*)\)$', untagged[0])
+        assert m, untagged
+        name = m.group(1)
+        if name.startswith('"'):
+            name = re.sub(r'\\(.)', r'\1', name[1:-1])
+        want = mailbox.strip('"').replace('\\"', '"').replace('\\\\', '\\')
+        assert name == want or name.upper() == want.upper() == "INBOX", \
+            (mailbox, untagged)
+        v = m.group(2).split()
+        return dict(zip(v[0::2], map(int, v[1::2])))
+
+    def append(self, mailbox, message, flags=None, date=None):
+        """APPEND with a LITERAL+ literal; returns the tagged reply."""
+        if isinstance(message, str):
+            message = message.encode("latin-1")
+        t = self.tag()
+        self.send(("%s APPEND %s%s%s {%d+}\r\n" % (
+            t, mailbox, " (%s)" % flags if flags is not None else "",
+            ' "%s"' % date if date else "", len(message))).encode()
+            + message + b"\r\n")
+        untagged, done = self.read_until(t)
+        assert done.startswith("OK"), "APPEND -> %r" % done
+        return done
+
+    def silent_for(self, seconds):
+        """Asserts that the server says nothing for `seconds`."""
+        assert self.buf == b"", "server spoke early: %r" % self.buf
+        self.sock.settimeout(seconds)
+        try:
+            data = self.sock.recv(65536)
+        except socket.timeout:
+            return
+        finally:
+            self.sock.settimeout(self.timeout)
+        if not data:
+            raise AssertionError("server closed the connection early")
+        raise AssertionError("server spoke early: %r" % data)
+
+    def wait_closed(self, timeout=5.0):
+        """Reads until EOF; returns the lines that came first."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                self._fill(deadline)
+            except IMAPError as e:
+                if "closed" not in str(e):
+                    raise AssertionError("connection still open: %s" % e)
+                rest, self.buf = self.buf.decode("latin-1"), b""
+                return [l for l in rest.split("\r\n") if l]
+
+
+def parse_value(s, i=0):
+    """Parses one IMAP value of s (a response line as IMAPRaw gives it)
+    at i: returns (value, next i).  Lists are lists, quoted strings and
+    literals are bytes, NIL is None, numbers are int, other atoms are str
+    (a section such as BODY[HEADER.FIELDS (A B)]<0> is one atom)."""
+    c = s[i]
+    if c == "(":
+        out, i = [], i + 1
+        while True:
+            while s[i] == " ":
+                i += 1
+            if s[i] == ")":
+                return out, i + 1
+            v, i = parse_value(s, i)
+            out.append(v)
+    if c == '"':
+        out, i = [], i + 1
+        while s[i] != '"':
+            if s[i] == "\\":
+                i += 1
+            out.append(s[i])
+            i += 1
+        return "".join(out).encode("latin-1"), i + 1
+    if c == "{":
+        j = s.index("}", i)
+        n = int(s[i + 1:j].rstrip("+"))
+        assert s[j + 1:j + 3] == "\r\n", s[j:j + 3]
+        return s[j + 3:j + 3 + n].encode("latin-1"), j + 3 + n
+    j = i
+    while j < len(s) and s[j] not in " ()":
+        if s[j] == "[":
+            j = s.index("]", j)
+        j += 1
+    atom = s[i:j]
+    if atom.upper() == "NIL":
+        return None, j
+    if atom.isdigit():
+        return int(atom), j
+    return atom, j
+
+
+def parse_fetch(line):
+    """'* N FETCH (K V ...)' -> (N, {K upper-cased: V}); asserts that
+    nothing follows the list and that no item comes twice."""
+    m = re.match(r"^\* (\d+) FETCH ", line)
+    assert m, "not a FETCH response: %r" % line[:200]
+    items, end = parse_value(line, m.end())
+    assert end == len(line), "junk after FETCH: %r" % line[end:end + 100]
+    assert len(items) % 2 == 0, items
+    out = {}
+    for k, v in zip(items[0::2], items[1::2]):
+        assert k.upper() not in out, "%s twice in %r" % (k, line[:200])
+        out[k.upper()] = v
+    return int(m.group(1)), out
+
+
 # --- the server -------------------------------------------------------------
 
 class Server:
     """One `mailrepd serve` process on a data dir that outlives restarts."""
 
-    def __init__(self, tmp, data, args=(), unix=False):
+    def __init__(self, tmp, data, args=(), unix=False, imap=False):
         self.tmp = Path(tmp)
         self.data = Path(data)
         self.args = [str(a) for a in args]
         self.log = self.tmp / "serve.log"
         self.port = None
+        self.imap_wanted = imap
+        self.imap_port = None
         self.sock_dir = tempfile.mkdtemp(prefix="mrd") if unix else None
         self.unix = os.path.join(self.sock_dir, "lmtp.sock") if unix else None
         self.proc = None
@@ -381,8 +598,10 @@ class Server:
         lmtp = "%s:%d" % (HOST, self.port)
         if self.unix:
             lmtp += ",unix:" + self.unix
+        imap = ["--imap", "%s:%d" % (HOST, self.imap_port)] \
+            if self.imap_port else []
         return [MAILREPD, "serve", "--data", str(self.data), "--lmtp", lmtp,
-                "--name", SERVER_NAME] + self.args
+                "--name", SERVER_NAME] + imap + self.args
 
     def start(self, port=None):
         """Starts serve and waits until it answers on its port.  Keeps
@@ -390,6 +609,8 @@ class Server:
         assert self.proc is None
         for attempt in range(5):
             self.port = port or self.port or free_port()
+            if self.imap_wanted:
+                self.imap_port = self.imap_port or free_port()
             with open(self.log, "ab") as logf:
                 self.log_start = logf.tell()
                 self.proc = subprocess.Popen(
@@ -403,7 +624,7 @@ class Server:
             if not in_use or port is not None:
                 pytest.fail("mailrepd serve did not become ready (%s); "
                             "log:\n%s" % (err, self.log_text()))
-            self.port = None
+            self.port = self.imap_port = None
         pytest.fail("no free port for mailrepd serve")
 
     def _wait_ready(self):
@@ -418,8 +639,13 @@ class Server:
                     assert c.greeting[-1].startswith("220 ")
                     c.cmd("QUIT", "221 ")
                     c.wait_closed()
+                if self.imap_port:
+                    with IMAPRaw(self.imap_port, timeout=2) as c:
+                        assert c.greeting.startswith("* OK"), c.greeting
+                        c.cmd("LOGOUT")
+                        c.wait_closed()
                 return None
-            except (OSError, LMTPError):
+            except (OSError, LMTPError, IMAPError):
                 time.sleep(0.02)
         return "not ready after %.0f s" % READY_DEADLINE
 
@@ -492,6 +718,20 @@ class Server:
     def export(self, user, mailbox=None):
         return export(self.data, user, mailbox)
 
+    def imap(self, user="alice", password=PASSWORD, login=True):
+        """A Python imaplib client, logged in as user unless not login."""
+        c = imaplib.IMAP4(HOST, self.imap_port, timeout=IMAP_TIMEOUT)
+        if login:
+            c.login(user, password)
+        return c
+
+    def raw(self, user="alice", password=PASSWORD, login=True, **kw):
+        """An IMAPRaw client, logged in as user unless not login."""
+        c = IMAPRaw(self.imap_port, **kw)
+        if login:
+            c.login(user, password)
+        return c
+
     def cleanup(self):
         try:
             self.stop()
@@ -517,7 +757,8 @@ def server(tmp_path, template_data):
     server is stopped (SIGTERM) at the end and must have been clean."""
     made = []
 
-    def make(users=USERS, args=(), start=True, unix=False, data=None):
+    def make(users=USERS, args=(), start=True, unix=False, data=None,
+             imap=False):
         sub = tmp_path / ("srv%d" % len(made))
         sub.mkdir()
         if data is None:
@@ -527,7 +768,7 @@ def server(tmp_path, template_data):
             else:
                 for u in users:
                     user_add(data, u)
-        s = Server(sub, data, args, unix=unix)
+        s = Server(sub, data, args, unix=unix, imap=imap)
         made.append(s)
         if start:
             s.start()
@@ -548,6 +789,12 @@ def server(tmp_path, template_data):
 def srv(server):
     """The common case: one running server with alice and bob."""
     return server()
+
+
+@pytest.fixture
+def imap_srv(server):
+    """One running server with alice and bob, listening for IMAP too."""
+    return server(imap=True)
 
 
 @pytest.fixture
