@@ -1071,7 +1071,10 @@ bind_text_or_null(sqlite3_stmt *s, int i, const char *v)
 
 /*
  * Writes the blob's bytes from b->fd as chunks, each compressed when that
- * saves space.  Memory: one raw and one packed chunk, owned by the store.
+ * saves at least 1/BLOB_ZLIB_MIN_SAVE of it: inflating is most of what
+ * reading a blob costs, and a chunk that barely shrinks (base64 of
+ * already compressed data, ~75%) is not worth it.  Memory: one raw and
+ * one packed chunk, owned by the store.
  */
 static enum store_err
 blob_write_chunks(struct store *st, int64_t blob_id,
@@ -1100,7 +1103,8 @@ blob_write_chunks(struct store *st, int64_t blob_id,
 		}
 		plen = st->packed_cap;
 		packed = compress2(st->packed, &plen, st->raw, want,
-		    BLOB_ZLIB_LEVEL) == Z_OK && plen < want;
+		    BLOB_ZLIB_LEVEL) == Z_OK &&
+		    plen < want - want / BLOB_ZLIB_MIN_SAVE;
 		if ((s = stmt(st, S_CHUNK_ADD)) == NULL)
 			return STORE_IO;
 		sqlite3_bind_int64(s, 1, blob_id);
