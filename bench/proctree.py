@@ -8,6 +8,10 @@ Standard library only; reads /proc.
                                 number of processes
   proctree.py peak PID...       sample that every --interval seconds until
                                 SIGTERM/SIGINT, then print the peak (JSON)
+  proctree.py cpu PID...        CPU seconds (user + system) the trees have
+                                used so far, their reaped children's
+                                included (JSON); two readings give the CPU
+                                of what ran between them
   proctree.py code PID PREFIX...
                                 total size of the distinct executable and
                                 library files under the PREFIXes that the
@@ -75,6 +79,22 @@ def measure(pids):
     return {"rss_kib": rss, "pss_kib": pss, "processes": len(procs)}
 
 
+def cpu_seconds(pids):
+    """Sum utime, stime, cutime and cstime over the trees of pids: a
+    process that exited and was reaped by one of them still counts."""
+    tck = os.sysconf("SC_CLK_TCK")
+    ticks = 0
+    for p in tree(pids):
+        try:
+            with open("/proc/%d/stat" % p) as f:
+                stat = f.read()
+        except OSError:
+            continue
+        rest = stat[stat.rfind(")") + 2:].split()
+        ticks += sum(int(x) for x in rest[11:15])
+    return {"cpu_s": round(ticks / tck, 2)}
+
+
 def cmd_peak(pids, interval):
     """Sample until signalled; print the peak RSS, PSS and process count."""
     stop = []
@@ -125,6 +145,8 @@ def main():
         del args[i:i + 2]
     if len(args) >= 2 and args[0] == "rss":
         print(json.dumps(measure([int(a) for a in args[1:]])))
+    elif len(args) >= 2 and args[0] == "cpu":
+        print(json.dumps(cpu_seconds([int(a) for a in args[1:]])))
     elif len(args) >= 2 and args[0] == "peak":
         cmd_peak([int(a) for a in args[1:]], interval)
     elif len(args) >= 3 and args[0] == "code":
