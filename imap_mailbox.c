@@ -212,15 +212,17 @@ sync_changed(void *arg, const struct store_message *m)
 	return 0;
 }
 
-/* Sends EXPUNGE for every gone message and drops them from the view. */
-static void
-sync_send_expunges(struct session *s, struct imap_view *v)
+void
+imap_view_drop_gone(struct session *s, struct imap_view *v, int silent)
 {
 	uint32_t	 i, out = 0, removed = 0;
 
 	for (i = 0; i < v->count; i++) {
 		if (v->msgs[i].bits & VIEW_GONE) {
-			session_printf(s, "* %u EXPUNGE\r\n", i + 1 - removed);
+			/* Numbers shift as each EXPUNGE is read. */
+			if (!silent)
+				session_printf(s, "* %u EXPUNGE\r\n",
+				    i + 1 - removed);
 			v->recent -= v->msgs[i].bits & VIEW_RECENT;
 			removed++;
 			continue;
@@ -269,7 +271,7 @@ imap_sync(struct session *s, int allow_expunge)
 		v->nown = 0;
 	}
 	if (allow_expunge && v->gone > 0)
-		sync_send_expunges(s, v);
+		imap_view_drop_gone(s, v, 0);
 }
 
 /* --- SELECT, EXAMINE, CLOSE, UNSELECT ------------------------------------ */

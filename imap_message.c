@@ -588,31 +588,21 @@ picked_free(struct picked *p)
 }
 
 /*
- * Drops the picked messages from the view, sending "* n EXPUNGE" for each
- * unless silent.  seq is ascending, so the k-th removal's number is its
- * original number less the k removed before it.
+ * Marks the picked messages gone and drops every gone message from the
+ * view: EXPUNGE and MOVE may report expunges made elsewhere too.
  */
 static void
 view_remove(struct session *s, const struct picked *p, int silent)
 {
 	struct imap_view	*v = imap_of(s)->view;
-	uint32_t		 i, out = 0;
-	size_t			 k = 0;
+	size_t			 k;
 
-	for (i = 0; i < v->count; i++) {
-		if (k < p->n && p->seq[k] == i + 1) {
-			if (!silent)
-				session_printf(s, "* %u EXPUNGE\r\n",
-				    (uint32_t)(i + 1 - k));
-			if (v->msgs[i].bits & VIEW_GONE)
-				v->gone--;
-			v->recent -= v->msgs[i].bits & VIEW_RECENT;
-			k++;
-			continue;
-		}
-		v->msgs[out++] = v->msgs[i];
+	for (k = 0; k < p->n; k++) {
+		if ((v->msgs[p->seq[k] - 1].bits & VIEW_GONE) == 0)
+			v->gone++;
+		v->msgs[p->seq[k] - 1].bits |= VIEW_GONE;
 	}
-	v->count = out;
+	imap_view_drop_gone(s, v, silent);
 }
 
 /* A list of ascending numbers as a set text "1:3,7"; malloc'd. */

@@ -187,6 +187,12 @@ int	imap_expunge_deleted(struct session *, const struct imap_seqset *uidset,
  * when allow_expunge, expunges made elsewhere (EXPUNGE).
  */
 void	imap_sync(struct session *, int allow_expunge);
+
+/*
+ * Drops every VIEW_GONE message from the view, sending "* n EXPUNGE" for
+ * each unless silent (CLOSE).  Only where RFC 3501 7.4.1 allows EXPUNGE.
+ */
+void	imap_view_drop_gone(struct session *, struct imap_view *, int silent);
 void	imap_view_free(struct imap_view *);
 
 /* STATUS items (RFC 3501 6.3.10, RFC 7162, RFC 8438). */
