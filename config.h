@@ -28,7 +28,7 @@
 #define BLOB_ZLIB_MIN_SAVE	4	/* keep a chunk deflated if that saves 1/4 */
 #define STORE_BUSY_TIMEOUT_MS	5000	/* wait for another process's lock */
 #define STORE_MAX_KEYWORDS	4096	/* bytes of keywords on a message */
-#define SCHEMA_VERSION		1	/* bump with a migration in store.c */
+#define SCHEMA_VERSION		2	/* bump with a migration in store.c */
 
 /* LMTP */
 #define LMTP_MAX_LINE		2048	/* command line, CRLF included */
@@ -65,6 +65,23 @@
 #define PBKDF2_ITERATIONS	100000	/* PBKDF2-HMAC-SHA256 rounds */
 #define PBKDF2_SALT_LEN		16	/* bytes of random salt */
 #define MAILBOX_MAX_NAME	512	/* bytes in a mailbox name */
+
+/* Replication (sync.c) */
+#define SYNC_MAX_FRAME		(BLOB_CHUNK_SIZE + 1024) /* compressed payload bytes */
+#define SYNC_MAX_ITEM		(BLOB_CHUNK_SIZE + 8192) /* one inflated record or chunk */
+#define SYNC_BATCH_RECORDS	256	/* log records per batch (one replica commit) */
+#define SYNC_BATCH_BYTES	(32 * 1024 * 1024) /* body bytes per batch */
+#define SYNC_LINE_MAX		(64 * 1024) /* body bytes fed to MIME as one line */
+#define SYNC_NONCE_LEN		32	/* bytes of each side's challenge */
+#define SYNC_SECRET_MAX		1024	/* bytes in the secret file's line */
+#define SYNC_SECRET_MIN		16	/* shortest secret accepted */
+#define SYNC_RECONNECT_MIN	1	/* seconds before the first reconnect */
+#define SYNC_RECONNECT_MAX	30	/* reconnect backoff cap, seconds */
+#define SYNC_HANDSHAKE_TIMEOUT	10	/* seconds to authenticate */
+#define SYNC_PING_INTERVAL	15	/* seconds between keep-alives */
+#define SYNC_DEAD_AFTER		60	/* seconds of silence before a peer is dropped */
+#define SYNC_STATUS_INTERVAL	5	/* seconds between acked-position writes */
+#define STORE_MAX_VALUE		512	/* bytes of a log record's value (hash, use) */
 
 /* Defaults for `mailrepd serve` and `make run` */
 #define DEFAULT_DATA_DIR	"/var/lib/mailrepd"

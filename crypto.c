@@ -180,3 +180,37 @@ crypto_base64_decode(const char *in, size_t inlen, uint8_t *out,
 	return mbedtls_base64_decode(out, outcap, outlen,
 	    (const unsigned char *)in, inlen) == 0 ? 0 : -1;
 }
+
+void
+crypto_hmac_sha256(const void *key, size_t keylen, const void *const *part,
+    const size_t *len, size_t n, uint8_t out[HMAC_LEN])
+{
+	mbedtls_md_context_t	 md;
+	size_t			 i;
+
+	mbedtls_md_init(&md);
+	if (mbedtls_md_setup(&md,
+	    mbedtls_md_info_from_type(MBEDTLS_MD_SHA256), 1) != 0 ||
+	    mbedtls_md_hmac_starts(&md, key, keylen) != 0) {
+		/* Out of memory: a MAC nobody can match. */
+		memset(out, 0, HMAC_LEN);
+		mbedtls_md_free(&md);
+		return;
+	}
+	for (i = 0; i < n; i++)
+		mbedtls_md_hmac_update(&md, part[i], len[i]);
+	mbedtls_md_hmac_finish(&md, out);
+	mbedtls_md_free(&md);
+}
+
+int
+crypto_equal(const void *a, const void *b, size_t n)
+{
+	const uint8_t	*x = a, *y = b;
+	uint8_t		 diff = 0;
+	size_t		 i;
+
+	for (i = 0; i < n; i++)
+		diff |= x[i] ^ y[i];
+	return diff == 0;
+}

@@ -47,4 +47,17 @@ char		*crypto_password_hash(const char *password);
 /* Returns 1 when password matches the stored hash, else 0. */
 int		 crypto_password_verify(const char *password, const char *hash);
 
+#define HMAC_LEN	32		/* HMAC-SHA256 */
+
+/*
+ * HMAC-SHA256 with key over the concatenation of n parts (part[i] of
+ * len[i] bytes); writes HMAC_LEN bytes to out.
+ */
+void		 crypto_hmac_sha256(const void *key, size_t keylen,
+		    const void *const *part, const size_t *len, size_t n,
+		    uint8_t out[HMAC_LEN]);
+
+/* Compares n bytes in constant time; returns 1 when equal. */
+int		 crypto_equal(const void *a, const void *b, size_t n);
+
 #endif /* MAILREPD_CRYPTO_H */

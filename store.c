@@ -20,6 +20,7 @@
 #include <assert.h>
 #include <errno.h>
 #include <limits.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -132,8 +133,37 @@ static const char schema_v1[] =
  * Schema steps: migrations[v] takes a store from version v to v + 1.
  * A new version adds a step here and bumps SCHEMA_VERSION.
  */
+/*
+ * Version 2, replication: what a replica follows and has applied (in
+ * node), each replica as its master knows it, and every GUID conflict.
+ */
+static const char schema_v2[] =
+	"ALTER TABLE node ADD COLUMN master_id BLOB;"
+	"ALTER TABLE node ADD COLUMN master_epoch BLOB;"
+	"ALTER TABLE node ADD COLUMN applied INTEGER NOT NULL DEFAULT 0;"
+	"CREATE TABLE replica ("
+	"  name TEXT PRIMARY KEY,"
+	"  node_id BLOB NOT NULL,"
+	"  acked INTEGER NOT NULL,"
+	"  last_seen INTEGER NOT NULL,"
+	"  connected INTEGER NOT NULL DEFAULT 0);"
+	"CREATE TABLE conflict ("
+	"  id INTEGER PRIMARY KEY,"
+	"  time INTEGER NOT NULL,"
+	"  user TEXT NOT NULL,"
+	"  mailbox BLOB NOT NULL,"
+	"  mailbox_name TEXT NOT NULL,"
+	"  uid INTEGER NOT NULL,"
+	"  local_guid BLOB NOT NULL,"
+	"  master_guid BLOB NOT NULL,"
+	"  op TEXT NOT NULL,"
+	"  master_seq INTEGER NOT NULL,"
+	"  resolved INTEGER NOT NULL DEFAULT 0);"
+	"CREATE INDEX conflict_mailbox ON conflict(mailbox, uid);";
+
 static const char *const migrations[SCHEMA_VERSION] = {
 	schema_v1,
+	schema_v2,
 };
 
 /* Every statement the store runs more than once, prepared once. */
@@ -179,6 +209,21 @@ enum stmt_id {
 	S_MBOX_STATE,
 	S_BLOB_UNUSED_CHUNKS,
 	S_BLOB_UNUSED,
+	S_REPLOG_NEXT,
+	S_REPLOG_FIRST,
+	S_NODE_GET,
+	S_NODE_APPLIED,
+	S_NODE_UIDV_MAX,
+	S_MBOX_BY_UNIQUEID,
+	S_MBOX_ID_BY_UNIQUEID,
+	S_MBOX_ADD_AT,
+	S_MBOX_BUMP_TO,
+	S_MBOX_UIDNEXT_MAX,
+	S_REPLICA_PUT,
+	S_REPLICA_LIST,
+	S_CONFLICT_ADD,
+	S_CONFLICT_COUNT,
+	S_CONFLICT_LIST,
 	NSTMT
 };
 
@@ -276,6 +321,44 @@ static const char *const stmt_sql[NSTMT] = {
 	    "NOT EXISTS (SELECT 1 FROM message WHERE blob_id = ?1)",
 	[S_BLOB_UNUSED] = "DELETE FROM blob WHERE id = ?1 AND "
 	    "NOT EXISTS (SELECT 1 FROM message WHERE blob_id = ?1)",
+	[S_REPLOG_NEXT] = "SELECT seq, time, type, user, mailbox, uid, guid, "
+	    "modseq, flags, keywords, internaldate, name, value FROM replog "
+	    "WHERE seq > ?1 ORDER BY seq LIMIT 1",
+	[S_REPLOG_FIRST] = "SELECT coalesce(min(seq), 0) FROM replog",
+	[S_NODE_GET] = "SELECT node_id, epoch, role, master_id, master_epoch, "
+	    "applied FROM node",
+	[S_NODE_APPLIED] = "UPDATE node SET master_id = ?1, master_epoch = ?2, "
+	    "applied = ?3",
+	[S_NODE_UIDV_MAX] = "UPDATE node SET last_uidvalidity = "
+	    "max(last_uidvalidity, ?1)",
+	[S_MBOX_BY_UNIQUEID] = "SELECT m.id, m.uniqueid, m.name, "
+	    "m.uidvalidity, m.uidnext, m.highestmodseq, m.subscribed, "
+	    "m.special_use, (SELECT count(*) FROM message WHERE mailbox_id = "
+	    "m.id), u.name FROM mailbox m JOIN user u ON u.id = m.user_id "
+	    "WHERE m.uniqueid = ?1",
+	[S_MBOX_ID_BY_UNIQUEID] = "SELECT id FROM mailbox WHERE uniqueid = ?1",
+	[S_MBOX_ADD_AT] = "INSERT INTO mailbox (uniqueid, user_id, name, "
+	    "uidvalidity, uidnext, highestmodseq, subscribed, special_use) "
+	    "VALUES (?1, ?2, ?3, ?4, 1, 1, ?6, ?5)",
+	[S_MBOX_BUMP_TO] = "UPDATE mailbox SET uidnext = max(uidnext, ?2 + 1), "
+	    "highestmodseq = highestmodseq + 1 WHERE id = ?1 "
+	    "RETURNING highestmodseq, uniqueid",
+	[S_MBOX_UIDNEXT_MAX] = "UPDATE mailbox SET uidnext = "
+	    "max(uidnext, ?2 + 1) WHERE id = ?1",
+	[S_REPLICA_PUT] = "INSERT INTO replica (name, node_id, acked, "
+	    "last_seen, connected) VALUES (?1, ?2, ?3, ?4, ?5) "
+	    "ON CONFLICT (name) DO UPDATE SET node_id = excluded.node_id, "
+	    "acked = excluded.acked, last_seen = excluded.last_seen, "
+	    "connected = excluded.connected",
+	[S_REPLICA_LIST] = "SELECT name, node_id, acked, last_seen, connected "
+	    "FROM replica ORDER BY name",
+	[S_CONFLICT_ADD] = "INSERT INTO conflict (time, user, mailbox, "
+	    "mailbox_name, uid, local_guid, master_guid, op, master_seq) "
+	    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+	[S_CONFLICT_COUNT] = "SELECT count(*) FROM conflict WHERE resolved = 0 "
+	    "AND (?1 IS NULL OR mailbox = ?1)",
+	[S_CONFLICT_LIST] = "SELECT id, time, user, mailbox, mailbox_name, uid, "
+	    "local_guid, master_guid, op, master_seq FROM conflict ORDER BY id",
 };
 
 struct store {
@@ -459,6 +542,12 @@ int
 store_txn_open(const struct store *st)
 {
 	return st->in_txn;
+}
+
+enum store_err
+store_set_throwaway(struct store *st)
+{
+	return exec(st, "PRAGMA synchronous = OFF");
 }
 
 void
@@ -2143,4 +2232,634 @@ store_mailbox_subscribe(struct store *st, const char *user,
 	r.mailbox = mb.uniqueid;
 	r.flags = subscribed != 0;
 	return op_end(st, replog_append(st, &r));
+}
+
+/* --- Replication: the log as read by sync.c, and the replica's apply ---- */
+
+/* Copies text column i into dst (cap bytes), "" for NULL. */
+static void
+column_text(sqlite3_stmt *s, int i, char *dst, size_t cap)
+{
+	const unsigned char	*t = sqlite3_column_text(s, i);
+
+	snprintf(dst, cap, "%s", t != NULL ? (const char *)t : "");
+}
+
+/* Copies blob column i (exactly n bytes) into dst; returns 1 when there. */
+static int
+column_id(sqlite3_stmt *s, int i, uint8_t *dst, size_t n)
+{
+	if (sqlite3_column_type(s, i) != SQLITE_BLOB ||
+	    (size_t)sqlite3_column_bytes(s, i) != n)
+		return 0;
+	memcpy(dst, sqlite3_column_blob(s, i), n);
+	return 1;
+}
+
+enum store_err
+store_replog_next(struct store *st, int64_t after,
+    struct store_replog_rec *r)
+{
+	sqlite3_stmt	*s;
+	enum store_err	 err;
+
+	if ((s = stmt(st, S_REPLOG_NEXT)) == NULL)
+		return STORE_IO;
+	sqlite3_bind_int64(s, 1, after);
+	if ((err = step_row(st, s, "replog next")) != STORE_OK)
+		return err;
+	memset(r, 0, offsetof(struct store_replog_rec, keywords));
+	r->seq = sqlite3_column_int64(s, 0);
+	r->time = sqlite3_column_int64(s, 1);
+	column_text(s, 2, r->type, sizeof(r->type));
+	column_text(s, 3, r->user, sizeof(r->user));
+	r->has_mailbox = column_id(s, 4, r->mailbox, MAILBOX_ID_LEN);
+	r->uid = (uint32_t)sqlite3_column_int64(s, 5);
+	r->has_guid = column_id(s, 6, r->guid, GUID_LEN);
+	r->modseq = (uint64_t)sqlite3_column_int64(s, 7);
+	r->flags = (uint32_t)sqlite3_column_int64(s, 8);
+	column_text(s, 9, r->keywords, sizeof(r->keywords));
+	r->internaldate = sqlite3_column_int64(s, 10);
+	column_text(s, 11, r->name, sizeof(r->name));
+	column_text(s, 12, r->value, sizeof(r->value));
+	sqlite3_reset(s);
+	return STORE_OK;
+}
+
+int64_t
+store_replog_first(struct store *st)
+{
+	sqlite3_stmt	*s;
+	int64_t		 first = -1;
+
+	if ((s = stmt(st, S_REPLOG_FIRST)) == NULL)
+		return -1;
+	if (sqlite3_step(s) == SQLITE_ROW)
+		first = sqlite3_column_int64(s, 0);
+	sqlite3_reset(s);
+	return first;
+}
+
+enum store_err
+store_node_get(struct store *st, struct store_node *n)
+{
+	sqlite3_stmt	*s;
+	enum store_err	 err;
+
+	memset(n, 0, sizeof(*n));
+	if ((s = stmt(st, S_NODE_GET)) == NULL)
+		return STORE_IO;
+	if ((err = step_row(st, s, "node get")) != STORE_OK)
+		return err;
+	column_id(s, 0, n->node_id, NODE_ID_LEN);
+	column_id(s, 1, n->epoch, EPOCH_LEN);
+	column_text(s, 2, n->role, sizeof(n->role));
+	n->has_master = column_id(s, 3, n->master_id, NODE_ID_LEN) &&
+	    column_id(s, 4, n->master_epoch, EPOCH_LEN);
+	n->applied = sqlite3_column_int64(s, 5);
+	sqlite3_reset(s);
+	return STORE_OK;
+}
+
+enum store_err
+store_node_set_role(struct store *st, const char *role)
+{
+	sqlite3_stmt	*s;
+	enum store_err	 err;
+	int		 rc;
+
+	if ((err = op_begin(st)) != STORE_OK)
+		return err;
+	rc = sqlite3_prepare_v2(st->db, "UPDATE node SET role = ?1", -1, &s,
+	    NULL);
+	if (rc != SQLITE_OK)
+		return op_end(st, db_error(st, rc, "node role"));
+	sqlite3_bind_text(s, 1, role, -1, SQLITE_STATIC);
+	rc = sqlite3_step(s);
+	sqlite3_finalize(s);
+	return op_end(st, rc == SQLITE_DONE ? STORE_OK :
+	    db_error(st, rc, "node role"));
+}
+
+enum store_err
+store_node_applied(struct store *st, const uint8_t *master_id,
+    const uint8_t *epoch, int64_t pos)
+{
+	sqlite3_stmt	*s;
+	enum store_err	 err;
+
+	if ((err = op_begin(st)) != STORE_OK)
+		return err;
+	if ((s = stmt(st, S_NODE_APPLIED)) == NULL)
+		return op_end(st, STORE_IO);
+	sqlite3_bind_blob(s, 1, master_id, NODE_ID_LEN, SQLITE_STATIC);
+	sqlite3_bind_blob(s, 2, epoch, EPOCH_LEN, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 3, pos);
+	return op_end(st, step_done(st, s, "node applied"));
+}
+
+enum store_err
+store_batch_begin(struct store *st)
+{
+	enum store_err	 err;
+
+	if (!st->in_txn) {
+		store_read_end(st);
+		if ((err = exec(st, "BEGIN IMMEDIATE")) != STORE_OK)
+			return err;
+		st->in_txn = 1;
+	}
+	return exec(st, "SAVEPOINT batch");
+}
+
+enum store_err
+store_batch_end(struct store *st, enum store_err err)
+{
+	assert(st->in_txn);
+	if (err == STORE_OK)
+		return exec(st, "RELEASE batch");
+	exec(st, "ROLLBACK TO batch");
+	exec(st, "RELEASE batch");
+	return err;
+}
+
+enum store_err
+store_mailbox_by_uniqueid(struct store *st, const uint8_t *uniqueid,
+    struct store_mailbox *out, char user[USER_MAX_NAME + 1])
+{
+	sqlite3_stmt	*s;
+	enum store_err	 err;
+
+	if ((s = stmt(st, S_MBOX_BY_UNIQUEID)) == NULL)
+		return STORE_IO;
+	sqlite3_bind_blob(s, 1, uniqueid, MAILBOX_ID_LEN, SQLITE_STATIC);
+	if ((err = step_row(st, s, "mailbox by uniqueid")) != STORE_OK)
+		return err;
+	mailbox_from_row(s, out);
+	if (user != NULL)
+		column_text(s, 9, user, USER_MAX_NAME + 1);
+	sqlite3_reset(s);
+	return STORE_OK;
+}
+
+enum store_err
+store_apply_user_add(struct store *st, const char *name, const char *pwhash,
+    enum store_apply *what)
+{
+	sqlite3_stmt	*s;
+	enum store_err	 err;
+	int64_t		 id;
+	struct replog_rec r = { .type = "user.add" };
+
+	if (!user_name_valid(name))
+		return STORE_INVALID;
+	if ((err = op_begin(st)) != STORE_OK)
+		return err;
+	if (user_lookup(st, name, &id, NULL) == STORE_OK) {
+		/* Already here: the master's password wins. */
+		*what = APPLY_SAME;
+		return op_end(st, store_user_set_password(st, name, pwhash));
+	}
+	*what = APPLY_DONE;
+	if ((s = stmt(st, S_USER_ADD)) == NULL)
+		return op_end(st, STORE_IO);
+	sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 2, pwhash, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 3, time(NULL));
+	if ((err = step_done(st, s, "user add")) != STORE_OK)
+		return op_end(st, err);
+	r.user = name;
+	r.value = pwhash;
+	return op_end(st, replog_append(st, &r));
+}
+
+enum store_err
+store_apply_mailbox_create(struct store *st, const char *user,
+    const uint8_t *uniqueid, const char *name, uint32_t uidvalidity,
+    const char *special_use, int subscribed, enum store_apply *what)
+{
+	struct store_mailbox	 mb;
+	sqlite3_stmt		*s;
+	enum store_err		 err;
+	int64_t			 user_id;
+	char			 canon[USER_MAX_NAME + 1];
+	struct replog_rec	 r = { .type = "mailbox.create" };
+
+	if (!mailbox_name_valid(name) || uidvalidity == 0)
+		return STORE_INVALID;
+	if ((err = op_begin(st)) != STORE_OK)
+		return err;
+	if ((err = store_mailbox_by_uniqueid(st, uniqueid, &mb, NULL)) !=
+	    STORE_NOTFOUND) {
+		*what = APPLY_SAME;
+		return op_end(st, err);
+	}
+	if ((err = user_lookup(st, user, &user_id, canon)) != STORE_OK) {
+		*what = APPLY_ABSENT;
+		return op_end(st, err == STORE_NOTFOUND ? STORE_OK : err);
+	}
+	if (store_mailbox_get(st, canon, name, &mb) == STORE_OK) {
+		/* Same name, another identity: reconciliation's business. */
+		*what = APPLY_CONFLICT;
+		return op_end(st, STORE_OK);
+	}
+	*what = APPLY_DONE;
+	if ((s = stmt(st, S_MBOX_ADD_AT)) == NULL)
+		return op_end(st, STORE_IO);
+	sqlite3_bind_blob(s, 1, uniqueid, MAILBOX_ID_LEN, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 2, user_id);
+	sqlite3_bind_text(s, 3, name, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 4, uidvalidity);
+	sqlite3_bind_text(s, 5, special_use, -1, SQLITE_STATIC);
+	sqlite3_bind_int(s, 6, subscribed != 0);
+	if ((err = step_done(st, s, "mailbox create at")) != STORE_OK)
+		return op_end(st, err);
+	/* A promoted replica must never reuse the master's UIDVALIDITY. */
+	if ((s = stmt(st, S_NODE_UIDV_MAX)) == NULL)
+		return op_end(st, STORE_IO);
+	sqlite3_bind_int64(s, 1, uidvalidity);
+	if ((err = step_done(st, s, "uidvalidity max")) != STORE_OK)
+		return op_end(st, err);
+	r.user = canon;
+	r.flags = subscribed != 0;
+	r.mailbox = uniqueid;
+	r.name = name;
+	r.uid = uidvalidity;
+	r.value = special_use;
+	return op_end(st, replog_append(st, &r));
+}
+
+enum store_err
+store_apply_mailbox_rename(struct store *st, const uint8_t *uniqueid,
+    const char *name, enum store_apply *what)
+{
+	struct store_mailbox	 mb;
+	sqlite3_stmt		*s;
+	enum store_err		 err;
+	char			 user[USER_MAX_NAME + 1];
+	struct replog_rec	 r = { .type = "mailbox.rename" };
+
+	if (!mailbox_name_valid(name))
+		return STORE_INVALID;
+	if ((err = op_begin(st)) != STORE_OK)
+		return err;
+	if ((err = store_mailbox_by_uniqueid(st, uniqueid, &mb, user)) !=
+	    STORE_OK) {
+		*what = APPLY_ABSENT;
+		return op_end(st, err == STORE_NOTFOUND ? STORE_OK : err);
+	}
+	if (strcmp(mb.name, name) == 0) {
+		*what = APPLY_SAME;
+		return op_end(st, STORE_OK);
+	}
+	*what = APPLY_DONE;
+	if ((s = stmt(st, S_MBOX_RENAME_ONE)) == NULL)
+		return op_end(st, STORE_IO);
+	sqlite3_bind_int64(s, 1, mb.id);
+	sqlite3_bind_text(s, 2, name, -1, SQLITE_STATIC);
+	if ((err = step_done(st, s, "rename")) != STORE_OK)
+		return op_end(st, err);
+	r.user = user;
+	r.mailbox = uniqueid;
+	r.name = name;
+	return op_end(st, replog_append(st, &r));
+}
+
+enum store_err
+store_apply_mailbox_delete(struct store *st, const uint8_t *uniqueid,
+    enum store_apply *what)
+{
+	struct store_mailbox	 mb;
+	enum store_err		 err;
+	char			 user[USER_MAX_NAME + 1];
+
+	if ((err = store_mailbox_by_uniqueid(st, uniqueid, &mb, user)) !=
+	    STORE_OK) {
+		*what = APPLY_ABSENT;
+		return err == STORE_NOTFOUND ? STORE_OK : err;
+	}
+	*what = APPLY_DONE;
+	return store_mailbox_delete(st, user, mb.name);
+}
+
+enum store_err
+store_apply_subscribe(struct store *st, const uint8_t *uniqueid,
+    int subscribed, enum store_apply *what)
+{
+	struct store_mailbox	 mb;
+	enum store_err		 err;
+	char			 user[USER_MAX_NAME + 1];
+
+	if ((err = store_mailbox_by_uniqueid(st, uniqueid, &mb, user)) !=
+	    STORE_OK) {
+		*what = APPLY_ABSENT;
+		return err == STORE_NOTFOUND ? STORE_OK : err;
+	}
+	*what = APPLY_DONE;
+	return store_mailbox_subscribe(st, user, mb.name, subscribed);
+}
+
+/* A mailbox's local id by uniqueid: the apply path's cheap look-up. */
+static enum store_err
+mailbox_local_id(struct store *st, const uint8_t *uniqueid, int64_t *id)
+{
+	sqlite3_stmt	*s;
+	enum store_err	 err;
+
+	if ((s = stmt(st, S_MBOX_ID_BY_UNIQUEID)) == NULL)
+		return STORE_IO;
+	sqlite3_bind_blob(s, 1, uniqueid, MAILBOX_ID_LEN, SQLITE_STATIC);
+	if ((err = step_row(st, s, "mailbox id")) != STORE_OK)
+		return err;
+	*id = sqlite3_column_int64(s, 0);
+	sqlite3_reset(s);
+	return STORE_OK;
+}
+
+/* Moves a mailbox's uidnext past uid (UIDs only grow). */
+static enum store_err
+uidnext_past(struct store *st, int64_t mbox_id, uint32_t uid)
+{
+	sqlite3_stmt	*s;
+
+	if ((s = stmt(st, S_MBOX_UIDNEXT_MAX)) == NULL)
+		return STORE_IO;
+	sqlite3_bind_int64(s, 1, mbox_id);
+	sqlite3_bind_int64(s, 2, uid);
+	return step_done(st, s, "uidnext max");
+}
+
+/*
+ * The GUID check shared by append, flags and expunge: looks uid up in
+ * the mailbox.  *what is APPLY_ABSENT, APPLY_SAME (same guid) or
+ * APPLY_CONFLICT (local_guid filled).
+ */
+static enum store_err
+guid_check(struct store *st, int64_t mbox_id, uint32_t uid,
+    const uint8_t *guid, struct store_message *m, enum store_apply *what,
+    uint8_t local_guid[GUID_LEN])
+{
+	enum store_err	 err;
+
+	err = message_row(st, mbox_id, uid, m, NULL);
+	if (err == STORE_NOTFOUND) {
+		*what = APPLY_ABSENT;
+		return STORE_OK;
+	}
+	if (err != STORE_OK)
+		return err;
+	if (memcmp(m->guid, guid, GUID_LEN) == 0) {
+		*what = APPLY_SAME;
+		return STORE_OK;
+	}
+	memcpy(local_guid, m->guid, GUID_LEN);
+	*what = APPLY_CONFLICT;
+	return STORE_OK;
+}
+
+enum store_err
+store_apply_append(struct store *st, const uint8_t *uniqueid, uint32_t uid,
+    const uint8_t *guid, uint32_t flags, const char *keywords,
+    int64_t internaldate, const struct store_blob_in *b,
+    enum store_apply *what, uint8_t local_guid[GUID_LEN])
+{
+	struct store_mailbox	 mb;
+	struct store_message	 m;
+	sqlite3_stmt		*s;
+	enum store_err		 err;
+	int64_t			 blob_id = 0;
+	uint64_t		 modseq;
+	int			 rc;
+	struct replog_rec	 r = { .type = "message.append" };
+
+	if (uid == 0 || uid == UINT32_MAX ||
+	    (keywords != NULL && strlen(keywords) >= STORE_MAX_KEYWORDS))
+		return STORE_INVALID;
+	if ((err = op_begin(st)) != STORE_OK)
+		return err;
+	if ((err = mailbox_local_id(st, uniqueid, &mb.id)) != STORE_OK) {
+		*what = APPLY_ABSENT;
+		return op_end(st, err == STORE_NOTFOUND ? STORE_OK : err);
+	}
+	if ((err = guid_check(st, mb.id, uid, guid, &m, what, local_guid)) !=
+	    STORE_OK || *what == APPLY_CONFLICT)
+		return op_end(st, err);
+	if (*what == APPLY_SAME) {
+		/* Flags merge: the master's record is the newer word. */
+		if (m.flags == flags && strcmp(m.keywords, keywords ?
+		    keywords : "") == 0)
+			return op_end(st, STORE_OK);
+		return op_end(st, store_message_set_flags(st, mb.id, uid,
+		    flags, keywords, &modseq));
+	}
+	if (b != NULL)
+		err = blob_put(st, b, &blob_id);
+	else {
+		/* No body sent: usable only when the bytes are here already. */
+		if ((s = stmt(st, S_BLOB_FIND)) == NULL)
+			return op_end(st, STORE_IO);
+		sqlite3_bind_blob(s, 1, guid, GUID_LEN, SQLITE_STATIC);
+		rc = sqlite3_step(s);
+		if (rc == SQLITE_ROW)
+			blob_id = sqlite3_column_int64(s, 0);
+		sqlite3_reset(s);
+		if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+			return op_end(st, db_error(st, rc, "blob find"));
+		if (rc == SQLITE_DONE) {
+			*what = APPLY_ABSENT;
+			return op_end(st, uidnext_past(st, mb.id, uid));
+		}
+	}
+	if (err != STORE_OK)
+		return op_end(st, err);
+	*what = APPLY_DONE;
+	if ((s = stmt(st, S_MBOX_BUMP_TO)) == NULL)
+		return op_end(st, STORE_IO);
+	sqlite3_bind_int64(s, 1, mb.id);
+	sqlite3_bind_int64(s, 2, uid);
+	if ((err = step_row(st, s, "uidnext to")) != STORE_OK)
+		return op_end(st, err);
+	modseq = (uint64_t)sqlite3_column_int64(s, 0);
+	sqlite3_reset(s);
+	if ((s = stmt(st, S_MSG_ADD)) == NULL)
+		return op_end(st, STORE_IO);
+	sqlite3_bind_int64(s, 1, mb.id);
+	sqlite3_bind_int64(s, 2, uid);
+	sqlite3_bind_int64(s, 3, blob_id);
+	sqlite3_bind_int64(s, 4, (sqlite3_int64)modseq);
+	sqlite3_bind_int64(s, 5, flags);
+	sqlite3_bind_text(s, 6, keywords ? keywords : "", -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 7, internaldate);
+	if ((err = step_done(st, s, "message add at")) != STORE_OK)
+		return op_end(st, err);
+	r.mailbox = uniqueid;
+	r.uid = uid;
+	r.guid = guid;
+	r.modseq = modseq;
+	r.flags = flags;
+	r.keywords = keywords;
+	r.internaldate = internaldate;
+	return op_end(st, replog_append(st, &r));
+}
+
+enum store_err
+store_apply_flags(struct store *st, const uint8_t *uniqueid, uint32_t uid,
+    const uint8_t *guid, uint32_t flags, const char *keywords,
+    enum store_apply *what, uint8_t local_guid[GUID_LEN])
+{
+	struct store_mailbox	 mb;
+	struct store_message	 m;
+	enum store_err		 err;
+	uint64_t		 modseq;
+
+	if ((err = mailbox_local_id(st, uniqueid, &mb.id)) != STORE_OK) {
+		*what = APPLY_ABSENT;
+		return err == STORE_NOTFOUND ? STORE_OK : err;
+	}
+	if ((err = guid_check(st, mb.id, uid, guid, &m, what, local_guid)) !=
+	    STORE_OK || *what != APPLY_SAME)
+		return err;
+	*what = APPLY_DONE;
+	return store_message_set_flags(st, mb.id, uid, flags, keywords,
+	    &modseq);
+}
+
+enum store_err
+store_apply_expunge(struct store *st, const uint8_t *uniqueid, uint32_t uid,
+    const uint8_t *guid, enum store_apply *what,
+    uint8_t local_guid[GUID_LEN])
+{
+	struct store_mailbox	 mb;
+	struct store_message	 m;
+	enum store_err		 err;
+
+	if ((err = mailbox_local_id(st, uniqueid, &mb.id)) != STORE_OK) {
+		*what = APPLY_ABSENT;
+		return err == STORE_NOTFOUND ? STORE_OK : err;
+	}
+	if ((err = guid_check(st, mb.id, uid, guid, &m, what, local_guid)) !=
+	    STORE_OK || *what == APPLY_CONFLICT)
+		return err;
+	if (*what == APPLY_ABSENT) {
+		if ((err = op_begin(st)) != STORE_OK)
+			return err;
+		return op_end(st, uidnext_past(st, mb.id, uid));
+	}
+	*what = APPLY_DONE;
+	return store_message_expunge(st, mb.id, uid);
+}
+
+enum store_err
+store_replica_update(struct store *st, const struct store_replica *r)
+{
+	sqlite3_stmt	*s;
+	enum store_err	 err;
+
+	if ((err = op_begin(st)) != STORE_OK)
+		return err;
+	if ((s = stmt(st, S_REPLICA_PUT)) == NULL)
+		return op_end(st, STORE_IO);
+	sqlite3_bind_text(s, 1, r->name, -1, SQLITE_STATIC);
+	sqlite3_bind_blob(s, 2, r->node_id, NODE_ID_LEN, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 3, r->acked);
+	sqlite3_bind_int64(s, 4, r->last_seen);
+	sqlite3_bind_int(s, 5, r->connected);
+	return op_end(st, step_done(st, s, "replica update"));
+}
+
+enum store_err
+store_replica_foreach(struct store *st,
+    int (*cb)(void *, const struct store_replica *), void *arg)
+{
+	struct store_replica	 r;
+	sqlite3_stmt		*s;
+	int			 rc;
+
+	if ((s = stmt(st, S_REPLICA_LIST)) == NULL)
+		return STORE_IO;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		memset(&r, 0, sizeof(r));
+		column_text(s, 0, r.name, sizeof(r.name));
+		column_id(s, 1, r.node_id, NODE_ID_LEN);
+		r.acked = sqlite3_column_int64(s, 2);
+		r.last_seen = sqlite3_column_int64(s, 3);
+		r.connected = sqlite3_column_int(s, 4);
+		if (cb(arg, &r) != 0)
+			break;
+	}
+	sqlite3_reset(s);
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? STORE_OK :
+	    db_error(st, rc, "replica list");
+}
+
+enum store_err
+store_conflict_add(struct store *st, struct store_conflict *c)
+{
+	sqlite3_stmt	*s;
+	enum store_err	 err;
+
+	if ((err = op_begin(st)) != STORE_OK)
+		return err;
+	if ((s = stmt(st, S_CONFLICT_ADD)) == NULL)
+		return op_end(st, STORE_IO);
+	c->time = time(NULL);
+	sqlite3_bind_int64(s, 1, c->time);
+	sqlite3_bind_text(s, 2, c->user, -1, SQLITE_STATIC);
+	sqlite3_bind_blob(s, 3, c->mailbox, MAILBOX_ID_LEN, SQLITE_STATIC);
+	sqlite3_bind_text(s, 4, c->mailbox_name, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 5, c->uid);
+	sqlite3_bind_blob(s, 6, c->local_guid, GUID_LEN, SQLITE_STATIC);
+	sqlite3_bind_blob(s, 7, c->master_guid, GUID_LEN, SQLITE_STATIC);
+	sqlite3_bind_text(s, 8, c->op, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 9, c->master_seq);
+	if ((err = step_done(st, s, "conflict add")) == STORE_OK)
+		c->id = sqlite3_last_insert_rowid(st->db);
+	return op_end(st, err);
+}
+
+int64_t
+store_conflict_count(struct store *st, const uint8_t *uniqueid)
+{
+	sqlite3_stmt	*s;
+	int64_t		 n = -1;
+
+	if ((s = stmt(st, S_CONFLICT_COUNT)) == NULL)
+		return -1;
+	if (uniqueid != NULL)
+		sqlite3_bind_blob(s, 1, uniqueid, MAILBOX_ID_LEN,
+		    SQLITE_STATIC);
+	if (sqlite3_step(s) == SQLITE_ROW)
+		n = sqlite3_column_int64(s, 0);
+	sqlite3_reset(s);
+	return n;
+}
+
+enum store_err
+store_conflict_foreach(struct store *st,
+    int (*cb)(void *, const struct store_conflict *), void *arg)
+{
+	struct store_conflict	 c;
+	sqlite3_stmt		*s;
+	int			 rc;
+
+	if ((s = stmt(st, S_CONFLICT_LIST)) == NULL)
+		return STORE_IO;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		memset(&c, 0, sizeof(c));
+		c.id = sqlite3_column_int64(s, 0);
+		c.time = sqlite3_column_int64(s, 1);
+		column_text(s, 2, c.user, sizeof(c.user));
+		column_id(s, 3, c.mailbox, MAILBOX_ID_LEN);
+		column_text(s, 4, c.mailbox_name, sizeof(c.mailbox_name));
+		c.uid = (uint32_t)sqlite3_column_int64(s, 5);
+		column_id(s, 6, c.local_guid, GUID_LEN);
+		column_id(s, 7, c.master_guid, GUID_LEN);
+		column_text(s, 8, c.op, sizeof(c.op));
+		c.master_seq = sqlite3_column_int64(s, 9);
+		if (cb(arg, &c) != 0)
+			break;
+	}
+	sqlite3_reset(s);
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? STORE_OK :
+	    db_error(st, rc, "conflict list");
 }

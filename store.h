@@ -116,6 +116,13 @@ void		store_rollback(struct store *);
 int		store_txn_open(const struct store *);
 
 /*
+ * Makes commits skip the sync: for a throw-away store only (`mailrepd
+ * dev` on a temporary directory it removes on exit), where a crash loses
+ * nothing anyone keeps.  Never for a store that outlives its process.
+ */
+enum store_err	store_set_throwaway(struct store *);
+
+/*
  * A read snapshot for a run of look-ups (one step of a FETCH): until
  * store_read_end() they see one state of the store and share one lock
  * instead of taking and dropping one each.  Inside a write transaction,
@@ -270,5 +277,148 @@ enum store_err	store_mailbox_subscribe(struct store *, const char *user,
 
 /* Counts log records; the replication issue builds on these. */
 int64_t		store_replog_head(struct store *);
+
+/* --- Replication (sync.c) ---------------------------------------------- */
+
+#define NODE_ID_LEN	16	/* bytes of a node id */
+#define EPOCH_LEN	8	/* bytes of a master log epoch */
+
+/*
+ * One record of the replication log, as stored and as shipped.  Strings
+ * are "" when the record has none; has_mailbox / has_guid say whether
+ * the ids are there.  `type` is one of the names replog_append() writes
+ * ("message.append", "mailbox.rename"...).
+ */
+struct store_replog_rec {
+	int64_t		 seq;
+	int64_t		 time;
+	char		 type[32];
+	char		 user[USER_MAX_NAME + 1];
+	int		 has_mailbox;
+	uint8_t		 mailbox[MAILBOX_ID_LEN];
+	uint32_t	 uid;
+	int		 has_guid;
+	uint8_t		 guid[GUID_LEN];
+	uint64_t	 modseq;
+	uint32_t	 flags;
+	char		 keywords[STORE_MAX_KEYWORDS];
+	int64_t		 internaldate;
+	char		 name[MAILBOX_MAX_NAME + 1];
+	char		 value[STORE_MAX_VALUE];
+};
+
+/* The first record after `after`: STORE_OK, or STORE_NOTFOUND at the end. */
+enum store_err	store_replog_next(struct store *, int64_t after,
+		    struct store_replog_rec *out);
+/* The oldest position still in the log (0 when the log is empty). */
+int64_t		store_replog_first(struct store *);
+
+/* This node: its identity, role and (on a replica) what it follows. */
+struct store_node {
+	uint8_t		 node_id[NODE_ID_LEN];
+	uint8_t		 epoch[EPOCH_LEN];
+	char		 role[16];		/* "master" or "replica" */
+	int		 has_master;
+	uint8_t		 master_id[NODE_ID_LEN];
+	uint8_t		 master_epoch[EPOCH_LEN];
+	int64_t		 applied;		/* master position applied */
+};
+enum store_err	store_node_get(struct store *, struct store_node *out);
+/* Records the role ("master" or "replica"); a mutation, not logged. */
+enum store_err	store_node_set_role(struct store *, const char *role);
+/*
+ * Records, inside the current write transaction, that the log of master
+ * (id, epoch) is applied up to pos: the same commit as the batch.
+ */
+enum store_err	store_node_applied(struct store *, const uint8_t *master_id,
+		    const uint8_t *epoch, int64_t pos);
+
+/*
+ * A batch: the store_apply_* calls between begin and end are kept
+ * together or not at all (end with err != STORE_OK undoes them).
+ */
+enum store_err	store_batch_begin(struct store *);
+enum store_err	store_batch_end(struct store *, enum store_err err);
+
+/* What a store_apply_* call found (the GUID check of DESIGN.md). */
+enum store_apply {
+	APPLY_DONE,		/* applied */
+	APPLY_SAME,		/* already here: nothing or flags merged */
+	APPLY_ABSENT,		/* nothing here to change */
+	APPLY_CONFLICT,		/* another message at that UID: untouched */
+};
+
+/*
+ * Each applies one master record on a replica, keeping the master's
+ * identities (mailbox uniqueid, uidvalidity, uid), and appends this
+ * node's own log record.  *what says what happened; a conflict fills
+ * local_guid with the guid of the message kept.
+ */
+enum store_err	store_apply_user_add(struct store *, const char *name,
+		    const char *pwhash, enum store_apply *what);
+enum store_err	store_apply_mailbox_create(struct store *, const char *user,
+		    const uint8_t *uniqueid, const char *name,
+		    uint32_t uidvalidity, const char *special_use,
+		    int subscribed, enum store_apply *what);
+enum store_err	store_apply_mailbox_rename(struct store *,
+		    const uint8_t *uniqueid, const char *name,
+		    enum store_apply *what);
+enum store_err	store_apply_mailbox_delete(struct store *,
+		    const uint8_t *uniqueid, enum store_apply *what);
+enum store_err	store_apply_subscribe(struct store *, const uint8_t *uniqueid,
+		    int subscribed, enum store_apply *what);
+/*
+ * Appends at exactly `uid` (uidnext becomes max(uidnext, uid + 1)).  b
+ * is the body, or NULL when the master no longer had it (the message was
+ * expunged there since): then only uidnext moves.
+ */
+enum store_err	store_apply_append(struct store *, const uint8_t *uniqueid,
+		    uint32_t uid, const uint8_t *guid, uint32_t flags,
+		    const char *keywords, int64_t internaldate,
+		    const struct store_blob_in *b, enum store_apply *what,
+		    uint8_t local_guid[GUID_LEN]);
+enum store_err	store_apply_flags(struct store *, const uint8_t *uniqueid,
+		    uint32_t uid, const uint8_t *guid, uint32_t flags,
+		    const char *keywords, enum store_apply *what,
+		    uint8_t local_guid[GUID_LEN]);
+enum store_err	store_apply_expunge(struct store *, const uint8_t *uniqueid,
+		    uint32_t uid, const uint8_t *guid, enum store_apply *what,
+		    uint8_t local_guid[GUID_LEN]);
+/* Finds a mailbox by uniqueid; user receives its owner's name. */
+enum store_err	store_mailbox_by_uniqueid(struct store *,
+		    const uint8_t *uniqueid, struct store_mailbox *out,
+		    char user[USER_MAX_NAME + 1]);
+
+/* A replica as its master knows it. */
+struct store_replica {
+	char		 name[256];
+	uint8_t		 node_id[NODE_ID_LEN];
+	int64_t		 acked;
+	int64_t		 last_seen;
+	int		 connected;
+};
+enum store_err	store_replica_update(struct store *,
+		    const struct store_replica *);
+enum store_err	store_replica_foreach(struct store *,
+		    int (*cb)(void *, const struct store_replica *), void *arg);
+
+/* A GUID conflict a replica found and kept out of its store. */
+struct store_conflict {
+	int64_t		 id;
+	int64_t		 time;
+	char		 user[USER_MAX_NAME + 1];
+	char		 mailbox_name[MAILBOX_MAX_NAME + 1];
+	uint8_t		 mailbox[MAILBOX_ID_LEN];
+	uint32_t	 uid;
+	uint8_t		 local_guid[GUID_LEN];
+	uint8_t		 master_guid[GUID_LEN];
+	char		 op[32];		/* the master's record type */
+	int64_t		 master_seq;
+};
+enum store_err	store_conflict_add(struct store *, struct store_conflict *);
+/* Unresolved conflicts in one mailbox (uniqueid), or in all (NULL). */
+int64_t		store_conflict_count(struct store *, const uint8_t *uniqueid);
+enum store_err	store_conflict_foreach(struct store *,
+		    int (*cb)(void *, const struct store_conflict *), void *arg);
 
 #endif /* MAILREPD_STORE_H */
