@@ -1,0 +1,115 @@
+/*
+ * penalty.c — per-address failed-login delays (see penalty.h).
+ *
+ * A fixed table, searched linearly: AUTH_FAIL_ADDRESSES entries of a
+ * few dozen bytes, looked at only when a login fails or succeeds.
+ */
+#include <string.h>
+
+#include "config.h"
+#include "net.h"
+#include "penalty.h"
+
+struct entry {
+	char		 addr[NET_PEER_LEN];	/* "" when free */
+	unsigned	 failures;
+	time_t		 last;
+};
+
+static struct entry	 table[AUTH_FAIL_ADDRESSES];
+
+/* The address part of "ADDR:PORT" or "[V6]:PORT"; "unix" as it is. */
+static void
+peer_address(const char *peer, char out[NET_PEER_LEN])
+{
+	const char	*colon = strrchr(peer, ':');
+	size_t		 n = colon != NULL ? (size_t)(colon - peer) :
+			    strlen(peer);
+
+	if (n >= NET_PEER_LEN)
+		n = NET_PEER_LEN - 1;
+	memcpy(out, peer, n);
+	out[n] = '\0';
+}
+
+static struct entry *
+find(const char *addr, time_t now)
+{
+	size_t	 i;
+
+	for (i = 0; i < AUTH_FAIL_ADDRESSES; i++) {
+		if (table[i].addr[0] == '\0' || strcmp(table[i].addr, addr) != 0)
+			continue;
+		if (now - table[i].last > AUTH_FAIL_FORGET) {
+			table[i].addr[0] = '\0';
+			return NULL;
+		}
+		return &table[i];
+	}
+	return NULL;
+}
+
+/* A free entry, or the one idle longest. */
+static struct entry *
+make_room(void)
+{
+	struct entry	*oldest = &table[0];
+	size_t		 i;
+
+	for (i = 0; i < AUTH_FAIL_ADDRESSES; i++) {
+		if (table[i].addr[0] == '\0')
+			return &table[i];
+		if (table[i].last < oldest->last)
+			oldest = &table[i];
+	}
+	return oldest;
+}
+
+unsigned
+penalty_fail(const char *peer, time_t now)
+{
+	struct entry	*e;
+	char		 addr[NET_PEER_LEN];
+	unsigned	 delay = IMAP_AUTH_FAIL_DELAY, i;
+
+	peer_address(peer, addr);
+	if ((e = find(addr, now)) == NULL) {
+		e = make_room();
+		memcpy(e->addr, addr, sizeof(addr));
+		e->failures = 0;
+	}
+	if (e->failures < 64)
+		e->failures++;
+	e->last = now;
+	for (i = 1; i < e->failures && delay < AUTH_FAIL_MAX_DELAY; i++)
+		delay *= 2;
+	return delay < AUTH_FAIL_MAX_DELAY ? delay : AUTH_FAIL_MAX_DELAY;
+}
+
+void
+penalty_clear(const char *peer)
+{
+	char	 addr[NET_PEER_LEN];
+	size_t	 i;
+
+	peer_address(peer, addr);
+	for (i = 0; i < AUTH_FAIL_ADDRESSES; i++)
+		if (strcmp(table[i].addr, addr) == 0)
+			table[i].addr[0] = '\0';
+}
+
+unsigned
+penalty_count(const char *peer, time_t now)
+{
+	struct entry	*e;
+	char		 addr[NET_PEER_LEN];
+
+	peer_address(peer, addr);
+	return (e = find(addr, now)) != NULL ? e->failures : 0;
+}
+
+void
+penalty_reset(void)
+{
+	memset(table, 0, sizeof(table));
+}
