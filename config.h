@@ -37,6 +37,22 @@
 #define LMTP_MAX_ADDRESS	512	/* bytes in one path */
 #define LMTP_MAX_ERRORS		20	/* bad commands before 421 */
 
+/* SMTP intake (--smtp): the LMTP session with SMTP's differences */
+#define SMTP_MAX_HELO		255	/* HELO/EHLO name bytes kept for Received: */
+#define SMTP_MAX_AUTH		(PASSWORD_MAX * 2) /* a decoded AUTH response */
+
+/* Dev mode (`mailrepd dev`) and the JSON view */
+#define DEV_LMTP_PORT		2424	/* dev's fixed loopback LMTP port */
+#define DEV_SMTP_PORT		2525	/* dev's fixed loopback SMTP port */
+#define DEV_IMAP_PORT		1143	/* dev's fixed loopback IMAP port */
+#define DEV_IMAPS_PORT		1993	/* dev's fixed loopback IMAPS port */
+#define DEV_USER		"dev"	/* the user dev makes ready */
+#define DEV_PASSWORD		"dev"	/* printed; any password works in dev */
+#define DEV_SLOW_SECONDS	2	/* extra delay of a +slow recipient's reply */
+#define WAIT_POLL_MS		10	/* how often `mailrepd wait` looks */
+#define WAIT_DEFAULT_TIMEOUT	30	/* seconds `mailrepd wait` waits */
+#define WAIT_MAX_TIMEOUT	86400	/* longest --timeout accepted */
+
 /* IMAP */
 #define IMAP_MAX_LINE		(64 * 1024) /* one command line (>= 8 KiB) */
 #define IMAP_MAX_LITERAL	(64 * 1024) /* a literal outside APPEND */
@@ -64,6 +80,8 @@
 #define PASSWORD_MAX		1024	/* bytes in a password */
 #define PBKDF2_ITERATIONS	100000	/* PBKDF2-HMAC-SHA256 rounds */
 #define PBKDF2_SALT_LEN		16	/* bytes of random salt */
+/* The stored hash of a user made by dev or catch-all: no password matches */
+#define PASSWORD_NONE		"!"
 #define MAILBOX_MAX_NAME	512	/* bytes in a mailbox name */
 
 /* Replication (sync.c) */

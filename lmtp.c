@@ -1,13 +1,24 @@
 /*
- * lmtp.c — LMTP (RFC 2033) delivery into the store.
+ * lmtp.c — LMTP (RFC 2033) delivery into the store, and SMTP intake
+ * (RFC 5321, --smtp) on the same state machine.
  *
  * A session moves through these states; one switch in lmtp_input() picks
  * what the next input means:
  *
  *   HELO --LHLO--> IDLE --MAIL--> MAIL --RCPT--> RCPT --DATA--> DATA
  *     (end of data) --> COMMIT --(group commit)--> IDLE
+ *                              \--(dev +slow)--> HELD --(delay)--> IDLE
  *
- * RSET from MAIL, RCPT returns to IDLE.  The data of one transaction
+ * RSET from MAIL, RCPT returns to IDLE.  SMTP differs from LMTP only in
+ * what struct lmtp_dialect says: the greeting verb (EHLO/HELO), one
+ * reply after DATA instead of one per recipient, AUTH (dev mode), a
+ * Received: trace header, and the words for a recipient domain that is
+ * not ours (relaying, which is never done).  The commands, the paths and
+ * the data reader are shared.
+ *
+ * Catch-all (--catch-all, and dev mode) makes a user for an unknown
+ * local part at RCPT; in dev mode a local part ending in +tempfail,
+ * +permfail or +slow gets a 451, a 550 or a delayed reply.  The data of one transaction
  * (sender, recipients, spool, the first error seen in DATA) lives in a
  * struct lmtp_tx made at MAIL and freed when its replies are sent.  An
  * error found in the middle of DATA is remembered and answered after the
@@ -17,10 +28,13 @@
 #include <ctype.h>
 #include <errno.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "config.h"
+#include "crypto.h"
 #include "lmtp.h"
 #include "log.h"
 #include "settings.h"
@@ -34,6 +48,49 @@ enum lmtp_state {
 	LMTP_RCPT,		/* at least one recipient accepted */
 	LMTP_DATA,		/* reading the message */
 	LMTP_COMMIT,		/* stored; waiting for the group commit */
+	LMTP_HELD,		/* committed; replies held (dev +slow) */
+};
+
+/* What a command table entry is allowed in. */
+#define IN_LMTP		0x01
+#define IN_SMTP		0x02
+
+/* Everything that tells SMTP from LMTP; see the comment at the top. */
+struct lmtp_dialect {
+	unsigned	 mask;		/* IN_LMTP or IN_SMTP */
+	const char	*banner;	/* in the 220 greeting */
+	const char	*other_hello;	/* reply to the other protocol's hello */
+	int		 reply_per_rcpt; /* LMTP: one reply per recipient */
+	int		 smtp_params;	/* SMTPUTF8, AUTH= on MAIL; SMTPUTF8 */
+	int		 trace;		/* prepend Received: (RFC 5321 4.4) */
+	const char	*foreign_code;	/* RCPT to a domain not ours: */
+	const char	*foreign_text;	/* "CODE <address> TEXT" */
+};
+
+static const struct lmtp_dialect dialect_lmtp = {
+	IN_LMTP, "LMTP", "500 5.5.1 This is LMTP: use LHLO", 1, 0, 0,
+	"550 5.1.2", "Domain not handled here",
+};
+
+static const struct lmtp_dialect dialect_smtp = {
+	IN_SMTP, "ESMTP", "500 5.5.1 This is SMTP: use EHLO or HELO", 0, 1, 1,
+	"550 5.7.1", "Relaying denied: this server delivers locally only",
+};
+
+/* SMTP AUTH in progress: what the next line answers. */
+enum auth_step {
+	AUTH_NONE,
+	AUTH_PLAIN,		/* "334 " sent, the PLAIN response next */
+	AUTH_LOGIN_USER,	/* "334 Username:" sent */
+	AUTH_LOGIN_PASS,	/* "334 Password:" sent */
+};
+
+/* Dev-mode failure injection, by the local part's last +detail. */
+enum rcpt_fault {
+	FAULT_NONE,
+	FAULT_TEMP,		/* +tempfail: 451 at RCPT */
+	FAULT_PERM,		/* +permfail: 550 at RCPT */
+	FAULT_SLOW,		/* +slow: delivered, reply DEV_SLOW_SECONDS late */
 };
 
 enum data_error {
@@ -47,6 +104,7 @@ struct lmtp_rcpt {
 	char		*address;	/* as given, for replies and logs */
 	char		 user[USER_MAX_NAME + 1];
 	char		*mailbox;	/* INBOX, or the +detail folder */
+	int		 slow;		/* dev +slow: hold the reply */
 };
 
 struct lmtp_tx {
@@ -64,11 +122,18 @@ struct lmtp_tx {
 };
 
 struct lmtp_session {
+	const struct lmtp_dialect *d;
 	enum lmtp_state	 state;
 	struct lmtp_tx	*tx;
 	int		 errors;	/* bad commands so far */
 	int		 skipping;	/* discarding an over-long command */
 	char		*scratch;	/* a bare-LF data line, re-ended CRLF */
+	char		*helo;		/* SMTP: the client's HELO/EHLO name */
+	int		 esmtp;		/* SMTP: EHLO (not HELO) was given */
+	enum auth_step	 auth_step;
+	int		 authed;	/* SMTP AUTH succeeded (dev mode) */
+	int		 held_ok;	/* HELD: whether the commit succeeded */
+	time_t		 hold_until;	/* HELD: when the replies go out */
 };
 
 /* A parsed MAIL or RCPT argument: <path> and its parameters. */
@@ -79,6 +144,7 @@ struct lmtp_path {
 
 struct lmtp_command {
 	const char	*verb;
+	unsigned	 in;		/* IN_LMTP | IN_SMTP */
 	/* Checks state and syntax; replies itself and returns -1 to refuse. */
 	int		(*check)(struct session *, struct lmtp_session *,
 			    char *args, struct lmtp_path *);
@@ -157,14 +223,21 @@ parse_path(struct session *s, struct lmtp_session *ls, char *args,
 	return 0;
 }
 
+/* LHLO, EHLO and HELO. */
 static int
-check_lhlo(struct session *s, struct lmtp_session *ls, char *args,
+check_hello(struct session *s, struct lmtp_session *ls, char *args,
     struct lmtp_path *path)
 {
 	while (*args == ' ')
 		args++;
 	if (*args == '\0') {
-		lmtp_error(s, ls, "501 5.5.4 Syntax: LHLO hostname");
+		lmtp_error(s, ls, ls->d == &dialect_lmtp ?
+		    "501 5.5.4 Syntax: LHLO hostname" :
+		    "501 5.5.4 Syntax: EHLO hostname");
+		return -1;
+	}
+	if (ls->auth_step != AUTH_NONE) {
+		lmtp_error(s, ls, "503 5.5.1 AUTH in progress");
 		return -1;
 	}
 	if (ls->state == LMTP_DATA || ls->state == LMTP_COMMIT) {
@@ -175,20 +248,56 @@ check_lhlo(struct session *s, struct lmtp_session *ls, char *args,
 	return 0;
 }
 
-static void
-proceed_lhlo(struct session *s, struct lmtp_session *ls,
-    struct lmtp_path *path)
+/* Whether SMTP AUTH is offered: dev mode, loopback clients only. */
+static int
+auth_offered(const struct session *s, const struct lmtp_session *ls)
 {
-	(void)path;
+	return ls->d->smtp_params && s->srv->dev && s->local;
+}
+
+/* Starts over after a greeting; keeps the name for Received:. */
+static void
+hello_reset(struct lmtp_session *ls, const char *name)
+{
+	char	*p;
+
 	lmtp_tx_free(ls->tx);
 	ls->tx = NULL;
 	ls->state = LMTP_IDLE;
+	free(ls->helo);
+	if ((ls->helo = strndup(name, SMTP_MAX_HELO)) != NULL)
+		for (p = ls->helo; *p != '\0'; p++)
+			if (!isgraph((unsigned char)*p))
+				*p = '?';	/* it goes into a header */
+}
+
+/* LHLO and EHLO: the greeting with the dialect's extensions. */
+static void
+proceed_ehlo(struct session *s, struct lmtp_session *ls,
+    struct lmtp_path *path)
+{
+	hello_reset(ls, path->address);
+	ls->esmtp = 1;
 	session_printf(s, "250-%s\r\n"
 	    "250-PIPELINING\r\n"
 	    "250-ENHANCEDSTATUSCODES\r\n"
-	    "250-8BITMIME\r\n"
-	    "250 SIZE %ld\r\n", s->srv->settings->name,
+	    "250-8BITMIME\r\n", s->srv->settings->name);
+	if (ls->d->smtp_params)
+		session_printf(s, "250-SMTPUTF8\r\n");
+	if (auth_offered(s, ls))
+		session_printf(s, "250-AUTH PLAIN LOGIN\r\n");
+	session_printf(s, "250 SIZE %ld\r\n",
 	    s->srv->settings->max_message_size);
+}
+
+/* SMTP's HELO: no extensions (RFC 5321 4.1.1.1). */
+static void
+proceed_helo(struct session *s, struct lmtp_session *ls,
+    struct lmtp_path *path)
+{
+	hello_reset(ls, path->address);
+	ls->esmtp = 0;
+	session_printf(s, "250 %s\r\n", s->srv->settings->name);
 }
 
 /*
@@ -217,6 +326,11 @@ check_mail_params(struct session *s, struct lmtp_session *ls, char *params)
 				    s->srv->settings->max_message_size);
 				return -1;
 			}
+		} else if (ls->d->smtp_params &&
+		    (strcasecmp(word, "SMTPUTF8") == 0 ||
+		    strncasecmp(word, "AUTH=", 5) == 0)) {
+			continue;	/* UTF-8 is stored as is; AUTH= is
+					   only informative (RFC 4954 5) */
 		} else if (strcasecmp(word, "BODY=7BIT") != 0 &&
 		    strcasecmp(word, "BODY=8BITMIME") != 0) {
 			lmtp_error(s, ls, "555 5.5.4 Unsupported MAIL FROM "
@@ -232,7 +346,8 @@ check_mail(struct session *s, struct lmtp_session *ls, char *args,
     struct lmtp_path *path)
 {
 	if (ls->state == LMTP_HELO) {
-		lmtp_error(s, ls, "503 5.5.1 Send LHLO first");
+		lmtp_error(s, ls, ls->d == &dialect_lmtp ?
+		    "503 5.5.1 Send LHLO first" : "503 5.5.1 Send EHLO first");
 		return -1;
 	}
 	if (ls->state != LMTP_IDLE) {
@@ -281,13 +396,64 @@ domain_accepted(const struct settings *set, const char *domain)
 }
 
 /*
+ * Dev mode: a local part ending in +tempfail, +permfail or +slow asks
+ * for that failure; the suffix is cut off `local`.
+ */
+static enum rcpt_fault
+rcpt_fault(char *local)
+{
+	static const struct {
+		const char	*suffix;
+		enum rcpt_fault	 fault;
+	} faults[] = {
+		{ "+tempfail", FAULT_TEMP },
+		{ "+permfail", FAULT_PERM },
+		{ "+slow", FAULT_SLOW },
+	};
+	size_t	 n = strlen(local), len, i;
+
+	for (i = 0; i < sizeof(faults) / sizeof(*faults); i++) {
+		len = strlen(faults[i].suffix);
+		if (n > len && strcasecmp(local + n - len,
+		    faults[i].suffix) == 0) {
+			local[n - len] = '\0';
+			return faults[i].fault;
+		}
+	}
+	return FAULT_NONE;
+}
+
+/*
+ * Catch-all: makes the user `name` (no password, the default mailboxes)
+ * inside the open write transaction, so that it is committed with the
+ * group commit before the RCPT reply goes out.  Returns the look-up's
+ * result with the canonical name in canon.
+ */
+static enum store_err
+catch_all_user(struct session *s, const char *name,
+    char canon[USER_MAX_NAME + 1])
+{
+	enum store_err	 err;
+
+	err = store_user_add(s->srv->store, name, PASSWORD_NONE);
+	if (err != STORE_OK && err != STORE_EXISTS)
+		return err;
+	if (err == STORE_OK)
+		log_info("catchall.user", "session=%llu user=%s",
+		    (unsigned long long)s->id, log_quote(name));
+	return store_user_find(s->srv->store, name, canon);
+}
+
+/*
  * Maps a recipient to a user and mailbox: "user@domain" or bare "user"
  * to the user's INBOX; "user+folder@domain" to that folder when it
- * exists, else INBOX.  A user whose own name holds the '+' wins.
- * Returns 0, or -1 after replying.
+ * exists, else INBOX.  A user whose own name holds the '+' wins.  An
+ * unknown user is made with catch-all (and in dev mode).  Returns 0, or
+ * -1 after replying.
  */
 static int
-resolve_rcpt(struct session *s, const char *address, struct lmtp_rcpt *r)
+resolve_rcpt(struct session *s, struct lmtp_session *ls,
+    const char *address, struct lmtp_rcpt *r)
 {
 	struct store		*st = s->srv->store;
 	struct store_mailbox	 mb;
@@ -301,19 +467,43 @@ resolve_rcpt(struct session *s, const char *address, struct lmtp_rcpt *r)
 		domain = at + 1;
 	}
 	if (!domain_accepted(s->srv->settings, domain)) {
-		session_printf(s, "550 5.1.2 <%s> Domain not handled here"
-		    "\r\n", address);
+		session_printf(s, "%s <%s> %s\r\n", ls->d->foreign_code,
+		    address, ls->d->foreign_text);
 		return -1;
 	}
+	switch (s->srv->dev ? rcpt_fault(local) : FAULT_NONE) {
+	case FAULT_TEMP:
+		session_printf(s, "451 4.3.0 <%s> Temporary failure, as "
+		    "+tempfail asks (dev mode)\r\n", address);
+		return -1;
+	case FAULT_PERM:
+		session_printf(s, "550 5.1.1 <%s> Permanent failure, as "
+		    "+permfail asks (dev mode)\r\n", address);
+		return -1;
+	case FAULT_SLOW:
+		r->slow = 1;
+		break;
+	case FAULT_NONE:
+		break;
+	}
 	r->mailbox = NULL;
+	plus = NULL;
 	err = store_user_find(st, local, r->user);
 	if (err == STORE_NOTFOUND && (plus = strchr(local, '+')) != NULL) {
 		*plus = '\0';
 		err = store_user_find(st, local, r->user);
-		if (err == STORE_OK && store_mailbox_get(st, r->user, plus + 1,
-		    &mb) == STORE_OK)
-			r->mailbox = strdup(mb.name);
 	}
+	if (err == STORE_NOTFOUND &&
+	    (s->srv->settings->catch_all || s->srv->dev))
+		err = catch_all_user(s, local, r->user);
+	if (err == STORE_INVALID) {
+		session_printf(s, "550 5.1.3 <%s> No such user, and not a "
+		    "valid user name for catch-all\r\n", address);
+		return -1;
+	}
+	if (err == STORE_OK && plus != NULL && store_mailbox_get(st, r->user,
+	    plus + 1, &mb) == STORE_OK)
+		r->mailbox = strdup(mb.name);
 	if (err == STORE_NOTFOUND) {
 		session_printf(s, "550 5.1.1 <%s> User unknown\r\n", address);
 		return -1;
@@ -367,7 +557,7 @@ proceed_rcpt(struct session *s, struct lmtp_session *ls,
 	struct lmtp_rcpt	 r, *grown;
 
 	memset(&r, 0, sizeof(r));
-	if (resolve_rcpt(s, path->address, &r) < 0)
+	if (resolve_rcpt(s, ls, path->address, &r) < 0)
 		return;
 	grown = reallocarray(tx->rcpts, tx->nrcpts + 1, sizeof(*tx->rcpts));
 	if (grown == NULL) {
@@ -402,9 +592,32 @@ check_data(struct session *s, struct lmtp_session *ls, char *args,
 }
 
 /*
+ * SMTP's trace header (RFC 5321 4.4), with the RFC 3848 protocol name:
+ * "Received: from HELO (PEER) by NAME (mailrepd) with ESMTPA; DATE".
+ */
+static void
+add_received(struct session *s, struct lmtp_session *ls)
+{
+	char		 line[SMTP_MAX_HELO + NET_PEER_LEN + 512], date[64];
+	struct tm	 tm;
+	time_t		 now = s->srv->now;
+	int		 n;
+
+	gmtime_r(&now, &tm);
+	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S +0000", &tm);
+	n = snprintf(line, sizeof(line), "Received: from %s (%s) by %.200s "
+	    "(mailrepd) with %s; %s\r\n", ls->helo ? ls->helo : "unknown",
+	    s->peer, s->srv->settings->name,
+	    !ls->esmtp ? "SMTP" : ls->authed ? "ESMTPA" : "ESMTP", date);
+	if (n > 0 && (size_t)n < sizeof(line))
+		spool_add_line(ls->tx->spool, line, n);
+}
+
+/*
  * Starts the message: the spool, then the headers this server adds.
- * Return-Path always; Delivered-To only with one recipient, because the
- * bytes (and so the GUID) are shared by every recipient.
+ * Return-Path always; Received: for SMTP; Delivered-To only with one
+ * recipient, because the bytes (and so the GUID) are shared by every
+ * recipient.
  */
 static void
 proceed_data(struct session *s, struct lmtp_session *ls,
@@ -421,6 +634,8 @@ proceed_data(struct session *s, struct lmtp_session *ls,
 	}
 	n = snprintf(hdr, sizeof(hdr), "Return-Path: <%s>\r\n", tx->sender);
 	spool_add_line(tx->spool, hdr, n);
+	if (ls->d->trace)
+		add_received(s, ls);
 	if (tx->nrcpts == 1) {
 		n = snprintf(hdr, sizeof(hdr), "Delivered-To: %s\r\n",
 		    tx->rcpts[0].address);
@@ -472,15 +687,125 @@ proceed_quit(struct session *s, struct lmtp_session *ls,
 	session_close(s);
 }
 
-/* HELO and EHLO are SMTP's: RFC 2033 says an LMTP server refuses them. */
+/*
+ * SMTP AUTH (RFC 4954), PLAIN or LOGIN, offered in dev mode to loopback
+ * clients only: any user name and password are accepted, because an
+ * application's mail library often insists on logging in.  It grants
+ * nothing: delivery stays local either way.
+ */
 static int
-check_smtp_greeting(struct session *s, struct lmtp_session *ls, char *args,
+check_auth(struct session *s, struct lmtp_session *ls, char *args,
     struct lmtp_path *path)
 {
-	(void)args;
-	(void)path;
-	lmtp_error(s, ls, "500 5.5.1 This is LMTP: use LHLO");
-	return -1;
+	char	*mech;
+
+	if (!auth_offered(s, ls)) {
+		lmtp_error(s, ls, "502 5.5.1 AUTH is not offered here");
+		return -1;
+	}
+	if (ls->state == LMTP_HELO || !ls->esmtp) {
+		lmtp_error(s, ls, "503 5.5.1 Send EHLO first");
+		return -1;
+	}
+	if (ls->authed) {
+		lmtp_error(s, ls, "503 5.5.1 Already authenticated");
+		return -1;
+	}
+	if (ls->state != LMTP_IDLE) {
+		lmtp_error(s, ls, "503 5.5.1 AUTH is not allowed during a "
+		    "mail transaction");
+		return -1;
+	}
+	while (*args == ' ')
+		args++;
+	mech = args;
+	args += strcspn(args, " ");
+	if (*args != '\0')
+		*args++ = '\0';
+	while (*args == ' ')
+		args++;
+	if (strcasecmp(mech, "PLAIN") != 0 && strcasecmp(mech, "LOGIN") != 0) {
+		lmtp_error(s, ls, "504 5.5.4 Unrecognized authentication "
+		    "mechanism");
+		return -1;
+	}
+	path->address = mech;
+	path->params = args;	/* the initial response, or "" */
+	return 0;
+}
+
+/*
+ * One AUTH response (base64, or "*" to cancel).  Returns 0, or -1 after
+ * replying.  The decoded bytes are checked for form and then dropped.
+ */
+static int
+auth_response(struct session *s, struct lmtp_session *ls, const char *b64,
+    int plain)
+{
+	uint8_t	 raw[SMTP_MAX_AUTH + 1];
+	size_t	 n, nuls = 0, i;
+
+	if (strcmp(b64, "*") == 0) {
+		ls->auth_step = AUTH_NONE;
+		lmtp_error(s, ls, "501 5.0.0 Authentication cancelled");
+		return -1;
+	}
+	if (crypto_base64_decode(b64, strlen(b64), raw, sizeof(raw) - 1,
+	    &n) < 0) {
+		ls->auth_step = AUTH_NONE;
+		lmtp_error(s, ls, "501 5.5.2 Cannot decode the response");
+		return -1;
+	}
+	for (i = 0; i < n; i++)
+		nuls += raw[i] == '\0';
+	explicit_bzero(raw, sizeof(raw));
+	if (plain && nuls != 2) {
+		ls->auth_step = AUTH_NONE;
+		lmtp_error(s, ls, "501 5.5.2 Malformed PLAIN response");
+		return -1;
+	}
+	return 0;
+}
+
+/* Where AUTH stands after a good response: done, or the next prompt. */
+static void
+auth_next(struct session *s, struct lmtp_session *ls)
+{
+	if (ls->auth_step == AUTH_LOGIN_USER) {
+		ls->auth_step = AUTH_LOGIN_PASS;
+		session_printf(s, "334 UGFzc3dvcmQ6\r\n");	/* Password: */
+		return;
+	}
+	ls->auth_step = AUTH_NONE;
+	ls->authed = 1;
+	log_info("smtp.auth", "session=%llu peer=%s mode=dev-any",
+	    (unsigned long long)s->id, s->peer);
+	session_printf(s, "235 2.7.0 Authentication successful\r\n");
+}
+
+static void
+proceed_auth(struct session *s, struct lmtp_session *ls,
+    struct lmtp_path *path)
+{
+	int	 plain = strcasecmp(path->address, "PLAIN") == 0;
+
+	ls->auth_step = plain ? AUTH_PLAIN : AUTH_LOGIN_USER;
+	if (*path->params == '\0') {
+		session_printf(s, plain ? "334 \r\n" :
+		    "334 VXNlcm5hbWU6\r\n");		/* Username: */
+		return;
+	}
+	if (auth_response(s, ls, strcmp(path->params, "=") == 0 ? "" :
+	    path->params, plain) == 0)
+		auth_next(s, ls);
+}
+
+/* The line after a 334 prompt. */
+static void
+auth_line(struct session *s, struct lmtp_session *ls, const char *line)
+{
+	if (auth_response(s, ls, line, ls->auth_step == AUTH_PLAIN) == 0)
+		auth_next(s, ls);
 }
 
 static int
@@ -494,17 +819,25 @@ check_any(struct session *s, struct lmtp_session *ls, char *args,
 	return 0;
 }
 
+#define IN_BOTH		(IN_LMTP | IN_SMTP)
+
+/*
+ * A verb outside its dialect gets the dialect's other_hello reply: HELO
+ * and EHLO are SMTP's, and RFC 2033 says an LMTP server refuses them;
+ * LHLO is LMTP's.
+ */
 static const struct lmtp_command lmtp_commands[] = {
-	{ "LHLO", check_lhlo, proceed_lhlo },
-	{ "MAIL", check_mail, proceed_mail },
-	{ "RCPT", check_rcpt, proceed_rcpt },
-	{ "DATA", check_data, proceed_data },
-	{ "RSET", check_any, proceed_rset },
-	{ "NOOP", check_any, proceed_noop },
-	{ "VRFY", check_any, proceed_vrfy },
-	{ "QUIT", check_any, proceed_quit },
-	{ "HELO", check_smtp_greeting, NULL },
-	{ "EHLO", check_smtp_greeting, NULL },
+	{ "LHLO", IN_LMTP, check_hello, proceed_ehlo },
+	{ "EHLO", IN_SMTP, check_hello, proceed_ehlo },
+	{ "HELO", IN_SMTP, check_hello, proceed_helo },
+	{ "AUTH", IN_BOTH, check_auth, proceed_auth },
+	{ "MAIL", IN_BOTH, check_mail, proceed_mail },
+	{ "RCPT", IN_BOTH, check_rcpt, proceed_rcpt },
+	{ "DATA", IN_BOTH, check_data, proceed_data },
+	{ "RSET", IN_BOTH, check_any, proceed_rset },
+	{ "NOOP", IN_BOTH, check_any, proceed_noop },
+	{ "VRFY", IN_BOTH, check_any, proceed_vrfy },
+	{ "QUIT", IN_BOTH, check_any, proceed_quit },
 };
 
 /* Runs one command line. */
@@ -520,7 +853,9 @@ lmtp_command(struct session *s, struct lmtp_session *ls, char *line)
 		if (vlen != strlen(c->verb) ||
 		    strncasecmp(line, c->verb, vlen) != 0)
 			continue;
-		if (c->check(s, ls, line + vlen, &path) == 0)
+		if (!(c->in & ls->d->mask))
+			lmtp_error(s, ls, ls->d->other_hello);
+		else if (c->check(s, ls, line + vlen, &path) == 0)
 			c->proceed(s, ls, &path);
 		return;
 	}
@@ -549,13 +884,16 @@ reply_rcpt(struct session *s, const struct lmtp_rcpt *r,
 		    r->address, r->mailbox, t->uid);
 }
 
-/* Answers every recipient with the same error from DATA. */
+/*
+ * Answers the first n recipients with the same error from DATA: every
+ * one in LMTP, one reply (naming the first) in SMTP.
+ */
 static void
-reply_data_error(struct session *s, struct lmtp_tx *tx)
+reply_data_error(struct session *s, struct lmtp_tx *tx, size_t n)
 {
 	size_t	 i;
 
-	for (i = 0; i < tx->nrcpts; i++) {
+	for (i = 0; i < n; i++) {
 		switch (tx->error) {
 		case DATA_TOO_BIG:
 			session_printf(s, "552 5.3.4 <%s> Message size exceeds "
@@ -605,7 +943,7 @@ lmtp_data_end(struct session *s, struct lmtp_session *ls)
 		tx->spool_errno = ENOMEM;
 	}
 	if (tx->error != DATA_OK) {
-		reply_data_error(s, tx);
+		reply_data_error(s, tx, ls->d->reply_per_rcpt ? tx->nrcpts : 1);
 		lmtp_tx_free(tx);
 		ls->tx = NULL;
 		ls->state = LMTP_IDLE;
@@ -727,6 +1065,7 @@ lmtp_input(struct session *s)
 				return;
 			continue;
 		case LMTP_COMMIT:
+		case LMTP_HELD:
 			return;
 		case LMTP_HELO:
 		case LMTP_IDLE:
@@ -747,23 +1086,50 @@ lmtp_input(struct session *s)
 		}
 		if (ls->skipping)
 			ls->skipping = 0;
+		else if (ls->auth_step != AUTH_NONE)
+			auth_line(s, ls, line);
 		else
 			lmtp_command(s, ls, line);
 		buf_consume(&s->in, used);
 	}
 }
 
+/*
+ * SMTP's one reply after DATA: 250 when every recipient has the message,
+ * else the first failure (a 4xx, so the client retries; the recipients
+ * that got it then get it twice, which beats losing it).
+ */
 static void
-lmtp_committed(struct session *s, int ok)
+reply_smtp(struct session *s, const struct lmtp_tx *tx, int ok)
 {
-	struct lmtp_session	*ls = s->proto;
+	size_t	 i;
+
+	for (i = 0; i < tx->nrcpts; i++)
+		if (!ok || tx->targets[i].result != STORE_OK) {
+			reply_rcpt(s, &tx->rcpts[i], &tx->targets[i], ok);
+			return;
+		}
+	if (tx->nrcpts == 1)
+		reply_rcpt(s, &tx->rcpts[0], &tx->targets[0], ok);
+	else
+		session_printf(s, "250 2.0.0 Saved for %zu recipients\r\n",
+		    tx->nrcpts);
+}
+
+/* The replies after DATA, once the group commit said how it went. */
+static void
+lmtp_reply_tx(struct session *s, struct lmtp_session *ls, int ok)
+{
 	struct lmtp_tx		*tx = ls->tx;
 	size_t			 i;
 
-	assert(ls->state == LMTP_COMMIT && tx != NULL);
+	if (!ls->d->reply_per_rcpt)
+		reply_smtp(s, tx, ok);
 	for (i = 0; i < tx->nrcpts; i++) {
-		reply_rcpt(s, &tx->rcpts[i], &tx->targets[i], ok);
-		log_info("lmtp.deliver", "session=%llu from=%s to=%s user=%s "
+		if (ls->d->reply_per_rcpt)
+			reply_rcpt(s, &tx->rcpts[i], &tx->targets[i], ok);
+		log_info(ls->d == &dialect_lmtp ? "lmtp.deliver" :
+		    "smtp.deliver", "session=%llu from=%s to=%s user=%s "
 		    "mailbox=%s uid=%u size=%llu status=%s",
 		    (unsigned long long)s->id, log_quote(tx->sender),
 		    log_quote(tx->rcpts[i].address), tx->rcpts[i].user,
@@ -774,6 +1140,40 @@ lmtp_committed(struct session *s, int ok)
 	lmtp_tx_free(tx);
 	ls->tx = NULL;
 	ls->state = LMTP_IDLE;
+}
+
+/*
+ * The group commit is done.  A transaction with a dev +slow recipient
+ * holds its replies for DEV_SLOW_SECONDS (lmtp_wake sends them); the
+ * message is stored already, as with a slow real server.
+ */
+static void
+lmtp_committed(struct session *s, int ok)
+{
+	struct lmtp_session	*ls = s->proto;
+	struct lmtp_tx		*tx = ls->tx;
+	size_t			 i;
+
+	assert(ls->state == LMTP_COMMIT && tx != NULL);
+	for (i = 0; i < tx->nrcpts; i++)
+		if (tx->rcpts[i].slow) {
+			ls->state = LMTP_HELD;
+			ls->held_ok = ok;
+			ls->hold_until = s->srv->now + DEV_SLOW_SECONDS;
+			return;
+		}
+	lmtp_reply_tx(s, ls, ok);
+}
+
+/* Once a second and after each commit: sends held replies when due. */
+static void
+lmtp_wake(struct session *s)
+{
+	struct lmtp_session	*ls = s->proto;
+
+	if (ls != NULL && ls->state == LMTP_HELD &&
+	    s->srv->now >= ls->hold_until)
+		lmtp_reply_tx(s, ls, ls->held_ok);
 }
 
 static void
@@ -795,7 +1195,7 @@ lmtp_tx_free(struct lmtp_tx *tx)
 }
 
 static void
-lmtp_start(struct session *s)
+session_begin(struct session *s, const struct lmtp_dialect *d)
 {
 	struct lmtp_session	*ls;
 
@@ -804,10 +1204,23 @@ lmtp_start(struct session *s)
 		session_close(s);
 		return;
 	}
+	ls->d = d;
 	ls->state = LMTP_HELO;
 	s->proto = ls;
-	session_printf(s, "220 %s LMTP mailrepd ready\r\n",
-	    s->srv->settings->name);
+	session_printf(s, "220 %s %s mailrepd ready\r\n",
+	    s->srv->settings->name, d->banner);
+}
+
+static void
+lmtp_start(struct session *s)
+{
+	session_begin(s, &dialect_lmtp);
+}
+
+static void
+smtp_start(struct session *s)
+{
+	session_begin(s, &dialect_smtp);
 }
 
 static void
@@ -826,6 +1239,7 @@ lmtp_free(struct session *s)
 		return;
 	lmtp_tx_free(ls->tx);
 	free(ls->scratch);
+	free(ls->helo);
 	free(ls);
 	s->proto = NULL;
 }
@@ -840,4 +1254,18 @@ const struct proto_ops lmtp_proto = {
 	.committed = lmtp_committed,
 	.timeout = lmtp_timeout,
 	.free = lmtp_free,
+	.wake = lmtp_wake,
+};
+
+const struct proto_ops smtp_proto = {
+	.name = "smtp",
+	.in_limit = LMTP_MAX_DATA_LINE + IO_CHUNK,
+	.out_limit = 1024 * 1024,
+	.busy_reply = "421 4.3.2 Too many connections, try again later\r\n",
+	.start = smtp_start,
+	.input = lmtp_input,
+	.committed = lmtp_committed,
+	.timeout = lmtp_timeout,
+	.free = lmtp_free,
+	.wake = lmtp_wake,
 };

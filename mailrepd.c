@@ -16,10 +16,12 @@
 
 #include "admin.h"
 #include "config.h"
+#include "dev.h"
 #include "imap.h"
 #include "lmtp.h"
 #include "log.h"
 #include "mailio.h"
+#include "messages.h"
 #include "net.h"
 #include "proto.h"
 #include "settings.h"
@@ -204,9 +206,12 @@ serve_usage(FILE *f)
 	settings_usage(f);
 }
 
-/* `mailrepd serve`: returns the exit status. */
+/*
+ * `mailrepd serve`, and with dev_mode `mailrepd dev` (see dev.h): returns
+ * the exit status.
+ */
 static int
-cmd_serve(int argc, char **argv, int first)
+cmd_serve(int argc, char **argv, int first, int dev_mode)
 {
 	struct cmd_option	 opts[] = {
 		{ "help", 0, "show this help", NULL },
@@ -215,10 +220,17 @@ cmd_serve(int argc, char **argv, int first)
 	struct server		 srv;
 	struct listener		 ls[MAX_LISTENERS];
 	sigset_t		 waitmask;
-	int			 nls, n, npos = 0, rc = 1;
+	struct dev		*dev = NULL;
+	int			 nls, n, i, npos = 0, rc = 1;
 
 	memset(&srv, 0, sizeof(srv));
-	if (settings_parse(&set, argc, argv, first, opts, 1, NULL, &npos) < 0)
+	if (dev_mode) {
+		if ((n = dev_setup(&set, argc, argv, &dev)) != 0) {
+			rc = n > 0 ? 0 : 2;
+			goto out;
+		}
+	} else if (settings_parse(&set, argc, argv, first, opts, 1, NULL,
+	    &npos) < 0)
 		goto out2;
 	if (opts[0].value != NULL) {
 		serve_usage(stdout);
@@ -228,7 +240,7 @@ cmd_serve(int argc, char **argv, int first)
 	if (set.syslog)
 		log_use_syslog("mailrepd");
 	log_set_level(set.log_level);
-	if (set.lmtp == NULL && set.imap == NULL) {
+	if (set.lmtp == NULL && set.imap == NULL && set.smtp == NULL) {
 		fprintf(stderr, "mailrepd: nothing to serve: give at least "
 		    "one listener (--lmtp ADDR:PORT, --imap ADDR:PORT)\n");
 		goto out2;
@@ -238,6 +250,9 @@ cmd_serve(int argc, char **argv, int first)
 		    "store in '%s'\n", set.data_dir);
 		goto out;
 	}
+	if (dev != NULL && dev_store(dev, srv.store) < 0)
+		goto out;
+	srv.dev = dev != NULL;
 	srv.settings = &set;
 	srv.now = time(NULL);
 	if ((nls = open_listeners(set.lmtp, &lmtp_proto, ls, 0)) < 0)
@@ -247,9 +262,18 @@ cmd_serve(int argc, char **argv, int first)
 		goto out2;
 	}
 	nls = n;
+	if ((n = open_listeners(set.smtp, &smtp_proto, ls, nls)) < 0) {
+		close_listeners(ls, nls);
+		goto out2;
+	}
+	nls = n;
 	setup_signals(&waitmask);
 	log_info("serve.ready", "name=%s data=%s version=%s",
 	    log_quote(set.name), log_quote(set.data_dir), MAILREPD_VERSION);
+	for (i = 0; dev != NULL && i < nls; i++)
+		dev_listener(dev, ls[i].ops->name, ls[i].fd);
+	if (dev != NULL)
+		dev_ready(dev);
 	event_loop(&srv, ls, nls, &waitmask);
 	log_info("serve.stop", "signal=%d sessions=%u", (int)stop_signal,
 	    srv.nsessions);
@@ -261,6 +285,7 @@ out2:
 	rc = 2;
 out:
 	store_close(srv.store);
+	dev_finish(dev);
 	settings_free(&set);
 	return rc;
 }
@@ -268,7 +293,13 @@ out:
 static int
 cmd_serve_main(int argc, char **argv)
 {
-	return cmd_serve(argc, argv, 2);
+	return cmd_serve(argc, argv, 2, 0);
+}
+
+static int
+cmd_dev_main(int argc, char **argv)
+{
+	return cmd_serve(argc, argv, 2, 1);
 }
 
 static const struct {
@@ -277,6 +308,9 @@ static const struct {
 	const char	*help;
 } commands[] = {
 	{ "serve", cmd_serve_main, "run the server (the default)" },
+	{ "dev", cmd_dev_main, "a throw-away server for development and CI" },
+	{ "messages", messages_main, "list or show what arrived (--json)" },
+	{ "wait", messages_wait, "wait until N messages have arrived" },
 	{ "user", admin_user, "add, del, passwd, list users" },
 	{ "check", admin_check, "check the store and every message's GUID" },
 	{ "import", mailio_import, "import a Maildir or an mbox file" },
@@ -312,7 +346,7 @@ main(int argc, char **argv)
 		return 0;
 	}
 	if (argc < 2 || strncmp(argv[1], "--", 2) == 0)
-		return cmd_serve(argc, argv, 1);
+		return cmd_serve(argc, argv, 1, 0);
 	for (i = 0; i < sizeof(commands) / sizeof(*commands); i++)
 		if (strcmp(argv[1], commands[i].name) == 0)
 			return commands[i].run(argc, argv);

@@ -36,6 +36,12 @@ struct server {
 	struct session		*sessions;	/* every live session */
 	unsigned		 nsessions;
 	uint64_t		 next_id;
+	/*
+	 * `mailrepd dev`: catch-all delivery, +tempfail/+permfail/+slow,
+	 * SMTP AUTH and any password for users without one, the last two
+	 * from loopback clients only.
+	 */
+	int			 dev;
 };
 
 enum session_io {

@@ -48,6 +48,8 @@ static const struct setting table[] = {
 	    "LMTP listeners: ADDR:PORT or unix:PATH, comma separated" },
 	{ "imap", SET_STRING, OFF(imap), NULL, 0, 0, 0, NULL,
 	    "IMAP listeners: ADDR:PORT, comma separated" },
+	{ "smtp", SET_STRING, OFF(smtp), NULL, 0, 0, 0, NULL,
+	    "SMTP listeners for local delivery (never relays): ADDR:PORT" },
 	{ "name", SET_STRING, OFF(name), NULL, 0, 0, 0, NULL,
 	    "this node's name (default: the host name)" },
 	{ "domains", SET_STRING, OFF(domains), NULL, 0, 0, 0, NULL,
@@ -63,6 +65,8 @@ static const struct setting table[] = {
 	    "largest message accepted, in bytes (LMTP SIZE)" },
 	{ "syslog", SET_BOOL, OFF(syslog), "no", 0, 0, 0, NULL,
 	    "log to syslog (facility mail) instead of stderr" },
+	{ "catch-all", SET_BOOL, OFF(catch_all), "no", 0, 0, 0, NULL,
+	    "accept any recipient: an unknown one becomes a user" },
 	{ "log-level", SET_ENUM, OFF(log_level), "info", 0, 0, 0, log_levels,
 	    "least important events logged: debug, info, warn, error" },
 };

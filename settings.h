@@ -16,12 +16,14 @@ struct settings {
 	char	*data_dir;		/* --data */
 	char	*lmtp;			/* --lmtp listeners, comma separated */
 	char	*imap;			/* --imap listeners, comma separated */
+	char	*smtp;			/* --smtp listeners, comma separated */
 	char	*name;			/* --name, default: host name */
 	char	*domains;		/* --domains accepted, NULL: any */
 	long	 max_connections;
 	long	 idle_timeout;		/* seconds */
 	long	 max_message_size;	/* bytes */
 	int	 syslog;		/* log to syslog instead of stderr */
+	int	 catch_all;		/* make a user for any recipient */
 	int	 log_level;		/* enum log_level */
 };
 
