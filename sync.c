@@ -1,0 +1,1639 @@
+/*
+ * sync.c — replication (DESIGN.md, "Replication"): the master streams its
+ * log to each replica from the replica's position; the replica checks
+ * every append and expunge by GUID, applies each batch in one
+ * transaction with its applied position, and acknowledges.  See sync.h
+ * for the frames.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <malloc.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <zlib.h>
+
+#include "admin.h"
+#include "config.h"
+#include "crypto.h"
+#include "log.h"
+#include "proto.h"
+#include "settings.h"
+#include "spool.h"
+#include "store.h"
+#include "sync.h"
+
+extern char **environ;
+
+#define SYNC_BATCH_BODIES	64	/* bodies spooled per batch */
+
+/* What this process knows about replication; one server per process. */
+static struct {
+	struct server	*srv;
+	uint8_t		 secret[SYNC_SECRET_MAX];
+	size_t		 secret_len;
+	int		 replica;	/* --replicate-from given */
+	struct session	*upstream;	/* our connection to the master */
+	time_t		 next_connect;
+	int		 backoff;
+} repl;
+
+/* --- codec ----------------------------------------------------------------- */
+
+static void
+put32(uint8_t *p, uint32_t v)
+{
+	p[0] = v >> 24;
+	p[1] = v >> 16;
+	p[2] = v >> 8;
+	p[3] = v;
+}
+
+static uint32_t
+get32(const uint8_t *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 |
+	    (uint32_t)p[2] << 8 | p[3];
+}
+
+static void
+put64(uint8_t *p, uint64_t v)
+{
+	put32(p, (uint32_t)(v >> 32));
+	put32(p + 4, (uint32_t)v);
+}
+
+static uint64_t
+get64(const uint8_t *p)
+{
+	return (uint64_t)get32(p) << 32 | get32(p + 4);
+}
+
+/* HELLO, CHALLENGE and REFUSE never carry a MAC; every other frame does. */
+static int
+frame_has_mac(int keyed, uint8_t type)
+{
+	return keyed && type != SF_HELLO && type != SF_CHALLENGE &&
+	    type != SF_REFUSE;
+}
+
+int
+sync_frame_peek(const uint8_t *p, size_t n, int keyed, uint8_t *type,
+    size_t *paylen, size_t *total)
+{
+	uint32_t	 len;
+
+	if (n < SYNC_HDR_LEN)
+		return 0;
+	len = get32(p + 1);
+	if (len > SYNC_MAX_FRAME)
+		return -1;
+	*type = p[0];
+	*paylen = len;
+	*total = SYNC_HDR_LEN + (size_t)len +
+	    (frame_has_mac(keyed, p[0]) ? SYNC_MAC_LEN : 0);
+	return n >= *total ? 1 : 0;
+}
+
+/* A cursor over an encoded record. */
+struct wr {
+	uint8_t	*p;
+	size_t	 n, cap;
+	int	 full;
+};
+
+static void
+wr_bytes(struct wr *w, const void *v, size_t n)
+{
+	if (w->full || w->cap - w->n < n) {
+		w->full = 1;
+		return;
+	}
+	memcpy(w->p + w->n, v, n);
+	w->n += n;
+}
+
+static void
+wr_u64(struct wr *w, uint64_t v)
+{
+	uint8_t	 b[8];
+
+	put64(b, v);
+	wr_bytes(w, b, 8);
+}
+
+static void
+wr_str(struct wr *w, const char *s)
+{
+	size_t	 n = strlen(s);
+	uint8_t	 b[2] = { (uint8_t)(n >> 8), (uint8_t)n };
+
+	if (n > 0xffff) {
+		w->full = 1;
+		return;
+	}
+	wr_bytes(w, b, 2);
+	wr_bytes(w, s, n);
+}
+
+struct rd {
+	const uint8_t	*p;
+	size_t		 n, off;
+	int		 bad;
+};
+
+static const uint8_t *
+rd_bytes(struct rd *r, size_t n)
+{
+	const uint8_t	*v;
+
+	if (r->bad || r->n - r->off < n) {
+		r->bad = 1;
+		return NULL;
+	}
+	v = r->p + r->off;
+	r->off += n;
+	return v;
+}
+
+static uint64_t
+rd_u64(struct rd *r)
+{
+	const uint8_t	*v = rd_bytes(r, 8);
+
+	return v ? get64(v) : 0;
+}
+
+static uint8_t
+rd_u8(struct rd *r)
+{
+	const uint8_t	*v = rd_bytes(r, 1);
+
+	return v ? *v : 0;
+}
+
+/* Reads a string into dst (cap bytes with its NUL); refuses NUL bytes. */
+static void
+rd_str(struct rd *r, char *dst, size_t cap)
+{
+	const uint8_t	*b = rd_bytes(r, 2), *v;
+	size_t		 n;
+
+	if (b == NULL)
+		return;
+	n = (size_t)b[0] << 8 | b[1];
+	if (n >= cap || (v = rd_bytes(r, n)) == NULL ||
+	    memchr(v, '\0', n) != NULL) {
+		r->bad = 1;
+		return;
+	}
+	memcpy(dst, v, n);
+	dst[n] = '\0';
+}
+
+/* The record types a replica applies, and the fields each needs. */
+#define NEED_USER	0x01
+#define NEED_MAILBOX	0x02
+#define NEED_GUID	0x04
+#define NEED_UID	0x08
+#define NEED_NAME	0x10
+#define NEED_VALUE	0x20
+
+static const struct {
+	const char	*type;
+	unsigned	 needs;
+} rec_types[] = {
+	{ "user.add", NEED_USER | NEED_VALUE },
+	{ "user.passwd", NEED_USER | NEED_VALUE },
+	{ "user.del", NEED_USER },
+	{ "mailbox.create", NEED_USER | NEED_MAILBOX | NEED_NAME | NEED_UID },
+	{ "mailbox.rename", NEED_MAILBOX | NEED_NAME },
+	{ "mailbox.delete", NEED_MAILBOX },
+	{ "mailbox.subscribe", NEED_MAILBOX },
+	{ "message.append", NEED_MAILBOX | NEED_GUID | NEED_UID },
+	{ "message.flags", NEED_MAILBOX | NEED_GUID | NEED_UID },
+	{ "message.expunge", NEED_MAILBOX | NEED_GUID | NEED_UID },
+};
+
+size_t
+sync_rec_encode(const struct store_replog_rec *r, int has_body,
+    uint64_t bodysize, uint8_t *out, size_t cap)
+{
+	struct wr	 w = { out, 0, cap, 0 };
+	uint8_t		 bits = (r->has_mailbox ? 1 : 0) |
+			    (r->has_guid ? 2 : 0) | (has_body ? 4 : 0);
+
+	wr_u64(&w, (uint64_t)r->seq);
+	wr_u64(&w, (uint64_t)r->time);
+	wr_str(&w, r->type);
+	wr_bytes(&w, &bits, 1);
+	wr_str(&w, r->user);
+	if (r->has_mailbox)
+		wr_bytes(&w, r->mailbox, MAILBOX_ID_LEN);
+	wr_u64(&w, r->uid);
+	if (r->has_guid)
+		wr_bytes(&w, r->guid, GUID_LEN);
+	wr_u64(&w, r->modseq);
+	wr_u64(&w, r->flags);
+	wr_str(&w, r->keywords);
+	wr_u64(&w, (uint64_t)r->internaldate);
+	wr_str(&w, r->name);
+	wr_str(&w, r->value);
+	if (has_body)
+		wr_u64(&w, bodysize);
+	return w.full ? 0 : w.n;
+}
+
+int
+sync_rec_decode(const uint8_t *p, size_t n, struct store_replog_rec *r,
+    int *has_body, uint64_t *bodysize)
+{
+	struct rd	 d = { p, n, 0, 0 };
+	const uint8_t	*v;
+	uint64_t	 uid, flags;
+	uint8_t		 bits;
+	unsigned	 needs = 0;
+	size_t		 i;
+
+	memset(r, 0, offsetof(struct store_replog_rec, keywords));
+	r->keywords[0] = r->name[0] = r->value[0] = '\0';
+	*has_body = 0;
+	*bodysize = 0;
+	r->seq = (int64_t)rd_u64(&d);
+	r->time = (int64_t)rd_u64(&d);
+	rd_str(&d, r->type, sizeof(r->type));
+	bits = rd_u8(&d);
+	rd_str(&d, r->user, sizeof(r->user));
+	if ((r->has_mailbox = (bits & 1) != 0) &&
+	    (v = rd_bytes(&d, MAILBOX_ID_LEN)) != NULL)
+		memcpy(r->mailbox, v, MAILBOX_ID_LEN);
+	uid = rd_u64(&d);
+	if ((r->has_guid = (bits & 2) != 0) &&
+	    (v = rd_bytes(&d, GUID_LEN)) != NULL)
+		memcpy(r->guid, v, GUID_LEN);
+	r->modseq = rd_u64(&d);
+	flags = rd_u64(&d);
+	rd_str(&d, r->keywords, sizeof(r->keywords));
+	r->internaldate = (int64_t)rd_u64(&d);
+	rd_str(&d, r->name, sizeof(r->name));
+	rd_str(&d, r->value, sizeof(r->value));
+	if ((*has_body = (bits & 4) != 0))
+		*bodysize = rd_u64(&d);
+	if (d.bad || d.off != n || (bits & ~7) != 0 || r->seq <= 0 ||
+	    uid > UINT32_MAX || flags > UINT32_MAX ||
+	    *bodysize > (uint64_t)1 << 40)
+		return -1;
+	r->uid = (uint32_t)uid;
+	r->flags = (uint32_t)flags;
+	for (i = 0; i < sizeof(rec_types) / sizeof(*rec_types); i++)
+		if (strcmp(rec_types[i].type, r->type) == 0)
+			break;
+	if (i == sizeof(rec_types) / sizeof(*rec_types))
+		return -1;
+	needs = rec_types[i].needs;
+	if (((needs & NEED_USER) && r->user[0] == '\0') ||
+	    ((needs & NEED_MAILBOX) && !r->has_mailbox) ||
+	    ((needs & NEED_GUID) && !r->has_guid) ||
+	    ((needs & NEED_UID) && (r->uid == 0 || r->uid == UINT32_MAX)) ||
+	    ((needs & NEED_NAME) && r->name[0] == '\0') ||
+	    ((needs & NEED_VALUE) && r->value[0] == '\0') ||
+	    (*has_body && strcmp(r->type, "message.append") != 0))
+		return -1;
+	return 0;
+}
+
+/* --- the channel, common to both ends --------------------------------------- */
+
+enum chan_state {
+	CH_HELLO,		/* master: waiting for HELLO */
+	CH_CHALLENGE,		/* replica: waiting for CHALLENGE */
+	CH_AUTH,		/* master: waiting for AUTH */
+	CH_START,		/* replica: waiting for START */
+	CH_STREAM,		/* authenticated, streaming */
+};
+
+/* One received body on its way into the batch (replica side). */
+struct pending {
+	struct store_replog_rec	 rec;
+	int			 has_body;
+	uint64_t		 size;
+	struct spool		*spool;
+	struct store_blob_in	 in;
+	int			 ready;		/* body complete and verified */
+};
+
+struct chan {
+	int			 master;	/* this end is the master */
+	enum chan_state		 state;
+	time_t			 started, last_rx, last_tx;
+	uint8_t			 nr[SYNC_NONCE_LEN], nm[SYNC_NONCE_LEN];
+	uint8_t			 key_tx[HMAC_LEN], key_rx[HMAC_LEN];
+	uint64_t		 ctr_tx, ctr_rx;
+	int			 keyed;
+	z_stream		 z;
+	int			 z_ok;
+	uint8_t			*item;		/* SYNC_MAX_ITEM scratch */
+	uint8_t			*zout;		/* SYNC_MAX_FRAME scratch */
+	char			 name[256];	/* the replica's name */
+	uint8_t			 node_id[NODE_ID_LEN];	/* the peer's */
+	uint8_t			 epoch[EPOCH_LEN];	/* the master's */
+	/* master side */
+	int64_t			 sent, acked, stored_acked;
+	time_t			 stored_at;
+	int			 inflight, batch_n, batch_bodies;
+	uint64_t		 batch_bytes;
+	struct store_blob_reader *body;
+	uint64_t		 body_size, body_off;
+	struct store_replog_rec	 rec;
+	/* replica side */
+	int64_t			 applied;	/* committed position */
+	int64_t			 last;		/* last position received */
+	struct pending		*batch;
+	size_t			 nbatch;
+	struct pending		*cur;		/* body being received */
+	uint64_t		 body_left;
+	char			*line;		/* SYNC_LINE_MAX partial line */
+	size_t			 linelen;
+	struct store_conflict	*conflicts;	/* found in the batch */
+	size_t			 nconflicts;
+	int64_t			 batch_end;
+};
+
+static struct chan *
+chan_of(struct session *s)
+{
+	return s->proto;
+}
+
+/* Derives the per-direction keys from the secret and both nonces. */
+static void
+chan_keys(struct chan *c)
+{
+	uint8_t		 k[HMAC_LEN];
+	const void	*part[3] = { "mailrepd-sync-key", c->nr, c->nm };
+	size_t		 len[3] = { 17, SYNC_NONCE_LEN, SYNC_NONCE_LEN };
+	const void	*d1[1] = { "m2r" }, *d2[1] = { "r2m" };
+	size_t		 l1[1] = { 3 };
+
+	crypto_hmac_sha256(repl.secret, repl.secret_len, part, len, 3, k);
+	crypto_hmac_sha256(k, sizeof(k), d1, l1, 1,
+	    c->master ? c->key_tx : c->key_rx);
+	crypto_hmac_sha256(k, sizeof(k), d2, l1, 1,
+	    c->master ? c->key_rx : c->key_tx);
+	c->keyed = 1;
+}
+
+/* The proof of one side: HMAC(secret, label | nonces | ids). */
+static void
+chan_proof(const char *label, const uint8_t *a, const uint8_t *b,
+    const uint8_t *extra, size_t extralen, uint8_t out[HMAC_LEN])
+{
+	const void	*part[4] = { label, a, b, extra };
+	size_t		 len[4] = { strlen(label), SYNC_NONCE_LEN,
+			    SYNC_NONCE_LEN, extralen };
+
+	crypto_hmac_sha256(repl.secret, repl.secret_len, part, len,
+	    extra ? 4 : 3, out);
+}
+
+static void
+frame_mac(const uint8_t *key, uint64_t ctr, const uint8_t *hdr,
+    const uint8_t *payload, size_t n, uint8_t out[HMAC_LEN])
+{
+	uint8_t		 cb[8];
+	const void	*part[3] = { cb, hdr, payload };
+	size_t		 len[3] = { 8, SYNC_HDR_LEN, n };
+
+	put64(cb, ctr);
+	crypto_hmac_sha256(key, HMAC_LEN, part, len, 3, out);
+}
+
+/* Queues one frame; MAC'd once the keys are there. */
+static void
+chan_send(struct session *s, uint8_t type, const void *payload, size_t n)
+{
+	struct chan	*c = chan_of(s);
+	uint8_t		 hdr[SYNC_HDR_LEN], mac[HMAC_LEN];
+
+	hdr[0] = type;
+	put32(hdr + 1, (uint32_t)n);
+	session_write(s, hdr, sizeof(hdr));
+	session_write(s, payload, n);
+	if (frame_has_mac(c->keyed, type)) {
+		frame_mac(c->key_tx, c->ctr_tx++, hdr, payload, n, mac);
+		session_write(s, mac, SYNC_MAC_LEN);
+	}
+	c->last_tx = s->srv->now;
+}
+
+/* Deflates one item through the session's stream and sends it. */
+static int
+chan_send_deflated(struct session *s, uint8_t type, const void *p, size_t n)
+{
+	struct chan	*c = chan_of(s);
+
+	c->z.next_in = (Bytef *)(uintptr_t)p;
+	c->z.avail_in = (uInt)n;
+	c->z.next_out = c->zout;
+	c->z.avail_out = SYNC_MAX_FRAME;
+	if (deflate(&c->z, Z_SYNC_FLUSH) != Z_OK || c->z.avail_in != 0 ||
+	    c->z.avail_out == 0) {
+		log_error("sync.deflate", "peer=%s", s->peer);
+		session_close(s);
+		return -1;
+	}
+	chan_send(s, type, c->zout, SYNC_MAX_FRAME - c->z.avail_out);
+	return 0;
+}
+
+/* Inflates a frame's payload into c->item; returns its length or -1. */
+static ssize_t
+chan_inflate(struct chan *c, const uint8_t *p, size_t n)
+{
+	int	 rc;
+
+	c->z.next_in = (Bytef *)(uintptr_t)p;
+	c->z.avail_in = (uInt)n;
+	c->z.next_out = c->item;
+	c->z.avail_out = SYNC_MAX_ITEM;
+	rc = inflate(&c->z, Z_SYNC_FLUSH);
+	if ((rc != Z_OK && rc != Z_BUF_ERROR) || c->z.avail_in != 0)
+		return -1;
+	/* A full buffer might hide more: an item is smaller than that. */
+	if (c->z.avail_out == 0)
+		return -1;
+	return (ssize_t)(SYNC_MAX_ITEM - c->z.avail_out);
+}
+
+static void
+chan_refuse(struct session *s, const char *why)
+{
+	chan_send(s, SF_REFUSE, why, strlen(why));
+	session_close(s);
+}
+
+/*
+ * Takes the next complete frame off the input: returns 1 with its type
+ * and payload (valid until consumed), 0 when more is needed, -1 (session
+ * closed, logged) for a bad frame or MAC.
+ */
+static int
+chan_next(struct session *s, uint8_t *type, const uint8_t **payload,
+    size_t *n, size_t *total)
+{
+	struct chan	*c = chan_of(s);
+	const uint8_t	*p = (const uint8_t *)buf_ptr(&s->in);
+	uint8_t		 mac[HMAC_LEN];
+	int		 rc;
+
+	rc = sync_frame_peek(p, buf_used(&s->in), c->keyed, type, n, total);
+	if (rc < 0) {
+		log_warn("sync.protocol", "peer=%s msg=\"frame too long\"",
+		    s->peer);
+		session_close(s);
+		return -1;
+	}
+	if (rc == 0)
+		return 0;
+	if (frame_has_mac(c->keyed, *type)) {
+		frame_mac(c->key_rx, c->ctr_rx, p, p + SYNC_HDR_LEN, *n, mac);
+		if (!crypto_equal(mac, p + SYNC_HDR_LEN + *n, SYNC_MAC_LEN) &&
+		    c->state == CH_AUTH) {
+			/* The AUTH frame is keyed from the secret. */
+			log_warn("sync.auth.failed", "peer=%s reason=\"wrong "
+			    "secret (AUTH MAC)\"", s->peer);
+			chan_refuse(s, "authentication failed");
+			return -1;
+		}
+		if (!crypto_equal(mac, p + SYNC_HDR_LEN + *n, SYNC_MAC_LEN)) {
+			log_warn("sync.auth.failed", "peer=%s name=%s "
+			    "reason=\"bad frame MAC\"", s->peer,
+			    log_quote(c->name));
+			session_close(s);
+			return -1;
+		}
+		c->ctr_rx++;
+	}
+	*payload = p + SYNC_HDR_LEN;
+	c->last_rx = s->srv->now;
+	return 1;
+}
+
+static struct chan *
+chan_new(struct session *s, int master)
+{
+	struct chan	*c;
+	int		 one = 1;
+
+	/* Small frames (END, ACK) must not wait for Nagle and delayed ACKs. */
+	(void)setsockopt(s->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+
+	if ((c = calloc(1, sizeof(*c))) == NULL ||
+	    (c->item = malloc(SYNC_MAX_ITEM)) == NULL ||
+	    (c->zout = malloc(SYNC_MAX_FRAME)) == NULL ||
+	    crypto_random(master ? c->nm : c->nr, SYNC_NONCE_LEN) < 0) {
+		if (c != NULL) {
+			free(c->item);
+			free(c);
+		}
+		return NULL;
+	}
+	c->master = master;
+	c->started = c->last_rx = c->last_tx = s->srv->now;
+	s->proto = c;
+	return c;
+}
+
+static void
+pending_clear(struct chan *c)
+{
+	size_t	 i;
+
+	for (i = 0; i < c->nbatch; i++)
+		spool_free(c->batch[i].spool);
+	c->nbatch = 0;
+	c->cur = NULL;
+	c->body_left = 0;
+	c->linelen = 0;
+	free(c->conflicts);
+	c->conflicts = NULL;
+	c->nconflicts = 0;
+}
+
+static void
+chan_free(struct session *s)
+{
+	struct chan	*c = chan_of(s);
+
+	if (c == NULL)
+		return;
+	if (c->z_ok)
+		(void)(c->master ? deflateEnd(&c->z) : inflateEnd(&c->z));
+	if (c->body != NULL)
+		store_blob_close(c->body);
+	pending_clear(c);
+	free(c->batch);
+	free(c->line);
+	free(c->item);
+	free(c->zout);
+	free(c);
+	s->proto = NULL;
+}
+
+/* --- master side ------------------------------------------------------------ */
+
+static void
+master_start(struct session *s)
+{
+	if (chan_new(s, 1) == NULL) {
+		session_close(s);
+		return;
+	}
+	chan_of(s)->state = CH_HELLO;
+	log_debug("sync.accept", "peer=%s", s->peer);
+}
+
+/* Writes what the master knows of this replica to the store. */
+static void
+master_store(struct session *s, int connected)
+{
+	struct chan		*c = chan_of(s);
+	struct store_replica	 r;
+
+	if (c == NULL || c->state != CH_STREAM)
+		return;
+	memset(&r, 0, sizeof(r));
+	snprintf(r.name, sizeof(r.name), "%s", c->name);
+	memcpy(r.node_id, c->node_id, NODE_ID_LEN);
+	r.acked = c->acked;
+	r.last_seen = s->srv->now;
+	r.connected = connected;
+	if (store_replica_update(s->srv->store, &r) == STORE_OK) {
+		c->stored_acked = c->acked;
+		c->stored_at = s->srv->now;
+	}
+}
+
+static void
+master_free(struct session *s)
+{
+	struct chan	*c = chan_of(s);
+
+	if (c != NULL && c->state == CH_STREAM) {
+		log_info("sync.replica.gone", "name=%s peer=%s acked=%lld",
+		    log_quote(c->name), s->peer, (long long)c->acked);
+		master_store(s, 0);
+	}
+	chan_free(s);
+}
+
+/* Closes the batch being sent: END with its last position. */
+static void
+master_end_batch(struct session *s, struct chan *c)
+{
+	uint8_t	 b[8];
+
+	put64(b, (uint64_t)c->sent);
+	chan_send(s, SF_END, b, sizeof(b));
+	c->inflight = 1;
+	c->batch_n = c->batch_bodies = 0;
+	c->batch_bytes = 0;
+}
+
+/*
+ * Sends records and body chunks until the output is full, the batch is
+ * full (then END, and wait for the ACK) or the log is exhausted.  Only
+ * committed records are sent: nothing runs while a write transaction is
+ * open (it could still roll back); s->resume brings us back.
+ */
+static void
+master_produce(struct session *s)
+{
+	struct chan	*c = chan_of(s);
+	struct store	*st = s->srv->store;
+	enum store_err	 err;
+	uint8_t		*enc = c->item;
+	size_t		 n;
+	ssize_t		 got;
+	uint64_t	 size = 0;
+	int		 has_body;
+
+	s->resume = 0;
+	if (c->state != CH_STREAM || c->inflight || s->io != SESSION_OPEN)
+		return;
+	if (store_txn_open(st)) {
+		s->resume = 1;
+		return;
+	}
+	while (buf_used(&s->out) < OUTBUF_HIGH_WATER && s->io ==
+	    SESSION_OPEN) {
+		if (c->body != NULL) {
+			n = c->body_size - c->body_off < BLOB_CHUNK_SIZE ?
+			    c->body_size - c->body_off : BLOB_CHUNK_SIZE;
+			got = store_blob_read(c->body, c->body_off, enc, n);
+			if (got != (ssize_t)n) {
+				/* Gone under us: the replica retries. */
+				log_warn("sync.body", "name=%s seq=%lld msg=\""
+				    "body unreadable mid-way\"",
+				    log_quote(c->name), (long long)c->sent);
+				session_close(s);
+				return;
+			}
+			if (chan_send_deflated(s, SF_DATA, enc, n) < 0)
+				return;
+			c->body_off += n;
+			if (c->body_off == c->body_size) {
+				store_blob_close(c->body);
+				c->body = NULL;
+			}
+			continue;
+		}
+		if (c->batch_n >= SYNC_BATCH_RECORDS ||
+		    c->batch_bodies >= SYNC_BATCH_BODIES ||
+		    c->batch_bytes >= SYNC_BATCH_BYTES) {
+			master_end_batch(s, c);
+			return;
+		}
+		err = store_replog_next(st, c->sent, &c->rec);
+		if (err == STORE_NOTFOUND) {
+			if (c->batch_n > 0)
+				master_end_batch(s, c);
+			return;
+		}
+		if (err != STORE_OK) {
+			session_close(s);
+			return;
+		}
+		has_body = 0;
+		if (strcmp(c->rec.type, "message.append") == 0 &&
+		    c->rec.has_guid && store_blob_open(st, c->rec.guid,
+		    &c->body, &size) == STORE_OK) {
+			has_body = 1;
+			c->body_size = size;
+			c->body_off = 0;
+			if (size == 0) {
+				store_blob_close(c->body);
+				c->body = NULL;
+			}
+		}
+		if ((n = sync_rec_encode(&c->rec, has_body, size, enc,
+		    SYNC_MAX_ITEM)) == 0 ||
+		    chan_send_deflated(s, SF_RECORD, enc, n) < 0) {
+			session_close(s);
+			return;
+		}
+		c->sent = c->rec.seq;
+		c->batch_n++;
+		c->batch_bodies += has_body;
+		c->batch_bytes += size;
+	}
+	s->resume = 1;
+}
+
+/* AUTH arrived: check the proof, then decide where to stream from. */
+static void
+master_auth(struct session *s, const uint8_t *p, size_t n)
+{
+	struct chan		*c = chan_of(s);
+	struct store		*st = s->srv->store;
+	struct store_node	 me;
+	struct rd		 d = { p, n, 0, 0 };
+	const uint8_t		*proof, *v;
+	uint8_t			 want[HMAC_LEN], b[8];
+	int			 has_master, follows;
+	int64_t			 applied, head, first;
+	char			 hex[NODE_ID_LEN * 2 + 1];
+
+	proof = rd_bytes(&d, HMAC_LEN);
+	chan_proof("replica", c->nm, c->nr, NULL, 0, want);
+	if (proof == NULL || !crypto_equal(proof, want, HMAC_LEN)) {
+		log_warn("sync.auth.failed", "peer=%s reason=\"wrong secret "
+		    "(replica proof)\"", s->peer);
+		chan_refuse(s, "authentication failed");
+		return;
+	}
+	if ((v = rd_bytes(&d, NODE_ID_LEN)) != NULL)
+		memcpy(c->node_id, v, NODE_ID_LEN);
+	has_master = rd_u8(&d);
+	v = rd_bytes(&d, NODE_ID_LEN + EPOCH_LEN);
+	applied = (int64_t)rd_u64(&d);
+	rd_str(&d, c->name, sizeof(c->name));
+	if (d.bad || d.off != n || v == NULL || applied < 0 ||
+	    store_node_get(st, &me) != STORE_OK) {
+		chan_refuse(s, "bad AUTH");
+		return;
+	}
+	head = store_replog_head(st);
+	first = store_replog_first(st);
+	follows = has_master && memcmp(v, me.node_id, NODE_ID_LEN) == 0 &&
+	    memcmp(v + NODE_ID_LEN, me.epoch, EPOCH_LEN) == 0;
+	/*
+	 * Stream when the replica follows this log (same node, same epoch)
+	 * and its position is still in the log, or when it is new and the
+	 * log still starts at its first record.  Anything else needs a full
+	 * reconciliation, never a blind copy.
+	 */
+	if (!((follows && applied <= head && (first == 0 ||
+	    applied + 1 >= first)) || (!has_master && applied == 0 &&
+	    first <= 1))) {
+		crypto_hex(c->node_id, NODE_ID_LEN, hex);
+		log_warn("sync.reconcile.needed", "name=%s node=%s applied=%lld "
+		    "head=%lld first=%lld follows=%d", log_quote(c->name), hex,
+		    (long long)applied, (long long)head, (long long)first,
+		    follows);
+		chan_refuse(s, "reconciliation needed");
+		return;
+	}
+	if (deflateInit(&c->z, BLOB_ZLIB_LEVEL) != Z_OK) {
+		session_close(s);
+		return;
+	}
+	c->z_ok = 1;
+	c->state = CH_STREAM;
+	c->sent = c->acked = applied;
+	put64(b, (uint64_t)applied);
+	chan_send(s, SF_START, b, sizeof(b));
+	log_info("sync.replica.connected", "name=%s peer=%s from=%lld "
+	    "head=%lld", log_quote(c->name), s->peer, (long long)applied,
+	    (long long)head);
+	master_store(s, 1);
+	master_produce(s);
+}
+
+static void
+master_input(struct session *s)
+{
+	struct chan		*c = chan_of(s);
+	struct store_node	 me;
+	const uint8_t		*p;
+	uint8_t			 type, out[SYNC_NONCE_LEN + NODE_ID_LEN +
+				    EPOCH_LEN + HMAC_LEN];
+	size_t			 n, total;
+	int64_t			 ack;
+
+	while (s->io == SESSION_OPEN &&
+	    chan_next(s, &type, &p, &n, &total) == 1) {
+		if (c->state == CH_HELLO && type == SF_HELLO &&
+		    n == 1 + SYNC_NONCE_LEN && p[0] == SYNC_VERSION &&
+		    store_node_get(s->srv->store, &me) == STORE_OK) {
+			memcpy(c->nr, p + 1, SYNC_NONCE_LEN);
+			memcpy(c->epoch, me.epoch, EPOCH_LEN);
+			memcpy(out, c->nm, SYNC_NONCE_LEN);
+			memcpy(out + SYNC_NONCE_LEN, me.node_id, NODE_ID_LEN);
+			memcpy(out + SYNC_NONCE_LEN + NODE_ID_LEN, me.epoch,
+			    EPOCH_LEN);
+			chan_proof("master", c->nr, c->nm, out +
+			    SYNC_NONCE_LEN, NODE_ID_LEN + EPOCH_LEN, out +
+			    SYNC_NONCE_LEN + NODE_ID_LEN + EPOCH_LEN);
+			chan_send(s, SF_CHALLENGE, out, sizeof(out));
+			chan_keys(c);
+			c->state = CH_AUTH;
+		} else if (c->state == CH_AUTH && type == SF_REFUSE) {
+			log_warn("sync.auth.failed", "peer=%s reason=\"replica "
+			    "refused our proof: wrong secret\"", s->peer);
+			session_close(s);
+		} else if (c->state == CH_AUTH && type == SF_AUTH) {
+			/* The MAC was checked under the derived keys. */
+			master_auth(s, p, n);
+		} else if (c->state == CH_STREAM && type == SF_ACK && n == 8) {
+			ack = (int64_t)get64(p);
+			if (ack < c->acked || ack > c->sent) {
+				session_close(s);
+				break;
+			}
+			c->acked = ack;
+			if (ack == c->sent)
+				c->inflight = 0;
+		} else if (c->state == CH_STREAM && type == SF_PING) {
+			/* keep-alive */
+		} else {
+			log_warn("sync.protocol", "peer=%s name=%s type=%d "
+			    "state=%d msg=\"unexpected frame\"", s->peer,
+			    log_quote(c->name), type, (int)c->state);
+			session_close(s);
+		}
+		buf_consume(&s->in, total);
+	}
+	master_produce(s);
+}
+
+static void
+master_wake(struct session *s)
+{
+	master_produce(s);
+}
+
+static void
+chan_committed(struct session *s, int ok)
+{
+	(void)s;
+	(void)ok;
+}
+
+static void
+chan_timeout(struct session *s)
+{
+	/* Idle timeouts are sync_tick()'s business (pings, dead peers). */
+	(void)s;
+}
+
+const struct proto_ops sync_master_proto = {
+	.name = "repl",
+	.in_limit = SYNC_HDR_LEN + SYNC_MAX_FRAME + SYNC_MAC_LEN + IO_CHUNK,
+	.out_limit = OUTBUF_HIGH_WATER + 2 * SYNC_MAX_FRAME,
+	.busy_reply = "",
+	.start = master_start,
+	.input = master_input,
+	.committed = chan_committed,
+	.timeout = chan_timeout,
+	.free = master_free,
+	.wake = master_wake,
+};
+
+/* --- replica side ----------------------------------------------------------- */
+
+static const struct proto_ops sync_replica_proto;
+
+static void
+replica_start(struct session *s)
+{
+	struct chan	*c;
+	uint8_t		 hello[1 + SYNC_NONCE_LEN];
+
+	if ((c = chan_new(s, 0)) == NULL ||
+	    (c->batch = calloc(SYNC_BATCH_RECORDS, sizeof(*c->batch))) ==
+	    NULL || (c->line = malloc(SYNC_LINE_MAX)) == NULL) {
+		session_close(s);
+		return;
+	}
+	c->state = CH_CHALLENGE;
+	hello[0] = SYNC_VERSION;
+	memcpy(hello + 1, c->nr, SYNC_NONCE_LEN);
+	chan_send(s, SF_HELLO, hello, sizeof(hello));
+}
+
+/* CHALLENGE arrived: check the master's proof, answer with ours. */
+static void
+replica_challenge(struct session *s, const uint8_t *p, size_t n)
+{
+	struct chan		*c = chan_of(s);
+	struct store_node	 me;
+	uint8_t			 want[HMAC_LEN], out[HMAC_LEN + NODE_ID_LEN +
+				    1 + NODE_ID_LEN + EPOCH_LEN + 8 + 2 + 255];
+	struct wr		 w = { out, 0, sizeof(out), 0 };
+	uint8_t			 one;
+	char			 name[256];
+
+	if (n != SYNC_NONCE_LEN + NODE_ID_LEN + EPOCH_LEN + HMAC_LEN ||
+	    store_node_get(s->srv->store, &me) != STORE_OK) {
+		session_close(s);
+		return;
+	}
+	memcpy(c->nm, p, SYNC_NONCE_LEN);
+	chan_proof("master", c->nr, c->nm, p + SYNC_NONCE_LEN, NODE_ID_LEN +
+	    EPOCH_LEN, want);
+	if (!crypto_equal(want, p + SYNC_NONCE_LEN + NODE_ID_LEN + EPOCH_LEN,
+	    HMAC_LEN)) {
+		log_warn("sync.auth.failed", "peer=%s reason=\"wrong secret "
+		    "(master proof)\"", s->peer);
+		chan_refuse(s, "authentication failed");
+		return;
+	}
+	memcpy(c->node_id, p + SYNC_NONCE_LEN, NODE_ID_LEN);
+	memcpy(c->epoch, p + SYNC_NONCE_LEN + NODE_ID_LEN, EPOCH_LEN);
+	chan_keys(c);
+	c->state = CH_START;
+	c->applied = c->last = me.applied;
+	chan_proof("replica", c->nm, c->nr, NULL, 0, want);
+	wr_bytes(&w, want, HMAC_LEN);
+	wr_bytes(&w, me.node_id, NODE_ID_LEN);
+	one = (uint8_t)me.has_master;
+	wr_bytes(&w, &one, 1);
+	wr_bytes(&w, me.master_id, NODE_ID_LEN);
+	wr_bytes(&w, me.master_epoch, EPOCH_LEN);
+	wr_u64(&w, (uint64_t)me.applied);
+	snprintf(name, sizeof(name), "%s", s->srv->settings->name);
+	wr_str(&w, name);
+	chan_send(s, SF_AUTH, out, w.n);
+}
+
+/* Feeds body bytes to the spool, as lines (bounded), for the MIME parse. */
+static void
+body_feed(struct chan *c, const uint8_t *p, size_t n)
+{
+	const uint8_t	*lf;
+	size_t		 take;
+
+	while (n > 0) {
+		lf = memchr(p, '\n', n);
+		take = lf ? (size_t)(lf - p) + 1 : n;
+		if (take > SYNC_LINE_MAX - c->linelen)
+			take = SYNC_LINE_MAX - c->linelen;
+		memcpy(c->line + c->linelen, p, take);
+		c->linelen += take;
+		p += take;
+		n -= take;
+		if (c->line[c->linelen - 1] == '\n' ||
+		    c->linelen == SYNC_LINE_MAX) {
+			spool_add_line(c->cur->spool, c->line, c->linelen);
+			c->linelen = 0;
+		}
+	}
+}
+
+/* The body of c->cur is complete: check its GUID. */
+static int
+body_finish(struct session *s, struct chan *c)
+{
+	char	 hex[GUID_HEX_LEN + 1];
+
+	if (c->linelen > 0)
+		spool_add_line(c->cur->spool, c->line, c->linelen);
+	c->linelen = 0;
+	if (spool_finish(c->cur->spool, &c->cur->in) < 0) {
+		log_error("sync.spool", "msg=%s", log_quote(strerror(errno)));
+		return -1;
+	}
+	if (memcmp(c->cur->in.guid, c->cur->rec.guid, GUID_LEN) != 0) {
+		crypto_hex(c->cur->rec.guid, GUID_LEN, hex);
+		log_warn("sync.body.corrupt", "peer=%s seq=%lld guid=%s "
+		    "msg=\"body does not hash to its GUID; batch rejected\"",
+		    s->peer, (long long)c->cur->rec.seq, hex);
+		return -1;
+	}
+	c->cur->ready = 1;
+	c->cur = NULL;
+	return 0;
+}
+
+/* Remembers a conflict for the conflict table and the log. */
+static void
+note_conflict(struct session *s, struct chan *c, const struct pending *pd,
+    const uint8_t *local_guid)
+{
+	struct store_conflict	*grown, *k;
+	struct store_mailbox	 mb;
+
+	if ((grown = reallocarray(c->conflicts, c->nconflicts + 1,
+	    sizeof(*grown))) == NULL)
+		return;
+	c->conflicts = grown;
+	k = &c->conflicts[c->nconflicts++];
+	memset(k, 0, sizeof(*k));
+	memcpy(k->mailbox, pd->rec.mailbox, MAILBOX_ID_LEN);
+	if (store_mailbox_by_uniqueid(s->srv->store, pd->rec.mailbox, &mb,
+	    k->user) == STORE_OK)
+		snprintf(k->mailbox_name, sizeof(k->mailbox_name), "%s",
+		    mb.name);
+	k->uid = pd->rec.uid;
+	memcpy(k->local_guid, local_guid, GUID_LEN);
+	memcpy(k->master_guid, pd->rec.guid, GUID_LEN);
+	snprintf(k->op, sizeof(k->op), "%s", pd->rec.type);
+	k->master_seq = pd->rec.seq;
+	if (store_conflict_add(s->srv->store, k) != STORE_OK)
+		c->nconflicts--;
+}
+
+/* Applies one record of the batch; the GUID check is the store's. */
+static enum store_err
+apply_one(struct session *s, struct chan *c, struct pending *pd)
+{
+	struct store		*st = s->srv->store;
+	struct store_replog_rec	*r = &pd->rec;
+	enum store_apply	 what = APPLY_DONE;
+	enum store_err		 err;
+	uint8_t			 local[GUID_LEN];
+	const char		*kw = r->keywords[0] ? r->keywords : NULL;
+
+	if (strcmp(r->type, "user.add") == 0)
+		err = store_apply_user_add(st, r->user, r->value, &what);
+	else if (strcmp(r->type, "user.passwd") == 0)
+		err = store_user_set_password(st, r->user, r->value);
+	else if (strcmp(r->type, "user.del") == 0)
+		err = store_user_del(st, r->user);
+	else if (strcmp(r->type, "mailbox.create") == 0)
+		err = store_apply_mailbox_create(st, r->user, r->mailbox,
+		    r->name, r->uid, r->value, r->flags != 0, &what);
+	else if (strcmp(r->type, "mailbox.rename") == 0)
+		err = store_apply_mailbox_rename(st, r->mailbox, r->name,
+		    &what);
+	else if (strcmp(r->type, "mailbox.delete") == 0) {
+		/* Never destroy a message kept out of a conflict. */
+		if (store_conflict_count(st, r->mailbox) > 0) {
+			log_warn("sync.delete.held", "mailbox=%s seq=%lld "
+			    "msg=\"mailbox holds conflicting local "
+			    "messages; not deleted\"", log_quote(r->name),
+			    (long long)r->seq);
+			return STORE_OK;
+		}
+		err = store_apply_mailbox_delete(st, r->mailbox, &what);
+	} else if (strcmp(r->type, "mailbox.subscribe") == 0)
+		err = store_apply_subscribe(st, r->mailbox, r->flags != 0,
+		    &what);
+	else if (strcmp(r->type, "message.append") == 0)
+		err = store_apply_append(st, r->mailbox, r->uid, r->guid,
+		    r->flags, kw, r->internaldate, pd->has_body ? &pd->in :
+		    NULL, &what, local);
+	else if (strcmp(r->type, "message.flags") == 0)
+		err = store_apply_flags(st, r->mailbox, r->uid, r->guid,
+		    r->flags, kw, &what, local);
+	else if (strcmp(r->type, "message.expunge") == 0)
+		err = store_apply_expunge(st, r->mailbox, r->uid, r->guid,
+		    &what, local);
+	else
+		err = STORE_INVALID;	/* sync_rec_decode() let it through */
+	/* A user or mailbox that is not (or no longer) here: nothing to do. */
+	if (err == STORE_NOTFOUND)
+		err = STORE_OK;
+	if (err == STORE_OK && what == APPLY_CONFLICT &&
+	    strncmp(r->type, "message.", 8) == 0 &&
+	    strcmp(r->type, "message.flags") != 0)
+		note_conflict(s, c, pd, local);
+	else if (err == STORE_OK && what == APPLY_CONFLICT)
+		log_warn("sync.apply.skipped", "seq=%lld type=%s msg=\"local "
+		    "state differs; left as it is\"", (long long)r->seq,
+		    r->type);
+	return err;
+}
+
+/* END arrived: the whole batch is here and checked; apply it at once. */
+static void
+replica_apply(struct session *s, struct chan *c, int64_t end)
+{
+	struct store	*st = s->srv->store;
+	enum store_err	 err;
+	size_t		 i;
+
+	if (c->cur != NULL || end != c->last || c->nbatch == 0) {
+		log_warn("sync.protocol", "peer=%s msg=\"batch end at %lld, "
+		    "expected %lld\"", s->peer, (long long)end,
+		    (long long)c->last);
+		session_close(s);
+		return;
+	}
+	for (i = 0; i < c->nbatch; i++)
+		if (c->batch[i].has_body && !c->batch[i].ready) {
+			session_close(s);
+			return;
+		}
+	if ((err = store_batch_begin(st)) != STORE_OK) {
+		session_close(s);
+		return;
+	}
+	for (i = 0; i < c->nbatch && err == STORE_OK; i++)
+		err = apply_one(s, c, &c->batch[i]);
+	if (err == STORE_OK)
+		err = store_node_applied(st, c->node_id, c->epoch, end);
+	if ((err = store_batch_end(st, err)) != STORE_OK) {
+		log_error("sync.apply", "seq=%lld msg=%s", (long long)end,
+		    log_quote(store_strerror(err)));
+		session_close(s);
+		return;
+	}
+	c->batch_end = end;
+	session_wait_commit(s);
+}
+
+/* Runs --conflict-notify with the conflict in the environment. */
+static void
+conflict_notify(struct session *s, const struct store_conflict *k)
+{
+	const char	*cmd = s->srv->settings->conflict_notify;
+	char		 local[GUID_HEX_LEN + 1], master[GUID_HEX_LEN + 1];
+	char		 mbox[MAILBOX_ID_LEN * 2 + 1], *env[8], **envp;
+	char		*argv[] = { "/bin/sh", "-c", NULL, NULL };
+	size_t		 n = 0, i;
+	pid_t		 pid;
+
+	crypto_hex(k->local_guid, GUID_LEN, local);
+	crypto_hex(k->master_guid, GUID_LEN, master);
+	crypto_hex(k->mailbox, MAILBOX_ID_LEN, mbox);
+	log_warn("conflict", "mailbox=%s uid=%u local_guid=%s master_guid=%s "
+	    "user=%s op=%s seq=%lld", log_quote(k->mailbox_name), k->uid,
+	    local, master, log_quote(k->user), k->op,
+	    (long long)k->master_seq);
+	if (cmd == NULL || *cmd == '\0')
+		return;
+	if (asprintf(&env[0], "MAILREPD_CONFLICT_USER=%s", k->user) < 0 ||
+	    asprintf(&env[1], "MAILREPD_CONFLICT_MAILBOX=%s",
+	    k->mailbox_name) < 0 ||
+	    asprintf(&env[2], "MAILREPD_CONFLICT_UID=%u", k->uid) < 0 ||
+	    asprintf(&env[3], "MAILREPD_CONFLICT_LOCAL_GUID=%s", local) < 0 ||
+	    asprintf(&env[4], "MAILREPD_CONFLICT_MASTER_GUID=%s",
+	    master) < 0 ||
+	    asprintf(&env[5], "MAILREPD_CONFLICT_MAILBOX_ID=%s", mbox) < 0 ||
+	    asprintf(&env[6], "MAILREPD_CONFLICT_OP=%s", k->op) < 0)
+		return;
+	env[7] = NULL;
+	while (environ[n] != NULL)
+		n++;
+	if ((envp = calloc(n + 8, sizeof(*envp))) != NULL) {
+		memcpy(envp, environ, n * sizeof(*envp));
+		memcpy(envp + n, env, 8 * sizeof(*envp));
+		argv[2] = (char *)cmd;
+		if (posix_spawn(&pid, "/bin/sh", NULL, NULL, argv, envp) != 0)
+			log_warn("conflict.notify", "msg=%s",
+			    log_quote(strerror(errno)));
+		free(envp);
+	}
+	for (i = 0; i < 7; i++)
+		free(env[i]);
+}
+
+static void
+replica_committed(struct session *s, int ok)
+{
+	struct chan	*c = chan_of(s);
+	uint8_t		 b[8];
+	size_t		 i;
+
+	if (!ok) {
+		session_close(s);
+		return;
+	}
+	c->applied = c->batch_end;
+	for (i = 0; i < c->nconflicts; i++)
+		conflict_notify(s, &c->conflicts[i]);
+	pending_clear(c);
+	put64(b, (uint64_t)c->applied);
+	chan_send(s, SF_ACK, b, sizeof(b));
+	repl.backoff = 0;
+}
+
+/* One streamed frame: a record, a body chunk or the end of the batch. */
+static void
+replica_stream(struct session *s, struct chan *c, uint8_t type,
+    const uint8_t *p, size_t n)
+{
+	struct pending	*pd;
+	ssize_t		 len;
+
+	if (type == SF_PING)
+		return;
+	if (type == SF_END && n == 8) {
+		replica_apply(s, c, (int64_t)get64(p));
+		return;
+	}
+	if ((type != SF_RECORD && type != SF_DATA) ||
+	    (len = chan_inflate(c, p, n)) < 0)
+		goto bad;
+	if (type == SF_DATA) {
+		if (c->cur == NULL || (uint64_t)len > c->body_left)
+			goto bad;
+		body_feed(c, c->item, (size_t)len);
+		c->body_left -= (uint64_t)len;
+		if (c->body_left == 0 && body_finish(s, c) < 0)
+			session_close(s);
+		return;
+	}
+	if (c->cur != NULL || c->nbatch == SYNC_BATCH_RECORDS)
+		goto bad;
+	pd = &c->batch[c->nbatch];
+	memset(pd, 0, sizeof(*pd));
+	if (sync_rec_decode(c->item, (size_t)len, &pd->rec, &pd->has_body,
+	    &pd->size) < 0 || pd->rec.seq != c->last + 1)
+		goto bad;
+	c->nbatch++;
+	c->last = pd->rec.seq;
+	if (pd->has_body) {
+		if ((pd->spool = spool_new(s->srv->settings->data_dir)) ==
+		    NULL) {
+			session_close(s);
+			return;
+		}
+		c->cur = pd;
+		c->body_left = pd->size;
+		c->linelen = 0;
+		if (pd->size == 0 && body_finish(s, c) < 0)
+			session_close(s);
+	}
+	return;
+bad:
+	log_warn("sync.protocol", "peer=%s type=%d msg=\"bad stream frame; "
+	    "batch dropped\"", s->peer, type);
+	session_close(s);
+}
+
+static void
+replica_input(struct session *s)
+{
+	struct chan	*c = chan_of(s);
+	const uint8_t	*p;
+	uint8_t		 type;
+	size_t		 n, total;
+	char		 why[128];
+
+	while (s->io == SESSION_OPEN &&
+	    chan_next(s, &type, &p, &n, &total) == 1) {
+		if (type == SF_REFUSE) {
+			snprintf(why, sizeof(why), "%.*s", (int)(n < 100 ? n :
+			    100), (const char *)p);
+			log_warn("sync.refused", "master=%s reason=%s",
+			    s->peer, log_quote(why));
+			session_close(s);
+		} else if (c->state == CH_CHALLENGE && type == SF_CHALLENGE)
+			replica_challenge(s, p, n);
+		else if (c->state == CH_START && type == SF_START && n == 8) {
+			if ((int64_t)get64(p) != c->applied ||
+			    inflateInit(&c->z) != Z_OK) {
+				session_close(s);
+			} else {
+				c->z_ok = 1;
+				c->state = CH_STREAM;
+				log_info("sync.streaming", "master=%s "
+				    "from=%lld", s->peer,
+				    (long long)c->applied);
+			}
+		} else if (c->state == CH_STREAM)
+			replica_stream(s, c, type, p, n);
+		else {
+			log_warn("sync.protocol", "peer=%s type=%d "
+			    "msg=\"unexpected frame\"", s->peer, type);
+			session_close(s);
+		}
+		buf_consume(&s->in, total);
+	}
+}
+
+static void
+replica_free(struct session *s)
+{
+	struct chan	*c = chan_of(s);
+
+	if (c != NULL && c->state == CH_STREAM)
+		log_info("sync.disconnected", "master=%s applied=%lld",
+		    s->peer, (long long)c->applied);
+	chan_free(s);
+	if (repl.upstream == s)
+		repl.upstream = NULL;
+	if (repl.backoff < SYNC_RECONNECT_MAX)
+		repl.backoff = repl.backoff == 0 ? SYNC_RECONNECT_MIN :
+		    repl.backoff * 2;
+	if (repl.backoff > SYNC_RECONNECT_MAX)
+		repl.backoff = SYNC_RECONNECT_MAX;
+	repl.next_connect = s->srv->now + repl.backoff;
+}
+
+static const struct proto_ops sync_replica_proto = {
+	.name = "repl-upstream",
+	.in_limit = SYNC_HDR_LEN + SYNC_MAX_FRAME + SYNC_MAC_LEN + IO_CHUNK,
+	.out_limit = 64 * 1024,
+	.busy_reply = "",
+	.start = replica_start,
+	.input = replica_input,
+	.committed = replica_committed,
+	.timeout = chan_timeout,
+	.free = replica_free,
+	.wake = NULL,
+};
+
+/* Opens the connection to the master, non-blocking. */
+static void
+replica_connect(struct server *srv)
+{
+	const char	*spec = srv->settings->replicate_from;
+	struct addrinfo	 hints, *ai = NULL;
+	char		 host[256], *colon;
+	int		 fd, rc;
+
+	snprintf(host, sizeof(host), "%s", spec);
+	if ((colon = strrchr(host, ':')) == NULL)
+		return;
+	*colon = '\0';
+	if (host[0] == '[' && colon > host && colon[-1] == ']') {
+		colon[-1] = '\0';
+		memmove(host, host + 1, strlen(host));
+	}
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_socktype = SOCK_STREAM;
+	if ((rc = getaddrinfo(host, colon + 1, &hints, &ai)) != 0) {
+		log_warn("sync.connect", "master=%s msg=%s", log_quote(spec),
+		    log_quote(gai_strerror(rc)));
+		repl.next_connect = srv->now + SYNC_RECONNECT_MAX;
+		return;
+	}
+	fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+	    0);
+	if (fd >= 0 && connect(fd, ai->ai_addr, ai->ai_addrlen) < 0 &&
+	    errno != EINPROGRESS) {
+		close(fd);
+		fd = -1;
+	}
+	freeaddrinfo(ai);
+	if (fd < 0) {
+		repl.next_connect = srv->now + SYNC_RECONNECT_MIN;
+		return;
+	}
+	repl.upstream = session_new(srv, fd, &sync_replica_proto, spec);
+}
+
+/* --- setup, tick, status ------------------------------------------------------ */
+
+/* Reads the secret: one line, not readable by group or others. */
+static int
+read_secret(const char *path)
+{
+	struct stat	 sb;
+	char		 line[SYNC_SECRET_MAX + 2];
+	FILE		*f;
+	size_t		 n;
+
+	if ((f = fopen(path, "r")) == NULL) {
+		fprintf(stderr, "mailrepd: setting 'repl-secret-file': cannot "
+		    "read '%s': %s\n", path, strerror(errno));
+		return -1;
+	}
+	if (fstat(fileno(f), &sb) < 0 || (sb.st_mode & 077) != 0) {
+		fprintf(stderr, "mailrepd: setting 'repl-secret-file': '%s' "
+		    "must not be readable by group or others (chmod 600)\n",
+		    path);
+		fclose(f);
+		return -1;
+	}
+	if (fgets(line, sizeof(line), f) == NULL)
+		line[0] = '\0';
+	fclose(f);
+	n = strcspn(line, "\r\n");
+	line[n] = '\0';
+	if (n < SYNC_SECRET_MIN || n > SYNC_SECRET_MAX) {
+		fprintf(stderr, "mailrepd: setting 'repl-secret-file': the "
+		    "secret in '%s' must be one line of %d to %d bytes\n",
+		    path, SYNC_SECRET_MIN, SYNC_SECRET_MAX);
+		return -1;
+	}
+	memcpy(repl.secret, line, n);
+	repl.secret_len = n;
+	explicit_bzero(line, sizeof(line));
+	return 0;
+}
+
+int
+sync_setup(struct server *srv)
+{
+	const struct settings	*set = srv->settings;
+	struct store_node	 me;
+	char			 hex[NODE_ID_LEN * 2 + 1];
+	const char		*role;
+
+	memset(&repl, 0, sizeof(repl));
+	repl.srv = srv;
+	if (set->repl_listen == NULL && set->replicate_from == NULL)
+		return 0;
+	if (set->repl_secret_file == NULL) {
+		fprintf(stderr, "mailrepd: setting 'repl-secret-file' is "
+		    "needed with --repl-listen or --replicate-from\n");
+		return -1;
+	}
+	if (read_secret(set->repl_secret_file) < 0)
+		return -1;
+	if (set->replicate_from != NULL && strrchr(set->replicate_from,
+	    ':') == NULL) {
+		fprintf(stderr, "mailrepd: setting 'replicate-from' wants "
+		    "HOST:PORT, not '%s'\n", set->replicate_from);
+		return -1;
+	}
+	repl.replica = set->replicate_from != NULL;
+	/*
+	 * A batch spools up to SYNC_BATCH_BODIES bodies (64 KiB of buffer
+	 * each) and frees them all at once: keep that memory rather than
+	 * give it back to the kernel and fault it in again every batch.
+	 */
+	if (repl.replica)
+		mallopt(M_TRIM_THRESHOLD, 16 * 1024 * 1024);
+	role = repl.replica ? "replica" : "master";
+	if (store_node_set_role(srv->store, role) != STORE_OK ||
+	    store_commit(srv->store) != STORE_OK ||
+	    store_node_get(srv->store, &me) != STORE_OK) {
+		fprintf(stderr, "mailrepd: cannot record the node's role\n");
+		return -1;
+	}
+	crypto_hex(me.node_id, NODE_ID_LEN, hex);
+	log_info("sync.role", "role=%s node=%s head=%lld applied=%lld", role,
+	    hex, (long long)store_replog_head(srv->store),
+	    (long long)me.applied);
+	return 0;
+}
+
+int
+sync_is_replica(void)
+{
+	return repl.replica;
+}
+
+void
+sync_tick(struct server *srv)
+{
+	struct session	*s;
+	struct chan	*c;
+	int		 status;
+
+	while (waitpid(-1, &status, WNOHANG) > 0)
+		;
+	if (repl.replica && repl.upstream == NULL &&
+	    srv->now >= repl.next_connect)
+		replica_connect(srv);
+	for (s = srv->sessions; s != NULL; s = s->next) {
+		if ((s->ops != &sync_master_proto &&
+		    s->ops != &sync_replica_proto) || s->io == SESSION_CLOSING ||
+		    (c = chan_of(s)) == NULL)
+			continue;
+		if (c->state != CH_STREAM) {
+			if (srv->now - c->started > SYNC_HANDSHAKE_TIMEOUT) {
+				log_warn("sync.handshake", "peer=%s msg=\"timed "
+				    "out\"", s->peer);
+				session_close(s);
+			}
+			continue;
+		}
+		if (srv->now - c->last_rx > SYNC_DEAD_AFTER) {
+			log_warn("sync.dead", "peer=%s msg=\"silent for %d s\"",
+			    s->peer, SYNC_DEAD_AFTER);
+			session_close(s);
+			continue;
+		}
+		if (srv->now - c->last_tx >= SYNC_PING_INTERVAL &&
+		    s->io == SESSION_OPEN)
+			chan_send(s, SF_PING, "", 0);
+		if (c->master && srv->now - c->stored_at >=
+		    SYNC_STATUS_INTERVAL)
+			master_store(s, 1);
+	}
+}
+
+/* --- mailrepd status ---------------------------------------------------------- */
+
+struct status_ctx {
+	int	 json;
+	int	 n;
+	int64_t	 head;
+	time_t	 now;
+};
+
+static int
+status_replica(void *arg, const struct store_replica *r)
+{
+	struct status_ctx	*x = arg;
+	char			 hex[NODE_ID_LEN * 2 + 1];
+	int			 up = r->connected &&
+				    x->now - r->last_seen <= 3 *
+				    SYNC_STATUS_INTERVAL;
+
+	crypto_hex(r->node_id, NODE_ID_LEN, hex);
+	if (x->json)
+		printf("%s{\"name\":\"%s\",\"node_id\":\"%s\",\"acked\":%lld,"
+		    "\"lag\":%lld,\"last_seen\":%lld,\"connected\":%s}",
+		    x->n++ ? "," : "", r->name, hex, (long long)r->acked,
+		    (long long)(x->head - r->acked), (long long)r->last_seen,
+		    up ? "true" : "false");
+	else
+		printf("replica %s node=%s acked=%lld lag=%lld records "
+		    "last_seen=%llds_ago %s\n", r->name, hex,
+		    (long long)r->acked, (long long)(x->head - r->acked),
+		    (long long)(x->now - r->last_seen),
+		    up ? "connected" : "disconnected");
+	return 0;
+}
+
+static int
+status_conflict(void *arg, const struct store_conflict *k)
+{
+	struct status_ctx	*x = arg;
+	char			 l[GUID_HEX_LEN + 1], m[GUID_HEX_LEN + 1];
+
+	crypto_hex(k->local_guid, GUID_LEN, l);
+	crypto_hex(k->master_guid, GUID_LEN, m);
+	if (x->json)
+		printf("%s{\"user\":\"%s\",\"mailbox\":\"%s\",\"uid\":%u,"
+		    "\"local_guid\":\"%s\",\"master_guid\":\"%s\","
+		    "\"op\":\"%s\"}", x->n++ ? "," : "", k->user,
+		    k->mailbox_name, k->uid, l, m, k->op);
+	else
+		printf("conflict mailbox=%s uid=%u local_guid=%s "
+		    "master_guid=%s user=%s\n", k->mailbox_name, k->uid, l, m,
+		    k->user);
+	return 0;
+}
+
+int
+sync_status(int argc, char **argv)
+{
+	struct cmd_option	 opts[] = {
+		{ "json", 0, "print one JSON object", NULL },
+		{ "help", 0, "show this help", NULL },
+	};
+	struct settings		 set;
+	struct store		*st;
+	struct store_node	 me;
+	struct status_ctx	 x = { 0, 0, 0, 0 };
+	char			 id[NODE_ID_LEN * 2 + 1], ep[EPOCH_LEN * 2 + 1];
+	char			 mid[NODE_ID_LEN * 2 + 1], mep[EPOCH_LEN * 2 + 1];
+	int			 npos = 0, rc = 1;
+
+	if (settings_parse(&set, argc, argv, 2, opts, 2, NULL, &npos) < 0) {
+		settings_free(&set);
+		return 2;
+	}
+	if (opts[1].value != NULL) {
+		printf("usage: mailrepd status [--json] --data DIR\n\nRole, "
+		    "node id, log head, replicas and their lag; on a replica "
+		    "its master,\napplied position and conflicts.  Works on a "
+		    "running or stopped node.\n\n");
+		settings_usage_options(stdout, opts, 2);
+		settings_free(&set);
+		return 0;
+	}
+	x.json = opts[0].value != NULL;
+	x.now = time(NULL);
+	if ((st = admin_open_store(&set, 0)) == NULL) {
+		settings_free(&set);
+		return 1;
+	}
+	if (store_node_get(st, &me) != STORE_OK)
+		goto out;
+	x.head = store_replog_head(st);
+	crypto_hex(me.node_id, NODE_ID_LEN, id);
+	crypto_hex(me.epoch, EPOCH_LEN, ep);
+	crypto_hex(me.master_id, NODE_ID_LEN, mid);
+	crypto_hex(me.master_epoch, EPOCH_LEN, mep);
+	if (x.json) {
+		printf("{\"role\":\"%s\",\"node_id\":\"%s\",\"epoch\":\"%s\","
+		    "\"log_head\":%lld,\"log_first\":%lld,", me.role, id, ep,
+		    (long long)x.head, (long long)store_replog_first(st));
+		if (me.has_master)
+			printf("\"master\":{\"node_id\":\"%s\",\"epoch\":\"%s\","
+			    "\"applied\":%lld},", mid, mep,
+			    (long long)me.applied);
+		printf("\"conflicts_open\":%lld,\"replicas\":[",
+		    (long long)store_conflict_count(st, NULL));
+		store_replica_foreach(st, status_replica, &x);
+		printf("],\"conflicts\":[");
+		x.n = 0;
+		store_conflict_foreach(st, status_conflict, &x);
+		printf("]}\n");
+	} else {
+		printf("role %s\nnode %s\nepoch %s\nlog head %lld\n", me.role,
+		    id, ep, (long long)x.head);
+		if (me.has_master)
+			printf("master %s epoch %s applied %lld\n", mid, mep,
+			    (long long)me.applied);
+		printf("conflicts %lld open\n",
+		    (long long)store_conflict_count(st, NULL));
+		store_replica_foreach(st, status_replica, &x);
+		store_conflict_foreach(st, status_conflict, &x);
+	}
+	rc = 0;
+out:
+	store_close(st);
+	settings_free(&set);
+	return rc;
+}

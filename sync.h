@@ -1,0 +1,86 @@
+/*
+ * sync.h — replication: log shipping from a master to its replicas, the
+ * replica's GUID-checked apply, conflicts, and `mailrepd status`.
+ *
+ * The channel is a session of the session layer (proto.h) on each end:
+ * the master accepts replicas on --repl-listen (sync_master_proto); a
+ * replica keeps one outgoing connection to --replicate-from, reconnecting
+ * with backoff.  Frames are
+ *
+ *	type (1 byte) | length (4 bytes, big-endian) | payload | MAC
+ *
+ * where the MAC (SYNC_MAC_LEN bytes of HMAC-SHA256 under the session's
+ * key for that direction, over a frame counter, the type, the length and
+ * the payload) is there on every frame after the handshake.  Handshake:
+ * HELLO (replica nonce), CHALLENGE (master nonce, node id, epoch and the
+ * master's proof), AUTH (the replica's proof and what it follows: master
+ * node id, epoch, applied position), then START (stream after position)
+ * or REFUSE.  Records and body chunks travel deflated through one zlib
+ * stream; END closes a batch, which the replica applies in one
+ * transaction with its applied position and ACKs.
+ */
+#ifndef MAILREPD_SYNC_H
+#define MAILREPD_SYNC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "store.h"
+
+struct server;
+
+/* Frame types. */
+#define SF_HELLO	'H'
+#define SF_CHALLENGE	'C'
+#define SF_AUTH		'A'
+#define SF_START	'S'
+#define SF_REFUSE	'X'
+#define SF_RECORD	'R'	/* deflated: one log record */
+#define SF_DATA		'D'	/* deflated: a chunk of the record's body */
+#define SF_END		'E'	/* end of batch: its last position */
+#define SF_ACK		'K'	/* applied and committed up to position */
+#define SF_PING		'P'
+
+#define SYNC_HDR_LEN	5
+#define SYNC_MAC_LEN	16
+#define SYNC_VERSION	1
+
+extern const struct proto_ops sync_master_proto;
+
+/*
+ * Reads the secret and starts replicating when the settings ask for it.
+ * Returns 0, or -1 after printing which setting is wrong (exit 2).
+ */
+int	sync_setup(struct server *);
+/* Once a second: reconnects, keep-alives, acked positions, notify children. */
+void	sync_tick(struct server *);
+/* Whether this node runs as a replica (IMAP read-only, LMTP 451). */
+int	sync_is_replica(void);
+
+/* `mailrepd status [--json] --data DIR`. */
+int	sync_status(int argc, char **argv);
+
+/*
+ * The codec, public for the unit tests and the fuzzer.
+ *
+ * sync_frame_peek: looks at a buffer that starts with a frame (with a MAC
+ * when `keyed`, except HELLO, CHALLENGE and REFUSE); returns 1 with its type, payload length and total length,
+ * 0 when more bytes are needed, -1 when the length is over SYNC_MAX_FRAME.
+ */
+int	sync_frame_peek(const uint8_t *p, size_t n, int keyed, uint8_t *type,
+	    size_t *paylen, size_t *total);
+
+/*
+ * Encodes a log record (and whether a body of bodysize bytes follows)
+ * into out; returns the length, or 0 when cap is too small.
+ */
+size_t	sync_rec_encode(const struct store_replog_rec *, int has_body,
+	    uint64_t bodysize, uint8_t *out, size_t cap);
+/*
+ * Decodes and validates one record: known type, the fields that type
+ * needs, strings NUL-free and within their limits.  Returns 0 or -1.
+ */
+int	sync_rec_decode(const uint8_t *p, size_t n, struct store_replog_rec *,
+	    int *has_body, uint64_t *bodysize);
+
+#endif /* MAILREPD_SYNC_H */
