@@ -21,6 +21,15 @@
 #define IO_CHUNK		16384	/* bytes read from a socket at once */
 #define OUTBUF_HIGH_WATER	(256 * 1024) /* stop producing output above */
 
+/* TLS and COMPRESS=DEFLATE (tls.c, transport.c) */
+#define DEFAULT_TLS_HANDSHAKE_TIMEOUT 10 /* seconds a TLS handshake may take */
+#define DEFAULT_MAX_TLS_HANDSHAKES 64	/* TLS handshakes in progress at once */
+#define TLS_GEN_CERT_DAYS	3650	/* validity of a generated certificate */
+#define COMPRESS_LEVEL		1	/* deflate level of COMPRESS output */
+#define COMPRESS_WINDOW_BITS	12	/* output window: 4 KiB (inflate takes 32) */
+#define COMPRESS_MEM_LEVEL	5	/* deflate state: 16 KiB + window * 4 */
+#define COMPRESS_CHUNK		8192	/* compressed bytes buffered each way */
+
 /* Message store */
 #define DEFAULT_MAX_MESSAGE_SIZE (50 * 1024 * 1024) /* bytes, SIZE= */
 #define BLOB_CHUNK_SIZE		(64 * 1024) /* uncompressed bytes per chunk */
@@ -64,9 +73,13 @@
 #define IMAP_MAX_QUOTED		1024	/* longer strings are sent as literals */
 #define IMAP_MAX_AUTH_FAILURES	3	/* failed logins before BYE */
 #define IMAP_AUTH_FAIL_DELAY	2	/* seconds before NO [AUTHENTICATIONFAILED] */
+#define AUTH_FAIL_MAX_DELAY	30	/* seconds: cap of the per-address delay */
+#define AUTH_FAIL_FORGET	900	/* seconds until an address's failures fade */
+#define AUTH_FAIL_ADDRESSES	1024	/* client addresses remembered for delays */
 #define IMAP_MAX_USER_SESSIONS	128	/* IMAP sessions of one user */
 #define IMAP_APPEND_LINE	(64 * 1024) /* APPEND bytes parsed as one line */
 #define IMAP_MAX_BAD_COMMANDS	20	/* BAD replies before BYE */
+#define IMAP_MAX_SKIP		(4 * 1024 * 1024) /* over-long line dropped before BYE */
 #define IMAP_MAX_OUTPUT		(4 * 1024 * 1024) /* a session's output buffer */
 
 /* MIME pre-parser (run once per delivered message) */

@@ -27,6 +27,7 @@
 #include "log.h"
 #include "settings.h"
 #include "store.h"
+#include "tls.h"
 
 /* The listeners dev reports, in the order it prints them. */
 enum dev_port {
@@ -66,14 +67,15 @@ dev_usage(FILE *f, const struct cmd_option *opts, int n)
 	    "Starts a throw-away server for development and CI in the "
 	    "foreground: a\ntemporary data directory under $TMPDIR (removed "
 	    "on exit, SIGQUIT included,\nunless --keep), loopback listeners "
-	    "on SMTP %d, LMTP %d and IMAP %d\n(--ports auto picks free ones), "
+	    "on SMTP %d, LMTP %d, IMAP %d and IMAPS %d\n(--ports auto picks free "
+	    "ones), "
 	    "and the user '%s'.  It prints how to\nconnect, with --json as "
 	    "one JSON line on stdout.  Any recipient is\naccepted (a new "
 	    "local part becomes a user); NAME+tempfail, NAME+permfail\nand "
 	    "NAME+slow get a 451, a 550 or a %d s late reply.  Users without "
 	    "a\npassword (all that dev makes) log in with any password, from "
 	    "loopback only.\n\nOptions:\n", DEV_SMTP_PORT, DEV_LMTP_PORT,
-	    DEV_IMAP_PORT, DEV_USER, DEV_SLOW_SECONDS);
+	    DEV_IMAP_PORT, DEV_IMAPS_PORT, DEV_USER, DEV_SLOW_SECONDS);
 	settings_usage_options(f, opts, n);
 	fprintf(f, "\n");
 	settings_usage(f);
@@ -157,7 +159,8 @@ dev_setup(struct settings *set, int argc, char **argv, struct dev **out)
 	if (set->data_dir == NULL ||
 	    default_listener(&set->smtp, autop ? 0 : DEV_SMTP_PORT) < 0 ||
 	    default_listener(&set->lmtp, autop ? 0 : DEV_LMTP_PORT) < 0 ||
-	    default_listener(&set->imap, autop ? 0 : DEV_IMAP_PORT) < 0) {
+	    default_listener(&set->imap, autop ? 0 : DEV_IMAP_PORT) < 0 ||
+	    default_listener(&set->imaps, autop ? 0 : DEV_IMAPS_PORT) < 0) {
 		dev_finish(dev);
 		return -1;
 	}
@@ -244,8 +247,9 @@ print_json(const struct dev *dev)
 	json_str(stdout, DEV_USER);
 	printf(",\"password\":");
 	json_str(stdout, DEV_PASSWORD);
-	/* imaps and fingerprint stay null until TLS exists */
-	printf(",\"fingerprint\":null,\"data_dir\":");
+	printf(",\"fingerprint\":");
+	json_str(stdout, tls_fingerprint());
+	printf(",\"data_dir\":");
 	json_str(stdout, dev->data_dir);
 	printf("}\n");
 }
@@ -269,6 +273,10 @@ dev_ready(struct dev *dev)
 			fprintf(f, "  %-6s %s:%d%s\n", ports[i].label,
 			    dev->host, dev->port[i], i == PORT_SMTP ?
 			    "  (AUTH PLAIN/LOGIN: any name and password)" : "");
+	if (tls_fingerprint() != NULL)
+		fprintf(f, "  TLS    STARTTLS on SMTP, LMTP and IMAP; "
+		    "self-signed certificate, SHA-256\n         %s\n",
+		    tls_fingerprint());
 	fprintf(f, "  user   %s / %s  (any password; loopback only)\n"
 	    "Any recipient is accepted: a new local part becomes a user.  "
 	    "NAME+tempfail,\nNAME+permfail and NAME+slow get a 451, a 550 "

@@ -12,6 +12,7 @@
  *   APPEND   the message literal of APPEND, streamed into a spool
  *   APPEND_END  the end of the APPEND line after the literal
  *   DISCARD  dropping a refused non-synchronizing literal, then its line
+ *   SKIP_LINE  dropping the rest of an over-long command line
  *   HELD     nothing: a reply waits for the group commit or a delay
  *
  * A command's tagged reply is recorded by imap_reply() and sent by
@@ -33,14 +34,16 @@
 #include "imap.h"
 #include "imap_session.h"
 #include "log.h"
+#include "penalty.h"
 #include "settings.h"
 #include "spool.h"
 #include "store.h"
+#include "sync.h"
+#include "tls.h"
 
 #define CAPS_BASE	"IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE " \
 			"UIDPLUS MOVE UNSELECT CHILDREN SPECIAL-USE " \
 			"LIST-EXTENDED LIST-STATUS CONDSTORE"
-#define CAPS_NOTAUTH	CAPS_BASE " AUTH=PLAIN"
 
 enum input_mode {
 	IN_COMMAND,
@@ -49,6 +52,7 @@ enum input_mode {
 	IN_APPEND,
 	IN_APPEND_END,
 	IN_DISCARD,
+	IN_SKIP_LINE,
 	IN_HELD,
 };
 
@@ -68,12 +72,19 @@ struct imap_private {
 	struct append	*append;
 	uint64_t	 discard;	/* literal bytes still to drop */
 	int		 discard_line;	/* then drop up to the line end */
+	uint64_t	 skipped;	/* bytes of an over-long line dropped */
 	int64_t		 head0;		/* log head when the command began */
 	int		 changed;	/* the command changed the store */
 	time_t		 hold_until;	/* delayed reply (failed login) */
 	int		 auth_failures;
 	int		 bad_commands;
+	int		 after_reply;	/* AFTER_*: once the reply is queued */
 };
+
+/* What a command asks for once its OK is queued (STARTTLS, COMPRESS). */
+#define AFTER_NONE	0
+#define AFTER_STARTTLS	1
+#define AFTER_COMPRESS	2
 
 struct imap_command {
 	const char	*name;
@@ -223,11 +234,40 @@ imap_put_flags(struct session *s, uint32_t flags, const char *keywords,
 	session_write(s, ")", 1);
 }
 
-/* The capability list for the session's state. */
-static const char *
-capabilities(const struct imap_session *ims)
+/*
+ * The authentication policy: logging in is allowed over TLS, from a
+ * loopback or unix client, with --allow-plaintext-auth, or when this
+ * server has no TLS to offer.  Otherwise LOGINDISABLED, no AUTH=PLAIN.
+ */
+static int
+login_allowed(const struct session *s)
 {
-	return ims->state == IMAP_NOTAUTH ? CAPS_NOTAUTH : CAPS_BASE;
+	return session_secure(s) || s->local ||
+	    s->srv->settings->allow_plaintext_auth || !tls_available() ||
+	    s->tp == NULL;
+}
+
+/*
+ * The capability list for the session's state: STARTTLS before TLS,
+ * LOGINDISABLED or AUTH=PLAIN before login, COMPRESS=DEFLATE after it
+ * until it is on.  The result lives in a static buffer until the next
+ * call.
+ */
+static const char *
+capabilities(const struct session *s)
+{
+	static char			 caps[sizeof(CAPS_BASE) + 64];
+	const struct imap_session	*ims = s->proto;
+	int				 notauth = ims->state == IMAP_NOTAUTH;
+
+	snprintf(caps, sizeof(caps), "%s%s%s%s", CAPS_BASE,
+	    notauth && s->tp != NULL && tls_available() &&
+	    !session_secure(s) ? " STARTTLS" : "",
+	    !notauth ? "" : login_allowed(s) ? " AUTH=PLAIN" :
+	    " LOGINDISABLED",
+	    !notauth && s->tp != NULL && !session_compressed(s) ?
+	    " COMPRESS=DEFLATE" : "");
+	return caps;
 }
 
 /* --- command arguments ------------------------------------------------- */
@@ -275,7 +315,7 @@ cmd_capability(struct session *s, const struct imap_arg *args, size_t nargs,
 		imap_reply(s, "BAD CAPABILITY takes no arguments");
 		return;
 	}
-	session_printf(s, "* CAPABILITY %s\r\n", capabilities(imap_of(s)));
+	session_printf(s, "* CAPABILITY %s\r\n", capabilities(s));
 	imap_reply(s, "OK CAPABILITY completed");
 }
 
@@ -388,6 +428,7 @@ authenticate(struct session *s, const char *user, const char *password)
 	struct imap_session	*ims = imap_of(s);
 	struct imap_private	*p = ims->priv;
 	char			*hash = NULL, canon[USER_MAX_NAME + 1];
+	unsigned		 delay;
 	int			 ok;
 
 	ok = strlen(user) <= USER_MAX_NAME &&
@@ -398,9 +439,11 @@ authenticate(struct session *s, const char *user, const char *password)
 	    (s->srv->dev && s->local && strcmp(hash, PASSWORD_NONE) == 0));
 	free(hash);
 	if (!ok) {
-		log_warn("imap.auth.fail", "session=%llu peer=%s user=%s",
-		    (unsigned long long)s->id, s->peer, log_quote(user));
-		p->hold_until = s->srv->now + IMAP_AUTH_FAIL_DELAY;
+		delay = penalty_fail(s->peer, s->srv->now);
+		log_warn("imap.auth.fail", "session=%llu peer=%s user=%s "
+		    "delay=%u", (unsigned long long)s->id, s->peer,
+		    log_quote(user), delay);
+		p->hold_until = s->srv->now + delay;
 		imap_reply(s, "NO [AUTHENTICATIONFAILED] Authentication "
 		    "failed");
 		if (++p->auth_failures >= IMAP_MAX_AUTH_FAILURES)
@@ -413,9 +456,11 @@ authenticate(struct session *s, const char *user, const char *password)
 	}
 	snprintf(ims->user, sizeof(ims->user), "%s", canon);
 	ims->state = IMAP_AUTH;
-	log_info("imap.login", "session=%llu peer=%s user=%s",
-	    (unsigned long long)s->id, s->peer, log_quote(canon));
-	imap_reply(s, "OK [CAPABILITY %s] Logged in", CAPS_BASE);
+	penalty_clear(s->peer);
+	log_info("imap.login", "session=%llu peer=%s user=%s tls=%d",
+	    (unsigned long long)s->id, s->peer, log_quote(canon),
+	    session_secure(s));
+	imap_reply(s, "OK [CAPABILITY %s] Logged in", capabilities(s));
 }
 
 static void
@@ -428,6 +473,11 @@ cmd_login(struct session *s, const struct imap_arg *args, size_t nargs,
 	if (nargs != 2 || (user = imap_arg_astring(&args[0])) == NULL ||
 	    (password = imap_arg_astring(&args[1])) == NULL) {
 		imap_reply(s, "BAD LOGIN wants a user name and a password");
+		return;
+	}
+	if (!login_allowed(s)) {
+		imap_reply(s, "NO [PRIVACYREQUIRED] LOGIN is disabled before "
+		    "STARTTLS");
 		return;
 	}
 	authenticate(s, user, password);
@@ -485,6 +535,11 @@ cmd_authenticate(struct session *s, const struct imap_arg *args,
 		    "mechanism");
 		return;
 	}
+	if (!login_allowed(s)) {
+		imap_reply(s, "NO [PRIVACYREQUIRED] Authentication is disabled "
+		    "before STARTTLS");
+		return;
+	}
 	if (nargs == 1) {
 		/* No SASL-IR: ask for the response. */
 		session_printf(s, "+ \r\n");
@@ -529,6 +584,50 @@ input_auth(struct session *s)
 	}
 	command_finish(s);
 	return 1;
+}
+
+/* --- STARTTLS (RFC 3501 6.2.1) and COMPRESS (RFC 4978) ------------------- */
+
+/*
+ * The TLS handshake begins once the OK is out; input pipelined behind
+ * STARTTLS is dropped (see session_start_tls()).
+ */
+static void
+cmd_starttls(struct session *s, const struct imap_arg *args, size_t nargs,
+    int variant)
+{
+	(void)args;
+	(void)variant;
+	if (nargs != 0)
+		imap_reply(s, "BAD STARTTLS takes no arguments");
+	else if (session_secure(s))
+		imap_reply(s, "BAD TLS is already active");
+	else if (!session_can_starttls(s))
+		imap_reply(s, "NO [UNAVAILABLE] TLS is not available now");
+	else {
+		imap_of(s)->priv->after_reply = AFTER_STARTTLS;
+		imap_reply(s, "OK Begin TLS negotiation now");
+	}
+}
+
+/* Everything after the OK is compressed, both ways. */
+static void
+cmd_compress(struct session *s, const struct imap_arg *args, size_t nargs,
+    int variant)
+{
+	(void)variant;
+	if (nargs != 1 || args[0].type != IMAP_ARG_ATOM ||
+	    strcasecmp(args[0].str, "DEFLATE") != 0)
+		imap_reply(s, "BAD COMPRESS wants DEFLATE");
+	else if (session_compressed(s))
+		imap_reply(s, "NO [COMPRESSIONACTIVE] DEFLATE is already "
+		    "active");
+	else if (s->tp == NULL)
+		imap_reply(s, "NO [UNAVAILABLE] Compression is not available");
+	else {
+		imap_of(s)->priv->after_reply = AFTER_COMPRESS;
+		imap_reply(s, "OK DEFLATE active");
+	}
 }
 
 /* --- IDLE (RFC 2177) ---------------------------------------------------- */
@@ -633,6 +732,9 @@ append_check(struct session *s, const struct imap_arg *args, size_t nargs,
 
 	if (ims->state != IMAP_AUTH && ims->state != IMAP_SELECTED)
 		return "BAD Log in first";
+	if (sync_is_replica())
+		return "NO [CANNOT] This server is a read-only replica; make "
+		    "changes on the master";
 	if (nargs < 1 || (name = imap_arg_mailbox(&args[0])) == NULL)
 		return "BAD Invalid mailbox name";
 	snprintf(ap->mailbox, sizeof(ap->mailbox), "%s", name);
@@ -903,6 +1005,32 @@ input_discard(struct session *s)
 	return 1;
 }
 
+/*
+ * Drops the rest of an over-long command line.  A line that goes on past
+ * IMAP_MAX_SKIP more bytes never ends, as far as this server cares.
+ */
+static int
+input_skip_line(struct session *s)
+{
+	struct imap_private	*p = imap_of(s)->priv;
+	const char		*lf;
+	size_t			 n = buf_used(&s->in);
+
+	if ((lf = memchr(buf_ptr(&s->in), '\n', n)) != NULL)
+		n = lf - buf_ptr(&s->in) + 1;
+	buf_consume(&s->in, n);
+	p->skipped += n;
+	if (lf != NULL) {
+		p->mode = IN_COMMAND;
+		return 1;
+	}
+	if (p->skipped > IMAP_MAX_SKIP) {
+		session_printf(s, "* BYE Command line too long\r\n");
+		session_close(s);
+	}
+	return 0;
+}
+
 /* --- dispatch -------------------------------------------------------------- */
 
 static const struct imap_command commands[] = {
@@ -912,6 +1040,8 @@ static const struct imap_command commands[] = {
 	{ "ID", ST_ANY, 0, 0, cmd_id },
 	{ "LOGIN", ST_NOTAUTH, 0, 0, cmd_login },
 	{ "AUTHENTICATE", ST_NOTAUTH, 0, 0, cmd_authenticate },
+	{ "STARTTLS", ST_NOTAUTH, 0, 0, cmd_starttls },
+	{ "COMPRESS", ST_AUTH, 0, 0, cmd_compress },
 	{ "ENABLE", ST_AUTH, 0, 0, cmd_enable },
 	{ "NAMESPACE", ST_AUTH, 0, 0, cmd_namespace },
 	{ "IDLE", ST_AUTH, 0, 0, cmd_idle },
@@ -970,6 +1100,21 @@ count_bad(struct session *s)
 	ims->state = IMAP_LOGOUT;
 }
 
+/* Whether a replica refuses the command: it would change the store. */
+static int
+replica_refuses(const char *name)
+{
+	static const char *const writes[] = { "CREATE", "DELETE", "RENAME",
+	    "SUBSCRIBE", "UNSUBSCRIBE", "APPEND", "STORE", "COPY", "MOVE",
+	    "EXPUNGE" };
+	size_t	 i;
+
+	for (i = 0; i < sizeof(writes) / sizeof(*writes); i++)
+		if (strcmp(writes[i], name) == 0)
+			return 1;
+	return 0;
+}
+
 /* Runs one parsed command: look-up, state check, handler. */
 static void
 command_run(struct session *s, struct imap_cmd *cmd)
@@ -999,6 +1144,11 @@ command_run(struct session *s, struct imap_cmd *cmd)
 		imap_reply(s, "BAD %s", ims->state == IMAP_NOTAUTH ?
 		    "Log in first" : c->states == ST_NOTAUTH ?
 		    "Already logged in" : "No mailbox selected");
+		return;
+	}
+	if (sync_is_replica() && replica_refuses(c->name)) {
+		imap_reply(s, "NO [CANNOT] This server is a read-only replica; "
+		    "make changes on the master");
 		return;
 	}
 	ims->uses_seq = c->uses_seq;
@@ -1112,11 +1262,21 @@ input_command(struct session *s)
 		refuse_literal(s, size);
 		return 1;
 	case IMAP_FRAME_TOO_LONG:
+		/*
+		 * Refused at once (the command changed nothing, so no commit
+		 * to wait for); the rest of the line is dropped as it comes,
+		 * which a client still sending it can read the BAD after.
+		 */
 		buffered_tag(s, tag, sizeof(tag));
-		session_printf(s, "%s BAD [TOOBIG] Command line too long\r\n"
-		    "* BYE Command line too long\r\n", tag);
-		session_close(s);
-		return 0;
+		session_printf(s, "%s BAD [TOOBIG] Command line too long\r\n",
+		    tag);
+		imap_frame_reset(&p->frame);
+		p->skipped = 0;
+		p->mode = IN_SKIP_LINE;
+		count_bad(s);
+		if (ims->state == IMAP_LOGOUT)
+			session_close(s);
+		return 1;
 	case IMAP_FRAME_BAD_LITERAL:
 		buffered_tag(s, tag, sizeof(tag));
 		ims->tag = strdup(tag);
@@ -1149,7 +1309,9 @@ command_finish(struct session *s)
 		return;
 	}
 	if (p->hold_until > s->srv->now) {
+		/* Not a byte more until the delay is over: no busy loop. */
 		p->mode = IN_HELD;
+		s->paused = 1;
 		return;
 	}
 	command_reply(s, 1);
@@ -1169,6 +1331,7 @@ command_reply(struct session *s, int committed)
 
 	p->mode = IN_COMMAND;
 	p->hold_until = 0;
+	s->paused = 0;
 	if (ims->view != NULL && committed)
 		imap_sync(s, !ims->uses_seq);
 	if (!committed && p->changed)
@@ -1178,6 +1341,10 @@ command_reply(struct session *s, int committed)
 	if (strncmp(reply, "BAD", 3) == 0)
 		count_bad(s);
 	session_printf(s, "%s %s\r\n", ims->tag ? ims->tag : "*", reply);
+	if (p->after_reply != AFTER_NONE && strncmp(reply, "OK", 2) == 0)
+		(void)(p->after_reply == AFTER_STARTTLS ?
+		    session_start_tls(s, 0) : session_start_compress(s));
+	p->after_reply = AFTER_NONE;
 	free(ims->tag);
 	free(ims->reply);
 	ims->tag = ims->reply = NULL;
@@ -1234,6 +1401,9 @@ imap_input(struct session *s)
 		case IN_DISCARD:
 			progress = input_discard(s);
 			break;
+		case IN_SKIP_LINE:
+			progress = input_skip_line(s);
+			break;
 		case IN_HELD:
 			progress = 0;
 			break;
@@ -1282,7 +1452,7 @@ imap_start(struct session *s)
 	ims->state = IMAP_NOTAUTH;
 	s->proto = ims;
 	session_printf(s, "* OK [CAPABILITY %s] %s mailrepd IMAP ready\r\n",
-	    CAPS_NOTAUTH, s->srv->settings->name);
+	    capabilities(s), s->srv->settings->name);
 }
 
 static void

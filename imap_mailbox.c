@@ -25,6 +25,7 @@
 #include "imap_session.h"
 #include "log.h"
 #include "store.h"
+#include "sync.h"
 
 /* --- \Recent ------------------------------------------------------------- */
 
@@ -386,7 +387,7 @@ imap_cmd_select(struct session *s, const struct imap_arg *args, size_t nargs,
 		imap_reply(s, "NO [UNAVAILABLE] Out of memory");
 		return;
 	}
-	v->readonly = examine;
+	v->readonly = examine || sync_is_replica();
 	memset(&c, 0, sizeof(c));
 	c.v = v;
 	err = store_mailbox_get(s->srv->store, ims->user, name, &v->mb);
@@ -404,7 +405,7 @@ imap_cmd_select(struct session *s, const struct imap_arg *args, size_t nargs,
 	ims->view = v;
 	ims->state = IMAP_SELECTED;
 	select_respond(s, v, &c);
-	imap_reply(s, "OK [%s] %s completed", examine ? "READ-ONLY" :
+	imap_reply(s, "OK [%s] %s completed", v->readonly ? "READ-ONLY" :
 	    "READ-WRITE", examine ? "EXAMINE" : "SELECT");
 }
 

@@ -40,6 +40,8 @@
 #include "settings.h"
 #include "spool.h"
 #include "store.h"
+#include "tls.h"
+#include "sync.h"
 
 enum lmtp_state {
 	LMTP_HELO,		/* waiting for LHLO */
@@ -128,6 +130,7 @@ struct lmtp_session {
 	int		 errors;	/* bad commands so far */
 	int		 skipping;	/* discarding an over-long command */
 	char		*scratch;	/* a bare-LF data line, re-ended CRLF */
+	size_t		 line_used;	/* input bytes of the running command */
 	char		*helo;		/* SMTP: the client's HELO/EHLO name */
 	int		 esmtp;		/* SMTP: EHLO (not HELO) was given */
 	enum auth_step	 auth_step;
@@ -286,6 +289,8 @@ proceed_ehlo(struct session *s, struct lmtp_session *ls,
 		session_printf(s, "250-SMTPUTF8\r\n");
 	if (auth_offered(s, ls))
 		session_printf(s, "250-AUTH PLAIN LOGIN\r\n");
+	if (s->tp != NULL && tls_available() && !session_secure(s))
+		session_printf(s, "250-STARTTLS\r\n");
 	session_printf(s, "250 SIZE %ld\r\n",
 	    s->srv->settings->max_message_size);
 }
@@ -352,6 +357,12 @@ check_mail(struct session *s, struct lmtp_session *ls, char *args,
 	}
 	if (ls->state != LMTP_IDLE) {
 		lmtp_error(s, ls, "503 5.5.1 Sender already given");
+		return -1;
+	}
+	if (sync_is_replica()) {
+		/* A temporary error: the MTA retries, on the master. */
+		session_printf(s, "451 4.3.0 This node is a read-only replica; "
+		    "deliver to its master\r\n");
 		return -1;
 	}
 	if (parse_path(s, ls, args, "FROM:", path) < 0)
@@ -677,6 +688,50 @@ proceed_vrfy(struct session *s, struct lmtp_session *ls,
 	    "message and attempt delivery\r\n");
 }
 
+/* STARTTLS (RFC 3207), outside a transaction. */
+static int
+check_starttls(struct session *s, struct lmtp_session *ls, char *args,
+    struct lmtp_path *path)
+{
+	(void)path;
+	if (*args != '\0') {
+		lmtp_error(s, ls, "501 5.5.4 Syntax: STARTTLS");
+		return -1;
+	}
+	if (session_secure(s)) {
+		lmtp_error(s, ls, "503 5.5.1 TLS is already active");
+		return -1;
+	}
+	if (ls->state != LMTP_HELO && ls->state != LMTP_IDLE) {
+		lmtp_error(s, ls, "503 5.5.1 Bad sequence of commands");
+		return -1;
+	}
+	if (!session_can_starttls(s)) {
+		session_printf(s, "454 4.7.0 TLS not available now\r\n");
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * The handshake follows the 220; the session starts over (RFC 3207
+ * 4.2: the client greets again), and what was pipelined after STARTTLS
+ * is dropped (the command line itself, line_used bytes, is consumed by
+ * the caller).
+ */
+static void
+proceed_starttls(struct session *s, struct lmtp_session *ls,
+    struct lmtp_path *path)
+{
+	(void)path;
+	session_printf(s, "220 2.0.0 Ready to start TLS\r\n");
+	lmtp_tx_free(ls->tx);
+	ls->tx = NULL;
+	ls->state = LMTP_HELO;
+	ls->authed = 0;
+	(void)session_start_tls(s, ls->line_used);
+}
+
 static void
 proceed_quit(struct session *s, struct lmtp_session *ls,
     struct lmtp_path *path)
@@ -838,6 +893,7 @@ static const struct lmtp_command lmtp_commands[] = {
 	{ "NOOP", IN_BOTH, check_any, proceed_noop },
 	{ "VRFY", IN_BOTH, check_any, proceed_vrfy },
 	{ "QUIT", IN_BOTH, check_any, proceed_quit },
+	{ "STARTTLS", IN_BOTH, check_starttls, proceed_starttls },
 };
 
 /* Runs one command line. */
@@ -1088,8 +1144,10 @@ lmtp_input(struct session *s)
 			ls->skipping = 0;
 		else if (ls->auth_step != AUTH_NONE)
 			auth_line(s, ls, line);
-		else
+		else {
+			ls->line_used = used;
 			lmtp_command(s, ls, line);
+		}
 		buf_consume(&s->in, used);
 	}
 }
@@ -1160,6 +1218,7 @@ lmtp_committed(struct session *s, int ok)
 			ls->state = LMTP_HELD;
 			ls->held_ok = ok;
 			ls->hold_until = s->srv->now + DEV_SLOW_SECONDS;
+			s->paused = 1;	/* no busy loop on pipelined input */
 			return;
 		}
 	lmtp_reply_tx(s, ls, ok);
@@ -1172,8 +1231,10 @@ lmtp_wake(struct session *s)
 	struct lmtp_session	*ls = s->proto;
 
 	if (ls != NULL && ls->state == LMTP_HELD &&
-	    s->srv->now >= ls->hold_until)
+	    s->srv->now >= ls->hold_until) {
+		s->paused = 0;
 		lmtp_reply_tx(s, ls, ls->held_ok);
+	}
 }
 
 static void

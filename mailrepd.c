@@ -26,21 +26,32 @@
 #include "proto.h"
 #include "settings.h"
 #include "store.h"
+#include "sync.h"
+#include "tls.h"
 
 #define MAX_LISTENERS	16
 
 struct listener {
 	int			 fd;
+	int			 tls;		/* implicit TLS (IMAPS) */
 	const struct proto_ops	*ops;
 	char			*spec;		/* as configured */
 };
 
 static volatile sig_atomic_t	stop_signal;
+static volatile sig_atomic_t	reload_signal;
 
 static void
 on_stop_signal(int sig)
 {
 	stop_signal = sig;
+}
+
+static void
+on_reload_signal(int sig)
+{
+	(void)sig;
+	reload_signal = 1;
 }
 
 static void
@@ -57,13 +68,13 @@ close_listeners(struct listener *ls, int n)
 }
 
 /*
- * Opens one listener per comma-separated spec into ls[n...].  Returns
- * the new count, or -1 after saying which spec failed (having closed
- * what it opened).
+ * Opens one listener per comma-separated spec into ls[n...], with
+ * implicit TLS when tls.  Returns the new count, or -1 after saying which
+ * spec failed (having closed what it opened).
  */
 static int
 open_listeners(const char *specs, const struct proto_ops *ops,
-    struct listener *ls, int n)
+    struct listener *ls, int n, int tls)
 {
 	char	*copy, *spec, *save = NULL, err[256];
 	int	 opened = 0, ok = 1;
@@ -82,14 +93,16 @@ open_listeners(const char *specs, const struct proto_ops *ops,
 			ok = 0;
 		} else if ((l->fd = net_listen(spec, err, sizeof(err))) < 0) {
 			fprintf(stderr, "mailrepd: setting '%s': %s\n",
-			    ops->name, err);
+			    tls ? "imaps" : ops->name, err);
 			ok = 0;
 		} else if ((l->spec = strdup(spec)) == NULL) {
 			close(l->fd);
 			ok = 0;
 		} else {
 			l->ops = ops;
-			log_info("listen", "proto=%s addr=%s", ops->name, spec);
+			l->tls = tls;
+			log_info("listen", "proto=%s addr=%s tls=%s", ops->name,
+			    spec, tls ? "implicit" : "starttls");
 			opened++;
 		}
 	}
@@ -118,11 +131,26 @@ setup_signals(sigset_t *waitmask)
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGQUIT, &sa, NULL);
+	sa.sa_handler = on_reload_signal;
+	sigaction(SIGHUP, &sa, NULL);
 	sigemptyset(&block);
 	sigaddset(&block, SIGTERM);
 	sigaddset(&block, SIGINT);
 	sigaddset(&block, SIGQUIT);
+	sigaddset(&block, SIGHUP);
 	sigprocmask(SIG_BLOCK, &block, waitmask);
+}
+
+/* SIGHUP: reads the TLS certificate and key again; open sessions keep
+   the ones they began with. */
+static void
+reload_tls(void)
+{
+	char	 err[512];
+
+	reload_signal = 0;
+	if (tls_reload(err, sizeof(err)) < 0)
+		log_error("tls.reload", "msg=%s", log_quote(err));
 }
 
 /*
@@ -171,9 +199,12 @@ event_loop(struct server *srv, struct listener *ls, int nls,
 			break;
 		}
 		srv->now = time(NULL);
+		if (reload_signal)
+			reload_tls();
 		for (i = 0; i < (size_t)nls; i++)
 			if (pfd[i].revents & POLLIN)
-				server_accept(srv, ls[i].fd, ls[i].ops);
+				(ls[i].tls ? server_accept_tls :
+				    server_accept)(srv, ls[i].fd, ls[i].ops);
 		for (i = nls; i < n; i++) {
 			s = owner[i];
 			if (pfd[i].revents & (POLLIN | POLLHUP | POLLERR))
@@ -183,12 +214,13 @@ event_loop(struct server *srv, struct listener *ls, int nls,
 		}
 		server_commit(srv);
 		for (s = srv->sessions; s != NULL; s = s->next)
-			if (buf_used(&s->out) > 0)
+			if (session_has_output(s))
 				session_on_writable(s);
 		if (srv->now != last_tick) {
 			last_tick = srv->now;
 			server_timeouts(srv);
 			server_wake(srv);
+			sync_tick(srv);
 		}
 		server_reap(srv);
 	}
@@ -220,6 +252,7 @@ cmd_serve(int argc, char **argv, int first, int dev_mode)
 	struct server		 srv;
 	struct listener		 ls[MAX_LISTENERS];
 	sigset_t		 waitmask;
+	char			 err[512];
 	struct dev		*dev = NULL;
 	int			 nls, n, i, npos = 0, rc = 1;
 
@@ -240,7 +273,9 @@ cmd_serve(int argc, char **argv, int first, int dev_mode)
 	if (set.syslog)
 		log_use_syslog("mailrepd");
 	log_set_level(set.log_level);
-	if (set.lmtp == NULL && set.imap == NULL && set.smtp == NULL) {
+	if (set.lmtp == NULL && set.imap == NULL && set.smtp == NULL &&
+	    set.imaps == NULL && set.repl_listen == NULL &&
+	    set.replicate_from == NULL) {
 		fprintf(stderr, "mailrepd: nothing to serve: give at least "
 		    "one listener (--lmtp ADDR:PORT, --imap ADDR:PORT)\n");
 		goto out2;
@@ -255,14 +290,30 @@ cmd_serve(int argc, char **argv, int first, int dev_mode)
 	srv.dev = dev != NULL;
 	srv.settings = &set;
 	srv.now = time(NULL);
-	if ((nls = open_listeners(set.lmtp, &lmtp_proto, ls, 0)) < 0)
+	if (tls_init(set.tls_cert, set.tls_key, set.data_dir, set.name, err,
+	    sizeof(err)) < 0) {
+		fprintf(stderr, "mailrepd: %s\n", err);
 		goto out2;
-	if ((n = open_listeners(set.imap, &imap_proto, ls, nls)) < 0) {
+	}
+	if ((nls = open_listeners(set.lmtp, &lmtp_proto, ls, 0, 0)) < 0)
+		goto out2;
+	if ((n = open_listeners(set.imap, &imap_proto, ls, nls, 0)) < 0) {
 		close_listeners(ls, nls);
 		goto out2;
 	}
 	nls = n;
-	if ((n = open_listeners(set.smtp, &smtp_proto, ls, nls)) < 0) {
+	if ((n = open_listeners(set.imaps, &imap_proto, ls, nls, 1)) < 0) {
+		close_listeners(ls, nls);
+		goto out2;
+	}
+	nls = n;
+	if ((n = open_listeners(set.smtp, &smtp_proto, ls, nls, 0)) < 0) {
+		close_listeners(ls, nls);
+		goto out2;
+	}
+	nls = n;
+	if (sync_setup(&srv) < 0 || (n = open_listeners(set.repl_listen,
+	    &sync_master_proto, ls, nls, 0)) < 0) {
 		close_listeners(ls, nls);
 		goto out2;
 	}
@@ -271,7 +322,8 @@ cmd_serve(int argc, char **argv, int first, int dev_mode)
 	log_info("serve.ready", "name=%s data=%s version=%s",
 	    log_quote(set.name), log_quote(set.data_dir), MAILREPD_VERSION);
 	for (i = 0; dev != NULL && i < nls; i++)
-		dev_listener(dev, ls[i].ops->name, ls[i].fd);
+		dev_listener(dev, ls[i].tls ? "imaps" : ls[i].ops->name,
+		    ls[i].fd);
 	if (dev != NULL)
 		dev_ready(dev);
 	event_loop(&srv, ls, nls, &waitmask);
@@ -284,6 +336,7 @@ cmd_serve(int argc, char **argv, int first, int dev_mode)
 out2:
 	rc = 2;
 out:
+	tls_shutdown();
 	store_close(srv.store);
 	dev_finish(dev);
 	settings_free(&set);
@@ -315,6 +368,7 @@ static const struct {
 	{ "check", admin_check, "check the store and every message's GUID" },
 	{ "import", mailio_import, "import a Maildir or an mbox file" },
 	{ "export", mailio_export, "export mailboxes as Maildir" },
+	{ "status", sync_status, "replication status: role, log, replicas" },
 };
 
 static void

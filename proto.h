@@ -27,6 +27,7 @@
 struct settings;
 struct store;
 struct session;
+struct transport;
 
 /* What every session can reach: the store, the settings, the clock. */
 struct server {
@@ -81,15 +82,34 @@ struct session {
 	int			 resume;	/* run input again once the
 						   output drains (a long reply
 						   made in steps) */
+	int			 paused;	/* takes no input until the
+						   protocol clears this (a
+						   reply held back by a delay) */
 	struct buf		 in;
 	struct buf		 out;
 	time_t			 last_active;
 	char			 peer[NET_PEER_LEN];
 	void			*proto;		/* owned by the protocol */
+	struct transport	*tp;		/* plain, TLS, DEFLATE; NULL:
+						   plain (tests) */
+	int			 tls_start;	/* start the protocol once the
+						   implicit-TLS handshake is
+						   done */
 };
 
 /* Loop side. */
 void	server_accept(struct server *, int lfd, const struct proto_ops *);
+/*
+ * Makes a session of a connected (or connecting) non-blocking socket it
+ * now owns (an outgoing replication connection), then runs ops->start.
+ * Returns NULL, fd closed, without memory.
+ */
+struct session *session_new(struct server *, int fd,
+	    const struct proto_ops *, const char *peer);
+/* The same for an implicit-TLS listener (IMAPS): TLS first, then start. */
+void	server_accept_tls(struct server *, int lfd, const struct proto_ops *);
+/* Whether the session has output to send (buffered or in the layers). */
+int	session_has_output(const struct session *);
 void	session_on_readable(struct session *);
 void	session_on_writable(struct session *);
 short	session_poll_events(const struct session *);
@@ -127,5 +147,23 @@ void	session_wait_commit(struct session *);
 
 /* Sends what is buffered, then closes. */
 void	session_close(struct session *);
+
+/*
+ * TLS and compression (transport.h).  session_start_tls() is called
+ * right after the protocol queued its "go ahead" reply: that reply goes
+ * out in the clear, the handshake follows, and input buffered after the
+ * command (past the first `keep` bytes of the input buffer: the command
+ * line when the caller has not consumed it yet) is dropped: it is a
+ * plaintext-injection attempt, a client must wait for the reply.  session_start_compress() likewise; input after the
+ * command is taken as compressed.  Both return 0, or -1 when the layer
+ * cannot be added (the caller has already replied; the session closes).
+ */
+int	session_start_tls(struct session *, size_t keep);
+int	session_start_compress(struct session *);
+/* Whether STARTTLS can be offered now: TLS set up, not yet on, under
+   the cap of concurrent handshakes. */
+int	session_can_starttls(const struct session *);
+int	session_secure(const struct session *);
+int	session_compressed(const struct session *);
 
 #endif /* MAILREPD_PROTO_H */

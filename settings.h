@@ -19,9 +19,19 @@ struct settings {
 	char	*smtp;			/* --smtp listeners, comma separated */
 	char	*name;			/* --name, default: host name */
 	char	*domains;		/* --domains accepted, NULL: any */
+	char	*imaps;			/* --imaps listeners (implicit TLS) */
+	char	*tls_cert;		/* --tls-cert PEM file, NULL: generated */
+	char	*tls_key;		/* --tls-key PEM file */
+	int	 allow_plaintext_auth;	/* log in without TLS from anywhere */
+	long	 tls_handshake_timeout;	/* seconds */
+	long	 max_tls_handshakes;	/* handshakes in progress at once */
 	long	 max_connections;
 	long	 idle_timeout;		/* seconds */
 	long	 max_message_size;	/* bytes */
+	char	*repl_listen;		/* --repl-listen: accept replicas */
+	char	*replicate_from;	/* --replicate-from HOST:PORT */
+	char	*repl_secret_file;	/* --repl-secret-file */
+	char	*conflict_notify;	/* --conflict-notify CMD */
 	int	 syslog;		/* log to syslog instead of stderr */
 	int	 catch_all;		/* make a user for any recipient */
 	int	 log_level;		/* enum log_level */

@@ -16,7 +16,7 @@ def test_greeting_and_lhlo_capabilities(srv):
         ext = c.lhlo()
         assert ext[0] == SERVER_NAME
         assert set(ext[1:]) == {"PIPELINING", "ENHANCEDSTATUSCODES",
-                                "8BITMIME", "SIZE 52428800"}
+                                "8BITMIME", "STARTTLS", "SIZE 52428800"}
 
 
 def test_lhlo_advertises_configured_size(server):
@@ -192,7 +192,7 @@ def test_pipelined_transaction(srv):
                "RCPT TO:<%s>\r\nRCPT TO:<nobody@%s>\r\nRCPT TO:<%s>\r\n"
                "DATA\r\n" % (ALICE, DOMAIN, BOB))
         lhlo = c.reply()
-        assert lhlo[0] == "250-" + SERVER_NAME and len(lhlo) == 5
+        assert lhlo[0] == "250-" + SERVER_NAME and len(lhlo) == 6
         c.expect("250 2.1.0")
         assert c.expect("250 2.1.5") == \
             "250 2.1.5 <%s> Recipient OK" % ALICE

@@ -1,0 +1,153 @@
+/*
+ * test_sync.c — the replication codec: frame headers and log records
+ * round-trip, and every truncation or corruption of a record is refused.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "sync.h"
+
+static void
+sample(struct store_replog_rec *r)
+{
+	memset(r, 0, sizeof(*r));
+	r->seq = 42;
+	r->time = 1700000000;
+	snprintf(r->type, sizeof(r->type), "message.append");
+	r->has_mailbox = 1;
+	memset(r->mailbox, 0xab, sizeof(r->mailbox));
+	r->uid = 7;
+	r->has_guid = 1;
+	memset(r->guid, 0x5c, sizeof(r->guid));
+	r->modseq = 9;
+	r->flags = 3;
+	snprintf(r->keywords, sizeof(r->keywords), "$Label1 work");
+	r->internaldate = 1600000000;
+}
+
+static void
+test_record_round_trip(void **state)
+{
+	struct store_replog_rec	 r, back;
+	uint8_t			 buf[8192];
+	size_t			 n;
+	uint64_t		 size;
+	int			 body;
+
+	(void)state;
+	sample(&r);
+	n = sync_rec_encode(&r, 1, 123456, buf, sizeof(buf));
+	assert_true(n > 0);
+	assert_int_equal(sync_rec_decode(buf, n, &back, &body, &size), 0);
+	assert_int_equal(body, 1);
+	assert_int_equal(size, 123456);
+	assert_int_equal(back.seq, 42);
+	assert_int_equal(back.uid, 7);
+	assert_int_equal(back.flags, 3);
+	assert_string_equal(back.type, "message.append");
+	assert_string_equal(back.keywords, "$Label1 work");
+	assert_memory_equal(back.guid, r.guid, sizeof(r.guid));
+	assert_memory_equal(back.mailbox, r.mailbox, sizeof(r.mailbox));
+	/* Too small an output buffer is refused, never overrun. */
+	assert_int_equal(sync_rec_encode(&r, 1, 1, buf, n - 1), 0);
+}
+
+static void
+test_record_truncated_or_padded(void **state)
+{
+	struct store_replog_rec	 r, back;
+	uint8_t			 buf[8192];
+	size_t			 n, i;
+	uint64_t		 size;
+	int			 body;
+
+	(void)state;
+	sample(&r);
+	n = sync_rec_encode(&r, 0, 0, buf, sizeof(buf));
+	for (i = 0; i < n; i++)
+		assert_int_equal(sync_rec_decode(buf, i, &back, &body,
+		    &size), -1);
+	buf[n] = 0;
+	assert_int_equal(sync_rec_decode(buf, n + 1, &back, &body, &size),
+	    -1);
+}
+
+static void
+test_record_semantics(void **state)
+{
+	struct store_replog_rec	 r, back;
+	uint8_t			 buf[8192];
+	size_t			 n;
+	uint64_t		 size;
+	int			 body;
+
+	(void)state;
+	/* An append without a GUID, an unknown type, a body on a flag change. */
+	sample(&r);
+	r.has_guid = 0;
+	n = sync_rec_encode(&r, 0, 0, buf, sizeof(buf));
+	assert_int_equal(sync_rec_decode(buf, n, &back, &body, &size), -1);
+	sample(&r);
+	snprintf(r.type, sizeof(r.type), "message.nuke");
+	n = sync_rec_encode(&r, 0, 0, buf, sizeof(buf));
+	assert_int_equal(sync_rec_decode(buf, n, &back, &body, &size), -1);
+	sample(&r);
+	snprintf(r.type, sizeof(r.type), "message.flags");
+	n = sync_rec_encode(&r, 1, 10, buf, sizeof(buf));
+	assert_int_equal(sync_rec_decode(buf, n, &back, &body, &size), -1);
+	sample(&r);
+	r.uid = 0;
+	n = sync_rec_encode(&r, 0, 0, buf, sizeof(buf));
+	assert_int_equal(sync_rec_decode(buf, n, &back, &body, &size), -1);
+	/* A NUL inside a string. */
+	sample(&r);
+	n = sync_rec_encode(&r, 0, 0, buf, sizeof(buf));
+	buf[8 + 8 + 2 + 1] = '\0';
+	assert_int_equal(sync_rec_decode(buf, n, &back, &body, &size), -1);
+}
+
+static void
+test_frame_peek(void **state)
+{
+	uint8_t	 f[SYNC_HDR_LEN + 3 + SYNC_MAC_LEN] = { SF_ACK, 0, 0, 0, 3 };
+	uint8_t	 type;
+	size_t	 len, total, i;
+
+	(void)state;
+	for (i = 0; i < SYNC_HDR_LEN + 3 + SYNC_MAC_LEN; i++)
+		assert_int_equal(sync_frame_peek(f, i, 1, &type, &len, &total),
+		    0);
+	assert_int_equal(sync_frame_peek(f, sizeof(f), 1, &type, &len,
+	    &total), 1);
+	assert_int_equal(type, SF_ACK);
+	assert_int_equal(len, 3);
+	assert_int_equal(total, sizeof(f));
+	/* Handshake and REFUSE frames carry no MAC. */
+	f[0] = SF_REFUSE;
+	assert_int_equal(sync_frame_peek(f, SYNC_HDR_LEN + 3, 1, &type, &len,
+	    &total), 1);
+	assert_int_equal(total, SYNC_HDR_LEN + 3);
+	/* A length over the limit is refused from the header alone. */
+	f[1] = 0x7f;
+	assert_int_equal(sync_frame_peek(f, SYNC_HDR_LEN, 1, &type, &len,
+	    &total), -1);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_record_round_trip),
+		cmocka_unit_test(test_record_truncated_or_padded),
+		cmocka_unit_test(test_record_semantics),
+		cmocka_unit_test(test_frame_peek),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
