@@ -134,3 +134,10 @@ buf_reset(struct buf *b)
 {
 	b->start = b->len = 0;
 }
+
+void
+buf_shrink(struct buf *b)
+{
+	if (buf_used(b) == 0)
+		buf_free(b);
+}

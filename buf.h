@@ -61,4 +61,10 @@ void	buf_consume(struct buf *, size_t n);
 /* Drops everything. */
 void	buf_reset(struct buf *);
 
+/*
+ * Frees the memory of an empty buffer (it is allocated again when
+ * needed), so that idle sessions hold no buffers.
+ */
+void	buf_shrink(struct buf *);
+
 #endif /* MAILREPD_BUF_H */

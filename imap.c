@@ -554,6 +554,35 @@ cmd_authenticate(struct session *s, const struct imap_arg *args,
 }
 
 /*
+ * The line a one-line input mode waits for: AUTHENTICATE's response,
+ * IDLE's DONE, the end of an APPEND.  Returns 0 while it is incomplete;
+ * else the line is consumed, the session is back in command mode, and
+ * the result is 1 with *line (NUL-terminated, valid until the input
+ * buffer is next written to) or -1 for a line past IMAP_MAX_LINE, whose
+ * buffered bytes are dropped.
+ */
+static int
+mode_line(struct session *s, char **line, size_t *len)
+{
+	size_t	 used;
+	int	 crlf;
+
+	switch (session_getline(s, IMAP_MAX_LINE, line, len, &used, &crlf)) {
+	case LINE_MORE:
+		return 0;
+	case LINE_TOO_LONG:
+		used = buf_used(&s->in);
+		*line = NULL;
+		break;
+	case LINE_OK:
+		break;
+	}
+	buf_consume(&s->in, used);
+	imap_of(s)->priv->mode = IN_COMMAND;
+	return *line != NULL ? 1 : -1;
+}
+
+/*
  * The line after "+ " in AUTHENTICATE: "*" cancels (RFC 3501 6.2.2).
  * Like every input_* function, returns 1 when it made progress and 0
  * when it needs more input.
@@ -561,26 +590,19 @@ cmd_authenticate(struct session *s, const struct imap_arg *args,
 static int
 input_auth(struct session *s)
 {
-	struct imap_private	*p = imap_of(s)->priv;
-	enum line_status	 st;
-	char			*line;
-	size_t			 len, used;
-	int			 crlf;
+	char	*line;
+	size_t	 len;
+	int	 got;
 
-	st = session_getline(s, IMAP_MAX_LINE, &line, &len, &used, &crlf);
-	if (st == LINE_MORE)
+	if ((got = mode_line(s, &line, &len)) == 0)
 		return 0;
-	p->mode = IN_COMMAND;
-	if (st == LINE_TOO_LONG) {
-		buf_consume(&s->in, buf_used(&s->in));
+	if (got < 0)
 		imap_reply(s, "BAD AUTHENTICATE response too long");
-	} else if (strcmp(line, "*") == 0)
+	else if (strcmp(line, "*") == 0)
 		imap_reply(s, "BAD AUTHENTICATE cancelled");
-	else
+	else {
 		auth_plain(s, line, len);
-	if (st == LINE_OK) {
 		explicit_bzero(line, len);
-		buf_consume(&s->in, used);
 	}
 	command_finish(s);
 	return 1;
@@ -654,26 +676,16 @@ cmd_idle(struct session *s, const struct imap_arg *args, size_t nargs,
 static int
 input_idle(struct session *s)
 {
-	struct imap_private	*p = imap_of(s)->priv;
-	enum line_status	 st;
-	char			*line;
-	size_t			 len, used;
-	int			 crlf;
+	char	*line;
+	size_t	 len;
+	int	 got;
 
-	st = session_getline(s, IMAP_MAX_LINE, &line, &len, &used, &crlf);
-	if (st == LINE_MORE)
+	if ((got = mode_line(s, &line, &len)) == 0)
 		return 0;
-	p->mode = IN_COMMAND;
-	if (st == LINE_TOO_LONG) {
-		buf_consume(&s->in, buf_used(&s->in));
+	if (got > 0 && strcasecmp(line, "DONE") == 0)
+		imap_reply(s, "OK IDLE terminated");
+	else
 		imap_reply(s, "BAD Expected DONE");
-	} else {
-		if (strcasecmp(line, "DONE") == 0)
-			imap_reply(s, "OK IDLE terminated");
-		else
-			imap_reply(s, "BAD Expected DONE");
-		buf_consume(&s->in, used);
-	}
 	command_finish(s);
 	return 1;
 }
@@ -907,29 +919,22 @@ static int
 input_append_end(struct session *s)
 {
 	struct imap_private	*p = imap_of(s)->priv;
-	enum line_status	 st;
 	char			*line;
-	size_t			 len, used;
-	int			 crlf;
+	size_t			 len;
+	int			 got;
 
-	st = session_getline(s, IMAP_MAX_LINE, &line, &len, &used, &crlf);
-	if (st == LINE_MORE)
+	if ((got = mode_line(s, &line, &len)) == 0)
 		return 0;
-	if (st == LINE_TOO_LONG) {
-		buf_consume(&s->in, buf_used(&s->in));
+	if (got < 0)
 		imap_reply(s, "BAD Line too long after the APPEND literal");
-	} else {
-		if (len != 0)
-			imap_reply(s, "BAD Unexpected data after the APPEND "
-			    "literal (MULTIAPPEND is not supported)");
-		else
-			append_store(s, p->append);
-		buf_consume(&s->in, used);
-	}
+	else if (len != 0)
+		imap_reply(s, "BAD Unexpected data after the APPEND literal "
+		    "(MULTIAPPEND is not supported)");
+	else
+		append_store(s, p->append);
 	spool_free(p->append->spool);
 	free(p->append);
 	p->append = NULL;
-	p->mode = IN_COMMAND;
 	command_finish(s);
 	return 1;
 }

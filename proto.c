@@ -379,10 +379,14 @@ server_timeouts(struct server *srv)
 {
 	struct session	*s;
 	long		 idle = srv->settings->idle_timeout;
-
 	time_t		 since;
 
 	for (s = srv->sessions; s != NULL; s = s->next) {
+		/* A quiet session gives its empty buffers back. */
+		if (srv->now > s->last_active) {
+			buf_shrink(&s->in);
+			buf_shrink(&s->out);
+		}
 		if (s->tp != NULL && transport_handshaking(s->tp, &since) &&
 		    srv->now - since > srv->settings->tls_handshake_timeout) {
 			log_info("tls.timeout", "proto=%s id=%llu peer=%s",
