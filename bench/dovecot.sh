@@ -5,7 +5,7 @@
 # usage: bench/dovecot.sh setup DIR   write DIR/dovecot.conf, users, pick ports
 #        bench/dovecot.sh start DIR   setup (if not done), start, wait until
 #                                     both ports accept; prints
-#                                     "lmtp_port=N imap_port=N pid=N"
+#                                     "lmtp_port=N imap_port=N imaps_port=N pid=N"
 #        bench/dovecot.sh stop DIR    stop the Dovecot started on DIR
 #        bench/dovecot.sh conf DIR    print the path of the config file
 #
@@ -14,7 +14,13 @@
 # binding 127.0.0.1:0.  Durability: mail_fsync = always.
 #
 # Users: user1..user$BENCH_USERS (default 20) and "fetch", all with the
-# password $BENCH_PASSWORD (default "bench-pass").  LMTP recipients are
+# password $BENCH_PASSWORD (default "bench-pass").
+#
+# TLS: with BENCH_TLS=1 at setup, openssl makes a self-signed ECDSA P-256
+# certificate in DIR, and Dovecot gets ssl = yes, an imaps listener on
+# 127.0.0.1 (imaps_port), TLS 1.2 only, ECDHE-ECDSA AES-GCM/ChaCha20
+# suites, the P-256 group, and COMPRESS=DEFLATE (the imap_zlib plugin,
+# level 1 as mailrepd).  Without it: ssl = no and imaps_port=0.  LMTP recipients are
 # NAME@any-domain (the domain is ignored, as with mailrepd).
 #
 # Users and processes: run as an ordinary user, every Dovecot process runs
@@ -118,10 +124,28 @@ setup() {
 		login=$internal
 	fi
 
-	local ports lmtp_port imap_port
-	ports=$(free_ports 2)
+	local ports lmtp_port imap_port imaps_port=0 ssl_conf="ssl = no"
+	local zlib_conf=""
+	ports=$(free_ports 3)
 	lmtp_port=$(echo "$ports" | sed -n 1p)
 	imap_port=$(echo "$ports" | sed -n 2p)
+	if [ "${BENCH_TLS:-0}" = 1 ]; then
+		imaps_port=$(echo "$ports" | sed -n 3p)
+		openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 \
+			-nodes -days 30 -subj /CN=localhost \
+			-addext subjectAltName=DNS:localhost,IP:127.0.0.1 \
+			-keyout "$dir/tls-key.pem" -out "$dir/tls-cert.pem" \
+			>/dev/null 2>&1 || die "openssl could not make a certificate"
+		chmod 0600 "$dir/tls-key.pem"
+		ssl_conf="ssl = yes
+ssl_cert = <$dir/tls-cert.pem
+ssl_key = <$dir/tls-key.pem
+ssl_min_protocol = TLSv1.2
+ssl_cipher_list = ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305
+ssl_curve_list = P-256
+ssl_prefer_server_ciphers = yes"
+		zlib_conf="mail_plugins = \$mail_plugins zlib imap_zlib"
+	fi
 
 	: >"$dir/passwd"
 	local i
@@ -140,7 +164,7 @@ log_path = $dir/dovecot.log
 info_log_path = $dir/dovecot.log
 protocols = imap lmtp
 listen = 127.0.0.1
-ssl = no
+$ssl_conf
 disable_plaintext_auth = no
 auth_mechanisms = plain login
 default_internal_user = $internal
@@ -167,7 +191,8 @@ service imap-login {
     port = $imap_port
   }
   inet_listener imaps {
-    port = 0
+    address = 127.0.0.1
+    port = $imaps_port
   }
   # Room for a burst of 200+ simultaneous logins (one process each).
   process_limit = 1024
@@ -193,9 +218,13 @@ service lmtp {
 protocol imap {
   # The idle-connection benchmark logs many sessions in from one address.
   mail_max_userip_connections = 10000
+  $zlib_conf
+}
+plugin {
+  imap_compress_deflate_level = 1
 }
 EOF
-	echo "lmtp_port=$lmtp_port imap_port=$imap_port" >"$dir/ports"
+	echo "lmtp_port=$lmtp_port imap_port=$imap_port imaps_port=$imaps_port" >"$dir/ports"
 }
 
 # start DIR: start Dovecot (daemonized) and wait until both ports accept.
@@ -207,16 +236,19 @@ start() {
 	if [ -f "$dir/run/master.pid" ] && kill -0 "$(cat "$dir/run/master.pid")" 2>/dev/null; then
 		die "Dovecot already running on $dir"
 	fi
-	local lmtp_port imap_port pid
+	local lmtp_port imap_port imaps_port=0 pid
 	eval "$(cat "$dir/ports")"
 	# On failure below, leave nothing running.
 	trap 'stop "$dir" >/dev/null 2>&1 || true' EXIT
 	"$DOVECOT" -c "$dir/dovecot.conf" || die "dovecot failed to start; see $dir/dovecot.log"
 	wait_port "$lmtp_port" 20 || die "LMTP port $lmtp_port never accepted; see $dir/dovecot.log"
 	wait_port "$imap_port" 20 || die "IMAP port $imap_port never accepted; see $dir/dovecot.log"
+	if [ "$imaps_port" != 0 ]; then
+		wait_port "$imaps_port" 20 || die "IMAPS port $imaps_port never accepted; see $dir/dovecot.log"
+	fi
 	pid=$(cat "$dir/run/master.pid")
 	trap - EXIT
-	echo "lmtp_port=$lmtp_port imap_port=$imap_port pid=$pid"
+	echo "lmtp_port=$lmtp_port imap_port=$imap_port imaps_port=$imaps_port pid=$pid"
 }
 
 # descendants PID: print the PIDs of every descendant of PID, one a line.

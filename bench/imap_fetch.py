@@ -6,6 +6,16 @@ reader (it counts bytes and skips literals without parsing them), so that
 the client does not dominate the timings the way imaplib's parsing would.
 Only 127.0.0.1 is ever contacted.
 
+TLS and COMPRESS (fetch and idle): --tls talks implicit TLS (IMAPS) to
+--port with Python's ssl, certificate verification off (the servers'
+certificates are self-signed, on 127.0.0.1), TLS 1.2 with
+--tls-ciphers (default ECDHE-ECDSA-AES128-GCM-SHA256) and the P-256 group
+so that every server does the same handshake; --compress sends
+COMPRESS DEFLATE (RFC 4978) after LOGIN and inflates with zlib.  The
+reader counts bytes after decryption and inflation (the figures are the
+message bytes delivered to the client), and also reports what came off
+the TLS layer still compressed (body_wire_bytes).
+
 Modes:
 
   fetch      log in, SELECT a mailbox, then time
@@ -42,15 +52,32 @@ import resource
 import select
 import signal
 import socket
+import ssl
 import statistics
 import subprocess
 import sys
 import threading
 import time
+import zlib
 
 HOST = "127.0.0.1"
 LITERAL_RE = re.compile(rb"\{(\d+)\+?\}$")
 MIB = 1024.0 * 1024.0
+TLS_CIPHERS = "ECDHE-ECDSA-AES128-GCM-SHA256"
+
+
+def tls_context(ciphers=TLS_CIPHERS):
+    """A client context for the benchmark: no verification (self-signed
+    certificates on 127.0.0.1), TLS 1.2 only, one cipher suite, P-256."""
+    c = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    c.check_hostname = False
+    c.verify_mode = ssl.CERT_NONE
+    c.minimum_version = ssl.TLSVersion.TLSv1_2
+    c.maximum_version = ssl.TLSVersion.TLSv1_2
+    c.set_ciphers(ciphers)
+    c.set_ecdh_curve("prime256v1")
+    c.options |= ssl.OP_NO_TICKET    # full handshakes: no resumption
+    return c
 
 
 class ImapError(Exception):
@@ -62,10 +89,18 @@ class Conn:
 
     CHUNK = 1 << 20
 
-    def __init__(self, port, timeout=120.0):
-        """Connect to 127.0.0.1:port and read the greeting."""
+    def __init__(self, port, timeout=120.0, tls=None):
+        """Connect to 127.0.0.1:port (implicit TLS with the ssl context
+        tls, when given) and read the greeting."""
         self.sock = socket.create_connection((HOST, port), timeout=timeout)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if tls is not None:
+            self.sock = tls.wrap_socket(self.sock)
+        self.inflater = None     # zlib objects once COMPRESS is on
+        self.deflater = None
+        self.wire_in = 0         # bytes read from the (TLS) socket
+        self.pending = b""       # inflated bytes not yet consumed
+        self.ppos = 0
         self.buf = bytearray()
         self.pos = 0
         self.chunk = bytearray(self.CHUNK)
@@ -82,7 +117,7 @@ class Conn:
         if self.pos:
             del self.buf[:self.pos]
             self.pos = 0
-        n = self.sock.recv_into(self.chunk)
+        n = self._recv_into(self.view)
         if n == 0:
             raise ImapError("connection closed by server")
         self.bytes_in += n
@@ -108,14 +143,48 @@ class Conn:
         del self.buf[:]
         self.pos = 0
         while n > 0:
-            k = self.sock.recv_into(self.view[:min(n, self.CHUNK)])
+            k = self._recv_into(self.view[:min(n, self.CHUNK)])
             if k == 0:
                 raise ImapError("connection closed inside a literal")
             self.bytes_in += k
             n -= k
 
+    def _recv_into(self, mv):
+        """Fill mv with the next bytes of the IMAP stream (decrypted, and
+        inflated once COMPRESS is on); return how many, 0 at EOF."""
+        if self.inflater is None:
+            n = self.sock.recv_into(mv)
+            self.wire_in += n
+            return n
+        while self.ppos >= len(self.pending):
+            if not hasattr(self, "raw"):
+                self.raw = bytearray(self.CHUNK)
+                self.rawview = memoryview(self.raw)
+            n = self.sock.recv_into(self.rawview)
+            if n == 0:
+                return 0
+            self.wire_in += n
+            self.pending = self.inflater.decompress(self.rawview[:n])
+            self.ppos = 0
+        k = min(len(mv), len(self.pending) - self.ppos)
+        mv[:k] = self.pending[self.ppos:self.ppos + k]
+        self.ppos += k
+        return k
+
+    def compress(self):
+        """COMPRESS DEFLATE (RFC 4978): after the tagged OK, both ways
+        are raw deflate streams."""
+        self.run("COMPRESS DEFLATE")
+        if self.pos != len(self.buf):
+            raise ImapError("data after COMPRESS's OK before compression")
+        self.inflater = zlib.decompressobj(-15)
+        self.deflater = zlib.compressobj(6, zlib.DEFLATED, -15)
+
     def send(self, data):
-        """Send raw bytes."""
+        """Send raw bytes (deflated, flushed, once COMPRESS is on)."""
+        if self.deflater is not None:
+            data = self.deflater.compress(data) + \
+                self.deflater.flush(zlib.Z_SYNC_FLUSH)
         self.sock.sendall(data)
 
     def command(self, text):
@@ -181,10 +250,18 @@ def quote(s):
     return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def login_select(port, user, password, mailbox):
-    """Connect, log in and SELECT; return (conn, number of messages)."""
-    c = Conn(port)
+def conn_tls(a):
+    """The ssl context the options ask for, or None (plain IMAP)."""
+    return tls_context(a.tls_ciphers) if a.tls else None
+
+
+def login_select(port, user, password, mailbox, tls=None, compress=False):
+    """Connect, log in (then COMPRESS DEFLATE when compress) and SELECT;
+    return (conn, number of messages)."""
+    c = Conn(port, tls=tls)
     c.run("LOGIN %s %s" % (quote(user), quote(password)))
+    if compress:
+        c.compress()
     _, _, untagged = c.run("SELECT %s" % quote(mailbox))
     exists = None
     for line in untagged:
@@ -197,15 +274,17 @@ def login_select(port, user, password, mailbox):
 
 
 def timed(conn, text):
-    """Run a command; return (seconds, fetches, literal bytes, wire bytes,
-    client CPU seconds)."""
+    """Run a command; return (seconds, fetches, literal bytes, stream
+    bytes (after TLS and inflation), client CPU seconds, bytes off the
+    socket (after TLS, before inflation))."""
     b0 = conn.bytes_in
+    w0 = conn.wire_in
     c0 = time.process_time()
     t0 = time.perf_counter()
     fetches, lit, _ = conn.response(conn.command(text), keep=False)
     t1 = time.perf_counter()
     return (t1 - t0, fetches, lit, conn.bytes_in - b0,
-            time.process_time() - c0)
+            time.process_time() - c0, conn.wire_in - w0)
 
 
 def rate(n, secs):
@@ -215,16 +294,18 @@ def rate(n, secs):
 
 def mode_fetch(a):
     """The fetch benchmark; prints one JSON line."""
-    conn, exists = login_select(a.port, a.user, a.password, a.mailbox)
+    conn, exists = login_select(a.port, a.user, a.password, a.mailbox,
+                                tls=conn_tls(a), compress=a.compress)
+    cipher = conn.sock.cipher() if a.tls else None
     if a.expect is not None and exists != a.expect:
         print("imap_fetch: %s has %d messages, expected %d"
               % (a.mailbox, exists, a.expect), file=sys.stderr)
     passes = []
     failures = 0
     for _ in range(a.passes):
-        hs, hn, _, hwire, hcpu = timed(
+        hs, hn, _, hwire, hcpu, _ = timed(
             conn, "UID FETCH 1:* (UID FLAGS RFC822.SIZE ENVELOPE BODYSTRUCTURE)")
-        bs, bn, blit, bwire, bcpu = timed(conn, "UID FETCH 1:* BODY.PEEK[]")
+        bs, bn, blit, bwire, bcpu, bsock = timed(conn, "UID FETCH 1:* BODY.PEEK[]")
         failures += (hn != exists) + (bn != exists)
         passes.append({
             "header_s": round(hs, 4),
@@ -237,6 +318,8 @@ def mode_fetch(a):
             "body_messages_per_s": rate(bn, bs),
             "body_mib_per_s": rate(blit / MIB, bs),
             "body_bytes": blit,
+            "body_stream_bytes": bwire,
+            "body_wire_bytes": bsock,
             "body_client_cpu_s": round(bcpu, 3),
         })
     try:
@@ -244,7 +327,9 @@ def mode_fetch(a):
     except (ImapError, OSError):
         pass
     conn.close()
-    out = {"messages": exists, "failures": failures}
+    out = {"messages": exists, "failures": failures,
+           "tls": "%s %s" % (cipher[1], cipher[0]) if cipher else None,
+           "compress": bool(a.compress)}
     out.update(passes[0])
     out["passes"] = passes
     print(json.dumps(out))
@@ -277,6 +362,7 @@ def mode_idle(a):
                            (min(want, hard) if hard > 0 else want, hard))
 
     users = user_list(a)
+    tls = conn_tls(a)
     conns = []
     idling = 0
     t0 = time.perf_counter()
@@ -284,7 +370,10 @@ def mode_idle(a):
         for i in range(a.connections):
             if stop:
                 return 1
-            c = Conn(a.port)
+            c = Conn(a.port, tls=tls)
+            if a.no_login:
+                conns.append(c)
+                continue
             user = users[i % len(users)]
             _, _, caps = c.run("LOGIN %s %s" % (quote(user), quote(a.password)))
             c.run("SELECT INBOX")
@@ -486,6 +575,8 @@ def main():
                    help="seconds to hold (default: until signalled)")
     i.add_argument("--stdin", action="store_true",
                    help="also stop at end of standard input")
+    i.add_argument("--no-login", action="store_true",
+                   help="only connect (and handshake) and read the greeting")
 
     c = sub.add_parser("coldstart", help="exec-to-ready time of a server")
     c.add_argument("--port", dest="port_spec", action="append",
@@ -499,6 +590,13 @@ def main():
     c.add_argument("--log", help="append the server's output to this file")
     c.add_argument("cmd", nargs=argparse.REMAINDER)
 
+    for p in (f, i):
+        p.add_argument("--tls", action="store_true",
+                       help="implicit TLS (IMAPS) on --port, no verification")
+        p.add_argument("--tls-ciphers", default=TLS_CIPHERS,
+                       help="TLS 1.2 cipher suites to offer (OpenSSL names)")
+    f.add_argument("--compress", action="store_true",
+                   help="COMPRESS DEFLATE after LOGIN")
     a = ap.parse_args()
     if a.host != HOST:
         ap.error("refusing to contact %r: only 127.0.0.1 is allowed" % a.host)
