@@ -1467,6 +1467,31 @@ imap_timeout(struct session *s)
 	session_close(s);
 }
 
+/*
+ * Drain: between commands or in IDLE the client hears BYE now; a command
+ * under way (a literal arriving, a reply in steps, a change waiting for
+ * the commit) is finished first.
+ */
+static int
+imap_drain(struct session *s)
+{
+	struct imap_session	*ims = imap_of(s);
+
+	if (ims != NULL && ims->step == NULL && ((ims->priv->mode ==
+	    IN_COMMAND && buf_used(&s->in) == 0) || ims->priv->mode ==
+	    IN_IDLE)) {
+		session_printf(s, "* BYE [UNAVAILABLE] Server shutting down, "
+		    "try again later\r\n");
+		session_close(s);
+		return 1;
+	}
+	if (ims == NULL) {
+		session_close(s);
+		return 1;
+	}
+	return 0;
+}
+
 static void
 imap_free(struct session *s)
 {
@@ -1500,4 +1525,5 @@ const struct proto_ops imap_proto = {
 	.timeout = imap_timeout,
 	.free = imap_free,
 	.wake = imap_wake,
+	.drain = imap_drain,
 };

@@ -1291,6 +1291,23 @@ lmtp_timeout(struct session *s)
 	session_close(s);
 }
 
+/*
+ * Drain: between transactions the client hears 421 now; a transaction
+ * (MAIL to the replies after DATA) is finished first.
+ */
+static int
+lmtp_drain(struct session *s)
+{
+	struct lmtp_session	*ls = s->proto;
+
+	if (ls != NULL && ls->state != LMTP_HELO && ls->state != LMTP_IDLE)
+		return 0;
+	session_printf(s, "421 4.3.2 %s shutting down, try again later\r\n",
+	    s->srv->settings->name);
+	session_close(s);
+	return 1;
+}
+
 static void
 lmtp_free(struct session *s)
 {
@@ -1316,6 +1333,7 @@ const struct proto_ops lmtp_proto = {
 	.timeout = lmtp_timeout,
 	.free = lmtp_free,
 	.wake = lmtp_wake,
+	.drain = lmtp_drain,
 };
 
 const struct proto_ops smtp_proto = {
@@ -1329,4 +1347,5 @@ const struct proto_ops smtp_proto = {
 	.timeout = lmtp_timeout,
 	.free = lmtp_free,
 	.wake = lmtp_wake,
+	.drain = lmtp_drain,
 };

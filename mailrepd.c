@@ -11,11 +11,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "admin.h"
 #include "config.h"
+#include "control.h"
 #include "dev.h"
 #include "imap.h"
 #include "lmtp.h"
@@ -38,13 +40,41 @@ struct listener {
 	char			*spec;		/* as configured */
 };
 
-static volatile sig_atomic_t	stop_signal;
+static volatile sig_atomic_t	stop_signal;	/* SIGTERM, SIGINT */
+static volatile sig_atomic_t	quit_signals;	/* SIGQUITs: 1 drains */
 static volatile sig_atomic_t	reload_signal;
+static volatile sig_atomic_t	promote_signal;	/* SIGUSR1 */
+
+/* A SIGQUIT drain (DESIGN.md, "Graceful drain (SIGQUIT)"). */
+enum drain_phase {
+	DRAIN_NONE,
+	DRAIN_SESSIONS,		/* client sessions finishing */
+	DRAIN_REPLICAS,		/* connected replicas catching up */
+	DRAIN_DONE,
+};
+
+struct drain {
+	enum drain_phase	 phase;
+	struct timespec		 start;
+	unsigned		 sessions;	/* client sessions at the start */
+	unsigned		 cut;		/* cut off by the timeout */
+	int			 timed_out;
+};
 
 static void
 on_stop_signal(int sig)
 {
-	stop_signal = sig;
+	if (sig == SIGQUIT)
+		quit_signals++;
+	else
+		stop_signal = sig;
+}
+
+static void
+on_promote_signal(int sig)
+{
+	(void)sig;
+	promote_signal = 1;
 }
 
 static void
@@ -133,11 +163,14 @@ setup_signals(sigset_t *waitmask)
 	sigaction(SIGQUIT, &sa, NULL);
 	sa.sa_handler = on_reload_signal;
 	sigaction(SIGHUP, &sa, NULL);
+	sa.sa_handler = on_promote_signal;
+	sigaction(SIGUSR1, &sa, NULL);
 	sigemptyset(&block);
 	sigaddset(&block, SIGTERM);
 	sigaddset(&block, SIGINT);
 	sigaddset(&block, SIGQUIT);
 	sigaddset(&block, SIGHUP);
+	sigaddset(&block, SIGUSR1);
 	sigprocmask(SIG_BLOCK, &block, waitmask);
 }
 
@@ -153,13 +186,137 @@ reload_tls(void)
 		log_error("tls.reload", "msg=%s", log_quote(err));
 }
 
+static long
+drain_ms(const struct drain *dr)
+{
+	struct timespec	 now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (now.tv_sec - dr->start.tv_sec) * 1000 +
+	    (now.tv_nsec - dr->start.tv_nsec) / 1000000;
+}
+
+/* Step 1 of a drain: listeners closed at once, new connections refused. */
+static void
+drain_begin(struct server *srv, struct drain *dr, struct listener *ls,
+    int *nls)
+{
+	struct session	*s;
+	unsigned	 nrep = 0;
+
+	clock_gettime(CLOCK_MONOTONIC, &dr->start);
+	dr->phase = DRAIN_SESSIONS;
+	dr->sessions = 0;
+	for (s = srv->sessions; s != NULL; s = s->next)
+		if (s->ops->drain != NULL)
+			dr->sessions++;
+		else
+			nrep++;
+	close_listeners(ls, *nls);
+	log_info("drain.start", "listeners=%d sessions=%u repl_sessions=%u "
+	    "timeout=%ld", *nls, dr->sessions, nrep,
+	    srv->settings->drain_timeout);
+	*nls = 0;
+}
+
 /*
- * The event loop: runs until a stop signal.  Each iteration polls, reads
- * and runs commands, commits the store once, writes, and reaps.
+ * Steps 2 and 3, once per loop iteration after the group commit: client
+ * sessions finish and leave, then connected replicas catch up, within
+ * drain_timeout.
+ */
+static void
+drain_step(struct server *srv, struct drain *dr)
+{
+	unsigned	 busy = server_drain(srv), nrep = 0;
+	long		 ms = drain_ms(dr);
+	int		 caught_up;
+
+	if (dr->phase == DRAIN_SESSIONS && busy == 0) {
+		log_info("drain.sessions", "closed=%u ms=%ld", dr->sessions,
+		    ms);
+		dr->phase = DRAIN_REPLICAS;
+	}
+	caught_up = sync_all_caught_up(srv, &nrep);
+	if (dr->phase == DRAIN_REPLICAS && caught_up) {
+		log_info("drain.replicas", "connected=%u caught_up=%u "
+		    "head=%lld ms=%ld", nrep, nrep,
+		    (long long)store_replog_head(srv->store), ms);
+		dr->phase = DRAIN_DONE;
+	} else if (ms >= srv->settings->drain_timeout * 1000) {
+		dr->timed_out = 1;
+		dr->cut = dr->phase == DRAIN_SESSIONS ? busy : 0;
+		log_warn("drain.timeout", "sessions_cut=%u replicas=%u "
+		    "caught_up=%s ms=%ld", dr->cut, nrep, caught_up ? "yes" :
+		    "no", ms);
+		dr->phase = DRAIN_DONE;
+	}
+}
+
+/* Step 4: each --shutdown-command line through /bin/sh -c, in order. */
+static void
+run_shutdown_commands(const char *list, const sigset_t *origmask)
+{
+	char	*copy, *cmd, *save = NULL;
+	pid_t	 pid;
+	int	 status, n = 0, failed = 0;
+
+	if (list == NULL || (copy = strdup(list)) == NULL)
+		return;
+	for (cmd = strtok_r(copy, "\n", &save); cmd != NULL;
+	    cmd = strtok_r(NULL, "\n", &save)) {
+		n++;
+		status = -1;
+		if ((pid = fork()) == 0) {
+			sigprocmask(SIG_SETMASK, origmask, NULL);
+			execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+			_exit(127);
+		}
+		if (pid > 0)
+			while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+				;
+		if (pid < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
+			failed++;
+		log_info("drain.command", "cmd=%s status=%d", log_quote(cmd),
+		    pid > 0 && WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+	}
+	free(copy);
+	log_info("drain.commands", "run=%d failed=%d", n, failed);
+}
+
+/*
+ * After the drain loop: records and reports the replicas, closes what is
+ * left, runs the shutdown commands, checkpoints the WAL.  Returns the
+ * exit status (control.h).
+ */
+static int
+drain_finish(struct server *srv, struct drain *dr, const sigset_t *origmask)
+{
+	unsigned	 behind;
+	int		 status;
+
+	behind = sync_drain_report(srv);
+	log_info("drain.report", "replicas_behind=%u head=%lld", behind,
+	    (long long)store_replog_head(srv->store));
+	server_close_all(srv);
+	if (store_txn_open(srv->store))
+		(void)store_commit(srv->store);
+	run_shutdown_commands(srv->settings->shutdown_command, origmask);
+	log_info("drain.checkpoint", "ok=%s", store_checkpoint(srv->store) ==
+	    STORE_OK ? "yes" : "no");
+	status = behind > 0 ? EXIT_REPLICA_BEHIND : dr->timed_out &&
+	    dr->cut > 0 ? EXIT_DRAIN_TIMEOUT : EXIT_DRAINED;
+	log_info("drain.done", "status=%d ms=%ld", status, drain_ms(dr));
+	return status;
+}
+
+/*
+ * The event loop: runs until a stop signal, or the end of a SIGQUIT
+ * drain.  Each iteration polls, reads and runs commands, commits the
+ * store once, writes, and reaps.
  */
 static void
 event_loop(struct server *srv, struct listener *ls, int nls,
-    const sigset_t *waitmask)
+    const sigset_t *waitmask, struct drain *dr)
 {
 	struct pollfd	*pfd = NULL;
 	struct session	**owner = NULL, *s;
@@ -168,7 +325,9 @@ event_loop(struct server *srv, struct listener *ls, int nls,
 	time_t		 last_tick = 0;
 	int		 busy;
 
-	while (!stop_signal) {
+	while (!stop_signal && quit_signals < 2 && dr->phase != DRAIN_DONE) {
+		if (quit_signals == 1 && dr->phase == DRAIN_NONE)
+			drain_begin(srv, dr, ls, &nls);
 		if (pfd == NULL || cap < (size_t)nls + srv->nsessions) {
 			cap = (size_t)nls + srv->nsessions + 64;
 			free(pfd);
@@ -192,8 +351,9 @@ event_loop(struct server *srv, struct listener *ls, int nls,
 			owner[n] = s;
 			busy |= session_wants_processing(s);
 		}
-		timeout.tv_sec = busy ? 0 : 1;
-		timeout.tv_nsec = 0;
+		timeout.tv_sec = busy || dr->phase != DRAIN_NONE ? 0 : 1;
+		timeout.tv_nsec = !busy && dr->phase != DRAIN_NONE ?
+		    50 * 1000 * 1000 : 0;
 		if (ppoll(pfd, n, &timeout, waitmask) < 0 && errno != EINTR) {
 			log_error("loop", "msg=%s", log_quote(strerror(errno)));
 			break;
@@ -213,6 +373,12 @@ event_loop(struct server *srv, struct listener *ls, int nls,
 				session_process(s);
 		}
 		server_commit(srv);
+		if (promote_signal) {
+			promote_signal = 0;
+			(void)sync_promote(srv);
+		}
+		if (dr->phase != DRAIN_NONE)
+			drain_step(srv, dr);
 		for (s = srv->sessions; s != NULL; s = s->next)
 			if (session_has_output(s))
 				session_on_writable(s);
@@ -233,8 +399,11 @@ serve_usage(FILE *f)
 {
 	fprintf(f, "usage: mailrepd [serve] [--config FILE] [--key VALUE "
 	    "...]\n\nRuns the server in the foreground, logging to stderr.  "
-	    "It is ready when\nits ports accept.  SIGTERM, SIGINT or SIGQUIT "
-	    "stop it.\n\n");
+	    "It is ready when\nits ports accept.  SIGQUIT drains it (exit 0: "
+	    "every replica has everything,\n3: a replica is behind, 4: the "
+	    "drain timeout cut sessions off, 5: a second\nSIGQUIT or SIGTERM "
+	    "cut the drain short); SIGTERM or SIGINT stop it at once;\n"
+	    "SIGUSR1 promotes a replica.  The pid is in DIR/mailrepd.pid.\n\n");
 	settings_usage(f);
 }
 
@@ -254,9 +423,11 @@ cmd_serve(int argc, char **argv, int first, int dev_mode)
 	sigset_t		 waitmask;
 	char			 err[512];
 	struct dev		*dev = NULL;
-	int			 nls, n, i, npos = 0, rc = 1;
+	struct drain		 dr;
+	int			 nls, n, i, npos = 0, rc = 1, pidfile = 0;
 
 	memset(&srv, 0, sizeof(srv));
+	memset(&dr, 0, sizeof(dr));
 	if (dev_mode) {
 		if ((n = dev_setup(&set, argc, argv, &dev)) != 0) {
 			rc = n > 0 ? 0 : 2;
@@ -319,6 +490,7 @@ cmd_serve(int argc, char **argv, int first, int dev_mode)
 	}
 	nls = n;
 	setup_signals(&waitmask);
+	pidfile = control_write_pid(set.data_dir) == 0;
 	log_info("serve.ready", "name=%s data=%s version=%s",
 	    log_quote(set.name), log_quote(set.data_dir), MAILREPD_VERSION);
 	for (i = 0; dev != NULL && i < nls; i++)
@@ -326,18 +498,26 @@ cmd_serve(int argc, char **argv, int first, int dev_mode)
 		    ls[i].fd);
 	if (dev != NULL)
 		dev_ready(dev);
-	event_loop(&srv, ls, nls, &waitmask);
-	log_info("serve.stop", "signal=%d sessions=%u", (int)stop_signal,
-	    srv.nsessions);
-	close_listeners(ls, nls);
+	event_loop(&srv, ls, nls, &waitmask, &dr);
+	if (dr.phase == DRAIN_DONE) {
+		rc = drain_finish(&srv, &dr, &waitmask);
+		goto out;
+	}
+	log_info("serve.stop", "signal=%d quit=%d sessions=%u draining=%s",
+	    (int)stop_signal, (int)quit_signals, srv.nsessions,
+	    dr.phase != DRAIN_NONE ? "cut-short" : "no");
+	if (dr.phase == DRAIN_NONE)
+		close_listeners(ls, nls);
 	server_close_all(&srv);
-	rc = 0;
+	rc = dr.phase != DRAIN_NONE ? EXIT_DRAIN_INTERRUPTED : 0;
 	goto out;
 out2:
 	rc = 2;
 out:
 	tls_shutdown();
 	store_close(srv.store);
+	if (pidfile)
+		control_exit(set.data_dir, rc);
 	dev_finish(dev);
 	settings_free(&set);
 	return rc;
@@ -369,6 +549,8 @@ static const struct {
 	{ "import", mailio_import, "import a Maildir or an mbox file" },
 	{ "export", mailio_export, "export mailboxes as Maildir" },
 	{ "status", sync_status, "replication status: role, log, replicas" },
+	{ "drain", control_drain, "drain the running server (SIGQUIT), wait" },
+	{ "promote", control_promote, "make the running replica a master" },
 };
 
 static void

@@ -420,6 +420,26 @@ server_reap(struct server *srv)
 	}
 }
 
+unsigned
+server_drain(struct server *srv)
+{
+	struct session	*s;
+	unsigned	 busy = 0;
+
+	srv->draining = 1;
+	for (s = srv->sessions; s != NULL; s = s->next) {
+		if (s->ops->drain == NULL)
+			continue;	/* replication: the drain waits for it */
+		if (s->tls_start && s->io != SESSION_CLOSING)
+			session_broken(s);	/* no protocol spoken yet */
+		if (s->io == SESSION_OPEN)
+			(void)s->ops->drain(s);
+		if (s->io != SESSION_CLOSING || session_has_output(s))
+			busy++;
+	}
+	return busy;
+}
+
 void
 server_close_all(struct server *srv)
 {

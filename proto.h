@@ -43,6 +43,7 @@ struct server {
 	 * from loopback clients only.
 	 */
 	int			 dev;
+	int			 draining;	/* SIGQUIT: no new commands */
 };
 
 enum session_io {
@@ -68,6 +69,15 @@ struct proto_ops {
 	 * IDLE, a delayed reply) can look whether it has come.
 	 */
 	void		(*wake)(struct session *);
+	/*
+	 * Graceful drain (SIGQUIT), called on every loop iteration while the
+	 * server drains, for each open session: a session between commands
+	 * says goodbye (BYE, 421) and closes; one in the middle of a command
+	 * or transaction is left to finish it and is asked again.  Returns 1
+	 * when the session is closing, 0 while it is still busy.  NULL: not
+	 * a client session (replication), which the drain leaves alone.
+	 */
+	int		(*drain)(struct session *);
 };
 
 struct session {
@@ -120,6 +130,11 @@ void	server_wake(struct server *);
 void	server_timeouts(struct server *);
 void	server_reap(struct server *);
 void	server_close_all(struct server *);
+/*
+ * While draining: asks every open client session to finish (see
+ * proto_ops.drain).  Returns how many client sessions are still open.
+ */
+unsigned server_drain(struct server *);
 
 /* Protocol side. */
 enum line_status {

@@ -20,6 +20,7 @@ enum setting_type {
 	SET_LONG,
 	SET_BOOL,
 	SET_ENUM,
+	SET_LIST,	/* a string; each further value appends a line */
 };
 
 struct setting {
@@ -87,6 +88,11 @@ static const struct setting table[] = {
 	    0, NULL, "shared secret of the replication channel (mode 600)" },
 	{ "conflict-notify", SET_STRING, OFF(conflict_notify), NULL, 0, 0, 0,
 	    NULL, "command run (sh -c) for each GUID conflict" },
+	{ "drain-timeout", SET_LONG, OFF(drain_timeout),
+	    NULL, DEFAULT_DRAIN_TIMEOUT, 1, 3600, NULL,
+	    "seconds a SIGQUIT drain waits for sessions and replicas" },
+	{ "shutdown-command", SET_LIST, OFF(shutdown_command), NULL, 0, 0, 0,
+	    NULL, "command run (sh -c) at the end of a drain; repeatable" },
 	{ "syslog", SET_BOOL, OFF(syslog), "no", 0, 0, 0, NULL,
 	    "log to syslog (facility mail) instead of stderr" },
 	{ "catch-all", SET_BOOL, OFF(catch_all), "no", 0, 0, 0, NULL,
@@ -126,6 +132,19 @@ setting_apply(struct settings *set, const struct setting *s,
 		sp = (char **)p;
 		free(*sp);
 		if ((*sp = strdup(value)) == NULL)
+			goto nomem;
+		return 0;
+	case SET_LIST:
+		sp = (char **)p;
+		if (*sp == NULL)
+			*sp = strdup(value);
+		else if (asprintf(&end, "%s\n%s", *sp, value) < 0)
+			goto nomem;
+		else {
+			free(*sp);
+			*sp = end;
+		}
+		if (*sp == NULL)
 			goto nomem;
 		return 0;
 	case SET_LONG:
@@ -347,7 +366,7 @@ settings_free(struct settings *set)
 	size_t	 i;
 
 	for (i = 0; i < NSETTINGS; i++)
-		if (table[i].type == SET_STRING)
+		if (table[i].type == SET_STRING || table[i].type == SET_LIST)
 			free(*(char **)((char *)set + table[i].offset));
 	memset(set, 0, sizeof(*set));
 }

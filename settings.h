@@ -32,6 +32,8 @@ struct settings {
 	char	*replicate_from;	/* --replicate-from HOST:PORT */
 	char	*repl_secret_file;	/* --repl-secret-file */
 	char	*conflict_notify;	/* --conflict-notify CMD */
+	long	 drain_timeout;		/* seconds, SIGQUIT drain bound */
+	char	*shutdown_command;	/* commands, one a line, or NULL */
 	int	 syslog;		/* log to syslog instead of stderr */
 	int	 catch_all;		/* make a user for any recipient */
 	int	 log_level;		/* enum log_level */

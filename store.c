@@ -2341,6 +2341,46 @@ store_node_set_role(struct store *st, const char *role)
 	    db_error(st, rc, "node role"));
 }
 
+/*
+ * Makes this node a master with a new epoch (promotion): what it applied
+ * stays; replicas that followed the old log see the epoch change.
+ */
+enum store_err
+store_node_promote(struct store *st)
+{
+	sqlite3_stmt	*s;
+	enum store_err	 err;
+	uint8_t		 epoch[EPOCH_LEN];
+	int		 rc;
+
+	if (crypto_random(epoch, sizeof(epoch)) < 0)
+		return STORE_IO;
+	if ((err = op_begin(st)) != STORE_OK)
+		return err;
+	rc = sqlite3_prepare_v2(st->db, "UPDATE node SET role = 'master', "
+	    "epoch = ?1", -1, &s, NULL);
+	if (rc != SQLITE_OK)
+		return op_end(st, db_error(st, rc, "node promote"));
+	sqlite3_bind_blob(s, 1, epoch, sizeof(epoch), SQLITE_STATIC);
+	rc = sqlite3_step(s);
+	sqlite3_finalize(s);
+	return op_end(st, rc == SQLITE_DONE ? STORE_OK :
+	    db_error(st, rc, "node promote"));
+}
+
+/* Copies the WAL into the database and truncates it; no write open. */
+enum store_err
+store_checkpoint(struct store *st)
+{
+	int	 rc;
+
+	if (store_txn_open(st))
+		return STORE_IO;
+	rc = sqlite3_wal_checkpoint_v2(st->db, NULL,
+	    SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
+	return rc == SQLITE_OK ? STORE_OK : db_error(st, rc, "checkpoint");
+}
+
 enum store_err
 store_node_applied(struct store *st, const uint8_t *master_id,
     const uint8_t *epoch, int64_t pos)

@@ -326,6 +326,10 @@ struct store_node {
 enum store_err	store_node_get(struct store *, struct store_node *out);
 /* Records the role ("master" or "replica"); a mutation, not logged. */
 enum store_err	store_node_set_role(struct store *, const char *role);
+/* Role master and a new random epoch (`mailrepd promote`); a mutation. */
+enum store_err	store_node_promote(struct store *);
+/* Checkpoints the WAL into the database (at a clean exit). */
+enum store_err	store_checkpoint(struct store *);
 /*
  * Records, inside the current write transaction, that the log of master
  * (id, epoch) is applied up to pos: the same commit as the batch.

@@ -1470,6 +1470,87 @@ sync_is_replica(void)
 	return repl.replica;
 }
 
+int
+sync_all_caught_up(struct server *srv, unsigned *nreplicas)
+{
+	struct session	*s;
+	struct chan	*c;
+	int64_t		 head = store_replog_head(srv->store);
+	int		 all = 1;
+
+	*nreplicas = 0;
+	for (s = srv->sessions; s != NULL; s = s->next) {
+		if (s->ops != &sync_master_proto || s->io == SESSION_CLOSING ||
+		    (c = chan_of(s)) == NULL || c->state != CH_STREAM)
+			continue;
+		(*nreplicas)++;
+		if (c->acked < head)
+			all = 0;
+	}
+	return all;
+}
+
+struct behind_ctx {
+	int64_t		 head;
+	unsigned	 n;
+};
+
+static int
+behind_one(void *arg, const struct store_replica *r)
+{
+	struct behind_ctx	*x = arg;
+
+	if (r->acked >= x->head)
+		return 0;
+	x->n++;
+	log_warn("drain.replica.behind", "name=%s acked=%lld head=%lld "
+	    "lag=%lld connected=%d", log_quote(r->name), (long long)r->acked,
+	    (long long)x->head, (long long)(x->head - r->acked), r->connected);
+	return 0;
+}
+
+unsigned
+sync_drain_report(struct server *srv)
+{
+	struct behind_ctx	 x;
+	struct session		*s;
+
+	for (s = srv->sessions; s != NULL; s = s->next)
+		if (s->ops == &sync_master_proto)
+			master_store(s, 1);
+	if (store_txn_open(srv->store))
+		(void)store_commit(srv->store);
+	x.head = store_replog_head(srv->store);
+	x.n = 0;
+	(void)store_replica_foreach(srv->store, behind_one, &x);
+	return x.n;
+}
+
+int
+sync_promote(struct server *srv)
+{
+	struct store_node	 me;
+	char			 hex[EPOCH_LEN * 2 + 1];
+
+	if (!repl.replica)
+		return 1;
+	if (store_txn_open(srv->store))
+		(void)store_commit(srv->store);
+	if (store_node_promote(srv->store) != STORE_OK ||
+	    store_commit(srv->store) != STORE_OK ||
+	    store_node_get(srv->store, &me) != STORE_OK) {
+		log_error("sync.promote", "msg=\"cannot record the new role\"");
+		return -1;
+	}
+	repl.replica = 0;
+	if (repl.upstream != NULL)
+		session_close(repl.upstream);
+	crypto_hex(me.epoch, EPOCH_LEN, hex);
+	log_info("sync.promote", "role=master epoch=%s applied=%lld head=%lld",
+	    hex, (long long)me.applied, (long long)store_replog_head(srv->store));
+	return 0;
+}
+
 void
 sync_tick(struct server *srv)
 {

@@ -56,6 +56,23 @@ int	sync_setup(struct server *);
 void	sync_tick(struct server *);
 /* Whether this node runs as a replica (IMAP read-only, LMTP 451). */
 int	sync_is_replica(void);
+/*
+ * Drain (SIGQUIT): whether every connected replica has acknowledged the
+ * log head; *nreplicas says how many are connected.
+ */
+int	sync_all_caught_up(struct server *, unsigned *nreplicas);
+/*
+ * At the end of a drain: records each connected replica's acknowledged
+ * position, logs every known replica that is behind the head (name,
+ * position, lag), and returns how many are.
+ */
+unsigned sync_drain_report(struct server *);
+/*
+ * `mailrepd promote` (SIGUSR1): a replica becomes a master with a new
+ * epoch, keeping what it applied, and stops following.  Returns 0, 1 when
+ * it was a master already, -1 when the store refused.
+ */
+int	sync_promote(struct server *);
 
 /* `mailrepd status [--json] --data DIR`. */
 int	sync_status(int argc, char **argv);
