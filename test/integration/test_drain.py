@@ -175,3 +175,21 @@ def test_promote_accepts_writes(cluster):
     assert lmtp_one(rep.port, "alice@" + DOMAIN,
                     message("rw"))[0].startswith("250")
     assert "sync.promote" in rep.log_text()
+
+
+def test_append_under_way_completes_then_bye(server):
+    s = server(imap=True)
+    c = s.raw("alice")
+    body = b"Subject: big\r\n\r\n" + b"x" * 200000 + b"\r\n"
+    c.send(b"a1 APPEND INBOX {%d}\r\n" % len(body))
+    assert c.line().startswith("+")
+    c.send(body[:100000])
+    time.sleep(0.1)
+    s.proc.send_signal(signal.SIGQUIT)
+    time.sleep(0.3)
+    c.send(body[100000:] + b"\r\n")
+    _, tagged = c.read_until("a1")
+    assert tagged.startswith("OK"), tagged
+    assert c.line(timeout=5).startswith("* BYE")
+    assert wait_exit(s) == 0
+    assert len(s.export("alice")) == 1
