@@ -102,6 +102,7 @@
 #define SYNC_MAX_ITEM		(BLOB_CHUNK_SIZE + 8192) /* one inflated record or chunk */
 #define SYNC_BATCH_RECORDS	256	/* log records per batch (one replica commit) */
 #define SYNC_BATCH_BYTES	(32 * 1024 * 1024) /* body bytes per batch */
+#define SYNC_WINDOW		4	/* batches sent ahead of the replica's ACK */
 #define SYNC_LINE_MAX		(64 * 1024) /* body bytes fed to MIME as one line */
 #define SYNC_NONCE_LEN		32	/* bytes of each side's challenge */
 #define SYNC_SECRET_MAX		1024	/* bytes in the secret file's line */

@@ -5,6 +5,7 @@
  * transaction with its applied position, and acknowledges.  See sync.h
  * for the frames.
  */
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <malloc.h>
@@ -351,6 +352,7 @@ struct chan {
 	int64_t			 sent, acked, stored_acked;
 	time_t			 stored_at;
 	int			 inflight, batch_n, batch_bodies;
+	int64_t			 inflight_end[SYNC_WINDOW]; /* oldest first */
 	uint64_t		 batch_bytes;
 	struct store_blob_reader *body;
 	uint64_t		 body_size, body_off;
@@ -645,14 +647,17 @@ master_end_batch(struct session *s, struct chan *c)
 
 	put64(b, (uint64_t)c->sent);
 	chan_send(s, SF_END, b, sizeof(b));
-	c->inflight = 1;
+	assert(c->inflight < SYNC_WINDOW);
+	c->inflight_end[c->inflight++] = c->sent;
 	c->batch_n = c->batch_bodies = 0;
 	c->batch_bytes = 0;
 }
 
 /*
- * Sends records and body chunks until the output is full, the batch is
- * full (then END, and wait for the ACK) or the log is exhausted.  Only
+ * Sends records and body chunks until the output is full, SYNC_WINDOW
+ * batches are unacknowledged (each closed by END) or the log is
+ * exhausted: the replica applies one batch while the next ones are on
+ * their way, and the ACK of any of them frees its place.  Only
  * committed records are sent: nothing runs while a write transaction is
  * open (it could still roll back); s->resume brings us back.
  */
@@ -669,7 +674,8 @@ master_produce(struct session *s)
 	int		 has_body;
 
 	s->resume = 0;
-	if (c->state != CH_STREAM || c->inflight || s->io != SESSION_OPEN)
+	if (c->state != CH_STREAM || c->inflight == SYNC_WINDOW ||
+	    s->io != SESSION_OPEN)
 		return;
 	if (store_txn_open(st)) {
 		s->resume = 1;
@@ -702,7 +708,9 @@ master_produce(struct session *s)
 		    c->batch_bodies >= SYNC_BATCH_BODIES ||
 		    c->batch_bytes >= SYNC_BATCH_BYTES) {
 			master_end_batch(s, c);
-			return;
+			if (c->inflight == SYNC_WINDOW)
+				return;
+			continue;
 		}
 		err = store_replog_next(st, c->sent, &c->rec);
 		if (err == STORE_NOTFOUND) {
@@ -820,6 +828,7 @@ master_input(struct session *s)
 				    EPOCH_LEN + HMAC_LEN];
 	size_t			 n, total;
 	int64_t			 ack;
+	int			 k;
 
 	while (s->io == SESSION_OPEN &&
 	    chan_next(s, &type, &p, &n, &total) == 1) {
@@ -847,13 +856,18 @@ master_input(struct session *s)
 			master_auth(s, p, n);
 		} else if (c->state == CH_STREAM && type == SF_ACK && n == 8) {
 			ack = (int64_t)get64(p);
-			if (ack < c->acked || ack > c->sent) {
+			/* An ACK names the END of a batch in flight. */
+			for (k = 0; k < c->inflight &&
+			    c->inflight_end[k] != ack; k++)
+				;
+			if (k == c->inflight) {
 				session_close(s);
 				break;
 			}
 			c->acked = ack;
-			if (ack == c->sent)
-				c->inflight = 0;
+			c->inflight -= k + 1;
+			memmove(c->inflight_end, c->inflight_end + k + 1,
+			    (size_t)c->inflight * sizeof(c->inflight_end[0]));
 		} else if (c->state == CH_STREAM && type == SF_PING) {
 			/* keep-alive */
 		} else {

@@ -17,7 +17,9 @@
  * node id, epoch, applied position), then START (stream after position)
  * or REFUSE.  Records and body chunks travel deflated through one zlib
  * stream; END closes a batch, which the replica applies in one
- * transaction with its applied position and ACKs.
+ * transaction with its applied position and ACKs.  The master sends
+ * ahead up to SYNC_WINDOW unacknowledged batches; an ACK must name the
+ * END of one of them.
  */
 #ifndef MAILREPD_SYNC_H
 #define MAILREPD_SYNC_H

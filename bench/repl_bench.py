@@ -1,0 +1,462 @@
+#!/usr/bin/env python3
+"""bench/repl_bench.py — replication lag and catch-up (issue 5).
+
+Starts a master and a replica of ./mailrepd (or --mailrepd / $MAILREPD)
+on 127.0.0.1 in a temporary directory, with a 0600 secret file, and
+measures:
+
+  trickle   lag of one message at a time: from the LMTP 250 on the master
+            to the replica's IMAP IDLE "* N EXISTS" for it (user "probe",
+            its INBOX selected on the replica in IDLE); p50/p99 over
+            --trickle messages, one every --gap seconds
+  load      the same probes while other threads deliver to user "load" at
+            --load-share (default 0.5) of the master's maximum LMTP rate,
+            measured first with bench/lmtp_load (c=8, 4 KiB)
+  catchup   the replica stopped, --catchup messages delivered to the
+            master (bench/lmtp_load, c=8, 4 KiB), the replica started;
+            messages/s from its start until its applied position (read
+            with `mailrepd status --json --data DIR` on its directory)
+            equals the master's log head, and from its first applied
+            position change (start-up and handshake excluded)
+
+Prints one JSON line per figure on stdout and a summary on stderr.
+Only 127.0.0.1 is contacted; every loop is bounded.  Figures only.
+"""
+import argparse
+import imaplib
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+HOST = "127.0.0.1"
+PASSWORD = "bench-pass"
+DOMAIN = "example.com"
+BENCH = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(BENCH)
+
+
+def say(*a):
+    print("repl_bench:", *a, file=sys.stderr, flush=True)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port, proc, deadline=20.0):
+    end = time.monotonic() + deadline
+    while time.monotonic() < end:
+        if proc.poll() is not None:
+            raise RuntimeError("server exited with %d" % proc.returncode)
+        try:
+            socket.create_connection((HOST, port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.02)
+    raise RuntimeError("port %d never accepted" % port)
+
+
+class Node:
+    def __init__(self, mailrepd, tmp, name, args):
+        self.mailrepd = mailrepd
+        self.data = os.path.join(tmp, name)
+        self.name = name
+        self.lmtp = free_port()
+        self.imap = free_port()
+        self.args = args
+        self.log = os.path.join(tmp, name + ".log")
+        self.proc = None
+
+    def start(self):
+        logf = open(self.log, "ab")
+        self.proc = subprocess.Popen(
+            [self.mailrepd, "serve", "--data", self.data,
+             "--lmtp", "%s:%d" % (HOST, self.lmtp),
+             "--imap", "%s:%d" % (HOST, self.imap),
+             "--name", self.name] + self.args,
+            stdout=logf, stderr=logf)
+        logf.close()
+        wait_port(self.imap, self.proc)
+        wait_port(self.lmtp, self.proc)
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    def status(self):
+        p = subprocess.run([self.mailrepd, "status", "--json", "--data",
+                            self.data], capture_output=True, text=True,
+                           timeout=30)
+        if p.returncode != 0:
+            return None
+        return json.loads(p.stdout)
+
+
+def user_add(mailrepd, data, name):
+    subprocess.run([mailrepd, "user", "add", name, "--data", data],
+                   input=PASSWORD + "\n", text=True, check=True,
+                   capture_output=True, timeout=30)
+
+
+def message(tag, size=4096):
+    head = ("From: <s@remote.test>\r\nTo: <probe@%s>\r\nSubject: %s\r\n"
+            "Message-ID: <%s@bench>\r\n\r\n" % (DOMAIN, tag, tag))
+    pad = ("x" * 76 + "\r\n") * max(0, (size - len(head)) // 78)
+    return (head + pad).encode()
+
+
+class LMTP:
+    """A minimal LMTP client: one connection, one transaction at a time."""
+
+    def __init__(self, port):
+        self.s = socket.create_connection((HOST, port), timeout=30)
+        self.s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.f = self.s.makefile("rb")
+        self.reply()
+        self.cmd(b"LHLO bench")
+
+    def reply(self):
+        lines = []
+        while True:
+            line = self.f.readline()
+            if not line:
+                raise RuntimeError("LMTP connection closed")
+            lines.append(line)
+            if line[3:4] != b"-":
+                return lines
+
+    def cmd(self, c):
+        self.s.sendall(c + b"\r\n")
+        r = self.reply()
+        if not r[-1][:1] in (b"2", b"3"):
+            raise RuntimeError("LMTP %r: %r" % (c, r))
+        return r
+
+    def deliver(self, rcpt, body):
+        """Pipelined MAIL/RCPT/DATA; returns the time of the final 250."""
+        self.s.sendall(b"MAIL FROM:<s@remote.test>\r\nRCPT TO:<%s>\r\n"
+                       b"DATA\r\n" % rcpt.encode())
+        for want in (b"250", b"250", b"354"):
+            r = self.reply()
+            if not r[-1].startswith(want):
+                raise RuntimeError("LMTP: %r" % r)
+        self.s.sendall(body.replace(b"\r\n.", b"\r\n..") + b".\r\n")
+        r = self.reply()
+        t = time.monotonic()
+        if not r[-1].startswith(b"250"):
+            raise RuntimeError("LMTP DATA: %r" % r)
+        return t
+
+    def close(self):
+        try:
+            self.s.sendall(b"QUIT\r\n")
+        except OSError:
+            pass
+        self.s.close()
+
+
+class Idler:
+    """The replica's probe INBOX in IDLE; notes when each EXISTS arrives."""
+
+    def __init__(self, port, user):
+        self.c = imaplib.IMAP4(HOST, port)
+        self.c.login(user, PASSWORD)
+        typ, d = self.c.select("INBOX", readonly=True)
+        self.exists = int(d[0])
+        self.seen = {}          # exists count -> monotonic time
+        self.cond = threading.Condition()
+        self.c.send(b"i1 IDLE\r\n")
+        line = self.c.readline()
+        if not line.startswith(b"+"):
+            raise RuntimeError("IDLE refused: %r" % line)
+        self.stop = False
+        self.t = threading.Thread(target=self.run, daemon=True)
+        self.t.start()
+
+    def run(self):
+        while not self.stop:
+            try:
+                line = self.c.readline()
+            except OSError:
+                return
+            if not line:
+                return
+            now = time.monotonic()
+            parts = line.split()
+            if len(parts) >= 3 and parts[0] == b"*" and \
+                    parts[2].upper() == b"EXISTS":
+                n = int(parts[1])
+                with self.cond:
+                    for k in range(self.exists + 1, n + 1):
+                        self.seen.setdefault(k, now)
+                    self.exists = max(self.exists, n)
+                    self.cond.notify_all()
+
+    def wait_for(self, n, deadline=10.0):
+        end = time.monotonic() + deadline
+        with self.cond:
+            while n not in self.seen:
+                left = end - time.monotonic()
+                if left <= 0:
+                    return None
+                self.cond.wait(left)
+            return self.seen[n]
+
+    def close(self):
+        self.stop = True
+        try:
+            self.c.send(b"DONE\r\n")
+            self.c.shutdown()
+        except OSError:
+            pass
+
+
+def pct(xs, p):
+    xs = sorted(xs)
+    if not xs:
+        return None
+    return xs[min(len(xs) - 1, int(round(p / 100.0 * (len(xs) - 1))))]
+
+
+def probe(master, idler, n, gap, tag):
+    """n probe messages, one at a time; returns the lags in ms."""
+    lm = LMTP(master.lmtp)
+    lags = []
+    lost = 0
+    try:
+        for i in range(n):
+            want = idler.exists + 1
+            t250 = lm.deliver("probe@" + DOMAIN,
+                              message("%s-%d-%f" % (tag, i, time.time())))
+            seen = idler.wait_for(want)
+            if seen is None:
+                lost += 1
+                # resynchronise on what the replica has
+                idler.exists = max(idler.exists, want)
+                continue
+            lags.append(max(0.0, seen - t250) * 1000.0)
+            time.sleep(gap)
+    finally:
+        lm.close()
+    return lags, lost
+
+
+def lmtp_load(port, messages, conns=8, size=4096, user="load"):
+    p = subprocess.run(
+        [os.path.join(BENCH, "lmtp_load"), "--port", str(port),
+         "--connections", str(conns), "--messages", str(messages),
+         "--size", str(size), "--pipelining",
+         "--users", "%s@%s" % (user, DOMAIN), "--json"],
+        capture_output=True, text=True, timeout=900)
+    return json.loads(p.stdout.strip().splitlines()[-1])
+
+
+class Paced:
+    """Threads delivering to user "load" at `rate` msg/s in total."""
+
+    def __init__(self, port, rate, threads=4):
+        self.rate = rate
+        self.stop = False
+        self.sent = 0
+        self.errors = 0
+        self.lock = threading.Lock()
+        self.threads = [threading.Thread(target=self.run,
+                                         args=(port, rate / threads, i),
+                                         daemon=True)
+                        for i in range(threads)]
+        self.t0 = time.monotonic()
+        for t in self.threads:
+            t.start()
+
+    def run(self, port, rate, idx):
+        lm = LMTP(port)
+        k = 0
+        t0 = time.monotonic() + idx / (rate * len(self.threads))
+        try:
+            while not self.stop and k < 10 ** 6:
+                due = t0 + k / rate
+                d = due - time.monotonic()
+                if d > 0:
+                    time.sleep(d)
+                try:
+                    lm.deliver("load@" + DOMAIN,
+                               message("load-%d-%d" % (idx, k)))
+                    with self.lock:
+                        self.sent += 1
+                except (OSError, RuntimeError):
+                    with self.lock:
+                        self.errors += 1
+                    lm = LMTP(port)
+                k += 1
+        finally:
+            lm.close()
+
+    def finish(self):
+        self.stop = True
+        for t in self.threads:
+            t.join(30)
+        return self.sent / (time.monotonic() - self.t0)
+
+
+def emit(d):
+    print(json.dumps(d), flush=True)
+
+
+def cpu_of(pid):
+    """User + system CPU seconds of a process so far."""
+    with open("/proc/%d/stat" % pid) as f:
+        v = f.read().rsplit(")", 1)[1].split()
+    return (int(v[11]) + int(v[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def applied_of(node):
+    st = node.status()
+    if st is None or st.get("role") != "replica":
+        return None
+    return (st.get("master") or {}).get("applied")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--mailrepd", default=os.environ.get(
+        "MAILREPD", os.path.join(ROOT, "mailrepd")))
+    ap.add_argument("--trickle", type=int, default=300)
+    ap.add_argument("--gap", type=float, default=0.02,
+                    help="seconds between probes (default 0.02)")
+    ap.add_argument("--load-share", type=float, default=0.5)
+    ap.add_argument("--max-messages", type=int, default=3000,
+                    help="messages for the max-rate measurement")
+    ap.add_argument("--catchup", type=int, default=20000)
+    ap.add_argument("--only", default="trickle,load,catchup")
+    ap.add_argument("--keep", action="store_true")
+    a = ap.parse_args()
+    only = set(a.only.split(","))
+    subprocess.run(["make", "-s", "-C", BENCH, "lmtp_load"], check=True,
+                   stdout=sys.stderr)
+
+    tmp = tempfile.mkdtemp(prefix="mailrepd-repl.")
+    secret = os.path.join(tmp, "repl.secret")
+    with open(os.open(secret, os.O_WRONLY | os.O_CREAT, 0o600), "w") as f:
+        f.write(os.urandom(32).hex() + "\n")
+    rport = free_port()
+    master = Node(a.mailrepd, tmp, "master", [
+        "--repl-listen", "%s:%d" % (HOST, rport),
+        "--repl-secret-file", secret])
+    replica = Node(a.mailrepd, tmp, "replica", [
+        "--replicate-from", "%s:%d" % (HOST, rport),
+        "--repl-secret-file", secret])
+    for u in ("probe", "load"):
+        user_add(a.mailrepd, master.data, u)
+    idler = None
+    try:
+        master.start()
+        replica.start()
+        # wait until the replica has the users
+        end = time.monotonic() + 30
+        head = master.status()["log_head"]
+        while applied_of(replica) != head and time.monotonic() < end:
+            time.sleep(0.05)
+        idler = Idler(replica.imap, "probe")
+
+        if "trickle" in only:
+            probe(master, idler, 20, a.gap, "warm")
+            lags, lost = probe(master, idler, a.trickle, a.gap, "trickle")
+            r = {"figure": "trickle", "messages": len(lags), "lost": lost,
+                 "gap_s": a.gap, "p50_ms": round(pct(lags, 50), 2),
+                 "p99_ms": round(pct(lags, 99), 2),
+                 "max_ms": round(max(lags), 2)}
+            emit(r)
+            say("trickle", r)
+
+        if "load" in only:
+            mx = lmtp_load(master.lmtp, a.max_messages)
+            emit({"figure": "max_lmtp", **mx})
+            say("master max LMTP rate (c=8, 4 KiB): %.1f msg/s" %
+                mx["messages_per_s"])
+            rate = mx["messages_per_s"] * a.load_share
+            paced = Paced(master.lmtp, rate)
+            time.sleep(1.0)
+            lags, lost = probe(master, idler, a.trickle, a.gap, "load")
+            got = paced.finish()
+            r = {"figure": "load", "target_msg_s": round(rate, 1),
+                 "achieved_msg_s": round(got, 1), "errors": paced.errors,
+                 "messages": len(lags), "lost": lost,
+                 "p50_ms": round(pct(lags, 50), 2),
+                 "p99_ms": round(pct(lags, 99), 2),
+                 "max_ms": round(max(lags), 2)}
+            emit(r)
+            say("load", r)
+
+        if "catchup" in only:
+            idler.close()
+            idler = None
+            end = time.monotonic() + 120
+            head = master.status()["log_head"]
+            while applied_of(replica) != head and time.monotonic() < end:
+                time.sleep(0.1)
+            replica.stop()
+            base = applied_of(replica)
+            res = lmtp_load(master.lmtp, a.catchup)
+            head = master.status()["log_head"]
+            say("delivered %d messages while the replica was down "
+                "(%.0f msg/s); replica at %s, master head %d" % (
+                    res["messages"], res["messages_per_s"], base, head))
+            mcpu0 = cpu_of(master.proc.pid)
+            t0 = time.monotonic()
+            replica.start()
+            t_first = None
+            first_pos = base
+            applied = base
+            end = t0 + 600
+            while time.monotonic() < end:
+                applied = applied_of(replica)
+                now = time.monotonic()
+                if t_first is None and applied is not None and \
+                        applied != base:
+                    t_first, first_pos = now, applied
+                if applied == head:
+                    break
+                time.sleep(0.05)
+            t1 = time.monotonic()
+            rcpu = cpu_of(replica.proc.pid)
+            mcpu = cpu_of(master.proc.pid) - mcpu0
+            recs = head - base
+            r = {"figure": "catchup", "messages": res["messages"],
+                 "records": recs, "seconds": round(t1 - t0, 2),
+                 "messages_per_s": round(res["messages"] / (t1 - t0), 1),
+                 "done": applied == head,
+                 "replica_cpu_s": round(rcpu, 2),
+                 "master_cpu_s": round(mcpu, 2)}
+            if t_first is not None and t1 > t_first:
+                r["messages_per_s_after_first"] = round(
+                    (head - first_pos) * res["messages"] / max(recs, 1) /
+                    (t1 - t_first), 1)
+            emit(r)
+            say("catchup", r)
+    finally:
+        if idler:
+            idler.close()
+        replica.stop()
+        master.stop()
+        if a.keep:
+            say("kept", tmp)
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
