@@ -43,7 +43,7 @@ UNIT_SRCS = $(wildcard test/unit/test_*.c)
 UNIT_BINS = $(UNIT_SRCS:test/unit/%.c=build/asan/%)
 
 .PHONY: all run check asan unit integration clean deps-build deps-check \
-	fuzz deps-fuzz lint deps-lint
+	fuzz fuzz-check deps-fuzz lint deps-lint
 
 all: deps-build mailrepd
 
@@ -81,6 +81,8 @@ run: all
 # real clients.
 check: deps-check mailrepd build/asan/mailrepd $(UNIT_BINS)
 	@$(MAKE) -s lint
+	@$(MAKE) -s fuzz-check
+	@test/valgrind.sh
 	@$(MAKE) -s unit
 	@$(MAKE) -s integration
 
@@ -125,6 +127,22 @@ fuzz: deps-fuzz $(FUZZ_TARGETS:%=build/fuzz/fuzz_%)
 	        -artifact_prefix=build/fuzz/$$t- -print_final_stats=1 \
 	        build/fuzz/corpus-$$t test/fuzz/corpus/$$t 2>&1 | \
 	        grep -E "^stat::(number_of_executed_units|peak_rss)|#[0-9]+.*DONE|ERROR|SUMMARY"; \
+	done
+
+# The short form that make check runs: every seed input, then
+# FUZZ_CHECK_RUNS mutations from a fixed seed, per target, under ASan and
+# UBSan.  Fixed runs from a fixed seed do the same work on every machine,
+# so a check never fails on a new random finding; `make fuzz` searches.
+FUZZ_CHECK_RUNS ?= 2000
+
+fuzz-check: deps-fuzz $(FUZZ_TARGETS:%=build/fuzz/fuzz_%)
+	@set -e; for t in $(FUZZ_TARGETS); do \
+	    echo "== fuzz_$$t: seeds and $(FUZZ_CHECK_RUNS) runs from seed 1"; \
+	    mkdir -p build/fuzz/check-$$t; rm -f build/fuzz/check-$$t/*; \
+	    build/fuzz/fuzz_$$t -seed=1 -runs=$(FUZZ_CHECK_RUNS) \
+	        -artifact_prefix=build/fuzz/$$t- build/fuzz/check-$$t \
+	        test/fuzz/corpus/$$t >build/fuzz/$$t-check.log 2>&1 || \
+	        { tail -40 build/fuzz/$$t-check.log; exit 1; }; \
 	done
 
 deps-fuzz:
