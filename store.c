@@ -623,18 +623,25 @@ replog_append(struct store *st, const struct replog_rec *r)
 	return step_done(st, s, "replog append");
 }
 
+/* Runs a statement of one row and one integer column; its value, or -1. */
+static int64_t
+query_int64(struct store *st, enum stmt_id id)
+{
+	sqlite3_stmt	*s;
+	int64_t		 v = -1;
+
+	if ((s = stmt(st, id)) == NULL)
+		return -1;
+	if (sqlite3_step(s) == SQLITE_ROW)
+		v = sqlite3_column_int64(s, 0);
+	sqlite3_reset(s);
+	return v;
+}
+
 int64_t
 store_replog_head(struct store *st)
 {
-	sqlite3_stmt	*s;
-	int64_t		 head = -1;
-
-	if ((s = stmt(st, S_REPLOG_HEAD)) == NULL)
-		return -1;
-	if (sqlite3_step(s) == SQLITE_ROW)
-		head = sqlite3_column_int64(s, 0);
-	sqlite3_reset(s);
-	return head;
+	return query_int64(st, S_REPLOG_HEAD);
 }
 
 /* Creates the node row: a random node id and a first master epoch. */
@@ -2289,15 +2296,7 @@ store_replog_next(struct store *st, int64_t after,
 int64_t
 store_replog_first(struct store *st)
 {
-	sqlite3_stmt	*s;
-	int64_t		 first = -1;
-
-	if ((s = stmt(st, S_REPLOG_FIRST)) == NULL)
-		return -1;
-	if (sqlite3_step(s) == SQLITE_ROW)
-		first = sqlite3_column_int64(s, 0);
-	sqlite3_reset(s);
-	return first;
+	return query_int64(st, S_REPLOG_FIRST);
 }
 
 enum store_err
