@@ -1,5 +1,6 @@
 /*
- * store.c — the only code that speaks SQL.
+ * store.c — the only code that speaks SQL (with store_repl.c, its
+ * replication half; store_internal.h is what the two share).
  *
  * Layout of the database (schema version 1):
  *   node		this node's identity and role (one row)
@@ -37,6 +38,7 @@
 #include "log.h"
 #include "mime.h"
 #include "store.h"
+#include "store_internal.h"
 
 #define DB_FILE		"mailrepd.db"
 
@@ -164,67 +166,6 @@ static const char schema_v2[] =
 static const char *const migrations[SCHEMA_VERSION] = {
 	schema_v1,
 	schema_v2,
-};
-
-/* Every statement the store runs more than once, prepared once. */
-enum stmt_id {
-	S_USER_ADD,
-	S_USER_FIND,
-	S_USER_DEL,
-	S_USER_SETPW,
-	S_USER_LIST,
-	S_MBOX_GET,
-	S_MBOX_ADD,
-	S_MBOX_TARGET,
-	S_MBOX_LIST,
-	S_MBOX_BUMP,
-	S_MBOX_OF_USER,
-	S_MBOX_DEL_USER,
-	S_MBOX_GONE,
-	S_NODE_UIDVALIDITY,
-	S_BLOB_FIND,
-	S_BLOB_ADD,
-	S_CHUNK_ADD,
-	S_CHUNK_GET,
-	S_MSG_ADD,
-	S_MSG_LIST,
-	S_MSG_EXPUNGE_ALL,
-	S_MSG_DEL_ALL,
-	S_BLOB_GC_CHUNKS,
-	S_BLOB_GC,
-	S_REPLOG_ADD,
-	S_REPLOG_HEAD,
-	S_MBOX_RENAME_ONE,
-	S_MBOX_SUBSCRIBE,
-	S_MBOX_DELETE,
-	S_MBOX_MODSEQ,
-	S_MBOX_CHILDREN,
-	S_MSG_GET,
-	S_MSG_SET_FLAGS,
-	S_MSG_DEL,
-	S_EXPUNGED_ADD,
-	S_MSG_CHANGED,
-	S_EXPUNGED_SINCE,
-	S_BLOB_META,
-	S_MBOX_STATE,
-	S_BLOB_UNUSED_CHUNKS,
-	S_BLOB_UNUSED,
-	S_REPLOG_NEXT,
-	S_REPLOG_FIRST,
-	S_NODE_GET,
-	S_NODE_APPLIED,
-	S_NODE_UIDV_MAX,
-	S_MBOX_BY_UNIQUEID,
-	S_MBOX_ID_BY_UNIQUEID,
-	S_MBOX_ADD_AT,
-	S_MBOX_BUMP_TO,
-	S_MBOX_UIDNEXT_MAX,
-	S_REPLICA_PUT,
-	S_REPLICA_LIST,
-	S_CONFLICT_ADD,
-	S_CONFLICT_COUNT,
-	S_CONFLICT_LIST,
-	NSTMT
 };
 
 static const char *const stmt_sql[NSTMT] = {
@@ -361,18 +302,6 @@ static const char *const stmt_sql[NSTMT] = {
 	    "local_guid, master_guid, op, master_seq FROM conflict ORDER BY id",
 };
 
-struct store {
-	sqlite3		*db;
-	sqlite3_stmt	*stmts[NSTMT];
-	int		 in_txn;	/* a write transaction is open */
-	int		 in_read;	/* a read snapshot is open */
-	uint8_t		*raw;		/* BLOB_CHUNK_SIZE scratch */
-	uint8_t		*packed;	/* compressBound(BLOB_CHUNK_SIZE) */
-	size_t		 packed_cap;
-	char		 keywords[STORE_MAX_KEYWORDS]; /* of message_row() */
-	struct store_blob_reader *readers;	/* open blob readers */
-};
-
 struct store_blob_reader {
 	struct store_blob_reader *next;		/* in st->readers */
 	struct store	*st;
@@ -383,23 +312,9 @@ struct store_blob_reader {
 	uint8_t		*chunk;		/* BLOB_CHUNK_SIZE bytes */
 };
 
-/* A replication record, as handed to replog_append(). */
-struct replog_rec {
-	const char	*type;
-	const char	*user;
-	const uint8_t	*mailbox;	/* uniqueid, or NULL */
-	uint32_t	 uid;
-	const uint8_t	*guid;		/* or NULL */
-	uint64_t	 modseq;
-	uint32_t	 flags;
-	const char	*keywords;
-	int64_t		 internaldate;
-	const char	*name;
-	const char	*value;
-};
 
 /* Maps an SQLite result code to a store error, logging what failed. */
-static enum store_err
+enum store_err
 db_error(struct store *st, int rc, const char *what)
 {
 	/* A constraint is the answer "it exists", not a fault. */
@@ -420,7 +335,7 @@ db_error(struct store *st, int rc, const char *what)
 }
 
 /* Returns the prepared statement `id`, reset and unbound, or NULL. */
-static sqlite3_stmt *
+sqlite3_stmt *
 stmt(struct store *st, enum stmt_id id)
 {
 	sqlite3_stmt	*s = st->stmts[id];
@@ -445,7 +360,7 @@ stmt(struct store *st, enum stmt_id id)
  * Runs a statement that returns no rows (or whose rows are not wanted),
  * then resets it so that it holds no read lock.
  */
-static enum store_err
+enum store_err
 step_done(struct store *st, sqlite3_stmt *s, const char *what)
 {
 	int	 rc;
@@ -461,7 +376,7 @@ step_done(struct store *st, sqlite3_stmt *s, const char *what)
  * the row ready to read; otherwise resets the statement and returns
  * STORE_NOTFOUND (no row) or the error.
  */
-static enum store_err
+enum store_err
 step_row(struct store *st, sqlite3_stmt *s, const char *what)
 {
 	int	 rc;
@@ -487,7 +402,7 @@ exec(struct store *st, const char *sql)
  * one mutation.  BEGIN IMMEDIATE takes the write lock at once, so that a
  * command-line tool and the server never deadlock upgrading a read lock.
  */
-static enum store_err
+enum store_err
 op_begin(struct store *st)
 {
 	enum store_err	 err;
@@ -502,7 +417,7 @@ op_begin(struct store *st)
 }
 
 /* Ends the mutation begun by op_begin(): kept when err is STORE_OK. */
-static enum store_err
+enum store_err
 op_end(struct store *st, enum store_err err)
 {
 	assert(st->in_txn);
@@ -591,7 +506,7 @@ store_strerror(enum store_err err)
 }
 
 /* Appends a replication record; called inside the mutation's savepoint. */
-static enum store_err
+enum store_err
 replog_append(struct store *st, const struct replog_rec *r)
 {
 	sqlite3_stmt	*s;
@@ -624,7 +539,7 @@ replog_append(struct store *st, const struct replog_rec *r)
 }
 
 /* Runs a statement of one row and one integer column; its value, or -1. */
-static int64_t
+int64_t
 query_int64(struct store *st, enum stmt_id id)
 {
 	sqlite3_stmt	*s;
@@ -780,7 +695,7 @@ store_close(struct store *st)
 }
 
 /* Looks a user up; fills id and, when wanted, the canonical name. */
-static enum store_err
+enum store_err
 user_lookup(struct store *st, const char *name, int64_t *id, char *canon)
 {
 	sqlite3_stmt	*s;
@@ -803,7 +718,7 @@ user_lookup(struct store *st, const char *name, int64_t *id, char *canon)
  * A user name is 1..USER_MAX_NAME printable ASCII bytes without '@', '+'
  * (the address separators), '/' or white space.
  */
-static int
+int
 user_name_valid(const char *name)
 {
 	size_t	 n = strlen(name), i;
@@ -1063,7 +978,7 @@ store_user_foreach(struct store *st,
 }
 
 /* Fills *m from the current row of an S_MBOX_GET / S_MBOX_LIST walk. */
-static void
+void
 mailbox_from_row(sqlite3_stmt *s, struct store_mailbox *m)
 {
 	memset(m, 0, sizeof(*m));
@@ -1102,7 +1017,7 @@ store_mailbox_get(struct store *st, const char *user, const char *name,
  * A mailbox name is 1..MAILBOX_MAX_NAME bytes, no control bytes, no
  * empty hierarchy level ("a//b", "/a", "a/"), and not a second INBOX.
  */
-static int
+int
 mailbox_name_valid(const char *name)
 {
 	size_t	 n = strlen(name), i;
@@ -1216,7 +1131,7 @@ blob_write_chunks(struct store *st, int64_t blob_id,
 }
 
 /* Finds the blob by GUID or stores it; *blob_id names it either way. */
-static enum store_err
+enum store_err
 blob_put(struct store *st, const struct store_blob_in *b, int64_t *blob_id)
 {
 	const struct mime_result *m = b->mime;
@@ -1685,7 +1600,7 @@ mailbox_next_modseq(struct store *st, int64_t mbox_id, uint64_t *modseq,
 }
 
 /* Reads one message's row; *blob_id too when wanted. */
-static enum store_err
+enum store_err
 message_row(struct store *st, int64_t mbox_id, uint32_t uid,
     struct store_message *m, int64_t *blob_id)
 {
@@ -2241,132 +2156,6 @@ store_mailbox_subscribe(struct store *st, const char *user,
 	return op_end(st, replog_append(st, &r));
 }
 
-/* --- Replication: the log as read by sync.c, and the replica's apply ---- */
-
-/* Copies text column i into dst (cap bytes), "" for NULL. */
-static void
-column_text(sqlite3_stmt *s, int i, char *dst, size_t cap)
-{
-	const unsigned char	*t = sqlite3_column_text(s, i);
-
-	snprintf(dst, cap, "%s", t != NULL ? (const char *)t : "");
-}
-
-/* Copies blob column i (exactly n bytes) into dst; returns 1 when there. */
-static int
-column_id(sqlite3_stmt *s, int i, uint8_t *dst, size_t n)
-{
-	if (sqlite3_column_type(s, i) != SQLITE_BLOB ||
-	    (size_t)sqlite3_column_bytes(s, i) != n)
-		return 0;
-	memcpy(dst, sqlite3_column_blob(s, i), n);
-	return 1;
-}
-
-enum store_err
-store_replog_next(struct store *st, int64_t after,
-    struct store_replog_rec *r)
-{
-	sqlite3_stmt	*s;
-	enum store_err	 err;
-
-	if ((s = stmt(st, S_REPLOG_NEXT)) == NULL)
-		return STORE_IO;
-	sqlite3_bind_int64(s, 1, after);
-	if ((err = step_row(st, s, "replog next")) != STORE_OK)
-		return err;
-	memset(r, 0, offsetof(struct store_replog_rec, keywords));
-	r->seq = sqlite3_column_int64(s, 0);
-	r->time = sqlite3_column_int64(s, 1);
-	column_text(s, 2, r->type, sizeof(r->type));
-	column_text(s, 3, r->user, sizeof(r->user));
-	r->has_mailbox = column_id(s, 4, r->mailbox, MAILBOX_ID_LEN);
-	r->uid = (uint32_t)sqlite3_column_int64(s, 5);
-	r->has_guid = column_id(s, 6, r->guid, GUID_LEN);
-	r->modseq = (uint64_t)sqlite3_column_int64(s, 7);
-	r->flags = (uint32_t)sqlite3_column_int64(s, 8);
-	column_text(s, 9, r->keywords, sizeof(r->keywords));
-	r->internaldate = sqlite3_column_int64(s, 10);
-	column_text(s, 11, r->name, sizeof(r->name));
-	column_text(s, 12, r->value, sizeof(r->value));
-	sqlite3_reset(s);
-	return STORE_OK;
-}
-
-int64_t
-store_replog_first(struct store *st)
-{
-	return query_int64(st, S_REPLOG_FIRST);
-}
-
-enum store_err
-store_node_get(struct store *st, struct store_node *n)
-{
-	sqlite3_stmt	*s;
-	enum store_err	 err;
-
-	memset(n, 0, sizeof(*n));
-	if ((s = stmt(st, S_NODE_GET)) == NULL)
-		return STORE_IO;
-	if ((err = step_row(st, s, "node get")) != STORE_OK)
-		return err;
-	column_id(s, 0, n->node_id, NODE_ID_LEN);
-	column_id(s, 1, n->epoch, EPOCH_LEN);
-	column_text(s, 2, n->role, sizeof(n->role));
-	n->has_master = column_id(s, 3, n->master_id, NODE_ID_LEN) &&
-	    column_id(s, 4, n->master_epoch, EPOCH_LEN);
-	n->applied = sqlite3_column_int64(s, 5);
-	sqlite3_reset(s);
-	return STORE_OK;
-}
-
-enum store_err
-store_node_set_role(struct store *st, const char *role)
-{
-	sqlite3_stmt	*s;
-	enum store_err	 err;
-	int		 rc;
-
-	if ((err = op_begin(st)) != STORE_OK)
-		return err;
-	rc = sqlite3_prepare_v2(st->db, "UPDATE node SET role = ?1", -1, &s,
-	    NULL);
-	if (rc != SQLITE_OK)
-		return op_end(st, db_error(st, rc, "node role"));
-	sqlite3_bind_text(s, 1, role, -1, SQLITE_STATIC);
-	rc = sqlite3_step(s);
-	sqlite3_finalize(s);
-	return op_end(st, rc == SQLITE_DONE ? STORE_OK :
-	    db_error(st, rc, "node role"));
-}
-
-/*
- * Makes this node a master with a new epoch (promotion): what it applied
- * stays; replicas that followed the old log see the epoch change.
- */
-enum store_err
-store_node_promote(struct store *st)
-{
-	sqlite3_stmt	*s;
-	enum store_err	 err;
-	uint8_t		 epoch[EPOCH_LEN];
-	int		 rc;
-
-	if (crypto_random(epoch, sizeof(epoch)) < 0)
-		return STORE_IO;
-	if ((err = op_begin(st)) != STORE_OK)
-		return err;
-	rc = sqlite3_prepare_v2(st->db, "UPDATE node SET role = 'master', "
-	    "epoch = ?1", -1, &s, NULL);
-	if (rc != SQLITE_OK)
-		return op_end(st, db_error(st, rc, "node promote"));
-	sqlite3_bind_blob(s, 1, epoch, sizeof(epoch), SQLITE_STATIC);
-	rc = sqlite3_step(s);
-	sqlite3_finalize(s);
-	return op_end(st, rc == SQLITE_DONE ? STORE_OK :
-	    db_error(st, rc, "node promote"));
-}
-
 /* Copies the WAL into the database and truncates it; no write open. */
 enum store_err
 store_checkpoint(struct store *st)
@@ -2380,23 +2169,7 @@ store_checkpoint(struct store *st)
 	return rc == SQLITE_OK ? STORE_OK : db_error(st, rc, "checkpoint");
 }
 
-enum store_err
-store_node_applied(struct store *st, const uint8_t *master_id,
-    const uint8_t *epoch, int64_t pos)
-{
-	sqlite3_stmt	*s;
-	enum store_err	 err;
-
-	if ((err = op_begin(st)) != STORE_OK)
-		return err;
-	if ((s = stmt(st, S_NODE_APPLIED)) == NULL)
-		return op_end(st, STORE_IO);
-	sqlite3_bind_blob(s, 1, master_id, NODE_ID_LEN, SQLITE_STATIC);
-	sqlite3_bind_blob(s, 2, epoch, EPOCH_LEN, SQLITE_STATIC);
-	sqlite3_bind_int64(s, 3, pos);
-	return op_end(st, step_done(st, s, "node applied"));
-}
-
+/* Opens the replica's batch savepoint (inside a write transaction). */
 enum store_err
 store_batch_begin(struct store *st)
 {
@@ -2420,485 +2193,4 @@ store_batch_end(struct store *st, enum store_err err)
 	exec(st, "ROLLBACK TO batch");
 	exec(st, "RELEASE batch");
 	return err;
-}
-
-enum store_err
-store_mailbox_by_uniqueid(struct store *st, const uint8_t *uniqueid,
-    struct store_mailbox *out, char user[USER_MAX_NAME + 1])
-{
-	sqlite3_stmt	*s;
-	enum store_err	 err;
-
-	if ((s = stmt(st, S_MBOX_BY_UNIQUEID)) == NULL)
-		return STORE_IO;
-	sqlite3_bind_blob(s, 1, uniqueid, MAILBOX_ID_LEN, SQLITE_STATIC);
-	if ((err = step_row(st, s, "mailbox by uniqueid")) != STORE_OK)
-		return err;
-	mailbox_from_row(s, out);
-	if (user != NULL)
-		column_text(s, 9, user, USER_MAX_NAME + 1);
-	sqlite3_reset(s);
-	return STORE_OK;
-}
-
-enum store_err
-store_apply_user_add(struct store *st, const char *name, const char *pwhash,
-    enum store_apply *what)
-{
-	sqlite3_stmt	*s;
-	enum store_err	 err;
-	int64_t		 id;
-	struct replog_rec r = { .type = "user.add" };
-
-	if (!user_name_valid(name))
-		return STORE_INVALID;
-	if ((err = op_begin(st)) != STORE_OK)
-		return err;
-	if (user_lookup(st, name, &id, NULL) == STORE_OK) {
-		/* Already here: the master's password wins. */
-		*what = APPLY_SAME;
-		return op_end(st, store_user_set_password(st, name, pwhash));
-	}
-	*what = APPLY_DONE;
-	if ((s = stmt(st, S_USER_ADD)) == NULL)
-		return op_end(st, STORE_IO);
-	sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
-	sqlite3_bind_text(s, 2, pwhash, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(s, 3, time(NULL));
-	if ((err = step_done(st, s, "user add")) != STORE_OK)
-		return op_end(st, err);
-	r.user = name;
-	r.value = pwhash;
-	return op_end(st, replog_append(st, &r));
-}
-
-enum store_err
-store_apply_mailbox_create(struct store *st, const char *user,
-    const uint8_t *uniqueid, const char *name, uint32_t uidvalidity,
-    const char *special_use, int subscribed, enum store_apply *what)
-{
-	struct store_mailbox	 mb;
-	sqlite3_stmt		*s;
-	enum store_err		 err;
-	int64_t			 user_id;
-	char			 canon[USER_MAX_NAME + 1];
-	struct replog_rec	 r = { .type = "mailbox.create" };
-
-	if (!mailbox_name_valid(name) || uidvalidity == 0)
-		return STORE_INVALID;
-	if ((err = op_begin(st)) != STORE_OK)
-		return err;
-	if ((err = store_mailbox_by_uniqueid(st, uniqueid, &mb, NULL)) !=
-	    STORE_NOTFOUND) {
-		*what = APPLY_SAME;
-		return op_end(st, err);
-	}
-	if ((err = user_lookup(st, user, &user_id, canon)) != STORE_OK) {
-		*what = APPLY_ABSENT;
-		return op_end(st, err == STORE_NOTFOUND ? STORE_OK : err);
-	}
-	if (store_mailbox_get(st, canon, name, &mb) == STORE_OK) {
-		/* Same name, another identity: reconciliation's business. */
-		*what = APPLY_CONFLICT;
-		return op_end(st, STORE_OK);
-	}
-	*what = APPLY_DONE;
-	if ((s = stmt(st, S_MBOX_ADD_AT)) == NULL)
-		return op_end(st, STORE_IO);
-	sqlite3_bind_blob(s, 1, uniqueid, MAILBOX_ID_LEN, SQLITE_STATIC);
-	sqlite3_bind_int64(s, 2, user_id);
-	sqlite3_bind_text(s, 3, name, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(s, 4, uidvalidity);
-	sqlite3_bind_text(s, 5, special_use, -1, SQLITE_STATIC);
-	sqlite3_bind_int(s, 6, subscribed != 0);
-	if ((err = step_done(st, s, "mailbox create at")) != STORE_OK)
-		return op_end(st, err);
-	/* A promoted replica must never reuse the master's UIDVALIDITY. */
-	if ((s = stmt(st, S_NODE_UIDV_MAX)) == NULL)
-		return op_end(st, STORE_IO);
-	sqlite3_bind_int64(s, 1, uidvalidity);
-	if ((err = step_done(st, s, "uidvalidity max")) != STORE_OK)
-		return op_end(st, err);
-	r.user = canon;
-	r.flags = subscribed != 0;
-	r.mailbox = uniqueid;
-	r.name = name;
-	r.uid = uidvalidity;
-	r.value = special_use;
-	return op_end(st, replog_append(st, &r));
-}
-
-enum store_err
-store_apply_mailbox_rename(struct store *st, const uint8_t *uniqueid,
-    const char *name, enum store_apply *what)
-{
-	struct store_mailbox	 mb;
-	sqlite3_stmt		*s;
-	enum store_err		 err;
-	char			 user[USER_MAX_NAME + 1];
-	struct replog_rec	 r = { .type = "mailbox.rename" };
-
-	if (!mailbox_name_valid(name))
-		return STORE_INVALID;
-	if ((err = op_begin(st)) != STORE_OK)
-		return err;
-	if ((err = store_mailbox_by_uniqueid(st, uniqueid, &mb, user)) !=
-	    STORE_OK) {
-		*what = APPLY_ABSENT;
-		return op_end(st, err == STORE_NOTFOUND ? STORE_OK : err);
-	}
-	if (strcmp(mb.name, name) == 0) {
-		*what = APPLY_SAME;
-		return op_end(st, STORE_OK);
-	}
-	*what = APPLY_DONE;
-	if ((s = stmt(st, S_MBOX_RENAME_ONE)) == NULL)
-		return op_end(st, STORE_IO);
-	sqlite3_bind_int64(s, 1, mb.id);
-	sqlite3_bind_text(s, 2, name, -1, SQLITE_STATIC);
-	if ((err = step_done(st, s, "rename")) != STORE_OK)
-		return op_end(st, err);
-	r.user = user;
-	r.mailbox = uniqueid;
-	r.name = name;
-	return op_end(st, replog_append(st, &r));
-}
-
-enum store_err
-store_apply_mailbox_delete(struct store *st, const uint8_t *uniqueid,
-    enum store_apply *what)
-{
-	struct store_mailbox	 mb;
-	enum store_err		 err;
-	char			 user[USER_MAX_NAME + 1];
-
-	if ((err = store_mailbox_by_uniqueid(st, uniqueid, &mb, user)) !=
-	    STORE_OK) {
-		*what = APPLY_ABSENT;
-		return err == STORE_NOTFOUND ? STORE_OK : err;
-	}
-	*what = APPLY_DONE;
-	return store_mailbox_delete(st, user, mb.name);
-}
-
-enum store_err
-store_apply_subscribe(struct store *st, const uint8_t *uniqueid,
-    int subscribed, enum store_apply *what)
-{
-	struct store_mailbox	 mb;
-	enum store_err		 err;
-	char			 user[USER_MAX_NAME + 1];
-
-	if ((err = store_mailbox_by_uniqueid(st, uniqueid, &mb, user)) !=
-	    STORE_OK) {
-		*what = APPLY_ABSENT;
-		return err == STORE_NOTFOUND ? STORE_OK : err;
-	}
-	*what = APPLY_DONE;
-	return store_mailbox_subscribe(st, user, mb.name, subscribed);
-}
-
-/* A mailbox's local id by uniqueid: the apply path's cheap look-up. */
-static enum store_err
-mailbox_local_id(struct store *st, const uint8_t *uniqueid, int64_t *id)
-{
-	sqlite3_stmt	*s;
-	enum store_err	 err;
-
-	if ((s = stmt(st, S_MBOX_ID_BY_UNIQUEID)) == NULL)
-		return STORE_IO;
-	sqlite3_bind_blob(s, 1, uniqueid, MAILBOX_ID_LEN, SQLITE_STATIC);
-	if ((err = step_row(st, s, "mailbox id")) != STORE_OK)
-		return err;
-	*id = sqlite3_column_int64(s, 0);
-	sqlite3_reset(s);
-	return STORE_OK;
-}
-
-/* Moves a mailbox's uidnext past uid (UIDs only grow). */
-static enum store_err
-uidnext_past(struct store *st, int64_t mbox_id, uint32_t uid)
-{
-	sqlite3_stmt	*s;
-
-	if ((s = stmt(st, S_MBOX_UIDNEXT_MAX)) == NULL)
-		return STORE_IO;
-	sqlite3_bind_int64(s, 1, mbox_id);
-	sqlite3_bind_int64(s, 2, uid);
-	return step_done(st, s, "uidnext max");
-}
-
-/*
- * The GUID check shared by append, flags and expunge: looks uid up in
- * the mailbox.  *what is APPLY_ABSENT, APPLY_SAME (same guid) or
- * APPLY_CONFLICT (local_guid filled).
- */
-static enum store_err
-guid_check(struct store *st, int64_t mbox_id, uint32_t uid,
-    const uint8_t *guid, struct store_message *m, enum store_apply *what,
-    uint8_t local_guid[GUID_LEN])
-{
-	enum store_err	 err;
-
-	err = message_row(st, mbox_id, uid, m, NULL);
-	if (err == STORE_NOTFOUND) {
-		*what = APPLY_ABSENT;
-		return STORE_OK;
-	}
-	if (err != STORE_OK)
-		return err;
-	if (memcmp(m->guid, guid, GUID_LEN) == 0) {
-		*what = APPLY_SAME;
-		return STORE_OK;
-	}
-	memcpy(local_guid, m->guid, GUID_LEN);
-	*what = APPLY_CONFLICT;
-	return STORE_OK;
-}
-
-enum store_err
-store_apply_append(struct store *st, const uint8_t *uniqueid, uint32_t uid,
-    const uint8_t *guid, uint32_t flags, const char *keywords,
-    int64_t internaldate, const struct store_blob_in *b,
-    enum store_apply *what, uint8_t local_guid[GUID_LEN])
-{
-	struct store_mailbox	 mb;
-	struct store_message	 m;
-	sqlite3_stmt		*s;
-	enum store_err		 err;
-	int64_t			 blob_id = 0;
-	uint64_t		 modseq;
-	int			 rc;
-	struct replog_rec	 r = { .type = "message.append" };
-
-	if (uid == 0 || uid == UINT32_MAX ||
-	    (keywords != NULL && strlen(keywords) >= STORE_MAX_KEYWORDS))
-		return STORE_INVALID;
-	if ((err = op_begin(st)) != STORE_OK)
-		return err;
-	if ((err = mailbox_local_id(st, uniqueid, &mb.id)) != STORE_OK) {
-		*what = APPLY_ABSENT;
-		return op_end(st, err == STORE_NOTFOUND ? STORE_OK : err);
-	}
-	if ((err = guid_check(st, mb.id, uid, guid, &m, what, local_guid)) !=
-	    STORE_OK || *what == APPLY_CONFLICT)
-		return op_end(st, err);
-	if (*what == APPLY_SAME) {
-		/* Flags merge: the master's record is the newer word. */
-		if (m.flags == flags && strcmp(m.keywords, keywords ?
-		    keywords : "") == 0)
-			return op_end(st, STORE_OK);
-		return op_end(st, store_message_set_flags(st, mb.id, uid,
-		    flags, keywords, &modseq));
-	}
-	if (b != NULL)
-		err = blob_put(st, b, &blob_id);
-	else {
-		/* No body sent: usable only when the bytes are here already. */
-		if ((s = stmt(st, S_BLOB_FIND)) == NULL)
-			return op_end(st, STORE_IO);
-		sqlite3_bind_blob(s, 1, guid, GUID_LEN, SQLITE_STATIC);
-		rc = sqlite3_step(s);
-		if (rc == SQLITE_ROW)
-			blob_id = sqlite3_column_int64(s, 0);
-		sqlite3_reset(s);
-		if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-			return op_end(st, db_error(st, rc, "blob find"));
-		if (rc == SQLITE_DONE) {
-			*what = APPLY_ABSENT;
-			return op_end(st, uidnext_past(st, mb.id, uid));
-		}
-	}
-	if (err != STORE_OK)
-		return op_end(st, err);
-	*what = APPLY_DONE;
-	if ((s = stmt(st, S_MBOX_BUMP_TO)) == NULL)
-		return op_end(st, STORE_IO);
-	sqlite3_bind_int64(s, 1, mb.id);
-	sqlite3_bind_int64(s, 2, uid);
-	if ((err = step_row(st, s, "uidnext to")) != STORE_OK)
-		return op_end(st, err);
-	modseq = (uint64_t)sqlite3_column_int64(s, 0);
-	sqlite3_reset(s);
-	if ((s = stmt(st, S_MSG_ADD)) == NULL)
-		return op_end(st, STORE_IO);
-	sqlite3_bind_int64(s, 1, mb.id);
-	sqlite3_bind_int64(s, 2, uid);
-	sqlite3_bind_int64(s, 3, blob_id);
-	sqlite3_bind_int64(s, 4, (sqlite3_int64)modseq);
-	sqlite3_bind_int64(s, 5, flags);
-	sqlite3_bind_text(s, 6, keywords ? keywords : "", -1, SQLITE_STATIC);
-	sqlite3_bind_int64(s, 7, internaldate);
-	if ((err = step_done(st, s, "message add at")) != STORE_OK)
-		return op_end(st, err);
-	r.mailbox = uniqueid;
-	r.uid = uid;
-	r.guid = guid;
-	r.modseq = modseq;
-	r.flags = flags;
-	r.keywords = keywords;
-	r.internaldate = internaldate;
-	return op_end(st, replog_append(st, &r));
-}
-
-enum store_err
-store_apply_flags(struct store *st, const uint8_t *uniqueid, uint32_t uid,
-    const uint8_t *guid, uint32_t flags, const char *keywords,
-    enum store_apply *what, uint8_t local_guid[GUID_LEN])
-{
-	struct store_mailbox	 mb;
-	struct store_message	 m;
-	enum store_err		 err;
-	uint64_t		 modseq;
-
-	if ((err = mailbox_local_id(st, uniqueid, &mb.id)) != STORE_OK) {
-		*what = APPLY_ABSENT;
-		return err == STORE_NOTFOUND ? STORE_OK : err;
-	}
-	if ((err = guid_check(st, mb.id, uid, guid, &m, what, local_guid)) !=
-	    STORE_OK || *what != APPLY_SAME)
-		return err;
-	*what = APPLY_DONE;
-	return store_message_set_flags(st, mb.id, uid, flags, keywords,
-	    &modseq);
-}
-
-enum store_err
-store_apply_expunge(struct store *st, const uint8_t *uniqueid, uint32_t uid,
-    const uint8_t *guid, enum store_apply *what,
-    uint8_t local_guid[GUID_LEN])
-{
-	struct store_mailbox	 mb;
-	struct store_message	 m;
-	enum store_err		 err;
-
-	if ((err = mailbox_local_id(st, uniqueid, &mb.id)) != STORE_OK) {
-		*what = APPLY_ABSENT;
-		return err == STORE_NOTFOUND ? STORE_OK : err;
-	}
-	if ((err = guid_check(st, mb.id, uid, guid, &m, what, local_guid)) !=
-	    STORE_OK || *what == APPLY_CONFLICT)
-		return err;
-	if (*what == APPLY_ABSENT) {
-		if ((err = op_begin(st)) != STORE_OK)
-			return err;
-		return op_end(st, uidnext_past(st, mb.id, uid));
-	}
-	*what = APPLY_DONE;
-	return store_message_expunge(st, mb.id, uid);
-}
-
-enum store_err
-store_replica_update(struct store *st, const struct store_replica *r)
-{
-	sqlite3_stmt	*s;
-	enum store_err	 err;
-
-	if ((err = op_begin(st)) != STORE_OK)
-		return err;
-	if ((s = stmt(st, S_REPLICA_PUT)) == NULL)
-		return op_end(st, STORE_IO);
-	sqlite3_bind_text(s, 1, r->name, -1, SQLITE_STATIC);
-	sqlite3_bind_blob(s, 2, r->node_id, NODE_ID_LEN, SQLITE_STATIC);
-	sqlite3_bind_int64(s, 3, r->acked);
-	sqlite3_bind_int64(s, 4, r->last_seen);
-	sqlite3_bind_int(s, 5, r->connected);
-	return op_end(st, step_done(st, s, "replica update"));
-}
-
-enum store_err
-store_replica_foreach(struct store *st,
-    int (*cb)(void *, const struct store_replica *), void *arg)
-{
-	struct store_replica	 r;
-	sqlite3_stmt		*s;
-	int			 rc;
-
-	if ((s = stmt(st, S_REPLICA_LIST)) == NULL)
-		return STORE_IO;
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		memset(&r, 0, sizeof(r));
-		column_text(s, 0, r.name, sizeof(r.name));
-		column_id(s, 1, r.node_id, NODE_ID_LEN);
-		r.acked = sqlite3_column_int64(s, 2);
-		r.last_seen = sqlite3_column_int64(s, 3);
-		r.connected = sqlite3_column_int(s, 4);
-		if (cb(arg, &r) != 0)
-			break;
-	}
-	sqlite3_reset(s);
-	return rc == SQLITE_ROW || rc == SQLITE_DONE ? STORE_OK :
-	    db_error(st, rc, "replica list");
-}
-
-enum store_err
-store_conflict_add(struct store *st, struct store_conflict *c)
-{
-	sqlite3_stmt	*s;
-	enum store_err	 err;
-
-	if ((err = op_begin(st)) != STORE_OK)
-		return err;
-	if ((s = stmt(st, S_CONFLICT_ADD)) == NULL)
-		return op_end(st, STORE_IO);
-	c->time = time(NULL);
-	sqlite3_bind_int64(s, 1, c->time);
-	sqlite3_bind_text(s, 2, c->user, -1, SQLITE_STATIC);
-	sqlite3_bind_blob(s, 3, c->mailbox, MAILBOX_ID_LEN, SQLITE_STATIC);
-	sqlite3_bind_text(s, 4, c->mailbox_name, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(s, 5, c->uid);
-	sqlite3_bind_blob(s, 6, c->local_guid, GUID_LEN, SQLITE_STATIC);
-	sqlite3_bind_blob(s, 7, c->master_guid, GUID_LEN, SQLITE_STATIC);
-	sqlite3_bind_text(s, 8, c->op, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(s, 9, c->master_seq);
-	if ((err = step_done(st, s, "conflict add")) == STORE_OK)
-		c->id = sqlite3_last_insert_rowid(st->db);
-	return op_end(st, err);
-}
-
-int64_t
-store_conflict_count(struct store *st, const uint8_t *uniqueid)
-{
-	sqlite3_stmt	*s;
-	int64_t		 n = -1;
-
-	if ((s = stmt(st, S_CONFLICT_COUNT)) == NULL)
-		return -1;
-	if (uniqueid != NULL)
-		sqlite3_bind_blob(s, 1, uniqueid, MAILBOX_ID_LEN,
-		    SQLITE_STATIC);
-	if (sqlite3_step(s) == SQLITE_ROW)
-		n = sqlite3_column_int64(s, 0);
-	sqlite3_reset(s);
-	return n;
-}
-
-enum store_err
-store_conflict_foreach(struct store *st,
-    int (*cb)(void *, const struct store_conflict *), void *arg)
-{
-	struct store_conflict	 c;
-	sqlite3_stmt		*s;
-	int			 rc;
-
-	if ((s = stmt(st, S_CONFLICT_LIST)) == NULL)
-		return STORE_IO;
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		memset(&c, 0, sizeof(c));
-		c.id = sqlite3_column_int64(s, 0);
-		c.time = sqlite3_column_int64(s, 1);
-		column_text(s, 2, c.user, sizeof(c.user));
-		column_id(s, 3, c.mailbox, MAILBOX_ID_LEN);
-		column_text(s, 4, c.mailbox_name, sizeof(c.mailbox_name));
-		c.uid = (uint32_t)sqlite3_column_int64(s, 5);
-		column_id(s, 6, c.local_guid, GUID_LEN);
-		column_id(s, 7, c.master_guid, GUID_LEN);
-		column_text(s, 8, c.op, sizeof(c.op));
-		c.master_seq = sqlite3_column_int64(s, 9);
-		if (cb(arg, &c) != 0)
-			break;
-	}
-	sqlite3_reset(s);
-	return rc == SQLITE_ROW || rc == SQLITE_DONE ? STORE_OK :
-	    db_error(st, rc, "conflict list");
 }

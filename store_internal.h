@@ -1,0 +1,126 @@
+/*
+ * store_internal.h — what store.c and store_repl.c share: the store's
+ * struct, its prepared statements and the helpers every operation uses.
+ * Nothing outside the store module includes this; store.h is the API.
+ */
+#ifndef MAILREPD_STORE_INTERNAL_H
+#define MAILREPD_STORE_INTERNAL_H
+
+#include <sqlite3.h>
+
+#include "store.h"
+
+/* Every statement the store runs more than once, prepared once. */
+enum stmt_id {
+	S_USER_ADD,
+	S_USER_FIND,
+	S_USER_DEL,
+	S_USER_SETPW,
+	S_USER_LIST,
+	S_MBOX_GET,
+	S_MBOX_ADD,
+	S_MBOX_TARGET,
+	S_MBOX_LIST,
+	S_MBOX_BUMP,
+	S_MBOX_OF_USER,
+	S_MBOX_DEL_USER,
+	S_MBOX_GONE,
+	S_NODE_UIDVALIDITY,
+	S_BLOB_FIND,
+	S_BLOB_ADD,
+	S_CHUNK_ADD,
+	S_CHUNK_GET,
+	S_MSG_ADD,
+	S_MSG_LIST,
+	S_MSG_EXPUNGE_ALL,
+	S_MSG_DEL_ALL,
+	S_BLOB_GC_CHUNKS,
+	S_BLOB_GC,
+	S_REPLOG_ADD,
+	S_REPLOG_HEAD,
+	S_MBOX_RENAME_ONE,
+	S_MBOX_SUBSCRIBE,
+	S_MBOX_DELETE,
+	S_MBOX_MODSEQ,
+	S_MBOX_CHILDREN,
+	S_MSG_GET,
+	S_MSG_SET_FLAGS,
+	S_MSG_DEL,
+	S_EXPUNGED_ADD,
+	S_MSG_CHANGED,
+	S_EXPUNGED_SINCE,
+	S_BLOB_META,
+	S_MBOX_STATE,
+	S_BLOB_UNUSED_CHUNKS,
+	S_BLOB_UNUSED,
+	S_REPLOG_NEXT,
+	S_REPLOG_FIRST,
+	S_NODE_GET,
+	S_NODE_APPLIED,
+	S_NODE_UIDV_MAX,
+	S_MBOX_BY_UNIQUEID,
+	S_MBOX_ID_BY_UNIQUEID,
+	S_MBOX_ADD_AT,
+	S_MBOX_BUMP_TO,
+	S_MBOX_UIDNEXT_MAX,
+	S_REPLICA_PUT,
+	S_REPLICA_LIST,
+	S_CONFLICT_ADD,
+	S_CONFLICT_COUNT,
+	S_CONFLICT_LIST,
+	NSTMT
+};
+
+struct store {
+	sqlite3		*db;
+	sqlite3_stmt	*stmts[NSTMT];
+	int		 in_txn;	/* a write transaction is open */
+	int		 in_read;	/* a read snapshot is open */
+	uint8_t		*raw;		/* BLOB_CHUNK_SIZE scratch */
+	uint8_t		*packed;	/* compressBound(BLOB_CHUNK_SIZE) */
+	size_t		 packed_cap;
+	char		 keywords[STORE_MAX_KEYWORDS]; /* of message_row() */
+	struct store_blob_reader *readers;	/* open blob readers */
+};
+
+/* A replication record, as handed to replog_append(). */
+struct replog_rec {
+	const char	*type;
+	const char	*user;
+	const uint8_t	*mailbox;	/* uniqueid, or NULL */
+	uint32_t	 uid;
+	const uint8_t	*guid;		/* or NULL */
+	uint64_t	 modseq;
+	uint32_t	 flags;
+	const char	*keywords;
+	int64_t		 internaldate;
+	const char	*name;
+	const char	*value;
+};
+
+
+/*
+ * The helpers below live in store.c.  Each statement comes from stmt()
+ * (prepared once, reset after use); every write runs between op_begin()
+ * and op_end(), which joins the group-commit transaction when one is
+ * open; every mutation calls replog_append() in that same transaction.
+ */
+sqlite3_stmt	*stmt(struct store *, enum stmt_id);
+enum store_err	 db_error(struct store *, int rc, const char *what);
+enum store_err	 step_done(struct store *, sqlite3_stmt *, const char *what);
+enum store_err	 step_row(struct store *, sqlite3_stmt *, const char *what);
+int64_t		 query_int64(struct store *, enum stmt_id);
+enum store_err	 op_begin(struct store *);
+enum store_err	 op_end(struct store *, enum store_err);
+enum store_err	 replog_append(struct store *, const struct replog_rec *);
+enum store_err	 user_lookup(struct store *, const char *name, int64_t *id,
+		    char *canon);
+int		 user_name_valid(const char *name);
+int		 mailbox_name_valid(const char *name);
+void		 mailbox_from_row(sqlite3_stmt *, struct store_mailbox *);
+enum store_err	 message_row(struct store *, int64_t mbox_id, uint32_t uid,
+		    struct store_message *, int64_t *blob_id);
+enum store_err	 blob_put(struct store *, const struct store_blob_in *,
+		    int64_t *blob_id);
+
+#endif /* MAILREPD_STORE_INTERNAL_H */
