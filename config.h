@@ -112,6 +112,12 @@
 #define SYNC_HANDSHAKE_TIMEOUT	10	/* seconds to authenticate */
 #define SYNC_PING_INTERVAL	15	/* seconds between keep-alives */
 #define SYNC_DEAD_AFTER		60	/* seconds of silence before a peer is dropped */
+#define SYNC_PURGE_BATCH	10000	/* log records purged per statement */
+#define SYNC_PURGE_MAX		4	/* purge statements per purge run */
+#define SYNC_PURGE_INTERVAL	5	/* seconds between log purges */
+#define SYNC_RECON_CHUNK	1024	/* messages compared per round trip */
+#define SYNC_RECON_MAX_MAILBOXES 100000 /* mailboxes in a replica's inventory */
+#define DEFAULT_REPL_LOG_RETENTION (7 * 86400) /* seconds a log record is kept */
 #define SYNC_STATUS_INTERVAL	5	/* seconds between acked-position writes */
 #define STORE_MAX_VALUE		512	/* bytes of a log record's value (hash, use) */
 

@@ -88,6 +88,10 @@ static const struct setting table[] = {
 	    0, NULL, "shared secret of the replication channel (mode 600)" },
 	{ "conflict-notify", SET_STRING, OFF(conflict_notify), NULL, 0, 0, 0,
 	    NULL, "command run (sh -c) for each GUID conflict" },
+	{ "repl-log-retention", SET_LONG, OFF(repl_log_retention),
+	    NULL, DEFAULT_REPL_LOG_RETENTION, 0, 10L * 366 * 86400, NULL,
+	    "seconds a log record waits for a replica that has not taken it; "
+	    "a replica further behind reconciles in full" },
 	{ "drain-timeout", SET_LONG, OFF(drain_timeout),
 	    NULL, DEFAULT_DRAIN_TIMEOUT, 1, 3600, NULL,
 	    "seconds a SIGQUIT drain waits for sessions and replicas" },

@@ -32,6 +32,7 @@ struct settings {
 	char	*replicate_from;	/* --replicate-from HOST:PORT */
 	char	*repl_secret_file;	/* --repl-secret-file */
 	char	*conflict_notify;	/* --conflict-notify CMD */
+	long	 repl_log_retention;	/* seconds a log record is kept */
 	long	 drain_timeout;		/* seconds, SIGQUIT drain bound */
 	char	*shutdown_command;	/* commands, one a line, or NULL */
 	int	 syslog;		/* log to syslog instead of stderr */

@@ -230,7 +230,9 @@ static const char *const stmt_sql[NSTMT] = {
 	[S_REPLOG_ADD] = "INSERT INTO replog (time, type, user, mailbox, uid, "
 	    "guid, modseq, flags, keywords, internaldate, name, value) "
 	    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-	[S_REPLOG_HEAD] = "SELECT coalesce(max(seq), 0) FROM replog",
+	/* sqlite_sequence: the head survives purging every record. */
+	[S_REPLOG_HEAD] = "SELECT coalesce((SELECT seq FROM sqlite_sequence "
+	    "WHERE name = 'replog'), 0)",
 	[S_MBOX_RENAME_ONE] = "UPDATE mailbox SET name = ?2 WHERE id = ?1",
 	[S_MBOX_SUBSCRIBE] = "UPDATE mailbox SET subscribed = ?2 WHERE id = ?1",
 	[S_MBOX_DELETE] = "DELETE FROM mailbox WHERE id = ?1",
@@ -293,13 +295,34 @@ static const char *const stmt_sql[NSTMT] = {
 	    "connected = excluded.connected",
 	[S_REPLICA_LIST] = "SELECT name, node_id, acked, last_seen, connected "
 	    "FROM replica ORDER BY name",
+	/* The same pair met again (a replayed record) is not a new one. */
 	[S_CONFLICT_ADD] = "INSERT INTO conflict (time, user, mailbox, "
 	    "mailbox_name, uid, local_guid, master_guid, op, master_seq) "
-	    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+	    "SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9 WHERE NOT EXISTS "
+	    "(SELECT 1 FROM conflict WHERE resolved = 0 AND mailbox = ?3 AND "
+	    "uid = ?5 AND local_guid = ?6 AND master_guid = ?7)",
 	[S_CONFLICT_COUNT] = "SELECT count(*) FROM conflict WHERE resolved = 0 "
 	    "AND (?1 IS NULL OR mailbox = ?1)",
 	[S_CONFLICT_LIST] = "SELECT id, time, user, mailbox, mailbox_name, uid, "
 	    "local_guid, master_guid, op, master_seq FROM conflict ORDER BY id",
+	[S_MSG_RANGE] = "SELECT m.uid, b.guid, m.modseq, m.flags, m.keywords, "
+	    "m.internaldate, b.size FROM message m JOIN blob b "
+	    "ON b.id = m.blob_id WHERE m.mailbox_id = ?1 AND m.uid > ?2 AND "
+	    "m.uid <= ?3 ORDER BY m.uid LIMIT ?4",
+	[S_EXPUNGED_GUID] = "SELECT guid FROM expunged WHERE mailbox = ?1 "
+	    "AND uid = ?2",
+	[S_MBOX_GONE_GET] = "SELECT 1 FROM mailbox_gone WHERE uniqueid = ?1",
+	/* A prefix of the log: acknowledged by all, or past retention. */
+	/*
+	 * Purges a prefix of the log, at most ?3 records: up to the first
+	 * one that is neither acknowledged by all (?1) nor past retention
+	 * (?2).  A prefix, so the rest of the log has no gaps.
+	 */
+	[S_REPLOG_PURGE] = "DELETE FROM replog WHERE seq < (SELECT "
+	    "coalesce(min(CASE WHEN seq > ?1 AND time >= ?2 THEN seq END), "
+	    "max(seq) + 1) FROM (SELECT seq, time FROM replog ORDER BY seq "
+	    "LIMIT ?3))",
+	[S_MBOX_ALL] = "SELECT uniqueid FROM mailbox ORDER BY id",
 };
 
 struct store_blob_reader {
@@ -1305,7 +1328,7 @@ store_deliver(struct store *st, const struct store_blob_in *b,
  * Steps a bound statement whose columns are those of S_MSG_LIST (uid,
  * guid, modseq, flags, keywords, internaldate, size), calling cb per row.
  */
-static enum store_err
+enum store_err
 message_walk(struct store *st, sqlite3_stmt *s,
     int (*cb)(void *, const struct store_message *), void *arg,
     const char *what)

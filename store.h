@@ -393,6 +393,35 @@ enum store_err	store_mailbox_by_uniqueid(struct store *,
 		    const uint8_t *uniqueid, struct store_mailbox *out,
 		    char user[USER_MAX_NAME + 1]);
 
+/*
+ * Full reconciliation (DESIGN.md): a mailbox's digest is the SHA-256 of
+ * its (uid, flags, guid, keywords) list in UID order, equal on two nodes
+ * exactly when the lists are; modseqs are each node's own and left out.
+ */
+enum store_err	store_mailbox_digest(struct store *, int64_t mailbox_id,
+		    uint8_t digest[GUID_LEN]);
+/* Messages with after < uid <= upto in UID order, at most limit of them. */
+enum store_err	store_message_range(struct store *, int64_t mailbox_id,
+		    uint32_t after, uint32_t upto, int limit,
+		    int (*cb)(void *, const struct store_message *), void *arg);
+/* The guid an expunged uid had (its tombstone), or STORE_NOTFOUND. */
+enum store_err	store_tombstone_guid(struct store *, const uint8_t *uniqueid,
+		    uint32_t uid, uint8_t guid[GUID_LEN]);
+/* Whether a mailbox with this uniqueid was deleted here (tombstone). */
+int		store_mailbox_was_deleted(struct store *,
+		    const uint8_t *uniqueid);
+/*
+ * Purges the oldest records, at most SYNC_PURGE_BATCH: those up to
+ * position upto (acknowledged by every replica) and those older than
+ * `before` (a time), always a prefix so that what remains has no gaps;
+ * *purged counts them.  The head position survives an empty log.
+ */
+enum store_err	store_replog_purge(struct store *, int64_t upto,
+		    int64_t before, int64_t *purged);
+/* Calls cb with the uniqueid of every mailbox of every user. */
+enum store_err	store_mailbox_ids(struct store *,
+		    int (*cb)(void *, const uint8_t *uniqueid), void *arg);
+
 /* A replica as its master knows it. */
 struct store_replica {
 	char		 name[256];
@@ -419,6 +448,7 @@ struct store_conflict {
 	char		 op[32];		/* the master's record type */
 	int64_t		 master_seq;
 };
+/* STORE_EXISTS when the same unresolved pair is recorded already. */
 enum store_err	store_conflict_add(struct store *, struct store_conflict *);
 /* Unresolved conflicts in one mailbox (uniqueid), or in all (NULL). */
 int64_t		store_conflict_count(struct store *, const uint8_t *uniqueid);

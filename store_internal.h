@@ -68,6 +68,11 @@ enum stmt_id {
 	S_CONFLICT_ADD,
 	S_CONFLICT_COUNT,
 	S_CONFLICT_LIST,
+	S_MSG_RANGE,
+	S_EXPUNGED_GUID,
+	S_MBOX_GONE_GET,
+	S_REPLOG_PURGE,
+	S_MBOX_ALL,
 	NSTMT
 };
 
@@ -120,6 +125,9 @@ int		 mailbox_name_valid(const char *name);
 void		 mailbox_from_row(sqlite3_stmt *, struct store_mailbox *);
 enum store_err	 message_row(struct store *, int64_t mbox_id, uint32_t uid,
 		    struct store_message *, int64_t *blob_id);
+enum store_err	 message_walk(struct store *, sqlite3_stmt *,
+		    int (*cb)(void *, const struct store_message *), void *arg,
+		    const char *what);
 enum store_err	 blob_put(struct store *, const struct store_blob_in *,
 		    int64_t *blob_id);
 

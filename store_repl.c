@@ -588,7 +588,10 @@ store_conflict_add(struct store *st, struct store_conflict *c)
 	sqlite3_bind_blob(s, 7, c->master_guid, GUID_LEN, SQLITE_STATIC);
 	sqlite3_bind_text(s, 8, c->op, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(s, 9, c->master_seq);
-	if ((err = step_done(st, s, "conflict add")) == STORE_OK)
+	if ((err = step_done(st, s, "conflict add")) == STORE_OK &&
+	    sqlite3_changes(st->db) == 0)
+		err = STORE_EXISTS;
+	else if (err == STORE_OK)
 		c->id = sqlite3_last_insert_rowid(st->db);
 	return op_end(st, err);
 }
@@ -638,4 +641,129 @@ store_conflict_foreach(struct store *st,
 	sqlite3_reset(s);
 	return rc == SQLITE_ROW || rc == SQLITE_DONE ? STORE_OK :
 	    db_error(st, rc, "conflict list");
+}
+
+/* --- Full reconciliation: what the two sides compare ------------------- */
+
+/* Adds one message to a mailbox digest; stops nothing. */
+static int
+digest_one(void *arg, const struct store_message *m)
+{
+	struct sha256	*h = arg;
+	uint8_t		 b[8];
+
+	b[0] = m->uid >> 24;
+	b[1] = m->uid >> 16;
+	b[2] = m->uid >> 8;
+	b[3] = m->uid;
+	b[4] = m->flags >> 24;
+	b[5] = m->flags >> 16;
+	b[6] = m->flags >> 8;
+	b[7] = m->flags;
+	crypto_sha256_update(h, b, 8);
+	crypto_sha256_update(h, m->guid, GUID_LEN);
+	crypto_sha256_update(h, m->keywords ? m->keywords : "",
+	    strlen(m->keywords ? m->keywords : "") + 1);
+	return 0;
+}
+
+enum store_err
+store_mailbox_digest(struct store *st, int64_t mailbox_id,
+    uint8_t digest[GUID_LEN])
+{
+	struct sha256	*h;
+	enum store_err	 err;
+
+	if ((h = crypto_sha256_new()) == NULL)
+		return STORE_IO;
+	err = store_message_foreach(st, mailbox_id, digest_one, h);
+	crypto_sha256_finish(h, digest);
+	return err;
+}
+
+enum store_err
+store_message_range(struct store *st, int64_t mailbox_id, uint32_t after,
+    uint32_t upto, int limit, int (*cb)(void *, const struct store_message *),
+    void *arg)
+{
+	sqlite3_stmt	*s;
+
+	if ((s = stmt(st, S_MSG_RANGE)) == NULL)
+		return STORE_IO;
+	sqlite3_bind_int64(s, 1, mailbox_id);
+	sqlite3_bind_int64(s, 2, after);
+	sqlite3_bind_int64(s, 3, upto);
+	sqlite3_bind_int(s, 4, limit);
+	return message_walk(st, s, cb, arg, "message range");
+}
+
+enum store_err
+store_tombstone_guid(struct store *st, const uint8_t *uniqueid, uint32_t uid,
+    uint8_t guid[GUID_LEN])
+{
+	sqlite3_stmt	*s;
+	enum store_err	 err;
+
+	if ((s = stmt(st, S_EXPUNGED_GUID)) == NULL)
+		return STORE_IO;
+	sqlite3_bind_blob(s, 1, uniqueid, MAILBOX_ID_LEN, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 2, uid);
+	if ((err = step_row(st, s, "tombstone")) != STORE_OK)
+		return err;
+	err = column_id(s, 0, guid, GUID_LEN) ? STORE_OK : STORE_NOTFOUND;
+	sqlite3_reset(s);
+	return err;
+}
+
+int
+store_mailbox_was_deleted(struct store *st, const uint8_t *uniqueid)
+{
+	sqlite3_stmt	*s;
+	enum store_err	 err;
+
+	if ((s = stmt(st, S_MBOX_GONE_GET)) == NULL)
+		return 0;
+	sqlite3_bind_blob(s, 1, uniqueid, MAILBOX_ID_LEN, SQLITE_STATIC);
+	if ((err = step_row(st, s, "mailbox gone")) != STORE_OK)
+		return 0;
+	sqlite3_reset(s);
+	return 1;
+}
+
+enum store_err
+store_replog_purge(struct store *st, int64_t upto, int64_t before,
+    int64_t *purged)
+{
+	sqlite3_stmt	*s;
+	enum store_err	 err;
+
+	*purged = 0;
+	if ((err = op_begin(st)) != STORE_OK)
+		return err;
+	if ((s = stmt(st, S_REPLOG_PURGE)) == NULL)
+		return op_end(st, STORE_IO);
+	sqlite3_bind_int64(s, 1, upto);
+	sqlite3_bind_int64(s, 2, before);
+	sqlite3_bind_int(s, 3, SYNC_PURGE_BATCH);
+	if ((err = step_done(st, s, "log purge")) == STORE_OK)
+		*purged = sqlite3_changes(st->db);
+	return op_end(st, err);
+}
+
+enum store_err
+store_mailbox_ids(struct store *st, int (*cb)(void *, const uint8_t *),
+    void *arg)
+{
+	sqlite3_stmt	*s;
+	uint8_t		 id[MAILBOX_ID_LEN];
+	int		 rc;
+
+	if ((s = stmt(st, S_MBOX_ALL)) == NULL)
+		return STORE_IO;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+		if (column_id(s, 0, id, MAILBOX_ID_LEN) && cb(arg, id) != 0)
+			break;
+	sqlite3_reset(s);
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? STORE_OK :
+	    db_error(st, rc, "mailbox ids");
 }

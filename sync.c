@@ -47,6 +47,7 @@ static struct {
 	struct session	*upstream;	/* our connection to the master */
 	time_t		 next_connect;
 	int		 backoff;
+	time_t		 last_purge;
 } repl;
 
 /* --- codec ----------------------------------------------------------------- */
@@ -320,8 +321,12 @@ enum chan_state {
 	CH_CHALLENGE,		/* replica: waiting for CHALLENGE */
 	CH_AUTH,		/* master: waiting for AUTH */
 	CH_START,		/* replica: waiting for START */
+	CH_RECONCILE,		/* authenticated, full reconciliation */
 	CH_STREAM,		/* authenticated, streaming */
 };
+
+struct recon;
+static void	recon_free(struct recon *);
 
 /* One received body on its way into the batch (replica side). */
 struct pending {
@@ -357,6 +362,7 @@ struct chan {
 	struct store_blob_reader *body;
 	uint64_t		 body_size, body_off;
 	struct store_replog_rec	 rec;
+	struct recon		*recon;		/* CH_RECONCILE */
 	/* replica side */
 	int64_t			 applied;	/* committed position */
 	int64_t			 last;		/* last position received */
@@ -369,6 +375,11 @@ struct chan {
 	struct store_conflict	*conflicts;	/* found in the batch */
 	size_t			 nconflicts;
 	int64_t			 batch_end;
+	int			 quiet_commit;	/* no ACK: START's commit */
+	int64_t			 recon_head;	/* CH_RECONCILE: START at */
+	uint8_t			(*inv_ids)[MAILBOX_ID_LEN];
+	size_t			 ninv_ids, inv_cap, inv_i;
+	int			 inv_sending;
 };
 
 static struct chan *
@@ -584,6 +595,8 @@ chan_free(struct session *s)
 	if (c->body != NULL)
 		store_blob_close(c->body);
 	pending_clear(c);
+	recon_free(c->recon);
+	free(c->inv_ids);
 	free(c->batch);
 	free(c->line);
 	free(c->item);
@@ -639,6 +652,655 @@ master_free(struct session *s)
 	chan_free(s);
 }
 
+/* --- full reconciliation, master side ----------------------------------------- */
+
+/*
+ * A replica whose position this log cannot serve (another master or
+ * epoch, or records purged since) is brought up to date by comparison,
+ * never by a blind copy (DESIGN.md, "Full reconciliation"):
+ *
+ *	master				replica
+ *	RECONCILE (head H)	->
+ *				<-	INV_MAILBOX...	(uniqueid, digest)
+ *				<-	INV_END
+ *	records, END	->			every user, then per mailbox:
+ *	INV_WANT (id, after)	->		create/rename/subscribe, and
+ *				<-	INV_MSGS	for a digest that differs the
+ *	records, END	->			messages compared chunk by chunk
+ *	...
+ *	START (H)		->		then the log from H, as usual
+ *
+ * The records are the log's own kinds, numbered 1, 2, ... for this run
+ * only, and the replica applies them with the same GUID check as the log
+ * (a same-uid different-guid pair becomes a conflict there, never an
+ * overwrite).  Everything the master changes meanwhile is in its log
+ * after H, and every record applies idempotently on top of what the
+ * comparison sent, so streaming from H afterwards ends in the master's
+ * state.  A replica that crashes half-way still follows its old position
+ * and simply reconciles again.
+ */
+
+/* One mailbox of the replica's inventory, as the master keeps it. */
+struct inv_mailbox {
+	uint8_t		 uniqueid[MAILBOX_ID_LEN];
+	uint8_t		 digest[GUID_LEN];
+	int		 subscribed;
+	int		 seen;		/* the master has it too */
+	char		*name;		/* malloc'd */
+};
+
+/* What one message of the chunk being compared needs on the replica. */
+struct recon_action {
+	uint32_t	 uid;
+	int		 kind;
+	uint8_t		 guid[GUID_LEN];	/* RA_EXPUNGE: the tombstone's */
+};
+#define RA_APPEND	1	/* the master's message (new there, or other) */
+#define RA_FLAGS	2	/* same message, other flags */
+#define RA_EXPUNGE	3	/* only there, and expunged here */
+
+enum recon_phase {
+	RP_INVENTORY,		/* receiving the replica's mailboxes */
+	RP_USERS,		/* sending every user */
+	RP_MAILBOX,		/* sending mailbox mb_i and its messages */
+	RP_WAIT_LIST,		/* waiting for the replica's next chunk */
+	RP_GONE,		/* mailboxes only the replica has */
+	RP_FINISH,		/* sent all; START once all is acknowledged */
+};
+
+struct recon {
+	enum recon_phase	 phase;
+	int64_t			 head;		/* START streams from here */
+	int64_t			 seq;		/* this run's record numbers */
+	struct inv_mailbox	*inv;		/* sorted by uniqueid */
+	size_t			 ninv, invcap;
+	char			**users;
+	size_t			 nusers, user_i;
+	uint8_t			(*mboxes)[MAILBOX_ID_LEN];
+	size_t			 nmboxes, mb_i, mbcap;
+	/* mailbox mb_i */
+	struct store_mailbox	 mb;
+	char			 mb_user[USER_MAX_NAME + 1];
+	struct inv_mailbox	*peer;		/* the replica's copy, or NULL */
+	int			 need_create, need_rename, need_subscribe;
+	int			 need_messages, more;
+	uint32_t		 after;		/* compared up to this uid */
+	struct recon_action	*act;		/* 2 * SYNC_RECON_CHUNK */
+	size_t			 nact, act_i;
+	size_t			 gone_i;
+	/* what it did, for the log */
+	unsigned long		 same, compared, sent_msgs, local_only;
+};
+
+static void
+recon_free(struct recon *r)
+{
+	size_t	 i;
+
+	if (r == NULL)
+		return;
+	for (i = 0; i < r->ninv; i++)
+		free(r->inv[i].name);
+	for (i = 0; i < r->nusers; i++)
+		free(r->users[i]);
+	free(r->inv);
+	free(r->users);
+	free(r->mboxes);
+	free(r->act);
+	free(r);
+}
+
+/* The log cannot serve this replica: compare instead (see above). */
+static void
+recon_start(struct session *s, struct chan *c)
+{
+	struct recon	*r;
+	uint8_t		 b[8];
+
+	if ((r = calloc(1, sizeof(*r))) == NULL ||
+	    (r->act = calloc(2 * SYNC_RECON_CHUNK, sizeof(*r->act))) == NULL ||
+	    deflateInit(&c->z, BLOB_ZLIB_LEVEL) != Z_OK) {
+		recon_free(r);
+		session_close(s);
+		return;
+	}
+	c->z_ok = 1;
+	c->recon = r;
+	c->state = CH_RECONCILE;
+	c->sent = c->acked = 0;
+	r->phase = RP_INVENTORY;
+	r->head = store_replog_head(s->srv->store);
+	put64(b, (uint64_t)r->head);
+	chan_send(s, SF_RECONCILE, b, sizeof(b));
+	log_info("sync.reconcile.start", "name=%s peer=%s head=%lld",
+	    log_quote(c->name), s->peer, (long long)r->head);
+}
+
+/* INV_MAILBOX: one replica mailbox, kept until the plan is made. */
+static int
+recon_inventory(struct recon *r, const uint8_t *p, size_t n)
+{
+	struct rd		 d = { p, n, 0, 0 };
+	struct inv_mailbox	*grown, *m;
+	const uint8_t		*id, *digest;
+	char			 name[MAILBOX_MAX_NAME + 1];
+	int			 subscribed;
+
+	id = rd_bytes(&d, MAILBOX_ID_LEN);
+	digest = rd_bytes(&d, GUID_LEN);
+	rd_str(&d, name, sizeof(name));
+	subscribed = rd_u8(&d) != 0;
+	if (d.bad || d.off != n || r->ninv == SYNC_RECON_MAX_MAILBOXES)
+		return -1;
+	if (r->ninv == r->invcap) {
+		r->invcap = r->invcap ? 2 * r->invcap : 64;
+		if ((grown = reallocarray(r->inv, r->invcap,
+		    sizeof(*grown))) == NULL)
+			return -1;
+		r->inv = grown;
+	}
+	m = &r->inv[r->ninv];
+	memcpy(m->uniqueid, id, MAILBOX_ID_LEN);
+	memcpy(m->digest, digest, GUID_LEN);
+	m->subscribed = subscribed;
+	m->seen = 0;
+	if ((m->name = strdup(name)) == NULL)
+		return -1;
+	r->ninv++;
+	return 0;
+}
+
+static int
+inv_cmp(const void *a, const void *b)
+{
+	return memcmp(((const struct inv_mailbox *)a)->uniqueid,
+	    ((const struct inv_mailbox *)b)->uniqueid, MAILBOX_ID_LEN);
+}
+
+static int
+plan_user(void *arg, const char *name, int64_t created)
+{
+	struct recon	*r = arg;
+	char		**grown;
+
+	(void)created;
+	if ((grown = reallocarray(r->users, r->nusers + 1,
+	    sizeof(*grown))) == NULL)
+		return 1;
+	r->users = grown;
+	if ((r->users[r->nusers] = strdup(name)) == NULL)
+		return 1;
+	r->nusers++;
+	return 0;
+}
+
+static int
+plan_mailbox(void *arg, const uint8_t *uniqueid)
+{
+	struct recon	*r = arg;
+	uint8_t		(*grown)[MAILBOX_ID_LEN];
+
+	if (r->nmboxes == r->mbcap) {
+		r->mbcap = r->mbcap ? 2 * r->mbcap : 64;
+		if ((grown = reallocarray(r->mboxes, r->mbcap,
+		    sizeof(*grown))) == NULL)
+			return 1;
+		r->mboxes = grown;
+	}
+	memcpy(r->mboxes[r->nmboxes++], uniqueid, MAILBOX_ID_LEN);
+	return 0;
+}
+
+/* INV_END: the inventory is complete; list what this side has. */
+static int
+recon_plan(struct session *s, struct recon *r)
+{
+	if (r->ninv > 0)
+		qsort(r->inv, r->ninv, sizeof(*r->inv), inv_cmp);
+	if (store_user_foreach(s->srv->store, plan_user, r) != STORE_OK ||
+	    store_mailbox_ids(s->srv->store, plan_mailbox, r) != STORE_OK)
+		return -1;
+	log_info("sync.reconcile.plan", "peer=%s replica_mailboxes=%zu "
+	    "users=%zu mailboxes=%zu", s->peer, r->ninv, r->nusers,
+	    r->nmboxes);
+	r->phase = RP_USERS;
+	return 0;
+}
+
+/* Asks the replica for its messages of mailbox mb_i after r->after. */
+static void
+recon_want(struct session *s, struct recon *r)
+{
+	uint8_t	 b[MAILBOX_ID_LEN + 4];
+
+	memcpy(b, r->mb.uniqueid, MAILBOX_ID_LEN);
+	put32(b + MAILBOX_ID_LEN, r->after);
+	chan_send(s, SF_INV_WANT, b, sizeof(b));
+	r->phase = RP_WAIT_LIST;
+}
+
+/* One entry of the replica's chunk, pointing into the frame. */
+struct inv_msg {
+	uint32_t	 uid;
+	uint32_t	 flags;
+	const uint8_t	*guid;
+	char		 keywords[STORE_MAX_KEYWORDS];
+};
+
+/* The merge of the master's messages with the replica's chunk. */
+struct merge {
+	struct session	*s;
+	struct recon	*r;
+	struct rd	 d;		/* the replica's entries still unread */
+	size_t		 left;		/* how many */
+	struct inv_msg	 e;		/* the current one, when have */
+	int		 have;
+	int		 count;		/* master messages seen */
+	uint32_t	 last_uid;
+};
+
+static void
+merge_read(struct merge *m)
+{
+	m->have = 0;
+	if (m->left == 0)
+		return;
+	m->left--;
+	m->e.uid = (uint32_t)rd_u64(&m->d);
+	m->e.flags = (uint32_t)rd_u64(&m->d);
+	m->e.guid = rd_bytes(&m->d, GUID_LEN);
+	rd_str(&m->d, m->e.keywords, sizeof(m->e.keywords));
+	m->have = !m->d.bad;
+}
+
+static void
+merge_action(struct recon *r, int kind, uint32_t uid, const uint8_t *guid)
+{
+	struct recon_action	*a;
+
+	assert(r->nact < 2 * SYNC_RECON_CHUNK);
+	a = &r->act[r->nact++];
+	a->kind = kind;
+	a->uid = uid;
+	if (guid != NULL)
+		memcpy(a->guid, guid, GUID_LEN);
+}
+
+/*
+ * A uid only the replica has: expunged here (the same guid's tombstone)
+ * means expunge it there; otherwise this master never had it, and it
+ * stays where it is (logged).
+ */
+static void
+merge_replica_only(struct merge *m)
+{
+	uint8_t	 gone[GUID_LEN];
+	char	 hex[GUID_HEX_LEN + 1];
+
+	if (store_tombstone_guid(m->s->srv->store, m->r->mb.uniqueid,
+	    m->e.uid, gone) == STORE_OK && memcmp(gone, m->e.guid,
+	    GUID_LEN) == 0) {
+		merge_action(m->r, RA_EXPUNGE, m->e.uid, gone);
+		return;
+	}
+	m->r->local_only++;
+	crypto_hex(m->e.guid, GUID_LEN, hex);
+	log_warn("sync.reconcile.local_only", "peer=%s mailbox=%s uid=%u "
+	    "guid=%s msg=\"only on the replica; kept there\"", m->s->peer,
+	    log_quote(m->r->mb.name), m->e.uid, hex);
+}
+
+/* One master message against the replica's entries (uid order). */
+static int
+merge_one(void *arg, const struct store_message *msg)
+{
+	struct merge	*m = arg;
+
+	while (m->have && m->e.uid < msg->uid) {
+		merge_replica_only(m);
+		merge_read(m);
+	}
+	if (m->have && m->e.uid == msg->uid) {
+		if (memcmp(m->e.guid, msg->guid, GUID_LEN) != 0)
+			merge_action(m->r, RA_APPEND, msg->uid, NULL);
+		else if (m->e.flags != msg->flags || strcmp(m->e.keywords,
+		    msg->keywords ? msg->keywords : "") != 0)
+			merge_action(m->r, RA_FLAGS, msg->uid, NULL);
+		merge_read(m);
+	} else
+		merge_action(m->r, RA_APPEND, msg->uid, NULL);
+	m->last_uid = msg->uid;
+	return ++m->count == SYNC_RECON_CHUNK;
+}
+
+/*
+ * Compares the master's messages of mailbox mb_i in (after, hi] with the
+ * replica's n entries there (p, n bytes), at most SYNC_RECON_CHUNK of
+ * the master's: when there are more, the chunk ends at the last one
+ * taken and the rest of the replica's entries come again next time.
+ */
+static int
+recon_compare(struct session *s, struct recon *r, const uint8_t *p,
+    size_t len, size_t n, uint32_t hi, int last)
+{
+	struct merge	 m = { s, r, { p, len, 0, 0 }, n, { 0 }, 0, 0, 0 };
+
+	r->nact = r->act_i = 0;
+	merge_read(&m);
+	if (store_message_range(s->srv->store, r->mb.id, r->after, hi,
+	    SYNC_RECON_CHUNK, merge_one, &m) != STORE_OK || m.d.bad)
+		return -1;
+	if (m.count == SYNC_RECON_CHUNK && m.last_uid < hi) {
+		hi = m.last_uid;
+		last = 0;
+	}
+	while (m.have && m.e.uid <= hi) {
+		merge_replica_only(&m);
+		merge_read(&m);
+	}
+	if (m.d.bad)
+		return -1;
+	r->compared += (unsigned long)m.count;
+	r->after = hi;
+	r->more = !last;
+	r->phase = RP_MAILBOX;
+	return 0;
+}
+
+/* INV_MSGS: the replica's chunk of the mailbox asked for. */
+static int
+recon_list(struct session *s, struct recon *r, const uint8_t *p, size_t n)
+{
+	struct rd	 d = { p, n, 0, 0 };
+	const uint8_t	*id;
+	uint32_t	 after, hi, count;
+	int		 last;
+
+	id = rd_bytes(&d, MAILBOX_ID_LEN);
+	after = (uint32_t)rd_u64(&d);
+	hi = (uint32_t)rd_u64(&d);
+	last = rd_u8(&d);
+	count = (uint32_t)rd_u64(&d);
+	if (d.bad || r->phase != RP_WAIT_LIST || memcmp(id, r->mb.uniqueid,
+	    MAILBOX_ID_LEN) != 0 || after != r->after || hi <= after ||
+	    count > SYNC_RECON_CHUNK)
+		return -1;
+	return recon_compare(s, r, p + d.off, n - d.off, count, hi, last);
+}
+
+/* Fills c->rec with one record of the kind, for mailbox mb_i. */
+static void
+recon_record(struct chan *c, const char *type)
+{
+	struct recon	*r = c->recon;
+
+	memset(&c->rec, 0, sizeof(c->rec));
+	c->rec.seq = ++r->seq;
+	c->rec.time = time(NULL);
+	snprintf(c->rec.type, sizeof(c->rec.type), "%s", type);
+	snprintf(c->rec.user, sizeof(c->rec.user), "%s", r->mb_user);
+	c->rec.has_mailbox = 1;
+	memcpy(c->rec.mailbox, r->mb.uniqueid, MAILBOX_ID_LEN);
+	snprintf(c->rec.name, sizeof(c->rec.name), "%s", r->mb.name);
+}
+
+/* A message record for action act_i, or 0 when it is gone meanwhile. */
+static int
+recon_message(struct session *s, struct chan *c, struct recon_action *a)
+{
+	struct recon		*r = c->recon;
+	struct store_message	 m;
+
+	if (a->kind == RA_EXPUNGE) {
+		recon_record(c, "message.expunge");
+		c->rec.uid = a->uid;
+		c->rec.has_guid = 1;
+		memcpy(c->rec.guid, a->guid, GUID_LEN);
+		return 1;
+	}
+	if (store_message_get(s->srv->store, r->mb.id, a->uid, &m) !=
+	    STORE_OK)
+		return 0;	/* expunged since: the log says so */
+	recon_record(c, a->kind == RA_APPEND ? "message.append" :
+	    "message.flags");
+	c->rec.uid = m.uid;
+	c->rec.has_guid = 1;
+	memcpy(c->rec.guid, m.guid, GUID_LEN);
+	c->rec.modseq = m.modseq;
+	c->rec.flags = m.flags;
+	snprintf(c->rec.keywords, sizeof(c->rec.keywords), "%s",
+	    m.keywords ? m.keywords : "");
+	c->rec.internaldate = m.internaldate;
+	r->sent_msgs += a->kind == RA_APPEND;
+	return 1;
+}
+
+/*
+ * Opens mailbox mb_i: what its replica copy lacks.  Returns 0 to go on,
+ * or 1 when the mailbox is gone meanwhile (skip it).
+ */
+static int
+recon_open_mailbox(struct session *s, struct recon *r)
+{
+	struct inv_mailbox	 key, *peer;
+	uint8_t			 digest[GUID_LEN];
+
+	if (store_mailbox_by_uniqueid(s->srv->store, r->mboxes[r->mb_i],
+	    &r->mb, r->mb_user) != STORE_OK)
+		return 1;
+	memcpy(key.uniqueid, r->mb.uniqueid, MAILBOX_ID_LEN);
+	peer = r->ninv == 0 ? NULL : bsearch(&key, r->inv, r->ninv,
+	    sizeof(*r->inv), inv_cmp);
+	r->peer = peer;
+	r->after = 0;
+	r->more = 1;
+	r->nact = r->act_i = 0;
+	r->need_create = peer == NULL;
+	r->need_rename = peer != NULL && strcmp(peer->name, r->mb.name) != 0;
+	r->need_subscribe = peer != NULL && peer->subscribed !=
+	    (r->mb.subscribed != 0);
+	r->need_messages = 1;
+	if (peer != NULL) {
+		peer->seen = 1;
+		if (store_mailbox_digest(s->srv->store, r->mb.id, digest) ==
+		    STORE_OK && memcmp(digest, peer->digest, GUID_LEN) == 0) {
+			r->need_messages = 0;
+			r->same++;
+		}
+	}
+	return 0;
+}
+
+/* Moves to the first mailbox from mb_i on that is still there. */
+static void
+recon_seek_mailbox(struct session *s, struct recon *r)
+{
+	while (r->mb_i < r->nmboxes && recon_open_mailbox(s, r) != 0)
+		r->mb_i++;
+}
+
+/*
+ * The next record of mailbox mb_i into c->rec: 1 when there is one, 0
+ * when the mailbox is done or the replica's chunk must come first.
+ */
+static int
+recon_mailbox_next(struct session *s, struct chan *c)
+{
+	struct recon	*r = c->recon;
+
+	if (r->need_create) {
+		r->need_create = 0;
+		recon_record(c, "mailbox.create");
+		c->rec.uid = r->mb.uidvalidity;
+		c->rec.flags = r->mb.subscribed != 0;
+		snprintf(c->rec.value, sizeof(c->rec.value), "%s",
+		    r->mb.special_use);
+		return 1;
+	}
+	if (r->need_rename) {
+		r->need_rename = 0;
+		recon_record(c, "mailbox.rename");
+		return 1;
+	}
+	if (r->need_subscribe) {
+		r->need_subscribe = 0;
+		recon_record(c, "mailbox.subscribe");
+		c->rec.flags = r->mb.subscribed != 0;
+		return 1;
+	}
+	while (r->act_i < r->nact)
+		if (recon_message(s, c, &r->act[r->act_i++]))
+			return 1;
+	if (!r->need_messages || !r->more)
+		return 0;
+	if (r->peer != NULL)
+		recon_want(s, r);
+	else if (recon_compare(s, r, NULL, 0, 0, UINT32_MAX, 1) < 0)
+		session_close(s);
+	else
+		return recon_mailbox_next(s, c);
+	return 0;
+}
+
+/* A user record for user_i: user.add carries the password hash. */
+static int
+recon_user(struct session *s, struct chan *c, const char *name)
+{
+	char	*pw;
+
+	if (store_user_password(s->srv->store, name, &pw) != STORE_OK)
+		return 0;	/* deleted since: the log says so */
+	memset(&c->rec, 0, sizeof(c->rec));
+	c->rec.seq = ++c->recon->seq;
+	c->rec.time = time(NULL);
+	snprintf(c->rec.type, sizeof(c->rec.type), "user.add");
+	snprintf(c->rec.user, sizeof(c->rec.user), "%s", name);
+	snprintf(c->rec.value, sizeof(c->rec.value), "%s", pw);
+	free(pw);
+	return 1;
+}
+
+/*
+ * A replica mailbox this master does not have: deleted here (its
+ * tombstone) means delete it there; otherwise it was never replicated
+ * and stays (logged).
+ */
+static int
+recon_gone(struct session *s, struct chan *c, struct inv_mailbox *m)
+{
+	char	 hex[MAILBOX_ID_LEN * 2 + 1];
+
+	if (store_mailbox_was_deleted(s->srv->store, m->uniqueid)) {
+		memset(&c->rec, 0, sizeof(c->rec));
+		c->rec.seq = ++c->recon->seq;
+		c->rec.time = time(NULL);
+		snprintf(c->rec.type, sizeof(c->rec.type), "mailbox.delete");
+		c->rec.has_mailbox = 1;
+		memcpy(c->rec.mailbox, m->uniqueid, MAILBOX_ID_LEN);
+		snprintf(c->rec.name, sizeof(c->rec.name), "%s", m->name);
+		return 1;
+	}
+	crypto_hex(m->uniqueid, MAILBOX_ID_LEN, hex);
+	log_warn("sync.reconcile.local_mailbox", "peer=%s mailbox=%s id=%s "
+	    "msg=\"only on the replica; kept there\"", s->peer,
+	    log_quote(m->name), hex);
+	return 0;
+}
+
+/*
+ * The next reconciliation record into c->rec: STORE_OK, or
+ * STORE_NOTFOUND when there is none to send now (waiting for the
+ * replica, or all sent).
+ */
+static enum store_err
+recon_next(struct session *s, struct chan *c)
+{
+	struct recon		*r = c->recon;
+	struct inv_mailbox	*m;
+
+	for (;;) {
+		switch (r->phase) {
+		case RP_INVENTORY:
+		case RP_WAIT_LIST:
+		case RP_FINISH:
+			return STORE_NOTFOUND;
+		case RP_USERS:
+			if (r->user_i < r->nusers) {
+				if (recon_user(s, c, r->users[r->user_i++]))
+					return STORE_OK;
+				break;
+			}
+			r->phase = RP_MAILBOX;
+			r->mb_i = 0;
+			recon_seek_mailbox(s, r);
+			break;
+		case RP_MAILBOX:
+			if (r->mb_i == r->nmboxes) {
+				r->phase = RP_GONE;
+				break;
+			}
+			if (recon_mailbox_next(s, c))
+				return STORE_OK;
+			if (r->phase == RP_WAIT_LIST || s->io != SESSION_OPEN)
+				return STORE_NOTFOUND;
+			r->mb_i++;
+			recon_seek_mailbox(s, r);
+			break;
+		case RP_GONE:
+			if (r->gone_i == r->ninv) {
+				r->phase = RP_FINISH;
+				break;
+			}
+			m = &r->inv[r->gone_i++];
+			if (!m->seen && recon_gone(s, c, m))
+				return STORE_OK;
+			break;
+		}
+	}
+}
+
+/*
+ * All sent and acknowledged: START at the head the comparison began
+ * from; the replica streams the log from there.
+ */
+static void
+recon_finish(struct session *s, struct chan *c)
+{
+	struct recon	*r = c->recon;
+	uint8_t		 b[8];
+
+	if (r == NULL || r->phase != RP_FINISH || c->inflight > 0)
+		return;
+	put64(b, (uint64_t)r->head);
+	chan_send(s, SF_START, b, sizeof(b));
+	log_info("sync.reconcile.done", "name=%s peer=%s mailboxes=%zu "
+	    "same=%lu compared=%lu copied=%lu local_only=%lu records=%lld "
+	    "from=%lld", log_quote(c->name), s->peer, r->nmboxes, r->same,
+	    r->compared, r->sent_msgs, r->local_only, (long long)r->seq,
+	    (long long)r->head);
+	c->sent = c->acked = r->head;
+	c->state = CH_STREAM;
+	recon_free(r);
+	c->recon = NULL;
+	master_store(s, 1);
+}
+
+/* A frame during reconciliation (ACKs and pings are handled as usual). */
+static int
+recon_input(struct session *s, struct chan *c, uint8_t type,
+    const uint8_t *p, size_t n)
+{
+	struct recon	*r = c->recon;
+
+	if (type == SF_INV_MAILBOX && r->phase == RP_INVENTORY)
+		return recon_inventory(r, p, n);
+	if (type == SF_INV_END && r->phase == RP_INVENTORY && n == 0)
+		return recon_plan(s, r);
+	if (type == SF_INV_MSGS)
+		return recon_list(s, r, p, n);
+	return -1;
+}
+
 /* Closes the batch being sent: END with its last position. */
 static void
 master_end_batch(struct session *s, struct chan *c)
@@ -674,8 +1336,8 @@ master_produce(struct session *s)
 	int		 has_body;
 
 	s->resume = 0;
-	if (c->state != CH_STREAM || c->inflight == SYNC_WINDOW ||
-	    s->io != SESSION_OPEN)
+	if ((c->state != CH_STREAM && c->state != CH_RECONCILE) ||
+	    c->inflight == SYNC_WINDOW || s->io != SESSION_OPEN)
 		return;
 	if (store_txn_open(st)) {
 		s->resume = 1;
@@ -712,11 +1374,17 @@ master_produce(struct session *s)
 				return;
 			continue;
 		}
-		err = store_replog_next(st, c->sent, &c->rec);
+		err = c->state == CH_RECONCILE ? recon_next(s, c) :
+		    store_replog_next(st, c->sent, &c->rec);
 		if (err == STORE_NOTFOUND) {
 			if (c->batch_n > 0)
 				master_end_batch(s, c);
-			return;
+			if (c->state != CH_RECONCILE || s->io != SESSION_OPEN)
+				return;
+			recon_finish(s, c);
+			if (c->state == CH_RECONCILE)
+				return;
+			continue;	/* streaming now, from the head */
 		}
 		if (err != STORE_OK) {
 			session_close(s);
@@ -786,20 +1454,20 @@ master_auth(struct session *s, const uint8_t *p, size_t n)
 	follows = has_master && memcmp(v, me.node_id, NODE_ID_LEN) == 0 &&
 	    memcmp(v + NODE_ID_LEN, me.epoch, EPOCH_LEN) == 0;
 	/*
-	 * Stream when the replica follows this log (same node, same epoch)
-	 * and its position is still in the log, or when it is new and the
-	 * log still starts at its first record.  Anything else needs a full
-	 * reconciliation, never a blind copy.
+	 * Stream only when the replica follows this log (same node, same
+	 * epoch) and every record after its position is still here.  A new
+	 * replica, one of another master or epoch, and one whose records
+	 * were purged are compared in full instead: never a blind copy.
 	 */
-	if (!((follows && applied <= head && (first == 0 ||
-	    applied + 1 >= first)) || (!has_master && applied == 0 &&
-	    first <= 1))) {
+	if (!follows || applied > head || applied + 1 < (first == 0 ?
+	    head + 1 : first)) {
 		crypto_hex(c->node_id, NODE_ID_LEN, hex);
-		log_warn("sync.reconcile.needed", "name=%s node=%s applied=%lld "
-		    "head=%lld first=%lld follows=%d", log_quote(c->name), hex,
-		    (long long)applied, (long long)head, (long long)first,
-		    follows);
-		chan_refuse(s, "reconciliation needed");
+		log_info("sync.reconcile.needed", "name=%s node=%s "
+		    "applied=%lld head=%lld first=%lld follows=%d",
+		    log_quote(c->name), hex, (long long)applied,
+		    (long long)head, (long long)first, follows);
+		recon_start(s, c);
+		master_produce(s);
 		return;
 	}
 	if (deflateInit(&c->z, BLOB_ZLIB_LEVEL) != Z_OK) {
@@ -828,10 +1496,19 @@ master_input(struct session *s)
 				    EPOCH_LEN + HMAC_LEN];
 	size_t			 n, total;
 	int64_t			 ack;
-	int			 k;
+	int			 k, deferred = 0;
 
 	while (s->io == SESSION_OPEN &&
 	    chan_next(s, &type, &p, &n, &total) == 1) {
+		/*
+		 * A chunk is compared with committed state only: an open
+		 * transaction could still roll back a tombstone.
+		 */
+		if (c->state == CH_RECONCILE && type == SF_INV_MSGS &&
+		    store_txn_open(s->srv->store)) {
+			deferred = 1;
+			break;
+		}
 		if (c->state == CH_HELLO && type == SF_HELLO &&
 		    n == 1 + SYNC_NONCE_LEN && p[0] == SYNC_VERSION &&
 		    store_node_get(s->srv->store, &me) == STORE_OK) {
@@ -854,7 +1531,8 @@ master_input(struct session *s)
 		} else if (c->state == CH_AUTH && type == SF_AUTH) {
 			/* The MAC was checked under the derived keys. */
 			master_auth(s, p, n);
-		} else if (c->state == CH_STREAM && type == SF_ACK && n == 8) {
+		} else if ((c->state == CH_STREAM || c->state ==
+		    CH_RECONCILE) && type == SF_ACK && n == 8) {
 			ack = (int64_t)get64(p);
 			/* An ACK names the END of a batch in flight. */
 			for (k = 0; k < c->inflight &&
@@ -868,8 +1546,12 @@ master_input(struct session *s)
 			c->inflight -= k + 1;
 			memmove(c->inflight_end, c->inflight_end + k + 1,
 			    (size_t)c->inflight * sizeof(c->inflight_end[0]));
-		} else if (c->state == CH_STREAM && type == SF_PING) {
+		} else if ((c->state == CH_STREAM || c->state ==
+		    CH_RECONCILE) && type == SF_PING) {
 			/* keep-alive */
+		} else if (c->state == CH_RECONCILE && recon_input(s, c, type,
+		    p, n) == 0) {
+			/* the replica's inventory */
 		} else {
 			log_warn("sync.protocol", "peer=%s name=%s type=%d "
 			    "state=%d msg=\"unexpected frame\"", s->peer,
@@ -879,6 +1561,8 @@ master_input(struct session *s)
 		buf_consume(&s->in, total);
 	}
 	master_produce(s);
+	if (deferred)
+		s->resume = 1;
 }
 
 static void
@@ -1146,7 +1830,8 @@ replica_apply(struct session *s, struct chan *c, int64_t end)
 	}
 	for (i = 0; i < c->nbatch && err == STORE_OK; i++)
 		err = apply_one(s, c, &c->batch[i]);
-	if (err == STORE_OK)
+	/* A reconciliation's records are no position in the log. */
+	if (err == STORE_OK && c->state == CH_STREAM)
 		err = store_node_applied(st, c->node_id, c->epoch, end);
 	if ((err = store_batch_end(st, err)) != STORE_OK) {
 		log_error("sync.apply", "seq=%lld msg=%s", (long long)end,
@@ -1215,11 +1900,16 @@ replica_committed(struct session *s, int ok)
 		session_close(s);
 		return;
 	}
-	c->applied = c->batch_end;
+	if (c->state == CH_STREAM)
+		c->applied = c->batch_end;
 	for (i = 0; i < c->nconflicts; i++)
 		conflict_notify(s, &c->conflicts[i]);
 	pending_clear(c);
-	put64(b, (uint64_t)c->applied);
+	if (c->quiet_commit) {
+		c->quiet_commit = 0;
+		return;
+	}
+	put64(b, (uint64_t)c->batch_end);
 	chan_send(s, SF_ACK, b, sizeof(b));
 	repl.backoff = 0;
 }
@@ -1278,6 +1968,188 @@ bad:
 	session_close(s);
 }
 
+/* --- full reconciliation, replica side ------------------------------------------ */
+
+static int
+inv_collect(void *arg, const uint8_t *uniqueid)
+{
+	struct chan	*c = arg;
+	uint8_t		(*grown)[MAILBOX_ID_LEN];
+
+	if (c->ninv_ids == c->inv_cap) {
+		c->inv_cap = c->inv_cap ? 2 * c->inv_cap : 64;
+		if ((grown = reallocarray(c->inv_ids, c->inv_cap,
+		    sizeof(*grown))) == NULL)
+			return 1;
+		c->inv_ids = grown;
+	}
+	memcpy(c->inv_ids[c->ninv_ids++], uniqueid, MAILBOX_ID_LEN);
+	return 0;
+}
+
+/*
+ * Sends the inventory, one INV_MAILBOX per mailbox (uniqueid, digest,
+ * name, subscribed), in steps as the output drains, then INV_END.
+ */
+static void
+replica_send_inventory(struct session *s, struct chan *c)
+{
+	struct store		*st = s->srv->store;
+	struct store_mailbox	 mb;
+	char			 user[USER_MAX_NAME + 1];
+	uint8_t			 out[MAILBOX_ID_LEN + GUID_LEN + 2 +
+				    MAILBOX_MAX_NAME + 1], digest[GUID_LEN];
+	uint8_t			 one;
+	struct wr		 w;
+
+	s->resume = 0;
+	while (c->inv_sending && buf_used(&s->out) < OUTBUF_HIGH_WATER) {
+		if (c->inv_i == c->ninv_ids) {
+			chan_send(s, SF_INV_END, "", 0);
+			c->inv_sending = 0;
+			free(c->inv_ids);
+			c->inv_ids = NULL;
+			c->ninv_ids = c->inv_cap = 0;
+			return;
+		}
+		if (store_mailbox_by_uniqueid(st, c->inv_ids[c->inv_i++],
+		    &mb, user) != STORE_OK)
+			continue;
+		if (store_mailbox_digest(st, mb.id, digest) != STORE_OK) {
+			session_close(s);
+			return;
+		}
+		w = (struct wr){ out, 0, sizeof(out), 0 };
+		wr_bytes(&w, mb.uniqueid, MAILBOX_ID_LEN);
+		wr_bytes(&w, digest, GUID_LEN);
+		wr_str(&w, mb.name);
+		one = mb.subscribed != 0;
+		wr_bytes(&w, &one, 1);
+		chan_send(s, SF_INV_MAILBOX, out, w.n);
+	}
+	s->resume = c->inv_sending;
+}
+
+/* RECONCILE: the master cannot stream to us; it compares first. */
+static void
+replica_reconcile(struct session *s, struct chan *c, const uint8_t *p,
+    size_t n)
+{
+	if (n != 8 || inflateInit(&c->z) != Z_OK) {
+		session_close(s);
+		return;
+	}
+	c->z_ok = 1;
+	c->recon_head = (int64_t)get64(p);
+	c->state = CH_RECONCILE;
+	c->last = 0;
+	if (store_mailbox_ids(s->srv->store, inv_collect, c) != STORE_OK) {
+		session_close(s);
+		return;
+	}
+	c->inv_i = 0;
+	c->inv_sending = 1;
+	log_info("sync.reconcile.start", "master=%s head=%lld mailboxes=%zu "
+	    "applied=%lld", s->peer, (long long)c->recon_head, c->ninv_ids,
+	    (long long)c->applied);
+	replica_send_inventory(s, c);
+}
+
+/* One entry of an INV_MSGS chunk; stops when the frame is full. */
+struct want_ctx {
+	struct wr	 w;
+	uint64_t	 count;
+	uint32_t	 last_uid;
+	int		 full;
+};
+
+static int
+want_one(void *arg, const struct store_message *m)
+{
+	struct want_ctx	*x = arg;
+	const char	*kw = m->keywords ? m->keywords : "";
+
+	if (x->w.cap - x->w.n < 8 + 8 + GUID_LEN + 2 + strlen(kw)) {
+		x->full = 1;
+		return 1;
+	}
+	wr_u64(&x->w, m->uid);
+	wr_u64(&x->w, m->flags);
+	wr_bytes(&x->w, m->guid, GUID_LEN);
+	wr_str(&x->w, kw);
+	x->count++;
+	x->last_uid = m->uid;
+	return 0;
+}
+
+/*
+ * INV_WANT (uniqueid, after): our messages of that mailbox after the
+ * uid, at most SYNC_RECON_CHUNK and one frame's worth, with the highest
+ * uid the chunk covers (all of them when it is the last).
+ */
+static void
+replica_want(struct session *s, struct chan *c, const uint8_t *p, size_t n)
+{
+	struct store_mailbox	 mb;
+	char			 user[USER_MAX_NAME + 1];
+	struct want_ctx		 x = { { c->zout, 0, SYNC_MAX_FRAME, 0 }, 0,
+				    0, 0 };
+	struct wr		 h = { c->zout, 0, SYNC_MAX_FRAME, 0 };
+	uint32_t		 after;
+	uint8_t			 last;
+	const size_t		 hdr = MAILBOX_ID_LEN + 8 + 8 + 1 + 8;
+
+	if (n != MAILBOX_ID_LEN + 4) {
+		session_close(s);
+		return;
+	}
+	after = get32(p + MAILBOX_ID_LEN);
+	x.w.n = hdr;
+	if (store_mailbox_by_uniqueid(s->srv->store, p, &mb, user) ==
+	    STORE_OK && store_message_range(s->srv->store, mb.id, after,
+	    UINT32_MAX, SYNC_RECON_CHUNK, want_one, &x) != STORE_OK) {
+		session_close(s);
+		return;
+	}
+	last = !x.full && x.count < SYNC_RECON_CHUNK;
+	wr_bytes(&h, p, MAILBOX_ID_LEN);
+	wr_u64(&h, after);
+	wr_u64(&h, last ? UINT32_MAX : x.last_uid);
+	wr_bytes(&h, &last, 1);
+	wr_u64(&h, x.count);
+	assert(h.n == hdr && !x.w.full);
+	chan_send(s, SF_INV_MSGS, c->zout, x.w.n);
+}
+
+/*
+ * START after a reconciliation: everything the master compared is
+ * applied; from now on we follow its log from the head it started at,
+ * recorded in the store before anything streamed is applied.
+ */
+static void
+replica_reconciled(struct session *s, struct chan *c, int64_t head)
+{
+	struct store	*st = s->srv->store;
+	enum store_err	 err;
+
+	if (head != c->recon_head || c->nbatch != 0 || c->inv_sending ||
+	    store_batch_begin(st) != STORE_OK) {
+		session_close(s);
+		return;
+	}
+	err = store_node_applied(st, c->node_id, c->epoch, head);
+	if (store_batch_end(st, err) != STORE_OK) {
+		session_close(s);
+		return;
+	}
+	log_info("sync.reconcile.done", "master=%s from=%lld records=%lld",
+	    s->peer, (long long)head, (long long)c->last);
+	c->state = CH_STREAM;
+	c->last = c->batch_end = head;
+	c->quiet_commit = 1;
+	session_wait_commit(s);
+}
+
 static void
 replica_input(struct session *s)
 {
@@ -1308,7 +2180,14 @@ replica_input(struct session *s)
 				    "from=%lld", s->peer,
 				    (long long)c->applied);
 			}
-		} else if (c->state == CH_STREAM)
+		} else if (c->state == CH_START && type == SF_RECONCILE)
+			replica_reconcile(s, c, p, n);
+		else if (c->state == CH_RECONCILE && type == SF_INV_WANT)
+			replica_want(s, c, p, n);
+		else if (c->state == CH_RECONCILE && type == SF_START &&
+		    n == 8)
+			replica_reconciled(s, c, (int64_t)get64(p));
+		else if (c->state == CH_STREAM || c->state == CH_RECONCILE)
 			replica_stream(s, c, type, p, n);
 		else {
 			log_warn("sync.protocol", "peer=%s type=%d "
@@ -1341,7 +2220,7 @@ replica_free(struct session *s)
 static const struct proto_ops sync_replica_proto = {
 	.name = "repl-upstream",
 	.in_limit = SYNC_HDR_LEN + SYNC_MAX_FRAME + SYNC_MAC_LEN + IO_CHUNK,
-	.out_limit = 64 * 1024,
+	.out_limit = OUTBUF_HIGH_WATER + 2 * SYNC_MAX_FRAME,
 	.busy_reply = "",
 	.start = replica_start,
 	.input = replica_input,
@@ -1495,10 +2374,11 @@ sync_all_caught_up(struct server *srv, unsigned *nreplicas)
 	*nreplicas = 0;
 	for (s = srv->sessions; s != NULL; s = s->next) {
 		if (s->ops != &sync_master_proto || s->io == SESSION_CLOSING ||
-		    (c = chan_of(s)) == NULL || c->state != CH_STREAM)
+		    (c = chan_of(s)) == NULL || (c->state != CH_STREAM &&
+		    c->state != CH_RECONCILE))
 			continue;
 		(*nreplicas)++;
-		if (c->acked < head)
+		if (c->state == CH_RECONCILE || c->acked < head)
 			all = 0;
 	}
 	return all;
@@ -1565,6 +2445,55 @@ sync_promote(struct server *srv)
 	return 0;
 }
 
+/* The lowest position some replica still needs from this log. */
+static int
+needed_by(void *arg, const struct store_replica *r)
+{
+	int64_t	*low = arg;
+
+	if (r->acked < *low)
+		*low = r->acked;
+	return 0;
+}
+
+/*
+ * Purges what no replica needs any more: records every known replica
+ * (and every one connected, reconciling ones from the head they started
+ * at) has acknowledged, and records past --repl-log-retention, after
+ * which their replica reconciles in full.  Bounded per run.
+ */
+static void
+sync_purge(struct server *srv)
+{
+	struct session	*s;
+	struct chan	*c;
+	int64_t		 low = store_replog_head(srv->store), purged, total = 0;
+	int		 i;
+
+	if (store_replica_foreach(srv->store, needed_by, &low) != STORE_OK)
+		return;
+	for (s = srv->sessions; s != NULL; s = s->next) {
+		if (s->ops != &sync_master_proto || (c = chan_of(s)) == NULL)
+			continue;
+		if (c->state == CH_STREAM && c->acked < low)
+			low = c->acked;
+		if (c->state == CH_RECONCILE && c->recon->head < low)
+			low = c->recon->head;
+	}
+	for (i = 0; i < SYNC_PURGE_MAX; i++) {
+		if (store_replog_purge(srv->store, low, srv->now -
+		    srv->settings->repl_log_retention, &purged) != STORE_OK)
+			return;
+		total += purged;
+		if (purged < SYNC_PURGE_BATCH)
+			break;
+	}
+	if (total > 0)
+		log_debug("sync.purge", "records=%lld upto=%lld first=%lld",
+		    (long long)total, (long long)low,
+		    (long long)store_replog_first(srv->store));
+}
+
 void
 sync_tick(struct server *srv)
 {
@@ -1574,6 +2503,10 @@ sync_tick(struct server *srv)
 
 	while (waitpid(-1, &status, WNOHANG) > 0)
 		;
+	if (srv->now - repl.last_purge >= SYNC_PURGE_INTERVAL) {
+		repl.last_purge = srv->now;
+		sync_purge(srv);
+	}
 	if (repl.replica && repl.upstream == NULL &&
 	    srv->now >= repl.next_connect)
 		replica_connect(srv);
@@ -1582,7 +2515,7 @@ sync_tick(struct server *srv)
 		    s->ops != &sync_replica_proto) || s->io == SESSION_CLOSING ||
 		    (c = chan_of(s)) == NULL)
 			continue;
-		if (c->state != CH_STREAM) {
+		if (c->state != CH_STREAM && c->state != CH_RECONCILE) {
 			if (srv->now - c->started > SYNC_HANDSHAKE_TIMEOUT) {
 				log_warn("sync.handshake", "peer=%s msg=\"timed "
 				    "out\"", s->peer);

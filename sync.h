@@ -15,7 +15,8 @@
  * HELLO (replica nonce), CHALLENGE (master nonce, node id, epoch and the
  * master's proof), AUTH (the replica's proof and what it follows: master
  * node id, epoch, applied position), then START (stream after position)
- * or REFUSE.  Records and body chunks travel deflated through one zlib
+ * or REFUSE, or RECONCILE when the log cannot serve the replica's
+ * position (full reconciliation: sync.c explains it).  Records and body chunks travel deflated through one zlib
  * stream; END closes a batch, which the replica applies in one
  * transaction with its applied position and ACKs.  The master sends
  * ahead up to SYNC_WINDOW unacknowledged batches; an ACK must name the
@@ -42,6 +43,11 @@ struct server;
 #define SF_END		'E'	/* end of batch: its last position */
 #define SF_ACK		'K'	/* applied and committed up to position */
 #define SF_PING		'P'
+#define SF_RECONCILE	'Q'	/* compare first, then START at this head */
+#define SF_INV_MAILBOX	'M'	/* replica: a mailbox, with its digest */
+#define SF_INV_END	'N'	/* replica: that was every mailbox */
+#define SF_INV_WANT	'W'	/* master: your messages of a mailbox */
+#define SF_INV_MSGS	'L'	/* replica: a chunk of them */
 
 #define SYNC_HDR_LEN	5
 #define SYNC_MAC_LEN	16

@@ -59,8 +59,9 @@ def wait_same(master, *replicas, deadline=SYNC_DEADLINE):
             return want
         if time.monotonic() > end:
             for r, g in zip(replicas, got):
-                assert g == want, "replica %s differs; log:\n%s" % (
-                    r.data, r.log_text()[-3000:])
+                assert g == want, "replica %s differs; log:\n%s\n" \
+                    "master log:\n%s" % (r.data, r.log_text()[-3000:],
+                                         master.log_text()[-3000:])
         time.sleep(0.05)
 
 
