@@ -19,8 +19,8 @@ MODULES	= settings.c log.c buf.c crypto.c store.c mime.c spool.c net.c proto.c \
 	  lmtp.c admin.c mailio.c imap_parse.c imap.c imap_mailbox.c \
 	  imap_message.c imap_list.c imap_fetch.c imap_search.c \
 	  tls.c transport.c penalty.c sync.c control.c store_repl.c
-# The developer and CI tools (dev, messages, wait); only main() calls them.
-TOOLS	= dev.c json.c messages.c
+# The command-line tools (dev, messages, wait, conflicts); only main() calls them.
+TOOLS	= dev.c json.c messages.c conflicts.c
 SRCS	= mailrepd.c $(TOOLS) $(MODULES)
 HDRS	= $(wildcard *.h)
 

@@ -37,7 +37,7 @@
 #define BLOB_ZLIB_MIN_SAVE	4	/* keep a chunk deflated if that saves 1/4 */
 #define STORE_BUSY_TIMEOUT_MS	5000	/* wait for another process's lock */
 #define STORE_MAX_KEYWORDS	4096	/* bytes of keywords on a message */
-#define SCHEMA_VERSION		2	/* bump with a migration in store.c */
+#define SCHEMA_VERSION		3	/* bump with a migration in store.c */
 
 /* LMTP */
 #define LMTP_MAX_LINE		2048	/* command line, CRLF included */

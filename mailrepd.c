@@ -17,6 +17,7 @@
 
 #include "admin.h"
 #include "config.h"
+#include "conflicts.h"
 #include "control.h"
 #include "dev.h"
 #include "imap.h"
@@ -551,6 +552,7 @@ static const struct {
 	{ "status", sync_status, "replication status: role, log, replicas" },
 	{ "drain", control_drain, "drain the running server (SIGQUIT), wait" },
 	{ "promote", control_promote, "make the running replica a master" },
+	{ "conflicts", conflicts_main, "list, show and resolve GUID conflicts" },
 };
 
 static void

@@ -34,6 +34,10 @@ struct setting {
 	const char		*help;
 };
 
+static const char *const conflict_policies[] = {
+	"renumber", "keep", NULL
+};
+
 static const char *const log_levels[] = {
 	"debug", "info", "warn", "error", NULL
 };
@@ -92,6 +96,9 @@ static const struct setting table[] = {
 	    NULL, DEFAULT_REPL_LOG_RETENTION, 0, 10L * 366 * 86400, NULL,
 	    "seconds a log record waits for a replica that has not taken it; "
 	    "a replica further behind reconciles in full" },
+	{ "conflict-policy", SET_ENUM, OFF(conflict_policy), "renumber", 0, 0,
+	    0, conflict_policies, "on a GUID conflict: renumber (both copies "
+	    "kept under new UIDs) or keep (record and alert only)" },
 	{ "drain-timeout", SET_LONG, OFF(drain_timeout),
 	    NULL, DEFAULT_DRAIN_TIMEOUT, 1, 3600, NULL,
 	    "seconds a SIGQUIT drain waits for sessions and replicas" },

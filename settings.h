@@ -32,6 +32,7 @@ struct settings {
 	char	*replicate_from;	/* --replicate-from HOST:PORT */
 	char	*repl_secret_file;	/* --repl-secret-file */
 	char	*conflict_notify;	/* --conflict-notify CMD */
+	int	 conflict_policy;	/* CONFLICT_POLICY_* */
 	long	 repl_log_retention;	/* seconds a log record is kept */
 	long	 drain_timeout;		/* seconds, SIGQUIT drain bound */
 	char	*shutdown_command;	/* commands, one a line, or NULL */
@@ -70,5 +71,9 @@ void	settings_usage(FILE *);
 
 /* Prints a sub-command's own options. */
 void	settings_usage_options(FILE *, const struct cmd_option *, int);
+
+/* conflict-policy, in the order of its words in settings.c. */
+#define CONFLICT_POLICY_RENUMBER	0
+#define CONFLICT_POLICY_KEEP		1
 
 #endif /* MAILREPD_SETTINGS_H */

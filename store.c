@@ -163,9 +163,23 @@ static const char schema_v2[] =
 	"  resolved INTEGER NOT NULL DEFAULT 0);"
 	"CREATE INDEX conflict_mailbox ON conflict(mailbox, uid);";
 
+/*
+ * Version 3, conflicts resolved by renumbering: which replica copies a
+ * master renumbered (so a second push of the same copy changes nothing).
+ */
+static const char schema_v3[] =
+	"CREATE TABLE renumbered ("
+	"  mailbox BLOB NOT NULL,"
+	"  uid INTEGER NOT NULL,"
+	"  guid BLOB NOT NULL,"
+	"  new_uid INTEGER NOT NULL,"
+	"  time INTEGER NOT NULL,"
+	"  PRIMARY KEY (mailbox, uid, guid));";
+
 static const char *const migrations[SCHEMA_VERSION] = {
 	schema_v1,
 	schema_v2,
+	schema_v3,
 };
 
 static const char *const stmt_sql[NSTMT] = {
@@ -299,12 +313,13 @@ static const char *const stmt_sql[NSTMT] = {
 	[S_CONFLICT_ADD] = "INSERT INTO conflict (time, user, mailbox, "
 	    "mailbox_name, uid, local_guid, master_guid, op, master_seq) "
 	    "SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9 WHERE NOT EXISTS "
-	    "(SELECT 1 FROM conflict WHERE resolved = 0 AND mailbox = ?3 AND "
+	    "(SELECT 1 FROM conflict WHERE resolved != 1 AND mailbox = ?3 AND "
 	    "uid = ?5 AND local_guid = ?6 AND master_guid = ?7)",
-	[S_CONFLICT_COUNT] = "SELECT count(*) FROM conflict WHERE resolved = 0 "
+	[S_CONFLICT_COUNT] = "SELECT count(*) FROM conflict WHERE resolved != 1 "
 	    "AND (?1 IS NULL OR mailbox = ?1)",
 	[S_CONFLICT_LIST] = "SELECT id, time, user, mailbox, mailbox_name, uid, "
-	    "local_guid, master_guid, op, master_seq FROM conflict ORDER BY id",
+	    "local_guid, master_guid, op, master_seq, resolved FROM conflict "
+	    "ORDER BY id",
 	[S_MSG_RANGE] = "SELECT m.uid, b.guid, m.modseq, m.flags, m.keywords, "
 	    "m.internaldate, b.size FROM message m JOIN blob b "
 	    "ON b.id = m.blob_id WHERE m.mailbox_id = ?1 AND m.uid > ?2 AND "
@@ -323,6 +338,18 @@ static const char *const stmt_sql[NSTMT] = {
 	    "max(seq) + 1) FROM (SELECT seq, time FROM replog ORDER BY seq "
 	    "LIMIT ?3))",
 	[S_MBOX_ALL] = "SELECT uniqueid FROM mailbox ORDER BY id",
+	[S_RENUMBERED_GET] = "SELECT new_uid FROM renumbered WHERE "
+	    "mailbox = ?1 AND uid = ?2 AND guid = ?3",
+	[S_RENUMBERED_ADD] = "INSERT INTO renumbered (mailbox, uid, guid, "
+	    "new_uid, time) VALUES (?1, ?2, ?3, ?4, ?5)",
+	[S_CONFLICT_RESOLVED] = "UPDATE conflict SET resolved = 1 WHERE "
+	    "mailbox = ?1 AND uid = ?2 AND local_guid = ?3 AND resolved != 1",
+	[S_CONFLICT_NEXT] = "SELECT id, time, user, mailbox, mailbox_name, "
+	    "uid, local_guid, master_guid, op, master_seq, resolved FROM "
+	    "conflict WHERE id > ?1 AND (resolved = 2 OR (resolved = 0 AND ?2)) "
+	    "ORDER BY id LIMIT 1",
+	[S_CONFLICT_SET] = "UPDATE conflict SET resolved = ?2 WHERE "
+	    "id = ?1 AND resolved != 1",
 };
 
 struct store_blob_reader {
@@ -1205,17 +1232,12 @@ blob_put(struct store *st, const struct store_blob_in *b, int64_t *blob_id)
 }
 
 /* A message's stored attributes, as message_insert() takes them. */
-struct msg_attrs {
-	uint32_t	 flags;
-	const char	*keywords;
-	int64_t		 internaldate;
-};
 
 /*
  * Inserts a message referring to blob_id into mailbox mbox_id under the
  * mailbox's next UID, written to *uid.  The one place UIDs are assigned.
  */
-static enum store_err
+enum store_err
 message_insert(struct store *st, int64_t mbox_id, int64_t blob_id,
     const uint8_t *guid, const struct msg_attrs *a, uint32_t *uid)
 {
@@ -1698,7 +1720,7 @@ store_message_set_flags(struct store *st, int64_t mailbox_id, uint32_t uid,
  * Expunges inside the caller's savepoint: the row goes, a tombstone with
  * the GUID and a new modseq stays (for QRESYNC and reconciliation).
  */
-static enum store_err
+enum store_err
 message_expunge(struct store *st, int64_t mailbox_id, uint32_t uid,
     int64_t *blob_id)
 {
@@ -1742,7 +1764,7 @@ message_expunge(struct store *st, int64_t mailbox_id, uint32_t uid,
  * open (a FETCH streaming it to another client) is left for the next
  * blob_gc, so that the reader never loses its chunks.
  */
-static enum store_err
+enum store_err
 blob_drop_unused(struct store *st, int64_t blob_id)
 {
 	struct store_blob_reader	*r;

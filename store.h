@@ -447,9 +447,50 @@ struct store_conflict {
 	uint8_t		 master_guid[GUID_LEN];
 	char		 op[32];		/* the master's record type */
 	int64_t		 master_seq;
+	int		 state;			/* CONFLICT_OPEN... */
 };
+#define CONFLICT_OPEN		0
+#define CONFLICT_RESOLVED	1	/* the copy was renumbered */
+#define CONFLICT_REQUESTED	2	/* `conflicts resolve`: renumber it */
 /* STORE_EXISTS when the same unresolved pair is recorded already. */
 enum store_err	store_conflict_add(struct store *, struct store_conflict *);
+/*
+ * The first conflict after id `after` to renumber: requested ones, and
+ * open ones too when open_too (policy renumber).  STORE_NOTFOUND: none.
+ */
+enum store_err	store_conflict_next(struct store *, int64_t after,
+		    int open_too, struct store_conflict *);
+/*
+ * Moves an unresolved conflict to state (CONFLICT_REQUESTED: `conflicts
+ * resolve`; CONFLICT_RESOLVED: its copy is gone); STORE_NOTFOUND when
+ * there is no such unresolved conflict.
+ */
+enum store_err	store_conflict_set_state(struct store *, int64_t id,
+		    int state);
+/*
+ * On a master: a replica's copy of a message (its uid, guid and
+ * attributes; b its verified body, or NULL when the blob is here) that
+ * this master does not hold at that uid.  In one step the master's own
+ * message there, if another, is expunged; both are appended at uidnext,
+ * lower GUID first; and a log record expunges the copy at uid wherever
+ * it is, so every node ends with both under new UIDs and nothing lost
+ * (DESIGN.md, "A conflict").  A uid this master expunged the same copy
+ * from only logs that record.  New UIDs are at least `above` (the
+ * replica's UIDNEXT: UIDs only grow there too).  *new_uid is the copy's
+ * new UID (0 when none); STORE_EXISTS when the copy was renumbered
+ * before or is the master's message.
+ */
+enum store_err	store_renumber(struct store *, const uint8_t *uniqueid,
+		    uint32_t uid, const uint8_t *guid, uint32_t flags,
+		    const char *keywords, int64_t internaldate,
+		    const struct store_blob_in *b, uint32_t above,
+		    uint32_t *new_uid);
+/*
+ * Raises a mailbox's UIDNEXT to at least uidnext (a replica gave UIDs
+ * up to there while split off); not logged: appends carry their UIDs.
+ */
+enum store_err	store_mailbox_raise_uidnext(struct store *,
+		    const uint8_t *uniqueid, uint32_t uidnext);
 /* Unresolved conflicts in one mailbox (uniqueid), or in all (NULL). */
 int64_t		store_conflict_count(struct store *, const uint8_t *uniqueid);
 enum store_err	store_conflict_foreach(struct store *,

@@ -73,6 +73,11 @@ enum stmt_id {
 	S_MBOX_GONE_GET,
 	S_REPLOG_PURGE,
 	S_MBOX_ALL,
+	S_RENUMBERED_GET,
+	S_RENUMBERED_ADD,
+	S_CONFLICT_RESOLVED,
+	S_CONFLICT_NEXT,
+	S_CONFLICT_SET,
 	NSTMT
 };
 
@@ -104,6 +109,13 @@ struct replog_rec {
 };
 
 
+/* What a message carries besides its bytes. */
+struct msg_attrs {
+	uint32_t	 flags;
+	const char	*keywords;
+	int64_t		 internaldate;
+};
+
 /*
  * The helpers below live in store.c.  Each statement comes from stmt()
  * (prepared once, reset after use); every write runs between op_begin()
@@ -128,6 +140,14 @@ enum store_err	 message_row(struct store *, int64_t mbox_id, uint32_t uid,
 enum store_err	 message_walk(struct store *, sqlite3_stmt *,
 		    int (*cb)(void *, const struct store_message *), void *arg,
 		    const char *what);
+/* Appends at the mailbox's uidnext, logged; *uid receives the UID. */
+enum store_err	 message_insert(struct store *, int64_t mbox_id,
+		    int64_t blob_id, const uint8_t *guid,
+		    const struct msg_attrs *, uint32_t *uid);
+/* Expunges one message with its tombstone, logged; *blob_id was its. */
+enum store_err	 message_expunge(struct store *, int64_t mailbox_id,
+		    uint32_t uid, int64_t *blob_id);
+enum store_err	 blob_drop_unused(struct store *, int64_t blob_id);
 enum store_err	 blob_put(struct store *, const struct store_blob_in *,
 		    int64_t *blob_id);
 

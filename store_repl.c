@@ -209,6 +209,34 @@ store_apply_user_add(struct store *st, const char *name, const char *pwhash,
 	return op_end(st, replog_append(st, &r));
 }
 
+/*
+ * The master's word on a mailbox name wins: a mailbox of ours holding
+ * that name under another identity (both sides created it while split)
+ * steps aside to "NAME-<its id>", logged, until its own record or a
+ * reconciliation names it.
+ */
+static enum store_err
+mailbox_step_aside(struct store *st, const char *user, const char *name,
+    const uint8_t *uniqueid)
+{
+	struct store_mailbox	 mb;
+	enum store_apply	 what;
+	char			 hex[MAILBOX_ID_LEN * 2 + 1];
+	char			 aside[MAILBOX_MAX_NAME + 1];
+
+	if (store_mailbox_get(st, user, name, &mb) != STORE_OK ||
+	    memcmp(mb.uniqueid, uniqueid, MAILBOX_ID_LEN) == 0)
+		return STORE_OK;
+	crypto_hex(mb.uniqueid, MAILBOX_ID_LEN, hex);
+	if (snprintf(aside, sizeof(aside), "%.*s-%.8s", MAILBOX_MAX_NAME - 9,
+	    mb.name, hex) < 0)
+		return STORE_INVALID;
+	log_warn("store.mailbox.aside", "user=%s mailbox=%s to=%s "
+	    "msg=\"name taken by the master's mailbox\"", log_quote(user),
+	    log_quote(mb.name), log_quote(aside));
+	return store_apply_mailbox_rename(st, mb.uniqueid, aside, &what);
+}
+
 enum store_err
 store_apply_mailbox_create(struct store *st, const char *user,
     const uint8_t *uniqueid, const char *name, uint32_t uidvalidity,
@@ -234,11 +262,8 @@ store_apply_mailbox_create(struct store *st, const char *user,
 		*what = APPLY_ABSENT;
 		return op_end(st, err == STORE_NOTFOUND ? STORE_OK : err);
 	}
-	if (store_mailbox_get(st, canon, name, &mb) == STORE_OK) {
-		/* Same name, another identity: reconciliation's business. */
-		*what = APPLY_CONFLICT;
-		return op_end(st, STORE_OK);
-	}
+	if ((err = mailbox_step_aside(st, canon, name, uniqueid)) != STORE_OK)
+		return op_end(st, err);
 	*what = APPLY_DONE;
 	if ((s = stmt(st, S_MBOX_ADD_AT)) == NULL)
 		return op_end(st, STORE_IO);
@@ -288,6 +313,8 @@ store_apply_mailbox_rename(struct store *st, const uint8_t *uniqueid,
 		*what = APPLY_SAME;
 		return op_end(st, STORE_OK);
 	}
+	if ((err = mailbox_step_aside(st, user, name, uniqueid)) != STORE_OK)
+		return op_end(st, err);
 	*what = APPLY_DONE;
 	if ((s = stmt(st, S_MBOX_RENAME_ONE)) == NULL)
 		return op_end(st, STORE_IO);
@@ -500,6 +527,21 @@ store_apply_flags(struct store *st, const uint8_t *uniqueid, uint32_t uid,
 	    &modseq);
 }
 
+/* The replica's copy at (mailbox, uid) left this store: resolved. */
+static enum store_err
+conflict_resolved(struct store *st, const uint8_t *uniqueid, uint32_t uid,
+    const uint8_t *guid)
+{
+	sqlite3_stmt	*s;
+
+	if ((s = stmt(st, S_CONFLICT_RESOLVED)) == NULL)
+		return STORE_IO;
+	sqlite3_bind_blob(s, 1, uniqueid, MAILBOX_ID_LEN, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 2, uid);
+	sqlite3_bind_blob(s, 3, guid, GUID_LEN, SQLITE_STATIC);
+	return step_done(st, s, "conflict resolved");
+}
+
 enum store_err
 store_apply_expunge(struct store *st, const uint8_t *uniqueid, uint32_t uid,
     const uint8_t *guid, enum store_apply *what,
@@ -522,7 +564,12 @@ store_apply_expunge(struct store *st, const uint8_t *uniqueid, uint32_t uid,
 		return op_end(st, uidnext_past(st, mb.id, uid));
 	}
 	*what = APPLY_DONE;
-	return store_message_expunge(st, mb.id, uid);
+	if ((err = op_begin(st)) != STORE_OK)
+		return err;
+	/* A renumbered conflict copy leaving: its conflict is resolved. */
+	if ((err = store_message_expunge(st, mb.id, uid)) == STORE_OK)
+		err = conflict_resolved(st, uniqueid, uid, guid);
+	return op_end(st, err);
 }
 
 enum store_err
@@ -613,6 +660,24 @@ store_conflict_count(struct store *st, const uint8_t *uniqueid)
 	return n;
 }
 
+/* Fills *c from a row of S_CONFLICT_LIST or S_CONFLICT_NEXT. */
+static void
+conflict_from_row(sqlite3_stmt *s, struct store_conflict *c)
+{
+	memset(c, 0, sizeof(*c));
+	c->id = sqlite3_column_int64(s, 0);
+	c->time = sqlite3_column_int64(s, 1);
+	column_text(s, 2, c->user, sizeof(c->user));
+	column_id(s, 3, c->mailbox, MAILBOX_ID_LEN);
+	column_text(s, 4, c->mailbox_name, sizeof(c->mailbox_name));
+	c->uid = (uint32_t)sqlite3_column_int64(s, 5);
+	column_id(s, 6, c->local_guid, GUID_LEN);
+	column_id(s, 7, c->master_guid, GUID_LEN);
+	column_text(s, 8, c->op, sizeof(c->op));
+	c->master_seq = sqlite3_column_int64(s, 9);
+	c->state = sqlite3_column_int(s, 10);
+}
+
 enum store_err
 store_conflict_foreach(struct store *st,
     int (*cb)(void *, const struct store_conflict *), void *arg)
@@ -624,23 +689,186 @@ store_conflict_foreach(struct store *st,
 	if ((s = stmt(st, S_CONFLICT_LIST)) == NULL)
 		return STORE_IO;
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		memset(&c, 0, sizeof(c));
-		c.id = sqlite3_column_int64(s, 0);
-		c.time = sqlite3_column_int64(s, 1);
-		column_text(s, 2, c.user, sizeof(c.user));
-		column_id(s, 3, c.mailbox, MAILBOX_ID_LEN);
-		column_text(s, 4, c.mailbox_name, sizeof(c.mailbox_name));
-		c.uid = (uint32_t)sqlite3_column_int64(s, 5);
-		column_id(s, 6, c.local_guid, GUID_LEN);
-		column_id(s, 7, c.master_guid, GUID_LEN);
-		column_text(s, 8, c.op, sizeof(c.op));
-		c.master_seq = sqlite3_column_int64(s, 9);
+		conflict_from_row(s, &c);
 		if (cb(arg, &c) != 0)
 			break;
 	}
 	sqlite3_reset(s);
 	return rc == SQLITE_ROW || rc == SQLITE_DONE ? STORE_OK :
 	    db_error(st, rc, "conflict list");
+}
+
+enum store_err
+store_conflict_next(struct store *st, int64_t after, int open_too,
+    struct store_conflict *c)
+{
+	sqlite3_stmt	*s;
+	enum store_err	 err;
+
+	if ((s = stmt(st, S_CONFLICT_NEXT)) == NULL)
+		return STORE_IO;
+	sqlite3_bind_int64(s, 1, after);
+	sqlite3_bind_int(s, 2, open_too != 0);
+	if ((err = step_row(st, s, "conflict next")) != STORE_OK)
+		return err;
+	conflict_from_row(s, c);
+	sqlite3_reset(s);
+	return STORE_OK;
+}
+
+enum store_err
+store_conflict_set_state(struct store *st, int64_t id, int state)
+{
+	sqlite3_stmt	*s;
+	enum store_err	 err;
+
+	if ((err = op_begin(st)) != STORE_OK)
+		return err;
+	if ((s = stmt(st, S_CONFLICT_SET)) == NULL)
+		return op_end(st, STORE_IO);
+	sqlite3_bind_int64(s, 1, id);
+	sqlite3_bind_int(s, 2, state);
+	if ((err = step_done(st, s, "conflict state")) == STORE_OK &&
+	    sqlite3_changes(st->db) == 0)
+		err = STORE_NOTFOUND;
+	return op_end(st, err);
+}
+
+/* Whether this master renumbered the copy (mailbox, uid, guid) already. */
+static int
+renumbered(struct store *st, const uint8_t *uniqueid, uint32_t uid,
+    const uint8_t *guid)
+{
+	sqlite3_stmt	*s;
+
+	if ((s = stmt(st, S_RENUMBERED_GET)) == NULL)
+		return 0;
+	sqlite3_bind_blob(s, 1, uniqueid, MAILBOX_ID_LEN, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 2, uid);
+	sqlite3_bind_blob(s, 3, guid, GUID_LEN, SQLITE_STATIC);
+	if (step_row(st, s, "renumbered") != STORE_OK)
+		return 0;
+	sqlite3_reset(s);
+	return 1;
+}
+
+/* Looks a blob up by GUID: its id, or STORE_NOTFOUND. */
+static enum store_err
+blob_find(struct store *st, const uint8_t *guid, int64_t *blob_id)
+{
+	sqlite3_stmt	*s;
+	enum store_err	 err;
+
+	if ((s = stmt(st, S_BLOB_FIND)) == NULL)
+		return STORE_IO;
+	sqlite3_bind_blob(s, 1, guid, GUID_LEN, SQLITE_STATIC);
+	if ((err = step_row(st, s, "blob find")) != STORE_OK)
+		return err;
+	*blob_id = sqlite3_column_int64(s, 0);
+	sqlite3_reset(s);
+	return STORE_OK;
+}
+
+/*
+ * The body of store_renumber() once the mailbox and blob are known: the
+ * master's own message at uid (when another) leaves uid, both are
+ * appended in GUID order, and the replica's copy at uid is expunged by a
+ * record of its own.
+ */
+static enum store_err
+renumber_pair(struct store *st, int64_t mbox, const uint8_t *uniqueid,
+    uint32_t uid, const uint8_t *guid, const struct msg_attrs *theirs,
+    int64_t blob_id, uint32_t *new_uid)
+{
+	struct store_message	 m;
+	struct msg_attrs	 ours;
+	char			 kw[STORE_MAX_KEYWORDS];
+	uint8_t			 gone[GUID_LEN], mguid[GUID_LEN];
+	int64_t			 mblob = 0;
+	uint32_t		 u;
+	enum store_err		 err;
+	struct replog_rec	 r = { .type = "message.expunge" };
+
+	*new_uid = 0;
+	err = message_row(st, mbox, uid, &m, &mblob);
+	if (err != STORE_OK && err != STORE_NOTFOUND)
+		return err;
+	if (err == STORE_OK && memcmp(m.guid, guid, GUID_LEN) == 0)
+		return STORE_EXISTS;		/* the same message */
+	if (err == STORE_OK) {
+		snprintf(kw, sizeof(kw), "%s", m.keywords ? m.keywords : "");
+		ours = (struct msg_attrs){ m.flags, kw, m.internaldate };
+		memcpy(mguid, m.guid, GUID_LEN);
+		if ((err = message_expunge(st, mbox, uid, NULL)) != STORE_OK)
+			return err;
+		/* Lower GUID first: every node computes the same UIDs. */
+		if (memcmp(mguid, guid, GUID_LEN) < 0 &&
+		    (err = message_insert(st, mbox, mblob, mguid, &ours,
+		    &u)) != STORE_OK)
+			return err;
+		if ((err = message_insert(st, mbox, blob_id, guid, theirs,
+		    new_uid)) != STORE_OK)
+			return err;
+		if (memcmp(mguid, guid, GUID_LEN) > 0 &&
+		    (err = message_insert(st, mbox, mblob, mguid, &ours,
+		    &u)) != STORE_OK)
+			return err;
+	} else if (store_tombstone_guid(st, uniqueid, uid, gone) !=
+	    STORE_OK || memcmp(gone, guid, GUID_LEN) != 0) {
+		/* Never here: it joins at uidnext. */
+		if ((err = message_insert(st, mbox, blob_id, guid, theirs,
+		    new_uid)) != STORE_OK)
+			return err;
+	}
+	/* Expunged here meanwhile: the copy goes too, nothing joins. */
+	r.mailbox = uniqueid;
+	r.uid = uid;
+	r.guid = guid;
+	return replog_append(st, &r);
+}
+
+enum store_err
+store_renumber(struct store *st, const uint8_t *uniqueid, uint32_t uid,
+    const uint8_t *guid, uint32_t flags, const char *keywords,
+    int64_t internaldate, const struct store_blob_in *b, uint32_t above,
+    uint32_t *new_uid)
+{
+	struct msg_attrs	 theirs = { flags, keywords, internaldate };
+	sqlite3_stmt		*s;
+	enum store_err		 err;
+	int64_t			 mbox, blob_id;
+
+	*new_uid = 0;
+	if (uid == 0 || uid == UINT32_MAX || (keywords != NULL &&
+	    strlen(keywords) >= STORE_MAX_KEYWORDS))
+		return STORE_INVALID;
+	if ((err = op_begin(st)) != STORE_OK)
+		return err;
+	if ((err = mailbox_local_id(st, uniqueid, &mbox)) != STORE_OK)
+		return op_end(st, err);
+	if (renumbered(st, uniqueid, uid, guid))
+		return op_end(st, STORE_EXISTS);
+	/* New UIDs above every UID the replica has given out. */
+	if (above > 1 && (err = uidnext_past(st, mbox, above - 1)) !=
+	    STORE_OK)
+		return op_end(st, err);
+	err = b != NULL ? blob_put(st, b, &blob_id) :
+	    blob_find(st, guid, &blob_id);
+	if (err == STORE_OK)
+		err = renumber_pair(st, mbox, uniqueid, uid, guid, &theirs,
+		    blob_id, new_uid);
+	if (err == STORE_OK && *new_uid == 0)
+		err = blob_drop_unused(st, blob_id);
+	if (err != STORE_OK)
+		return op_end(st, err);
+	if ((s = stmt(st, S_RENUMBERED_ADD)) == NULL)
+		return op_end(st, STORE_IO);
+	sqlite3_bind_blob(s, 1, uniqueid, MAILBOX_ID_LEN, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 2, uid);
+	sqlite3_bind_blob(s, 3, guid, GUID_LEN, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 4, *new_uid);
+	sqlite3_bind_int64(s, 5, time(NULL));
+	return op_end(st, step_done(st, s, "renumbered add"));
 }
 
 /* --- Full reconciliation: what the two sides compare ------------------- */
@@ -766,4 +994,20 @@ store_mailbox_ids(struct store *st, int (*cb)(void *, const uint8_t *),
 	sqlite3_reset(s);
 	return rc == SQLITE_ROW || rc == SQLITE_DONE ? STORE_OK :
 	    db_error(st, rc, "mailbox ids");
+}
+
+enum store_err
+store_mailbox_raise_uidnext(struct store *st, const uint8_t *uniqueid,
+    uint32_t uidnext)
+{
+	enum store_err	 err;
+	int64_t		 mbox;
+
+	if (uidnext <= 1)
+		return STORE_OK;
+	if ((err = op_begin(st)) != STORE_OK)
+		return err;
+	if ((err = mailbox_local_id(st, uniqueid, &mbox)) == STORE_OK)
+		err = uidnext_past(st, mbox, uidnext - 1);
+	return op_end(st, err);
 }

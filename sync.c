@@ -326,7 +326,13 @@ enum chan_state {
 };
 
 struct recon;
+struct chan;
 static void	recon_free(struct recon *);
+static void	master_push_begin(struct session *, struct chan *,
+		    const uint8_t *, size_t);
+static void	master_push_data(struct session *, struct chan *,
+		    const uint8_t *, size_t);
+static void	master_push_done(struct session *, struct chan *);
 
 /* One received body on its way into the batch (replica side). */
 struct pending {
@@ -336,6 +342,7 @@ struct pending {
 	struct spool		*spool;
 	struct store_blob_in	 in;
 	int			 ready;		/* body complete and verified */
+	uint32_t		 above;		/* PUSH: the replica's UIDNEXT */
 };
 
 struct chan {
@@ -380,6 +387,12 @@ struct chan {
 	uint8_t			(*inv_ids)[MAILBOX_ID_LEN];
 	size_t			 ninv_ids, inv_cap, inv_i;
 	int			 inv_sending;
+	int64_t			 push_after;	/* last conflict pushed */
+	time_t			 push_round;	/* when push_after was reset */
+	struct store_blob_reader *push_body;	/* the copy being pushed */
+	uint64_t		 push_size, push_off;
+	/* master side: a replica's copy arriving (PUSH) */
+	struct pending		 push;
 };
 
 static struct chan *
@@ -595,6 +608,9 @@ chan_free(struct session *s)
 	if (c->body != NULL)
 		store_blob_close(c->body);
 	pending_clear(c);
+	if (c->push_body != NULL)
+		store_blob_close(c->push_body);
+	spool_free(c->push.spool);
 	recon_free(c->recon);
 	free(c->inv_ids);
 	free(c->batch);
@@ -686,6 +702,9 @@ struct inv_mailbox {
 	uint8_t		 digest[GUID_LEN];
 	int		 subscribed;
 	int		 seen;		/* the master has it too */
+	uint32_t	 uidvalidity, uidnext;
+	char		 user[USER_MAX_NAME + 1];
+	char		 special_use[16];
 	char		*name;		/* malloc'd */
 };
 
@@ -718,6 +737,8 @@ struct recon {
 	size_t			 nusers, user_i;
 	uint8_t			(*mboxes)[MAILBOX_ID_LEN];
 	size_t			 nmboxes, mb_i, mbcap;
+	uint8_t			(*adopted)[MAILBOX_ID_LEN];
+	size_t			 nadopted;
 	/* mailbox mb_i */
 	struct store_mailbox	 mb;
 	char			 mb_user[USER_MAX_NAME + 1];
@@ -746,6 +767,7 @@ recon_free(struct recon *r)
 	free(r->inv);
 	free(r->users);
 	free(r->mboxes);
+	free(r->adopted);
 	free(r->act);
 	free(r);
 }
@@ -784,13 +806,21 @@ recon_inventory(struct recon *r, const uint8_t *p, size_t n)
 	struct inv_mailbox	*grown, *m;
 	const uint8_t		*id, *digest;
 	char			 name[MAILBOX_MAX_NAME + 1];
+	char			 user[USER_MAX_NAME + 1], special_use[16];
+	uint64_t		 uidvalidity, uidnext;
 	int			 subscribed;
 
 	id = rd_bytes(&d, MAILBOX_ID_LEN);
 	digest = rd_bytes(&d, GUID_LEN);
 	rd_str(&d, name, sizeof(name));
 	subscribed = rd_u8(&d) != 0;
-	if (d.bad || d.off != n || r->ninv == SYNC_RECON_MAX_MAILBOXES)
+	rd_str(&d, user, sizeof(user));
+	uidvalidity = rd_u64(&d);
+	rd_str(&d, special_use, sizeof(special_use));
+	uidnext = rd_u64(&d);
+	if (d.bad || d.off != n || r->ninv == SYNC_RECON_MAX_MAILBOXES ||
+	    uidvalidity == 0 || uidvalidity > UINT32_MAX ||
+	    uidnext > UINT32_MAX)
 		return -1;
 	if (r->ninv == r->invcap) {
 		r->invcap = r->invcap ? 2 * r->invcap : 64;
@@ -804,6 +834,10 @@ recon_inventory(struct recon *r, const uint8_t *p, size_t n)
 	memcpy(m->digest, digest, GUID_LEN);
 	m->subscribed = subscribed;
 	m->seen = 0;
+	m->uidvalidity = (uint32_t)uidvalidity;
+	m->uidnext = (uint32_t)uidnext;
+	memcpy(m->user, user, sizeof(m->user));
+	memcpy(m->special_use, special_use, sizeof(m->special_use));
 	if ((m->name = strdup(name)) == NULL)
 		return -1;
 	r->ninv++;
@@ -855,11 +889,25 @@ plan_mailbox(void *arg, const uint8_t *uniqueid)
 static int
 recon_plan(struct session *s, struct recon *r)
 {
+	struct inv_mailbox	 key, *m;
+	size_t			 i;
+
 	if (r->ninv > 0)
 		qsort(r->inv, r->ninv, sizeof(*r->inv), inv_cmp);
 	if (store_user_foreach(s->srv->store, plan_user, r) != STORE_OK ||
 	    store_mailbox_ids(s->srv->store, plan_mailbox, r) != STORE_OK)
 		return -1;
+	for (i = 0; i < r->nmboxes && r->ninv > 0; i++) {
+		memcpy(key.uniqueid, r->mboxes[i], MAILBOX_ID_LEN);
+		if ((m = bsearch(&key, r->inv, r->ninv, sizeof(*r->inv),
+		    inv_cmp)) == NULL)
+			continue;
+		m->seen = 1;
+		/* UIDs the replica gave out while split off stay taken. */
+		if (store_mailbox_raise_uidnext(s->srv->store, m->uniqueid,
+		    m->uidnext) != STORE_OK)
+			return -1;
+	}
 	log_info("sync.reconcile.plan", "peer=%s replica_mailboxes=%zu "
 	    "users=%zu mailboxes=%zu", s->peer, r->ninv, r->nusers,
 	    r->nmboxes);
@@ -928,13 +976,14 @@ merge_action(struct recon *r, int kind, uint32_t uid, const uint8_t *guid)
 
 /*
  * A uid only the replica has: expunged here (the same guid's tombstone)
- * means expunge it there; otherwise this master never had it, and it
- * stays where it is (logged).
+ * means expunge it there; otherwise this master never had it (it came
+ * to an old master and never left), so the replica is asked for it
+ * (PULL) and keeps it until this master has it under a new UID.
  */
 static void
 merge_replica_only(struct merge *m)
 {
-	uint8_t	 gone[GUID_LEN];
+	uint8_t	 gone[GUID_LEN], b[MAILBOX_ID_LEN + 4 + GUID_LEN];
 	char	 hex[GUID_HEX_LEN + 1];
 
 	if (store_tombstone_guid(m->s->srv->store, m->r->mb.uniqueid,
@@ -946,8 +995,12 @@ merge_replica_only(struct merge *m)
 	m->r->local_only++;
 	crypto_hex(m->e.guid, GUID_LEN, hex);
 	log_warn("sync.reconcile.local_only", "peer=%s mailbox=%s uid=%u "
-	    "guid=%s msg=\"only on the replica; kept there\"", m->s->peer,
+	    "guid=%s msg=\"only on the replica: asked for it\"", m->s->peer,
 	    log_quote(m->r->mb.name), m->e.uid, hex);
+	memcpy(b, m->r->mb.uniqueid, MAILBOX_ID_LEN);
+	put32(b + MAILBOX_ID_LEN, m->e.uid);
+	memcpy(b + MAILBOX_ID_LEN + 4, m->e.guid, GUID_LEN);
+	chan_send(m->s, SF_PULL, b, sizeof(b));
 }
 
 /* One master message against the replica's entries (uid order). */
@@ -1101,7 +1154,6 @@ recon_open_mailbox(struct session *s, struct recon *r)
 	    (r->mb.subscribed != 0);
 	r->need_messages = 1;
 	if (peer != NULL) {
-		peer->seen = 1;
 		if (store_mailbox_digest(s->srv->store, r->mb.id, digest) ==
 		    STORE_OK && memcmp(digest, peer->digest, GUID_LEN) == 0) {
 			r->need_messages = 0;
@@ -1181,15 +1233,57 @@ recon_user(struct session *s, struct chan *c, const char *name)
 }
 
 /*
+ * Creates here, with its identity and UIDVALIDITY, a replica mailbox
+ * this master never had (created on an old master during a split), under
+ * another name when this one is taken; its messages are then compared
+ * like any other mailbox's (all PULLed).  Returns 0, or -1 when its
+ * owner is not here (it stays on the replica, logged).
+ */
+static int
+recon_adopt(struct session *s, struct recon *r, struct inv_mailbox *m)
+{
+	struct store_mailbox	 mb;
+	enum store_apply	 what;
+	uint8_t			(*grown)[MAILBOX_ID_LEN];
+	char			 hex[MAILBOX_ID_LEN * 2 + 1];
+	char			 name[MAILBOX_MAX_NAME + 1];
+
+	crypto_hex(m->uniqueid, MAILBOX_ID_LEN, hex);
+	snprintf(name, sizeof(name), "%s", m->name);
+	if (store_mailbox_get(s->srv->store, m->user, name, &mb) == STORE_OK)
+		snprintf(name, sizeof(name), "%.*s-%.8s", MAILBOX_MAX_NAME - 9,
+		    m->name, hex);
+	if ((grown = reallocarray(r->adopted, r->nadopted + 1,
+	    sizeof(*grown))) == NULL)
+		return -1;
+	r->adopted = grown;
+	if (store_apply_mailbox_create(s->srv->store, m->user, m->uniqueid,
+	    name, m->uidvalidity, m->special_use, m->subscribed, &what) !=
+	    STORE_OK || what != APPLY_DONE) {
+		log_warn("sync.reconcile.local_mailbox", "peer=%s user=%s "
+		    "mailbox=%s id=%s msg=\"only on the replica, and cannot "
+		    "be created here; kept there\"", s->peer,
+		    log_quote(m->user), log_quote(m->name), hex);
+		return -1;
+	}
+	if (store_mailbox_raise_uidnext(s->srv->store, m->uniqueid,
+	    m->uidnext) != STORE_OK)
+		return -1;
+	log_info("sync.reconcile.adopt", "peer=%s user=%s mailbox=%s as=%s "
+	    "id=%s", s->peer, log_quote(m->user), log_quote(m->name),
+	    log_quote(name), hex);
+	memcpy(r->adopted[r->nadopted++], m->uniqueid, MAILBOX_ID_LEN);
+	return 0;
+}
+
+/*
  * A replica mailbox this master does not have: deleted here (its
  * tombstone) means delete it there; otherwise it was never replicated
- * and stays (logged).
+ * and is adopted here.
  */
 static int
 recon_gone(struct session *s, struct chan *c, struct inv_mailbox *m)
 {
-	char	 hex[MAILBOX_ID_LEN * 2 + 1];
-
 	if (store_mailbox_was_deleted(s->srv->store, m->uniqueid)) {
 		memset(&c->rec, 0, sizeof(c->rec));
 		c->rec.seq = ++c->recon->seq;
@@ -1200,10 +1294,32 @@ recon_gone(struct session *s, struct chan *c, struct inv_mailbox *m)
 		snprintf(c->rec.name, sizeof(c->rec.name), "%s", m->name);
 		return 1;
 	}
-	crypto_hex(m->uniqueid, MAILBOX_ID_LEN, hex);
-	log_warn("sync.reconcile.local_mailbox", "peer=%s mailbox=%s id=%s "
-	    "msg=\"only on the replica; kept there\"", s->peer,
-	    log_quote(m->name), hex);
+	(void)recon_adopt(s, c->recon, m);
+	return 0;
+}
+
+/*
+ * After the replica-only mailboxes: the adopted ones come first in the
+ * list of mailboxes to compare (their names are settled before any
+ * other mailbox's), then every mailbox this master had.
+ */
+static int
+recon_list_adopted(struct recon *r)
+{
+	uint8_t	(*all)[MAILBOX_ID_LEN];
+
+	if (r->nadopted == 0)
+		return 0;
+	if ((all = calloc(r->nadopted + r->nmboxes, sizeof(*all))) == NULL)
+		return -1;
+	memcpy(all, r->adopted, r->nadopted * sizeof(*all));
+	if (r->nmboxes > 0)
+		memcpy(all + r->nadopted, r->mboxes, r->nmboxes *
+		    sizeof(*all));
+	free(r->mboxes);
+	r->mboxes = all;
+	r->nmboxes += r->nadopted;
+	r->mbcap = r->nmboxes;
 	return 0;
 }
 
@@ -1230,13 +1346,11 @@ recon_next(struct session *s, struct chan *c)
 					return STORE_OK;
 				break;
 			}
-			r->phase = RP_MAILBOX;
-			r->mb_i = 0;
-			recon_seek_mailbox(s, r);
+			r->phase = RP_GONE;
 			break;
 		case RP_MAILBOX:
 			if (r->mb_i == r->nmboxes) {
-				r->phase = RP_GONE;
+				r->phase = RP_FINISH;
 				break;
 			}
 			if (recon_mailbox_next(s, c))
@@ -1248,7 +1362,11 @@ recon_next(struct session *s, struct chan *c)
 			break;
 		case RP_GONE:
 			if (r->gone_i == r->ninv) {
-				r->phase = RP_FINISH;
+				if (recon_list_adopted(r) < 0)
+					return STORE_IO;
+				r->phase = RP_MAILBOX;
+				r->mb_i = 0;
+				recon_seek_mailbox(s, r);
 				break;
 			}
 			m = &r->inv[r->gone_i++];
@@ -1549,6 +1667,12 @@ master_input(struct session *s)
 		} else if ((c->state == CH_STREAM || c->state ==
 		    CH_RECONCILE) && type == SF_PING) {
 			/* keep-alive */
+		} else if ((c->state == CH_STREAM || c->state ==
+		    CH_RECONCILE) && type == SF_PUSH) {
+			master_push_begin(s, c, p, n);
+		} else if ((c->state == CH_STREAM || c->state ==
+		    CH_RECONCILE) && type == SF_PUSH_DATA) {
+			master_push_data(s, c, p, n);
 		} else if (c->state == CH_RECONCILE && recon_input(s, c, type,
 		    p, n) == 0) {
 			/* the replica's inventory */
@@ -1889,6 +2013,228 @@ conflict_notify(struct session *s, const struct store_conflict *k)
 		free(env[i]);
 }
 
+/* --- renumbering: the replica's copies travel to the master --------------------- */
+
+/*
+ * Under --conflict-policy renumber, a replica sends the master every
+ * copy it keeps out of a conflict (and, in a reconciliation, every
+ * message the master PULLs because only the replica has it); `conflicts
+ * resolve` asks for one under policy keep.  PUSH carries the copy's
+ * identity and attributes, PUSH_DATA its body; the master checks the
+ * body against the GUID and renumbers (store_renumber()).  What that
+ * changes reaches the replica as log records, the last of which
+ * expunges the copy at its old uid and so resolves the conflict there.
+ * A copy pushed twice (a reconnect) is renumbered once.
+ */
+
+/* PUSH on the master: a copy's header; its body follows. */
+static void
+master_push_begin(struct session *s, struct chan *c, const uint8_t *p,
+    size_t n)
+{
+	struct rd	 d = { p, n, 0, 0 };
+	struct pending	*pd = &c->push;
+	const uint8_t	*v;
+	uint64_t	 uid, flags, size, above;
+
+	if (c->cur != NULL || (c->line == NULL &&
+	    (c->line = malloc(SYNC_LINE_MAX)) == NULL))
+		goto bad;
+	memset(pd, 0, sizeof(*pd));
+	if ((v = rd_bytes(&d, MAILBOX_ID_LEN)) != NULL)
+		memcpy(pd->rec.mailbox, v, MAILBOX_ID_LEN);
+	uid = rd_u64(&d);
+	if ((v = rd_bytes(&d, GUID_LEN)) != NULL)
+		memcpy(pd->rec.guid, v, GUID_LEN);
+	flags = rd_u64(&d);
+	pd->rec.internaldate = (int64_t)rd_u64(&d);
+	size = rd_u64(&d);
+	rd_str(&d, pd->rec.keywords, sizeof(pd->rec.keywords));
+	above = rd_u64(&d);
+	if (d.bad || d.off != n || uid == 0 || uid >= UINT32_MAX ||
+	    flags > UINT32_MAX || above > UINT32_MAX ||
+	    size > (uint64_t)s->srv->settings->max_message_size)
+		goto bad;
+	pd->rec.uid = (uint32_t)uid;
+	pd->rec.flags = (uint32_t)flags;
+	pd->above = (uint32_t)above;
+	pd->size = size;
+	if ((pd->spool = spool_new(s->srv->settings->data_dir)) == NULL) {
+		session_close(s);
+		return;
+	}
+	c->cur = pd;
+	c->body_left = size;
+	c->linelen = 0;
+	if (size == 0)
+		master_push_done(s, c);
+	return;
+bad:
+	log_warn("sync.protocol", "peer=%s name=%s msg=\"bad PUSH\"", s->peer,
+	    log_quote(c->name));
+	session_close(s);
+}
+
+/* The whole copy is here and hashes to its GUID: renumber it. */
+static void
+master_push_done(struct session *s, struct chan *c)
+{
+	struct pending	*pd = &c->push;
+	enum store_err	 err;
+	uint32_t	 new_uid;
+	char		 hex[GUID_HEX_LEN + 1];
+
+	if (body_finish(s, c) < 0) {
+		spool_free(pd->spool);
+		pd->spool = NULL;
+		session_close(s);
+		return;
+	}
+	err = store_renumber(s->srv->store, pd->rec.mailbox, pd->rec.uid,
+	    pd->rec.guid, pd->rec.flags, pd->rec.keywords,
+	    pd->rec.internaldate, &pd->in, pd->above, &new_uid);
+	crypto_hex(pd->rec.guid, GUID_LEN, hex);
+	if (err == STORE_OK || err == STORE_EXISTS)
+		log_info("sync.renumber", "name=%s uid=%u guid=%s new_uid=%u%s",
+		    log_quote(c->name), pd->rec.uid, hex, new_uid,
+		    err == STORE_EXISTS ? " again=1" : "");
+	else
+		log_warn("sync.renumber", "name=%s uid=%u guid=%s msg=%s",
+		    log_quote(c->name), pd->rec.uid, hex,
+		    log_quote(store_strerror(err)));
+	spool_free(pd->spool);
+	pd->spool = NULL;
+}
+
+/* PUSH_DATA on the master: a chunk of the copy's body. */
+static void
+master_push_data(struct session *s, struct chan *c, const uint8_t *p,
+    size_t n)
+{
+	if (c->cur != &c->push || n > c->body_left) {
+		log_warn("sync.protocol", "peer=%s name=%s msg=\"PUSH_DATA "
+		    "out of place\"", s->peer, log_quote(c->name));
+		session_close(s);
+		return;
+	}
+	body_feed(c, p, n);
+	c->body_left -= n;
+	if (c->body_left == 0)
+		master_push_done(s, c);
+}
+
+/*
+ * PULL on the replica: the master lacks our message at this uid.  It is
+ * kept out of the master's numbering like a conflict copy (recorded,
+ * alerted), and pushed under policy renumber.
+ */
+static void
+replica_pull(struct session *s, struct chan *c, const uint8_t *p, size_t n)
+{
+	struct store_conflict	 k;
+	struct store_mailbox	 mb;
+
+	(void)c;
+	if (n != MAILBOX_ID_LEN + 4 + GUID_LEN) {
+		session_close(s);
+		return;
+	}
+	memset(&k, 0, sizeof(k));
+	memcpy(k.mailbox, p, MAILBOX_ID_LEN);
+	k.uid = get32(p + MAILBOX_ID_LEN);
+	memcpy(k.local_guid, p + MAILBOX_ID_LEN + 4, GUID_LEN);
+	snprintf(k.op, sizeof(k.op), "message.local");
+	if (store_mailbox_by_uniqueid(s->srv->store, k.mailbox, &mb,
+	    k.user) != STORE_OK)
+		return;
+	snprintf(k.mailbox_name, sizeof(k.mailbox_name), "%s", mb.name);
+	if (store_conflict_add(s->srv->store, &k) == STORE_OK)
+		conflict_notify(s, &k);
+}
+
+/* Opens conflict k's copy and sends its PUSH; 0, or -1 to skip it. */
+static int
+push_start(struct session *s, struct chan *c, const struct store_conflict *k)
+{
+	struct store		*st = s->srv->store;
+	struct store_mailbox	 mb;
+	struct store_message	 m;
+	char			 user[USER_MAX_NAME + 1];
+	uint8_t			 out[MAILBOX_ID_LEN + 8 + GUID_LEN + 8 * 3 +
+				    2 + STORE_MAX_KEYWORDS + 8];
+	struct wr		 w = { out, 0, sizeof(out), 0 };
+	uint64_t		 size;
+
+	if (store_mailbox_by_uniqueid(st, k->mailbox, &mb, user) !=
+	    STORE_OK || store_message_get(st, mb.id, k->uid, &m) !=
+	    STORE_OK || memcmp(m.guid, k->local_guid, GUID_LEN) != 0) {
+		/* The copy is gone from here: nothing left to keep. */
+		(void)store_conflict_set_state(st, k->id, CONFLICT_RESOLVED);
+		return -1;
+	}
+	wr_bytes(&w, k->mailbox, MAILBOX_ID_LEN);
+	wr_u64(&w, k->uid);
+	wr_bytes(&w, k->local_guid, GUID_LEN);
+	wr_u64(&w, m.flags);
+	wr_u64(&w, (uint64_t)m.internaldate);
+	wr_u64(&w, m.size);
+	wr_str(&w, m.keywords ? m.keywords : "");
+	wr_u64(&w, mb.uidnext);
+	if (w.full || store_blob_open(st, k->local_guid, &c->push_body,
+	    &size) != STORE_OK)
+		return -1;
+	c->push_size = size;
+	c->push_off = 0;
+	chan_send(s, SF_PUSH, out, w.n);
+	log_info("sync.push", "mailbox=%s uid=%u conflict=%lld size=%llu",
+	    log_quote(mb.name), k->uid, (long long)k->id,
+	    (unsigned long long)size);
+	return 0;
+}
+
+/*
+ * Sends the copies to renumber, one after another, as the output
+ * drains; this connection's pushes go in conflict order, each once.
+ */
+static void
+replica_push(struct session *s, struct chan *c)
+{
+	struct store_conflict	 k;
+	size_t			 n;
+	ssize_t			 got;
+	int			 open_too = s->srv->settings->conflict_policy ==
+				    CONFLICT_POLICY_RENUMBER;
+
+	if ((c->state != CH_STREAM && c->state != CH_RECONCILE) ||
+	    c->inv_sending || s->io != SESSION_OPEN)
+		return;
+	while (buf_used(&s->out) < OUTBUF_HIGH_WATER) {
+		if (c->push_body != NULL) {
+			n = c->push_size - c->push_off < BLOB_CHUNK_SIZE ?
+			    c->push_size - c->push_off : BLOB_CHUNK_SIZE;
+			if (n > 0 && (got = store_blob_read(c->push_body,
+			    c->push_off, c->zout, n)) != (ssize_t)n) {
+				session_close(s);
+				return;
+			}
+			if (n > 0)
+				chan_send(s, SF_PUSH_DATA, c->zout, n);
+			c->push_off += n;
+			if (c->push_off == c->push_size) {
+				store_blob_close(c->push_body);
+				c->push_body = NULL;
+			}
+			continue;
+		}
+		if (store_conflict_next(s->srv->store, c->push_after, open_too,
+		    &k) != STORE_OK)
+			return;
+		c->push_after = k.id;
+		(void)push_start(s, c, &k);
+	}
+	s->resume = 1;
+}
+
 static void
 replica_committed(struct session *s, int ok)
 {
@@ -1912,6 +2258,7 @@ replica_committed(struct session *s, int ok)
 	put64(b, (uint64_t)c->batch_end);
 	chan_send(s, SF_ACK, b, sizeof(b));
 	repl.backoff = 0;
+	replica_push(s, c);
 }
 
 /* One streamed frame: a record, a body chunk or the end of the batch. */
@@ -1998,7 +2345,8 @@ replica_send_inventory(struct session *s, struct chan *c)
 	struct store_mailbox	 mb;
 	char			 user[USER_MAX_NAME + 1];
 	uint8_t			 out[MAILBOX_ID_LEN + GUID_LEN + 2 +
-				    MAILBOX_MAX_NAME + 1], digest[GUID_LEN];
+				    MAILBOX_MAX_NAME + 1 + 2 + USER_MAX_NAME +
+				    8 + 2 + 16 + 8], digest[GUID_LEN];
 	uint8_t			 one;
 	struct wr		 w;
 
@@ -2025,6 +2373,10 @@ replica_send_inventory(struct session *s, struct chan *c)
 		wr_str(&w, mb.name);
 		one = mb.subscribed != 0;
 		wr_bytes(&w, &one, 1);
+		wr_str(&w, user);
+		wr_u64(&w, mb.uidvalidity);
+		wr_str(&w, mb.special_use);
+		wr_u64(&w, mb.uidnext);
 		chan_send(s, SF_INV_MAILBOX, out, w.n);
 	}
 	s->resume = c->inv_sending;
@@ -2184,6 +2536,9 @@ replica_input(struct session *s)
 			replica_reconcile(s, c, p, n);
 		else if (c->state == CH_RECONCILE && type == SF_INV_WANT)
 			replica_want(s, c, p, n);
+		else if ((c->state == CH_RECONCILE || c->state == CH_STREAM) &&
+		    type == SF_PULL)
+			replica_pull(s, c, p, n);
 		else if (c->state == CH_RECONCILE && type == SF_START &&
 		    n == 8)
 			replica_reconciled(s, c, (int64_t)get64(p));
@@ -2196,6 +2551,10 @@ replica_input(struct session *s)
 		}
 		buf_consume(&s->in, total);
 	}
+	if (c->inv_sending)
+		replica_send_inventory(s, c);
+	else
+		replica_push(s, c);
 }
 
 static void
@@ -2535,6 +2894,13 @@ sync_tick(struct server *srv)
 		if (c->master && srv->now - c->stored_at >=
 		    SYNC_STATUS_INTERVAL)
 			master_store(s, 1);
+		/* Copies not resolved yet go again, and new requests go. */
+		if (!c->master && c->push_body == NULL &&
+		    srv->now - c->push_round >= SYNC_STATUS_INTERVAL) {
+			c->push_round = srv->now;
+			c->push_after = 0;
+			replica_push(s, c);
+		}
 	}
 }
 

@@ -48,6 +48,9 @@ struct server;
 #define SF_INV_END	'N'	/* replica: that was every mailbox */
 #define SF_INV_WANT	'W'	/* master: your messages of a mailbox */
 #define SF_INV_MSGS	'L'	/* replica: a chunk of them */
+#define SF_PULL		'U'	/* master: send me your message at this uid */
+#define SF_PUSH		'V'	/* replica: a message of mine, to renumber */
+#define SF_PUSH_DATA	'B'	/* replica: a chunk of its body */
 
 #define SYNC_HDR_LEN	5
 #define SYNC_MAC_LEN	16

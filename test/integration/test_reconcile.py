@@ -134,20 +134,20 @@ def test_purged_replica_reconciles_every_kind_of_change(cluster):
     r.logout()
 
 
-def test_reconcile_keeps_a_replica_message_the_master_never_had(cluster):
-    """Same uid, another message: the replica records a conflict and
-    keeps its own; a message only the replica has stays too."""
+def split_replica(cluster, policy_args=()):
+    """A master and a replica that both took deliveries while apart:
+    UID 2 holds another message on each side, UID 3 only the replica's
+    (as an old master after a hard failover would)."""
     master, _ = cluster(0)
     master.args += ["--repl-log-retention", "0"]
     master.stop()
     master.start()
     assert lmtp_one(master.port, "alice@" + DOMAIN,
                     message("shared"))[0].startswith("250")
-    rep = cluster.replica(master, 0)
+    rep = cluster.replica(master, 0, policy_args)
     wait_same(master, rep)
     applied = status(rep.data)["master"]["applied"]
     rep.stop()
-    # The replica, on its own, takes UIDs 2 and 3 (an old master would).
     local = rep.__class__(rep.tmp, rep.data, [])
     local.start()
     for tag in ("replica-2", "replica-3"):
@@ -157,13 +157,88 @@ def test_reconcile_keeps_a_replica_message_the_master_never_had(cluster):
     assert lmtp_one(master.port, "alice@" + DOMAIN,
                     message("master-2"))[0].startswith("250")
     wait_purged(master, applied)
+    return master, rep
+
+
+def inbox_subjects(node):
+    """INBOX as (uid, Subject) pairs, over IMAP."""
+    c = node.imap("alice")
+    c.select("INBOX", readonly=True)
+    typ, data = c.uid("FETCH", "1:*", "(UID BODY.PEEK[HEADER.FIELDS "
+                      "(SUBJECT)])")
+    c.logout()
+    out = []
+    for item in data:
+        if isinstance(item, tuple):
+            uid = int(item[0].split(b"UID ")[1].split()[0])
+            subj = item[1].decode().split(":", 1)[1].strip()
+            out.append((uid, subj))
+    return sorted(out)
+
+
+def test_reconcile_renumbers_what_only_the_replica_has(cluster):
+    """Policy renumber (the default): the replica's copy at UID 2 and its
+    message at UID 3 go to the master, which gives them and its own
+    UID 2 message new UIDs above both sides' UIDNEXT; nothing is lost,
+    nothing stays under an old UID, and the two stores end identical."""
+    master, rep = split_replica(cluster)
+    rep.start()
+    wait_for_log(master, "sync.renumber name=replica0 uid=3")
+    wait_for_log(master, "sync.renumber name=replica0 uid=2")
+    users, boxes, msgs = wait_same(master, rep)
+    got = inbox_subjects(master)
+    assert got == inbox_subjects(rep)
+    assert sorted(s for _, s in got) == sorted(
+        ["shared", "master-2", "replica-2", "replica-3"]), got
+    assert got[0] == (1, "shared")
+    # UIDs only grow: the three moved above the replica's UIDNEXT (4).
+    assert all(uid >= 4 for uid, _ in got[1:]), got
+    end = time.monotonic() + SYNC_DEADLINE
+    while time.monotonic() < end and status(rep.data)["conflicts_open"]:
+        time.sleep(0.1)
+    assert status(rep.data)["conflicts_open"] == 0, status(rep.data)
+    follows_head(master, rep)
+    for node in (master, rep):
+        check = run("check", "--data", node.data)
+        assert check.returncode == 0, check.stdout + check.stderr
+
+
+def test_reconcile_keep_policy_waits_for_resolve(cluster):
+    """Policy keep: the replica keeps its copies and records them; the
+    operator's `conflicts resolve` then renumbers one."""
+    master, rep = split_replica(cluster, ["--conflict-policy", "keep"])
     before = {(m[0], m[1]): m[2] for m in listing(rep.data)[2]}
     rep.start()
     wait_for_log(rep, "sync.reconcile.done")
     wait_for_log(rep, "conflict mailbox=INBOX uid=2")
-    wait_for_log(master, "sync.reconcile.local_only")
+    wait_for_log(rep, "conflict mailbox=INBOX uid=3")
+    follows_head(master, rep)
+    time.sleep(1)
     after = {(m[0], m[1]): m[2] for m in listing(rep.data)[2]}
     assert after == before, (before, after)
-    st = status(rep.data)
-    assert st["conflicts_open"] == 1 and st["conflicts"][0]["uid"] == 2
-    follows_head(master, rep)
+    assert "sync.renumber" not in master.log_text()
+    listed = run("conflicts", "list", "--json", "--data", rep.data)
+    assert listed.returncode == 0, listed.stderr
+    ks = __import__("json").loads(listed.stdout)
+    assert sorted(k["uid"] for k in ks) == [2, 3]
+    assert all(k["state"] == "open" for k in ks)
+    k2 = next(k for k in ks if k["uid"] == 2)
+    shown = run("conflicts", "show", str(k2["id"]), "--data", rep.data)
+    assert shown.returncode == 0, shown.stderr
+    assert "replica-2" in shown.stdout, shown.stdout
+    raw = run("conflicts", "show", str(k2["id"]), "--raw", "local",
+              "--data", rep.data)
+    assert raw.returncode == 0 and "Subject: replica-2" in raw.stdout
+    done = run("conflicts", "resolve", str(k2["id"]), "--data", rep.data)
+    assert done.returncode == 0, done.stderr
+    wait_for_log(master, "sync.renumber name=replica0 uid=2")
+    end = time.monotonic() + SYNC_DEADLINE
+    while time.monotonic() < end:
+        got = inbox_subjects(rep)
+        if "replica-2" in [s for u, s in got if u > 3]:
+            break
+        time.sleep(0.1)
+    got = inbox_subjects(rep)
+    assert (3, "replica-3") in got, got        # still kept, still open
+    assert [s for u, s in got if u > 3].count("replica-2") == 1, got
+    assert [s for u, s in got if u > 3].count("master-2") == 1, got

@@ -248,6 +248,7 @@ def test_secret_file_must_be_private(server, secret, tmp_path):
 
 
 def test_conflict_keeps_the_local_message(cluster, tmp_path):
+    """Policy keep, while streaming: recorded, alerted, nothing moved."""
     master, (rep,) = cluster(1)
     assert lmtp_one(master.port, "alice@" + DOMAIN,
                     message("first"))[0].startswith("250")
@@ -264,7 +265,7 @@ def test_conflict_keeps_the_local_message(cluster, tmp_path):
     # ...while the master gives UID 2 to another message.
     assert lmtp_one(master.port, "alice@" + DOMAIN,
                     message("master-only"))[0].startswith("250")
-    rep.args += ["--conflict-notify",
+    rep.args += ["--conflict-policy", "keep", "--conflict-notify",
                  "env | grep ^MAILREPD_CONFLICT_ >> %s" % notify]
     rep.start()
     end = time.monotonic() + SYNC_DEADLINE
