@@ -161,9 +161,19 @@ static const char schema_v2[] =
 	"  resolved INTEGER NOT NULL DEFAULT 0);"
 	"CREATE INDEX conflict_mailbox ON conflict(mailbox, uid);";
 
+/*
+ * Version 3: named counters that `mailrepd status` reads from a running
+ * or a stopped node (synchronous replication's timeouts).
+ */
+static const char schema_v3[] =
+	"CREATE TABLE counter ("
+	"  name TEXT PRIMARY KEY,"
+	"  value INTEGER NOT NULL) WITHOUT ROWID;";
+
 static const char *const migrations[SCHEMA_VERSION] = {
 	schema_v1,
 	schema_v2,
+	schema_v3,
 };
 
 /* Every statement the store runs more than once, prepared once. */
@@ -224,6 +234,8 @@ enum stmt_id {
 	S_CONFLICT_ADD,
 	S_CONFLICT_COUNT,
 	S_CONFLICT_LIST,
+	S_COUNTER_ADD,
+	S_COUNTER_GET,
 	NSTMT
 };
 
@@ -359,6 +371,9 @@ static const char *const stmt_sql[NSTMT] = {
 	    "AND (?1 IS NULL OR mailbox = ?1)",
 	[S_CONFLICT_LIST] = "SELECT id, time, user, mailbox, mailbox_name, uid, "
 	    "local_guid, master_guid, op, master_seq FROM conflict ORDER BY id",
+	[S_COUNTER_ADD] = "INSERT INTO counter (name, value) VALUES (?1, ?2) "
+	    "ON CONFLICT (name) DO UPDATE SET value = value + excluded.value",
+	[S_COUNTER_GET] = "SELECT value FROM counter WHERE name = ?1",
 };
 
 struct store {
@@ -2901,4 +2916,34 @@ store_conflict_foreach(struct store *st,
 	sqlite3_reset(s);
 	return rc == SQLITE_ROW || rc == SQLITE_DONE ? STORE_OK :
 	    db_error(st, rc, "conflict list");
+}
+
+enum store_err
+store_counter_add(struct store *st, const char *name, int64_t delta)
+{
+	sqlite3_stmt	*s;
+	enum store_err	 err;
+
+	if ((err = op_begin(st)) != STORE_OK)
+		return err;
+	if ((s = stmt(st, S_COUNTER_ADD)) == NULL)
+		return op_end(st, STORE_IO);
+	sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 2, delta);
+	return op_end(st, step_done(st, s, "counter add"));
+}
+
+int64_t
+store_counter_get(struct store *st, const char *name)
+{
+	sqlite3_stmt	*s;
+	int64_t		 v = 0;
+
+	if ((s = stmt(st, S_COUNTER_GET)) == NULL)
+		return 0;
+	sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
+	if (sqlite3_step(s) == SQLITE_ROW)
+		v = sqlite3_column_int64(s, 0);
+	sqlite3_reset(s);
+	return v;
 }
