@@ -88,6 +88,10 @@ static const struct setting table[] = {
 	    0, NULL, "shared secret of the replication channel (mode 600)" },
 	{ "conflict-notify", SET_STRING, OFF(conflict_notify), NULL, 0, 0, 0,
 	    NULL, "command run (sh -c) for each GUID conflict" },
+	{ "repl-sync-timeout", SET_LONG, OFF(repl_sync_timeout), NULL,
+	    DEFAULT_REPL_SYNC_TIMEOUT, 0, REPL_SYNC_TIMEOUT_MAX, NULL,
+	    "ms a master holds each LMTP 250 / IMAP OK until a replica has "
+	    "the change (0: asynchronous)" },
 	{ "drain-timeout", SET_LONG, OFF(drain_timeout),
 	    NULL, DEFAULT_DRAIN_TIMEOUT, 1, 3600, NULL,
 	    "seconds a SIGQUIT drain waits for sessions and replicas" },

@@ -32,6 +32,8 @@ struct settings {
 	char	*replicate_from;	/* --replicate-from HOST:PORT */
 	char	*repl_secret_file;	/* --repl-secret-file */
 	char	*conflict_notify;	/* --conflict-notify CMD */
+	long	 repl_sync_timeout;	/* ms a reply waits for a replica;
+					   0: asynchronous */
 	long	 drain_timeout;		/* seconds, SIGQUIT drain bound */
 	char	*shutdown_command;	/* commands, one a line, or NULL */
 	int	 syslog;		/* log to syslog instead of stderr */
