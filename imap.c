@@ -686,6 +686,8 @@ input_idle(struct session *s)
 		imap_reply(s, "OK IDLE terminated");
 	else
 		imap_reply(s, "BAD Expected DONE");
+	/* IDLE writes nothing: what others wrote meanwhile is not its. */
+	imap_of(s)->priv->head0 = store_replog_head(s->srv->store);
 	command_finish(s);
 	return 1;
 }
