@@ -37,7 +37,7 @@
 #define BLOB_ZLIB_MIN_SAVE	4	/* keep a chunk deflated if that saves 1/4 */
 #define STORE_BUSY_TIMEOUT_MS	5000	/* wait for another process's lock */
 #define STORE_MAX_KEYWORDS	4096	/* bytes of keywords on a message */
-#define SCHEMA_VERSION		3	/* bump with a migration in store.c */
+#define SCHEMA_VERSION		4	/* bump with a migration in store.c */
 
 /* LMTP */
 #define LMTP_MAX_LINE		2048	/* command line, CRLF included */
@@ -119,6 +119,18 @@
 #define SYNC_RECON_MAX_MAILBOXES 100000 /* mailboxes in a replica's inventory */
 #define DEFAULT_REPL_LOG_RETENTION (7 * 86400) /* seconds a log record is kept */
 #define SYNC_STATUS_INTERVAL	5	/* seconds between acked-position writes */
+/*
+ * --repl-sync-timeout: 0 (asynchronous) by default; at most a minute,
+ * well inside an MTA's wait for the reply to DATA (Postfix: 10 min).
+ */
+#define DEFAULT_REPL_SYNC_TIMEOUT 0	/* ms a reply waits for a replica's ACK */
+#define REPL_SYNC_TIMEOUT_MAX	60000	/* ms */
+/*
+ * After a timeout replies go out asynchronously until a replica is back
+ * within this many records of the log head (about one batch): then a
+ * held reply waits one round trip, not for a backlog to be applied.
+ */
+#define SYNC_RESUME_LAG		SYNC_BATCH_RECORDS
 #define STORE_MAX_VALUE		512	/* bytes of a log record's value (hash, use) */
 
 /* Defaults for `mailrepd serve` and `make run` */

@@ -686,6 +686,8 @@ input_idle(struct session *s)
 		imap_reply(s, "OK IDLE terminated");
 	else
 		imap_reply(s, "BAD Expected DONE");
+	/* IDLE writes nothing: what others wrote meanwhile is not its. */
+	imap_of(s)->priv->head0 = store_replog_head(s->srv->store);
 	command_finish(s);
 	return 1;
 }
@@ -1299,7 +1301,10 @@ input_command(struct session *s)
 
 /*
  * The handler (or its last step) is done.  A command that changed the
- * store waits for the group commit; its reply goes out in imap_committed.
+ * store waits for the group commit, and one that wrote log records for a
+ * replica too (--repl-sync-timeout), even when an earlier group commit
+ * (between the steps of a long command) made it durable already; its
+ * reply goes out in imap_committed.
  */
 static void
 command_finish(struct session *s)
@@ -1308,6 +1313,11 @@ command_finish(struct session *s)
 	struct imap_private	*p = ims->priv;
 
 	p->changed = store_replog_head(s->srv->store) != p->head0;
+	if (p->changed) {
+		p->mode = IN_HELD;
+		session_wait_replicated(s);
+		return;
+	}
 	if (store_txn_open(s->srv->store)) {
 		p->mode = IN_HELD;
 		session_wait_commit(s);

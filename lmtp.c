@@ -988,6 +988,7 @@ lmtp_data_end(struct session *s, struct lmtp_session *ls)
 	struct lmtp_tx		*tx = ls->tx;
 	struct store_blob_in	 blob;
 	size_t			 i;
+	int			 stored = 0;
 
 	if (tx->error == DATA_OK && spool_finish(tx->spool, &blob) < 0) {
 		tx->error = DATA_SPOOL;
@@ -1015,8 +1016,14 @@ lmtp_data_end(struct session *s, struct lmtp_session *ls)
 		for (i = 0; i < tx->nrcpts; i++)
 			if (tx->targets[i].result == STORE_OK)
 				tx->targets[i].result = STORE_IO;
+	for (i = 0; i < tx->nrcpts; i++)
+		stored |= tx->targets[i].result == STORE_OK;
 	ls->state = LMTP_COMMIT;
-	session_wait_commit(s);
+	/* A 250 waits for a replica too (--repl-sync-timeout). */
+	if (stored)
+		session_wait_replicated(s);
+	else
+		session_wait_commit(s);
 }
 
 /*

@@ -324,6 +324,7 @@ event_loop(struct server *srv, struct listener *ls, int nls,
 	struct timespec	 timeout;
 	size_t		 cap = 0, n, i;
 	time_t		 last_tick = 0;
+	long		 wait_ms, hold_ms;
 	int		 busy;
 
 	while (!stop_signal && quit_signals < 2 && dr->phase != DRAIN_DONE) {
@@ -352,14 +353,17 @@ event_loop(struct server *srv, struct listener *ls, int nls,
 			owner[n] = s;
 			busy |= session_wants_processing(s);
 		}
-		timeout.tv_sec = busy || dr->phase != DRAIN_NONE ? 0 : 1;
-		timeout.tv_nsec = !busy && dr->phase != DRAIN_NONE ?
-		    50 * 1000 * 1000 : 0;
+		wait_ms = busy ? 0 : dr->phase != DRAIN_NONE ? 50 : 1000;
+		hold_ms = server_hold_wait_ms(srv);
+		if (hold_ms >= 0 && hold_ms < wait_ms)
+			wait_ms = hold_ms;	/* a held reply times out */
+		timeout.tv_sec = wait_ms / 1000;
+		timeout.tv_nsec = wait_ms % 1000 * 1000 * 1000;
 		if (ppoll(pfd, n, &timeout, waitmask) < 0 && errno != EINTR) {
 			log_error("loop", "msg=%s", log_quote(strerror(errno)));
 			break;
 		}
-		srv->now = time(NULL);
+		server_clock(srv);
 		if (reload_signal)
 			reload_tls();
 		for (i = 0; i < (size_t)nls; i++)
@@ -461,7 +465,8 @@ cmd_serve(int argc, char **argv, int first, int dev_mode)
 		goto out;
 	srv.dev = dev != NULL;
 	srv.settings = &set;
-	srv.now = time(NULL);
+	server_clock(&srv);
+	srv.hold.head = store_replog_head(srv.store);
 	if (tls_init(set.tls_cert, set.tls_key, set.data_dir, set.name, err,
 	    sizeof(err)) < 0) {
 		fprintf(stderr, "mailrepd: %s\n", err);

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "config.h"
@@ -331,31 +332,197 @@ session_on_writable(struct session *s)
 		session_broken(s);
 }
 
+void
+server_clock(struct server *srv)
+{
+	struct timespec	 ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	srv->now = time(NULL);
+	srv->now_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Hands a held (or never held) session its committed change. */
+static void
+hold_release(struct session *s)
+{
+	if (s->io == SESSION_WAIT_REPL)
+		s->srv->hold.held--;
+	s->io = SESSION_OPEN;
+	s->replicate = 0;
+	s->ops->committed(s, 1);
+}
+
+/*
+ * Whether a reply to a change that reached log position pos must wait:
+ * a timeout is set, the master is holding, and no replica has pos yet.
+ * While not holding after a timeout, a reply that would have waited is
+ * counted as sent unreplicated.
+ */
+static int
+hold_needed(struct server *srv, int64_t pos)
+{
+	if (srv->settings->repl_sync_timeout == 0 || srv->hold.acked >= pos)
+		return 0;
+	if (srv->hold.async) {
+		srv->hold.n_unreplicated++;
+		return 0;
+	}
+	return 1;
+}
+
+/*
+ * After a timeout: holds again once a replica has acknowledged, since
+ * the timeout, a position within SYNC_RESUME_LAG records of the log head
+ * before this commit; a replica that is still down never does.
+ */
+static void
+hold_maybe_resume(struct server *srv)
+{
+	struct repl_hold	*h = &srv->hold;
+
+	if (!h->async || !h->acked_since || h->head - h->acked >
+	    SYNC_RESUME_LAG)
+		return;
+	h->async = h->acked_since = 0;
+	log_info("sync.resumed", "acked=%lld head=%lld msg=\"a replica "
+	    "caught up: replies wait for it again\"", (long long)h->acked,
+	    (long long)h->head);
+}
+
+/*
+ * Releases the held replies whose position a replica has acknowledged.
+ * When the first of the others has timed out, logs it, stops holding
+ * (struct repl_hold) and releases them all: they would time out too.
+ */
+static void
+hold_check(struct server *srv)
+{
+	struct repl_hold	*h = &srv->hold;
+	struct session		*s;
+	int64_t			 late = -1;
+	unsigned		 n = 0;
+
+	if (h->held == 0)
+		return;
+	for (s = srv->sessions; s != NULL; s = s->next) {
+		if (s->io != SESSION_WAIT_REPL)
+			continue;
+		if (h->acked >= s->repl_pos) {
+			h->n_acked++;
+			hold_release(s);
+		} else if (srv->now_ms >= s->repl_deadline && late < 0)
+			late = s->repl_pos;
+	}
+	if (late < 0)
+		return;
+	h->async = 1;
+	h->acked_since = 0;
+	h->n_timeouts++;
+	for (s = srv->sessions; s != NULL; s = s->next)
+		if (s->io == SESSION_WAIT_REPL) {
+			n++;
+			h->n_unreplicated++;
+			hold_release(s);
+		}
+	log_warn("sync.timeout", "pos=%lld acked=%lld timeout_ms=%ld "
+	    "released=%u msg=\"no replica acknowledged in time: replies go "
+	    "out unreplicated until one catches up\"", (long long)late,
+	    (long long)h->acked, srv->settings->repl_sync_timeout, n);
+}
+
+/*
+ * Adds the counts to the store's counters, at most once a second, in
+ * the transaction about to be committed (one opens when none is).
+ */
+static void
+hold_store(struct server *srv)
+{
+	struct repl_hold	*h = &srv->hold;
+	struct store		*st = srv->store;
+
+	if ((h->n_acked | h->n_timeouts | h->n_unreplicated) == 0 ||
+	    h->stored_at == srv->now)
+		return;
+	h->stored_at = srv->now;
+	if ((h->n_acked == 0 || store_counter_add(st, "sync_acked",
+	    h->n_acked) == STORE_OK) && (h->n_timeouts == 0 ||
+	    store_counter_add(st, "sync_timeouts", h->n_timeouts) ==
+	    STORE_OK) && (h->n_unreplicated == 0 || store_counter_add(st,
+	    "sync_unreplicated", h->n_unreplicated) == STORE_OK))
+		h->n_acked = h->n_timeouts = h->n_unreplicated = 0;
+}
+
 /*
  * Commits the store when a change is pending, then tells every session
- * that waited whether its change is durable.  Replies go out only after
- * this, so no client hears "done" before the fsync.
+ * that waited whether its change is durable: at once, or (a change that
+ * wrote log records, with --repl-sync-timeout) once a replica has it.
+ * Replies go out only after this, so no client hears "done" before the
+ * fsync.  Then the held replies whose time has come.
  */
 void
 server_commit(struct server *srv)
 {
 	struct session	*s;
-	int		 ok;
+	int		 ok = 1, wrote = store_txn_open(srv->store);
 
-	if (!store_txn_open(srv->store))
-		return;
-	ok = store_commit(srv->store) == STORE_OK;
-	if (!ok)
-		log_error("store.commit", "msg=\"group commit failed; "
-		    "waiting clients get a temporary error\"");
+	hold_store(srv);
+	if (store_txn_open(srv->store)) {
+		ok = store_commit(srv->store) == STORE_OK;
+		if (!ok)
+			log_error("store.commit", "msg=\"group commit failed; "
+			    "waiting clients get a temporary error\"");
+	}
+	if (ok && wrote) {
+		hold_maybe_resume(srv);
+		srv->hold.head = store_replog_head(srv->store);
+	}
 	for (s = srv->sessions; s != NULL; s = s->next) {
 		if (s->io != SESSION_WAIT_COMMIT)
 			continue;
-		s->io = SESSION_OPEN;
-		s->ops->committed(s, ok);
+		if (ok && s->replicate && hold_needed(srv, srv->hold.head)) {
+			s->io = SESSION_WAIT_REPL;
+			s->repl_pos = srv->hold.head;
+			s->repl_deadline = srv->now_ms +
+			    srv->settings->repl_sync_timeout;
+			srv->hold.held++;
+		} else if (ok)
+			hold_release(s);
+		else {
+			s->io = SESSION_OPEN;
+			s->replicate = 0;
+			s->ops->committed(s, 0);
+		}
 	}
-	if (ok)
-		server_wake(srv);
+	if (ok && wrote)
+		server_wake(srv);	/* the replication sessions send it */
+	hold_check(srv);
+}
+
+void
+server_repl_acked(struct server *srv, int64_t pos)
+{
+	if (pos > srv->hold.acked)
+		srv->hold.acked = pos;
+	if (srv->hold.async)
+		srv->hold.acked_since = 1;
+}
+
+long
+server_hold_wait_ms(const struct server *srv)
+{
+	const struct session	*s;
+	int64_t			 first = -1;
+
+	if (srv->hold.held == 0)
+		return -1;
+	for (s = srv->sessions; s != NULL; s = s->next)
+		if (s->io == SESSION_WAIT_REPL && (first < 0 ||
+		    s->repl_deadline < first))
+			first = s->repl_deadline;
+	if (first < 0)
+		return -1;
+	return first <= srv->now_ms ? 0 : (long)(first - srv->now_ms);
 }
 
 /* Lets every open session that asked for it look for news. */
@@ -505,6 +672,13 @@ session_wait_commit(struct session *s)
 {
 	assert(s->io == SESSION_OPEN);
 	s->io = SESSION_WAIT_COMMIT;
+}
+
+void
+session_wait_replicated(struct session *s)
+{
+	session_wait_commit(s);
+	s->replicate = 1;
 }
 
 void

@@ -13,6 +13,14 @@
  * of the loop iteration has run, server_commit() commits the store once
  * (one fsync for all) and calls each waiting session's `committed`
  * handler, which only then writes the acknowledgements.
+ *
+ * Synchronous replication (--repl-sync-timeout, DESIGN.md): a handler
+ * whose change wrote log records calls session_wait_replicated()
+ * instead.  On a master with the timeout above 0, its `committed` handler
+ * then runs only once a replica has acknowledged the log head that the
+ * group commit reached (server_repl_acked(), from sync.c) or the timeout
+ * has passed.  Every session of one group commit waits for the same
+ * position, so one ACK releases them all.
  */
 #ifndef MAILREPD_PROTO_H
 #define MAILREPD_PROTO_H
@@ -29,11 +37,32 @@ struct store;
 struct session;
 struct transport;
 
-/* What every session can reach: the store, the settings, the clock. */
+/*
+ * The replies held for a replica's ACK (see the top).  After a timeout
+ * the master stops holding, as MySQL's semi-synchronous replication
+ * falls back to asynchronous: a replica that is down or far behind must
+ * not turn into a delivery outage of one reply per timeout.  It holds
+ * again once a replica acknowledges, after the timeout, a position
+ * within SYNC_RESUME_LAG records of the head.
+ */
+struct repl_hold {
+	int64_t		 acked;		/* highest position a replica acked */
+	int64_t		 head;		/* log head after the last commit */
+	int		 async;		/* timed out: not holding */
+	int		 acked_since;	/* an ACK came since the timeout */
+	unsigned	 held;		/* sessions waiting */
+	/* counted, not yet added to the store's counters (`status`) */
+	int64_t		 n_acked, n_timeouts, n_unreplicated;
+	time_t		 stored_at;
+};
+
+/* What every session can reach: the store, the settings, the clocks. */
 struct server {
 	struct store		*store;
 	const struct settings	*settings;
 	time_t			 now;
+	int64_t			 now_ms;	/* monotonic, for holds */
+	struct repl_hold	 hold;
 	struct session		*sessions;	/* every live session */
 	unsigned		 nsessions;
 	uint64_t		 next_id;
@@ -49,6 +78,7 @@ struct server {
 enum session_io {
 	SESSION_OPEN,		/* reading and running commands */
 	SESSION_WAIT_COMMIT,	/* a change awaits the group commit */
+	SESSION_WAIT_REPL,	/* committed; awaits a replica's ACK */
 	SESSION_CLOSING,	/* writing what is left, then closing */
 };
 
@@ -105,6 +135,11 @@ struct session {
 	int			 tls_start;	/* start the protocol once the
 						   implicit-TLS handshake is
 						   done */
+	int			 replicate;	/* the change wrote log records
+						   (session_wait_replicated) */
+	int64_t			 repl_pos;	/* SESSION_WAIT_REPL: until a
+						   replica acks this... */
+	int64_t			 repl_deadline;	/* ...or now_ms reaches this */
 };
 
 /* Loop side. */
@@ -125,7 +160,17 @@ void	session_on_writable(struct session *);
 short	session_poll_events(const struct session *);
 int	session_wants_processing(const struct session *);
 void	session_process(struct session *);
+/* Reads both clocks into srv->now and srv->now_ms. */
+void	server_clock(struct server *);
+/*
+ * The group commit, then the held replies whose ACK came or whose
+ * timeout passed (see the top).
+ */
 void	server_commit(struct server *);
+/* sync.c: a replica acknowledged everything up to pos. */
+void	server_repl_acked(struct server *, int64_t pos);
+/* Milliseconds until the first held reply times out; -1: none held. */
+long	server_hold_wait_ms(const struct server *);
 void	server_wake(struct server *);
 void	server_timeouts(struct server *);
 void	server_reap(struct server *);
@@ -158,7 +203,18 @@ void	session_printf(struct session *, const char *fmt, ...)
 	    __attribute__((format(printf, 2, 3)));
 void	session_write(struct session *, const void *, size_t);
 
+/*
+ * Waits for the group commit (see the top); the session's `committed`
+ * handler runs after it, in this loop iteration, even when nothing was
+ * left to commit.
+ */
 void	session_wait_commit(struct session *);
+/*
+ * The same for a change that wrote log records (a delivery, an IMAP
+ * change): with --repl-sync-timeout the `committed` handler also waits
+ * for a replica to have them.
+ */
+void	session_wait_replicated(struct session *);
 
 /* Sends what is buffered, then closes. */
 void	session_close(struct session *);

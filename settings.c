@@ -99,6 +99,10 @@ static const struct setting table[] = {
 	{ "conflict-policy", SET_ENUM, OFF(conflict_policy), "renumber", 0, 0,
 	    0, conflict_policies, "on a GUID conflict: renumber (both copies "
 	    "kept under new UIDs) or keep (record and alert only)" },
+	{ "repl-sync-timeout", SET_LONG, OFF(repl_sync_timeout), NULL,
+	    DEFAULT_REPL_SYNC_TIMEOUT, 0, REPL_SYNC_TIMEOUT_MAX, NULL,
+	    "ms a master holds each LMTP 250 / IMAP OK until a replica has "
+	    "the change (0: asynchronous)" },
 	{ "drain-timeout", SET_LONG, OFF(drain_timeout),
 	    NULL, DEFAULT_DRAIN_TIMEOUT, 1, 3600, NULL,
 	    "seconds a SIGQUIT drain waits for sessions and replicas" },

@@ -34,6 +34,8 @@ struct settings {
 	char	*conflict_notify;	/* --conflict-notify CMD */
 	int	 conflict_policy;	/* CONFLICT_POLICY_* */
 	long	 repl_log_retention;	/* seconds a log record is kept */
+	long	 repl_sync_timeout;	/* ms a reply waits for a replica;
+					   0: asynchronous */
 	long	 drain_timeout;		/* seconds, SIGQUIT drain bound */
 	char	*shutdown_command;	/* commands, one a line, or NULL */
 	int	 syslog;		/* log to syslog instead of stderr */

@@ -176,10 +176,20 @@ static const char schema_v3[] =
 	"  time INTEGER NOT NULL,"
 	"  PRIMARY KEY (mailbox, uid, guid));";
 
+/*
+ * Version 4: named counters that `mailrepd status` reads from a running
+ * or a stopped node (synchronous replication's timeouts).
+ */
+static const char schema_v4[] =
+	"CREATE TABLE counter ("
+	"  name TEXT PRIMARY KEY,"
+	"  value INTEGER NOT NULL) WITHOUT ROWID;";
+
 static const char *const migrations[SCHEMA_VERSION] = {
 	schema_v1,
 	schema_v2,
 	schema_v3,
+	schema_v4,
 };
 
 static const char *const stmt_sql[NSTMT] = {
@@ -350,6 +360,9 @@ static const char *const stmt_sql[NSTMT] = {
 	    "ORDER BY id LIMIT 1",
 	[S_CONFLICT_SET] = "UPDATE conflict SET resolved = ?2 WHERE "
 	    "id = ?1 AND resolved != 1",
+	[S_COUNTER_ADD] = "INSERT INTO counter (name, value) VALUES (?1, ?2) "
+	    "ON CONFLICT (name) DO UPDATE SET value = value + excluded.value",
+	[S_COUNTER_GET] = "SELECT value FROM counter WHERE name = ?1",
 };
 
 struct store_blob_reader {
@@ -2238,4 +2251,34 @@ store_batch_end(struct store *st, enum store_err err)
 	exec(st, "ROLLBACK TO batch");
 	exec(st, "RELEASE batch");
 	return err;
+}
+
+enum store_err
+store_counter_add(struct store *st, const char *name, int64_t delta)
+{
+	sqlite3_stmt	*s;
+	enum store_err	 err;
+
+	if ((err = op_begin(st)) != STORE_OK)
+		return err;
+	if ((s = stmt(st, S_COUNTER_ADD)) == NULL)
+		return op_end(st, STORE_IO);
+	sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 2, delta);
+	return op_end(st, step_done(st, s, "counter add"));
+}
+
+int64_t
+store_counter_get(struct store *st, const char *name)
+{
+	sqlite3_stmt	*s;
+	int64_t		 v = 0;
+
+	if ((s = stmt(st, S_COUNTER_GET)) == NULL)
+		return 0;
+	sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
+	if (sqlite3_step(s) == SQLITE_ROW)
+		v = sqlite3_column_int64(s, 0);
+	sqlite3_reset(s);
+	return v;
 }

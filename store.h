@@ -496,4 +496,13 @@ int64_t		store_conflict_count(struct store *, const uint8_t *uniqueid);
 enum store_err	store_conflict_foreach(struct store *,
 		    int (*cb)(void *, const struct store_conflict *), void *arg);
 
+/*
+ * Named counters kept across restarts (`mailrepd status`); a mutation,
+ * not logged.  store_counter_add() adds delta inside the open write
+ * transaction; store_counter_get() returns 0 for a counter never added.
+ */
+enum store_err	store_counter_add(struct store *, const char *name,
+		    int64_t delta);
+int64_t		store_counter_get(struct store *, const char *name);
+
 #endif /* MAILREPD_STORE_H */

@@ -1661,6 +1661,7 @@ master_input(struct session *s)
 				break;
 			}
 			c->acked = ack;
+			server_repl_acked(s->srv, ack);	/* held replies */
 			c->inflight -= k + 1;
 			memmove(c->inflight_end, c->inflight_end + k + 1,
 			    (size_t)c->inflight * sizeof(c->inflight_end[0]));
@@ -2679,6 +2680,11 @@ sync_setup(struct server *srv)
 
 	memset(&repl, 0, sizeof(repl));
 	repl.srv = srv;
+	if (set->repl_sync_timeout > 0 && set->repl_listen == NULL) {
+		fprintf(stderr, "mailrepd: setting 'repl-sync-timeout' needs "
+		    "'repl-listen': no replica could acknowledge\n");
+		return -1;
+	}
 	if (set->repl_listen == NULL && set->replicate_from == NULL)
 		return 0;
 	if (set->repl_secret_file == NULL) {
@@ -2906,6 +2912,15 @@ sync_tick(struct server *srv)
 
 /* --- mailrepd status ---------------------------------------------------------- */
 
+/*
+ * The synchronous-replication counters (proto.c): replies released by a
+ * replica's ACK, hold timeouts, and replies sent without an ACK.
+ */
+#define SYNC_COUNTERS(st)						\
+	(long long)store_counter_get((st), "sync_acked"),		\
+	(long long)store_counter_get((st), "sync_timeouts"),		\
+	(long long)store_counter_get((st), "sync_unreplicated")
+
 struct status_ctx {
 	int	 json;
 	int	 n;
@@ -3007,6 +3022,8 @@ sync_status(int argc, char **argv)
 			printf("\"master\":{\"node_id\":\"%s\",\"epoch\":\"%s\","
 			    "\"applied\":%lld},", mid, mep,
 			    (long long)me.applied);
+		printf("\"sync\":{\"acked\":%lld,\"timeouts\":%lld,"
+		    "\"unreplicated\":%lld},", SYNC_COUNTERS(st));
 		printf("\"conflicts_open\":%lld,\"replicas\":[",
 		    (long long)store_conflict_count(st, NULL));
 		store_replica_foreach(st, status_replica, &x);
@@ -3020,6 +3037,8 @@ sync_status(int argc, char **argv)
 		if (me.has_master)
 			printf("master %s epoch %s applied %lld\n", mid, mep,
 			    (long long)me.applied);
+		printf("sync acked %lld timeouts %lld unreplicated %lld\n",
+		    SYNC_COUNTERS(st));
 		printf("conflicts %lld open\n",
 		    (long long)store_conflict_count(st, NULL));
 		store_replica_foreach(st, status_replica, &x);

@@ -18,6 +18,12 @@ measures:
             with `mailrepd status --json --data DIR` on its directory)
             equals the master's log head, and from its first applied
             position change (start-up and handshake excluded)
+  throughput  the master's LMTP rate with the replica connected
+            (bench/lmtp_load, 4 KiB, --throughput messages at c=1, then
+            at c=8), with the master's --repl-sync-timeout set to
+            --sync-timeout MS (0: asynchronous, the default); run it once
+            with 0 and once with a timeout to compare, and the master's
+            sync counters (mailrepd status) are reported with it
 
 Prints one JSON line per figure on stdout and a summary on stderr.
 Only 127.0.0.1 is contacted; every loop is bounded.  Figures only.
@@ -341,6 +347,10 @@ def main():
     ap.add_argument("--max-messages", type=int, default=3000,
                     help="messages for the max-rate measurement")
     ap.add_argument("--catchup", type=int, default=20000)
+    ap.add_argument("--throughput", type=int, default=2000,
+                    help="messages per connection count (default 2000)")
+    ap.add_argument("--sync-timeout", type=int, default=0,
+                    help="the master's --repl-sync-timeout MS (default 0)")
     ap.add_argument("--only", default="trickle,load,catchup")
     ap.add_argument("--keep", action="store_true")
     a = ap.parse_args()
@@ -355,7 +365,8 @@ def main():
     rport = free_port()
     master = Node(a.mailrepd, tmp, "master", [
         "--repl-listen", "%s:%d" % (HOST, rport),
-        "--repl-secret-file", secret])
+        "--repl-secret-file", secret,
+        "--repl-sync-timeout", str(a.sync_timeout)])
     replica = Node(a.mailrepd, tmp, "replica", [
         "--replicate-from", "%s:%d" % (HOST, rport),
         "--repl-secret-file", secret])
@@ -400,6 +411,22 @@ def main():
                  "max_ms": round(max(lags), 2)}
             emit(r)
             say("load", r)
+
+        if "throughput" in only:
+            for conns in (1, 8):
+                res = lmtp_load(master.lmtp, a.throughput, conns)
+                r = {"figure": "throughput", "sync_timeout_ms":
+                     a.sync_timeout, "connections": conns,
+                     "messages": res["messages"],
+                     "failures": res["failures"],
+                     "messages_per_s": res["messages_per_s"],
+                     "p50_ms": res["p50_ms"], "p99_ms": res["p99_ms"]}
+                emit(r)
+                say("throughput", r)
+            time.sleep(1.5)     # the counters reach the store each second
+            r = {"figure": "sync_counters", **master.status()["sync"]}
+            emit(r)
+            say("sync counters", r)
 
         if "catchup" in only:
             idler.close()
