@@ -815,7 +815,8 @@ append_begin(struct session *s, uint64_t size)
 	else if (size == 0)
 		err = "NO Cannot save an empty message";
 	else if ((ap->spool = spool_new(s->srv->settings->data_dir)) == NULL)
-		err = "NO [UNAVAILABLE] Temporary storage failure";
+		err = errno == ENOSPC ? IMAP_NO_FULL :
+		    "NO [UNAVAILABLE] Temporary storage failure";
 	imap_cmd_free(&cmd);
 	buf_consume(&s->in, p->frame.lit_lf + 1);
 	imap_frame_reset(&p->frame);
@@ -887,8 +888,11 @@ append_store(struct session *s, struct append *ap)
 	enum store_err		 err;
 
 	if (spool_finish(ap->spool, &blob) < 0) {
-		imap_reply(s, "NO [%s] Could not store the message",
-		    errno == ENOSPC ? "OVERQUOTA" : "UNAVAILABLE");
+		if (errno == ENOSPC)
+			imap_reply(s, IMAP_NO_FULL);
+		else
+			imap_reply(s, "NO [UNAVAILABLE] Could not store the "
+			    "message");
 		return;
 	}
 	memset(&t, 0, sizeof(t));
@@ -906,7 +910,7 @@ append_store(struct session *s, struct append *ap)
 	if (err == STORE_NOTFOUND)
 		imap_reply(s, "NO [TRYCREATE] No such mailbox");
 	else if (err == STORE_FULL)
-		imap_reply(s, "NO [OVERQUOTA] Insufficient storage");
+		imap_reply(s, IMAP_NO_FULL);
 	else if (err != STORE_OK)
 		imap_reply(s, "NO [UNAVAILABLE] %s", store_strerror(err));
 	else
@@ -967,7 +971,9 @@ cmd_append(struct session *s, const struct imap_arg *args, size_t nargs,
 	else if (msg->len == 0)
 		imap_reply(s, "NO Cannot save an empty message");
 	else if ((ap->spool = spool_new(s->srv->settings->data_dir)) == NULL)
-		imap_reply(s, "NO [UNAVAILABLE] Temporary storage failure");
+		imap_reply(s, errno == ENOSPC ?
+		    IMAP_NO_FULL : "NO [UNAVAILABLE] Temporary storage "
+		    "failure");
 	else {
 		for (off = 0; off < msg->len; off += n) {
 			lf = memchr(msg->str + off, '\n', msg->len - off);
@@ -1340,7 +1346,8 @@ command_reply(struct session *s, int committed)
 	if (ims->view != NULL && committed)
 		imap_sync(s, !ims->uses_seq);
 	if (!committed && p->changed)
-		reply = "NO [UNAVAILABLE] The change could not be saved";
+		reply = s->srv->commit_err == STORE_FULL ? IMAP_NO_FULL :
+		    "NO [UNAVAILABLE] The change could not be saved";
 	else if (reply == NULL)
 		reply = "NO [UNAVAILABLE] Out of memory";
 	if (strncmp(reply, "BAD", 3) == 0)

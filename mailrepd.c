@@ -157,6 +157,12 @@ setup_signals(sigset_t *waitmask)
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = SIG_IGN;
 	sigaction(SIGPIPE, &sa, NULL);
+	/*
+	 * Past a file-size limit (RLIMIT_FSIZE) a write fails with EFBIG
+	 * when SIGXFSZ is ignored; by default the signal kills the server.
+	 * The store and the spool treat EFBIG as a full disk.
+	 */
+	sigaction(SIGXFSZ, &sa, NULL);
 	sa.sa_handler = on_stop_signal;
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);

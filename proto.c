@@ -344,7 +344,8 @@ server_commit(struct server *srv)
 
 	if (!store_txn_open(srv->store))
 		return;
-	ok = store_commit(srv->store) == STORE_OK;
+	srv->commit_err = store_commit(srv->store);
+	ok = srv->commit_err == STORE_OK;
 	if (!ok)
 		log_error("store.commit", "msg=\"group commit failed; "
 		    "waiting clients get a temporary error\"");

@@ -23,6 +23,7 @@
 
 #include "buf.h"
 #include "net.h"
+#include "store.h"
 
 struct settings;
 struct store;
@@ -44,6 +45,7 @@ struct server {
 	 */
 	int			 dev;
 	int			 draining;	/* SIGQUIT: no new commands */
+	enum store_err		 commit_err;	/* why the last commit failed */
 };
 
 enum session_io {
