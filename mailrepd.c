@@ -145,6 +145,25 @@ open_listeners(const char *specs, const struct proto_ops *ops,
 }
 
 /*
+ * Shortens the poll timeout *t to end when the earliest timer a session
+ * asked for (server_timer) is due, so that a held reply goes out on
+ * time, not at the next whole-second tick.
+ */
+static void
+wait_for_timer(const struct server *srv, struct timespec *t)
+{
+	int64_t	 left, now = server_clock_ms();
+
+	if (srv->timer_ms == 0)
+		return;
+	left = srv->timer_ms > now ? srv->timer_ms - now : 0;
+	if (left < (int64_t)t->tv_sec * 1000 + t->tv_nsec / 1000000) {
+		t->tv_sec = (time_t)(left / 1000);
+		t->tv_nsec = (long)(left % 1000) * 1000000;
+	}
+}
+
+/*
  * Installs the handlers and blocks the stop signals outside ppoll(), so
  * that a signal can never slip in between the check and the wait.
  */
@@ -360,11 +379,13 @@ event_loop(struct server *srv, struct listener *ls, int nls,
 		timeout.tv_sec = busy || dr->phase != DRAIN_NONE ? 0 : 1;
 		timeout.tv_nsec = !busy && dr->phase != DRAIN_NONE ?
 		    50 * 1000 * 1000 : 0;
+		wait_for_timer(srv, &timeout);
 		if (ppoll(pfd, n, &timeout, waitmask) < 0 && errno != EINTR) {
 			log_error("loop", "msg=%s", log_quote(strerror(errno)));
 			break;
 		}
 		srv->now = time(NULL);
+		srv->now_ms = server_clock_ms();
 		if (reload_signal)
 			reload_tls();
 		for (i = 0; i < (size_t)nls; i++)
@@ -390,9 +411,13 @@ event_loop(struct server *srv, struct listener *ls, int nls,
 				session_on_writable(s);
 		if (srv->now != last_tick) {
 			last_tick = srv->now;
+			srv->timer_ms = 0;	/* the wake below serves it */
 			server_timeouts(srv);
 			server_wake(srv);
 			sync_tick(srv);
+		} else if (srv->timer_ms != 0 && srv->now_ms >= srv->timer_ms) {
+			srv->timer_ms = 0;
+			server_wake(srv);
 		}
 		server_reap(srv);
 	}
@@ -467,6 +492,7 @@ cmd_serve(int argc, char **argv, int first, int dev_mode)
 	srv.dev = dev != NULL;
 	srv.settings = &set;
 	srv.now = time(NULL);
+	srv.now_ms = server_clock_ms();
 	if (tls_init(set.tls_cert, set.tls_key, set.data_dir, set.name, err,
 	    sizeof(err)) < 0) {
 		fprintf(stderr, "mailrepd: %s\n", err);

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "config.h"
@@ -357,6 +358,22 @@ server_commit(struct server *srv)
 	}
 	if (ok)
 		server_wake(srv);
+}
+
+int64_t
+server_clock_ms(void)
+{
+	struct timespec	 ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void
+server_timer(struct server *srv, int64_t at_ms)
+{
+	if (srv->timer_ms == 0 || at_ms < srv->timer_ms)
+		srv->timer_ms = at_ms;
 }
 
 /* Lets every open session that asked for it look for news. */

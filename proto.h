@@ -34,7 +34,9 @@ struct transport;
 struct server {
 	struct store		*store;
 	const struct settings	*settings;
-	time_t			 now;
+	time_t			 now;		/* wall clock, seconds */
+	int64_t			 now_ms;	/* monotonic ms, for timers */
+	int64_t			 timer_ms;	/* next wake-up asked, 0: none */
 	struct session		*sessions;	/* every live session */
 	unsigned		 nsessions;
 	uint64_t		 next_id;
@@ -129,6 +131,13 @@ int	session_wants_processing(const struct session *);
 void	session_process(struct session *);
 void	server_commit(struct server *);
 void	server_wake(struct server *);
+/* The monotonic clock in milliseconds (what srv->now_ms holds). */
+int64_t	server_clock_ms(void);
+/*
+ * Asks the event loop to call server_wake() at at_ms (or soon after),
+ * rather than at the next whole-second tick: for held replies.
+ */
+void	server_timer(struct server *, int64_t at_ms);
 void	server_timeouts(struct server *);
 void	server_reap(struct server *);
 void	server_close_all(struct server *);
