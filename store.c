@@ -2127,6 +2127,7 @@ mailbox_family(struct store *st, const char *user, const char *name,
 	sqlite3_reset(s);
 	if (rc != SQLITE_DONE) {
 		free(v);
+		*n = 0;		/* nothing collected */
 		return db_error(st, rc, "mailbox family");
 	}
 	*out = v;
