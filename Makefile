@@ -43,7 +43,7 @@ UNIT_SRCS = $(wildcard test/unit/test_*.c)
 UNIT_BINS = $(UNIT_SRCS:test/unit/%.c=build/asan/%)
 
 .PHONY: all run check asan unit integration clean deps-build deps-check \
-	fuzz fuzz-check deps-fuzz lint deps-lint
+	fuzz fuzz-check fuzz-seeds deps-fuzz lint deps-lint
 
 all: deps-build mailrepd
 
@@ -113,7 +113,10 @@ lint: deps-lint
 # libFuzzer targets (clang), each run FUZZ_SECONDS on its seed corpus;
 # what they find is kept in build/fuzz/TARGET-crash-*.
 FUZZ_SECONDS ?= 30
-FUZZ_TARGETS = imap_parse mime lmtp imap
+FUZZ_TARGETS = imap_parse mime lmtp imap settings sync
+# Targets whose code reports to stderr on every refused input; their
+# stderr is closed (libFuzzer keeps its own and the sanitizers' reports).
+FUZZ_QUIET = settings
 FUZZ_FLAGS = -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer \
 	     -fno-sanitize-recover=undefined
 FUZZ_OBJS  = $(MODULES:%.c=build/fuzz/%.o)
@@ -123,7 +126,7 @@ fuzz: deps-fuzz $(FUZZ_TARGETS:%=build/fuzz/fuzz_%)
 	@set -e; for t in $(FUZZ_TARGETS); do \
 	    mkdir -p build/fuzz/corpus-$$t; \
 	    echo "== fuzz_$$t for $(FUZZ_SECONDS) s"; \
-	    build/fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) \
+	    build/fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) $(fuzz_quiet) \
 	        -artifact_prefix=build/fuzz/$$t- -print_final_stats=1 \
 	        build/fuzz/corpus-$$t test/fuzz/corpus/$$t 2>&1 | \
 	        grep -E "^stat::(number_of_executed_units|peak_rss)|#[0-9]+.*DONE|ERROR|SUMMARY"; \
@@ -139,11 +142,24 @@ fuzz-check: deps-fuzz $(FUZZ_TARGETS:%=build/fuzz/fuzz_%)
 	@set -e; for t in $(FUZZ_TARGETS); do \
 	    echo "== fuzz_$$t: seeds and $(FUZZ_CHECK_RUNS) runs from seed 1"; \
 	    mkdir -p build/fuzz/check-$$t; rm -f build/fuzz/check-$$t/*; \
-	    build/fuzz/fuzz_$$t -seed=1 -runs=$(FUZZ_CHECK_RUNS) \
+	    build/fuzz/fuzz_$$t -seed=1 -runs=$(FUZZ_CHECK_RUNS) $(fuzz_quiet) \
 	        -artifact_prefix=build/fuzz/$$t- build/fuzz/check-$$t \
 	        test/fuzz/corpus/$$t >build/fuzz/$$t-check.log 2>&1 || \
 	        { tail -40 build/fuzz/$$t-check.log; exit 1; }; \
 	done
+
+# Shell text: -close_fd_mask=2 when target $$t is one of FUZZ_QUIET.
+fuzz_quiet = $$(case " $(FUZZ_QUIET) " in *" $$t "*) echo -close_fd_mask=2;; esac)
+
+# fuzz_sync's seeds are records a real store logged; regenerate them
+# after a change of the record encoding, then commit them.
+fuzz-seeds: build/asan/seed_sync
+	rm -f test/fuzz/corpus/sync/rec-* test/fuzz/corpus/sync/frame-*
+	mkdir -p test/fuzz/corpus/sync
+	build/asan/seed_sync test/fuzz/corpus/sync
+
+build/asan/seed_sync: test/fuzz/seed_sync.c $(ASAN_LIB) $(HDRS) | build/asan
+	$(CC) $(ALL_CFLAGS) $(ASAN_FLAGS) -I. -o $@ $< $(ASAN_LIB) $(LIBS)
 
 deps-fuzz:
 	@scripts/deps fuzz

@@ -72,8 +72,8 @@
 #define IMAP_MAX_FETCH_ITEMS	100	/* items in one FETCH */
 #define IMAP_MAX_QUOTED		1024	/* longer strings are sent as literals */
 #define IMAP_MAX_AUTH_FAILURES	3	/* failed logins before BYE */
-#define IMAP_AUTH_FAIL_DELAY	2	/* seconds before NO [AUTHENTICATIONFAILED] */
-#define AUTH_FAIL_MAX_DELAY	30	/* seconds: cap of the per-address delay */
+#define IMAP_AUTH_FAIL_DELAY_MS	2000	/* ms before NO [AUTHENTICATIONFAILED] */
+#define AUTH_FAIL_MAX_DELAY_MS	30000	/* ms: cap of the per-address delay */
 #define AUTH_FAIL_FORGET	900	/* seconds until an address's failures fade */
 #define AUTH_FAIL_ADDRESSES	1024	/* client addresses remembered for delays */
 #define IMAP_MAX_USER_SESSIONS	128	/* IMAP sessions of one user */

@@ -75,7 +75,7 @@ struct imap_private {
 	uint64_t	 skipped;	/* bytes of an over-long line dropped */
 	int64_t		 head0;		/* log head when the command began */
 	int		 changed;	/* the command changed the store */
-	time_t		 hold_until;	/* delayed reply (failed login) */
+	int64_t		 hold_until;	/* now_ms of a delayed reply, or 0 */
 	int		 auth_failures;
 	int		 bad_commands;
 	int		 after_reply;	/* AFTER_*: once the reply is queued */
@@ -418,8 +418,8 @@ user_sessions(const struct server *srv, const char *user)
 
 /*
  * Checks user and password and logs the session in, or refuses.  A
- * refusal is delayed (the reply is held for IMAP_AUTH_FAIL_DELAY
- * seconds) and, after IMAP_MAX_AUTH_FAILURES, ends the session.  The
+ * refusal is delayed (the reply is held for the address's penalty,
+ * IMAP_AUTH_FAIL_DELAY_MS at first) and, after IMAP_MAX_AUTH_FAILURES, ends the session.  The
  * password is never logged.
  */
 static void
@@ -439,11 +439,12 @@ authenticate(struct session *s, const char *user, const char *password)
 	    (s->srv->dev && s->local && strcmp(hash, PASSWORD_NONE) == 0));
 	free(hash);
 	if (!ok) {
-		delay = penalty_fail(s->peer, s->srv->now);
+		delay = penalty_fail(s->peer, s->srv->now_ms);
 		log_warn("imap.auth.fail", "session=%llu peer=%s user=%s "
-		    "delay=%u", (unsigned long long)s->id, s->peer,
+		    "delay_ms=%u", (unsigned long long)s->id, s->peer,
 		    log_quote(user), delay);
-		p->hold_until = s->srv->now + delay;
+		p->hold_until = s->srv->now_ms + delay;
+		server_timer(s->srv, p->hold_until);
 		imap_reply(s, "NO [AUTHENTICATIONFAILED] Authentication "
 		    "failed");
 		if (++p->auth_failures >= IMAP_MAX_AUTH_FAILURES)
@@ -817,7 +818,8 @@ append_begin(struct session *s, uint64_t size)
 	else if (size == 0)
 		err = "NO Cannot save an empty message";
 	else if ((ap->spool = spool_new(s->srv->settings->data_dir)) == NULL)
-		err = "NO [UNAVAILABLE] Temporary storage failure";
+		err = errno == ENOSPC ? IMAP_NO_FULL :
+		    "NO [UNAVAILABLE] Temporary storage failure";
 	imap_cmd_free(&cmd);
 	buf_consume(&s->in, p->frame.lit_lf + 1);
 	imap_frame_reset(&p->frame);
@@ -889,8 +891,11 @@ append_store(struct session *s, struct append *ap)
 	enum store_err		 err;
 
 	if (spool_finish(ap->spool, &blob) < 0) {
-		imap_reply(s, "NO [%s] Could not store the message",
-		    errno == ENOSPC ? "OVERQUOTA" : "UNAVAILABLE");
+		if (errno == ENOSPC)
+			imap_reply(s, IMAP_NO_FULL);
+		else
+			imap_reply(s, "NO [UNAVAILABLE] Could not store the "
+			    "message");
 		return;
 	}
 	memset(&t, 0, sizeof(t));
@@ -908,7 +913,7 @@ append_store(struct session *s, struct append *ap)
 	if (err == STORE_NOTFOUND)
 		imap_reply(s, "NO [TRYCREATE] No such mailbox");
 	else if (err == STORE_FULL)
-		imap_reply(s, "NO [OVERQUOTA] Insufficient storage");
+		imap_reply(s, IMAP_NO_FULL);
 	else if (err != STORE_OK)
 		imap_reply(s, "NO [UNAVAILABLE] %s", store_strerror(err));
 	else
@@ -969,7 +974,9 @@ cmd_append(struct session *s, const struct imap_arg *args, size_t nargs,
 	else if (msg->len == 0)
 		imap_reply(s, "NO Cannot save an empty message");
 	else if ((ap->spool = spool_new(s->srv->settings->data_dir)) == NULL)
-		imap_reply(s, "NO [UNAVAILABLE] Temporary storage failure");
+		imap_reply(s, errno == ENOSPC ?
+		    IMAP_NO_FULL : "NO [UNAVAILABLE] Temporary storage "
+		    "failure");
 	else {
 		for (off = 0; off < msg->len; off += n) {
 			lf = memchr(msg->str + off, '\n', msg->len - off);
@@ -1323,7 +1330,7 @@ command_finish(struct session *s)
 		session_wait_commit(s);
 		return;
 	}
-	if (p->hold_until > s->srv->now) {
+	if (p->hold_until > s->srv->now_ms) {
 		/* Not a byte more until the delay is over: no busy loop. */
 		p->mode = IN_HELD;
 		s->paused = 1;
@@ -1350,7 +1357,8 @@ command_reply(struct session *s, int committed)
 	if (ims->view != NULL && committed)
 		imap_sync(s, !ims->uses_seq);
 	if (!committed && p->changed)
-		reply = "NO [UNAVAILABLE] The change could not be saved";
+		reply = s->srv->commit_err == STORE_FULL ? IMAP_NO_FULL :
+		    "NO [UNAVAILABLE] The change could not be saved";
 	else if (reply == NULL)
 		reply = "NO [UNAVAILABLE] Out of memory";
 	if (strncmp(reply, "BAD", 3) == 0)
@@ -1448,8 +1456,12 @@ imap_wake(struct session *s)
 	if (p->mode == IN_IDLE && ims->view != NULL)
 		imap_sync(s, 1);
 	else if (p->mode == IN_HELD && p->hold_until != 0 &&
-	    p->hold_until <= s->srv->now && s->io == SESSION_OPEN)
-		command_reply(s, 1);
+	    s->io == SESSION_OPEN) {
+		if (p->hold_until <= s->srv->now_ms)
+			command_reply(s, 1);
+		else	/* an earlier timer woke us: ask again */
+			server_timer(s->srv, p->hold_until);
+	}
 }
 
 static void

@@ -446,7 +446,7 @@ reply_store_error(struct session *s, enum store_err err, const char *verb)
 		imap_reply(s, "NO [CANNOT] Invalid mailbox name");
 		break;
 	case STORE_FULL:
-		imap_reply(s, "NO [OVERQUOTA] Insufficient storage");
+		imap_reply(s, IMAP_NO_FULL);
 		break;
 	default:
 		imap_reply(s, "NO [UNAVAILABLE] %s failed: %s", verb,

@@ -660,10 +660,11 @@ copy_messages(struct session *s, const struct imap_arg *args, size_t nargs,
 	else if ((new_uid = calloc(p.n, sizeof(*new_uid))) == NULL)
 		imap_reply(s, "NO [UNAVAILABLE] Out of memory");
 	else if ((err = store_message_copy_many(s->srv->store, v->mb.id,
-	    p.uid, p.n, to.id, new_uid, move)) != STORE_OK)
+	    p.uid, p.n, to.id, new_uid, move)) == STORE_FULL)
+		imap_reply(s, IMAP_NO_FULL);
+	else if (err != STORE_OK)
 		imap_reply(s, "NO [%s] %s failed", err == STORE_NOTFOUND ?
-		    "EXPUNGEISSUED" : err == STORE_FULL ? "OVERQUOTA" :
-		    "UNAVAILABLE", verb);
+		    "EXPUNGEISSUED" : "UNAVAILABLE", verb);
 	else {
 		src = numbers_text(p.uid, p.n);
 		dst = numbers_text(new_uid, p.n);

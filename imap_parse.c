@@ -90,6 +90,7 @@ imap_frame_scan(struct imap_frame *fs, const char *buf, size_t avail,
 		fs->lit_brace = brace - buf;
 		fs->lit_lf = at;
 		fs->lit_plus = plus;
+		fs->literal = size;	/* APPEND streams it from here */
 		if (size > max_literal) {
 			*literal_size = size;
 			return IMAP_FRAME_TOO_BIG;
@@ -97,7 +98,6 @@ imap_frame_scan(struct imap_frame *fs, const char *buf, size_t avail,
 		fs->scanned = at;	/* look at this line again next time */
 		if (!plus && !fs->continued) {
 			fs->continued = 1;
-			fs->literal = size;
 			return IMAP_FRAME_CONTINUE;
 		}
 		after = at + 1;

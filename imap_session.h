@@ -27,6 +27,18 @@
 #include "store.h"
 
 /* Per-message bits of a view, beside the UID. */
+/*
+ * The reply to a change refused because the store is full (STORE_FULL:
+ * the disk, a file-system quota of the server's user, or its file-size
+ * limit).  Not [OVERQUOTA]: RFC 5530 means by it that this user is over
+ * a quota, which deleting mail would cure and which a client without
+ * the QUOTA extension is told exists; mailrepd has no per-user quota and
+ * a full disk is the whole server's fault.  Dovecot draws the same line:
+ * EDQUOT is "NO [OVERQUOTA] Not enough disk quota", ENOSPC a critical
+ * error, "NO [SERVERBUG]" (lib-storage, imap_get_error_string).
+ */
+#define IMAP_NO_FULL	"NO [SERVERBUG] Mail storage is full, try again later"
+
 #define VIEW_RECENT	0x01	/* \Recent for this session */
 #define VIEW_GONE	0x02	/* expunged elsewhere, EXPUNGE not yet sent */
 

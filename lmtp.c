@@ -640,7 +640,12 @@ proceed_data(struct session *s, struct lmtp_session *ls,
 
 	(void)path;
 	if ((tx->spool = spool_new(s->srv->settings->data_dir)) == NULL) {
-		session_printf(s, "451 4.3.0 Temporary storage failure\r\n");
+		if (errno == ENOSPC)
+			session_printf(s, "452 4.3.1 Mail system full, try "
+			    "again later\r\n");
+		else
+			session_printf(s, "451 4.3.0 Temporary storage "
+			    "failure\r\n");
 		return;
 	}
 	n = snprintf(hdr, sizeof(hdr), "Return-Path: <%s>\r\n", tx->sender);
@@ -918,17 +923,21 @@ lmtp_command(struct session *s, struct lmtp_session *ls, char *line)
 	lmtp_error(s, ls, "500 5.5.2 Unknown command");
 }
 
-/* The reply to one recipient after its delivery was (not) committed. */
+/*
+ * The reply to one recipient after the commit: the one place a store
+ * error becomes an LMTP reply.  A full disk is 452 4.3.1, "mail system
+ * full" (RFC 3463), so that the client keeps the message and retries.
+ */
 static void
 reply_rcpt(struct session *s, const struct lmtp_rcpt *r,
-    const struct store_target *t, int committed)
+    const struct store_target *t)
 {
-	if (!committed || t->result == STORE_IO || t->result == STORE_BUSY)
+	if (t->result == STORE_IO || t->result == STORE_BUSY)
 		session_printf(s, "451 4.3.0 <%s> Temporary storage failure"
 		    "\r\n", r->address);
 	else if (t->result == STORE_FULL)
-		session_printf(s, "452 4.3.1 <%s> Insufficient system "
-		    "storage\r\n", r->address);
+		session_printf(s, "452 4.3.1 <%s> Mail system full, try again "
+		    "later\r\n", r->address);
 	else if (t->result == STORE_NOTFOUND)
 		session_printf(s, "450 4.2.0 <%s> Mailbox %s no longer exists"
 		    "\r\n", r->address, r->mailbox);
@@ -963,10 +972,10 @@ reply_data_error(struct session *s, struct lmtp_tx *tx, size_t n)
 			    LMTP_MAX_DATA_LINE);
 			break;
 		case DATA_SPOOL:
-			if (tx->spool_errno == ENOSPC ||
-			    tx->spool_errno == EDQUOT)
-				session_printf(s, "452 4.3.1 <%s> Insufficient "
-				    "system storage\r\n", tx->rcpts[i].address);
+			if (tx->spool_errno == ENOSPC)
+				session_printf(s, "452 4.3.1 <%s> Mail system "
+				    "full, try again later\r\n",
+				    tx->rcpts[i].address);
 			else
 				session_printf(s, "451 4.3.0 <%s> Temporary "
 				    "storage failure\r\n",
@@ -987,12 +996,15 @@ lmtp_data_end(struct session *s, struct lmtp_session *ls)
 {
 	struct lmtp_tx		*tx = ls->tx;
 	struct store_blob_in	 blob;
+	enum store_err		 err;
 	size_t			 i;
 	int			 stored = 0;
 
 	if (tx->error == DATA_OK && spool_finish(tx->spool, &blob) < 0) {
 		tx->error = DATA_SPOOL;
 		tx->spool_errno = errno;
+		log_warn("lmtp.spool", "session=%llu msg=%s",
+		    (unsigned long long)s->id, log_quote(strerror(errno)));
 	}
 	if (tx->error == DATA_OK &&
 	    (tx->targets = calloc(tx->nrcpts, sizeof(*tx->targets))) == NULL) {
@@ -1011,11 +1023,12 @@ lmtp_data_end(struct session *s, struct lmtp_session *ls)
 		tx->targets[i].mailbox = tx->rcpts[i].mailbox;
 		tx->targets[i].internaldate = s->srv->now;
 	}
-	if (store_deliver(s->srv->store, &blob, tx->targets, tx->nrcpts) !=
-	    STORE_OK)
+	/* An error that stopped every target is every target's answer. */
+	if ((err = store_deliver(s->srv->store, &blob, tx->targets,
+	    tx->nrcpts)) != STORE_OK)
 		for (i = 0; i < tx->nrcpts; i++)
 			if (tx->targets[i].result == STORE_OK)
-				tx->targets[i].result = STORE_IO;
+				tx->targets[i].result = err;
 	for (i = 0; i < tx->nrcpts; i++)
 		stored |= tx->targets[i].result == STORE_OK;
 	ls->state = LMTP_COMMIT;
@@ -1165,17 +1178,17 @@ lmtp_input(struct session *s)
  * that got it then get it twice, which beats losing it).
  */
 static void
-reply_smtp(struct session *s, const struct lmtp_tx *tx, int ok)
+reply_smtp(struct session *s, const struct lmtp_tx *tx)
 {
 	size_t	 i;
 
 	for (i = 0; i < tx->nrcpts; i++)
-		if (!ok || tx->targets[i].result != STORE_OK) {
-			reply_rcpt(s, &tx->rcpts[i], &tx->targets[i], ok);
+		if (tx->targets[i].result != STORE_OK) {
+			reply_rcpt(s, &tx->rcpts[i], &tx->targets[i]);
 			return;
 		}
 	if (tx->nrcpts == 1)
-		reply_rcpt(s, &tx->rcpts[0], &tx->targets[0], ok);
+		reply_rcpt(s, &tx->rcpts[0], &tx->targets[0]);
 	else
 		session_printf(s, "250 2.0.0 Saved for %zu recipients\r\n",
 		    tx->nrcpts);
@@ -1189,10 +1202,10 @@ lmtp_reply_tx(struct session *s, struct lmtp_session *ls, int ok)
 	size_t			 i;
 
 	if (!ls->d->reply_per_rcpt)
-		reply_smtp(s, tx, ok);
+		reply_smtp(s, tx);
 	for (i = 0; i < tx->nrcpts; i++) {
 		if (ls->d->reply_per_rcpt)
-			reply_rcpt(s, &tx->rcpts[i], &tx->targets[i], ok);
+			reply_rcpt(s, &tx->rcpts[i], &tx->targets[i]);
 		log_info(ls->d == &dialect_lmtp ? "lmtp.deliver" :
 		    "smtp.deliver", "session=%llu from=%s to=%s user=%s "
 		    "mailbox=%s uid=%u size=%llu status=%s",
@@ -1220,6 +1233,10 @@ lmtp_committed(struct session *s, int ok)
 	size_t			 i;
 
 	assert(ls->state == LMTP_COMMIT && tx != NULL);
+	/* A failed commit undid every delivery: each gets the cause. */
+	for (i = 0; i < tx->nrcpts && !ok; i++)
+		if (tx->targets[i].result == STORE_OK)
+			tx->targets[i].result = s->srv->commit_err;
 	for (i = 0; i < tx->nrcpts; i++)
 		if (tx->rcpts[i].slow) {
 			ls->state = LMTP_HELD;

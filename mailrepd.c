@@ -146,6 +146,25 @@ open_listeners(const char *specs, const struct proto_ops *ops,
 }
 
 /*
+ * Shortens the poll timeout *t to end when the earliest timer a session
+ * asked for (server_timer) is due, so that a held reply goes out on
+ * time, not at the next whole-second tick.
+ */
+static void
+wait_for_timer(const struct server *srv, struct timespec *t)
+{
+	int64_t	 left, now = server_clock_ms();
+
+	if (srv->timer_ms == 0)
+		return;
+	left = srv->timer_ms > now ? srv->timer_ms - now : 0;
+	if (left < (int64_t)t->tv_sec * 1000 + t->tv_nsec / 1000000) {
+		t->tv_sec = (time_t)(left / 1000);
+		t->tv_nsec = (long)(left % 1000) * 1000000;
+	}
+}
+
+/*
  * Installs the handlers and blocks the stop signals outside ppoll(), so
  * that a signal can never slip in between the check and the wait.
  */
@@ -158,6 +177,12 @@ setup_signals(sigset_t *waitmask)
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = SIG_IGN;
 	sigaction(SIGPIPE, &sa, NULL);
+	/*
+	 * Past a file-size limit (RLIMIT_FSIZE) a write fails with EFBIG
+	 * when SIGXFSZ is ignored; by default the signal kills the server.
+	 * The store and the spool treat EFBIG as a full disk.
+	 */
+	sigaction(SIGXFSZ, &sa, NULL);
 	sa.sa_handler = on_stop_signal;
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
@@ -359,6 +384,7 @@ event_loop(struct server *srv, struct listener *ls, int nls,
 			wait_ms = hold_ms;	/* a held reply times out */
 		timeout.tv_sec = wait_ms / 1000;
 		timeout.tv_nsec = wait_ms % 1000 * 1000 * 1000;
+		wait_for_timer(srv, &timeout);
 		if (ppoll(pfd, n, &timeout, waitmask) < 0 && errno != EINTR) {
 			log_error("loop", "msg=%s", log_quote(strerror(errno)));
 			break;
@@ -389,9 +415,13 @@ event_loop(struct server *srv, struct listener *ls, int nls,
 				session_on_writable(s);
 		if (srv->now != last_tick) {
 			last_tick = srv->now;
+			srv->timer_ms = 0;	/* the wake below serves it */
 			server_timeouts(srv);
 			server_wake(srv);
 			sync_tick(srv);
+		} else if (srv->timer_ms != 0 && srv->now_ms >= srv->timer_ms) {
+			srv->timer_ms = 0;
+			server_wake(srv);
 		}
 		server_reap(srv);
 	}

@@ -13,7 +13,7 @@
 struct entry {
 	char		 addr[NET_PEER_LEN];	/* "" when free */
 	unsigned	 failures;
-	time_t		 last;
+	int64_t		 last;		/* ms of the last failure */
 };
 
 static struct entry	 table[AUTH_FAIL_ADDRESSES];
@@ -33,14 +33,14 @@ peer_address(const char *peer, char out[NET_PEER_LEN])
 }
 
 static struct entry *
-find(const char *addr, time_t now)
+find(const char *addr, int64_t now)
 {
 	size_t	 i;
 
 	for (i = 0; i < AUTH_FAIL_ADDRESSES; i++) {
 		if (table[i].addr[0] == '\0' || strcmp(table[i].addr, addr) != 0)
 			continue;
-		if (now - table[i].last > AUTH_FAIL_FORGET) {
+		if (now - table[i].last > (int64_t)AUTH_FAIL_FORGET * 1000) {
 			table[i].addr[0] = '\0';
 			return NULL;
 		}
@@ -66,11 +66,11 @@ make_room(void)
 }
 
 unsigned
-penalty_fail(const char *peer, time_t now)
+penalty_fail(const char *peer, int64_t now)
 {
 	struct entry	*e;
 	char		 addr[NET_PEER_LEN];
-	unsigned	 delay = IMAP_AUTH_FAIL_DELAY, i;
+	unsigned	 delay = IMAP_AUTH_FAIL_DELAY_MS, i;
 
 	peer_address(peer, addr);
 	if ((e = find(addr, now)) == NULL) {
@@ -81,9 +81,9 @@ penalty_fail(const char *peer, time_t now)
 	if (e->failures < 64)
 		e->failures++;
 	e->last = now;
-	for (i = 1; i < e->failures && delay < AUTH_FAIL_MAX_DELAY; i++)
+	for (i = 1; i < e->failures && delay < AUTH_FAIL_MAX_DELAY_MS; i++)
 		delay *= 2;
-	return delay < AUTH_FAIL_MAX_DELAY ? delay : AUTH_FAIL_MAX_DELAY;
+	return delay < AUTH_FAIL_MAX_DELAY_MS ? delay : AUTH_FAIL_MAX_DELAY_MS;
 }
 
 void
@@ -99,7 +99,7 @@ penalty_clear(const char *peer)
 }
 
 unsigned
-penalty_count(const char *peer, time_t now)
+penalty_count(const char *peer, int64_t now)
 {
 	struct entry	*e;
 	char		 addr[NET_PEER_LEN];

@@ -467,8 +467,10 @@ server_commit(struct server *srv)
 	int		 ok = 1, wrote = store_txn_open(srv->store);
 
 	hold_store(srv);
+	srv->commit_err = STORE_OK;
 	if (store_txn_open(srv->store)) {
-		ok = store_commit(srv->store) == STORE_OK;
+		srv->commit_err = store_commit(srv->store);
+		ok = srv->commit_err == STORE_OK;
 		if (!ok)
 			log_error("store.commit", "msg=\"group commit failed; "
 			    "waiting clients get a temporary error\"");
@@ -523,6 +525,22 @@ server_hold_wait_ms(const struct server *srv)
 	if (first < 0)
 		return -1;
 	return first <= srv->now_ms ? 0 : (long)(first - srv->now_ms);
+}
+
+int64_t
+server_clock_ms(void)
+{
+	struct timespec	 ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void
+server_timer(struct server *srv, int64_t at_ms)
+{
+	if (srv->timer_ms == 0 || at_ms < srv->timer_ms)
+		srv->timer_ms = at_ms;
 }
 
 /* Lets every open session that asked for it look for news. */

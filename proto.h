@@ -31,6 +31,7 @@
 
 #include "buf.h"
 #include "net.h"
+#include "store.h"
 
 struct settings;
 struct store;
@@ -60,8 +61,9 @@ struct repl_hold {
 struct server {
 	struct store		*store;
 	const struct settings	*settings;
-	time_t			 now;
-	int64_t			 now_ms;	/* monotonic, for holds */
+	time_t			 now;		/* wall clock, seconds */
+	int64_t			 now_ms;	/* monotonic ms: holds, timers */
+	int64_t			 timer_ms;	/* next wake-up asked, 0: none */
 	struct repl_hold	 hold;
 	struct session		*sessions;	/* every live session */
 	unsigned		 nsessions;
@@ -73,6 +75,7 @@ struct server {
 	 */
 	int			 dev;
 	int			 draining;	/* SIGQUIT: no new commands */
+	enum store_err		 commit_err;	/* why the last commit failed */
 };
 
 enum session_io {
@@ -172,6 +175,13 @@ void	server_repl_acked(struct server *, int64_t pos);
 /* Milliseconds until the first held reply times out; -1: none held. */
 long	server_hold_wait_ms(const struct server *);
 void	server_wake(struct server *);
+/* The monotonic clock in milliseconds (what srv->now_ms holds). */
+int64_t	server_clock_ms(void);
+/*
+ * Asks the event loop to call server_wake() at at_ms (or soon after),
+ * rather than at the next whole-second tick: for held replies.
+ */
+void	server_timer(struct server *, int64_t at_ms);
 void	server_timeouts(struct server *);
 void	server_reap(struct server *);
 void	server_close_all(struct server *);

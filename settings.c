@@ -386,6 +386,82 @@ settings_free(struct settings *set)
 	memset(set, 0, sizeof(*set));
 }
 
+int
+settings_check(const struct settings *set, const char **name)
+{
+	const char	*p;
+	long		 v;
+	size_t		 i, nwords;
+
+	for (i = 0; i < NSETTINGS; i++) {
+		p = (const char *)set + table[i].offset;
+		*name = table[i].name;
+		switch (table[i].type) {
+		case SET_STRING:
+		case SET_LIST:
+			if (table[i].def != NULL && *(char *const *)p == NULL)
+				return -1;
+			break;
+		case SET_LONG:
+			v = *(const long *)p;
+			if (v < table[i].min || v > table[i].max)
+				return -1;
+			break;
+		case SET_BOOL:
+			if (*(const int *)p != 0 && *(const int *)p != 1)
+				return -1;
+			break;
+		case SET_ENUM:
+			for (nwords = 0; table[i].words[nwords] != NULL;
+			    nwords++)
+				continue;
+			if (*(const int *)p < 0 || *(const int *)p >= (int)nwords)
+				return -1;
+			break;
+		}
+	}
+	*name = NULL;
+	return 0;
+}
+
+void
+settings_print(FILE *f, const struct settings *set)
+{
+	const char	*p, *v, *lf;
+	size_t		 i;
+
+	for (i = 0; i < NSETTINGS; i++) {
+		p = (const char *)set + table[i].offset;
+		if (table[i].offset == OFF(config))
+			continue;
+		switch (table[i].type) {
+		case SET_STRING:
+		case SET_LIST:
+			/* A list holds one value a line. */
+			for (v = *(char *const *)p; v != NULL;
+			    v = lf != NULL ? lf + 1 : NULL) {
+				lf = strchr(v, '\n');
+				fprintf(f, "%s = %.*s\n", table[i].name,
+				    (int)(lf != NULL ? (size_t)(lf - v) :
+				    strlen(v)), v);
+			}
+			break;
+		case SET_LONG:
+			fprintf(f, "%s = %ld\n", table[i].name,
+			    *(const long *)p);
+			break;
+		case SET_BOOL:
+			fprintf(f, "%s = %s\n", table[i].name,
+			    *(const int *)p ? "yes" : "no");
+			break;
+		case SET_ENUM:
+			fprintf(f, "%s = %s\n", table[i].name,
+			    table[i].words[*(const int *)p]);
+			break;
+		}
+	}
+}
+
 void
 settings_usage(FILE *f)
 {

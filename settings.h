@@ -68,6 +68,23 @@ int	settings_parse(struct settings *set, int argc, char **argv, int first,
 
 void	settings_free(struct settings *);
 
+/*
+ * Whether *set holds only values the table allows: numbers within their
+ * bounds, booleans 0 or 1, enums one of their words, strings with a
+ * default set.  For the fuzzer and the tests; settings_parse() keeps it
+ * true.  Returns 0, or -1 naming the first setting out of bounds in
+ * *name.
+ */
+int	settings_check(const struct settings *set, const char **name);
+
+/*
+ * Prints the settings in *set that have a value as config-file lines, in
+ * table order (a list a line per value; never 'config').  Read back, the
+ * lines give the same settings, as long as no value holds '#' or begins
+ * or ends with white space, which a config file cannot say.
+ */
+void	settings_print(FILE *, const struct settings *set);
+
 /* Prints every setting with its default and meaning. */
 void	settings_usage(FILE *);
 

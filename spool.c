@@ -57,6 +57,7 @@ struct spool *
 spool_new(const char *dir)
 {
 	struct spool	*sp;
+	int		 e;
 
 	if ((sp = calloc(1, sizeof(*sp))) == NULL)
 		return NULL;
@@ -64,9 +65,13 @@ spool_new(const char *dir)
 	sp->hash = crypto_sha256_new();
 	sp->mime = mime_parser_new();
 	if (sp->fd < 0 || sp->hash == NULL || sp->mime == NULL) {
+		e = sp->fd < 0 ? errno : ENOMEM;
+		if (e == EDQUOT)
+			e = ENOSPC;	/* as in spool_flush() */
 		log_error("spool.open", "dir=%s msg=%s", log_quote(dir),
-		    log_quote(strerror(errno)));
+		    log_quote(strerror(e)));
 		spool_free(sp);
+		errno = e;	/* the caller tells a full disk apart */
 		return NULL;
 	}
 	return sp;
@@ -81,7 +86,13 @@ spool_flush(struct spool *sp)
 
 	while (sp->error == 0 && off < sp->wlen) {
 		if ((n = write(sp->fd, sp->wbuf + off, sp->wlen - off)) < 0) {
-			if (errno != EINTR)
+			/*
+			 * A quota or the file-size limit is a full disk to
+			 * the client: callers test for ENOSPC alone.
+			 */
+			if (errno == EDQUOT || errno == EFBIG)
+				sp->error = ENOSPC;
+			else if (errno != EINTR)
 				sp->error = errno;
 			continue;
 		}

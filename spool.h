@@ -18,7 +18,10 @@
 
 struct spool;
 
-/* Creates a spool file under dir; returns NULL (logged) on failure. */
+/*
+ * Creates a spool file under dir; returns NULL on failure, logged, with
+ * errno saying why (ENOSPC: the disk is full).
+ */
 struct spool	*spool_new(const char *dir);
 
 /*
@@ -32,8 +35,8 @@ uint64_t	 spool_size(const struct spool *);
 
 /*
  * Ends the message: flushes the file, fills *in (whose mime result the
- * spool owns).  Returns 0, or -1 when writing failed (disk full: errno
- * is ENOSPC).
+ * spool owns).  Returns 0, or -1 when writing failed (a full disk, a
+ * quota or the file-size limit: errno is ENOSPC).
  */
 int		 spool_finish(struct spool *, struct store_blob_in *in);
 

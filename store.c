@@ -376,24 +376,53 @@ struct store_blob_reader {
 };
 
 
-/* Maps an SQLite result code to a store error, logging what failed. */
+/* Whether errno e means the disk, a quota or the file-size limit is full. */
+static int
+db_errno_full(int e)
+{
+	return e == ENOSPC || e == EDQUOT || e == EFBIG;
+}
+
+/*
+ * Maps an SQLite result code to a store error, logging what failed, and
+ * remembers it in st->fault (but for "it exists", which is no fault).
+ */
 enum store_err
 db_error(struct store *st, int rc, const char *what)
 {
 	/* A constraint is the answer "it exists", not a fault. */
+	/*
+	 * The errno of a failed write.  SQLite keeps it for a failed
+	 * statement but not for a failed COMMIT, whose write is the one a
+	 * full disk usually stops; its unix VFS reads errno just the same
+	 * (unixGetLastError), so errno as SQLite left it is taken then.
+	 */
+	int	 sys = sqlite3_system_errno(st->db) != 0 ?
+		    sqlite3_system_errno(st->db) : errno;
+
 	log_event((rc & 0xff) == SQLITE_CONSTRAINT ? LOG_LEVEL_DEBUG :
-	    LOG_LEVEL_ERROR, "store.error", "op=%s sqlite=%d msg=%s", what, rc,
-	    log_quote(sqlite3_errmsg(st->db)));
+	    LOG_LEVEL_ERROR, "store.error", "op=%s sqlite=%d errno=%d msg=%s",
+	    what, rc, sys, log_quote(sqlite3_errmsg(st->db)));
 	switch (rc & 0xff) {
-	case SQLITE_FULL:
-		return STORE_FULL;
-	case SQLITE_BUSY:
-	case SQLITE_LOCKED:
-		return STORE_BUSY;
 	case SQLITE_CONSTRAINT:
 		return STORE_EXISTS;
+	case SQLITE_FULL:
+		return st->fault = STORE_FULL;
+	case SQLITE_BUSY:
+	case SQLITE_LOCKED:
+		return st->fault = STORE_BUSY;
+	case SQLITE_IOERR:
+		/*
+		 * SQLite says SQLITE_FULL only for ENOSPC on a short write;
+		 * a write refused outright, a quota (EDQUOT) or the file-size
+		 * limit (EFBIG, RLIMIT_FSIZE) come back as an I/O error, and
+		 * all of them mean the same to a client: no room, try later.
+		 */
+		if (db_errno_full(sys))
+			return st->fault = STORE_FULL;
+		return st->fault = STORE_IO;
 	default:
-		return STORE_IO;
+		return st->fault = STORE_IO;
 	}
 }
 
@@ -455,9 +484,28 @@ exec(struct store *st, const char *sql)
 {
 	int	 rc;
 
+	errno = 0;	/* so that db_error() sees this statement's errno */
 	if ((rc = sqlite3_exec(st->db, sql, NULL, NULL, NULL)) != SQLITE_OK)
 		return db_error(st, rc, sql);
 	return STORE_OK;
+}
+
+/*
+ * Whether SQLite rolled the open write transaction back by itself, as it
+ * may after SQLITE_FULL, SQLITE_IOERR or SQLITE_NOMEM.  The mutations of
+ * the group commit are gone then: no further mutation may run outside
+ * the transaction (a SAVEPOINT there would commit on its own at RELEASE),
+ * and the commit must fail with what undid it, so that no client is
+ * told that undone work is saved.
+ */
+static int
+txn_lost(struct store *st)
+{
+	if (!sqlite3_get_autocommit(st->db))
+		return 0;
+	if (st->fault == STORE_OK)
+		st->fault = STORE_IO;
+	return 1;
 }
 
 /*
@@ -475,7 +523,9 @@ op_begin(struct store *st)
 		if ((err = exec(st, "BEGIN IMMEDIATE")) != STORE_OK)
 			return err;
 		st->in_txn = 1;
-	}
+		st->fault = STORE_OK;
+	} else if (txn_lost(st))
+		return st->fault;
 	return exec(st, "SAVEPOINT op");
 }
 
@@ -498,6 +548,12 @@ store_commit(struct store *st)
 
 	if (!st->in_txn)
 		return STORE_OK;
+	if (txn_lost(st)) {
+		st->in_txn = 0;
+		log_error("store.commit", "msg=\"the transaction was rolled "
+		    "back after: %s\"", store_strerror(st->fault));
+		return st->fault;
+	}
 	st->in_txn = 0;
 	if ((err = exec(st, "COMMIT")) != STORE_OK) {
 		if (!sqlite3_get_autocommit(st->db))
@@ -1342,6 +1398,10 @@ store_deliver(struct store *st, const struct store_blob_in *b,
 		return op_end(st, err);
 	for (i = 0; i < n; i++) {
 		targets[i].uid = 0;
+		if (txn_lost(st)) {
+			targets[i].result = st->fault;
+			continue;
+		}
 		targets[i].result = exec(st, "SAVEPOINT target");
 		if (targets[i].result != STORE_OK)
 			continue;
@@ -2039,6 +2099,7 @@ mailbox_family(struct store *st, const char *user, const char *name,
 	sqlite3_reset(s);
 	if (rc != SQLITE_DONE) {
 		free(v);
+		*n = 0;		/* nothing collected */
 		return db_error(st, rc, "mailbox family");
 	}
 	*out = v;
@@ -2238,7 +2299,9 @@ store_batch_begin(struct store *st)
 		if ((err = exec(st, "BEGIN IMMEDIATE")) != STORE_OK)
 			return err;
 		st->in_txn = 1;
-	}
+		st->fault = STORE_OK;
+	} else if (txn_lost(st))
+		return st->fault;
 	return exec(st, "SAVEPOINT batch");
 }
 

@@ -88,6 +88,7 @@ struct store {
 	sqlite3_stmt	*stmts[NSTMT];
 	int		 in_txn;	/* a write transaction is open */
 	int		 in_read;	/* a read snapshot is open */
+	enum store_err	 fault;		/* the last failure db_error() saw */
 	uint8_t		*raw;		/* BLOB_CHUNK_SIZE scratch */
 	uint8_t		*packed;	/* compressBound(BLOB_CHUNK_SIZE) */
 	size_t		 packed_cap;

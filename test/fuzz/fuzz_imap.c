@@ -245,6 +245,7 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 		abort();
 	srv.settings = &set;
 	srv.now = FUZZ_NOW;
+	srv.now_ms = (int64_t)FUZZ_NOW * 1000;
 	store_reset();
 	return 0;
 }
@@ -313,6 +314,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	srv.sessions = &s;
 	srv.nsessions = 1;
 	srv.now = FUZZ_NOW;
+	srv.now_ms = (int64_t)FUZZ_NOW * 1000;
 	s.last_active = srv.now;
 	imap_proto.start(&s);
 	if ((data[0] & 0x80) && (ims = imap_of(&s)) != NULL) {
@@ -329,13 +331,14 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (n > 0 && buf_append(&s.in, data + off, n) < 0)
 			break;
 		srv.now++;
+		srv.now_ms += 1000;
 		run_session(&s);
 		if (n == 0 && buf_room(&s.in) == 0)
 			break;		/* it takes no more: give up */
 	}
 	/* the client waits for the replies, then closes */
 	for (i = 0; i < 3 && s.io != SESSION_CLOSING; i++) {
-		srv.now += IMAP_AUTH_FAIL_DELAY;
+		srv.now_ms += IMAP_AUTH_FAIL_DELAY_MS;
 		server_wake(&srv);	/* a held reply goes out */
 		if (echo && buf_used(&s.out) > 0)
 			fwrite(buf_ptr(&s.out), 1, buf_used(&s.out), stderr);

@@ -88,6 +88,32 @@ test_frame_limits(void **state)
 	    IMAP_FRAME_TOO_LONG);
 }
 
+/*
+ * A scan that stops inside a literal says how big it is, LITERAL+ too:
+ * APPEND takes the message over from there (a client whose first read
+ * holds only part of the message got "empty message" once).
+ */
+static void
+test_frame_literal_size(void **state)
+{
+	static const char plus[] = "a1 APPEND INBOX {10+}\r\nabc";
+	static const char sync[] = "a2 APPEND INBOX {12}\r\n";
+	struct imap_frame	 fs;
+	uint64_t		 big = 0;
+	size_t			 len = 0;
+
+	(void)state;
+	imap_frame_reset(&fs);
+	assert_int_equal(imap_frame_scan(&fs, plus, strlen(plus), 100, 1000,
+	    &len, &big), IMAP_FRAME_MORE);
+	assert_int_equal(fs.literal, 10);
+	assert_int_equal(fs.scanned, fs.lit_lf);
+	imap_frame_reset(&fs);
+	assert_int_equal(imap_frame_scan(&fs, sync, strlen(sync), 100, 1000,
+	    &len, &big), IMAP_FRAME_CONTINUE);
+	assert_int_equal(fs.literal, 12);
+}
+
 static void
 test_parse_arguments(void **state)
 {
@@ -170,6 +196,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_frame_plain_and_literals),
 		cmocka_unit_test(test_frame_limits),
+		cmocka_unit_test(test_frame_literal_size),
 		cmocka_unit_test(test_parse_arguments),
 		cmocka_unit_test(test_parse_errors),
 	};

@@ -24,15 +24,15 @@ setup(void **state)
 static void
 test_doubles_up_to_the_cap(void **state)
 {
-	unsigned	 d, want = IMAP_AUTH_FAIL_DELAY;
+	unsigned	 d, want = IMAP_AUTH_FAIL_DELAY_MS;
 	int		 i;
 
 	(void)state;
 	for (i = 0; i < 12; i++) {
 		d = penalty_fail("192.0.2.1:1000", 1000 + i);
 		assert_int_equal(d, want);
-		want = want * 2 < AUTH_FAIL_MAX_DELAY ? want * 2 :
-		    AUTH_FAIL_MAX_DELAY;
+		want = want * 2 < AUTH_FAIL_MAX_DELAY_MS ? want * 2 :
+		    AUTH_FAIL_MAX_DELAY_MS;
 	}
 	assert_int_equal(penalty_count("192.0.2.1:1", 1011), 12);
 }
@@ -43,13 +43,13 @@ test_per_address_not_per_port(void **state)
 	(void)state;
 	penalty_fail("192.0.2.1:1000", 100);
 	assert_int_equal(penalty_fail("192.0.2.1:2000", 101),
-	    IMAP_AUTH_FAIL_DELAY * 2);
+	    IMAP_AUTH_FAIL_DELAY_MS * 2);
 	assert_int_equal(penalty_fail("[2001:db8::1]:5", 101),
-	    IMAP_AUTH_FAIL_DELAY);
+	    IMAP_AUTH_FAIL_DELAY_MS);
 	assert_int_equal(penalty_fail("[2001:db8::1]:6", 102),
-	    IMAP_AUTH_FAIL_DELAY * 2);
+	    IMAP_AUTH_FAIL_DELAY_MS * 2);
 	assert_int_equal(penalty_fail("192.0.2.2:1000", 102),
-	    IMAP_AUTH_FAIL_DELAY);
+	    IMAP_AUTH_FAIL_DELAY_MS);
 }
 
 static void
@@ -60,11 +60,11 @@ test_forgotten_after_success_or_time(void **state)
 	penalty_fail("192.0.2.1:1", 101);
 	penalty_clear("192.0.2.1:9");
 	assert_int_equal(penalty_count("192.0.2.1:1", 102), 0);
-	assert_int_equal(penalty_fail("192.0.2.1:1", 102), IMAP_AUTH_FAIL_DELAY);
+	assert_int_equal(penalty_fail("192.0.2.1:1", 102), IMAP_AUTH_FAIL_DELAY_MS);
 	assert_int_equal(penalty_fail("192.0.2.1:1", 103),
-	    IMAP_AUTH_FAIL_DELAY * 2);
-	assert_int_equal(penalty_fail("192.0.2.1:1", 103 + AUTH_FAIL_FORGET + 1),
-	    IMAP_AUTH_FAIL_DELAY);
+	    IMAP_AUTH_FAIL_DELAY_MS * 2);
+	assert_int_equal(penalty_fail("192.0.2.1:1", 103 + AUTH_FAIL_FORGET * 1000 + 1),
+	    IMAP_AUTH_FAIL_DELAY_MS);
 }
 
 static void
