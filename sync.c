@@ -838,8 +838,8 @@ static const struct proto_ops sync_replica_proto;
 static void
 chan_tls_failed(struct session *s, const char *why, int wrong_key)
 {
-	const char	*peer = s->ops == &sync_replica_proto ? "master" :
-			    "peer";
+	int		 replica = s->ops == &sync_replica_proto;
+	const char	*peer = replica ? "master" : "peer";
 
 	if (wrong_key)
 		log_warn("sync.auth.failed", "%s=%s reason=\"wrong secret: "
@@ -850,8 +850,7 @@ chan_tls_failed(struct session *s, const char *why, int wrong_key)
 		    s->peer, log_quote(why));
 	else
 		log_warn("sync.tls.failed", "%s=%s msg=%s action=%s", peer,
-		    s->peer, log_quote(why), peer[0] == 'm' ?
-		    "reconnect" : "drop");
+		    s->peer, log_quote(why), replica ? "reconnect" : "drop");
 }
 
 const struct proto_ops sync_master_proto = {
@@ -883,7 +882,7 @@ replica_start(struct session *s)
 	uint8_t			 out[1 + NODE_ID_LEN + 1 + NODE_ID_LEN +
 				    EPOCH_LEN + 8 + 2 + 255];
 	struct wr		 w = { out, 0, sizeof(out), 0 };
-	uint8_t			 one = SYNC_VERSION;
+	uint8_t			 version = SYNC_VERSION, has_master;
 	char			 name[256];
 
 	if ((c = chan_new(s, 0)) == NULL ||
@@ -895,10 +894,10 @@ replica_start(struct session *s)
 	}
 	c->state = CH_START;
 	c->applied = c->last = me.applied;
-	wr_bytes(&w, &one, 1);
+	has_master = (uint8_t)me.has_master;
+	wr_bytes(&w, &version, 1);
 	wr_bytes(&w, me.node_id, NODE_ID_LEN);
-	one = (uint8_t)me.has_master;
-	wr_bytes(&w, &one, 1);
+	wr_bytes(&w, &has_master, 1);
 	wr_bytes(&w, me.master_id, NODE_ID_LEN);
 	wr_bytes(&w, me.master_epoch, EPOCH_LEN);
 	wr_u64(&w, (uint64_t)me.applied);
