@@ -104,7 +104,6 @@
 #define SYNC_BATCH_BYTES	(32 * 1024 * 1024) /* body bytes per batch */
 #define SYNC_WINDOW		4	/* batches sent ahead of the replica's ACK */
 #define SYNC_LINE_MAX		(64 * 1024) /* body bytes fed to MIME as one line */
-#define SYNC_NONCE_LEN		32	/* bytes of each side's challenge */
 #define SYNC_SECRET_MAX		1024	/* bytes in the secret file's line */
 #define SYNC_SECRET_MIN		16	/* shortest secret accepted */
 #define SYNC_RECONNECT_MIN	1	/* seconds before the first reconnect */

@@ -1,5 +1,5 @@
 /*
- * crypto.c — SHA-256, PBKDF2-HMAC-SHA256 and randomness.
+ * crypto.c — SHA-256, PBKDF2-HMAC-SHA256, HMAC and HKDF, randomness.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -8,6 +8,7 @@
 #include <sys/random.h>
 
 #include <mbedtls/base64.h>
+#include <mbedtls/hkdf.h>
 #include <mbedtls/md.h>
 #include <mbedtls/pkcs5.h>
 #include <mbedtls/sha256.h>
@@ -201,6 +202,19 @@ crypto_hmac_sha256(const void *key, size_t keylen, const void *const *part,
 		mbedtls_md_hmac_update(&md, part[i], len[i]);
 	mbedtls_md_hmac_finish(&md, out);
 	mbedtls_md_free(&md);
+}
+
+int
+crypto_hkdf_sha256(const void *ikm, size_t ikmlen, const char *info,
+    uint8_t *out, size_t outlen)
+{
+	if (mbedtls_hkdf(mbedtls_md_info_from_type(MBEDTLS_MD_SHA256), NULL,
+	    0, ikm, ikmlen, (const unsigned char *)info, strlen(info), out,
+	    outlen) != 0) {
+		memset(out, 0, outlen);
+		return -1;
+	}
+	return 0;
 }
 
 int

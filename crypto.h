@@ -1,5 +1,6 @@
 /*
- * crypto.h — hashing, password hashing and randomness, on mbedTLS.
+ * crypto.h — hashing, password hashing, key derivation and randomness,
+ * on mbedTLS.
  *
  * This module and the TLS layer are the only code that includes mbedTLS
  * headers; everything else speaks of GUIDs, hex strings and bytes.
@@ -56,6 +57,15 @@ int		 crypto_password_verify(const char *password, const char *hash);
 void		 crypto_hmac_sha256(const void *key, size_t keylen,
 		    const void *const *part, const size_t *len, size_t n,
 		    uint8_t out[HMAC_LEN]);
+
+/*
+ * HKDF-SHA256 (RFC 5869) without a salt: derives outlen bytes (at most
+ * 255 * HMAC_LEN) from the key material for the use that info names, so
+ * that one secret gives independent keys for different uses.  Returns
+ * 0, or -1 (out is then zeroed).
+ */
+int		 crypto_hkdf_sha256(const void *ikm, size_t ikmlen,
+		    const char *info, uint8_t *out, size_t outlen);
 
 /* Compares n bytes in constant time; returns 1 when equal. */
 int		 crypto_equal(const void *a, const void *b, size_t n);

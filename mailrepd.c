@@ -133,7 +133,8 @@ open_listeners(const char *specs, const struct proto_ops *ops,
 			l->ops = ops;
 			l->tls = tls;
 			log_info("listen", "proto=%s addr=%s tls=%s", ops->name,
-			    spec, tls ? "implicit" : "starttls");
+			    spec, ops->psk ? "psk" : tls ? "implicit" :
+			    "starttls");
 			opened++;
 		}
 	}

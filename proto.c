@@ -42,11 +42,12 @@ session_free(struct session *s)
  * protocol (the greeting) only once the handshake is done.
  */
 static void
-accept_all(struct server *srv, int lfd, const struct proto_ops *ops, int tls)
+accept_all(struct server *srv, int lfd, const struct proto_ops *ops,
+    int implicit)
 {
 	struct session	*s;
 	char		 peer[NET_PEER_LEN];
-	int		 fd;
+	int		 fd, tls = implicit || ops->psk;
 
 	while ((fd = net_accept(lfd, peer)) >= 0) {
 		if (srv->nsessions >= (unsigned)srv->settings->max_connections) {
@@ -70,7 +71,8 @@ accept_all(struct server *srv, int lfd, const struct proto_ops *ops, int tls)
 			continue;
 		}
 		if ((s->tp = transport_new(fd)) == NULL || (tls &&
-		    transport_switch(s->tp, TRANSPORT_TLS, 0, NULL, 0,
+		    transport_switch(s->tp, ops->psk ?
+		    TRANSPORT_TLS_PSK_SERVER : TRANSPORT_TLS, 0, NULL, 0,
 		    srv->now) < 0)) {
 			log_warn("session.refused", "proto=%s peer=%s "
 			    "reason=%s", ops->name, peer, tls ? "tls-setup" :
@@ -122,11 +124,16 @@ session_new(struct server *srv, int fd, const struct proto_ops *ops,
 	struct session	*s;
 
 	if ((s = calloc(1, sizeof(*s))) == NULL ||
-	    (s->tp = transport_new(fd)) == NULL) {
+	    (s->tp = transport_new(fd)) == NULL || (ops->psk &&
+	    transport_switch(s->tp, TRANSPORT_TLS_PSK_CLIENT, 0, NULL, 0,
+	    srv->now) < 0)) {
+		if (s != NULL)
+			transport_free(s->tp);
 		free(s);
 		close(fd);
 		return NULL;
 	}
+	s->tls_start = ops->psk;
 	s->srv = srv;
 	s->ops = ops;
 	s->fd = fd;
@@ -141,7 +148,8 @@ session_new(struct server *srv, int fd, const struct proto_ops *ops,
 	srv->nsessions++;
 	log_debug("session.open", "proto=%s id=%llu peer=%s", ops->name,
 	    (unsigned long long)s->id, s->peer);
-	ops->start(s);
+	if (!s->tls_start)
+		ops->start(s);
 	return s;
 }
 
@@ -165,6 +173,31 @@ session_broken(struct session *s)
 }
 
 /*
+ * TLS failed, in the handshake or on a record after it (then only when
+ * TLS says so: the error may be another layer's): says why (the
+ * protocol's handler, or the log), and gives the connection up.
+ * Returns 0, or -1 when a record error was not TLS's.
+ */
+static int
+session_tls_failed(struct session *s, int handshake)
+{
+	char			 why[160];
+	enum transport_tls_fail	 f;
+
+	f = transport_tls_failure(s->tp, why, sizeof(why));
+	if (!handshake && f == TRANSPORT_TLS_OK)
+		return -1;
+	if (s->ops->tls_failed != NULL)
+		s->ops->tls_failed(s, why, f == TRANSPORT_TLS_WRONG_KEY);
+	else
+		log_info("tls.fail", "proto=%s id=%llu peer=%s msg=%s",
+		    s->ops->name, (unsigned long long)s->id, s->peer,
+		    log_quote(why));
+	session_broken(s);
+	return 0;
+}
+
+/*
  * Runs a TLS handshake on.  Returns 1 when none runs any more, 0 while
  * it waits, -1 when it failed (the session is then closing).  An
  * implicit-TLS session starts its protocol when its handshake is done.
@@ -179,14 +212,11 @@ session_handshake(struct session *s)
 		return 1;
 	if (rc == 0)
 		return 0;
-	transport_tls_info(s->tp, info, sizeof(info));
 	if (rc < 0) {
-		log_info("tls.fail", "proto=%s id=%llu peer=%s msg=%s",
-		    s->ops->name, (unsigned long long)s->id, s->peer,
-		    log_quote(info));
-		session_broken(s);
+		(void)session_tls_failed(s, 1);
 		return -1;
 	}
+	transport_tls_info(s->tp, info, sizeof(info));
 	log_debug("tls.ok", "proto=%s id=%llu peer=%s tls=%s", s->ops->name,
 	    (unsigned long long)s->id, s->peer, log_quote(info));
 	s->last_active = s->srv->now;
@@ -252,6 +282,10 @@ session_fill(struct session *s)
 	    read(s->fd, p, room);
 	if (n < 0) {
 		if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+			return;
+		/* A record that does not decrypt, an alert, a bad record. */
+		if (errno == EPROTO && s->tp != NULL &&
+		    session_tls_failed(s, 0) == 0)
 			return;
 		s->in_eof = 1;
 		buf_reset(&s->out);	/* the peer is gone: nothing to say */
@@ -549,8 +583,10 @@ server_wake(struct server *srv)
 {
 	struct session	*s;
 
+	/* Not one whose protocol waits for its TLS handshake to start. */
 	for (s = srv->sessions; s != NULL; s = s->next)
-		if (s->io == SESSION_OPEN && s->ops->wake != NULL)
+		if (s->io == SESSION_OPEN && !s->tls_start &&
+		    s->ops->wake != NULL)
 			s->ops->wake(s);
 }
 
@@ -755,6 +791,15 @@ int
 session_secure(const struct session *s)
 {
 	return s->tp != NULL && transport_secure(s->tp);
+}
+
+void
+session_tls_info(struct session *s, char *buf, size_t len)
+{
+	if (s->tp == NULL)
+		snprintf(buf, len, "no TLS");
+	else
+		transport_tls_info(s->tp, buf, len);
 }
 
 int

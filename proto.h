@@ -111,6 +111,22 @@ struct proto_ops {
 	 * a client session (replication), which the drain leaves alone.
 	 */
 	int		(*drain)(struct session *);
+	/*
+	 * Replication: the session runs over TLS with the pre-shared key
+	 * from its first byte, as the server when accepted and as the
+	 * client when made by session_new(); `start` runs once the
+	 * handshake is done, so that nothing is read from or said to a peer
+	 * that has not proved the key.
+	 */
+	int		 psk;
+	/*
+	 * Optional: TLS failed, in the handshake or on a later record (a
+	 * record that does not decrypt), and the session closes; wrong_key
+	 * says the peer holds another pre-shared key.  NULL: logged as
+	 * tls.fail.
+	 */
+	void		(*tls_failed)(struct session *, const char *why,
+			    int wrong_key);
 };
 
 struct session {
@@ -149,8 +165,9 @@ struct session {
 void	server_accept(struct server *, int lfd, const struct proto_ops *);
 /*
  * Makes a session of a connected (or connecting) non-blocking socket it
- * now owns (an outgoing replication connection), then runs ops->start.
- * Returns NULL, fd closed, without memory.
+ * now owns (an outgoing replication connection), then runs ops->start,
+ * or with ops->psk starts the TLS client handshake and runs it once the
+ * handshake is done.  Returns NULL, fd closed, without memory.
  */
 struct session *session_new(struct server *, int fd,
 	    const struct proto_ops *, const char *peer);
@@ -245,6 +262,8 @@ int	session_start_compress(struct session *);
    the cap of concurrent handshakes. */
 int	session_can_starttls(const struct session *);
 int	session_secure(const struct session *);
+/* For the log: "TLSv1.2 cipher-suite", or why TLS failed, or "no TLS". */
+void	session_tls_info(struct session *, char *, size_t);
 int	session_compressed(const struct session *);
 
 #endif /* MAILREPD_PROTO_H */

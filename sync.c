@@ -4,6 +4,30 @@
  * every append and expunge by GUID, applies each batch in one
  * transaction with its applied position, and acknowledges.  See sync.h
  * for the frames.
+ *
+ * Channel security.  The channel is TLS 1.2 with ECDHE-PSK and
+ * ChaCha20-Poly1305 (tls.c), the key derived from the secret file with
+ * HKDF-SHA256; the replica is the TLS client.  Version 1 of this
+ * protocol, on a clear channel, had its own HMAC challenge-response and
+ * an HMAC on every frame.  Both are gone, because TLS-PSK does the same
+ * work better:
+ * - Authentication: each side's Finished message is keyed from the PSK
+ *   and covers the whole handshake, both sides' fresh randoms and the
+ *   ECDHE shares, so a peer without the secret fails the handshake
+ *   (logged by both ends as sync.auth.failed) and never gets to send or
+ *   read a frame.
+ * - Integrity: every TLS record carries an AEAD tag under per-connection
+ *   keys and an implicit sequence number, so a record altered,
+ *   reordered, dropped, replayed or taken from another connection is
+ *   rejected; a frame MAC under the same secret would add nothing.
+ * - Confidentiality, which version 1 lacked; with forward secrecy from
+ *   ECDHE, a secret that leaks later does not open recorded streams.
+ * What stays is the identity and position exchange, HELLO then START:
+ * the replica's node id, name, the master log it follows (node id and
+ * epoch) and its applied position; the master's node id, epoch and
+ * where it streams from.  That is replication state, not security, and
+ * TLS has no place for it.  The HELLO also carries SYNC_VERSION so that
+ * a later change of frames is refused plainly.
  */
 #include <assert.h>
 #include <errno.h>
@@ -33,6 +57,7 @@
 #include "spool.h"
 #include "store.h"
 #include "sync.h"
+#include "tls.h"
 
 extern char **environ;
 
@@ -41,8 +66,6 @@ extern char **environ;
 /* What this process knows about replication; one server per process. */
 static struct {
 	struct server	*srv;
-	uint8_t		 secret[SYNC_SECRET_MAX];
-	size_t		 secret_len;
 	int		 replica;	/* --replicate-from given */
 	struct session	*upstream;	/* our connection to the master */
 	time_t		 next_connect;
@@ -81,17 +104,9 @@ get64(const uint8_t *p)
 	return (uint64_t)get32(p) << 32 | get32(p + 4);
 }
 
-/* HELLO, CHALLENGE and REFUSE never carry a MAC; every other frame does. */
-static int
-frame_has_mac(int keyed, uint8_t type)
-{
-	return keyed && type != SF_HELLO && type != SF_CHALLENGE &&
-	    type != SF_REFUSE;
-}
-
 int
-sync_frame_peek(const uint8_t *p, size_t n, int keyed, uint8_t *type,
-    size_t *paylen, size_t *total)
+sync_frame_peek(const uint8_t *p, size_t n, uint8_t *type, size_t *paylen,
+    size_t *total)
 {
 	uint32_t	 len;
 
@@ -102,8 +117,7 @@ sync_frame_peek(const uint8_t *p, size_t n, int keyed, uint8_t *type,
 		return -1;
 	*type = p[0];
 	*paylen = len;
-	*total = SYNC_HDR_LEN + (size_t)len +
-	    (frame_has_mac(keyed, p[0]) ? SYNC_MAC_LEN : 0);
+	*total = SYNC_HDR_LEN + (size_t)len;
 	return n >= *total ? 1 : 0;
 }
 
@@ -316,13 +330,12 @@ sync_rec_decode(const uint8_t *p, size_t n, struct store_replog_rec *r,
 
 /* --- the channel, common to both ends --------------------------------------- */
 
+/* A chan exists only once TLS is up: the peer has proved the key. */
 enum chan_state {
 	CH_HELLO,		/* master: waiting for HELLO */
-	CH_CHALLENGE,		/* replica: waiting for CHALLENGE */
-	CH_AUTH,		/* master: waiting for AUTH */
 	CH_START,		/* replica: waiting for START */
-	CH_RECONCILE,		/* authenticated, full reconciliation */
-	CH_STREAM,		/* authenticated, streaming */
+	CH_RECONCILE,		/* full reconciliation */
+	CH_STREAM,		/* streaming */
 };
 
 struct recon;
@@ -349,10 +362,6 @@ struct chan {
 	int			 master;	/* this end is the master */
 	enum chan_state		 state;
 	time_t			 started, last_rx, last_tx;
-	uint8_t			 nr[SYNC_NONCE_LEN], nm[SYNC_NONCE_LEN];
-	uint8_t			 key_tx[HMAC_LEN], key_rx[HMAC_LEN];
-	uint64_t		 ctr_tx, ctr_rx;
-	int			 keyed;
 	z_stream		 z;
 	int			 z_ok;
 	uint8_t			*item;		/* SYNC_MAX_ITEM scratch */
@@ -401,64 +410,17 @@ chan_of(struct session *s)
 	return s->proto;
 }
 
-/* Derives the per-direction keys from the secret and both nonces. */
-static void
-chan_keys(struct chan *c)
-{
-	uint8_t		 k[HMAC_LEN];
-	const void	*part[3] = { "mailrepd-sync-key", c->nr, c->nm };
-	size_t		 len[3] = { 17, SYNC_NONCE_LEN, SYNC_NONCE_LEN };
-	const void	*d1[1] = { "m2r" }, *d2[1] = { "r2m" };
-	size_t		 l1[1] = { 3 };
-
-	crypto_hmac_sha256(repl.secret, repl.secret_len, part, len, 3, k);
-	crypto_hmac_sha256(k, sizeof(k), d1, l1, 1,
-	    c->master ? c->key_tx : c->key_rx);
-	crypto_hmac_sha256(k, sizeof(k), d2, l1, 1,
-	    c->master ? c->key_rx : c->key_tx);
-	c->keyed = 1;
-}
-
-/* The proof of one side: HMAC(secret, label | nonces | ids). */
-static void
-chan_proof(const char *label, const uint8_t *a, const uint8_t *b,
-    const uint8_t *extra, size_t extralen, uint8_t out[HMAC_LEN])
-{
-	const void	*part[4] = { label, a, b, extra };
-	size_t		 len[4] = { strlen(label), SYNC_NONCE_LEN,
-			    SYNC_NONCE_LEN, extralen };
-
-	crypto_hmac_sha256(repl.secret, repl.secret_len, part, len,
-	    extra ? 4 : 3, out);
-}
-
-static void
-frame_mac(const uint8_t *key, uint64_t ctr, const uint8_t *hdr,
-    const uint8_t *payload, size_t n, uint8_t out[HMAC_LEN])
-{
-	uint8_t		 cb[8];
-	const void	*part[3] = { cb, hdr, payload };
-	size_t		 len[3] = { 8, SYNC_HDR_LEN, n };
-
-	put64(cb, ctr);
-	crypto_hmac_sha256(key, HMAC_LEN, part, len, 3, out);
-}
-
-/* Queues one frame; MAC'd once the keys are there. */
+/* Queues one frame. */
 static void
 chan_send(struct session *s, uint8_t type, const void *payload, size_t n)
 {
 	struct chan	*c = chan_of(s);
-	uint8_t		 hdr[SYNC_HDR_LEN], mac[HMAC_LEN];
+	uint8_t		 hdr[SYNC_HDR_LEN];
 
 	hdr[0] = type;
 	put32(hdr + 1, (uint32_t)n);
 	session_write(s, hdr, sizeof(hdr));
 	session_write(s, payload, n);
-	if (frame_has_mac(c->keyed, type)) {
-		frame_mac(c->key_tx, c->ctr_tx++, hdr, payload, n, mac);
-		session_write(s, mac, SYNC_MAC_LEN);
-	}
 	c->last_tx = s->srv->now;
 }
 
@@ -511,7 +473,7 @@ chan_refuse(struct session *s, const char *why)
 /*
  * Takes the next complete frame off the input: returns 1 with its type
  * and payload (valid until consumed), 0 when more is needed, -1 (session
- * closed, logged) for a bad frame or MAC.
+ * closed, logged) for a bad frame.
  */
 static int
 chan_next(struct session *s, uint8_t *type, const uint8_t **payload,
@@ -519,10 +481,9 @@ chan_next(struct session *s, uint8_t *type, const uint8_t **payload,
 {
 	struct chan	*c = chan_of(s);
 	const uint8_t	*p = (const uint8_t *)buf_ptr(&s->in);
-	uint8_t		 mac[HMAC_LEN];
 	int		 rc;
 
-	rc = sync_frame_peek(p, buf_used(&s->in), c->keyed, type, n, total);
+	rc = sync_frame_peek(p, buf_used(&s->in), type, n, total);
 	if (rc < 0) {
 		log_warn("sync.protocol", "peer=%s msg=\"frame too long\"",
 		    s->peer);
@@ -531,25 +492,6 @@ chan_next(struct session *s, uint8_t *type, const uint8_t **payload,
 	}
 	if (rc == 0)
 		return 0;
-	if (frame_has_mac(c->keyed, *type)) {
-		frame_mac(c->key_rx, c->ctr_rx, p, p + SYNC_HDR_LEN, *n, mac);
-		if (!crypto_equal(mac, p + SYNC_HDR_LEN + *n, SYNC_MAC_LEN) &&
-		    c->state == CH_AUTH) {
-			/* The AUTH frame is keyed from the secret. */
-			log_warn("sync.auth.failed", "peer=%s reason=\"wrong "
-			    "secret (AUTH MAC)\"", s->peer);
-			chan_refuse(s, "authentication failed");
-			return -1;
-		}
-		if (!crypto_equal(mac, p + SYNC_HDR_LEN + *n, SYNC_MAC_LEN)) {
-			log_warn("sync.auth.failed", "peer=%s name=%s "
-			    "reason=\"bad frame MAC\"", s->peer,
-			    log_quote(c->name));
-			session_close(s);
-			return -1;
-		}
-		c->ctr_rx++;
-	}
 	*payload = p + SYNC_HDR_LEN;
 	c->last_rx = s->srv->now;
 	return 1;
@@ -566,8 +508,7 @@ chan_new(struct session *s, int master)
 
 	if ((c = calloc(1, sizeof(*c))) == NULL ||
 	    (c->item = malloc(SYNC_MAX_ITEM)) == NULL ||
-	    (c->zout = malloc(SYNC_MAX_FRAME)) == NULL ||
-	    crypto_random(master ? c->nm : c->nr, SYNC_NONCE_LEN) < 0) {
+	    (c->zout = malloc(SYNC_MAX_FRAME)) == NULL) {
 		if (c != NULL) {
 			free(c->item);
 			free(c);
@@ -772,12 +713,31 @@ recon_free(struct recon *r)
 	free(r);
 }
 
+/*
+ * RECONCILE and the START that ends a reconciliation: this master's node
+ * id and epoch (what the replica will follow) and the head streamed from.
+ */
+static void
+recon_send_head(struct session *s, uint8_t type, int64_t head)
+{
+	struct store_node	 me;
+	uint8_t			 b[NODE_ID_LEN + EPOCH_LEN + 8];
+
+	if (store_node_get(s->srv->store, &me) != STORE_OK) {
+		session_close(s);
+		return;
+	}
+	memcpy(b, me.node_id, NODE_ID_LEN);
+	memcpy(b + NODE_ID_LEN, me.epoch, EPOCH_LEN);
+	put64(b + NODE_ID_LEN + EPOCH_LEN, (uint64_t)head);
+	chan_send(s, type, b, sizeof(b));
+}
+
 /* The log cannot serve this replica: compare instead (see above). */
 static void
 recon_start(struct session *s, struct chan *c)
 {
 	struct recon	*r;
-	uint8_t		 b[8];
 
 	if ((r = calloc(1, sizeof(*r))) == NULL ||
 	    (r->act = calloc(2 * SYNC_RECON_CHUNK, sizeof(*r->act))) == NULL ||
@@ -792,8 +752,7 @@ recon_start(struct session *s, struct chan *c)
 	c->sent = c->acked = 0;
 	r->phase = RP_INVENTORY;
 	r->head = store_replog_head(s->srv->store);
-	put64(b, (uint64_t)r->head);
-	chan_send(s, SF_RECONCILE, b, sizeof(b));
+	recon_send_head(s, SF_RECONCILE, r->head);
 	log_info("sync.reconcile.start", "name=%s peer=%s head=%lld",
 	    log_quote(c->name), s->peer, (long long)r->head);
 }
@@ -1385,12 +1344,11 @@ static void
 recon_finish(struct session *s, struct chan *c)
 {
 	struct recon	*r = c->recon;
-	uint8_t		 b[8];
+	char		 info[160];
 
 	if (r == NULL || r->phase != RP_FINISH || c->inflight > 0)
 		return;
-	put64(b, (uint64_t)r->head);
-	chan_send(s, SF_START, b, sizeof(b));
+	recon_send_head(s, SF_START, r->head);
 	log_info("sync.reconcile.done", "name=%s peer=%s mailboxes=%zu "
 	    "same=%lu compared=%lu copied=%lu local_only=%lu records=%lld "
 	    "from=%lld", log_quote(c->name), s->peer, r->nmboxes, r->same,
@@ -1400,6 +1358,10 @@ recon_finish(struct session *s, struct chan *c)
 	c->state = CH_STREAM;
 	recon_free(r);
 	c->recon = NULL;
+	session_tls_info(s, info, sizeof(info));
+	log_info("sync.replica.connected", "name=%s peer=%s from=%lld "
+	    "reconciled=1 tls=%s", log_quote(c->name), s->peer,
+	    (long long)c->sent, log_quote(info));
 	master_store(s, 1);
 }
 
@@ -1534,26 +1496,29 @@ master_produce(struct session *s)
 	s->resume = 1;
 }
 
-/* AUTH arrived: check the proof, then decide where to stream from. */
+/*
+ * HELLO arrived (over TLS: the replica holds the key): check the
+ * version, learn who the replica is and what it follows, then decide
+ * where to stream from.
+ */
 static void
-master_auth(struct session *s, const uint8_t *p, size_t n)
+master_hello(struct session *s, const uint8_t *p, size_t n)
 {
 	struct chan		*c = chan_of(s);
 	struct store		*st = s->srv->store;
 	struct store_node	 me;
 	struct rd		 d = { p, n, 0, 0 };
-	const uint8_t		*proof, *v;
-	uint8_t			 want[HMAC_LEN], b[8];
+	const uint8_t		*v;
+	uint8_t			 b[NODE_ID_LEN + EPOCH_LEN + 8], version;
 	int			 has_master, follows;
 	int64_t			 applied, head, first;
-	char			 hex[NODE_ID_LEN * 2 + 1];
+	char			 hex[NODE_ID_LEN * 2 + 1], info[160];
 
-	proof = rd_bytes(&d, HMAC_LEN);
-	chan_proof("replica", c->nm, c->nr, NULL, 0, want);
-	if (proof == NULL || !crypto_equal(proof, want, HMAC_LEN)) {
-		log_warn("sync.auth.failed", "peer=%s reason=\"wrong secret "
-		    "(replica proof)\"", s->peer);
-		chan_refuse(s, "authentication failed");
+	if ((version = rd_u8(&d)) != SYNC_VERSION) {
+		log_warn("sync.protocol", "peer=%s version=%u want=%d "
+		    "msg=\"replica speaks another protocol version\"",
+		    s->peer, version, SYNC_VERSION);
+		chan_refuse(s, "protocol version not supported");
 		return;
 	}
 	if ((v = rd_bytes(&d, NODE_ID_LEN)) != NULL)
@@ -1564,7 +1529,7 @@ master_auth(struct session *s, const uint8_t *p, size_t n)
 	rd_str(&d, c->name, sizeof(c->name));
 	if (d.bad || d.off != n || v == NULL || applied < 0 ||
 	    store_node_get(st, &me) != STORE_OK) {
-		chan_refuse(s, "bad AUTH");
+		chan_refuse(s, "bad HELLO");
 		return;
 	}
 	head = store_replog_head(st);
@@ -1595,11 +1560,14 @@ master_auth(struct session *s, const uint8_t *p, size_t n)
 	c->z_ok = 1;
 	c->state = CH_STREAM;
 	c->sent = c->acked = applied;
-	put64(b, (uint64_t)applied);
+	memcpy(b, me.node_id, NODE_ID_LEN);
+	memcpy(b + NODE_ID_LEN, me.epoch, EPOCH_LEN);
+	put64(b + NODE_ID_LEN + EPOCH_LEN, (uint64_t)applied);
 	chan_send(s, SF_START, b, sizeof(b));
+	session_tls_info(s, info, sizeof(info));
 	log_info("sync.replica.connected", "name=%s peer=%s from=%lld "
-	    "head=%lld", log_quote(c->name), s->peer, (long long)applied,
-	    (long long)head);
+	    "head=%lld tls=%s", log_quote(c->name), s->peer,
+	    (long long)applied, (long long)head, log_quote(info));
 	master_store(s, 1);
 	master_produce(s);
 }
@@ -1608,10 +1576,8 @@ static void
 master_input(struct session *s)
 {
 	struct chan		*c = chan_of(s);
-	struct store_node	 me;
 	const uint8_t		*p;
-	uint8_t			 type, out[SYNC_NONCE_LEN + NODE_ID_LEN +
-				    EPOCH_LEN + HMAC_LEN];
+	uint8_t			 type;
 	size_t			 n, total;
 	int64_t			 ack;
 	int			 k, deferred = 0;
@@ -1627,28 +1593,8 @@ master_input(struct session *s)
 			deferred = 1;
 			break;
 		}
-		if (c->state == CH_HELLO && type == SF_HELLO &&
-		    n == 1 + SYNC_NONCE_LEN && p[0] == SYNC_VERSION &&
-		    store_node_get(s->srv->store, &me) == STORE_OK) {
-			memcpy(c->nr, p + 1, SYNC_NONCE_LEN);
-			memcpy(c->epoch, me.epoch, EPOCH_LEN);
-			memcpy(out, c->nm, SYNC_NONCE_LEN);
-			memcpy(out + SYNC_NONCE_LEN, me.node_id, NODE_ID_LEN);
-			memcpy(out + SYNC_NONCE_LEN + NODE_ID_LEN, me.epoch,
-			    EPOCH_LEN);
-			chan_proof("master", c->nr, c->nm, out +
-			    SYNC_NONCE_LEN, NODE_ID_LEN + EPOCH_LEN, out +
-			    SYNC_NONCE_LEN + NODE_ID_LEN + EPOCH_LEN);
-			chan_send(s, SF_CHALLENGE, out, sizeof(out));
-			chan_keys(c);
-			c->state = CH_AUTH;
-		} else if (c->state == CH_AUTH && type == SF_REFUSE) {
-			log_warn("sync.auth.failed", "peer=%s reason=\"replica "
-			    "refused our proof: wrong secret\"", s->peer);
-			session_close(s);
-		} else if (c->state == CH_AUTH && type == SF_AUTH) {
-			/* The MAC was checked under the derived keys. */
-			master_auth(s, p, n);
+		if (c->state == CH_HELLO && type == SF_HELLO) {
+			master_hello(s, p, n);
 		} else if ((c->state == CH_STREAM || c->state ==
 		    CH_RECONCILE) && type == SF_ACK && n == 8) {
 			ack = (int64_t)get64(p);
@@ -1710,9 +1656,36 @@ chan_timeout(struct session *s)
 	(void)s;
 }
 
+static const struct proto_ops sync_replica_proto;
+
+/*
+ * TLS failed on the channel (proto_ops.tls_failed).  In the handshake
+ * with wrong_key, the peer holds another secret: sync.auth.failed, on
+ * both ends.  After it, a record did not decrypt (changed on the way, or
+ * an alert): the batch in progress is dropped with the connection, the
+ * replica reconnects and is sent it again from its applied position.
+ */
+static void
+chan_tls_failed(struct session *s, const char *why, int wrong_key)
+{
+	int		 replica = s->ops == &sync_replica_proto;
+	const char	*peer = replica ? "master" : "peer";
+
+	if (wrong_key)
+		log_warn("sync.auth.failed", "%s=%s reason=\"wrong secret: "
+		    "the TLS-PSK handshake failed\" msg=%s", peer, s->peer,
+		    log_quote(why));
+	else if (chan_of(s) == NULL)
+		log_info("sync.handshake.failed", "%s=%s msg=%s", peer,
+		    s->peer, log_quote(why));
+	else
+		log_warn("sync.tls.failed", "%s=%s msg=%s action=%s", peer,
+		    s->peer, log_quote(why), replica ? "reconnect" : "drop");
+}
+
 const struct proto_ops sync_master_proto = {
 	.name = "repl",
-	.in_limit = SYNC_HDR_LEN + SYNC_MAX_FRAME + SYNC_MAC_LEN + IO_CHUNK,
+	.in_limit = SYNC_HDR_LEN + SYNC_MAX_FRAME + IO_CHUNK,
 	.out_limit = OUTBUF_HIGH_WATER + 2 * SYNC_MAX_FRAME,
 	.busy_reply = "",
 	.start = master_start,
@@ -1721,73 +1694,69 @@ const struct proto_ops sync_master_proto = {
 	.timeout = chan_timeout,
 	.free = master_free,
 	.wake = master_wake,
+	.psk = 1,
+	.tls_failed = chan_tls_failed,
 };
 
 /* --- replica side ----------------------------------------------------------- */
 
-static const struct proto_ops sync_replica_proto;
-
+/*
+ * TLS is up (the master holds the key): say who we are, which master
+ * log we follow and where we are in it.
+ */
 static void
 replica_start(struct session *s)
 {
-	struct chan	*c;
-	uint8_t		 hello[1 + SYNC_NONCE_LEN];
+	struct chan		*c;
+	struct store_node	 me;
+	uint8_t			 out[1 + NODE_ID_LEN + 1 + NODE_ID_LEN +
+				    EPOCH_LEN + 8 + 2 + 255];
+	struct wr		 w = { out, 0, sizeof(out), 0 };
+	uint8_t			 version = SYNC_VERSION, has_master;
+	char			 name[256];
 
 	if ((c = chan_new(s, 0)) == NULL ||
 	    (c->batch = calloc(SYNC_BATCH_RECORDS, sizeof(*c->batch))) ==
-	    NULL || (c->line = malloc(SYNC_LINE_MAX)) == NULL) {
-		session_close(s);
-		return;
-	}
-	c->state = CH_CHALLENGE;
-	hello[0] = SYNC_VERSION;
-	memcpy(hello + 1, c->nr, SYNC_NONCE_LEN);
-	chan_send(s, SF_HELLO, hello, sizeof(hello));
-}
-
-/* CHALLENGE arrived: check the master's proof, answer with ours. */
-static void
-replica_challenge(struct session *s, const uint8_t *p, size_t n)
-{
-	struct chan		*c = chan_of(s);
-	struct store_node	 me;
-	uint8_t			 want[HMAC_LEN], out[HMAC_LEN + NODE_ID_LEN +
-				    1 + NODE_ID_LEN + EPOCH_LEN + 8 + 2 + 255];
-	struct wr		 w = { out, 0, sizeof(out), 0 };
-	uint8_t			 one;
-	char			 name[256];
-
-	if (n != SYNC_NONCE_LEN + NODE_ID_LEN + EPOCH_LEN + HMAC_LEN ||
+	    NULL || (c->line = malloc(SYNC_LINE_MAX)) == NULL ||
 	    store_node_get(s->srv->store, &me) != STORE_OK) {
 		session_close(s);
 		return;
 	}
-	memcpy(c->nm, p, SYNC_NONCE_LEN);
-	chan_proof("master", c->nr, c->nm, p + SYNC_NONCE_LEN, NODE_ID_LEN +
-	    EPOCH_LEN, want);
-	if (!crypto_equal(want, p + SYNC_NONCE_LEN + NODE_ID_LEN + EPOCH_LEN,
-	    HMAC_LEN)) {
-		log_warn("sync.auth.failed", "peer=%s reason=\"wrong secret "
-		    "(master proof)\"", s->peer);
-		chan_refuse(s, "authentication failed");
-		return;
-	}
-	memcpy(c->node_id, p + SYNC_NONCE_LEN, NODE_ID_LEN);
-	memcpy(c->epoch, p + SYNC_NONCE_LEN + NODE_ID_LEN, EPOCH_LEN);
-	chan_keys(c);
 	c->state = CH_START;
 	c->applied = c->last = me.applied;
-	chan_proof("replica", c->nm, c->nr, NULL, 0, want);
-	wr_bytes(&w, want, HMAC_LEN);
+	has_master = (uint8_t)me.has_master;
+	wr_bytes(&w, &version, 1);
 	wr_bytes(&w, me.node_id, NODE_ID_LEN);
-	one = (uint8_t)me.has_master;
-	wr_bytes(&w, &one, 1);
+	wr_bytes(&w, &has_master, 1);
 	wr_bytes(&w, me.master_id, NODE_ID_LEN);
 	wr_bytes(&w, me.master_epoch, EPOCH_LEN);
 	wr_u64(&w, (uint64_t)me.applied);
 	snprintf(name, sizeof(name), "%s", s->srv->settings->name);
 	wr_str(&w, name);
-	chan_send(s, SF_AUTH, out, w.n);
+	chan_send(s, SF_HELLO, out, w.n);
+}
+
+/* START arrived: the master's identity, and it streams after applied. */
+static void
+replica_started(struct session *s, struct chan *c, const uint8_t *p,
+    size_t n)
+{
+	char	 info[160];
+
+	if (n != NODE_ID_LEN + EPOCH_LEN + 8 ||
+	    (int64_t)get64(p + NODE_ID_LEN + EPOCH_LEN) != c->applied ||
+	    inflateInit(&c->z) != Z_OK) {
+		log_warn("sync.protocol", "peer=%s msg=\"bad START\"", s->peer);
+		session_close(s);
+		return;
+	}
+	memcpy(c->node_id, p, NODE_ID_LEN);
+	memcpy(c->epoch, p + NODE_ID_LEN, EPOCH_LEN);
+	c->z_ok = 1;
+	c->state = CH_STREAM;
+	session_tls_info(s, info, sizeof(info));
+	log_info("sync.streaming", "master=%s from=%lld tls=%s", s->peer,
+	    (long long)c->applied, log_quote(info));
 }
 
 /* Feeds body bytes to the spool, as lines (bounded), for the MIME parse. */
@@ -2388,12 +2357,14 @@ static void
 replica_reconcile(struct session *s, struct chan *c, const uint8_t *p,
     size_t n)
 {
-	if (n != 8 || inflateInit(&c->z) != Z_OK) {
+	if (n != NODE_ID_LEN + EPOCH_LEN + 8 || inflateInit(&c->z) != Z_OK) {
 		session_close(s);
 		return;
 	}
 	c->z_ok = 1;
-	c->recon_head = (int64_t)get64(p);
+	memcpy(c->node_id, p, NODE_ID_LEN);
+	memcpy(c->epoch, p + NODE_ID_LEN, EPOCH_LEN);
+	c->recon_head = (int64_t)get64(p + NODE_ID_LEN + EPOCH_LEN);
 	c->state = CH_RECONCILE;
 	c->last = 0;
 	if (store_mailbox_ids(s->srv->store, inv_collect, c) != STORE_OK) {
@@ -2480,11 +2451,21 @@ replica_want(struct session *s, struct chan *c, const uint8_t *p, size_t n)
  * recorded in the store before anything streamed is applied.
  */
 static void
-replica_reconciled(struct session *s, struct chan *c, int64_t head)
+replica_reconciled(struct session *s, struct chan *c, const uint8_t *p,
+    size_t n)
 {
 	struct store	*st = s->srv->store;
 	enum store_err	 err;
+	int64_t		 head;
+	char		 info[160];
 
+	if (n != NODE_ID_LEN + EPOCH_LEN + 8 || memcmp(p, c->node_id,
+	    NODE_ID_LEN) != 0 || memcmp(p + NODE_ID_LEN, c->epoch,
+	    EPOCH_LEN) != 0) {
+		session_close(s);
+		return;
+	}
+	head = (int64_t)get64(p + NODE_ID_LEN + EPOCH_LEN);
 	if (head != c->recon_head || c->nbatch != 0 || c->inv_sending ||
 	    store_batch_begin(st) != STORE_OK) {
 		session_close(s);
@@ -2497,6 +2478,9 @@ replica_reconciled(struct session *s, struct chan *c, int64_t head)
 	}
 	log_info("sync.reconcile.done", "master=%s from=%lld records=%lld",
 	    s->peer, (long long)head, (long long)c->last);
+	session_tls_info(s, info, sizeof(info));
+	log_info("sync.streaming", "master=%s from=%lld reconciled=1 tls=%s",
+	    s->peer, (long long)head, log_quote(info));
 	c->state = CH_STREAM;
 	c->last = c->batch_end = head;
 	c->quiet_commit = 1;
@@ -2520,29 +2504,17 @@ replica_input(struct session *s)
 			log_warn("sync.refused", "master=%s reason=%s",
 			    s->peer, log_quote(why));
 			session_close(s);
-		} else if (c->state == CH_CHALLENGE && type == SF_CHALLENGE)
-			replica_challenge(s, p, n);
-		else if (c->state == CH_START && type == SF_START && n == 8) {
-			if ((int64_t)get64(p) != c->applied ||
-			    inflateInit(&c->z) != Z_OK) {
-				session_close(s);
-			} else {
-				c->z_ok = 1;
-				c->state = CH_STREAM;
-				log_info("sync.streaming", "master=%s "
-				    "from=%lld", s->peer,
-				    (long long)c->applied);
-			}
-		} else if (c->state == CH_START && type == SF_RECONCILE)
+		} else if (c->state == CH_START && type == SF_START)
+			replica_started(s, c, p, n);
+		else if (c->state == CH_START && type == SF_RECONCILE)
 			replica_reconcile(s, c, p, n);
 		else if (c->state == CH_RECONCILE && type == SF_INV_WANT)
 			replica_want(s, c, p, n);
 		else if ((c->state == CH_RECONCILE || c->state == CH_STREAM) &&
 		    type == SF_PULL)
 			replica_pull(s, c, p, n);
-		else if (c->state == CH_RECONCILE && type == SF_START &&
-		    n == 8)
-			replica_reconciled(s, c, (int64_t)get64(p));
+		else if (c->state == CH_RECONCILE && type == SF_START)
+			replica_reconciled(s, c, p, n);
 		else if (c->state == CH_STREAM || c->state == CH_RECONCILE)
 			replica_stream(s, c, type, p, n);
 		else {
@@ -2579,7 +2551,7 @@ replica_free(struct session *s)
 
 static const struct proto_ops sync_replica_proto = {
 	.name = "repl-upstream",
-	.in_limit = SYNC_HDR_LEN + SYNC_MAX_FRAME + SYNC_MAC_LEN + IO_CHUNK,
+	.in_limit = SYNC_HDR_LEN + SYNC_MAX_FRAME + IO_CHUNK,
 	.out_limit = OUTBUF_HIGH_WATER + 2 * SYNC_MAX_FRAME,
 	.busy_reply = "",
 	.start = replica_start,
@@ -2588,6 +2560,8 @@ static const struct proto_ops sync_replica_proto = {
 	.timeout = chan_timeout,
 	.free = replica_free,
 	.wake = NULL,
+	.psk = 1,
+	.tls_failed = chan_tls_failed,
 };
 
 /* Opens the connection to the master, non-blocking. */
@@ -2632,14 +2606,20 @@ replica_connect(struct server *srv)
 
 /* --- setup, tick, status ------------------------------------------------------ */
 
-/* Reads the secret: one line, not readable by group or others. */
+/*
+ * Reads the secret (one line, not readable by group or others) and sets
+ * up TLS-PSK with the key HKDF-SHA256 derives from it.  Only the derived
+ * key is kept, inside tls.c.  Returns 0, or -1 after saying why.
+ */
 static int
 read_secret(const char *path)
 {
 	struct stat	 sb;
-	char		 line[SYNC_SECRET_MAX + 2];
+	char		 line[SYNC_SECRET_MAX + 2], err[256];
+	uint8_t		 psk[TLS_PSK_MAX];
 	FILE		*f;
 	size_t		 n;
+	int		 rc;
 
 	if ((f = fopen(path, "r")) == NULL) {
 		fprintf(stderr, "mailrepd: setting 'repl-secret-file': cannot "
@@ -2664,10 +2644,18 @@ read_secret(const char *path)
 		    path, SYNC_SECRET_MIN, SYNC_SECRET_MAX);
 		return -1;
 	}
-	memcpy(repl.secret, line, n);
-	repl.secret_len = n;
+	rc = -1;
+	if (crypto_hkdf_sha256(line, n, SYNC_PSK_INFO, psk, sizeof(psk)) < 0)
+		snprintf(err, sizeof(err), "cannot derive the TLS-PSK key");
+	else
+		rc = tls_psk_init(psk, sizeof(psk), SYNC_PSK_IDENTITY, err,
+		    sizeof(err));
 	explicit_bzero(line, sizeof(line));
-	return 0;
+	explicit_bzero(psk, sizeof(psk));
+	if (rc < 0)
+		fprintf(stderr, "mailrepd: setting 'repl-secret-file': %s\n",
+		    err);
+	return rc;
 }
 
 int

@@ -5,22 +5,23 @@
  * The channel is a session of the session layer (proto.h) on each end:
  * the master accepts replicas on --repl-listen (sync_master_proto); a
  * replica keeps one outgoing connection to --replicate-from, reconnecting
- * with backoff.  Frames are
+ * with backoff.  Both run over TLS 1.2 with a pre-shared key derived
+ * from --repl-secret-file (tls.h; the replica is the TLS client), so
+ * every byte below is encrypted and authenticated by TLS, and nothing is
+ * read before the peer has proved the key.  Frames are
  *
- *	type (1 byte) | length (4 bytes, big-endian) | payload | MAC
+ *	type (1 byte) | length (4 bytes, big-endian) | payload
  *
- * where the MAC (SYNC_MAC_LEN bytes of HMAC-SHA256 under the session's
- * key for that direction, over a frame counter, the type, the length and
- * the payload) is there on every frame after the handshake.  Handshake:
- * HELLO (replica nonce), CHALLENGE (master nonce, node id, epoch and the
- * master's proof), AUTH (the replica's proof and what it follows: master
- * node id, epoch, applied position), then START (stream after position)
- * or REFUSE, or RECONCILE when the log cannot serve the replica's
- * position (full reconciliation: sync.c explains it).  Records and body chunks travel deflated through one zlib
- * stream; END closes a batch, which the replica applies in one
- * transaction with its applied position and ACKs.  The master sends
- * ahead up to SYNC_WINDOW unacknowledged batches; an ACK must name the
- * END of one of them.
+ * HELLO (the replica: protocol version, its node id and name, which
+ * master log it follows -- master node id and epoch -- and the position
+ * it applied), then START (the master: its node id, epoch and the
+ * position it streams after), RECONCILE when the log cannot serve the
+ * replica's position (full reconciliation: sync.c explains it), or
+ * REFUSE (why, as text).  Records and body
+ * chunks travel deflated through one zlib stream; END closes a batch,
+ * which the replica applies in one transaction with its applied position
+ * and ACKs.  The master sends ahead up to SYNC_WINDOW unacknowledged
+ * batches; an ACK must name the END of one of them.
  */
 #ifndef MAILREPD_SYNC_H
 #define MAILREPD_SYNC_H
@@ -34,8 +35,6 @@ struct server;
 
 /* Frame types. */
 #define SF_HELLO	'H'
-#define SF_CHALLENGE	'C'
-#define SF_AUTH		'A'
 #define SF_START	'S'
 #define SF_REFUSE	'X'
 #define SF_RECORD	'R'	/* deflated: one log record */
@@ -53,8 +52,9 @@ struct server;
 #define SF_PUSH_DATA	'B'	/* replica: a chunk of its body */
 
 #define SYNC_HDR_LEN	5
-#define SYNC_MAC_LEN	16
-#define SYNC_VERSION	1
+#define SYNC_VERSION	2	/* 1: HMAC challenge and frame MACs, no TLS */
+#define SYNC_PSK_IDENTITY "mailrepd-repl-1"
+#define SYNC_PSK_INFO	"mailrepd replication TLS-PSK v1" /* HKDF info */
 
 extern const struct proto_ops sync_master_proto;
 
@@ -91,11 +91,11 @@ int	sync_status(int argc, char **argv);
 /*
  * The codec, public for the unit tests and the fuzzer.
  *
- * sync_frame_peek: looks at a buffer that starts with a frame (with a MAC
- * when `keyed`, except HELLO, CHALLENGE and REFUSE); returns 1 with its type, payload length and total length,
- * 0 when more bytes are needed, -1 when the length is over SYNC_MAX_FRAME.
+ * sync_frame_peek: looks at a buffer that starts with a frame; returns 1
+ * with its type, payload length and total length, 0 when more bytes are
+ * needed, -1 when the length is over SYNC_MAX_FRAME.
  */
-int	sync_frame_peek(const uint8_t *p, size_t n, int keyed, uint8_t *type,
+int	sync_frame_peek(const uint8_t *p, size_t n, uint8_t *type,
 	    size_t *paylen, size_t *total);
 
 /*

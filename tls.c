@@ -10,6 +10,12 @@
  * Only TLS 1.2 is negotiated: Debian's mbedTLS 2.28 has no TLS 1.3
  * server, and 1.0/1.1 are refused.  Cipher suites are ECDHE with AEAD
  * only (AES-GCM, ChaCha20-Poly1305), for ECDSA and RSA keys.
+ *
+ * The replication channel uses a pre-shared key instead (one config per
+ * role, set once at start): ECDHE-PSK with ChaCha20-Poly1305, the only
+ * suite of mbedTLS 2.28 that has both forward secrecy and an AEAD over a
+ * PSK (it has no ECDHE-PSK with AES-GCM; DHE-PSK's would cost a
+ * 2048-bit modular exponentiation per handshake).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -52,11 +58,14 @@ struct tls_cred {
 
 struct tls_conn {
 	mbedtls_ssl_context	 ssl;
-	struct tls_cred		*cred;
+	struct tls_cred		*cred;		/* NULL with a PSK */
+	int			 psk;
 	int			 fd;
 	size_t			 pending;	/* bytes of a write that
 						   returned WANT_WRITE */
 	int			 err;		/* last mbedTLS error */
+	int			 hs_err;	/* err came from the handshake */
+	unsigned char		 alert;		/* of a fatal alert received */
 	char			 errbuf[128];
 };
 
@@ -69,6 +78,8 @@ static struct {
 	char			 key[PATH_MAX];
 	char			 name[256];	/* --name, for generating */
 	int			 generated;	/* the data directory's pair */
+	mbedtls_ssl_config	 psk_srv, psk_cli;
+	int			 psk;		/* both set up */
 } tls;
 
 static const int suites[] = {
@@ -78,6 +89,11 @@ static const int suites[] = {
 	MBEDTLS_TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
 	MBEDTLS_TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
 	MBEDTLS_TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+	0
+};
+
+static const int psk_suites[] = {
+	MBEDTLS_TLS_ECDHE_PSK_WITH_CHACHA20_POLY1305_SHA256,
 	0
 };
 
@@ -122,6 +138,24 @@ cred_unref(struct tls_cred *c)
 	mbedtls_x509_crt_free(&c->crt);
 	mbedtls_pk_free(&c->key);
 	free(c);
+}
+
+/*
+ * What every configuration shares: our random generator, TLS 1.2 only,
+ * the given cipher suites, our curves, no renegotiation.
+ */
+static void
+conf_common(mbedtls_ssl_config *conf, const int *cs)
+{
+	mbedtls_ssl_conf_rng(conf, mbedtls_ctr_drbg_random, &tls.drbg);
+	mbedtls_ssl_conf_min_version(conf, MBEDTLS_SSL_MAJOR_VERSION_3,
+	    MBEDTLS_SSL_MINOR_VERSION_3);
+	mbedtls_ssl_conf_max_version(conf, MBEDTLS_SSL_MAJOR_VERSION_3,
+	    MBEDTLS_SSL_MINOR_VERSION_3);
+	mbedtls_ssl_conf_ciphersuites(conf, cs);
+	mbedtls_ssl_conf_curves(conf, curves);
+	mbedtls_ssl_conf_renegotiation(conf,
+	    MBEDTLS_SSL_RENEGOTIATION_DISABLED);
 }
 
 /* "YYYY-MM-DD" of an X.509 time, for error messages. */
@@ -375,15 +409,7 @@ cred_load(const char *certpath, const char *keypath, const char *cset,
 		    cset, certpath, msg);
 		goto fail;
 	}
-	mbedtls_ssl_conf_rng(&c->conf, mbedtls_ctr_drbg_random, &tls.drbg);
-	mbedtls_ssl_conf_min_version(&c->conf, MBEDTLS_SSL_MAJOR_VERSION_3,
-	    MBEDTLS_SSL_MINOR_VERSION_3);
-	mbedtls_ssl_conf_max_version(&c->conf, MBEDTLS_SSL_MAJOR_VERSION_3,
-	    MBEDTLS_SSL_MINOR_VERSION_3);
-	mbedtls_ssl_conf_ciphersuites(&c->conf, suites);
-	mbedtls_ssl_conf_curves(&c->conf, curves);
-	mbedtls_ssl_conf_renegotiation(&c->conf,
-	    MBEDTLS_SSL_RENEGOTIATION_DISABLED);
+	conf_common(&c->conf, suites);
 	mbedtls_sha256_ret(c->crt.raw.p, c->crt.raw.len, digest, 0);
 	crypto_hex(digest, sizeof(digest), c->fingerprint);
 	return c;
@@ -484,11 +510,71 @@ tls_reload(char *err, size_t errlen)
 	return 0;
 }
 
+/*
+ * One role's PSK configuration.  mbedTLS keeps its own copy of the key
+ * and wipes it in mbedtls_ssl_config_free().
+ */
+static int
+psk_conf(mbedtls_ssl_config *conf, int endpoint, const void *key,
+    size_t keylen, const char *identity)
+{
+	int	 rc;
+
+	mbedtls_ssl_config_init(conf);
+	if ((rc = mbedtls_ssl_config_defaults(conf, endpoint,
+	    MBEDTLS_SSL_TRANSPORT_STREAM, MBEDTLS_SSL_PRESET_DEFAULT)) != 0 ||
+	    (rc = mbedtls_ssl_conf_psk(conf, key, keylen,
+	    (const unsigned char *)identity, strlen(identity))) != 0)
+		return rc;
+	conf_common(conf, psk_suites);
+	return 0;
+}
+
+int
+tls_psk_init(const void *key, size_t keylen, const char *identity,
+    char *err, size_t errlen)
+{
+	char	 msg[128];
+	int	 rc;
+
+	if (tls.psk || keylen == 0 || keylen > TLS_PSK_MAX) {
+		snprintf(err, errlen, "TLS-PSK: a key of 1 to %d bytes, once",
+		    TLS_PSK_MAX);
+		return -1;
+	}
+	if (rng_seed() < 0) {
+		snprintf(err, errlen, "cannot seed the random generator");
+		return -1;
+	}
+	if ((rc = psk_conf(&tls.psk_srv, MBEDTLS_SSL_IS_SERVER, key, keylen,
+	    identity)) != 0 || (rc = psk_conf(&tls.psk_cli,
+	    MBEDTLS_SSL_IS_CLIENT, key, keylen, identity)) != 0) {
+		mbedtls_ssl_config_free(&tls.psk_srv);
+		mbedtls_ssl_config_free(&tls.psk_cli);
+		strerr(rc, msg, sizeof(msg));
+		snprintf(err, errlen, "cannot set up TLS-PSK: %s", msg);
+		return -1;
+	}
+	tls.psk = 1;
+	return 0;
+}
+
+int
+tls_psk_available(void)
+{
+	return tls.psk;
+}
+
 void
 tls_shutdown(void)
 {
 	cred_unref(tls.cur);
 	tls.cur = NULL;
+	if (tls.psk) {
+		mbedtls_ssl_config_free(&tls.psk_srv);
+		mbedtls_ssl_config_free(&tls.psk_cli);
+		tls.psk = 0;
+	}
 	if (tls.seeded) {
 		mbedtls_ctr_drbg_free(&tls.drbg);
 		mbedtls_entropy_free(&tls.entropy);
@@ -510,6 +596,19 @@ tls_fingerprint(void)
 
 /* --- connections ----------------------------------------------------------- */
 
+/*
+ * A client's first send or receive is where a failed non-blocking
+ * connect shows: say so rather than "sending failed".
+ */
+static int
+bio_connect_error(int otherwise)
+{
+	if (errno == ECONNREFUSED || errno == ETIMEDOUT ||
+	    errno == EHOSTUNREACH || errno == ENETUNREACH)
+		return MBEDTLS_ERR_NET_CONNECT_FAILED;
+	return otherwise;
+}
+
 static int
 bio_send(void *ctx, const unsigned char *p, size_t n)
 {
@@ -521,7 +620,7 @@ bio_send(void *ctx, const unsigned char *p, size_t n)
 		return MBEDTLS_ERR_SSL_WANT_WRITE;
 	if (errno == EPIPE || errno == ECONNRESET)
 		return MBEDTLS_ERR_NET_CONN_RESET;
-	return MBEDTLS_ERR_NET_SEND_FAILED;
+	return bio_connect_error(MBEDTLS_ERR_NET_SEND_FAILED);
 }
 
 static int
@@ -535,25 +634,35 @@ bio_recv(void *ctx, unsigned char *p, size_t n)
 		return MBEDTLS_ERR_SSL_WANT_READ;
 	if (errno == ECONNRESET)
 		return MBEDTLS_ERR_NET_CONN_RESET;
-	return MBEDTLS_ERR_NET_RECV_FAILED;
+	return bio_connect_error(MBEDTLS_ERR_NET_RECV_FAILED);
 }
 
 struct tls_conn *
-tls_conn_new(int fd)
+tls_conn_new(int fd, enum tls_role role)
 {
-	struct tls_conn	*c;
+	struct tls_conn		*c;
+	const mbedtls_ssl_config *conf;
 
-	if (tls.cur == NULL || (c = calloc(1, sizeof(*c))) == NULL)
+	if (role == TLS_SERVER)
+		conf = tls.cur != NULL ? &tls.cur->conf : NULL;
+	else if (tls.psk)
+		conf = role == TLS_PSK_SERVER ? &tls.psk_srv : &tls.psk_cli;
+	else
+		conf = NULL;
+	if (conf == NULL || (c = calloc(1, sizeof(*c))) == NULL)
 		return NULL;
 	c->fd = fd;
 	mbedtls_ssl_init(&c->ssl);
-	if (mbedtls_ssl_setup(&c->ssl, &tls.cur->conf) != 0) {
+	if (mbedtls_ssl_setup(&c->ssl, conf) != 0) {
 		mbedtls_ssl_free(&c->ssl);
 		free(c);
 		return NULL;
 	}
-	c->cred = tls.cur;
-	c->cred->refs++;
+	c->psk = role != TLS_SERVER;
+	if (role == TLS_SERVER) {
+		c->cred = tls.cur;
+		c->cred->refs++;
+	}
 	mbedtls_ssl_set_bio(&c->ssl, &c->fd, bio_send, bio_recv, NULL);
 	return c;
 }
@@ -566,6 +675,18 @@ tls_conn_free(struct tls_conn *c)
 	mbedtls_ssl_free(&c->ssl);
 	cred_unref(c->cred);
 	free(c);
+}
+
+/* Keeps an error for tls_conn_error() and tls_conn_wrong_key(). */
+static void
+note_error(struct tls_conn *c, int rc, int handshake)
+{
+	c->err = rc;
+	c->hs_err = handshake;
+	c->alert = 0;
+	/* mbedTLS leaves a fatal alert's description in the record. */
+	if (rc == MBEDTLS_ERR_SSL_FATAL_ALERT_MESSAGE && c->ssl.in_msg != NULL)
+		c->alert = c->ssl.in_msg[1];
 }
 
 int
@@ -582,7 +703,7 @@ tls_conn_handshake(struct tls_conn *c, int *want_write)
 		*want_write = 1;
 		return 0;
 	}
-	c->err = rc;
+	note_error(c, rc, 1);
 	return -1;
 }
 
@@ -593,14 +714,19 @@ tls_conn_read(struct tls_conn *c, void *p, size_t n)
 
 	if (rc > 0)
 		return rc;
-	if (rc == 0 || rc == MBEDTLS_ERR_SSL_PEER_CLOSE_NOTIFY)
+	/*
+	 * A peer that closes without close_notify has ended the stream all
+	 * the same; every protocol on top is framed, so a cut is seen there.
+	 */
+	if (rc == 0 || rc == MBEDTLS_ERR_SSL_PEER_CLOSE_NOTIFY ||
+	    rc == MBEDTLS_ERR_SSL_CONN_EOF)
 		return 0;
 	if (rc == MBEDTLS_ERR_SSL_WANT_READ ||
 	    rc == MBEDTLS_ERR_SSL_WANT_WRITE) {
 		errno = EAGAIN;
 		return -1;
 	}
-	c->err = rc;
+	note_error(c, rc, 0);
 	errno = rc == MBEDTLS_ERR_NET_CONN_RESET ? ECONNRESET : EPROTO;
 	return -1;
 }
@@ -626,7 +752,7 @@ tls_conn_write(struct tls_conn *c, const void *p, size_t n)
 		errno = EAGAIN;
 		return -1;
 	}
-	c->err = rc;
+	note_error(c, rc, 0);
 	errno = rc == MBEDTLS_ERR_NET_CONN_RESET ? EPIPE : EPROTO;
 	return -1;
 }
@@ -652,6 +778,30 @@ tls_conn_cipher(const struct tls_conn *c)
 const char *
 tls_conn_error(struct tls_conn *c)
 {
+	size_t	 n;
+
+	if (c->err == 0)
+		return NULL;
 	strerr(c->err, c->errbuf, sizeof(c->errbuf));
+	n = strlen(c->errbuf);
+	if (c->err == MBEDTLS_ERR_SSL_FATAL_ALERT_MESSAGE && c->alert != 0)
+		snprintf(c->errbuf + n, sizeof(c->errbuf) - n, " (alert %u)",
+		    c->alert);
 	return c->errbuf;
+}
+
+int
+tls_conn_wrong_key(const struct tls_conn *c)
+{
+	if (!c->psk || !c->hs_err)
+		return 0;
+	/* Our peer's Finished failed to decrypt under our key. */
+	if (c->err == MBEDTLS_ERR_SSL_INVALID_MAC ||
+	    c->err == MBEDTLS_ERR_SSL_UNKNOWN_IDENTITY)
+		return 1;
+	/* Ours failed under the peer's, and it told us so. */
+	return c->err == MBEDTLS_ERR_SSL_FATAL_ALERT_MESSAGE &&
+	    (c->alert == MBEDTLS_SSL_ALERT_MSG_BAD_RECORD_MAC ||
+	    c->alert == MBEDTLS_SSL_ALERT_MSG_DECRYPT_ERROR ||
+	    c->alert == MBEDTLS_SSL_ALERT_MSG_UNKNOWN_PSK_IDENTITY);
 }

@@ -7,6 +7,11 @@
  * tls_reload() swaps in a freshly read identity; connections already
  * open keep the one they started with until they close.
  *
+ * Beside it, the replication channel has a pre-shared key (TLS-PSK,
+ * tls_psk_init()): no certificates, both ends prove the key in the
+ * handshake, and a connection is made as its server (the master) or
+ * its client (a replica).
+ *
  * A struct tls_conn is one connection's TLS state over a non-blocking
  * socket.  Nothing here blocks: every call returns what it could do and,
  * with errno EAGAIN, what it waits for.  Only this module and crypto.c
@@ -48,10 +53,29 @@ int		 tls_available(void);
  */
 const char	*tls_fingerprint(void);
 
+/*
+ * Sets up TLS-PSK with key (keylen bytes, at most TLS_PSK_MAX) under the
+ * given identity, for both roles: only ECDHE-PSK with an AEAD cipher, so
+ * that a recorded stream stays secret even if the key leaks later.
+ * tls_shutdown() wipes the key.  Returns 0, or -1 with a message in err.
+ */
+#define TLS_PSK_MAX	32	/* Debian's MBEDTLS_PSK_MAX_LEN */
+int		 tls_psk_init(const void *key, size_t keylen,
+		    const char *identity, char *err, size_t errlen);
+
+/* Whether tls_psk_init() succeeded. */
+int		 tls_psk_available(void);
+
 struct tls_conn;
 
-/* A server-side TLS connection over fd (not owned); NULL without memory. */
-struct tls_conn	*tls_conn_new(int fd);
+enum tls_role {
+	TLS_SERVER,		/* the server's certificate (IMAPS, STARTTLS) */
+	TLS_PSK_SERVER,		/* the pre-shared key, accepting */
+	TLS_PSK_CLIENT,		/* the pre-shared key, connecting */
+};
+
+/* A TLS connection over fd (not owned); NULL without memory or setup. */
+struct tls_conn	*tls_conn_new(int fd, enum tls_role);
 void		 tls_conn_free(struct tls_conn *);
 
 /*
@@ -82,7 +106,14 @@ int		 tls_conn_pending(const struct tls_conn *);
 const char	*tls_conn_version(const struct tls_conn *);
 const char	*tls_conn_cipher(const struct tls_conn *);
 
-/* The last error as text, for the log. */
+/* The last error as text, for the log; NULL when there was none. */
 const char	*tls_conn_error(struct tls_conn *);
+
+/*
+ * Whether a PSK handshake failed because the two ends hold different
+ * keys (or identities): the peer's Finished did not decrypt, or the
+ * peer said so with an alert.  Errors after the handshake never count.
+ */
+int		 tls_conn_wrong_key(const struct tls_conn *);
 
 #endif /* MAILREPD_TLS_H */

@@ -123,14 +123,26 @@ lower_write(struct transport *t, const void *p, size_t n)
 /* --- switching layers ------------------------------------------------------- */
 
 static int
-start_tls(struct transport *t)
+start_tls(struct transport *t, enum transport_layer layer)
 {
-	if ((t->tls = tls_conn_new(t->fd)) == NULL)
+	enum tls_role	 role = layer == TRANSPORT_TLS ? TLS_SERVER :
+			    layer == TRANSPORT_TLS_PSK_SERVER ? TLS_PSK_SERVER :
+			    TLS_PSK_CLIENT;
+
+	if ((t->tls = tls_conn_new(t->fd, role)) == NULL)
 		return -1;
 	t->hs = 1;
+	/* A client's ClientHello goes out once the connect is done. */
+	t->hs_want_write = role == TLS_PSK_CLIENT;
 	handshakes++;
 	t->read_blocked = 0;
 	return 0;
+}
+
+static int
+is_tls(enum transport_layer layer)
+{
+	return layer != TRANSPORT_DEFLATE;
 }
 
 static int
@@ -171,8 +183,8 @@ static int
 switch_output(struct transport *t)
 {
 	t->sw_pending = 0;
-	if (t->sw_layer == TRANSPORT_TLS)
-		return start_tls(t);
+	if (is_tls(t->sw_layer))
+		return start_tls(t, t->sw_layer);
 	return start_deflate_output(t);
 }
 
@@ -182,8 +194,10 @@ transport_switch(struct transport *t, enum transport_layer layer,
 {
 	if (t->failed || t->sw_pending)
 		return -1;
-	if (layer == TRANSPORT_TLS) {
-		if (t->tls != NULL || t->zi != NULL || !tls_available())
+	if (is_tls(layer)) {
+		if (t->tls != NULL || t->zi != NULL ||
+		    !(layer == TRANSPORT_TLS ? tls_available() :
+		    tls_psk_available()))
 			return -1;
 		/* What came after the command was sent in the clear. */
 		t->read_blocked = 1;
@@ -460,7 +474,7 @@ transport_handshaking(const struct transport *t, time_t *since)
 {
 	if (since != NULL)
 		*since = t->hs_since;
-	return t->hs || (t->read_blocked && t->sw_layer == TRANSPORT_TLS);
+	return t->hs || (t->read_blocked && is_tls(t->sw_layer));
 }
 
 int
@@ -484,5 +498,19 @@ transport_tls_info(struct transport *t, char *buf, size_t len)
 		snprintf(buf, len, "%s %s", tls_conn_version(t->tls),
 		    tls_conn_cipher(t->tls));
 	else
-		snprintf(buf, len, "%s", tls_conn_error(t->tls));
+		(void)transport_tls_failure(t, buf, len);
+}
+
+enum transport_tls_fail
+transport_tls_failure(struct transport *t, char *why, size_t len)
+{
+	const char	*e = t->tls != NULL ? tls_conn_error(t->tls) : NULL;
+
+	if (e == NULL) {
+		snprintf(why, len, "no TLS error");
+		return TRANSPORT_TLS_OK;
+	}
+	snprintf(why, len, "%s", e);
+	return tls_conn_wrong_key(t->tls) ? TRANSPORT_TLS_WRONG_KEY :
+	    TRANSPORT_TLS_ERROR;
 }

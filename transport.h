@@ -2,8 +2,9 @@
  * transport.h — how a session's bytes reach its socket.
  *
  * A transport is a stack over one non-blocking socket: plain, or TLS
- * (tls.h), with optionally a DEFLATE layer on top (IMAP COMPRESS, RFC
- * 4978).  The session layer reads cleartext from it into its input
+ * (tls.h: the server's certificate, or the replication channel's
+ * pre-shared key as its server or client), with optionally a DEFLATE
+ * layer on top (IMAP COMPRESS, RFC 4978).  The session layer reads cleartext from it into its input
  * buffer and hands it cleartext from its output buffer; the protocols
  * never see the layers.
  *
@@ -31,6 +32,9 @@ struct transport;
 
 enum transport_layer {
 	TRANSPORT_TLS,		/* start a server TLS handshake */
+	TRANSPORT_TLS_PSK_SERVER, /* the same with the pre-shared key */
+	TRANSPORT_TLS_PSK_CLIENT, /* a client handshake with it: speaks
+				   first, once the socket is writable */
 	TRANSPORT_DEFLATE,	/* compress both ways (raw DEFLATE) */
 };
 
@@ -103,6 +107,17 @@ int	transport_compressed(const struct transport *);
 
 /* For the log: "TLSv1.2 cipher", or why the handshake failed. */
 void	transport_tls_info(struct transport *, char *, size_t);
+
+/* Whether and how TLS failed, in the handshake or on a later record. */
+enum transport_tls_fail {
+	TRANSPORT_TLS_OK,	/* no TLS, or no TLS error */
+	TRANSPORT_TLS_ERROR,	/* the reason is in the text */
+	TRANSPORT_TLS_WRONG_KEY, /* the peer holds another pre-shared key */
+};
+
+/* Says how TLS failed; the reason, for the log, goes to why. */
+enum transport_tls_fail transport_tls_failure(struct transport *,
+	    char *why, size_t len);
 
 /* TLS handshakes in progress, over every transport. */
 unsigned transport_handshakes(void);

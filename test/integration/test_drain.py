@@ -142,6 +142,12 @@ def test_drain_command_reports_status(server):
 
 def test_caught_up_replica_exit_0(cluster):
     master, (rep,) = cluster(1)
+    # Connected means through the TLS handshake and streaming: a drain
+    # waits for authenticated replicas only.
+    end = time.monotonic() + 10
+    while "sync.replica.connected" not in master.log_text() and \
+            time.monotonic() < end:
+        time.sleep(0.02)
     for i in range(3):
         assert lmtp_one(master.port, "alice@" + DOMAIN,
                         message("d%d" % i))[0].startswith("250")

@@ -115,27 +115,21 @@ test_record_semantics(void **state)
 static void
 test_frame_peek(void **state)
 {
-	uint8_t	 f[SYNC_HDR_LEN + 3 + SYNC_MAC_LEN] = { SF_ACK, 0, 0, 0, 3 };
+	uint8_t	 f[SYNC_HDR_LEN + 3] = { SF_ACK, 0, 0, 0, 3 };
 	uint8_t	 type;
 	size_t	 len, total, i;
 
 	(void)state;
-	for (i = 0; i < SYNC_HDR_LEN + 3 + SYNC_MAC_LEN; i++)
-		assert_int_equal(sync_frame_peek(f, i, 1, &type, &len, &total),
-		    0);
-	assert_int_equal(sync_frame_peek(f, sizeof(f), 1, &type, &len,
-	    &total), 1);
+	for (i = 0; i < SYNC_HDR_LEN + 3; i++)
+		assert_int_equal(sync_frame_peek(f, i, &type, &len, &total), 0);
+	assert_int_equal(sync_frame_peek(f, sizeof(f), &type, &len, &total),
+	    1);
 	assert_int_equal(type, SF_ACK);
 	assert_int_equal(len, 3);
 	assert_int_equal(total, sizeof(f));
-	/* Handshake and REFUSE frames carry no MAC. */
-	f[0] = SF_REFUSE;
-	assert_int_equal(sync_frame_peek(f, SYNC_HDR_LEN + 3, 1, &type, &len,
-	    &total), 1);
-	assert_int_equal(total, SYNC_HDR_LEN + 3);
 	/* A length over the limit is refused from the header alone. */
 	f[1] = 0x7f;
-	assert_int_equal(sync_frame_peek(f, SYNC_HDR_LEN, 1, &type, &len,
+	assert_int_equal(sync_frame_peek(f, SYNC_HDR_LEN, &type, &len,
 	    &total), -1);
 }
 
