@@ -2697,6 +2697,20 @@ sync_setup(struct server *srv)
 	if (repl.replica)
 		mallopt(M_TRIM_THRESHOLD, 16 * 1024 * 1024);
 	role = repl.replica ? "replica" : "master";
+	if (store_node_get(srv->store, &me) != STORE_OK) {
+		fprintf(stderr, "mailrepd: cannot read the node's role\n");
+		return -1;
+	}
+	/*
+	 * A replica started as a master becomes one like `promote` makes
+	 * it: a new epoch, so that nothing mistakes this log for the one it
+	 * followed.
+	 */
+	if (!repl.replica && strcmp(me.role, "replica") == 0 &&
+	    store_node_promote(srv->store) != STORE_OK) {
+		fprintf(stderr, "mailrepd: cannot record the node's role\n");
+		return -1;
+	}
 	if (store_node_set_role(srv->store, role) != STORE_OK ||
 	    store_commit(srv->store) != STORE_OK ||
 	    store_node_get(srv->store, &me) != STORE_OK) {
