@@ -37,7 +37,7 @@
 #define BLOB_ZLIB_MIN_SAVE	4	/* keep a chunk deflated if that saves 1/4 */
 #define STORE_BUSY_TIMEOUT_MS	5000	/* wait for another process's lock */
 #define STORE_MAX_KEYWORDS	4096	/* bytes of keywords on a message */
-#define SCHEMA_VERSION		4	/* bump with a migration in store.c */
+#define SCHEMA_VERSION		5	/* bump with a migration in store.c */
 
 /* LMTP */
 #define LMTP_MAX_LINE		2048	/* command line, CRLF included */
@@ -117,6 +117,13 @@
 #define SYNC_RECON_CHUNK	1024	/* messages compared per round trip */
 #define SYNC_RECON_MAX_MAILBOXES 100000 /* mailboxes in a replica's inventory */
 #define DEFAULT_REPL_LOG_RETENTION (7 * 86400) /* seconds a log record is kept */
+#define DEFAULT_GUARD_MAX_MAILBOX_DELETES 10 /* per guard window */
+#define DEFAULT_GUARD_MAX_EXPUNGE_PERCENT 50 /* of one user's messages */
+#define DEFAULT_GUARD_WINDOW	3600	/* seconds */
+#define GUARD_MIN_EXPUNGES	20	/* fewer never trip the percentage */
+#define GUARD_USERS		256	/* users tallied per window */
+#define DEFAULT_QUARANTINE_DAYS	14	/* days deleted mail is kept */
+#define SYNC_QUARANTINE_INTERVAL 3600	/* seconds between quarantine purges */
 #define SYNC_STATUS_INTERVAL	5	/* seconds between acked-position writes */
 /*
  * --repl-sync-timeout: 0 (asynchronous) by default; at most a minute,

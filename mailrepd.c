@@ -19,6 +19,7 @@
 #include "config.h"
 #include "conflicts.h"
 #include "control.h"
+#include "guard.h"
 #include "dev.h"
 #include "imap.h"
 #include "lmtp.h"
@@ -589,6 +590,8 @@ static const struct {
 	{ "drain", control_drain, "drain the running server (SIGQUIT), wait" },
 	{ "promote", control_promote, "make the running replica a master" },
 	{ "conflicts", conflicts_main, "list, show and resolve GUID conflicts" },
+	{ "replica", guard_resume_main, "resume a replica the delete guard "
+	    "paused" },
 };
 
 static void

@@ -103,6 +103,21 @@ static const struct setting table[] = {
 	    DEFAULT_REPL_SYNC_TIMEOUT, 0, REPL_SYNC_TIMEOUT_MAX, NULL,
 	    "ms a master holds each LMTP 250 / IMAP OK until a replica has "
 	    "the change (0: asynchronous)" },
+	{ "guard-max-mailbox-deletes", SET_LONG,
+	    OFF(guard_max_mailbox_deletes), NULL, DEFAULT_GUARD_MAX_MAILBOX_DELETES,
+	    0, 1000000, NULL, "a replica pauses rather than delete more "
+	    "mailboxes than this within guard-window" },
+	{ "guard-max-expunge-percent", SET_LONG,
+	    OFF(guard_max_expunge_percent), NULL,
+	    DEFAULT_GUARD_MAX_EXPUNGE_PERCENT, 1, 100, NULL,
+	    "a replica pauses rather than expunge more than this share of one "
+	    "user's messages within guard-window" },
+	{ "guard-window", SET_LONG, OFF(guard_window), NULL,
+	    DEFAULT_GUARD_WINDOW, 1, 30L * 86400, NULL,
+	    "seconds over which the mass-delete guard counts" },
+	{ "quarantine-days", SET_LONG, OFF(quarantine_days), NULL,
+	    DEFAULT_QUARANTINE_DAYS, 0, 3650, NULL,
+	    "days a replica keeps what its master deleted" },
 	{ "drain-timeout", SET_LONG, OFF(drain_timeout),
 	    NULL, DEFAULT_DRAIN_TIMEOUT, 1, 3600, NULL,
 	    "seconds a SIGQUIT drain waits for sessions and replicas" },

@@ -36,6 +36,10 @@ struct settings {
 	long	 repl_log_retention;	/* seconds a log record is kept */
 	long	 repl_sync_timeout;	/* ms a reply waits for a replica;
 					   0: asynchronous */
+	long	 guard_max_mailbox_deletes; /* mass-delete guard */
+	long	 guard_max_expunge_percent;
+	long	 guard_window;		/* seconds */
+	long	 quarantine_days;
 	long	 drain_timeout;		/* seconds, SIGQUIT drain bound */
 	char	*shutdown_command;	/* commands, one a line, or NULL */
 	int	 syslog;		/* log to syslog instead of stderr */

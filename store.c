@@ -185,11 +185,34 @@ static const char schema_v4[] =
 	"  name TEXT PRIMARY KEY,"
 	"  value INTEGER NOT NULL) WITHOUT ROWID;";
 
+/*
+ * Version 5, the mass-delete guard: why a replica paused applying and
+ * whether an operator allowed the deletes; what a replica deleted, kept
+ * in quarantine (with its blob) for --quarantine-days.
+ */
+static const char schema_v5[] =
+	"ALTER TABLE node ADD COLUMN paused TEXT;"
+	"ALTER TABLE node ADD COLUMN allow_deletes INTEGER NOT NULL DEFAULT 0;"
+	"CREATE TABLE quarantine ("
+	"  id INTEGER PRIMARY KEY,"
+	"  time INTEGER NOT NULL,"
+	"  user TEXT NOT NULL,"
+	"  mailbox BLOB NOT NULL,"
+	"  mailbox_name TEXT NOT NULL,"
+	"  uid INTEGER NOT NULL,"
+	"  blob_id INTEGER NOT NULL REFERENCES blob(id),"
+	"  flags INTEGER NOT NULL,"
+	"  keywords TEXT NOT NULL,"
+	"  internaldate INTEGER NOT NULL);"
+	"CREATE INDEX quarantine_blob ON quarantine(blob_id);"
+	"CREATE INDEX quarantine_time ON quarantine(time);";
+
 static const char *const migrations[SCHEMA_VERSION] = {
 	schema_v1,
 	schema_v2,
 	schema_v3,
 	schema_v4,
+	schema_v5,
 };
 
 static const char *const stmt_sql[NSTMT] = {
@@ -246,11 +269,14 @@ static const char *const stmt_sql[NSTMT] = {
 	    "SELECT ?2, m.uid, b.guid, m.modseq, ?3 FROM message m "
 	    "JOIN blob b ON b.id = m.blob_id WHERE m.mailbox_id = ?1",
 	[S_MSG_DEL_ALL] = "DELETE FROM message WHERE mailbox_id = ?1",
+	/* A blob in quarantine is in use too. */
 	[S_BLOB_GC_CHUNKS] = "DELETE FROM chunk WHERE blob_id IN "
 	    "(SELECT id FROM blob WHERE NOT EXISTS "
-	    "(SELECT 1 FROM message WHERE blob_id = blob.id))",
+	    "(SELECT 1 FROM message WHERE blob_id = blob.id) AND NOT EXISTS "
+	    "(SELECT 1 FROM quarantine WHERE blob_id = blob.id))",
 	[S_BLOB_GC] = "DELETE FROM blob WHERE NOT EXISTS "
-	    "(SELECT 1 FROM message WHERE blob_id = blob.id)",
+	    "(SELECT 1 FROM message WHERE blob_id = blob.id) AND NOT EXISTS "
+	    "(SELECT 1 FROM quarantine WHERE blob_id = blob.id)",
 	[S_REPLOG_ADD] = "INSERT INTO replog (time, type, user, mailbox, uid, "
 	    "guid, modseq, flags, keywords, internaldate, name, value) "
 	    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
@@ -285,15 +311,17 @@ static const char *const stmt_sql[NSTMT] = {
 	[S_MBOX_STATE] = "SELECT uidnext, highestmodseq FROM mailbox "
 	    "WHERE id = ?1",
 	[S_BLOB_UNUSED_CHUNKS] = "DELETE FROM chunk WHERE blob_id = ?1 AND "
-	    "NOT EXISTS (SELECT 1 FROM message WHERE blob_id = ?1)",
+	    "NOT EXISTS (SELECT 1 FROM message WHERE blob_id = ?1) AND "
+	    "NOT EXISTS (SELECT 1 FROM quarantine WHERE blob_id = ?1)",
 	[S_BLOB_UNUSED] = "DELETE FROM blob WHERE id = ?1 AND "
-	    "NOT EXISTS (SELECT 1 FROM message WHERE blob_id = ?1)",
+	    "NOT EXISTS (SELECT 1 FROM message WHERE blob_id = ?1) AND "
+	    "NOT EXISTS (SELECT 1 FROM quarantine WHERE blob_id = ?1)",
 	[S_REPLOG_NEXT] = "SELECT seq, time, type, user, mailbox, uid, guid, "
 	    "modseq, flags, keywords, internaldate, name, value FROM replog "
 	    "WHERE seq > ?1 ORDER BY seq LIMIT 1",
 	[S_REPLOG_FIRST] = "SELECT coalesce(min(seq), 0) FROM replog",
 	[S_NODE_GET] = "SELECT node_id, epoch, role, master_id, master_epoch, "
-	    "applied FROM node",
+	    "applied, paused, allow_deletes FROM node",
 	[S_NODE_APPLIED] = "UPDATE node SET master_id = ?1, master_epoch = ?2, "
 	    "applied = ?3",
 	[S_NODE_UIDV_MAX] = "UPDATE node SET last_uidvalidity = "
@@ -363,6 +391,19 @@ static const char *const stmt_sql[NSTMT] = {
 	[S_COUNTER_ADD] = "INSERT INTO counter (name, value) VALUES (?1, ?2) "
 	    "ON CONFLICT (name) DO UPDATE SET value = value + excluded.value",
 	[S_COUNTER_GET] = "SELECT value FROM counter WHERE name = ?1",
+	[S_NODE_PAUSE] = "UPDATE node SET paused = ?1, allow_deletes = ?2",
+	/* What a replica deletes: one message (?2) or a whole mailbox. */
+	[S_QUAR_MAILBOX] = "INSERT INTO quarantine (time, user, mailbox, "
+	    "mailbox_name, uid, blob_id, flags, keywords, internaldate) "
+	    "SELECT ?3, u.name, mb.uniqueid, mb.name, m.uid, m.blob_id, "
+	    "m.flags, m.keywords, m.internaldate FROM message m JOIN mailbox mb "
+	    "ON mb.id = m.mailbox_id JOIN user u ON u.id = mb.user_id "
+	    "WHERE m.mailbox_id = ?1 AND (?2 IS NULL OR m.uid = ?2)",
+	[S_QUAR_PURGE] = "DELETE FROM quarantine WHERE time < ?1",
+	[S_QUAR_COUNT] = "SELECT count(*) FROM quarantine",
+	[S_USER_MESSAGES] = "SELECT count(*) FROM message m JOIN mailbox mb "
+	    "ON mb.id = m.mailbox_id JOIN user u ON u.id = mb.user_id "
+	    "WHERE u.name = ?1",
 };
 
 struct store_blob_reader {
@@ -940,7 +981,7 @@ store_user_add(struct store *st, const char *name, const char *pwhash)
 }
 
 /* Drops blobs (and their chunks) that no message refers to any more. */
-static enum store_err
+enum store_err
 blob_gc(struct store *st)
 {
 	sqlite3_stmt	*s;

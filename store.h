@@ -322,6 +322,8 @@ struct store_node {
 	uint8_t		 master_id[NODE_ID_LEN];
 	uint8_t		 master_epoch[EPOCH_LEN];
 	int64_t		 applied;		/* master position applied */
+	char		 paused[256];		/* why applying stopped, or "" */
+	int		 allow_deletes;		/* an operator allowed them */
 };
 enum store_err	store_node_get(struct store *, struct store_node *out);
 /* Records the role ("master" or "replica"); a mutation, not logged. */
@@ -388,6 +390,25 @@ enum store_err	store_apply_flags(struct store *, const uint8_t *uniqueid,
 enum store_err	store_apply_expunge(struct store *, const uint8_t *uniqueid,
 		    uint32_t uid, const uint8_t *guid, enum store_apply *what,
 		    uint8_t local_guid[GUID_LEN]);
+/* user.del on a replica: its messages go to quarantine first. */
+enum store_err	store_apply_user_del(struct store *, const char *name,
+		    enum store_apply *what);
+/*
+ * The mass-delete guard's state (DESIGN.md): why this replica stopped
+ * applying (NULL: it applies), and whether an operator allowed the
+ * deletes that stopped it (`mailrepd replica resume --allow-deletes`).
+ */
+enum store_err	store_node_set_paused(struct store *, const char *reason,
+		    int allow_deletes);
+/* How many messages a user has, in all mailboxes. */
+int64_t		store_user_message_count(struct store *, const char *user);
+/*
+ * What a replica deleted (messages expunged, mailboxes and users deleted
+ * by its master) stays in quarantine with its blob; this purges what went
+ * there before `before` (a time) and says how much is left.
+ */
+enum store_err	store_quarantine_purge(struct store *, int64_t before,
+		    int64_t *left);
 /* Finds a mailbox by uniqueid; user receives its owner's name. */
 enum store_err	store_mailbox_by_uniqueid(struct store *,
 		    const uint8_t *uniqueid, struct store_mailbox *out,

@@ -80,6 +80,11 @@ enum stmt_id {
 	S_CONFLICT_SET,
 	S_COUNTER_ADD,
 	S_COUNTER_GET,
+	S_NODE_PAUSE,
+	S_QUAR_MAILBOX,
+	S_QUAR_PURGE,
+	S_QUAR_COUNT,
+	S_USER_MESSAGES,
 	NSTMT
 };
 
@@ -151,6 +156,8 @@ enum store_err	 message_insert(struct store *, int64_t mbox_id,
 enum store_err	 message_expunge(struct store *, int64_t mailbox_id,
 		    uint32_t uid, int64_t *blob_id);
 enum store_err	 blob_drop_unused(struct store *, int64_t blob_id);
+/* Drops every blob no message (and no quarantine entry) uses. */
+enum store_err	 blob_gc(struct store *);
 enum store_err	 blob_put(struct store *, const struct store_blob_in *,
 		    int64_t *blob_id);
 

@@ -91,6 +91,8 @@ store_node_get(struct store *st, struct store_node *n)
 	n->has_master = column_id(s, 3, n->master_id, NODE_ID_LEN) &&
 	    column_id(s, 4, n->master_epoch, EPOCH_LEN);
 	n->applied = sqlite3_column_int64(s, 5);
+	column_text(s, 6, n->paused, sizeof(n->paused));
+	n->allow_deletes = sqlite3_column_int(s, 7);
 	sqlite3_reset(s);
 	return STORE_OK;
 }
@@ -207,6 +209,53 @@ store_apply_user_add(struct store *st, const char *name, const char *pwhash,
 	r.user = name;
 	r.value = pwhash;
 	return op_end(st, replog_append(st, &r));
+}
+
+/*
+ * Keeps what a replica is told to delete: mailbox mbox's message uid, or
+ * all of its messages (uid 0), with their blobs, for --quarantine-days.
+ */
+static enum store_err
+quarantine(struct store *st, int64_t mbox, uint32_t uid)
+{
+	sqlite3_stmt	*s;
+
+	if ((s = stmt(st, S_QUAR_MAILBOX)) == NULL)
+		return STORE_IO;
+	sqlite3_bind_int64(s, 1, mbox);
+	if (uid != 0)
+		sqlite3_bind_int64(s, 2, uid);
+	else
+		sqlite3_bind_null(s, 2);
+	sqlite3_bind_int64(s, 3, time(NULL));
+	return step_done(st, s, "quarantine");
+}
+
+static int
+quarantine_mailbox(void *arg, const struct store_mailbox *m)
+{
+	struct store	*st = arg;
+
+	return quarantine(st, m->id, 0) != STORE_OK;
+}
+
+enum store_err
+store_apply_user_del(struct store *st, const char *name,
+    enum store_apply *what)
+{
+	enum store_err	 err;
+
+	if ((err = op_begin(st)) != STORE_OK)
+		return err;
+	*what = APPLY_DONE;
+	if ((err = store_mailbox_foreach(st, name, quarantine_mailbox, st)) ==
+	    STORE_OK)
+		err = store_user_del(st, name);
+	if (err == STORE_NOTFOUND) {
+		*what = APPLY_ABSENT;
+		err = STORE_OK;
+	}
+	return op_end(st, err);
 }
 
 /*
@@ -342,7 +391,11 @@ store_apply_mailbox_delete(struct store *st, const uint8_t *uniqueid,
 		return err == STORE_NOTFOUND ? STORE_OK : err;
 	}
 	*what = APPLY_DONE;
-	return store_mailbox_delete(st, user, mb.name);
+	if ((err = op_begin(st)) != STORE_OK)
+		return err;
+	if ((err = quarantine(st, mb.id, 0)) == STORE_OK)
+		err = store_mailbox_delete(st, user, mb.name);
+	return op_end(st, err);
 }
 
 enum store_err
@@ -567,7 +620,8 @@ store_apply_expunge(struct store *st, const uint8_t *uniqueid, uint32_t uid,
 	if ((err = op_begin(st)) != STORE_OK)
 		return err;
 	/* A renumbered conflict copy leaving: its conflict is resolved. */
-	if ((err = store_message_expunge(st, mb.id, uid)) == STORE_OK)
+	if ((err = quarantine(st, mb.id, uid)) == STORE_OK &&
+	    (err = store_message_expunge(st, mb.id, uid)) == STORE_OK)
 		err = conflict_resolved(st, uniqueid, uid, guid);
 	return op_end(st, err);
 }
@@ -1010,4 +1064,58 @@ store_mailbox_raise_uidnext(struct store *st, const uint8_t *uniqueid,
 	if ((err = mailbox_local_id(st, uniqueid, &mbox)) == STORE_OK)
 		err = uidnext_past(st, mbox, uidnext - 1);
 	return op_end(st, err);
+}
+
+enum store_err
+store_node_set_paused(struct store *st, const char *reason,
+    int allow_deletes)
+{
+	sqlite3_stmt	*s;
+	enum store_err	 err;
+
+	if ((err = op_begin(st)) != STORE_OK)
+		return err;
+	if ((s = stmt(st, S_NODE_PAUSE)) == NULL)
+		return op_end(st, STORE_IO);
+	if (reason != NULL)
+		sqlite3_bind_text(s, 1, reason, -1, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(s, 1);
+	sqlite3_bind_int(s, 2, allow_deletes != 0);
+	return op_end(st, step_done(st, s, "node pause"));
+}
+
+int64_t
+store_user_message_count(struct store *st, const char *user)
+{
+	sqlite3_stmt	*s;
+	int64_t		 n = 0;
+
+	if ((s = stmt(st, S_USER_MESSAGES)) == NULL)
+		return 0;
+	sqlite3_bind_text(s, 1, user, -1, SQLITE_STATIC);
+	if (sqlite3_step(s) == SQLITE_ROW)
+		n = sqlite3_column_int64(s, 0);
+	sqlite3_reset(s);
+	return n;
+}
+
+enum store_err
+store_quarantine_purge(struct store *st, int64_t before, int64_t *left)
+{
+	sqlite3_stmt	*s;
+	enum store_err	 err;
+
+	*left = 0;
+	if ((err = op_begin(st)) != STORE_OK)
+		return err;
+	if ((s = stmt(st, S_QUAR_PURGE)) == NULL)
+		return op_end(st, STORE_IO);
+	sqlite3_bind_int64(s, 1, before);
+	if ((err = step_done(st, s, "quarantine purge")) != STORE_OK)
+		return op_end(st, err);
+	if (sqlite3_changes(st->db) > 0 && (err = blob_gc(st)) != STORE_OK)
+		return op_end(st, err);
+	*left = query_int64(st, S_QUAR_COUNT);
+	return op_end(st, STORE_OK);
 }

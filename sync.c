@@ -51,6 +51,8 @@
 #include "admin.h"
 #include "config.h"
 #include "crypto.h"
+#include "guard.h"
+#include "json.h"
 #include "log.h"
 #include "proto.h"
 #include "settings.h"
@@ -71,6 +73,7 @@ static struct {
 	time_t		 next_connect;
 	int		 backoff;
 	time_t		 last_purge;
+	time_t		 last_quarantine;
 } repl;
 
 /* --- codec ----------------------------------------------------------------- */
@@ -1852,7 +1855,7 @@ apply_one(struct session *s, struct chan *c, struct pending *pd)
 	else if (strcmp(r->type, "user.passwd") == 0)
 		err = store_user_set_password(st, r->user, r->value);
 	else if (strcmp(r->type, "user.del") == 0)
-		err = store_user_del(st, r->user);
+		err = store_apply_user_del(st, r->user, &what);
 	else if (strcmp(r->type, "mailbox.create") == 0)
 		err = store_apply_mailbox_create(st, r->user, r->mailbox,
 		    r->name, r->uid, r->value, r->flags != 0, &what);
@@ -1918,6 +1921,14 @@ replica_apply(struct session *s, struct chan *c, int64_t end)
 			session_close(s);
 			return;
 		}
+	/* Deletes need a sane size: else nothing of it is applied. */
+	guard_batch_start();
+	for (i = 0; i < c->nbatch; i++)
+		guard_batch_add(s->srv, &c->batch[i].rec);
+	if (!guard_batch_allowed(s->srv)) {
+		session_close(s);
+		return;
+	}
 	if ((err = store_batch_begin(st)) != STORE_OK) {
 		session_close(s);
 		return;
@@ -2866,6 +2877,7 @@ sync_tick(struct server *srv)
 {
 	struct session	*s;
 	struct chan	*c;
+	int64_t		 left;
 	int		 status;
 
 	while (waitpid(-1, &status, WNOHANG) > 0)
@@ -2875,8 +2887,15 @@ sync_tick(struct server *srv)
 		sync_purge(srv);
 	}
 	if (repl.replica && repl.upstream == NULL &&
-	    srv->now >= repl.next_connect)
+	    srv->now >= repl.next_connect && !guard_paused(srv))
 		replica_connect(srv);
+	if (srv->now - repl.last_quarantine >= SYNC_QUARANTINE_INTERVAL) {
+		repl.last_quarantine = srv->now;
+		if (store_quarantine_purge(srv->store, srv->now -
+		    srv->settings->quarantine_days * 86400, &left) == STORE_OK)
+			log_debug("sync.quarantine", "kept=%lld",
+			    (long long)left);
+	}
 	for (s = srv->sessions; s != NULL; s = s->next) {
 		if ((s->ops != &sync_master_proto &&
 		    s->ops != &sync_replica_proto) || s->io == SESSION_CLOSING ||
@@ -3026,6 +3045,10 @@ sync_status(int argc, char **argv)
 			    (long long)me.applied);
 		printf("\"sync\":{\"acked\":%lld,\"timeouts\":%lld,"
 		    "\"unreplicated\":%lld},", SYNC_COUNTERS(st));
+		printf("\"paused\":");
+		json_str(stdout, me.paused[0] ? me.paused : NULL);
+		printf(",\"allow_deletes\":%s,", me.allow_deletes ? "true" :
+		    "false");
 		printf("\"conflicts_open\":%lld,\"replicas\":[",
 		    (long long)store_conflict_count(st, NULL));
 		store_replica_foreach(st, status_replica, &x);
@@ -3041,6 +3064,8 @@ sync_status(int argc, char **argv)
 			    (long long)me.applied);
 		printf("sync acked %lld timeouts %lld unreplicated %lld\n",
 		    SYNC_COUNTERS(st));
+		if (me.paused[0] != '\0')
+			printf("paused %s\n", me.paused);
 		printf("conflicts %lld open\n",
 		    (long long)store_conflict_count(st, NULL));
 		store_replica_foreach(st, status_replica, &x);

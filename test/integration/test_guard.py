@@ -1,0 +1,132 @@
+"""The mass-delete guard (issue 7): a replica deletes only on evidence,
+and not too much at once.  Past --guard-max-mailbox-deletes or
+--guard-max-expunge-percent within --guard-window it pauses with its data
+untouched until `mailrepd replica resume --allow-deletes`; what it does
+delete stays in quarantine.
+"""
+import sqlite3
+import time
+
+from conftest import DOMAIN, run, run_ok
+from test_reconcile import deliver_many, wait_for_log, wait_purged
+from test_replication import (SYNC_DEADLINE, cluster, listing, lmtp_one,
+                              message, secret, status, wait_same)
+
+__all__ = ["cluster", "secret"]
+
+GUARD = ["--guard-max-mailbox-deletes", "3",
+         "--guard-max-expunge-percent", "50"]
+
+
+def names(data, user="alice"):
+    return sorted(b[1] for b in listing(data)[1] if b[0] == user)
+
+
+def quarantined(data):
+    db = sqlite3.connect("file:%s/mailrepd.db?mode=ro" % data, uri=True)
+    try:
+        return db.execute("SELECT count(*) FROM quarantine").fetchone()[0]
+    finally:
+        db.close()
+
+
+def wait_paused(rep):
+    wait_for_log(rep, "sync.guard.paused")
+    end = time.monotonic() + SYNC_DEADLINE
+    while time.monotonic() < end and not status(rep.data).get("paused"):
+        time.sleep(0.05)
+    assert status(rep.data)["paused"], status(rep.data)
+
+
+def resume(rep, master):
+    p = run_ok("replica", "resume", "--allow-deletes", "--data", rep.data)
+    assert "resumed" in p.stdout
+    return wait_same(master, rep)
+
+
+def test_many_mailbox_deletes_pause_the_replica(cluster):
+    master, _ = cluster(0)
+    c = master.imap("alice")
+    for i in range(6):
+        assert c.create("Box%d" % i)[0] == "OK"
+    rep = cluster.replica(master, 0, GUARD)
+    wait_same(master, rep)
+    for i in range(6):
+        assert c.delete("Box%d" % i)[0] == "OK"
+    c.logout()
+    wait_paused(rep)
+    left = [n for n in names(rep.data) if n.startswith("Box")]
+    assert len(left) >= 3, left           # at most 3 went
+    assert "mailbox deletes" in status(rep.data)["paused"]
+    # Paused means paused: new mail waits too, and stays on the master.
+    assert lmtp_one(master.port, "alice@" + DOMAIN,
+                    message("while-paused"))[0].startswith("250")
+    time.sleep(1.5)
+    assert len(listing(rep.data)[2]) < len(listing(master.data)[2])
+    resume(rep, master)
+    assert not [n for n in names(rep.data) if n.startswith("Box")]
+    assert status(rep.data)["paused"] is None
+    wait_for_log(rep, "sync.guard.allowed")
+
+
+def test_expunging_most_of_a_user_pauses_and_quarantines(cluster):
+    master, _ = cluster(0)
+    deliver_many(master.port, "alice@" + DOMAIN, 30, "q")
+    rep = cluster.replica(master, 0, GUARD)
+    wait_same(master, rep)
+    c = master.imap("alice")
+    c.select("INBOX")
+    assert c.store("1:30", "+FLAGS", "(\\Deleted)")[0] == "OK"
+    assert c.expunge()[0] == "OK"
+    c.logout()
+    wait_paused(rep)
+    assert len(listing(rep.data)[2]) == 30    # the batch was not applied
+    assert "expunged" in status(rep.data)["paused"]
+    resume(rep, master)
+    assert listing(rep.data)[2] == []
+    assert quarantined(rep.data) == 30        # kept, with their blobs
+    check = run("check", "--data", rep.data)
+    assert check.returncode == 0, check.stdout + check.stderr
+
+
+def test_master_with_emptied_mailbox_list_cannot_empty_its_replica(cluster):
+    """The master's mailboxes vanish (corruption, simulated in SQL with
+    tombstones that look like real deletes) and its log is purged, so the
+    replica reconciles: it pauses instead of deleting them all."""
+    master, _ = cluster(0)
+    master.args += ["--repl-log-retention", "0"]
+    master.stop()
+    master.start()
+    c = master.imap("alice")
+    for i in range(5):
+        assert c.create("Keep%d" % i)[0] == "OK"
+    c.logout()
+    rep = cluster.replica(master, 0, GUARD)
+    wait_same(master, rep)
+    before = listing(rep.data)
+    applied = status(rep.data)["master"]["applied"]
+    rep.stop()
+    master.stop()
+    db = sqlite3.connect("%s/mailrepd.db" % master.data)
+    db.executescript(
+        "INSERT INTO mailbox_gone (uniqueid, user, name, time) "
+        "SELECT m.uniqueid, u.name, m.name, 0 FROM mailbox m "
+        "JOIN user u ON u.id = m.user_id WHERE u.name = 'alice' "
+        "AND m.name != 'INBOX';"
+        "DELETE FROM message WHERE mailbox_id IN (SELECT m.id FROM mailbox "
+        "m JOIN user u ON u.id = m.user_id WHERE u.name = 'alice' AND "
+        "m.name != 'INBOX');"
+        "DELETE FROM mailbox WHERE name != 'INBOX' AND user_id = "
+        "(SELECT id FROM user WHERE name = 'alice');")
+    db.commit()
+    db.close()
+    master.start()
+    lmtp_one(master.port, "bob@" + DOMAIN, message("nudge"))
+    wait_purged(master, applied)
+    rep.start()
+    wait_paused(rep)
+    assert listing(rep.data)[1] == before[1]   # every mailbox still there
+    assert len(names(rep.data)) == 11
+    # The operator, having looked, allows it.
+    resume(rep, master)
+    assert names(rep.data) == ["INBOX"]
