@@ -43,7 +43,8 @@ ASAN_LIB  = $(MODULES:%.c=build/asan/%.o)
 UNIT_SRCS = $(wildcard test/unit/test_*.c)
 UNIT_BINS = $(UNIT_SRCS:test/unit/%.c=build/asan/%)
 
-.PHONY: all run check asan unit integration clean deps-build deps-check \
+.PHONY: all run check asan unit integration split-brain clean deps-build \
+	deps-check \
 	fuzz fuzz-check fuzz-seeds deps-fuzz lint deps-lint
 
 all: deps-build mailrepd
@@ -93,6 +94,14 @@ unit: $(UNIT_BINS)
 integration: build/asan/mailrepd
 	MAILREPD=$(CURDIR)/build/asan/mailrepd $(PYTHON) -m pytest -q \
 	    -p no:cacheprovider test/integration
+
+# The randomized split-brain test at length (make check runs 3 rounds):
+# make split-brain SPLIT_ROUNDS=200 SPLIT_SEED=42
+SPLIT_ROUNDS ?= 50
+split-brain: build/asan/mailrepd
+	SPLIT_ROUNDS=$(SPLIT_ROUNDS) $(if $(SPLIT_SEED),SPLIT_SEED=$(SPLIT_SEED)) \
+	    MAILREPD=$(CURDIR)/build/asan/mailrepd $(PYTHON) -m pytest -q \
+	    -p no:cacheprovider test/integration/test_split_brain.py
 
 # Static analysis; both must be silent.  Left out: implicit-widening
 # (it fires on config.h constants that cannot overflow) and
