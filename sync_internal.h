@@ -1,0 +1,184 @@
+/*
+ * sync_internal.h — what sync.c (the channel, log streaming, apply) and
+ * sync_reconcile.c (full reconciliation and renumbering) share.  Nothing
+ * else includes it; sync.h is the module's API.
+ */
+#ifndef MAILREPD_SYNC_INTERNAL_H
+#define MAILREPD_SYNC_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include <zlib.h>
+
+#include "config.h"
+#include "proto.h"
+#include "spool.h"
+#include "store.h"
+
+static inline void
+put32(uint8_t *p, uint32_t v)
+{
+	p[0] = v >> 24;
+	p[1] = v >> 16;
+	p[2] = v >> 8;
+	p[3] = v;
+}
+
+static inline uint32_t
+get32(const uint8_t *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 |
+	    (uint32_t)p[2] << 8 | p[3];
+}
+
+static inline void
+put64(uint8_t *p, uint64_t v)
+{
+	put32(p, (uint32_t)(v >> 32));
+	put32(p + 4, (uint32_t)v);
+}
+
+static inline uint64_t
+get64(const uint8_t *p)
+{
+	return (uint64_t)get32(p) << 32 | get32(p + 4);
+}
+
+/* A cursor over an encoded record. */
+struct wr {
+	uint8_t	*p;
+	size_t	 n, cap;
+	int	 full;
+};
+
+struct rd {
+	const uint8_t	*p;
+	size_t		 n, off;
+	int		 bad;
+};
+
+struct recon;		/* sync_reconcile.c's */
+
+/* A chan exists only once TLS is up: the peer has proved the key. */
+enum chan_state {
+	CH_HELLO,		/* master: waiting for HELLO */
+	CH_START,		/* replica: waiting for START */
+	CH_RECONCILE,		/* full reconciliation */
+	CH_STREAM,		/* streaming */
+};
+
+
+/* One received body on its way into the batch (replica side). */
+struct pending {
+	struct store_replog_rec	 rec;
+	int			 has_body;
+	uint64_t		 size;
+	struct spool		*spool;
+	struct store_blob_in	 in;
+	int			 ready;		/* body complete and verified */
+	uint32_t		 above;		/* PUSH: the replica's UIDNEXT */
+};
+
+struct chan {
+	int			 master;	/* this end is the master */
+	enum chan_state		 state;
+	time_t			 started, last_rx, last_tx;
+	z_stream		 z;
+	int			 z_ok;
+	uint8_t			*item;		/* SYNC_MAX_ITEM scratch */
+	uint8_t			*zout;		/* SYNC_MAX_FRAME scratch */
+	char			 name[256];	/* the replica's name */
+	uint8_t			 node_id[NODE_ID_LEN];	/* the peer's */
+	uint8_t			 epoch[EPOCH_LEN];	/* the master's */
+	/* master side */
+	int64_t			 sent, acked, stored_acked;
+	time_t			 stored_at;
+	int			 inflight, batch_n, batch_bodies;
+	int64_t			 inflight_end[SYNC_WINDOW]; /* oldest first */
+	uint64_t		 batch_bytes;
+	struct store_blob_reader *body;
+	uint64_t		 body_size, body_off;
+	struct store_replog_rec	 rec;
+	struct recon		*recon;		/* CH_RECONCILE */
+	/* replica side */
+	int64_t			 applied;	/* committed position */
+	int64_t			 last;		/* last position received */
+	struct pending		*batch;
+	size_t			 nbatch;
+	struct pending		*cur;		/* body being received */
+	uint64_t		 body_left;
+	char			*line;		/* SYNC_LINE_MAX partial line */
+	size_t			 linelen;
+	struct store_conflict	*conflicts;	/* found in the batch */
+	size_t			 nconflicts;
+	int64_t			 batch_end;
+	int			 quiet_commit;	/* no ACK: START's commit */
+	int64_t			 recon_head;	/* CH_RECONCILE: START at */
+	uint8_t			(*inv_ids)[MAILBOX_ID_LEN];
+	size_t			 ninv_ids, inv_cap, inv_i;
+	int			 inv_sending;
+	int64_t			 push_after;	/* last conflict pushed */
+	time_t			 push_round;	/* when push_after was reset */
+	struct store_blob_reader *push_body;	/* the copy being pushed */
+	uint64_t		 push_size, push_off;
+	/* master side: a replica's copy arriving (PUSH) */
+	struct pending		 push;
+};
+
+static inline struct chan *
+chan_of(struct session *s)
+{
+	return s->proto;
+}
+
+/* sync.c: the codec's cursors, the channel, the apply's pieces. */
+void		 wr_bytes(struct wr *, const void *, size_t);
+void		 wr_u64(struct wr *, uint64_t);
+void		 wr_str(struct wr *, const char *);
+const uint8_t	*rd_bytes(struct rd *, size_t);
+uint64_t	 rd_u64(struct rd *);
+uint8_t		 rd_u8(struct rd *);
+void		 rd_str(struct rd *, char *dst, size_t cap);
+/* Queues one frame on the channel. */
+void		 chan_send(struct session *, uint8_t type, const void *,
+		    size_t);
+/* Writes what the master knows of this replica to the store. */
+void		 master_store(struct session *, int connected);
+/* A received body into c->cur's spool; body_finish checks its GUID. */
+void		 body_feed(struct chan *, const uint8_t *, size_t);
+int		 body_finish(struct session *, struct chan *);
+/* Logs a conflict and runs --conflict-notify. */
+void		 conflict_notify(struct session *,
+		    const struct store_conflict *);
+
+/* sync_reconcile.c, master side: reconciliation and copies pushed. */
+void		 recon_start(struct session *, struct chan *);
+/* The next record to send into c->rec: STORE_NOTFOUND when none now. */
+enum store_err	 recon_next(struct session *, struct chan *);
+/* All sent and acknowledged: START, then the log streams. */
+void		 recon_finish(struct session *, struct chan *);
+/* An inventory frame; -1 when it is out of place. */
+int		 recon_input(struct session *, struct chan *, uint8_t type,
+		    const uint8_t *, size_t);
+void		 recon_free(struct recon *);
+void		 master_push_begin(struct session *, struct chan *,
+		    const uint8_t *, size_t);
+void		 master_push_data(struct session *, struct chan *,
+		    const uint8_t *, size_t);
+
+/* sync_reconcile.c, replica side. */
+void		 replica_reconcile(struct session *, struct chan *,
+		    const uint8_t *, size_t);
+void		 replica_send_inventory(struct session *, struct chan *);
+void		 replica_want(struct session *, struct chan *,
+		    const uint8_t *, size_t);
+void		 replica_reconciled(struct session *, struct chan *,
+		    const uint8_t *, size_t);
+void		 replica_pull(struct session *, struct chan *,
+		    const uint8_t *, size_t);
+/* Sends the copies to renumber as the output drains. */
+void		 replica_push(struct session *, struct chan *);
+
+#endif /* MAILREPD_SYNC_INTERNAL_H */

@@ -1,0 +1,1221 @@
+/*
+ * sync_reconcile.c — full reconciliation (a replica the log cannot serve
+ * is compared with its master mailbox by mailbox) and renumbering (the
+ * replica's copies of conflicting or never-replicated messages travel to
+ * the master, which gives them new UIDs).  DESIGN.md, "Replication".
+ */
+#include <assert.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "config.h"
+#include "crypto.h"
+#include "log.h"
+#include "proto.h"
+#include "settings.h"
+#include "spool.h"
+#include "store.h"
+#include "sync.h"
+#include "sync_internal.h"
+
+static void	master_push_done(struct session *, struct chan *);
+
+/* --- full reconciliation, master side ----------------------------------------- */
+
+/*
+ * A replica whose position this log cannot serve (another master or
+ * epoch, or records purged since) is brought up to date by comparison,
+ * never by a blind copy (DESIGN.md, "Full reconciliation"):
+ *
+ *	master				replica
+ *	RECONCILE (head H)	->
+ *				<-	INV_MAILBOX...	(uniqueid, digest)
+ *				<-	INV_END
+ *	records, END	->			every user, then per mailbox:
+ *	INV_WANT (id, after)	->		create/rename/subscribe, and
+ *				<-	INV_MSGS	for a digest that differs the
+ *	records, END	->			messages compared chunk by chunk
+ *	...
+ *	START (H)		->		then the log from H, as usual
+ *
+ * The records are the log's own kinds, numbered 1, 2, ... for this run
+ * only, and the replica applies them with the same GUID check as the log
+ * (a same-uid different-guid pair becomes a conflict there, never an
+ * overwrite).  Everything the master changes meanwhile is in its log
+ * after H, and every record applies idempotently on top of what the
+ * comparison sent, so streaming from H afterwards ends in the master's
+ * state.  A replica that crashes half-way still follows its old position
+ * and simply reconciles again.
+ */
+
+/* One mailbox of the replica's inventory, as the master keeps it. */
+struct inv_mailbox {
+	uint8_t		 uniqueid[MAILBOX_ID_LEN];
+	uint8_t		 digest[GUID_LEN];
+	int		 subscribed;
+	int		 seen;		/* the master has it too */
+	uint32_t	 uidvalidity, uidnext;
+	char		 user[USER_MAX_NAME + 1];
+	char		 special_use[16];
+	char		*name;		/* malloc'd */
+};
+
+/* What one message of the chunk being compared needs on the replica. */
+struct recon_action {
+	uint32_t	 uid;
+	int		 kind;
+	uint8_t		 guid[GUID_LEN];	/* RA_EXPUNGE: the tombstone's */
+};
+#define RA_APPEND	1	/* the master's message (new there, or other) */
+#define RA_FLAGS	2	/* same message, other flags */
+#define RA_EXPUNGE	3	/* only there, and expunged here */
+
+enum recon_phase {
+	RP_INVENTORY,		/* receiving the replica's mailboxes */
+	RP_USERS,		/* sending every user */
+	RP_MAILBOX,		/* sending mailbox mb_i and its messages */
+	RP_WAIT_LIST,		/* waiting for the replica's next chunk */
+	RP_GONE,		/* mailboxes only the replica has */
+	RP_FINISH,		/* sent all; START once all is acknowledged */
+};
+
+struct recon {
+	enum recon_phase	 phase;
+	int64_t			 head;		/* START streams from here */
+	int64_t			 seq;		/* this run's record numbers */
+	struct inv_mailbox	*inv;		/* sorted by uniqueid */
+	size_t			 ninv, invcap;
+	char			**users;
+	size_t			 nusers, user_i;
+	uint8_t			(*mboxes)[MAILBOX_ID_LEN];
+	size_t			 nmboxes, mb_i, mbcap;
+	uint8_t			(*adopted)[MAILBOX_ID_LEN];
+	size_t			 nadopted;
+	/* mailbox mb_i */
+	struct store_mailbox	 mb;
+	char			 mb_user[USER_MAX_NAME + 1];
+	struct inv_mailbox	*peer;		/* the replica's copy, or NULL */
+	int			 need_create, need_rename, need_subscribe;
+	int			 need_messages, more;
+	uint32_t		 after;		/* compared up to this uid */
+	struct recon_action	*act;		/* 2 * SYNC_RECON_CHUNK */
+	size_t			 nact, act_i;
+	size_t			 gone_i;
+	/* what it did, for the log */
+	unsigned long		 same, compared, sent_msgs, local_only;
+};
+
+void
+recon_free(struct recon *r)
+{
+	size_t	 i;
+
+	if (r == NULL)
+		return;
+	for (i = 0; i < r->ninv; i++)
+		free(r->inv[i].name);
+	for (i = 0; i < r->nusers; i++)
+		free(r->users[i]);
+	free(r->inv);
+	free(r->users);
+	free(r->mboxes);
+	free(r->adopted);
+	free(r->act);
+	free(r);
+}
+
+/*
+ * RECONCILE and the START that ends a reconciliation: this master's node
+ * id and epoch (what the replica will follow) and the head streamed from.
+ */
+static void
+recon_send_head(struct session *s, uint8_t type, int64_t head)
+{
+	struct store_node	 me;
+	uint8_t			 b[NODE_ID_LEN + EPOCH_LEN + 8];
+
+	if (store_node_get(s->srv->store, &me) != STORE_OK) {
+		session_close(s);
+		return;
+	}
+	memcpy(b, me.node_id, NODE_ID_LEN);
+	memcpy(b + NODE_ID_LEN, me.epoch, EPOCH_LEN);
+	put64(b + NODE_ID_LEN + EPOCH_LEN, (uint64_t)head);
+	chan_send(s, type, b, sizeof(b));
+}
+
+/* The log cannot serve this replica: compare instead (see above). */
+void
+recon_start(struct session *s, struct chan *c)
+{
+	struct recon	*r;
+
+	if ((r = calloc(1, sizeof(*r))) == NULL ||
+	    (r->act = calloc(2 * SYNC_RECON_CHUNK, sizeof(*r->act))) == NULL ||
+	    deflateInit(&c->z, BLOB_ZLIB_LEVEL) != Z_OK) {
+		recon_free(r);
+		session_close(s);
+		return;
+	}
+	c->z_ok = 1;
+	c->recon = r;
+	c->state = CH_RECONCILE;
+	c->sent = c->acked = 0;
+	r->phase = RP_INVENTORY;
+	r->head = store_replog_head(s->srv->store);
+	c->recon_head = r->head;	/* the log is kept from here */
+	recon_send_head(s, SF_RECONCILE, r->head);
+	log_info("sync.reconcile.start", "name=%s peer=%s head=%lld",
+	    log_quote(c->name), s->peer, (long long)r->head);
+}
+
+/* INV_MAILBOX: one replica mailbox, kept until the plan is made. */
+static int
+recon_inventory(struct recon *r, const uint8_t *p, size_t n)
+{
+	struct rd		 d = { p, n, 0, 0 };
+	struct inv_mailbox	*grown, *m;
+	const uint8_t		*id, *digest;
+	char			 name[MAILBOX_MAX_NAME + 1];
+	char			 user[USER_MAX_NAME + 1], special_use[16];
+	uint64_t		 uidvalidity, uidnext;
+	int			 subscribed;
+
+	id = rd_bytes(&d, MAILBOX_ID_LEN);
+	digest = rd_bytes(&d, GUID_LEN);
+	rd_str(&d, name, sizeof(name));
+	subscribed = rd_u8(&d) != 0;
+	rd_str(&d, user, sizeof(user));
+	uidvalidity = rd_u64(&d);
+	rd_str(&d, special_use, sizeof(special_use));
+	uidnext = rd_u64(&d);
+	if (d.bad || d.off != n || r->ninv == SYNC_RECON_MAX_MAILBOXES ||
+	    uidvalidity == 0 || uidvalidity > UINT32_MAX ||
+	    uidnext > UINT32_MAX)
+		return -1;
+	if (r->ninv == r->invcap) {
+		r->invcap = r->invcap ? 2 * r->invcap : 64;
+		if ((grown = reallocarray(r->inv, r->invcap,
+		    sizeof(*grown))) == NULL)
+			return -1;
+		r->inv = grown;
+	}
+	m = &r->inv[r->ninv];
+	memcpy(m->uniqueid, id, MAILBOX_ID_LEN);
+	memcpy(m->digest, digest, GUID_LEN);
+	m->subscribed = subscribed;
+	m->seen = 0;
+	m->uidvalidity = (uint32_t)uidvalidity;
+	m->uidnext = (uint32_t)uidnext;
+	memcpy(m->user, user, sizeof(m->user));
+	memcpy(m->special_use, special_use, sizeof(m->special_use));
+	if ((m->name = strdup(name)) == NULL)
+		return -1;
+	r->ninv++;
+	return 0;
+}
+
+static int
+inv_cmp(const void *a, const void *b)
+{
+	return memcmp(((const struct inv_mailbox *)a)->uniqueid,
+	    ((const struct inv_mailbox *)b)->uniqueid, MAILBOX_ID_LEN);
+}
+
+static int
+plan_user(void *arg, const char *name, int64_t created)
+{
+	struct recon	*r = arg;
+	char		**grown;
+
+	(void)created;
+	if ((grown = reallocarray(r->users, r->nusers + 1,
+	    sizeof(*grown))) == NULL)
+		return 1;
+	r->users = grown;
+	if ((r->users[r->nusers] = strdup(name)) == NULL)
+		return 1;
+	r->nusers++;
+	return 0;
+}
+
+static int
+plan_mailbox(void *arg, const uint8_t *uniqueid)
+{
+	struct recon	*r = arg;
+	uint8_t		(*grown)[MAILBOX_ID_LEN];
+
+	if (r->nmboxes == r->mbcap) {
+		r->mbcap = r->mbcap ? 2 * r->mbcap : 64;
+		if ((grown = reallocarray(r->mboxes, r->mbcap,
+		    sizeof(*grown))) == NULL)
+			return 1;
+		r->mboxes = grown;
+	}
+	memcpy(r->mboxes[r->nmboxes++], uniqueid, MAILBOX_ID_LEN);
+	return 0;
+}
+
+/* INV_END: the inventory is complete; list what this side has. */
+static int
+recon_plan(struct session *s, struct recon *r)
+{
+	struct inv_mailbox	 key, *m;
+	size_t			 i;
+
+	if (r->ninv > 0)
+		qsort(r->inv, r->ninv, sizeof(*r->inv), inv_cmp);
+	if (store_user_foreach(s->srv->store, plan_user, r) != STORE_OK ||
+	    store_mailbox_ids(s->srv->store, plan_mailbox, r) != STORE_OK)
+		return -1;
+	for (i = 0; i < r->nmboxes && r->ninv > 0; i++) {
+		memcpy(key.uniqueid, r->mboxes[i], MAILBOX_ID_LEN);
+		if ((m = bsearch(&key, r->inv, r->ninv, sizeof(*r->inv),
+		    inv_cmp)) == NULL)
+			continue;
+		m->seen = 1;
+		/* UIDs the replica gave out while split off stay taken. */
+		if (store_mailbox_raise_uidnext(s->srv->store, m->uniqueid,
+		    m->uidnext) != STORE_OK)
+			return -1;
+	}
+	log_info("sync.reconcile.plan", "peer=%s replica_mailboxes=%zu "
+	    "users=%zu mailboxes=%zu", s->peer, r->ninv, r->nusers,
+	    r->nmboxes);
+	r->phase = RP_USERS;
+	return 0;
+}
+
+/* Asks the replica for its messages of mailbox mb_i after r->after. */
+static void
+recon_want(struct session *s, struct recon *r)
+{
+	uint8_t	 b[MAILBOX_ID_LEN + 4];
+
+	memcpy(b, r->mb.uniqueid, MAILBOX_ID_LEN);
+	put32(b + MAILBOX_ID_LEN, r->after);
+	chan_send(s, SF_INV_WANT, b, sizeof(b));
+	r->phase = RP_WAIT_LIST;
+}
+
+/* One entry of the replica's chunk, pointing into the frame. */
+struct inv_msg {
+	uint32_t	 uid;
+	uint32_t	 flags;
+	const uint8_t	*guid;
+	char		 keywords[STORE_MAX_KEYWORDS];
+};
+
+/* The merge of the master's messages with the replica's chunk. */
+struct merge {
+	struct session	*s;
+	struct recon	*r;
+	struct rd	 d;		/* the replica's entries still unread */
+	size_t		 left;		/* how many */
+	struct inv_msg	 e;		/* the current one, when have */
+	int		 have;
+	int		 count;		/* master messages seen */
+	uint32_t	 last_uid;
+};
+
+static void
+merge_read(struct merge *m)
+{
+	m->have = 0;
+	if (m->left == 0)
+		return;
+	m->left--;
+	m->e.uid = (uint32_t)rd_u64(&m->d);
+	m->e.flags = (uint32_t)rd_u64(&m->d);
+	m->e.guid = rd_bytes(&m->d, GUID_LEN);
+	rd_str(&m->d, m->e.keywords, sizeof(m->e.keywords));
+	m->have = !m->d.bad;
+}
+
+static void
+merge_action(struct recon *r, int kind, uint32_t uid, const uint8_t *guid)
+{
+	struct recon_action	*a;
+
+	assert(r->nact < 2 * SYNC_RECON_CHUNK);
+	a = &r->act[r->nact++];
+	a->kind = kind;
+	a->uid = uid;
+	if (guid != NULL)
+		memcpy(a->guid, guid, GUID_LEN);
+}
+
+/*
+ * A uid only the replica has: expunged here (the same guid's tombstone)
+ * means expunge it there; otherwise this master never had it (it came
+ * to an old master and never left), so the replica is asked for it
+ * (PULL) and keeps it until this master has it under a new UID.
+ */
+static void
+merge_replica_only(struct merge *m)
+{
+	uint8_t	 gone[GUID_LEN], b[MAILBOX_ID_LEN + 4 + GUID_LEN];
+	char	 hex[GUID_HEX_LEN + 1];
+
+	if (store_tombstone_guid(m->s->srv->store, m->r->mb.uniqueid,
+	    m->e.uid, gone) == STORE_OK && memcmp(gone, m->e.guid,
+	    GUID_LEN) == 0) {
+		merge_action(m->r, RA_EXPUNGE, m->e.uid, gone);
+		return;
+	}
+	m->r->local_only++;
+	crypto_hex(m->e.guid, GUID_LEN, hex);
+	log_warn("sync.reconcile.local_only", "peer=%s mailbox=%s uid=%u "
+	    "guid=%s msg=\"only on the replica: asked for it\"", m->s->peer,
+	    log_quote(m->r->mb.name), m->e.uid, hex);
+	memcpy(b, m->r->mb.uniqueid, MAILBOX_ID_LEN);
+	put32(b + MAILBOX_ID_LEN, m->e.uid);
+	memcpy(b + MAILBOX_ID_LEN + 4, m->e.guid, GUID_LEN);
+	chan_send(m->s, SF_PULL, b, sizeof(b));
+}
+
+/* One master message against the replica's entries (uid order). */
+static int
+merge_one(void *arg, const struct store_message *msg)
+{
+	struct merge	*m = arg;
+
+	while (m->have && m->e.uid < msg->uid) {
+		merge_replica_only(m);
+		merge_read(m);
+	}
+	if (m->have && m->e.uid == msg->uid) {
+		if (memcmp(m->e.guid, msg->guid, GUID_LEN) != 0)
+			merge_action(m->r, RA_APPEND, msg->uid, NULL);
+		else if (m->e.flags != msg->flags || strcmp(m->e.keywords,
+		    msg->keywords ? msg->keywords : "") != 0)
+			merge_action(m->r, RA_FLAGS, msg->uid, NULL);
+		merge_read(m);
+	} else
+		merge_action(m->r, RA_APPEND, msg->uid, NULL);
+	m->last_uid = msg->uid;
+	return ++m->count == SYNC_RECON_CHUNK;
+}
+
+/*
+ * Compares the master's messages of mailbox mb_i in (after, hi] with the
+ * replica's n entries there (p, n bytes), at most SYNC_RECON_CHUNK of
+ * the master's: when there are more, the chunk ends at the last one
+ * taken and the rest of the replica's entries come again next time.
+ */
+static int
+recon_compare(struct session *s, struct recon *r, const uint8_t *p,
+    size_t len, size_t n, uint32_t hi, int last)
+{
+	struct merge	 m = { s, r, { p, len, 0, 0 }, n, { 0 }, 0, 0, 0 };
+
+	r->nact = r->act_i = 0;
+	merge_read(&m);
+	if (store_message_range(s->srv->store, r->mb.id, r->after, hi,
+	    SYNC_RECON_CHUNK, merge_one, &m) != STORE_OK || m.d.bad)
+		return -1;
+	if (m.count == SYNC_RECON_CHUNK && m.last_uid < hi) {
+		hi = m.last_uid;
+		last = 0;
+	}
+	while (m.have && m.e.uid <= hi) {
+		merge_replica_only(&m);
+		merge_read(&m);
+	}
+	if (m.d.bad)
+		return -1;
+	r->compared += (unsigned long)m.count;
+	r->after = hi;
+	r->more = !last;
+	r->phase = RP_MAILBOX;
+	return 0;
+}
+
+/* INV_MSGS: the replica's chunk of the mailbox asked for. */
+static int
+recon_list(struct session *s, struct recon *r, const uint8_t *p, size_t n)
+{
+	struct rd	 d = { p, n, 0, 0 };
+	const uint8_t	*id;
+	uint32_t	 after, hi, count;
+	int		 last;
+
+	id = rd_bytes(&d, MAILBOX_ID_LEN);
+	after = (uint32_t)rd_u64(&d);
+	hi = (uint32_t)rd_u64(&d);
+	last = rd_u8(&d);
+	count = (uint32_t)rd_u64(&d);
+	if (d.bad || r->phase != RP_WAIT_LIST || memcmp(id, r->mb.uniqueid,
+	    MAILBOX_ID_LEN) != 0 || after != r->after || hi <= after ||
+	    count > SYNC_RECON_CHUNK)
+		return -1;
+	return recon_compare(s, r, p + d.off, n - d.off, count, hi, last);
+}
+
+/* Fills c->rec with one record of the kind, for mailbox mb_i. */
+static void
+recon_record(struct chan *c, const char *type)
+{
+	struct recon	*r = c->recon;
+
+	memset(&c->rec, 0, sizeof(c->rec));
+	c->rec.seq = ++r->seq;
+	c->rec.time = time(NULL);
+	snprintf(c->rec.type, sizeof(c->rec.type), "%s", type);
+	snprintf(c->rec.user, sizeof(c->rec.user), "%s", r->mb_user);
+	c->rec.has_mailbox = 1;
+	memcpy(c->rec.mailbox, r->mb.uniqueid, MAILBOX_ID_LEN);
+	snprintf(c->rec.name, sizeof(c->rec.name), "%s", r->mb.name);
+}
+
+/* A message record for action act_i, or 0 when it is gone meanwhile. */
+static int
+recon_message(struct session *s, struct chan *c, struct recon_action *a)
+{
+	struct recon		*r = c->recon;
+	struct store_message	 m;
+
+	if (a->kind == RA_EXPUNGE) {
+		recon_record(c, "message.expunge");
+		c->rec.uid = a->uid;
+		c->rec.has_guid = 1;
+		memcpy(c->rec.guid, a->guid, GUID_LEN);
+		return 1;
+	}
+	if (store_message_get(s->srv->store, r->mb.id, a->uid, &m) !=
+	    STORE_OK)
+		return 0;	/* expunged since: the log says so */
+	recon_record(c, a->kind == RA_APPEND ? "message.append" :
+	    "message.flags");
+	c->rec.uid = m.uid;
+	c->rec.has_guid = 1;
+	memcpy(c->rec.guid, m.guid, GUID_LEN);
+	c->rec.modseq = m.modseq;
+	c->rec.flags = m.flags;
+	snprintf(c->rec.keywords, sizeof(c->rec.keywords), "%s",
+	    m.keywords ? m.keywords : "");
+	c->rec.internaldate = m.internaldate;
+	r->sent_msgs += a->kind == RA_APPEND;
+	return 1;
+}
+
+/*
+ * Opens mailbox mb_i: what its replica copy lacks.  Returns 0 to go on,
+ * or 1 when the mailbox is gone meanwhile (skip it).
+ */
+static int
+recon_open_mailbox(struct session *s, struct recon *r)
+{
+	struct inv_mailbox	 key, *peer;
+	uint8_t			 digest[GUID_LEN];
+
+	if (store_mailbox_by_uniqueid(s->srv->store, r->mboxes[r->mb_i],
+	    &r->mb, r->mb_user) != STORE_OK)
+		return 1;
+	memcpy(key.uniqueid, r->mb.uniqueid, MAILBOX_ID_LEN);
+	peer = r->ninv == 0 ? NULL : bsearch(&key, r->inv, r->ninv,
+	    sizeof(*r->inv), inv_cmp);
+	r->peer = peer;
+	r->after = 0;
+	r->more = 1;
+	r->nact = r->act_i = 0;
+	r->need_create = peer == NULL;
+	r->need_rename = peer != NULL && strcmp(peer->name, r->mb.name) != 0;
+	r->need_subscribe = peer != NULL && peer->subscribed !=
+	    (r->mb.subscribed != 0);
+	r->need_messages = 1;
+	if (peer != NULL) {
+		if (store_mailbox_digest(s->srv->store, r->mb.id, digest) ==
+		    STORE_OK && memcmp(digest, peer->digest, GUID_LEN) == 0) {
+			r->need_messages = 0;
+			r->same++;
+		}
+	}
+	return 0;
+}
+
+/* Moves to the first mailbox from mb_i on that is still there. */
+static void
+recon_seek_mailbox(struct session *s, struct recon *r)
+{
+	while (r->mb_i < r->nmboxes && recon_open_mailbox(s, r) != 0)
+		r->mb_i++;
+}
+
+/*
+ * The next record of mailbox mb_i into c->rec: 1 when there is one, 0
+ * when the mailbox is done or the replica's chunk must come first.
+ */
+static int
+recon_mailbox_next(struct session *s, struct chan *c)
+{
+	struct recon	*r = c->recon;
+
+	if (r->need_create) {
+		r->need_create = 0;
+		recon_record(c, "mailbox.create");
+		c->rec.uid = r->mb.uidvalidity;
+		c->rec.flags = r->mb.subscribed != 0;
+		snprintf(c->rec.value, sizeof(c->rec.value), "%s",
+		    r->mb.special_use);
+		return 1;
+	}
+	if (r->need_rename) {
+		r->need_rename = 0;
+		recon_record(c, "mailbox.rename");
+		return 1;
+	}
+	if (r->need_subscribe) {
+		r->need_subscribe = 0;
+		recon_record(c, "mailbox.subscribe");
+		c->rec.flags = r->mb.subscribed != 0;
+		return 1;
+	}
+	while (r->act_i < r->nact)
+		if (recon_message(s, c, &r->act[r->act_i++]))
+			return 1;
+	if (!r->need_messages || !r->more)
+		return 0;
+	if (r->peer != NULL)
+		recon_want(s, r);
+	else if (recon_compare(s, r, NULL, 0, 0, UINT32_MAX, 1) < 0)
+		session_close(s);
+	else
+		return recon_mailbox_next(s, c);
+	return 0;
+}
+
+/* A user record for user_i: user.add carries the password hash. */
+static int
+recon_user(struct session *s, struct chan *c, const char *name)
+{
+	char	*pw;
+
+	if (store_user_password(s->srv->store, name, &pw) != STORE_OK)
+		return 0;	/* deleted since: the log says so */
+	memset(&c->rec, 0, sizeof(c->rec));
+	c->rec.seq = ++c->recon->seq;
+	c->rec.time = time(NULL);
+	snprintf(c->rec.type, sizeof(c->rec.type), "user.add");
+	snprintf(c->rec.user, sizeof(c->rec.user), "%s", name);
+	snprintf(c->rec.value, sizeof(c->rec.value), "%s", pw);
+	free(pw);
+	return 1;
+}
+
+/*
+ * Creates here, with its identity and UIDVALIDITY, a replica mailbox
+ * this master never had (created on an old master during a split), under
+ * another name when this one is taken; its messages are then compared
+ * like any other mailbox's (all PULLed).  Returns 0, or -1 when its
+ * owner is not here (it stays on the replica, logged).
+ */
+static int
+recon_adopt(struct session *s, struct recon *r, struct inv_mailbox *m)
+{
+	struct store_mailbox	 mb;
+	enum store_apply	 what;
+	uint8_t			(*grown)[MAILBOX_ID_LEN];
+	char			 hex[MAILBOX_ID_LEN * 2 + 1];
+	char			 name[MAILBOX_MAX_NAME + 1];
+
+	crypto_hex(m->uniqueid, MAILBOX_ID_LEN, hex);
+	snprintf(name, sizeof(name), "%s", m->name);
+	if (store_mailbox_get(s->srv->store, m->user, name, &mb) == STORE_OK)
+		snprintf(name, sizeof(name), "%.*s-%.8s", MAILBOX_MAX_NAME - 9,
+		    m->name, hex);
+	if ((grown = reallocarray(r->adopted, r->nadopted + 1,
+	    sizeof(*grown))) == NULL)
+		return -1;
+	r->adopted = grown;
+	if (store_apply_mailbox_create(s->srv->store, m->user, m->uniqueid,
+	    name, m->uidvalidity, m->special_use, m->subscribed, &what) !=
+	    STORE_OK || what != APPLY_DONE) {
+		log_warn("sync.reconcile.local_mailbox", "peer=%s user=%s "
+		    "mailbox=%s id=%s msg=\"only on the replica, and cannot "
+		    "be created here; kept there\"", s->peer,
+		    log_quote(m->user), log_quote(m->name), hex);
+		return -1;
+	}
+	if (store_mailbox_raise_uidnext(s->srv->store, m->uniqueid,
+	    m->uidnext) != STORE_OK)
+		return -1;
+	log_info("sync.reconcile.adopt", "peer=%s user=%s mailbox=%s as=%s "
+	    "id=%s", s->peer, log_quote(m->user), log_quote(m->name),
+	    log_quote(name), hex);
+	memcpy(r->adopted[r->nadopted++], m->uniqueid, MAILBOX_ID_LEN);
+	return 0;
+}
+
+/*
+ * A replica mailbox this master does not have: deleted here (its
+ * tombstone) means delete it there; otherwise it was never replicated
+ * and is adopted here.
+ */
+static int
+recon_gone(struct session *s, struct chan *c, struct inv_mailbox *m)
+{
+	if (store_mailbox_was_deleted(s->srv->store, m->uniqueid)) {
+		memset(&c->rec, 0, sizeof(c->rec));
+		c->rec.seq = ++c->recon->seq;
+		c->rec.time = time(NULL);
+		snprintf(c->rec.type, sizeof(c->rec.type), "mailbox.delete");
+		c->rec.has_mailbox = 1;
+		memcpy(c->rec.mailbox, m->uniqueid, MAILBOX_ID_LEN);
+		snprintf(c->rec.name, sizeof(c->rec.name), "%s", m->name);
+		return 1;
+	}
+	(void)recon_adopt(s, c->recon, m);
+	return 0;
+}
+
+/*
+ * After the replica-only mailboxes: the adopted ones come first in the
+ * list of mailboxes to compare (their names are settled before any
+ * other mailbox's), then every mailbox this master had.
+ */
+static int
+recon_list_adopted(struct recon *r)
+{
+	uint8_t	(*all)[MAILBOX_ID_LEN];
+
+	if (r->nadopted == 0)
+		return 0;
+	if ((all = calloc(r->nadopted + r->nmboxes, sizeof(*all))) == NULL)
+		return -1;
+	memcpy(all, r->adopted, r->nadopted * sizeof(*all));
+	if (r->nmboxes > 0)
+		memcpy(all + r->nadopted, r->mboxes, r->nmboxes *
+		    sizeof(*all));
+	free(r->mboxes);
+	r->mboxes = all;
+	r->nmboxes += r->nadopted;
+	r->mbcap = r->nmboxes;
+	return 0;
+}
+
+/*
+ * The next reconciliation record into c->rec: STORE_OK, or
+ * STORE_NOTFOUND when there is none to send now (waiting for the
+ * replica, or all sent).
+ */
+enum store_err
+recon_next(struct session *s, struct chan *c)
+{
+	struct recon		*r = c->recon;
+	struct inv_mailbox	*m;
+
+	for (;;) {
+		switch (r->phase) {
+		case RP_INVENTORY:
+		case RP_WAIT_LIST:
+		case RP_FINISH:
+			return STORE_NOTFOUND;
+		case RP_USERS:
+			if (r->user_i < r->nusers) {
+				if (recon_user(s, c, r->users[r->user_i++]))
+					return STORE_OK;
+				break;
+			}
+			r->phase = RP_GONE;
+			break;
+		case RP_MAILBOX:
+			if (r->mb_i == r->nmboxes) {
+				r->phase = RP_FINISH;
+				break;
+			}
+			if (recon_mailbox_next(s, c))
+				return STORE_OK;
+			if (r->phase == RP_WAIT_LIST || s->io != SESSION_OPEN)
+				return STORE_NOTFOUND;
+			r->mb_i++;
+			recon_seek_mailbox(s, r);
+			break;
+		case RP_GONE:
+			if (r->gone_i == r->ninv) {
+				if (recon_list_adopted(r) < 0)
+					return STORE_IO;
+				r->phase = RP_MAILBOX;
+				r->mb_i = 0;
+				recon_seek_mailbox(s, r);
+				break;
+			}
+			m = &r->inv[r->gone_i++];
+			if (!m->seen && recon_gone(s, c, m))
+				return STORE_OK;
+			break;
+		}
+	}
+}
+
+/*
+ * All sent and acknowledged: START at the head the comparison began
+ * from; the replica streams the log from there.
+ */
+void
+recon_finish(struct session *s, struct chan *c)
+{
+	struct recon	*r = c->recon;
+	char		 info[160];
+
+	if (r == NULL || r->phase != RP_FINISH || c->inflight > 0)
+		return;
+	recon_send_head(s, SF_START, r->head);
+	log_info("sync.reconcile.done", "name=%s peer=%s mailboxes=%zu "
+	    "same=%lu compared=%lu copied=%lu local_only=%lu records=%lld "
+	    "from=%lld", log_quote(c->name), s->peer, r->nmboxes, r->same,
+	    r->compared, r->sent_msgs, r->local_only, (long long)r->seq,
+	    (long long)r->head);
+	c->sent = c->acked = r->head;
+	c->state = CH_STREAM;
+	recon_free(r);
+	c->recon = NULL;
+	session_tls_info(s, info, sizeof(info));
+	log_info("sync.replica.connected", "name=%s peer=%s from=%lld "
+	    "reconciled=1 tls=%s", log_quote(c->name), s->peer,
+	    (long long)c->sent, log_quote(info));
+	master_store(s, 1);
+}
+
+/* A frame during reconciliation (ACKs and pings are handled as usual). */
+int
+recon_input(struct session *s, struct chan *c, uint8_t type,
+    const uint8_t *p, size_t n)
+{
+	struct recon	*r = c->recon;
+
+	if (type == SF_INV_MAILBOX && r->phase == RP_INVENTORY)
+		return recon_inventory(r, p, n);
+	if (type == SF_INV_END && r->phase == RP_INVENTORY && n == 0)
+		return recon_plan(s, r);
+	if (type == SF_INV_MSGS)
+		return recon_list(s, r, p, n);
+	return -1;
+}
+
+/* --- renumbering: the replica's copies travel to the master --------------------- */
+
+/*
+ * Under --conflict-policy renumber, a replica sends the master every
+ * copy it keeps out of a conflict (and, in a reconciliation, every
+ * message the master PULLs because only the replica has it); `conflicts
+ * resolve` asks for one under policy keep.  PUSH carries the copy's
+ * identity and attributes, PUSH_DATA its body; the master checks the
+ * body against the GUID and renumbers (store_renumber()).  What that
+ * changes reaches the replica as log records, the last of which
+ * expunges the copy at its old uid and so resolves the conflict there.
+ * A copy pushed twice (a reconnect) is renumbered once.
+ */
+
+/* PUSH on the master: a copy's header; its body follows. */
+void
+master_push_begin(struct session *s, struct chan *c, const uint8_t *p,
+    size_t n)
+{
+	struct rd	 d = { p, n, 0, 0 };
+	struct pending	*pd = &c->push;
+	const uint8_t	*v;
+	uint64_t	 uid, flags, size, above;
+
+	if (c->cur != NULL || (c->line == NULL &&
+	    (c->line = malloc(SYNC_LINE_MAX)) == NULL))
+		goto bad;
+	memset(pd, 0, sizeof(*pd));
+	if ((v = rd_bytes(&d, MAILBOX_ID_LEN)) != NULL)
+		memcpy(pd->rec.mailbox, v, MAILBOX_ID_LEN);
+	uid = rd_u64(&d);
+	if ((v = rd_bytes(&d, GUID_LEN)) != NULL)
+		memcpy(pd->rec.guid, v, GUID_LEN);
+	flags = rd_u64(&d);
+	pd->rec.internaldate = (int64_t)rd_u64(&d);
+	size = rd_u64(&d);
+	rd_str(&d, pd->rec.keywords, sizeof(pd->rec.keywords));
+	above = rd_u64(&d);
+	if (d.bad || d.off != n || uid == 0 || uid >= UINT32_MAX ||
+	    flags > UINT32_MAX || above > UINT32_MAX ||
+	    size > (uint64_t)s->srv->settings->max_message_size)
+		goto bad;
+	pd->rec.uid = (uint32_t)uid;
+	pd->rec.flags = (uint32_t)flags;
+	pd->above = (uint32_t)above;
+	pd->size = size;
+	if ((pd->spool = spool_new(s->srv->settings->data_dir)) == NULL) {
+		session_close(s);
+		return;
+	}
+	c->cur = pd;
+	c->body_left = size;
+	c->linelen = 0;
+	if (size == 0)
+		master_push_done(s, c);
+	return;
+bad:
+	log_warn("sync.protocol", "peer=%s name=%s msg=\"bad PUSH\"", s->peer,
+	    log_quote(c->name));
+	session_close(s);
+}
+
+/* The whole copy is here and hashes to its GUID: renumber it. */
+static void
+master_push_done(struct session *s, struct chan *c)
+{
+	struct pending	*pd = &c->push;
+	enum store_err	 err;
+	uint32_t	 new_uid;
+	char		 hex[GUID_HEX_LEN + 1];
+
+	if (body_finish(s, c) < 0) {
+		spool_free(pd->spool);
+		pd->spool = NULL;
+		session_close(s);
+		return;
+	}
+	err = store_renumber(s->srv->store, pd->rec.mailbox, pd->rec.uid,
+	    pd->rec.guid, pd->rec.flags, pd->rec.keywords,
+	    pd->rec.internaldate, &pd->in, pd->above, &new_uid);
+	crypto_hex(pd->rec.guid, GUID_LEN, hex);
+	if (err == STORE_OK || err == STORE_EXISTS)
+		log_info("sync.renumber", "name=%s uid=%u guid=%s new_uid=%u%s",
+		    log_quote(c->name), pd->rec.uid, hex, new_uid,
+		    err == STORE_EXISTS ? " again=1" : "");
+	else
+		log_warn("sync.renumber", "name=%s uid=%u guid=%s msg=%s",
+		    log_quote(c->name), pd->rec.uid, hex,
+		    log_quote(store_strerror(err)));
+	spool_free(pd->spool);
+	pd->spool = NULL;
+}
+
+/* PUSH_DATA on the master: a chunk of the copy's body. */
+void
+master_push_data(struct session *s, struct chan *c, const uint8_t *p,
+    size_t n)
+{
+	if (c->cur != &c->push || n > c->body_left) {
+		log_warn("sync.protocol", "peer=%s name=%s msg=\"PUSH_DATA "
+		    "out of place\"", s->peer, log_quote(c->name));
+		session_close(s);
+		return;
+	}
+	body_feed(c, p, n);
+	c->body_left -= n;
+	if (c->body_left == 0)
+		master_push_done(s, c);
+}
+
+/*
+ * PULL on the replica: the master lacks our message at this uid.  It is
+ * kept out of the master's numbering like a conflict copy (recorded,
+ * alerted), and pushed under policy renumber.
+ */
+void
+replica_pull(struct session *s, struct chan *c, const uint8_t *p, size_t n)
+{
+	struct store_conflict	 k;
+	struct store_mailbox	 mb;
+
+	(void)c;
+	if (n != MAILBOX_ID_LEN + 4 + GUID_LEN) {
+		session_close(s);
+		return;
+	}
+	memset(&k, 0, sizeof(k));
+	memcpy(k.mailbox, p, MAILBOX_ID_LEN);
+	k.uid = get32(p + MAILBOX_ID_LEN);
+	memcpy(k.local_guid, p + MAILBOX_ID_LEN + 4, GUID_LEN);
+	snprintf(k.op, sizeof(k.op), "message.local");
+	if (store_mailbox_by_uniqueid(s->srv->store, k.mailbox, &mb,
+	    k.user) != STORE_OK)
+		return;
+	snprintf(k.mailbox_name, sizeof(k.mailbox_name), "%s", mb.name);
+	if (store_conflict_add(s->srv->store, &k) == STORE_OK)
+		conflict_notify(s, &k);
+}
+
+/* Opens conflict k's copy and sends its PUSH; 0, or -1 to skip it. */
+static int
+push_start(struct session *s, struct chan *c, const struct store_conflict *k)
+{
+	struct store		*st = s->srv->store;
+	struct store_mailbox	 mb;
+	struct store_message	 m;
+	char			 user[USER_MAX_NAME + 1];
+	uint8_t			 out[MAILBOX_ID_LEN + 8 + GUID_LEN + 8 * 3 +
+				    2 + STORE_MAX_KEYWORDS + 8];
+	struct wr		 w = { out, 0, sizeof(out), 0 };
+	uint64_t		 size;
+
+	if (store_mailbox_by_uniqueid(st, k->mailbox, &mb, user) !=
+	    STORE_OK || store_message_get(st, mb.id, k->uid, &m) !=
+	    STORE_OK || memcmp(m.guid, k->local_guid, GUID_LEN) != 0) {
+		/* The copy is gone from here: nothing left to keep. */
+		(void)store_conflict_set_state(st, k->id, CONFLICT_RESOLVED);
+		return -1;
+	}
+	wr_bytes(&w, k->mailbox, MAILBOX_ID_LEN);
+	wr_u64(&w, k->uid);
+	wr_bytes(&w, k->local_guid, GUID_LEN);
+	wr_u64(&w, m.flags);
+	wr_u64(&w, (uint64_t)m.internaldate);
+	wr_u64(&w, m.size);
+	wr_str(&w, m.keywords ? m.keywords : "");
+	wr_u64(&w, mb.uidnext);
+	if (w.full || store_blob_open(st, k->local_guid, &c->push_body,
+	    &size) != STORE_OK)
+		return -1;
+	c->push_size = size;
+	c->push_off = 0;
+	chan_send(s, SF_PUSH, out, w.n);
+	log_info("sync.push", "mailbox=%s uid=%u conflict=%lld size=%llu",
+	    log_quote(mb.name), k->uid, (long long)k->id,
+	    (unsigned long long)size);
+	return 0;
+}
+
+/*
+ * Sends the copies to renumber, one after another, as the output
+ * drains; this connection's pushes go in conflict order, each once.
+ */
+void
+replica_push(struct session *s, struct chan *c)
+{
+	struct store_conflict	 k;
+	size_t			 n;
+	ssize_t			 got;
+	int			 open_too = s->srv->settings->conflict_policy ==
+				    CONFLICT_POLICY_RENUMBER;
+
+	if ((c->state != CH_STREAM && c->state != CH_RECONCILE) ||
+	    c->inv_sending || s->io != SESSION_OPEN)
+		return;
+	while (buf_used(&s->out) < OUTBUF_HIGH_WATER) {
+		if (c->push_body != NULL) {
+			n = c->push_size - c->push_off < BLOB_CHUNK_SIZE ?
+			    c->push_size - c->push_off : BLOB_CHUNK_SIZE;
+			if (n > 0 && (got = store_blob_read(c->push_body,
+			    c->push_off, c->zout, n)) != (ssize_t)n) {
+				session_close(s);
+				return;
+			}
+			if (n > 0)
+				chan_send(s, SF_PUSH_DATA, c->zout, n);
+			c->push_off += n;
+			if (c->push_off == c->push_size) {
+				store_blob_close(c->push_body);
+				c->push_body = NULL;
+			}
+			continue;
+		}
+		if (store_conflict_next(s->srv->store, c->push_after, open_too,
+		    &k) != STORE_OK)
+			return;
+		c->push_after = k.id;
+		(void)push_start(s, c, &k);
+	}
+	s->resume = 1;
+}
+
+/* --- full reconciliation, replica side ------------------------------------------ */
+
+static int
+inv_collect(void *arg, const uint8_t *uniqueid)
+{
+	struct chan	*c = arg;
+	uint8_t		(*grown)[MAILBOX_ID_LEN];
+
+	if (c->ninv_ids == c->inv_cap) {
+		c->inv_cap = c->inv_cap ? 2 * c->inv_cap : 64;
+		if ((grown = reallocarray(c->inv_ids, c->inv_cap,
+		    sizeof(*grown))) == NULL)
+			return 1;
+		c->inv_ids = grown;
+	}
+	memcpy(c->inv_ids[c->ninv_ids++], uniqueid, MAILBOX_ID_LEN);
+	return 0;
+}
+
+/*
+ * Sends the inventory, one INV_MAILBOX per mailbox (uniqueid, digest,
+ * name, subscribed), in steps as the output drains, then INV_END.
+ */
+void
+replica_send_inventory(struct session *s, struct chan *c)
+{
+	struct store		*st = s->srv->store;
+	struct store_mailbox	 mb;
+	char			 user[USER_MAX_NAME + 1];
+	uint8_t			 out[MAILBOX_ID_LEN + GUID_LEN + 2 +
+				    MAILBOX_MAX_NAME + 1 + 2 + USER_MAX_NAME +
+				    8 + 2 + 16 + 8], digest[GUID_LEN];
+	uint8_t			 one;
+	struct wr		 w;
+
+	s->resume = 0;
+	while (c->inv_sending && buf_used(&s->out) < OUTBUF_HIGH_WATER) {
+		if (c->inv_i == c->ninv_ids) {
+			chan_send(s, SF_INV_END, "", 0);
+			c->inv_sending = 0;
+			free(c->inv_ids);
+			c->inv_ids = NULL;
+			c->ninv_ids = c->inv_cap = 0;
+			return;
+		}
+		if (store_mailbox_by_uniqueid(st, c->inv_ids[c->inv_i++],
+		    &mb, user) != STORE_OK)
+			continue;
+		if (store_mailbox_digest(st, mb.id, digest) != STORE_OK) {
+			session_close(s);
+			return;
+		}
+		w = (struct wr){ out, 0, sizeof(out), 0 };
+		wr_bytes(&w, mb.uniqueid, MAILBOX_ID_LEN);
+		wr_bytes(&w, digest, GUID_LEN);
+		wr_str(&w, mb.name);
+		one = mb.subscribed != 0;
+		wr_bytes(&w, &one, 1);
+		wr_str(&w, user);
+		wr_u64(&w, mb.uidvalidity);
+		wr_str(&w, mb.special_use);
+		wr_u64(&w, mb.uidnext);
+		chan_send(s, SF_INV_MAILBOX, out, w.n);
+	}
+	s->resume = c->inv_sending;
+}
+
+/* RECONCILE: the master cannot stream to us; it compares first. */
+void
+replica_reconcile(struct session *s, struct chan *c, const uint8_t *p,
+    size_t n)
+{
+	if (n != NODE_ID_LEN + EPOCH_LEN + 8 || inflateInit(&c->z) != Z_OK) {
+		session_close(s);
+		return;
+	}
+	c->z_ok = 1;
+	memcpy(c->node_id, p, NODE_ID_LEN);
+	memcpy(c->epoch, p + NODE_ID_LEN, EPOCH_LEN);
+	c->recon_head = (int64_t)get64(p + NODE_ID_LEN + EPOCH_LEN);
+	c->state = CH_RECONCILE;
+	c->last = 0;
+	if (store_mailbox_ids(s->srv->store, inv_collect, c) != STORE_OK) {
+		session_close(s);
+		return;
+	}
+	c->inv_i = 0;
+	c->inv_sending = 1;
+	log_info("sync.reconcile.start", "master=%s head=%lld mailboxes=%zu "
+	    "applied=%lld", s->peer, (long long)c->recon_head, c->ninv_ids,
+	    (long long)c->applied);
+	replica_send_inventory(s, c);
+}
+
+/* One entry of an INV_MSGS chunk; stops when the frame is full. */
+struct want_ctx {
+	struct wr	 w;
+	uint64_t	 count;
+	uint32_t	 last_uid;
+	int		 full;
+};
+
+static int
+want_one(void *arg, const struct store_message *m)
+{
+	struct want_ctx	*x = arg;
+	const char	*kw = m->keywords ? m->keywords : "";
+
+	if (x->w.cap - x->w.n < 8 + 8 + GUID_LEN + 2 + strlen(kw)) {
+		x->full = 1;
+		return 1;
+	}
+	wr_u64(&x->w, m->uid);
+	wr_u64(&x->w, m->flags);
+	wr_bytes(&x->w, m->guid, GUID_LEN);
+	wr_str(&x->w, kw);
+	x->count++;
+	x->last_uid = m->uid;
+	return 0;
+}
+
+/*
+ * INV_WANT (uniqueid, after): our messages of that mailbox after the
+ * uid, at most SYNC_RECON_CHUNK and one frame's worth, with the highest
+ * uid the chunk covers (all of them when it is the last).
+ */
+void
+replica_want(struct session *s, struct chan *c, const uint8_t *p, size_t n)
+{
+	struct store_mailbox	 mb;
+	char			 user[USER_MAX_NAME + 1];
+	struct want_ctx		 x = { { c->zout, 0, SYNC_MAX_FRAME, 0 }, 0,
+				    0, 0 };
+	struct wr		 h = { c->zout, 0, SYNC_MAX_FRAME, 0 };
+	uint32_t		 after;
+	uint8_t			 last;
+	const size_t		 hdr = MAILBOX_ID_LEN + 8 + 8 + 1 + 8;
+
+	if (n != MAILBOX_ID_LEN + 4) {
+		session_close(s);
+		return;
+	}
+	after = get32(p + MAILBOX_ID_LEN);
+	x.w.n = hdr;
+	if (store_mailbox_by_uniqueid(s->srv->store, p, &mb, user) ==
+	    STORE_OK && store_message_range(s->srv->store, mb.id, after,
+	    UINT32_MAX, SYNC_RECON_CHUNK, want_one, &x) != STORE_OK) {
+		session_close(s);
+		return;
+	}
+	last = !x.full && x.count < SYNC_RECON_CHUNK;
+	wr_bytes(&h, p, MAILBOX_ID_LEN);
+	wr_u64(&h, after);
+	wr_u64(&h, last ? UINT32_MAX : x.last_uid);
+	wr_bytes(&h, &last, 1);
+	wr_u64(&h, x.count);
+	assert(h.n == hdr && !x.w.full);
+	chan_send(s, SF_INV_MSGS, c->zout, x.w.n);
+}
+
+/*
+ * START after a reconciliation: everything the master compared is
+ * applied; from now on we follow its log from the head it started at,
+ * recorded in the store before anything streamed is applied.
+ */
+void
+replica_reconciled(struct session *s, struct chan *c, const uint8_t *p,
+    size_t n)
+{
+	struct store	*st = s->srv->store;
+	enum store_err	 err;
+	int64_t		 head;
+	char		 info[160];
+
+	if (n != NODE_ID_LEN + EPOCH_LEN + 8 || memcmp(p, c->node_id,
+	    NODE_ID_LEN) != 0 || memcmp(p + NODE_ID_LEN, c->epoch,
+	    EPOCH_LEN) != 0) {
+		session_close(s);
+		return;
+	}
+	head = (int64_t)get64(p + NODE_ID_LEN + EPOCH_LEN);
+	if (head != c->recon_head || c->nbatch != 0 || c->inv_sending ||
+	    store_batch_begin(st) != STORE_OK) {
+		session_close(s);
+		return;
+	}
+	err = store_node_applied(st, c->node_id, c->epoch, head);
+	if (store_batch_end(st, err) != STORE_OK) {
+		session_close(s);
+		return;
+	}
+	log_info("sync.reconcile.done", "master=%s from=%lld records=%lld",
+	    s->peer, (long long)head, (long long)c->last);
+	session_tls_info(s, info, sizeof(info));
+	log_info("sync.streaming", "master=%s from=%lld reconciled=1 tls=%s",
+	    s->peer, (long long)head, log_quote(info));
+	c->state = CH_STREAM;
+	c->last = c->batch_end = head;
+	c->quiet_commit = 1;
+	session_wait_commit(s);
+}
+
