@@ -117,7 +117,6 @@ struct fetch_job {
 	int			 active;	/* a response line is open */
 	struct fetch_msg	 msg;
 	enum store_err		 err;		/* why the command failed */
-	char			*chunk;		/* BLOB_CHUNK_SIZE bytes */
 };
 
 static const char	 oom[] = "Out of memory";
@@ -538,7 +537,6 @@ fetch_free(void *arg)
 		free(j->items[i].fieldbuf);
 	}
 	imap_seqset_free(&j->set);
-	free(j->chunk);
 	free(j);
 }
 
@@ -988,15 +986,16 @@ item_write(struct session *s, struct fetch_job *j,
 
 /*
  * Sends what is left of the literal, a chunk at a time, until the output
- * is full.  NULs go out as 0x80 as Dovecot sends them: a literal may not
- * hold NUL (RFC 3501 9, CHAR8).  Returns 1 when the literal is sent, 0
- * when the output is full, -1 when the blob could not be read.
+ * is full.  The bytes are read straight into the output buffer.  NULs go
+ * out as 0x80 as Dovecot sends them: a literal may not hold NUL (RFC
+ * 3501 9, CHAR8).  Returns 1 when the literal is sent, 0 when the output
+ * is full (or the session closing), -1 when the blob could not be read.
  */
 static int
 literal_send(struct session *s, struct fetch_job *j)
 {
 	struct source	*lit = &j->msg.lit;
-	char		*p, *end;
+	char		*dst, *p, *end;
 	size_t		 n;
 
 	while (lit->off < lit->end) {
@@ -1004,17 +1003,19 @@ literal_send(struct session *s, struct fetch_job *j)
 			return 0;
 		n = lit->end - lit->off < BLOB_CHUNK_SIZE ?
 		    lit->end - lit->off : BLOB_CHUNK_SIZE;
+		if ((dst = session_reserve(s, n, &n)) == NULL)
+			return 0;
 		if (lit->mem != NULL)
-			memcpy(j->chunk, lit->mem + lit->off, n);
-		else if (store_blob_read(j->msg.blob, lit->off, j->chunk, n) !=
+			memcpy(dst, lit->mem + lit->off, n);
+		else if (store_blob_read(j->msg.blob, lit->off, dst, n) !=
 		    (ssize_t)n) {
 			j->err = STORE_IO;
 			return -1;
 		}
-		end = j->chunk + n;
-		for (p = j->chunk; (p = memchr(p, '\0', end - p)) != NULL; p++)
+		end = dst + n;
+		for (p = dst; (p = memchr(p, '\0', end - p)) != NULL; p++)
 			*p = (char)0x80;
-		session_write(s, j->chunk, n);
+		session_commit(s, n);
 		lit->off += n;
 	}
 	return 1;
@@ -1143,9 +1144,7 @@ imap_cmd_fetch(struct session *s, const struct imap_arg *args, size_t nargs,
 	const char		*err;
 
 	assert(is->view != NULL);
-	if ((j = calloc(1, sizeof(*j))) == NULL ||
-	    (j->chunk = malloc(BLOB_CHUNK_SIZE)) == NULL) {
-		free(j);
+	if ((j = calloc(1, sizeof(*j))) == NULL) {
 		imap_reply(s, "NO [UNAVAILABLE] %s", oom);
 		return;
 	}

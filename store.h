@@ -177,9 +177,11 @@ enum store_err	store_message_foreach(struct store *, int64_t mailbox_id,
 		    int (*cb)(void *, const struct store_message *), void *arg);
 
 /*
- * Reading a blob by GUID, in pieces, with bounded memory: a reader keeps
- * one decompressed chunk.  store_blob_read() returns the bytes copied
- * (0 at the end) or -1.
+ * Reading a blob by GUID, in pieces, with bounded memory: stored bytes
+ * are read straight into buf; a reader keeps one inflated chunk only for
+ * a chunk stored deflated.  store_blob_read() returns the bytes copied
+ * (0 at the end) or -1.  Inside store_read_begin()/end() a reader keeps
+ * its place in the chunk table from call to call.
  */
 struct store_blob_reader;
 enum store_err	store_blob_open(struct store *, const uint8_t *guid,
