@@ -107,7 +107,7 @@ struct fetch_job {
 	int			 flags;		/* FLAGS asked for */
 	int			 modseq;	/* MODSEQ asked or implied */
 	int			 seen;		/* some item sets \Seen */
-	int			 need_meta;
+	unsigned		 need_meta;	/* STORE_META_* to load */
 	int			 changedsince;
 	uint64_t		 since;
 	struct imap_seqset	 set;		/* owns the ranges */
@@ -466,13 +466,13 @@ summarize(struct fetch_job *j)
 		case ITEM_ENVELOPE:
 		case ITEM_BODYSTRUCTURE:
 		case ITEM_BODY:
-			j->need_meta = 1;
+			j->need_meta |= STORE_META_STRUCT;
 			break;
 		case ITEM_SECTION:
 			j->seen |= !it->peek;
 			/* only BODY[] and RFC822 go without offsets */
 			if (it->partlen > 0 || it->text != SECT_ALL)
-				j->need_meta = 1;
+				j->need_meta |= STORE_META_SECTIONS;
 			break;
 		default:
 			break;
@@ -584,12 +584,18 @@ next_seq(struct fetch_job *j, const struct imap_view *v)
 	return j->batch[j->ibatch++];
 }
 
-/* Checks that the MIME data has the strings the items write as they are. */
+/*
+ * Checks that the MIME data has the strings the items write as they
+ * are: those of the groups loaded (STORE_META_*).
+ */
 static int
-meta_complete(const struct store_meta *meta)
+meta_complete(const struct store_meta *meta, unsigned what)
 {
-	return meta->envelope != NULL && meta->bodystructure != NULL &&
-	    meta->body != NULL && meta->header != NULL && meta->nparts > 0;
+	if ((what & STORE_META_STRUCT) && (meta->envelope == NULL ||
+	    meta->bodystructure == NULL || meta->body == NULL))
+		return 0;
+	return (what & STORE_META_SECTIONS) == 0 ||
+	    (meta->header != NULL && meta->nparts > 0);
 }
 
 /*
@@ -617,11 +623,12 @@ msg_load(struct session *s, struct fetch_job *j, uint32_t seq)
 	    fm->m.keywords != NULL ? fm->m.keywords : "");
 	fm->m.keywords = fm->keywords;
 	if (j->need_meta) {
-		if ((j->err = store_message_meta(st, fm->m.guid, &fm->meta)) !=
-		    STORE_OK)
+		j->err = store_message_meta(st, fm->m.guid, j->need_meta,
+		    &fm->meta);
+		if (j->err != STORE_OK)
 			return -1;
 		fm->have_meta = 1;
-		if (!meta_complete(&fm->meta)) {
+		if (!meta_complete(&fm->meta, j->need_meta)) {
 			j->err = STORE_IO;
 			return -1;
 		}
@@ -638,7 +645,27 @@ msg_load(struct session *s, struct fetch_job *j, uint32_t seq)
 	return 1;
 }
 
-/* Writes the space between two items of a response. */
+/* Writes a string as it is: FETCH output goes through no printf. */
+static void
+put_str(struct session *s, const char *str)
+{
+	session_write(s, str, strlen(str));
+}
+
+/* Writes prefix, then v in decimal. */
+static void
+put_uint(struct session *s, const char *prefix, uint64_t v)
+{
+	char	 digits[20], *p = digits + sizeof(digits);
+
+	do
+		*--p = (char)('0' + v % 10);
+	while ((v /= 10) != 0);
+	put_str(s, prefix);
+	session_write(s, p, digits + sizeof(digits) - p);
+}
+
+/* Writes one space between two items of a response. */
 static void
 item_sep(struct session *s, struct fetch_msg *fm)
 {
@@ -661,7 +688,8 @@ put_flags(struct session *s, const struct fetch_msg *fm)
 static void
 put_modseq(struct session *s, const struct fetch_msg *fm)
 {
-	session_printf(s, "MODSEQ (%llu)", (unsigned long long)fm->m.modseq);
+	put_uint(s, "MODSEQ (", fm->m.modseq);
+	session_write(s, ")", 1);
 }
 
 /* INTERNALDATE "02-Dec-2026 01:02:03 +0000": the store keeps UTC. */
@@ -696,13 +724,14 @@ msg_open(struct session *s, struct fetch_job *j)
 	int			 condstore = fm->seen_set &&
 				    imap_of(s)->condstore;
 
-	session_printf(s, "* %u FETCH (", fm->seq);
+	put_uint(s, "* ", fm->seq);
+	put_str(s, " FETCH (");
 	j->active = 1;
 	fm->next = 0;
 	fm->written = 0;
 	if (j->uid || condstore) {
 		item_sep(s, fm);
-		session_printf(s, "UID %u", fm->m.uid);
+		put_uint(s, "UID ", fm->m.uid);
 	}
 	if (fm->seen_set && !j->flags) {
 		item_sep(s, fm);
@@ -933,14 +962,16 @@ section_write(struct session *s, struct fetch_job *j,
 	}
 	item_sep(s, fm);
 	if (it->label != NULL)
-		session_printf(s, "%s", it->label);
-	else if (it->partial)
-		session_printf(s, "BODY[%s]<%llu>", it->spec,
-		    (unsigned long long)it->start);
-	else
-		session_printf(s, "BODY[%s]", it->spec);
-	session_printf(s, " {%llu}\r\n", (unsigned long long)(src.end -
-	    src.off));
+		put_str(s, it->label);
+	else {
+		put_str(s, "BODY[");
+		put_str(s, it->spec);
+		if (it->partial)
+			put_uint(s, "]<", it->start);
+		put_str(s, it->partial ? ">" : "]");
+	}
+	put_uint(s, " {", src.end - src.off);
+	session_write(s, "}\r\n", 3);
 	fm->lit = src;
 	return 0;
 }
@@ -963,17 +994,19 @@ item_write(struct session *s, struct fetch_job *j,
 		put_internaldate(s, fm->m.internaldate);
 		break;
 	case ITEM_SIZE:
-		session_printf(s, "RFC822.SIZE %llu",
-		    (unsigned long long)fm->m.size);
+		put_uint(s, "RFC822.SIZE ", fm->m.size);
 		break;
 	case ITEM_ENVELOPE:
-		session_printf(s, "ENVELOPE %s", fm->meta.envelope);
+		put_str(s, "ENVELOPE ");
+		put_str(s, fm->meta.envelope);
 		break;
 	case ITEM_BODYSTRUCTURE:
-		session_printf(s, "BODYSTRUCTURE %s", fm->meta.bodystructure);
+		put_str(s, "BODYSTRUCTURE ");
+		put_str(s, fm->meta.bodystructure);
 		break;
 	case ITEM_BODY:
-		session_printf(s, "BODY %s", fm->meta.body);
+		put_str(s, "BODY ");
+		put_str(s, fm->meta.body);
 		break;
 	case ITEM_MODSEQ:
 		put_modseq(s, fm);

@@ -39,6 +39,8 @@
 #include "mime.h"
 #include "store.h"
 
+#define nitems(a)	(sizeof(a) / sizeof((a)[0]))
+
 #define DB_FILE		"mailrepd.db"
 
 /* The mailboxes every new user gets, with their RFC 6154 use. */
@@ -206,7 +208,6 @@ enum stmt_id {
 	S_EXPUNGED_ADD,
 	S_MSG_CHANGED,
 	S_EXPUNGED_SINCE,
-	S_BLOB_META,
 	S_MBOX_STATE,
 	S_BLOB_UNUSED_CHUNKS,
 	S_BLOB_UNUSED,
@@ -313,9 +314,6 @@ static const char *const stmt_sql[NSTMT] = {
 	    "ORDER BY m.uid",
 	[S_EXPUNGED_SINCE] = "SELECT uid FROM expunged WHERE mailbox = ?1 "
 	    "AND modseq > ?2 ORDER BY uid",
-	[S_BLOB_META] = "SELECT envelope, bodystructure, body, header, parts, "
-	    "sent_date, subject, from_addr, to_addr, message_id, size "
-	    "FROM blob WHERE guid = ?1",
 	[S_MBOX_STATE] = "SELECT uidnext, highestmodseq FROM mailbox "
 	    "WHERE id = ?1",
 	[S_BLOB_UNUSED_CHUNKS] = "DELETE FROM chunk WHERE blob_id = ?1 AND "
@@ -365,6 +363,7 @@ static const char *const stmt_sql[NSTMT] = {
 struct store {
 	sqlite3		*db;
 	sqlite3_stmt	*stmts[NSTMT];
+	sqlite3_stmt	*meta_stmts[STORE_META_ALL];	/* of meta_stmt() */
 	int		 in_txn;	/* a write transaction is open */
 	int		 in_read;	/* a read snapshot is open */
 	uint8_t		*raw;		/* BLOB_CHUNK_SIZE scratch */
@@ -786,6 +785,8 @@ store_close(struct store *st)
 	store_rollback(st);
 	for (i = 0; i < NSTMT; i++)
 		sqlite3_finalize(st->stmts[i]);
+	for (i = 0; i < STORE_META_ALL; i++)
+		sqlite3_finalize(st->meta_stmts[i]);
 	sqlite3_close(st->db);
 	free(st->raw);
 	free(st->packed);
@@ -2083,43 +2084,102 @@ column_dup(sqlite3_stmt *s, int i, size_t *len)
 	return out;
 }
 
+/* The columns of each STORE_META_* group, in the order read below. */
+static const char *const meta_columns[] = {
+	"envelope, bodystructure, body",
+	"header, parts",
+	"sent_date, subject, from_addr, to_addr, message_id, size",
+};
+
+/*
+ * The statement that loads the groups in `what` (1 to STORE_META_ALL),
+ * prepared on first use: one per combination, so that a step reads no
+ * column it does not need.
+ */
+static sqlite3_stmt *
+meta_stmt(struct store *st, unsigned what)
+{
+	char		 sql[256];
+	size_t		 i, n;
+	sqlite3_stmt	**sp = &st->meta_stmts[what - 1];
+
+	if (*sp != NULL) {
+		sqlite3_reset(*sp);
+		return *sp;
+	}
+	n = (size_t)snprintf(sql, sizeof(sql), "SELECT ");
+	for (i = 0; i < nitems(meta_columns); i++)
+		if (what & (1u << i))
+			n += (size_t)snprintf(sql + n, sizeof(sql) - n, "%s%s",
+			    n > 7 ? ", " : "", meta_columns[i]);
+	snprintf(sql + n, sizeof(sql) - n, " FROM blob WHERE guid = ?1");
+	if (sqlite3_prepare_v3(st->db, sql, -1, SQLITE_PREPARE_PERSISTENT, sp,
+	    NULL) != SQLITE_OK) {
+		log_error("store.prepare", "sql=%s msg=%s", log_quote(sql),
+		    log_quote(sqlite3_errmsg(st->db)));
+		return NULL;
+	}
+	return *sp;
+}
+
+/* Reads the STORE_META_SECTIONS group from columns i and i + 1. */
+static enum store_err
+meta_sections(sqlite3_stmt *s, int i, struct store_meta *out)
+{
+	size_t	 plen = 0;
+	char	*parts;
+	int	 bad;
+
+	out->header = column_dup(s, i, &out->header_len);
+	parts = column_dup(s, i + 1, &plen);
+	bad = parts == NULL || mime_parts_decode(parts, plen, &out->parts,
+	    &out->nparts) < 0;
+	free(parts);
+	if (bad) {
+		log_error("store.meta", "msg=\"unreadable parts table\"");
+		return STORE_IO;
+	}
+	return STORE_OK;
+}
+
 enum store_err
-store_message_meta(struct store *st, const uint8_t *guid,
+store_message_meta(struct store *st, const uint8_t *guid, unsigned what,
     struct store_meta *out)
 {
 	sqlite3_stmt	*s;
-	size_t		 plen = 0;
-	char		*parts;
-	enum store_err	 err;
+	enum store_err	 err = STORE_OK;
+	int		 i = 0;
 
 	memset(out, 0, sizeof(*out));
-	if ((s = stmt(st, S_BLOB_META)) == NULL)
+	out->sent_date = -1;
+	assert(what != 0 && what <= STORE_META_ALL);
+	if ((s = meta_stmt(st, what)) == NULL)
 		return STORE_IO;
 	sqlite3_bind_blob(s, 1, guid, GUID_LEN, SQLITE_STATIC);
 	if ((err = step_row(st, s, "meta")) != STORE_OK)
 		return err;
-	out->envelope = column_dup(s, 0, NULL);
-	out->bodystructure = column_dup(s, 1, NULL);
-	out->body = column_dup(s, 2, NULL);
-	out->header = column_dup(s, 3, &out->header_len);
-	parts = column_dup(s, 4, &plen);
-	out->sent_date = sqlite3_column_type(s, 5) == SQLITE_NULL ? -1 :
-	    (time_t)sqlite3_column_int64(s, 5);
-	out->subject = column_dup(s, 6, NULL);
-	out->from = column_dup(s, 7, NULL);
-	out->to = column_dup(s, 8, NULL);
-	out->message_id = column_dup(s, 9, NULL);
-	out->size = (uint64_t)sqlite3_column_int64(s, 10);
-	sqlite3_reset(s);
-	if (parts == NULL || mime_parts_decode(parts, plen, &out->parts,
-	    &out->nparts) < 0) {
-		free(parts);
-		store_meta_free(out);
-		log_error("store.meta", "msg=\"unreadable parts table\"");
-		return STORE_IO;
+	if (what & STORE_META_STRUCT) {
+		out->envelope = column_dup(s, i++, NULL);
+		out->bodystructure = column_dup(s, i++, NULL);
+		out->body = column_dup(s, i++, NULL);
 	}
-	free(parts);
-	return STORE_OK;
+	if (what & STORE_META_SECTIONS) {
+		err = meta_sections(s, i, out);
+		i += 2;
+	}
+	if (what & STORE_META_SEARCH) {
+		if (sqlite3_column_type(s, i) != SQLITE_NULL)
+			out->sent_date = (time_t)sqlite3_column_int64(s, i);
+		out->subject = column_dup(s, i + 1, NULL);
+		out->from = column_dup(s, i + 2, NULL);
+		out->to = column_dup(s, i + 3, NULL);
+		out->message_id = column_dup(s, i + 4, NULL);
+		out->size = (uint64_t)sqlite3_column_int64(s, i + 5);
+	}
+	sqlite3_reset(s);
+	if (err != STORE_OK)
+		store_meta_free(out);
+	return err;
 }
 
 void
