@@ -128,9 +128,10 @@ show_pair(struct store *st, const struct store_conflict *k)
 
 	crypto_hex(k->local_guid, GUID_LEN, hex[0]);
 	crypto_hex(k->master_guid, GUID_LEN, hex[1]);
-	have[0] = store_message_meta(st, k->local_guid, &meta[0]) == STORE_OK;
-	have[1] = store_message_meta(st, k->master_guid, &meta[1]) ==
-	    STORE_OK;
+	have[0] = store_message_meta(st, k->local_guid, STORE_META_SECTIONS,
+	    &meta[0]) == STORE_OK;
+	have[1] = store_message_meta(st, k->master_guid, STORE_META_SECTIONS,
+	    &meta[1]) == STORE_OK;
 	printf("conflict %lld (%s): user %s, mailbox %s, uid %u, %s\n\n",
 	    (long long)k->id, state_name(k->state), k->user, k->mailbox_name,
 	    k->uid, k->op);

@@ -211,26 +211,31 @@ imap_flag_bit(const char *name)
 	return 0;
 }
 
+/* Writes a space before every flag but the first, then the flag. */
+static void
+put_flag(struct session *s, const char *name, int *first)
+{
+	if (!*first)
+		session_write(s, " ", 1);
+	*first = 0;
+	session_write(s, name, strlen(name));
+}
+
 void
 imap_put_flags(struct session *s, uint32_t flags, const char *keywords,
     int recent)
 {
-	const char	*sep = "";
-	size_t		 i;
+	size_t	 i;
+	int	 first = 1;
 
 	session_write(s, "(", 1);
-	for (i = 0; i < sizeof(system_flags) / sizeof(*system_flags); i++) {
-		if ((flags & system_flags[i].bit) == 0)
-			continue;
-		session_printf(s, "%s%s", sep, system_flags[i].name);
-		sep = " ";
-	}
-	if (keywords != NULL && *keywords != '\0') {
-		session_printf(s, "%s%s", sep, keywords);
-		sep = " ";
-	}
+	for (i = 0; i < sizeof(system_flags) / sizeof(*system_flags); i++)
+		if ((flags & system_flags[i].bit) != 0)
+			put_flag(s, system_flags[i].name, &first);
+	if (keywords != NULL && *keywords != '\0')
+		put_flag(s, keywords, &first);
 	if (recent)
-		session_printf(s, "%s\\Recent", sep);
+		put_flag(s, "\\Recent", &first);
 	session_write(s, ")", 1);
 }
 

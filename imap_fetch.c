@@ -107,7 +107,7 @@ struct fetch_job {
 	int			 flags;		/* FLAGS asked for */
 	int			 modseq;	/* MODSEQ asked or implied */
 	int			 seen;		/* some item sets \Seen */
-	int			 need_meta;
+	unsigned		 need_meta;	/* STORE_META_* to load */
 	int			 changedsince;
 	uint64_t		 since;
 	struct imap_seqset	 set;		/* owns the ranges */
@@ -117,7 +117,6 @@ struct fetch_job {
 	int			 active;	/* a response line is open */
 	struct fetch_msg	 msg;
 	enum store_err		 err;		/* why the command failed */
-	char			*chunk;		/* BLOB_CHUNK_SIZE bytes */
 };
 
 static const char	 oom[] = "Out of memory";
@@ -467,13 +466,13 @@ summarize(struct fetch_job *j)
 		case ITEM_ENVELOPE:
 		case ITEM_BODYSTRUCTURE:
 		case ITEM_BODY:
-			j->need_meta = 1;
+			j->need_meta |= STORE_META_STRUCT;
 			break;
 		case ITEM_SECTION:
 			j->seen |= !it->peek;
 			/* only BODY[] and RFC822 go without offsets */
 			if (it->partlen > 0 || it->text != SECT_ALL)
-				j->need_meta = 1;
+				j->need_meta |= STORE_META_SECTIONS;
 			break;
 		default:
 			break;
@@ -538,7 +537,6 @@ fetch_free(void *arg)
 		free(j->items[i].fieldbuf);
 	}
 	imap_seqset_free(&j->set);
-	free(j->chunk);
 	free(j);
 }
 
@@ -586,12 +584,18 @@ next_seq(struct fetch_job *j, const struct imap_view *v)
 	return j->batch[j->ibatch++];
 }
 
-/* Checks that the MIME data has the strings the items write as they are. */
+/*
+ * Checks that the MIME data has the strings the items write as they
+ * are: those of the groups loaded (STORE_META_*).
+ */
 static int
-meta_complete(const struct store_meta *meta)
+meta_complete(const struct store_meta *meta, unsigned what)
 {
-	return meta->envelope != NULL && meta->bodystructure != NULL &&
-	    meta->body != NULL && meta->header != NULL && meta->nparts > 0;
+	if ((what & STORE_META_STRUCT) && (meta->envelope == NULL ||
+	    meta->bodystructure == NULL || meta->body == NULL))
+		return 0;
+	return (what & STORE_META_SECTIONS) == 0 ||
+	    (meta->header != NULL && meta->nparts > 0);
 }
 
 /*
@@ -619,11 +623,12 @@ msg_load(struct session *s, struct fetch_job *j, uint32_t seq)
 	    fm->m.keywords != NULL ? fm->m.keywords : "");
 	fm->m.keywords = fm->keywords;
 	if (j->need_meta) {
-		if ((j->err = store_message_meta(st, fm->m.guid, &fm->meta)) !=
-		    STORE_OK)
+		j->err = store_message_meta(st, fm->m.guid, j->need_meta,
+		    &fm->meta);
+		if (j->err != STORE_OK)
 			return -1;
 		fm->have_meta = 1;
-		if (!meta_complete(&fm->meta)) {
+		if (!meta_complete(&fm->meta, j->need_meta)) {
 			j->err = STORE_IO;
 			return -1;
 		}
@@ -640,7 +645,27 @@ msg_load(struct session *s, struct fetch_job *j, uint32_t seq)
 	return 1;
 }
 
-/* Writes the space between two items of a response. */
+/* Writes a string as it is: FETCH output goes through no printf. */
+static void
+put_str(struct session *s, const char *str)
+{
+	session_write(s, str, strlen(str));
+}
+
+/* Writes prefix, then v in decimal. */
+static void
+put_uint(struct session *s, const char *prefix, uint64_t v)
+{
+	char	 digits[20], *p = digits + sizeof(digits);
+
+	do
+		*--p = (char)('0' + v % 10);
+	while ((v /= 10) != 0);
+	put_str(s, prefix);
+	session_write(s, p, digits + sizeof(digits) - p);
+}
+
+/* Writes one space between two items of a response. */
 static void
 item_sep(struct session *s, struct fetch_msg *fm)
 {
@@ -663,7 +688,8 @@ put_flags(struct session *s, const struct fetch_msg *fm)
 static void
 put_modseq(struct session *s, const struct fetch_msg *fm)
 {
-	session_printf(s, "MODSEQ (%llu)", (unsigned long long)fm->m.modseq);
+	put_uint(s, "MODSEQ (", fm->m.modseq);
+	session_write(s, ")", 1);
 }
 
 /* INTERNALDATE "02-Dec-2026 01:02:03 +0000": the store keeps UTC. */
@@ -698,13 +724,14 @@ msg_open(struct session *s, struct fetch_job *j)
 	int			 condstore = fm->seen_set &&
 				    imap_of(s)->condstore;
 
-	session_printf(s, "* %u FETCH (", fm->seq);
+	put_uint(s, "* ", fm->seq);
+	put_str(s, " FETCH (");
 	j->active = 1;
 	fm->next = 0;
 	fm->written = 0;
 	if (j->uid || condstore) {
 		item_sep(s, fm);
-		session_printf(s, "UID %u", fm->m.uid);
+		put_uint(s, "UID ", fm->m.uid);
 	}
 	if (fm->seen_set && !j->flags) {
 		item_sep(s, fm);
@@ -935,14 +962,16 @@ section_write(struct session *s, struct fetch_job *j,
 	}
 	item_sep(s, fm);
 	if (it->label != NULL)
-		session_printf(s, "%s", it->label);
-	else if (it->partial)
-		session_printf(s, "BODY[%s]<%llu>", it->spec,
-		    (unsigned long long)it->start);
-	else
-		session_printf(s, "BODY[%s]", it->spec);
-	session_printf(s, " {%llu}\r\n", (unsigned long long)(src.end -
-	    src.off));
+		put_str(s, it->label);
+	else {
+		put_str(s, "BODY[");
+		put_str(s, it->spec);
+		if (it->partial)
+			put_uint(s, "]<", it->start);
+		put_str(s, it->partial ? ">" : "]");
+	}
+	put_uint(s, " {", src.end - src.off);
+	session_write(s, "}\r\n", 3);
 	fm->lit = src;
 	return 0;
 }
@@ -965,17 +994,19 @@ item_write(struct session *s, struct fetch_job *j,
 		put_internaldate(s, fm->m.internaldate);
 		break;
 	case ITEM_SIZE:
-		session_printf(s, "RFC822.SIZE %llu",
-		    (unsigned long long)fm->m.size);
+		put_uint(s, "RFC822.SIZE ", fm->m.size);
 		break;
 	case ITEM_ENVELOPE:
-		session_printf(s, "ENVELOPE %s", fm->meta.envelope);
+		put_str(s, "ENVELOPE ");
+		put_str(s, fm->meta.envelope);
 		break;
 	case ITEM_BODYSTRUCTURE:
-		session_printf(s, "BODYSTRUCTURE %s", fm->meta.bodystructure);
+		put_str(s, "BODYSTRUCTURE ");
+		put_str(s, fm->meta.bodystructure);
 		break;
 	case ITEM_BODY:
-		session_printf(s, "BODY %s", fm->meta.body);
+		put_str(s, "BODY ");
+		put_str(s, fm->meta.body);
 		break;
 	case ITEM_MODSEQ:
 		put_modseq(s, fm);
@@ -988,15 +1019,16 @@ item_write(struct session *s, struct fetch_job *j,
 
 /*
  * Sends what is left of the literal, a chunk at a time, until the output
- * is full.  NULs go out as 0x80 as Dovecot sends them: a literal may not
- * hold NUL (RFC 3501 9, CHAR8).  Returns 1 when the literal is sent, 0
- * when the output is full, -1 when the blob could not be read.
+ * is full.  The bytes are read straight into the output buffer.  NULs go
+ * out as 0x80 as Dovecot sends them: a literal may not hold NUL (RFC
+ * 3501 9, CHAR8).  Returns 1 when the literal is sent, 0 when the output
+ * is full (or the session closing), -1 when the blob could not be read.
  */
 static int
 literal_send(struct session *s, struct fetch_job *j)
 {
 	struct source	*lit = &j->msg.lit;
-	char		*p, *end;
+	char		*dst, *p, *end;
 	size_t		 n;
 
 	while (lit->off < lit->end) {
@@ -1004,17 +1036,19 @@ literal_send(struct session *s, struct fetch_job *j)
 			return 0;
 		n = lit->end - lit->off < BLOB_CHUNK_SIZE ?
 		    lit->end - lit->off : BLOB_CHUNK_SIZE;
+		if ((dst = session_reserve(s, n, &n)) == NULL)
+			return 0;
 		if (lit->mem != NULL)
-			memcpy(j->chunk, lit->mem + lit->off, n);
-		else if (store_blob_read(j->msg.blob, lit->off, j->chunk, n) !=
+			memcpy(dst, lit->mem + lit->off, n);
+		else if (store_blob_read(j->msg.blob, lit->off, dst, n) !=
 		    (ssize_t)n) {
 			j->err = STORE_IO;
 			return -1;
 		}
-		end = j->chunk + n;
-		for (p = j->chunk; (p = memchr(p, '\0', end - p)) != NULL; p++)
+		end = dst + n;
+		for (p = dst; (p = memchr(p, '\0', end - p)) != NULL; p++)
 			*p = (char)0x80;
-		session_write(s, j->chunk, n);
+		session_commit(s, n);
 		lit->off += n;
 	}
 	return 1;
@@ -1143,9 +1177,7 @@ imap_cmd_fetch(struct session *s, const struct imap_arg *args, size_t nargs,
 	const char		*err;
 
 	assert(is->view != NULL);
-	if ((j = calloc(1, sizeof(*j))) == NULL ||
-	    (j->chunk = malloc(BLOB_CHUNK_SIZE)) == NULL) {
-		free(j);
+	if ((j = calloc(1, sizeof(*j))) == NULL) {
 		imap_reply(s, "NO [UNAVAILABLE] %s", oom);
 		return;
 	}

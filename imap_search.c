@@ -1310,8 +1310,9 @@ candidate_read(struct search *se, struct candidate *m, enum need need)
 		    m->row.keywords != NULL ? m->row.keywords : "");
 		break;
 	case NEED_META:
-		if ((err = store_message_meta(se->store, m->row.guid, meta)) !=
-		    STORE_OK)
+		err = store_message_meta(se->store, m->row.guid,
+		    STORE_META_ALL, meta);
+		if (err != STORE_OK)
 			return err;
 		if (meta->header != NULL)
 			meta->header_len = header_normalise(meta->header,

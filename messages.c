@@ -162,7 +162,7 @@ print_message(struct store *st, const char *user, const char *mailbox,
 	char			 hex[GUID_HEX_LEN + 1];
 
 	memset(&meta, 0, sizeof(meta));
-	if (store_message_meta(st, guid, &meta) != STORE_OK)
+	if (store_message_meta(st, guid, STORE_META_ALL, &meta) != STORE_OK)
 		return -1;
 	crypto_hex(guid, GUID_LEN, hex);
 	if (!json) {

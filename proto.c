@@ -691,17 +691,46 @@ session_getline(struct session *s, size_t max, char **line, size_t *len,
 	return LINE_OK;
 }
 
+/* Drops the output of a session that went past its limit, and closes it. */
+static void
+output_overflow(struct session *s)
+{
+	log_warn("session.output", "proto=%s peer=%s msg=\"output "
+	    "limit reached\"", s->ops->name, s->peer);
+	buf_reset(&s->out);
+	s->io = SESSION_CLOSING;
+}
+
 void
 session_write(struct session *s, const void *p, size_t n)
 {
 	if (s->io == SESSION_CLOSING && s->in_eof)
 		return;
-	if (buf_append(&s->out, p, n) < 0) {
-		log_warn("session.output", "proto=%s peer=%s msg=\"output "
-		    "limit reached\"", s->ops->name, s->peer);
-		buf_reset(&s->out);
-		s->io = SESSION_CLOSING;
+	if (buf_append(&s->out, p, n) < 0)
+		output_overflow(s);
+}
+
+char *
+session_reserve(struct session *s, size_t want, size_t *got)
+{
+	char	*p;
+
+	*got = 0;
+	if (s->io == SESSION_CLOSING && s->in_eof)
+		return NULL;
+	if ((p = buf_reserve(&s->out, want, got)) == NULL) {
+		output_overflow(s);
+		return NULL;
 	}
+	if (*got > want)
+		*got = want;
+	return p;
+}
+
+void
+session_commit(struct session *s, size_t n)
+{
+	buf_commit(&s->out, n);
 }
 
 void
@@ -713,12 +742,8 @@ session_printf(struct session *s, const char *fmt, ...)
 	va_start(ap, fmt);
 	rc = buf_vprintf(&s->out, fmt, ap);
 	va_end(ap);
-	if (rc < 0) {
-		log_warn("session.output", "proto=%s peer=%s msg=\"output "
-		    "limit reached\"", s->ops->name, s->peer);
-		buf_reset(&s->out);
-		s->io = SESSION_CLOSING;
-	}
+	if (rc < 0)
+		output_overflow(s);
 }
 
 void

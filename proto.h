@@ -231,6 +231,15 @@ void	session_printf(struct session *, const char *fmt, ...)
 void	session_write(struct session *, const void *, size_t);
 
 /*
+ * Room for up to `want` bytes at the end of the output, to be filled in
+ * place and then counted with session_commit(): *got is how many fit
+ * (fewer near the output limit).  NULL, with the session closed as
+ * session_write() closes it, when nothing fits.
+ */
+char	*session_reserve(struct session *, size_t want, size_t *got);
+void	session_commit(struct session *, size_t n);
+
+/*
  * Waits for the group commit (see the top); the session's `committed`
  * handler runs after it, in this loop iteration, even when nothing was
  * left to commit.

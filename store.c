@@ -7,7 +7,8 @@
  *   user		accounts and password hashes
  *   mailbox		one row per mailbox, with its IMAP counters
  *   blob, chunk	message bytes by GUID, in BLOB_CHUNK_SIZE chunks, each
- *			zlib-compressed when that saves space; the MIME
+ *			stored as they came (BLOB_ZLIB_MIN_SAVE_PCT; older
+ *			stores hold zlib-deflated ones too); the MIME
  *			pre-parse results sit beside them in blob
  *   message		(mailbox, uid) -> blob, flags, modseq, internaldate
  *   expunged		tombstones of expunged messages (uid, guid)
@@ -39,6 +40,8 @@
 #include "mime.h"
 #include "store.h"
 #include "store_internal.h"
+
+#define nitems(a)	(sizeof(a) / sizeof((a)[0]))
 
 #define DB_FILE		"mailrepd.db"
 
@@ -257,7 +260,7 @@ static const char *const stmt_sql[NSTMT] = {
 	    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
 	[S_CHUNK_ADD] = "INSERT INTO chunk (blob_id, seq, zlib, data) "
 	    "VALUES (?1, ?2, ?3, ?4)",
-	[S_CHUNK_GET] = "SELECT zlib, data FROM chunk "
+	[S_CHUNK_GET] = "SELECT rowid, zlib, length(data) FROM chunk "
 	    "WHERE blob_id = ?1 AND seq = ?2",
 	[S_MSG_ADD] = "INSERT INTO message (mailbox_id, uid, blob_id, modseq, "
 	    "flags, keywords, internaldate) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -305,9 +308,6 @@ static const char *const stmt_sql[NSTMT] = {
 	    "ORDER BY m.uid",
 	[S_EXPUNGED_SINCE] = "SELECT uid FROM expunged WHERE mailbox = ?1 "
 	    "AND modseq > ?2 ORDER BY uid",
-	[S_BLOB_META] = "SELECT envelope, bodystructure, body, header, parts, "
-	    "sent_date, subject, from_addr, to_addr, message_id, size "
-	    "FROM blob WHERE guid = ?1",
 	[S_MBOX_STATE] = "SELECT uidnext, highestmodseq FROM mailbox "
 	    "WHERE id = ?1",
 	[S_BLOB_UNUSED_CHUNKS] = "DELETE FROM chunk WHERE blob_id = ?1 AND "
@@ -365,7 +365,6 @@ static const char *const stmt_sql[NSTMT] = {
 	[S_EXPUNGED_GUID] = "SELECT guid FROM expunged WHERE mailbox = ?1 "
 	    "AND uid = ?2",
 	[S_MBOX_GONE_GET] = "SELECT 1 FROM mailbox_gone WHERE uniqueid = ?1",
-	/* A prefix of the log: acknowledged by all, or past retention. */
 	/*
 	 * Purges a prefix of the log, at most ?3 records: up to the first
 	 * one that is neither acknowledged by all (?1) nor past retention
@@ -411,10 +410,18 @@ struct store_blob_reader {
 	struct store	*st;
 	int64_t		 blob_id;
 	uint64_t	 size;
-	int64_t		 cached_seq;	/* chunk in `chunk`, or -1 */
-	size_t		 cached_len;
-	uint8_t		*chunk;		/* BLOB_CHUNK_SIZE bytes */
+	int64_t		 seq;		/* chunk located below, or -1 */
+	int64_t		 rowid;		/* its row in chunk */
+	size_t		 len;		/* its stored length */
+	int		 zlib;		/* it is deflated */
+	sqlite3_blob	*h;		/* open on some chunk row, or NULL */
+	int64_t		 h_rowid;	/* the row h is open on */
+	int64_t		 inflated_seq;	/* chunk in `inflated`, or -1 */
+	size_t		 inflated_len;
+	uint8_t		*inflated;	/* BLOB_CHUNK_SIZE, on first need */
 };
+
+static void	chunk_release(struct store_blob_reader *);
 
 
 /* Whether errno e means the disk, a quota or the file-size limit is full. */
@@ -636,9 +643,13 @@ store_read_begin(struct store *st)
 void
 store_read_end(struct store *st)
 {
+	struct store_blob_reader	*r;
+
 	if (!st->in_read)
 		return;
 	st->in_read = 0;
+	for (r = st->readers; r != NULL; r = r->next)
+		chunk_release(r);
 	if (!sqlite3_get_autocommit(st->db))
 		exec(st, "COMMIT");
 }
@@ -848,6 +859,8 @@ store_close(struct store *st)
 	store_rollback(st);
 	for (i = 0; i < NSTMT; i++)
 		sqlite3_finalize(st->stmts[i]);
+	for (i = 0; i < STORE_META_ALL; i++)
+		sqlite3_finalize(st->meta_stmts[i]);
 	sqlite3_close(st->db);
 	free(st->raw);
 	free(st->packed);
@@ -1241,11 +1254,25 @@ bind_text_or_null(sqlite3_stmt *s, int i, const char *v)
 }
 
 /*
- * Writes the blob's bytes from b->fd as chunks, each compressed when that
- * saves at least 1/BLOB_ZLIB_MIN_SAVE of it: inflating is most of what
- * reading a blob costs, and a chunk that barely shrinks (base64 of
- * already compressed data, ~75%) is not worth it.  Memory: one raw and
- * one packed chunk, owned by the store.
+ * Whether raw[0, len) is stored deflated: when deflating saves at least
+ * BLOB_ZLIB_MIN_SAVE_PCT percent of it.  A saving has to pay for the
+ * inflate on every read (config.h); at 100 deflate is not tried.  On
+ * return 1, st->packed holds the *plen deflated bytes.
+ */
+static int
+chunk_pack(struct store *st, const uint8_t *raw, size_t len, uLongf *plen)
+{
+	if (BLOB_ZLIB_MIN_SAVE_PCT >= 100)
+		return 0;
+	*plen = st->packed_cap;
+	return compress2(st->packed, plen, raw, len, BLOB_ZLIB_LEVEL) ==
+	    Z_OK && *plen <= len - len * BLOB_ZLIB_MIN_SAVE_PCT / 100;
+}
+
+/*
+ * Writes the blob's bytes from b->fd as chunks, each deflated when
+ * chunk_pack() says so.  Memory: one raw and one packed chunk, owned by
+ * the store.
  */
 static enum store_err
 blob_write_chunks(struct store *st, int64_t blob_id,
@@ -1253,7 +1280,7 @@ blob_write_chunks(struct store *st, int64_t blob_id,
 {
 	sqlite3_stmt	*s;
 	uint64_t	 off = 0;
-	uLongf		 plen;
+	uLongf		 plen = 0;
 	size_t		 want, got;
 	ssize_t		 n;
 	int64_t		 seq = 0;
@@ -1272,10 +1299,7 @@ blob_write_chunks(struct store *st, int64_t blob_id,
 				return STORE_IO;
 			}
 		}
-		plen = st->packed_cap;
-		packed = compress2(st->packed, &plen, st->raw, want,
-		    BLOB_ZLIB_LEVEL) == Z_OK &&
-		    plen < want - want / BLOB_ZLIB_MIN_SAVE;
+		packed = chunk_pack(st, st->raw, want, &plen);
 		if ((s = stmt(st, S_CHUNK_ADD)) == NULL)
 			return STORE_IO;
 		sqlite3_bind_int64(s, 1, blob_id);
@@ -1514,16 +1538,14 @@ store_blob_open(struct store *st, const uint8_t *guid,
 	sqlite3_bind_blob(s, 1, guid, GUID_LEN, SQLITE_STATIC);
 	if ((err = step_row(st, s, "blob open")) != STORE_OK)
 		return err;
-	if ((r = calloc(1, sizeof(*r))) == NULL ||
-	    (r->chunk = malloc(BLOB_CHUNK_SIZE)) == NULL) {
-		free(r);
+	if ((r = calloc(1, sizeof(*r))) == NULL) {
 		sqlite3_reset(s);
 		return STORE_IO;
 	}
 	r->st = st;
 	r->blob_id = sqlite3_column_int64(s, 0);
 	r->size = (uint64_t)sqlite3_column_int64(s, 1);
-	r->cached_seq = -1;
+	r->seq = r->inflated_seq = -1;
 	sqlite3_reset(s);
 	r->next = st->readers;
 	st->readers = r;
@@ -1533,18 +1555,13 @@ store_blob_open(struct store *st, const uint8_t *guid,
 	return STORE_OK;
 }
 
-/*
- * Loads chunk `seq` of the reader's blob into r->chunk.  A compressed
- * chunk is a zlib stream (compress2()).
- */
+/* Finds chunk `seq` of the reader's blob: its row, length and form. */
 static int
-blob_load_chunk(struct store_blob_reader *r, int64_t seq)
+chunk_locate(struct store_blob_reader *r, int64_t seq)
 {
 	struct store	*st = r->st;
 	sqlite3_stmt	*s;
-	const void	*data;
-	uLongf		 len = BLOB_CHUNK_SIZE;
-	int		 n, ok;
+	int64_t		 len;
 
 	if ((s = stmt(st, S_CHUNK_GET)) == NULL)
 		return -1;
@@ -1556,49 +1573,139 @@ blob_load_chunk(struct store_blob_reader *r, int64_t seq)
 		    (long long)seq);
 		return -1;
 	}
-	data = sqlite3_column_blob(s, 1);
-	n = sqlite3_column_bytes(s, 1);
-	if (sqlite3_column_int(s, 0)) {
-		ok = uncompress(r->chunk, &len, data, n) == Z_OK;
-	} else {
-		ok = n <= BLOB_CHUNK_SIZE;
-		if (ok)
-			memcpy(r->chunk, data, n);
-		len = n;
-	}
+	r->rowid = sqlite3_column_int64(s, 0);
+	r->zlib = sqlite3_column_int(s, 1) != 0;
+	len = sqlite3_column_int64(s, 2);
 	sqlite3_reset(s);
-	if (!ok) {
+	if (len < 0 || (uint64_t)len > (r->zlib ? st->packed_cap :
+	    BLOB_CHUNK_SIZE)) {
 		log_error("store.blob", "msg=\"chunk corrupt\" seq=%lld",
 		    (long long)seq);
 		return -1;
 	}
-	r->cached_seq = seq;
-	r->cached_len = len;
+	r->len = (size_t)len;
+	r->seq = seq;
 	return 0;
+}
+
+/*
+ * Copies [in, in + n) of the located chunk's stored bytes to buf, through
+ * an incremental blob handle, so that SQLite reads the pages straight
+ * into buf.  The handle moves from row to row; it is closed at the end
+ * of each read outside a read snapshot, and by store_read_end().
+ */
+static int
+chunk_copy(struct store_blob_reader *r, void *buf, size_t n, size_t in)
+{
+	struct store	*st = r->st;
+	int		 rc;
+
+	if (r->h == NULL)
+		rc = sqlite3_blob_open(st->db, "main", "chunk", "data",
+		    r->rowid, 0, &r->h);
+	else if (r->h_rowid != r->rowid)
+		rc = sqlite3_blob_reopen(r->h, r->rowid);
+	else
+		rc = SQLITE_OK;
+	if (rc == SQLITE_OK) {
+		r->h_rowid = r->rowid;
+		rc = sqlite3_blob_read(r->h, buf, (int)n, (int)in);
+	}
+	if (rc != SQLITE_OK) {
+		log_error("store.blob", "msg=%s seq=%lld",
+		    log_quote(sqlite3_errmsg(st->db)), (long long)r->seq);
+		sqlite3_blob_close(r->h);
+		r->h = NULL;
+		return -1;
+	}
+	return 0;
+}
+
+/* Closes the reader's blob handle: no read lock outlives its use. */
+static void
+chunk_release(struct store_blob_reader *r)
+{
+	if (r->h != NULL)
+		sqlite3_blob_close(r->h);
+	r->h = NULL;
+}
+
+/*
+ * Inflates the located chunk, which older versions stored as a zlib
+ * stream (compress2()), into r->inflated.
+ */
+static int
+chunk_inflate(struct store_blob_reader *r)
+{
+	struct store	*st = r->st;
+	uLongf		 len = BLOB_CHUNK_SIZE;
+
+	if (r->inflated_seq == r->seq)
+		return 0;
+	if (r->inflated == NULL &&
+	    (r->inflated = malloc(BLOB_CHUNK_SIZE)) == NULL)
+		return -1;
+	if (chunk_copy(r, st->packed, r->len, 0) < 0)
+		return -1;
+	if (uncompress(r->inflated, &len, st->packed, r->len) != Z_OK) {
+		log_error("store.blob", "msg=\"chunk corrupt\" seq=%lld",
+		    (long long)r->seq);
+		return -1;
+	}
+	r->inflated_seq = r->seq;
+	r->inflated_len = len;
+	return 0;
+}
+
+/*
+ * Copies up to `want` bytes from `in` into the current chunk to buf;
+ * returns how many (0 when `in` is past its end), or -1.
+ */
+static ssize_t
+chunk_read(struct store_blob_reader *r, size_t in, void *buf, size_t want)
+{
+	size_t	 len;
+
+	if (r->zlib && chunk_inflate(r) < 0)
+		return -1;
+	len = r->zlib ? r->inflated_len : r->len;
+	if (in >= len)
+		return 0;
+	if (want > len - in)
+		want = len - in;
+	if (r->zlib)
+		memcpy(buf, r->inflated + in, want);
+	else if (chunk_copy(r, buf, want, in) < 0)
+		return -1;
+	return (ssize_t)want;
 }
 
 ssize_t
 store_blob_read(struct store_blob_reader *r, uint64_t off, void *buf,
     size_t len)
 {
-	size_t	 done = 0, in, n;
+	size_t	 done = 0;
+	ssize_t	 n = 0;
 	int64_t	 seq;
 
 	while (done < len && off < r->size) {
 		seq = (int64_t)(off / BLOB_CHUNK_SIZE);
-		in = off % BLOB_CHUNK_SIZE;
-		if (seq != r->cached_seq && blob_load_chunk(r, seq) < 0)
-			return -1;
-		if (in >= r->cached_len)
-			return -1;
-		n = r->cached_len - in;
-		if (n > len - done)
-			n = len - done;
-		memcpy((char *)buf + done, r->chunk + in, n);
-		done += n;
-		off += n;
+		if (seq != r->seq && chunk_locate(r, seq) < 0) {
+			n = -1;
+			break;
+		}
+		n = chunk_read(r, off % BLOB_CHUNK_SIZE, (char *)buf + done,
+		    len - done);
+		if (n <= 0) {
+			n = -1;		/* a chunk shorter than its place */
+			break;
+		}
+		done += (size_t)n;
+		off += (uint64_t)n;
 	}
-	return (ssize_t)done;
+	if (!r->st->in_read)
+		chunk_release(r);
+	return n < 0 ? -1 : (ssize_t)done;
 }
 
 void
@@ -1611,7 +1718,8 @@ store_blob_close(struct store_blob_reader *r)
 	for (rp = &r->st->readers; *rp != r; rp = &(*rp)->next)
 		assert(*rp != NULL);
 	*rp = r->next;
-	free(r->chunk);
+	chunk_release(r);
+	free(r->inflated);
 	free(r);
 }
 
@@ -2049,43 +2157,102 @@ column_dup(sqlite3_stmt *s, int i, size_t *len)
 	return out;
 }
 
+/* The columns of each STORE_META_* group, in the order read below. */
+static const char *const meta_columns[] = {
+	"envelope, bodystructure, body",
+	"header, parts",
+	"sent_date, subject, from_addr, to_addr, message_id, size",
+};
+
+/*
+ * The statement that loads the groups in `what` (1 to STORE_META_ALL),
+ * prepared on first use: one per combination, so that a step reads no
+ * column it does not need.
+ */
+static sqlite3_stmt *
+meta_stmt(struct store *st, unsigned what)
+{
+	char		 sql[256];
+	size_t		 i, n;
+	sqlite3_stmt	**sp = &st->meta_stmts[what - 1];
+
+	if (*sp != NULL) {
+		sqlite3_reset(*sp);
+		return *sp;
+	}
+	n = (size_t)snprintf(sql, sizeof(sql), "SELECT ");
+	for (i = 0; i < nitems(meta_columns); i++)
+		if (what & (1u << i))
+			n += (size_t)snprintf(sql + n, sizeof(sql) - n, "%s%s",
+			    n > 7 ? ", " : "", meta_columns[i]);
+	snprintf(sql + n, sizeof(sql) - n, " FROM blob WHERE guid = ?1");
+	if (sqlite3_prepare_v3(st->db, sql, -1, SQLITE_PREPARE_PERSISTENT, sp,
+	    NULL) != SQLITE_OK) {
+		log_error("store.prepare", "sql=%s msg=%s", log_quote(sql),
+		    log_quote(sqlite3_errmsg(st->db)));
+		return NULL;
+	}
+	return *sp;
+}
+
+/* Reads the STORE_META_SECTIONS group from columns i and i + 1. */
+static enum store_err
+meta_sections(sqlite3_stmt *s, int i, struct store_meta *out)
+{
+	size_t	 plen = 0;
+	char	*parts;
+	int	 bad;
+
+	out->header = column_dup(s, i, &out->header_len);
+	parts = column_dup(s, i + 1, &plen);
+	bad = parts == NULL || mime_parts_decode(parts, plen, &out->parts,
+	    &out->nparts) < 0;
+	free(parts);
+	if (bad) {
+		log_error("store.meta", "msg=\"unreadable parts table\"");
+		return STORE_IO;
+	}
+	return STORE_OK;
+}
+
 enum store_err
-store_message_meta(struct store *st, const uint8_t *guid,
+store_message_meta(struct store *st, const uint8_t *guid, unsigned what,
     struct store_meta *out)
 {
 	sqlite3_stmt	*s;
-	size_t		 plen = 0;
-	char		*parts;
-	enum store_err	 err;
+	enum store_err	 err = STORE_OK;
+	int		 i = 0;
 
 	memset(out, 0, sizeof(*out));
-	if ((s = stmt(st, S_BLOB_META)) == NULL)
+	out->sent_date = -1;
+	assert(what != 0 && what <= STORE_META_ALL);
+	if ((s = meta_stmt(st, what)) == NULL)
 		return STORE_IO;
 	sqlite3_bind_blob(s, 1, guid, GUID_LEN, SQLITE_STATIC);
 	if ((err = step_row(st, s, "meta")) != STORE_OK)
 		return err;
-	out->envelope = column_dup(s, 0, NULL);
-	out->bodystructure = column_dup(s, 1, NULL);
-	out->body = column_dup(s, 2, NULL);
-	out->header = column_dup(s, 3, &out->header_len);
-	parts = column_dup(s, 4, &plen);
-	out->sent_date = sqlite3_column_type(s, 5) == SQLITE_NULL ? -1 :
-	    (time_t)sqlite3_column_int64(s, 5);
-	out->subject = column_dup(s, 6, NULL);
-	out->from = column_dup(s, 7, NULL);
-	out->to = column_dup(s, 8, NULL);
-	out->message_id = column_dup(s, 9, NULL);
-	out->size = (uint64_t)sqlite3_column_int64(s, 10);
-	sqlite3_reset(s);
-	if (parts == NULL || mime_parts_decode(parts, plen, &out->parts,
-	    &out->nparts) < 0) {
-		free(parts);
-		store_meta_free(out);
-		log_error("store.meta", "msg=\"unreadable parts table\"");
-		return STORE_IO;
+	if (what & STORE_META_STRUCT) {
+		out->envelope = column_dup(s, i++, NULL);
+		out->bodystructure = column_dup(s, i++, NULL);
+		out->body = column_dup(s, i++, NULL);
 	}
-	free(parts);
-	return STORE_OK;
+	if (what & STORE_META_SECTIONS) {
+		err = meta_sections(s, i, out);
+		i += 2;
+	}
+	if (what & STORE_META_SEARCH) {
+		if (sqlite3_column_type(s, i) != SQLITE_NULL)
+			out->sent_date = (time_t)sqlite3_column_int64(s, i);
+		out->subject = column_dup(s, i + 1, NULL);
+		out->from = column_dup(s, i + 2, NULL);
+		out->to = column_dup(s, i + 3, NULL);
+		out->message_id = column_dup(s, i + 4, NULL);
+		out->size = (uint64_t)sqlite3_column_int64(s, i + 5);
+	}
+	sqlite3_reset(s);
+	if (err != STORE_OK)
+		store_meta_free(out);
+	return err;
 }
 
 void

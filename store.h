@@ -177,9 +177,11 @@ enum store_err	store_message_foreach(struct store *, int64_t mailbox_id,
 		    int (*cb)(void *, const struct store_message *), void *arg);
 
 /*
- * Reading a blob by GUID, in pieces, with bounded memory: a reader keeps
- * one decompressed chunk.  store_blob_read() returns the bytes copied
- * (0 at the end) or -1.
+ * Reading a blob by GUID, in pieces, with bounded memory: stored bytes
+ * are read straight into buf; a reader keeps one inflated chunk only for
+ * a chunk stored deflated.  store_blob_read() returns the bytes copied
+ * (0 at the end) or -1.  Inside store_read_begin()/end() a reader keeps
+ * its place in the chunk table from call to call.
  */
 struct store_blob_reader;
 enum store_err	store_blob_open(struct store *, const uint8_t *guid,
@@ -215,8 +217,17 @@ struct store_meta {
 	uint64_t		 size;
 };
 
+/*
+ * Loads the groups of *out that `what` names (STORE_META_*); the rest is
+ * left NULL (sent_date -1).  A FETCH of ENVELOPE and BODYSTRUCTURE need
+ * not read the header block, which can be 64 KiB.
+ */
+#define STORE_META_STRUCT	0x1	/* envelope, bodystructure, body */
+#define STORE_META_SECTIONS	0x2	/* header, header_len, parts, nparts */
+#define STORE_META_SEARCH	0x4	/* sent_date, subject, from, to, ... */
+#define STORE_META_ALL		0x7
 enum store_err	store_message_meta(struct store *, const uint8_t *guid,
-		    struct store_meta *out);
+		    unsigned what, struct store_meta *out);
 void		store_meta_free(struct store_meta *);
 
 /*

@@ -49,7 +49,6 @@ enum stmt_id {
 	S_EXPUNGED_ADD,
 	S_MSG_CHANGED,
 	S_EXPUNGED_SINCE,
-	S_BLOB_META,
 	S_MBOX_STATE,
 	S_BLOB_UNUSED_CHUNKS,
 	S_BLOB_UNUSED,
@@ -91,6 +90,7 @@ enum stmt_id {
 struct store {
 	sqlite3		*db;
 	sqlite3_stmt	*stmts[NSTMT];
+	sqlite3_stmt	*meta_stmts[STORE_META_ALL];	/* of meta_stmt() */
 	int		 in_txn;	/* a write transaction is open */
 	int		 in_read;	/* a read snapshot is open */
 	enum store_err	 fault;		/* the last failure db_error() saw */
