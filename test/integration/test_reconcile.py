@@ -242,3 +242,37 @@ def test_reconcile_keep_policy_waits_for_resolve(cluster):
     assert (3, "replica-3") in got, got        # still kept, still open
     assert [s for u, s in got if u > 3].count("replica-2") == 1, got
     assert [s for u, s in got if u > 3].count("master-2") == 1, got
+
+
+def test_streamed_expunge_of_another_message_renumbers(cluster):
+    """While streaming: the master appends and then expunges UID 2, which
+    the replica holds as a message of its own.  Both records meet another
+    GUID; under renumber the replica's message moves to a new UID on
+    every node and the expunged one is gone everywhere."""
+    master, _ = cluster(0)
+    assert lmtp_one(master.port, "alice@" + DOMAIN,
+                    message("shared"))[0].startswith("250")
+    rep = cluster.replica(master, 0)
+    wait_same(master, rep)
+    follows_head(master, rep)
+    rep.stop()
+    local = rep.__class__(rep.tmp, rep.data, [])
+    local.start()
+    assert lmtp_one(local.port, "alice@" + DOMAIN,
+                    message("replica-own"))[0].startswith("250")
+    local.stop()
+    assert lmtp_one(master.port, "alice@" + DOMAIN,
+                    message("master-gone"))[0].startswith("250")
+    c = master.imap("alice")
+    c.select("INBOX")
+    assert c.uid("STORE", "2", "+FLAGS", "(\\Deleted)")[0] == "OK"
+    assert c.expunge()[0] == "OK"
+    c.logout()
+    rep.start()
+    wait_for_log(master, "sync.renumber name=replica0 uid=2")
+    wait_same(master, rep)
+    got = inbox_subjects(rep)
+    assert got == inbox_subjects(master)
+    assert [s for _, s in got] == ["shared", "replica-own"], got
+    assert got[1][0] > 2, got
+    assert "sync.reconcile.start" not in rep.log_text(since=True)  # streamed
