@@ -729,17 +729,16 @@ master_input(struct session *s)
 			memmove(c->inflight_end, c->inflight_end + k + 1,
 			    (size_t)c->inflight * sizeof(c->inflight_end[0]));
 		} else if ((c->state == CH_STREAM || c->state ==
-		    CH_RECONCILE) && type == SF_PING) {
-			/* keep-alive */
-		} else if ((c->state == CH_STREAM || c->state ==
 		    CH_RECONCILE) && type == SF_PUSH) {
 			master_push_begin(s, c, p, n);
 		} else if ((c->state == CH_STREAM || c->state ==
 		    CH_RECONCILE) && type == SF_PUSH_DATA) {
 			master_push_data(s, c, p, n);
-		} else if (c->state == CH_RECONCILE && recon_input(s, c, type,
-		    p, n) == 0) {
-			/* the replica's inventory */
+		} else if (((c->state == CH_STREAM || c->state ==
+		    CH_RECONCILE) && type == SF_PING) ||
+		    (c->state == CH_RECONCILE && recon_input(s, c, type, p,
+		    n) == 0)) {
+			/* a keep-alive, or the inventory (taken) */
 		} else {
 			log_warn("sync.protocol", "peer=%s name=%s type=%d "
 			    "state=%d msg=\"unexpected frame\"", s->peer,

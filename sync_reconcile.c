@@ -262,7 +262,7 @@ plan_mailbox(void *arg, const uint8_t *uniqueid)
 static int
 recon_plan(struct session *s, struct recon *r)
 {
-	struct inv_mailbox	 key, *m;
+	struct inv_mailbox	 key = { 0 }, *m;
 	size_t			 i;
 
 	if (r->ninv > 0)
@@ -508,7 +508,7 @@ recon_message(struct session *s, struct chan *c, struct recon_action *a)
 static int
 recon_open_mailbox(struct session *s, struct recon *r)
 {
-	struct inv_mailbox	 key, *peer;
+	struct inv_mailbox	 key = { 0 }, *peer;
 	uint8_t			 digest[GUID_LEN];
 
 	if (store_mailbox_by_uniqueid(s->srv->store, r->mboxes[r->mb_i],
@@ -983,7 +983,6 @@ replica_push(struct session *s, struct chan *c)
 {
 	struct store_conflict	 k;
 	size_t			 n;
-	ssize_t			 got;
 	int			 open_too = s->srv->settings->conflict_policy ==
 				    CONFLICT_POLICY_RENUMBER;
 
@@ -994,8 +993,8 @@ replica_push(struct session *s, struct chan *c)
 		if (c->push_body != NULL) {
 			n = c->push_size - c->push_off < BLOB_CHUNK_SIZE ?
 			    c->push_size - c->push_off : BLOB_CHUNK_SIZE;
-			if (n > 0 && (got = store_blob_read(c->push_body,
-			    c->push_off, c->zout, n)) != (ssize_t)n) {
+			if (n > 0 && store_blob_read(c->push_body,
+			    c->push_off, c->zout, n) != (ssize_t)n) {
 				session_close(s);
 				return;
 			}
