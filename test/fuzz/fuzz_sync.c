@@ -3,8 +3,8 @@
  * log record decoder.
  *
  * sync_frame_peek() must never claim a frame longer than the buffer or
- * than SYNC_MAX_FRAME allows, and its total must be header, payload and
- * MAC.  A record that decodes must re-encode to the very bytes it came
+ * than SYNC_MAX_FRAME allows, and its total must be header and
+ * payload.  A record that decodes must re-encode to the very bytes it came
  * from (the encoding is canonical: one record, one byte string) and
  * decode again to the same record.  The input is tried as a bare record
  * and, when it holds a whole frame, the frame's payload too.
@@ -20,11 +20,11 @@ int	LLVMFuzzerTestOneInput(const uint8_t *, size_t);
 
 /* Checks one sync_frame_peek() answer against the buffer. */
 static void
-check_peek(const uint8_t *p, size_t n, int keyed)
+check_peek(const uint8_t *p, size_t n)
 {
 	uint8_t	 type = 0;
 	size_t	 paylen = 0, total = 0;
-	int	 rc = sync_frame_peek(p, n, keyed, &type, &paylen, &total);
+	int	 rc = sync_frame_peek(p, n, &type, &paylen, &total);
 
 	if (rc == -1) {
 		if (n < SYNC_HDR_LEN)
@@ -34,9 +34,7 @@ check_peek(const uint8_t *p, size_t n, int keyed)
 	if (rc == 0 && n < SYNC_HDR_LEN)
 		return;
 	if (paylen > SYNC_MAX_FRAME || type != p[0] ||
-	    (total != SYNC_HDR_LEN + paylen &&
-	    total != SYNC_HDR_LEN + paylen + SYNC_MAC_LEN) ||
-	    (!keyed && total != SYNC_HDR_LEN + paylen))
+	    total != SYNC_HDR_LEN + paylen)
 		abort();
 	if (rc == 1 && total > n)
 		abort();	/* a frame beyond the buffer */
@@ -89,10 +87,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	uint8_t	 type;
 	size_t	 paylen, total;
 
-	check_peek(data, size, 0);
-	check_peek(data, size, 1);
+	check_peek(data, size);
 	check_record(data, size);
-	if (sync_frame_peek(data, size, 1, &type, &paylen, &total) == 1)
+	if (sync_frame_peek(data, size, &type, &paylen, &total) == 1)
 		check_record(data + SYNC_HDR_LEN, paylen);
 	return 0;
 }

@@ -1,7 +1,7 @@
 /*
  * seed_sync.c — writes the seed corpus of fuzz_sync: every record type
  * of the replication log, as a real store logged it and sync_rec_encode()
- * encoded it, bare and inside a frame (header, payload, MAC).
+ * encoded it, bare and inside a frame (header, payload).
  *
  * usage: seed_sync DIR	(make fuzz-seeds; the files are committed)
  */
@@ -128,18 +128,16 @@ main(int argc, char **argv)
 		snprintf(name, sizeof(name), "rec-%02lld-%s", (long long)pos,
 		    r.type);
 		write_seed(argv[1], name, enc, n);
-		/* The same record as a keyed RECORD frame; a zero MAC. */
+		/* The same record inside a RECORD frame. */
 		frame[0] = SF_RECORD;
 		frame[1] = (uint8_t)(n >> 24);
 		frame[2] = (uint8_t)(n >> 16);
 		frame[3] = (uint8_t)(n >> 8);
 		frame[4] = (uint8_t)n;
 		memcpy(frame + SYNC_HDR_LEN, enc, n);
-		memset(frame + SYNC_HDR_LEN + n, 0, SYNC_MAC_LEN);
 		snprintf(name, sizeof(name), "frame-%02lld-%s",
 		    (long long)pos, r.type);
-		write_seed(argv[1], name, frame,
-		    SYNC_HDR_LEN + n + SYNC_MAC_LEN);
+		write_seed(argv[1], name, frame, SYNC_HDR_LEN + n);
 	}
 	store_close(st);
 	need(nftw(tmp, remove_one, 8, FTW_DEPTH | FTW_PHYS) == 0, "rm");
