@@ -37,7 +37,7 @@
 #define BLOB_ZLIB_MIN_SAVE	4	/* keep a chunk deflated if that saves 1/4 */
 #define STORE_BUSY_TIMEOUT_MS	5000	/* wait for another process's lock */
 #define STORE_MAX_KEYWORDS	4096	/* bytes of keywords on a message */
-#define SCHEMA_VERSION		4	/* bump with a migration in store.c */
+#define SCHEMA_VERSION		5	/* bump with a migration in store.c */
 
 /* LMTP */
 #define LMTP_MAX_LINE		2048	/* command line, CRLF included */
@@ -117,6 +117,8 @@
 #define SYNC_RECON_CHUNK	1024	/* messages compared per round trip */
 #define SYNC_RECON_MAX_MAILBOXES 100000 /* mailboxes in a replica's inventory */
 #define DEFAULT_REPL_LOG_RETENTION (7 * 86400) /* seconds a log record is kept */
+#define SYNC_UPSTREAM_MAX	255	/* bytes of a HOST:PORT to follow (demote) */
+#define DEMOTE_WAIT_TICKS	50	/* 100 ms looks for a running node to demote */
 #define SYNC_STATUS_INTERVAL	5	/* seconds between acked-position writes */
 /*
  * --repl-sync-timeout: 0 (asynchronous) by default; at most a minute,
