@@ -18,9 +18,9 @@ PYTHON	?= /usr/bin/python3
 MODULES	= settings.c log.c buf.c crypto.c store.c mime.c spool.c net.c proto.c \
 	  lmtp.c admin.c mailio.c imap_parse.c imap.c imap_mailbox.c \
 	  imap_message.c imap_list.c imap_fetch.c imap_search.c \
-	  tls.c transport.c penalty.c sync.c control.c store_repl.c
+	  tls.c transport.c penalty.c sync.c control.c store_repl.c json.c
 # The command-line tools (dev, messages, wait, conflicts); only main() calls them.
-TOOLS	= dev.c json.c messages.c conflicts.c
+TOOLS	= dev.c messages.c conflicts.c
 SRCS	= mailrepd.c $(TOOLS) $(MODULES)
 HDRS	= $(wildcard *.h)
 
