@@ -975,12 +975,11 @@ int
 store_mailbox_was_deleted(struct store *st, const uint8_t *uniqueid)
 {
 	sqlite3_stmt	*s;
-	enum store_err	 err;
 
 	if ((s = stmt(st, S_MBOX_GONE_GET)) == NULL)
 		return 0;
 	sqlite3_bind_blob(s, 1, uniqueid, MAILBOX_ID_LEN, SQLITE_STATIC);
-	if ((err = step_row(st, s, "mailbox gone")) != STORE_OK)
+	if (step_row(st, s, "mailbox gone") != STORE_OK)
 		return 0;
 	sqlite3_reset(s);
 	return 1;

@@ -850,7 +850,7 @@ plan_mailbox(void *arg, const uint8_t *uniqueid)
 static int
 recon_plan(struct session *s, struct recon *r)
 {
-	struct inv_mailbox	 key, *m;
+	struct inv_mailbox	 key = { 0 }, *m;	/* bsearch reads uniqueid */
 	size_t			 i;
 
 	if (r->ninv > 0)
@@ -1096,7 +1096,7 @@ recon_message(struct session *s, struct chan *c, struct recon_action *a)
 static int
 recon_open_mailbox(struct session *s, struct recon *r)
 {
-	struct inv_mailbox	 key, *peer;
+	struct inv_mailbox	 key = { 0 }, *peer;	/* bsearch reads uniqueid */
 	uint8_t			 digest[GUID_LEN];
 
 	if (store_mailbox_by_uniqueid(s->srv->store, r->mboxes[r->mb_i],
@@ -1614,17 +1614,16 @@ master_input(struct session *s)
 			memmove(c->inflight_end, c->inflight_end + k + 1,
 			    (size_t)c->inflight * sizeof(c->inflight_end[0]));
 		} else if ((c->state == CH_STREAM || c->state ==
-		    CH_RECONCILE) && type == SF_PING) {
-			/* keep-alive */
-		} else if ((c->state == CH_STREAM || c->state ==
 		    CH_RECONCILE) && type == SF_PUSH) {
 			master_push_begin(s, c, p, n);
 		} else if ((c->state == CH_STREAM || c->state ==
 		    CH_RECONCILE) && type == SF_PUSH_DATA) {
 			master_push_data(s, c, p, n);
-		} else if (c->state == CH_RECONCILE && recon_input(s, c, type,
-		    p, n) == 0) {
-			/* the replica's inventory */
+		} else if (((c->state == CH_STREAM || c->state ==
+		    CH_RECONCILE) && type == SF_PING) ||
+		    (c->state == CH_RECONCILE && recon_input(s, c, type, p,
+		    n) == 0)) {
+			/* a keep-alive, or the replica's inventory */
 		} else {
 			log_warn("sync.protocol", "peer=%s name=%s type=%d "
 			    "state=%d msg=\"unexpected frame\"", s->peer,
@@ -2173,7 +2172,6 @@ replica_push(struct session *s, struct chan *c)
 {
 	struct store_conflict	 k;
 	size_t			 n;
-	ssize_t			 got;
 	int			 open_too = s->srv->settings->conflict_policy ==
 				    CONFLICT_POLICY_RENUMBER;
 
@@ -2184,8 +2182,8 @@ replica_push(struct session *s, struct chan *c)
 		if (c->push_body != NULL) {
 			n = c->push_size - c->push_off < BLOB_CHUNK_SIZE ?
 			    c->push_size - c->push_off : BLOB_CHUNK_SIZE;
-			if (n > 0 && (got = store_blob_read(c->push_body,
-			    c->push_off, c->zout, n)) != (ssize_t)n) {
+			if (n > 0 && store_blob_read(c->push_body,
+			    c->push_off, c->zout, n) != (ssize_t)n) {
 				session_close(s);
 				return;
 			}
