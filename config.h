@@ -44,7 +44,7 @@
 #define BLOB_ZLIB_MIN_SAVE_PCT	100
 #define STORE_BUSY_TIMEOUT_MS	5000	/* wait for another process's lock */
 #define STORE_MAX_KEYWORDS	4096	/* bytes of keywords on a message */
-#define SCHEMA_VERSION		5	/* bump with a migration in store.c */
+#define SCHEMA_VERSION		6	/* bump with a migration in store.c */
 
 /* LMTP */
 #define LMTP_MAX_LINE		2048	/* command line, CRLF included */
@@ -131,6 +131,8 @@
 #define GUARD_USERS		256	/* users tallied per window */
 #define DEFAULT_QUARANTINE_DAYS	14	/* days deleted mail is kept */
 #define SYNC_QUARANTINE_INTERVAL 3600	/* seconds between quarantine purges */
+#define SYNC_UPSTREAM_MAX	255	/* bytes of a HOST:PORT to follow (demote) */
+#define DEMOTE_WAIT_TICKS	50	/* 100 ms looks for a running node to demote */
 #define SYNC_STATUS_INTERVAL	5	/* seconds between acked-position writes */
 /*
  * --repl-sync-timeout: 0 (asynchronous) by default; at most a minute,

@@ -46,6 +46,7 @@ static volatile sig_atomic_t	stop_signal;	/* SIGTERM, SIGINT */
 static volatile sig_atomic_t	quit_signals;	/* SIGQUITs: 1 drains */
 static volatile sig_atomic_t	reload_signal;
 static volatile sig_atomic_t	promote_signal;	/* SIGUSR1 */
+static volatile sig_atomic_t	demote_signal;	/* SIGUSR2 */
 
 /* A SIGQUIT drain (DESIGN.md, "Graceful drain (SIGQUIT)"). */
 enum drain_phase {
@@ -75,8 +76,10 @@ on_stop_signal(int sig)
 static void
 on_promote_signal(int sig)
 {
-	(void)sig;
-	promote_signal = 1;
+	if (sig == SIGUSR2)
+		demote_signal = 1;
+	else
+		promote_signal = 1;
 }
 
 static void
@@ -193,12 +196,14 @@ setup_signals(sigset_t *waitmask)
 	sigaction(SIGHUP, &sa, NULL);
 	sa.sa_handler = on_promote_signal;
 	sigaction(SIGUSR1, &sa, NULL);
+	sigaction(SIGUSR2, &sa, NULL);
 	sigemptyset(&block);
 	sigaddset(&block, SIGTERM);
 	sigaddset(&block, SIGINT);
 	sigaddset(&block, SIGQUIT);
 	sigaddset(&block, SIGHUP);
 	sigaddset(&block, SIGUSR1);
+	sigaddset(&block, SIGUSR2);
 	sigprocmask(SIG_BLOCK, &block, waitmask);
 }
 
@@ -222,6 +227,29 @@ drain_ms(const struct drain *dr)
 	clock_gettime(CLOCK_MONOTONIC, &now);
 	return (now.tv_sec - dr->start.tv_sec) * 1000 +
 	    (now.tv_nsec - dr->start.tv_nsec) / 1000000;
+}
+
+/*
+ * SIGUSR2: the request `mailrepd demote` left in the data directory
+ * (control.h).  Not during a drain: the node is on its way out, and the
+ * drain's own report is what a failover goes by.
+ */
+static void
+demote(struct server *srv, const struct drain *dr)
+{
+	char	 spec[SYNC_UPSTREAM_MAX + 1], secret[4096];
+
+	demote_signal = 0;
+	if (control_demote_request(srv->settings->data_dir, spec, sizeof(spec),
+	    secret, sizeof(secret)) < 0)
+		return;
+	if (dr->phase != DRAIN_NONE) {
+		log_warn("sync.demote", "master=%s msg=\"draining: not "
+		    "demoted\"", log_quote(spec));
+		return;
+	}
+	(void)sync_demote(srv, spec, secret[0] != '\0' ? secret :
+	    srv->settings->repl_secret_file);
 }
 
 /* Step 1 of a drain: listeners closed at once, new connections refused. */
@@ -329,10 +357,15 @@ drain_finish(struct server *srv, struct drain *dr, const sigset_t *origmask)
 	if (store_txn_open(srv->store))
 		(void)store_commit(srv->store);
 	run_shutdown_commands(srv->settings->shutdown_command, origmask);
-	log_info("drain.checkpoint", "ok=%s", store_checkpoint(srv->store) ==
-	    STORE_OK ? "yes" : "no");
 	status = behind > 0 ? EXIT_REPLICA_BEHIND : dr->timed_out &&
 	    dr->cut > 0 ? EXIT_DRAIN_TIMEOUT : EXIT_DRAINED;
+	/* The clean-shutdown marker, before the checkpoint carries it. */
+	log_info("drain.marker", "ok=%s status=%d head=%lld",
+	    store_shutdown_record(srv->store, time(NULL), status) == STORE_OK &&
+	    store_commit(srv->store) == STORE_OK ? "yes" : "no", status,
+	    (long long)store_replog_head(srv->store));
+	log_info("drain.checkpoint", "ok=%s", store_checkpoint(srv->store) ==
+	    STORE_OK ? "yes" : "no");
 	log_info("drain.done", "status=%d ms=%ld", status, drain_ms(dr));
 	return status;
 }
@@ -410,6 +443,8 @@ event_loop(struct server *srv, struct listener *ls, int nls,
 			promote_signal = 0;
 			(void)sync_promote(srv);
 		}
+		if (demote_signal)
+			demote(srv, dr);
 		if (dr->phase != DRAIN_NONE)
 			drain_step(srv, dr);
 		for (s = srv->sessions; s != NULL; s = s->next)
@@ -440,7 +475,8 @@ serve_usage(FILE *f)
 	    "every replica has everything,\n3: a replica is behind, 4: the "
 	    "drain timeout cut sessions off, 5: a second\nSIGQUIT or SIGTERM "
 	    "cut the drain short); SIGTERM or SIGINT stop it at once;\n"
-	    "SIGUSR1 promotes a replica.  The pid is in DIR/mailrepd.pid.\n\n");
+	    "SIGUSR1 promotes a replica, SIGUSR2 demotes (mailrepd demote).  "
+	    "The pid\nis in DIR/mailrepd.pid.\n\n");
 	settings_usage(f);
 }
 
@@ -527,6 +563,14 @@ cmd_serve(int argc, char **argv, int first, int dev_mode)
 		goto out2;
 	}
 	nls = n;
+	/* The last clean-shutdown marker no longer describes this store. */
+	if (store_shutdown_stale(srv.store, srv.now) != STORE_OK ||
+	    store_commit(srv.store) != STORE_OK) {
+		fprintf(stderr, "mailrepd: cannot update the store in '%s'\n",
+		    set.data_dir);
+		close_listeners(ls, nls);
+		goto out;
+	}
 	setup_signals(&waitmask);
 	pidfile = control_write_pid(set.data_dir) == 0;
 	log_info("serve.ready", "name=%s data=%s version=%s",
@@ -589,6 +633,7 @@ static const struct {
 	{ "status", sync_status, "replication status: role, log, replicas" },
 	{ "drain", control_drain, "drain the running server (SIGQUIT), wait" },
 	{ "promote", control_promote, "make the running replica a master" },
+	{ "demote", control_demote, "make a node a replica of another master" },
 	{ "conflicts", conflicts_main, "list, show and resolve GUID conflicts" },
 	{ "replica", guard_resume_main, "resume a replica the delete guard "
 	    "paused" },

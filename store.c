@@ -210,12 +210,34 @@ static const char schema_v5[] =
 	"CREATE INDEX quarantine_blob ON quarantine(blob_id);"
 	"CREATE INDEX quarantine_time ON quarantine(time);";
 
+/*
+ * Version 6, planned failover: the upstream `mailrepd demote` recorded
+ * (the next serve follows it), and the clean-shutdown marker a drain
+ * leaves: what the log and each replica held when the node stopped.
+ */
+static const char schema_v6[] =
+	"ALTER TABLE node ADD COLUMN upstream TEXT;"
+	"CREATE TABLE shutdown ("
+	"  one INTEGER PRIMARY KEY CHECK (one = 1),"
+	"  time INTEGER NOT NULL,"
+	"  role TEXT NOT NULL,"
+	"  epoch BLOB NOT NULL,"
+	"  head INTEGER NOT NULL,"
+	"  status INTEGER NOT NULL,"
+	"  stale INTEGER NOT NULL DEFAULT 0);"
+	"CREATE TABLE shutdown_replica ("
+	"  name TEXT PRIMARY KEY,"
+	"  node_id BLOB NOT NULL,"
+	"  acked INTEGER NOT NULL,"
+	"  connected INTEGER NOT NULL);";
+
 static const char *const migrations[SCHEMA_VERSION] = {
 	schema_v1,
 	schema_v2,
 	schema_v3,
 	schema_v4,
 	schema_v5,
+	schema_v6,
 };
 
 static const char *const stmt_sql[NSTMT] = {
@@ -321,9 +343,31 @@ static const char *const stmt_sql[NSTMT] = {
 	    "WHERE seq > ?1 ORDER BY seq LIMIT 1",
 	[S_REPLOG_FIRST] = "SELECT coalesce(min(seq), 0) FROM replog",
 	[S_NODE_GET] = "SELECT node_id, epoch, role, master_id, master_epoch, "
-	    "applied, paused, allow_deletes FROM node",
+	    "applied, paused, allow_deletes, upstream FROM node",
 	[S_NODE_APPLIED] = "UPDATE node SET master_id = ?1, master_epoch = ?2, "
 	    "applied = ?3",
+	/* A node that was a master accepted writes of its own: compare. */
+	[S_NODE_DEMOTE] = "UPDATE node SET upstream = ?1, "
+	    "master_id = CASE role WHEN 'master' THEN NULL ELSE master_id END, "
+	    "master_epoch = CASE role WHEN 'master' THEN NULL "
+	    "ELSE master_epoch END, "
+	    "applied = CASE role WHEN 'master' THEN 0 ELSE applied END, "
+	    "role = 'replica'",
+	[S_SHUTDOWN_SET] = "INSERT OR REPLACE INTO shutdown (one, time, role, "
+	    "epoch, head, status, stale) SELECT 1, ?1, role, epoch, "
+	    "coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'replog'), "
+	    "0), ?2, 0 FROM node",
+	[S_SHUTDOWN_CLEAR_REPLICAS] = "DELETE FROM shutdown_replica",
+	[S_SHUTDOWN_COPY_REPLICAS] = "INSERT INTO shutdown_replica (name, "
+	    "node_id, acked, connected) SELECT name, node_id, acked, connected "
+	    "FROM replica",
+	[S_SHUTDOWN_GET] = "SELECT time, role, epoch, head, status, stale "
+	    "FROM shutdown",
+	[S_SHUTDOWN_STALE] = "UPDATE shutdown SET stale = ?1 WHERE stale = 0",
+	/* As S_REPLICA_LIST, last seen when the marker was recorded. */
+	[S_SHUTDOWN_REPLICA_LIST] = "SELECT name, node_id, acked, "
+	    "(SELECT time FROM shutdown), connected FROM shutdown_replica "
+	    "ORDER BY name",
 	[S_NODE_UIDV_MAX] = "UPDATE node SET last_uidvalidity = "
 	    "max(last_uidvalidity, ?1)",
 	[S_MBOX_BY_UNIQUEID] = "SELECT m.id, m.uniqueid, m.name, "

@@ -335,12 +335,23 @@ struct store_node {
 	int64_t		 applied;		/* master position applied */
 	char		 paused[256];		/* why applying stopped, or "" */
 	int		 allow_deletes;		/* an operator allowed them */
+	char		 upstream[SYNC_UPSTREAM_MAX + 1]; /* demote's, or "" */
 };
 enum store_err	store_node_get(struct store *, struct store_node *out);
 /* Records the role ("master" or "replica"); a mutation, not logged. */
 enum store_err	store_node_set_role(struct store *, const char *role);
-/* Role master and a new random epoch (`mailrepd promote`); a mutation. */
+/*
+ * Role master and a new random epoch (`mailrepd promote`), and no
+ * recorded upstream any more; a mutation.
+ */
 enum store_err	store_node_promote(struct store *);
+/*
+ * `mailrepd demote`: role replica, following upstream (HOST:PORT) from
+ * the next start or at once.  A node that was a master forgets which log
+ * it followed, so that its next master compares everything (its own
+ * writes included) rather than stream past them.  A mutation, not logged.
+ */
+enum store_err	store_node_demote(struct store *, const char *upstream);
 /* Checkpoints the WAL into the database (at a clean exit). */
 enum store_err	store_checkpoint(struct store *);
 /*
@@ -465,6 +476,30 @@ struct store_replica {
 enum store_err	store_replica_update(struct store *,
 		    const struct store_replica *);
 enum store_err	store_replica_foreach(struct store *,
+		    int (*cb)(void *, const struct store_replica *), void *arg);
+
+/*
+ * The clean-shutdown marker (DESIGN.md, "Graceful drain", step 4): what
+ * this node's log held when a drain ended, with each known replica's
+ * acknowledged position (store_shutdown_replica_foreach, as store_replica
+ * with last_seen the marker's time).  stale is 0 until the node serves
+ * again, then when it started.
+ */
+struct store_shutdown {
+	int64_t		 time;
+	char		 role[16];
+	uint8_t		 epoch[EPOCH_LEN];
+	int64_t		 head;
+	int		 status;		/* the exit status (control.h) */
+	int64_t		 stale;
+};
+/* Records the marker (replacing the last one); a mutation, not logged. */
+enum store_err	store_shutdown_record(struct store *, int64_t now, int status);
+/* The last marker: STORE_OK, or STORE_NOTFOUND when none was recorded. */
+enum store_err	store_shutdown_get(struct store *, struct store_shutdown *);
+/* Serving again: a fresh marker becomes stale (since now); a mutation. */
+enum store_err	store_shutdown_stale(struct store *, int64_t now);
+enum store_err	store_shutdown_replica_foreach(struct store *,
 		    int (*cb)(void *, const struct store_replica *), void *arg);
 
 /* A GUID conflict a replica found and kept out of its store. */

@@ -93,6 +93,7 @@ store_node_get(struct store *st, struct store_node *n)
 	n->applied = sqlite3_column_int64(s, 5);
 	column_text(s, 6, n->paused, sizeof(n->paused));
 	n->allow_deletes = sqlite3_column_int(s, 7);
+	column_text(s, 8, n->upstream, sizeof(n->upstream));
 	sqlite3_reset(s);
 	return STORE_OK;
 }
@@ -134,7 +135,7 @@ store_node_promote(struct store *st)
 	if ((err = op_begin(st)) != STORE_OK)
 		return err;
 	rc = sqlite3_prepare_v2(st->db, "UPDATE node SET role = 'master', "
-	    "epoch = ?1", -1, &s, NULL);
+	    "epoch = ?1, upstream = NULL", -1, &s, NULL);
 	if (rc != SQLITE_OK)
 		return op_end(st, db_error(st, rc, "node promote"));
 	sqlite3_bind_blob(s, 1, epoch, sizeof(epoch), SQLITE_STATIC);
@@ -644,15 +645,19 @@ store_replica_update(struct store *st, const struct store_replica *r)
 	return op_end(st, step_done(st, s, "replica update"));
 }
 
-enum store_err
-store_replica_foreach(struct store *st,
+/*
+ * Runs cb over the rows of a replica listing (id: name, node_id, acked,
+ * last_seen, connected), until it returns non-zero.
+ */
+static enum store_err
+replica_rows(struct store *st, enum stmt_id id,
     int (*cb)(void *, const struct store_replica *), void *arg)
 {
 	struct store_replica	 r;
 	sqlite3_stmt		*s;
 	int			 rc;
 
-	if ((s = stmt(st, S_REPLICA_LIST)) == NULL)
+	if ((s = stmt(st, id)) == NULL)
 		return STORE_IO;
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
 		memset(&r, 0, sizeof(r));
@@ -667,6 +672,13 @@ store_replica_foreach(struct store *st,
 	sqlite3_reset(s);
 	return rc == SQLITE_ROW || rc == SQLITE_DONE ? STORE_OK :
 	    db_error(st, rc, "replica list");
+}
+
+enum store_err
+store_replica_foreach(struct store *st,
+    int (*cb)(void *, const struct store_replica *), void *arg)
+{
+	return replica_rows(st, S_REPLICA_LIST, cb, arg);
 }
 
 enum store_err
@@ -1117,4 +1129,88 @@ store_quarantine_purge(struct store *st, int64_t before, int64_t *left)
 		return op_end(st, err);
 	*left = query_int64(st, S_QUAR_COUNT);
 	return op_end(st, STORE_OK);
+}
+
+enum store_err
+store_node_demote(struct store *st, const char *upstream)
+{
+	sqlite3_stmt	*s;
+	enum store_err	 err;
+
+	if (strlen(upstream) > SYNC_UPSTREAM_MAX)
+		return STORE_INVALID;
+	if ((err = op_begin(st)) != STORE_OK)
+		return err;
+	if ((s = stmt(st, S_NODE_DEMOTE)) == NULL)
+		return op_end(st, STORE_IO);
+	sqlite3_bind_text(s, 1, upstream, -1, SQLITE_STATIC);
+	return op_end(st, step_done(st, s, "node demote"));
+}
+
+/*
+ * The marker in one operation: the node's role and epoch and the log
+ * head from the node row and the log, the replicas from `replica` (which
+ * sync_drain_report() has just brought up to date).
+ */
+enum store_err
+store_shutdown_record(struct store *st, int64_t now, int status)
+{
+	sqlite3_stmt	*s;
+	enum store_err	 err;
+
+	if ((err = op_begin(st)) != STORE_OK)
+		return err;
+	if ((s = stmt(st, S_SHUTDOWN_SET)) == NULL)
+		return op_end(st, STORE_IO);
+	sqlite3_bind_int64(s, 1, now);
+	sqlite3_bind_int(s, 2, status);
+	if ((err = step_done(st, s, "shutdown marker")) == STORE_OK)
+		err = (s = stmt(st, S_SHUTDOWN_CLEAR_REPLICAS)) == NULL ?
+		    STORE_IO : step_done(st, s, "shutdown replicas");
+	if (err == STORE_OK)
+		err = (s = stmt(st, S_SHUTDOWN_COPY_REPLICAS)) == NULL ?
+		    STORE_IO : step_done(st, s, "shutdown replicas");
+	return op_end(st, err);
+}
+
+enum store_err
+store_shutdown_get(struct store *st, struct store_shutdown *out)
+{
+	sqlite3_stmt	*s;
+	enum store_err	 err;
+
+	memset(out, 0, sizeof(*out));
+	if ((s = stmt(st, S_SHUTDOWN_GET)) == NULL)
+		return STORE_IO;
+	if ((err = step_row(st, s, "shutdown marker")) != STORE_OK)
+		return err;
+	out->time = sqlite3_column_int64(s, 0);
+	column_text(s, 1, out->role, sizeof(out->role));
+	column_id(s, 2, out->epoch, EPOCH_LEN);
+	out->head = sqlite3_column_int64(s, 3);
+	out->status = sqlite3_column_int(s, 4);
+	out->stale = sqlite3_column_int64(s, 5);
+	sqlite3_reset(s);
+	return STORE_OK;
+}
+
+enum store_err
+store_shutdown_stale(struct store *st, int64_t now)
+{
+	sqlite3_stmt	*s;
+	enum store_err	 err;
+
+	if ((err = op_begin(st)) != STORE_OK)
+		return err;
+	if ((s = stmt(st, S_SHUTDOWN_STALE)) == NULL)
+		return op_end(st, STORE_IO);
+	sqlite3_bind_int64(s, 1, now);
+	return op_end(st, step_done(st, s, "shutdown stale"));
+}
+
+enum store_err
+store_shutdown_replica_foreach(struct store *st,
+    int (*cb)(void *, const struct store_replica *), void *arg)
+{
+	return replica_rows(st, S_SHUTDOWN_REPLICA_LIST, cb, arg);
 }

@@ -50,6 +50,7 @@
 
 #include "admin.h"
 #include "config.h"
+#include "control.h"
 #include "crypto.h"
 #include "guard.h"
 #include "json.h"
@@ -69,7 +70,8 @@ extern char **environ;
 /* What this process knows about replication; one server per process. */
 static struct {
 	struct server	*srv;
-	int		 replica;	/* --replicate-from given */
+	int		 replica;	/* following a master */
+	char		 from[SYNC_UPSTREAM_MAX + 1]; /* its HOST:PORT */
 	struct session	*upstream;	/* our connection to the master */
 	time_t		 next_connect;
 	int		 backoff;
@@ -1268,7 +1270,7 @@ static const struct proto_ops sync_replica_proto = {
 static void
 replica_connect(struct server *srv)
 {
-	const char	*spec = srv->settings->replicate_from;
+	const char	*spec = repl.from;
 	struct addrinfo	 hints, *ai = NULL;
 	char		 host[256], *colon;
 	int		 fd, rc;
@@ -1358,6 +1360,32 @@ read_secret(const char *path)
 	return rc;
 }
 
+/*
+ * Which master to follow: --replicate-from, or else the upstream that
+ * `mailrepd demote` recorded in the store; "" for none.  Returns 0, or -1
+ * after saying why (too long for the store's upstream).
+ */
+static int
+upstream_of(struct server *srv, char *out, size_t cap)
+{
+	const char		*from = srv->settings->replicate_from;
+	struct store_node	 me;
+
+	out[0] = '\0';
+	if (from == NULL && store_node_get(srv->store, &me) == STORE_OK &&
+	    strcmp(me.role, "replica") == 0 && me.upstream[0] != '\0') {
+		snprintf(out, cap, "%s", me.upstream);
+		log_info("sync.upstream", "master=%s from=demote",
+		    log_quote(out));
+	} else if (from != NULL && strlen(from) >= cap) {
+		fprintf(stderr, "mailrepd: setting 'replicate-from' is longer "
+		    "than %zu bytes\n", cap - 1);
+		return -1;
+	} else if (from != NULL)
+		snprintf(out, cap, "%s", from);
+	return 0;
+}
+
 int
 sync_setup(struct server *srv)
 {
@@ -1373,22 +1401,26 @@ sync_setup(struct server *srv)
 		    "'repl-listen': no replica could acknowledge\n");
 		return -1;
 	}
-	if (set->repl_listen == NULL && set->replicate_from == NULL)
+	if (upstream_of(srv, repl.from, sizeof(repl.from)) < 0)
+		return -1;
+	if (set->repl_listen == NULL && repl.from[0] == '\0')
 		return 0;
 	if (set->repl_secret_file == NULL) {
 		fprintf(stderr, "mailrepd: setting 'repl-secret-file' is "
-		    "needed with --repl-listen or --replicate-from\n");
+		    "needed with --repl-listen or --replicate-from%s\n",
+		    set->replicate_from == NULL && set->repl_listen == NULL ?
+		    " (this node follows the upstream `mailrepd demote` "
+		    "recorded)" : "");
 		return -1;
 	}
 	if (read_secret(set->repl_secret_file) < 0)
 		return -1;
-	if (set->replicate_from != NULL && strrchr(set->replicate_from,
-	    ':') == NULL) {
+	if (repl.from[0] != '\0' && strrchr(repl.from, ':') == NULL) {
 		fprintf(stderr, "mailrepd: setting 'replicate-from' wants "
-		    "HOST:PORT, not '%s'\n", set->replicate_from);
+		    "HOST:PORT, not '%s'\n", repl.from);
 		return -1;
 	}
-	repl.replica = set->replicate_from != NULL;
+	repl.replica = repl.from[0] != '\0';
 	/*
 	 * A batch spools up to SYNC_BATCH_BODIES bodies (64 KiB of buffer
 	 * each) and frees them all at once: keep that memory rather than
@@ -1504,11 +1536,74 @@ sync_promote(struct server *srv)
 		return -1;
 	}
 	repl.replica = 0;
+	repl.from[0] = '\0';
 	if (repl.upstream != NULL)
 		session_close(repl.upstream);
 	crypto_hex(me.epoch, EPOCH_LEN, hex);
 	log_info("sync.promote", "role=master epoch=%s applied=%lld head=%lld",
 	    hex, (long long)me.applied, (long long)store_replog_head(srv->store));
+	return 0;
+}
+
+/*
+ * Closes every replica session that follows this node (a demoted node
+ * stops serving its log to them); returns how many there were.
+ */
+static unsigned
+close_replica_sessions(struct server *srv)
+{
+	struct session	*s;
+	unsigned	 n = 0;
+
+	for (s = srv->sessions; s != NULL; s = s->next)
+		if (s->ops == &sync_master_proto && s->io != SESSION_CLOSING) {
+			session_close(s);
+			n++;
+		}
+	return n;
+}
+
+int
+sync_demote(struct server *srv, const char *spec, const char *secret_file)
+{
+	struct store_node	 me;
+	int			 was_master = !repl.replica;
+	unsigned		 closed;
+
+	if (strrchr(spec, ':') == NULL || strlen(spec) > SYNC_UPSTREAM_MAX) {
+		log_error("sync.demote", "master=%s msg=\"wants HOST:PORT\"",
+		    log_quote(spec));
+		return -1;
+	}
+	if (!tls_psk_available() && (secret_file == NULL ||
+	    read_secret(secret_file) < 0)) {
+		log_error("sync.demote", "master=%s msg=\"no replication "
+		    "secret: give --repl-secret-file\"", log_quote(spec));
+		return -1;
+	}
+	if (store_txn_open(srv->store))
+		(void)store_commit(srv->store);
+	if (store_node_demote(srv->store, spec) != STORE_OK ||
+	    store_commit(srv->store) != STORE_OK ||
+	    store_node_get(srv->store, &me) != STORE_OK) {
+		log_error("sync.demote", "msg=\"cannot record the new role\"");
+		return -1;
+	}
+	/* From here on IMAP is read-only and LMTP answers 451. */
+	repl.replica = 1;
+	snprintf(repl.from, sizeof(repl.from), "%s", spec);
+	closed = close_replica_sessions(srv);
+	if (repl.upstream != NULL)
+		session_close(repl.upstream);
+	repl.upstream = NULL;	/* the old one is reaped on its own */
+	repl.backoff = 0;
+	repl.next_connect = srv->now;
+	mallopt(M_TRIM_THRESHOLD, 16 * 1024 * 1024);	/* as sync_setup */
+	log_info("sync.demote", "role=replica master=%s was=%s "
+	    "replicas_closed=%u head=%lld", log_quote(spec), was_master ?
+	    "master" : "replica", closed,
+	    (long long)store_replog_head(srv->store));
+	replica_connect(srv);
 	return 0;
 }
 
@@ -1738,6 +1833,7 @@ sync_status(int argc, char **argv)
 		json_str(stdout, me.paused[0] ? me.paused : NULL);
 		printf(",\"allow_deletes\":%s,", me.allow_deletes ? "true" :
 		    "false");
+		control_status_node(st, &me, 1);
 		printf("\"conflicts_open\":%lld,\"replicas\":[",
 		    (long long)store_conflict_count(st, NULL));
 		store_replica_foreach(st, status_replica, &x);
@@ -1755,6 +1851,7 @@ sync_status(int argc, char **argv)
 		    SYNC_COUNTERS(st));
 		if (me.paused[0] != '\0')
 			printf("paused %s\n", me.paused);
+		control_status_node(st, &me, 0);
 		printf("conflicts %lld open\n",
 		    (long long)store_conflict_count(st, NULL));
 		store_replica_foreach(st, status_replica, &x);

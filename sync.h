@@ -84,6 +84,18 @@ unsigned sync_drain_report(struct server *);
  * it was a master already, -1 when the store refused.
  */
 int	sync_promote(struct server *);
+/*
+ * `mailrepd demote` of a running node (SIGUSR2, control.h): from now on
+ * a replica of spec (HOST:PORT), so IMAP turns read-only and LMTP
+ * answers 451 at once; the replica sessions that followed this node are
+ * closed, the role and upstream recorded, and spec connected to, whose
+ * master then reconciles this node (a former master forgets the log it
+ * followed, so its own writes are compared, never streamed past).
+ * secret_file is read when the node has no replication key yet (NULL:
+ * none given).  Returns 0, or -1 (logged) when nothing changed.
+ */
+int	sync_demote(struct server *, const char *spec,
+	    const char *secret_file);
 
 /* `mailrepd status [--json] --data DIR`. */
 int	sync_status(int argc, char **argv);
