@@ -10,6 +10,8 @@
 
 #include "store.h"
 
+#define nitems(a)	(sizeof(a) / sizeof((a)[0]))
+
 /* Every statement the store runs more than once, prepared once. */
 enum stmt_id {
 	S_USER_ADD,
@@ -124,6 +126,23 @@ struct replog_rec {
 };
 
 
+/* A reader of one blob (store.h); st->readers lists the open ones. */
+struct store_blob_reader {
+	struct store_blob_reader *next;		/* in st->readers */
+	struct store	*st;
+	int64_t		 blob_id;
+	uint64_t	 size;
+	int64_t		 seq;		/* chunk located below, or -1 */
+	int64_t		 rowid;		/* its row in chunk */
+	size_t		 len;		/* its stored length */
+	int		 zlib;		/* it is deflated */
+	sqlite3_blob	*h;		/* open on some chunk row, or NULL */
+	int64_t		 h_rowid;	/* the row h is open on */
+	int64_t		 inflated_seq;	/* chunk in `inflated`, or -1 */
+	size_t		 inflated_len;
+	uint8_t		*inflated;	/* BLOB_CHUNK_SIZE, on first need */
+};
+
 /* What a message carries besides its bytes. */
 struct msg_attrs {
 	uint32_t	 flags;
@@ -163,6 +182,12 @@ enum store_err	 message_insert(struct store *, int64_t mbox_id,
 enum store_err	 message_expunge(struct store *, int64_t mailbox_id,
 		    uint32_t uid, int64_t *blob_id);
 enum store_err	 blob_drop_unused(struct store *, int64_t blob_id);
+void		 bind_text_or_null(sqlite3_stmt *, int, const char *);
+/* store_blob.c: a reader gives back its chunk's handle and buffer. */
+void		 chunk_release(struct store_blob_reader *);
+/* store_blob.c: re-reads a blob; 0 with why when it is not its GUID's. */
+int		 blob_verify(struct store *, const uint8_t *guid, char *why,
+		    size_t whylen);
 /* Drops every blob no message (and no quarantine entry) uses. */
 enum store_err	 blob_gc(struct store *);
 enum store_err	 blob_put(struct store *, const struct store_blob_in *,

@@ -1,0 +1,547 @@
+/*
+ * store_blob.c — message bytes: blobs by GUID in BLOB_CHUNK_SIZE chunks
+ * (stored as they came unless compressing saves BLOB_ZLIB_MIN_SAVE_PCT),
+ * read back in pieces with bounded memory, verified against their GUID,
+ * and the MIME pre-parse stored beside them.
+ */
+#include <assert.h>
+#include <errno.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sqlite3.h>
+#include <zlib.h>
+
+#include "config.h"
+#include "crypto.h"
+#include "log.h"
+#include "mime.h"
+#include "store.h"
+#include "store_internal.h"
+
+/*
+ * Whether raw[0, len) is stored deflated: when deflating saves at least
+ * BLOB_ZLIB_MIN_SAVE_PCT percent of it.  A saving has to pay for the
+ * inflate on every read (config.h); at 100 deflate is not tried.  On
+ * return 1, st->packed holds the *plen deflated bytes.
+ */
+static int
+chunk_pack(struct store *st, const uint8_t *raw, size_t len, uLongf *plen)
+{
+	if (BLOB_ZLIB_MIN_SAVE_PCT >= 100)
+		return 0;
+	*plen = st->packed_cap;
+	return compress2(st->packed, plen, raw, len, BLOB_ZLIB_LEVEL) ==
+	    Z_OK && *plen <= len - len * BLOB_ZLIB_MIN_SAVE_PCT / 100;
+}
+
+/*
+ * Writes the blob's bytes from b->fd as chunks, each deflated when
+ * chunk_pack() says so.  Memory: one raw and one packed chunk, owned by
+ * the store.
+ */
+static enum store_err
+blob_write_chunks(struct store *st, int64_t blob_id,
+    const struct store_blob_in *b)
+{
+	sqlite3_stmt	*s;
+	uint64_t	 off = 0;
+	uLongf		 plen = 0;
+	size_t		 want, got;
+	ssize_t		 n;
+	int64_t		 seq = 0;
+	enum store_err	 err;
+	int		 packed;
+
+	while (off < b->size) {
+		want = b->size - off < BLOB_CHUNK_SIZE ? b->size - off :
+		    BLOB_CHUNK_SIZE;
+		for (got = 0; got < want; got += n) {
+			n = pread(b->fd, st->raw + got, want - got, off + got);
+			if (n <= 0) {
+				log_error("store.blob", "msg=%s",
+				    log_quote(n < 0 ? strerror(errno) :
+				    "spool file shorter than its size"));
+				return STORE_IO;
+			}
+		}
+		packed = chunk_pack(st, st->raw, want, &plen);
+		if ((s = stmt(st, S_CHUNK_ADD)) == NULL)
+			return STORE_IO;
+		sqlite3_bind_int64(s, 1, blob_id);
+		sqlite3_bind_int64(s, 2, seq++);
+		sqlite3_bind_int(s, 3, packed);
+		sqlite3_bind_blob(s, 4, packed ? st->packed : st->raw,
+		    packed ? (int)plen : (int)want, SQLITE_STATIC);
+		if ((err = step_done(st, s, "chunk add")) != STORE_OK)
+			return err;
+		off += want;
+	}
+	return STORE_OK;
+}
+
+/* Finds the blob by GUID or stores it; *blob_id names it either way. */
+enum store_err
+blob_put(struct store *st, const struct store_blob_in *b, int64_t *blob_id)
+{
+	const struct mime_result *m = b->mime;
+	sqlite3_stmt	*s;
+	char		*parts = NULL;
+	size_t		 partslen = 0;
+	enum store_err	 err;
+	int		 rc;
+
+	if ((s = stmt(st, S_BLOB_FIND)) == NULL)
+		return STORE_IO;
+	sqlite3_bind_blob(s, 1, b->guid, GUID_LEN, SQLITE_STATIC);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		*blob_id = sqlite3_column_int64(s, 0);
+		sqlite3_reset(s);
+		return STORE_OK;
+	}
+	sqlite3_reset(s);
+	if (rc != SQLITE_DONE)
+		return db_error(st, rc, "blob find");
+	if (mime_parts_encode(m->parts, m->nparts, &parts, &partslen) < 0)
+		return STORE_IO;
+	if ((s = stmt(st, S_BLOB_ADD)) == NULL) {
+		free(parts);
+		return STORE_IO;
+	}
+	sqlite3_bind_blob(s, 1, b->guid, GUID_LEN, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 2, (sqlite3_int64)b->size);
+	bind_text_or_null(s, 3, m->envelope);
+	bind_text_or_null(s, 4, m->bodystructure);
+	bind_text_or_null(s, 5, m->body);
+	sqlite3_bind_blob(s, 6, m->header ? m->header : "", (int)m->header_len,
+	    SQLITE_STATIC);
+	sqlite3_bind_blob(s, 7, parts, (int)partslen, SQLITE_STATIC);
+	bind_text_or_null(s, 8, m->subject);
+	bind_text_or_null(s, 9, m->from);
+	bind_text_or_null(s, 10, m->to);
+	bind_text_or_null(s, 11, m->message_id);
+	if (m->date != (time_t)-1)
+		sqlite3_bind_int64(s, 12, m->date);
+	err = step_done(st, s, "blob add");
+	free(parts);
+	if (err != STORE_OK)
+		return err;
+	*blob_id = sqlite3_last_insert_rowid(st->db);
+	return blob_write_chunks(st, *blob_id, b);
+}
+
+enum store_err
+store_blob_open(struct store *st, const uint8_t *guid,
+    struct store_blob_reader **out, uint64_t *size)
+{
+	struct store_blob_reader	*r;
+	sqlite3_stmt			*s;
+	enum store_err			 err;
+
+	*out = NULL;
+	if ((s = stmt(st, S_BLOB_FIND)) == NULL)
+		return STORE_IO;
+	sqlite3_bind_blob(s, 1, guid, GUID_LEN, SQLITE_STATIC);
+	if ((err = step_row(st, s, "blob open")) != STORE_OK)
+		return err;
+	if ((r = calloc(1, sizeof(*r))) == NULL) {
+		sqlite3_reset(s);
+		return STORE_IO;
+	}
+	r->st = st;
+	r->blob_id = sqlite3_column_int64(s, 0);
+	r->size = (uint64_t)sqlite3_column_int64(s, 1);
+	r->seq = r->inflated_seq = -1;
+	sqlite3_reset(s);
+	r->next = st->readers;
+	st->readers = r;
+	if (size != NULL)
+		*size = r->size;
+	*out = r;
+	return STORE_OK;
+}
+
+/* Finds chunk `seq` of the reader's blob: its row, length and form. */
+static int
+chunk_locate(struct store_blob_reader *r, int64_t seq)
+{
+	struct store	*st = r->st;
+	sqlite3_stmt	*s;
+	int64_t		 len;
+
+	if ((s = stmt(st, S_CHUNK_GET)) == NULL)
+		return -1;
+	sqlite3_bind_int64(s, 1, r->blob_id);
+	sqlite3_bind_int64(s, 2, seq);
+	if (sqlite3_step(s) != SQLITE_ROW) {
+		sqlite3_reset(s);
+		log_error("store.blob", "msg=\"chunk missing\" seq=%lld",
+		    (long long)seq);
+		return -1;
+	}
+	r->rowid = sqlite3_column_int64(s, 0);
+	r->zlib = sqlite3_column_int(s, 1) != 0;
+	len = sqlite3_column_int64(s, 2);
+	sqlite3_reset(s);
+	if (len < 0 || (uint64_t)len > (r->zlib ? st->packed_cap :
+	    BLOB_CHUNK_SIZE)) {
+		log_error("store.blob", "msg=\"chunk corrupt\" seq=%lld",
+		    (long long)seq);
+		return -1;
+	}
+	r->len = (size_t)len;
+	r->seq = seq;
+	return 0;
+}
+
+/*
+ * Copies [in, in + n) of the located chunk's stored bytes to buf, through
+ * an incremental blob handle, so that SQLite reads the pages straight
+ * into buf.  The handle moves from row to row; it is closed at the end
+ * of each read outside a read snapshot, and by store_read_end().
+ */
+static int
+chunk_copy(struct store_blob_reader *r, void *buf, size_t n, size_t in)
+{
+	struct store	*st = r->st;
+	int		 rc;
+
+	if (r->h == NULL)
+		rc = sqlite3_blob_open(st->db, "main", "chunk", "data",
+		    r->rowid, 0, &r->h);
+	else if (r->h_rowid != r->rowid)
+		rc = sqlite3_blob_reopen(r->h, r->rowid);
+	else
+		rc = SQLITE_OK;
+	if (rc == SQLITE_OK) {
+		r->h_rowid = r->rowid;
+		rc = sqlite3_blob_read(r->h, buf, (int)n, (int)in);
+	}
+	if (rc != SQLITE_OK) {
+		log_error("store.blob", "msg=%s seq=%lld",
+		    log_quote(sqlite3_errmsg(st->db)), (long long)r->seq);
+		sqlite3_blob_close(r->h);
+		r->h = NULL;
+		return -1;
+	}
+	return 0;
+}
+
+/* Closes the reader's blob handle: no read lock outlives its use. */
+void
+chunk_release(struct store_blob_reader *r)
+{
+	if (r->h != NULL)
+		sqlite3_blob_close(r->h);
+	r->h = NULL;
+}
+
+/*
+ * Inflates the located chunk, which older versions stored as a zlib
+ * stream (compress2()), into r->inflated.
+ */
+static int
+chunk_inflate(struct store_blob_reader *r)
+{
+	struct store	*st = r->st;
+	uLongf		 len = BLOB_CHUNK_SIZE;
+
+	if (r->inflated_seq == r->seq)
+		return 0;
+	if (r->inflated == NULL &&
+	    (r->inflated = malloc(BLOB_CHUNK_SIZE)) == NULL)
+		return -1;
+	if (chunk_copy(r, st->packed, r->len, 0) < 0)
+		return -1;
+	if (uncompress(r->inflated, &len, st->packed, r->len) != Z_OK) {
+		log_error("store.blob", "msg=\"chunk corrupt\" seq=%lld",
+		    (long long)r->seq);
+		return -1;
+	}
+	r->inflated_seq = r->seq;
+	r->inflated_len = len;
+	return 0;
+}
+
+/*
+ * Copies up to `want` bytes from `in` into the current chunk to buf;
+ * returns how many (0 when `in` is past its end), or -1.
+ */
+static ssize_t
+chunk_read(struct store_blob_reader *r, size_t in, void *buf, size_t want)
+{
+	size_t	 len;
+
+	if (r->zlib && chunk_inflate(r) < 0)
+		return -1;
+	len = r->zlib ? r->inflated_len : r->len;
+	if (in >= len)
+		return 0;
+	if (want > len - in)
+		want = len - in;
+	if (r->zlib)
+		memcpy(buf, r->inflated + in, want);
+	else if (chunk_copy(r, buf, want, in) < 0)
+		return -1;
+	return (ssize_t)want;
+}
+
+ssize_t
+store_blob_read(struct store_blob_reader *r, uint64_t off, void *buf,
+    size_t len)
+{
+	size_t	 done = 0;
+	ssize_t	 n = 0;
+	int64_t	 seq;
+
+	while (done < len && off < r->size) {
+		seq = (int64_t)(off / BLOB_CHUNK_SIZE);
+		if (seq != r->seq && chunk_locate(r, seq) < 0) {
+			n = -1;
+			break;
+		}
+		n = chunk_read(r, off % BLOB_CHUNK_SIZE, (char *)buf + done,
+		    len - done);
+		if (n <= 0) {
+			n = -1;		/* a chunk shorter than its place */
+			break;
+		}
+		done += (size_t)n;
+		off += (uint64_t)n;
+	}
+	if (!r->st->in_read)
+		chunk_release(r);
+	return n < 0 ? -1 : (ssize_t)done;
+}
+
+void
+store_blob_close(struct store_blob_reader *r)
+{
+	struct store_blob_reader	**rp;
+
+	if (r == NULL)
+		return;
+	for (rp = &r->st->readers; *rp != r; rp = &(*rp)->next)
+		assert(*rp != NULL);
+	*rp = r->next;
+	chunk_release(r);
+	free(r->inflated);
+	free(r);
+}
+
+/* Re-hashes one blob; returns 1 when it matches its GUID and size. */
+int
+blob_verify(struct store *st, const uint8_t *guid, char *why, size_t whylen)
+{
+	struct store_blob_reader	*r;
+	struct sha256			*h;
+	uint8_t				 digest[GUID_LEN];
+	uint64_t			 size, off = 0;
+	ssize_t				 n;
+
+	if (store_blob_open(st, guid, &r, &size) != STORE_OK) {
+		snprintf(why, whylen, "cannot open");
+		return 0;
+	}
+	if ((h = crypto_sha256_new()) == NULL) {
+		store_blob_close(r);
+		snprintf(why, whylen, "out of memory");
+		return 0;
+	}
+	while ((n = store_blob_read(r, off, st->raw, BLOB_CHUNK_SIZE)) > 0)
+		crypto_sha256_update(h, st->raw, n), off += n;
+	crypto_sha256_finish(h, digest);
+	store_blob_close(r);
+	if (n < 0 || off != size) {
+		snprintf(why, whylen, "unreadable at byte %llu of %llu",
+		    (unsigned long long)off, (unsigned long long)size);
+		return 0;
+	}
+	if (memcmp(digest, guid, GUID_LEN) != 0) {
+		snprintf(why, whylen, "content does not match its GUID");
+		return 0;
+	}
+	return 1;
+}
+
+/* Duplicates column i as a NUL-terminated string, or NULL when NULL. */
+static char *
+column_dup(sqlite3_stmt *s, int i, size_t *len)
+{
+	const void	*p = sqlite3_column_blob(s, i);
+	int		 n = sqlite3_column_bytes(s, i);
+	char		*out;
+
+	if (p == NULL && sqlite3_column_type(s, i) == SQLITE_NULL)
+		return NULL;
+	if ((out = malloc((size_t)n + 1)) == NULL)
+		return NULL;
+	if (n > 0 && p != NULL)
+		memcpy(out, p, n);
+	out[n] = '\0';
+	if (len != NULL)
+		*len = (size_t)n;
+	return out;
+}
+
+/* The columns of each STORE_META_* group, in the order read below. */
+static const char *const meta_columns[] = {
+	"envelope, bodystructure, body",
+	"header, parts",
+	"sent_date, subject, from_addr, to_addr, message_id, size",
+};
+
+/*
+ * The statement that loads the groups in `what` (1 to STORE_META_ALL),
+ * prepared on first use: one per combination, so that a step reads no
+ * column it does not need.
+ */
+static sqlite3_stmt *
+meta_stmt(struct store *st, unsigned what)
+{
+	char		 sql[256];
+	size_t		 i, n;
+	sqlite3_stmt	**sp = &st->meta_stmts[what - 1];
+
+	if (*sp != NULL) {
+		sqlite3_reset(*sp);
+		return *sp;
+	}
+	n = (size_t)snprintf(sql, sizeof(sql), "SELECT ");
+	for (i = 0; i < nitems(meta_columns); i++)
+		if (what & (1u << i))
+			n += (size_t)snprintf(sql + n, sizeof(sql) - n, "%s%s",
+			    n > 7 ? ", " : "", meta_columns[i]);
+	snprintf(sql + n, sizeof(sql) - n, " FROM blob WHERE guid = ?1");
+	if (sqlite3_prepare_v3(st->db, sql, -1, SQLITE_PREPARE_PERSISTENT, sp,
+	    NULL) != SQLITE_OK) {
+		log_error("store.prepare", "sql=%s msg=%s", log_quote(sql),
+		    log_quote(sqlite3_errmsg(st->db)));
+		return NULL;
+	}
+	return *sp;
+}
+
+/* Reads the STORE_META_SECTIONS group from columns i and i + 1. */
+static enum store_err
+meta_sections(sqlite3_stmt *s, int i, struct store_meta *out)
+{
+	size_t	 plen = 0;
+	char	*parts;
+	int	 bad;
+
+	out->header = column_dup(s, i, &out->header_len);
+	parts = column_dup(s, i + 1, &plen);
+	bad = parts == NULL || mime_parts_decode(parts, plen, &out->parts,
+	    &out->nparts) < 0;
+	free(parts);
+	if (bad) {
+		log_error("store.meta", "msg=\"unreadable parts table\"");
+		return STORE_IO;
+	}
+	return STORE_OK;
+}
+
+enum store_err
+store_message_meta(struct store *st, const uint8_t *guid, unsigned what,
+    struct store_meta *out)
+{
+	sqlite3_stmt	*s;
+	enum store_err	 err = STORE_OK;
+	int		 i = 0;
+
+	memset(out, 0, sizeof(*out));
+	out->sent_date = -1;
+	assert(what != 0 && what <= STORE_META_ALL);
+	if ((s = meta_stmt(st, what)) == NULL)
+		return STORE_IO;
+	sqlite3_bind_blob(s, 1, guid, GUID_LEN, SQLITE_STATIC);
+	if ((err = step_row(st, s, "meta")) != STORE_OK)
+		return err;
+	if (what & STORE_META_STRUCT) {
+		out->envelope = column_dup(s, i++, NULL);
+		out->bodystructure = column_dup(s, i++, NULL);
+		out->body = column_dup(s, i++, NULL);
+	}
+	if (what & STORE_META_SECTIONS) {
+		err = meta_sections(s, i, out);
+		i += 2;
+	}
+	if (what & STORE_META_SEARCH) {
+		if (sqlite3_column_type(s, i) != SQLITE_NULL)
+			out->sent_date = (time_t)sqlite3_column_int64(s, i);
+		out->subject = column_dup(s, i + 1, NULL);
+		out->from = column_dup(s, i + 2, NULL);
+		out->to = column_dup(s, i + 3, NULL);
+		out->message_id = column_dup(s, i + 4, NULL);
+		out->size = (uint64_t)sqlite3_column_int64(s, i + 5);
+	}
+	sqlite3_reset(s);
+	if (err != STORE_OK)
+		store_meta_free(out);
+	return err;
+}
+
+void
+store_meta_free(struct store_meta *m)
+{
+	free(m->envelope);
+	free(m->bodystructure);
+	free(m->body);
+	free(m->header);
+	free(m->parts);
+	free(m->subject);
+	free(m->from);
+	free(m->to);
+	free(m->message_id);
+	memset(m, 0, sizeof(*m));
+}
+
+/*
+ * Drops blob_id when no message refers to it any more: the one blob an
+ * expunge may have freed, so that expunging N messages costs N look-ups
+ * rather than N scans of every blob (blob_gc).  A blob that a reader has
+ * open (a FETCH streaming it to another client) is left for the next
+ * blob_gc, so that the reader never loses its chunks.
+ */
+enum store_err
+blob_drop_unused(struct store *st, int64_t blob_id)
+{
+	struct store_blob_reader	*r;
+	sqlite3_stmt			*s;
+	enum store_err			 err;
+
+	for (r = st->readers; r != NULL; r = r->next)
+		if (r->blob_id == blob_id)
+			return STORE_OK;
+
+	if ((s = stmt(st, S_BLOB_UNUSED_CHUNKS)) == NULL)
+		return STORE_IO;
+	sqlite3_bind_int64(s, 1, blob_id);
+	if ((err = step_done(st, s, "chunk drop")) != STORE_OK)
+		return err;
+	if ((s = stmt(st, S_BLOB_UNUSED)) == NULL)
+		return STORE_IO;
+	sqlite3_bind_int64(s, 1, blob_id);
+	return step_done(st, s, "blob drop");
+}
+
+/* Drops blobs (and their chunks) that no message refers to any more. */
+enum store_err
+blob_gc(struct store *st)
+{
+	sqlite3_stmt	*s;
+	enum store_err	 err;
+
+	if ((s = stmt(st, S_BLOB_GC_CHUNKS)) == NULL)
+		return STORE_IO;
+	if ((err = step_done(st, s, "chunk gc")) != STORE_OK)
+		return err;
+	if ((s = stmt(st, S_BLOB_GC)) == NULL)
+		return STORE_IO;
+	return step_done(st, s, "blob gc");
+}
+
