@@ -1743,13 +1743,15 @@ status_replica(void *arg, const struct store_replica *r)
 				    SYNC_STATUS_INTERVAL;
 
 	crypto_hex(r->node_id, NODE_ID_LEN, hex);
-	if (x->json)
-		printf("%s{\"name\":\"%s\",\"node_id\":\"%s\",\"acked\":%lld,"
-		    "\"lag\":%lld,\"last_seen\":%lld,\"connected\":%s}",
-		    x->n++ ? "," : "", r->name, hex, (long long)r->acked,
-		    (long long)(x->head - r->acked), (long long)r->last_seen,
-		    up ? "true" : "false");
-	else
+	if (x->json) {
+		/* A replica names itself (--name): escape it. */
+		printf("%s{\"name\":", x->n++ ? "," : "");
+		json_str(stdout, r->name);
+		printf(",\"node_id\":\"%s\",\"acked\":%lld,\"lag\":%lld,"
+		    "\"last_seen\":%lld,\"connected\":%s}", hex,
+		    (long long)r->acked, (long long)(x->head - r->acked),
+		    (long long)r->last_seen, up ? "true" : "false");
+	} else
 		printf("replica %s node=%s acked=%lld lag=%lld records "
 		    "last_seen=%llds_ago %s\n", r->name, hex,
 		    (long long)r->acked, (long long)(x->head - r->acked),
@@ -1766,12 +1768,14 @@ status_conflict(void *arg, const struct store_conflict *k)
 
 	crypto_hex(k->local_guid, GUID_LEN, l);
 	crypto_hex(k->master_guid, GUID_LEN, m);
-	if (x->json)
-		printf("%s{\"user\":\"%s\",\"mailbox\":\"%s\",\"uid\":%u,"
-		    "\"local_guid\":\"%s\",\"master_guid\":\"%s\","
-		    "\"op\":\"%s\"}", x->n++ ? "," : "", k->user,
-		    k->mailbox_name, k->uid, l, m, k->op);
-	else
+	if (x->json) {
+		printf("%s{\"user\":", x->n++ ? "," : "");
+		json_str(stdout, k->user);
+		printf(",\"mailbox\":");
+		json_str(stdout, k->mailbox_name);
+		printf(",\"uid\":%u,\"local_guid\":\"%s\",\"master_guid\":"
+		    "\"%s\",\"op\":\"%s\"}", k->uid, l, m, k->op);
+	} else
 		printf("conflict mailbox=%s uid=%u local_guid=%s "
 		    "master_guid=%s user=%s\n", k->mailbox_name, k->uid, l, m,
 		    k->user);
