@@ -42,6 +42,12 @@
  * issue 9).  Chunks that older versions deflated are still read.
  */
 #define BLOB_ZLIB_MIN_SAVE_PCT	100
+/*
+ * A message up to this size is gathered in memory on its way into the
+ * store (spool.c); a larger one goes to a temporary file.
+ */
+#define SPOOL_MEM_MAX		(64 * 1024)
+#define STORE_STMTJRNL_MEM	(8 * 1024 * 1024) /* statement journal in memory */
 #define STORE_BUSY_TIMEOUT_MS	5000	/* wait for another process's lock */
 #define STORE_MAX_KEYWORDS	4096	/* bytes of keywords on a message */
 #define SCHEMA_VERSION		5	/* bump with a migration in store.c */

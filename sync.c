@@ -1170,8 +1170,8 @@ replica_stream(struct session *s, struct chan *c, uint8_t type,
 	c->nbatch++;
 	c->last = pd->rec.seq;
 	if (pd->has_body) {
-		if ((pd->spool = spool_new(s->srv->settings->data_dir)) ==
-		    NULL) {
+		if ((pd->spool = spool_new_deferred(
+		    s->srv->settings->data_dir)) == NULL) {
 			session_close(s);
 			return;
 		}
