@@ -42,6 +42,11 @@
  * issue 9).  Chunks that older versions deflated are still read.
  */
 #define BLOB_ZLIB_MIN_SAVE_PCT	100
+/*
+ * A message up to this size is gathered in memory on its way into the
+ * store (spool.c); a larger one goes to a temporary file.
+ */
+#define SPOOL_MEM_MAX		(64 * 1024)
 #define STORE_BUSY_TIMEOUT_MS	5000	/* wait for another process's lock */
 #define STORE_MAX_KEYWORDS	4096	/* bytes of keywords on a message */
 #define SCHEMA_VERSION		6	/* bump with a migration in store.c */
@@ -109,6 +114,15 @@
 #define SYNC_MAX_ITEM		(BLOB_CHUNK_SIZE + 8192) /* one inflated record or chunk */
 #define SYNC_BATCH_RECORDS	256	/* log records per batch (one replica commit) */
 #define SYNC_BATCH_BYTES	(32 * 1024 * 1024) /* body bytes per batch */
+/*
+ * A replica holds a batch's bodies until the batch is applied: each in
+ * memory up to SPOOL_MEM_MAX, a larger one in a temporary file (an open
+ * descriptor).  A batch ends once its bodies hold SYNC_BATCH_MEM bytes
+ * of memory (a replica refuses one past it by more than a body) or
+ * SYNC_BATCH_FILES files.  4 KiB messages: 256 a batch, one fsync each.
+ */
+#define SYNC_BATCH_MEM		(4 * 1024 * 1024)
+#define SYNC_BATCH_FILES	64
 #define SYNC_WINDOW		4	/* batches sent ahead of the replica's ACK */
 #define SYNC_LINE_MAX		(64 * 1024) /* body bytes fed to MIME as one line */
 #define SYNC_SECRET_MAX		1024	/* bytes in the secret file's line */

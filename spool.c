@@ -1,6 +1,6 @@
 /*
- * spool.c — streaming a message to a temporary file, hashing and
- * pre-parsing it on the way.
+ * spool.c — gathering a message, in memory or (when it is large) in a
+ * temporary file, hashing and pre-parsing it on the way.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -17,18 +17,26 @@
 #include "mime.h"
 #include "spool.h"
 
-#define SPOOL_WBUF	(64 * 1024)	/* bytes gathered per write(2) */
-
+/*
+ * A message is gathered in memory, in a buffer that grows as it comes,
+ * and is written to the file only when it outgrows SPOOL_MEM_MAX
+ * (config.h): most mail is smaller, and the store takes it from memory,
+ * sparing a write and a read back.  spool_new_deferred() does not even
+ * create the file until then: a file per message costs an inode
+ * allocation, most of a replica's catch-up time (bench/RESULTS.md).
+ * Past the limit the buffer gathers writes.
+ */
 struct spool {
-	int			 fd;
+	char			*dir;		/* where the file goes */
+	int			 fd;		/* -1 until the message outgrows memory */
 	int			 error;		/* errno of the first failure */
 	uint64_t		 size;
 	struct sha256		*hash;
 	struct mime_parser	*mime;
 	struct mime_result	 result;
 	int			 finished;
-	size_t			 wlen;
-	char			 wbuf[SPOOL_WBUF];
+	size_t			 wlen, wcap;
+	char			*wbuf;
 };
 
 /*
@@ -54,20 +62,36 @@ spool_open_file(const char *dir)
 }
 
 struct spool *
+spool_new_deferred(const char *dir)
+{
+	struct spool	*sp;
+
+	if ((sp = calloc(1, sizeof(*sp))) == NULL)
+		return NULL;
+	sp->fd = -1;
+	sp->dir = strdup(dir);
+	sp->hash = crypto_sha256_new();
+	sp->mime = mime_parser_new();
+	if (sp->dir == NULL || sp->hash == NULL || sp->mime == NULL) {
+		log_error("spool.open", "dir=%s msg=%s", log_quote(dir),
+		    log_quote(strerror(ENOMEM)));
+		spool_free(sp);
+		errno = ENOMEM;
+		return NULL;
+	}
+	return sp;
+}
+
+struct spool *
 spool_new(const char *dir)
 {
 	struct spool	*sp;
 	int		 e;
 
-	if ((sp = calloc(1, sizeof(*sp))) == NULL)
+	if ((sp = spool_new_deferred(dir)) == NULL)
 		return NULL;
-	sp->fd = spool_open_file(dir);
-	sp->hash = crypto_sha256_new();
-	sp->mime = mime_parser_new();
-	if (sp->fd < 0 || sp->hash == NULL || sp->mime == NULL) {
-		e = sp->fd < 0 ? errno : ENOMEM;
-		if (e == EDQUOT)
-			e = ENOSPC;	/* as in spool_flush() */
+	if ((sp->fd = spool_open_file(dir)) < 0) {
+		e = errno == EDQUOT ? ENOSPC : errno;	/* as spool_fail() */
 		log_error("spool.open", "dir=%s msg=%s", log_quote(dir),
 		    log_quote(strerror(e)));
 		spool_free(sp);
@@ -77,28 +101,71 @@ spool_new(const char *dir)
 	return sp;
 }
 
-/* Writes the gathered bytes out; remembers the first error. */
+/* Takes a failed write's errno: quotas and file-size limits are ENOSPC. */
+static void
+spool_fail(struct spool *sp, int e)
+{
+	/* A full disk to the client: callers test for ENOSPC alone. */
+	if (e == EDQUOT || e == EFBIG)
+		e = ENOSPC;
+	if (sp->error == 0)
+		sp->error = e;
+}
+
+/* Writes the gathered bytes out, opening the file first; keeps errors. */
 static void
 spool_flush(struct spool *sp)
 {
 	size_t	 off = 0;
 	ssize_t	 n;
 
+	if (sp->error == 0 && sp->fd < 0 &&
+	    (sp->fd = spool_open_file(sp->dir)) < 0) {
+		log_error("spool.open", "dir=%s msg=%s", log_quote(sp->dir),
+		    log_quote(strerror(errno)));
+		spool_fail(sp, errno);
+	}
 	while (sp->error == 0 && off < sp->wlen) {
 		if ((n = write(sp->fd, sp->wbuf + off, sp->wlen - off)) < 0) {
-			/*
-			 * A quota or the file-size limit is a full disk to
-			 * the client: callers test for ENOSPC alone.
-			 */
-			if (errno == EDQUOT || errno == EFBIG)
-				sp->error = ENOSPC;
-			else if (errno != EINTR)
-				sp->error = errno;
+			if (errno != EINTR)
+				spool_fail(sp, errno);
 			continue;
 		}
 		off += n;
 	}
 	sp->wlen = 0;
+}
+
+/*
+ * Makes room for len more bytes in memory, up to SPOOL_MEM_MAX: doubles
+ * the buffer (from 4 KiB).  Returns the room there is.
+ */
+static size_t
+spool_room(struct spool *sp, size_t len)
+{
+	size_t	 cap = sp->wcap;
+	char	*grown;
+
+	while (cap - sp->wlen < len && cap < SPOOL_MEM_MAX)
+		cap = cap == 0 ? 4096 : cap * 2;
+	if (cap > SPOOL_MEM_MAX)
+		cap = SPOOL_MEM_MAX;
+	if (cap != sp->wcap) {
+		if ((grown = realloc(sp->wbuf, cap)) == NULL)
+			spool_fail(sp, ENOMEM);
+		else {
+			sp->wbuf = grown;
+			sp->wcap = cap;
+		}
+	}
+	return sp->wcap - sp->wlen;
+}
+
+/* Whether every byte is still in the buffer: none went to the file. */
+static int
+spool_in_memory(const struct spool *sp)
+{
+	return sp->size == sp->wlen;
 }
 
 void
@@ -109,10 +176,13 @@ spool_add_line(struct spool *sp, const char *line, size_t len)
 	sp->size += len;
 	crypto_sha256_update(sp->hash, line, len);
 	mime_parser_feed(sp->mime, line, len);
-	while (len > 0) {
-		if (sp->wlen == SPOOL_WBUF)
+	while (len > 0 && sp->error == 0) {
+		if ((n = spool_room(sp, len)) == 0) {
 			spool_flush(sp);
-		n = SPOOL_WBUF - sp->wlen < len ? SPOOL_WBUF - sp->wlen : len;
+			continue;
+		}
+		if (n > len)
+			n = len;
 		memcpy(sp->wbuf + sp->wlen, line, n);
 		sp->wlen += n;
 		line += n;
@@ -130,7 +200,8 @@ int
 spool_finish(struct spool *sp, struct store_blob_in *in)
 {
 	memset(in, 0, sizeof(*in));
-	spool_flush(sp);
+	if (sp->fd >= 0 && !spool_in_memory(sp))
+		spool_flush(sp);
 	if (sp->error != 0) {
 		errno = sp->error;
 		return -1;
@@ -143,6 +214,7 @@ spool_finish(struct spool *sp, struct store_blob_in *in)
 	}
 	sp->finished = 1;
 	in->fd = sp->fd;
+	in->mem = spool_in_memory(sp) ? (const uint8_t *)sp->wbuf : NULL;
 	in->size = sp->size;
 	in->mime = &sp->result;
 	return 0;
@@ -163,5 +235,7 @@ spool_free(struct spool *sp)
 		mime_parser_free(sp->mime);
 	if (sp->finished)
 		mime_result_free(&sp->result);
+	free(sp->wbuf);
+	free(sp->dir);
 	free(sp);
 }

@@ -1,11 +1,12 @@
 /*
  * spool.h — a message on its way into the store.
  *
- * The bytes of an incoming message (LMTP DATA, IMAP APPEND, import) are
- * written to an unlinked temporary file in the data directory while their
- * SHA-256 (the GUID) and the MIME pre-parse are computed, so that no
+ * The bytes of an incoming message (LMTP DATA, IMAP APPEND, import,
+ * replication) are gathered while their SHA-256 (the GUID) and the MIME
+ * pre-parse are computed: in memory up to SPOOL_MEM_MAX bytes, past that
+ * in an unlinked temporary file in the data directory, so that no large
  * message is ever held whole in memory.  store_deliver() then copies the
- * file into the database.
+ * bytes into the database.
  */
 #ifndef MAILREPD_SPOOL_H
 #define MAILREPD_SPOOL_H
@@ -19,10 +20,19 @@
 struct spool;
 
 /*
- * Creates a spool file under dir; returns NULL on failure, logged, with
- * errno saying why (ENOSPC: the disk is full).
+ * Creates a spool and its file under dir/tmp (used when the message
+ * outgrows memory): a directory that cannot take it fails here, before
+ * any byte is accepted.  Returns NULL on failure, logged, with errno
+ * saying why (ENOSPC: the disk is full).
  */
 struct spool	*spool_new(const char *dir);
+
+/*
+ * The same, but the file is created only when the message outgrows
+ * memory, and a failure to create it shows in spool_finish().  For many
+ * small messages in a row (replication).  NULL (ENOMEM) on failure.
+ */
+struct spool	*spool_new_deferred(const char *dir);
 
 /*
  * Adds one line of the message, with its line ending.  Errors are kept
@@ -34,9 +44,9 @@ void		 spool_add_line(struct spool *, const char *line, size_t len);
 uint64_t	 spool_size(const struct spool *);
 
 /*
- * Ends the message: flushes the file, fills *in (whose mime result the
- * spool owns).  Returns 0, or -1 when writing failed (a full disk, a
- * quota or the file-size limit: errno is ENOSPC).
+ * Ends the message: flushes the file, fills *in (whose bytes in memory
+ * and mime result the spool owns).  Returns 0, or -1 when writing failed
+ * (a full disk, a quota or the file-size limit: errno is ENOSPC).
  */
 int		 spool_finish(struct spool *, struct store_blob_in *in);
 

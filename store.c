@@ -2000,17 +2000,33 @@ store_checkpoint(struct store *st)
 }
 
 /* Opens the replica's batch savepoint (inside a write transaction). */
+/*
+ * A batch that opens the write transaction is that transaction: no
+ * savepoint around it.  A savepoint would make every mutation's own
+ * savepoint (op_begin()) keep the old bytes of each page it changes in
+ * the statement journal until the batch ends; past SQLite's 64 KiB that
+ * journal is a temporary file, written twice a page (11 pages a message
+ * in a replica's catch-up, bench/RESULTS.md), where alone each
+ * mutation's journal is dropped at its RELEASE and stays in memory.
+ * (Keeping more of it in memory, SQLITE_CONFIG_STMTJRNL_SPILL, is no
+ * way out: SQLite 3.40 fails with SQLITE_FULL when a journal spills
+ * past a limit of 256 KiB or more.)  Inside a transaction already open,
+ * the savepoint it was.
+ */
 enum store_err
 store_batch_begin(struct store *st)
 {
 	enum store_err	 err;
 
+	st->batch_txn = 0;
 	if (!st->in_txn) {
 		store_read_end(st);
 		if ((err = exec(st, "BEGIN IMMEDIATE")) != STORE_OK)
 			return err;
 		st->in_txn = 1;
 		st->fault = STORE_OK;
+		st->batch_txn = 1;
+		return STORE_OK;
 	} else if (txn_lost(st))
 		return st->fault;
 	return exec(st, "SAVEPOINT batch");
@@ -2019,7 +2035,16 @@ store_batch_begin(struct store *st)
 enum store_err
 store_batch_end(struct store *st, enum store_err err)
 {
+	int	 own = st->batch_txn;
+
 	assert(st->in_txn);
+	st->batch_txn = 0;
+	if (own && err == STORE_OK)
+		return txn_lost(st) ? st->fault : STORE_OK;
+	if (own) {
+		store_rollback(st);
+		return err;
+	}
 	if (err == STORE_OK)
 		return exec(st, "RELEASE batch");
 	exec(st, "ROLLBACK TO batch");

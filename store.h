@@ -74,12 +74,14 @@ struct store_message {
 };
 
 /*
- * A message body ready to be stored: its bytes are read from `fd` (from
- * offset 0, `size` bytes), never held in memory.  The caller computed the
- * GUID and the MIME pre-parse while the bytes arrived.
+ * A message body ready to be stored: its `size` bytes are mem[0, size)
+ * when mem is not NULL (a small body, still in its spool's buffer), else
+ * read from `fd` from offset 0, never held in memory whole.  The caller
+ * computed the GUID and the MIME pre-parse while the bytes arrived.
  */
 struct store_blob_in {
 	int				 fd;
+	const uint8_t			*mem;
 	uint64_t			 size;
 	uint8_t				 guid[GUID_LEN];
 	const struct mime_result	*mime;

@@ -38,9 +38,9 @@ chunk_pack(struct store *st, const uint8_t *raw, size_t len, uLongf *plen)
 }
 
 /*
- * Writes the blob's bytes from b->fd as chunks, each deflated when
- * chunk_pack() says so.  Memory: one raw and one packed chunk, owned by
- * the store.
+ * Writes the blob's bytes (b->mem, else read from b->fd) as chunks, each
+ * deflated when chunk_pack() says so.  Memory: one raw and one packed
+ * chunk, owned by the store; bytes in memory are bound where they are.
  */
 static enum store_err
 blob_write_chunks(struct store *st, int64_t blob_id,
@@ -54,11 +54,13 @@ blob_write_chunks(struct store *st, int64_t blob_id,
 	int64_t		 seq = 0;
 	enum store_err	 err;
 	int		 packed;
+	const uint8_t	*raw;
 
 	while (off < b->size) {
 		want = b->size - off < BLOB_CHUNK_SIZE ? b->size - off :
 		    BLOB_CHUNK_SIZE;
-		for (got = 0; got < want; got += n) {
+		raw = b->mem != NULL ? b->mem + off : st->raw;
+		for (got = 0; b->mem == NULL && got < want; got += n) {
 			n = pread(b->fd, st->raw + got, want - got, off + got);
 			if (n <= 0) {
 				log_error("store.blob", "msg=%s",
@@ -67,13 +69,13 @@ blob_write_chunks(struct store *st, int64_t blob_id,
 				return STORE_IO;
 			}
 		}
-		packed = chunk_pack(st, st->raw, want, &plen);
+		packed = chunk_pack(st, raw, want, &plen);
 		if ((s = stmt(st, S_CHUNK_ADD)) == NULL)
 			return STORE_IO;
 		sqlite3_bind_int64(s, 1, blob_id);
 		sqlite3_bind_int64(s, 2, seq++);
 		sqlite3_bind_int(s, 3, packed);
-		sqlite3_bind_blob(s, 4, packed ? st->packed : st->raw,
+		sqlite3_bind_blob(s, 4, packed ? st->packed : raw,
 		    packed ? (int)plen : (int)want, SQLITE_STATIC);
 		if ((err = step_done(st, s, "chunk add")) != STORE_OK)
 			return err;

@@ -101,6 +101,7 @@ struct store {
 	sqlite3_stmt	*stmts[NSTMT];
 	sqlite3_stmt	*meta_stmts[STORE_META_ALL];	/* of meta_stmt() */
 	int		 in_txn;	/* a write transaction is open */
+	int		 batch_txn;	/* store_batch_begin() opened it */
 	int		 in_read;	/* a read snapshot is open */
 	enum store_err	 fault;		/* the last failure db_error() saw */
 	uint8_t		*raw;		/* BLOB_CHUNK_SIZE scratch */

@@ -65,8 +65,6 @@
 
 extern char **environ;
 
-#define SYNC_BATCH_BODIES	64	/* bodies spooled per batch */
-
 /* What this process knows about replication; one server per process. */
 static struct {
 	struct server	*srv;
@@ -420,6 +418,7 @@ pending_clear(struct chan *c)
 	for (i = 0; i < c->nbatch; i++)
 		spool_free(c->batch[i].spool);
 	c->nbatch = 0;
+	c->batch_mem = 0;
 	c->cur = NULL;
 	c->body_left = 0;
 	c->linelen = 0;
@@ -500,6 +499,16 @@ master_free(struct session *s)
 	chan_free(s);
 }
 
+/*
+ * What a body of size bytes holds in the replica's memory until its
+ * batch is applied: its spool's buffer (spool.c), at most SPOOL_MEM_MAX.
+ */
+static uint64_t
+body_mem(uint64_t size)
+{
+	return size < SPOOL_MEM_MAX ? size : SPOOL_MEM_MAX;
+}
+
 /* Closes the batch being sent: END with its last position. */
 static void
 master_end_batch(struct session *s, struct chan *c)
@@ -510,8 +519,8 @@ master_end_batch(struct session *s, struct chan *c)
 	chan_send(s, SF_END, b, sizeof(b));
 	assert(c->inflight < SYNC_WINDOW);
 	c->inflight_end[c->inflight++] = c->sent;
-	c->batch_n = c->batch_bodies = 0;
-	c->batch_bytes = 0;
+	c->batch_n = c->batch_files = 0;
+	c->batch_bytes = c->batch_mem = 0;
 }
 
 /*
@@ -566,7 +575,8 @@ master_produce(struct session *s)
 			continue;
 		}
 		if (c->batch_n >= SYNC_BATCH_RECORDS ||
-		    c->batch_bodies >= SYNC_BATCH_BODIES ||
+		    c->batch_files >= SYNC_BATCH_FILES ||
+		    c->batch_mem >= SYNC_BATCH_MEM ||
 		    c->batch_bytes >= SYNC_BATCH_BYTES) {
 			master_end_batch(s, c);
 			if (c->inflight == SYNC_WINDOW)
@@ -609,7 +619,8 @@ master_produce(struct session *s)
 		}
 		c->sent = c->rec.seq;
 		c->batch_n++;
-		c->batch_bodies += has_body;
+		c->batch_files += has_body && size > SPOOL_MEM_MAX;
+		c->batch_mem += has_body ? body_mem(size) : 0;
 		c->batch_bytes += size;
 	}
 	s->resume = 1;
@@ -1170,9 +1181,13 @@ replica_stream(struct session *s, struct chan *c, uint8_t type,
 		goto bad;
 	c->nbatch++;
 	c->last = pd->rec.seq;
+	/* A master sends no more than this: the replica's memory bound. */
+	if (pd->has_body && (c->batch_mem += body_mem(pd->size)) >
+	    SYNC_BATCH_MEM + SPOOL_MEM_MAX)
+		goto bad;
 	if (pd->has_body) {
-		if ((pd->spool = spool_new(s->srv->settings->data_dir)) ==
-		    NULL) {
+		if ((pd->spool = spool_new_deferred(
+		    s->srv->settings->data_dir)) == NULL) {
 			session_close(s);
 			return;
 		}
@@ -1422,9 +1437,9 @@ sync_setup(struct server *srv)
 	}
 	repl.replica = repl.from[0] != '\0';
 	/*
-	 * A batch spools up to SYNC_BATCH_BODIES bodies (64 KiB of buffer
-	 * each) and frees them all at once: keep that memory rather than
-	 * give it back to the kernel and fault it in again every batch.
+	 * A batch holds up to SYNC_BATCH_MEM bytes of bodies and frees them
+	 * all at once: keep that memory rather than give it back to the
+	 * kernel and fault it in again every batch.
 	 */
 	if (repl.replica)
 		mallopt(M_TRIM_THRESHOLD, 16 * 1024 * 1024);

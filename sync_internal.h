@@ -95,9 +95,9 @@ struct chan {
 	/* master side */
 	int64_t			 sent, acked, stored_acked;
 	time_t			 stored_at;
-	int			 inflight, batch_n, batch_bodies;
+	int			 inflight, batch_n, batch_files;
 	int64_t			 inflight_end[SYNC_WINDOW]; /* oldest first */
-	uint64_t		 batch_bytes;
+	uint64_t		 batch_bytes, batch_mem;	/* batch_mem: both sides */
 	struct store_blob_reader *body;
 	uint64_t		 body_size, body_off;
 	struct store_replog_rec	 rec;

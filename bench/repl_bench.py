@@ -17,13 +17,27 @@ measures:
             messages/s from its start until its applied position (read
             with `mailrepd status --json --data DIR` on its directory)
             equals the master's log head, and from its first applied
-            position change (start-up and handshake excluded)
+            position change (start-up and handshake excluded); the
+            replica's RSS, sampled at each poll, and its peak (VmHWM)
   throughput  the master's LMTP rate with the replica connected
             (bench/lmtp_load, 4 KiB, --throughput messages at c=1, then
             at c=8), with the master's --repl-sync-timeout set to
             --sync-timeout MS (0: asynchronous, the default); run it once
             with 0 and once with a timeout to compare, and the master's
             sync counters (mailrepd status) are reported with it
+
+  --cyrus-bin DIR  then the same trickle and catch-up with Cyrus
+            (cyrus-imapd 3.6): two instances in the temporary directory
+            (`master` each, cyrus.conf and imapd.conf written here), the
+            master with sync_log, `sync_client -r` (rolling) to the
+            replica's sync_server; users created over IMAP as admin.  Lag
+            is from the master's LMTP 250 to the replica's STATUS INBOX
+            showing it (polled every ms: Cyrus IDLE needs idled); catch-up
+            stops sync_client, delivers --catchup messages, starts it.
+            Needs root (Cyrus runs as user cyrus).  DIR: Debian's
+            /usr/lib/cyrus/bin, or one unpacked with `dpkg-deb -x` from
+            `apt-get download cyrus-imapd cyrus-replication` where those
+            cannot be installed (they conflict with dovecot-imapd).
 
 Prints one JSON line per figure on stdout and a summary on stderr.
 Only 127.0.0.1 is contacted; every loop is bounded.  Figures only.
@@ -70,6 +84,17 @@ def wait_port(port, proc, deadline=20.0):
     raise RuntimeError("port %d never accepted" % port)
 
 
+def stop_proc(proc):
+    """SIGTERM, then SIGKILL after 20 s, to a server we started."""
+    if proc and proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 class Node:
     def __init__(self, mailrepd, tmp, name, args):
         self.mailrepd = mailrepd
@@ -94,13 +119,7 @@ class Node:
         wait_port(self.lmtp, self.proc)
 
     def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_proc(self.proc)
         self.proc = None
 
     def status(self):
@@ -261,12 +280,14 @@ def probe(master, idler, n, gap, tag):
     return lags, lost
 
 
-def lmtp_load(port, messages, conns=8, size=4096, user="load"):
+def lmtp_load(port, messages, conns=8, size=4096, user="load",
+              domain=True):
     p = subprocess.run(
         [os.path.join(BENCH, "lmtp_load"), "--port", str(port),
          "--connections", str(conns), "--messages", str(messages),
          "--size", str(size), "--pipelining",
-         "--users", "%s@%s" % (user, DOMAIN), "--json"],
+         "--users", "%s@%s" % (user, DOMAIN) if domain else user,
+         "--json"],
         capture_output=True, text=True, timeout=900)
     return json.loads(p.stdout.strip().splitlines()[-1])
 
@@ -329,11 +350,258 @@ def cpu_of(pid):
     return (int(v[11]) + int(v[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def rss_kib(pid, field="VmRSS"):
+    """A process's resident memory (or its peak, VmHWM) in KiB."""
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    return None
+
+
 def applied_of(node):
     st = node.status()
     if st is None or st.get("role") != "replica":
         return None
     return (st.get("master") or {}).get("applied")
+
+
+CYRUS_BIN = "/usr/lib/cyrus/bin"
+
+
+class CyrusNode:
+    """One Cyrus instance (cyrus-imapd 3.6) in tmp/NAME, run by `master`.
+
+    Every daemon gets -C with this instance's imapd.conf (master does not
+    pass its own on).  Passwords are not checked (sasl_pwcheck_method:
+    alwaystrue): 127.0.0.1 only.  bindir holds imapd, sync_server and
+    sync_client (cyrus-imapd and cyrus-replication); lmtpd, ctl_cyrusdb
+    and master come from cyrus-common in CYRUS_BIN."""
+
+    def __init__(self, tmp, name, bindir, role, sync_port):
+        self.dir = os.path.join(tmp, name)
+        self.name = name
+        self.bindir = bindir
+        self.imap = free_port()
+        self.lmtp = free_port()
+        self.sync_port = sync_port
+        self.role = role
+        self.conf = os.path.join(self.dir, "imapd.conf")
+        self.proc = None
+        for d in ("config", "spool", "run/socket", "run/lock", "run/proc"):
+            os.makedirs(os.path.join(self.dir, d))
+        r = self.dir
+        conf = ["configdirectory: %s/config" % r,
+                "partition-default: %s/spool" % r,
+                "defaultpartition: default",
+                "proc_path: %s/run/proc" % r,
+                "mboxname_lockpath: %s/run/lock" % r,
+                "lmtpsocket: %s/run/socket/lmtp" % r,
+                "idlesocket: %s/run/socket/idle" % r,
+                "notifysocket: %s/run/socket/notify" % r,
+                "admins: cyrus", "allowplaintext: yes",
+                "sasl_pwcheck_method: alwaystrue",
+                "sasl_mech_list: PLAIN", "virtdomains: no",
+                "syslog_prefix: cyrus-bench-%s" % name]
+        if role == "master":
+            # INBOX made on delivery; on the replica only by sync_server
+            # (one made there at login would be replaced, its messages
+            # lost)
+            conf += ["autocreate_post: 1", "autocreate_quota: 0",
+                     "sync_log: 1", "sync_host: 127.0.0.1",
+                     "sync_port: %d" % sync_port, "sync_authname: cyrus",
+                     "sync_password: %s" % PASSWORD, "sync_try_imap: 0",
+                     # the log is read again at once (default: 1 s)
+                     "sync_repeat_interval: 0"]
+        with open(self.conf, "w") as f:
+            f.write("\n".join(conf) + "\n")
+        c = " -C " + self.conf
+        svc = ['  imap cmd="%s/imapd%s" listen="%s:%d" prefork=1' %
+               (bindir, c, HOST, self.imap),
+               '  lmtp cmd="%s/lmtpd%s -a" listen="%s:%d" prefork=1' %
+               (CYRUS_BIN, c, HOST, self.lmtp)]
+        if role == "replica":
+            svc.append('  syncserver cmd="%s/sync_server%s" listen="%s:%d" '
+                       'prefork=1' % (bindir, c, HOST, sync_port))
+        with open(os.path.join(self.dir, "cyrus.conf"), "w") as f:
+            f.write('START {\n  recover cmd="%s/ctl_cyrusdb%s -r"\n}\n'
+                    'SERVICES {\n%s\n}\nEVENTS {\n}\nDAEMON {\n}\n' %
+                    (CYRUS_BIN, c, "\n".join(svc)))
+        shutil.chown(tmp, "cyrus", "mail")
+        for root, dirs, files in os.walk(self.dir):
+            for x in dirs + files:
+                shutil.chown(os.path.join(root, x), "cyrus", "mail")
+        shutil.chown(self.dir, "cyrus", "mail")
+
+    def start(self):
+        self.proc = subprocess.Popen(
+            [os.path.join(CYRUS_BIN, "master"), "-C", self.conf, "-M",
+             os.path.join(self.dir, "cyrus.conf"), "-p",
+             os.path.join(self.dir, "master.pid")],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL)
+        wait_port(self.imap, self.proc)
+        wait_port(self.lmtp, self.proc)
+
+    def stop(self):
+        stop_proc(self.proc)
+        self.proc = None
+
+    def imap_login(self, user):
+        c = imaplib.IMAP4(HOST, self.imap)
+        c.login(user, PASSWORD)
+        return c
+
+
+def as_cyrus():
+    import pwd
+    pw = pwd.getpwnam("cyrus")
+    os.setgid(pw.pw_gid)
+    os.setuid(pw.pw_uid)
+
+
+class SyncClient:
+    """`sync_client -r` (rolling replication) of a Cyrus master."""
+
+    def __init__(self, master):
+        self.master = master
+        self.proc = None
+
+    def start(self):
+        self.proc = subprocess.Popen(
+            [os.path.join(self.master.bindir, "sync_client"), "-C",
+             self.master.conf, "-r"], preexec_fn=as_cyrus,
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL)
+
+    def pids(self):
+        """sync_client -r goes into the background: find it by its
+        command line, which names this master's imapd.conf."""
+        want = [os.path.join(self.master.bindir, "sync_client"), "-C",
+                self.master.conf, "-r"]
+        found = []
+        for d in os.listdir("/proc"):
+            if not d.isdigit():
+                continue
+            try:
+                with open("/proc/%s/cmdline" % d, "rb") as f:
+                    argv = f.read().decode(errors="replace").split("\0")
+            except OSError:
+                continue
+            if argv[:4] == want:
+                found.append(int(d))
+        return found
+
+    def stop(self):
+        if self.proc:
+            self.proc.wait(20)      # the parent exits at once
+        for _ in range(200):
+            pids = self.pids()
+            if not pids:
+                break
+            for p in pids:
+                try:
+                    os.kill(p, 15)
+                except OSError:
+                    pass
+            time.sleep(0.1)
+        self.proc = None
+
+
+def cyrus_count(c):
+    """Messages in INBOX; 0 while it does not exist (not synced yet)."""
+    typ, d = c.status("INBOX", "(MESSAGES)")
+    if typ != "OK":
+        return 0
+    return int(d[0].split(b"MESSAGES ")[1].split(b")")[0])
+
+
+def cyrus_wait(c, n, deadline):
+    """Polls STATUS every ms until INBOX holds n messages; time or None."""
+    end = time.monotonic() + deadline
+    while time.monotonic() < end:
+        if cyrus_count(c) >= n:
+            return time.monotonic()
+        time.sleep(0.001)
+    return None
+
+
+def cyrus_bench(a, tmp):
+    """The same trickle and catch-up figures for Cyrus sync_client -r."""
+    sport = free_port()
+    cm = CyrusNode(tmp, "cyrus-master", a.cyrus_bin, "master", sport)
+    cr = CyrusNode(tmp, "cyrus-replica", a.cyrus_bin, "replica", sport)
+    sc = SyncClient(cm)
+    try:
+        cm.start()
+        cr.start()
+        adm = cm.imap_login("cyrus")
+        for u in ("probe", "load"):
+            adm.create("user." + u)
+        adm.logout()
+        sc.start()
+        probe_c = cr.imap_login("probe")
+        # the first sync (users, mailboxes) and its login
+        lm = LMTP(cm.lmtp)
+        lm.deliver("probe", message("cyrus-warm"))
+        if cyrus_wait(probe_c, 1, 60) is None:
+            raise RuntimeError("Cyrus replica never got a message")
+        lags = []
+        for i in range(a.trickle):
+            have = cyrus_count(probe_c)
+            t250 = lm.deliver("probe", message("cyrus-%d-%f" %
+                                               (i, time.time())))
+            seen = cyrus_wait(probe_c, have + 1, 10)
+            if seen is not None:
+                lags.append((seen - t250) * 1000.0)
+            time.sleep(a.gap)
+        lm.close()
+        r = {"figure": "cyrus_trickle", "messages": len(lags),
+             "lost": a.trickle - len(lags), "gap_s": a.gap,
+             "poll": "STATUS every 1 ms",
+             "p50_ms": round(pct(lags, 50), 2),
+             "p99_ms": round(pct(lags, 99), 2),
+             "max_ms": round(max(lags), 2)}
+        emit(r)
+        say("cyrus trickle", r)
+
+        if "catchup" in a.only.split(","):
+            sc.stop()
+            res = lmtp_load(cm.lmtp, a.cyrus_catchup or a.catchup,
+                            user="load", domain=False)
+            say("cyrus: delivered %d messages while sync_client was "
+                "stopped (%.0f msg/s)" % (res["messages"],
+                                          res["messages_per_s"]))
+            load_c = cr.imap_login("load")
+            base = cyrus_count(load_c)
+            t0 = time.monotonic()
+            sc.start()
+            t_first = None
+            n = base
+            end = t0 + 900
+            while time.monotonic() < end:
+                n = cyrus_count(load_c)
+                if t_first is None and n > base:
+                    t_first, first_n = time.monotonic(), n
+                if n >= base + res["messages"]:
+                    break
+                time.sleep(0.05)
+            t1 = time.monotonic()
+            r = {"figure": "cyrus_catchup", "messages": res["messages"],
+                 "seconds": round(t1 - t0, 2),
+                 "messages_per_s": round((n - base) / (t1 - t0), 1),
+                 "done": n >= base + res["messages"]}
+            if t_first is not None and t1 > t_first:
+                r["messages_per_s_after_first"] = round(
+                    (n - first_n) / (t1 - t_first), 1)
+            emit(r)
+            say("cyrus catchup", r)
+            load_c.logout()
+        probe_c.logout()
+    finally:
+        sc.stop()
+        cr.stop()
+        cm.stop()
 
 
 def main():
@@ -353,6 +621,13 @@ def main():
                     help="the master's --repl-sync-timeout MS (default 0)")
     ap.add_argument("--only", default="trickle,load,catchup")
     ap.add_argument("--keep", action="store_true")
+    ap.add_argument("--cyrus-bin", default=None,
+                    help="directory with Cyrus imapd, sync_server and "
+                    "sync_client: run the same trickle and catch-up "
+                    "with Cyrus rolling replication too (as root)")
+    ap.add_argument("--cyrus-catchup", type=int, default=0,
+                    help="messages for Cyrus's catch-up (default: "
+                    "--catchup; its LMTP is slower)")
     a = ap.parse_args()
     only = set(a.only.split(","))
     subprocess.run(["make", "-s", "-C", BENCH, "lmtp_load"], check=True,
@@ -449,8 +724,10 @@ def main():
             first_pos = base
             applied = base
             end = t0 + 600
+            rss_max = 0
             while time.monotonic() < end:
                 applied = applied_of(replica)
+                rss_max = max(rss_max, rss_kib(replica.proc.pid) or 0)
                 now = time.monotonic()
                 if t_first is None and applied is not None and \
                         applied != base:
@@ -467,7 +744,10 @@ def main():
                  "messages_per_s": round(res["messages"] / (t1 - t0), 1),
                  "done": applied == head,
                  "replica_cpu_s": round(rcpu, 2),
-                 "master_cpu_s": round(mcpu, 2)}
+                 "master_cpu_s": round(mcpu, 2),
+                 "replica_rss_max_kib": rss_max,
+                 "replica_rss_peak_kib": rss_kib(replica.proc.pid,
+                                                 "VmHWM")}
             if t_first is not None and t1 > t_first:
                 r["messages_per_s_after_first"] = round(
                     (head - first_pos) * res["messages"] / max(recs, 1) /
@@ -479,6 +759,10 @@ def main():
             idler.close()
         replica.stop()
         master.stop()
+    try:
+        if a.cyrus_bin:
+            cyrus_bench(a, tmp)
+    finally:
         if a.keep:
             say("kept", tmp)
         else:
