@@ -84,6 +84,22 @@ blob_write_chunks(struct store *st, int64_t blob_id,
 	return STORE_OK;
 }
 
+enum store_err
+blob_find(struct store *st, const uint8_t *guid, int64_t *blob_id)
+{
+	sqlite3_stmt	*s;
+	enum store_err	 err;
+
+	if ((s = stmt(st, S_BLOB_FIND)) == NULL)
+		return STORE_IO;
+	sqlite3_bind_blob(s, 1, guid, GUID_LEN, SQLITE_STATIC);
+	if ((err = step_row(st, s, "blob find")) != STORE_OK)
+		return err;
+	*blob_id = sqlite3_column_int64(s, 0);
+	sqlite3_reset(s);
+	return STORE_OK;
+}
+
 /* Finds the blob by GUID or stores it; *blob_id names it either way. */
 enum store_err
 blob_put(struct store *st, const struct store_blob_in *b, int64_t *blob_id)
@@ -93,20 +109,9 @@ blob_put(struct store *st, const struct store_blob_in *b, int64_t *blob_id)
 	char		*parts = NULL;
 	size_t		 partslen = 0;
 	enum store_err	 err;
-	int		 rc;
 
-	if ((s = stmt(st, S_BLOB_FIND)) == NULL)
-		return STORE_IO;
-	sqlite3_bind_blob(s, 1, b->guid, GUID_LEN, SQLITE_STATIC);
-	rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW) {
-		*blob_id = sqlite3_column_int64(s, 0);
-		sqlite3_reset(s);
-		return STORE_OK;
-	}
-	sqlite3_reset(s);
-	if (rc != SQLITE_DONE)
-		return db_error(st, rc, "blob find");
+	if ((err = blob_find(st, b->guid, blob_id)) != STORE_NOTFOUND)
+		return err;	/* stored already, or a failure */
 	if (mime_parts_encode(m->parts, m->nparts, &parts, &partslen) < 0)
 		return STORE_IO;
 	if ((s = stmt(st, S_BLOB_ADD)) == NULL) {

@@ -191,6 +191,9 @@ int		 blob_verify(struct store *, const uint8_t *guid, char *why,
 		    size_t whylen);
 /* Drops every blob no message (and no quarantine entry) uses. */
 enum store_err	 blob_gc(struct store *);
+/* store_blob.c: a blob's id by GUID, or STORE_NOTFOUND. */
+enum store_err	 blob_find(struct store *, const uint8_t *guid,
+		    int64_t *blob_id);
 enum store_err	 blob_put(struct store *, const struct store_blob_in *,
 		    int64_t *blob_id);
 

@@ -486,7 +486,6 @@ store_apply_append(struct store *st, const uint8_t *uniqueid, uint32_t uid,
 	enum store_err		 err;
 	int64_t			 blob_id = 0;
 	uint64_t		 modseq;
-	int			 rc;
 	struct replog_rec	 r = { .type = "message.append" };
 
 	if (uid == 0 || uid == UINT32_MAX ||
@@ -513,16 +512,7 @@ store_apply_append(struct store *st, const uint8_t *uniqueid, uint32_t uid,
 		err = blob_put(st, b, &blob_id);
 	else {
 		/* No body sent: usable only when the bytes are here already. */
-		if ((s = stmt(st, S_BLOB_FIND)) == NULL)
-			return op_end(st, STORE_IO);
-		sqlite3_bind_blob(s, 1, guid, GUID_LEN, SQLITE_STATIC);
-		rc = sqlite3_step(s);
-		if (rc == SQLITE_ROW)
-			blob_id = sqlite3_column_int64(s, 0);
-		sqlite3_reset(s);
-		if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-			return op_end(st, db_error(st, rc, "blob find"));
-		if (rc == SQLITE_DONE) {
+		if ((err = blob_find(st, guid, &blob_id)) == STORE_NOTFOUND) {
 			*what = APPLY_ABSENT;
 			return op_end(st, uidnext_past(st, mb.id, uid));
 		}
@@ -816,23 +806,6 @@ renumbered(struct store *st, const uint8_t *uniqueid, uint32_t uid,
 		return 0;
 	sqlite3_reset(s);
 	return 1;
-}
-
-/* Looks a blob up by GUID: its id, or STORE_NOTFOUND. */
-static enum store_err
-blob_find(struct store *st, const uint8_t *guid, int64_t *blob_id)
-{
-	sqlite3_stmt	*s;
-	enum store_err	 err;
-
-	if ((s = stmt(st, S_BLOB_FIND)) == NULL)
-		return STORE_IO;
-	sqlite3_bind_blob(s, 1, guid, GUID_LEN, SQLITE_STATIC);
-	if ((err = step_row(st, s, "blob find")) != STORE_OK)
-		return err;
-	*blob_id = sqlite3_column_int64(s, 0);
-	sqlite3_reset(s);
-	return STORE_OK;
 }
 
 /*
