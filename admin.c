@@ -18,6 +18,17 @@
 #include "settings.h"
 #include "store.h"
 
+void
+admin_utc(int64_t t, char out[ADMIN_UTC_LEN])
+{
+	time_t		 tt = (time_t)t;
+	struct tm	 tm;
+
+	if (gmtime_r(&tt, &tm) == NULL ||
+	    strftime(out, ADMIN_UTC_LEN, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+		snprintf(out, ADMIN_UTC_LEN, "%lld", (long long)t);
+}
+
 struct store *
 admin_open_store(const struct settings *set, int create)
 {
@@ -91,13 +102,10 @@ read_password(const char *file)
 static int
 print_user(void *arg, const char *name, int64_t created)
 {
-	char		 when[32];
-	time_t		 t = (time_t)created;
-	struct tm	 tm;
+	char		 when[ADMIN_UTC_LEN];
 
 	(void)arg;
-	gmtime_r(&t, &tm);
-	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	admin_utc(created, when);
 	printf("%s\t%s\n", name, when);
 	return 0;
 }

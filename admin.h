@@ -6,6 +6,8 @@
 #ifndef MAILREPD_ADMIN_H
 #define MAILREPD_ADMIN_H
 
+#include <stdint.h>
+
 struct settings;
 struct store;
 
@@ -18,5 +20,9 @@ int	admin_check(int argc, char **argv);
  * store).  Returns NULL after printing why.
  */
 struct store *admin_open_store(const struct settings *, int create);
+
+/* A time (seconds since the epoch) as UTC ISO 8601, "2026-12-02T07:15:00Z". */
+#define ADMIN_UTC_LEN	32
+void	admin_utc(int64_t t, char out[ADMIN_UTC_LEN]);
 
 #endif /* MAILREPD_ADMIN_H */

@@ -42,14 +42,12 @@ static int
 list_one(void *arg, const struct store_conflict *k)
 {
 	struct list_ctx	*x = arg;
-	char		 l[GUID_HEX_LEN + 1], m[GUID_HEX_LEN + 1], when[32];
-	struct tm	 tm;
-	time_t		 t = (time_t)k->time;
+	char		 l[GUID_HEX_LEN + 1], m[GUID_HEX_LEN + 1];
+	char		 when[ADMIN_UTC_LEN];
 
 	crypto_hex(k->local_guid, GUID_LEN, l);
 	crypto_hex(k->master_guid, GUID_LEN, m);
-	gmtime_r(&t, &tm);
-	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	admin_utc(k->time, when);
 	if (!x->json) {
 		printf("%-5lld %s %-9s %s %s uid=%u local=%.16s master=%.16s "
 		    "%s\n", (long long)k->id, when, state_name(k->state),

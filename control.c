@@ -408,18 +408,6 @@ control_demote_request(const char *dir, char *spec, size_t speccap,
 	return 0;
 }
 
-/* Seconds since the epoch as UTC ISO 8601, into out (21 bytes). */
-static void
-utc(int64_t t, char out[32])
-{
-	time_t		 tt = (time_t)t;
-	struct tm	 tm;
-
-	if (gmtime_r(&tt, &tm) == NULL ||
-	    strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
-		snprintf(out, 32, "%lld", (long long)t);
-}
-
 struct marker_ctx {
 	int	 json;
 	int	 n;
@@ -464,8 +452,8 @@ control_status_node(struct store *st, const struct store_node *me, int json)
 		return;
 	}
 	x.head = m.head;
-	utc(m.time, when);
-	utc(m.stale, since);
+	admin_utc(m.time, when);
+	admin_utc(m.stale, since);
 	crypto_hex(m.epoch, EPOCH_LEN, ep);
 	if (json) {
 		printf("{\"time\":%lld,\"role\":\"%s\",\"epoch\":\"%s\","
