@@ -93,6 +93,7 @@
 #define IMAP_MAX_BAD_COMMANDS	20	/* BAD replies before BYE */
 #define IMAP_MAX_SKIP		(4 * 1024 * 1024) /* over-long line dropped before BYE */
 #define IMAP_MAX_OUTPUT		(4 * 1024 * 1024) /* a session's output buffer */
+#define IMAP_STEP_MESSAGES	256	/* messages STORE changes in one loop step */
 
 /* MIME pre-parser (run once per delivered message) */
 #define MIME_MAX_DEPTH		32	/* nested multiparts / message parts */

@@ -32,7 +32,6 @@
 
 #define nitems(a)	(sizeof(a) / sizeof((a)[0]))
 
-#define FETCH_BATCH	256	/* sequence numbers per walk of the view */
 #define MAX_DATE	253402300799LL	/* 31-Dec-9999 23:59:59 +0000 */
 
 enum item_kind {
@@ -111,9 +110,7 @@ struct fetch_job {
 	int			 changedsince;
 	uint64_t		 since;
 	struct imap_seqset	 set;		/* owns the ranges */
-	struct imap_seqset	 rest;		/* not walked yet */
-	uint32_t		 batch[FETCH_BATCH];
-	size_t			 nbatch, ibatch;
+	struct imap_view_walk	 walk;		/* where the set is walked */
 	int			 active;	/* a response line is open */
 	struct fetch_msg	 msg;
 	enum store_err		 err;		/* why the command failed */
@@ -500,7 +497,7 @@ fetch_parse(struct fetch_job *j, const struct imap_view *v,
 	if (j->changedsince)
 		add_simple(j, ITEM_MODSEQ);
 	summarize(j);
-	j->rest = j->set;
+	imap_view_walk_start(&j->walk, &j->set, j->uid_cmd);
 	return NULL;
 }
 
@@ -538,50 +535,6 @@ fetch_free(void *arg)
 	}
 	imap_seqset_free(&j->set);
 	free(j);
-}
-
-/* Collects sequence numbers from imap_view_foreach(), a batch at most. */
-static int
-batch_add(void *arg, uint32_t seq)
-{
-	struct fetch_job	*j = arg;
-
-	j->batch[j->nbatch++] = seq;
-	return j->nbatch == FETCH_BATCH;
-}
-
-/* Drops the ranges of the set, or their starts, up to `key`. */
-static void
-set_skip_to(struct imap_seqset *set, uint32_t key)
-{
-	while (set->n > 0 && set->r[0].hi <= key) {
-		set->r++;
-		set->n--;
-	}
-	if (set->n > 0 && set->r[0].lo <= key)
-		set->r[0].lo = key + 1;
-}
-
-/*
- * The next sequence number of the set, or 0 when the walk is over.  Each
- * walk of the view starts where the last one stopped, so a FETCH 1:* of
- * a big mailbox costs one pass, not one per step.
- */
-static uint32_t
-next_seq(struct fetch_job *j, const struct imap_view *v)
-{
-	uint32_t	 last;
-
-	if (j->ibatch == j->nbatch) {
-		j->ibatch = j->nbatch = 0;
-		imap_view_foreach(v, &j->rest, j->uid_cmd, batch_add, j);
-		if (j->nbatch == 0)
-			return 0;
-		last = j->batch[j->nbatch - 1];
-		set_skip_to(&j->rest, j->uid_cmd ? v->msgs[last - 1].uid :
-		    last);
-	}
-	return j->batch[j->ibatch++];
 }
 
 /*
@@ -1088,7 +1041,7 @@ msg_next(struct session *s, struct fetch_job *j)
 	uint32_t	 seq;
 	int		 r;
 
-	while ((seq = next_seq(j, imap_of(s)->view)) != 0) {
+	while ((seq = imap_view_walk_next(&j->walk, imap_of(s)->view)) != 0) {
 		r = msg_load(s, j, seq);
 		if (r == 1) {
 			msg_open(s, j);

@@ -155,30 +155,57 @@ view_lower_bound(const struct imap_view *v, uint32_t uid)
 	return lo;
 }
 
+/* The view indexes [*from, *to) that one range of a resolved set names. */
+static void
+range_bounds(const struct imap_view *v, const struct imap_range *r, int uid,
+    uint32_t *from, uint32_t *to)
+{
+	if (uid) {
+		*from = view_lower_bound(v, r->lo);
+		*to = r->hi == UINT32_MAX ? v->count :
+		    view_lower_bound(v, r->hi + 1);
+	} else {
+		*from = r->lo > 0 ? r->lo - 1 : 0;
+		*to = r->hi < v->count ? r->hi : v->count;
+	}
+	if (*to < *from)
+		*to = *from;
+}
+
 int
 imap_view_foreach(const struct imap_view *v, const struct imap_seqset *set,
     int uid, int (*cb)(void *, uint32_t), void *arg)
 {
-	size_t		 i;
-	uint32_t	 n, end;
-	int		 rc;
+	struct imap_view_walk	 w;
+	uint32_t		 seq;
+	int			 rc;
 
-	for (i = 0; i < set->n; i++) {
-		if (uid) {
-			n = view_lower_bound(v, set->r[i].lo);
-			end = view_lower_bound(v, set->r[i].hi == UINT32_MAX ?
-			    UINT32_MAX : set->r[i].hi + 1);
-			if (set->r[i].hi == UINT32_MAX)
-				end = v->count;
-		} else {
-			n = set->r[i].lo > 0 ? set->r[i].lo - 1 : 0;
-			end = set->r[i].hi < v->count ? set->r[i].hi : v->count;
-		}
-		for (; n < end; n++)
-			if ((rc = cb(arg, n + 1)) != 0)
-				return rc;
-	}
+	imap_view_walk_start(&w, set, uid);
+	while ((seq = imap_view_walk_next(&w, v)) != 0)
+		if ((rc = cb(arg, seq)) != 0)
+			return rc;
 	return 0;
+}
+
+void
+imap_view_walk_start(struct imap_view_walk *w, const struct imap_seqset *set,
+    int uid)
+{
+	memset(w, 0, sizeof(*w));
+	w->set = set;
+	w->uid = uid;
+}
+
+uint32_t
+imap_view_walk_next(struct imap_view_walk *w, const struct imap_view *v)
+{
+	while (w->next >= w->end) {
+		if (w->range == w->set->n)
+			return 0;
+		range_bounds(v, &w->set->r[w->range++], w->uid, &w->next,
+		    &w->end);
+	}
+	return ++w->next;
 }
 
 /*
@@ -298,6 +325,8 @@ struct store_job {
 	struct imap_seqset modified;		/* failed UNCHANGEDSINCE */
 	size_t		 modcap;
 	int		 error;
+	struct imap_seqset set;			/* owns the ranges */
+	struct imap_view_walk walk;		/* how far the steps got */
 };
 
 /* The flags and keywords a message gets from the operation. */
@@ -464,29 +493,64 @@ seqset_text(const struct imap_seqset *set)
 	return out;
 }
 
-void
-imap_cmd_store(struct session *s, const struct imap_arg *args, size_t nargs,
-    int uid)
+/* Frees a STORE job: the step_free of imap_start_steps(). */
+static void
+store_free(void *arg)
 {
-	struct imap_session	*ims = imap_of(s);
-	struct store_job	*j;
-	struct imap_seqset	 set;
-	struct imap_arg		 loose;
-	size_t			 i = 1;
+	struct store_job	*j = arg;
+
+	free(j->modified.r);
+	imap_seqset_free(&j->set);
+	free(j);
+}
+
+/*
+ * One step of STORE: changes messages until the set is done, the step's
+ * share (IMAP_STEP_MESSAGES) is used up or the output is full, so that a
+ * STORE 1:* of a big mailbox streams its untagged FETCH responses as the
+ * client reads them and never holds the loop.  Each step's changes are
+ * committed with the group; STORE is not atomic (RFC 3501 6.4.6), and
+ * the tagged OK still waits for the last commit.  Returns 1 once the
+ * reply is recorded, else 0.
+ */
+static int
+store_step(struct session *s, void *arg)
+{
+	struct store_job	*j = arg;
+	const struct imap_view	*v = imap_of(s)->view;
+	uint32_t		 seq;
+	unsigned		 n;
 	char			*text;
 
-	if (nargs < 3 || imap_view_seqset(ims->view, &args[0], uid, &set) < 0) {
-		imap_reply(s, "BAD STORE wants a sequence set, an item and "
-		    "flags");
-		return;
+	for (n = 0; !j->error; n++) {
+		if (n == IMAP_STEP_MESSAGES || imap_output_full(s))
+			return 0;
+		if ((seq = imap_view_walk_next(&j->walk, v)) == 0)
+			break;
+		(void)store_one(j, seq);
 	}
-	if ((j = calloc(1, sizeof(*j))) == NULL) {
-		imap_seqset_free(&set);
-		imap_reply(s, "NO [UNAVAILABLE] Out of memory");
-		return;
-	}
-	j->s = s;
-	j->uid = uid;
+	if (j->error)
+		imap_reply(s, "NO [UNAVAILABLE] STORE failed");
+	else if (j->modified.n > 0) {
+		imap_seqset_resolve(&j->modified, 0);
+		text = seqset_text(&j->modified);
+		imap_reply(s, "OK [MODIFIED %s] Conditional STORE failed",
+		    text ? text : "");
+		free(text);
+	} else
+		imap_reply(s, "OK %sSTORE completed", j->uid ? "UID " : "");
+	return 1;
+}
+
+/* Parses "[(UNCHANGEDSINCE n)] item flags" into j, or replies BAD/NO. */
+static void
+store_parse(struct session *s, struct store_job *j,
+    const struct imap_arg *args, size_t nargs)
+{
+	struct imap_session	*ims = imap_of(s);
+	struct imap_arg		 loose;
+	size_t			 i = 1;
+
 	if (args[i].type == IMAP_ARG_LIST && store_parse_modifier(j,
 	    &args[i++]) < 0)
 		imap_reply(s, "BAD Invalid STORE modifier");
@@ -510,24 +574,41 @@ imap_cmd_store(struct session *s, const struct imap_arg *args, size_t nargs,
 		else if (ims->view->readonly)
 			imap_reply(s, "NO Mailbox is read-only");
 	}
-	if (ims->reply == NULL) {
-		if (j->conditional)
-			ims->condstore = 1;
-		imap_view_foreach(ims->view, &set, uid, store_one, j);
-		if (j->error)
-			imap_reply(s, "NO [UNAVAILABLE] STORE failed");
-		else if (j->modified.n > 0) {
-			imap_seqset_resolve(&j->modified, 0);
-			text = seqset_text(&j->modified);
-			imap_reply(s, "OK [MODIFIED %s] Conditional STORE "
-			    "failed", text ? text : "");
-			free(text);
-		} else
-			imap_reply(s, "OK %sSTORE completed", uid ? "UID " : "");
+}
+
+void
+imap_cmd_store(struct session *s, const struct imap_arg *args, size_t nargs,
+    int uid)
+{
+	struct imap_session	*ims = imap_of(s);
+	struct store_job	*j;
+
+	if ((j = calloc(1, sizeof(*j))) == NULL) {
+		imap_reply(s, "NO [UNAVAILABLE] Out of memory");
+		return;
 	}
-	free(j->modified.r);
-	free(j);
-	imap_seqset_free(&set);
+	j->s = s;
+	j->uid = uid;
+	if (nargs < 3 || imap_view_seqset(ims->view, &args[0], uid,
+	    &j->set) < 0) {
+		imap_reply(s, "BAD STORE wants a sequence set, an item and "
+		    "flags");
+		free(j);
+		return;
+	}
+	store_parse(s, j, args, nargs);
+	if (ims->reply != NULL) {
+		store_free(j);
+		return;
+	}
+	if (j->conditional)
+		ims->condstore = 1;
+	imap_view_walk_start(&j->walk, &j->set, uid);
+	/* A small set is done at once, without waiting for the loop. */
+	if (store_step(s, j))
+		store_free(j);
+	else
+		imap_start_steps(s, store_step, store_free, j);
 }
 
 /* --- COPY, MOVE, EXPUNGE ------------------------------------------------- */

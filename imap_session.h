@@ -170,6 +170,25 @@ int	imap_view_seqset(const struct imap_view *, const struct imap_arg *,
 int	imap_view_foreach(const struct imap_view *, const struct imap_seqset *,
 	    int uid, int (*cb)(void *, uint32_t seq), void *arg);
 
+/*
+ * The same walk in pieces, for a command made in steps: it stops after
+ * any message and resumes there.  The set is not owned and must outlive
+ * the walk; the view must not change between the calls (it changes only
+ * between commands).
+ */
+struct imap_view_walk {
+	const struct imap_seqset *set;
+	int			 uid;
+	size_t			 range;		/* next range of the set */
+	uint32_t		 next, end;	/* view indexes left in the
+						   range being walked */
+};
+void	 imap_view_walk_start(struct imap_view_walk *,
+	    const struct imap_seqset *, int uid);
+/* The next sequence number, or 0 when the walk is over. */
+uint32_t imap_view_walk_next(struct imap_view_walk *,
+	    const struct imap_view *);
+
 /* Flag names <-> bits: "\Seen" -> FLAG_SEEN; 0 for a keyword. */
 uint32_t	imap_flag_bit(const char *);
 

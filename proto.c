@@ -746,9 +746,16 @@ session_printf(struct session *s, const char *fmt, ...)
 		output_overflow(s);
 }
 
+/*
+ * A session that is closing (its output went past the limit, or it was
+ * told to go) has no one left to answer: its change still commits with
+ * the group, and it does not wait.
+ */
 void
 session_wait_commit(struct session *s)
 {
+	if (s->io == SESSION_CLOSING)
+		return;
 	assert(s->io == SESSION_OPEN);
 	s->io = SESSION_WAIT_COMMIT;
 }
@@ -757,7 +764,8 @@ void
 session_wait_replicated(struct session *s)
 {
 	session_wait_commit(s);
-	s->replicate = 1;
+	if (s->io == SESSION_WAIT_COMMIT)
+		s->replicate = 1;
 }
 
 void
