@@ -49,6 +49,7 @@
 #define SPOOL_MEM_MAX		(64 * 1024)
 #define STORE_BUSY_TIMEOUT_MS	5000	/* wait for another process's lock */
 #define STORE_MAX_KEYWORDS	4096	/* bytes of keywords on a message */
+#define STORE_GC_BATCH		256	/* unused blobs looked up at once */
 #define SCHEMA_VERSION		6	/* bump with a migration in store.c */
 
 /* LMTP */

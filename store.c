@@ -294,13 +294,10 @@ static const char *const stmt_sql[NSTMT] = {
 	    "JOIN blob b ON b.id = m.blob_id WHERE m.mailbox_id = ?1",
 	[S_MSG_DEL_ALL] = "DELETE FROM message WHERE mailbox_id = ?1",
 	/* A blob in quarantine is in use too. */
-	[S_BLOB_GC_CHUNKS] = "DELETE FROM chunk WHERE blob_id IN "
-	    "(SELECT id FROM blob WHERE NOT EXISTS "
+	[S_BLOB_GC] = "SELECT id FROM blob WHERE id > ?1 AND NOT EXISTS "
 	    "(SELECT 1 FROM message WHERE blob_id = blob.id) AND NOT EXISTS "
-	    "(SELECT 1 FROM quarantine WHERE blob_id = blob.id))",
-	[S_BLOB_GC] = "DELETE FROM blob WHERE NOT EXISTS "
-	    "(SELECT 1 FROM message WHERE blob_id = blob.id) AND NOT EXISTS "
-	    "(SELECT 1 FROM quarantine WHERE blob_id = blob.id)",
+	    "(SELECT 1 FROM quarantine WHERE blob_id = blob.id) "
+	    "ORDER BY id LIMIT ?2",
 	[S_REPLOG_ADD] = "INSERT INTO replog (time, type, user, mailbox, uid, "
 	    "guid, modseq, flags, keywords, internaldate, name, value) "
 	    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",

@@ -536,19 +536,35 @@ blob_drop_unused(struct store *st, int64_t blob_id)
 	return step_done(st, s, "blob drop");
 }
 
-/* Drops blobs (and their chunks) that no message refers to any more. */
+/*
+ * Drops blobs (and their chunks) that no message refers to any more,
+ * each through blob_drop_unused(), so that a blob a reader has open
+ * stays until a later collection (a FETCH streaming it from a mailbox
+ * that another session deletes keeps its chunks).
+ */
 enum store_err
 blob_gc(struct store *st)
 {
 	sqlite3_stmt	*s;
-	enum store_err	 err;
+	enum store_err	 err = STORE_OK;
+	int64_t		 ids[STORE_GC_BATCH], after = 0;
+	size_t		 n, i;
+	int		 rc;
 
-	if ((s = stmt(st, S_BLOB_GC_CHUNKS)) == NULL)
-		return STORE_IO;
-	if ((err = step_done(st, s, "chunk gc")) != STORE_OK)
-		return err;
-	if ((s = stmt(st, S_BLOB_GC)) == NULL)
-		return STORE_IO;
-	return step_done(st, s, "blob gc");
+	do {
+		if ((s = stmt(st, S_BLOB_GC)) == NULL)
+			return STORE_IO;
+		sqlite3_bind_int64(s, 1, after);
+		sqlite3_bind_int(s, 2, STORE_GC_BATCH);
+		for (n = 0; (rc = sqlite3_step(s)) == SQLITE_ROW; n++)
+			ids[n] = sqlite3_column_int64(s, 0);
+		sqlite3_reset(s);
+		if (rc != SQLITE_DONE)
+			return db_error(st, rc, "blob gc");
+		for (i = 0; i < n && err == STORE_OK; i++)
+			err = blob_drop_unused(st, ids[i]);
+		if (n > 0)
+			after = ids[n - 1];
+	} while (err == STORE_OK && n == STORE_GC_BATCH);
+	return err;
 }
-

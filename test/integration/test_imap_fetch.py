@@ -446,3 +446,34 @@ def test_imaplib_fetch(imap_srv):
     t = imaplib.Internaldate2tuple(data[0])
     assert t is not None
     c.logout()
+
+
+
+def test_fetch_survives_delete_of_its_mailbox(imap_srv):
+    """A FETCH streaming a big message keeps its bytes when another
+    session deletes the mailbox meanwhile (the blob is collected only
+    once no reader has it open)."""
+    import socket
+    body = b"From: a@b.test\r\nSubject: big\r\n\r\n" + b"".join(
+        b"%07d %s\r\n" % (i, b"y" * 90) for i in range(20000))
+    with imap_srv.raw() as c:
+        c.ok("CREATE big")
+        c.append("big", body)
+    with imap_srv.raw() as a:
+        a.ok("SELECT big")
+        a.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8192)
+        a.send("f1 FETCH 1 BODY.PEEK[]\r\n")
+        got = [a.sock.recv(4096)]
+        assert got[0].startswith(b"* 1 FETCH"), got[0][:80]
+        with imap_srv.raw() as b:
+            b.ok("DELETE big")
+            b.ok("NOOP")
+        a.sock.settimeout(30)
+        while b"\r\nf1 " not in b"".join(got[-2:]):
+            chunk = a.sock.recv(1 << 16)
+            assert chunk, "connection closed"
+            got.append(chunk)
+    reply = b"".join(got)
+    head = b"* 1 FETCH (BODY[] {%d}\r\n" % len(body)
+    assert reply.startswith(head), reply[:80]
+    assert reply[len(head):len(head) + len(body)] == body
