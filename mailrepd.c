@@ -460,6 +460,14 @@ event_loop(struct server *srv, struct listener *ls, int nls,
 			srv->timer_ms = 0;
 			server_wake(srv);
 		}
+		/*
+		 * What the timers wrote (the log purge, a delayed reply's
+		 * change) commits now: no write transaction may stay open
+		 * across ppoll, where it would hold the store's lock from
+		 * every other process for up to a second.
+		 */
+		if (store_txn_open(srv->store))
+			server_commit(srv);
 		server_reap(srv);
 	}
 	free(pfd);

@@ -231,3 +231,26 @@ def test_restart_after_kill9_with_unix_socket(server):
         assert dr[0].endswith(" UID 2"), dr
     assert [m.data for m in s.export("alice")] == [
         stored("u@remote.test", body, ALICE)] * 2
+
+
+def test_idle_server_does_not_hold_the_write_lock(srv):
+    """No write transaction stays open across the event loop's wait: a
+    second process (an admin command, a backup) gets the store's write
+    lock at once, also right after the periodic log purge."""
+    import sqlite3
+    db = sqlite3.connect(str(srv.data / "mailrepd.db"), timeout=0,
+                         isolation_level=None)
+    longest = streak = 0.0
+    end = time.monotonic() + 12
+    while time.monotonic() < end:
+        t0 = time.monotonic()
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            db.execute("ROLLBACK")
+            streak = 0.0
+        except sqlite3.OperationalError:
+            streak += time.monotonic() - t0 + 0.02
+            longest = max(longest, streak)
+        time.sleep(0.02)
+    db.close()
+    assert longest < 0.5, "write lock held for %.2f s" % longest
