@@ -1409,7 +1409,8 @@ imap_input(struct session *s)
 
 	if (ims->step != NULL && !imap_output_full(s))
 		run_step(s);
-	while (progress && s->io == SESSION_OPEN && ims->step == NULL) {
+	while (progress && s->io == SESSION_OPEN && !imap_output_full(s) &&
+	    ims->step == NULL) {
 		switch (p->mode) {
 		case IN_COMMAND:
 			progress = input_command(s);

@@ -227,6 +227,19 @@ session_handshake(struct session *s)
 	return 1;
 }
 
+/*
+ * Whether the queued output is above the high-water mark: the session
+ * is then neither read nor given its buffered commands until the client
+ * has taken some, so that a client pipelining commands without reading
+ * the replies holds OUTBUF_HIGH_WATER and one reply, not the output
+ * limit.
+ */
+static int
+session_output_high(const struct session *s)
+{
+	return buf_used(&s->out) >= OUTBUF_HIGH_WATER;
+}
+
 short
 session_poll_events(const struct session *s)
 {
@@ -235,6 +248,7 @@ session_poll_events(const struct session *s)
 
 	if ((want & TRANSPORT_WANT_READ) || (s->io == SESSION_OPEN &&
 	    !s->in_eof && !s->paused && buf_room(&s->in) > 0 &&
+	    !session_output_high(s) &&
 	    (s->tp == NULL || transport_readable(s->tp))))
 		ev |= POLLIN;
 	if (session_has_output(s) || (want & TRANSPORT_WANT_WRITE))
@@ -259,9 +273,10 @@ session_wants_processing(const struct session *s)
 {
 	if (s->io != SESSION_OPEN || s->tls_start || s->paused)
 		return 0;
-	if (s->resume)
-		return buf_used(&s->out) < OUTBUF_HIGH_WATER;
-	return buf_used(&s->in) > 0 || s->in_eof || session_pending_input(s);
+	if (session_output_high(s))
+		return 0;
+	return s->resume || buf_used(&s->in) > 0 || s->in_eof ||
+	    session_pending_input(s);
 }
 
 /*
@@ -315,7 +330,7 @@ session_process(struct session *s)
 	if (s->io == SESSION_OPEN && s->in_eof && !s->resume)
 		session_close(s);
 	else if (s->io == SESSION_OPEN && buf_room(&s->in) == 0 &&
-	    !s->resume) {
+	    !s->resume && !session_output_high(s)) {
 		log_warn("session.stuck", "proto=%s peer=%s", s->ops->name,
 		    s->peer);
 		session_close(s);

@@ -57,3 +57,67 @@ def test_store_by_a_client_that_never_reads(imap_srv):
     assert imap_srv.running()
     with imap_srv.raw() as o:
         o.ok("NOOP")
+
+
+def rss_kib(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def test_pipelining_clients_that_never_read(server, monkeypatch):
+    """Clients that pipeline thousands of LISTs and read nothing: the
+    server stops reading a session while its queued output is above the
+    high-water mark, so memory stays bounded, and every reply still
+    arrives once the client reads (none is cut off at the output
+    limit)."""
+    import os
+    import threading
+    # ASan keeps freed memory in quarantine, which RSS would count.
+    monkeypatch.setenv("ASAN_OPTIONS", os.environ.get("ASAN_OPTIONS", "") +
+                       ":quarantine_size_mb=0")
+    imap_srv = server(imap=True)
+    nclients, ncmds = 10, 350
+    with imap_srv.raw() as c:
+        for i in range(200):
+            c.ok("CREATE folder-%03d-%s" % (i, "f" * 30))
+    burst = b"".join(b'c%d LIST "" *\r\n' % i for i in range(ncmds))
+    pid = imap_srv.proc.pid
+    before = rss_kib(pid)
+    socks = []
+    for _ in range(nclients):
+        c = imap_srv.raw()
+        c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
+        socks.append(c.sock)
+    senders = [threading.Thread(target=s.sendall, args=(burst,),
+                                daemon=True) for s in socks]
+    for t in senders:
+        t.start()
+    time.sleep(4)
+    grown = rss_kib(pid) - before
+    assert imap_srv.running()
+
+    def drain(s, out):
+        s.settimeout(120)
+        n, tail = 0, b""
+        last = b"c%d OK" % (ncmds - 1)
+        while last not in tail:
+            chunk = s.recv(1 << 16)
+            if not chunk:
+                break
+            tail = tail[-200:] + chunk
+            n += (tail[-len(chunk) - 20:]).count(b" OK LIST")
+        out.append(last in tail)
+    done = []
+    readers = [threading.Thread(target=drain, args=(s, done))
+               for s in socks]
+    for t in readers:
+        t.start()
+    for t in readers + senders:
+        t.join(180)
+    for s in socks:
+        s.close()
+    assert done == [True] * nclients, done
+    assert grown < 20 * 1024, "RSS grew by %d KiB" % grown
