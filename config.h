@@ -17,6 +17,7 @@
  */
 #define DEFAULT_MAX_CONNECTIONS	512
 #define DEFAULT_IDLE_TIMEOUT	1800	/* seconds a session may sit idle */
+#define DEFAULT_PRELOGIN_TIMEOUT 60	/* seconds from connecting to logging in */
 #define LISTEN_BACKLOG		128	/* listen(2) backlog */
 #define IO_CHUNK		16384	/* bytes read from a socket at once */
 #define OUTBUF_HIGH_WATER	(256 * 1024) /* stop producing output above */
@@ -134,6 +135,7 @@
 #define SYNC_HANDSHAKE_TIMEOUT	10	/* seconds to authenticate */
 #define SYNC_PING_INTERVAL	15	/* seconds between keep-alives */
 #define SYNC_DEAD_AFTER		60	/* seconds of silence before a peer is dropped */
+#define SYNC_MAX_PEERS		64	/* replication connections at once */
 #define SYNC_PURGE_BATCH	10000	/* log records purged per statement */
 #define SYNC_PURGE_MAX		4	/* purge statements per purge run */
 #define SYNC_PURGE_INTERVAL	5	/* seconds between log purges */

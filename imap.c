@@ -1541,8 +1541,19 @@ imap_free(struct session *s)
 	s->proto = NULL;
 }
 
+/* Whether the client has logged in (proto_ops.established). */
+static int
+imap_established(const struct session *s)
+{
+	const struct imap_session	*ims = s->proto;
+
+	return ims != NULL && ims->state != IMAP_NOTAUTH;
+}
+
 const struct proto_ops imap_proto = {
 	.name = "imap",
+	.pool = POOL_IMAP,
+	.established = imap_established,
 	.in_limit = IMAP_MAX_LINE + IO_CHUNK,
 	.out_limit = IMAP_MAX_OUTPUT,
 	.busy_reply = "* BYE [UNAVAILABLE] Too many connections, try again "

@@ -1346,8 +1346,22 @@ lmtp_free(struct session *s)
 	s->proto = NULL;
 }
 
+/*
+ * Whether the client has said LHLO, EHLO or HELO, also before STARTTLS
+ * (proto_ops.established).
+ */
+static int
+lmtp_established(const struct session *s)
+{
+	const struct lmtp_session	*ls = s->proto;
+
+	return ls != NULL && (ls->state != LMTP_HELO || ls->helo != NULL);
+}
+
 const struct proto_ops lmtp_proto = {
 	.name = "lmtp",
+	.pool = POOL_MAIL,
+	.established = lmtp_established,
 	.in_limit = LMTP_MAX_DATA_LINE + IO_CHUNK,
 	.out_limit = 1024 * 1024,
 	.busy_reply = "421 4.3.2 Too many connections, try again later\r\n",
@@ -1362,6 +1376,8 @@ const struct proto_ops lmtp_proto = {
 
 const struct proto_ops smtp_proto = {
 	.name = "smtp",
+	.pool = POOL_MAIL,
+	.established = lmtp_established,
 	.in_limit = LMTP_MAX_DATA_LINE + IO_CHUNK,
 	.out_limit = 1024 * 1024,
 	.busy_reply = "421 4.3.2 Too many connections, try again later\r\n",

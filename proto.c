@@ -34,6 +34,25 @@ session_free(struct session *s)
 	free(s);
 }
 
+/* How many sessions a pool may hold. */
+static unsigned
+pool_limit(const struct server *srv, enum session_pool pool)
+{
+	return pool == POOL_REPL ? SYNC_MAX_PEERS :
+	    (unsigned)srv->settings->max_connections;
+}
+
+/* Links a new session in and counts it in its pool. */
+static void
+session_link(struct server *srv, struct session *s)
+{
+	s->opened = s->last_active = srv->now;
+	s->next = srv->sessions;
+	srv->sessions = s;
+	srv->nsessions++;
+	srv->pool_sessions[s->ops->pool]++;
+}
+
 /*
  * Accepts every waiting connection on lfd.  Past max-connections the
  * client gets the protocol's "busy" reply and is closed at once; with
@@ -50,7 +69,8 @@ accept_all(struct server *srv, int lfd, const struct proto_ops *ops,
 	int		 fd, tls = implicit || ops->psk;
 
 	while ((fd = net_accept(lfd, peer)) >= 0) {
-		if (srv->nsessions >= (unsigned)srv->settings->max_connections) {
+		if (srv->pool_sessions[ops->pool] >= pool_limit(srv,
+		    ops->pool)) {
 			log_warn("session.refused", "proto=%s peer=%s "
 			    "reason=max-connections", ops->name, peer);
 			if (!tls)
@@ -88,13 +108,10 @@ accept_all(struct server *srv, int lfd, const struct proto_ops *ops,
 		s->fd = fd;
 		s->id = ++srv->next_id;
 		s->local = net_is_local(fd);
-		s->last_active = srv->now;
 		memcpy(s->peer, peer, sizeof(peer));
 		buf_init(&s->in, ops->in_limit);
 		buf_init(&s->out, ops->out_limit);
-		s->next = srv->sessions;
-		srv->sessions = s;
-		srv->nsessions++;
+		session_link(srv, s);
 		log_debug("session.open", "proto=%s id=%llu peer=%s tls=%d",
 		    ops->name, (unsigned long long)s->id, peer, tls);
 		if (!tls)
@@ -139,13 +156,10 @@ session_new(struct server *srv, int fd, const struct proto_ops *ops,
 	s->fd = fd;
 	s->id = ++srv->next_id;
 	s->local = net_is_local(fd);
-	s->last_active = srv->now;
 	snprintf(s->peer, sizeof(s->peer), "%s", peer);
 	buf_init(&s->in, ops->in_limit);
 	buf_init(&s->out, ops->out_limit);
-	s->next = srv->sessions;
-	srv->sessions = s;
-	srv->nsessions++;
+	session_link(srv, s);
 	log_debug("session.open", "proto=%s id=%llu peer=%s", ops->name,
 	    (unsigned long long)s->id, s->peer);
 	if (!s->tls_start)
@@ -237,7 +251,7 @@ session_handshake(struct session *s)
 static int
 session_output_high(const struct session *s)
 {
-	return buf_used(&s->out) >= OUTBUF_HIGH_WATER;
+	return !s->ops->full_duplex && buf_used(&s->out) >= OUTBUF_HIGH_WATER;
 }
 
 short
@@ -610,6 +624,20 @@ server_wake(struct server *srv)
  * reading would otherwise wait for its output to drain for ever: past
  * the same timeout its output is dropped, so that server_reap frees it.
  */
+/*
+ * Whether a session has spent longer than --prelogin-timeout since it
+ * connected without getting past its greeting stage: measured from the
+ * connection, so that a client sending a byte now and then cannot hold
+ * a slot for the whole idle timeout without logging in.
+ */
+static int
+session_prelogin_expired(const struct session *s)
+{
+	return s->ops->established != NULL && !s->tls_start &&
+	    s->srv->now - s->opened > s->srv->settings->prelogin_timeout &&
+	    !s->ops->established(s);
+}
+
 void
 server_timeouts(struct server *srv)
 {
@@ -630,7 +658,8 @@ server_timeouts(struct server *srv)
 			session_broken(s);
 			continue;
 		}
-		if (srv->now - s->last_active <= idle)
+		if (srv->now - s->last_active <= idle &&
+		    !session_prelogin_expired(s))
 			continue;
 		if (s->io == SESSION_OPEN && !s->tls_start) {
 			s->ops->timeout(s);
@@ -650,6 +679,7 @@ server_reap(struct server *srv)
 		if (s->io == SESSION_CLOSING && !session_has_output(s)) {
 			*sp = s->next;
 			srv->nsessions--;
+			srv->pool_sessions[s->ops->pool]--;
 			session_free(s);
 		} else
 			sp = &s->next;
@@ -686,6 +716,7 @@ server_close_all(struct server *srv)
 		session_free(s);
 	}
 	srv->nsessions = 0;
+	memset(srv->pool_sessions, 0, sizeof(srv->pool_sessions));
 }
 
 enum line_status

@@ -57,6 +57,18 @@ struct repl_hold {
 	time_t		 stored_at;
 };
 
+/*
+ * Connection pools: each has its own limit, so that clients of one
+ * protocol cannot take the slots of another, and replicas always find
+ * room however many clients are connected.
+ */
+enum session_pool {
+	POOL_IMAP,		/* max-connections */
+	POOL_MAIL,		/* LMTP and SMTP: max-connections */
+	POOL_REPL,		/* replication: SYNC_MAX_PEERS */
+	NPOOLS
+};
+
 /* What every session can reach: the store, the settings, the clocks. */
 struct server {
 	struct store		*store;
@@ -67,6 +79,7 @@ struct server {
 	struct repl_hold	 hold;
 	struct session		*sessions;	/* every live session */
 	unsigned		 nsessions;
+	unsigned		 pool_sessions[NPOOLS];
 	uint64_t		 next_id;
 	/*
 	 * `mailrepd dev`: catch-all delivery, +tempfail/+permfail/+slow,
@@ -88,9 +101,24 @@ enum session_io {
 /* A protocol's handlers; see the comment at the top. */
 struct proto_ops {
 	const char	*name;
+	enum session_pool pool;
 	size_t		 in_limit;	/* longest input buffered */
 	size_t		 out_limit;
 	const char	*busy_reply;	/* sent when at max connections */
+	/*
+	 * The peer keeps sending while it has output of ours to read (both
+	 * replication nodes stream): its input is read whatever output is
+	 * queued, where a client's is not (see session_output_high), or two
+	 * nodes with output queued would each wait for the other to read.
+	 */
+	int		 full_duplex;
+	/*
+	 * Optional: whether the client is past its greeting stage (IMAP:
+	 * logged in; LMTP and SMTP: said LHLO/EHLO/HELO).  A session that
+	 * is not within --prelogin-timeout of its connection is timed out,
+	 * however often it sends a byte.  NULL: always.
+	 */
+	int		(*established)(const struct session *);
 	void		(*start)(struct session *);
 	void		(*input)(struct session *);
 	void		(*committed)(struct session *, int ok);
@@ -147,6 +175,7 @@ struct session {
 	struct buf		 in;
 	struct buf		 out;
 	time_t			 last_active;
+	time_t			 opened;
 	char			 peer[NET_PEER_LEN];
 	void			*proto;		/* owned by the protocol */
 	struct transport	*tp;		/* plain, TLS, DEFLATE; NULL:

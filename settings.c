@@ -81,6 +81,10 @@ static const struct setting table[] = {
 	{ "idle-timeout", SET_LONG, OFF(idle_timeout),
 	    NULL, DEFAULT_IDLE_TIMEOUT, 1, 86400, NULL,
 	    "seconds before an idle connection is closed" },
+	{ "prelogin-timeout", SET_LONG, OFF(prelogin_timeout),
+	    NULL, DEFAULT_PRELOGIN_TIMEOUT, 1, 3600, NULL,
+	    "seconds from connecting to logging in (IMAP) or greeting (LMTP, "
+	    "SMTP), however often the client sends" },
 	{ "max-message-size", SET_LONG, OFF(max_message_size),
 	    NULL, DEFAULT_MAX_MESSAGE_SIZE, 1024, 1L << 30, NULL,
 	    "largest message accepted, in bytes (LMTP SIZE)" },

@@ -27,6 +27,7 @@ struct settings {
 	long	 max_tls_handshakes;	/* handshakes in progress at once */
 	long	 max_connections;
 	long	 idle_timeout;		/* seconds */
+	long	 prelogin_timeout;	/* seconds */
 	long	 max_message_size;	/* bytes */
 	char	*repl_listen;		/* --repl-listen: accept replicas */
 	char	*replicate_from;	/* --replicate-from HOST:PORT */

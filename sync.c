@@ -814,6 +814,8 @@ chan_tls_failed(struct session *s, const char *why, int wrong_key)
 
 const struct proto_ops sync_master_proto = {
 	.name = "repl",
+	.pool = POOL_REPL,
+	.full_duplex = 1,
 	.in_limit = SYNC_HDR_LEN + SYNC_MAX_FRAME + IO_CHUNK,
 	.out_limit = OUTBUF_HIGH_WATER + 2 * SYNC_MAX_FRAME,
 	.busy_reply = "",
@@ -1268,6 +1270,8 @@ replica_free(struct session *s)
 
 static const struct proto_ops sync_replica_proto = {
 	.name = "repl-upstream",
+	.pool = POOL_REPL,
+	.full_duplex = 1,
 	.in_limit = SYNC_HDR_LEN + SYNC_MAX_FRAME + IO_CHUNK,
 	.out_limit = OUTBUF_HIGH_WATER + 2 * SYNC_MAX_FRAME,
 	.busy_reply = "",
