@@ -80,9 +80,11 @@ struct imap_private {
 	int		 changed;	/* the command changed the store */
 	int64_t		 hold_until;	/* now_ms of a delayed reply, or 0 */
 	int		 auth_failures;
-	/* IN_PASSWORD: who logs in (the stored name), and whether they exist */
+	/* IN_PASSWORD: who logs in (the stored name), whether they exist,
+	   and since when (now_ms): the refusal's delay counts from then */
 	char		 login_user[USER_MAX_NAME + 1];
 	int		 login_known;
+	int64_t		 login_began;
 	int		 bad_commands;
 	int		 after_reply;	/* AFTER_*: once the reply is queued */
 };
@@ -449,9 +451,10 @@ login_ok(struct session *s, const char *user, const char *how)
 
 /*
  * Refuses a login.  The refusal is held for the address's penalty
- * (IMAP_AUTH_FAIL_DELAY_MS at first), whatever else the loop does, and
- * after IMAP_MAX_AUTH_FAILURES the session ends.  The password is never
- * logged.
+ * (IMAP_AUTH_FAIL_DELAY_MS at first) from when the login began, so the
+ * time the hashing took (the queue, the hash) does not show; that holds
+ * whatever else the loop does.  After IMAP_MAX_AUTH_FAILURES the session
+ * ends.  The password is never logged.
  */
 static void
 login_failed(struct session *s, const char *user)
@@ -463,7 +466,7 @@ login_failed(struct session *s, const char *user)
 	delay = penalty_fail(s->peer, s->srv->now_ms);
 	log_warn("imap.auth.fail", "session=%llu peer=%s user=%s delay_ms=%u",
 	    (unsigned long long)s->id, s->peer, log_quote(user), delay);
-	p->hold_until = s->srv->now_ms + delay;
+	p->hold_until = p->login_began + delay;
 	imap_reply(s, "NO [AUTHENTICATIONFAILED] Authentication failed");
 	if (++p->auth_failures >= IMAP_MAX_AUTH_FAILURES)
 		ims->state = IMAP_LOGOUT;
@@ -499,6 +502,7 @@ authenticate(struct session *s, const char *user, const char *password)
 	snprintf(p->login_user, sizeof(p->login_user), "%s",
 	    known ? canon : user);
 	p->login_known = known;
+	p->login_began = s->srv->now_ms;
 	switch (auth_check(s->id, p->login_user, password, known ? hash :
 	    NULL, s->srv->now_ms)) {
 	case AUTH_MATCH:
