@@ -12,7 +12,9 @@ $MAILREPD, then Dovecot unless --no-dovecot), on 127.0.0.1, for S seconds
     address (127.0.2.x, 127.0.3.x...), so that no per-address penalty
     throttles the crowd as a whole;
   - R correct logins a second (default 100), each a new connection from
-    127.0.0.1 (users user1..user19 in turn): LOGIN, LOGOUT;
+    127.0.0.1 (users user1..user19 in turn): LOGIN, LOGOUT.  These users
+    logged in once before the burst (regular users whose clients
+    reconnect), unless --cold;
   - one logged-in client (user "fetch") sends NOOP every 20 ms, in its own
     process.  Its latency counts from when each NOOP was due, so a stall
     shows in every NOOP that should have run during it.
@@ -303,9 +305,23 @@ class Load:
             self.close(key.data)
 
 
+def warm_up(port):
+    """Logs every user of the correct logins in once, one after another."""
+    for u in USERS:
+        with socket.create_connection((HOST, port), timeout=IO_TIMEOUT) as s:
+            line, buf = read_tagged(s, b"", b"*")
+            s.sendall(b"w LOGIN %s %s\r\n" % (u.encode(), PASSWORD.encode()))
+            line, buf = read_tagged(s, buf, b"w")
+            if not line.startswith(b"w OK"):
+                sys.exit("warm-up login of %s failed: %r" % (u, line))
+            s.sendall(b"z LOGOUT\r\n")
+
+
 def measure(server, args):
     server.start()
     try:
+        if not args.cold:
+            warm_up(server.port)
         q = multiprocessing.Queue()
         v = multiprocessing.Process(target=victim,
                                     args=(server.port, args.seconds, q))
@@ -343,6 +359,8 @@ def main():
     ap.add_argument("--logins-per-s", type=float, default=100.0)
     ap.add_argument("--mailrepd", action="append")
     ap.add_argument("--no-dovecot", action="store_true")
+    ap.add_argument("--cold", action="store_true",
+                    help="no warm-up logins before the burst")
     ap.add_argument("--json")
     args = ap.parse_args()
     binaries = args.mailrepd or [os.environ.get("MAILREPD", "./mailrepd")]
@@ -355,8 +373,9 @@ def main():
             rows.append(measure(server, args))
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
-    print("%d clients sending wrong passwords, %g correct logins/s, %g s"
-          % (args.attackers, args.logins_per_s, args.seconds))
+    print("%d clients sending wrong passwords, %g correct logins/s%s, %g s"
+          % (args.attackers, args.logins_per_s, " (cold)" if args.cold
+             else " (users logged in once before)", args.seconds))
     print("%-28s %8s %8s %8s  %11s %8s %8s  %8s %6s" % (
         "server", "NOOP p50", "p99", "max", "logins ok", "p50", "p99",
         "refused", "UNAV"))
