@@ -284,6 +284,17 @@ auth_check(uint64_t id, const char *user, const char *password,
 	return AUTH_QUEUED;
 }
 
+unsigned
+auth_pending(void)
+{
+	unsigned	 n = 0;
+	int		 i;
+
+	for (i = 0; i < AUTH_QUEUE_LEN; i++)
+		n += a.taken[i] != 0;
+	return n;
+}
+
 void
 auth_results(void (*done)(void *, uint64_t, int), void *arg, int64_t now_ms)
 {

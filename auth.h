@@ -49,6 +49,9 @@ enum auth_status {
 enum auth_status auth_check(uint64_t id, const char *user,
 	    const char *password, const char *stored, int64_t now_ms);
 
+/* Checks asked for whose results auth_results() has not handed over. */
+unsigned auth_pending(void);
+
 /*
  * Calls done(arg, id, match) for every finished check, in the order
  * they finished; a match is remembered in the cache from now_ms on.

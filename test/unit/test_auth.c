@@ -148,7 +148,9 @@ test_full_queue_is_busy_and_stop_drops(void **state)
 		    AUTH_QUEUED);
 	assert_int_equal(auth_check(id, "alice", "wrong", hash, 0),
 	    AUTH_BUSY);
+	assert_int_equal(auth_pending(), AUTH_QUEUE_LEN);
 	auth_stop();
+	assert_int_equal(auth_pending(), 0);
 	assert_int_equal(auth_check(id, "alice", "pw", hash, 0), AUTH_BUSY);
 	assert_int_equal(auth_start(), 0);
 	assert_int_equal(auth_check(id, "alice", "pw", hash, 0), AUTH_QUEUED);
