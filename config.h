@@ -110,6 +110,10 @@
 #define PBKDF2_SALT_LEN		16	/* bytes of random salt */
 /* The stored hash of a user made by dev or catch-all: no password matches */
 #define PASSWORD_NONE		"!"
+#define PASSWORD_HASH_MAX	128	/* bytes of a stored hash the checker takes */
+#define AUTH_QUEUE_LEN		64	/* password checks waiting or running (~4 s) */
+#define AUTH_CACHE_ENTRIES	1024	/* recently verified credentials kept */
+#define AUTH_CACHE_SECONDS	900	/* how long a verified credential is trusted */
 #define MAILBOX_MAX_NAME	512	/* bytes in a mailbox name */
 
 /* Replication (sync.c) */

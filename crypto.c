@@ -131,23 +131,46 @@ pbkdf2(const char *password, const uint8_t *salt, size_t saltlen,
 	return rc == 0 ? 0 : -1;
 }
 
-char *
-crypto_password_hash(const char *password)
+/* The stored form of a salt and a hash: "$pbkdf2-sha256$ITER$SALT$HASH". */
+static char *
+stored_form(const uint8_t salt[PBKDF2_SALT_LEN],
+    const uint8_t hash[PBKDF2_HASH_LEN])
 {
-	uint8_t		 salt[PBKDF2_SALT_LEN], hash[PBKDF2_HASH_LEN];
 	unsigned char	 salt64[64], hash64[64];
 	size_t		 n1, n2;
 	char		*out;
 
-	if (crypto_random(salt, sizeof(salt)) < 0 ||
-	    pbkdf2(password, salt, sizeof(salt), PBKDF2_ITERATIONS, hash) < 0)
-		return NULL;
-	mbedtls_base64_encode(salt64, sizeof(salt64), &n1, salt, sizeof(salt));
-	mbedtls_base64_encode(hash64, sizeof(hash64), &n2, hash, sizeof(hash));
+	mbedtls_base64_encode(salt64, sizeof(salt64), &n1, salt,
+	    PBKDF2_SALT_LEN);
+	mbedtls_base64_encode(hash64, sizeof(hash64), &n2, hash,
+	    PBKDF2_HASH_LEN);
 	if (asprintf(&out, "$pbkdf2-sha256$%u$%s$%s", PBKDF2_ITERATIONS,
 	    salt64, hash64) < 0)
 		return NULL;
 	return out;
+}
+
+char *
+crypto_password_hash(const char *password)
+{
+	uint8_t		 salt[PBKDF2_SALT_LEN], hash[PBKDF2_HASH_LEN];
+
+	if (crypto_random(salt, sizeof(salt)) < 0 ||
+	    pbkdf2(password, salt, sizeof(salt), PBKDF2_ITERATIONS, hash) < 0)
+		return NULL;
+	return stored_form(salt, hash);
+}
+
+/* A random "hash" is the output of no password worth guessing. */
+char *
+crypto_password_dummy(void)
+{
+	uint8_t		 salt[PBKDF2_SALT_LEN], hash[PBKDF2_HASH_LEN];
+
+	if (crypto_random(salt, sizeof(salt)) < 0 ||
+	    crypto_random(hash, sizeof(hash)) < 0)
+		return NULL;
+	return stored_form(salt, hash);
 }
 
 int

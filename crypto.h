@@ -48,6 +48,14 @@ char		*crypto_password_hash(const char *password);
 /* Returns 1 when password matches the stored hash, else 0. */
 int		 crypto_password_verify(const char *password, const char *hash);
 
+/*
+ * Returns a stored hash, malloc'd (NULL without memory or randomness),
+ * that costs what a real one costs to check and that no password
+ * matches: an unknown user is checked against it, so that timing does
+ * not tell unknown users from known ones.
+ */
+char		*crypto_password_dummy(void);
+
 #define HMAC_LEN	32		/* HMAC-SHA256 */
 
 /*

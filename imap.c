@@ -13,6 +13,7 @@
  *   APPEND_END  the end of the APPEND line after the literal
  *   DISCARD  dropping a refused non-synchronizing literal, then its line
  *   SKIP_LINE  dropping the rest of an over-long command line
+ *   PASSWORD  nothing: the worker checks a password (auth.h)
  *   HELD     nothing: a reply waits for the group commit or a delay
  *
  * A command's tagged reply is recorded by imap_reply() and sent by
@@ -29,6 +30,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "auth.h"
 #include "config.h"
 #include "crypto.h"
 #include "imap.h"
@@ -53,6 +55,7 @@ enum input_mode {
 	IN_APPEND_END,
 	IN_DISCARD,
 	IN_SKIP_LINE,
+	IN_PASSWORD,
 	IN_HELD,
 };
 
@@ -77,6 +80,11 @@ struct imap_private {
 	int		 changed;	/* the command changed the store */
 	int64_t		 hold_until;	/* now_ms of a delayed reply, or 0 */
 	int		 auth_failures;
+	/* IN_PASSWORD: who logs in (the stored name), whether they exist,
+	   and since when (now_ms): the refusal's delay counts from then */
+	char		 login_user[USER_MAX_NAME + 1];
+	int		 login_known;
+	int64_t		 login_began;
 	int		 bad_commands;
 	int		 after_reply;	/* AFTER_*: once the reply is queued */
 };
@@ -101,6 +109,7 @@ struct imap_command {
 #define ST_ANY		(ST_NOTAUTH | ST_AUTH)
 
 static void	command_finish(struct session *);
+static void	hold_reply(struct session *);
 static void	command_reply(struct session *, int committed);
 
 /* --- replies and output ------------------------------------------------ */
@@ -421,52 +430,116 @@ user_sessions(const struct server *srv, const char *user)
 	return n;
 }
 
+/* Logs the session in as user (the stored name); how: "hash", "cache"... */
+static void
+login_ok(struct session *s, const char *user, const char *how)
+{
+	struct imap_session	*ims = imap_of(s);
+
+	if (user_sessions(s->srv, user) >= IMAP_MAX_USER_SESSIONS) {
+		imap_reply(s, "NO [LIMIT] Too many sessions for this user");
+		return;
+	}
+	snprintf(ims->user, sizeof(ims->user), "%s", user);
+	ims->state = IMAP_AUTH;
+	penalty_clear(s->peer);
+	log_info("imap.login", "session=%llu peer=%s user=%s tls=%d check=%s",
+	    (unsigned long long)s->id, s->peer, log_quote(user),
+	    session_secure(s), how);
+	imap_reply(s, "OK [CAPABILITY %s] Logged in", capabilities(s));
+}
+
 /*
- * Checks user and password and logs the session in, or refuses.  A
- * refusal is delayed (the reply is held for the address's penalty,
- * IMAP_AUTH_FAIL_DELAY_MS at first) and, after IMAP_MAX_AUTH_FAILURES, ends the session.  The
- * password is never logged.
+ * Refuses a login.  The refusal is held for the address's penalty
+ * (IMAP_AUTH_FAIL_DELAY_MS at first) from when the login began, so the
+ * time the hashing took (the queue, the hash) does not show; that holds
+ * whatever else the loop does.  After IMAP_MAX_AUTH_FAILURES the session
+ * ends.  The password is never logged.
+ */
+static void
+login_failed(struct session *s, const char *user)
+{
+	struct imap_session	*ims = imap_of(s);
+	struct imap_private	*p = ims->priv;
+	unsigned		 delay;
+
+	delay = penalty_fail(s->peer, s->srv->now_ms);
+	log_warn("imap.auth.fail", "session=%llu peer=%s user=%s delay_ms=%u",
+	    (unsigned long long)s->id, s->peer, log_quote(user), delay);
+	p->hold_until = p->login_began + delay;
+	imap_reply(s, "NO [AUTHENTICATIONFAILED] Authentication failed");
+	if (++p->auth_failures >= IMAP_MAX_AUTH_FAILURES)
+		ims->state = IMAP_LOGOUT;
+}
+
+/*
+ * Checks user and password.  The stored hash is looked up here; the
+ * hashing runs on the worker (auth.h), and the session waits for it in
+ * IN_PASSWORD, reading nothing, until imap_checked().  A credential the
+ * cache knows logs in at once.  An unknown user costs what a wrong
+ * password costs: the worker hashes against a dummy.  In dev mode a
+ * user without a password takes any, from loopback.
  */
 static void
 authenticate(struct session *s, const char *user, const char *password)
 {
-	struct imap_session	*ims = imap_of(s);
-	struct imap_private	*p = ims->priv;
+	struct imap_private	*p = imap_of(s)->priv;
 	char			*hash = NULL, canon[USER_MAX_NAME + 1];
-	unsigned		 delay;
-	int			 ok;
+	int			 known;
 
-	ok = strlen(user) <= USER_MAX_NAME &&
+	known = strlen(user) <= USER_MAX_NAME &&
 	    store_user_find(s->srv->store, user, canon) == STORE_OK &&
-	    store_user_password(s->srv->store, canon, &hash) == STORE_OK &&
-	    (crypto_password_verify(password, hash) ||
-	    /* dev mode: a user without a password takes any, from loopback */
-	    (s->srv->dev && s->local && strcmp(hash, PASSWORD_NONE) == 0));
+	    store_user_password(s->srv->store, canon, &hash) == STORE_OK;
+	if (known && strcmp(hash, PASSWORD_NONE) == 0) {
+		free(hash);
+		if (s->srv->dev && s->local) {
+			login_ok(s, canon, "none");
+			return;
+		}
+		hash = NULL;
+		known = 0;
+	}
+	snprintf(p->login_user, sizeof(p->login_user), "%s",
+	    known ? canon : user);
+	p->login_known = known;
+	p->login_began = s->srv->now_ms;
+	switch (auth_check(s->id, p->login_user, password, known ? hash :
+	    NULL, s->srv->now_ms)) {
+	case AUTH_MATCH:
+		login_ok(s, canon, "cache");
+		break;
+	case AUTH_QUEUED:
+		p->mode = IN_PASSWORD;
+		s->paused = 1;
+		break;
+	case AUTH_BUSY:
+		/* Held, so that a client cannot spin on it. */
+		p->hold_until = s->srv->now_ms + IMAP_AUTH_FAIL_DELAY_MS;
+		imap_reply(s, "NO [UNAVAILABLE] Too many logins at once, try "
+		    "again later");
+		break;
+	}
 	free(hash);
-	if (!ok) {
-		delay = penalty_fail(s->peer, s->srv->now_ms);
-		log_warn("imap.auth.fail", "session=%llu peer=%s user=%s "
-		    "delay_ms=%u", (unsigned long long)s->id, s->peer,
-		    log_quote(user), delay);
-		p->hold_until = s->srv->now_ms + delay;
-		server_timer(s->srv, p->hold_until);
-		imap_reply(s, "NO [AUTHENTICATIONFAILED] Authentication "
-		    "failed");
-		if (++p->auth_failures >= IMAP_MAX_AUTH_FAILURES)
-			ims->state = IMAP_LOGOUT;
+}
+
+/* The worker's answer for the session's login (see authenticate()). */
+static void
+imap_checked(struct session *s, int match)
+{
+	struct imap_private	*p = imap_of(s)->priv;
+
+	if (p->mode != IN_PASSWORD)
 		return;
-	}
-	if (user_sessions(s->srv, canon) >= IMAP_MAX_USER_SESSIONS) {
-		imap_reply(s, "NO [LIMIT] Too many sessions for this user");
-		return;
-	}
-	snprintf(ims->user, sizeof(ims->user), "%s", canon);
-	ims->state = IMAP_AUTH;
-	penalty_clear(s->peer);
-	log_info("imap.login", "session=%llu peer=%s user=%s tls=%d",
-	    (unsigned long long)s->id, s->peer, log_quote(canon),
-	    session_secure(s));
-	imap_reply(s, "OK [CAPABILITY %s] Logged in", capabilities(s));
+	p->mode = IN_COMMAND;
+	s->paused = 0;
+	if (match && p->login_known)
+		login_ok(s, p->login_user, "hash");
+	else
+		login_failed(s, p->login_user);
+	if (p->hold_until > s->srv->now_ms)
+		hold_reply(s);
+	else
+		command_reply(s, 1);
 }
 
 static void
@@ -610,7 +683,8 @@ input_auth(struct session *s)
 		auth_plain(s, line, len);
 		explicit_bzero(line, len);
 	}
-	command_finish(s);
+	if (imap_of(s)->priv->mode == IN_COMMAND)
+		command_finish(s);
 	return 1;
 }
 
@@ -1336,12 +1410,24 @@ command_finish(struct session *s)
 		return;
 	}
 	if (p->hold_until > s->srv->now_ms) {
-		/* Not a byte more until the delay is over: no busy loop. */
-		p->mode = IN_HELD;
-		s->paused = 1;
+		hold_reply(s);
 		return;
 	}
 	command_reply(s, 1);
+}
+
+/*
+ * Holds the reply until hold_until (imap_wake sends it), taking not a
+ * byte more meanwhile: no busy loop.
+ */
+static void
+hold_reply(struct session *s)
+{
+	struct imap_private	*p = imap_of(s)->priv;
+
+	p->mode = IN_HELD;
+	s->paused = 1;
+	server_timer(s->srv, p->hold_until);
 }
 
 /*
@@ -1433,6 +1519,7 @@ imap_input(struct session *s)
 		case IN_SKIP_LINE:
 			progress = input_skip_line(s);
 			break;
+		case IN_PASSWORD:
 		case IN_HELD:
 			progress = 0;
 			break;
@@ -1440,10 +1527,17 @@ imap_input(struct session *s)
 	}
 }
 
+/*
+ * The group commit is done.  A refusal that waited for it (another
+ * session's change was open) still waits out its delay.
+ */
 static void
 imap_committed(struct session *s, int ok)
 {
-	command_reply(s, ok);
+	if (imap_of(s)->priv->hold_until > s->srv->now_ms)
+		hold_reply(s);
+	else
+		command_reply(s, ok);
 }
 
 /*
@@ -1496,7 +1590,31 @@ imap_timeout(struct session *s)
 }
 
 /*
- * Drain: between commands or in IDLE the client hears BYE now; a command
+ * Whether the session can hear BYE now without losing anything: it is
+ * between commands or in IDLE, or a login of it waits for the password
+ * checker or holds its refusal (nothing was changed; the client logs in
+ * again elsewhere).
+ */
+static int
+imap_can_leave(const struct session *s, const struct imap_session *ims)
+{
+	if (ims->step != NULL)
+		return 0;
+	switch (ims->priv->mode) {
+	case IN_COMMAND:
+		return buf_used(&s->in) == 0;
+	case IN_IDLE:
+	case IN_PASSWORD:
+		return 1;
+	case IN_HELD:
+		return ims->priv->hold_until != 0;
+	default:
+		return 0;
+	}
+}
+
+/*
+ * Drain: a session that can leave (above) hears BYE now; a command
  * under way (a literal arriving, a reply in steps, a change waiting for
  * the commit) is finished first.
  */
@@ -1505,9 +1623,7 @@ imap_drain(struct session *s)
 {
 	struct imap_session	*ims = imap_of(s);
 
-	if (ims != NULL && ims->step == NULL && ((ims->priv->mode ==
-	    IN_COMMAND && buf_used(&s->in) == 0) || ims->priv->mode ==
-	    IN_IDLE)) {
+	if (ims != NULL && imap_can_leave(s, ims)) {
 		session_printf(s, "* BYE [UNAVAILABLE] Server shutting down, "
 		    "try again later\r\n");
 		session_close(s);
@@ -1564,5 +1680,6 @@ const struct proto_ops imap_proto = {
 	.timeout = imap_timeout,
 	.free = imap_free,
 	.wake = imap_wake,
+	.checked = imap_checked,
 	.drain = imap_drain,
 };

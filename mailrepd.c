@@ -1,9 +1,11 @@
 /*
  * mailrepd.c — main(), the sub-commands, signals and the event loop.
  *
- * One process, one thread: poll() over the listeners and every session,
- * then one group commit of the store for the whole iteration, then the
- * replies.  See proto.h for the session side of that contract.
+ * One process, one thread for the loop: poll() over the listeners, the
+ * password checker's results (auth.h: hashing runs on its own thread)
+ * and every session, then one group commit of the store for the whole
+ * iteration, then the replies.  See proto.h for the session side of
+ * that contract.
  */
 #include <errno.h>
 #include <poll.h>
@@ -16,6 +18,7 @@
 #include <unistd.h>
 
 #include "admin.h"
+#include "auth.h"
 #include "config.h"
 #include "conflicts.h"
 #include "control.h"
@@ -382,7 +385,7 @@ event_loop(struct server *srv, struct listener *ls, int nls,
 	struct pollfd	*pfd = NULL;
 	struct session	**owner = NULL, *s;
 	struct timespec	 timeout;
-	size_t		 cap = 0, n, i;
+	size_t		 cap = 0, n, i, nfixed;
 	time_t		 last_tick = 0;
 	long		 wait_ms, hold_ms;
 	int		 busy;
@@ -390,8 +393,9 @@ event_loop(struct server *srv, struct listener *ls, int nls,
 	while (!stop_signal && quit_signals < 2 && dr->phase != DRAIN_DONE) {
 		if (quit_signals == 1 && dr->phase == DRAIN_NONE)
 			drain_begin(srv, dr, ls, &nls);
-		if (pfd == NULL || cap < (size_t)nls + srv->nsessions) {
-			cap = (size_t)nls + srv->nsessions + 64;
+		nfixed = (size_t)nls + 1;
+		if (pfd == NULL || cap < nfixed + srv->nsessions) {
+			cap = nfixed + srv->nsessions + 64;
 			free(pfd);
 			free(owner);
 			pfd = calloc(cap, sizeof(*pfd));
@@ -407,6 +411,9 @@ event_loop(struct server *srv, struct listener *ls, int nls,
 			pfd[n].events = POLLIN;
 			owner[n] = NULL;
 		}
+		pfd[n].fd = auth_fd();		/* password check results */
+		pfd[n].events = POLLIN;
+		owner[n++] = NULL;
 		for (s = srv->sessions; s != NULL; s = s->next, n++) {
 			pfd[n].fd = s->fd;
 			pfd[n].events = session_poll_events(s);
@@ -427,11 +434,13 @@ event_loop(struct server *srv, struct listener *ls, int nls,
 		server_clock(srv);
 		if (reload_signal)
 			reload_tls();
+		if (pfd[nls].revents & POLLIN)
+			server_auth_results(srv);
 		for (i = 0; i < (size_t)nls; i++)
 			if (pfd[i].revents & POLLIN)
 				(ls[i].tls ? server_accept_tls :
 				    server_accept)(srv, ls[i].fd, ls[i].ops);
-		for (i = nls; i < n; i++) {
+		for (i = nfixed; i < n; i++) {
 			s = owner[i];
 			if (pfd[i].revents & (POLLIN | POLLHUP | POLLERR))
 				session_on_readable(s);
@@ -580,6 +589,12 @@ cmd_serve(int argc, char **argv, int first, int dev_mode)
 		goto out;
 	}
 	setup_signals(&waitmask);
+	if (auth_start() < 0) {
+		fprintf(stderr, "mailrepd: cannot start the password checker: "
+		    "%s\n", strerror(errno));
+		close_listeners(ls, nls);
+		goto out;
+	}
 	pidfile = control_write_pid(set.data_dir) == 0;
 	log_info("serve.ready", "name=%s data=%s version=%s",
 	    log_quote(set.name), log_quote(set.data_dir), MAILREPD_VERSION);
@@ -604,6 +619,7 @@ cmd_serve(int argc, char **argv, int first, int dev_mode)
 out2:
 	rc = 2;
 out:
+	auth_stop();
 	tls_shutdown();
 	store_close(srv.store);
 	if (pidfile)

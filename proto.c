@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "auth.h"
 #include "config.h"
 #include "log.h"
 #include "proto.h"
@@ -617,6 +618,26 @@ server_wake(struct server *srv)
 		if (s->io == SESSION_OPEN && !s->tls_start &&
 		    s->ops->wake != NULL)
 			s->ops->wake(s);
+}
+
+/* auth_results() callback: one check's result to its session. */
+static void
+password_checked(void *arg, uint64_t id, int match)
+{
+	struct server	*srv = arg;
+	struct session	*s;
+
+	for (s = srv->sessions; s != NULL; s = s->next)
+		if (s->id == id)
+			break;
+	if (s != NULL && s->io == SESSION_OPEN && s->ops->checked != NULL)
+		s->ops->checked(s, match);
+}
+
+void
+server_auth_results(struct server *srv)
+{
+	auth_results(password_checked, srv, srv->now_ms);
 }
 
 /*

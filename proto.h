@@ -131,6 +131,11 @@ struct proto_ops {
 	 */
 	void		(*wake)(struct session *);
 	/*
+	 * Optional: the password check the session asked auth.h for is done
+	 * (match: the password is right).  Runs from server_auth_results().
+	 */
+	void		(*checked)(struct session *, int match);
+	/*
 	 * Graceful drain (SIGQUIT), called on every loop iteration while the
 	 * server drains, for each open session: a session between commands
 	 * says goodbye (BYE, 421) and closes; one in the middle of a command
@@ -221,6 +226,12 @@ void	server_repl_acked(struct server *, int64_t pos);
 /* Milliseconds until the first held reply times out; -1: none held. */
 long	server_hold_wait_ms(const struct server *);
 void	server_wake(struct server *);
+/*
+ * Hands every finished password check (auth.h) to the session that asked
+ * for it, by session id; the result of a session that is gone or closing
+ * is dropped.  The loop calls it when auth_fd() is readable.
+ */
+void	server_auth_results(struct server *);
 /* The monotonic clock in milliseconds (what srv->now_ms holds). */
 int64_t	server_clock_ms(void);
 /*

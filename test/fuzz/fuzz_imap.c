@@ -9,7 +9,8 @@
  * executions a second.  Inputs without the bit log in for real.  Each read
  * runs the session as the event loop would: the input handler, the group
  * commit, the wake-up, then the client reads every byte of output; the
- * handler runs again while a reply made in steps wants to go on.  One
+ * handler runs again while a reply made in steps wants to go on, and a
+ * password check (on the checker's thread, auth.h) is waited for.  One
  * second passes per read, so a failed login's delayed reply goes out.
  * After the last read the client waits a while, then closes.
  *
@@ -21,6 +22,7 @@
  * The session and everything it owns are freed after every input.
  */
 #include <ftw.h>
+#include <poll.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,6 +30,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "auth.h"
 #include "buf.h"
 #include "config.h"
 #include "crypto.h"
@@ -246,8 +249,22 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 	srv.settings = &set;
 	srv.now = FUZZ_NOW;
 	srv.now_ms = (int64_t)FUZZ_NOW * 1000;
+	if (auth_start() < 0)
+		abort();
 	store_reset();
 	return 0;
+}
+
+/* As the loop does when the checker's descriptor is readable: every
+   password check under way is answered. */
+static void
+wait_for_checks(void)
+{
+	struct pollfd	 pfd = { .fd = auth_fd(), .events = POLLIN };
+
+	while (auth_pending() > 0)
+		if (poll(&pfd, 1, -1) == 1)
+			server_auth_results(&srv);
 }
 
 /*
@@ -269,6 +286,7 @@ run_session(struct session *s)
 		resume_before = s->resume;
 		session_process(s);
 		server_commit(&srv);
+		wait_for_checks();
 		server_wake(&srv);
 		out = buf_used(&s->out);
 		if (echo && out > 0)

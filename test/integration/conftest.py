@@ -378,8 +378,12 @@ class IMAPRaw:
     bytes and the rest of the line joined on, as one string.
     """
 
-    def __init__(self, port, timeout=IMAP_TIMEOUT):
-        self.sock = socket.create_connection((HOST, port), timeout=timeout)
+    def __init__(self, port, timeout=IMAP_TIMEOUT, source=None):
+        """source: a local address to connect from (127.0.0.N), so that
+        per-address login delays can be told apart."""
+        self.sock = socket.create_connection(
+            (HOST, port), timeout=timeout,
+            source_address=(source, 0) if source else None)
         self.timeout = timeout
         self.buf = b""
         self.ntag = 0

@@ -10,11 +10,13 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "auth.h"
 #include "crypto.h"
 #include "imap.h"
 #include "penalty.h"
@@ -67,6 +69,7 @@ fixture_new(int local, const char *plaintext)
 	f->srv.sessions = f->s;
 	f->srv.nsessions = 1;
 	penalty_reset();
+	assert_int_equal(auth_start(), 0);
 	imap_proto.start(f->s);
 	return f;
 }
@@ -77,6 +80,7 @@ fixture_free(struct fixture *f)
 	char	 cmd[128];
 
 	imap_proto.free(f->s);
+	auth_stop();
 	transport_free(f->s->tp);
 	buf_free(&f->s->in);
 	buf_free(&f->s->out);
@@ -87,6 +91,17 @@ fixture_free(struct fixture *f)
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", f->dir);
 	assert_int_equal(system(cmd), 0);
 	free(f);
+}
+
+/* Waits for the password checker's answer and hands it to the session. */
+static void
+checked(struct fixture *f)
+{
+	struct pollfd	 pfd = { .fd = auth_fd(), .events = POLLIN };
+
+	assert_int_equal(poll(&pfd, 1, 10000), 1);
+	f->srv.now_ms = server_clock_ms();
+	server_auth_results(&f->srv);
 }
 
 /* Runs input through the session; returns the output (caller frees). */
@@ -147,6 +162,10 @@ test_loopback_and_setting_allow_plaintext(void **state)
 		assert_null(strstr(out, "LOGINDISABLED"));
 		free(out);
 		out = say(f, "a LOGIN alice pw\r\n");
+		assert_string_equal(out, "");		/* being checked */
+		free(out);
+		checked(f);
+		out = say(f, "");
 		assert_non_null(strstr(out, "a OK [CAPABILITY "));
 		assert_non_null(strstr(out, " COMPRESS=DEFLATE"));
 		free(out);
@@ -163,6 +182,11 @@ test_failed_login_delay_grows(void **state)
 	(void)state;
 	free(out);
 	out = say(f, "a LOGIN alice wrong\r\n");
+	assert_string_equal(out, "");		/* being checked */
+	free(out);
+	assert_int_equal(penalty_count(f->s->peer, f->srv.now_ms), 0);
+	checked(f);
+	out = say(f, "");
 	assert_string_equal(out, "");		/* held */
 	free(out);
 	assert_int_equal(penalty_count(f->s->peer, f->srv.now_ms), 1);
