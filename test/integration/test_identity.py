@@ -31,6 +31,7 @@ from test_failover import wait_for
 from test_replication import (cluster, listing, lmtp_one,  # noqa: F401
                               message, secret, status, wait_same)
 
+
 def deliver(s, tags, size=0):
     for t in tags:
         r = lmtp_one(s.port, "alice@" + DOMAIN, message(t, size))
