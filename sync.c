@@ -2146,8 +2146,9 @@ replica_forget(int argc, char **argv)
 		    "replica forget NAME|NODEID --data DIR\n\nThe master "
 		    "forgets a replica that is gone for good (see `mailrepd "
 		    "status`):\na drain no longer waits for it and the log is "
-		    "purged past it.  A\nreplica that comes back is compared in "
-		    "full.  Not for a connected replica.\n\n");
+		    "purged past it.  A\nreplica that comes back is known again "
+		    "(reconciled once the log\nis purged past it).  Not for a "
+		    "connected replica.\n\n");
 		settings_usage_options(opts[0].value ? stdout : stderr, opts,
 		    1);
 		settings_free(&set);

@@ -256,3 +256,35 @@ def test_replica_forget_and_age(cluster, server, secret):
     # Stopped too.
     run_ok("replica", "forget", "replica1", "--data", master.data)
     assert status(master.data)["replicas"] == []
+
+
+def test_restored_replica_and_copied_master(cluster, server, secret,
+                                             tmp_path):
+    master, (rep,) = cluster(1)
+    streaming(master)
+    deliver(master, ["a%d" % i for i in range(5)])
+    wait_same(master, rep)
+    rep.stop()
+    backup = tmp_path / "replica-backup"
+    shutil.copytree(rep.data, backup)
+    rep.start()
+    deliver(master, ["b%d" % i for i in range(5)])
+    wait_same(master, rep)
+    rep.stop()
+    shutil.rmtree(rep.data)
+    shutil.copytree(backup, rep.data)
+    rep.start()
+    deliver(master, ["c%d" % i for i in range(5)])
+    wait_same(master, rep)
+    assert len(message_ids(rep.data)) == 15
+    # A copy of the master's data directory is the master itself.
+    master.stop()
+    copy = tmp_path / "master-copy"
+    shutil.copytree(master.data, copy)
+    master.start()
+    twin = server(users=(), data=copy, args=[
+        "--replicate-from", "%s:%d" % (HOST, master.repl_port),
+        "--repl-secret-file", secret, "--name", "twin"])
+    wait_for("the copy to be refused", lambda: "this node's id" in
+             master.log_text() and "sync.refused" in twin.log_text(), 30)
+    twin.stop()
