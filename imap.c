@@ -969,6 +969,12 @@ append_store(struct session *s, struct append *ap)
 	struct store_mailbox	 mb;
 	enum store_err		 err;
 
+	/* Demoted while the message arrived: no OK from a replica. */
+	if (sync_is_replica()) {
+		imap_reply(s, "NO [CANNOT] This server became a read-only "
+		    "replica; make changes on the master");
+		return;
+	}
 	if (spool_finish(ap->spool, &blob) < 0) {
 		if (errno == ENOSPC)
 			imap_reply(s, IMAP_NO_FULL);

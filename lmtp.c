@@ -100,6 +100,7 @@ enum data_error {
 	DATA_TOO_BIG,		/* over max-message-size */
 	DATA_LINE_TOO_LONG,	/* a line over LMTP_MAX_DATA_LINE */
 	DATA_SPOOL,		/* writing the spool file failed */
+	DATA_REPLICA,		/* the node became a replica (demote) */
 };
 
 struct lmtp_rcpt {
@@ -981,6 +982,11 @@ reply_data_error(struct session *s, struct lmtp_tx *tx, size_t n)
 				    "storage failure\r\n",
 				    tx->rcpts[i].address);
 			break;
+		case DATA_REPLICA:
+			session_printf(s, "451 4.3.0 <%s> This node became a "
+			    "read-only replica; deliver to its master\r\n",
+			    tx->rcpts[i].address);
+			break;
 		case DATA_OK:
 			assert(0);
 		}
@@ -1000,6 +1006,12 @@ lmtp_data_end(struct session *s, struct lmtp_session *ls)
 	size_t			 i;
 	int			 stored = 0;
 
+	/*
+	 * `mailrepd demote` since MAIL: this node's writes no longer reach
+	 * anyone's log that matters, so a 250 now would be a lie.
+	 */
+	if (tx->error == DATA_OK && sync_is_replica())
+		tx->error = DATA_REPLICA;
 	if (tx->error == DATA_OK && spool_finish(tx->spool, &blob) < 0) {
 		tx->error = DATA_SPOOL;
 		tx->spool_errno = errno;

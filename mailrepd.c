@@ -22,7 +22,6 @@
 #include "config.h"
 #include "conflicts.h"
 #include "control.h"
-#include "guard.h"
 #include "dev.h"
 #include "imap.h"
 #include "lmtp.h"
@@ -659,8 +658,8 @@ static const struct {
 	{ "promote", control_promote, "make the running replica a master" },
 	{ "demote", control_demote, "make a node a replica of another master" },
 	{ "conflicts", conflicts_main, "list, show and resolve GUID conflicts" },
-	{ "replica", guard_resume_main, "resume a replica the delete guard "
-	    "paused" },
+	{ "replica", sync_replica_main, "resume a paused replica; forget one "
+	    "gone for good" },
 };
 
 static void

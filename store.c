@@ -13,7 +13,8 @@
  *   message		(mailbox, uid) -> blob, flags, modseq, internaldate
  *   expunged		tombstones of expunged messages (uid, guid)
  *   mailbox_gone	tombstones of deleted mailboxes
- *   replog		the replication log: one row per mutation
+ *   replog		the replication log: one row per mutation, each with
+ *			the running hash of the log up to it
  *
  * Invariants kept here: a mailbox's uidnext never goes down and every
  * uid in it is below uidnext; a message's modseq is at most its mailbox's
@@ -230,6 +231,46 @@ static const char schema_v6[] =
 	"  acked INTEGER NOT NULL,"
 	"  connected INTEGER NOT NULL);";
 
+/*
+ * Version 7, identity of logs and replicas: each log record carries the
+ * running hash of the log up to it (the hash at the position before the
+ * first record kept, in node, survives a purge), a replica keeps the
+ * hash at the position it applied, and its master knows it by node id
+ * (a name is a label), with whether it is reconciling.  Of two names
+ * one node had, the one seen last stays.
+ */
+static const char schema_v7[] =
+	"ALTER TABLE replog ADD COLUMN hash BLOB;"
+	"ALTER TABLE node ADD COLUMN applied_hash BLOB;"
+	"ALTER TABLE node ADD COLUMN log_base_seq INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE node ADD COLUMN log_base_hash BLOB;"
+	"UPDATE node SET log_base_seq = coalesce((SELECT min(seq) - 1 FROM "
+	"  replog), (SELECT seq FROM sqlite_sequence WHERE name = 'replog'),"
+	"  0);"
+	"CREATE TABLE replica_v7 ("
+	"  node_id BLOB PRIMARY KEY,"
+	"  name TEXT NOT NULL,"
+	"  acked INTEGER NOT NULL,"
+	"  last_seen INTEGER NOT NULL,"
+	"  connected INTEGER NOT NULL DEFAULT 0,"
+	"  reconciling INTEGER NOT NULL DEFAULT 0);"
+	"INSERT OR REPLACE INTO replica_v7 (node_id, name, acked, last_seen,"
+	"  connected) SELECT node_id, name, acked, last_seen, connected"
+	"  FROM replica ORDER BY last_seen;"
+	"DROP TABLE replica;"
+	"ALTER TABLE replica_v7 RENAME TO replica;"
+	"CREATE TABLE shutdown_replica_v7 ("
+	"  node_id BLOB PRIMARY KEY,"
+	"  name TEXT NOT NULL,"
+	"  acked INTEGER NOT NULL,"
+	"  connected INTEGER NOT NULL,"
+	"  reconciling INTEGER NOT NULL DEFAULT 0);"
+	"INSERT OR REPLACE INTO shutdown_replica_v7 (node_id, name, acked,"
+	"  connected) SELECT node_id, name, acked, connected"
+	"  FROM shutdown_replica;"
+	"DROP TABLE shutdown_replica;"
+	"ALTER TABLE shutdown_replica_v7 RENAME TO shutdown_replica;";
+
 static const char *const migrations[SCHEMA_VERSION] = {
 	schema_v1,
 	schema_v2,
@@ -237,6 +278,7 @@ static const char *const migrations[SCHEMA_VERSION] = {
 	schema_v4,
 	schema_v5,
 	schema_v6,
+	schema_v7,
 };
 
 static const char *const stmt_sql[NSTMT] = {
@@ -299,8 +341,16 @@ static const char *const stmt_sql[NSTMT] = {
 	    "(SELECT 1 FROM quarantine WHERE blob_id = blob.id) "
 	    "ORDER BY id LIMIT ?2",
 	[S_REPLOG_ADD] = "INSERT INTO replog (time, type, user, mailbox, uid, "
-	    "guid, modseq, flags, keywords, internaldate, name, value) "
-	    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+	    "guid, modseq, flags, keywords, internaldate, name, value, hash) "
+	    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+	/* The hash at the head: the last record's, or the purged base. */
+	[S_REPLOG_HEAD_HASH] = "SELECT coalesce((SELECT hash FROM replog "
+	    "ORDER BY seq DESC LIMIT 1), (SELECT log_base_hash FROM node))",
+	[S_REPLOG_HASH_AT] = "SELECT hash FROM replog WHERE seq = ?1 "
+	    "UNION ALL SELECT log_base_hash FROM node WHERE log_base_seq = ?1 "
+	    "LIMIT 1",
+	[S_NODE_LOG_BASE] = "UPDATE node SET log_base_seq = ?1, "
+	    "log_base_hash = ?2 WHERE log_base_seq < ?1",
 	/* sqlite_sequence: the head survives purging every record. */
 	[S_REPLOG_HEAD] = "SELECT coalesce((SELECT seq FROM sqlite_sequence "
 	    "WHERE name = 'replog'), 0)",
@@ -339,31 +389,32 @@ static const char *const stmt_sql[NSTMT] = {
 	    "WHERE seq > ?1 ORDER BY seq LIMIT 1",
 	[S_REPLOG_FIRST] = "SELECT coalesce(min(seq), 0) FROM replog",
 	[S_NODE_GET] = "SELECT node_id, epoch, role, master_id, master_epoch, "
-	    "applied, paused, allow_deletes, upstream FROM node",
+	    "applied, paused, allow_deletes, upstream, applied_hash FROM node",
 	[S_NODE_APPLIED] = "UPDATE node SET master_id = ?1, master_epoch = ?2, "
-	    "applied = ?3",
+	    "applied = ?3, applied_hash = ?4",
 	/* A node that was a master accepted writes of its own: compare. */
 	[S_NODE_DEMOTE] = "UPDATE node SET upstream = ?1, "
 	    "master_id = CASE role WHEN 'master' THEN NULL ELSE master_id END, "
 	    "master_epoch = CASE role WHEN 'master' THEN NULL "
 	    "ELSE master_epoch END, "
 	    "applied = CASE role WHEN 'master' THEN 0 ELSE applied END, "
-	    "role = 'replica'",
+	    "applied_hash = CASE role WHEN 'master' THEN NULL "
+	    "ELSE applied_hash END, role = 'replica'",
 	[S_SHUTDOWN_SET] = "INSERT OR REPLACE INTO shutdown (one, time, role, "
 	    "epoch, head, status, stale) SELECT 1, ?1, role, epoch, "
 	    "coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'replog'), "
 	    "0), ?2, 0 FROM node",
 	[S_SHUTDOWN_CLEAR_REPLICAS] = "DELETE FROM shutdown_replica",
 	[S_SHUTDOWN_COPY_REPLICAS] = "INSERT INTO shutdown_replica (name, "
-	    "node_id, acked, connected) SELECT name, node_id, acked, connected "
-	    "FROM replica",
+	    "node_id, acked, connected, reconciling) SELECT name, node_id, "
+	    "acked, connected, reconciling FROM replica",
 	[S_SHUTDOWN_GET] = "SELECT time, role, epoch, head, status, stale "
 	    "FROM shutdown",
 	[S_SHUTDOWN_STALE] = "UPDATE shutdown SET stale = ?1 WHERE stale = 0",
 	/* As S_REPLICA_LIST, last seen when the marker was recorded. */
 	[S_SHUTDOWN_REPLICA_LIST] = "SELECT name, node_id, acked, "
-	    "(SELECT time FROM shutdown), connected FROM shutdown_replica "
-	    "ORDER BY name",
+	    "(SELECT time FROM shutdown), connected, reconciling "
+	    "FROM shutdown_replica ORDER BY name, node_id",
 	[S_NODE_UIDV_MAX] = "UPDATE node SET last_uidvalidity = "
 	    "max(last_uidvalidity, ?1)",
 	[S_MBOX_BY_UNIQUEID] = "SELECT m.id, m.uniqueid, m.name, "
@@ -381,12 +432,14 @@ static const char *const stmt_sql[NSTMT] = {
 	[S_MBOX_UIDNEXT_MAX] = "UPDATE mailbox SET uidnext = "
 	    "max(uidnext, ?2 + 1) WHERE id = ?1",
 	[S_REPLICA_PUT] = "INSERT INTO replica (name, node_id, acked, "
-	    "last_seen, connected) VALUES (?1, ?2, ?3, ?4, ?5) "
-	    "ON CONFLICT (name) DO UPDATE SET node_id = excluded.node_id, "
+	    "last_seen, connected, reconciling) VALUES (?1, ?2, ?3, ?4, ?5, ?6) "
+	    "ON CONFLICT (node_id) DO UPDATE SET name = excluded.name, "
 	    "acked = excluded.acked, last_seen = excluded.last_seen, "
-	    "connected = excluded.connected",
-	[S_REPLICA_LIST] = "SELECT name, node_id, acked, last_seen, connected "
-	    "FROM replica ORDER BY name",
+	    "connected = excluded.connected, "
+	    "reconciling = excluded.reconciling",
+	[S_REPLICA_LIST] = "SELECT name, node_id, acked, last_seen, connected, "
+	    "reconciling FROM replica ORDER BY name, node_id",
+	[S_REPLICA_FORGET] = "DELETE FROM replica WHERE node_id = ?1",
 	/* The same pair met again (a replayed record) is not a new one. */
 	[S_CONFLICT_ADD] = "INSERT INTO conflict (time, user, mailbox, "
 	    "mailbox_name, uid, local_guid, master_guid, op, master_seq) "
@@ -413,7 +466,7 @@ static const char *const stmt_sql[NSTMT] = {
 	[S_REPLOG_PURGE] = "DELETE FROM replog WHERE seq < (SELECT "
 	    "coalesce(min(CASE WHEN seq > ?1 AND time >= ?2 THEN seq END), "
 	    "max(seq) + 1) FROM (SELECT seq, time FROM replog ORDER BY seq "
-	    "LIMIT ?3))",
+	    "LIMIT ?3)) RETURNING seq, hash",
 	[S_MBOX_ALL] = "SELECT uniqueid FROM mailbox ORDER BY id",
 	[S_RENUMBERED_GET] = "SELECT new_uid FROM renumbered WHERE "
 	    "mailbox = ?1 AND uid = ?2 AND guid = ?3",
@@ -700,15 +753,101 @@ store_strerror(enum store_err err)
 	return "unknown error";
 }
 
-/* Appends a replication record; called inside the mutation's savepoint. */
+/* Copies hash column i into out; a NULL (a log older than hashes) is 0s. */
+void
+column_hash(sqlite3_stmt *s, int i, uint8_t out[LOG_HASH_LEN])
+{
+	if (sqlite3_column_type(s, i) == SQLITE_BLOB &&
+	    sqlite3_column_bytes(s, i) == LOG_HASH_LEN)
+		memcpy(out, sqlite3_column_blob(s, i), LOG_HASH_LEN);
+	else
+		memset(out, 0, LOG_HASH_LEN);
+}
+
+static void
+hash_u64(struct sha256 *h, uint64_t v)
+{
+	uint8_t	 b[8];
+	int	 i;
+
+	for (i = 7; i >= 0; i--, v >>= 8)
+		b[i] = (uint8_t)v;
+	crypto_sha256_update(h, b, sizeof(b));
+}
+
+/* A field with its length first (absent: all ones), so none run together. */
+static void
+hash_field(struct sha256 *h, const void *v, size_t n)
+{
+	hash_u64(h, v != NULL ? n : UINT64_MAX);
+	if (v != NULL)
+		crypto_sha256_update(h, v, n);
+}
+
+static void
+hash_str(struct sha256 *h, const char *v)
+{
+	hash_field(h, v, v != NULL ? strlen(v) : 0);
+}
+
+/*
+ * The running hash of the log after record r, made at time now: SHA-256
+ * of the hash at the head and every field of r.  Two logs have the same
+ * hash at a position only when every record up to there is the same,
+ * which is how a replica's position is checked (sync.c).  Only the
+ * master that writes a record hashes it; replicas keep what it said.
+ */
+static enum store_err
+replog_chain(struct store *st, const struct replog_rec *r, int64_t now,
+    uint8_t out[LOG_HASH_LEN])
+{
+	sqlite3_stmt	*s;
+	struct sha256	*h;
+	uint8_t		 prev[LOG_HASH_LEN];
+	enum store_err	 err;
+
+	if ((s = stmt(st, S_REPLOG_HEAD_HASH)) == NULL)
+		return STORE_IO;
+	if ((err = step_row(st, s, "log hash")) != STORE_OK)
+		return err;
+	column_hash(s, 0, prev);
+	sqlite3_reset(s);
+	if ((h = crypto_sha256_new()) == NULL)
+		return STORE_IO;
+	crypto_sha256_update(h, prev, sizeof(prev));
+	hash_u64(h, (uint64_t)now);
+	hash_str(h, r->type);
+	hash_str(h, r->user);
+	hash_field(h, r->mailbox, MAILBOX_ID_LEN);
+	hash_u64(h, r->uid);
+	hash_field(h, r->guid, GUID_LEN);
+	hash_u64(h, r->modseq);
+	hash_u64(h, r->flags);
+	hash_str(h, r->keywords);
+	hash_u64(h, (uint64_t)r->internaldate);
+	hash_str(h, r->name);
+	hash_str(h, r->value);
+	crypto_sha256_finish(h, out);
+	return STORE_OK;
+}
+
+/*
+ * Appends a replication record with the log's running hash after it;
+ * called inside the mutation's savepoint.
+ */
 enum store_err
 replog_append(struct store *st, const struct replog_rec *r)
 {
 	sqlite3_stmt	*s;
+	uint8_t		 hash[LOG_HASH_LEN];
+	int64_t		 now = time(NULL);
+	enum store_err	 err;
 
+	if ((err = replog_chain(st, r, now, hash)) != STORE_OK)
+		return err;
 	if ((s = stmt(st, S_REPLOG_ADD)) == NULL)
 		return STORE_IO;
-	sqlite3_bind_int64(s, 1, time(NULL));
+	sqlite3_bind_int64(s, 1, now);
 	sqlite3_bind_text(s, 2, r->type, -1, SQLITE_STATIC);
 	if (r->user != NULL)
 		sqlite3_bind_text(s, 3, r->user, -1, SQLITE_STATIC);
@@ -730,6 +869,7 @@ replog_append(struct store *st, const struct replog_rec *r)
 		sqlite3_bind_text(s, 11, r->name, -1, SQLITE_STATIC);
 	if (r->value != NULL)
 		sqlite3_bind_text(s, 12, r->value, -1, SQLITE_STATIC);
+	sqlite3_bind_blob(s, 13, hash, sizeof(hash), SQLITE_STATIC);
 	return step_done(st, s, "replog append");
 }
 

@@ -295,6 +295,7 @@ int64_t		store_replog_head(struct store *);
 
 #define NODE_ID_LEN	16	/* bytes of a node id */
 #define EPOCH_LEN	8	/* bytes of a master log epoch */
+#define LOG_HASH_LEN	32	/* bytes of the log's running hash (SHA-256) */
 
 /*
  * One record of the replication log, as stored and as shipped.  Strings
@@ -325,6 +326,16 @@ enum store_err	store_replog_next(struct store *, int64_t after,
 		    struct store_replog_rec *out);
 /* The oldest position still in the log (0 when the log is empty). */
 int64_t		store_replog_first(struct store *);
+/*
+ * The running hash of the log at position pos (after record pos): every
+ * record carries it, chained from the one before, so that two logs agree
+ * at a position only if every record up to it agrees.  Known for the
+ * positions from the one before the first record kept to the head (a
+ * purge keeps the hash where it stopped); STORE_NOTFOUND for others.
+ * Records older than hashes have zeros.
+ */
+enum store_err	store_replog_hash(struct store *, int64_t pos,
+		    uint8_t out[LOG_HASH_LEN]);
 
 /* This node: its identity, role and (on a replica) what it follows. */
 struct store_node {
@@ -335,6 +346,7 @@ struct store_node {
 	uint8_t		 master_id[NODE_ID_LEN];
 	uint8_t		 master_epoch[EPOCH_LEN];
 	int64_t		 applied;		/* master position applied */
+	uint8_t		 applied_hash[LOG_HASH_LEN];	/* the log's there */
 	char		 paused[256];		/* why applying stopped, or "" */
 	int		 allow_deletes;		/* an operator allowed them */
 	char		 upstream[SYNC_UPSTREAM_MAX + 1]; /* demote's, or "" */
@@ -358,10 +370,12 @@ enum store_err	store_node_demote(struct store *, const char *upstream);
 enum store_err	store_checkpoint(struct store *);
 /*
  * Records, inside the current write transaction, that the log of master
- * (id, epoch) is applied up to pos: the same commit as the batch.
+ * (id, epoch) is applied up to pos, where the master's log had the
+ * running hash `hash`: the same commit as the batch.
  */
 enum store_err	store_node_applied(struct store *, const uint8_t *master_id,
-		    const uint8_t *epoch, int64_t pos);
+		    const uint8_t *epoch, int64_t pos,
+		    const uint8_t hash[LOG_HASH_LEN]);
 
 /*
  * A batch: the store_apply_* calls between begin and end are kept
@@ -467,16 +481,25 @@ enum store_err	store_replog_purge(struct store *, int64_t upto,
 enum store_err	store_mailbox_ids(struct store *,
 		    int (*cb)(void *, const uint8_t *uniqueid), void *arg);
 
-/* A replica as its master knows it. */
+/*
+ * A replica as its master knows it: by node id (the name is its label,
+ * the last one it gave), with its acknowledged position and whether it
+ * was reconciling when last seen (then it has not caught up, whatever
+ * acked says).
+ */
 struct store_replica {
 	char		 name[256];
 	uint8_t		 node_id[NODE_ID_LEN];
 	int64_t		 acked;
 	int64_t		 last_seen;
 	int		 connected;
+	int		 reconciling;
 };
 enum store_err	store_replica_update(struct store *,
 		    const struct store_replica *);
+/* `mailrepd replica forget`: STORE_NOTFOUND when no such replica. */
+enum store_err	store_replica_forget(struct store *,
+		    const uint8_t node_id[NODE_ID_LEN]);
 enum store_err	store_replica_foreach(struct store *,
 		    int (*cb)(void *, const struct store_replica *), void *arg);
 

@@ -92,6 +92,10 @@ enum stmt_id {
 	S_SHUTDOWN_GET,
 	S_SHUTDOWN_STALE,
 	S_SHUTDOWN_REPLICA_LIST,
+	S_REPLOG_HEAD_HASH,
+	S_REPLOG_HASH_AT,
+	S_NODE_LOG_BASE,
+	S_REPLICA_FORGET,
 	NSTMT
 };
 
@@ -164,6 +168,8 @@ int64_t		 query_int64(struct store *, enum stmt_id);
 enum store_err	 op_begin(struct store *);
 enum store_err	 op_end(struct store *, enum store_err);
 enum store_err	 replog_append(struct store *, const struct replog_rec *);
+/* Hash column i of a row (zeros for a NULL: a record older than hashes). */
+void		 column_hash(sqlite3_stmt *, int, uint8_t out[LOG_HASH_LEN]);
 enum store_err	 user_lookup(struct store *, const char *name, int64_t *id,
 		    char *canon);
 int		 user_name_valid(const char *name);

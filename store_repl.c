@@ -75,6 +75,22 @@ store_replog_first(struct store *st)
 }
 
 enum store_err
+store_replog_hash(struct store *st, int64_t pos, uint8_t out[LOG_HASH_LEN])
+{
+	sqlite3_stmt	*s;
+	enum store_err	 err;
+
+	if ((s = stmt(st, S_REPLOG_HASH_AT)) == NULL)
+		return STORE_IO;
+	sqlite3_bind_int64(s, 1, pos);
+	if ((err = step_row(st, s, "log hash")) != STORE_OK)
+		return err;
+	column_hash(s, 0, out);
+	sqlite3_reset(s);
+	return STORE_OK;
+}
+
+enum store_err
 store_node_get(struct store *st, struct store_node *n)
 {
 	sqlite3_stmt	*s;
@@ -94,6 +110,7 @@ store_node_get(struct store *st, struct store_node *n)
 	column_text(s, 6, n->paused, sizeof(n->paused));
 	n->allow_deletes = sqlite3_column_int(s, 7);
 	column_text(s, 8, n->upstream, sizeof(n->upstream));
+	column_hash(s, 9, n->applied_hash);
 	sqlite3_reset(s);
 	return STORE_OK;
 }
@@ -147,7 +164,7 @@ store_node_promote(struct store *st)
 
 enum store_err
 store_node_applied(struct store *st, const uint8_t *master_id,
-    const uint8_t *epoch, int64_t pos)
+    const uint8_t *epoch, int64_t pos, const uint8_t hash[LOG_HASH_LEN])
 {
 	sqlite3_stmt	*s;
 	enum store_err	 err;
@@ -159,6 +176,7 @@ store_node_applied(struct store *st, const uint8_t *master_id,
 	sqlite3_bind_blob(s, 1, master_id, NODE_ID_LEN, SQLITE_STATIC);
 	sqlite3_bind_blob(s, 2, epoch, EPOCH_LEN, SQLITE_STATIC);
 	sqlite3_bind_int64(s, 3, pos);
+	sqlite3_bind_blob(s, 4, hash, LOG_HASH_LEN, SQLITE_STATIC);
 	return op_end(st, step_done(st, s, "node applied"));
 }
 
@@ -632,12 +650,30 @@ store_replica_update(struct store *st, const struct store_replica *r)
 	sqlite3_bind_int64(s, 3, r->acked);
 	sqlite3_bind_int64(s, 4, r->last_seen);
 	sqlite3_bind_int(s, 5, r->connected);
+	sqlite3_bind_int(s, 6, r->reconciling);
 	return op_end(st, step_done(st, s, "replica update"));
+}
+
+enum store_err
+store_replica_forget(struct store *st, const uint8_t node_id[NODE_ID_LEN])
+{
+	sqlite3_stmt	*s;
+	enum store_err	 err;
+
+	if ((err = op_begin(st)) != STORE_OK)
+		return err;
+	if ((s = stmt(st, S_REPLICA_FORGET)) == NULL)
+		return op_end(st, STORE_IO);
+	sqlite3_bind_blob(s, 1, node_id, NODE_ID_LEN, SQLITE_STATIC);
+	if ((err = step_done(st, s, "replica forget")) == STORE_OK &&
+	    sqlite3_changes(st->db) == 0)
+		err = STORE_NOTFOUND;
+	return op_end(st, err);
 }
 
 /*
  * Runs cb over the rows of a replica listing (id: name, node_id, acked,
- * last_seen, connected), until it returns non-zero.
+ * last_seen, connected, reconciling), until it returns non-zero.
  */
 static enum store_err
 replica_rows(struct store *st, enum stmt_id id,
@@ -656,6 +692,7 @@ replica_rows(struct store *st, enum stmt_id id,
 		r.acked = sqlite3_column_int64(s, 2);
 		r.last_seen = sqlite3_column_int64(s, 3);
 		r.connected = sqlite3_column_int(s, 4);
+		r.reconciling = sqlite3_column_int(s, 5);
 		if (cb(arg, &r) != 0)
 			break;
 	}
@@ -996,12 +1033,20 @@ store_mailbox_was_deleted(struct store *st, const uint8_t *uniqueid)
 	return 1;
 }
 
+/*
+ * The purge returns what it deleted; the hash of the last record purged
+ * becomes the log's base, so that a replica that applied up to there can
+ * still be checked (store_replog_hash).
+ */
 enum store_err
 store_replog_purge(struct store *st, int64_t upto, int64_t before,
     int64_t *purged)
 {
 	sqlite3_stmt	*s;
 	enum store_err	 err;
+	uint8_t		 hash[LOG_HASH_LEN];
+	int64_t		 last = 0;
+	int		 rc;
 
 	*purged = 0;
 	if ((err = op_begin(st)) != STORE_OK)
@@ -1011,9 +1056,21 @@ store_replog_purge(struct store *st, int64_t upto, int64_t before,
 	sqlite3_bind_int64(s, 1, upto);
 	sqlite3_bind_int64(s, 2, before);
 	sqlite3_bind_int(s, 3, SYNC_PURGE_BATCH);
-	if ((err = step_done(st, s, "log purge")) == STORE_OK)
-		*purged = sqlite3_changes(st->db);
-	return op_end(st, err);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		(*purged)++;
+		if (sqlite3_column_int64(s, 0) > last) {
+			last = sqlite3_column_int64(s, 0);
+			column_hash(s, 1, hash);
+		}
+	}
+	sqlite3_reset(s);
+	if (rc != SQLITE_DONE)
+		return op_end(st, db_error(st, rc, "log purge"));
+	if (last == 0 || (s = stmt(st, S_NODE_LOG_BASE)) == NULL)
+		return op_end(st, last == 0 ? STORE_OK : STORE_IO);
+	sqlite3_bind_int64(s, 1, last);
+	sqlite3_bind_blob(s, 2, hash, LOG_HASH_LEN, SQLITE_STATIC);
+	return op_end(st, step_done(st, s, "log base"));
 }
 
 enum store_err

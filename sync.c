@@ -40,6 +40,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -313,6 +314,39 @@ chan_send(struct session *s, uint8_t type, const void *payload, size_t n)
 	c->last_tx = s->srv->now;
 }
 
+void
+chan_send_head(struct session *s, uint8_t type, int64_t pos)
+{
+	struct store_node	 me;
+	uint8_t			 b[SYNC_HEAD_LEN];
+
+	if (store_node_get(s->srv->store, &me) != STORE_OK) {
+		session_close(s);
+		return;
+	}
+	memcpy(b, me.node_id, NODE_ID_LEN);
+	memcpy(b + NODE_ID_LEN, me.epoch, EPOCH_LEN);
+	put64(b + NODE_ID_LEN + EPOCH_LEN, (uint64_t)pos);
+	/* Unknown (purged past retention): zeros, which a resume refuses. */
+	if (store_replog_hash(s->srv->store, pos, b + SYNC_HEAD_LEN -
+	    LOG_HASH_LEN) != STORE_OK)
+		memset(b + SYNC_HEAD_LEN - LOG_HASH_LEN, 0, LOG_HASH_LEN);
+	chan_send(s, type, b, sizeof(b));
+}
+
+int
+head_decode(const uint8_t *p, size_t n, uint8_t *node_id, uint8_t *epoch,
+    int64_t *pos, uint8_t *hash)
+{
+	if (n != SYNC_HEAD_LEN)
+		return -1;
+	memcpy(node_id, p, NODE_ID_LEN);
+	memcpy(epoch, p + NODE_ID_LEN, EPOCH_LEN);
+	*pos = (int64_t)get64(p + NODE_ID_LEN + EPOCH_LEN);
+	memcpy(hash, p + SYNC_HEAD_LEN - LOG_HASH_LEN, LOG_HASH_LEN);
+	return *pos < 0 ? -1 : 0;
+}
+
 /* Deflates one item through the session's stream and sends it. */
 static int
 chan_send_deflated(struct session *s, uint8_t type, const void *p, size_t n)
@@ -465,19 +499,25 @@ master_start(struct session *s)
 	log_debug("sync.accept", "peer=%s", s->peer);
 }
 
-/* Writes what the master knows of this replica to the store. */
+/*
+ * Writes what the master knows of this replica to the store.  One that
+ * reconciles is known from the start, as reconciling: it has nothing of
+ * this log until it streams, and needs the log from where the comparison
+ * began (acked, for the purge).
+ */
 void
 master_store(struct session *s, int connected)
 {
 	struct chan		*c = chan_of(s);
 	struct store_replica	 r;
 
-	if (c == NULL || c->state != CH_STREAM)
+	if (c == NULL || (c->state != CH_STREAM && c->state != CH_RECONCILE))
 		return;
 	memset(&r, 0, sizeof(r));
 	snprintf(r.name, sizeof(r.name), "%s", c->name);
 	memcpy(r.node_id, c->node_id, NODE_ID_LEN);
-	r.acked = c->acked;
+	r.reconciling = c->state == CH_RECONCILE;
+	r.acked = r.reconciling ? c->recon_head : c->acked;
 	r.last_seen = s->srv->now;
 	r.connected = connected;
 	if (store_replica_update(s->srv->store, &r) == STORE_OK) {
@@ -491,9 +531,11 @@ master_free(struct session *s)
 {
 	struct chan	*c = chan_of(s);
 
-	if (c != NULL && c->state == CH_STREAM) {
-		log_info("sync.replica.gone", "name=%s peer=%s acked=%lld",
-		    log_quote(c->name), s->peer, (long long)c->acked);
+	if (c != NULL && (c->state == CH_STREAM ||
+	    c->state == CH_RECONCILE)) {
+		log_info("sync.replica.gone", "name=%s peer=%s acked=%lld "
+		    "reconciling=%d", log_quote(c->name), s->peer,
+		    (long long)c->acked, c->state == CH_RECONCILE);
 		master_store(s, 0);
 	}
 	chan_free(s);
@@ -509,13 +551,20 @@ body_mem(uint64_t size)
 	return size < SPOOL_MEM_MAX ? size : SPOOL_MEM_MAX;
 }
 
-/* Closes the batch being sent: END with its last position. */
+/*
+ * Closes the batch being sent: END with its last position and the log's
+ * hash there, which the replica keeps with the position (a
+ * reconciliation's records are no position in the log: zeros).
+ */
 static void
 master_end_batch(struct session *s, struct chan *c)
 {
-	uint8_t	 b[8];
+	uint8_t	 b[8 + LOG_HASH_LEN];
 
 	put64(b, (uint64_t)c->sent);
+	if (c->state != CH_STREAM || store_replog_hash(s->srv->store,
+	    c->sent, b + 8) != STORE_OK)
+		memset(b + 8, 0, LOG_HASH_LEN);
 	chan_send(s, SF_END, b, sizeof(b));
 	assert(c->inflight < SYNC_WINDOW);
 	c->inflight_end[c->inflight++] = c->sent;
@@ -626,10 +675,118 @@ master_produce(struct session *s)
 	s->resume = 1;
 }
 
+/* Whether this node follows the node `id` (as a replica, now). */
+static int
+follows_node(const struct store_node *me, const uint8_t *id)
+{
+	struct chan	*up;
+
+	if (!repl.replica)
+		return 0;
+	if (me->has_master && memcmp(me->master_id, id, NODE_ID_LEN) == 0)
+		return 1;
+	return repl.upstream != NULL && (up = chan_of(repl.upstream)) !=
+	    NULL && up->state != CH_START &&
+	    memcmp(up->node_id, id, NODE_ID_LEN) == 0;
+}
+
+/*
+ * Whether the replica that sent HELLO may follow this node: not this
+ * node itself (a copy of its data directory), not the node this one
+ * follows (a cycle, which would bounce records for ever), not a second
+ * replica under the name of a connected one (replicas are known by node
+ * id; a name is a label and must say which one).  The same node coming
+ * again replaces its old session (it restarted before that one was found
+ * dead).  Returns NULL, or why not, logged.
+ */
+static const char *
+hello_refusal(struct session *s, const struct store_node *me)
+{
+	struct chan	*c = chan_of(s), *o;
+	struct session	*t;
+	const char	*why = NULL, *event = "sync.replica.refused";
+	char		 hex[NODE_ID_LEN * 2 + 1], other[NODE_ID_LEN * 2 + 1];
+
+	crypto_hex(c->node_id, NODE_ID_LEN, hex);
+	other[0] = '\0';
+	if (memcmp(c->node_id, me->node_id, NODE_ID_LEN) == 0)
+		why = "the replica has this node's id (a copy of its data "
+		    "directory?)";
+	else if (follows_node(me, c->node_id)) {
+		why = "replication cycle: this node follows that replica";
+		event = "sync.cycle";
+	}
+	for (t = s->srv->sessions; why == NULL && t != NULL; t = t->next) {
+		if (t == s || t->ops != &sync_master_proto ||
+		    t->io == SESSION_CLOSING || (o = chan_of(t)) == NULL ||
+		    o->state == CH_HELLO)
+			continue;
+		if (memcmp(o->node_id, c->node_id, NODE_ID_LEN) == 0) {
+			log_info("sync.replica.replaced", "name=%s node=%s "
+			    "peer=%s old_peer=%s", log_quote(c->name), hex,
+			    s->peer, t->peer);
+			session_close(t);
+		} else if (strcmp(o->name, c->name) == 0) {
+			crypto_hex(o->node_id, NODE_ID_LEN, other);
+			why = "name already in use by a connected replica; give "
+			    "each replica its own --name";
+		}
+	}
+	if (why != NULL)
+		log_warn(event, "name=%s node=%s peer=%s%s%s reason=%s",
+		    log_quote(c->name), hex, s->peer, other[0] ? " other=" :
+		    "", other, log_quote(why));
+	return why;
+}
+
+/*
+ * Whether the replica's position (applied, with the log's hash there)
+ * is in this log: same node and epoch, every record after it still
+ * here, and the same hash at it.  A different hash means the log it
+ * applied is not this one (this node was restored from an older copy,
+ * say): logged, and then it is compared in full, never streamed past.
+ */
+static int
+hello_resumable(struct session *s, const struct store_node *me,
+    const uint8_t *follows_id, int64_t applied, const uint8_t *hash)
+{
+	struct chan	*c = chan_of(s);
+	struct store	*st = s->srv->store;
+	int64_t		 head = store_replog_head(st);
+	int64_t		 first = store_replog_first(st);
+	uint8_t		 mine[LOG_HASH_LEN];
+	char		 hex[NODE_ID_LEN * 2 + 1], a[17], b[17];
+	int		 follows;
+
+	follows = follows_id != NULL && memcmp(follows_id, me->node_id,
+	    NODE_ID_LEN) == 0 && memcmp(follows_id + NODE_ID_LEN, me->epoch,
+	    EPOCH_LEN) == 0;
+	crypto_hex(c->node_id, NODE_ID_LEN, hex);
+	if (!follows || applied > head || applied + 1 < (first == 0 ?
+	    head + 1 : first)) {
+		log_info("sync.reconcile.needed", "name=%s node=%s "
+		    "applied=%lld head=%lld first=%lld follows=%d",
+		    log_quote(c->name), hex, (long long)applied,
+		    (long long)head, (long long)first, follows);
+		return 0;
+	}
+	if (store_replog_hash(st, applied, mine) == STORE_OK &&
+	    memcmp(mine, hash, LOG_HASH_LEN) == 0)
+		return 1;
+	crypto_hex(hash, 8, a);
+	crypto_hex(mine, 8, b);
+	log_warn("sync.log.diverged", "name=%s node=%s applied=%lld "
+	    "replica_hash=%s hash=%s head=%lld msg=\"the replica applied "
+	    "another log at this position (was this node restored from a "
+	    "backup?); reconciling\"", log_quote(c->name), hex,
+	    (long long)applied, a, b, (long long)head);
+	return 0;
+}
+
 /*
  * HELLO arrived (over TLS: the replica holds the key): check the
- * version, learn who the replica is and what it follows, then decide
- * where to stream from.
+ * version, learn who the replica is and what it follows, refuse it
+ * when it may not follow this node, then decide where to stream from.
  */
 static void
 master_hello(struct session *s, const uint8_t *p, size_t n)
@@ -638,11 +795,12 @@ master_hello(struct session *s, const uint8_t *p, size_t n)
 	struct store		*st = s->srv->store;
 	struct store_node	 me;
 	struct rd		 d = { p, n, 0, 0 };
-	const uint8_t		*v;
-	uint8_t			 b[NODE_ID_LEN + EPOCH_LEN + 8], version;
-	int			 has_master, follows;
-	int64_t			 applied, head, first;
-	char			 hex[NODE_ID_LEN * 2 + 1], info[160];
+	const uint8_t		*v, *hash;
+	uint8_t			 version;
+	int			 has_master;
+	int64_t			 applied;
+	const char		*why;
+	char			 info[160];
 
 	if ((version = rd_u8(&d)) != SYNC_VERSION) {
 		log_warn("sync.protocol", "peer=%s version=%u want=%d "
@@ -656,30 +814,26 @@ master_hello(struct session *s, const uint8_t *p, size_t n)
 	has_master = rd_u8(&d);
 	v = rd_bytes(&d, NODE_ID_LEN + EPOCH_LEN);
 	applied = (int64_t)rd_u64(&d);
+	hash = rd_bytes(&d, LOG_HASH_LEN);
 	rd_str(&d, c->name, sizeof(c->name));
 	if (d.bad || d.off != n || v == NULL || applied < 0 ||
 	    store_node_get(st, &me) != STORE_OK) {
 		chan_refuse(s, "bad HELLO");
 		return;
 	}
-	head = store_replog_head(st);
-	first = store_replog_first(st);
-	follows = has_master && memcmp(v, me.node_id, NODE_ID_LEN) == 0 &&
-	    memcmp(v + NODE_ID_LEN, me.epoch, EPOCH_LEN) == 0;
+	if ((why = hello_refusal(s, &me)) != NULL) {
+		chan_refuse(s, why);
+		return;
+	}
 	/*
-	 * Stream only when the replica follows this log (same node, same
-	 * epoch) and every record after its position is still here.  A new
-	 * replica, one of another master or epoch, and one whose records
-	 * were purged are compared in full instead: never a blind copy.
+	 * Stream only when the replica follows this very log up to its
+	 * position.  A new replica, one of another master, epoch or log,
+	 * and one whose records were purged are compared in full instead:
+	 * never a blind copy.
 	 */
-	if (!follows || applied > head || applied + 1 < (first == 0 ?
-	    head + 1 : first)) {
-		crypto_hex(c->node_id, NODE_ID_LEN, hex);
-		log_info("sync.reconcile.needed", "name=%s node=%s "
-		    "applied=%lld head=%lld first=%lld follows=%d",
-		    log_quote(c->name), hex, (long long)applied,
-		    (long long)head, (long long)first, follows);
+	if (!hello_resumable(s, &me, has_master ? v : NULL, applied, hash)) {
 		recon_start(s, c);
+		master_store(s, 1);
 		master_produce(s);
 		return;
 	}
@@ -690,14 +844,12 @@ master_hello(struct session *s, const uint8_t *p, size_t n)
 	c->z_ok = 1;
 	c->state = CH_STREAM;
 	c->sent = c->acked = applied;
-	memcpy(b, me.node_id, NODE_ID_LEN);
-	memcpy(b + NODE_ID_LEN, me.epoch, EPOCH_LEN);
-	put64(b + NODE_ID_LEN + EPOCH_LEN, (uint64_t)applied);
-	chan_send(s, SF_START, b, sizeof(b));
+	chan_send_head(s, SF_START, applied);
 	session_tls_info(s, info, sizeof(info));
 	log_info("sync.replica.connected", "name=%s peer=%s from=%lld "
 	    "head=%lld tls=%s", log_quote(c->name), s->peer,
-	    (long long)applied, (long long)head, log_quote(info));
+	    (long long)applied, (long long)store_replog_head(st),
+	    log_quote(info));
 	master_store(s, 1);
 	master_produce(s);
 }
@@ -841,7 +993,7 @@ replica_start(struct session *s)
 	struct chan		*c;
 	struct store_node	 me;
 	uint8_t			 out[1 + NODE_ID_LEN + 1 + NODE_ID_LEN +
-				    EPOCH_LEN + 8 + 2 + 255];
+				    EPOCH_LEN + 8 + LOG_HASH_LEN + 2 + 255];
 	struct wr		 w = { out, 0, sizeof(out), 0 };
 	uint8_t			 version = SYNC_VERSION, has_master;
 	char			 name[256];
@@ -862,6 +1014,7 @@ replica_start(struct session *s)
 	wr_bytes(&w, me.master_id, NODE_ID_LEN);
 	wr_bytes(&w, me.master_epoch, EPOCH_LEN);
 	wr_u64(&w, (uint64_t)me.applied);
+	wr_bytes(&w, me.applied_hash, LOG_HASH_LEN);
 	snprintf(name, sizeof(name), "%s", s->srv->settings->name);
 	wr_str(&w, name);
 	chan_send(s, SF_HELLO, out, w.n);
@@ -872,17 +1025,16 @@ static void
 replica_started(struct session *s, struct chan *c, const uint8_t *p,
     size_t n)
 {
+	uint8_t	 hash[LOG_HASH_LEN];
+	int64_t	 pos;
 	char	 info[160];
 
-	if (n != NODE_ID_LEN + EPOCH_LEN + 8 ||
-	    (int64_t)get64(p + NODE_ID_LEN + EPOCH_LEN) != c->applied ||
-	    inflateInit(&c->z) != Z_OK) {
+	if (head_decode(p, n, c->node_id, c->epoch, &pos, hash) < 0 ||
+	    pos != c->applied || inflateInit(&c->z) != Z_OK) {
 		log_warn("sync.protocol", "peer=%s msg=\"bad START\"", s->peer);
 		session_close(s);
 		return;
 	}
-	memcpy(c->node_id, p, NODE_ID_LEN);
-	memcpy(c->epoch, p + NODE_ID_LEN, EPOCH_LEN);
 	c->z_ok = 1;
 	c->state = CH_STREAM;
 	session_tls_info(s, info, sizeof(info));
@@ -1029,9 +1181,13 @@ apply_one(struct session *s, struct chan *c, struct pending *pd)
 	return err;
 }
 
-/* END arrived: the whole batch is here and checked; apply it at once. */
+/*
+ * END arrived: the whole batch is here and checked; apply it at once,
+ * recording the position and the master's log hash there.
+ */
 static void
-replica_apply(struct session *s, struct chan *c, int64_t end)
+replica_apply(struct session *s, struct chan *c, int64_t end,
+    const uint8_t *hash)
 {
 	struct store	*st = s->srv->store;
 	enum store_err	 err;
@@ -1065,7 +1221,8 @@ replica_apply(struct session *s, struct chan *c, int64_t end)
 		err = apply_one(s, c, &c->batch[i]);
 	/* A reconciliation's records are no position in the log. */
 	if (err == STORE_OK && c->state == CH_STREAM)
-		err = store_node_applied(st, c->node_id, c->epoch, end);
+		err = store_node_applied(st, c->node_id, c->epoch, end,
+		    hash);
 	if ((err = store_batch_end(st, err)) != STORE_OK) {
 		log_error("sync.apply", "seq=%lld msg=%s", (long long)end,
 		    log_quote(store_strerror(err)));
@@ -1158,8 +1315,8 @@ replica_stream(struct session *s, struct chan *c, uint8_t type,
 
 	if (type == SF_PING)
 		return;
-	if (type == SF_END && n == 8) {
-		replica_apply(s, c, (int64_t)get64(p));
+	if (type == SF_END && n == 8 + LOG_HASH_LEN) {
+		replica_apply(s, c, (int64_t)get64(p), p + 8);
 		return;
 	}
 	if ((type != SF_RECORD && type != SF_DATA) ||
@@ -1206,6 +1363,42 @@ bad:
 	session_close(s);
 }
 
+/*
+ * The master's first frame names it: never follow this node itself, nor
+ * a node that follows this node (a cycle, which would bounce records for
+ * ever).  Returns 1, logged, when it must not be followed.
+ */
+static int
+master_refused(struct session *s, const uint8_t *p, size_t n)
+{
+	struct store_node	 me;
+	struct session		*t;
+	struct chan		*o;
+	char			 hex[NODE_ID_LEN * 2 + 1];
+
+	if (n < NODE_ID_LEN)
+		return 0;	/* a bad frame: its handler says so */
+	crypto_hex(p, NODE_ID_LEN, hex);
+	if (store_node_get(s->srv->store, &me) == STORE_OK &&
+	    memcmp(me.node_id, p, NODE_ID_LEN) == 0) {
+		log_warn("sync.cycle", "master=%s node=%s msg=\"the master is "
+		    "this node (a copy of its data directory?); not following "
+		    "it\"", s->peer, hex);
+		return 1;
+	}
+	for (t = s->srv->sessions; t != NULL; t = t->next)
+		if (t->ops == &sync_master_proto && t->io != SESSION_CLOSING &&
+		    (o = chan_of(t)) != NULL && o->state != CH_HELLO &&
+		    memcmp(o->node_id, p, NODE_ID_LEN) == 0) {
+			log_warn("sync.cycle", "master=%s node=%s name=%s "
+			    "msg=\"the master follows this node: replication "
+			    "cycle; not following it\"", s->peer, hex,
+			    log_quote(o->name));
+			return 1;
+		}
+	return 0;
+}
+
 static void
 replica_input(struct session *s)
 {
@@ -1223,7 +1416,10 @@ replica_input(struct session *s)
 			log_warn("sync.refused", "master=%s reason=%s",
 			    s->peer, log_quote(why));
 			session_close(s);
-		} else if (c->state == CH_START && type == SF_START)
+		} else if (c->state == CH_START && (type == SF_START ||
+		    type == SF_RECONCILE) && master_refused(s, p, n))
+			session_close(s);
+		else if (c->state == CH_START && type == SF_START)
 			replica_started(s, c, p, n);
 		else if (c->state == CH_START && type == SF_RECONCILE)
 			replica_reconcile(s, c, p, n);
@@ -1511,13 +1707,16 @@ static int
 behind_one(void *arg, const struct store_replica *r)
 {
 	struct behind_ctx	*x = arg;
+	char			 hex[NODE_ID_LEN * 2 + 1];
 
-	if (r->acked >= x->head)
+	if (r->acked >= x->head && !r->reconciling)
 		return 0;
 	x->n++;
-	log_warn("drain.replica.behind", "name=%s acked=%lld head=%lld "
-	    "lag=%lld connected=%d", log_quote(r->name), (long long)r->acked,
-	    (long long)x->head, (long long)(x->head - r->acked), r->connected);
+	crypto_hex(r->node_id, NODE_ID_LEN, hex);
+	log_warn("drain.replica.behind", "name=%s node=%s acked=%lld head=%lld "
+	    "lag=%lld connected=%d reconciling=%d", log_quote(r->name), hex,
+	    (long long)r->acked, (long long)x->head,
+	    (long long)(x->head - r->acked), r->connected, r->reconciling);
 	return 0;
 }
 
@@ -1752,14 +1951,23 @@ struct status_ctx {
 	time_t	 now;
 };
 
+/*
+ * Whether a replica as the store knows it is connected now: the master
+ * writes connected replicas every SYNC_STATUS_INTERVAL, so a row older
+ * than a few of those is a master that stopped without saying so.
+ */
+static int
+replica_up(const struct store_replica *r, time_t now)
+{
+	return r->connected && now - r->last_seen <= 3 * SYNC_STATUS_INTERVAL;
+}
+
 static int
 status_replica(void *arg, const struct store_replica *r)
 {
 	struct status_ctx	*x = arg;
 	char			 hex[NODE_ID_LEN * 2 + 1];
-	int			 up = r->connected &&
-				    x->now - r->last_seen <= 3 *
-				    SYNC_STATUS_INTERVAL;
+	int			 up = replica_up(r, x->now);
 
 	crypto_hex(r->node_id, NODE_ID_LEN, hex);
 	if (x->json) {
@@ -1767,15 +1975,18 @@ status_replica(void *arg, const struct store_replica *r)
 		printf("%s{\"name\":", x->n++ ? "," : "");
 		json_str(stdout, r->name);
 		printf(",\"node_id\":\"%s\",\"acked\":%lld,\"lag\":%lld,"
-		    "\"last_seen\":%lld,\"connected\":%s}", hex,
-		    (long long)r->acked, (long long)(x->head - r->acked),
-		    (long long)r->last_seen, up ? "true" : "false");
+		    "\"last_seen\":%lld,\"age\":%lld,\"connected\":%s,"
+		    "\"reconciling\":%s}", hex, (long long)r->acked,
+		    (long long)(x->head - r->acked), (long long)r->last_seen,
+		    (long long)(x->now - r->last_seen), up ? "true" : "false",
+		    r->reconciling ? "true" : "false");
 	} else
 		printf("replica %s node=%s acked=%lld lag=%lld records "
-		    "last_seen=%llds_ago %s\n", r->name, hex,
+		    "last_seen=%llds_ago %s%s\n", r->name, hex,
 		    (long long)r->acked, (long long)(x->head - r->acked),
 		    (long long)(x->now - r->last_seen),
-		    up ? "connected" : "disconnected");
+		    up ? "connected" : "disconnected",
+		    r->reconciling ? " reconciling" : "");
 	return 0;
 }
 
@@ -1885,4 +2096,120 @@ out:
 	store_close(st);
 	settings_free(&set);
 	return rc;
+}
+
+/* --- mailrepd replica forget ---------------------------------------------- */
+
+/* The replicas that `forget` names (by name, or by node id in hex). */
+struct forget_ctx {
+	const char		*which;
+	int			 matches;
+	struct store_replica	 r;
+};
+
+static int
+forget_match(void *arg, const struct store_replica *r)
+{
+	struct forget_ctx	*x = arg;
+	char			 hex[NODE_ID_LEN * 2 + 1];
+
+	crypto_hex(r->node_id, NODE_ID_LEN, hex);
+	if (strcmp(r->name, x->which) == 0 ||
+	    strcasecmp(hex, x->which) == 0) {
+		x->matches++;
+		x->r = *r;
+	}
+	return 0;
+}
+
+/*
+ * `mailrepd replica forget NAME|NODEID`: a replica gone for good (rebuilt
+ * under a new node id, or retired) stops counting: a drain no longer
+ * waits for it and the log is purged past it.  A connected replica is
+ * not forgotten (it would be known again at once).  Works on a running
+ * or stopped node.
+ */
+static int
+replica_forget(int argc, char **argv)
+{
+	struct cmd_option	 opts[] = {
+		{ "help", 0, "show this help", NULL },
+	};
+	struct settings		 set;
+	struct store		*st;
+	struct forget_ctx	 x;
+	char			*pos[2], hex[NODE_ID_LEN * 2 + 1];
+	int			 npos = 2, rc = 1;
+
+	if (settings_parse(&set, argc, argv, 2, opts, 1, pos, &npos) < 0) {
+		settings_free(&set);
+		return 2;
+	}
+	if (opts[0].value != NULL || npos != 2) {
+		fprintf(opts[0].value ? stdout : stderr, "usage: mailrepd "
+		    "replica forget NAME|NODEID --data DIR\n\nThe master "
+		    "forgets a replica that is gone for good (see `mailrepd "
+		    "status`):\na drain no longer waits for it and the log is "
+		    "purged past it.  A\nreplica that comes back is known again "
+		    "(reconciled once the log\nis purged past it).  Not for a "
+		    "connected replica.\n\n");
+		settings_usage_options(opts[0].value ? stdout : stderr, opts,
+		    1);
+		settings_free(&set);
+		return opts[0].value ? 0 : 2;
+	}
+	memset(&x, 0, sizeof(x));
+	x.which = pos[1];
+	if ((st = admin_open_store(&set, 0)) == NULL) {
+		settings_free(&set);
+		return 1;
+	}
+	if (store_replica_foreach(st, forget_match, &x) != STORE_OK)
+		fprintf(stderr, "mailrepd replica forget: cannot read the "
+		    "replicas\n");
+	else if (x.matches == 0)
+		fprintf(stderr, "mailrepd replica forget: no replica '%s' "
+		    "(see mailrepd status)\n", x.which);
+	else if (x.matches > 1)
+		fprintf(stderr, "mailrepd replica forget: %d replicas are "
+		    "named '%s': give the node id\n", x.matches, x.which);
+	else if (replica_up(&x.r, time(NULL)))
+		fprintf(stderr, "mailrepd replica forget: replica '%s' is "
+		    "connected: stop it first\n", x.which);
+	else if (store_replica_forget(st, x.r.node_id) != STORE_OK ||
+	    store_commit(st) != STORE_OK)
+		fprintf(stderr, "mailrepd replica forget: cannot update the "
+		    "store\n");
+	else {
+		crypto_hex(x.r.node_id, NODE_ID_LEN, hex);
+		printf("forgot replica %s node %s (acked %lld)\n", x.r.name,
+		    hex, (long long)x.r.acked);
+		rc = 0;
+	}
+	store_close(st);
+	settings_free(&set);
+	return rc;
+}
+
+static const struct {
+	const char	*name;
+	int		(*run)(int, char **);
+} replica_commands[] = {
+	{ "resume", guard_resume_main },
+	{ "forget", replica_forget },
+};
+
+int
+sync_replica_main(int argc, char **argv)
+{
+	size_t	 i;
+
+	for (i = 0; argc >= 3 && i < sizeof(replica_commands) /
+	    sizeof(*replica_commands); i++)
+		if (strcmp(argv[2], replica_commands[i].name) == 0)
+			return replica_commands[i].run(argc, argv);
+	fprintf(argc >= 3 && strcmp(argv[2], "--help") == 0 ? stdout : stderr,
+	    "usage: mailrepd replica resume [--allow-deletes] --data DIR\n"
+	    "       mailrepd replica forget NAME|NODEID --data DIR\n");
+	return argc >= 3 && strcmp(argv[2], "--help") == 0 ? 0 : 2;
 }

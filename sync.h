@@ -13,14 +13,16 @@
  *	type (1 byte) | length (4 bytes, big-endian) | payload
  *
  * HELLO (the replica: protocol version, its node id and name, which
- * master log it follows -- master node id and epoch -- and the position
- * it applied), then START (the master: its node id, epoch and the
- * position it streams after), RECONCILE when the log cannot serve the
- * replica's position (full reconciliation: sync.c explains it), or
- * REFUSE (why, as text).  Records and body
- * chunks travel deflated through one zlib stream; END closes a batch,
- * which the replica applies in one transaction with its applied position
- * and ACKs.  The master sends ahead up to SYNC_WINDOW unacknowledged
+ * master log it follows -- master node id and epoch -- the position it
+ * applied and the log's running hash there), then START (the master:
+ * its node id, epoch, the position it streams after and the hash
+ * there), RECONCILE (the same fields) when the log cannot serve the
+ * replica's position or is not the log the replica applied (full
+ * reconciliation: sync.c explains it), or REFUSE (why, as text).
+ * Records and body chunks travel deflated through one zlib stream; END
+ * (the batch's last position and the hash there) closes a batch, which
+ * the replica applies in one transaction with its applied position and
+ * that hash, and ACKs.  The master sends ahead up to SYNC_WINDOW unacknowledged
  * batches; an ACK must name the END of one of them.
  */
 #ifndef MAILREPD_SYNC_H
@@ -52,7 +54,7 @@ struct server;
 #define SF_PUSH_DATA	'B'	/* replica: a chunk of its body */
 
 #define SYNC_HDR_LEN	5
-#define SYNC_VERSION	2	/* 1: HMAC challenge and frame MACs, no TLS */
+#define SYNC_VERSION	3	/* 2: no log hashes; 1: no TLS */
 #define SYNC_PSK_IDENTITY "mailrepd-repl-1"
 #define SYNC_PSK_INFO	"mailrepd replication TLS-PSK v1" /* HKDF info */
 
@@ -99,6 +101,8 @@ int	sync_demote(struct server *, const char *spec,
 
 /* `mailrepd status [--json] --data DIR`. */
 int	sync_status(int argc, char **argv);
+/* `mailrepd replica resume|forget ...`. */
+int	sync_replica_main(int argc, char **argv);
 
 /*
  * The codec, public for the unit tests and the fuzzer.

@@ -144,6 +144,14 @@ void		 rd_str(struct rd *, char *dst, size_t cap);
 /* Queues one frame on the channel. */
 void		 chan_send(struct session *, uint8_t type, const void *,
 		    size_t);
+/*
+ * START and RECONCILE: this master's node id and epoch, the position pos
+ * and the log's running hash there.  head_decode() reads one; 0 or -1.
+ */
+#define SYNC_HEAD_LEN	(NODE_ID_LEN + EPOCH_LEN + 8 + LOG_HASH_LEN)
+void		 chan_send_head(struct session *, uint8_t type, int64_t pos);
+int		 head_decode(const uint8_t *, size_t, uint8_t *node_id,
+		    uint8_t *epoch, int64_t *pos, uint8_t *hash);
 /* Writes what the master knows of this replica to the store. */
 void		 master_store(struct session *, int connected);
 /* A received body into c->cur's spool; body_finish checks its GUID. */

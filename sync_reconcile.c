@@ -126,26 +126,6 @@ recon_free(struct recon *r)
 	free(r);
 }
 
-/*
- * RECONCILE and the START that ends a reconciliation: this master's node
- * id and epoch (what the replica will follow) and the head streamed from.
- */
-static void
-recon_send_head(struct session *s, uint8_t type, int64_t head)
-{
-	struct store_node	 me;
-	uint8_t			 b[NODE_ID_LEN + EPOCH_LEN + 8];
-
-	if (store_node_get(s->srv->store, &me) != STORE_OK) {
-		session_close(s);
-		return;
-	}
-	memcpy(b, me.node_id, NODE_ID_LEN);
-	memcpy(b + NODE_ID_LEN, me.epoch, EPOCH_LEN);
-	put64(b + NODE_ID_LEN + EPOCH_LEN, (uint64_t)head);
-	chan_send(s, type, b, sizeof(b));
-}
-
 /* The log cannot serve this replica: compare instead (see above). */
 void
 recon_start(struct session *s, struct chan *c)
@@ -166,7 +146,7 @@ recon_start(struct session *s, struct chan *c)
 	r->phase = RP_INVENTORY;
 	r->head = store_replog_head(s->srv->store);
 	c->recon_head = r->head;	/* the log is kept from here */
-	recon_send_head(s, SF_RECONCILE, r->head);
+	chan_send_head(s, SF_RECONCILE, r->head);
 	log_info("sync.reconcile.start", "name=%s peer=%s head=%lld",
 	    log_quote(c->name), s->peer, (long long)r->head);
 }
@@ -762,7 +742,7 @@ recon_finish(struct session *s, struct chan *c)
 
 	if (r == NULL || r->phase != RP_FINISH || c->inflight > 0)
 		return;
-	recon_send_head(s, SF_START, r->head);
+	chan_send_head(s, SF_START, r->head);
 	log_info("sync.reconcile.done", "name=%s peer=%s mailboxes=%zu "
 	    "same=%lu compared=%lu copied=%lu local_only=%lu records=%lld "
 	    "from=%lld", log_quote(c->name), s->peer, r->nmboxes, r->same,
@@ -1088,14 +1068,14 @@ void
 replica_reconcile(struct session *s, struct chan *c, const uint8_t *p,
     size_t n)
 {
-	if (n != NODE_ID_LEN + EPOCH_LEN + 8 || inflateInit(&c->z) != Z_OK) {
+	uint8_t	 hash[LOG_HASH_LEN];
+
+	if (head_decode(p, n, c->node_id, c->epoch, &c->recon_head,
+	    hash) < 0 || inflateInit(&c->z) != Z_OK) {
 		session_close(s);
 		return;
 	}
 	c->z_ok = 1;
-	memcpy(c->node_id, p, NODE_ID_LEN);
-	memcpy(c->epoch, p + NODE_ID_LEN, EPOCH_LEN);
-	c->recon_head = (int64_t)get64(p + NODE_ID_LEN + EPOCH_LEN);
 	c->state = CH_RECONCILE;
 	c->last = 0;
 	if (store_mailbox_ids(s->srv->store, inv_collect, c) != STORE_OK) {
@@ -1188,21 +1168,21 @@ replica_reconciled(struct session *s, struct chan *c, const uint8_t *p,
 	struct store	*st = s->srv->store;
 	enum store_err	 err;
 	int64_t		 head;
+	uint8_t		 id[NODE_ID_LEN], epoch[EPOCH_LEN], hash[LOG_HASH_LEN];
 	char		 info[160];
 
-	if (n != NODE_ID_LEN + EPOCH_LEN + 8 || memcmp(p, c->node_id,
-	    NODE_ID_LEN) != 0 || memcmp(p + NODE_ID_LEN, c->epoch,
-	    EPOCH_LEN) != 0) {
+	if (head_decode(p, n, id, epoch, &head, hash) < 0 ||
+	    memcmp(id, c->node_id, NODE_ID_LEN) != 0 ||
+	    memcmp(epoch, c->epoch, EPOCH_LEN) != 0) {
 		session_close(s);
 		return;
 	}
-	head = (int64_t)get64(p + NODE_ID_LEN + EPOCH_LEN);
 	if (head != c->recon_head || c->nbatch != 0 || c->inv_sending ||
 	    store_batch_begin(st) != STORE_OK) {
 		session_close(s);
 		return;
 	}
-	err = store_node_applied(st, c->node_id, c->epoch, head);
+	err = store_node_applied(st, c->node_id, c->epoch, head, hash);
 	if (store_batch_end(st, err) != STORE_OK) {
 		session_close(s);
 		return;

@@ -244,6 +244,41 @@ test_user_del(void **state)
 	assert_true(store_replog_head(f->st) > 0);
 }
 
+/*
+ * The log's running hash: each record changes it, a position keeps its
+ * hash, and a purge keeps the hash where it stopped (a replica that
+ * applied up to there is still checked); purged positions before that
+ * are unknown.
+ */
+static void
+test_replog_hash_chain(void **state)
+{
+	struct fixture	*f = *state;
+	uint8_t		 h1[LOG_HASH_LEN], h2[LOG_HASH_LEN], again[LOG_HASH_LEN];
+	uint32_t	 uid;
+	int64_t		 p1, p2, purged;
+
+	p1 = store_replog_head(f->st);
+	assert_int_equal(store_replog_hash(f->st, p1, h1), STORE_OK);
+	assert_int_equal(deliver(f, "INBOX", "x\r\n", 3, &uid), STORE_OK);
+	p2 = store_replog_head(f->st);
+	assert_true(p2 > p1);
+	assert_int_equal(store_replog_hash(f->st, p2, h2), STORE_OK);
+	assert_memory_not_equal(h1, h2, LOG_HASH_LEN);
+	assert_int_equal(store_replog_hash(f->st, p2 + 1, again),
+	    STORE_NOTFOUND);
+	assert_int_equal(store_replog_purge(f->st, p2, 0, &purged), STORE_OK);
+	assert_int_equal(store_commit(f->st), STORE_OK);
+	assert_int_equal(purged, p2);
+	assert_int_equal(store_replog_hash(f->st, p2, again), STORE_OK);
+	assert_memory_equal(h2, again, LOG_HASH_LEN);
+	assert_int_equal(store_replog_hash(f->st, p1, again), STORE_NOTFOUND);
+	/* The chain goes on from the purged base. */
+	assert_int_equal(deliver(f, "INBOX", "y\r\n", 3, &uid), STORE_OK);
+	assert_int_equal(store_replog_hash(f->st, p2 + 1, again), STORE_OK);
+	assert_memory_not_equal(h2, again, LOG_HASH_LEN);
+}
+
 static int
 collect_expunged(void *arg, uint32_t uid)
 {
@@ -350,6 +385,8 @@ main(void)
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_check_finds_corruption,
 		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_replog_hash_chain, setup,
+		    teardown),
 		cmocka_unit_test_setup_teardown(test_user_del, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_flags_expunge_copy, setup,
