@@ -1074,9 +1074,16 @@ master_relocate(struct session *s, struct chan *c, const uint8_t *p,
 		session_close(s);
 		return;
 	}
+	crypto_hex(p + MAILBOX_ID_LEN + 4, GUID_LEN, hex);
+	if (sync_is_replica()) {
+		/* A relay: only the master numbers; moving here diverges. */
+		log_warn("sync.relocate", "name=%s uid=%u guid=%s msg=\"this "
+		    "node is a replica; its master must move it\"",
+		    log_quote(c->name), uid, hex);
+		return;
+	}
 	err = store_relocate(s->srv->store, p, uid, p + MAILBOX_ID_LEN + 4,
 	    get32(p + MAILBOX_ID_LEN + 4 + GUID_LEN), &new_uid);
-	crypto_hex(p + MAILBOX_ID_LEN + 4, GUID_LEN, hex);
 	if (err == STORE_OK)
 		log_warn("sync.relocate", "name=%s uid=%u guid=%s new_uid=%u "
 		    "msg=\"uid used for another message there\"",

@@ -44,6 +44,7 @@ class Observer(threading.Thread):
         self.interval = interval
         self.seen = {}              # (node, mailbox, uidvalidity, uid) -> guid
         self.violations = []
+        self.reported = set()
         self.rounds = 0
         self.lock = threading.Lock()
         self.stopping = threading.Event()
@@ -107,7 +108,8 @@ class Observer(threading.Thread):
         key = (label, name, uidv, uid)
         with self.lock:
             was = self.seen.setdefault(key, guid)
-            if was != guid:
+            if was != guid and (key, guid) not in self.reported:
+                self.reported.add((key, guid))
                 self.violations.append(
                     "node %s mailbox %s UIDVALIDITY %s: UID %d named %s "
                     "and then %s" % (label, name, uidv, uid, was[:16],
