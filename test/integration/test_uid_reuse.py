@@ -417,3 +417,47 @@ def strip_replicate_from(args):
         else:
             out.append(x)
     return out
+
+
+def test_deleted_folder_survives_hard_failover_beside_a_new_one(server,
+                                                                 secret):
+    """The same after a hard failover, and B made a new Projects after
+    deleting the old one: the old one survives beside it under another
+    name, holding what A took; B's new Projects keeps its own."""
+    a, b = pair(server, secret)
+    obs = Observer({"A": a, "B": b})
+    obs.start()
+    c = a.imap("alice")
+    assert c.create("Projects")[0] == "OK"
+    c.logout()
+    assert lmtp_one(a.port, "alice+Projects@" + DOMAIN,
+                    message("old"))[0].startswith("250")
+    settled(a, b)
+    b.stop()
+    for i in range(3):
+        assert lmtp_one(a.port, "alice+Projects@" + DOMAIN,
+                        message("lost%d" % i))[0].startswith("250")
+    a.kill9()
+    b.start()
+    run_ok("promote", "--data", b.data)
+    wait_for_log(b, "sync.promote")
+    c = b.imap("alice")
+    assert c.delete("Projects")[0] == "OK"
+    assert c.create("Projects")[0] == "OK"
+    c.logout()
+    assert lmtp_one(b.port, "alice+Projects@" + DOMAIN,
+                    message("new-on-b"))[0].startswith("250")
+    a.args = strip_replicate_from(a.args) + [
+        "--replicate-from", "%s:%d" % (HOST, b.repl_port)]
+    a.start()
+    wait_for_log(b, "sync.reconcile.revive")
+    settled(a, b)
+    obs.finish()
+    boxes = [x[1] for x in listing(b.data)[1] if x[0] == "alice"]
+    aside = [x for x in boxes if x.startswith("Projects-")]
+    assert len(aside) == 1, boxes
+    for n in (a, b):
+        assert sorted(uids_of(n, aside[0]).values()) == sorted(
+            mid("lost%d" % i) for i in range(3)), n.data
+        assert list(uids_of(n, "Projects").values()) == [mid("new-on-b")]
+    check_ok(a, b)
