@@ -357,6 +357,22 @@ def test_check_reports_duplicates_left_by_renumbering(server, secret):
     assert "twice" in (p.stdout + p.stderr), p.stdout + p.stderr
 
 
+def pair_with_projects(server, secret, n):
+    """A master A and a replica B, watched, both holding alice's
+    Projects with n messages (old0...)."""
+    a, b = pair(server, secret)
+    obs = Observer({"A": a, "B": b})
+    obs.start()
+    c = a.imap("alice")
+    assert c.create("Projects")[0] == "OK"
+    c.logout()
+    for i in range(n):
+        assert lmtp_one(a.port, "alice+Projects@" + DOMAIN,
+                        message("old%d" % i))[0].startswith("250")
+    settled(a, b)
+    return a, b, obs
+
+
 def test_mail_into_a_folder_deleted_on_the_other_side_survives(server,
                                                                secret):
     """B (promoted) deletes Projects; A, still a master, takes 3 LMTP
@@ -364,16 +380,7 @@ def test_mail_into_a_folder_deleted_on_the_other_side_survives(server,
     visible on both nodes afterwards, each once, in a Projects that
     exists again, and the conflict is recorded; what B's client deleted
     stays deleted."""
-    a, b = pair(server, secret)
-    obs = Observer({"A": a, "B": b})
-    obs.start()
-    c = a.imap("alice")
-    assert c.create("Projects")[0] == "OK"
-    c.logout()
-    for i in range(2):
-        assert lmtp_one(a.port, "alice+Projects@" + DOMAIN,
-                        message("old%d" % i))[0].startswith("250")
-    settled(a, b)
+    a, b, obs = pair_with_projects(server, secret, 2)
     assert len(uids_of(b, "Projects")) == 2
     run_ok("promote", "--data", b.data)
     wait_for_log(b, "sync.promote")
@@ -424,15 +431,7 @@ def test_deleted_folder_survives_hard_failover_beside_a_new_one(server,
     """The same after a hard failover, and B made a new Projects after
     deleting the old one: the old one survives beside it under another
     name, holding what A took; B's new Projects keeps its own."""
-    a, b = pair(server, secret)
-    obs = Observer({"A": a, "B": b})
-    obs.start()
-    c = a.imap("alice")
-    assert c.create("Projects")[0] == "OK"
-    c.logout()
-    assert lmtp_one(a.port, "alice+Projects@" + DOMAIN,
-                    message("old"))[0].startswith("250")
-    settled(a, b)
+    a, b, obs = pair_with_projects(server, secret, 1)
     b.stop()
     for i in range(3):
         assert lmtp_one(a.port, "alice+Projects@" + DOMAIN,
