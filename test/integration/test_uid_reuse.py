@@ -19,7 +19,7 @@ import threading
 import time
 
 from conftest import DOMAIN, HOST, PASSWORD, free_port, run, run_ok
-from test_hard_failover import converged, deliver, pair
+from test_hard_failover import deliver, pair
 from test_reconcile import wait_for_log
 from test_replication import (SYNC_DEADLINE, cluster, listing, lmtp_one,
                               message, secret, status)
