@@ -446,8 +446,9 @@ static const char *const stmt_sql[NSTMT] = {
 	    "SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9 WHERE NOT EXISTS "
 	    "(SELECT 1 FROM conflict WHERE resolved != 1 AND mailbox = ?3 AND "
 	    "uid = ?5 AND local_guid = ?6 AND master_guid = ?7)",
+	/* In one mailbox: those that keep a local copy (reused: none). */
 	[S_CONFLICT_COUNT] = "SELECT count(*) FROM conflict WHERE resolved != 1 "
-	    "AND (?1 IS NULL OR mailbox = ?1)",
+	    "AND (?1 IS NULL OR (mailbox = ?1 AND op != 'message.reused'))",
 	[S_CONFLICT_LIST] = "SELECT id, time, user, mailbox, mailbox_name, uid, "
 	    "local_guid, master_guid, op, master_seq, resolved FROM conflict "
 	    "ORDER BY id",
@@ -474,6 +475,15 @@ static const char *const stmt_sql[NSTMT] = {
 	    "new_uid, time) VALUES (?1, ?2, ?3, ?4, ?5)",
 	[S_CONFLICT_RESOLVED] = "UPDATE conflict SET resolved = 1 WHERE "
 	    "mailbox = ?1 AND uid = ?2 AND local_guid = ?3 AND resolved != 1",
+	/* The master's message left the UID it could not take here. */
+	[S_CONFLICT_REUSED_DONE] = "UPDATE conflict SET resolved = 1 WHERE "
+	    "mailbox = ?1 AND uid = ?2 AND master_guid = ?3 AND "
+	    "op = 'message.reused' AND resolved != 1",
+	[S_MBOX_GONE_CLEAR] = "DELETE FROM mailbox_gone WHERE uniqueid = ?1",
+	/* A mailbox made again under its identity: past its old UIDs. */
+	[S_MBOX_UIDNEXT_TOMBS] = "UPDATE mailbox SET uidnext = max(uidnext, "
+	    "(SELECT coalesce(max(uid), 0) + 1 FROM expunged "
+	    "WHERE mailbox = ?1)) WHERE uniqueid = ?1",
 	[S_CONFLICT_NEXT] = "SELECT id, time, user, mailbox, mailbox_name, "
 	    "uid, local_guid, master_guid, op, master_seq, resolved FROM "
 	    "conflict WHERE id > ?1 AND (resolved = 2 OR (resolved = 0 AND ?2)) "
@@ -1577,6 +1587,26 @@ static const char *const invariant_checks[] = {
 	"' chunks for ' || b.size || ' bytes' FROM blob b "
 	"WHERE (SELECT count(*) FROM chunk WHERE blob_id = b.id) != "
 	"(b.size + 65535) / 65536",
+	/*
+	 * Renumbering's leftovers (a user may hold the same bytes twice;
+	 * these are the copies renumbering should have removed): a copy
+	 * this master renumbered still at its old UID beside its new one,
+	 * and an open conflict's copy beside the same message elsewhere.
+	 */
+	"SELECT 'mailbox ' || mb.name || ': message ' || hex(r.guid) || "
+	"' held twice, at uid ' || r.uid || ' and renumbered at uid ' || "
+	"r.new_uid FROM renumbered r JOIN mailbox mb ON "
+	"mb.uniqueid = r.mailbox JOIN message g ON g.mailbox_id = mb.id AND "
+	"g.uid = r.uid JOIN message n ON n.mailbox_id = mb.id AND "
+	"n.uid = r.new_uid AND n.blob_id = g.blob_id JOIN blob b ON "
+	"b.id = g.blob_id AND b.guid = r.guid WHERE r.new_uid != 0",
+	"SELECT 'mailbox ' || mb.name || ': message ' || hex(k.local_guid) || "
+	"' held twice, at uid ' || k.uid || ' (conflict ' || k.id || "
+	"', open) and at uid ' || n.uid FROM conflict k JOIN mailbox mb ON "
+	"mb.uniqueid = k.mailbox JOIN message g ON g.mailbox_id = mb.id AND "
+	"g.uid = k.uid JOIN blob b ON b.id = g.blob_id AND "
+	"b.guid = k.local_guid JOIN message n ON n.mailbox_id = mb.id AND "
+	"n.blob_id = g.blob_id AND n.uid != g.uid WHERE k.resolved != 1",
 };
 
 /* Runs a query whose every row is a problem, reporting each. */

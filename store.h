@@ -390,6 +390,7 @@ enum store_apply {
 	APPLY_SAME,		/* already here: nothing or flags merged */
 	APPLY_ABSENT,		/* nothing here to change */
 	APPLY_CONFLICT,		/* another message at that UID: untouched */
+	APPLY_REUSED,		/* that UID named another message here */
 };
 
 /*
@@ -414,7 +415,10 @@ enum store_err	store_apply_subscribe(struct store *, const uint8_t *uniqueid,
 /*
  * Appends at exactly `uid` (uidnext becomes max(uidnext, uid + 1)).  b
  * is the body, or NULL when the master no longer had it (the message was
- * expunged there since): then only uidnext moves.
+ * expunged there since): then only uidnext moves.  A UID below uidnext
+ * that never held this message here (DESIGN.md: a UID names one message
+ * for ever) is left alone: APPLY_REUSED, local_guid the guid its
+ * tombstone names (zeros when none); the master must move its message.
  */
 enum store_err	store_apply_append(struct store *, const uint8_t *uniqueid,
 		    uint32_t uid, const uint8_t *guid, uint32_t flags,
@@ -466,6 +470,9 @@ enum store_err	store_message_range(struct store *, int64_t mailbox_id,
 /* The guid an expunged uid had (its tombstone), or STORE_NOTFOUND. */
 enum store_err	store_tombstone_guid(struct store *, const uint8_t *uniqueid,
 		    uint32_t uid, uint8_t guid[GUID_LEN]);
+/* Whether this master renumbered the copy (mailbox, uid, guid) before. */
+int		store_was_renumbered(struct store *, const uint8_t *uniqueid,
+		    uint32_t uid, const uint8_t *guid);
 /* Whether a mailbox with this uniqueid was deleted here (tombstone). */
 int		store_mailbox_was_deleted(struct store *,
 		    const uint8_t *uniqueid);
@@ -578,12 +585,27 @@ enum store_err	store_renumber(struct store *, const uint8_t *uniqueid,
 		    const struct store_blob_in *b, uint32_t above,
 		    uint32_t *new_uid);
 /*
+ * On a master: a replica cannot place this master's message (uid, guid)
+ * because that UID named another message there (APPLY_REUSED).  In one
+ * step the message leaves uid and is appended again at uidnext, at least
+ * `above` (the replica's UIDNEXT), as renumbering does; *new_uid is its
+ * new UID.  When it is not at uid (gone, or moved before: STORE_EXISTS)
+ * a log record expunging (uid, guid) is all it does, so the replica's
+ * conflict resolves either way.
+ */
+enum store_err	store_relocate(struct store *, const uint8_t *uniqueid,
+		    uint32_t uid, const uint8_t *guid, uint32_t above,
+		    uint32_t *new_uid);
+/*
  * Raises a mailbox's UIDNEXT to at least uidnext (a replica gave UIDs
  * up to there while split off); not logged: appends carry their UIDs.
  */
 enum store_err	store_mailbox_raise_uidnext(struct store *,
 		    const uint8_t *uniqueid, uint32_t uidnext);
-/* Unresolved conflicts in one mailbox (uniqueid), or in all (NULL). */
+/*
+ * Unresolved conflicts in all mailboxes (NULL), or those of one mailbox
+ * (uniqueid) that keep a local copy here (a reused UID keeps none).
+ */
 int64_t		store_conflict_count(struct store *, const uint8_t *uniqueid);
 enum store_err	store_conflict_foreach(struct store *,
 		    int (*cb)(void *, const struct store_conflict *), void *arg);

@@ -305,6 +305,29 @@ mailbox_step_aside(struct store *st, const char *user, const char *name,
 	return store_apply_mailbox_rename(st, mb.uniqueid, aside, &what);
 }
 
+/*
+ * A mailbox created under an identity this node deleted before (a
+ * mailbox that took mail on the other side of a split is made again):
+ * it is no longer deleted here, and its UIDs start past every UID it
+ * ever gave out, so none names a second message.
+ */
+static enum store_err
+mailbox_remade(struct store *st, const uint8_t *uniqueid)
+{
+	sqlite3_stmt	*s;
+	enum store_err	 err;
+
+	if ((s = stmt(st, S_MBOX_GONE_CLEAR)) == NULL)
+		return STORE_IO;
+	sqlite3_bind_blob(s, 1, uniqueid, MAILBOX_ID_LEN, SQLITE_STATIC);
+	if ((err = step_done(st, s, "mailbox gone clear")) != STORE_OK)
+		return err;
+	if ((s = stmt(st, S_MBOX_UIDNEXT_TOMBS)) == NULL)
+		return STORE_IO;
+	sqlite3_bind_blob(s, 1, uniqueid, MAILBOX_ID_LEN, SQLITE_STATIC);
+	return step_done(st, s, "uidnext past tombstones");
+}
+
 enum store_err
 store_apply_mailbox_create(struct store *st, const char *user,
     const uint8_t *uniqueid, const char *name, uint32_t uidvalidity,
@@ -341,7 +364,8 @@ store_apply_mailbox_create(struct store *st, const char *user,
 	sqlite3_bind_int64(s, 4, uidvalidity);
 	sqlite3_bind_text(s, 5, special_use, -1, SQLITE_STATIC);
 	sqlite3_bind_int(s, 6, subscribed != 0);
-	if ((err = step_done(st, s, "mailbox create at")) != STORE_OK)
+	if ((err = step_done(st, s, "mailbox create at")) != STORE_OK ||
+	    (err = mailbox_remade(st, uniqueid)) != STORE_OK)
 		return op_end(st, err);
 	/* A promoted replica must never reuse the master's UIDVALIDITY. */
 	if ((s = stmt(st, S_NODE_UIDV_MAX)) == NULL)
@@ -492,6 +516,39 @@ guid_check(struct store *st, int64_t mbox_id, uint32_t uid,
 	return STORE_OK;
 }
 
+/*
+ * The rule behind APPLY_REUSED (DESIGN.md: a UID names one message for
+ * ever): the master's message (uid, guid), absent here, may take uid
+ * only when uid is new here (at or past uidnext) or its tombstone names
+ * this very message.  Otherwise *what becomes APPLY_REUSED and
+ * local_guid the guid the tombstone names (zeros when none).
+ */
+static enum store_err
+uid_taken_before(struct store *st, int64_t mbox_id, const uint8_t *uniqueid,
+    uint32_t uid, const uint8_t *guid, enum store_apply *what,
+    uint8_t local_guid[GUID_LEN])
+{
+	enum store_err	 err;
+	uint8_t		 gone[GUID_LEN];
+	uint32_t	 uidnext;
+	uint64_t	 modseq;
+
+	if ((err = store_mailbox_state(st, mbox_id, &uidnext, &modseq)) !=
+	    STORE_OK)
+		return err;
+	if (uid >= uidnext)
+		return STORE_OK;
+	memset(gone, 0, sizeof(gone));
+	err = store_tombstone_guid(st, uniqueid, uid, gone);
+	if (err != STORE_OK && err != STORE_NOTFOUND)
+		return err;
+	if (err == STORE_OK && memcmp(gone, guid, GUID_LEN) == 0)
+		return STORE_OK;	/* held it before under this uid */
+	memcpy(local_guid, gone, GUID_LEN);
+	*what = APPLY_REUSED;
+	return STORE_OK;
+}
+
 enum store_err
 store_apply_append(struct store *st, const uint8_t *uniqueid, uint32_t uid,
     const uint8_t *guid, uint32_t flags, const char *keywords,
@@ -517,6 +574,10 @@ store_apply_append(struct store *st, const uint8_t *uniqueid, uint32_t uid,
 	}
 	if ((err = guid_check(st, mb.id, uid, guid, &m, what, local_guid)) !=
 	    STORE_OK || *what == APPLY_CONFLICT)
+		return op_end(st, err);
+	if (*what == APPLY_ABSENT && ((err = uid_taken_before(st, mb.id,
+	    uniqueid, uid, guid, what, local_guid)) != STORE_OK ||
+	    *what == APPLY_REUSED))
 		return op_end(st, err);
 	if (*what == APPLY_SAME) {
 		/* Flags merge: the master's record is the newer word. */
@@ -589,14 +650,18 @@ store_apply_flags(struct store *st, const uint8_t *uniqueid, uint32_t uid,
 	    &modseq);
 }
 
-/* The replica's copy at (mailbox, uid) left this store: resolved. */
+/*
+ * A conflict at (mailbox, uid) is over: S_CONFLICT_RESOLVED when the
+ * replica's copy (guid) left this store, S_CONFLICT_REUSED_DONE when the
+ * master's message (guid) left a uid it could not take here.
+ */
 static enum store_err
-conflict_resolved(struct store *st, const uint8_t *uniqueid, uint32_t uid,
-    const uint8_t *guid)
+conflict_done(struct store *st, enum stmt_id id, const uint8_t *uniqueid,
+    uint32_t uid, const uint8_t *guid)
 {
 	sqlite3_stmt	*s;
 
-	if ((s = stmt(st, S_CONFLICT_RESOLVED)) == NULL)
+	if ((s = stmt(st, id)) == NULL)
 		return STORE_IO;
 	sqlite3_bind_blob(s, 1, uniqueid, MAILBOX_ID_LEN, SQLITE_STATIC);
 	sqlite3_bind_int64(s, 2, uid);
@@ -623,7 +688,11 @@ store_apply_expunge(struct store *st, const uint8_t *uniqueid, uint32_t uid,
 	if (*what == APPLY_ABSENT) {
 		if ((err = op_begin(st)) != STORE_OK)
 			return err;
-		return op_end(st, uidnext_past(st, mb.id, uid));
+		/* The master's message left a uid it could not take here. */
+		if ((err = uidnext_past(st, mb.id, uid)) == STORE_OK)
+			err = conflict_done(st, S_CONFLICT_REUSED_DONE, uniqueid,
+			    uid, guid);
+		return op_end(st, err);
 	}
 	*what = APPLY_DONE;
 	if ((err = op_begin(st)) != STORE_OK)
@@ -631,7 +700,8 @@ store_apply_expunge(struct store *st, const uint8_t *uniqueid, uint32_t uid,
 	/* A renumbered conflict copy leaving: its conflict is resolved. */
 	if ((err = quarantine(st, mb.id, uid)) == STORE_OK &&
 	    (err = store_message_expunge(st, mb.id, uid)) == STORE_OK)
-		err = conflict_resolved(st, uniqueid, uid, guid);
+		err = conflict_done(st, S_CONFLICT_RESOLVED, uniqueid, uid,
+		    guid);
 	return op_end(st, err);
 }
 
@@ -827,9 +897,8 @@ store_conflict_set_state(struct store *st, int64_t id, int state)
 	return op_end(st, err);
 }
 
-/* Whether this master renumbered the copy (mailbox, uid, guid) already. */
-static int
-renumbered(struct store *st, const uint8_t *uniqueid, uint32_t uid,
+int
+store_was_renumbered(struct store *st, const uint8_t *uniqueid, uint32_t uid,
     const uint8_t *guid)
 {
 	sqlite3_stmt	*s;
@@ -843,6 +912,23 @@ renumbered(struct store *st, const uint8_t *uniqueid, uint32_t uid,
 		return 0;
 	sqlite3_reset(s);
 	return 1;
+}
+
+/*
+ * The log record that removes (uid, guid) from every replica holding it
+ * there: a copy renumbered here, or a message of this master's that a
+ * replica could not take at uid.  Nothing here changes.
+ */
+static enum store_err
+copy_leaves(struct store *st, const uint8_t *uniqueid, uint32_t uid,
+    const uint8_t *guid)
+{
+	struct replog_rec	 r = { .type = "message.expunge" };
+
+	r.mailbox = uniqueid;
+	r.uid = uid;
+	r.guid = guid;
+	return replog_append(st, &r);
 }
 
 /*
@@ -863,7 +949,6 @@ renumber_pair(struct store *st, int64_t mbox, const uint8_t *uniqueid,
 	int64_t			 mblob = 0;
 	uint32_t		 u;
 	enum store_err		 err;
-	struct replog_rec	 r = { .type = "message.expunge" };
 
 	*new_uid = 0;
 	err = message_row(st, mbox, uid, &m, &mblob);
@@ -897,10 +982,39 @@ renumber_pair(struct store *st, int64_t mbox, const uint8_t *uniqueid,
 			return err;
 	}
 	/* Expunged here meanwhile: the copy goes too, nothing joins. */
-	r.mailbox = uniqueid;
-	r.uid = uid;
-	r.guid = guid;
-	return replog_append(st, &r);
+	return copy_leaves(st, uniqueid, uid, guid);
+}
+
+/*
+ * A copy renumbered before arrives again (from another replica, or one
+ * that missed the record): it only has to leave its old uid there, so
+ * that record is logged again.  Ends the operation; STORE_EXISTS.
+ */
+static enum store_err
+renumbered_again(struct store *st, const uint8_t *uniqueid, uint32_t uid,
+    const uint8_t *guid)
+{
+	enum store_err	 err;
+
+	err = op_end(st, copy_leaves(st, uniqueid, uid, guid));
+	return err == STORE_OK ? STORE_EXISTS : err;
+}
+
+/* Records that (mailbox, uid, guid) now lives at new_uid (0: nowhere). */
+static enum store_err
+renumbered_add(struct store *st, const uint8_t *uniqueid, uint32_t uid,
+    const uint8_t *guid, uint32_t new_uid)
+{
+	sqlite3_stmt	*s;
+
+	if ((s = stmt(st, S_RENUMBERED_ADD)) == NULL)
+		return STORE_IO;
+	sqlite3_bind_blob(s, 1, uniqueid, MAILBOX_ID_LEN, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 2, uid);
+	sqlite3_bind_blob(s, 3, guid, GUID_LEN, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 4, new_uid);
+	sqlite3_bind_int64(s, 5, time(NULL));
+	return step_done(st, s, "renumbered add");
 }
 
 enum store_err
@@ -910,7 +1024,6 @@ store_renumber(struct store *st, const uint8_t *uniqueid, uint32_t uid,
     uint32_t *new_uid)
 {
 	struct msg_attrs	 theirs = { flags, keywords, internaldate };
-	sqlite3_stmt		*s;
 	enum store_err		 err;
 	int64_t			 mbox, blob_id;
 
@@ -922,8 +1035,8 @@ store_renumber(struct store *st, const uint8_t *uniqueid, uint32_t uid,
 		return err;
 	if ((err = mailbox_local_id(st, uniqueid, &mbox)) != STORE_OK)
 		return op_end(st, err);
-	if (renumbered(st, uniqueid, uid, guid))
-		return op_end(st, STORE_EXISTS);
+	if (store_was_renumbered(st, uniqueid, uid, guid))
+		return renumbered_again(st, uniqueid, uid, guid);
 	/* New UIDs above every UID the replica has given out. */
 	if (above > 1 && (err = uidnext_past(st, mbox, above - 1)) !=
 	    STORE_OK)
@@ -935,16 +1048,50 @@ store_renumber(struct store *st, const uint8_t *uniqueid, uint32_t uid,
 		    blob_id, new_uid);
 	if (err == STORE_OK && *new_uid == 0)
 		err = blob_drop_unused(st, blob_id);
+	if (err == STORE_OK)
+		err = renumbered_add(st, uniqueid, uid, guid, *new_uid);
+	return op_end(st, err);
+}
+
+enum store_err
+store_relocate(struct store *st, const uint8_t *uniqueid, uint32_t uid,
+    const uint8_t *guid, uint32_t above, uint32_t *new_uid)
+{
+	struct store_message	 m;
+	struct msg_attrs	 a;
+	char			 kw[STORE_MAX_KEYWORDS];
+	enum store_err		 err;
+	int64_t			 mbox = 0, blob_id = 0;
+
+	*new_uid = 0;
+	if (uid == 0 || uid == UINT32_MAX || above == UINT32_MAX)
+		return STORE_INVALID;
+	if ((err = op_begin(st)) != STORE_OK)
+		return err;
+	if (store_was_renumbered(st, uniqueid, uid, guid))
+		return renumbered_again(st, uniqueid, uid, guid);
+	if ((err = mailbox_local_id(st, uniqueid, &mbox)) == STORE_OK)
+		err = message_row(st, mbox, uid, &m, &blob_id);
+	if (err == STORE_NOTFOUND || (err == STORE_OK &&
+	    memcmp(m.guid, guid, GUID_LEN) != 0)) {
+		/* Not here at uid (expunged since): the replica's is over. */
+		err = op_end(st, copy_leaves(st, uniqueid, uid, guid));
+		return err == STORE_OK ? STORE_NOTFOUND : err;
+	}
 	if (err != STORE_OK)
 		return op_end(st, err);
-	if ((s = stmt(st, S_RENUMBERED_ADD)) == NULL)
-		return op_end(st, STORE_IO);
-	sqlite3_bind_blob(s, 1, uniqueid, MAILBOX_ID_LEN, SQLITE_STATIC);
-	sqlite3_bind_int64(s, 2, uid);
-	sqlite3_bind_blob(s, 3, guid, GUID_LEN, SQLITE_STATIC);
-	sqlite3_bind_int64(s, 4, *new_uid);
-	sqlite3_bind_int64(s, 5, time(NULL));
-	return op_end(st, step_done(st, s, "renumbered add"));
+	snprintf(kw, sizeof(kw), "%s", m.keywords ? m.keywords : "");
+	a = (struct msg_attrs){ m.flags, kw, m.internaldate };
+	/* Leaves uid, and comes back above every UID the replica used. */
+	if (above > 1)
+		err = uidnext_past(st, mbox, above - 1);
+	if (err == STORE_OK)
+		err = message_expunge(st, mbox, uid, NULL);
+	if (err == STORE_OK)
+		err = message_insert(st, mbox, blob_id, guid, &a, new_uid);
+	if (err == STORE_OK)
+		err = renumbered_add(st, uniqueid, uid, guid, *new_uid);
+	return op_end(st, err);
 }
 
 /* --- Full reconciliation: what the two sides compare ------------------- */

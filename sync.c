@@ -899,6 +899,9 @@ master_input(struct session *s)
 		} else if ((c->state == CH_STREAM || c->state ==
 		    CH_RECONCILE) && type == SF_PUSH_DATA) {
 			master_push_data(s, c, p, n);
+		} else if ((c->state == CH_STREAM || c->state ==
+		    CH_RECONCILE) && type == SF_RELOCATE) {
+			master_relocate(s, c, p, n);
 		} else if (((c->state == CH_STREAM || c->state ==
 		    CH_RECONCILE) && type == SF_PING) ||
 		    (c->state == CH_RECONCILE && recon_input(s, c, type, p,
@@ -1091,10 +1094,13 @@ body_finish(struct session *s, struct chan *c)
 	return 0;
 }
 
-/* Remembers a conflict for the conflict table and the log. */
+/*
+ * Remembers a conflict for the conflict table and the log; op says what
+ * met it (the record's type, or "message.reused").
+ */
 static void
 note_conflict(struct session *s, struct chan *c, const struct pending *pd,
-    const uint8_t *local_guid)
+    const uint8_t *local_guid, const char *op)
 {
 	struct store_conflict	*grown, *k;
 	struct store_mailbox	 mb;
@@ -1113,7 +1119,7 @@ note_conflict(struct session *s, struct chan *c, const struct pending *pd,
 	k->uid = pd->rec.uid;
 	memcpy(k->local_guid, local_guid, GUID_LEN);
 	memcpy(k->master_guid, pd->rec.guid, GUID_LEN);
-	snprintf(k->op, sizeof(k->op), "%s", pd->rec.type);
+	snprintf(k->op, sizeof(k->op), "%s", op);
 	k->master_seq = pd->rec.seq;
 	if (store_conflict_add(s->srv->store, k) != STORE_OK)
 		c->nconflicts--;
@@ -1170,10 +1176,12 @@ apply_one(struct session *s, struct chan *c, struct pending *pd)
 	/* A user or mailbox that is not (or no longer) here: nothing to do. */
 	if (err == STORE_NOTFOUND)
 		err = STORE_OK;
-	if (err == STORE_OK && what == APPLY_CONFLICT &&
+	if (err == STORE_OK && what == APPLY_REUSED)
+		note_conflict(s, c, pd, local, "message.reused");
+	else if (err == STORE_OK && what == APPLY_CONFLICT &&
 	    strncmp(r->type, "message.", 8) == 0 &&
 	    strcmp(r->type, "message.flags") != 0)
-		note_conflict(s, c, pd, local);
+		note_conflict(s, c, pd, local, r->type);
 	else if (err == STORE_OK && what == APPLY_CONFLICT)
 		log_warn("sync.apply.skipped", "seq=%lld type=%s msg=\"local "
 		    "state differs; left as it is\"", (long long)r->seq,

@@ -52,6 +52,7 @@ struct server;
 #define SF_PULL		'U'	/* master: send me your message at this uid */
 #define SF_PUSH		'V'	/* replica: a message of mine, to renumber */
 #define SF_PUSH_DATA	'B'	/* replica: a chunk of its body */
+#define SF_RELOCATE	'O'	/* replica: your message cannot take this uid */
 
 #define SYNC_HDR_LEN	5
 #define SYNC_VERSION	3	/* 2: no log hashes; 1: no TLS */

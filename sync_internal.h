@@ -175,6 +175,9 @@ void		 master_push_begin(struct session *, struct chan *,
 		    const uint8_t *, size_t);
 void		 master_push_data(struct session *, struct chan *,
 		    const uint8_t *, size_t);
+/* RELOCATE: a message of ours a replica cannot take at its uid. */
+void		 master_relocate(struct session *, struct chan *,
+		    const uint8_t *, size_t);
 
 /* sync_reconcile.c, replica side. */
 void		 replica_reconcile(struct session *, struct chan *,

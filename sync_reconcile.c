@@ -77,8 +77,21 @@ enum recon_phase {
 	RP_USERS,		/* sending every user */
 	RP_MAILBOX,		/* sending mailbox mb_i and its messages */
 	RP_WAIT_LIST,		/* waiting for the replica's next chunk */
-	RP_GONE,		/* mailboxes only the replica has */
+	RP_GONE_CHECK,		/* mailboxes only the replica has: adopt, */
+	RP_GONE_WAIT,		/* (waiting for one's messages, gone_i) */
+	RP_GONE,		/* then delete there those deleted here */
 	RP_FINISH,		/* sent all; START once all is acknowledged */
+};
+
+/*
+ * A replica mailbox deleted here: does it hold mail this master never
+ * saw (delivered there after the delete)?  Asked chunk by chunk.
+ */
+enum gone_verdict {
+	GONE_ASK,		/* ask for its next chunk */
+	GONE_ASKED,		/* waiting for it */
+	GONE_SEEN,		/* every message was here: delete it there */
+	GONE_UNSEEN,		/* one never was: it survives */
 };
 
 struct recon {
@@ -103,6 +116,10 @@ struct recon {
 	struct recon_action	*act;		/* 2 * SYNC_RECON_CHUNK */
 	size_t			 nact, act_i;
 	size_t			 gone_i;
+	enum gone_verdict	 gone;		/* of mailbox gone_i */
+	uint32_t		 gone_after;	/* its messages seen up to */
+	uint32_t		 unseen_uid;	/* the first one never here */
+	uint8_t			 unseen_guid[GUID_LEN];
 	/* what it did, for the log */
 	unsigned long		 same, compared, sent_msgs, local_only;
 };
@@ -329,9 +346,11 @@ merge_action(struct recon *r, int kind, uint32_t uid, const uint8_t *guid)
 
 /*
  * A uid only the replica has: expunged here (the same guid's tombstone)
- * means expunge it there; otherwise this master never had it (it came
- * to an old master and never left), so the replica is asked for it
- * (PULL) and keeps it until this master has it under a new UID.
+ * means expunge it there, and so does a copy this master renumbered
+ * already (another replica brought it first: it lives at its new UID,
+ * which this comparison copies); otherwise this master never had it (it
+ * came to an old master and never left), so the replica is asked for
+ * it (PULL) and keeps it until this master has it under a new UID.
  */
 static void
 merge_replica_only(struct merge *m)
@@ -339,10 +358,11 @@ merge_replica_only(struct merge *m)
 	uint8_t	 gone[GUID_LEN], b[MAILBOX_ID_LEN + 4 + GUID_LEN];
 	char	 hex[GUID_HEX_LEN + 1];
 
-	if (store_tombstone_guid(m->s->srv->store, m->r->mb.uniqueid,
+	if ((store_tombstone_guid(m->s->srv->store, m->r->mb.uniqueid,
 	    m->e.uid, gone) == STORE_OK && memcmp(gone, m->e.guid,
-	    GUID_LEN) == 0) {
-		merge_action(m->r, RA_EXPUNGE, m->e.uid, gone);
+	    GUID_LEN) == 0) || store_was_renumbered(m->s->srv->store,
+	    m->r->mb.uniqueid, m->e.uid, m->e.guid)) {
+		merge_action(m->r, RA_EXPUNGE, m->e.uid, m->e.guid);
 		return;
 	}
 	m->r->local_only++;
@@ -630,25 +650,132 @@ recon_adopt(struct session *s, struct recon *r, struct inv_mailbox *m)
 }
 
 /*
- * A replica mailbox this master does not have: deleted here (its
- * tombstone) means delete it there; otherwise it was never replicated
- * and is adopted here.
+ * A mailbox deleted here that took mail on the replica this master never
+ * saw (acknowledged there after the delete, during a split) survives:
+ * it is made again here under its identity and UIDVALIDITY, past every
+ * UID either side gave out, and compared like an adopted one (what this
+ * master deleted goes there too, the rest is renumbered here).  The
+ * conflict is recorded, resolved, for `conflicts list`.
+ */
+static void
+recon_revive(struct session *s, struct recon *r, struct inv_mailbox *m)
+{
+	struct store_conflict	 k;
+	char			 hex[GUID_HEX_LEN + 1];
+
+	crypto_hex(r->unseen_guid, GUID_LEN, hex);
+	log_warn("sync.reconcile.revive", "peer=%s user=%s mailbox=%s "
+	    "uid=%u guid=%s msg=\"deleted here, but took mail there this "
+	    "node never saw: made again\"", s->peer, log_quote(m->user),
+	    log_quote(m->name), r->unseen_uid, hex);
+	if (recon_adopt(s, r, m) < 0)
+		return;
+	memset(&k, 0, sizeof(k));
+	snprintf(k.user, sizeof(k.user), "%s", m->user);
+	memcpy(k.mailbox, m->uniqueid, MAILBOX_ID_LEN);
+	snprintf(k.mailbox_name, sizeof(k.mailbox_name), "%s", m->name);
+	k.uid = r->unseen_uid;
+	memcpy(k.local_guid, r->unseen_guid, GUID_LEN);
+	snprintf(k.op, sizeof(k.op), "mailbox.delete");
+	if (store_conflict_add(s->srv->store, &k) == STORE_OK)
+		(void)store_conflict_set_state(s->srv->store, k.id,
+		    CONFLICT_RESOLVED);
+}
+
+/*
+ * INV_MSGS for the deleted mailbox gone_i: a message with no tombstone
+ * of the same uid and guid here is mail this master never saw.
  */
 static int
-recon_gone(struct session *s, struct chan *c, struct inv_mailbox *m)
+recon_gone_list(struct session *s, struct recon *r, const uint8_t *p,
+    size_t n)
 {
-	if (store_mailbox_was_deleted(s->srv->store, m->uniqueid)) {
-		memset(&c->rec, 0, sizeof(c->rec));
-		c->rec.seq = ++c->recon->seq;
-		c->rec.time = time(NULL);
-		snprintf(c->rec.type, sizeof(c->rec.type), "mailbox.delete");
-		c->rec.has_mailbox = 1;
-		memcpy(c->rec.mailbox, m->uniqueid, MAILBOX_ID_LEN);
-		snprintf(c->rec.name, sizeof(c->rec.name), "%s", m->name);
-		return 1;
+	struct inv_mailbox	*m = &r->inv[r->gone_i];
+	struct merge		 g = { s, r, { p, n, 0, 0 }, 0, { 0 }, 0, 0, 0 };
+	const uint8_t		*id;
+	uint8_t			 gone[GUID_LEN];
+	uint32_t		 after, hi;
+	int			 last;
+
+	if ((id = rd_bytes(&g.d, MAILBOX_ID_LEN)) == NULL ||
+	    memcmp(id, m->uniqueid, MAILBOX_ID_LEN) != 0)
+		return -1;
+	after = (uint32_t)rd_u64(&g.d);
+	hi = (uint32_t)rd_u64(&g.d);
+	last = rd_u8(&g.d);
+	g.left = (size_t)rd_u64(&g.d);
+	if (g.d.bad || after != r->gone_after || hi <= after ||
+	    g.left > SYNC_RECON_CHUNK)
+		return -1;
+	r->gone = last ? GONE_SEEN : GONE_ASK;
+	for (merge_read(&g); g.have; merge_read(&g)) {
+		if (store_tombstone_guid(s->srv->store, m->uniqueid, g.e.uid,
+		    gone) == STORE_OK && memcmp(gone, g.e.guid, GUID_LEN) == 0)
+			continue;
+		r->gone = GONE_UNSEEN;
+		r->unseen_uid = g.e.uid;
+		memcpy(r->unseen_guid, g.e.guid, GUID_LEN);
+		break;
 	}
-	(void)recon_adopt(s, c->recon, m);
+	if (g.d.bad)
+		return -1;
+	r->gone_after = hi;
+	r->phase = RP_GONE_CHECK;
 	return 0;
+}
+
+/*
+ * A replica mailbox this master does not have: never replicated, it is
+ * adopted here.  Deleted here (its tombstone), its messages are asked
+ * for first: one never seen here means it survives (recon_revive());
+ * all of them seen leave it for RP_GONE, which deletes it there.  The
+ * deletes go after every check, together, so the replica's mass-delete
+ * guard weighs them in one batch.  Returns 0 when done with it, -1
+ * while waiting for the replica.
+ */
+static int
+recon_gone_check(struct session *s, struct recon *r, struct inv_mailbox *m)
+{
+	uint8_t		 b[MAILBOX_ID_LEN + 4];
+
+	if (!store_mailbox_was_deleted(s->srv->store, m->uniqueid)) {
+		(void)recon_adopt(s, r, m);
+		return 0;
+	}
+	switch (r->gone) {
+	case GONE_ASK:
+		memcpy(b, m->uniqueid, MAILBOX_ID_LEN);
+		put32(b + MAILBOX_ID_LEN, r->gone_after);
+		chan_send(s, SF_INV_WANT, b, sizeof(b));
+		r->gone = GONE_ASKED;
+		r->phase = RP_GONE_WAIT;
+		return -1;
+	case GONE_ASKED:
+		return -1;
+	case GONE_UNSEEN:
+		recon_revive(s, r, m);
+		m->seen = 1;
+		break;
+	case GONE_SEEN:
+		break;
+	}
+	return 0;
+}
+
+/* The delete record for replica mailbox m when it was deleted here. */
+static int
+recon_gone_delete(struct session *s, struct chan *c, struct inv_mailbox *m)
+{
+	if (!store_mailbox_was_deleted(s->srv->store, m->uniqueid))
+		return 0;
+	memset(&c->rec, 0, sizeof(c->rec));
+	c->rec.seq = ++c->recon->seq;
+	c->rec.time = time(NULL);
+	snprintf(c->rec.type, sizeof(c->rec.type), "mailbox.delete");
+	c->rec.has_mailbox = 1;
+	memcpy(c->rec.mailbox, m->uniqueid, MAILBOX_ID_LEN);
+	snprintf(c->rec.name, sizeof(c->rec.name), "%s", m->name);
+	return 1;
 }
 
 /*
@@ -691,6 +818,7 @@ recon_next(struct session *s, struct chan *c)
 		switch (r->phase) {
 		case RP_INVENTORY:
 		case RP_WAIT_LIST:
+		case RP_GONE_WAIT:
 		case RP_FINISH:
 			return STORE_NOTFOUND;
 		case RP_USERS:
@@ -699,7 +827,7 @@ recon_next(struct session *s, struct chan *c)
 					return STORE_OK;
 				break;
 			}
-			r->phase = RP_GONE;
+			r->phase = RP_GONE_CHECK;
 			break;
 		case RP_MAILBOX:
 			if (r->mb_i == r->nmboxes) {
@@ -723,8 +851,21 @@ recon_next(struct session *s, struct chan *c)
 				break;
 			}
 			m = &r->inv[r->gone_i++];
-			if (!m->seen && recon_gone(s, c, m))
+			if (!m->seen && recon_gone_delete(s, c, m))
 				return STORE_OK;
+			break;
+		case RP_GONE_CHECK:
+			if (r->gone_i == r->ninv) {
+				r->gone_i = 0;
+				r->phase = RP_GONE;
+				break;
+			}
+			m = &r->inv[r->gone_i];
+			if (!m->seen && recon_gone_check(s, r, m) < 0)
+				return STORE_NOTFOUND;
+			r->gone_i++;
+			r->gone = GONE_ASK;
+			r->gone_after = 0;
 			break;
 		}
 	}
@@ -770,6 +911,8 @@ recon_input(struct session *s, struct chan *c, uint8_t type,
 		return recon_inventory(r, p, n);
 	if (type == SF_INV_END && r->phase == RP_INVENTORY && n == 0)
 		return recon_plan(s, r);
+	if (type == SF_INV_MSGS && r->phase == RP_GONE_WAIT)
+		return recon_gone_list(s, r, p, n);
 	if (type == SF_INV_MSGS)
 		return recon_list(s, r, p, n);
 	return -1;
@@ -786,7 +929,12 @@ recon_input(struct session *s, struct chan *c, uint8_t type,
  * body against the GUID and renumbers (store_renumber()).  What that
  * changes reaches the replica as log records, the last of which
  * expunges the copy at its old uid and so resolves the conflict there.
- * A copy pushed twice (a reconnect) is renumbered once.
+ * A copy pushed twice (a reconnect, or a second replica with the same
+ * copy) is renumbered once; the later pushes only log that expunge
+ * again.  A master's message that a replica cannot place because the
+ * uid named another message there (a reused UID: no copy to send) is
+ * the other way round: RELOCATE asks the master to move its own message
+ * above the replica's UIDNEXT.
  */
 
 /* PUSH on the master: a copy's header; its body follows. */
@@ -886,6 +1034,47 @@ master_push_data(struct session *s, struct chan *c, const uint8_t *p,
 }
 
 /*
+ * RELOCATE on the master: (mailbox, uid, guid, the replica's UIDNEXT).
+ * The replica used that uid for another message, so ours moves above
+ * both sides' UIDNEXT (store_relocate()); the records reach the replica
+ * like any other change and resolve its conflict.
+ */
+void
+master_relocate(struct session *s, struct chan *c, const uint8_t *p,
+    size_t n)
+{
+	enum store_err	 err;
+	uint32_t	 uid, new_uid;
+	char		 hex[GUID_HEX_LEN + 1];
+
+	if (n != MAILBOX_ID_LEN + 4 + GUID_LEN + 4 ||
+	    (uid = get32(p + MAILBOX_ID_LEN)) == 0) {
+		log_warn("sync.protocol", "peer=%s name=%s msg=\"bad "
+		    "RELOCATE\"", s->peer, log_quote(c->name));
+		session_close(s);
+		return;
+	}
+	crypto_hex(p + MAILBOX_ID_LEN + 4, GUID_LEN, hex);
+	if (sync_is_replica()) {
+		/* A relay: only the master numbers; moving here diverges. */
+		log_warn("sync.relocate", "name=%s uid=%u guid=%s msg=\"this "
+		    "node is a replica; its master must move it\"",
+		    log_quote(c->name), uid, hex);
+		return;
+	}
+	err = store_relocate(s->srv->store, p, uid, p + MAILBOX_ID_LEN + 4,
+	    get32(p + MAILBOX_ID_LEN + 4 + GUID_LEN), &new_uid);
+	if (err == STORE_OK)
+		log_warn("sync.relocate", "name=%s uid=%u guid=%s new_uid=%u "
+		    "msg=\"uid used for another message there\"",
+		    log_quote(c->name), uid, hex, new_uid);
+	else if (err != STORE_EXISTS && err != STORE_NOTFOUND)
+		log_warn("sync.relocate", "name=%s uid=%u guid=%s msg=%s",
+		    log_quote(c->name), uid, hex,
+		    log_quote(store_strerror(err)));
+}
+
+/*
  * PULL on the replica: the master lacks our message at this uid.  It is
  * kept out of the master's numbering like a conflict copy (recorded,
  * alerted), and pushed under policy renumber.
@@ -914,6 +1103,34 @@ replica_pull(struct session *s, struct chan *c, const uint8_t *p, size_t n)
 		conflict_notify(s, &k);
 }
 
+/*
+ * Conflict k is the master's message at a uid used here for another
+ * (APPLY_REUSED): asks the master to move it above our UIDNEXT.  The
+ * conflict stays open until the record that expunges it there arrives.
+ */
+static void
+relocate_ask(struct session *s, const struct store_conflict *k)
+{
+	struct store_mailbox	 mb;
+	uint8_t			 b[MAILBOX_ID_LEN + 4 + GUID_LEN + 4];
+
+	if (store_mailbox_by_uniqueid(s->srv->store, k->mailbox, &mb,
+	    NULL) != STORE_OK) {
+		/* The mailbox is gone from here: nothing left to place. */
+		(void)store_conflict_set_state(s->srv->store, k->id,
+		    CONFLICT_RESOLVED);
+		return;
+	}
+	memcpy(b, k->mailbox, MAILBOX_ID_LEN);
+	put32(b + MAILBOX_ID_LEN, k->uid);
+	memcpy(b + MAILBOX_ID_LEN + 4, k->master_guid, GUID_LEN);
+	put32(b + MAILBOX_ID_LEN + 4 + GUID_LEN, mb.uidnext);
+	chan_send(s, SF_RELOCATE, b, sizeof(b));
+	log_info("sync.relocate.ask", "mailbox=%s uid=%u conflict=%lld "
+	    "uidnext=%u", log_quote(mb.name), k->uid, (long long)k->id,
+	    mb.uidnext);
+}
+
 /* Opens conflict k's copy and sends its PUSH; 0, or -1 to skip it. */
 static int
 push_start(struct session *s, struct chan *c, const struct store_conflict *k)
@@ -927,6 +1144,10 @@ push_start(struct session *s, struct chan *c, const struct store_conflict *k)
 	struct wr		 w = { out, 0, sizeof(out), 0 };
 	uint64_t		 size;
 
+	if (strcmp(k->op, "message.reused") == 0) {
+		relocate_ask(s, k);
+		return -1;
+	}
 	if (store_mailbox_by_uniqueid(st, k->mailbox, &mb, user) !=
 	    STORE_OK || store_message_get(st, mb.id, k->uid, &m) !=
 	    STORE_OK || memcmp(m.guid, k->local_guid, GUID_LEN) != 0) {
