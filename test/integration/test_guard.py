@@ -7,7 +7,7 @@ delete stays in quarantine.
 import sqlite3
 import time
 
-from conftest import DOMAIN, run, run_ok
+from conftest import DOMAIN, LMTPClient, run, run_ok
 from test_reconcile import deliver_many, wait_for_log, wait_purged
 from test_replication import (SYNC_DEADLINE, cluster, listing, lmtp_one,
                               message, secret, status, wait_same)
@@ -130,3 +130,95 @@ def test_master_with_emptied_mailbox_list_cannot_empty_its_replica(cluster):
     # The operator, having looked, allows it.
     resume(rep, master)
     assert names(rep.data) == ["INBOX"]
+
+
+def test_move_is_not_a_delete(cluster):
+    """`UID MOVE` of 60 of alice's 100 messages removes nothing: the
+    records say MOVE, so the guard does not count them."""
+    master, _ = cluster(0)
+    deliver_many(master.port, "alice@" + DOMAIN, 100, "mv")
+    rep = cluster.replica(master, 0, GUARD)
+    wait_same(master, rep)
+    c = master.raw("alice")
+    c.ok("SELECT INBOX")
+    c.ok("UID MOVE 1:60 Archive")
+    c.close()
+    want = wait_same(master, rep)
+    assert status(rep.data)["paused"] is None
+    assert "sync.guard.paused" not in rep.log_text()
+    assert len(want[2]) == 100
+
+
+def sql_expunge_all(data, users):
+    """On a stopped master: every message of each user is expunged as a
+    client's EXPUNGE would do it (row gone, tombstone, log record)."""
+    db = sqlite3.connect("%s/mailrepd.db" % data)
+    now = int(time.time())
+    for user in users:
+        rows = db.execute(
+            "SELECT mb.id, mb.uniqueid, m.uid, b.guid FROM message m "
+            "JOIN mailbox mb ON mb.id = m.mailbox_id JOIN user u "
+            "ON u.id = mb.user_id JOIN blob b ON b.id = m.blob_id "
+            "WHERE u.name = ? ORDER BY mb.id, m.uid", (user,)).fetchall()
+        for mbox, uniqueid, uid, guid in rows:
+            db.execute("UPDATE mailbox SET highestmodseq = highestmodseq "
+                       "+ 1 WHERE id = ?", (mbox,))
+            modseq = db.execute("SELECT highestmodseq FROM mailbox "
+                                "WHERE id = ?", (mbox,)).fetchone()[0]
+            db.execute("DELETE FROM message WHERE mailbox_id = ? AND "
+                       "uid = ?", (mbox, uid))
+            db.execute("INSERT OR REPLACE INTO expunged (mailbox, uid, "
+                       "guid, modseq, time) VALUES (?, ?, ?, ?, ?)",
+                       (uniqueid, uid, guid, modseq, now))
+            db.execute("INSERT INTO replog (time, type, mailbox, uid, "
+                       "guid, modseq, flags) VALUES (?, "
+                       "'message.expunge', ?, ?, ?, ?, 0)",
+                       (now, uniqueid, uid, guid, modseq))
+    db.commit()
+    db.close()
+
+
+def test_many_users_with_an_expunge_do_not_blind_the_guard(cluster):
+    """260 users expunge their one message each, then zed all 60 of his:
+    the guard still counts zed and pauses him; the others' expunges
+    apply."""
+    master, _ = cluster(0)
+    master.args += ["--catch-all", "yes"]
+    master.stop()
+    master.start()
+    many = ["u%03d" % i for i in range(260)]
+    with LMTPClient(master.port) as c:
+        c.lhlo()
+        _, done = c.transaction("s@remote.test",
+                                ["%s@%s" % (u, DOMAIN) for u in many],
+                                message("one"))
+    assert len(done) == 260 and all(d.startswith("250") for d in done)
+    deliver_many(master.port, "zed@" + DOMAIN, 60, "z")
+    rep = cluster.replica(master, 0, GUARD)
+    wait_same(master, rep)
+    rep.stop()
+    master.stop()
+    sql_expunge_all(master.data, many + ["zed"])
+    master.start()
+    rep.start()
+    wait_paused(rep)
+    assert "zed" in status(rep.data)["paused"]
+    # zed's messages are all still there; the others' single ones went.
+    end = time.monotonic() + SYNC_DEADLINE
+    while time.monotonic() < end:
+        left = user_messages(rep.data)
+        if set(left) == {"zed"}:
+            break
+        time.sleep(0.1)
+    assert left == {"zed": 60}, left
+
+
+def user_messages(data):
+    db = sqlite3.connect("file:%s/mailrepd.db?mode=ro" % data, uri=True)
+    try:
+        return dict(db.execute(
+            "SELECT u.name, count(*) FROM message m JOIN mailbox mb "
+            "ON mb.id = m.mailbox_id JOIN user u ON u.id = mb.user_id "
+            "GROUP BY u.name").fetchall())
+    finally:
+        db.close()
