@@ -129,6 +129,7 @@ user_change(struct store *st, const char *verb, const char *name,
 	enum store_err	 err;
 	char		*pw = NULL, *hash = NULL;
 
+	(void)store_set_reason(st, REASON_OPERATOR);
 	if (strcmp(verb, "add") == 0 || strcmp(verb, "passwd") == 0) {
 		if ((pw = read_password(pwfile)) == NULL)
 			return 1;

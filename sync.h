@@ -52,7 +52,7 @@ struct server;
 #define SF_PUSH_DATA	'B'	/* replica: a chunk of its body */
 
 #define SYNC_HDR_LEN	5
-#define SYNC_VERSION	2	/* 1: HMAC challenge and frame MACs, no TLS */
+#define SYNC_VERSION	3	/* 2: no reason in records; 1: no TLS */
 #define SYNC_PSK_IDENTITY "mailrepd-repl-1"
 #define SYNC_PSK_INFO	"mailrepd replication TLS-PSK v1" /* HKDF info */
 
