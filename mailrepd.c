@@ -18,6 +18,7 @@
 #include "admin.h"
 #include "config.h"
 #include "conflicts.h"
+#include "quarantine.h"
 #include "control.h"
 #include "guard.h"
 #include "dev.h"
@@ -635,6 +636,8 @@ static const struct {
 	{ "promote", control_promote, "make the running replica a master" },
 	{ "demote", control_demote, "make a node a replica of another master" },
 	{ "conflicts", conflicts_main, "list, show and resolve GUID conflicts" },
+	{ "quarantine", quarantine_main, "list, show and restore what a "
+	    "replica deleted" },
 	{ "replica", guard_resume_main, "resume a replica the delete guard "
 	    "paused" },
 };

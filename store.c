@@ -495,6 +495,12 @@ static const char *const stmt_sql[NSTMT] = {
 	    "WHERE m.mailbox_id = ?1 AND (?2 IS NULL OR m.uid = ?2)",
 	[S_QUAR_PURGE] = "DELETE FROM quarantine WHERE time < ?1",
 	[S_QUAR_COUNT] = "SELECT count(*) FROM quarantine",
+	/* Every entry (?1 NULL) or one, with its message's guid and size. */
+	[S_QUAR_LIST] = "SELECT q.id, q.time, q.user, q.mailbox, "
+	    "q.mailbox_name, q.uid, b.guid, b.size, q.flags, q.keywords, "
+	    "q.internaldate, q.blob_id FROM quarantine q JOIN blob b "
+	    "ON b.id = q.blob_id WHERE ?1 IS NULL OR q.id = ?1 ORDER BY q.id",
+	[S_QUAR_DEL] = "DELETE FROM quarantine WHERE id = ?1",
 	[S_USER_MESSAGES] = "SELECT count(*) FROM message m JOIN mailbox mb "
 	    "ON mb.id = m.mailbox_id JOIN user u ON u.id = mb.user_id "
 	    "WHERE u.name = ?1",

@@ -515,6 +515,32 @@ int64_t		store_user_message_count(struct store *, const char *user);
  */
 enum store_err	store_quarantine_purge(struct store *, int64_t before,
 		    int64_t *left);
+/* One message in quarantine (store_quarantine_purge()). */
+struct store_quarantined {
+	int64_t		 id;
+	int64_t		 time;			/* when it went there */
+	char		 user[USER_MAX_NAME + 1];
+	uint8_t		 mailbox[MAILBOX_ID_LEN];
+	char		 mailbox_name[MAILBOX_MAX_NAME + 1];
+	uint32_t	 uid;
+	uint8_t		 guid[GUID_LEN];
+	uint64_t	 size;
+	uint32_t	 flags;
+	char		 keywords[STORE_MAX_KEYWORDS];
+	int64_t		 internaldate;
+};
+/* Every message in quarantine, oldest first (id 0), or the one with id. */
+enum store_err	store_quarantine_foreach(struct store *, int64_t id,
+		    int (*cb)(void *, const struct store_quarantined *),
+		    void *arg);
+/*
+ * Puts quarantined message id back where its owner can see it: into its
+ * mailbox, or one of that name, created when neither is there; at a new
+ * UID (written to *uid, the mailbox's name to mailbox), logged like any
+ * append.  STORE_NOTFOUND: no such entry, or its user is gone.
+ */
+enum store_err	store_quarantine_restore(struct store *, int64_t id,
+		    uint32_t *uid, char mailbox[MAILBOX_MAX_NAME + 1]);
 /* Finds a mailbox by uniqueid; user receives its owner's name. */
 enum store_err	store_mailbox_by_uniqueid(struct store *,
 		    const uint8_t *uniqueid, struct store_mailbox *out,

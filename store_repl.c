@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include <sqlite3.h>
@@ -1285,6 +1286,98 @@ store_quarantine_purge(struct store *st, int64_t before, int64_t *left)
 		return op_end(st, err);
 	*left = query_int64(st, S_QUAR_COUNT);
 	return op_end(st, STORE_OK);
+}
+
+/* Fills *q from a row of S_QUAR_LIST; its blob id to *blob_id. */
+static void
+quarantined_from_row(sqlite3_stmt *s, struct store_quarantined *q,
+    int64_t *blob_id)
+{
+	memset(q, 0, offsetof(struct store_quarantined, keywords));
+	q->id = sqlite3_column_int64(s, 0);
+	q->time = sqlite3_column_int64(s, 1);
+	column_text(s, 2, q->user, sizeof(q->user));
+	column_id(s, 3, q->mailbox, MAILBOX_ID_LEN);
+	column_text(s, 4, q->mailbox_name, sizeof(q->mailbox_name));
+	q->uid = (uint32_t)sqlite3_column_int64(s, 5);
+	column_id(s, 6, q->guid, GUID_LEN);
+	q->size = (uint64_t)sqlite3_column_int64(s, 7);
+	q->flags = (uint32_t)sqlite3_column_int64(s, 8);
+	column_text(s, 9, q->keywords, sizeof(q->keywords));
+	q->internaldate = sqlite3_column_int64(s, 10);
+	*blob_id = sqlite3_column_int64(s, 11);
+}
+
+enum store_err
+store_quarantine_foreach(struct store *st, int64_t id,
+    int (*cb)(void *, const struct store_quarantined *), void *arg)
+{
+	struct store_quarantined	 q;
+	sqlite3_stmt			*s;
+	int64_t				 blob_id;
+	int				 rc;
+
+	if ((s = stmt(st, S_QUAR_LIST)) == NULL)
+		return STORE_IO;
+	if (id > 0)
+		sqlite3_bind_int64(s, 1, id);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		quarantined_from_row(s, &q, &blob_id);
+		if (cb(arg, &q) != 0)
+			break;
+	}
+	sqlite3_reset(s);
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? STORE_OK :
+	    db_error(st, rc, "quarantine list");
+}
+
+/*
+ * The mailbox a restored message goes to: its own (same owner), else
+ * the owner's of that name, else one created with that name.
+ */
+static enum store_err
+restore_target(struct store *st, const struct store_quarantined *q,
+    struct store_mailbox *mb)
+{
+	char	 owner[USER_MAX_NAME + 1];
+
+	if (store_mailbox_by_uniqueid(st, q->mailbox, mb, owner) == STORE_OK &&
+	    strcasecmp(owner, q->user) == 0)
+		return STORE_OK;
+	if (store_mailbox_get(st, q->user, q->mailbox_name, mb) == STORE_OK)
+		return STORE_OK;
+	return store_mailbox_create(st, q->user, q->mailbox_name, NULL, mb);
+}
+
+enum store_err
+store_quarantine_restore(struct store *st, int64_t id, uint32_t *uid,
+    char mailbox[MAILBOX_MAX_NAME + 1])
+{
+	struct store_quarantined	 q;
+	struct store_mailbox		 mb;
+	struct msg_attrs		 a;
+	sqlite3_stmt			*s;
+	enum store_err			 err;
+	int64_t				 blob_id;
+
+	if ((s = stmt(st, S_QUAR_LIST)) == NULL)
+		return STORE_IO;
+	sqlite3_bind_int64(s, 1, id);
+	if ((err = step_row(st, s, "quarantine get")) != STORE_OK)
+		return err;
+	quarantined_from_row(s, &q, &blob_id);
+	sqlite3_reset(s);
+	if ((err = op_begin(st)) != STORE_OK)
+		return err;
+	if ((err = restore_target(st, &q, &mb)) != STORE_OK)
+		return op_end(st, err);
+	a = (struct msg_attrs){ q.flags, q.keywords, q.internaldate };
+	if ((err = message_insert(st, mb.id, blob_id, q.guid, &a, uid)) !=
+	    STORE_OK || (s = stmt(st, S_QUAR_DEL)) == NULL)
+		return op_end(st, err != STORE_OK ? err : STORE_IO);
+	sqlite3_bind_int64(s, 1, id);
+	snprintf(mailbox, MAILBOX_MAX_NAME + 1, "%s", mb.name);
+	return op_end(st, step_done(st, s, "quarantine restore"));
 }
 
 enum store_err

@@ -4,6 +4,7 @@ and not too much at once.  Past --guard-max-mailbox-deletes or
 untouched until `mailrepd replica resume --allow-deletes`; what it does
 delete stays in quarantine.
 """
+import json
 import sqlite3
 import time
 
@@ -222,3 +223,62 @@ def user_messages(data):
             "GROUP BY u.name").fetchall())
     finally:
         db.close()
+
+
+def test_quarantine_list_show_restore(cluster):
+    """What a replica deleted is found and shown with `mailrepd
+    quarantine`, and restored on a (promoted) master into a visible
+    mailbox, re-created when it was deleted."""
+    master, _ = cluster(0)
+    c = master.imap("alice")
+    assert c.create("Projects")[0] == "OK"
+    assert c.append("Projects", None, None, message("in-projects"))[0] \
+        == "OK"
+    c.logout()
+    deliver_many(master.port, "alice@" + DOMAIN, 3, "q")
+    rep = cluster.replica(master, 0, GUARD)
+    wait_same(master, rep)
+    c = master.imap("alice")
+    c.select("INBOX")
+    assert c.store("1", "+FLAGS", "(\\Deleted)")[0] == "OK"
+    assert c.expunge()[0] == "OK"
+    assert c.delete("Projects")[0] == "OK"
+    c.logout()
+    wait_same(master, rep)
+    listed = json.loads(run_ok("quarantine", "list", "--json", "--data",
+                               rep.data).stdout)
+    assert sorted(q["subject"] for q in listed) == ["in-projects", "q0"]
+    by_subject = {q["subject"]: q for q in listed}
+    assert by_subject["in-projects"]["mailbox"] == "Projects"
+    text = run_ok("quarantine", "list", "--data", rep.data).stdout
+    assert "Projects" in text and "q0" in text, text
+    q0 = str(by_subject["q0"]["id"])
+    shown = run_ok("quarantine", "show", q0, "--data", rep.data).stdout
+    assert "Subject" in shown and "q0" in shown, shown
+    raw = run_ok("quarantine", "show", q0, "--raw", "--data", rep.data)
+    assert "body of q0" in raw.stdout
+    # A replica's mail comes from its master: no restore there.
+    p = run("quarantine", "restore", q0, "--data", rep.data)
+    assert p.returncode == 1 and "replica" in p.stderr, p.stderr
+    p = run("quarantine", "show", "999", "--data", rep.data)
+    assert p.returncode == 1, p.stdout
+    master.stop()
+    run_ok("promote", "--data", rep.data)
+    wait_for_log(rep, "sync.promote")
+    for q in listed:
+        out = run_ok("quarantine", "restore", str(q["id"]), "--data",
+                     rep.data).stdout
+        assert "restored" in out, out
+    r = rep.imap("alice")
+    for box, want in (("INBOX", ["q0", "q1", "q2"]),
+                      ("Projects", ["in-projects"])):
+        assert r.select(box, readonly=True)[0] == "OK", box
+        typ, data = r.fetch("1:*", "(BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+        got = sorted(item[1].decode().split(":", 1)[1].strip()
+                     for item in data if isinstance(item, tuple))
+        assert got == want, (box, got)
+    r.logout()
+    assert json.loads(run_ok("quarantine", "list", "--json", "--data",
+                             rep.data).stdout) == []
+    check = run("check", "--data", rep.data)
+    assert check.returncode == 0, check.stdout + check.stderr
