@@ -346,9 +346,13 @@ replay_step(struct server *srv, const struct resumed *x,
 
 	if ((err = store_batch_begin(st)) != STORE_OK)
 		return -1;
-	if (x->state == PAUSE_RECHECK && (rc = recheck(srv, x->user, r)) != 0)
-		return store_batch_end(st, rc < 0 ? STORE_IO : STORE_OK) ==
-		    STORE_OK && store_commit(st) == STORE_OK && rc > 0 ? 0 : -1;
+	if (x->state == PAUSE_RECHECK && (rc = recheck(srv, x->user, r)) != 0) {
+		/* Paused again (recorded in this transaction), or failed. */
+		if ((err = store_batch_end(st, rc < 0 ? STORE_IO :
+		    STORE_OK)) == STORE_OK)
+			err = store_commit(st);
+		return err == STORE_OK ? 0 : -1;
+	}
 	for (i = 0; i < SYNC_BATCH_RECORDS && err == STORE_OK &&
 	    (rc = held_next(st, x->user, 0, &id, r)) == 1; i++) {
 		err = rec_apply(st, r, NULL, &conflict, &k);

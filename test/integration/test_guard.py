@@ -282,3 +282,50 @@ def test_quarantine_list_show_restore(cluster):
                              rep.data).stdout) == []
     check = run("check", "--data", rep.data)
     assert check.returncode == 0, check.stdout + check.stderr
+
+
+def test_held_user_resumes_in_order(cluster):
+    """While alice is paused her later records wait behind the deletes
+    (a mailbox created and mail put into it included); a plain resume
+    counts the deletes again and pauses again; --allow-deletes --user
+    applies them all, in order, and the replica ends equal to its
+    master."""
+    master, _ = cluster(0)
+    deliver_many(master.port, "alice@" + DOMAIN, 30, "r")
+    rep = cluster.replica(master, 0, GUARD)
+    wait_same(master, rep)
+    c = master.imap("alice")
+    c.select("INBOX")
+    assert c.store("1:30", "+FLAGS", "(\\Deleted)")[0] == "OK"
+    assert c.expunge()[0] == "OK"
+    wait_paused(rep)
+    assert c.create("Later")[0] == "OK"
+    assert c.append("Later", None, None, message("later"))[0] == "OK"
+    c.logout()
+    assert lmtp_one(master.port, "bob@" + DOMAIN,
+                    message("for-bob"))[0].startswith("250")
+    end = time.monotonic() + SYNC_DEADLINE
+    while time.monotonic() < end and user_messages(rep.data).get("bob") \
+            != 1:
+        time.sleep(0.05)
+    assert user_messages(rep.data) == {"alice": 30, "bob": 1}
+    assert "Later" not in names(rep.data)
+    st = status(rep.data)["paused_users"]
+    assert [(p["user"], p["held"] > 30) for p in st] == [("alice", True)]
+    p = run_ok("replica", "resume", "--data", rep.data)
+    assert "resumed 1 user" in p.stdout, p.stdout
+    end = time.monotonic() + SYNC_DEADLINE
+    while time.monotonic() < end and \
+            rep.log_text().count("sync.guard.paused") < 2:
+        time.sleep(0.05)
+    assert rep.log_text().count("sync.guard.paused") == 2
+    assert status(rep.data)["paused_users"][0]["state"] == "held"
+    assert user_messages(rep.data) == {"alice": 30, "bob": 1}
+    p = run_ok("replica", "resume", "--allow-deletes", "--user", "alice",
+               "--data", rep.data)
+    assert "deletes allowed" in p.stdout, p.stdout
+    wait_same(master, rep)
+    assert status(rep.data)["paused"] is None
+    assert quarantined(rep.data) == 30
+    assert run_ok("replica", "resume", "--data", rep.data).stdout == \
+        "not paused\n"
