@@ -45,6 +45,21 @@ def resume(rep, master):
     return wait_same(master, rep)
 
 
+def paused_by_expunge(master, cluster, have, expunge, tag):
+    """alice gets `have` messages, a replica catches up, then her client
+    expunges the first `expunge`: the replica pauses her.  Returns the
+    replica and the master's IMAP connection, still selected."""
+    deliver_many(master.port, "alice@" + DOMAIN, have, tag)
+    rep = cluster.replica(master, 0, GUARD)
+    wait_same(master, rep)
+    c = master.imap("alice")
+    c.select("INBOX")
+    assert c.store("1:%d" % expunge, "+FLAGS", "(\\Deleted)")[0] == "OK"
+    assert c.expunge()[0] == "OK"
+    wait_paused(rep)
+    return rep, c
+
+
 def test_many_mailbox_deletes_pause_the_replica(cluster):
     master, _ = cluster(0)
     c = master.imap("alice")
@@ -72,15 +87,8 @@ def test_many_mailbox_deletes_pause_the_replica(cluster):
 
 def test_expunging_most_of_a_user_pauses_and_quarantines(cluster):
     master, _ = cluster(0)
-    deliver_many(master.port, "alice@" + DOMAIN, 30, "q")
-    rep = cluster.replica(master, 0, GUARD)
-    wait_same(master, rep)
-    c = master.imap("alice")
-    c.select("INBOX")
-    assert c.store("1:30", "+FLAGS", "(\\Deleted)")[0] == "OK"
-    assert c.expunge()[0] == "OK"
+    rep, c = paused_by_expunge(master, cluster, 30, 30, "q")
     c.logout()
-    wait_paused(rep)
     assert len(listing(rep.data)[2]) == 30    # the batch was not applied
     assert "expunged" in status(rep.data)["paused"]
     resume(rep, master)
@@ -291,14 +299,7 @@ def test_held_user_resumes_in_order(cluster):
     applies them all, in order, and the replica ends equal to its
     master."""
     master, _ = cluster(0)
-    deliver_many(master.port, "alice@" + DOMAIN, 30, "r")
-    rep = cluster.replica(master, 0, GUARD)
-    wait_same(master, rep)
-    c = master.imap("alice")
-    c.select("INBOX")
-    assert c.store("1:30", "+FLAGS", "(\\Deleted)")[0] == "OK"
-    assert c.expunge()[0] == "OK"
-    wait_paused(rep)
+    rep, c = paused_by_expunge(master, cluster, 30, 30, "r")
     assert c.create("Later")[0] == "OK"
     assert c.append("Later", None, None, message("later"))[0] == "OK"
     c.logout()

@@ -7,11 +7,11 @@ nothing that no replica has.
 import time
 
 from conftest import DOMAIN, HOST, free_port, run, run_ok
-from test_guard import GUARD, wait_paused
+from test_guard import paused_by_expunge
 from test_hard_failover import converged, deliver, pair, rejoin, split
-from test_reconcile import deliver_many, inbox_subjects, wait_for_log
-from test_replication import (cluster, listing, lmtp_one,  # noqa: F401
-                              message, secret, status, wait_same)
+from test_reconcile import inbox_subjects, wait_for_log
+from test_replication import (cluster, lmtp_one,  # noqa: F401
+                              message, secret, status)
 
 __all__ = ["cluster", "secret"]
 
@@ -60,15 +60,8 @@ def test_paused_user_does_not_stop_others_nor_sync(server, cluster,
         "--repl-listen", "%s:%d" % (HOST, port),
         "--repl-secret-file", secret, "--repl-sync-timeout", "2000"])
     master.repl_port = port
-    deliver_many(master.port, "alice@" + DOMAIN, 100, "a")
-    rep = cluster.replica(master, 0, GUARD)
-    wait_same(master, rep)
-    c = master.imap("alice")
-    c.select("INBOX")
-    assert c.store("1:60", "+FLAGS", "(\\Deleted)")[0] == "OK"
-    assert c.expunge()[0] == "OK"
+    rep, c = paused_by_expunge(master, cluster, 100, 60, "a")
     c.logout()
-    wait_paused(rep)
     assert "alice" in status(rep.data)["paused"]
     before = status(master.data)["sync"]["unreplicated"]
     acked = []
