@@ -43,6 +43,7 @@ static struct {
 	uint8_t		 last_mailbox[MAILBOX_ID_LEN];
 	char		 last_user[USER_MAX_NAME + 1];
 	const char	*rechecking;	/* guard_replay()'s user, or NULL */
+	size_t		 npaused;	/* none: nothing is held either */
 } g;
 
 static int
@@ -94,6 +95,7 @@ mark_paused(void *arg, const struct store_pause *p)
 	struct tally	*t;
 
 	(void)arg;
+	g.npaused++;
 	if ((g.rechecking == NULL || strcasecmp(p->user, g.rechecking) != 0) &&
 	    (t = tally_get(p->user)) != NULL)
 		t->paused = 1;
@@ -117,6 +119,7 @@ guard_batch_start(struct server *srv)
 	}
 	memset(g.last_mailbox, 0, sizeof(g.last_mailbox));
 	g.last_user[0] = '\0';
+	g.npaused = 0;
 	(void)store_pause_foreach(srv->store, mark_paused, NULL);
 }
 
@@ -191,6 +194,7 @@ pause_user(struct server *srv, struct tally *t, const char *why)
 	    "waits for 'mailrepd replica resume --allow-deletes'\"",
 	    log_quote(t->name), log_quote(why));
 	t->paused = 1;
+	g.npaused++;
 	return store_pause_set(srv->store, t->name, why) == STORE_OK ? 0 : -1;
 }
 
@@ -249,6 +253,9 @@ guard_hold(struct server *srv, const struct store_replog_rec *r,
 	char		 user[USER_MAX_NAME + 1];
 	size_t		 n;
 
+	/* Records are held only for a paused user. */
+	if (g.npaused == 0)
+		return 0;
 	snprintf(user, sizeof(user), "%s", record_owner(srv, r));
 	if (user[0] == '\0' || (t = tally_find(user)) == NULL || !t->paused) {
 		/* A mailbox the user created while held is the user's. */
@@ -439,10 +446,12 @@ status_user(void *arg, const struct store_pause *p)
 	struct status_ctx	*x = arg;
 	const char		*state = pause_states[p->state < 0 ||
 				    p->state > PAUSE_ALLOW ? 0 : p->state];
+	char			 when[ADMIN_UTC_LEN];
 
 	if (!x->json) {
-		printf("paused user %s held %lld %s since %lld: %s\n", p->user,
-		    (long long)p->held, state, (long long)p->time, p->reason);
+		admin_utc(p->time, when);
+		printf("paused user %s held=%lld state=%s since=%s: %s\n",
+		    p->user, (long long)p->held, state, when, p->reason);
 		return 0;
 	}
 	printf("%s{\"user\":", x->n++ ? "," : "");
