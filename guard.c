@@ -44,6 +44,7 @@ static struct {
 	char		 last_user[USER_MAX_NAME + 1];
 	const char	*rechecking;	/* guard_replay()'s user, or NULL */
 	size_t		 npaused;	/* none: nothing is held either */
+	int		 lost;		/* a count was lost (no memory) */
 } g;
 
 static int
@@ -113,6 +114,7 @@ guard_batch_start(struct server *srv)
 		g.nusers = 0;
 	}
 	g.batch_mailboxes = 0;
+	g.lost = 0;
 	for (i = 0; i < g.nusers; i++) {
 		g.users[i].batch = g.users[i].batch_mailboxes = 0;
 		g.users[i].paused = 0;
@@ -175,8 +177,11 @@ guard_batch_add(struct server *srv, const struct store_replog_rec *r)
 	if (owner[0] != '\0' && (kind->guard != RG_USER || n > 0))
 		t = tally_get(owner);
 	if (t == NULL) {
-		if (owner[0] != '\0')
+		/* Uncounted, the batch must not apply: it is retried. */
+		if (owner[0] != '\0') {
 			log_error("sync.guard", "msg=\"out of memory\"");
+			g.lost = 1;
+		}
 		return;
 	}
 	if (kind->guard == RG_EXPUNGE)
@@ -208,6 +213,8 @@ guard_batch_check(struct server *srv)
 	size_t			 i;
 	int			 rc = 0;
 
+	if (g.lost)
+		return -1;
 	total = g.mailboxes + g.batch_mailboxes;
 	if (g.batch_mailboxes > 0 && total > set->guard_max_mailbox_deletes) {
 		snprintf(why, sizeof(why), "%lld mailbox deletes within %ld s "

@@ -40,7 +40,8 @@ void	guard_batch_add(struct server *, const struct store_replog_rec *);
 /*
  * ...then, inside the batch's transaction, pause the users it takes past
  * a limit (recorded, logged); the rest of its counts join the window.
- * Returns 0, or -1 when the store failed.
+ * Returns 0, or -1 when the store failed or a count was lost (then the
+ * batch must not apply: it errs on not deleting).
  */
 int	guard_batch_check(struct server *);
 /*

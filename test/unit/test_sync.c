@@ -11,6 +11,7 @@
 
 #include <cmocka.h>
 
+#include "record.h"
 #include "sync.h"
 
 static void
@@ -120,6 +121,39 @@ test_record_semantics(void **state)
 }
 
 static void
+test_record_kinds(void **state)
+{
+	enum rec_type	 t, back;
+	enum rec_reason	 r, rback;
+
+	(void)state;
+	/* Every kind has a name that finds it again, and an apply. */
+	for (t = 0; t < REC_NTYPES; t++) {
+		assert_non_null(rec_kind(t)->name);
+		assert_non_null(rec_kind(t)->apply);
+		assert_int_equal(rec_type_by_name(rec_kind(t)->name, &back), 0);
+		assert_int_equal(back, t);
+	}
+	assert_int_equal(rec_type_by_name("message.nuke", &back), -1);
+	for (r = 0; r < REC_NREASONS; r++) {
+		assert_int_equal(rec_reason_by_name(rec_reason_name(r),
+		    &rback), 0);
+		assert_int_equal(rback, r);
+	}
+	/* Only a client's or an operator's deletes count. */
+	assert_true(rec_reason_deletes(REASON_CLIENT));
+	assert_true(rec_reason_deletes(REASON_OPERATOR));
+	assert_false(rec_reason_deletes(REASON_MOVE));
+	assert_false(rec_reason_deletes(REASON_RENUMBER));
+	assert_false(rec_reason_deletes(REASON_RECONCILE));
+	assert_int_equal(rec_kind(REC_MESSAGE_EXPUNGE)->guard, RG_EXPUNGE);
+	assert_int_equal(rec_kind(REC_MAILBOX_DELETE)->guard, RG_MAILBOX);
+	assert_int_equal(rec_kind(REC_USER_DEL)->guard, RG_USER);
+	assert_true(rec_kind(REC_MESSAGE_APPEND)->body);
+	assert_false(rec_kind(REC_MESSAGE_FLAGS)->body);
+}
+
+static void
 test_frame_peek(void **state)
 {
 	uint8_t	 f[SYNC_HDR_LEN + 3] = { SF_ACK, 0, 0, 0, 3 };
@@ -147,6 +181,7 @@ main(void)
 		cmocka_unit_test(test_record_round_trip),
 		cmocka_unit_test(test_record_truncated_or_padded),
 		cmocka_unit_test(test_record_semantics),
+		cmocka_unit_test(test_record_kinds),
 		cmocka_unit_test(test_frame_peek),
 	};
 
