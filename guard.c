@@ -97,8 +97,11 @@ mark_paused(void *arg, const struct store_pause *p)
 
 	(void)arg;
 	g.npaused++;
-	if ((g.rechecking == NULL || strcasecmp(p->user, g.rechecking) != 0) &&
-	    (t = tally_get(p->user)) != NULL)
+	if (g.rechecking != NULL && strcasecmp(p->user, g.rechecking) == 0)
+		return 0;
+	if ((t = tally_get(p->user)) == NULL)
+		g.lost = 1;	/* unknown to guard_hold(): apply nothing */
+	else
 		t->paused = 1;
 	return 0;
 }
