@@ -129,6 +129,7 @@ user_change(struct store *st, const char *verb, const char *name,
 	enum store_err	 err;
 	char		*pw = NULL, *hash = NULL;
 
+	(void)store_set_reason(st, REASON_OPERATOR);
 	if (strcmp(verb, "add") == 0 || strcmp(verb, "passwd") == 0) {
 		if ((pw = read_password(pwfile)) == NULL)
 			return 1;
@@ -245,4 +246,55 @@ admin_check(int argc, char **argv)
 	store_close(st);
 	settings_free(&set);
 	return rc;
+}
+
+/* One header field of a stored header block, unfolded, or "". */
+void
+admin_header_field(const struct store_meta *m, const char *name, char *out,
+    size_t cap)
+{
+	const char	*p = m->header, *end = m->header + m->header_len;
+	size_t		 n = strlen(name), o = 0;
+
+	out[0] = '\0';
+	while (p != NULL && p < end) {
+		if ((size_t)(end - p) > n && strncasecmp(p, name, n) == 0 &&
+		    p[n] == ':') {
+			for (p += n + 1; p < end && o + 1 < cap; p++) {
+				if (*p == '\r' || *p == '\n') {
+					if (p + 1 < end && p[1] != ' ' &&
+					    p[1] != '\t' && *p == '\n')
+						break;
+					continue;
+				}
+				if (o > 0 || (*p != ' ' && *p != '\t'))
+					out[o++] = *p;
+			}
+			out[o] = '\0';
+			return;
+		}
+		if ((p = memchr(p, '\n', (size_t)(end - p))) != NULL)
+			p++;
+	}
+}
+
+int
+admin_write_blob(struct store *st, const uint8_t *guid)
+{
+	struct store_blob_reader	*r;
+	uint64_t			 size, off = 0;
+	char				 buf[BLOB_CHUNK_SIZE];
+	ssize_t				 n;
+
+	if (store_blob_open(st, guid, &r, &size) != STORE_OK) {
+		fprintf(stderr, "mailrepd: that message is not stored on "
+		    "this node\n");
+		return 1;
+	}
+	while ((n = store_blob_read(r, off, buf, sizeof(buf))) > 0) {
+		fwrite(buf, 1, (size_t)n, stdout);
+		off += (uint64_t)n;
+	}
+	store_blob_close(r);
+	return n < 0 || off != size;
 }

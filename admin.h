@@ -6,6 +6,7 @@
 #ifndef MAILREPD_ADMIN_H
 #define MAILREPD_ADMIN_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 struct settings;
@@ -24,5 +25,12 @@ struct store *admin_open_store(const struct settings *, int create);
 /* A time (seconds since the epoch) as UTC ISO 8601, "2026-12-02T07:15:00Z". */
 #define ADMIN_UTC_LEN	32
 void	admin_utc(int64_t t, char out[ADMIN_UTC_LEN]);
+
+/* One header field of a stored header block, unfolded, or "". */
+struct store_meta;
+void	admin_header_field(const struct store_meta *, const char *name,
+	    char *out, size_t cap);
+/* Writes a stored message's bytes to standard output: 0, or 1 (said). */
+int	admin_write_blob(struct store *, const uint8_t *guid);
 
 #endif /* MAILREPD_ADMIN_H */

@@ -51,7 +51,7 @@
 #define STORE_BUSY_TIMEOUT_MS	5000	/* wait for another process's lock */
 #define STORE_MAX_KEYWORDS	4096	/* bytes of keywords on a message */
 #define STORE_GC_BATCH		256	/* unused blobs looked up at once */
-#define SCHEMA_VERSION		7	/* bump with a migration in store.c */
+#define SCHEMA_VERSION		8	/* bump with a migration in store.c */
 
 /* LMTP */
 #define LMTP_MAX_LINE		2048	/* command line, CRLF included */
@@ -150,7 +150,8 @@
 #define DEFAULT_GUARD_MAX_EXPUNGE_PERCENT 50 /* of one user's messages */
 #define DEFAULT_GUARD_WINDOW	3600	/* seconds */
 #define GUARD_MIN_EXPUNGES	20	/* fewer never trip the percentage */
-#define GUARD_USERS		256	/* users tallied per window */
+#define GUARD_REC_MAX		8192	/* bytes of one held record, encoded */
+#define GUARD_REPLAY_MS		10	/* a replay step stops after this long */
 #define DEFAULT_QUARANTINE_DAYS	14	/* days deleted mail is kept */
 #define SYNC_QUARANTINE_INTERVAL 3600	/* seconds between quarantine purges */
 #define SYNC_UPSTREAM_MAX	255	/* bytes of a HOST:PORT to follow (demote) */

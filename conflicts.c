@@ -82,36 +82,6 @@ find_one(void *arg, const struct store_conflict *k)
 	return 1;
 }
 
-/* One header field of a stored header block, unfolded, or "". */
-static void
-header_field(const struct store_meta *m, const char *name, char *out,
-    size_t cap)
-{
-	const char	*p = m->header, *end = m->header + m->header_len;
-	size_t		 n = strlen(name), o = 0;
-
-	out[0] = '\0';
-	while (p != NULL && p < end) {
-		if ((size_t)(end - p) > n && strncasecmp(p, name, n) == 0 &&
-		    p[n] == ':') {
-			for (p += n + 1; p < end && o + 1 < cap; p++) {
-				if (*p == '\r' || *p == '\n') {
-					if (p + 1 < end && p[1] != ' ' &&
-					    p[1] != '\t' && *p == '\n')
-						break;
-					continue;
-				}
-				if (o > 0 || (*p != ' ' && *p != '\t'))
-					out[o++] = *p;
-			}
-			out[o] = '\0';
-			return;
-		}
-		if ((p = memchr(p, '\n', (size_t)(end - p))) != NULL)
-			p++;
-	}
-}
-
 /* Prints both copies' main header fields and sizes in two columns. */
 static void
 show_pair(struct store *st, const struct store_conflict *k)
@@ -145,37 +115,15 @@ show_pair(struct store *st, const struct store_conflict *k)
 	for (i = 0; i < sizeof(fields) / sizeof(*fields); i++) {
 		a[0] = b[0] = '\0';
 		if (have[0])
-			header_field(&meta[0], fields[i], a, sizeof(a));
+			admin_header_field(&meta[0], fields[i], a, sizeof(a));
 		if (have[1])
-			header_field(&meta[1], fields[i], b, sizeof(b));
+			admin_header_field(&meta[1], fields[i], b, sizeof(b));
 		printf("%-12s %-40.40s %.60s\n", fields[i], a, b);
 	}
 	if (have[0])
 		store_meta_free(&meta[0]);
 	if (have[1])
 		store_meta_free(&meta[1]);
-}
-
-/* Writes one copy's bytes to standard output. */
-static int
-show_raw(struct store *st, const uint8_t *guid)
-{
-	struct store_blob_reader	*r;
-	uint64_t			 size, off = 0;
-	char				 buf[BLOB_CHUNK_SIZE];
-	ssize_t				 n;
-
-	if (store_blob_open(st, guid, &r, &size) != STORE_OK) {
-		fprintf(stderr, "mailrepd: that copy is not stored on this "
-		    "node\n");
-		return 1;
-	}
-	while ((n = store_blob_read(r, off, buf, sizeof(buf))) > 0) {
-		fwrite(buf, 1, (size_t)n, stdout);
-		off += (uint64_t)n;
-	}
-	store_blob_close(r);
-	return n < 0 || off != size;
 }
 
 static void
@@ -234,7 +182,7 @@ conflicts_run(struct store *st, char **pos, int npos,
 	}
 	if (strcmp(pos[0], "show") == 0 && (strcmp(raw, "local") == 0 ||
 	    strcmp(raw, "master") == 0))
-		return show_raw(st, strcmp(raw, "local") == 0 ?
+		return admin_write_blob(st, strcmp(raw, "local") == 0 ?
 		    x.k.local_guid : x.k.master_guid);
 	if (strcmp(pos[0], "resolve") == 0) {
 		if (store_conflict_set_state(st, x.k.id, CONFLICT_REQUESTED) !=

@@ -30,6 +30,7 @@
 #include "messages.h"
 #include "net.h"
 #include "proto.h"
+#include "quarantine.h"
 #include "settings.h"
 #include "store.h"
 #include "sync.h"
@@ -658,8 +659,10 @@ static const struct {
 	{ "promote", control_promote, "make the running replica a master" },
 	{ "demote", control_demote, "make a node a replica of another master" },
 	{ "conflicts", conflicts_main, "list, show and resolve GUID conflicts" },
-	{ "replica", sync_replica_main, "resume a paused replica; forget one "
-	    "gone for good" },
+	{ "quarantine", quarantine_main, "list, show and restore what a "
+	    "replica deleted" },
+	{ "replica", sync_replica_main, "resume a replica the delete guard "
+	    "paused; forget one gone for good" },
 };
 
 static void

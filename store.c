@@ -39,6 +39,7 @@
 #include "crypto.h"
 #include "log.h"
 #include "mime.h"
+#include "record.h"
 #include "store.h"
 #include "store_internal.h"
 
@@ -271,6 +272,34 @@ static const char schema_v7[] =
 	"DROP TABLE shutdown_replica;"
 	"ALTER TABLE shutdown_replica_v7 RENAME TO shutdown_replica;";
 
+/*
+ * Version 8, every record says why: the reason of each log record and
+ * of each expunge's tombstone (rows from before say "client", which the
+ * mass-delete guard counts: it errs on pausing); the users the guard
+ * holds the records of, and those records (with the blob of an append's
+ * body), replacing the node's single pause.
+ */
+static const char schema_v8[] =
+	"ALTER TABLE replog ADD COLUMN reason TEXT NOT NULL DEFAULT 'client';"
+	"ALTER TABLE expunged ADD COLUMN reason TEXT NOT NULL "
+	"  DEFAULT 'client';"
+	"ALTER TABLE node DROP COLUMN paused;"
+	"ALTER TABLE node DROP COLUMN allow_deletes;"
+	"CREATE TABLE guard_pause ("
+	"  user TEXT PRIMARY KEY COLLATE NOCASE,"
+	"  reason TEXT NOT NULL,"
+	"  time INTEGER NOT NULL,"
+	"  state INTEGER NOT NULL DEFAULT 0);"
+	"CREATE TABLE held ("
+	"  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+	"  user TEXT NOT NULL COLLATE NOCASE,"
+	"  mailbox BLOB,"
+	"  rec BLOB NOT NULL,"
+	"  blob_id INTEGER REFERENCES blob(id));"
+	"CREATE INDEX held_user ON held(user, id);"
+	"CREATE INDEX held_mailbox ON held(mailbox);"
+	"CREATE INDEX held_blob ON held(blob_id);";
+
 static const char *const migrations[SCHEMA_VERSION] = {
 	schema_v1,
 	schema_v2,
@@ -279,6 +308,7 @@ static const char *const migrations[SCHEMA_VERSION] = {
 	schema_v5,
 	schema_v6,
 	schema_v7,
+	schema_v8,
 };
 
 static const char *const stmt_sql[NSTMT] = {
@@ -331,18 +361,21 @@ static const char *const stmt_sql[NSTMT] = {
 	    "m.internaldate, b.size FROM message m JOIN blob b "
 	    "ON b.id = m.blob_id WHERE m.mailbox_id = ?1 ORDER BY m.uid",
 	[S_MSG_EXPUNGE_ALL] = "INSERT OR REPLACE INTO expunged "
-	    "(mailbox, uid, guid, modseq, time) "
-	    "SELECT ?2, m.uid, b.guid, m.modseq, ?3 FROM message m "
+	    "(mailbox, uid, guid, modseq, time, reason) "
+	    "SELECT ?2, m.uid, b.guid, m.modseq, ?3, ?4 FROM message m "
 	    "JOIN blob b ON b.id = m.blob_id WHERE m.mailbox_id = ?1",
 	[S_MSG_DEL_ALL] = "DELETE FROM message WHERE mailbox_id = ?1",
-	/* A blob in quarantine is in use too. */
+	/* A blob in quarantine or held is in use too. */
 	[S_BLOB_GC] = "SELECT id FROM blob WHERE id > ?1 AND NOT EXISTS "
 	    "(SELECT 1 FROM message WHERE blob_id = blob.id) AND NOT EXISTS "
-	    "(SELECT 1 FROM quarantine WHERE blob_id = blob.id) "
+	    "(SELECT 1 FROM quarantine WHERE blob_id = blob.id) AND NOT EXISTS "
+	    "(SELECT 1 FROM held WHERE blob_id = blob.id) "
 	    "ORDER BY id LIMIT ?2",
 	[S_REPLOG_ADD] = "INSERT INTO replog (time, type, user, mailbox, uid, "
-	    "guid, modseq, flags, keywords, internaldate, name, value, hash) "
-	    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+	    "guid, modseq, flags, keywords, internaldate, name, value, hash, "
+	    "reason) "
+	    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, "
+	    "?14)",
 	/* The hash at the head: the last record's, or the purged base. */
 	[S_REPLOG_HEAD_HASH] = "SELECT coalesce((SELECT hash FROM replog "
 	    "ORDER BY seq DESC LIMIT 1), (SELECT log_base_hash FROM node))",
@@ -369,7 +402,8 @@ static const char *const stmt_sql[NSTMT] = {
 	    "modseq = ?5 WHERE mailbox_id = ?1 AND uid = ?2",
 	[S_MSG_DEL] = "DELETE FROM message WHERE mailbox_id = ?1 AND uid = ?2",
 	[S_EXPUNGED_ADD] = "INSERT OR REPLACE INTO expunged "
-	    "(mailbox, uid, guid, modseq, time) VALUES (?1, ?2, ?3, ?4, ?5)",
+	    "(mailbox, uid, guid, modseq, time, reason) "
+	    "VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
 	[S_MSG_CHANGED] = "SELECT m.uid, b.guid, m.modseq, m.flags, "
 	    "m.keywords, m.internaldate, b.size FROM message m JOIN blob b "
 	    "ON b.id = m.blob_id WHERE m.mailbox_id = ?1 AND m.modseq > ?2 "
@@ -380,16 +414,18 @@ static const char *const stmt_sql[NSTMT] = {
 	    "WHERE id = ?1",
 	[S_BLOB_UNUSED_CHUNKS] = "DELETE FROM chunk WHERE blob_id = ?1 AND "
 	    "NOT EXISTS (SELECT 1 FROM message WHERE blob_id = ?1) AND "
-	    "NOT EXISTS (SELECT 1 FROM quarantine WHERE blob_id = ?1)",
+	    "NOT EXISTS (SELECT 1 FROM quarantine WHERE blob_id = ?1) AND "
+	    "NOT EXISTS (SELECT 1 FROM held WHERE blob_id = ?1)",
 	[S_BLOB_UNUSED] = "DELETE FROM blob WHERE id = ?1 AND "
 	    "NOT EXISTS (SELECT 1 FROM message WHERE blob_id = ?1) AND "
-	    "NOT EXISTS (SELECT 1 FROM quarantine WHERE blob_id = ?1)",
+	    "NOT EXISTS (SELECT 1 FROM quarantine WHERE blob_id = ?1) AND "
+	    "NOT EXISTS (SELECT 1 FROM held WHERE blob_id = ?1)",
 	[S_REPLOG_NEXT] = "SELECT seq, time, type, user, mailbox, uid, guid, "
-	    "modseq, flags, keywords, internaldate, name, value FROM replog "
-	    "WHERE seq > ?1 ORDER BY seq LIMIT 1",
+	    "modseq, flags, keywords, internaldate, name, value, reason "
+	    "FROM replog WHERE seq > ?1 ORDER BY seq LIMIT 1",
 	[S_REPLOG_FIRST] = "SELECT coalesce(min(seq), 0) FROM replog",
 	[S_NODE_GET] = "SELECT node_id, epoch, role, master_id, master_epoch, "
-	    "applied, paused, allow_deletes, upstream, applied_hash FROM node",
+	    "applied, upstream, applied_hash FROM node",
 	[S_NODE_APPLIED] = "UPDATE node SET master_id = ?1, master_epoch = ?2, "
 	    "applied = ?3, applied_hash = ?4",
 	/* A node that was a master accepted writes of its own: compare. */
@@ -493,7 +529,23 @@ static const char *const stmt_sql[NSTMT] = {
 	[S_COUNTER_ADD] = "INSERT INTO counter (name, value) VALUES (?1, ?2) "
 	    "ON CONFLICT (name) DO UPDATE SET value = value + excluded.value",
 	[S_COUNTER_GET] = "SELECT value FROM counter WHERE name = ?1",
-	[S_NODE_PAUSE] = "UPDATE node SET paused = ?1, allow_deletes = ?2",
+	[S_PAUSE_SET] = "INSERT INTO guard_pause (user, reason, time, state) "
+	    "VALUES (?1, ?2, ?3, 0) ON CONFLICT (user) DO UPDATE SET "
+	    "reason = excluded.reason, time = excluded.time, state = 0",
+	[S_PAUSE_RESUME] = "UPDATE guard_pause SET state = ?2 WHERE "
+	    "?1 IS NULL OR user = ?1",
+	[S_PAUSE_CLEAR] = "DELETE FROM guard_pause WHERE user = ?1",
+	[S_PAUSE_LIST] = "SELECT user, reason, time, state, (SELECT count(*) "
+	    "FROM held h WHERE h.user = p.user) FROM guard_pause p "
+	    "ORDER BY user",
+	[S_HELD_ADD] = "INSERT INTO held (user, mailbox, rec, blob_id) "
+	    "VALUES (?1, ?2, ?3, ?4)",
+	[S_HELD_NEXT] = "SELECT id, rec FROM held WHERE user = ?1 AND id > ?2 "
+	    "ORDER BY id LIMIT 1",
+	[S_HELD_DROP] = "DELETE FROM held WHERE id = ?1 RETURNING blob_id",
+	[S_HELD_MAILBOX] = "SELECT user FROM held WHERE mailbox = ?1 LIMIT 1",
+	[S_EXPUNGED_REASON] = "SELECT reason FROM expunged WHERE "
+	    "mailbox = ?1 AND uid = ?2",
 	/* What a replica deletes: one message (?2) or a whole mailbox. */
 	[S_QUAR_MAILBOX] = "INSERT INTO quarantine (time, user, mailbox, "
 	    "mailbox_name, uid, blob_id, flags, keywords, internaldate) "
@@ -503,6 +555,12 @@ static const char *const stmt_sql[NSTMT] = {
 	    "WHERE m.mailbox_id = ?1 AND (?2 IS NULL OR m.uid = ?2)",
 	[S_QUAR_PURGE] = "DELETE FROM quarantine WHERE time < ?1",
 	[S_QUAR_COUNT] = "SELECT count(*) FROM quarantine",
+	/* Every entry (?1 NULL) or one, with its message's guid and size. */
+	[S_QUAR_LIST] = "SELECT q.id, q.time, q.user, q.mailbox, "
+	    "q.mailbox_name, q.uid, b.guid, b.size, q.flags, q.keywords, "
+	    "q.internaldate, q.blob_id FROM quarantine q JOIN blob b "
+	    "ON b.id = q.blob_id WHERE ?1 IS NULL OR q.id = ?1 ORDER BY q.id",
+	[S_QUAR_DEL] = "DELETE FROM quarantine WHERE id = ?1",
 	[S_USER_MESSAGES] = "SELECT count(*) FROM message m JOIN mailbox mb "
 	    "ON mb.id = m.mailbox_id JOIN user u ON u.id = mb.user_id "
 	    "WHERE u.name = ?1",
@@ -826,7 +884,8 @@ replog_chain(struct store *st, const struct replog_rec *r, int64_t now,
 		return STORE_IO;
 	crypto_sha256_update(h, prev, sizeof(prev));
 	hash_u64(h, (uint64_t)now);
-	hash_str(h, r->type);
+	hash_str(h, rec_kind(r->type)->name);
+	hash_str(h, rec_reason_name(st->reason));
 	hash_str(h, r->user);
 	hash_field(h, r->mailbox, MAILBOX_ID_LEN);
 	hash_u64(h, r->uid);
@@ -858,7 +917,7 @@ replog_append(struct store *st, const struct replog_rec *r)
 	if ((s = stmt(st, S_REPLOG_ADD)) == NULL)
 		return STORE_IO;
 	sqlite3_bind_int64(s, 1, now);
-	sqlite3_bind_text(s, 2, r->type, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 2, rec_kind(r->type)->name, -1, SQLITE_STATIC);
 	if (r->user != NULL)
 		sqlite3_bind_text(s, 3, r->user, -1, SQLITE_STATIC);
 	if (r->mailbox != NULL)
@@ -880,7 +939,18 @@ replog_append(struct store *st, const struct replog_rec *r)
 	if (r->value != NULL)
 		sqlite3_bind_text(s, 12, r->value, -1, SQLITE_STATIC);
 	sqlite3_bind_blob(s, 13, hash, sizeof(hash), SQLITE_STATIC);
+	sqlite3_bind_text(s, 14, rec_reason_name(st->reason), -1,
+	    SQLITE_STATIC);
 	return step_done(st, s, "replog append");
+}
+
+enum rec_reason
+store_set_reason(struct store *st, enum rec_reason reason)
+{
+	enum rec_reason	 was = st->reason;
+
+	st->reason = reason;
+	return was;
 }
 
 /* Runs a statement of one row and one integer column; its value, or -1. */
@@ -1111,7 +1181,7 @@ mailbox_insert(struct store *st, int64_t user_id, const char *user,
 	uint32_t	 uidvalidity = 0;
 	sqlite3_stmt	*s;
 	enum store_err	 err;
-	struct replog_rec r = { .type = "mailbox.create" };
+	struct replog_rec r = { .type = REC_MAILBOX_CREATE };
 
 	if (crypto_random(uniqueid, sizeof(uniqueid)) < 0)
 		return STORE_IO;
@@ -1143,7 +1213,7 @@ store_user_add(struct store *st, const char *name, const char *pwhash)
 	enum store_err	 err;
 	int64_t		 id;
 	size_t		 i;
-	struct replog_rec r = { .type = "user.add" };
+	struct replog_rec r = { .type = REC_USER_ADD };
 
 	if (!user_name_valid(name))
 		return STORE_INVALID;
@@ -1180,7 +1250,7 @@ store_user_del(struct store *st, const char *name)
 	uint8_t		 uniqueid[MAILBOX_ID_LEN];
 	char		 canon[USER_MAX_NAME + 1], mname[MAILBOX_MAX_NAME + 1];
 	int		 rc;
-	struct replog_rec r = { .type = "user.del" };
+	struct replog_rec r = { .type = REC_USER_DEL };
 
 	if ((err = op_begin(st)) != STORE_OK)
 		return err;
@@ -1244,7 +1314,7 @@ store_user_set_password(struct store *st, const char *name,
 	enum store_err	 err;
 	int64_t		 id;
 	char		 canon[USER_MAX_NAME + 1];
-	struct replog_rec r = { .type = "user.passwd" };
+	struct replog_rec r = { .type = REC_USER_PASSWD };
 
 	if ((err = op_begin(st)) != STORE_OK)
 		return err;
@@ -1425,7 +1495,7 @@ message_insert(struct store *st, int64_t mbox_id, int64_t blob_id,
 	enum store_err		 err;
 	uint64_t		 modseq;
 	uint8_t			 uniqueid[MAILBOX_ID_LEN];
-	struct replog_rec	 r = { .type = "message.append" };
+	struct replog_rec	 r = { .type = REC_MESSAGE_APPEND };
 
 	if ((s = stmt(st, S_MBOX_BUMP)) == NULL)
 		return STORE_IO;
@@ -1742,7 +1812,7 @@ store_message_set_flags(struct store *st, int64_t mailbox_id, uint32_t uid,
 	uint8_t			 uniqueid[MAILBOX_ID_LEN];
 	sqlite3_stmt		*s;
 	enum store_err		 err;
-	struct replog_rec	 r = { .type = "message.flags" };
+	struct replog_rec	 r = { .type = REC_MESSAGE_FLAGS };
 
 	if (keywords != NULL && strlen(keywords) >= STORE_MAX_KEYWORDS)
 		return STORE_INVALID;
@@ -1783,7 +1853,7 @@ message_expunge(struct store *st, int64_t mailbox_id, uint32_t uid,
 	uint64_t		 modseq;
 	sqlite3_stmt		*s;
 	enum store_err		 err;
-	struct replog_rec	 r = { .type = "message.expunge" };
+	struct replog_rec	 r = { .type = REC_MESSAGE_EXPUNGE };
 
 	if ((err = message_row(st, mailbox_id, uid, &m, blob_id)) != STORE_OK ||
 	    (err = mailbox_next_modseq(st, mailbox_id, &modseq, uniqueid)) !=
@@ -1802,6 +1872,8 @@ message_expunge(struct store *st, int64_t mailbox_id, uint32_t uid,
 	sqlite3_bind_blob(s, 3, m.guid, GUID_LEN, SQLITE_STATIC);
 	sqlite3_bind_int64(s, 4, (sqlite3_int64)modseq);
 	sqlite3_bind_int64(s, 5, time(NULL));
+	sqlite3_bind_text(s, 6, rec_reason_name(st->reason), -1,
+	    SQLITE_STATIC);
 	if ((err = step_done(st, s, "tombstone")) != STORE_OK)
 		return err;
 	r.mailbox = uniqueid;
@@ -1878,16 +1950,20 @@ store_message_copy_many(struct store *st, int64_t from_mailbox,
     int move)
 {
 	enum store_err	 err = STORE_OK;
+	enum rec_reason	 was;
 	size_t		 i;
 
 	if ((err = op_begin(st)) != STORE_OK)
 		return err;
+	/* A MOVE's records say so: its expunges keep every message. */
+	was = store_set_reason(st, move ? REASON_MOVE : st->reason);
 	for (i = 0; i < n && err == STORE_OK; i++) {
 		err = message_copy(st, from_mailbox, uids[i], to_mailbox,
 		    &new_uids[i]);
 		if (err == STORE_OK && move)
 			err = message_expunge(st, from_mailbox, uids[i], NULL);
 	}
+	(void)store_set_reason(st, was);
 	return op_end(st, err);
 }
 
@@ -1990,7 +2066,7 @@ store_mailbox_delete(struct store *st, const char *user, const char *name)
 	struct store_mailbox	 mb;
 	sqlite3_stmt		*s;
 	enum store_err		 err;
-	struct replog_rec	 r = { .type = "mailbox.delete" };
+	struct replog_rec	 r = { .type = REC_MAILBOX_DELETE };
 
 	if (strcasecmp(name, "INBOX") == 0)
 		return STORE_INVALID;
@@ -2003,6 +2079,8 @@ store_mailbox_delete(struct store *st, const char *user, const char *name)
 	sqlite3_bind_int64(s, 1, mb.id);
 	sqlite3_bind_blob(s, 2, mb.uniqueid, MAILBOX_ID_LEN, SQLITE_STATIC);
 	sqlite3_bind_int64(s, 3, time(NULL));
+	sqlite3_bind_text(s, 4, rec_reason_name(st->reason), -1,
+	    SQLITE_STATIC);
 	err = step_done(st, s, "tombstones");
 	if (err == STORE_OK && (s = stmt(st, S_MSG_DEL_ALL)) != NULL) {
 		sqlite3_bind_int64(s, 1, mb.id);
@@ -2056,6 +2134,7 @@ rename_inbox(struct store *st, const char *user, const char *to)
 {
 	struct store_mailbox	 inbox;
 	enum store_err		 err;
+	enum rec_reason		 was;
 	int64_t			 uid, to_id = 0;
 	uint32_t		 new_uid;
 	size_t			 i;
@@ -2073,10 +2152,12 @@ rename_inbox(struct store *st, const char *user, const char *to)
 		return err;
 	if (uids.n != inbox.messages)
 		err = STORE_IO;		/* out of memory while collecting */
+	was = store_set_reason(st, REASON_MOVE);
 	for (i = 0; i < uids.n && err == STORE_OK; i++)
 		if ((err = message_copy(st, inbox.id, uids.v[i], to_id,
 		    &new_uid)) == STORE_OK)
 			err = message_expunge(st, inbox.id, uids.v[i], NULL);
+	(void)store_set_reason(st, was);
 	free(uids.v);
 	return err;
 }
@@ -2091,7 +2172,7 @@ store_mailbox_rename(struct store *st, const char *user, const char *from,
 	enum store_err		 err;
 	char			 name[MAILBOX_MAX_NAME + 2];
 	size_t			 n = 0, i, flen = strlen(from);
-	struct replog_rec	 r = { .type = "mailbox.rename" };
+	struct replog_rec	 r = { .type = REC_MAILBOX_RENAME };
 
 	if (!mailbox_name_valid(to) || strcasecmp(to, "INBOX") == 0)
 		return STORE_INVALID;
@@ -2135,7 +2216,7 @@ store_mailbox_subscribe(struct store *st, const char *user,
 	struct store_mailbox	 mb;
 	sqlite3_stmt		*s;
 	enum store_err		 err;
-	struct replog_rec	 r = { .type = "mailbox.subscribe" };
+	struct replog_rec	 r = { .type = REC_MAILBOX_SUBSCRIBE };
 
 	if ((err = op_begin(st)) != STORE_OK)
 		return err;

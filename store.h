@@ -298,15 +298,57 @@ int64_t		store_replog_head(struct store *);
 #define LOG_HASH_LEN	32	/* bytes of the log's running hash (SHA-256) */
 
 /*
+ * The kinds of replication records; record.h's table says, for each,
+ * its name in the log and on the wire, what it needs and how a replica
+ * applies it and the mass-delete guard counts it.
+ */
+enum rec_type {
+	REC_USER_ADD,
+	REC_USER_PASSWD,
+	REC_USER_DEL,
+	REC_MAILBOX_CREATE,
+	REC_MAILBOX_RENAME,
+	REC_MAILBOX_DELETE,
+	REC_MAILBOX_SUBSCRIBE,
+	REC_MESSAGE_APPEND,
+	REC_MESSAGE_FLAGS,
+	REC_MESSAGE_EXPUNGE,
+	REC_NTYPES
+};
+
+/*
+ * Why a record was made (DESIGN.md: every record says why).  It is kept
+ * with the record in the log and with an expunge's tombstone, and ships
+ * with the record: the mass-delete guard counts only what a client or an
+ * operator deleted.  A replica's own record of what it applied keeps
+ * its master's reason.
+ */
+enum rec_reason {
+	REASON_CLIENT,		/* an IMAP or LMTP client (the default) */
+	REASON_OPERATOR,	/* a command-line tool: user del, restore */
+	REASON_MOVE,		/* MOVE, or INBOX renamed: the copy stays */
+	REASON_RENUMBER,	/* a conflict or split-off copy renumbered */
+	REASON_RECONCILE,	/* what a full reconciliation sent or made */
+	REC_NREASONS
+};
+
+/*
+ * Sets the reason the store's next records carry (and tombstones keep)
+ * and returns the one it replaces, for the caller to put back: a store
+ * opens with REASON_CLIENT.
+ */
+enum rec_reason	store_set_reason(struct store *, enum rec_reason);
+
+/*
  * One record of the replication log, as stored and as shipped.  Strings
  * are "" when the record has none; has_mailbox / has_guid say whether
- * the ids are there.  `type` is one of the names replog_append() writes
- * ("message.append", "mailbox.rename"...).
+ * the ids are there.
  */
 struct store_replog_rec {
 	int64_t		 seq;
 	int64_t		 time;
-	char		 type[32];
+	enum rec_type	 type;
+	enum rec_reason	 reason;
 	char		 user[USER_MAX_NAME + 1];
 	int		 has_mailbox;
 	uint8_t		 mailbox[MAILBOX_ID_LEN];
@@ -347,8 +389,6 @@ struct store_node {
 	uint8_t		 master_epoch[EPOCH_LEN];
 	int64_t		 applied;		/* master position applied */
 	uint8_t		 applied_hash[LOG_HASH_LEN];	/* the log's there */
-	char		 paused[256];		/* why applying stopped, or "" */
-	int		 allow_deletes;		/* an operator allowed them */
 	char		 upstream[SYNC_UPSTREAM_MAX + 1]; /* demote's, or "" */
 };
 enum store_err	store_node_get(struct store *, struct store_node *out);
@@ -436,12 +476,54 @@ enum store_err	store_apply_expunge(struct store *, const uint8_t *uniqueid,
 enum store_err	store_apply_user_del(struct store *, const char *name,
 		    enum store_apply *what);
 /*
- * The mass-delete guard's state (DESIGN.md): why this replica stopped
- * applying (NULL: it applies), and whether an operator allowed the
- * deletes that stopped it (`mailrepd replica resume --allow-deletes`).
+ * The mass-delete guard's state (DESIGN.md, guard.h): the users whose
+ * records a replica holds instead of applying, why, and whether an
+ * operator resumed them; each with how many records it holds.
  */
-enum store_err	store_node_set_paused(struct store *, const char *reason,
-		    int allow_deletes);
+struct store_pause {
+	char		 user[USER_MAX_NAME + 1];
+	char		 reason[256];
+	int64_t		 time;
+	int		 state;			/* PAUSE_HOLD... */
+	int64_t		 held;			/* records held */
+};
+#define PAUSE_HOLD	0	/* holding the user's records */
+#define PAUSE_RECHECK	1	/* `replica resume`: check them again */
+#define PAUSE_ALLOW	2	/* `replica resume --allow-deletes` */
+/* Holds user's records from now on, for reason (again when resumed). */
+enum store_err	store_pause_set(struct store *, const char *user,
+		    const char *reason);
+/*
+ * `replica resume`: every paused user (user NULL) or one moves to state
+ * (PAUSE_RECHECK or PAUSE_ALLOW); *n says how many did.
+ */
+enum store_err	store_pause_resume(struct store *, const char *user,
+		    int state, int64_t *n);
+/* The user's pause ends (nothing of it is held any more). */
+enum store_err	store_pause_clear(struct store *, const char *user);
+enum store_err	store_pause_foreach(struct store *,
+		    int (*cb)(void *, const struct store_pause *), void *arg);
+/*
+ * Keeps one record of a paused user (its encoded bytes, opaque here) in
+ * arrival order, with its body (b, or NULL) stored as a blob until the
+ * record is applied.  An append's UID is taken at once: its mailbox's
+ * UIDNEXT moves past it, so no other message gets that UID meanwhile.
+ */
+enum store_err	store_held_add(struct store *, const char *user,
+		    const struct store_replog_rec *r, const void *rec,
+		    size_t len, const struct store_blob_in *b);
+/*
+ * The user's first held record after id `after`: its id and bytes
+ * (at most cap; STORE_INVALID when longer); STORE_NOTFOUND when none.
+ */
+enum store_err	store_held_next(struct store *, const char *user,
+		    int64_t after, int64_t *id, void *buf, size_t cap,
+		    size_t *len);
+/* A held record was applied (or re-held): it goes, its body if unused. */
+enum store_err	store_held_drop(struct store *, int64_t id);
+/* Whether a record of this mailbox (uniqueid) is held; user: whose. */
+int		store_held_mailbox(struct store *, const uint8_t *uniqueid,
+		    char user[USER_MAX_NAME + 1]);
 /* How many messages a user has, in all mailboxes. */
 int64_t		store_user_message_count(struct store *, const char *user);
 /*
@@ -451,6 +533,32 @@ int64_t		store_user_message_count(struct store *, const char *user);
  */
 enum store_err	store_quarantine_purge(struct store *, int64_t before,
 		    int64_t *left);
+/* One message in quarantine (store_quarantine_purge()). */
+struct store_quarantined {
+	int64_t		 id;
+	int64_t		 time;			/* when it went there */
+	char		 user[USER_MAX_NAME + 1];
+	uint8_t		 mailbox[MAILBOX_ID_LEN];
+	char		 mailbox_name[MAILBOX_MAX_NAME + 1];
+	uint32_t	 uid;
+	uint8_t		 guid[GUID_LEN];
+	uint64_t	 size;
+	uint32_t	 flags;
+	char		 keywords[STORE_MAX_KEYWORDS];
+	int64_t		 internaldate;
+};
+/* Every message in quarantine, oldest first (id 0), or the one with id. */
+enum store_err	store_quarantine_foreach(struct store *, int64_t id,
+		    int (*cb)(void *, const struct store_quarantined *),
+		    void *arg);
+/*
+ * Puts quarantined message id back where its owner can see it: into its
+ * mailbox, or one of that name, created when neither is there; at a new
+ * UID (written to *uid, the mailbox's name to mailbox), logged like any
+ * append.  STORE_NOTFOUND: no such entry, or its user is gone.
+ */
+enum store_err	store_quarantine_restore(struct store *, int64_t id,
+		    uint32_t *uid, char mailbox[MAILBOX_MAX_NAME + 1]);
 /* Finds a mailbox by uniqueid; user receives its owner's name. */
 enum store_err	store_mailbox_by_uniqueid(struct store *,
 		    const uint8_t *uniqueid, struct store_mailbox *out,
@@ -467,6 +575,9 @@ enum store_err	store_mailbox_digest(struct store *, int64_t mailbox_id,
 enum store_err	store_message_range(struct store *, int64_t mailbox_id,
 		    uint32_t after, uint32_t upto, int limit,
 		    int (*cb)(void *, const struct store_message *), void *arg);
+/* Why an expunged uid went (its tombstone's reason); CLIENT if unknown. */
+enum rec_reason	store_tombstone_reason(struct store *, const uint8_t *uniqueid,
+		    uint32_t uid);
 /* The guid an expunged uid had (its tombstone), or STORE_NOTFOUND. */
 enum store_err	store_tombstone_guid(struct store *, const uint8_t *uniqueid,
 		    uint32_t uid, uint8_t guid[GUID_LEN]);

@@ -83,10 +83,20 @@ enum stmt_id {
 	S_CONFLICT_SET,
 	S_COUNTER_ADD,
 	S_COUNTER_GET,
-	S_NODE_PAUSE,
+	S_PAUSE_SET,
+	S_PAUSE_RESUME,
+	S_PAUSE_CLEAR,
+	S_PAUSE_LIST,
+	S_HELD_ADD,
+	S_HELD_NEXT,
+	S_HELD_DROP,
+	S_HELD_MAILBOX,
+	S_EXPUNGED_REASON,
 	S_QUAR_MAILBOX,
 	S_QUAR_PURGE,
 	S_QUAR_COUNT,
+	S_QUAR_LIST,
+	S_QUAR_DEL,
 	S_USER_MESSAGES,
 	S_NODE_DEMOTE,
 	S_SHUTDOWN_SET,
@@ -115,11 +125,12 @@ struct store {
 	size_t		 packed_cap;
 	char		 keywords[STORE_MAX_KEYWORDS]; /* of message_row() */
 	struct store_blob_reader *readers;	/* open blob readers */
+	enum rec_reason	 reason;	/* of the records made now */
 };
 
 /* A replication record, as handed to replog_append(). */
 struct replog_rec {
-	const char	*type;
+	enum rec_type	 type;
 	const char	*user;
 	const uint8_t	*mailbox;	/* uniqueid, or NULL */
 	uint32_t	 uid;

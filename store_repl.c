@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include <sqlite3.h>
@@ -15,6 +16,7 @@
 #include "config.h"
 #include "crypto.h"
 #include "log.h"
+#include "record.h"
 #include "store.h"
 #include "store_internal.h"
 
@@ -44,6 +46,7 @@ store_replog_next(struct store *st, int64_t after,
 {
 	sqlite3_stmt	*s;
 	enum store_err	 err;
+	char		 name[32];
 
 	if ((s = stmt(st, S_REPLOG_NEXT)) == NULL)
 		return STORE_IO;
@@ -53,7 +56,16 @@ store_replog_next(struct store *st, int64_t after,
 	memset(r, 0, offsetof(struct store_replog_rec, keywords));
 	r->seq = sqlite3_column_int64(s, 0);
 	r->time = sqlite3_column_int64(s, 1);
-	column_text(s, 2, r->type, sizeof(r->type));
+	column_text(s, 2, name, sizeof(name));
+	if (rec_type_by_name(name, &r->type) < 0) {
+		log_error("store.replog", "seq=%lld type=%s msg=\"unknown "
+		    "record type\"", (long long)r->seq, log_quote(name));
+		sqlite3_reset(s);
+		return STORE_IO;
+	}
+	column_text(s, 13, name, sizeof(name));
+	if (rec_reason_by_name(name, &r->reason) < 0)
+		r->reason = REASON_CLIENT;	/* counted: errs on pausing */
 	column_text(s, 3, r->user, sizeof(r->user));
 	r->has_mailbox = column_id(s, 4, r->mailbox, MAILBOX_ID_LEN);
 	r->uid = (uint32_t)sqlite3_column_int64(s, 5);
@@ -107,10 +119,8 @@ store_node_get(struct store *st, struct store_node *n)
 	n->has_master = column_id(s, 3, n->master_id, NODE_ID_LEN) &&
 	    column_id(s, 4, n->master_epoch, EPOCH_LEN);
 	n->applied = sqlite3_column_int64(s, 5);
-	column_text(s, 6, n->paused, sizeof(n->paused));
-	n->allow_deletes = sqlite3_column_int(s, 7);
-	column_text(s, 8, n->upstream, sizeof(n->upstream));
-	column_hash(s, 9, n->applied_hash);
+	column_text(s, 6, n->upstream, sizeof(n->upstream));
+	column_hash(s, 7, n->applied_hash);
 	sqlite3_reset(s);
 	return STORE_OK;
 }
@@ -206,7 +216,7 @@ store_apply_user_add(struct store *st, const char *name, const char *pwhash,
 	sqlite3_stmt	*s;
 	enum store_err	 err;
 	int64_t		 id;
-	struct replog_rec r = { .type = "user.add" };
+	struct replog_rec r = { .type = REC_USER_ADD };
 
 	if (!user_name_valid(name))
 		return STORE_INVALID;
@@ -338,7 +348,7 @@ store_apply_mailbox_create(struct store *st, const char *user,
 	enum store_err		 err;
 	int64_t			 user_id;
 	char			 canon[USER_MAX_NAME + 1];
-	struct replog_rec	 r = { .type = "mailbox.create" };
+	struct replog_rec	 r = { .type = REC_MAILBOX_CREATE };
 
 	if (!mailbox_name_valid(name) || uidvalidity == 0)
 		return STORE_INVALID;
@@ -390,7 +400,7 @@ store_apply_mailbox_rename(struct store *st, const uint8_t *uniqueid,
 	sqlite3_stmt		*s;
 	enum store_err		 err;
 	char			 user[USER_MAX_NAME + 1];
-	struct replog_rec	 r = { .type = "mailbox.rename" };
+	struct replog_rec	 r = { .type = REC_MAILBOX_RENAME };
 
 	if (!mailbox_name_valid(name))
 		return STORE_INVALID;
@@ -561,7 +571,7 @@ store_apply_append(struct store *st, const uint8_t *uniqueid, uint32_t uid,
 	enum store_err		 err;
 	int64_t			 blob_id = 0;
 	uint64_t		 modseq;
-	struct replog_rec	 r = { .type = "message.append" };
+	struct replog_rec	 r = { .type = REC_MESSAGE_APPEND };
 
 	if (uid == 0 || uid == UINT32_MAX ||
 	    (keywords != NULL && strlen(keywords) >= STORE_MAX_KEYWORDS))
@@ -923,12 +933,18 @@ static enum store_err
 copy_leaves(struct store *st, const uint8_t *uniqueid, uint32_t uid,
     const uint8_t *guid)
 {
-	struct replog_rec	 r = { .type = "message.expunge" };
+	struct replog_rec	 r = { .type = REC_MESSAGE_EXPUNGE };
+	enum rec_reason		 was;
+	enum store_err		 err;
 
 	r.mailbox = uniqueid;
 	r.uid = uid;
 	r.guid = guid;
-	return replog_append(st, &r);
+	/* Renumbering's own expunge: no delete for the guard to count. */
+	was = store_set_reason(st, REASON_RENUMBER);
+	err = replog_append(st, &r);
+	(void)store_set_reason(st, was);
+	return err;
 }
 
 /*
@@ -1025,6 +1041,7 @@ store_renumber(struct store *st, const uint8_t *uniqueid, uint32_t uid,
 {
 	struct msg_attrs	 theirs = { flags, keywords, internaldate };
 	enum store_err		 err;
+	enum rec_reason		 was;
 	int64_t			 mbox, blob_id;
 
 	*new_uid = 0;
@@ -1043,9 +1060,13 @@ store_renumber(struct store *st, const uint8_t *uniqueid, uint32_t uid,
 		return op_end(st, err);
 	err = b != NULL ? blob_put(st, b, &blob_id) :
 	    blob_find(st, guid, &blob_id);
-	if (err == STORE_OK)
+	if (err == STORE_OK) {
+		/* Its records say why: no delete for the guard to count. */
+		was = store_set_reason(st, REASON_RENUMBER);
 		err = renumber_pair(st, mbox, uniqueid, uid, guid, &theirs,
 		    blob_id, new_uid);
+		(void)store_set_reason(st, was);
+	}
 	if (err == STORE_OK && *new_uid == 0)
 		err = blob_drop_unused(st, blob_id);
 	if (err == STORE_OK)
@@ -1053,8 +1074,9 @@ store_renumber(struct store *st, const uint8_t *uniqueid, uint32_t uid,
 	return op_end(st, err);
 }
 
-enum store_err
-store_relocate(struct store *st, const uint8_t *uniqueid, uint32_t uid,
+/* store_relocate() with the reason of its records set. */
+static enum store_err
+relocate(struct store *st, const uint8_t *uniqueid, uint32_t uid,
     const uint8_t *guid, uint32_t above, uint32_t *new_uid)
 {
 	struct store_message	 m;
@@ -1092,6 +1114,20 @@ store_relocate(struct store *st, const uint8_t *uniqueid, uint32_t uid,
 	if (err == STORE_OK)
 		err = renumbered_add(st, uniqueid, uid, guid, *new_uid);
 	return op_end(st, err);
+}
+
+enum store_err
+store_relocate(struct store *st, const uint8_t *uniqueid, uint32_t uid,
+    const uint8_t *guid, uint32_t above, uint32_t *new_uid)
+{
+	enum rec_reason	 was;
+	enum store_err	 err;
+
+	/* Its expunge and append say why: no delete for the guard. */
+	was = store_set_reason(st, REASON_RENUMBER);
+	err = relocate(st, uniqueid, uid, guid, above, new_uid);
+	(void)store_set_reason(st, was);
+	return err;
 }
 
 /* --- Full reconciliation: what the two sides compare ------------------- */
@@ -1255,22 +1291,191 @@ store_mailbox_raise_uidnext(struct store *st, const uint8_t *uniqueid,
 }
 
 enum store_err
-store_node_set_paused(struct store *st, const char *reason,
-    int allow_deletes)
+store_pause_set(struct store *st, const char *user, const char *reason)
 {
 	sqlite3_stmt	*s;
 	enum store_err	 err;
 
 	if ((err = op_begin(st)) != STORE_OK)
 		return err;
-	if ((s = stmt(st, S_NODE_PAUSE)) == NULL)
+	if ((s = stmt(st, S_PAUSE_SET)) == NULL)
 		return op_end(st, STORE_IO);
-	if (reason != NULL)
-		sqlite3_bind_text(s, 1, reason, -1, SQLITE_STATIC);
-	else
-		sqlite3_bind_null(s, 1);
-	sqlite3_bind_int(s, 2, allow_deletes != 0);
-	return op_end(st, step_done(st, s, "node pause"));
+	sqlite3_bind_text(s, 1, user, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 2, reason, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 3, time(NULL));
+	return op_end(st, step_done(st, s, "pause set"));
+}
+
+enum store_err
+store_pause_resume(struct store *st, const char *user, int state,
+    int64_t *n)
+{
+	sqlite3_stmt	*s;
+	enum store_err	 err;
+
+	*n = 0;
+	if ((err = op_begin(st)) != STORE_OK)
+		return err;
+	if ((s = stmt(st, S_PAUSE_RESUME)) == NULL)
+		return op_end(st, STORE_IO);
+	bind_text_or_null(s, 1, user);
+	sqlite3_bind_int(s, 2, state);
+	if ((err = step_done(st, s, "pause resume")) == STORE_OK)
+		*n = sqlite3_changes(st->db);
+	return op_end(st, err);
+}
+
+enum store_err
+store_pause_clear(struct store *st, const char *user)
+{
+	sqlite3_stmt	*s;
+	enum store_err	 err;
+
+	if ((err = op_begin(st)) != STORE_OK)
+		return err;
+	if ((s = stmt(st, S_PAUSE_CLEAR)) == NULL)
+		return op_end(st, STORE_IO);
+	sqlite3_bind_text(s, 1, user, -1, SQLITE_STATIC);
+	return op_end(st, step_done(st, s, "pause clear"));
+}
+
+enum store_err
+store_pause_foreach(struct store *st,
+    int (*cb)(void *, const struct store_pause *), void *arg)
+{
+	struct store_pause	 p;
+	sqlite3_stmt		*s;
+	int			 rc;
+
+	if ((s = stmt(st, S_PAUSE_LIST)) == NULL)
+		return STORE_IO;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		memset(&p, 0, sizeof(p));
+		column_text(s, 0, p.user, sizeof(p.user));
+		column_text(s, 1, p.reason, sizeof(p.reason));
+		p.time = sqlite3_column_int64(s, 2);
+		p.state = sqlite3_column_int(s, 3);
+		p.held = sqlite3_column_int64(s, 4);
+		if (cb(arg, &p) != 0)
+			break;
+	}
+	sqlite3_reset(s);
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? STORE_OK :
+	    db_error(st, rc, "pause list");
+}
+
+enum store_err
+store_held_add(struct store *st, const char *user,
+    const struct store_replog_rec *r, const void *rec, size_t len,
+    const struct store_blob_in *b)
+{
+	sqlite3_stmt	*s;
+	enum store_err	 err;
+	int64_t		 blob_id = 0, mbox;
+
+	if ((err = op_begin(st)) != STORE_OK)
+		return err;
+	if (b != NULL && (err = blob_put(st, b, &blob_id)) != STORE_OK)
+		return op_end(st, err);
+	/* The UID is taken here already: nothing else may get it. */
+	if (r->type == REC_MESSAGE_APPEND && mailbox_local_id(st, r->mailbox,
+	    &mbox) == STORE_OK && (err = uidnext_past(st, mbox, r->uid)) !=
+	    STORE_OK)
+		return op_end(st, err);
+	if ((s = stmt(st, S_HELD_ADD)) == NULL)
+		return op_end(st, STORE_IO);
+	sqlite3_bind_text(s, 1, user, -1, SQLITE_STATIC);
+	if (r->has_mailbox)
+		sqlite3_bind_blob(s, 2, r->mailbox, MAILBOX_ID_LEN,
+		    SQLITE_STATIC);
+	sqlite3_bind_blob(s, 3, rec, (int)len, SQLITE_STATIC);
+	if (b != NULL)
+		sqlite3_bind_int64(s, 4, blob_id);
+	return op_end(st, step_done(st, s, "held add"));
+}
+
+enum store_err
+store_held_next(struct store *st, const char *user, int64_t after,
+    int64_t *id, void *buf, size_t cap, size_t *len)
+{
+	sqlite3_stmt	*s;
+	enum store_err	 err;
+	size_t		 n;
+
+	if ((s = stmt(st, S_HELD_NEXT)) == NULL)
+		return STORE_IO;
+	sqlite3_bind_text(s, 1, user, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 2, after);
+	if ((err = step_row(st, s, "held next")) != STORE_OK)
+		return err;
+	*id = sqlite3_column_int64(s, 0);
+	n = (size_t)sqlite3_column_bytes(s, 1);
+	if (n <= cap) {
+		if (n > 0)
+			memcpy(buf, sqlite3_column_blob(s, 1), n);
+		*len = n;
+	} else
+		err = STORE_INVALID;
+	sqlite3_reset(s);
+	return err;
+}
+
+enum store_err
+store_held_drop(struct store *st, int64_t id)
+{
+	sqlite3_stmt	*s;
+	enum store_err	 err;
+	int64_t		 blob_id = 0;
+
+	if ((err = op_begin(st)) != STORE_OK)
+		return err;
+	if ((s = stmt(st, S_HELD_DROP)) == NULL)
+		return op_end(st, STORE_IO);
+	sqlite3_bind_int64(s, 1, id);
+	if ((err = step_row(st, s, "held drop")) != STORE_OK)
+		return op_end(st, err);
+	blob_id = sqlite3_column_int64(s, 0);
+	(void)sqlite3_step(s);
+	sqlite3_reset(s);
+	return op_end(st, blob_id > 0 ? blob_drop_unused(st, blob_id) :
+	    STORE_OK);
+}
+
+int
+store_held_mailbox(struct store *st, const uint8_t *uniqueid,
+    char user[USER_MAX_NAME + 1])
+{
+	sqlite3_stmt	*s;
+
+	if ((s = stmt(st, S_HELD_MAILBOX)) == NULL)
+		return 0;
+	sqlite3_bind_blob(s, 1, uniqueid, MAILBOX_ID_LEN, SQLITE_STATIC);
+	if (step_row(st, s, "held mailbox") != STORE_OK)
+		return 0;
+	column_text(s, 0, user, USER_MAX_NAME + 1);
+	sqlite3_reset(s);
+	return 1;
+}
+
+enum rec_reason
+store_tombstone_reason(struct store *st, const uint8_t *uniqueid,
+    uint32_t uid)
+{
+	sqlite3_stmt	*s;
+	enum rec_reason	 reason = REASON_CLIENT;
+	char		 name[32];
+
+	if ((s = stmt(st, S_EXPUNGED_REASON)) == NULL)
+		return reason;
+	sqlite3_bind_blob(s, 1, uniqueid, MAILBOX_ID_LEN, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 2, uid);
+	if (step_row(st, s, "tombstone reason") == STORE_OK) {
+		column_text(s, 0, name, sizeof(name));
+		if (rec_reason_by_name(name, &reason) < 0)
+			reason = REASON_CLIENT;
+		sqlite3_reset(s);
+	}
+	return reason;
 }
 
 int64_t
@@ -1306,6 +1511,98 @@ store_quarantine_purge(struct store *st, int64_t before, int64_t *left)
 		return op_end(st, err);
 	*left = query_int64(st, S_QUAR_COUNT);
 	return op_end(st, STORE_OK);
+}
+
+/* Fills *q from a row of S_QUAR_LIST; its blob id to *blob_id. */
+static void
+quarantined_from_row(sqlite3_stmt *s, struct store_quarantined *q,
+    int64_t *blob_id)
+{
+	memset(q, 0, offsetof(struct store_quarantined, keywords));
+	q->id = sqlite3_column_int64(s, 0);
+	q->time = sqlite3_column_int64(s, 1);
+	column_text(s, 2, q->user, sizeof(q->user));
+	column_id(s, 3, q->mailbox, MAILBOX_ID_LEN);
+	column_text(s, 4, q->mailbox_name, sizeof(q->mailbox_name));
+	q->uid = (uint32_t)sqlite3_column_int64(s, 5);
+	column_id(s, 6, q->guid, GUID_LEN);
+	q->size = (uint64_t)sqlite3_column_int64(s, 7);
+	q->flags = (uint32_t)sqlite3_column_int64(s, 8);
+	column_text(s, 9, q->keywords, sizeof(q->keywords));
+	q->internaldate = sqlite3_column_int64(s, 10);
+	*blob_id = sqlite3_column_int64(s, 11);
+}
+
+enum store_err
+store_quarantine_foreach(struct store *st, int64_t id,
+    int (*cb)(void *, const struct store_quarantined *), void *arg)
+{
+	struct store_quarantined	 q;
+	sqlite3_stmt			*s;
+	int64_t				 blob_id;
+	int				 rc;
+
+	if ((s = stmt(st, S_QUAR_LIST)) == NULL)
+		return STORE_IO;
+	if (id > 0)
+		sqlite3_bind_int64(s, 1, id);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		quarantined_from_row(s, &q, &blob_id);
+		if (cb(arg, &q) != 0)
+			break;
+	}
+	sqlite3_reset(s);
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? STORE_OK :
+	    db_error(st, rc, "quarantine list");
+}
+
+/*
+ * The mailbox a restored message goes to: its own (same owner), else
+ * the owner's of that name, else one created with that name.
+ */
+static enum store_err
+restore_target(struct store *st, const struct store_quarantined *q,
+    struct store_mailbox *mb)
+{
+	char	 owner[USER_MAX_NAME + 1];
+
+	if (store_mailbox_by_uniqueid(st, q->mailbox, mb, owner) == STORE_OK &&
+	    strcasecmp(owner, q->user) == 0)
+		return STORE_OK;
+	if (store_mailbox_get(st, q->user, q->mailbox_name, mb) == STORE_OK)
+		return STORE_OK;
+	return store_mailbox_create(st, q->user, q->mailbox_name, NULL, mb);
+}
+
+enum store_err
+store_quarantine_restore(struct store *st, int64_t id, uint32_t *uid,
+    char mailbox[MAILBOX_MAX_NAME + 1])
+{
+	struct store_quarantined	 q;
+	struct store_mailbox		 mb;
+	struct msg_attrs		 a;
+	sqlite3_stmt			*s;
+	enum store_err			 err;
+	int64_t				 blob_id;
+
+	if ((s = stmt(st, S_QUAR_LIST)) == NULL)
+		return STORE_IO;
+	sqlite3_bind_int64(s, 1, id);
+	if ((err = step_row(st, s, "quarantine get")) != STORE_OK)
+		return err;
+	quarantined_from_row(s, &q, &blob_id);
+	sqlite3_reset(s);
+	if ((err = op_begin(st)) != STORE_OK)
+		return err;
+	if ((err = restore_target(st, &q, &mb)) != STORE_OK)
+		return op_end(st, err);
+	a = (struct msg_attrs){ q.flags, q.keywords, q.internaldate };
+	if ((err = message_insert(st, mb.id, blob_id, q.guid, &a, uid)) !=
+	    STORE_OK || (s = stmt(st, S_QUAR_DEL)) == NULL)
+		return op_end(st, err != STORE_OK ? err : STORE_IO);
+	sqlite3_bind_int64(s, 1, id);
+	snprintf(mailbox, MAILBOX_MAX_NAME + 1, "%s", mb.name);
+	return op_end(st, step_done(st, s, "quarantine restore"));
 }
 
 enum store_err

@@ -57,6 +57,7 @@
 #include "json.h"
 #include "log.h"
 #include "proto.h"
+#include "record.h"
 #include "settings.h"
 #include "spool.h"
 #include "store.h"
@@ -186,30 +187,11 @@ rd_str(struct rd *r, char *dst, size_t cap)
 	dst[n] = '\0';
 }
 
-/* The record types a replica applies, and the fields each needs. */
-#define NEED_USER	0x01
-#define NEED_MAILBOX	0x02
-#define NEED_GUID	0x04
-#define NEED_UID	0x08
-#define NEED_NAME	0x10
-#define NEED_VALUE	0x20
-
-static const struct {
-	const char	*type;
-	unsigned	 needs;
-} rec_types[] = {
-	{ "user.add", NEED_USER | NEED_VALUE },
-	{ "user.passwd", NEED_USER | NEED_VALUE },
-	{ "user.del", NEED_USER },
-	{ "mailbox.create", NEED_USER | NEED_MAILBOX | NEED_NAME | NEED_UID },
-	{ "mailbox.rename", NEED_MAILBOX | NEED_NAME },
-	{ "mailbox.delete", NEED_MAILBOX },
-	{ "mailbox.subscribe", NEED_MAILBOX },
-	{ "message.append", NEED_MAILBOX | NEED_GUID | NEED_UID },
-	{ "message.flags", NEED_MAILBOX | NEED_GUID | NEED_UID },
-	{ "message.expunge", NEED_MAILBOX | NEED_GUID | NEED_UID },
-};
-
+/*
+ * A record on the wire: seq, time, its kind's name (record.h), why it
+ * was made (a byte, enum rec_reason: since protocol version 3), which
+ * optional parts follow, then its fields.
+ */
 size_t
 sync_rec_encode(const struct store_replog_rec *r, int has_body,
     uint64_t bodysize, uint8_t *out, size_t cap)
@@ -217,10 +199,12 @@ sync_rec_encode(const struct store_replog_rec *r, int has_body,
 	struct wr	 w = { out, 0, cap, 0 };
 	uint8_t		 bits = (r->has_mailbox ? 1 : 0) |
 			    (r->has_guid ? 2 : 0) | (has_body ? 4 : 0);
+	uint8_t		 reason = (uint8_t)r->reason;
 
 	wr_u64(&w, (uint64_t)r->seq);
 	wr_u64(&w, (uint64_t)r->time);
-	wr_str(&w, r->type);
+	wr_str(&w, rec_kind(r->type)->name);
+	wr_bytes(&w, &reason, 1);
 	wr_bytes(&w, &bits, 1);
 	wr_str(&w, r->user);
 	if (r->has_mailbox)
@@ -246,9 +230,9 @@ sync_rec_decode(const uint8_t *p, size_t n, struct store_replog_rec *r,
 	struct rd	 d = { p, n, 0, 0 };
 	const uint8_t	*v;
 	uint64_t	 uid, flags;
-	uint8_t		 bits;
+	uint8_t		 bits, reason;
 	unsigned	 needs = 0;
-	size_t		 i;
+	char		 type[32];
 
 	memset(r, 0, offsetof(struct store_replog_rec, keywords));
 	r->keywords[0] = r->name[0] = r->value[0] = '\0';
@@ -256,7 +240,8 @@ sync_rec_decode(const uint8_t *p, size_t n, struct store_replog_rec *r,
 	*bodysize = 0;
 	r->seq = (int64_t)rd_u64(&d);
 	r->time = (int64_t)rd_u64(&d);
-	rd_str(&d, r->type, sizeof(r->type));
+	rd_str(&d, type, sizeof(type));
+	reason = rd_u8(&d);
 	bits = rd_u8(&d);
 	rd_str(&d, r->user, sizeof(r->user));
 	if ((r->has_mailbox = (bits & 1) != 0) &&
@@ -276,23 +261,21 @@ sync_rec_decode(const uint8_t *p, size_t n, struct store_replog_rec *r,
 		*bodysize = rd_u64(&d);
 	if (d.bad || d.off != n || (bits & ~7) != 0 || r->seq <= 0 ||
 	    uid > UINT32_MAX || flags > UINT32_MAX ||
-	    *bodysize > (uint64_t)1 << 40)
+	    *bodysize > (uint64_t)1 << 40 || reason >= REC_NREASONS ||
+	    rec_type_by_name(type, &r->type) < 0)
 		return -1;
 	r->uid = (uint32_t)uid;
 	r->flags = (uint32_t)flags;
-	for (i = 0; i < sizeof(rec_types) / sizeof(*rec_types); i++)
-		if (strcmp(rec_types[i].type, r->type) == 0)
-			break;
-	if (i == sizeof(rec_types) / sizeof(*rec_types))
-		return -1;
-	needs = rec_types[i].needs;
-	if (((needs & NEED_USER) && r->user[0] == '\0') ||
-	    ((needs & NEED_MAILBOX) && !r->has_mailbox) ||
-	    ((needs & NEED_GUID) && !r->has_guid) ||
-	    ((needs & NEED_UID) && (r->uid == 0 || r->uid == UINT32_MAX)) ||
-	    ((needs & NEED_NAME) && r->name[0] == '\0') ||
-	    ((needs & NEED_VALUE) && r->value[0] == '\0') ||
-	    (*has_body && strcmp(r->type, "message.append") != 0))
+	r->reason = (enum rec_reason)reason;
+	needs = rec_kind(r->type)->needs;
+	if (((needs & REC_NEED_USER) && r->user[0] == '\0') ||
+	    ((needs & REC_NEED_MAILBOX) && !r->has_mailbox) ||
+	    ((needs & REC_NEED_GUID) && !r->has_guid) ||
+	    ((needs & REC_NEED_UID) && (r->uid == 0 ||
+	    r->uid == UINT32_MAX)) ||
+	    ((needs & REC_NEED_NAME) && r->name[0] == '\0') ||
+	    ((needs & REC_NEED_VALUE) && r->value[0] == '\0') ||
+	    (*has_body && !rec_kind(r->type)->body))
 		return -1;
 	return 0;
 }
@@ -649,7 +632,7 @@ master_produce(struct session *s)
 			return;
 		}
 		has_body = 0;
-		if (strcmp(c->rec.type, "message.append") == 0 &&
+		if (rec_kind(c->rec.type)->body &&
 		    c->rec.has_guid && store_blob_open(st, c->rec.guid,
 		    &c->body, &size) == STORE_OK) {
 			has_body = 1;
@@ -1095,97 +1078,30 @@ body_finish(struct session *s, struct chan *c)
 }
 
 /*
- * Remembers a conflict for the conflict table and the log; op says what
- * met it (the record's type, or "message.reused").
+ * Applies one record of the batch, or holds it when its user is paused
+ * (guard.h); the GUID check is the store's.  A conflict is recorded and
+ * remembered for --conflict-notify after the commit.
  */
-static void
-note_conflict(struct session *s, struct chan *c, const struct pending *pd,
-    const uint8_t *local_guid, const char *op)
-{
-	struct store_conflict	*grown, *k;
-	struct store_mailbox	 mb;
-
-	if ((grown = reallocarray(c->conflicts, c->nconflicts + 1,
-	    sizeof(*grown))) == NULL)
-		return;
-	c->conflicts = grown;
-	k = &c->conflicts[c->nconflicts++];
-	memset(k, 0, sizeof(*k));
-	memcpy(k->mailbox, pd->rec.mailbox, MAILBOX_ID_LEN);
-	if (store_mailbox_by_uniqueid(s->srv->store, pd->rec.mailbox, &mb,
-	    k->user) == STORE_OK)
-		snprintf(k->mailbox_name, sizeof(k->mailbox_name), "%s",
-		    mb.name);
-	k->uid = pd->rec.uid;
-	memcpy(k->local_guid, local_guid, GUID_LEN);
-	memcpy(k->master_guid, pd->rec.guid, GUID_LEN);
-	snprintf(k->op, sizeof(k->op), "%s", op);
-	k->master_seq = pd->rec.seq;
-	if (store_conflict_add(s->srv->store, k) != STORE_OK)
-		c->nconflicts--;
-}
-
-/* Applies one record of the batch; the GUID check is the store's. */
 static enum store_err
 apply_one(struct session *s, struct chan *c, struct pending *pd)
 {
-	struct store		*st = s->srv->store;
-	struct store_replog_rec	*r = &pd->rec;
-	enum store_apply	 what = APPLY_DONE;
+	struct store_conflict	*grown, k;
+	const struct store_blob_in *body = pd->has_body ? &pd->in : NULL;
 	enum store_err		 err;
-	uint8_t			 local[GUID_LEN];
-	const char		*kw = r->keywords[0] ? r->keywords : NULL;
+	int			 conflict, held;
 
-	if (strcmp(r->type, "user.add") == 0)
-		err = store_apply_user_add(st, r->user, r->value, &what);
-	else if (strcmp(r->type, "user.passwd") == 0)
-		err = store_user_set_password(st, r->user, r->value);
-	else if (strcmp(r->type, "user.del") == 0)
-		err = store_apply_user_del(st, r->user, &what);
-	else if (strcmp(r->type, "mailbox.create") == 0)
-		err = store_apply_mailbox_create(st, r->user, r->mailbox,
-		    r->name, r->uid, r->value, r->flags != 0, &what);
-	else if (strcmp(r->type, "mailbox.rename") == 0)
-		err = store_apply_mailbox_rename(st, r->mailbox, r->name,
-		    &what);
-	else if (strcmp(r->type, "mailbox.delete") == 0) {
-		/* Never destroy a message kept out of a conflict. */
-		if (store_conflict_count(st, r->mailbox) > 0) {
-			log_warn("sync.delete.held", "mailbox=%s seq=%lld "
-			    "msg=\"mailbox holds conflicting local "
-			    "messages; not deleted\"", log_quote(r->name),
-			    (long long)r->seq);
-			return STORE_OK;
-		}
-		err = store_apply_mailbox_delete(st, r->mailbox, &what);
-	} else if (strcmp(r->type, "mailbox.subscribe") == 0)
-		err = store_apply_subscribe(st, r->mailbox, r->flags != 0,
-		    &what);
-	else if (strcmp(r->type, "message.append") == 0)
-		err = store_apply_append(st, r->mailbox, r->uid, r->guid,
-		    r->flags, kw, r->internaldate, pd->has_body ? &pd->in :
-		    NULL, &what, local);
-	else if (strcmp(r->type, "message.flags") == 0)
-		err = store_apply_flags(st, r->mailbox, r->uid, r->guid,
-		    r->flags, kw, &what, local);
-	else if (strcmp(r->type, "message.expunge") == 0)
-		err = store_apply_expunge(st, r->mailbox, r->uid, r->guid,
-		    &what, local);
-	else
-		err = STORE_INVALID;	/* sync_rec_decode() let it through */
+	if ((held = guard_hold(s->srv, &pd->rec, body)) != 0)
+		return held > 0 ? STORE_OK : STORE_IO;
+	err = rec_apply(s->srv->store, &pd->rec, body, &conflict, &k);
 	/* A user or mailbox that is not (or no longer) here: nothing to do. */
 	if (err == STORE_NOTFOUND)
 		err = STORE_OK;
-	if (err == STORE_OK && what == APPLY_REUSED)
-		note_conflict(s, c, pd, local, "message.reused");
-	else if (err == STORE_OK && what == APPLY_CONFLICT &&
-	    strncmp(r->type, "message.", 8) == 0 &&
-	    strcmp(r->type, "message.flags") != 0)
-		note_conflict(s, c, pd, local, r->type);
-	else if (err == STORE_OK && what == APPLY_CONFLICT)
-		log_warn("sync.apply.skipped", "seq=%lld type=%s msg=\"local "
-		    "state differs; left as it is\"", (long long)r->seq,
-		    r->type);
+	if (err != STORE_OK || !conflict || store_conflict_add(s->srv->store,
+	    &k) != STORE_OK || (grown = reallocarray(c->conflicts,
+	    c->nconflicts + 1, sizeof(*grown))) == NULL)
+		return err;
+	c->conflicts = grown;
+	c->conflicts[c->nconflicts++] = k;
 	return err;
 }
 
@@ -1213,18 +1129,16 @@ replica_apply(struct session *s, struct chan *c, int64_t end,
 			session_close(s);
 			return;
 		}
-	/* Deletes need a sane size: else nothing of it is applied. */
-	guard_batch_start();
+	/* Deletes need a sane size: else their user's records are held. */
+	guard_batch_start(s->srv);
 	for (i = 0; i < c->nbatch; i++)
 		guard_batch_add(s->srv, &c->batch[i].rec);
-	if (!guard_batch_allowed(s->srv)) {
-		session_close(s);
-		return;
-	}
 	if ((err = store_batch_begin(st)) != STORE_OK) {
 		session_close(s);
 		return;
 	}
+	if (guard_batch_check(s->srv) < 0)
+		err = STORE_IO;
 	for (i = 0; i < c->nbatch && err == STORE_OK; i++)
 		err = apply_one(s, c, &c->batch[i]);
 	/* A reconciliation's records are no position in the log. */
@@ -1892,12 +1806,13 @@ sync_tick(struct server *srv)
 
 	while (waitpid(-1, &status, WNOHANG) > 0)
 		;
+	guard_replay(srv);
 	if (srv->now - repl.last_purge >= SYNC_PURGE_INTERVAL) {
 		repl.last_purge = srv->now;
 		sync_purge(srv);
 	}
 	if (repl.replica && repl.upstream == NULL &&
-	    srv->now >= repl.next_connect && !guard_paused(srv))
+	    srv->now >= repl.next_connect)
 		replica_connect(srv);
 	if (srv->now - repl.last_quarantine >= SYNC_QUARANTINE_INTERVAL) {
 		repl.last_quarantine = srv->now;
@@ -2071,10 +1986,7 @@ sync_status(int argc, char **argv)
 			    (long long)me.applied);
 		printf("\"sync\":{\"acked\":%lld,\"timeouts\":%lld,"
 		    "\"unreplicated\":%lld},", SYNC_COUNTERS(st));
-		printf("\"paused\":");
-		json_str(stdout, me.paused[0] ? me.paused : NULL);
-		printf(",\"allow_deletes\":%s,", me.allow_deletes ? "true" :
-		    "false");
+		guard_status(st, 1);
 		control_status_node(st, &me, 1);
 		printf("\"conflicts_open\":%lld,\"replicas\":[",
 		    (long long)store_conflict_count(st, NULL));
@@ -2091,8 +2003,7 @@ sync_status(int argc, char **argv)
 			    (long long)me.applied);
 		printf("sync acked %lld timeouts %lld unreplicated %lld\n",
 		    SYNC_COUNTERS(st));
-		if (me.paused[0] != '\0')
-			printf("paused %s\n", me.paused);
+		guard_status(st, 0);
 		control_status_node(st, &me, 0);
 		printf("conflicts %lld open\n",
 		    (long long)store_conflict_count(st, NULL));

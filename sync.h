@@ -55,7 +55,7 @@ struct server;
 #define SF_RELOCATE	'O'	/* replica: your message cannot take this uid */
 
 #define SYNC_HDR_LEN	5
-#define SYNC_VERSION	3	/* 2: no log hashes; 1: no TLS */
+#define SYNC_VERSION	3	/* 2: no log hashes nor reasons; 1: no TLS */
 #define SYNC_PSK_IDENTITY "mailrepd-repl-1"
 #define SYNC_PSK_INFO	"mailrepd replication TLS-PSK v1" /* HKDF info */
 

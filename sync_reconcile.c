@@ -454,16 +454,17 @@ recon_list(struct session *s, struct recon *r, const uint8_t *p, size_t n)
 	return recon_compare(s, r, p + d.off, n - d.off, count, hi, last);
 }
 
-/* Fills c->rec with one record of the kind, for mailbox mb_i. */
+/* Fills c->rec with one record of the type, for mailbox mb_i. */
 static void
-recon_record(struct chan *c, const char *type)
+recon_record(struct chan *c, enum rec_type type)
 {
 	struct recon	*r = c->recon;
 
 	memset(&c->rec, 0, sizeof(c->rec));
 	c->rec.seq = ++r->seq;
 	c->rec.time = time(NULL);
-	snprintf(c->rec.type, sizeof(c->rec.type), "%s", type);
+	c->rec.type = type;
+	c->rec.reason = REASON_RECONCILE;
 	snprintf(c->rec.user, sizeof(c->rec.user), "%s", r->mb_user);
 	c->rec.has_mailbox = 1;
 	memcpy(c->rec.mailbox, r->mb.uniqueid, MAILBOX_ID_LEN);
@@ -478,7 +479,10 @@ recon_message(struct session *s, struct chan *c, struct recon_action *a)
 	struct store_message	 m;
 
 	if (a->kind == RA_EXPUNGE) {
-		recon_record(c, "message.expunge");
+		recon_record(c, REC_MESSAGE_EXPUNGE);
+		/* It relays the tombstone's delete, which says why. */
+		c->rec.reason = store_tombstone_reason(s->srv->store,
+		    r->mb.uniqueid, a->uid);
 		c->rec.uid = a->uid;
 		c->rec.has_guid = 1;
 		memcpy(c->rec.guid, a->guid, GUID_LEN);
@@ -487,8 +491,8 @@ recon_message(struct session *s, struct chan *c, struct recon_action *a)
 	if (store_message_get(s->srv->store, r->mb.id, a->uid, &m) !=
 	    STORE_OK)
 		return 0;	/* expunged since: the log says so */
-	recon_record(c, a->kind == RA_APPEND ? "message.append" :
-	    "message.flags");
+	recon_record(c, a->kind == RA_APPEND ? REC_MESSAGE_APPEND :
+	    REC_MESSAGE_FLAGS);
 	c->rec.uid = m.uid;
 	c->rec.has_guid = 1;
 	memcpy(c->rec.guid, m.guid, GUID_LEN);
@@ -555,7 +559,7 @@ recon_mailbox_next(struct session *s, struct chan *c)
 
 	if (r->need_create) {
 		r->need_create = 0;
-		recon_record(c, "mailbox.create");
+		recon_record(c, REC_MAILBOX_CREATE);
 		c->rec.uid = r->mb.uidvalidity;
 		c->rec.flags = r->mb.subscribed != 0;
 		snprintf(c->rec.value, sizeof(c->rec.value), "%s",
@@ -564,12 +568,12 @@ recon_mailbox_next(struct session *s, struct chan *c)
 	}
 	if (r->need_rename) {
 		r->need_rename = 0;
-		recon_record(c, "mailbox.rename");
+		recon_record(c, REC_MAILBOX_RENAME);
 		return 1;
 	}
 	if (r->need_subscribe) {
 		r->need_subscribe = 0;
-		recon_record(c, "mailbox.subscribe");
+		recon_record(c, REC_MAILBOX_SUBSCRIBE);
 		c->rec.flags = r->mb.subscribed != 0;
 		return 1;
 	}
@@ -598,7 +602,8 @@ recon_user(struct session *s, struct chan *c, const char *name)
 	memset(&c->rec, 0, sizeof(c->rec));
 	c->rec.seq = ++c->recon->seq;
 	c->rec.time = time(NULL);
-	snprintf(c->rec.type, sizeof(c->rec.type), "user.add");
+	c->rec.type = REC_USER_ADD;
+	c->rec.reason = REASON_RECONCILE;
 	snprintf(c->rec.user, sizeof(c->rec.user), "%s", name);
 	snprintf(c->rec.value, sizeof(c->rec.value), "%s", pw);
 	free(pw);
@@ -617,6 +622,8 @@ recon_adopt(struct session *s, struct recon *r, struct inv_mailbox *m)
 {
 	struct store_mailbox	 mb;
 	enum store_apply	 what;
+	enum store_err		 err;
+	enum rec_reason		 was;
 	uint8_t			(*grown)[MAILBOX_ID_LEN];
 	char			 hex[MAILBOX_ID_LEN * 2 + 1];
 	char			 name[MAILBOX_MAX_NAME + 1];
@@ -630,9 +637,11 @@ recon_adopt(struct session *s, struct recon *r, struct inv_mailbox *m)
 	    sizeof(*grown))) == NULL)
 		return -1;
 	r->adopted = grown;
-	if (store_apply_mailbox_create(s->srv->store, m->user, m->uniqueid,
-	    name, m->uidvalidity, m->special_use, m->subscribed, &what) !=
-	    STORE_OK || what != APPLY_DONE) {
+	was = store_set_reason(s->srv->store, REASON_RECONCILE);
+	err = store_apply_mailbox_create(s->srv->store, m->user, m->uniqueid,
+	    name, m->uidvalidity, m->special_use, m->subscribed, &what);
+	(void)store_set_reason(s->srv->store, was);
+	if (err != STORE_OK || what != APPLY_DONE) {
 		log_warn("sync.reconcile.local_mailbox", "peer=%s user=%s "
 		    "mailbox=%s id=%s msg=\"only on the replica, and cannot "
 		    "be created here; kept there\"", s->peer,
@@ -771,7 +780,9 @@ recon_gone_delete(struct session *s, struct chan *c, struct inv_mailbox *m)
 	memset(&c->rec, 0, sizeof(c->rec));
 	c->rec.seq = ++c->recon->seq;
 	c->rec.time = time(NULL);
-	snprintf(c->rec.type, sizeof(c->rec.type), "mailbox.delete");
+	c->rec.type = REC_MAILBOX_DELETE;
+	c->rec.reason = REASON_RECONCILE;
+	snprintf(c->rec.user, sizeof(c->rec.user), "%s", m->user);
 	c->rec.has_mailbox = 1;
 	memcpy(c->rec.mailbox, m->uniqueid, MAILBOX_ID_LEN);
 	snprintf(c->rec.name, sizeof(c->rec.name), "%s", m->name);

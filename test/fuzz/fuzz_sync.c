@@ -47,7 +47,8 @@ static int
 same_record(const struct store_replog_rec *a, const struct store_replog_rec *b)
 {
 	return a->seq == b->seq && a->time == b->time &&
-	    strcmp(a->type, b->type) == 0 && strcmp(a->user, b->user) == 0 &&
+	    a->type == b->type && a->reason == b->reason &&
+	    strcmp(a->user, b->user) == 0 &&
 	    a->has_mailbox == b->has_mailbox &&
 	    memcmp(a->mailbox, b->mailbox, sizeof(a->mailbox)) == 0 &&
 	    a->uid == b->uid && a->has_guid == b->has_guid &&

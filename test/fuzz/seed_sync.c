@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "record.h"
 #include "spool.h"
 #include "store.h"
 #include "sync.h"
@@ -122,11 +123,11 @@ main(int argc, char **argv)
 	make_log(st, tmp);
 	while (store_replog_next(st, pos, &r) == STORE_OK) {
 		pos = r.seq;
-		body = strcmp(r.type, "message.append") == 0;
+		body = rec_kind(r.type)->body;
 		need((n = sync_rec_encode(&r, body, body ? 40 : 0, enc,
 		    sizeof(enc))) > 0, "encode");
 		snprintf(name, sizeof(name), "rec-%02lld-%s", (long long)pos,
-		    r.type);
+		    rec_kind(r.type)->name);
 		write_seed(argv[1], name, enc, n);
 		/* The same record inside a RECORD frame. */
 		frame[0] = SF_RECORD;
@@ -136,7 +137,7 @@ main(int argc, char **argv)
 		frame[4] = (uint8_t)n;
 		memcpy(frame + SYNC_HDR_LEN, enc, n);
 		snprintf(name, sizeof(name), "frame-%02lld-%s",
-		    (long long)pos, r.type);
+		    (long long)pos, rec_kind(r.type)->name);
 		write_seed(argv[1], name, frame, SYNC_HDR_LEN + n);
 	}
 	store_close(st);

@@ -4,10 +4,11 @@ and not too much at once.  Past --guard-max-mailbox-deletes or
 untouched until `mailrepd replica resume --allow-deletes`; what it does
 delete stays in quarantine.
 """
+import json
 import sqlite3
 import time
 
-from conftest import DOMAIN, run, run_ok
+from conftest import DOMAIN, LMTPClient, run, run_ok
 from test_reconcile import deliver_many, wait_for_log, wait_purged
 from test_replication import (SYNC_DEADLINE, cluster, listing, lmtp_one,
                               message, secret, status, wait_same)
@@ -44,6 +45,21 @@ def resume(rep, master):
     return wait_same(master, rep)
 
 
+def paused_by_expunge(master, cluster, have, expunge, tag):
+    """alice gets `have` messages, a replica catches up, then her client
+    expunges the first `expunge`: the replica pauses her.  Returns the
+    replica and the master's IMAP connection, still selected."""
+    deliver_many(master.port, "alice@" + DOMAIN, have, tag)
+    rep = cluster.replica(master, 0, GUARD)
+    wait_same(master, rep)
+    c = master.imap("alice")
+    c.select("INBOX")
+    assert c.store("1:%d" % expunge, "+FLAGS", "(\\Deleted)")[0] == "OK"
+    assert c.expunge()[0] == "OK"
+    wait_paused(rep)
+    return rep, c
+
+
 def test_many_mailbox_deletes_pause_the_replica(cluster):
     master, _ = cluster(0)
     c = master.imap("alice")
@@ -71,15 +87,8 @@ def test_many_mailbox_deletes_pause_the_replica(cluster):
 
 def test_expunging_most_of_a_user_pauses_and_quarantines(cluster):
     master, _ = cluster(0)
-    deliver_many(master.port, "alice@" + DOMAIN, 30, "q")
-    rep = cluster.replica(master, 0, GUARD)
-    wait_same(master, rep)
-    c = master.imap("alice")
-    c.select("INBOX")
-    assert c.store("1:30", "+FLAGS", "(\\Deleted)")[0] == "OK"
-    assert c.expunge()[0] == "OK"
+    rep, c = paused_by_expunge(master, cluster, 30, 30, "q")
     c.logout()
-    wait_paused(rep)
     assert len(listing(rep.data)[2]) == 30    # the batch was not applied
     assert "expunged" in status(rep.data)["paused"]
     resume(rep, master)
@@ -130,3 +139,194 @@ def test_master_with_emptied_mailbox_list_cannot_empty_its_replica(cluster):
     # The operator, having looked, allows it.
     resume(rep, master)
     assert names(rep.data) == ["INBOX"]
+
+
+def test_move_is_not_a_delete(cluster):
+    """`UID MOVE` of 60 of alice's 100 messages removes nothing: the
+    records say MOVE, so the guard does not count them."""
+    master, _ = cluster(0)
+    deliver_many(master.port, "alice@" + DOMAIN, 100, "mv")
+    rep = cluster.replica(master, 0, GUARD)
+    wait_same(master, rep)
+    c = master.raw("alice")
+    c.ok("SELECT INBOX")
+    c.ok("UID MOVE 1:60 Archive")
+    c.close()
+    want = wait_same(master, rep)
+    assert status(rep.data)["paused"] is None
+    assert "sync.guard.paused" not in rep.log_text()
+    assert len(want[2]) == 100
+
+
+def sql_expunge_all(data, users):
+    """On a stopped master: every message of each user is expunged as a
+    client's EXPUNGE would do it (row gone, tombstone, log record)."""
+    db = sqlite3.connect("%s/mailrepd.db" % data)
+    now = int(time.time())
+    for user in users:
+        rows = db.execute(
+            "SELECT mb.id, mb.uniqueid, m.uid, b.guid FROM message m "
+            "JOIN mailbox mb ON mb.id = m.mailbox_id JOIN user u "
+            "ON u.id = mb.user_id JOIN blob b ON b.id = m.blob_id "
+            "WHERE u.name = ? ORDER BY mb.id, m.uid", (user,)).fetchall()
+        for mbox, uniqueid, uid, guid in rows:
+            db.execute("UPDATE mailbox SET highestmodseq = highestmodseq "
+                       "+ 1 WHERE id = ?", (mbox,))
+            modseq = db.execute("SELECT highestmodseq FROM mailbox "
+                                "WHERE id = ?", (mbox,)).fetchone()[0]
+            db.execute("DELETE FROM message WHERE mailbox_id = ? AND "
+                       "uid = ?", (mbox, uid))
+            db.execute("INSERT OR REPLACE INTO expunged (mailbox, uid, "
+                       "guid, modseq, time) VALUES (?, ?, ?, ?, ?)",
+                       (uniqueid, uid, guid, modseq, now))
+            db.execute("INSERT INTO replog (time, type, mailbox, uid, "
+                       "guid, modseq, flags) VALUES (?, "
+                       "'message.expunge', ?, ?, ?, ?, 0)",
+                       (now, uniqueid, uid, guid, modseq))
+    db.commit()
+    db.close()
+
+
+def test_many_users_with_an_expunge_do_not_blind_the_guard(cluster):
+    """260 users expunge their one message each, then zed all 60 of his:
+    the guard still counts zed and pauses him; the others' expunges
+    apply."""
+    master, _ = cluster(0)
+    master.args += ["--catch-all", "yes"]
+    master.stop()
+    master.start()
+    many = ["u%03d" % i for i in range(260)]
+    with LMTPClient(master.port) as c:
+        c.lhlo()
+        _, done = c.transaction("s@remote.test",
+                                ["%s@%s" % (u, DOMAIN) for u in many],
+                                message("one"))
+    assert len(done) == 260 and all(d.startswith("250") for d in done)
+    deliver_many(master.port, "zed@" + DOMAIN, 60, "z")
+    rep = cluster.replica(master, 0, GUARD)
+    wait_same(master, rep)
+    rep.stop()
+    master.stop()
+    sql_expunge_all(master.data, many + ["zed"])
+    master.start()
+    rep.start()
+    wait_paused(rep)
+    assert "zed" in status(rep.data)["paused"]
+    # zed's messages are all still there; the others' single ones went.
+    end = time.monotonic() + SYNC_DEADLINE
+    while time.monotonic() < end:
+        left = user_messages(rep.data)
+        if set(left) == {"zed"}:
+            break
+        time.sleep(0.1)
+    assert left == {"zed": 60}, left
+
+
+def user_messages(data):
+    db = sqlite3.connect("file:%s/mailrepd.db?mode=ro" % data, uri=True)
+    try:
+        return dict(db.execute(
+            "SELECT u.name, count(*) FROM message m JOIN mailbox mb "
+            "ON mb.id = m.mailbox_id JOIN user u ON u.id = mb.user_id "
+            "GROUP BY u.name").fetchall())
+    finally:
+        db.close()
+
+
+def test_quarantine_list_show_restore(cluster):
+    """What a replica deleted is found and shown with `mailrepd
+    quarantine`, and restored on a (promoted) master into a visible
+    mailbox, re-created when it was deleted."""
+    master, _ = cluster(0)
+    c = master.imap("alice")
+    assert c.create("Projects")[0] == "OK"
+    assert c.append("Projects", None, None, message("in-projects"))[0] \
+        == "OK"
+    c.logout()
+    deliver_many(master.port, "alice@" + DOMAIN, 3, "q")
+    rep = cluster.replica(master, 0, GUARD)
+    wait_same(master, rep)
+    c = master.imap("alice")
+    c.select("INBOX")
+    assert c.store("1", "+FLAGS", "(\\Deleted)")[0] == "OK"
+    assert c.expunge()[0] == "OK"
+    assert c.delete("Projects")[0] == "OK"
+    c.logout()
+    wait_same(master, rep)
+    listed = json.loads(run_ok("quarantine", "list", "--json", "--data",
+                               rep.data).stdout)
+    assert sorted(q["subject"] for q in listed) == ["in-projects", "q0"]
+    by_subject = {q["subject"]: q for q in listed}
+    assert by_subject["in-projects"]["mailbox"] == "Projects"
+    text = run_ok("quarantine", "list", "--data", rep.data).stdout
+    assert "Projects" in text and "q0" in text, text
+    q0 = str(by_subject["q0"]["id"])
+    shown = run_ok("quarantine", "show", q0, "--data", rep.data).stdout
+    assert "Subject" in shown and "q0" in shown, shown
+    raw = run_ok("quarantine", "show", q0, "--raw", "--data", rep.data)
+    assert "body of q0" in raw.stdout
+    # A replica's mail comes from its master: no restore there.
+    p = run("quarantine", "restore", q0, "--data", rep.data)
+    assert p.returncode == 1 and "replica" in p.stderr, p.stderr
+    p = run("quarantine", "show", "999", "--data", rep.data)
+    assert p.returncode == 1, p.stdout
+    master.stop()
+    run_ok("promote", "--data", rep.data)
+    wait_for_log(rep, "sync.promote")
+    for q in listed:
+        out = run_ok("quarantine", "restore", str(q["id"]), "--data",
+                     rep.data).stdout
+        assert "restored" in out, out
+    r = rep.imap("alice")
+    for box, want in (("INBOX", ["q0", "q1", "q2"]),
+                      ("Projects", ["in-projects"])):
+        assert r.select(box, readonly=True)[0] == "OK", box
+        typ, data = r.fetch("1:*", "(BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+        got = sorted(item[1].decode().split(":", 1)[1].strip()
+                     for item in data if isinstance(item, tuple))
+        assert got == want, (box, got)
+    r.logout()
+    assert json.loads(run_ok("quarantine", "list", "--json", "--data",
+                             rep.data).stdout) == []
+    check = run("check", "--data", rep.data)
+    assert check.returncode == 0, check.stdout + check.stderr
+
+
+def test_held_user_resumes_in_order(cluster):
+    """While alice is paused her later records wait behind the deletes
+    (a mailbox created and mail put into it included); a plain resume
+    counts the deletes again and pauses again; --allow-deletes --user
+    applies them all, in order, and the replica ends equal to its
+    master."""
+    master, _ = cluster(0)
+    rep, c = paused_by_expunge(master, cluster, 30, 30, "r")
+    assert c.create("Later")[0] == "OK"
+    assert c.append("Later", None, None, message("later"))[0] == "OK"
+    c.logout()
+    assert lmtp_one(master.port, "bob@" + DOMAIN,
+                    message("for-bob"))[0].startswith("250")
+    end = time.monotonic() + SYNC_DEADLINE
+    while time.monotonic() < end and user_messages(rep.data).get("bob") \
+            != 1:
+        time.sleep(0.05)
+    assert user_messages(rep.data) == {"alice": 30, "bob": 1}
+    assert "Later" not in names(rep.data)
+    st = status(rep.data)["paused_users"]
+    assert [(p["user"], p["held"] > 30) for p in st] == [("alice", True)]
+    p = run_ok("replica", "resume", "--data", rep.data)
+    assert "resumed 1 user" in p.stdout, p.stdout
+    end = time.monotonic() + SYNC_DEADLINE
+    while time.monotonic() < end and \
+            rep.log_text().count("sync.guard.paused") < 2:
+        time.sleep(0.05)
+    assert rep.log_text().count("sync.guard.paused") == 2
+    assert status(rep.data)["paused_users"][0]["state"] == "held"
+    assert user_messages(rep.data) == {"alice": 30, "bob": 1}
+    p = run_ok("replica", "resume", "--allow-deletes", "--user", "alice",
+               "--data", rep.data)
+    assert "deletes allowed" in p.stdout, p.stdout
+    wait_same(master, rep)
+    assert status(rep.data)["paused"] is None
+    assert quarantined(rep.data) == 30
+    assert run_ok("replica", "resume", "--data", rep.data).stdout == \
+        "not paused\n"

@@ -11,6 +11,7 @@
 
 #include <cmocka.h>
 
+#include "record.h"
 #include "sync.h"
 
 static void
@@ -19,7 +20,8 @@ sample(struct store_replog_rec *r)
 	memset(r, 0, sizeof(*r));
 	r->seq = 42;
 	r->time = 1700000000;
-	snprintf(r->type, sizeof(r->type), "message.append");
+	r->type = REC_MESSAGE_APPEND;
+	r->reason = REASON_MOVE;
 	r->has_mailbox = 1;
 	memset(r->mailbox, 0xab, sizeof(r->mailbox));
 	r->uid = 7;
@@ -50,7 +52,8 @@ test_record_round_trip(void **state)
 	assert_int_equal(back.seq, 42);
 	assert_int_equal(back.uid, 7);
 	assert_int_equal(back.flags, 3);
-	assert_string_equal(back.type, "message.append");
+	assert_int_equal(back.type, REC_MESSAGE_APPEND);
+	assert_int_equal(back.reason, REASON_MOVE);
 	assert_string_equal(back.keywords, "$Label1 work");
 	assert_memory_equal(back.guid, r.guid, sizeof(r.guid));
 	assert_memory_equal(back.mailbox, r.mailbox, sizeof(r.mailbox));
@@ -94,11 +97,16 @@ test_record_semantics(void **state)
 	n = sync_rec_encode(&r, 0, 0, buf, sizeof(buf));
 	assert_int_equal(sync_rec_decode(buf, n, &back, &body, &size), -1);
 	sample(&r);
-	snprintf(r.type, sizeof(r.type), "message.nuke");
 	n = sync_rec_encode(&r, 0, 0, buf, sizeof(buf));
+	memcpy(buf + 8 + 8 + 2 + 8, "nuke__", 6);	/* "message.nuke__" */
+	assert_int_equal(sync_rec_decode(buf, n, &back, &body, &size), -1);
+	/* A reason no version knows. */
+	sample(&r);
+	n = sync_rec_encode(&r, 0, 0, buf, sizeof(buf));
+	buf[8 + 8 + 2 + strlen("message.append")] = REC_NREASONS;
 	assert_int_equal(sync_rec_decode(buf, n, &back, &body, &size), -1);
 	sample(&r);
-	snprintf(r.type, sizeof(r.type), "message.flags");
+	r.type = REC_MESSAGE_FLAGS;
 	n = sync_rec_encode(&r, 1, 10, buf, sizeof(buf));
 	assert_int_equal(sync_rec_decode(buf, n, &back, &body, &size), -1);
 	sample(&r);
@@ -110,6 +118,39 @@ test_record_semantics(void **state)
 	n = sync_rec_encode(&r, 0, 0, buf, sizeof(buf));
 	buf[8 + 8 + 2 + 1] = '\0';
 	assert_int_equal(sync_rec_decode(buf, n, &back, &body, &size), -1);
+}
+
+static void
+test_record_kinds(void **state)
+{
+	enum rec_type	 t, back;
+	enum rec_reason	 r, rback;
+
+	(void)state;
+	/* Every kind has a name that finds it again, and an apply. */
+	for (t = 0; t < REC_NTYPES; t++) {
+		assert_non_null(rec_kind(t)->name);
+		assert_non_null(rec_kind(t)->apply);
+		assert_int_equal(rec_type_by_name(rec_kind(t)->name, &back), 0);
+		assert_int_equal(back, t);
+	}
+	assert_int_equal(rec_type_by_name("message.nuke", &back), -1);
+	for (r = 0; r < REC_NREASONS; r++) {
+		assert_int_equal(rec_reason_by_name(rec_reason_name(r),
+		    &rback), 0);
+		assert_int_equal(rback, r);
+	}
+	/* Only a client's or an operator's deletes count. */
+	assert_true(rec_reason_deletes(REASON_CLIENT));
+	assert_true(rec_reason_deletes(REASON_OPERATOR));
+	assert_false(rec_reason_deletes(REASON_MOVE));
+	assert_false(rec_reason_deletes(REASON_RENUMBER));
+	assert_false(rec_reason_deletes(REASON_RECONCILE));
+	assert_int_equal(rec_kind(REC_MESSAGE_EXPUNGE)->guard, RG_EXPUNGE);
+	assert_int_equal(rec_kind(REC_MAILBOX_DELETE)->guard, RG_MAILBOX);
+	assert_int_equal(rec_kind(REC_USER_DEL)->guard, RG_USER);
+	assert_true(rec_kind(REC_MESSAGE_APPEND)->body);
+	assert_false(rec_kind(REC_MESSAGE_FLAGS)->body);
 }
 
 static void
@@ -140,6 +181,7 @@ main(void)
 		cmocka_unit_test(test_record_round_trip),
 		cmocka_unit_test(test_record_truncated_or_padded),
 		cmocka_unit_test(test_record_semantics),
+		cmocka_unit_test(test_record_kinds),
 		cmocka_unit_test(test_frame_peek),
 	};
 

@@ -1,0 +1,231 @@
+/*
+ * record.c — the table of replication record kinds (see record.h) and
+ * the apply function of each.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "log.h"
+#include "record.h"
+#include "store.h"
+
+static enum store_err
+apply_user_add(struct store *st, const struct store_replog_rec *r,
+    const struct store_blob_in *b, enum store_apply *what, uint8_t *local)
+{
+	(void)b;
+	(void)local;
+	return store_apply_user_add(st, r->user, r->value, what);
+}
+
+static enum store_err
+apply_user_passwd(struct store *st, const struct store_replog_rec *r,
+    const struct store_blob_in *b, enum store_apply *what, uint8_t *local)
+{
+	(void)b;
+	(void)local;
+	*what = APPLY_DONE;
+	return store_user_set_password(st, r->user, r->value);
+}
+
+static enum store_err
+apply_user_del(struct store *st, const struct store_replog_rec *r,
+    const struct store_blob_in *b, enum store_apply *what, uint8_t *local)
+{
+	(void)b;
+	(void)local;
+	return store_apply_user_del(st, r->user, what);
+}
+
+static enum store_err
+apply_mailbox_create(struct store *st, const struct store_replog_rec *r,
+    const struct store_blob_in *b, enum store_apply *what, uint8_t *local)
+{
+	(void)b;
+	(void)local;
+	return store_apply_mailbox_create(st, r->user, r->mailbox, r->name,
+	    r->uid, r->value, r->flags != 0, what);
+}
+
+static enum store_err
+apply_mailbox_rename(struct store *st, const struct store_replog_rec *r,
+    const struct store_blob_in *b, enum store_apply *what, uint8_t *local)
+{
+	(void)b;
+	(void)local;
+	return store_apply_mailbox_rename(st, r->mailbox, r->name, what);
+}
+
+/* Never destroys a message kept out of a conflict: such a delete waits. */
+static enum store_err
+apply_mailbox_delete(struct store *st, const struct store_replog_rec *r,
+    const struct store_blob_in *b, enum store_apply *what, uint8_t *local)
+{
+	(void)b;
+	(void)local;
+	if (store_conflict_count(st, r->mailbox) > 0) {
+		log_warn("sync.delete.held", "mailbox=%s seq=%lld "
+		    "msg=\"mailbox holds conflicting local messages; not "
+		    "deleted\"", log_quote(r->name), (long long)r->seq);
+		*what = APPLY_SAME;
+		return STORE_OK;
+	}
+	return store_apply_mailbox_delete(st, r->mailbox, what);
+}
+
+static enum store_err
+apply_subscribe(struct store *st, const struct store_replog_rec *r,
+    const struct store_blob_in *b, enum store_apply *what, uint8_t *local)
+{
+	(void)b;
+	(void)local;
+	return store_apply_subscribe(st, r->mailbox, r->flags != 0, what);
+}
+
+static enum store_err
+apply_append(struct store *st, const struct store_replog_rec *r,
+    const struct store_blob_in *b, enum store_apply *what, uint8_t *local)
+{
+	return store_apply_append(st, r->mailbox, r->uid, r->guid, r->flags,
+	    r->keywords[0] ? r->keywords : NULL, r->internaldate, b, what,
+	    local);
+}
+
+static enum store_err
+apply_flags(struct store *st, const struct store_replog_rec *r,
+    const struct store_blob_in *b, enum store_apply *what, uint8_t *local)
+{
+	(void)b;
+	return store_apply_flags(st, r->mailbox, r->uid, r->guid, r->flags,
+	    r->keywords[0] ? r->keywords : NULL, what, local);
+}
+
+static enum store_err
+apply_expunge(struct store *st, const struct store_replog_rec *r,
+    const struct store_blob_in *b, enum store_apply *what, uint8_t *local)
+{
+	(void)b;
+	return store_apply_expunge(st, r->mailbox, r->uid, r->guid, what,
+	    local);
+}
+
+#define MBOX	REC_NEED_MAILBOX
+#define MSG	(REC_NEED_MAILBOX | REC_NEED_GUID | REC_NEED_UID)
+
+static const struct rec_kind kinds[REC_NTYPES] = {
+	[REC_USER_ADD] = { "user.add", REC_NEED_USER | REC_NEED_VALUE, 0,
+	    0, RG_NONE, apply_user_add },
+	[REC_USER_PASSWD] = { "user.passwd", REC_NEED_USER | REC_NEED_VALUE,
+	    0, 0, RG_NONE, apply_user_passwd },
+	[REC_USER_DEL] = { "user.del", REC_NEED_USER, 0, 0, RG_USER,
+	    apply_user_del },
+	[REC_MAILBOX_CREATE] = { "mailbox.create", REC_NEED_USER | MBOX |
+	    REC_NEED_NAME | REC_NEED_UID, 0, 0, RG_NONE,
+	    apply_mailbox_create },
+	[REC_MAILBOX_RENAME] = { "mailbox.rename", MBOX | REC_NEED_NAME, 0,
+	    0, RG_NONE, apply_mailbox_rename },
+	[REC_MAILBOX_DELETE] = { "mailbox.delete", MBOX, 0, 0, RG_MAILBOX,
+	    apply_mailbox_delete },
+	[REC_MAILBOX_SUBSCRIBE] = { "mailbox.subscribe", MBOX, 0, 0, RG_NONE,
+	    apply_subscribe },
+	[REC_MESSAGE_APPEND] = { "message.append", MSG, 1, 1, RG_NONE,
+	    apply_append },
+	[REC_MESSAGE_FLAGS] = { "message.flags", MSG, 0, 0, RG_NONE,
+	    apply_flags },
+	[REC_MESSAGE_EXPUNGE] = { "message.expunge", MSG, 0, 1, RG_EXPUNGE,
+	    apply_expunge },
+};
+
+static const char *const reasons[REC_NREASONS] = {
+	[REASON_CLIENT] = "client",
+	[REASON_OPERATOR] = "operator",
+	[REASON_MOVE] = "move",
+	[REASON_RENUMBER] = "renumber",
+	[REASON_RECONCILE] = "reconcile",
+};
+
+const struct rec_kind *
+rec_kind(enum rec_type type)
+{
+	return &kinds[type];
+}
+
+int
+rec_type_by_name(const char *name, enum rec_type *out)
+{
+	size_t	 i;
+
+	for (i = 0; i < REC_NTYPES; i++)
+		if (strcmp(kinds[i].name, name) == 0) {
+			*out = (enum rec_type)i;
+			return 0;
+		}
+	return -1;
+}
+
+const char *
+rec_reason_name(enum rec_reason reason)
+{
+	return reasons[reason];
+}
+
+int
+rec_reason_by_name(const char *name, enum rec_reason *out)
+{
+	size_t	 i;
+
+	for (i = 0; i < REC_NREASONS; i++)
+		if (strcmp(reasons[i], name) == 0) {
+			*out = (enum rec_reason)i;
+			return 0;
+		}
+	return -1;
+}
+
+int
+rec_reason_deletes(enum rec_reason reason)
+{
+	return reason == REASON_CLIENT || reason == REASON_OPERATOR;
+}
+
+enum store_err
+rec_apply(struct store *st, const struct store_replog_rec *r,
+    const struct store_blob_in *body, int *conflict,
+    struct store_conflict *k)
+{
+	const struct rec_kind	*kind = rec_kind(r->type);
+	struct store_mailbox	 mb;
+	enum store_apply	 what = APPLY_DONE;
+	enum store_err		 err;
+	enum rec_reason		 was;
+	uint8_t			 local[GUID_LEN];
+
+	*conflict = 0;
+	was = store_set_reason(st, r->reason);
+	err = kind->apply(st, r, body, &what, local);
+	(void)store_set_reason(st, was);
+	if (err != STORE_OK || (what != APPLY_CONFLICT &&
+	    what != APPLY_REUSED))
+		return err;
+	if (what == APPLY_CONFLICT && !kind->conflicts) {
+		log_warn("sync.apply.skipped", "seq=%lld type=%s msg=\"local "
+		    "state differs; left as it is\"", (long long)r->seq,
+		    kind->name);
+		return STORE_OK;
+	}
+	memset(k, 0, sizeof(*k));
+	memcpy(k->mailbox, r->mailbox, MAILBOX_ID_LEN);
+	if (store_mailbox_by_uniqueid(st, r->mailbox, &mb, k->user) ==
+	    STORE_OK)
+		snprintf(k->mailbox_name, sizeof(k->mailbox_name), "%s",
+		    mb.name);
+	k->uid = r->uid;
+	memcpy(k->local_guid, local, GUID_LEN);
+	memcpy(k->master_guid, r->guid, GUID_LEN);
+	/* A UID this node used for another message: a conflict of its own. */
+	snprintf(k->op, sizeof(k->op), "%s", what == APPLY_REUSED ?
+	    "message.reused" : kind->name);
+	k->master_seq = r->seq;
+	*conflict = 1;
+	return STORE_OK;
+}
