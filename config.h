@@ -49,7 +49,7 @@
 #define SPOOL_MEM_MAX		(64 * 1024)
 #define STORE_BUSY_TIMEOUT_MS	5000	/* wait for another process's lock */
 #define STORE_MAX_KEYWORDS	4096	/* bytes of keywords on a message */
-#define SCHEMA_VERSION		6	/* bump with a migration in store.c */
+#define SCHEMA_VERSION		7	/* bump with a migration in store.c */
 
 /* LMTP */
 #define LMTP_MAX_LINE		2048	/* command line, CRLF included */

@@ -79,6 +79,9 @@ struct imap_private {
 	int		 auth_failures;
 	int		 bad_commands;
 	int		 after_reply;	/* AFTER_*: once the reply is queued */
+	struct store_user_ident ident;	/* the user as logged in */
+	uint64_t	 users_gen;	/* store_users_generation() at the
+					   last look at ident */
 };
 
 /* What a command asks for once its OK is queued (STARTTLS, COMPRESS). */
@@ -422,6 +425,65 @@ user_sessions(const struct server *srv, const char *user)
 }
 
 /*
+ * Binds the session to the user it is logging in as: the user's id and
+ * the password hash that was verified (not the one stored now, which a
+ * `mailrepd user passwd` may have changed meanwhile).  Returns 0 or -1.
+ */
+static int
+bind_user(struct session *s, const char *canon, const char *hash)
+{
+	struct imap_private	*p = imap_of(s)->priv;
+
+	p->users_gen = store_users_generation(s->srv->store);
+	if (store_user_ident(s->srv->store, canon, &p->ident) != STORE_OK)
+		return -1;
+	crypto_sha256(hash, strlen(hash), p->ident.password);
+	return 0;
+}
+
+/*
+ * Whether the session may go on as the user it logged in as and in the
+ * mailbox it selected: the user was not deleted (nor added again under
+ * its name) and has the password it had, and the selected mailbox is
+ * the one selected (imap_view_check).  Otherwise the session says BYE,
+ * drops its mailbox and ends after the running command's reply; returns
+ * 0.  A store error lets it go on: the command meets the error itself.
+ */
+static int
+session_still_valid(struct session *s)
+{
+	struct imap_session	*ims = imap_of(s);
+	struct imap_private	*p = ims->priv;
+	struct store_user_ident	 now;
+	enum store_err		 err;
+
+	if (ims->state != IMAP_AUTH && ims->state != IMAP_SELECTED)
+		return 1;
+	p->users_gen = store_users_generation(s->srv->store);
+	err = store_user_ident(s->srv->store, ims->user, &now);
+	if (err == STORE_OK && now.id == p->ident.id &&
+	    crypto_equal(now.password, p->ident.password, GUID_LEN)) {
+		if (ims->state != IMAP_SELECTED || imap_view_check(s))
+			return 1;
+		log_info("imap.bye", "session=%llu user=%s reason=mailbox",
+		    (unsigned long long)s->id, log_quote(ims->user));
+		session_printf(s, IMAP_BYE_MAILBOX_GONE);
+	} else if (err == STORE_OK || err == STORE_NOTFOUND) {
+		log_info("imap.bye", "session=%llu user=%s reason=%s",
+		    (unsigned long long)s->id, log_quote(ims->user),
+		    err == STORE_OK && now.id == p->ident.id ? "password" :
+		    "deleted");
+		session_printf(s, "* BYE The account was deleted or its "
+		    "password changed\r\n");
+	} else
+		return 1;
+	imap_view_free(ims->view);
+	ims->view = NULL;
+	ims->state = IMAP_LOGOUT;
+	return 0;
+}
+
+/*
  * Checks user and password and logs the session in, or refuses.  A
  * refusal is delayed (the reply is held for the address's penalty,
  * IMAP_AUTH_FAIL_DELAY_MS at first) and, after IMAP_MAX_AUTH_FAILURES, ends the session.  The
@@ -441,7 +503,8 @@ authenticate(struct session *s, const char *user, const char *password)
 	    store_user_password(s->srv->store, canon, &hash) == STORE_OK &&
 	    (crypto_password_verify(password, hash) ||
 	    /* dev mode: a user without a password takes any, from loopback */
-	    (s->srv->dev && s->local && strcmp(hash, PASSWORD_NONE) == 0));
+	    (s->srv->dev && s->local && strcmp(hash, PASSWORD_NONE) == 0)) &&
+	    bind_user(s, canon, hash) == 0;
 	free(hash);
 	if (!ok) {
 		delay = penalty_fail(s->peer, s->srv->now_ms);
@@ -895,6 +958,11 @@ append_store(struct session *s, struct append *ap)
 	struct store_mailbox	 mb;
 	enum store_err		 err;
 
+	/* The user may have changed while the literal arrived. */
+	if (!session_still_valid(s)) {
+		imap_reply(s, "NO [UNAVAILABLE] Session ended");
+		return;
+	}
 	if (spool_finish(ap->spool, &blob) < 0) {
 		if (errno == ENOSPC)
 			imap_reply(s, IMAP_NO_FULL);
@@ -1163,6 +1231,10 @@ command_run(struct session *s, struct imap_cmd *cmd)
 		imap_reply(s, "BAD %s", ims->state == IMAP_NOTAUTH ?
 		    "Log in first" : c->states == ST_NOTAUTH ?
 		    "Already logged in" : "No mailbox selected");
+		return;
+	}
+	if (!session_still_valid(s)) {
+		imap_reply(s, "NO [UNAVAILABLE] Session ended");
 		return;
 	}
 	if (sync_is_replica() && replica_refuses(c->name)) {
@@ -1445,8 +1517,36 @@ imap_committed(struct session *s, int ok)
 	command_reply(s, ok);
 }
 
+/* Whether the session is between commands, or in IDLE. */
+static int
+between_commands(const struct session *s)
+{
+	const struct imap_session	*ims = s->proto;
+
+	return ims->step == NULL && ((ims->priv->mode == IN_COMMAND && buf_used(&s->in) == 0) ||
+	    ims->priv->mode == IN_IDLE);
+}
+
 /*
- * After a commit and once a second: an IDLE session reports changes; a
+ * A session between commands whose user may have changed looks: one
+ * deleted or given a new password hears BYE now, not at its next command.
+ */
+static int
+wake_check_user(struct session *s)
+{
+	struct imap_session	*ims = imap_of(s);
+
+	if (ims->priv->users_gen == store_users_generation(s->srv->store) ||
+	    s->io != SESSION_OPEN || !between_commands(s) ||
+	    session_still_valid(s))
+		return 1;
+	session_close(s);
+	return 0;
+}
+
+/*
+ * After a commit and once a second: a session whose user was deleted
+ * or given a new password ends; an IDLE session reports changes; a
  * delayed reply goes out when its time has come.
  */
 static void
@@ -1455,7 +1555,7 @@ imap_wake(struct session *s)
 	struct imap_session	*ims = imap_of(s);
 	struct imap_private	*p;
 
-	if (ims == NULL)
+	if (ims == NULL || !wake_check_user(s))
 		return;
 	p = ims->priv;
 	if (p->mode == IN_IDLE && ims->view != NULL)
@@ -1504,9 +1604,7 @@ imap_drain(struct session *s)
 {
 	struct imap_session	*ims = imap_of(s);
 
-	if (ims != NULL && ims->step == NULL && ((ims->priv->mode ==
-	    IN_COMMAND && buf_used(&s->in) == 0) || ims->priv->mode ==
-	    IN_IDLE)) {
+	if (ims != NULL && between_commands(s)) {
 		session_printf(s, "* BYE [UNAVAILABLE] Server shutting down, "
 		    "try again later\r\n");
 		session_close(s);

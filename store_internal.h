@@ -93,6 +93,7 @@ enum stmt_id {
 	S_SHUTDOWN_GET,
 	S_SHUTDOWN_STALE,
 	S_SHUTDOWN_REPLICA_LIST,
+	S_DATA_VERSION,
 	NSTMT
 };
 
@@ -109,6 +110,8 @@ struct store {
 	size_t		 packed_cap;
 	char		 keywords[STORE_MAX_KEYWORDS]; /* of message_row() */
 	struct store_blob_reader *readers;	/* open blob readers */
+	uint64_t	 users_gen;	/* store_users_generation() */
+	int64_t		 data_version;	/* as store_poll_others() last saw */
 };
 
 /* A replication record, as handed to replog_append(). */
