@@ -1396,6 +1396,9 @@ command_finish(struct session *s)
 	struct imap_session	*ims = imap_of(s);
 	struct imap_private	*p = ims->priv;
 
+	/* Cut off (a FETCH whose message vanished mid-literal): no reply. */
+	if (s->io == SESSION_CLOSING)
+		return;
 	p->changed = store_replog_head(s->srv->store) != p->head0;
 	if (p->changed) {
 		p->mode = IN_HELD;

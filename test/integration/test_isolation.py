@@ -9,7 +9,9 @@ expunges the mail of the mailbox created after it, whoever owns that one
 run while the server serves, end the user's open sessions; a user added
 again under the same name inherits nothing of the old one.
 """
+import random
 import re
+import socket
 import sqlite3
 import time
 
@@ -354,3 +356,44 @@ def test_migration_keeps_data_and_stops_reuse(server, tmp_path):
             assert "AUTOINCREMENT" in sql.upper(), sql
     finally:
         db.close()
+
+
+def noise(rng, size, marker=b""):
+    """About size bytes of 8-bit lines that do not compress, each with
+    marker in it."""
+    table = bytes(0x21 + b % 0xdf for b in range(256))
+    raw = rng.randbytes(size).translate(table)
+    return b"".join(marker + raw[i:i + 70] + b"\r\n"
+                    for i in range(0, size, 70))
+
+
+def test_streamed_fetch_never_reads_another_blob(imap_srv):
+    """A FETCH of a large body, paused because its client does not read,
+    goes on after the message was deleted and another user's large
+    message stored: it must never send the other message's bytes (the
+    freed chunk rows' ids are given to the new message's chunks)."""
+    rng = random.Random(16)
+    size = 16 << 20  # more than the kernel's socket buffers hold
+    a = imap_srv.raw("alice")
+    a.ok("CREATE x")
+    a.append("x", b"Subject: big\r\n\r\n" + noise(rng, size))
+    a.ok("SELECT x")
+    a.send("f1 FETCH 1 BODY.PEEK[]\r\n")
+    time.sleep(1.0)  # the server fills its buffers and stops
+    b = imap_srv.raw("alice")
+    b.ok("DELETE x")
+    bob = imap_srv.raw("bob")
+    bob.append("INBOX", b"Subject: bob big\r\n\r\n" +
+               noise(rng, size, SECRET))
+    got = b""
+    a.sock.settimeout(30)
+    while b"\r\nf1 " not in got[-300:]:
+        try:
+            chunk = a.sock.recv(1 << 20)
+        except (socket.timeout, ConnectionResetError):
+            break
+        if not chunk:
+            break
+        got += chunk
+    assert SECRET not in got
+    imap_srv.assert_clean()
