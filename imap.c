@@ -1526,8 +1526,8 @@ between_commands(const struct session *s)
 {
 	const struct imap_session	*ims = s->proto;
 
-	return ims->step == NULL && ((ims->priv->mode == IN_COMMAND && buf_used(&s->in) == 0) ||
-	    ims->priv->mode == IN_IDLE);
+	return ims->step == NULL && ((ims->priv->mode == IN_COMMAND &&
+	    buf_used(&s->in) == 0) || ims->priv->mode == IN_IDLE);
 }
 
 /*
