@@ -433,9 +433,11 @@ static int
 bind_user(struct session *s, const char *canon, const char *hash)
 {
 	struct imap_private	*p = imap_of(s)->priv;
+	int			 kept;
 
 	p->users_gen = store_users_generation(s->srv->store);
-	if (store_user_ident(s->srv->store, canon, &p->ident) != STORE_OK)
+	if (store_session_check(s->srv->store, canon, NULL, &p->ident,
+	    &kept) != STORE_OK)
 		return -1;
 	crypto_sha256(hash, strlen(hash), p->ident.password);
 	return 0;
@@ -444,10 +446,12 @@ bind_user(struct session *s, const char *canon, const char *hash)
 /*
  * Whether the session may go on as the user it logged in as and in the
  * mailbox it selected: the user was not deleted (nor added again under
- * its name) and has the password it had, and the selected mailbox is
- * the one selected (imap_view_check).  Otherwise the session says BYE,
- * drops its mailbox and ends after the running command's reply; returns
- * 0.  A store error lets it go on: the command meets the error itself.
+ * its name) and has the password it had, and the selected mailbox was
+ * not deleted, re-created or renamed by another session (DESIGN.md: a
+ * session binds to the uniqueid and UIDVALIDITY, never only to a row
+ * id).  Otherwise the session says BYE, drops its mailbox and ends after
+ * the running command's reply; returns 0.  A store error lets it go on:
+ * the command meets the error itself.
  */
 static int
 session_still_valid(struct session *s)
@@ -456,14 +460,16 @@ session_still_valid(struct session *s)
 	struct imap_private	*p = ims->priv;
 	struct store_user_ident	 now;
 	enum store_err		 err;
+	int			 kept = 1;
 
 	if (ims->state != IMAP_AUTH && ims->state != IMAP_SELECTED)
 		return 1;
 	p->users_gen = store_users_generation(s->srv->store);
-	err = store_user_ident(s->srv->store, ims->user, &now);
+	err = store_session_check(s->srv->store, ims->user, ims->view ?
+	    &ims->view->mb : NULL, &now, &kept);
 	if (err == STORE_OK && now.id == p->ident.id &&
 	    crypto_equal(now.password, p->ident.password, GUID_LEN)) {
-		if (ims->state != IMAP_SELECTED || imap_view_check(s))
+		if (kept)
 			return 1;
 		log_info("imap.bye", "session=%llu user=%s reason=mailbox",
 		    (unsigned long long)s->id, log_quote(ims->user));

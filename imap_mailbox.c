@@ -234,16 +234,6 @@ imap_view_drop_gone(struct session *s, struct imap_view *v, int silent)
 	v->gone = 0;
 }
 
-int
-imap_view_check(struct session *s)
-{
-	uint32_t	 uidnext;
-	uint64_t	 modseq;
-
-	return store_mailbox_state(s->srv->store, &imap_of(s)->view->mb,
-	    &uidnext, &modseq) != STORE_NOTFOUND;
-}
-
 void
 imap_sync(struct session *s, int allow_expunge)
 {
@@ -570,7 +560,7 @@ imap_cmd_delete(struct session *s, const struct imap_arg *args, size_t nargs,
 
 /*
  * The session renamed its own selected mailbox, or one above it: the
- * view takes the new name, so that imap_view_check() still knows it.
+ * view takes the new name, so that the session's checks still know it.
  * Renaming INBOX moves its messages and leaves INBOX where it was.
  */
 static void

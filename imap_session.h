@@ -39,7 +39,7 @@
  */
 #define IMAP_NO_FULL	"NO [SERVERBUG] Mail storage is full, try again later"
 
-/* The session's mailbox went away under it (imap_view_check). */
+/* The session's selected mailbox was deleted or renamed under it. */
 #define IMAP_BYE_MAILBOX_GONE \
 	"* BYE The selected mailbox was deleted or renamed\r\n"
 
@@ -203,14 +203,6 @@ int	imap_expunge_deleted(struct session *, const struct imap_seqset *uidset,
  * when allow_expunge, expunges made elsewhere (EXPUNGE).
  */
 void	imap_sync(struct session *, int allow_expunge);
-
-/*
- * Whether the selected mailbox is still the one selected: not deleted,
- * re-created or renamed by another session (DESIGN.md: a session binds
- * to the uniqueid and UIDVALIDITY, never only to a row id).  A store
- * error counts as yes.
- */
-int	imap_view_check(struct session *);
 
 /*
  * Drops every VIEW_GONE message from the view, sending "* n EXPUNGE" for

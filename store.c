@@ -541,6 +541,10 @@ static const char *const stmt_sql[NSTMT] = {
 	    "WHERE u.name = ?1",
 	/* Changes when another connection (process) commits. */
 	[S_DATA_VERSION] = "PRAGMA data_version",
+	/* One statement, one read lock: it runs before every command. */
+	[S_SESSION_CHECK] = "SELECT id, password, EXISTS (SELECT 1 FROM "
+	    "mailbox WHERE id = ?2 AND uniqueid = ?3 AND uidvalidity = ?4 AND "
+	    "name = ?5 AND user_id = user.id) FROM user WHERE name = ?1",
 };
 
 
@@ -1241,22 +1245,33 @@ store_user_set_password(struct store *st, const char *name,
 }
 
 enum store_err
-store_user_ident(struct store *st, const char *name,
-    struct store_user_ident *out)
+store_session_check(struct store *st, const char *name,
+    const struct store_mailbox *mb, struct store_user_ident *ident,
+    int *mailbox_kept)
 {
 	sqlite3_stmt	*s;
 	enum store_err	 err;
 
-	if ((s = stmt(st, S_USER_FIND)) == NULL)
+	if ((s = stmt(st, S_SESSION_CHECK)) == NULL)
 		return STORE_IO;
 	sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
-	if ((err = step_row(st, s, "user ident")) != STORE_OK)
-		return err;
-	out->id = sqlite3_column_int64(s, 0);
-	crypto_sha256(sqlite3_column_text(s, 2), (size_t)sqlite3_column_bytes(s,
-	    2), out->password);
+	if (mb != NULL) {
+		sqlite3_bind_int64(s, 2, mb->id);
+		sqlite3_bind_blob(s, 3, mb->uniqueid, MAILBOX_ID_LEN,
+		    SQLITE_STATIC);
+		sqlite3_bind_int64(s, 4, mb->uidvalidity);
+		sqlite3_bind_text(s, 5, mb->name, -1, SQLITE_STATIC);
+	}
+	err = step_row(st, s, "session check");
+	if (err == STORE_OK) {
+		ident->id = sqlite3_column_int64(s, 0);
+		crypto_sha256(sqlite3_column_text(s, 1),
+		    (size_t)sqlite3_column_bytes(s, 1), ident->password);
+		*mailbox_kept = mb == NULL || sqlite3_column_int(s, 2);
+	}
+	sqlite3_clear_bindings(s);
 	sqlite3_reset(s);
-	return STORE_OK;
+	return err;
 }
 
 uint64_t

@@ -155,12 +155,16 @@ struct store_user_ident {
 };
 
 /*
- * The user called name as it is now.  A session compares it with the
- * one it logged in as: a user deleted (perhaps added again under the
- * same name) or given a new password ends its sessions.
+ * One look-up an IMAP session makes before each command: the user called
+ * name as it is now (*ident), which it compares with the one it logged
+ * in as (a user deleted, perhaps added again under the same name, or
+ * given a new password ends its sessions); and whether *mb, its selected
+ * mailbox (NULL: none), is still that mailbox, as store_mailbox_state()
+ * tells.  STORE_NOTFOUND: no such user.
  */
-enum store_err	store_user_ident(struct store *, const char *name,
-		    struct store_user_ident *);
+enum store_err	store_session_check(struct store *, const char *name,
+		    const struct store_mailbox *mb,
+		    struct store_user_ident *ident, int *mailbox_kept);
 
 /*
  * A number that changes whenever a user may have been deleted or given
