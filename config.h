@@ -51,7 +51,7 @@
 #define STORE_BUSY_TIMEOUT_MS	5000	/* wait for another process's lock */
 #define STORE_MAX_KEYWORDS	4096	/* bytes of keywords on a message */
 #define STORE_GC_BATCH		256	/* unused blobs looked up at once */
-#define SCHEMA_VERSION		8	/* bump with a migration in store.c */
+#define SCHEMA_VERSION		9	/* bump with a migration in store.c */
 
 /* LMTP */
 #define LMTP_MAX_LINE		2048	/* command line, CRLF included */

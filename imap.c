@@ -85,8 +85,14 @@ struct imap_private {
 	char		 login_user[USER_MAX_NAME + 1];
 	int		 login_known;
 	int64_t		 login_began;
+	/* the digest of the stored password hash being checked: the
+	   session binds to it (bind_user), not to what is stored later */
+	uint8_t		 login_hash[GUID_LEN];
 	int		 bad_commands;
 	int		 after_reply;	/* AFTER_*: once the reply is queued */
+	struct store_user_ident ident;	/* the user as logged in */
+	uint64_t	 users_gen;	/* store_users_generation() at the
+					   last look at ident */
 };
 
 /* What a command asks for once its OK is queued (STARTTLS, COMPRESS). */
@@ -430,6 +436,26 @@ user_sessions(const struct server *srv, const char *user)
 	return n;
 }
 
+/*
+ * Binds the session to the user it is logging in as: the user's id and
+ * the digest of the password hash that was verified (p->login_hash, not
+ * the one stored now, which a `mailrepd user passwd` may have changed
+ * while the worker hashed).  Returns 0 or -1.
+ */
+static int
+bind_user(struct session *s, const char *canon)
+{
+	struct imap_private	*p = imap_of(s)->priv;
+	int			 kept;
+
+	p->users_gen = store_users_generation(s->srv->store);
+	if (store_session_check(s->srv->store, canon, NULL, &p->ident,
+	    &kept) != STORE_OK)
+		return -1;
+	memcpy(p->ident.password, p->login_hash, GUID_LEN);
+	return 0;
+}
+
 /* Logs the session in as user (the stored name); how: "hash", "cache"... */
 static void
 login_ok(struct session *s, const char *user, const char *how)
@@ -438,6 +464,10 @@ login_ok(struct session *s, const char *user, const char *how)
 
 	if (user_sessions(s->srv, user) >= IMAP_MAX_USER_SESSIONS) {
 		imap_reply(s, "NO [LIMIT] Too many sessions for this user");
+		return;
+	}
+	if (bind_user(s, user) < 0) {
+		imap_reply(s, "NO [UNAVAILABLE] Login failed, try again later");
 		return;
 	}
 	snprintf(ims->user, sizeof(ims->user), "%s", user);
@@ -473,6 +503,52 @@ login_failed(struct session *s, const char *user)
 }
 
 /*
+ * Whether the session may go on as the user it logged in as and in the
+ * mailbox it selected: the user was not deleted (nor added again under
+ * its name) and has the password it had, and the selected mailbox was
+ * not deleted, re-created or renamed by another session (DESIGN.md: a
+ * session binds to the uniqueid and UIDVALIDITY, never only to a row
+ * id).  Otherwise the session says BYE, drops its mailbox and ends after
+ * the running command's reply; returns 0.  A store error lets it go on:
+ * the command meets the error itself.
+ */
+static int
+session_still_valid(struct session *s)
+{
+	struct imap_session	*ims = imap_of(s);
+	struct imap_private	*p = ims->priv;
+	struct store_user_ident	 now;
+	enum store_err		 err;
+	int			 kept = 1;
+
+	if (ims->state != IMAP_AUTH && ims->state != IMAP_SELECTED)
+		return 1;
+	p->users_gen = store_users_generation(s->srv->store);
+	err = store_session_check(s->srv->store, ims->user, ims->view ?
+	    &ims->view->mb : NULL, &now, &kept);
+	if (err == STORE_OK && now.id == p->ident.id &&
+	    crypto_equal(now.password, p->ident.password, GUID_LEN)) {
+		if (kept)
+			return 1;
+		log_info("imap.bye", "session=%llu user=%s reason=mailbox",
+		    (unsigned long long)s->id, log_quote(ims->user));
+		session_printf(s, IMAP_BYE_MAILBOX_GONE);
+	} else if (err == STORE_OK || err == STORE_NOTFOUND) {
+		log_info("imap.bye", "session=%llu user=%s reason=%s",
+		    (unsigned long long)s->id, log_quote(ims->user),
+		    err == STORE_OK && now.id == p->ident.id ? "password" :
+		    "deleted");
+		session_printf(s, "* BYE The account was deleted or its "
+		    "password changed\r\n");
+	} else
+		return 1;
+	imap_view_free(ims->view);
+	ims->view = NULL;
+	ims->state = IMAP_LOGOUT;
+	return 0;
+}
+
+/*
  * Checks user and password.  The stored hash is looked up here; the
  * hashing runs on the worker (auth.h), and the session waits for it in
  * IN_PASSWORD, reading nothing, until imap_checked().  A credential the
@@ -490,6 +566,8 @@ authenticate(struct session *s, const char *user, const char *password)
 	known = strlen(user) <= USER_MAX_NAME &&
 	    store_user_find(s->srv->store, user, canon) == STORE_OK &&
 	    store_user_password(s->srv->store, canon, &hash) == STORE_OK;
+	if (known)
+		crypto_sha256(hash, strlen(hash), p->login_hash);
 	if (known && strcmp(hash, PASSWORD_NONE) == 0) {
 		free(hash);
 		if (s->srv->dev && s->local) {
@@ -975,6 +1053,11 @@ append_store(struct session *s, struct append *ap)
 		    "replica; make changes on the master");
 		return;
 	}
+	/* The user may have changed while the literal arrived. */
+	if (!session_still_valid(s)) {
+		imap_reply(s, "NO [UNAVAILABLE] Session ended");
+		return;
+	}
 	if (spool_finish(ap->spool, &blob) < 0) {
 		if (errno == ENOSPC)
 			imap_reply(s, IMAP_NO_FULL);
@@ -1245,6 +1328,10 @@ command_run(struct session *s, struct imap_cmd *cmd)
 		    "Already logged in" : "No mailbox selected");
 		return;
 	}
+	if (!session_still_valid(s)) {
+		imap_reply(s, "NO [UNAVAILABLE] Session ended");
+		return;
+	}
 	if (sync_is_replica() && replica_refuses(c->name)) {
 		imap_reply(s, "NO [CANNOT] This server is a read-only replica; "
 		    "make changes on the master");
@@ -1404,6 +1491,9 @@ command_finish(struct session *s)
 	struct imap_session	*ims = imap_of(s);
 	struct imap_private	*p = ims->priv;
 
+	/* Cut off (a FETCH whose message vanished mid-literal): no reply. */
+	if (s->io == SESSION_CLOSING)
+		return;
 	p->changed = store_replog_head(s->srv->store) != p->head0;
 	if (p->changed) {
 		p->mode = IN_HELD;
@@ -1546,8 +1636,36 @@ imap_committed(struct session *s, int ok)
 		command_reply(s, ok);
 }
 
+/* Whether the session is between commands, or in IDLE. */
+static int
+between_commands(const struct session *s)
+{
+	const struct imap_session	*ims = s->proto;
+
+	return ims->step == NULL && ((ims->priv->mode == IN_COMMAND &&
+	    buf_used(&s->in) == 0) || ims->priv->mode == IN_IDLE);
+}
+
 /*
- * After a commit and once a second: an IDLE session reports changes; a
+ * A session between commands whose user may have changed looks: one
+ * deleted or given a new password hears BYE now, not at its next command.
+ */
+static int
+wake_check_user(struct session *s)
+{
+	struct imap_session	*ims = imap_of(s);
+
+	if (ims->priv->users_gen == store_users_generation(s->srv->store) ||
+	    s->io != SESSION_OPEN || !between_commands(s) ||
+	    session_still_valid(s))
+		return 1;
+	session_close(s);
+	return 0;
+}
+
+/*
+ * After a commit and once a second: a session whose user was deleted
+ * or given a new password ends; an IDLE session reports changes; a
  * delayed reply goes out when its time has come.
  */
 static void
@@ -1556,7 +1674,7 @@ imap_wake(struct session *s)
 	struct imap_session	*ims = imap_of(s);
 	struct imap_private	*p;
 
-	if (ims == NULL)
+	if (ims == NULL || !wake_check_user(s))
 		return;
 	p = ims->priv;
 	if (p->mode == IN_IDLE && ims->view != NULL)

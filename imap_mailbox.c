@@ -244,9 +244,9 @@ imap_sync(struct session *s, int allow_expunge)
 	uint64_t		 modseq;
 	enum store_err		 err;
 
-	err = store_mailbox_state(s->srv->store, v->mb.id, &uidnext, &modseq);
+	err = store_mailbox_state(s->srv->store, &v->mb, &uidnext, &modseq);
 	if (err == STORE_NOTFOUND) {
-		session_printf(s, "* BYE The selected mailbox was deleted\r\n");
+		session_printf(s, IMAP_BYE_MAILBOX_GONE);
 		session_close(s);
 		return;
 	}
@@ -558,6 +558,26 @@ imap_cmd_delete(struct session *s, const struct imap_arg *args, size_t nargs,
 		imap_reply(s, "OK DELETE completed");
 }
 
+/*
+ * The session renamed its own selected mailbox, or one above it: the
+ * view takes the new name, so that the session's checks still know it.
+ * Renaming INBOX moves its messages and leaves INBOX where it was.
+ */
+static void
+view_follow_rename(struct imap_view *v, const char *from, const char *to)
+{
+	char	 name[sizeof(v->mb.name)];
+	size_t	 n = strlen(from);
+
+	if (v == NULL || strcmp(from, "INBOX") == 0 ||
+	    strncmp(v->mb.name, from, n) != 0 ||
+	    (v->mb.name[n] != '\0' && v->mb.name[n] != '/'))
+		return;
+	if ((size_t)snprintf(name, sizeof(name), "%s%s", to,
+	    v->mb.name + n) < sizeof(name))
+		memcpy(v->mb.name, name, sizeof(name));
+}
+
 void
 imap_cmd_rename(struct session *s, const struct imap_arg *args, size_t nargs,
     int variant)
@@ -581,8 +601,10 @@ imap_cmd_rename(struct session *s, const struct imap_arg *args, size_t nargs,
 		err = STORE_EXISTS;
 	if (err != STORE_OK)
 		reply_store_error(s, err, "RENAME");
-	else
+	else {
+		view_follow_rename(imap_of(s)->view, from, to);
 		imap_reply(s, "OK RENAME completed");
+	}
 }
 
 void

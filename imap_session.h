@@ -39,6 +39,10 @@
  */
 #define IMAP_NO_FULL	"NO [SERVERBUG] Mail storage is full, try again later"
 
+/* The session's selected mailbox was deleted or renamed under it. */
+#define IMAP_BYE_MAILBOX_GONE \
+	"* BYE The selected mailbox was deleted or renamed\r\n"
+
 #define VIEW_RECENT	0x01	/* \Recent for this session */
 #define VIEW_GONE	0x02	/* expunged elsewhere, EXPUNGE not yet sent */
 

@@ -463,6 +463,7 @@ event_loop(struct server *srv, struct listener *ls, int nls,
 			last_tick = srv->now;
 			srv->timer_ms = 0;	/* the wake below serves it */
 			server_timeouts(srv);
+			store_poll_others(srv->store);	/* `mailrepd user` */
 			server_wake(srv);
 			sync_tick(srv);
 		} else if (srv->timer_ms != 0 && srv->now_ms >= srv->timer_ms) {

@@ -294,11 +294,104 @@ static const char schema_v8[] =
 	"  id INTEGER PRIMARY KEY AUTOINCREMENT,"
 	"  user TEXT NOT NULL COLLATE NOCASE,"
 	"  mailbox BLOB,"
+	"  uid INTEGER,"
+	"  guid BLOB,"
 	"  rec BLOB NOT NULL,"
 	"  blob_id INTEGER REFERENCES blob(id));"
 	"CREATE INDEX held_user ON held(user, id);"
-	"CREATE INDEX held_mailbox ON held(mailbox);"
+	"CREATE INDEX held_mailbox ON held(mailbox, uid);"
 	"CREATE INDEX held_blob ON held(blob_id);";
+
+/*
+ * Version 9, ids never reused: every table whose row ids a session or a
+ * replica holds (a selected mailbox, a blob being streamed, a conflict
+ * or quarantine entry an operator names, a user) hands out each id once.
+ * Without AUTOINCREMENT SQLite gives the highest freed id to the next
+ * row, so a session that kept a deleted mailbox selected read the next
+ * mailbox anyone created.  AUTOINCREMENT needs the table rebuilt; the
+ * rows, their ids and the indexes are kept, and store_migrate() runs
+ * the step with foreign keys off, as SQLite's ALTER TABLE procedure
+ * asks, so that dropping a parent table does not touch its children.
+ */
+static const char schema_v9[] =
+	"CREATE TABLE new_user ("
+	"  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+	"  name TEXT NOT NULL UNIQUE COLLATE NOCASE,"
+	"  password TEXT NOT NULL,"
+	"  created INTEGER NOT NULL);"
+	"INSERT INTO new_user (id, name, password, created) "
+	"  SELECT id, name, password, created FROM user;"
+	"DROP TABLE user;"
+	"ALTER TABLE new_user RENAME TO user;"
+	"CREATE TABLE new_mailbox ("
+	"  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+	"  uniqueid BLOB NOT NULL UNIQUE,"
+	"  user_id INTEGER NOT NULL REFERENCES user(id),"
+	"  name TEXT NOT NULL,"
+	"  uidvalidity INTEGER NOT NULL,"
+	"  uidnext INTEGER NOT NULL,"
+	"  highestmodseq INTEGER NOT NULL,"
+	"  subscribed INTEGER NOT NULL DEFAULT 0,"
+	"  special_use TEXT NOT NULL DEFAULT '',"
+	"  UNIQUE (user_id, name));"
+	"INSERT INTO new_mailbox (id, uniqueid, user_id, name, uidvalidity, "
+	"  uidnext, highestmodseq, subscribed, special_use) "
+	"  SELECT id, uniqueid, user_id, name, uidvalidity, uidnext, "
+	"  highestmodseq, subscribed, special_use FROM mailbox;"
+	"DROP TABLE mailbox;"
+	"ALTER TABLE new_mailbox RENAME TO mailbox;"
+	"CREATE TABLE new_blob ("
+	"  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+	"  guid BLOB NOT NULL UNIQUE,"
+	"  size INTEGER NOT NULL,"
+	"  envelope TEXT, bodystructure TEXT, body TEXT,"
+	"  header BLOB, parts BLOB,"
+	"  subject TEXT, from_addr TEXT, to_addr TEXT, message_id TEXT,"
+	"  sent_date INTEGER);"
+	"INSERT INTO new_blob (id, guid, size, envelope, bodystructure, body, "
+	"  header, parts, subject, from_addr, to_addr, message_id, sent_date) "
+	"  SELECT id, guid, size, envelope, bodystructure, body, header, "
+	"  parts, subject, from_addr, to_addr, message_id, sent_date FROM blob;"
+	"DROP TABLE blob;"
+	"ALTER TABLE new_blob RENAME TO blob;"
+	"CREATE TABLE new_conflict ("
+	"  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+	"  time INTEGER NOT NULL,"
+	"  user TEXT NOT NULL,"
+	"  mailbox BLOB NOT NULL,"
+	"  mailbox_name TEXT NOT NULL,"
+	"  uid INTEGER NOT NULL,"
+	"  local_guid BLOB NOT NULL,"
+	"  master_guid BLOB NOT NULL,"
+	"  op TEXT NOT NULL,"
+	"  master_seq INTEGER NOT NULL,"
+	"  resolved INTEGER NOT NULL DEFAULT 0);"
+	"INSERT INTO new_conflict (id, time, user, mailbox, mailbox_name, uid, "
+	"  local_guid, master_guid, op, master_seq, resolved) "
+	"  SELECT id, time, user, mailbox, mailbox_name, uid, local_guid, "
+	"  master_guid, op, master_seq, resolved FROM conflict;"
+	"DROP TABLE conflict;"
+	"ALTER TABLE new_conflict RENAME TO conflict;"
+	"CREATE INDEX conflict_mailbox ON conflict(mailbox, uid);"
+	"CREATE TABLE new_quarantine ("
+	"  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+	"  time INTEGER NOT NULL,"
+	"  user TEXT NOT NULL,"
+	"  mailbox BLOB NOT NULL,"
+	"  mailbox_name TEXT NOT NULL,"
+	"  uid INTEGER NOT NULL,"
+	"  blob_id INTEGER NOT NULL REFERENCES blob(id),"
+	"  flags INTEGER NOT NULL,"
+	"  keywords TEXT NOT NULL,"
+	"  internaldate INTEGER NOT NULL);"
+	"INSERT INTO new_quarantine (id, time, user, mailbox, mailbox_name, "
+	"  uid, blob_id, flags, keywords, internaldate) "
+	"  SELECT id, time, user, mailbox, mailbox_name, uid, blob_id, flags, "
+	"  keywords, internaldate FROM quarantine;"
+	"DROP TABLE quarantine;"
+	"ALTER TABLE new_quarantine RENAME TO quarantine;"
+	"CREATE INDEX quarantine_blob ON quarantine(blob_id);"
+	"CREATE INDEX quarantine_time ON quarantine(time);";
 
 static const char *const migrations[SCHEMA_VERSION] = {
 	schema_v1,
@@ -309,6 +402,7 @@ static const char *const migrations[SCHEMA_VERSION] = {
 	schema_v6,
 	schema_v7,
 	schema_v8,
+	schema_v9,
 };
 
 static const char *const stmt_sql[NSTMT] = {
@@ -411,7 +505,8 @@ static const char *const stmt_sql[NSTMT] = {
 	[S_EXPUNGED_SINCE] = "SELECT uid FROM expunged WHERE mailbox = ?1 "
 	    "AND modseq > ?2 ORDER BY uid",
 	[S_MBOX_STATE] = "SELECT uidnext, highestmodseq FROM mailbox "
-	    "WHERE id = ?1",
+	    "WHERE id = ?1 AND uniqueid = ?2 AND uidvalidity = ?3 AND "
+	    "name = ?4",
 	[S_BLOB_UNUSED_CHUNKS] = "DELETE FROM chunk WHERE blob_id = ?1 AND "
 	    "NOT EXISTS (SELECT 1 FROM message WHERE blob_id = ?1) AND "
 	    "NOT EXISTS (SELECT 1 FROM quarantine WHERE blob_id = ?1) AND "
@@ -538,8 +633,11 @@ static const char *const stmt_sql[NSTMT] = {
 	[S_PAUSE_LIST] = "SELECT user, reason, time, state, (SELECT count(*) "
 	    "FROM held h WHERE h.user = p.user) FROM guard_pause p "
 	    "ORDER BY user",
-	[S_HELD_ADD] = "INSERT INTO held (user, mailbox, rec, blob_id) "
-	    "VALUES (?1, ?2, ?3, ?4)",
+	[S_HELD_ADD] = "INSERT INTO held (user, mailbox, rec, blob_id, uid, "
+	    "guid) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+	/* A UID a held append took (store_held_add) is that message's. */
+	[S_HELD_RESERVED] = "SELECT 1 FROM held WHERE mailbox = ?1 AND "
+	    "uid = ?2 AND guid = ?3",
 	[S_HELD_NEXT] = "SELECT id, rec FROM held WHERE user = ?1 AND id > ?2 "
 	    "ORDER BY id LIMIT 1",
 	[S_HELD_DROP] = "DELETE FROM held WHERE id = ?1 RETURNING blob_id",
@@ -564,6 +662,12 @@ static const char *const stmt_sql[NSTMT] = {
 	[S_USER_MESSAGES] = "SELECT count(*) FROM message m JOIN mailbox mb "
 	    "ON mb.id = m.mailbox_id JOIN user u ON u.id = mb.user_id "
 	    "WHERE u.name = ?1",
+	/* Changes when another connection (process) commits. */
+	[S_DATA_VERSION] = "PRAGMA data_version",
+	/* One statement, one read lock: it runs before every command. */
+	[S_SESSION_CHECK] = "SELECT id, password, EXISTS (SELECT 1 FROM "
+	    "mailbox WHERE id = ?2 AND uniqueid = ?3 AND uidvalidity = ?4 AND "
+	    "name = ?5 AND user_id = user.id) FROM user WHERE name = ?1",
 };
 
 
@@ -999,9 +1103,32 @@ node_init(struct store *st)
 }
 
 /*
+ * Whether the store's rows keep every foreign key: a step that rebuilds
+ * tables runs with the checks off, so it is checked before it commits.
+ */
+static enum store_err
+foreign_keys_kept(struct store *st)
+{
+	sqlite3_stmt	*s;
+	int		 rc;
+
+	if ((rc = sqlite3_prepare_v2(st->db, "PRAGMA foreign_key_check", -1,
+	    &s, NULL)) != SQLITE_OK)
+		return db_error(st, rc, "foreign key check");
+	rc = sqlite3_step(s);
+	sqlite3_finalize(s);
+	if (rc == SQLITE_DONE)
+		return STORE_OK;
+	log_error("store.migrate", "msg=\"a row lost its foreign key\"");
+	return rc == SQLITE_ROW ? STORE_INVALID : db_error(st, rc,
+	    "foreign key check");
+}
+
+/*
  * Brings the schema from its stored version (PRAGMA user_version) to
- * SCHEMA_VERSION, one step per transaction.  A store newer than this
- * binary is refused rather than misread.
+ * SCHEMA_VERSION, one step per transaction, with foreign keys off (the
+ * caller turns them on after).  A store newer than this binary is
+ * refused rather than misread.
  */
 static enum store_err
 store_migrate(struct store *st)
@@ -1028,6 +1155,8 @@ store_migrate(struct store *st)
 		err = exec(st, migrations[version]);
 		if (err == STORE_OK && version == 0)
 			err = node_init(st);
+		if (err == STORE_OK)
+			err = foreign_keys_kept(st);
 		snprintf(sql, sizeof(sql), "PRAGMA user_version = %d",
 		    version + 1);
 		if (err == STORE_OK)
@@ -1081,10 +1210,13 @@ store_open(const char *dir, struct store **out)
 	err = exec(st, "PRAGMA journal_mode = WAL");
 	if (err == STORE_OK)
 		err = exec(st, "PRAGMA synchronous = FULL");
+	/* Off while tables are rebuilt (schema_v9), on for everything else. */
 	if (err == STORE_OK)
-		err = exec(st, "PRAGMA foreign_keys = ON");
+		err = exec(st, "PRAGMA foreign_keys = OFF");
 	if (err == STORE_OK)
 		err = store_migrate(st);
+	if (err == STORE_OK)
+		err = exec(st, "PRAGMA foreign_keys = ON");
 	if (err != STORE_OK) {
 		store_close(st);
 		return err;
@@ -1252,6 +1384,7 @@ store_user_del(struct store *st, const char *name)
 	int		 rc;
 	struct replog_rec r = { .type = REC_USER_DEL };
 
+	st->users_gen++;	/* the user's sessions look again */
 	if ((err = op_begin(st)) != STORE_OK)
 		return err;
 	if ((err = user_lookup(st, name, &uid, canon)) != STORE_OK)
@@ -1316,6 +1449,7 @@ store_user_set_password(struct store *st, const char *name,
 	char		 canon[USER_MAX_NAME + 1];
 	struct replog_rec r = { .type = REC_USER_PASSWD };
 
+	st->users_gen++;	/* the user's sessions look again */
 	if ((err = op_begin(st)) != STORE_OK)
 		return err;
 	if ((err = user_lookup(st, name, &id, canon)) != STORE_OK)
@@ -1330,6 +1464,59 @@ store_user_set_password(struct store *st, const char *name,
 	if (err == STORE_OK)
 		err = replog_append(st, &r);
 	return op_end(st, err);
+}
+
+enum store_err
+store_session_check(struct store *st, const char *name,
+    const struct store_mailbox *mb, struct store_user_ident *ident,
+    int *mailbox_kept)
+{
+	sqlite3_stmt	*s;
+	enum store_err	 err;
+
+	if ((s = stmt(st, S_SESSION_CHECK)) == NULL)
+		return STORE_IO;
+	sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
+	if (mb != NULL) {
+		sqlite3_bind_int64(s, 2, mb->id);
+		sqlite3_bind_blob(s, 3, mb->uniqueid, MAILBOX_ID_LEN,
+		    SQLITE_STATIC);
+		sqlite3_bind_int64(s, 4, mb->uidvalidity);
+		sqlite3_bind_text(s, 5, mb->name, -1, SQLITE_STATIC);
+	}
+	err = step_row(st, s, "session check");
+	if (err == STORE_OK) {
+		ident->id = sqlite3_column_int64(s, 0);
+		crypto_sha256(sqlite3_column_text(s, 1),
+		    (size_t)sqlite3_column_bytes(s, 1), ident->password);
+		*mailbox_kept = mb == NULL || sqlite3_column_int(s, 2);
+	}
+	sqlite3_clear_bindings(s);
+	sqlite3_reset(s);
+	return err;
+}
+
+uint64_t
+store_users_generation(const struct store *st)
+{
+	return st->users_gen;
+}
+
+void
+store_poll_others(struct store *st)
+{
+	sqlite3_stmt	*s;
+	int64_t		 v;
+
+	if ((s = stmt(st, S_DATA_VERSION)) == NULL)
+		return;
+	if (sqlite3_step(s) == SQLITE_ROW) {
+		v = sqlite3_column_int64(s, 0);
+		if (v != st->data_version)
+			st->users_gen++;
+		st->data_version = v;
+	}
+	sqlite3_reset(s);
 }
 
 enum store_err
@@ -1897,15 +2084,18 @@ store_message_expunge(struct store *st, int64_t mailbox_id, uint32_t uid)
 }
 
 enum store_err
-store_mailbox_state(struct store *st, int64_t mailbox_id, uint32_t *uidnext,
-    uint64_t *highestmodseq)
+store_mailbox_state(struct store *st, const struct store_mailbox *mb,
+    uint32_t *uidnext, uint64_t *highestmodseq)
 {
 	sqlite3_stmt	*s;
 	enum store_err	 err;
 
 	if ((s = stmt(st, S_MBOX_STATE)) == NULL)
 		return STORE_IO;
-	sqlite3_bind_int64(s, 1, mailbox_id);
+	sqlite3_bind_int64(s, 1, mb->id);
+	sqlite3_bind_blob(s, 2, mb->uniqueid, MAILBOX_ID_LEN, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 3, mb->uidvalidity);
+	sqlite3_bind_text(s, 4, mb->name, -1, SQLITE_STATIC);
 	if ((err = step_row(st, s, "mailbox state")) != STORE_OK)
 		return err;
 	*uidnext = (uint32_t)sqlite3_column_int64(s, 0);

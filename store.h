@@ -48,7 +48,7 @@ enum store_err {
 struct store;
 
 struct store_mailbox {
-	int64_t		id;		/* local handle, not replicated */
+	int64_t		id;		/* local handle, never reused */
 	uint8_t		uniqueid[MAILBOX_ID_LEN];
 	char		name[MAILBOX_MAX_NAME + 1];
 	uint32_t	uidvalidity;
@@ -145,6 +145,37 @@ enum store_err	store_user_set_password(struct store *, const char *name,
 /* *pwhash is malloc'd; the caller frees it. */
 enum store_err	store_user_password(struct store *, const char *name,
 		    char **pwhash);
+/*
+ * Who a logged-in session is: its user's id (never given to another
+ * user) and a digest of the password hash it logged in under.
+ */
+struct store_user_ident {
+	int64_t		id;
+	uint8_t		password[GUID_LEN];
+};
+
+/*
+ * One look-up an IMAP session makes before each command: the user called
+ * name as it is now (*ident), which it compares with the one it logged
+ * in as (a user deleted, perhaps added again under the same name, or
+ * given a new password ends its sessions); and whether *mb, its selected
+ * mailbox (NULL: none), is still that mailbox, as store_mailbox_state()
+ * tells.  STORE_NOTFOUND: no such user.
+ */
+enum store_err	store_session_check(struct store *, const char *name,
+		    const struct store_mailbox *mb,
+		    struct store_user_ident *ident, int *mailbox_kept);
+
+/*
+ * A number that changes whenever a user may have been deleted or given
+ * a new password, here or by another process (`mailrepd user`): idle
+ * sessions look at their user again only when it moved.  Another
+ * process's changes are noticed by store_poll_others(), which the event
+ * loop calls once a second (one PRAGMA, no disk read).
+ */
+uint64_t	store_users_generation(const struct store *);
+void		store_poll_others(struct store *);
+
 /* Writes the user's name as stored (canonical case) to canon. */
 enum store_err	store_user_find(struct store *, const char *name,
 		    char canon[USER_MAX_NAME + 1]);
@@ -240,11 +271,15 @@ enum store_err	store_message_get(struct store *, int64_t mailbox_id,
 		    uint32_t uid, struct store_message *out);
 
 /*
- * A mailbox's UIDNEXT and HIGHESTMODSEQ by local id: the cheap look-up
- * an IMAP session makes to learn whether anything changed.
+ * A selected mailbox's UIDNEXT and HIGHESTMODSEQ: the cheap look-up an
+ * IMAP session makes before each command and at each wake.  The mailbox
+ * is the one *mb names by local id, uniqueid, UIDVALIDITY and name (as
+ * at SELECT): STORE_NOTFOUND when it was deleted, re-created or renamed
+ * since, so that a session never follows an id to another mailbox.
  */
-enum store_err	store_mailbox_state(struct store *, int64_t mailbox_id,
-		    uint32_t *uidnext, uint64_t *highestmodseq);
+enum store_err	store_mailbox_state(struct store *,
+		    const struct store_mailbox *mb, uint32_t *uidnext,
+		    uint64_t *highestmodseq);
 
 /* Message changes; each takes the next MODSEQ of the mailbox. */
 enum store_err	store_message_set_flags(struct store *, int64_t mailbox_id,

@@ -237,13 +237,19 @@ chunk_copy(struct store_blob_reader *r, void *buf, size_t n, size_t in)
 	return 0;
 }
 
-/* Closes the reader's blob handle: no read lock outlives its use. */
+/*
+ * Closes the reader's blob handle: no read lock outlives its use.  The
+ * chunk is located again (by blob id, never reused, and sequence) at the
+ * next read: outside a snapshot its row may be gone and its rowid given
+ * to another blob's chunk.
+ */
 void
 chunk_release(struct store_blob_reader *r)
 {
 	if (r->h != NULL)
 		sqlite3_blob_close(r->h);
 	r->h = NULL;
+	r->seq = -1;
 }
 
 /*

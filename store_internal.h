@@ -91,6 +91,7 @@ enum stmt_id {
 	S_HELD_NEXT,
 	S_HELD_DROP,
 	S_HELD_MAILBOX,
+	S_HELD_RESERVED,
 	S_EXPUNGED_REASON,
 	S_QUAR_MAILBOX,
 	S_QUAR_PURGE,
@@ -109,6 +110,8 @@ enum stmt_id {
 	S_REPLOG_HASH_AT,
 	S_NODE_LOG_BASE,
 	S_REPLICA_FORGET,
+	S_DATA_VERSION,
+	S_SESSION_CHECK,
 	NSTMT
 };
 
@@ -126,6 +129,8 @@ struct store {
 	char		 keywords[STORE_MAX_KEYWORDS]; /* of message_row() */
 	struct store_blob_reader *readers;	/* open blob readers */
 	enum rec_reason	 reason;	/* of the records made now */
+	uint64_t	 users_gen;	/* store_users_generation() */
+	int64_t		 data_version;	/* as store_poll_others() last saw */
 };
 
 /* A replication record, as handed to replog_append(). */

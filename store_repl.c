@@ -533,20 +533,42 @@ guid_check(struct store *st, int64_t mbox_id, uint32_t uid,
  * this very message.  Otherwise *what becomes APPLY_REUSED and
  * local_guid the guid the tombstone names (zeros when none).
  */
+/*
+ * Whether a record the mass-delete guard holds took uid for the message
+ * guid (store_held_add() moved UIDNEXT past it): the UID is that
+ * message's, as if it had been placed there.
+ */
+static int
+uid_reserved(struct store *st, const uint8_t *uniqueid, uint32_t uid,
+    const uint8_t *guid)
+{
+	sqlite3_stmt	*s;
+	int		 rc;
+
+	if ((s = stmt(st, S_HELD_RESERVED)) == NULL)
+		return 0;
+	sqlite3_bind_blob(s, 1, uniqueid, MAILBOX_ID_LEN, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 2, uid);
+	sqlite3_bind_blob(s, 3, guid, GUID_LEN, SQLITE_STATIC);
+	rc = sqlite3_step(s);
+	sqlite3_reset(s);
+	return rc == SQLITE_ROW;
+}
+
 static enum store_err
-uid_taken_before(struct store *st, int64_t mbox_id, const uint8_t *uniqueid,
-    uint32_t uid, const uint8_t *guid, enum store_apply *what,
+uid_taken_before(struct store *st, const uint8_t *uniqueid, uint32_t uid,
+    const uint8_t *guid, enum store_apply *what,
     uint8_t local_guid[GUID_LEN])
 {
-	enum store_err	 err;
-	uint8_t		 gone[GUID_LEN];
-	uint32_t	 uidnext;
-	uint64_t	 modseq;
+	struct store_mailbox	 mb;
+	char			 owner[USER_MAX_NAME + 1];
+	enum store_err		 err;
+	uint8_t			 gone[GUID_LEN];
 
-	if ((err = store_mailbox_state(st, mbox_id, &uidnext, &modseq)) !=
+	if ((err = store_mailbox_by_uniqueid(st, uniqueid, &mb, owner)) !=
 	    STORE_OK)
 		return err;
-	if (uid >= uidnext)
+	if (uid >= mb.uidnext)
 		return STORE_OK;
 	memset(gone, 0, sizeof(gone));
 	err = store_tombstone_guid(st, uniqueid, uid, gone);
@@ -554,6 +576,8 @@ uid_taken_before(struct store *st, int64_t mbox_id, const uint8_t *uniqueid,
 		return err;
 	if (err == STORE_OK && memcmp(gone, guid, GUID_LEN) == 0)
 		return STORE_OK;	/* held it before under this uid */
+	if (err == STORE_NOTFOUND && uid_reserved(st, uniqueid, uid, guid))
+		return STORE_OK;	/* the guard kept it for this message */
 	memcpy(local_guid, gone, GUID_LEN);
 	*what = APPLY_REUSED;
 	return STORE_OK;
@@ -585,8 +609,8 @@ store_apply_append(struct store *st, const uint8_t *uniqueid, uint32_t uid,
 	if ((err = guid_check(st, mb.id, uid, guid, &m, what, local_guid)) !=
 	    STORE_OK || *what == APPLY_CONFLICT)
 		return op_end(st, err);
-	if (*what == APPLY_ABSENT && ((err = uid_taken_before(st, mb.id,
-	    uniqueid, uid, guid, what, local_guid)) != STORE_OK ||
+	if (*what == APPLY_ABSENT && ((err = uid_taken_before(st, uniqueid,
+	    uid, guid, what, local_guid)) != STORE_OK ||
 	    *what == APPLY_REUSED))
 		return op_end(st, err);
 	if (*what == APPLY_SAME) {
@@ -1391,6 +1415,10 @@ store_held_add(struct store *st, const char *user,
 	sqlite3_bind_blob(s, 3, rec, (int)len, SQLITE_STATIC);
 	if (b != NULL)
 		sqlite3_bind_int64(s, 4, blob_id);
+	if (r->type == REC_MESSAGE_APPEND && r->has_guid) {
+		sqlite3_bind_int64(s, 5, r->uid);
+		sqlite3_bind_blob(s, 6, r->guid, GUID_LEN, SQLITE_STATIC);
+	}
 	return op_end(st, step_done(st, s, "held add"));
 }
 
