@@ -12,6 +12,7 @@
 
 #include "admin.h"
 #include "config.h"
+#include "control.h"
 #include "guard.h"
 #include "log.h"
 #include "proto.h"
@@ -228,7 +229,9 @@ guard_resume_main(int argc, char **argv)
 		settings_free(&set);
 		return opts[1].value ? 0 : 2;
 	}
-	if ((st = admin_open_store(&set, 0)) != NULL) {
+	if ((st = admin_open_store(&set, 0)) == NULL)
+		rc = EXIT_USAGE;
+	else {
 		if (store_node_get(st, &me) == STORE_OK && me.paused[0] ==
 		    '\0' && opts[0].value == NULL)
 			rc = printf("not paused\n") < 0;

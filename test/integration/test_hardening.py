@@ -83,9 +83,10 @@ def modes(data):
 def test_files_created_private(server, tmp_path):
     data = tmp_path / "fresh"
     s = server(users=(), data=data, start=False,
-               args=["--imaps", "%s:%d" % (HOST, free_port())])
+               args=["--imaps", "%s:%d" % (HOST, free_port()),
+                     "--catch-all", "yes"])
     s.start()
-    s.deliver("a@remote.test", ["nobody-here@example.com"], b"x\r\n")
+    s.deliver("a@remote.test", ["new@example.com"], b"x\r\n")
     got = modes(data)
     for name in ("mailrepd.db", "mailrepd.db-wal", "mailrepd.db-shm",
                  "mailrepd.pid", "tls-key.pem", "tls-cert.pem"):
@@ -148,7 +149,13 @@ def test_root_drops_to_run_as_user(server):
     top = shared_tmp()
     try:
         data = top / "data"
-        user_add(data, "alice")          # made by root: handed over
+        user_add(data, "alice")          # made by root
+        p = run("serve", "--data", data, "--lmtp", "%s:%d" % (
+            HOST, free_port()), "--run-as-user", "nobody")
+        assert p.returncode == 2, p
+        assert "chown -R nobody" in p.stderr, p.stderr
+        for p in [data] + list(data.iterdir()):
+            os.lchown(p, nobody.pw_uid, nobody.pw_gid)
         s = server(data=data, start=False, imap=True,
                    args=["--run-as-user", "nobody"])
         s.start()
