@@ -308,6 +308,10 @@ def test_utf8_user_logs_in(server):
         _, done = c.read_until("a")
         assert done.startswith("OK"), done
     with IMAPRaw(s.imap_port) as c:
+        c.send('a LOGIN "jürgen" "%s"\r\n'.encode() % pw.encode())
+        _, done = c.read_until("a")
+        assert done.startswith("OK"), done
+    with IMAPRaw(s.imap_port) as c:
         ir = base64.b64encode(b"\0" + "jürgen".encode() + b"\0" +
                               pw.encode()).decode()
         _, done = c.cmd("AUTHENTICATE PLAIN " + ir)
