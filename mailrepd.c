@@ -530,7 +530,9 @@ serve_usage(FILE *f)
 	    "drain timeout cut sessions off, 5: a second\nSIGQUIT or SIGTERM "
 	    "cut the drain short); SIGTERM or SIGINT stop it at once;\n"
 	    "SIGUSR1 promotes a replica, SIGUSR2 demotes (mailrepd demote).  "
-	    "The pid\nis in DIR/mailrepd.pid.\n\n");
+	    "The pid\nis in DIR/mailrepd.pid; one server per DIR (a second "
+	    "exits 2).  Started as\nroot with --run-as-user, it becomes that "
+	    "user once its ports are bound.\n\n");
 	settings_usage(f);
 }
 
