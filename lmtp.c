@@ -181,9 +181,9 @@ lmtp_path_error(struct session *s, struct lmtp_session *ls,
 }
 
 /*
- * Whether the address holds a control character (C0 or DEL): a bare CR
- * copied into Return-Path: or Delivered-To: would start a header of the
- * sender's choosing.
+ * Whether an address or a hello name holds a control character (C0 or
+ * DEL): a bare CR copied into Return-Path:, Delivered-To: or Received:
+ * would start a header of the sender's choosing.
  */
 static int
 has_control(const char *p)
@@ -267,6 +267,12 @@ check_hello(struct session *s, struct lmtp_session *ls, char *args,
 		lmtp_error(s, ls, ls->d == &dialect_lmtp ?
 		    "501 5.5.4 Syntax: LHLO hostname" :
 		    "501 5.5.4 Syntax: EHLO hostname");
+		return -1;
+	}
+	if (has_control(args)) {
+		/* The name goes into Received:, as the sender wrote it. */
+		lmtp_error(s, ls, "501 5.5.4 Syntax: control character in "
+		    "hostname");
 		return -1;
 	}
 	if (ls->auth_step != AUTH_NONE) {

@@ -204,6 +204,18 @@ def envelope_refusals(c, lmtp):
     c.expect("250")
 
 
+def test_hello_name_control_characters_refused(server):
+    """The EHLO name goes into Received: (SMTP): same injection."""
+    port = free_port()
+    s = server(args=["--smtp", "%s:%d" % (HOST, port)])
+    for client, verb in ((LMTPClient(port), "EHLO"),
+                         (s.client(), "LHLO")):
+        with client as c:
+            for ch in INJECT:
+                c.cmd("%s client%sX-Injected: yes" % (verb, ch), "501 5.5.4")
+            c.cmd(verb + " client.test", "250")
+
+
 def test_envelope_control_characters_refused(server):
     port = free_port()
     s = server(args=["--smtp", "%s:%d" % (HOST, port)])
