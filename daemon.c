@@ -171,6 +171,49 @@ take_lock(int dirfd, const char *dir, struct daemon *d)
 	return 0;
 }
 
+/*
+ * Reads the unix-socket-* settings into d: the mode (octal), the owner
+ * (default: run-as-user when switching, else unchanged) and the group.
+ * Returns 0, or -1 after printing which setting is wrong.
+ */
+static int
+resolve_socket(const struct settings *set, struct daemon *d)
+{
+	const struct passwd	*pw;
+	const struct group	*gr;
+	char			*end;
+	long			 mode;
+
+	mode = strtol(set->unix_socket_mode, &end, 8);
+	if (*set->unix_socket_mode == '\0' || *end != '\0' || mode < 0 ||
+	    mode > 0777) {
+		fprintf(stderr, "mailrepd: setting 'unix-socket-mode' wants "
+		    "an octal mode such as 0660, not '%s'\n",
+		    set->unix_socket_mode);
+		return -1;
+	}
+	d->sock_mode = (mode_t)mode;
+	d->sock_uid = d->switch_user ? d->uid : (uid_t)-1;
+	d->sock_gid = (gid_t)-1;
+	if (set->unix_socket_owner != NULL) {
+		if ((pw = getpwnam(set->unix_socket_owner)) == NULL) {
+			fprintf(stderr, "mailrepd: setting 'unix-socket-owner': "
+			    "no user '%s'\n", set->unix_socket_owner);
+			return -1;
+		}
+		d->sock_uid = pw->pw_uid;
+	}
+	if (set->unix_socket_group != NULL) {
+		if ((gr = getgrnam(set->unix_socket_group)) == NULL) {
+			fprintf(stderr, "mailrepd: setting 'unix-socket-group': "
+			    "no group '%s'\n", set->unix_socket_group);
+			return -1;
+		}
+		d->sock_gid = gr->gr_gid;
+	}
+	return 0;
+}
+
 int
 daemon_prepare(const struct settings *set, struct daemon *d)
 {
@@ -179,7 +222,7 @@ daemon_prepare(const struct settings *set, struct daemon *d)
 	memset(d, 0, sizeof(*d));
 	d->settings = set;
 	d->lock_fd = -1;
-	if (resolve_user(set, d) < 0 ||
+	if (resolve_user(set, d) < 0 || resolve_socket(set, d) < 0 ||
 	    (dirfd = open_data_dir(set->data_dir, d)) < 0)
 		return -1;
 	if ((!d->switch_user || check_owners(dirfd, set->data_dir, set,
@@ -192,50 +235,12 @@ daemon_prepare(const struct settings *set, struct daemon *d)
 }
 
 int
-daemon_socket_mode(const struct settings *set, char *err, size_t errlen)
+daemon_socket(const struct daemon *d, const char *path, char *err,
+    size_t errlen)
 {
-	char	*end;
-	long	 mode;
-
-	mode = strtol(set->unix_socket_mode, &end, 8);
-	if (*set->unix_socket_mode == '\0' || *end != '\0' || mode < 0 ||
-	    mode > 0777) {
-		snprintf(err, errlen, "setting 'unix-socket-mode' wants an "
-		    "octal mode such as 0660, not '%s'", set->unix_socket_mode);
-		return -1;
-	}
-	return (int)mode;
-}
-
-int
-daemon_socket(const struct settings *set, const struct daemon *d,
-    const char *path, char *err, size_t errlen)
-{
-	const struct passwd	*pw;
-	const struct group	*gr;
-	uid_t			 uid = (uid_t)-1;
-	gid_t			 gid = (gid_t)-1;
-
-	if (set->unix_socket_owner != NULL) {
-		if ((pw = getpwnam(set->unix_socket_owner)) == NULL) {
-			snprintf(err, errlen, "setting 'unix-socket-owner': no "
-			    "user '%s'", set->unix_socket_owner);
-			return -1;
-		}
-		uid = pw->pw_uid;
-	} else if (d->switch_user)
-		uid = d->uid;
-	if (set->unix_socket_group != NULL) {
-		if ((gr = getgrnam(set->unix_socket_group)) == NULL) {
-			snprintf(err, errlen, "setting 'unix-socket-group': no "
-			    "group '%s'", set->unix_socket_group);
-			return -1;
-		}
-		gid = gr->gr_gid;
-	}
 	/* lchown: a link put in the socket's place is not followed. */
-	if ((uid != (uid_t)-1 || gid != (gid_t)-1) &&
-	    lchown(path, uid, gid) < 0) {
+	if ((d->sock_uid != (uid_t)-1 || d->sock_gid != (gid_t)-1) &&
+	    lchown(path, d->sock_uid, d->sock_gid) < 0) {
 		snprintf(err, errlen, "unix socket '%s': %s", path,
 		    strerror(errno));
 		return -1;

@@ -23,10 +23,14 @@ struct daemon {
 	int	 switch_user;	/* root, to become run-as-user */
 	uid_t	 uid;		/* of run-as-user */
 	gid_t	 gid;
+	mode_t	 sock_mode;	/* unix:PATH listeners are bound with */
+	uid_t	 sock_uid;	/* and given, or -1: left as bound */
+	gid_t	 sock_gid;
 };
 
 /*
- * Makes the data directory (mode 0700) or narrows one that group or
+ * Checks run-as-user and the unix-socket-* settings, then makes the
+ * data directory (mode 0700) or narrows one that group or
  * others may enter to 0700 with a warning; started as root with
  * run-as-user, gives the directory to that user and refuses a file in
  * it that the user does not own.  Then takes the directory's lock for
@@ -38,18 +42,11 @@ struct daemon {
 int	daemon_prepare(const struct settings *, struct daemon *);
 
 /*
- * Gives the unix socket at path the owner, group and mode of the
+ * Gives the unix socket at path the owner and group of the
  * unix-socket-* settings (owner default: run-as-user).  Returns 0, or
  * -1 with the reason in err.
  */
-int	daemon_socket(const struct settings *, const struct daemon *,
-	    const char *path, char *err, size_t errlen);
-
-/*
- * The mode a new unix socket is bound with: unix-socket-mode, or -1
- * with the reason in err when the setting is not an octal mode.
- */
-int	daemon_socket_mode(const struct settings *, char *err,
+int	daemon_socket(const struct daemon *, const char *path, char *err,
 	    size_t errlen);
 
 /*

@@ -106,16 +106,14 @@ close_listeners(struct listener *ls, int n)
 
 /*
  * Opens one listener per comma-separated spec into ls[n...], with
- * implicit TLS when tls; a unix socket is bound with sockmode and given
- * the unix-socket-* owner.  Returns the new count, or -1 after saying
+ * implicit TLS when tls; a unix socket is bound with the unix-socket-*
+ * mode and given their owner and group (dm).  Returns the new count, or -1 after saying
  * which spec failed (having closed what it opened).
  */
 static int
 open_listeners(const char *specs, const struct proto_ops *ops,
-    struct listener *ls, int n, int tls, const struct daemon *dm,
-    int sockmode)
+    struct listener *ls, int n, int tls, const struct daemon *dm)
 {
-	const struct settings	*set = dm->settings;
 	char			*copy, *spec, *save = NULL, err[256];
 	mode_t			 mask;
 	int			 opened = 0, ok = 1, is_unix;
@@ -130,7 +128,7 @@ open_listeners(const char *specs, const struct proto_ops *ops,
 
 		is_unix = strncmp(spec, "unix:", 5) == 0;
 		/* The mode is the socket's from bind() on: no window. */
-		mask = umask(is_unix ? ~(mode_t)sockmode & 0777 : SERVE_UMASK);
+		mask = umask(is_unix ? ~dm->sock_mode & 0777 : SERVE_UMASK);
 		l->fd = n + opened == MAX_LISTENERS ? -1 :
 		    net_listen(spec, err, sizeof(err));
 		umask(mask);
@@ -138,8 +136,8 @@ open_listeners(const char *specs, const struct proto_ops *ops,
 			fprintf(stderr, "mailrepd: more than %d listeners\n",
 			    MAX_LISTENERS);
 			ok = 0;
-		} else if (l->fd < 0 || (is_unix && daemon_socket(set, dm,
-		    spec + 5, err, sizeof(err)) < 0)) {
+		} else if (l->fd < 0 || (is_unix && daemon_socket(dm, spec + 5,
+		    err, sizeof(err)) < 0)) {
 			fprintf(stderr, "mailrepd: setting '%s': %s\n",
 			    tls ? "imaps" : ops->name, err);
 			if (l->fd >= 0)
@@ -185,17 +183,12 @@ open_all_listeners(const struct daemon *dm, struct listener *ls)
 		{ set->smtp, &smtp_proto, 0 },
 		{ set->repl_listen, &sync_master_proto, 0 },
 	};
-	char	 err[256];
 	size_t	 i;
-	int	 n = 0, m, sockmode;
+	int	 n = 0, m;
 
-	if ((sockmode = daemon_socket_mode(set, err, sizeof(err))) < 0) {
-		fprintf(stderr, "mailrepd: %s\n", err);
-		return -1;
-	}
 	for (i = 0; i < sizeof(kinds) / sizeof(*kinds); i++) {
 		if ((m = open_listeners(kinds[i].specs, kinds[i].ops, ls, n,
-		    kinds[i].tls, dm, sockmode)) < 0) {
+		    kinds[i].tls, dm)) < 0) {
 			close_listeners(ls, n);
 			return -1;
 		}

@@ -366,3 +366,17 @@ def test_bad_user_add_creates_nothing(tmp_path):
     p = run("user", "add", "alice", "--data", data, "--password-file",
             tmp_path / "missing")
     assert p.returncode == 2 and not data.exists(), p
+
+
+def test_bad_serve_settings_create_nothing(tmp_path):
+    data = tmp_path / "data"
+    lmtp = "%s:%d,unix:%s" % (HOST, free_port(), tmp_path / "s")
+    for args in (("--unix-socket-mode", "999"),
+                 ("--unix-socket-mode", "rw"),
+                 ("--unix-socket-owner", "no-such-user-here"),
+                 ("--unix-socket-group", "no-such-group-here"),
+                 ("--run-as-user", "no-such-user-here")):
+        p = run("serve", "--data", data, "--lmtp", lmtp, *args)
+        assert p.returncode == 2, (args, p.stderr)
+        assert args[0][2:] in p.stderr, (args, p.stderr)
+        assert not data.exists(), args
