@@ -89,15 +89,20 @@ class Postfix:
         ]
         (self.conf / "main.cf").write_text("".join(
             "%s = %s\n" % kv for kv in base + extra))
-        # The system's services, with smtpd on our loopback port and no
-        # chroot (the queue has no copy of /etc).
-        out = []
+        # The system's internal services without chroot (the queue has
+        # no copy of /etc), none of its network listeners (whatever the
+        # admin enabled), and smtpd on our loopback port only.
+        out = ["%s:%d inet n - n - - smtpd" % (HOST, self.smtp_port)]
+        skipping = False
         for line in Path(SYSTEM_MASTER_CF).read_text().splitlines():
-            line = re.sub(r"^smtp(\s+)inet", r"%s:%d\1inet" % (
-                HOST, self.smtp_port), line)
-            line = re.sub(r"^(\S+\s+(?:inet|unix|unix-dgram|fifo|pass)"
-                          r"\s+\S+\s+\S+\s+)[-y]", r"\1n", line)
-            out.append(line)
+            if line[:1].isspace() and skipping:
+                continue
+            fields = line.split()
+            skipping = len(fields) > 1 and not line.startswith("#") and \
+                fields[1] == "inet"
+            if not skipping:
+                out.append(re.sub(r"^(\S+\s+(?:unix|unix-dgram|fifo|pass)"
+                                  r"\s+\S+\s+\S+\s+)[-y]", r"\1n", line))
         (self.conf / "master.cf").write_text("\n".join(out) + "\n")
 
     def postfix(self, *args):
