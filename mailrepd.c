@@ -107,8 +107,8 @@ close_listeners(struct listener *ls, int n)
 /*
  * Opens one listener per comma-separated spec into ls[n...], with
  * implicit TLS when tls; a unix socket is bound with the unix-socket-*
- * mode and given their owner and group (dm).  Returns the new count, or -1 after saying
- * which spec failed (having closed what it opened).
+ * mode and given their owner and group (dm).  Returns the new count, or
+ * -1 after saying which spec failed (having closed what it opened).
  */
 static int
 open_listeners(const char *specs, const struct proto_ops *ops,
@@ -553,7 +553,6 @@ cmd_serve(int argc, char **argv, int first, int dev_mode)
 	memset(&dr, 0, sizeof(dr));
 	memset(&dm, 0, sizeof(dm));
 	dm.lock_fd = -1;
-
 	if (dev_mode) {
 		if ((n = dev_setup(&set, argc, argv, &dev)) != 0) {
 			rc = n > 0 ? 0 : 2;
