@@ -19,8 +19,7 @@ MODULES	= settings.c log.c buf.c crypto.c auth.c store.c store_blob.c mime.c spo
 	  lmtp.c admin.c mailio.c imap_parse.c imap.c imap_mailbox.c \
 	  imap_message.c imap_list.c imap_fetch.c imap_search.c \
 	  tls.c transport.c penalty.c sync.c sync_reconcile.c control.c store_repl.c guard.c \
-	  record.c \
-	  json.c
+	  record.c json.c utf8.c daemon.c
 # The command-line tools (dev, messages, wait, conflicts, quarantine); only main() calls them.
 TOOLS	= dev.c messages.c conflicts.c quarantine.c
 SRCS	= mailrepd.c $(TOOLS) $(MODULES)

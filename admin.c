@@ -14,6 +14,7 @@
 
 #include "admin.h"
 #include "config.h"
+#include "control.h"
 #include "crypto.h"
 #include "settings.h"
 #include "store.h"
@@ -43,8 +44,8 @@ admin_open_store(const struct settings *set, int create)
 		return NULL;
 	}
 	if (store_open(set->data_dir, &st) != STORE_OK) {
-		fprintf(stderr, "mailrepd: cannot open the store in '%s'\n",
-		    set->data_dir);
+		fprintf(stderr, "mailrepd: setting 'data': cannot open the "
+		    "store in '%s'\n", set->data_dir);
 		return NULL;
 	}
 	return st;
@@ -121,41 +122,84 @@ user_usage(FILE *f, struct cmd_option *opts, int n)
 	settings_usage_options(f, opts, n);
 }
 
-/* Runs add, del or passwd for one user; returns the exit status. */
+/*
+ * Hashes the password of `user add` or `user passwd` (read from pwfile or
+ * standard input) into *hash.  Returns 0, or EXIT_USAGE after saying why.
+ */
+static int
+user_password_hash(const char *pwfile, char **hash)
+{
+	char	*pw;
+
+	if ((pw = read_password(pwfile)) == NULL)
+		return EXIT_USAGE;
+	*hash = crypto_password_hash(pw);
+	explicit_bzero(pw, strlen(pw));
+	free(pw);
+	if (*hash == NULL) {
+		fprintf(stderr, "mailrepd: cannot hash password\n");
+		return EXIT_FAILED;
+	}
+	return 0;
+}
+
+/*
+ * Runs add, del or passwd for one user, with the password's hash for
+ * add and passwd; returns the exit status.
+ */
 static int
 user_change(struct store *st, const char *verb, const char *name,
-    const char *pwfile)
+    const char *hash)
 {
 	enum store_err	 err;
-	char		*pw = NULL, *hash = NULL;
 
 	(void)store_set_reason(st, REASON_OPERATOR);
-	if (strcmp(verb, "add") == 0 || strcmp(verb, "passwd") == 0) {
-		if ((pw = read_password(pwfile)) == NULL)
-			return 1;
-		hash = crypto_password_hash(pw);
-		explicit_bzero(pw, strlen(pw));
-		free(pw);
-		if (hash == NULL) {
-			fprintf(stderr, "mailrepd: cannot hash password\n");
-			return 1;
-		}
-		err = strcmp(verb, "add") == 0 ?
-		    store_user_add(st, name, hash) :
-		    store_user_set_password(st, name, hash);
-		free(hash);
-	} else
+	if (strcmp(verb, "add") == 0)
+		err = store_user_add(st, name, hash);
+	else if (strcmp(verb, "passwd") == 0)
+		err = store_user_set_password(st, name, hash);
+	else
 		err = store_user_del(st, name);
 	if (err == STORE_OK)
 		err = store_commit(st);
 	if (err != STORE_OK) {
 		fprintf(stderr, "mailrepd: user %s '%s': %s\n", verb, name,
-		    err == STORE_INVALID ? "invalid user name (1-64 printable "
-		    "characters, none of @ + / \\ \" or space)" :
 		    store_strerror(err));
-		return 1;
+		return EXIT_FAILED;
 	}
 	return 0;
+}
+
+/*
+ * `user add|del|passwd NAME`: the name and the password are checked
+ * before the store is opened (or, for add, created), so that a wrong
+ * command line changes nothing.
+ */
+static int
+user_verb(const struct settings *set, const char *verb, const char *name,
+    const char *pwfile)
+{
+	struct store	*st;
+	char		*hash = NULL;
+	int		 rc;
+
+	if (!store_user_name_valid(name)) {
+		fprintf(stderr, "mailrepd: user %s '%s': invalid user name "
+		    "(1-%d bytes: printable ASCII other than @ + / \\ \" and "
+		    "space, or UTF-8)\n", verb, name, USER_MAX_NAME);
+		return EXIT_USAGE;
+	}
+	if (strcmp(verb, "del") != 0 &&
+	    (rc = user_password_hash(pwfile, &hash)) != 0)
+		return rc;
+	if ((st = admin_open_store(set, strcmp(verb, "add") == 0)) == NULL)
+		rc = EXIT_USAGE;
+	else {
+		rc = user_change(st, verb, name, hash);
+		store_close(st);
+	}
+	free(hash);
+	return rc;
 }
 
 int
@@ -168,11 +212,11 @@ admin_user(int argc, char **argv)
 	struct settings	 set;
 	struct store	*st;
 	char		*pos[3];
-	int		 npos = 3, rc = 2;
+	int		 npos = 3, rc = EXIT_USAGE;
 
 	if (settings_parse(&set, argc, argv, 2, opts, 2, pos, &npos) < 0) {
 		settings_free(&set);
-		return 2;
+		return EXIT_USAGE;
 	}
 	if (opts[1].value != NULL) {
 		user_usage(stdout, opts, 2);
@@ -182,19 +226,13 @@ admin_user(int argc, char **argv)
 	if (npos == 1 && strcmp(pos[0], "list") == 0) {
 		if ((st = admin_open_store(&set, 0)) != NULL) {
 			rc = store_user_foreach(st, print_user, NULL) ==
-			    STORE_OK ? 0 : 1;
+			    STORE_OK ? 0 : EXIT_FAILED;
 			store_close(st);
-		} else
-			rc = 1;
+		}
 	} else if (npos == 2 && (strcmp(pos[0], "add") == 0 ||
-	    strcmp(pos[0], "del") == 0 || strcmp(pos[0], "passwd") == 0)) {
-		if ((st = admin_open_store(&set,
-		    strcmp(pos[0], "add") == 0)) != NULL) {
-			rc = user_change(st, pos[0], pos[1], opts[0].value);
-			store_close(st);
-		} else
-			rc = 1;
-	} else
+	    strcmp(pos[0], "del") == 0 || strcmp(pos[0], "passwd") == 0))
+		rc = user_verb(&set, pos[0], pos[1], opts[0].value);
+	else
 		user_usage(stderr, opts, 2);
 	settings_free(&set);
 	return rc;
@@ -232,7 +270,7 @@ admin_check(int argc, char **argv)
 	}
 	if ((st = admin_open_store(&set, 0)) == NULL) {
 		settings_free(&set);
-		return 1;
+		return EXIT_USAGE;
 	}
 	if (store_check(st, print_problem, NULL, &blobs, &problems) !=
 	    STORE_OK) {

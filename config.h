@@ -175,5 +175,7 @@
 #define DEFAULT_DATA_DIR	"/var/lib/mailrepd"
 #define DEFAULT_DRAIN_TIMEOUT	10	/* seconds, SIGQUIT drain bound */
 #define CONFIG_MAX_LINE		4096	/* bytes in one config-file line */
+#define DEFAULT_UNIX_SOCKET_MODE "0600"	/* unix:PATH listeners: owner only */
+#define SERVE_UMASK		077	/* nothing the server writes is shared */
 
 #endif /* MAILREPD_CONFIG_H */

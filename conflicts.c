@@ -15,6 +15,7 @@
 #include "admin.h"
 #include "config.h"
 #include "conflicts.h"
+#include "control.h"
 #include "crypto.h"
 #include "json.h"
 #include "settings.h"
@@ -224,7 +225,7 @@ conflicts_main(int argc, char **argv)
 	}
 	if ((st = admin_open_store(&set, 0)) == NULL) {
 		settings_free(&set);
-		return 1;
+		return EXIT_USAGE;
 	}
 	if ((rc = conflicts_run(st, pos, npos, opts)) == 2)
 		usage(stderr, opts, 3);

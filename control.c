@@ -220,7 +220,7 @@ control_promote(int argc, char **argv)
 	}
 	if ((st = admin_open_store(&set, 0)) == NULL) {
 		settings_free(&set);
-		return 1;
+		return EXIT_USAGE;
 	}
 	for (ticks = 0; ticks < 50; ticks++) {
 		store_read_begin(st);
@@ -354,7 +354,7 @@ control_demote(int argc, char **argv)
 	}
 	if ((st = admin_open_store(&set, 0)) == NULL) {
 		settings_free(&set);
-		return 1;
+		return EXIT_USAGE;
 	}
 	rc = 1;
 	if ((pid = running_pid(set.data_dir)) > 0) {

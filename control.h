@@ -32,7 +32,15 @@
 struct store;
 struct store_node;
 
-/* Exit statuses of `mailrepd serve` after a drain (and of `drain`). */
+/*
+ * The exit statuses of every command (README.md, "Exit statuses"): 0
+ * done, 1 the work failed (a check found a problem, a user exists, the
+ * disk is full), 2 the command line, a setting or its input is wrong
+ * (the message names it; nothing was created or changed), and those of
+ * `serve` after a drain (and of `drain`), 3 to 5.
+ */
+#define EXIT_FAILED		1	/* the work itself failed */
+#define EXIT_USAGE		2	/* command line, setting or input */
 #define EXIT_DRAINED		0	/* every replica has everything */
 #define EXIT_REPLICA_BEHIND	3	/* a known replica lacks records */
 #define EXIT_DRAIN_TIMEOUT	4	/* the timeout cut sessions off */

@@ -17,6 +17,7 @@
 
 #include "admin.h"
 #include "config.h"
+#include "control.h"
 #include "guard.h"
 #include "json.h"
 #include "log.h"
@@ -523,7 +524,9 @@ guard_resume_main(int argc, char **argv)
 		settings_free(&set);
 		return opts[2].value ? 0 : 2;
 	}
-	if ((st = admin_open_store(&set, 0)) != NULL) {
+	if ((st = admin_open_store(&set, 0)) == NULL)
+		rc = EXIT_USAGE;
+	else {
 		if (store_pause_resume(st, opts[1].value, opts[0].value ?
 		    PAUSE_ALLOW : PAUSE_RECHECK, &n) == STORE_OK &&
 		    store_commit(st) == STORE_OK) {

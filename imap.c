@@ -76,6 +76,8 @@ struct imap_private {
 	uint64_t	 discard;	/* literal bytes still to drop */
 	int		 discard_line;	/* then drop up to the line end */
 	uint64_t	 skipped;	/* bytes of an over-long line dropped */
+	int		 overlong;	/* a one-line mode's line is past
+					   IMAP_MAX_LINE: dropping it */
 	int64_t		 head0;		/* log head when the command began */
 	int		 changed;	/* the command changed the store */
 	int64_t		 hold_until;	/* now_ms of a delayed reply, or 0 */
@@ -711,32 +713,68 @@ cmd_authenticate(struct session *s, const struct imap_arg *args,
 }
 
 /*
+ * Drops buffered input up to and including the next LF, counting what it
+ * drops in p->skipped.  Returns 1 once the LF is gone, 0 when more is to
+ * come; a line that goes on past IMAP_MAX_SKIP bytes never ends, as far
+ * as this server cares: the session gets BYE and is closed.
+ */
+static int
+skip_line(struct session *s)
+{
+	struct imap_private	*p = imap_of(s)->priv;
+	const char		*lf;
+	size_t			 n = buf_used(&s->in);
+
+	if ((lf = memchr(buf_ptr(&s->in), '\n', n)) != NULL)
+		n = lf - buf_ptr(&s->in) + 1;
+	buf_consume(&s->in, n);
+	p->skipped += n;
+	if (lf != NULL)
+		return 1;
+	if (p->skipped > IMAP_MAX_SKIP) {
+		session_printf(s, "* BYE Command line too long\r\n");
+		session_close(s);
+	}
+	return 0;
+}
+
+/*
  * The line a one-line input mode waits for: AUTHENTICATE's response,
  * IDLE's DONE, the end of an APPEND.  Returns 0 while it is incomplete;
  * else the line is consumed, the session is back in command mode, and
  * the result is 1 with *line (NUL-terminated, valid until the input
- * buffer is next written to) or -1 for a line past IMAP_MAX_LINE, whose
- * buffered bytes are dropped.
+ * buffer is next written to) or -1 for a line past IMAP_MAX_LINE.  Such
+ * a line is dropped whole, to its LF, before the -1: its tail must never
+ * run as a command.
  */
 static int
 mode_line(struct session *s, char **line, size_t *len)
 {
-	size_t	 used;
-	int	 crlf;
+	struct imap_private	*p = imap_of(s)->priv;
+	size_t			 used;
+	int			 crlf;
 
-	switch (session_getline(s, IMAP_MAX_LINE, line, len, &used, &crlf)) {
-	case LINE_MORE:
-		return 0;
-	case LINE_TOO_LONG:
-		used = buf_used(&s->in);
-		*line = NULL;
-		break;
-	case LINE_OK:
-		break;
+	*line = NULL;
+	if (!p->overlong) {
+		switch (session_getline(s, IMAP_MAX_LINE, line, len, &used,
+		    &crlf)) {
+		case LINE_MORE:
+			return 0;
+		case LINE_OK:
+			buf_consume(&s->in, used);
+			p->mode = IN_COMMAND;
+			return 1;
+		case LINE_TOO_LONG:
+			p->overlong = 1;
+			p->skipped = 0;
+			break;
+		}
 	}
-	buf_consume(&s->in, used);
-	imap_of(s)->priv->mode = IN_COMMAND;
-	return *line != NULL ? 1 : -1;
+	if (!skip_line(s))
+		return 0;
+	p->overlong = 0;
+	p->mode = IN_COMMAND;
+	return -1;
 }
 
 /*
@@ -1187,30 +1225,14 @@ input_discard(struct session *s)
 	return 1;
 }
 
-/*
- * Drops the rest of an over-long command line.  A line that goes on past
- * IMAP_MAX_SKIP more bytes never ends, as far as this server cares.
- */
+/* Drops the rest of an over-long command line. */
 static int
 input_skip_line(struct session *s)
 {
-	struct imap_private	*p = imap_of(s)->priv;
-	const char		*lf;
-	size_t			 n = buf_used(&s->in);
-
-	if ((lf = memchr(buf_ptr(&s->in), '\n', n)) != NULL)
-		n = lf - buf_ptr(&s->in) + 1;
-	buf_consume(&s->in, n);
-	p->skipped += n;
-	if (lf != NULL) {
-		p->mode = IN_COMMAND;
-		return 1;
-	}
-	if (p->skipped > IMAP_MAX_SKIP) {
-		session_printf(s, "* BYE Command line too long\r\n");
-		session_close(s);
-	}
-	return 0;
+	if (!skip_line(s))
+		return 0;
+	imap_of(s)->priv->mode = IN_COMMAND;
+	return 1;
 }
 
 /* --- dispatch -------------------------------------------------------------- */

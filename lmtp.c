@@ -170,14 +170,40 @@ lmtp_error(struct session *s, struct lmtp_session *ls, const char *reply)
 	}
 }
 
+/* A refused path: 501 with the command's enhanced status code. */
+static void
+lmtp_path_error(struct session *s, struct lmtp_session *ls,
+    const char *code, const char *text)
+{
+	char	 reply[128];
+
+	snprintf(reply, sizeof(reply), "501 %s %s", code, text);
+	lmtp_error(s, ls, reply);
+}
+
+/*
+ * Whether an address or a hello name holds a control character (C0 or
+ * DEL): a bare CR copied into Return-Path:, Delivered-To: or Received:
+ * would start a header of the sender's choosing.
+ */
+static int
+has_control(const char *p)
+{
+	for (; *p != '\0'; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			return 1;
+	return 0;
+}
+
 /*
  * Parses "FROM:<path> params" (or TO:) after the verb.  Tolerates the
  * common "FROM: <path>" spacing and a path without brackets.  Writes
- * into args in place.  Returns 0, or -1 after replying 501.
+ * into args in place.  Returns 0, or -1 after replying 501 with `code`
+ * (5.1.7 for a sender, 5.1.3 for a recipient) to a bad address.
  */
 static int
 parse_path(struct session *s, struct lmtp_session *ls, char *args,
-    const char *keyword, struct lmtp_path *out)
+    const char *keyword, const char *code, struct lmtp_path *out)
 {
 	size_t	 klen = strlen(keyword);
 	char	*p = args, *end, *q;
@@ -203,8 +229,8 @@ parse_path(struct session *s, struct lmtp_session *ls, char *args,
 				break;
 		}
 		if (*end != '>') {
-			lmtp_error(s, ls, "501 5.1.7 Syntax: unbalanced "
-			    "angle brackets in path");
+			lmtp_path_error(s, ls, code, "Syntax: unbalanced angle "
+			    "brackets in path");
 			return -1;
 		}
 		*end++ = '\0';
@@ -217,7 +243,11 @@ parse_path(struct session *s, struct lmtp_session *ls, char *args,
 	if (*p == '@' && (q = strchr(p, ':')) != NULL)
 		p = q + 1;
 	if (strlen(p) > LMTP_MAX_ADDRESS) {
-		lmtp_error(s, ls, "501 5.1.3 Path too long");
+		lmtp_path_error(s, ls, code, "Path too long");
+		return -1;
+	}
+	if (has_control(p)) {
+		lmtp_path_error(s, ls, code, "Control character in address");
 		return -1;
 	}
 	while (*end == ' ')
@@ -238,6 +268,12 @@ check_hello(struct session *s, struct lmtp_session *ls, char *args,
 		lmtp_error(s, ls, ls->d == &dialect_lmtp ?
 		    "501 5.5.4 Syntax: LHLO hostname" :
 		    "501 5.5.4 Syntax: EHLO hostname");
+		return -1;
+	}
+	if (has_control(args)) {
+		/* The name goes into Received:, as the sender wrote it. */
+		lmtp_error(s, ls, "501 5.5.4 Syntax: control character in "
+		    "hostname");
 		return -1;
 	}
 	if (ls->auth_step != AUTH_NONE) {
@@ -366,7 +402,7 @@ check_mail(struct session *s, struct lmtp_session *ls, char *args,
 		    "deliver to its master\r\n");
 		return -1;
 	}
-	if (parse_path(s, ls, args, "FROM:", path) < 0)
+	if (parse_path(s, ls, args, "FROM:", "5.1.7", path) < 0)
 		return -1;
 	return check_mail_params(s, ls, path->params);
 }
@@ -544,7 +580,7 @@ check_rcpt(struct session *s, struct lmtp_session *ls, char *args,
 		lmtp_error(s, ls, "503 5.5.1 Send MAIL FROM first");
 		return -1;
 	}
-	if (parse_path(s, ls, args, "TO:", path) < 0)
+	if (parse_path(s, ls, args, "TO:", "5.1.3", path) < 0)
 		return -1;
 	if (*path->address == '\0') {
 		lmtp_error(s, ls, "501 5.1.3 Empty recipient");

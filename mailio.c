@@ -20,6 +20,7 @@
 
 #include "admin.h"
 #include "config.h"
+#include "control.h"
 #include "mailio.h"
 #include "settings.h"
 #include "spool.h"
@@ -410,8 +411,10 @@ mailio_import(int argc, char **argv)
 		return 2;
 	}
 	mailbox = opts[2].value ? opts[2].value : "INBOX";
-	if ((im.st = admin_open_store(&set, 0)) == NULL)
+	if ((im.st = admin_open_store(&set, 0)) == NULL) {
+		rc = EXIT_USAGE;
 		goto out;
+	}
 	if (store_user_find(im.st, pos[0], canon) != STORE_OK) {
 		fprintf(stderr, "mailrepd: import: no user '%s'\n", pos[0]);
 		goto out;
@@ -618,8 +621,11 @@ mailio_export(int argc, char **argv)
 		settings_free(&set);
 		return opts[1].value ? 0 : 2;
 	}
-	if ((ex.st = admin_open_store(&set, 0)) == NULL ||
-	    (ex.buf = malloc(BLOB_CHUNK_SIZE)) == NULL)
+	if ((ex.st = admin_open_store(&set, 0)) == NULL) {
+		rc = EXIT_USAGE;
+		goto out;
+	}
+	if ((ex.buf = malloc(BLOB_CHUNK_SIZE)) == NULL)
 		goto out;
 	if (store_user_find(ex.st, pos[0], canon) != STORE_OK) {
 		fprintf(stderr, "mailrepd: export: no user '%s'\n", pos[0]);

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -22,6 +23,7 @@
 #include "config.h"
 #include "conflicts.h"
 #include "control.h"
+#include "daemon.h"
 #include "dev.h"
 #include "imap.h"
 #include "lmtp.h"
@@ -107,15 +109,17 @@ close_listeners(struct listener *ls, int n)
 
 /*
  * Opens one listener per comma-separated spec into ls[n...], with
- * implicit TLS when tls.  Returns the new count, or -1 after saying which
- * spec failed (having closed what it opened).
+ * implicit TLS when tls; a unix socket is bound with the unix-socket-*
+ * mode and given their owner and group (dm).  Returns the new count, or
+ * -1 after saying which spec failed (having closed what it opened).
  */
 static int
 open_listeners(const char *specs, const struct proto_ops *ops,
-    struct listener *ls, int n, int tls)
+    struct listener *ls, int n, int tls, const struct daemon *dm)
 {
-	char	*copy, *spec, *save = NULL, err[256];
-	int	 opened = 0, ok = 1;
+	char			*copy, *spec, *save = NULL, err[256];
+	mode_t			 mask;
+	int			 opened = 0, ok = 1, is_unix;
 
 	if (specs == NULL)
 		return n;
@@ -125,13 +129,22 @@ open_listeners(const char *specs, const struct proto_ops *ops,
 	    spec = strtok_r(NULL, ",", &save)) {
 		struct listener *l = &ls[n + opened];
 
+		is_unix = strncmp(spec, "unix:", 5) == 0;
+		/* The mode is the socket's from bind() on: no window. */
+		mask = umask(is_unix ? ~dm->sock_mode & 0777 : SERVE_UMASK);
+		l->fd = n + opened == MAX_LISTENERS ? -1 :
+		    net_listen(spec, err, sizeof(err));
+		umask(mask);
 		if (n + opened == MAX_LISTENERS) {
 			fprintf(stderr, "mailrepd: more than %d listeners\n",
 			    MAX_LISTENERS);
 			ok = 0;
-		} else if ((l->fd = net_listen(spec, err, sizeof(err))) < 0) {
+		} else if (l->fd < 0 || (is_unix && daemon_socket(dm, spec + 5,
+		    err, sizeof(err)) < 0)) {
 			fprintf(stderr, "mailrepd: setting '%s': %s\n",
 			    tls ? "imaps" : ops->name, err);
+			if (l->fd >= 0)
+				close(l->fd);
 			ok = 0;
 		} else if ((l->spec = strdup(spec)) == NULL) {
 			close(l->fd);
@@ -151,6 +164,40 @@ open_listeners(const char *specs, const struct proto_ops *ops,
 		return -1;
 	}
 	return n + opened;
+}
+
+/*
+ * Opens every listener the settings name (LMTP, IMAP, IMAPS, SMTP, the
+ * replication port) into ls.  Returns their count, or -1 after saying
+ * why, with none left open.
+ */
+static int
+open_all_listeners(const struct daemon *dm, struct listener *ls)
+{
+	const struct settings	*set = dm->settings;
+	const struct {
+		const char		*specs;
+		const struct proto_ops	*ops;
+		int			 tls;
+	} kinds[] = {
+		{ set->lmtp, &lmtp_proto, 0 },
+		{ set->imap, &imap_proto, 0 },
+		{ set->imaps, &imap_proto, 1 },
+		{ set->smtp, &smtp_proto, 0 },
+		{ set->repl_listen, &sync_master_proto, 0 },
+	};
+	size_t	 i;
+	int	 n = 0, m;
+
+	for (i = 0; i < sizeof(kinds) / sizeof(*kinds); i++) {
+		if ((m = open_listeners(kinds[i].specs, kinds[i].ops, ls, n,
+		    kinds[i].tls, dm)) < 0) {
+			close_listeners(ls, n);
+			return -1;
+		}
+		n = m;
+	}
+	return n;
 }
 
 /*
@@ -494,7 +541,9 @@ serve_usage(FILE *f)
 	    "drain timeout cut sessions off, 5: a second\nSIGQUIT or SIGTERM "
 	    "cut the drain short); SIGTERM or SIGINT stop it at once;\n"
 	    "SIGUSR1 promotes a replica, SIGUSR2 demotes (mailrepd demote).  "
-	    "The pid\nis in DIR/mailrepd.pid.\n\n");
+	    "The pid\nis in DIR/mailrepd.pid; one server per DIR (a second "
+	    "exits 2).  Started as\nroot with --run-as-user, it becomes that "
+	    "user once its ports are bound.\n\n");
 	settings_usage(f);
 }
 
@@ -515,10 +564,13 @@ cmd_serve(int argc, char **argv, int first, int dev_mode)
 	char			 err[512];
 	struct dev		*dev = NULL;
 	struct drain		 dr;
+	struct daemon		 dm;
 	int			 nls, n, i, npos = 0, rc = 1, pidfile = 0;
 
 	memset(&srv, 0, sizeof(srv));
 	memset(&dr, 0, sizeof(dr));
+	memset(&dm, 0, sizeof(dm));
+	dm.lock_fd = -1;
 	if (dev_mode) {
 		if ((n = dev_setup(&set, argc, argv, &dev)) != 0) {
 			rc = n > 0 ? 0 : 2;
@@ -542,13 +594,24 @@ cmd_serve(int argc, char **argv, int first, int dev_mode)
 		    "one listener (--lmtp ADDR:PORT, --imap ADDR:PORT)\n");
 		goto out2;
 	}
+	/* Nothing is created or bound before the lock is ours. */
+	if (daemon_prepare(&set, &dm) < 0 ||
+	    (nls = open_all_listeners(&dm, ls)) < 0)
+		goto out2;
+	if (daemon_drop(&dm) < 0) {
+		close_listeners(ls, nls);
+		goto out2;
+	}
 	if (store_open(set.data_dir, &srv.store) != STORE_OK) {
 		fprintf(stderr, "mailrepd: setting 'data': cannot open the "
 		    "store in '%s'\n", set.data_dir);
+		close_listeners(ls, nls);
+		goto out2;
+	}
+	if (dev != NULL && dev_store(dev, srv.store) < 0) {
+		close_listeners(ls, nls);
 		goto out;
 	}
-	if (dev != NULL && dev_store(dev, srv.store) < 0)
-		goto out;
 	srv.dev = dev != NULL;
 	srv.settings = &set;
 	server_clock(&srv);
@@ -556,31 +619,13 @@ cmd_serve(int argc, char **argv, int first, int dev_mode)
 	if (tls_init(set.tls_cert, set.tls_key, set.data_dir, set.name, err,
 	    sizeof(err)) < 0) {
 		fprintf(stderr, "mailrepd: %s\n", err);
-		goto out2;
-	}
-	if ((nls = open_listeners(set.lmtp, &lmtp_proto, ls, 0, 0)) < 0)
-		goto out2;
-	if ((n = open_listeners(set.imap, &imap_proto, ls, nls, 0)) < 0) {
 		close_listeners(ls, nls);
 		goto out2;
 	}
-	nls = n;
-	if ((n = open_listeners(set.imaps, &imap_proto, ls, nls, 1)) < 0) {
+	if (sync_setup(&srv) < 0) {
 		close_listeners(ls, nls);
 		goto out2;
 	}
-	nls = n;
-	if ((n = open_listeners(set.smtp, &smtp_proto, ls, nls, 0)) < 0) {
-		close_listeners(ls, nls);
-		goto out2;
-	}
-	nls = n;
-	if (sync_setup(&srv) < 0 || (n = open_listeners(set.repl_listen,
-	    &sync_master_proto, ls, nls, 0)) < 0) {
-		close_listeners(ls, nls);
-		goto out2;
-	}
-	nls = n;
 	/* The last clean-shutdown marker no longer describes this store. */
 	if (store_shutdown_stale(srv.store, srv.now) != STORE_OK ||
 	    store_commit(srv.store) != STORE_OK) {
@@ -625,6 +670,7 @@ out:
 	store_close(srv.store);
 	if (pidfile)
 		control_exit(set.data_dir, rc);
+	daemon_release(&dm);
 	dev_finish(dev);
 	settings_free(&set);
 	return rc;
@@ -685,6 +731,8 @@ main(int argc, char **argv)
 {
 	size_t	 i;
 
+	/* The store, its WAL, the pid file, certificates, spool files. */
+	umask(SERVE_UMASK);
 	if (argc >= 2 && (strcmp(argv[1], "--help") == 0 ||
 	    strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0)) {
 		usage(stdout);

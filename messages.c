@@ -16,6 +16,7 @@
 
 #include "admin.h"
 #include "config.h"
+#include "control.h"
 #include "crypto.h"
 #include "json.h"
 #include "messages.h"
@@ -496,7 +497,7 @@ messages_main(int argc, char **argv)
 	f.json = opts[3].value != NULL;
 	if ((st = admin_open_store(&set, 0)) == NULL) {
 		settings_free(&set);
-		return 1;
+		return EXIT_USAGE;
 	}
 	rc = npos == 2 ? show_message(st, &f, pos[1]) : list_messages(st, &f);
 	store_close(st);

@@ -133,6 +133,18 @@ static const struct setting table[] = {
 	    "accept any recipient: an unknown one becomes a user" },
 	{ "log-level", SET_ENUM, OFF(log_level), "info", 0, 0, 0, log_levels,
 	    "least important events logged: debug, info, warn, error" },
+	{ "run-as-user", SET_STRING, OFF(run_as_user), NULL, 0, 0, 0, NULL,
+	    "started as root: become this user once the listeners are bound "
+	    "(it must own the data directory's files)" },
+	{ "unix-socket-owner", SET_STRING, OFF(unix_socket_owner), NULL, 0, 0,
+	    0, NULL, "owner of unix:PATH listeners (default: run-as-user, "
+	    "else the server's user)" },
+	{ "unix-socket-group", SET_STRING, OFF(unix_socket_group), NULL, 0, 0,
+	    0, NULL, "group of unix:PATH listeners (default: the server's)" },
+	{ "unix-socket-mode", SET_STRING, OFF(unix_socket_mode),
+	    DEFAULT_UNIX_SOCKET_MODE, 0, 0, 0, NULL,
+	    "mode of unix:PATH listeners, octal: who may connect (and so "
+	    "deliver to anyone)" },
 };
 
 #define NSETTINGS	(sizeof(table) / sizeof(table[0]))

@@ -46,6 +46,10 @@ struct settings {
 	int	 syslog;		/* log to syslog instead of stderr */
 	int	 catch_all;		/* make a user for any recipient */
 	int	 log_level;		/* enum log_level */
+	char	*run_as_user;		/* started as root: become this user */
+	char	*unix_socket_owner;	/* of unix:PATH listeners, or NULL */
+	char	*unix_socket_group;
+	char	*unix_socket_mode;	/* octal, as text */
 };
 
 /*

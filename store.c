@@ -42,6 +42,7 @@
 #include "record.h"
 #include "store.h"
 #include "store_internal.h"
+#include "utf8.h"
 
 
 #define DB_FILE		"mailrepd.db"
@@ -1264,20 +1265,27 @@ user_lookup(struct store *st, const char *name, int64_t *id, char *canon)
 }
 
 /*
- * A user name is 1..USER_MAX_NAME printable ASCII bytes without '@', '+'
- * (the address separators), '/' or white space.
+ * A user name is 1..USER_MAX_NAME bytes of printable ASCII without '@',
+ * '+' (the address separators), '/', '\\', '"' or white space, and
+ * valid UTF-8 beyond ASCII (SMTPUTF8 local parts) without the C1
+ * controls U+0080..U+009F.  Names are compared without case in ASCII
+ * only, and never normalised: "jürgen" in NFC and NFD are two users.
  */
 int
-user_name_valid(const char *name)
+store_user_name_valid(const char *name)
 {
-	size_t	 n = strlen(name), i;
+	const unsigned char	*p = (const unsigned char *)name;
+	size_t			 n = strlen(name), i, len;
 
 	if (n == 0 || n > USER_MAX_NAME)
 		return 0;
-	for (i = 0; i < n; i++)
-		if (name[i] <= ' ' || name[i] >= 0x7f ||
-		    strchr("@+/\\\"", name[i]) != NULL)
+	for (i = 0; i < n; i += len) {
+		if ((len = utf8_len(p + i, n - i)) == 0 ||
+		    (len == 1 && (p[i] <= ' ' || p[i] == 0x7f ||
+		    strchr("@+/\\\"", p[i]) != NULL)) ||
+		    (len == 2 && p[i] == 0xc2 && p[i + 1] < 0xa0))
 			return 0;
+	}
 	return 1;
 }
 
@@ -1347,7 +1355,7 @@ store_user_add(struct store *st, const char *name, const char *pwhash)
 	size_t		 i;
 	struct replog_rec r = { .type = REC_USER_ADD };
 
-	if (!user_name_valid(name))
+	if (!store_user_name_valid(name))
 		return STORE_INVALID;
 	if ((err = op_begin(st)) != STORE_OK)
 		return err;
@@ -1542,7 +1550,7 @@ store_user_find(struct store *st, const char *name,
 {
 	int64_t	 id;
 
-	if (!user_name_valid(name))
+	if (!store_user_name_valid(name))
 		return STORE_NOTFOUND;
 	return user_lookup(st, name, &id, canon);
 }

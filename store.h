@@ -136,7 +136,12 @@ enum store_err	store_set_throwaway(struct store *);
 void		store_read_begin(struct store *);
 void		store_read_end(struct store *);
 
-/* Users.  Names are compared without regard to ASCII case. */
+/*
+ * Users.  Names are compared without regard to ASCII case.  A name is
+ * 1..USER_MAX_NAME bytes of printable ASCII other than @ + / \ " and
+ * space, or valid UTF-8 (no C1 controls); never normalised.
+ */
+int		store_user_name_valid(const char *name);
 enum store_err	store_user_add(struct store *, const char *name,
 		    const char *pwhash);
 enum store_err	store_user_del(struct store *, const char *name);

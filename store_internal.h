@@ -191,7 +191,6 @@ enum store_err	 replog_append(struct store *, const struct replog_rec *);
 void		 column_hash(sqlite3_stmt *, int, uint8_t out[LOG_HASH_LEN]);
 enum store_err	 user_lookup(struct store *, const char *name, int64_t *id,
 		    char *canon);
-int		 user_name_valid(const char *name);
 int		 mailbox_name_valid(const char *name);
 void		 mailbox_from_row(sqlite3_stmt *, struct store_mailbox *);
 enum store_err	 message_row(struct store *, int64_t mbox_id, uint32_t uid,

@@ -218,7 +218,7 @@ store_apply_user_add(struct store *st, const char *name, const char *pwhash,
 	int64_t		 id;
 	struct replog_rec r = { .type = REC_USER_ADD };
 
-	if (!user_name_valid(name))
+	if (!store_user_name_valid(name))
 		return STORE_INVALID;
 	if ((err = op_begin(st)) != STORE_OK)
 		return err;

@@ -1967,7 +1967,7 @@ sync_status(int argc, char **argv)
 	x.now = time(NULL);
 	if ((st = admin_open_store(&set, 0)) == NULL) {
 		settings_free(&set);
-		return 1;
+		return EXIT_USAGE;
 	}
 	if (store_node_get(st, &me) != STORE_OK)
 		goto out;

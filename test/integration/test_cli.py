@@ -54,12 +54,13 @@ def test_empty_password_refused(tmp_path):
     data = tmp_path / "data"
     for stdin in ("", "\n", "\r\n"):
         p = run("user", "add", "alice", "--data", data, input=stdin)
-        assert p.returncode == 1, stdin
+        assert p.returncode == 2, stdin
         assert "empty password" in p.stderr
+        assert not data.exists(), "a refused user add made the store"
     pw = tmp_path / "pw"
     pw.write_text("\nsecond line is not the password\n")
     p = run("user", "add", "alice", "--password-file", pw, "--data", data)
-    assert p.returncode == 1 and "empty password" in p.stderr
+    assert p.returncode == 2 and "empty password" in p.stderr
     user_add(data, "bob")
     assert users(data) == {"bob"}
 
@@ -72,7 +73,7 @@ def test_password_file(tmp_path):
     run_ok("user", "passwd", "alice", "--password-file", pw, "--data", data)
     p = run("user", "add", "bob", "--password-file", tmp_path / "nope",
             "--data", data)
-    assert p.returncode == 1 and "password-file" in p.stderr
+    assert p.returncode == 2 and "password-file" in p.stderr
     assert users(data) == {"alice"}
 
 
@@ -92,7 +93,7 @@ def test_user_passwd(tmp_path):
     p = run("user", "passwd", "carol", "--data", data, input="pw\n")
     assert p.returncode == 1 and "carol" in p.stderr
     p = run("user", "passwd", "alice", "--data", data, input="\n")
-    assert p.returncode == 1
+    assert p.returncode == 2
 
 
 def test_user_del_removes_mail(server):
@@ -137,7 +138,7 @@ def test_user_commands_need_a_store(tmp_path):
     missing = tmp_path / "missing"
     for args in (["user", "list"], ["user", "del", "alice"]):
         p = run(*args, "--data", missing)
-        assert p.returncode == 1, args
+        assert p.returncode == 2, args
         assert "data" in p.stderr and str(missing) in p.stderr
     assert not missing.exists()
 
@@ -280,7 +281,7 @@ def test_config_file_errors(tmp_path):
 def test_check_on_missing_data_dir_fails_clearly(tmp_path):
     missing = tmp_path / "nowhere"
     p = run("check", "--data", missing)
-    assert p.returncode == 1
+    assert p.returncode == 2
     assert "'data'" in p.stderr and str(missing) in p.stderr
     assert not p.stdout.startswith("ok")
     assert not missing.exists(), "check created the data dir"
@@ -350,7 +351,7 @@ def test_password_length_limit(tmp_path):
     data = tmp_path / "data"
     user_add(data, "alice", "p" * 1024)
     p = run("user", "add", "bob", "--data", data, input="p" * 1025 + "\n")
-    assert p.returncode == 1 and "1024" in p.stderr
+    assert p.returncode == 2 and "1024" in p.stderr
     assert users(data) == {"alice"}
 
 

@@ -164,7 +164,7 @@ def test_bad_paths(srv):
         c.lhlo()
         c.cmd("MAIL <a@b.test>", "501 5.5.4")
         c.cmd("MAIL FROM:<a@b.test", "501 5.1.7")
-        c.cmd("MAIL FROM:<%s@b.test>" % ("x" * 600), "501 5.1.3")
+        c.cmd("MAIL FROM:<%s@b.test>" % ("x" * 600), "501 5.1.7")
         c.cmd("MAIL FROM:<a@b.test>", "250 2.1.0")
         c.cmd("RCPT TO:<>", "501 5.1.3")
         c.cmd("RCPT <%s>" % ALICE, "501 5.5.4")

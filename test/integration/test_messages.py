@@ -119,7 +119,7 @@ def test_wait_and_messages_bad_arguments(tmp_path):
     p = run("messages", "--since", "x", "--data", tmp_path)
     assert p.returncode == 2
     p = run("messages", "--data", tmp_path / "none")
-    assert p.returncode == 1 and "no store" in p.stderr
+    assert p.returncode == 2 and "no store" in p.stderr
 
 
 def test_view_of_a_serve_store_while_it_runs(server):

@@ -111,6 +111,28 @@ test_new_user_has_special_mailboxes(void **state)
 	    NULL), STORE_INVALID);
 }
 
+/* User names: ASCII rules, and valid UTF-8 only beyond ASCII. */
+static void
+test_user_names(void **state)
+{
+	static const char *const good[] = {
+		"alice", "Bob.Smith_2", "j\xc3\xbcrgen", "\xe5\xbc\xa0\xe4\xbc\x9f",
+		"\xf0\x9f\x93\xac", "\xc2\xa1x",
+	};
+	static const char *const bad[] = {
+		"", "a b", "a@b", "a+b", "a/b", "a\\b", "a\"b", "a\rb", "a\tb",
+		"a\x7f", "j\xfcrgen", "j\xc3", "\xc0\xaf", "\xe0\x80\xaf",
+		"\xed\xa0\x80", "\xf4\x90\x80\x80", "a\xc2\x85" "b", "\xff",
+	};
+	size_t	 i;
+
+	(void)state;
+	for (i = 0; i < sizeof(good) / sizeof(*good); i++)
+		assert_true(store_user_name_valid(good[i]));
+	for (i = 0; i < sizeof(bad) / sizeof(*bad); i++)
+		assert_false(store_user_name_valid(bad[i]));
+}
+
 static void
 test_uids_grow_and_blobs_are_shared(void **state)
 {
@@ -375,6 +397,7 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_user_names),
 		cmocka_unit_test_setup_teardown(
 		    test_new_user_has_special_mailboxes, setup, teardown),
 		cmocka_unit_test_setup_teardown(
