@@ -169,8 +169,13 @@ class History:
     # --- reporting ----------------------------------------------------------
 
     def about(self, marker):
-        """The event lines that name a marker."""
-        return [l for l in self.lines if re.search(r"\b%s\b" % marker, l)]
+        """The event lines that name a marker (or a range m1-m2 that
+        holds it)."""
+        n = int(marker[1:])
+        return [l for l in self.lines
+                if re.search(r"\b%s\b" % marker, l) or any(
+                    int(a) <= n <= int(b)
+                    for a, b in re.findall(r"\bm(\d+)-m(\d+)\b", l))]
 
     def text(self):
         return "\n".join(self.lines)
@@ -206,6 +211,7 @@ def check_final(hist, final):
     survive = hist.must_survive()
     for node, view in sorted(final.items()):
         where = collections.defaultdict(list)       # (user, m) -> [box]
+        doubled = []
         for user, box, uid, marker in view["msgs"]:
             where[(user, marker)].append(box)
         for m, (user, box, tag) in sorted(survive.items()):
@@ -223,8 +229,11 @@ def check_final(hist, final):
             twice = [b for b, k in collections.Counter(boxes).items()
                      if k > 1]
             if twice and m not in hist.moved:
-                hist.violation("duplicate", "%s holds %s twice in %s %s" % (
-                    node, m, user, twice))
+                doubled.append("%s (%s %s)" % (m, user, "/".join(twice)))
+        if doubled:
+            hist.violation("duplicate", "%s holds %d messages twice in one "
+                           "mailbox: %s" % (node, len(doubled),
+                                            ", ".join(doubled)))
         for (user, box), arrived in sorted(hist.arrivals.items()):
             steps = [s for s, ms in arrived
                      if any(m not in hist.lost_by_restore for m in ms)]

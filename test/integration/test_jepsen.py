@@ -72,9 +72,11 @@ STOP_DEADLINE = 10.0        # seconds SIGTERM may take
 SETTLE = 45.0               # seconds replication gets after the heal
 STABLE = 0.5                # seconds a settled state must stay the same
 BACKUPS = 3                 # copies of a data directory kept per node
+LOG_LINES = 12              # warnings of each node's log in a report
 BOXES = ("Work", "Archive", "Projects", "Trips")
 FLAGS = ("\\Seen", "\\Flagged", "$Work")
-OPS = (("deliver", 30), ("deliver_begin", 4), ("append", 12), ("flag", 6),
+OPS = (("deliver", 30), ("deliver_begin", 4), ("burst", 3), ("append", 12),
+       ("flag", 6),
        ("expunge", 7), ("move", 7), ("create", 6), ("delete", 3),
        ("rename", 3), ("observe", 6), ("sleep", 6))
 
@@ -84,7 +86,7 @@ class LifeOver(Exception):
 
 
 Row = collections.namedtuple("Row", "uid marker flags")
-Backup = collections.namedtuple("Backup", "path role upstream tag")
+Backup = collections.namedtuple("Backup", "path role upstream name")
 Pending = collections.namedtuple("Pending", "node inc user marker client "
                                  "rest tag")
 
@@ -194,21 +196,20 @@ class Cluster:
 
     def gone(self, node, keep_copy=True):
         """The node's process ended: reap it, drop its sessions, copy
-        its data directory, check its log."""
+        its data directory, check its log.  Returns " (copy bN)" or ""."""
         node.srv.proc = None
         node.state = "stopped"
         self.drop_sessions(node)
-        if keep_copy:
-            self.backup(node)
         bad = sanitizer_report(node.srv.log_text())
         if bad:
             self.hist.violation("crash", "%s log: %s" % (node.name, bad))
+        return " (copy %s)" % self.backup(node) if keep_copy else ""
 
     def kill9(self, node, keep_copy=True):
         p = node.srv.proc
         p.kill()
         p.wait()
-        self.gone(node, keep_copy)
+        return self.gone(node, keep_copy)
 
     def stop(self, node):
         """SIGTERM: must exit 0 within STOP_DEADLINE."""
@@ -226,18 +227,20 @@ class Cluster:
         if p.returncode not in (0, -signal.SIGKILL):
             self.hist.violation("crash", "%s exited %d on SIGTERM" % (
                 node.name, p.returncode))
-        self.gone(node)
+        return self.gone(node)
 
     def backup(self, node):
-        """A copy of a stopped node's data directory, for restores."""
+        """A copy of a stopped node's data directory, for restores;
+        returns its name."""
         self.nbackup += 1
-        path = self.tmp / "backups" / ("%s-%d" % (node.name, self.nbackup))
+        name = "b%d" % self.nbackup
+        path = self.tmp / "backups" / name
         shutil.copytree(node.data, path)
-        node.backups.append(Backup(path, node.role, node.upstream,
-                                   self.hist.tag()))
+        node.backups.append(Backup(path, node.role, node.upstream, name))
         if len(node.backups) > BACKUPS:
             old = node.backups.pop(0)
             shutil.rmtree(old.path, ignore_errors=True)
+        return name
 
     def check_alive(self):
         for n in self.nodes:
@@ -246,7 +249,7 @@ class Cluster:
                                     "%d); log tail:\n%s" % (
                                         n.name, n.srv.proc.returncode,
                                         n.srv.log_text()[-3000:]))
-                self.gone(n)
+                self.hist.note("%s died%s" % (n.name, self.gone(n)))
 
     def teardown(self):
         """Every process continued and stopped, every socket closed."""
@@ -356,44 +359,65 @@ class Cluster:
                 "Message-ID: <%s@jepsen.test>\r\n\r\nbody %s\r\n%s" % (
                     user, DOMAIN, marker, marker, marker, pad)).encode()
 
-    def lmtp_open(self, node, user, marker):
-        """Connects and sends the envelope; returns (client, None) at
-        354 or (None, why) when the delivery was refused."""
+    def lmtp_connect(self, node):
+        """(LMTP client after LHLO, None) or (None, why not)."""
         try:
             c = LMTPClient(node.srv.port, timeout=CLIENT_TIMEOUT)
         except (OSError, LMTPError) as e:
             return None, "refused: %s" % type(e).__name__
-        if not c.greeting[-1].startswith("220"):
-            c.close()
-            return None, "refused: %s" % c.greeting[-1][:40]
         try:
-            for line in ("LHLO client.test", "MAIL FROM:<s@remote.test>",
+            reply = c.greeting[-1]
+            if reply.startswith("220"):
+                reply = c.cmd("LHLO client.test")[-1]
+        except (OSError, LMTPError) as e:
+            reply = "refused: %s" % type(e).__name__
+        if reply.startswith("2"):
+            return c, None
+        c.close()
+        return None, reply
+
+    @staticmethod
+    def lmtp_envelope(c, user):
+        """MAIL, RCPT, DATA: None at 354, else why not (nothing was
+        delivered)."""
+        try:
+            for line in ("MAIL FROM:<s@remote.test>",
                          "RCPT TO:<%s@%s>" % (user, DOMAIN), "DATA"):
                 reply = c.cmd(line)[-1]
                 if reply[0] not in "23":
-                    c.close()
-                    return None, "refused at %s: %s" % (line.split()[0],
-                                                        reply[:40])
+                    return "refused at %s: %s" % (line.split()[0], reply)
         except (OSError, LMTPError) as e:
-            c.close()
-            return None, "refused: %s" % type(e).__name__
-        return c, None
+            return "refused: %s" % type(e).__name__
+        return None
 
-    def lmtp_finish(self, c, data):
-        """Sends the rest of DATA; returns the reply or 'maybe: why'."""
+    @staticmethod
+    def lmtp_data(c, data):
+        """Sends (the rest of) DATA; the reply, or 'maybe: why'."""
         try:
             c.send(data)
             return c.reply()[-1]
         except (OSError, LMTPError) as e:
             return "maybe: %s" % str(e)[:60]
-        finally:
-            c.close()
+
+    def lmtp_open(self, node, user):
+        """A connection at 354, or (None, why not)."""
+        c, why = self.lmtp_connect(node)
+        if c is not None:
+            why = self.lmtp_envelope(c, user)
+            if why:
+                c.close()
+                c = None
+        return c, why
 
     def delivered(self, node, marker, reply, what="deliver"):
-        """Records a delivery's outcome: acknowledged (LMTP 250, IMAP
-        OK), unknown ("maybe: ..."), or else refused."""
+        """Records a delivery and its outcome."""
         tag = self.hist.event(node.name, "%s %s %s" % (
             what, self.hist.sent[marker][0], marker), reply[:40])
+        self.outcome(marker, reply, tag)
+
+    def outcome(self, marker, reply, tag):
+        """Acknowledged (LMTP 250, IMAP OK), unknown ("maybe: ..."), or
+        else refused."""
         if reply.startswith(("250", "OK")):
             self.hist.acknowledged(marker, tag)
         elif not reply.startswith("maybe"):
@@ -435,16 +459,40 @@ class Cluster:
     def op_deliver(self, node, user):
         m = self.hist.new_marker()
         self.hist.sending(m, user, "INBOX")
-        c, why = self.lmtp_open(node, user, m)
-        reply = why or self.lmtp_finish(c, dot_stuff(self.body(m, user)))
+        c, why = self.lmtp_open(node, user)
+        reply = why or self.lmtp_data(c, dot_stuff(self.body(m, user)))
+        if c:
+            c.close()
         self.delivered(node, m, reply)
+
+    def op_burst(self, node, user):
+        """5-25 deliveries over one connection: enough for renumbering
+        and the mass-delete guard to matter."""
+        c, why = self.lmtp_connect(node)
+        done = []
+        for _ in range(self.rng.randint(5, 25)):
+            m = self.hist.new_marker()
+            self.hist.sending(m, user, "INBOX")
+            reply = why or self.lmtp_envelope(c, user) or \
+                self.lmtp_data(c, dot_stuff(self.body(m, user)))
+            done.append((m, reply))
+            if not reply.startswith("250"):
+                break
+        if c:
+            c.close()
+        ok = sum(r.startswith("250") for _, r in done)
+        tag = self.hist.event(node.name, "burst %s %s-%s" % (
+            user, done[0][0], done[-1][0]), "250 x%d%s" % (
+                ok, "" if ok == len(done) else ", then " + done[-1][1]))
+        for m, reply in done:
+            self.outcome(m, reply, tag)
 
     def op_deliver_begin(self, node, user):
         """An LMTP delivery left in the middle of DATA: it ends a few
         steps later (or at the heal), across whatever faults came."""
         m = self.hist.new_marker()
         self.hist.sending(m, user, "INBOX")
-        c, why = self.lmtp_open(node, user, m)
+        c, why = self.lmtp_open(node, user)
         if why:
             self.delivered(node, m, why, "deliver-begin")
             return
@@ -470,9 +518,10 @@ class Cluster:
                     not all_of_them and self.rng.random() < 0.5):
                 keep.append(p)
                 continue
-            self.delivered(p.node, p.marker, self.lmtp_finish(p.client,
-                                                              p.rest),
+            self.delivered(p.node, p.marker, self.lmtp_data(p.client,
+                                                            p.rest),
                            "deliver-end")
+            p.client.close()
         self.pending = keep
 
     def op_append(self, node, user):
@@ -669,8 +718,7 @@ class Cluster:
     def fault_kill9(self):
         node = self.rng.choice([n for n in self.nodes
                                 if n.state != "stopped"])
-        self.kill9(node)
-        self.hist.event(node.name, "FAULT kill -9")
+        self.hist.event(node.name, "FAULT kill -9" + self.kill9(node))
 
     def fault_pause(self):
         node = self.rng.choice([n for n in self.nodes
@@ -730,9 +778,9 @@ class Cluster:
                                 node.name)
             node.srv.proc.kill()
             node.srv.proc.wait()
-        tag = self.hist.event(node.name, "FAULT drain", "exit %d" %
+        copy = self.gone(node)
+        tag = self.hist.event(node.name, "FAULT drain" + copy, "exit %d" %
                               p.returncode)
-        self.gone(node)
         if p.returncode == 0:
             self.drain_check(node, tag)
 
@@ -760,10 +808,10 @@ class Cluster:
     def fault_restart(self):
         node = self.rng.choice([n for n in self.nodes
                                 if n.state == "running"])
-        self.stop(node)
+        copy = self.stop(node)
         self.start(node)
-        self.hist.event(node.name, "FAULT restart (SIGTERM) as %s" %
-                        self.role_of(node))
+        self.hist.event(node.name, "FAULT restart (SIGTERM%s) as %s" % (
+            copy, self.role_of(node)))
 
     def role_of(self, node):
         if node.role == "master":
@@ -790,8 +838,8 @@ class Cluster:
         survive = self.hist.must_survive()
         lost = sorted(m for m, (user, _, _) in survive.items()
                       if (user, m) not in kept)
-        tag = self.hist.event(node.name, "FAULT restore copy of %s, "
-                              "start as %s" % (b.tag, self.role_of(node)),
+        tag = self.hist.event(node.name, "FAULT restore copy %s, "
+                              "start as %s" % (b.name, self.role_of(node)),
                               "loses %s" % (" ".join(lost) or "nothing"))
         self.hist.restore_lost(lost, tag)
         self.start(node)
@@ -820,6 +868,7 @@ class Cluster:
             if l.mode != "ok":
                 self.net.heal(l)
         self.finish_pending(all_of_them=True)
+        t0 = time.monotonic()
         for n in self.nodes:
             if n.state == "stopped":
                 self.start(n)
@@ -833,7 +882,9 @@ class Cluster:
             if n is not master and (n.role == "master" or
                                     n.upstream is not master):
                 self.demote(n, master)
-        return self.settle()
+        settled = self.settle()
+        self.hist.note("settled in %.1f s" % (time.monotonic() - t0))
+        return settled
 
     def settle(self):
         """Waits until every node holds the same, with no open
@@ -954,7 +1005,12 @@ def report(cluster, seed, life, rnd, error=None):
             out.extend("      " + l for l in h.about(m))
     out.append("history:")
     out.append(h.text())
-    out.append("logs: " + " ".join(str(n.srv.log) for n in cluster.nodes))
+    for n in cluster.nodes:
+        lines = [l for l in n.srv.log_text().splitlines()
+                 if " warn " in l or " error " in l]
+        out.append("%s log %s, last warnings of %d:" % (n.name, n.srv.log,
+                                                       len(lines)))
+        out.extend("  " + l[:220] for l in lines[-LOG_LINES:])
     return "\n".join(out)
 
 
@@ -966,10 +1022,15 @@ def run_life(tmp, template, secret, seed, life, rounds):
     try:
         c.setup()
         for rnd in range(rounds):
+            t0 = time.monotonic()
             c.hist.round, c.hist.step = rnd, 0
             c.round()
             converged = c.heal()
             c.final_checks(converged)
+            print("jepsen: seed %d life %d round %d: %d steps, %d "
+                  "violations, %.1f s" % (seed, life, rnd, c.hist.step,
+                                          len(c.hist.violations),
+                                          time.monotonic() - t0))
             if c.hist.violations:
                 return rnd + 1, report(c, seed, life, rnd)
         if VERBOSE:
@@ -994,7 +1055,6 @@ def test_jepsen(seed, tmp_path, template_data, secret):
         life += 1
         if failure:
             failures.append(failure)
-            print(failure)
             if not KEEP_GOING:
                 break
     print("jepsen: seed %d, %d rounds in %.0f s, %d failed" % (
