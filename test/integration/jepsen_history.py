@@ -150,13 +150,14 @@ class History:
             if marker is None or (uid, marker) in held:
                 continue
             names = self.names.setdefault(key + (uid,), {})
-            for other, when in names.items():
-                if other != marker:
-                    self.violation("uid-reuse", "%s %s %s UIDVALIDITY %d "
-                                   "UID %d named %s (seen %s), now %s" % (
-                                       node, user, box, uidv, uid, other,
-                                       when, marker))
-            if uid < floor:
+            others = ["%s (seen %s)" % (o, when)
+                      for o, when in names.items() if o != marker]
+            if others:
+                self.violation("uid-reuse", "%s %s %s UIDVALIDITY %d UID "
+                               "%d named %s, now %s" % (
+                                   node, user, box, uidv, uid,
+                                   ", ".join(others), marker))
+            elif uid < floor:
                 self.violation("uid-reuse", "%s %s %s UIDVALIDITY %d: %s "
                                "appeared at UID %d below the UIDNEXT %d "
                                "announced before" % (node, user, box, uidv,
@@ -214,10 +215,12 @@ def check_final(hist, final):
         doubled = []
         for user, box, uid, marker in view["msgs"]:
             where[(user, marker)].append(box)
-        for m, (user, box, tag) in sorted(survive.items()):
-            if (user, m) not in where:
-                hist.violation("lost", "%s (%s %s, acked %s) missing on %s" % (
-                    m, user, box, tag, node))
+        lost = ["%s (%s %s, acked %s)" % (m, user, box, tag)
+                for m, (user, box, tag) in sorted(survive.items())
+                if (user, m) not in where]
+        if lost:
+            hist.violation("lost", "%d acknowledged messages missing on "
+                           "%s: %s" % (len(lost), node, ", ".join(lost)))
         for (user, m), boxes in sorted(where.items()):
             if m not in hist.sent:
                 hist.violation("phantom", "%s %s holds %s in %s" % (
@@ -245,7 +248,8 @@ def check_final(hist, final):
                    for s in hist.deletes.get((user, n), ())):
                 continue
             if not names & view["boxes"].get(user, set()):
-                hist.violation("mailbox-gone", "%s %s %s (took mail at "
-                               "clock %d) is gone on %s" % (
-                                   user, box, sorted(names - {box}) or "",
-                                   last, node))
+                renamed = sorted(names - {box})
+                hist.violation("mailbox-gone", "%s %s%s (took acknowledged "
+                               "mail) is gone on %s" % (
+                                   user, box, " (renamed %s)" % "/".join(
+                                       renamed) if renamed else "", node))
