@@ -192,7 +192,7 @@ def brief(reply):
         if words[0] == "OK" and code and code[0] == "[APPENDUID":
             return " ".join(words[:4])
         return " ".join(words[:1] + code[:1])
-    return reply[:40]
+    return reply[:60]
 
 
 def lineage(hist, user, box):
