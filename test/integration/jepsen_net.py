@@ -53,10 +53,11 @@ class Pair:
 
 
 class Link:
-    """A directed link: `port` forwards to `target` (a port)."""
+    """A directed link: `port` forwards to `target` (a port, which the
+    test sets and may change)."""
 
-    def __init__(self, name, target):
-        self.name, self.target = name, target
+    def __init__(self, name):
+        self.name, self.target = name, None
         self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.listener.bind((HOST, 0))
@@ -84,8 +85,8 @@ class Network:
         self.thread = threading.Thread(target=self._loop, daemon=True)
         self.thread.start()
 
-    def add(self, name, target):
-        link = Link(name, target)
+    def add(self, name):
+        link = Link(name)
         with self.lock:
             self.links.append(link)
         self._wake()

@@ -77,6 +77,7 @@ SETTLE = 30.0               # seconds replication gets after the heal
 STABLE = 0.5                # seconds a settled state must stay the same
 BACKUPS = 3                 # copies of a data directory kept per node
 LOG_LINES = 12              # warnings of each node's log in a report
+PORT_TRIES = 3              # starts of a node whose port was taken
 BOXES = ("Work", "Archive", "Projects", "Trips")
 FLAGS = ("\\Seen", "\\Flagged", "$Work")
 OPS = (("deliver", 30), ("deliver_begin", 4), ("burst", 3), ("append", 12),
@@ -124,7 +125,7 @@ class Node:
 
     def __init__(self, idx, tmp, data):
         self.idx, self.name = idx, "n%d" % idx
-        self.repl_port = free_port()
+        self.repl_port = None           # drawn by the Cluster
         self.srv = Server(tmp, data, imap=True)
         self.role, self.upstream = "master", None
         self.state = "stopped"          # running, paused, stopped
@@ -148,9 +149,10 @@ class Cluster:
         self.nodes = [Node(i, tmp / ("n%d" % i), tmp / ("n%d" % i) / "data")
                       for i in range(n)]
         self.net = Network()
-        self.links = {(a.idx, b.idx): self.net.add("%s>%s" % (a.name, b.name),
-                                                   b.repl_port)
+        self.links = {(a.idx, b.idx): self.net.add("%s>%s" % (a.name, b.name))
                       for a in self.nodes for b in self.nodes if a is not b}
+        for n in self.nodes:        # after the links hold their ports
+            self.move_repl_port(n)
         self.sessions = {}
         self.pending = []
         self.nbackup = 0
@@ -190,15 +192,32 @@ class Cluster:
             masters = [n for n in self.nodes if n.role == "master"]
             if masters:
                 node.upstream = self.rng.choice(masters)
-        node.srv.args = self.args(node)
-        try:
-            node.srv.start()
-        except pytest.fail.Exception as e:
-            node.srv.proc = None
-            self.hist.violation("crash", "%s did not start: %s" % (
-                node.name, str(e)[-2000:]))
-            raise LifeOver("%s did not start" % node.name)
+        for attempt in range(PORT_TRIES):
+            node.srv.args = self.args(node)
+            try:
+                node.srv.start()
+                break
+            except pytest.fail.Exception as e:
+                node.srv.proc = None
+                if "Address already in use" not in node.srv.log_text(
+                        since=True) or attempt == PORT_TRIES - 1:
+                    self.hist.violation("crash", "%s did not start: %s" % (
+                        node.name, str(e)[-2000:]))
+                    raise LifeOver("%s did not start" % node.name)
+                self.move_repl_port(node)
         node.state = "running"
+
+    def move_repl_port(self, node):
+        """Another process took the node's replication port while it
+        was down: a new one, and the links to it follow."""
+        moved = node.repl_port is not None
+        node.repl_port = free_port()
+        for (_, dst), link in self.links.items():
+            if dst == node.idx:
+                link.target = node.repl_port
+        if moved:
+            self.hist.note("%s listens for replicas on a new port" %
+                           node.name)
 
     def gone(self, node, keep_copy=True):
         """The node's process ended: reap it, drop its sessions, copy
@@ -708,6 +727,16 @@ class Cluster:
         return [(n, m) for n in up for m in masters if m is not n and
                 (n.role == "master" or n.upstream is not m)]
 
+    def choose(self, candidates, node=lambda c: c):
+        """One of candidates; half of the time, when there is one, one
+        whose node has a delivery in flight (a transaction that then
+        spans the fault)."""
+        busy = [c for c in candidates
+                if any(p.node is node(c) for p in self.pending)]
+        if busy and self.rng.random() < 0.5:
+            return self.rng.choice(busy)
+        return self.rng.choice(candidates)
+
     def fault_link(self):
         active = [(n.idx, n.upstream.idx) for n in self.nodes
                   if n.role == "replica"]
@@ -726,13 +755,11 @@ class Cluster:
         self.hist.event("net", "heal %s" % link.name)
 
     def fault_kill9(self):
-        node = self.rng.choice([n for n in self.nodes
-                                if n.state != "stopped"])
+        node = self.choose([n for n in self.nodes if n.state != "stopped"])
         self.hist.event(node.name, "FAULT kill -9" + self.kill9(node))
 
     def fault_pause(self):
-        node = self.rng.choice([n for n in self.nodes
-                                if n.state == "running"])
+        node = self.choose([n for n in self.nodes if n.state == "running"])
         node.srv.proc.send_signal(signal.SIGSTOP)
         node.state = "paused"
         self.drop_sessions(node)
@@ -757,7 +784,8 @@ class Cluster:
     def fault_demote(self):
         up = [n for n in self.nodes if n.state == "running"]
         masters = [n for n in self.nodes if n.role == "master"]
-        node, master = self.rng.choice(self.moves(up, masters))
+        node, master = self.choose(self.moves(up, masters),
+                                   lambda move: move[0])
         followers = [n for n in up if n.role == "replica" and
                      n.upstream is node]
         self.demote(node, master)
@@ -778,8 +806,8 @@ class Cluster:
     def fault_drain(self):
         """`mailrepd drain`; exit 0 must mean that every replica the
         master knows, and that still follows it, holds all it held."""
-        node = self.rng.choice([n for n in self.nodes if n.state ==
-                                "running" and n.role == "master"])
+        node = self.choose([n for n in self.nodes if n.state ==
+                            "running" and n.role == "master"])
         p = run("drain", "--data", node.data)
         try:
             node.srv.proc.wait(STOP_DEADLINE)
