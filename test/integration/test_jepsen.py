@@ -80,10 +80,11 @@ LOG_LINES = 12              # warnings of each node's log in a report
 PORT_TRIES = 3              # starts of a node whose port was taken
 BOXES = ("Work", "Archive", "Projects", "Trips")
 FLAGS = ("\\Seen", "\\Flagged", "$Work")
+# Client operations and their weights (a step is a fault instead with
+# FAULT_SHARE; fault() weighs the faults that apply).
 OPS = (("deliver", 30), ("deliver_begin", 4), ("burst", 3), ("append", 12),
-       ("flag", 6),
-       ("expunge", 7), ("move", 7), ("create", 6), ("delete", 4),
-       ("rename", 3), ("observe", 6), ("sleep", 6))
+       ("flag", 6), ("expunge", 7), ("move", 7), ("create", 6),
+       ("delete", 4), ("rename", 3), ("observe", 6), ("sleep", 6))
 
 
 class LifeOver(Exception):
