@@ -115,6 +115,9 @@
 #define AUTH_CACHE_ENTRIES	1024	/* recently verified credentials kept */
 #define AUTH_CACHE_SECONDS	900	/* how long a verified credential is trusted */
 #define MAILBOX_MAX_NAME	512	/* bytes in a mailbox name */
+#define MAILBOX_MAX_DEPTH	32	/* levels in a mailbox name (a/b/c: 3) */
+#define DEFAULT_MAX_MAILBOXES	1000	/* mailboxes one user may create */
+#define IMAP_MAX_LIST_PATTERNS	32	/* patterns in one LIST */
 
 /* Replication (sync.c) */
 #define SYNC_MAX_FRAME		(BLOB_CHUNK_SIZE + 1024) /* compressed payload bytes */

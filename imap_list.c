@@ -317,6 +317,11 @@ imap_cmd_list(struct session *s, const struct imap_arg *args, size_t nargs,
 		npats = pats->nlist;
 		pats = pats->list;
 	}
+	if (npats > IMAP_MAX_LIST_PATTERNS) {
+		imap_reply(s, "NO [LIMIT] At most %d patterns in one LIST",
+		    IMAP_MAX_LIST_PATTERNS);
+		return;
+	}
 	i += 2;
 	if (i < nargs && (lsub || i + 2 != nargs ||
 	    args[i].type != IMAP_ARG_ATOM ||

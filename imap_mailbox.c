@@ -24,6 +24,7 @@
 #include "config.h"
 #include "imap_session.h"
 #include "log.h"
+#include "settings.h"
 #include "store.h"
 #include "sync.h"
 
@@ -475,6 +476,53 @@ name_arg(const struct imap_arg *a, char *buf, size_t size)
 	return buf;
 }
 
+/* Counts a user's mailboxes (a store_mailbox_foreach callback). */
+static int
+count_mailbox(void *arg, const struct store_mailbox *mb)
+{
+	(void)mb;
+	(*(long *)arg)++;
+	return 0;
+}
+
+/* Levels of a mailbox name: "a/b/c" has 3. */
+static long
+name_levels(const char *name)
+{
+	long	 levels = 1;
+
+	for (; (name = strchr(name, '/')) != NULL; name++)
+		levels++;
+	return levels;
+}
+
+/*
+ * Whether name may be made (CREATE, create 1) or given to a mailbox
+ * (RENAME, create 0): at most MAILBOX_MAX_DEPTH levels deep, and with the mailboxes
+ * CREATE makes above it the user stays within --max-mailboxes (one
+ * CREATE of a deep name makes every level).  Otherwise replies NO
+ * [LIMIT] and returns 0.
+ */
+static int
+name_allowed(struct session *s, const char *name, int create)
+{
+	long	 levels = name_levels(name), have = 0;
+
+	if (levels > MAILBOX_MAX_DEPTH) {
+		imap_reply(s, "NO [LIMIT] Mailbox names are at most %d levels "
+		    "deep", MAILBOX_MAX_DEPTH);
+		return 0;
+	}
+	if (create && store_mailbox_foreach(s->srv->store, imap_of(s)->user,
+	    count_mailbox, &have) == STORE_OK &&
+	    have + levels > s->srv->settings->max_mailboxes) {
+		imap_reply(s, "NO [LIMIT] At most %ld mailboxes",
+		    s->srv->settings->max_mailboxes);
+		return 0;
+	}
+	return 1;
+}
+
 /*
  * Creates name and the superiors it needs ("a" and "a/b" of "a/b/c"), as
  * RFC 3501 6.3.3 says a server should.  name is changed and restored.
@@ -521,6 +569,8 @@ imap_cmd_create(struct session *s, const struct imap_arg *args, size_t nargs,
 	}
 	if (strcmp(name, "INBOX") == 0)
 		err = STORE_EXISTS;
+	else if (!name_allowed(s, name, 1))
+		return;
 	else
 		err = create_with_superiors(s, buf);
 	if (err != STORE_OK)
@@ -596,6 +646,8 @@ imap_cmd_rename(struct session *s, const struct imap_arg *args, size_t nargs,
 		imap_reply(s, "NO [CANNOT] Invalid mailbox name");
 		return;
 	}
+	if (!name_allowed(s, to, 0))
+		return;
 	err = store_mailbox_rename(s->srv->store, imap_of(s)->user, from, to);
 	if (err == STORE_INVALID && strcmp(to, "INBOX") == 0)
 		err = STORE_EXISTS;

@@ -85,6 +85,9 @@ static const struct setting table[] = {
 	    NULL, DEFAULT_PRELOGIN_TIMEOUT, 1, 3600, NULL,
 	    "seconds from connecting to logging in (IMAP) or greeting (LMTP, "
 	    "SMTP), however often the client sends" },
+	{ "max-mailboxes", SET_LONG, OFF(max_mailboxes),
+	    NULL, DEFAULT_MAX_MAILBOXES, 1, 1000000, NULL,
+	    "mailboxes one user may have; CREATE past it gets NO [LIMIT]" },
 	{ "max-message-size", SET_LONG, OFF(max_message_size),
 	    NULL, DEFAULT_MAX_MESSAGE_SIZE, 1024, 1L << 30, NULL,
 	    "largest message accepted, in bytes (LMTP SIZE)" },

@@ -28,6 +28,7 @@ struct settings {
 	long	 max_connections;
 	long	 idle_timeout;		/* seconds */
 	long	 prelogin_timeout;	/* seconds */
+	long	 max_mailboxes;		/* per user, made by IMAP */
 	long	 max_message_size;	/* bytes */
 	char	*repl_listen;		/* --repl-listen: accept replicas */
 	char	*replicate_from;	/* --replicate-from HOST:PORT */
