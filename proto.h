@@ -18,7 +18,7 @@
  * whose change wrote log records calls session_wait_replicated()
  * instead.  On a master with the timeout above 0, its `committed` handler
  * then runs only once a replica has acknowledged the log head that the
- * group commit reached (server_repl_acked(), from sync.c) or the timeout
+ * group commit reached (server_repl_acked(), from sync_master.c) or the timeout
  * has passed.  Every session of one group commit waits for the same
  * position, so one ACK releases them all.
  */
@@ -221,7 +221,7 @@ void	server_clock(struct server *);
  * timeout passed (see the top).
  */
 void	server_commit(struct server *);
-/* sync.c: a replica acknowledged everything up to pos. */
+/* sync_master.c: a replica acknowledged everything up to pos. */
 void	server_repl_acked(struct server *, int64_t pos);
 /* Milliseconds until the first held reply times out; -1: none held. */
 long	server_hold_wait_ms(const struct server *);

@@ -18,7 +18,7 @@
  * its node id, epoch, the position it streams after and the hash
  * there), RECONCILE (the same fields) when the log cannot serve the
  * replica's position or is not the log the replica applied (full
- * reconciliation: sync.c explains it), or REFUSE (why, as text).
+ * reconciliation: sync_reconcile.c explains it), or REFUSE (why, as text).
  * Records and body chunks travel deflated through one zlib stream; END
  * (the batch's last position and the hash there) closes a batch, which
  * the replica applies in one transaction with its applied position and

@@ -1,13 +1,16 @@
 /*
- * sync_internal.h — what sync.c (the channel, log streaming, apply) and
- * sync_reconcile.c (full reconciliation and renumbering) share.  Nothing
- * else includes it; sync.h is the module's API.
+ * sync_internal.h — what the replication module's files share: sync.c
+ * (setup, tick), sync_chan.c (codec, channel), sync_master.c,
+ * sync_replica.c, sync_reconcile.c (full reconciliation and renumbering)
+ * and sync_status.c.  Nothing else includes it; sync.h is the module's
+ * API.
  */
 #ifndef MAILREPD_SYNC_INTERNAL_H
 #define MAILREPD_SYNC_INTERNAL_H
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 #include <time.h>
 
 #include <zlib.h>
@@ -133,7 +136,33 @@ chan_of(struct session *s)
 	return s->proto;
 }
 
-/* sync.c: the codec's cursors, the channel, the apply's pieces. */
+/*
+ * What a body of size bytes holds in the replica's memory until its
+ * batch is applied: its spool's buffer (spool.c), at most SPOOL_MEM_MAX.
+ */
+static inline uint64_t
+body_mem(uint64_t size)
+{
+	return size < SPOOL_MEM_MAX ? size : SPOOL_MEM_MAX;
+}
+
+/* What this process knows about replication; one server per process. */
+struct sync_repl {
+	struct server	*srv;
+	int		 replica;	/* following a master */
+	char		 from[SYNC_UPSTREAM_MAX + 1]; /* its HOST:PORT */
+	struct session	*upstream;	/* our connection to the master */
+	time_t		 next_connect;
+	int		 backoff;
+	time_t		 last_purge;
+	time_t		 last_quarantine;
+};
+extern struct sync_repl repl;		/* sync.c's */
+
+/* The replica's connection to its master (sync_replica.c). */
+extern const struct proto_ops sync_replica_proto;
+
+/* sync_chan.c: the codec's cursors and the channel. */
 void		 wr_bytes(struct wr *, const void *, size_t);
 void		 wr_u64(struct wr *, uint64_t);
 void		 wr_str(struct wr *, const char *);
@@ -152,8 +181,33 @@ void		 chan_send(struct session *, uint8_t type, const void *,
 void		 chan_send_head(struct session *, uint8_t type, int64_t pos);
 int		 head_decode(const uint8_t *, size_t, uint8_t *node_id,
 		    uint8_t *epoch, int64_t *pos, uint8_t *hash);
+/* Deflates one item and sends it; -1 (session closed) on failure. */
+int		 chan_send_deflated(struct session *, uint8_t type,
+		    const void *, size_t);
+/* Inflates a frame's payload into c->item; its length, or -1. */
+ssize_t		 chan_inflate(struct chan *, const uint8_t *, size_t);
+/* Sends REFUSE with why and closes. */
+void		 chan_refuse(struct session *, const char *why);
+/* The next complete frame: 1, 0 when more is needed, -1 (closed). */
+int		 chan_next(struct session *, uint8_t *type,
+		    const uint8_t **payload, size_t *n, size_t *total);
+/* The session's channel, set up once TLS is up; NULL without memory. */
+struct chan	*chan_new(struct session *, int master);
+/* Drops the replica's batch in progress. */
+void		 pending_clear(struct chan *);
+void		 chan_free(struct session *);
+/* proto_ops.timeout and proto_ops.tls_failed of both ends. */
+void		 chan_timeout(struct session *);
+void		 chan_tls_failed(struct session *, const char *why,
+		    int wrong_key);
+
+/* sync_master.c. */
 /* Writes what the master knows of this replica to the store. */
 void		 master_store(struct session *, int connected);
+
+/* sync_replica.c. */
+/* Opens the connection to the master, non-blocking. */
+void		 replica_connect(struct server *);
 /* A received body into c->cur's spool; body_finish checks its GUID. */
 void		 body_feed(struct chan *, const uint8_t *, size_t);
 int		 body_finish(struct session *, struct chan *);
