@@ -15,7 +15,7 @@ STATIC	?= 1
 PYTHON	?= /usr/bin/python3
 
 # Every module; mailrepd.c alone holds main(), so unit tests link the rest.
-MODULES	= settings.c log.c buf.c crypto.c auth.c store.c store_blob.c mime.c spool.c net.c proto.c \
+MODULES	= settings.c log.c buf.c crypto.c auth.c store.c store_blob.c mime.c mime_text.c spool.c net.c proto.c \
 	  lmtp.c admin.c mailio.c imap_parse.c imap.c imap_mailbox.c \
 	  imap_message.c imap_list.c imap_fetch.c imap_search.c \
 	  tls.c transport.c penalty.c sync.c sync_chan.c sync_master.c sync_replica.c \

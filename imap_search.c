@@ -35,6 +35,7 @@
 #include <strings.h>
 
 #include "config.h"
+#include "crypto.h"
 #include "imap_session.h"
 #include "mime.h"
 #include "proto.h"
@@ -880,34 +881,6 @@ prog_resolve(struct search_prog *prog, const struct imap_view *v)
 
 /* --- decoding ------------------------------------------------------------ */
 
-static int
-base64_value(unsigned char c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (IS_DIGIT(c))
-		return c - '0' + 52;
-	if (c == '+')
-		return 62;
-	if (c == '/')
-		return 63;
-	return -1;
-}
-
-static int
-hex_value(unsigned char c)
-{
-	if (IS_DIGIT(c))
-		return c - '0';
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	return -1;
-}
-
 /*
  * Base64: bytes outside the alphabet (line ends, padding, garbage) are
  * skipped, as a lenient reader does.  Writes at most n * 3 / 4 + 1.
@@ -920,7 +893,7 @@ decode_base64(struct decoder *d, const unsigned char *in, size_t n,
 	int	 v;
 
 	for (i = 0; i < n; i++) {
-		if ((v = base64_value(in[i])) < 0)
+		if ((v = crypto_base64_digit(in[i])) < 0)
 			continue;
 		d->acc = d->acc << 6 | (uint32_t)v;
 		if ((d->nbits += 6) >= 8) {
@@ -950,7 +923,7 @@ decode_qp(struct decoder *d, const unsigned char *in, size_t n,
 			break;
 		case QP_EQUALS:
 			d->qp = QP_TEXT;
-			if (hex_value(c) >= 0) {
+			if (crypto_hex_digit(c) >= 0) {
 				d->hex = c;
 				d->qp = QP_HEX;
 				continue;
@@ -965,9 +938,9 @@ decode_qp(struct decoder *d, const unsigned char *in, size_t n,
 			break;
 		case QP_HEX:
 			d->qp = QP_TEXT;
-			if (hex_value(c) >= 0) {
-				out[o++] = (unsigned char)(hex_value(d->hex) <<
-				    4 | hex_value(c));
+			if (crypto_hex_digit(c) >= 0) {
+				out[o++] = (unsigned char)(crypto_hex_digit(d->hex) <<
+				    4 | crypto_hex_digit(c));
 				continue;
 			}
 			out[o++] = '=';
