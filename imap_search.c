@@ -1405,7 +1405,7 @@ search_step(struct session *s, void *arg)
 	se->bytes = 0;
 	for (n = 0; se->next < v->count; n++, se->next++) {
 		if (n == STEP_MESSAGES || se->bytes >= STEP_BYTES ||
-		    imap_output_full(s))
+		    session_output_high(s))
 			return 0;
 		if ((r = search_one(se, v, se->next)) < 0) {
 			session_printf(s, "\r\n");
