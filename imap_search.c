@@ -1001,8 +1001,9 @@ decode_qp(struct decoder *d, const unsigned char *in, size_t n,
 		case QP_HEX:
 			d->qp = QP_TEXT;
 			if (hex_value(c) >= 0) {
-				out[o++] = (unsigned char)(hex_value(d->hex) <<
-				    4 | hex_value(c));
+				out[o++] = (unsigned char)((unsigned)
+				    hex_value(d->hex) << 4 |
+				    (unsigned)hex_value(c));
 				continue;
 			}
 			out[o++] = '=';
