@@ -410,7 +410,6 @@ imap_cmd_select(struct session *s, const struct imap_arg *args, size_t nargs,
 	    "READ-WRITE", examine ? "EXAMINE" : "SELECT");
 }
 
-/* CLOSE (expunging \Deleted messages silently) and UNSELECT (RFC 3691). */
 /* CLOSE's expunge is done (imap_expunge_deleted()). */
 static void
 close_done(struct session *s, const struct store_mailbox *mb)
@@ -420,6 +419,7 @@ close_done(struct session *s, const struct store_mailbox *mb)
 	imap_reply(s, "OK CLOSE completed");
 }
 
+/* CLOSE (expunging \Deleted messages silently) and UNSELECT (RFC 3691). */
 void
 imap_cmd_close(struct session *s, const struct imap_arg *args, size_t nargs,
     int expunge)
