@@ -95,7 +95,10 @@
 #define IMAP_MAX_BAD_COMMANDS	20	/* BAD replies before BYE */
 #define IMAP_MAX_SKIP		(4 * 1024 * 1024) /* over-long line dropped before BYE */
 #define IMAP_MAX_OUTPUT		(4 * 1024 * 1024) /* a session's output buffer */
-#define IMAP_STEP_MESSAGES	256	/* messages STORE changes in one loop step */
+#define IMAP_STEP_MESSAGES	256	/* messages a long command does in one loop step */
+#define IMAP_STEP_USEC		5000	/* loop time one step of a long command takes */
+#define IMAP_MAX_COPY		1000	/* messages one COPY or MOVE takes (one step) */
+#define IMAP_MAX_SEARCH_TEXT	16	/* BODY and TEXT keys in one SEARCH */
 
 /* MIME pre-parser (run once per delivered message) */
 #define MIME_MAX_DEPTH		32	/* nested multiparts / message parts */

@@ -985,7 +985,7 @@ literal_send(struct session *s, struct fetch_job *j)
 	size_t		 n;
 
 	while (lit->off < lit->end) {
-		if (imap_output_full(s))
+		if (session_output_high(s))
 			return 0;
 		n = lit->end - lit->off < BLOB_CHUNK_SIZE ?
 		    lit->end - lit->off : BLOB_CHUNK_SIZE;
@@ -1019,7 +1019,7 @@ msg_write(struct session *s, struct fetch_job *j)
 	int			 r;
 
 	while ((r = literal_send(s, j)) == 1 && fm->next < j->nitems) {
-		if (imap_output_full(s))
+		if (session_output_high(s))
 			return 0;
 		if (item_write(s, j, &j->items[fm->next++]) < 0)
 			return -1;
@@ -1085,7 +1085,7 @@ fetch_run(struct session *s, struct fetch_job *j)
 {
 	int	 r;
 
-	while (!imap_output_full(s)) {
+	while (!session_output_high(s)) {
 		if (j->active)
 			r = msg_write(s, j);
 		else if ((r = msg_next(s, j)) == 0) {

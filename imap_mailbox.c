@@ -410,6 +410,15 @@ imap_cmd_select(struct session *s, const struct imap_arg *args, size_t nargs,
 	    "READ-WRITE", examine ? "EXAMINE" : "SELECT");
 }
 
+/* CLOSE's expunge is done (imap_expunge_deleted()). */
+static void
+close_done(struct session *s, const struct store_mailbox *mb)
+{
+	(void)mb;
+	unselect(s, 0);
+	imap_reply(s, "OK CLOSE completed");
+}
+
 /* CLOSE (expunging \Deleted messages silently) and UNSELECT (RFC 3691). */
 void
 imap_cmd_close(struct session *s, const struct imap_arg *args, size_t nargs,
@@ -423,11 +432,13 @@ imap_cmd_close(struct session *s, const struct imap_arg *args, size_t nargs,
 		    "UNSELECT");
 		return;
 	}
-	if (expunge && !ims->view->readonly &&
-	    imap_expunge_deleted(s, NULL, 1) < 0)
-		return;
-	unselect(s, 0);
-	imap_reply(s, "OK %s completed", expunge ? "CLOSE" : "UNSELECT");
+	if (expunge && !ims->view->readonly)
+		imap_expunge_deleted(s, NULL, 1, close_done);
+	else {
+		unselect(s, 0);
+		imap_reply(s, "OK %s completed", expunge ? "CLOSE" :
+		    "UNSELECT");
+	}
 }
 
 /* --- CREATE, DELETE, RENAME, SUBSCRIBE ----------------------------------- */
@@ -579,6 +590,24 @@ imap_cmd_create(struct session *s, const struct imap_arg *args, size_t nargs,
 		imap_reply(s, "OK CREATE completed");
 }
 
+/*
+ * Deletes mailbox mb, emptied first in steps when it held many messages
+ * (imap_expunge_mailbox()), so that what is left is a short step.  A
+ * crash between the steps leaves the mailbox with fewer messages, as if
+ * the client had expunged them, never a half-deleted mailbox.
+ */
+static void
+delete_emptied(struct session *s, const struct store_mailbox *mb)
+{
+	enum store_err	 err;
+
+	err = store_mailbox_delete(s->srv->store, imap_of(s)->user, mb->name);
+	if (err != STORE_OK)
+		reply_store_error(s, err, "DELETE");
+	else
+		imap_reply(s, "OK DELETE completed");
+}
+
 void
 imap_cmd_delete(struct session *s, const struct imap_arg *args, size_t nargs,
     int variant)
@@ -600,12 +629,12 @@ imap_cmd_delete(struct session *s, const struct imap_arg *args, size_t nargs,
 	err = store_mailbox_get(s->srv->store, ims->user, name, &mb);
 	if (err == STORE_OK && ims->view != NULL && ims->view->mb.id == mb.id)
 		unselect(s, 1);
-	if (err == STORE_OK)
-		err = store_mailbox_delete(s->srv->store, ims->user, name);
 	if (err != STORE_OK)
 		reply_store_error(s, err, "DELETE");
+	else if (mb.messages > IMAP_STEP_MESSAGES)
+		imap_expunge_mailbox(s, &mb, delete_emptied);
 	else
-		imap_reply(s, "OK DELETE completed");
+		delete_emptied(s, &mb);
 }
 
 /*

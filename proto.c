@@ -247,12 +247,14 @@ session_handshake(struct session *s)
  * is then neither read nor given its buffered commands until the client
  * has taken some, so that a client pipelining commands without reading
  * the replies holds OUTBUF_HIGH_WATER and one reply, not the output
- * limit.
+ * limit.  A closing session counts as full: nothing more is said.
  */
-static int
+int
 session_output_high(const struct session *s)
 {
-	return !s->ops->full_duplex && buf_used(&s->out) >= OUTBUF_HIGH_WATER;
+	return (!s->ops->full_duplex &&
+	    buf_used(&s->out) >= OUTBUF_HIGH_WATER) ||
+	    s->io == SESSION_CLOSING;
 }
 
 short

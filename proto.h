@@ -292,6 +292,14 @@ void	session_wait_commit(struct session *);
  */
 void	session_wait_replicated(struct session *);
 
+/*
+ * Whether the session should produce no more output for now: its queued
+ * output is above OUTBUF_HIGH_WATER (a client's: a full-duplex peer is
+ * read whatever it has queued), or it is closing.  Neither read nor
+ * processed meanwhile; a reply made in steps waits.
+ */
+int	session_output_high(const struct session *);
+
 /* Sends what is buffered, then closes. */
 void	session_close(struct session *);
 
