@@ -227,8 +227,8 @@ sync_present(void *arg, const struct store_message *m)
 static int
 sync_gone(struct session *s, struct sync_ctx *c)
 {
-	struct store	*st = s->srv->store;
-	struct imap_view *v = c->v;
+	struct store		*st = s->srv->store;
+	struct imap_view	*v = c->v;
 
 	if (v->modseq >= store_tombs_purged(st, v->mb.uniqueid))
 		return store_expunged_since(st, v->mb.uniqueid, v->modseq,
