@@ -45,7 +45,7 @@
 
 #define CAPS_BASE	"IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE " \
 			"UIDPLUS MOVE UNSELECT CHILDREN SPECIAL-USE " \
-			"LIST-EXTENDED LIST-STATUS CONDSTORE"
+			"LIST-EXTENDED LIST-STATUS CONDSTORE QRESYNC"
 
 enum input_mode {
 	IN_COMMAND,
@@ -413,7 +413,10 @@ cmd_id(struct session *s, const struct imap_arg *args, size_t nargs,
 	imap_reply(s, "OK ID completed");
 }
 
-/* ENABLE (RFC 5161): CONDSTORE is the one extension that needs it. */
+/*
+ * ENABLE (RFC 5161): CONDSTORE, and QRESYNC, which implies it (RFC 7162
+ * 3.2.3) and turns EXPUNGE responses into VANISHED.
+ */
 static void
 cmd_enable(struct session *s, const struct imap_arg *args, size_t nargs,
     int variant)
@@ -436,6 +439,11 @@ cmd_enable(struct session *s, const struct imap_arg *args, size_t nargs,
 		    !ims->condstore) {
 			ims->condstore = 1;
 			session_printf(s, " CONDSTORE");
+		}
+		if (strcasecmp(args[i].str, "QRESYNC") == 0 &&
+		    !ims->qresync) {
+			ims->qresync = ims->condstore = 1;
+			session_printf(s, " QRESYNC");
 		}
 	}
 	session_printf(s, "\r\n");

@@ -438,3 +438,21 @@ imap_cmd_free(struct imap_cmd *cmd)
 	free(cmd->tag);		/* the arena begins with the tag */
 	memset(cmd, 0, sizeof(*cmd));
 }
+
+int
+imap_parse_uint(const char **pp, uint64_t max, uint64_t *out)
+{
+	const char	*p = *pp;
+	uint64_t	 v = 0;
+
+	if (!isdigit((unsigned char)*p))
+		return -1;
+	for (; isdigit((unsigned char)*p); p++) {
+		if (v > (max - (uint64_t)(*p - '0')) / 10)
+			return -1;
+		v = v * 10 + (uint64_t)(*p - '0');
+	}
+	*pp = p;
+	*out = v;
+	return 0;
+}

@@ -87,6 +87,7 @@ struct imap_session {
 	char			 user[USER_MAX_NAME + 1];
 	struct imap_view	*view;		/* set in IMAP_SELECTED */
 	int			 condstore;	/* CONDSTORE enabled or used */
+	int			 qresync;	/* ENABLE QRESYNC */
 	int			 utf8;		/* ENABLE UTF8=ACCEPT */
 	/* the command being run */
 	char			*tag;
@@ -257,6 +258,15 @@ void	imap_sync(struct session *, int allow_expunge);
  * each unless silent (CLOSE).  Only where RFC 3501 7.4.1 allows EXPUNGE.
  */
 void	imap_view_drop_gone(struct session *, struct imap_view *, int silent);
+
+/*
+ * imap_qresync.c: writes "* VANISHED (EARLIER) set" (RFC 7162) for the
+ * UIDs of `within` (resolved; NULL for all) that left the view's mailbox
+ * since MODSEQ `since`, nothing when none did.  Returns 0, or -1 on a
+ * store error (the line, if begun, is ended).
+ */
+int	imap_vanished_earlier(struct session *, const struct imap_view *,
+	    const struct imap_seqset *within, uint64_t since);
 void	imap_view_free(struct imap_view *);
 
 /* STATUS items (RFC 3501 6.3.10, RFC 7162, RFC 8438). */
