@@ -5,7 +5,12 @@
 #   make check      build, then run every unit and integration test
 #   make asan       ASan+UBSan build in build/asan/ (the tests use it)
 #   make fuzz       run each libFuzzer target FUZZ_SECONDS (clang)
-#   make lint       cppcheck and clang-tidy
+#   make lint       cppcheck, clang-tidy, and the documents match settings.c
+#   make docs       README's settings table, man page, example config
+#   make install    PREFIX=/usr/local: binary, man page, example config
+#   make cross      ARCH=arm64|armhf: a static binary for that CPU
+#   make check-cross  the cross binaries' tests under qemu (mk/cross.mk)
+#   make deb        Debian packages for amd64, arm64, armhf (mk/deb.mk)
 #   make clean
 #
 # Missing Debian packages are installed when run as root (scripts/deps).
@@ -45,7 +50,7 @@ UNIT_SRCS = $(wildcard test/unit/test_*.c)
 UNIT_BINS = $(UNIT_SRCS:test/unit/%.c=build/asan/%)
 
 .PHONY: all run check asan unit integration split-brain jepsen clean \
-	deps-build \
+	deps-build docs docs-check install \
 	deps-check \
 	fuzz fuzz-check fuzz-seeds deps-fuzz lint deps-lint
 
@@ -127,11 +132,38 @@ TIDY_CHECKS = -*,bugprone-*,clang-analyzer-*,\
 	-clang-analyzer-security.insecureAPI.DeprecatedOrUnsafeBufferHandling,\
 	-clang-analyzer-valist.Uninitialized
 
-lint: deps-lint
+lint: deps-lint docs-check
 	cppcheck --enable=warning,performance,portability --std=c11 \
-	    -D_GNU_SOURCE --inline-suppr --error-exitcode=1 --quiet -I. $(SRCS)
+	    -D_GNU_SOURCE --inline-suppr --error-exitcode=1 --quiet -I. \
+	    $(SRCS) $(DOC_SRCS)
 	clang-tidy --quiet --warnings-as-errors='*' -checks='$(TIDY_CHECKS)' \
-	    $(SRCS) -- -std=c11 -D_GNU_SOURCE -I.
+	    $(SRCS) $(DOC_SRCS) -- -std=c11 -D_GNU_SOURCE -I.
+
+# The README's configuration table, the man page and the example config
+# are made from the settings table: after adding or changing a setting,
+# `make docs` and commit what it rewrote.
+DOC_SRCS = doc/settings_doc.c
+
+docs: build/settings_doc
+	@scripts/docs write build/settings_doc
+
+docs-check: build/settings_doc
+	@scripts/docs check build/settings_doc
+
+build/settings_doc: $(DOC_SRCS) build/rel/settings.o $(HDRS)
+	$(CC) $(ALL_CFLAGS) -I. -o $@ $(DOC_SRCS) build/rel/settings.o
+
+# For people who build from source; DESTDIR for staging.  An existing
+# config file is kept.
+PREFIX	?= /usr/local
+SYSCONFDIR ?= $(PREFIX)/etc
+install: mailrepd
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man8 \
+	    $(DESTDIR)$(SYSCONFDIR)/mailrepd
+	install -m 755 mailrepd $(DESTDIR)$(PREFIX)/bin/mailrepd
+	install -m 644 doc/mailrepd.8 $(DESTDIR)$(PREFIX)/share/man/man8/
+	test -e $(DESTDIR)$(SYSCONFDIR)/mailrepd/mailrepd.conf || \
+	    install -m 644 contrib/mailrepd.conf $(DESTDIR)$(SYSCONFDIR)/mailrepd/
 
 # libFuzzer targets (clang), each run FUZZ_SECONDS on its seed corpus;
 # what they find is kept in build/fuzz/TARGET-crash-*.
@@ -202,3 +234,5 @@ build/fuzz:
 
 clean:
 	rm -rf build mailrepd
+
+include mk/cross.mk mk/deb.mk
