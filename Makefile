@@ -2,7 +2,8 @@
 #
 #   make            static ./mailrepd (make STATIC=0 for a dynamic one)
 #   make run        build, then start a ready server on ./var (see README)
-#   make check      build, then run every unit and integration test
+#   make check      build, then run every unit and integration test, and
+#                   the arm64 binary's smoke test under qemu
 #   make asan       ASan+UBSan build in build/asan/ (the tests use it)
 #   make fuzz       run each libFuzzer target FUZZ_SECONDS (clang)
 #   make lint       cppcheck, clang-tidy, and the documents match settings.c
@@ -94,6 +95,7 @@ check: deps-check mailrepd build/asan/mailrepd $(UNIT_BINS)
 	@test/valgrind.sh
 	@$(MAKE) -s unit
 	@$(MAKE) -s integration
+	@$(MAKE) -s cross-smoke
 
 unit: $(UNIT_BINS)
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
