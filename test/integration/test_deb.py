@@ -6,7 +6,10 @@ a user on this machine); the installed binary is started with the
 installed config (the listeners moved to free loopback ports, the data
 directory to a temporary one, as options override the file), a message
 is delivered over LMTP and read back over IMAP.  ARM packages run under
-qemu-user-static.  Skipped without $MAILREPD_DEBS (make deb runs it).
+qemu-user-static.  The maintainer script that makes the system user
+runs as root in a mount namespace of its own, over a copy of /etc and of
+/var/lib/systemd, so that this machine is left as it was.  Skipped
+without $MAILREPD_DEBS (make deb runs it).
 """
 import glob
 import os
@@ -93,6 +96,41 @@ def test_installed_package_serves(tmp_path, arch):
             proc.kill()
             proc.wait()
         log.close()
+
+
+# In a private mount namespace: /etc and /var/lib/systemd are copies,
+# postinst runs twice (install, then upgrade), and what it made is shown.
+POSTINST_SANDBOX = """
+set -e
+cp -a /etc "$1/etc"
+mount --bind "$1/etc" /etc
+mkdir -p "$1/systemd" /var/lib/systemd
+mount --bind "$1/systemd" /var/lib/systemd
+sh "$2" configure
+sh "$2" configure 0.1.0
+getent passwd mailrepd
+getent group mailrepd
+"""
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="postinst runs as root")
+def test_postinst_makes_the_system_user(tmp_path):
+    deb, = [d for d in packages() if field(d, "Architecture") == "amd64"]
+    control = tmp_path / "control"
+    subprocess.run(["dpkg-deb", "-e", deb, control], check=True)
+    p = subprocess.run(["unshare", "--mount", "sh", "-c", POSTINST_SANDBOX,
+                        "sandbox", tmp_path, control / "postinst"],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    user, group = p.stdout.splitlines()
+    name, _, uid, gid, _, home, shell = user.split(":")
+    assert name == "mailrepd" and int(uid) < 1000, user
+    assert home == "/var/lib/mailrepd" and shell.endswith("nologin"), user
+    assert group.split(":")[2] == gid, group
+    assert subprocess.run(["getent", "passwd", "mailrepd"],
+                          stdout=subprocess.DEVNULL).returncode == 2, \
+        "the sandbox leaked: this machine has a mailrepd user now"
 
 
 def wait_ready(proc, port, log):
