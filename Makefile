@@ -2,10 +2,16 @@
 #
 #   make            static ./mailrepd (make STATIC=0 for a dynamic one)
 #   make run        build, then start a ready server on ./var (see README)
-#   make check      build, then run every unit and integration test
+#   make check      build, then run every unit and integration test, and
+#                   the arm64 binary's smoke test under qemu
 #   make asan       ASan+UBSan build in build/asan/ (the tests use it)
 #   make fuzz       run each libFuzzer target FUZZ_SECONDS (clang)
-#   make lint       cppcheck and clang-tidy
+#   make lint       cppcheck, clang-tidy, and the documents match settings.c
+#   make docs       README's settings table, man page, example config
+#   make install    PREFIX=/usr/local: binary, man page, example config
+#   make cross      ARCH=arm64|armhf: a static binary for that CPU
+#   make check-cross  the cross binaries' tests under qemu (mk/cross.mk)
+#   make deb        Debian packages for amd64, arm64, armhf (mk/deb.mk)
 #   make clean
 #
 # Missing Debian packages are installed when run as root (scripts/deps).
@@ -45,7 +51,7 @@ UNIT_SRCS = $(wildcard test/unit/test_*.c)
 UNIT_BINS = $(UNIT_SRCS:test/unit/%.c=build/asan/%)
 
 .PHONY: all run check asan unit integration split-brain jepsen clean \
-	deps-build \
+	deps-build docs docs-check install \
 	deps-check \
 	fuzz fuzz-check fuzz-seeds deps-fuzz lint deps-lint
 
@@ -89,6 +95,7 @@ check: deps-check mailrepd build/asan/mailrepd $(UNIT_BINS)
 	@test/valgrind.sh
 	@$(MAKE) -s unit
 	@$(MAKE) -s integration
+	@$(MAKE) -s cross-smoke
 
 unit: $(UNIT_BINS)
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
@@ -127,11 +134,38 @@ TIDY_CHECKS = -*,bugprone-*,clang-analyzer-*,\
 	-clang-analyzer-security.insecureAPI.DeprecatedOrUnsafeBufferHandling,\
 	-clang-analyzer-valist.Uninitialized
 
-lint: deps-lint
+lint: deps-lint docs-check
 	cppcheck --enable=warning,performance,portability --std=c11 \
-	    -D_GNU_SOURCE --inline-suppr --error-exitcode=1 --quiet -I. $(SRCS)
+	    -D_GNU_SOURCE --inline-suppr --error-exitcode=1 --quiet -I. \
+	    $(SRCS) $(DOC_SRCS)
 	clang-tidy --quiet --warnings-as-errors='*' -checks='$(TIDY_CHECKS)' \
-	    $(SRCS) -- -std=c11 -D_GNU_SOURCE -I.
+	    $(SRCS) $(DOC_SRCS) -- -std=c11 -D_GNU_SOURCE -I.
+
+# The README's configuration table, the man page and the example config
+# are made from the settings table: after adding or changing a setting,
+# `make docs` and commit what it rewrote.
+DOC_SRCS = doc/settings_doc.c
+
+docs: build/settings_doc
+	@scripts/docs write build/settings_doc
+
+docs-check: build/settings_doc
+	@scripts/docs check build/settings_doc
+
+build/settings_doc: $(DOC_SRCS) build/rel/settings.o $(HDRS)
+	$(CC) $(ALL_CFLAGS) -I. -o $@ $(DOC_SRCS) build/rel/settings.o
+
+# For people who build from source; DESTDIR for staging.  An existing
+# config file is kept.
+PREFIX	?= /usr/local
+SYSCONFDIR ?= $(PREFIX)/etc
+install: mailrepd
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man8 \
+	    $(DESTDIR)$(SYSCONFDIR)/mailrepd
+	install -m 755 mailrepd $(DESTDIR)$(PREFIX)/bin/mailrepd
+	install -m 644 doc/mailrepd.8 $(DESTDIR)$(PREFIX)/share/man/man8/
+	test -e $(DESTDIR)$(SYSCONFDIR)/mailrepd/mailrepd.conf || \
+	    install -m 644 contrib/mailrepd.conf $(DESTDIR)$(SYSCONFDIR)/mailrepd/
 
 # libFuzzer targets (clang), each run FUZZ_SECONDS on its seed corpus;
 # what they find is kept in build/fuzz/TARGET-crash-*.
@@ -202,3 +236,5 @@ build/fuzz:
 
 clean:
 	rm -rf build mailrepd
+
+include mk/cross.mk mk/deb.mk

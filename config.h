@@ -11,7 +11,7 @@
 
 /* Network and sessions */
 /*
- * Concurrent client sessions.  Memory budget (DESIGN.md: 64 MiB under
+ * Concurrent client sessions.  Memory budget (ARCHITECTURE.md: 64 MiB under
  * any input): a session's input buffer is at most LMTP_MAX_DATA_LINE +
  * IO_CHUNK = 80 KiB, so 512 sessions cost at most 40 MiB.
  */

@@ -1,6 +1,6 @@
 /*
  * conflicts.c — `mailrepd conflicts list|show|resolve`: the GUID
- * conflicts a replica recorded (DESIGN.md, "A conflict"), both copies
+ * conflicts a replica recorded (ARCHITECTURE.md, "A conflict"), both copies
  * side by side, and renumbering one on request.
  *
  * These read and write the store directly, so they work on a running or

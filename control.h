@@ -3,9 +3,10 @@
  * and recorded exit status in the data directory, and the sub-commands
  * that signal it (`mailrepd drain`, `mailrepd promote`).
  *
- * Signals: SIGQUIT drains (DESIGN.md, "Graceful drain"), a second SIGQUIT
- * or SIGTERM exits at once, SIGUSR1 promotes a replica to master, SIGUSR2
- * demotes the node to a replica of the master named in DIR/mailrepd.demote.
+ * Signals: SIGQUIT drains (ARCHITECTURE.md, "Graceful drain"), a second
+ * SIGQUIT or SIGTERM exits at once, SIGUSR1 promotes a replica to master,
+ * SIGUSR2 demotes the node to a replica of the master named in
+ * DIR/mailrepd.demote.
  *
  * The demote request file is written by `mailrepd demote` (to a temporary
  * name, then renamed into place) before it sends SIGUSR2, and read and

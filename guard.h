@@ -1,5 +1,5 @@
 /*
- * guard.h — the mass-delete guard of a replica (DESIGN.md, "Mass-delete
+ * guard.h — the mass-delete guard of a replica (ARCHITECTURE.md, "Mass-delete
  * guard"): deletes need evidence and a sane size.
  *
  * A replica counts, within --guard-window, the mailbox deletes and each

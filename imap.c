@@ -551,7 +551,7 @@ login_failed(struct session *s, const char *user)
  * Whether the session may go on as the user it logged in as and in the
  * mailbox it selected: the user was not deleted (nor added again under
  * its name) and has the password it had, and the selected mailbox was
- * not deleted, re-created or renamed by another session (DESIGN.md: a
+ * not deleted, re-created or renamed by another session (ARCHITECTURE.md: a
  * session binds to the uniqueid and UIDVALIDITY, never only to a row
  * id).  Otherwise the session says BYE, drops its mailbox and ends after
  * the running command's reply; returns 0.  A store error lets it go on:

@@ -53,7 +53,7 @@ static volatile sig_atomic_t	reload_signal;
 static volatile sig_atomic_t	promote_signal;	/* SIGUSR1 */
 static volatile sig_atomic_t	demote_signal;	/* SIGUSR2 */
 
-/* A SIGQUIT drain (DESIGN.md, "Graceful drain (SIGQUIT)"). */
+/* A SIGQUIT drain (ARCHITECTURE.md, "Graceful drain (SIGQUIT)"). */
 enum drain_phase {
 	DRAIN_NONE,
 	DRAIN_SESSIONS,		/* client sessions finishing */

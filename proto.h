@@ -14,7 +14,7 @@
  * (one fsync for all) and calls each waiting session's `committed`
  * handler, which only then writes the acknowledgements.
  *
- * Synchronous replication (--repl-sync-timeout, DESIGN.md): a handler
+ * Synchronous replication (--repl-sync-timeout, ARCHITECTURE.md): a handler
  * whose change wrote log records calls session_wait_replicated()
  * instead.  On a master with the timeout above 0, its `committed` handler
  * then runs only once a replica has acknowledged the log head that the

@@ -50,13 +50,14 @@ static const struct setting table[] = {
 	{ "data", SET_STRING, OFF(data_dir), DEFAULT_DATA_DIR, 0, 0, 0, NULL,
 	    "data directory; created if missing" },
 	{ "lmtp", SET_STRING, OFF(lmtp), NULL, 0, 0, 0, NULL,
-	    "LMTP listeners: ADDR:PORT or unix:PATH, comma separated" },
+	    "LMTP listeners: ADDR:PORT, [V6ADDR]:PORT or unix:PATH, comma "
+	    "separated" },
 	{ "imap", SET_STRING, OFF(imap), NULL, 0, 0, 0, NULL,
-	    "IMAP listeners: ADDR:PORT, comma separated" },
+	    "IMAP listeners: ADDR:PORT or [V6ADDR]:PORT, comma separated" },
 	{ "smtp", SET_STRING, OFF(smtp), NULL, 0, 0, 0, NULL,
 	    "SMTP listeners for local delivery (never relays): ADDR:PORT" },
 	{ "name", SET_STRING, OFF(name), NULL, 0, 0, 0, NULL,
-	    "this node's name (default: the host name)" },
+	    "this node's name, used in greetings (default: the host name)" },
 	{ "domains", SET_STRING, OFF(domains), NULL, 0, 0, 0, NULL,
 	    "recipient domains accepted, comma separated (default: any)" },
 	{ "imaps", SET_STRING, OFF(imaps), NULL, 0, 0, 0, NULL,
@@ -77,7 +78,8 @@ static const struct setting table[] = {
 	    "TLS handshakes in progress at once; more are refused" },
 	{ "max-connections", SET_LONG, OFF(max_connections),
 	    NULL, DEFAULT_MAX_CONNECTIONS, 1, 100000, NULL,
-	    "concurrent client connections" },
+	    "concurrent IMAP clients, and separately LMTP/SMTP senders; more "
+	    "get 421 4.3.2 / * BYE" },
 	{ "idle-timeout", SET_LONG, OFF(idle_timeout),
 	    NULL, DEFAULT_IDLE_TIMEOUT, 1, 86400, NULL,
 	    "seconds before an idle connection is closed" },
@@ -87,7 +89,8 @@ static const struct setting table[] = {
 	    "SMTP), however often the client sends" },
 	{ "max-mailboxes", SET_LONG, OFF(max_mailboxes),
 	    NULL, DEFAULT_MAX_MAILBOXES, 1, 1000000, NULL,
-	    "mailboxes one user may have; CREATE past it gets NO [LIMIT]" },
+	    "mailboxes one user may have; CREATE past it (and a name deeper "
+	    "than 32 levels) gets NO [LIMIT]" },
 	{ "max-message-size", SET_LONG, OFF(max_message_size),
 	    NULL, DEFAULT_MAX_MESSAGE_SIZE, 1024, 1L << 30, NULL,
 	    "largest message accepted, in bytes (LMTP SIZE)" },
@@ -141,7 +144,8 @@ static const struct setting table[] = {
 	{ "syslog", SET_BOOL, OFF(syslog), "no", 0, 0, 0, NULL,
 	    "log to syslog (facility mail) instead of stderr" },
 	{ "catch-all", SET_BOOL, OFF(catch_all), "no", 0, 0, 0, NULL,
-	    "accept any recipient: an unknown one becomes a user" },
+	    "accept any recipient: an unknown local part becomes a user "
+	    "(without a password)" },
 	{ "log-level", SET_ENUM, OFF(log_level), "info", 0, 0, 0, log_levels,
 	    "least important events logged: debug, info, warn, error" },
 	{ "run-as-user", SET_STRING, OFF(run_as_user), NULL, 0, 0, 0, NULL,
@@ -504,18 +508,57 @@ settings_print(FILE *f, const struct settings *set)
 	}
 }
 
+/* What a value of each type is, for the documentation. */
+static const char *const type_values[] = {
+	[SET_STRING] = "text",
+	[SET_LONG] = "number",
+	[SET_BOOL] = "yes|no",
+	[SET_ENUM] = NULL,		/* its words */
+	[SET_LIST] = "text",
+};
+
+int
+settings_doc(size_t i, struct setting_doc *doc)
+{
+	const struct setting	*s;
+	size_t			 w, len;
+
+	if (i >= NSETTINGS)
+		return -1;
+	s = &table[i];
+	memset(doc, 0, sizeof(*doc));
+	doc->name = s->name;
+	doc->help = s->help;
+	if (s->type == SET_ENUM) {
+		/* "renumber|keep"; what does not fit is cut. */
+		for (w = 0, len = 0; s->words[w] != NULL &&
+		    len < sizeof(doc->value); w++)
+			len += snprintf(doc->value + len,
+			    sizeof(doc->value) - len, "%s%s", w ? "|" : "",
+			    s->words[w]);
+	} else
+		snprintf(doc->value, sizeof(doc->value), "%s",
+		    type_values[s->type]);
+	if (s->type == SET_LONG) {
+		snprintf(doc->def, sizeof(doc->def), "%ld", s->ldef);
+		snprintf(doc->range, sizeof(doc->range), "from %ld to %ld",
+		    s->min, s->max);
+	} else if (s->def != NULL)
+		snprintf(doc->def, sizeof(doc->def), "%s", s->def);
+	return 0;
+}
+
 void
 settings_usage(FILE *f)
 {
-	size_t	 i;
+	struct setting_doc	 doc;
+	size_t			 i;
 
 	fprintf(f, "Settings (config-file key, or --key VALUE):\n");
-	for (i = 0; i < NSETTINGS; i++) {
-		fprintf(f, "  --%-18s %s", table[i].name, table[i].help);
-		if (table[i].type == SET_LONG)
-			fprintf(f, " [%ld]", table[i].ldef);
-		else if (table[i].def != NULL)
-			fprintf(f, " [%s]", table[i].def);
+	for (i = 0; settings_doc(i, &doc) == 0; i++) {
+		fprintf(f, "  --%-18s %s", doc.name, doc.help);
+		if (doc.def[0] != '\0')
+			fprintf(f, " [%s]", doc.def);
 		fprintf(f, "\n");
 	}
 }

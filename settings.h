@@ -100,6 +100,24 @@ void	settings_print(FILE *, const struct settings *set);
 /* Prints every setting with its default and meaning. */
 void	settings_usage(FILE *);
 
+/*
+ * One setting as its documentation shows it: --help, the README's table,
+ * the man page and the example config are all made from these.
+ */
+struct setting_doc {
+	const char	*name;
+	char		 value[64];	/* what it takes: "text", "yes|no"... */
+	char		 def[32];	/* its default as text, or "" */
+	char		 range[48];	/* "from 1 to 600" for numbers, or "" */
+	const char	*help;
+};
+
+/*
+ * Describes the i-th setting of the table (from 0) into *doc.  Returns 0,
+ * or -1 when i is past the last.
+ */
+int	settings_doc(size_t i, struct setting_doc *doc);
+
 /* Prints a sub-command's own options. */
 void	settings_usage_options(FILE *, const struct cmd_option *, int);
 

@@ -357,7 +357,7 @@ enum rec_type {
 };
 
 /*
- * Why a record was made (DESIGN.md: every record says why).  It is kept
+ * Why a record was made (ARCHITECTURE.md: every record says why).  It is kept
  * with the record in the log and with an expunge's tombstone, and ships
  * with the record: the mass-delete guard counts only what a client or an
  * operator deleted.  A replica's own record of what it applied keeps
@@ -464,7 +464,7 @@ enum store_err	store_node_applied(struct store *, const uint8_t *master_id,
 enum store_err	store_batch_begin(struct store *);
 enum store_err	store_batch_end(struct store *, enum store_err err);
 
-/* What a store_apply_* call found (the GUID check of DESIGN.md). */
+/* What a store_apply_* call found (the GUID check of ARCHITECTURE.md). */
 enum store_apply {
 	APPLY_DONE,		/* applied */
 	APPLY_SAME,		/* already here: nothing or flags merged */
@@ -496,7 +496,7 @@ enum store_err	store_apply_subscribe(struct store *, const uint8_t *uniqueid,
  * Appends at exactly `uid` (uidnext becomes max(uidnext, uid + 1)).  b
  * is the body, or NULL when the master no longer had it (the message was
  * expunged there since): then only uidnext moves.  A UID below uidnext
- * that never held this message here (DESIGN.md: a UID names one message
+ * that never held this message here (ARCHITECTURE.md: a UID names one message
  * for ever) is left alone: APPLY_REUSED, local_guid the guid its
  * tombstone names (zeros when none); the master must move its message.
  */
@@ -516,7 +516,7 @@ enum store_err	store_apply_expunge(struct store *, const uint8_t *uniqueid,
 enum store_err	store_apply_user_del(struct store *, const char *name,
 		    enum store_apply *what);
 /*
- * The mass-delete guard's state (DESIGN.md, guard.h): the users whose
+ * The mass-delete guard's state (ARCHITECTURE.md, guard.h): the users whose
  * records a replica holds instead of applying, why, and whether an
  * operator resumed them; each with how many records it holds.
  */
@@ -598,7 +598,7 @@ enum store_err	store_mailbox_by_uniqueid(struct store *,
 		    char user[USER_MAX_NAME + 1]);
 
 /*
- * Full reconciliation (DESIGN.md): a mailbox's digest is the SHA-256 of
+ * Full reconciliation (ARCHITECTURE.md): a mailbox's digest is the SHA-256 of
  * its (uid, flags, guid, keywords) list in UID order, equal on two nodes
  * exactly when the lists are; modseqs are each node's own and left out.
  */
@@ -709,7 +709,7 @@ enum store_err	store_replica_foreach(struct store *,
 		    int (*cb)(void *, const struct store_replica *), void *arg);
 
 /*
- * The clean-shutdown marker (DESIGN.md, "Graceful drain", step 4): what
+ * The clean-shutdown marker (ARCHITECTURE.md, "Graceful drain", step 4): what
  * this node's log held when a drain ended, with each known replica's
  * acknowledged position (store_shutdown_replica_foreach, as store_replica
  * with last_seen the marker's time).  stale is 0 until the node serves
@@ -771,7 +771,7 @@ enum store_err	store_conflict_set_state(struct store *, int64_t id,
  * message there, if another, is expunged; both are appended at uidnext,
  * lower GUID first; and a log record expunges the copy at uid wherever
  * it is, so every node ends with both under new UIDs and nothing lost
- * (DESIGN.md, "A conflict").  A uid this master expunged the same copy
+ * (ARCHITECTURE.md, "A conflict").  A uid this master expunged the same copy
  * from only logs that record.  New UIDs are at least `above` (the
  * replica's UIDNEXT: UIDs only grow there too).  *new_uid is the copy's
  * new UID (0 when none); STORE_EXISTS when the copy was renumbered

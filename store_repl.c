@@ -527,7 +527,7 @@ guid_check(struct store *st, int64_t mbox_id, uint32_t uid,
 }
 
 /*
- * The rule behind APPLY_REUSED (DESIGN.md: a UID names one message for
+ * The rule behind APPLY_REUSED (ARCHITECTURE.md: a UID names one message for
  * ever): the master's message (uid, guid), absent here, may take uid
  * only when uid is new here (at or past uidnext) or its tombstone names
  * this very message.  Otherwise *what becomes APPLY_REUSED and

@@ -1,10 +1,10 @@
 
 /*
- * sync.c — replication (DESIGN.md, "Replication"): the master streams its
- * log to each replica from the replica's position; the replica checks
- * every append and expunge by GUID, applies each batch in one
- * transaction with its applied position, and acknowledges.  See sync.h
- * for the frames.
+ * sync.c — replication (ARCHITECTURE.md, "Replication"): the master
+ * streams its log to each replica from the replica's position; the
+ * replica checks every append and expunge by GUID, applies each batch in
+ * one transaction with its applied position, and acknowledges.  See
+ * sync.h for the frames.
  *
  * Channel security.  The channel is TLS 1.2 with ECDHE-PSK and
  * ChaCha20-Poly1305 (tls.c), the key derived from the secret file with

@@ -2,7 +2,7 @@
  * sync_reconcile.c — full reconciliation (a replica the log cannot serve
  * is compared with its master mailbox by mailbox) and renumbering (the
  * replica's copies of conflicting or never-replicated messages travel to
- * the master, which gives them new UIDs).  DESIGN.md, "Replication".
+ * the master, which gives them new UIDs).  ARCHITECTURE.md, "Replication".
  */
 #include <assert.h>
 #include <stdio.h>
@@ -27,7 +27,7 @@ static void	master_push_done(struct session *, struct chan *);
 /*
  * A replica whose position this log cannot serve (another master or
  * epoch, or records purged since) is brought up to date by comparison,
- * never by a blind copy (DESIGN.md, "Full reconciliation"):
+ * never by a blind copy (ARCHITECTURE.md, "Full reconciliation"):
  *
  *	master				replica
  *	RECONCILE (head H)	->

@@ -76,7 +76,12 @@ def secret(tmp_path):
 
 @pytest.fixture
 def cluster(server, secret):
-    """make(nreplicas) -> (master, [replicas]), every node on loopback."""
+    return make_cluster(server, secret)
+
+
+def make_cluster(server, secret):
+    """make(nreplicas) -> (master, [replicas]), every node on loopback,
+    each made by the server fixture (or one that takes its arguments)."""
     def make(nreplicas=2, replica_args=()):
         port = free_port()
         master = server(imap=True, args=[
