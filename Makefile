@@ -87,15 +87,15 @@ build/rel build/asan:
 run: all
 	@scripts/run
 
-# Static analysis, unit tests (fast, exact), then the real binary with
-# real clients.
+# Static analysis, unit tests (fast, exact), the ARM smoke test, then the
+# real binary with real clients (whose summary line ends the output).
 check: deps-check mailrepd build/asan/mailrepd $(UNIT_BINS)
 	@$(MAKE) -s lint
 	@$(MAKE) -s fuzz-check
 	@test/valgrind.sh
 	@$(MAKE) -s unit
-	@$(MAKE) -s integration
 	@$(MAKE) -s cross-smoke
+	@$(MAKE) -s integration
 
 unit: $(UNIT_BINS)
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
