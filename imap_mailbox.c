@@ -200,10 +200,12 @@ sync_changed(void *arg, const struct store_message *m)
 	if (m->uid >= v->uidnext || (i = view_find(v, m->uid)) < 0) {
 		if (view_append(v, m->uid) < 0)
 			return c->error = 1;
+		imap_view_keywords(c->s, v, m->keywords);
 		return 0;
 	}
 	if (view_is_own(v, m->modseq) || (v->msgs[i].bits & VIEW_GONE))
 		return 0;
+	imap_view_keywords(c->s, v, m->keywords);
 	session_printf(c->s, "* %ld FETCH (UID %u FLAGS ", i + 1, m->uid);
 	imap_put_flags(c->s, m->flags, m->keywords,
 	    v->msgs[i].bits & VIEW_RECENT);
@@ -281,31 +283,58 @@ imap_sync(struct session *s, int allow_expunge)
 struct load_ctx {
 	struct imap_view	*v;
 	uint32_t		 first_unseen;	/* sequence number, or 0 */
-	char			 keywords[STORE_MAX_KEYWORDS];	/* in use */
 	int			 error;
 };
 
 /*
- * Adds a message's keywords to those in use, as many as fit.  The list
- * is " kw1 kw2 " (each keyword between spaces), so that a look-up is
- * one strstr().
+ * Adds keywords to the view's set, as many as fit.  Returns whether one
+ * was new.
  */
-static void
-load_keywords(struct load_ctx *c, const char *kw)
+static int
+view_add_keywords(struct imap_view *v, const char *kw)
 {
 	char	 word[STORE_MAX_KEYWORDS + 2];
 	size_t	 n, have;
+	int	 grew = 0;
 
 	while (*kw != '\0') {
 		n = strcspn(kw, " ");
 		snprintf(word, sizeof(word), " %.*s ", (int)n, kw);
-		have = strlen(c->keywords);
-		if (strstr(c->keywords, word) == NULL &&
-		    have + n + 2 < sizeof(c->keywords))
-			memcpy(c->keywords + have - (have > 0), word, n + 3);
+		have = strlen(v->keywords);
+		if (strstr(v->keywords, word) == NULL &&
+		    have + n + 2 < sizeof(v->keywords)) {
+			memcpy(v->keywords + have - (have > 0), word, n + 3);
+			grew = 1;
+		}
 		kw += n;
 		kw += strspn(kw, " ");
 	}
+	return grew;
+}
+
+/* "* FLAGS" and "* OK [PERMANENTFLAGS]" for the view's flags. */
+static void
+put_flags_responses(struct session *s, const struct imap_view *v)
+{
+	size_t	 n = strlen(v->keywords);
+
+	session_printf(s, "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen "
+	    "\\Draft%.*s)\r\n", n > 0 ? (int)n - 1 : 0, v->keywords);
+	if (v->readonly)
+		session_printf(s, "* OK [PERMANENTFLAGS ()] Read-only "
+		    "mailbox\r\n");
+	else
+		session_printf(s, "* OK [PERMANENTFLAGS (\\Answered \\Flagged "
+		    "\\Deleted \\Seen \\Draft%.*s \\*)] Flags permitted\r\n",
+		    n > 0 ? (int)n - 1 : 0, v->keywords);
+}
+
+void
+imap_view_keywords(struct session *s, struct imap_view *v,
+    const char *keywords)
+{
+	if (keywords != NULL && view_add_keywords(v, keywords))
+		put_flags_responses(s, v);
 }
 
 static int
@@ -316,7 +345,7 @@ load_one(void *arg, const struct store_message *m)
 	if (view_append(c->v, m->uid) < 0)
 		return c->error = 1;
 	if (m->keywords != NULL && *m->keywords != '\0')
-		load_keywords(c, m->keywords);
+		view_add_keywords(c->v, m->keywords);
 	if ((m->flags & FLAG_SEEN) == 0 && c->first_unseen == 0)
 		c->first_unseen = c->v->count;
 	return 0;
@@ -342,15 +371,7 @@ static void
 select_respond(struct session *s, const struct imap_view *v,
     const struct load_ctx *c)
 {
-	session_printf(s, "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen "
-	    "\\Draft%.*s)\r\n", *c->keywords ? (int)strlen(c->keywords) - 1 :
-	    0, c->keywords);
-	if (v->readonly)
-		session_printf(s, "* OK [PERMANENTFLAGS ()] Read-only "
-		    "mailbox\r\n");
-	else
-		session_printf(s, "* OK [PERMANENTFLAGS (\\Answered \\Flagged "
-		    "\\Deleted \\Seen \\Draft \\*)] Flags permitted\r\n");
+	put_flags_responses(s, v);
 	session_printf(s, "* %u EXISTS\r\n* %u RECENT\r\n", v->count,
 	    v->recent);
 	if (c->first_unseen)

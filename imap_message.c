@@ -294,8 +294,8 @@ imap_parse_flags(const struct imap_arg *list, uint32_t *flags,
 	keywords[0] = '\0';
 	for (i = 0; i < list->nlist; i++) {
 		a = &list->list[i];
-		if (a->type != IMAP_ARG_ATOM)
-			return -1;
+		if (a->type != IMAP_ARG_ATOM && a->type != IMAP_ARG_NIL)
+			return -1;	/* NIL is an atom, so a keyword too */
 		if ((bit = imap_flag_bit(a->str)) != 0)
 			*flags |= bit;
 		else if (!keyword_valid(a->str) ||
@@ -603,6 +603,8 @@ imap_cmd_store(struct session *s, const struct imap_arg *args, size_t nargs,
 	}
 	if (j->conditional)
 		ims->condstore = 1;
+	if (j->op != OP_REMOVE)
+		imap_view_keywords(s, ims->view, j->keywords);
 	imap_view_walk_start(&j->walk, &j->set, uid);
 	/* A small set is done at once, without waiting for the loop. */
 	if (store_step(s, j))

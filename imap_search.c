@@ -397,12 +397,13 @@ arg_string(struct compiler *c, struct cursor *cur, const struct search_key *k)
 	return &cur->a[cur->i++];
 }
 
-/* The next argument when it is an atom, or NULL. */
+/* The next argument when it is an atom (NIL is one too), or NULL. */
 static const struct imap_arg *
 arg_atom(struct compiler *c, struct cursor *cur, const struct search_key *k,
     const char *what)
 {
-	if (cur->i == cur->n || cur->a[cur->i].type != IMAP_ARG_ATOM) {
+	if (cur->i == cur->n || (cur->a[cur->i].type != IMAP_ARG_ATOM &&
+	    cur->a[cur->i].type != IMAP_ARG_NIL)) {
 		fail(c, "BAD %s needs %s", k->name, what);
 		return NULL;
 	}
