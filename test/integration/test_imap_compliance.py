@@ -28,6 +28,14 @@ def flags_line(untagged):
     return found
 
 
+def assert_flags_before_fetch(untagged):
+    """A "* FLAGS" comes before the first FETCH among untagged."""
+    i_flags = next(i for i, l in enumerate(untagged)
+                   if l.startswith("* FLAGS"))
+    i_fetch = next(i for i, l in enumerate(untagged) if " FETCH " in l)
+    assert i_flags < i_fetch, untagged
+
+
 # --- atoms and NIL ----------------------------------------------------------
 
 def test_open_bracket_is_an_atom_char(imap_srv):
@@ -67,10 +75,7 @@ def test_store_announces_new_keyword_first(imap_srv):
     assert flags_line(sel) == {"\\Answered", "\\Flagged", "\\Deleted",
                                "\\Seen", "\\Draft"}, sel
     untagged = c.ok("STORE 1 +FLAGS ($hello)")
-    i_flags = next(i for i, l in enumerate(untagged)
-                   if l.startswith("* FLAGS"))
-    i_fetch = next(i for i, l in enumerate(untagged) if " FETCH " in l)
-    assert i_flags < i_fetch, untagged
+    assert_flags_before_fetch(untagged)
     assert "$hello" in flags_line(untagged)
     assert any("PERMANENTFLAGS" in l and "$hello" in l for l in untagged)
     # known now: no second announcement
@@ -88,10 +93,7 @@ def test_keyword_set_elsewhere_is_announced(imap_srv):
     b.ok("STORE 1 +FLAGS ($world)")
     untagged = a.ok("NOOP")
     assert "$world" in (flags_line(untagged) or set()), untagged
-    i_flags = next(i for i, l in enumerate(untagged)
-                   if l.startswith("* FLAGS"))
-    i_fetch = next(i for i, l in enumerate(untagged) if " FETCH " in l)
-    assert i_flags < i_fetch, untagged
+    assert_flags_before_fetch(untagged)
     # a new message with a new keyword
     b.append("INBOX", MSG, flags="$other")
     untagged = a.ok("NOOP")
