@@ -98,6 +98,7 @@ enum decoded {
 	DEC_FROM,
 	DEC_TO,
 	DEC_SUBJECT,
+	DEC_ADDRESS,	/* none, but an address field (CC, BCC) */
 };
 
 /*
@@ -735,8 +736,10 @@ static const struct search_key search_keys[] = {
 	    .decoded = DEC_TO },
 	{ .name = "SUBJECT", .compile = key_header, .header = "subject",
 	    .decoded = DEC_SUBJECT },
-	{ .name = "CC", .compile = key_header, .header = "cc" },
-	{ .name = "BCC", .compile = key_header, .header = "bcc" },
+	{ .name = "CC", .compile = key_header, .header = "cc",
+	    .decoded = DEC_ADDRESS },
+	{ .name = "BCC", .compile = key_header, .header = "bcc",
+	    .decoded = DEC_ADDRESS },
 	{ .name = "HEADER", .compile = key_header },
 	{ .name = "BODY", .compile = key_text },
 	{ .name = "TEXT", .compile = key_text, .whole = 1 },
@@ -1020,6 +1023,24 @@ utc_day(int64_t t)
 	return t >= 0 ? t / 86400 : (t - 86399) / 86400;
 }
 
+/*
+ * The Date: field's time on the sender's clock, whose day SENTON and its
+ * kin compare "disregarding time and timezone"; else the internal date.
+ */
+static int64_t
+sent_local(const struct store_meta *meta, int64_t internaldate)
+{
+	const char	*v;
+	size_t		 pos = 0, vlen;
+	time_t		 t;
+
+	if (meta->sent_date != -1 && header_next(meta->header,
+	    meta->header_len, &pos, "date", &v, &vlen) &&
+	    (t = mime_date_local(v, vlen)) != -1)
+		return t;
+	return meta->sent_date != -1 ? meta->sent_date : internaldate;
+}
+
 /* An N_CMP node against the candidate (its row, for F_SENT_DAY meta). */
 static enum tri
 match_cmp(const struct node *n, const struct candidate *m)
@@ -1034,8 +1055,7 @@ match_cmp(const struct node *n, const struct candidate *m)
 		v = utc_day(m->row.internaldate);
 		break;
 	case F_SENT_DAY:
-		v = utc_day(m->meta.sent_date != -1 ? m->meta.sent_date :
-		    m->row.internaldate);
+		v = utc_day(sent_local(&m->meta, m->row.internaldate));
 		break;
 	case F_MODSEQ:
 		v = (int64_t)m->row.modseq;
@@ -1052,6 +1072,46 @@ match_cmp(const struct node *n, const struct candidate *m)
 		return tri_of(v > n->num);
 	}
 	return T_NO;
+}
+
+/*
+ * Whether an address field value holds the node's string once its
+ * comments are gone and so are the blanks beside '@' and '.': the
+ * address as ENVELOPE shows it, so that "a (x)@ (y) b.org" is found by
+ * "a@b.org".
+ */
+static int
+address_has(const char *v, size_t vlen, const struct node *n)
+{
+	char	*out;
+	size_t	 i, k = 0;
+	int	 level = 0, found;
+
+	if (memchr(v, '(', vlen) == NULL && memchr(v, '@', vlen) == NULL)
+		return 0;
+	if ((out = malloc(vlen + 1)) == NULL)
+		return 0;
+	for (i = 0; i < vlen; i++) {
+		if (v[i] == '(')
+			level++;
+		else if (level > 0 && v[i] == '\\')
+			i++;
+		else if (level > 0)
+			level -= v[i] == ')';
+		else if (IS_WSP(v[i]) && (k > 0 && (out[k - 1] == '@' ||
+		    out[k - 1] == '.' || IS_WSP(out[k - 1]))))
+			continue;
+		else if ((v[i] == '@' || v[i] == '.') && k > 0 &&
+		    IS_WSP(out[k - 1])) {
+			while (k > 0 && IS_WSP(out[k - 1]))
+				k--;
+			out[k++] = v[i];
+		} else
+			out[k++] = v[i];
+	}
+	found = memmem(out, k, n->str, n->len) != NULL;
+	free(out);
+	return found;
 }
 
 /*
@@ -1078,13 +1138,17 @@ match_header(const struct node *n, const struct store_meta *meta)
 	case DEC_SUBJECT:
 		d = meta->subject;
 		break;
+	case DEC_ADDRESS:
+		break;
 	}
 	if (d != NULL && n->len > 0 &&
 	    memmem(d, strlen(d), n->str, n->len) != NULL)
 		return T_YES;
 	while (header_next(meta->header, meta->header_len, &pos, n->name, &v,
 	    &vlen))
-		if (memmem(v, vlen, n->str, n->len) != NULL)
+		if (memmem(v, vlen, n->str, n->len) != NULL ||
+		    (n->decoded != DEC_SUBJECT && n->decoded != DEC_NONE &&
+		    address_has(v, vlen, n)))
 			return T_YES;
 	return T_NO;
 }

@@ -113,3 +113,71 @@ def test_nothing_after_bye(imap_srv):
     untagged, done = a.cmd("LOGOUT")
     assert done.startswith("OK"), done
     assert untagged == ["* BYE Logging out"], untagged
+
+
+# --- SEARCH: addresses and the Date: field's own day ------------------------
+
+def test_search_from_matches_the_parsed_address(imap_srv):
+    c = imap_srv.raw()
+    c.append("INBOX", b"From: <user-from (comment)@ (comment) domain.org>"
+             b"\r\nCc: x (c) @ y . org\r\nSubject: a\r\n\r\nbody\r\n")
+    c.append("INBOX", b"From: user-from1@domain.org, other@domain.org\r\n"
+             b"Subject: b\r\n\r\nbody\r\n")
+    c.ok("SELECT INBOX")
+    assert search(c, "FROM user-from@domain.org") == [1]
+    assert search(c, "FROM comment") == [1]
+    assert search(c, "CC x@y.org") == [1]
+    assert search(c, "FROM user-from1@domain.org") == [2]
+
+
+def test_search_sent_dates_ignore_the_time_zone(imap_srv):
+    """SENTON compares the date the sender wrote (RFC 3501 6.4.4)."""
+    c = imap_srv.raw()
+    for date in (b"Sat, 24 Mar 2007 23:00:00 +0200",    # 21:00 UTC
+                 b"Sun, 25 Mar 2007 00:30:00 +0200",    # 24th, UTC
+                 b"Sun, 25 Mar 2007 23:00:00 -0300"):   # 26th, UTC
+        c.append("INBOX", b"Date: " + date + b"\r\nSubject: d\r\n\r\nb\r\n")
+    c.ok("SELECT INBOX")
+    assert search(c, "SENTON 24-Mar-2007") == [1]
+    assert search(c, "SENTON 25-Mar-2007") == [2, 3]
+    assert search(c, "SENTBEFORE 25-Mar-2007") == [1]
+    assert search(c, "SENTSINCE 25-Mar-2007") == [2, 3]
+    assert search(c, "SENTSINCE 26-Mar-2007") == []
+
+
+# --- \Recent ----------------------------------------------------------------
+
+def test_recent_belongs_to_one_session(imap_srv):
+    """The first session to see a new message gets \\Recent; EXAMINE and
+    STATUS do not take it; COPY into a mailbox selected elsewhere makes
+    recent messages there."""
+    a = imap_srv.raw()
+    b = imap_srv.raw()
+    a.ok("CREATE dst")
+    a.append("INBOX", MSG)
+    a.append("INBOX", MSG)
+    assert a.status("INBOX", "RECENT") == {"RECENT": 2}
+    ex = a.ok("EXAMINE INBOX")
+    assert "* 2 RECENT" in ex, ex
+    sel = a.ok("SELECT INBOX")
+    assert "* 2 RECENT" in sel, sel
+    assert search(a, "RECENT") == [1, 2]
+    assert search(a, "NEW") == [1, 2]
+    a.ok("STORE 1 +FLAGS (\\Seen)")
+    assert search(a, "NEW") == [2]
+    assert search(a, "OLD") == []
+    sel = b.ok("SELECT INBOX")
+    assert "* 0 RECENT" in sel, sel
+    assert search(b, "OLD") == [1, 2]
+    b.ok("SELECT dst")
+    a.ok("COPY 1:2 dst")
+    untagged = b.ok("NOOP")
+    assert "* 2 EXISTS" in untagged and "* 2 RECENT" in untagged, untagged
+    assert search(b, "RECENT") == [1, 2]
+    # re-created under the same name: its new messages are recent again
+    b.ok("UNSELECT")
+    a.ok("DELETE dst")
+    a.ok("CREATE dst")
+    a.ok("COPY 1 dst")
+    sel = b.ok("SELECT dst")
+    assert "* 1 RECENT" in sel, sel
