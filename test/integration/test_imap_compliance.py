@@ -181,3 +181,51 @@ def test_recent_belongs_to_one_session(imap_srv):
     a.ok("COPY 1 dst")
     sel = b.ok("SELECT dst")
     assert "* 1 RECENT" in sel, sel
+
+
+# --- LIST-EXTENDED (RFC 5258) -----------------------------------------------
+
+def listed(c, command):
+    """{name: (attributes lowercased, extended data or "")}, the names the
+    tests made only (one lower-case letter first, not the defaults)."""
+    out = {}
+    for l in c.ok(command):
+        m = re.match(r'^\* LIST \(([^)]*)\) "/" ("(?:[^"\\]|\\.)*"|\S+)(.*)$',
+                     l)
+        assert m, l
+        if m.group(2).strip('"')[0].islower():
+            out[m.group(2).strip('"')] = (set(m.group(1).lower().split()),
+                                          m.group(3).strip())
+    return out
+
+
+def test_recursivematch_needs_another_option(imap_srv):
+    c = imap_srv.raw()
+    for opts in ("(RECURSIVEMATCH)", "(RECURSIVEMATCH REMOTE)"):
+        untagged, done = c.cmd('LIST %s "" "*"' % opts)
+        assert done.startswith("BAD"), (opts, done)
+    c.ok('LIST (REMOTE) "" "%"')
+
+
+def test_recursivematch_childinfo(imap_srv):
+    c = imap_srv.raw()
+    for name in ("p", "p/a", "p/b", "q/q", "r/r", "r/s"):
+        c.ok("CREATE " + name)
+    for name in ("p/a", "q/q", "r/r", "r/s"):
+        c.ok("SUBSCRIBE " + name)
+    got = listed(c, 'LIST (SUBSCRIBED RECURSIVEMATCH) "" "%" '
+                 'RETURN (CHILDREN)')
+    assert set(got) == {"p", "q", "r"}, got
+    attrs, extra = got["p"]
+    assert "\\noselect" not in attrs and "\\subscribed" not in attrs, got
+    assert "\\haschildren" in attrs, got
+    assert extra.upper() == '("CHILDINFO" ("SUBSCRIBED"))', got
+    # a parent whose only subscribed child is listed itself: no CHILDINFO
+    got = listed(c, 'LIST (SUBSCRIBED RECURSIVEMATCH) "" "*q"')
+    assert set(got) == {"q/q"}, got
+    got = listed(c, 'LIST (SUBSCRIBED RECURSIVEMATCH) "" "*r"')
+    assert set(got) == {"r", "r/r"}, got
+    assert got["r"][1] != "" and got["r/r"][1] == "", got
+    # without RECURSIVEMATCH only the subscribed ones
+    got = listed(c, 'LIST (SUBSCRIBED) "" "*"')
+    assert set(got) == {"p/a", "q/q", "r/r", "r/s"}, got
