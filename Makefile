@@ -44,7 +44,7 @@ ASAN_LIB  = $(MODULES:%.c=build/asan/%.o)
 UNIT_SRCS = $(wildcard test/unit/test_*.c)
 UNIT_BINS = $(UNIT_SRCS:test/unit/%.c=build/asan/%)
 
-.PHONY: all run check asan unit integration split-brain jepsen clean \
+.PHONY: all run check asan unit integration split-brain jepsen imaptest clean \
 	deps-build \
 	deps-check \
 	fuzz fuzz-check fuzz-seeds deps-fuzz lint deps-lint
@@ -115,6 +115,15 @@ jepsen: build/asan/mailrepd
 	JEPSEN_SEED=$$seed JEPSEN_ROUNDS=$(ROUNDS) JEPSEN_RESTORE_MASTERS=1 \
 	    MAILREPD=$(CURDIR)/build/asan/mailrepd $(PYTHON) -m pytest -q -s \
 	    -p no:cacheprovider test/integration/test_jepsen.py
+
+# Dovecot's imaptest scripted suite against a fresh server, one line per
+# test group (PASS, FAIL, SKIP) and the counts: make imaptest
+# IMAPTEST=/path/to/imaptest [IMAPTEST_TESTS=dir].  imaptest is not
+# packaged; README "IMAP compliance" says how to build it.
+imaptest: mailrepd
+	@test -n "$(IMAPTEST)" || { echo "make imaptest: set IMAPTEST=path" \
+	    "to an imaptest binary" >&2; exit 2; }
+	@bench/imaptest.sh $(IMAPTEST) $(IMAPTEST_TESTS)
 
 # Static analysis; both must be silent.  Left out: implicit-widening
 # (it fires on config.h constants that cannot overflow) and

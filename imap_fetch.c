@@ -677,6 +677,8 @@ msg_open(struct session *s, struct fetch_job *j)
 	int			 condstore = fm->seen_set &&
 				    imap_of(s)->condstore;
 
+	/* A keyword set elsewhere since the last update: FLAGS first. */
+	imap_view_keywords(s, imap_of(s)->view, fm->keywords);
 	put_uint(s, "* ", fm->seq);
 	put_str(s, " FETCH (");
 	j->active = 1;

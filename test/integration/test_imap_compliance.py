@@ -229,3 +229,17 @@ def test_recursivematch_childinfo(imap_srv):
     # without RECURSIVEMATCH only the subscribed ones
     got = listed(c, 'LIST (SUBSCRIBED) "" "*"')
     assert set(got) == {"p/a", "q/q", "r/r", "r/s"}, got
+
+
+def test_fetch_announces_keyword_set_elsewhere(imap_srv):
+    """FETCH reads the flags as they are now, before the update that
+    would have announced another session's keyword."""
+    a = imap_srv.raw()
+    b = imap_srv.raw()
+    a.append("INBOX", MSG)
+    a.ok("SELECT INBOX")
+    b.ok("SELECT INBOX")
+    b.ok("STORE 1 +FLAGS ($fresh)")
+    untagged = a.ok("FETCH 1 FLAGS")
+    assert "$fresh" in (flags_line(untagged) or set()), untagged
+    assert_flags_before_fetch(untagged)
