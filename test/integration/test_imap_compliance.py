@@ -84,14 +84,17 @@ def test_store_announces_new_keyword_first(imap_srv):
     assert flags_line(untagged) is None, untagged
 
 
-def test_keyword_set_elsewhere_is_announced(imap_srv):
+@pytest.mark.parametrize("command", ["NOOP", "FETCH 1 FLAGS"])
+def test_keyword_set_elsewhere_is_announced(imap_srv, command):
+    """FETCH reads the flags as they are now, before the update that
+    would have announced another session's keyword: FLAGS first too."""
     a = imap_srv.raw()
     b = imap_srv.raw()
     a.append("INBOX", MSG)
     a.ok("SELECT INBOX")
     b.ok("SELECT INBOX")
     b.ok("STORE 1 +FLAGS ($world)")
-    untagged = a.ok("NOOP")
+    untagged = a.ok(command)
     assert "$world" in (flags_line(untagged) or set()), untagged
     assert_flags_before_fetch(untagged)
     # a new message with a new keyword
@@ -229,17 +232,3 @@ def test_recursivematch_childinfo(imap_srv):
     # without RECURSIVEMATCH only the subscribed ones
     got = listed(c, 'LIST (SUBSCRIBED) "" "*"')
     assert set(got) == {"p/a", "q/q", "r/r", "r/s"}, got
-
-
-def test_fetch_announces_keyword_set_elsewhere(imap_srv):
-    """FETCH reads the flags as they are now, before the update that
-    would have announced another session's keyword."""
-    a = imap_srv.raw()
-    b = imap_srv.raw()
-    a.append("INBOX", MSG)
-    a.ok("SELECT INBOX")
-    b.ok("SELECT INBOX")
-    b.ok("STORE 1 +FLAGS ($fresh)")
-    untagged = a.ok("FETCH 1 FLAGS")
-    assert "$fresh" in (flags_line(untagged) or set()), untagged
-    assert_flags_before_fetch(untagged)
