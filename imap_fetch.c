@@ -1145,6 +1145,6 @@ imap_cmd_fetch(struct session *s, const struct imap_arg *args, size_t nargs,
 	}
 	/* MODSEQ and CHANGEDSINCE enable CONDSTORE (RFC 7162 3.1) */
 	if (j->modseq)
-		is->condstore = 1;
+		imap_condstore_enable(s);
 	imap_start_steps(s, fetch_step, fetch_free, j);
 }

@@ -330,6 +330,17 @@ put_flags_responses(struct session *s, const struct imap_view *v)
 }
 
 void
+imap_condstore_enable(struct session *s)
+{
+	struct imap_session	*ims = imap_of(s);
+
+	if (!ims->condstore && ims->view != NULL)
+		session_printf(s, "* OK [HIGHESTMODSEQ %llu] Highest\r\n",
+		    (unsigned long long)ims->view->modseq);
+	ims->condstore = 1;
+}
+
+void
 imap_view_keywords(struct session *s, struct imap_view *v,
     const char *keywords)
 {
@@ -819,7 +830,7 @@ imap_cmd_status(struct session *s, const struct imap_arg *args, size_t nargs,
 	}
 	/* RFC 7162 3.1: asking for HIGHESTMODSEQ turns CONDSTORE on. */
 	if (items & STATUS_HIGHESTMODSEQ)
-		ims->condstore = 1;
+		imap_condstore_enable(s);
 	if (imap_status_respond(s, &mb, items) < 0)
 		imap_reply(s, "NO [UNAVAILABLE] STATUS failed");
 	else

@@ -602,7 +602,7 @@ imap_cmd_store(struct session *s, const struct imap_arg *args, size_t nargs,
 		return;
 	}
 	if (j->conditional)
-		ims->condstore = 1;
+		imap_condstore_enable(s);
 	if (j->op != OP_REMOVE)
 		imap_view_keywords(s, ims->view, j->keywords);
 	imap_view_walk_start(&j->walk, &j->set, uid);

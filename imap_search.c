@@ -35,6 +35,7 @@
 #include <strings.h>
 
 #include "config.h"
+#include "imap_esearch.h"
 #include "imap_session.h"
 #include "mime.h"
 #include "proto.h"
@@ -203,6 +204,8 @@ struct search {
 	uint32_t		 next;		/* view index tried next */
 	uint32_t		 found;
 	uint64_t		 highest;	/* MODSEQ of what was found */
+	uint64_t		 last_modseq;	/* of the last match */
+	struct imap_esearch	 es;		/* SEARCH RETURN (...) */
 	uint64_t		 bytes;		/* bytes read in this step */
 	enum store_err		 err;		/* what stopped a test */
 	/* the row's keywords: the store's copy lasts one call */
@@ -1438,6 +1441,7 @@ search_one(struct search *se, const struct imap_view *v, uint32_t i)
 	if (r != T_YES)
 		return 0;
 	se->found++;
+	se->last_modseq = m.row.modseq;
 	if (m.row.modseq > se->highest)
 		se->highest = m.row.modseq;
 	return 1;
@@ -1478,9 +1482,18 @@ search_step(struct session *s, void *arg)
 			    store_strerror(se->err));
 			return 1;
 		}
-		if (r > 0)
+		if (r > 0 && se->es.ret != 0)
+			imap_esearch_add(s, &se->es, se->uid ?
+			    v->msgs[se->next].uid : se->next + 1,
+			    se->last_modseq);
+		else if (r > 0)
 			session_printf(s, " %u", se->uid ?
 			    v->msgs[se->next].uid : se->next + 1);
+	}
+	if (se->es.ret != 0) {
+		imap_esearch_end(s, &se->es, se->prog.modseq);
+		imap_reply(s, "OK %sSEARCH completed", se->uid ? "UID " : "");
+		return 1;
 	}
 	if (se->prog.modseq && se->found > 0)
 		session_printf(s, " (MODSEQ %llu)",
@@ -1497,7 +1510,19 @@ imap_cmd_search(struct session *s, const struct imap_arg *args, size_t nargs,
 	struct imap_session	*ims = imap_of(s);
 	struct search		*se;
 	char			 err[REPLY_MAX];
+	unsigned		 ret = 0;
 
+	/* ESEARCH (RFC 4731): "RETURN (options)" before the criteria. */
+	if (nargs > 0 && args[0].type == IMAP_ARG_ATOM &&
+	    strcasecmp(args[0].str, "RETURN") == 0) {
+		if (nargs < 2 || args[1].type != IMAP_ARG_LIST ||
+		    imap_esearch_parse(&args[1], &ret) < 0) {
+			imap_reply(s, "BAD Invalid SEARCH return options");
+			return;
+		}
+		args += 2;
+		nargs -= 2;
+	}
 	if ((se = calloc(1, sizeof(*se))) == NULL) {
 		imap_reply(s, "NO [UNAVAILABLE] Out of memory");
 		return;
@@ -1519,8 +1544,11 @@ imap_cmd_search(struct session *s, const struct imap_arg *args, size_t nargs,
 	se->uid = uid;
 	prog_resolve(&se->prog, ims->view);
 	if (se->prog.modseq)
-		ims->condstore = 1;
-	session_printf(s, "* SEARCH");
+		imap_condstore_enable(s);
+	if (ret != 0)
+		imap_esearch_begin(s, &se->es, ret, uid);
+	else
+		session_printf(s, "* SEARCH");
 	/* A small mailbox is done at once, without waiting for the loop. */
 	if (search_step(s, se))
 		search_free(se);

@@ -142,6 +142,13 @@ void	imap_put_flags(struct session *, uint32_t flags, const char *keywords,
 void	imap_view_own_change(struct imap_view *, uint64_t modseq);
 
 /*
+ * A command other than SELECT/EXAMINE turns CONDSTORE on (RFC 7162 3.1):
+ * the first time, with a mailbox selected, it sends "* OK
+ * [HIGHESTMODSEQ n]" as 3.1.2.1 asks.
+ */
+void	imap_condstore_enable(struct session *);
+
+/*
  * Makes the keywords (space separated) known to the client before a
  * response uses them: when one is new to the view, sends "* FLAGS" and
  * "* OK [PERMANENTFLAGS]" with the grown set (RFC 3501 7.2.6).
