@@ -232,3 +232,17 @@ def test_recursivematch_childinfo(imap_srv):
     # without RECURSIVEMATCH only the subscribed ones
     got = listed(c, 'LIST (SUBSCRIBED) "" "*"')
     assert set(got) == {"p/a", "q/q", "r/r", "r/s"}, got
+
+
+# --- STATUS=SIZE (RFC 8438) -------------------------------------------------
+
+def test_status_size(imap_srv):
+    c = imap_srv.raw()
+    caps = c.ok("CAPABILITY")[0].split()
+    assert "STATUS=SIZE" in caps, caps
+    c.ok("CREATE sized")
+    assert c.status("sized", "SIZE") == {"SIZE": 0}
+    c.append("sized", MSG)
+    c.append("sized", MSG + b"more\r\n")
+    assert c.status("sized", "SIZE MESSAGES") == {
+        "SIZE": 2 * len(MSG) + 6, "MESSAGES": 2}
