@@ -33,6 +33,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "config.h"
 #include "imap_esearch.h"
@@ -84,10 +85,12 @@ enum field {
 	F_DAY,		/* of the internal date */
 	F_SENT_DAY,	/* of Date:, else of the internal date (as Dovecot) */
 	F_MODSEQ,
+	F_AGE,		/* seconds from the internal date to now (WITHIN) */
 };
 
 enum cmp {
 	CMP_LT,
+	CMP_LE,
 	CMP_EQ,
 	CMP_GE,
 	CMP_GT,
@@ -540,7 +543,7 @@ key_date(struct compiler *c, struct cursor *cur, const struct search_key *k)
 	return n;
 }
 
-/* LARGER n, SMALLER n. */
+/* LARGER n, SMALLER n; OLDER n, YOUNGER n (WITHIN, RFC 5032). */
 static struct node *
 key_number(struct compiler *c, struct cursor *cur, const struct search_key *k)
 {
@@ -733,6 +736,10 @@ static const struct search_key search_keys[] = {
 	    .cmp = CMP_LT },
 	{ .name = "MODSEQ", .compile = key_modseq, .field = F_MODSEQ,
 	    .cmp = CMP_GE },
+	{ .name = "OLDER", .compile = key_number, .field = F_AGE,
+	    .cmp = CMP_GT },
+	{ .name = "YOUNGER", .compile = key_number, .field = F_AGE,
+	    .cmp = CMP_LE },
 	{ .name = "FROM", .compile = key_header, .header = "from",
 	    .decoded = DEC_FROM },
 	{ .name = "TO", .compile = key_header, .header = "to",
@@ -1063,10 +1070,15 @@ match_cmp(const struct node *n, const struct candidate *m)
 	case F_MODSEQ:
 		v = (int64_t)m->row.modseq;
 		break;
+	case F_AGE:
+		v = (int64_t)time(NULL) - m->row.internaldate;
+		break;
 	}
 	switch (n->cmp) {
 	case CMP_LT:
 		return tri_of(v < n->num);
+	case CMP_LE:
+		return tri_of(v <= n->num);
 	case CMP_EQ:
 		return tri_of(v == n->num);
 	case CMP_GE:

@@ -85,3 +85,19 @@ def test_condstore_enabling_command_sends_highestmodseq(imap_srv):
                for l in untagged), untagged
     untagged = c.ok("FETCH 1 (MODSEQ)")
     assert not any("HIGHESTMODSEQ" in l for l in untagged), untagged
+
+
+def test_within_older_younger(imap_srv):
+    """WITHIN (RFC 5032): OLDER and YOUNGER count seconds back from now
+    to the internal date."""
+    c = imap_srv.raw()
+    assert "WITHIN" in c.ok("CAPABILITY")[0].split()
+    c.append("INBOX", MSG, date="01-Jan-2020 12:00:00 +0000")
+    c.append("INBOX", MSG)
+    c.ok("SELECT INBOX")
+    assert c.ok("SEARCH OLDER 86400") == ["* SEARCH 1"]
+    assert c.ok("SEARCH YOUNGER 86400") == ["* SEARCH 2"]
+    assert c.ok("SEARCH NOT YOUNGER 86400") == ["* SEARCH 1"]
+    assert esearch(c, "SEARCH RETURN (COUNT) OLDER 1000000000") == "COUNT 0"
+    untagged, done = c.cmd("SEARCH OLDER x")
+    assert done.startswith("BAD"), done
