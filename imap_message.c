@@ -391,6 +391,8 @@ store_respond(struct store_job *j, uint32_t seq, const struct store_message *m,
 {
 	struct imap_session	*ims = imap_of(j->s);
 
+	/* its keywords may include one set elsewhere, not yet announced */
+	imap_view_keywords(j->s, ims->view, kw);
 	session_printf(j->s, "* %u FETCH (FLAGS ", seq);
 	imap_put_flags(j->s, flags, kw,
 	    ims->view->msgs[seq - 1].bits & VIEW_RECENT);
@@ -603,8 +605,6 @@ imap_cmd_store(struct session *s, const struct imap_arg *args, size_t nargs,
 	}
 	if (j->conditional)
 		imap_condstore_enable(s);
-	if (j->op != OP_REMOVE)
-		imap_view_keywords(s, ims->view, j->keywords);
 	imap_view_walk_start(&j->walk, &j->set, uid);
 	/* A small set is done at once, without waiting for the loop. */
 	if (store_step(s, j))

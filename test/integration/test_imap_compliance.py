@@ -84,7 +84,8 @@ def test_store_announces_new_keyword_first(imap_srv):
     assert flags_line(untagged) is None, untagged
 
 
-@pytest.mark.parametrize("command", ["NOOP", "FETCH 1 FLAGS"])
+@pytest.mark.parametrize("command", ["NOOP", "FETCH 1 FLAGS",
+                                     "STORE 1 +FLAGS (\\Seen)"])
 def test_keyword_set_elsewhere_is_announced(imap_srv, command):
     """FETCH reads the flags as they are now, before the update that
     would have announced another session's keyword: FLAGS first too."""
