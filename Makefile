@@ -6,6 +6,7 @@
 #   make asan       ASan+UBSan build in build/asan/ (the tests use it)
 #   make fuzz       run each libFuzzer target FUZZ_SECONDS (clang)
 #   make lint       cppcheck and clang-tidy
+#   make imaptest IMAPTEST=path   Dovecot's imaptest suite, per test group
 #   make clean
 #
 # Missing Debian packages are installed when run as root (scripts/deps).

@@ -1,6 +1,8 @@
 /*
  * imap_search.c — SEARCH and UID SEARCH (RFC 3501 6.4.4), with the
- * MODSEQ search key of CONDSTORE (RFC 7162 3.1.5).
+ * MODSEQ search key of CONDSTORE (RFC 7162 3.1.5), OLDER and YOUNGER of
+ * WITHIN (RFC 5032), and RETURN (...) of ESEARCH (RFC 4731), whose
+ * response imap_esearch.c writes.
  *
  * The arguments are compiled once into a tree of small nodes: an AND or
  * an OR of children, or one test.  Each test knows what must be read
