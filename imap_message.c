@@ -605,6 +605,9 @@ imap_cmd_store(struct session *s, const struct imap_arg *args, size_t nargs,
 	}
 	if (j->conditional)
 		imap_condstore_enable(s);
+	/* the keywords it sets are announced even when .SILENT */
+	if (j->op != OP_REMOVE)
+		imap_view_keywords(s, ims->view, j->keywords);
 	imap_view_walk_start(&j->walk, &j->set, uid);
 	/* A small set is done at once, without waiting for the loop. */
 	if (store_step(s, j))

@@ -247,3 +247,13 @@ def test_status_size(imap_srv):
     c.append("sized", MSG + b"more\r\n")
     assert c.status("sized", "SIZE MESSAGES") == {
         "SIZE": 2 * len(MSG) + 6, "MESSAGES": 2}
+
+
+def test_silent_store_announces_its_keyword(imap_srv):
+    c = imap_srv.raw()
+    c.append("INBOX", MSG)
+    c.ok("SELECT INBOX")
+    untagged = c.ok("STORE 1 +FLAGS.SILENT ($quiet)")
+    assert "$quiet" in (flags_line(untagged) or set()), untagged
+    assert c.ok("FETCH 1 BODY.PEEK[HEADER.FIELDS (Subject)]")[0].startswith(
+        "* 1 FETCH")
