@@ -23,6 +23,7 @@ tests="${2:-$(dirname "$imaptest")/tests}"
 password="imaptest"
 
 tmp=$(mktemp -d)
+pid=
 trap 'kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; rm -rf "$tmp"' EXIT
 
 # free_port: a loopback port that nothing listens on right now
