@@ -12,6 +12,7 @@
 #   make cross      ARCH=arm64|armhf: a static binary for that CPU
 #   make check-cross  the cross binaries' tests under qemu (mk/cross.mk)
 #   make deb        Debian packages for amd64, arm64, armhf (mk/deb.mk)
+#   make imaptest IMAPTEST=path   Dovecot's imaptest suite, per test group
 #   make clean
 #
 # Missing Debian packages are installed when run as root (scripts/deps).
@@ -23,7 +24,8 @@ PYTHON	?= /usr/bin/python3
 # Every module; mailrepd.c alone holds main(), so unit tests link the rest.
 MODULES	= settings.c log.c buf.c crypto.c auth.c store.c store_blob.c mime.c mime_text.c spool.c net.c proto.c \
 	  lmtp.c admin.c mailio.c imap_parse.c imap.c imap_mailbox.c \
-	  imap_message.c imap_list.c imap_fetch.c imap_search.c imap_qresync.c \
+	  imap_message.c imap_list.c imap_fetch.c imap_search.c imap_esearch.c \
+	  imap_qresync.c \
 	  tls.c transport.c penalty.c sync.c sync_chan.c sync_master.c sync_replica.c \
 	  sync_reconcile.c sync_status.c control.c store_repl.c store_purge.c guard.c \
 	  record.c json.c utf8.c daemon.c
@@ -50,7 +52,7 @@ ASAN_LIB  = $(MODULES:%.c=build/asan/%.o)
 UNIT_SRCS = $(wildcard test/unit/test_*.c)
 UNIT_BINS = $(UNIT_SRCS:test/unit/%.c=build/asan/%)
 
-.PHONY: all run check asan unit integration split-brain jepsen clean \
+.PHONY: all run check asan unit integration split-brain jepsen imaptest clean \
 	deps-build docs docs-check install \
 	deps-check \
 	fuzz fuzz-check fuzz-seeds deps-fuzz lint deps-lint
@@ -122,6 +124,15 @@ jepsen: build/asan/mailrepd
 	JEPSEN_SEED=$$seed JEPSEN_ROUNDS=$(ROUNDS) JEPSEN_RESTORE_MASTERS=1 \
 	    MAILREPD=$(CURDIR)/build/asan/mailrepd $(PYTHON) -m pytest -q -s \
 	    -p no:cacheprovider test/integration/test_jepsen.py
+
+# Dovecot's imaptest scripted suite against a fresh server, one line per
+# test group (PASS, FAIL, SKIP) and the counts: make imaptest
+# IMAPTEST=/path/to/imaptest [IMAPTEST_TESTS=dir].  imaptest is not
+# packaged; README "IMAP compliance" says how to build it.
+imaptest: mailrepd
+	@test -n "$(IMAPTEST)" || { echo "make imaptest: set IMAPTEST=path" \
+	    "to an imaptest binary" >&2; exit 2; }
+	@bench/imaptest.sh $(IMAPTEST) $(IMAPTEST_TESTS)
 
 # Static analysis; both must be silent.  Left out: implicit-widening
 # (it fires on config.h constants that cannot overflow) and

@@ -45,7 +45,8 @@
 
 #define CAPS_BASE	"IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE " \
 			"UIDPLUS MOVE UNSELECT CHILDREN SPECIAL-USE " \
-			"LIST-EXTENDED LIST-STATUS CONDSTORE QRESYNC"
+			"LIST-EXTENDED LIST-STATUS CONDSTORE QRESYNC ESEARCH " \
+			"STATUS=SIZE WITHIN"
 
 enum input_mode {
 	IN_COMMAND,
@@ -1606,7 +1607,8 @@ command_reply(struct session *s, int committed)
 	p->mode = IN_COMMAND;
 	p->hold_until = 0;
 	s->paused = 0;
-	if (ims->view != NULL && committed)
+	/* After "* BYE" nothing but the tagged reply (RFC 3501 6.1.3). */
+	if (ims->view != NULL && committed && ims->state != IMAP_LOGOUT)
 		imap_sync(s, !ims->uses_seq);
 	if (!committed && p->changed)
 		reply = s->srv->commit_err == STORE_FULL ? IMAP_NO_FULL :

@@ -666,6 +666,8 @@ msg_open(struct session *s, struct fetch_job *j)
 	int			 condstore = fm->seen_set &&
 				    imap_of(s)->condstore;
 
+	/* A keyword set elsewhere since the last update: FLAGS first. */
+	imap_view_keywords(s, imap_of(s)->view, fm->keywords);
 	put_uint(s, "* ", fm->seq);
 	put_str(s, " FETCH (");
 	j->active = 1;
@@ -1137,7 +1139,7 @@ imap_cmd_fetch(struct session *s, const struct imap_arg *args, size_t nargs,
 	}
 	/* MODSEQ and CHANGEDSINCE enable CONDSTORE (RFC 7162 3.1) */
 	if (j->modseq)
-		is->condstore = 1;
+		imap_condstore_enable(s);
 	/* What went comes before what changed (RFC 7162 3.2.6). */
 	if (j->vanished && imap_vanished_earlier(s, is->view, &j->set,
 	    j->since) < 0) {

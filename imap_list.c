@@ -22,10 +22,12 @@
 #define RET_SUBSCRIBED	0x04	/* RETURN (SUBSCRIBED) */
 #define RET_STATUS	0x08	/* RETURN (STATUS (...)) */
 #define LSUB		0x10
+#define SEL_RECURSIVE	0x20	/* LIST (... RECURSIVEMATCH) */
 
 struct list_entry {
 	struct store_mailbox	 mb;
 	int			 exists;	/* 0: a hierarchy level only */
+	int			 childinfo;	/* CHILDINFO ("SUBSCRIBED") */
 };
 
 struct list_ctx {
@@ -194,12 +196,18 @@ list_respond(struct session *s, const struct list_ctx *c,
 		session_printf(s, "%s\\Subscribed", sep);
 	session_printf(s, ") \"/\" ");
 	imap_put_astring(s, e->mb.name);
+	if (e->childinfo)
+		session_printf(s, " (\"CHILDINFO\" (\"SUBSCRIBED\"))");
 	session_printf(s, "\r\n");
 	if ((opts & RET_STATUS) && e->exists)
 		(void)imap_status_respond(s, &e->mb, status);
 }
 
-/* Parses LIST-EXTENDED's selection options "(SUBSCRIBED ...)". */
+/*
+ * Parses LIST-EXTENDED's selection options "(SUBSCRIBED ...)".
+ * RECURSIVEMATCH needs an option it can apply to (RFC 5258 3.1): of
+ * ours, SUBSCRIBED.
+ */
 static int
 list_selection(const struct imap_arg *a, unsigned *opts)
 {
@@ -212,11 +220,12 @@ list_selection(const struct imap_arg *a, unsigned *opts)
 			*opts |= SEL_SUBSCRIBED;
 		else if (strcasecmp(a->list[i].str, "SPECIAL-USE") == 0)
 			*opts |= SEL_SPECIAL_USE;
-		else if (strcasecmp(a->list[i].str, "REMOTE") != 0 &&
-		    strcasecmp(a->list[i].str, "RECURSIVEMATCH") != 0)
+		else if (strcasecmp(a->list[i].str, "RECURSIVEMATCH") == 0)
+			*opts |= SEL_RECURSIVE;
+		else if (strcasecmp(a->list[i].str, "REMOTE") != 0)
 			return -1;
 	}
-	return 0;
+	return (*opts & SEL_RECURSIVE) && !(*opts & SEL_SUBSCRIBED) ? -1 : 0;
 }
 
 /* Parses "RETURN (SUBSCRIBED CHILDREN SPECIAL-USE STATUS (...))". */
@@ -257,36 +266,80 @@ list_pattern(const char *ref, const char *pat, char *out, size_t size)
 	return 0;
 }
 
-/* Lists the entries that match any of the patterns. */
-static void
-list_run(struct session *s, const struct list_ctx *c, const char *ref,
-    const struct imap_arg *pats, size_t npats, unsigned opts,
-    unsigned status)
+/*
+ * Whether entry i matches one of the patterns.  A level that is no
+ * mailbox matches only where "%" stops at it (RFC 3501 6.3.8-9) unless
+ * any_level.
+ */
+static int
+list_matches(const struct list_ctx *c, size_t i, const char *ref,
+    const struct imap_arg *pats, size_t npats, int any_level)
 {
 	char		 pat[2 * MAILBOX_MAX_NAME + 2];
 	const char	*p;
-	size_t		 i, k;
+	size_t		 k;
+
+	for (k = 0; k < npats; k++) {
+		if ((p = imap_arg_astring(&pats[k])) == NULL ||
+		    list_pattern(ref, p, pat, sizeof(pat)) < 0)
+			continue;
+		if (!any_level && !c->v[i].exists && (*pat == '\0' ||
+		    pat[strlen(pat) - 1] != '%'))
+			continue;
+		if (list_match(pat, c->v[i].mb.name))
+			return 1;
+	}
+	return 0;
+}
+
+/*
+ * RECURSIVEMATCH (RFC 5258 3.5): whether entry i has a subscribed
+ * descendant that the patterns do not list themselves, which CHILDINFO
+ * then reports on i.  The descendants follow i in name order.
+ */
+static int
+list_childinfo(const struct list_ctx *c, size_t i, const char *ref,
+    const struct imap_arg *pats, size_t npats)
+{
+	size_t	 n = strlen(c->v[i].mb.name), j;
+
+	for (j = i + 1; j < c->n && strncmp(c->v[j].mb.name,
+	    c->v[i].mb.name, n) == 0; j++) {
+		if (c->v[j].mb.name[n] != '/')
+			continue;
+		if (c->v[j].mb.subscribed && !list_matches(c, j, ref, pats,
+		    npats, 1))
+			return 1;
+	}
+	return 0;
+}
+
+/*
+ * Lists the entries that match any of the patterns.  With the SUBSCRIBED
+ * selection (not LSUB) every mailbox was collected: only the subscribed
+ * ones are listed, and with RECURSIVEMATCH their parents with CHILDINFO.
+ */
+static void
+list_run(struct session *s, struct list_ctx *c, const char *ref,
+    const struct imap_arg *pats, size_t npats, unsigned opts,
+    unsigned status)
+{
+	int	 select_subscribed = (opts & SEL_SUBSCRIBED) && !(opts & LSUB);
+	size_t	 i;
 
 	for (i = 0; i < c->n; i++) {
 		if ((opts & SEL_SPECIAL_USE) && c->v[i].mb.special_use[0] ==
 		    '\0')
 			continue;
-		for (k = 0; k < npats; k++) {
-			if ((p = imap_arg_astring(&pats[k])) == NULL ||
-			    list_pattern(ref, p, pat, sizeof(pat)) < 0)
+		if (!list_matches(c, i, ref, pats, npats, select_subscribed))
+			continue;
+		if (select_subscribed && !c->v[i].mb.subscribed) {
+			if (!(opts & SEL_RECURSIVE) ||
+			    !list_childinfo(c, i, ref, pats, npats))
 				continue;
-			/*
-			 * A level that is no mailbox is listed only where
-			 * "%" stops at it (RFC 3501 6.3.8-9).
-			 */
-			if (!c->v[i].exists && (*pat == '\0' ||
-			    pat[strlen(pat) - 1] != '%'))
-				continue;
-			if (list_match(pat, c->v[i].mb.name)) {
-				list_respond(s, c, &c->v[i], opts, status);
-				break;
-			}
+			c->v[i].childinfo = 1;
 		}
+		list_respond(s, c, &c->v[i], opts, status);
 	}
 }
 
@@ -340,7 +393,7 @@ imap_cmd_list(struct session *s, const struct imap_arg *args, size_t nargs,
 		return;
 	}
 	memset(&c, 0, sizeof(c));
-	c.subscribed_only = (opts & SEL_SUBSCRIBED) != 0;
+	c.subscribed_only = lsub;
 	if (store_mailbox_foreach(s->srv->store, imap_of(s)->user,
 	    list_collect, &c) != STORE_OK || c.error) {
 		free(c.v);

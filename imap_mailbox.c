@@ -167,11 +167,15 @@ view_find(const struct imap_view *v, uint32_t uid)
 	return -1;
 }
 
-/* An untagged FETCH of the flags of message i of the view. */
+/*
+ * An untagged FETCH of the flags of message i of the view, after the
+ * FLAGS that announce a keyword new to the view.
+ */
 static void
-view_put_flags(struct session *s, const struct imap_view *v, long i,
+view_put_flags(struct session *s, struct imap_view *v, long i,
     const struct store_message *m)
 {
+	imap_view_keywords(s, v, m->keywords);
 	session_printf(s, "* %ld FETCH (UID %u FLAGS ", i + 1, m->uid);
 	imap_put_flags(s, m->flags, m->keywords,
 	    v->msgs[i].bits & VIEW_RECENT);
@@ -251,6 +255,7 @@ sync_changed(void *arg, const struct store_message *m)
 	if (m->uid >= v->uidnext || (i = view_find(v, m->uid)) < 0) {
 		if (view_append(v, m->uid) < 0)
 			return c->error = 1;
+		imap_view_keywords(c->s, v, m->keywords);
 		return 0;
 	}
 	if (view_is_own(v, m->modseq) || (v->msgs[i].bits & VIEW_GONE))
@@ -359,31 +364,69 @@ imap_sync(struct session *s, int allow_expunge)
 struct load_ctx {
 	struct imap_view	*v;
 	uint32_t		 first_unseen;	/* sequence number, or 0 */
-	char			 keywords[STORE_MAX_KEYWORDS];	/* in use */
 	int			 error;
 };
 
 /*
- * Adds a message's keywords to those in use, as many as fit.  The list
- * is " kw1 kw2 " (each keyword between spaces), so that a look-up is
- * one strstr().
+ * Adds keywords to the view's set, as many as fit.  Returns whether one
+ * was new.
  */
-static void
-load_keywords(struct load_ctx *c, const char *kw)
+static int
+view_add_keywords(struct imap_view *v, const char *kw)
 {
 	char	 word[STORE_MAX_KEYWORDS + 2];
 	size_t	 n, have;
+	int	 grew = 0;
 
 	while (*kw != '\0') {
 		n = strcspn(kw, " ");
 		snprintf(word, sizeof(word), " %.*s ", (int)n, kw);
-		have = strlen(c->keywords);
-		if (strstr(c->keywords, word) == NULL &&
-		    have + n + 2 < sizeof(c->keywords))
-			memcpy(c->keywords + have - (have > 0), word, n + 3);
+		have = strlen(v->keywords);
+		if (strstr(v->keywords, word) == NULL &&
+		    have + n + 2 < sizeof(v->keywords)) {
+			memcpy(v->keywords + have - (have > 0), word, n + 3);
+			grew = 1;
+		}
 		kw += n;
 		kw += strspn(kw, " ");
 	}
+	return grew;
+}
+
+/* "* FLAGS" and "* OK [PERMANENTFLAGS]" for the view's flags. */
+static void
+put_flags_responses(struct session *s, const struct imap_view *v)
+{
+	size_t	 n = strlen(v->keywords);
+
+	session_printf(s, "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen "
+	    "\\Draft%.*s)\r\n", n > 0 ? (int)n - 1 : 0, v->keywords);
+	if (v->readonly)
+		session_printf(s, "* OK [PERMANENTFLAGS ()] Read-only "
+		    "mailbox\r\n");
+	else
+		session_printf(s, "* OK [PERMANENTFLAGS (\\Answered \\Flagged "
+		    "\\Deleted \\Seen \\Draft%.*s \\*)] Flags permitted\r\n",
+		    n > 0 ? (int)n - 1 : 0, v->keywords);
+}
+
+void
+imap_condstore_enable(struct session *s)
+{
+	struct imap_session	*ims = imap_of(s);
+
+	if (!ims->condstore && ims->view != NULL)
+		session_printf(s, "* OK [HIGHESTMODSEQ %llu] Highest\r\n",
+		    (unsigned long long)ims->view->modseq);
+	ims->condstore = 1;
+}
+
+void
+imap_view_keywords(struct session *s, struct imap_view *v,
+    const char *keywords)
+{
+	if (keywords != NULL && view_add_keywords(v, keywords))
+		put_flags_responses(s, v);
 }
 
 static int
@@ -394,7 +437,7 @@ load_one(void *arg, const struct store_message *m)
 	if (view_append(c->v, m->uid) < 0)
 		return c->error = 1;
 	if (m->keywords != NULL && *m->keywords != '\0')
-		load_keywords(c, m->keywords);
+		view_add_keywords(c->v, m->keywords);
 	if ((m->flags & FLAG_SEEN) == 0 && c->first_unseen == 0)
 		c->first_unseen = c->v->count;
 	return 0;
@@ -420,15 +463,7 @@ static void
 select_respond(struct session *s, const struct imap_view *v,
     const struct load_ctx *c)
 {
-	session_printf(s, "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen "
-	    "\\Draft%.*s)\r\n", *c->keywords ? (int)strlen(c->keywords) - 1 :
-	    0, c->keywords);
-	if (v->readonly)
-		session_printf(s, "* OK [PERMANENTFLAGS ()] Read-only "
-		    "mailbox\r\n");
-	else
-		session_printf(s, "* OK [PERMANENTFLAGS (\\Answered \\Flagged "
-		    "\\Deleted \\Seen \\Draft \\*)] Flags permitted\r\n");
+	put_flags_responses(s, v);
 	session_printf(s, "* %u EXISTS\r\n* %u RECENT\r\n", v->count,
 	    v->recent);
 	if (c->first_unseen)
@@ -1024,7 +1059,7 @@ imap_cmd_status(struct session *s, const struct imap_arg *args, size_t nargs,
 	}
 	/* RFC 7162 3.1: asking for HIGHESTMODSEQ turns CONDSTORE on. */
 	if (items & STATUS_HIGHESTMODSEQ)
-		ims->condstore = 1;
+		imap_condstore_enable(s);
 	if (imap_status_respond(s, &mb, items) < 0)
 		imap_reply(s, "NO [UNAVAILABLE] STATUS failed");
 	else

@@ -296,8 +296,8 @@ imap_parse_flags(const struct imap_arg *list, uint32_t *flags,
 	keywords[0] = '\0';
 	for (i = 0; i < list->nlist; i++) {
 		a = &list->list[i];
-		if (a->type != IMAP_ARG_ATOM)
-			return -1;
+		if (a->type != IMAP_ARG_ATOM && a->type != IMAP_ARG_NIL)
+			return -1;	/* NIL is an atom, so a keyword too */
 		if ((bit = imap_flag_bit(a->str)) != 0)
 			*flags |= bit;
 		else if (!keyword_valid(a->str) ||
@@ -393,6 +393,8 @@ store_respond(struct store_job *j, uint32_t seq, const struct store_message *m,
 {
 	struct imap_session	*ims = imap_of(j->s);
 
+	/* its keywords may include one set elsewhere, not yet announced */
+	imap_view_keywords(j->s, ims->view, kw);
 	session_printf(j->s, "* %u FETCH (FLAGS ", seq);
 	imap_put_flags(j->s, flags, kw,
 	    ims->view->msgs[seq - 1].bits & VIEW_RECENT);
@@ -604,7 +606,10 @@ imap_cmd_store(struct session *s, const struct imap_arg *args, size_t nargs,
 		return;
 	}
 	if (j->conditional)
-		ims->condstore = 1;
+		imap_condstore_enable(s);
+	/* the keywords it sets are announced even when .SILENT */
+	if (j->op != OP_REMOVE)
+		imap_view_keywords(s, ims->view, j->keywords);
 	imap_view_walk_start(&j->walk, &j->set, uid);
 	/* A small set is done at once, without waiting for the loop. */
 	if (store_step(s, j))

@@ -194,8 +194,10 @@ fail(struct parser *ps, enum imap_parse_status status, const char *error)
 
 /*
  * An atom, with bracketed sections taken whole: "BODY[HEADER.FIELDS
- * (From To)]<0.100>" is one atom.  A flag ("\Seen", "\*") is an atom
- * with a leading backslash.
+ * (From To)]<0.100>" is one atom.  A '[' that no ']' closes is an atom
+ * character like any other (RFC 3501 excludes only ']' from atoms), so
+ * "x[y" is one atom.  A flag ("\Seen", "\*") is an atom with a leading
+ * backslash.
  */
 static int
 parse_atom(struct parser *ps, struct imap_arg *a)
@@ -219,7 +221,12 @@ parse_atom(struct parser *ps, struct imap_arg *a)
 			break;
 		ps->p++;
 	}
-	if (ps->p == start || depth != 0)
+	if (depth != 0) {		/* unclosed '[': a plain atom */
+		for (ps->p = start; ps->p < ps->end &&
+		    imap_is_atom_char((unsigned char)*ps->p); ps->p++)
+			;
+	}
+	if (ps->p == start)
 		return fail(ps, IMAP_PARSE_BAD, "invalid atom");
 	a->len = ps->p - start;
 	a->str = arena_copy(ps, start, a->len);

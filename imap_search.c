@@ -1,6 +1,8 @@
 /*
  * imap_search.c — SEARCH and UID SEARCH (RFC 3501 6.4.4), with the
- * MODSEQ search key of CONDSTORE (RFC 7162 3.1.5).
+ * MODSEQ search key of CONDSTORE (RFC 7162 3.1.5), OLDER and YOUNGER of
+ * WITHIN (RFC 5032), and RETURN (...) of ESEARCH (RFC 4731), whose
+ * response imap_esearch.c writes.
  *
  * The arguments are compiled once into a tree of small nodes: an AND or
  * an OR of children, or one test.  Each test knows what must be read
@@ -39,9 +41,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "config.h"
 #include "crypto.h"
+#include "imap_esearch.h"
 #include "imap_session.h"
 #include "mime.h"
 #include "proto.h"
@@ -88,10 +92,12 @@ enum field {
 	F_DAY,		/* of the internal date */
 	F_SENT_DAY,	/* of Date:, else of the internal date (as Dovecot) */
 	F_MODSEQ,
+	F_AGE,		/* seconds from the internal date to now (WITHIN) */
 };
 
 enum cmp {
 	CMP_LT,
+	CMP_LE,
 	CMP_EQ,
 	CMP_GE,
 	CMP_GT,
@@ -103,6 +109,7 @@ enum decoded {
 	DEC_FROM,
 	DEC_TO,
 	DEC_SUBJECT,
+	DEC_ADDRESS,	/* none, but an address field (CC, BCC) */
 };
 
 /*
@@ -235,6 +242,8 @@ struct search {
 	int			 trying;	/* cur is under way */
 	struct scan		 scan;
 	int			 paused;	/* a scan ran out of budget */
+	uint64_t		 last_modseq;	/* of the last match */
+	struct imap_esearch	 es;		/* SEARCH RETURN (...) */
 	enum store_err		 err;		/* what stopped a test */
 	/* the row's keywords: the store's copy lasts one call */
 	char			 keywords[STORE_MAX_KEYWORDS];
@@ -429,12 +438,13 @@ arg_string(struct compiler *c, struct cursor *cur, const struct search_key *k)
 	return &cur->a[cur->i++];
 }
 
-/* The next argument when it is an atom, or NULL. */
+/* The next argument when it is an atom (NIL is one too), or NULL. */
 static const struct imap_arg *
 arg_atom(struct compiler *c, struct cursor *cur, const struct search_key *k,
     const char *what)
 {
-	if (cur->i == cur->n || cur->a[cur->i].type != IMAP_ARG_ATOM) {
+	if (cur->i == cur->n || (cur->a[cur->i].type != IMAP_ARG_ATOM &&
+	    cur->a[cur->i].type != IMAP_ARG_NIL)) {
 		fail(c, "BAD %s needs %s", k->name, what);
 		return NULL;
 	}
@@ -567,7 +577,7 @@ key_date(struct compiler *c, struct cursor *cur, const struct search_key *k)
 	return n;
 }
 
-/* LARGER n, SMALLER n. */
+/* LARGER n, SMALLER n; OLDER n, YOUNGER n (WITHIN, RFC 5032). */
 static struct node *
 key_number(struct compiler *c, struct cursor *cur, const struct search_key *k)
 {
@@ -764,14 +774,20 @@ static const struct search_key search_keys[] = {
 	    .cmp = CMP_LT },
 	{ .name = "MODSEQ", .compile = key_modseq, .field = F_MODSEQ,
 	    .cmp = CMP_GE },
+	{ .name = "OLDER", .compile = key_number, .field = F_AGE,
+	    .cmp = CMP_GT },
+	{ .name = "YOUNGER", .compile = key_number, .field = F_AGE,
+	    .cmp = CMP_LE },
 	{ .name = "FROM", .compile = key_header, .header = "from",
 	    .decoded = DEC_FROM },
 	{ .name = "TO", .compile = key_header, .header = "to",
 	    .decoded = DEC_TO },
 	{ .name = "SUBJECT", .compile = key_header, .header = "subject",
 	    .decoded = DEC_SUBJECT },
-	{ .name = "CC", .compile = key_header, .header = "cc" },
-	{ .name = "BCC", .compile = key_header, .header = "bcc" },
+	{ .name = "CC", .compile = key_header, .header = "cc",
+	    .decoded = DEC_ADDRESS },
+	{ .name = "BCC", .compile = key_header, .header = "bcc",
+	    .decoded = DEC_ADDRESS },
 	{ .name = "HEADER", .compile = key_header },
 	{ .name = "BODY", .compile = key_text },
 	{ .name = "TEXT", .compile = key_text, .whole = 1 },
@@ -1028,6 +1044,24 @@ utc_day(int64_t t)
 	return t >= 0 ? t / 86400 : (t - 86399) / 86400;
 }
 
+/*
+ * The Date: field's time on the sender's clock, whose day SENTON and its
+ * kin compare "disregarding time and timezone"; else the internal date.
+ */
+static int64_t
+sent_local(const struct store_meta *meta, int64_t internaldate)
+{
+	const char	*v;
+	size_t		 pos = 0, vlen;
+	time_t		 t;
+
+	if (meta->sent_date != -1 && header_next(meta->header,
+	    meta->header_len, &pos, "date", &v, &vlen) &&
+	    (t = mime_date_local(v, vlen)) != -1)
+		return t;
+	return meta->sent_date != -1 ? meta->sent_date : internaldate;
+}
+
 /* An N_CMP node against the candidate (its row, for F_SENT_DAY meta). */
 static enum tri
 match_cmp(const struct node *n, const struct candidate *m)
@@ -1042,16 +1076,20 @@ match_cmp(const struct node *n, const struct candidate *m)
 		v = utc_day(m->row.internaldate);
 		break;
 	case F_SENT_DAY:
-		v = utc_day(m->meta.sent_date != -1 ? m->meta.sent_date :
-		    m->row.internaldate);
+		v = utc_day(sent_local(&m->meta, m->row.internaldate));
 		break;
 	case F_MODSEQ:
 		v = (int64_t)m->row.modseq;
+		break;
+	case F_AGE:
+		v = (int64_t)time(NULL) - m->row.internaldate;
 		break;
 	}
 	switch (n->cmp) {
 	case CMP_LT:
 		return tri_of(v < n->num);
+	case CMP_LE:
+		return tri_of(v <= n->num);
 	case CMP_EQ:
 		return tri_of(v == n->num);
 	case CMP_GE:
@@ -1060,6 +1098,46 @@ match_cmp(const struct node *n, const struct candidate *m)
 		return tri_of(v > n->num);
 	}
 	return T_NO;
+}
+
+/*
+ * Whether an address field value holds the node's string once its
+ * comments are gone and so are the blanks beside '@' and '.': the
+ * address as ENVELOPE shows it, so that "a (x)@ (y) b.org" is found by
+ * "a@b.org".
+ */
+static int
+address_has(const char *v, size_t vlen, const struct node *n)
+{
+	char	*out;
+	size_t	 i, k = 0;
+	int	 level = 0, found;
+
+	if (memchr(v, '(', vlen) == NULL && memchr(v, '@', vlen) == NULL)
+		return 0;
+	if ((out = malloc(vlen + 1)) == NULL)
+		return 0;
+	for (i = 0; i < vlen; i++) {
+		if (v[i] == '(')
+			level++;
+		else if (level > 0 && v[i] == '\\')
+			i++;
+		else if (level > 0)
+			level -= v[i] == ')';
+		else if (IS_WSP(v[i]) && (k > 0 && (out[k - 1] == '@' ||
+		    out[k - 1] == '.' || IS_WSP(out[k - 1]))))
+			continue;
+		else if ((v[i] == '@' || v[i] == '.') && k > 0 &&
+		    IS_WSP(out[k - 1])) {
+			while (k > 0 && IS_WSP(out[k - 1]))
+				k--;
+			out[k++] = v[i];
+		} else
+			out[k++] = v[i];
+	}
+	found = memmem(out, k, n->str, n->len) != NULL;
+	free(out);
+	return found;
 }
 
 /*
@@ -1086,13 +1164,17 @@ match_header(const struct node *n, const struct store_meta *meta)
 	case DEC_SUBJECT:
 		d = meta->subject;
 		break;
+	case DEC_ADDRESS:
+		break;
 	}
 	if (d != NULL && n->len > 0 &&
 	    memmem(d, strlen(d), n->str, n->len) != NULL)
 		return T_YES;
 	while (header_next(meta->header, meta->header_len, &pos, n->name, &v,
 	    &vlen))
-		if (memmem(v, vlen, n->str, n->len) != NULL)
+		if (memmem(v, vlen, n->str, n->len) != NULL ||
+		    (n->decoded != DEC_SUBJECT && n->decoded != DEC_NONE &&
+		    address_has(v, vlen, n)))
 			return T_YES;
 	return T_NO;
 }
@@ -1460,6 +1542,7 @@ search_one(struct search *se, const struct imap_view *v, uint32_t i)
 		err = se->err;
 	if (err == STORE_OK && r == T_YES) {
 		se->found++;
+		se->last_modseq = m->row.modseq;
 		if (m->row.modseq > se->highest)
 			se->highest = m->row.modseq;
 	}
@@ -1510,9 +1593,18 @@ search_step(struct session *s, void *arg)
 			    store_strerror(se->err));
 			return 1;
 		}
-		if (r > 0)
+		if (r > 0 && se->es.ret != 0)
+			imap_esearch_add(s, &se->es, se->uid ?
+			    v->msgs[se->next].uid : se->next + 1,
+			    se->last_modseq);
+		else if (r > 0)
 			session_printf(s, " %u", se->uid ?
 			    v->msgs[se->next].uid : se->next + 1);
+	}
+	if (se->es.ret != 0) {
+		imap_esearch_end(s, &se->es, se->prog.modseq);
+		imap_reply(s, "OK %sSEARCH completed", se->uid ? "UID " : "");
+		return 1;
 	}
 	if (se->prog.modseq && se->found > 0)
 		session_printf(s, " (MODSEQ %llu)",
@@ -1529,7 +1621,19 @@ imap_cmd_search(struct session *s, const struct imap_arg *args, size_t nargs,
 	struct imap_session	*ims = imap_of(s);
 	struct search		*se;
 	char			 err[REPLY_MAX];
+	unsigned		 ret = 0;
 
+	/* ESEARCH (RFC 4731): "RETURN (options)" before the criteria. */
+	if (nargs > 0 && args[0].type == IMAP_ARG_ATOM &&
+	    strcasecmp(args[0].str, "RETURN") == 0) {
+		if (nargs < 2 || args[1].type != IMAP_ARG_LIST ||
+		    imap_esearch_parse(&args[1], &ret) < 0) {
+			imap_reply(s, "BAD Invalid SEARCH return options");
+			return;
+		}
+		args += 2;
+		nargs -= 2;
+	}
 	if ((se = calloc(1, sizeof(*se))) == NULL) {
 		imap_reply(s, "NO [UNAVAILABLE] Out of memory");
 		return;
@@ -1551,8 +1655,11 @@ imap_cmd_search(struct session *s, const struct imap_arg *args, size_t nargs,
 	se->uid = uid;
 	prog_resolve(&se->prog, ims->view);
 	if (se->prog.modseq)
-		ims->condstore = 1;
-	session_printf(s, "* SEARCH");
+		imap_condstore_enable(s);
+	if (ret != 0)
+		imap_esearch_begin(s, &se->es, ret, uid);
+	else
+		session_printf(s, "* SEARCH");
 	/* A small mailbox is done at once, without waiting for the loop. */
 	if (search_step(s, se))
 		search_free(se);

@@ -70,6 +70,8 @@ struct imap_view {
 	uint32_t		 uidnext;	/* UIDs below were looked at */
 	uint64_t		*own;		/* MODSEQs this session made */
 	size_t			 nown, capown;
+	/* keywords announced in FLAGS, as " kw1 kw2 " (one strstr each) */
+	char			 keywords[STORE_MAX_KEYWORDS];
 };
 
 enum imap_state {
@@ -152,6 +154,21 @@ void	imap_put_flags(struct session *, uint32_t flags, const char *keywords,
  * does not report the same change again.
  */
 void	imap_view_own_change(struct imap_view *, uint64_t modseq);
+
+/*
+ * A command other than SELECT/EXAMINE turns CONDSTORE on (RFC 7162 3.1):
+ * the first time, with a mailbox selected, it sends "* OK
+ * [HIGHESTMODSEQ n]" as 3.1.2.1 asks.
+ */
+void	imap_condstore_enable(struct session *);
+
+/*
+ * Makes the keywords (space separated) known to the client before a
+ * response uses them: when one is new to the view, sends "* FLAGS" and
+ * "* OK [PERMANENTFLAGS]" with the grown set (RFC 3501 7.2.6).
+ */
+void	imap_view_keywords(struct session *, struct imap_view *,
+	    const char *keywords);
 
 /*
  * Sequence sets (RFC 3501 sequence-set).  imap_seqset_parse() keeps "*"

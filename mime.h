@@ -87,6 +87,14 @@ int mime_parts_encode(const struct mime_part *, size_t n, char **out,
 int mime_parts_decode(const char *in, size_t inlen, struct mime_part **out,
     size_t *n);
 
+/*
+ * A Date: field value as seconds since the epoch on its own clock (the
+ * time in its zone, as if that were UTC): its day is the date the sender
+ * wrote, which SENTON and its kin compare (RFC 3501 6.4.4).  -1 when it
+ * does not parse.
+ */
+time_t mime_date_local(const char *s, size_t n);
+
 /* Convenience: parses a whole message held in memory (tests, import). */
 int mime_parse_buffer(const char *msg, size_t len, struct mime_result *out);
 

@@ -1171,10 +1171,10 @@ days_from_civil(int64_t y, int m, int d)
  * RFC 5322 date-time, obsolete forms included (two- and three-digit
  * years, named and military zones, comments anywhere, no seconds), to
  * seconds since the epoch; -1 when it does not parse.  A missing zone is
- * taken as UTC.
+ * taken as UTC.  *zone_out gets the zone's offset east of UTC in seconds.
  */
-time_t
-mime_parse_date(const char *s, size_t n)
+static time_t
+parse_date_zone(const char *s, size_t n, int *zone_out)
 {
 	static const char *const zones[] = {
 		"ut", "gmt", "z", "est", "edt", "cst", "cdt", "mst", "mdt",
@@ -1244,7 +1244,25 @@ mime_parse_date(const char *s, size_t n)
 	    (year % 4 != 0 || (year % 100 == 0 && year % 400 != 0))) ||
 	    hh < 0 || hh > 23 || mm < 0 || mm > 59 || ss < 0 || ss > 60)
 		return -1;
+	*zone_out = zone;
 	return (time_t)(days_from_civil(year, mon + 1, day) * 86400 +
 	    hh * 3600 + mm * 60 + ss - zone);
+}
+
+time_t
+mime_parse_date(const char *s, size_t n)
+{
+	int	 zone;
+
+	return parse_date_zone(s, n, &zone);
+}
+
+time_t
+mime_date_local(const char *s, size_t n)
+{
+	int	 zone = 0;
+	time_t	 t = parse_date_zone(s, n, &zone);
+
+	return t == -1 ? -1 : t + zone;
 }
 

@@ -411,7 +411,7 @@ test_condstore(void **state)
 {
 	struct fixture	*f = *state;
 	uint64_t	 modseq;
-	char		*out, want[128];
+	char		*out, want[512];
 
 	assert_int_equal(store_message_set_flags(f->srv.store, f->v->mb.id,
 	    2, FLAG_FLAGGED, "$Junk", &modseq), STORE_OK);
@@ -419,9 +419,17 @@ test_condstore(void **state)
 	snprintf(want, sizeof(want), "1:* (FLAGS) (CHANGEDSINCE %llu)",
 	    (unsigned long long)modseq - 1);
 	out = fetch(f, 1, want);
-	snprintf(want, sizeof(want), "* 2 FETCH (UID 2 FLAGS (\\Flagged $Junk) "
+	/*
+	 * CHANGEDSINCE turns CONDSTORE on: HIGHESTMODSEQ first (RFC 7162
+	 * 3.1.2.1), then FLAGS grown by the keyword set elsewhere.
+	 */
+	snprintf(want, sizeof(want), "* OK [HIGHESTMODSEQ %llu] Highest\r\n"
+	    "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Junk)\r\n"
+	    "* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen "
+	    "\\Draft $Junk \\*)] Flags permitted\r\n"
+	    "* 2 FETCH (UID 2 FLAGS (\\Flagged $Junk) "
 	    "MODSEQ (%llu))\r\nTAG OK UID FETCH completed\r\n",
-	    (unsigned long long)modseq);
+	    (unsigned long long)f->v->modseq, (unsigned long long)modseq);
 	assert_string_equal(out, want);
 	free(out);
 	assert_true(f->ims->condstore);
