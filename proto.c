@@ -683,7 +683,8 @@ server_timeouts(struct server *srv)
 		    !session_prelogin_expired(s))
 			continue;
 		if (s->io == SESSION_OPEN && !s->tls_start) {
-			s->ops->timeout(s);
+			if (s->ops->timeout != NULL)
+				s->ops->timeout(s);
 			s->last_active = srv->now;	/* time to say so */
 		} else if (s->io == SESSION_CLOSING || s->tls_start)
 			session_broken(s);
@@ -823,7 +824,7 @@ session_wait_commit(struct session *s)
 {
 	if (s->io == SESSION_CLOSING)
 		return;
-	assert(s->io == SESSION_OPEN);
+	assert(s->io == SESSION_OPEN && s->ops->committed != NULL);
 	s->io = SESSION_WAIT_COMMIT;
 }
 
