@@ -175,8 +175,7 @@ session_has_output(const struct session *s)
 	    (s->tp != NULL && transport_pending_output(s->tp));
 }
 
-/* Marks the connection dead: nothing more is read or written. */
-static void
+void
 session_broken(struct session *s)
 {
 	s->in_eof = 1;

@@ -297,6 +297,11 @@ void	session_wait_replicated(struct session *);
 
 /* Sends what is buffered, then closes. */
 void	session_close(struct session *);
+/*
+ * The peer is gone (silent past a deadline, a broken connection):
+ * nothing more is read or written, and what is queued for it is dropped.
+ */
+void	session_broken(struct session *);
 
 /*
  * TLS and compression (transport.h).  session_start_tls() is called
