@@ -14,6 +14,8 @@ import os
 import signal
 import time
 
+import pytest
+
 from conftest import DOMAIN, HOST, free_port, run
 from repl_peer import TLSPeer, wait_log
 from test_replication import (SECRET, lmtp_one, message,  # noqa: F401
@@ -45,22 +47,15 @@ def stopped(node, seconds_until):
         os.kill(node.proc.pid, signal.SIGCONT)
 
 
-def test_replica_detects_stopped_master(server, secret):
+@pytest.mark.parametrize("frozen", ["master", "replica"])
+def test_stopped_peer_is_detected(server, secret, frozen):
     master, rep = pair(server, secret)
-    since = len(rep.log_text())
-    stopped(master, lambda: wait_log(rep, "sync.dead", since,
-                                     DETECT_DEADLINE))
-    assert lmtp_one(master.port, "alice@" + DOMAIN,
-                    message("after-stop"))[0].startswith("250")
-    wait_same(master, rep)
-
-
-def test_master_detects_stopped_replica(server, secret):
-    master, rep = pair(server, secret)
-    since = len(master.log_text())
-    stopped(rep, lambda: wait_log(master, "sync.dead", since,
-                                  DETECT_DEADLINE))
-    wait_log(master, "sync.replica.gone", since)
+    node, other = (master, rep) if frozen == "master" else (rep, master)
+    since = len(other.log_text())
+    stopped(node, lambda: wait_log(other, "sync.dead", since,
+                                   DETECT_DEADLINE))
+    if frozen == "replica":
+        wait_log(master, "sync.replica.gone", since)
     assert lmtp_one(master.port, "alice@" + DOMAIN,
                     message("after-stop"))[0].startswith("250")
     wait_same(master, rep)
