@@ -13,6 +13,7 @@ import hashlib
 import hmac
 import os
 import selectors
+import sqlite3
 import struct
 import subprocess
 import threading
@@ -190,6 +191,70 @@ class Deflater:
 
     def __call__(self, data):
         return self.z.compress(data) + self.z.flush(zlib.Z_SYNC_FLUSH)
+
+
+def messages(data):
+    """(uid, guid hex) of every message the store holds."""
+    db = sqlite3.connect("file:%s/mailrepd.db?mode=ro" % data, uri=True,
+                         timeout=10)
+    try:
+        return db.execute("SELECT m.uid, hex(b.guid) FROM message m "
+                          "JOIN blob b ON b.id = m.blob_id "
+                          "ORDER BY m.uid").fetchall()
+    finally:
+        db.close()
+
+
+class ScriptedMaster:
+    """A master that the test scripts frame by frame."""
+
+    def __init__(self, port, secret):
+        self.tls = TLSPeer(secret, port, "server")
+        self.node_id = os.urandom(16)
+        self.epoch = os.urandom(8)
+        self.pos = 0
+        self.mailbox = os.urandom(16)
+        self.z = None
+
+    def accept(self, deadline=20.0):
+        """The replica's next HELLO (leftovers of the last connection
+        are dropped)."""
+        while True:
+            t, p = self.tls.read_frame(deadline)
+            if t == HELLO:
+                self.z = Deflater()
+                return parse_hello(p)
+
+    def start(self, hello):
+        assert hello["applied"] == self.pos, hello
+        self.tls.send_frame(START, head(self.node_id, self.epoch,
+                                        self.pos))
+
+    def record(self, kind, body=None, seq=None, **kw):
+        """Sends one record (the next position unless seq), and its
+        body in one DATA frame."""
+        seq = seq or self.pos + 1
+        if body is not None:
+            kw.setdefault("guid", hashlib.sha256(body).digest())
+            kw["body_size"] = len(body)
+        self.tls.send_frame(RECORD, self.z(record(seq, kind, **kw)))
+        if body:
+            self.tls.send_frame(DATA, self.z(body))
+        return seq
+
+    def batch(self, *recs):
+        """Sends records (kind, kwargs) as one batch; waits for its ACK."""
+        seq = self.pos
+        for kind, kw in recs:
+            seq = self.record(kind, seq=seq + 1, **kw)
+        self.tls.send_frame(END, u64(seq) + b"\0" * 32)
+        t, p = self.tls.read_frame()
+        assert (t, p) == (ACK, u64(seq)), (t, p)
+        self.pos = seq
+
+    def passwd(self):
+        """A harmless good batch: alice's password again."""
+        self.batch(("user.passwd", dict(user="alice", value="x")))
 
 
 def wait_log(server, pattern, since=0, deadline=FRAME_DEADLINE):

@@ -14,87 +14,19 @@ frames, and bad PUSH frames during reconciliation.
 """
 import hashlib
 import os
-import sqlite3
 import struct
-
-import pytest
 
 from conftest import HOST, free_port
 from repl_peer import (ACK, DATA, END, HELLO, INV_END, INV_MAILBOX,
                        INV_WANT, MAX_FRAME, PING, PULL, PUSH, PUSH_DATA,
                        RECONCILE, RECORD, REFUSE, RELOCATE, START,
-                       Deflater, TLSPeer, frame, head, parse_hello,
+                       ScriptedMaster, TLSPeer, frame, head, messages,
                        record, string, u64, wait_log)
 from test_replication import (SECRET, cluster, lmtp_one,  # noqa: F401
                               message, secret, wait_same)
 
-RECONNECT_DEADLINE = 20.0
 BODY = (b"From: <s@remote.test>\r\nTo: <alice@example.com>\r\n"
         b"Subject: kept\r\n\r\nthe replica keeps this\r\n")
-
-
-def messages(data):
-    """(uid, guid hex) of every message the store holds."""
-    db = sqlite3.connect("file:%s/mailrepd.db?mode=ro" % data, uri=True,
-                         timeout=10)
-    try:
-        return db.execute("SELECT m.uid, hex(b.guid) FROM message m "
-                          "JOIN blob b ON b.id = m.blob_id "
-                          "ORDER BY m.uid").fetchall()
-    finally:
-        db.close()
-
-
-class ScriptedMaster:
-    """A master that the test scripts frame by frame."""
-
-    def __init__(self, port):
-        self.tls = TLSPeer(SECRET, port, "server")
-        self.node_id = os.urandom(16)
-        self.epoch = os.urandom(8)
-        self.pos = 0
-        self.mailbox = os.urandom(16)
-        self.z = None
-
-    def accept(self, deadline=RECONNECT_DEADLINE):
-        """The replica's next HELLO (leftovers of the last connection
-        are dropped)."""
-        while True:
-            t, p = self.tls.read_frame(deadline)
-            if t == HELLO:
-                self.z = Deflater()
-                return parse_hello(p)
-
-    def start(self, hello):
-        assert hello["applied"] == self.pos, hello
-        self.tls.send_frame(START, head(self.node_id, self.epoch,
-                                        self.pos))
-
-    def record(self, kind, body=None, seq=None, **kw):
-        """Sends one record (the next position unless seq), and its
-        body in one DATA frame."""
-        seq = seq or self.pos + 1
-        if body is not None:
-            kw.setdefault("guid", hashlib.sha256(body).digest())
-            kw["body_size"] = len(body)
-        self.tls.send_frame(RECORD, self.z(record(seq, kind, **kw)))
-        if body:
-            self.tls.send_frame(DATA, self.z(body))
-        return seq
-
-    def batch(self, *recs):
-        """Sends records (kind, kwargs) as one batch; waits for its ACK."""
-        seq = self.pos
-        for kind, kw in recs:
-            seq = self.record(kind, seq=seq + 1, **kw)
-        self.tls.send_frame(END, u64(seq) + b"\0" * 32)
-        t, p = self.tls.read_frame()
-        assert (t, p) == (ACK, u64(seq)), (t, p)
-        self.pos = seq
-
-    def passwd(self):
-        """A harmless good batch: alice's password again."""
-        self.batch(("user.passwd", dict(user="alice", value="x")))
 
 
 def bad_inflate(m):
@@ -218,7 +150,7 @@ START_CASES = [
 
 def test_replica_refuses_hostile_master(server, secret):
     port = free_port()
-    m = ScriptedMaster(port)
+    m = ScriptedMaster(port, SECRET)
     try:
         rep = server(users=(), args=[
             "--replicate-from", "%s:%d" % (HOST, port),
