@@ -758,14 +758,17 @@ session_getline(struct session *s, size_t max, char **line, size_t *len,
 	return LINE_OK;
 }
 
-/* Drops the output of a session that went past its limit, and closes it. */
+/*
+ * Drops the output of a session that went past its limit, and the
+ * connection: what the protocol writes after this (the rest of the
+ * reply that did not fit) would reach the client without its start.
+ */
 static void
 output_overflow(struct session *s)
 {
 	log_warn("session.output", "proto=%s peer=%s msg=\"output "
 	    "limit reached\"", s->ops->name, s->peer);
-	buf_reset(&s->out);
-	s->io = SESSION_CLOSING;
+	session_broken(s);
 }
 
 void
@@ -806,6 +809,9 @@ session_printf(struct session *s, const char *fmt, ...)
 	va_list	 ap;
 	int	 rc;
 
+	/* As session_write: nothing more for a peer that is gone. */
+	if (s->io == SESSION_CLOSING && s->in_eof)
+		return;
 	va_start(ap, fmt);
 	rc = buf_vprintf(&s->out, fmt, ap);
 	va_end(ap);
