@@ -97,3 +97,27 @@ def test_timings_that_would_cut_a_healthy_link_are_refused(tmp_path,
                 secret, *args, timeout=20)
         assert p.returncode == 2, (args, p.stderr)
         assert said in p.stderr, (args, p.stderr)
+
+
+def test_bad_replication_setup_is_refused(tmp_path, secret):
+    """Each mistake in setting up the channel stops the start, naming
+    the setting."""
+    short, open_ = tmp_path / "short.secret", tmp_path / "open.secret"
+    short.write_text("too short\n")
+    short.chmod(0o600)
+    open_.write_text(SECRET + "\n")
+    open_.chmod(0o644)
+    listen = ["--repl-listen", "%s:%d" % (HOST, free_port())]
+    for args, said in (
+            (listen, "needed with --repl-listen"),
+            (listen + ["--repl-secret-file", tmp_path / "none"],
+             "cannot read"),
+            (listen + ["--repl-secret-file", short], "16 to 1024 bytes"),
+            (listen + ["--repl-secret-file", open_], "chmod 600"),
+            (["--replicate-from", "nowhere", "--repl-secret-file",
+              secret], "wants HOST:PORT"),
+            (["--repl-sync-timeout", "100"], "needs 'repl-listen'")):
+        p = run("serve", "--data", tmp_path / "d", "--lmtp",
+                "%s:%d" % (HOST, free_port()), *args, timeout=20)
+        assert p.returncode == 2, (args, p.stderr)
+        assert said in p.stderr, (args, p.stderr)
