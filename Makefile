@@ -207,12 +207,14 @@ build/fuzz:
 	mkdir -p $@
 
 # Coverage (gcc --coverage, gcovr): the unit tests and the integration
-# tests on an unoptimised build in build/cov/, then line and branch
+# tests on an unoptimised build in build/cov/, then branch and line
 # coverage of every source file, and the totals against the floor: the
-# figures last measured (README, "Tests").  Raise the floor when
-# coverage rises; a change that lowers it fails.  Long: run it alone.
-COV_FLOOR_LINES    = 86.8
-COV_FLOOR_BRANCHES = 72.6
+# figures last measured (README, "Tests": 87.6% and 73.9%) rounded down
+# to the half percent, as paths that depend on timing come and go.
+# Raise the floor when coverage rises; a change that lowers it fails.
+# Long (about 20 minutes on two busy cores): run it alone.
+COV_FLOOR_LINES    = 87.5
+COV_FLOOR_BRANCHES = 73.5
 COV_FLAGS = -O0 -g --coverage
 COV_OBJS  = $(SRCS:%.c=build/cov/%.o)
 COV_LIB   = $(MODULES:%.c=build/cov/%.o)
@@ -225,8 +227,8 @@ coverage: deps-coverage build/cov/mailrepd $(COV_UNIT)
 	    { tail -40 build/cov/unit.log; exit 1; }; done
 	@status=0; MAILREPD=$(CURDIR)/build/cov/mailrepd $(PYTHON) -m pytest \
 	    -q -p no:cacheprovider test/integration || status=$$?; \
-	$(GCOVR) --txt; $(GCOVR) --txt -b; \
-	$(GCOVR) --print-summary -o /dev/null \
+	$(GCOVR) --txt -b; \
+	$(GCOVR) --txt --print-summary \
 	    --fail-under-line $(COV_FLOOR_LINES) \
 	    --fail-under-branch $(COV_FLOOR_BRANCHES) || \
 	    { echo "coverage below the floor: lines $(COV_FLOOR_LINES)%," \

@@ -1753,16 +1753,17 @@ imap_can_leave(const struct session *s, const struct imap_session *ims)
 }
 
 /*
- * Idle past --idle-timeout.  Between commands the client hears BYE; in
- * the middle of an answer (it stopped reading a large one) a BYE would
- * land inside a literal, so the connection is dropped without a word.
+ * Idle past --idle-timeout (or --prelogin-timeout).  The client hears
+ * BYE, unless an answer is still being produced in steps (it stopped
+ * reading a large one): there a BYE would land inside a literal, so the
+ * connection is dropped without a word.
  */
 static void
 imap_timeout(struct session *s)
 {
 	struct imap_session	*ims = imap_of(s);
 
-	if (ims != NULL && !imap_can_leave(s, ims)) {
+	if (ims != NULL && ims->step != NULL) {
 		log_info("imap.timeout", "session=%llu peer=%s msg=\"stopped "
 		    "reading in the middle of an answer\"",
 		    (unsigned long long)s->id, s->peer);
