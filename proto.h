@@ -121,8 +121,10 @@ struct proto_ops {
 	int		(*established)(const struct session *);
 	void		(*start)(struct session *);
 	void		(*input)(struct session *);
-	/* The change it waited for (session_wait_commit) is committed or
-	   not; NULL for a protocol that never waits. */
+	/*
+	 * The change it waited for (session_wait_commit) is committed, or
+	 * not; NULL for a protocol that never waits.
+	 */
 	void		(*committed)(struct session *, int ok);
 	/* Idle past --idle-timeout; NULL: the protocol keeps its own time. */
 	void		(*timeout)(struct session *);

@@ -420,11 +420,11 @@ sync_purge(struct server *srv)
 void
 sync_tick(struct server *srv)
 {
-	const struct settings *set = srv->settings;
-	struct session	*s;
-	struct chan	*c;
-	int64_t		 left;
-	int		 status;
+	const struct settings	*set = srv->settings;
+	struct session		*s;
+	struct chan		*c;
+	int64_t			 left;
+	int			 status;
 
 	while (waitpid(-1, &status, WNOHANG) > 0)
 		;
