@@ -13,6 +13,8 @@
 #   make check-cross  the cross binaries' tests under qemu (mk/cross.mk)
 #   make deb        Debian packages for amd64, arm64, armhf (mk/deb.mk)
 #   make imaptest IMAPTEST=path   Dovecot's imaptest suite, per test group
+#   make coverage   unit and integration suites on a --coverage build:
+#                   line and branch coverage per file, against a floor
 #   make clean
 #
 # Missing Debian packages are installed when run as root (scripts/deps).
@@ -55,6 +57,7 @@ UNIT_BINS = $(UNIT_SRCS:test/unit/%.c=build/asan/%)
 .PHONY: all run check asan unit integration split-brain jepsen imaptest clean \
 	deps-build docs docs-check install \
 	deps-check \
+	coverage deps-coverage \
 	fuzz fuzz-check fuzz-seeds deps-fuzz lint deps-lint
 
 all: deps-build mailrepd
@@ -232,6 +235,9 @@ build/asan/seed_sync: test/fuzz/seed_sync.c $(ASAN_LIB) $(HDRS) | build/asan
 deps-fuzz:
 	@scripts/deps fuzz
 
+deps-coverage:
+	@scripts/deps coverage
+
 deps-lint:
 	@scripts/deps lint
 
@@ -243,6 +249,48 @@ build/fuzz/fuzz_%: test/fuzz/fuzz_%.c $(FUZZ_OBJS) $(HDRS) | build/fuzz
 	    $(FUZZ_OBJS) $(LIBS)
 
 build/fuzz:
+	mkdir -p $@
+
+# Coverage (gcc --coverage, gcovr): the unit tests and the integration
+# tests on an unoptimised build in build/cov/, then branch and line
+# coverage of every source file, and the totals against the floor: the
+# figures last measured (README, "Tests": 87.6% and 73.9%) rounded down
+# to the half percent, as paths that depend on timing come and go.
+# Raise the floor when coverage rises; a change that lowers it fails.
+# Long (about 20 minutes on two busy cores): run it alone.
+COV_FLOOR_LINES    = 87.5
+COV_FLOOR_BRANCHES = 73.5
+COV_FLAGS = -O0 -g --coverage
+COV_OBJS  = $(SRCS:%.c=build/cov/%.o)
+COV_LIB   = $(MODULES:%.c=build/cov/%.o)
+COV_UNIT  = $(UNIT_SRCS:test/unit/%.c=build/cov/%)
+GCOVR     = gcovr -r . --object-directory build/cov -e 'test/.*'
+
+coverage: deps-coverage build/cov/mailrepd $(COV_UNIT)
+	@find build/cov -name '*.gcda' -delete
+	@set -e; for t in $(COV_UNIT); do $$t >build/cov/unit.log 2>&1 || \
+	    { tail -40 build/cov/unit.log; exit 1; }; done
+	@status=0; MAILREPD=$(CURDIR)/build/cov/mailrepd $(PYTHON) -m pytest \
+	    -q -p no:cacheprovider test/integration || status=$$?; \
+	$(GCOVR) --txt -b; \
+	$(GCOVR) --txt --print-summary \
+	    --fail-under-line $(COV_FLOOR_LINES) \
+	    --fail-under-branch $(COV_FLOOR_BRANCHES) || \
+	    { echo "coverage below the floor: lines $(COV_FLOOR_LINES)%," \
+	    "branches $(COV_FLOOR_BRANCHES)%"; exit 1; }; \
+	exit $$status
+
+build/cov/mailrepd: $(COV_OBJS)
+	$(CC) $(ALL_CFLAGS) $(COV_FLAGS) -o $@ $(COV_OBJS) $(LIBS)
+
+build/cov/%.o: %.c $(HDRS) | build/cov
+	$(CC) $(ALL_CFLAGS) $(COV_FLAGS) -c -o $@ $<
+
+build/cov/test_%: test/unit/test_%.c $(COV_LIB) $(HDRS) | build/cov
+	$(CC) $(ALL_CFLAGS) $(COV_FLAGS) -I. -o $@ $< $(COV_LIB) \
+	    $(LIBS) -lcmocka
+
+build/cov:
 	mkdir -p $@
 
 clean:

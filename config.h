@@ -160,9 +160,15 @@
 #define SYNC_SECRET_MIN		16	/* shortest secret accepted */
 #define SYNC_RECONNECT_MIN	1	/* seconds before the first reconnect */
 #define SYNC_RECONNECT_MAX	30	/* reconnect backoff cap, seconds */
-#define SYNC_HANDSHAKE_TIMEOUT	10	/* seconds to authenticate */
-#define SYNC_PING_INTERVAL	15	/* seconds between keep-alives */
-#define SYNC_DEAD_AFTER		60	/* seconds of silence before a peer is dropped */
+/*
+ * The replication link's timings (settings; sync_tick() looks once a
+ * second).  A peer is dropped only after more than two keep-alives
+ * could have come, so one delayed ping never cuts a healthy link.
+ */
+#define DEFAULT_REPL_HANDSHAKE_TIMEOUT 10 /* seconds to HELLO and START */
+#define DEFAULT_REPL_PING_INTERVAL 15	/* seconds between keep-alives */
+#define DEFAULT_REPL_DEAD_AFTER	60	/* seconds of silence before a peer is dropped */
+#define REPL_TIMING_MAX		3600	/* seconds, any of the three */
 #define SYNC_MAX_PEERS		64	/* replication connections at once */
 #define SYNC_PURGE_BATCH	10000	/* log records purged per statement */
 #define SYNC_PURGE_MAX		4	/* purge statements per purge run */

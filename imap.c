@@ -1773,13 +1773,6 @@ imap_start(struct session *s)
 	    capabilities(s), s->srv->settings->name);
 }
 
-static void
-imap_timeout(struct session *s)
-{
-	session_printf(s, "* BYE Disconnected for inactivity\r\n");
-	session_close(s);
-}
-
 /*
  * Whether the session can hear BYE now without losing anything: it is
  * between commands or in IDLE, or a login of it waits for the password
@@ -1802,6 +1795,28 @@ imap_can_leave(const struct session *s, const struct imap_session *ims)
 	default:
 		return 0;
 	}
+}
+
+/*
+ * Idle past --idle-timeout (or --prelogin-timeout).  The client hears
+ * BYE, unless an answer is still being produced in steps (it stopped
+ * reading a large one): there a BYE would land inside a literal, so the
+ * connection is dropped without a word.
+ */
+static void
+imap_timeout(struct session *s)
+{
+	struct imap_session	*ims = imap_of(s);
+
+	if (ims != NULL && ims->step != NULL) {
+		log_info("imap.timeout", "session=%llu peer=%s msg=\"stopped "
+		    "reading in the middle of an answer\"",
+		    (unsigned long long)s->id, s->peer);
+		session_broken(s);
+		return;
+	}
+	session_printf(s, "* BYE Disconnected for inactivity\r\n");
+	session_close(s);
 }
 
 /*

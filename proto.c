@@ -175,8 +175,7 @@ session_has_output(const struct session *s)
 	    (s->tp != NULL && transport_pending_output(s->tp));
 }
 
-/* Marks the connection dead: nothing more is read or written. */
-static void
+void
 session_broken(struct session *s)
 {
 	s->in_eof = 1;
@@ -685,7 +684,8 @@ server_timeouts(struct server *srv)
 		    !session_prelogin_expired(s))
 			continue;
 		if (s->io == SESSION_OPEN && !s->tls_start) {
-			s->ops->timeout(s);
+			if (s->ops->timeout != NULL)
+				s->ops->timeout(s);
 			s->last_active = srv->now;	/* time to say so */
 		} else if (s->io == SESSION_CLOSING || s->tls_start)
 			session_broken(s);
@@ -760,14 +760,17 @@ session_getline(struct session *s, size_t max, char **line, size_t *len,
 	return LINE_OK;
 }
 
-/* Drops the output of a session that went past its limit, and closes it. */
+/*
+ * Drops the output of a session that went past its limit, and the
+ * connection: what the protocol writes after this (the rest of the
+ * reply that did not fit) would reach the client without its start.
+ */
 static void
 output_overflow(struct session *s)
 {
 	log_warn("session.output", "proto=%s peer=%s msg=\"output "
 	    "limit reached\"", s->ops->name, s->peer);
-	buf_reset(&s->out);
-	s->io = SESSION_CLOSING;
+	session_broken(s);
 }
 
 void
@@ -808,6 +811,9 @@ session_printf(struct session *s, const char *fmt, ...)
 	va_list	 ap;
 	int	 rc;
 
+	/* As session_write: nothing more for a peer that is gone. */
+	if (s->io == SESSION_CLOSING && s->in_eof)
+		return;
 	va_start(ap, fmt);
 	rc = buf_vprintf(&s->out, fmt, ap);
 	va_end(ap);
@@ -825,7 +831,7 @@ session_wait_commit(struct session *s)
 {
 	if (s->io == SESSION_CLOSING)
 		return;
-	assert(s->io == SESSION_OPEN);
+	assert(s->io == SESSION_OPEN && s->ops->committed != NULL);
 	s->io = SESSION_WAIT_COMMIT;
 }
 

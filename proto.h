@@ -121,7 +121,12 @@ struct proto_ops {
 	int		(*established)(const struct session *);
 	void		(*start)(struct session *);
 	void		(*input)(struct session *);
+	/*
+	 * The change it waited for (session_wait_commit) is committed, or
+	 * not; NULL for a protocol that never waits.
+	 */
 	void		(*committed)(struct session *, int ok);
+	/* Idle past --idle-timeout; NULL: the protocol keeps its own time. */
 	void		(*timeout)(struct session *);
 	void		(*free)(struct session *);
 	/*
@@ -302,6 +307,11 @@ int	session_output_high(const struct session *);
 
 /* Sends what is buffered, then closes. */
 void	session_close(struct session *);
+/*
+ * The peer is gone (silent past a deadline, a broken connection):
+ * nothing more is read or written, and what is queued for it is dropped.
+ */
+void	session_broken(struct session *);
 
 /*
  * TLS and compression (transport.h).  session_start_tls() is called

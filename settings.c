@@ -113,6 +113,17 @@ static const struct setting table[] = {
 	    DEFAULT_REPL_SYNC_TIMEOUT, 0, REPL_SYNC_TIMEOUT_MAX, NULL,
 	    "ms a master holds each LMTP 250 / IMAP OK until a replica has "
 	    "the change (0: asynchronous)" },
+	{ "repl-handshake-timeout", SET_LONG, OFF(repl_handshake_timeout),
+	    NULL, DEFAULT_REPL_HANDSHAKE_TIMEOUT, 1, REPL_TIMING_MAX, NULL,
+	    "seconds a replication peer has, once TLS is up, for HELLO and "
+	    "START" },
+	{ "repl-ping-interval", SET_LONG, OFF(repl_ping_interval), NULL,
+	    DEFAULT_REPL_PING_INTERVAL, 1, REPL_TIMING_MAX, NULL,
+	    "seconds between keep-alives on an idle replication link" },
+	{ "repl-dead-after", SET_LONG, OFF(repl_dead_after), NULL,
+	    DEFAULT_REPL_DEAD_AFTER, 3, REPL_TIMING_MAX, NULL,
+	    "seconds of silence after which a replication peer is dropped "
+	    "(and a replica reconnects); more than twice repl-ping-interval" },
 	{ "guard-max-mailbox-deletes", SET_LONG,
 	    OFF(guard_max_mailbox_deletes), NULL, DEFAULT_GUARD_MAX_MAILBOX_DELETES,
 	    0, 1000000, NULL, "a replica pauses rather than delete more "

@@ -38,6 +38,9 @@ struct settings {
 	long	 repl_log_retention;	/* seconds a log record is kept */
 	long	 repl_sync_timeout;	/* ms a reply waits for a replica;
 					   0: asynchronous */
+	long	 repl_handshake_timeout; /* seconds to HELLO and START */
+	long	 repl_ping_interval;	/* seconds between keep-alives */
+	long	 repl_dead_after;	/* seconds of silence: peer dropped */
 	long	 guard_max_mailbox_deletes; /* mass-delete guard */
 	long	 guard_max_expunge_percent;
 	long	 guard_window;		/* seconds */

@@ -154,6 +154,12 @@ sync_setup(struct server *srv)
 		    "'repl-listen': no replica could acknowledge\n");
 		return -1;
 	}
+	if (set->repl_dead_after <= 2 * set->repl_ping_interval) {
+		fprintf(stderr, "mailrepd: setting 'repl-dead-after' (%ld) "
+		    "must be more than twice 'repl-ping-interval' (%ld)\n",
+		    set->repl_dead_after, set->repl_ping_interval);
+		return -1;
+	}
 	if (upstream_of(srv, repl.from, sizeof(repl.from)) < 0)
 		return -1;
 	if (set->repl_listen == NULL && repl.from[0] == '\0')
@@ -504,9 +510,10 @@ sync_housekeep(struct server *srv)
 void
 sync_tick(struct server *srv)
 {
-	struct session	*s;
-	struct chan	*c;
-	int		 status;
+	const struct settings	*set = srv->settings;
+	struct session		*s;
+	struct chan		*c;
+	int			 status;
 
 	while (waitpid(-1, &status, WNOHANG) > 0)
 		;
@@ -532,20 +539,22 @@ sync_tick(struct server *srv)
 		    (c = chan_of(s)) == NULL)
 			continue;
 		if (c->state != CH_STREAM && c->state != CH_RECONCILE) {
-			if (srv->now - c->started > SYNC_HANDSHAKE_TIMEOUT) {
+			if (srv->now - c->started >
+			    set->repl_handshake_timeout) {
 				log_warn("sync.handshake", "peer=%s msg=\"timed "
 				    "out\"", s->peer);
 				session_close(s);
 			}
 			continue;
 		}
-		if (srv->now - c->last_rx > SYNC_DEAD_AFTER) {
-			log_warn("sync.dead", "peer=%s msg=\"silent for %d s\"",
-			    s->peer, SYNC_DEAD_AFTER);
-			session_close(s);
+		if (srv->now - c->last_rx > set->repl_dead_after) {
+			log_warn("sync.dead", "peer=%s msg=\"silent for %ld s\"",
+			    s->peer, set->repl_dead_after);
+			/* Gone: what is queued for it would never drain. */
+			session_broken(s);
 			continue;
 		}
-		if (srv->now - c->last_tx >= SYNC_PING_INTERVAL &&
+		if (srv->now - c->last_tx >= set->repl_ping_interval &&
 		    s->io == SESSION_OPEN)
 			chan_send(s, SF_PING, "", 0);
 		if (c->master && srv->now - c->stored_at >=

@@ -314,6 +314,21 @@ chan_refuse(struct session *s, const char *why)
 }
 
 /*
+ * A frame the protocol does not allow here: said in the log, with the
+ * peer's name when it gave one, and the connection dropped.  What was
+ * applied stays; a replica reconnects from its committed position.
+ */
+void
+chan_bad(struct session *s, const char *what)
+{
+	struct chan	*c = chan_of(s);
+
+	log_warn("sync.protocol", "peer=%s name=%s msg=%s", s->peer,
+	    log_quote(c != NULL ? c->name : ""), log_quote(what));
+	session_close(s);
+}
+
+/*
  * Takes the next complete frame off the input: returns 1 with its type
  * and payload (valid until consumed), 0 when more is needed, -1 (session
  * closed, logged) for a bad frame.
@@ -328,9 +343,7 @@ chan_next(struct session *s, uint8_t *type, const uint8_t **payload,
 
 	rc = sync_frame_peek(p, buf_used(&s->in), type, n, total);
 	if (rc < 0) {
-		log_warn("sync.protocol", "peer=%s msg=\"frame too long\"",
-		    s->peer);
-		session_close(s);
+		chan_bad(s, "frame too long");
 		return -1;
 	}
 	if (rc == 0)
@@ -404,13 +417,6 @@ chan_free(struct session *s)
 	free(c->zout);
 	free(c);
 	s->proto = NULL;
-}
-
-void
-chan_timeout(struct session *s)
-{
-	/* Idle timeouts are sync_tick()'s business (pings, dead peers). */
-	(void)s;
 }
 
 /*

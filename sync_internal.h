@@ -189,6 +189,8 @@ int		 chan_send_deflated(struct session *, uint8_t type,
 ssize_t		 chan_inflate(struct chan *, const uint8_t *, size_t);
 /* Sends REFUSE with why and closes. */
 void		 chan_refuse(struct session *, const char *why);
+/* The peer broke the protocol: logs what (sync.protocol) and closes. */
+void		 chan_bad(struct session *, const char *what);
 /* The next complete frame: 1, 0 when more is needed, -1 (closed). */
 int		 chan_next(struct session *, uint8_t *type,
 		    const uint8_t **payload, size_t *n, size_t *total);
@@ -197,8 +199,7 @@ struct chan	*chan_new(struct session *, int master);
 /* Drops the replica's batch in progress. */
 void		 pending_clear(struct chan *);
 void		 chan_free(struct session *);
-/* proto_ops.timeout and proto_ops.tls_failed of both ends. */
-void		 chan_timeout(struct session *);
+/* proto_ops.tls_failed of both ends. */
 void		 chan_tls_failed(struct session *, const char *why,
 		    int wrong_key);
 

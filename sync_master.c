@@ -341,9 +341,14 @@ master_hello(struct session *s, const uint8_t *p, size_t n)
 	applied = (int64_t)rd_u64(&d);
 	hash = rd_bytes(&d, LOG_HASH_LEN);
 	rd_str(&d, c->name, sizeof(c->name));
-	if (d.bad || d.off != n || v == NULL || applied < 0 ||
-	    store_node_get(st, &me) != STORE_OK) {
+	if (d.bad || d.off != n || v == NULL || applied < 0) {
+		log_warn("sync.protocol", "peer=%s msg=\"bad HELLO\"",
+		    s->peer);
 		chan_refuse(s, "bad HELLO");
+		return;
+	}
+	if (store_node_get(st, &me) != STORE_OK) {
+		session_close(s);
 		return;
 	}
 	if ((why = hello_refusal(s, &me)) != NULL) {
@@ -410,7 +415,7 @@ master_input(struct session *s)
 			    c->inflight_end[k] != ack; k++)
 				;
 			if (k == c->inflight) {
-				session_close(s);
+				chan_bad(s, "ACK of no batch in flight");
 				break;
 			}
 			c->acked = ack;
@@ -451,13 +456,6 @@ master_wake(struct session *s)
 	master_produce(s);
 }
 
-static void
-chan_committed(struct session *s, int ok)
-{
-	(void)s;
-	(void)ok;
-}
-
 const struct proto_ops sync_master_proto = {
 	.name = "repl",
 	.pool = POOL_REPL,
@@ -467,8 +465,8 @@ const struct proto_ops sync_master_proto = {
 	.busy_reply = "",
 	.start = master_start,
 	.input = master_input,
-	.committed = chan_committed,
-	.timeout = chan_timeout,
+	.committed = NULL,	/* it never waits for a commit */
+	.timeout = NULL,	/* sync_tick() pings and drops dead peers */
 	.free = master_free,
 	.wake = master_wake,
 	.psk = 1,

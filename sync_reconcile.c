@@ -991,9 +991,7 @@ master_push_begin(struct session *s, struct chan *c, const uint8_t *p,
 		master_push_done(s, c);
 	return;
 bad:
-	log_warn("sync.protocol", "peer=%s name=%s msg=\"bad PUSH\"", s->peer,
-	    log_quote(c->name));
-	session_close(s);
+	chan_bad(s, "bad PUSH");
 }
 
 /* The whole copy is here and hashes to its GUID: renumber it. */
@@ -1033,9 +1031,7 @@ master_push_data(struct session *s, struct chan *c, const uint8_t *p,
     size_t n)
 {
 	if (c->cur != &c->push || n > c->body_left) {
-		log_warn("sync.protocol", "peer=%s name=%s msg=\"PUSH_DATA "
-		    "out of place\"", s->peer, log_quote(c->name));
-		session_close(s);
+		chan_bad(s, "PUSH_DATA out of place");
 		return;
 	}
 	body_feed(c, p, n);
@@ -1060,9 +1056,7 @@ master_relocate(struct session *s, struct chan *c, const uint8_t *p,
 
 	if (n != MAILBOX_ID_LEN + 4 + GUID_LEN + 4 ||
 	    (uid = get32(p + MAILBOX_ID_LEN)) == 0) {
-		log_warn("sync.protocol", "peer=%s name=%s msg=\"bad "
-		    "RELOCATE\"", s->peer, log_quote(c->name));
-		session_close(s);
+		chan_bad(s, "bad RELOCATE");
 		return;
 	}
 	crypto_hex(p + MAILBOX_ID_LEN + 4, GUID_LEN, hex);
@@ -1098,7 +1092,7 @@ replica_pull(struct session *s, struct chan *c, const uint8_t *p, size_t n)
 
 	(void)c;
 	if (n != MAILBOX_ID_LEN + 4 + GUID_LEN) {
-		session_close(s);
+		chan_bad(s, "bad PULL");
 		return;
 	}
 	memset(&k, 0, sizeof(k));
@@ -1304,7 +1298,7 @@ replica_reconcile(struct session *s, struct chan *c, const uint8_t *p,
 
 	if (head_decode(p, n, c->node_id, c->epoch, &c->recon_head,
 	    hash) < 0 || inflateInit(&c->z) != Z_OK) {
-		session_close(s);
+		chan_bad(s, "bad RECONCILE");
 		return;
 	}
 	c->z_ok = 1;
@@ -1367,7 +1361,7 @@ replica_want(struct session *s, struct chan *c, const uint8_t *p, size_t n)
 	const size_t		 hdr = MAILBOX_ID_LEN + 8 + 8 + 1 + 8;
 
 	if (n != MAILBOX_ID_LEN + 4) {
-		session_close(s);
+		chan_bad(s, "bad INV_WANT");
 		return;
 	}
 	after = get32(p + MAILBOX_ID_LEN);
@@ -1405,12 +1399,12 @@ replica_reconciled(struct session *s, struct chan *c, const uint8_t *p,
 
 	if (head_decode(p, n, id, epoch, &head, hash) < 0 ||
 	    memcmp(id, c->node_id, NODE_ID_LEN) != 0 ||
-	    memcmp(epoch, c->epoch, EPOCH_LEN) != 0) {
-		session_close(s);
+	    memcmp(epoch, c->epoch, EPOCH_LEN) != 0 ||
+	    head != c->recon_head || c->nbatch != 0 || c->inv_sending) {
+		chan_bad(s, "bad START after reconciliation");
 		return;
 	}
-	if (head != c->recon_head || c->nbatch != 0 || c->inv_sending ||
-	    store_batch_begin(st) != STORE_OK) {
+	if (store_batch_begin(st) != STORE_OK) {
 		session_close(s);
 		return;
 	}

@@ -4,6 +4,7 @@ compressed stream, the refusals, and a corrupt stream."""
 import re
 import socket
 import ssl
+import time
 import zlib
 
 import pytest
@@ -183,4 +184,27 @@ def test_corrupt_deflate_stream_ends_the_session(server):
     c = Client(s.imap)
     untagged, done = c.cmd('LOGIN alice "%s"' % PASSWORD)
     assert done.startswith("OK")
+    c.close()
+
+
+def test_compressed_commands_byte_by_byte(server):
+    """The compressed stream arriving a byte at a time, commands split
+    anywhere inside deflate blocks: every command runs once."""
+    s = imap_server(server)
+    c = Client(s.imap)
+    c.cmd('LOGIN alice "%s"' % PASSWORD)
+    c.compress()
+    c.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    wire = b""
+    for i in range(3):
+        text = "b%d NOOP\r\n" % i
+        wire += c.z_out.compress(text.encode()) + \
+            c.z_out.flush(zlib.Z_SYNC_FLUSH)
+    for i in range(len(wire)):
+        c.sock.sendall(wire[i:i + 1])
+        time.sleep(0.005)
+    for i in range(3):
+        assert c.line().startswith("b%d OK" % i)
+    untagged, done = c.cmd("SELECT INBOX")
+    assert done.startswith("OK"), done
     c.close()

@@ -237,6 +237,31 @@ test_long_command_line(void **state)
 	fixture_free(f);
 }
 
+/*
+ * Output past the session's limit is dropped (logged) and the session
+ * closes; a closing session whose peer is gone takes no more output.
+ */
+static void
+test_output_overflow(void **state)
+{
+	struct fixture	*f = fixture_new("4096");
+	size_t		 got;
+
+	(void)state;
+	free(replies(f));
+	buf_free(&f->s->out);
+	buf_init(&f->s->out, 16);
+	feed(f, "LHLO client\r\n", 64);
+	assert_int_equal(f->s->io, SESSION_CLOSING);
+	assert_int_equal(buf_used(&f->s->out), 0);
+	f->s->in_eof = 1;
+	session_write(f->s, "more", 4);
+	session_printf(f->s, "%s", "more");
+	assert_null(session_reserve(f->s, 4, &got));
+	assert_int_equal(buf_used(&f->s->out), 0);
+	fixture_free(f);
+}
+
 int
 main(void)
 {
@@ -245,6 +270,7 @@ main(void)
 		cmocka_unit_test(test_too_big_answered_after_dot),
 		cmocka_unit_test(test_sequence_and_syntax),
 		cmocka_unit_test(test_long_command_line),
+		cmocka_unit_test(test_output_overflow),
 	};
 
 	return cmocka_run_group_tests_name("lmtp", tests, NULL, NULL);

@@ -1,0 +1,270 @@
+"""A scripted replication peer that speaks mailrepd's protocol over the
+real TLS-PSK channel, for the hostile-peer tests.
+
+Python's ssl module has no TLS-PSK on every version this runs on, so the
+TLS end is `openssl s_client` (a scripted replica) or `openssl s_server`
+(a scripted master) with the key mailrepd derives from the secret file
+(HKDF-SHA256, sync.h's SYNC_PSK_INFO), the identity and the only cipher
+suite mailrepd offers.  Their stdin and stdout carry the clear bytes:
+frames (type, 4-byte big-endian length, payload) that this module
+encodes and decodes as sync_chan.c does.
+"""
+import hashlib
+import hmac
+import os
+import selectors
+import sqlite3
+import struct
+import subprocess
+import threading
+import time
+import zlib
+
+from conftest import HOST
+
+PSK_IDENTITY = "mailrepd-repl-1"
+PSK_INFO = b"mailrepd replication TLS-PSK v1"
+CIPHER = "ECDHE-PSK-CHACHA20-POLY1305"
+VERSION = 3
+HDR = 5
+MAX_FRAME = 64 * 1024 + 1024
+NODE_ID_LEN, EPOCH_LEN, HASH_LEN, MAILBOX_ID_LEN = 16, 8, 32, 16
+FRAME_DEADLINE = 15.0
+
+# Frame types (sync.h).
+HELLO, START, REFUSE, RECORD, DATA, END, ACK, PING = b"HSXRDEKP"
+RECONCILE, INV_MAILBOX, INV_END, INV_WANT, INV_MSGS = b"QMNWL"
+PULL, PUSH, PUSH_DATA, RELOCATE = b"UVBO"
+
+REASONS = ("client", "operator", "move", "renumber", "reconcile")
+
+
+def psk_hex(secret):
+    """The TLS-PSK key of a secret line: HKDF-SHA256 without salt."""
+    prk = hmac.new(b"\0" * 32, secret.encode(), hashlib.sha256).digest()
+    return hmac.new(prk, PSK_INFO + b"\x01", hashlib.sha256).hexdigest()
+
+
+def frame(ftype, payload=b""):
+    return bytes([ftype]) + struct.pack(">I", len(payload)) + payload
+
+
+def u64(v):
+    return struct.pack(">Q", v)
+
+
+def string(s):
+    b = s.encode() if isinstance(s, str) else s
+    return struct.pack(">H", len(b)) + b
+
+
+def head(node_id, epoch, pos, log_hash=b"\0" * HASH_LEN):
+    """START and RECONCILE: node id, epoch, position, hash there."""
+    return node_id + epoch + u64(pos) + log_hash
+
+
+def record(seq, kind, user="", mailbox=None, uid=0, guid=None, flags=0,
+           keywords="", name="", value="", body_size=None, reason="client",
+           internaldate=1700000000, modseq=0):
+    """One log record as sync_rec_encode() writes it."""
+    bits = (1 if mailbox else 0) | (2 if guid else 0) | \
+        (4 if body_size is not None else 0)
+    out = u64(seq) + u64(int(time.time())) + string(kind)
+    out += bytes([REASONS.index(reason), bits]) + string(user)
+    if mailbox:
+        out += mailbox
+    out += u64(uid)
+    if guid:
+        out += guid
+    out += u64(modseq) + u64(flags) + string(keywords) + u64(internaldate)
+    out += string(name) + string(value)
+    if body_size is not None:
+        out += u64(body_size)
+    return out
+
+
+def parse_hello(p):
+    """A replica's HELLO as a dict."""
+    d = {"version": p[0], "node_id": p[1:17], "has_master": p[17],
+         "master_id": p[18:34], "epoch": p[34:42]}
+    d["applied"] = struct.unpack(">Q", p[42:50])[0]
+    d["hash"] = p[50:82]
+    n = struct.unpack(">H", p[82:84])[0]
+    d["name"] = p[84:84 + n].decode()
+    return d
+
+
+class TLSPeer:
+    """One openssl process: `client` connects to port (a scripted
+    replica), `server` listens on it (a scripted master, one connection
+    after another on the same process).  What the far end sends piles up
+    in self.buf; read_frame() takes frames off it."""
+
+    def __init__(self, secret, port, role):
+        args = ["openssl", "s_client" if role == "client" else "s_server"]
+        if role == "client":
+            args += ["-connect", "%s:%d" % (HOST, port)]
+        else:
+            args += ["-accept", "%s:%d" % (HOST, port), "-nocert"]
+        args += ["-psk", psk_hex(secret), "-psk_identity", PSK_IDENTITY,
+                 "-tls1_2", "-cipher", CIPHER, "-quiet"]
+        self.proc = subprocess.Popen(args, stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE)
+        self.buf = bytearray()
+        self.err = bytearray()
+        self.eof = False
+        self.cond = threading.Condition()
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+
+    def _read(self):
+        sel = selectors.DefaultSelector()
+        sel.register(self.proc.stdout, selectors.EVENT_READ, self.buf)
+        sel.register(self.proc.stderr, selectors.EVENT_READ, self.err)
+        open_ = 2
+        while open_:
+            for key, _ in sel.select():
+                data = os.read(key.fileobj.fileno(), 65536)
+                with self.cond:
+                    if not data:
+                        sel.unregister(key.fileobj)
+                        open_ -= 1
+                        if key.data is self.buf:
+                            self.eof = True
+                    key.data.extend(data)
+                    self.cond.notify_all()
+
+    def send(self, data):
+        self.proc.stdin.write(data)
+        self.proc.stdin.flush()
+
+    def send_frame(self, ftype, payload=b""):
+        self.send(frame(ftype, payload))
+
+    def read_frame(self, deadline=FRAME_DEADLINE, skip_pings=True):
+        """The next frame (type, payload); AssertionError on timeout or
+        end of stream."""
+        end = time.monotonic() + deadline
+        with self.cond:
+            while True:
+                if len(self.buf) >= HDR:
+                    n = struct.unpack(">I", self.buf[1:5])[0]
+                    if len(self.buf) >= HDR + n:
+                        t, p = self.buf[0], bytes(self.buf[HDR:HDR + n])
+                        del self.buf[:HDR + n]
+                        if t == PING and skip_pings:
+                            continue
+                        return t, p
+                left = end - time.monotonic()
+                assert not self.eof, "the peer closed the connection"
+                assert left > 0, "no frame within %.0f s" % deadline
+                self.cond.wait(left)
+
+    def closed(self, deadline=FRAME_DEADLINE):
+        """Waits until the far end closes (client: the process's stdout
+        ends); True when it did."""
+        end = time.monotonic() + deadline
+        with self.cond:
+            while not self.eof and time.monotonic() < end:
+                self.cond.wait(end - time.monotonic())
+            return self.eof
+
+    def close(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+        self.thread.join(5)
+        for f in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
+            try:
+                f.close()
+            except OSError:
+                pass
+
+
+class Deflater:
+    """One end's zlib stream: every item is flushed (Z_SYNC_FLUSH), as
+    chan_send_deflated() does."""
+
+    def __init__(self):
+        self.z = zlib.compressobj()
+
+    def __call__(self, data):
+        return self.z.compress(data) + self.z.flush(zlib.Z_SYNC_FLUSH)
+
+
+def messages(data):
+    """(uid, guid hex) of every message the store holds."""
+    db = sqlite3.connect("file:%s/mailrepd.db?mode=ro" % data, uri=True,
+                         timeout=10)
+    try:
+        return db.execute("SELECT m.uid, hex(b.guid) FROM message m "
+                          "JOIN blob b ON b.id = m.blob_id "
+                          "ORDER BY m.uid").fetchall()
+    finally:
+        db.close()
+
+
+class ScriptedMaster:
+    """A master that the test scripts frame by frame."""
+
+    def __init__(self, port, secret):
+        self.tls = TLSPeer(secret, port, "server")
+        self.node_id = os.urandom(16)
+        self.epoch = os.urandom(8)
+        self.pos = 0
+        self.mailbox = os.urandom(16)
+        self.z = None
+
+    def accept(self, deadline=20.0):
+        """The replica's next HELLO (leftovers of the last connection
+        are dropped)."""
+        while True:
+            t, p = self.tls.read_frame(deadline)
+            if t == HELLO:
+                self.z = Deflater()
+                return parse_hello(p)
+
+    def start(self, hello):
+        assert hello["applied"] == self.pos, hello
+        self.tls.send_frame(START, head(self.node_id, self.epoch,
+                                        self.pos))
+
+    def record(self, kind, body=None, seq=None, **kw):
+        """Sends one record (the next position unless seq), and its
+        body in one DATA frame."""
+        seq = seq or self.pos + 1
+        if body is not None:
+            kw.setdefault("guid", hashlib.sha256(body).digest())
+            kw["body_size"] = len(body)
+        self.tls.send_frame(RECORD, self.z(record(seq, kind, **kw)))
+        if body:
+            self.tls.send_frame(DATA, self.z(body))
+        return seq
+
+    def batch(self, *recs):
+        """Sends records (kind, kwargs) as one batch; waits for its ACK."""
+        seq = self.pos
+        for kind, kw in recs:
+            seq = self.record(kind, seq=seq + 1, **kw)
+        self.tls.send_frame(END, u64(seq) + b"\0" * 32)
+        t, p = self.tls.read_frame()
+        assert (t, p) == (ACK, u64(seq)), (t, p)
+        self.pos = seq
+
+    def passwd(self):
+        """A harmless good batch: alice's password again."""
+        self.batch(("user.passwd", dict(user="alice", value="x")))
+
+
+def wait_log(server, pattern, since=0, deadline=FRAME_DEADLINE):
+    """Waits until the server's log holds pattern after offset since;
+    returns the log text from since."""
+    end = time.monotonic() + deadline
+    while True:
+        text = server.log_text()[since:]
+        if pattern in text:
+            return text
+        assert time.monotonic() < end, "no %r in the log:\n%s" % (
+            pattern, text[-4000:])
+        time.sleep(0.05)

@@ -1,0 +1,302 @@
+"""A hostile replication peer, over the real TLS-PSK channel.
+
+A scripted master (repl_peer.py, `openssl s_server` with the key the
+secret derives) feeds a real replica one malformed case after another:
+inflate errors, DATA without a record, sequence gaps, oversize batches,
+a body whose bytes do not match its GUID, bad START, oversize frames,
+the master's refusal, unknown frames, a bad END, a bad reconciliation.
+Each time the replica must refuse the frame, log why, keep what it had
+applied (and nothing of the bad batch), and come back with the same
+position; a good batch then applies.  A scripted replica
+(`openssl s_client`) does the same to a real master: a HELLO of another
+version or malformed, unknown frames, an ACK of no batch, oversize
+frames, and bad PUSH frames during reconciliation.
+"""
+import hashlib
+import os
+import struct
+
+from conftest import HOST, free_port
+from repl_peer import (ACK, DATA, END, HELLO, INV_END, INV_MAILBOX,
+                       INV_WANT, MAX_FRAME, PING, PULL, PUSH, PUSH_DATA,
+                       RECONCILE, RECORD, REFUSE, RELOCATE, START,
+                       ScriptedMaster, TLSPeer, frame, head, messages,
+                       record, string, u64, wait_log)
+from test_replication import (SECRET, cluster, lmtp_one,  # noqa: F401
+                              message, secret, wait_same)
+
+BODY = (b"From: <s@remote.test>\r\nTo: <alice@example.com>\r\n"
+        b"Subject: kept\r\n\r\nthe replica keeps this\r\n")
+
+
+def bad_inflate(m):
+    m.tls.send_frame(RECORD, b"\xff" * 40)
+
+
+def data_without_record(m):
+    m.tls.send_frame(DATA, m.z(b"a body nobody announced\r\n"))
+
+
+def sequence_gap(m):
+    m.record("user.passwd", user="alice", value="x")
+    m.record("user.passwd", seq=m.pos + 3, user="alice", value="x")
+
+
+def oversize_batch(m):
+    for i in range(257):
+        m.record("user.passwd", seq=m.pos + 1 + i, user="alice", value="x")
+
+
+def body_not_its_guid(m):
+    m.record("message.append", body=b"X" + BODY[1:], mailbox=m.mailbox,
+             uid=2, guid=hashlib.sha256(BODY).digest())
+
+
+def data_past_body(m):
+    m.record("message.append", mailbox=m.mailbox, uid=2,
+             guid=hashlib.sha256(b"short").digest(), body_size=5)
+    m.tls.send_frame(DATA, m.z(b"much longer than five"))
+
+
+def bad_record(m):
+    m.tls.send_frame(RECORD, m.z(b"\0" * 16 + string("no.such.kind") +
+                                 b"\0" * 40))
+
+
+def end_mismatch(m):
+    m.record("user.passwd", user="alice", value="x")
+    m.tls.send_frame(END, u64(m.pos + 5) + b"\0" * 32)
+
+
+def empty_batch(m):
+    m.tls.send_frame(END, u64(m.pos) + b"\0" * 32)
+
+
+def oversize_frame(m):
+    m.tls.send(bytes([RECORD]) + struct.pack(">I", MAX_FRAME + 1))
+
+
+def unknown_frame(m):
+    m.tls.send_frame(ord("Z"), b"what is this")
+
+
+def short_end(m):
+    m.tls.send_frame(END, b"\0" * 8)
+
+
+# Before START: (hello) -> the frames to send.
+def bad_start_position(m, hello):
+    m.tls.send_frame(START, head(m.node_id, m.epoch, m.pos + 7))
+
+
+def short_start(m, hello):
+    m.tls.send_frame(START, b"\0" * 20)
+
+
+def record_before_start(m, hello):
+    m.tls.send_frame(RECORD, m.z(record(m.pos + 1, "user.passwd",
+                                        user="alice", value="x")))
+
+
+def refused(m, hello):
+    m.tls.send_frame(REFUSE, b"protocol version not supported")
+
+
+def master_is_itself(m, hello):
+    m.tls.send_frame(START, head(hello["node_id"], m.epoch, m.pos))
+
+
+def bad_want(m, hello):
+    m.tls.send_frame(RECONCILE, head(m.node_id, m.epoch, m.pos))
+    m.tls.send_frame(INV_WANT, b"\0" * 3)
+
+
+def bad_reconciled(m, hello):
+    m.tls.send_frame(RECONCILE, head(m.node_id, m.epoch, m.pos))
+    m.tls.send_frame(START, head(os.urandom(16), m.epoch, m.pos))
+
+
+def bad_pull(m, hello):
+    m.tls.send_frame(RECONCILE, head(m.node_id, m.epoch, m.pos))
+    m.tls.send_frame(PULL, b"\0" * 5)
+
+
+STREAM_CASES = [
+    (bad_inflate, "bad stream frame"),
+    (data_without_record, "bad stream frame"),
+    (sequence_gap, "bad stream frame"),
+    (oversize_batch, "bad stream frame"),
+    (body_not_its_guid, "sync.body.corrupt"),
+    (data_past_body, "bad stream frame"),
+    (bad_record, "bad stream frame"),
+    (end_mismatch, "batch end at"),
+    (empty_batch, "batch end at"),
+    (oversize_frame, "frame too long"),
+    (unknown_frame, "bad stream frame"),
+    (short_end, "bad stream frame"),
+]
+
+START_CASES = [
+    (bad_start_position, "bad START"),
+    (short_start, "bad START"),
+    (record_before_start, "unexpected frame"),
+    (refused, "sync.refused"),
+    (master_is_itself, "sync.cycle"),
+    (bad_want, "bad INV_WANT"),
+    (bad_reconciled, "bad START after reconciliation"),
+    (bad_pull, "bad PULL"),
+]
+
+
+def test_replica_refuses_hostile_master(server, secret):
+    port = free_port()
+    m = ScriptedMaster(port, SECRET)
+    try:
+        rep = server(users=(), args=[
+            "--replicate-from", "%s:%d" % (HOST, port),
+            "--repl-secret-file", secret, "--name", "victim"])
+        hello = m.accept()
+        assert hello["version"] == 3 and hello["name"] == "victim"
+        m.start(hello)
+        m.batch(("user.add", dict(user="alice", value="x")),
+                ("mailbox.create", dict(user="alice", mailbox=m.mailbox,
+                                        name="INBOX", uid=42, flags=1)),
+                ("message.append", dict(mailbox=m.mailbox, uid=1,
+                                        body=BODY)))
+        kept = messages(rep.data)
+        assert kept == [(1, hashlib.sha256(BODY).hexdigest().upper())]
+        # Each stream case ends a connection; the next one meets a
+        # case before START while there are some.
+        starts = list(START_CASES)
+        for case, logged in STREAM_CASES:
+            since = len(rep.log_text())
+            case(m)
+            wait_log(rep, logged, since)
+            if starts:
+                case, logged = starts.pop(0)
+                hello = m.accept()
+                assert hello["applied"] == m.pos, (case.__name__, hello)
+                since = len(rep.log_text())
+                case(m, hello)
+                wait_log(rep, logged, since)
+            # It keeps its data and comes back from the same position.
+            hello = m.accept()
+            assert hello["applied"] == m.pos, (case.__name__, hello)
+            assert messages(rep.data) == kept, case.__name__
+            m.start(hello)
+            m.passwd()
+        assert not starts
+        assert rep.running()
+    finally:
+        m.tls.close()
+
+
+# --- a hostile replica against a real master -------------------------------
+
+class ScriptedReplica:
+    def __init__(self, port, name="hostile"):
+        self.tls = TLSPeer(SECRET, port, "client")
+        self.node_id = os.urandom(16)
+        self.name = name
+
+    def hello(self, version=3, extra=b""):
+        p = bytes([version]) + self.node_id + b"\0" + b"\0" * 24 + \
+            u64(0) + b"\0" * 32 + string(self.name) + extra
+        self.tls.send_frame(HELLO, p)
+
+    def close(self):
+        self.tls.close()
+
+
+def reconciling(port):
+    """A scripted replica the master reconciles (a new node): returns
+    it after the master's RECONCILE, with its empty inventory sent."""
+    r = ScriptedReplica(port)
+    r.hello()
+    t, _ = r.tls.read_frame()
+    assert t == RECONCILE
+    r.tls.send_frame(INV_END)
+    return r
+
+
+def push(mailbox, uid, body, size=None, guid=None):
+    return (mailbox + u64(uid) + (guid or hashlib.sha256(body).digest()) +
+            u64(0) + u64(1700000000) + u64(len(body) if size is None
+                                            else size) +
+            string("") + u64(1))
+
+
+MASTER_CASES = {
+    "version": (lambda port: _hello_case(port, version=2),
+                "replica speaks another protocol version", REFUSE),
+    "short hello": (lambda port: _hello_case(port, extra=None),
+                    "bad HELLO", REFUSE),
+    "long hello": (lambda port: _hello_case(port, extra=b"junk"),
+                   "bad HELLO", REFUSE),
+    "unknown frame": (lambda port: _after_reconcile(
+        port, frame(ord("Z"), b"?")), "unexpected frame", None),
+    "ack of no batch": (lambda port: _after_reconcile(
+        port, frame(ACK, u64(99))), "ACK of no batch", None),
+    "oversize frame": (lambda port: _after_reconcile(
+        port, bytes([PING]) + struct.pack(">I", MAX_FRAME + 1)),
+        "frame too long", None),
+    "push too big": (lambda port: _after_reconcile(
+        port, frame(PUSH, push(b"\0" * 16, 1, b"", size=1 << 40))),
+        "bad PUSH", None),
+    "push truncated": (lambda port: _after_reconcile(
+        port, frame(PUSH, b"\0" * 20)), "bad PUSH", None),
+    "push data alone": (lambda port: _after_reconcile(
+        port, frame(PUSH_DATA, b"stray")), "PUSH_DATA out of place", None),
+    "push body not its guid": (lambda port: _after_reconcile(
+        port, frame(PUSH, push(b"\0" * 16, 1, BODY,
+                               guid=hashlib.sha256(b"x").digest())) +
+        frame(PUSH_DATA, BODY)), "sync.body.corrupt", None),
+    "push twice": (lambda port: _after_reconcile(
+        port, frame(PUSH, push(b"\0" * 16, 1, BODY)) +
+        frame(PUSH, push(b"\0" * 16, 1, BODY))), "bad PUSH", None),
+    "bad relocate": (lambda port: _after_reconcile(
+        port, frame(RELOCATE, b"\0" * 10)), "bad RELOCATE", None),
+    "inventory after its end": (lambda port: _after_reconcile(
+        port, frame(INV_MAILBOX, b"\0" * 10)), "unexpected frame", None),
+}
+
+
+def _hello_case(port, version=3, extra=b""):
+    r = ScriptedReplica(port)
+    if extra is None:
+        r.tls.send_frame(HELLO, bytes([3]) + b"\0" * 10)
+    else:
+        r.hello(version, extra)
+    return r
+
+
+def _after_reconcile(port, data):
+    r = reconciling(port)
+    r.tls.send(data)
+    return r
+
+
+def test_master_refuses_hostile_replica(cluster):
+    master, _ = cluster(0)
+    assert lmtp_one(master.port, "alice@example.com",
+                    message("kept"))[0].startswith("250")
+    before = messages(master.data)
+    for case in sorted(MASTER_CASES):
+        run, logged, reply = MASTER_CASES[case]
+        since = len(master.log_text())
+        r = run(master.repl_port)
+        try:
+            if reply is not None:
+                t, _ = r.tls.read_frame()
+                assert t == reply, case
+            assert r.tls.closed(), "%s: the master kept the connection" % (
+                case)
+            wait_log(master, logged, since)
+        finally:
+            r.close()
+        assert messages(master.data) == before, case
+    # It still serves, and a real replica follows it.
+    assert lmtp_one(master.port, "alice@example.com",
+                    message("after"))[0].startswith("250")
+    rep = cluster.replica(master, 0)
+    wait_same(master, rep)
