@@ -48,7 +48,8 @@
  * store (spool.c); a larger one goes to a temporary file.
  */
 #define SPOOL_MEM_MAX		(64 * 1024)
-#define STORE_BUSY_TIMEOUT_MS	5000	/* wait for another process's lock */
+#define STORE_BUSY_TIMEOUT_MS	5000	/* a command-line tool waits for a lock */
+#define STORE_RETRY_MS		10	/* the server looks again for the lock */
 #define STORE_MAX_KEYWORDS	4096	/* bytes of keywords on a message */
 #define STORE_GC_BATCH		256	/* unused blobs looked up at once */
 #define SCHEMA_VERSION		9	/* bump with a migration in store.c */

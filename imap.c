@@ -80,6 +80,8 @@ struct imap_private {
 					   IMAP_MAX_LINE: dropping it */
 	int64_t		 head0;		/* log head when the command began */
 	int		 changed;	/* the command changed the store */
+	int		 writes;	/* it may write: its steps wait for
+					   the write lock (command_writes) */
 	int64_t		 hold_until;	/* now_ms of a delayed reply, or 0 */
 	int		 auth_failures;
 	/* IN_PASSWORD: who logs in (the stored name), whether they exist,
@@ -1136,7 +1138,7 @@ input_append_end(struct session *s)
 	size_t			 len;
 	int			 got;
 
-	if ((got = mode_line(s, &line, &len)) == 0)
+	if (!session_store_ready(s) || (got = mode_line(s, &line, &len)) == 0)
 		return 0;
 	if (got < 0)
 		imap_reply(s, "BAD Line too long after the APPEND literal");
@@ -1304,19 +1306,52 @@ count_bad(struct session *s)
 	ims->state = IMAP_LOGOUT;
 }
 
+/* The commands that change the store: a replica refuses them. */
+static const char *const changing_commands[] = { "CREATE", "DELETE",
+    "RENAME", "SUBSCRIBE", "UNSUBSCRIBE", "APPEND", "STORE", "COPY", "MOVE",
+    "EXPUNGE" };
+
 /* Whether a replica refuses the command: it would change the store. */
 static int
 replica_refuses(const char *name)
 {
-	static const char *const writes[] = { "CREATE", "DELETE", "RENAME",
-	    "SUBSCRIBE", "UNSUBSCRIBE", "APPEND", "STORE", "COPY", "MOVE",
-	    "EXPUNGE" };
 	size_t	 i;
 
-	for (i = 0; i < sizeof(writes) / sizeof(*writes); i++)
-		if (strcmp(writes[i], name) == 0)
+	for (i = 0; i < sizeof(changing_commands) /
+	    sizeof(*changing_commands); i++)
+		if (strcasecmp(changing_commands[i], name) == 0)
 			return 1;
 	return 0;
+}
+
+/*
+ * Whether the framed command at line (its tag, its name, after UID the
+ * name that follows) may write to the store: the changing commands, and
+ * FETCH (it sets \Seen) and CLOSE (it expunges).  Such a command waits
+ * for the write lock before it is taken from the buffer.
+ */
+static int
+command_writes(const char *line, size_t len)
+{
+	char		 name[16];
+	const char	*p = line, *end = line + len;
+	size_t		 n;
+	int		 words = 0;
+
+	while (p < end && *p != ' ')
+		p++;		/* the tag */
+	while (p < end && words++ < 2) {
+		p++;
+		for (n = 0; p + n < end && n + 1 < sizeof(name) &&
+		    imap_is_atom_char(p[n]); n++)
+			name[n] = p[n];
+		name[n] = '\0';
+		p += n;
+		if (strcasecmp(name, "UID") != 0)
+			break;
+	}
+	return replica_refuses(name) || strcasecmp(name, "FETCH") == 0 ||
+	    strcasecmp(name, "CLOSE") == 0;
 }
 
 /* Runs one parsed command: look-up, state check, handler. */
@@ -1463,6 +1498,9 @@ input_command(struct session *s)
 		session_printf(s, "+ Ready for literal data\r\n");
 		return 1;
 	case IMAP_FRAME_COMPLETE:
+		p->writes = command_writes(buf_ptr(&s->in), len);
+		if (p->writes && !session_store_ready(s))
+			return 0;	/* framed again next time */
 		imap_frame_reset(&p->frame);
 		command_parse(s, len);
 		return 1;
@@ -1611,7 +1649,8 @@ imap_input(struct session *s)
 	struct imap_private	*p = ims->priv;
 	int			 progress = 1;
 
-	if (ims->step != NULL && !imap_output_full(s))
+	if (ims->step != NULL && !imap_output_full(s) &&
+	    (!p->writes || session_store_ready(s)))
 		run_step(s);
 	while (progress && s->io == SESSION_OPEN && !imap_output_full(s) &&
 	    ims->step == NULL) {

@@ -1161,6 +1161,10 @@ lmtp_data_input(struct session *s, struct lmtp_session *ls)
 			crlf = crlf || (len == 0 && tx->skipped_cr);
 			tx->skipping = 0;
 		} else if (crlf && tx->prev_crlf && len == 1 && line[0] == '.') {
+			if (tx->error == DATA_OK && !session_store_ready(s)) {
+				line[len] = '\r';	/* read again later */
+				return;
+			}
 			buf_consume(&s->in, used);
 			lmtp_data_end(s, ls);
 			return;

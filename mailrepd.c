@@ -635,6 +635,7 @@ cmd_serve(int argc, char **argv, int first, int dev_mode)
 		goto out;
 	}
 	setup_signals(&waitmask);
+	store_nowait(srv.store);	/* the loop never sleeps on a lock */
 	if (auth_start() < 0) {
 		fprintf(stderr, "mailrepd: cannot start the password checker: "
 		    "%s\n", strerror(errno));

@@ -288,6 +288,8 @@ session_wants_processing(const struct session *s)
 {
 	if (s->io != SESSION_OPEN || s->tls_start || s->paused)
 		return 0;
+	if (s->store_retry != 0)
+		return s->srv->now_ms >= s->store_retry;
 	if (session_output_high(s))
 		return 0;
 	return s->resume || buf_used(&s->in) > 0 || s->in_eof ||
@@ -341,7 +343,10 @@ session_process(struct session *s)
 		return;
 	if (session_pending_input(s))
 		session_fill(s);
+	s->store_retry = 0;
 	s->ops->input(s);
+	if (s->store_retry != 0)
+		return;		/* a command waits for the write lock */
 	if (s->io == SESSION_OPEN && s->in_eof && !s->resume)
 		session_close(s);
 	else if (s->io == SESSION_OPEN && buf_room(&s->in) == 0 &&
@@ -833,6 +838,16 @@ session_wait_replicated(struct session *s)
 	session_wait_commit(s);
 	if (s->io == SESSION_WAIT_COMMIT)
 		s->replicate = 1;
+}
+
+int
+session_store_ready(struct session *s)
+{
+	if (store_write_try(s->srv->store) != STORE_BUSY)
+		return 1;
+	s->store_retry = s->srv->now_ms + STORE_RETRY_MS;
+	server_timer(s->srv, s->store_retry);
+	return 0;
 }
 
 void

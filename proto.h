@@ -193,6 +193,9 @@ struct session {
 	int64_t			 repl_pos;	/* SESSION_WAIT_REPL: until a
 						   replica acks this... */
 	int64_t			 repl_deadline;	/* ...or now_ms reaches this */
+	int64_t			 store_retry;	/* another process holds the
+						   write lock: run input again
+						   at this now_ms (0: none) */
 };
 
 /* Loop side. */
@@ -291,6 +294,15 @@ void	session_wait_commit(struct session *);
  * for a replica to have them.
  */
 void	session_wait_replicated(struct session *);
+
+/*
+ * Whether the store's write lock is this process's (store_write_try):
+ * a handler about to write calls it before it consumes the command.  On
+ * 0 another process holds the lock; the handler leaves the command
+ * buffered and returns, and its input runs again STORE_RETRY_MS later
+ * while the other sessions go on.
+ */
+int	session_store_ready(struct session *);
 
 /* Sends what is buffered, then closes. */
 void	session_close(struct session *);

@@ -876,6 +876,30 @@ store_txn_open(const struct store *st)
 	return st->in_txn;
 }
 
+void
+store_nowait(struct store *st)
+{
+	sqlite3_busy_timeout(st->db, 0);
+}
+
+enum store_err
+store_write_try(struct store *st)
+{
+	int	 rc;
+
+	if (st->in_txn)
+		return STORE_OK;
+	store_read_end(st);
+	rc = sqlite3_exec(st->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+	if ((rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED)
+		return STORE_BUSY;
+	if (rc != SQLITE_OK)
+		return STORE_OK;	/* the write meets it and says why */
+	st->in_txn = 1;
+	st->fault = STORE_OK;
+	return STORE_OK;
+}
+
 enum store_err
 store_set_throwaway(struct store *st)
 {

@@ -118,6 +118,19 @@ void		store_rollback(struct store *);
 int		store_txn_open(const struct store *);
 
 /*
+ * The event loop must never sleep on another process's lock (a
+ * `mailrepd user` command, a sqlite3 shell): store_nowait() makes a
+ * locked store answer STORE_BUSY at once instead of after
+ * STORE_BUSY_TIMEOUT_MS.  store_write_try() then opens the write
+ * transaction, or returns STORE_BUSY (quietly) while another process
+ * holds the write lock; a command that will write calls it first and,
+ * on STORE_BUSY, waits for a later loop iteration.  Other errors are
+ * left for the write itself to meet.
+ */
+void		store_nowait(struct store *);
+enum store_err	store_write_try(struct store *);
+
+/*
  * Makes commits skip the sync: for a throw-away store only (`mailrepd
  * dev` on a temporary directory it removes on exit), where a crash loses
  * nothing anyone keeps.  Never for a store that outlives its process.
