@@ -16,6 +16,8 @@
  * IO_CHUNK = 80 KiB, so 512 sessions cost at most 40 MiB.
  */
 #define DEFAULT_MAX_CONNECTIONS	512
+#define DEFAULT_MAX_PER_ADDRESS	10	/* connections of one non-loopback
+					   address, in each pool */
 #define DEFAULT_IDLE_TIMEOUT	1800	/* seconds a session may sit idle */
 #define DEFAULT_PRELOGIN_TIMEOUT 60	/* seconds from connecting to logging in */
 #define LISTEN_BACKLOG		128	/* listen(2) backlog */
@@ -24,7 +26,7 @@
 
 /* TLS and COMPRESS=DEFLATE (tls.c, transport.c) */
 #define DEFAULT_TLS_HANDSHAKE_TIMEOUT 10 /* seconds a TLS handshake may take */
-#define DEFAULT_MAX_TLS_HANDSHAKES 64	/* TLS handshakes in progress at once */
+#define DEFAULT_MAX_TLS_HANDSHAKES 64	/* handshakes at once, per listener kind */
 #define TLS_GEN_CERT_DAYS	3650	/* validity of a generated certificate */
 #define COMPRESS_LEVEL		1	/* deflate level of COMPRESS output */
 #define COMPRESS_WINDOW_BITS	12	/* output window: 4 KiB (inflate takes 32) */

@@ -54,12 +54,98 @@ session_link(struct server *srv, struct session *s)
 	srv->pool_sessions[s->ops->pool]++;
 }
 
+/* Marks the connection dead: nothing more is read or written. */
+static void
+session_broken(struct session *s)
+{
+	s->in_eof = 1;
+	buf_reset(&s->out);	/* the peer is gone: nothing to say */
+	if (s->tp != NULL)
+		transport_abort(s->tp);
+	if (s->io == SESSION_OPEN)
+		s->io = SESSION_CLOSING;
+}
+
 /*
- * Accepts every waiting connection on lfd.  Past max-connections the
- * client gets the protocol's "busy" reply and is closed at once; with
- * implicit TLS, past max-tls-handshakes too, without a word (a TLS
- * client could not read one).  An implicit-TLS session starts its
- * protocol (the greeting) only once the handshake is done.
+ * TLS handshake slots.  Each kind of listener (a protocol, with implicit
+ * TLS or STARTTLS) has --max-tls-handshakes slots of its own, so that
+ * half-done handshakes on one cannot block another.  When a kind's slots
+ * are full, its oldest half-done handshake gives its slot up: a real
+ * client finishes in milliseconds, so only one that stalls loses it,
+ * and stalling clients cannot keep a real one out.
+ */
+static void
+handshake_slot(struct server *srv, const struct proto_ops *ops,
+    int implicit)
+{
+	struct session	*s, *oldest = NULL;
+	time_t		 since, first = 0;
+	long		 n = 0;
+
+	for (s = srv->sessions; s != NULL; s = s->next) {
+		if (s->ops != ops || s->tls_start != implicit ||
+		    s->io == SESSION_CLOSING || s->tp == NULL ||
+		    !transport_handshaking(s->tp, &since))
+			continue;
+		n++;
+		/* Sessions are listed newest first: <= keeps the oldest. */
+		if (oldest == NULL || since <= first) {
+			oldest = s;
+			first = since;
+		}
+	}
+	if (n < srv->settings->max_tls_handshakes || oldest == NULL)
+		return;
+	log_info("tls.evicted", "proto=%s id=%llu peer=%s msg=\"the oldest "
+	    "handshake in progress gives its slot to a new one\"",
+	    ops->name, (unsigned long long)oldest->id, oldest->peer);
+	session_broken(oldest);
+}
+
+int
+server_address_full(const struct server *srv, enum session_pool pool,
+    const char *peer, int local)
+{
+	const struct session	*s;
+	char			 addr[NET_PEER_LEN], other[NET_PEER_LEN];
+	long			 count = 0;
+
+	if (local)
+		return 0;
+	net_peer_address(peer, addr);
+	for (s = srv->sessions; s != NULL; s = s->next) {
+		if (s->ops->pool != pool || s->local)
+			continue;
+		net_peer_address(s->peer, other);
+		if (strcmp(addr, other) == 0 &&
+		    ++count >= srv->settings->max_per_address)
+			return 1;
+	}
+	return 0;
+}
+
+/*
+ * Refuses a connection: the protocol's "busy" reply, unless it speaks
+ * TLS from the first byte (a TLS client could not read it).
+ */
+static void
+refuse(int fd, const struct proto_ops *ops, const char *peer,
+    const char *why, int tls)
+{
+	log_warn("session.refused", "proto=%s peer=%s reason=%s", ops->name,
+	    peer, why);
+	if (!tls)
+		(void)!write(fd, ops->busy_reply, strlen(ops->busy_reply));
+	close(fd);
+}
+
+/*
+ * Accepts every waiting connection on lfd.  Past max-connections of its
+ * pool, or past max-per-address connections from one address (loopback
+ * and unix clients exempt), the client gets the protocol's "busy" reply
+ * and is closed at once.  With implicit TLS it takes a handshake slot
+ * (handshake_slot) and starts its protocol (the greeting) only once the
+ * handshake is done.
  */
 static void
 accept_all(struct server *srv, int lfd, const struct proto_ops *ops,
@@ -67,26 +153,21 @@ accept_all(struct server *srv, int lfd, const struct proto_ops *ops,
 {
 	struct session	*s;
 	char		 peer[NET_PEER_LEN];
-	int		 fd, tls = implicit || ops->psk;
+	int		 fd, local, tls = implicit || ops->psk;
 
 	while ((fd = net_accept(lfd, peer)) >= 0) {
+		local = net_is_local(fd);
 		if (srv->pool_sessions[ops->pool] >= pool_limit(srv,
 		    ops->pool)) {
-			log_warn("session.refused", "proto=%s peer=%s "
-			    "reason=max-connections", ops->name, peer);
-			if (!tls)
-				(void)!write(fd, ops->busy_reply,
-				    strlen(ops->busy_reply));
-			close(fd);
+			refuse(fd, ops, peer, "max-connections", tls);
 			continue;
 		}
-		if (tls && transport_handshakes() >=
-		    (unsigned)srv->settings->max_tls_handshakes) {
-			log_warn("session.refused", "proto=%s peer=%s "
-			    "reason=max-tls-handshakes", ops->name, peer);
-			close(fd);
+		if (server_address_full(srv, ops->pool, peer, local)) {
+			refuse(fd, ops, peer, "max-per-address", tls);
 			continue;
 		}
+		if (tls)
+			handshake_slot(srv, ops, 1);
 		if ((s = calloc(1, sizeof(*s))) == NULL) {
 			close(fd);
 			continue;
@@ -108,7 +189,7 @@ accept_all(struct server *srv, int lfd, const struct proto_ops *ops,
 		s->ops = ops;
 		s->fd = fd;
 		s->id = ++srv->next_id;
-		s->local = net_is_local(fd);
+		s->local = local;
 		memcpy(s->peer, peer, sizeof(peer));
 		buf_init(&s->in, ops->in_limit);
 		buf_init(&s->out, ops->out_limit);
@@ -173,18 +254,6 @@ session_has_output(const struct session *s)
 {
 	return buf_used(&s->out) > 0 ||
 	    (s->tp != NULL && transport_pending_output(s->tp));
-}
-
-/* Marks the connection dead: nothing more is read or written. */
-static void
-session_broken(struct session *s)
-{
-	s->in_eof = 1;
-	buf_reset(&s->out);	/* the peer is gone: nothing to say */
-	if (s->tp != NULL)
-		transport_abort(s->tp);
-	if (s->io == SESSION_OPEN)
-		s->io = SESSION_CLOSING;
 }
 
 /*
@@ -861,9 +930,7 @@ session_can_starttls(const struct session *s)
 {
 	return s->tp != NULL && tls_available() &&
 	    !transport_secure(s->tp) && !transport_compressed(s->tp) &&
-	    !transport_handshaking(s->tp, NULL) &&
-	    transport_handshakes() <
-	    (unsigned)s->srv->settings->max_tls_handshakes;
+	    !transport_handshaking(s->tp, NULL);
 }
 
 int
@@ -871,6 +938,8 @@ session_start_tls(struct session *s, size_t keep)
 {
 	size_t	 n = buf_used(&s->in) > keep ? buf_used(&s->in) - keep : 0;
 
+	if (session_can_starttls(s))
+		handshake_slot(s->srv, s->ops, 0);
 	if (!session_can_starttls(s) || transport_switch(s->tp,
 	    TRANSPORT_TLS, buf_used(&s->out), NULL, 0, s->srv->now) < 0) {
 		session_close(s);

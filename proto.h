@@ -199,6 +199,13 @@ struct session {
 };
 
 /* Loop side. */
+/*
+ * Whether a client from peer ("ADDR:PORT") would be past
+ * --max-per-address connections of its pool; loopback and unix clients
+ * (local) never are.
+ */
+int	server_address_full(const struct server *, enum session_pool,
+	    const char *peer, int local);
 void	server_accept(struct server *, int lfd, const struct proto_ops *);
 /*
  * Makes a session of a connected (or connecting) non-blocking socket it
@@ -319,8 +326,7 @@ void	session_close(struct session *);
  */
 int	session_start_tls(struct session *, size_t keep);
 int	session_start_compress(struct session *);
-/* Whether STARTTLS can be offered now: TLS set up, not yet on, under
-   the cap of concurrent handshakes. */
+/* Whether STARTTLS can be offered now: TLS set up, not yet on. */
 int	session_can_starttls(const struct session *);
 int	session_secure(const struct session *);
 /* For the log: "TLSv1.2 cipher-suite", or why TLS failed, or "no TLS". */

@@ -74,10 +74,15 @@ static const struct setting table[] = {
 	    "seconds a TLS handshake may take" },
 	{ "max-tls-handshakes", SET_LONG, OFF(max_tls_handshakes),
 	    NULL, DEFAULT_MAX_TLS_HANDSHAKES, 1, 100000, NULL,
-	    "TLS handshakes in progress at once; more are refused" },
+	    "TLS handshakes in progress at once on each kind of listener; "
+	    "past it the oldest one is dropped" },
 	{ "max-connections", SET_LONG, OFF(max_connections),
 	    NULL, DEFAULT_MAX_CONNECTIONS, 1, 100000, NULL,
 	    "concurrent client connections" },
+	{ "max-per-address", SET_LONG, OFF(max_per_address),
+	    NULL, DEFAULT_MAX_PER_ADDRESS, 1, 100000, NULL,
+	    "connections from one client address (IMAP, and separately "
+	    "LMTP/SMTP and replication); loopback and unix clients exempt" },
 	{ "idle-timeout", SET_LONG, OFF(idle_timeout),
 	    NULL, DEFAULT_IDLE_TIMEOUT, 1, 86400, NULL,
 	    "seconds before an idle connection is closed" },

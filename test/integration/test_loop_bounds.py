@@ -4,11 +4,16 @@ that needs the lock waits for it, the others go on), half-done TLS
 handshakes on one listener leave the others working, per-address
 connection limits, a global budget for queued output, messages per
 mailbox, and a full disk that still lets users free space."""
+import imaplib
+import socket
 import sqlite3
+import ssl
 import threading
 import time
 
-from conftest import LMTPClient
+from conftest import HOST, PASSWORD, LMTPClient, free_port
+from test_replication import (cluster, lmtp_one, secret,  # noqa: F401
+                              wait_same)
 
 LOCK_HOLD = 3.0
 
@@ -66,3 +71,52 @@ def test_write_lock_held_elsewhere_stalls_no_one(server):
     with srv.raw() as c:
         c.ok("SELECT INBOX")
         assert "\\Flagged" in " ".join(c.ok("FETCH 1 FLAGS"))
+
+
+# A TLS record header announcing a 512-byte handshake, and the first
+# bytes of a ClientHello: the server waits for the rest.
+PARTIAL_HELLO = b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03"
+STALLED = 80
+
+
+def client_context():
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
+def test_stalled_tls_handshakes_block_no_listener(cluster):
+    """More half-done handshakes on IMAPS than --max-tls-handshakes (64)
+    leave IMAPS itself, STARTTLS on the IMAP listener and the
+    replication port working: each kind of listener has its own slots,
+    and a full kind drops its oldest half-done handshake."""
+    imaps_port = free_port()
+    master, _ = cluster(0)
+    master.stop()
+    master.args += ["--imaps", "%s:%d" % (HOST, imaps_port)]
+    master.start()
+    stalled = []
+    try:
+        for _ in range(STALLED):
+            s = socket.create_connection((HOST, imaps_port), timeout=10)
+            s.sendall(PARTIAL_HELLO)
+            stalled.append(s)
+        time.sleep(0.5)
+        c = imaplib.IMAP4_SSL(HOST, imaps_port, ssl_context=client_context(),
+                              timeout=10)
+        c.login("alice", PASSWORD)
+        c.logout()
+        c = imaplib.IMAP4(HOST, master.imap_port, timeout=10)
+        assert "STARTTLS" in c.capabilities
+        c.starttls(ssl_context=client_context())
+        c.login("alice", PASSWORD)
+        c.logout()
+        replica = cluster.replica(master, 0)
+        lmtp_one(master.port, "alice@example.com",
+                 b"Subject: through\r\n\r\nhi\r\n")
+        wait_same(master, replica)
+    finally:
+        for s in stalled:
+            s.close()
+    assert "tls.evicted" in master.log_text()
