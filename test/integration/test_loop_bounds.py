@@ -7,11 +7,11 @@ mailbox, and a full disk that still lets users free space."""
 import imaplib
 import socket
 import sqlite3
-import ssl
 import threading
 import time
 
 from conftest import HOST, PASSWORD, LMTPClient, free_port
+from test_tls import client_context
 from test_replication import (cluster, lmtp_one, secret,  # noqa: F401
                               wait_same)
 
@@ -77,13 +77,6 @@ def test_write_lock_held_elsewhere_stalls_no_one(server):
 # bytes of a ClientHello: the server waits for the rest.
 PARTIAL_HELLO = b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03"
 STALLED = 80
-
-
-def client_context():
-    ctx = ssl.create_default_context()
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
-    return ctx
 
 
 def test_stalled_tls_handshakes_block_no_listener(cluster):
