@@ -35,6 +35,7 @@
 
 /* Message store */
 #define DEFAULT_MAX_MESSAGE_SIZE (50 * 1024 * 1024) /* bytes, SIZE= */
+#define DEFAULT_MAX_MESSAGES	1000000	/* messages in one mailbox */
 #define BLOB_CHUNK_SIZE		(64 * 1024) /* uncompressed bytes per chunk */
 #define BLOB_ZLIB_LEVEL		1	/* deflate level: 1 is ~5x cheaper than 6 */
 /*
@@ -54,7 +55,7 @@
 #define STORE_RETRY_MS		10	/* the server looks again for the lock */
 #define STORE_MAX_KEYWORDS	4096	/* bytes of keywords on a message */
 #define STORE_GC_BATCH		256	/* unused blobs looked up at once */
-#define SCHEMA_VERSION		9	/* bump with a migration in store.c */
+#define SCHEMA_VERSION		10	/* bump with a migration in store.c */
 
 /* LMTP */
 #define LMTP_MAX_LINE		2048	/* command line, CRLF included */

@@ -1122,6 +1122,8 @@ append_store(struct session *s, struct append *ap)
 		imap_reply(s, "NO [TRYCREATE] No such mailbox");
 	else if (err == STORE_FULL)
 		imap_reply(s, IMAP_NO_FULL);
+	else if (err == STORE_LIMIT)
+		imap_reply(s, IMAP_NO_LIMIT);
 	else if (err != STORE_OK)
 		imap_reply(s, "NO [UNAVAILABLE] %s", store_strerror(err));
 	else

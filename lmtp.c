@@ -978,6 +978,9 @@ reply_rcpt(struct session *s, const struct lmtp_rcpt *r,
 	else if (t->result == STORE_NOTFOUND)
 		session_printf(s, "450 4.2.0 <%s> Mailbox %s no longer exists"
 		    "\r\n", r->address, r->mailbox);
+	else if (t->result == STORE_LIMIT)
+		session_printf(s, "552 5.2.2 <%s> Mailbox %s is full\r\n",
+		    r->address, r->mailbox);
 	else if (t->result != STORE_OK)
 		session_printf(s, "451 4.3.0 <%s> %s\r\n", r->address,
 		    store_strerror(t->result));

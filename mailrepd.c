@@ -636,6 +636,7 @@ cmd_serve(int argc, char **argv, int first, int dev_mode)
 	}
 	setup_signals(&waitmask);
 	store_nowait(srv.store);	/* the loop never sleeps on a lock */
+	store_set_max_messages(srv.store, set.max_messages);
 	if (auth_start() < 0) {
 		fprintf(stderr, "mailrepd: cannot start the password checker: "
 		    "%s\n", strerror(errno));

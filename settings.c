@@ -93,6 +93,10 @@ static const struct setting table[] = {
 	{ "max-mailboxes", SET_LONG, OFF(max_mailboxes),
 	    NULL, DEFAULT_MAX_MAILBOXES, 1, 1000000, NULL,
 	    "mailboxes one user may have; CREATE past it gets NO [LIMIT]" },
+	{ "max-messages", SET_LONG, OFF(max_messages),
+	    NULL, DEFAULT_MAX_MESSAGES, 1, 1L << 31, NULL,
+	    "messages one mailbox may hold; more get NO [LIMIT] (IMAP) or "
+	    "552 5.2.2 (LMTP)" },
 	{ "max-message-size", SET_LONG, OFF(max_message_size),
 	    NULL, DEFAULT_MAX_MESSAGE_SIZE, 1024, 1L << 30, NULL,
 	    "largest message accepted, in bytes (LMTP SIZE)" },

@@ -33,6 +33,7 @@ enum store_err {
 	STORE_INVALID,		/* a name or value the store refuses */
 	STORE_FULL,		/* the disk (or database) is full */
 	STORE_BUSY,		/* another process held the lock too long */
+	STORE_LIMIT,		/* a limit (messages in a mailbox) is reached */
 	STORE_IO,		/* any other failure; logged where it happened */
 };
 
@@ -128,6 +129,13 @@ int		store_txn_open(const struct store *);
  * left for the write itself to meet.
  */
 void		store_nowait(struct store *);
+
+/*
+ * Messages one mailbox may hold (0: no limit): a delivery or a copy that
+ * would pass it fails whole with STORE_LIMIT.  What replication applies
+ * is not limited: the master decided.
+ */
+void		store_set_max_messages(struct store *, long);
 enum store_err	store_write_try(struct store *);
 
 /*

@@ -113,3 +113,38 @@ def test_stalled_tls_handshakes_block_no_listener(cluster):
         for s in stalled:
             s.close()
     assert "tls.evicted" in master.log_text()
+
+
+def test_messages_per_mailbox_limit(server):
+    """--max-messages: a delivery past it gets 552 5.2.2 for that
+    recipient only, APPEND and COPY NO [LIMIT] (a COPY all or nothing);
+    an expunge makes room again."""
+    srv = server(imap=True, args=["--max-messages", "3"])
+    for i in range(3):
+        srv.deliver("a@remote.test", ["alice@example.com"],
+                    b"Subject: %d\r\n\r\nhi\r\n" % i)
+    with LMTPClient(srv.port) as c:
+        c.lhlo()
+        _, data = c.transaction("a@remote.test", ["alice@example.com",
+                                                  "bob@example.com"],
+                                b"Subject: over\r\n\r\nhi\r\n")
+    assert data[0].startswith("552 5.2.2"), data
+    assert data[1].startswith("250"), data
+    with srv.raw() as c:
+        c.ok("CREATE other")
+        untagged, done = c.cmd("APPEND INBOX {4+}\r\nhi\r\n")
+        assert done.startswith("NO [LIMIT]"), done
+        c.ok("APPEND other {4+}\r\nhi\r\n")
+        c.ok("SELECT INBOX")
+        c.ok("COPY 1:2 other")
+        untagged, done = c.cmd("COPY 3 other")
+        assert done.startswith("NO [LIMIT]"), done
+        c.ok("SELECT other")
+        untagged, done = c.cmd("COPY 1 other")
+        assert done.startswith("NO [LIMIT]"), done
+        assert "* 4 EXISTS" not in untagged
+        c.ok("STORE 1 +FLAGS (\\Deleted)")
+        c.ok("EXPUNGE")
+        c.ok("APPEND other {4+}\r\nhi\r\n")
+        untagged = c.ok("STATUS other (MESSAGES)")
+        assert "MESSAGES 3" in " ".join(untagged), untagged
