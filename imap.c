@@ -93,6 +93,7 @@ struct imap_private {
 	   session binds to it (bind_user), not to what is stored later */
 	uint8_t		 login_hash[GUID_LEN];
 	int		 bad_commands;
+	int		 prelogin_commands;
 	int		 after_reply;	/* AFTER_*: once the reply is queued */
 	struct store_user_ident ident;	/* the user as logged in */
 	uint64_t	 users_gen;	/* store_users_generation() at the
@@ -154,8 +155,7 @@ imap_start_steps(struct session *s, imap_step_fn step, void (*step_free)(void *)
 int
 imap_output_full(const struct session *s)
 {
-	return buf_used(&s->out) >= OUTBUF_HIGH_WATER ||
-	    s->io == SESSION_CLOSING;
+	return session_held(s) || s->io == SESSION_CLOSING;
 }
 
 void
@@ -1377,6 +1377,14 @@ command_run(struct session *s, struct imap_cmd *cmd)
 		args++;
 		nargs--;
 	}
+	if (ims->state == IMAP_NOTAUTH && ++ims->priv->prelogin_commands >
+	    IMAP_MAX_PRELOGIN_COMMANDS) {
+		/* A client logs in within a few; a flood never does. */
+		session_printf(s, "* BYE Too many commands before login\r\n");
+		ims->state = IMAP_LOGOUT;
+		imap_reply(s, "BAD Log in first");
+		return;
+	}
 	if (c == NULL) {
 		imap_reply(s, "BAD Unknown command");
 		return;
@@ -1481,6 +1489,8 @@ input_command(struct session *s)
 	char			 tag[64];
 	int			 at_literal;
 
+	if (buf_used(&s->in) == 0)
+		return 0;	/* run for its output, nothing to frame */
 	st = imap_frame_scan(&p->frame, buf_ptr(&s->in), buf_used(&s->in),
 	    IMAP_MAX_LINE, IMAP_MAX_LITERAL, &len, &size);
 	at_literal = st == IMAP_FRAME_CONTINUE || (st == IMAP_FRAME_MORE &&

@@ -43,6 +43,41 @@ pool_limit(const struct server *srv, enum session_pool pool)
 	    (unsigned)srv->settings->max_connections;
 }
 
+/*
+ * Sets a new session's buffers up: a protocol with a greeting stage
+ * (proto_ops.established) gets PRELOGIN_IN_LIMIT of input until the
+ * client is past it (session_grow), the others their full limits.
+ */
+static void
+session_buffers(struct session *s)
+{
+	s->established = s->ops->established == NULL;
+	buf_init(&s->in, s->established ? s->ops->in_limit :
+	    PRELOGIN_IN_LIMIT);
+	buf_init(&s->out, s->ops->out_limit);
+}
+
+/* The client got past login or greeting: the full limits from now on. */
+static void
+session_grow(struct session *s)
+{
+	if (s->established || s->io != SESSION_OPEN ||
+	    !s->ops->established(s))
+		return;
+	s->established = 1;
+	s->in.limit = s->ops->in_limit;
+}
+
+void
+server_account(struct server *srv)
+{
+	const struct session	*s;
+
+	srv->buffered = 0;
+	for (s = srv->sessions; s != NULL; s = s->next)
+		srv->buffered += s->in.cap + s->out.cap;
+}
+
 /* Links a new session in and counts it in its pool. */
 static void
 session_link(struct server *srv, struct session *s)
@@ -52,6 +87,20 @@ session_link(struct server *srv, struct session *s)
 	srv->sessions = s;
 	srv->nsessions++;
 	srv->pool_sessions[s->ops->pool]++;
+}
+
+int
+session_backlogged(const struct session *s)
+{
+	const char	*lf;
+
+	if (session_has_output(s))
+		return 1;
+	if (buf_used(&s->in) == 0)
+		return 0;
+	lf = memchr(buf_ptr(&s->in), '\n', buf_used(&s->in));
+	return lf != NULL && memchr(lf + 1, '\n', buf_used(&s->in) -
+	    (lf + 1 - buf_ptr(&s->in))) != NULL;
 }
 
 /* Marks the connection dead: nothing more is read or written. */
@@ -191,8 +240,7 @@ accept_all(struct server *srv, int lfd, const struct proto_ops *ops,
 		s->id = ++srv->next_id;
 		s->local = local;
 		memcpy(s->peer, peer, sizeof(peer));
-		buf_init(&s->in, ops->in_limit);
-		buf_init(&s->out, ops->out_limit);
+		session_buffers(s);
 		session_link(srv, s);
 		log_debug("session.open", "proto=%s id=%llu peer=%s tls=%d",
 		    ops->name, (unsigned long long)s->id, peer, tls);
@@ -239,8 +287,7 @@ session_new(struct server *srv, int fd, const struct proto_ops *ops,
 	s->id = ++srv->next_id;
 	s->local = net_is_local(fd);
 	snprintf(s->peer, sizeof(s->peer), "%s", peer);
-	buf_init(&s->in, ops->in_limit);
-	buf_init(&s->out, ops->out_limit);
+	session_buffers(s);
 	session_link(srv, s);
 	log_debug("session.open", "proto=%s id=%llu peer=%s", ops->name,
 	    (unsigned long long)s->id, s->peer);
@@ -321,7 +368,26 @@ session_handshake(struct session *s)
 static int
 session_output_high(const struct session *s)
 {
-	return !s->ops->full_duplex && buf_used(&s->out) >= OUTBUF_HIGH_WATER;
+	return !s->ops->full_duplex && buf_used(&s->out) >= (s->established ?
+	    OUTBUF_HIGH_WATER : PRELOGIN_HIGH_WATER);
+}
+
+/*
+ * Whether the session waits for the others' buffers to shrink: every
+ * session together holds more than SESSION_BUDGET, and this one at least
+ * its fair share (config.h, memory).  Replication is never held back.
+ */
+static int
+session_over_budget(const struct session *s)
+{
+	return !s->ops->full_duplex && s->srv->buffered > SESSION_BUDGET &&
+	    buf_used(&s->in) + buf_used(&s->out) >= SESSION_FAIR_SHARE;
+}
+
+int
+session_held(const struct session *s)
+{
+	return session_output_high(s) || session_over_budget(s);
 }
 
 short
@@ -332,7 +398,7 @@ session_poll_events(const struct session *s)
 
 	if ((want & TRANSPORT_WANT_READ) || (s->io == SESSION_OPEN &&
 	    !s->in_eof && !s->paused && buf_room(&s->in) > 0 &&
-	    !session_output_high(s) &&
+	    !session_held(s) &&
 	    (s->tp == NULL || transport_readable(s->tp))))
 		ev |= POLLIN;
 	if (session_has_output(s) || (want & TRANSPORT_WANT_WRITE))
@@ -357,10 +423,10 @@ session_wants_processing(const struct session *s)
 {
 	if (s->io != SESSION_OPEN || s->tls_start || s->paused)
 		return 0;
+	if (session_held(s))
+		return 0;
 	if (s->store_retry != 0)
 		return s->srv->now_ms >= s->store_retry;
-	if (session_output_high(s))
-		return 0;
 	return s->resume || buf_used(&s->in) > 0 || s->in_eof ||
 	    session_pending_input(s);
 }
@@ -413,29 +479,31 @@ session_process(struct session *s)
 	if (session_pending_input(s))
 		session_fill(s);
 	s->store_retry = 0;
+	session_grow(s);
 	s->ops->input(s);
+	session_grow(s);	/* a login or greeting pipelined with more */
 	if (s->store_retry != 0)
 		return;		/* a command waits for the write lock */
 	if (s->io == SESSION_OPEN && s->in_eof && !s->resume)
 		session_close(s);
 	else if (s->io == SESSION_OPEN && buf_room(&s->in) == 0 &&
-	    !s->resume && !session_output_high(s)) {
+	    !s->resume && !session_held(s)) {
 		log_warn("session.stuck", "proto=%s peer=%s", s->ops->name,
 		    s->peer);
 		session_close(s);
 	}
 }
 
-void
-session_on_readable(struct session *s)
+int
+session_read(struct session *s)
 {
 	if (session_handshake(s) <= 0 || s->tls_start)
-		return;
+		return 0;
 	if (s->io == SESSION_OPEN && s->tp != NULL &&
 	    !transport_readable(s->tp))
-		return;		/* STARTTLS: the reply is not out yet */
+		return 0;	/* STARTTLS: the reply is not out yet */
 	session_fill(s);
-	session_process(s);
+	return 1;
 }
 
 void

@@ -80,6 +80,8 @@ struct server {
 	struct session		*sessions;	/* every live session */
 	unsigned		 nsessions;
 	unsigned		 pool_sessions[NPOOLS];
+	size_t			 buffered;	/* every session's buffers,
+						   allocated (server_account) */
 	uint64_t		 next_id;
 	/*
 	 * `mailrepd dev`: catch-all delivery, +tempfail/+permfail/+slow,
@@ -177,6 +179,8 @@ struct session {
 	int			 paused;	/* takes no input until the
 						   protocol clears this (a
 						   reply held back by a delay) */
+	int			 established;	/* past login or greeting: the
+						   buffers' full limits */
 	struct buf		 in;
 	struct buf		 out;
 	time_t			 last_active;
@@ -217,9 +221,33 @@ struct session *session_new(struct server *, int fd,
 	    const struct proto_ops *, const char *peer);
 /* The same for an implicit-TLS listener (IMAPS): TLS first, then start. */
 void	server_accept_tls(struct server *, int lfd, const struct proto_ops *);
+/*
+ * Adds up the buffers every session holds (srv->buffered), for the
+ * budget of config.h; the loop calls it before each poll.
+ */
+void	server_account(struct server *);
+/*
+ * Whether the session is neither read nor given its commands now: its
+ * queued output is above the high-water mark (before login the lower
+ * PRELOGIN_HIGH_WATER), or every session's buffers are over
+ * SESSION_BUDGET and this one holds its fair share (config.h).  A
+ * protocol making a long reply stops at it too.
+ */
+int	session_held(const struct session *);
+/*
+ * Whether more than one command, or replies, are queued in the session:
+ * its client pipelines, or does not read.  The loop runs such sessions
+ * after the others, within its step (mailrepd.c).
+ */
+int	session_backlogged(const struct session *);
 /* Whether the session has output to send (buffered or in the layers). */
 int	session_has_output(const struct session *);
-void	session_on_readable(struct session *);
+/*
+ * The socket is readable: runs a TLS handshake on, or reads once into
+ * the input buffer.  Returns 1 when the protocol should then run
+ * (session_process), 0 when not (a handshake goes on).
+ */
+int	session_read(struct session *);
 void	session_on_writable(struct session *);
 short	session_poll_events(const struct session *);
 int	session_wants_processing(const struct session *);

@@ -11,6 +11,7 @@ import threading
 import time
 
 from conftest import HOST, PASSWORD, LMTPClient, free_port
+from test_hostile import small_asan_quarantine  # noqa: F401 (autouse)
 from test_tls import client_context
 from test_replication import (cluster, lmtp_one, secret,  # noqa: F401
                               wait_same)
@@ -148,3 +149,73 @@ def test_messages_per_mailbox_limit(server):
         c.ok("APPEND other {4+}\r\nhi\r\n")
         untagged = c.ok("STATUS other (MESSAGES)")
         assert "MESSAGES 3" in " ".join(untagged), untagged
+
+
+def peak_rss_mib(srv):
+    with open("/proc/%d/status" % srv.proc.pid) as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024.0
+    raise AssertionError("no VmHWM")
+
+
+def flood_never_reading(port, socks, payload, seconds):
+    """Sends payload on every socket again and again, never reading."""
+    for s in socks:
+        s.setblocking(False)
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        for s in socks:
+            try:
+                s.send(payload)
+            except OSError:
+                pass
+        time.sleep(0.05)
+
+
+def test_unauthenticated_pipelining_stays_small(server):
+    """Clients that pipeline CAPABILITY before logging in and never read
+    the replies hold a few KiB each (small buffers before login), and a
+    logged-in client is answered meanwhile."""
+    srv = server(imap=True)
+    base = peak_rss_mib(srv)
+    socks = [socket.create_connection((HOST, srv.imap_port), timeout=10)
+             for _ in range(200)]
+    probe = srv.raw(user="bob")
+    try:
+        flood_never_reading(srv.imap_port, socks, b"a CAPABILITY\r\n" * 64,
+                            3)
+        t0 = time.monotonic()
+        probe.ok("NOOP")
+        assert time.monotonic() - t0 < 2.0
+        grown = peak_rss_mib(srv) - base
+        assert grown < 40, "the flood grew the server by %.1f MiB" % grown
+    finally:
+        for s in socks:
+            s.close()
+        probe.close()
+
+
+def test_logged_in_pipelining_within_budget(server):
+    """Logged-in clients pipelining LIST over many mailboxes and never
+    reading: the global budget holds the total, and a probe is answered."""
+    srv = server(imap=True)
+    with srv.raw() as c:
+        for i in range(0, 300, 10):
+            c.cmd('CREATE "%s%03d/a/b/c/d/e/f/g/h/i"' % ("m" * 200, i))
+    base = peak_rss_mib(srv)
+    clients = [srv.raw() for _ in range(40)]
+    probe = srv.raw(user="bob")
+    try:
+        flood_never_reading(srv.imap_port, [c.sock for c in clients],
+                            b'a LIST "" *\r\n' * 16, 4)
+        t0 = time.monotonic()
+        probe.ok("NOOP")
+        assert time.monotonic() - t0 < 2.0
+        grown = peak_rss_mib(srv) - base
+        print("grown %.1f MiB, NOOP %.3f s" % (grown, time.monotonic() - t0))
+        assert grown < 60, "the flood grew the server by %.1f MiB" % grown
+    finally:
+        for c in clients:
+            c.close()
+        probe.close()
