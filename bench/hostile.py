@@ -29,27 +29,14 @@ import tempfile
 import threading
 import time
 
+from login_burst import free_port, pct
+
 HOST = "127.0.0.1"
 PASSWORD = "bench-pass"
 USERS = ["probe", "alice", "lister", "flood"]
 NOOP_EVERY = 0.02
 IO_TIMEOUT = 120.0
 PARTIAL_HELLO = b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03"
-
-
-def pct(values, p):
-    if not values:
-        return float("nan")
-    v = sorted(values)
-    return v[min(len(v) - 1, int(len(v) * p / 100))]
-
-
-def free_port():
-    s = socket.socket()
-    s.bind((HOST, 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 class Server:
@@ -212,23 +199,24 @@ def flood(port, n, payload, seconds, login=None):
 
 # --- the rows ---------------------------------------------------------------
 
-def row_store(srv, a):
-    c = IMAP(srv.imap, "alice")
-    c.cmd("SELECT INBOX")
-    t = time.monotonic()
-    c.cmd("STORE 1:* +FLAGS (\\Flagged)")
-    c.close()
-    return "%d messages in %.2f s" % (a.messages, time.monotonic() - t)
-
-
-def row_copy(srv, a):
+def whole_inbox(srv, a, command):
+    """One command over alice's whole INBOX; says how long it took."""
     c = IMAP(srv.imap, "alice")
     c.cmd("CREATE dbl", ok=False)
     c.cmd("SELECT INBOX")
     t = time.monotonic()
-    c.cmd("COPY 1:* dbl")
+    got = c.cmd(command, ok=False)
     c.close()
-    return "%d messages in %.2f s" % (a.messages, time.monotonic() - t)
+    return "%d messages in %.2f s: %s" % (a.messages, time.monotonic() - t,
+                                          got[:40])
+
+
+def row_store(srv, a):
+    return whole_inbox(srv, a, "STORE 1:* +FLAGS (\\Flagged)")
+
+
+def row_copy(srv, a):
+    return whole_inbox(srv, a, "COPY 1:* dbl")
 
 
 def row_search(srv, a):
@@ -237,9 +225,10 @@ def row_search(srv, a):
     c.cmd("SELECT INBOX")
     keys = " ".join("NOT BODY k%03d" % i for i in range(300))
     t = time.monotonic()
-    c.cmd("SEARCH " + keys, ok=False)
+    got = c.cmd("SEARCH " + keys, ok=False)
     c.close()
-    return "300 keys, 5 MB message, %.2f s" % (time.monotonic() - t)
+    return "300 keys, 5 MB message, %.2f s: %s" % (time.monotonic() - t,
+                                                    got[:40])
 
 
 def row_list(srv, a):
