@@ -474,14 +474,22 @@ session_fill(struct session *s)
 void
 session_process(struct session *s)
 {
+	size_t	 before;
+
 	if (s->io != SESSION_OPEN || s->tls_start)
 		return;
 	if (session_pending_input(s))
 		session_fill(s);
 	s->store_retry = 0;
 	session_grow(s);
+	before = buf_used(&s->in);
 	s->ops->input(s);
 	session_grow(s);	/* a login or greeting pipelined with more */
+	/* A command taken: what is left is waited for from now. */
+	if (buf_used(&s->in) == 0)
+		s->waiting_since = 0;
+	else if (buf_used(&s->in) < before || s->waiting_since == 0)
+		s->waiting_since = s->srv->now;
 	if (s->store_retry != 0)
 		return;		/* a command waits for the write lock */
 	if (s->io == SESSION_OPEN && s->in_eof && !s->resume)
@@ -801,6 +809,21 @@ session_prelogin_expired(const struct session *s)
 	    !s->ops->established(s);
 }
 
+/*
+ * Whether input has sat in the buffer for longer than the idle timeout
+ * without making a whole command: a client sending a byte now and then
+ * (which keeps last_active fresh) still has to finish a command within
+ * the idle timeout, RFC 3501's 30-minute autologout.  Input held back
+ * by the server (a reply waiting, the output full) does not count.
+ */
+static int
+session_trickling(const struct session *s)
+{
+	return s->waiting_since != 0 && buf_used(&s->in) > 0 &&
+	    s->io == SESSION_OPEN && !s->paused && !session_held(s) &&
+	    s->srv->now - s->waiting_since > s->srv->settings->idle_timeout;
+}
+
 void
 server_timeouts(struct server *srv)
 {
@@ -822,7 +845,7 @@ server_timeouts(struct server *srv)
 			continue;
 		}
 		if (srv->now - s->last_active <= idle &&
-		    !session_prelogin_expired(s))
+		    !session_prelogin_expired(s) && !session_trickling(s))
 			continue;
 		if (s->io == SESSION_OPEN && !s->tls_start) {
 			s->ops->timeout(s);

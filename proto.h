@@ -185,6 +185,8 @@ struct session {
 	struct buf		 out;
 	time_t			 last_active;
 	time_t			 opened;
+	time_t			 waiting_since;	/* the oldest input not yet
+						   taken as a command, 0: none */
 	char			 peer[NET_PEER_LEN];
 	void			*proto;		/* owned by the protocol */
 	struct transport	*tp;		/* plain, TLS, DEFLATE; NULL:

@@ -219,3 +219,32 @@ def test_logged_in_pipelining_within_budget(server):
         for c in clients:
             c.close()
         probe.close()
+
+
+def test_logged_in_trickle_times_out(server):
+    """A logged-in client that sends a byte a second and never finishes a
+    command is logged out after the idle timeout, as RFC 3501's
+    autologout; one that sends whole commands stays."""
+    srv = server(imap=True, args=["--idle-timeout", "3"])
+    slow = srv.raw()
+    steady = srv.raw(user="bob")
+    start = time.monotonic()
+    closed = None
+    try:
+        while time.monotonic() - start < 20 and closed is None:
+            try:
+                slow.send(b"a")
+                steady.ok("NOOP")
+                slow.sock.settimeout(1)
+                data = slow.sock.recv(1024)
+                if data == b"" or b"BYE" in data:
+                    closed = time.monotonic() - start
+            except socket.timeout:
+                pass
+            except OSError:
+                closed = time.monotonic() - start
+        assert closed is not None, "the trickling session stayed 20 s"
+        steady.ok("NOOP")
+    finally:
+        slow.close()
+        steady.close()
