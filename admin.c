@@ -51,6 +51,43 @@ admin_open_store(const struct settings *set, int create)
 	return st;
 }
 
+/* The tool's synopsis and its options, on `f`. */
+static void
+admin_tool_usage(FILE *f, const struct admin_tool *t)
+{
+	fputs(t->usage, f);
+	settings_usage_options(f, t->opts, t->nopts);
+}
+
+/*
+ * Parses the tool's command line, answers --help, opens the store the
+ * tool needs (never creating one) and runs it.  Returns its exit status.
+ */
+int
+admin_tool_main(const struct admin_tool *t, int argc, char **argv)
+{
+	struct settings	 set;
+	struct store	*st;
+	char		*words[ADMIN_TOOL_MAX_WORDS];
+	int		 nwords = ADMIN_TOOL_MAX_WORDS, rc;
+
+	rc = EXIT_USAGE;
+	if (settings_parse(&set, argc, argv, 2, t->opts, t->nopts, words,
+	    &nwords) == 0) {
+		if (t->opts[t->nopts - 1].value != NULL) {
+			admin_tool_usage(stdout, t);
+			rc = 0;
+		} else if ((st = admin_open_store(&set, 0)) != NULL) {
+			rc = t->run(st, words, nwords, t->opts);
+			if (rc == EXIT_USAGE)
+				admin_tool_usage(stderr, t);
+			store_close(st);
+		}
+	}
+	settings_free(&set);
+	return rc;
+}
+
 /*
  * Reads a password: the first line of --password-file, else of standard
  * input (without echo when that is a terminal).  Never from argv, where

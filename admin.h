@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct cmd_option;
 struct settings;
 struct store;
 
@@ -21,6 +22,22 @@ int	admin_check(int argc, char **argv);
  * store).  Returns NULL after printing why.
  */
 struct store *admin_open_store(const struct settings *, int create);
+
+/*
+ * A store tool driven by words after its name (`mailrepd conflicts show
+ * 3`): what `conflicts` and `quarantine` share.  The last option must
+ * be --help.  `run` gets the store and the words and returns an exit
+ * status; EXIT_USAGE makes admin_tool_main() print the usage.
+ */
+#define ADMIN_TOOL_MAX_WORDS	2
+struct admin_tool {
+	const char		*usage;	/* synopsis and purpose, "\n\n"-ended */
+	struct cmd_option	*opts;
+	int			 nopts;
+	int			(*run)(struct store *, char **words, int nwords,
+				    const struct cmd_option *opts);
+};
+int	admin_tool_main(const struct admin_tool *, int argc, char **argv);
 
 /* A time (seconds since the epoch) as UTC ISO 8601, "2026-12-02T07:15:00Z". */
 #define ADMIN_UTC_LEN	32

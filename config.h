@@ -80,7 +80,25 @@
 #define STORE_RETRY_MS		10	/* the server looks again for the lock */
 #define STORE_MAX_KEYWORDS	4096	/* bytes of keywords on a message */
 #define STORE_GC_BATCH		256	/* unused blobs looked up at once */
-#define SCHEMA_VERSION		10	/* bump with a migration in store.c */
+#define SCHEMA_VERSION		11	/* bump with a migration in store.c */
+/*
+ * Growth (store_purge.c): tombstones and renumbered copies go once every
+ * known replica has them and they are older than --tombstone-retention;
+ * resolved conflicts after --conflict-retention; quarantine after
+ * --quarantine-days.  Each purge step deletes at most STORE_PURGE_BATCH
+ * rows of each table, a few milliseconds.
+ */
+#define DEFAULT_TOMBSTONE_RETENTION (30 * 86400) /* seconds a tombstone is kept */
+#define DEFAULT_CONFLICT_RETENTION (30 * 86400) /* seconds a resolved conflict is kept */
+#define STORE_PURGE_BATCH	500	/* rows of one table purged per step */
+#define STORE_PURGE_INTERVAL	1	/* seconds between purge steps */
+/*
+ * The WAL: after a checkpoint SQLite truncates it to STORE_WAL_LIMIT
+ * (journal_size_limit); every STORE_WAL_CHECK_INTERVAL a WAL past it is
+ * checkpointed, without waiting for readers of other processes.
+ */
+#define STORE_WAL_LIMIT		(16 * 1024 * 1024) /* bytes */
+#define STORE_WAL_CHECK_INTERVAL 10	/* seconds between WAL size checks */
 
 /* LMTP */
 #define LMTP_MAX_LINE		2048	/* command line, CRLF included */
@@ -125,7 +143,10 @@
 #define IMAP_MAX_PRELOGIN_COMMANDS 32	/* commands before login, then BYE */
 #define IMAP_MAX_SKIP		(4 * 1024 * 1024) /* over-long line dropped before BYE */
 #define IMAP_MAX_OUTPUT		(4 * 1024 * 1024) /* a session's output buffer */
-#define IMAP_STEP_MESSAGES	256	/* messages STORE changes in one loop step */
+#define IMAP_STEP_MESSAGES	256	/* messages a long command does in one loop step */
+#define IMAP_STEP_USEC		5000	/* loop time one step of a long command takes */
+#define IMAP_MAX_COPY		1000	/* messages one COPY or MOVE takes (one step) */
+#define IMAP_MAX_SEARCH_TEXT	16	/* BODY and TEXT keys in one SEARCH */
 
 /* MIME pre-parser (run once per delivered message) */
 #define MIME_MAX_DEPTH		32	/* nested multiparts / message parts */
@@ -186,7 +207,6 @@
 #define GUARD_REC_MAX		8192	/* bytes of one held record, encoded */
 #define GUARD_REPLAY_MS		10	/* a replay step stops after this long */
 #define DEFAULT_QUARANTINE_DAYS	14	/* days deleted mail is kept */
-#define SYNC_QUARANTINE_INTERVAL 3600	/* seconds between quarantine purges */
 #define SYNC_UPSTREAM_MAX	255	/* bytes of a HOST:PORT to follow (demote) */
 #define DEMOTE_WAIT_TICKS	50	/* 100 ms looks for a running node to demote */
 #define SYNC_STATUS_INTERVAL	5	/* seconds between acked-position writes */

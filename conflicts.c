@@ -127,20 +127,6 @@ show_pair(struct store *st, const struct store_conflict *k)
 		store_meta_free(&meta[1]);
 }
 
-static void
-usage(FILE *f, const struct cmd_option *opts, int nopts)
-{
-	fprintf(f, "usage: mailrepd conflicts list [--json] --data DIR\n"
-	    "       mailrepd conflicts show ID [--raw local|master] "
-	    "--data DIR\n"
-	    "       mailrepd conflicts resolve ID --data DIR\n\n"
-	    "The GUID conflicts this replica recorded: the same UID naming "
-	    "two messages.\nresolve renumbers one: the replica sends its "
-	    "copy to the master, which\ngives both messages new UIDs "
-	    "(what --conflict-policy renumber does at once).\n\n");
-	settings_usage_options(f, opts, nopts);
-}
-
 /* show and resolve: the conflict named by pos (a number). */
 static int
 conflict_by_id(struct store *st, const char *pos, struct find_ctx *x)
@@ -176,7 +162,7 @@ conflicts_run(struct store *st, char **pos, int npos,
 		return 0;
 	}
 	if (npos != 2 || conflict_by_id(st, pos[1], &x) < 0)
-		return npos == 2 ? 1 : 2;
+		return npos == 2 ? EXIT_FAILED : EXIT_USAGE;
 	if (strcmp(pos[0], "show") == 0 && raw == NULL) {
 		show_pair(st, &x.k);
 		return 0;
@@ -197,7 +183,7 @@ conflicts_run(struct store *st, char **pos, int npos,
 		    (long long)x.k.id);
 		return 0;
 	}
-	return 2;
+	return EXIT_USAGE;
 }
 
 int
@@ -209,27 +195,17 @@ conflicts_main(int argc, char **argv)
 		    "is", NULL },
 		{ "help", 0, "show this help", NULL },
 	};
-	struct settings	 set;
-	struct store	*st;
-	char		*pos[2];
-	int		 npos = 2, rc;
+	const struct admin_tool tool = {
+		"usage: mailrepd conflicts list [--json] --data DIR\n"
+		"       mailrepd conflicts show ID [--raw local|master] "
+		"--data DIR\n"
+		"       mailrepd conflicts resolve ID --data DIR\n\n"
+		"The GUID conflicts this replica recorded: the same UID naming "
+		"two messages.\nresolve renumbers one: the replica sends its "
+		"copy to the master, which\ngives both messages new UIDs "
+		"(what --conflict-policy renumber does at once).\n\n",
+		opts, 3, conflicts_run
+	};
 
-	if (settings_parse(&set, argc, argv, 2, opts, 3, pos, &npos) < 0) {
-		settings_free(&set);
-		return 2;
-	}
-	if (opts[2].value != NULL) {
-		usage(stdout, opts, 3);
-		settings_free(&set);
-		return 0;
-	}
-	if ((st = admin_open_store(&set, 0)) == NULL) {
-		settings_free(&set);
-		return EXIT_USAGE;
-	}
-	if ((rc = conflicts_run(st, pos, npos, opts)) == 2)
-		usage(stderr, opts, 3);
-	store_close(st);
-	settings_free(&set);
-	return rc;
+	return admin_tool_main(&tool, argc, argv);
 }

@@ -85,8 +85,24 @@ crypto_hex(const uint8_t *in, size_t n, char *out)
 	out[2 * n] = '\0';
 }
 
-static int
-hexval(char c)
+int
+crypto_base64_digit(int c)
+{
+	if (c >= 'A' && c <= 'Z')
+		return c - 'A';
+	if (c >= 'a' && c <= 'z')
+		return c - 'a' + 26;
+	if (c >= '0' && c <= '9')
+		return c - '0' + 52;
+	if (c == '+')
+		return 62;
+	if (c == '/')
+		return 63;
+	return -1;
+}
+
+int
+crypto_hex_digit(int c)
 {
 	if (c >= '0' && c <= '9')
 		return c - '0';
@@ -104,8 +120,8 @@ crypto_unhex(const char *in, uint8_t *out, size_t n)
 	int	 hi, lo;
 
 	for (i = 0; i < n; i++) {
-		if ((hi = hexval(in[2 * i])) < 0 ||
-		    (lo = hexval(in[2 * i + 1])) < 0)
+		if ((hi = crypto_hex_digit(in[2 * i])) < 0 ||
+		    (lo = crypto_hex_digit(in[2 * i + 1])) < 0)
 			return -1;
 		out[i] = (uint8_t)(hi << 4 | lo);
 	}

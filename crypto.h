@@ -31,6 +31,10 @@ void		 crypto_hex(const uint8_t *in, size_t n, char *out);
 
 /* Parses 2n hex digits; returns 0, or -1 for anything else. */
 int		 crypto_unhex(const char *in, uint8_t *out, size_t n);
+/* The value of one hex digit, either case, or -1. */
+int		 crypto_hex_digit(int c);
+/* The value of one base64 (RFC 4648) character, or -1. */
+int		 crypto_base64_digit(int c);
 
 /*
  * Decodes base64 (RFC 4648) into out (outcap bytes); returns 0 and

@@ -45,7 +45,7 @@
 
 #define CAPS_BASE	"IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE " \
 			"UIDPLUS MOVE UNSELECT CHILDREN SPECIAL-USE " \
-			"LIST-EXTENDED LIST-STATUS CONDSTORE"
+			"LIST-EXTENDED LIST-STATUS CONDSTORE QRESYNC"
 
 enum input_mode {
 	IN_COMMAND,
@@ -152,10 +152,46 @@ imap_start_steps(struct session *s, imap_step_fn step, void (*step_free)(void *)
 	s->resume = 1;
 }
 
-int
-imap_output_full(const struct session *s)
+/* The monotonic clock in microseconds, for the budget of a step. */
+static int64_t
+step_clock_us(void)
 {
-	return session_held(s) || s->io == SESSION_CLOSING;
+	struct timespec	 ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+void
+imap_step_begin(struct imap_step_budget *b)
+{
+	b->start_us = step_clock_us();
+	b->done = 0;
+}
+
+int
+imap_step_time_left(const struct imap_step_budget *b)
+{
+	return step_clock_us() - b->start_us < IMAP_STEP_USEC;
+}
+
+int
+imap_step_more(const struct session *s, const struct imap_step_budget *b)
+{
+	return b->done < IMAP_STEP_MESSAGES && !session_output_high(s) &&
+	    imap_step_time_left(b);
+}
+
+int
+imap_step_next(struct session *s, struct imap_step_budget *b,
+    struct imap_view_walk *w, uint32_t *seq)
+{
+	if (!imap_step_more(s, b))
+		return 0;
+	if ((*seq = imap_view_walk_next(w, imap_of(s)->view)) == 0)
+		return -1;
+	b->done++;
+	return 1;
 }
 
 void
@@ -380,7 +416,10 @@ cmd_id(struct session *s, const struct imap_arg *args, size_t nargs,
 	imap_reply(s, "OK ID completed");
 }
 
-/* ENABLE (RFC 5161): CONDSTORE is the one extension that needs it. */
+/*
+ * ENABLE (RFC 5161): CONDSTORE, and QRESYNC, which implies it (RFC 7162
+ * 3.2.3) and turns EXPUNGE responses into VANISHED.
+ */
 static void
 cmd_enable(struct session *s, const struct imap_arg *args, size_t nargs,
     int variant)
@@ -403,6 +442,11 @@ cmd_enable(struct session *s, const struct imap_arg *args, size_t nargs,
 		    !ims->condstore) {
 			ims->condstore = 1;
 			session_printf(s, " CONDSTORE");
+		}
+		if (strcasecmp(args[i].str, "QRESYNC") == 0 &&
+		    !ims->qresync) {
+			ims->qresync = ims->condstore = 1;
+			session_printf(s, " QRESYNC");
 		}
 	}
 	session_printf(s, "\r\n");
@@ -1661,10 +1705,10 @@ imap_input(struct session *s)
 	struct imap_private	*p = ims->priv;
 	int			 progress = 1;
 
-	if (ims->step != NULL && !imap_output_full(s) &&
+	if (ims->step != NULL && !session_output_high(s) &&
 	    (!p->writes || session_store_ready(s)))
 		run_step(s);
-	while (progress && s->io == SESSION_OPEN && !imap_output_full(s) &&
+	while (progress && s->io == SESSION_OPEN && !session_output_high(s) &&
 	    ims->step == NULL) {
 		switch (p->mode) {
 		case IN_COMMAND:

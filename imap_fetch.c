@@ -108,6 +108,7 @@ struct fetch_job {
 	int			 seen;		/* some item sets \Seen */
 	unsigned		 need_meta;	/* STORE_META_* to load */
 	int			 changedsince;
+	int			 vanished;	/* VANISHED (QRESYNC) */
 	uint64_t		 since;
 	struct imap_seqset	 set;		/* owns the ranges */
 	struct imap_view_walk	 walk;		/* where the set is walked */
@@ -153,28 +154,6 @@ static const struct {
 	{ "FULL", { ITEM_FLAGS, ITEM_INTERNALDATE, ITEM_SIZE,
 	    ITEM_ENVELOPE, ITEM_BODY }, 5 },
 };
-
-/*
- * Reads a decimal number of at most `max` at *pp and moves past it.
- * Returns 0, or -1 when there are no digits or the number is too big.
- */
-static int
-parse_uint(const char **pp, uint64_t max, uint64_t *out)
-{
-	const char	*p = *pp;
-	uint64_t	 v = 0;
-
-	if (!isdigit((unsigned char)*p))
-		return -1;
-	for (; isdigit((unsigned char)*p); p++) {
-		if (v > (max - (uint64_t)(*p - '0')) / 10)
-			return -1;
-		v = v * 10 + (uint64_t)(*p - '0');
-	}
-	*pp = p;
-	*out = v;
-	return 0;
-}
 
 /* Orders header field names without regard to ASCII case. */
 static int
@@ -294,8 +273,8 @@ parse_partial(struct fetch_item *it, const char *p)
 {
 	if (*p == '\0')
 		return 0;
-	if (*p++ != '<' || parse_uint(&p, UINT32_MAX, &it->start) < 0 ||
-	    *p++ != '.' || parse_uint(&p, UINT32_MAX, &it->len) < 0 ||
+	if (*p++ != '<' || imap_parse_uint(&p, UINT32_MAX, &it->start) < 0 ||
+	    *p++ != '.' || imap_parse_uint(&p, UINT32_MAX, &it->len) < 0 ||
 	    strcmp(p, ">") != 0)
 		return -1;
 	it->partial = 1;
@@ -421,7 +400,10 @@ parse_items(struct fetch_job *j, const struct imap_arg *a)
 	return NULL;
 }
 
-/* Parses the modifier list; CHANGEDSINCE n is the one we know. */
+/*
+ * Parses the modifier list: CHANGEDSINCE n, and QRESYNC's VANISHED
+ * (RFC 7162 3.2.6), which only UID FETCH with CHANGEDSINCE may carry.
+ */
 static const char *
 parse_modifiers(struct fetch_job *j, const struct imap_arg *a)
 {
@@ -431,16 +413,23 @@ parse_modifiers(struct fetch_job *j, const struct imap_arg *a)
 
 	if (a->type != IMAP_ARG_LIST || a->nlist == 0)
 		return "Bad FETCH modifiers";
-	for (i = 0; i < a->nlist; i += 2) {
+	for (i = 0; i < a->nlist; i++) {
+		if (v[i].type == IMAP_ARG_ATOM &&
+		    strcasecmp(v[i].str, "VANISHED") == 0) {
+			j->vanished = 1;
+			continue;
+		}
 		if (v[i].type != IMAP_ARG_ATOM ||
 		    strcasecmp(v[i].str, "CHANGEDSINCE") != 0)
 			return "Unknown FETCH modifier";
-		p = i + 1 < a->nlist && v[i + 1].type == IMAP_ARG_ATOM ?
-		    v[i + 1].str : "";
-		if (parse_uint(&p, INT64_MAX, &j->since) < 0 || *p != '\0')
+		p = ++i < a->nlist && v[i].type == IMAP_ARG_ATOM ?
+		    v[i].str : "";
+		if (imap_parse_uint(&p, INT64_MAX, &j->since) < 0 || *p != '\0')
 			return "Bad CHANGEDSINCE value";
 		j->changedsince = 1;
 	}
+	if (j->vanished && (!j->uid_cmd || !j->changedsince))
+		return "VANISHED needs UID FETCH with CHANGEDSINCE";
 	return NULL;
 }
 
@@ -985,7 +974,7 @@ literal_send(struct session *s, struct fetch_job *j)
 	size_t		 n;
 
 	while (lit->off < lit->end) {
-		if (imap_output_full(s))
+		if (session_output_high(s))
 			return 0;
 		n = lit->end - lit->off < BLOB_CHUNK_SIZE ?
 		    lit->end - lit->off : BLOB_CHUNK_SIZE;
@@ -1019,7 +1008,7 @@ msg_write(struct session *s, struct fetch_job *j)
 	int			 r;
 
 	while ((r = literal_send(s, j)) == 1 && fm->next < j->nitems) {
-		if (imap_output_full(s))
+		if (session_output_high(s))
 			return 0;
 		if (item_write(s, j, &j->items[fm->next++]) < 0)
 			return -1;
@@ -1085,7 +1074,7 @@ fetch_run(struct session *s, struct fetch_job *j)
 {
 	int	 r;
 
-	while (!imap_output_full(s)) {
+	while (!session_output_high(s)) {
 		if (j->active)
 			r = msg_write(s, j);
 		else if ((r = msg_next(s, j)) == 0) {
@@ -1141,8 +1130,20 @@ imap_cmd_fetch(struct session *s, const struct imap_arg *args, size_t nargs,
 		fetch_free(j);
 		return;
 	}
+	if (j->vanished && !is->qresync) {
+		imap_reply(s, "BAD VANISHED needs ENABLE QRESYNC first");
+		fetch_free(j);
+		return;
+	}
 	/* MODSEQ and CHANGEDSINCE enable CONDSTORE (RFC 7162 3.1) */
 	if (j->modseq)
 		is->condstore = 1;
+	/* What went comes before what changed (RFC 7162 3.2.6). */
+	if (j->vanished && imap_vanished_earlier(s, is->view, &j->set,
+	    j->since) < 0) {
+		imap_reply(s, "NO [UNAVAILABLE] Cannot read the mailbox");
+		fetch_free(j);
+		return;
+	}
 	imap_start_steps(s, fetch_step, fetch_free, j);
 }

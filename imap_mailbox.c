@@ -167,11 +167,26 @@ view_find(const struct imap_view *v, uint32_t uid)
 	return -1;
 }
 
+/* An untagged FETCH of the flags of message i of the view. */
+static void
+view_put_flags(struct session *s, const struct imap_view *v, long i,
+    const struct store_message *m)
+{
+	session_printf(s, "* %ld FETCH (UID %u FLAGS ", i + 1, m->uid);
+	imap_put_flags(s, m->flags, m->keywords,
+	    v->msgs[i].bits & VIEW_RECENT);
+	if (imap_of(s)->condstore)
+		session_printf(s, " MODSEQ (%llu)",
+		    (unsigned long long)m->modseq);
+	session_printf(s, ")\r\n");
+}
+
 struct sync_ctx {
 	struct session		*s;
 	struct imap_view	*v;
 	uint32_t		 old_count;
 	uint32_t		 old_recent;
+	uint32_t		 cursor;	/* sync_present()'s, in the view */
 	int			 error;
 };
 
@@ -186,6 +201,42 @@ sync_expunged(void *arg, uint32_t uid)
 		c->v->msgs[i].bits |= VIEW_GONE;
 		c->v->gone++;
 	}
+	return 0;
+}
+
+/* A message still there: the view's messages below it went. */
+static int
+sync_present(void *arg, const struct store_message *m)
+{
+	struct sync_ctx		*c = arg;
+
+	for (; c->cursor < c->v->count && c->v->msgs[c->cursor].uid < m->uid;
+	    c->cursor++)
+		sync_expunged(c, c->v->msgs[c->cursor].uid);
+	if (c->cursor < c->v->count && c->v->msgs[c->cursor].uid == m->uid)
+		c->cursor++;
+	return 0;
+}
+
+/*
+ * Marks what left the mailbox since the view: from the tombstones newer
+ * than it, or, when the purge took some of those (the session sat
+ * selected for longer than --tombstone-retention), every message of the
+ * view the mailbox no longer holds.  Returns 0 or -1.
+ */
+static int
+sync_gone(struct session *s, struct sync_ctx *c)
+{
+	struct store		*st = s->srv->store;
+	struct imap_view	*v = c->v;
+
+	if (v->modseq >= store_tombs_purged(st, v->mb.uniqueid))
+		return store_expunged_since(st, v->mb.uniqueid, v->modseq,
+		    sync_expunged, c) == STORE_OK ? 0 : -1;
+	if (store_message_foreach(st, v->mb.id, sync_present, c) != STORE_OK)
+		return -1;
+	for (; c->cursor < v->count; c->cursor++)
+		sync_expunged(c, v->msgs[c->cursor].uid);
 	return 0;
 }
 
@@ -204,25 +255,53 @@ sync_changed(void *arg, const struct store_message *m)
 	}
 	if (view_is_own(v, m->modseq) || (v->msgs[i].bits & VIEW_GONE))
 		return 0;
-	session_printf(c->s, "* %ld FETCH (UID %u FLAGS ", i + 1, m->uid);
-	imap_put_flags(c->s, m->flags, m->keywords,
-	    v->msgs[i].bits & VIEW_RECENT);
-	if (imap_of(c->s)->condstore)
-		session_printf(c->s, " MODSEQ (%llu)",
-		    (unsigned long long)m->modseq);
-	session_printf(c->s, ")\r\n");
+	view_put_flags(c->s, v, i, m);
 	return 0;
+}
+
+/*
+ * Tells a QRESYNC client which messages went, as one VANISHED response
+ * (RFC 7162 3.2.10) of their UIDs: a range only where the UIDs follow
+ * each other, so that every UID in it is one the client knows.
+ */
+static void
+vanished_now(struct session *s, const struct imap_view *v)
+{
+	uint32_t	 i, lo = 0, hi = 0;
+	int		 n = 0;
+
+	for (i = 0; i <= v->count; i++) {
+		if (i < v->count && (v->msgs[i].bits & VIEW_GONE) == 0)
+			continue;
+		if (i < v->count && lo != 0 && v->msgs[i].uid == hi + 1) {
+			hi++;
+			continue;
+		}
+		if (lo != 0 && hi != lo)
+			session_printf(s, "%s%u:%u", n++ ? "," : "* VANISHED ",
+			    lo, hi);
+		else if (lo != 0)
+			session_printf(s, "%s%u", n++ ? "," : "* VANISHED ",
+			    lo);
+		if (i < v->count)
+			lo = hi = v->msgs[i].uid;
+	}
+	if (n > 0)
+		session_printf(s, "\r\n");
 }
 
 void
 imap_view_drop_gone(struct session *s, struct imap_view *v, int silent)
 {
 	uint32_t	 i, out = 0, removed = 0;
+	int		 vanished = !silent && imap_of(s)->qresync;
 
+	if (vanished)
+		vanished_now(s, v);
 	for (i = 0; i < v->count; i++) {
 		if (v->msgs[i].bits & VIEW_GONE) {
 			/* Numbers shift as each EXPUNGE is read. */
-			if (!silent)
+			if (!silent && !vanished)
 				session_printf(s, "* %u EXPUNGE\r\n",
 				    i + 1 - removed);
 			v->recent -= v->msgs[i].bits & VIEW_RECENT;
@@ -259,8 +338,7 @@ imap_sync(struct session *s, int allow_expunge)
 		c.v = v;
 		c.old_count = v->count;
 		c.old_recent = v->recent;
-		if (store_expunged_since(s->srv->store, v->mb.uniqueid,
-		    v->modseq, sync_expunged, &c) != STORE_OK ||
+		if (sync_gone(s, &c) < 0 ||
 		    store_message_changes(s->srv->store, v->mb.id, v->modseq,
 		    sync_changed, &c) != STORE_OK || c.error)
 			return;		/* try again at the next point */
@@ -362,27 +440,119 @@ select_respond(struct session *s, const struct imap_view *v,
 	    v->mb.uidnext, (unsigned long long)v->mb.highestmodseq);
 }
 
-void
-imap_cmd_select(struct session *s, const struct imap_arg *args, size_t nargs,
-    int examine)
+/* SELECT's and EXAMINE's parameters (RFC 4466, RFC 7162 3.1.8, 3.2.5). */
+struct select_params {
+	int			 condstore;
+	int			 qresync;	/* the QRESYNC parameter given */
+	uint64_t		 uidvalidity;
+	uint64_t		 modseq;	/* the client's last known */
+	struct imap_seqset	 known;		/* its known UIDs (n 0: all) */
+};
+
+/*
+ * Parses "(uidvalidity modseq [known-uids [seq-match]])"; the sequence
+ * match data, a hint, is checked for form only.  Returns 0 or -1.
+ */
+static int
+qresync_parse(const struct imap_arg *a, struct select_params *p)
+{
+	const char	*t;
+
+	if (a->type != IMAP_ARG_LIST || a->nlist < 2 || a->nlist > 4 ||
+	    a->list[0].type != IMAP_ARG_ATOM ||
+	    a->list[1].type != IMAP_ARG_ATOM)
+		return -1;
+	t = a->list[0].str;
+	if (imap_parse_uint(&t, UINT32_MAX, &p->uidvalidity) < 0 ||
+	    *t != '\0' || p->uidvalidity == 0)
+		return -1;
+	t = a->list[1].str;
+	if (imap_parse_uint(&t, INT64_MAX, &p->modseq) < 0 || *t != '\0' ||
+	    p->modseq == 0)
+		return -1;
+	if (a->nlist > 2 && (a->list[2].type != IMAP_ARG_ATOM ||
+	    imap_seqset_parse(a->list[2].str, &p->known) < 0))
+		return -1;
+	if (a->nlist > 3 && (a->list[3].type != IMAP_ARG_LIST ||
+	    a->list[3].nlist != 2))
+		return -1;
+	p->qresync = 1;
+	return 0;
+}
+
+/* Parses the optional parameter list into p; returns 0 or -1. */
+static int
+select_params_parse(const struct imap_arg *a, struct select_params *p)
+{
+	size_t	 i;
+
+	if (a->type != IMAP_ARG_LIST || a->nlist == 0)
+		return -1;
+	for (i = 0; i < a->nlist; i++) {
+		if (a->list[i].type != IMAP_ARG_ATOM)
+			return -1;
+		if (strcasecmp(a->list[i].str, "CONDSTORE") == 0)
+			p->condstore = 1;
+		else if (strcasecmp(a->list[i].str, "QRESYNC") == 0 &&
+		    !p->qresync && i + 1 < a->nlist) {
+			if (qresync_parse(&a->list[++i], p) < 0)
+				return -1;
+		} else
+			return -1;
+	}
+	return 0;
+}
+
+/* A message changed since the client's MODSEQ, as a FETCH (RFC 7162). */
+static int
+qresync_changed(void *arg, const struct store_message *m)
+{
+	struct sync_ctx	*c = arg;
+	long		 i = view_find(c->v, m->uid);
+
+	if (i >= 0)
+		view_put_flags(c->s, c->v, i, m);
+	return 0;
+}
+
+/*
+ * QRESYNC's resynchronisation inside SELECT (RFC 7162 3.2.5.1): what
+ * went since the client's MODSEQ, then what changed, when its
+ * UIDVALIDITY is still the mailbox's.  Returns 0, or -1 on a store error.
+ */
+static int
+qresync_respond(struct session *s, struct imap_view *v,
+    struct select_params *p)
+{
+	struct sync_ctx	 c;
+
+	if (p->uidvalidity != v->mb.uidvalidity)
+		return 0;
+	if (p->known.n > 0)
+		imap_seqset_resolve(&p->known, v->uidnext > 1 ?
+		    v->uidnext - 1 : 1);
+	if (imap_vanished_earlier(s, v, p->known.n > 0 ? &p->known : NULL,
+	    p->modseq) < 0)
+		return -1;
+	memset(&c, 0, sizeof(c));
+	c.s = s;
+	c.v = v;
+	return store_message_changes(s->srv->store, v->mb.id, p->modseq,
+	    qresync_changed, &c) == STORE_OK ? 0 : -1;
+}
+
+/* SELECT or EXAMINE of a mailbox, the parameters parsed. */
+static void
+select_open(struct session *s, const char *name, int examine,
+    struct select_params *p)
 {
 	struct imap_session	*ims = imap_of(s);
 	struct imap_view	*v;
 	struct load_ctx		 c;
-	const char		*name;
 	enum store_err		 err;
 
-	if (nargs < 1 || nargs > 2 ||
-	    (name = imap_arg_mailbox(&args[0])) == NULL ||
-	    (nargs == 2 && (args[1].type != IMAP_ARG_LIST ||
-	    args[1].nlist != 1 || args[1].list[0].type != IMAP_ARG_ATOM ||
-	    strcasecmp(args[1].list[0].str, "CONDSTORE") != 0))) {
-		imap_reply(s, "BAD %s wants a mailbox name [(CONDSTORE)]",
-		    examine ? "EXAMINE" : "SELECT");
-		return;
-	}
 	unselect(s, 1);
-	if (nargs == 2)
+	if (p->condstore || p->qresync)
 		ims->condstore = 1;
 	if ((v = calloc(1, sizeof(*v))) == NULL) {
 		imap_reply(s, "NO [UNAVAILABLE] Out of memory");
@@ -406,8 +576,44 @@ imap_cmd_select(struct session *s, const struct imap_arg *args, size_t nargs,
 	ims->view = v;
 	ims->state = IMAP_SELECTED;
 	select_respond(s, v, &c);
+	if (p->qresync && qresync_respond(s, v, p) < 0) {
+		unselect(s, 0);
+		imap_reply(s, "NO [UNAVAILABLE] Cannot open the mailbox");
+		return;
+	}
 	imap_reply(s, "OK [%s] %s completed", v->readonly ? "READ-ONLY" :
 	    "READ-WRITE", examine ? "EXAMINE" : "SELECT");
+}
+
+/* CLOSE's expunge is done (imap_expunge_deleted()). */
+static void
+close_done(struct session *s, const struct store_mailbox *mb)
+{
+	(void)mb;
+	unselect(s, 0);
+	imap_reply(s, "OK CLOSE completed");
+}
+
+void
+imap_cmd_select(struct session *s, const struct imap_arg *args, size_t nargs,
+    int examine)
+{
+	struct imap_session	*ims = imap_of(s);
+	struct select_params	 p;
+	const char		*name;
+
+	memset(&p, 0, sizeof(p));
+	if (nargs < 1 || nargs > 2 ||
+	    (name = imap_arg_mailbox(&args[0])) == NULL ||
+	    (nargs == 2 && select_params_parse(&args[1], &p) < 0)) {
+		imap_reply(s, "BAD %s wants a mailbox name [(CONDSTORE)] or "
+		    "[(QRESYNC (uidvalidity modseq [uids]))]", examine ?
+		    "EXAMINE" : "SELECT");
+	} else if (p.qresync && !ims->qresync)
+		imap_reply(s, "BAD QRESYNC needs ENABLE QRESYNC first");
+	else
+		select_open(s, name, examine, &p);
+	imap_seqset_free(&p.known);
 }
 
 /* CLOSE (expunging \Deleted messages silently) and UNSELECT (RFC 3691). */
@@ -423,11 +629,13 @@ imap_cmd_close(struct session *s, const struct imap_arg *args, size_t nargs,
 		    "UNSELECT");
 		return;
 	}
-	if (expunge && !ims->view->readonly &&
-	    imap_expunge_deleted(s, NULL, 1) < 0)
-		return;
-	unselect(s, 0);
-	imap_reply(s, "OK %s completed", expunge ? "CLOSE" : "UNSELECT");
+	if (expunge && !ims->view->readonly)
+		imap_expunge_deleted(s, NULL, 1, close_done);
+	else {
+		unselect(s, 0);
+		imap_reply(s, "OK %s completed", expunge ? "CLOSE" :
+		    "UNSELECT");
+	}
 }
 
 /* --- CREATE, DELETE, RENAME, SUBSCRIBE ----------------------------------- */
@@ -579,6 +787,24 @@ imap_cmd_create(struct session *s, const struct imap_arg *args, size_t nargs,
 		imap_reply(s, "OK CREATE completed");
 }
 
+/*
+ * Deletes mailbox mb, emptied first in steps when it held many messages
+ * (imap_expunge_mailbox()), so that what is left is a short step.  A
+ * crash between the steps leaves the mailbox with fewer messages, as if
+ * the client had expunged them, never a half-deleted mailbox.
+ */
+static void
+delete_emptied(struct session *s, const struct store_mailbox *mb)
+{
+	enum store_err	 err;
+
+	err = store_mailbox_delete(s->srv->store, imap_of(s)->user, mb->name);
+	if (err != STORE_OK)
+		reply_store_error(s, err, "DELETE");
+	else
+		imap_reply(s, "OK DELETE completed");
+}
+
 void
 imap_cmd_delete(struct session *s, const struct imap_arg *args, size_t nargs,
     int variant)
@@ -600,12 +826,12 @@ imap_cmd_delete(struct session *s, const struct imap_arg *args, size_t nargs,
 	err = store_mailbox_get(s->srv->store, ims->user, name, &mb);
 	if (err == STORE_OK && ims->view != NULL && ims->view->mb.id == mb.id)
 		unselect(s, 1);
-	if (err == STORE_OK)
-		err = store_mailbox_delete(s->srv->store, ims->user, name);
 	if (err != STORE_OK)
 		reply_store_error(s, err, "DELETE");
+	else if (mb.messages > IMAP_STEP_MESSAGES)
+		imap_expunge_mailbox(s, &mb, delete_emptied);
 	else
-		imap_reply(s, "OK DELETE completed");
+		delete_emptied(s, &mb);
 }
 
 /*

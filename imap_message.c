@@ -2,9 +2,11 @@
  * imap_message.c — sequence sets, flags, and the IMAP commands that
  * change messages: STORE, COPY, MOVE, EXPUNGE (and UID variants).
  *
- * Each command first picks its messages from the view (imap_view_foreach)
- * and only then calls the store, once, so that COPY and MOVE are atomic
- * (RFC 3501 6.4.7) and a change is made in one step of the store.
+ * STORE and EXPUNGE work in steps of bounded work (imap_step_more()),
+ * so that a big mailbox never holds the loop; COPY and MOVE first pick
+ * their messages from the view (imap_view_foreach) and only then call
+ * the store, once, so that they are atomic (RFC 3501 6.4.7), which
+ * bounds how many messages one of them takes (see copy_messages).
  */
 #include <ctype.h>
 #include <stdio.h>
@@ -505,8 +507,8 @@ store_free(void *arg)
 }
 
 /*
- * One step of STORE: changes messages until the set is done, the step's
- * share (IMAP_STEP_MESSAGES) is used up or the output is full, so that a
+ * One step of STORE: changes messages until the set is done or the
+ * step's budget (imap_step_more()) is used up, so that a
  * STORE 1:* of a big mailbox streams its untagged FETCH responses as the
  * client reads them and never holds the loop.  Each step's changes are
  * committed with the group; STORE is not atomic (RFC 3501 6.4.6), and
@@ -517,16 +519,16 @@ static int
 store_step(struct session *s, void *arg)
 {
 	struct store_job	*j = arg;
-	const struct imap_view	*v = imap_of(s)->view;
+	struct imap_step_budget	 b;
 	uint32_t		 seq;
-	unsigned		 n;
+	int			 more;
 	char			*text;
 
-	for (n = 0; !j->error; n++) {
-		if (n == IMAP_STEP_MESSAGES || imap_output_full(s))
+	imap_step_begin(&b);
+	while (!j->error && (more = imap_step_next(s, &b, &j->walk,
+	    &seq)) >= 0) {
+		if (more == 0)
 			return 0;
-		if ((seq = imap_view_walk_next(&j->walk, v)) == 0)
-			break;
 		(void)store_one(j, seq);
 	}
 	if (j->error)
@@ -611,15 +613,18 @@ imap_cmd_store(struct session *s, const struct imap_arg *args, size_t nargs,
 		imap_start_steps(s, store_step, store_free, j);
 }
 
-/* --- COPY, MOVE, EXPUNGE ------------------------------------------------- */
+/* --- COPY and MOVE -------------------------------------------------------- */
 
-/* Messages picked from the view: UIDs and sequence numbers, ascending. */
+/*
+ * Messages picked from the view for COPY or MOVE: UIDs and sequence
+ * numbers, ascending; `over` when the set names more than IMAP_MAX_COPY.
+ */
 struct picked {
 	struct session	*s;
 	uint32_t	*uid;
 	uint32_t	*seq;
 	size_t		 n, cap;
-	int		 deleted_only;	/* EXPUNGE: only \Deleted ones */
+	int		 over;
 	int		 error;
 };
 
@@ -629,21 +634,12 @@ pick_one(void *arg, uint32_t seq)
 {
 	struct picked		*p = arg;
 	struct imap_view	*v = imap_of(p->s)->view;
-	struct store_message	 m;
 	uint32_t		*u, *q;
-	enum store_err		 err;
 
 	if (v->msgs[seq - 1].bits & VIEW_GONE)
 		return 0;
-	if (p->deleted_only) {
-		err = store_message_get(p->s->srv->store, v->mb.id,
-		    v->msgs[seq - 1].uid, &m);
-		if (err == STORE_NOTFOUND || (err == STORE_OK &&
-		    (m.flags & FLAG_DELETED) == 0))
-			return 0;
-		if (err != STORE_OK)
-			return p->error = 1;
-	}
+	if (p->n == IMAP_MAX_COPY)
+		return p->over = 1;
 	if (p->n == p->cap) {
 		p->cap = p->cap ? p->cap * 2 : 64;
 		u = reallocarray(p->uid, p->cap, sizeof(*u));
@@ -670,10 +666,10 @@ picked_free(struct picked *p)
 
 /*
  * Marks the picked messages gone and drops every gone message from the
- * view: EXPUNGE and MOVE may report expunges made elsewhere too.
+ * view: MOVE may report expunges made elsewhere too.
  */
 static void
-view_remove(struct session *s, const struct picked *p, int silent)
+view_remove(struct session *s, const struct picked *p)
 {
 	struct imap_view	*v = imap_of(s)->view;
 	size_t			 k;
@@ -683,7 +679,7 @@ view_remove(struct session *s, const struct picked *p, int silent)
 			v->gone++;
 		v->msgs[p->seq[k] - 1].bits |= VIEW_GONE;
 	}
-	imap_view_drop_gone(s, v, silent);
+	imap_view_drop_gone(s, v, 0);
 }
 
 /* A list of ascending numbers as a set text "1:3,7"; malloc'd. */
@@ -705,7 +701,21 @@ numbers_text(const uint32_t *v, size_t n)
 	return text;
 }
 
-/* COPY and MOVE (RFC 6851), with COPYUID (RFC 4315). */
+/*
+ * COPY and MOVE (RFC 6851), with COPYUID (RFC 4315).
+ *
+ * Why a limit and not steps: COPY and MOVE are all or nothing (RFC 3501
+ * 6.4.7, RFC 6851 3.3), and every copied message is one append record
+ * in the replication log, in order, each chained to the hash of the one
+ * before.  Copying in steps would need the copies kept invisible (here,
+ * and on every replica that applies the records as they come) until a
+ * last step makes them visible, and that step would still write or flip
+ * a row per message: it cannot be short.  So one command copies at most
+ * IMAP_MAX_COPY messages, in one store step that fits the loop's budget,
+ * and a set naming more is refused with NO [LIMIT] before anything is
+ * copied, as Gmail bounds a command's work; a client copies a bigger
+ * set in parts (a UID range each).
+ */
 static void
 copy_messages(struct session *s, const struct imap_arg *args, size_t nargs,
     int uid, int move)
@@ -729,8 +739,11 @@ copy_messages(struct session *s, const struct imap_arg *args, size_t nargs,
 	}
 	imap_view_foreach(v, &set, uid, pick_one, &p);
 	imap_seqset_free(&set);
-	if ((err = store_mailbox_get(s->srv->store, ims->user, name, &to)) ==
-	    STORE_NOTFOUND)
+	if (p.over)
+		imap_reply(s, "NO [LIMIT] %s takes at most %u messages at once",
+		    verb, IMAP_MAX_COPY);
+	else if ((err = store_mailbox_get(s->srv->store, ims->user, name,
+	    &to)) == STORE_NOTFOUND)
 		imap_reply(s, "NO [TRYCREATE] No such mailbox");
 	else if (err != STORE_OK || p.error)
 		imap_reply(s, "NO [UNAVAILABLE] %s failed", verb);
@@ -757,7 +770,7 @@ copy_messages(struct session *s, const struct imap_arg *args, size_t nargs,
 		else {
 			session_printf(s, "* OK [COPYUID %u %s %s] Moved\r\n",
 			    to.uidvalidity, src ? src : "", dst ? dst : "");
-			view_remove(s, &p, 0);
+			view_remove(s, &p);
 			imap_reply(s, "OK %sMOVE completed", uid ? "UID " : "");
 		}
 	}
@@ -781,33 +794,251 @@ imap_cmd_move(struct session *s, const struct imap_arg *args, size_t nargs,
 	copy_messages(s, args, nargs, uid, 1);
 }
 
-int
-imap_expunge_deleted(struct session *s, const struct imap_seqset *uidset,
-    int silent)
+/* --- EXPUNGE, CLOSE, DELETE: expunges in steps ---------------------------- */
+
+/*
+ * A running expunge: of the view's messages flagged \Deleted (EXPUNGE,
+ * UID EXPUNGE, CLOSE), or of every message of a mailbox about to be
+ * deleted (DELETE; `view` NULL).  Each expunge stands alone (RFC 3501
+ * does not make EXPUNGE atomic), so the messages go a few at a time,
+ * as many as a step's budget allows, each step's made durable by its
+ * loop iteration's group commit.  Their EXPUNGE responses go out at the
+ * next step, once that commit is done (RFC 3501 7.4.1 lets them come
+ * during the command): what a failed commit left in the store stays in
+ * the view.  The store is walked by UID, not the view by index, since
+ * the view shrinks as the steps go.
+ */
+struct expunge_job {
+	struct imap_view	*view;
+	struct store_mailbox	 mb;		/* the mailbox expunged from */
+	struct imap_seqset	 uids;		/* UID EXPUNGE's set, owned */
+	int			 some;		/* only the UIDs in uids */
+	int			 silent;	/* CLOSE: no EXPUNGE responses */
+	void			(*done)(struct session *,
+				    const struct store_mailbox *);
+	uint32_t		 after;		/* UIDs up to here looked at */
+	uint32_t		 last;		/* the highest UID to look at */
+	int			 walked;	/* every UID looked at */
+	uint32_t		 todo[IMAP_STEP_MESSAGES]; /* to expunge */
+	size_t			 ntodo, itodo;	/* todo[itodo..ntodo) left */
+	uint32_t		 gone[IMAP_STEP_MESSAGES]; /* expunged in the
+						   last step, not yet said */
+	size_t			 ngone;
+};
+
+/* Takes one message as to be expunged (a store_message_range callback). */
+static int
+expunge_pick(void *arg, const struct store_message *m)
+{
+	struct expunge_job	*j = arg;
+	const struct imap_view	*v = j->view;
+	uint32_t		 i;
+
+	j->after = m->uid;
+	if (v != NULL) {
+		if ((m->flags & FLAG_DELETED) == 0 ||
+		    (j->some && !imap_seqset_has(&j->uids, m->uid)))
+			return 0;
+		/* Only what the client knows: not mail newer than its view. */
+		i = view_lower_bound(v, m->uid);
+		if (i == v->count || v->msgs[i].uid != m->uid ||
+		    (v->msgs[i].bits & VIEW_GONE))
+			return 0;
+	}
+	j->todo[j->ntodo++] = m->uid;
+	return 0;
+}
+
+/* The next messages in UID order into todo (none left: walked). */
+static enum store_err
+expunge_refill(struct session *s, struct expunge_job *j)
+{
+	uint32_t	 from = j->after;
+	enum store_err	 err;
+
+	j->ntodo = j->itodo = 0;
+	err = store_message_range(s->srv->store, j->mb.id, j->after, j->last,
+	    IMAP_STEP_MESSAGES, expunge_pick, j);
+	if (err == STORE_OK && j->ntodo == 0 && j->after == from)
+		j->walked = 1;
+	return err;
+}
+
+/* Sets (or clears) VIEW_GONE on the messages of gone[] in the view. */
+static void
+expunge_mark(struct expunge_job *j, int gone)
+{
+	struct imap_view	*v = j->view;
+	uint32_t		 i;
+	size_t			 k;
+
+	for (k = 0; k < j->ngone; k++) {
+		i = view_lower_bound(v, j->gone[k]);
+		if (i == v->count || v->msgs[i].uid != j->gone[k] ||
+		    ((v->msgs[i].bits & VIEW_GONE) != 0) == gone)
+			continue;
+		v->msgs[i].bits ^= VIEW_GONE;
+		if (gone)
+			v->gone++;
+		else
+			v->gone--;
+	}
+}
+
+/*
+ * What the last step expunged, after its group commit: gone from the
+ * store, it leaves the view with its EXPUNGE responses.  Still there,
+ * the commit failed: it stays in the view, and -1 says so.
+ */
+static int
+expunge_settle(struct session *s, struct expunge_job *j)
+{
+	struct store_message	 m;
+	int			 kept;
+
+	kept = store_message_get(s->srv->store, j->mb.id, j->gone[0], &m) !=
+	    STORE_NOTFOUND;
+	if (j->view != NULL && kept)
+		expunge_mark(j, 0);
+	else if (j->view != NULL)
+		imap_view_drop_gone(s, j->view, j->silent);
+	j->ngone = 0;
+	return kept ? -1 : 0;
+}
+
+/* Expunges messages of todo (refilled as it empties) within the budget. */
+static enum store_err
+expunge_some(struct session *s, struct expunge_job *j)
+{
+	struct imap_step_budget	 b;
+	enum store_err		 err = STORE_OK;
+	uint32_t		 uid;
+
+	imap_step_begin(&b);
+	while (err == STORE_OK && j->ngone < IMAP_STEP_MESSAGES &&
+	    !j->walked && imap_step_more(s, &b)) {
+		b.done++;
+		if (j->itodo == j->ntodo) {
+			err = expunge_refill(s, j);
+			continue;
+		}
+		uid = j->todo[j->itodo++];
+		if ((err = store_message_expunge(s->srv->store, j->mb.id,
+		    uid)) == STORE_OK)
+			j->gone[j->ngone++] = uid;
+		else if (err == STORE_NOTFOUND)
+			err = STORE_OK;		/* expunged elsewhere */
+	}
+	if (j->view != NULL)
+		expunge_mark(j, 1);
+	return err;
+}
+
+/*
+ * One step: settles the last step's expunges, then expunges the next
+ * ones, or, when every message has been looked at and the last ones are
+ * durable, lets done() record the reply.  Returns 1 once the reply is
+ * recorded.
+ */
+static int
+expunge_step(struct session *s, void *arg)
+{
+	struct expunge_job	*j = arg;
+	enum store_err		 err;
+
+	if (j->ngone > 0 && expunge_settle(s, j) < 0) {
+		imap_reply(s, "NO [UNAVAILABLE] The change could not be saved");
+		return 1;
+	}
+	if (j->view == NULL && (err = store_mailbox_state(s->srv->store,
+	    &j->mb, &j->last, &j->mb.highestmodseq)) != STORE_OK) {
+		imap_reply(s, err == STORE_NOTFOUND ? "NO [NONEXISTENT] "
+		    "The mailbox went meanwhile" : "NO [UNAVAILABLE] Failed");
+		return 1;
+	}
+	if ((err = expunge_some(s, j)) != STORE_OK) {
+		imap_reply(s, "%s", err == STORE_FULL ? IMAP_NO_FULL :
+		    "NO [UNAVAILABLE] Expunging failed");
+		return 1;
+	}
+	if (j->ngone > 0 || !j->walked)
+		return 0;
+	j->done(s, &j->mb);
+	return 1;
+}
+
+static void
+expunge_free(void *arg)
+{
+	struct expunge_job	*j = arg;
+
+	imap_seqset_free(&j->uids);
+	free(j);
+}
+
+/* Runs the first step now (a small job ends there), the rest later. */
+static void
+expunge_start(struct session *s, struct expunge_job *j)
+{
+	if (expunge_step(s, j))
+		expunge_free(j);
+	else
+		imap_start_steps(s, expunge_step, expunge_free, j);
+}
+
+void
+imap_expunge_deleted(struct session *s, struct imap_seqset *uidset,
+    int silent, void (*done)(struct session *, const struct store_mailbox *))
 {
 	struct imap_view	*v = imap_of(s)->view;
-	struct imap_seqset	 all;
-	struct imap_range	 everything = { 1, UINT32_MAX };
-	struct picked		 p;
-	enum store_err		 err = STORE_OK;
+	struct expunge_job	*j;
 
-	memset(&p, 0, sizeof(p));
-	p.s = s;
-	p.deleted_only = 1;
-	all.r = &everything;
-	all.n = 1;
-	imap_view_foreach(v, uidset ? uidset : &all, 1, pick_one, &p);
-	if (!p.error && p.n > 0)
-		err = store_message_expunge_many(s->srv->store, v->mb.id,
-		    p.uid, p.n);
-	if (p.error || err != STORE_OK) {
-		imap_reply(s, "NO [UNAVAILABLE] EXPUNGE failed");
-		picked_free(&p);
-		return -1;
+	if ((j = calloc(1, sizeof(*j))) == NULL) {
+		imap_reply(s, "NO [UNAVAILABLE] Out of memory");
+		if (uidset != NULL)
+			imap_seqset_free(uidset);
+		return;
 	}
-	view_remove(s, &p, silent);
-	picked_free(&p);
-	return 0;
+	j->view = v;
+	j->mb = v->mb;
+	j->silent = silent;
+	j->done = done;
+	j->last = v->count > 0 ? v->msgs[v->count - 1].uid : 0;
+	if (uidset != NULL) {
+		j->uids = *uidset;
+		j->some = 1;
+	}
+	expunge_start(s, j);
+}
+
+void
+imap_expunge_mailbox(struct session *s, const struct store_mailbox *mb,
+    void (*done)(struct session *, const struct store_mailbox *))
+{
+	struct expunge_job	*j;
+
+	if ((j = calloc(1, sizeof(*j))) == NULL) {
+		imap_reply(s, "NO [UNAVAILABLE] Out of memory");
+		return;
+	}
+	j->mb = *mb;
+	j->done = done;
+	expunge_start(s, j);
+}
+
+/* EXPUNGE and UID EXPUNGE are done. */
+static void
+expunge_done(struct session *s, const struct store_mailbox *mb)
+{
+	(void)mb;
+	imap_reply(s, "OK EXPUNGE completed");
+}
+
+static void
+uid_expunge_done(struct session *s, const struct store_mailbox *mb)
+{
+	(void)mb;
+	imap_reply(s, "OK UID EXPUNGE completed");
 }
 
 void
@@ -823,10 +1054,11 @@ imap_cmd_expunge(struct session *s, const struct imap_arg *args,
 		    "EXPUNGE takes no arguments");
 		return;
 	}
-	if (ims->view->readonly)
+	if (ims->view->readonly) {
 		imap_reply(s, "NO Mailbox is read-only");
-	else if (imap_expunge_deleted(s, uid ? &set : NULL, 0) == 0)
-		imap_reply(s, "OK %sEXPUNGE completed", uid ? "UID " : "");
-	if (uid)
-		imap_seqset_free(&set);
+		if (uid)
+			imap_seqset_free(&set);
+	} else
+		imap_expunge_deleted(s, uid ? &set : NULL, 0,
+		    uid ? uid_expunge_done : expunge_done);
 }

@@ -70,7 +70,9 @@ imap_frame_scan(struct imap_frame *fs, const char *buf, size_t avail,
 
 	for (;;) {
 		assert(fs->scanned >= fs->line_start && fs->scanned <= avail);
-		lf = memchr(buf + fs->scanned, '\n', avail - fs->scanned);
+		/* An empty buffer may be NULL (a quiet session's is freed). */
+		lf = fs->scanned < avail ? memchr(buf + fs->scanned, '\n',
+		    avail - fs->scanned) : NULL;
 		if (lf == NULL) {
 			fs->scanned = avail;
 			return avail - fs->line_start > max_line ?
@@ -435,4 +437,22 @@ imap_cmd_free(struct imap_cmd *cmd)
 	free_args(cmd->args, cmd->nargs);
 	free(cmd->tag);		/* the arena begins with the tag */
 	memset(cmd, 0, sizeof(*cmd));
+}
+
+int
+imap_parse_uint(const char **pp, uint64_t max, uint64_t *out)
+{
+	const char	*p = *pp;
+	uint64_t	 v = 0;
+
+	if (!isdigit((unsigned char)*p))
+		return -1;
+	for (; isdigit((unsigned char)*p); p++) {
+		if (v > (max - (uint64_t)(*p - '0')) / 10)
+			return -1;
+		v = v * 10 + (uint64_t)(*p - '0');
+	}
+	*pp = p;
+	*out = v;
+	return 0;
 }

@@ -115,4 +115,10 @@ int	imap_is_quotable(const char *, size_t n, int utf8);
 /* Whether a mailbox name is valid modified UTF-7 (RFC 3501 5.1.3). */
 int	imap_mutf7_valid(const char *);
 
+/*
+ * Reads a decimal number of at most `max` at *pp and moves past it.
+ * Returns 0, or -1 when there are no digits or the number is too big.
+ */
+int	imap_parse_uint(const char **pp, uint64_t max, uint64_t *out);
+
 #endif /* MAILREPD_IMAP_PARSE_H */

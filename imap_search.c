@@ -22,9 +22,15 @@
  * last bytes of a chunk (one less than the string's length) in front of
  * the next, so that a match across two chunks is found.
  *
- * A big mailbox is searched in steps of bounded work, writing the
- * "* SEARCH" line as it grows, so that other clients are served
- * meanwhile and the output buffer stays below its high-water mark.
+ * A big mailbox is searched in steps of bounded work (imap_step_more()),
+ * writing the "* SEARCH" line as it grows, so that other clients are
+ * served meanwhile and the output buffer stays below its high-water
+ * mark.  A big message is too: BODY and TEXT read the message once per
+ * key, so a step may end in the middle of one key's scan (struct scan)
+ * and the next step resumes it; what the keys already scanned answered
+ * is kept with the message tried (struct candidate), so no byte is
+ * read twice for one key.  IMAP_MAX_SEARCH_TEXT bounds how many times
+ * one SEARCH reads each message.
  */
 #include <assert.h>
 #include <stdarg.h>
@@ -35,6 +41,7 @@
 #include <strings.h>
 
 #include "config.h"
+#include "crypto.h"
 #include "imap_session.h"
 #include "mime.h"
 #include "proto.h"
@@ -42,8 +49,6 @@
 
 #define SCAN_CHUNK	IO_CHUNK	/* message bytes read at once */
 #define SCAN_SLACK	4		/* decoded bytes beyond those read */
-#define STEP_MESSAGES	256		/* messages tried in one step */
-#define STEP_BYTES	(4 * 1024 * 1024) /* message bytes read in one step */
 #define REPLY_MAX	160		/* bytes of a compile error's reply */
 
 /* \Recent lives in the view; it sits beside the stored flags here. */
@@ -122,6 +127,7 @@ struct node {
 	char			*name;		/* N_HEADER: the field */
 	enum decoded		 decoded;	/* N_HEADER */
 	int			 whole;		/* N_TEXT: TEXT, not BODY */
+	size_t			 text;		/* N_TEXT: its number */
 	struct node		*all;		/* every node, for freeing */
 };
 
@@ -129,6 +135,7 @@ struct search_prog {
 	struct node	*root;
 	struct node	*nodes;		/* every node, linked by `all` */
 	size_t		 nkeys;
+	size_t		 ntext;		/* N_TEXT nodes */
 	size_t		 maxlen;	/* longest N_TEXT string */
 	int		 modseq;	/* the MODSEQ key is used */
 };
@@ -184,13 +191,34 @@ struct decoder {
 	unsigned char	 hex;		/* QP_HEX: the first digit */
 };
 
-/* What has been read of the message being tried. */
+/*
+ * What has been read of the message being tried, and what its N_TEXT
+ * keys answered (T_UNKNOWN: not scanned yet), kept across steps.
+ */
 struct candidate {
 	uint32_t			 seq, uid;
 	uint32_t			 flags;	/* stored | SEARCH_RECENT */
 	struct store_message		 row;
 	struct store_meta		 meta;
 	struct store_blob_reader	*blob;
+	enum need			 have;	/* read so far */
+	enum tri			 text[IMAP_MAX_SEARCH_TEXT];
+};
+
+/*
+ * Where the scan of one N_TEXT key through the candidate is: the range
+ * being read (the top-level header, then each leaf part's body, part by
+ * part) and the decoder's and window's state, so that a step can end in
+ * the middle and the next one go on.
+ */
+struct scan {
+	const struct node	*node;		/* NULL: none under way */
+	size_t			 part;		/* the next range: 0 header,
+						   then part - 1 */
+	int			 in_range;	/* [off, end) being read */
+	uint64_t		 off, end;
+	struct decoder		 d;
+	size_t			 have, folded;	/* window_search()'s */
 };
 
 /* A running SEARCH, from its compiled keys to its last step. */
@@ -202,7 +230,11 @@ struct search {
 	uint32_t		 next;		/* view index tried next */
 	uint32_t		 found;
 	uint64_t		 highest;	/* MODSEQ of what was found */
-	uint64_t		 bytes;		/* bytes read in this step */
+	struct imap_step_budget	 budget;	/* of this step */
+	struct candidate	 cur;		/* view index `next` */
+	int			 trying;	/* cur is under way */
+	struct scan		 scan;
+	int			 paused;	/* a scan ran out of budget */
 	enum store_err		 err;		/* what stopped a test */
 	/* the row's keywords: the store's copy lasts one call */
 	char			 keywords[STORE_MAX_KEYWORDS];
@@ -620,10 +652,14 @@ key_text(struct compiler *c, struct cursor *cur, const struct search_key *k)
 	const struct imap_arg	*a;
 	struct node		*n;
 
+	if (c->prog->ntext == IMAP_MAX_SEARCH_TEXT)
+		return fail(c, "BAD [LIMIT] More than %d BODY or TEXT keys",
+		    IMAP_MAX_SEARCH_TEXT);
 	if ((a = arg_string(c, cur, k)) == NULL ||
 	    (n = node_new(c, N_TEXT, NEED_BYTES)) == NULL)
 		return NULL;
 	n->whole = k->whole;
+	n->text = c->prog->ntext++;
 	n->len = a->len;
 	if ((n->str = fold_dup(a)) == NULL)
 		return oom(c);
@@ -880,34 +916,6 @@ prog_resolve(struct search_prog *prog, const struct imap_view *v)
 
 /* --- decoding ------------------------------------------------------------ */
 
-static int
-base64_value(unsigned char c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (IS_DIGIT(c))
-		return c - '0' + 52;
-	if (c == '+')
-		return 62;
-	if (c == '/')
-		return 63;
-	return -1;
-}
-
-static int
-hex_value(unsigned char c)
-{
-	if (IS_DIGIT(c))
-		return c - '0';
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	return -1;
-}
-
 /*
  * Base64: bytes outside the alphabet (line ends, padding, garbage) are
  * skipped, as a lenient reader does.  Writes at most n * 3 / 4 + 1.
@@ -920,7 +928,7 @@ decode_base64(struct decoder *d, const unsigned char *in, size_t n,
 	int	 v;
 
 	for (i = 0; i < n; i++) {
-		if ((v = base64_value(in[i])) < 0)
+		if ((v = crypto_base64_digit(in[i])) < 0)
 			continue;
 		d->acc = d->acc << 6 | (uint32_t)v;
 		if ((d->nbits += 6) >= 8) {
@@ -950,7 +958,7 @@ decode_qp(struct decoder *d, const unsigned char *in, size_t n,
 			break;
 		case QP_EQUALS:
 			d->qp = QP_TEXT;
-			if (hex_value(c) >= 0) {
+			if (crypto_hex_digit(c) >= 0) {
 				d->hex = c;
 				d->qp = QP_HEX;
 				continue;
@@ -965,9 +973,10 @@ decode_qp(struct decoder *d, const unsigned char *in, size_t n,
 			break;
 		case QP_HEX:
 			d->qp = QP_TEXT;
-			if (hex_value(c) >= 0) {
-				out[o++] = (unsigned char)(hex_value(d->hex) <<
-				    4 | hex_value(c));
+			if (crypto_hex_digit(c) >= 0) {
+				out[o++] = (unsigned char)((unsigned)
+				    crypto_hex_digit(d->hex) << 4 |
+				    (unsigned)crypto_hex_digit(c));
 				continue;
 			}
 			out[o++] = '=';
@@ -1114,43 +1123,6 @@ window_search(unsigned char *w, size_t *have, size_t *folded,
 }
 
 /*
- * Searches message bytes [off, end) for an N_TEXT node's string, after
- * decoding them.  Returns 1 when found, 0 when not, -1 on a store
- * error (in se->err).
- */
-static int
-scan_range(struct search *se, struct candidate *m, const struct node *n,
-    uint64_t off, uint64_t end, enum cte cte)
-{
-	struct decoder	 d = { .cte = cte };
-	size_t		 have = 0, folded = 0, want;
-	unsigned char	*in;
-	ssize_t		 r;
-
-	while (off < end) {
-		want = end - off < SCAN_CHUNK ? (size_t)(end - off) :
-		    SCAN_CHUNK;
-		in = cte == CTE_IDENTITY ? se->win + have : se->raw;
-		if ((r = store_blob_read(m->blob, off, in, want)) <= 0) {
-			se->err = STORE_IO;
-			return -1;
-		}
-		off += (uint64_t)r;
-		se->bytes += (uint64_t)r;
-		if (cte == CTE_BASE64)
-			have += decode_base64(&d, in, (size_t)r,
-			    se->win + have);
-		else if (cte == CTE_QP)
-			have += decode_qp(&d, in, (size_t)r, se->win + have);
-		else
-			have += (size_t)r;
-		if (window_search(se->win, &have, &folded, n, off == end))
-			return 1;
-	}
-	return 0;
-}
-
-/*
  * Reads a part's Content-Transfer-Encoding from its MIME header (the
  * first SCAN_CHUNK bytes of it).  Returns 0, or -1 on a store error.
  */
@@ -1170,7 +1142,6 @@ part_cte(struct search *se, struct candidate *m, const struct mime_part *p,
 		se->err = STORE_IO;
 		return -1;
 	}
-	se->bytes += len;
 	len = header_normalise((char *)se->raw, (size_t)len);
 	*cte = CTE_IDENTITY;
 	if (!header_next((char *)se->raw, (size_t)len, &pos,
@@ -1185,44 +1156,137 @@ part_cte(struct search *se, struct candidate *m, const struct mime_part *p,
 	return 0;
 }
 
+/* Starts reading [off, end) decoded as cte. */
+static void
+scan_set(struct scan *sc, uint64_t off, uint64_t end, enum cte cte)
+{
+	sc->in_range = 1;
+	sc->off = off;
+	sc->end = end;
+	memset(&sc->d, 0, sizeof(sc->d));
+	sc->d.cte = cte;
+	sc->have = sc->folded = 0;
+}
+
 /*
- * An N_TEXT node.  BODY looks at each leaf part's decoded body and at
- * the header of each encapsulated message (text a reader sees); TEXT
- * also at the top-level header.  Preambles, epilogues and MIME part
- * headers are not searched, as in Dovecot.
+ * Sets the scan on its next range.  BODY looks at each leaf part's
+ * decoded body and at the header of each encapsulated message (text a
+ * reader sees); TEXT also at the top-level header.  Preambles, epilogues
+ * and MIME part headers are not searched, as in Dovecot.  Returns 1 when
+ * a range is set, 0 when none is left, -1 on a store error (se->err).
+ */
+static int
+scan_next_range(struct search *se, struct candidate *m)
+{
+	struct scan		*sc = &se->scan;
+	const struct mime_part	*p;
+	enum cte		 cte;
+	/* parts[1] repeats parts[0] when the message is a single part. */
+	size_t			 first = m->meta.nparts > 1, i;
+
+	if (sc->part == 0) {
+		sc->part = 1;
+		if (sc->node->whole && m->meta.nparts > 0) {
+			scan_set(sc, 0, m->meta.parts[0].body_start,
+			    CTE_IDENTITY);
+			return 1;
+		}
+	}
+	/* The parts before parts[first + part - 1] are done. */
+	for (i = first + sc->part - 1; i < m->meta.nparts; i++) {
+		p = &m->meta.parts[i];
+		sc->part++;
+		if (p->is_multipart)
+			continue;
+		if (p->is_message)
+			scan_set(sc, p->body_start, p->inner_body_start,
+			    CTE_IDENTITY);
+		else if (part_cte(se, m, p, &cte) < 0)
+			return -1;
+		else
+			scan_set(sc, p->body_start, p->body_end, cte);
+		return 1;
+	}
+	return 0;
+}
+
+/*
+ * Runs the scan of an N_TEXT node's string through the message, after
+ * decoding: returns 1 when found, 0 when every range is read without
+ * finding it, 2 when the step's time is up (the next step goes on from
+ * here), -1 on a store error (in se->err).
+ */
+static int
+scan_run(struct search *se, struct candidate *m)
+{
+	struct scan	*sc = &se->scan;
+	size_t		 want;
+	unsigned char	*in;
+	ssize_t		 r;
+	int		 more;
+
+	for (;;) {
+		if (!sc->in_range && (more = scan_next_range(se, m)) <= 0)
+			return more;
+		while (sc->off < sc->end) {
+			if (!imap_step_time_left(&se->budget))
+				return 2;
+			want = sc->end - sc->off < SCAN_CHUNK ?
+			    (size_t)(sc->end - sc->off) : SCAN_CHUNK;
+			in = sc->d.cte == CTE_IDENTITY ? se->win + sc->have :
+			    se->raw;
+			if ((r = store_blob_read(m->blob, sc->off, in,
+			    want)) <= 0) {
+				se->err = STORE_IO;
+				return -1;
+			}
+			sc->off += (uint64_t)r;
+			if (sc->d.cte == CTE_BASE64)
+				sc->have += decode_base64(&sc->d, in,
+				    (size_t)r, se->win + sc->have);
+			else if (sc->d.cte == CTE_QP)
+				sc->have += decode_qp(&sc->d, in, (size_t)r,
+				    se->win + sc->have);
+			else
+				sc->have += (size_t)r;
+			if (window_search(se->win, &sc->have, &sc->folded,
+			    sc->node, sc->off == sc->end))
+				return 1;
+		}
+		sc->in_range = 0;
+	}
+}
+
+/*
+ * An N_TEXT node: what its scan of this message answered, or the scan,
+ * begun or resumed.  A scan that runs out of the step's time leaves
+ * se->paused set and answers T_UNKNOWN.
  */
 static enum tri
 match_text(struct search *se, const struct node *n, struct candidate *m)
 {
-	const struct mime_part	*p;
-	enum store_err		 err;
-	enum cte		 cte;
-	size_t			 i;
-	int			 r = 0;
+	enum store_err	 err;
+	int		 r;
 
 	if (n->len == 0)
 		return T_YES;
+	if (m->text[n->text] != T_UNKNOWN)
+		return m->text[n->text];
 	if (m->blob == NULL && (err = store_blob_open(se->store, m->row.guid,
 	    &m->blob, NULL)) != STORE_OK) {
 		se->err = err;
 		return T_NO;
 	}
-	if (n->whole && m->meta.nparts > 0)
-		r = scan_range(se, m, n, 0, m->meta.parts[0].body_start,
-		    CTE_IDENTITY);
-	/* parts[1] repeats parts[0] when the message is a single part. */
-	for (i = m->meta.nparts > 1; r == 0 && i < m->meta.nparts; i++) {
-		p = &m->meta.parts[i];
-		if (p->is_multipart)
-			continue;
-		if (p->is_message)
-			r = scan_range(se, m, n, p->body_start,
-			    p->inner_body_start, CTE_IDENTITY);
-		else if ((r = part_cte(se, m, p, &cte)) == 0)
-			r = scan_range(se, m, n, p->body_start, p->body_end,
-			    cte);
+	if (se->scan.node != n) {
+		memset(&se->scan, 0, sizeof(se->scan));
+		se->scan.node = n;
 	}
-	return tri_of(r > 0);
+	if ((r = scan_run(se, m)) == 2) {
+		se->paused = 1;
+		return T_UNKNOWN;
+	}
+	se->scan.node = NULL;
+	return m->text[n->text] = tri_of(r > 0);
 }
 
 /* An AND stops at the first NO, an OR at the first YES. */
@@ -1253,7 +1317,9 @@ eval(struct search *se, const struct node *n, struct candidate *m,
 {
 	enum tri	 r = T_NO;
 
-	if (n->kind != N_AND && n->kind != N_OR && n->need > have)
+	/* A paused scan is resumed first, before any other is begun. */
+	if (se->paused || (n->kind != N_AND && n->kind != N_OR &&
+	    n->need > have))
 		return T_UNKNOWN;
 	switch (n->kind) {
 	case N_AND:
@@ -1329,53 +1395,82 @@ candidate_read(struct search *se, struct candidate *m, enum need need)
 	return STORE_OK;
 }
 
+/* The candidate is done with: what it read is let go. */
+static void
+candidate_end(struct search *se)
+{
+	store_blob_close(se->cur.blob);
+	store_meta_free(&se->cur.meta);
+	memset(&se->cur, 0, sizeof(se->cur));
+	se->scan.node = NULL;
+	se->trying = 0;
+}
+
+/* Begins trying message i of the view. */
+static void
+candidate_begin(struct search *se, const struct imap_view *v, uint32_t i)
+{
+	struct candidate	*m = &se->cur;
+	size_t			 k;
+
+	memset(m, 0, sizeof(*m));
+	m->seq = i + 1;
+	m->uid = v->msgs[i].uid;
+	m->flags = v->msgs[i].bits & VIEW_RECENT ? SEARCH_RECENT : 0;
+	m->have = NEED_VIEW;
+	for (k = 0; k < IMAP_MAX_SEARCH_TEXT; k++)
+		m->text[k] = T_UNKNOWN;
+	se->trying = 1;
+}
+
 /*
- * Tries message i of the view, reading no more than the keys need.
- * Returns 1 when it matches, 0 when not (or it is gone), -1 on a store
- * error (in se->err).
+ * Tries message i of the view (begun by an earlier step, or now),
+ * reading no more than the keys need.  Returns 1 when it matches, 0
+ * when not (or it is gone), 2 when the step's time ran out in the
+ * middle of it (the next step goes on), -1 on a store error (in
+ * se->err).
  */
 static int
 search_one(struct search *se, const struct imap_view *v, uint32_t i)
 {
-	struct candidate	 m;
-	enum need		 have = NEED_VIEW;
+	struct candidate	*m = &se->cur;
 	enum tri		 r;
 	enum store_err		 err = STORE_OK;
 
 	if (v->msgs[i].bits & VIEW_GONE)
 		return 0;
-	memset(&m, 0, sizeof(m));
-	m.seq = i + 1;
-	m.uid = v->msgs[i].uid;
-	m.flags = v->msgs[i].bits & VIEW_RECENT ? SEARCH_RECENT : 0;
+	if (!se->trying)
+		candidate_begin(se, v, i);
 	se->err = STORE_OK;
-	while ((r = eval(se, se->prog.root, &m, have)) == T_UNKNOWN &&
-	    se->err == STORE_OK) {
-		assert(have < NEED_BYTES);
-		have++;
-		if ((err = candidate_read(se, &m, have)) != STORE_OK)
+	se->paused = 0;
+	while ((r = eval(se, se->prog.root, m, m->have)) == T_UNKNOWN &&
+	    se->err == STORE_OK && !se->paused) {
+		assert(m->have < NEED_BYTES);
+		m->have++;
+		if ((err = candidate_read(se, m, m->have)) != STORE_OK)
 			break;
 	}
+	if (se->paused && err == STORE_OK && se->err == STORE_OK)
+		return 2;
 	/* The highest MODSEQ of the matches needs the row. */
 	if (err == STORE_OK && se->err == STORE_OK && r == T_YES &&
-	    se->prog.modseq && have < NEED_ROW)
-		err = candidate_read(se, &m, NEED_ROW);
+	    se->prog.modseq && m->have < NEED_ROW)
+		err = candidate_read(se, m, NEED_ROW);
 	if (err == STORE_OK)
 		err = se->err;
-	store_blob_close(m.blob);
-	store_meta_free(&m.meta);
+	if (err == STORE_OK && r == T_YES) {
+		se->found++;
+		if (m->row.modseq > se->highest)
+			se->highest = m->row.modseq;
+	}
+	candidate_end(se);
 	if (err == STORE_NOTFOUND)
 		return 0;	/* expunged since the view was made */
 	if (err != STORE_OK) {
 		se->err = err;
 		return -1;
 	}
-	if (r != T_YES)
-		return 0;
-	se->found++;
-	if (m.row.modseq > se->highest)
-		se->highest = m.row.modseq;
-	return 1;
+	return r == T_YES;
 }
 
 static void
@@ -1383,6 +1478,7 @@ search_free(void *arg)
 {
 	struct search	*se = arg;
 
+	candidate_end(se);
 	prog_free(&se->prog);
 	free(se->win);
 	free(se->raw);
@@ -1391,23 +1487,24 @@ search_free(void *arg)
 
 /*
  * One step: tries messages until the mailbox is done or the step's
- * share of work is used up, writing each match onto the "* SEARCH"
- * line.  Returns 1 once the reply is recorded, else 0.
+ * budget is used up (in the middle of a message, maybe), writing each
+ * match onto the "* SEARCH" line.  Returns 1 once the reply is recorded, else 0.
  */
 static int
 search_step(struct session *s, void *arg)
 {
 	struct search		*se = arg;
 	const struct imap_view	*v = imap_of(s)->view;
-	unsigned		 n;
 	int			 r;
 
-	se->bytes = 0;
-	for (n = 0; se->next < v->count; n++, se->next++) {
-		if (n == STEP_MESSAGES || se->bytes >= STEP_BYTES ||
-		    imap_output_full(s))
+	imap_step_begin(&se->budget);
+	for (; se->next < v->count; se->next++) {
+		if (!imap_step_more(s, &se->budget))
 			return 0;
-		if ((r = search_one(se, v, se->next)) < 0) {
+		se->budget.done++;
+		if ((r = search_one(se, v, se->next)) == 2)
+			return 0;
+		if (r < 0) {
 			session_printf(s, "\r\n");
 			imap_reply(s, "NO [UNAVAILABLE] SEARCH failed: %s",
 			    store_strerror(se->err));

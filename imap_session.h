@@ -88,6 +88,7 @@ struct imap_session {
 	char			 user[USER_MAX_NAME + 1];
 	struct imap_view	*view;		/* set in IMAP_SELECTED */
 	int			 condstore;	/* CONDSTORE enabled or used */
+	int			 qresync;	/* ENABLE QRESYNC */
 	int			 utf8;		/* ENABLE UTF8=ACCEPT */
 	/* the command being run */
 	char			*tag;
@@ -118,8 +119,21 @@ void	imap_reply(struct session *, const char *fmt, ...)
 void	imap_start_steps(struct session *, imap_step_fn step,
 	    void (*step_free)(void *), void *arg);
 
-/* Whether a step should stop and wait for the client to read. */
-int	imap_output_full(const struct session *);
+/*
+ * The budget of one step of a command made in steps.  A step goes on
+ * while imap_step_more() says so: until it has done IMAP_STEP_MESSAGES
+ * messages (counted in `done` by its caller), used IMAP_STEP_USEC of
+ * the loop, or queued output past the high-water mark (the client reads
+ * first: session_output_high()).  imap_step_begin() starts each step.
+ */
+struct imap_step_budget {
+	int64_t		 start_us;
+	unsigned	 done;		/* messages done in this step */
+};
+void	imap_step_begin(struct imap_step_budget *);
+int	imap_step_more(const struct session *, const struct imap_step_budget *);
+/* Only the time: for work within one message (SEARCH's BODY keys). */
+int	imap_step_time_left(const struct imap_step_budget *);
 
 /*
  * Output helpers.  imap_put_string() writes a quoted string when the
@@ -193,6 +207,13 @@ void	 imap_view_walk_start(struct imap_view_walk *,
 /* The next sequence number, or 0 when the walk is over. */
 uint32_t imap_view_walk_next(struct imap_view_walk *,
 	    const struct imap_view *);
+/*
+ * The walk within a step's budget: 1 with *seq the next message (counted
+ * as done), 0 when the step must end here (the walk resumes at the next
+ * step), -1 when the walk is over.
+ */
+int	 imap_step_next(struct session *, struct imap_step_budget *,
+	    struct imap_view_walk *, uint32_t *seq);
 
 /* Flag names <-> bits: "\Seen" -> FLAG_SEEN; 0 for a keyword. */
 uint32_t	imap_flag_bit(const char *);
@@ -211,11 +232,20 @@ int	imap_parse_flags(const struct imap_arg *list, uint32_t *flags,
 
 /*
  * Expunges the view's messages flagged \Deleted (only those whose UIDs
- * uidset names, when not NULL), sending EXPUNGE responses unless silent
- * (CLOSE).  Replies itself on a store error.  Returns 0 or -1.
+ * uidset names, when not NULL: the job takes the set over), in steps,
+ * sending EXPUNGE responses unless silent (CLOSE).  Once all are gone
+ * and durable, done() records the reply; a store error gets NO.
  */
-int	imap_expunge_deleted(struct session *, const struct imap_seqset *uidset,
-	    int silent);
+void	imap_expunge_deleted(struct session *, struct imap_seqset *uidset,
+	    int silent, void (*done)(struct session *,
+	    const struct store_mailbox *));
+/*
+ * The same for every message of mailbox mb, which the session has not
+ * selected (DELETE empties a mailbox so before deleting it): done() is
+ * given mb, found the same mailbox still at the last step.
+ */
+void	imap_expunge_mailbox(struct session *, const struct store_mailbox *mb,
+	    void (*done)(struct session *, const struct store_mailbox *));
 
 /*
  * Untagged updates for the selected mailbox (imap_mailbox.c): new
@@ -229,6 +259,15 @@ void	imap_sync(struct session *, int allow_expunge);
  * each unless silent (CLOSE).  Only where RFC 3501 7.4.1 allows EXPUNGE.
  */
 void	imap_view_drop_gone(struct session *, struct imap_view *, int silent);
+
+/*
+ * imap_qresync.c: writes "* VANISHED (EARLIER) set" (RFC 7162) for the
+ * UIDs of `within` (resolved; NULL for all) that left the view's mailbox
+ * since MODSEQ `since`, nothing when none did.  Returns 0, or -1 on a
+ * store error (the line, if begun, is ended).
+ */
+int	imap_vanished_earlier(struct session *, const struct imap_view *,
+	    const struct imap_seqset *within, uint64_t since);
 void	imap_view_free(struct imap_view *);
 
 /* STATUS items (RFC 3501 6.3.10, RFC 7162, RFC 8438). */

@@ -359,20 +359,6 @@ session_handshake(struct session *s)
 }
 
 /*
- * Whether the queued output is above the high-water mark: the session
- * is then neither read nor given its buffered commands until the client
- * has taken some, so that a client pipelining commands without reading
- * the replies holds OUTBUF_HIGH_WATER and one reply, not the output
- * limit.
- */
-static int
-session_output_high(const struct session *s)
-{
-	return !s->ops->full_duplex && buf_used(&s->out) >= (s->established ?
-	    OUTBUF_HIGH_WATER : PRELOGIN_HIGH_WATER);
-}
-
-/*
  * Whether the session waits for the others' buffers to shrink: every
  * session together holds more than SESSION_BUDGET, and this one at least
  * its fair share (config.h, memory).  Replication is never held back.
@@ -384,10 +370,21 @@ session_over_budget(const struct session *s)
 	    buf_used(&s->in) + buf_used(&s->out) >= SESSION_FAIR_SHARE;
 }
 
+/*
+ * Whether the queued output is above the high-water mark: the session
+ * is then neither read nor given its buffered commands until the client
+ * has taken some, so that a client pipelining commands without reading
+ * the replies holds OUTBUF_HIGH_WATER and one reply, not the output
+ * limit; the same when every session's buffers are over the budget and
+ * this one holds its share.  A closing session counts as full: nothing
+ * more is said.
+ */
 int
-session_held(const struct session *s)
+session_output_high(const struct session *s)
 {
-	return session_output_high(s) || session_over_budget(s);
+	return (!s->ops->full_duplex && buf_used(&s->out) >= (s->established ?
+	    OUTBUF_HIGH_WATER : PRELOGIN_HIGH_WATER)) ||
+	    session_over_budget(s) || s->io == SESSION_CLOSING;
 }
 
 short
@@ -398,7 +395,7 @@ session_poll_events(const struct session *s)
 
 	if ((want & TRANSPORT_WANT_READ) || (s->io == SESSION_OPEN &&
 	    !s->in_eof && !s->paused && buf_room(&s->in) > 0 &&
-	    !session_held(s) &&
+	    !session_output_high(s) &&
 	    (s->tp == NULL || transport_readable(s->tp))))
 		ev |= POLLIN;
 	if (session_has_output(s) || (want & TRANSPORT_WANT_WRITE))
@@ -423,7 +420,7 @@ session_wants_processing(const struct session *s)
 {
 	if (s->io != SESSION_OPEN || s->tls_start || s->paused)
 		return 0;
-	if (session_held(s))
+	if (session_output_high(s))
 		return 0;
 	if (s->store_retry != 0)
 		return s->srv->now_ms >= s->store_retry;
@@ -495,7 +492,7 @@ session_process(struct session *s)
 	if (s->io == SESSION_OPEN && s->in_eof && !s->resume)
 		session_close(s);
 	else if (s->io == SESSION_OPEN && buf_room(&s->in) == 0 &&
-	    !s->resume && !session_held(s)) {
+	    !s->resume && !session_output_high(s)) {
 		log_warn("session.stuck", "proto=%s peer=%s", s->ops->name,
 		    s->peer);
 		session_close(s);
@@ -820,7 +817,7 @@ static int
 session_trickling(const struct session *s)
 {
 	return s->waiting_since != 0 && buf_used(&s->in) > 0 &&
-	    s->io == SESSION_OPEN && !s->paused && !session_held(s) &&
+	    s->io == SESSION_OPEN && !s->paused && !session_output_high(s) &&
 	    s->srv->now - s->waiting_since > s->srv->settings->idle_timeout;
 }
 

@@ -229,14 +229,6 @@ void	server_accept_tls(struct server *, int lfd, const struct proto_ops *);
  */
 void	server_account(struct server *);
 /*
- * Whether the session is neither read nor given its commands now: its
- * queued output is above the high-water mark (before login the lower
- * PRELOGIN_HIGH_WATER), or every session's buffers are over
- * SESSION_BUDGET and this one holds its fair share (config.h).  A
- * protocol making a long reply stops at it too.
- */
-int	session_held(const struct session *);
-/*
  * Whether more than one command, or replies, are queued in the session:
  * its client pipelines, or does not read.  The loop runs such sessions
  * after the others, within its step (mailrepd.c).
@@ -340,6 +332,16 @@ void	session_wait_replicated(struct session *);
  * while the other sessions go on.
  */
 int	session_store_ready(struct session *);
+
+/*
+ * Whether the session should produce no more output for now: its queued
+ * output is above OUTBUF_HIGH_WATER (before login the lower
+ * PRELOGIN_HIGH_WATER; a full-duplex peer is read whatever it has
+ * queued), every session's buffers are over SESSION_BUDGET and this one
+ * holds its fair share (config.h), or it is closing.  Neither read nor
+ * processed meanwhile; a reply made in steps waits.
+ */
+int	session_output_high(const struct session *);
 
 /* Sends what is buffered, then closes. */
 void	session_close(struct session *);

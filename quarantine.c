@@ -15,6 +15,7 @@
 
 #include "admin.h"
 #include "config.h"
+#include "control.h"
 #include "crypto.h"
 #include "json.h"
 #include "quarantine.h"
@@ -151,11 +152,11 @@ quarantine_run(struct store *st, char **pos, int npos,
 	if (npos == 2)
 		id = strtoll(pos[1], &end, 10);
 	if (npos != 2 || *pos[1] == '\0' || *end != '\0' || id <= 0)
-		return 2;
+		return EXIT_USAGE;
 	if (strcmp(pos[0], "restore") == 0)
 		return restore(st, id);
 	if (strcmp(pos[0], "show") != 0)
-		return 2;
+		return EXIT_USAGE;
 	if (store_quarantine_foreach(st, id, show_one, &x) != STORE_OK)
 		return 1;
 	if (!x.found)
@@ -172,31 +173,16 @@ quarantine_main(int argc, char **argv)
 		{ "raw", 0, "show: write the message as it is", NULL },
 		{ "help", 0, "show this help", NULL },
 	};
-	struct settings	 set;
-	struct store	*st;
-	char		*pos[2];
-	int		 npos = 2, rc;
+	const struct admin_tool tool = {
+		"usage: mailrepd quarantine list [--json] --data DIR\n"
+		"       mailrepd quarantine show ID [--raw] --data DIR\n"
+		"       mailrepd quarantine restore ID --data DIR\n\n"
+		"What this replica deleted on its master's word, kept for "
+		"--quarantine-days.\nrestore puts a message back into its "
+		"mailbox (re-created when gone) at a\nnew UID; on a master (or "
+		"a promoted replica) only.\n\n",
+		opts, 3, quarantine_run
+	};
 
-	if (settings_parse(&set, argc, argv, 2, opts, 3, pos, &npos) < 0) {
-		settings_free(&set);
-		return 2;
-	}
-	if (opts[2].value == NULL && (st = admin_open_store(&set, 0)) !=
-	    NULL) {
-		rc = quarantine_run(st, pos, npos, opts);
-		store_close(st);
-	} else
-		rc = opts[2].value != NULL ? 0 : 1;
-	if (opts[2].value != NULL || rc == 2) {
-		fprintf(rc ? stderr : stdout, "usage: mailrepd quarantine list "
-		    "[--json] --data DIR\n       mailrepd quarantine show ID "
-		    "[--raw] --data DIR\n       mailrepd quarantine restore ID "
-		    "--data DIR\n\nWhat this replica deleted on its master's "
-		    "word, kept for --quarantine-days.\nrestore puts a message "
-		    "back into its mailbox (re-created when gone) at a\nnew "
-		    "UID; on a master (or a promoted replica) only.\n\n");
-		settings_usage_options(rc ? stderr : stdout, opts, 3);
-	}
-	settings_free(&set);
-	return rc;
+	return admin_tool_main(&tool, argc, argv);
 }

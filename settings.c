@@ -134,6 +134,14 @@ static const struct setting table[] = {
 	{ "quarantine-days", SET_LONG, OFF(quarantine_days), NULL,
 	    DEFAULT_QUARANTINE_DAYS, 0, 3650, NULL,
 	    "days a replica keeps what its master deleted" },
+	{ "tombstone-retention", SET_LONG, OFF(tombstone_retention), NULL,
+	    DEFAULT_TOMBSTONE_RETENTION, 0, 10L * 366 * 86400, NULL,
+	    "seconds the record of an expunge or a mailbox delete is kept "
+	    "once every known replica has it (QRESYNC lists expunges one by "
+	    "one this far back)" },
+	{ "conflict-retention", SET_LONG, OFF(conflict_retention), NULL,
+	    DEFAULT_CONFLICT_RETENTION, 0, 10L * 366 * 86400, NULL,
+	    "seconds a resolved conflict stays listed" },
 	{ "drain-timeout", SET_LONG, OFF(drain_timeout),
 	    NULL, DEFAULT_DRAIN_TIMEOUT, 1, 3600, NULL,
 	    "seconds a SIGQUIT drain waits for sessions and replicas" },

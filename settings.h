@@ -45,6 +45,8 @@ struct settings {
 	long	 guard_max_expunge_percent;
 	long	 guard_window;		/* seconds */
 	long	 quarantine_days;
+	long	 tombstone_retention;	/* seconds a tombstone is kept */
+	long	 conflict_retention;	/* seconds a resolved conflict is kept */
 	long	 drain_timeout;		/* seconds, SIGQUIT drain bound */
 	char	*shutdown_command;	/* commands, one a line, or NULL */
 	int	 syslog;		/* log to syslog instead of stderr */

@@ -46,6 +46,13 @@
 
 
 #define DB_FILE		"mailrepd.db"
+/*
+ * The log position a tombstone waits for (schema_v10): the next record's,
+ * the one that says so when the tombstone is written before it, or one
+ * past it when after (a replica then acknowledges one record more).
+ */
+#define LOGPOS_NEXT	"(SELECT coalesce(max(seq), 0) + 1 FROM " \
+			"sqlite_sequence WHERE name = 'replog')"
 
 /* The mailboxes every new user gets, with their RFC 6154 use. */
 static const struct {
@@ -395,11 +402,36 @@ static const char schema_v9[] =
 	"CREATE INDEX quarantine_time ON quarantine(time);";
 
 /*
- * Version 10, a mailbox's message count kept, so that the limit on
+ * Version 10, bounded growth (store_purge.c): each tombstone (of a
+ * message, of a mailbox, of a renumbered copy) keeps the log position a
+ * replica must have acknowledged to have it (logpos: the record that
+ * made it, or one past the head when the tombstone was written), so
+ * that it is purged only once every replica has it; each mailbox keeps
+ * the highest MODSEQ of a tombstone purged (tombs_purged), below which
+ * its expunges are no longer listed one by one.  Rows from before wait
+ * for the head of now.  The purge walks tombstones and conflicts by age.
+ */
+static const char schema_v10[] =
+	"ALTER TABLE expunged ADD COLUMN logpos INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE mailbox_gone ADD COLUMN logpos INTEGER NOT NULL "
+	"  DEFAULT 0;"
+	"ALTER TABLE renumbered ADD COLUMN logpos INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE mailbox ADD COLUMN tombs_purged INTEGER NOT NULL "
+	"  DEFAULT 0;"
+	"UPDATE expunged SET logpos = " LOGPOS_NEXT ";"
+	"UPDATE mailbox_gone SET logpos = " LOGPOS_NEXT ";"
+	"UPDATE renumbered SET logpos = " LOGPOS_NEXT ";"
+	"CREATE INDEX expunged_time ON expunged(time);"
+	"CREATE INDEX mailbox_gone_time ON mailbox_gone(time);"
+	"CREATE INDEX renumbered_time ON renumbered(time);"
+	"CREATE INDEX conflict_time ON conflict(time);";
+
+/*
+ * Version 11, a mailbox's message count kept, so that the limit on
  * messages in a mailbox (--max-messages) is checked without counting
  * them on every delivery: triggers keep it on every insert and delete.
  */
-static const char schema_v10[] =
+static const char schema_v11[] =
 	"ALTER TABLE mailbox ADD COLUMN nmessages INTEGER NOT NULL DEFAULT 0;"
 	"UPDATE mailbox SET nmessages = "
 	"  (SELECT count(*) FROM message WHERE mailbox_id = mailbox.id);"
@@ -421,6 +453,7 @@ static const char *const migrations[SCHEMA_VERSION] = {
 	schema_v8,
 	schema_v9,
 	schema_v10,
+	schema_v11,
 };
 
 static const char *const stmt_sql[NSTMT] = {
@@ -456,7 +489,8 @@ static const char *const stmt_sql[NSTMT] = {
 	    "WHERE user_id = ?1",
 	[S_MBOX_DEL_USER] = "DELETE FROM mailbox WHERE user_id = ?1",
 	[S_MBOX_GONE] = "INSERT OR REPLACE INTO mailbox_gone "
-	    "(uniqueid, user, name, time) VALUES (?1, ?2, ?3, ?4)",
+	    "(uniqueid, user, name, time, logpos) VALUES (?1, ?2, ?3, ?4, "
+	    LOGPOS_NEXT ")",
 	[S_NODE_UIDVALIDITY] = "UPDATE node SET last_uidvalidity = "
 	    "max(last_uidvalidity + 1, ?1) RETURNING last_uidvalidity",
 	[S_BLOB_FIND] = "SELECT id, size FROM blob WHERE guid = ?1",
@@ -474,8 +508,9 @@ static const char *const stmt_sql[NSTMT] = {
 	    "m.internaldate, b.size FROM message m JOIN blob b "
 	    "ON b.id = m.blob_id WHERE m.mailbox_id = ?1 ORDER BY m.uid",
 	[S_MSG_EXPUNGE_ALL] = "INSERT OR REPLACE INTO expunged "
-	    "(mailbox, uid, guid, modseq, time, reason) "
-	    "SELECT ?2, m.uid, b.guid, m.modseq, ?3, ?4 FROM message m "
+	    "(mailbox, uid, guid, modseq, time, reason, logpos) "
+	    "SELECT ?2, m.uid, b.guid, m.modseq, ?3, ?4, " LOGPOS_NEXT
+	    " FROM message m "
 	    "JOIN blob b ON b.id = m.blob_id WHERE m.mailbox_id = ?1",
 	[S_MSG_DEL_ALL] = "DELETE FROM message WHERE mailbox_id = ?1",
 	/* A blob in quarantine or held is in use too. */
@@ -515,8 +550,8 @@ static const char *const stmt_sql[NSTMT] = {
 	    "modseq = ?5 WHERE mailbox_id = ?1 AND uid = ?2",
 	[S_MSG_DEL] = "DELETE FROM message WHERE mailbox_id = ?1 AND uid = ?2",
 	[S_EXPUNGED_ADD] = "INSERT OR REPLACE INTO expunged "
-	    "(mailbox, uid, guid, modseq, time, reason) "
-	    "VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+	    "(mailbox, uid, guid, modseq, time, reason, logpos) "
+	    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, " LOGPOS_NEXT ")",
 	[S_MSG_CHANGED] = "SELECT m.uid, b.guid, m.modseq, m.flags, "
 	    "m.keywords, m.internaldate, b.size FROM message m JOIN blob b "
 	    "ON b.id = m.blob_id WHERE m.mailbox_id = ?1 AND m.modseq > ?2 "
@@ -622,7 +657,8 @@ static const char *const stmt_sql[NSTMT] = {
 	[S_RENUMBERED_GET] = "SELECT new_uid FROM renumbered WHERE "
 	    "mailbox = ?1 AND uid = ?2 AND guid = ?3",
 	[S_RENUMBERED_ADD] = "INSERT INTO renumbered (mailbox, uid, guid, "
-	    "new_uid, time) VALUES (?1, ?2, ?3, ?4, ?5)",
+	    "new_uid, time, logpos) VALUES (?1, ?2, ?3, ?4, ?5, "
+	    LOGPOS_NEXT ")",
 	[S_CONFLICT_RESOLVED] = "UPDATE conflict SET resolved = 1 WHERE "
 	    "mailbox = ?1 AND uid = ?2 AND local_guid = ?3 AND resolved != 1",
 	/* The master's message left the UID it could not take here. */
@@ -670,8 +706,6 @@ static const char *const stmt_sql[NSTMT] = {
 	    "m.flags, m.keywords, m.internaldate FROM message m JOIN mailbox mb "
 	    "ON mb.id = m.mailbox_id JOIN user u ON u.id = mb.user_id "
 	    "WHERE m.mailbox_id = ?1 AND (?2 IS NULL OR m.uid = ?2)",
-	[S_QUAR_PURGE] = "DELETE FROM quarantine WHERE time < ?1",
-	[S_QUAR_COUNT] = "SELECT count(*) FROM quarantine",
 	/* Every entry (?1 NULL) or one, with its message's guid and size. */
 	[S_QUAR_LIST] = "SELECT q.id, q.time, q.user, q.mailbox, "
 	    "q.mailbox_name, q.uid, b.guid, b.size, q.flags, q.keywords, "
@@ -1281,6 +1315,8 @@ store_open(const char *dir, struct store **out)
 	err = exec(st, "PRAGMA journal_mode = WAL");
 	if (err == STORE_OK)
 		err = exec(st, "PRAGMA synchronous = FULL");
+	if (err == STORE_OK)
+		err = wal_size_limit(st);
 	/* Off while tables are rebuilt (schema_v9), on for everything else. */
 	if (err == STORE_OK)
 		err = exec(st, "PRAGMA foreign_keys = OFF");

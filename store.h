@@ -587,14 +587,7 @@ int		store_held_mailbox(struct store *, const uint8_t *uniqueid,
 		    char user[USER_MAX_NAME + 1]);
 /* How many messages a user has, in all mailboxes. */
 int64_t		store_user_message_count(struct store *, const char *user);
-/*
- * What a replica deleted (messages expunged, mailboxes and users deleted
- * by its master) stays in quarantine with its blob; this purges what went
- * there before `before` (a time) and says how much is left.
- */
-enum store_err	store_quarantine_purge(struct store *, int64_t before,
-		    int64_t *left);
-/* One message in quarantine (store_quarantine_purge()). */
+/* One message in quarantine (store_purge_step()). */
 struct store_quarantined {
 	int64_t		 id;
 	int64_t		 time;			/* when it went there */
@@ -656,6 +649,60 @@ int		store_mailbox_was_deleted(struct store *,
  */
 enum store_err	store_replog_purge(struct store *, int64_t upto,
 		    int64_t before, int64_t *purged);
+/*
+ * Growth (store_purge.c).  What one purge step may delete: tombstones
+ * (of messages and mailboxes) and renumbered copies that every replica
+ * has, acknowledged at or below log position `acked`, and that are
+ * older than tombs_before (a time), unless keep_tombs; resolved
+ * conflicts older than conflicts_before; quarantine entries older than
+ * quarantine_before.
+ */
+struct store_purge {
+	int64_t		 acked;
+	int64_t		 tombs_before;
+	int		 keep_tombs;
+	int64_t		 conflicts_before;
+	int64_t		 quarantine_before;
+};
+/* Rows one step deleted, per table. */
+struct store_purged {
+	int64_t		 expunged;
+	int64_t		 mailbox_gone;
+	int64_t		 renumbered;
+	int64_t		 conflict;
+	int64_t		 quarantine;
+};
+/*
+ * Deletes at most STORE_PURGE_BATCH rows of each table that p allows,
+ * oldest first, in the caller's transaction (a few milliseconds); *out
+ * counts them.  A mailbox's tombs_purged rises to the highest MODSEQ of
+ * its tombstones purged.
+ */
+enum store_err	store_purge_step(struct store *, const struct store_purge *p,
+		    struct store_purged *out);
+/*
+ * The highest MODSEQ of a tombstone purged from this mailbox: expunges
+ * up to it are no longer listed by store_expunged_since().
+ */
+uint64_t	store_tombs_purged(struct store *, const uint8_t *uniqueid);
+/*
+ * Checkpoints the WAL when it is larger than STORE_WAL_LIMIT, without
+ * waiting for another process's reader (it stays for the next check);
+ * nothing is done while a write transaction is open.
+ */
+void		store_wal_trim(struct store *);
+/* What `mailrepd status` shows of the store's size. */
+struct store_size_table {
+	const char	*name;
+	int64_t		 rows;
+};
+#define STORE_SIZE_TABLES	9
+struct store_sizes {
+	struct store_size_table	 tables[STORE_SIZE_TABLES];
+	int64_t			 db_bytes;	/* the database file */
+	int64_t			 wal_bytes;	/* its WAL */
+};
+enum store_err	store_sizes(struct store *, struct store_sizes *out);
 /* Calls cb with the uniqueid of every mailbox of every user. */
 enum store_err	store_mailbox_ids(struct store *,
 		    int (*cb)(void *, const uint8_t *uniqueid), void *arg);

@@ -94,8 +94,6 @@ enum stmt_id {
 	S_HELD_RESERVED,
 	S_EXPUNGED_REASON,
 	S_QUAR_MAILBOX,
-	S_QUAR_PURGE,
-	S_QUAR_COUNT,
 	S_QUAR_LIST,
 	S_QUAR_DEL,
 	S_USER_MESSAGES,
@@ -219,6 +217,8 @@ enum store_err	 blob_gc(struct store *);
 /* store_blob.c: a blob's id by GUID, or STORE_NOTFOUND. */
 enum store_err	 blob_find(struct store *, const uint8_t *guid,
 		    int64_t *blob_id);
+/* store_purge.c: SQLite truncates the WAL to STORE_WAL_LIMIT. */
+enum store_err	 wal_size_limit(struct store *);
 enum store_err	 blob_put(struct store *, const struct store_blob_in *,
 		    int64_t *blob_id);
 

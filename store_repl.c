@@ -1521,26 +1521,6 @@ store_user_message_count(struct store *st, const char *user)
 	return n;
 }
 
-enum store_err
-store_quarantine_purge(struct store *st, int64_t before, int64_t *left)
-{
-	sqlite3_stmt	*s;
-	enum store_err	 err;
-
-	*left = 0;
-	if ((err = op_begin(st)) != STORE_OK)
-		return err;
-	if ((s = stmt(st, S_QUAR_PURGE)) == NULL)
-		return op_end(st, STORE_IO);
-	sqlite3_bind_int64(s, 1, before);
-	if ((err = step_done(st, s, "quarantine purge")) != STORE_OK)
-		return op_end(st, err);
-	if (sqlite3_changes(st->db) > 0 && (err = blob_gc(st)) != STORE_OK)
-		return op_end(st, err);
-	*left = query_int64(st, S_QUAR_COUNT);
-	return op_end(st, STORE_OK);
-}
-
 /* Fills *q from a row of S_QUAR_LIST; its blob id to *blob_id. */
 static void
 quarantined_from_row(sqlite3_stmt *s, struct store_quarantined *q,

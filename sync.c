@@ -38,6 +38,7 @@
  */
 #include <errno.h>
 #include <malloc.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -362,14 +363,52 @@ sync_demote(struct server *srv, const char *spec, const char *secret_file)
 	return 0;
 }
 
-/* The lowest position some replica still needs from this log. */
+/* What the known replicas need of the log, as their rows say. */
+struct need {
+	int64_t		 low;		/* the lowest position acknowledged */
+	int		 reconciling;	/* some replica is reconciling */
+};
+
 static int
 needed_by(void *arg, const struct store_replica *r)
 {
-	int64_t	*low = arg;
+	struct need	*n = arg;
 
-	if (r->acked < *low)
-		*low = r->acked;
+	if (r->acked < n->low)
+		n->low = r->acked;
+	n->reconciling |= r->reconciling;
+	return 0;
+}
+
+/*
+ * The lowest log position some replica still needs, from n->low down:
+ * every known replica's acknowledged one, and every connected one's (a
+ * reconciling one from the head it started at); n->reconciling says
+ * whether a reconciliation runs, either way (this node a master or a
+ * replica) or is left unfinished by a known replica.  -1 on a store
+ * error.
+ */
+static int
+log_needed(struct server *srv, struct need *n)
+{
+	struct session	*s;
+	struct chan	*c;
+
+	if (store_replica_foreach(srv->store, needed_by, n) != STORE_OK)
+		return -1;
+	for (s = srv->sessions; s != NULL; s = s->next) {
+		if ((s->ops != &sync_master_proto &&
+		    s->ops != &sync_replica_proto) || (c = chan_of(s)) == NULL)
+			continue;
+		if (c->state == CH_RECONCILE)
+			n->reconciling = 1;
+		if (s->ops != &sync_master_proto)
+			continue;
+		if (c->state == CH_STREAM && c->acked < n->low)
+			n->low = c->acked;
+		if (c->state == CH_RECONCILE && c->recon_head < n->low)
+			n->low = c->recon_head;
+	}
 	return 0;
 }
 
@@ -382,23 +421,14 @@ needed_by(void *arg, const struct store_replica *r)
 static void
 sync_purge(struct server *srv)
 {
-	struct session	*s;
-	struct chan	*c;
-	int64_t		 low = store_replog_head(srv->store), purged, total = 0;
+	struct need	 n = { store_replog_head(srv->store), 0 };
+	int64_t		 purged, total = 0;
 	int		 i;
 
-	if (store_replica_foreach(srv->store, needed_by, &low) != STORE_OK)
+	if (log_needed(srv, &n) < 0)
 		return;
-	for (s = srv->sessions; s != NULL; s = s->next) {
-		if (s->ops != &sync_master_proto || (c = chan_of(s)) == NULL)
-			continue;
-		if (c->state == CH_STREAM && c->acked < low)
-			low = c->acked;
-		if (c->state == CH_RECONCILE && c->recon_head < low)
-			low = c->recon_head;
-	}
 	for (i = 0; i < SYNC_PURGE_MAX; i++) {
-		if (store_replog_purge(srv->store, low, srv->now -
+		if (store_replog_purge(srv->store, n.low, srv->now -
 		    srv->settings->repl_log_retention, &purged) != STORE_OK)
 			return;
 		total += purged;
@@ -407,8 +437,68 @@ sync_purge(struct server *srv)
 	}
 	if (total > 0)
 		log_debug("sync.purge", "records=%lld upto=%lld first=%lld",
-		    (long long)total, (long long)low,
+		    (long long)total, (long long)n.low,
 		    (long long)store_replog_first(srv->store));
+}
+
+/*
+ * Growth: one bounded step of the purge of tombstones, renumbered
+ * copies, resolved conflicts and quarantine (store_purge_step()).
+ *
+ * Why a tombstone may go when it goes.  Reconciliation (DESIGN.md,
+ * sync_reconcile.c) reads this node's tombstones to tell a uid that only
+ * a replica holds and that was expunged here (the replica expunges it)
+ * from one this node never saw (appended here at a new UID); a mailbox
+ * tombstone likewise tells a mailbox deleted here from one never
+ * replicated, and a renumbered row tells a replica's conflicting copy
+ * that was renumbered already from a new one (without it a copy pushed
+ * again would be appended twice).  Each of them matters only to a node
+ * that has not yet applied the record that made it: one that has, holds
+ * neither the message nor the mailbox nor the copy at its old uid.  So:
+ * - it stays until every known replica has acknowledged that record
+ *   (logpos, see schema_v10): a replica that is stopped, behind, or
+ *   whose log was purged past retention (it will reconcile in full)
+ *   holds them all back; `mailrepd replica forget` lets one go;
+ * - nothing of them goes while a reconciliation runs, in either
+ *   direction, or a known replica left one unfinished: it walks both
+ *   sides' tombstones, and a replica reconciling is known only by the
+ *   head it started at;
+ * - and it stays for --tombstone-retention besides: the nodes this one
+ *   does not know as replicas (the old master coming back after a hard
+ *   failover, a node restored from an old backup) and QRESYNC clients
+ *   that were away are served for that long.  Past it, such a node's
+ *   message with no tombstone here is taken for mail never replicated
+ *   and appended at a new UID: an expunge undone, never mail lost.
+ * QRESYNC and a session's view stay exact past a purge: each mailbox
+ * keeps the highest MODSEQ purged (tombs_purged), and a client asking
+ * from before it is told of every UID that is not there (imap_mailbox.c).
+ * Resolved conflicts are an operator's record only, kept for
+ * --conflict-retention; quarantine for --quarantine-days.
+ */
+static void
+sync_housekeep(struct server *srv)
+{
+	struct need		 n = { INT64_MAX, 0 };
+	struct store_purge	 p;
+	struct store_purged	 out;
+	const struct settings	*set = srv->settings;
+
+	if (log_needed(srv, &n) < 0)
+		return;
+	p.acked = n.low;
+	p.keep_tombs = n.reconciling;
+	p.tombs_before = srv->now - set->tombstone_retention;
+	p.conflicts_before = srv->now - set->conflict_retention;
+	p.quarantine_before = srv->now - set->quarantine_days * 86400;
+	if (store_purge_step(srv->store, &p, &out) != STORE_OK)
+		return;
+	if (out.expunged + out.mailbox_gone + out.renumbered + out.conflict +
+	    out.quarantine > 0)
+		log_debug("store.purge", "expunged=%lld mailbox_gone=%lld "
+		    "renumbered=%lld conflict=%lld quarantine=%lld acked=%lld",
+		    (long long)out.expunged, (long long)out.mailbox_gone,
+		    (long long)out.renumbered, (long long)out.conflict,
+		    (long long)out.quarantine, (long long)n.low);
 }
 
 void
@@ -416,11 +506,14 @@ sync_tick(struct server *srv)
 {
 	struct session	*s;
 	struct chan	*c;
-	int64_t		 left;
 	int		 status;
 
 	while (waitpid(-1, &status, WNOHANG) > 0)
 		;
+	if (srv->now - repl.last_wal_check >= STORE_WAL_CHECK_INTERVAL) {
+		repl.last_wal_check = srv->now;
+		store_wal_trim(srv->store);
+	}
 	guard_replay(srv);
 	if (srv->now - repl.last_purge >= SYNC_PURGE_INTERVAL) {
 		repl.last_purge = srv->now;
@@ -429,12 +522,9 @@ sync_tick(struct server *srv)
 	if (repl.replica && repl.upstream == NULL &&
 	    srv->now >= repl.next_connect)
 		replica_connect(srv);
-	if (srv->now - repl.last_quarantine >= SYNC_QUARANTINE_INTERVAL) {
-		repl.last_quarantine = srv->now;
-		if (store_quarantine_purge(srv->store, srv->now -
-		    srv->settings->quarantine_days * 86400, &left) == STORE_OK)
-			log_debug("sync.quarantine", "kept=%lld",
-			    (long long)left);
+	if (srv->now - repl.last_housekeep >= STORE_PURGE_INTERVAL) {
+		repl.last_housekeep = srv->now;
+		sync_housekeep(srv);
 	}
 	for (s = srv->sessions; s != NULL; s = s->next) {
 		if ((s->ops != &sync_master_proto &&

@@ -155,7 +155,8 @@ struct sync_repl {
 	time_t		 next_connect;
 	int		 backoff;
 	time_t		 last_purge;
-	time_t		 last_quarantine;
+	time_t		 last_housekeep;	/* sync_housekeep() */
+	time_t		 last_wal_check;
 };
 extern struct sync_repl repl;		/* sync.c's */
 

@@ -96,6 +96,34 @@ status_conflict(void *arg, const struct store_conflict *k)
 	return 0;
 }
 
+/*
+ * The store's size: rows of the tables that grow, the database and its
+ * WAL in bytes (a count is a scan: fine for a command, not for the loop).
+ */
+static void
+status_sizes(struct store *st, int json)
+{
+	struct store_sizes	 z;
+	int			 i;
+
+	if (store_sizes(st, &z) != STORE_OK)
+		return;
+	if (json) {
+		printf("\"db_bytes\":%lld,\"wal_bytes\":%lld,\"tables\":{",
+		    (long long)z.db_bytes, (long long)z.wal_bytes);
+		for (i = 0; i < STORE_SIZE_TABLES; i++)
+			printf("%s\"%s\":%lld", i ? "," : "", z.tables[i].name,
+			    (long long)z.tables[i].rows);
+		printf("},");
+		return;
+	}
+	printf("store db %lld bytes wal %lld bytes\n", (long long)z.db_bytes,
+	    (long long)z.wal_bytes);
+	for (i = 0; i < STORE_SIZE_TABLES; i++)
+		printf("table %s %lld rows\n", z.tables[i].name,
+		    (long long)z.tables[i].rows);
+}
+
 int
 sync_status(int argc, char **argv)
 {
@@ -118,8 +146,9 @@ sync_status(int argc, char **argv)
 	if (opts[1].value != NULL) {
 		printf("usage: mailrepd status [--json] --data DIR\n\nRole, "
 		    "node id, log head, replicas and their lag; on a replica "
-		    "its master,\napplied position and conflicts.  Works on a "
-		    "running or stopped node.\n\n");
+		    "its master,\napplied position and conflicts; the rows of "
+		    "the tables that grow, the\nsizes of the database and its "
+		    "WAL.  Works on a running or stopped node.\n\n");
 		settings_usage_options(stdout, opts, 2);
 		settings_free(&set);
 		return 0;
@@ -149,6 +178,7 @@ sync_status(int argc, char **argv)
 		    "\"unreplicated\":%lld},", SYNC_COUNTERS(st));
 		guard_status(st, 1);
 		control_status_node(st, &me, 1);
+		status_sizes(st, 1);
 		printf("\"conflicts_open\":%lld,\"replicas\":[",
 		    (long long)store_conflict_count(st, NULL));
 		store_replica_foreach(st, status_replica, &x);
@@ -166,6 +196,7 @@ sync_status(int argc, char **argv)
 		    SYNC_COUNTERS(st));
 		guard_status(st, 0);
 		control_status_node(st, &me, 0);
+		status_sizes(st, 0);
 		printf("conflicts %lld open\n",
 		    (long long)store_conflict_count(st, NULL));
 		store_replica_foreach(st, status_replica, &x);

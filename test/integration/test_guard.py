@@ -117,9 +117,11 @@ def test_master_with_emptied_mailbox_list_cannot_empty_its_replica(cluster):
     rep.stop()
     master.stop()
     db = sqlite3.connect("%s/mailrepd.db" % master.data)
+    # Tombstones of now, as real deletes' (older ones would be past
+    # --tombstone-retention and purged before the replica comes back).
     db.executescript(
         "INSERT INTO mailbox_gone (uniqueid, user, name, time) "
-        "SELECT m.uniqueid, u.name, m.name, 0 FROM mailbox m "
+        "SELECT m.uniqueid, u.name, m.name, unixepoch() FROM mailbox m "
         "JOIN user u ON u.id = m.user_id WHERE u.name = 'alice' "
         "AND m.name != 'INBOX';"
         "DELETE FROM message WHERE mailbox_id IN (SELECT m.id FROM mailbox "

@@ -93,6 +93,18 @@ not_chain(char *buf, size_t n)
 	return buf;
 }
 
+/* n keys alternately BODY and TEXT ("BODY a TEXT a ..") into buf. */
+static char *
+text_keys(char *buf, size_t n)
+{
+	size_t	 i;
+
+	buf[0] = '\0';
+	for (i = 0; i < n; i++)
+		strcat(buf, i % 2 ? " TEXT a" : " BODY a");
+	return buf + 1;
+}
+
 static void
 test_compile_refusals(void **state)
 {
@@ -146,6 +158,14 @@ test_compile_refusals(void **state)
 	    &prog, err), 0);
 	assert_int_equal(prog.nkeys, IMAP_MAX_SEARCH_KEYS);
 	prog_free(&prog);
+
+	/* IMAP_MAX_SEARCH_TEXT BODY or TEXT keys are fine, one more is not. */
+	assert_int_equal(compile(text_keys(many, IMAP_MAX_SEARCH_TEXT),
+	    &prog, err), 0);
+	assert_int_equal(prog.ntext, IMAP_MAX_SEARCH_TEXT);
+	prog_free(&prog);
+	assert_string_equal(refusal(text_keys(many, IMAP_MAX_SEARCH_TEXT + 1)),
+	    "BAD [LIMIT] More than 16 BODY or TEXT keys");
 }
 
 static void

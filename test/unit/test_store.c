@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <sqlite3.h>
@@ -393,6 +394,88 @@ test_rename_and_delete(void **state)
 	assert_int_equal(store_commit(f->st), STORE_OK);
 }
 
+/* Counts the UIDs store_expunged_since() lists. */
+static int
+count_uids(void *arg, uint32_t uid)
+{
+	(void)uid;
+	++*(int *)arg;
+	return 0;
+}
+
+/* One purge step with the given bounds; returns its counts. */
+static struct store_purged
+purge(struct fixture *f, int64_t acked, int64_t tombs_before, int keep)
+{
+	struct store_purge	 p = { acked, tombs_before, keep,
+				    time(NULL) + 10, 0 };
+	struct store_purged	 out;
+
+	assert_int_equal(store_purge_step(f->st, &p, &out), STORE_OK);
+	assert_int_equal(store_commit(f->st), STORE_OK);
+	return out;
+}
+
+/*
+ * Tombstones go only once acknowledged (their log position at or below
+ * `acked`), past retention, and not while kept; each mailbox remembers
+ * the highest MODSEQ purged.  Resolved conflicts go, open ones stay.
+ */
+static void
+test_purge_keeps_what_replicas_need(void **state)
+{
+	struct fixture		*f = *state;
+	struct store_mailbox	 in;
+	struct store_purged	 out;
+	sqlite3			*db;
+	char			 path[128];
+	int64_t			 head;
+	uint64_t		 modseq;
+	uint32_t		 uid;
+	int			 n, i;
+	time_t			 later = time(NULL) + 10;
+
+	for (i = 0; i < 3; i++)
+		assert_int_equal(deliver(f, "INBOX", i == 0 ? "a\n" : i == 1 ?
+		    "b\n" : "c\n", 2, &uid), STORE_OK);
+	assert_int_equal(store_mailbox_get(f->st, "alice", "INBOX", &in),
+	    STORE_OK);
+	head = store_replog_head(f->st);
+	assert_int_equal(store_message_expunge(f->st, in.id, 1), STORE_OK);
+	assert_int_equal(store_message_expunge(f->st, in.id, 2), STORE_OK);
+	assert_int_equal(store_commit(f->st), STORE_OK);
+	snprintf(path, sizeof(path), "%s/mailrepd.db", f->dir);
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "INSERT INTO conflict (time, user, "
+	    "mailbox, mailbox_name, uid, local_guid, master_guid, op, "
+	    "master_seq, resolved) VALUES (0, 'alice', x'00', 'INBOX', 9, "
+	    "x'00', x'00', 'message.append', 0, 1), (0, 'alice', x'00', "
+	    "'INBOX', 9, x'00', x'00', 'message.append', 0, 0)", NULL, NULL,
+	    NULL), SQLITE_OK);
+	sqlite3_close(db);
+
+	/* No replica has the expunges: both stay; the resolved conflict goes. */
+	out = purge(f, head, later, 0);
+	assert_int_equal(out.expunged, 0);
+	assert_int_equal(out.conflict, 1);
+	assert_int_equal(store_conflict_count(f->st, NULL), 1);
+	/* Acknowledged, but within retention, or kept: they stay. */
+	assert_int_equal(purge(f, INT64_MAX, 0, 0).expunged, 0);
+	assert_int_equal(purge(f, INT64_MAX, later, 1).expunged, 0);
+	assert_int_equal(store_tombs_purged(f->st, in.uniqueid), 0);
+	/* The first expunge acknowledged: its tombstone alone goes. */
+	assert_int_equal(purge(f, head + 1, later, 0).expunged, 1);
+	n = 0;
+	assert_int_equal(store_expunged_since(f->st, in.uniqueid, 0,
+	    count_uids, &n), STORE_OK);
+	assert_int_equal(n, 1);
+	assert_true(store_tombs_purged(f->st, in.uniqueid) > 0);
+	assert_int_equal(purge(f, head + 2, later, 0).expunged, 1);
+	assert_int_equal(store_mailbox_state(f->st, &in, &uid, &modseq),
+	    STORE_OK);
+	assert_int_equal(store_tombs_purged(f->st, in.uniqueid), modseq);
+}
+
 int
 main(void)
 {
@@ -416,6 +499,8 @@ main(void)
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_rename_and_delete, setup,
 		    teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_purge_keeps_what_replicas_need, setup, teardown),
 	};
 
 	return cmocka_run_group_tests_name("store", tests, NULL, NULL);
