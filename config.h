@@ -11,20 +11,52 @@
 
 /* Network and sessions */
 /*
- * Concurrent client sessions.  Memory budget (ARCHITECTURE.md: 64 MiB under
- * any input): a session's input buffer is at most LMTP_MAX_DATA_LINE +
- * IO_CHUNK = 80 KiB, so 512 sessions cost at most 40 MiB.
+ * Memory (ARCHITECTURE.md: 64 MiB under any input).  What sessions buffer:
+ *
+ * - Before login (IMAP) or LHLO/EHLO (LMTP, SMTP) a session reads at
+ *   most PRELOGIN_IN_LIMIT and stops reading once PRELOGIN_HIGH_WATER of
+ *   replies wait: 8 + 4 KiB and one reply (CAPABILITY: 0.3 KiB), so
+ *   with its state (about 3 KiB) at most ~16 KiB.  Both client pools
+ *   full of them (2 x 512): 16 MiB.
+ * - After it: input up to the protocol's limit (IMAP_MAX_LINE or
+ *   LMTP_MAX_DATA_LINE, + IO_CHUNK: 80 KiB), output until OUTBUF_HIGH_WATER
+ *   (256 KiB) and one reply or step.  Alone that could make 512 x 336
+ *   KiB, so every session's buffers also count against SESSION_BUDGET:
+ *   past it, a session holding SESSION_FAIR_SHARE or more is neither read
+ *   nor given its commands (its output still drains) until the total is
+ *   back under.  The total then stays under SESSION_BUDGET plus what
+ *   each of the others may still take below its share: one read
+ *   (IO_CHUNK) and one reply, ~40 KiB, so 16 MiB + 1,024 x 40 KiB =
+ *   56 MiB in the worst case, and replication (64 x 2 frames of 65 KiB
+ *   each way, 16 MiB) is not paused.  The process itself (SQLite's page
+ *   cache, code) is 4-6 MiB.
+ * - TLS adds mbedTLS's two 16.7 KiB record buffers to each TLS session
+ *   (transport.h): with every client on TLS, 1,024 sessions add 34 MiB,
+ *   past the 64 MiB; lower max-connections where that matters.
  */
 #define DEFAULT_MAX_CONNECTIONS	512
+/*
+ * Connections of one non-loopback address, in each pool: Postfix's
+ * default per-client count (anvil, 50), so that an office behind one NAT
+ * address still gets in; one attacker then needs 11 addresses to fill a
+ * pool, which the per-pool limit and the pre-login timeout bound.
+ */
+#define DEFAULT_MAX_PER_ADDRESS	50
 #define DEFAULT_IDLE_TIMEOUT	1800	/* seconds a session may sit idle */
 #define DEFAULT_PRELOGIN_TIMEOUT 60	/* seconds from connecting to logging in */
 #define LISTEN_BACKLOG		128	/* listen(2) backlog */
+#define LOOP_STEP_MS		10	/* sessions with replies queued run
+					   this long per loop iteration */
 #define IO_CHUNK		16384	/* bytes read from a socket at once */
 #define OUTBUF_HIGH_WATER	(256 * 1024) /* stop producing output above */
+#define PRELOGIN_IN_LIMIT	(8 * 1024) /* input buffered before login */
+#define PRELOGIN_HIGH_WATER	(4 * 1024) /* OUTBUF_HIGH_WATER before login */
+#define SESSION_BUDGET		(16 * 1024 * 1024) /* every session's buffers */
+#define SESSION_FAIR_SHARE	(16 * 1024) /* paused past it, over budget */
 
 /* TLS and COMPRESS=DEFLATE (tls.c, transport.c) */
 #define DEFAULT_TLS_HANDSHAKE_TIMEOUT 10 /* seconds a TLS handshake may take */
-#define DEFAULT_MAX_TLS_HANDSHAKES 64	/* TLS handshakes in progress at once */
+#define DEFAULT_MAX_TLS_HANDSHAKES 64	/* handshakes at once, per listener kind */
 #define TLS_GEN_CERT_DAYS	3650	/* validity of a generated certificate */
 #define COMPRESS_LEVEL		1	/* deflate level of COMPRESS output */
 #define COMPRESS_WINDOW_BITS	12	/* output window: 4 KiB (inflate takes 32) */
@@ -33,6 +65,7 @@
 
 /* Message store */
 #define DEFAULT_MAX_MESSAGE_SIZE (50 * 1024 * 1024) /* bytes, SIZE= */
+#define DEFAULT_MAX_MESSAGES	1000000	/* messages in one mailbox */
 #define BLOB_CHUNK_SIZE		(64 * 1024) /* uncompressed bytes per chunk */
 #define BLOB_ZLIB_LEVEL		1	/* deflate level: 1 is ~5x cheaper than 6 */
 /*
@@ -48,10 +81,11 @@
  * store (spool.c); a larger one goes to a temporary file.
  */
 #define SPOOL_MEM_MAX		(64 * 1024)
-#define STORE_BUSY_TIMEOUT_MS	5000	/* wait for another process's lock */
+#define STORE_BUSY_TIMEOUT_MS	5000	/* a command-line tool waits for a lock */
+#define STORE_RETRY_MS		10	/* the server looks again for the lock */
 #define STORE_MAX_KEYWORDS	4096	/* bytes of keywords on a message */
 #define STORE_GC_BATCH		256	/* unused blobs looked up at once */
-#define SCHEMA_VERSION		10	/* bump with a migration in store.c */
+#define SCHEMA_VERSION		11	/* bump with a migration in store.c */
 /*
  * Growth (store_purge.c): tombstones and renumbered copies go once every
  * known replica has them and they are older than --tombstone-retention;
@@ -111,6 +145,7 @@
 #define IMAP_MAX_USER_SESSIONS	128	/* IMAP sessions of one user */
 #define IMAP_APPEND_LINE	(64 * 1024) /* APPEND bytes parsed as one line */
 #define IMAP_MAX_BAD_COMMANDS	20	/* BAD replies before BYE */
+#define IMAP_MAX_PRELOGIN_COMMANDS 32	/* commands before login, then BYE */
 #define IMAP_MAX_SKIP		(4 * 1024 * 1024) /* over-long line dropped before BYE */
 #define IMAP_MAX_OUTPUT		(4 * 1024 * 1024) /* a session's output buffer */
 #define IMAP_STEP_MESSAGES	256	/* messages a long command does in one loop step */

@@ -81,6 +81,8 @@ struct imap_private {
 					   IMAP_MAX_LINE: dropping it */
 	int64_t		 head0;		/* log head when the command began */
 	int		 changed;	/* the command changed the store */
+	int		 writes;	/* it may write: its steps wait for
+					   the write lock (command_writes) */
 	int64_t		 hold_until;	/* now_ms of a delayed reply, or 0 */
 	int		 auth_failures;
 	/* IN_PASSWORD: who logs in (the stored name), whether they exist,
@@ -92,6 +94,7 @@ struct imap_private {
 	   session binds to it (bind_user), not to what is stored later */
 	uint8_t		 login_hash[GUID_LEN];
 	int		 bad_commands;
+	int		 prelogin_commands;
 	int		 after_reply;	/* AFTER_*: once the reply is queued */
 	struct store_user_ident ident;	/* the user as logged in */
 	uint64_t	 users_gen;	/* store_users_generation() at the
@@ -1164,6 +1167,8 @@ append_store(struct session *s, struct append *ap)
 		imap_reply(s, "NO [TRYCREATE] No such mailbox");
 	else if (err == STORE_FULL)
 		imap_reply(s, IMAP_NO_FULL);
+	else if (err == STORE_LIMIT)
+		imap_reply(s, IMAP_NO_LIMIT);
 	else if (err != STORE_OK)
 		imap_reply(s, "NO [UNAVAILABLE] %s", store_strerror(err));
 	else
@@ -1180,7 +1185,7 @@ input_append_end(struct session *s)
 	size_t			 len;
 	int			 got;
 
-	if ((got = mode_line(s, &line, &len)) == 0)
+	if (!session_store_ready(s) || (got = mode_line(s, &line, &len)) == 0)
 		return 0;
 	if (got < 0)
 		imap_reply(s, "BAD Line too long after the APPEND literal");
@@ -1348,19 +1353,52 @@ count_bad(struct session *s)
 	ims->state = IMAP_LOGOUT;
 }
 
+/* The commands that change the store: a replica refuses them. */
+static const char *const changing_commands[] = { "CREATE", "DELETE",
+    "RENAME", "SUBSCRIBE", "UNSUBSCRIBE", "APPEND", "STORE", "COPY", "MOVE",
+    "EXPUNGE" };
+
 /* Whether a replica refuses the command: it would change the store. */
 static int
 replica_refuses(const char *name)
 {
-	static const char *const writes[] = { "CREATE", "DELETE", "RENAME",
-	    "SUBSCRIBE", "UNSUBSCRIBE", "APPEND", "STORE", "COPY", "MOVE",
-	    "EXPUNGE" };
 	size_t	 i;
 
-	for (i = 0; i < sizeof(writes) / sizeof(*writes); i++)
-		if (strcmp(writes[i], name) == 0)
+	for (i = 0; i < sizeof(changing_commands) /
+	    sizeof(*changing_commands); i++)
+		if (strcasecmp(changing_commands[i], name) == 0)
 			return 1;
 	return 0;
+}
+
+/*
+ * Whether the framed command at line (its tag, its name, after UID the
+ * name that follows) may write to the store: the changing commands, and
+ * FETCH (it sets \Seen) and CLOSE (it expunges).  Such a command waits
+ * for the write lock before it is taken from the buffer.
+ */
+static int
+command_writes(const char *line, size_t len)
+{
+	char		 name[16];
+	const char	*p = line, *end = line + len;
+	size_t		 n;
+	int		 words = 0;
+
+	while (p < end && *p != ' ')
+		p++;		/* the tag */
+	while (p < end && words++ < 2) {
+		p++;
+		for (n = 0; p + n < end && n + 1 < sizeof(name) &&
+		    imap_is_atom_char(p[n]); n++)
+			name[n] = p[n];
+		name[n] = '\0';
+		p += n;
+		if (strcasecmp(name, "UID") != 0)
+			break;
+	}
+	return replica_refuses(name) || strcasecmp(name, "FETCH") == 0 ||
+	    strcasecmp(name, "CLOSE") == 0;
 }
 
 /* Runs one parsed command: look-up, state check, handler. */
@@ -1383,6 +1421,14 @@ command_run(struct session *s, struct imap_cmd *cmd)
 		    sizeof(*uid_commands), args[0].str);
 		args++;
 		nargs--;
+	}
+	if (ims->state == IMAP_NOTAUTH && ++ims->priv->prelogin_commands >
+	    IMAP_MAX_PRELOGIN_COMMANDS) {
+		/* A client logs in within a few; a flood never does. */
+		session_printf(s, "* BYE Too many commands before login\r\n");
+		ims->state = IMAP_LOGOUT;
+		imap_reply(s, "BAD Log in first");
+		return;
 	}
 	if (c == NULL) {
 		imap_reply(s, "BAD Unknown command");
@@ -1488,6 +1534,8 @@ input_command(struct session *s)
 	char			 tag[64];
 	int			 at_literal;
 
+	if (buf_used(&s->in) == 0)
+		return 0;	/* run for its output, nothing to frame */
 	st = imap_frame_scan(&p->frame, buf_ptr(&s->in), buf_used(&s->in),
 	    IMAP_MAX_LINE, IMAP_MAX_LITERAL, &len, &size);
 	at_literal = st == IMAP_FRAME_CONTINUE || (st == IMAP_FRAME_MORE &&
@@ -1507,6 +1555,9 @@ input_command(struct session *s)
 		session_printf(s, "+ Ready for literal data\r\n");
 		return 1;
 	case IMAP_FRAME_COMPLETE:
+		p->writes = command_writes(buf_ptr(&s->in), len);
+		if (p->writes && !session_store_ready(s))
+			return 0;	/* framed again next time */
 		imap_frame_reset(&p->frame);
 		command_parse(s, len);
 		return 1;
@@ -1656,7 +1707,8 @@ imap_input(struct session *s)
 	struct imap_private	*p = ims->priv;
 	int			 progress = 1;
 
-	if (ims->step != NULL && !session_output_high(s))
+	if (ims->step != NULL && !session_output_high(s) &&
+	    (!p->writes || session_store_ready(s)))
 		run_step(s);
 	while (progress && s->io == SESSION_OPEN && !session_output_high(s) &&
 	    ims->step == NULL) {

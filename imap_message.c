@@ -761,6 +761,8 @@ copy_messages(struct session *s, const struct imap_arg *args, size_t nargs,
 	else if ((err = store_message_copy_many(s->srv->store, v->mb.id,
 	    p.uid, p.n, to.id, new_uid, move)) == STORE_FULL)
 		imap_reply(s, IMAP_NO_FULL);
+	else if (err == STORE_LIMIT)
+		imap_reply(s, IMAP_NO_LIMIT);
 	else if (err != STORE_OK)
 		imap_reply(s, "NO [%s] %s failed", err == STORE_NOTFOUND ?
 		    "EXPUNGEISSUED" : "UNAVAILABLE", verb);

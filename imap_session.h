@@ -38,6 +38,7 @@
  * error, "NO [SERVERBUG]" (lib-storage, imap_get_error_string).
  */
 #define IMAP_NO_FULL	"NO [SERVERBUG] Mail storage is full, try again later"
+#define IMAP_NO_LIMIT	"NO [LIMIT] The mailbox holds as many messages as it may"
 
 /* The session's selected mailbox was deleted or renamed under it. */
 #define IMAP_BYE_MAILBOX_GONE \

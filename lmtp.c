@@ -978,6 +978,9 @@ reply_rcpt(struct session *s, const struct lmtp_rcpt *r,
 	else if (t->result == STORE_NOTFOUND)
 		session_printf(s, "450 4.2.0 <%s> Mailbox %s no longer exists"
 		    "\r\n", r->address, r->mailbox);
+	else if (t->result == STORE_LIMIT)
+		session_printf(s, "552 5.2.2 <%s> Mailbox %s is full\r\n",
+		    r->address, r->mailbox);
 	else if (t->result != STORE_OK)
 		session_printf(s, "451 4.3.0 <%s> %s\r\n", r->address,
 		    store_strerror(t->result));
@@ -1161,6 +1164,10 @@ lmtp_data_input(struct session *s, struct lmtp_session *ls)
 			crlf = crlf || (len == 0 && tx->skipped_cr);
 			tx->skipping = 0;
 		} else if (crlf && tx->prev_crlf && len == 1 && line[0] == '.') {
+			if (tx->error == DATA_OK && !session_store_ready(s)) {
+				line[len] = '\r';	/* read again later */
+				return;
+			}
 			buf_consume(&s->in, used);
 			lmtp_data_end(s, ls);
 			return;

@@ -421,6 +421,44 @@ drain_finish(struct server *srv, struct drain *dr, const sigset_t *origmask)
 }
 
 /*
+ * Runs the n sessions polled (pfd[i] for owner[i]).  Each readable one
+ * reads once; then those with at most one command and no reply queued
+ * run (an interactive client's next command), then the backlogged ones
+ * (session_backlogged) until LOOP_STEP_MS has passed.  The rest wait for
+ * the next iteration, which starts after the last one run (*turn), so
+ * that many busy sessions together cannot hold the loop and each gets
+ * its turn.
+ */
+static void
+run_sessions(struct pollfd *pfd, struct session **owner, size_t n,
+    size_t *turn)
+{
+	int64_t	 end;
+	size_t	 i, k;
+	int	 queued;
+
+	for (i = 0; i < n; i++)
+		if (pfd[i].revents & (POLLIN | POLLHUP | POLLERR))
+			pfd[i].revents = session_read(owner[i]) ? POLLIN : 0;
+	end = server_clock_ms() + LOOP_STEP_MS;
+	for (queued = 0; queued < 2; queued++)
+		for (k = 0; k < n; k++) {
+			i = (*turn + k) % n;
+			if (pfd[i].fd < 0 ||
+			    session_backlogged(owner[i]) != queued)
+				continue;
+			if (queued && server_clock_ms() >= end) {
+				*turn = i;
+				return;
+			}
+			pfd[i].fd = -1;		/* run once */
+			if (pfd[i].revents != 0 ||
+			    session_wants_processing(owner[i]))
+				session_process(owner[i]);
+		}
+}
+
+/*
  * The event loop: runs until a stop signal, or the end of a SIGQUIT
  * drain.  Each iteration polls, reads and runs commands, commits the
  * store once, writes, and reaps.
@@ -435,6 +473,7 @@ event_loop(struct server *srv, struct listener *ls, int nls,
 	size_t		 cap = 0, n, i, nfixed;
 	time_t		 last_tick = 0;
 	long		 wait_ms, hold_ms;
+	size_t		 turn = 0;
 	int		 busy;
 
 	while (!stop_signal && quit_signals < 2 && dr->phase != DRAIN_DONE) {
@@ -453,6 +492,7 @@ event_loop(struct server *srv, struct listener *ls, int nls,
 			}
 		}
 		busy = 0;
+		server_account(srv);
 		for (n = 0; n < (size_t)nls; n++) {
 			pfd[n].fd = ls[n].fd;
 			pfd[n].events = POLLIN;
@@ -487,13 +527,7 @@ event_loop(struct server *srv, struct listener *ls, int nls,
 			if (pfd[i].revents & POLLIN)
 				(ls[i].tls ? server_accept_tls :
 				    server_accept)(srv, ls[i].fd, ls[i].ops);
-		for (i = nfixed; i < n; i++) {
-			s = owner[i];
-			if (pfd[i].revents & (POLLIN | POLLHUP | POLLERR))
-				session_on_readable(s);
-			else if (session_wants_processing(s))
-				session_process(s);
-		}
+		run_sessions(pfd + nfixed, owner + nfixed, n - nfixed, &turn);
 		server_commit(srv);
 		if (promote_signal) {
 			promote_signal = 0;
@@ -635,6 +669,8 @@ cmd_serve(int argc, char **argv, int first, int dev_mode)
 		goto out;
 	}
 	setup_signals(&waitmask);
+	store_nowait(srv.store);	/* the loop never sleeps on a lock */
+	store_set_max_messages(srv.store, set.max_messages);
 	if (auth_start() < 0) {
 		fprintf(stderr, "mailrepd: cannot start the password checker: "
 		    "%s\n", strerror(errno));

@@ -158,6 +158,19 @@ net_accept(int lfd, char peer[NET_PEER_LEN])
 	return fd;
 }
 
+void
+net_peer_address(const char *peer, char out[NET_PEER_LEN])
+{
+	const char	*colon = strrchr(peer, ':');
+	size_t		 n = colon != NULL ? (size_t)(colon - peer) :
+			    strlen(peer);
+
+	if (n >= NET_PEER_LEN)
+		n = NET_PEER_LEN - 1;
+	memcpy(out, peer, n);
+	out[n] = '\0';
+}
+
 int
 net_is_local(int fd)
 {

@@ -24,6 +24,12 @@ int	net_listen(const char *spec, char *err, size_t errlen);
  */
 int	net_accept(int lfd, char peer[NET_PEER_LEN]);
 
+/*
+ * The address part of a peer as net_accept() writes it ("ADDR:PORT",
+ * "[V6]:PORT"; "unix" as it is), without the port.
+ */
+void	net_peer_address(const char *peer, char out[NET_PEER_LEN]);
+
 /* Returns 1 when the socket's peer is on the loopback or a unix socket. */
 int	net_is_local(int fd);
 

@@ -18,20 +18,6 @@ struct entry {
 
 static struct entry	 table[AUTH_FAIL_ADDRESSES];
 
-/* The address part of "ADDR:PORT" or "[V6]:PORT"; "unix" as it is. */
-static void
-peer_address(const char *peer, char out[NET_PEER_LEN])
-{
-	const char	*colon = strrchr(peer, ':');
-	size_t		 n = colon != NULL ? (size_t)(colon - peer) :
-			    strlen(peer);
-
-	if (n >= NET_PEER_LEN)
-		n = NET_PEER_LEN - 1;
-	memcpy(out, peer, n);
-	out[n] = '\0';
-}
-
 static struct entry *
 find(const char *addr, int64_t now)
 {
@@ -72,7 +58,7 @@ penalty_fail(const char *peer, int64_t now)
 	char		 addr[NET_PEER_LEN];
 	unsigned	 delay = IMAP_AUTH_FAIL_DELAY_MS, i;
 
-	peer_address(peer, addr);
+	net_peer_address(peer, addr);
 	if ((e = find(addr, now)) == NULL) {
 		e = make_room();
 		memcpy(e->addr, addr, sizeof(addr));
@@ -92,7 +78,7 @@ penalty_clear(const char *peer)
 	char	 addr[NET_PEER_LEN];
 	size_t	 i;
 
-	peer_address(peer, addr);
+	net_peer_address(peer, addr);
 	for (i = 0; i < AUTH_FAIL_ADDRESSES; i++)
 		if (strcmp(table[i].addr, addr) == 0)
 			table[i].addr[0] = '\0';
@@ -104,7 +90,7 @@ penalty_count(const char *peer, int64_t now)
 	struct entry	*e;
 	char		 addr[NET_PEER_LEN];
 
-	peer_address(peer, addr);
+	net_peer_address(peer, addr);
 	return (e = find(addr, now)) != NULL ? e->failures : 0;
 }
 

@@ -43,6 +43,41 @@ pool_limit(const struct server *srv, enum session_pool pool)
 	    (unsigned)srv->settings->max_connections;
 }
 
+/*
+ * Sets a new session's buffers up: a protocol with a greeting stage
+ * (proto_ops.established) gets PRELOGIN_IN_LIMIT of input until the
+ * client is past it (session_grow), the others their full limits.
+ */
+static void
+session_buffers(struct session *s)
+{
+	s->established = s->ops->established == NULL;
+	buf_init(&s->in, s->established ? s->ops->in_limit :
+	    PRELOGIN_IN_LIMIT);
+	buf_init(&s->out, s->ops->out_limit);
+}
+
+/* The client got past login or greeting: the full limits from now on. */
+static void
+session_grow(struct session *s)
+{
+	if (s->established || s->io != SESSION_OPEN ||
+	    !s->ops->established(s))
+		return;
+	s->established = 1;
+	s->in.limit = s->ops->in_limit;
+}
+
+void
+server_account(struct server *srv)
+{
+	const struct session	*s;
+
+	srv->buffered = 0;
+	for (s = srv->sessions; s != NULL; s = s->next)
+		srv->buffered += s->in.cap + s->out.cap;
+}
+
 /* Links a new session in and counts it in its pool. */
 static void
 session_link(struct server *srv, struct session *s)
@@ -54,12 +89,111 @@ session_link(struct server *srv, struct session *s)
 	srv->pool_sessions[s->ops->pool]++;
 }
 
+int
+session_backlogged(const struct session *s)
+{
+	const char	*lf;
+
+	if (session_has_output(s))
+		return 1;
+	if (buf_used(&s->in) == 0)
+		return 0;
+	lf = memchr(buf_ptr(&s->in), '\n', buf_used(&s->in));
+	return lf != NULL && memchr(lf + 1, '\n', buf_used(&s->in) -
+	    (lf + 1 - buf_ptr(&s->in))) != NULL;
+}
+
+void
+session_broken(struct session *s)
+{
+	s->in_eof = 1;
+	buf_reset(&s->out);	/* the peer is gone: nothing to say */
+	if (s->tp != NULL)
+		transport_abort(s->tp);
+	if (s->io == SESSION_OPEN)
+		s->io = SESSION_CLOSING;
+}
+
 /*
- * Accepts every waiting connection on lfd.  Past max-connections the
- * client gets the protocol's "busy" reply and is closed at once; with
- * implicit TLS, past max-tls-handshakes too, without a word (a TLS
- * client could not read one).  An implicit-TLS session starts its
- * protocol (the greeting) only once the handshake is done.
+ * TLS handshake slots.  Each kind of listener (a protocol, with implicit
+ * TLS or STARTTLS) has --max-tls-handshakes slots of its own, so that
+ * half-done handshakes on one cannot block another.  When a kind's slots
+ * are full, its oldest half-done handshake gives its slot up: a real
+ * client finishes in milliseconds, so only one that stalls loses it,
+ * and stalling clients cannot keep a real one out.
+ */
+static void
+handshake_slot(struct server *srv, const struct proto_ops *ops,
+    int implicit)
+{
+	struct session	*s, *oldest = NULL;
+	time_t		 since, first = 0;
+	long		 n = 0;
+
+	for (s = srv->sessions; s != NULL; s = s->next) {
+		if (s->ops != ops || s->tls_start != implicit ||
+		    s->io == SESSION_CLOSING || s->tp == NULL ||
+		    !transport_handshaking(s->tp, &since))
+			continue;
+		n++;
+		/* Sessions are listed newest first: <= keeps the oldest. */
+		if (oldest == NULL || since <= first) {
+			oldest = s;
+			first = since;
+		}
+	}
+	if (n < srv->settings->max_tls_handshakes || oldest == NULL)
+		return;
+	log_info("tls.evicted", "proto=%s id=%llu peer=%s msg=\"the oldest "
+	    "handshake in progress gives its slot to a new one\"",
+	    ops->name, (unsigned long long)oldest->id, oldest->peer);
+	session_broken(oldest);
+}
+
+int
+server_address_full(const struct server *srv, enum session_pool pool,
+    const char *peer, int local)
+{
+	const struct session	*s;
+	char			 addr[NET_PEER_LEN], other[NET_PEER_LEN];
+	long			 count = 0;
+
+	if (local)
+		return 0;
+	net_peer_address(peer, addr);
+	for (s = srv->sessions; s != NULL; s = s->next) {
+		if (s->ops->pool != pool || s->local)
+			continue;
+		net_peer_address(s->peer, other);
+		if (strcmp(addr, other) == 0 &&
+		    ++count >= srv->settings->max_per_address)
+			return 1;
+	}
+	return 0;
+}
+
+/*
+ * Refuses a connection: the protocol's "busy" reply, unless it speaks
+ * TLS from the first byte (a TLS client could not read it).
+ */
+static void
+refuse(int fd, const struct proto_ops *ops, const char *peer,
+    const char *why, int tls)
+{
+	log_warn("session.refused", "proto=%s peer=%s reason=%s", ops->name,
+	    peer, why);
+	if (!tls)
+		(void)!write(fd, ops->busy_reply, strlen(ops->busy_reply));
+	close(fd);
+}
+
+/*
+ * Accepts every waiting connection on lfd.  Past max-connections of its
+ * pool, or past max-per-address connections from one address (loopback
+ * and unix clients exempt), the client gets the protocol's "busy" reply
+ * and is closed at once.  With implicit TLS it takes a handshake slot
+ * (handshake_slot) and starts its protocol (the greeting) only once the
+ * handshake is done.
  */
 static void
 accept_all(struct server *srv, int lfd, const struct proto_ops *ops,
@@ -67,26 +201,21 @@ accept_all(struct server *srv, int lfd, const struct proto_ops *ops,
 {
 	struct session	*s;
 	char		 peer[NET_PEER_LEN];
-	int		 fd, tls = implicit || ops->psk;
+	int		 fd, local, tls = implicit || ops->psk;
 
 	while ((fd = net_accept(lfd, peer)) >= 0) {
+		local = net_is_local(fd);
 		if (srv->pool_sessions[ops->pool] >= pool_limit(srv,
 		    ops->pool)) {
-			log_warn("session.refused", "proto=%s peer=%s "
-			    "reason=max-connections", ops->name, peer);
-			if (!tls)
-				(void)!write(fd, ops->busy_reply,
-				    strlen(ops->busy_reply));
-			close(fd);
+			refuse(fd, ops, peer, "max-connections", tls);
 			continue;
 		}
-		if (tls && transport_handshakes() >=
-		    (unsigned)srv->settings->max_tls_handshakes) {
-			log_warn("session.refused", "proto=%s peer=%s "
-			    "reason=max-tls-handshakes", ops->name, peer);
-			close(fd);
+		if (server_address_full(srv, ops->pool, peer, local)) {
+			refuse(fd, ops, peer, "max-per-address", tls);
 			continue;
 		}
+		if (tls)
+			handshake_slot(srv, ops, 1);
 		if ((s = calloc(1, sizeof(*s))) == NULL) {
 			close(fd);
 			continue;
@@ -108,10 +237,9 @@ accept_all(struct server *srv, int lfd, const struct proto_ops *ops,
 		s->ops = ops;
 		s->fd = fd;
 		s->id = ++srv->next_id;
-		s->local = net_is_local(fd);
+		s->local = local;
 		memcpy(s->peer, peer, sizeof(peer));
-		buf_init(&s->in, ops->in_limit);
-		buf_init(&s->out, ops->out_limit);
+		session_buffers(s);
 		session_link(srv, s);
 		log_debug("session.open", "proto=%s id=%llu peer=%s tls=%d",
 		    ops->name, (unsigned long long)s->id, peer, tls);
@@ -158,8 +286,7 @@ session_new(struct server *srv, int fd, const struct proto_ops *ops,
 	s->id = ++srv->next_id;
 	s->local = net_is_local(fd);
 	snprintf(s->peer, sizeof(s->peer), "%s", peer);
-	buf_init(&s->in, ops->in_limit);
-	buf_init(&s->out, ops->out_limit);
+	session_buffers(s);
 	session_link(srv, s);
 	log_debug("session.open", "proto=%s id=%llu peer=%s", ops->name,
 	    (unsigned long long)s->id, s->peer);
@@ -173,17 +300,6 @@ session_has_output(const struct session *s)
 {
 	return buf_used(&s->out) > 0 ||
 	    (s->tp != NULL && transport_pending_output(s->tp));
-}
-
-void
-session_broken(struct session *s)
-{
-	s->in_eof = 1;
-	buf_reset(&s->out);	/* the peer is gone: nothing to say */
-	if (s->tp != NULL)
-		transport_abort(s->tp);
-	if (s->io == SESSION_OPEN)
-		s->io = SESSION_CLOSING;
 }
 
 /*
@@ -242,18 +358,32 @@ session_handshake(struct session *s)
 }
 
 /*
+ * Whether the session waits for the others' buffers to shrink: every
+ * session together holds more than SESSION_BUDGET, and this one at least
+ * its fair share (config.h, memory).  Replication is never held back.
+ */
+static int
+session_over_budget(const struct session *s)
+{
+	return !s->ops->full_duplex && s->srv->buffered > SESSION_BUDGET &&
+	    buf_used(&s->in) + buf_used(&s->out) >= SESSION_FAIR_SHARE;
+}
+
+/*
  * Whether the queued output is above the high-water mark: the session
  * is then neither read nor given its buffered commands until the client
  * has taken some, so that a client pipelining commands without reading
  * the replies holds OUTBUF_HIGH_WATER and one reply, not the output
- * limit.  A closing session counts as full: nothing more is said.
+ * limit; the same when every session's buffers are over the budget and
+ * this one holds its share.  A closing session counts as full: nothing
+ * more is said.
  */
 int
 session_output_high(const struct session *s)
 {
-	return (!s->ops->full_duplex &&
-	    buf_used(&s->out) >= OUTBUF_HIGH_WATER) ||
-	    s->io == SESSION_CLOSING;
+	return (!s->ops->full_duplex && buf_used(&s->out) >= (s->established ?
+	    OUTBUF_HIGH_WATER : PRELOGIN_HIGH_WATER)) ||
+	    session_over_budget(s) || s->io == SESSION_CLOSING;
 }
 
 short
@@ -291,6 +421,8 @@ session_wants_processing(const struct session *s)
 		return 0;
 	if (session_output_high(s))
 		return 0;
+	if (s->store_retry != 0)
+		return s->srv->now_ms >= s->store_retry;
 	return s->resume || buf_used(&s->in) > 0 || s->in_eof ||
 	    session_pending_input(s);
 }
@@ -338,11 +470,24 @@ session_fill(struct session *s)
 void
 session_process(struct session *s)
 {
+	size_t	 before;
+
 	if (s->io != SESSION_OPEN || s->tls_start)
 		return;
 	if (session_pending_input(s))
 		session_fill(s);
+	s->store_retry = 0;
+	session_grow(s);
+	before = buf_used(&s->in);
 	s->ops->input(s);
+	session_grow(s);	/* a login or greeting pipelined with more */
+	/* A command taken: what is left is waited for from now. */
+	if (buf_used(&s->in) == 0)
+		s->waiting_since = 0;
+	else if (buf_used(&s->in) < before || s->waiting_since == 0)
+		s->waiting_since = s->srv->now;
+	if (s->store_retry != 0)
+		return;		/* a command waits for the write lock */
 	if (s->io == SESSION_OPEN && s->in_eof && !s->resume)
 		session_close(s);
 	else if (s->io == SESSION_OPEN && buf_room(&s->in) == 0 &&
@@ -353,16 +498,16 @@ session_process(struct session *s)
 	}
 }
 
-void
-session_on_readable(struct session *s)
+int
+session_read(struct session *s)
 {
 	if (session_handshake(s) <= 0 || s->tls_start)
-		return;
+		return 0;
 	if (s->io == SESSION_OPEN && s->tp != NULL &&
 	    !transport_readable(s->tp))
-		return;		/* STARTTLS: the reply is not out yet */
+		return 0;	/* STARTTLS: the reply is not out yet */
 	session_fill(s);
-	session_process(s);
+	return 1;
 }
 
 void
@@ -660,6 +805,21 @@ session_prelogin_expired(const struct session *s)
 	    !s->ops->established(s);
 }
 
+/*
+ * Whether input has sat in the buffer for longer than the idle timeout
+ * without making a whole command: a client sending a byte now and then
+ * (which keeps last_active fresh) still has to finish a command within
+ * the idle timeout, RFC 3501's 30-minute autologout.  Input held back
+ * by the server (a reply waiting, the output full) does not count.
+ */
+static int
+session_trickling(const struct session *s)
+{
+	return s->waiting_since != 0 && buf_used(&s->in) > 0 &&
+	    s->io == SESSION_OPEN && !s->paused && !session_output_high(s) &&
+	    s->srv->now - s->waiting_since > s->srv->settings->idle_timeout;
+}
+
 void
 server_timeouts(struct server *srv)
 {
@@ -681,7 +841,7 @@ server_timeouts(struct server *srv)
 			continue;
 		}
 		if (srv->now - s->last_active <= idle &&
-		    !session_prelogin_expired(s))
+		    !session_prelogin_expired(s) && !session_trickling(s))
 			continue;
 		if (s->io == SESSION_OPEN && !s->tls_start) {
 			if (s->ops->timeout != NULL)
@@ -843,6 +1003,16 @@ session_wait_replicated(struct session *s)
 		s->replicate = 1;
 }
 
+int
+session_store_ready(struct session *s)
+{
+	if (store_write_try(s->srv->store) != STORE_BUSY)
+		return 1;
+	s->store_retry = s->srv->now_ms + STORE_RETRY_MS;
+	server_timer(s->srv, s->store_retry);
+	return 0;
+}
+
 void
 session_close(struct session *s)
 {
@@ -854,9 +1024,7 @@ session_can_starttls(const struct session *s)
 {
 	return s->tp != NULL && tls_available() &&
 	    !transport_secure(s->tp) && !transport_compressed(s->tp) &&
-	    !transport_handshaking(s->tp, NULL) &&
-	    transport_handshakes() <
-	    (unsigned)s->srv->settings->max_tls_handshakes;
+	    !transport_handshaking(s->tp, NULL);
 }
 
 int
@@ -864,6 +1032,8 @@ session_start_tls(struct session *s, size_t keep)
 {
 	size_t	 n = buf_used(&s->in) > keep ? buf_used(&s->in) - keep : 0;
 
+	if (session_can_starttls(s))
+		handshake_slot(s->srv, s->ops, 0);
 	if (!session_can_starttls(s) || transport_switch(s->tp,
 	    TRANSPORT_TLS, buf_used(&s->out), NULL, 0, s->srv->now) < 0) {
 		session_close(s);

@@ -80,6 +80,8 @@ struct server {
 	struct session		*sessions;	/* every live session */
 	unsigned		 nsessions;
 	unsigned		 pool_sessions[NPOOLS];
+	size_t			 buffered;	/* every session's buffers,
+						   allocated (server_account) */
 	uint64_t		 next_id;
 	/*
 	 * `mailrepd dev`: catch-all delivery, +tempfail/+permfail/+slow,
@@ -182,10 +184,14 @@ struct session {
 	int			 paused;	/* takes no input until the
 						   protocol clears this (a
 						   reply held back by a delay) */
+	int			 established;	/* past login or greeting: the
+						   buffers' full limits */
 	struct buf		 in;
 	struct buf		 out;
 	time_t			 last_active;
 	time_t			 opened;
+	time_t			 waiting_since;	/* the oldest input not yet
+						   taken as a command, 0: none */
 	char			 peer[NET_PEER_LEN];
 	void			*proto;		/* owned by the protocol */
 	struct transport	*tp;		/* plain, TLS, DEFLATE; NULL:
@@ -198,9 +204,19 @@ struct session {
 	int64_t			 repl_pos;	/* SESSION_WAIT_REPL: until a
 						   replica acks this... */
 	int64_t			 repl_deadline;	/* ...or now_ms reaches this */
+	int64_t			 store_retry;	/* another process holds the
+						   write lock: run input again
+						   at this now_ms (0: none) */
 };
 
 /* Loop side. */
+/*
+ * Whether a client from peer ("ADDR:PORT") would be past
+ * --max-per-address connections of its pool; loopback and unix clients
+ * (local) never are.
+ */
+int	server_address_full(const struct server *, enum session_pool,
+	    const char *peer, int local);
 void	server_accept(struct server *, int lfd, const struct proto_ops *);
 /*
  * Makes a session of a connected (or connecting) non-blocking socket it
@@ -212,9 +228,25 @@ struct session *session_new(struct server *, int fd,
 	    const struct proto_ops *, const char *peer);
 /* The same for an implicit-TLS listener (IMAPS): TLS first, then start. */
 void	server_accept_tls(struct server *, int lfd, const struct proto_ops *);
+/*
+ * Adds up the buffers every session holds (srv->buffered), for the
+ * budget of config.h; the loop calls it before each poll.
+ */
+void	server_account(struct server *);
+/*
+ * Whether more than one command, or replies, are queued in the session:
+ * its client pipelines, or does not read.  The loop runs such sessions
+ * after the others, within its step (mailrepd.c).
+ */
+int	session_backlogged(const struct session *);
 /* Whether the session has output to send (buffered or in the layers). */
 int	session_has_output(const struct session *);
-void	session_on_readable(struct session *);
+/*
+ * The socket is readable: runs a TLS handshake on, or reads once into
+ * the input buffer.  Returns 1 when the protocol should then run
+ * (session_process), 0 when not (a handshake goes on).
+ */
+int	session_read(struct session *);
 void	session_on_writable(struct session *);
 short	session_poll_events(const struct session *);
 int	session_wants_processing(const struct session *);
@@ -298,9 +330,20 @@ void	session_wait_commit(struct session *);
 void	session_wait_replicated(struct session *);
 
 /*
+ * Whether the store's write lock is this process's (store_write_try):
+ * a handler about to write calls it before it consumes the command.  On
+ * 0 another process holds the lock; the handler leaves the command
+ * buffered and returns, and its input runs again STORE_RETRY_MS later
+ * while the other sessions go on.
+ */
+int	session_store_ready(struct session *);
+
+/*
  * Whether the session should produce no more output for now: its queued
- * output is above OUTBUF_HIGH_WATER (a client's: a full-duplex peer is
- * read whatever it has queued), or it is closing.  Neither read nor
+ * output is above OUTBUF_HIGH_WATER (before login the lower
+ * PRELOGIN_HIGH_WATER; a full-duplex peer is read whatever it has
+ * queued), every session's buffers are over SESSION_BUDGET and this one
+ * holds its fair share (config.h), or it is closing.  Neither read nor
  * processed meanwhile; a reply made in steps waits.
  */
 int	session_output_high(const struct session *);
@@ -325,8 +368,7 @@ void	session_broken(struct session *);
  */
 int	session_start_tls(struct session *, size_t keep);
 int	session_start_compress(struct session *);
-/* Whether STARTTLS can be offered now: TLS set up, not yet on, under
-   the cap of concurrent handshakes. */
+/* Whether STARTTLS can be offered now: TLS set up, not yet on. */
 int	session_can_starttls(const struct session *);
 int	session_secure(const struct session *);
 /* For the log: "TLSv1.2 cipher-suite", or why TLS failed, or "no TLS". */

@@ -75,11 +75,16 @@ static const struct setting table[] = {
 	    "seconds a TLS handshake may take" },
 	{ "max-tls-handshakes", SET_LONG, OFF(max_tls_handshakes),
 	    NULL, DEFAULT_MAX_TLS_HANDSHAKES, 1, 100000, NULL,
-	    "TLS handshakes in progress at once; more are refused" },
+	    "TLS handshakes in progress at once on each kind of listener; "
+	    "past it the oldest one is dropped" },
 	{ "max-connections", SET_LONG, OFF(max_connections),
 	    NULL, DEFAULT_MAX_CONNECTIONS, 1, 100000, NULL,
 	    "concurrent IMAP clients, and separately LMTP/SMTP senders; more "
 	    "get 421 4.3.2 / * BYE" },
+	{ "max-per-address", SET_LONG, OFF(max_per_address),
+	    NULL, DEFAULT_MAX_PER_ADDRESS, 1, 100000, NULL,
+	    "connections from one client address (IMAP, and separately "
+	    "LMTP/SMTP and replication); loopback and unix clients exempt" },
 	{ "idle-timeout", SET_LONG, OFF(idle_timeout),
 	    NULL, DEFAULT_IDLE_TIMEOUT, 1, 86400, NULL,
 	    "seconds before an idle connection is closed" },
@@ -91,6 +96,10 @@ static const struct setting table[] = {
 	    NULL, DEFAULT_MAX_MAILBOXES, 1, 1000000, NULL,
 	    "mailboxes one user may have; CREATE past it (and a name deeper "
 	    "than 32 levels) gets NO [LIMIT]" },
+	{ "max-messages", SET_LONG, OFF(max_messages),
+	    NULL, DEFAULT_MAX_MESSAGES, 1, 1L << 31, NULL,
+	    "messages one mailbox may hold; more get NO [LIMIT] (IMAP) or "
+	    "552 5.2.2 (LMTP)" },
 	{ "max-message-size", SET_LONG, OFF(max_message_size),
 	    NULL, DEFAULT_MAX_MESSAGE_SIZE, 1024, 1L << 30, NULL,
 	    "largest message accepted, in bytes (LMTP SIZE)" },

@@ -24,12 +24,15 @@ struct settings {
 	char	*tls_key;		/* --tls-key PEM file */
 	int	 allow_plaintext_auth;	/* log in without TLS from anywhere */
 	long	 tls_handshake_timeout;	/* seconds */
-	long	 max_tls_handshakes;	/* handshakes in progress at once */
+	long	 max_tls_handshakes;	/* per kind of listener, at once */
 	long	 max_connections;
+	long	 max_per_address;	/* connections of one non-local
+					   address, per pool */
 	long	 idle_timeout;		/* seconds */
 	long	 prelogin_timeout;	/* seconds */
 	long	 max_mailboxes;		/* per user, made by IMAP */
 	long	 max_message_size;	/* bytes */
+	long	 max_messages;		/* in one mailbox */
 	char	*repl_listen;		/* --repl-listen: accept replicas */
 	char	*replicate_from;	/* --replicate-from HOST:PORT */
 	char	*repl_secret_file;	/* --repl-secret-file */

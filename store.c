@@ -426,6 +426,22 @@ static const char schema_v10[] =
 	"CREATE INDEX renumbered_time ON renumbered(time);"
 	"CREATE INDEX conflict_time ON conflict(time);";
 
+/*
+ * Version 11, a mailbox's message count kept, so that the limit on
+ * messages in a mailbox (--max-messages) is checked without counting
+ * them on every delivery: triggers keep it on every insert and delete.
+ */
+static const char schema_v11[] =
+	"ALTER TABLE mailbox ADD COLUMN nmessages INTEGER NOT NULL DEFAULT 0;"
+	"UPDATE mailbox SET nmessages = "
+	"  (SELECT count(*) FROM message WHERE mailbox_id = mailbox.id);"
+	"CREATE TRIGGER message_counted AFTER INSERT ON message BEGIN "
+	"  UPDATE mailbox SET nmessages = nmessages + 1 "
+	"  WHERE id = NEW.mailbox_id; END;"
+	"CREATE TRIGGER message_uncounted AFTER DELETE ON message BEGIN "
+	"  UPDATE mailbox SET nmessages = nmessages - 1 "
+	"  WHERE id = OLD.mailbox_id; END;";
+
 static const char *const migrations[SCHEMA_VERSION] = {
 	schema_v1,
 	schema_v2,
@@ -437,6 +453,7 @@ static const char *const migrations[SCHEMA_VERSION] = {
 	schema_v8,
 	schema_v9,
 	schema_v10,
+	schema_v11,
 };
 
 static const char *const stmt_sql[NSTMT] = {
@@ -464,6 +481,7 @@ static const char *const stmt_sql[NSTMT] = {
 	    "(SELECT count(*) FROM message WHERE mailbox_id = m.id) "
 	    "FROM mailbox m JOIN user u ON u.id = m.user_id "
 	    "WHERE u.name = ?1 ORDER BY m.name",
+	[S_MBOX_COUNT] = "SELECT nmessages FROM mailbox WHERE id = ?1",
 	[S_MBOX_BUMP] = "UPDATE mailbox SET uidnext = uidnext + 1, "
 	    "highestmodseq = highestmodseq + 1 WHERE id = ?1 "
 	    "RETURNING uidnext - 1, highestmodseq, uniqueid",
@@ -910,6 +928,56 @@ store_txn_open(const struct store *st)
 	return st->in_txn;
 }
 
+void
+store_nowait(struct store *st)
+{
+	sqlite3_busy_timeout(st->db, 0);
+}
+
+void
+store_set_max_messages(struct store *st, long max)
+{
+	st->max_messages = max;
+}
+
+/* Whether mailbox mbox_id has room for n more messages (max-messages). */
+static enum store_err
+mailbox_room(struct store *st, int64_t mbox_id, size_t n)
+{
+	sqlite3_stmt	*s;
+	enum store_err	 err;
+	int64_t		 have;
+
+	if (st->max_messages == 0)
+		return STORE_OK;
+	if ((s = stmt(st, S_MBOX_COUNT)) == NULL)
+		return STORE_IO;
+	sqlite3_bind_int64(s, 1, mbox_id);
+	if ((err = step_row(st, s, "mailbox count")) != STORE_OK)
+		return err;
+	have = sqlite3_column_int64(s, 0);
+	sqlite3_reset(s);
+	return have + (int64_t)n > st->max_messages ? STORE_LIMIT : STORE_OK;
+}
+
+enum store_err
+store_write_try(struct store *st)
+{
+	int	 rc;
+
+	if (st->in_txn)
+		return STORE_OK;
+	store_read_end(st);
+	rc = sqlite3_exec(st->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+	if ((rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED)
+		return STORE_BUSY;
+	if (rc != SQLITE_OK)
+		return STORE_OK;	/* the write meets it and says why */
+	st->in_txn = 1;
+	st->fault = STORE_OK;
+	return STORE_OK;
+}
+
 enum store_err
 store_set_throwaway(struct store *st)
 {
@@ -954,6 +1022,8 @@ store_strerror(enum store_err err)
 		return "storage full";
 	case STORE_BUSY:
 		return "store busy";
+	case STORE_LIMIT:
+		return "mailbox full";
 	case STORE_IO:
 		return "storage error";
 	}
@@ -1791,7 +1861,8 @@ message_append(struct store *st, int64_t blob_id, const uint8_t *guid,
 	enum store_err		 err;
 	int64_t			 mbox_id = 0;
 
-	if ((err = mailbox_id(st, t->user, t->mailbox, &mbox_id)) != STORE_OK)
+	if ((err = mailbox_id(st, t->user, t->mailbox, &mbox_id)) != STORE_OK ||
+	    (err = mailbox_room(st, mbox_id, 1)) != STORE_OK)
 		return err;
 	return message_insert(st, mbox_id, blob_id, guid, &a, &t->uid);
 }
@@ -2174,6 +2245,8 @@ store_message_copy(struct store *st, int64_t from_mailbox, uint32_t uid,
 
 	if ((err = op_begin(st)) != STORE_OK)
 		return err;
+	if ((err = mailbox_room(st, to_mailbox, 1)) != STORE_OK)
+		return op_end(st, err);
 	return op_end(st, message_copy(st, from_mailbox, uid, to_mailbox,
 	    new_uid));
 }
@@ -2189,6 +2262,9 @@ store_message_copy_many(struct store *st, int64_t from_mailbox,
 
 	if ((err = op_begin(st)) != STORE_OK)
 		return err;
+	/* All or nothing: a copy that would pass the limit copies none. */
+	if ((err = mailbox_room(st, to_mailbox, n)) != STORE_OK)
+		return op_end(st, err);
 	/* A MOVE's records say so: its expunges keep every message. */
 	was = store_set_reason(st, move ? REASON_MOVE : st->reason);
 	for (i = 0; i < n && err == STORE_OK; i++) {

@@ -33,6 +33,7 @@ enum store_err {
 	STORE_INVALID,		/* a name or value the store refuses */
 	STORE_FULL,		/* the disk (or database) is full */
 	STORE_BUSY,		/* another process held the lock too long */
+	STORE_LIMIT,		/* a limit (messages in a mailbox) is reached */
 	STORE_IO,		/* any other failure; logged where it happened */
 };
 
@@ -116,6 +117,26 @@ const char	*store_strerror(enum store_err);
 enum store_err	store_commit(struct store *);
 void		store_rollback(struct store *);
 int		store_txn_open(const struct store *);
+
+/*
+ * The event loop must never sleep on another process's lock (a
+ * `mailrepd user` command, a sqlite3 shell): store_nowait() makes a
+ * locked store answer STORE_BUSY at once instead of after
+ * STORE_BUSY_TIMEOUT_MS.  store_write_try() then opens the write
+ * transaction, or returns STORE_BUSY (quietly) while another process
+ * holds the write lock; a command that will write calls it first and,
+ * on STORE_BUSY, waits for a later loop iteration.  Other errors are
+ * left for the write itself to meet.
+ */
+void		store_nowait(struct store *);
+
+/*
+ * Messages one mailbox may hold (0: no limit): a delivery or a copy that
+ * would pass it fails whole with STORE_LIMIT.  What replication applies
+ * is not limited: the master decided.
+ */
+void		store_set_max_messages(struct store *, long);
+enum store_err	store_write_try(struct store *);
 
 /*
  * Makes commits skip the sync: for a throw-away store only (`mailrepd

@@ -110,6 +110,7 @@ enum stmt_id {
 	S_REPLICA_FORGET,
 	S_DATA_VERSION,
 	S_SESSION_CHECK,
+	S_MBOX_COUNT,
 	NSTMT
 };
 
@@ -129,6 +130,7 @@ struct store {
 	enum rec_reason	 reason;	/* of the records made now */
 	uint64_t	 users_gen;	/* store_users_generation() */
 	int64_t		 data_version;	/* as store_poll_others() last saw */
+	long		 max_messages;	/* in one mailbox; 0: no limit */
 };
 
 /* A replication record, as handed to replog_append(). */

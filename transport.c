@@ -44,8 +44,6 @@ struct transport {
 	int		 zi_eof;	/* the layer below ended */
 };
 
-static unsigned	 handshakes;	/* in progress, every transport */
-
 struct transport *
 transport_new(int fd)
 {
@@ -57,21 +55,11 @@ transport_new(int fd)
 	return t;
 }
 
-static void
-end_handshake(struct transport *t)
-{
-	if (t->hs) {
-		t->hs = 0;
-		handshakes--;
-	}
-}
-
 void
 transport_free(struct transport *t)
 {
 	if (t == NULL)
 		return;
-	end_handshake(t);
 	tls_conn_free(t->tls);
 	if (t->zi != NULL) {
 		inflateEnd(t->zi);
@@ -84,12 +72,6 @@ transport_free(struct transport *t)
 	free(t->ib);
 	free(t->ob);
 	free(t);
-}
-
-unsigned
-transport_handshakes(void)
-{
-	return handshakes;
 }
 
 /* --- the layer below DEFLATE: the socket or TLS ------------------------ */
@@ -134,7 +116,6 @@ start_tls(struct transport *t, enum transport_layer layer)
 	t->hs = 1;
 	/* A client's ClientHello goes out once the connect is done. */
 	t->hs_want_write = role == TLS_PSK_CLIENT;
-	handshakes++;
 	t->read_blocked = 0;
 	return 0;
 }
@@ -229,7 +210,7 @@ transport_handshake(struct transport *t)
 	rc = tls_conn_handshake(t->tls, &t->hs_want_write);
 	if (rc == 0)
 		return 0;
-	end_handshake(t);
+	t->hs = 0;
 	if (rc < 0) {
 		t->failed = 1;
 		return -1;
@@ -427,7 +408,7 @@ transport_abort(struct transport *t)
 	t->failed = 1;
 	t->ob_start = t->ob_len = 0;
 	t->zo_more = 0;
-	end_handshake(t);
+	t->hs = 0;
 }
 
 /* --- state ----------------------------------------------------------------- */

@@ -119,7 +119,5 @@ enum transport_tls_fail {
 enum transport_tls_fail transport_tls_failure(struct transport *,
 	    char *why, size_t len);
 
-/* TLS handshakes in progress, over every transport. */
-unsigned transport_handshakes(void);
 
 #endif /* MAILREPD_TRANSPORT_H */

@@ -36,10 +36,10 @@ def test_imap_clients_do_not_lock_out_lmtp(server):
 
 def test_prelogin_timeout_despite_trickle(server):
     srv = server(imap=True, args=["--prelogin-timeout", "2"])
-    s = socket.create_connection(("127.0.0.1", srv.imap_port), timeout=10)
-    assert s.recv(1024).startswith(b"* OK")
     logged = srv.raw()
     start = time.monotonic()
+    s = socket.create_connection(("127.0.0.1", srv.imap_port), timeout=10)
+    assert s.recv(1024).startswith(b"* OK")
     closed = None
     try:
         while time.monotonic() - start < 15 and closed is None:

@@ -1,0 +1,383 @@
+#!/usr/bin/env python3
+"""Hostile clients: does any of them stall the loop or blow the memory?
+
+    bench/hostile.py [--mailrepd PATH] [--messages N] [--only ROW,...]
+
+Runs each row of the table in issue 17 (smaller where a row would take
+minutes to set up) against one `mailrepd serve` on 127.0.0.1, in a new
+temporary data directory.  During each row a client logged in as its
+own user, in its own process, sends NOOP every 20 ms; its latency counts
+from when each NOOP was due, so a stall shows in every NOOP that should
+have run during it.  Before each row the server's peak RSS is reset
+(/proc/PID/clear_refs), and read after it (VmHWM).
+
+Printed per row: NOOP p50/p99/max in ms, the server's peak RSS in MiB,
+and what the row's own client saw.  Figures only, never pass or fail.
+Standard library only; every socket is on the loopback; each row is
+bounded in time (--seconds, default 5, for the flooding rows).
+"""
+import argparse
+import multiprocessing
+import os
+import signal
+import socket
+import sqlite3
+import ssl
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+from login_burst import free_port, pct
+
+HOST = "127.0.0.1"
+PASSWORD = "bench-pass"
+USERS = ["probe", "alice", "lister", "flood"]
+NOOP_EVERY = 0.02
+IO_TIMEOUT = 120.0
+PARTIAL_HELLO = b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03"
+
+
+class Server:
+    """One mailrepd serve with LMTP, IMAP and IMAPS on loopback."""
+
+    def __init__(self, binary, tmp):
+        self.binary = binary
+        self.data = os.path.join(tmp, "data")
+        self.lmtp, self.imap, self.imaps = free_port(), free_port(), \
+            free_port()
+        for u in USERS:
+            subprocess.run([binary, "user", "add", u, "--data", self.data],
+                           input=(PASSWORD + "\n").encode(), check=True,
+                           stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL)
+        self.log = open(self.data + ".log", "wb")
+        self.proc = subprocess.Popen(
+            [binary, "serve", "--data", self.data, "--name", "bench.test",
+             "--lmtp", "%s:%d" % (HOST, self.lmtp),
+             "--imap", "%s:%d" % (HOST, self.imap),
+             "--imaps", "%s:%d" % (HOST, self.imaps)],
+            stdout=self.log, stderr=self.log)
+        end = time.monotonic() + 20
+        while True:
+            try:
+                socket.create_connection((HOST, self.imap), 1).close()
+                break
+            except OSError:
+                if time.monotonic() > end:
+                    sys.exit("mailrepd never listened")
+                time.sleep(0.05)
+
+    def reset_peak(self):
+        with open("/proc/%d/clear_refs" % self.proc.pid, "w") as f:
+            f.write("5")
+
+    def peak_mib(self):
+        with open("/proc/%d/status" % self.proc.pid) as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024.0
+        return float("nan")
+
+    def alive(self):
+        return self.proc.poll() is None
+
+    def stop(self):
+        if self.alive():
+            self.proc.send_signal(signal.SIGTERM)
+            self.proc.wait(30)
+        self.log.close()
+
+
+class IMAP:
+    """A blocking IMAP client for set-up and a row's own commands."""
+
+    def __init__(self, port, user=None, tls=False):
+        self.sock = socket.create_connection((HOST, port), IO_TIMEOUT)
+        if tls:
+            ctx = ssl.create_default_context()
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+            self.sock = ctx.wrap_socket(self.sock)
+        self.buf = b""
+        self.n = 0
+        self.readline()
+        if user:
+            self.cmd("LOGIN %s %s" % (user, PASSWORD))
+
+    def readline(self):
+        while b"\r\n" not in self.buf:
+            chunk = self.sock.recv(1 << 16)
+            if not chunk:
+                raise OSError("closed; have %r" % self.buf[-200:])
+            self.buf += chunk
+        line, self.buf = self.buf.split(b"\r\n", 1)
+        return line
+
+    def cmd(self, text, ok=True):
+        self.n += 1
+        tag = b"c%d" % self.n
+        self.sock.sendall(tag + b" " + text.encode() + b"\r\n")
+        while True:
+            line = self.readline()
+            if line.startswith(tag + b" "):
+                if ok and not line.startswith(tag + b" OK"):
+                    raise OSError("%s -> %r" % (text[:40], line))
+                return line[len(tag) + 1:].decode("latin-1")
+
+    def close(self):
+        self.sock.close()
+
+
+def probe(port, stop, out):
+    """Logs in as probe, then NOOPs every 20 ms until stop is set."""
+    c = IMAP(port, "probe")
+    out.put("ready")
+    lat = []
+    due = time.monotonic()
+    while not stop.is_set():
+        now = time.monotonic()
+        if now < due:
+            time.sleep(due - now)
+        c.cmd("NOOP")
+        lat.append(time.monotonic() - due)
+        due += NOOP_EVERY
+        while due < time.monotonic() - NOOP_EVERY:  # slots missed
+            lat.append(time.monotonic() - due)
+            due += NOOP_EVERY
+    c.close()
+    out.put(lat)
+
+
+def deliver(srv, user, count, size=0):
+    """count messages to user, up to 1000 recipients a transaction."""
+    body = b"Subject: bench\r\n\r\n" + b"x" * size + b"\r\n.\r\n"
+    s = socket.create_connection((HOST, srv.lmtp), IO_TIMEOUT)
+    f = s.makefile("rb")
+    f.readline()
+    s.sendall(b"LHLO bench\r\n")
+    while not f.readline().startswith(b"250 "):
+        pass
+    while count > 0:
+        n = min(count, 1000)
+        s.sendall(b"MAIL FROM:<b@remote.test>\r\n" +
+                  b"RCPT TO:<%s@bench.test>\r\n" % user.encode() * n +
+                  b"DATA\r\n")
+        for _ in range(n + 2):
+            f.readline()
+        s.sendall(body)
+        for _ in range(n):
+            f.readline()
+        count -= n
+    s.close()
+
+
+def flood(port, n, payload, seconds, login=None):
+    """n connections that send payload again and again, never reading."""
+    socks = []
+    for _ in range(n):
+        try:
+            c = IMAP(port, login) if login else None
+            s = c.sock if c else socket.create_connection((HOST, port), 10)
+            s.setblocking(False)
+            socks.append(s)
+        except OSError:
+            break
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        for s in socks:
+            try:
+                s.send(payload)
+            except (BlockingIOError, OSError):
+                pass
+        time.sleep(0.05)
+    for s in socks:
+        s.close()
+    return "%d connections" % len(socks)
+
+
+# --- the rows ---------------------------------------------------------------
+
+def whole_inbox(srv, a, command):
+    """One command over alice's whole INBOX; says how long it took."""
+    c = IMAP(srv.imap, "alice")
+    c.cmd("CREATE dbl", ok=False)
+    c.cmd("SELECT INBOX")
+    t = time.monotonic()
+    got = c.cmd(command, ok=False)
+    c.close()
+    return "%d messages in %.2f s: %s" % (a.messages, time.monotonic() - t,
+                                          got[:40])
+
+
+def row_store(srv, a):
+    return whole_inbox(srv, a, "STORE 1:* +FLAGS (\\Flagged)")
+
+
+def row_copy(srv, a):
+    return whole_inbox(srv, a, "COPY 1:1000 dbl")
+
+
+def row_search(srv, a):
+    deliver(srv, "lister", 1, 5 * 1024 * 1024)
+    c = IMAP(srv.imap, "lister")
+    c.cmd("SELECT INBOX")
+    keys = " ".join("NOT BODY k%03d" % i for i in range(16))
+    t = time.monotonic()
+    got = c.cmd("SEARCH " + keys, ok=False)
+    c.close()
+    return "16 keys, 5 MB message, %.2f s: %s" % (time.monotonic() - t,
+                                                    got[:40])
+
+
+def row_list(srv, a):
+    c = IMAP(srv.imap, "lister")
+    name = "m" * 200
+    for i in range(0, 990, 10):
+        c.cmd('CREATE "%s%03d/a/b/c/d/e/f/g/h/i"' % (name, i), ok=False)
+    pats = " ".join('"*%s*%%*%d*"' % ("m" * 100, i) for i in range(32))
+    t = time.monotonic()
+    c.cmd('LIST "" (%s)' % pats, ok=False)
+    c.close()
+    return "32 patterns over ~1000 mailboxes, %.2f s" % (
+        time.monotonic() - t)
+
+
+def row_lock(srv, a):
+    con = sqlite3.connect(os.path.join(srv.data, "mailrepd.db"),
+                          timeout=10, isolation_level=None)
+    con.execute("BEGIN IMMEDIATE")
+    c = IMAP(srv.imap, "alice")
+    c.cmd("SELECT INBOX")
+    t = time.monotonic()
+    done = []
+    th = threading.Thread(target=lambda: done.append(
+        c.cmd("STORE 1 -FLAGS (\\Flagged)")))
+    th.start()
+    time.sleep(3)
+    con.execute("COMMIT")
+    th.join()
+    c.close()
+    return "lock held 3 s; the STORE waited %.2f s" % (time.monotonic() - t)
+
+
+def row_capability(srv, a):
+    return flood(srv.imap, 500, b"a CAPABILITY\r\n" * 64, a.seconds)
+
+
+def row_list_flood(srv, a):
+    return flood(srv.imap, 60, b'a LIST "" *\r\n' * 16, a.seconds,
+                 login="lister")
+
+
+def row_idle(srv, a):
+    socks = []
+    for _ in range(512):
+        try:
+            socks.append(socket.create_connection((HOST, srv.imap), 10))
+        except OSError:
+            break
+    for _ in range(a.seconds):
+        for s in socks:
+            try:
+                s.send(b"a")
+            except OSError:
+                pass
+        time.sleep(1)
+    res = []
+    try:
+        l = socket.create_connection((HOST, srv.lmtp), 10)
+        res.append("LMTP: " + l.recv(100).decode()[:3])
+        l.close()
+    except OSError as e:
+        res.append("LMTP: %s" % e)
+    for s in socks:
+        s.close()
+    return "%d slow connections; %s" % (len(socks), ", ".join(res))
+
+
+def row_tls(srv, a):
+    socks = []
+    for _ in range(80):
+        s = socket.create_connection((HOST, srv.imaps), 10)
+        s.sendall(PARTIAL_HELLO)
+        socks.append(s)
+    t = time.monotonic()
+    try:
+        c = IMAP(srv.imaps, "alice", tls=True)
+        c.close()
+        got = "IMAPS login in %.2f s" % (time.monotonic() - t)
+    except OSError as e:
+        got = "IMAPS failed: %s" % e
+    time.sleep(1)
+    for s in socks:
+        s.close()
+    return "80 stalled handshakes; " + got
+
+
+ROWS = [
+    ("store", "STORE 1:* +FLAGS", row_store),
+    ("copy", "COPY 1:1000 dbl (at most 1000 now)", row_copy),
+    ("search", "SEARCH 16 NOT BODY (at most 16 now), 5 MB", row_search),
+    ("list", "LIST 32 long patterns, 1000 mailboxes", row_list),
+    ("lock", "another process holds the write lock 3 s", row_lock),
+    ("capability", "500 unauthenticated pipelining CAPABILITY",
+     row_capability),
+    ("listflood", "60 logged-in pipelining LIST \"\" *", row_list_flood),
+    ("idle", "512 idle / 1-byte-a-second connections", row_idle),
+    ("tls", "80 half-done TLS handshakes", row_tls),
+]
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--mailrepd", default=os.environ.get("MAILREPD",
+                                                         "./mailrepd"))
+    ap.add_argument("--messages", type=int, default=20000)
+    ap.add_argument("--seconds", type=int, default=5)
+    ap.add_argument("--only", default="")
+    a = ap.parse_args()
+    only = set(a.only.split(",")) if a.only else None
+    tmp = tempfile.mkdtemp(prefix="hostile")
+    srv = Server(os.path.abspath(a.mailrepd), tmp)
+    try:
+        t = time.monotonic()
+        deliver(srv, "alice", a.messages)
+        print("set-up: %d messages in %.1f s" % (a.messages,
+                                                  time.monotonic() - t))
+        print("| row | probe NOOP p50 / p99 / max (ms) | peak RSS (MiB) "
+              "| what the row saw |")
+        print("| --- | --- | --- | --- |")
+        for key, title, fn in ROWS:
+            if only and key not in only:
+                continue
+            stop = multiprocessing.Event()
+            out = multiprocessing.Queue()
+            p = multiprocessing.Process(target=probe,
+                                        args=(srv.imap, stop, out))
+            p.start()
+            out.get(timeout=60)
+            srv.reset_peak()
+            try:
+                what = fn(srv, a)
+            except OSError as e:
+                what = "error: %s" % e
+            time.sleep(0.2)
+            stop.set()
+            lat = out.get(timeout=120)
+            p.join()
+            peak = srv.peak_mib()
+            print("| %s | %.1f / %.1f / %.1f | %.1f | %s%s |" % (
+                title, pct(lat, 50) * 1e3, pct(lat, 99) * 1e3,
+                max(lat) * 1e3, peak, what,
+                "" if srv.alive() else " — SERVER DIED"), flush=True)
+            if not srv.alive():
+                break
+    finally:
+        srv.stop()
+        subprocess.run(["rm", "-rf", tmp])
+
+
+if __name__ == "__main__":
+    main()

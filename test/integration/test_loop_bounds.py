@@ -1,0 +1,250 @@
+"""The loop's bounds under clients and processes that push against them:
+another process holding SQLite's write lock stalls no one (the command
+that needs the lock waits for it, the others go on), half-done TLS
+handshakes on one listener leave the others working, per-address
+connection limits, a global budget for queued output, messages per
+mailbox, and a full disk that still lets users free space."""
+import imaplib
+import socket
+import sqlite3
+import threading
+import time
+
+from conftest import HOST, PASSWORD, LMTPClient, free_port
+from test_hostile import small_asan_quarantine  # noqa: F401 (autouse)
+from test_tls import client_context
+from test_replication import (cluster, lmtp_one, secret,  # noqa: F401
+                              wait_same)
+
+LOCK_HOLD = 3.0
+
+
+def hold_write_lock(data, seconds, held):
+    """Holds the store's write lock from this (another) process."""
+    con = sqlite3.connect(str(data / "mailrepd.db"), timeout=10,
+                          isolation_level=None)
+    con.execute("BEGIN IMMEDIATE")
+    held.set()
+    time.sleep(seconds)
+    con.execute("COMMIT")
+    con.close()
+
+
+def test_write_lock_held_elsewhere_stalls_no_one(server):
+    srv = server(imap=True)
+    srv.deliver("a@remote.test", ["alice@example.com"],
+                b"Subject: one\r\n\r\nhi\r\n")
+    writer = srv.raw()
+    writer.ok("SELECT INBOX")
+    probe = srv.raw(user="bob")
+    held = threading.Event()
+    t = threading.Thread(target=hold_write_lock,
+                         args=(srv.data, LOCK_HOLD, held))
+    t.start()
+    try:
+        assert held.wait(10)
+        lmtp = LMTPClient(srv.port)
+        lmtp.cmd("LHLO x", "250")
+        lmtp.cmd("MAIL FROM:<a@remote.test>", "250")
+        lmtp.cmd("RCPT TO:<bob@example.com>", "250")
+        lmtp.cmd("DATA", "354")
+        start = time.monotonic()
+        tag = writer.tag()
+        writer.send("%s STORE 1 +FLAGS (\\Flagged)\r\n" % tag)
+        lmtp.send(b"Subject: two\r\n\r\nhi\r\n.\r\n")
+        worst = 0.0
+        while time.monotonic() - start < LOCK_HOLD - 0.5:
+            t0 = time.monotonic()
+            probe.ok("NOOP")
+            worst = max(worst, time.monotonic() - t0)
+            time.sleep(0.02)
+        assert worst < 1.0, "a NOOP took %.2f s while the lock was held " \
+            "elsewhere" % worst
+        untagged, done = writer.read_until(tag, timeout=30)
+        assert done.startswith("OK"), done
+        assert time.monotonic() - start >= LOCK_HOLD - 0.5
+        lmtp.expect("250", timeout=30)
+        lmtp.close()
+    finally:
+        t.join()
+        writer.close()
+        probe.close()
+    with srv.raw() as c:
+        c.ok("SELECT INBOX")
+        assert "\\Flagged" in " ".join(c.ok("FETCH 1 FLAGS"))
+
+
+# A TLS record header announcing a 512-byte handshake, and the first
+# bytes of a ClientHello: the server waits for the rest.
+PARTIAL_HELLO = b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03"
+STALLED = 80
+
+
+def test_stalled_tls_handshakes_block_no_listener(cluster):
+    """More half-done handshakes on IMAPS than --max-tls-handshakes (64)
+    leave IMAPS itself, STARTTLS on the IMAP listener and the
+    replication port working: each kind of listener has its own slots,
+    and a full kind drops its oldest half-done handshake."""
+    imaps_port = free_port()
+    master, _ = cluster(0)
+    master.stop()
+    master.args += ["--imaps", "%s:%d" % (HOST, imaps_port)]
+    master.start()
+    stalled = []
+    try:
+        for _ in range(STALLED):
+            s = socket.create_connection((HOST, imaps_port), timeout=10)
+            s.sendall(PARTIAL_HELLO)
+            stalled.append(s)
+        time.sleep(0.5)
+        c = imaplib.IMAP4_SSL(HOST, imaps_port, ssl_context=client_context(),
+                              timeout=10)
+        c.login("alice", PASSWORD)
+        c.logout()
+        c = imaplib.IMAP4(HOST, master.imap_port, timeout=10)
+        assert "STARTTLS" in c.capabilities
+        c.starttls(ssl_context=client_context())
+        c.login("alice", PASSWORD)
+        c.logout()
+        replica = cluster.replica(master, 0)
+        lmtp_one(master.port, "alice@example.com",
+                 b"Subject: through\r\n\r\nhi\r\n")
+        wait_same(master, replica)
+    finally:
+        for s in stalled:
+            s.close()
+    assert "tls.evicted" in master.log_text()
+
+
+def test_messages_per_mailbox_limit(server):
+    """--max-messages: a delivery past it gets 552 5.2.2 for that
+    recipient only, APPEND and COPY NO [LIMIT] (a COPY all or nothing);
+    an expunge makes room again."""
+    srv = server(imap=True, args=["--max-messages", "3"])
+    for i in range(3):
+        srv.deliver("a@remote.test", ["alice@example.com"],
+                    b"Subject: %d\r\n\r\nhi\r\n" % i)
+    with LMTPClient(srv.port) as c:
+        c.lhlo()
+        _, data = c.transaction("a@remote.test", ["alice@example.com",
+                                                  "bob@example.com"],
+                                b"Subject: over\r\n\r\nhi\r\n")
+    assert data[0].startswith("552 5.2.2"), data
+    assert data[1].startswith("250"), data
+    with srv.raw() as c:
+        c.ok("CREATE other")
+        untagged, done = c.cmd("APPEND INBOX {4+}\r\nhi\r\n")
+        assert done.startswith("NO [LIMIT]"), done
+        c.ok("APPEND other {4+}\r\nhi\r\n")
+        c.ok("SELECT INBOX")
+        c.ok("COPY 1:2 other")
+        untagged, done = c.cmd("COPY 3 other")
+        assert done.startswith("NO [LIMIT]"), done
+        c.ok("SELECT other")
+        untagged, done = c.cmd("COPY 1 other")
+        assert done.startswith("NO [LIMIT]"), done
+        assert "* 4 EXISTS" not in untagged
+        c.ok("STORE 1 +FLAGS (\\Deleted)")
+        c.ok("EXPUNGE")
+        c.ok("APPEND other {4+}\r\nhi\r\n")
+        untagged = c.ok("STATUS other (MESSAGES)")
+        assert "MESSAGES 3" in " ".join(untagged), untagged
+
+
+def peak_rss_mib(srv):
+    with open("/proc/%d/status" % srv.proc.pid) as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024.0
+    raise AssertionError("no VmHWM")
+
+
+def flood_never_reading(port, socks, payload, seconds):
+    """Sends payload on every socket again and again, never reading."""
+    for s in socks:
+        s.setblocking(False)
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        for s in socks:
+            try:
+                s.send(payload)
+            except OSError:
+                pass
+        time.sleep(0.05)
+
+
+def test_unauthenticated_pipelining_stays_small(server):
+    """Clients that pipeline CAPABILITY before logging in and never read
+    the replies hold a few KiB each (small buffers before login), and a
+    logged-in client is answered meanwhile."""
+    srv = server(imap=True)
+    base = peak_rss_mib(srv)
+    socks = [socket.create_connection((HOST, srv.imap_port), timeout=10)
+             for _ in range(200)]
+    probe = srv.raw(user="bob")
+    try:
+        flood_never_reading(srv.imap_port, socks, b"a CAPABILITY\r\n" * 64,
+                            3)
+        t0 = time.monotonic()
+        probe.ok("NOOP")
+        assert time.monotonic() - t0 < 2.0
+        grown = peak_rss_mib(srv) - base
+        assert grown < 40, "the flood grew the server by %.1f MiB" % grown
+    finally:
+        for s in socks:
+            s.close()
+        probe.close()
+
+
+def test_logged_in_pipelining_within_budget(server):
+    """Logged-in clients pipelining LIST over many mailboxes and never
+    reading: the global budget holds the total, and a probe is answered."""
+    srv = server(imap=True)
+    with srv.raw() as c:
+        for i in range(0, 300, 10):
+            c.cmd('CREATE "%s%03d/a/b/c/d/e/f/g/h/i"' % ("m" * 200, i))
+    base = peak_rss_mib(srv)
+    clients = [srv.raw() for _ in range(40)]
+    probe = srv.raw(user="bob")
+    try:
+        flood_never_reading(srv.imap_port, [c.sock for c in clients],
+                            b'a LIST "" *\r\n' * 16, 4)
+        t0 = time.monotonic()
+        probe.ok("NOOP")
+        assert time.monotonic() - t0 < 2.0
+        grown = peak_rss_mib(srv) - base
+        print("grown %.1f MiB, NOOP %.3f s" % (grown, time.monotonic() - t0))
+        assert grown < 60, "the flood grew the server by %.1f MiB" % grown
+    finally:
+        for c in clients:
+            c.close()
+        probe.close()
+
+
+def test_logged_in_trickle_times_out(server):
+    """A logged-in client that sends a byte a second and never finishes a
+    command is logged out after the idle timeout, as RFC 3501's
+    autologout; one that sends whole commands stays."""
+    srv = server(imap=True, args=["--idle-timeout", "3"])
+    slow = srv.raw()
+    steady = srv.raw(user="bob")
+    start = time.monotonic()
+    closed = None
+    try:
+        while time.monotonic() - start < 20 and closed is None:
+            try:
+                slow.send(b"a")
+                steady.ok("NOOP")
+                slow.sock.settimeout(1)
+                data = slow.sock.recv(1024)
+                if data == b"" or b"BYE" in data:
+                    closed = time.monotonic() - start
+            except socket.timeout:
+                pass
+            except OSError:
+                closed = time.monotonic() - start
+        assert closed is not None, "the trickling session stayed 20 s"
+        steady.ok("NOOP")
+    finally:
+        slow.close()
+        steady.close()
