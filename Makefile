@@ -75,8 +75,18 @@ build/asan/test_%: test/unit/test_%.c $(ASAN_LIB) $(HDRS) | build/asan
 	$(CC) $(ALL_CFLAGS) $(ASAN_FLAGS) -I. -o $@ $< $(ASAN_LIB) \
 	    $(LIBS) -lcmocka
 
-build/rel build/asan:
+build/rel build/asan build/crash:
 	mkdir -p $@
+
+# The test build: the ASan objects and test/testvfs.c, a VFS that cuts
+# the power and injects I/O faults when its environment asks
+# (test_power_loss.py, test_io_faults.py).  Nothing else links it.
+build/crash/mailrepd: $(ASAN_OBJS) build/crash/testvfs.o
+	$(CC) $(ALL_CFLAGS) $(ASAN_FLAGS) -o $@ $(ASAN_OBJS) \
+	    build/crash/testvfs.o $(LIBS)
+
+build/crash/testvfs.o: test/testvfs.c | build/crash
+	$(CC) $(ALL_CFLAGS) $(ASAN_FLAGS) -c -o $@ $<
 
 run: all
 	@scripts/run
