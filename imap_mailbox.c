@@ -424,7 +424,7 @@ imap_cmd_close(struct session *s, const struct imap_arg *args, size_t nargs,
 		return;
 	}
 	if (expunge && !ims->view->readonly &&
-	    imap_expunge_deleted(s, NULL, 1) < 0)
+	    imap_expunge_deleted(s, NULL) < 0)
 		return;
 	unselect(s, 0);
 	imap_reply(s, "OK %s completed", expunge ? "CLOSE" : "UNSELECT");

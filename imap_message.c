@@ -668,24 +668,6 @@ picked_free(struct picked *p)
 	free(p->seq);
 }
 
-/*
- * Marks the picked messages gone and drops every gone message from the
- * view: EXPUNGE and MOVE may report expunges made elsewhere too.
- */
-static void
-view_remove(struct session *s, const struct picked *p, int silent)
-{
-	struct imap_view	*v = imap_of(s)->view;
-	size_t			 k;
-
-	for (k = 0; k < p->n; k++) {
-		if ((v->msgs[p->seq[k] - 1].bits & VIEW_GONE) == 0)
-			v->gone++;
-		v->msgs[p->seq[k] - 1].bits |= VIEW_GONE;
-	}
-	imap_view_drop_gone(s, v, silent);
-}
-
 /* A list of ascending numbers as a set text "1:3,7"; malloc'd. */
 static char *
 numbers_text(const uint32_t *v, size_t n)
@@ -755,7 +737,6 @@ copy_messages(struct session *s, const struct imap_arg *args, size_t nargs,
 		else {
 			session_printf(s, "* OK [COPYUID %u %s %s] Moved\r\n",
 			    to.uidvalidity, src ? src : "", dst ? dst : "");
-			view_remove(s, &p, 0);
 			imap_reply(s, "OK %sMOVE completed", uid ? "UID " : "");
 		}
 	}
@@ -780,8 +761,7 @@ imap_cmd_move(struct session *s, const struct imap_arg *args, size_t nargs,
 }
 
 int
-imap_expunge_deleted(struct session *s, const struct imap_seqset *uidset,
-    int silent)
+imap_expunge_deleted(struct session *s, const struct imap_seqset *uidset)
 {
 	struct imap_view	*v = imap_of(s)->view;
 	struct imap_seqset	 all;
@@ -798,13 +778,11 @@ imap_expunge_deleted(struct session *s, const struct imap_seqset *uidset,
 	if (!p.error && p.n > 0)
 		err = store_message_expunge_many(s->srv->store, v->mb.id,
 		    p.uid, p.n);
+	picked_free(&p);
 	if (p.error || err != STORE_OK) {
 		imap_reply(s, "NO [UNAVAILABLE] EXPUNGE failed");
-		picked_free(&p);
 		return -1;
 	}
-	view_remove(s, &p, silent);
-	picked_free(&p);
 	return 0;
 }
 
@@ -823,7 +801,7 @@ imap_cmd_expunge(struct session *s, const struct imap_arg *args,
 	}
 	if (ims->view->readonly)
 		imap_reply(s, "NO Mailbox is read-only");
-	else if (imap_expunge_deleted(s, uid ? &set : NULL, 0) == 0)
+	else if (imap_expunge_deleted(s, uid ? &set : NULL) == 0)
 		imap_reply(s, "OK %sEXPUNGE completed", uid ? "UID " : "");
 	if (uid)
 		imap_seqset_free(&set);

@@ -210,11 +210,12 @@ int	imap_parse_flags(const struct imap_arg *list, uint32_t *flags,
 
 /*
  * Expunges the view's messages flagged \Deleted (only those whose UIDs
- * uidset names, when not NULL), sending EXPUNGE responses unless silent
- * (CLOSE).  Replies itself on a store error.  Returns 0 or -1.
+ * uidset names, when not NULL).  The view keeps them until the group
+ * commit: imap_sync() then reports them (EXPUNGE responses), so a commit
+ * that fails never told the client that messages it still has are gone.
+ * Replies itself on a store error.  Returns 0 or -1.
  */
-int	imap_expunge_deleted(struct session *, const struct imap_seqset *uidset,
-	    int silent);
+int	imap_expunge_deleted(struct session *, const struct imap_seqset *uidset);
 
 /*
  * Untagged updates for the selected mailbox (imap_mailbox.c): new

@@ -20,10 +20,12 @@
  *				instead of going on to the next point
  *   MAILREPD_VFS_NOSYNC=1	weakened syncing, to prove the harness: a
  *				sync makes nothing durable in the model
- *   MAILREPD_VFS_FAIL=OP:N:ERR[:on]
- *				fail the Nth OP (read, write, sync,
- *				truncate) with ERR (ioerr or full); with
- *				:on every later OP fails too while armed
+ *   MAILREPD_VFS_FAULTS=PATH	while PATH exists, it holds one line
+ *				"GEN OP N ERR [on]": fail the Nth OP (read,
+ *				write, sync, truncate) counted from when
+ *				generation GEN appeared, with ERR (ioerr or
+ *				full); with "on" every later OP fails too.
+ *				Each injected fault is logged on stderr.
  *
  * The power-loss model keeps, per file, a shadow of its content as of its
  * last sync and the set of 512-byte sectors written since.  A crash image
@@ -92,6 +94,8 @@ static struct {
 	long		 next_crash;	/* event number of the next cut */
 	long		 events;
 	struct tfile	*files[MAX_FILES];
+	const char	*faults;
+	long		 fault_gen;
 	enum fault_op	 fail_op;
 	long		 fail_at, op_count[NOPS];
 	int		 fail_err, fail_on;
@@ -350,19 +354,52 @@ event(void)
 		power_cut();
 }
 
-/* Whether this OP is the one to fail (counting it while armed). */
+/*
+ * Reads the fault file: no file, or a line that does not parse, injects
+ * nothing; a new generation starts the counts again.
+ */
+static void
+fault_reload(void)
+{
+	char	 line[128], op[16], err[16], on[8] = "";
+	long	 gen, at;
+	FILE	*f;
+	int	 i, n;
+
+	T.fail_at = 0;
+	if (T.faults == NULL || (f = fopen(T.faults, "r")) == NULL)
+		return;
+	n = fgets(line, sizeof(line), f) == NULL ? 0 : sscanf(line,
+	    "%ld %15s %ld %15s %7s", &gen, op, &at, err, on);
+	fclose(f);
+	for (i = 0; n >= 4 && i < NOPS && strcmp(op, op_names[i]) != 0; i++)
+		;
+	if (n < 4 || i == NOPS)
+		return;
+	if (gen != T.fault_gen)
+		memset(T.op_count, 0, sizeof(T.op_count));
+	T.fault_gen = gen;
+	T.fail_op = (enum fault_op)i;
+	T.fail_at = at;
+	T.fail_err = strcmp(err, "full") == 0 ? SQLITE_FULL : SQLITE_IOERR;
+	T.fail_on = strcmp(on, "on") == 0;
+}
+
+/* Whether this OP is the one to fail (counting it). */
 static int
 fault(enum fault_op op, const struct thandle *h)
 {
-	if (T.fail_at <= 0 || op != T.fail_op || !armed())
+	fault_reload();
+	if (T.fail_at <= 0 || op != T.fail_op)
 		return 0;
 	T.op_count[op]++;
 	if (T.op_count[op] != T.fail_at && !(T.fail_on &&
 	    T.op_count[op] > T.fail_at))
 		return 0;
-	fprintf(stderr, "testvfs: failing %s #%ld of %s with %s\n",
+	fprintf(stderr, "testvfs: failing %s #%ld of %s with %s (gen %ld)\n",
 	    op_names[op], T.op_count[op], h->tf ? h->tf->path : "a temp file",
-	    T.fail_err == SQLITE_FULL ? "SQLITE_FULL" : "SQLITE_IOERR");
+	    T.fail_err == SQLITE_FULL ? "SQLITE_FULL" : "SQLITE_IOERR",
+	    T.fault_gen);
 	return 1;
 }
 
@@ -635,36 +672,10 @@ t_time64(sqlite3_vfs *vfs, sqlite3_int64 *out)
 	return T.real->xCurrentTimeInt64(T.real, out);
 }
 
-/* Parses MAILREPD_VFS_FAIL (OP:N:ERR[:on]); exits on a bad value. */
-static void
-parse_fail(const char *spec)
-{
-	char	 op[16], err[16], on[8] = "";
-	int	 i;
-
-	if (sscanf(spec, "%15[a-z]:%ld:%15[a-z]:%7[a-z]", op, &T.fail_at,
-	    err, on) < 3)
-		goto bad;
-	for (i = 0; i < NOPS && strcmp(op, op_names[i]) != 0; i++)
-		;
-	if (i == NOPS || (strcmp(err, "ioerr") != 0 &&
-	    strcmp(err, "full") != 0))
-		goto bad;
-	T.fail_op = (enum fault_op)i;
-	T.fail_err = strcmp(err, "full") == 0 ? SQLITE_FULL : SQLITE_IOERR;
-	T.fail_on = strcmp(on, "on") == 0;
-	return;
-bad:
-	fprintf(stderr, "testvfs: bad MAILREPD_VFS_FAIL=%s\n", spec);
-	_exit(2);
-}
-
 /* Reads the environment and makes this VFS SQLite's default. */
 __attribute__((constructor)) static void
 testvfs_init(void)
 {
-	const char	*fail = getenv("MAILREPD_VFS_FAIL");
-
 	T.real = sqlite3_vfs_find(NULL);
 	T.arm = getenv("MAILREPD_VFS_ARM");
 	T.images = getenv("MAILREPD_VFS_IMAGES");
@@ -674,8 +685,7 @@ testvfs_init(void)
 	T.exit_after = env_long("MAILREPD_VFS_EXIT", 0) != 0;
 	T.nosync = env_long("MAILREPD_VFS_NOSYNC", 0) != 0;
 	T.next_crash = 1 + rnd_below(2 * T.every);
-	if (fail != NULL && *fail != '\0')
-		parse_fail(fail);
+	T.faults = getenv("MAILREPD_VFS_FAULTS");
 	tvfs = *T.real;
 	tvfs.iVersion = 2;
 	tvfs.szOsFile = (int)sizeof(struct thandle) + T.real->szOsFile;

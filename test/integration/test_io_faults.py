@@ -1,0 +1,258 @@
+"""I/O faults, the way SQLite tests itself: the test build's VFS
+(test/testvfs.c) fails the Nth read, write, sync or truncate with
+SQLITE_IOERR or SQLITE_FULL, and a loop runs each scenario (LMTP
+delivery, APPEND, COPY, EXPUNGE, a replica applying a batch) with the
+failure at N = 1, 2, ... until the scenario completes without reaching
+it.  After every run, with the fault gone: the server still runs and
+serves, whatever it acknowledged is there exactly once, whatever it
+refused left nothing behind, nothing acknowledged before is lost, and at
+the end of each loop `mailrepd check` is clean.
+
+IO_FAULT_MAX bounds N per loop (make check: 30; make faults runs every
+N until each scenario completes).
+"""
+import os
+import re
+import shutil
+import sqlite3
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from conftest import DOMAIN, LMTPClient, IMAPRaw, IMAPError
+from powerloss import CHECK_BIN, CRASH_BIN, CrashServer, message
+
+FAULT_MAX = int(os.environ.get("IO_FAULT_MAX", "30"))
+OPS = ("read", "write", "sync", "truncate")
+ERRS = ("ioerr", "full")
+
+pytestmark = pytest.mark.skipif(not os.access(CRASH_BIN, os.X_OK),
+                                reason="no test build: make "
+                                "build/crash/mailrepd")
+
+
+class FaultServer(CrashServer):
+    """The test build with a fault file it reads before every I/O."""
+
+    def __init__(self, tmp, data, args=()):
+        self.faults = Path(tmp) / "faults"
+        env = dict(os.environ, MAILREPD_VFS_FAULTS=str(self.faults))
+        super().__init__(tmp, data, env, args)
+        self.gen = 0
+        self.mark = 0
+
+    def arm(self, op, n, err, on=False):
+        self.gen += 1
+        tmp = self.faults.with_suffix(".tmp")
+        tmp.write_text("%d %s %d %s %s\n" % (self.gen, op, n, err,
+                                             "on" if on else "off"))
+        tmp.rename(self.faults)
+        self.mark = self.log.stat().st_size
+
+    def disarm(self):
+        if self.faults.exists():
+            self.faults.unlink()
+
+    def injected(self):
+        """Whether a fault was injected since the last arm()."""
+        with open(self.log, "rb") as f:
+            f.seek(self.mark)
+            return b"testvfs: failing" in f.read()
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+
+def held(data, user="alice"):
+    """{(mailbox, subject): count} of user's messages, from the store."""
+    db = sqlite3.connect("file:%s/mailrepd.db?mode=ro" % data, uri=True,
+                         timeout=10)
+    try:
+        rows = db.execute(
+            "SELECT mb.name, b.subject, count(*) FROM message m "
+            "JOIN blob b ON b.id = m.blob_id "
+            "JOIN mailbox mb ON mb.id = m.mailbox_id "
+            "JOIN user u ON u.id = mb.user_id WHERE u.name = ? "
+            "GROUP BY mb.name, b.subject", (user,)).fetchall()
+    finally:
+        db.close()
+    return {(r[0], r[1]): r[2] for r in rows}
+
+
+def check_clean(data):
+    p = subprocess.run([CHECK_BIN, "check", "--data", str(data)],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       text=True, timeout=60)
+    assert p.returncode == 0 and " 0 problems" in p.stdout, \
+        "check: %s%s" % (p.stdout, p.stderr)
+
+
+class Run:
+    """One server under fault injection and what its clients were told:
+    want[(mailbox, subject)] is how many copies must be there."""
+
+    def __init__(self, srv):
+        self.srv = srv
+        self.want = {}
+        self.n = 0
+        self.imap = None
+
+    def session(self):
+        """A logged-in IMAP session with INBOX selected; a new one when
+        the server closed the last (a fault may end a session)."""
+        if self.imap is not None:
+            try:
+                self.imap.ok("NOOP")
+                return self.imap
+            except (OSError, IMAPError, AssertionError):
+                self.imap.close()
+        self.imap = IMAPRaw(self.srv.imap_port)
+        self.imap.login("alice")
+        self.imap.ok("SELECT INBOX")
+        return self.imap
+
+    def tag(self):
+        self.n += 1
+        return "f%dx" % self.n
+
+    def uid_of(self, box, subject):
+        c = self.session()
+        if box != "INBOX":
+            c.ok("SELECT %s" % box)
+        untagged = c.ok("UID SEARCH SUBJECT %s" % subject)
+        if box != "INBOX":
+            c.ok("SELECT INBOX")
+        return [int(x) for l in untagged if l.startswith("* SEARCH")
+                for x in l.split()[2:]]
+
+    def verify(self, what):
+        """After a run, with the fault gone: the server runs, and the
+        store holds exactly what was acknowledged."""
+        assert self.srv.alive(), "%s: the server died:\n%s" % (
+            what, self.srv.log.read_text()[-4000:])
+        got = held(self.srv.data)
+        bad = {k: (got.get(k, 0), v) for k, v in self.want.items()
+               if got.get(k, 0) != v}
+        assert not bad, "%s: (held, acknowledged) differ: %s\nlog:\n%s" % (
+            what, bad, self.srv.log.read_text()[-3000:])
+
+    # Each scenario runs one change and records what it was told.
+
+    def deliver(self):
+        t = self.tag()
+        try:
+            with LMTPClient(self.srv.port) as c:
+                c.lhlo()
+                _, data = c.transaction("s@remote.test",
+                                        ["alice@" + DOMAIN], message(t))
+            ok = bool(data) and data[0].startswith("250")
+        except OSError:
+            ok = False
+        self.want[("INBOX", t)] = 1 if ok else 0
+
+    def append(self):
+        t = self.tag()
+        body = message(t)
+        try:
+            c = self.session()
+            c.send(("%s APPEND INBOX {%d+}\r\n" % (c.tag(), len(body))
+                    ).encode() + body + b"\r\n")
+            _, done = c.read_until("t%d" % c.ntag)
+            ok = done.startswith("OK")
+        except (OSError, IMAPError):
+            ok = False
+        self.want[("INBOX", t)] = 1 if ok else 0
+
+    def copy(self):
+        subject, uid = self.source
+        try:
+            _, done = self.session().cmd("UID COPY %d Archive" % uid)
+            ok = done.startswith("OK")
+        except (OSError, IMAPError):
+            ok = False
+        key = ("Archive", subject)
+        self.want[key] = self.want.get(key, 0) + (1 if ok else 0)
+
+    def expunge(self):
+        subject, uid = self.source
+        try:
+            c = self.session()
+            _, done = c.cmd("UID STORE %d +FLAGS.SILENT (\\Deleted)" % uid)
+            if done.startswith("OK"):
+                _, done = c.cmd("UID EXPUNGE %d" % uid)
+            ok = done.startswith("OK")
+        except (OSError, IMAPError):
+            ok = False
+        if ok:
+            self.want[("INBOX", subject)] = 0
+        else:
+            self.maybe_gone = ("INBOX", subject)
+
+    def prepare(self):
+        """Before a fault is armed: a message in INBOX for COPY and
+        EXPUNGE to work on (delivered now if none is), and its UID."""
+        for (box, subject), n in self.want.items():
+            if box == "INBOX" and n == 1:
+                uids = self.uid_of("INBOX", subject)
+                assert len(uids) == 1, (subject, uids)
+                self.source = (subject, uids[0])
+                return
+        self.deliver()
+        self.prepare()
+
+
+def fault_loops(run, scenario, name):
+    """Runs scenario with each op and error failing at N = 1, 2, ...
+    until it completes without the fault (or N reaches FAULT_MAX)."""
+    loops = 0
+    for op in OPS:
+        for err in ERRS:
+            n = 1
+            while FAULT_MAX <= 0 or n <= FAULT_MAX:
+                run.prepare()
+                run.srv.arm(op, n, err)
+                run.maybe_gone = None
+                scenario()
+                run.srv.disarm()
+                hit = run.srv.injected()
+                if run.maybe_gone is not None:
+                    # A refused EXPUNGE may still have happened when the
+                    # fault came after its commit: never half-way.
+                    n_now = held(run.srv.data).get(run.maybe_gone, 0)
+                    run.want[run.maybe_gone] = n_now
+                run.verify("%s with %s #%d failing (%s)" % (name, op, n,
+                                                           err))
+                loops += 1
+                if not hit:
+                    break
+                n += 1
+    run.deliver()			# still serving, faults gone
+    assert run.want[("INBOX", "f%dx" % run.n)] == 1
+    run.verify("%s: a delivery after the loops" % name)
+    return loops
+
+
+@pytest.fixture
+def fault_server(tmp_path, template_data):
+    data = tmp_path / "data"
+    shutil.copytree(template_data, data)
+    srv = FaultServer(tmp_path, data)
+    srv.start()
+    yield srv
+    srv.disarm()
+    status = srv.stop()
+    log = srv.log.read_text()
+    assert "ERROR: AddressSanitizer" not in log and \
+        "runtime error:" not in log, log
+    assert status == 0, "exit %s:\n%s" % (status, log[-3000:])
+    check_clean(data)
+
+
+@pytest.mark.parametrize("name", ["deliver", "append", "copy", "expunge"])
+def test_io_faults_lose_nothing_acknowledged(fault_server, name):
+    run = Run(fault_server)
+    run.deliver()
+    loops = fault_loops(run, getattr(run, name), name)
+    check_clean(fault_server.data)
+    print("%s: %d fault runs" % (name, loops))
