@@ -44,7 +44,8 @@ ASAN_LIB  = $(MODULES:%.c=build/asan/%.o)
 UNIT_SRCS = $(wildcard test/unit/test_*.c)
 UNIT_BINS = $(UNIT_SRCS:test/unit/%.c=build/asan/%)
 
-.PHONY: all run check asan unit integration split-brain jepsen clean \
+.PHONY: all run check asan unit integration split-brain jepsen crash \
+	faults clean \
 	deps-build \
 	deps-check \
 	fuzz fuzz-check fuzz-seeds deps-fuzz lint deps-lint
@@ -93,7 +94,8 @@ run: all
 
 # Static analysis, unit tests (fast, exact), then the real binary with
 # real clients.
-check: deps-check mailrepd build/asan/mailrepd $(UNIT_BINS)
+check: deps-check mailrepd build/asan/mailrepd build/crash/mailrepd \
+	$(UNIT_BINS)
 	@$(MAKE) -s lint
 	@$(MAKE) -s fuzz-check
 	@test/valgrind.sh
@@ -103,7 +105,7 @@ check: deps-check mailrepd build/asan/mailrepd $(UNIT_BINS)
 unit: $(UNIT_BINS)
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
 
-integration: build/asan/mailrepd
+integration: build/asan/mailrepd build/crash/mailrepd mailrepd
 	MAILREPD=$(CURDIR)/build/asan/mailrepd $(PYTHON) -m pytest -q \
 	    -p no:cacheprovider test/integration
 
@@ -125,6 +127,21 @@ jepsen: build/asan/mailrepd
 	JEPSEN_SEED=$$seed JEPSEN_ROUNDS=$(ROUNDS) JEPSEN_RESTORE_MASTERS=1 \
 	    MAILREPD=$(CURDIR)/build/asan/mailrepd $(PYTHON) -m pytest -q -s \
 	    -p no:cacheprovider test/integration/test_jepsen.py
+
+# Power loss at length (make check cuts the power at 200 points):
+# make crash ROUNDS=10000 SEED=7.  A failure names the seed of its run.
+crash: build/crash/mailrepd build/asan/mailrepd mailrepd
+	@seed=$(or $(SEED),$$(date +%s)); \
+	echo "make crash: SEED=$$seed ROUNDS=$(ROUNDS)"; \
+	POWER_LOSS_SEED=$$seed POWER_LOSS_POINTS=$(ROUNDS) \
+	    MAILREPD=$(CURDIR)/build/asan/mailrepd $(PYTHON) -m pytest -q -s \
+	    -p no:cacheprovider test/integration/test_power_loss.py
+
+# I/O fault injection at every N until each scenario completes (make
+# check stops each loop at N = 30): make faults
+faults: build/crash/mailrepd build/asan/mailrepd mailrepd
+	IO_FAULT_MAX=0 MAILREPD=$(CURDIR)/build/asan/mailrepd $(PYTHON) -m \
+	    pytest -q -s -p no:cacheprovider test/integration/test_io_faults.py
 
 # Static analysis; both must be silent.  Left out: implicit-widening
 # (it fires on config.h constants that cannot overflow) and

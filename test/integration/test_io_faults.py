@@ -16,14 +16,18 @@ import re
 import shutil
 import sqlite3
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
 
-from conftest import DOMAIN, LMTPClient, IMAPRaw, IMAPError
+from conftest import DOMAIN, HOST, LMTPClient, IMAPRaw, IMAPError, \
+    free_port
 from powerloss import CHECK_BIN, CRASH_BIN, CrashServer, message
 
 FAULT_MAX = int(os.environ.get("IO_FAULT_MAX", "30"))
+# Each fault a replica hits costs a reconnection (a second): fewer N.
+REPLICA_FAULT_MAX = FAULT_MAX and max(1, FAULT_MAX // 10)
 OPS = ("read", "write", "sync", "truncate")
 ERRS = ("ioerr", "full")
 
@@ -256,3 +260,123 @@ def test_io_faults_lose_nothing_acknowledged(fault_server, name):
     loops = fault_loops(run, getattr(run, name), name)
     check_clean(fault_server.data)
     print("%s: %d fault runs" % (name, loops))
+
+
+def test_a_disk_that_stays_full_refuses_then_recovers(fault_server):
+    """Every write failing with SQLITE_FULL for a while: deliveries and
+    APPENDs are refused (never acknowledged), the server keeps running,
+    and once space is back they are accepted again."""
+    run = Run(fault_server)
+    run.deliver()
+    fault_server.arm("write", 1, "full", on=True)
+    for _ in range(3):
+        run.deliver()
+        run.append()
+    fault_server.disarm()
+    assert fault_server.injected()
+    refused = [k for k, v in run.want.items() if v == 0]
+    assert len(refused) == 6, run.want
+    run.verify("a full disk")
+    run.deliver()
+    run.append()
+    assert list(run.want.values())[-2:] == [1, 1], run.want
+    run.verify("space back")
+
+
+def messages(data):
+    """Every message's mailbox identity, uid, guid and flags."""
+    db = sqlite3.connect("file:%s/mailrepd.db?mode=ro" % data, uri=True,
+                         timeout=10)
+    try:
+        return sorted(db.execute(
+            "SELECT mb.uniqueid, m.uid, b.guid, m.flags FROM message m "
+            "JOIN blob b ON b.id = m.blob_id "
+            "JOIN mailbox mb ON mb.id = m.mailbox_id").fetchall())
+    finally:
+        db.close()
+
+
+def one_value(data, sql):
+    db = sqlite3.connect("file:%s/mailrepd.db?mode=ro" % data, uri=True,
+                         timeout=10)
+    try:
+        row = db.execute(sql).fetchone()
+        return row[0] if row else None
+    finally:
+        db.close()
+
+
+def wait_caught_up(master, replica, deadline, stop=lambda: False):
+    """Waits until the replica holds the master's messages (or stop()
+    is true); whether it did before the deadline."""
+    end = time.monotonic() + deadline
+    while time.monotonic() < end:
+        if messages(replica.data) == messages(master.data):
+            return True
+        if stop():
+            return False
+        time.sleep(0.05)
+    return False
+
+
+def test_io_faults_in_replica_batch_apply(tmp_path, server):
+    """A replica whose store fails while it applies a batch rolls the
+    batch and its position back, keeps running, and applies it again
+    once the fault is gone: the same messages as the master, none twice,
+    and the master never holds an acknowledgement for a batch the
+    replica rolled back."""
+    secret = tmp_path / "repl.secret"
+    secret.write_text("cd" * 32 + "\n")
+    secret.chmod(0o600)
+    repl_port = free_port()
+    master = server(args=["--repl-listen", "%s:%d" % (HOST, repl_port),
+                          "--repl-secret-file", secret])
+    rdir = tmp_path / "replica"
+    rdir.mkdir()
+    replica = FaultServer(rdir, rdir / "data", args=[
+        "--replicate-from", "%s:%d" % (HOST, repl_port),
+        "--repl-secret-file", str(secret), "--name", "replica0"])
+    replica.start()
+    runs = 0
+    try:
+        deadline = time.monotonic() + 30
+        while not (rdir / "data" / "mailrepd.db").exists():
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        for op in ("write", "sync", "read", "truncate"):
+            for err in ERRS:
+                n = 1
+                while FAULT_MAX <= 0 or n <= REPLICA_FAULT_MAX:
+                    replica.arm(op, n, err)
+                    tag = "r%d%s%dx" % (n, op, len(err))
+                    master.deliver("s@remote.test", ["alice@" + DOMAIN],
+                                   message(tag))
+                    caught = wait_caught_up(master, replica, 2,
+                                            replica.injected)
+                    hit = replica.injected()
+                    replica.disarm()
+                    what = "replica with %s #%d failing (%s)" % (op, n, err)
+                    assert replica.alive(), "%s: died:\n%s" % (
+                        what, replica.log.read_text()[-4000:])
+                    assert caught or wait_caught_up(master, replica, 30), \
+                        "%s: never caught up\n%s" % (
+                            what, replica.log.read_text()[-4000:])
+                    acked = one_value(master.data, "SELECT acked FROM "
+                                      "replica WHERE name = 'replica0'")
+                    applied = one_value(replica.data,
+                                        "SELECT applied FROM node")
+                    assert acked is None or acked <= applied, (what, acked,
+                                                               applied)
+                    runs += 1
+                    if not hit:
+                        break
+                    n += 1
+    finally:
+        replica.disarm()
+        status = replica.stop()
+    log = replica.log.read_text()
+    assert "ERROR: AddressSanitizer" not in log and \
+        "runtime error:" not in log, log
+    assert status == 0, "replica exit %s:\n%s" % (status, log[-3000:])
+    check_clean(rdir / "data")
+    print("replica apply: %d fault runs" % runs)

@@ -12,7 +12,7 @@ opened by the real binary: `mailrepd check` must be clean and every
 acknowledged delivery, APPEND, flag change and expunge there exactly
 once; on a replica, its applied position must match what it holds.
 
-POWER_LOSS_POINTS crash points in all (make check: 300; make crash
+POWER_LOSS_POINTS crash points in all (make check: 200; make crash
 ROUNDS=N runs N), from POWER_LOSS_SEED.  Files the server writes outside
 SQLite do not carry acknowledged mail: a message is spooled to an
 unlinked temporary file and acknowledged only once it is in the
@@ -32,11 +32,11 @@ from powerloss import (CRASH_BIN, CrashServer, Ledger, Workload,
                        check_image, check_replica_image, images,
                        keep_log, replica_state, vfs_env)
 
-POINTS = int(os.environ.get("POWER_LOSS_POINTS", "300"))
+POINTS = int(os.environ.get("POWER_LOSS_POINTS", "200"))
 REPLICA_POINTS = max(POINTS // 10, 20)	# a replica's are slower to reach
 SEED = int(os.environ.get("POWER_LOSS_SEED", "1"))
 PER_RUN = 40		# crash images per server run (each is a store copy)
-EVERY = 30		# mean writes, syncs and truncates between two points
+EVERY = 10		# mean writes, syncs and truncates between two points
 MAX_OPS = 2000		# a run that makes no more images stops here
 
 pytestmark = pytest.mark.skipif(not os.access(CRASH_BIN, os.X_OK),
