@@ -41,7 +41,6 @@
  * server is stopped in the VFS from then until the image is written), so
  * a harness knows which replies the client had received before the cut.
  */
-#include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <stdint.h>
@@ -61,7 +60,6 @@
 /* One file as the model knows it, shared by every handle on it. */
 struct tfile {
 	char		 path[PATH_MAX];
-	int		 refs;
 	int		 durable;	/* its directory entry survives a cut */
 	unsigned char	*shadow;	/* content as of the last sync */
 	int64_t		 shadow_size;
@@ -138,10 +136,8 @@ armed(void)
 static void
 read_at(int fd, int64_t off, unsigned char *buf, size_t len)
 {
-	ssize_t	 n;
-
 	memset(buf, 0, len);
-	if (fd >= 0 && (n = pread(fd, buf, len, off)) < 0)
+	if (fd >= 0 && pread(fd, buf, len, off) < 0)
 		memset(buf, 0, len);
 }
 
@@ -413,11 +409,8 @@ static int
 t_close(sqlite3_file *f)
 {
 	struct thandle	*h = (struct thandle *)f;
-	int		 rc = h->real->pMethods->xClose(h->real);
 
-	if (h->tf != NULL)
-		h->tf->refs--;
-	return rc;
+	return h->real->pMethods->xClose(h->real);
 }
 
 static int
@@ -598,7 +591,6 @@ t_open(sqlite3_vfs *vfs, const char *name, sqlite3_file *f, int flags,
 	    SQLITE_OPEN_MAIN_JOURNAL | SQLITE_OPEN_WAL |
 	    SQLITE_OPEN_SUPER_JOURNAL))) {
 		h->tf = tfile_get(name, existed);
-		h->tf->refs++;
 		h->dirsync = (flags & SQLITE_OPEN_CREATE) &&
 		    (type & (SQLITE_OPEN_MAIN_JOURNAL | SQLITE_OPEN_WAL |
 		    SQLITE_OPEN_SUPER_JOURNAL));

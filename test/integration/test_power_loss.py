@@ -27,10 +27,11 @@ import time
 
 import pytest
 
-from conftest import HOST, free_port
+from conftest import DOMAIN, HOST, IMAPError, LMTPError, free_port
 from powerloss import (CRASH_BIN, CrashServer, Ledger, Workload,
-                       check_image, check_replica_image, images,
-                       keep_log, replica_state, vfs_env)
+                       check_image, check_replica_image, cut_time, images,
+                       inbox, keep_log, losses, replica_state, restore,
+                       vfs_env)
 
 POINTS = int(os.environ.get("POWER_LOSS_POINTS", "200"))
 REPLICA_POINTS = max(POINTS // 10, 20)	# a replica's are slower to reach
@@ -106,6 +107,41 @@ def test_power_loss_keeps_every_acknowledged_change(tmp_path, template_data,
         done += made
     print("power loss: %d crash points over %d runs, seed %d" % (
         done, run_no, SEED))
+
+
+def test_cut_then_restart_serves_everything_acknowledged(
+        tmp_path, template_data, server, rng):
+    """The cut as a real one: the test build exits at the crash point
+    (status 77); the real server then starts on the image, every
+    acknowledged change is there, and it takes new mail."""
+    data = tmp_path / "data"
+    shutil.copytree(template_data, data)
+    imgs = tmp_path / "images"
+    imgs.mkdir()
+    arm = tmp_path / "arm"
+    srv = CrashServer(tmp_path, data, vfs_env(
+        imgs, SEED, 200, 1, arm, {"MAILREPD_VFS_EXIT": "1"}))
+    srv.start()
+    ledger = Ledger()
+    w = Workload(srv.port, srv.imap_port, rng, ledger)
+    arm.touch()
+    try:
+        while srv.proc.poll() is None and ledger.ops < MAX_OPS:
+            w.step()
+    except (OSError, IMAPError, LMTPError, AssertionError):
+        pass			# the cut came in the middle of a step
+    srv.proc.wait(20)
+    assert srv.proc.returncode == 77, srv.log.read_text()[-3000:]
+    (img,) = images(imgs)
+    after = server(data=restore(img, tmp_path / "restored"), imap=True)
+    assert check_image(img, ledger, tmp_path / "checked") == []
+    held = inbox(after.data)
+    assert not losses(ledger, held, cut_time(img))
+    code, _ = after.deliver("s@remote.test", ["alice@" + DOMAIN],
+                            b"Subject: after\r\n\r\nafter the cut\r\n")
+    assert code == 250
+    with after.raw() as c:
+        c.ok("SELECT INBOX")
 
 
 def test_harness_sees_losses_when_syncing_is_weakened(tmp_path,
