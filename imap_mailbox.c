@@ -131,6 +131,12 @@ imap_view_own_change(struct imap_view *v, uint64_t modseq)
 	v->own[v->nown++] = modseq;
 }
 
+void
+imap_view_rolled_back(struct imap_view *v)
+{
+	v->nown = 0;
+}
+
 /* Whether this session made the change with this MODSEQ (own is sorted). */
 static int
 view_is_own(const struct imap_view *v, uint64_t modseq)

@@ -138,6 +138,12 @@ void	imap_put_flags(struct session *, uint32_t flags, const char *keywords,
  * does not report the same change again.
  */
 void	imap_view_own_change(struct imap_view *, uint64_t modseq);
+/*
+ * The group commit failed: this session's changes were rolled back and
+ * their MODSEQs go to the next changes, whoever makes them.  Forgets
+ * them as its own, so that imap_sync() reports those changes.
+ */
+void	imap_view_rolled_back(struct imap_view *);
 
 /*
  * Sequence sets (RFC 3501 sequence-set).  imap_seqset_parse() keeps "*"

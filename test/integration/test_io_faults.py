@@ -84,6 +84,22 @@ def held(data, user="alice"):
     return {(r[0], r[1]): r[2] for r in rows}
 
 
+def flagged(data, user="alice"):
+    """{subject: whether it is \\Flagged} in user's INBOX."""
+    db = sqlite3.connect("file:%s/mailrepd.db?mode=ro" % data, uri=True,
+                         timeout=10)
+    try:
+        rows = db.execute(
+            "SELECT b.subject, m.flags & 4 FROM message m "
+            "JOIN blob b ON b.id = m.blob_id "
+            "JOIN mailbox mb ON mb.id = m.mailbox_id "
+            "JOIN user u ON u.id = mb.user_id "
+            "WHERE u.name = ? AND mb.name = 'INBOX'", (user,)).fetchall()
+    finally:
+        db.close()
+    return {r[0]: bool(r[1]) for r in rows}
+
+
 def check_clean(data):
     p = subprocess.run([CHECK_BIN, "check", "--data", str(data)],
                        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -99,6 +115,7 @@ class Run:
     def __init__(self, srv):
         self.srv = srv
         self.want = {}
+        self.flagged = {}		# subject -> \\Flagged in INBOX
         self.n = 0
         self.imap = None
 
@@ -140,6 +157,11 @@ class Run:
                if got.get(k, 0) != v}
         assert not bad, "%s: (held, acknowledged) differ: %s\nlog:\n%s" % (
             what, bad, self.srv.log.read_text()[-3000:])
+        got = flagged(self.srv.data)
+        bad = {k: v for k, v in self.flagged.items()
+               if self.want.get(("INBOX", k)) and got.get(k) != v}
+        assert not bad, "%s: \\Flagged differs from what was " \
+            "acknowledged: %s" % (what, bad)
 
     # Each scenario runs one change and records what it was told.
 
@@ -192,6 +214,20 @@ class Run:
             self.want[("INBOX", subject)] = 0
         else:
             self.maybe_gone = ("INBOX", subject)
+
+    def flag(self):
+        subject, uid = self.source
+        on = not self.flagged.get(subject, False)
+        try:
+            _, done = self.session().cmd("UID STORE %d %sFLAGS (\\Flagged)"
+                                         % (uid, "+" if on else "-"))
+            ok = done.startswith("OK")
+        except (OSError, IMAPError):
+            ok = False
+        if ok:
+            self.flagged[subject] = on
+        else:
+            self.flagged.setdefault(subject, False)
 
     def prepare(self):
         """Before a fault is armed: a message in INBOX for COPY and
@@ -253,7 +289,8 @@ def fault_server(tmp_path, template_data):
     check_clean(data)
 
 
-@pytest.mark.parametrize("name", ["deliver", "append", "copy", "expunge"])
+@pytest.mark.parametrize("name", ["deliver", "append", "copy", "expunge",
+                                  "flag"])
 def test_io_faults_lose_nothing_acknowledged(fault_server, name):
     run = Run(fault_server)
     run.deliver()
@@ -281,6 +318,29 @@ def test_a_disk_that_stays_full_refuses_then_recovers(fault_server):
     run.append()
     assert list(run.want.values())[-2:] == [1, 1], run.want
     run.verify("space back")
+
+
+def test_a_failed_store_hides_no_later_change(fault_server):
+    """A STORE whose commit fails had its change, and its MODSEQ, rolled
+    back; the next change by another session takes that MODSEQ.  The
+    first session must still be told of it, not take it for its own."""
+    run = Run(fault_server)
+    run.deliver()
+    run.deliver()
+    a = run.session()
+    uid1, uid2 = run.uid_of("INBOX", "f1x")[0], run.uid_of("INBOX", "f2x")[0]
+    fault_server.arm("write", 1, "ioerr")
+    _, done = a.cmd("UID STORE %d +FLAGS (\\Flagged)" % uid1)
+    fault_server.disarm()
+    assert fault_server.injected() and done.startswith("NO"), done
+    b = IMAPRaw(fault_server.imap_port)
+    b.login("alice")
+    b.ok("SELECT INBOX")
+    b.ok("UID STORE %d +FLAGS.SILENT (\\Seen)" % uid2)
+    b.close()
+    untagged = a.ok("NOOP")
+    told = [l for l in untagged if "FETCH" in l and "UID %d " % uid2 in l]
+    assert told and "\\Seen" in told[0], untagged
 
 
 def messages(data):
