@@ -105,6 +105,9 @@ def test_power_loss_keeps_every_acknowledged_change(tmp_path, template_data,
         assert not bad, "seed %d (POWER_LOSS_SEED=%d): %s" % (
             seed, SEED, bad)
         done += made
+        print("power loss: run %d (seed %d): %d points clean, %d in all, "
+              "%d changes acknowledged" % (run_no, seed, made, done,
+                                           len(ledger.entries)), flush=True)
     print("power loss: %d crash points over %d runs, seed %d" % (
         done, run_no, SEED))
 
