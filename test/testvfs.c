@@ -20,6 +20,10 @@
  *				instead of going on to the next point
  *   MAILREPD_VFS_NOSYNC=1	weakened syncing, to prove the harness: a
  *				sync makes nothing durable in the model
+ *
+ * With the model on, each sync of a main database (in WAL mode: a
+ * checkpoint) is logged on stderr, so a harness can tell that its cuts
+ * reached checkpoints.
  *   MAILREPD_VFS_FAULTS=PATH	while PATH exists, it holds one line
  *				"GEN OP N ERR [on]": fail the Nth OP (read,
  *				write, sync, truncate) counted from when
@@ -72,6 +76,7 @@ struct thandle {
 	sqlite3_file	 base;
 	struct tfile	*tf;		/* NULL: not modelled (temp files) */
 	int		 dirsync;	/* first sync also syncs the directory */
+	int		 main_db;	/* in WAL mode, synced by checkpoints */
 	sqlite3_file	 real[];
 };
 
@@ -466,6 +471,8 @@ t_sync(sqlite3_file *f, int flags)
 	if (h->tf != NULL)
 		event();
 	rc = h->real->pMethods->xSync(h->real, flags);
+	if (rc == SQLITE_OK && h->main_db && T.images != NULL)
+		fprintf(stderr, "testvfs: checkpoint synced %s\n", h->tf->path);
 	if (rc == SQLITE_OK && h->tf != NULL && !T.nosync) {
 		tfile_synced(h->tf);
 		if (h->dirsync)
@@ -591,6 +598,7 @@ t_open(sqlite3_vfs *vfs, const char *name, sqlite3_file *f, int flags,
 	    SQLITE_OPEN_MAIN_JOURNAL | SQLITE_OPEN_WAL |
 	    SQLITE_OPEN_SUPER_JOURNAL))) {
 		h->tf = tfile_get(name, existed);
+		h->main_db = (type & SQLITE_OPEN_MAIN_DB) != 0;
 		h->dirsync = (flags & SQLITE_OPEN_CREATE) &&
 		    (type & (SQLITE_OPEN_MAIN_JOURNAL | SQLITE_OPEN_WAL |
 		    SQLITE_OPEN_SUPER_JOURNAL));

@@ -12,6 +12,7 @@ CLOCK_MONOTONIC time of its cut (Python's time.monotonic() reads the
 same clock); a reply the client had received before that time was sent
 before the cut, so what it acknowledged must be in the image.
 """
+import base64
 import os
 import re
 import shutil
@@ -43,10 +44,17 @@ def vfs_env(images, seed, every, most, arm, extra=None):
     return env
 
 
-def message(tag):
-    return ("From: <s@remote.test>\r\nTo: <alice@%s>\r\nSubject: %s\r\n"
+def message(tag, pad=0, rng=None):
+    """A message whose subject is tag, with pad bytes of incompressible
+    base64 lines drawn from rng (a store compresses what it can)."""
+    body = ("From: <s@remote.test>\r\nTo: <alice@%s>\r\nSubject: %s\r\n"
             "Message-ID: <%s@test>\r\n\r\nbody of %s\r\n" % (
                 DOMAIN, tag, tag, tag)).encode()
+    if pad:
+        raw = base64.b64encode(rng.randbytes(pad * 3 // 4))
+        body += b"".join(raw[i:i + 76] + b"\r\n"
+                         for i in range(0, len(raw), 76))
+    return body
 
 
 class Entry:
@@ -80,7 +88,9 @@ class Workload:
     alice's INBOX, one at a time, each recorded in the ledger when its
     reply arrives.  A connection the server drops ends the workload."""
 
-    def __init__(self, lmtp_port, imap_port, rng, ledger, prefix="m"):
+    def __init__(self, lmtp_port, imap_port, rng, ledger, prefix="m",
+                 big=0):
+        self.big = big			# share of messages of 8-64 KiB
         self.lmtp_port = lmtp_port
         self.rng = rng
         self.ledger = ledger
@@ -107,12 +117,17 @@ class Workload:
     def tag(self):
         return "%s%dx" % (self.prefix, len(self.ledger.entries))
 
+    def body(self, tag):
+        big = self.rng.random() < self.big
+        return message(tag, self.rng.randrange(8192, 65536) if big else 0,
+                       self.rng)
+
     def deliver(self):
         e = self.ledger.new(self.tag())
         with LMTPClient(self.lmtp_port) as c:
             c.lhlo()
             _, data = c.transaction("s@remote.test",
-                                    ["alice@" + DOMAIN], message(e.tag))
+                                    ["alice@" + DOMAIN], self.body(e.tag))
         if data and data[0].startswith("250"):
             e.acked = time.monotonic()
             self.imap.ok("NOOP")
@@ -124,7 +139,7 @@ class Workload:
 
     def append(self):
         e = self.ledger.new(self.tag())
-        done = self.imap.append("INBOX", message(e.tag))
+        done = self.imap.append("INBOX", self.body(e.tag))
         e.acked = time.monotonic()
         m = re.search(r"APPENDUID \d+ (\d+)", done)
         assert m, done

@@ -38,6 +38,11 @@ REPLICA_POINTS = max(POINTS // 10, 20)	# a replica's are slower to reach
 SEED = int(os.environ.get("POWER_LOSS_SEED", "1"))
 PER_RUN = 40		# crash images per server run (each is a store copy)
 EVERY = 10		# mean writes, syncs and truncates between two points
+# Every other run spreads its points over many more changes, a third of
+# them big messages, so that the WAL fills and SQLite checkpoints it
+# into the database (after 1,000 pages) while the cuts come.
+SPARSE_EVERY = 150
+SPARSE_BIG = 0.3
 MAX_OPS = 2000		# a run that makes no more images stops here
 
 pytestmark = pytest.mark.skipif(not os.access(CRASH_BIN, os.X_OK),
@@ -45,7 +50,8 @@ pytestmark = pytest.mark.skipif(not os.access(CRASH_BIN, os.X_OK),
                                 "build/crash/mailrepd")
 
 
-def crash_run(tmp, template, rng, seed, extra_env=None, most=PER_RUN):
+def crash_run(tmp, template, rng, seed, extra_env=None, most=PER_RUN,
+              every=EVERY, big=0):
     """One server run that cuts the power at up to `most` points while
     the workload runs; returns (ledger, image dir, server log)."""
     data = tmp / "data"
@@ -57,11 +63,11 @@ def crash_run(tmp, template, rng, seed, extra_env=None, most=PER_RUN):
     arm = tmp / "arm"
     if arm.exists():
         arm.unlink()
-    srv = CrashServer(tmp, data, vfs_env(imgs, seed, EVERY, most, arm,
+    srv = CrashServer(tmp, data, vfs_env(imgs, seed, every, most, arm,
                                          extra_env))
     srv.start()
     ledger = Ledger()
-    w = Workload(srv.port, srv.imap_port, rng, ledger)
+    w = Workload(srv.port, srv.imap_port, rng, ledger, big=big)
     arm.touch()
     try:
         while len(images(imgs)) < most and ledger.ops < MAX_OPS:
@@ -97,17 +103,22 @@ def test_power_loss_keeps_every_acknowledged_change(tmp_path, template_data,
         run_no += 1
         seed = SEED * 1000 + run_no
         most = min(PER_RUN, POINTS - done)
-        ledger, imgs, log = crash_run(tmp_path, template_data, rng, seed,
-                                      most=most)
+        sparse = run_no % 2 == 0
+        ledger, imgs, log = crash_run(
+            tmp_path, template_data, rng, seed, most=most,
+            every=SPARSE_EVERY if sparse else EVERY,
+            big=SPARSE_BIG if sparse else 0)
+        checkpoints = log.count("testvfs: checkpoint synced")
         made = len(images(imgs))
         assert made > 0, "no crash point was reached:\n%s" % log[-2000:]
         bad = check_run(tmp_path, ledger, imgs)
         assert not bad, "seed %d (POWER_LOSS_SEED=%d): %s" % (
             seed, SEED, bad)
         done += made
-        print("power loss: run %d (seed %d): %d points clean, %d in all, "
-              "%d changes acknowledged" % (run_no, seed, made, done,
-                                           len(ledger.entries)), flush=True)
+        print("power loss: run %d (seed %d): %d points clean, %d in all; "
+              "%d changes, %d messages, %d checkpoints" % (
+                  run_no, seed, made, done, ledger.ops, len(ledger.entries),
+                  checkpoints), flush=True)
     print("power loss: %d crash points over %d runs, seed %d" % (
         done, run_no, SEED))
 
