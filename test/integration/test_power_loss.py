@@ -65,6 +65,8 @@ def crash_run(tmp, template, rng, seed, extra_env=None, most=PER_RUN,
         arm.unlink()
     srv = CrashServer(tmp, data, vfs_env(imgs, seed, every, most, arm,
                                          extra_env))
+    if srv.log.exists():
+        srv.log.unlink()		# this run's log only
     srv.start()
     ledger = Ledger()
     w = Workload(srv.port, srv.imap_port, rng, ledger, big=big)
