@@ -1566,7 +1566,7 @@ command_reply(struct session *s, int committed)
 	if (ims->view != NULL && committed)
 		imap_sync(s, !ims->uses_seq);
 	else if (ims->view != NULL && p->changed)
-		imap_view_rolled_back(ims->view);
+		imap_view_rolled_back(s);
 	if (!committed && p->changed)
 		reply = s->srv->commit_err == STORE_FULL ? IMAP_NO_FULL :
 		    "NO [UNAVAILABLE] The change could not be saved";

@@ -430,7 +430,7 @@ store_one(void *arg, uint32_t seq)
 		if (store_message_set_flags(st, v->mb.id, m.uid, flags, kw,
 		    &m.modseq) != STORE_OK)
 			return j->error = 1;
-		imap_view_own_change(v, m.modseq);
+		imap_view_own_change(v, m.modseq, m.uid);
 	}
 	if (!j->silent)
 		store_respond(j, seq, &m, flags, kw);

@@ -322,17 +322,21 @@ def test_a_disk_that_stays_full_refuses_then_recovers(fault_server):
 
 def test_a_failed_store_hides_no_later_change(fault_server):
     """A STORE whose commit fails had its change, and its MODSEQ, rolled
-    back; the next change by another session takes that MODSEQ.  The
-    first session must still be told of it, not take it for its own."""
+    back, after its FETCH response told the client of it: the client is
+    told the flags as they are before the NO.  The next change by another
+    session takes that MODSEQ; the first session must still be told of
+    it, not take it for its own."""
     run = Run(fault_server)
     run.deliver()
     run.deliver()
     a = run.session()
     uid1, uid2 = run.uid_of("INBOX", "f1x")[0], run.uid_of("INBOX", "f2x")[0]
     fault_server.arm("write", 1, "ioerr")
-    _, done = a.cmd("UID STORE %d +FLAGS (\\Flagged)" % uid1)
+    untagged, done = a.cmd("UID STORE %d +FLAGS (\\Flagged)" % uid1)
     fault_server.disarm()
     assert fault_server.injected() and done.startswith("NO"), done
+    told = [l for l in untagged if "FETCH" in l and "UID %d" % uid1 in l]
+    assert told and "\\Flagged" not in told[-1], untagged
     b = IMAPRaw(fault_server.imap_port)
     b.login("alice")
     b.ok("SELECT INBOX")
