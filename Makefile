@@ -4,6 +4,8 @@
 #   make run        build, then start a ready server on ./var (see README)
 #   make check      build, then run every unit and integration test
 #   make asan       ASan+UBSan build in build/asan/ (the tests use it)
+#   make crash      power-loss test at length (ROUNDS=N crash points)
+#   make faults     I/O fault loops at every N
 #   make fuzz       run each libFuzzer target FUZZ_SECONDS (clang)
 #   make lint       cppcheck and clang-tidy
 #   make clean
