@@ -17,8 +17,9 @@ ROUNDS=N runs N), from POWER_LOSS_SEED.  Files the server writes outside
 SQLite do not carry acknowledged mail: a message is spooled to an
 unlinked temporary file and acknowledged only once it is in the
 database; the pid file and request files are rewritten at each start;
-the generated TLS certificate is written, synced and renamed, and at
-worst regenerated after a cut (a new fingerprint, no mail lost).
+a generated TLS key and certificate are synced before they are renamed
+into place, and a cut that loses the renames only makes the next start
+generate a new pair (a new fingerprint, no mail lost).
 """
 import os
 import shutil
