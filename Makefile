@@ -5,6 +5,8 @@
 #   make check      build, then run every unit and integration test, and
 #                   the arm64 binary's smoke test under qemu
 #   make asan       ASan+UBSan build in build/asan/ (the tests use it)
+#   make crash      power-loss test at length (ROUNDS=N crash points)
+#   make faults     I/O fault loops at every N
 #   make fuzz       run each libFuzzer target FUZZ_SECONDS (clang)
 #   make lint       cppcheck, clang-tidy, and the documents match settings.c
 #   make docs       README's settings table, man page, example config
@@ -54,8 +56,8 @@ ASAN_LIB  = $(MODULES:%.c=build/asan/%.o)
 UNIT_SRCS = $(wildcard test/unit/test_*.c)
 UNIT_BINS = $(UNIT_SRCS:test/unit/%.c=build/asan/%)
 
-.PHONY: all run check asan unit integration split-brain jepsen imaptest clean \
-	deps-build docs docs-check install \
+.PHONY: all run check asan unit integration split-brain jepsen imaptest \
+	crash faults clean deps-build docs docs-check install \
 	deps-check \
 	coverage deps-coverage \
 	fuzz fuzz-check fuzz-seeds deps-fuzz lint deps-lint
@@ -86,15 +88,26 @@ build/asan/test_%: test/unit/test_%.c $(ASAN_LIB) $(HDRS) | build/asan
 	$(CC) $(ALL_CFLAGS) $(ASAN_FLAGS) -I. -o $@ $< $(ASAN_LIB) \
 	    $(LIBS) -lcmocka
 
-build/rel build/asan:
+build/rel build/asan build/crash:
 	mkdir -p $@
+
+# The test build: the ASan objects and test/testvfs.c, a VFS that cuts
+# the power and injects I/O faults when its environment asks
+# (test_power_loss.py, test_io_faults.py).  Nothing else links it.
+build/crash/mailrepd: $(ASAN_OBJS) build/crash/testvfs.o
+	$(CC) $(ALL_CFLAGS) $(ASAN_FLAGS) -o $@ $(ASAN_OBJS) \
+	    build/crash/testvfs.o $(LIBS)
+
+build/crash/testvfs.o: test/testvfs.c | build/crash
+	$(CC) $(ALL_CFLAGS) $(ASAN_FLAGS) -c -o $@ $<
 
 run: all
 	@scripts/run
 
 # Static analysis, unit tests (fast, exact), the ARM smoke test, then the
 # real binary with real clients (whose summary line ends the output).
-check: deps-check mailrepd build/asan/mailrepd $(UNIT_BINS)
+check: deps-check mailrepd build/asan/mailrepd build/crash/mailrepd \
+	$(UNIT_BINS)
 	@$(MAKE) -s lint
 	@$(MAKE) -s fuzz-check
 	@test/valgrind.sh
@@ -105,7 +118,7 @@ check: deps-check mailrepd build/asan/mailrepd $(UNIT_BINS)
 unit: $(UNIT_BINS)
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
 
-integration: build/asan/mailrepd
+integration: build/asan/mailrepd build/crash/mailrepd mailrepd
 	MAILREPD=$(CURDIR)/build/asan/mailrepd $(PYTHON) -m pytest -q \
 	    -p no:cacheprovider test/integration
 
@@ -137,6 +150,21 @@ imaptest: mailrepd
 	    "to an imaptest binary" >&2; exit 2; }
 	@bench/imaptest.sh $(IMAPTEST) $(IMAPTEST_TESTS)
 
+# Power loss at length (make check cuts the power at 200 points):
+# make crash ROUNDS=10000 SEED=7.  A failure names the seed of its run.
+crash: build/crash/mailrepd build/asan/mailrepd mailrepd
+	@seed=$(or $(SEED),$$(date +%s)); \
+	echo "make crash: SEED=$$seed ROUNDS=$(ROUNDS)"; \
+	POWER_LOSS_SEED=$$seed POWER_LOSS_POINTS=$(ROUNDS) \
+	    MAILREPD=$(CURDIR)/build/asan/mailrepd $(PYTHON) -m pytest -q -s \
+	    -p no:cacheprovider test/integration/test_power_loss.py
+
+# I/O fault injection at every N until each scenario completes (make
+# check stops each loop at N = 30): make faults
+faults: build/crash/mailrepd build/asan/mailrepd mailrepd
+	IO_FAULT_MAX=0 MAILREPD=$(CURDIR)/build/asan/mailrepd $(PYTHON) -m \
+	    pytest -q -s -p no:cacheprovider test/integration/test_io_faults.py
+
 # Static analysis; both must be silent.  Left out: implicit-widening
 # (it fires on config.h constants that cannot overflow) and
 # valist.Uninitialized (clang 14 reports vsnprintf right after va_start
@@ -151,9 +179,9 @@ TIDY_CHECKS = -*,bugprone-*,clang-analyzer-*,\
 lint: deps-lint docs-check
 	cppcheck --enable=warning,performance,portability --std=c11 \
 	    -D_GNU_SOURCE --inline-suppr --error-exitcode=1 --quiet -I. \
-	    $(SRCS) $(DOC_SRCS)
+	    $(SRCS) $(DOC_SRCS) test/testvfs.c
 	clang-tidy --quiet --warnings-as-errors='*' -checks='$(TIDY_CHECKS)' \
-	    $(SRCS) $(DOC_SRCS) -- -std=c11 -D_GNU_SOURCE -I.
+	    $(SRCS) $(DOC_SRCS) test/testvfs.c -- -std=c11 -D_GNU_SOURCE -I.
 
 # The README's configuration table, the man page and the example config
 # are made from the settings table: after adding or changing a setting,

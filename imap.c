@@ -1661,6 +1661,8 @@ command_reply(struct session *s, int committed)
 	/* After "* BYE" nothing but the tagged reply (RFC 3501 6.1.3). */
 	if (ims->view != NULL && committed && ims->state != IMAP_LOGOUT)
 		imap_sync(s, !ims->uses_seq);
+	else if (ims->view != NULL && p->changed)
+		imap_view_rolled_back(s);
 	if (!committed && p->changed)
 		reply = s->srv->commit_err == STORE_FULL ? IMAP_NO_FULL :
 		    "NO [UNAVAILABLE] The change could not be saved";

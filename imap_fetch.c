@@ -582,7 +582,7 @@ msg_load(struct session *s, struct fetch_job *j, uint32_t seq)
 			return j->err == STORE_NOTFOUND ? 0 : -1;
 		fm->m.flags |= FLAG_SEEN;
 		fm->seen_set = 1;
-		imap_view_own_change(v, fm->m.modseq);
+		imap_view_own_change(v, fm->m.modseq, fm->m.uid);
 	}
 	return 1;
 }

@@ -117,9 +117,9 @@ view_append(struct imap_view *v, uint32_t uid)
 }
 
 void
-imap_view_own_change(struct imap_view *v, uint64_t modseq)
+imap_view_own_change(struct imap_view *v, uint64_t modseq, uint32_t uid)
 {
-	uint64_t	*grown;
+	struct imap_view_own	*grown;
 
 	if (v->nown == v->capown) {
 		v->capown = v->capown ? v->capown * 2 : 16;
@@ -128,7 +128,8 @@ imap_view_own_change(struct imap_view *v, uint64_t modseq)
 			return;		/* the change is reported twice */
 		v->own = grown;
 	}
-	v->own[v->nown++] = modseq;
+	v->own[v->nown].modseq = modseq;
+	v->own[v->nown++].uid = uid;
 }
 
 /* Whether this session made the change with this MODSEQ (own is sorted). */
@@ -139,9 +140,9 @@ view_is_own(const struct imap_view *v, uint64_t modseq)
 
 	while (lo < hi) {
 		mid = (lo + hi) / 2;
-		if (v->own[mid] == modseq)
+		if (v->own[mid].modseq == modseq)
 			return 1;
-		if (v->own[mid] < modseq)
+		if (v->own[mid].modseq < modseq)
 			lo = mid + 1;
 		else
 			hi = mid;
@@ -357,6 +358,24 @@ imap_sync(struct session *s, int allow_expunge)
 	}
 	if (allow_expunge && v->gone > 0)
 		imap_view_drop_gone(s, v, 0);
+}
+
+void
+imap_view_rolled_back(struct session *s)
+{
+	struct imap_view	*v = imap_of(s)->view;
+	struct store_message	 m;
+	struct sync_ctx		 c;
+	size_t			 i, n = v->nown;
+
+	memset(&c, 0, sizeof(c));
+	c.s = s;
+	c.v = v;
+	v->nown = 0;		/* sync_changed() skips none of them now */
+	for (i = 0; i < n; i++)
+		if (store_message_get(s->srv->store, v->mb.id, v->own[i].uid,
+		    &m) == STORE_OK)
+			(void)sync_changed(&c, &m);
 }
 
 /* --- SELECT, EXAMINE, CLOSE, UNSELECT ------------------------------------ */

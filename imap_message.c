@@ -434,7 +434,7 @@ store_one(void *arg, uint32_t seq)
 		if (store_message_set_flags(st, v->mb.id, m.uid, flags, kw,
 		    &m.modseq) != STORE_OK)
 			return j->error = 1;
-		imap_view_own_change(v, m.modseq);
+		imap_view_own_change(v, m.modseq, m.uid);
 	}
 	if (!j->silent)
 		store_respond(j, seq, &m, flags, kw);
@@ -669,24 +669,6 @@ picked_free(struct picked *p)
 	free(p->seq);
 }
 
-/*
- * Marks the picked messages gone and drops every gone message from the
- * view: MOVE may report expunges made elsewhere too.
- */
-static void
-view_remove(struct session *s, const struct picked *p)
-{
-	struct imap_view	*v = imap_of(s)->view;
-	size_t			 k;
-
-	for (k = 0; k < p->n; k++) {
-		if ((v->msgs[p->seq[k] - 1].bits & VIEW_GONE) == 0)
-			v->gone++;
-		v->msgs[p->seq[k] - 1].bits |= VIEW_GONE;
-	}
-	imap_view_drop_gone(s, v, 0);
-}
-
 /* A list of ascending numbers as a set text "1:3,7"; malloc'd. */
 static char *
 numbers_text(const uint32_t *v, size_t n)
@@ -775,7 +757,6 @@ copy_messages(struct session *s, const struct imap_arg *args, size_t nargs,
 		else {
 			session_printf(s, "* OK [COPYUID %u %s %s] Moved\r\n",
 			    to.uidvalidity, src ? src : "", dst ? dst : "");
-			view_remove(s, &p);
 			imap_reply(s, "OK %sMOVE completed", uid ? "UID " : "");
 		}
 	}

@@ -52,6 +52,12 @@ struct imap_view_msg {
 	uint32_t	bits;
 };
 
+/* A change this session made and reported itself: its MODSEQ and UID. */
+struct imap_view_own {
+	uint64_t		 modseq;
+	uint32_t		 uid;
+};
+
 /*
  * The selected mailbox as this session knows it.  Sequence number n is
  * msgs[n - 1]; msgs is in UID order.  Invariant: count <= cap, and the
@@ -69,7 +75,7 @@ struct imap_view {
 	size_t			 cap;
 	uint64_t		 modseq;	/* changes up to here reported */
 	uint32_t		 uidnext;	/* UIDs below were looked at */
-	uint64_t		*own;		/* MODSEQs this session made */
+	struct imap_view_own	*own;		/* changes this session made */
 	size_t			 nown, capown;
 	/* keywords announced in FLAGS, as " kw1 kw2 " (one strstr each) */
 	char			 keywords[STORE_MAX_KEYWORDS];
@@ -150,11 +156,20 @@ void	imap_put_flags(struct session *, uint32_t flags, const char *keywords,
 	    int recent);
 
 /*
- * Records a MODSEQ this session made (a STORE, a \Seen set by FETCH),
- * whose FETCH response it sent itself, so that the next untagged update
- * does not report the same change again.
+ * Records a change this session made to message uid (a STORE, a \Seen
+ * set by FETCH), whose FETCH response it sent itself, so that the next
+ * untagged update does not report the same change again.
  */
-void	imap_view_own_change(struct imap_view *, uint64_t modseq);
+void	imap_view_own_change(struct imap_view *, uint64_t modseq,
+	    uint32_t uid);
+/*
+ * The group commit failed: the session's changes were rolled back,
+ * though it told its client of them, and their MODSEQs go to the next
+ * changes, whoever makes them.  Tells the client each such message's
+ * flags as they are, and forgets the changes as its own, so that
+ * imap_sync() reports those next changes.
+ */
+void	imap_view_rolled_back(struct session *);
 
 /*
  * A command other than SELECT/EXAMINE turns CONDSTORE on (RFC 7162 3.1):

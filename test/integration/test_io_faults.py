@@ -1,0 +1,449 @@
+"""I/O faults, the way SQLite tests itself: the test build's VFS
+(test/testvfs.c) fails the Nth read, write, sync or truncate with
+SQLITE_IOERR or SQLITE_FULL, and a loop runs each scenario (LMTP
+delivery, APPEND, COPY, EXPUNGE, a replica applying a batch) with the
+failure at N = 1, 2, ... until the scenario completes without reaching
+it.  After every run, with the fault gone: the server still runs and
+serves, whatever it acknowledged is there exactly once, whatever it
+refused left nothing behind, nothing acknowledged before is lost, and at
+the end of each loop `mailrepd check` is clean.
+
+IO_FAULT_MAX bounds N per loop (make check: 30; make faults runs every
+N until each scenario completes).
+"""
+import os
+import re
+import shutil
+import sqlite3
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import DOMAIN, HOST, LMTPClient, IMAPRaw, IMAPError, \
+    free_port
+from powerloss import CHECK_BIN, CRASH_BIN, CrashServer, message
+
+FAULT_MAX = int(os.environ.get("IO_FAULT_MAX", "30"))
+# Each fault a replica hits costs a reconnection (a second): fewer N.
+REPLICA_FAULT_MAX = FAULT_MAX and max(1, FAULT_MAX // 10)
+OPS = ("read", "write", "sync", "truncate")
+ERRS = ("ioerr", "full")
+
+pytestmark = pytest.mark.skipif(not os.access(CRASH_BIN, os.X_OK),
+                                reason="no test build: make "
+                                "build/crash/mailrepd")
+
+
+class FaultServer(CrashServer):
+    """The test build with a fault file it reads before every I/O."""
+
+    def __init__(self, tmp, data, args=()):
+        self.faults = Path(tmp) / "faults"
+        env = dict(os.environ, MAILREPD_VFS_FAULTS=str(self.faults))
+        super().__init__(tmp, data, env, args)
+        self.gen = 0
+        self.mark = 0
+
+    def arm(self, op, n, err, on=False):
+        self.gen += 1
+        tmp = self.faults.with_suffix(".tmp")
+        tmp.write_text("%d %s %d %s %s\n" % (self.gen, op, n, err,
+                                             "on" if on else "off"))
+        tmp.rename(self.faults)
+        self.mark = self.log.stat().st_size
+
+    def disarm(self):
+        if self.faults.exists():
+            self.faults.unlink()
+
+    def injected(self):
+        """Whether a fault was injected since the last arm()."""
+        with open(self.log, "rb") as f:
+            f.seek(self.mark)
+            return b"testvfs: failing" in f.read()
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+
+def held(data, user="alice"):
+    """{(mailbox, subject): count} of user's messages, from the store."""
+    db = sqlite3.connect("file:%s/mailrepd.db?mode=ro" % data, uri=True,
+                         timeout=10)
+    try:
+        rows = db.execute(
+            "SELECT mb.name, b.subject, count(*) FROM message m "
+            "JOIN blob b ON b.id = m.blob_id "
+            "JOIN mailbox mb ON mb.id = m.mailbox_id "
+            "JOIN user u ON u.id = mb.user_id WHERE u.name = ? "
+            "GROUP BY mb.name, b.subject", (user,)).fetchall()
+    finally:
+        db.close()
+    return {(r[0], r[1]): r[2] for r in rows}
+
+
+def flagged(data, user="alice"):
+    """{subject: whether it is \\Flagged} in user's INBOX."""
+    db = sqlite3.connect("file:%s/mailrepd.db?mode=ro" % data, uri=True,
+                         timeout=10)
+    try:
+        rows = db.execute(
+            "SELECT b.subject, m.flags & 4 FROM message m "
+            "JOIN blob b ON b.id = m.blob_id "
+            "JOIN mailbox mb ON mb.id = m.mailbox_id "
+            "JOIN user u ON u.id = mb.user_id "
+            "WHERE u.name = ? AND mb.name = 'INBOX'", (user,)).fetchall()
+    finally:
+        db.close()
+    return {r[0]: bool(r[1]) for r in rows}
+
+
+def check_clean(data):
+    p = subprocess.run([CHECK_BIN, "check", "--data", str(data)],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       text=True, timeout=60)
+    assert p.returncode == 0 and " 0 problems" in p.stdout, \
+        "check: %s%s" % (p.stdout, p.stderr)
+
+
+class Run:
+    """One server under fault injection and what its clients were told:
+    want[(mailbox, subject)] is how many copies must be there."""
+
+    def __init__(self, srv):
+        self.srv = srv
+        self.want = {}
+        self.flagged = {}		# subject -> \\Flagged in INBOX
+        self.n = 0
+        self.imap = None
+
+    def session(self):
+        """A logged-in IMAP session with INBOX selected; a new one when
+        the server closed the last (a fault may end a session)."""
+        if self.imap is not None:
+            try:
+                self.imap.ok("NOOP")
+                return self.imap
+            except (OSError, IMAPError, AssertionError):
+                self.imap.close()
+        self.imap = IMAPRaw(self.srv.imap_port)
+        self.imap.login("alice")
+        self.imap.ok("SELECT INBOX")
+        return self.imap
+
+    def tag(self):
+        self.n += 1
+        return "f%dx" % self.n
+
+    def uid_of(self, box, subject):
+        c = self.session()
+        if box != "INBOX":
+            c.ok("SELECT %s" % box)
+        untagged = c.ok("UID SEARCH SUBJECT %s" % subject)
+        if box != "INBOX":
+            c.ok("SELECT INBOX")
+        return [int(x) for l in untagged if l.startswith("* SEARCH")
+                for x in l.split()[2:]]
+
+    def verify(self, what):
+        """After a run, with the fault gone: the server runs, and the
+        store holds exactly what was acknowledged."""
+        assert self.srv.alive(), "%s: the server died:\n%s" % (
+            what, self.srv.log.read_text()[-4000:])
+        got = held(self.srv.data)
+        bad = {k: (got.get(k, 0), v) for k, v in self.want.items()
+               if got.get(k, 0) != v}
+        assert not bad, "%s: (held, acknowledged) differ: %s\nlog:\n%s" % (
+            what, bad, self.srv.log.read_text()[-3000:])
+        got = flagged(self.srv.data)
+        bad = {k: v for k, v in self.flagged.items()
+               if self.want.get(("INBOX", k)) and got.get(k) != v}
+        assert not bad, "%s: \\Flagged differs from what was " \
+            "acknowledged: %s" % (what, bad)
+
+    # Each scenario runs one change and records what it was told.
+
+    def deliver(self):
+        t = self.tag()
+        try:
+            with LMTPClient(self.srv.port) as c:
+                c.lhlo()
+                _, data = c.transaction("s@remote.test",
+                                        ["alice@" + DOMAIN], message(t))
+            ok = bool(data) and data[0].startswith("250")
+        except OSError:
+            ok = False
+        self.want[("INBOX", t)] = 1 if ok else 0
+
+    def append(self):
+        t = self.tag()
+        body = message(t)
+        try:
+            c = self.session()
+            c.send(("%s APPEND INBOX {%d+}\r\n" % (c.tag(), len(body))
+                    ).encode() + body + b"\r\n")
+            _, done = c.read_until("t%d" % c.ntag)
+            ok = done.startswith("OK")
+        except (OSError, IMAPError):
+            ok = False
+        self.want[("INBOX", t)] = 1 if ok else 0
+
+    def copy(self):
+        subject, uid = self.source
+        try:
+            _, done = self.session().cmd("UID COPY %d Archive" % uid)
+            ok = done.startswith("OK")
+        except (OSError, IMAPError):
+            ok = False
+        key = ("Archive", subject)
+        self.want[key] = self.want.get(key, 0) + (1 if ok else 0)
+
+    def expunge(self):
+        subject, uid = self.source
+        try:
+            c = self.session()
+            _, done = c.cmd("UID STORE %d +FLAGS.SILENT (\\Deleted)" % uid)
+            if done.startswith("OK"):
+                _, done = c.cmd("UID EXPUNGE %d" % uid)
+            ok = done.startswith("OK")
+        except (OSError, IMAPError):
+            ok = False
+        if ok:
+            self.want[("INBOX", subject)] = 0
+        else:
+            self.maybe_gone = ("INBOX", subject)
+
+    def flag(self):
+        subject, uid = self.source
+        on = not self.flagged.get(subject, False)
+        try:
+            _, done = self.session().cmd("UID STORE %d %sFLAGS (\\Flagged)"
+                                         % (uid, "+" if on else "-"))
+            ok = done.startswith("OK")
+        except (OSError, IMAPError):
+            ok = False
+        if ok:
+            self.flagged[subject] = on
+        else:
+            self.flagged.setdefault(subject, False)
+
+    def prepare(self):
+        """Before a fault is armed: a message in INBOX for COPY and
+        EXPUNGE to work on (delivered now if none is), and its UID."""
+        for (box, subject), n in self.want.items():
+            if box == "INBOX" and n == 1:
+                uids = self.uid_of("INBOX", subject)
+                assert len(uids) == 1, (subject, uids)
+                self.source = (subject, uids[0])
+                return
+        self.deliver()
+        self.prepare()
+
+
+def fault_loops(run, scenario, name):
+    """Runs scenario with each op and error failing at N = 1, 2, ...
+    until it completes without the fault (or N reaches FAULT_MAX)."""
+    loops = 0
+    for op in OPS:
+        for err in ERRS:
+            n = 1
+            while FAULT_MAX <= 0 or n <= FAULT_MAX:
+                run.prepare()
+                run.srv.arm(op, n, err)
+                run.maybe_gone = None
+                scenario()
+                run.srv.disarm()
+                hit = run.srv.injected()
+                if run.maybe_gone is not None:
+                    # A refused EXPUNGE may still have happened when the
+                    # fault came after its commit: never half-way.
+                    n_now = held(run.srv.data).get(run.maybe_gone, 0)
+                    run.want[run.maybe_gone] = n_now
+                run.verify("%s with %s #%d failing (%s)" % (name, op, n,
+                                                           err))
+                loops += 1
+                if not hit:
+                    break
+                n += 1
+    run.deliver()			# still serving, faults gone
+    assert run.want[("INBOX", "f%dx" % run.n)] == 1
+    run.verify("%s: a delivery after the loops" % name)
+    return loops
+
+
+@pytest.fixture
+def fault_server(tmp_path, template_data):
+    data = tmp_path / "data"
+    shutil.copytree(template_data, data)
+    srv = FaultServer(tmp_path, data)
+    srv.start()
+    yield srv
+    srv.disarm()
+    status = srv.stop()
+    log = srv.log.read_text()
+    assert "ERROR: AddressSanitizer" not in log and \
+        "runtime error:" not in log, log
+    assert status == 0, "exit %s:\n%s" % (status, log[-3000:])
+    check_clean(data)
+
+
+@pytest.mark.parametrize("name", ["deliver", "append", "copy", "expunge",
+                                  "flag"])
+def test_io_faults_lose_nothing_acknowledged(fault_server, name):
+    run = Run(fault_server)
+    run.deliver()
+    loops = fault_loops(run, getattr(run, name), name)
+    check_clean(fault_server.data)
+    print("%s: %d fault runs" % (name, loops))
+
+
+def test_a_disk_that_stays_full_refuses_then_recovers(fault_server):
+    """Every write failing with SQLITE_FULL for a while: deliveries and
+    APPENDs are refused (never acknowledged), the server keeps running,
+    and once space is back they are accepted again."""
+    run = Run(fault_server)
+    run.deliver()
+    fault_server.arm("write", 1, "full", on=True)
+    for _ in range(3):
+        run.deliver()
+        run.append()
+    fault_server.disarm()
+    assert fault_server.injected()
+    refused = [k for k, v in run.want.items() if v == 0]
+    assert len(refused) == 6, run.want
+    run.verify("a full disk")
+    run.deliver()
+    run.append()
+    assert list(run.want.values())[-2:] == [1, 1], run.want
+    run.verify("space back")
+
+
+def test_a_failed_store_hides_no_later_change(fault_server):
+    """A STORE whose commit fails had its change, and its MODSEQ, rolled
+    back, after its FETCH response told the client of it: the client is
+    told the flags as they are before the NO.  The next change by another
+    session takes that MODSEQ; the first session must still be told of
+    it, not take it for its own."""
+    run = Run(fault_server)
+    run.deliver()
+    run.deliver()
+    a = run.session()
+    uid1, uid2 = run.uid_of("INBOX", "f1x")[0], run.uid_of("INBOX", "f2x")[0]
+    fault_server.arm("write", 1, "ioerr")
+    untagged, done = a.cmd("UID STORE %d +FLAGS (\\Flagged)" % uid1)
+    fault_server.disarm()
+    assert fault_server.injected() and done.startswith("NO"), done
+    told = [l for l in untagged if "FETCH" in l and "UID %d" % uid1 in l]
+    assert told and "\\Flagged" not in told[-1], untagged
+    b = IMAPRaw(fault_server.imap_port)
+    b.login("alice")
+    b.ok("SELECT INBOX")
+    b.ok("UID STORE %d +FLAGS.SILENT (\\Seen)" % uid2)
+    b.close()
+    untagged = a.ok("NOOP")
+    told = [l for l in untagged if "FETCH" in l and "UID %d " % uid2 in l]
+    assert told and "\\Seen" in told[0], untagged
+
+
+def messages(data):
+    """Every message's mailbox identity, uid, guid and flags."""
+    db = sqlite3.connect("file:%s/mailrepd.db?mode=ro" % data, uri=True,
+                         timeout=10)
+    try:
+        return sorted(db.execute(
+            "SELECT mb.uniqueid, m.uid, b.guid, m.flags FROM message m "
+            "JOIN blob b ON b.id = m.blob_id "
+            "JOIN mailbox mb ON mb.id = m.mailbox_id").fetchall())
+    finally:
+        db.close()
+
+
+def one_value(data, sql):
+    db = sqlite3.connect("file:%s/mailrepd.db?mode=ro" % data, uri=True,
+                         timeout=10)
+    try:
+        row = db.execute(sql).fetchone()
+        return row[0] if row else None
+    finally:
+        db.close()
+
+
+def wait_caught_up(master, replica, deadline, stop=lambda: False):
+    """Waits until the replica holds the master's messages (or stop()
+    is true); whether it did before the deadline."""
+    end = time.monotonic() + deadline
+    while time.monotonic() < end:
+        if messages(replica.data) == messages(master.data):
+            return True
+        if stop():
+            return False
+        time.sleep(0.05)
+    return False
+
+
+def test_io_faults_in_replica_batch_apply(tmp_path, server):
+    """A replica whose store fails while it applies a batch rolls the
+    batch and its position back, keeps running, and applies it again
+    once the fault is gone: the same messages as the master, none twice,
+    and the master never holds an acknowledgement for a batch the
+    replica rolled back."""
+    secret = tmp_path / "repl.secret"
+    secret.write_text("cd" * 32 + "\n")
+    secret.chmod(0o600)
+    repl_port = free_port()
+    master = server(args=["--repl-listen", "%s:%d" % (HOST, repl_port),
+                          "--repl-secret-file", secret])
+    rdir = tmp_path / "replica"
+    rdir.mkdir()
+    replica = FaultServer(rdir, rdir / "data", args=[
+        "--replicate-from", "%s:%d" % (HOST, repl_port),
+        "--repl-secret-file", str(secret), "--name", "replica0"])
+    replica.start()
+    runs = 0
+    try:
+        deadline = time.monotonic() + 30
+        while not (rdir / "data" / "mailrepd.db").exists():
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        for op in ("write", "sync", "read", "truncate"):
+            for err in ERRS:
+                n = 1
+                while FAULT_MAX <= 0 or n <= REPLICA_FAULT_MAX:
+                    replica.arm(op, n, err)
+                    tag = "r%d%s%dx" % (n, op, len(err))
+                    master.deliver("s@remote.test", ["alice@" + DOMAIN],
+                                   message(tag))
+                    caught = wait_caught_up(master, replica, 2,
+                                            replica.injected)
+                    hit = replica.injected()
+                    replica.disarm()
+                    what = "replica with %s #%d failing (%s)" % (op, n, err)
+                    assert replica.alive(), "%s: died:\n%s" % (
+                        what, replica.log.read_text()[-4000:])
+                    assert caught or wait_caught_up(master, replica, 30), \
+                        "%s: never caught up\n%s" % (
+                            what, replica.log.read_text()[-4000:])
+                    # A reconciling replica's "acked" is where its
+                    # comparison began, kept for the purge: no ack.
+                    acked = one_value(master.data, "SELECT acked FROM "
+                                      "replica WHERE name = 'replica0' "
+                                      "AND NOT reconciling")
+                    applied = one_value(replica.data,
+                                        "SELECT applied FROM node")
+                    assert acked is None or acked <= applied, (what, acked,
+                                                               applied)
+                    runs += 1
+                    if not hit:
+                        break
+                    n += 1
+    finally:
+        replica.disarm()
+        status = replica.stop()
+    log = replica.log.read_text()
+    assert "ERROR: AddressSanitizer" not in log and \
+        "runtime error:" not in log, log
+    assert status == 0, "replica exit %s:\n%s" % (status, log[-3000:])
+    check_clean(rdir / "data")
+    print("replica apply: %d fault runs" % runs)
