@@ -15,14 +15,15 @@ STATIC	?= 1
 PYTHON	?= /usr/bin/python3
 
 # Every module; mailrepd.c alone holds main(), so unit tests link the rest.
-MODULES	= settings.c log.c buf.c crypto.c auth.c store.c store_blob.c mime.c spool.c net.c proto.c \
+MODULES	= settings.c log.c buf.c crypto.c auth.c store.c store_blob.c store_restore.c mime.c spool.c net.c proto.c \
 	  lmtp.c admin.c mailio.c imap_parse.c imap.c imap_mailbox.c \
 	  imap_message.c imap_list.c imap_fetch.c imap_search.c \
 	  tls.c transport.c penalty.c sync.c sync_chan.c sync_master.c sync_replica.c \
 	  sync_reconcile.c sync_status.c control.c store_repl.c guard.c \
 	  record.c json.c utf8.c daemon.c
-# The command-line tools (dev, messages, wait, conflicts, quarantine); only main() calls them.
-TOOLS	= dev.c messages.c conflicts.c quarantine.c
+# The command-line tools (dev, messages, wait, conflicts, quarantine, backup,
+# restore); only main() calls them.
+TOOLS	= dev.c messages.c conflicts.c quarantine.c backup.c
 SRCS	= mailrepd.c $(TOOLS) $(MODULES)
 HDRS	= $(wildcard *.h)
 

@@ -51,7 +51,10 @@
 #define STORE_BUSY_TIMEOUT_MS	5000	/* wait for another process's lock */
 #define STORE_MAX_KEYWORDS	4096	/* bytes of keywords on a message */
 #define STORE_GC_BATCH		256	/* unused blobs looked up at once */
-#define SCHEMA_VERSION		9	/* bump with a migration in store.c */
+#define SCHEMA_VERSION		10	/* bump with a migration in store.c */
+#define BACKUP_STEP_PAGES	256	/* pages `mailrepd backup` copies per step */
+#define BACKUP_STEP_PAUSE_MS	2	/* its pause between steps */
+#define IDENTITY_FILE		"identity" /* the marker beside the database */
 
 /* LMTP */
 #define LMTP_MAX_LINE		2048	/* command line, CRLF included */

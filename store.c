@@ -45,8 +45,6 @@
 #include "utf8.h"
 
 
-#define DB_FILE		"mailrepd.db"
-
 /* The mailboxes every new user gets, with their RFC 6154 use. */
 static const struct {
 	const char	*name;
@@ -394,6 +392,14 @@ static const char schema_v9[] =
 	"CREATE INDEX quarantine_blob ON quarantine(blob_id);"
 	"CREATE INDEX quarantine_time ON quarantine(time);";
 
+/*
+ * Version 10: the node row records its identity marker (store_restore.c),
+ * so that a copy of the store is known for one at start.
+ */
+static const char schema_v10[] =
+	"ALTER TABLE node ADD COLUMN marker_ino INTEGER;"
+	"ALTER TABLE node ADD COLUMN marker_ctime INTEGER;";
+
 static const char *const migrations[SCHEMA_VERSION] = {
 	schema_v1,
 	schema_v2,
@@ -404,6 +410,7 @@ static const char *const migrations[SCHEMA_VERSION] = {
 	schema_v7,
 	schema_v8,
 	schema_v9,
+	schema_v10,
 };
 
 static const char *const stmt_sql[NSTMT] = {
@@ -610,7 +617,7 @@ static const char *const stmt_sql[NSTMT] = {
 	/* The master's message left the UID it could not take here. */
 	[S_CONFLICT_REUSED_DONE] = "UPDATE conflict SET resolved = 1 WHERE "
 	    "mailbox = ?1 AND uid = ?2 AND master_guid = ?3 AND "
-	    "op = 'message.reused' AND resolved != 1",
+	    "op IN ('message.reused', 'message.expunged') AND resolved != 1",
 	[S_MBOX_GONE_CLEAR] = "DELETE FROM mailbox_gone WHERE uniqueid = ?1",
 	/* A mailbox made again under its identity: past its old UIDs. */
 	[S_MBOX_UIDNEXT_TOMBS] = "UPDATE mailbox SET uidnext = max(uidnext, "
@@ -669,6 +676,14 @@ static const char *const stmt_sql[NSTMT] = {
 	[S_SESSION_CHECK] = "SELECT id, password, EXISTS (SELECT 1 FROM "
 	    "mailbox WHERE id = ?2 AND uniqueid = ?3 AND uidvalidity = ?4 AND "
 	    "name = ?5 AND user_id = user.id) FROM user WHERE name = ?1",
+	/* The identity marker and new incarnations (store_restore.c). */
+	[S_NODE_MARKER_GET] = "SELECT marker_ino, marker_ctime FROM node",
+	[S_NODE_MARKER_SET] = "UPDATE node SET marker_ino = ?1, "
+	    "marker_ctime = ?2",
+	[S_NODE_RENEW] = "UPDATE node SET marker_ino = ?1, marker_ctime = ?2, "
+	    "node_id = ?3, epoch = ?4",
+	[S_REPLICA_RESET] = "UPDATE replica SET acked = 0, connected = 0, "
+	    "reconciling = 1",
 };
 
 

@@ -10,6 +10,8 @@
 
 #include "store.h"
 
+#define DB_FILE		"mailrepd.db"	/* the store, in the data directory */
+
 #define nitems(a)	(sizeof(a) / sizeof((a)[0]))
 
 /* Every statement the store runs more than once, prepared once. */
@@ -112,6 +114,10 @@ enum stmt_id {
 	S_REPLICA_FORGET,
 	S_DATA_VERSION,
 	S_SESSION_CHECK,
+	S_NODE_MARKER_GET,
+	S_NODE_MARKER_SET,
+	S_NODE_RENEW,
+	S_REPLICA_RESET,
 	NSTMT
 };
 

@@ -527,13 +527,6 @@ guid_check(struct store *st, int64_t mbox_id, uint32_t uid,
 }
 
 /*
- * The rule behind APPLY_REUSED (DESIGN.md: a UID names one message for
- * ever): the master's message (uid, guid), absent here, may take uid
- * only when uid is new here (at or past uidnext) or its tombstone names
- * this very message.  Otherwise *what becomes APPLY_REUSED and
- * local_guid the guid the tombstone names (zeros when none).
- */
-/*
  * Whether a record the mass-delete guard holds took uid for the message
  * guid (store_held_add() moved UIDNEXT past it): the UID is that
  * message's, as if it had been placed there.
@@ -555,6 +548,23 @@ uid_reserved(struct store *st, const uint8_t *uniqueid, uint32_t uid,
 	return rc == SQLITE_ROW;
 }
 
+/*
+ * The rule behind APPLY_REUSED (DESIGN.md: a UID names one message for
+ * ever): the master's message (uid, guid), absent here, may take uid
+ * only when uid is new here (at or past uidnext).  When a tombstone
+ * names another message, *what becomes APPLY_REUSED and local_guid the
+ * guid the tombstone names (zeros when none).
+ *
+ * When the tombstone names this very message, the expunge wins
+ * (APPLY_EXPUNGED): the master offers a message this node saw and
+ * removed, so the master's copy is the older word -- a master restored
+ * from a copy taken before the expunge (or MOVE), or an old master that
+ * never heard of an expunge made here while split off.  An expunge
+ * always follows the append it removes, so remove-wins is the order the
+ * clients saw; putting it back would show a client a message it
+ * expunged, and beside its moved copy, a duplicate.  The master is told
+ * to expunge its copy (sync_reconcile.c, SF_EXPUNGED).
+ */
 static enum store_err
 uid_taken_before(struct store *st, const uint8_t *uniqueid, uint32_t uid,
     const uint8_t *guid, enum store_apply *what,
@@ -574,12 +584,11 @@ uid_taken_before(struct store *st, const uint8_t *uniqueid, uint32_t uid,
 	err = store_tombstone_guid(st, uniqueid, uid, gone);
 	if (err != STORE_OK && err != STORE_NOTFOUND)
 		return err;
-	if (err == STORE_OK && memcmp(gone, guid, GUID_LEN) == 0)
-		return STORE_OK;	/* held it before under this uid */
 	if (err == STORE_NOTFOUND && uid_reserved(st, uniqueid, uid, guid))
 		return STORE_OK;	/* the guard kept it for this message */
 	memcpy(local_guid, gone, GUID_LEN);
-	*what = APPLY_REUSED;
+	*what = err == STORE_OK && memcmp(gone, guid, GUID_LEN) == 0 ?
+	    APPLY_EXPUNGED : APPLY_REUSED;
 	return STORE_OK;
 }
 
@@ -611,7 +620,7 @@ store_apply_append(struct store *st, const uint8_t *uniqueid, uint32_t uid,
 		return op_end(st, err);
 	if (*what == APPLY_ABSENT && ((err = uid_taken_before(st, uniqueid,
 	    uid, guid, what, local_guid)) != STORE_OK ||
-	    *what == APPLY_REUSED))
+	    *what == APPLY_REUSED || *what == APPLY_EXPUNGED))
 		return op_end(st, err);
 	if (*what == APPLY_SAME) {
 		/* Flags merge: the master's record is the newer word. */

@@ -1086,6 +1086,54 @@ master_relocate(struct session *s, struct chan *c, const uint8_t *p,
 }
 
 /*
+ * EXPUNGED on the master: (mailbox, uid, guid, reason).  The replica
+ * saw this very message at that uid and expunged it (store_repl.c,
+ * uid_taken_before: the expunge wins), so ours is the older word and
+ * goes too, saying why the replica's went; the record reaches every
+ * replica like any other change and settles the one that asked.
+ */
+void
+master_expunged(struct session *s, struct chan *c, const uint8_t *p,
+    size_t n)
+{
+	struct store		*st = s->srv->store;
+	struct store_mailbox	 mb;
+	struct store_message	 m;
+	enum rec_reason		 was;
+	enum store_err		 err;
+	uint32_t		 uid;
+	char			 hex[GUID_HEX_LEN + 1];
+
+	if (n != MAILBOX_ID_LEN + 4 + GUID_LEN + 1 ||
+	    (uid = get32(p + MAILBOX_ID_LEN)) == 0 ||
+	    p[n - 1] >= REC_NREASONS) {
+		log_warn("sync.protocol", "peer=%s name=%s msg=\"bad "
+		    "EXPUNGED\"", s->peer, log_quote(c->name));
+		session_close(s);
+		return;
+	}
+	crypto_hex(p + MAILBOX_ID_LEN + 4, GUID_LEN, hex);
+	if (sync_is_replica()) {
+		/* A relay: its master decides, and its log brings it. */
+		log_warn("sync.expunged", "name=%s uid=%u guid=%s msg=\"this "
+		    "node is a replica; its master must expunge it\"",
+		    log_quote(c->name), uid, hex);
+		return;
+	}
+	if (store_mailbox_by_uniqueid(st, p, &mb, NULL) != STORE_OK ||
+	    store_message_get(st, mb.id, uid, &m) != STORE_OK ||
+	    memcmp(m.guid, p + MAILBOX_ID_LEN + 4, GUID_LEN) != 0)
+		return;		/* gone or moved since: the log says so */
+	was = store_set_reason(st, (enum rec_reason)p[n - 1]);
+	err = store_message_expunge(st, mb.id, uid);
+	(void)store_set_reason(st, was);
+	log_warn("sync.expunged", "name=%s mailbox=%s uid=%u guid=%s "
+	    "result=%s msg=\"expunged on the replica after this copy was "
+	    "made: the expunge wins\"", log_quote(c->name),
+	    log_quote(mb.name), uid, hex, store_strerror(err));
+}
+
+/*
  * PULL on the replica: the master lacks our message at this uid.  It is
  * kept out of the master's numbering like a conflict copy (recorded,
  * alerted), and pushed under policy renumber.
@@ -1142,6 +1190,36 @@ relocate_ask(struct session *s, const struct store_conflict *k)
 	    mb.uidnext);
 }
 
+/*
+ * Conflict k is the master's message that was expunged here
+ * (APPLY_EXPUNGED): asks the master to expunge it too, with the reason
+ * our tombstone keeps.  The conflict stays open until the record that
+ * expunges it there arrives.
+ */
+static void
+expunged_tell(struct session *s, const struct store_conflict *k)
+{
+	uint8_t	 b[MAILBOX_ID_LEN + 4 + GUID_LEN + 1];
+
+	memcpy(b, k->mailbox, MAILBOX_ID_LEN);
+	put32(b + MAILBOX_ID_LEN, k->uid);
+	memcpy(b + MAILBOX_ID_LEN + 4, k->master_guid, GUID_LEN);
+	b[sizeof(b) - 1] = (uint8_t)store_tombstone_reason(s->srv->store,
+	    k->mailbox, k->uid);
+	chan_send(s, SF_EXPUNGED, b, sizeof(b));
+	log_info("sync.expunged.tell", "mailbox=%s uid=%u conflict=%lld",
+	    log_quote(k->mailbox_name), k->uid, (long long)k->id);
+}
+
+/* Conflicts the master settles by a request rather than a copy. */
+static const struct {
+	const char	*op;
+	void		(*ask)(struct session *, const struct store_conflict *);
+} conflict_asks[] = {
+	{ "message.reused", relocate_ask },
+	{ "message.expunged", expunged_tell },
+};
+
 /* Opens conflict k's copy and sends its PUSH; 0, or -1 to skip it. */
 static int
 push_start(struct session *s, struct chan *c, const struct store_conflict *k)
@@ -1154,11 +1232,13 @@ push_start(struct session *s, struct chan *c, const struct store_conflict *k)
 				    2 + STORE_MAX_KEYWORDS + 8];
 	struct wr		 w = { out, 0, sizeof(out), 0 };
 	uint64_t		 size;
+	size_t			 i;
 
-	if (strcmp(k->op, "message.reused") == 0) {
-		relocate_ask(s, k);
-		return -1;
-	}
+	for (i = 0; i < sizeof(conflict_asks) / sizeof(*conflict_asks); i++)
+		if (strcmp(k->op, conflict_asks[i].op) == 0) {
+			conflict_asks[i].ask(s, k);
+			return -1;
+		}
 	if (store_mailbox_by_uniqueid(st, k->mailbox, &mb, user) !=
 	    STORE_OK || store_message_get(st, mb.id, k->uid, &m) !=
 	    STORE_OK || memcmp(m.guid, k->local_guid, GUID_LEN) != 0) {
