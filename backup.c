@@ -46,8 +46,10 @@ tool_args(struct settings *set, int argc, char **argv,
 		settings_free(set);
 		return 0;
 	}
-	if (opts[1].value == NULL && opts[0].value != NULL)
+	if (opts[1].value == NULL && opts[0].value != NULL) {
+		*rc = 0;
 		return 1;
+	}
 	fputs(usage, opts[1].value ? stdout : stderr);
 	settings_free(set);
 	*rc = opts[1].value ? 0 : EXIT_USAGE;

@@ -684,6 +684,9 @@ static const char *const stmt_sql[NSTMT] = {
 	    "node_id = ?3, epoch = ?4",
 	[S_REPLICA_RESET] = "UPDATE replica SET acked = 0, connected = 0, "
 	    "reconciling = 1",
+	[S_MBOX_REVALIDATE] = "UPDATE mailbox SET uidvalidity = ?1",
+	[S_MBOX_SET_UIDVALIDITY] = "UPDATE mailbox SET uidvalidity = ?2 "
+	    "WHERE uniqueid = ?1",
 };
 
 
@@ -1305,7 +1308,7 @@ store_user_name_valid(const char *name)
 }
 
 /* Draws a UIDVALIDITY never used before on this node. */
-static enum store_err
+enum store_err
 next_uidvalidity(struct store *st, uint32_t *out)
 {
 	sqlite3_stmt	*s;

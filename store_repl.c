@@ -338,6 +338,41 @@ mailbox_remade(struct store *st, const uint8_t *uniqueid)
 	return step_done(st, s, "uidnext past tombstones");
 }
 
+/*
+ * The master's mailbox has another UIDVALIDITY than ours (it was
+ * restored from a copy and started a new UID space, store_restore.c):
+ * the master's word wins, and our own log says so for our replicas.
+ * Sessions bound to the old value end (they bind to uniqueid and
+ * UIDVALIDITY).  Inside the caller's savepoint.
+ */
+static enum store_err
+mailbox_revalidated(struct store *st, const struct store_mailbox *mb,
+    const char *owner, uint32_t uidvalidity)
+{
+	sqlite3_stmt		*s;
+	enum store_err		 err;
+	struct replog_rec	 r = { .type = REC_MAILBOX_CREATE };
+
+	if ((s = stmt(st, S_MBOX_SET_UIDVALIDITY)) == NULL)
+		return STORE_IO;
+	sqlite3_bind_blob(s, 1, mb->uniqueid, MAILBOX_ID_LEN, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 2, uidvalidity);
+	if ((err = step_done(st, s, "mailbox uidvalidity")) != STORE_OK)
+		return err;
+	if ((s = stmt(st, S_NODE_UIDV_MAX)) == NULL)
+		return STORE_IO;
+	sqlite3_bind_int64(s, 1, uidvalidity);
+	if ((err = step_done(st, s, "uidvalidity max")) != STORE_OK)
+		return err;
+	r.user = owner;
+	r.flags = mb->subscribed != 0;
+	r.mailbox = mb->uniqueid;
+	r.name = mb->name;
+	r.uid = uidvalidity;
+	r.value = mb->special_use;
+	return replog_append(st, &r);
+}
+
 enum store_err
 store_apply_mailbox_create(struct store *st, const char *user,
     const uint8_t *uniqueid, const char *name, uint32_t uidvalidity,
@@ -354,8 +389,13 @@ store_apply_mailbox_create(struct store *st, const char *user,
 		return STORE_INVALID;
 	if ((err = op_begin(st)) != STORE_OK)
 		return err;
-	if ((err = store_mailbox_by_uniqueid(st, uniqueid, &mb, NULL)) !=
-	    STORE_NOTFOUND) {
+	if ((err = store_mailbox_by_uniqueid(st, uniqueid, &mb, canon)) ==
+	    STORE_OK && mb.uidvalidity != uidvalidity) {
+		*what = APPLY_DONE;
+		return op_end(st, mailbox_revalidated(st, &mb, canon,
+		    uidvalidity));
+	}
+	if (err != STORE_NOTFOUND) {
 		*what = APPLY_SAME;
 		return op_end(st, err);
 	}
@@ -1146,6 +1186,14 @@ relocate(struct store *st, const uint8_t *uniqueid, uint32_t uid,
 		err = message_insert(st, mbox, blob_id, guid, &a, new_uid);
 	if (err == STORE_OK)
 		err = renumbered_add(st, uniqueid, uid, guid, *new_uid);
+	/*
+	 * A conflict this node opened on that copy while it was a replica
+	 * (its master lacked it; then it was promoted before the answer
+	 * came) is over too: the copy left uid here.
+	 */
+	if (err == STORE_OK)
+		err = conflict_done(st, S_CONFLICT_RESOLVED, uniqueid, uid,
+		    guid);
 	return op_end(st, err);
 }
 

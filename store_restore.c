@@ -294,15 +294,53 @@ marker_recorded(struct store *st, struct marker *m)
 	return have;
 }
 
+/* Runs statement id, bound to v when v is not 0. */
+static enum store_err
+run_stmt(struct store *st, enum stmt_id id, uint32_t v)
+{
+	sqlite3_stmt	*s;
+
+	if ((s = stmt(st, id)) == NULL)
+		return STORE_IO;
+	if (v != 0)
+		sqlite3_bind_int64(s, 1, v);
+	return step_done(st, s, "incarnation");
+}
+
+/*
+ * Which mailboxes a new incarnation gives a new UIDVALIDITY, and why.
+ * A copy taken from a master gives every mailbox a new one: after the
+ * copy was made, that master may have given out UIDs in any of its
+ * mailboxes, to messages the copy never saw, and clients may have
+ * cached them; the copy would give the same UIDs to other messages.
+ * It cannot know which UIDs went out, nor whether any did, so each
+ * mailbox starts a new UID space (clients resynchronise it once;
+ * replicas take the new value when they reconcile, as the master's
+ * word).  A copy taken from a replica keeps them: a replica gives out
+ * no UIDs, it places its master's, and it follows that master again,
+ * so a UID it shows names what the master named.
+ */
+static enum store_err
+revalidate_mailboxes(struct store *st)
+{
+	enum store_err	 err;
+	uint32_t	 v;
+
+	if ((err = next_uidvalidity(st, &v)) != STORE_OK)
+		return err;
+	return run_stmt(st, S_MBOX_REVALIDATE, v);
+}
+
 /*
  * One transaction: the node row takes the marker, and with renew a new
  * node id and epoch (a new incarnation); the replicas it knew are then
- * reset to "behind, reconciling": their positions were in the log of the
- * node this copy was taken from, which went on without it.
+ * reset to "behind, reconciling" (their positions were in the log of
+ * the node this copy was taken from, which went on without it), and a
+ * master's mailboxes get a new UIDVALIDITY (above).
  */
 static enum store_err
 incarnation_commit(struct store *st, const uint8_t node_id[NODE_ID_LEN],
-    int renew, const struct marker *m)
+    int renew, int master, const struct marker *m)
 {
 	sqlite3_stmt	*s;
 	enum store_err	 err;
@@ -320,11 +358,11 @@ incarnation_commit(struct store *st, const uint8_t node_id[NODE_ID_LEN],
 		sqlite3_bind_blob(s, 3, node_id, NODE_ID_LEN, SQLITE_STATIC);
 		sqlite3_bind_blob(s, 4, epoch, EPOCH_LEN, SQLITE_STATIC);
 	}
-	if ((err = step_done(st, s, "node incarnation")) == STORE_OK &&
-	    renew && (s = stmt(st, S_REPLICA_RESET)) == NULL)
-		err = STORE_IO;
-	else if (err == STORE_OK && renew)
-		err = step_done(st, s, "replicas reset");
+	err = step_done(st, s, "node incarnation");
+	if (err == STORE_OK && renew)
+		err = run_stmt(st, S_REPLICA_RESET, 0);
+	if (err == STORE_OK && renew && master)
+		err = revalidate_mailboxes(st);
 	if ((err = op_end(st, err)) != STORE_OK)
 		return err;
 	return store_commit(st);
@@ -357,7 +395,8 @@ store_incarnation(struct store *st, const char *dir, int renew,
 	if (renew && crypto_random(node_id, sizeof(node_id)) < 0)
 		return STORE_IO;
 	if ((err = marker_write(path, node_id, &now)) != STORE_OK ||
-	    (err = incarnation_commit(st, node_id, renew, &now)) != STORE_OK)
+	    (err = incarnation_commit(st, node_id, renew,
+	    strcmp(me.role, "master") == 0, &now)) != STORE_OK)
 		return err;
 	*renewed = renew;
 	return STORE_OK;

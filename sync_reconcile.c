@@ -67,6 +67,7 @@ struct recon_action {
 	uint32_t	 uid;
 	int		 kind;
 	uint8_t		 guid[GUID_LEN];	/* RA_EXPUNGE: the tombstone's */
+	enum rec_reason	 reason;		/* RA_EXPUNGE: why it went */
 };
 #define RA_APPEND	1	/* the master's message (new there, or other) */
 #define RA_FLAGS	2	/* same message, other flags */
@@ -340,29 +341,39 @@ merge_action(struct recon *r, int kind, uint32_t uid, const uint8_t *guid)
 	a = &r->act[r->nact++];
 	a->kind = kind;
 	a->uid = uid;
+	a->reason = REASON_RECONCILE;
 	if (guid != NULL)
 		memcpy(a->guid, guid, GUID_LEN);
 }
 
 /*
  * A uid only the replica has: expunged here (the same guid's tombstone)
- * means expunge it there, and so does a copy this master renumbered
- * already (another replica brought it first: it lives at its new UID,
- * which this comparison copies); otherwise this master never had it (it
- * came to an old master and never left), so the replica is asked for
- * it (PULL) and keeps it until this master has it under a new UID.
+ * means expunge it there, for the reason the tombstone keeps, and so
+ * does a copy this master renumbered already (another replica brought
+ * it first: it lives at its new UID, which this comparison copies), as
+ * renumbering, which the mass-delete guard does not count; otherwise
+ * this master never had it (it came to an old master and never left),
+ * so the replica is asked for it (PULL) and keeps it until this master
+ * has it under a new UID.
  */
 static void
 merge_replica_only(struct merge *m)
 {
-	uint8_t	 gone[GUID_LEN], b[MAILBOX_ID_LEN + 4 + GUID_LEN];
-	char	 hex[GUID_HEX_LEN + 1];
+	struct store	*st = m->s->srv->store;
+	uint8_t		 gone[GUID_LEN], b[MAILBOX_ID_LEN + 4 + GUID_LEN];
+	char		 hex[GUID_HEX_LEN + 1];
 
-	if ((store_tombstone_guid(m->s->srv->store, m->r->mb.uniqueid,
-	    m->e.uid, gone) == STORE_OK && memcmp(gone, m->e.guid,
-	    GUID_LEN) == 0) || store_was_renumbered(m->s->srv->store,
-	    m->r->mb.uniqueid, m->e.uid, m->e.guid)) {
+	if (store_tombstone_guid(st, m->r->mb.uniqueid, m->e.uid, gone) ==
+	    STORE_OK && memcmp(gone, m->e.guid, GUID_LEN) == 0) {
 		merge_action(m->r, RA_EXPUNGE, m->e.uid, m->e.guid);
+		m->r->act[m->r->nact - 1].reason = store_tombstone_reason(st,
+		    m->r->mb.uniqueid, m->e.uid);
+		return;
+	}
+	if (store_was_renumbered(st, m->r->mb.uniqueid, m->e.uid,
+	    m->e.guid)) {
+		merge_action(m->r, RA_EXPUNGE, m->e.uid, m->e.guid);
+		m->r->act[m->r->nact - 1].reason = REASON_RENUMBER;
 		return;
 	}
 	m->r->local_only++;
@@ -481,8 +492,7 @@ recon_message(struct session *s, struct chan *c, struct recon_action *a)
 	if (a->kind == RA_EXPUNGE) {
 		recon_record(c, REC_MESSAGE_EXPUNGE);
 		/* It relays the tombstone's delete, which says why. */
-		c->rec.reason = store_tombstone_reason(s->srv->store,
-		    r->mb.uniqueid, a->uid);
+		c->rec.reason = a->reason;
 		c->rec.uid = a->uid;
 		c->rec.has_guid = 1;
 		memcpy(c->rec.guid, a->guid, GUID_LEN);
@@ -525,7 +535,9 @@ recon_open_mailbox(struct session *s, struct recon *r)
 	r->after = 0;
 	r->more = 1;
 	r->nact = r->act_i = 0;
-	r->need_create = peer == NULL;
+	/* A new UIDVALIDITY (a restored master's) goes as a create too. */
+	r->need_create = peer == NULL || peer->uidvalidity !=
+	    r->mb.uidvalidity;
 	r->need_rename = peer != NULL && strcmp(peer->name, r->mb.name) != 0;
 	r->need_subscribe = peer != NULL && peer->subscribed !=
 	    (r->mb.subscribed != 0);

@@ -15,7 +15,8 @@ import threading
 import time
 
 from conftest import DOMAIN, run, run_ok
-from test_replication import lmtp_one, message, secret, status, wait_same
+from test_replication import (listing, lmtp_one, message, secret, status,
+                              wait_same)
 from test_hard_failover import converged, pair
 
 __all__ = ["secret"]
@@ -40,6 +41,11 @@ def subjects(node, box="INBOX"):
             uid = int(item[0].split(b"UID ")[1].split()[0])
             out[uid] = item[1].decode().split(":", 1)[1].strip()
     return out
+
+
+def uidvalidities(node):
+    """{(user, mailbox): UIDVALIDITY} of a node's store."""
+    return {(u, m): v for u, m, _, v, _, _ in listing(node.data)[1]}
 
 
 def check_clean(data):
@@ -125,6 +131,7 @@ def restored_master_scenario(server, secret, tmp_path, take_copy,
         deliver(a, "m%d" % i)
     wait_same(a, b)
     old_id = status(a.data)["node_id"]
+    old_uidv = uidvalidities(a)
     copy = take_copy(a)
     deliver(a, "m6")
     c = a.imap("alice")
@@ -144,6 +151,13 @@ def restored_master_scenario(server, secret, tmp_path, take_copy,
     deliver(a, "m7")
     b.start()
     converged(b, a)       # B holds the conflicts the expunges made
+    # Every mailbox of the restored master starts a new UID space, on
+    # both nodes: clients never see a UID reused under a known value.
+    new_uidv = uidvalidities(a)
+    assert new_uidv == uidvalidities(b)
+    assert sorted(new_uidv) == sorted(old_uidv)
+    assert all(new_uidv[k] != old_uidv[k] for k in old_uidv), (
+        old_uidv, new_uidv)
     inbox, archive = subjects(b), subjects(b, "Archive")
     assert sorted(inbox.values()) == ["m1", "m4", "m5", "m6", "m7"], inbox
     assert sorted(archive.values()) == ["m3"], archive
@@ -225,7 +239,9 @@ def test_restored_replica_takes_only_the_difference(server, secret,
         deliver(a, "s%d" % i)
     wait_same(a, b)
     b.stop()
+    old_uidv = uidvalidities(b)
     restore_into(tmp_path / "b.db", b.data)
+    assert uidvalidities(b) == old_uidv     # a replica's UIDs are its master's
     since = len(a.log_text())
     b.start()
     wait_same(a, b)
