@@ -384,7 +384,7 @@ store_incarnation(struct store *st, const char *dir, int renew,
 	    IDENTITY_FILE) >= sizeof(path))
 		return STORE_INVALID;
 	if ((have = marker_recorded(st, &rec)) < 0 ||
-	    (err = store_node_get(st, &me)) != STORE_OK)
+	    store_node_get(st, &me) != STORE_OK)
 		return STORE_IO;
 	if (have && !renew && (marker_stat(path, &now) < 0 ||
 	    now.ino != rec.ino || now.ctime_ns != rec.ctime_ns))
