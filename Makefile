@@ -113,7 +113,7 @@ ROUNDS ?= 50
 jepsen: build/asan/mailrepd
 	@seed=$(or $(SEED),$$(date +%s)); \
 	echo "make jepsen: SEED=$$seed ROUNDS=$(ROUNDS)"; \
-	JEPSEN_SEED=$$seed JEPSEN_ROUNDS=$(ROUNDS) JEPSEN_RESTORE_MASTERS=1 \
+	JEPSEN_SEED=$$seed JEPSEN_ROUNDS=$(ROUNDS) \
 	    MAILREPD=$(CURDIR)/build/asan/mailrepd $(PYTHON) -m pytest -q -s \
 	    -p no:cacheprovider test/integration/test_jepsen.py
 
