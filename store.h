@@ -652,6 +652,9 @@ enum rec_reason	store_tombstone_reason(struct store *, const uint8_t *uniqueid,
 /* The guid an expunged uid had (its tombstone), or STORE_NOTFOUND. */
 enum store_err	store_tombstone_guid(struct store *, const uint8_t *uniqueid,
 		    uint32_t uid, uint8_t guid[GUID_LEN]);
+/* Whether the mailbox holds the message guid, at any uid. */
+int		store_mailbox_holds(struct store *, const uint8_t *uniqueid,
+		    const uint8_t guid[GUID_LEN]);
 /* Whether this master renumbered the copy (mailbox, uid, guid) before. */
 int		store_was_renumbered(struct store *, const uint8_t *uniqueid,
 		    uint32_t uid, const uint8_t *guid);

@@ -1284,6 +1284,22 @@ store_tombstone_guid(struct store *st, const uint8_t *uniqueid, uint32_t uid,
 }
 
 int
+store_mailbox_holds(struct store *st, const uint8_t *uniqueid,
+    const uint8_t guid[GUID_LEN])
+{
+	sqlite3_stmt	*s;
+	int		 rc;
+
+	if ((s = stmt(st, S_MSG_GUID_HELD)) == NULL)
+		return 0;
+	sqlite3_bind_blob(s, 1, uniqueid, MAILBOX_ID_LEN, SQLITE_STATIC);
+	sqlite3_bind_blob(s, 2, guid, GUID_LEN, SQLITE_STATIC);
+	rc = sqlite3_step(s);
+	sqlite3_reset(s);
+	return rc == SQLITE_ROW;
+}
+
+int
 store_mailbox_was_deleted(struct store *st, const uint8_t *uniqueid)
 {
 	sqlite3_stmt	*s;

@@ -14,6 +14,7 @@
 #include "crypto.h"
 #include "log.h"
 #include "proto.h"
+#include "record.h"
 #include "settings.h"
 #include "spool.h"
 #include "store.h"
@@ -1100,9 +1101,10 @@ master_relocate(struct session *s, struct chan *c, const uint8_t *p,
 /*
  * EXPUNGED on the master: (mailbox, uid, guid, reason).  The replica
  * saw this very message at that uid and expunged it (store_repl.c,
- * uid_taken_before: the expunge wins), so ours is the older word and
- * goes too, saying why the replica's went; the record reaches every
- * replica like any other change and settles the one that asked.
+ * uid_taken_before: the expunge wins), or holds it at another UID it
+ * was renumbered to (relocate_ask), so ours is the older word and goes,
+ * saying why; the record reaches every replica like any other change
+ * and settles the one that asked.
  */
 void
 master_expunged(struct session *s, struct chan *c, const uint8_t *p,
@@ -1140,8 +1142,8 @@ master_expunged(struct session *s, struct chan *c, const uint8_t *p,
 	err = store_message_expunge(st, mb.id, uid);
 	(void)store_set_reason(st, was);
 	log_warn("sync.expunged", "name=%s mailbox=%s uid=%u guid=%s "
-	    "result=%s msg=\"expunged on the replica after this copy was "
-	    "made: the expunge wins\"", log_quote(c->name),
+	    "result=%s msg=\"expunged or renumbered on the replica since "
+	    "this copy was made: the copy here goes\"", log_quote(c->name),
 	    log_quote(mb.name), uid, hex, store_strerror(err));
 }
 
@@ -1174,10 +1176,18 @@ replica_pull(struct session *s, struct chan *c, const uint8_t *p, size_t n)
 		conflict_notify(s, &k);
 }
 
+static void	expunged_send(struct session *, const struct store_conflict *,
+		    enum rec_reason);
+
 /*
  * Conflict k is the master's message at a uid used here for another
  * (APPLY_REUSED): asks the master to move it above our UIDNEXT.  The
  * conflict stays open until the record that expunges it there arrives.
+ * When this mailbox holds that very message at another UID already (it
+ * was renumbered here after the master's copy was made, a master
+ * restored from an older copy, say), moving the master's up would make
+ * it twice: the master's goes instead, as renumbering, and ours (which
+ * the master lacks at its uid) reaches it by the usual PULL.
  */
 static void
 relocate_ask(struct session *s, const struct store_conflict *k)
@@ -1192,6 +1202,10 @@ relocate_ask(struct session *s, const struct store_conflict *k)
 		    CONFLICT_RESOLVED);
 		return;
 	}
+	if (store_mailbox_holds(s->srv->store, k->mailbox, k->master_guid)) {
+		expunged_send(s, k, REASON_RENUMBER);
+		return;
+	}
 	memcpy(b, k->mailbox, MAILBOX_ID_LEN);
 	put32(b + MAILBOX_ID_LEN, k->uid);
 	memcpy(b + MAILBOX_ID_LEN + 4, k->master_guid, GUID_LEN);
@@ -1203,24 +1217,36 @@ relocate_ask(struct session *s, const struct store_conflict *k)
 }
 
 /*
- * Conflict k is the master's message that was expunged here
- * (APPLY_EXPUNGED): asks the master to expunge it too, with the reason
- * our tombstone keeps.  The conflict stays open until the record that
- * expunges it there arrives.
+ * Asks the master to expunge its message of conflict k (the master's
+ * guid at k's uid), saying why.  The conflict stays open until the
+ * record that expunges it there arrives.
  */
 static void
-expunged_tell(struct session *s, const struct store_conflict *k)
+expunged_send(struct session *s, const struct store_conflict *k,
+    enum rec_reason reason)
 {
 	uint8_t	 b[MAILBOX_ID_LEN + 4 + GUID_LEN + 1];
 
 	memcpy(b, k->mailbox, MAILBOX_ID_LEN);
 	put32(b + MAILBOX_ID_LEN, k->uid);
 	memcpy(b + MAILBOX_ID_LEN + 4, k->master_guid, GUID_LEN);
-	b[sizeof(b) - 1] = (uint8_t)store_tombstone_reason(s->srv->store,
-	    k->mailbox, k->uid);
+	b[sizeof(b) - 1] = (uint8_t)reason;
 	chan_send(s, SF_EXPUNGED, b, sizeof(b));
-	log_info("sync.expunged.tell", "mailbox=%s uid=%u conflict=%lld",
-	    log_quote(k->mailbox_name), k->uid, (long long)k->id);
+	log_info("sync.expunged.tell", "mailbox=%s uid=%u conflict=%lld "
+	    "reason=%s", log_quote(k->mailbox_name), k->uid,
+	    (long long)k->id, rec_reason_name(reason));
+}
+
+/*
+ * Conflict k is the master's message that was expunged here
+ * (APPLY_EXPUNGED): the master expunges it too, for the reason our
+ * tombstone keeps.
+ */
+static void
+expunged_tell(struct session *s, const struct store_conflict *k)
+{
+	expunged_send(s, k, store_tombstone_reason(s->srv->store, k->mailbox,
+	    k->uid));
 }
 
 /* Conflicts the master settles by a request rather than a copy. */
