@@ -118,7 +118,13 @@ copy_database(sqlite3 *src, const char *tmp, store_backup_progress *cb,
 		goto fail;
 	}
 	(void)sqlite3_exec(src, "COMMIT", NULL, NULL, NULL);
-	/* Its WAL goes into the file at close: one file to keep. */
+	/*
+	 * One self-contained file, readable from read-only media: out of
+	 * WAL mode (store_open() puts a restored store back in it).
+	 */
+	if ((rc = sqlite3_exec(dst, "PRAGMA journal_mode = DELETE", NULL,
+	    NULL, NULL)) != SQLITE_OK)
+		goto fail;
 	if ((rc = sqlite3_close(dst)) != SQLITE_OK) {
 		dst = NULL;
 		goto fail;
