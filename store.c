@@ -398,7 +398,7 @@ static const char schema_v9[] =
  */
 static const char schema_v10[] =
 	"ALTER TABLE node ADD COLUMN marker_ino INTEGER;"
-	"ALTER TABLE node ADD COLUMN marker_ctime INTEGER;";
+	"ALTER TABLE node ADD COLUMN marker_time INTEGER;";
 
 static const char *const migrations[SCHEMA_VERSION] = {
 	schema_v1,
@@ -677,10 +677,10 @@ static const char *const stmt_sql[NSTMT] = {
 	    "mailbox WHERE id = ?2 AND uniqueid = ?3 AND uidvalidity = ?4 AND "
 	    "name = ?5 AND user_id = user.id) FROM user WHERE name = ?1",
 	/* The identity marker and new incarnations (store_restore.c). */
-	[S_NODE_MARKER_GET] = "SELECT marker_ino, marker_ctime FROM node",
+	[S_NODE_MARKER_GET] = "SELECT marker_ino, marker_time FROM node",
 	[S_NODE_MARKER_SET] = "UPDATE node SET marker_ino = ?1, "
-	    "marker_ctime = ?2",
-	[S_NODE_RENEW] = "UPDATE node SET marker_ino = ?1, marker_ctime = ?2, "
+	    "marker_time = ?2",
+	[S_NODE_RENEW] = "UPDATE node SET marker_ino = ?1, marker_time = ?2, "
 	    "node_id = ?3, epoch = ?4",
 	[S_REPLICA_RESET] = "UPDATE replica SET acked = 0, connected = 0, "
 	    "reconciling = 1",

@@ -210,13 +210,14 @@ store_restore_file(const char *from, const char *dir)
  * copy cannot copy is the physical file.  So the node keeps a small file,
  * IDENTITY_FILE, beside the database, written once per incarnation and
  * never again, and records in its node row that file's inode number and
- * change time (ctime, in nanoseconds).  Any copy -- cp, rsync -a,
- * tar, a file-level backup tool, `mailrepd backup` (which leaves the
- * marker out) -- makes a new inode with a ctime of the moment it was
- * made: no user-space tool can set ctime, and preserving modes and
- * times (cp -p) keeps mtime, not ctime.  So at start, a marker that is
- * missing or whose (inode, ctime) differ from the node row's means this
- * store is a copy: it takes a new incarnation.
+ * birth time (or change time, ctime, where the file system keeps no
+ * birth time; in nanoseconds).  Any copy -- cp, rsync -a, tar, a
+ * file-level backup tool, `mailrepd backup` (which leaves the marker
+ * out) -- makes a new inode born at the moment it was made: no
+ * user-space tool can set a birth time or a ctime, and preserving
+ * modes and times (cp -p) keeps mtime only.  So at start, a marker that
+ * is missing or whose (inode, time) differ from the node row's means
+ * this store is a copy: it takes a new incarnation.
  *
  * It cannot misfire on a normal start: a start that finds the marker
  * genuine writes nothing, so a restart, kill -9 or a power cut cannot
@@ -228,28 +229,35 @@ store_restore_file(const char *from, const char *dir)
  * the new marker: the next start makes another new incarnation, which it
  * was going to do anyway; a crash after it leaves both durable and in
  * step.  What it cannot see: a whole file system rolled back to a
- * snapshot keeps inode and ctime (the replicas' log-hash check still
- * sees the log diverge there); and changing the marker's owner or mode
- * counts as a copy (harmless: a new incarnation costs one full
- * comparison with each replica).
+ * snapshot keeps inode and times (the replicas' log-hash check still
+ * sees the log diverge there).  Where only ctime is kept, changing the
+ * marker's owner or mode counts as a copy (harmless but not free: one
+ * full comparison with each replica, and on a master new UIDVALIDITYs).
  */
 
-/* The marker's identity: its inode and its ctime in nanoseconds. */
+/*
+ * The marker's identity: its inode and its birth time in nanoseconds,
+ * or its ctime where the file system keeps no birth time.  A birth time
+ * is as impossible to copy as a ctime and, unlike it, survives a chown
+ * or chmod of the data directory (which packages and operators do).
+ */
 struct marker {
 	int64_t	 ino;
-	int64_t	 ctime_ns;
+	int64_t	 time_ns;
 };
 
 static int
 marker_stat(const char *path, struct marker *m)
 {
-	struct stat	 sb;
+	struct statx			 sx;
+	const struct statx_timestamp	*t;
 
-	if (stat(path, &sb) < 0)
+	if (statx(AT_FDCWD, path, 0, STATX_INO | STATX_CTIME | STATX_BTIME,
+	    &sx) < 0)
 		return -1;
-	m->ino = (int64_t)sb.st_ino;
-	m->ctime_ns = (int64_t)sb.st_ctim.tv_sec * 1000000000 +
-	    sb.st_ctim.tv_nsec;
+	t = (sx.stx_mask & STATX_BTIME) ? &sx.stx_btime : &sx.stx_ctime;
+	m->ino = (int64_t)sx.stx_ino;
+	m->time_ns = (int64_t)t->tv_sec * 1000000000 + t->tv_nsec;
 	return 0;
 }
 
@@ -295,7 +303,7 @@ marker_recorded(struct store *st, struct marker *m)
 		return -1;
 	have = sqlite3_column_type(s, 0) != SQLITE_NULL;
 	m->ino = sqlite3_column_int64(s, 0);
-	m->ctime_ns = sqlite3_column_int64(s, 1);
+	m->time_ns = sqlite3_column_int64(s, 1);
 	sqlite3_reset(s);
 	return have;
 }
@@ -359,7 +367,7 @@ incarnation_commit(struct store *st, const uint8_t node_id[NODE_ID_LEN],
 	if ((s = stmt(st, renew ? S_NODE_RENEW : S_NODE_MARKER_SET)) == NULL)
 		return op_end(st, STORE_IO);
 	sqlite3_bind_int64(s, 1, m->ino);
-	sqlite3_bind_int64(s, 2, m->ctime_ns);
+	sqlite3_bind_int64(s, 2, m->time_ns);
 	if (renew) {
 		sqlite3_bind_blob(s, 3, node_id, NODE_ID_LEN, SQLITE_STATIC);
 		sqlite3_bind_blob(s, 4, epoch, EPOCH_LEN, SQLITE_STATIC);
@@ -393,7 +401,7 @@ store_incarnation(struct store *st, const char *dir, int renew,
 	    store_node_get(st, &me) != STORE_OK)
 		return STORE_IO;
 	if (have && !renew && (marker_stat(path, &now) < 0 ||
-	    now.ino != rec.ino || now.ctime_ns != rec.ctime_ns))
+	    now.ino != rec.ino || now.time_ns != rec.time_ns))
 		renew = 1;		/* a copy */
 	else if (have && !renew)
 		return STORE_OK;	/* the very store: nothing to write */
