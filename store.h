@@ -652,6 +652,13 @@ enum rec_reason	store_tombstone_reason(struct store *, const uint8_t *uniqueid,
 /* The guid an expunged uid had (its tombstone), or STORE_NOTFOUND. */
 enum store_err	store_tombstone_guid(struct store *, const uint8_t *uniqueid,
 		    uint32_t uid, uint8_t guid[GUID_LEN]);
+/*
+ * Logs again the expunge of (mailbox, uid, guid) that this node's
+ * tombstone keeps, with its reason, so that a replica still waiting for
+ * it settles; STORE_NOTFOUND when no such tombstone.  A mutation.
+ */
+enum store_err	store_expunge_relog(struct store *, const uint8_t *uniqueid,
+		    uint32_t uid, const uint8_t guid[GUID_LEN]);
 /* Whether the mailbox holds the message guid, at any uid. */
 int		store_mailbox_holds(struct store *, const uint8_t *uniqueid,
 		    const uint8_t guid[GUID_LEN]);

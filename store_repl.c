@@ -168,8 +168,16 @@ store_node_promote(struct store *st)
 	sqlite3_bind_blob(s, 1, epoch, sizeof(epoch), SQLITE_STATIC);
 	rc = sqlite3_step(s);
 	sqlite3_finalize(s);
-	return op_end(st, rc == SQLITE_DONE ? STORE_OK :
-	    db_error(st, rc, "node promote"));
+	if (rc != SQLITE_DONE)
+		return op_end(st, db_error(st, rc, "node promote"));
+	/*
+	 * A "message.expunged" conflict asks a master to drop a copy this
+	 * node refused and never held again: a master has no one to ask,
+	 * and its store is already as the conflict wants.
+	 */
+	if ((s = stmt(st, S_CONFLICT_EXPUNGED_DONE)) == NULL)
+		return op_end(st, STORE_IO);
+	return op_end(st, step_done(st, s, "conflicts settled"));
 }
 
 enum store_err
@@ -1281,6 +1289,31 @@ store_tombstone_guid(struct store *st, const uint8_t *uniqueid, uint32_t uid,
 	err = column_id(s, 0, guid, GUID_LEN) ? STORE_OK : STORE_NOTFOUND;
 	sqlite3_reset(s);
 	return err;
+}
+
+enum store_err
+store_expunge_relog(struct store *st, const uint8_t *uniqueid, uint32_t uid,
+    const uint8_t guid[GUID_LEN])
+{
+	struct replog_rec	 r = { .type = REC_MESSAGE_EXPUNGE };
+	uint8_t			 gone[GUID_LEN];
+	enum rec_reason		 was;
+	enum store_err		 err;
+
+	if ((err = store_tombstone_guid(st, uniqueid, uid, gone)) !=
+	    STORE_OK)
+		return err;
+	if (memcmp(gone, guid, GUID_LEN) != 0)
+		return STORE_NOTFOUND;
+	if ((err = op_begin(st)) != STORE_OK)
+		return err;
+	r.mailbox = uniqueid;
+	r.uid = uid;
+	r.guid = guid;
+	was = store_set_reason(st, store_tombstone_reason(st, uniqueid, uid));
+	err = replog_append(st, &r);
+	(void)store_set_reason(st, was);
+	return op_end(st, err);
 }
 
 int

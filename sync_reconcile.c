@@ -1134,10 +1134,17 @@ master_expunged(struct session *s, struct chan *c, const uint8_t *p,
 		    log_quote(c->name), uid, hex);
 		return;
 	}
-	if (store_mailbox_by_uniqueid(st, p, &mb, NULL) != STORE_OK ||
-	    store_message_get(st, mb.id, uid, &m) != STORE_OK ||
-	    memcmp(m.guid, p + MAILBOX_ID_LEN + 4, GUID_LEN) != 0)
-		return;		/* gone or moved since: the log says so */
+	if (store_mailbox_by_uniqueid(st, p, &mb, NULL) != STORE_OK)
+		return;
+	if (store_message_get(st, mb.id, uid, &m) != STORE_OK ||
+	    memcmp(m.guid, p + MAILBOX_ID_LEN + 4, GUID_LEN) != 0) {
+		/*
+		 * Gone here already: its expunge, logged again, settles the
+		 * replica (which may have compared after that record).
+		 */
+		(void)store_expunge_relog(st, p, uid, p + MAILBOX_ID_LEN + 4);
+		return;
+	}
 	was = store_set_reason(st, (enum rec_reason)p[n - 1]);
 	err = store_message_expunge(st, mb.id, uid);
 	(void)store_set_reason(st, was);
