@@ -26,15 +26,16 @@ STATIC	?= 1
 PYTHON	?= /usr/bin/python3
 
 # Every module; mailrepd.c alone holds main(), so unit tests link the rest.
-MODULES	= settings.c log.c buf.c crypto.c auth.c store.c store_blob.c mime.c mime_text.c spool.c net.c proto.c \
+MODULES	= settings.c log.c buf.c crypto.c auth.c store.c store_blob.c store_restore.c mime.c mime_text.c spool.c net.c proto.c \
 	  lmtp.c admin.c mailio.c imap_parse.c imap.c imap_mailbox.c \
 	  imap_message.c imap_list.c imap_fetch.c imap_search.c imap_esearch.c \
 	  imap_qresync.c \
 	  tls.c transport.c penalty.c sync.c sync_chan.c sync_master.c sync_replica.c \
 	  sync_reconcile.c sync_status.c control.c store_repl.c store_purge.c guard.c \
 	  record.c json.c utf8.c daemon.c
-# The command-line tools (dev, messages, wait, conflicts, quarantine); only main() calls them.
-TOOLS	= dev.c messages.c conflicts.c quarantine.c
+# The command-line tools (dev, messages, wait, conflicts, quarantine, backup,
+# restore); only main() calls them.
+TOOLS	= dev.c messages.c conflicts.c quarantine.c backup.c
 SRCS	= mailrepd.c $(TOOLS) $(MODULES)
 HDRS	= $(wildcard *.h)
 
@@ -137,7 +138,7 @@ ROUNDS ?= 50
 jepsen: build/asan/mailrepd
 	@seed=$(or $(SEED),$$(date +%s)); \
 	echo "make jepsen: SEED=$$seed ROUNDS=$(ROUNDS)"; \
-	JEPSEN_SEED=$$seed JEPSEN_ROUNDS=$(ROUNDS) JEPSEN_RESTORE_MASTERS=1 \
+	JEPSEN_SEED=$$seed JEPSEN_ROUNDS=$(ROUNDS) \
 	    MAILREPD=$(CURDIR)/build/asan/mailrepd $(PYTHON) -m pytest -q -s \
 	    -p no:cacheprovider test/integration/test_jepsen.py
 

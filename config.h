@@ -85,7 +85,7 @@
 #define STORE_RETRY_MS		10	/* the server looks again for the lock */
 #define STORE_MAX_KEYWORDS	4096	/* bytes of keywords on a message */
 #define STORE_GC_BATCH		256	/* unused blobs looked up at once */
-#define SCHEMA_VERSION		11	/* bump with a migration in store.c */
+#define SCHEMA_VERSION		12	/* bump with a migration in store.c */
 /*
  * Growth (store_purge.c): tombstones and renumbered copies go once every
  * known replica has them and they are older than --tombstone-retention;
@@ -104,6 +104,9 @@
  */
 #define STORE_WAL_LIMIT		(16 * 1024 * 1024) /* bytes */
 #define STORE_WAL_CHECK_INTERVAL 10	/* seconds between WAL size checks */
+#define BACKUP_STEP_PAGES	256	/* pages `mailrepd backup` copies per step */
+#define BACKUP_STEP_PAUSE_MS	2	/* its pause between steps */
+#define IDENTITY_FILE		"identity" /* the marker beside the database */
 
 /* LMTP */
 #define LMTP_MAX_LINE		2048	/* command line, CRLF included */

@@ -20,9 +20,11 @@
 
 #include "admin.h"
 #include "auth.h"
+#include "backup.h"
 #include "config.h"
 #include "conflicts.h"
 #include "control.h"
+#include "crypto.h"
 #include "daemon.h"
 #include "dev.h"
 #include "imap.h"
@@ -565,6 +567,34 @@ event_loop(struct server *srv, struct listener *ls, int nls,
 	free(owner);
 }
 
+/*
+ * A store that is a copy of another (a raw copy of the data directory,
+ * or anything without its identity marker) starts as a new incarnation:
+ * logged, so that an operator knows why its replicas reconcile.
+ */
+static int
+serve_incarnation(struct store *st, const char *dir)
+{
+	struct store_node	 me;
+	char			 id[NODE_ID_LEN * 2 + 1];
+	int			 renewed;
+
+	if (store_incarnation(st, dir, 0, &renewed) != STORE_OK ||
+	    store_node_get(st, &me) != STORE_OK) {
+		fprintf(stderr, "mailrepd: cannot check the identity of the "
+		    "store in '%s'\n", dir);
+		return -1;
+	}
+	if (renewed) {
+		crypto_hex(me.node_id, NODE_ID_LEN, id);
+		log_warn("store.copy", "data=%s node=%s role=%s msg=\"this "
+		    "store is a copy (its identity marker is missing or "
+		    "another file): new node id and epoch; its replicas "
+		    "compare with it in full\"", log_quote(dir), id, me.role);
+	}
+	return 0;
+}
+
 static void
 serve_usage(FILE *f)
 {
@@ -641,6 +671,10 @@ cmd_serve(int argc, char **argv, int first, int dev_mode)
 		    "store in '%s'\n", set.data_dir);
 		close_listeners(ls, nls);
 		goto out2;
+	}
+	if (serve_incarnation(srv.store, set.data_dir) < 0) {
+		close_listeners(ls, nls);
+		goto out;
 	}
 	if (dev != NULL && dev_store(dev, srv.store) < 0) {
 		close_listeners(ls, nls);
@@ -735,6 +769,9 @@ static const struct {
 	{ "wait", messages_wait, "wait until N messages have arrived" },
 	{ "user", admin_user, "add, del, passwd, list users" },
 	{ "check", admin_check, "check the store and every message's GUID" },
+	{ "backup", backup_main, "copy the store, also while it runs" },
+	{ "restore", restore_main, "make a backup a store again, as a new "
+	    "incarnation" },
 	{ "import", mailio_import, "import a Maildir or an mbox file" },
 	{ "export", mailio_export, "export mailboxes as Maildir" },
 	{ "status", sync_status, "replication status: role, log, replicas" },

@@ -205,7 +205,7 @@ rec_apply(struct store *st, const struct store_replog_rec *r,
 	err = kind->apply(st, r, body, &what, local);
 	(void)store_set_reason(st, was);
 	if (err != STORE_OK || (what != APPLY_CONFLICT &&
-	    what != APPLY_REUSED))
+	    what != APPLY_REUSED && what != APPLY_EXPUNGED))
 		return err;
 	if (what == APPLY_CONFLICT && !kind->conflicts) {
 		log_warn("sync.apply.skipped", "seq=%lld type=%s msg=\"local "
@@ -222,9 +222,14 @@ rec_apply(struct store *st, const struct store_replog_rec *r,
 	k->uid = r->uid;
 	memcpy(k->local_guid, local, GUID_LEN);
 	memcpy(k->master_guid, r->guid, GUID_LEN);
-	/* A UID this node used for another message: a conflict of its own. */
+	/*
+	 * A UID this node used for another message, or this message that
+	 * was expunged here: a conflict of its own, which the master
+	 * settles (sync_reconcile.c).
+	 */
 	snprintf(k->op, sizeof(k->op), "%s", what == APPLY_REUSED ?
-	    "message.reused" : kind->name);
+	    "message.reused" : what == APPLY_EXPUNGED ? "message.expunged" :
+	    kind->name);
 	k->master_seq = r->seq;
 	*conflict = 1;
 	return STORE_OK;

@@ -45,7 +45,6 @@
 #include "utf8.h"
 
 
-#define DB_FILE		"mailrepd.db"
 /*
  * The log position a tombstone waits for (schema_v10): the next record's,
  * the one that says so when the tombstone is written before it, or one
@@ -442,6 +441,14 @@ static const char schema_v11[] =
 	"  UPDATE mailbox SET nmessages = nmessages - 1 "
 	"  WHERE id = OLD.mailbox_id; END;";
 
+/*
+ * Version 12: the node row records its identity marker (store_restore.c),
+ * so that a copy of the store is known for one at start.
+ */
+static const char schema_v12[] =
+	"ALTER TABLE node ADD COLUMN marker_ino INTEGER;"
+	"ALTER TABLE node ADD COLUMN marker_time INTEGER;";
+
 static const char *const migrations[SCHEMA_VERSION] = {
 	schema_v1,
 	schema_v2,
@@ -454,6 +461,7 @@ static const char *const migrations[SCHEMA_VERSION] = {
 	schema_v9,
 	schema_v10,
 	schema_v11,
+	schema_v12,
 };
 
 static const char *const stmt_sql[NSTMT] = {
@@ -664,7 +672,7 @@ static const char *const stmt_sql[NSTMT] = {
 	/* The master's message left the UID it could not take here. */
 	[S_CONFLICT_REUSED_DONE] = "UPDATE conflict SET resolved = 1 WHERE "
 	    "mailbox = ?1 AND uid = ?2 AND master_guid = ?3 AND "
-	    "op = 'message.reused' AND resolved != 1",
+	    "op IN ('message.reused', 'message.expunged') AND resolved != 1",
 	[S_MBOX_GONE_CLEAR] = "DELETE FROM mailbox_gone WHERE uniqueid = ?1",
 	/* A mailbox made again under its identity: past its old UIDs. */
 	[S_MBOX_UIDNEXT_TOMBS] = "UPDATE mailbox SET uidnext = max(uidnext, "
@@ -721,6 +729,22 @@ static const char *const stmt_sql[NSTMT] = {
 	[S_SESSION_CHECK] = "SELECT id, password, EXISTS (SELECT 1 FROM "
 	    "mailbox WHERE id = ?2 AND uniqueid = ?3 AND uidvalidity = ?4 AND "
 	    "name = ?5 AND user_id = user.id) FROM user WHERE name = ?1",
+	/* The identity marker and new incarnations (store_restore.c). */
+	[S_NODE_MARKER_GET] = "SELECT marker_ino, marker_time FROM node",
+	[S_NODE_MARKER_SET] = "UPDATE node SET marker_ino = ?1, "
+	    "marker_time = ?2",
+	[S_NODE_RENEW] = "UPDATE node SET marker_ino = ?1, marker_time = ?2, "
+	    "node_id = ?3, epoch = ?4",
+	[S_REPLICA_RESET] = "UPDATE replica SET acked = 0, connected = 0, "
+	    "reconciling = 1",
+	[S_MBOX_REVALIDATE] = "UPDATE mailbox SET uidvalidity = ?1",
+	[S_MBOX_SET_UIDVALIDITY] = "UPDATE mailbox SET uidvalidity = ?2 "
+	    "WHERE uniqueid = ?1",
+	[S_CONFLICT_EXPUNGED_DONE] = "UPDATE conflict SET resolved = 1 "
+	    "WHERE op = 'message.expunged' AND resolved != 1",
+	[S_MSG_GUID_HELD] = "SELECT 1 FROM message m JOIN blob b ON "
+	    "b.id = m.blob_id JOIN mailbox mb ON mb.id = m.mailbox_id "
+	    "WHERE mb.uniqueid = ?1 AND b.guid = ?2 LIMIT 1",
 };
 
 
@@ -1396,7 +1420,7 @@ store_user_name_valid(const char *name)
 }
 
 /* Draws a UIDVALIDITY never used before on this node. */
-static enum store_err
+enum store_err
 next_uidvalidity(struct store *st, uint32_t *out)
 {
 	sqlite3_stmt	*s;

@@ -467,6 +467,34 @@ enum store_err	store_node_promote(struct store *);
  * writes included) rather than stream past them.  A mutation, not logged.
  */
 enum store_err	store_node_demote(struct store *, const char *upstream);
+/*
+ * --- Backup and restore (store_restore.c) ---
+ *
+ * store_backup copies the store in dir (the server may be running) to
+ * the file `to`, consistent as of one commit, in steps that never hold a
+ * lock the server waits on; cb (may be NULL) hears (pages copied, pages
+ * in all) after each step.  The file is synced and then renamed into
+ * place.  STORE_NOTFOUND when dir holds no store.
+ */
+typedef void	store_backup_progress(void *arg, int done, int total);
+enum store_err	store_backup(const char *dir, const char *to,
+		    store_backup_progress *cb, void *arg);
+/*
+ * Installs the backup file `from` as the store of dir (created if
+ * missing): STORE_EXISTS when dir holds a store (or its WAL) already,
+ * STORE_NOTFOUND when from is no database.  The caller then opens it
+ * and gives it a new incarnation (store_incarnation with renew).
+ */
+enum store_err	store_restore_file(const char *from, const char *dir);
+/*
+ * Checks the store of dir (opened as st, no transaction open) against
+ * its identity marker at start.  A copy (the marker missing or another
+ * file), or renew, makes a new incarnation: a new node id and epoch,
+ * every known replica behind and reconciling; *renewed says so.  A new
+ * store, or one older than markers, only gets its marker.  Commits.
+ */
+enum store_err	store_incarnation(struct store *, const char *dir,
+		    int renew, int *renewed);
 /* Checkpoints the WAL into the database (at a clean exit). */
 enum store_err	store_checkpoint(struct store *);
 /*
@@ -492,6 +520,7 @@ enum store_apply {
 	APPLY_ABSENT,		/* nothing here to change */
 	APPLY_CONFLICT,		/* another message at that UID: untouched */
 	APPLY_REUSED,		/* that UID named another message here */
+	APPLY_EXPUNGED,		/* this very message was expunged here */
 };
 
 /*
@@ -520,6 +549,8 @@ enum store_err	store_apply_subscribe(struct store *, const uint8_t *uniqueid,
  * that never held this message here (ARCHITECTURE.md: a UID names one message
  * for ever) is left alone: APPLY_REUSED, local_guid the guid its
  * tombstone names (zeros when none); the master must move its message.
+ * The very message, expunged here (its tombstone names it), stays
+ * expunged: APPLY_EXPUNGED, and the master must expunge its copy.
  */
 enum store_err	store_apply_append(struct store *, const uint8_t *uniqueid,
 		    uint32_t uid, const uint8_t *guid, uint32_t flags,
@@ -635,6 +666,16 @@ enum rec_reason	store_tombstone_reason(struct store *, const uint8_t *uniqueid,
 /* The guid an expunged uid had (its tombstone), or STORE_NOTFOUND. */
 enum store_err	store_tombstone_guid(struct store *, const uint8_t *uniqueid,
 		    uint32_t uid, uint8_t guid[GUID_LEN]);
+/*
+ * Logs again the expunge of (mailbox, uid, guid) that this node's
+ * tombstone keeps, with its reason, so that a replica still waiting for
+ * it settles; STORE_NOTFOUND when no such tombstone.  A mutation.
+ */
+enum store_err	store_expunge_relog(struct store *, const uint8_t *uniqueid,
+		    uint32_t uid, const uint8_t guid[GUID_LEN]);
+/* Whether the mailbox holds the message guid, at any uid. */
+int		store_mailbox_holds(struct store *, const uint8_t *uniqueid,
+		    const uint8_t guid[GUID_LEN]);
 /* Whether this master renumbered the copy (mailbox, uid, guid) before. */
 int		store_was_renumbered(struct store *, const uint8_t *uniqueid,
 		    uint32_t uid, const uint8_t *guid);

@@ -10,6 +10,8 @@
 
 #include "store.h"
 
+#define DB_FILE		"mailrepd.db"	/* the store, in the data directory */
+
 #define nitems(a)	(sizeof(a) / sizeof((a)[0]))
 
 /* Every statement the store runs more than once, prepared once. */
@@ -111,6 +113,14 @@ enum stmt_id {
 	S_DATA_VERSION,
 	S_SESSION_CHECK,
 	S_MBOX_COUNT,
+	S_NODE_MARKER_GET,
+	S_NODE_MARKER_SET,
+	S_NODE_RENEW,
+	S_REPLICA_RESET,
+	S_MBOX_REVALIDATE,
+	S_MBOX_SET_UIDVALIDITY,
+	S_MSG_GUID_HELD,
+	S_CONFLICT_EXPUNGED_DONE,
 	NSTMT
 };
 
@@ -191,6 +201,8 @@ enum store_err	 replog_append(struct store *, const struct replog_rec *);
 void		 column_hash(sqlite3_stmt *, int, uint8_t out[LOG_HASH_LEN]);
 enum store_err	 user_lookup(struct store *, const char *name, int64_t *id,
 		    char *canon);
+/* Draws a UIDVALIDITY never used before on this node. */
+enum store_err	 next_uidvalidity(struct store *, uint32_t *);
 int		 mailbox_name_valid(const char *name);
 void		 mailbox_from_row(sqlite3_stmt *, struct store_mailbox *);
 enum store_err	 message_row(struct store *, int64_t mbox_id, uint32_t uid,

@@ -168,8 +168,16 @@ store_node_promote(struct store *st)
 	sqlite3_bind_blob(s, 1, epoch, sizeof(epoch), SQLITE_STATIC);
 	rc = sqlite3_step(s);
 	sqlite3_finalize(s);
-	return op_end(st, rc == SQLITE_DONE ? STORE_OK :
-	    db_error(st, rc, "node promote"));
+	if (rc != SQLITE_DONE)
+		return op_end(st, db_error(st, rc, "node promote"));
+	/*
+	 * A "message.expunged" conflict asks a master to drop a copy this
+	 * node refused and never held again: a master has no one to ask,
+	 * and its store is already as the conflict wants.
+	 */
+	if ((s = stmt(st, S_CONFLICT_EXPUNGED_DONE)) == NULL)
+		return op_end(st, STORE_IO);
+	return op_end(st, step_done(st, s, "conflicts settled"));
 }
 
 enum store_err
@@ -338,6 +346,41 @@ mailbox_remade(struct store *st, const uint8_t *uniqueid)
 	return step_done(st, s, "uidnext past tombstones");
 }
 
+/*
+ * The master's mailbox has another UIDVALIDITY than ours (it was
+ * restored from a copy and started a new UID space, store_restore.c):
+ * the master's word wins, and our own log says so for our replicas.
+ * Sessions bound to the old value end (they bind to uniqueid and
+ * UIDVALIDITY).  Inside the caller's savepoint.
+ */
+static enum store_err
+mailbox_revalidated(struct store *st, const struct store_mailbox *mb,
+    const char *owner, uint32_t uidvalidity)
+{
+	sqlite3_stmt		*s;
+	enum store_err		 err;
+	struct replog_rec	 r = { .type = REC_MAILBOX_CREATE };
+
+	if ((s = stmt(st, S_MBOX_SET_UIDVALIDITY)) == NULL)
+		return STORE_IO;
+	sqlite3_bind_blob(s, 1, mb->uniqueid, MAILBOX_ID_LEN, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 2, uidvalidity);
+	if ((err = step_done(st, s, "mailbox uidvalidity")) != STORE_OK)
+		return err;
+	if ((s = stmt(st, S_NODE_UIDV_MAX)) == NULL)
+		return STORE_IO;
+	sqlite3_bind_int64(s, 1, uidvalidity);
+	if ((err = step_done(st, s, "uidvalidity max")) != STORE_OK)
+		return err;
+	r.user = owner;
+	r.flags = mb->subscribed != 0;
+	r.mailbox = mb->uniqueid;
+	r.name = mb->name;
+	r.uid = uidvalidity;
+	r.value = mb->special_use;
+	return replog_append(st, &r);
+}
+
 enum store_err
 store_apply_mailbox_create(struct store *st, const char *user,
     const uint8_t *uniqueid, const char *name, uint32_t uidvalidity,
@@ -354,8 +397,13 @@ store_apply_mailbox_create(struct store *st, const char *user,
 		return STORE_INVALID;
 	if ((err = op_begin(st)) != STORE_OK)
 		return err;
-	if ((err = store_mailbox_by_uniqueid(st, uniqueid, &mb, NULL)) !=
-	    STORE_NOTFOUND) {
+	if ((err = store_mailbox_by_uniqueid(st, uniqueid, &mb, canon)) ==
+	    STORE_OK && mb.uidvalidity != uidvalidity) {
+		*what = APPLY_DONE;
+		return op_end(st, mailbox_revalidated(st, &mb, canon,
+		    uidvalidity));
+	}
+	if (err != STORE_NOTFOUND) {
 		*what = APPLY_SAME;
 		return op_end(st, err);
 	}
@@ -527,13 +575,6 @@ guid_check(struct store *st, int64_t mbox_id, uint32_t uid,
 }
 
 /*
- * The rule behind APPLY_REUSED (ARCHITECTURE.md: a UID names one message for
- * ever): the master's message (uid, guid), absent here, may take uid
- * only when uid is new here (at or past uidnext) or its tombstone names
- * this very message.  Otherwise *what becomes APPLY_REUSED and
- * local_guid the guid the tombstone names (zeros when none).
- */
-/*
  * Whether a record the mass-delete guard holds took uid for the message
  * guid (store_held_add() moved UIDNEXT past it): the UID is that
  * message's, as if it had been placed there.
@@ -555,6 +596,23 @@ uid_reserved(struct store *st, const uint8_t *uniqueid, uint32_t uid,
 	return rc == SQLITE_ROW;
 }
 
+/*
+ * The rule behind APPLY_REUSED (ARCHITECTURE.md: a UID names one message for
+ * ever): the master's message (uid, guid), absent here, may take uid
+ * only when uid is new here (at or past uidnext).  When a tombstone
+ * names another message, *what becomes APPLY_REUSED and local_guid the
+ * guid the tombstone names (zeros when none).
+ *
+ * When the tombstone names this very message, the expunge wins
+ * (APPLY_EXPUNGED): the master offers a message this node saw and
+ * removed, so the master's copy is the older word -- a master restored
+ * from a copy taken before the expunge (or MOVE), or an old master that
+ * never heard of an expunge made here while split off.  An expunge
+ * always follows the append it removes, so remove-wins is the order the
+ * clients saw; putting it back would show a client a message it
+ * expunged, and beside its moved copy, a duplicate.  The master is told
+ * to expunge its copy (sync_reconcile.c, SF_EXPUNGED).
+ */
 static enum store_err
 uid_taken_before(struct store *st, const uint8_t *uniqueid, uint32_t uid,
     const uint8_t *guid, enum store_apply *what,
@@ -574,12 +632,11 @@ uid_taken_before(struct store *st, const uint8_t *uniqueid, uint32_t uid,
 	err = store_tombstone_guid(st, uniqueid, uid, gone);
 	if (err != STORE_OK && err != STORE_NOTFOUND)
 		return err;
-	if (err == STORE_OK && memcmp(gone, guid, GUID_LEN) == 0)
-		return STORE_OK;	/* held it before under this uid */
 	if (err == STORE_NOTFOUND && uid_reserved(st, uniqueid, uid, guid))
 		return STORE_OK;	/* the guard kept it for this message */
 	memcpy(local_guid, gone, GUID_LEN);
-	*what = APPLY_REUSED;
+	*what = err == STORE_OK && memcmp(gone, guid, GUID_LEN) == 0 ?
+	    APPLY_EXPUNGED : APPLY_REUSED;
 	return STORE_OK;
 }
 
@@ -611,7 +668,7 @@ store_apply_append(struct store *st, const uint8_t *uniqueid, uint32_t uid,
 		return op_end(st, err);
 	if (*what == APPLY_ABSENT && ((err = uid_taken_before(st, uniqueid,
 	    uid, guid, what, local_guid)) != STORE_OK ||
-	    *what == APPLY_REUSED))
+	    *what == APPLY_REUSED || *what == APPLY_EXPUNGED))
 		return op_end(st, err);
 	if (*what == APPLY_SAME) {
 		/* Flags merge: the master's record is the newer word. */
@@ -1137,6 +1194,14 @@ relocate(struct store *st, const uint8_t *uniqueid, uint32_t uid,
 		err = message_insert(st, mbox, blob_id, guid, &a, new_uid);
 	if (err == STORE_OK)
 		err = renumbered_add(st, uniqueid, uid, guid, *new_uid);
+	/*
+	 * A conflict this node opened on that copy while it was a replica
+	 * (its master lacked it; then it was promoted before the answer
+	 * came) is over too: the copy left uid here.
+	 */
+	if (err == STORE_OK)
+		err = conflict_done(st, S_CONFLICT_RESOLVED, uniqueid, uid,
+		    guid);
 	return op_end(st, err);
 }
 
@@ -1224,6 +1289,47 @@ store_tombstone_guid(struct store *st, const uint8_t *uniqueid, uint32_t uid,
 	err = column_id(s, 0, guid, GUID_LEN) ? STORE_OK : STORE_NOTFOUND;
 	sqlite3_reset(s);
 	return err;
+}
+
+enum store_err
+store_expunge_relog(struct store *st, const uint8_t *uniqueid, uint32_t uid,
+    const uint8_t guid[GUID_LEN])
+{
+	struct replog_rec	 r = { .type = REC_MESSAGE_EXPUNGE };
+	uint8_t			 gone[GUID_LEN];
+	enum rec_reason		 was;
+	enum store_err		 err;
+
+	if ((err = store_tombstone_guid(st, uniqueid, uid, gone)) !=
+	    STORE_OK)
+		return err;
+	if (memcmp(gone, guid, GUID_LEN) != 0)
+		return STORE_NOTFOUND;
+	if ((err = op_begin(st)) != STORE_OK)
+		return err;
+	r.mailbox = uniqueid;
+	r.uid = uid;
+	r.guid = guid;
+	was = store_set_reason(st, store_tombstone_reason(st, uniqueid, uid));
+	err = replog_append(st, &r);
+	(void)store_set_reason(st, was);
+	return op_end(st, err);
+}
+
+int
+store_mailbox_holds(struct store *st, const uint8_t *uniqueid,
+    const uint8_t guid[GUID_LEN])
+{
+	sqlite3_stmt	*s;
+	int		 rc;
+
+	if ((s = stmt(st, S_MSG_GUID_HELD)) == NULL)
+		return 0;
+	sqlite3_bind_blob(s, 1, uniqueid, MAILBOX_ID_LEN, SQLITE_STATIC);
+	sqlite3_bind_blob(s, 2, guid, GUID_LEN, SQLITE_STATIC);
+	rc = sqlite3_step(s);
+	sqlite3_reset(s);
+	return rc == SQLITE_ROW;
 }
 
 int

@@ -53,9 +53,11 @@ struct server;
 #define SF_PUSH		'V'	/* replica: a message of mine, to renumber */
 #define SF_PUSH_DATA	'B'	/* replica: a chunk of its body */
 #define SF_RELOCATE	'O'	/* replica: your message cannot take this uid */
+#define SF_EXPUNGED	'G'	/* replica: your message was expunged here */
 
 #define SYNC_HDR_LEN	5
-#define SYNC_VERSION	3	/* 2: no log hashes nor reasons; 1: no TLS */
+#define SYNC_VERSION	4	/* 3: no EXPUNGED; 2: no log hashes nor
+				   reasons; 1: no TLS */
 #define SYNC_PSK_IDENTITY "mailrepd-repl-1"
 #define SYNC_PSK_INFO	"mailrepd replication TLS-PSK v1" /* HKDF info */
 

@@ -234,6 +234,9 @@ void		 master_push_data(struct session *, struct chan *,
 /* RELOCATE: a message of ours a replica cannot take at its uid. */
 void		 master_relocate(struct session *, struct chan *,
 		    const uint8_t *, size_t);
+/* EXPUNGED: a message of ours a replica saw and expunged. */
+void		 master_expunged(struct session *, struct chan *,
+		    const uint8_t *, size_t);
 
 /* sync_reconcile.c, replica side. */
 void		 replica_reconcile(struct session *, struct chan *,

@@ -432,6 +432,9 @@ master_input(struct session *s)
 		} else if ((c->state == CH_STREAM || c->state ==
 		    CH_RECONCILE) && type == SF_RELOCATE) {
 			master_relocate(s, c, p, n);
+		} else if ((c->state == CH_STREAM || c->state ==
+		    CH_RECONCILE) && type == SF_EXPUNGED) {
+			master_expunged(s, c, p, n);
 		} else if (((c->state == CH_STREAM || c->state ==
 		    CH_RECONCILE) && type == SF_PING) ||
 		    (c->state == CH_RECONCILE && recon_input(s, c, type, p,

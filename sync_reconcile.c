@@ -14,6 +14,7 @@
 #include "crypto.h"
 #include "log.h"
 #include "proto.h"
+#include "record.h"
 #include "settings.h"
 #include "spool.h"
 #include "store.h"
@@ -67,6 +68,7 @@ struct recon_action {
 	uint32_t	 uid;
 	int		 kind;
 	uint8_t		 guid[GUID_LEN];	/* RA_EXPUNGE: the tombstone's */
+	enum rec_reason	 reason;		/* RA_EXPUNGE: why it went */
 };
 #define RA_APPEND	1	/* the master's message (new there, or other) */
 #define RA_FLAGS	2	/* same message, other flags */
@@ -340,29 +342,39 @@ merge_action(struct recon *r, int kind, uint32_t uid, const uint8_t *guid)
 	a = &r->act[r->nact++];
 	a->kind = kind;
 	a->uid = uid;
+	a->reason = REASON_RECONCILE;
 	if (guid != NULL)
 		memcpy(a->guid, guid, GUID_LEN);
 }
 
 /*
  * A uid only the replica has: expunged here (the same guid's tombstone)
- * means expunge it there, and so does a copy this master renumbered
- * already (another replica brought it first: it lives at its new UID,
- * which this comparison copies); otherwise this master never had it (it
- * came to an old master and never left), so the replica is asked for
- * it (PULL) and keeps it until this master has it under a new UID.
+ * means expunge it there, for the reason the tombstone keeps, and so
+ * does a copy this master renumbered already (another replica brought
+ * it first: it lives at its new UID, which this comparison copies), as
+ * renumbering, which the mass-delete guard does not count; otherwise
+ * this master never had it (it came to an old master and never left),
+ * so the replica is asked for it (PULL) and keeps it until this master
+ * has it under a new UID.
  */
 static void
 merge_replica_only(struct merge *m)
 {
-	uint8_t	 gone[GUID_LEN], b[MAILBOX_ID_LEN + 4 + GUID_LEN];
-	char	 hex[GUID_HEX_LEN + 1];
+	struct store	*st = m->s->srv->store;
+	uint8_t		 gone[GUID_LEN], b[MAILBOX_ID_LEN + 4 + GUID_LEN];
+	char		 hex[GUID_HEX_LEN + 1];
 
-	if ((store_tombstone_guid(m->s->srv->store, m->r->mb.uniqueid,
-	    m->e.uid, gone) == STORE_OK && memcmp(gone, m->e.guid,
-	    GUID_LEN) == 0) || store_was_renumbered(m->s->srv->store,
-	    m->r->mb.uniqueid, m->e.uid, m->e.guid)) {
+	if (store_tombstone_guid(st, m->r->mb.uniqueid, m->e.uid, gone) ==
+	    STORE_OK && memcmp(gone, m->e.guid, GUID_LEN) == 0) {
 		merge_action(m->r, RA_EXPUNGE, m->e.uid, m->e.guid);
+		m->r->act[m->r->nact - 1].reason = store_tombstone_reason(st,
+		    m->r->mb.uniqueid, m->e.uid);
+		return;
+	}
+	if (store_was_renumbered(st, m->r->mb.uniqueid, m->e.uid,
+	    m->e.guid)) {
+		merge_action(m->r, RA_EXPUNGE, m->e.uid, m->e.guid);
+		m->r->act[m->r->nact - 1].reason = REASON_RENUMBER;
 		return;
 	}
 	m->r->local_only++;
@@ -481,8 +493,7 @@ recon_message(struct session *s, struct chan *c, struct recon_action *a)
 	if (a->kind == RA_EXPUNGE) {
 		recon_record(c, REC_MESSAGE_EXPUNGE);
 		/* It relays the tombstone's delete, which says why. */
-		c->rec.reason = store_tombstone_reason(s->srv->store,
-		    r->mb.uniqueid, a->uid);
+		c->rec.reason = a->reason;
 		c->rec.uid = a->uid;
 		c->rec.has_guid = 1;
 		memcpy(c->rec.guid, a->guid, GUID_LEN);
@@ -525,7 +536,9 @@ recon_open_mailbox(struct session *s, struct recon *r)
 	r->after = 0;
 	r->more = 1;
 	r->nact = r->act_i = 0;
-	r->need_create = peer == NULL;
+	/* A new UIDVALIDITY (a restored master's) goes as a create too. */
+	r->need_create = peer == NULL || peer->uidvalidity !=
+	    r->mb.uidvalidity;
 	r->need_rename = peer != NULL && strcmp(peer->name, r->mb.name) != 0;
 	r->need_subscribe = peer != NULL && peer->subscribed !=
 	    (r->mb.subscribed != 0);
@@ -1080,6 +1093,62 @@ master_relocate(struct session *s, struct chan *c, const uint8_t *p,
 }
 
 /*
+ * EXPUNGED on the master: (mailbox, uid, guid, reason).  The replica
+ * saw this very message at that uid and expunged it (store_repl.c,
+ * uid_taken_before: the expunge wins), or holds it at another UID it
+ * was renumbered to (relocate_ask), so ours is the older word and goes,
+ * saying why; the record reaches every replica like any other change
+ * and settles the one that asked.
+ */
+void
+master_expunged(struct session *s, struct chan *c, const uint8_t *p,
+    size_t n)
+{
+	struct store		*st = s->srv->store;
+	struct store_mailbox	 mb;
+	struct store_message	 m;
+	enum rec_reason		 was;
+	enum store_err		 err;
+	uint32_t		 uid;
+	char			 hex[GUID_HEX_LEN + 1];
+
+	if (n != MAILBOX_ID_LEN + 4 + GUID_LEN + 1 ||
+	    (uid = get32(p + MAILBOX_ID_LEN)) == 0 ||
+	    p[n - 1] >= REC_NREASONS) {
+		log_warn("sync.protocol", "peer=%s name=%s msg=\"bad "
+		    "EXPUNGED\"", s->peer, log_quote(c->name));
+		session_close(s);
+		return;
+	}
+	crypto_hex(p + MAILBOX_ID_LEN + 4, GUID_LEN, hex);
+	if (sync_is_replica()) {
+		/* A relay: its master decides, and its log brings it. */
+		log_warn("sync.expunged", "name=%s uid=%u guid=%s msg=\"this "
+		    "node is a replica; its master must expunge it\"",
+		    log_quote(c->name), uid, hex);
+		return;
+	}
+	if (store_mailbox_by_uniqueid(st, p, &mb, NULL) != STORE_OK)
+		return;
+	if (store_message_get(st, mb.id, uid, &m) != STORE_OK ||
+	    memcmp(m.guid, p + MAILBOX_ID_LEN + 4, GUID_LEN) != 0) {
+		/*
+		 * Gone here already: its expunge, logged again, settles the
+		 * replica (which may have compared after that record).
+		 */
+		(void)store_expunge_relog(st, p, uid, p + MAILBOX_ID_LEN + 4);
+		return;
+	}
+	was = store_set_reason(st, (enum rec_reason)p[n - 1]);
+	err = store_message_expunge(st, mb.id, uid);
+	(void)store_set_reason(st, was);
+	log_warn("sync.expunged", "name=%s mailbox=%s uid=%u guid=%s "
+	    "result=%s msg=\"expunged or renumbered on the replica since "
+	    "this copy was made: the copy here goes\"", log_quote(c->name),
+	    log_quote(mb.name), uid, hex, store_strerror(err));
+}
+
+/*
  * PULL on the replica: the master lacks our message at this uid.  It is
  * kept out of the master's numbering like a conflict copy (recorded,
  * alerted), and pushed under policy renumber.
@@ -1108,10 +1177,18 @@ replica_pull(struct session *s, struct chan *c, const uint8_t *p, size_t n)
 		conflict_notify(s, &k);
 }
 
+static void	expunged_send(struct session *, const struct store_conflict *,
+		    enum rec_reason);
+
 /*
  * Conflict k is the master's message at a uid used here for another
  * (APPLY_REUSED): asks the master to move it above our UIDNEXT.  The
  * conflict stays open until the record that expunges it there arrives.
+ * When this mailbox holds that very message at another UID already (it
+ * was renumbered here after the master's copy was made, a master
+ * restored from an older copy, say), moving the master's up would make
+ * it twice: the master's goes instead, as renumbering, and ours (which
+ * the master lacks at its uid) reaches it by the usual PULL.
  */
 static void
 relocate_ask(struct session *s, const struct store_conflict *k)
@@ -1126,6 +1203,10 @@ relocate_ask(struct session *s, const struct store_conflict *k)
 		    CONFLICT_RESOLVED);
 		return;
 	}
+	if (store_mailbox_holds(s->srv->store, k->mailbox, k->master_guid)) {
+		expunged_send(s, k, REASON_RENUMBER);
+		return;
+	}
 	memcpy(b, k->mailbox, MAILBOX_ID_LEN);
 	put32(b + MAILBOX_ID_LEN, k->uid);
 	memcpy(b + MAILBOX_ID_LEN + 4, k->master_guid, GUID_LEN);
@@ -1135,6 +1216,48 @@ relocate_ask(struct session *s, const struct store_conflict *k)
 	    "uidnext=%u", log_quote(mb.name), k->uid, (long long)k->id,
 	    mb.uidnext);
 }
+
+/*
+ * Asks the master to expunge its message of conflict k (the master's
+ * guid at k's uid), saying why.  The conflict stays open until the
+ * record that expunges it there arrives.
+ */
+static void
+expunged_send(struct session *s, const struct store_conflict *k,
+    enum rec_reason reason)
+{
+	uint8_t	 b[MAILBOX_ID_LEN + 4 + GUID_LEN + 1];
+
+	memcpy(b, k->mailbox, MAILBOX_ID_LEN);
+	put32(b + MAILBOX_ID_LEN, k->uid);
+	memcpy(b + MAILBOX_ID_LEN + 4, k->master_guid, GUID_LEN);
+	b[sizeof(b) - 1] = (uint8_t)reason;
+	chan_send(s, SF_EXPUNGED, b, sizeof(b));
+	log_info("sync.expunged.tell", "mailbox=%s uid=%u conflict=%lld "
+	    "reason=%s", log_quote(k->mailbox_name), k->uid,
+	    (long long)k->id, rec_reason_name(reason));
+}
+
+/*
+ * Conflict k is the master's message that was expunged here
+ * (APPLY_EXPUNGED): the master expunges it too, for the reason our
+ * tombstone keeps.
+ */
+static void
+expunged_tell(struct session *s, const struct store_conflict *k)
+{
+	expunged_send(s, k, store_tombstone_reason(s->srv->store, k->mailbox,
+	    k->uid));
+}
+
+/* Conflicts the master settles by a request rather than a copy. */
+static const struct {
+	const char	*op;
+	void		(*ask)(struct session *, const struct store_conflict *);
+} conflict_asks[] = {
+	{ "message.reused", relocate_ask },
+	{ "message.expunged", expunged_tell },
+};
 
 /* Opens conflict k's copy and sends its PUSH; 0, or -1 to skip it. */
 static int
@@ -1148,11 +1271,13 @@ push_start(struct session *s, struct chan *c, const struct store_conflict *k)
 				    2 + STORE_MAX_KEYWORDS + 8];
 	struct wr		 w = { out, 0, sizeof(out), 0 };
 	uint64_t		 size;
+	size_t			 i;
 
-	if (strcmp(k->op, "message.reused") == 0) {
-		relocate_ask(s, k);
-		return -1;
-	}
+	for (i = 0; i < sizeof(conflict_asks) / sizeof(*conflict_asks); i++)
+		if (strcmp(k->op, conflict_asks[i].op) == 0) {
+			conflict_asks[i].ask(s, k);
+			return -1;
+		}
 	if (store_mailbox_by_uniqueid(st, k->mailbox, &mb, user) !=
 	    STORE_OK || store_message_get(st, mb.id, k->uid, &m) !=
 	    STORE_OK || memcmp(m.guid, k->local_guid, GUID_LEN) != 0) {

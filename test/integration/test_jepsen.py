@@ -57,23 +57,17 @@ from test_replication import listing, secret
 
 __all__ = ["secret"]
 
-# make check: seed 20 restores a master from an old copy, 11 rejoins two
+# make check: seed 20 restores masters from old copies (round 5: two
+# replicas bring back what the restored master lacks), 11 rejoins two
 # replicas after a split, 15 fails over after a burst (each found a bug
 # of the first replication code within the rounds given after the colon).
 SEEDS = os.environ.get("JEPSEN_SEED",
-                       os.environ.get("JEPSEN_SEEDS", "20:2 11:3 15:2")).split()
+                       os.environ.get("JEPSEN_SEEDS", "20:6 11:3 15:2")).split()
 ROUNDS = int(os.environ.get("JEPSEN_ROUNDS", "0"))      # 0: as SEEDS say
 LIFE = int(os.environ.get("JEPSEN_LIFE", "10"))
 FIRST_LIFE = int(os.environ.get("JEPSEN_FIRST_LIFE", "0"))
 NODES = int(os.environ.get("JEPSEN_NODES", "0"))     # 0: the RNG picks
 KEEP_GOING = os.environ.get("JEPSEN_KEEP_GOING") == "1"
-# Restoring a master from a raw copy of its data directory and starting
-# it as master is a known open failure (an expunged message can come back
-# at its old UID; a later demote can leave a message twice): the restore
-# rule that fixes it (a raw copy takes a new identity, replicas'
-# tombstones win) is not built yet.  make check leaves that fault out so
-# that it checks what holds; make jepsen runs it (JEPSEN_RESTORE_MASTERS=1).
-RESTORE_MASTERS = os.environ.get("JEPSEN_RESTORE_MASTERS") == "1"
 VERBOSE = os.environ.get("JEPSEN_VERBOSE") == "1"   # print every history
 
 STEPS = (8, 14)             # steps per round
@@ -725,7 +719,7 @@ class Cluster:
             options.append((5, "start"))
         if up:
             options.append((1.5, "restart"))
-        if self.restorable():
+        if any(n.backups for n in self.nodes):
             options.append((1.5, "restore"))
         getattr(self, "fault_" + weighted(self.rng, options))()
 
@@ -864,18 +858,12 @@ class Cluster:
             return "master"
         return "replica of %s" % node.upstream.name
 
-    def restorable(self):
-        """(node, copy) pairs a restore may use: every copy, or with
-        RESTORE_MASTERS off only those taken while the node followed a
-        master."""
-        return [(n, b) for n in self.nodes for b in n.backups
-                if RESTORE_MASTERS or b.role != "master"]
-
     def fault_restore(self):
         """Restores a node from an older copy of its data directory.
         What only that node held is lost, and excused; the rest must
         come back."""
-        node, b = self.rng.choice(self.restorable())
+        node = self.rng.choice([n for n in self.nodes if n.backups])
+        b = self.rng.choice(node.backups)
         if node.state != "stopped":
             self.kill9(node, keep_copy=False)
         others = set()

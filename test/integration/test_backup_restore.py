@@ -1,0 +1,266 @@
+"""Backup and restore that replication understands.
+
+`mailrepd backup` copies a running store (consistent, in steps, while
+LMTP deliveries go on); `mailrepd restore` makes the copy a store again
+as a new incarnation of the node (new node id and epoch), and so does a
+raw copy of the data directory found at start.  A master restored from
+an older copy must not bring back on its replicas what they expunged or
+moved after the copy was made, nor let a UID name two messages; a
+replica restored from a backup follows its master again from where the
+copy stood, taking only what it lacks.
+"""
+import json
+import shutil
+import subprocess
+import threading
+import time
+
+from conftest import DOMAIN, run, run_ok
+from test_replication import (listing, lmtp_one, message, secret, status,
+                              wait_same)
+from test_hard_failover import converged, pair
+
+__all__ = ["secret"]
+
+
+def deliver(node, tag, size=0):
+    reply = lmtp_one(node.port, "alice@" + DOMAIN, message(tag, size))
+    assert reply[0].startswith("250"), reply
+
+
+def subjects(node, box="INBOX"):
+    """{uid: Subject} of alice's box, over IMAP."""
+    c = node.imap("alice")
+    typ, _ = c.select(box, readonly=True)
+    assert typ == "OK", box
+    typ, data = c.uid("FETCH", "1:*", "(UID BODY.PEEK[HEADER.FIELDS "
+                      "(SUBJECT)])")
+    c.logout()
+    out = {}
+    for item in data:
+        if isinstance(item, tuple):
+            uid = int(item[0].split(b"UID ")[1].split()[0])
+            out[uid] = item[1].decode().split(":", 1)[1].strip()
+    return out
+
+
+def uidvalidities(node):
+    """{(user, mailbox): UIDVALIDITY} of a node's store."""
+    return {(u, m): v for u, m, _, v, _, _ in listing(node.data)[1]}
+
+
+def check_clean(data):
+    p = run("check", "--data", data)
+    assert p.returncode == 0, p.stdout + p.stderr
+
+
+def backup(node, to):
+    p = run_ok("backup", "--data", node.data, "--to", to)
+    assert "pages" in p.stdout, p.stdout
+    return p
+
+
+def restore_into(copy, data):
+    """Puts the backup file in place of the stopped node's store."""
+    shutil.rmtree(data)
+    p = run_ok("restore", "--from", copy, "--data", data)
+    assert "new incarnation" in p.stdout, p.stdout
+
+
+def test_backup_while_delivering_holds_every_acknowledged(server, tmp_path):
+    """Deliveries go on during the backup (none fails: it holds no lock
+    the server waits on); every message acknowledged before it began is
+    in the copy, the copy passes check, and restore makes it a working
+    store."""
+    srv = server()
+    for i in range(40):                 # a few MiB: several steps
+        deliver(srv, "pre%d" % i, 100000)
+    acked_before = ["pre%d" % i for i in range(40)]
+    stop, during, errors = threading.Event(), [], []
+
+    def keep_delivering():
+        i = 0
+        while not stop.is_set():
+            try:
+                deliver(srv, "during%d" % i, 20000)
+                during.append(i)
+            except BaseException as e:  # reported below
+                errors.append(e)
+                return
+            i += 1
+
+    t = threading.Thread(target=keep_delivering)
+    t.start()
+    try:
+        time.sleep(0.2)
+        first = len(during)
+        p = backup(srv, tmp_path / "b.db")
+    finally:
+        stop.set()
+        t.join()
+    assert not errors, errors
+    assert "100%" in p.stdout, p.stdout
+    restored = tmp_path / "restored"
+    run_ok("restore", "--from", tmp_path / "b.db", "--data", restored)
+    check_clean(restored)
+    got = {m["subject"] for m in json.loads(run_ok(
+        "messages", "--json", "--user", "alice", "--data",
+        restored).stdout)}
+    for tag in acked_before + ["during%d" % i for i in during[:first]]:
+        assert tag in got, tag
+    # The restored store serves.
+    copy = server(users=(), data=restored)
+    deliver(copy, "after-restore")
+    # A second restore into a store is refused, the store left alone.
+    copy.stop()
+    p = run("restore", "--from", tmp_path / "b.db", "--data", restored)
+    assert p.returncode == 2 and "holds a store" in p.stderr, p.stderr
+    p = run("restore", "--from", __file__, "--data", tmp_path / "x")
+    assert p.returncode != 0
+
+
+def restored_master_scenario(server, secret, tmp_path, take_copy,
+                             put_back):
+    """A master's copy is taken (take_copy), then on the master: m2
+    expunged, m3 moved to Archive, m6 delivered, all replicated.  The
+    master is stopped, put back from the copy (put_back) and started as
+    master; it takes m7 (at the UID m6 had) before its replica returns.
+    Checks what the replica must keep, and returns (a, b)."""
+    a, b = pair(server, secret)
+    for i in range(1, 6):
+        deliver(a, "m%d" % i)
+    wait_same(a, b)
+    old_id = status(a.data)["node_id"]
+    old_uidv = uidvalidities(a)
+    copy = take_copy(a)
+    deliver(a, "m6")
+    c = a.imap("alice")
+    c.select("INBOX")
+    assert c.uid("STORE", "2", "+FLAGS", "(\\Deleted)")[0] == "OK"
+    assert c.expunge()[0] == "OK"
+    assert c.uid("MOVE", "3", "Archive")[0] == "OK"
+    c.logout()
+    wait_same(a, b)
+    seen_on_b = subjects(b)
+    assert sorted(seen_on_b.values()) == ["m1", "m4", "m5", "m6"]
+    b.stop()
+    a.stop()
+    put_back(a, copy)
+    a.start()
+    assert status(a.data)["node_id"] != old_id
+    deliver(a, "m7")
+    b.start()
+    converged(b, a)       # B holds the conflicts the expunges made
+    # Every mailbox of the restored master starts a new UID space, on
+    # both nodes: clients never see a UID reused under a known value.
+    new_uidv = uidvalidities(a)
+    assert new_uidv == uidvalidities(b)
+    assert sorted(new_uidv) == sorted(old_uidv)
+    assert all(new_uidv[k] != old_uidv[k] for k in old_uidv), (
+        old_uidv, new_uidv)
+    inbox, archive = subjects(b), subjects(b, "Archive")
+    assert sorted(inbox.values()) == ["m1", "m4", "m5", "m6", "m7"], inbox
+    assert sorted(archive.values()) == ["m3"], archive
+    # Every UID B showed before names the same message, or is gone.
+    for uid, subj in seen_on_b.items():
+        assert inbox.get(uid, subj) == subj, (uid, seen_on_b, inbox)
+    assert min(u for u, s in inbox.items() if s == "m7") > max(seen_on_b)
+    assert subjects(a) == inbox and subjects(a, "Archive") == archive
+    for node in (a, b):
+        check_clean(node.data)
+    # And B follows the restored master's log from now on.
+    deliver(a, "m8")
+    wait_same(a, b)
+    return a, b
+
+
+def test_restored_master_keeps_the_replicas_expunges_and_moves(
+        server, secret, tmp_path):
+    def take(a):
+        backup(a, tmp_path / "a.db")
+        return tmp_path / "a.db"
+
+    def put_back(a, copy):
+        restore_into(copy, a.data)
+
+    restored_master_scenario(server, secret, tmp_path, take, put_back)
+
+
+def test_raw_copy_of_a_master_is_detected_at_start(server, secret,
+                                                   tmp_path):
+    """A copy of the stopped master's data directory (cp -a, as an
+    operator's backup tool makes) is known for one at start and treated
+    as a restore."""
+    def take(a):
+        a.stop()
+        shutil.copytree(a.data, tmp_path / "raw", copy_function=shutil.copy2)
+        a.start()
+        return tmp_path / "raw"
+
+    def put_back(a, copy):
+        shutil.rmtree(a.data)
+        shutil.copytree(copy, a.data, copy_function=shutil.copy2)
+
+    a, b = restored_master_scenario(server, secret, tmp_path, take,
+                                    put_back)
+    assert "store.copy" in a.log_text()
+
+
+def test_restart_and_kill9_keep_the_identity(server):
+    """The marker never misfires on the same store: a restart, a kill -9,
+    a restart after a kill -9 and (where the file system keeps birth
+    times) a chmod of the marker keep node id and epoch."""
+    srv = server()
+    deliver(srv, "x")
+    before = status(srv.data)
+    marker = srv.data / "identity"
+    born = subprocess.run(["stat", "-c", "%W", marker], capture_output=True,
+                          text=True).stdout.strip()
+    for how in ("restart", "kill9", "restart", "chmod"):
+        if how == "kill9":
+            srv.kill9()
+        else:
+            srv.stop()
+        if how == "chmod":
+            if born in ("", "0"):
+                continue    # no birth time here: a chmod counts as a copy
+            marker.chmod(0o600)     # as a package's chown -R would
+        srv.start()
+        deliver(srv, "after-" + how)
+        now = status(srv.data)
+        assert (now["node_id"], now["epoch"]) == (
+            before["node_id"], before["epoch"]), how
+    assert "store.copy" not in srv.log_text()
+
+
+def test_restored_replica_takes_only_the_difference(server, secret,
+                                                    tmp_path):
+    """A replica's backup seeds a replica: it follows the master's log
+    from where the copy stood instead of comparing everything."""
+    a, b = pair(server, secret)
+    for i in range(30):
+        deliver(a, "r%d" % i)
+    wait_same(a, b)
+    backup(b, tmp_path / "b.db")
+    applied = status(b.data)
+    for i in range(5):
+        deliver(a, "s%d" % i)
+    wait_same(a, b)
+    b.stop()
+    old_uidv = uidvalidities(b)
+    restore_into(tmp_path / "b.db", b.data)
+    assert uidvalidities(b) == old_uidv     # a replica's UIDs are its master's
+    since = len(a.log_text())
+    b.start()
+    wait_same(a, b)
+    log = a.log_text()[since:]
+    new_id = status(b.data)["node_id"]
+    assert new_id != applied["node_id"]
+    # Streamed from its position, never compared in full.
+    connected = [x for x in log.splitlines()
+                 if "sync.replica.connected" in x and "name=B" in x]
+    assert connected and " from=0 " not in connected[-1], connected
+    assert "sync.reconcile.start" not in log, log[-3000:]
+    deliver(a, "t")
+    wait_same(a, b)
+    check_clean(b.data)
