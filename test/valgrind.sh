@@ -15,6 +15,7 @@ if [ -z "$bin" ]; then
 	rm -rf "$here/build/valgrind"
 	mkdir -p "$here/build/valgrind"
 	cp "$here"/*.c "$here"/*.h "$here"/Makefile "$here/build/valgrind/"
+	cp -R "$here/mk" "$here/build/valgrind/"
 	make -s -C "$here/build/valgrind" STATIC=0 mailrepd >/dev/null
 	bin=$here/build/valgrind/mailrepd
 fi
