@@ -21,52 +21,16 @@
 
 #include "config.h"
 #include "crypto.h"
+#include "durable.h"
 #include "log.h"
 #include "store.h"
 #include "store_internal.h"
-
-/* Opens path's directory and fsyncs it, so that a rename in it lasts. */
-static int
-sync_parent(const char *path)
-{
-	char	 dir[PATH_MAX];
-	char	*slash;
-	int	 fd, rc;
-
-	if ((size_t)snprintf(dir, sizeof(dir), "%s", path) >= sizeof(dir))
-		return -1;
-	if ((slash = strrchr(dir, '/')) == NULL)
-		snprintf(dir, sizeof(dir), ".");
-	else if (slash == dir)
-		dir[1] = '\0';
-	else
-		*slash = '\0';
-	if ((fd = open(dir, O_RDONLY | O_DIRECTORY)) < 0)
-		return -1;
-	rc = fsync(fd);
-	close(fd);
-	return rc;
-}
-
-/* fsyncs a whole file by name. */
-static int
-sync_file(const char *path)
-{
-	int	 fd, rc;
-
-	if ((fd = open(path, O_RDONLY)) < 0)
-		return -1;
-	rc = fsync(fd);
-	close(fd);
-	return rc;
-}
 
 /* tmp becomes path for good: tmp synced, renamed, the rename synced. */
 static enum store_err
 install_file(const char *tmp, const char *path)
 {
-	if (sync_file(tmp) < 0 || rename(tmp, path) < 0 ||
-	    sync_parent(path) < 0) {
+	if (durable_replace(tmp, path) < 0) {
 		log_error("store.install", "path=%s msg=%s", log_quote(path),
 		    log_quote(strerror(errno)));
 		return STORE_IO;

@@ -40,6 +40,7 @@
 #include <mbedtls/x509_crt.h>
 
 #include "config.h"
+#include "durable.h"
 #include "crypto.h"
 #include "log.h"
 #include "tls.h"
@@ -166,8 +167,8 @@ x509_date(const mbedtls_x509_time *t, char *buf, size_t len)
 }
 
 /*
- * Writes data to path atomically (a temporary file, then rename), with
- * the given mode.  Returns 0 or -1 (errno set).
+ * Writes data to path atomically and durably (a temporary file, then
+ * durable_replace()), with the given mode.  Returns 0 or -1 (errno set).
  */
 static int
 write_file(const char *path, const void *data, size_t len, mode_t mode)
@@ -182,14 +183,14 @@ write_file(const char *path, const void *data, size_t len, mode_t mode)
 	(void)unlink(tmp);
 	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode)) < 0)
 		return -1;
-	if (write(fd, data, len) != (ssize_t)len || fsync(fd) < 0) {
+	if (write(fd, data, len) != (ssize_t)len) {
 		saved = errno ? errno : EIO;
 		close(fd);
 		(void)unlink(tmp);
 		errno = saved;
 		return -1;
 	}
-	if (close(fd) < 0 || rename(tmp, path) < 0) {
+	if (close(fd) < 0 || durable_replace(tmp, path) < 0) {
 		saved = errno;
 		(void)unlink(tmp);
 		errno = saved;
