@@ -910,7 +910,8 @@ session_getline(struct session *s, size_t max, char **line, size_t *len,
 	size_t	 avail = buf_used(&s->in), scan;
 
 	scan = avail < max ? avail : max;
-	if ((lf = memchr(p, '\n', scan)) == NULL)
+	/* An idle session's input buffer is freed: p may be NULL. */
+	if (scan == 0 || (lf = memchr(p, '\n', scan)) == NULL)
 		return avail >= max ? LINE_TOO_LONG : LINE_MORE;
 	*used = lf - p + 1;
 	*crlf = lf > p && lf[-1] == '\r';
