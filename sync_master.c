@@ -453,12 +453,6 @@ master_input(struct session *s)
 		s->resume = 1;
 }
 
-static void
-master_wake(struct session *s)
-{
-	master_produce(s);
-}
-
 const struct proto_ops sync_master_proto = {
 	.name = "repl",
 	.pool = POOL_REPL,
@@ -471,7 +465,7 @@ const struct proto_ops sync_master_proto = {
 	.committed = NULL,	/* it never waits for a commit */
 	.timeout = NULL,	/* sync_tick() pings and drops dead peers */
 	.free = master_free,
-	.wake = master_wake,
+	.wake = master_produce,	/* news: new records to send */
 	.psk = 1,
 	.tls_failed = chan_tls_failed,
 };
