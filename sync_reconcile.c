@@ -348,14 +348,34 @@ merge_action(struct recon *r, int kind, uint32_t uid, const uint8_t *guid)
 }
 
 /*
+ * Whether the replica's (uid, guid) of mailbox uniqueid is a copy that
+ * was renumbered, and lives here at its new UID already: this master
+ * renumbered it (another replica brought it first), or this master was
+ * the replica of that renumbering.  Then it kept the tombstone of its
+ * own message at uid, the other one of the pair, and holds this one
+ * higher up; the node that held this one at uid may come back from a
+ * copy made before the renumbering.  A uid renumbered here names no
+ * message here any more, so a copy of a message this mailbox holds is
+ * no message this master lacks.
+ */
+static int
+renumbered_here(struct store *st, const uint8_t *uniqueid, uint32_t uid,
+    const uint8_t *guid)
+{
+	if (store_was_renumbered(st, uniqueid, uid, guid))
+		return 1;
+	return store_tombstone_reason(st, uniqueid, uid) == REASON_RENUMBER &&
+	    store_mailbox_holds(st, uniqueid, guid);
+}
+
+/*
  * A uid only the replica has: expunged here (the same guid's tombstone)
  * means expunge it there, for the reason the tombstone keeps, and so
- * does a copy this master renumbered already (another replica brought
- * it first: it lives at its new UID, which this comparison copies), as
- * renumbering, which the mass-delete guard does not count; otherwise
- * this master never had it (it came to an old master and never left),
- * so the replica is asked for it (PULL) and keeps it until this master
- * has it under a new UID.
+ * does a copy renumbered already (renumbered_here: it lives at its new
+ * UID, which this comparison copies), as renumbering, which the
+ * mass-delete guard does not count; otherwise this master never had it
+ * (it came to an old master and never left), so the replica is asked
+ * for it (PULL) and keeps it until this master has it under a new UID.
  */
 static void
 merge_replica_only(struct merge *m)
@@ -371,8 +391,7 @@ merge_replica_only(struct merge *m)
 		    m->r->mb.uniqueid, m->e.uid);
 		return;
 	}
-	if (store_was_renumbered(st, m->r->mb.uniqueid, m->e.uid,
-	    m->e.guid)) {
+	if (renumbered_here(st, m->r->mb.uniqueid, m->e.uid, m->e.guid)) {
 		merge_action(m->r, RA_EXPUNGE, m->e.uid, m->e.guid);
 		m->r->act[m->r->nact - 1].reason = REASON_RENUMBER;
 		return;
