@@ -449,6 +449,14 @@ static const char schema_v12[] =
 	"ALTER TABLE node ADD COLUMN marker_ino INTEGER;"
 	"ALTER TABLE node ADD COLUMN marker_time INTEGER;";
 
+/*
+ * Version 13: when a client last renamed a mailbox (milliseconds since
+ * the epoch, 0 for never), so that reconciliation keeps the newer name
+ * when a master comes back from a copy older than its replicas' rename.
+ */
+static const char schema_v13[] =
+	"ALTER TABLE mailbox ADD COLUMN named INTEGER NOT NULL DEFAULT 0;";
+
 static const char *const migrations[SCHEMA_VERSION] = {
 	schema_v1,
 	schema_v2,
@@ -462,6 +470,7 @@ static const char *const migrations[SCHEMA_VERSION] = {
 	schema_v10,
 	schema_v11,
 	schema_v12,
+	schema_v13,
 };
 
 static const char *const stmt_sql[NSTMT] = {
@@ -473,8 +482,8 @@ static const char *const stmt_sql[NSTMT] = {
 	[S_USER_LIST] = "SELECT name, created FROM user ORDER BY name",
 	[S_MBOX_GET] = "SELECT m.id, m.uniqueid, m.name, m.uidvalidity, "
 	    "m.uidnext, m.highestmodseq, m.subscribed, m.special_use, "
-	    "(SELECT count(*) FROM message WHERE mailbox_id = m.id) "
-	    "FROM mailbox m JOIN user u ON u.id = m.user_id "
+	    "(SELECT count(*) FROM message WHERE mailbox_id = m.id), "
+	    "m.named FROM mailbox m JOIN user u ON u.id = m.user_id "
 	    "WHERE u.name = ?1 AND (m.name = ?2 OR "
 	    "(upper(?2) = 'INBOX' AND m.name = 'INBOX'))",
 	[S_MBOX_ADD] = "INSERT INTO mailbox (uniqueid, user_id, name, "
@@ -486,8 +495,8 @@ static const char *const stmt_sql[NSTMT] = {
 	    "(upper(?2) = 'INBOX' AND m.name = 'INBOX'))",
 	[S_MBOX_LIST] = "SELECT m.id, m.uniqueid, m.name, m.uidvalidity, "
 	    "m.uidnext, m.highestmodseq, m.subscribed, m.special_use, "
-	    "(SELECT count(*) FROM message WHERE mailbox_id = m.id) "
-	    "FROM mailbox m JOIN user u ON u.id = m.user_id "
+	    "(SELECT count(*) FROM message WHERE mailbox_id = m.id), "
+	    "m.named FROM mailbox m JOIN user u ON u.id = m.user_id "
 	    "WHERE u.name = ?1 ORDER BY m.name",
 	[S_MBOX_COUNT] = "SELECT nmessages FROM mailbox WHERE id = ?1",
 	[S_MBOX_BUMP] = "UPDATE mailbox SET uidnext = uidnext + 1, "
@@ -543,7 +552,8 @@ static const char *const stmt_sql[NSTMT] = {
 	/* sqlite_sequence: the head survives purging every record. */
 	[S_REPLOG_HEAD] = "SELECT coalesce((SELECT seq FROM sqlite_sequence "
 	    "WHERE name = 'replog'), 0)",
-	[S_MBOX_RENAME_ONE] = "UPDATE mailbox SET name = ?2 WHERE id = ?1",
+	[S_MBOX_RENAME_ONE] = "UPDATE mailbox SET name = ?2, named = ?3 "
+	    "WHERE id = ?1",
 	[S_MBOX_SUBSCRIBE] = "UPDATE mailbox SET subscribed = ?2 WHERE id = ?1",
 	[S_MBOX_DELETE] = "DELETE FROM mailbox WHERE id = ?1",
 	[S_MBOX_MODSEQ] = "UPDATE mailbox SET highestmodseq = highestmodseq + 1 "
@@ -613,7 +623,8 @@ static const char *const stmt_sql[NSTMT] = {
 	[S_MBOX_BY_UNIQUEID] = "SELECT m.id, m.uniqueid, m.name, "
 	    "m.uidvalidity, m.uidnext, m.highestmodseq, m.subscribed, "
 	    "m.special_use, (SELECT count(*) FROM message WHERE mailbox_id = "
-	    "m.id), u.name FROM mailbox m JOIN user u ON u.id = m.user_id "
+	    "m.id), m.named, u.name FROM mailbox m JOIN user u "
+	    "ON u.id = m.user_id "
 	    "WHERE m.uniqueid = ?1",
 	[S_MBOX_ID_BY_UNIQUEID] = "SELECT id FROM mailbox WHERE uniqueid = ?1",
 	[S_MBOX_ADD_AT] = "INSERT INTO mailbox (uniqueid, user_id, name, "
@@ -1719,6 +1730,7 @@ mailbox_from_row(sqlite3_stmt *s, struct store_mailbox *m)
 	snprintf(m->special_use, sizeof(m->special_use), "%s",
 	    sqlite3_column_text(s, 7));
 	m->messages = (uint32_t)sqlite3_column_int64(s, 8);
+	m->named = sqlite3_column_int64(s, 9);
 }
 
 enum store_err
@@ -2496,6 +2508,16 @@ rename_inbox(struct store *st, const char *user, const char *to)
 	return err;
 }
 
+/* The wall clock in milliseconds: when a client renamed a mailbox. */
+static int64_t
+wall_ms(void)
+{
+	struct timespec	 ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 enum store_err
 store_mailbox_rename(struct store *st, const char *user, const char *from,
     const char *to)
@@ -2508,6 +2530,7 @@ store_mailbox_rename(struct store *st, const char *user, const char *from,
 	size_t			 n = 0, i, flen = strlen(from);
 	struct replog_rec	 r = { .type = REC_MAILBOX_RENAME };
 
+	r.internaldate = wall_ms();
 	if (!mailbox_name_valid(to) || strcasecmp(to, "INBOX") == 0)
 		return STORE_INVALID;
 	if ((err = op_begin(st)) != STORE_OK)
@@ -2532,6 +2555,7 @@ store_mailbox_rename(struct store *st, const char *user, const char *from,
 		}
 		sqlite3_bind_int64(s, 1, fam[i].id);
 		sqlite3_bind_text(s, 2, name, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(s, 3, r.internaldate);
 		if ((err = step_done(st, s, "rename")) != STORE_OK)
 			break;
 		r.user = user;

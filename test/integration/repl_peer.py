@@ -25,7 +25,7 @@ from conftest import HOST
 PSK_IDENTITY = "mailrepd-repl-1"
 PSK_INFO = b"mailrepd replication TLS-PSK v1"
 CIPHER = "ECDHE-PSK-CHACHA20-POLY1305"
-VERSION = 3
+VERSION = 5                 # sync.h SYNC_VERSION
 HDR = 5
 MAX_FRAME = 64 * 1024 + 1024
 NODE_ID_LEN, EPOCH_LEN, HASH_LEN, MAILBOX_ID_LEN = 16, 8, 32, 16

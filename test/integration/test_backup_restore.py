@@ -15,8 +15,6 @@ import subprocess
 import threading
 import time
 
-import pytest
-
 from conftest import DOMAIN, HOST, run, run_ok
 from test_replication import (listing, lmtp_one, message, secret, status,
                               wait_same)
@@ -305,9 +303,6 @@ def test_restored_copy_of_a_renumbered_uid_comes_back_once(server, secret,
         check_clean(node.data)
 
 
-@pytest.mark.xfail(strict=True, reason="a restored master's older mailbox "
-                   "name wins over its replicas' newer rename: names carry "
-                   "no version that reconciliation could compare")
 def test_restored_master_keeps_the_replicas_rename(server, secret, tmp_path):
     """A rename made after the master's copy was taken, and held by its
     replica, survives the master's restore from that copy, as the

@@ -19,7 +19,7 @@ import struct
 from conftest import HOST, free_port
 from repl_peer import (ACK, DATA, END, HELLO, INV_END, INV_MAILBOX,
                        INV_WANT, MAX_FRAME, PING, PULL, PUSH, PUSH_DATA,
-                       RECONCILE, RECORD, REFUSE, RELOCATE, START,
+                       RECONCILE, RECORD, REFUSE, RELOCATE, START, VERSION,
                        ScriptedMaster, TLSPeer, frame, head, messages,
                        record, string, u64, wait_log)
 from test_replication import (SECRET, cluster, lmtp_one,  # noqa: F401
@@ -156,7 +156,7 @@ def test_replica_refuses_hostile_master(server, secret):
             "--replicate-from", "%s:%d" % (HOST, port),
             "--repl-secret-file", secret, "--name", "victim"])
         hello = m.accept()
-        assert hello["version"] == 3 and hello["name"] == "victim"
+        assert hello["version"] == VERSION and hello["name"] == "victim"
         m.start(hello)
         m.batch(("user.add", dict(user="alice", value="x")),
                 ("mailbox.create", dict(user="alice", mailbox=m.mailbox,
@@ -199,7 +199,7 @@ class ScriptedReplica:
         self.node_id = os.urandom(16)
         self.name = name
 
-    def hello(self, version=3, extra=b""):
+    def hello(self, version=VERSION, extra=b""):
         p = bytes([version]) + self.node_id + b"\0" + b"\0" * 24 + \
             u64(0) + b"\0" * 32 + string(self.name) + extra
         self.tls.send_frame(HELLO, p)
@@ -261,10 +261,10 @@ MASTER_CASES = {
 }
 
 
-def _hello_case(port, version=3, extra=b""):
+def _hello_case(port, version=VERSION, extra=b""):
     r = ScriptedReplica(port)
     if extra is None:
-        r.tls.send_frame(HELLO, bytes([3]) + b"\0" * 10)
+        r.tls.send_frame(HELLO, bytes([VERSION]) + b"\0" * 10)
     else:
         r.hello(version, extra)
     return r
