@@ -1537,7 +1537,7 @@ input_command(struct session *s)
 	if (buf_used(&s->in) == 0)
 		return 0;	/* run for its output, nothing to frame */
 	st = imap_frame_scan(&p->frame, buf_ptr(&s->in), buf_used(&s->in),
-	    IMAP_MAX_LINE, IMAP_MAX_LITERAL, &len, &size);
+	    session_line_max(s, IMAP_MAX_LINE), IMAP_MAX_LITERAL, &len, &size);
 	at_literal = st == IMAP_FRAME_CONTINUE || (st == IMAP_FRAME_MORE &&
 	    p->frame.scanned > 0 && p->frame.scanned == p->frame.lit_lf);
 	if (st != IMAP_FRAME_TOO_BIG)

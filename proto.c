@@ -902,6 +902,12 @@ server_close_all(struct server *srv)
 	memset(srv->pool_sessions, 0, sizeof(srv->pool_sessions));
 }
 
+size_t
+session_line_max(const struct session *s, size_t max)
+{
+	return max < s->in.limit ? max : s->in.limit - 1;
+}
+
 enum line_status
 session_getline(struct session *s, size_t max, char **line, size_t *len,
     size_t *used, int *crlf)
@@ -909,8 +915,10 @@ session_getline(struct session *s, size_t max, char **line, size_t *len,
 	char	*p = buf_ptr(&s->in), *lf;
 	size_t	 avail = buf_used(&s->in), scan;
 
+	max = session_line_max(s, max);
 	scan = avail < max ? avail : max;
-	if ((lf = memchr(p, '\n', scan)) == NULL)
+	/* An idle session's input buffer is freed: p may be NULL. */
+	if (scan == 0 || (lf = memchr(p, '\n', scan)) == NULL)
 		return avail >= max ? LINE_TOO_LONG : LINE_MORE;
 	*used = lf - p + 1;
 	*crlf = lf > p && lf[-1] == '\r';

@@ -293,11 +293,19 @@ enum line_status {
 };
 
 /*
+ * The longest line s can take when its protocol allows max: less before
+ * login, where the input buffer is smaller.  A line that fills the buffer
+ * is too long, to be dropped as it comes, not waited on for room that
+ * never frees up.  Assumes a buffer limit of at least 1.
+ */
+size_t	session_line_max(const struct session *, size_t max);
+/*
  * Finds the next complete line in s->in.  On LINE_OK *line points at it
  * inside the buffer, NUL-terminated in place of its line ending, *len is
  * its length without the ending, and *used the bytes to buf_consume()
  * once the caller is done with it.  A line ending is LF with an optional
- * CR before it; *crlf says which.
+ * CR before it; *crlf says which.  A line past session_line_max(s, max)
+ * is LINE_TOO_LONG.
  */
 enum line_status session_getline(struct session *, size_t max, char **line,
 	    size_t *len, size_t *used, int *crlf);

@@ -1,6 +1,11 @@
 /*
- * store.c — the only code that speaks SQL (with store_repl.c, its
- * replication half; store_internal.h is what the two share).
+ * store.c — the store's core: the schema and its migrations, every SQL
+ * statement, opening, transactions and the group commit, and the
+ * integrity check.  Only store*.c speak SQL: store_user.c (accounts),
+ * store_mailbox.c (mailboxes and messages), store_blob.c (message
+ * bytes), store_repl.c (the replication half), store_purge.c (growth),
+ * store_restore.c (backup and restore); store_internal.h is what they
+ * share.
  *
  * Layout of the database (schema version 1):
  *   node		this node's identity and role (one row)
@@ -52,19 +57,6 @@
  */
 #define LOGPOS_NEXT	"(SELECT coalesce(max(seq), 0) + 1 FROM " \
 			"sqlite_sequence WHERE name = 'replog')"
-
-/* The mailboxes every new user gets, with their RFC 6154 use. */
-static const struct {
-	const char	*name;
-	const char	*special_use;
-} default_mailboxes[] = {
-	{ "INBOX", "" },
-	{ "Sent", "\\Sent" },
-	{ "Drafts", "\\Drafts" },
-	{ "Trash", "\\Trash" },
-	{ "Junk", "\\Junk" },
-	{ "Archive", "\\Archive" },
-};
 
 static const char schema_v1[] =
 	"CREATE TABLE node ("
@@ -864,8 +856,8 @@ step_row(struct store *st, sqlite3_stmt *s, const char *what)
 	return rc == SQLITE_DONE ? STORE_NOTFOUND : db_error(st, rc, what);
 }
 
-static enum store_err
-exec(struct store *st, const char *sql)
+enum store_err
+db_exec(struct store *st, const char *sql)
 {
 	int	 rc;
 
@@ -883,7 +875,7 @@ exec(struct store *st, const char *sql)
  * and the commit must fail with what undid it, so that no client is
  * told that undone work is saved.
  */
-static int
+int
 txn_lost(struct store *st)
 {
 	if (!sqlite3_get_autocommit(st->db))
@@ -905,13 +897,13 @@ op_begin(struct store *st)
 
 	if (!st->in_txn) {
 		store_read_end(st);
-		if ((err = exec(st, "BEGIN IMMEDIATE")) != STORE_OK)
+		if ((err = db_exec(st, "BEGIN IMMEDIATE")) != STORE_OK)
 			return err;
 		st->in_txn = 1;
 		st->fault = STORE_OK;
 	} else if (txn_lost(st))
 		return st->fault;
-	return exec(st, "SAVEPOINT op");
+	return db_exec(st, "SAVEPOINT op");
 }
 
 /* Ends the mutation begun by op_begin(): kept when err is STORE_OK. */
@@ -920,9 +912,9 @@ op_end(struct store *st, enum store_err err)
 {
 	assert(st->in_txn);
 	if (err == STORE_OK)
-		return exec(st, "RELEASE op");
-	exec(st, "ROLLBACK TO op");
-	exec(st, "RELEASE op");
+		return db_exec(st, "RELEASE op");
+	db_exec(st, "ROLLBACK TO op");
+	db_exec(st, "RELEASE op");
 	return err;
 }
 
@@ -940,9 +932,9 @@ store_commit(struct store *st)
 		return st->fault;
 	}
 	st->in_txn = 0;
-	if ((err = exec(st, "COMMIT")) != STORE_OK) {
+	if ((err = db_exec(st, "COMMIT")) != STORE_OK) {
 		if (!sqlite3_get_autocommit(st->db))
-			exec(st, "ROLLBACK");
+			db_exec(st, "ROLLBACK");
 		return err;
 	}
 	return STORE_OK;
@@ -954,7 +946,7 @@ store_rollback(struct store *st)
 	if (!st->in_txn)
 		return;
 	st->in_txn = 0;
-	exec(st, "ROLLBACK");
+	db_exec(st, "ROLLBACK");
 }
 
 int
@@ -973,26 +965,6 @@ void
 store_set_max_messages(struct store *st, long max)
 {
 	st->max_messages = max;
-}
-
-/* Whether mailbox mbox_id has room for n more messages (max-messages). */
-static enum store_err
-mailbox_room(struct store *st, int64_t mbox_id, size_t n)
-{
-	sqlite3_stmt	*s;
-	enum store_err	 err;
-	int64_t		 have;
-
-	if (st->max_messages == 0)
-		return STORE_OK;
-	if ((s = stmt(st, S_MBOX_COUNT)) == NULL)
-		return STORE_IO;
-	sqlite3_bind_int64(s, 1, mbox_id);
-	if ((err = step_row(st, s, "mailbox count")) != STORE_OK)
-		return err;
-	have = sqlite3_column_int64(s, 0);
-	sqlite3_reset(s);
-	return have + (int64_t)n > st->max_messages ? STORE_LIMIT : STORE_OK;
 }
 
 enum store_err
@@ -1016,7 +988,7 @@ store_write_try(struct store *st)
 enum store_err
 store_set_throwaway(struct store *st)
 {
-	return exec(st, "PRAGMA synchronous = OFF");
+	return db_exec(st, "PRAGMA synchronous = OFF");
 }
 
 void
@@ -1024,7 +996,7 @@ store_read_begin(struct store *st)
 {
 	if (st->in_txn || st->in_read)
 		return;
-	st->in_read = exec(st, "BEGIN DEFERRED") == STORE_OK;
+	st->in_read = db_exec(st, "BEGIN DEFERRED") == STORE_OK;
 }
 
 void
@@ -1038,7 +1010,7 @@ store_read_end(struct store *st)
 	for (r = st->readers; r != NULL; r = r->next)
 		chunk_release(r);
 	if (!sqlite3_get_autocommit(st->db))
-		exec(st, "COMMIT");
+		db_exec(st, "COMMIT");
 }
 
 const char *
@@ -1290,9 +1262,9 @@ store_migrate(struct store *st)
 		return STORE_INVALID;
 	}
 	for (; version < SCHEMA_VERSION; version++) {
-		if ((err = exec(st, "BEGIN IMMEDIATE")) != STORE_OK)
+		if ((err = db_exec(st, "BEGIN IMMEDIATE")) != STORE_OK)
 			return err;
-		err = exec(st, migrations[version]);
+		err = db_exec(st, migrations[version]);
 		if (err == STORE_OK && version == 0)
 			err = node_init(st);
 		if (err == STORE_OK)
@@ -1300,11 +1272,11 @@ store_migrate(struct store *st)
 		snprintf(sql, sizeof(sql), "PRAGMA user_version = %d",
 		    version + 1);
 		if (err == STORE_OK)
-			err = exec(st, sql);
+			err = db_exec(st, sql);
 		if (err == STORE_OK)
-			err = exec(st, "COMMIT");
+			err = db_exec(st, "COMMIT");
 		if (err != STORE_OK) {
-			exec(st, "ROLLBACK");
+			db_exec(st, "ROLLBACK");
 			return err;
 		}
 		log_info("store.migrate", "version=%d", version + 1);
@@ -1347,18 +1319,18 @@ store_open(const char *dir, struct store **out)
 	 * WAL lets command-line readers run beside the server; FULL syncs
 	 * the WAL on every commit, which is what makes a 250 durable.
 	 */
-	err = exec(st, "PRAGMA journal_mode = WAL");
+	err = db_exec(st, "PRAGMA journal_mode = WAL");
 	if (err == STORE_OK)
-		err = exec(st, "PRAGMA synchronous = FULL");
+		err = db_exec(st, "PRAGMA synchronous = FULL");
 	if (err == STORE_OK)
 		err = wal_size_limit(st);
 	/* Off while tables are rebuilt (schema_v9), on for everything else. */
 	if (err == STORE_OK)
-		err = exec(st, "PRAGMA foreign_keys = OFF");
+		err = db_exec(st, "PRAGMA foreign_keys = OFF");
 	if (err == STORE_OK)
 		err = store_migrate(st);
 	if (err == STORE_OK)
-		err = exec(st, "PRAGMA foreign_keys = ON");
+		err = db_exec(st, "PRAGMA foreign_keys = ON");
 	if (err != STORE_OK) {
 		store_close(st);
 		return err;
@@ -1383,599 +1355,6 @@ store_close(struct store *st)
 	free(st->raw);
 	free(st->packed);
 	free(st);
-}
-
-/* Looks a user up; fills id and, when wanted, the canonical name. */
-enum store_err
-user_lookup(struct store *st, const char *name, int64_t *id, char *canon)
-{
-	sqlite3_stmt	*s;
-	enum store_err	 err;
-
-	if ((s = stmt(st, S_USER_FIND)) == NULL)
-		return STORE_IO;
-	sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
-	if ((err = step_row(st, s, "user find")) != STORE_OK)
-		return err;
-	*id = sqlite3_column_int64(s, 0);
-	if (canon != NULL)
-		snprintf(canon, USER_MAX_NAME + 1, "%s",
-		    (const char *)sqlite3_column_text(s, 1));
-	sqlite3_reset(s);
-	return STORE_OK;
-}
-
-/*
- * A user name is 1..USER_MAX_NAME bytes of printable ASCII without '@',
- * '+' (the address separators), '/', '\\', '"' or white space, and
- * valid UTF-8 beyond ASCII (SMTPUTF8 local parts) without the C1
- * controls U+0080..U+009F.  Names are compared without case in ASCII
- * only, and never normalised: "jürgen" in NFC and NFD are two users.
- */
-int
-store_user_name_valid(const char *name)
-{
-	const unsigned char	*p = (const unsigned char *)name;
-	size_t			 n = strlen(name), i, len;
-
-	if (n == 0 || n > USER_MAX_NAME)
-		return 0;
-	for (i = 0; i < n; i += len) {
-		if ((len = utf8_len(p + i, n - i)) == 0 ||
-		    (len == 1 && (p[i] <= ' ' || p[i] == 0x7f ||
-		    strchr("@+/\\\"", p[i]) != NULL)) ||
-		    (len == 2 && p[i] == 0xc2 && p[i + 1] < 0xa0))
-			return 0;
-	}
-	return 1;
-}
-
-/* Draws a UIDVALIDITY never used before on this node. */
-enum store_err
-next_uidvalidity(struct store *st, uint32_t *out)
-{
-	sqlite3_stmt	*s;
-	int		 rc;
-
-	if ((s = stmt(st, S_NODE_UIDVALIDITY)) == NULL)
-		return STORE_IO;
-	sqlite3_bind_int64(s, 1, (uint32_t)time(NULL));
-	if ((rc = sqlite3_step(s)) != SQLITE_ROW) {
-		sqlite3_reset(s);
-		return db_error(st, rc, "uidvalidity");
-	}
-	*out = (uint32_t)sqlite3_column_int64(s, 0);
-	sqlite3_reset(s);
-	return *out == 0 ? STORE_INVALID : STORE_OK;
-}
-
-/*
- * Creates a mailbox for user_id inside the caller's savepoint.  Only a
- * new user's standard mailboxes start subscribed: IMAP CREATE does not
- * subscribe (RFC 3501 6.3.3), as in Dovecot and Cyrus.
- */
-static enum store_err
-mailbox_insert(struct store *st, int64_t user_id, const char *user,
-    const char *name, const char *special_use, int subscribed)
-{
-	uint8_t		 uniqueid[MAILBOX_ID_LEN];
-	uint32_t	 uidvalidity = 0;
-	sqlite3_stmt	*s;
-	enum store_err	 err;
-	struct replog_rec r = { .type = REC_MAILBOX_CREATE };
-
-	if (crypto_random(uniqueid, sizeof(uniqueid)) < 0)
-		return STORE_IO;
-	if ((err = next_uidvalidity(st, &uidvalidity)) != STORE_OK)
-		return err;
-	if ((s = stmt(st, S_MBOX_ADD)) == NULL)
-		return STORE_IO;
-	sqlite3_bind_blob(s, 1, uniqueid, sizeof(uniqueid), SQLITE_STATIC);
-	sqlite3_bind_int64(s, 2, user_id);
-	sqlite3_bind_text(s, 3, name, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(s, 4, uidvalidity);
-	sqlite3_bind_text(s, 5, special_use, -1, SQLITE_STATIC);
-	sqlite3_bind_int(s, 6, subscribed);
-	if ((err = step_done(st, s, "mailbox create")) != STORE_OK)
-		return err;
-	r.user = user;
-	r.flags = (uint32_t)subscribed;
-	r.mailbox = uniqueid;
-	r.name = name;
-	r.uid = uidvalidity;
-	r.value = special_use;
-	return replog_append(st, &r);
-}
-
-enum store_err
-store_user_add(struct store *st, const char *name, const char *pwhash)
-{
-	sqlite3_stmt	*s;
-	enum store_err	 err;
-	int64_t		 id;
-	size_t		 i;
-	struct replog_rec r = { .type = REC_USER_ADD };
-
-	if (!store_user_name_valid(name))
-		return STORE_INVALID;
-	if ((err = op_begin(st)) != STORE_OK)
-		return err;
-	if ((s = stmt(st, S_USER_ADD)) == NULL)
-		return op_end(st, STORE_IO);
-	sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
-	sqlite3_bind_text(s, 2, pwhash, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(s, 3, time(NULL));
-	if ((err = step_done(st, s, "user add")) != STORE_OK)
-		return op_end(st, err);
-	id = sqlite3_last_insert_rowid(st->db);
-	r.user = name;
-	r.value = pwhash;
-	err = replog_append(st, &r);
-	for (i = 0; err == STORE_OK && i < sizeof(default_mailboxes) /
-	    sizeof(default_mailboxes[0]); i++)
-		err = mailbox_insert(st, id, name, default_mailboxes[i].name,
-		    default_mailboxes[i].special_use, 1);
-	return op_end(st, err);
-}
-
-/*
- * Deletes a user with every mailbox and message, leaving tombstones so
- * that replicas and reconciliation see an explicit delete.
- */
-enum store_err
-store_user_del(struct store *st, const char *name)
-{
-	sqlite3_stmt	*s, *t;
-	enum store_err	 err;
-	int64_t		 uid, mbox;
-	uint8_t		 uniqueid[MAILBOX_ID_LEN];
-	char		 canon[USER_MAX_NAME + 1], mname[MAILBOX_MAX_NAME + 1];
-	int		 rc;
-	struct replog_rec r = { .type = REC_USER_DEL };
-
-	st->users_gen++;	/* the user's sessions look again */
-	if ((err = op_begin(st)) != STORE_OK)
-		return err;
-	if ((err = user_lookup(st, name, &uid, canon)) != STORE_OK)
-		return op_end(st, err);
-	if ((s = stmt(st, S_MBOX_OF_USER)) == NULL)
-		return op_end(st, STORE_IO);
-	sqlite3_bind_int64(s, 1, uid);
-	while (err == STORE_OK && (rc = sqlite3_step(s)) == SQLITE_ROW) {
-		mbox = sqlite3_column_int64(s, 0);
-		memcpy(uniqueid, sqlite3_column_blob(s, 1), MAILBOX_ID_LEN);
-		snprintf(mname, sizeof(mname), "%s", sqlite3_column_text(s, 2));
-		if ((t = stmt(st, S_MSG_EXPUNGE_ALL)) == NULL) {
-			err = STORE_IO;
-			break;
-		}
-		sqlite3_bind_int64(t, 1, mbox);
-		sqlite3_bind_blob(t, 2, uniqueid, MAILBOX_ID_LEN,
-		    SQLITE_STATIC);
-		sqlite3_bind_int64(t, 3, time(NULL));
-		err = step_done(st, t, "tombstones");
-		if (err == STORE_OK && (t = stmt(st, S_MSG_DEL_ALL)) != NULL) {
-			sqlite3_bind_int64(t, 1, mbox);
-			err = step_done(st, t, "messages delete");
-		}
-		if (err == STORE_OK && (t = stmt(st, S_MBOX_GONE)) != NULL) {
-			sqlite3_bind_blob(t, 1, uniqueid, MAILBOX_ID_LEN,
-			    SQLITE_STATIC);
-			sqlite3_bind_text(t, 2, canon, -1, SQLITE_STATIC);
-			sqlite3_bind_text(t, 3, mname, -1, SQLITE_STATIC);
-			sqlite3_bind_int64(t, 4, time(NULL));
-			err = step_done(st, t, "mailbox tombstone");
-		}
-	}
-	if (err == STORE_OK && rc != SQLITE_DONE)
-		err = db_error(st, rc, "user mailboxes");
-	sqlite3_reset(s);
-	if (err != STORE_OK)
-		return op_end(st, err);
-	/* Mailboxes go after the walk: deleting rows under it is unsafe. */
-	if ((t = stmt(st, S_MBOX_DEL_USER)) == NULL)
-		return op_end(st, STORE_IO);
-	sqlite3_bind_int64(t, 1, uid);
-	if ((err = step_done(st, t, "mailboxes delete")) == STORE_OK)
-		err = blob_gc(st);
-	if (err == STORE_OK && (t = stmt(st, S_USER_DEL)) != NULL) {
-		sqlite3_bind_int64(t, 1, uid);
-		err = step_done(st, t, "user delete");
-	}
-	r.user = canon;
-	if (err == STORE_OK)
-		err = replog_append(st, &r);
-	return op_end(st, err);
-}
-
-enum store_err
-store_user_set_password(struct store *st, const char *name,
-    const char *pwhash)
-{
-	sqlite3_stmt	*s;
-	enum store_err	 err;
-	int64_t		 id;
-	char		 canon[USER_MAX_NAME + 1];
-	struct replog_rec r = { .type = REC_USER_PASSWD };
-
-	st->users_gen++;	/* the user's sessions look again */
-	if ((err = op_begin(st)) != STORE_OK)
-		return err;
-	if ((err = user_lookup(st, name, &id, canon)) != STORE_OK)
-		return op_end(st, err);
-	if ((s = stmt(st, S_USER_SETPW)) == NULL)
-		return op_end(st, STORE_IO);
-	sqlite3_bind_int64(s, 1, id);
-	sqlite3_bind_text(s, 2, pwhash, -1, SQLITE_STATIC);
-	err = step_done(st, s, "user passwd");
-	r.user = canon;
-	r.value = pwhash;
-	if (err == STORE_OK)
-		err = replog_append(st, &r);
-	return op_end(st, err);
-}
-
-enum store_err
-store_session_check(struct store *st, const char *name,
-    const struct store_mailbox *mb, struct store_user_ident *ident,
-    int *mailbox_kept)
-{
-	sqlite3_stmt	*s;
-	enum store_err	 err;
-
-	if ((s = stmt(st, S_SESSION_CHECK)) == NULL)
-		return STORE_IO;
-	sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
-	if (mb != NULL) {
-		sqlite3_bind_int64(s, 2, mb->id);
-		sqlite3_bind_blob(s, 3, mb->uniqueid, MAILBOX_ID_LEN,
-		    SQLITE_STATIC);
-		sqlite3_bind_int64(s, 4, mb->uidvalidity);
-		sqlite3_bind_text(s, 5, mb->name, -1, SQLITE_STATIC);
-	}
-	err = step_row(st, s, "session check");
-	if (err == STORE_OK) {
-		ident->id = sqlite3_column_int64(s, 0);
-		crypto_sha256(sqlite3_column_text(s, 1),
-		    (size_t)sqlite3_column_bytes(s, 1), ident->password);
-		*mailbox_kept = mb == NULL || sqlite3_column_int(s, 2);
-	}
-	sqlite3_clear_bindings(s);
-	sqlite3_reset(s);
-	return err;
-}
-
-uint64_t
-store_users_generation(const struct store *st)
-{
-	return st->users_gen;
-}
-
-void
-store_poll_others(struct store *st)
-{
-	sqlite3_stmt	*s;
-	int64_t		 v;
-
-	if ((s = stmt(st, S_DATA_VERSION)) == NULL)
-		return;
-	if (sqlite3_step(s) == SQLITE_ROW) {
-		v = sqlite3_column_int64(s, 0);
-		if (v != st->data_version)
-			st->users_gen++;
-		st->data_version = v;
-	}
-	sqlite3_reset(s);
-}
-
-enum store_err
-store_user_password(struct store *st, const char *name, char **pwhash)
-{
-	sqlite3_stmt	*s;
-	enum store_err	 err;
-
-	*pwhash = NULL;
-	if ((s = stmt(st, S_USER_FIND)) == NULL)
-		return STORE_IO;
-	sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
-	if ((err = step_row(st, s, "user password")) != STORE_OK)
-		return err;
-	*pwhash = strdup((const char *)sqlite3_column_text(s, 2));
-	sqlite3_reset(s);
-	return *pwhash == NULL ? STORE_IO : STORE_OK;
-}
-
-enum store_err
-store_user_find(struct store *st, const char *name,
-    char canon[USER_MAX_NAME + 1])
-{
-	int64_t	 id;
-
-	if (!store_user_name_valid(name))
-		return STORE_NOTFOUND;
-	return user_lookup(st, name, &id, canon);
-}
-
-enum store_err
-store_user_foreach(struct store *st,
-    int (*cb)(void *, const char *, int64_t), void *arg)
-{
-	sqlite3_stmt	*s;
-	int		 rc;
-
-	if ((s = stmt(st, S_USER_LIST)) == NULL)
-		return STORE_IO;
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
-		if (cb(arg, (const char *)sqlite3_column_text(s, 0),
-		    sqlite3_column_int64(s, 1)) != 0)
-			break;
-	sqlite3_reset(s);
-	return rc == SQLITE_ROW || rc == SQLITE_DONE ? STORE_OK :
-	    db_error(st, rc, "user list");
-}
-
-/* Fills *m from the current row of an S_MBOX_GET / S_MBOX_LIST walk. */
-void
-mailbox_from_row(sqlite3_stmt *s, struct store_mailbox *m)
-{
-	memset(m, 0, sizeof(*m));
-	m->id = sqlite3_column_int64(s, 0);
-	if (sqlite3_column_bytes(s, 1) == MAILBOX_ID_LEN)
-		memcpy(m->uniqueid, sqlite3_column_blob(s, 1), MAILBOX_ID_LEN);
-	snprintf(m->name, sizeof(m->name), "%s", sqlite3_column_text(s, 2));
-	m->uidvalidity = (uint32_t)sqlite3_column_int64(s, 3);
-	m->uidnext = (uint32_t)sqlite3_column_int64(s, 4);
-	m->highestmodseq = (uint64_t)sqlite3_column_int64(s, 5);
-	m->subscribed = sqlite3_column_int(s, 6);
-	snprintf(m->special_use, sizeof(m->special_use), "%s",
-	    sqlite3_column_text(s, 7));
-	m->messages = (uint32_t)sqlite3_column_int64(s, 8);
-	m->named = sqlite3_column_int64(s, 9);
-}
-
-enum store_err
-store_mailbox_get(struct store *st, const char *user, const char *name,
-    struct store_mailbox *out)
-{
-	sqlite3_stmt	*s;
-	enum store_err	 err;
-
-	if ((s = stmt(st, S_MBOX_GET)) == NULL)
-		return STORE_IO;
-	sqlite3_bind_text(s, 1, user, -1, SQLITE_STATIC);
-	sqlite3_bind_text(s, 2, name, -1, SQLITE_STATIC);
-	if ((err = step_row(st, s, "mailbox get")) != STORE_OK)
-		return err;
-	mailbox_from_row(s, out);
-	sqlite3_reset(s);
-	return STORE_OK;
-}
-
-/*
- * A mailbox name is 1..MAILBOX_MAX_NAME bytes, no control bytes, no
- * empty hierarchy level ("a//b", "/a", "a/"), and not a second INBOX.
- */
-int
-mailbox_name_valid(const char *name)
-{
-	size_t	 n = strlen(name), i;
-
-	if (n == 0 || n > MAILBOX_MAX_NAME || name[0] == '/' ||
-	    name[n - 1] == '/' || strstr(name, "//") != NULL)
-		return 0;
-	for (i = 0; i < n; i++)
-		if ((unsigned char)name[i] < ' ' || name[i] == 0x7f)
-			return 0;
-	return strcasecmp(name, "INBOX") != 0 || strcmp(name, "INBOX") == 0;
-}
-
-enum store_err
-store_mailbox_create(struct store *st, const char *user, const char *name,
-    const char *special_use, struct store_mailbox *out)
-{
-	enum store_err	 err;
-	int64_t		 uid;
-	char		 canon[USER_MAX_NAME + 1];
-
-	if (!mailbox_name_valid(name))
-		return STORE_INVALID;
-	if ((err = op_begin(st)) != STORE_OK)
-		return err;
-	if ((err = user_lookup(st, user, &uid, canon)) == STORE_OK)
-		err = mailbox_insert(st, uid, canon, name,
-		    special_use ? special_use : "", 0);
-	if ((err = op_end(st, err)) != STORE_OK)
-		return err;
-	return out ? store_mailbox_get(st, canon, name, out) : STORE_OK;
-}
-
-enum store_err
-store_mailbox_foreach(struct store *st, const char *user,
-    int (*cb)(void *, const struct store_mailbox *), void *arg)
-{
-	struct store_mailbox	 m;
-	sqlite3_stmt		*s;
-	int			 rc;
-
-	if ((s = stmt(st, S_MBOX_LIST)) == NULL)
-		return STORE_IO;
-	sqlite3_bind_text(s, 1, user, -1, SQLITE_STATIC);
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		mailbox_from_row(s, &m);
-		if (cb(arg, &m) != 0)
-			break;
-	}
-	sqlite3_reset(s);
-	return rc == SQLITE_ROW || rc == SQLITE_DONE ? STORE_OK :
-	    db_error(st, rc, "mailbox list");
-}
-
-/* Binds text or NULL. */
-void
-bind_text_or_null(sqlite3_stmt *s, int i, const char *v)
-{
-	if (v != NULL)
-		sqlite3_bind_text(s, i, v, -1, SQLITE_STATIC);
-}
-
-/* A message's stored attributes, as message_insert() takes them. */
-
-/*
- * Inserts a message referring to blob_id into mailbox mbox_id under the
- * mailbox's next UID, written to *uid.  The one place UIDs are assigned.
- */
-enum store_err
-message_insert(struct store *st, int64_t mbox_id, int64_t blob_id,
-    const uint8_t *guid, const struct msg_attrs *a, uint32_t *uid)
-{
-	sqlite3_stmt		*s;
-	enum store_err		 err;
-	uint64_t		 modseq;
-	uint8_t			 uniqueid[MAILBOX_ID_LEN];
-	struct replog_rec	 r = { .type = REC_MESSAGE_APPEND };
-
-	if ((s = stmt(st, S_MBOX_BUMP)) == NULL)
-		return STORE_IO;
-	sqlite3_bind_int64(s, 1, mbox_id);
-	if ((err = step_row(st, s, "uidnext")) != STORE_OK)
-		return err;
-	*uid = (uint32_t)sqlite3_column_int64(s, 0);
-	modseq = (uint64_t)sqlite3_column_int64(s, 1);
-	memcpy(uniqueid, sqlite3_column_blob(s, 2), MAILBOX_ID_LEN);
-	sqlite3_reset(s);
-	/* UIDs only grow; 2^32-1 is the last one IMAP allows. */
-	assert(*uid > 0);
-	if (*uid == UINT32_MAX)
-		return STORE_FULL;
-	if ((s = stmt(st, S_MSG_ADD)) == NULL)
-		return STORE_IO;
-	sqlite3_bind_int64(s, 1, mbox_id);
-	sqlite3_bind_int64(s, 2, *uid);
-	sqlite3_bind_int64(s, 3, blob_id);
-	sqlite3_bind_int64(s, 4, (sqlite3_int64)modseq);
-	sqlite3_bind_int64(s, 5, a->flags);
-	sqlite3_bind_text(s, 6, a->keywords ? a->keywords : "", -1,
-	    SQLITE_STATIC);
-	sqlite3_bind_int64(s, 7, a->internaldate);
-	if ((err = step_done(st, s, "message add")) != STORE_OK)
-		return err;
-	r.mailbox = uniqueid;
-	r.uid = *uid;
-	r.guid = guid;
-	r.modseq = modseq;
-	r.flags = a->flags;
-	r.keywords = a->keywords;
-	r.internaldate = a->internaldate;
-	return replog_append(st, &r);
-}
-
-/* Finds a mailbox's local id by user and name. */
-static enum store_err
-mailbox_id(struct store *st, const char *user, const char *name,
-    int64_t *id)
-{
-	sqlite3_stmt	*s;
-	enum store_err	 err;
-
-	if ((s = stmt(st, S_MBOX_TARGET)) == NULL)
-		return STORE_IO;
-	sqlite3_bind_text(s, 1, user, -1, SQLITE_STATIC);
-	sqlite3_bind_text(s, 2, name, -1, SQLITE_STATIC);
-	if ((err = step_row(st, s, "mailbox find")) != STORE_OK)
-		return err;
-	*id = sqlite3_column_int64(s, 0);
-	sqlite3_reset(s);
-	return STORE_OK;
-}
-
-/* Appends one message for target t (inside its own savepoint). */
-static enum store_err
-message_append(struct store *st, int64_t blob_id, const uint8_t *guid,
-    struct store_target *t)
-{
-	struct msg_attrs	 a = { t->flags, t->keywords, t->internaldate };
-	enum store_err		 err;
-	int64_t			 mbox_id = 0;
-
-	if ((err = mailbox_id(st, t->user, t->mailbox, &mbox_id)) != STORE_OK ||
-	    (err = mailbox_room(st, mbox_id, 1)) != STORE_OK)
-		return err;
-	return message_insert(st, mbox_id, blob_id, guid, &a, &t->uid);
-}
-
-enum store_err
-store_deliver(struct store *st, const struct store_blob_in *b,
-    struct store_target *targets, size_t n)
-{
-	enum store_err	 err;
-	int64_t		 blob_id = 0;
-	size_t		 i, delivered = 0;
-
-	if ((err = op_begin(st)) != STORE_OK)
-		return err;
-	if ((err = blob_put(st, b, &blob_id)) != STORE_OK)
-		return op_end(st, err);
-	for (i = 0; i < n; i++) {
-		targets[i].uid = 0;
-		if (txn_lost(st)) {
-			targets[i].result = st->fault;
-			continue;
-		}
-		targets[i].result = exec(st, "SAVEPOINT target");
-		if (targets[i].result != STORE_OK)
-			continue;
-		targets[i].result = message_append(st, blob_id, b->guid,
-		    &targets[i]);
-		if (targets[i].result != STORE_OK)
-			exec(st, "ROLLBACK TO target");
-		exec(st, "RELEASE target");
-		if (targets[i].result == STORE_OK)
-			delivered++;
-	}
-	/* A blob no message refers to is not kept. */
-	if (delivered == 0)
-		return op_end(st, n > 0 ? targets[0].result : STORE_INVALID);
-	return op_end(st, STORE_OK);
-}
-
-/*
- * Steps a bound statement whose columns are those of S_MSG_LIST (uid,
- * guid, modseq, flags, keywords, internaldate, size), calling cb per row.
- */
-enum store_err
-message_walk(struct store *st, sqlite3_stmt *s,
-    int (*cb)(void *, const struct store_message *), void *arg,
-    const char *what)
-{
-	struct store_message	 m;
-	int			 rc;
-
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		m.uid = (uint32_t)sqlite3_column_int64(s, 0);
-		memcpy(m.guid, sqlite3_column_blob(s, 1), GUID_LEN);
-		m.modseq = (uint64_t)sqlite3_column_int64(s, 2);
-		m.flags = (uint32_t)sqlite3_column_int64(s, 3);
-		m.keywords = (const char *)sqlite3_column_text(s, 4);
-		m.internaldate = sqlite3_column_int64(s, 5);
-		m.size = (uint64_t)sqlite3_column_int64(s, 6);
-		if (cb(arg, &m) != 0)
-			break;
-	}
-	sqlite3_reset(s);
-	return rc == SQLITE_ROW || rc == SQLITE_DONE ? STORE_OK :
-	    db_error(st, rc, what);
-}
-
-enum store_err
-store_message_foreach(struct store *st, int64_t mailbox_id,
-    int (*cb)(void *, const struct store_message *), void *arg)
-{
-	sqlite3_stmt	*s;
-
-	if ((s = stmt(st, S_MSG_LIST)) == NULL)
-		return STORE_IO;
-	sqlite3_bind_int64(s, 1, mailbox_id);
-	return message_walk(st, s, cb, arg, "message list");
 }
 
 /* SQL checks of the IMAP invariants; each returns rows that break one. */
@@ -2087,511 +1466,6 @@ store_check(struct store *st, void (*report)(void *, const char *),
 	return STORE_OK;
 }
 
-/* Bumps a mailbox's HIGHESTMODSEQ for one change; returns the new one. */
-static enum store_err
-mailbox_next_modseq(struct store *st, int64_t mbox_id, uint64_t *modseq,
-    uint8_t uniqueid[MAILBOX_ID_LEN])
-{
-	sqlite3_stmt	*s;
-	enum store_err	 err;
-
-	if ((s = stmt(st, S_MBOX_MODSEQ)) == NULL)
-		return STORE_IO;
-	sqlite3_bind_int64(s, 1, mbox_id);
-	if ((err = step_row(st, s, "modseq")) != STORE_OK)
-		return err;
-	*modseq = (uint64_t)sqlite3_column_int64(s, 0);
-	memcpy(uniqueid, sqlite3_column_blob(s, 1), MAILBOX_ID_LEN);
-	sqlite3_reset(s);
-	return STORE_OK;
-}
-
-/* Reads one message's row; *blob_id too when wanted. */
-enum store_err
-message_row(struct store *st, int64_t mbox_id, uint32_t uid,
-    struct store_message *m, int64_t *blob_id)
-{
-	sqlite3_stmt	*s;
-	enum store_err	 err;
-
-	if ((s = stmt(st, S_MSG_GET)) == NULL)
-		return STORE_IO;
-	sqlite3_bind_int64(s, 1, mbox_id);
-	sqlite3_bind_int64(s, 2, uid);
-	if ((err = step_row(st, s, "message get")) != STORE_OK)
-		return err;
-	m->uid = uid;
-	memcpy(m->guid, sqlite3_column_blob(s, 1), GUID_LEN);
-	m->modseq = (uint64_t)sqlite3_column_int64(s, 2);
-	m->flags = (uint32_t)sqlite3_column_int64(s, 3);
-	snprintf(st->keywords, sizeof(st->keywords), "%s",
-	    sqlite3_column_text(s, 4));
-	m->keywords = st->keywords;
-	m->internaldate = sqlite3_column_int64(s, 5);
-	m->size = (uint64_t)sqlite3_column_int64(s, 6);
-	if (blob_id != NULL)
-		*blob_id = sqlite3_column_int64(s, 7);
-	sqlite3_reset(s);
-	return STORE_OK;
-}
-
-enum store_err
-store_message_get(struct store *st, int64_t mailbox_id, uint32_t uid,
-    struct store_message *out)
-{
-	return message_row(st, mailbox_id, uid, out, NULL);
-}
-
-enum store_err
-store_message_set_flags(struct store *st, int64_t mailbox_id, uint32_t uid,
-    uint32_t flags, const char *keywords, uint64_t *modseq)
-{
-	struct store_message	 m;
-	uint8_t			 uniqueid[MAILBOX_ID_LEN];
-	sqlite3_stmt		*s;
-	enum store_err		 err;
-	struct replog_rec	 r = { .type = REC_MESSAGE_FLAGS };
-
-	if (keywords != NULL && strlen(keywords) >= STORE_MAX_KEYWORDS)
-		return STORE_INVALID;
-	if ((err = op_begin(st)) != STORE_OK)
-		return err;
-	if ((err = message_row(st, mailbox_id, uid, &m, NULL)) != STORE_OK ||
-	    (err = mailbox_next_modseq(st, mailbox_id, modseq, uniqueid)) !=
-	    STORE_OK)
-		return op_end(st, err);
-	if ((s = stmt(st, S_MSG_SET_FLAGS)) == NULL)
-		return op_end(st, STORE_IO);
-	sqlite3_bind_int64(s, 1, mailbox_id);
-	sqlite3_bind_int64(s, 2, uid);
-	sqlite3_bind_int64(s, 3, flags);
-	sqlite3_bind_text(s, 4, keywords ? keywords : "", -1, SQLITE_STATIC);
-	sqlite3_bind_int64(s, 5, (sqlite3_int64)*modseq);
-	if ((err = step_done(st, s, "set flags")) != STORE_OK)
-		return op_end(st, err);
-	r.mailbox = uniqueid;
-	r.uid = uid;
-	r.guid = m.guid;
-	r.modseq = *modseq;
-	r.flags = flags;
-	r.keywords = keywords;
-	return op_end(st, replog_append(st, &r));
-}
-
-/*
- * Expunges inside the caller's savepoint: the row goes, a tombstone with
- * the GUID and a new modseq stays (for QRESYNC and reconciliation).
- */
-enum store_err
-message_expunge(struct store *st, int64_t mailbox_id, uint32_t uid,
-    int64_t *blob_id)
-{
-	struct store_message	 m;
-	uint8_t			 uniqueid[MAILBOX_ID_LEN];
-	uint64_t		 modseq;
-	sqlite3_stmt		*s;
-	enum store_err		 err;
-	struct replog_rec	 r = { .type = REC_MESSAGE_EXPUNGE };
-
-	if ((err = message_row(st, mailbox_id, uid, &m, blob_id)) != STORE_OK ||
-	    (err = mailbox_next_modseq(st, mailbox_id, &modseq, uniqueid)) !=
-	    STORE_OK)
-		return err;
-	if ((s = stmt(st, S_MSG_DEL)) == NULL)
-		return STORE_IO;
-	sqlite3_bind_int64(s, 1, mailbox_id);
-	sqlite3_bind_int64(s, 2, uid);
-	if ((err = step_done(st, s, "expunge")) != STORE_OK)
-		return err;
-	if ((s = stmt(st, S_EXPUNGED_ADD)) == NULL)
-		return STORE_IO;
-	sqlite3_bind_blob(s, 1, uniqueid, MAILBOX_ID_LEN, SQLITE_STATIC);
-	sqlite3_bind_int64(s, 2, uid);
-	sqlite3_bind_blob(s, 3, m.guid, GUID_LEN, SQLITE_STATIC);
-	sqlite3_bind_int64(s, 4, (sqlite3_int64)modseq);
-	sqlite3_bind_int64(s, 5, time(NULL));
-	sqlite3_bind_text(s, 6, rec_reason_name(st->reason), -1,
-	    SQLITE_STATIC);
-	if ((err = step_done(st, s, "tombstone")) != STORE_OK)
-		return err;
-	r.mailbox = uniqueid;
-	r.uid = uid;
-	r.guid = m.guid;
-	r.modseq = modseq;
-	return replog_append(st, &r);
-}
-
-enum store_err
-store_message_expunge(struct store *st, int64_t mailbox_id, uint32_t uid)
-{
-	enum store_err	 err;
-	int64_t		 blob_id = 0;
-
-	if ((err = op_begin(st)) != STORE_OK)
-		return err;
-	if ((err = message_expunge(st, mailbox_id, uid, &blob_id)) == STORE_OK)
-		err = blob_drop_unused(st, blob_id);
-	return op_end(st, err);
-}
-
-enum store_err
-store_mailbox_state(struct store *st, const struct store_mailbox *mb,
-    uint32_t *uidnext, uint64_t *highestmodseq)
-{
-	sqlite3_stmt	*s;
-	enum store_err	 err;
-
-	if ((s = stmt(st, S_MBOX_STATE)) == NULL)
-		return STORE_IO;
-	sqlite3_bind_int64(s, 1, mb->id);
-	sqlite3_bind_blob(s, 2, mb->uniqueid, MAILBOX_ID_LEN, SQLITE_STATIC);
-	sqlite3_bind_int64(s, 3, mb->uidvalidity);
-	sqlite3_bind_text(s, 4, mb->name, -1, SQLITE_STATIC);
-	if ((err = step_row(st, s, "mailbox state")) != STORE_OK)
-		return err;
-	*uidnext = (uint32_t)sqlite3_column_int64(s, 0);
-	*highestmodseq = (uint64_t)sqlite3_column_int64(s, 1);
-	sqlite3_reset(s);
-	return STORE_OK;
-}
-
-/* Copies inside the caller's savepoint; the blob is shared, not copied. */
-static enum store_err
-message_copy(struct store *st, int64_t from, uint32_t uid, int64_t to,
-    uint32_t *new_uid)
-{
-	struct store_message	 m;
-	struct msg_attrs	 a;
-	int64_t			 blob_id = 0;
-	enum store_err		 err;
-
-	if ((err = message_row(st, from, uid, &m, &blob_id)) != STORE_OK)
-		return err;
-	a.flags = m.flags;
-	a.keywords = m.keywords;
-	a.internaldate = m.internaldate;
-	return message_insert(st, to, blob_id, m.guid, &a, new_uid);
-}
-
-enum store_err
-store_message_copy(struct store *st, int64_t from_mailbox, uint32_t uid,
-    int64_t to_mailbox, uint32_t *new_uid)
-{
-	enum store_err	 err;
-
-	if ((err = op_begin(st)) != STORE_OK)
-		return err;
-	if ((err = mailbox_room(st, to_mailbox, 1)) != STORE_OK)
-		return op_end(st, err);
-	return op_end(st, message_copy(st, from_mailbox, uid, to_mailbox,
-	    new_uid));
-}
-
-enum store_err
-store_message_copy_many(struct store *st, int64_t from_mailbox,
-    const uint32_t *uids, size_t n, int64_t to_mailbox, uint32_t *new_uids,
-    int move)
-{
-	enum store_err	 err = STORE_OK;
-	enum rec_reason	 was;
-	size_t		 i;
-
-	if ((err = op_begin(st)) != STORE_OK)
-		return err;
-	/* All or nothing: a copy that would pass the limit copies none. */
-	if ((err = mailbox_room(st, to_mailbox, n)) != STORE_OK)
-		return op_end(st, err);
-	/* A MOVE's records say so: its expunges keep every message. */
-	was = store_set_reason(st, move ? REASON_MOVE : st->reason);
-	for (i = 0; i < n && err == STORE_OK; i++) {
-		err = message_copy(st, from_mailbox, uids[i], to_mailbox,
-		    &new_uids[i]);
-		if (err == STORE_OK && move)
-			err = message_expunge(st, from_mailbox, uids[i], NULL);
-	}
-	(void)store_set_reason(st, was);
-	return op_end(st, err);
-}
-
-enum store_err
-store_message_expunge_many(struct store *st, int64_t mailbox_id,
-    const uint32_t *uids, size_t n)
-{
-	enum store_err	 err = STORE_OK;
-	int64_t		 blob_id = 0;
-	size_t		 i;
-
-	if ((err = op_begin(st)) != STORE_OK)
-		return err;
-	for (i = 0; i < n && err == STORE_OK; i++)
-		if ((err = message_expunge(st, mailbox_id, uids[i],
-		    &blob_id)) == STORE_OK)
-			err = blob_drop_unused(st, blob_id);
-	return op_end(st, err);
-}
-
-enum store_err
-store_message_changes(struct store *st, int64_t mailbox_id, uint64_t since,
-    int (*cb)(void *, const struct store_message *), void *arg)
-{
-	sqlite3_stmt	*s;
-
-	if ((s = stmt(st, S_MSG_CHANGED)) == NULL)
-		return STORE_IO;
-	sqlite3_bind_int64(s, 1, mailbox_id);
-	sqlite3_bind_int64(s, 2, (sqlite3_int64)since);
-	return message_walk(st, s, cb, arg, "changes");
-}
-
-enum store_err
-store_expunged_since(struct store *st, const uint8_t *uniqueid,
-    uint64_t since, int (*cb)(void *, uint32_t uid), void *arg)
-{
-	sqlite3_stmt	*s;
-	int		 rc;
-
-	if ((s = stmt(st, S_EXPUNGED_SINCE)) == NULL)
-		return STORE_IO;
-	sqlite3_bind_blob(s, 1, uniqueid, MAILBOX_ID_LEN, SQLITE_STATIC);
-	sqlite3_bind_int64(s, 2, (sqlite3_int64)since);
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
-		if (cb(arg, (uint32_t)sqlite3_column_int64(s, 0)) != 0)
-			break;
-	sqlite3_reset(s);
-	return rc == SQLITE_ROW || rc == SQLITE_DONE ? STORE_OK :
-	    db_error(st, rc, "expunged since");
-}
-
-/* Walks a mailbox and its children ("name" and "name/..."). */
-struct family {
-	int64_t	 id;
-	uint8_t	 uniqueid[MAILBOX_ID_LEN];
-	char	 name[MAILBOX_MAX_NAME + 1];
-};
-
-/* Collects the mailbox `name` and its inferiors; *out is malloc'd. */
-static enum store_err
-mailbox_family(struct store *st, const char *user, const char *name,
-    struct family **out, size_t *n)
-{
-	struct family	*v = NULL, *grown;
-	sqlite3_stmt	*s;
-	int		 rc;
-
-	*n = 0;
-	if ((s = stmt(st, S_MBOX_CHILDREN)) == NULL)
-		return STORE_IO;
-	sqlite3_bind_text(s, 1, user, -1, SQLITE_STATIC);
-	sqlite3_bind_text(s, 2, name, -1, SQLITE_STATIC);
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		if ((grown = reallocarray(v, *n + 1, sizeof(*v))) == NULL) {
-			rc = SQLITE_NOMEM;
-			break;
-		}
-		v = grown;
-		v[*n].id = sqlite3_column_int64(s, 0);
-		memcpy(v[*n].uniqueid, sqlite3_column_blob(s, 1),
-		    MAILBOX_ID_LEN);
-		snprintf(v[*n].name, sizeof(v[*n].name), "%s",
-		    sqlite3_column_text(s, 2));
-		++*n;
-	}
-	sqlite3_reset(s);
-	if (rc != SQLITE_DONE) {
-		free(v);
-		*n = 0;		/* nothing collected */
-		return db_error(st, rc, "mailbox family");
-	}
-	*out = v;
-	return STORE_OK;
-}
-
-enum store_err
-store_mailbox_delete(struct store *st, const char *user, const char *name)
-{
-	struct store_mailbox	 mb;
-	sqlite3_stmt		*s;
-	enum store_err		 err;
-	struct replog_rec	 r = { .type = REC_MAILBOX_DELETE };
-
-	if (strcasecmp(name, "INBOX") == 0)
-		return STORE_INVALID;
-	if ((err = op_begin(st)) != STORE_OK)
-		return err;
-	if ((err = store_mailbox_get(st, user, name, &mb)) != STORE_OK)
-		return op_end(st, err);
-	if ((s = stmt(st, S_MSG_EXPUNGE_ALL)) == NULL)
-		return op_end(st, STORE_IO);
-	sqlite3_bind_int64(s, 1, mb.id);
-	sqlite3_bind_blob(s, 2, mb.uniqueid, MAILBOX_ID_LEN, SQLITE_STATIC);
-	sqlite3_bind_int64(s, 3, time(NULL));
-	sqlite3_bind_text(s, 4, rec_reason_name(st->reason), -1,
-	    SQLITE_STATIC);
-	err = step_done(st, s, "tombstones");
-	if (err == STORE_OK && (s = stmt(st, S_MSG_DEL_ALL)) != NULL) {
-		sqlite3_bind_int64(s, 1, mb.id);
-		err = step_done(st, s, "messages delete");
-	}
-	if (err == STORE_OK && (s = stmt(st, S_MBOX_GONE)) != NULL) {
-		sqlite3_bind_blob(s, 1, mb.uniqueid, MAILBOX_ID_LEN,
-		    SQLITE_STATIC);
-		sqlite3_bind_text(s, 2, user, -1, SQLITE_STATIC);
-		sqlite3_bind_text(s, 3, mb.name, -1, SQLITE_STATIC);
-		sqlite3_bind_int64(s, 4, time(NULL));
-		err = step_done(st, s, "mailbox tombstone");
-	}
-	if (err == STORE_OK && (s = stmt(st, S_MBOX_DELETE)) != NULL) {
-		sqlite3_bind_int64(s, 1, mb.id);
-		err = step_done(st, s, "mailbox delete");
-	}
-	if (err == STORE_OK)
-		err = blob_gc(st);
-	r.user = user;
-	r.mailbox = mb.uniqueid;
-	r.name = mb.name;
-	if (err == STORE_OK)
-		err = replog_append(st, &r);
-	return op_end(st, err);
-}
-
-/*
- * RFC 3501 renames INBOX by moving its messages into a new mailbox and
- * leaving INBOX, empty, in place.
- */
-static int
-collect_uid(void *arg, const struct store_message *m)
-{
-	struct {
-		uint32_t	*v;
-		size_t		 n;
-	} *uids = arg;
-	uint32_t *grown;
-
-	if ((grown = reallocarray(uids->v, uids->n + 1, sizeof(*grown))) ==
-	    NULL)
-		return 1;
-	uids->v = grown;
-	uids->v[uids->n++] = m->uid;
-	return 0;
-}
-
-static enum store_err
-rename_inbox(struct store *st, const char *user, const char *to)
-{
-	struct store_mailbox	 inbox;
-	enum store_err		 err;
-	enum rec_reason		 was;
-	int64_t			 uid, to_id = 0;
-	uint32_t		 new_uid;
-	size_t			 i;
-	struct {
-		uint32_t	*v;
-		size_t		 n;
-	} uids = { NULL, 0 };
-
-	if ((err = user_lookup(st, user, &uid, NULL)) != STORE_OK ||
-	    (err = mailbox_insert(st, uid, user, to, "", 0)) != STORE_OK ||
-	    (err = mailbox_id(st, user, to, &to_id)) != STORE_OK ||
-	    (err = store_mailbox_get(st, user, "INBOX", &inbox)) != STORE_OK ||
-	    (err = store_message_foreach(st, inbox.id, collect_uid, &uids)) !=
-	    STORE_OK)
-		return err;
-	if (uids.n != inbox.messages)
-		err = STORE_IO;		/* out of memory while collecting */
-	was = store_set_reason(st, REASON_MOVE);
-	for (i = 0; i < uids.n && err == STORE_OK; i++)
-		if ((err = message_copy(st, inbox.id, uids.v[i], to_id,
-		    &new_uid)) == STORE_OK)
-			err = message_expunge(st, inbox.id, uids.v[i], NULL);
-	(void)store_set_reason(st, was);
-	free(uids.v);
-	return err;
-}
-
-/* The wall clock in milliseconds: when a client renamed a mailbox. */
-static int64_t
-wall_ms(void)
-{
-	struct timespec	 ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-enum store_err
-store_mailbox_rename(struct store *st, const char *user, const char *from,
-    const char *to)
-{
-	struct store_mailbox	 exists;
-	struct family		*fam = NULL;
-	sqlite3_stmt		*s;
-	enum store_err		 err;
-	char			 name[MAILBOX_MAX_NAME + 2];
-	size_t			 n = 0, i, flen = strlen(from);
-	struct replog_rec	 r = { .type = REC_MAILBOX_RENAME };
-
-	r.internaldate = wall_ms();
-	if (!mailbox_name_valid(to) || strcasecmp(to, "INBOX") == 0)
-		return STORE_INVALID;
-	if ((err = op_begin(st)) != STORE_OK)
-		return err;
-	if (store_mailbox_get(st, user, to, &exists) == STORE_OK)
-		return op_end(st, STORE_EXISTS);
-	if (strcasecmp(from, "INBOX") == 0)
-		return op_end(st, rename_inbox(st, user, to));
-	if ((err = mailbox_family(st, user, from, &fam, &n)) != STORE_OK)
-		return op_end(st, err);
-	if (n == 0 || strcmp(fam[0].name, from) != 0)
-		err = STORE_NOTFOUND;
-	for (i = 0; i < n && err == STORE_OK; i++) {
-		if ((size_t)snprintf(name, sizeof(name), "%s%s", to,
-		    fam[i].name + flen) > MAILBOX_MAX_NAME) {
-			err = STORE_INVALID;
-			break;
-		}
-		if ((s = stmt(st, S_MBOX_RENAME_ONE)) == NULL) {
-			err = STORE_IO;
-			break;
-		}
-		sqlite3_bind_int64(s, 1, fam[i].id);
-		sqlite3_bind_text(s, 2, name, -1, SQLITE_STATIC);
-		sqlite3_bind_int64(s, 3, r.internaldate);
-		if ((err = step_done(st, s, "rename")) != STORE_OK)
-			break;
-		r.user = user;
-		r.mailbox = fam[i].uniqueid;
-		r.name = name;
-		err = replog_append(st, &r);
-	}
-	free(fam);
-	return op_end(st, err);
-}
-
-enum store_err
-store_mailbox_subscribe(struct store *st, const char *user,
-    const char *name, int subscribed)
-{
-	struct store_mailbox	 mb;
-	sqlite3_stmt		*s;
-	enum store_err		 err;
-	struct replog_rec	 r = { .type = REC_MAILBOX_SUBSCRIBE };
-
-	if ((err = op_begin(st)) != STORE_OK)
-		return err;
-	if ((err = store_mailbox_get(st, user, name, &mb)) != STORE_OK)
-		return op_end(st, err);
-	if ((s = stmt(st, S_MBOX_SUBSCRIBE)) == NULL)
-		return op_end(st, STORE_IO);
-	sqlite3_bind_int64(s, 1, mb.id);
-	sqlite3_bind_int(s, 2, subscribed != 0);
-	if ((err = step_done(st, s, "subscribe")) != STORE_OK)
-		return op_end(st, err);
-	r.user = user;
-	r.mailbox = mb.uniqueid;
-	r.flags = subscribed != 0;
-	return op_end(st, replog_append(st, &r));
-}
-
 /* Copies the WAL into the database and truncates it; no write open. */
 enum store_err
 store_checkpoint(struct store *st)
@@ -2627,7 +1501,7 @@ store_batch_begin(struct store *st)
 	st->batch_txn = 0;
 	if (!st->in_txn) {
 		store_read_end(st);
-		if ((err = exec(st, "BEGIN IMMEDIATE")) != STORE_OK)
+		if ((err = db_exec(st, "BEGIN IMMEDIATE")) != STORE_OK)
 			return err;
 		st->in_txn = 1;
 		st->fault = STORE_OK;
@@ -2635,7 +1509,7 @@ store_batch_begin(struct store *st)
 		return STORE_OK;
 	} else if (txn_lost(st))
 		return st->fault;
-	return exec(st, "SAVEPOINT batch");
+	return db_exec(st, "SAVEPOINT batch");
 }
 
 enum store_err
@@ -2652,9 +1526,9 @@ store_batch_end(struct store *st, enum store_err err)
 		return err;
 	}
 	if (err == STORE_OK)
-		return exec(st, "RELEASE batch");
-	exec(st, "ROLLBACK TO batch");
-	exec(st, "RELEASE batch");
+		return db_exec(st, "RELEASE batch");
+	db_exec(st, "ROLLBACK TO batch");
+	db_exec(st, "RELEASE batch");
 	return err;
 }
 

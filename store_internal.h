@@ -194,6 +194,9 @@ enum store_err	 db_error(struct store *, int rc, const char *what);
 enum store_err	 step_done(struct store *, sqlite3_stmt *, const char *what);
 enum store_err	 step_row(struct store *, sqlite3_stmt *, const char *what);
 int64_t		 query_int64(struct store *, enum stmt_id);
+enum store_err	 db_exec(struct store *, const char *sql);
+/* SQLite rolled the open write transaction back by itself. */
+int		 txn_lost(struct store *);
 enum store_err	 op_begin(struct store *);
 enum store_err	 op_end(struct store *, enum store_err);
 enum store_err	 replog_append(struct store *, const struct replog_rec *);
@@ -204,6 +207,12 @@ enum store_err	 user_lookup(struct store *, const char *name, int64_t *id,
 /* Draws a UIDVALIDITY never used before on this node. */
 enum store_err	 next_uidvalidity(struct store *, uint32_t *);
 int		 mailbox_name_valid(const char *name);
+/* Creates a mailbox for user_id inside the caller's savepoint. */
+enum store_err	 mailbox_insert(struct store *, int64_t user_id,
+		    const char *user, const char *name, const char *special_use,
+		    int subscribed);
+/* Whether a mailbox has room for n more messages (max-messages). */
+enum store_err	 mailbox_room(struct store *, int64_t mbox_id, size_t n);
 void		 mailbox_from_row(sqlite3_stmt *, struct store_mailbox *);
 enum store_err	 message_row(struct store *, int64_t mbox_id, uint32_t uid,
 		    struct store_message *, int64_t *blob_id);

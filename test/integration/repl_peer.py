@@ -12,6 +12,7 @@ encodes and decodes as sync_chan.c does.
 import hashlib
 import hmac
 import os
+import re
 import selectors
 import sqlite3
 import struct
@@ -22,19 +23,41 @@ import zlib
 
 from conftest import HOST
 
-PSK_IDENTITY = "mailrepd-repl-1"
-PSK_INFO = b"mailrepd replication TLS-PSK v1"
+
+def _sync_h():
+    """The protocol's constants as sync.h defines them, so the scripted
+    peers speak the version and frame types of the binary under test."""
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                        "..", "..", "sync.h")
+    with open(path) as f:
+        text = f.read()
+    frames = {m.group(1): ord(m.group(2)) for m in
+              re.finditer(r"^#define\s+SF_(\w+)\s+'(.)'", text, re.M)}
+    nums = {m.group(1): int(m.group(2)) for m in
+            re.finditer(r"^#define\s+SYNC_(\w+)\s+(\d+)\b", text, re.M)}
+    strs = {m.group(1): m.group(2) for m in
+            re.finditer(r'^#define\s+SYNC_(\w+)\s+"([^"]*)"', text, re.M)}
+    return frames, nums, strs
+
+
+_FRAMES, _NUMS, _STRS = _sync_h()
+PSK_IDENTITY = _STRS["PSK_IDENTITY"]
+PSK_INFO = _STRS["PSK_INFO"].encode()
 CIPHER = "ECDHE-PSK-CHACHA20-POLY1305"
-VERSION = 5                 # sync.h SYNC_VERSION
-HDR = 5
+VERSION = _NUMS["VERSION"]
+HDR = _NUMS["HDR_LEN"]
 MAX_FRAME = 64 * 1024 + 1024
 NODE_ID_LEN, EPOCH_LEN, HASH_LEN, MAILBOX_ID_LEN = 16, 8, 32, 16
 FRAME_DEADLINE = 15.0
 
 # Frame types (sync.h).
-HELLO, START, REFUSE, RECORD, DATA, END, ACK, PING = b"HSXRDEKP"
-RECONCILE, INV_MAILBOX, INV_END, INV_WANT, INV_MSGS = b"QMNWL"
-PULL, PUSH, PUSH_DATA, RELOCATE = b"UVBO"
+(HELLO, START, REFUSE, RECORD, DATA, END, ACK, PING) = (_FRAMES[n] for n in (
+    "HELLO", "START", "REFUSE", "RECORD", "DATA", "END", "ACK", "PING"))
+(RECONCILE, INV_MAILBOX, INV_END, INV_WANT, INV_MSGS) = (
+    _FRAMES[n] for n in ("RECONCILE", "INV_MAILBOX", "INV_END", "INV_WANT",
+                         "INV_MSGS"))
+PULL, PUSH, PUSH_DATA, RELOCATE, EXPUNGED = (_FRAMES[n] for n in (
+    "PULL", "PUSH", "PUSH_DATA", "RELOCATE", "EXPUNGED"))
 
 REASONS = ("client", "operator", "move", "renumber", "reconcile")
 

@@ -326,9 +326,14 @@ def test_unit_and_scripts_parse(tmp_path):
     unit.write_text((REPO / "contrib/mailrepd.service").read_text()
                     .replace("/usr/local/bin/mailrepd",
                              os.path.abspath(MAILREPD)))
+    # verify runs `man` for Documentation=: show it our page, uninstalled.
+    man8 = tmp_path / "man" / "man8"
+    man8.mkdir(parents=True)
+    shutil.copy(REPO / "doc/mailrepd.8", man8 / "mailrepd.8")
+    env = dict(os.environ, MANPATH=str(tmp_path / "man"))
     p = subprocess.run(["systemd-analyze", "verify", str(unit)],
                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                       timeout=60)
+                       timeout=60, env=env)
     out = p.stdout.decode(errors="replace")
     assert p.returncode == 0, out
     # Unknown keys are only warnings: none may name the unit.

@@ -269,6 +269,16 @@ def test_overlong_authenticate_response_dropped(imap_srv):
         assert tagged[1].startswith("b OK"), tagged
 
 
+def test_overlong_command_before_login_dropped(imap_srv):
+    # Before login the input buffer is smaller than a command line may
+    # be after it; a line past it is still dropped, not run nor fatal.
+    with imap_srv.raw(login=False) as c:
+        c.send(b"a " + overlong())
+        tagged = only_tagged(c, "b")
+        assert len(tagged) == 2 and tagged[0].startswith("a BAD"), tagged
+        assert tagged[1].startswith("b OK"), tagged
+
+
 def test_overlong_line_after_append_literal_dropped(imap_srv):
     with imap_srv.raw() as c:
         c.send("a APPEND INBOX {7}\r\n")

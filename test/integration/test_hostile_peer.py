@@ -227,7 +227,7 @@ def push(mailbox, uid, body, size=None, guid=None):
 
 
 MASTER_CASES = {
-    "version": (lambda port: _hello_case(port, version=2),
+    "version": (lambda port: _hello_case(port, version=VERSION - 1),
                 "replica speaks another protocol version", REFUSE),
     "short hello": (lambda port: _hello_case(port, extra=None),
                     "bad HELLO", REFUSE),

@@ -289,6 +289,26 @@ def test_ids_never_reused(imap_srv):
         db.close()
 
 
+# What the schema steps after version 9 added (store.c), undone so that
+# the migration from version 8 runs them again on a faithful old store.
+UNDO_AFTER_V9 = [
+    "DROP TRIGGER message_counted",
+    "DROP TRIGGER message_uncounted",
+    "ALTER TABLE mailbox DROP COLUMN nmessages",
+    "DROP INDEX expunged_time",
+    "DROP INDEX mailbox_gone_time",
+    "DROP INDEX renumbered_time",
+    "DROP INDEX conflict_time",
+    "ALTER TABLE expunged DROP COLUMN logpos",
+    "ALTER TABLE mailbox_gone DROP COLUMN logpos",
+    "ALTER TABLE renumbered DROP COLUMN logpos",
+    "ALTER TABLE mailbox DROP COLUMN tombs_purged",
+    "ALTER TABLE node DROP COLUMN marker_ino",
+    "ALTER TABLE node DROP COLUMN marker_time",
+    "ALTER TABLE mailbox DROP COLUMN named",
+]
+
+
 def downgrade_before_autoincrement(data):
     """Turns a store into what schema version 8 made, the step before
     ids were never reused: the tables without AUTOINCREMENT, their ids in
@@ -297,6 +317,8 @@ def downgrade_before_autoincrement(data):
     try:
         db.execute("PRAGMA foreign_keys = OFF")
         db.execute("BEGIN")
+        for sql in UNDO_AFTER_V9:
+            db.execute(sql)
         for table in ("user", "mailbox", "blob", "conflict", "quarantine"):
             sql, = db.execute("SELECT sql FROM sqlite_master WHERE "
                               "type = 'table' AND name = ?",
@@ -328,11 +350,13 @@ def test_migration_keeps_data_and_stops_reuse(server, tmp_path):
     a.ok("CREATE Last")
     a.close()
     s.stop()
+    db = sqlite3.connect(str(s.data / "mailrepd.db"))
+    nidx = db.execute("SELECT count(*) FROM sqlite_master WHERE "
+                      "type = 'index'").fetchone()[0]
+    db.close()
     downgrade_before_autoincrement(s.data)
     db = sqlite3.connect(str(s.data / "mailrepd.db"))
     (last,) = db.execute("SELECT max(id) FROM mailbox").fetchone()
-    nidx = db.execute("SELECT count(*) FROM sqlite_master WHERE "
-                      "type = 'index'").fetchone()[0]
     db.close()
     s.start()
     a = s.raw("alice")
