@@ -53,7 +53,8 @@ apply_mailbox_rename(struct store *st, const struct store_replog_rec *r,
 {
 	(void)b;
 	(void)local;
-	return store_apply_mailbox_rename(st, r->mailbox, r->name, what);
+	return store_apply_mailbox_rename(st, r->mailbox, r->name,
+	    r->internaldate, what);
 }
 
 /* Never destroys a message kept out of a conflict: such a delete waits. */

@@ -441,6 +441,14 @@ static const char schema_v12[] =
 	"ALTER TABLE node ADD COLUMN marker_ino INTEGER;"
 	"ALTER TABLE node ADD COLUMN marker_time INTEGER;";
 
+/*
+ * Version 13: when a client last renamed a mailbox (milliseconds since
+ * the epoch, 0 for never), so that reconciliation keeps the newer name
+ * when a master comes back from a copy older than its replicas' rename.
+ */
+static const char schema_v13[] =
+	"ALTER TABLE mailbox ADD COLUMN named INTEGER NOT NULL DEFAULT 0;";
+
 static const char *const migrations[SCHEMA_VERSION] = {
 	schema_v1,
 	schema_v2,
@@ -454,6 +462,7 @@ static const char *const migrations[SCHEMA_VERSION] = {
 	schema_v10,
 	schema_v11,
 	schema_v12,
+	schema_v13,
 };
 
 static const char *const stmt_sql[NSTMT] = {
@@ -465,8 +474,8 @@ static const char *const stmt_sql[NSTMT] = {
 	[S_USER_LIST] = "SELECT name, created FROM user ORDER BY name",
 	[S_MBOX_GET] = "SELECT m.id, m.uniqueid, m.name, m.uidvalidity, "
 	    "m.uidnext, m.highestmodseq, m.subscribed, m.special_use, "
-	    "(SELECT count(*) FROM message WHERE mailbox_id = m.id) "
-	    "FROM mailbox m JOIN user u ON u.id = m.user_id "
+	    "(SELECT count(*) FROM message WHERE mailbox_id = m.id), "
+	    "m.named FROM mailbox m JOIN user u ON u.id = m.user_id "
 	    "WHERE u.name = ?1 AND (m.name = ?2 OR "
 	    "(upper(?2) = 'INBOX' AND m.name = 'INBOX'))",
 	[S_MBOX_ADD] = "INSERT INTO mailbox (uniqueid, user_id, name, "
@@ -478,8 +487,8 @@ static const char *const stmt_sql[NSTMT] = {
 	    "(upper(?2) = 'INBOX' AND m.name = 'INBOX'))",
 	[S_MBOX_LIST] = "SELECT m.id, m.uniqueid, m.name, m.uidvalidity, "
 	    "m.uidnext, m.highestmodseq, m.subscribed, m.special_use, "
-	    "(SELECT count(*) FROM message WHERE mailbox_id = m.id) "
-	    "FROM mailbox m JOIN user u ON u.id = m.user_id "
+	    "(SELECT count(*) FROM message WHERE mailbox_id = m.id), "
+	    "m.named FROM mailbox m JOIN user u ON u.id = m.user_id "
 	    "WHERE u.name = ?1 ORDER BY m.name",
 	[S_MBOX_COUNT] = "SELECT nmessages FROM mailbox WHERE id = ?1",
 	[S_MBOX_BUMP] = "UPDATE mailbox SET uidnext = uidnext + 1, "
@@ -535,7 +544,8 @@ static const char *const stmt_sql[NSTMT] = {
 	/* sqlite_sequence: the head survives purging every record. */
 	[S_REPLOG_HEAD] = "SELECT coalesce((SELECT seq FROM sqlite_sequence "
 	    "WHERE name = 'replog'), 0)",
-	[S_MBOX_RENAME_ONE] = "UPDATE mailbox SET name = ?2 WHERE id = ?1",
+	[S_MBOX_RENAME_ONE] = "UPDATE mailbox SET name = ?2, named = ?3 "
+	    "WHERE id = ?1",
 	[S_MBOX_SUBSCRIBE] = "UPDATE mailbox SET subscribed = ?2 WHERE id = ?1",
 	[S_MBOX_DELETE] = "DELETE FROM mailbox WHERE id = ?1",
 	[S_MBOX_MODSEQ] = "UPDATE mailbox SET highestmodseq = highestmodseq + 1 "
@@ -605,7 +615,8 @@ static const char *const stmt_sql[NSTMT] = {
 	[S_MBOX_BY_UNIQUEID] = "SELECT m.id, m.uniqueid, m.name, "
 	    "m.uidvalidity, m.uidnext, m.highestmodseq, m.subscribed, "
 	    "m.special_use, (SELECT count(*) FROM message WHERE mailbox_id = "
-	    "m.id), u.name FROM mailbox m JOIN user u ON u.id = m.user_id "
+	    "m.id), m.named, u.name FROM mailbox m JOIN user u "
+	    "ON u.id = m.user_id "
 	    "WHERE m.uniqueid = ?1",
 	[S_MBOX_ID_BY_UNIQUEID] = "SELECT id FROM mailbox WHERE uniqueid = ?1",
 	[S_MBOX_ADD_AT] = "INSERT INTO mailbox (uniqueid, user_id, name, "

@@ -58,6 +58,8 @@ struct store_mailbox {
 	uint32_t	messages;
 	int		subscribed;
 	char		special_use[16];	/* "\\Sent", or "" */
+	int64_t		named;		/* a client's last rename, ms since
+					   the epoch (0: never renamed) */
 };
 
 /*
@@ -536,7 +538,7 @@ enum store_err	store_apply_mailbox_create(struct store *, const char *user,
 		    uint32_t uidvalidity, const char *special_use,
 		    int subscribed, enum store_apply *what);
 enum store_err	store_apply_mailbox_rename(struct store *,
-		    const uint8_t *uniqueid, const char *name,
+		    const uint8_t *uniqueid, const char *name, int64_t named,
 		    enum store_apply *what);
 enum store_err	store_apply_mailbox_delete(struct store *,
 		    const uint8_t *uniqueid, enum store_apply *what);

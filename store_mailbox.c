@@ -99,6 +99,7 @@ mailbox_from_row(sqlite3_stmt *s, struct store_mailbox *m)
 	snprintf(m->special_use, sizeof(m->special_use), "%s",
 	    sqlite3_column_text(s, 7));
 	m->messages = (uint32_t)sqlite3_column_int64(s, 8);
+	m->named = sqlite3_column_int64(s, 9);
 }
 
 enum store_err
@@ -767,6 +768,16 @@ rename_inbox(struct store *st, const char *user, const char *to)
 	return err;
 }
 
+/* The wall clock in milliseconds: when a client renamed a mailbox. */
+static int64_t
+wall_ms(void)
+{
+	struct timespec	 ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 enum store_err
 store_mailbox_rename(struct store *st, const char *user, const char *from,
     const char *to)
@@ -779,6 +790,7 @@ store_mailbox_rename(struct store *st, const char *user, const char *from,
 	size_t			 n = 0, i, flen = strlen(from);
 	struct replog_rec	 r = { .type = REC_MAILBOX_RENAME };
 
+	r.internaldate = wall_ms();
 	if (!mailbox_name_valid(to) || strcasecmp(to, "INBOX") == 0)
 		return STORE_INVALID;
 	if ((err = op_begin(st)) != STORE_OK)
@@ -803,6 +815,7 @@ store_mailbox_rename(struct store *st, const char *user, const char *from,
 		}
 		sqlite3_bind_int64(s, 1, fam[i].id);
 		sqlite3_bind_text(s, 2, name, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(s, 3, r.internaldate);
 		if ((err = step_done(st, s, "rename")) != STORE_OK)
 			break;
 		r.user = user;

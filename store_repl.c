@@ -212,7 +212,7 @@ store_mailbox_by_uniqueid(struct store *st, const uint8_t *uniqueid,
 		return err;
 	mailbox_from_row(s, out);
 	if (user != NULL)
-		column_text(s, 9, user, USER_MAX_NAME + 1);
+		column_text(s, 10, user, USER_MAX_NAME + 1);
 	sqlite3_reset(s);
 	return STORE_OK;
 }
@@ -320,7 +320,8 @@ mailbox_step_aside(struct store *st, const char *user, const char *name,
 	log_warn("store.mailbox.aside", "user=%s mailbox=%s to=%s "
 	    "msg=\"name taken by the master's mailbox\"", log_quote(user),
 	    log_quote(mb.name), log_quote(aside));
-	return store_apply_mailbox_rename(st, mb.uniqueid, aside, &what);
+	return store_apply_mailbox_rename(st, mb.uniqueid, aside, mb.named,
+	    &what);
 }
 
 /*
@@ -442,7 +443,7 @@ store_apply_mailbox_create(struct store *st, const char *user,
 
 enum store_err
 store_apply_mailbox_rename(struct store *st, const uint8_t *uniqueid,
-    const char *name, enum store_apply *what)
+    const char *name, int64_t named, enum store_apply *what)
 {
 	struct store_mailbox	 mb;
 	sqlite3_stmt		*s;
@@ -470,11 +471,13 @@ store_apply_mailbox_rename(struct store *st, const uint8_t *uniqueid,
 		return op_end(st, STORE_IO);
 	sqlite3_bind_int64(s, 1, mb.id);
 	sqlite3_bind_text(s, 2, name, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 3, named);
 	if ((err = step_done(st, s, "rename")) != STORE_OK)
 		return op_end(st, err);
 	r.user = user;
 	r.mailbox = uniqueid;
 	r.name = name;
+	r.internaldate = named;
 	return op_end(st, replog_append(st, &r));
 }
 

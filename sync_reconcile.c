@@ -58,6 +58,7 @@ struct inv_mailbox {
 	int		 subscribed;
 	int		 seen;		/* the master has it too */
 	uint32_t	 uidvalidity, uidnext;
+	int64_t		 named;		/* when a client renamed it there */
 	char		 user[USER_MAX_NAME + 1];
 	char		 special_use[16];
 	char		*name;		/* malloc'd */
@@ -179,7 +180,7 @@ recon_inventory(struct recon *r, const uint8_t *p, size_t n)
 	const uint8_t		*id, *digest;
 	char			 name[MAILBOX_MAX_NAME + 1];
 	char			 user[USER_MAX_NAME + 1], special_use[16];
-	uint64_t		 uidvalidity, uidnext;
+	uint64_t		 uidvalidity, uidnext, named;
 	int			 subscribed;
 
 	id = rd_bytes(&d, MAILBOX_ID_LEN);
@@ -190,9 +191,10 @@ recon_inventory(struct recon *r, const uint8_t *p, size_t n)
 	uidvalidity = rd_u64(&d);
 	rd_str(&d, special_use, sizeof(special_use));
 	uidnext = rd_u64(&d);
+	named = rd_u64(&d);
 	if (d.bad || d.off != n || r->ninv == SYNC_RECON_MAX_MAILBOXES ||
 	    uidvalidity == 0 || uidvalidity > UINT32_MAX ||
-	    uidnext > UINT32_MAX)
+	    uidnext > UINT32_MAX || named > INT64_MAX)
 		return -1;
 	if (r->ninv == r->invcap) {
 		r->invcap = r->invcap ? 2 * r->invcap : 64;
@@ -208,6 +210,7 @@ recon_inventory(struct recon *r, const uint8_t *p, size_t n)
 	m->seen = 0;
 	m->uidvalidity = (uint32_t)uidvalidity;
 	m->uidnext = (uint32_t)uidnext;
+	m->named = (int64_t)named;
 	memcpy(m->user, user, sizeof(m->user));
 	memcpy(m->special_use, special_use, sizeof(m->special_use));
 	if ((m->name = strdup(name)) == NULL)
@@ -348,14 +351,34 @@ merge_action(struct recon *r, int kind, uint32_t uid, const uint8_t *guid)
 }
 
 /*
+ * Whether the replica's (uid, guid) of mailbox uniqueid is a copy that
+ * was renumbered, and lives here at its new UID already: this master
+ * renumbered it (another replica brought it first), or this master was
+ * the replica of that renumbering.  Then it kept the tombstone of its
+ * own message at uid, the other one of the pair, and holds this one
+ * higher up; the node that held this one at uid may come back from a
+ * copy made before the renumbering.  A uid renumbered here names no
+ * message here any more, so a copy of a message this mailbox holds is
+ * no message this master lacks.
+ */
+static int
+renumbered_here(struct store *st, const uint8_t *uniqueid, uint32_t uid,
+    const uint8_t *guid)
+{
+	if (store_was_renumbered(st, uniqueid, uid, guid))
+		return 1;
+	return store_tombstone_reason(st, uniqueid, uid) == REASON_RENUMBER &&
+	    store_mailbox_holds(st, uniqueid, guid);
+}
+
+/*
  * A uid only the replica has: expunged here (the same guid's tombstone)
  * means expunge it there, for the reason the tombstone keeps, and so
- * does a copy this master renumbered already (another replica brought
- * it first: it lives at its new UID, which this comparison copies), as
- * renumbering, which the mass-delete guard does not count; otherwise
- * this master never had it (it came to an old master and never left),
- * so the replica is asked for it (PULL) and keeps it until this master
- * has it under a new UID.
+ * does a copy renumbered already (renumbered_here: it lives at its new
+ * UID, which this comparison copies), as renumbering, which the
+ * mass-delete guard does not count; otherwise this master never had it
+ * (it came to an old master and never left), so the replica is asked
+ * for it (PULL) and keeps it until this master has it under a new UID.
  */
 static void
 merge_replica_only(struct merge *m)
@@ -371,8 +394,7 @@ merge_replica_only(struct merge *m)
 		    m->r->mb.uniqueid, m->e.uid);
 		return;
 	}
-	if (store_was_renumbered(st, m->r->mb.uniqueid, m->e.uid,
-	    m->e.guid)) {
+	if (renumbered_here(st, m->r->mb.uniqueid, m->e.uid, m->e.guid)) {
 		merge_action(m->r, RA_EXPUNGE, m->e.uid, m->e.guid);
 		m->r->act[m->r->nact - 1].reason = REASON_RENUMBER;
 		return;
@@ -481,6 +503,8 @@ recon_record(struct chan *c, enum rec_type type)
 	c->rec.has_mailbox = 1;
 	memcpy(c->rec.mailbox, r->mb.uniqueid, MAILBOX_ID_LEN);
 	snprintf(c->rec.name, sizeof(c->rec.name), "%s", r->mb.name);
+	if (type == REC_MAILBOX_RENAME)
+		c->rec.internaldate = r->mb.named;
 }
 
 /* A message record for action act_i, or 0 when it is gone meanwhile. */
@@ -517,6 +541,41 @@ recon_message(struct session *s, struct chan *c, struct recon_action *a)
 }
 
 /*
+ * A client renamed the replica's copy of mailbox r->mb after this
+ * master's name was given (this master came back from an older copy,
+ * or that rename never reached it before a failover): the newer name
+ * wins, so this master takes it, and its log brings it to the other
+ * replicas.  Returns 1 when the names are the same now; 0 when this
+ * master's name stands (it is the newer, or the replica's is taken
+ * here by another mailbox).
+ */
+static int
+recon_adopt_name(struct session *s, struct recon *r,
+    const struct inv_mailbox *peer)
+{
+	struct store		*st = s->srv->store;
+	struct store_mailbox	 other;
+	enum store_apply	 what;
+	enum store_err		 err;
+
+	if (peer->named <= r->mb.named ||
+	    store_mailbox_get(st, r->mb_user, peer->name, &other) !=
+	    STORE_NOTFOUND)
+		return 0;
+	err = store_apply_mailbox_rename(st, r->mb.uniqueid, peer->name,
+	    peer->named, &what);
+	log_warn("sync.reconcile.rename", "peer=%s user=%s mailbox=%s to=%s "
+	    "result=%s msg=\"renamed on the replica after this name was "
+	    "given: the newer name wins\"", s->peer, log_quote(r->mb_user),
+	    log_quote(r->mb.name), log_quote(peer->name),
+	    store_strerror(err));
+	if (err != STORE_OK || store_mailbox_by_uniqueid(st, r->mb.uniqueid,
+	    &r->mb, r->mb_user) != STORE_OK)
+		return 0;
+	return 1;
+}
+
+/*
  * Opens mailbox mb_i: what its replica copy lacks.  Returns 0 to go on,
  * or 1 when the mailbox is gone meanwhile (skip it).
  */
@@ -539,7 +598,8 @@ recon_open_mailbox(struct session *s, struct recon *r)
 	/* A new UIDVALIDITY (a restored master's) goes as a create too. */
 	r->need_create = peer == NULL || peer->uidvalidity !=
 	    r->mb.uidvalidity;
-	r->need_rename = peer != NULL && strcmp(peer->name, r->mb.name) != 0;
+	r->need_rename = peer != NULL && strcmp(peer->name, r->mb.name) != 0 &&
+	    !recon_adopt_name(s, r, peer);
 	r->need_subscribe = peer != NULL && peer->subscribed !=
 	    (r->mb.subscribed != 0);
 	r->need_messages = 1;
@@ -1368,7 +1428,8 @@ inv_collect(void *arg, const uint8_t *uniqueid)
 
 /*
  * Sends the inventory, one INV_MAILBOX per mailbox (uniqueid, digest,
- * name, subscribed), in steps as the output drains, then INV_END.
+ * name, subscribed, user, uidvalidity, special use, uidnext, when a
+ * client renamed it), in steps as the output drains, then INV_END.
  */
 void
 replica_send_inventory(struct session *s, struct chan *c)
@@ -1378,7 +1439,7 @@ replica_send_inventory(struct session *s, struct chan *c)
 	char			 user[USER_MAX_NAME + 1];
 	uint8_t			 out[MAILBOX_ID_LEN + GUID_LEN + 2 +
 				    MAILBOX_MAX_NAME + 1 + 2 + USER_MAX_NAME +
-				    8 + 2 + 16 + 8], digest[GUID_LEN];
+				    8 + 2 + 16 + 8 + 8], digest[GUID_LEN];
 	uint8_t			 one;
 	struct wr		 w;
 
@@ -1409,6 +1470,7 @@ replica_send_inventory(struct session *s, struct chan *c)
 		wr_u64(&w, mb.uidvalidity);
 		wr_str(&w, mb.special_use);
 		wr_u64(&w, mb.uidnext);
+		wr_u64(&w, (uint64_t)mb.named);
 		chan_send(s, SF_INV_MAILBOX, out, w.n);
 	}
 	s->resume = c->inv_sending;

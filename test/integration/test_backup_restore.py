@@ -15,10 +15,11 @@ import subprocess
 import threading
 import time
 
-from conftest import DOMAIN, run, run_ok
+from conftest import DOMAIN, HOST, run, run_ok
 from test_replication import (listing, lmtp_one, message, secret, status,
                               wait_same)
-from test_hard_failover import converged, pair
+from test_hard_failover import converged, pair, rejoin, split
+from test_reconcile import wait_for_log
 
 __all__ = ["secret"]
 
@@ -264,3 +265,68 @@ def test_restored_replica_takes_only_the_difference(server, secret,
     deliver(a, "t")
     wait_same(a, b)
     check_clean(b.data)
+
+
+def test_restored_copy_of_a_renumbered_uid_comes_back_once(server, secret,
+                                                           tmp_path):
+    """A UID that took two messages in a split is renumbered (both move
+    up, the UID is expunged); each node keeps the tombstone of the copy
+    it held.  The master of that renumbering is then restored from a
+    copy taken before it, and follows the other node, now master: its
+    copy at the old UID is the message the new master holds at its new
+    UID, not one the master never saw, so it goes instead of coming
+    back a second time (seed 42 of the randomized test)."""
+    a, b = pair(server, secret)
+    for i in range(2):
+        deliver(a, "base%d" % i)
+    split(a, b, ["on-a"], ["on-b"])     # UID 3: on-a on A, on-b on B
+    backup(b, tmp_path / "b.db")        # B, master, before renumbering
+    rejoin(a, b)
+    converged(a, b)
+    assert sorted(subjects(a).values()) == ["base0", "base1", "on-a",
+                                            "on-b"]
+    # A takes over; B comes back from its copy, as A's replica.
+    b.stop()
+    p = run("promote", "--data", a.data)
+    assert p.returncode == 0, p.stdout + p.stderr
+    wait_for_log(a, "sync.promote")
+    restore_into(tmp_path / "b.db", b.data)
+    i = b.args.index("--replicate-from")
+    b.args = b.args[:i] + b.args[i + 2:] + [
+        "--replicate-from", "%s:%d" % (HOST, a.repl_port)]
+    b.start()
+    converged(a, b)
+    got = sorted(subjects(a).values())
+    assert got == ["base0", "base1", "on-a", "on-b"], got
+    assert sorted(subjects(b).values()) == got
+    for node in (a, b):
+        check_clean(node.data)
+
+
+def test_restored_master_keeps_the_replicas_rename(server, secret, tmp_path):
+    """A rename made after the master's copy was taken, and held by its
+    replica, survives the master's restore from that copy, as the
+    replica's expunges and moves do: the mail that arrived in the
+    renamed mailbox stays where its client put it (seed 42, life 30 of
+    the randomized test: "mailbox-gone")."""
+    a, b = pair(server, secret)
+    c = a.imap("alice")
+    assert c.create("Projects")[0] == "OK"
+    c.logout()
+    deliver(a, "m1")
+    wait_same(a, b)
+    backup(a, tmp_path / "a.db")
+    c = a.imap("alice")
+    assert c.rename("Projects", "Trips")[0] == "OK"
+    assert c.append("Trips", None, None, message("in-trips"))[0] == "OK"
+    c.logout()
+    wait_same(a, b)
+    b.stop()
+    a.stop()
+    restore_into(tmp_path / "a.db", a.data)
+    a.start()
+    b.start()
+    converged(a, b)
+    for node in (a, b):
+        assert list(subjects(node, "Trips").values()) == ["in-trips"]
+        check_clean(node.data)

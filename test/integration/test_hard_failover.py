@@ -178,3 +178,34 @@ def test_split_with_flags_expunges_and_mailboxes(server, secret):
     typ, data = r.search(None, "ALL")
     assert len(data[0].split()) == 1
     r.logout()
+
+
+def test_rename_the_new_master_never_got_is_kept(server, secret):
+    """A mailbox renamed on the old master just before it died (the
+    client was told OK, the rename never reached the replica) keeps its
+    new name when the old master comes back, as its mail does: the
+    newer name wins, on both nodes."""
+    a, b = pair(server, secret)
+    c = a.imap("alice")
+    assert c.create("Projects")[0] == "OK"
+    c.logout()
+    deliver(a, "base")
+
+    def on_split(on_a, on_b):
+        if on_a:
+            c = on_a.imap("alice")
+            assert c.rename("Projects", "Work")[0] == "OK"
+            c.append("Work", None, None, message("in-work"))
+            c.logout()
+
+    split(a, b, [], ["b-only"], on_split)
+    rejoin(a, b)
+    users, boxes, msgs = converged(a, b)
+    names = [x[1] for x in boxes if x[0] == "alice"]
+    assert "Work" in names and "Projects" not in names, names
+    r = b.imap("alice")
+    typ, _ = r.select("Work", readonly=True)
+    assert typ == "OK"
+    assert len(r.search(None, "ALL")[1][0].split()) == 1
+    r.logout()
+    assert "sync.reconcile.rename" in b.log_text()

@@ -305,6 +305,7 @@ UNDO_AFTER_V9 = [
     "ALTER TABLE mailbox DROP COLUMN tombs_purged",
     "ALTER TABLE node DROP COLUMN marker_ino",
     "ALTER TABLE node DROP COLUMN marker_time",
+    "ALTER TABLE mailbox DROP COLUMN named",
 ]
 
 
