@@ -730,9 +730,9 @@ copy_messages(struct session *s, const struct imap_arg *args, size_t nargs,
 		imap_reply(s, "NO [LIMIT] %s takes at most %u messages at once",
 		    verb, IMAP_MAX_COPY);
 	else if ((err = store_mailbox_get(s->srv->store, ims->user, name,
-	    &to)) == STORE_NOTFOUND)
-		imap_reply(s, "NO [TRYCREATE] No such mailbox");
-	else if (err != STORE_OK || p.error)
+	    &to)) != STORE_OK)
+		imap_reply_store_error(s, err, IMAP_MISSING_TARGET, verb);
+	else if (p.error)
 		imap_reply(s, "NO [UNAVAILABLE] %s failed", verb);
 	else if (move && v->readonly)
 		imap_reply(s, "NO Mailbox is read-only");
@@ -741,13 +741,8 @@ copy_messages(struct session *s, const struct imap_arg *args, size_t nargs,
 	else if ((new_uid = calloc(p.n, sizeof(*new_uid))) == NULL)
 		imap_reply(s, "NO [UNAVAILABLE] Out of memory");
 	else if ((err = store_message_copy_many(s->srv->store, v->mb.id,
-	    p.uid, p.n, to.id, new_uid, move)) == STORE_FULL)
-		imap_reply(s, IMAP_NO_FULL);
-	else if (err == STORE_LIMIT)
-		imap_reply(s, IMAP_NO_LIMIT);
-	else if (err != STORE_OK)
-		imap_reply(s, "NO [%s] %s failed", err == STORE_NOTFOUND ?
-		    "EXPUNGEISSUED" : "UNAVAILABLE", verb);
+	    p.uid, p.n, to.id, new_uid, move)) != STORE_OK)
+		imap_reply_store_error(s, err, IMAP_MISSING_MESSAGE, verb);
 	else {
 		src = numbers_text(p.uid, p.n);
 		dst = numbers_text(new_uid, p.n);
@@ -938,13 +933,13 @@ expunge_step(struct session *s, void *arg)
 	}
 	if (j->view == NULL && (err = store_mailbox_state(s->srv->store,
 	    &j->mb, &j->last, &j->mb.highestmodseq)) != STORE_OK) {
-		imap_reply(s, err == STORE_NOTFOUND ? "NO [NONEXISTENT] "
-		    "The mailbox went meanwhile" : "NO [UNAVAILABLE] Failed");
+		imap_reply_store_error(s, err, IMAP_MISSING_MAILBOX,
+		    "EXPUNGE");
 		return 1;
 	}
 	if ((err = expunge_some(s, j)) != STORE_OK) {
-		imap_reply(s, "%s", err == STORE_FULL ? IMAP_NO_FULL :
-		    "NO [UNAVAILABLE] Expunging failed");
+		imap_reply_store_error(s, err, IMAP_MISSING_MESSAGE,
+		    "EXPUNGE");
 		return 1;
 	}
 	if (j->ngone > 0 || !j->walked)

@@ -1589,8 +1589,8 @@ search_step(struct session *s, void *arg)
 			return 0;
 		if (r < 0) {
 			session_printf(s, "\r\n");
-			imap_reply(s, "NO [UNAVAILABLE] SEARCH failed: %s",
-			    store_strerror(se->err));
+			imap_reply_store_error(s, se->err,
+			    IMAP_MISSING_MESSAGE, "SEARCH");
 			return 1;
 		}
 		if (r > 0 && se->es.ret != 0)

@@ -105,7 +105,7 @@ struct imap_session {
 	imap_step_fn		 step;
 	void			(*step_free)(void *);
 	void			*step_arg;
-	/* ...the rest is imap.c's own (framing, IDLE, APPEND) */
+	/* ...the rest is the core's own (imap_core.h) */
 	struct imap_private	*priv;
 };
 
@@ -122,6 +122,21 @@ imap_of(struct session *s)
  */
 void	imap_reply(struct session *, const char *fmt, ...)
 	    __attribute__((format(printf, 2, 3)));
+
+/*
+ * Records the NO for a store error, with the response code that names
+ * it (RFC 5530) in one place for every command.  STORE_NOTFOUND means
+ * what the command looked for: `missing` says which.  verb names the
+ * command in the text of an unexpected error.
+ */
+enum imap_missing {
+	IMAP_MISSING_MAILBOX,	/* a mailbox it names: [NONEXISTENT] */
+	IMAP_MISSING_TARGET,	/* APPEND's or COPY's target: [TRYCREATE] */
+	IMAP_MISSING_MESSAGE,	/* messages expunged meanwhile:
+				   [EXPUNGEISSUED] */
+};
+void	imap_reply_store_error(struct session *, enum store_err,
+	    enum imap_missing missing, const char *verb);
 
 /* Hands the rest of the running command to step (see the top). */
 void	imap_start_steps(struct session *, imap_step_fn step,
