@@ -96,6 +96,7 @@ static const struct imap_capability caps[] = {
 	{ "IDLE", NULL, NULL },
 	{ "NAMESPACE", NULL, NULL },
 	{ "UIDPLUS", NULL, NULL },
+	{ "MULTIAPPEND", NULL, NULL },
 	{ "MOVE", NULL, NULL },
 	{ "UNSELECT", NULL, NULL },
 	{ "CHILDREN", NULL, NULL },

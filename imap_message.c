@@ -669,9 +669,8 @@ picked_free(struct picked *p)
 	free(p->seq);
 }
 
-/* A list of ascending numbers as a set text "1:3,7"; malloc'd. */
-static char *
-numbers_text(const uint32_t *v, size_t n)
+char *
+imap_numbers_text(const uint32_t *v, size_t n)
 {
 	struct imap_seqset	 set;
 	char			*text;
@@ -744,8 +743,8 @@ copy_messages(struct session *s, const struct imap_arg *args, size_t nargs,
 	    p.uid, p.n, to.id, new_uid, move)) != STORE_OK)
 		imap_reply_store_error(s, err, IMAP_MISSING_MESSAGE, verb);
 	else {
-		src = numbers_text(p.uid, p.n);
-		dst = numbers_text(new_uid, p.n);
+		src = imap_numbers_text(p.uid, p.n);
+		dst = imap_numbers_text(new_uid, p.n);
 		if (!move)
 			imap_reply(s, "OK [COPYUID %u %s %s] COPY completed",
 			    to.uidvalidity, src ? src : "", dst ? dst : "");

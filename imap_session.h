@@ -262,6 +262,9 @@ uint32_t imap_view_walk_next(struct imap_view_walk *,
 int	 imap_step_next(struct session *, struct imap_step_budget *,
 	    struct imap_view_walk *, uint32_t *seq);
 
+/* Ascending numbers (UIDs) as a set text "1:3,7"; malloc'd, or NULL. */
+char	*imap_numbers_text(const uint32_t *, size_t n);
+
 /* Flag names <-> bits: "\Seen" -> FLAG_SEEN; 0 for a keyword. */
 uint32_t	imap_flag_bit(const char *);
 
