@@ -106,6 +106,7 @@ static const struct imap_capability caps[] = {
 	{ "CONDSTORE", NULL, enable_condstore },
 	{ "QRESYNC", NULL, enable_qresync },
 	{ "ESEARCH", NULL, NULL },
+	{ "SEARCHRES", NULL, NULL },
 	{ "STATUS=SIZE", NULL, NULL },
 	{ "WITHIN", NULL, NULL },
 	{ "STARTTLS", offer_starttls, NULL },

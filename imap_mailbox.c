@@ -91,6 +91,7 @@ imap_view_free(struct imap_view *v)
 		return;
 	free(v->msgs);
 	free(v->own);
+	imap_view_save(v, NULL);
 	free(v);
 }
 

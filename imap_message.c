@@ -222,6 +222,8 @@ imap_view_seqset(const struct imap_view *v, const struct imap_arg *a,
 {
 	uint32_t	 star;
 
+	if (a->type == IMAP_ARG_ATOM && strcmp(a->str, "$") == 0)
+		return imap_view_saved(v, uid, set);
 	if (a->type != IMAP_ARG_ATOM || imap_seqset_parse(a->str, set) < 0)
 		return -1;
 	star = uid ? (v->count ? v->msgs[v->count - 1].uid : 0) : v->count;
@@ -231,6 +233,42 @@ imap_view_seqset(const struct imap_view *v, const struct imap_arg *a,
 		return -1;
 	}
 	return 0;
+}
+
+int
+imap_view_saved(const struct imap_view *v, int uid, struct imap_seqset *set)
+{
+	const struct imap_seqset	*saved = v->saved;
+	size_t				 n = saved ? saved->n : 0;
+	uint32_t			 i;
+
+	set->n = 0;
+	set->r = calloc(uid ? n + 1 : n > 0 ? v->count + 1 : 1,
+	    sizeof(*set->r));
+	if (set->r == NULL)
+		return -1;
+	for (i = 0; uid && i < n; i++)
+		set->r[set->n++] = saved->r[i];
+	for (i = 0; !uid && n > 0 && i < v->count; i++) {
+		if (!imap_seqset_has(saved, v->msgs[i].uid))
+			continue;
+		if (set->n > 0 && set->r[set->n - 1].hi == i)
+			set->r[set->n - 1].hi = i + 1;	/* the run goes on */
+		else {
+			set->r[set->n].lo = set->r[set->n].hi = i + 1;
+			set->n++;
+		}
+	}
+	return 0;
+}
+
+void
+imap_view_save(struct imap_view *v, struct imap_seqset *uids)
+{
+	if (v->saved != NULL)
+		imap_seqset_free(v->saved);
+	free(v->saved);
+	v->saved = uids;
 }
 
 /* --- flags ------------------------------------------------------------- */
@@ -718,8 +756,8 @@ copy_messages(struct session *s, const struct imap_arg *args, size_t nargs,
 
 	memset(&p, 0, sizeof(p));
 	p.s = s;
-	if (nargs != 2 || imap_view_seqset(v, &args[0], uid, &set) < 0 ||
-	    (name = imap_arg_mailbox(&args[1])) == NULL) {
+	if (nargs != 2 || (name = imap_arg_mailbox(&args[1])) == NULL ||
+	    imap_view_seqset(v, &args[0], uid, &set) < 0) {
 		imap_reply(s, "BAD %s wants a sequence set and a mailbox", verb);
 		return;
 	}

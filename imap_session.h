@@ -77,6 +77,9 @@ struct imap_view {
 	uint32_t		 uidnext;	/* UIDs below were looked at */
 	struct imap_view_own	*own;		/* changes this session made */
 	size_t			 nown, capown;
+	/* SEARCHRES (RFC 5182): "$", the UIDs SEARCH RETURN (SAVE) kept
+	   (resolved); NULL, empty, until one does and after one fails */
+	struct imap_seqset	*saved;
 	/* keywords announced in FLAGS, as " kw1 kw2 " (one strstr each) */
 	char			 keywords[STORE_MAX_KEYWORDS];
 };
@@ -223,10 +226,21 @@ void	imap_seqset_free(struct imap_seqset *);
 
 /*
  * Parses a set argument and resolves "*" against the view (the highest
- * sequence number, or UID when uid).  Returns 0, or -1 for bad syntax.
+ * sequence number, or UID when uid).  "$" (RFC 5182) is the saved result
+ * (imap_view_saved()).  Returns 0, or -1 for bad syntax or no memory.
  */
 int	imap_view_seqset(const struct imap_view *, const struct imap_arg *,
 	    int uid, struct imap_seqset *);
+
+/*
+ * SEARCHRES's "$": imap_view_saved() makes it a set of UIDs (when uid)
+ * or of the sequence numbers of the messages it names, in *set; returns
+ * 0 or -1 without memory.  imap_view_save() replaces it by uids (taken
+ * over; NULL empties it).
+ */
+int	imap_view_saved(const struct imap_view *, int uid,
+	    struct imap_seqset *set);
+void	imap_view_save(struct imap_view *, struct imap_seqset *uids);
 
 /*
  * The view's sequence numbers (1-based, in order) that a resolved set
