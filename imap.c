@@ -676,7 +676,8 @@ input_command(struct session *s)
 	    p->frame.scanned > 0 && p->frame.scanned == p->frame.lit_lf);
 	if (st != IMAP_FRAME_TOO_BIG)
 		size = p->frame.literal;
-	if ((at_literal || st == IMAP_FRAME_TOO_BIG) && imap_append_begin(s, size))
+	if ((at_literal || st == IMAP_FRAME_TOO_BIG) &&
+	    imap_append_begin(s, size))
 		return 1;
 	switch (st) {
 	case IMAP_FRAME_MORE:
