@@ -149,10 +149,12 @@
 #define IMAP_APPEND_LINE	(64 * 1024) /* APPEND bytes parsed as one line */
 #define IMAP_MAX_BAD_COMMANDS	20	/* BAD replies before BYE */
 #define IMAP_MAX_PRELOGIN_COMMANDS 32	/* commands before login, then BYE */
+#define IMAP_MAX_CAPS_TEXT	1024	/* the capability list, every name offered */
 #define IMAP_MAX_SKIP		(4 * 1024 * 1024) /* over-long line dropped before BYE */
 #define IMAP_MAX_OUTPUT		(4 * 1024 * 1024) /* a session's output buffer */
 #define IMAP_STEP_MESSAGES	256	/* messages a long command does in one loop step */
 #define IMAP_STEP_USEC		5000	/* loop time one step of a long command takes */
+#define IMAP_MAX_MULTIAPPEND	32	/* messages in one APPEND (a spool and a file each) */
 #define IMAP_MAX_COPY		1000	/* messages one COPY or MOVE takes (one step) */
 #define IMAP_MAX_SEARCH_TEXT	16	/* BODY and TEXT keys in one SEARCH */
 

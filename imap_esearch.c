@@ -22,6 +22,7 @@ static const struct {
 	{ "MAX",	ESEARCH_MAX },
 	{ "COUNT",	ESEARCH_COUNT },
 	{ "ALL",	ESEARCH_ALL },
+	{ "SAVE",	ESEARCH_SAVE },
 };
 
 int

@@ -14,6 +14,7 @@
 #define ESEARCH_MAX	0x02
 #define ESEARCH_COUNT	0x04
 #define ESEARCH_ALL	0x08
+#define ESEARCH_SAVE	0x10	/* SEARCHRES (RFC 5182): keep it as "$" */
 
 /* A result being written: what ALL has written so far, and the rest. */
 struct imap_esearch {

@@ -1063,8 +1063,7 @@ fetch_fail(struct session *s, struct fetch_job *j)
 	else if (j->active)
 		session_write(s, ")\r\n", 3);
 	msg_end(j);
-	imap_reply(s, "NO [UNAVAILABLE] FETCH failed: %s",
-	    store_strerror(j->err));
+	imap_reply_store_error(s, j->err, IMAP_MISSING_MESSAGE, "FETCH");
 }
 
 /*

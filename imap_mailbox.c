@@ -91,6 +91,7 @@ imap_view_free(struct imap_view *v)
 		return;
 	free(v->msgs);
 	free(v->own);
+	imap_view_save(v, NULL);
 	free(v);
 }
 
@@ -621,8 +622,10 @@ select_open(struct session *s, const char *name, int examine,
 		    &c);
 	if (err != STORE_OK || c.error) {
 		imap_view_free(v);
-		imap_reply(s, err == STORE_NOTFOUND ? "NO [NONEXISTENT] No such "
-		    "mailbox" : "NO [UNAVAILABLE] Cannot open the mailbox");
+		if (err == STORE_OK)
+			err = STORE_IO;		/* a view could not grow */
+		imap_reply_store_error(s, err, IMAP_MISSING_MAILBOX,
+		    examine ? "EXAMINE" : "SELECT");
 		return;
 	}
 	v->modseq = v->mb.highestmodseq;
@@ -693,30 +696,6 @@ imap_cmd_close(struct session *s, const struct imap_arg *args, size_t nargs,
 }
 
 /* --- CREATE, DELETE, RENAME, SUBSCRIBE ----------------------------------- */
-
-/* The reply for a failed mailbox change. */
-static void
-reply_store_error(struct session *s, enum store_err err, const char *verb)
-{
-	switch (err) {
-	case STORE_NOTFOUND:
-		imap_reply(s, "NO [NONEXISTENT] No such mailbox");
-		break;
-	case STORE_EXISTS:
-		imap_reply(s, "NO [ALREADYEXISTS] Mailbox already exists");
-		break;
-	case STORE_INVALID:
-		imap_reply(s, "NO [CANNOT] Invalid mailbox name");
-		break;
-	case STORE_FULL:
-		imap_reply(s, IMAP_NO_FULL);
-		break;
-	default:
-		imap_reply(s, "NO [UNAVAILABLE] %s failed: %s", verb,
-		    store_strerror(err));
-		break;
-	}
-}
 
 /*
  * A mailbox name argument for CREATE/RENAME: valid modified UTF-7, and
@@ -836,7 +815,7 @@ imap_cmd_create(struct session *s, const struct imap_arg *args, size_t nargs,
 	else
 		err = create_with_superiors(s, buf);
 	if (err != STORE_OK)
-		reply_store_error(s, err, "CREATE");
+		imap_reply_store_error(s, err, IMAP_MISSING_MAILBOX, "CREATE");
 	else
 		imap_reply(s, "OK CREATE completed");
 }
@@ -854,7 +833,7 @@ delete_emptied(struct session *s, const struct store_mailbox *mb)
 
 	err = store_mailbox_delete(s->srv->store, imap_of(s)->user, mb->name);
 	if (err != STORE_OK)
-		reply_store_error(s, err, "DELETE");
+		imap_reply_store_error(s, err, IMAP_MISSING_MAILBOX, "DELETE");
 	else
 		imap_reply(s, "OK DELETE completed");
 }
@@ -881,7 +860,7 @@ imap_cmd_delete(struct session *s, const struct imap_arg *args, size_t nargs,
 	if (err == STORE_OK && ims->view != NULL && ims->view->mb.id == mb.id)
 		unselect(s, 1);
 	if (err != STORE_OK)
-		reply_store_error(s, err, "DELETE");
+		imap_reply_store_error(s, err, IMAP_MISSING_MAILBOX, "DELETE");
 	else if (mb.messages > IMAP_STEP_MESSAGES)
 		imap_expunge_mailbox(s, &mb, delete_emptied);
 	else
@@ -932,7 +911,7 @@ imap_cmd_rename(struct session *s, const struct imap_arg *args, size_t nargs,
 	if (err == STORE_INVALID && strcmp(to, "INBOX") == 0)
 		err = STORE_EXISTS;
 	if (err != STORE_OK)
-		reply_store_error(s, err, "RENAME");
+		imap_reply_store_error(s, err, IMAP_MISSING_MAILBOX, "RENAME");
 	else {
 		view_follow_rename(imap_of(s)->view, from, to);
 		imap_reply(s, "OK RENAME completed");
@@ -954,8 +933,8 @@ imap_cmd_subscribe(struct session *s, const struct imap_arg *args,
 	err = store_mailbox_subscribe(s->srv->store, imap_of(s)->user, name,
 	    subscribe);
 	if (err != STORE_OK)
-		reply_store_error(s, err, subscribe ? "SUBSCRIBE" :
-		    "UNSUBSCRIBE");
+		imap_reply_store_error(s, err, IMAP_MISSING_MAILBOX,
+		    subscribe ? "SUBSCRIBE" : "UNSUBSCRIBE");
 	else
 		imap_reply(s, "OK %s completed", subscribe ? "SUBSCRIBE" :
 		    "UNSUBSCRIBE");
@@ -1073,7 +1052,7 @@ imap_cmd_status(struct session *s, const struct imap_arg *args, size_t nargs,
 	}
 	if ((err = store_mailbox_get(s->srv->store, ims->user, name, &mb)) !=
 	    STORE_OK) {
-		reply_store_error(s, err, "STATUS");
+		imap_reply_store_error(s, err, IMAP_MISSING_MAILBOX, "STATUS");
 		return;
 	}
 	/* RFC 7162 3.1: asking for HIGHESTMODSEQ turns CONDSTORE on. */

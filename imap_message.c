@@ -222,6 +222,8 @@ imap_view_seqset(const struct imap_view *v, const struct imap_arg *a,
 {
 	uint32_t	 star;
 
+	if (a->type == IMAP_ARG_ATOM && strcmp(a->str, "$") == 0)
+		return imap_view_saved(v, uid, set);
 	if (a->type != IMAP_ARG_ATOM || imap_seqset_parse(a->str, set) < 0)
 		return -1;
 	star = uid ? (v->count ? v->msgs[v->count - 1].uid : 0) : v->count;
@@ -231,6 +233,42 @@ imap_view_seqset(const struct imap_view *v, const struct imap_arg *a,
 		return -1;
 	}
 	return 0;
+}
+
+int
+imap_view_saved(const struct imap_view *v, int uid, struct imap_seqset *set)
+{
+	const struct imap_seqset	*saved = v->saved;
+	size_t				 n = saved ? saved->n : 0;
+	uint32_t			 i;
+
+	set->n = 0;
+	set->r = calloc(uid ? n + 1 : n > 0 ? v->count + 1 : 1,
+	    sizeof(*set->r));
+	if (set->r == NULL)
+		return -1;
+	for (i = 0; uid && i < n; i++)
+		set->r[set->n++] = saved->r[i];
+	for (i = 0; !uid && n > 0 && i < v->count; i++) {
+		if (!imap_seqset_has(saved, v->msgs[i].uid))
+			continue;
+		if (set->n > 0 && set->r[set->n - 1].hi == i)
+			set->r[set->n - 1].hi = i + 1;	/* the run goes on */
+		else {
+			set->r[set->n].lo = set->r[set->n].hi = i + 1;
+			set->n++;
+		}
+	}
+	return 0;
+}
+
+void
+imap_view_save(struct imap_view *v, struct imap_seqset *uids)
+{
+	if (v->saved != NULL)
+		imap_seqset_free(v->saved);
+	free(v->saved);
+	v->saved = uids;
 }
 
 /* --- flags ------------------------------------------------------------- */
@@ -669,9 +707,8 @@ picked_free(struct picked *p)
 	free(p->seq);
 }
 
-/* A list of ascending numbers as a set text "1:3,7"; malloc'd. */
-static char *
-numbers_text(const uint32_t *v, size_t n)
+char *
+imap_numbers_text(const uint32_t *v, size_t n)
 {
 	struct imap_seqset	 set;
 	char			*text;
@@ -719,8 +756,8 @@ copy_messages(struct session *s, const struct imap_arg *args, size_t nargs,
 
 	memset(&p, 0, sizeof(p));
 	p.s = s;
-	if (nargs != 2 || imap_view_seqset(v, &args[0], uid, &set) < 0 ||
-	    (name = imap_arg_mailbox(&args[1])) == NULL) {
+	if (nargs != 2 || (name = imap_arg_mailbox(&args[1])) == NULL ||
+	    imap_view_seqset(v, &args[0], uid, &set) < 0) {
 		imap_reply(s, "BAD %s wants a sequence set and a mailbox", verb);
 		return;
 	}
@@ -730,9 +767,9 @@ copy_messages(struct session *s, const struct imap_arg *args, size_t nargs,
 		imap_reply(s, "NO [LIMIT] %s takes at most %u messages at once",
 		    verb, IMAP_MAX_COPY);
 	else if ((err = store_mailbox_get(s->srv->store, ims->user, name,
-	    &to)) == STORE_NOTFOUND)
-		imap_reply(s, "NO [TRYCREATE] No such mailbox");
-	else if (err != STORE_OK || p.error)
+	    &to)) != STORE_OK)
+		imap_reply_store_error(s, err, IMAP_MISSING_TARGET, verb);
+	else if (p.error)
 		imap_reply(s, "NO [UNAVAILABLE] %s failed", verb);
 	else if (move && v->readonly)
 		imap_reply(s, "NO Mailbox is read-only");
@@ -741,16 +778,11 @@ copy_messages(struct session *s, const struct imap_arg *args, size_t nargs,
 	else if ((new_uid = calloc(p.n, sizeof(*new_uid))) == NULL)
 		imap_reply(s, "NO [UNAVAILABLE] Out of memory");
 	else if ((err = store_message_copy_many(s->srv->store, v->mb.id,
-	    p.uid, p.n, to.id, new_uid, move)) == STORE_FULL)
-		imap_reply(s, IMAP_NO_FULL);
-	else if (err == STORE_LIMIT)
-		imap_reply(s, IMAP_NO_LIMIT);
-	else if (err != STORE_OK)
-		imap_reply(s, "NO [%s] %s failed", err == STORE_NOTFOUND ?
-		    "EXPUNGEISSUED" : "UNAVAILABLE", verb);
+	    p.uid, p.n, to.id, new_uid, move)) != STORE_OK)
+		imap_reply_store_error(s, err, IMAP_MISSING_MESSAGE, verb);
 	else {
-		src = numbers_text(p.uid, p.n);
-		dst = numbers_text(new_uid, p.n);
+		src = imap_numbers_text(p.uid, p.n);
+		dst = imap_numbers_text(new_uid, p.n);
 		if (!move)
 			imap_reply(s, "OK [COPYUID %u %s %s] COPY completed",
 			    to.uidvalidity, src ? src : "", dst ? dst : "");
@@ -938,13 +970,13 @@ expunge_step(struct session *s, void *arg)
 	}
 	if (j->view == NULL && (err = store_mailbox_state(s->srv->store,
 	    &j->mb, &j->last, &j->mb.highestmodseq)) != STORE_OK) {
-		imap_reply(s, err == STORE_NOTFOUND ? "NO [NONEXISTENT] "
-		    "The mailbox went meanwhile" : "NO [UNAVAILABLE] Failed");
+		imap_reply_store_error(s, err, IMAP_MISSING_MAILBOX,
+		    "EXPUNGE");
 		return 1;
 	}
 	if ((err = expunge_some(s, j)) != STORE_OK) {
-		imap_reply(s, "%s", err == STORE_FULL ? IMAP_NO_FULL :
-		    "NO [UNAVAILABLE] Expunging failed");
+		imap_reply_store_error(s, err, IMAP_MISSING_MESSAGE,
+		    "EXPUNGE");
 		return 1;
 	}
 	if (j->ngone > 0 || !j->walked)

@@ -132,6 +132,11 @@ struct search {
 	int			 paused;	/* a scan ran out of budget */
 	uint64_t		 last_modseq;	/* of the last match */
 	struct imap_esearch	 es;		/* SEARCH RETURN (...) */
+	unsigned		 ret;		/* the RETURN options */
+	int			 line;		/* a response line is open */
+	struct imap_seqset	*save;		/* RETURN (SAVE): the UIDs */
+	size_t			 save_cap;
+	uint32_t		 save_last;	/* view index of the last */
 	enum store_err		 err;		/* what stopped a test */
 	/* the row's keywords: the store's copy lasts one call */
 	char			 keywords[STORE_MAX_KEYWORDS];
@@ -205,18 +210,25 @@ header_next(const char *h, size_t len, size_t *pos, const char *name,
 /*
  * Gives each sequence set its meaning in the view: "*" is the last
  * sequence number, or for UIDs the highest UID (0 in an empty mailbox,
- * where nothing can match anyway).
+ * where nothing can match anyway); "$" the UIDs saved.  Returns 0, or
+ * -1 without memory.
  */
-static void
+static int
 prog_resolve(struct search_prog *prog, const struct imap_view *v)
 {
 	struct node	*n;
 	uint32_t	 maxuid = v->count > 0 ? v->msgs[v->count - 1].uid : 0;
 
-	for (n = prog->nodes; n != NULL; n = n->all)
-		if (n->kind == N_SET)
+	for (n = prog->nodes; n != NULL; n = n->all) {
+		if (n->kind != N_SET)
+			continue;
+		if (n->saved && imap_view_saved(v, 1, &n->set) < 0)
+			return -1;
+		if (!n->saved)
 			imap_seqset_resolve(&n->set, n->uid ? maxuid :
 			    v->count);
+	}
+	return 0;
 }
 
 /* --- decoding ------------------------------------------------------------ */
@@ -852,21 +864,103 @@ search_free(void *arg)
 
 	candidate_end(se);
 	search_prog_free(&se->prog);
+	if (se->save != NULL)
+		imap_seqset_free(se->save);
+	free(se->save);
 	free(se->win);
 	free(se->raw);
 	free(se);
 }
 
+/* The RETURN options that ask for an ESEARCH response. */
+#define ESEARCH_OUTPUT	(ESEARCH_MIN | ESEARCH_MAX | ESEARCH_COUNT | \
+			 ESEARCH_ALL)
+
+/*
+ * Keeps the match at view index `index` for RETURN (SAVE).  Matches next
+ * to each other in the view make one range of UIDs (a UID between two
+ * of them names no message: it was expunged, and UIDs are never given
+ * again).  Returns 0, or -1 without memory.
+ */
+static int
+save_match(struct search *se, const struct imap_view *v, uint32_t index)
+{
+	struct imap_seqset	*set = se->save;
+	struct imap_range	*r;
+	uint32_t		 uid = v->msgs[index].uid;
+
+	if (set->n > 0 && se->save_last + 1 == index)
+		set->r[set->n - 1].hi = uid;
+	else {
+		if (set->n == se->save_cap) {
+			r = reallocarray(set->r, se->save_cap * 2,
+			    sizeof(*r));
+			if (r == NULL)
+				return -1;
+			set->r = r;
+			se->save_cap *= 2;
+		}
+		set->r[set->n].lo = set->r[set->n].hi = uid;
+		set->n++;
+	}
+	se->save_last = index;
+	return 0;
+}
+
+/*
+ * RETURN (SAVE) is done: "$" becomes what was found, or only the MIN
+ * and MAX messages when those were all that was asked (RFC 5182 2.4).
+ */
+static void
+save_done(struct session *s, struct search *se)
+{
+	struct imap_seqset	*set = se->save;
+	uint32_t		 min, max;
+
+	if ((se->ret & (ESEARCH_ALL | ESEARCH_COUNT)) == 0 &&
+	    (se->ret & (ESEARCH_MIN | ESEARCH_MAX)) != 0 && set->n > 0) {
+		min = set->r[0].lo;
+		max = set->r[set->n - 1].hi;
+		set->n = 0;
+		if (se->ret & ESEARCH_MIN) {
+			set->r[set->n].lo = set->r[set->n].hi = min;
+			set->n++;
+		}
+		if ((se->ret & ESEARCH_MAX) && (set->n == 0 || max != min)) {
+			set->r[set->n].lo = set->r[set->n].hi = max;
+			set->n++;
+		}
+	}
+	imap_view_save(imap_of(s)->view, set);
+	se->save = NULL;
+}
+
+/*
+ * The search failed: the line begun is ended, "$" is emptied when it
+ * was to be saved (RFC 5182 2.1), and the reply says why.
+ */
+static void
+search_failed(struct session *s, struct search *se)
+{
+	if (se->line)
+		session_printf(s, "\r\n");
+	if (se->ret & ESEARCH_SAVE)
+		imap_view_save(imap_of(s)->view, NULL);
+	imap_reply_store_error(s, se->err, IMAP_MISSING_MESSAGE, "SEARCH");
+}
+
 /*
  * One step: tries messages until the mailbox is done or the step's
  * budget is used up (in the middle of a message, maybe), writing each
- * match onto the "* SEARCH" line.  Returns 1 once the reply is recorded, else 0.
+ * match onto the "* SEARCH" line (or the ESEARCH one, or keeping it for
+ * "$").  Returns 1 once the reply is recorded, else 0.
  */
 static int
 search_step(struct session *s, void *arg)
 {
 	struct search		*se = arg;
 	const struct imap_view	*v = imap_of(s)->view;
+	uint32_t		 n;
 	int			 r;
 
 	imap_step_begin(&se->budget);
@@ -876,31 +970,53 @@ search_step(struct session *s, void *arg)
 		se->budget.done++;
 		if ((r = search_one(se, v, se->next)) == 2)
 			return 0;
+		if (r > 0 && se->save != NULL &&
+		    save_match(se, v, se->next) < 0) {
+			se->err = STORE_IO;
+			r = -1;
+		}
 		if (r < 0) {
-			session_printf(s, "\r\n");
-			imap_reply(s, "NO [UNAVAILABLE] SEARCH failed: %s",
-			    store_strerror(se->err));
+			search_failed(s, se);
 			return 1;
 		}
-		if (r > 0 && se->es.ret != 0)
-			imap_esearch_add(s, &se->es, se->uid ?
-			    v->msgs[se->next].uid : se->next + 1,
-			    se->last_modseq);
-		else if (r > 0)
-			session_printf(s, " %u", se->uid ?
-			    v->msgs[se->next].uid : se->next + 1);
+		n = se->uid ? v->msgs[se->next].uid : se->next + 1;
+		if (r > 0 && (se->ret & ESEARCH_OUTPUT) != 0)
+			imap_esearch_add(s, &se->es, n, se->last_modseq);
+		else if (r > 0 && se->line)
+			session_printf(s, " %u", n);
 	}
-	if (se->es.ret != 0) {
+	if (se->save != NULL)
+		save_done(s, se);
+	if ((se->ret & ESEARCH_OUTPUT) != 0)
 		imap_esearch_end(s, &se->es, se->prog.modseq);
-		imap_reply(s, "OK %sSEARCH completed", se->uid ? "UID " : "");
-		return 1;
+	else if (se->line) {
+		if (se->prog.modseq && se->found > 0)
+			session_printf(s, " (MODSEQ %llu)",
+			    (unsigned long long)se->highest);
+		session_printf(s, "\r\n");
 	}
-	if (se->prog.modseq && se->found > 0)
-		session_printf(s, " (MODSEQ %llu)",
-		    (unsigned long long)se->highest);
-	session_printf(s, "\r\n");
 	imap_reply(s, "OK %sSEARCH completed", se->uid ? "UID " : "");
 	return 1;
+}
+
+/*
+ * Gets the search ready to run: its program resolved in the view, and
+ * for RETURN (SAVE) the set that will become "$".  Returns 0, or -1
+ * without memory.
+ */
+static int
+search_ready(struct search *se, const struct imap_view *v)
+{
+	if (prog_resolve(&se->prog, v) < 0)
+		return -1;
+	if ((se->ret & ESEARCH_SAVE) == 0)
+		return 0;
+	se->save_cap = 16;
+	if ((se->save = calloc(1, sizeof(*se->save))) == NULL ||
+	    (se->save->r = calloc(se->save_cap, sizeof(*se->save->r))) ==
+	    NULL)
+		return -1;
+	return 0;
 }
 
 void
@@ -923,6 +1039,9 @@ imap_cmd_search(struct session *s, const struct imap_arg *args, size_t nargs,
 		args += 2;
 		nargs -= 2;
 	}
+	/* A SEARCH meant to save that fails leaves "$" empty. */
+	if (ret & ESEARCH_SAVE)
+		imap_view_save(ims->view, NULL);
 	if ((se = calloc(1, sizeof(*se))) == NULL) {
 		imap_reply(s, "NO [UNAVAILABLE] Out of memory");
 		return;
@@ -932,9 +1051,11 @@ imap_cmd_search(struct session *s, const struct imap_arg *args, size_t nargs,
 		free(se);
 		return;
 	}
-	if (se->prog.maxlen > 0 &&
+	se->ret = ret;
+	if ((se->prog.maxlen > 0 &&
 	    ((se->win = malloc(SCAN_CHUNK + se->prog.maxlen + SCAN_SLACK)) ==
-	    NULL || (se->raw = malloc(SCAN_CHUNK)) == NULL)) {
+	    NULL || (se->raw = malloc(SCAN_CHUNK)) == NULL)) ||
+	    search_ready(se, ims->view) < 0) {
 		imap_reply(s, "NO [UNAVAILABLE] Out of memory");
 		search_free(se);
 		return;
@@ -942,12 +1063,12 @@ imap_cmd_search(struct session *s, const struct imap_arg *args, size_t nargs,
 	se->store = s->srv->store;
 	se->mailbox = ims->view->mb.id;
 	se->uid = uid;
-	prog_resolve(&se->prog, ims->view);
 	if (se->prog.modseq)
 		imap_condstore_enable(s);
-	if (ret != 0)
-		imap_esearch_begin(s, &se->es, ret, uid);
-	else
+	se->line = (ret & ESEARCH_OUTPUT) != 0 || ret == 0;
+	if ((ret & ESEARCH_OUTPUT) != 0)
+		imap_esearch_begin(s, &se->es, ret & ESEARCH_OUTPUT, uid);
+	else if (se->line)
 		session_printf(s, "* SEARCH");
 	/* A small mailbox is done at once, without waiting for the loop. */
 	if (search_step(s, se))

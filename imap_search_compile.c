@@ -412,14 +412,18 @@ key_text(struct compiler *c, struct cursor *cur, const struct search_key *k)
 	return n;
 }
 
-/* A sequence set, of sequence numbers (a bare set) or of UIDs. */
+/*
+ * A sequence set, of sequence numbers (a bare set) or of UIDs; "$" is
+ * the saved result, of UIDs whatever the key (filled in at resolve).
+ */
 static struct node *
 compile_set(struct compiler *c, const char *text, int uid)
 {
-	struct imap_seqset	 set;
+	struct imap_seqset	 set = { NULL, 0 };
 	struct node		*n;
+	int			 saved = strcmp(text, "$") == 0;
 
-	if (imap_seqset_parse(text, &set) < 0)
+	if (!saved && imap_seqset_parse(text, &set) < 0)
 		return fail(c, "BAD Invalid %ssequence set %.40s",
 		    uid ? "UID " : "", text);
 	if ((n = node_new(c, N_SET, NEED_VIEW)) == NULL) {
@@ -427,7 +431,8 @@ compile_set(struct compiler *c, const char *text, int uid)
 		return NULL;
 	}
 	n->set = set;
-	n->uid = uid;
+	n->uid = uid || saved;
+	n->saved = saved;
 	return n;
 }
 
@@ -563,7 +568,7 @@ compile_key(struct compiler *c, struct cursor *cur, const char *after)
 	for (i = 0; i < sizeof(search_keys) / sizeof(*search_keys); i++)
 		if (strcasecmp(a->str, search_keys[i].name) == 0)
 			return search_keys[i].compile(c, cur, &search_keys[i]);
-	if (IS_DIGIT(a->str[0]) || a->str[0] == '*')
+	if (IS_DIGIT(a->str[0]) || a->str[0] == '*' || a->str[0] == '$')
 		return compile_set(c, a->str, 0);
 	return fail(c, "BAD Unknown search key %.40s", a->str);
 }

@@ -73,6 +73,7 @@ struct node {
 	uint32_t		 mask, want;	/* N_FLAGS */
 	struct imap_seqset	 set;		/* N_SET */
 	int			 uid;		/* N_SET: of UIDs */
+	int			 saved;		/* N_SET: "$" (RFC 5182) */
 	enum field		 field;		/* N_CMP */
 	enum cmp		 cmp;
 	int64_t			 num;

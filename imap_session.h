@@ -77,6 +77,9 @@ struct imap_view {
 	uint32_t		 uidnext;	/* UIDs below were looked at */
 	struct imap_view_own	*own;		/* changes this session made */
 	size_t			 nown, capown;
+	/* SEARCHRES (RFC 5182): "$", the UIDs SEARCH RETURN (SAVE) kept
+	   (resolved); NULL, empty, until one does and after one fails */
+	struct imap_seqset	*saved;
 	/* keywords announced in FLAGS, as " kw1 kw2 " (one strstr each) */
 	char			 keywords[STORE_MAX_KEYWORDS];
 };
@@ -105,7 +108,7 @@ struct imap_session {
 	imap_step_fn		 step;
 	void			(*step_free)(void *);
 	void			*step_arg;
-	/* ...the rest is imap.c's own (framing, IDLE, APPEND) */
+	/* ...the rest is the core's own (imap_core.h) */
 	struct imap_private	*priv;
 };
 
@@ -122,6 +125,21 @@ imap_of(struct session *s)
  */
 void	imap_reply(struct session *, const char *fmt, ...)
 	    __attribute__((format(printf, 2, 3)));
+
+/*
+ * Records the NO for a store error, with the response code that names
+ * it (RFC 5530) in one place for every command.  STORE_NOTFOUND means
+ * what the command looked for: `missing` says which.  verb names the
+ * command in the text of an unexpected error.
+ */
+enum imap_missing {
+	IMAP_MISSING_MAILBOX,	/* a mailbox it names: [NONEXISTENT] */
+	IMAP_MISSING_TARGET,	/* APPEND's or COPY's target: [TRYCREATE] */
+	IMAP_MISSING_MESSAGE,	/* messages expunged meanwhile:
+				   [EXPUNGEISSUED] */
+};
+void	imap_reply_store_error(struct session *, enum store_err,
+	    enum imap_missing missing, const char *verb);
 
 /* Hands the rest of the running command to step (see the top). */
 void	imap_start_steps(struct session *, imap_step_fn step,
@@ -208,10 +226,21 @@ void	imap_seqset_free(struct imap_seqset *);
 
 /*
  * Parses a set argument and resolves "*" against the view (the highest
- * sequence number, or UID when uid).  Returns 0, or -1 for bad syntax.
+ * sequence number, or UID when uid).  "$" (RFC 5182) is the saved result
+ * (imap_view_saved()).  Returns 0, or -1 for bad syntax or no memory.
  */
 int	imap_view_seqset(const struct imap_view *, const struct imap_arg *,
 	    int uid, struct imap_seqset *);
+
+/*
+ * SEARCHRES's "$": imap_view_saved() makes it a set of UIDs (when uid)
+ * or of the sequence numbers of the messages it names, in *set; returns
+ * 0 or -1 without memory.  imap_view_save() replaces it by uids (taken
+ * over; NULL empties it).
+ */
+int	imap_view_saved(const struct imap_view *, int uid,
+	    struct imap_seqset *set);
+void	imap_view_save(struct imap_view *, struct imap_seqset *uids);
 
 /*
  * The view's sequence numbers (1-based, in order) that a resolved set
@@ -246,6 +275,9 @@ uint32_t imap_view_walk_next(struct imap_view_walk *,
  */
 int	 imap_step_next(struct session *, struct imap_step_budget *,
 	    struct imap_view_walk *, uint32_t *seq);
+
+/* Ascending numbers (UIDs) as a set text "1:3,7"; malloc'd, or NULL. */
+char	*imap_numbers_text(const uint32_t *, size_t n);
 
 /* Flag names <-> bits: "\Seen" -> FLAG_SEEN; 0 for a keyword. */
 uint32_t	imap_flag_bit(const char *);

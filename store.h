@@ -230,6 +230,16 @@ enum store_err	store_deliver(struct store *, const struct store_blob_in *,
 		    struct store_target *, size_t ntargets);
 
 /*
+ * Appends blob i as the message of target i, for every i below n, in one
+ * savepoint: every message is appended or none is (MULTIAPPEND, RFC
+ * 3502).  Returns STORE_OK with each target's uid, or the first error
+ * (that target's result says which), having appended nothing.
+ */
+enum store_err	store_deliver_all(struct store *,
+		    const struct store_blob_in *blobs,
+		    struct store_target *targets, size_t n);
+
+/*
  * Calls cb for each message of the mailbox in UID order; a non-zero
  * return from cb stops the walk.  cb may read blobs but must not start
  * another walk of messages.

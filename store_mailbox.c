@@ -307,6 +307,26 @@ store_deliver(struct store *st, const struct store_blob_in *b,
 	return op_end(st, STORE_OK);
 }
 
+enum store_err
+store_deliver_all(struct store *st, const struct store_blob_in *blobs,
+    struct store_target *targets, size_t n)
+{
+	enum store_err	 err = n > 0 ? STORE_OK : STORE_INVALID;
+	int64_t		 blob_id = 0;
+	size_t		 i;
+
+	if (err != STORE_OK || (err = op_begin(st)) != STORE_OK)
+		return err;
+	for (i = 0; i < n && err == STORE_OK; i++) {
+		targets[i].uid = 0;
+		if ((err = blob_put(st, &blobs[i], &blob_id)) == STORE_OK)
+			err = message_append(st, blob_id, blobs[i].guid,
+			    &targets[i]);
+		targets[i].result = err;
+	}
+	return op_end(st, err);
+}
+
 /*
  * Steps a bound statement whose columns are those of S_MSG_LIST (uid,
  * guid, modseq, flags, keywords, internaldate, size), calling cb per row.

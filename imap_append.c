@@ -1,0 +1,487 @@
+/*
+ * imap_append.c — APPEND (RFC 3501 6.3.11), with MULTIAPPEND (RFC 3502:
+ * several messages in one command, appended all or none) and UIDPLUS's
+ * APPENDUID.  A message literal is streamed into a spool as it arrives
+ * (never held whole: imap_append_begin() takes the command over when
+ * framing stops at its literal); a literal that arrived whole with the
+ * command (a small LITERAL+ one) is fed to a spool from the argument.
+ * Every message waits in its spool until the line ends; then all are
+ * appended in one store step.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "config.h"
+#include "imap_core.h"
+#include "settings.h"
+#include "spool.h"
+#include "store.h"
+#include "sync.h"
+
+/* One message of an APPEND. */
+struct append_msg {
+	uint32_t	 flags;
+	char		*keywords;
+	int64_t		 internaldate;
+	struct spool	*spool;
+};
+
+/* An APPEND under way: its messages so far, the last one arriving. */
+struct imap_append {
+	char		 mailbox[MAILBOX_MAX_NAME + 1];
+	struct append_msg msgs[IMAP_MAX_MULTIAPPEND];
+	size_t		 n;
+	uint64_t	 left;		/* literal bytes still to come */
+	int		 dropping;	/* refused: what still comes of the
+					   command (LITERAL+) is dropped */
+};
+
+static const char *const months[12] = {
+	"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+	"Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+};
+
+/*
+ * Parses an RFC 3501 date-time, "17-Jul-1996 02:44:25 -0700" (the day
+ * may be space-padded), into seconds since the epoch.  Returns 0 or -1.
+ */
+static int
+parse_date_time(const char *p, int64_t *out)
+{
+	struct tm	 tm;
+	char		 mon[4], sign;
+	int		 day, year, hh, mm, ss, zone, n = 0, i;
+
+	memset(&tm, 0, sizeof(tm));
+	if (sscanf(p, "%2d-%3s-%4d %2d:%2d:%2d %c%4d%n", &day, mon, &year,
+	    &hh, &mm, &ss, &sign, &zone, &n) != 8 || p[n] != '\0' ||
+	    (sign != '+' && sign != '-'))
+		return -1;
+	for (i = 0; i < 12 && strcasecmp(mon, months[i]) != 0; i++)
+		;
+	if (i == 12 || day < 1 || day > 31 || hh > 23 || mm > 59 || ss > 60 ||
+	    year < 1900 || zone % 100 > 59)
+		return -1;
+	tm.tm_mday = day;
+	tm.tm_mon = i;
+	tm.tm_year = year - 1900;
+	tm.tm_hour = hh;
+	tm.tm_min = mm;
+	tm.tm_sec = ss;
+	zone = (zone / 100) * 3600 + (zone % 100) * 60;
+	*out = (int64_t)timegm(&tm) - (sign == '+' ? zone : -zone);
+	return 0;
+}
+
+/*
+ * A message's optional flag list and date-time, args[0..nargs), into m.
+ * Returns NULL or the BAD reply.
+ */
+static const char *
+message_args(struct session *s, const struct imap_arg *args, size_t nargs,
+    struct append_msg *m)
+{
+	char	 kw[STORE_MAX_KEYWORDS] = "";
+	size_t	 i = 0;
+
+	m->internaldate = s->srv->now;
+	if (i < nargs && args[i].type == IMAP_ARG_LIST) {
+		if (imap_parse_flags(&args[i], &m->flags, kw, sizeof(kw)) < 0)
+			return "BAD Invalid flags";
+		i++;
+	}
+	if (i < nargs) {
+		if (args[i].type != IMAP_ARG_STRING || args[i].literal ||
+		    parse_date_time(args[i].str, &m->internaldate) < 0)
+			return "BAD Invalid date-time";
+		i++;
+	}
+	if (i != nargs)
+		return "BAD Invalid APPEND arguments";
+	if ((m->keywords = strdup(kw)) == NULL)
+		return "NO [UNAVAILABLE] Out of memory";
+	return NULL;
+}
+
+/*
+ * Adds the next message of ap: flags and date-time from args[0..nargs),
+ * size bytes, a spool to take them.  Returns 0, or -1 with the tagged
+ * reply recorded.
+ */
+static int
+append_add(struct session *s, struct imap_append *ap,
+    const struct imap_arg *args, size_t nargs, uint64_t size)
+{
+	struct append_msg	*m = &ap->msgs[ap->n];
+	const char		*bad;
+
+	if (ap->n == IMAP_MAX_MULTIAPPEND) {
+		imap_reply(s, "NO [LIMIT] APPEND takes at most %d messages",
+		    IMAP_MAX_MULTIAPPEND);
+		return -1;
+	}
+	ap->n++;
+	if ((bad = message_args(s, args, nargs, m)) != NULL)
+		;
+	else if (size > (uint64_t)s->srv->settings->max_message_size)
+		bad = "NO [TOOBIG] Message too large";
+	else if (size == 0)
+		bad = "NO Cannot save an empty message";
+	else if ((m->spool = spool_new(s->srv->settings->data_dir)) == NULL)
+		bad = errno == ENOSPC ? IMAP_NO_FULL :
+		    "NO [UNAVAILABLE] Temporary storage failure";
+	if (bad != NULL) {
+		imap_reply(s, "%s", bad);
+		return -1;
+	}
+	ap->left = size;
+	return 0;
+}
+
+/* Feeds n bytes of the last message to its spool, line by line. */
+static void
+append_feed(struct imap_append *ap, const char *data, size_t n)
+{
+	const char	*lf;
+	size_t		 off, len;
+
+	for (off = 0; off < n; off += len) {
+		lf = memchr(data + off, '\n', n - off);
+		len = lf ? (size_t)(lf - data) + 1 - off : n - off;
+		spool_add_line(ap->msgs[ap->n - 1].spool, data + off, len);
+	}
+}
+
+/*
+ * Takes an APPEND's arguments: the mailbox, then per message an
+ * optional flag list, an optional date-time and its literal.  When
+ * `streamed`, the arguments end before the literal of the last message
+ * (size bytes, still to come).  The command table's checks (state,
+ * replica) have passed.  Returns 0, or -1 with the tagged reply
+ * recorded.
+ */
+static int
+append_parse(struct session *s, struct imap_append *ap,
+    const struct imap_arg *args, size_t nargs, int streamed, uint64_t size)
+{
+	struct store_mailbox	 mb;
+	enum store_err		 err;
+	const char		*name;
+	size_t			 i, from = 1;
+
+	if (nargs < 1 || (name = imap_arg_mailbox(&args[0])) == NULL) {
+		imap_reply(s, "BAD Invalid mailbox name");
+		return -1;
+	}
+	snprintf(ap->mailbox, sizeof(ap->mailbox), "%s", name);
+	if ((err = store_mailbox_get(s->srv->store, imap_of(s)->user,
+	    ap->mailbox, &mb)) != STORE_OK) {
+		imap_reply_store_error(s, err, IMAP_MISSING_TARGET, "APPEND");
+		return -1;
+	}
+	for (i = 1; i < nargs; i++) {
+		if (args[i].type != IMAP_ARG_STRING || !args[i].literal)
+			continue;
+		if (append_add(s, ap, args + from, i - from, args[i].len) < 0)
+			return -1;
+		append_feed(ap, args[i].str, args[i].len);
+		from = i + 1;
+	}
+	if (streamed)
+		return append_add(s, ap, args + from, nargs - from, size);
+	if (from != nargs || ap->n == 0) {
+		imap_reply(s, "BAD APPEND wants a mailbox and a message");
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * The session takes the literal of ap's last message, size bytes: into
+ * its spool, or into nothing when the command was refused (dropping: a
+ * LITERAL+ client sends it anyway).  "+" asks for a synchronizing one.
+ */
+static void
+append_receive(struct session *s, struct imap_append *ap, uint64_t size,
+    int plus, int dropping)
+{
+	struct imap_private	*p = imap_of(s)->priv;
+
+	ap->left = size;
+	ap->dropping |= dropping;
+	p->append = ap;
+	p->mode = IN_APPEND;
+	if (!plus)
+		session_printf(s, "+ Ready for literal data\r\n");
+}
+
+/*
+ * Called when framing stops at a literal: if the command so far is
+ * "tag APPEND mailbox [flags] [date]" (after MULTIAPPEND's messages that
+ * arrived whole), that literal is a message, and it is streamed into a
+ * spool rather than buffered.  Returns 1 when it took the command over,
+ * 0 to frame it as usual.
+ */
+int
+imap_append_begin(struct session *s, uint64_t size)
+{
+	struct imap_session	*ims = imap_of(s);
+	struct imap_private	*p = ims->priv;
+	struct imap_cmd		 cmd;
+	struct imap_append	*ap;
+	const char		*why;
+	char			*head;
+	size_t			 n = p->frame.lit_brace;
+	int			 plus = p->frame.lit_plus, ok = 0;
+
+	if (n > 0 && buf_ptr(&s->in)[n - 1] == ' ')
+		n--;
+	if ((head = malloc(n + 2)) == NULL)
+		return 0;
+	memcpy(head, buf_ptr(&s->in), n);
+	head[n] = '\r';
+	head[n + 1] = '\n';
+	if (imap_parse(head, n + 2, IMAP_MAX_DEPTH, IMAP_MAX_ARGS, &cmd,
+	    &why) != IMAP_PARSE_OK || strcmp(cmd.name, "APPEND") != 0 ||
+	    cmd.nargs < 1) {
+		if (cmd.tag != NULL)
+			imap_cmd_free(&cmd);
+		free(head);
+		return 0;
+	}
+	free(head);
+	ims->tag = strdup(cmd.tag);
+	if ((ap = calloc(1, sizeof(*ap))) == NULL)
+		imap_reply(s, "NO [UNAVAILABLE] Out of memory");
+	else if (imap_command_allowed(s, imap_command_find(cmd.name, 0)))
+		ok = append_parse(s, ap, cmd.args, cmd.nargs, 1, size) == 0;
+	imap_cmd_free(&cmd);
+	buf_consume(&s->in, p->frame.lit_lf + 1);
+	imap_frame_reset(&p->frame);
+	p->head0 = store_replog_head(s->srv->store);
+	if (!ok && (!plus || ap == NULL)) {
+		imap_append_free(ap);
+		/* A LITERAL+ client sends the literal anyway: drop it. */
+		if (plus)
+			imap_discard_literal(s, size);
+		else
+			imap_command_finish(s);
+		return 1;
+	}
+	append_receive(s, ap, size, plus, !ok);
+	return 1;
+}
+
+/*
+ * Feeds the buffered part of the message literal to the spool, line by
+ * line for the MIME pre-parser.  A line longer than IMAP_APPEND_LINE is
+ * fed in pieces, so that the input buffer never has to hold it whole.
+ */
+int
+imap_input_append(struct session *s)
+{
+	struct imap_private	*p = imap_of(s)->priv;
+	struct imap_append	*ap = p->append;
+	const char		*data = buf_ptr(&s->in), *lf;
+	size_t			 avail = buf_used(&s->in), off = 0, n;
+
+	if (avail > ap->left)
+		avail = (size_t)ap->left;
+	while (off < avail) {
+		lf = memchr(data + off, '\n', avail - off);
+		if (lf != NULL)
+			n = lf - (data + off) + 1;
+		else if (avail == ap->left || avail - off >= IMAP_APPEND_LINE)
+			n = avail - off;
+		else
+			break;
+		if (!ap->dropping)
+			spool_add_line(ap->msgs[ap->n - 1].spool, data + off,
+			    n);
+		off += n;
+	}
+	buf_consume(&s->in, off);
+	ap->left -= off;
+	if (ap->left == 0)
+		p->mode = IN_APPEND_END;
+	return off > 0;
+}
+
+/*
+ * Appends every message of a complete APPEND, all or none, and sets
+ * the reply: APPENDUID with the new UIDs (RFC 4315).
+ */
+static void
+append_store(struct session *s, struct imap_append *ap)
+{
+	struct imap_session	*ims = imap_of(s);
+	struct store_blob_in	 blobs[IMAP_MAX_MULTIAPPEND];
+	struct store_target	 t[IMAP_MAX_MULTIAPPEND];
+	uint32_t		 uids[IMAP_MAX_MULTIAPPEND];
+	struct store_mailbox	 mb;
+	enum store_err		 err;
+	char			*set;
+	size_t			 i;
+
+	/* Demoted while the message arrived: no OK from a replica. */
+	if (sync_is_replica()) {
+		imap_reply(s, "NO [CANNOT] This server became a read-only "
+		    "replica; make changes on the master");
+		return;
+	}
+	/* The user may have changed while the literal arrived. */
+	if (!imap_session_still_valid(s)) {
+		imap_reply(s, "NO [UNAVAILABLE] Session ended");
+		return;
+	}
+	memset(t, 0, sizeof(t));
+	for (i = 0; i < ap->n; i++) {
+		if (spool_finish(ap->msgs[i].spool, &blobs[i]) < 0) {
+			imap_reply(s, errno == ENOSPC ? IMAP_NO_FULL :
+			    "NO [UNAVAILABLE] Could not store the message");
+			return;
+		}
+		t[i].user = ims->user;
+		t[i].mailbox = ap->mailbox;
+		t[i].flags = ap->msgs[i].flags;
+		t[i].keywords = ap->msgs[i].keywords;
+		t[i].internaldate = ap->msgs[i].internaldate;
+	}
+	err = store_deliver_all(s->srv->store, blobs, t, ap->n);
+	if (err == STORE_OK)
+		err = store_mailbox_get(s->srv->store, ims->user, ap->mailbox,
+		    &mb);
+	if (err != STORE_OK) {
+		imap_reply_store_error(s, err, IMAP_MISSING_TARGET, "APPEND");
+		return;
+	}
+	for (i = 0; i < ap->n; i++)
+		uids[i] = t[i].uid;
+	set = imap_numbers_text(uids, ap->n);
+	imap_reply(s, "OK [APPENDUID %u %s] APPEND completed",
+	    mb.uidvalidity, set ? set : "");
+	free(set);
+}
+
+/*
+ * The line between two messages of a MULTIAPPEND, after the space that
+ * begins it: "[flags] [date-time] {size}" or "{size+}".  Takes the next
+ * message over, or, when it is refused, finishes the command (the
+ * client waits for "+" in vain) or drops it (LITERAL+).
+ */
+static void
+append_next(struct session *s, struct imap_append *ap, const char *line,
+    size_t len)
+{
+	struct imap_cmd	 cmd;
+	const char	*brace = memrchr(line, '{', len), *why;
+	char		*text = NULL, *end;
+	uint64_t	 size;
+	size_t		 k;
+	int		 plus = 0, ok = 0;
+
+	if (brace == NULL || line[len - 1] != '}' || brace + 2 > line + len) {
+		imap_reply(s, "BAD Unexpected data after the APPEND literal");
+		imap_command_finish(s);
+		return;
+	}
+	size = strtoull(brace + 1, &end, 10);
+	if (*end == '+') {
+		plus = 1;
+		end++;
+	}
+	for (k = brace - line; k > 0 && line[k - 1] == ' '; k--)
+		;
+	if (end == brace + 1 || end != line + len - 1 || !isdigit(
+	    (unsigned char)brace[1]) || asprintf(&text, "t X%s%.*s\r\n",
+	    k > 0 ? " " : "", (int)k, line) < 0)
+		imap_reply(s, "BAD Invalid literal in APPEND");
+	else if (imap_parse(text, strlen(text), IMAP_MAX_DEPTH,
+	    IMAP_MAX_ARGS, &cmd, &why) != IMAP_PARSE_OK)
+		imap_reply(s, "BAD %s", why);
+	else {
+		ok = !ap->dropping &&
+		    append_add(s, ap, cmd.args, cmd.nargs, size) == 0;
+		imap_cmd_free(&cmd);
+	}
+	free(text);
+	if (ok || plus)
+		append_receive(s, ap, size, plus, !ok);
+	else
+		imap_command_finish(s);
+}
+
+/*
+ * The rest of the APPEND line after a literal: CRLF ends the command
+ * (the messages are appended), a space another message (MULTIAPPEND).
+ */
+int
+imap_input_append_end(struct session *s)
+{
+	struct imap_private	*p = imap_of(s)->priv;
+	struct imap_append	*ap = p->append;
+	char			*line;
+	size_t			 len;
+	int			 got;
+
+	if (!session_store_ready(s) ||
+	    (got = imap_mode_line(s, &line, &len)) == 0)
+		return 0;
+	if (got > 0 && len > 1 && line[0] == ' ') {
+		append_next(s, ap, line + 1, len - 1);
+		if (p->mode == IN_APPEND)
+			return 1;
+	} else {
+		if (got < 0)
+			imap_reply(s, "BAD Line too long after the APPEND "
+			    "literal");
+		else if (len != 0)
+			imap_reply(s, "BAD Unexpected data after the APPEND "
+			    "literal");
+		else if (!ap->dropping)
+			append_store(s, ap);
+		imap_command_finish(s);
+	}
+	imap_append_free(ap);
+	p->append = NULL;
+	return 1;
+}
+
+/*
+ * APPEND whose messages arrived whole with the command (LITERAL+
+ * literals of at most IMAP_MAX_LITERAL bytes): the same checks and store
+ * as the streamed path, fed from the arguments.
+ */
+void
+imap_cmd_append(struct session *s, const struct imap_arg *args, size_t nargs,
+    int variant)
+{
+	struct imap_append	*ap;
+
+	(void)variant;
+	if ((ap = calloc(1, sizeof(*ap))) == NULL)
+		imap_reply(s, "NO [UNAVAILABLE] Out of memory");
+	else if (append_parse(s, ap, args, nargs, 0, 0) == 0)
+		append_store(s, ap);
+	imap_append_free(ap);
+}
+
+/* Frees an APPEND (NULL is none), its spools too. */
+void
+imap_append_free(struct imap_append *ap)
+{
+	size_t	 i;
+
+	if (ap == NULL)
+		return;
+	for (i = 0; i < ap->n; i++) {
+		spool_free(ap->msgs[i].spool);
+		free(ap->msgs[i].keywords);
+	}
+	free(ap);
+}
