@@ -601,7 +601,7 @@ imap_cmd_store(struct session *s, const struct imap_arg *args, size_t nargs,
 		return;
 	}
 	store_parse(s, j, args, nargs);
-	if (ims->reply != NULL) {
+	if (ims->reply != NULL || ims->reply_lost != NULL) {
 		store_free(j);
 		return;
 	}
@@ -810,6 +810,7 @@ struct expunge_job {
 	uint32_t		 gone[IMAP_STEP_MESSAGES]; /* expunged in the
 						   last step, not yet said */
 	size_t			 ngone;
+	enum store_err		 failed;	/* why the last step stopped */
 };
 
 /* Takes one message as to be expunged (a store_message_range callback). */
@@ -920,6 +921,15 @@ expunge_some(struct session *s, struct expunge_job *j)
 	return err;
 }
 
+/* Records the reply to an expunge that the store refused; returns 1. */
+static int
+expunge_failed(struct session *s, enum store_err err)
+{
+	imap_reply(s, "%s", err == STORE_FULL ? IMAP_NO_FULL :
+	    "NO [UNAVAILABLE] Expunging failed");
+	return 1;
+}
+
 /*
  * One step: settles the last step's expunges, then expunges the next
  * ones, or, when every message has been looked at and the last ones are
@@ -936,17 +946,21 @@ expunge_step(struct session *s, void *arg)
 		imap_reply(s, "NO [UNAVAILABLE] The change could not be saved");
 		return 1;
 	}
+	if (j->failed != STORE_OK)
+		return expunge_failed(s, j->failed);
 	if (j->view == NULL && (err = store_mailbox_state(s->srv->store,
 	    &j->mb, &j->last, &j->mb.highestmodseq)) != STORE_OK) {
 		imap_reply(s, err == STORE_NOTFOUND ? "NO [NONEXISTENT] "
 		    "The mailbox went meanwhile" : "NO [UNAVAILABLE] Failed");
 		return 1;
 	}
-	if ((err = expunge_some(s, j)) != STORE_OK) {
-		imap_reply(s, "%s", err == STORE_FULL ? IMAP_NO_FULL :
-		    "NO [UNAVAILABLE] Expunging failed");
-		return 1;
-	}
+	/*
+	 * A failure after some expunges of this step: they stand or fall
+	 * with the group commit, which the next step settles before it
+	 * replies (the view must not keep them as gone if they are not).
+	 */
+	if ((j->failed = expunge_some(s, j)) != STORE_OK && j->ngone == 0)
+		return expunge_failed(s, j->failed);
 	if (j->ngone > 0 || !j->walked)
 		return 0;
 	j->done(s, &j->mb);

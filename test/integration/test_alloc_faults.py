@@ -31,6 +31,8 @@ FAULT_MAX = int(os.environ.get("ALLOC_FAULT_MAX", "24"))
 # Each fault a replica hits may cost a reconnection (a second): fewer N.
 REPLICA_FAULT_MAX = FAULT_MAX and max(2, FAULT_MAX // 4)
 FIRST = 8			# N always run before the stride starts
+# The first N to run (to replay one failure): ALLOC_FAULT_FROM=N.
+FROM = int(os.environ.get("ALLOC_FAULT_FROM", "1"))
 COUNTED = re.compile(rb"testalloc: generation (\d+) counted (\d+) alloc")
 
 pytestmark = pytest.mark.skipif(not os.access(CRASH_BIN, os.X_OK),
@@ -181,6 +183,8 @@ def alloc_loop(run, scenario, name):
     run.verify("%s counted" % name)
     runs = 0
     for n in every_n(total):
+        if n < FROM:
+            continue
         run.prepare()
         srv.arm(n)
         run.maybe_gone = None
