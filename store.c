@@ -993,7 +993,8 @@ store_rollback(struct store *st)
 	if (!st->in_txn)
 		return;
 	st->in_txn = 0;
-	db_exec(st, "ROLLBACK");
+	if (!sqlite3_get_autocommit(st->db))	/* SQLite's did it */
+		db_exec(st, "ROLLBACK");
 }
 
 int

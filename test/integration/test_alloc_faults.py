@@ -21,15 +21,16 @@ from pathlib import Path
 
 import pytest
 
-from conftest import DOMAIN, HOST, LMTPClient, IMAPRaw, free_port, \
-    LMTPError, dot_stuff, lmtp_deliver
+from conftest import DOMAIN, HOST, IMAPError, IMAPRaw, LMTPClient, \
+    LMTPError, dot_stuff, free_port
+from jepsen_net import Network
 from powerloss import CRASH_BIN, CrashServer, message
-from test_io_faults import Run, check_clean, held, messages, one_value, \
+from test_io_faults import Run, check_clean, held, one_value, \
     wait_caught_up
 
 FAULT_MAX = int(os.environ.get("ALLOC_FAULT_MAX", "24"))
 # Each fault a replica hits may cost a reconnection (a second): fewer N.
-REPLICA_FAULT_MAX = FAULT_MAX and max(2, FAULT_MAX // 4)
+REPLICA_FAULT_MAX = FAULT_MAX and max(2, FAULT_MAX // 3)
 FIRST = 8			# N always run before the stride starts
 # The first N to run (to replay one failure): ALLOC_FAULT_FROM=N.
 FROM = int(os.environ.get("ALLOC_FAULT_FROM", "1"))
@@ -59,9 +60,6 @@ class AllocServer(CrashServer):
                                           seed if seed is not None else ""))
         tmp.rename(self.faults)
         self.mark = self.log.stat().st_size if self.log.exists() else 0
-
-    def deliver(self, sender, rcpts, body):
-        return lmtp_deliver(self.port, sender, rcpts, body)
 
     def since(self):
         if not self.log.exists():
@@ -101,7 +99,17 @@ class AllocServer(CrashServer):
 
 class AllocRun(Run):
     """Run's scenarios, with a delivery that takes any refusal (a 4xx at
-    any step, the connection closed) as "not delivered"."""
+    any step, the connection closed) as "not delivered", and a session
+    whose LOGIN or SELECT is refused as a failed step."""
+
+    def session(self):
+        try:
+            return super().session()
+        except AssertionError as e:
+            if self.imap is not None:
+                self.imap.close()
+                self.imap = None
+            raise IMAPError(str(e))
 
     def deliver(self):
         t = self.tag()
@@ -127,16 +135,17 @@ def sanitizer_clean(log):
         "runtime error:" not in log, log[-6000:]
 
 
-def every_n(total):
+def every_n(total, most=FAULT_MAX):
     """The N to run for a scenario whose clean run makes total
     allocations: all of them in long mode, else the first ones and a
-    stride over the rest, FAULT_MAX in all."""
-    if FAULT_MAX <= 0 or total <= FAULT_MAX:
+    stride over the rest, most in all."""
+    if FAULT_MAX <= 0 or total <= most:
         return range(1, total + 1)
-    rest = FAULT_MAX - FIRST
-    stride = (total - FIRST) / rest
-    return sorted(set(list(range(1, FIRST + 1)) +
-                      [FIRST + 1 + int(i * stride) for i in range(rest)]))
+    first = min(FIRST, most // 2)
+    stride = (total - first) / (most - first)
+    return sorted(set(list(range(1, first + 1)) +
+                      [first + 1 + int(i * stride)
+                       for i in range(most - first)]))
 
 
 @pytest.fixture
@@ -172,8 +181,8 @@ class Bystander:
 def alloc_loop(run, scenario, name):
     """Runs scenario once with nothing failing to count its allocations,
     then with the Nth failing for each N of every_n(), stopping when a
-    run completes without reaching its failure.  Returns (allocations
-    in a clean run, runs)."""
+    run completes without reaching its failure.  Returns (the last N
+    that was reached, runs)."""
     srv = run.srv
     bystander = Bystander(srv)
     run.prepare()
@@ -181,7 +190,7 @@ def alloc_loop(run, scenario, name):
     scenario()
     total = srv.disarm()
     run.verify("%s counted" % name)
-    runs = 0
+    runs = reached = 0
     for n in every_n(total):
         if n < FROM:
             continue
@@ -202,24 +211,27 @@ def alloc_loop(run, scenario, name):
         runs += 1
         if not hit:
             break
+        reached = n
     run.deliver()			# still serving, the hook off
     assert run.want[("INBOX", "f%dx" % run.n)] == 1
     run.verify("%s: a delivery after the loop" % name)
-    return total, runs
+    return reached, runs
 
 
 @pytest.mark.parametrize("name", ["deliver", "append", "copy", "expunge"])
 def test_alloc_faults_lose_nothing_acknowledged(alloc_server, name):
     run = AllocRun(alloc_server)
     run.deliver()
-    total, runs = alloc_loop(run, getattr(run, name), name)
+    reached, runs = alloc_loop(run, getattr(run, name), name)
     check_clean(alloc_server.data)
-    print("%s: %d allocations, %d fault runs" % (name, total, runs))
+    print("%s: failed allocations up to #%d, %d runs" % (name, reached,
+                                                          runs))
 
 
 def test_random_alloc_faults_in_a_mixed_workload(alloc_server):
-    """One allocation in fifty failing at random (seeded) through a
-    mixed workload: every change is acknowledged only if it is there."""
+    """One allocation in five hundred failing at random (seeded)
+    through a mixed workload: every change is acknowledged only if it
+    is there."""
     run = AllocRun(alloc_server)
     run.deliver()
     bystander = Bystander(alloc_server)
@@ -227,7 +239,7 @@ def test_random_alloc_faults_in_a_mixed_workload(alloc_server):
     for i in range(12 if FAULT_MAX > 0 else 200):
         for step in (run.deliver, run.append, run.copy, run.expunge):
             run.prepare()
-            alloc_server.arm(20000, "random", seed * 1000 + i)
+            alloc_server.arm(2000, "random", seed * 1000 + i)
             run.maybe_gone = None
             step()
             alloc_server.disarm()
@@ -243,17 +255,23 @@ def test_random_alloc_faults_in_a_mixed_workload(alloc_server):
 
 def replica_pair(tmp_path, server, template_data, fault_side):
     """A master and a replica on loopback, the one named by fault_side
-    the test build (AllocServer), the other the ASan server fixture's.
-    The replica is not started."""
+    the test build (AllocServer), the other the ASan server fixture's
+    (or, for a replica, the test build with no hook file).  The replica
+    reaches the master through a proxy link (jepsen_net), which is
+    returned cut; the replica is not started."""
     secret = tmp_path / "repl.secret"
     secret.write_text("ef" * 32 + "\n")
     secret.chmod(0o600)
     repl_port = free_port()
     margs = ["--repl-listen", "%s:%d" % (HOST, repl_port),
              "--repl-secret-file", str(secret)]
+    net = Network()
+    link = net.add("replica0")
+    link.target = repl_port
+    net.set(link, "cut")
     rdir = tmp_path / "replica"
     rdir.mkdir()
-    rargs = ["--replicate-from", "%s:%d" % (HOST, repl_port),
+    rargs = ["--replicate-from", "%s:%d" % (HOST, link.port),
              "--repl-secret-file", str(secret), "--name", "replica0"]
     if fault_side == "master":
         mdir = tmp_path / "master"
@@ -265,17 +283,41 @@ def replica_pair(tmp_path, server, template_data, fault_side):
     else:
         master = server(args=margs)
         replica = AllocServer(rdir, rdir / "data", rargs)
-    return master, replica
+    return master, replica, net, link
+
+
+def acked_applied(master, replica):
+    """(what the master holds as acknowledged by this replica, by node
+    id: a replica made afresh under the same name is another; what the
+    replica recorded as applied).  A reconciling replica's "acked" is
+    where its comparison began, kept for the purge: no acknowledgement."""
+    node_id = one_value(replica.data, "SELECT hex(node_id) FROM node")
+    acked = one_value(master.data, "SELECT acked FROM replica WHERE "
+                      "hex(node_id) = '%s' AND NOT reconciling" % node_id)
+    return acked, one_value(replica.data, "SELECT applied FROM node")
 
 
 def assert_no_false_ack(master, replica, what):
-    """The master holds no acknowledgement beyond what the replica
-    applied.  A reconciling replica's "acked" is where its comparison
-    began, kept for the purge: no acknowledgement."""
-    acked = one_value(master.data, "SELECT acked FROM replica WHERE "
-                      "name = 'replica0' AND NOT reconciling")
-    applied = one_value(replica.data, "SELECT applied FROM node")
+    """The master holds no acknowledgement of a batch the replica has
+    not applied."""
+    acked, applied = acked_applied(master, replica)
     assert acked is None or acked <= applied, (what, acked, applied)
+
+
+def assert_follows(master, replica, what):
+    """A reconciliation ends with the master taking the replica as
+    holding its log up to where the comparison began (what it sent is
+    acknowledged) and the replica recording that position: the replica
+    catches up with that record, if its write failed, by reconciling
+    again."""
+    end = time.monotonic() + 30
+    while True:
+        acked, applied = acked_applied(master, replica)
+        if acked is None or acked <= applied:
+            return
+        assert time.monotonic() < end, (what, acked, applied,
+                                        replica.log.read_text()[-3000:])
+        time.sleep(0.1)
 
 
 def stop_clean(node, what):
@@ -290,7 +332,9 @@ def test_alloc_faults_in_replica_batch_apply(tmp_path, server):
     the batch and its position back, keeps running, and applies it once
     the hook is off: the master's messages, none twice, and the master
     holds no acknowledgement for a batch the replica rolled back."""
-    master, replica = replica_pair(tmp_path, server, None, "replica")
+    master, replica, net, link = replica_pair(tmp_path, server, None,
+                                              "replica")
+    net.heal(link)
     replica.start()
     runs = 0
     try:
@@ -300,7 +344,7 @@ def test_alloc_faults_in_replica_batch_apply(tmp_path, server):
         deliver_to(master, "count")
         assert wait_caught_up(master, replica, 30)
         total = replica.disarm()
-        for n in every_n(total)[:REPLICA_FAULT_MAX or None]:
+        for n in every_n(total, REPLICA_FAULT_MAX):
             replica.arm(n)
             deliver_to(master, "r%dx" % n)
             caught = wait_caught_up(master, replica, 2, replica.injected)
@@ -319,13 +363,20 @@ def test_alloc_faults_in_replica_batch_apply(tmp_path, server):
     finally:
         replica.disarm(wake=False)
         stop_clean(replica, "replica")
+        net.close()
     check_clean(replica.data)
     print("replica apply: %d allocations, %d fault runs" % (total, runs))
 
 
 def deliver_to(master, tag, rcpts=("alice", "bob")):
-    master.deliver("s@remote.test", ["%s@%s" % (r, DOMAIN) for r in rcpts],
-                   message(tag))
+    """One message to each of rcpts on the master (which has no fault
+    armed): both must get 250."""
+    with LMTPClient(master.port) as c:
+        c.lhlo()
+        _, data = c.transaction("s@remote.test",
+                                ["%s@%s" % (r, DOMAIN) for r in rcpts],
+                                message(tag))
+    assert [d[:3] for d in data] == ["250"] * len(rcpts), data
 
 
 @pytest.mark.parametrize("side", ["replica", "master"])
@@ -336,46 +387,49 @@ def test_alloc_faults_in_reconciliation(tmp_path, server, template_data,
     keeps running, the reconciliation completes once the hook is off,
     both hold the same messages, and no position is acknowledged that
     the replica does not hold."""
-    master, replica = replica_pair(tmp_path, server, template_data, side)
+    master, replica, net, link = replica_pair(tmp_path, server,
+                                              template_data, side)
     for i in range(3):
         deliver_to(master, "m%dx" % i)
     faulty = master if side == "master" else replica
-    total = runs = 0
-    n = 0
-    ns = None
-    while True:
-        rdata = replica.data
-        if rdata.exists():
-            shutil.rmtree(rdata)
-        if ns is None:
-            faulty.arm(10 ** 9)	# counting the allocations
-        else:
-            faulty.arm(ns[n])
-        replica.start()
-        caught = wait_caught_up(master, replica, 5, faulty.injected)
-        hit = faulty.injected()
-        counted = faulty.disarm()
-        what = "%s reconciling with allocation #%s failing" % (
-            side, ns[n] if ns else "none")
-        assert faulty.alive(), "%s: died:\n%s" % (
-            what, faulty.log.read_text()[-4000:])
-        assert caught or wait_caught_up(master, replica, 30), \
-            "%s: never caught up\nreplica:\n%s\nmaster:\n%s" % (
-                what, replica.log.read_text()[-3000:],
-                master.log.read_text()[-3000:])
-        assert_no_false_ack(master, replica, what)
-        stop_clean(replica, "replica")
-        check_clean(replica.data)
-        if ns is None:
-            total = counted
-            ns = list(every_n(total))[:REPLICA_FAULT_MAX or None]
-            continue
-        runs += 1
-        n += 1
-        if not hit or n == len(ns):
-            break
+    ns = [10 ** 9]			# first, counting the allocations
+    runs = reached = 0
+    try:
+        while runs < len(ns):
+            n = ns[runs]
+            if replica.data.exists():
+                shutil.rmtree(replica.data)
+            net.set(link, "cut")
+            replica.start()
+            faulty.arm(n)
+            net.heal(link)		# the replica connects, reconciles
+            caught = wait_caught_up(master, replica, 10, faulty.injected)
+            hit = faulty.injected()
+            counted = faulty.disarm()
+            what = "%s reconciling with allocation #%d failing" % (side, n)
+            assert faulty.alive(), "%s: died:\n%s" % (
+                what, faulty.log.read_text()[-4000:])
+            assert caught or wait_caught_up(master, replica, 30), \
+                "%s: never caught up\nreplica:\n%s\nmaster:\n%s" % (
+                    what, replica.log.read_text()[-3000:],
+                    master.log.read_text()[-3000:])
+            assert_follows(master, replica, what)
+            stop_clean(replica, "replica")
+            check_clean(replica.data)
+            if runs == 0:
+                ns += [k for k in every_n(counted, REPLICA_FAULT_MAX)
+                       if k >= FROM]
+            elif not hit:
+                break
+            else:
+                reached = n
+            runs += 1
+    finally:
+        net.close()
+        if side == "master":
+            master.disarm(wake=False)
+            stop_clean(master, "master")
     if side == "master":
-        stop_clean(master, "master")
         check_clean(master.data)
-    print("reconciliation (%s): %d allocations, %d fault runs" % (
-        side, total, runs))
+    print("reconciliation (%s): failed allocations up to #%d, %d runs" % (
+        side, reached, runs - 1))
