@@ -6,7 +6,7 @@
 #                   the arm64 binary's smoke test under qemu
 #   make asan       ASan+UBSan build in build/asan/ (the tests use it)
 #   make crash      power-loss test at length (ROUNDS=N crash points)
-#   make faults     I/O fault loops at every N
+#   make faults     I/O and allocation fault loops at every N
 #   make fuzz       run each libFuzzer target FUZZ_SECONDS (clang)
 #   make lint       cppcheck, clang-tidy, and the documents match settings.c
 #   make docs       README's settings table, man page, example config
@@ -175,11 +175,14 @@ crash: build/crash/mailrepd build/asan/mailrepd mailrepd
 	    MAILREPD=$(CURDIR)/build/asan/mailrepd $(PYTHON) -m pytest -q -s \
 	    -p no:cacheprovider test/integration/test_power_loss.py
 
-# I/O fault injection at every N until each scenario completes (make
-# check stops each loop at N = 30): make faults
+# I/O and allocation fault injection at every N until each scenario
+# completes (make check stops each I/O loop at N = 30 and runs 24 N of
+# each allocation loop): make faults
 faults: build/crash/mailrepd build/asan/mailrepd mailrepd
-	IO_FAULT_MAX=0 MAILREPD=$(CURDIR)/build/asan/mailrepd $(PYTHON) -m \
-	    pytest -q -s -p no:cacheprovider test/integration/test_io_faults.py
+	IO_FAULT_MAX=0 ALLOC_FAULT_MAX=0 \
+	    MAILREPD=$(CURDIR)/build/asan/mailrepd $(PYTHON) -m \
+	    pytest -q -s -p no:cacheprovider test/integration/test_io_faults.py \
+	    test/integration/test_alloc_faults.py
 
 # Static analysis; both must be silent.  Left out: implicit-widening
 # (it fires on config.h constants that cannot overflow) and
