@@ -6,7 +6,7 @@
 #                   the arm64 binary's smoke test under qemu
 #   make asan       ASan+UBSan build in build/asan/ (the tests use it)
 #   make crash      power-loss test at length (ROUNDS=N crash points)
-#   make faults     I/O fault loops at every N
+#   make faults     I/O and allocation fault loops at every N
 #   make fuzz       run each libFuzzer target FUZZ_SECONDS (clang)
 #   make lint       cppcheck, clang-tidy, and the documents match settings.c
 #   make docs       README's settings table, man page, example config
@@ -93,14 +93,29 @@ build/asan/test_%: test/unit/test_%.c $(ASAN_LIB) $(HDRS) | build/asan
 build/rel build/asan build/crash:
 	mkdir -p $@
 
-# The test build: the ASan objects and test/testvfs.c, a VFS that cuts
+# The test build: the ASan objects, test/testvfs.c, a VFS that cuts
 # the power and injects I/O faults when its environment asks
-# (test_power_loss.py, test_io_faults.py).  Nothing else links it.
-build/crash/mailrepd: $(ASAN_OBJS) build/crash/testvfs.o
+# (test_power_loss.py, test_io_faults.py), and test/testalloc.c, which
+# fails allocations when asked (test_alloc_faults.py): the link sends
+# every allocation the objects make through it.  Nothing else links them.
+ALLOC_WRAP = malloc calloc realloc reallocarray strdup strndup asprintf \
+	     vasprintf ppoll deflateInit_ deflateInit2_ inflateInit_ \
+	     inflateInit2_ compress2 uncompress
+build/crash/mailrepd: $(ASAN_OBJS) build/crash/testvfs.o \
+	build/crash/testalloc.o
 	$(CC) $(ALL_CFLAGS) $(ASAN_FLAGS) -o $@ $(ASAN_OBJS) \
-	    build/crash/testvfs.o $(LIBS)
+	    build/crash/testvfs.o build/crash/testalloc.o \
+	    $(ALLOC_WRAP:%=-Wl,--wrap=%) $(LIBS)
 
+# The VFS's own allocations call the real allocator: they are the test's,
+# not the server's, and never fail.
 build/crash/testvfs.o: test/testvfs.c | build/crash
+	$(CC) $(ALL_CFLAGS) $(ASAN_FLAGS) -c -o $@.tmp $<
+	objcopy $(foreach f,malloc calloc realloc,--redefine-sym $(f)=__real_$(f)) \
+	    $@.tmp $@
+	rm -f $@.tmp
+
+build/crash/testalloc.o: test/testalloc.c | build/crash
 	$(CC) $(ALL_CFLAGS) $(ASAN_FLAGS) -c -o $@ $<
 
 run: all
@@ -161,11 +176,14 @@ crash: build/crash/mailrepd build/asan/mailrepd mailrepd
 	    MAILREPD=$(CURDIR)/build/asan/mailrepd $(PYTHON) -m pytest -q -s \
 	    -p no:cacheprovider test/integration/test_power_loss.py
 
-# I/O fault injection at every N until each scenario completes (make
-# check stops each loop at N = 30): make faults
+# I/O and allocation fault injection at every N until each scenario
+# completes (make check stops each I/O loop at N = 30 and runs 24 N of
+# each allocation loop): make faults
 faults: build/crash/mailrepd build/asan/mailrepd mailrepd
-	IO_FAULT_MAX=0 MAILREPD=$(CURDIR)/build/asan/mailrepd $(PYTHON) -m \
-	    pytest -q -s -p no:cacheprovider test/integration/test_io_faults.py
+	IO_FAULT_MAX=0 ALLOC_FAULT_MAX=0 \
+	    MAILREPD=$(CURDIR)/build/asan/mailrepd $(PYTHON) -m \
+	    pytest -q -s -p no:cacheprovider test/integration/test_io_faults.py \
+	    test/integration/test_alloc_faults.py
 
 # Static analysis; both must be silent.  Left out: implicit-widening
 # (it fires on config.h constants that cannot overflow) and
@@ -181,9 +199,9 @@ TIDY_CHECKS = -*,bugprone-*,clang-analyzer-*,\
 lint: deps-lint docs-check
 	cppcheck --enable=warning,performance,portability --std=c11 \
 	    -D_GNU_SOURCE --inline-suppr --error-exitcode=1 --quiet -I. \
-	    $(SRCS) $(DOC_SRCS) test/testvfs.c
+	    $(SRCS) $(DOC_SRCS) test/testvfs.c test/testalloc.c
 	clang-tidy --quiet --warnings-as-errors='*' -checks='$(TIDY_CHECKS)' \
-	    $(SRCS) $(DOC_SRCS) test/testvfs.c -- -std=c11 -D_GNU_SOURCE -I.
+	    $(SRCS) $(DOC_SRCS) test/testvfs.c test/testalloc.c -- -std=c11 -D_GNU_SOURCE -I.
 
 # The README's configuration table, the man page and the example config
 # are made from the settings table: after adding or changing a setting,

@@ -39,11 +39,18 @@ imap_reply(struct session *s, const char *fmt, ...)
 	struct imap_session	*ims = imap_of(s);
 	va_list			 ap;
 
-	if (ims->reply != NULL)
+	if (ims->reply != NULL || ims->reply_lost != NULL)
 		return;
 	va_start(ap, fmt);
-	if (vasprintf(&ims->reply, fmt, ap) < 0)
+	if (vasprintf(&ims->reply, fmt, ap) < 0) {
 		ims->reply = NULL;
+		/*
+		 * Whether the command was done is what the client must
+		 * learn; only the details are lost.
+		 */
+		ims->reply_lost = strncmp(fmt, "OK", 2) == 0 ?
+		    "OK Completed" : "NO [UNAVAILABLE] Out of memory";
+	}
 	va_end(ap);
 }
 
@@ -589,6 +596,8 @@ command_run(struct session *s, struct imap_cmd *cmd)
 	c->run(s, args, nargs, c->variant);
 }
 
+static void	buffered_tag(struct session *, char *, size_t);
+
 /* Parses and runs one framed command of len bytes. */
 static void
 command_parse(struct session *s, size_t len)
@@ -597,10 +606,21 @@ command_parse(struct session *s, size_t len)
 	struct imap_cmd		 cmd;
 	enum imap_parse_status	 st;
 	const char		*why;
+	char			 tag[64];
 
 	ims->priv->head0 = store_replog_head(s->srv->store);
 	st = imap_parse(buf_ptr(&s->in), len, IMAP_MAX_DEPTH, IMAP_MAX_ARGS,
 	    &cmd, &why);
+	if (st == IMAP_PARSE_NOMEM || (st != IMAP_PARSE_NO_TAG &&
+	    (ims->tag = strdup(cmd.tag)) == NULL)) {
+		/* Nothing ran: a temporary error, under the client's tag. */
+		buffered_tag(s, tag, sizeof(tag));
+		buf_consume(&s->in, len);
+		session_printf(s, "%s NO [UNAVAILABLE] Out of memory\r\n",
+		    tag);
+		imap_cmd_free(&cmd);
+		return;
+	}
 	buf_consume(&s->in, len);
 	if (st == IMAP_PARSE_NO_TAG) {
 		session_printf(s, "* BAD %s\r\n", why);
@@ -609,7 +629,6 @@ command_parse(struct session *s, size_t len)
 			session_close(s);
 		return;
 	}
-	ims->tag = strdup(cmd.tag);
 	if (st == IMAP_PARSE_OK)
 		command_run(s, &cmd);
 	else
@@ -800,7 +819,8 @@ imap_command_reply(struct session *s, int committed)
 		reply = s->srv->commit_err == STORE_FULL ? IMAP_NO_FULL :
 		    "NO [UNAVAILABLE] The change could not be saved";
 	else if (reply == NULL)
-		reply = "NO [UNAVAILABLE] Out of memory";
+		reply = ims->reply_lost != NULL ? ims->reply_lost :
+		    "NO [UNAVAILABLE] Out of memory";
 	if (strncmp(reply, "BAD", 3) == 0)
 		count_bad(s);
 	session_printf(s, "%s %s\r\n", ims->tag ? ims->tag : "*", reply);
@@ -811,6 +831,7 @@ imap_command_reply(struct session *s, int committed)
 	free(ims->tag);
 	free(ims->reply);
 	ims->tag = ims->reply = NULL;
+	ims->reply_lost = NULL;
 	ims->uses_seq = 0;
 	if (ims->state == IMAP_LOGOUT)
 		session_close(s);

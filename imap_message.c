@@ -639,7 +639,7 @@ imap_cmd_store(struct session *s, const struct imap_arg *args, size_t nargs,
 		return;
 	}
 	store_parse(s, j, args, nargs);
-	if (ims->reply != NULL) {
+	if (ims->reply != NULL || ims->reply_lost != NULL) {
 		store_free(j);
 		return;
 	}
@@ -842,6 +842,7 @@ struct expunge_job {
 	uint32_t		 gone[IMAP_STEP_MESSAGES]; /* expunged in the
 						   last step, not yet said */
 	size_t			 ngone;
+	enum store_err		 failed;	/* why the last step stopped */
 };
 
 /* Takes one message as to be expunged (a store_message_range callback). */
@@ -952,6 +953,14 @@ expunge_some(struct session *s, struct expunge_job *j)
 	return err;
 }
 
+/* Records the reply to an expunge that the store refused; returns 1. */
+static int
+expunge_failed(struct session *s, enum store_err err)
+{
+	imap_reply_store_error(s, err, IMAP_MISSING_MESSAGE, "EXPUNGE");
+	return 1;
+}
+
 /*
  * One step: settles the last step's expunges, then expunges the next
  * ones, or, when every message has been looked at and the last ones are
@@ -968,17 +977,21 @@ expunge_step(struct session *s, void *arg)
 		imap_reply(s, "NO [UNAVAILABLE] The change could not be saved");
 		return 1;
 	}
+	if (j->failed != STORE_OK)
+		return expunge_failed(s, j->failed);
 	if (j->view == NULL && (err = store_mailbox_state(s->srv->store,
 	    &j->mb, &j->last, &j->mb.highestmodseq)) != STORE_OK) {
 		imap_reply_store_error(s, err, IMAP_MISSING_MAILBOX,
 		    "EXPUNGE");
 		return 1;
 	}
-	if ((err = expunge_some(s, j)) != STORE_OK) {
-		imap_reply_store_error(s, err, IMAP_MISSING_MESSAGE,
-		    "EXPUNGE");
-		return 1;
-	}
+	/*
+	 * A failure after some expunges of this step: they stand or fall
+	 * with the group commit, which the next step settles before it
+	 * replies (the view must not keep them as gone if they are not).
+	 */
+	if ((j->failed = expunge_some(s, j)) != STORE_OK && j->ngone == 0)
+		return expunge_failed(s, j->failed);
 	if (j->ngone > 0 || !j->walked)
 		return 0;
 	j->done(s, &j->mb);

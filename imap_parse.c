@@ -343,8 +343,12 @@ parse_items(struct parser *ps, struct imap_arg **out, size_t *n, int depth)
 		}
 		if (*n == cap) {
 			cap = cap ? cap * 2 : 4;
-			if ((grown = reallocarray(v, cap, sizeof(*v))) == NULL)
-				goto bad;
+			if ((grown = reallocarray(v, cap, sizeof(*v))) ==
+			    NULL) {
+				*out = v;
+				return fail(ps, IMAP_PARSE_NOMEM,
+				    "out of memory");
+			}
 			v = grown;
 		}
 		*out = v;
@@ -380,7 +384,7 @@ imap_parse(const char *buf, size_t len, int max_depth, size_t max_args,
 	/* Every string plus its NUL fits in twice the input. */
 	if ((arena = malloc(2 * len + 2)) == NULL) {
 		*error = "out of memory";
-		return IMAP_PARSE_NO_TAG;
+		return IMAP_PARSE_NOMEM;
 	}
 	memset(&ps, 0, sizeof(ps));
 	ps.p = buf;

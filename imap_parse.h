@@ -89,11 +89,15 @@ enum imap_parse_status {
 	IMAP_PARSE_BAD,		/* syntax error: answer "TAG BAD" */
 	IMAP_PARSE_TOO_DEEP,	/* lists nested past max_depth */
 	IMAP_PARSE_TOO_MANY,	/* more than max_args arguments */
+	IMAP_PARSE_NOMEM,	/* out of memory: answer "TAG NO", the tag
+				   taken from the input (cmd->tag may be
+				   NULL) */
 };
 
 /*
  * Parses one framed command of `len` bytes at buf (which is not
- * changed).  On any status but IMAP_PARSE_NO_TAG, cmd->tag is set and
+ * changed).  On any status but IMAP_PARSE_NO_TAG and IMAP_PARSE_NOMEM,
+ * cmd->tag is set and
  * the caller must imap_cmd_free(cmd); on IMAP_PARSE_OK the rest is set
  * too.  *error points at a static description when not OK.
  */

@@ -104,6 +104,8 @@ struct imap_session {
 	/* the command being run */
 	char			*tag;
 	char			*reply;		/* "OK ...", set by imap_reply */
+	const char		*reply_lost;	/* static: the reply when
+						   imap_reply had no memory */
 	int			 uses_seq;	/* no EXPUNGE may be sent */
 	imap_step_fn		 step;
 	void			(*step_free)(void *);

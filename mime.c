@@ -577,6 +577,9 @@ end_header(struct mime_parser *p, uint64_t end, uint64_t lfe, int eoh)
 
 	assert(p->in_header);
 	memset(&pi, 0, sizeof(pi));
+	/* A header cut short by a failed allocation would describe
+	 * another message: the parse fails instead. */
+	p->oom |= p->hdr.err;
 	par = p->nodes[i].parent != NOIDX ? &p->nodes[p->nodes[i].parent] :
 	    NULL;
 	root = par == NULL;

@@ -217,19 +217,17 @@ accept_all(struct server *srv, int lfd, const struct proto_ops *ops,
 		if (tls)
 			handshake_slot(srv, ops, 1);
 		if ((s = calloc(1, sizeof(*s))) == NULL) {
-			close(fd);
+			refuse(fd, ops, peer, "out-of-memory", tls);
 			continue;
 		}
 		if ((s->tp = transport_new(fd)) == NULL || (tls &&
 		    transport_switch(s->tp, ops->psk ?
 		    TRANSPORT_TLS_PSK_SERVER : TRANSPORT_TLS, 0, NULL, 0,
 		    srv->now) < 0)) {
-			log_warn("session.refused", "proto=%s peer=%s "
-			    "reason=%s", ops->name, peer, tls ? "tls-setup" :
-			    "out-of-memory");
 			transport_free(s->tp);
 			free(s);
-			close(fd);
+			refuse(fd, ops, peer, tls ? "tls-setup" :
+			    "out-of-memory", tls);
 			continue;
 		}
 		s->tls_start = tls;

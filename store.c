@@ -868,17 +868,18 @@ db_exec(struct store *st, const char *sql)
 }
 
 /*
- * Whether SQLite rolled the open write transaction back by itself, as it
- * may after SQLITE_FULL, SQLITE_IOERR or SQLITE_NOMEM.  The mutations of
- * the group commit are gone then: no further mutation may run outside
- * the transaction (a SAVEPOINT there would commit on its own at RELEASE),
- * and the commit must fail with what undid it, so that no client is
- * told that undone work is saved.
+ * Whether the open write transaction is lost: SQLite rolled it back by
+ * itself, as it may after SQLITE_FULL, SQLITE_IOERR or SQLITE_NOMEM, or
+ * it is doomed (savepoint_end).  The mutations of the group commit are
+ * gone or cannot be told apart then: no further mutation may run (outside
+ * the transaction a SAVEPOINT would commit on its own at RELEASE), and
+ * the commit must fail with what undid it, so that no client is told
+ * that undone work is saved.
  */
 int
 txn_lost(struct store *st)
 {
-	if (!sqlite3_get_autocommit(st->db))
+	if (!sqlite3_get_autocommit(st->db) && !st->doomed)
 		return 0;
 	if (st->fault == STORE_OK)
 		st->fault = STORE_IO;
@@ -886,9 +887,31 @@ txn_lost(struct store *st)
 }
 
 /*
+ * Opens the write transaction.  BEGIN IMMEDIATE takes the write lock at
+ * once, so that a command-line tool and the server never deadlock
+ * upgrading a read lock.  A transaction still open here is one whose
+ * ROLLBACK failed (SQLite could not allocate to run it): it goes first.
+ */
+static enum store_err
+txn_begin(struct store *st)
+{
+	enum store_err	 err;
+
+	store_read_end(st);
+	if (!sqlite3_get_autocommit(st->db) &&
+	    (err = db_exec(st, "ROLLBACK")) != STORE_OK)
+		return err;
+	if ((err = db_exec(st, "BEGIN IMMEDIATE")) != STORE_OK)
+		return err;
+	st->in_txn = 1;
+	st->fault = STORE_OK;
+	st->doomed = 0;
+	return STORE_OK;
+}
+
+/*
  * Opens the write transaction when none is open, then a savepoint for
- * one mutation.  BEGIN IMMEDIATE takes the write lock at once, so that a
- * command-line tool and the server never deadlock upgrading a read lock.
+ * one mutation.
  */
 enum store_err
 op_begin(struct store *st)
@@ -896,26 +919,48 @@ op_begin(struct store *st)
 	enum store_err	 err;
 
 	if (!st->in_txn) {
-		store_read_end(st);
-		if ((err = db_exec(st, "BEGIN IMMEDIATE")) != STORE_OK)
+		if ((err = txn_begin(st)) != STORE_OK)
 			return err;
-		st->in_txn = 1;
-		st->fault = STORE_OK;
 	} else if (txn_lost(st))
 		return st->fault;
 	return db_exec(st, "SAVEPOINT op");
+}
+
+/*
+ * Ends savepoint name: kept when err is STORE_OK, else undone.  Each
+ * statement can fail by itself (SQLITE_NOMEM preparing it); a RELEASE
+ * that fails undoes instead, and when the savepoint can be neither kept
+ * nor undone the transaction is doomed: the group commit fails and rolls
+ * back rather than commit a change its client was refused.  Returns err,
+ * or what failed.
+ */
+enum store_err
+savepoint_end(struct store *st, const char *name, enum store_err err)
+{
+	char	 release[32], rollback[32];
+
+	assert(st->in_txn);
+	(void)snprintf(release, sizeof(release), "RELEASE %s", name);
+	(void)snprintf(rollback, sizeof(rollback), "ROLLBACK TO %s", name);
+	if (err == STORE_OK && (err = db_exec(st, release)) == STORE_OK)
+		return STORE_OK;
+	if (txn_lost(st))
+		return err;
+	if (db_exec(st, rollback) != STORE_OK ||
+	    db_exec(st, release) != STORE_OK) {
+		log_error("store.doomed", "savepoint=%s msg=\"neither kept "
+		    "nor undone: the transaction rolls back\"", name);
+		st->doomed = 1;
+		st->fault = err;
+	}
+	return err;
 }
 
 /* Ends the mutation begun by op_begin(): kept when err is STORE_OK. */
 enum store_err
 op_end(struct store *st, enum store_err err)
 {
-	assert(st->in_txn);
-	if (err == STORE_OK)
-		return db_exec(st, "RELEASE op");
-	db_exec(st, "ROLLBACK TO op");
-	db_exec(st, "RELEASE op");
-	return err;
+	return savepoint_end(st, "op", err);
 }
 
 enum store_err
@@ -927,6 +972,8 @@ store_commit(struct store *st)
 		return STORE_OK;
 	if (txn_lost(st)) {
 		st->in_txn = 0;
+		if (!sqlite3_get_autocommit(st->db))
+			db_exec(st, "ROLLBACK");	/* doomed */
 		log_error("store.commit", "msg=\"the transaction was rolled "
 		    "back after: %s\"", store_strerror(st->fault));
 		return st->fault;
@@ -946,7 +993,8 @@ store_rollback(struct store *st)
 	if (!st->in_txn)
 		return;
 	st->in_txn = 0;
-	db_exec(st, "ROLLBACK");
+	if (!sqlite3_get_autocommit(st->db))	/* SQLite's did it */
+		db_exec(st, "ROLLBACK");
 }
 
 int
@@ -1500,11 +1548,8 @@ store_batch_begin(struct store *st)
 
 	st->batch_txn = 0;
 	if (!st->in_txn) {
-		store_read_end(st);
-		if ((err = db_exec(st, "BEGIN IMMEDIATE")) != STORE_OK)
+		if ((err = txn_begin(st)) != STORE_OK)
 			return err;
-		st->in_txn = 1;
-		st->fault = STORE_OK;
 		st->batch_txn = 1;
 		return STORE_OK;
 	} else if (txn_lost(st))
@@ -1525,11 +1570,7 @@ store_batch_end(struct store *st, enum store_err err)
 		store_rollback(st);
 		return err;
 	}
-	if (err == STORE_OK)
-		return db_exec(st, "RELEASE batch");
-	db_exec(st, "ROLLBACK TO batch");
-	db_exec(st, "RELEASE batch");
-	return err;
+	return savepoint_end(st, "batch", err);
 }
 
 enum store_err

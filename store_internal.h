@@ -132,6 +132,9 @@ struct store {
 	int		 batch_txn;	/* store_batch_begin() opened it */
 	int		 in_read;	/* a read snapshot is open */
 	enum store_err	 fault;		/* the last failure db_error() saw */
+	int		 doomed;	/* a savepoint could be neither kept
+					   nor undone: the transaction must
+					   roll back (savepoint_end) */
 	uint8_t		*raw;		/* BLOB_CHUNK_SIZE scratch */
 	uint8_t		*packed;	/* compressBound(BLOB_CHUNK_SIZE) */
 	size_t		 packed_cap;
@@ -199,6 +202,8 @@ enum store_err	 db_exec(struct store *, const char *sql);
 int		 txn_lost(struct store *);
 enum store_err	 op_begin(struct store *);
 enum store_err	 op_end(struct store *, enum store_err);
+enum store_err	 savepoint_end(struct store *, const char *name,
+		    enum store_err);
 enum store_err	 replog_append(struct store *, const struct replog_rec *);
 /* Hash column i of a row (zeros for a NULL: a record older than hashes). */
 void		 column_hash(sqlite3_stmt *, int, uint8_t out[LOG_HASH_LEN]);

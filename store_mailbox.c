@@ -293,11 +293,8 @@ store_deliver(struct store *st, const struct store_blob_in *b,
 		targets[i].result = db_exec(st, "SAVEPOINT target");
 		if (targets[i].result != STORE_OK)
 			continue;
-		targets[i].result = message_append(st, blob_id, b->guid,
-		    &targets[i]);
-		if (targets[i].result != STORE_OK)
-			db_exec(st, "ROLLBACK TO target");
-		db_exec(st, "RELEASE target");
+		targets[i].result = savepoint_end(st, "target",
+		    message_append(st, blob_id, b->guid, &targets[i]));
 		if (targets[i].result == STORE_OK)
 			delivered++;
 	}
