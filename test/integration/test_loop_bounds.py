@@ -248,3 +248,28 @@ def test_logged_in_trickle_times_out(server):
     finally:
         slow.close()
         steady.close()
+
+
+def test_replica_waits_for_a_lock_held_elsewhere(cluster):
+    """Another process holding the replica's write lock while the master
+    delivers: the replica keeps its link and applies the batch once the
+    lock is free, nothing lost, nothing reconnected."""
+    master, (replica,) = cluster(1)
+    wait_same(master, replica)
+    held = threading.Event()
+    t = threading.Thread(target=hold_write_lock,
+                         args=(replica.data, LOCK_HOLD, held))
+    t.start()
+    try:
+        assert held.wait(10)
+        for i in range(5):
+            assert lmtp_one(master.port, "alice@example.com",
+                            b"Subject: %d\r\n\r\nhi\r\n" % i)[0][:3] == \
+                "250"
+    finally:
+        t.join()
+    wait_same(master, replica)
+    log = replica.log_text()
+    assert log.count("sync.streaming") == 1, log
+    assert "sync.disconnected" not in log, log
+    assert "store.error" not in log and "sync.apply" not in log, log
