@@ -4,6 +4,7 @@ that needs the lock waits for it, the others go on), half-done TLS
 handshakes on one listener leave the others working, per-address
 connection limits, a global budget for queued output, messages per
 mailbox, and a full disk that still lets users free space."""
+import contextlib
 import imaplib
 import socket
 import sqlite3
@@ -30,6 +31,21 @@ def hold_write_lock(data, seconds, held):
     con.close()
 
 
+@contextlib.contextmanager
+def write_lock_held(data):
+    """Holds data's write lock from another thread for LOCK_HOLD seconds
+    from entering; leaving waits until it is free again."""
+    held = threading.Event()
+    t = threading.Thread(target=hold_write_lock,
+                         args=(data, LOCK_HOLD, held))
+    t.start()
+    try:
+        assert held.wait(10)
+        yield
+    finally:
+        t.join()
+
+
 def test_write_lock_held_elsewhere_stalls_no_one(server):
     srv = server(imap=True)
     srv.deliver("a@remote.test", ["alice@example.com"],
@@ -37,36 +53,31 @@ def test_write_lock_held_elsewhere_stalls_no_one(server):
     writer = srv.raw()
     writer.ok("SELECT INBOX")
     probe = srv.raw(user="bob")
-    held = threading.Event()
-    t = threading.Thread(target=hold_write_lock,
-                         args=(srv.data, LOCK_HOLD, held))
-    t.start()
     try:
-        assert held.wait(10)
-        lmtp = LMTPClient(srv.port)
-        lmtp.cmd("LHLO x", "250")
-        lmtp.cmd("MAIL FROM:<a@remote.test>", "250")
-        lmtp.cmd("RCPT TO:<bob@example.com>", "250")
-        lmtp.cmd("DATA", "354")
-        start = time.monotonic()
-        tag = writer.tag()
-        writer.send("%s STORE 1 +FLAGS (\\Flagged)\r\n" % tag)
-        lmtp.send(b"Subject: two\r\n\r\nhi\r\n.\r\n")
-        worst = 0.0
-        while time.monotonic() - start < LOCK_HOLD - 0.5:
-            t0 = time.monotonic()
-            probe.ok("NOOP")
-            worst = max(worst, time.monotonic() - t0)
-            time.sleep(0.02)
-        assert worst < 1.0, "a NOOP took %.2f s while the lock was held " \
-            "elsewhere" % worst
-        untagged, done = writer.read_until(tag, timeout=30)
-        assert done.startswith("OK"), done
-        assert time.monotonic() - start >= LOCK_HOLD - 0.5
-        lmtp.expect("250", timeout=30)
-        lmtp.close()
+        with write_lock_held(srv.data):
+            lmtp = LMTPClient(srv.port)
+            lmtp.cmd("LHLO x", "250")
+            lmtp.cmd("MAIL FROM:<a@remote.test>", "250")
+            lmtp.cmd("RCPT TO:<bob@example.com>", "250")
+            lmtp.cmd("DATA", "354")
+            start = time.monotonic()
+            tag = writer.tag()
+            writer.send("%s STORE 1 +FLAGS (\\Flagged)\r\n" % tag)
+            lmtp.send(b"Subject: two\r\n\r\nhi\r\n.\r\n")
+            worst = 0.0
+            while time.monotonic() - start < LOCK_HOLD - 0.5:
+                t0 = time.monotonic()
+                probe.ok("NOOP")
+                worst = max(worst, time.monotonic() - t0)
+                time.sleep(0.02)
+            assert worst < 1.0, "a NOOP took %.2f s while the lock was " \
+                "held elsewhere" % worst
+            untagged, done = writer.read_until(tag, timeout=30)
+            assert done.startswith("OK"), done
+            assert time.monotonic() - start >= LOCK_HOLD - 0.5
+            lmtp.expect("250", timeout=30)
+            lmtp.close()
     finally:
-        t.join()
         writer.close()
         probe.close()
     with srv.raw() as c:
@@ -256,18 +267,11 @@ def test_replica_waits_for_a_lock_held_elsewhere(cluster):
     lock is free, nothing lost, nothing reconnected."""
     master, (replica,) = cluster(1)
     wait_same(master, replica)
-    held = threading.Event()
-    t = threading.Thread(target=hold_write_lock,
-                         args=(replica.data, LOCK_HOLD, held))
-    t.start()
-    try:
-        assert held.wait(10)
+    with write_lock_held(replica.data):
         for i in range(5):
             assert lmtp_one(master.port, "alice@example.com",
                             b"Subject: %d\r\n\r\nhi\r\n" % i)[0][:3] == \
                 "250"
-    finally:
-        t.join()
     wait_same(master, replica)
     log = replica.log_text()
     assert log.count("sync.streaming") == 1, log
