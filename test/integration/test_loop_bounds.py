@@ -7,6 +7,7 @@ mailbox, and a full disk that still lets users free space."""
 import contextlib
 import imaplib
 import socket
+import ssl
 import sqlite3
 import threading
 import time
@@ -277,3 +278,61 @@ def test_replica_waits_for_a_lock_held_elsewhere(cluster):
     assert log.count("sync.streaming") == 1, log
     assert "sync.disconnected" not in log, log
     assert "store.error" not in log and "sync.apply" not in log, log
+
+
+def tls_greeted(port):
+    """An IMAPS connection that read its greeting, or None when the
+    server closed it instead."""
+    raw = socket.create_connection((HOST, port), timeout=10)
+    try:
+        s = client_context().wrap_socket(raw)
+        if s.recv(4096).startswith(b"* OK"):
+            return s
+        s.close()
+    except (OSError, ssl.SSLError):
+        raw.close()
+    return None
+
+
+def test_tls_sessions_have_slots(server):
+    """--max-tls-sessions bounds what TLS costs: past it IMAPS is refused
+    and STARTTLS answered NO (IMAP) or 454 (LMTP); a stalled handshake
+    gives its slot up; plain sessions go on; a closed TLS session frees
+    its slot.  Many more attempts than slots cost no memory (accepted,
+    200 would hold 7 MiB, more under ASan)."""
+    imaps = free_port()
+    slots = 12
+    srv = server(imap=True, args=["--imaps", "%s:%d" % (HOST, imaps),
+                                  "--max-tls-sessions", str(slots)])
+    stalled = socket.create_connection((HOST, imaps), timeout=10)
+    stalled.sendall(PARTIAL_HELLO)
+    time.sleep(0.2)
+    up = [tls_greeted(imaps) for _ in range(slots)]
+    try:
+        assert all(up), "a slot was missing: %r" % up
+        assert stalled.recv(1) == b"", "the stalled handshake kept its slot"
+        base = peak_rss_mib(srv)
+        for _ in range(200):
+            assert tls_greeted(imaps) is None
+        with srv.raw(login=False) as c:
+            untagged, done = c.cmd("STARTTLS")
+            assert done.startswith("NO [UNAVAILABLE]"), done
+        with LMTPClient(srv.port) as c:
+            c.lhlo()
+            assert c.cmd("STARTTLS")[-1].startswith("454 4.7.0")
+        with srv.raw() as c:
+            c.ok("NOOP")
+        grown = peak_rss_mib(srv) - base
+        assert grown < 2, "200 refused TLS clients grew the server by " \
+            "%.1f MiB" % grown
+        up.pop().close()
+        time.sleep(0.3)
+        again = tls_greeted(imaps)
+        assert again is not None, "a closed session kept its slot"
+        up.append(again)
+    finally:
+        stalled.close()
+        for s in up:
+            if s is not None:
+                s.close()
+    assert "max-tls-sessions" in srv.log_text()
