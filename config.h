@@ -26,13 +26,18 @@
  *   nor given its commands (its output still drains) until the total is
  *   back under.  The total then stays under SESSION_BUDGET plus what
  *   each of the others may still take below its share: one read
- *   (IO_CHUNK) and one reply, ~40 KiB, so 16 MiB + 1,024 x 40 KiB =
- *   56 MiB in the worst case, and replication (64 x 2 frames of 65 KiB
- *   each way, 16 MiB) is not paused.  The process itself (SQLite's page
- *   cache, code) is 4-6 MiB.
- * - TLS adds mbedTLS's two 16.7 KiB record buffers to each TLS session
- *   (transport.h): with every client on TLS, 1,024 sessions add 34 MiB,
- *   past the 64 MiB; lower max-connections where that matters.
+ *   (IO_CHUNK) and one reply, ~40 KiB, so 8 MiB + 1,024 x 40 KiB =
+ *   48 MiB in the worst case.
+ * - TLS adds mbedTLS's two 16.7 KiB record buffers and its cipher state
+ *   to each TLS session (transport.h), 36 KiB (35.2 measured with
+ *   bench/tls_bench.py, 500 idle IMAPS sessions), which no setting of
+ *   Debian's mbedTLS 2.28 shrinks (MBEDTLS_SSL_VARIABLE_BUFFER_LENGTH
+ *   is not built in; a client may ask for smaller records, but the
+ *   buffers stay).  So client sessions hold TLS only in one of
+ *   max-tls-sessions slots: 200 x 36 KiB = 7 MiB; replication's pool
+ *   adds 64 x 36 KiB = 2.3 MiB.  With the process itself (SQLite's page
+ *   cache, code: 4-5 MiB), 48 + 7 + 2.3 + 5 = 62.3 MiB.  Replicas (they
+ *   hold the key) stream frames on top, unpaused: 2 x 65 KiB each way.
  */
 #define DEFAULT_MAX_CONNECTIONS	512
 /*
@@ -51,12 +56,13 @@
 #define OUTBUF_HIGH_WATER	(256 * 1024) /* stop producing output above */
 #define PRELOGIN_IN_LIMIT	(8 * 1024) /* input buffered before login */
 #define PRELOGIN_HIGH_WATER	(4 * 1024) /* OUTBUF_HIGH_WATER before login */
-#define SESSION_BUDGET		(16 * 1024 * 1024) /* every session's buffers */
+#define SESSION_BUDGET		(8 * 1024 * 1024) /* every session's buffers */
 #define SESSION_FAIR_SHARE	(16 * 1024) /* paused past it, over budget */
 
 /* TLS and COMPRESS=DEFLATE (tls.c, transport.c) */
 #define DEFAULT_TLS_HANDSHAKE_TIMEOUT 10 /* seconds a TLS handshake may take */
 #define DEFAULT_MAX_TLS_HANDSHAKES 64	/* handshakes at once, per listener kind */
+#define DEFAULT_MAX_TLS_SESSIONS 200	/* client sessions with TLS at once */
 #define TLS_GEN_CERT_DAYS	3650	/* validity of a generated certificate */
 #define COMPRESS_LEVEL		1	/* deflate level of COMPRESS output */
 #define COMPRESS_WINDOW_BITS	12	/* output window: 4 KiB (inflate takes 32) */

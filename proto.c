@@ -150,6 +150,59 @@ handshake_slot(struct server *srv, const struct proto_ops *ops,
 	session_broken(oldest);
 }
 
+/*
+ * TLS session slots (config.h: memory).  Every client session with a
+ * TLS layer, handshaking or up, holds one of --max-tls-sessions;
+ * replication peers are bounded by their own pool.  Returns 1 when a
+ * slot is free, with *victim NULL, or can be had from the oldest
+ * half-done handshake, named in *victim (a real client finishes in
+ * milliseconds, as in handshake_slot()); 0 when every slot holds a
+ * finished handshake.
+ */
+static int
+tls_slot_find(const struct server *srv, struct session **victim)
+{
+	struct session	*s;
+	time_t		 since, first = 0;
+	long		 n = 0;
+
+	*victim = NULL;
+	for (s = srv->sessions; s != NULL; s = s->next) {
+		if (!s->tls_slot || s->io == SESSION_CLOSING)
+			continue;
+		n++;
+		/* Sessions are listed newest first: <= keeps the oldest. */
+		if (transport_handshaking(s->tp, &since) &&
+		    (*victim == NULL || since <= first)) {
+			*victim = s;
+			first = since;
+		}
+	}
+	if (n < srv->settings->max_tls_sessions) {
+		*victim = NULL;
+		return 1;
+	}
+	return *victim != NULL;
+}
+
+/* Takes a TLS slot (tls_slot_find()); returns 0 when none is left. */
+static int
+tls_slot_take(struct server *srv)
+{
+	struct session	*victim;
+
+	if (!tls_slot_find(srv, &victim))
+		return 0;
+	if (victim != NULL) {
+		log_info("tls.evicted", "proto=%s id=%llu peer=%s msg=\"the "
+		    "oldest handshake in progress gives its TLS slot to a new "
+		    "one\"", victim->ops->name,
+		    (unsigned long long)victim->id, victim->peer);
+		session_broken(victim);
+	}
+	return 1;
+}
+
 int
 server_address_full(const struct server *srv, enum session_pool pool,
     const char *peer, int local)
@@ -216,6 +269,10 @@ accept_all(struct server *srv, int lfd, const struct proto_ops *ops,
 		}
 		if (tls)
 			handshake_slot(srv, ops, 1);
+		if (tls && !ops->psk && !tls_slot_take(srv)) {
+			refuse(fd, ops, peer, "max-tls-sessions", tls);
+			continue;
+		}
 		if ((s = calloc(1, sizeof(*s))) == NULL) {
 			refuse(fd, ops, peer, "out-of-memory", tls);
 			continue;
@@ -231,6 +288,7 @@ accept_all(struct server *srv, int lfd, const struct proto_ops *ops,
 			continue;
 		}
 		s->tls_start = tls;
+		s->tls_slot = tls && !ops->psk;
 		s->srv = srv;
 		s->ops = ops;
 		s->fd = fd;
@@ -1027,9 +1085,12 @@ session_close(struct session *s)
 int
 session_can_starttls(const struct session *s)
 {
+	struct session	*victim;
+
 	return s->tp != NULL && tls_available() &&
 	    !transport_secure(s->tp) && !transport_compressed(s->tp) &&
-	    !transport_handshaking(s->tp, NULL);
+	    !transport_handshaking(s->tp, NULL) &&
+	    tls_slot_find(s->srv, &victim);
 }
 
 int
@@ -1039,11 +1100,13 @@ session_start_tls(struct session *s, size_t keep)
 
 	if (session_can_starttls(s))
 		handshake_slot(s->srv, s->ops, 0);
-	if (!session_can_starttls(s) || transport_switch(s->tp,
-	    TRANSPORT_TLS, buf_used(&s->out), NULL, 0, s->srv->now) < 0) {
+	if (!session_can_starttls(s) || !tls_slot_take(s->srv) ||
+	    transport_switch(s->tp, TRANSPORT_TLS, buf_used(&s->out), NULL,
+	    0, s->srv->now) < 0) {
 		session_close(s);
 		return -1;
 	}
+	s->tls_slot = 1;
 	if (n > 0)
 		log_warn("tls.injection", "proto=%s id=%llu peer=%s "
 		    "dropped=%zu msg=\"input after STARTTLS, before the "

@@ -199,6 +199,8 @@ struct session {
 	int			 tls_start;	/* start the protocol once the
 						   implicit-TLS handshake is
 						   done */
+	int			 tls_slot;	/* holds a --max-tls-sessions
+						   slot (a client with TLS) */
 	int			 replicate;	/* the change wrote log records
 						   (session_wait_replicated) */
 	int64_t			 repl_pos;	/* SESSION_WAIT_REPL: until a
@@ -376,7 +378,10 @@ void	session_broken(struct session *);
  */
 int	session_start_tls(struct session *, size_t keep);
 int	session_start_compress(struct session *);
-/* Whether STARTTLS can be offered now: TLS set up, not yet on. */
+/*
+ * Whether STARTTLS can be offered now: TLS set up, not yet on, and a
+ * --max-tls-sessions slot free (or one a stalled handshake would give).
+ */
 int	session_can_starttls(const struct session *);
 int	session_secure(const struct session *);
 /* For the log: "TLSv1.2 cipher-suite", or why TLS failed, or "no TLS". */

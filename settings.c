@@ -77,6 +77,11 @@ static const struct setting table[] = {
 	    NULL, DEFAULT_MAX_TLS_HANDSHAKES, 1, 100000, NULL,
 	    "TLS handshakes in progress at once on each kind of listener; "
 	    "past it the oldest one is dropped" },
+	{ "max-tls-sessions", SET_LONG, OFF(max_tls_sessions),
+	    NULL, DEFAULT_MAX_TLS_SESSIONS, 1, 100000, NULL,
+	    "client connections with TLS at once (36 KiB each); past it a "
+	    "stalled handshake gives its place up, else IMAPS is refused "
+	    "and STARTTLS answered NO / 454" },
 	{ "max-connections", SET_LONG, OFF(max_connections),
 	    NULL, DEFAULT_MAX_CONNECTIONS, 1, 100000, NULL,
 	    "concurrent IMAP clients, and separately LMTP/SMTP senders; more "

@@ -25,6 +25,7 @@ struct settings {
 	int	 allow_plaintext_auth;	/* log in without TLS from anywhere */
 	long	 tls_handshake_timeout;	/* seconds */
 	long	 max_tls_handshakes;	/* per kind of listener, at once */
+	long	 max_tls_sessions;	/* client sessions with TLS */
 	long	 max_connections;
 	long	 max_per_address;	/* connections of one non-local
 					   address, per pool */

@@ -522,14 +522,17 @@ sync_tick(struct server *srv)
 		store_wal_trim(srv->store);
 	}
 	guard_replay(srv);
-	if (srv->now - repl.last_purge >= SYNC_PURGE_INTERVAL) {
+	/* Held by another process, the write lock is tried next tick. */
+	if (srv->now - repl.last_purge >= SYNC_PURGE_INTERVAL &&
+	    store_write_try(srv->store) != STORE_BUSY) {
 		repl.last_purge = srv->now;
 		sync_purge(srv);
 	}
 	if (repl.replica && repl.upstream == NULL &&
 	    srv->now >= repl.next_connect)
 		replica_connect(srv);
-	if (srv->now - repl.last_housekeep >= STORE_PURGE_INTERVAL) {
+	if (srv->now - repl.last_housekeep >= STORE_PURGE_INTERVAL &&
+	    store_write_try(srv->store) != STORE_BUSY) {
 		repl.last_housekeep = srv->now;
 		sync_housekeep(srv);
 	}

@@ -38,7 +38,10 @@ master_start(struct session *s)
  * Writes what the master knows of this replica to the store.  One that
  * reconciles is known from the start, as reconciling: it has nothing of
  * this log until it streams, and needs the log from where the comparison
- * began (acked, for the purge).
+ * began (acked, for the purge).  While another process holds the write
+ * lock it writes nothing, quietly: sync_tick() writes again once the
+ * row is older than SYNC_STATUS_INTERVAL, and the purge also counts the
+ * connected replicas' positions (log_needed()).
  */
 void
 master_store(struct session *s, int connected)
@@ -46,7 +49,8 @@ master_store(struct session *s, int connected)
 	struct chan		*c = chan_of(s);
 	struct store_replica	 r;
 
-	if (c == NULL || (c->state != CH_STREAM && c->state != CH_RECONCILE))
+	if (c == NULL || (c->state != CH_STREAM && c->state != CH_RECONCILE) ||
+	    store_write_try(s->srv->store) == STORE_BUSY)
 		return;
 	memset(&r, 0, sizeof(r));
 	snprintf(r.name, sizeof(r.name), "%s", c->name);

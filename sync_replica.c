@@ -381,6 +381,23 @@ master_refused(struct session *s, const uint8_t *p, size_t n)
 	return 0;
 }
 
+/*
+ * Whether frame `type` commits what the channel gathered (a batch's END,
+ * the START that ends a reconciliation) while another process holds the
+ * store's write lock: then the frame stays buffered and runs again on a
+ * later loop iteration (session_store_ready), the link kept.
+ */
+static int
+frame_waits_for_lock(struct session *s, const struct chan *c, uint8_t type)
+{
+	int	 commits;
+
+	commits = (type == SF_END && (c->state == CH_STREAM ||
+	    c->state == CH_RECONCILE)) || (type == SF_START &&
+	    c->state == CH_RECONCILE);
+	return commits && !session_store_ready(s);
+}
+
 static void
 replica_input(struct session *s)
 {
@@ -392,6 +409,8 @@ replica_input(struct session *s)
 
 	while (s->io == SESSION_OPEN &&
 	    chan_next(s, &type, &p, &n, &total) == 1) {
+		if (frame_waits_for_lock(s, c, type))
+			break;
 		if (type == SF_REFUSE) {
 			snprintf(why, sizeof(why), "%.*s", (int)(n < 100 ? n :
 			    100), (const char *)p);

@@ -117,7 +117,8 @@ def main():
         [a.binary, "serve", "--data", tmp + "/data", "--lmtp",
          "127.0.0.1:%d" % lmtp, "--imap", "127.0.0.1:%d" % imap, "--imaps",
          "127.0.0.1:%d" % imaps, "--max-connections", str(a.conns * 2 + 64),
-         "--max-tls-handshakes", "1000", "--log-level", "warn"],
+         "--max-tls-handshakes", "1000", "--max-tls-sessions",
+         str(a.conns + 64), "--log-level", "warn"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_port(imaps)

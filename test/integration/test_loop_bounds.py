@@ -4,8 +4,10 @@ that needs the lock waits for it, the others go on), half-done TLS
 handshakes on one listener leave the others working, per-address
 connection limits, a global budget for queued output, messages per
 mailbox, and a full disk that still lets users free space."""
+import contextlib
 import imaplib
 import socket
+import ssl
 import sqlite3
 import threading
 import time
@@ -30,6 +32,21 @@ def hold_write_lock(data, seconds, held):
     con.close()
 
 
+@contextlib.contextmanager
+def write_lock_held(data, seconds=LOCK_HOLD):
+    """Holds data's write lock from another thread for `seconds` from
+    entering; leaving waits until it is free again."""
+    held = threading.Event()
+    t = threading.Thread(target=hold_write_lock,
+                         args=(data, seconds, held))
+    t.start()
+    try:
+        assert held.wait(10)
+        yield
+    finally:
+        t.join()
+
+
 def test_write_lock_held_elsewhere_stalls_no_one(server):
     srv = server(imap=True)
     srv.deliver("a@remote.test", ["alice@example.com"],
@@ -37,36 +54,31 @@ def test_write_lock_held_elsewhere_stalls_no_one(server):
     writer = srv.raw()
     writer.ok("SELECT INBOX")
     probe = srv.raw(user="bob")
-    held = threading.Event()
-    t = threading.Thread(target=hold_write_lock,
-                         args=(srv.data, LOCK_HOLD, held))
-    t.start()
     try:
-        assert held.wait(10)
-        lmtp = LMTPClient(srv.port)
-        lmtp.cmd("LHLO x", "250")
-        lmtp.cmd("MAIL FROM:<a@remote.test>", "250")
-        lmtp.cmd("RCPT TO:<bob@example.com>", "250")
-        lmtp.cmd("DATA", "354")
-        start = time.monotonic()
-        tag = writer.tag()
-        writer.send("%s STORE 1 +FLAGS (\\Flagged)\r\n" % tag)
-        lmtp.send(b"Subject: two\r\n\r\nhi\r\n.\r\n")
-        worst = 0.0
-        while time.monotonic() - start < LOCK_HOLD - 0.5:
-            t0 = time.monotonic()
-            probe.ok("NOOP")
-            worst = max(worst, time.monotonic() - t0)
-            time.sleep(0.02)
-        assert worst < 1.0, "a NOOP took %.2f s while the lock was held " \
-            "elsewhere" % worst
-        untagged, done = writer.read_until(tag, timeout=30)
-        assert done.startswith("OK"), done
-        assert time.monotonic() - start >= LOCK_HOLD - 0.5
-        lmtp.expect("250", timeout=30)
-        lmtp.close()
+        with write_lock_held(srv.data):
+            lmtp = LMTPClient(srv.port)
+            lmtp.cmd("LHLO x", "250")
+            lmtp.cmd("MAIL FROM:<a@remote.test>", "250")
+            lmtp.cmd("RCPT TO:<bob@example.com>", "250")
+            lmtp.cmd("DATA", "354")
+            start = time.monotonic()
+            tag = writer.tag()
+            writer.send("%s STORE 1 +FLAGS (\\Flagged)\r\n" % tag)
+            lmtp.send(b"Subject: two\r\n\r\nhi\r\n.\r\n")
+            worst = 0.0
+            while time.monotonic() - start < LOCK_HOLD - 0.5:
+                t0 = time.monotonic()
+                probe.ok("NOOP")
+                worst = max(worst, time.monotonic() - t0)
+                time.sleep(0.02)
+            assert worst < 1.0, "a NOOP took %.2f s while the lock was " \
+                "held elsewhere" % worst
+            untagged, done = writer.read_until(tag, timeout=30)
+            assert done.startswith("OK"), done
+            assert time.monotonic() - start >= LOCK_HOLD - 0.5
+            lmtp.expect("250", timeout=30)
+            lmtp.close()
     finally:
-        t.join()
         writer.close()
         probe.close()
     with srv.raw() as c:
@@ -248,3 +260,94 @@ def test_logged_in_trickle_times_out(server):
     finally:
         slow.close()
         steady.close()
+
+
+def test_replica_waits_for_a_lock_held_elsewhere(cluster):
+    """Another process holding the replica's write lock while the master
+    delivers: the replica keeps its link and applies the batch once the
+    lock is free, nothing lost, nothing reconnected."""
+    master, (replica,) = cluster(1)
+    wait_same(master, replica)
+    with write_lock_held(replica.data):
+        for i in range(5):
+            assert lmtp_one(master.port, "alice@example.com",
+                            b"Subject: %d\r\n\r\nhi\r\n" % i)[0][:3] == \
+                "250"
+    wait_same(master, replica)
+    log = replica.log_text()
+    assert log.count("sync.streaming") == 1, log
+    assert "sync.disconnected" not in log, log
+    assert "store.error" not in log and "sync.apply" not in log, log
+    # The master's lock held elsewhere past the 5 s between its writes of
+    # the replica's position: that bookkeeping waits quietly too.
+    with write_lock_held(master.data, 7):
+        pass
+    assert lmtp_one(master.port, "alice@example.com",
+                    b"Subject: after\r\n\r\nhi\r\n")[0][:3] == "250"
+    wait_same(master, replica)
+    assert "store.error" not in master.log_text(), master.log_text()
+    assert replica.log_text().count("sync.streaming") == 1
+
+
+def tls_greeted(port):
+    """An IMAPS connection that read its greeting, or None when the
+    server closed it instead."""
+    raw = socket.create_connection((HOST, port), timeout=10)
+    try:
+        s = client_context().wrap_socket(raw)
+        if s.recv(4096).startswith(b"* OK"):
+            return s
+        s.close()
+    except (OSError, ssl.SSLError):
+        raw.close()
+    return None
+
+
+def test_tls_sessions_have_slots(server):
+    """--max-tls-sessions bounds what TLS costs: past it IMAPS is refused
+    and STARTTLS answered NO (IMAP) or 454 (LMTP); a stalled handshake
+    gives its slot up; plain sessions go on; a closed TLS session frees
+    its slot.  Many more attempts than slots cost no memory (accepted,
+    200 would hold 7 MiB, more under ASan)."""
+    imaps = free_port()
+    slots = 12
+    # The sessions holding the slots stay longer than a minute under load.
+    srv = server(imap=True, args=["--imaps", "%s:%d" % (HOST, imaps),
+                                  "--max-tls-sessions", str(slots),
+                                  "--prelogin-timeout", "600"])
+    stalled = socket.create_connection((HOST, imaps), timeout=10)
+    stalled.sendall(PARTIAL_HELLO)
+    time.sleep(0.2)
+    up = [tls_greeted(imaps) for _ in range(slots)]
+    try:
+        assert all(up), "a slot was missing: %r" % up
+        assert stalled.recv(1) == b"", "the stalled handshake kept its slot"
+        base = peak_rss_mib(srv)
+        extra = [tls_greeted(imaps) for _ in range(200)]
+        got = [s for s in extra if s is not None]
+        for s in got:
+            s.close()
+        assert not got, "%d more got TLS; log:\n%s" % (
+            len(got), srv.log_text()[-4000:])
+        grown = peak_rss_mib(srv) - base
+        assert grown < 3, "200 refused TLS clients grew the server by " \
+            "%.1f MiB" % grown
+        with srv.raw(login=False) as c:
+            untagged, done = c.cmd("STARTTLS")
+            assert done.startswith("NO [UNAVAILABLE]"), done
+        with LMTPClient(srv.port) as c:
+            c.lhlo()
+            assert c.cmd("STARTTLS")[-1].startswith("454 4.7.0")
+        with srv.raw() as c:
+            c.ok("NOOP")
+        up.pop().close()
+        time.sleep(0.3)
+        again = tls_greeted(imaps)
+        assert again is not None, "a closed session kept its slot"
+        up.append(again)
+    finally:
+        stalled.close()
+        for s in up:
+            if s is not None:
+                s.close()
+    assert "max-tls-sessions" in srv.log_text()
