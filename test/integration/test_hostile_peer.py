@@ -3,7 +3,9 @@
 A scripted master (repl_peer.py, `openssl s_server` with the key the
 secret derives) feeds a real replica one malformed case after another:
 inflate errors, DATA without a record, sequence gaps, oversize batches,
-a body whose bytes do not match its GUID, bad START, oversize frames,
+bodies past the replica's memory bound, records that decode but name
+what the store must refuse (an invalid mailbox or user name), a body whose bytes do not match
+its GUID, bad START, oversize frames,
 the master's refusal, unknown frames, a bad END, a bad reconciliation.
 Each time the replica must refuse the frame, log why, keep what it had
 applied (and nothing of the bad batch), and come back with the same
@@ -14,10 +16,12 @@ frames, and bad PUSH frames during reconciliation.
 """
 import hashlib
 import os
+import sqlite3
 import struct
 
 from conftest import HOST, free_port
-from repl_peer import (ACK, DATA, END, HELLO, INV_END, INV_MAILBOX,
+from repl_peer import (ACK, DATA, END, EXPUNGED, HELLO, INV_END,
+                       INV_MAILBOX,
                        INV_WANT, MAX_FRAME, PING, PULL, PUSH, PUSH_DATA,
                        RECONCILE, RECORD, REFUSE, RELOCATE, START, VERSION,
                        ScriptedMaster, TLSPeer, frame, head, messages,
@@ -72,6 +76,36 @@ def empty_batch(m):
     m.tls.send_frame(END, u64(m.pos) + b"\0" * 32)
 
 
+# A batch's bodies may hold config.h's SYNC_BATCH_MEM + SPOOL_MEM_MAX
+# (4 MiB + 64 KiB) of the replica's memory; each counts at most 64 KiB.
+BIG_BODY = (b"y" * 1023 + b"\n") * 64
+
+
+def bodies_past_memory(m):
+    for i in range(4 * 16 + 2):
+        m.record("message.append", body=BIG_BODY, seq=m.pos + 1 + i,
+                 mailbox=m.mailbox, uid=2 + i)
+
+
+def applied_alone(m, kind, **kw):
+    """A batch of one record that decodes but must not apply."""
+    seq = m.record(kind, **kw)
+    m.tls.send_frame(END, u64(seq) + b"\0" * 32)
+
+
+def mailbox_of_no_valid_name(m):
+    applied_alone(m, "mailbox.create", user="alice", name="a//b",
+                  mailbox=os.urandom(16), uid=5, flags=1)
+
+
+def rename_to_no_valid_name(m):
+    applied_alone(m, "mailbox.rename", mailbox=m.mailbox, name="/Top")
+
+
+def user_of_no_valid_name(m):
+    applied_alone(m, "user.add", user="no body@all", value="x")
+
+
 def oversize_frame(m):
     m.tls.send(bytes([RECORD]) + struct.pack(">I", MAX_FRAME + 1))
 
@@ -93,6 +127,10 @@ def short_start(m, hello):
     m.tls.send_frame(START, b"\0" * 20)
 
 
+def start_without_node_id(m, hello):
+    m.tls.send_frame(START, b"\0" * 5)
+
+
 def record_before_start(m, hello):
     m.tls.send_frame(RECORD, m.z(record(m.pos + 1, "user.passwd",
                                         user="alice", value="x")))
@@ -100,6 +138,14 @@ def record_before_start(m, hello):
 
 def refused(m, hello):
     m.tls.send_frame(REFUSE, b"protocol version not supported")
+
+
+# Logged to its first 100 bytes: the 100th is the b.
+LONG_REASON = "refused " + "a" * 91 + "b" + "c" * 300
+
+
+def refused_at_length(m, hello):
+    m.tls.send_frame(REFUSE, LONG_REASON.encode())
 
 
 def master_is_itself(m, hello):
@@ -131,6 +177,10 @@ STREAM_CASES = [
     (bad_record, "bad stream frame"),
     (end_mismatch, "batch end at"),
     (empty_batch, "batch end at"),
+    (bodies_past_memory, "bad stream frame"),
+    (mailbox_of_no_valid_name, "sync.apply"),
+    (rename_to_no_valid_name, "sync.apply"),
+    (user_of_no_valid_name, "sync.apply"),
     (oversize_frame, "frame too long"),
     (unknown_frame, "bad stream frame"),
     (short_end, "bad stream frame"),
@@ -139,8 +189,10 @@ STREAM_CASES = [
 START_CASES = [
     (bad_start_position, "bad START"),
     (short_start, "bad START"),
+    (start_without_node_id, "bad START"),
     (record_before_start, "unexpected frame"),
     (refused, "sync.refused"),
+    (refused_at_length, 'ab"'),
     (master_is_itself, "sync.cycle"),
     (bad_want, "bad INV_WANT"),
     (bad_reconciled, "bad START after reconciliation"),
@@ -199,9 +251,14 @@ class ScriptedReplica:
         self.node_id = os.urandom(16)
         self.name = name
 
-    def hello(self, version=VERSION, extra=b""):
-        p = bytes([version]) + self.node_id + b"\0" + b"\0" * 24 + \
-            u64(0) + b"\0" * 32 + string(self.name) + extra
+    def hello(self, version=VERSION, extra=b"", follows=None, applied=0,
+              log_hash=b"\0" * 32):
+        """HELLO; follows is (master node id, epoch) when it names the
+        log it applied up to applied, whose hash there is log_hash."""
+        master = b"\1" + follows[0] + follows[1] if follows else \
+            b"\0" * 25
+        p = bytes([version]) + self.node_id + master + u64(applied) + \
+            log_hash + string(self.name) + extra
         self.tls.send_frame(HELLO, p)
 
     def close(self):
@@ -256,6 +313,9 @@ MASTER_CASES = {
         frame(PUSH, push(b"\0" * 16, 1, BODY))), "bad PUSH", None),
     "bad relocate": (lambda port: _after_reconcile(
         port, frame(RELOCATE, b"\0" * 10)), "bad RELOCATE", None),
+    "expunged of uid 0": (lambda port: _after_reconcile(
+        port, frame(EXPUNGED, b"\0" * 16 + b"\0" * 4 + b"\0" * 32 +
+                    b"\0")), "bad EXPUNGED", None),
     "inventory after its end": (lambda port: _after_reconcile(
         port, frame(INV_MAILBOX, b"\0" * 10)), "unexpected frame", None),
 }
@@ -300,3 +360,143 @@ def test_master_refuses_hostile_replica(cluster):
                     message("after"))[0].startswith("250")
     rep = cluster.replica(master, 0)
     wait_same(master, rep)
+
+
+def node_row(data):
+    """The master's (node id, epoch) and {seq: hash} of its log."""
+    db = sqlite3.connect("file:%s/mailrepd.db?mode=ro" % data, uri=True,
+                         timeout=10)
+    try:
+        node = db.execute("SELECT node_id, epoch FROM node").fetchone()
+        hashes = dict(db.execute("SELECT seq, hash FROM replog"))
+    finally:
+        db.close()
+    return node, hashes
+
+
+def test_master_refuses_a_replica_with_its_own_node_id(cluster):
+    master, _ = cluster(0)
+    (node_id, _), _ = node_row(master.data)
+    r = ScriptedReplica(master.repl_port, name="twin")
+    try:
+        since = len(master.log_text())
+        r.node_id = node_id
+        r.hello()
+        t, p = r.tls.read_frame()
+        assert t == REFUSE and b"this node's id" in p, (t, p)
+        assert r.tls.closed()
+        text = wait_log(master, "sync.replica.refused", since)
+        assert "name=twin" in text
+    finally:
+        r.close()
+
+
+def test_a_replica_that_comes_again_replaces_its_old_session(cluster):
+    master, _ = cluster(0)
+    old = reconciling(master.repl_port)
+    new = ScriptedReplica(master.repl_port, name=old.name)
+    try:
+        since = len(master.log_text())
+        new.node_id = old.node_id
+        new.hello()
+        t, _ = new.tls.read_frame()
+        assert t == RECONCILE
+        wait_log(master, "sync.replica.replaced", since)
+        assert old.tls.closed(), "the old session was kept"
+        # Another node under the same name is refused while it is on.
+        new.tls.send_frame(INV_END)
+        third = ScriptedReplica(master.repl_port, name=old.name)
+        try:
+            third.hello()
+            t, p = third.tls.read_frame()
+            assert t == REFUSE and b"name already in use" in p, (t, p)
+        finally:
+            third.close()
+    finally:
+        old.close()
+        new.close()
+
+
+def test_a_replica_of_another_log_at_the_same_position_reconciles(cluster):
+    master, _ = cluster(0)
+    for i in range(2):
+        assert lmtp_one(master.port, "alice@example.com",
+                        message("log %d" % i))[0].startswith("250")
+    (node_id, epoch), hashes = node_row(master.data)
+    seq = max(hashes)
+    # The same position with the hash of this log there: streamed.
+    same = ScriptedReplica(master.repl_port, name="same")
+    try:
+        same.hello(follows=(node_id, epoch), applied=seq,
+                   log_hash=hashes[seq])
+        t, p = same.tls.read_frame()
+        assert t == START and p[:16] == node_id, (t, p[:16])
+    finally:
+        same.close()
+    # Another hash there: the replica applied another log.
+    since = len(master.log_text())
+    other = ScriptedReplica(master.repl_port, name="other")
+    try:
+        other.hello(follows=(node_id, epoch), applied=seq,
+                    log_hash=b"\x55" * 32)
+        t, _ = other.tls.read_frame()
+        assert t == RECONCILE
+        text = wait_log(master, "sync.log.diverged", since)
+        assert "name=other" in text and "applied=%d" % seq in text
+    finally:
+        other.close()
+    assert messages(master.data) and master.running()
+
+
+def expunges(data, uid):
+    db = sqlite3.connect("file:%s/mailrepd.db?mode=ro" % data, uri=True,
+                         timeout=10)
+    try:
+        return db.execute("SELECT count(*) FROM replog WHERE type = "
+                          "'message.expunge' AND uid = ?",
+                          (uid,)).fetchone()[0]
+    finally:
+        db.close()
+
+
+def test_expunged_from_a_replica(cluster):
+    """EXPUNGED (a replica's copy of a message went): the master
+    expunges its own copy when it is that message; when it expunged it
+    already, it logs the expunge again (which settles the replica); a
+    copy that is another message stays."""
+    master, _ = cluster(0)
+    for tag in ("gone", "kept", "asked"):
+        assert lmtp_one(master.port, "alice@example.com",
+                        message(tag))[0].startswith("250")
+    db = sqlite3.connect("file:%s/mailrepd.db?mode=ro" % master.data,
+                         uri=True, timeout=10)
+    try:
+        box = db.execute("SELECT uniqueid FROM mailbox WHERE name = "
+                         "'INBOX'").fetchone()[0]
+        guids = dict(db.execute("SELECT m.uid, b.guid FROM message m "
+                                "JOIN blob b ON b.id = m.blob_id"))
+    finally:
+        db.close()
+    c = master.imap("alice")
+    c.select("INBOX")
+    assert c.uid("STORE", "1", "+FLAGS", "(\\Deleted)")[0] == "OK"
+    assert c.expunge()[0] == "OK"
+    c.logout()
+    assert expunges(master.data, 1) == 1
+    r = reconciling(master.repl_port)
+    try:
+        since = len(master.log_text())
+
+        def expunged(uid, guid):
+            r.tls.send_frame(EXPUNGED, box + struct.pack(">I", uid) + guid +
+                             b"\0")
+        expunged(1, guids[1])
+        expunged(2, guids[3])
+        expunged(3, guids[3])
+        text = wait_log(master, "sync.expunged", since)
+        assert "uid=3" in text, text
+        assert expunges(master.data, 1) == 2
+        assert expunges(master.data, 2) == 0
+        assert [u for u, _ in messages(master.data)] == [2]
+    finally:
+        r.close()
