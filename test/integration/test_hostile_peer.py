@@ -19,7 +19,7 @@ import os
 import sqlite3
 import struct
 
-from conftest import HOST, free_port
+from conftest import HOST, free_port, run
 from repl_peer import (ACK, DATA, END, EXPUNGED, HELLO, INV_END,
                        INV_MAILBOX,
                        INV_WANT, MAX_FRAME, PING, PULL, PUSH, PUSH_DATA,
@@ -500,3 +500,22 @@ def test_expunged_from_a_replica(cluster):
         assert [u for u, _ in messages(master.data)] == [2]
     finally:
         r.close()
+
+
+def test_forget_needs_one_replica(cluster):
+    """Two replicas were known under one name: `replica forget NAME`
+    names neither, a name nobody has fails too."""
+    master, _ = cluster(0)
+    for _ in range(2):
+        r = ScriptedReplica(master.repl_port, name="dup")
+        try:
+            r.hello()
+            t, _ = r.tls.read_frame()
+            assert t == RECONCILE
+        finally:
+            r.close()
+    p = run("replica", "forget", "dup", "--data", master.data)
+    assert p.returncode == 1 and "2 replicas are named 'dup'" in p.stderr, \
+        p.stderr
+    p = run("replica", "forget", "nobody", "--data", master.data)
+    assert p.returncode == 1 and "no replica 'nobody'" in p.stderr, p.stderr

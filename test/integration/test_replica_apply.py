@@ -109,6 +109,10 @@ def test_append_branches(server, secret):
                 ("mailbox.delete", dict(mailbox=work, name="Work")))
         wait_log(rep, "sync.delete.held", since)
         assert query(rep.data, "SELECT count(*) FROM conflict") == [(1,)]
+        text = run_ok("status", "--data", rep.data).stdout
+        assert "conflict mailbox=Work uid=1 local_guid=%s master_guid=%s "\
+            "user=alice" % (guid(one).hex(),
+                            guid(body(b"theirs")).hex()) in text, text
         assert ("Work",) in query(rep.data, "SELECT name FROM mailbox")
         assert guid(one).hex().upper() in [g for _, g in
                                            messages(rep.data)]
@@ -242,11 +246,18 @@ def test_held_records_replay_in_steps(server, secret):
         m.tls.close()
 
 
-def test_replica_resume_usage():
-    p = run("replica", "resume", "--help")
-    assert p.returncode == 0 and "--allow-deletes" in p.stdout, p.stdout
+def test_replica_and_status_usage():
+    for args, says in ((("replica", "resume", "--help"), "--allow-deletes"),
+                       (("replica", "forget", "--help"), "NAME|NODEID"),
+                       (("replica", "--help"), "replica forget"),
+                       (("status", "--help"), "--json")):
+        p = run(*args)
+        assert p.returncode == 0 and says in p.stdout, (args, p.stdout)
     for args in (("replica", "pause"), ("replica", "resume", "extra"),
-                 ("replica", "resume", "--no-such-option")):
+                 ("replica", "resume", "--no-such-option"),
+                 ("replica", "forget"), ("replica", "forget", "a", "b"),
+                 ("replica", "forget", "--no-such-option"),
+                 ("status", "--no-such-option")):
         p = run(*args, "--data", "/nonexistent")
         assert p.returncode == 2 and p.stdout == "", (args, p.stdout)
         assert p.stderr, args
