@@ -18,9 +18,11 @@ import hashlib
 import os
 import sqlite3
 import struct
+import zlib
 
 from conftest import HOST, free_port, run
-from repl_peer import (ACK, DATA, END, EXPUNGED, HELLO, INV_END,
+from repl_peer import (ACK, DATA, END, EXPUNGED, FRAME_DEADLINE, HELLO,
+                       INV_END,
                        INV_MAILBOX,
                        INV_WANT, MAX_FRAME, PING, PULL, PUSH, PUSH_DATA,
                        RECONCILE, RECORD, REFUSE, RELOCATE, START, VERSION,
@@ -519,3 +521,78 @@ def test_forget_needs_one_replica(cluster):
         p.stderr
     p = run("replica", "forget", "nobody", "--data", master.data)
     assert p.returncode == 1 and "no replica 'nobody'" in p.stderr, p.stderr
+
+
+def inv_mailbox(box, name, user, subscribed, uidvalidity, uidnext=1):
+    """A replica's INV_MAILBOX (its digest matches nothing)."""
+    return (box + b"\0" * 32 + string(name) + bytes([subscribed]) +
+            string(user) + u64(uidvalidity) + string("") + u64(uidnext) +
+            u64(0))
+
+
+def records_until(r, kind):
+    """Reads the master's frames until a record of kind: its user."""
+    z = zlib.decompressobj()
+    while True:
+        t, p = r.tls.read_frame(FRAME_DEADLINE)
+        if t not in (RECORD, DATA):
+            continue
+        item = z.decompress(p)
+        if t != RECORD:
+            continue
+        n = struct.unpack(">H", item[16:18])[0]
+        if item[18:18 + n].decode() == kind:
+            return item
+
+
+def record_flags(item):
+    """The flags of a record as sync_rec_encode() writes it."""
+    off = 16
+    off += 2 + struct.unpack(">H", item[off:off + 2])[0]	# kind
+    bits = item[off + 1]
+    off += 2
+    off += 2 + struct.unpack(">H", item[off:off + 2])[0]	# user
+    off += (16 if bits & 1 else 0) + 8 + (32 if bits & 2 else 0) + 8
+    return struct.unpack(">Q", item[off:off + 8])[0]
+
+
+def test_reconciliation_of_an_inventory(cluster):
+    """A replica's inventory names a mailbox of the master's with
+    another subscription (the master's wins: a subscribe record) and a
+    mailbox of a user the master does not have (kept on the replica,
+    logged, never created on the master)."""
+    master, _ = cluster(0)
+    assert lmtp_one(master.port, "alice@example.com",
+                    message("one"))[0].startswith("250")
+    db = sqlite3.connect("file:%s/mailrepd.db?mode=ro" % master.data,
+                         uri=True, timeout=10)
+    try:
+        box, uidvalidity, subscribed = db.execute(
+            "SELECT uniqueid, uidvalidity, subscribed FROM mailbox "
+            "WHERE name = 'INBOX'").fetchone()
+    finally:
+        db.close()
+    since = len(master.log_text())
+    r = ScriptedReplica(master.repl_port)
+    try:
+        r.hello()
+        t, _ = r.tls.read_frame()
+        assert t == RECONCILE
+        r.tls.send_frame(INV_MAILBOX, inv_mailbox(
+            box, "INBOX", "alice", int(not subscribed), uidvalidity))
+        r.tls.send_frame(INV_MAILBOX, inv_mailbox(
+            os.urandom(16), "Lost", "ghost", 1, 77))
+        r.tls.send_frame(INV_END)
+        item = records_until(r, "mailbox.subscribe")
+        text = wait_log(master, "sync.reconcile.local_mailbox", since)
+        assert "user=ghost mailbox=Lost" in text, text
+    finally:
+        r.close()
+    assert record_flags(item) == (1 if subscribed else 0), item
+    db = sqlite3.connect("file:%s/mailrepd.db?mode=ro" % master.data,
+                         uri=True, timeout=10)
+    try:
+        assert db.execute("SELECT count(*) FROM mailbox WHERE name = "
+                          "'Lost'").fetchone()[0] == 0
+    finally:
+        db.close()
