@@ -3,6 +3,7 @@ files, `check`, and help."""
 import os
 import re
 import sqlite3  # only to fold the WAL into the file in the corruption test
+import socket
 
 import pytest
 
@@ -202,6 +203,25 @@ def test_bad_listener(tmp_path):
     assert "lmtp" in err and "nonsense" in err
     err = serve_fails(tmp_path=tmp_path)
     assert "--lmtp" in err
+
+
+@pytest.mark.parametrize("spec", [
+    "127.0.0.1:", "127.0.0.1:99999", "127.0.0.1:25x", ":2525", "[]:2525",
+    "%s:2525" % ("1" * 70), "mail.example:2525", "unix:",
+    "unix:/%s" % ("d" * 120)])
+def test_bad_listener_address(tmp_path, spec):
+    """Each listener address that is not IPv4, IPv6 in brackets,
+    localhost or a unix socket path that fits is refused by name."""
+    err = serve_fails("--lmtp", spec, tmp_path=tmp_path)
+    assert "'lmtp'" in err and spec in err, err
+
+
+def test_localhost_listens_on_the_loopback(server):
+    port = free_port()
+    srv = server(users=(), args=["--imap", "localhost:%d" % port])
+    assert "addr=localhost:%d" % port in srv.log_text()
+    with socket.create_connection((HOST, port), timeout=10) as c:
+        assert c.recv(100).startswith(b"* OK")
 
 
 def lhlo_size(port):
