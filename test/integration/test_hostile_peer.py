@@ -159,6 +159,10 @@ def bad_want(m, hello):
     m.tls.send_frame(INV_WANT, b"\0" * 3)
 
 
+def short_reconcile(m, hello):
+    m.tls.send_frame(RECONCILE, b"\0" * 20)
+
+
 def bad_reconciled(m, hello):
     m.tls.send_frame(RECONCILE, head(m.node_id, m.epoch, m.pos))
     m.tls.send_frame(START, head(os.urandom(16), m.epoch, m.pos))
@@ -197,6 +201,7 @@ START_CASES = [
     (refused_at_length, 'ab"'),
     (master_is_itself, "sync.cycle"),
     (bad_want, "bad INV_WANT"),
+    (short_reconcile, "bad RECONCILE"),
     (bad_reconciled, "bad START after reconciliation"),
     (bad_pull, "bad PULL"),
 ]
