@@ -601,3 +601,56 @@ def test_reconciliation_of_an_inventory(cluster):
                           "'Lost'").fetchone()[0] == 0
     finally:
         db.close()
+
+
+def test_pushed_copies_are_renumbered_once(cluster):
+    """PUSH: a replica's copy of a uid the master uses for another
+    message.  The master expunges the uid and appends both messages
+    above it; the same copy pushed again changes nothing more; a copy
+    of a uid it never had is appended above its uids; a copy for a
+    mailbox the master does not have is logged and dropped."""
+    master, _ = cluster(0)
+    assert lmtp_one(master.port, "alice@example.com",
+                    message("mine"))[0].startswith("250")
+    (box, mine), = [(b, g) for b, g in inbox_guids(master.data)]
+    theirs = BODY
+    r = reconciling(master.repl_port)
+    try:
+        since = len(master.log_text())
+        r.tls.send_frame(PUSH, push(os.urandom(16), 1, theirs))
+        r.tls.send_frame(PUSH_DATA, theirs)
+        text = wait_log(master, "warn sync.renumber", since)
+        assert "uid=1" in text, text
+        since = len(master.log_text())
+        r.tls.send_frame(PUSH, push(box, 1, theirs))
+        r.tls.send_frame(PUSH_DATA, theirs)
+        wait_log(master, "new_uid=", since)
+        after = messages(master.data)
+        assert [u for u, _ in after] == [2, 3], after
+        assert sorted(g for _, g in after) == sorted(
+            [mine.hex().upper(), hashlib.sha256(theirs).hexdigest().upper()])
+        since = len(master.log_text())
+        r.tls.send_frame(PUSH, push(box, 1, theirs))
+        r.tls.send_frame(PUSH_DATA, theirs)
+        wait_log(master, "again=1", since)
+        # A copy of a uid the master never had is taken in above its
+        # uids; an empty one needs no PUSH_DATA.
+        since = len(master.log_text())
+        r.tls.send_frame(PUSH, push(box, 9, b""))
+        wait_log(master, "sync.renumber name=hostile uid=9", since)
+        assert messages(master.data) == after + [
+            (4, hashlib.sha256(b"").hexdigest().upper())]
+    finally:
+        r.close()
+    assert master.running()
+
+
+def inbox_guids(data):
+    db = sqlite3.connect("file:%s/mailrepd.db?mode=ro" % data, uri=True,
+                         timeout=10)
+    try:
+        return db.execute("SELECT mb.uniqueid, b.guid FROM message m "
+                          "JOIN blob b ON b.id = m.blob_id JOIN mailbox mb "
+                          "ON mb.id = m.mailbox_id").fetchall()
+    finally:
+        db.close()
