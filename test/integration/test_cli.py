@@ -336,6 +336,35 @@ def test_check_finds_a_corrupted_message(server):
     assert re.search(r"(?m)^FAILED: ", p.stdout), p.stdout
 
 
+def test_store_of_a_newer_schema_is_refused(tmp_path):
+    data = tmp_path / "data"
+    user_add(data, "alice")
+    with sqlite3.connect(data / "mailrepd.db") as conn:
+        conn.execute("PRAGMA user_version = 999")
+    conn.close()
+    for args in (("check",), ("user", "list")):
+        p = run(*args, "--data", data)
+        assert p.returncode != 0, (args, p.stdout)
+        assert "store schema version 999 is newer" in p.stderr, p.stderr
+
+
+def test_check_finds_a_blob_with_a_malformed_guid(server):
+    s = server()
+    with s.client() as c:
+        c.lhlo()
+        _, dr = c.transaction("s@remote.test", ["alice@" + DOMAIN],
+                              b"Subject: s\r\n\r\nbody\r\n")
+        assert dr[0].startswith("250 2.0.0")
+    s.stop()
+    check_store(s.data)
+    with sqlite3.connect(s.data / "mailrepd.db") as conn:
+        conn.execute("UPDATE blob SET guid = x'0102'")
+    conn.close()
+    p = run("check", "--data", s.data)
+    assert p.returncode == 1, p.stdout
+    assert "problem: blob with a malformed GUID" in p.stdout, p.stdout
+
+
 # --- help -------------------------------------------------------------------
 
 @pytest.mark.parametrize("args", [
