@@ -300,25 +300,30 @@ build/fuzz:
 	mkdir -p $@
 
 # Coverage (gcc --coverage, gcovr): the unit tests and the integration
-# tests on an unoptimised build in build/cov/, then branch and line
-# coverage of every source file, and the totals against the floor: the
-# figures last measured (README, "Tests": 87.6% and 73.9%) rounded down
+# tests on an unoptimised build in build/cov/ (the fault-injection and
+# power-loss tests on its test build, build/cov/crash/, which shares its
+# objects), then branch and line coverage of every source file, and the
+# totals against the floor: the
+# figures last measured (README, "Tests": 88.7% and 75.7%) rounded down
 # to the half percent, as paths that depend on timing come and go.
 # Raise the floor when coverage rises; a change that lowers it fails.
-# Long (about 20 minutes on two busy cores): run it alone.
-COV_FLOOR_LINES    = 87.5
-COV_FLOOR_BRANCHES = 73.5
+# Long (about 22 minutes on two busy cores): run it alone.
+COV_FLOOR_LINES    = 88.5
+COV_FLOOR_BRANCHES = 75.5
 COV_FLAGS = -O0 -g --coverage
 COV_OBJS  = $(SRCS:%.c=build/cov/%.o)
 COV_LIB   = $(MODULES:%.c=build/cov/%.o)
 COV_UNIT  = $(UNIT_SRCS:test/unit/%.c=build/cov/%)
 GCOVR     = gcovr -r . --object-directory build/cov -e 'test/.*'
 
-coverage: deps-coverage build/cov/mailrepd $(COV_UNIT)
+coverage: deps-coverage build/cov/mailrepd build/cov/crash/mailrepd \
+	$(COV_UNIT)
 	@find build/cov -name '*.gcda' -delete
 	@set -e; for t in $(COV_UNIT); do $$t >build/cov/unit.log 2>&1 || \
 	    { tail -40 build/cov/unit.log; exit 1; }; done
-	@status=0; MAILREPD=$(CURDIR)/build/cov/mailrepd $(PYTHON) -m pytest \
+	@status=0; MAILREPD=$(CURDIR)/build/cov/mailrepd \
+	    MAILREPD_CRASH=$(CURDIR)/build/cov/crash/mailrepd \
+	    MAILREPD_RELEASE=$(CURDIR)/build/cov/mailrepd $(PYTHON) -m pytest \
 	    -q -p no:cacheprovider test/integration || status=$$?; \
 	$(GCOVR) --txt -b; \
 	$(GCOVR) --txt --print-summary \
@@ -331,6 +336,15 @@ coverage: deps-coverage build/cov/mailrepd $(COV_UNIT)
 build/cov/mailrepd: $(COV_OBJS)
 	$(CC) $(ALL_CFLAGS) $(COV_FLAGS) -o $@ $(COV_OBJS) $(LIBS)
 
+# The fault-injection and power-loss tests' build, on the same objects:
+# what they reach counts too.
+build/cov/crash/mailrepd: $(COV_OBJS) build/cov/crash/testvfs.o
+	$(CC) $(ALL_CFLAGS) $(COV_FLAGS) -o $@ $(COV_OBJS) \
+	    build/cov/crash/testvfs.o $(LIBS)
+
+build/cov/crash/testvfs.o: test/testvfs.c | build/cov/crash
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
 build/cov/%.o: %.c $(HDRS) | build/cov
 	$(CC) $(ALL_CFLAGS) $(COV_FLAGS) -c -o $@ $<
 
@@ -338,7 +352,7 @@ build/cov/test_%: test/unit/test_%.c $(COV_LIB) $(HDRS) | build/cov
 	$(CC) $(ALL_CFLAGS) $(COV_FLAGS) -I. -o $@ $< $(COV_LIB) \
 	    $(LIBS) -lcmocka
 
-build/cov:
+build/cov build/cov/crash:
 	mkdir -p $@
 
 clean:

@@ -337,9 +337,6 @@ enum store_err	store_message_copy(struct store *, int64_t from_mailbox,
 enum store_err	store_message_copy_many(struct store *, int64_t from_mailbox,
 		    const uint32_t *uids, size_t n, int64_t to_mailbox,
 		    uint32_t *new_uids, int move);
-/* Expunges n messages in one step, all or none. */
-enum store_err	store_message_expunge_many(struct store *, int64_t mailbox_id,
-		    const uint32_t *uids, size_t n);
 
 /* Messages whose MODSEQ is above `since`, in UID order (CONDSTORE). */
 enum store_err	store_message_changes(struct store *, int64_t mailbox_id,

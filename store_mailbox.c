@@ -591,23 +591,6 @@ store_message_copy_many(struct store *st, int64_t from_mailbox,
 }
 
 enum store_err
-store_message_expunge_many(struct store *st, int64_t mailbox_id,
-    const uint32_t *uids, size_t n)
-{
-	enum store_err	 err = STORE_OK;
-	int64_t		 blob_id = 0;
-	size_t		 i;
-
-	if ((err = op_begin(st)) != STORE_OK)
-		return err;
-	for (i = 0; i < n && err == STORE_OK; i++)
-		if ((err = message_expunge(st, mailbox_id, uids[i],
-		    &blob_id)) == STORE_OK)
-			err = blob_drop_unused(st, blob_id);
-	return op_end(st, err);
-}
-
-enum store_err
 store_message_changes(struct store *st, int64_t mailbox_id, uint64_t since,
     int (*cb)(void *, const struct store_message *), void *arg)
 {

@@ -4,6 +4,7 @@
  * checking each record by GUID and applying the batch in one
  * transaction, acknowledging, and --conflict-notify.
  */
+#include <assert.h>
 #include <errno.h>
 #include <netdb.h>
 #include <spawn.h>
@@ -184,11 +185,9 @@ replica_apply(struct session *s, struct chan *c, int64_t end,
 		session_close(s);
 		return;
 	}
+	/* A body in progress is c->cur; a failed one closed the session. */
 	for (i = 0; i < c->nbatch; i++)
-		if (c->batch[i].has_body && !c->batch[i].ready) {
-			session_close(s);
-			return;
-		}
+		assert(!c->batch[i].has_body || c->batch[i].ready);
 	/* Deletes need a sane size: else their user's records are held. */
 	guard_batch_start(s->srv);
 	for (i = 0; i < c->nbatch; i++)

@@ -49,6 +49,7 @@ HDR = _NUMS["HDR_LEN"]
 MAX_FRAME = 64 * 1024 + 1024
 NODE_ID_LEN, EPOCH_LEN, HASH_LEN, MAILBOX_ID_LEN = 16, 8, 32, 16
 FRAME_DEADLINE = 15.0
+BODY_CHUNK = 32 * 1024		# a DATA frame's body bytes, as a master sends
 
 # Frame types (sync.h).
 (HELLO, START, REFUSE, RECORD, DATA, END, ACK, PING) = (_FRAMES[n] for n in (
@@ -255,14 +256,14 @@ class ScriptedMaster:
 
     def record(self, kind, body=None, seq=None, **kw):
         """Sends one record (the next position unless seq), and its
-        body in one DATA frame."""
+        body in DATA frames of BODY_CHUNK bytes."""
         seq = seq or self.pos + 1
         if body is not None:
             kw.setdefault("guid", hashlib.sha256(body).digest())
             kw["body_size"] = len(body)
         self.tls.send_frame(RECORD, self.z(record(seq, kind, **kw)))
-        if body:
-            self.tls.send_frame(DATA, self.z(body))
+        for i in range(0, len(body or b""), BODY_CHUNK):
+            self.tls.send_frame(DATA, self.z(body[i:i + BODY_CHUNK]))
         return seq
 
     def batch(self, *recs):

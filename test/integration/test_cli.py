@@ -3,6 +3,7 @@ files, `check`, and help."""
 import os
 import re
 import sqlite3  # only to fold the WAL into the file in the corruption test
+import socket
 
 import pytest
 
@@ -204,6 +205,25 @@ def test_bad_listener(tmp_path):
     assert "--lmtp" in err
 
 
+@pytest.mark.parametrize("spec", [
+    "127.0.0.1:", "127.0.0.1:99999", "127.0.0.1:25x", ":2525", "[]:2525",
+    "%s:2525" % ("1" * 70), "mail.example:2525", "unix:",
+    "unix:/%s" % ("d" * 120)])
+def test_bad_listener_address(tmp_path, spec):
+    """Each listener address that is not IPv4, IPv6 in brackets,
+    localhost or a unix socket path that fits is refused by name."""
+    err = serve_fails("--lmtp", spec, tmp_path=tmp_path)
+    assert "'lmtp'" in err and spec in err, err
+
+
+def test_localhost_listens_on_the_loopback(server):
+    port = free_port()
+    srv = server(users=(), args=["--imap", "localhost:%d" % port])
+    assert "addr=localhost:%d" % port in srv.log_text()
+    with socket.create_connection((HOST, port), timeout=10) as c:
+        assert c.recv(100).startswith(b"* OK")
+
+
 def lhlo_size(port):
     with LMTPClient(port) as c:
         ext = c.lhlo()
@@ -314,6 +334,35 @@ def test_check_finds_a_corrupted_message(server):
     assert p.returncode == 1, p.stdout
     assert re.search(r"(?m)^problem: ", p.stdout), p.stdout
     assert re.search(r"(?m)^FAILED: ", p.stdout), p.stdout
+
+
+def test_store_of_a_newer_schema_is_refused(tmp_path):
+    data = tmp_path / "data"
+    user_add(data, "alice")
+    with sqlite3.connect(data / "mailrepd.db") as conn:
+        conn.execute("PRAGMA user_version = 999")
+    conn.close()
+    for args in (("check",), ("user", "list")):
+        p = run(*args, "--data", data)
+        assert p.returncode != 0, (args, p.stdout)
+        assert "store schema version 999 is newer" in p.stderr, p.stderr
+
+
+def test_check_finds_a_blob_with_a_malformed_guid(server):
+    s = server()
+    with s.client() as c:
+        c.lhlo()
+        _, dr = c.transaction("s@remote.test", ["alice@" + DOMAIN],
+                              b"Subject: s\r\n\r\nbody\r\n")
+        assert dr[0].startswith("250 2.0.0")
+    s.stop()
+    check_store(s.data)
+    with sqlite3.connect(s.data / "mailrepd.db") as conn:
+        conn.execute("UPDATE blob SET guid = x'0102'")
+    conn.close()
+    p = run("check", "--data", s.data)
+    assert p.returncode == 1, p.stdout
+    assert "problem: blob with a malformed GUID" in p.stdout, p.stdout
 
 
 # --- help -------------------------------------------------------------------

@@ -265,6 +265,25 @@ def test_rename_moves_children(imap_srv):
         assert status(c, "Peak/Sub")["MESSAGES"] == 1
 
 
+# config.h MAILBOX_MAX_NAME: bytes in a mailbox name.
+MAILBOX_MAX_NAME = 512
+
+
+def test_rename_that_would_make_a_child_too_long(imap_srv):
+    """A rename whose new name would push a child's name past the limit
+    is refused whole: neither the parent nor any child is renamed."""
+    child = "p/" + "c" * (MAILBOX_MAX_NAME - 2)
+    with imap_srv.raw() as c:
+        c.ok("CREATE p")
+        c.ok('CREATE "%s"' % child)
+        untagged, done = c.cmd("RENAME p pq")
+        assert done.startswith("NO"), done
+        mbs = set(listing(c, 'LIST "" "*"'))
+        assert {"p", child} <= mbs and "pq" not in mbs, mbs
+        c.ok("RENAME p q")
+        assert {"q", "q/" + child[2:]} <= set(listing(c, 'LIST "" "*"'))
+
+
 def test_rename_inbox(imap_srv):
     # RFC 3501 6.3.5: the messages move to the new name, INBOX stays,
     # empty; INBOX's children do not move.

@@ -440,6 +440,10 @@ def test_bad_key_or_garbage_is_a_clear_startup_error(tmp_path):
     assert "setting 'tls-cert'" in err and "junk.pem" in err, err
     err = serve_error(tmp_path, "--tls-cert", cert, "--tls-key", junk)
     assert "setting 'tls-key'" in err and "not a PEM private key" in err, err
+    err = serve_error(tmp_path, "--tls-cert", cert, "--tls-key",
+                      tmp_path / "nope.key")
+    assert "setting 'tls-key'" in err and "cannot read the key" in err and \
+        "nope.key" in err, err
 
 
 @pytest.mark.parametrize("when,said", [
