@@ -922,7 +922,7 @@ static void
 prog_resolve(struct search_prog *prog, const struct imap_view *v)
 {
 	struct node	*n;
-	uint32_t	 maxuid = v->count > 0 ? v->msgs[v->count - 1].uid : 0;
+	uint32_t	 maxuid = imap_view_last_uid(v);
 
 	for (n = prog->nodes; n != NULL; n = n->all)
 		if (n->kind == N_SET)
@@ -1497,8 +1497,8 @@ candidate_begin(struct search *se, const struct imap_view *v, uint32_t i)
 
 	memset(m, 0, sizeof(*m));
 	m->seq = i + 1;
-	m->uid = v->msgs[i].uid;
-	m->flags = v->msgs[i].bits & VIEW_RECENT ? SEARCH_RECENT : 0;
+	m->uid = imap_view_uid(v, i + 1);
+	m->flags = imap_view_is_recent(v, m->uid) ? SEARCH_RECENT : 0;
 	m->have = NEED_VIEW;
 	for (k = 0; k < IMAP_MAX_SEARCH_TEXT; k++)
 		m->text[k] = T_UNKNOWN;
@@ -1519,7 +1519,7 @@ search_one(struct search *se, const struct imap_view *v, uint32_t i)
 	enum tri		 r;
 	enum store_err		 err = STORE_OK;
 
-	if (v->msgs[i].bits & VIEW_GONE)
+	if (imap_view_is_gone(v, imap_view_uid(v, i + 1)))
 		return 0;
 	if (!se->trying)
 		candidate_begin(se, v, i);
@@ -1595,11 +1595,11 @@ search_step(struct session *s, void *arg)
 		}
 		if (r > 0 && se->es.ret != 0)
 			imap_esearch_add(s, &se->es, se->uid ?
-			    v->msgs[se->next].uid : se->next + 1,
+			    imap_view_uid(v, se->next + 1) : se->next + 1,
 			    se->last_modseq);
 		else if (r > 0)
 			session_printf(s, " %u", se->uid ?
-			    v->msgs[se->next].uid : se->next + 1);
+			    imap_view_uid(v, se->next + 1) : se->next + 1);
 	}
 	if (se->es.ret != 0) {
 		imap_esearch_end(s, &se->es, se->prog.modseq);

@@ -80,6 +80,13 @@ class Server:
                     return int(line.split()[1]) / 1024.0
         return float("nan")
 
+    def rss_kib(self):
+        with open("/proc/%d/status" % self.proc.pid) as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+        return 0
+
     def alive(self):
         return self.proc.poll() is None
 
@@ -219,6 +226,24 @@ def row_copy(srv, a):
     return whole_inbox(srv, a, "COPY 1:1000 dbl")
 
 
+def row_views(srv, a):
+    """40 sessions keep alice's INBOX selected: the memory each one's view
+    of the mailbox (its sequence numbers) costs."""
+    before = srv.rss_kib()
+    t = time.monotonic()
+    cs = []
+    for _ in range(40):
+        c = IMAP(srv.imap, "alice")
+        c.cmd("SELECT INBOX")
+        cs.append(c)
+    took = time.monotonic() - t
+    grew = srv.rss_kib() - before
+    for c in cs:
+        c.close()
+    return "%d messages: RSS +%.0f KiB a session; 40 SELECTs in %.1f s" % (
+        a.messages, grew / 40.0, took)
+
+
 def row_search(srv, a):
     deliver(srv, "lister", 1, 5 * 1024 * 1024)
     c = IMAP(srv.imap, "lister")
@@ -319,6 +344,7 @@ def row_tls(srv, a):
 ROWS = [
     ("store", "STORE 1:* +FLAGS", row_store),
     ("copy", "COPY 1:1000 dbl (at most 1000 now)", row_copy),
+    ("views", "40 sessions SELECT INBOX", row_views),
     ("search", "SEARCH 16 NOT BODY (at most 16 now), 5 MB", row_search),
     ("list", "LIST 32 long patterns, 1000 mailboxes", row_list),
     ("lock", "another process holds the write lock 3 s", row_lock),
