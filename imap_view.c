@@ -135,24 +135,24 @@ uidset_del(struct imap_uidset *set, uint32_t uid)
 }
 
 /*
- * a without the UIDs of b, into *out (malloc'd; a is left as it is).
- * Each range of b splits at most one of a in two, so a.n + b.n ranges
- * hold the result.  Returns how many UIDs went, or -1 without memory.
+ * a without the UIDs of b, into *out (malloc'd; a is left as it is),
+ * and in *went how many UIDs that took out.  Each range of b splits at
+ * most one of a in two, so a.n + b.n ranges hold the result.  Returns 0,
+ * or -1 without memory (*out then holds nothing).
  */
-static long
+static int
 uidset_minus(const struct imap_uidset *a, const struct imap_uidset *b,
-    struct imap_uidset *out)
+    struct imap_uidset *out, uint32_t *went)
 {
 	const struct imap_range	*cur, *cut;
 	size_t			 i, k = 0;
 	uint32_t		 lo;
-	long			 went = 0;
 	int			 rest;
 
+	*went = 0;
 	memset(out, 0, sizeof(*out));
-	out->cap = a->n + b->n;
-	if (out->cap > 0 && (out->r = calloc(out->cap,
-	    sizeof(*out->r))) == NULL)
+	out->cap = a->n + b->n + 1;	/* never 0: calloc(0) may be NULL */
+	if ((out->r = calloc(out->cap, sizeof(*out->r))) == NULL)
 		return -1;
 	for (i = 0; i < a->n; i++) {
 		cur = &a->r[i];
@@ -166,8 +166,8 @@ uidset_minus(const struct imap_uidset *a, const struct imap_uidset *b,
 				out->r[out->n].lo = lo;
 				out->r[out->n++].hi = cut->lo - 1;
 			}
-			went += (long)(cut->hi < cur->hi ? cut->hi : cur->hi) -
-			    (long)(cut->lo > lo ? cut->lo : lo) + 1;
+			*went += (cut->hi < cur->hi ? cut->hi : cur->hi) -
+			    (cut->lo > lo ? cut->lo : lo) + 1;
 			if (cut->hi >= cur->hi) {
 				rest = 0;	/* cut may cut the next too */
 				break;
@@ -179,7 +179,7 @@ uidset_minus(const struct imap_uidset *a, const struct imap_uidset *b,
 			out->r[out->n++].hi = cur->hi;
 		}
 	}
-	return went;
+	return 0;
 }
 
 void
@@ -376,14 +376,14 @@ void
 imap_view_drop_gone(struct session *s, struct imap_view *v, int silent)
 {
 	struct imap_uidset	 msgs, recent;
-	long			 went;
+	uint32_t		 gone, went;
 
 	if (v->gone == 0)
 		return;
-	if (uidset_minus(&v->msgs, &v->gone_uids, &msgs) < 0)
+	if (uidset_minus(&v->msgs, &v->gone_uids, &msgs, &gone) < 0)
 		return;		/* without memory: at the next point */
-	if ((went = uidset_minus(&v->recent_uids, &v->gone_uids,
-	    &recent)) < 0 || view_index_reserve(v, msgs.n) < 0) {
+	if (uidset_minus(&v->recent_uids, &v->gone_uids, &recent,
+	    &went) < 0 || view_index_reserve(v, msgs.n) < 0) {
 		imap_uidset_free(&msgs);
 		imap_uidset_free(&recent);
 		return;
@@ -395,8 +395,8 @@ imap_view_drop_gone(struct session *s, struct imap_view *v, int silent)
 	imap_uidset_free(&v->gone_uids);
 	v->msgs = msgs;
 	v->recent_uids = recent;
-	v->recent -= (uint32_t)went;
-	v->count -= v->gone;
+	v->recent -= went;
+	v->count -= gone;
 	v->gone = 0;
 	view_index_fill(v);
 }

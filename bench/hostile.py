@@ -244,6 +244,28 @@ def row_views(srv, a):
         a.messages, grew / 40.0, took)
 
 
+def selected_inbox(srv, a):
+    """alice's INBOX selected before the probe starts: SELECT loads the
+    whole mailbox's UIDs in one go, a stall of its own."""
+    c = IMAP(srv.imap, "alice")
+    c.cmd("SELECT INBOX")
+    return c
+
+
+def row_fetch_nothing(srv, a, c):
+    """FETCH 1:* with a CHANGEDSINCE no message passes: nothing written,
+    so only the step's time ends a step."""
+    t = time.monotonic()
+    for _ in range(3):
+        got = c.cmd("FETCH 1:* (FLAGS) (CHANGEDSINCE %d)" % (2 ** 62))
+    c.close()
+    return "%d messages, 3 times in %.2f s: %s" % (
+        a.messages, time.monotonic() - t, got[:30])
+
+
+row_fetch_nothing.setup = selected_inbox
+
+
 def row_search(srv, a):
     deliver(srv, "lister", 1, 5 * 1024 * 1024)
     c = IMAP(srv.imap, "lister")
@@ -345,6 +367,8 @@ ROWS = [
     ("store", "STORE 1:* +FLAGS", row_store),
     ("copy", "COPY 1:1000 dbl (at most 1000 now)", row_copy),
     ("views", "40 sessions SELECT INBOX", row_views),
+    ("fetchnothing", "FETCH 1:* (FLAGS) (CHANGEDSINCE highest)",
+     row_fetch_nothing),
     ("search", "SEARCH 16 NOT BODY (at most 16 now), 5 MB", row_search),
     ("list", "LIST 32 long patterns, 1000 mailboxes", row_list),
     ("lock", "another process holds the write lock 3 s", row_lock),
@@ -378,6 +402,8 @@ def main():
         for key, title, fn in ROWS:
             if only and key not in only:
                 continue
+            setup = getattr(fn, "setup", None)
+            args = (setup(srv, a),) if setup else ()
             stop = multiprocessing.Event()
             out = multiprocessing.Queue()
             p = multiprocessing.Process(target=probe,
@@ -386,7 +412,7 @@ def main():
             out.get(timeout=60)
             srv.reset_peak()
             try:
-                what = fn(srv, a)
+                what = fn(srv, a, *args)
             except OSError as e:
                 what = "error: %s" % e
             time.sleep(0.2)
