@@ -293,6 +293,7 @@ imap_view_rolled_back(struct session *s)
 struct load_ctx {
 	struct imap_view	*v;
 	uint32_t		 first_unseen;	/* sequence number, or 0 */
+	uint32_t		 after;		/* UIDs up to here loaded */
 	int			 error;
 };
 
@@ -363,6 +364,7 @@ load_one(void *arg, const struct store_message *m)
 {
 	struct load_ctx	*c = arg;
 
+	c->after = m->uid;
 	if (view_append(c->v, m->uid) < 0)
 		return c->error = 1;
 	if (m->keywords != NULL && *m->keywords != '\0')
@@ -505,48 +507,124 @@ qresync_respond(struct session *s, struct imap_view *v,
 	    qresync_changed, &c) == STORE_OK ? 0 : -1;
 }
 
-/* SELECT or EXAMINE of a mailbox, the parameters parsed. */
+/*
+ * A SELECT or EXAMINE loading its view in steps: a mailbox of millions
+ * of messages takes seconds to read.  The view is the mailbox as at the
+ * start (its HIGHESTMODSEQ and UIDNEXT then); a message changed or
+ * expunged while the steps run has a higher MODSEQ, so the first update
+ * after SELECT reports it, and one delivered meanwhile is above UIDNEXT.
+ */
+struct select_job {
+	struct load_ctx		 c;		/* c.v: the view, owned */
+	struct select_params	 p;		/* p.known owned */
+	int			 examine;
+	uint32_t		 upto;		/* UIDNEXT - 1 at the start */
+};
+
+static void
+select_free(void *arg)
+{
+	struct select_job	*j = arg;
+
+	imap_view_free(j->c.v);
+	imap_seqset_free(&j->p.known);
+	free(j);
+}
+
+/* The view is loaded: the session has the mailbox selected. */
+static void
+select_done(struct session *s, struct select_job *j)
+{
+	struct imap_session	*ims = imap_of(s);
+	struct imap_view	*v = j->c.v;
+
+	j->c.v = NULL;
+	ims->view = v;
+	ims->state = IMAP_SELECTED;
+	select_respond(s, v, &j->c);
+	if (j->p.qresync && qresync_respond(s, v, &j->p) < 0) {
+		unselect(s, 0);
+		imap_reply(s, "NO [UNAVAILABLE] Cannot open the mailbox");
+		return;
+	}
+	imap_reply(s, "OK [%s] %s completed", v->readonly ? "READ-ONLY" :
+	    "READ-WRITE", j->examine ? "EXAMINE" : "SELECT");
+}
+
+/*
+ * One step: loads the next messages in UID order for the step's time,
+ * then, when all are loaded, answers.  Returns 1 once the reply is
+ * recorded.
+ */
+static int
+select_step(struct session *s, void *arg)
+{
+	struct select_job	*j = arg;
+	struct imap_step_budget	 b;
+	enum store_err		 err = STORE_OK;
+	uint32_t		 from;
+
+	imap_step_begin(&b);
+	while (j->c.after < j->upto && !j->c.error &&
+	    imap_step_time_left(&b)) {
+		from = j->c.after;
+		if ((err = store_message_range(s->srv->store, j->c.v->mb.id,
+		    from, j->upto, IMAP_STEP_MESSAGES, load_one, &j->c)) !=
+		    STORE_OK)
+			break;
+		if (j->c.after == from)
+			j->c.after = j->upto;	/* the rest went meanwhile */
+	}
+	if (err != STORE_OK || j->c.error) {
+		imap_reply(s, "NO [UNAVAILABLE] Cannot open the mailbox");
+		return 1;
+	}
+	if (j->c.after < j->upto)
+		return 0;
+	select_done(s, j);
+	return 1;
+}
+
+/*
+ * SELECT or EXAMINE of a mailbox, the parameters parsed (p->known is
+ * taken over).  A small mailbox is answered at once, a big one in steps.
+ */
 static void
 select_open(struct session *s, const char *name, int examine,
     struct select_params *p)
 {
 	struct imap_session	*ims = imap_of(s);
+	struct select_job	*j;
 	struct imap_view	*v;
-	struct load_ctx		 c;
 	enum store_err		 err;
 
 	unselect(s, 1);
 	if (p->condstore || p->qresync)
 		ims->condstore = 1;
-	if ((v = calloc(1, sizeof(*v))) == NULL) {
+	if ((j = calloc(1, sizeof(*j))) == NULL ||
+	    (j->c.v = v = calloc(1, sizeof(*v))) == NULL) {
+		free(j);
 		imap_reply(s, "NO [UNAVAILABLE] Out of memory");
 		return;
 	}
+	j->p = *p;
+	memset(&p->known, 0, sizeof(p->known));
+	j->examine = examine;
 	v->readonly = examine || sync_is_replica();
-	memset(&c, 0, sizeof(c));
-	c.v = v;
-	err = store_mailbox_get(s->srv->store, ims->user, name, &v->mb);
-	if (err == STORE_OK)
-		err = store_message_foreach(s->srv->store, v->mb.id, load_one,
-		    &c);
-	if (err != STORE_OK || c.error) {
-		imap_view_free(v);
+	if ((err = store_mailbox_get(s->srv->store, ims->user, name,
+	    &v->mb)) != STORE_OK) {
+		select_free(j);
 		imap_reply(s, err == STORE_NOTFOUND ? "NO [NONEXISTENT] No such "
 		    "mailbox" : "NO [UNAVAILABLE] Cannot open the mailbox");
 		return;
 	}
 	v->modseq = v->mb.highestmodseq;
 	v->uidnext = v->mb.uidnext;
-	ims->view = v;
-	ims->state = IMAP_SELECTED;
-	select_respond(s, v, &c);
-	if (p->qresync && qresync_respond(s, v, p) < 0) {
-		unselect(s, 0);
-		imap_reply(s, "NO [UNAVAILABLE] Cannot open the mailbox");
-		return;
-	}
-	imap_reply(s, "OK [%s] %s completed", v->readonly ? "READ-ONLY" :
-	    "READ-WRITE", examine ? "EXAMINE" : "SELECT");
+	j->upto = v->mb.uidnext - 1;
+	if (select_step(s, j))
+		select_free(j);
+	else
+		imap_start_steps(s, select_step, select_free, j);
 }
 
 /* CLOSE's expunge is done (imap_expunge_deleted()). */
