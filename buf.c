@@ -8,6 +8,9 @@
 
 #include "buf.h"
 
+/* What buf_ptr() returns for a buffer without memory; always empty. */
+char	buf_none[1];
+
 void
 buf_init(struct buf *b, size_t limit)
 {

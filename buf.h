@@ -22,11 +22,17 @@ struct buf {
 void	buf_init(struct buf *, size_t limit);
 void	buf_free(struct buf *);
 
-/* Unconsumed bytes and their count. */
+/*
+ * Unconsumed bytes and their count.  Never NULL: a buffer whose memory
+ * buf_shrink() freed reads as empty, so callers may pass the pointer to
+ * memchr() and friends with a count of zero.
+ */
+extern char	buf_none[1];
+
 static inline char *
 buf_ptr(const struct buf *b)
 {
-	return b->data + b->start;
+	return b->data != NULL ? b->data + b->start : buf_none;
 }
 
 static inline size_t

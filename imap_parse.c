@@ -70,9 +70,7 @@ imap_frame_scan(struct imap_frame *fs, const char *buf, size_t avail,
 
 	for (;;) {
 		assert(fs->scanned >= fs->line_start && fs->scanned <= avail);
-		/* An empty buffer may be NULL (a quiet session's is freed). */
-		lf = fs->scanned < avail ? memchr(buf + fs->scanned, '\n',
-		    avail - fs->scanned) : NULL;
+		lf = memchr(buf + fs->scanned, '\n', avail - fs->scanned);
 		if (lf == NULL) {
 			fs->scanned = avail;
 			return avail - fs->line_start > max_line ?

@@ -917,8 +917,7 @@ session_getline(struct session *s, size_t max, char **line, size_t *len,
 
 	max = session_line_max(s, max);
 	scan = avail < max ? avail : max;
-	/* An idle session's input buffer is freed: p may be NULL. */
-	if (scan == 0 || (lf = memchr(p, '\n', scan)) == NULL)
+	if ((lf = memchr(p, '\n', scan)) == NULL)
 		return avail >= max ? LINE_TOO_LONG : LINE_MORE;
 	*used = lf - p + 1;
 	*crlf = lf > p && lf[-1] == '\r';

@@ -202,6 +202,9 @@ enum store_err	 op_end(struct store *, enum store_err);
 enum store_err	 replog_append(struct store *, const struct replog_rec *);
 /* Hash column i of a row (zeros for a NULL: a record older than hashes). */
 void		 column_hash(sqlite3_stmt *, int, uint8_t out[LOG_HASH_LEN]);
+/* store_user.c: inserts a user, logged, inside the caller's operation. */
+enum store_err	 user_insert(struct store *, const char *name,
+		    const char *pwhash, int64_t *id);
 enum store_err	 user_lookup(struct store *, const char *name, int64_t *id,
 		    char *canon);
 /* Draws a UIDVALIDITY never used before on this node. */

@@ -221,10 +221,8 @@ enum store_err
 store_apply_user_add(struct store *st, const char *name, const char *pwhash,
     enum store_apply *what)
 {
-	sqlite3_stmt	*s;
 	enum store_err	 err;
 	int64_t		 id;
-	struct replog_rec r = { .type = REC_USER_ADD };
 
 	if (!store_user_name_valid(name))
 		return STORE_INVALID;
@@ -236,16 +234,7 @@ store_apply_user_add(struct store *st, const char *name, const char *pwhash,
 		return op_end(st, store_user_set_password(st, name, pwhash));
 	}
 	*what = APPLY_DONE;
-	if ((s = stmt(st, S_USER_ADD)) == NULL)
-		return op_end(st, STORE_IO);
-	sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
-	sqlite3_bind_text(s, 2, pwhash, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(s, 3, time(NULL));
-	if ((err = step_done(st, s, "user add")) != STORE_OK)
-		return op_end(st, err);
-	r.user = name;
-	r.value = pwhash;
-	return op_end(st, replog_append(st, &r));
+	return op_end(st, user_insert(st, name, pwhash, &id));
 }
 
 /*

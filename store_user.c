@@ -100,30 +100,44 @@ next_uidvalidity(struct store *st, uint32_t *out)
 	return *out == 0 ? STORE_INVALID : STORE_OK;
 }
 
+/*
+ * Inserts user name with password hash pwhash and logs it for replicas;
+ * *id is the new row.  Runs inside the caller's operation, which checked
+ * the name and that no such user exists.
+ */
 enum store_err
-store_user_add(struct store *st, const char *name, const char *pwhash)
+user_insert(struct store *st, const char *name, const char *pwhash,
+    int64_t *id)
 {
 	sqlite3_stmt	*s;
 	enum store_err	 err;
+	struct replog_rec r = { .type = REC_USER_ADD };
+
+	if ((s = stmt(st, S_USER_ADD)) == NULL)
+		return STORE_IO;
+	sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 2, pwhash, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 3, time(NULL));
+	if ((err = step_done(st, s, "user add")) != STORE_OK)
+		return err;
+	*id = sqlite3_last_insert_rowid(st->db);
+	r.user = name;
+	r.value = pwhash;
+	return replog_append(st, &r);
+}
+
+enum store_err
+store_user_add(struct store *st, const char *name, const char *pwhash)
+{
+	enum store_err	 err;
 	int64_t		 id;
 	size_t		 i;
-	struct replog_rec r = { .type = REC_USER_ADD };
 
 	if (!store_user_name_valid(name))
 		return STORE_INVALID;
 	if ((err = op_begin(st)) != STORE_OK)
 		return err;
-	if ((s = stmt(st, S_USER_ADD)) == NULL)
-		return op_end(st, STORE_IO);
-	sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
-	sqlite3_bind_text(s, 2, pwhash, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(s, 3, time(NULL));
-	if ((err = step_done(st, s, "user add")) != STORE_OK)
-		return op_end(st, err);
-	id = sqlite3_last_insert_rowid(st->db);
-	r.user = name;
-	r.value = pwhash;
-	err = replog_append(st, &r);
+	err = user_insert(st, name, pwhash, &id);
 	for (i = 0; err == STORE_OK && i < sizeof(default_mailboxes) /
 	    sizeof(default_mailboxes[0]); i++)
 		err = mailbox_insert(st, id, name, default_mailboxes[i].name,

@@ -4,11 +4,17 @@
  * window, header fields, and messages described in memory tried
  * against compiled keys with what has been "read" of them.
  *
- * What is tested is static, so the module is included here; its one
- * external function is renamed so that it does not clash with the
- * imap_search.o linked beside this test.
+ * What is tested is static, so both files of the module are included
+ * here; their external functions are renamed so that they do not clash
+ * with the imap_search.o and imap_search_compile.o linked beside this
+ * test.
  */
-#define imap_cmd_search	test_imap_cmd_search
+#define imap_cmd_search		test_imap_cmd_search
+#define search_compile		test_search_compile
+#define search_prog_free	test_search_prog_free
+#define search_fold		test_search_fold
+#define search_fold_lead	test_search_fold_lead
+#include "imap_search_compile.c"
 #include "imap_search.c"
 
 #include <stdarg.h>
@@ -74,11 +80,11 @@ test_compile_every_key(void **state)
 	assert_int_equal(prog.maxlen, 3);	/* "a b" */
 	assert_int_equal(prog.modseq, 1);
 	assert_int_equal(prog.root->kind, N_AND);
-	prog_free(&prog);
+	search_prog_free(&prog);
 	assert_int_equal(compile("charset US-ASCII all", &prog, err), 0);
 	assert_int_equal(prog.modseq, 0);
 	assert_int_equal(prog.maxlen, 0);
-	prog_free(&prog);
+	search_prog_free(&prog);
 }
 
 /* "NOT NOT ... SEEN": n + 1 keys. */
@@ -157,13 +163,13 @@ test_compile_refusals(void **state)
 	assert_int_equal(compile(not_chain(many, IMAP_MAX_SEARCH_KEYS - 1),
 	    &prog, err), 0);
 	assert_int_equal(prog.nkeys, IMAP_MAX_SEARCH_KEYS);
-	prog_free(&prog);
+	search_prog_free(&prog);
 
 	/* IMAP_MAX_SEARCH_TEXT BODY or TEXT keys are fine, one more is not. */
 	assert_int_equal(compile(text_keys(many, IMAP_MAX_SEARCH_TEXT),
 	    &prog, err), 0);
 	assert_int_equal(prog.ntext, IMAP_MAX_SEARCH_TEXT);
-	prog_free(&prog);
+	search_prog_free(&prog);
 	assert_string_equal(refusal(text_keys(many, IMAP_MAX_SEARCH_TEXT + 1)),
 	    "BAD [LIMIT] More than 16 BODY or TEXT keys");
 }
@@ -208,7 +214,7 @@ test_fold(void **state)
 			    "\xc5\xb8\xc5\xbd\xc5\x92 \xc3";
 
 	(void)state;
-	fold(s, sizeof(s) - 1);
+	search_fold(s, sizeof(s) - 1);
 	/* A, E and O with accents, x sign and sharp s as they are. */
 	assert_string_equal((char *)s, "abc xyz \xc3\xa0\xc3\xa9\xc3\xb6"
 	    "\xc3\x97\xc3\x9f \xc4\x81\xc4\x81\xc4\xb0\xc5\x80\xc5\x82"
@@ -268,7 +274,7 @@ window_steps(const char *hay, const char *needle, size_t step)
 	int		 found = 0;
 
 	snprintf(folded_needle, sizeof(folded_needle), "%s", needle);
-	fold((unsigned char *)folded_needle, strlen(folded_needle));
+	search_fold((unsigned char *)folded_needle, strlen(folded_needle));
 	n.str = folded_needle;
 	n.len = strlen(needle);
 	while (!found && off < len) {
@@ -359,7 +365,7 @@ fake_init(struct fake *f, uint32_t flags, const char *keywords,
 	snprintf(f->subject, sizeof(f->subject), "%s", subject);
 	f->m.meta.header = f->header;
 	f->m.meta.header_len = header_normalise(f->header, strlen(f->header));
-	fold((unsigned char *)f->subject, strlen(f->subject));
+	search_fold((unsigned char *)f->subject, strlen(f->subject));
 	f->m.meta.subject = f->subject;
 	f->m.meta.sent_date = -1;
 }
@@ -373,7 +379,7 @@ try(struct fake *f, const char *keys, enum need have)
 
 	assert_int_equal(compile(keys, &f->se.prog, err), 0);
 	r = eval(&f->se, f->se.prog.root, &f->m, have);
-	prog_free(&f->se.prog);
+	search_prog_free(&f->se.prog);
 	return r;
 }
 
