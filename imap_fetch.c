@@ -555,7 +555,7 @@ msg_load(struct session *s, struct fetch_job *j, uint32_t seq)
 
 	fm->seq = seq;
 	fm->seen_set = 0;
-	j->err = store_message_get(st, v->mb.id, v->msgs[seq - 1].uid, &fm->m);
+	j->err = store_message_get(st, v->mb.id, imap_view_uid(v, seq), &fm->m);
 	if (j->err != STORE_OK)
 		return j->err == STORE_NOTFOUND ? 0 : -1;
 	if (j->changedsince && fm->m.modseq <= j->since)
@@ -623,7 +623,7 @@ put_flags(struct session *s, const struct fetch_msg *fm)
 
 	session_write(s, "FLAGS ", 6);
 	imap_put_flags(s, fm->m.flags, fm->keywords,
-	    (v->msgs[fm->seq - 1].bits & VIEW_RECENT) != 0);
+	    imap_view_is_recent(v, fm->m.uid));
 }
 
 /* MODSEQ (RFC 7162 3.1.4): the message's, after any \Seen we set. */
@@ -1023,7 +1023,8 @@ msg_write(struct session *s, struct fetch_job *j)
 }
 
 /*
- * Loads the next message of the set and opens its response line.
+ * Loads the next message of the set and opens its response line, or
+ * passes over it (expunged elsewhere, unchanged since CHANGEDSINCE).
  * Returns 1, 0 when the set is done, or -1 on a store error.
  */
 static int
@@ -1032,17 +1033,14 @@ msg_next(struct session *s, struct fetch_job *j)
 	uint32_t	 seq;
 	int		 r;
 
-	while ((seq = imap_view_walk_next(&j->walk, imap_of(s)->view)) != 0) {
-		r = msg_load(s, j, seq);
-		if (r == 1) {
-			msg_open(s, j);
-			return 1;
-		}
-		msg_end(j);
-		if (r < 0)
-			return -1;
+	if ((seq = imap_view_walk_next(&j->walk, imap_of(s)->view)) == 0)
+		return 0;
+	if ((r = msg_load(s, j, seq)) == 1) {
+		msg_open(s, j);
+		return 1;
 	}
-	return 0;
+	msg_end(j);
+	return r < 0 ? -1 : 1;
 }
 
 /*
@@ -1067,15 +1065,22 @@ fetch_fail(struct session *s, struct fetch_job *j)
 }
 
 /*
- * Writes responses until the output is full or the set is done.  Returns
- * 1 once the command has its reply.
+ * Writes responses until the output reaches the high-water mark, the
+ * step's time is used up, or the set is done.  Returns 1 once the
+ * command has its reply.  The time counts too: messages that write
+ * nothing (CHANGEDSINCE, expunged elsewhere) fill no output, and a
+ * FETCH of a big mailbox's FLAGS makes 256 KiB of them slowly.  No cap
+ * on messages per step, unlike STORE: FETCH writes nothing to the store
+ * (but \Seen) and streams best in big steps.
  */
 static int
 fetch_run(struct session *s, struct fetch_job *j)
 {
-	int	 r;
+	struct imap_step_budget	 b;
+	int			 r;
 
-	while (!session_output_high(s)) {
+	imap_step_begin(&b);
+	while (!session_output_high(s) && imap_step_time_left(&b)) {
 		if (j->active)
 			r = msg_write(s, j);
 		else if ((r = msg_next(s, j)) == 0) {

@@ -84,37 +84,13 @@ recent_claim(const struct imap_view *v, uint32_t uid)
 
 /* --- the view ------------------------------------------------------------- */
 
-void
-imap_view_free(struct imap_view *v)
-{
-	if (v == NULL)
-		return;
-	free(v->msgs);
-	free(v->own);
-	imap_view_save(v, NULL);
-	free(v);
-}
-
 /* Appends a message to the view; returns 0 or -1 without memory. */
 static int
 view_append(struct imap_view *v, uint32_t uid)
 {
-	struct imap_view_msg	*grown;
-
-	if (v->count > 0 && v->msgs[v->count - 1].uid >= uid)
-		return 0;	/* known already: UIDs only grow */
-	if (v->count == v->cap) {
-		v->cap = v->cap ? v->cap * 2 : 64;
-		if ((grown = reallocarray(v->msgs, v->cap,
-		    sizeof(*grown))) == NULL)
-			return -1;
-		v->msgs = grown;
-	}
-	v->msgs[v->count].uid = uid;
-	v->msgs[v->count].bits = recent_claim(v, uid) ? VIEW_RECENT : 0;
-	v->recent += v->msgs[v->count].bits & VIEW_RECENT;
-	v->count++;
-	return 0;
+	if (uid <= imap_view_last_uid(v))
+		return 0;	/* known already: no \Recent claimed again */
+	return imap_view_append(v, uid, recent_claim(v, uid));
 }
 
 void
@@ -151,36 +127,18 @@ view_is_own(const struct imap_view *v, uint64_t modseq)
 	return 0;
 }
 
-/* The index of uid in the view, or -1. */
-static long
-view_find(const struct imap_view *v, uint32_t uid)
-{
-	uint32_t	 lo = 0, hi = v->count, mid;
-
-	while (lo < hi) {
-		mid = lo + (hi - lo) / 2;
-		if (v->msgs[mid].uid == uid)
-			return mid;
-		if (v->msgs[mid].uid < uid)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return -1;
-}
-
 /*
- * An untagged FETCH of the flags of message i of the view, after the
+ * An untagged FETCH of the flags of message seq of the view, after the
  * FLAGS that announce a keyword new to the view.
  */
 static void
-view_put_flags(struct session *s, struct imap_view *v, long i,
+view_put_flags(struct session *s, struct imap_view *v, uint32_t seq,
     const struct store_message *m)
 {
 	imap_view_keywords(s, v, m->keywords);
-	session_printf(s, "* %ld FETCH (UID %u FLAGS ", i + 1, m->uid);
+	session_printf(s, "* %u FETCH (UID %u FLAGS ", seq, m->uid);
 	imap_put_flags(s, m->flags, m->keywords,
-	    v->msgs[i].bits & VIEW_RECENT);
+	    imap_view_is_recent(v, m->uid));
 	if (imap_of(s)->condstore)
 		session_printf(s, " MODSEQ (%llu)",
 		    (unsigned long long)m->modseq);
@@ -201,25 +159,27 @@ static int
 sync_expunged(void *arg, uint32_t uid)
 {
 	struct sync_ctx	*c = arg;
-	long		 i = view_find(c->v, uid);
 
-	if (i >= 0 && (c->v->msgs[i].bits & VIEW_GONE) == 0) {
-		c->v->msgs[i].bits |= VIEW_GONE;
-		c->v->gone++;
-	}
+	if (imap_view_mark_gone(c->v, uid, 1) < 0)
+		return c->error = 1;
 	return 0;
 }
 
-/* A message still there: the view's messages below it went. */
+/*
+ * A message still there: the view's messages below it went.  cursor
+ * is the sequence number of the view's next message not yet looked at.
+ */
 static int
 sync_present(void *arg, const struct store_message *m)
 {
 	struct sync_ctx		*c = arg;
+	uint32_t		 uid;
 
-	for (; c->cursor < c->v->count && c->v->msgs[c->cursor].uid < m->uid;
+	for (; (uid = imap_view_uid(c->v, c->cursor)) != 0 && uid < m->uid;
 	    c->cursor++)
-		sync_expunged(c, c->v->msgs[c->cursor].uid);
-	if (c->cursor < c->v->count && c->v->msgs[c->cursor].uid == m->uid)
+		if (sync_expunged(c, uid) != 0)
+			return 1;
+	if (uid == m->uid)
 		c->cursor++;
 	return 0;
 }
@@ -236,14 +196,18 @@ sync_gone(struct session *s, struct sync_ctx *c)
 	struct store		*st = s->srv->store;
 	struct imap_view	*v = c->v;
 
+	uint32_t		 uid;
+
 	if (v->modseq >= store_tombs_purged(st, v->mb.uniqueid))
 		return store_expunged_since(st, v->mb.uniqueid, v->modseq,
-		    sync_expunged, c) == STORE_OK ? 0 : -1;
+		    sync_expunged, c) == STORE_OK && !c->error ? 0 : -1;
+	c->cursor = 1;
 	if (store_message_foreach(st, v->mb.id, sync_present, c) != STORE_OK)
 		return -1;
-	for (; c->cursor < v->count; c->cursor++)
-		sync_expunged(c, v->msgs[c->cursor].uid);
-	return 0;
+	for (; (uid = imap_view_uid(v, c->cursor)) != 0; c->cursor++)
+		if (sync_expunged(c, uid) != 0)
+			return -1;
+	return c->error ? -1 : 0;
 }
 
 /* A row newer than the view: a new message or a flag change. */
@@ -252,73 +216,18 @@ sync_changed(void *arg, const struct store_message *m)
 {
 	struct sync_ctx		*c = arg;
 	struct imap_view	*v = c->v;
-	long			 i;
+	uint32_t		 seq;
 
-	if (m->uid >= v->uidnext || (i = view_find(v, m->uid)) < 0) {
+	if (m->uid >= v->uidnext || (seq = imap_view_seq(v, m->uid)) == 0) {
 		if (view_append(v, m->uid) < 0)
 			return c->error = 1;
 		imap_view_keywords(c->s, v, m->keywords);
 		return 0;
 	}
-	if (view_is_own(v, m->modseq) || (v->msgs[i].bits & VIEW_GONE))
+	if (view_is_own(v, m->modseq) || imap_view_is_gone(v, m->uid))
 		return 0;
-	view_put_flags(c->s, v, i, m);
+	view_put_flags(c->s, v, seq, m);
 	return 0;
-}
-
-/*
- * Tells a QRESYNC client which messages went, as one VANISHED response
- * (RFC 7162 3.2.10) of their UIDs: a range only where the UIDs follow
- * each other, so that every UID in it is one the client knows.
- */
-static void
-vanished_now(struct session *s, const struct imap_view *v)
-{
-	uint32_t	 i, lo = 0, hi = 0;
-	int		 n = 0;
-
-	for (i = 0; i <= v->count; i++) {
-		if (i < v->count && (v->msgs[i].bits & VIEW_GONE) == 0)
-			continue;
-		if (i < v->count && lo != 0 && v->msgs[i].uid == hi + 1) {
-			hi++;
-			continue;
-		}
-		if (lo != 0 && hi != lo)
-			session_printf(s, "%s%u:%u", n++ ? "," : "* VANISHED ",
-			    lo, hi);
-		else if (lo != 0)
-			session_printf(s, "%s%u", n++ ? "," : "* VANISHED ",
-			    lo);
-		if (i < v->count)
-			lo = hi = v->msgs[i].uid;
-	}
-	if (n > 0)
-		session_printf(s, "\r\n");
-}
-
-void
-imap_view_drop_gone(struct session *s, struct imap_view *v, int silent)
-{
-	uint32_t	 i, out = 0, removed = 0;
-	int		 vanished = !silent && imap_of(s)->qresync;
-
-	if (vanished)
-		vanished_now(s, v);
-	for (i = 0; i < v->count; i++) {
-		if (v->msgs[i].bits & VIEW_GONE) {
-			/* Numbers shift as each EXPUNGE is read. */
-			if (!silent && !vanished)
-				session_printf(s, "* %u EXPUNGE\r\n",
-				    i + 1 - removed);
-			v->recent -= v->msgs[i].bits & VIEW_RECENT;
-			removed++;
-			continue;
-		}
-		v->msgs[out++] = v->msgs[i];
-	}
-	v->count = out;
-	v->gone = 0;
 }
 
 void
@@ -384,6 +293,7 @@ imap_view_rolled_back(struct session *s)
 struct load_ctx {
 	struct imap_view	*v;
 	uint32_t		 first_unseen;	/* sequence number, or 0 */
+	uint32_t		 after;		/* UIDs up to here loaded */
 	int			 error;
 };
 
@@ -454,6 +364,7 @@ load_one(void *arg, const struct store_message *m)
 {
 	struct load_ctx	*c = arg;
 
+	c->after = m->uid;
 	if (view_append(c->v, m->uid) < 0)
 		return c->error = 1;
 	if (m->keywords != NULL && *m->keywords != '\0')
@@ -563,10 +474,10 @@ static int
 qresync_changed(void *arg, const struct store_message *m)
 {
 	struct sync_ctx	*c = arg;
-	long		 i = view_find(c->v, m->uid);
+	uint32_t	 seq = imap_view_seq(c->v, m->uid);
 
-	if (i >= 0)
-		view_put_flags(c->s, c->v, i, m);
+	if (seq != 0)
+		view_put_flags(c->s, c->v, seq, m);
 	return 0;
 }
 
@@ -596,50 +507,124 @@ qresync_respond(struct session *s, struct imap_view *v,
 	    qresync_changed, &c) == STORE_OK ? 0 : -1;
 }
 
-/* SELECT or EXAMINE of a mailbox, the parameters parsed. */
+/*
+ * A SELECT or EXAMINE loading its view in steps: a mailbox of millions
+ * of messages takes seconds to read.  The view is the mailbox as at the
+ * start (its HIGHESTMODSEQ and UIDNEXT then); a message changed or
+ * expunged while the steps run has a higher MODSEQ, so the first update
+ * after SELECT reports it, and one delivered meanwhile is above UIDNEXT.
+ */
+struct select_job {
+	struct load_ctx		 c;		/* c.v: the view, owned */
+	struct select_params	 p;		/* p.known owned */
+	int			 examine;
+	uint32_t		 upto;		/* UIDNEXT - 1 at the start */
+};
+
+static void
+select_free(void *arg)
+{
+	struct select_job	*j = arg;
+
+	imap_view_free(j->c.v);
+	imap_seqset_free(&j->p.known);
+	free(j);
+}
+
+/* The view is loaded: the session has the mailbox selected. */
+static void
+select_done(struct session *s, struct select_job *j)
+{
+	struct imap_session	*ims = imap_of(s);
+	struct imap_view	*v = j->c.v;
+
+	j->c.v = NULL;
+	ims->view = v;
+	ims->state = IMAP_SELECTED;
+	select_respond(s, v, &j->c);
+	if (j->p.qresync && qresync_respond(s, v, &j->p) < 0) {
+		unselect(s, 0);
+		imap_reply(s, "NO [UNAVAILABLE] Cannot open the mailbox");
+		return;
+	}
+	imap_reply(s, "OK [%s] %s completed", v->readonly ? "READ-ONLY" :
+	    "READ-WRITE", j->examine ? "EXAMINE" : "SELECT");
+}
+
+/*
+ * One step: loads the next messages in UID order for the step's time,
+ * then, when all are loaded, answers.  Returns 1 once the reply is
+ * recorded.
+ */
+static int
+select_step(struct session *s, void *arg)
+{
+	struct select_job	*j = arg;
+	struct imap_step_budget	 b;
+	enum store_err		 err = STORE_OK;
+	uint32_t		 from;
+
+	imap_step_begin(&b);
+	while (j->c.after < j->upto && !j->c.error &&
+	    imap_step_time_left(&b)) {
+		from = j->c.after;
+		if ((err = store_message_range(s->srv->store, j->c.v->mb.id,
+		    from, j->upto, IMAP_STEP_MESSAGES, load_one, &j->c)) !=
+		    STORE_OK)
+			break;
+		if (j->c.after == from)
+			j->c.after = j->upto;	/* the rest went meanwhile */
+	}
+	if (err != STORE_OK || j->c.error) {
+		imap_reply(s, "NO [UNAVAILABLE] Cannot open the mailbox");
+		return 1;
+	}
+	if (j->c.after < j->upto)
+		return 0;
+	select_done(s, j);
+	return 1;
+}
+
+/*
+ * SELECT or EXAMINE of a mailbox, the parameters parsed (p->known is
+ * taken over).  A small mailbox is answered at once, a big one in steps.
+ */
 static void
 select_open(struct session *s, const char *name, int examine,
     struct select_params *p)
 {
 	struct imap_session	*ims = imap_of(s);
+	struct select_job	*j;
 	struct imap_view	*v;
-	struct load_ctx		 c;
 	enum store_err		 err;
 
 	unselect(s, 1);
 	if (p->condstore || p->qresync)
 		ims->condstore = 1;
-	if ((v = calloc(1, sizeof(*v))) == NULL) {
+	if ((j = calloc(1, sizeof(*j))) == NULL ||
+	    (j->c.v = v = calloc(1, sizeof(*v))) == NULL) {
+		free(j);
 		imap_reply(s, "NO [UNAVAILABLE] Out of memory");
 		return;
 	}
+	j->p = *p;
+	memset(&p->known, 0, sizeof(p->known));
+	j->examine = examine;
 	v->readonly = examine || sync_is_replica();
-	memset(&c, 0, sizeof(c));
-	c.v = v;
-	err = store_mailbox_get(s->srv->store, ims->user, name, &v->mb);
-	if (err == STORE_OK)
-		err = store_message_foreach(s->srv->store, v->mb.id, load_one,
-		    &c);
-	if (err != STORE_OK || c.error) {
-		imap_view_free(v);
-		if (err == STORE_OK)
-			err = STORE_IO;		/* a view could not grow */
+	if ((err = store_mailbox_get(s->srv->store, ims->user, name,
+	    &v->mb)) != STORE_OK) {
+		select_free(j);
 		imap_reply_store_error(s, err, IMAP_MISSING_MAILBOX,
 		    examine ? "EXAMINE" : "SELECT");
 		return;
 	}
 	v->modseq = v->mb.highestmodseq;
 	v->uidnext = v->mb.uidnext;
-	ims->view = v;
-	ims->state = IMAP_SELECTED;
-	select_respond(s, v, &c);
-	if (p->qresync && qresync_respond(s, v, p) < 0) {
-		unselect(s, 0);
-		imap_reply(s, "NO [UNAVAILABLE] Cannot open the mailbox");
-		return;
-	}
-	imap_reply(s, "OK [%s] %s completed", v->readonly ? "READ-ONLY" :
-	    "READ-WRITE", examine ? "EXAMINE" : "SELECT");
+	j->upto = v->mb.uidnext - 1;
+	if (select_step(s, j))
+		select_free(j);
+	else
+		imap_start_steps(s, select_step, select_free, j);
 }
 
 /* CLOSE's expunge is done (imap_expunge_deleted()). */

@@ -141,31 +141,15 @@ imap_seqset_free(struct imap_seqset *set)
 	set->n = 0;
 }
 
-/* The index of the first message whose UID is at least uid. */
-static uint32_t
-view_lower_bound(const struct imap_view *v, uint32_t uid)
-{
-	uint32_t	 lo = 0, hi = v->count, mid;
-
-	while (lo < hi) {
-		mid = lo + (hi - lo) / 2;
-		if (v->msgs[mid].uid < uid)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo;
-}
-
 /* The view indexes [*from, *to) that one range of a resolved set names. */
 static void
 range_bounds(const struct imap_view *v, const struct imap_range *r, int uid,
     uint32_t *from, uint32_t *to)
 {
 	if (uid) {
-		*from = view_lower_bound(v, r->lo);
+		*from = imap_view_lower_bound(v, r->lo);
 		*to = r->hi == UINT32_MAX ? v->count :
-		    view_lower_bound(v, r->hi + 1);
+		    imap_view_lower_bound(v, r->hi + 1);
 	} else {
 		*from = r->lo > 0 ? r->lo - 1 : 0;
 		*to = r->hi < v->count ? r->hi : v->count;
@@ -226,7 +210,7 @@ imap_view_seqset(const struct imap_view *v, const struct imap_arg *a,
 		return imap_view_saved(v, uid, set);
 	if (a->type != IMAP_ARG_ATOM || imap_seqset_parse(a->str, set) < 0)
 		return -1;
-	star = uid ? (v->count ? v->msgs[v->count - 1].uid : 0) : v->count;
+	star = uid ? imap_view_last_uid(v) : v->count;
 	imap_seqset_resolve(set, star);
 	if (!uid && set->n > 0 && set->r[set->n - 1].hi > v->count) {
 		imap_seqset_free(set);
@@ -250,7 +234,7 @@ imap_view_saved(const struct imap_view *v, int uid, struct imap_seqset *set)
 	for (i = 0; uid && i < n; i++)
 		set->r[set->n++] = saved->r[i];
 	for (i = 0; !uid && n > 0 && i < v->count; i++) {
-		if (!imap_seqset_has(saved, v->msgs[i].uid))
+		if (!imap_seqset_has(saved, imap_view_uid(v, i + 1)))
 			continue;
 		if (set->n > 0 && set->r[set->n - 1].hi == i)
 			set->r[set->n - 1].hi = i + 1;	/* the run goes on */
@@ -434,8 +418,7 @@ store_respond(struct store_job *j, uint32_t seq, const struct store_message *m,
 	/* its keywords may include one set elsewhere, not yet announced */
 	imap_view_keywords(j->s, ims->view, kw);
 	session_printf(j->s, "* %u FETCH (FLAGS ", seq);
-	imap_put_flags(j->s, flags, kw,
-	    ims->view->msgs[seq - 1].bits & VIEW_RECENT);
+	imap_put_flags(j->s, flags, kw, imap_view_is_recent(ims->view, m->uid));
 	if (j->uid)
 		session_printf(j->s, " UID %u", m->uid);
 	if (ims->condstore)
@@ -456,7 +439,7 @@ store_one(void *arg, uint32_t seq)
 	char			 kw[STORE_MAX_KEYWORDS];
 	enum store_err		 err;
 
-	if ((err = store_message_get(st, v->mb.id, v->msgs[seq - 1].uid, &m)) ==
+	if ((err = store_message_get(st, v->mb.id, imap_view_uid(v, seq), &m)) ==
 	    STORE_NOTFOUND)
 		return 0;
 	if (err != STORE_OK)
@@ -677,9 +660,9 @@ pick_one(void *arg, uint32_t seq)
 {
 	struct picked		*p = arg;
 	struct imap_view	*v = imap_of(p->s)->view;
-	uint32_t		*u, *q;
+	uint32_t		*u, *q, uid = imap_view_uid(v, seq);
 
-	if (v->msgs[seq - 1].bits & VIEW_GONE)
+	if (imap_view_is_gone(v, uid))
 		return 0;
 	if (p->n == IMAP_MAX_COPY)
 		return p->over = 1;
@@ -694,7 +677,7 @@ pick_one(void *arg, uint32_t seq)
 		if (u == NULL || q == NULL)
 			return p->error = 1;
 	}
-	p->uid[p->n] = v->msgs[seq - 1].uid;
+	p->uid[p->n] = uid;
 	p->seq[p->n] = seq;
 	p->n++;
 	return 0;
@@ -851,7 +834,6 @@ expunge_pick(void *arg, const struct store_message *m)
 {
 	struct expunge_job	*j = arg;
 	const struct imap_view	*v = j->view;
-	uint32_t		 i;
 
 	j->after = m->uid;
 	if (v != NULL) {
@@ -859,9 +841,8 @@ expunge_pick(void *arg, const struct store_message *m)
 		    (j->some && !imap_seqset_has(&j->uids, m->uid)))
 			return 0;
 		/* Only what the client knows: not mail newer than its view. */
-		i = view_lower_bound(v, m->uid);
-		if (i == v->count || v->msgs[i].uid != m->uid ||
-		    (v->msgs[i].bits & VIEW_GONE))
+		if (imap_view_seq(v, m->uid) == 0 ||
+		    imap_view_is_gone(v, m->uid))
 			return 0;
 	}
 	j->todo[j->ntodo++] = m->uid;
@@ -883,25 +864,18 @@ expunge_refill(struct session *s, struct expunge_job *j)
 	return err;
 }
 
-/* Sets (or clears) VIEW_GONE on the messages of gone[] in the view. */
+/*
+ * Marks the messages of gone[] gone in the view, or not.  Without
+ * memory a mark is missing: the message is then reported when the next
+ * update looks at the store.
+ */
 static void
 expunge_mark(struct expunge_job *j, int gone)
 {
-	struct imap_view	*v = j->view;
-	uint32_t		 i;
-	size_t			 k;
+	size_t	 k;
 
-	for (k = 0; k < j->ngone; k++) {
-		i = view_lower_bound(v, j->gone[k]);
-		if (i == v->count || v->msgs[i].uid != j->gone[k] ||
-		    ((v->msgs[i].bits & VIEW_GONE) != 0) == gone)
-			continue;
-		v->msgs[i].bits ^= VIEW_GONE;
-		if (gone)
-			v->gone++;
-		else
-			v->gone--;
-	}
+	for (k = 0; k < j->ngone; k++)
+		(void)imap_view_mark_gone(j->view, j->gone[k], gone);
 }
 
 /*
@@ -1034,7 +1008,7 @@ imap_expunge_deleted(struct session *s, struct imap_seqset *uidset,
 	j->mb = v->mb;
 	j->silent = silent;
 	j->done = done;
-	j->last = v->count > 0 ? v->msgs[v->count - 1].uid : 0;
+	j->last = imap_view_last_uid(v);
 	if (uidset != NULL) {
 		j->uids = *uidset;
 		j->some = 1;

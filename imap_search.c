@@ -217,7 +217,7 @@ static int
 prog_resolve(struct search_prog *prog, const struct imap_view *v)
 {
 	struct node	*n;
-	uint32_t	 maxuid = v->count > 0 ? v->msgs[v->count - 1].uid : 0;
+	uint32_t	 maxuid = imap_view_last_uid(v);
 
 	for (n = prog->nodes; n != NULL; n = n->all) {
 		if (n->kind != N_SET)
@@ -798,8 +798,8 @@ candidate_begin(struct search *se, const struct imap_view *v, uint32_t i)
 
 	memset(m, 0, sizeof(*m));
 	m->seq = i + 1;
-	m->uid = v->msgs[i].uid;
-	m->flags = v->msgs[i].bits & VIEW_RECENT ? SEARCH_RECENT : 0;
+	m->uid = imap_view_uid(v, i + 1);
+	m->flags = imap_view_is_recent(v, m->uid) ? SEARCH_RECENT : 0;
 	m->have = NEED_VIEW;
 	for (k = 0; k < IMAP_MAX_SEARCH_TEXT; k++)
 		m->text[k] = T_UNKNOWN;
@@ -820,7 +820,7 @@ search_one(struct search *se, const struct imap_view *v, uint32_t i)
 	enum tri		 r;
 	enum store_err		 err = STORE_OK;
 
-	if (v->msgs[i].bits & VIEW_GONE)
+	if (imap_view_is_gone(v, imap_view_uid(v, i + 1)))
 		return 0;
 	if (!se->trying)
 		candidate_begin(se, v, i);
@@ -887,7 +887,7 @@ save_match(struct search *se, const struct imap_view *v, uint32_t index)
 {
 	struct imap_seqset	*set = se->save;
 	struct imap_range	*r;
-	uint32_t		 uid = v->msgs[index].uid;
+	uint32_t		 uid = imap_view_uid(v, index + 1);
 
 	if (set->n > 0 && se->save_last + 1 == index)
 		set->r[set->n - 1].hi = uid;
@@ -979,7 +979,7 @@ search_step(struct session *s, void *arg)
 			search_failed(s, se);
 			return 1;
 		}
-		n = se->uid ? v->msgs[se->next].uid : se->next + 1;
+		n = se->uid ? imap_view_uid(v, se->next + 1) : se->next + 1;
 		if (r > 0 && (se->ret & ESEARCH_OUTPUT) != 0)
 			imap_esearch_add(s, &se->es, n, se->last_modseq);
 		else if (r > 0 && se->line)

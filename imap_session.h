@@ -26,7 +26,6 @@
 #include "proto.h"
 #include "store.h"
 
-/* Per-message bits of a view, beside the UID. */
 /*
  * The reply to a change refused because the store is full (STORE_FULL:
  * the disk, a file-system quota of the server's user, or its file-size
@@ -44,35 +43,44 @@
 #define IMAP_BYE_MAILBOX_GONE \
 	"* BYE The selected mailbox was deleted or renamed\r\n"
 
-#define VIEW_RECENT	0x01	/* \Recent for this session */
-#define VIEW_GONE	0x02	/* expunged elsewhere, EXPUNGE not yet sent */
-
-struct imap_view_msg {
-	uint32_t	uid;
-	uint32_t	bits;
-};
-
 /* A change this session made and reported itself: its MODSEQ and UID. */
 struct imap_view_own {
 	uint64_t		 modseq;
 	uint32_t		 uid;
 };
 
+/* A range of sequence numbers or UIDs (sequence sets, UID sets). */
+struct imap_range {
+	uint32_t	lo, hi;		/* lo <= hi after resolve */
+};
+
+/* A set of UIDs: ascending ranges, neither overlapping nor adjacent. */
+struct imap_uidset {
+	struct imap_range	*r;
+	size_t			 n, cap;
+};
+
 /*
- * The selected mailbox as this session knows it.  Sequence number n is
- * msgs[n - 1]; msgs is in UID order.  Invariant: count <= cap, and the
- * UIDs strictly grow.  A VIEW_GONE message keeps its sequence number
- * until the EXPUNGE response may be sent (RFC 3501 7.4.1); reading it
- * from the store gives STORE_NOTFOUND, and FETCH or SEARCH skip it.
+ * The selected mailbox as this session knows it (imap_view.c): sequence
+ * number n is the n-th UID of msgs, kept as ranges of consecutive UIDs
+ * so that a huge mailbox costs a few bytes.  A message in gone_uids was
+ * expunged elsewhere and keeps its sequence number until the EXPUNGE
+ * response may be sent (RFC 3501 7.4.1); reading it from the store
+ * gives STORE_NOTFOUND, and FETCH or SEARCH skip it.  gone_uids and
+ * recent_uids (\Recent for this session) hold only UIDs of msgs.
  */
 struct imap_view {
 	struct store_mailbox	 mb;		/* as at SELECT */
 	int			 readonly;	/* EXAMINE, or a replica */
-	struct imap_view_msg	*msgs;
-	uint32_t		 count;
-	uint32_t		 gone;		/* messages with VIEW_GONE */
-	uint32_t		 recent;	/* messages with VIEW_RECENT */
-	size_t			 cap;
+	struct imap_uidset	 msgs;
+	uint32_t		*index;		/* messages before each
+						   VIEW_INDEX_EVERY-th range */
+	size_t			 nindex, capindex;
+	uint32_t		 count;		/* messages in msgs */
+	struct imap_uidset	 gone_uids;
+	uint32_t		 gone;		/* messages in gone_uids */
+	struct imap_uidset	 recent_uids;
+	uint32_t		 recent;	/* messages in recent_uids */
 	uint64_t		 modseq;	/* changes up to here reported */
 	uint32_t		 uidnext;	/* UIDs below were looked at */
 	struct imap_view_own	*own;		/* changes this session made */
@@ -83,6 +91,30 @@ struct imap_view {
 	/* keywords announced in FLAGS, as " kw1 kw2 " (one strstr each) */
 	char			 keywords[STORE_MAX_KEYWORDS];
 };
+
+/*
+ * The view's messages.  imap_view_uid(): the UID of sequence number seq
+ * (0 past the end); imap_view_seq(): the sequence number of uid (0: not
+ * in the view); imap_view_lower_bound(): how many messages have a UID
+ * below uid; imap_view_last_uid(): the highest UID, 0 when empty.
+ */
+uint32_t	imap_view_uid(const struct imap_view *, uint32_t seq);
+uint32_t	imap_view_seq(const struct imap_view *, uint32_t uid);
+uint32_t	imap_view_lower_bound(const struct imap_view *, uint32_t uid);
+uint32_t	imap_view_last_uid(const struct imap_view *);
+int		imap_view_is_gone(const struct imap_view *, uint32_t uid);
+int		imap_view_is_recent(const struct imap_view *, uint32_t uid);
+/*
+ * Appends a message above every UID of the view (a UID it has already
+ * is ignored), \Recent for it when recent.  Returns 0 or -1 without
+ * memory (the view is then as it was).
+ */
+int		imap_view_append(struct imap_view *, uint32_t uid, int recent);
+/* Marks a message of the view gone, or not; returns 0 or -1 (memory). */
+int		imap_view_mark_gone(struct imap_view *, uint32_t uid, int gone);
+/* Whether uid is in the set. */
+int		imap_uidset_has(const struct imap_uidset *, uint32_t uid);
+void		imap_uidset_free(struct imap_uidset *);
 
 enum imap_state {
 	IMAP_NOTAUTH,
@@ -211,10 +243,6 @@ void	imap_view_keywords(struct session *, struct imap_view *,
  * as a placeholder; imap_seqset_resolve() then replaces it by `star` (the
  * highest sequence number or UID in use) and sorts and merges the ranges.
  */
-struct imap_range {
-	uint32_t	lo, hi;		/* lo <= hi after resolve */
-};
-
 struct imap_seqset {
 	struct imap_range	*r;
 	size_t			 n;

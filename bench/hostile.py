@@ -80,6 +80,13 @@ class Server:
                     return int(line.split()[1]) / 1024.0
         return float("nan")
 
+    def rss_kib(self):
+        with open("/proc/%d/status" % self.proc.pid) as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+        return 0
+
     def alive(self):
         return self.proc.poll() is None
 
@@ -219,6 +226,46 @@ def row_copy(srv, a):
     return whole_inbox(srv, a, "COPY 1:1000 dbl")
 
 
+def row_views(srv, a):
+    """40 sessions keep alice's INBOX selected: the memory each one's view
+    of the mailbox (its sequence numbers) costs."""
+    before = srv.rss_kib()
+    t = time.monotonic()
+    cs = []
+    for _ in range(40):
+        c = IMAP(srv.imap, "alice")
+        c.cmd("SELECT INBOX")
+        cs.append(c)
+    took = time.monotonic() - t
+    grew = srv.rss_kib() - before
+    for c in cs:
+        c.close()
+    return "%d messages: RSS +%.0f KiB a session; 40 SELECTs in %.1f s" % (
+        a.messages, grew / 40.0, took)
+
+
+def selected_inbox(srv, a):
+    """alice's INBOX selected before the probe starts: SELECT loads the
+    whole mailbox's UIDs in one go, a stall of its own."""
+    c = IMAP(srv.imap, "alice")
+    c.cmd("SELECT INBOX")
+    return c
+
+
+def row_fetch_nothing(srv, a, c):
+    """FETCH 1:* with a CHANGEDSINCE no message passes: nothing written,
+    so only the step's time ends a step."""
+    t = time.monotonic()
+    for _ in range(3):
+        got = c.cmd("FETCH 1:* (FLAGS) (CHANGEDSINCE %d)" % (2 ** 62))
+    c.close()
+    return "%d messages, 3 times in %.2f s: %s" % (
+        a.messages, time.monotonic() - t, got[:30])
+
+
+row_fetch_nothing.setup = selected_inbox
+
+
 def row_search(srv, a):
     deliver(srv, "lister", 1, 5 * 1024 * 1024)
     c = IMAP(srv.imap, "lister")
@@ -319,6 +366,9 @@ def row_tls(srv, a):
 ROWS = [
     ("store", "STORE 1:* +FLAGS", row_store),
     ("copy", "COPY 1:1000 dbl (at most 1000 now)", row_copy),
+    ("views", "40 sessions SELECT INBOX", row_views),
+    ("fetchnothing", "FETCH 1:* (FLAGS) (CHANGEDSINCE highest)",
+     row_fetch_nothing),
     ("search", "SEARCH 16 NOT BODY (at most 16 now), 5 MB", row_search),
     ("list", "LIST 32 long patterns, 1000 mailboxes", row_list),
     ("lock", "another process holds the write lock 3 s", row_lock),
@@ -352,6 +402,8 @@ def main():
         for key, title, fn in ROWS:
             if only and key not in only:
                 continue
+            setup = getattr(fn, "setup", None)
+            args = (setup(srv, a),) if setup else ()
             stop = multiprocessing.Event()
             out = multiprocessing.Queue()
             p = multiprocessing.Process(target=probe,
@@ -360,7 +412,7 @@ def main():
             out.get(timeout=60)
             srv.reset_peak()
             try:
-                what = fn(srv, a)
+                what = fn(srv, a, *args)
             except OSError as e:
                 what = "error: %s" % e
             time.sleep(0.2)

@@ -94,12 +94,22 @@ view_add(void *arg, const struct store_message *m)
 {
 	struct imap_view	*v = arg;
 
-	v->msgs[v->count].uid = m->uid;
-	v->msgs[v->count++].bits = 0;
+	assert_int_equal(imap_view_append(v, m->uid, 0), 0);
 	return 0;
 }
 
-/* Builds the view of INBOX as SELECT would, with room for a ghost. */
+/* Empties the view. */
+static void
+view_reset(struct imap_view *v)
+{
+	imap_uidset_free(&v->msgs);
+	imap_uidset_free(&v->gone_uids);
+	imap_uidset_free(&v->recent_uids);
+	v->count = v->gone = v->recent = 0;
+	v->nindex = 0;
+}
+
+/* Builds the view of INBOX as SELECT would. */
 static void
 view_load(struct fixture *f)
 {
@@ -107,10 +117,7 @@ view_load(struct fixture *f)
 
 	assert_int_equal(store_mailbox_get(f->srv.store, "alice", "INBOX",
 	    &v->mb), STORE_OK);
-	free(v->msgs);
-	v->cap = v->mb.messages + 1;
-	v->msgs = calloc(v->cap, sizeof(*v->msgs));
-	v->count = 0;
+	view_reset(v);
 	assert_int_equal(store_message_foreach(f->srv.store, v->mb.id,
 	    view_add, v), STORE_OK);
 	v->modseq = v->mb.highestmodseq;
@@ -266,7 +273,9 @@ test_simple_items(void **state)
 	    "\"14-Nov-2023 22:13:20 +0000\" RFC822.SIZE 269)\r\n"
 	    "TAG OK UID FETCH completed\r\n");
 	free(out);
-	f->v->msgs[0].bits |= VIEW_RECENT;
+	view_reset(f->v);
+	assert_int_equal(imap_view_append(f->v, 1, 1), 0);
+	assert_int_equal(imap_view_append(f->v, 2, 0), 0);
 	out = fetch(f, 0, "1:2 FLAGS");
 	assert_string_equal(out, "* 1 FETCH (FLAGS (\\Recent))\r\n"
 	    "* 2 FETCH (FLAGS ())\r\nTAG OK FETCH completed\r\n");
@@ -452,8 +461,8 @@ test_gone(void **state)
 	struct fixture	*f = *state;
 	char		*out;
 
-	f->v->msgs[f->v->count].uid = 99;
-	f->v->msgs[f->v->count++].bits = VIEW_GONE;
+	assert_int_equal(imap_view_append(f->v, 99, 0), 0);
+	assert_int_equal(imap_view_mark_gone(f->v, 99, 1), 0);
 	out = fetch(f, 0, "2:3 (UID)");
 	assert_string_equal(out, "* 2 FETCH (UID 2)\r\n"
 	    "TAG OK FETCH completed\r\n");

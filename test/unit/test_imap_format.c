@@ -149,16 +149,16 @@ collect(void *arg, uint32_t seq)
 static void
 test_seqset(void **state)
 {
-	struct imap_view_msg	 msgs[] = { { 2, 0 }, { 5, 0 }, { 7, 0 },
-				    { 9, 0 } };
+	static const uint32_t	 uids[] = { 2, 5, 7, 9 };
 	struct imap_view	 v;
 	struct imap_seqset	 set;
 	char			 out[256];
+	size_t			 i;
 
 	(void)state;
 	memset(&v, 0, sizeof(v));
-	v.msgs = msgs;
-	v.count = 4;
+	for (i = 0; i < 4; i++)
+		assert_int_equal(imap_view_append(&v, uids[i], 0), 0);
 	assert_int_equal(imap_seqset_parse("3:1,2,4:*", &set), 0);
 	imap_seqset_resolve(&set, 4);
 	assert_int_equal(set.n, 1);
@@ -191,6 +191,8 @@ test_seqset(void **state)
 	assert_int_equal(imap_seqset_parse("4294967296", &set), -1);
 	assert_int_equal(imap_seqset_parse("4294967295", &set), 0);
 	imap_seqset_free(&set);
+	imap_uidset_free(&v.msgs);
+	free(v.index);
 }
 
 int
