@@ -15,8 +15,6 @@ import subprocess
 import threading
 import time
 
-import pytest
-
 from conftest import DOMAIN, HOST, run, run_ok
 from test_replication import (listing, lmtp_one, message, secret, status,
                               wait_same)
@@ -334,10 +332,6 @@ def test_restored_master_keeps_the_replicas_rename(server, secret, tmp_path):
         check_clean(node.data)
 
 
-@pytest.mark.xfail(strict=True, reason="the third node's inventory does "
-                   "not say its copy came from renumbering the UID the "
-                   "master pulled again, so the master cannot tell the "
-                   "two copies are one message")
 def test_renumbered_copy_on_a_third_node_comes_back_once(server, secret,
                                                          tmp_path):
     """A master renumbers a message only its replica B held; a third
