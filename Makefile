@@ -150,6 +150,8 @@ split-brain: build/asan/mailrepd
 # The randomized fault test at length (make check runs a few rounds of
 # fixed seeds): make jepsen ROUNDS=500 SEED=42.  Without SEED, one is
 # drawn from the clock and printed; a failure prints what replays it.
+# The test's other JEPSEN_* settings (JEPSEN_FIRST_LIFE, JEPSEN_KEEP_GOING,
+# ...) pass through from the command line or the environment.
 ROUNDS ?= 50
 jepsen: build/asan/mailrepd
 	@seed=$(or $(SEED),$$(date +%s)); \

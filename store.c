@@ -667,6 +667,11 @@ static const char *const stmt_sql[NSTMT] = {
 	[S_MBOX_ALL] = "SELECT uniqueid FROM mailbox ORDER BY id",
 	[S_RENUMBERED_GET] = "SELECT new_uid FROM renumbered WHERE "
 	    "mailbox = ?1 AND uid = ?2 AND guid = ?3",
+	/* The message guid, held at the UID a renumbered copy of it got. */
+	[S_RENUMBERED_HELD] = "SELECT 1 FROM renumbered r JOIN mailbox mb "
+	    "ON mb.uniqueid = r.mailbox JOIN message m ON m.mailbox_id = "
+	    "mb.id AND m.uid = r.new_uid JOIN blob b ON b.id = m.blob_id "
+	    "WHERE r.mailbox = ?1 AND r.guid = ?2 AND b.guid = r.guid LIMIT 1",
 	[S_RENUMBERED_ADD] = "INSERT INTO renumbered (mailbox, uid, guid, "
 	    "new_uid, time, logpos) VALUES (?1, ?2, ?3, ?4, ?5, "
 	    LOGPOS_NEXT ")",

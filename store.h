@@ -688,6 +688,12 @@ int		store_mailbox_holds(struct store *, const uint8_t *uniqueid,
 /* Whether this master renumbered the copy (mailbox, uid, guid) before. */
 int		store_was_renumbered(struct store *, const uint8_t *uniqueid,
 		    uint32_t uid, const uint8_t *guid);
+/*
+ * Whether the mailbox holds the message guid at the UID this master gave
+ * a renumbered copy of it (from whichever UID the copy came).
+ */
+int		store_renumbered_held(struct store *, const uint8_t *uniqueid,
+		    const uint8_t *guid);
 /* Whether a mailbox with this uniqueid was deleted here (tombstone). */
 int		store_mailbox_was_deleted(struct store *,
 		    const uint8_t *uniqueid);

@@ -997,6 +997,22 @@ store_was_renumbered(struct store *st, const uint8_t *uniqueid, uint32_t uid,
 	return 1;
 }
 
+int
+store_renumbered_held(struct store *st, const uint8_t *uniqueid,
+    const uint8_t *guid)
+{
+	sqlite3_stmt	*s;
+
+	if ((s = stmt(st, S_RENUMBERED_HELD)) == NULL)
+		return 0;
+	sqlite3_bind_blob(s, 1, uniqueid, MAILBOX_ID_LEN, SQLITE_STATIC);
+	sqlite3_bind_blob(s, 2, guid, GUID_LEN, SQLITE_STATIC);
+	if (step_row(st, s, "renumbered held") != STORE_OK)
+		return 0;
+	sqlite3_reset(s);
+	return 1;
+}
+
 /*
  * The log record that removes (uid, guid) from every replica holding it
  * there: a copy renumbered here, or a message of this master's that a

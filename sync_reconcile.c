@@ -359,13 +359,19 @@ merge_action(struct recon *r, int kind, uint32_t uid, const uint8_t *guid)
  * higher up; the node that held this one at uid may come back from a
  * copy made before the renumbering.  A uid renumbered here names no
  * message here any more, so a copy of a message this mailbox holds is
- * no message this master lacks.
+ * no message this master lacks.  Nor is a copy of a message this master
+ * holds at the UID it gave a renumbered copy of it: a message that only
+ * one node held and that was renumbered twice (this master came back
+ * from a copy made before its first renumbering, and the node it came
+ * from did too) reaches a replica of the first at another UID than the
+ * second gave it, and is the same message, not a second one.
  */
 static int
 renumbered_here(struct store *st, const uint8_t *uniqueid, uint32_t uid,
     const uint8_t *guid)
 {
-	if (store_was_renumbered(st, uniqueid, uid, guid))
+	if (store_was_renumbered(st, uniqueid, uid, guid) ||
+	    store_renumbered_held(st, uniqueid, guid))
 		return 1;
 	return store_tombstone_reason(st, uniqueid, uid) == REASON_RENUMBER &&
 	    store_mailbox_holds(st, uniqueid, guid);

@@ -330,3 +330,49 @@ def test_restored_master_keeps_the_replicas_rename(server, secret, tmp_path):
     for node in (a, b):
         assert list(subjects(node, "Trips").values()) == ["in-trips"]
         check_clean(node.data)
+
+
+def test_renumbered_copy_on_a_third_node_comes_back_once(server, secret,
+                                                         tmp_path):
+    """A master renumbers a message only its replica B held; a third
+    node C gets it at its new UID.  The master and B then both come back
+    from copies taken before that renumbering: B's copy at its old UID
+    is pulled again and lands at another new UID, and C's copy at the
+    first new UID is that same message, not one the master never saw,
+    so it must not come back a second time (seed 42, life 14 of the
+    randomized test: 'duplicate')."""
+    a, b = pair(server, secret)
+    c = server(users=(), imap=True, args=[
+        "--replicate-from", "%s:%d" % (HOST, a.repl_port),
+        "--repl-secret-file", secret, "--name", "C"])
+    for i in range(2):
+        deliver(a, "base%d" % i)
+    wait_same(a, b, c)
+    split(a, b, [], ["on-b"])           # on-b only on B, at UID 3
+    backup(a, tmp_path / "a.db")        # A before renumbering
+    backup(b, tmp_path / "b.db")        # B holding on-b at UID 3
+    b.stop()
+    a.start()                           # A master again, two more
+    for i in range(2):
+        deliver(a, "a-more%d" % i)
+    b.start()                           # B follows A: on-b renumbered
+    converged(a, b)
+    wait_same(a, b, c)
+    want = ["a-more0", "a-more1", "base0", "base1", "on-b"]
+    assert sorted(subjects(c).values()) == want
+    # A and B come back from their copies; C follows A again.
+    for node in (c, b, a):
+        node.stop()
+    restore_into(tmp_path / "a.db", a.data)
+    restore_into(tmp_path / "b.db", b.data)
+    a.start()
+    b.start()
+    converged(a, b)
+    c.start()
+    converged(a, c)
+    wait_same(a, b, c)
+    got = sorted(subjects(a).values())
+    assert got == want, subjects(a)
+    for node in (a, b, c):
+        assert sorted(subjects(node).values()) == got
+        check_clean(node.data)

@@ -28,12 +28,14 @@ excused but what a client expunged or deleted.
 Seeded and repeatable up to timing: JEPSEN_SEED (or the list
 JEPSEN_SEEDS, each SEED or SEED:ROUNDS) and JEPSEN_ROUNDS, the rounds
 per seed.  A cluster lives JEPSEN_LIFE rounds, then a fresh one starts;
-JEPSEN_FIRST_LIFE starts at a later life (a failure prints the settings
-that replay it).  JEPSEN_NODES forces 2 or 3 nodes; JEPSEN_KEEP_GOING=1
-goes on with a fresh cluster after a failing round and reports every
-failure at the end; JEPSEN_VERBOSE=1 prints the history of passing
-lives too.  `make check` runs the fixed seeds below; `make jepsen
-ROUNDS=N` runs long.
+JEPSEN_FIRST_LIFE starts at a later life (a failure prints the `make
+jepsen` line that replays it).  JEPSEN_NODES forces 2 or 3 nodes;
+JEPSEN_KEEP_GOING=1 goes on with a fresh cluster after a failing round
+and reports every failure at the end; JEPSEN_VERBOSE=1 prints the
+history of passing lives too.  `make check` runs the fixed seeds below;
+`make jepsen ROUNDS=N SEED=S` runs long (it sets JEPSEN_ROUNDS and
+JEPSEN_SEED; the other settings pass through, as JEPSEN_FIRST_LIFE=L
+on its command line or in the environment).
 """
 import collections
 import json
@@ -1035,10 +1037,15 @@ def report(cluster, seed, life, rnd, error=None):
     """The failure text: seed, round, replay settings, violations with
     the history lines about their messages, the whole history."""
     h = cluster.hist
+    # make jepsen sets JEPSEN_SEED and JEPSEN_ROUNDS from SEED and ROUNDS;
+    # the other settings pass through, and these two shape the life.
+    shape = "".join(" %s=%s" % (k, os.environ[k])
+                    for k in ("JEPSEN_LIFE", "JEPSEN_NODES")
+                    if os.environ.get(k))
     out = ["jepsen: seed %d, life %d (a cluster of %d), round %d failed" % (
         seed, life, len(cluster.nodes), rnd),
-        "replay: JEPSEN_SEED=%d JEPSEN_FIRST_LIFE=%d JEPSEN_ROUNDS=%d" % (
-            seed, life, rnd + 1)]
+        "replay: make jepsen SEED=%d ROUNDS=%d JEPSEN_FIRST_LIFE=%d%s" % (
+            seed, rnd + 1, life, shape)]
     if error:
         out.append("error: " + error)
     for r, kind, text in h.violations:
