@@ -547,6 +547,7 @@ event_loop(struct server *srv, struct listener *ls, int nls,
 			srv->timer_ms = 0;	/* the wake below serves it */
 			server_timeouts(srv);
 			store_poll_others(srv->store);	/* `mailrepd user` */
+			store_room_tick(srv->store);	/* a full disk */
 			server_wake(srv);
 			sync_tick(srv);
 		} else if (srv->timer_ms != 0 && srv->now_ms >= srv->timer_ms) {
@@ -705,6 +706,8 @@ cmd_serve(int argc, char **argv, int first, int dev_mode)
 	setup_signals(&waitmask);
 	store_nowait(srv.store);	/* the loop never sleeps on a lock */
 	store_set_max_messages(srv.store, set.max_messages);
+	/* A throw-away dev store keeps no reserve (it may be on a tmpfs). */
+	store_room_reserve(srv.store, srv.dev ? 0 : set.disk_reserve);
 	if (auth_start() < 0) {
 		fprintf(stderr, "mailrepd: cannot start the password checker: "
 		    "%s\n", strerror(errno));

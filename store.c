@@ -784,6 +784,7 @@ db_error(struct store *st, int rc, const char *what)
 	case SQLITE_CONSTRAINT:
 		return STORE_EXISTS;
 	case SQLITE_FULL:
+		room_exhausted(st);
 		return st->fault = STORE_FULL;
 	case SQLITE_BUSY:
 	case SQLITE_LOCKED:
@@ -795,8 +796,10 @@ db_error(struct store *st, int rc, const char *what)
 		 * limit (EFBIG, RLIMIT_FSIZE) come back as an I/O error, and
 		 * all of them mean the same to a client: no room, try later.
 		 */
-		if (db_errno_full(sys))
+		if (db_errno_full(sys)) {
+			room_exhausted(st);
 			return st->fault = STORE_FULL;
+		}
 		return st->fault = STORE_IO;
 	default:
 		return st->fault = STORE_IO;
@@ -958,7 +961,7 @@ store_txn_open(const struct store *st)
 void
 store_nowait(struct store *st)
 {
-	sqlite3_busy_timeout(st->db, 0);
+	sqlite3_busy_timeout(st->db, st->busy_ms = 0);
 }
 
 void
@@ -1303,6 +1306,7 @@ store_open(const char *dir, struct store **out)
 		return STORE_INVALID;
 	if ((st = calloc(1, sizeof(*st))) == NULL)
 		return STORE_IO;
+	st->reserve_held = 1;	/* no reserve but store_room_reserve()'s */
 	st->packed_cap = compressBound(BLOB_CHUNK_SIZE);
 	st->raw = malloc(BLOB_CHUNK_SIZE);
 	st->packed = malloc(st->packed_cap);
@@ -1314,7 +1318,7 @@ store_open(const char *dir, struct store **out)
 		store_close(st);
 		return STORE_IO;
 	}
-	sqlite3_busy_timeout(st->db, STORE_BUSY_TIMEOUT_MS);
+	sqlite3_busy_timeout(st->db, st->busy_ms = STORE_BUSY_TIMEOUT_MS);
 	/*
 	 * WAL lets command-line readers run beside the server; FULL syncs
 	 * the WAL on every commit, which is what makes a 250 durable.

@@ -100,7 +100,10 @@ blob_find(struct store *st, const uint8_t *guid, int64_t *blob_id)
 	return STORE_OK;
 }
 
-/* Finds the blob by GUID or stores it; *blob_id names it either way. */
+/*
+ * Finds the blob by GUID or stores it; *blob_id names it either way.
+ * On a full disk (store_room.c) a new blob is refused.
+ */
 enum store_err
 blob_put(struct store *st, const struct store_blob_in *b, int64_t *blob_id)
 {
@@ -112,6 +115,8 @@ blob_put(struct store *st, const struct store_blob_in *b, int64_t *blob_id)
 
 	if ((err = blob_find(st, b->guid, blob_id)) != STORE_NOTFOUND)
 		return err;	/* stored already, or a failure */
+	if (!room_for_blob(st, b->size))
+		return STORE_FULL;	/* the room left is for deletes */
 	if (mime_parts_encode(m->parts, m->nparts, &parts, &partslen) < 0)
 		return STORE_IO;
 	if ((s = stmt(st, S_BLOB_ADD)) == NULL) {
