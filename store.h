@@ -729,6 +729,14 @@ enum store_err	store_purge_step(struct store *, const struct store_purge *p,
  */
 uint64_t	store_tombs_purged(struct store *, const uint8_t *uniqueid);
 /*
+ * Blobs that lost their last message to a mailbox or user delete, or
+ * that an open reader kept, wait in a queue: each call drops a bounded
+ * batch of them (never one a reader has open), in the group commit's
+ * transaction, and returns 1 while more may wait.
+ */
+int		store_gc_step(struct store *);
+
+/*
  * Room on a full disk (store_room.c).  store_room_reserve() keeps a
  * reserve file of `bytes` (0: none) beside the database, released when a
  * write finds the disk full; the store is then tight: a new message's

@@ -38,7 +38,10 @@ enum stmt_id {
 	S_MSG_LIST,
 	S_MSG_EXPUNGE_ALL,
 	S_MSG_DEL_ALL,
-	S_BLOB_GC,
+	S_GC_QUEUE_MAILBOX,
+	S_GC_QUEUE_ONE,
+	S_GC_NEXT,
+	S_GC_DONE,
 	S_REPLOG_ADD,
 	S_REPLOG_HEAD,
 	S_MBOX_RENAME_ONE,
@@ -147,6 +150,7 @@ struct store {
 					   there is no reserve) */
 	int		 tight;		/* the disk was full: no new blob */
 	int		 gc_more;	/* blob_unused may list blobs to drop */
+	int64_t		 gc_after;	/* where store_gc_step() goes on */
 };
 
 /* A replication record, as handed to replog_append(). */
@@ -239,7 +243,11 @@ void		 chunk_release(struct store_blob_reader *);
 /* store_blob.c: re-reads a blob; 0 with why when it is not its GUID's. */
 int		 blob_verify(struct store *, const uint8_t *guid, char *why,
 		    size_t whylen);
-enum store_err	 blob_gc(struct store *);
+/*
+ * Queues the blobs of a mailbox's messages, which are about to go, for
+ * store_gc_step().
+ */
+enum store_err	 blob_gc_queue(struct store *, int64_t mailbox_id);
 /*
  * store_purge.c: checkpoints the WAL and truncates it, unless a reader
  * of another process holds it (no waiting); returns its size after.
