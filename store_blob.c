@@ -10,7 +10,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <sqlite3.h>
 #include <zlib.h>
@@ -595,16 +594,6 @@ gc_next(struct store *st, int64_t *ids, size_t *n)
 	    db_error(st, rc, "blob queue");
 }
 
-/* Microseconds of CLOCK_MONOTONIC. */
-static int64_t
-gc_clock_usec(void)
-{
-	struct timespec	 ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
 /*
  * Drops queued blobs in id order from st->gc_after (0: a pass begins)
  * until the batch or STORE_GC_STEP_USEC is used up, each through
@@ -631,9 +620,9 @@ store_gc_step(struct store *st)
 		st->gc_after = 0;
 		return st->gc_more;
 	}
-	start = gc_clock_usec();
+	start = log_clock_us();
 	for (i = 0; i < n && err == STORE_OK &&
-	    gc_clock_usec() - start < STORE_GC_STEP_USEC; i++) {
+	    log_clock_us() - start < STORE_GC_STEP_USEC; i++) {
 		st->gc_after = ids[i];
 		if (blob_is_read(st, ids[i]))
 			continue;
