@@ -20,7 +20,7 @@
  *   deleted some: into those pages, with the WAL's passing growth in
  *   the reserve's room (every checkpoint gives it back).
  * Once a second, store_room_tick() checkpoints and truncates the WAL
- * while tight, takes the file back once the disk has room for it and
+ * while tight or without the file, takes the file back once the disk has room for it and
  * STORE_ROOM_RESUME more, and ends the tight state once there is
  * STORE_ROOM_RESUME of room besides the reserve.
  */
@@ -185,12 +185,12 @@ store_room_tight(const struct store *st)
 void
 store_room_tick(struct store *st)
 {
-	int64_t	 disk, wal = -1;
+	int64_t	 disk, wal;
 
 	if (st->in_txn || (!st->tight && st->reserve_held))
 		return;
-	if (st->tight)
-		wal = wal_truncate(st);
+	/* Near full, the WAL's growth goes back to the disk every second. */
+	wal = wal_truncate(st);
 	if ((disk = disk_free(st)) < 0)
 		return;
 	if (!st->reserve_held && disk >= st->reserve_bytes +

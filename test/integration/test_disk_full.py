@@ -331,13 +331,19 @@ def test_users_free_space_on_a_full_disk(tmpfs, server):
             raw.ok("EXPUNGE")
             raw.ok("DELETE Old")
             assert not any(l.endswith(" Old") for l in raw.ok('LIST "" *'))
-            # Mail comes in again, into the room the user freed.
+            # Mail comes in again, into the room the user freed: a
+            # delivery may still get 452 while the server gives the
+            # WAL's room back (once a second), but 1 MiB gets in.
             led.until_accepted(c, rng, "freed")
-            for i in range(8):
+            end = time.monotonic() + 30
+            for i in range(1000):
+                if len([k for k in led.acked if "again" in k[1]]) >= 16:
+                    break
+                assert time.monotonic() < end, "the room freed is not used"
                 marker = "again-%d" % i
-                dr = deliver(c, marker, OLD_SIZE, rng)
-                assert dr[0].startswith("250 "), (marker, dr)
-                led.record(marker, (ALICE,), dr)
+                if led.record(marker, (ALICE,), deliver(c, marker, OLD_SIZE,
+                                                        rng)):
+                    time.sleep(0.2)
             r = append_to(raw, "INBOX", "append-again", SMALL, rng)
             assert r.startswith("OK [APPENDUID "), r
             led.acked.append((ALICE, "append-again"))
