@@ -739,15 +739,16 @@ int		store_gc_step(struct store *);
 /*
  * Room on a full disk (store_room.c).  store_room_reserve() keeps a
  * reserve file of `bytes` (0: none) beside the database, released when a
- * write finds the disk full; the store is then tight: a new message's
- * bytes are refused with STORE_FULL at once, and what frees space (flag
+ * write finds the disk full; the store is then tight (store_room_tight()
+ * looks whether it still is): a new message's bytes are refused with
+ * STORE_FULL at once, and what frees space (flag
  * changes, expunges, deletes) commits in the reserve's room.
  * store_room_tick(), once a second with no write transaction open,
  * gives the WAL's room back, takes the reserve back and ends the tight
  * state once there is room (STORE_ROOM_RESUME).
  */
 void		store_room_reserve(struct store *, int64_t bytes);
-int		store_room_tight(const struct store *);
+int		store_room_tight(struct store *);
 void		store_room_tick(struct store *);
 /*
  * Checkpoints the WAL when it is larger than STORE_WAL_LIMIT, without

@@ -250,10 +250,10 @@ int		 blob_verify(struct store *, const uint8_t *guid, char *why,
 enum store_err	 blob_gc_queue(struct store *, int64_t mailbox_id);
 /*
  * store_purge.c: checkpoints the WAL and truncates it, unless a reader
- * of another process holds it (no waiting); returns its size after.
- * No write transaction may be open.
+ * of another process holds it (no waiting).  No write transaction may
+ * be open.
  */
-int64_t		 wal_truncate(struct store *);
+void		 wal_truncate(struct store *);
 /* store_room.c: a write found the disk full; frees the reserve. */
 void		 room_exhausted(struct store *);
 /* store_room.c: whether a new blob of size bytes may be stored. */

@@ -234,7 +234,7 @@ db_file_size(struct store *st, const char *suffix)
 	return sb.st_size;
 }
 
-int64_t
+void
 wal_truncate(struct store *st)
 {
 	int	 rc, frames = 0, done = 0;
@@ -250,7 +250,6 @@ wal_truncate(struct store *st)
 	sqlite3_busy_timeout(st->db, st->busy_ms);
 	log_debug("store.wal", "frames=%d checkpointed=%d rc=%d after=%lld",
 	    frames, done, rc, (long long)db_file_size(st, "-wal"));
-	return db_file_size(st, "-wal");
 }
 
 void
@@ -258,7 +257,7 @@ store_wal_trim(struct store *st)
 {
 	if (st->in_txn || db_file_size(st, "-wal") <= STORE_WAL_LIMIT)
 		return;
-	(void)wal_truncate(st);
+	wal_truncate(st);
 }
 
 enum store_err

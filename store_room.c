@@ -22,7 +22,8 @@
  * Once a second, store_room_tick() checkpoints and truncates the WAL
  * while tight or without the file, takes the file back once the disk has room for it and
  * STORE_ROOM_RESUME more, and ends the tight state once there is
- * STORE_ROOM_RESUME of room besides the reserve.
+ * STORE_ROOM_RESUME of room besides the reserve (a new blob looks too:
+ * room that came back, as an operator freed the disk, is used at once).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -145,12 +146,28 @@ room_exhausted(struct store *st)
 	    (long long)st->reserve_bytes);
 }
 
+/*
+ * Ends the tight state once there is STORE_ROOM_RESUME of room besides
+ * the reserve; returns whether new mail is taken now.
+ */
+static int
+room_resume(struct store *st, int64_t disk)
+{
+	if (room_left(st, disk) < STORE_ROOM_RESUME)
+		return 0;
+	st->tight = 0;
+	log_info("store.room", "disk_free=%lld reserve_file=%s msg=\"room "
+	    "again: new mail is taken\"", (long long)disk,
+	    st->reserve_held ? "yes" : "no");
+	return 1;
+}
+
 int
 room_for_blob(struct store *st, uint64_t size)
 {
 	int64_t	 disk;
 
-	if (st->tight)
+	if (store_room_tight(st))
 		return 0;
 	if (st->reserve_held || (disk = disk_free(st)) < 0 ||
 	    room_left(st, disk) >= (int64_t)size)
@@ -177,29 +194,29 @@ store_room_reserve(struct store *st, int64_t bytes)
 }
 
 int
-store_room_tight(const struct store *st)
+store_room_tight(struct store *st)
 {
+	int64_t	 disk;
+
+	if (st->tight && (disk = disk_free(st)) >= 0)
+		(void)room_resume(st, disk);
 	return st->tight;
 }
 
 void
 store_room_tick(struct store *st)
 {
-	int64_t	 disk, wal;
+	int64_t	 disk;
 
 	if (st->in_txn || (!st->tight && st->reserve_held))
 		return;
 	/* Near full, the WAL's growth goes back to the disk every second. */
-	wal = wal_truncate(st);
+	wal_truncate(st);
 	if ((disk = disk_free(st)) < 0)
 		return;
 	if (!st->reserve_held && disk >= st->reserve_bytes +
 	    STORE_ROOM_RESUME && reserve_take(st) == 0)
 		disk -= st->reserve_bytes;
-	if (!st->tight || room_left(st, disk) < STORE_ROOM_RESUME)
-		return;
-	st->tight = 0;
-	log_info("store.room", "disk_free=%lld wal=%lld reserve_file=%s "
-	    "msg=\"room again: new mail is taken\"", (long long)disk,
-	    (long long)wal, st->reserve_held ? "yes" : "no");
+	if (st->tight)
+		(void)room_resume(st, disk);
 }
