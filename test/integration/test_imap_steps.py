@@ -6,10 +6,14 @@ every session for the whole command.  The thresholds are generous (the
 machine is shared and the tests run under ASan): they catch a loop held
 for seconds, not a slow step.  Each test prints the probe's figures."""
 import re
+import sys
 import threading
 import time
 
-from conftest import IMAPRaw
+from conftest import REPO, IMAPRaw
+
+sys.path.insert(0, str(REPO / "bench"))
+from hostile import add_blobs  # noqa: E402 (bench/ is not a package)
 
 MSG = b"From: a@b.test\r\nSubject: s\r\n\r\nbody\r\n"
 BIG = 20000			# messages of the big mailboxes
@@ -243,43 +247,13 @@ def test_search_text_keys_over_a_big_message_is_stepped(imap_srv):
 BIG_STORE = 1000000		# blobs beside the mailbox that DELETE takes
 
 
-def add_blobs(data, n):
-    """Puts n one-message blobs in bob's INBOX straight into SQLite on a
-    stopped store (delivering that many takes many minutes).  Rows only,
-    no chunks: nothing reads them, only the loop's bounds are looked at."""
-    import sqlite3
-    db = sqlite3.connect(str(data / "mailrepd.db"), isolation_level=None)
-    try:
-        db.execute("PRAGMA cache_size = -131072")
-        db.execute("BEGIN")
-        first = db.execute("SELECT coalesce(max(id), 0) FROM blob"
-                           ).fetchone()[0] + 1
-        (box,) = db.execute("SELECT m.id FROM mailbox m JOIN user u ON "
-                            "u.id = m.user_id WHERE u.name = 'bob' AND "
-                            "m.name = 'INBOX'").fetchone()
-        count = ("WITH RECURSIVE c(i) AS (SELECT 0 UNION ALL SELECT i + 1 "
-                 "FROM c WHERE i < %d) " % (n - 1))
-        # 32-byte GUIDs no real message has, in order: SQLite appends.
-        db.execute("INSERT INTO blob (id, guid, size) " + count +
-                   "SELECT ? + i, CAST(printf('%032d', i) AS BLOB), 0 "
-                   "FROM c", (first,))
-        db.execute("INSERT INTO message (mailbox_id, uid, blob_id, modseq, "
-                   "internaldate) " + count + "SELECT ?, i + 1, ? + i, 1, 0 "
-                   "FROM c", (box, first))
-        db.execute("UPDATE mailbox SET uidnext = ?, highestmodseq = 1 "
-                   "WHERE id = ?", (n + 1, box))
-        db.execute("COMMIT")
-    finally:
-        db.close()
-
-
 def test_delete_in_a_big_store_is_stepped(server):
     """DELETE of a small mailbox in a store of a million blobs: the old
     code then looked at every blob of the store in one go (2-3 s here
     under ASan); the deleted mailbox's blobs are now collected a batch a
     loop iteration, and nothing else is looked at."""
     srv = server(imap=True, start=False)
-    add_blobs(srv.data, BIG_STORE)
+    add_blobs(srv.data, "bob", BIG_STORE)
     srv.start()
     with srv.raw() as c:
         c.ok("CREATE small")
