@@ -32,8 +32,8 @@ MODULES	= settings.c log.c buf.c crypto.c auth.c store.c store_blob.c store_user
 	  imap_message.c imap_list.c imap_fetch.c imap_search.c \
 	  imap_search_compile.c imap_esearch.c imap_qresync.c imap_view.c \
 	  tls.c transport.c penalty.c sync.c sync_chan.c sync_master.c sync_replica.c \
-	  sync_reconcile.c sync_status.c control.c store_repl.c store_purge.c guard.c \
-	  record.c json.c utf8.c daemon.c
+	  sync_reconcile.c sync_status.c control.c store_repl.c store_purge.c \
+	  store_room.c guard.c record.c json.c utf8.c daemon.c
 # The command-line tools (dev, messages, wait, conflicts, quarantine, backup,
 # restore); only main() calls them.
 TOOLS	= dev.c messages.c conflicts.c quarantine.c backup.c

@@ -90,8 +90,9 @@
 #define STORE_BUSY_TIMEOUT_MS	5000	/* a command-line tool waits for a lock */
 #define STORE_RETRY_MS		10	/* the server looks again for the lock */
 #define STORE_MAX_KEYWORDS	4096	/* bytes of keywords on a message */
-#define STORE_GC_BATCH		256	/* unused blobs looked up at once */
-#define SCHEMA_VERSION		13	/* bump with a migration in store.c */
+#define STORE_GC_BATCH		256	/* unused blobs dropped in one loop step */
+#define STORE_GC_STEP_USEC	5000	/* loop time one step of blob collection takes */
+#define SCHEMA_VERSION		14	/* bump with a migration in store.c */
 /*
  * Growth (store_purge.c): tombstones and renumbered copies go once every
  * known replica has them and they are older than --tombstone-retention;
@@ -110,6 +111,16 @@
  */
 #define STORE_WAL_LIMIT		(16 * 1024 * 1024) /* bytes */
 #define STORE_WAL_CHECK_INTERVAL 10	/* seconds between WAL size checks */
+/*
+ * A full disk (store_room.c): a reserve file of --disk-reserve bytes
+ * beside the database is released when a write finds the disk full, so
+ * that deleting mail can still commit.  It covers a checkpoint of the
+ * WAL (SQLite's default: 1,000 pages, 4 MiB) and the deletes' own WAL
+ * pages.  New mail is stored again once the disk and the database's
+ * free pages hold STORE_ROOM_RESUME besides the reserve.
+ */
+#define DEFAULT_DISK_RESERVE	(8 * 1024 * 1024) /* bytes kept for freeing space */
+#define STORE_ROOM_RESUME	(1024 * 1024) /* bytes free before new mail is taken */
 #define BACKUP_STEP_PAGES	256	/* pages `mailrepd backup` copies per step */
 #define BACKUP_STEP_PAUSE_MS	2	/* its pause between steps */
 #define IDENTITY_FILE		"identity" /* the marker beside the database */

@@ -101,27 +101,17 @@ imap_start_steps(struct session *s, imap_step_fn step, void (*step_free)(void *)
 	s->resume = 1;
 }
 
-/* The monotonic clock in microseconds, for the budget of a step. */
-static int64_t
-step_clock_us(void)
-{
-	struct timespec	 ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
 void
 imap_step_begin(struct imap_step_budget *b)
 {
-	b->start_us = step_clock_us();
+	b->start_us = log_clock_us();
 	b->done = 0;
 }
 
 int
 imap_step_time_left(const struct imap_step_budget *b)
 {
-	return step_clock_us() - b->start_us < IMAP_STEP_USEC;
+	return log_clock_us() - b->start_us < IMAP_STEP_USEC;
 }
 
 int

@@ -29,14 +29,14 @@
 /*
  * The reply to a change refused because the store is full (STORE_FULL:
  * the disk, a file-system quota of the server's user, or its file-size
- * limit).  Not [OVERQUOTA]: RFC 5530 means by it that this user is over
- * a quota, which deleting mail would cure and which a client without
- * the QUOTA extension is told exists; mailrepd has no per-user quota and
- * a full disk is the whole server's fault.  Dovecot draws the same line:
- * EDQUOT is "NO [OVERQUOTA] Not enough disk quota", ENOSPC a critical
- * error, "NO [SERVERBUG]" (lib-storage, imap_get_error_string).
+ * limit).  RFC 5530's [OVERQUOTA]: the store takes no new mail until
+ * there is room, and deleting mail makes room (store_room.c), which is
+ * what a client tells its user on [OVERQUOTA].  Dovecot says it for
+ * EDQUOT and [SERVERBUG] for ENOSPC, but a full disk is no bug, and
+ * [SERVERBUG] tells the user nothing that helps.
  */
-#define IMAP_NO_FULL	"NO [SERVERBUG] Mail storage is full, try again later"
+#define IMAP_NO_FULL	"NO [OVERQUOTA] Mail storage is full: delete mail, " \
+			"or try again later"
 #define IMAP_NO_LIMIT	"NO [LIMIT] The mailbox holds as many messages as it may"
 
 /* The session's selected mailbox was deleted or renamed under it. */

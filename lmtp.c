@@ -673,11 +673,14 @@ proceed_data(struct session *s, struct lmtp_session *ls,
 {
 	struct lmtp_tx	*tx = ls->tx;
 	char		 hdr[LMTP_MAX_ADDRESS + 32];
-	int		 n;
+	int		 n, full;
 
 	(void)path;
-	if ((tx->spool = spool_new(s->srv->settings->data_dir)) == NULL) {
-		if (errno == ENOSPC)
+	/* On a full disk the room left is for deletes, not for spooling. */
+	full = store_room_tight(s->srv->store);
+	if (full ||
+	    (tx->spool = spool_new(s->srv->settings->data_dir)) == NULL) {
+		if (full || errno == ENOSPC)
 			session_printf(s, "452 4.3.1 Mail system full, try "
 			    "again later\r\n");
 		else

@@ -104,3 +104,12 @@ log_quote(const char *s)
 	b[i] = '\0';
 	return b;
 }
+
+long long
+log_clock_us(void)
+{
+	struct timespec	 ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}

@@ -39,4 +39,7 @@ void log_event(enum log_level, const char *event, const char *fmt, ...)
  */
 const char *log_quote(const char *s);
 
+/* The monotonic clock in microseconds: step budgets and durations. */
+long long log_clock_us(void);
+
 #endif /* MAILREPD_LOG_H */

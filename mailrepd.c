@@ -530,6 +530,9 @@ event_loop(struct server *srv, struct listener *ls, int nls,
 				(ls[i].tls ? server_accept_tls :
 				    server_accept)(srv, ls[i].fd, ls[i].ops);
 		run_sessions(pfd + nfixed, owner + nfixed, n - nfixed, &turn);
+		/* Deleted mail's blobs go a bounded batch an iteration. */
+		if (store_gc_step(srv->store))
+			server_timer(srv, srv->now_ms);
 		server_commit(srv);
 		if (promote_signal) {
 			promote_signal = 0;
@@ -547,6 +550,7 @@ event_loop(struct server *srv, struct listener *ls, int nls,
 			srv->timer_ms = 0;	/* the wake below serves it */
 			server_timeouts(srv);
 			store_poll_others(srv->store);	/* `mailrepd user` */
+			store_room_tick(srv->store);	/* a full disk */
 			server_wake(srv);
 			sync_tick(srv);
 		} else if (srv->timer_ms != 0 && srv->now_ms >= srv->timer_ms) {
@@ -705,6 +709,8 @@ cmd_serve(int argc, char **argv, int first, int dev_mode)
 	setup_signals(&waitmask);
 	store_nowait(srv.store);	/* the loop never sleeps on a lock */
 	store_set_max_messages(srv.store, set.max_messages);
+	/* A throw-away dev store keeps no reserve (it may be on a tmpfs). */
+	store_room_reserve(srv.store, srv.dev ? 0 : set.disk_reserve);
 	if (auth_start() < 0) {
 		fprintf(stderr, "mailrepd: cannot start the password checker: "
 		    "%s\n", strerror(errno));

@@ -105,6 +105,10 @@ static const struct setting table[] = {
 	    NULL, DEFAULT_MAX_MESSAGES, 1, 1L << 31, NULL,
 	    "messages one mailbox may hold; more get NO [LIMIT] (IMAP) or "
 	    "552 5.2.2 (LMTP)" },
+	{ "disk-reserve", SET_LONG, OFF(disk_reserve),
+	    NULL, DEFAULT_DISK_RESERVE, 0, 1L << 40, NULL,
+	    "bytes of disk kept in the data directory (file 'reserve') so "
+	    "that users can still delete mail when the disk is full; 0: none" },
 	{ "max-message-size", SET_LONG, OFF(max_message_size),
 	    NULL, DEFAULT_MAX_MESSAGE_SIZE, 1024, 1L << 30, NULL,
 	    "largest message accepted, in bytes (LMTP SIZE)" },

@@ -34,6 +34,7 @@ struct settings {
 	long	 max_mailboxes;		/* per user, made by IMAP */
 	long	 max_message_size;	/* bytes */
 	long	 max_messages;		/* in one mailbox */
+	long	 disk_reserve;		/* bytes kept for freeing space */
 	char	*repl_listen;		/* --repl-listen: accept replicas */
 	char	*replicate_from;	/* --replicate-from HOST:PORT */
 	char	*repl_secret_file;	/* --repl-secret-file */

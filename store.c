@@ -449,6 +449,18 @@ static const char schema_v12[] =
 static const char schema_v13[] =
 	"ALTER TABLE mailbox ADD COLUMN named INTEGER NOT NULL DEFAULT 0;";
 
+/*
+ * Version 14: blobs that may have lost their last message wait here
+ * for store_gc_step(), which drops them a few at a time between the
+ * loop's other work: a deleted mailbox's or user's, and one an open
+ * reader kept (blob_drop_unused()).  The blobs without a message that
+ * the whole-store collection of older versions left go there too.
+ */
+static const char schema_v14[] =
+	"CREATE TABLE blob_unused (blob_id INTEGER PRIMARY KEY);"
+	"INSERT INTO blob_unused SELECT id FROM blob b WHERE NOT EXISTS "
+	"  (SELECT 1 FROM message WHERE blob_id = b.id);";
+
 static const char *const migrations[SCHEMA_VERSION] = {
 	schema_v1,
 	schema_v2,
@@ -463,6 +475,7 @@ static const char *const migrations[SCHEMA_VERSION] = {
 	schema_v11,
 	schema_v12,
 	schema_v13,
+	schema_v14,
 };
 
 static const char *const stmt_sql[NSTMT] = {
@@ -522,12 +535,13 @@ static const char *const stmt_sql[NSTMT] = {
 	    " FROM message m "
 	    "JOIN blob b ON b.id = m.blob_id WHERE m.mailbox_id = ?1",
 	[S_MSG_DEL_ALL] = "DELETE FROM message WHERE mailbox_id = ?1",
-	/* A blob in quarantine or held is in use too. */
-	[S_BLOB_GC] = "SELECT id FROM blob WHERE id > ?1 AND NOT EXISTS "
-	    "(SELECT 1 FROM message WHERE blob_id = blob.id) AND NOT EXISTS "
-	    "(SELECT 1 FROM quarantine WHERE blob_id = blob.id) AND NOT EXISTS "
-	    "(SELECT 1 FROM held WHERE blob_id = blob.id) "
-	    "ORDER BY id LIMIT ?2",
+	[S_GC_QUEUE_MAILBOX] = "INSERT OR IGNORE INTO blob_unused (blob_id) "
+	    "SELECT DISTINCT blob_id FROM message WHERE mailbox_id = ?1",
+	[S_GC_QUEUE_ONE] = "INSERT OR IGNORE INTO blob_unused (blob_id) "
+	    "VALUES (?1)",
+	[S_GC_NEXT] = "SELECT blob_id FROM blob_unused WHERE blob_id > ?1 "
+	    "ORDER BY blob_id LIMIT ?2",
+	[S_GC_DONE] = "DELETE FROM blob_unused WHERE blob_id = ?1",
 	[S_REPLOG_ADD] = "INSERT INTO replog (time, type, user, mailbox, uid, "
 	    "guid, modseq, flags, keywords, internaldate, name, value, hash, "
 	    "reason) "
@@ -789,6 +803,7 @@ db_error(struct store *st, int rc, const char *what)
 	case SQLITE_CONSTRAINT:
 		return STORE_EXISTS;
 	case SQLITE_FULL:
+		room_exhausted(st);
 		return st->fault = STORE_FULL;
 	case SQLITE_BUSY:
 	case SQLITE_LOCKED:
@@ -800,8 +815,10 @@ db_error(struct store *st, int rc, const char *what)
 		 * limit (EFBIG, RLIMIT_FSIZE) come back as an I/O error, and
 		 * all of them mean the same to a client: no room, try later.
 		 */
-		if (db_errno_full(sys))
+		if (db_errno_full(sys)) {
+			room_exhausted(st);
 			return st->fault = STORE_FULL;
+		}
 		return st->fault = STORE_IO;
 	default:
 		return st->fault = STORE_IO;
@@ -1011,7 +1028,7 @@ store_txn_open(const struct store *st)
 void
 store_nowait(struct store *st)
 {
-	sqlite3_busy_timeout(st->db, 0);
+	sqlite3_busy_timeout(st->db, st->busy_ms = 0);
 }
 
 void
@@ -1356,6 +1373,8 @@ store_open(const char *dir, struct store **out)
 		return STORE_INVALID;
 	if ((st = calloc(1, sizeof(*st))) == NULL)
 		return STORE_IO;
+	st->reserve_held = 1;	/* no reserve but store_room_reserve()'s */
+	st->gc_more = 1;	/* a queue left by the last run */
 	st->packed_cap = compressBound(BLOB_CHUNK_SIZE);
 	st->raw = malloc(BLOB_CHUNK_SIZE);
 	st->packed = malloc(st->packed_cap);
@@ -1367,7 +1386,7 @@ store_open(const char *dir, struct store **out)
 		store_close(st);
 		return STORE_IO;
 	}
-	sqlite3_busy_timeout(st->db, STORE_BUSY_TIMEOUT_MS);
+	sqlite3_busy_timeout(st->db, st->busy_ms = STORE_BUSY_TIMEOUT_MS);
 	/*
 	 * WAL lets command-line readers run beside the server; FULL syncs
 	 * the WAL on every commit, which is what makes a 250 durable.

@@ -742,6 +742,28 @@ enum store_err	store_purge_step(struct store *, const struct store_purge *p,
  */
 uint64_t	store_tombs_purged(struct store *, const uint8_t *uniqueid);
 /*
+ * Blobs that lost their last message to a mailbox or user delete, or
+ * that an open reader kept, wait in a queue: each call drops a bounded
+ * batch of them (never one a reader has open), in the group commit's
+ * transaction, and returns 1 while more may wait.
+ */
+int		store_gc_step(struct store *);
+
+/*
+ * Room on a full disk (store_room.c).  store_room_reserve() keeps a
+ * reserve file of `bytes` (0: none) beside the database, released when a
+ * write finds the disk full; the store is then tight (store_room_tight()
+ * looks whether it still is): a new message's bytes are refused with
+ * STORE_FULL at once, and what frees space (flag
+ * changes, expunges, deletes) commits in the reserve's room.
+ * store_room_tick(), once a second with no write transaction open,
+ * gives the WAL's room back, takes the reserve back and ends the tight
+ * state once there is room (STORE_ROOM_RESUME).
+ */
+void		store_room_reserve(struct store *, int64_t bytes);
+int		store_room_tight(struct store *);
+void		store_room_tick(struct store *);
+/*
  * Checkpoints the WAL when it is larger than STORE_WAL_LIMIT, without
  * waiting for another process's reader (it stays for the next check);
  * nothing is done while a write transaction is open.

@@ -100,7 +100,10 @@ blob_find(struct store *st, const uint8_t *guid, int64_t *blob_id)
 	return STORE_OK;
 }
 
-/* Finds the blob by GUID or stores it; *blob_id names it either way. */
+/*
+ * Finds the blob by GUID or stores it; *blob_id names it either way.
+ * On a full disk (store_room.c) a new blob is refused.
+ */
 enum store_err
 blob_put(struct store *st, const struct store_blob_in *b, int64_t *blob_id)
 {
@@ -112,6 +115,8 @@ blob_put(struct store *st, const struct store_blob_in *b, int64_t *blob_id)
 
 	if ((err = blob_find(st, b->guid, blob_id)) != STORE_NOTFOUND)
 		return err;	/* stored already, or a failure */
+	if (!room_for_blob(st, b->size))
+		return STORE_FULL;	/* the room left is for deletes */
 	if (mime_parts_encode(m->parts, m->nparts, &parts, &partslen) < 0)
 		return STORE_IO;
 	if ((s = stmt(st, S_BLOB_ADD)) == NULL) {
@@ -340,6 +345,7 @@ store_blob_close(struct store_blob_reader *r)
 	for (rp = &r->st->readers; *rp != r; rp = &(*rp)->next)
 		assert(*rp != NULL);
 	*rp = r->next;
+	r->st->gc_more = 1;	/* a blob it kept may go now */
 	chunk_release(r);
 	free(r->inflated);
 	free(r);
@@ -513,24 +519,39 @@ store_meta_free(struct store_meta *m)
 	memset(m, 0, sizeof(*m));
 }
 
+/* Whether a reader (a FETCH streaming to a client) has blob_id open. */
+static int
+blob_is_read(const struct store *st, int64_t blob_id)
+{
+	const struct store_blob_reader	*r;
+
+	for (r = st->readers; r != NULL; r = r->next)
+		if (r->blob_id == blob_id)
+			return 1;
+	return 0;
+}
+
 /*
  * Drops blob_id when no message refers to it any more: the one blob an
  * expunge may have freed, so that expunging N messages costs N look-ups
- * rather than N scans of every blob (blob_gc).  A blob that a reader has
- * open (a FETCH streaming it to another client) is left for the next
- * blob_gc, so that the reader never loses its chunks.
+ * rather than N scans of every blob.  A blob that a reader has open (a
+ * FETCH streaming it to another client) waits in blob_unused for
+ * store_gc_step() once the reader is done, so that the reader never
+ * loses its chunks.
  */
 enum store_err
 blob_drop_unused(struct store *st, int64_t blob_id)
 {
-	struct store_blob_reader	*r;
-	sqlite3_stmt			*s;
-	enum store_err			 err;
+	sqlite3_stmt	*s;
+	enum store_err	 err;
 
-	for (r = st->readers; r != NULL; r = r->next)
-		if (r->blob_id == blob_id)
-			return STORE_OK;
-
+	if (blob_is_read(st, blob_id)) {
+		if ((s = stmt(st, S_GC_QUEUE_ONE)) == NULL)
+			return STORE_IO;
+		sqlite3_bind_int64(s, 1, blob_id);
+		st->gc_more = 1;
+		return step_done(st, s, "blob queue");
+	}
 	if ((s = stmt(st, S_BLOB_UNUSED_CHUNKS)) == NULL)
 		return STORE_IO;
 	sqlite3_bind_int64(s, 1, blob_id);
@@ -542,35 +563,78 @@ blob_drop_unused(struct store *st, int64_t blob_id)
 	return step_done(st, s, "blob drop");
 }
 
-/*
- * Drops blobs (and their chunks) that no message refers to any more,
- * each through blob_drop_unused(), so that a blob a reader has open
- * stays until a later collection (a FETCH streaming it from a mailbox
- * that another session deletes keeps its chunks).
- */
 enum store_err
-blob_gc(struct store *st)
+blob_gc_queue(struct store *st, int64_t mailbox_id)
 {
 	sqlite3_stmt	*s;
-	enum store_err	 err = STORE_OK;
-	int64_t		 ids[STORE_GC_BATCH], after = 0;
-	size_t		 n, i;
+
+	if ((s = stmt(st, S_GC_QUEUE_MAILBOX)) == NULL)
+		return STORE_IO;
+	sqlite3_bind_int64(s, 1, mailbox_id);
+	st->gc_more = 1;
+	return step_done(st, s, "blob queue");
+}
+
+/* Reads up to STORE_GC_BATCH queued blob ids after st->gc_after. */
+static enum store_err
+gc_next(struct store *st, int64_t *ids, size_t *n)
+{
+	sqlite3_stmt	*s;
 	int		 rc;
 
-	do {
-		if ((s = stmt(st, S_BLOB_GC)) == NULL)
-			return STORE_IO;
-		sqlite3_bind_int64(s, 1, after);
-		sqlite3_bind_int(s, 2, STORE_GC_BATCH);
-		for (n = 0; (rc = sqlite3_step(s)) == SQLITE_ROW; n++)
-			ids[n] = sqlite3_column_int64(s, 0);
-		sqlite3_reset(s);
-		if (rc != SQLITE_DONE)
-			return db_error(st, rc, "blob gc");
-		for (i = 0; i < n && err == STORE_OK; i++)
-			err = blob_drop_unused(st, ids[i]);
-		if (n > 0)
-			after = ids[n - 1];
-	} while (err == STORE_OK && n == STORE_GC_BATCH);
-	return err;
+	*n = 0;
+	if ((s = stmt(st, S_GC_NEXT)) == NULL)
+		return STORE_IO;
+	sqlite3_bind_int64(s, 1, st->gc_after);
+	sqlite3_bind_int(s, 2, STORE_GC_BATCH);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW && *n < STORE_GC_BATCH)
+		ids[(*n)++] = sqlite3_column_int64(s, 0);
+	sqlite3_reset(s);
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? STORE_OK :
+	    db_error(st, rc, "blob queue");
+}
+
+/*
+ * Drops queued blobs in id order from st->gc_after (0: a pass begins)
+ * until the batch or STORE_GC_STEP_USEC is used up, each through
+ * blob_drop_unused() (a blob that a message, the quarantine or a held
+ * record uses again stays); one a reader has open stays queued.  A pass
+ * that reaches the end starts again only if something was queued, or a
+ * reader closed (st->gc_more), while it ran.
+ */
+int
+store_gc_step(struct store *st)
+{
+	int64_t		 ids[STORE_GC_BATCH], start;
+	sqlite3_stmt	*s;
+	enum store_err	 err = STORE_OK;
+	size_t		 n, i;
+
+	if (st->gc_after == 0) {
+		if (!st->gc_more)
+			return 0;
+		st->gc_more = 0;
+	}
+	if (gc_next(st, ids, &n) != STORE_OK || n == 0 ||
+	    op_begin(st) != STORE_OK) {
+		st->gc_after = 0;
+		return st->gc_more;
+	}
+	start = log_clock_us();
+	for (i = 0; i < n && err == STORE_OK &&
+	    log_clock_us() - start < STORE_GC_STEP_USEC; i++) {
+		st->gc_after = ids[i];
+		if (blob_is_read(st, ids[i]))
+			continue;
+		if ((err = blob_drop_unused(st, ids[i])) == STORE_OK &&
+		    (s = stmt(st, S_GC_DONE)) != NULL) {
+			sqlite3_bind_int64(s, 1, ids[i]);
+			err = step_done(st, s, "blob dequeue");
+		}
+	}
+	if (op_end(st, err) != STORE_OK) {
+		st->gc_after = 0;	/* again once something is queued */
+		return 0;
+	}
+	return 1;
 }

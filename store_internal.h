@@ -38,7 +38,10 @@ enum stmt_id {
 	S_MSG_LIST,
 	S_MSG_EXPUNGE_ALL,
 	S_MSG_DEL_ALL,
-	S_BLOB_GC,
+	S_GC_QUEUE_MAILBOX,
+	S_GC_QUEUE_ONE,
+	S_GC_NEXT,
+	S_GC_DONE,
 	S_REPLOG_ADD,
 	S_REPLOG_HEAD,
 	S_MBOX_RENAME_ONE,
@@ -145,6 +148,13 @@ struct store {
 	uint64_t	 users_gen;	/* store_users_generation() */
 	int64_t		 data_version;	/* as store_poll_others() last saw */
 	long		 max_messages;	/* in one mailbox; 0: no limit */
+	int		 busy_ms;	/* SQLite's busy timeout, as set */
+	int64_t		 reserve_bytes;	/* store_room.c: the reserve's size */
+	int		 reserve_held;	/* the reserve file holds them (or
+					   there is no reserve) */
+	int		 tight;		/* the disk was full: no new blob */
+	int		 gc_more;	/* blob_unused may list blobs to drop */
+	int64_t		 gc_after;	/* where store_gc_step() goes on */
 };
 
 /* A replication record, as handed to replog_append(). */
@@ -242,8 +252,21 @@ void		 chunk_release(struct store_blob_reader *);
 /* store_blob.c: re-reads a blob; 0 with why when it is not its GUID's. */
 int		 blob_verify(struct store *, const uint8_t *guid, char *why,
 		    size_t whylen);
-/* Drops every blob no message (and no quarantine entry) uses. */
-enum store_err	 blob_gc(struct store *);
+/*
+ * Queues the blobs of a mailbox's messages, which are about to go, for
+ * store_gc_step().
+ */
+enum store_err	 blob_gc_queue(struct store *, int64_t mailbox_id);
+/*
+ * store_purge.c: checkpoints the WAL and truncates it, unless a reader
+ * of another process holds it (no waiting).  No write transaction may
+ * be open.
+ */
+void		 wal_truncate(struct store *);
+/* store_room.c: a write found the disk full; frees the reserve. */
+void		 room_exhausted(struct store *);
+/* store_room.c: whether a new blob of size bytes may be stored. */
+int		 room_for_blob(struct store *, uint64_t size);
 /* store_blob.c: a blob's id by GUID, or STORE_NOTFOUND. */
 enum store_err	 blob_find(struct store *, const uint8_t *guid,
 		    int64_t *blob_id);

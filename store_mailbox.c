@@ -688,6 +688,8 @@ store_mailbox_delete(struct store *st, const char *user, const char *name)
 	sqlite3_bind_text(s, 4, rec_reason_name(st->reason), -1,
 	    SQLITE_STATIC);
 	err = step_done(st, s, "tombstones");
+	if (err == STORE_OK)
+		err = blob_gc_queue(st, mb.id);
 	if (err == STORE_OK && (s = stmt(st, S_MSG_DEL_ALL)) != NULL) {
 		sqlite3_bind_int64(s, 1, mb.id);
 		err = step_done(st, s, "messages delete");
@@ -704,8 +706,6 @@ store_mailbox_delete(struct store *st, const char *user, const char *name)
 		sqlite3_bind_int64(s, 1, mb.id);
 		err = step_done(st, s, "mailbox delete");
 	}
-	if (err == STORE_OK)
-		err = blob_gc(st);
 	r.user = user;
 	r.mailbox = mb.uniqueid;
 	r.name = mb.name;

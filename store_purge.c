@@ -235,14 +235,10 @@ db_file_size(struct store *st, const char *suffix)
 }
 
 void
-store_wal_trim(struct store *st)
+wal_truncate(struct store *st)
 {
-	int64_t		 before;
-	int		 rc, frames = 0, done = 0;
+	int	 rc, frames = 0, done = 0;
 
-	if (st->in_txn || (before = db_file_size(st, "-wal")) <=
-	    STORE_WAL_LIMIT)
-		return;
 	store_read_end(st);
 	/*
 	 * No busy handler: a reader in another process makes this a
@@ -251,10 +247,17 @@ store_wal_trim(struct store *st)
 	sqlite3_busy_timeout(st->db, 0);
 	rc = sqlite3_wal_checkpoint_v2(st->db, NULL,
 	    SQLITE_CHECKPOINT_TRUNCATE, &frames, &done);
-	sqlite3_busy_timeout(st->db, STORE_BUSY_TIMEOUT_MS);
-	log_debug("store.wal", "bytes=%lld frames=%d checkpointed=%d "
-	    "rc=%d after=%lld", (long long)before, frames, done, rc,
-	    (long long)db_file_size(st, "-wal"));
+	sqlite3_busy_timeout(st->db, st->busy_ms);
+	log_debug("store.wal", "frames=%d checkpointed=%d rc=%d after=%lld",
+	    frames, done, rc, (long long)db_file_size(st, "-wal"));
+}
+
+void
+store_wal_trim(struct store *st)
+{
+	if (st->in_txn || db_file_size(st, "-wal") <= STORE_WAL_LIMIT)
+		return;
+	wal_truncate(st);
 }
 
 enum store_err

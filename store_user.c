@@ -181,6 +181,8 @@ store_user_del(struct store *st, const char *name)
 		    SQLITE_STATIC);
 		sqlite3_bind_int64(t, 3, time(NULL));
 		err = step_done(st, t, "tombstones");
+		if (err == STORE_OK)
+			err = blob_gc_queue(st, mbox);
 		if (err == STORE_OK && (t = stmt(st, S_MSG_DEL_ALL)) != NULL) {
 			sqlite3_bind_int64(t, 1, mbox);
 			err = step_done(st, t, "messages delete");
@@ -203,8 +205,7 @@ store_user_del(struct store *st, const char *name)
 	if ((t = stmt(st, S_MBOX_DEL_USER)) == NULL)
 		return op_end(st, STORE_IO);
 	sqlite3_bind_int64(t, 1, uid);
-	if ((err = step_done(st, t, "mailboxes delete")) == STORE_OK)
-		err = blob_gc(st);
+	err = step_done(st, t, "mailboxes delete");
 	if (err == STORE_OK && (t = stmt(st, S_USER_DEL)) != NULL) {
 		sqlite3_bind_int64(t, 1, uid);
 		err = step_done(st, t, "user delete");

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Hostile clients: does any of them stall the loop or blow the memory?
 
-    bench/hostile.py [--mailrepd PATH] [--messages N] [--only ROW,...]
+    bench/hostile.py [--mailrepd PATH] [--messages N] [--blobs N]
+                     [--only ROW,...]
 
 Runs each row of the table in issue 17 (smaller where a row would take
 minutes to set up) against one `mailrepd serve` on 127.0.0.1, in a new
@@ -33,16 +34,47 @@ from login_burst import free_port, pct
 
 HOST = "127.0.0.1"
 PASSWORD = "bench-pass"
-USERS = ["probe", "alice", "lister", "flood"]
+USERS = ["probe", "alice", "lister", "flood", "hoard"]
 NOOP_EVERY = 0.02
 IO_TIMEOUT = 120.0
 PARTIAL_HELLO = b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03"
 
 
+def add_blobs(data, user, n):
+    """Puts n one-message blobs in user's INBOX straight into SQLite, on
+    a stopped store (delivering that many takes many minutes).  Rows
+    only, no chunks: nothing may read them, and `mailrepd check` would
+    fail; they make a big store for the loop's bounds to be looked at."""
+    db = sqlite3.connect(os.path.join(str(data), "mailrepd.db"),
+                         isolation_level=None)
+    try:
+        db.execute("PRAGMA cache_size = -131072")
+        db.execute("BEGIN")
+        first = db.execute("SELECT coalesce(max(id), 0) FROM blob"
+                           ).fetchone()[0] + 1
+        (box,) = db.execute("SELECT m.id FROM mailbox m JOIN user u ON "
+                            "u.id = m.user_id WHERE u.name = ? AND "
+                            "m.name = 'INBOX'", (user,)).fetchone()
+        count = ("WITH RECURSIVE c(i) AS (SELECT 0 UNION ALL SELECT i + 1 "
+                 "FROM c WHERE i < %d) " % (n - 1))
+        # 32-byte GUIDs no real message has, in order: SQLite appends.
+        db.execute("INSERT INTO blob (id, guid, size) " + count +
+                   "SELECT ? + i, CAST(printf('%032d', i) AS BLOB), 0 "
+                   "FROM c", (first,))
+        db.execute("INSERT INTO message (mailbox_id, uid, blob_id, modseq, "
+                   "internaldate) " + count + "SELECT ?, i + 1, ? + i, 1, 0 "
+                   "FROM c", (box, first))
+        db.execute("UPDATE mailbox SET uidnext = ?, highestmodseq = 1 "
+                   "WHERE id = ?", (n + 1, box))
+        db.execute("COMMIT")
+    finally:
+        db.close()
+
+
 class Server:
     """One mailrepd serve with LMTP, IMAP and IMAPS on loopback."""
 
-    def __init__(self, binary, tmp):
+    def __init__(self, binary, tmp, blobs):
         self.binary = binary
         self.data = os.path.join(tmp, "data")
         self.lmtp, self.imap, self.imaps = free_port(), free_port(), \
@@ -52,6 +84,8 @@ class Server:
                            input=(PASSWORD + "\n").encode(), check=True,
                            stdout=subprocess.DEVNULL,
                            stderr=subprocess.DEVNULL)
+        if blobs:
+            add_blobs(self.data, "hoard", blobs)
         self.log = open(self.data + ".log", "wb")
         self.proc = subprocess.Popen(
             [binary, "serve", "--data", self.data, "--name", "bench.test",
@@ -309,6 +343,22 @@ def row_lock(srv, a):
     return "lock held 3 s; the STORE waited %.2f s" % (time.monotonic() - t)
 
 
+def row_delete(srv, a):
+    c = IMAP(srv.imap, "lister")
+    c.cmd("CREATE small", ok=False)
+    for i in range(20):
+        msg = b"Subject: %d\r\n\r\nhi\r\n" % i
+        c.sock.sendall(b"a%d APPEND small {%d+}\r\n%s\r\n" % (i, len(msg),
+                                                               msg))
+        while not c.readline().startswith(b"a%d " % i):
+            pass
+    t = time.monotonic()
+    got = c.cmd("DELETE small", ok=False)
+    c.close()
+    return "%d other blobs, %.2f s: %s" % (a.blobs, time.monotonic() - t,
+                                           got[:40])
+
+
 def row_capability(srv, a):
     return flood(srv.imap, 500, b"a CAPABILITY\r\n" * 64, a.seconds)
 
@@ -372,6 +422,7 @@ ROWS = [
     ("search", "SEARCH 16 NOT BODY (at most 16 now), 5 MB", row_search),
     ("list", "LIST 32 long patterns, 1000 mailboxes", row_list),
     ("lock", "another process holds the write lock 3 s", row_lock),
+    ("delete", "DELETE of a small mailbox beside many blobs", row_delete),
     ("capability", "500 unauthenticated pipelining CAPABILITY",
      row_capability),
     ("listflood", "60 logged-in pipelining LIST \"\" *", row_list_flood),
@@ -386,11 +437,14 @@ def main():
                                                          "./mailrepd"))
     ap.add_argument("--messages", type=int, default=20000)
     ap.add_argument("--seconds", type=int, default=5)
+    ap.add_argument("--blobs", type=int, default=1000000,
+                    help="one-message blobs of another user (delete row)")
     ap.add_argument("--only", default="")
     a = ap.parse_args()
     only = set(a.only.split(",")) if a.only else None
     tmp = tempfile.mkdtemp(prefix="hostile")
-    srv = Server(os.path.abspath(a.mailrepd), tmp)
+    srv = Server(os.path.abspath(a.mailrepd), tmp,
+                 a.blobs if not only or "delete" in only else 0)
     try:
         t = time.monotonic()
         deliver(srv, "alice", a.messages)

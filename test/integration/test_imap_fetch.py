@@ -451,11 +451,13 @@ def test_imaplib_fetch(imap_srv):
 
 def test_fetch_survives_delete_of_its_mailbox(imap_srv):
     """A FETCH streaming a big message keeps its bytes when another
-    session deletes the mailbox meanwhile (the blob is collected only
-    once no reader has it open)."""
+    session deletes the mailbox meanwhile; the blob is collected once no
+    reader has it open (it was left in the store for good before)."""
     import socket
+    import sqlite3
+    import time
     body = b"From: a@b.test\r\nSubject: big\r\n\r\n" + b"".join(
-        b"%07d %s\r\n" % (i, b"y" * 90) for i in range(20000))
+        b"%07d %s\r\n" % (i, b"y" * 90) for i in range(60000))
     with imap_srv.raw() as c:
         c.ok("CREATE big")
         c.append("big", body)
@@ -477,3 +479,15 @@ def test_fetch_survives_delete_of_its_mailbox(imap_srv):
     head = b"* 1 FETCH (BODY[] {%d}\r\n" % len(body)
     assert reply.startswith(head), reply[:80]
     assert reply[len(head):len(head) + len(body)] == body
+    db = sqlite3.connect("file:%s/mailrepd.db?mode=ro" % imap_srv.data,
+                         uri=True)
+    try:
+        for _ in range(100):
+            left = db.execute("SELECT count(*) FROM blob WHERE size = ?",
+                              (len(body),)).fetchone()[0]
+            if left == 0:
+                break
+            time.sleep(0.1)
+        assert left == 0, "the deleted mailbox's blob was never collected"
+    finally:
+        db.close()

@@ -6,10 +6,14 @@ every session for the whole command.  The thresholds are generous (the
 machine is shared and the tests run under ASan): they catch a loop held
 for seconds, not a slow step.  Each test prints the probe's figures."""
 import re
+import sys
 import threading
 import time
 
-from conftest import IMAPRaw
+from conftest import REPO, IMAPRaw
+
+sys.path.insert(0, str(REPO / "bench"))
+from hostile import add_blobs  # noqa: E402 (bench/ is not a package)
 
 MSG = b"From: a@b.test\r\nSubject: s\r\n\r\nbody\r\n"
 BIG = 20000			# messages of the big mailboxes
@@ -341,3 +345,29 @@ def test_select_of_a_big_mailbox_is_stepped(imap_srv):
         after = o.ok("FETCH 1:* UID", timeout=300)
         assert len(after) == n, len(after)
         assert "UID 2)" not in " ".join(after[:3]), after[:3]
+
+
+BIG_STORE = 1000000		# blobs beside the mailbox that DELETE takes
+
+
+def test_delete_in_a_big_store_is_stepped(server):
+    """DELETE of a small mailbox in a store of a million blobs: the old
+    code then looked at every blob of the store in one go (2-3 s here
+    under ASan); the deleted mailbox's blobs are now collected a batch a
+    loop iteration, and nothing else is looked at."""
+    srv = server(imap=True, start=False)
+    add_blobs(srv.data, "bob", BIG_STORE)
+    srv.start()
+    with srv.raw() as c:
+        c.ok("CREATE small")
+        for i in range(20):
+            c.append("small", MSG + b"%d\r\n" % i)
+        with Probe(srv) as probe:
+            t0 = time.monotonic()
+            c.ok("DELETE small", timeout=300)
+            took = time.monotonic() - t0
+            time.sleep(0.5)
+        print("DELETE beside %d blobs: %.2f s" % (BIG_STORE, took))
+        probe.report("DELETE beside %d blobs" % BIG_STORE)
+        c.ok("CREATE small")
+        assert count(srv, "small") == 0

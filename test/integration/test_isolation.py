@@ -306,6 +306,7 @@ UNDO_AFTER_V9 = [
     "ALTER TABLE node DROP COLUMN marker_ino",
     "ALTER TABLE node DROP COLUMN marker_time",
     "ALTER TABLE mailbox DROP COLUMN named",
+    "DROP TABLE blob_unused",
 ]
 
 
