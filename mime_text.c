@@ -1143,6 +1143,8 @@ mime_decode_words(const char *s, size_t n)
 	int		 oom = 0;
 
 	mime_decode_2047(&o, s, n);
+	if (o.s == NULL && !o.err)
+		return strdup("");
 	return sb_take(&o, &oom);
 }
 
