@@ -46,6 +46,7 @@
 #include "config.h"
 #include "crypto.h"
 #include "imap_esearch.h"
+#include "imap_search.h"
 #include "imap_search_prog.h"
 #include "imap_session.h"
 #include "mime.h"
@@ -137,6 +138,8 @@ struct search {
 	char			 keywords[STORE_MAX_KEYWORDS];
 	unsigned char		*win;		/* decoded, folded bytes */
 	unsigned char		*raw;		/* bytes as stored */
+	uint32_t		*hits;		/* SORT, THREAD: view indexes */
+	size_t			 nhits, caphits;
 };
 
 static enum tri		 eval(struct search *, const struct node *,
@@ -167,14 +170,8 @@ header_normalise(char *h, size_t len)
 	return o;
 }
 
-/*
- * Finds the next field called `name` in a normalised header block,
- * from *pos on.  Sets *val and *vlen to its value (leading blanks
- * skipped, line end left out) and moves *pos past its line.  Returns 0
- * when there is no further such field.
- */
-static int
-header_next(const char *h, size_t len, size_t *pos, const char *name,
+int
+imap_header_next(const char *h, size_t len, size_t *pos, const char *name,
     const char **val, size_t *vlen)
 {
 	const char	*line, *eol;
@@ -185,6 +182,13 @@ header_next(const char *h, size_t len, size_t *pos, const char *name,
 		eol = memchr(line, '\n', len - *pos);
 		llen = eol != NULL ? (size_t)(eol - line) : len - *pos;
 		*pos += llen + (eol != NULL);
+		/* continuation lines belong to the field */
+		while (eol != NULL && *pos < len && IS_WSP(h[*pos])) {
+			eol = memchr(h + *pos, '\n', len - *pos);
+			*pos = eol != NULL ? (size_t)(eol - h) + 1 : len;
+			llen = (eol != NULL ? (size_t)(eol - line) : len -
+			    (size_t)(line - h));
+		}
 		if (llen > 0 && line[llen - 1] == '\r')
 			llen--;
 		if (llen <= nlen || strncasecmp(line, name, nlen) != 0)
@@ -344,7 +348,7 @@ sent_local(const struct store_meta *meta, int64_t internaldate)
 	size_t		 pos = 0, vlen;
 	time_t		 t;
 
-	if (meta->sent_date != -1 && header_next(meta->header,
+	if (meta->sent_date != -1 && imap_header_next(meta->header,
 	    meta->header_len, &pos, "date", &v, &vlen) &&
 	    (t = mime_date_local(v, vlen)) != -1)
 		return t;
@@ -459,8 +463,8 @@ match_header(const struct node *n, const struct store_meta *meta)
 	if (d != NULL && n->len > 0 &&
 	    memmem(d, strlen(d), n->str, n->len) != NULL)
 		return T_YES;
-	while (header_next(meta->header, meta->header_len, &pos, n->name, &v,
-	    &vlen))
+	while (imap_header_next(meta->header, meta->header_len, &pos, n->name,
+	    &v, &vlen))
 		if (memmem(v, vlen, n->str, n->len) != NULL ||
 		    (n->decoded != DEC_SUBJECT && n->decoded != DEC_NONE &&
 		    address_has(v, vlen, n)))
@@ -515,7 +519,7 @@ part_cte(struct search *se, struct candidate *m, const struct mime_part *p,
 	}
 	len = header_normalise((char *)se->raw, (size_t)len);
 	*cte = CTE_IDENTITY;
-	if (!header_next((char *)se->raw, (size_t)len, &pos,
+	if (!imap_header_next((char *)se->raw, (size_t)len, &pos,
 	    "content-transfer-encoding", &v, &vlen))
 		return 0;
 	while (vlen > 0 && IS_WSP(v[vlen - 1]))
@@ -852,20 +856,21 @@ search_free(void *arg)
 
 	candidate_end(se);
 	search_prog_free(&se->prog);
+	free(se->hits);
 	free(se->win);
 	free(se->raw);
 	free(se);
 }
 
 /*
- * One step: tries messages until the mailbox is done or the step's
- * budget is used up (in the middle of a message, maybe), writing each
- * match onto the "* SEARCH" line.  Returns 1 once the reply is recorded, else 0.
+ * Tries messages until the mailbox is done (1) or the step's budget is
+ * used up, maybe in the middle of a message (0), calling found() for
+ * each match with its index in the view.  -1: a store error (se->err).
  */
 static int
-search_step(struct session *s, void *arg)
+search_run(struct session *s, struct search *se,
+    int (*found)(struct session *, struct search *, uint32_t))
 {
-	struct search		*se = arg;
 	const struct imap_view	*v = imap_of(s)->view;
 	int			 r;
 
@@ -876,19 +881,43 @@ search_step(struct session *s, void *arg)
 		se->budget.done++;
 		if ((r = search_one(se, v, se->next)) == 2)
 			return 0;
-		if (r < 0) {
-			session_printf(s, "\r\n");
-			imap_reply(s, "NO [UNAVAILABLE] SEARCH failed: %s",
-			    store_strerror(se->err));
-			return 1;
-		}
-		if (r > 0 && se->es.ret != 0)
-			imap_esearch_add(s, &se->es, se->uid ?
-			    v->msgs[se->next].uid : se->next + 1,
-			    se->last_modseq);
-		else if (r > 0)
-			session_printf(s, " %u", se->uid ?
-			    v->msgs[se->next].uid : se->next + 1);
+		if (r < 0 || (r > 0 && found(s, se, se->next) < 0))
+			return -1;
+	}
+	return 1;
+}
+
+/* Writes a match onto the "* SEARCH" line, or into the ESEARCH result. */
+static int
+search_write_match(struct session *s, struct search *se, uint32_t i)
+{
+	const struct imap_view	*v = imap_of(s)->view;
+	uint32_t		 n = se->uid ? v->msgs[i].uid : i + 1;
+
+	if (se->es.ret != 0)
+		imap_esearch_add(s, &se->es, n, se->last_modseq);
+	else
+		session_printf(s, " %u", n);
+	return 0;
+}
+
+/*
+ * One step of SEARCH: writes the matches it finds.  Returns 1 once the
+ * reply is recorded, else 0.
+ */
+static int
+search_step(struct session *s, void *arg)
+{
+	struct search	*se = arg;
+	int		 r;
+
+	if ((r = search_run(s, se, search_write_match)) == 0)
+		return 0;
+	if (r < 0) {
+		session_printf(s, "\r\n");
+		imap_reply(s, "NO [UNAVAILABLE] SEARCH failed: %s",
+		    store_strerror(se->err));
+		return 1;
 	}
 	if (se->es.ret != 0) {
 		imap_esearch_end(s, &se->es, se->prog.modseq);
@@ -903,13 +932,48 @@ search_step(struct session *s, void *arg)
 	return 1;
 }
 
-void
-imap_cmd_search(struct session *s, const struct imap_arg *args, size_t nargs,
+/*
+ * Compiles the search keys args (an optional CHARSET first) for the
+ * selected mailbox.  Returns the search, or NULL with the reply made.
+ */
+static struct search *
+search_new(struct session *s, const struct imap_arg *args, size_t nargs,
     int uid)
 {
 	struct imap_session	*ims = imap_of(s);
 	struct search		*se;
 	char			 err[REPLY_MAX];
+
+	if ((se = calloc(1, sizeof(*se))) == NULL) {
+		imap_reply(s, "NO [UNAVAILABLE] Out of memory");
+		return NULL;
+	}
+	if (search_compile(&se->prog, args, nargs, err, sizeof(err)) < 0) {
+		imap_reply(s, "%s", err);
+		free(se);
+		return NULL;
+	}
+	if (se->prog.maxlen > 0 &&
+	    ((se->win = malloc(SCAN_CHUNK + se->prog.maxlen + SCAN_SLACK)) ==
+	    NULL || (se->raw = malloc(SCAN_CHUNK)) == NULL)) {
+		imap_reply(s, "NO [UNAVAILABLE] Out of memory");
+		search_free(se);
+		return NULL;
+	}
+	se->store = s->srv->store;
+	se->mailbox = ims->view->mb.id;
+	se->uid = uid;
+	prog_resolve(&se->prog, ims->view);
+	if (se->prog.modseq)
+		imap_condstore_enable(s);
+	return se;
+}
+
+void
+imap_cmd_search(struct session *s, const struct imap_arg *args, size_t nargs,
+    int uid)
+{
+	struct search		*se;
 	unsigned		 ret = 0;
 
 	/* ESEARCH (RFC 4731): "RETURN (options)" before the criteria. */
@@ -923,28 +987,8 @@ imap_cmd_search(struct session *s, const struct imap_arg *args, size_t nargs,
 		args += 2;
 		nargs -= 2;
 	}
-	if ((se = calloc(1, sizeof(*se))) == NULL) {
-		imap_reply(s, "NO [UNAVAILABLE] Out of memory");
+	if ((se = search_new(s, args, nargs, uid)) == NULL)
 		return;
-	}
-	if (search_compile(&se->prog, args, nargs, err, sizeof(err)) < 0) {
-		imap_reply(s, "%s", err);
-		free(se);
-		return;
-	}
-	if (se->prog.maxlen > 0 &&
-	    ((se->win = malloc(SCAN_CHUNK + se->prog.maxlen + SCAN_SLACK)) ==
-	    NULL || (se->raw = malloc(SCAN_CHUNK)) == NULL)) {
-		imap_reply(s, "NO [UNAVAILABLE] Out of memory");
-		search_free(se);
-		return;
-	}
-	se->store = s->srv->store;
-	se->mailbox = ims->view->mb.id;
-	se->uid = uid;
-	prog_resolve(&se->prog, ims->view);
-	if (se->prog.modseq)
-		imap_condstore_enable(s);
 	if (ret != 0)
 		imap_esearch_begin(s, &se->es, ret, uid);
 	else
@@ -954,4 +998,56 @@ imap_cmd_search(struct session *s, const struct imap_arg *args, size_t nargs,
 		search_free(se);
 	else
 		imap_start_steps(s, search_step, search_free, se);
+}
+
+/* --- the matches kept, for SORT and THREAD ------------------------------- */
+
+struct search *
+imap_search_matches_new(struct session *s, const struct imap_arg *args,
+    size_t nargs)
+{
+	return search_new(s, args, nargs, 0);
+}
+
+/* Keeps a match's view index. */
+static int
+search_keep_match(struct session *s, struct search *se, uint32_t i)
+{
+	uint32_t	*hits;
+	size_t		 cap;
+
+	(void)s;
+	if (se->nhits == se->caphits) {
+		cap = se->caphits > 0 ? se->caphits * 2 : 256;
+		if ((hits = reallocarray(se->hits, cap, sizeof(*hits))) ==
+		    NULL) {
+			se->err = STORE_IO;
+			return -1;
+		}
+		se->hits = hits;
+		se->caphits = cap;
+	}
+	se->hits[se->nhits++] = i;
+	return 0;
+}
+
+int
+imap_search_matches(struct session *s, struct search *se,
+    const uint32_t **hits, size_t *n)
+{
+	int	 r;
+
+	if ((r = search_run(s, se, search_keep_match)) == 1) {
+		*hits = se->hits;
+		*n = se->nhits;
+	} else if (r < 0)
+		imap_reply(s, "NO [UNAVAILABLE] SEARCH failed: %s",
+		    store_strerror(se->err));
+	return r;
+}
+
+void
+imap_search_matches_free(struct search *se)
+{
+	search_free(se);
 }
