@@ -46,7 +46,8 @@
 #define CAPS_BASE	"IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE " \
 			"UIDPLUS MOVE UNSELECT CHILDREN SPECIAL-USE " \
 			"LIST-EXTENDED LIST-STATUS CONDSTORE QRESYNC ESEARCH " \
-			"STATUS=SIZE WITHIN"
+			"STATUS=SIZE WITHIN SORT SORT=DISPLAY " \
+			"THREAD=ORDEREDSUBJECT THREAD=REFERENCES"
 
 enum input_mode {
 	IN_COMMAND,
@@ -1314,6 +1315,8 @@ static const struct imap_command commands[] = {
 	{ "UNSELECT", ST_SELECTED, 0, 0, imap_cmd_close },
 	{ "EXPUNGE", ST_SELECTED, 0, 0, imap_cmd_expunge },
 	{ "SEARCH", ST_SELECTED, 1, 0, imap_cmd_search },
+	{ "SORT", ST_SELECTED, 1, 0, imap_cmd_sort },
+	{ "THREAD", ST_SELECTED, 1, 0, imap_cmd_thread },
 	{ "FETCH", ST_SELECTED, 1, 0, imap_cmd_fetch },
 	{ "STORE", ST_SELECTED, 1, 0, imap_cmd_store },
 	{ "COPY", ST_SELECTED, 0, 0, imap_cmd_copy },
@@ -1323,6 +1326,8 @@ static const struct imap_command commands[] = {
 /* After "UID": the same commands with UIDs for sequence numbers. */
 static const struct imap_command uid_commands[] = {
 	{ "SEARCH", ST_SELECTED, 0, 1, imap_cmd_search },
+	{ "SORT", ST_SELECTED, 0, 1, imap_cmd_sort },
+	{ "THREAD", ST_SELECTED, 0, 1, imap_cmd_thread },
 	{ "FETCH", ST_SELECTED, 0, 1, imap_cmd_fetch },
 	{ "STORE", ST_SELECTED, 0, 1, imap_cmd_store },
 	{ "COPY", ST_SELECTED, 0, 1, imap_cmd_copy },

@@ -30,6 +30,9 @@ int		 imap_search_matches(struct session *, struct search *,
 
 void		 imap_search_matches_free(struct search *);
 
+/* Whether a charset argument names one SEARCH searches in. */
+int		 imap_search_charset_ok(const struct imap_arg *);
+
 /*
  * Finds the next field called `name` in a header block of len bytes,
  * from *pos on.  Sets *val and *vlen to its value (leading blanks

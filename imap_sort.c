@@ -17,6 +17,7 @@
 #include <strings.h>
 
 #include "config.h"
+#include "imap_search.h"
 #include "imap_sort.h"
 #include "mime.h"
 #include "store.h"
@@ -27,6 +28,7 @@
 #define ENV_FROM	2
 #define ENV_TO		5
 #define ENV_CC		6
+#define ENV_IN_REPLY_TO	8
 
 /* A sort key's name, and the envelope address list it reads (or -1). */
 static const struct {
@@ -166,11 +168,11 @@ leader_len(const char *p)
  * a "[fwd: ...]" wrapper starts it all again.
  */
 char *
-imap_base_subject(const char *subject)
+imap_base_subject(const char *subject, int *reply)
 {
 	char	*s, *b, *e;
 	size_t	 n;
-	int	 again;
+	int	 again, was_reply = 0;
 
 	if ((s = collapse_space(subject)) == NULL)
 		return NULL;
@@ -181,15 +183,19 @@ imap_base_subject(const char *subject)
 			if (e > b && IS_WSP(e[-1]))
 				e--;
 			else if (e - b >= 5 && strncasecmp(e - 5, "(fwd)", 5) ==
-			    0)
+			    0) {
 				e -= 5;
+				was_reply = 1;
+			}
 			else
 				break;
 		}
 		*e = '\0';
 		do {
-			for (again = 0; (n = leader_len(b)) > 0; again = 1)
+			for (again = 0; (n = leader_len(b)) > 0; again = 1) {
+				was_reply |= n > 1 || !IS_WSP(*b);
 				b += n;
+			}
 			/* A blob goes only when a subject is left after it. */
 			if ((n = blob_len(b)) > 0 && b[n] != '\0') {
 				b += n;
@@ -200,11 +206,14 @@ imap_base_subject(const char *subject)
 		    e[-1] == ']') {
 			b += 5;
 			*--e = '\0';
+			was_reply = 1;
 			continue;
 		}
 		break;
 	}
 	memmove(s, b, e - b + 1);
+	if (reply != NULL)
+		*reply = was_reply;
 	return s;
 }
 
@@ -300,6 +309,24 @@ skip_value(const char **pp, int depth)
 }
 
 /*
+ * Sets *p to field `field` of an ENVELOPE "(date subject from ...)".
+ * Returns 0, or -1 when the envelope does not parse that far.
+ */
+static int
+envelope_field(const char *envelope, int field, const char **p)
+{
+	int	 i;
+
+	*p = skip_space(envelope);
+	if (**p != '(')
+		return -1;
+	for ((*p)++, i = 0; i < field; i++)
+		if (skip_value(p, 1) < 0)
+			return -1;
+	return 0;
+}
+
+/*
  * Reads the first address of the envelope's field `field` that is a
  * mailbox (an RFC 5322 group's markers are skipped) into *a, all NULL
  * when there is none.  Returns 0, or -1 when the envelope does not parse.
@@ -307,14 +334,12 @@ skip_value(const char **pp, int depth)
 static int
 first_address(const char *envelope, int field, struct address *a)
 {
-	const char	*p = envelope;
+	const char	*p;
 	char		*adl;
-	int		 i;
 
 	memset(a, 0, sizeof(*a));
-	for (i = 0; i < field; i++)
-		if (skip_value(&p, 0) < 0)
-			return -1;
+	if (envelope_field(envelope, field, &p) < 0)
+		return -1;
 	if (*(p = skip_space(p)) != '(')
 		return skip_value(&p, 0);	/* NIL: no address */
 	for (p++; *(p = skip_space(p)) == '(';) {
@@ -362,8 +387,8 @@ address_key(const struct address *a, enum sort_key k)
 }
 
 /*
- * Fills the address keys the criteria name from an envelope (as stored,
- * without its parentheses); one that does not parse has no addresses.
+ * Fills the address keys the criteria name from an envelope as FETCH
+ * sends it; one that does not parse has no addresses.
  * Returns STORE_OK, or STORE_IO when memory ran out.
  */
 static enum store_err
@@ -387,6 +412,31 @@ load_addresses(const char *envelope, const struct sort_criteria *c,
 		if (m->str[key] == NULL)
 			return STORE_IO;
 	}
+	return STORE_OK;
+}
+
+/*
+ * Reads what THREAD links messages by: the Message-ID, and References:
+ * or else In-Reply-To: (the envelope's field).  STORE_IO: no memory.
+ */
+static enum store_err
+load_message_ids(const struct store_meta *meta, struct sort_msg *m)
+{
+	const char	*v, *p;
+	size_t		 vlen, pos = 0;
+
+	if (meta->message_id != NULL &&
+	    (m->message_id = strdup(meta->message_id)) == NULL)
+		return STORE_IO;
+	if (meta->header != NULL && imap_header_next(meta->header,
+	    meta->header_len, &pos, "References", &v, &vlen))
+		return (m->references = strndup(v, vlen)) == NULL ?
+		    STORE_IO : STORE_OK;
+	if (meta->envelope == NULL ||
+	    envelope_field(meta->envelope, ENV_IN_REPLY_TO, &p) < 0)
+		return STORE_OK;
+	if (read_nstring(&p, &m->references) < 0)
+		m->references = NULL;
 	return STORE_OK;
 }
 
@@ -416,16 +466,18 @@ imap_sort_load(struct store *st, int64_t mbox, const struct sort_criteria *c,
 	m->size = msg.size;
 	if (!needs_meta(c))
 		return STORE_OK;
-	if ((err = store_message_meta(st, msg.guid, STORE_META_STRUCT |
-	    STORE_META_SEARCH, &meta)) != STORE_OK)
+	if ((err = store_message_meta(st, msg.guid, c == NULL ? STORE_META_ALL :
+	    STORE_META_STRUCT | STORE_META_SEARCH, &meta)) != STORE_OK)
 		return err;
 	if (meta.sent_date != -1)
 		m->date = meta.sent_date;
 	if ((m->str[SORT_SUBJECT] = imap_base_subject(meta.subject != NULL ?
-	    meta.subject : "")) == NULL)
+	    meta.subject : "", &m->reply)) == NULL)
 		err = STORE_IO;
 	if (err == STORE_OK && c != NULL && meta.envelope != NULL)
 		err = load_addresses(meta.envelope, c, m);
+	if (err == STORE_OK && c == NULL)
+		err = load_message_ids(&meta, m);
 	store_meta_free(&meta);
 	return err;
 }
@@ -473,7 +525,8 @@ compare_msgs(const void *pa, const void *pb, void *arg)
 void
 imap_sort_msgs(struct sort_msg *m, size_t n, const struct sort_criteria *c)
 {
-	qsort_r(m, n, sizeof(*m), compare_msgs, (void *)c);
+	if (n > 1)
+		qsort_r(m, n, sizeof(*m), compare_msgs, (void *)c);
 }
 
 void
@@ -484,4 +537,7 @@ imap_sort_msg_free(struct sort_msg *m)
 	for (k = 0; k < SORT_NKEYS; k++)
 		free(m->str[k]);
 	memset(m->str, 0, sizeof(m->str));
+	free(m->message_id);
+	free(m->references);
+	m->message_id = m->references = NULL;
 }

@@ -39,6 +39,10 @@ struct sort_msg {
 	int64_t		 arrival, date;
 	uint64_t	 size;
 	char		*str[SORT_NKEYS];	/* string keys read, or NULL */
+	/* THREAD's: */
+	int		 reply;		/* the subject was a reply's */
+	char		*message_id;	/* Message-ID:, or NULL */
+	char		*references;	/* References:, else In-Reply-To: */
 };
 
 /*
@@ -51,7 +55,8 @@ int	imap_sort_parse(const struct imap_arg *list, struct sort_criteria *,
 /*
  * Reads from the store the keys the criteria compare of message m->uid
  * (m->seq and m->uid set by the caller) in mailbox mbox.  With
- * criteria NULL, reads what THREAD needs: the date and base subject.
+ * criteria NULL, reads what THREAD needs: the date, the base subject
+ * (in str[SORT_SUBJECT]) and the Message-IDs.
  */
 enum store_err	imap_sort_load(struct store *, int64_t mbox,
 		    const struct sort_criteria *, struct sort_msg *m);
@@ -66,8 +71,10 @@ void	imap_sort_msg_free(struct sort_msg *);
  * The base subject of a subject already decoded to UTF-8 (RFC 5256
  * section 2.1): without "Re:", "Fwd:", "[blob]" leaders, "(fwd)"
  * trailers and "[fwd: ...]" wrappers, its white space collapsed.  A
- * malloc'd string (maybe empty); NULL when memory ran out.
+ * malloc'd string (maybe empty); NULL when memory ran out.  *reply (if
+ * not NULL) tells whether a leader, trailer or wrapper of a reply or
+ * forward was taken off.
  */
-char	*imap_base_subject(const char *subject);
+char	*imap_base_subject(const char *subject, int *reply);
 
 #endif /* MAILREPD_IMAP_SORT_H */

@@ -23,7 +23,7 @@
 static void
 assert_base(const char *subject, const char *want)
 {
-	char	*got = imap_base_subject(subject);
+	char	*got = imap_base_subject(subject, NULL);
 
 	assert_non_null(got);
 	if (strcmp(got, want) != 0)
@@ -61,6 +61,29 @@ test_base_subject(void **state)
 	assert_base("(fwd)", "");
 	/* An unclosed blob is text. */
 	assert_base("[list Re: Hello", "[list Re: Hello");
+}
+
+/* Whether THREAD sees a reply or forward in the subject. */
+static int
+is_reply(const char *subject)
+{
+	int	 reply = -1;
+
+	free(imap_base_subject(subject, &reply));
+	return reply;
+}
+
+static void
+test_base_subject_reply(void **state)
+{
+	(void)state;
+	assert_int_equal(is_reply("Hello"), 0);
+	assert_int_equal(is_reply("  Hello  "), 0);
+	assert_int_equal(is_reply("[list] Hello"), 0);
+	assert_int_equal(is_reply("Re: Hello"), 1);
+	assert_int_equal(is_reply("[list] Fwd: Hello"), 1);
+	assert_int_equal(is_reply("Hello (fwd)"), 1);
+	assert_int_equal(is_reply("[Fwd: Hello]"), 1);
 }
 
 /* Parses "(criteria)" as a SORT command's first argument. */
@@ -111,10 +134,10 @@ test_parse_criteria(void **state)
 static void
 test_address_keys(void **state)
 {
-	static const char env[] = "\"Mon, 1 Jan 2024 00:00:00 +0000\" "
+	static const char env[] = "(\"Mon, 1 Jan 2024 00:00:00 +0000\" "
 	    "\"s\" ((\"=?utf-8?q?J=C3=BCrgen?=\" NIL \"jurgen\" \"b.org\")) "
 	    "NIL NIL ((NIL NIL \"team\" NIL)(NIL NIL \"zed\" \"c.org\")"
-	    "(NIL NIL NIL NIL)) NIL NIL NIL NIL";
+	    "(NIL NIL NIL NIL)) NIL NIL NIL NIL)";
 	struct sort_criteria	 c = { 5, { SORT_FROM, SORT_DISPLAYFROM,
 	    SORT_TO, SORT_DISPLAYTO, SORT_CC }, { 0 } };
 	struct sort_msg		 m = { 0 };
@@ -178,6 +201,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_base_subject),
+		cmocka_unit_test(test_base_subject_reply),
 		cmocka_unit_test(test_parse_criteria),
 		cmocka_unit_test(test_address_keys),
 		cmocka_unit_test(test_order),
