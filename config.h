@@ -187,6 +187,8 @@
 #define IMAP_MAX_COPY		1000	/* messages one COPY or MOVE takes (one step) */
 #define IMAP_MAX_SEARCH_TEXT	16	/* BODY and TEXT keys in one SEARCH */
 #define VIEW_INDEX_EVERY	16	/* UID runs of a view per sequence-number index entry */
+#define IMAP_MAX_SORT_KEYS	16	/* criteria in one SORT (9 keys, each maybe twice) */
+#define THREAD_MAX_DEPTH	1000	/* levels THREAD walks up to refuse a loop */
 
 /* MIME pre-parser (run once per delivered message) */
 #define MIME_MAX_DEPTH		32	/* nested multiparts / message parts */

@@ -434,6 +434,8 @@ static const struct imap_command commands[] = {
 	{ "UNSELECT", CMD_SELECTED, 0, imap_cmd_close },
 	{ "EXPUNGE", CMD_SELECTED | CMD_CHANGES, 0, imap_cmd_expunge },
 	{ "SEARCH", CMD_SELECTED | CMD_USES_SEQ, 0, imap_cmd_search },
+	{ "SORT", CMD_SELECTED | CMD_USES_SEQ, 0, imap_cmd_sort },
+	{ "THREAD", CMD_SELECTED | CMD_USES_SEQ, 0, imap_cmd_thread },
 	/* FETCH sets \Seen, but for itself only on a replica (read-only) */
 	{ "FETCH", CMD_SELECTED | CMD_USES_SEQ | CMD_WRITES, 0,
 	    imap_cmd_fetch },
@@ -446,6 +448,8 @@ static const struct imap_command commands[] = {
 /* After "UID": the same commands with UIDs for sequence numbers. */
 static const struct imap_command uid_commands[] = {
 	{ "SEARCH", CMD_SELECTED, 1, imap_cmd_search },
+	{ "SORT", CMD_SELECTED, 1, imap_cmd_sort },
+	{ "THREAD", CMD_SELECTED, 1, imap_cmd_thread },
 	{ "FETCH", CMD_SELECTED | CMD_WRITES, 1, imap_cmd_fetch },
 	{ "STORE", CMD_SELECTED | CMD_CHANGES, 1, imap_cmd_store },
 	{ "COPY", CMD_SELECTED | CMD_CHANGES, 1, imap_cmd_copy },

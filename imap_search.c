@@ -46,6 +46,7 @@
 #include "config.h"
 #include "crypto.h"
 #include "imap_esearch.h"
+#include "imap_search.h"
 #include "imap_search_prog.h"
 #include "imap_session.h"
 #include "mime.h"
@@ -137,6 +138,8 @@ struct search {
 	struct imap_seqset	*save;		/* RETURN (SAVE): the UIDs */
 	size_t			 save_cap;
 	uint32_t		 save_last;	/* view index of the last */
+	uint32_t		*hits;		/* SORT, THREAD: view indexes */
+	size_t			 nhits, caphits;
 	enum store_err		 err;		/* what stopped a test */
 	/* the row's keywords: the store's copy lasts one call */
 	char			 keywords[STORE_MAX_KEYWORDS];
@@ -172,14 +175,8 @@ header_normalise(char *h, size_t len)
 	return o;
 }
 
-/*
- * Finds the next field called `name` in a normalised header block,
- * from *pos on.  Sets *val and *vlen to its value (leading blanks
- * skipped, line end left out) and moves *pos past its line.  Returns 0
- * when there is no further such field.
- */
-static int
-header_next(const char *h, size_t len, size_t *pos, const char *name,
+int
+imap_header_next(const char *h, size_t len, size_t *pos, const char *name,
     const char **val, size_t *vlen)
 {
 	const char	*line, *eol;
@@ -190,6 +187,13 @@ header_next(const char *h, size_t len, size_t *pos, const char *name,
 		eol = memchr(line, '\n', len - *pos);
 		llen = eol != NULL ? (size_t)(eol - line) : len - *pos;
 		*pos += llen + (eol != NULL);
+		/* continuation lines belong to the field */
+		while (eol != NULL && *pos < len && IS_WSP(h[*pos])) {
+			eol = memchr(h + *pos, '\n', len - *pos);
+			*pos = eol != NULL ? (size_t)(eol - h) + 1 : len;
+			llen = (eol != NULL ? (size_t)(eol - line) : len -
+			    (size_t)(line - h));
+		}
 		if (llen > 0 && line[llen - 1] == '\r')
 			llen--;
 		if (llen <= nlen || strncasecmp(line, name, nlen) != 0)
@@ -356,7 +360,7 @@ sent_local(const struct store_meta *meta, int64_t internaldate)
 	size_t		 pos = 0, vlen;
 	time_t		 t;
 
-	if (meta->sent_date != -1 && header_next(meta->header,
+	if (meta->sent_date != -1 && imap_header_next(meta->header,
 	    meta->header_len, &pos, "date", &v, &vlen) &&
 	    (t = mime_date_local(v, vlen)) != -1)
 		return t;
@@ -471,8 +475,8 @@ match_header(const struct node *n, const struct store_meta *meta)
 	if (d != NULL && n->len > 0 &&
 	    memmem(d, strlen(d), n->str, n->len) != NULL)
 		return T_YES;
-	while (header_next(meta->header, meta->header_len, &pos, n->name, &v,
-	    &vlen))
+	while (imap_header_next(meta->header, meta->header_len, &pos, n->name,
+	    &v, &vlen))
 		if (memmem(v, vlen, n->str, n->len) != NULL ||
 		    (n->decoded != DEC_SUBJECT && n->decoded != DEC_NONE &&
 		    address_has(v, vlen, n)))
@@ -527,7 +531,7 @@ part_cte(struct search *se, struct candidate *m, const struct mime_part *p,
 	}
 	len = header_normalise((char *)se->raw, (size_t)len);
 	*cte = CTE_IDENTITY;
-	if (!header_next((char *)se->raw, (size_t)len, &pos,
+	if (!imap_header_next((char *)se->raw, (size_t)len, &pos,
 	    "content-transfer-encoding", &v, &vlen))
 		return 0;
 	while (vlen > 0 && IS_WSP(v[vlen - 1]))
@@ -867,6 +871,7 @@ search_free(void *arg)
 	if (se->save != NULL)
 		imap_seqset_free(se->save);
 	free(se->save);
+	free(se->hits);
 	free(se->win);
 	free(se->raw);
 	free(se);
@@ -950,17 +955,15 @@ search_failed(struct session *s, struct search *se)
 }
 
 /*
- * One step: tries messages until the mailbox is done or the step's
- * budget is used up (in the middle of a message, maybe), writing each
- * match onto the "* SEARCH" line (or the ESEARCH one, or keeping it for
- * "$").  Returns 1 once the reply is recorded, else 0.
+ * Tries messages until the mailbox is done (1) or the step's budget is
+ * used up, maybe in the middle of a message (0), calling found() for
+ * each match with its index in the view.  -1: a store error (se->err).
  */
 static int
-search_step(struct session *s, void *arg)
+search_run(struct session *s, struct search *se,
+    int (*found)(struct session *, struct search *, uint32_t))
 {
-	struct search		*se = arg;
 	const struct imap_view	*v = imap_of(s)->view;
-	uint32_t		 n;
 	int			 r;
 
 	imap_step_begin(&se->budget);
@@ -970,20 +973,50 @@ search_step(struct session *s, void *arg)
 		se->budget.done++;
 		if ((r = search_one(se, v, se->next)) == 2)
 			return 0;
-		if (r > 0 && se->save != NULL &&
-		    save_match(se, v, se->next) < 0) {
-			se->err = STORE_IO;
-			r = -1;
-		}
-		if (r < 0) {
-			search_failed(s, se);
-			return 1;
-		}
-		n = se->uid ? imap_view_uid(v, se->next + 1) : se->next + 1;
-		if (r > 0 && (se->ret & ESEARCH_OUTPUT) != 0)
-			imap_esearch_add(s, &se->es, n, se->last_modseq);
-		else if (r > 0 && se->line)
-			session_printf(s, " %u", n);
+		if (r < 0 || (r > 0 && found(s, se, se->next) < 0))
+			return -1;
+	}
+	return 1;
+}
+
+/*
+ * A match of SEARCH: kept for "$", and written onto the "* SEARCH" line
+ * or into the ESEARCH result.  Returns 0, or -1 without memory.
+ */
+static int
+search_write_match(struct session *s, struct search *se, uint32_t i)
+{
+	const struct imap_view	*v = imap_of(s)->view;
+	uint32_t		 n = se->uid ? imap_view_uid(v, i + 1) : i + 1;
+
+	if (se->save != NULL && save_match(se, v, i) < 0) {
+		se->err = STORE_IO;
+		return -1;
+	}
+	if ((se->ret & ESEARCH_OUTPUT) != 0)
+		imap_esearch_add(s, &se->es, n, se->last_modseq);
+	else if (se->line)
+		session_printf(s, " %u", n);
+	return 0;
+}
+
+/*
+ * One step of SEARCH: tries messages until the mailbox is done or the
+ * step's budget is used up (in the middle of a message, maybe), writing
+ * each match onto the "* SEARCH" line (or the ESEARCH one, or keeping it
+ * for "$").  Returns 1 once the reply is recorded, else 0.
+ */
+static int
+search_step(struct session *s, void *arg)
+{
+	struct search	*se = arg;
+	int		 r;
+
+	if ((r = search_run(s, se, search_write_match)) == 0)
+		return 0;
+	if (r < 0) {
+		search_failed(s, se);
+		return 1;
 	}
 	if (se->save != NULL)
 		save_done(s, se);
@@ -1019,14 +1052,51 @@ search_ready(struct search *se, const struct imap_view *v)
 	return 0;
 }
 
-void
-imap_cmd_search(struct session *s, const struct imap_arg *args, size_t nargs,
-    int uid)
+/*
+ * Compiles the search keys args (an optional CHARSET first) for the
+ * selected mailbox, with RETURN options ret.  Returns the search, or
+ * NULL with the reply made.
+ */
+static struct search *
+search_new(struct session *s, const struct imap_arg *args, size_t nargs,
+    int uid, unsigned ret)
 {
 	struct imap_session	*ims = imap_of(s);
 	struct search		*se;
 	char			 err[REPLY_MAX];
-	unsigned		 ret = 0;
+
+	if ((se = calloc(1, sizeof(*se))) == NULL) {
+		imap_reply(s, "NO [UNAVAILABLE] Out of memory");
+		return NULL;
+	}
+	if (search_compile(&se->prog, args, nargs, err, sizeof(err)) < 0) {
+		imap_reply(s, "%s", err);
+		free(se);
+		return NULL;
+	}
+	se->ret = ret;
+	if ((se->prog.maxlen > 0 &&
+	    ((se->win = malloc(SCAN_CHUNK + se->prog.maxlen + SCAN_SLACK)) ==
+	    NULL || (se->raw = malloc(SCAN_CHUNK)) == NULL)) ||
+	    search_ready(se, ims->view) < 0) {
+		imap_reply(s, "NO [UNAVAILABLE] Out of memory");
+		search_free(se);
+		return NULL;
+	}
+	se->store = s->srv->store;
+	se->mailbox = ims->view->mb.id;
+	se->uid = uid;
+	if (se->prog.modseq)
+		imap_condstore_enable(s);
+	return se;
+}
+
+void
+imap_cmd_search(struct session *s, const struct imap_arg *args, size_t nargs,
+    int uid)
+{
+	struct search	*se;
+	unsigned	 ret = 0;
 
 	/* ESEARCH (RFC 4731): "RETURN (options)" before the criteria. */
 	if (nargs > 0 && args[0].type == IMAP_ARG_ATOM &&
@@ -1041,30 +1111,9 @@ imap_cmd_search(struct session *s, const struct imap_arg *args, size_t nargs,
 	}
 	/* A SEARCH meant to save that fails leaves "$" empty. */
 	if (ret & ESEARCH_SAVE)
-		imap_view_save(ims->view, NULL);
-	if ((se = calloc(1, sizeof(*se))) == NULL) {
-		imap_reply(s, "NO [UNAVAILABLE] Out of memory");
+		imap_view_save(imap_of(s)->view, NULL);
+	if ((se = search_new(s, args, nargs, uid, ret)) == NULL)
 		return;
-	}
-	if (search_compile(&se->prog, args, nargs, err, sizeof(err)) < 0) {
-		imap_reply(s, "%s", err);
-		free(se);
-		return;
-	}
-	se->ret = ret;
-	if ((se->prog.maxlen > 0 &&
-	    ((se->win = malloc(SCAN_CHUNK + se->prog.maxlen + SCAN_SLACK)) ==
-	    NULL || (se->raw = malloc(SCAN_CHUNK)) == NULL)) ||
-	    search_ready(se, ims->view) < 0) {
-		imap_reply(s, "NO [UNAVAILABLE] Out of memory");
-		search_free(se);
-		return;
-	}
-	se->store = s->srv->store;
-	se->mailbox = ims->view->mb.id;
-	se->uid = uid;
-	if (se->prog.modseq)
-		imap_condstore_enable(s);
 	se->line = (ret & ESEARCH_OUTPUT) != 0 || ret == 0;
 	if ((ret & ESEARCH_OUTPUT) != 0)
 		imap_esearch_begin(s, &se->es, ret & ESEARCH_OUTPUT, uid);
@@ -1075,4 +1124,56 @@ imap_cmd_search(struct session *s, const struct imap_arg *args, size_t nargs,
 		search_free(se);
 	else
 		imap_start_steps(s, search_step, search_free, se);
+}
+
+/* --- the matches kept, for SORT and THREAD ------------------------------- */
+
+struct search *
+imap_search_matches_new(struct session *s, const struct imap_arg *args,
+    size_t nargs)
+{
+	return search_new(s, args, nargs, 0, 0);
+}
+
+/* Keeps a match's view index. */
+static int
+search_keep_match(struct session *s, struct search *se, uint32_t i)
+{
+	uint32_t	*hits;
+	size_t		 cap;
+
+	(void)s;
+	if (se->nhits == se->caphits) {
+		cap = se->caphits > 0 ? se->caphits * 2 : 256;
+		if ((hits = reallocarray(se->hits, cap, sizeof(*hits))) ==
+		    NULL) {
+			se->err = STORE_IO;
+			return -1;
+		}
+		se->hits = hits;
+		se->caphits = cap;
+	}
+	se->hits[se->nhits++] = i;
+	return 0;
+}
+
+int
+imap_search_matches(struct session *s, struct search *se,
+    const uint32_t **hits, size_t *n)
+{
+	int	 r;
+
+	if ((r = search_run(s, se, search_keep_match)) == 1) {
+		*hits = se->hits;
+		*n = se->nhits;
+	} else if (r < 0)
+		imap_reply(s, "NO [UNAVAILABLE] SEARCH failed: %s",
+		    store_strerror(se->err));
+	return r;
+}
+
+void
+imap_search_matches_free(struct search *se)
+{
+	search_free(se);
 }

@@ -13,6 +13,7 @@
 #include <strings.h>
 
 #include "config.h"
+#include "imap_search.h"
 #include "imap_search_prog.h"
 #include "imap_session.h"
 #include "store.h"
@@ -605,9 +606,8 @@ search_prog_free(struct search_prog *prog)
 	memset(prog, 0, sizeof(*prog));
 }
 
-/* Whether a CHARSET argument names one we search in. */
-static int
-charset_ok(const struct imap_arg *a)
+int
+imap_search_charset_ok(const struct imap_arg *a)
 {
 	return a->type != IMAP_ARG_LIST && strlen(a->str) == a->len &&
 	    (strcasecmp(a->str, "UTF-8") == 0 ||
@@ -629,7 +629,7 @@ search_compile(struct search_prog *prog, const struct imap_arg *args,
 			fail(&c, "BAD CHARSET needs a charset name");
 			return -1;
 		}
-		if (!charset_ok(&args[1])) {
+		if (!imap_search_charset_ok(&args[1])) {
 			fail(&c, "NO [BADCHARSET (UTF-8 US-ASCII)] Only UTF-8 "
 			    "and US-ASCII are supported");
 			return -1;

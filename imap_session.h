@@ -402,4 +402,10 @@ void	imap_cmd_fetch(struct session *, const struct imap_arg *args,
 void	imap_cmd_search(struct session *, const struct imap_arg *args,
 	    size_t nargs, int uid);
 
+/* SORT, THREAD and their UID forms (imap_order.c); reply likewise. */
+void	imap_cmd_sort(struct session *, const struct imap_arg *args,
+	    size_t nargs, int uid);
+void	imap_cmd_thread(struct session *, const struct imap_arg *args,
+	    size_t nargs, int uid);
+
 #endif /* MAILREPD_IMAP_SESSION_H */

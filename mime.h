@@ -95,6 +95,12 @@ int mime_parts_decode(const char *in, size_t inlen, struct mime_part **out,
  */
 time_t mime_date_local(const char *s, size_t n);
 
+/*
+ * A header value with its RFC 2047 encoded words decoded to UTF-8, as a
+ * malloc'd string; NULL when memory ran out.
+ */
+char *mime_decode_words(const char *s, size_t n);
+
 /* Convenience: parses a whole message held in memory (tests, import). */
 int mime_parse_buffer(const char *msg, size_t len, struct mime_result *out);
 

@@ -1136,6 +1136,18 @@ mime_decode_2047(struct sbuf *o, const char *s, size_t n)
 	sb_add(o, s + ws, ws_len);
 }
 
+char *
+mime_decode_words(const char *s, size_t n)
+{
+	struct sbuf	 o = { 0 };
+	int		 oom = 0;
+
+	mime_decode_2047(&o, s, n);
+	if (o.s == NULL && !o.err)
+		return strdup("");
+	return sb_take(&o, &oom);
+}
+
 /* Lower-cases w and returns its index in list (3-letter names), or -1. */
 static int
 date_name(char *w, const char *list)

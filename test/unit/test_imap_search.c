@@ -14,6 +14,11 @@
 #define search_prog_free	test_search_prog_free
 #define search_fold		test_search_fold
 #define search_fold_lead	test_search_fold_lead
+#define imap_header_next	test_imap_header_next
+#define imap_search_matches_new	test_imap_search_matches_new
+#define imap_search_matches	test_imap_search_matches
+#define imap_search_matches_free	test_imap_search_matches_free
+#define imap_search_charset_ok	test_imap_search_charset_ok
 #include "imap_search_compile.c"
 #include "imap_search.c"
 
@@ -318,23 +323,23 @@ test_header_fields(void **state)
 
 	(void)state;
 	len = header_normalise(h, sizeof(h) - 1);
-	assert_true(header_next(h, len, &pos, "Subject", &v, &vlen));
+	assert_true(imap_header_next(h, len, &pos, "Subject", &v, &vlen));
 	assert_int_equal(vlen, 11);
 	assert_memory_equal(v, "hello\tworld", 11);
-	assert_true(header_next(h, len, &pos, "SUBJECT", &v, &vlen));
+	assert_true(imap_header_next(h, len, &pos, "SUBJECT", &v, &vlen));
 	assert_memory_equal(v, "second", vlen);
-	assert_false(header_next(h, len, &pos, "subject", &v, &vlen));
+	assert_false(imap_header_next(h, len, &pos, "subject", &v, &vlen));
 	pos = 0;
-	assert_true(header_next(h, len, &pos, "to", &v, &vlen));
+	assert_true(imap_header_next(h, len, &pos, "to", &v, &vlen));
 	assert_memory_equal(v, "b@y", vlen);
 	pos = 0;
-	assert_true(header_next(h, len, &pos, "x-empty", &v, &vlen));
+	assert_true(imap_header_next(h, len, &pos, "x-empty", &v, &vlen));
 	assert_int_equal(vlen, 0);
 	pos = 0;
-	assert_true(header_next(h, len, &pos, "x-l", &v, &vlen));
+	assert_true(imap_header_next(h, len, &pos, "x-l", &v, &vlen));
 	assert_memory_equal(v, "\xc3\xa9t\xc3\xa9", vlen);
 	pos = 0;
-	assert_false(header_next(h, len, &pos, "x", &v, &vlen));
+	assert_false(imap_header_next(h, len, &pos, "x", &v, &vlen));
 }
 
 /*

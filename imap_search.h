@@ -1,0 +1,45 @@
+/*
+ * imap_search.h — a SEARCH whose matches are kept instead of written,
+ * for the commands that order them (SORT, THREAD).  For imap*.c only.
+ */
+#ifndef MAILREPD_IMAP_SEARCH_H
+#define MAILREPD_IMAP_SEARCH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "imap_parse.h"
+#include "proto.h"
+
+struct search;
+
+/*
+ * Compiles search keys (an optional CHARSET first) against the selected
+ * mailbox.  Returns the search, or NULL with the tagged reply made.
+ */
+struct search	*imap_search_matches_new(struct session *,
+		    const struct imap_arg *args, size_t nargs);
+
+/*
+ * One step of the search.  Returns 0 when it must go on in a later step,
+ * 1 when done (*hits: the matches' view indexes in ascending order, *n
+ * of them, owned by the search), -1 with the tagged reply made.
+ */
+int		 imap_search_matches(struct session *, struct search *,
+		    const uint32_t **hits, size_t *n);
+
+void		 imap_search_matches_free(struct search *);
+
+/* Whether a charset argument names one SEARCH searches in. */
+int		 imap_search_charset_ok(const struct imap_arg *);
+
+/*
+ * Finds the next field called `name` in a header block of len bytes,
+ * from *pos on.  Sets *val and *vlen to its value (leading blanks
+ * skipped, continuation lines kept, the last line end left out) and
+ * moves *pos past it.  Returns 0 when there is no further such field.
+ */
+int		 imap_header_next(const char *h, size_t len, size_t *pos,
+		    const char *name, const char **val, size_t *vlen);
+
+#endif /* MAILREPD_IMAP_SEARCH_H */
