@@ -59,7 +59,8 @@ ASAN_LIB  = $(MODULES:%.c=build/asan/%.o)
 UNIT_SRCS = $(wildcard test/unit/test_*.c)
 UNIT_BINS = $(UNIT_SRCS:test/unit/%.c=build/asan/%)
 
-.PHONY: all run check asan unit integration split-brain jepsen imaptest \
+.PHONY: all run check check-deps check-build check-static asan unit \
+	valgrind integration split-brain jepsen imaptest \
 	crash faults clean deps-build docs docs-check install \
 	deps-check \
 	coverage deps-coverage \
@@ -91,7 +92,7 @@ build/asan/test_%: test/unit/test_%.c $(ASAN_LIB) $(HDRS) | build/asan
 	$(CC) $(ALL_CFLAGS) $(ASAN_FLAGS) -I. -o $@ $< $(ASAN_LIB) \
 	    $(LIBS) -lcmocka
 
-build/rel build/asan build/crash:
+build/rel build/asan build/crash build/valgrind:
 	mkdir -p $@
 
 # The test build: the ASan objects, test/testvfs.c, a VFS that cuts
@@ -122,23 +123,58 @@ build/crash/testalloc.o: test/testalloc.c | build/crash
 run: all
 	@scripts/run
 
-# Static analysis, unit tests (fast, exact), the ARM smoke test, then the
-# real binary with real clients (whose summary line ends the output).
-check: deps-check mailrepd build/asan/mailrepd build/crash/mailrepd \
-	$(UNIT_BINS)
-	@$(MAKE) -s lint
-	@$(MAKE) -s fuzz-check
-	@test/valgrind.sh
-	@$(MAKE) -s unit
-	@$(MAKE) -s cross-smoke
+# make check, in three steps, each with as many jobs as there are cores
+# (CI runs a plain `make check`): every binary it needs; then static
+# analysis, the fuzz targets' short run, valgrind, the unit tests and the
+# ARM smoke test side by side, each one's output printed whole when it
+# ends; then the real binary with real clients (whose summary line ends
+# the output).  The packages come first, one install at a time.
+CHECK_JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+# True when make check runs the arm64 smoke test (see cross-smoke).
+cross_wanted = { [ "$$(id -u)" -eq 0 ] || scripts/deps cross >/dev/null 2>&1; }
+
+check: check-deps
+	@$(MAKE) -s -j$(CHECK_JOBS) check-build \
+	    CHECK_CROSS=$$($(cross_wanted) && echo arm64)
+	@$(MAKE) -s -j$(CHECK_JOBS) --output-sync=target check-static
 	@$(MAKE) -s integration
+
+check-deps:
+	@set -e; for d in check lint fuzz; do scripts/deps $$d; done; \
+	if [ "$$(id -u)" -eq 0 ]; then scripts/deps cross; fi
+
+check-build: mailrepd build/asan/mailrepd build/crash/mailrepd $(UNIT_BINS) \
+	build/valgrind/mailrepd build/settings_doc \
+	$(FUZZ_TARGETS:%=build/fuzz/fuzz_%) \
+	$(if $(CHECK_CROSS),build/$(CHECK_CROSS)/mailrepd.stripped \
+	    build/$(CHECK_CROSS)/mailrepd-qemu)
+
+check-static: lint fuzz-check valgrind unit cross-smoke
 
 unit: $(UNIT_BINS)
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
 
+# One short session under valgrind memcheck (test/valgrind.sh), on the
+# release objects linked dynamically: valgrind replaces malloc only in
+# a dynamic binary.
+valgrind: build/valgrind/mailrepd
+	@test/valgrind.sh build/valgrind/mailrepd
+
+build/valgrind/mailrepd: $(REL_OBJS) | build/valgrind
+	$(CC) $(ALL_CFLAGS) -o $@ $(REL_OBJS) $(LIBS)
+
+# The integration tests run on TEST_JOBS pytest-xdist workers at once
+# (twice the cores: most of a test's time is spent waiting on a server);
+# the tests marked serial then run alone (test/integration/
+# serial_last.py).  Without pytest-xdist, or with TEST_JOBS=1, one by one.
+TEST_JOBS ?= $(shell echo $$((2 * $$(nproc 2>/dev/null || echo 1))))
+pytest_jobs = $(shell [ "$(TEST_JOBS)" -gt 1 ] && \
+	$(PYTHON) -c 'import xdist' 2>/dev/null && \
+	echo "--numprocesses=$(TEST_JOBS) --dist=loadgroup")
+
 integration: build/asan/mailrepd build/crash/mailrepd mailrepd
 	MAILREPD=$(CURDIR)/build/asan/mailrepd $(PYTHON) -m pytest -q \
-	    -p no:cacheprovider test/integration
+	    -p no:cacheprovider $(pytest_jobs) test/integration
 
 # The randomized split-brain test at length (make check runs 3 rounds):
 # make split-brain SPLIT_ROUNDS=200 SPLIT_SEED=42
@@ -199,12 +235,23 @@ TIDY_CHECKS = -*,bugprone-*,clang-analyzer-*,\
 	-clang-analyzer-security.insecureAPI.DeprecatedOrUnsafeBufferHandling,\
 	-clang-analyzer-valist.Uninitialized
 
-lint: deps-lint docs-check
+# clang-tidy runs once per file (lint-tidy/FILE), so that make -j spreads
+# the files over the cores; cppcheck uses them all itself.
+LINT_SRCS = $(SRCS) $(DOC_SRCS) test/testvfs.c test/testalloc.c
+LINT_JOBS ?= $(shell nproc 2>/dev/null || echo 1)
+TIDY_RUNS = $(LINT_SRCS:%=lint-tidy/%)
+.PHONY: lint-cppcheck $(TIDY_RUNS)
+
+lint: deps-lint docs-check lint-cppcheck $(TIDY_RUNS)
+
+lint-cppcheck: deps-lint
 	cppcheck --enable=warning,performance,portability --std=c11 \
 	    -D_GNU_SOURCE --inline-suppr --error-exitcode=1 --quiet -I. \
-	    $(SRCS) $(DOC_SRCS) test/testvfs.c test/testalloc.c
+	    -j $(LINT_JOBS) $(LINT_SRCS)
+
+$(TIDY_RUNS): lint-tidy/%: deps-lint
 	clang-tidy --quiet --warnings-as-errors='*' -checks='$(TIDY_CHECKS)' \
-	    $(SRCS) $(DOC_SRCS) test/testvfs.c test/testalloc.c -- -std=c11 -D_GNU_SOURCE -I.
+	    $* -- -std=c11 -D_GNU_SOURCE -I.
 
 # The README's configuration table, the man page and the example config
 # are made from the settings table: after adding or changing a setting,
@@ -260,15 +307,21 @@ fuzz: deps-fuzz $(FUZZ_TARGETS:%=build/fuzz/fuzz_%)
 # so a check never fails on a new random finding; `make fuzz` searches.
 FUZZ_CHECK_RUNS ?= 2000
 
-fuzz-check: deps-fuzz $(FUZZ_TARGETS:%=build/fuzz/fuzz_%)
-	@set -e; for t in $(FUZZ_TARGETS); do \
-	    echo "== fuzz_$$t: seeds and $(FUZZ_CHECK_RUNS) runs from seed 1"; \
-	    mkdir -p build/fuzz/check-$$t; rm -f build/fuzz/check-$$t/*; \
-	    build/fuzz/fuzz_$$t -seed=1 -runs=$(FUZZ_CHECK_RUNS) $(fuzz_quiet) \
-	        -artifact_prefix=build/fuzz/$$t- build/fuzz/check-$$t \
-	        test/fuzz/corpus/$$t >build/fuzz/$$t-check.log 2>&1 || \
-	        { tail -40 build/fuzz/$$t-check.log; exit 1; }; \
-	done
+# One target per fuzz target (fuzz-check/NAME), so that make -j runs
+# them side by side.
+FUZZ_CHECKS = $(FUZZ_TARGETS:%=fuzz-check/%)
+.PHONY: $(FUZZ_CHECKS)
+
+fuzz-check: $(FUZZ_CHECKS)
+
+$(FUZZ_CHECKS): fuzz-check/%: deps-fuzz build/fuzz/fuzz_%
+	@t=$*; \
+	echo "== fuzz_$$t: seeds and $(FUZZ_CHECK_RUNS) runs from seed 1"; \
+	mkdir -p build/fuzz/check-$$t; rm -f build/fuzz/check-$$t/*; \
+	build/fuzz/fuzz_$$t -seed=1 -runs=$(FUZZ_CHECK_RUNS) $(fuzz_quiet) \
+	    -artifact_prefix=build/fuzz/$$t- build/fuzz/check-$$t \
+	    test/fuzz/corpus/$$t >build/fuzz/$$t-check.log 2>&1 || \
+	    { tail -40 build/fuzz/$$t-check.log; exit 1; }
 
 # Shell text: -close_fd_mask=2 when target $$t is one of FUZZ_QUIET.
 fuzz_quiet = $$(case " $(FUZZ_QUIET) " in *" $$t "*) echo -close_fd_mask=2;; esac)

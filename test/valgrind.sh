@@ -3,8 +3,8 @@
 # then IMAP LOGIN, SELECT, FETCH, STORE, EXPUNGE, LOGOUT; SIGTERM.  Fails
 # on any invalid access or definite/indirect/possible leak.
 #
-#   test/valgrind.sh [MAILREPD]   (default: a dynamic build, make STATIC=0,
-#                                  in build/valgrind/ from the checkout)
+#   test/valgrind.sh [MAILREPD]   (default: build/valgrind/mailrepd, the
+#                                  release objects linked dynamically)
 # Everything runs on 127.0.0.1 and under a temporary directory; bounded in
 # time (the session script has timeouts, valgrind is killed after 120 s).
 set -eu
@@ -12,11 +12,7 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 command -v valgrind >/dev/null || { echo "valgrind.sh: no valgrind; skipped"; exit 0; }
 bin=${1:-}
 if [ -z "$bin" ]; then
-	rm -rf "$here/build/valgrind"
-	mkdir -p "$here/build/valgrind"
-	cp "$here"/*.c "$here"/*.h "$here"/Makefile "$here/build/valgrind/"
-	cp -R "$here/mk" "$here/build/valgrind/"
-	make -s -C "$here/build/valgrind" STATIC=0 mailrepd >/dev/null
+	make -s -C "$here" build/valgrind/mailrepd >/dev/null
 	bin=$here/build/valgrind/mailrepd
 fi
 tmp=$(mktemp -d /tmp/mailrepd-vg.XXXXXX)

@@ -40,6 +40,27 @@ def pytest_configure(config):
     if not os.access(MAILREPD, os.X_OK):
         raise pytest.UsageError("no mailrepd binary at %s: build it (make "
                                 "asan) or set MAILREPD" % MAILREPD)
+    config.addinivalue_line(
+        "markers", "serial: measures latency or memory under its own load; "
+        "with -n N it runs after every other test, alone (serial_last.py)")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config, items):
+    """Puts the tests marked serial in serial_last.py's xdist group.
+    tryfirst: xdist's own hook reads the groups into the test ids."""
+    for item in items:
+        if item.get_closest_marker("serial"):
+            item.add_marker(pytest.mark.xdist_group("serial"))
+
+
+@pytest.hookimpl(tryfirst=True, optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    """--dist loadgroup (make check) runs the serial tests last, alone."""
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from serial_last import SerialLastScheduling
+    return SerialLastScheduling(config, log)
 
 
 def pytest_report_header(config):
@@ -54,11 +75,51 @@ def sanitizer_report(text):
     return None
 
 
+class PortPool:
+    """Hands out ports below the kernel's ephemeral range, where no
+    client connection takes one between the pick and the server's bind.
+    Each pytest-xdist worker has its own slice, walked in order from a
+    random place, so neither two workers nor two picks of one run meet
+    (another run on the machine may start anywhere in the slice)."""
+    FLOOR = 10000           # below it: ports that services may own
+
+    def __init__(self):
+        try:
+            with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+                ceiling = int(f.read().split()[0])
+        except (OSError, ValueError, IndexError):
+            ceiling = 32768
+        workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+        me = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0")[2:] or 0)
+        size = (ceiling - self.FLOOR) // max(workers, 1)
+        self.first = self.FLOOR + me * size
+        self.size = size
+        self.offset = random.SystemRandom().randrange(size) if size > 0 else 0
+
+    def take(self):
+        """A port that nothing is bound to now; the kernel's choice when
+        there is no room below the ephemeral range."""
+        for _ in range(self.size):
+            port = self.first + self.offset
+            self.offset = (self.offset + 1) % self.size
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+                try:
+                    s.bind((HOST, port))
+                except OSError:
+                    continue
+            return port
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind((HOST, 0))
+            return s.getsockname()[1]
+
+
+_ports = PortPool()
+
+
 def free_port():
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
+    """A TCP port on 127.0.0.1 that nothing listens on right now, and
+    that no other test running at the same time is given."""
+    return _ports.take()
 
 
 def run(*args, input=None, timeout=CMD_TIMEOUT, cwd=None):

@@ -118,6 +118,7 @@ class Attackers(Workers):
                 pass
 
 
+@pytest.mark.serial
 def test_noop_stays_fast_while_many_clients_send_wrong_passwords(server):
     s = server(imap=True)
     with s.raw("alice") as victim:
@@ -209,6 +210,7 @@ def test_failed_login_delay_applies_while_lmtp_delivers(server):
     assert min(waits) >= FIRST_DELAY - 0.05, sorted(waits)
 
 
+@pytest.mark.serial
 def test_unknown_user_and_wrong_password_wait_alike(server):
     """No telling an existing user from an unknown one by the time a
     refusal takes: both are hashed and both wait the first delay (not

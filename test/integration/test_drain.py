@@ -61,6 +61,7 @@ def test_pid_file_written_and_removed(server):
     assert (s.data / "mailrepd.exit").read_text().strip() == "0"
 
 
+@pytest.mark.serial
 def test_idle_gets_bye_mid_data_finishes_then_421(server):
     s = server(imap=True)
     idle = s.raw("alice")
@@ -110,6 +111,7 @@ def test_timeout_cuts_off_stuck_session(server):
     c.close()
 
 
+@pytest.mark.serial
 def test_second_sigquit_exits_at_once(server):
     s = server()
     c = mid_data(s.port)
@@ -167,6 +169,7 @@ def test_stopped_replica_exit_3_named(cluster):
     assert "drain.replica.behind" in log and 'name=replica0' in log, log
 
 
+@pytest.mark.serial
 def test_promote_accepts_writes(cluster):
     master, (rep,) = cluster(1)
     wait_same(master, rep)

@@ -12,6 +12,8 @@ import sqlite3
 import threading
 import time
 
+import pytest
+
 from conftest import HOST, PASSWORD, LMTPClient, free_port
 from test_hostile import small_asan_quarantine  # noqa: F401 (autouse)
 from test_tls import client_context
@@ -47,6 +49,7 @@ def write_lock_held(data, seconds=LOCK_HOLD):
         t.join()
 
 
+@pytest.mark.serial
 def test_write_lock_held_elsewhere_stalls_no_one(server):
     srv = server(imap=True)
     srv.deliver("a@remote.test", ["alice@example.com"],
@@ -185,6 +188,7 @@ def flood_never_reading(port, socks, payload, seconds):
         time.sleep(0.05)
 
 
+@pytest.mark.serial
 def test_unauthenticated_pipelining_stays_small(server):
     """Clients that pipeline CAPABILITY before logging in and never read
     the replies hold a few KiB each (small buffers before login), and a
@@ -208,6 +212,7 @@ def test_unauthenticated_pipelining_stays_small(server):
         probe.close()
 
 
+@pytest.mark.serial
 def test_logged_in_pipelining_within_budget(server):
     """Logged-in clients pipelining LIST over many mailboxes and never
     reading: the global budget holds the total, and a probe is answered."""

@@ -519,6 +519,7 @@ def test_bad_tls_records_never_hurt(server, rng):
     assert s.running()
 
 
+@pytest.mark.serial
 def test_handshake_flood_does_not_block_other_clients(server):
     """Connections that never finish a handshake take no more than
     max-tls-handshakes slots and tls-handshake-timeout seconds; plain
