@@ -10,6 +10,8 @@ import sys
 import threading
 import time
 
+import pytest
+
 from conftest import REPO, IMAPRaw
 
 sys.path.insert(0, str(REPO / "bench"))
@@ -244,6 +246,7 @@ def test_search_text_keys_over_a_big_message_is_stepped(imap_srv):
         assert c.ok("SEARCH BODY lazy NOT BODY zebra") == ["* SEARCH 1"]
 
 
+@pytest.mark.serial
 def test_fetch_that_writes_nothing_is_stepped(imap_srv):
     """FETCH 1:* with a CHANGEDSINCE no message passes writes nothing, so
     no output fills to end its steps: the old code looked every message
