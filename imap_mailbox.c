@@ -252,10 +252,19 @@ imap_sync(struct session *s, int allow_expunge)
 		memset(&c, 0, sizeof(c));
 		c.s = s;
 		c.v = v;
+		if (sync_gone(s, &c) < 0)
+			return;		/* try again at the next point */
+		/*
+		 * Where expunges may be told they go first, so that EXISTS
+		 * counts what is left plus what is new: after a MOVE into
+		 * the selected mailbox, "* 1 EXPUNGE" then "* 1 EXISTS", as
+		 * Dovecot (and imaptest's model of a client) has it.
+		 */
+		if (allow_expunge && v->gone > 0)
+			imap_view_drop_gone(s, v, 0);
 		c.old_count = v->count;
 		c.old_recent = v->recent;
-		if (sync_gone(s, &c) < 0 ||
-		    store_message_changes(s->srv->store, v->mb.id, v->modseq,
+		if (store_message_changes(s->srv->store, v->mb.id, v->modseq,
 		    sync_changed, &c) != STORE_OK || c.error)
 			return;		/* try again at the next point */
 		if (v->count != c.old_count)

@@ -257,3 +257,22 @@ def test_silent_store_announces_its_keyword(imap_srv):
     assert "$quiet" in (flags_line(untagged) or set()), untagged
     assert c.ok("FETCH 1 BODY.PEEK[HEADER.FIELDS (Subject)]")[0].startswith(
         "* 1 FETCH")
+
+
+def test_move_into_the_selected_mailbox(imap_srv):
+    """MOVE of a message into the mailbox it is in (RFC 6851): COPYUID,
+    then the EXPUNGE of the old copy, then EXISTS counting what is left
+    plus the new copy, as imaptest's model of a client expects; the
+    EXPUNGE comes first so the count never includes the moved one."""
+    c = imap_srv.raw()
+    for _ in range(3):
+        c.append("INBOX", MSG)
+    c.ok("SELECT INBOX")
+    got = c.ok("MOVE 1 INBOX")
+    assert got[0].startswith("* OK [COPYUID "), got
+    assert " 1 4] " in got[0], got
+    rest = [l for l in got[1:] if not l.endswith("RECENT")]
+    assert rest == ["* 1 EXPUNGE", "* 3 EXISTS"], got
+    uids = c.ok("FETCH 1:* UID")
+    assert [l.split("UID ")[1].rstrip(")") for l in uids] == \
+        ["2", "3", "4"], uids
