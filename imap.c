@@ -61,8 +61,8 @@ imap_reply_store_error(struct session *s, enum store_err err,
 	static const char *const notfound[] = {
 		[IMAP_MISSING_MAILBOX] = "NO [NONEXISTENT] No such mailbox",
 		[IMAP_MISSING_TARGET] = "NO [TRYCREATE] No such mailbox",
-		[IMAP_MISSING_MESSAGE] = "NO [EXPUNGEISSUED] Some of the "
-		    "messages were expunged",
+		[IMAP_MISSING_MESSAGE] =
+		    "NO [EXPUNGEISSUED] Some messages were expunged",
 	};
 
 	switch (err) {
