@@ -583,17 +583,20 @@ recon_adopt_name(struct session *s, struct recon *r,
 
 /*
  * Opens mailbox mb_i: what its replica copy lacks.  Returns 0 to go on,
- * or 1 when the mailbox is gone meanwhile (skip it).
+ * 1 when the mailbox is gone meanwhile (skip it), or -1 when the store
+ * failed: skipping it then would leave the replica without its changes
+ * and believing it caught up.
  */
 static int
 recon_open_mailbox(struct session *s, struct recon *r)
 {
 	struct inv_mailbox	 key = { 0 }, *peer;
 	uint8_t			 digest[GUID_LEN];
+	enum store_err		 err;
 
-	if (store_mailbox_by_uniqueid(s->srv->store, r->mboxes[r->mb_i],
-	    &r->mb, r->mb_user) != STORE_OK)
-		return 1;
+	if ((err = store_mailbox_by_uniqueid(s->srv->store, r->mboxes[r->mb_i],
+	    &r->mb, r->mb_user)) != STORE_OK)
+		return err == STORE_NOTFOUND ? 1 : -1;
 	memcpy(key.uniqueid, r->mb.uniqueid, MAILBOX_ID_LEN);
 	peer = r->ninv == 0 ? NULL : bsearch(&key, r->inv, r->ninv,
 	    sizeof(*r->inv), inv_cmp);
@@ -619,12 +622,21 @@ recon_open_mailbox(struct session *s, struct recon *r)
 	return 0;
 }
 
-/* Moves to the first mailbox from mb_i on that is still there. */
-static void
+/*
+ * Moves to the first mailbox from mb_i on that is still there.  Returns
+ * 0, or -1 when the store failed.
+ */
+static int
 recon_seek_mailbox(struct session *s, struct recon *r)
 {
-	while (r->mb_i < r->nmboxes && recon_open_mailbox(s, r) != 0)
+	int	 rc;
+
+	while (r->mb_i < r->nmboxes && (rc = recon_open_mailbox(s, r)) != 0) {
+		if (rc < 0)
+			return -1;
 		r->mb_i++;
+	}
+	return 0;
 }
 
 /*
@@ -670,14 +682,19 @@ recon_mailbox_next(struct session *s, struct chan *c)
 	return 0;
 }
 
-/* A user record for user_i: user.add carries the password hash. */
+/*
+ * A user record for user_i: user.add carries the password hash.  Returns
+ * 1 with the record, 0 when the user was deleted since (the log says
+ * so), -1 when the store failed.
+ */
 static int
 recon_user(struct session *s, struct chan *c, const char *name)
 {
-	char	*pw;
+	char		*pw;
+	enum store_err	 err;
 
-	if (store_user_password(s->srv->store, name, &pw) != STORE_OK)
-		return 0;	/* deleted since: the log says so */
+	if ((err = store_user_password(s->srv->store, name, &pw)) != STORE_OK)
+		return err == STORE_NOTFOUND ? 0 : -1;
 	memset(&c->rec, 0, sizeof(c->rec));
 	c->rec.seq = ++c->recon->seq;
 	c->rec.time = time(NULL);
@@ -903,6 +920,7 @@ recon_next(struct session *s, struct chan *c)
 {
 	struct recon		*r = c->recon;
 	struct inv_mailbox	*m;
+	int			 k;
 
 	for (;;) {
 		switch (r->phase) {
@@ -913,8 +931,9 @@ recon_next(struct session *s, struct chan *c)
 			return STORE_NOTFOUND;
 		case RP_USERS:
 			if (r->user_i < r->nusers) {
-				if (recon_user(s, c, r->users[r->user_i++]))
-					return STORE_OK;
+				k = recon_user(s, c, r->users[r->user_i++]);
+				if (k != 0)
+					return k > 0 ? STORE_OK : STORE_IO;
 				break;
 			}
 			r->phase = RP_GONE_CHECK;
@@ -929,7 +948,8 @@ recon_next(struct session *s, struct chan *c)
 			if (r->phase == RP_WAIT_LIST || s->io != SESSION_OPEN)
 				return STORE_NOTFOUND;
 			r->mb_i++;
-			recon_seek_mailbox(s, r);
+			if (recon_seek_mailbox(s, r) < 0)
+				return STORE_IO;
 			break;
 		case RP_GONE:
 			if (r->gone_i == r->ninv) {
@@ -937,7 +957,8 @@ recon_next(struct session *s, struct chan *c)
 					return STORE_IO;
 				r->phase = RP_MAILBOX;
 				r->mb_i = 0;
-				recon_seek_mailbox(s, r);
+				if (recon_seek_mailbox(s, r) < 0)
+					return STORE_IO;
 				break;
 			}
 			m = &r->inv[r->gone_i++];
@@ -1448,6 +1469,7 @@ replica_send_inventory(struct session *s, struct chan *c)
 				    8 + 2 + 16 + 8 + 8], digest[GUID_LEN];
 	uint8_t			 one;
 	struct wr		 w;
+	enum store_err		 err;
 
 	s->resume = 0;
 	while (c->inv_sending && buf_used(&s->out) < OUTBUF_HIGH_WATER) {
@@ -1459,9 +1481,14 @@ replica_send_inventory(struct session *s, struct chan *c)
 			c->ninv_ids = c->inv_cap = 0;
 			return;
 		}
-		if (store_mailbox_by_uniqueid(st, c->inv_ids[c->inv_i++],
-		    &mb, user) != STORE_OK)
-			continue;
+		if ((err = store_mailbox_by_uniqueid(st,
+		    c->inv_ids[c->inv_i++], &mb, user)) == STORE_NOTFOUND)
+			continue;	/* deleted since the list was made */
+		if (err != STORE_OK) {
+			/* left out, the master would take it for missing */
+			session_close(s);
+			return;
+		}
 		if (store_mailbox_digest(st, mb.id, digest) != STORE_OK) {
 			session_close(s);
 			return;
@@ -1551,6 +1578,7 @@ replica_want(struct session *s, struct chan *c, const uint8_t *p, size_t n)
 	struct wr		 h = { c->zout, 0, SYNC_MAX_FRAME, 0 };
 	uint32_t		 after;
 	uint8_t			 last;
+	enum store_err		 err;
 	const size_t		 hdr = MAILBOX_ID_LEN + 8 + 8 + 1 + 8;
 
 	if (n != MAILBOX_ID_LEN + 4) {
@@ -1559,9 +1587,12 @@ replica_want(struct session *s, struct chan *c, const uint8_t *p, size_t n)
 	}
 	after = get32(p + MAILBOX_ID_LEN);
 	x.w.n = hdr;
-	if (store_mailbox_by_uniqueid(s->srv->store, p, &mb, user) ==
+	/* A mailbox gone since has no messages; a store error ends it all. */
+	if ((err = store_mailbox_by_uniqueid(s->srv->store, p, &mb, user)) ==
 	    STORE_OK && store_message_range(s->srv->store, mb.id, after,
-	    UINT32_MAX, SYNC_RECON_CHUNK, want_one, &x) != STORE_OK) {
+	    UINT32_MAX, SYNC_RECON_CHUNK, want_one, &x) != STORE_OK)
+		err = STORE_IO;
+	if (err != STORE_OK && err != STORE_NOTFOUND) {
 		session_close(s);
 		return;
 	}
