@@ -107,6 +107,7 @@ struct recon {
 	size_t			 nusers, user_i;
 	uint8_t			(*mboxes)[MAILBOX_ID_LEN];
 	size_t			 nmboxes, mb_i, mbcap;
+	int			 plan_oom;	/* a list is short */
 	uint8_t			(*adopted)[MAILBOX_ID_LEN];
 	size_t			 nadopted;
 	/* mailbox mb_i */
@@ -235,10 +236,10 @@ plan_user(void *arg, const char *name, int64_t created)
 	(void)created;
 	if ((grown = reallocarray(r->users, r->nusers + 1,
 	    sizeof(*grown))) == NULL)
-		return 1;
+		return r->plan_oom = 1;
 	r->users = grown;
 	if ((r->users[r->nusers] = strdup(name)) == NULL)
-		return 1;
+		return r->plan_oom = 1;
 	r->nusers++;
 	return 0;
 }
@@ -248,13 +249,15 @@ plan_mailbox(void *arg, const uint8_t *uniqueid)
 {
 	struct recon	*r = arg;
 	uint8_t		(*grown)[MAILBOX_ID_LEN];
+	size_t		 cap;
 
 	if (r->nmboxes == r->mbcap) {
-		r->mbcap = r->mbcap ? 2 * r->mbcap : 64;
-		if ((grown = reallocarray(r->mboxes, r->mbcap,
+		cap = r->mbcap ? 2 * r->mbcap : 64;
+		if ((grown = reallocarray(r->mboxes, cap,
 		    sizeof(*grown))) == NULL)
-			return 1;
+			return r->plan_oom = 1;
 		r->mboxes = grown;
+		r->mbcap = cap;
 	}
 	memcpy(r->mboxes[r->nmboxes++], uniqueid, MAILBOX_ID_LEN);
 	return 0;
@@ -269,8 +272,10 @@ recon_plan(struct session *s, struct recon *r)
 
 	if (r->ninv > 0)
 		qsort(r->inv, r->ninv, sizeof(*r->inv), inv_cmp);
+	/* A list cut short would read as users and mailboxes deleted. */
 	if (store_user_foreach(s->srv->store, plan_user, r) != STORE_OK ||
-	    store_mailbox_ids(s->srv->store, plan_mailbox, r) != STORE_OK)
+	    store_mailbox_ids(s->srv->store, plan_mailbox, r) != STORE_OK ||
+	    r->plan_oom)
 		return -1;
 	for (i = 0; i < r->nmboxes && r->ninv > 0; i++) {
 		memcpy(key.uniqueid, r->mboxes[i], MAILBOX_ID_LEN);
