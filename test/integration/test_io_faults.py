@@ -31,9 +31,16 @@ REPLICA_FAULT_MAX = FAULT_MAX and max(1, FAULT_MAX // 10)
 OPS = ("read", "write", "sync", "truncate")
 ERRS = ("ioerr", "full")
 
-pytestmark = pytest.mark.skipif(not os.access(CRASH_BIN, os.X_OK),
-                                reason="no test build: make "
-                                "build/crash/mailrepd")
+# serial: under the parallel suite's load the flag, expunge and replica
+# loops have failed now and then (an acknowledged flag change not found;
+# a master's acked past the replica's applied after its commit of START
+# failed), and alone they pass.  They run alone, as before the suite went
+# parallel, while those failures are investigated (the notes of the
+# session that made the suite parallel).
+pytestmark = [pytest.mark.skipif(not os.access(CRASH_BIN, os.X_OK),
+                                 reason="no test build: make "
+                                 "build/crash/mailrepd"),
+              pytest.mark.serial]
 
 
 class FaultServer(CrashServer):
