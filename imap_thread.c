@@ -385,18 +385,27 @@ sort_forest(struct forest *f, uint32_t top)
 
 /* --- REFERENCES: pruning and merging by subject -------------------------- */
 
-/* Replaces dummy d among its siblings by its children, in order. */
+/* Makes every child of `from` a child of `to`, in order. */
+static void
+move_children(struct forest *f, uint32_t from, uint32_t to)
+{
+	uint32_t	 k, next;
+
+	for (k = f->c[from].child; k != NONE; k = next) {
+		next = f->c[k].next;
+		append_child(f, to, k);
+	}
+	f->c[from].child = f->c[from].last = NONE;
+}
+
+/*
+ * Gives dummy d's children to its parent (the sort that follows puts
+ * them in their places) and drops d.
+ */
 static void
 splice_children(struct forest *f, uint32_t d)
 {
-	uint32_t	 parent = f->c[d].parent, k, next;
-
-	for (k = f->c[d].child; k != NONE; k = next) {
-		next = f->c[k].next;
-		f->c[k].parent = NONE;
-		append_child(f, parent, k);
-	}
-	f->c[d].child = NONE;
+	move_children(f, d, f->c[d].parent);
 	unlink_child(f, d);
 }
 
@@ -497,15 +506,10 @@ replace_root(struct forest *f, uint32_t t, uint32_t c)
 static int
 merge_roots(struct forest *f, uint32_t t, uint32_t r, uint32_t *slot)
 {
-	uint32_t	 d, k, next;
+	uint32_t	 d;
 
 	if (f->c[t].msg == NONE && f->c[r].msg == NONE) {
-		for (k = f->c[r].child; k != NONE; k = next) {
-			next = f->c[k].next;
-			f->c[k].parent = NONE;
-			append_child(f, t, k);
-		}
-		f->c[r].child = NONE;
+		move_children(f, r, t);
 		unlink_child(f, r);
 	} else if (f->c[t].msg == NONE ||
 	    (!f->msgs[f->c[t].msg].reply && f->c[r].msg != NONE &&
@@ -643,20 +647,15 @@ static int
 write_threads(const struct forest *f, uint32_t root, thread_emit_fn emit,
     void *arg)
 {
-	uint32_t	*stack, sp = 0, c, k, nkids;
+	uint32_t	*stack, sp = 0, c, k;
 	char		 num[16];
 	int		 wrote, len;
 
 	if ((stack = malloc(2 * f->n * sizeof(*stack))) == NULL)
 		return -1;
-	for (k = f->c[root].child; k != NONE; k = f->c[k].next)
+	/* pushed last to first, so that the first is written first */
+	for (k = f->c[root].last; k != NONE; k = f->c[k].prev)
 		stack[sp++] = k;
-	/* the roots were pushed first to last: write them in that order */
-	for (c = 0; c < sp / 2; c++) {
-		k = stack[c];
-		stack[c] = stack[sp - 1 - c];
-		stack[sp - 1 - c] = k;
-	}
 	while (sp > 0) {
 		if ((c = stack[--sp]) == NONE) {
 			emit(arg, ")", 1);
@@ -670,27 +669,20 @@ write_threads(const struct forest *f, uint32_t root, thread_emit_fn emit,
 				emit(arg, num, (size_t)len);
 				wrote = 1;
 			}
-			for (nkids = 0, k = f->c[c].child; k != NONE;
-			    k = f->c[k].next)
-				nkids++;
-			if (nkids != 1)
+			/* an only child goes on the chain */
+			if (f->c[c].child == NONE ||
+			    f->c[c].child != f->c[c].last)
 				break;
 		}
-		if (nkids == 0) {
+		if (f->c[c].child == NONE) {
 			emit(arg, ")", 1);
 			continue;
 		}
 		if (wrote)
 			emit(arg, " ", 1);
 		stack[sp++] = NONE;
-		for (k = f->c[c].child; k != NONE; k = f->c[k].next)
+		for (k = f->c[c].last; k != NONE; k = f->c[k].prev)
 			stack[sp++] = k;
-		/* children pushed first to last: reverse them in place */
-		for (k = 0; k < nkids / 2; k++) {
-			c = stack[sp - nkids + k];
-			stack[sp - nkids + k] = stack[sp - 1 - k];
-			stack[sp - 1 - k] = c;
-		}
 	}
 	free(stack);
 	return 0;
