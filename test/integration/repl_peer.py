@@ -229,6 +229,19 @@ def messages(data):
         db.close()
 
 
+def wait_messages(data, settled, deadline=FRAME_DEADLINE):
+    """Polls messages(data) until settled(list) holds; returns the list.
+    A log line comes before the loop commits what it reports, so a test
+    that reads the store after one waits for the commit this way."""
+    end = time.monotonic() + deadline
+    while True:
+        got = messages(data)
+        if settled(got):
+            return got
+        assert time.monotonic() < end, "store never settled: %r" % (got,)
+        time.sleep(0.05)
+
+
 class ScriptedMaster:
     """A master that the test scripts frame by frame."""
 
