@@ -194,6 +194,7 @@
 #define MIME_MAX_DEPTH		32	/* nested multiparts / message parts */
 #define MIME_MAX_PARTS		1000	/* parts described in BODYSTRUCTURE */
 #define MIME_MAX_HEADER		(64 * 1024) /* header bytes kept per part */
+#define MIME_QP_BLANKS		80	/* blanks a QP decoder holds to see if a line ends */
 #define MIME_MAX_BOUNDARY	70	/* RFC 2046 boundary length */
 
 /* Users and passwords */

@@ -54,7 +54,6 @@
 #include "store.h"
 
 #define SCAN_CHUNK	IO_CHUNK	/* message bytes read at once */
-#define SCAN_SLACK	4		/* decoded bytes beyond those read */
 #define REPLY_MAX	160		/* bytes of a compile error's reply */
 
 #define IS_WSP(c)	((c) == ' ' || (c) == '\t')
@@ -63,28 +62,6 @@ enum tri {
 	T_NO,
 	T_YES,
 	T_UNKNOWN,	/* the test needs more than has been read */
-};
-
-enum cte {
-	CTE_IDENTITY,
-	CTE_BASE64,
-	CTE_QP,
-};
-
-enum qp_state {
-	QP_TEXT,
-	QP_EQUALS,	/* after "=" */
-	QP_HEX,		/* after "=" and one hex digit */
-	QP_CR,		/* after "=" CR, a soft line break */
-};
-
-/* A content-transfer decoder's state across the chunks of one part. */
-struct decoder {
-	enum cte	 cte;
-	uint32_t	 acc;		/* base64: bits not yet written */
-	int		 nbits;
-	enum qp_state	 qp;
-	unsigned char	 hex;		/* QP_HEX: the first digit */
 };
 
 /*
@@ -113,7 +90,7 @@ struct scan {
 						   then part - 1 */
 	int			 in_range;	/* [off, end) being read */
 	uint64_t		 off, end;
-	struct decoder		 d;
+	struct mime_decoder	 d;
 	size_t			 have, folded;	/* window_search()'s */
 };
 
@@ -233,88 +210,6 @@ prog_resolve(struct search_prog *prog, const struct imap_view *v)
 			    v->count);
 	}
 	return 0;
-}
-
-/* --- decoding ------------------------------------------------------------ */
-
-/*
- * Base64: bytes outside the alphabet (line ends, padding, garbage) are
- * skipped, as a lenient reader does.  Writes at most n * 3 / 4 + 1.
- */
-static size_t
-decode_base64(struct decoder *d, const unsigned char *in, size_t n,
-    unsigned char *out)
-{
-	size_t	 i, o = 0;
-	int	 v;
-
-	for (i = 0; i < n; i++) {
-		if ((v = crypto_base64_digit(in[i])) < 0)
-			continue;
-		d->acc = d->acc << 6 | (uint32_t)v;
-		if ((d->nbits += 6) >= 8) {
-			d->nbits -= 8;
-			out[o++] = (unsigned char)(d->acc >> d->nbits);
-		}
-	}
-	return o;
-}
-
-/*
- * Quoted-printable: "=XX" is a byte, "=" at a line end a soft break; an
- * "=" followed by anything else stays as written.  Writes at most n + 2
- * (an "=X" held from the last chunk).
- */
-static size_t
-decode_qp(struct decoder *d, const unsigned char *in, size_t n,
-    unsigned char *out)
-{
-	size_t		 i, o = 0;
-	unsigned char	 c;
-
-	for (i = 0; i < n; i++) {
-		c = in[i];
-		switch (d->qp) {
-		case QP_TEXT:
-			break;
-		case QP_EQUALS:
-			d->qp = QP_TEXT;
-			if (crypto_hex_digit(c) >= 0) {
-				d->hex = c;
-				d->qp = QP_HEX;
-				continue;
-			}
-			if (c == '\n')
-				continue;
-			if (c == '\r') {
-				d->qp = QP_CR;
-				continue;
-			}
-			out[o++] = '=';
-			break;
-		case QP_HEX:
-			d->qp = QP_TEXT;
-			if (crypto_hex_digit(c) >= 0) {
-				out[o++] = (unsigned char)((unsigned)
-				    crypto_hex_digit(d->hex) << 4 |
-				    (unsigned)crypto_hex_digit(c));
-				continue;
-			}
-			out[o++] = '=';
-			out[o++] = d->hex;
-			break;
-		case QP_CR:
-			d->qp = QP_TEXT;
-			if (c == '\n')
-				continue;
-			break;
-		}
-		if (c == '=')
-			d->qp = QP_EQUALS;
-		else
-			out[o++] = c;
-	}
-	return o;
 }
 
 /* --- matching ------------------------------------------------------------ */
@@ -509,43 +404,31 @@ window_search(unsigned char *w, size_t *have, size_t *folded,
 	return 0;
 }
 
-/*
- * Reads a part's Content-Transfer-Encoding from its MIME header (the
- * first SCAN_CHUNK bytes of it).  Returns 0, or -1 on a store error.
- */
-static int
-part_cte(struct search *se, struct candidate *m, const struct mime_part *p,
-    enum cte *cte)
+int
+imap_part_cte(struct store_blob_reader *blob, const struct mime_part *p,
+    char *buf, size_t size, enum mime_cte *cte)
 {
 	uint64_t	 len = p->body_start - p->header_start;
 	const char	*v;
 	size_t		 pos = 0, vlen;
 	ssize_t		 r;
 
-	if (len > SCAN_CHUNK)
-		len = SCAN_CHUNK;
-	if ((r = store_blob_read(m->blob, p->header_start, se->raw,
-	    (size_t)len)) < 0 || (uint64_t)r != len) {
-		se->err = STORE_IO;
+	if (len > size)
+		len = size;
+	if ((r = store_blob_read(blob, p->header_start, buf, (size_t)len)) <
+	    0 || (uint64_t)r != len)
 		return -1;
-	}
-	len = header_normalise((char *)se->raw, (size_t)len);
-	*cte = CTE_IDENTITY;
-	if (!imap_header_next((char *)se->raw, (size_t)len, &pos,
+	len = header_normalise(buf, (size_t)len);
+	*cte = MIME_CTE_IDENTITY;
+	if (imap_header_next(buf, (size_t)len, &pos,
 	    "content-transfer-encoding", &v, &vlen))
-		return 0;
-	while (vlen > 0 && IS_WSP(v[vlen - 1]))
-		vlen--;
-	if (vlen == 6 && memcmp(v, "base64", 6) == 0)
-		*cte = CTE_BASE64;
-	else if (vlen == 16 && memcmp(v, "quoted-printable", 16) == 0)
-		*cte = CTE_QP;
+		*cte = mime_cte_parse(v, vlen);
 	return 0;
 }
 
 /* Starts reading [off, end) decoded as cte. */
 static void
-scan_set(struct scan *sc, uint64_t off, uint64_t end, enum cte cte)
+scan_set(struct scan *sc, uint64_t off, uint64_t end, enum mime_cte cte)
 {
 	sc->in_range = 1;
 	sc->off = off;
@@ -567,7 +450,7 @@ scan_next_range(struct search *se, struct candidate *m)
 {
 	struct scan		*sc = &se->scan;
 	const struct mime_part	*p;
-	enum cte		 cte;
+	enum mime_cte		 cte;
 	/* parts[1] repeats parts[0] when the message is a single part. */
 	size_t			 first = m->meta.nparts > 1, i;
 
@@ -575,7 +458,7 @@ scan_next_range(struct search *se, struct candidate *m)
 		sc->part = 1;
 		if (sc->node->whole && m->meta.nparts > 0) {
 			scan_set(sc, 0, m->meta.parts[0].body_start,
-			    CTE_IDENTITY);
+			    MIME_CTE_IDENTITY);
 			return 1;
 		}
 	}
@@ -587,10 +470,13 @@ scan_next_range(struct search *se, struct candidate *m)
 			continue;
 		if (p->is_message)
 			scan_set(sc, p->body_start, p->inner_body_start,
-			    CTE_IDENTITY);
-		else if (part_cte(se, m, p, &cte) < 0)
+			    MIME_CTE_IDENTITY);
+		else if (imap_part_cte(m->blob, p, (char *)se->raw,
+		    SCAN_CHUNK, &cte) < 0) {
+			se->err = STORE_IO;
 			return -1;
-		else
+		} else
+			/* What it cannot decode is searched as it is. */
 			scan_set(sc, p->body_start, p->body_end, cte);
 		return 1;
 	}
@@ -620,22 +506,19 @@ scan_run(struct search *se, struct candidate *m)
 				return 2;
 			want = sc->end - sc->off < SCAN_CHUNK ?
 			    (size_t)(sc->end - sc->off) : SCAN_CHUNK;
-			in = sc->d.cte == CTE_IDENTITY ? se->win + sc->have :
-			    se->raw;
+			in = sc->d.cte == MIME_CTE_IDENTITY ? se->win +
+			    sc->have : se->raw;
 			if ((r = store_blob_read(m->blob, sc->off, in,
 			    want)) <= 0) {
 				se->err = STORE_IO;
 				return -1;
 			}
 			sc->off += (uint64_t)r;
-			if (sc->d.cte == CTE_BASE64)
-				sc->have += decode_base64(&sc->d, in,
-				    (size_t)r, se->win + sc->have);
-			else if (sc->d.cte == CTE_QP)
-				sc->have += decode_qp(&sc->d, in, (size_t)r,
+			sc->have += mime_decode(&sc->d, in, (size_t)r,
+			    se->win + sc->have);
+			if (sc->off == sc->end)
+				sc->have += mime_decode_end(&sc->d,
 				    se->win + sc->have);
-			else
-				sc->have += (size_t)r;
 			if (window_search(se->win, &sc->have, &sc->folded,
 			    sc->node, sc->off == sc->end))
 				return 1;
@@ -1076,7 +959,8 @@ search_new(struct session *s, const struct imap_arg *args, size_t nargs,
 	}
 	se->ret = ret;
 	if ((se->prog.maxlen > 0 &&
-	    ((se->win = malloc(SCAN_CHUNK + se->prog.maxlen + SCAN_SLACK)) ==
+	    ((se->win = malloc(SCAN_CHUNK + se->prog.maxlen +
+	    MIME_DECODE_SLACK)) ==
 	    NULL || (se->raw = malloc(SCAN_CHUNK)) == NULL)) ||
 	    search_ready(se, ims->view) < 0) {
 		imap_reply(s, "NO [UNAVAILABLE] Out of memory");

@@ -9,7 +9,9 @@
 #include <stdint.h>
 
 #include "imap_parse.h"
+#include "mime.h"
 #include "proto.h"
+#include "store.h"
 
 struct search;
 
@@ -41,5 +43,14 @@ int		 imap_search_charset_ok(const struct imap_arg *);
  */
 int		 imap_header_next(const char *h, size_t len, size_t *pos,
 		    const char *name, const char **val, size_t *vlen);
+
+/*
+ * Reads the Content-Transfer-Encoding of part p from its MIME header in
+ * blob (the first `size` bytes of it, read into buf, which it changes).
+ * Returns 0, or -1 when the blob could not be read.
+ */
+int		 imap_part_cte(struct store_blob_reader *,
+		    const struct mime_part *p, char *buf, size_t size,
+		    enum mime_cte *);
 
 #endif /* MAILREPD_IMAP_SEARCH_H */

@@ -15,6 +15,8 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "config.h"
+
 /*
  * Where one body part lies in the message bytes.  Offsets are from the
  * first byte of the message; every range is [start, end).
@@ -100,6 +102,53 @@ time_t mime_date_local(const char *s, size_t n);
  * malloc'd string; NULL when memory ran out.
  */
 char *mime_decode_words(const char *s, size_t n);
+
+/* A part's Content-Transfer-Encoding (RFC 2045 6.1). */
+enum mime_cte {
+	MIME_CTE_IDENTITY,	/* 7bit, 8bit, binary, or none given */
+	MIME_CTE_BASE64,
+	MIME_CTE_QP,
+	MIME_CTE_UNKNOWN,	/* passed through by mime_decode() */
+};
+
+/* The value of a Content-Transfer-Encoding field, blanks around it. */
+enum mime_cte mime_cte_parse(const char *v, size_t n);
+
+enum mime_qp_state {
+	MIME_QP_TEXT,
+	MIME_QP_EQUALS,		/* after "=" (and the blanks held) */
+	MIME_QP_HEX,		/* after "=" and one hex digit */
+	MIME_QP_SOFT_CR,	/* after "=" CR, a soft line break */
+};
+
+/* A decoder's state across the chunks of one part (mime_decode.c). */
+struct mime_decoder {
+	enum mime_cte		 cte;
+	uint32_t		 acc;		/* base64: bits not yet written */
+	int			 nbits;
+	enum mime_qp_state	 qp;
+	unsigned char		 hex;		/* MIME_QP_HEX: first digit */
+	unsigned char		 held[MIME_QP_BLANKS];	/* maybe padding */
+	size_t			 nheld;
+};
+
+/* Bytes mime_decode() may write beyond the count it was given. */
+#define MIME_DECODE_SLACK	(MIME_QP_BLANKS + 2)
+
+void	mime_decoder_init(struct mime_decoder *, enum mime_cte);
+
+/*
+ * Decodes the next n bytes of the part into out, which has room for
+ * n + MIME_DECODE_SLACK; returns how many were written.
+ */
+size_t	mime_decode(struct mime_decoder *, const unsigned char *in,
+	    size_t n, unsigned char *out);
+
+/*
+ * Ends the part: writes what the decoder held that is data (an "=X"
+ * that started no escape), at most 2 bytes, and returns how many.
+ */
+size_t	mime_decode_end(struct mime_decoder *, unsigned char *out);
 
 /* Convenience: parses a whole message held in memory (tests, import). */
 int mime_parse_buffer(const char *msg, size_t len, struct mime_result *out);
