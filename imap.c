@@ -427,7 +427,8 @@ static const struct imap_command commands[] = {
 	{ "LIST", CMD_AUTH, 0, imap_cmd_list },
 	{ "LSUB", CMD_AUTH, 1, imap_cmd_list },
 	{ "STATUS", CMD_AUTH, 0, imap_cmd_status },
-	{ "APPEND", CMD_AUTH | CMD_CHANGES, 0, imap_cmd_append },
+	{ "APPEND", CMD_AUTH | CMD_CHANGES | CMD_LITERAL8, 0,
+	    imap_cmd_append },
 	{ "CHECK", CMD_SELECTED, 1, cmd_noop },
 	/* CLOSE expunges, though not on a replica (its view is read-only) */
 	{ "CLOSE", CMD_SELECTED | CMD_WRITES, 1, imap_cmd_close },
@@ -582,6 +583,10 @@ command_run(struct session *s, struct imap_cmd *cmd)
 	}
 	if (c == NULL) {
 		imap_reply(s, "BAD Unknown command");
+		return;
+	}
+	if (cmd->literal8 && (c->flags & CMD_LITERAL8) == 0) {
+		imap_reply(s, "BAD Only APPEND takes a literal8 (~{N})");
 		return;
 	}
 	if (!imap_command_allowed(s, c))

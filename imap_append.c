@@ -221,6 +221,20 @@ append_receive(struct session *s, struct imap_append *ap, uint64_t size,
 }
 
 /*
+ * The length of line[0, brace) without the blanks before a literal and
+ * the "~" of a literal8 (RFC 3516 4.4: a message that may hold NULs).
+ */
+static size_t
+before_literal(const char *line, size_t brace)
+{
+	if (brace > 0 && line[brace - 1] == '~')
+		brace--;
+	while (brace > 0 && line[brace - 1] == ' ')
+		brace--;
+	return brace;
+}
+
+/*
  * Called when framing stops at a literal: if the command so far is
  * "tag APPEND mailbox [flags] [date]" (after MULTIAPPEND's messages that
  * arrived whole), that literal is a message, and it is streamed into a
@@ -239,8 +253,7 @@ imap_append_begin(struct session *s, uint64_t size)
 	size_t			 n = p->frame.lit_brace;
 	int			 plus = p->frame.lit_plus, ok = 0;
 
-	if (n > 0 && buf_ptr(&s->in)[n - 1] == ' ')
-		n--;
+	n = before_literal(buf_ptr(&s->in), n);
 	if ((head = malloc(n + 2)) == NULL)
 		return 0;
 	memcpy(head, buf_ptr(&s->in), n);
@@ -395,8 +408,7 @@ append_next(struct session *s, struct imap_append *ap, const char *line,
 		plus = 1;
 		end++;
 	}
-	for (k = brace - line; k > 0 && line[k - 1] == ' '; k--)
-		;
+	k = before_literal(line, brace - line);
 	if (end == brace + 1 || end != line + len - 1 || !isdigit(
 	    (unsigned char)brace[1]) || asprintf(&text, "t X%s%.*s\r\n",
 	    k > 0 ? " " : "", (int)k, line) < 0)

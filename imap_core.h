@@ -96,6 +96,7 @@ struct imap_private {
 #define CMD_WRITES	0x10	/* may write to the store */
 #define CMD_CHANGES	(0x20 | CMD_WRITES) /* changes mail: refused on
 					   a replica */
+#define CMD_LITERAL8	0x40	/* may take a literal8 (BINARY's ~{N}) */
 
 /* The command table's entry for name (after "UID" when uid), or NULL. */
 struct imap_command {

@@ -1,6 +1,7 @@
 /*
  * imap_fetch.c — FETCH and UID FETCH (RFC 3501 6.4.5, 6.4.8), with
- * CONDSTORE's MODSEQ item and CHANGEDSINCE modifier (RFC 7162 3.1.4).
+ * CONDSTORE's MODSEQ item and CHANGEDSINCE modifier (RFC 7162 3.1.4),
+ * and BINARY's items (RFC 3516 4.2).
  *
  * The command is parsed once into a list of items; a step function then
  * writes one response per message as the client reads.  A response reads
@@ -9,6 +10,12 @@
  * the blob only for section bytes.  Section bytes go out as a literal one
  * chunk at a time, and a step may stop in the middle of one, so a 50 MiB
  * message costs a chunk of memory, not 50 MiB.
+ *
+ * BINARY[part] is the part's body with its Content-Transfer-Encoding
+ * undone.  Its length comes before its bytes, so a part is decoded
+ * twice: once to count (and to see whether it holds a NUL, which only a
+ * literal8 "~{n}" may carry), a chunk per turn of the step, then again
+ * as it is sent.  BINARY.SIZE[part] is the count alone.
  *
  * Where the RFCs leave a choice we answer as Dovecot 2.3 does: a section
  * that names nothing (BODY[9], BODY[1.HEADER] of a part that is not a
@@ -25,6 +32,7 @@
 #include <time.h>
 
 #include "config.h"
+#include "imap_search.h"
 #include "imap_session.h"
 #include "mime.h"
 #include "proto.h"
@@ -43,6 +51,8 @@ enum item_kind {
 	ITEM_BODY,		/* BODY without a section */
 	ITEM_MODSEQ,
 	ITEM_SECTION,		/* BODY[...], BODY.PEEK[...], RFC822[.x] */
+	ITEM_BINARY,		/* BINARY[...], BINARY.PEEK[...] */
+	ITEM_BINARY_SIZE,	/* BINARY.SIZE[...] */
 };
 
 /* What of the message, or of a part, a section names. */
@@ -62,7 +72,7 @@ struct field_name {
 
 struct fetch_item {
 	enum item_kind		 kind;
-	/* the rest is for ITEM_SECTION */
+	/* the rest is for ITEM_SECTION and ITEM_BINARY[_SIZE] */
 	const char		*label;		/* "RFC822...", or NULL */
 	char			*atom;		/* the item, upper-cased */
 	const char		*spec;		/* in atom, inside [] */
@@ -82,6 +92,26 @@ struct source {
 	uint64_t	 off, end;
 };
 
+/*
+ * The decoded body of one part for BINARY: counted first (size, nul),
+ * then sent from `pos`, the decoded bytes gone by, keeping those in
+ * [want, want_end).  `spec` names the part counted, so that BINARY.SIZE
+ * and BINARY of one part in one FETCH count it once.
+ */
+struct binary {
+	const char		*spec;		/* NULL: nothing counted */
+	size_t			 partlen;
+	int			 counted;
+	uint64_t		 size;
+	int			 nul;		/* a NUL: literal8 */
+	uint64_t		 start, off, end;	/* the raw range, read
+							   up to off */
+	enum mime_cte		 cte;
+	struct mime_decoder	 d;
+	uint64_t		 pos, want, want_end;
+	int			 sending;
+};
+
 /* The message whose response is being written. */
 struct fetch_msg {
 	uint32_t			 seq;
@@ -95,6 +125,7 @@ struct fetch_msg {
 	int				 written;	/* items written */
 	char				*membuf;	/* a filtered header */
 	struct source			 lit;		/* literal to send */
+	struct binary			 bin;
 };
 
 struct fetch_job {
@@ -115,6 +146,9 @@ struct fetch_job {
 	int			 active;	/* a response line is open */
 	struct fetch_msg	 msg;
 	enum store_err		 err;		/* why the command failed */
+	int			 unknown_cte;	/* ... a part BINARY cannot decode */
+	int			 binary;	/* BINARY items asked for */
+	unsigned char		*raw, *dec;	/* their chunk buffers */
 };
 
 static const char	 oom[] = "Out of memory";
@@ -282,11 +316,12 @@ parse_partial(struct fetch_item *it, const char *p)
 }
 
 /*
- * Parses "BODY[spec]<partial>" or "BODY.PEEK[...]", in any case, into
- * it.  imap_parse() kept the brackets whole, so there is a "]".
+ * Copies a section item upper-cased into it->atom and splits it at its
+ * brackets: it->spec is what they hold, and a "<partial>" may follow.
+ * imap_parse() kept the brackets whole, so there is a "[".
  */
 static const char *
-parse_body_section(struct fetch_item *it, const char *atom)
+split_section(struct fetch_item *it, const char *atom)
 {
 	char	*p, *close;
 
@@ -294,16 +329,71 @@ parse_body_section(struct fetch_item *it, const char *atom)
 		return oom;
 	for (p = it->atom; *p != '\0'; p++)
 		*p = (char)toupper((unsigned char)*p);
-	it->peek = strncmp(it->atom, "BODY.PEEK[", 10) == 0;
 	p = strchr(it->atom, '[') + 1;
 	if ((close = strrchr(p, ']')) == NULL)
-		return "Missing ] in BODY[]";
+		return "Missing ] in a section";
 	*close = '\0';
 	it->spec = p;
 	if (parse_partial(it, close + 1) < 0)
-		return "Bad <partial> in BODY[]";
-	return parse_spec(it, p);
+		return "Bad <partial> in a section";
+	return NULL;
 }
+
+/* Parses "BODY[spec]<partial>" or "BODY.PEEK[...]", in any case. */
+static const char *
+parse_body_section(struct fetch_item *it, const char *atom)
+{
+	const char	*err;
+
+	it->kind = ITEM_SECTION;
+	if ((err = split_section(it, atom)) != NULL)
+		return err;
+	it->peek = strncmp(it->atom, "BODY.PEEK[", 10) == 0;
+	return parse_spec(it, it->spec);
+}
+
+/*
+ * Parses BINARY[part]<partial>, BINARY.PEEK[...] or BINARY.SIZE[part]
+ * (RFC 3516 4.1): the part is a part number or nothing, never HEADER or
+ * TEXT, and a size takes no partial.
+ */
+static const char *
+parse_binary_section(struct fetch_item *it, const char *atom)
+{
+	const char	*err, *p;
+
+	if ((err = split_section(it, atom)) != NULL)
+		return err;
+	it->peek = strncmp(it->atom, "BINARY[", 7) != 0;
+	it->kind = strncmp(it->atom, "BINARY.SIZE[", 12) == 0 ?
+	    ITEM_BINARY_SIZE : ITEM_BINARY;
+	if (it->kind == ITEM_BINARY_SIZE && it->partial)
+		return "BINARY.SIZE takes no <partial>";
+	it->text = SECT_ALL;
+	it->partlen = strlen(it->spec);
+	for (p = it->spec; *p != '\0'; p++) {
+		if (*p < '1' || *p > '9')
+			return "Bad part number in BINARY[]";
+		p += strspn(p, "0123456789");
+		if (*p == '\0')
+			break;
+		if (*p != '.' || p[1] == '\0')
+			return "Bad part number in BINARY[]";
+	}
+	return NULL;
+}
+
+/* The items that name a section, by what they start with. */
+static const struct {
+	const char	*prefix;
+	const char	*(*parse)(struct fetch_item *, const char *);
+} sections[] = {
+	{ "BODY[",		parse_body_section },
+	{ "BODY.PEEK[",		parse_body_section },
+	{ "BINARY[",		parse_binary_section },
+	{ "BINARY.PEEK[",	parse_binary_section },
+	{ "BINARY.SIZE[",	parse_binary_section },
+};
 
 /* Adds an item that takes no arguments, once. */
 static void
@@ -348,12 +438,14 @@ parse_item(struct fetch_job *j, const char *atom)
 			return NULL;
 		}
 	}
-	if (strncasecmp(atom, "BODY[", 5) != 0 &&
-	    strncasecmp(atom, "BODY.PEEK[", 10) != 0)
-		return "Unknown FETCH item";
-	it->kind = ITEM_SECTION;
-	j->nitems++;		/* fetch_free() frees what it holds */
-	return parse_body_section(it, atom);
+	for (i = 0; i < nitems(sections); i++) {
+		if (strncasecmp(atom, sections[i].prefix,
+		    strlen(sections[i].prefix)) == 0) {
+			j->nitems++;	/* fetch_free() frees what it holds */
+			return sections[i].parse(it, atom);
+		}
+	}
+	return "Unknown FETCH item";
 }
 
 /* Adds the items of ALL, FAST or FULL; returns 0 when name is none. */
@@ -455,8 +547,11 @@ summarize(struct fetch_job *j)
 			j->need_meta |= STORE_META_STRUCT;
 			break;
 		case ITEM_SECTION:
+		case ITEM_BINARY:
+		case ITEM_BINARY_SIZE:
+			j->binary |= it->kind != ITEM_SECTION;
 			j->seen |= !it->peek;
-			/* only BODY[] and RFC822 go without offsets */
+			/* only BODY[], BINARY[] and RFC822 go without offsets */
 			if (it->partlen > 0 || it->text != SECT_ALL)
 				j->need_meta |= STORE_META_SECTIONS;
 			break;
@@ -504,6 +599,7 @@ msg_end(struct fetch_job *j)
 	free(fm->membuf);
 	fm->membuf = NULL;
 	memset(&fm->lit, 0, sizeof(fm->lit));
+	memset(&fm->bin, 0, sizeof(fm->bin));
 	j->active = 0;
 }
 
@@ -523,6 +619,8 @@ fetch_free(void *arg)
 		free(j->items[i].fieldbuf);
 	}
 	imap_seqset_free(&j->set);
+	free(j->raw);
+	free(j->dec);
 	free(j);
 }
 
@@ -920,7 +1018,184 @@ section_write(struct session *s, struct fetch_job *j,
 	return 0;
 }
 
-/* Writes one item of the response; a section starts its literal. */
+/*
+ * Sets bin on the part `it` names: its raw range and its decoder.
+ * BINARY[] is the message as it is, and so is a multipart or a
+ * message/rfc822 part, which have no encoding of their own (RFC 2045
+ * 6.4); a part that does not exist is empty, as its BODY[] is.  Returns
+ * 0, or -1 on a store error or an encoding it cannot undo.
+ */
+static int
+binary_start(struct session *s, struct fetch_job *j,
+    const struct fetch_item *it)
+{
+	struct fetch_msg	*fm = &j->msg;
+	struct binary		*b = &fm->bin;
+	const struct mime_part	*p = NULL;
+
+	memset(b, 0, sizeof(*b));
+	b->spec = it->spec;
+	b->partlen = it->partlen;
+	b->cte = MIME_CTE_IDENTITY;
+	if (it->partlen == 0)
+		b->end = fm->m.size;
+	else if ((p = find_part(&fm->meta, it->spec, it->partlen)) != NULL) {
+		b->start = p->body_start;
+		b->end = p->body_end;
+	}
+	b->off = b->start;
+	b->counted = b->start == b->end;
+	if (b->counted)
+		return 0;
+	if (blob_need(s, j) < 0)
+		return -1;
+	if (p != NULL && !p->is_multipart && !p->is_message) {
+		if (imap_part_cte(fm->blob, p, (char *)j->raw, IO_CHUNK,
+		    &b->cte) < 0) {
+			j->err = STORE_IO;
+			return -1;
+		}
+		if (b->cte == MIME_CTE_UNKNOWN) {
+			j->unknown_cte = 1;
+			return -1;
+		}
+	}
+	mime_decoder_init(&b->d, b->cte);
+	return 0;
+}
+
+/*
+ * Reads and decodes the next chunk of bin's raw range into j->dec.
+ * Returns how many bytes it decoded to, or -1 on a store error.
+ */
+static ssize_t
+binary_chunk(struct fetch_job *j)
+{
+	struct binary	*b = &j->msg.bin;
+	size_t		 n, got;
+
+	n = b->end - b->off < IO_CHUNK ? (size_t)(b->end - b->off) :
+	    IO_CHUNK;
+	if (store_blob_read(j->msg.blob, b->off, j->raw, n) != (ssize_t)n) {
+		j->err = STORE_IO;
+		return -1;
+	}
+	b->off += n;
+	got = mime_decode(&b->d, j->raw, n, j->dec);
+	if (b->off == b->end)
+		got += mime_decode_end(&b->d, j->dec + got);
+	return (ssize_t)got;
+}
+
+/*
+ * Counts the decoded bytes of the part `it` names, one chunk a call,
+ * unless this message's last count was of that part.  Returns 1 when
+ * bin holds the count, 0 when more is left, -1 on an error.
+ */
+static int
+binary_count(struct session *s, struct fetch_job *j,
+    const struct fetch_item *it)
+{
+	struct binary	*b = &j->msg.bin;
+	ssize_t		 got;
+
+	if ((b->spec == NULL || b->partlen != it->partlen ||
+	    memcmp(b->spec, it->spec, it->partlen) != 0) &&
+	    binary_start(s, j, it) < 0)
+		return -1;
+	if (b->counted)
+		return 1;
+	if ((got = binary_chunk(j)) < 0)
+		return -1;
+	b->size += (uint64_t)got;
+	b->nul |= memchr(j->dec, '\0', (size_t)got) != NULL;
+	b->counted = b->off == b->end;
+	return b->counted;
+}
+
+/*
+ * Writes BINARY.SIZE[part] n, or BINARY[part]<start> and the header of
+ * its literal (literal8 when the part holds a NUL), which binary_send()
+ * then sends.  The partial is of the decoded bytes.  Returns as
+ * item_write() does.
+ */
+static int
+binary_write(struct session *s, struct fetch_job *j,
+    const struct fetch_item *it)
+{
+	struct fetch_msg	*fm = &j->msg;
+	struct binary		*b = &fm->bin;
+	uint64_t		 start = 0, len;
+	int			 r;
+
+	if ((r = binary_count(s, j, it)) != 1)
+		return r;
+	item_sep(s, fm);
+	if (it->kind == ITEM_BINARY_SIZE) {
+		put_str(s, "BINARY.SIZE[");
+		put_str(s, it->spec);
+		put_uint(s, "] ", b->size);
+		return 1;
+	}
+	if (it->partial)
+		start = it->start < b->size ? it->start : b->size;
+	len = b->size - start;
+	if (it->partial && len > it->len)
+		len = it->len;
+	put_str(s, "BINARY[");
+	put_str(s, it->spec);
+	if (it->partial)
+		put_uint(s, "]<", it->start);
+	put_str(s, it->partial ? "> " : "] ");
+	put_uint(s, b->nul ? "~{" : "{", len);
+	session_write(s, "}\r\n", 3);
+	b->off = b->start;
+	mime_decoder_init(&b->d, b->cte);
+	b->pos = 0;
+	b->want = start;
+	b->want_end = start + len;
+	b->sending = len > 0;
+	return 1;
+}
+
+/*
+ * Sends what is left of a BINARY literal, decoding a chunk at a time,
+ * until the output is full.  Returns as literal_send() does.
+ */
+static int
+binary_send(struct session *s, struct fetch_job *j)
+{
+	struct binary	*b = &j->msg.bin;
+	uint64_t	 lo, hi;
+	ssize_t		 got;
+
+	while (b->sending) {
+		if (session_output_high(s))
+			return 0;
+		/* The count said more: the blob changed under its GUID. */
+		if (b->off == b->end) {
+			j->err = STORE_IO;
+			return -1;
+		}
+		if ((got = binary_chunk(j)) < 0)
+			return -1;
+		lo = b->pos > b->want ? b->pos : b->want;
+		hi = b->pos + (uint64_t)got < b->want_end ?
+		    b->pos + (uint64_t)got : b->want_end;
+		if (lo < hi)
+			session_write(s, j->dec + (lo - b->pos),
+			    (size_t)(hi - lo));
+		b->pos += (uint64_t)got;
+		b->sending = b->pos < b->want_end;
+	}
+	return 1;
+}
+
+/*
+ * Writes one item of the response; a section starts its literal.
+ * Returns 1 when it is written, 0 when a BINARY item is still counting
+ * (call again), -1 on a store error.
+ */
 static int
 item_write(struct session *s, struct fetch_job *j,
     const struct fetch_item *it)
@@ -928,7 +1203,9 @@ item_write(struct session *s, struct fetch_job *j,
 	struct fetch_msg	*fm = &j->msg;
 
 	if (it->kind == ITEM_SECTION)
-		return section_write(s, j, it);
+		return section_write(s, j, it) < 0 ? -1 : 1;
+	if (it->kind == ITEM_BINARY || it->kind == ITEM_BINARY_SIZE)
+		return binary_write(s, j, it);
 	item_sep(s, fm);
 	switch (it->kind) {
 	case ITEM_FLAGS:
@@ -956,9 +1233,11 @@ item_write(struct session *s, struct fetch_job *j,
 		put_modseq(s, fm);
 		break;
 	case ITEM_SECTION:	/* section_write(), above */
+	case ITEM_BINARY:	/* binary_write(), above */
+	case ITEM_BINARY_SIZE:
 		break;
 	}
-	return 0;
+	return 1;
 }
 
 /*
@@ -1001,7 +1280,7 @@ literal_send(struct session *s, struct fetch_job *j)
 /*
  * Writes on with the loaded message's response: the literal being sent,
  * then each item left.  Returns 1 when the response is complete, 0 when
- * the output is full, -1 on a store error.
+ * the output is full or a step's work is done, -1 on a store error.
  */
 static int
 msg_write(struct session *s, struct fetch_job *j)
@@ -1009,14 +1288,18 @@ msg_write(struct session *s, struct fetch_job *j)
 	struct fetch_msg	*fm = &j->msg;
 	int			 r;
 
-	while ((r = literal_send(s, j)) == 1 && fm->next < j->nitems) {
+	for (;;) {
+		if ((r = literal_send(s, j)) != 1 ||
+		    (r = binary_send(s, j)) != 1)
+			return r;
+		if (fm->next == j->nitems)
+			break;
 		if (session_output_high(s))
 			return 0;
-		if (item_write(s, j, &j->items[fm->next++]) < 0)
-			return -1;
+		if ((r = item_write(s, j, &j->items[fm->next])) != 1)
+			return r;
+		fm->next++;
 	}
-	if (r != 1)
-		return r;
 	session_write(s, ")\r\n", 3);
 	msg_end(j);
 	return 1;
@@ -1054,14 +1337,19 @@ fetch_fail(struct session *s, struct fetch_job *j)
 {
 	struct fetch_msg	*fm = &j->msg;
 
-	if (fm->lit.off < fm->lit.end)
+	if (fm->lit.off < fm->lit.end || fm->bin.sending)
 		session_close(s);
 	else if (j->active && fm->written == 0)
 		session_printf(s, "UID %u)\r\n", fm->m.uid);
 	else if (j->active)
 		session_write(s, ")\r\n", 3);
 	msg_end(j);
-	imap_reply_store_error(s, j->err, IMAP_MISSING_MESSAGE, "FETCH");
+	if (j->unknown_cte)
+		imap_reply(s, "NO [UNKNOWN-CTE] A part's Content-Transfer-"
+		    "Encoding is not one BINARY can undo");
+	else
+		imap_reply_store_error(s, j->err, IMAP_MISSING_MESSAGE,
+		    "FETCH");
 }
 
 /*
@@ -1133,6 +1421,12 @@ imap_cmd_fetch(struct session *s, const struct imap_arg *args, size_t nargs,
 	if ((err = fetch_parse(j, is->view, args, nargs)) != NULL) {
 		imap_reply(s, "%s %s", err == oom ? "NO [UNAVAILABLE]" : "BAD",
 		    err);
+		fetch_free(j);
+		return;
+	}
+	if (j->binary && ((j->raw = malloc(IO_CHUNK)) == NULL ||
+	    (j->dec = malloc(IO_CHUNK + MIME_DECODE_SLACK)) == NULL)) {
+		imap_reply(s, "NO [UNAVAILABLE] %s", oom);
 		fetch_free(j);
 		return;
 	}

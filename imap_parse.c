@@ -166,6 +166,7 @@ struct parser {
 	char		*arena;		/* where the next string is copied */
 	int		 max_depth;
 	size_t		 max_args, nargs;
+	int		 literal8;	/* a ~{N} was read */
 	const char	*error;
 	enum imap_parse_status status;
 };
@@ -262,12 +263,19 @@ parse_quoted(struct parser *ps, struct imap_arg *a)
 	return 0;
 }
 
-/* "{N}" or "{N+}", the line end, then N bytes (framing checked sizes). */
+/*
+ * "{N}" or "{N+}", the line end, then N bytes (framing checked sizes);
+ * or BINARY's literal8 (RFC 3516 4.4), the same after a "~".
+ */
 static int
 parse_literal(struct parser *ps, struct imap_arg *a)
 {
 	uint64_t	 n = 0;
 
+	if (*ps->p == '~') {
+		a->literal8 = ps->literal8 = 1;
+		ps->p++;
+	}
 	for (ps->p++; ps->p < ps->end && isdigit((unsigned char)*ps->p);
 	    ps->p++)
 		n = n * 10 + (uint64_t)(*ps->p - '0');
@@ -319,6 +327,10 @@ parse_item(struct parser *ps, struct imap_arg *a, int depth)
 		return parse_quoted(ps, a);
 	case '{':
 		return parse_literal(ps, a);
+	case '~':
+		if (ps->p + 1 < ps->end && ps->p[1] == '{')
+			return parse_literal(ps, a);
+		return parse_atom(ps, a);
 	default:
 		return parse_atom(ps, a);
 	}
@@ -419,6 +431,7 @@ imap_parse(const char *buf, size_t len, int max_depth, size_t max_args,
 		fail(&ps, IMAP_PARSE_BAD, "invalid command name");
 	else
 		parse_items(&ps, &cmd->args, &cmd->nargs, 0);
+	cmd->literal8 = ps.literal8;
 	*error = ps.error;
 	if (ps.status != IMAP_PARSE_OK) {
 		free_args(cmd->args, cmd->nargs);

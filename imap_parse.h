@@ -71,6 +71,7 @@ struct imap_arg {
 	char			*str;		/* NUL-terminated */
 	size_t			 len;
 	int			 literal;	/* a STRING sent as a literal */
+	int			 literal8;	/* ... as a literal8, ~{N} */
 	struct imap_arg		*list;		/* IMAP_ARG_LIST children */
 	size_t			 nlist;
 };
@@ -81,6 +82,7 @@ struct imap_cmd {
 	char		*name;		/* upper-cased in place */
 	struct imap_arg	*args;
 	size_t		 nargs;
+	int		 literal8;	/* some argument is a literal8 */
 };
 
 enum imap_parse_status {

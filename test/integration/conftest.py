@@ -608,6 +608,8 @@ def parse_value(s, i=0):
             out.append(s[i])
             i += 1
         return "".join(out).encode("latin-1"), i + 1
+    if c == "~" and s[i + 1:i + 2] == "{":  # a literal8 (BINARY)
+        i, c = i + 1, "{"
     if c == "{":
         j = s.index("}", i)
         n = int(s[i + 1:j].rstrip("+"))

@@ -149,6 +149,27 @@ test_parse_arguments(void **state)
 	imap_cmd_free(&cmd);
 }
 
+/* "~{N}" is a literal8 (RFC 3516); a "~" elsewhere is an atom's. */
+static void
+test_parse_literal8(void **state)
+{
+	static const char in[] = "a1 APPEND ~box ~{3+}\r\n\0\0\0 {1}\r\nx\r\n";
+	struct imap_cmd		 cmd;
+	const char		*err = NULL;
+
+	(void)state;
+	assert_int_equal(imap_parse(in, sizeof(in) - 1, 4, 100, &cmd, &err),
+	    IMAP_PARSE_OK);
+	assert_int_equal(cmd.nargs, 3);
+	assert_true(cmd.literal8);
+	assert_string_equal(cmd.args[0].str, "~box");
+	assert_false(cmd.args[0].literal8);
+	assert_true(cmd.args[1].literal && cmd.args[1].literal8);
+	assert_memory_equal(cmd.args[1].str, "\0\0\0", 3);
+	assert_true(cmd.args[2].literal && !cmd.args[2].literal8);
+	imap_cmd_free(&cmd);
+}
+
 /* A '[' no ']' closes is an atom character (RFC 3501: only ']' is not). */
 static void
 test_parse_open_bracket(void **state)
@@ -214,6 +235,7 @@ main(void)
 		cmocka_unit_test(test_frame_plain_and_literals),
 		cmocka_unit_test(test_frame_limits),
 		cmocka_unit_test(test_frame_literal_size),
+		cmocka_unit_test(test_parse_literal8),
 		cmocka_unit_test(test_parse_arguments),
 		cmocka_unit_test(test_parse_open_bracket),
 		cmocka_unit_test(test_parse_errors),
