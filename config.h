@@ -172,6 +172,7 @@
 #define IMAP_STEP_MESSAGES	256	/* messages a long command does in one loop step */
 #define IMAP_STEP_USEC		5000	/* loop time one step of a long command takes */
 #define IMAP_MAX_MULTIAPPEND	32	/* messages in one APPEND (a spool and a file each) */
+#define IMAP_MAX_SECTION	64	/* bytes of a section in a CATENATE URL */
 /*
  * COPY and MOVE are one store step, so that they stay all or nothing
  * (RFC 3501 6.4.7) through errors, disconnects and crashes: a copied

@@ -1,7 +1,7 @@
 /*
  * imap_append.c — APPEND (RFC 3501 6.3.11), with MULTIAPPEND (RFC 3502:
- * several messages in one command, appended all or none) and UIDPLUS's
- * APPENDUID.  A message literal is streamed into a spool as it arrives
+ * several messages in one command, appended all or none), UIDPLUS's
+ * APPENDUID, and CATENATE's messages made of parts (imap_catenate.c).  A message literal is streamed into a spool as it arrives
  * (never held whole: imap_append_begin() takes the command over when
  * framing stops at its literal); a literal that arrived whole with the
  * command (a small LITERAL+ one) is fed to a spool from the argument.
@@ -110,12 +110,12 @@ message_args(struct session *s, const struct imap_arg *args, size_t nargs,
 
 /*
  * Adds the next message of ap: flags and date-time from args[0..nargs),
- * size bytes, a spool to take them.  Returns 0, or -1 with the tagged
- * reply recorded.
+ * and a spool to take its bytes.  Returns 0, or -1 with the tagged reply
+ * recorded.
  */
 static int
 append_add(struct session *s, struct imap_append *ap,
-    const struct imap_arg *args, size_t nargs, uint64_t size)
+    const struct imap_arg *args, size_t nargs)
 {
 	struct append_msg	*m = &ap->msgs[ap->n];
 	const char		*bad;
@@ -128,10 +128,6 @@ append_add(struct session *s, struct imap_append *ap,
 	ap->n++;
 	if ((bad = message_args(s, args, nargs, m)) != NULL)
 		;
-	else if (size > (uint64_t)s->srv->settings->max_message_size)
-		bad = "NO [TOOBIG] Message too large";
-	else if (size == 0)
-		bad = "NO Cannot save an empty message";
 	else if ((m->spool = spool_new(s->srv->settings->data_dir)) == NULL)
 		bad = errno == ENOSPC ? IMAP_NO_FULL :
 		    "NO [UNAVAILABLE] Temporary storage failure";
@@ -139,8 +135,35 @@ append_add(struct session *s, struct imap_append *ap,
 		imap_reply(s, "%s", bad);
 		return -1;
 	}
+	return 0;
+}
+
+/* append_add() for a message that is a literal of size bytes. */
+static int
+append_add_literal(struct session *s, struct imap_append *ap,
+    const struct imap_arg *args, size_t nargs, uint64_t size)
+{
+	if (append_add(s, ap, args, nargs) < 0)
+		return -1;
+	if (size > (uint64_t)s->srv->settings->max_message_size) {
+		imap_reply(s, "NO [TOOBIG] Message too large");
+		return -1;
+	}
+	if (size == 0) {
+		imap_reply(s, "NO Cannot save an empty message");
+		return -1;
+	}
 	ap->left = size;
 	return 0;
+}
+
+/* Whether args[i] is a CATENATE and its part list (RFC 4469). */
+static int
+is_catenate(const struct imap_arg *args, size_t nargs, size_t i)
+{
+	return args[i].type == IMAP_ARG_ATOM &&
+	    strcasecmp(args[i].str, "CATENATE") == 0 && i + 1 < nargs &&
+	    args[i + 1].type == IMAP_ARG_LIST;
 }
 
 /* Feeds n bytes of the last message to its spool, line by line. */
@@ -185,15 +208,25 @@ append_parse(struct session *s, struct imap_append *ap,
 		return -1;
 	}
 	for (i = 1; i < nargs; i++) {
+		if (is_catenate(args, nargs, i)) {
+			if (append_add(s, ap, args + from, i - from) < 0 ||
+			    imap_catenate(s, ap->msgs[ap->n - 1].spool,
+			    &args[i + 1]) < 0)
+				return -1;
+			from = ++i + 1;
+			continue;
+		}
 		if (args[i].type != IMAP_ARG_STRING || !args[i].literal)
 			continue;
-		if (append_add(s, ap, args + from, i - from, args[i].len) < 0)
+		if (append_add_literal(s, ap, args + from, i - from,
+		    args[i].len) < 0)
 			return -1;
 		append_feed(ap, args[i].str, args[i].len);
 		from = i + 1;
 	}
 	if (streamed)
-		return append_add(s, ap, args + from, nargs - from, size);
+		return append_add_literal(s, ap, args + from, nargs - from,
+		    size);
 	if (from != nargs || ap->n == 0) {
 		imap_reply(s, "BAD APPEND wants a mailbox and a message");
 		return -1;
@@ -417,8 +450,8 @@ append_next(struct session *s, struct imap_append *ap, const char *line,
 	    IMAP_MAX_ARGS, &cmd, &why) != IMAP_PARSE_OK)
 		imap_reply(s, "BAD %s", why);
 	else {
-		ok = !ap->dropping &&
-		    append_add(s, ap, cmd.args, cmd.nargs, size) == 0;
+		ok = !ap->dropping && append_add_literal(s, ap, cmd.args,
+		    cmd.nargs, size) == 0;
 		imap_cmd_free(&cmd);
 	}
 	free(text);

@@ -97,6 +97,7 @@ static const struct imap_capability caps[] = {
 	{ "NAMESPACE", NULL, NULL },
 	{ "UIDPLUS", NULL, NULL },
 	{ "MULTIAPPEND", NULL, NULL },
+	{ "CATENATE", NULL, NULL },
 	{ "MOVE", NULL, NULL },
 	{ "UNSELECT", NULL, NULL },
 	{ "CHILDREN", NULL, NULL },

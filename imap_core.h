@@ -160,6 +160,15 @@ int	imap_input_append(struct session *);
 int	imap_input_append_end(struct session *);
 void	imap_append_free(struct imap_append *);
 
+/*
+ * imap_catenate.c: puts a CATENATE message (RFC 4469) together in spool
+ * from its part list, (TEXT literal / URL astring)...  Returns 0, or -1
+ * with the tagged reply made.
+ */
+struct spool;
+int	imap_catenate(struct session *, struct spool *,
+	    const struct imap_arg *list);
+
 /* imap_idle.c: waits for DONE; imap_wake() reports changes meanwhile. */
 int	imap_input_idle(struct session *);
 

@@ -808,18 +808,18 @@ find_part(const struct store_meta *meta, const char *part, size_t len)
  * such part, or HEADER or TEXT of a part that is not a message.
  */
 static int
-section_range(const struct fetch_msg *fm, const struct fetch_item *it,
-    uint64_t *start, uint64_t *end)
+section_range(const struct store_meta *meta, uint64_t size,
+    const struct fetch_item *it, uint64_t *start, uint64_t *end)
 {
 	const struct mime_part	*p;
 	uint64_t		 hdr, text;
 
 	if (it->partlen == 0 && it->text == SECT_ALL) {
 		*start = 0;
-		*end = fm->m.size;
+		*end = size;
 		return 1;
 	}
-	if ((p = find_part(&fm->meta, it->spec, it->partlen)) == NULL)
+	if ((p = find_part(meta, it->spec, it->partlen)) == NULL)
 		return 0;
 	if (it->text == SECT_ALL || it->text == SECT_MIME) {
 		*start = it->text == SECT_ALL ? p->body_start : p->header_start;
@@ -837,6 +837,29 @@ section_range(const struct fetch_msg *fm, const struct fetch_item *it,
 	*start = it->text == SECT_TEXT ? text : hdr;
 	*end = it->text == SECT_TEXT ? p->body_end : text;
 	return 1;
+}
+
+int
+imap_section_range(const char *spec, const struct store_meta *meta,
+    uint64_t size, uint64_t *start, uint64_t *end)
+{
+	struct fetch_item	 it;
+	char			 buf[IMAP_MAX_SECTION] = "";
+	size_t			 i, n = strlen(spec);
+	int			 r = -1;
+
+	if (n >= sizeof(buf))
+		return -1;
+	memset(&it, 0, sizeof(it));
+	for (i = 0; i <= n; i++)
+		buf[i] = (char)toupper((unsigned char)spec[i]);
+	it.spec = buf;
+	if (parse_spec(&it, buf) == NULL && it.text != SECT_FIELDS &&
+	    it.text != SECT_FIELDS_NOT)
+		r = section_range(meta, size, &it, start, end);
+	free(it.fields);
+	free(it.fieldbuf);
+	return r;
 }
 
 /* Whether line[0, n) is the empty line that ends a header block. */
@@ -965,7 +988,7 @@ section_source(struct session *s, struct fetch_job *j,
 	free(fm->membuf);
 	fm->membuf = NULL;
 	memset(src, 0, sizeof(*src));
-	if (!section_range(fm, it, &start, &end))
+	if (!section_range(&fm->meta, fm->m.size, it, &start, &end))
 		return 0;
 	if (it->text == SECT_FIELDS || it->text == SECT_FIELDS_NOT)
 		return fields_source(s, j, it, start, end, src);

@@ -317,6 +317,17 @@ const char	*imap_arg_astring(const struct imap_arg *);
 const char	*imap_arg_mailbox(const struct imap_arg *);
 
 /*
+ * Where a section of a message lies (spec as in BODY[spec]: a part
+ * number, HEADER, TEXT, MIME; HEADER.FIELDS is no range and is refused):
+ * [*start, *end) of its `size` bytes, from its MIME data (meta loaded
+ * with STORE_META_SECTIONS).  Returns 1, 0 when it names nothing (no
+ * such part), -1 when spec is not one.  imap_fetch.c.
+ */
+int		 imap_section_range(const char *spec,
+		    const struct store_meta *meta, uint64_t size,
+		    uint64_t *start, uint64_t *end);
+
+/*
  * A flag list "(\Seen kw ...)" into system flag bits and a space
  * separated keyword string (kwlen bytes).  Returns 0, or -1 for \Recent,
  * \*, a bad keyword or too many keywords.

@@ -1,5 +1,6 @@
 /*
- * utf8.h — UTF-8 validation (RFC 3629), for JSON output and user names.
+ * utf8.h — UTF-8 validation (RFC 3629), for JSON output and user names,
+ * and its conversion to IMAP's modified UTF-7 for mailbox names.
  */
 #ifndef MAILREPD_UTF8_H
 #define MAILREPD_UTF8_H
@@ -12,5 +13,12 @@
  * past U+10FFFF are refused.  An ASCII byte is a sequence of 1.
  */
 size_t	utf8_len(const unsigned char *p, size_t n);
+
+/*
+ * A UTF-8 string as a mailbox name in modified UTF-7 (RFC 3501 5.1.3),
+ * the form names are stored in, into out (size bytes, NUL-terminated).
+ * Returns 0, or -1 when in is not UTF-8 or out is too small.
+ */
+int	utf8_to_mutf7(const char *in, char *out, size_t size);
 
 #endif /* MAILREPD_UTF8_H */
