@@ -11,18 +11,12 @@ init system.
 import os
 import signal
 
-from conftest import DOMAIN
-from test_drain import wait_exit
-from test_replication import (cluster, lmtp_one, message,  # noqa: F401
-                              secret, wait_same)
+from test_drain import wait_exit, with_a_replica_behind
+from test_replication import cluster, secret  # noqa: F401
 
 
 def test_sigquit_and_sigterm_together_exit_5(cluster):
-    master, (rep,) = cluster(1)
-    wait_same(master, rep)
-    rep.stop()
-    assert lmtp_one(master.port, "alice@" + DOMAIN,
-                    message("unreplicated"))[0].startswith("250")
+    master = with_a_replica_behind(cluster)
     pid = master.proc.pid
     os.kill(pid, signal.SIGSTOP)
     os.kill(pid, signal.SIGQUIT)
