@@ -736,7 +736,9 @@ cmd_serve(int argc, char **argv, int first, int dev_mode)
 	if (dr.phase == DRAIN_NONE)
 		close_listeners(ls, nls);
 	server_close_all(&srv);
-	rc = dr.phase != DRAIN_NONE ? EXIT_DRAIN_INTERRUPTED : 0;
+	/* A SIGTERM with the SIGQUIT cut the drain short before it began. */
+	rc = dr.phase != DRAIN_NONE || quit_signals > 0 ?
+	    EXIT_DRAIN_INTERRUPTED : 0;
 	goto out;
 out2:
 	rc = 2;

@@ -18,7 +18,9 @@
  * its node id, epoch, the position it streams after and the hash
  * there), RECONCILE (the same fields) when the log cannot serve the
  * replica's position or is not the log the replica applied (full
- * reconciliation: sync_reconcile.c explains it), or REFUSE (why, as text).
+ * reconciliation: sync_reconcile.c explains it; the START that ends it
+ * is in flight like a batch: the replica commits its position and ACKs
+ * it, and only then does the log stream), or REFUSE (why, as text).
  * Records and body chunks travel deflated through one zlib stream; END
  * (the batch's last position and the hash there) closes a batch, which
  * the replica applies in one transaction with its applied position and
@@ -56,9 +58,10 @@ struct server;
 #define SF_EXPUNGED	'G'	/* replica: your message was expunged here */
 
 #define SYNC_HDR_LEN	5
-#define SYNC_VERSION	5	/* 4: no rename times; 3: no EXPUNGED;
-				   2: no log hashes nor reasons; 1: no
-				   TLS */
+#define SYNC_VERSION	6	/* 5: START after a reconciliation not
+				   acknowledged; 4: no rename times; 3: no
+				   EXPUNGED; 2: no log hashes nor reasons;
+				   1: no TLS */
 #define SYNC_PSK_IDENTITY "mailrepd-repl-1"
 #define SYNC_PSK_INFO	"mailrepd replication TLS-PSK v1" /* HKDF info */
 

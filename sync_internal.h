@@ -117,7 +117,6 @@ struct chan {
 	struct store_conflict	*conflicts;	/* found in the batch */
 	size_t			 nconflicts;
 	int64_t			 batch_end;
-	int			 quiet_commit;	/* no ACK: START's commit */
 	int64_t			 recon_head;	/* CH_RECONCILE: START at */
 	uint8_t			(*inv_ids)[MAILBOX_ID_LEN];
 	size_t			 ninv_ids, inv_cap, inv_i;
@@ -221,8 +220,10 @@ void		 conflict_notify(struct session *,
 void		 recon_start(struct session *, struct chan *);
 /* The next record to send into c->rec: STORE_NOTFOUND when none now. */
 enum store_err	 recon_next(struct session *, struct chan *);
-/* All sent and acknowledged: START, then the log streams. */
+/* All sent and acknowledged: START, in flight until its ACK. */
 void		 recon_finish(struct session *, struct chan *);
+/* An ACK while reconciling; START's starts the stream. */
+void		 recon_acked(struct session *, struct chan *, int64_t);
 /* An inventory frame; -1 when it is out of place. */
 int		 recon_input(struct session *, struct chan *, uint8_t type,
 		    const uint8_t *, size_t);

@@ -169,9 +169,7 @@ master_produce(struct session *s)
 			if (c->state != CH_RECONCILE || s->io != SESSION_OPEN)
 				return;
 			recon_finish(s, c);
-			if (c->state == CH_RECONCILE)
-				return;
-			continue;	/* streaming now, from the head */
+			return;
 		}
 		if (err != STORE_OK) {
 			session_close(s);
@@ -422,11 +420,15 @@ master_input(struct session *s)
 				chan_bad(s, "ACK of no batch in flight");
 				break;
 			}
-			c->acked = ack;
-			server_repl_acked(s->srv, ack);	/* held replies */
 			c->inflight -= k + 1;
 			memmove(c->inflight_end, c->inflight_end + k + 1,
 			    (size_t)c->inflight * sizeof(c->inflight_end[0]));
+			if (c->state == CH_RECONCILE)
+				recon_acked(s, c, ack);
+			else {
+				c->acked = ack;
+				server_repl_acked(s->srv, ack);	/* held */
+			}
 		} else if ((c->state == CH_STREAM || c->state ==
 		    CH_RECONCILE) && type == SF_PUSH) {
 			master_push_begin(s, c, p, n);

@@ -39,10 +39,14 @@ static void	master_push_done(struct session *, struct chan *);
  *				<-	INV_MSGS	for a digest that differs the
  *	records, END	->			messages compared chunk by chunk
  *	...
- *	START (H)		->		then the log from H, as usual
+ *	START (H)		->		commits H as its position
+ *				<-	ACK (H)
+ *	records, END	->			the log from H, as usual
  *
  * The records are the log's own kinds, numbered 1, 2, ... for this run
- * only, and the replica applies them with the same GUID check as the log
+ * only (so an ACK of their batches is no log position: only START's
+ * ACK tells the master what of its log the replica holds), and the
+ * replica applies them with the same GUID check as the log
  * (a same-uid different-guid pair becomes a conflict there, never an
  * overwrite).  Everything the master changes meanwhile is in its log
  * after H, and every record applies idempotently on top of what the
@@ -84,6 +88,7 @@ enum recon_phase {
 	RP_GONE_WAIT,		/* (waiting for one's messages, gone_i) */
 	RP_GONE,		/* then delete there those deleted here */
 	RP_FINISH,		/* sent all; START once all is acknowledged */
+	RP_STARTED,		/* START sent; reconciling until its ACK */
 };
 
 /*
@@ -933,6 +938,7 @@ recon_next(struct session *s, struct chan *c)
 		case RP_WAIT_LIST:
 		case RP_GONE_WAIT:
 		case RP_FINISH:
+		case RP_STARTED:
 			return STORE_NOTFOUND;
 		case RP_USERS:
 			if (r->user_i < r->nusers) {
@@ -989,26 +995,49 @@ recon_next(struct session *s, struct chan *c)
 
 /*
  * All sent and acknowledged: START at the head the comparison began
- * from; the replica streams the log from there.
+ * from, in flight like a batch.  The replica commits that position and
+ * ACKs it; until then it holds nothing of this log as far as anyone
+ * here knows (its commit may fail, or it may die first), so it stays
+ * reconciling for drain, synchronous mode and the purge.
  */
 void
 recon_finish(struct session *s, struct chan *c)
 {
 	struct recon	*r = c->recon;
-	char		 info[160];
 
 	if (r == NULL || r->phase != RP_FINISH || c->inflight > 0)
 		return;
 	chan_send_head(s, SF_START, r->head);
+	c->inflight_end[c->inflight++] = r->head;
+	r->phase = RP_STARTED;
 	log_info("sync.reconcile.done", "name=%s peer=%s mailboxes=%zu "
 	    "same=%lu compared=%lu copied=%lu local_only=%lu records=%lld "
 	    "from=%lld", log_quote(c->name), s->peer, r->nmboxes, r->same,
 	    r->compared, r->sent_msgs, r->local_only, (long long)r->seq,
 	    (long long)r->head);
-	c->sent = c->acked = r->head;
+}
+
+/*
+ * An ACK during reconciliation, of END position ack (the batch in
+ * flight up to it is off the window already).  A batch's position is
+ * this run's record number, not a log position: it changes nothing
+ * else.  START's ACK says the replica committed the head: it holds the
+ * log up to there, and streams from it.
+ */
+void
+recon_acked(struct session *s, struct chan *c, int64_t ack)
+{
+	struct recon	*r = c->recon;
+	char		 info[160];
+
+	if (r->phase != RP_STARTED)
+		return;
+	assert(ack == r->head && c->inflight == 0);
+	c->sent = c->acked = ack;
 	c->state = CH_STREAM;
 	recon_free(r);
 	c->recon = NULL;
+	server_repl_acked(s->srv, ack);		/* held replies */
 	session_tls_info(s, info, sizeof(info));
 	log_info("sync.replica.connected", "name=%s peer=%s from=%lld "
 	    "reconciled=1 tls=%s", log_quote(c->name), s->peer,
@@ -1614,7 +1643,9 @@ replica_want(struct session *s, struct chan *c, const uint8_t *p, size_t n)
 /*
  * START after a reconciliation: everything the master compared is
  * applied; from now on we follow its log from the head it started at,
- * recorded in the store before anything streamed is applied.
+ * recorded in the store before anything streamed is applied, and
+ * acknowledged (replica_committed) once that is synced: the master
+ * streams only then, and counts us as holding its log only then.
  */
 void
 replica_reconciled(struct session *s, struct chan *c, const uint8_t *p,
@@ -1649,7 +1680,6 @@ replica_reconciled(struct session *s, struct chan *c, const uint8_t *p,
 	    s->peer, (long long)head, log_quote(info));
 	c->state = CH_STREAM;
 	c->last = c->batch_end = head;
-	c->quiet_commit = 1;
 	session_wait_commit(s);
 }
 

@@ -260,6 +260,11 @@ conflict_notify(struct session *s, const struct store_conflict *k)
 		free(env[i]);
 }
 
+/*
+ * The batch, or the position of the START that ended a reconciliation,
+ * is committed and synced (ok), or not (the link closes: the master
+ * sends it again).  ACK its position, then the copies to renumber.
+ */
 static void
 replica_committed(struct session *s, int ok)
 {
@@ -276,10 +281,6 @@ replica_committed(struct session *s, int ok)
 	for (i = 0; i < c->nconflicts; i++)
 		conflict_notify(s, &c->conflicts[i]);
 	pending_clear(c);
-	if (c->quiet_commit) {
-		c->quiet_commit = 0;
-		return;
-	}
 	put64(b, (uint64_t)c->batch_end);
 	chan_send(s, SF_ACK, b, sizeof(b));
 	repl.backoff = 0;

@@ -293,6 +293,70 @@ class ScriptedMaster:
         """A harmless good batch: alice's password again."""
         self.batch(("user.passwd", dict(user="alice", value="x")))
 
+    def reconcile(self):
+        """RECONCILE at this master's position; returns the frames of
+        the replica's inventory, up to and without its INV_END."""
+        self.tls.send_frame(RECONCILE, head(self.node_id, self.epoch,
+                                            self.pos))
+        inventory = []
+        while True:
+            t, p = self.tls.read_frame()
+            if t == INV_END:
+                return inventory
+            inventory.append((t, p))
+
+    def reconciled(self):
+        """START after the comparison: the replica commits the position
+        and acknowledges it (ACK of START's position)."""
+        self.tls.send_frame(START, head(self.node_id, self.epoch,
+                                        self.pos))
+        t, p = self.tls.read_frame()
+        assert (t, p) == (ACK, u64(self.pos)), (t, p)
+
+
+class ScriptedReplica:
+    """A replica that the test scripts frame by frame."""
+
+    def __init__(self, secret, port, name="hostile"):
+        self.tls = TLSPeer(secret, port, "client")
+        self.node_id = os.urandom(16)
+        self.name = name
+
+    def hello(self, version=VERSION, extra=b"", follows=None, applied=0,
+              log_hash=b"\0" * 32):
+        """HELLO; follows is (master node id, epoch) when it names the
+        log it applied up to applied, whose hash there is log_hash."""
+        master = b"\1" + follows[0] + follows[1] if follows else \
+            b"\0" * 25
+        p = bytes([version]) + self.node_id + master + u64(applied) + \
+            log_hash + string(self.name) + extra
+        self.tls.send_frame(HELLO, p)
+
+    def reconciling(self):
+        """HELLO as a new node; after the master's RECONCILE, the empty
+        inventory.  Returns self."""
+        self.hello()
+        t, _ = self.tls.read_frame()
+        assert t == RECONCILE, t
+        self.tls.send_frame(INV_END)
+        return self
+
+    def until_start(self, answer=None):
+        """Acknowledges every batch of the comparison and returns the
+        position of the START that ends it, unacknowledged; answer(t, p)
+        takes the other frames (records and bodies are dropped)."""
+        while True:
+            t, p = self.tls.read_frame()
+            if t == START:
+                return struct.unpack(">Q", p[24:32])[0]
+            if t == END:
+                self.tls.send_frame(ACK, p[:8])
+            elif answer is not None and t not in (RECORD, DATA):
+                answer(t, p)
+
+    def close(self):
+        self.tls.close()
+
 
 def wait_log(server, pattern, since=0, deadline=FRAME_DEADLINE):
     """Waits until the server's log holds pattern after offset since;

@@ -158,12 +158,18 @@ def test_caught_up_replica_exit_0(cluster):
     wait_same(master, rep)
 
 
-def test_stopped_replica_exit_3_named(cluster):
+def with_a_replica_behind(cluster):
+    """A master whose only replica stopped before its last delivery."""
     master, (rep,) = cluster(1)
     wait_same(master, rep)
     rep.stop()
     assert lmtp_one(master.port, "alice@" + DOMAIN,
                     message("late"))[0].startswith("250")
+    return master
+
+
+def test_stopped_replica_exit_3_named(cluster):
+    master = with_a_replica_behind(cluster)
     assert quit_and_wait(master) == 3
     log = master.log_text()
     assert "drain.replica.behind" in log and 'name=replica0' in log, log

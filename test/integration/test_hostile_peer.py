@@ -26,7 +26,8 @@ from repl_peer import (ACK, DATA, END, EXPUNGED, FRAME_DEADLINE, HELLO,
                        INV_MAILBOX,
                        INV_WANT, MAX_FRAME, PING, PULL, PUSH, PUSH_DATA,
                        RECONCILE, RECORD, REFUSE, RELOCATE, START, VERSION,
-                       ScriptedMaster, TLSPeer, frame, head, messages,
+                       ScriptedMaster, ScriptedReplica, frame, head,
+                       messages,
                        wait_messages,
                        record, string, u64, wait_log)
 from test_replication import (SECRET, cluster, lmtp_one,  # noqa: F401
@@ -253,35 +254,10 @@ def test_replica_refuses_hostile_master(server, secret):
 
 # --- a hostile replica against a real master -------------------------------
 
-class ScriptedReplica:
-    def __init__(self, port, name="hostile"):
-        self.tls = TLSPeer(SECRET, port, "client")
-        self.node_id = os.urandom(16)
-        self.name = name
-
-    def hello(self, version=VERSION, extra=b"", follows=None, applied=0,
-              log_hash=b"\0" * 32):
-        """HELLO; follows is (master node id, epoch) when it names the
-        log it applied up to applied, whose hash there is log_hash."""
-        master = b"\1" + follows[0] + follows[1] if follows else \
-            b"\0" * 25
-        p = bytes([version]) + self.node_id + master + u64(applied) + \
-            log_hash + string(self.name) + extra
-        self.tls.send_frame(HELLO, p)
-
-    def close(self):
-        self.tls.close()
-
-
 def reconciling(port):
     """A scripted replica the master reconciles (a new node): returns
     it after the master's RECONCILE, with its empty inventory sent."""
-    r = ScriptedReplica(port)
-    r.hello()
-    t, _ = r.tls.read_frame()
-    assert t == RECONCILE
-    r.tls.send_frame(INV_END)
-    return r
+    return ScriptedReplica(SECRET, port).reconciling()
 
 
 def push(mailbox, uid, body, size=None, guid=None):
@@ -330,7 +306,7 @@ MASTER_CASES = {
 
 
 def _hello_case(port, version=VERSION, extra=b""):
-    r = ScriptedReplica(port)
+    r = ScriptedReplica(SECRET, port)
     if extra is None:
         r.tls.send_frame(HELLO, bytes([VERSION]) + b"\0" * 10)
     else:
@@ -385,7 +361,7 @@ def node_row(data):
 def test_master_refuses_a_replica_with_its_own_node_id(cluster):
     master, _ = cluster(0)
     (node_id, _), _ = node_row(master.data)
-    r = ScriptedReplica(master.repl_port, name="twin")
+    r = ScriptedReplica(SECRET, master.repl_port, name="twin")
     try:
         since = len(master.log_text())
         r.node_id = node_id
@@ -402,7 +378,7 @@ def test_master_refuses_a_replica_with_its_own_node_id(cluster):
 def test_a_replica_that_comes_again_replaces_its_old_session(cluster):
     master, _ = cluster(0)
     old = reconciling(master.repl_port)
-    new = ScriptedReplica(master.repl_port, name=old.name)
+    new = ScriptedReplica(SECRET, master.repl_port, name=old.name)
     try:
         since = len(master.log_text())
         new.node_id = old.node_id
@@ -413,7 +389,7 @@ def test_a_replica_that_comes_again_replaces_its_old_session(cluster):
         assert old.tls.closed(), "the old session was kept"
         # Another node under the same name is refused while it is on.
         new.tls.send_frame(INV_END)
-        third = ScriptedReplica(master.repl_port, name=old.name)
+        third = ScriptedReplica(SECRET, master.repl_port, name=old.name)
         try:
             third.hello()
             t, p = third.tls.read_frame()
@@ -433,7 +409,7 @@ def test_a_replica_of_another_log_at_the_same_position_reconciles(cluster):
     (node_id, epoch), hashes = node_row(master.data)
     seq = max(hashes)
     # The same position with the hash of this log there: streamed.
-    same = ScriptedReplica(master.repl_port, name="same")
+    same = ScriptedReplica(SECRET, master.repl_port, name="same")
     try:
         same.hello(follows=(node_id, epoch), applied=seq,
                    log_hash=hashes[seq])
@@ -443,7 +419,7 @@ def test_a_replica_of_another_log_at_the_same_position_reconciles(cluster):
         same.close()
     # Another hash there: the replica applied another log.
     since = len(master.log_text())
-    other = ScriptedReplica(master.repl_port, name="other")
+    other = ScriptedReplica(SECRET, master.repl_port, name="other")
     try:
         other.hello(follows=(node_id, epoch), applied=seq,
                     log_hash=b"\x55" * 32)
@@ -515,7 +491,7 @@ def test_forget_needs_one_replica(cluster):
     names neither, a name nobody has fails too."""
     master, _ = cluster(0)
     for _ in range(2):
-        r = ScriptedReplica(master.repl_port, name="dup")
+        r = ScriptedReplica(SECRET, master.repl_port, name="dup")
         try:
             r.hello()
             t, _ = r.tls.read_frame()
@@ -579,7 +555,7 @@ def test_reconciliation_of_an_inventory(cluster):
     finally:
         db.close()
     since = len(master.log_text())
-    r = ScriptedReplica(master.repl_port)
+    r = ScriptedReplica(SECRET, master.repl_port)
     try:
         r.hello()
         t, _ = r.tls.read_frame()

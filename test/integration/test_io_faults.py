@@ -34,7 +34,8 @@ ERRS = ("ioerr", "full")
 # serial: under the parallel suite's load the flag, expunge and replica
 # loops have failed now and then (an acknowledged flag change not found;
 # a master's acked past the replica's applied after its commit of START
-# failed), and alone they pass.  They run alone, as before the suite went
+# failed: the master now waits for START's ACK, test_repl_start_ack.py),
+# and alone they pass.  They run alone, as before the suite went
 # parallel, while those failures are investigated (the notes of the
 # session that made the suite parallel).
 pytestmark = [pytest.mark.skipif(not os.access(CRASH_BIN, os.X_OK),
