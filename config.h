@@ -35,9 +35,16 @@
  *   is not built in; a client may ask for smaller records, but the
  *   buffers stay).  So client sessions hold TLS only in one of
  *   max-tls-sessions slots: 200 x 36 KiB = 7 MiB; replication's pool
- *   adds 64 x 36 KiB = 2.3 MiB.  With the process itself (SQLite's page
- *   cache, code: 4-5 MiB), 48 + 7 + 2.3 + 5 = 62.3 MiB.  Replicas (they
- *   hold the key) stream frames on top, unpaused: 2 x 65 KiB each way.
+ *   adds 64 x 36 KiB = 2.3 MiB.
+ * - COMPRESS=DEFLATE adds its zlib states: inflate's 32 KiB window (a
+ *   client may use any window, RFC 4978 negotiates none) and 7 KiB of
+ *   state, deflate's 26 KiB (COMPRESS_WINDOW_BITS, COMPRESS_MEM_LEVEL),
+ *   two COMPRESS_CHUNK buffers: 80 KiB (79.7 measured with
+ *   bench/compress_slots.py, 200 sessions filling both windows).  Only
+ *   max-compress-sessions sessions hold them: 20 x 80 KiB = 1.6 MiB.
+ * - With the process itself (SQLite's page cache, code: 4-5 MiB),
+ *   48 + 7 + 2.3 + 1.6 + 5 = 63.9 MiB.  Replicas (they hold the key)
+ *   stream frames on top, unpaused: 2 x 65 KiB each way.
  */
 #define DEFAULT_MAX_CONNECTIONS	512
 /*
@@ -64,9 +71,10 @@
 #define DEFAULT_MAX_TLS_HANDSHAKES 64	/* handshakes at once, per listener kind */
 #define DEFAULT_MAX_TLS_SESSIONS 200	/* client sessions with TLS at once */
 #define TLS_GEN_CERT_DAYS	3650	/* validity of a generated certificate */
+#define DEFAULT_MAX_COMPRESS_SESSIONS 20	/* IMAP sessions with COMPRESS at once */
 #define COMPRESS_LEVEL		1	/* deflate level of COMPRESS output */
 #define COMPRESS_WINDOW_BITS	12	/* output window: 4 KiB (inflate takes 32) */
-#define COMPRESS_MEM_LEVEL	5	/* deflate state: 16 KiB + window * 4 */
+#define COMPRESS_MEM_LEVEL	3	/* deflate state: 10 KiB + window * 4 */
 #define COMPRESS_CHUNK		8192	/* compressed bytes buffered each way */
 
 /* Message store */
