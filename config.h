@@ -100,7 +100,7 @@
 #define STORE_MAX_KEYWORDS	4096	/* bytes of keywords on a message */
 #define STORE_GC_BATCH		256	/* unused blobs dropped in one loop step */
 #define STORE_GC_STEP_USEC	5000	/* loop time one step of blob collection takes */
-#define SCHEMA_VERSION		14	/* bump with a migration in store.c */
+#define SCHEMA_VERSION		15	/* bump with a migration in store.c */
 /*
  * Growth (store_purge.c): tombstones and renumbered copies go once every
  * known replica has them and they are older than --tombstone-retention;
@@ -183,14 +183,17 @@
 /*
  * COPY and MOVE are one store step, so that they stay all or nothing
  * (RFC 3501 6.4.7) through errors, disconnects and crashes: a copied
- * message costs about 90 us of the loop here (row, UID and MODSEQ,
- * replication record; SQLite re-journals the pages each statement
- * touches inside the command's savepoint, 10 page writes a message), so
- * 1,000 hold the loop ~90 ms, 9 steps' worth, and its commit.  A 10 ms
- * step would take ~100, which clients that move a few hundred selected
- * messages at once would hear as NO [LIMIT].  Stepping it needs copies
- * invisible until one small final commit, or copies undone after an
- * error, a disconnect or a crash (a journal of them, swept at start).
+ * message costs a row, a UID and MODSEQ and a replication record.
+ * Until schema 15 the triggers that counted messages made SQLite
+ * journal every page each statement touched once more (10 page writes,
+ * ~20 KiB a message); now 1,000 write ~4 MiB, not ~20, and hold the
+ * loop ~2.3 times less (bench/RESULTS.md), still several steps' worth.
+ * A 10 ms step would take ~100, which clients that move a few hundred
+ * selected messages at once would hear as NO [LIMIT].  Stepping it
+ * needs copies undone after an error, a disconnect or a crash (a
+ * journal of them, swept at start, and a record reason for the undo);
+ * copies invisible until the end cannot help, since making 1,000
+ * visible is itself a row and a replication record each.
  */
 #define IMAP_MAX_COPY		1000	/* messages one COPY or MOVE takes (one step) */
 #define IMAP_MAX_SEARCH_TEXT	16	/* BODY and TEXT keys in one SEARCH */
