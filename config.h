@@ -35,9 +35,16 @@
  *   is not built in; a client may ask for smaller records, but the
  *   buffers stay).  So client sessions hold TLS only in one of
  *   max-tls-sessions slots: 200 x 36 KiB = 7 MiB; replication's pool
- *   adds 64 x 36 KiB = 2.3 MiB.  With the process itself (SQLite's page
- *   cache, code: 4-5 MiB), 48 + 7 + 2.3 + 5 = 62.3 MiB.  Replicas (they
- *   hold the key) stream frames on top, unpaused: 2 x 65 KiB each way.
+ *   adds 64 x 36 KiB = 2.3 MiB.
+ * - COMPRESS=DEFLATE adds its zlib states: inflate's 32 KiB window (a
+ *   client may use any window, RFC 4978 negotiates none) and 7 KiB of
+ *   state, deflate's 26 KiB (COMPRESS_WINDOW_BITS, COMPRESS_MEM_LEVEL),
+ *   two COMPRESS_CHUNK buffers: 80 KiB (79.7 measured with
+ *   bench/compress_slots.py, 200 sessions filling both windows).  Only
+ *   max-compress-sessions sessions hold them: 20 x 80 KiB = 1.6 MiB.
+ * - With the process itself (SQLite's page cache, code: 4-5 MiB),
+ *   48 + 7 + 2.3 + 1.6 + 5 = 63.9 MiB.  Replicas (they hold the key)
+ *   stream frames on top, unpaused: 2 x 65 KiB each way.
  */
 #define DEFAULT_MAX_CONNECTIONS	512
 /*
@@ -64,9 +71,10 @@
 #define DEFAULT_MAX_TLS_HANDSHAKES 64	/* handshakes at once, per listener kind */
 #define DEFAULT_MAX_TLS_SESSIONS 200	/* client sessions with TLS at once */
 #define TLS_GEN_CERT_DAYS	3650	/* validity of a generated certificate */
+#define DEFAULT_MAX_COMPRESS_SESSIONS 20	/* IMAP sessions with COMPRESS at once */
 #define COMPRESS_LEVEL		1	/* deflate level of COMPRESS output */
 #define COMPRESS_WINDOW_BITS	12	/* output window: 4 KiB (inflate takes 32) */
-#define COMPRESS_MEM_LEVEL	5	/* deflate state: 16 KiB + window * 4 */
+#define COMPRESS_MEM_LEVEL	3	/* deflate state: 10 KiB + window * 4 */
 #define COMPRESS_CHUNK		8192	/* compressed bytes buffered each way */
 
 /* Message store */
@@ -92,7 +100,7 @@
 #define STORE_MAX_KEYWORDS	4096	/* bytes of keywords on a message */
 #define STORE_GC_BATCH		256	/* unused blobs dropped in one loop step */
 #define STORE_GC_STEP_USEC	5000	/* loop time one step of blob collection takes */
-#define SCHEMA_VERSION		14	/* bump with a migration in store.c */
+#define SCHEMA_VERSION		15	/* bump with a migration in store.c */
 /*
  * Growth (store_purge.c): tombstones and renumbered copies go once every
  * known replica has them and they are older than --tombstone-retention;
@@ -176,14 +184,17 @@
 /*
  * COPY and MOVE are one store step, so that they stay all or nothing
  * (RFC 3501 6.4.7) through errors, disconnects and crashes: a copied
- * message costs about 90 us of the loop here (row, UID and MODSEQ,
- * replication record; SQLite re-journals the pages each statement
- * touches inside the command's savepoint, 10 page writes a message), so
- * 1,000 hold the loop ~90 ms, 9 steps' worth, and its commit.  A 10 ms
- * step would take ~100, which clients that move a few hundred selected
- * messages at once would hear as NO [LIMIT].  Stepping it needs copies
- * invisible until one small final commit, or copies undone after an
- * error, a disconnect or a crash (a journal of them, swept at start).
+ * message costs a row, a UID and MODSEQ and a replication record.
+ * Until schema 15 the triggers that counted messages made SQLite
+ * journal every page each statement touched once more (10 page writes,
+ * ~20 KiB a message); now 1,000 write ~4 MiB, not ~20, and hold the
+ * loop ~2.3 times less (bench/RESULTS.md), still several steps' worth.
+ * A 10 ms step would take ~100, which clients that move a few hundred
+ * selected messages at once would hear as NO [LIMIT].  Stepping it
+ * needs copies undone after an error, a disconnect or a crash (a
+ * journal of them, swept at start, and a record reason for the undo);
+ * copies invisible until the end cannot help, since making 1,000
+ * visible is itself a row and a replication record each.
  */
 #define IMAP_MAX_COPY		1000	/* messages one COPY or MOVE takes (one step) */
 #define IMAP_MAX_SEARCH_TEXT	16	/* BODY and TEXT keys in one SEARCH */

@@ -392,6 +392,9 @@ imap_cmd_compress(struct session *s, const struct imap_arg *args, size_t nargs,
 		    "active");
 	else if (s->tp == NULL)
 		imap_reply(s, "NO [UNAVAILABLE] Compression is not available");
+	else if (!session_take_compress_slot(s))
+		imap_reply(s, "NO [LIMIT] Too many compressed connections; go "
+		    "on without compression");
 	else {
 		imap_of(s)->priv->after_reply = AFTER_COMPRESS;
 		imap_reply(s, "OK DEFLATE active");

@@ -1153,3 +1153,28 @@ session_compressed(const struct session *s)
 {
 	return s->tp != NULL && transport_compressed(s->tp);
 }
+
+/*
+ * Closing sessions count too: their zlib states live until they are
+ * freed, and a client could otherwise LOGOUT, never read the BYE and
+ * compress again on a new connection.  The slot is taken when COMPRESS
+ * is answered, not when the reply has gone out, so that sessions asking
+ * in the same loop iteration cannot pass the limit together.
+ */
+int
+session_take_compress_slot(struct session *s)
+{
+	const struct session	*o;
+	long			 n = 0;
+
+	for (o = s->srv->sessions; o != NULL; o = o->next)
+		n += o->compress_slot;
+	if (n >= s->srv->settings->max_compress_sessions) {
+		log_warn("compress.refused", "proto=%s id=%llu peer=%s "
+		    "reason=max-compress-sessions", s->ops->name,
+		    (unsigned long long)s->id, s->peer);
+		return 0;
+	}
+	s->compress_slot = 1;
+	return 1;
+}

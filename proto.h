@@ -201,6 +201,9 @@ struct session {
 						   done */
 	int			 tls_slot;	/* holds a --max-tls-sessions
 						   slot (a client with TLS) */
+	int			 compress_slot;	/* holds a
+						   --max-compress-sessions
+						   slot until freed */
 	int			 replicate;	/* the change wrote log records
 						   (session_wait_replicated) */
 	int64_t			 repl_pos;	/* SESSION_WAIT_REPL: until a
@@ -387,5 +390,11 @@ int	session_secure(const struct session *);
 /* For the log: "TLSv1.2 cipher-suite", or why TLS failed, or "no TLS". */
 void	session_tls_info(struct session *, char *, size_t);
 int	session_compressed(const struct session *);
+/*
+ * Takes one of --max-compress-sessions slots for the session (config.h:
+ * memory), before COMPRESS is answered OK; the slot is held until the
+ * session is freed.  Returns 0, and logs, when every slot is held.
+ */
+int	session_take_compress_slot(struct session *);
 
 #endif /* MAILREPD_PROTO_H */

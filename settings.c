@@ -82,6 +82,10 @@ static const struct setting table[] = {
 	    "client connections with TLS at once (36 KiB each); past it a "
 	    "stalled handshake gives its place up, else IMAPS is refused "
 	    "and STARTTLS answered NO / 454" },
+	{ "max-compress-sessions", SET_LONG, OFF(max_compress_sessions),
+	    NULL, DEFAULT_MAX_COMPRESS_SESSIONS, 1, 100000, NULL,
+	    "IMAP connections with COMPRESS=DEFLATE on at once (80 KiB "
+	    "each); past it COMPRESS is answered NO [LIMIT]" },
 	{ "max-connections", SET_LONG, OFF(max_connections),
 	    NULL, DEFAULT_MAX_CONNECTIONS, 1, 100000, NULL,
 	    "concurrent IMAP clients, and separately LMTP/SMTP senders; more "

@@ -26,6 +26,7 @@ struct settings {
 	long	 tls_handshake_timeout;	/* seconds */
 	long	 max_tls_handshakes;	/* per kind of listener, at once */
 	long	 max_tls_sessions;	/* client sessions with TLS */
+	long	 max_compress_sessions;	/* IMAP sessions with COMPRESS */
 	long	 max_connections;
 	long	 max_per_address;	/* connections of one non-local
 					   address, per pool */

@@ -480,6 +480,12 @@ message_expunge(struct store *st, int64_t mailbox_id, uint32_t uid,
 	sqlite3_bind_int64(s, 2, uid);
 	if ((err = step_done(st, s, "expunge")) != STORE_OK)
 		return err;
+	/* message_row() found it: one message less (schema_v15). */
+	if ((s = stmt(st, S_MBOX_UNCOUNT)) == NULL)
+		return STORE_IO;
+	sqlite3_bind_int64(s, 1, mailbox_id);
+	if ((err = step_done(st, s, "uncount")) != STORE_OK)
+		return err;
 	if ((s = stmt(st, S_EXPUNGED_ADD)) == NULL)
 		return STORE_IO;
 	sqlite3_bind_blob(s, 1, uniqueid, MAILBOX_ID_LEN, SQLITE_STATIC);

@@ -19,7 +19,8 @@
  * 16.7 KiB each with Debian's MBEDTLS_SSL_MAX_CONTENT_LEN of 16 KiB);
  * DEFLATE adds a 32 KiB inflate window, the deflate state of
  * COMPRESS_WINDOW_BITS/COMPRESS_MEM_LEVEL and two COMPRESS_CHUNK
- * buffers.
+ * buffers, 80 KiB in all (config.h), which is why IMAP sessions hold it
+ * only in one of --max-compress-sessions slots (proto.h).
  */
 #ifndef MAILREPD_TRANSPORT_H
 #define MAILREPD_TRANSPORT_H

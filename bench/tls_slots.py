@@ -32,6 +32,18 @@ def status_kib(pid, key):
     return 0
 
 
+def serve_capped(binary, data, listeners, conns, setting, cap, old):
+    """Starts `mailrepd serve` on listeners (its --imap/--imaps/--lmtp
+    arguments) with room for conns clients and --setting cap, unless cap
+    is None or the binary is old (predates the setting)."""
+    args = [binary, "serve", "--data", data] + listeners + [
+        "--max-connections", str(conns + 64), "--log-level", "error"]
+    if cap is not None and not old:
+        args += ["--" + setting, str(cap)]
+    return subprocess.Popen(args, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+
+
 def greeted(ctx, port):
     """An IMAPS connection that read its greeting, or None."""
     raw = socket.create_connection(("127.0.0.1", port), timeout=10)
@@ -55,14 +67,10 @@ def main():
     a = ap.parse_args()
     tmp = tempfile.mkdtemp(prefix="tlsslots")
     imaps, lmtp = free_port(), free_port()
-    args = [a.binary, "serve", "--data", tmp + "/data", "--lmtp",
-            "127.0.0.1:%d" % lmtp, "--imaps", "127.0.0.1:%d" % imaps,
-            "--max-connections", str(a.conns + 64), "--log-level", "error"]
     cap = a.max_tls_sessions
-    if cap is not None and not a.old:
-        args += ["--max-tls-sessions", str(cap)]
-    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    proc = serve_capped(a.binary, tmp + "/data", [
+        "--lmtp", "127.0.0.1:%d" % lmtp, "--imaps", "127.0.0.1:%d" % imaps],
+        a.conns, "max-tls-sessions", cap, a.old)
     try:
         wait_port(imaps)
         time.sleep(0.5)
