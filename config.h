@@ -174,6 +174,15 @@
 #define IMAP_APPEND_LINE	(64 * 1024) /* APPEND bytes parsed as one line */
 #define IMAP_MAX_BAD_COMMANDS	20	/* BAD replies before BYE */
 #define IMAP_MAX_PRELOGIN_COMMANDS 32	/* commands before login, then BYE */
+/*
+ * ID's list (RFC 2971 3.3's limits for what a client sends): a list too
+ * long for the input buffer (before login: PRELOGIN_IN_LIMIT) is read
+ * pair by pair, holding one byte of state, so the maxima (~32 KiB) do
+ * not grow what a session buffers.
+ */
+#define IMAP_ID_MAX_PAIRS	30	/* field-value pairs in one ID */
+#define IMAP_ID_MAX_FIELD	30	/* octets of a field name */
+#define IMAP_ID_MAX_VALUE	1024	/* octets of a value */
 #define IMAP_MAX_CAPS_TEXT	1024	/* the capability list, every name offered */
 #define IMAP_MAX_SKIP		(4 * 1024 * 1024) /* over-long line dropped before BYE */
 #define IMAP_MAX_OUTPUT		(4 * 1024 * 1024) /* a session's output buffer */

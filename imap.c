@@ -554,6 +554,21 @@ command_writes(const char *line, size_t len)
 	return c != NULL && (c->flags & CMD_WRITES) != 0;
 }
 
+int
+imap_prelogin_counted(struct session *s)
+{
+	struct imap_session	*ims = imap_of(s);
+
+	if (ims->state != IMAP_NOTAUTH || ++ims->priv->prelogin_commands <=
+	    IMAP_MAX_PRELOGIN_COMMANDS)
+		return 1;
+	/* A client logs in within a few; a flood never does. */
+	session_printf(s, "* BYE Too many commands before login\r\n");
+	ims->state = IMAP_LOGOUT;
+	imap_reply(s, "BAD Log in first");
+	return 0;
+}
+
 /* Runs one parsed command: look-up, the table's checks, handler. */
 static void
 command_run(struct session *s, struct imap_cmd *cmd)
@@ -573,14 +588,8 @@ command_run(struct session *s, struct imap_cmd *cmd)
 		args++;
 		nargs--;
 	}
-	if (ims->state == IMAP_NOTAUTH && ++ims->priv->prelogin_commands >
-	    IMAP_MAX_PRELOGIN_COMMANDS) {
-		/* A client logs in within a few; a flood never does. */
-		session_printf(s, "* BYE Too many commands before login\r\n");
-		ims->state = IMAP_LOGOUT;
-		imap_reply(s, "BAD Log in first");
+	if (!imap_prelogin_counted(s))
 		return;
-	}
 	if (c == NULL) {
 		imap_reply(s, "BAD Unknown command");
 		return;
@@ -718,6 +727,8 @@ input_command(struct session *s)
 		refuse_literal(s, size);
 		return 1;
 	case IMAP_FRAME_TOO_LONG:
+		if (imap_id_begin(s))
+			return 1;
 		/*
 		 * Refused at once (the command changed nothing, so no commit
 		 * to wait for); the rest of the line is dropped as it comes,
@@ -888,6 +899,9 @@ imap_input(struct session *s)
 			break;
 		case IN_SKIP_LINE:
 			progress = input_skip_line(s);
+			break;
+		case IN_ID:
+			progress = imap_input_id(s);
 			break;
 		case IN_PASSWORD:
 		case IN_HELD:

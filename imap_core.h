@@ -28,6 +28,7 @@
  *   APPEND_END  the end of the APPEND line after the literal
  *   DISCARD  dropping a refused non-synchronizing literal, then its line
  *   SKIP_LINE  dropping the rest of an over-long command line
+ *   ID       an ID list too long to buffer, read as it comes
  *   PASSWORD  nothing: the worker checks a password (auth.h)
  *   HELD     nothing: a reply waits for the group commit or a delay
  */
@@ -39,6 +40,7 @@ enum input_mode {
 	IN_APPEND_END,
 	IN_DISCARD,
 	IN_SKIP_LINE,
+	IN_ID,
 	IN_PASSWORD,
 	IN_HELD,
 };
@@ -50,6 +52,14 @@ enum input_mode {
 
 struct imap_append;
 
+/* Where IN_ID is in an ID list (imap_caps.c). */
+struct imap_id_scan {
+	int		 state;		/* ID_* */
+	int		 value;		/* the string read is a value */
+	unsigned	 strings;	/* fields and values read */
+	size_t		 len;		/* octets of the string so far */
+};
+
 struct imap_private {
 	enum input_mode	 mode;
 	struct imap_frame frame;
@@ -57,6 +67,7 @@ struct imap_private {
 	uint64_t	 discard;	/* literal bytes still to drop */
 	int		 discard_line;	/* then drop up to the line end */
 	uint64_t	 skipped;	/* bytes of an over-long line dropped */
+	struct imap_id_scan id;		/* IN_ID */
 	int		 overlong;	/* a one-line mode's line is past
 					   IMAP_MAX_LINE: dropping it */
 	int64_t		 head0;		/* log head when the command began */
@@ -112,6 +123,12 @@ const struct imap_command *imap_command_find(const char *name, int uid);
  * valid).  If not, records the tagged reply (imap_reply()) and returns 0.
  */
 int	imap_command_allowed(struct session *, const struct imap_command *c);
+
+/*
+ * Counts a command before login.  Past IMAP_MAX_PRELOGIN_COMMANDS it
+ * says BYE, records the tagged reply and returns 0.
+ */
+int	imap_prelogin_counted(struct session *);
 
 /*
  * The handler (or its last step, or the input mode it began) is done:
@@ -178,6 +195,14 @@ int	imap_input_idle(struct session *);
  */
 const char *imap_capabilities(const struct session *);
 void	imap_greet(struct session *);
+
+/*
+ * imap_caps.c.  Called when framing finds a command line too long for
+ * the input buffer: if it is "tag ID (", the list is read as it comes
+ * (IN_ID) and the command is taken over: 1; else 0.
+ */
+int	imap_id_begin(struct session *);
+int	imap_input_id(struct session *);
 
 /* The command handlers of the core's files, for the command table. */
 imap_cmd_fn	imap_cmd_login, imap_cmd_authenticate, imap_cmd_starttls,

@@ -200,15 +200,16 @@ static void
 order_start(struct session *s, struct order *o, const struct imap_arg *args,
     size_t nargs)
 {
+	const char	*why;
+
 	if (nargs < 2) {
 		imap_reply(s, "BAD %s needs a charset and search keys",
 		    order_name(o));
 		free(o);
 		return;
 	}
-	if (!imap_search_charset_ok(&args[0])) {
-		imap_reply(s, "NO [BADCHARSET (UTF-8 US-ASCII)] Only UTF-8 and "
-		    "US-ASCII are supported");
+	if ((why = imap_search_charset_refusal(&args[0])) != NULL) {
+		imap_reply(s, "%s", why);
 		free(o);
 		return;
 	}

@@ -32,8 +32,11 @@ int		 imap_search_matches(struct session *, struct search *,
 
 void		 imap_search_matches_free(struct search *);
 
-/* Whether a charset argument names one SEARCH searches in. */
-int		 imap_search_charset_ok(const struct imap_arg *);
+/*
+ * NULL when a charset argument names one SEARCH, SORT and THREAD search
+ * in; else the reply that refuses it, "NO [BADCHARSET (...)] ...".
+ */
+const char	*imap_search_charset_refusal(const struct imap_arg *);
 
 /*
  * Finds the next field called `name` in a header block of len bytes,

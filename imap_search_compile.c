@@ -606,12 +606,15 @@ search_prog_free(struct search_prog *prog)
 	memset(prog, 0, sizeof(*prog));
 }
 
-int
-imap_search_charset_ok(const struct imap_arg *a)
+const char *
+imap_search_charset_refusal(const struct imap_arg *a)
 {
-	return a->type != IMAP_ARG_LIST && strlen(a->str) == a->len &&
+	if (a->type != IMAP_ARG_LIST && strlen(a->str) == a->len &&
 	    (strcasecmp(a->str, "UTF-8") == 0 ||
-	    strcasecmp(a->str, "US-ASCII") == 0);
+	    strcasecmp(a->str, "US-ASCII") == 0))
+		return NULL;
+	return "NO [BADCHARSET (UTF-8 US-ASCII)] Only UTF-8 and US-ASCII "
+	    "are supported";
 }
 
 int
@@ -620,6 +623,7 @@ search_compile(struct search_prog *prog, const struct imap_arg *args,
 {
 	struct compiler	 c = { prog, err, errlen };
 	struct cursor	 cur = { args, nargs, 0 };
+	const char	*why;
 
 	memset(prog, 0, sizeof(*prog));
 	err[0] = '\0';
@@ -629,9 +633,8 @@ search_compile(struct search_prog *prog, const struct imap_arg *args,
 			fail(&c, "BAD CHARSET needs a charset name");
 			return -1;
 		}
-		if (!imap_search_charset_ok(&args[1])) {
-			fail(&c, "NO [BADCHARSET (UTF-8 US-ASCII)] Only UTF-8 "
-			    "and US-ASCII are supported");
+		if ((why = imap_search_charset_refusal(&args[1])) != NULL) {
+			fail(&c, "%s", why);
 			return -1;
 		}
 		cur.i = 2;

@@ -11,6 +11,7 @@
  * letters without case, every other byte as it is.  Messages equal
  * under every criterion keep the order of their sequence numbers.
  */
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -327,44 +328,41 @@ envelope_field(const char *envelope, int field, const char **p)
 }
 
 /*
- * Reads the first address of the envelope's field `field` that is a
- * mailbox (an RFC 5322 group's markers are skipped) into *a, all NULL
- * when there is none.  Returns 0, or -1 when the envelope does not parse.
+ * Reads the first address of the envelope's field `field` into *a, all
+ * NULL when there is none.  An RFC 5322 group's start counts: it is the
+ * list's first address, with the group's name as its mailbox and no
+ * host.  Returns 0, or -1 when the envelope does not parse.
  */
 static int
 first_address(const char *envelope, int field, struct address *a)
 {
 	const char	*p;
-	char		*adl;
+	char		*adl = NULL;
 
 	memset(a, 0, sizeof(*a));
 	if (envelope_field(envelope, field, &p) < 0)
 		return -1;
 	if (*(p = skip_space(p)) != '(')
 		return skip_value(&p, 0);	/* NIL: no address */
-	for (p++; *(p = skip_space(p)) == '(';) {
-		p++;
-		if (read_nstring(&p, &a->name) < 0 ||
-		    read_nstring(&p, &adl) < 0)
-			break;
+	if (*(p = skip_space(p + 1)) != '(')
+		return *p == ')' ? 0 : -1;
+	p++;
+	if (read_nstring(&p, &a->name) == 0 && read_nstring(&p, &adl) == 0 &&
+	    read_nstring(&p, &a->mailbox) == 0 &&
+	    read_nstring(&p, &a->host) == 0 && *skip_space(p) == ')') {
 		free(adl);
-		if (read_nstring(&p, &a->mailbox) < 0 ||
-		    read_nstring(&p, &a->host) < 0 ||
-		    *(p = skip_space(p)) != ')')
-			break;
-		p++;
-		if (a->host != NULL)
-			return 0;
-		address_free(a);
+		return 0;
 	}
+	free(adl);
 	address_free(a);
-	return *p == ')' ? 0 : -1;
+	return -1;
 }
 
 /*
- * What key k sorts by of an address: its addr-mailbox, or for the
- * display keys its decoded display name, else its addr-spec.  A
- * malloc'd string, or NULL when memory ran out.
+ * What key k sorts by of an address: its addr-mailbox; for the display
+ * keys (RFC 5957 section 3) its decoded display name, else its
+ * addr-spec, else (a group's start) its addr-mailbox.  A malloc'd
+ * string, or NULL when memory ran out.
  */
 static char *
 address_key(const struct address *a, enum sort_key k)
@@ -379,8 +377,8 @@ address_key(const struct address *a, enum sort_key k)
 			return s;
 		free(s);
 	}
-	if (a->mailbox == NULL)
-		return strdup("");
+	if (a->mailbox == NULL || a->host == NULL)
+		return strdup(a->mailbox != NULL ? a->mailbox : "");
 	if (asprintf(&s, "%s@%s", a->mailbox, a->host) < 0)
 		return NULL;
 	return s;
@@ -484,6 +482,19 @@ imap_sort_load(struct store *st, int64_t mbox, const struct sort_criteria *c,
 
 /* --- ordering ------------------------------------------------------------ */
 
+int
+imap_casemap_cmp(const char *a, const char *b)
+{
+	int	 x, y;
+
+	for (;; a++, b++) {
+		x = toupper((unsigned char)*a);
+		y = toupper((unsigned char)*b);
+		if (x != y || x == '\0')
+			return x - y;
+	}
+}
+
 static int
 compare_numbers(int64_t a, int64_t b)
 {
@@ -511,7 +522,7 @@ compare_msgs(const void *pa, const void *pb, void *arg)
 			r = compare_numbers((int64_t)a->size, (int64_t)b->size);
 			break;
 		default:
-			r = strcasecmp(a->str[c->key[i]] != NULL ?
+			r = imap_casemap_cmp(a->str[c->key[i]] != NULL ?
 			    a->str[c->key[i]] : "", b->str[c->key[i]] != NULL ?
 			    b->str[c->key[i]] : "");
 			break;

@@ -68,6 +68,13 @@ void	imap_sort_msgs(struct sort_msg *, size_t n,
 void	imap_sort_msg_free(struct sort_msg *);
 
 /*
+ * Orders two strings under i;ascii-casemap (RFC 4790 section 9.2), the
+ * collation of SORT and THREAD: ASCII letters as upper case, every
+ * other byte as it is.  Like strcmp(), <0, 0 or >0.
+ */
+int	imap_casemap_cmp(const char *, const char *);
+
+/*
  * The base subject of a subject already decoded to UTF-8 (RFC 5256
  * section 2.1): without "Re:", "Fwd:", "[blob]" leaders, "(fwd)"
  * trailers and "[fwd: ...]" wrappers, its white space collapsed.  A

@@ -18,6 +18,7 @@
 #include <strings.h>
 
 #include "config.h"
+#include "imap_sort.h"
 #include "imap_thread.h"
 
 #define NONE	UINT32_MAX
@@ -212,7 +213,10 @@ link_if_free(struct forest *f, uint32_t parent, uint32_t child)
 
 /*
  * Step 1 of REFERENCES for message m (container c): each reference the
- * parent of the next, then the last one the parent of the message.
+ * parent of the next, then the last one the parent of the message.  The
+ * message's own References say where it belongs: a link an earlier
+ * message's References made goes, even when the new one would loop and
+ * is not made (step 1B).
  */
 static int
 link_references(struct forest *f, uint32_t m, uint32_t c)
@@ -230,11 +234,10 @@ link_references(struct forest *f, uint32_t m, uint32_t c)
 			link_if_free(f, prev, ref);
 		prev = ref;
 	}
-	if (prev != NONE && (f->c[c].parent == prev ||
-	    is_ancestor(f, c, prev)))
+	if (prev != NONE && f->c[c].parent == prev)
 		return 0;
 	unlink_child(f, c);
-	if (prev != NONE)
+	if (prev != NONE && !is_ancestor(f, c, prev))
 		append_child(f, prev, c);
 	return 0;
 }
@@ -595,7 +598,7 @@ compare_subjects(const void *pa, const void *pb, void *arg)
 	const struct thread_msg	*b = &msgs[*(const uint32_t *)pb];
 	int			 r;
 
-	if ((r = strcasecmp(a->subject, b->subject)) != 0)
+	if ((r = imap_casemap_cmp(a->subject, b->subject)) != 0)
 		return r;
 	if (a->date != b->date)
 		return a->date < b->date ? -1 : 1;

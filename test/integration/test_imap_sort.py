@@ -173,3 +173,74 @@ def test_big_mailbox_is_sorted_in_steps(imap_srv):
     # 50 chains of 40 messages each, one per topic
     assert t.count("(") == 50 and t.startswith("(1 51 101 "), t[:80]
     c.close()
+
+
+def raw_message(headers):
+    return ("\r\n".join(headers) + "\r\n\r\nbody\r\n").encode()
+
+
+def test_base_subjects_and_collation(imap_srv):
+    """Base subjects (RFC 5256 2.1) of encoded words, a missing Subject,
+    a lone blob and "Ad:" (not a leader), compared under i;ascii-casemap:
+    "[" and "_" sort after the letters, as after "Z"."""
+    subjects = [
+        "_",                        # 1: a real underscore, last
+        "=?iso-8859-1?q?_?=",       # 2: "_" is a space: empty
+        "[xyz]",                    # 3: a blob that is all there is
+        "Ad: Re: x",                # 4: "Ad:" stays
+        "b",                        # 5
+        None,                       # 6: no Subject: empty
+        "a (fwd)",                  # 7: "a"
+        "Re: =?utf-8?q?b?=",        # 8: "b"
+    ]
+    c = imap_srv.raw()
+    for s in subjects:
+        h = ["From: a@b.test"] + (["Subject: %s" % s] if s is not None
+                                  else [])
+        c.append("INBOX", raw_message(h))
+    c.ok("SELECT INBOX")
+    assert sort(c, "SORT (SUBJECT) UTF-8 ALL") == [2, 6, 7, 4, 5, 8, 3, 1]
+    assert sort(c, "SORT (REVERSE SUBJECT) US-ASCII ALL") == \
+        [1, 3, 5, 8, 4, 7, 2, 6]
+    c.close()
+
+
+def test_groups_sort_by_their_names(imap_srv):
+    """A field whose first address is a group's start sorts by the
+    group's name: it is the first address of the ENVELOPE (SORT TO/CC),
+    and has no display name nor host (SORT=DISPLAY, RFC 5957 3)."""
+    tos = [
+        "zz: a@a.test;",                         # 1: "zz"
+        "b@c.test",                              # 2: "b" / "b@c.test"
+        "empty:;",                               # 3: "empty"
+        "=?iso-8859-1?q?foo_aar?= <e@f.test>",   # 4: "e" / "foo aar"
+        "a: x@x.test, y@y.test;",                # 5: "a"
+    ]
+    c = imap_srv.raw()
+    for to in tos:
+        c.append("INBOX", raw_message(["From: f@b.test", "To: %s" % to,
+                                       "Cc: %s" % to, "Subject: s"]))
+    c.ok("SELECT INBOX")
+    assert sort(c, "SORT (DISPLAYTO) UTF-8 ALL") == [5, 2, 3, 4, 1]
+    assert sort(c, "SORT (TO) UTF-8 ALL") == [5, 2, 4, 3, 1]
+    assert sort(c, "SORT (REVERSE CC) UTF-8 ALL") == [1, 3, 4, 2, 5]
+    c.close()
+
+
+def test_thread_references_relinks(imap_srv):
+    """RFC 5256 step 1B: a message's own References replace the parent an
+    earlier message's References gave it, even where the new link would
+    loop and is not made."""
+    c = imap_srv.raw()
+    for m in [("p", "11:00", "<a@t>", None),
+              ("q", "09:00", "<b@t>", "<a@t> <c@t>"),
+              ("r", "10:00", "<c@t>", "<b@t>")]:
+        c.append("INBOX", message(m[0], "f@b.test", "t@c.test",
+                                  "Mon, 01 Jan 2024 %s:00 +0000" % m[1],
+                                  m[2], m[3]))
+    c.ok("SELECT INBOX")
+    assert thread(c, "THREAD REFERENCES UTF-8 ALL") == "(3 2)(1)"
+    c.ok("STORE 1 +FLAGS.SILENT (\\Deleted)")
+    c.ok("EXPUNGE")
+    assert thread(c, "THREAD REFERENCES UTF-8 ALL") == "(2 1)"
+    c.close()

@@ -18,7 +18,7 @@
 #define imap_search_matches_new	test_imap_search_matches_new
 #define imap_search_matches	test_imap_search_matches
 #define imap_search_matches_free	test_imap_search_matches_free
-#define imap_search_charset_ok	test_imap_search_charset_ok
+#define imap_search_charset_refusal test_imap_search_charset_refusal
 #define imap_part_cte		test_imap_part_cte
 #include "imap_search_compile.c"
 #include "imap_search.c"

@@ -12,6 +12,7 @@
 #define imap_sort_msgs		test_imap_sort_msgs
 #define imap_sort_msg_free	test_imap_sort_msg_free
 #define imap_base_subject	test_imap_base_subject
+#define imap_casemap_cmp	test_imap_casemap_cmp
 #include "imap_sort.c"
 
 #include <stdarg.h>
@@ -138,6 +139,9 @@ test_address_keys(void **state)
 	    "\"s\" ((\"=?utf-8?q?J=C3=BCrgen?=\" NIL \"jurgen\" \"b.org\")) "
 	    "NIL NIL ((NIL NIL \"team\" NIL)(NIL NIL \"zed\" \"c.org\")"
 	    "(NIL NIL NIL NIL)) NIL NIL NIL NIL)";
+	static const char env_empty_group[] = "(NIL NIL "
+	    "((NIL NIL \"d\" NIL)) NIL NIL "
+	    "((NIL NIL \"empty\" NIL)(NIL NIL NIL NIL)) NIL NIL NIL NIL)";
 	struct sort_criteria	 c = { 5, { SORT_FROM, SORT_DISPLAYFROM,
 	    SORT_TO, SORT_DISPLAYTO, SORT_CC }, { 0 } };
 	struct sort_msg		 m = { 0 };
@@ -146,10 +150,21 @@ test_address_keys(void **state)
 	assert_int_equal(load_addresses(env, &c, &m), STORE_OK);
 	assert_string_equal(m.str[SORT_FROM], "jurgen");
 	assert_string_equal(m.str[SORT_DISPLAYFROM], "J\xc3\xbcrgen");
-	/* The group's name is not an address; its first member is. */
-	assert_string_equal(m.str[SORT_TO], "zed");
-	assert_string_equal(m.str[SORT_DISPLAYTO], "zed@c.org");
+	/*
+	 * The first address of the list is the group's start, whose
+	 * mailbox is the group's name (RFC 5256: the first address's
+	 * addr-mailbox; RFC 5957: without a display name or a host, the
+	 * addr-mailbox).
+	 */
+	assert_string_equal(m.str[SORT_TO], "team");
+	assert_string_equal(m.str[SORT_DISPLAYTO], "team");
 	assert_string_equal(m.str[SORT_CC], "");
+	imap_sort_msg_free(&m);
+	/* An empty group sorts by its name; an address without a host too. */
+	assert_int_equal(load_addresses(env_empty_group, &c, &m), STORE_OK);
+	assert_string_equal(m.str[SORT_FROM], "d");
+	assert_string_equal(m.str[SORT_DISPLAYFROM], "d");
+	assert_string_equal(m.str[SORT_DISPLAYTO], "empty");
 	imap_sort_msg_free(&m);
 	/* An envelope that does not parse sorts as having no addresses. */
 	assert_int_equal(load_addresses("(((", &c, &m), STORE_OK);
@@ -196,6 +211,34 @@ test_order(void **state)
 		imap_sort_msg_free(&m[i]);
 }
 
+/*
+ * Strings compare under i;ascii-casemap (RFC 4790 9.2): lower-case
+ * letters become upper case, so "[", "\\", "]", "^", "_" and "`" sort
+ * after every letter, not before as they would in lower case.
+ */
+static void
+test_collation(void **state)
+{
+	static const char *const subjects[] = { "_", "[xyz]", "b", "Z",
+	    "A", "", "`" };
+	static const uint32_t want[] = { 6, 5, 3, 4, 2, 1, 7 };
+	struct sort_msg		 m[7] = { 0 };
+	struct sort_criteria	 by_subject = { 1, { SORT_SUBJECT }, { 0 } };
+	size_t			 i;
+
+	(void)state;
+	for (i = 0; i < 7; i++) {
+		m[i].seq = i + 1;
+		m[i].str[SORT_SUBJECT] = strdup(subjects[i]);
+		assert_non_null(m[i].str[SORT_SUBJECT]);
+	}
+	imap_sort_msgs(m, 7, &by_subject);
+	for (i = 0; i < 7; i++)
+		assert_int_equal(m[i].seq, want[i]);
+	for (i = 0; i < 7; i++)
+		imap_sort_msg_free(&m[i]);
+}
+
 int
 main(void)
 {
@@ -205,6 +248,7 @@ main(void)
 		cmocka_unit_test(test_parse_criteria),
 		cmocka_unit_test(test_address_keys),
 		cmocka_unit_test(test_order),
+		cmocka_unit_test(test_collation),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

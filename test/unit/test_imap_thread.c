@@ -103,10 +103,31 @@ test_references_ids(void **state)
 	(void)state;
 	/*
 	 * 3 replies to the first <same@x>; 5 names 6 its parent, then 6
-	 * names 5 its own, which would loop, so 6 stays under... 5 was
-	 * linked under 6 first; 6's own link to 5 would loop and is left.
+	 * names 5 its own, which would loop: that link is not made.
 	 */
 	assert_threads(m, 7, THREAD_REFERENCES, "(1 3)(2)(4)(6 5)(7)");
+}
+
+/*
+ * RFC 5256 step 1B: a message whose container was linked under a parent
+ * by an earlier message's References loses that link, even when the
+ * link its own References ask for would loop and is not made.
+ */
+static void
+test_references_relink(void **state)
+{
+	const struct thread_msg	 m[] = {
+		MSG(1, 17, "", 0, "<a@x>", NULL),
+		/* links a -> c (a dummy yet) -> 2 */
+		MSG(2, 15, "", 0, "<b@x>", "<a@x> <c@x>"),
+		/* c names b its parent: a loop, but c leaves a all the same */
+		MSG(3, 16, "", 0, "<c@x>", "<b@x>"),
+	};
+
+	(void)state;
+	assert_threads(m, 3, THREAD_REFERENCES, "(3 2)(1)");
+	/* without 1, the dummy <a@x> has no children left and goes */
+	assert_threads(m + 1, 2, THREAD_REFERENCES, "(3 2)");
 }
 
 static void
@@ -193,6 +214,7 @@ main(void)
 		cmocka_unit_test(test_references_chain),
 		cmocka_unit_test(test_references_dummies),
 		cmocka_unit_test(test_references_ids),
+		cmocka_unit_test(test_references_relink),
 		cmocka_unit_test(test_references_subjects),
 		cmocka_unit_test(test_ordered_subject),
 		cmocka_unit_test(test_deep_chain),
