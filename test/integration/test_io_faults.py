@@ -354,6 +354,79 @@ def test_a_failed_store_hides_no_later_change(fault_server):
     assert told and "\\Seen" in told[0], untagged
 
 
+# IMAP_STEP_MESSAGES (config.h): a command over more messages than this
+# runs in steps, one a loop iteration, each committed by its own group
+# commit.
+STEP_MESSAGES = 256
+
+
+def inbox_flags(data, user="alice"):
+    """The flags of user's INBOX messages, in UID order."""
+    db = sqlite3.connect("file:%s/mailrepd.db?mode=ro" % data, uri=True,
+                         timeout=10)
+    try:
+        return [r[0] for r in db.execute(
+            "SELECT m.flags FROM message m "
+            "JOIN mailbox mb ON mb.id = m.mailbox_id "
+            "JOIN user u ON u.id = mb.user_id "
+            "WHERE u.name = ? AND mb.name = 'INBOX' ORDER BY m.uid",
+            (user,)).fetchall()]
+    finally:
+        db.close()
+
+
+def told_flags(untagged):
+    """{sequence number: the last FLAGS a FETCH response told}."""
+    told = {}
+    for l in untagged:
+        m = re.match(r"\* (\d+) FETCH \(.*?FLAGS \(([^)]*)\)", l, re.S)
+        if m:
+            told[int(m.group(1))] = m.group(2).split()
+    return told
+
+
+@pytest.mark.parametrize("command,flag,bit", [
+    ("STORE 1:* +FLAGS (\\Flagged)", "\\Flagged", 4),
+    ("FETCH 1:* (BODY[])", "\\Seen", 1)])
+def test_a_lost_step_fails_the_command(fault_server, command, flag, bit):
+    """A STORE (or a FETCH that sets \\Seen) over more messages than one
+    step takes goes on across loop iterations, each step's changes made
+    durable by that iteration's group commit.  When the commit of an
+    early step fails, its changes are undone while the command goes on
+    and the later steps commit: the reply must be NO, never OK, and the
+    last flags the client was told of each message are those it has."""
+    c = IMAPRaw(fault_server.imap_port)
+    c.login("alice")
+    for i in range(10):
+        c.append("INBOX", message("s%d" % i))
+    c.ok("SELECT INBOX")
+    n = 10
+    while n < STEP_MESSAGES + 50:
+        c.ok("COPY 1:%d INBOX" % n)
+        n *= 2
+    c.ok("NOOP")
+    assert len(inbox_flags(fault_server.data)) == n
+    fault_server.arm("write", 1, "ioerr")
+    untagged, done = c.cmd(command, timeout=120)
+    fault_server.disarm()
+    assert fault_server.injected()
+    got = inbox_flags(fault_server.data)
+    undone = sum(1 for f in got if not f & bit)
+    assert done.startswith("NO"), "%r while %d of %d messages lack %s" % (
+        done, undone, n, flag)
+    assert 0 < undone < n, (undone, n)
+    told = told_flags(untagged)
+    wrong = [seq for seq in range(1, n + 1)
+             if seq in told and (flag in told[seq]) != bool(got[seq - 1] &
+                                                            bit)]
+    assert not wrong, "told other flags than kept for %s" % wrong[:10]
+    # the session goes on, and sees the store as it is
+    told = told_flags(c.ok("FETCH 1:* FLAGS"))
+    assert [flag in told[seq] for seq in range(1, n + 1)] == \
+        [bool(f & bit) for f in got]
+    c.close()
+
+
 def messages(data):
     """Every message's mailbox identity, uid, guid and flags."""
     db = sqlite3.connect("file:%s/mailrepd.db?mode=ro" % data, uri=True,
