@@ -392,13 +392,22 @@ coverage: deps-coverage build/cov/mailrepd build/cov/crash/mailrepd \
 build/cov/mailrepd: $(COV_OBJS)
 	$(CC) $(ALL_CFLAGS) $(COV_FLAGS) -o $@ $(COV_OBJS) $(LIBS)
 
-# The fault-injection and power-loss tests' build, on the same objects:
-# what they reach counts too.
-build/cov/crash/mailrepd: $(COV_OBJS) build/cov/crash/testvfs.o
+# The fault-injection and power-loss tests' build, on the same objects,
+# linked as build/crash/mailrepd is: what the I/O and allocation faults
+# reach counts too.
+build/cov/crash/mailrepd: $(COV_OBJS) build/cov/crash/testvfs.o \
+	build/cov/crash/testalloc.o
 	$(CC) $(ALL_CFLAGS) $(COV_FLAGS) -o $@ $(COV_OBJS) \
-	    build/cov/crash/testvfs.o $(LIBS)
+	    build/cov/crash/testvfs.o build/cov/crash/testalloc.o \
+	    $(ALLOC_WRAP:%=-Wl,--wrap=%) $(LIBS)
 
 build/cov/crash/testvfs.o: test/testvfs.c | build/cov/crash
+	$(CC) $(ALL_CFLAGS) -c -o $@.tmp $<
+	objcopy $(foreach f,malloc calloc realloc,--redefine-sym $(f)=__real_$(f)) \
+	    $@.tmp $@
+	rm -f $@.tmp
+
+build/cov/crash/testalloc.o: test/testalloc.c | build/cov/crash
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
 build/cov/%.o: %.c $(HDRS) | build/cov
