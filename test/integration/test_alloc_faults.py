@@ -218,7 +218,9 @@ def alloc_loop(run, scenario, name):
     return reached, runs
 
 
-@pytest.mark.parametrize("name", ["deliver", "append", "copy", "expunge"])
+@pytest.mark.parametrize("name", ["deliver", "append", "copy", "expunge",
+                                  "move", "create", "rename", "delete",
+                                  "subscribe"])
 def test_alloc_faults_lose_nothing_acknowledged(alloc_server, name):
     run = AllocRun(alloc_server)
     run.deliver()

@@ -100,6 +100,20 @@ def flagged(data, user="alice"):
     return {r[0]: bool(r[1]) for r in rows}
 
 
+def mailboxes(data, user="alice"):
+    """{name: whether it is subscribed} of user's mailboxes."""
+    db = sqlite3.connect("file:%s/mailrepd.db?mode=ro" % data, uri=True,
+                         timeout=10)
+    try:
+        rows = db.execute(
+            "SELECT mb.name, mb.subscribed FROM mailbox mb "
+            "JOIN user u ON u.id = mb.user_id WHERE u.name = ?",
+            (user,)).fetchall()
+    finally:
+        db.close()
+    return {r[0]: bool(r[1]) for r in rows}
+
+
 def check_clean(data):
     p = subprocess.run([CHECK_BIN, "check", "--data", str(data)],
                        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -118,6 +132,8 @@ class Run:
         self.flagged = {}		# subject -> \\Flagged in INBOX
         self.n = 0
         self.imap = None
+        self.boxes = None		# name -> subscribed, once known
+        self.spare = None		# a mailbox to rename or delete
 
     def session(self):
         """A logged-in IMAP session with INBOX selected; a new one when
@@ -157,6 +173,10 @@ class Run:
                if got.get(k, 0) != v}
         assert not bad, "%s: (held, acknowledged) differ: %s\nlog:\n%s" % (
             what, bad, self.srv.log.read_text()[-3000:])
+        if self.boxes is not None:
+            got = mailboxes(self.srv.data)
+            assert got == self.boxes, "%s: mailboxes (held, " \
+                "acknowledged) differ: %s" % (what, (got, self.boxes))
         got = flagged(self.srv.data)
         bad = {k: v for k, v in self.flagged.items()
                if self.want.get(("INBOX", k)) and got.get(k) != v}
@@ -229,9 +249,90 @@ class Run:
         else:
             self.flagged.setdefault(subject, False)
 
+    def told(self, command):
+        """Runs an IMAP command: True on OK, False on NO or BAD, None
+        when the session ended first (whether it was done is unknown)."""
+        try:
+            _, done = self.session().cmd(command)
+        except (OSError, IMAPError):
+            return None
+        return done.startswith("OK")
+
+    def settle(self, ok, before, after):
+        """Records the mailboxes a change was told about: after on OK,
+        before on a refusal, and when the answer was lost whichever of
+        the two the store holds (never half of one)."""
+        if ok is None:
+            got = mailboxes(self.srv.data)
+            now = {k: got.get(k) for k in before}
+            assert now in (before, after), (before, after, now)
+            ok = now == after
+        for k, v in (after if ok else before).items():
+            if v is None:
+                self.boxes.pop(k, None)
+            else:
+                self.boxes[k] = v
+
+    def create(self):
+        name = "c%d" % self.n
+        self.n += 1
+        self.settle(self.told("CREATE %s" % name), {name: None},
+                    {name: False})
+
+    def rename(self):
+        name, self.spare = self.spare, None
+        to = "r%d" % self.n
+        self.n += 1
+        self.settle(self.told("RENAME %s %s" % (name, to)),
+                    {name: self.boxes[name], to: None},
+                    {name: None, to: self.boxes[name]})
+        if to in self.boxes:		# its messages went with it
+            for key in [k for k in self.want if k[0] == name]:
+                self.want[(to, key[1])] = self.want.pop(key)
+
+    def delete(self):
+        """DELETE of a mailbox that holds a message."""
+        name, self.spare = self.spare, None
+        self.settle(self.told("DELETE %s" % name), {name: self.boxes[name]},
+                    {name: None})
+        for key in [k for k in self.want if k[0] == name]:
+            self.want[key] = held(self.srv.data).get(key, 0) \
+                if name in self.boxes else 0
+
+    def subscribe(self):
+        name = self.spare
+        on = not self.boxes[name]
+        self.settle(self.told("%sSUBSCRIBE %s" % ("" if on else "UN", name)),
+                    {name: not on}, {name: on})
+
+    def move(self):
+        subject, uid = self.source
+        ok = self.told("UID MOVE %d Archive" % uid)
+        src, dst = ("INBOX", subject), ("Archive", subject)
+        if ok is None:
+            got = held(self.srv.data)
+            ok = got.get(src, 0) == 0
+        if ok:
+            self.want[src] = 0
+            self.want[dst] = self.want.get(dst, 0) + 1
+
     def prepare(self):
-        """Before a fault is armed: a message in INBOX for COPY and
-        EXPUNGE to work on (delivered now if none is), and its UID."""
+        """Before a fault is armed: the mailboxes as they are, a spare
+        mailbox holding a message for RENAME, DELETE and SUBSCRIBE, and a
+        message in INBOX for COPY, MOVE and EXPUNGE to work on (delivered
+        now if none is), and its UID."""
+        if self.boxes is None:
+            self.boxes = mailboxes(self.srv.data)
+        if self.spare is None:
+            self.spare = "s%d" % self.n
+            self.n += 1
+            self.session().ok("CREATE %s" % self.spare)
+            self.boxes[self.spare] = False
+            self.prepare()
+            subject, uid = self.source
+            self.session().ok("UID COPY %d %s" % (uid, self.spare))
+            key = (self.spare, subject)
+            self.want[key] = self.want.get(key, 0) + 1
         for (box, subject), n in self.want.items():
             if box == "INBOX" and n == 1:
                 uids = self.uid_of("INBOX", subject)
@@ -290,7 +391,8 @@ def fault_server(tmp_path, template_data):
 
 
 @pytest.mark.parametrize("name", ["deliver", "append", "copy", "expunge",
-                                  "flag"])
+                                  "flag", "move", "create", "rename",
+                                  "delete", "subscribe"])
 def test_io_faults_lose_nothing_acknowledged(fault_server, name):
     run = Run(fault_server)
     run.deliver()
