@@ -26,7 +26,7 @@ from conftest import DOMAIN, HOST, IMAPError, IMAPRaw, LMTPClient, \
 from jepsen_net import Network
 from powerloss import CRASH_BIN, CrashServer, message
 from test_io_faults import Run, assert_follows, assert_no_false_ack, \
-    check_clean, held, one_value, wait_caught_up
+    check_clean, held, wait_caught_up
 
 FAULT_MAX = int(os.environ.get("ALLOC_FAULT_MAX", "24"))
 # Each fault a replica hits may cost a reconnection (a second): fewer N.

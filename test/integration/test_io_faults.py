@@ -14,7 +14,6 @@ N until each scenario completes).
 import os
 import re
 import shutil
-import sqlite3
 import subprocess
 import time
 from pathlib import Path
@@ -23,7 +22,8 @@ import pytest
 
 from conftest import DOMAIN, HOST, LMTPClient, IMAPRaw, IMAPError, \
     LMTPError, free_port
-from powerloss import CHECK_BIN, CRASH_BIN, CrashServer, message
+from powerloss import CHECK_BIN, CRASH_BIN, CrashServer, message, \
+    store_rows
 
 FAULT_MAX = int(os.environ.get("IO_FAULT_MAX", "30"))
 # Each fault a replica hits costs a reconnection (a second): fewer N.
@@ -70,47 +70,31 @@ class FaultServer(CrashServer):
 
 def held(data, user="alice"):
     """{(mailbox, subject): count} of user's messages, from the store."""
-    db = sqlite3.connect("file:%s/mailrepd.db?mode=ro" % data, uri=True,
-                         timeout=10)
-    try:
-        rows = db.execute(
-            "SELECT mb.name, b.subject, count(*) FROM message m "
-            "JOIN blob b ON b.id = m.blob_id "
-            "JOIN mailbox mb ON mb.id = m.mailbox_id "
-            "JOIN user u ON u.id = mb.user_id WHERE u.name = ? "
-            "GROUP BY mb.name, b.subject", (user,)).fetchall()
-    finally:
-        db.close()
+    rows = store_rows(
+        data, "SELECT mb.name, b.subject, count(*) FROM message m "
+        "JOIN blob b ON b.id = m.blob_id "
+        "JOIN mailbox mb ON mb.id = m.mailbox_id "
+        "JOIN user u ON u.id = mb.user_id WHERE u.name = ? "
+        "GROUP BY mb.name, b.subject", (user,))
     return {(r[0], r[1]): r[2] for r in rows}
 
 
 def flagged(data, user="alice"):
     """{subject: whether it is \\Flagged} in user's INBOX."""
-    db = sqlite3.connect("file:%s/mailrepd.db?mode=ro" % data, uri=True,
-                         timeout=10)
-    try:
-        rows = db.execute(
-            "SELECT b.subject, m.flags & 4 FROM message m "
-            "JOIN blob b ON b.id = m.blob_id "
-            "JOIN mailbox mb ON mb.id = m.mailbox_id "
-            "JOIN user u ON u.id = mb.user_id "
-            "WHERE u.name = ? AND mb.name = 'INBOX'", (user,)).fetchall()
-    finally:
-        db.close()
+    rows = store_rows(
+        data, "SELECT b.subject, m.flags & 4 FROM message m "
+        "JOIN blob b ON b.id = m.blob_id "
+        "JOIN mailbox mb ON mb.id = m.mailbox_id "
+        "JOIN user u ON u.id = mb.user_id "
+        "WHERE u.name = ? AND mb.name = 'INBOX'", (user,))
     return {r[0]: bool(r[1]) for r in rows}
 
 
 def mailboxes(data, user="alice"):
     """{name: whether it is subscribed} of user's mailboxes."""
-    db = sqlite3.connect("file:%s/mailrepd.db?mode=ro" % data, uri=True,
-                         timeout=10)
-    try:
-        rows = db.execute(
-            "SELECT mb.name, mb.subscribed FROM mailbox mb "
-            "JOIN user u ON u.id = mb.user_id WHERE u.name = ?",
-            (user,)).fetchall()
-    finally:
-        db.close()
+    rows = store_rows(
+        data, "SELECT mb.name, mb.subscribed FROM mailbox mb "
+        "JOIN user u ON u.id = mb.user_id WHERE u.name = ?", (user,))
     return {r[0]: bool(r[1]) for r in rows}
 
 
@@ -457,17 +441,11 @@ STEP_MESSAGES = 256
 
 def inbox_flags(data, user="alice"):
     """The flags of user's INBOX messages, in UID order."""
-    db = sqlite3.connect("file:%s/mailrepd.db?mode=ro" % data, uri=True,
-                         timeout=10)
-    try:
-        return [r[0] for r in db.execute(
-            "SELECT m.flags FROM message m "
-            "JOIN mailbox mb ON mb.id = m.mailbox_id "
-            "JOIN user u ON u.id = mb.user_id "
-            "WHERE u.name = ? AND mb.name = 'INBOX' ORDER BY m.uid",
-            (user,)).fetchall()]
-    finally:
-        db.close()
+    return [r[0] for r in store_rows(
+        data, "SELECT m.flags FROM message m "
+        "JOIN mailbox mb ON mb.id = m.mailbox_id "
+        "JOIN user u ON u.id = mb.user_id "
+        "WHERE u.name = ? AND mb.name = 'INBOX' ORDER BY m.uid", (user,))]
 
 
 def told_flags(untagged):
@@ -524,25 +502,15 @@ def test_a_lost_step_fails_the_command(fault_server, command, flag, bit):
 
 def messages(data):
     """Every message's mailbox identity, uid, guid and flags."""
-    db = sqlite3.connect("file:%s/mailrepd.db?mode=ro" % data, uri=True,
-                         timeout=10)
-    try:
-        return sorted(db.execute(
-            "SELECT mb.uniqueid, m.uid, b.guid, m.flags FROM message m "
-            "JOIN blob b ON b.id = m.blob_id "
-            "JOIN mailbox mb ON mb.id = m.mailbox_id").fetchall())
-    finally:
-        db.close()
+    return sorted(store_rows(
+        data, "SELECT mb.uniqueid, m.uid, b.guid, m.flags FROM message m "
+        "JOIN blob b ON b.id = m.blob_id "
+        "JOIN mailbox mb ON mb.id = m.mailbox_id"))
 
 
 def one_value(data, sql):
-    db = sqlite3.connect("file:%s/mailrepd.db?mode=ro" % data, uri=True,
-                         timeout=10)
-    try:
-        row = db.execute(sql).fetchone()
-        return row[0] if row else None
-    finally:
-        db.close()
+    rows = store_rows(data, sql)
+    return rows[0][0] if rows else None
 
 
 def acked_applied(master, replica):
