@@ -111,7 +111,6 @@ imap_start_steps(struct session *s, imap_step_fn step, void (*step_free)(void *)
 	ims->step_free = step_free;
 	ims->step_arg = arg;
 	s->resume = 1;
-	step_wrote(s, ims->priv->head0);
 }
 
 void
@@ -642,7 +641,9 @@ command_parse(struct session *s, size_t len)
 		imap_reply(s, "BAD %s%s", st == IMAP_PARSE_BAD ? "" :
 		    "[LIMIT] ", why);
 	imap_cmd_free(&cmd);
-	if (ims->step == NULL && ims->priv->mode == IN_COMMAND)
+	if (ims->step != NULL)		/* its first step is done */
+		step_wrote(s, ims->priv->head0);
+	else if (ims->priv->mode == IN_COMMAND)
 		imap_command_finish(s);
 }
 
