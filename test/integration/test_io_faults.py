@@ -561,12 +561,6 @@ def wait_caught_up(master, replica, deadline, stop=lambda: False):
     return False
 
 
-# serial: under the parallel suite's load this loop fails now and then
-# with the master's acked past the replica's applied (write #1 failing on
-# the replica as it starts: its commit of where it stands failed, yet the
-# master counts the position acknowledged); alone it passes.  It runs
-# alone while that is investigated in the replication code.
-@pytest.mark.serial
 def test_io_faults_in_replica_batch_apply(tmp_path, server):
     """A replica whose store fails while it applies a batch rolls the
     batch and its position back, keeps running, and applies it again
