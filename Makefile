@@ -360,12 +360,12 @@ build/fuzz:
 # power-loss tests on its test build, build/cov/crash/, which shares its
 # objects), then branch and line coverage of every source file, and the
 # totals against the floor: the
-# figures last measured (README, "Tests": 88.7% and 75.7%) rounded down
+# figures last measured (README, "Tests": 89.47% and 76.87%) rounded down
 # to the half percent, as paths that depend on timing come and go.
 # Raise the floor when coverage rises; a change that lowers it fails.
 # Long (about 22 minutes on two busy cores): run it alone.
-COV_FLOOR_LINES    = 88.5
-COV_FLOOR_BRANCHES = 75.5
+COV_FLOOR_LINES    = 89.0
+COV_FLOOR_BRANCHES = 76.5
 COV_FLAGS = -O0 -g --coverage
 COV_OBJS  = $(SRCS:%.c=build/cov/%.o)
 COV_LIB   = $(MODULES:%.c=build/cov/%.o)
@@ -392,13 +392,22 @@ coverage: deps-coverage build/cov/mailrepd build/cov/crash/mailrepd \
 build/cov/mailrepd: $(COV_OBJS)
 	$(CC) $(ALL_CFLAGS) $(COV_FLAGS) -o $@ $(COV_OBJS) $(LIBS)
 
-# The fault-injection and power-loss tests' build, on the same objects:
-# what they reach counts too.
-build/cov/crash/mailrepd: $(COV_OBJS) build/cov/crash/testvfs.o
+# The fault-injection and power-loss tests' build, on the same objects,
+# linked as build/crash/mailrepd is: what the I/O and allocation faults
+# reach counts too.
+build/cov/crash/mailrepd: $(COV_OBJS) build/cov/crash/testvfs.o \
+	build/cov/crash/testalloc.o
 	$(CC) $(ALL_CFLAGS) $(COV_FLAGS) -o $@ $(COV_OBJS) \
-	    build/cov/crash/testvfs.o $(LIBS)
+	    build/cov/crash/testvfs.o build/cov/crash/testalloc.o \
+	    $(ALLOC_WRAP:%=-Wl,--wrap=%) $(LIBS)
 
 build/cov/crash/testvfs.o: test/testvfs.c | build/cov/crash
+	$(CC) $(ALL_CFLAGS) -c -o $@.tmp $<
+	objcopy $(foreach f,malloc calloc realloc,--redefine-sym $(f)=__real_$(f)) \
+	    $@.tmp $@
+	rm -f $@.tmp
+
+build/cov/crash/testalloc.o: test/testalloc.c | build/cov/crash
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
 build/cov/%.o: %.c $(HDRS) | build/cov

@@ -88,6 +88,18 @@ imap_reply_store_error(struct session *s, enum store_err err,
 	}
 }
 
+/*
+ * A step that changed the store (the log head moved from `before`) and
+ * is not the command's last: its changes ride on this iteration's group
+ * commit, whose failure must reach the command's reply.
+ */
+static void
+step_wrote(struct session *s, int64_t before)
+{
+	if (store_replog_head(s->srv->store) != before)
+		session_wrote(s);
+}
+
 void
 imap_start_steps(struct session *s, imap_step_fn step, void (*step_free)(void *),
     void *arg)
@@ -643,7 +655,9 @@ command_parse(struct session *s, size_t len)
 		imap_reply(s, "BAD %s%s", st == IMAP_PARSE_BAD ? "" :
 		    "[LIMIT] ", why);
 	imap_cmd_free(&cmd);
-	if (ims->step == NULL && ims->priv->mode == IN_COMMAND)
+	if (ims->step != NULL)		/* its first step is done */
+		step_wrote(s, ims->priv->head0);
+	else if (ims->priv->mode == IN_COMMAND)
 		imap_command_finish(s);
 }
 
@@ -762,7 +776,9 @@ input_command(struct session *s)
  * store waits for the group commit, and one that wrote log records for a
  * replica too (--repl-sync-timeout), even when an earlier group commit
  * (between the steps of a long command) made it durable already; its
- * reply goes out in imap_committed.
+ * reply goes out in imap_committed.  One whose earlier step a failed
+ * group commit undid (s->lost) has changed the store too, if only by
+ * half: it fails.
  */
 void
 imap_command_finish(struct session *s)
@@ -773,7 +789,8 @@ imap_command_finish(struct session *s)
 	/* Cut off (a FETCH whose message vanished mid-literal): no reply. */
 	if (s->io == SESSION_CLOSING)
 		return;
-	p->changed = store_replog_head(s->srv->store) != p->head0;
+	p->changed = s->lost != STORE_OK ||
+	    store_replog_head(s->srv->store) != p->head0;
 	if (p->changed) {
 		p->mode = IN_HELD;
 		session_wait_replicated(s);
@@ -816,7 +833,14 @@ imap_command_reply(struct session *s, int committed)
 	struct imap_session	*ims = imap_of(s);
 	struct imap_private	*p = ims->priv;
 	const char		*reply = ims->reply;
+	enum store_err		 err = s->srv->commit_err;
 
+	/* A step's changes a group commit undid: not done, if only part. */
+	if (s->lost != STORE_OK) {
+		committed = 0;
+		err = s->lost;
+		s->lost = STORE_OK;
+	}
 	p->mode = IN_COMMAND;
 	p->hold_until = 0;
 	s->paused = 0;
@@ -826,7 +850,7 @@ imap_command_reply(struct session *s, int committed)
 	else if (ims->view != NULL && p->changed)
 		imap_view_rolled_back(s);
 	if (!committed && p->changed)
-		reply = s->srv->commit_err == STORE_FULL ? IMAP_NO_FULL :
+		reply = err == STORE_FULL ? IMAP_NO_FULL :
 		    "NO [UNAVAILABLE] The change could not be saved";
 	else if (reply == NULL)
 		reply = ims->reply_lost != NULL ? ims->reply_lost :
@@ -852,9 +876,12 @@ static void
 run_step(struct session *s)
 {
 	struct imap_session	*ims = imap_of(s);
+	int64_t			 before = store_replog_head(s->srv->store);
 
-	if (!ims->step(s, ims->step_arg))
+	if (!ims->step(s, ims->step_arg)) {
+		step_wrote(s, before);
 		return;
+	}
 	ims->step_free(ims->step_arg);
 	ims->step = NULL;
 	ims->step_free = NULL;

@@ -724,7 +724,9 @@ hold_store(struct server *srv)
  * that waited whether its change is durable: at once, or (a change that
  * wrote log records, with --repl-sync-timeout) once a replica has it.
  * Replies go out only after this, so no client hears "done" before the
- * fsync.  Then the held replies whose time has come.
+ * fsync.  A session whose step wrote without waiting (session_wrote)
+ * keeps a failed commit's error in s->lost.  Then the held replies whose
+ * time has come.
  */
 void
 server_commit(struct server *srv)
@@ -746,6 +748,9 @@ server_commit(struct server *srv)
 		srv->hold.head = store_replog_head(srv->store);
 	}
 	for (s = srv->sessions; s != NULL; s = s->next) {
+		if (s->wrote && !ok && s->lost == STORE_OK)
+			s->lost = srv->commit_err;
+		s->wrote = 0;
 		if (s->io != SESSION_WAIT_COMMIT)
 			continue;
 		if (ok && s->replicate && hold_needed(srv, srv->hold.head)) {
@@ -1064,6 +1069,12 @@ session_wait_replicated(struct session *s)
 	session_wait_commit(s);
 	if (s->io == SESSION_WAIT_COMMIT)
 		s->replicate = 1;
+}
+
+void
+session_wrote(struct session *s)
+{
+	s->wrote = 1;
 }
 
 int

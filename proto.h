@@ -12,7 +12,12 @@
  * session_wait_commit() and stops consuming input.  After every session
  * of the loop iteration has run, server_commit() commits the store once
  * (one fsync for all) and calls each waiting session's `committed`
- * handler, which only then writes the acknowledgements.
+ * handler, which only then writes the acknowledgements.  A command made
+ * in steps (IMAP's STORE, FETCH, EXPUNGE over many messages) goes on
+ * across iterations, each step's changes riding on that iteration's
+ * group commit without waiting for it: session_wrote() marks such a
+ * step, and a failed commit then leaves its error in `lost`, so that the
+ * command's reply cannot say that undone work is saved.
  *
  * Synchronous replication (--repl-sync-timeout, ARCHITECTURE.md): a handler
  * whose change wrote log records calls session_wait_replicated()
@@ -206,6 +211,12 @@ struct session {
 						   slot until freed */
 	int			 replicate;	/* the change wrote log records
 						   (session_wait_replicated) */
+	int			 wrote;		/* a step wrote to the open
+						   transaction (session_wrote) */
+	enum store_err		 lost;		/* why a group commit undid a
+						   step's changes (STORE_OK:
+						   none did); the protocol
+						   clears it */
 	int64_t			 repl_pos;	/* SESSION_WAIT_REPL: until a
 						   replica acks this... */
 	int64_t			 repl_deadline;	/* ...or now_ms reaches this */
@@ -341,6 +352,12 @@ void	session_wait_commit(struct session *);
  * for a replica to have them.
  */
 void	session_wait_replicated(struct session *);
+/*
+ * A step of a command made in steps changed the store, and the command
+ * goes on without waiting for the group commit: should that commit
+ * fail, server_commit() sets s->lost.
+ */
+void	session_wrote(struct session *);
 
 /*
  * Whether the store's write lock is this process's (store_write_try):

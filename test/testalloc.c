@@ -86,7 +86,8 @@ int	 __real_inflateInit2_(z_streamp, int, const char *, int);
 int	 __real_compress2(Bytef *, uLongf *, const Bytef *, uLong, int);
 int	 __real_uncompress(Bytef *, uLongf *, const Bytef *, uLong);
 
-void	 __sanitizer_print_stack_trace(void);
+/* weak: the coverage build has no sanitizer, and no stacks */
+void	 __sanitizer_print_stack_trace(void) __attribute__((weak));
 
 void	*__wrap_malloc(size_t);
 void	*__wrap_calloc(size_t, size_t);
@@ -201,7 +202,7 @@ alloc_fails(enum alloc_kind kind)
 	    __atomic_load_n(&A.gen, __ATOMIC_RELAXED));
 	if (len > 0)
 		(void)write(STDERR_FILENO, msg, (size_t)len);
-	if (A.stacks)
+	if (A.stacks && __sanitizer_print_stack_trace != NULL)
 		__sanitizer_print_stack_trace();
 	return 1;
 }

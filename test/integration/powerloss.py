@@ -173,18 +173,24 @@ def restore(image, dest):
     return dest
 
 
-def inbox(data, user="alice"):
-    """{subject: [(uid, flags)]} of user's INBOX, read from the store."""
-    db = sqlite3.connect("file:%s/mailrepd.db?mode=ro" % data, uri=True)
+def store_rows(data, sql, args=()):
+    """The rows of one query of the store in data (read-only)."""
+    db = sqlite3.connect("file:%s/mailrepd.db?mode=ro" % data, uri=True,
+                         timeout=10)
     try:
-        rows = db.execute(
-            "SELECT b.subject, m.uid, m.flags FROM message m "
-            "JOIN blob b ON b.id = m.blob_id "
-            "JOIN mailbox mb ON mb.id = m.mailbox_id "
-            "JOIN user u ON u.id = mb.user_id "
-            "WHERE u.name = ? AND mb.name = 'INBOX'", (user,)).fetchall()
+        return db.execute(sql, args).fetchall()
     finally:
         db.close()
+
+
+def inbox(data, user="alice"):
+    """{subject: [(uid, flags)]} of user's INBOX, read from the store."""
+    rows = store_rows(
+        data, "SELECT b.subject, m.uid, m.flags FROM message m "
+        "JOIN blob b ON b.id = m.blob_id "
+        "JOIN mailbox mb ON mb.id = m.mailbox_id "
+        "JOIN user u ON u.id = mb.user_id "
+        "WHERE u.name = ? AND mb.name = 'INBOX'", (user,))
     out = {}
     for subject, uid, flags in rows:
         out.setdefault(subject, []).append((uid, flags))
@@ -326,15 +332,10 @@ def log_replay(master_data, upto):
     """The messages a replica holds after applying the master's log up
     to and including upto: {(mailbox uniqueid, uid): (guid, flags)}.
     The master's store must keep its log (keep_log())."""
-    db = sqlite3.connect("file:%s/mailrepd.db?mode=ro" % master_data,
-                         uri=True, timeout=10)
-    try:
-        rows = db.execute(
-            "SELECT type, mailbox, uid, guid, flags FROM replog_kept "
-            "WHERE seq <= ? AND type LIKE 'message.%' ORDER BY seq",
-            (upto,)).fetchall()
-    finally:
-        db.close()
+    rows = store_rows(
+        master_data, "SELECT type, mailbox, uid, guid, flags FROM "
+        "replog_kept WHERE seq <= ? AND type LIKE 'message.%' ORDER BY seq",
+        (upto,))
     held = {}
     for kind, box, uid, guid, flags in rows:
         if kind == "message.append":

@@ -25,8 +25,8 @@ from conftest import DOMAIN, HOST, IMAPError, IMAPRaw, LMTPClient, \
     LMTPError, dot_stuff, free_port
 from jepsen_net import Network
 from powerloss import CRASH_BIN, CrashServer, message
-from test_io_faults import Run, check_clean, held, one_value, \
-    wait_caught_up
+from test_io_faults import Run, assert_follows, assert_no_false_ack, \
+    check_clean, held, wait_caught_up
 
 FAULT_MAX = int(os.environ.get("ALLOC_FAULT_MAX", "24"))
 # Each fault a replica hits may cost a reconnection (a second): fewer N.
@@ -218,7 +218,9 @@ def alloc_loop(run, scenario, name):
     return reached, runs
 
 
-@pytest.mark.parametrize("name", ["deliver", "append", "copy", "expunge"])
+@pytest.mark.parametrize("name", ["deliver", "append", "copy", "expunge",
+                                  "move", "create", "rename", "delete",
+                                  "subscribe"])
 def test_alloc_faults_lose_nothing_acknowledged(alloc_server, name):
     run = AllocRun(alloc_server)
     run.deliver()
@@ -284,40 +286,6 @@ def replica_pair(tmp_path, server, template_data, fault_side):
         master = server(args=margs)
         replica = AllocServer(rdir, rdir / "data", rargs)
     return master, replica, net, link
-
-
-def acked_applied(master, replica):
-    """(what the master holds as acknowledged by this replica, by node
-    id: a replica made afresh under the same name is another; what the
-    replica recorded as applied).  A reconciling replica's "acked" is
-    where its comparison began, kept for the purge: no acknowledgement."""
-    node_id = one_value(replica.data, "SELECT hex(node_id) FROM node")
-    acked = one_value(master.data, "SELECT acked FROM replica WHERE "
-                      "hex(node_id) = '%s' AND NOT reconciling" % node_id)
-    return acked, one_value(replica.data, "SELECT applied FROM node")
-
-
-def assert_no_false_ack(master, replica, what):
-    """The master holds no acknowledgement of a batch the replica has
-    not applied."""
-    acked, applied = acked_applied(master, replica)
-    assert acked is None or acked <= applied, (what, acked, applied)
-
-
-def assert_follows(master, replica, what):
-    """A reconciliation ends with the master taking the replica as
-    holding its log up to where the comparison began (what it sent is
-    acknowledged) and the replica recording that position: the replica
-    catches up with that record, if its write failed, by reconciling
-    again."""
-    end = time.monotonic() + 30
-    while True:
-        acked, applied = acked_applied(master, replica)
-        if acked is None or acked <= applied:
-            return
-        assert time.monotonic() < end, (what, acked, applied,
-                                        replica.log.read_text()[-3000:])
-        time.sleep(0.1)
 
 
 def stop_clean(node, what):
