@@ -56,7 +56,9 @@ struct server;
 #define SF_EXPUNGED	'G'	/* replica: your message was expunged here */
 
 #define SYNC_HDR_LEN	5
-#define SYNC_VERSION	5	/* 4: no rename times; 3: no EXPUNGED;
+#define SYNC_VERSION	6	/* 5: appends do not say where a
+				   renumbering moved them from;
+				   4: no rename times; 3: no EXPUNGED;
 				   2: no log hashes nor reasons; 1: no
 				   TLS */
 #define SYNC_PSK_IDENTITY "mailrepd-repl-1"

@@ -547,6 +547,10 @@ recon_message(struct session *s, struct chan *c, struct recon_action *a)
 	snprintf(c->rec.keywords, sizeof(c->rec.keywords), "%s",
 	    m.keywords ? m.keywords : "");
 	c->rec.internaldate = m.internaldate;
+	/* Where a renumbering moved it from travels with it (record.h). */
+	if (a->kind == RA_APPEND)
+		rec_from_text(store_renumbered_from(s->srv->store,
+		    r->mb.uniqueid, m.uid, m.guid), c->rec.value);
 	r->sent_msgs += a->kind == RA_APPEND;
 	return 1;
 }
