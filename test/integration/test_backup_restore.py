@@ -442,3 +442,47 @@ def test_renumbering_travels_with_the_renumbered_message(server, secret,
     assert sorted(subjects(b).values()) == got
     for node in (a, b):
         check_clean(node.data)
+
+
+def test_both_messages_of_a_renumbered_pair_carry_their_old_uid(
+        server, secret, tmp_path):
+    """A UID that took two messages in a split is renumbered: the
+    master's own message moves up as well as the replica's copy.  The
+    old master, restored from a copy taken before the split, gets both
+    back by reconciliation, then takes over; the other node comes back
+    from a copy still holding its message at the old UID.  That copy is
+    the master's own message of the pair, which the new master holds at
+    its new UID: it must go, not come back a second time (seed 42, life
+    14 of the randomized test: 'duplicate')."""
+    a, b = pair(server, secret)
+    for i in range(2):
+        deliver(a, "base%d" % i)
+    wait_same(a, b)
+    a.stop()
+    backup(a, tmp_path / "a.db")        # A before the split
+    a.start()
+    wait_same(a, b)
+    split(a, b, ["on-a"], ["on-b"])     # UID 3: on-a on A, on-b on B
+    backup(b, tmp_path / "b.db")        # B, master, before renumbering
+    rejoin(a, b)
+    converged(a, b)
+    want = ["base0", "base1", "on-a", "on-b"]
+    assert sorted(subjects(b).values()) == want
+    # A comes back from its copy, as B's replica, and takes over.
+    a.stop()
+    restore_into(tmp_path / "a.db", a.data)
+    a.start()
+    converged(a, b)
+    b.stop()
+    p = run("promote", "--data", a.data)
+    assert p.returncode == 0, p.stdout + p.stderr
+    wait_for_log(a, "sync.promote")
+    # B comes back from its copy (on-b at UID 3), as A's replica.
+    restore_into(tmp_path / "b.db", b.data)
+    b.start()
+    converged(a, b)
+    got = sorted(subjects(a).values())
+    assert got == want, subjects(a)
+    assert sorted(subjects(b).values()) == got
+    for node in (a, b):
+        check_clean(node.data)
