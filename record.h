@@ -72,6 +72,7 @@ int			 rec_reason_deletes(enum rec_reason);
  * renumbering moved it (decimal; "" when none), so that every node
  * holding it knows, as the node that renumbered it does, that a copy
  * at that UID is this message and no other (store_renumbered_held()).
+ * Renumbering moves up, so it is below the record's own UID.
  * rec_from_text() writes it; rec_from_value() reads it back: 0, or -1
  * when the value is not a UID.
  */

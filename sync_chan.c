@@ -214,8 +214,8 @@ sync_rec_decode(const uint8_t *p, size_t n, struct store_replog_rec *r,
 	    r->uid == UINT32_MAX)) ||
 	    ((needs & REC_NEED_NAME) && r->name[0] == '\0') ||
 	    ((needs & REC_NEED_VALUE) && r->value[0] == '\0') ||
-	    ((needs & REC_VALUE_FROM) && rec_from_value(r->value, &from) <
-	    0) || (*has_body && !rec_kind(r->type)->body))
+	    ((needs & REC_VALUE_FROM) && (rec_from_value(r->value, &from) <
+	    0 || from >= r->uid)) || (*has_body && !rec_kind(r->type)->body))
 		return -1;
 	return 0;
 }
