@@ -1102,7 +1102,7 @@ renumber_pair(struct store *st, int64_t mbox, const uint8_t *uniqueid,
 	char			 kw[STORE_MAX_KEYWORDS];
 	uint8_t			 gone[GUID_LEN], mguid[GUID_LEN];
 	int64_t			 mblob = 0;
-	uint32_t		 u;
+	uint32_t		 u = 0;
 	enum store_err		 err;
 
 	*new_uid = 0;
@@ -1178,7 +1178,14 @@ store_renumber(struct store *st, const uint8_t *uniqueid, uint32_t uid,
 		return err;
 	if ((err = mailbox_local_id(st, uniqueid, &mbox)) != STORE_OK)
 		return op_end(st, err);
-	if (store_was_renumbered(st, uniqueid, uid, guid))
+	/*
+	 * A copy of a message held here at the UID a renumbering gave it
+	 * is that message (as in a reconciliation, sync_reconcile.c), even
+	 * when this master forgot renumbering it from this very uid (it
+	 * came back from an older copy): it leaves uid, nothing joins.
+	 */
+	if (store_was_renumbered(st, uniqueid, uid, guid) ||
+	    store_renumbered_held(st, uniqueid, guid))
 		return renumbered_again(st, uniqueid, uid, guid);
 	/* New UIDs above every UID the replica has given out. */
 	if (above > 1 && (err = uidnext_past(st, mbox, above - 1)) !=
