@@ -87,9 +87,13 @@ static enum store_err
 apply_append(struct store *st, const struct store_replog_rec *r,
     const struct store_blob_in *b, enum store_apply *what, uint8_t *local)
 {
+	uint32_t	 from;
+
+	if (rec_from_value(r->value, &from) < 0)
+		return STORE_INVALID;
 	return store_apply_append(st, r->mailbox, r->uid, r->guid, r->flags,
-	    r->keywords[0] ? r->keywords : NULL, r->internaldate, b, what,
-	    local);
+	    r->keywords[0] ? r->keywords : NULL, r->internaldate, from, b,
+	    what, local);
 }
 
 static enum store_err
@@ -129,8 +133,8 @@ static const struct rec_kind kinds[REC_NTYPES] = {
 	    apply_mailbox_delete },
 	[REC_MAILBOX_SUBSCRIBE] = { "mailbox.subscribe", MBOX, 0, 0, RG_NONE,
 	    apply_subscribe },
-	[REC_MESSAGE_APPEND] = { "message.append", MSG, 1, 1, RG_NONE,
-	    apply_append },
+	[REC_MESSAGE_APPEND] = { "message.append", MSG | REC_VALUE_FROM, 1,
+	    1, RG_NONE, apply_append },
 	[REC_MESSAGE_FLAGS] = { "message.flags", MSG, 0, 0, RG_NONE,
 	    apply_flags },
 	[REC_MESSAGE_EXPUNGE] = { "message.expunge", MSG, 0, 1, RG_EXPUNGE,
@@ -181,6 +185,33 @@ rec_reason_by_name(const char *name, enum rec_reason *out)
 			return 0;
 		}
 	return -1;
+}
+
+void
+rec_from_text(uint32_t from, char out[REC_FROM_TEXT_LEN])
+{
+	if (from == 0)
+		out[0] = '\0';
+	else
+		snprintf(out, REC_FROM_TEXT_LEN, "%u", from);
+}
+
+int
+rec_from_value(const char *value, uint32_t *from)
+{
+	unsigned long long	 v = 0;
+	const char		*p;
+
+	*from = 0;
+	for (p = value; *p != '\0'; p++) {
+		if (*p < '0' || *p > '9' || (v = v * 10 + (unsigned)(*p -
+		    '0')) >= UINT32_MAX || p - value >= REC_FROM_TEXT_LEN)
+			return -1;
+	}
+	if (p != value && v == 0)
+		return -1;
+	*from = (uint32_t)v;
+	return 0;
 }
 
 int

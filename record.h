@@ -22,6 +22,8 @@
 #define REC_NEED_UID		0x08
 #define REC_NEED_NAME		0x10
 #define REC_NEED_VALUE		0x20
+#define REC_VALUE_FROM		0x40	/* its value, if any, is a UID: see
+					   rec_from_value() */
 
 /* What the mass-delete guard counts a record as. */
 enum rec_guard {
@@ -64,6 +66,20 @@ int			 rec_reason_by_name(const char *name,
  * reconciliation makes (those keep every message somewhere).
  */
 int			 rec_reason_deletes(enum rec_reason);
+
+/*
+ * A message's append record says in its value from which UID a
+ * renumbering moved it (decimal; "" when none), so that every node
+ * holding it knows, as the node that renumbered it does, that a copy
+ * at that UID is this message and no other (store_renumbered_held()).
+ * Renumbering moves up, so it is below the record's own UID.
+ * rec_from_text() writes it; rec_from_value() reads it back: 0, or -1
+ * when the value is not a UID.
+ */
+#define REC_FROM_TEXT_LEN	11
+void			 rec_from_text(uint32_t from,
+			    char out[REC_FROM_TEXT_LEN]);
+int			 rec_from_value(const char *value, uint32_t *from);
 
 /*
  * Applies r (of a kind that is valid) with the store's reason set to

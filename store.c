@@ -705,8 +705,12 @@ static const char *const stmt_sql[NSTMT] = {
 	    "ON mb.uniqueid = r.mailbox JOIN message m ON m.mailbox_id = "
 	    "mb.id AND m.uid = r.new_uid JOIN blob b ON b.id = m.blob_id "
 	    "WHERE r.mailbox = ?1 AND r.guid = ?2 AND b.guid = r.guid LIMIT 1",
-	[S_RENUMBERED_ADD] = "INSERT INTO renumbered (mailbox, uid, guid, "
-	    "new_uid, time, logpos) VALUES (?1, ?2, ?3, ?4, ?5, "
+	/* A UID a renumbering moved the message at new_uid from. */
+	[S_RENUMBERED_FROM] = "SELECT uid FROM renumbered WHERE "
+	    "mailbox = ?1 AND guid = ?2 AND new_uid = ?3 ORDER BY uid LIMIT 1",
+	/* Known already when a replica hears of it again. */
+	[S_RENUMBERED_ADD] = "INSERT OR IGNORE INTO renumbered (mailbox, uid, "
+	    "guid, new_uid, time, logpos) VALUES (?1, ?2, ?3, ?4, ?5, "
 	    LOGPOS_NEXT ")",
 	[S_CONFLICT_RESOLVED] = "UPDATE conflict SET resolved = 1 WHERE "
 	    "mailbox = ?1 AND uid = ?2 AND local_guid = ?3 AND resolved != 1",

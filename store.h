@@ -560,12 +560,14 @@ enum store_err	store_apply_subscribe(struct store *, const uint8_t *uniqueid,
  * tombstone names (zeros when none); the master must move its message.
  * The very message, expunged here (its tombstone names it), stays
  * expunged: APPLY_EXPUNGED, and the master must expunge its copy.
+ * renumbered_from (0: none) is the UID a renumbering moved the message
+ * from; the message held at uid, this node knows that too.
  */
 enum store_err	store_apply_append(struct store *, const uint8_t *uniqueid,
 		    uint32_t uid, const uint8_t *guid, uint32_t flags,
 		    const char *keywords, int64_t internaldate,
-		    const struct store_blob_in *b, enum store_apply *what,
-		    uint8_t local_guid[GUID_LEN]);
+		    uint32_t renumbered_from, const struct store_blob_in *b,
+		    enum store_apply *what, uint8_t local_guid[GUID_LEN]);
 enum store_err	store_apply_flags(struct store *, const uint8_t *uniqueid,
 		    uint32_t uid, const uint8_t *guid, uint32_t flags,
 		    const char *keywords, enum store_apply *what,
@@ -685,15 +687,24 @@ enum store_err	store_expunge_relog(struct store *, const uint8_t *uniqueid,
 /* Whether the mailbox holds the message guid, at any uid. */
 int		store_mailbox_holds(struct store *, const uint8_t *uniqueid,
 		    const uint8_t guid[GUID_LEN]);
-/* Whether this master renumbered the copy (mailbox, uid, guid) before. */
+/*
+ * Whether the copy (mailbox, uid, guid) was renumbered before: by this
+ * master, or by one whose append record of it said so.
+ */
 int		store_was_renumbered(struct store *, const uint8_t *uniqueid,
 		    uint32_t uid, const uint8_t *guid);
 /*
- * Whether the mailbox holds the message guid at the UID this master gave
- * a renumbered copy of it (from whichever UID the copy came).
+ * Whether the mailbox holds the message guid at the UID a renumbering
+ * gave it (this master's, or one whose append record said so).
  */
 int		store_renumbered_held(struct store *, const uint8_t *uniqueid,
 		    const uint8_t *guid);
+/*
+ * The UID a renumbering moved the message guid at uid from (the lowest,
+ * when several), or 0: what its append record says (record.h).
+ */
+uint32_t	store_renumbered_from(struct store *, const uint8_t *uniqueid,
+		    uint32_t uid, const uint8_t *guid);
 /* Whether a mailbox with this uniqueid was deleted here (tombstone). */
 int		store_mailbox_was_deleted(struct store *,
 		    const uint8_t *uniqueid);

@@ -80,6 +80,7 @@ enum stmt_id {
 	S_MBOX_ALL,
 	S_RENUMBERED_GET,
 	S_RENUMBERED_HELD,
+	S_RENUMBERED_FROM,
 	S_RENUMBERED_ADD,
 	S_CONFLICT_RESOLVED,
 	S_CONFLICT_REUSED_DONE,
@@ -196,6 +197,8 @@ struct msg_attrs {
 	uint32_t	 flags;
 	const char	*keywords;
 	int64_t		 internaldate;
+	uint32_t	 renumbered_from;	/* the UID a renumbering moved
+						   it from, or 0 */
 };
 
 /*

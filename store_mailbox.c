@@ -192,6 +192,7 @@ bind_text_or_null(sqlite3_stmt *s, int i, const char *v)
 /*
  * Inserts a message referring to blob_id into mailbox mbox_id under the
  * mailbox's next UID, written to *uid.  The one place UIDs are assigned.
+ * Its record names the UID a renumbering moved it from (a->renumbered_from).
  */
 enum store_err
 message_insert(struct store *st, int64_t mbox_id, int64_t blob_id,
@@ -201,6 +202,7 @@ message_insert(struct store *st, int64_t mbox_id, int64_t blob_id,
 	enum store_err		 err;
 	uint64_t		 modseq;
 	uint8_t			 uniqueid[MAILBOX_ID_LEN];
+	char			 from[REC_FROM_TEXT_LEN];
 	struct replog_rec	 r = { .type = REC_MESSAGE_APPEND };
 
 	if ((s = stmt(st, S_MBOX_BUMP)) == NULL)
@@ -235,6 +237,8 @@ message_insert(struct store *st, int64_t mbox_id, int64_t blob_id,
 	r.flags = a->flags;
 	r.keywords = a->keywords;
 	r.internaldate = a->internaldate;
+	rec_from_text(a->renumbered_from, from);
+	r.value = from;
 	return replog_append(st, &r);
 }
 
@@ -262,7 +266,8 @@ static enum store_err
 message_append(struct store *st, int64_t blob_id, const uint8_t *guid,
     struct store_target *t)
 {
-	struct msg_attrs	 a = { t->flags, t->keywords, t->internaldate };
+	struct msg_attrs	 a = { t->flags, t->keywords, t->internaldate,
+				    0 };
 	enum store_err		 err;
 	int64_t			 mbox_id = 0;
 
@@ -550,9 +555,7 @@ message_copy(struct store *st, int64_t from, uint32_t uid, int64_t to,
 
 	if ((err = message_row(st, from, uid, &m, &blob_id)) != STORE_OK)
 		return err;
-	a.flags = m.flags;
-	a.keywords = m.keywords;
-	a.internaldate = m.internaldate;
+	a = (struct msg_attrs){ m.flags, m.keywords, m.internaldate, 0 };
 	return message_insert(st, to, blob_id, m.guid, &a, new_uid);
 }
 

@@ -40,6 +40,34 @@ column_id(sqlite3_stmt *s, int i, uint8_t *dst, size_t n)
 	return 1;
 }
 
+/* Binds a message's (mailbox uniqueid, uid, guid) to ?1, ?2, ?3. */
+static void
+bind_copy(sqlite3_stmt *s, const uint8_t *uniqueid, uint32_t uid,
+    const uint8_t *guid)
+{
+	sqlite3_bind_blob(s, 1, uniqueid, MAILBOX_ID_LEN, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 2, uid);
+	sqlite3_bind_blob(s, 3, guid, GUID_LEN, SQLITE_STATIC);
+}
+
+/*
+ * Records that (mailbox, uid, guid) now lives at new_uid (0: nowhere);
+ * known already is no error (a replica hears of it again).
+ */
+static enum store_err
+renumbered_add(struct store *st, const uint8_t *uniqueid, uint32_t uid,
+    const uint8_t *guid, uint32_t new_uid)
+{
+	sqlite3_stmt	*s;
+
+	if ((s = stmt(st, S_RENUMBERED_ADD)) == NULL)
+		return STORE_IO;
+	bind_copy(s, uniqueid, uid, guid);
+	sqlite3_bind_int64(s, 4, new_uid);
+	sqlite3_bind_int64(s, 5, time(NULL));
+	return step_done(st, s, "renumbered add");
+}
+
 enum store_err
 store_replog_next(struct store *st, int64_t after,
     struct store_replog_rec *r)
@@ -580,9 +608,7 @@ uid_reserved(struct store *st, const uint8_t *uniqueid, uint32_t uid,
 
 	if ((s = stmt(st, S_HELD_RESERVED)) == NULL)
 		return 0;
-	sqlite3_bind_blob(s, 1, uniqueid, MAILBOX_ID_LEN, SQLITE_STATIC);
-	sqlite3_bind_int64(s, 2, uid);
-	sqlite3_bind_blob(s, 3, guid, GUID_LEN, SQLITE_STATIC);
+	bind_copy(s, uniqueid, uid, guid);
 	rc = sqlite3_step(s);
 	sqlite3_reset(s);
 	return rc == SQLITE_ROW;
@@ -635,8 +661,9 @@ uid_taken_before(struct store *st, const uint8_t *uniqueid, uint32_t uid,
 enum store_err
 store_apply_append(struct store *st, const uint8_t *uniqueid, uint32_t uid,
     const uint8_t *guid, uint32_t flags, const char *keywords,
-    int64_t internaldate, const struct store_blob_in *b,
-    enum store_apply *what, uint8_t local_guid[GUID_LEN])
+    int64_t internaldate, uint32_t renumbered_from,
+    const struct store_blob_in *b, enum store_apply *what,
+    uint8_t local_guid[GUID_LEN])
 {
 	struct store_mailbox	 mb;
 	struct store_message	 m;
@@ -644,6 +671,7 @@ store_apply_append(struct store *st, const uint8_t *uniqueid, uint32_t uid,
 	enum store_err		 err;
 	int64_t			 blob_id = 0;
 	uint64_t		 modseq;
+	char			 from[REC_FROM_TEXT_LEN];
 	struct replog_rec	 r = { .type = REC_MESSAGE_APPEND };
 
 	if (uid == 0 || uid == UINT32_MAX ||
@@ -663,6 +691,9 @@ store_apply_append(struct store *st, const uint8_t *uniqueid, uint32_t uid,
 	    *what == APPLY_REUSED || *what == APPLY_EXPUNGED))
 		return op_end(st, err);
 	if (*what == APPLY_SAME) {
+		if (renumbered_from != 0 && (err = renumbered_add(st,
+		    uniqueid, renumbered_from, guid, uid)) != STORE_OK)
+			return op_end(st, err);
 		/* Flags merge: the master's record is the newer word. */
 		if (m.flags == flags && strcmp(m.keywords, keywords ?
 		    keywords : "") == 0)
@@ -699,8 +730,12 @@ store_apply_append(struct store *st, const uint8_t *uniqueid, uint32_t uid,
 	sqlite3_bind_int64(s, 5, flags);
 	sqlite3_bind_text(s, 6, keywords ? keywords : "", -1, SQLITE_STATIC);
 	sqlite3_bind_int64(s, 7, internaldate);
-	if ((err = step_done(st, s, "message add at")) != STORE_OK)
+	if ((err = step_done(st, s, "message add at")) != STORE_OK ||
+	    (renumbered_from != 0 && (err = renumbered_add(st, uniqueid,
+	    renumbered_from, guid, uid)) != STORE_OK))
 		return op_end(st, err);
+	rec_from_text(renumbered_from, from);
+	r.value = from;
 	r.mailbox = uniqueid;
 	r.uid = uid;
 	r.guid = guid;
@@ -746,9 +781,7 @@ conflict_done(struct store *st, enum stmt_id id, const uint8_t *uniqueid,
 
 	if ((s = stmt(st, id)) == NULL)
 		return STORE_IO;
-	sqlite3_bind_blob(s, 1, uniqueid, MAILBOX_ID_LEN, SQLITE_STATIC);
-	sqlite3_bind_int64(s, 2, uid);
-	sqlite3_bind_blob(s, 3, guid, GUID_LEN, SQLITE_STATIC);
+	bind_copy(s, uniqueid, uid, guid);
 	return step_done(st, s, "conflict resolved");
 }
 
@@ -988,9 +1021,7 @@ store_was_renumbered(struct store *st, const uint8_t *uniqueid, uint32_t uid,
 
 	if ((s = stmt(st, S_RENUMBERED_GET)) == NULL)
 		return 0;
-	sqlite3_bind_blob(s, 1, uniqueid, MAILBOX_ID_LEN, SQLITE_STATIC);
-	sqlite3_bind_int64(s, 2, uid);
-	sqlite3_bind_blob(s, 3, guid, GUID_LEN, SQLITE_STATIC);
+	bind_copy(s, uniqueid, uid, guid);
 	if (step_row(st, s, "renumbered") != STORE_OK)
 		return 0;
 	sqlite3_reset(s);
@@ -1011,6 +1042,25 @@ store_renumbered_held(struct store *st, const uint8_t *uniqueid,
 		return 0;
 	sqlite3_reset(s);
 	return 1;
+}
+
+uint32_t
+store_renumbered_from(struct store *st, const uint8_t *uniqueid,
+    uint32_t uid, const uint8_t *guid)
+{
+	sqlite3_stmt	*s;
+	uint32_t	 from;
+
+	if ((s = stmt(st, S_RENUMBERED_FROM)) == NULL)
+		return 0;
+	sqlite3_bind_blob(s, 1, uniqueid, MAILBOX_ID_LEN, SQLITE_STATIC);
+	sqlite3_bind_blob(s, 2, guid, GUID_LEN, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 3, uid);
+	if (step_row(st, s, "renumbered from") != STORE_OK)
+		return 0;
+	from = (uint32_t)sqlite3_column_int64(s, 0);
+	sqlite3_reset(s);
+	return from;
 }
 
 /*
@@ -1052,7 +1102,7 @@ renumber_pair(struct store *st, int64_t mbox, const uint8_t *uniqueid,
 	char			 kw[STORE_MAX_KEYWORDS];
 	uint8_t			 gone[GUID_LEN], mguid[GUID_LEN];
 	int64_t			 mblob = 0;
-	uint32_t		 u;
+	uint32_t		 u = 0;
 	enum store_err		 err;
 
 	*new_uid = 0;
@@ -1063,7 +1113,7 @@ renumber_pair(struct store *st, int64_t mbox, const uint8_t *uniqueid,
 		return STORE_EXISTS;		/* the same message */
 	if (err == STORE_OK) {
 		snprintf(kw, sizeof(kw), "%s", m.keywords ? m.keywords : "");
-		ours = (struct msg_attrs){ m.flags, kw, m.internaldate };
+		ours = (struct msg_attrs){ m.flags, kw, m.internaldate, uid };
 		memcpy(mguid, m.guid, GUID_LEN);
 		if ((err = message_expunge(st, mbox, uid, NULL)) != STORE_OK)
 			return err;
@@ -1078,6 +1128,10 @@ renumber_pair(struct store *st, int64_t mbox, const uint8_t *uniqueid,
 		if (memcmp(mguid, guid, GUID_LEN) > 0 &&
 		    (err = message_insert(st, mbox, mblob, mguid, &ours,
 		    &u)) != STORE_OK)
+			return err;
+		/* Ours was renumbered too: at uid, it is the one at u. */
+		if ((err = renumbered_add(st, uniqueid, uid, mguid, u)) !=
+		    STORE_OK)
 			return err;
 	} else if (store_tombstone_guid(st, uniqueid, uid, gone) !=
 	    STORE_OK || memcmp(gone, guid, GUID_LEN) != 0) {
@@ -1105,30 +1159,13 @@ renumbered_again(struct store *st, const uint8_t *uniqueid, uint32_t uid,
 	return err == STORE_OK ? STORE_EXISTS : err;
 }
 
-/* Records that (mailbox, uid, guid) now lives at new_uid (0: nowhere). */
-static enum store_err
-renumbered_add(struct store *st, const uint8_t *uniqueid, uint32_t uid,
-    const uint8_t *guid, uint32_t new_uid)
-{
-	sqlite3_stmt	*s;
-
-	if ((s = stmt(st, S_RENUMBERED_ADD)) == NULL)
-		return STORE_IO;
-	sqlite3_bind_blob(s, 1, uniqueid, MAILBOX_ID_LEN, SQLITE_STATIC);
-	sqlite3_bind_int64(s, 2, uid);
-	sqlite3_bind_blob(s, 3, guid, GUID_LEN, SQLITE_STATIC);
-	sqlite3_bind_int64(s, 4, new_uid);
-	sqlite3_bind_int64(s, 5, time(NULL));
-	return step_done(st, s, "renumbered add");
-}
-
 enum store_err
 store_renumber(struct store *st, const uint8_t *uniqueid, uint32_t uid,
     const uint8_t *guid, uint32_t flags, const char *keywords,
     int64_t internaldate, const struct store_blob_in *b, uint32_t above,
     uint32_t *new_uid)
 {
-	struct msg_attrs	 theirs = { flags, keywords, internaldate };
+	struct msg_attrs	 theirs = { flags, keywords, internaldate, uid };
 	enum store_err		 err;
 	enum rec_reason		 was;
 	int64_t			 mbox, blob_id;
@@ -1141,7 +1178,14 @@ store_renumber(struct store *st, const uint8_t *uniqueid, uint32_t uid,
 		return err;
 	if ((err = mailbox_local_id(st, uniqueid, &mbox)) != STORE_OK)
 		return op_end(st, err);
-	if (store_was_renumbered(st, uniqueid, uid, guid))
+	/*
+	 * A copy of a message held here at the UID a renumbering gave it
+	 * is that message (as in a reconciliation, sync_reconcile.c), even
+	 * when this master forgot renumbering it from this very uid (it
+	 * came back from an older copy): it leaves uid, nothing joins.
+	 */
+	if (store_was_renumbered(st, uniqueid, uid, guid) ||
+	    store_renumbered_held(st, uniqueid, guid))
 		return renumbered_again(st, uniqueid, uid, guid);
 	/* New UIDs above every UID the replica has given out. */
 	if (above > 1 && (err = uidnext_past(st, mbox, above - 1)) !=
@@ -1192,7 +1236,7 @@ relocate(struct store *st, const uint8_t *uniqueid, uint32_t uid,
 	if (err != STORE_OK)
 		return op_end(st, err);
 	snprintf(kw, sizeof(kw), "%s", m.keywords ? m.keywords : "");
-	a = (struct msg_attrs){ m.flags, kw, m.internaldate };
+	a = (struct msg_attrs){ m.flags, kw, m.internaldate, uid };
 	/* Leaves uid, and comes back above every UID the replica used. */
 	if (above > 1)
 		err = uidnext_past(st, mbox, above - 1);
@@ -1718,7 +1762,7 @@ store_quarantine_restore(struct store *st, int64_t id, uint32_t *uid,
 		return err;
 	if ((err = restore_target(st, &q, &mb)) != STORE_OK)
 		return op_end(st, err);
-	a = (struct msg_attrs){ q.flags, q.keywords, q.internaldate };
+	a = (struct msg_attrs){ q.flags, q.keywords, q.internaldate, 0 };
 	if ((err = message_insert(st, mb.id, blob_id, q.guid, &a, uid)) !=
 	    STORE_OK || (s = stmt(st, S_QUAR_DEL)) == NULL)
 		return op_end(st, err != STORE_OK ? err : STORE_IO);

@@ -58,7 +58,9 @@ struct server;
 #define SF_EXPUNGED	'G'	/* replica: your message was expunged here */
 
 #define SYNC_HDR_LEN	5
-#define SYNC_VERSION	6	/* 5: START after a reconciliation not
+#define SYNC_VERSION	7	/* 6: appends do not say where a
+				   renumbering moved them from; 5: START
+				   after a reconciliation not
 				   acknowledged; 4: no rename times; 3: no
 				   EXPUNGED; 2: no log hashes nor reasons;
 				   1: no TLS */

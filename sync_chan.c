@@ -170,6 +170,7 @@ sync_rec_decode(const uint8_t *p, size_t n, struct store_replog_rec *r,
 	uint64_t	 uid, flags;
 	uint8_t		 bits, reason;
 	unsigned	 needs = 0;
+	uint32_t	 from;
 	char		 type[32];
 
 	memset(r, 0, offsetof(struct store_replog_rec, keywords));
@@ -213,7 +214,8 @@ sync_rec_decode(const uint8_t *p, size_t n, struct store_replog_rec *r,
 	    r->uid == UINT32_MAX)) ||
 	    ((needs & REC_NEED_NAME) && r->name[0] == '\0') ||
 	    ((needs & REC_NEED_VALUE) && r->value[0] == '\0') ||
-	    (*has_body && !rec_kind(r->type)->body))
+	    ((needs & REC_VALUE_FROM) && (rec_from_value(r->value, &from) <
+	    0 || from >= r->uid)) || (*has_body && !rec_kind(r->type)->body))
 		return -1;
 	return 0;
 }

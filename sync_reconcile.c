@@ -363,8 +363,10 @@ merge_action(struct recon *r, int kind, uint32_t uid, const uint8_t *guid)
 /*
  * Whether the replica's (uid, guid) of mailbox uniqueid is a copy that
  * was renumbered, and lives here at its new UID already: this master
- * renumbered it (another replica brought it first), or this master was
- * the replica of that renumbering.  Then it kept the tombstone of its
+ * renumbered it (another replica brought it first), or it took the
+ * message from a record that said from which UID it was renumbered
+ * (record.h), streamed or in a reconciliation, or this master was the
+ * replica of that renumbering.  Then it kept the tombstone of its
  * own message at uid, the other one of the pair, and holds this one
  * higher up; the node that held this one at uid may come back from a
  * copy made before the renumbering.  A uid renumbered here names no
@@ -552,6 +554,10 @@ recon_message(struct session *s, struct chan *c, struct recon_action *a)
 	snprintf(c->rec.keywords, sizeof(c->rec.keywords), "%s",
 	    m.keywords ? m.keywords : "");
 	c->rec.internaldate = m.internaldate;
+	/* Where a renumbering moved it from travels with it (record.h). */
+	if (a->kind == RA_APPEND)
+		rec_from_text(store_renumbered_from(s->srv->store,
+		    r->mb.uniqueid, m.uid, m.guid), c->rec.value);
 	r->sent_msgs += a->kind == RA_APPEND;
 	return 1;
 }

@@ -15,7 +15,7 @@ import subprocess
 import threading
 import time
 
-from conftest import DOMAIN, HOST, run, run_ok
+from conftest import DOMAIN, HOST, free_port, run, run_ok
 from test_replication import (listing, lmtp_one, message, secret, status,
                               wait_same)
 from test_hard_failover import converged, pair, rejoin, split
@@ -291,9 +291,7 @@ def test_restored_copy_of_a_renumbered_uid_comes_back_once(server, secret,
     assert p.returncode == 0, p.stdout + p.stderr
     wait_for_log(a, "sync.promote")
     restore_into(tmp_path / "b.db", b.data)
-    i = b.args.index("--replicate-from")
-    b.args = b.args[:i] + b.args[i + 2:] + [
-        "--replicate-from", "%s:%d" % (HOST, a.repl_port)]
+    follow(b, a)
     b.start()
     converged(a, b)
     got = sorted(subjects(a).values())
@@ -375,4 +373,116 @@ def test_renumbered_copy_on_a_third_node_comes_back_once(server, secret,
     assert got == want, subjects(a)
     for node in (a, b, c):
         assert sorted(subjects(node).values()) == got
+        check_clean(node.data)
+
+
+def follow(node, master):
+    """node's next start replicates from master."""
+    if "--replicate-from" in node.args:
+        i = node.args.index("--replicate-from")
+        node.args = node.args[:i] + node.args[i + 2:]
+    node.args = node.args + ["--replicate-from",
+                             "%s:%d" % (HOST, master.repl_port)]
+
+
+def test_renumbering_travels_with_the_renumbered_message(server, secret,
+                                                         tmp_path):
+    """A master renumbers a message only its replica B held; a third
+    node C takes it at its new UID.  The master comes back from a copy
+    taken before that renumbering and gets the message from C, now
+    master, at its new UID; then the master takes over again and B comes
+    back from its copy, still holding the message at its old UID.  The
+    master must know the message was renumbered from that UID (the
+    renumbering travels with the message, in the log and in a
+    reconciliation), so B's copy goes instead of coming back a second
+    time (seed 42, life 20 of the randomized test: 'duplicate')."""
+    a, b = pair(server, secret)
+    c_port = free_port()
+    c = server(users=(), imap=True, args=[
+        "--repl-listen", "%s:%d" % (HOST, c_port),
+        "--replicate-from", "%s:%d" % (HOST, a.repl_port),
+        "--repl-secret-file", secret, "--name", "C"])
+    c.repl_port = c_port
+    for i in range(2):
+        deliver(a, "base%d" % i)
+    wait_same(a, b, c)
+    split(a, b, [], ["on-b"])           # on-b only on B, at UID 3
+    backup(a, tmp_path / "a.db")        # A before renumbering
+    backup(b, tmp_path / "b.db")        # B holding on-b at UID 3
+    b.stop()
+    a.start()                           # A master again, two more
+    for i in range(2):
+        deliver(a, "a-more%d" % i)
+    b.start()                           # B follows A: on-b renumbered
+    converged(a, b)
+    wait_same(a, b, c)
+    want = ["a-more0", "a-more1", "base0", "base1", "on-b"]
+    assert sorted(subjects(c).values()) == want
+    # C takes over; A comes back from its copy as C's replica.
+    b.stop()
+    a.stop()
+    p = run("promote", "--data", c.data)
+    assert p.returncode == 0, p.stdout + p.stderr
+    wait_for_log(c, "sync.promote")
+    restore_into(tmp_path / "a.db", a.data)
+    follow(a, c)
+    a.start()
+    converged(c, a)
+    assert sorted(subjects(a).values()) == want
+    # A takes over again; B comes back from its copy as A's replica.
+    c.stop()
+    p = run("promote", "--data", a.data)
+    assert p.returncode == 0, p.stdout + p.stderr
+    wait_for_log(a, "sync.promote")
+    restore_into(tmp_path / "b.db", b.data)
+    b.start()
+    converged(a, b)
+    got = sorted(subjects(a).values())
+    assert got == want, subjects(a)
+    assert sorted(subjects(b).values()) == got
+    for node in (a, b):
+        check_clean(node.data)
+
+
+def test_both_messages_of_a_renumbered_pair_carry_their_old_uid(
+        server, secret, tmp_path):
+    """A UID that took two messages in a split is renumbered: the
+    master's own message moves up as well as the replica's copy.  The
+    old master, restored from a copy taken before the split, gets both
+    back by reconciliation, then takes over; the other node comes back
+    from a copy still holding its message at the old UID.  That copy is
+    the master's own message of the pair, which the new master holds at
+    its new UID: it must go, not come back a second time (seed 42, life
+    14 of the randomized test: 'duplicate')."""
+    a, b = pair(server, secret)
+    for i in range(2):
+        deliver(a, "base%d" % i)
+    wait_same(a, b)
+    a.stop()
+    backup(a, tmp_path / "a.db")        # A before the split
+    a.start()
+    wait_same(a, b)
+    split(a, b, ["on-a"], ["on-b"])     # UID 3: on-a on A, on-b on B
+    backup(b, tmp_path / "b.db")        # B, master, before renumbering
+    rejoin(a, b)
+    converged(a, b)
+    want = ["base0", "base1", "on-a", "on-b"]
+    assert sorted(subjects(b).values()) == want
+    # A comes back from its copy, as B's replica, and takes over.
+    a.stop()
+    restore_into(tmp_path / "a.db", a.data)
+    a.start()
+    converged(a, b)
+    b.stop()
+    p = run("promote", "--data", a.data)
+    assert p.returncode == 0, p.stdout + p.stderr
+    wait_for_log(a, "sync.promote")
+    # B comes back from its copy (on-b at UID 3), as A's replica.
+    restore_into(tmp_path / "b.db", b.data)
+    b.start()
+    converged(a, b)
+    got = sorted(subjects(a).values())
+    assert got == want, subjects(a)
+    assert sorted(subjects(b).values()) == got
+    for node in (a, b):
         check_clean(node.data)

@@ -120,6 +120,43 @@ test_record_semantics(void **state)
 	assert_int_equal(sync_rec_decode(buf, n, &back, &body, &size), -1);
 }
 
+/* Where a renumbering moved an append from: a UID below its own, or none. */
+static void
+test_record_renumbered_from(void **state)
+{
+	static const struct {
+		const char	*value;
+		int		 ok;
+	} cases[] = {
+		{ "", 0 }, { "6", 0 }, { "7", -1 }, { "8", -1 }, { "0", -1 },
+		{ "-1", -1 }, { "6x", -1 }, { " 6", -1 },
+		{ "4294967295", -1 }, { "99999999999999999999", -1 },
+	};
+	struct store_replog_rec	 r, back;
+	uint8_t			 buf[8192];
+	char			 text[REC_FROM_TEXT_LEN];
+	uint32_t		 from;
+	size_t			 i, n;
+	uint64_t		 size;
+	int			 body;
+
+	(void)state;
+	for (i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
+		sample(&r);		/* uid 7 */
+		snprintf(r.value, sizeof(r.value), "%s", cases[i].value);
+		n = sync_rec_encode(&r, 0, 0, buf, sizeof(buf));
+		assert_int_equal(sync_rec_decode(buf, n, &back, &body,
+		    &size), cases[i].ok);
+	}
+	rec_from_text(4294967294u, text);
+	assert_int_equal(rec_from_value(text, &from), 0);
+	assert_int_equal(from, 4294967294u);
+	rec_from_text(0, text);
+	assert_string_equal(text, "");
+	assert_int_equal(rec_from_value(text, &from), 0);
+	assert_int_equal(from, 0);
+}
+
 static void
 test_record_kinds(void **state)
 {
@@ -181,6 +218,7 @@ main(void)
 		cmocka_unit_test(test_record_round_trip),
 		cmocka_unit_test(test_record_truncated_or_padded),
 		cmocka_unit_test(test_record_semantics),
+		cmocka_unit_test(test_record_renumbered_from),
 		cmocka_unit_test(test_record_kinds),
 		cmocka_unit_test(test_frame_peek),
 	};
