@@ -56,9 +56,9 @@ struct server;
 #define SF_EXPUNGED	'G'	/* replica: your message was expunged here */
 
 #define SYNC_HDR_LEN	5
-#define SYNC_VERSION	5	/* 4: no rename times; 3: no EXPUNGED;
-				   2: no log hashes nor reasons; 1: no
-				   TLS */
+#define SYNC_VERSION	6	/* 5: subscriptions by mailbox; 4: no
+				   rename times; 3: no EXPUNGED; 2: no log
+				   hashes nor reasons; 1: no TLS */
 #define SYNC_PSK_IDENTITY "mailrepd-repl-1"
 #define SYNC_PSK_INFO	"mailrepd replication TLS-PSK v1" /* HKDF info */
 

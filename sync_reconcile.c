@@ -669,7 +669,7 @@ recon_mailbox_next(struct session *s, struct chan *c)
 	}
 	if (r->need_subscribe) {
 		r->need_subscribe = 0;
-		recon_record(c, REC_MAILBOX_SUBSCRIBE);
+		recon_record(c, REC_USER_SUBSCRIBE);
 		c->rec.flags = r->mb.subscribed != 0;
 		return 1;
 	}
