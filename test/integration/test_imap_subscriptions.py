@@ -8,9 +8,12 @@ it open, and a client that only shows subscribed folders would lose a
 renamed one).  All of it replicates and survives a restart and a
 failover."""
 import re
+import sqlite3
 
 from conftest import HOST, free_port, run_ok
 from test_imap_mailboxes import listing
+from test_isolation import UNDO_V15
+from test_reconcile import wait_for_log
 from test_replication import (cluster, secret, wait_same)  # noqa: F401
 
 
@@ -118,3 +121,67 @@ def test_subscriptions_replicate_and_fail_over(cluster):
         c.ok("UNSUBSCRIBE Gone")
         c.ok("SUBSCRIBE Here")
         assert subscriptions(c) == want - {"Gone"}
+
+
+def test_migration_keeps_subscriptions(imap_srv):
+    with imap_srv.raw() as c:
+        c.ok("CREATE Sub")
+        c.ok("SUBSCRIBE Sub")
+        c.ok("CREATE Un")
+        c.ok("UNSUBSCRIBE Sent")
+        want = subscriptions(c)
+    imap_srv.stop()
+    db = sqlite3.connect(str(imap_srv.data / "mailrepd.db"),
+                         isolation_level=None)
+    try:
+        db.execute("BEGIN")
+        for sql in UNDO_V15:
+            db.execute(sql)
+        # A record of a mailbox that is gone without a trace: dropped.
+        db.execute("INSERT INTO replog (time, type, user, mailbox, flags, "
+                   "hash, reason) VALUES (1, 'mailbox.subscribe', 'alice', "
+                   "zeroblob(16), 1, zeroblob(32), 'client')")
+        db.execute("PRAGMA user_version = 14")
+        db.execute("COMMIT")
+    finally:
+        db.close()
+    # check opens (and so migrates) the store without serving it.
+    run_ok("check", "--data", imap_srv.data)
+    db = sqlite3.connect("file:%s/mailrepd.db?mode=ro" % imap_srv.data,
+                         uri=True)
+    try:
+        rows = db.execute("SELECT type, user, name, flags, mailbox FROM "
+                          "replog WHERE type LIKE '%subscribe' "
+                          "ORDER BY seq").fetchall()
+    finally:
+        db.close()
+    assert rows == [("user.subscribe", "alice", "Sub", 1, None),
+                    ("user.subscribe", "alice", "Sent", 0, None)], rows
+    imap_srv.start()
+    with imap_srv.raw() as c:
+        assert subscriptions(c) == want
+        assert "Un" not in want and "Sub" in want
+        c.ok("DELETE Sub")
+        assert subscriptions(c) == want
+
+
+def test_reconciliation_brings_subscriptions_of_deleted_mailboxes(cluster):
+    """A replica the log cannot serve (new, the log purged) gets the
+    subscriptions whose mailboxes are gone by comparison too."""
+    master, _ = cluster(0)
+    master.args += ["--repl-log-retention", "0"]
+    master.restart()
+    with master.raw() as c:
+        c.ok("CREATE Gone/Deep")
+        c.ok("SUBSCRIBE Gone/Deep")
+        c.ok("DELETE Gone/Deep")
+        c.ok("CREATE Kept")
+        c.ok("SUBSCRIBE Kept")
+        want = subscriptions(c)
+    replica = cluster.replica(master, 0)
+    wait_same(master, replica)
+    wait_for_log(master, "sync.reconcile.done name=replica0")
+    with replica.raw() as c:
+        assert subscriptions(c) == want
+        got = listing(c, 'LIST (SUBSCRIBED) "" "Gone*"')
+        assert got == {"Gone/Deep": {"\\subscribed", "\\nonexistent"}}, got
