@@ -108,6 +108,7 @@ static const struct imap_capability caps[] = {
 	{ "ESEARCH", NULL, NULL },
 	{ "SEARCHRES", NULL, NULL },
 	{ "STATUS=SIZE", NULL, NULL },
+	{ "OBJECTID", NULL, NULL },
 	{ "WITHIN", NULL, NULL },
 	{ "SORT", NULL, NULL },
 	{ "SORT=DISPLAY", NULL, NULL },

@@ -25,6 +25,7 @@
 #include <time.h>
 
 #include "config.h"
+#include "crypto.h"
 #include "imap_session.h"
 #include "mime.h"
 #include "proto.h"
@@ -42,6 +43,8 @@ enum item_kind {
 	ITEM_BODYSTRUCTURE,
 	ITEM_BODY,		/* BODY without a section */
 	ITEM_MODSEQ,
+	ITEM_EMAILID,		/* RFC 8474 */
+	ITEM_THREADID,
 	ITEM_SECTION,		/* BODY[...], BODY.PEEK[...], RFC822[.x] */
 };
 
@@ -130,6 +133,8 @@ static const struct {
 	{ "BODYSTRUCTURE",	ITEM_BODYSTRUCTURE },
 	{ "BODY",		ITEM_BODY },
 	{ "MODSEQ",		ITEM_MODSEQ },
+	{ "EMAILID",		ITEM_EMAILID },
+	{ "THREADID",		ITEM_THREADID },
 };
 
 /* RFC822, RFC822.HEADER and RFC822.TEXT: sections under older names. */
@@ -920,6 +925,19 @@ section_write(struct session *s, struct fetch_job *j,
 	return 0;
 }
 
+/*
+ * EMAILID (RFC 8474 5.1): "M" and the GUID in hex, so that a message and
+ * its copies have one id, on every node, for ever.
+ */
+static void
+put_emailid(struct session *s, const struct fetch_msg *fm)
+{
+	char	 hex[2 * GUID_LEN + 1];
+
+	crypto_hex(fm->m.guid, GUID_LEN, hex);
+	session_printf(s, "EMAILID (M%s)", hex);
+}
+
 /* Writes one item of the response; a section starts its literal. */
 static int
 item_write(struct session *s, struct fetch_job *j,
@@ -954,6 +972,12 @@ item_write(struct session *s, struct fetch_job *j,
 		break;
 	case ITEM_MODSEQ:
 		put_modseq(s, fm);
+		break;
+	case ITEM_EMAILID:
+		put_emailid(s, fm);
+		break;
+	case ITEM_THREADID:	/* no thread ids kept: NIL (RFC 8474 5.2) */
+		put_str(s, "THREADID NIL");
 		break;
 	case ITEM_SECTION:	/* section_write(), above */
 		break;
