@@ -111,6 +111,7 @@ static const struct imap_capability caps[] = {
 	{ "SEARCHRES", NULL, NULL },
 	{ "STATUS=SIZE", NULL, NULL },
 	{ "BINARY", NULL, NULL },
+	{ "OBJECTID", NULL, NULL },
 	{ "WITHIN", NULL, NULL },
 	{ "SORT", NULL, NULL },
 	{ "SORT=DISPLAY", NULL, NULL },

@@ -32,6 +32,7 @@
 #include <time.h>
 
 #include "config.h"
+#include "crypto.h"
 #include "imap_search.h"
 #include "imap_session.h"
 #include "mime.h"
@@ -50,6 +51,8 @@ enum item_kind {
 	ITEM_BODYSTRUCTURE,
 	ITEM_BODY,		/* BODY without a section */
 	ITEM_MODSEQ,
+	ITEM_EMAILID,		/* RFC 8474 */
+	ITEM_THREADID,
 	ITEM_SECTION,		/* BODY[...], BODY.PEEK[...], RFC822[.x] */
 	ITEM_BINARY,		/* BINARY[...], BINARY.PEEK[...] */
 	ITEM_BINARY_SIZE,	/* BINARY.SIZE[...] */
@@ -164,6 +167,8 @@ static const struct {
 	{ "BODYSTRUCTURE",	ITEM_BODYSTRUCTURE },
 	{ "BODY",		ITEM_BODY },
 	{ "MODSEQ",		ITEM_MODSEQ },
+	{ "EMAILID",		ITEM_EMAILID },
+	{ "THREADID",		ITEM_THREADID },
 };
 
 /* RFC822, RFC822.HEADER and RFC822.TEXT: sections under older names. */
@@ -1215,6 +1220,19 @@ binary_send(struct session *s, struct fetch_job *j)
 }
 
 /*
+ * EMAILID (RFC 8474 5.1): "M" and the GUID in hex, so that a message and
+ * its copies have one id, on every node, for ever.
+ */
+static void
+put_emailid(struct session *s, const struct fetch_msg *fm)
+{
+	char	 hex[2 * GUID_LEN + 1];
+
+	crypto_hex(fm->m.guid, GUID_LEN, hex);
+	session_printf(s, "EMAILID (M%s)", hex);
+}
+
+/*
  * Writes one item of the response; a section starts its literal.
  * Returns 1 when it is written, 0 when a BINARY item is still counting
  * (call again), -1 on a store error.
@@ -1254,6 +1272,12 @@ item_write(struct session *s, struct fetch_job *j,
 		break;
 	case ITEM_MODSEQ:
 		put_modseq(s, fm);
+		break;
+	case ITEM_EMAILID:
+		put_emailid(s, fm);
+		break;
+	case ITEM_THREADID:	/* no thread ids kept: NIL (RFC 8474 5.2) */
+		put_str(s, "THREADID NIL");
 		break;
 	case ITEM_SECTION:	/* section_write(), above */
 	case ITEM_BINARY:	/* binary_write(), above */

@@ -5,8 +5,11 @@
  *
  * The user's mailboxes are read once, in name order, together with the
  * parents that exist only as a level of the hierarchy ("a" of "a/b"),
- * which are listed \Noselect as RFC 3501 asks of "%".  Children are found
- * by binary search on the sorted names.
+ * which are listed \Noselect as RFC 3501 asks of "%", and, when the
+ * subscriptions are asked for, the subscribed names that are no mailbox
+ * (a deleted mailbox's subscription stays, RFC 3501 6.3.6), which LIST
+ * shows \NonExistent (RFC 5258 3.1).  Children are found by binary
+ * search on the sorted names.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,7 +29,9 @@
 
 struct list_entry {
 	struct store_mailbox	 mb;
-	int			 exists;	/* 0: a hierarchy level only */
+	int			 exists;	/* a mailbox */
+	int			 absent;	/* a subscribed name only */
+	int			 phantom;	/* a level above those only */
 	int			 childinfo;	/* CHILDINFO ("SUBSCRIBED") */
 };
 
@@ -78,6 +83,28 @@ list_collect(void *arg, const struct store_mailbox *mb)
 	return 0;
 }
 
+/* Adds a subscribed name that no mailbox has. */
+static int
+list_collect_absent(void *arg, const char *name)
+{
+	struct list_ctx		*c = arg;
+	struct list_entry	*e;
+
+	if ((e = list_add(c)) == NULL)
+		return 1;
+	snprintf(e->mb.name, sizeof(e->mb.name), "%s", name);
+	e->mb.subscribed = 1;
+	e->absent = 1;
+	return 0;
+}
+
+/* Whether entry e is a level of the hierarchy and nothing more. */
+static int
+list_level(const struct list_entry *e)
+{
+	return !e->exists && !e->absent;
+}
+
 /* The index of the first entry not below name. */
 static size_t
 list_lower_bound(const struct list_ctx *c, const char *name)
@@ -94,7 +121,10 @@ list_lower_bound(const struct list_ctx *c, const char *name)
 	return lo;
 }
 
-/* Whether some entry's name begins with name + "/". */
+/*
+ * Whether some entry's name begins with name + "/", a subscribed name
+ * without a mailbox (or a level above only such names) not counted.
+ */
 static int
 list_has_children(const struct list_ctx *c, const char *name)
 {
@@ -103,11 +133,18 @@ list_has_children(const struct list_ctx *c, const char *name)
 
 	memcpy(prefix, name, n);
 	memcpy(prefix + n, "/", 2);
-	i = list_lower_bound(c, prefix);
-	return i < c->n && strncmp(c->v[i].mb.name, prefix, n + 1) == 0;
+	for (i = list_lower_bound(c, prefix); i < c->n &&
+	    strncmp(c->v[i].mb.name, prefix, n + 1) == 0; i++)
+		if (!c->v[i].absent && !c->v[i].phantom)
+			return 1;
+	return 0;
 }
 
-/* Adds the hierarchy levels that are no mailbox of their own. */
+/*
+ * Adds the hierarchy levels that are no mailbox of their own, and sorts.
+ * A level above subscribed names only is a phantom: no child of its
+ * parent for \HasChildren.
+ */
 static void
 list_add_parents(struct list_ctx *c)
 {
@@ -115,6 +152,7 @@ list_add_parents(struct list_ctx *c)
 	char			*slash, name[MAILBOX_MAX_NAME + 1];
 	struct list_entry	*e, key;
 
+	qsort(c->v, c->n, sizeof(*c->v), entry_cmp);
 	memset(&key, 0, sizeof(key));
 	for (i = 0; i < real && !c->error; i++) {
 		snprintf(name, sizeof(name), "%s", c->v[i].mb.name);
@@ -127,12 +165,15 @@ list_add_parents(struct list_ctx *c)
 			if ((e = list_add(c)) == NULL)
 				break;
 			snprintf(e->mb.name, sizeof(e->mb.name), "%s", name);
+			e->phantom = c->v[i].absent;
 		}
 	}
 	qsort(c->v, c->n, sizeof(*c->v), entry_cmp);
 	for (i = 1, real = c->n ? 1 : 0; i < c->n; i++)
 		if (strcmp(c->v[i].mb.name, c->v[real - 1].mb.name) != 0)
 			c->v[real++] = c->v[i];
+		else
+			c->v[real - 1].phantom &= c->v[i].phantom;
 	c->n = real;
 }
 
@@ -170,7 +211,11 @@ list_match(const char *pat, const char *name)
 	return next[0];
 }
 
-/* Writes one LIST or LSUB line, and its STATUS when asked. */
+/*
+ * Writes one LIST or LSUB line, and its STATUS when asked.  A subscribed
+ * name without a mailbox is \\NonExistent to LIST (which implies
+ * \\Noselect, RFC 5258 3) and plain to LSUB; a level is \\Noselect.
+ */
 static void
 list_respond(struct session *s, const struct list_ctx *c,
     const struct list_entry *e, unsigned opts, unsigned status)
@@ -178,11 +223,14 @@ list_respond(struct session *s, const struct list_ctx *c,
 	const char	*sep = "";
 
 	session_printf(s, "* %s (", opts & LSUB ? "LSUB" : "LIST");
-	if (!e->exists) {
+	if (e->absent && (opts & LSUB) == 0) {
+		session_printf(s, "\\NonExistent");
+		sep = " ";
+	} else if (list_level(e)) {
 		session_printf(s, "\\Noselect");
 		sep = " ";
 	}
-	if ((opts & LSUB) == 0) {
+	if ((opts & LSUB) == 0 && !e->absent) {
 		session_printf(s, "%s%s", sep, list_has_children(c,
 		    e->mb.name) ? "\\HasChildren" : "\\HasNoChildren");
 		sep = " ";
@@ -283,7 +331,7 @@ list_matches(const struct list_ctx *c, size_t i, const char *ref,
 		if ((p = imap_arg_astring(&pats[k])) == NULL ||
 		    list_pattern(ref, p, pat, sizeof(pat)) < 0)
 			continue;
-		if (!any_level && !c->v[i].exists && (*pat == '\0' ||
+		if (!any_level && list_level(&c->v[i]) && (*pat == '\0' ||
 		    pat[strlen(pat) - 1] != '%'))
 			continue;
 		if (list_match(pat, c->v[i].mb.name))
@@ -395,7 +443,10 @@ imap_cmd_list(struct session *s, const struct imap_arg *args, size_t nargs,
 	memset(&c, 0, sizeof(c));
 	c.subscribed_only = lsub;
 	if (store_mailbox_foreach(s->srv->store, imap_of(s)->user,
-	    list_collect, &c) != STORE_OK || c.error) {
+	    list_collect, &c) != STORE_OK || c.error ||
+	    ((opts & SEL_SUBSCRIBED) && (store_subscribed_absent(
+	    s->srv->store, imap_of(s)->user, list_collect_absent, &c) !=
+	    STORE_OK || c.error))) {
 		free(c.v);
 		imap_reply(s, "NO [UNAVAILABLE] Cannot list mailboxes");
 		return;

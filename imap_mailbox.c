@@ -22,6 +22,7 @@
 #include <strings.h>
 
 #include "config.h"
+#include "crypto.h"
 #include "imap_session.h"
 #include "log.h"
 #include "settings.h"
@@ -398,11 +399,26 @@ unselect(struct session *s, int say_closed)
 		session_printf(s, "* OK [CLOSED] Previous mailbox closed\r\n");
 }
 
+/*
+ * A mailbox's MAILBOXID (RFC 8474 4): "F" and its uniqueid in hex, the
+ * same on every node and through renames; a mailbox made again under
+ * the name is another one.  out holds MAILBOXID_LEN + 1 bytes.
+ */
+#define MAILBOXID_LEN	(1 + 2 * MAILBOX_ID_LEN)
+static void
+mailbox_objectid(const struct store_mailbox *mb, char *out)
+{
+	out[0] = 'F';
+	crypto_hex(mb->uniqueid, MAILBOX_ID_LEN, out + 1);
+}
+
 /* The untagged responses of SELECT and EXAMINE (RFC 3501 6.3.1). */
 static void
 select_respond(struct session *s, const struct imap_view *v,
     const struct load_ctx *c)
 {
+	char	 id[MAILBOXID_LEN + 1];
+
 	put_flags_responses(s, v);
 	session_printf(s, "* %u EXISTS\r\n* %u RECENT\r\n", v->count,
 	    v->recent);
@@ -413,6 +429,8 @@ select_respond(struct session *s, const struct imap_view *v,
 	    "* OK [UIDNEXT %u] Predicted next UID\r\n"
 	    "* OK [HIGHESTMODSEQ %llu] Highest\r\n", v->mb.uidvalidity,
 	    v->mb.uidnext, (unsigned long long)v->mb.highestmodseq);
+	mailbox_objectid(&v->mb, id);
+	session_printf(s, "* OK [MAILBOXID (%s)] Ok\r\n", id);
 }
 
 /* SELECT's and EXAMINE's parameters (RFC 4466, RFC 7162 3.1.8, 3.2.5). */
@@ -760,10 +778,12 @@ name_allowed(struct session *s, const char *name, int create)
 
 /*
  * Creates name and the superiors it needs ("a" and "a/b" of "a/b/c"), as
- * RFC 3501 6.3.3 says a server should.  name is changed and restored.
+ * RFC 3501 6.3.3 says a server should, and fills *made with name's
+ * mailbox.  name is changed and restored.
  */
 static enum store_err
-create_with_superiors(struct session *s, char *name)
+create_with_superiors(struct session *s, char *name,
+    struct store_mailbox *made)
 {
 	struct store_mailbox	 mb;
 	char			*slash;
@@ -782,16 +802,18 @@ create_with_superiors(struct session *s, char *name)
 			return err;
 	}
 	return store_mailbox_create(s->srv->store, imap_of(s)->user, name,
-	    NULL, NULL);
+	    NULL, made);
 }
 
 void
 imap_cmd_create(struct session *s, const struct imap_arg *args, size_t nargs,
     int variant)
 {
-	char		 buf[MAILBOX_MAX_NAME + 2];
-	const char	*name;
-	enum store_err	 err;
+	char			 buf[MAILBOX_MAX_NAME + 2];
+	char			 id[MAILBOXID_LEN + 1];
+	struct store_mailbox	 made;
+	const char		*name;
+	enum store_err		 err;
 
 	(void)variant;
 	if (nargs != 1 || imap_arg_mailbox(&args[0]) == NULL) {
@@ -807,11 +829,13 @@ imap_cmd_create(struct session *s, const struct imap_arg *args, size_t nargs,
 	else if (!name_allowed(s, name, 1))
 		return;
 	else
-		err = create_with_superiors(s, buf);
-	if (err != STORE_OK)
+		err = create_with_superiors(s, buf, &made);
+	if (err != STORE_OK) {
 		imap_reply_store_error(s, err, IMAP_MISSING_MAILBOX, "CREATE");
-	else
-		imap_reply(s, "OK CREATE completed");
+		return;
+	}
+	mailbox_objectid(&made, id);
+	imap_reply(s, "OK [MAILBOXID (%s)] CREATE completed", id);
 }
 
 /*
@@ -947,6 +971,7 @@ static const struct {
 	{ "UNSEEN", STATUS_UNSEEN },
 	{ "HIGHESTMODSEQ", STATUS_HIGHESTMODSEQ },
 	{ "SIZE", STATUS_SIZE },
+	{ "MAILBOXID", STATUS_MAILBOXID },	/* last: no number */
 };
 
 #define NSTATUS	(sizeof(status_names) / sizeof(*status_names))
@@ -998,6 +1023,7 @@ imap_status_respond(struct session *s, const struct store_mailbox *mb,
 	struct recent_floor	*f;
 	uint64_t		 v[NSTATUS];
 	const char		*sep = "";
+	char			 id[MAILBOXID_LEN + 1];
 	size_t			 k;
 
 	memset(&c, 0, sizeof(c));
@@ -1017,13 +1043,16 @@ imap_status_respond(struct session *s, const struct store_mailbox *mb,
 	session_printf(s, "* STATUS ");
 	imap_put_astring(s, mb->name);
 	session_printf(s, " (");
-	for (k = 0; k < NSTATUS; k++) {
+	for (k = 0; k + 1 < NSTATUS; k++) {
 		if ((items & status_names[k].bit) == 0)
 			continue;
 		session_printf(s, "%s%s %llu", sep, status_names[k].name,
 		    (unsigned long long)v[k]);
 		sep = " ";
 	}
+	mailbox_objectid(mb, id);
+	if (items & STATUS_MAILBOXID)
+		session_printf(s, "%sMAILBOXID (%s)", sep, id);
 	session_printf(s, ")\r\n");
 	return 0;
 }

@@ -340,6 +340,16 @@ address_has(const char *v, size_t vlen, const struct node *n)
 	return found;
 }
 
+/* Whether id is the EMAILID of the message with guid (imap_fetch.c). */
+static int
+is_emailid(const char *id, const uint8_t *guid)
+{
+	char	 hex[2 * GUID_LEN + 1];
+
+	crypto_hex(guid, GUID_LEN, hex);
+	return id[0] == 'M' && strcmp(id + 1, hex) == 0;
+}
+
 /*
  * An N_HEADER node: the string in the RFC 2047 decoded value (FROM, TO,
  * SUBJECT), or in the unfolded value of any field of that name.  The
@@ -613,6 +623,9 @@ eval(struct search *se, const struct node *n, struct candidate *m,
 		break;
 	case N_TEXT:
 		r = match_text(se, n, m);
+		break;
+	case N_EMAILID:
+		r = tri_of(is_emailid(n->str, m->row.guid));
 		break;
 	}
 	if (n->neg && r != T_UNKNOWN)

@@ -448,6 +448,42 @@ key_uid(struct compiler *c, struct cursor *cur, const struct search_key *k)
 	return compile_set(c, a->str, 1);
 }
 
+/*
+ * An object id's node (RFC 8474 6): the message whose EMAILID is match,
+ * the argument itself or, for THREADID, "" that no message has.
+ */
+static struct node *
+objectid_node(struct compiler *c, struct cursor *cur,
+    const struct search_key *k, const char *match)
+{
+	struct node	*n;
+
+	if (arg_atom(c, cur, k, "an object id") == NULL ||
+	    (n = node_new(c, N_EMAILID, NEED_ROW)) == NULL)
+		return NULL;
+	if (match == NULL)
+		match = cur->a[cur->i - 1].str;
+	if ((n->str = strdup(match)) == NULL)
+		return oom(c);
+	return n;
+}
+
+/* EMAILID objectid. */
+static struct node *
+key_emailid(struct compiler *c, struct cursor *cur,
+    const struct search_key *k)
+{
+	return objectid_node(c, cur, k, NULL);
+}
+
+/* THREADID objectid: no thread ids are kept, so no message has one. */
+static struct node *
+key_threadid(struct compiler *c, struct cursor *cur,
+    const struct search_key *k)
+{
+	return objectid_node(c, cur, k, "");
+}
+
 /* NOT key: the key's own node, negated. */
 static struct node *
 key_not(struct compiler *c, struct cursor *cur, const struct search_key *k)
@@ -532,6 +568,8 @@ static const struct search_key search_keys[] = {
 	{ .name = "BODY", .compile = key_text },
 	{ .name = "TEXT", .compile = key_text, .whole = 1 },
 	{ .name = "UID", .compile = key_uid },
+	{ .name = "EMAILID", .compile = key_emailid },
+	{ .name = "THREADID", .compile = key_threadid },
 	{ .name = "NOT", .compile = key_not },
 	{ .name = "OR", .compile = key_or },
 };

@@ -31,6 +31,7 @@ enum node_kind {
 	N_CMP,		/* a number of the message against num */
 	N_HEADER,	/* str in the value of a header field */
 	N_TEXT,		/* str in the body (with `whole`, the header too) */
+	N_EMAILID,	/* str is the message's EMAILID (RFC 8474) */
 };
 
 /* The numbers N_CMP compares; days are counted in UTC from 1970. */
@@ -77,7 +78,8 @@ struct node {
 	enum field		 field;		/* N_CMP */
 	enum cmp		 cmp;
 	int64_t			 num;
-	char			*str;		/* N_KEYWORD N_HEADER N_TEXT */
+	char			*str;		/* N_KEYWORD N_HEADER N_TEXT
+						   N_EMAILID */
 	size_t			 len;
 	char			*name;		/* N_HEADER: the field */
 	enum decoded		 decoded;	/* N_HEADER */

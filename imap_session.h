@@ -375,7 +375,7 @@ int	imap_vanished_earlier(struct session *, const struct imap_view *,
 	    const struct imap_seqset *within, uint64_t since);
 void	imap_view_free(struct imap_view *);
 
-/* STATUS items (RFC 3501 6.3.10, RFC 7162, RFC 8438). */
+/* STATUS items (RFC 3501 6.3.10, RFC 7162, RFC 8438, RFC 8474). */
 #define STATUS_MESSAGES		0x01
 #define STATUS_RECENT		0x02
 #define STATUS_UIDNEXT		0x04
@@ -383,6 +383,7 @@ void	imap_view_free(struct imap_view *);
 #define STATUS_UNSEEN		0x10
 #define STATUS_HIGHESTMODSEQ	0x20
 #define STATUS_SIZE		0x40
+#define STATUS_MAILBOXID	0x80
 
 /* Parses "(MESSAGES UNSEEN ...)"; returns 0 or -1. */
 int	imap_status_items(const struct imap_arg *, unsigned *items);

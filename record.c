@@ -80,7 +80,8 @@ apply_subscribe(struct store *st, const struct store_replog_rec *r,
 {
 	(void)b;
 	(void)local;
-	return store_apply_subscribe(st, r->mailbox, r->flags != 0, what);
+	return store_apply_subscribe(st, r->user, r->name, r->flags != 0,
+	    what);
 }
 
 static enum store_err
@@ -131,8 +132,8 @@ static const struct rec_kind kinds[REC_NTYPES] = {
 	    0, RG_NONE, apply_mailbox_rename },
 	[REC_MAILBOX_DELETE] = { "mailbox.delete", MBOX, 0, 0, RG_MAILBOX,
 	    apply_mailbox_delete },
-	[REC_MAILBOX_SUBSCRIBE] = { "mailbox.subscribe", MBOX, 0, 0, RG_NONE,
-	    apply_subscribe },
+	[REC_USER_SUBSCRIBE] = { "user.subscribe", REC_NEED_USER |
+	    REC_NEED_NAME, 0, 0, RG_NONE, apply_subscribe },
 	[REC_MESSAGE_APPEND] = { "message.append", MSG | REC_VALUE_FROM, 1,
 	    1, RG_NONE, apply_append },
 	[REC_MESSAGE_FLAGS] = { "message.flags", MSG, 0, 0, RG_NONE,

@@ -475,6 +475,35 @@ static const char schema_v15[] =
 	"UPDATE mailbox SET nmessages = "
 	"  (SELECT count(*) FROM message WHERE mailbox_id = mailbox.id);";
 
+/*
+ * Version 16: subscriptions belong to a user's names, not to mailboxes
+ * (RFC 3501 6.3.6): a deleted mailbox's subscription stays, and one
+ * made again under the name finds it.  A mailbox renamed takes the
+ * subscription of its old name along (the trigger), a deleted user's
+ * go with it.  The log's records of the old kind (by mailbox identity)
+ * become records of the new one (by name), keeping their hashes; a
+ * record whose mailbox no longer has a name here is dropped, and a
+ * replica that stopped at one reconciles.
+ */
+static const char schema_v16[] =
+	"CREATE TABLE subscription ("
+	"  user_id INTEGER NOT NULL REFERENCES user(id),"
+	"  name TEXT NOT NULL,"
+	"  PRIMARY KEY (user_id, name)) WITHOUT ROWID;"
+	"INSERT INTO subscription SELECT user_id, name FROM mailbox "
+	"  WHERE subscribed;"
+	"ALTER TABLE mailbox DROP COLUMN subscribed;"
+	"CREATE TRIGGER mailbox_renamed AFTER UPDATE OF name ON mailbox BEGIN "
+	"  UPDATE OR REPLACE subscription SET name = NEW.name "
+	"  WHERE user_id = NEW.user_id AND name = OLD.name; END;"
+	"CREATE TRIGGER user_deleted AFTER DELETE ON user BEGIN "
+	"  DELETE FROM subscription WHERE user_id = OLD.id; END;"
+	"UPDATE replog SET type = 'user.subscribe', name = coalesce("
+	"  (SELECT name FROM mailbox WHERE uniqueid = replog.mailbox),"
+	"  (SELECT name FROM mailbox_gone WHERE uniqueid = replog.mailbox)),"
+	"  mailbox = NULL WHERE type = 'mailbox.subscribe';"
+	"DELETE FROM replog WHERE type = 'user.subscribe' AND name IS NULL;";
+
 static const char *const migrations[SCHEMA_VERSION] = {
 	schema_v1,
 	schema_v2,
@@ -491,7 +520,12 @@ static const char *const migrations[SCHEMA_VERSION] = {
 	schema_v13,
 	schema_v14,
 	schema_v15,
+	schema_v16,
 };
+
+/* Whether mailbox m's name is subscribed (a result column). */
+#define SUBSCRIBED	"EXISTS (SELECT 1 FROM subscription s WHERE " \
+	"s.user_id = m.user_id AND s.name = m.name)"
 
 static const char *const stmt_sql[NSTMT] = {
 	[S_USER_ADD] = "INSERT INTO user (name, password, created) "
@@ -501,20 +535,20 @@ static const char *const stmt_sql[NSTMT] = {
 	[S_USER_SETPW] = "UPDATE user SET password = ?2 WHERE id = ?1",
 	[S_USER_LIST] = "SELECT name, created FROM user ORDER BY name",
 	[S_MBOX_GET] = "SELECT m.id, m.uniqueid, m.name, m.uidvalidity, "
-	    "m.uidnext, m.highestmodseq, m.subscribed, m.special_use, "
+	    "m.uidnext, m.highestmodseq, " SUBSCRIBED ", m.special_use, "
 	    "(SELECT count(*) FROM message WHERE mailbox_id = m.id), "
 	    "m.named FROM mailbox m JOIN user u ON u.id = m.user_id "
 	    "WHERE u.name = ?1 AND (m.name = ?2 OR "
 	    "(upper(?2) = 'INBOX' AND m.name = 'INBOX'))",
 	[S_MBOX_ADD] = "INSERT INTO mailbox (uniqueid, user_id, name, "
-	    "uidvalidity, uidnext, highestmodseq, subscribed, special_use) "
-	    "VALUES (?1, ?2, ?3, ?4, 1, 1, ?6, ?5)",
+	    "uidvalidity, uidnext, highestmodseq, special_use) "
+	    "VALUES (?1, ?2, ?3, ?4, 1, 1, ?5)",
 	[S_MBOX_TARGET] = "SELECT m.id "
 	    "FROM mailbox m JOIN user u ON u.id = m.user_id "
 	    "WHERE u.name = ?1 AND (m.name = ?2 OR "
 	    "(upper(?2) = 'INBOX' AND m.name = 'INBOX'))",
 	[S_MBOX_LIST] = "SELECT m.id, m.uniqueid, m.name, m.uidvalidity, "
-	    "m.uidnext, m.highestmodseq, m.subscribed, m.special_use, "
+	    "m.uidnext, m.highestmodseq, " SUBSCRIBED ", m.special_use, "
 	    "(SELECT count(*) FROM message WHERE mailbox_id = m.id), "
 	    "m.named FROM mailbox m JOIN user u ON u.id = m.user_id "
 	    "WHERE u.name = ?1 ORDER BY m.name",
@@ -578,7 +612,15 @@ static const char *const stmt_sql[NSTMT] = {
 	    "WHERE name = 'replog'), 0)",
 	[S_MBOX_RENAME_ONE] = "UPDATE mailbox SET name = ?2, named = ?3 "
 	    "WHERE id = ?1",
-	[S_MBOX_SUBSCRIBE] = "UPDATE mailbox SET subscribed = ?2 WHERE id = ?1",
+	[S_SUB_ADD] = "INSERT OR IGNORE INTO subscription (user_id, name) "
+	    "VALUES (?1, ?2)",
+	[S_SUB_DEL] = "DELETE FROM subscription WHERE user_id = ?1 AND "
+	    "name = ?2",
+	/* The subscribed names that are no mailbox (LIST's \\NonExistent). */
+	[S_SUB_ABSENT] = "SELECT s.name FROM subscription s JOIN user u "
+	    "ON u.id = s.user_id WHERE u.name = ?1 AND NOT EXISTS (SELECT 1 "
+	    "FROM mailbox m WHERE m.user_id = s.user_id AND m.name = s.name) "
+	    "ORDER BY s.name",
 	[S_MBOX_DELETE] = "DELETE FROM mailbox WHERE id = ?1",
 	[S_MBOX_MODSEQ] = "UPDATE mailbox SET highestmodseq = highestmodseq + 1 "
 	    "WHERE id = ?1 RETURNING highestmodseq, uniqueid",
@@ -645,15 +687,15 @@ static const char *const stmt_sql[NSTMT] = {
 	[S_NODE_UIDV_MAX] = "UPDATE node SET last_uidvalidity = "
 	    "max(last_uidvalidity, ?1)",
 	[S_MBOX_BY_UNIQUEID] = "SELECT m.id, m.uniqueid, m.name, "
-	    "m.uidvalidity, m.uidnext, m.highestmodseq, m.subscribed, "
+	    "m.uidvalidity, m.uidnext, m.highestmodseq, " SUBSCRIBED ", "
 	    "m.special_use, (SELECT count(*) FROM message WHERE mailbox_id = "
 	    "m.id), m.named, u.name FROM mailbox m JOIN user u "
 	    "ON u.id = m.user_id "
 	    "WHERE m.uniqueid = ?1",
 	[S_MBOX_ID_BY_UNIQUEID] = "SELECT id FROM mailbox WHERE uniqueid = ?1",
 	[S_MBOX_ADD_AT] = "INSERT INTO mailbox (uniqueid, user_id, name, "
-	    "uidvalidity, uidnext, highestmodseq, subscribed, special_use) "
-	    "VALUES (?1, ?2, ?3, ?4, 1, 1, ?6, ?5)",
+	    "uidvalidity, uidnext, highestmodseq, special_use) "
+	    "VALUES (?1, ?2, ?3, ?4, 1, 1, ?5)",
 	[S_MBOX_BUMP_TO] = "UPDATE mailbox SET uidnext = max(uidnext, ?2 + 1), "
 	    "highestmodseq = highestmodseq + 1, nmessages = nmessages + 1 "
 	    "WHERE id = ?1 "

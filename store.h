@@ -355,8 +355,17 @@ enum store_err	store_mailbox_delete(struct store *, const char *user,
 		    const char *name);
 enum store_err	store_mailbox_rename(struct store *, const char *user,
 		    const char *from, const char *to);
+/*
+ * Subscriptions are the user's names, not mailboxes (RFC 3501 6.3.6):
+ * deleting a mailbox keeps its name's, renaming one moves it.  SUBSCRIBE
+ * wants the mailbox; UNSUBSCRIBE takes any subscribed name
+ * (STORE_NOTFOUND otherwise).
+ */
 enum store_err	store_mailbox_subscribe(struct store *, const char *user,
 		    const char *name, int subscribed);
+/* The user's subscribed names that no mailbox has, in name order. */
+enum store_err	store_subscribed_absent(struct store *, const char *user,
+		    int (*cb)(void *, const char *name), void *arg);
 
 /* Counts log records; the replication issue builds on these. */
 int64_t		store_replog_head(struct store *);
@@ -379,7 +388,7 @@ enum rec_type {
 	REC_MAILBOX_CREATE,
 	REC_MAILBOX_RENAME,
 	REC_MAILBOX_DELETE,
-	REC_MAILBOX_SUBSCRIBE,
+	REC_USER_SUBSCRIBE,
 	REC_MESSAGE_APPEND,
 	REC_MESSAGE_FLAGS,
 	REC_MESSAGE_EXPUNGE,
@@ -549,8 +558,8 @@ enum store_err	store_apply_mailbox_rename(struct store *,
 		    enum store_apply *what);
 enum store_err	store_apply_mailbox_delete(struct store *,
 		    const uint8_t *uniqueid, enum store_apply *what);
-enum store_err	store_apply_subscribe(struct store *, const uint8_t *uniqueid,
-		    int subscribed, enum store_apply *what);
+enum store_err	store_apply_subscribe(struct store *, const char *user,
+		    const char *name, int subscribed, enum store_apply *what);
 /*
  * Appends at exactly `uid` (uidnext becomes max(uidnext, uid + 1)).  b
  * is the body, or NULL when the master no longer had it (the message was

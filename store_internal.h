@@ -45,7 +45,9 @@ enum stmt_id {
 	S_REPLOG_ADD,
 	S_REPLOG_HEAD,
 	S_MBOX_RENAME_ONE,
-	S_MBOX_SUBSCRIBE,
+	S_SUB_ADD,
+	S_SUB_DEL,
+	S_SUB_ABSENT,
 	S_MBOX_DELETE,
 	S_MBOX_MODSEQ,
 	S_MBOX_CHILDREN,
@@ -234,6 +236,11 @@ int		 mailbox_name_valid(const char *name);
 enum store_err	 mailbox_insert(struct store *, int64_t user_id,
 		    const char *user, const char *name, const char *special_use,
 		    int subscribed);
+/* store_mailbox.c: a user's subscription by name (see there). */
+enum store_err	 subscription_set(struct store *, int64_t user_id,
+		    const char *name, int on, int *changed);
+enum store_err	 subscription_write(struct store *, const char *user,
+		    const char *name, int on, int *changed);
 /* Whether a mailbox has room for n more messages (max-messages). */
 enum store_err	 mailbox_room(struct store *, int64_t mbox_id, size_t n);
 void		 mailbox_from_row(sqlite3_stmt *, struct store_mailbox *);

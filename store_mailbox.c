@@ -71,8 +71,9 @@ mailbox_insert(struct store *st, int64_t user_id, const char *user,
 	sqlite3_bind_text(s, 3, name, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(s, 4, uidvalidity);
 	sqlite3_bind_text(s, 5, special_use, -1, SQLITE_STATIC);
-	sqlite3_bind_int(s, 6, subscribed);
-	if ((err = step_done(st, s, "mailbox create")) != STORE_OK)
+	if ((err = step_done(st, s, "mailbox create")) != STORE_OK ||
+	    (subscribed && (err = subscription_set(st, user_id, name, 1,
+	    NULL)) != STORE_OK))
 		return err;
 	r.user = user;
 	r.flags = (uint32_t)subscribed;
@@ -836,27 +837,90 @@ store_mailbox_rename(struct store *st, const char *user, const char *from,
 	return op_end(st, err);
 }
 
+/*
+ * Subscribes (on) or unsubscribes user_id's name inside the caller's
+ * savepoint, whether or not a mailbox has that name; *changed (unless
+ * NULL) says whether the list changed.
+ */
+enum store_err
+subscription_set(struct store *st, int64_t user_id, const char *name,
+    int on, int *changed)
+{
+	sqlite3_stmt	*s;
+	enum store_err	 err;
+
+	if ((s = stmt(st, on ? S_SUB_ADD : S_SUB_DEL)) == NULL)
+		return STORE_IO;
+	sqlite3_bind_int64(s, 1, user_id);
+	sqlite3_bind_text(s, 2, name, -1, SQLITE_STATIC);
+	if ((err = step_done(st, s, "subscription")) == STORE_OK &&
+	    changed != NULL)
+		*changed = sqlite3_changes(st->db) > 0;
+	return err;
+}
+
+/*
+ * Subscribes or unsubscribes user's name, logged when the list changed,
+ * inside the caller's savepoint; *changed says whether it did.
+ */
+enum store_err
+subscription_write(struct store *st, const char *user, const char *name,
+    int on, int *changed)
+{
+	enum store_err		 err;
+	int64_t			 user_id;
+	char			 canon[USER_MAX_NAME + 1];
+	struct replog_rec	 r = { .type = REC_USER_SUBSCRIBE };
+
+	if ((err = user_lookup(st, user, &user_id, canon)) != STORE_OK ||
+	    (err = subscription_set(st, user_id, name, on, changed)) !=
+	    STORE_OK || !*changed)
+		return err;
+	r.user = canon;
+	r.name = name;
+	r.flags = on != 0;
+	return replog_append(st, &r);
+}
+
+/*
+ * A client subscribes to a mailbox that exists (RFC 3501 6.3.6 lets a
+ * server check), and unsubscribes from any name it subscribed to, the
+ * mailbox there or not: STORE_NOTFOUND when neither.
+ */
 enum store_err
 store_mailbox_subscribe(struct store *st, const char *user,
     const char *name, int subscribed)
 {
 	struct store_mailbox	 mb;
-	sqlite3_stmt		*s;
-	enum store_err		 err;
-	struct replog_rec	 r = { .type = REC_MAILBOX_SUBSCRIBE };
+	enum store_err		 err, found;
+	int			 changed = 0;
 
 	if ((err = op_begin(st)) != STORE_OK)
 		return err;
-	if ((err = store_mailbox_get(st, user, name, &mb)) != STORE_OK)
-		return op_end(st, err);
-	if ((s = stmt(st, S_MBOX_SUBSCRIBE)) == NULL)
-		return op_end(st, STORE_IO);
-	sqlite3_bind_int64(s, 1, mb.id);
-	sqlite3_bind_int(s, 2, subscribed != 0);
-	if ((err = step_done(st, s, "subscribe")) != STORE_OK)
-		return op_end(st, err);
-	r.user = user;
-	r.mailbox = mb.uniqueid;
-	r.flags = subscribed != 0;
-	return op_end(st, replog_append(st, &r));
+	if ((found = store_mailbox_get(st, user, name, &mb)) == STORE_OK)
+		name = mb.name;		/* INBOX in any case */
+	else if (found != STORE_NOTFOUND || subscribed)
+		return op_end(st, found);
+	err = subscription_write(st, user, name, subscribed, &changed);
+	if (err == STORE_OK && !changed && found == STORE_NOTFOUND)
+		err = STORE_NOTFOUND;
+	return op_end(st, err);
+}
+
+enum store_err
+store_subscribed_absent(struct store *st, const char *user,
+    int (*cb)(void *, const char *name), void *arg)
+{
+	sqlite3_stmt	*s;
+	int		 rc;
+
+	if ((s = stmt(st, S_SUB_ABSENT)) == NULL)
+		return STORE_IO;
+	sqlite3_bind_text(s, 1, user, -1, SQLITE_STATIC);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+		if (cb(arg, (const char *)sqlite3_column_text(s, 0)) != 0)
+			break;
+	sqlite3_reset(s);
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? STORE_OK :
+	    db_error(st, rc, "subscription list");
 }

@@ -439,9 +439,10 @@ store_apply_mailbox_create(struct store *st, const char *user,
 	sqlite3_bind_text(s, 3, name, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(s, 4, uidvalidity);
 	sqlite3_bind_text(s, 5, special_use, -1, SQLITE_STATIC);
-	sqlite3_bind_int(s, 6, subscribed != 0);
 	if ((err = step_done(st, s, "mailbox create at")) != STORE_OK ||
-	    (err = mailbox_remade(st, uniqueid)) != STORE_OK)
+	    (err = mailbox_remade(st, uniqueid)) != STORE_OK ||
+	    (subscribed && (err = subscription_set(st, user_id, name, 1,
+	    NULL)) != STORE_OK))
 		return op_end(st, err);
 	/* A promoted replica must never reuse the master's UIDVALIDITY. */
 	if ((s = stmt(st, S_NODE_UIDV_MAX)) == NULL)
@@ -520,20 +521,20 @@ store_apply_mailbox_delete(struct store *st, const uint8_t *uniqueid,
 }
 
 enum store_err
-store_apply_subscribe(struct store *st, const uint8_t *uniqueid,
+store_apply_subscribe(struct store *st, const char *user, const char *name,
     int subscribed, enum store_apply *what)
 {
-	struct store_mailbox	 mb;
-	enum store_err		 err;
-	char			 user[USER_MAX_NAME + 1];
+	enum store_err	 err;
+	int		 changed = 0;
 
-	if ((err = store_mailbox_by_uniqueid(st, uniqueid, &mb, user)) !=
-	    STORE_OK) {
-		*what = APPLY_ABSENT;
-		return err == STORE_NOTFOUND ? STORE_OK : err;
-	}
-	*what = APPLY_DONE;
-	return store_mailbox_subscribe(st, user, mb.name, subscribed);
+	if (!mailbox_name_valid(name))
+		return STORE_INVALID;
+	if ((err = op_begin(st)) != STORE_OK)
+		return err;
+	err = subscription_write(st, user, name, subscribed, &changed);
+	*what = err == STORE_NOTFOUND ? APPLY_ABSENT : changed ? APPLY_DONE :
+	    APPLY_SAME;
+	return op_end(st, err == STORE_NOTFOUND ? STORE_OK : err);
 }
 
 /* A mailbox's local id by uniqueid: the apply path's cheap look-up. */

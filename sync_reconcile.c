@@ -79,6 +79,12 @@ struct recon_action {
 #define RA_FLAGS	2	/* same message, other flags */
 #define RA_EXPUNGE	3	/* only there, and expunged here */
 
+/* A subscribed name that no mailbox has (a deleted one's): sent too. */
+struct recon_sub {
+	const char	*user;		/* one of recon's users */
+	char		*name;		/* malloc'd */
+};
+
 enum recon_phase {
 	RP_INVENTORY,		/* receiving the replica's mailboxes */
 	RP_USERS,		/* sending every user */
@@ -87,6 +93,7 @@ enum recon_phase {
 	RP_GONE_CHECK,		/* mailboxes only the replica has: adopt, */
 	RP_GONE_WAIT,		/* (waiting for one's messages, gone_i) */
 	RP_GONE,		/* then delete there those deleted here */
+	RP_SUBSCRIBE,		/* the subscribed names that are no mailbox */
 	RP_FINISH,		/* sent all; START once all is acknowledged */
 	RP_STARTED,		/* START sent; reconciling until its ACK */
 };
@@ -113,6 +120,8 @@ struct recon {
 	uint8_t			(*mboxes)[MAILBOX_ID_LEN];
 	size_t			 nmboxes, mb_i, mbcap;
 	int			 plan_oom;	/* a list is short */
+	struct recon_sub	*subs;
+	size_t			 nsubs, sub_i;
 	uint8_t			(*adopted)[MAILBOX_ID_LEN];
 	size_t			 nadopted;
 	/* mailbox mb_i */
@@ -144,6 +153,9 @@ recon_free(struct recon *r)
 		free(r->inv[i].name);
 	for (i = 0; i < r->nusers; i++)
 		free(r->users[i]);
+	for (i = 0; i < r->nsubs; i++)
+		free(r->subs[i].name);
+	free(r->subs);
 	free(r->inv);
 	free(r->users);
 	free(r->mboxes);
@@ -268,6 +280,23 @@ plan_mailbox(void *arg, const uint8_t *uniqueid)
 	return 0;
 }
 
+/* Adds user_i's subscribed name without a mailbox to the plan. */
+static int
+plan_subscription(void *arg, const char *name)
+{
+	struct recon		*r = arg;
+	struct recon_sub	*grown;
+
+	if ((grown = reallocarray(r->subs, r->nsubs + 1,
+	    sizeof(*grown))) == NULL)
+		return r->plan_oom = 1;
+	r->subs = grown;
+	if ((r->subs[r->nsubs].name = strdup(name)) == NULL)
+		return r->plan_oom = 1;
+	r->subs[r->nsubs++].user = r->users[r->user_i];
+	return 0;
+}
+
 /* INV_END: the inventory is complete; list what this side has. */
 static int
 recon_plan(struct session *s, struct recon *r)
@@ -282,6 +311,12 @@ recon_plan(struct session *s, struct recon *r)
 	    store_mailbox_ids(s->srv->store, plan_mailbox, r) != STORE_OK ||
 	    r->plan_oom)
 		return -1;
+	for (r->user_i = 0; r->user_i < r->nusers; r->user_i++)
+		if (store_subscribed_absent(s->srv->store,
+		    r->users[r->user_i], plan_subscription, r) != STORE_OK ||
+		    r->plan_oom)
+			return -1;
+	r->user_i = 0;
 	for (i = 0; i < r->nmboxes && r->ninv > 0; i++) {
 		memcpy(key.uniqueid, r->mboxes[i], MAILBOX_ID_LEN);
 		if ((m = bsearch(&key, r->inv, r->ninv, sizeof(*r->inv),
@@ -294,8 +329,8 @@ recon_plan(struct session *s, struct recon *r)
 			return -1;
 	}
 	log_info("sync.reconcile.plan", "peer=%s replica_mailboxes=%zu "
-	    "users=%zu mailboxes=%zu", s->peer, r->ninv, r->nusers,
-	    r->nmboxes);
+	    "users=%zu mailboxes=%zu subscriptions=%zu", s->peer, r->ninv,
+	    r->nusers, r->nmboxes, r->nsubs);
 	r->phase = RP_USERS;
 	return 0;
 }
@@ -680,7 +715,7 @@ recon_mailbox_next(struct session *s, struct chan *c)
 	}
 	if (r->need_subscribe) {
 		r->need_subscribe = 0;
-		recon_record(c, REC_MAILBOX_SUBSCRIBE);
+		recon_record(c, REC_USER_SUBSCRIBE);
 		c->rec.flags = r->mb.subscribed != 0;
 		return 1;
 	}
@@ -927,6 +962,23 @@ recon_list_adopted(struct recon *r)
 }
 
 /*
+ * A subscription whose mailbox is gone into c->rec.  One the replica
+ * has and this master does not stays there: deletes need evidence.
+ */
+static void
+recon_subscription(struct chan *c, const struct recon_sub *sub)
+{
+	memset(&c->rec, 0, sizeof(c->rec));
+	c->rec.seq = ++c->recon->seq;
+	c->rec.time = time(NULL);
+	c->rec.type = REC_USER_SUBSCRIBE;
+	c->rec.reason = REASON_RECONCILE;
+	c->rec.flags = 1;
+	snprintf(c->rec.user, sizeof(c->rec.user), "%s", sub->user);
+	snprintf(c->rec.name, sizeof(c->rec.name), "%s", sub->name);
+}
+
+/*
  * The next reconciliation record into c->rec: STORE_OK, or
  * STORE_NOTFOUND when there is none to send now (waiting for the
  * replica, or all sent).
@@ -957,7 +1009,7 @@ recon_next(struct session *s, struct chan *c)
 			break;
 		case RP_MAILBOX:
 			if (r->mb_i == r->nmboxes) {
-				r->phase = RP_FINISH;
+				r->phase = RP_SUBSCRIBE;
 				break;
 			}
 			if (recon_mailbox_next(s, c))
@@ -982,6 +1034,13 @@ recon_next(struct session *s, struct chan *c)
 			if (!m->seen && recon_gone_delete(s, c, m))
 				return STORE_OK;
 			break;
+		case RP_SUBSCRIBE:
+			if (r->sub_i == r->nsubs) {
+				r->phase = RP_FINISH;
+				break;
+			}
+			recon_subscription(c, &r->subs[r->sub_i++]);
+			return STORE_OK;
 		case RP_GONE_CHECK:
 			if (r->gone_i == r->ninv) {
 				r->gone_i = 0;

@@ -550,7 +550,9 @@ def test_reconciliation_of_an_inventory(cluster):
                          uri=True, timeout=10)
     try:
         box, uidvalidity, subscribed = db.execute(
-            "SELECT uniqueid, uidvalidity, subscribed FROM mailbox "
+            "SELECT uniqueid, uidvalidity, EXISTS (SELECT 1 FROM "
+            "subscription s WHERE s.user_id = m.user_id AND "
+            "s.name = m.name) FROM mailbox m "
             "WHERE name = 'INBOX'").fetchone()
     finally:
         db.close()
@@ -565,7 +567,7 @@ def test_reconciliation_of_an_inventory(cluster):
         r.tls.send_frame(INV_MAILBOX, inv_mailbox(
             os.urandom(16), "Lost", "ghost", 1, 77))
         r.tls.send_frame(INV_END)
-        item = records_until(r, "mailbox.subscribe")
+        item = records_until(r, "user.subscribe")
         text = wait_log(master, "sync.reconcile.local_mailbox", since)
         assert "user=ghost mailbox=Lost" in text, text
     finally:

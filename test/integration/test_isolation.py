@@ -291,7 +291,21 @@ def test_ids_never_reused(imap_srv):
 
 # What the schema steps after version 9 added (store.c), undone so that
 # the migration from version 8 runs them again on a faithful old store.
-UNDO_AFTER_V9 = [
+# What schema version 16 made: subscriptions back in the mailbox rows.
+UNDO_V16 = [
+    "ALTER TABLE mailbox ADD COLUMN subscribed INTEGER NOT NULL DEFAULT 0",
+    "UPDATE mailbox SET subscribed = EXISTS (SELECT 1 FROM subscription s "
+    "WHERE s.user_id = mailbox.user_id AND s.name = mailbox.name)",
+    "UPDATE replog SET type = 'mailbox.subscribe', mailbox = (SELECT "
+    "m.uniqueid FROM mailbox m JOIN user u ON u.id = m.user_id WHERE "
+    "u.name = replog.user AND m.name = replog.name) "
+    "WHERE type = 'user.subscribe'",
+    "DROP TRIGGER mailbox_renamed",
+    "DROP TRIGGER user_deleted",
+    "DROP TABLE subscription",
+]
+
+UNDO_AFTER_V9 = UNDO_V16 + [
     # version 11 added them, version 15 dropped them again
     "DROP TRIGGER IF EXISTS message_counted",
     "DROP TRIGGER IF EXISTS message_uncounted",

@@ -30,10 +30,17 @@ def listing(data):
     try:
         users = db.execute("SELECT name, password FROM user "
                            "ORDER BY name").fetchall()
+        # Subscriptions are by name: a deleted mailbox's stays.
         boxes = db.execute(
             "SELECT u.name, m.name, hex(m.uniqueid), m.uidvalidity, "
-            "m.subscribed, m.special_use FROM mailbox m JOIN user u "
-            "ON u.id = m.user_id ORDER BY u.name, m.name").fetchall()
+            "s.name IS NOT NULL, m.special_use FROM mailbox m JOIN user u "
+            "ON u.id = m.user_id LEFT JOIN subscription s ON "
+            "s.user_id = m.user_id AND s.name = m.name "
+            "UNION ALL SELECT u.name, s.name, NULL, NULL, 1, NULL "
+            "FROM subscription s JOIN user u ON u.id = s.user_id "
+            "WHERE NOT EXISTS (SELECT 1 FROM mailbox m WHERE "
+            "m.user_id = s.user_id AND m.name = s.name) "
+            "ORDER BY 1, 2").fetchall()
         msgs = db.execute(
             "SELECT hex(mb.uniqueid), m.uid, hex(b.guid), m.flags, "
             "m.keywords FROM message m JOIN blob b ON b.id = m.blob_id "
