@@ -83,7 +83,10 @@ mailbox_insert(struct store *st, int64_t user_id, const char *user,
 	return replog_append(st, &r);
 }
 
-/* Fills *m from the current row of an S_MBOX_GET / S_MBOX_LIST walk. */
+/*
+ * Fills *m from the current row of an S_MBOX_GET, S_MBOX_LIST or
+ * S_MBOX_BY_UNIQUEID walk (their first 12 columns are the same).
+ */
 void
 mailbox_from_row(sqlite3_stmt *s, struct store_mailbox *m)
 {
@@ -100,6 +103,8 @@ mailbox_from_row(sqlite3_stmt *s, struct store_mailbox *m)
 	    sqlite3_column_text(s, 7));
 	m->messages = (uint32_t)sqlite3_column_int64(s, 8);
 	m->named = sqlite3_column_int64(s, 9);
+	m->unseen = (uint32_t)sqlite3_column_int64(s, 10);
+	m->bytes = (uint64_t)sqlite3_column_int64(s, 11);
 }
 
 enum store_err
@@ -362,6 +367,44 @@ store_message_foreach(struct store *st, int64_t mailbox_id,
 		return STORE_IO;
 	sqlite3_bind_int64(s, 1, mailbox_id);
 	return message_walk(st, s, cb, arg, "message list");
+}
+
+enum store_err
+store_unseen_uids(struct store *st, int64_t mailbox_id, uint32_t after,
+    uint32_t *uids, size_t max, size_t *n)
+{
+	sqlite3_stmt	*s;
+	int		 rc;
+
+	*n = 0;
+	if ((s = stmt(st, S_MSG_UNSEEN)) == NULL)
+		return STORE_IO;
+	sqlite3_bind_int64(s, 1, mailbox_id);
+	sqlite3_bind_int64(s, 2, after);
+	sqlite3_bind_int64(s, 3, (int64_t)max);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+		uids[(*n)++] = (uint32_t)sqlite3_column_int64(s, 0);
+	sqlite3_reset(s);
+	return rc == SQLITE_DONE ? STORE_OK : db_error(st, rc, "unseen uids");
+}
+
+enum store_err
+store_message_count_above(struct store *st, int64_t mailbox_id,
+    uint32_t uid, uint32_t *n)
+{
+	sqlite3_stmt	*s;
+	enum store_err	 err;
+
+	*n = 0;
+	if ((s = stmt(st, S_MSG_COUNT_ABOVE)) == NULL)
+		return STORE_IO;
+	sqlite3_bind_int64(s, 1, mailbox_id);
+	sqlite3_bind_int64(s, 2, uid);
+	if ((err = step_row(st, s, "count above")) != STORE_OK)
+		return err;
+	*n = (uint32_t)sqlite3_column_int64(s, 0);
+	sqlite3_reset(s);
+	return STORE_OK;
 }
 
 /* Bumps a mailbox's HIGHESTMODSEQ for one change; returns the new one. */

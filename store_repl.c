@@ -212,7 +212,7 @@ store_mailbox_by_uniqueid(struct store *st, const uint8_t *uniqueid,
 		return err;
 	mailbox_from_row(s, out);
 	if (user != NULL)
-		column_text(s, 10, user, USER_MAX_NAME + 1);
+		column_text(s, 12, user, USER_MAX_NAME + 1);
 	sqlite3_reset(s);
 	return STORE_OK;
 }
