@@ -177,3 +177,36 @@ def test_search_unseen_reads_only_unseen_messages(imap_srv):
     uids = [int(x) for x in got[0].split()]
     assert uids == sorted(uids) and len(uids) == len(want)
     c.logout()
+
+
+V14_TRIGGERS = (
+    "CREATE TRIGGER message_counted AFTER INSERT ON message BEGIN "
+    "UPDATE mailbox SET nmessages = nmessages + 1 "
+    "WHERE id = NEW.mailbox_id; END;"
+    "CREATE TRIGGER message_uncounted AFTER DELETE ON message BEGIN "
+    "UPDATE mailbox SET nmessages = nmessages - 1 "
+    "WHERE id = OLD.mailbox_id; END;")
+
+
+def test_schema_step_counts_an_older_store(server):
+    """A store from before the counters (schema 14, made here by taking
+    them out again) gets them counted when it is opened."""
+    s = server()
+    for i in range(5):
+        assert lmtp_one(s.port, "alice@" + DOMAIN,
+                        message("m%d" % i, i * 700))[0].startswith("250")
+    s.stop()
+    db = sqlite3.connect(s.data / "mailrepd.db")
+    db.executescript(
+        "DROP TRIGGER message_counted; DROP TRIGGER message_uncounted;"
+        "DROP TRIGGER message_seen; DROP TRIGGER message_moved;"
+        "DROP INDEX message_unseen;"
+        "ALTER TABLE mailbox DROP COLUMN nunseen;"
+        "ALTER TABLE mailbox DROP COLUMN nbytes;" + V14_TRIGGERS +
+        "UPDATE message SET flags = 1 WHERE uid % 2 = 0;"
+        "PRAGMA user_version = 14;")
+    db.close()
+    check_store(s.data)
+    assert_counted(s.data)
+    kept = [k for name, k, _ in counters(s.data) if k[0] > 0]
+    assert [k[:2] for k in kept] == [(5, 3)], kept
