@@ -998,48 +998,33 @@ imap_status_items(const struct imap_arg *list, unsigned *items)
 	return 0;
 }
 
-struct status_ctx {
-	uint32_t	floor;		/* UIDs above are \Recent */
-	uint32_t	unseen, recent;
-	uint64_t	size;
-};
-
-static int
-status_count(void *arg, const struct store_message *m)
-{
-	struct status_ctx	*c = arg;
-
-	c->unseen += (m->flags & FLAG_SEEN) == 0;
-	c->recent += m->uid > c->floor;
-	c->size += m->size;
-	return 0;
-}
-
+/*
+ * The STATUS response for mailbox mb: its counters are the store's, kept
+ * with every change; \Recent is the messages above the floor claimed by
+ * the session that has it selected, counted by UID range.
+ */
 int
 imap_status_respond(struct session *s, const struct store_mailbox *mb,
     unsigned items)
 {
-	struct status_ctx	 c;
 	struct recent_floor	*f;
 	uint64_t		 v[NSTATUS];
+	uint32_t		 recents = 0;
 	const char		*sep = "";
 	char			 id[MAILBOXID_LEN + 1];
 	size_t			 k;
 
-	memset(&c, 0, sizeof(c));
 	f = recent_floor(mb->id);
-	c.floor = f ? f->claimed : 0;
-	if ((items & (STATUS_UNSEEN | STATUS_RECENT | STATUS_SIZE)) &&
-	    store_message_foreach(s->srv->store, mb->id, status_count, &c) !=
-	    STORE_OK)
+	if ((items & STATUS_RECENT) && store_message_count_above(
+	    s->srv->store, mb->id, f ? f->claimed : 0, &recents) != STORE_OK)
 		return -1;
 	v[0] = mb->messages;
-	v[1] = c.recent;
+	v[1] = recents;
 	v[2] = mb->uidnext;
 	v[3] = mb->uidvalidity;
-	v[4] = c.unseen;
+	v[4] = mb->unseen;
 	v[5] = mb->highestmodseq;
-	v[6] = c.size;
+	v[6] = mb->bytes;
 	session_printf(s, "* STATUS ");
 	imap_put_astring(s, mb->name);
 	session_printf(s, " (");

@@ -118,6 +118,14 @@ struct search {
 	uint32_t		*hits;		/* SORT, THREAD: view indexes */
 	size_t			 nhits, caphits;
 	enum store_err		 err;		/* what stopped a test */
+	/*
+	 * When every match must be unseen, the messages tried are the
+	 * unseen ones alone, read from the store a batch at a time.
+	 */
+	int			 unseen;
+	uint32_t		 cand[IMAP_STEP_MESSAGES];	/* UIDs */
+	size_t			 ncand, icand;	/* read, tried */
+	int			 cand_end;	/* no more to read */
 	/* the row's keywords: the store's copy lasts one call */
 	char			 keywords[STORE_MAX_KEYWORDS];
 	unsigned char		*win;		/* decoded, folded bytes */
@@ -851,6 +859,76 @@ search_failed(struct session *s, struct search *se)
 }
 
 /*
+ * Whether a message that passes the test n is certainly unseen: a
+ * \Seen-clear flag test, an AND with such a child, or an OR of two.
+ */
+static int
+only_unseen(const struct node *n)
+{
+	const struct node	*c;
+
+	switch (n->kind) {
+	case N_FLAGS:
+		if (n->neg)
+			return n->mask == FLAG_SEEN && n->want == FLAG_SEEN;
+		return (n->mask & FLAG_SEEN) && !(n->want & FLAG_SEEN);
+	case N_AND:
+		if (n->neg)
+			return 0;
+		for (c = n->child; c != NULL; c = c->next)
+			if (only_unseen(c))
+				return 1;
+		return 0;
+	case N_OR:
+		return !n->neg && only_unseen(n->child) &&
+		    only_unseen(n->child->next);
+	default:
+		return 0;
+	}
+}
+
+/*
+ * Moves se->next to the view index of the next unseen message not yet
+ * tried (to the view's end when none is left), reading the next batch
+ * of their UIDs when one is used up.  Returns 0, or -1 on a store error
+ * (in se->err).  A message the view does not hold (delivered since) is
+ * passed over, and those above its last UID are not read on; one unseen
+ * only since its batch was read is not tried.
+ */
+static int
+next_unseen(struct search *se, const struct imap_view *v)
+{
+	uint32_t	 seq, after;
+
+	for (;;) {
+		if (se->icand == se->ncand) {
+			if (se->cand_end) {
+				se->next = v->count;
+				return 0;
+			}
+			after = se->ncand > 0 ? se->cand[se->ncand - 1] : 0;
+			if ((se->err = store_unseen_uids(se->store,
+			    se->mailbox, after, se->cand, IMAP_STEP_MESSAGES,
+			    &se->ncand)) != STORE_OK)
+				return -1;
+			se->icand = 0;
+			se->cand_end = se->ncand < IMAP_STEP_MESSAGES;
+			continue;
+		}
+		if (se->cand[se->icand] > imap_view_last_uid(v)) {
+			se->cand_end = 1;	/* the rest came since */
+			se->ncand = se->icand;
+			continue;
+		}
+		if ((seq = imap_view_seq(v, se->cand[se->icand])) != 0) {
+			se->next = seq - 1;
+			return 0;
+		}
+		se->icand++;
+	}
+}
+
+/*
  * Tries messages until the mailbox is done (1) or the step's budget is
  * used up, maybe in the middle of a message (0), calling found() for
  * each match with its index in the view.  -1: a store error (se->err).
@@ -863,7 +941,11 @@ search_run(struct session *s, struct search *se,
 	int			 r;
 
 	imap_step_begin(&se->budget);
-	for (; se->next < v->count; se->next++) {
+	for (;;) {
+		if (se->unseen && !se->trying && next_unseen(se, v) < 0)
+			return -1;
+		if (se->next >= v->count)
+			return 1;
 		if (!imap_step_more(s, &se->budget))
 			return 0;
 		se->budget.done++;
@@ -871,8 +953,9 @@ search_run(struct session *s, struct search *se,
 			return 0;
 		if (r < 0 || (r > 0 && found(s, se, se->next) < 0))
 			return -1;
+		se->next++;
+		se->icand += se->unseen;
 	}
-	return 1;
 }
 
 /*
@@ -982,6 +1065,7 @@ search_new(struct session *s, const struct imap_arg *args, size_t nargs,
 	}
 	se->store = s->srv->store;
 	se->mailbox = ims->view->mb.id;
+	se->unseen = only_unseen(se->prog.root);
 	se->uid = uid;
 	if (se->prog.modseq)
 		imap_condstore_enable(s);

@@ -56,6 +56,8 @@ struct store_mailbox {
 	uint32_t	uidnext;
 	uint64_t	highestmodseq;
 	uint32_t	messages;
+	uint32_t	unseen;		/* messages without \Seen */
+	uint64_t	bytes;		/* the messages' sizes added up */
 	int		subscribed;
 	char		special_use[16];	/* "\\Sent", or "" */
 	int64_t		named;		/* a client's last rename, ms since
@@ -246,6 +248,17 @@ enum store_err	store_deliver_all(struct store *,
  */
 enum store_err	store_message_foreach(struct store *, int64_t mailbox_id,
 		    int (*cb)(void *, const struct store_message *), void *arg);
+
+/*
+ * The UIDs above `after` of the mailbox's messages without \Seen, in
+ * order, at most max of them, into uids (*n of them); read from an index
+ * of the unseen messages alone, so the time is that of what is found.
+ */
+enum store_err	store_unseen_uids(struct store *, int64_t mailbox_id,
+		    uint32_t after, uint32_t *uids, size_t max, size_t *n);
+/* How many of the mailbox's messages have a UID above uid (\Recent). */
+enum store_err	store_message_count_above(struct store *, int64_t mailbox_id,
+		    uint32_t uid, uint32_t *n);
 
 /*
  * Reading a blob by GUID, in pieces, with bounded memory: stored bytes

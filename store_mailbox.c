@@ -84,7 +84,10 @@ mailbox_insert(struct store *st, int64_t user_id, const char *user,
 	return replog_append(st, &r);
 }
 
-/* Fills *m from the current row of an S_MBOX_GET / S_MBOX_LIST walk. */
+/*
+ * Fills *m from the current row of an S_MBOX_GET, S_MBOX_LIST or
+ * S_MBOX_BY_UNIQUEID walk (their first 12 columns are the same).
+ */
 void
 mailbox_from_row(sqlite3_stmt *s, struct store_mailbox *m)
 {
@@ -101,6 +104,8 @@ mailbox_from_row(sqlite3_stmt *s, struct store_mailbox *m)
 	    sqlite3_column_text(s, 7));
 	m->messages = (uint32_t)sqlite3_column_int64(s, 8);
 	m->named = sqlite3_column_int64(s, 9);
+	m->unseen = (uint32_t)sqlite3_column_int64(s, 10);
+	m->bytes = (uint64_t)sqlite3_column_int64(s, 11);
 }
 
 enum store_err
@@ -209,6 +214,8 @@ message_insert(struct store *st, int64_t mbox_id, int64_t blob_id,
 	if ((s = stmt(st, S_MBOX_BUMP)) == NULL)
 		return STORE_IO;
 	sqlite3_bind_int64(s, 1, mbox_id);
+	sqlite3_bind_int(s, 2, (a->flags & FLAG_SEEN) == 0);
+	sqlite3_bind_int64(s, 3, blob_id);
 	if ((err = step_row(st, s, "uidnext")) != STORE_OK)
 		return err;
 	*uid = (uint32_t)sqlite3_column_int64(s, 0);
@@ -370,6 +377,44 @@ store_message_foreach(struct store *st, int64_t mailbox_id,
 	return message_walk(st, s, cb, arg, "message list");
 }
 
+enum store_err
+store_unseen_uids(struct store *st, int64_t mailbox_id, uint32_t after,
+    uint32_t *uids, size_t max, size_t *n)
+{
+	sqlite3_stmt	*s;
+	int		 rc;
+
+	*n = 0;
+	if ((s = stmt(st, S_MSG_UNSEEN)) == NULL)
+		return STORE_IO;
+	sqlite3_bind_int64(s, 1, mailbox_id);
+	sqlite3_bind_int64(s, 2, after);
+	sqlite3_bind_int64(s, 3, (int64_t)max);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+		uids[(*n)++] = (uint32_t)sqlite3_column_int64(s, 0);
+	sqlite3_reset(s);
+	return rc == SQLITE_DONE ? STORE_OK : db_error(st, rc, "unseen uids");
+}
+
+enum store_err
+store_message_count_above(struct store *st, int64_t mailbox_id,
+    uint32_t uid, uint32_t *n)
+{
+	sqlite3_stmt	*s;
+	enum store_err	 err;
+
+	*n = 0;
+	if ((s = stmt(st, S_MSG_COUNT_ABOVE)) == NULL)
+		return STORE_IO;
+	sqlite3_bind_int64(s, 1, mailbox_id);
+	sqlite3_bind_int64(s, 2, uid);
+	if ((err = step_row(st, s, "count above")) != STORE_OK)
+		return err;
+	*n = (uint32_t)sqlite3_column_int64(s, 0);
+	sqlite3_reset(s);
+	return STORE_OK;
+}
+
 /* Bumps a mailbox's HIGHESTMODSEQ for one change; returns the new one. */
 static enum store_err
 mailbox_next_modseq(struct store *st, int64_t mbox_id, uint64_t *modseq,
@@ -452,6 +497,15 @@ store_message_set_flags(struct store *st, int64_t mailbox_id, uint32_t uid,
 	sqlite3_bind_int64(s, 5, (sqlite3_int64)*modseq);
 	if ((err = step_done(st, s, "set flags")) != STORE_OK)
 		return op_end(st, err);
+	/* \Seen set or cleared: one unseen message less or more (v17). */
+	if (((m.flags ^ flags) & FLAG_SEEN) != 0) {
+		if ((s = stmt(st, S_MBOX_UNSEEN_ADD)) == NULL)
+			return op_end(st, STORE_IO);
+		sqlite3_bind_int64(s, 1, mailbox_id);
+		sqlite3_bind_int(s, 2, (flags & FLAG_SEEN) != 0 ? -1 : 1);
+		if ((err = step_done(st, s, "unseen")) != STORE_OK)
+			return op_end(st, err);
+	}
 	r.mailbox = uniqueid;
 	r.uid = uid;
 	r.guid = m.guid;
@@ -486,10 +540,12 @@ message_expunge(struct store *st, int64_t mailbox_id, uint32_t uid,
 	sqlite3_bind_int64(s, 2, uid);
 	if ((err = step_done(st, s, "expunge")) != STORE_OK)
 		return err;
-	/* message_row() found it: one message less (schema_v15). */
+	/* message_row() found it: one message less (schema_v15, v17). */
 	if ((s = stmt(st, S_MBOX_UNCOUNT)) == NULL)
 		return STORE_IO;
 	sqlite3_bind_int64(s, 1, mailbox_id);
+	sqlite3_bind_int(s, 2, (m.flags & FLAG_SEEN) == 0);
+	sqlite3_bind_int64(s, 3, (sqlite3_int64)m.size);
 	if ((err = step_done(st, s, "uncount")) != STORE_OK)
 		return err;
 	if ((s = stmt(st, S_EXPUNGED_ADD)) == NULL)

@@ -240,7 +240,7 @@ store_mailbox_by_uniqueid(struct store *st, const uint8_t *uniqueid,
 		return err;
 	mailbox_from_row(s, out);
 	if (user != NULL)
-		column_text(s, 10, user, USER_MAX_NAME + 1);
+		column_text(s, 12, user, USER_MAX_NAME + 1);
 	sqlite3_reset(s);
 	return STORE_OK;
 }
@@ -718,6 +718,8 @@ store_apply_append(struct store *st, const uint8_t *uniqueid, uint32_t uid,
 		return op_end(st, STORE_IO);
 	sqlite3_bind_int64(s, 1, mb.id);
 	sqlite3_bind_int64(s, 2, uid);
+	sqlite3_bind_int(s, 3, (flags & FLAG_SEEN) == 0);
+	sqlite3_bind_int64(s, 4, blob_id);
 	if ((err = step_row(st, s, "uidnext to")) != STORE_OK)
 		return op_end(st, err);
 	modseq = (uint64_t)sqlite3_column_int64(s, 0);

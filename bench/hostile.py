@@ -64,10 +64,12 @@ def add_blobs(data, user, n):
         db.execute("INSERT INTO message (mailbox_id, uid, blob_id, modseq, "
                    "internaldate) " + count + "SELECT ?, i + 1, ? + i, 1, 0 "
                    "FROM c", (box, first))
-        # Counted here: schema 15 keeps the count without triggers.
+        # Counted here: the store keeps its counters without triggers.
         db.execute("UPDATE mailbox SET uidnext = ?, highestmodseq = 1, "
                    "nmessages = (SELECT count(*) FROM message WHERE "
-                   "mailbox_id = ?2) WHERE id = ?2", (n + 1, box))
+                   "mailbox_id = ?2), nunseen = (SELECT count(*) FROM "
+                   "message WHERE mailbox_id = ?2 AND flags & 1 = 0) "
+                   "WHERE id = ?2", (n + 1, box))
         db.execute("COMMIT")
     finally:
         db.close()

@@ -305,7 +305,14 @@ UNDO_V16 = [
     "DROP TABLE subscription",
 ]
 
-UNDO_AFTER_V9 = UNDO_V16 + [
+# What schema version 17 made: the counters of unseen messages and bytes.
+UNDO_V17 = [
+    "DROP INDEX message_unseen",
+    "ALTER TABLE mailbox DROP COLUMN nunseen",
+    "ALTER TABLE mailbox DROP COLUMN nbytes",
+]
+
+UNDO_AFTER_V9 = UNDO_V17 + UNDO_V16 + [
     # version 11 added them, version 15 dropped them again
     "DROP TRIGGER IF EXISTS message_counted",
     "DROP TRIGGER IF EXISTS message_uncounted",
