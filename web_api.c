@@ -75,6 +75,21 @@ static const struct {
 	{ "is:unread", TERM_UNREAD, 1 },
 };
 
+/* The byte two hex digits at p make, or -1 when they are not hex. */
+static int
+hex_byte(const char *p)
+{
+	int	 i, v = 0;
+
+	for (i = 0; i < 2; i++) {
+		if (!isxdigit((unsigned char)p[i]))
+			return -1;
+		v = v << 4 | (isdigit((unsigned char)p[i]) ? p[i] - '0' :
+		    tolower((unsigned char)p[i]) - 'a' + 10);
+	}
+	return v;
+}
+
 /* Writes a message's ID into id (WEB_ID_LEN + 1 bytes). */
 static void
 message_id(const struct store_web_message *m, char *id)
@@ -90,18 +105,12 @@ parse_id(const char *id, uint8_t *uniqueid, uint32_t *uid)
 {
 	unsigned long	 n;
 	char		*end;
-	int		 i, hi, lo;
+	int		 i, byte;
 
 	for (i = 0; i < MAILBOX_ID_LEN; i++) {
-		if (!isxdigit((unsigned char)id[2 * i]) ||
-		    !isxdigit((unsigned char)id[2 * i + 1]))
+		if ((byte = hex_byte(id + 2 * i)) < 0)
 			return -1;
-		hi = isdigit((unsigned char)id[2 * i]) ? id[2 * i] - '0' :
-		    tolower((unsigned char)id[2 * i]) - 'a' + 10;
-		lo = isdigit((unsigned char)id[2 * i + 1]) ?
-		    id[2 * i + 1] - '0' :
-		    tolower((unsigned char)id[2 * i + 1]) - 'a' + 10;
-		uniqueid[i] = (uint8_t)(hi << 4 | lo);
+		uniqueid[i] = (uint8_t)byte;
 	}
 	id += MAILBOX_ID_LEN * 2;
 	if (*id++ != '-' || !isdigit((unsigned char)*id))
@@ -113,26 +122,25 @@ parse_id(const char *id, uint8_t *uniqueid, uint32_t *uid)
 	return 0;
 }
 
-/* One %XX or '+' decoded URL query value into out (size bytes). */
+/*
+ * A URL query value, %XX and '+' decoded, into out (size bytes).
+ * Returns 0, or -1 when it is too long, holds a bad escape or a NUL.
+ */
 static int
 url_decode(const char *s, size_t n, char *out, size_t size)
 {
 	size_t	 i, o = 0;
-	int	 hi, lo;
+	int	 byte;
 
 	for (i = 0; i < n; i++) {
 		if (o + 1 >= size)
 			return -1;
 		if (s[i] == '+')
 			out[o++] = ' ';
-		else if (s[i] == '%' && i + 2 < n &&
-		    isxdigit((unsigned char)s[i + 1]) &&
-		    isxdigit((unsigned char)s[i + 2])) {
-			hi = isdigit((unsigned char)s[i + 1]) ? s[i + 1] - '0' :
-			    tolower((unsigned char)s[i + 1]) - 'a' + 10;
-			lo = isdigit((unsigned char)s[i + 2]) ? s[i + 2] - '0' :
-			    tolower((unsigned char)s[i + 2]) - 'a' + 10;
-			out[o++] = (char)(hi << 4 | lo);
+		else if (s[i] == '%') {
+			if (i + 2 >= n || (byte = hex_byte(s + i + 1)) < 0)
+				return -1;
+			out[o++] = (char)byte;
 			i += 2;
 		} else
 			out[o++] = s[i];

@@ -5,6 +5,7 @@ binary with curl, http.client and raw sockets."""
 import http.client
 import json
 import random
+import re
 import shutil
 import signal
 import socket
@@ -413,3 +414,155 @@ def test_dev_json_has_http(tmp_path):
         p.send_signal(signal.SIGQUIT)
         p.wait(10)
     assert p.returncode == 0
+
+
+def deliver(srv, rcpt, subject, body=b"hello\r\n", sender="Alice A "
+            "<alice@remote.test>", extra=b""):
+    msg = ("From: %s\r\nTo: Bob <bob@example.com>, carol@example.com\r\n"
+           "Subject: %s\r\nMessage-ID: <%s@remote.test>\r\n" % (
+               sender, subject, subject.replace(" ", "."))).encode() + \
+        extra + b"\r\n" + body
+    srv.deliver("s@remote.test", [rcpt], msg)
+    return msg
+
+
+def api(srv, path):
+    status, headers, body = get(srv, path)
+    assert status == 200, (path, body)
+    assert headers["content-type"] == "application/json"
+    return json.loads(body)
+
+
+def test_api_list_newest_first_and_paging(web):
+    for i in range(5):
+        deliver(web, "alice@example.com", "subject %d" % i)
+    deliver(web, "bob@example.com", "for bob")
+    page = api(web, "/api/v1/messages")
+    assert page["total"] == 6 and page["unread"] == 6
+    assert page["messages_count"] == 6 and page["count"] == 6
+    assert page["start"] == 0 and page["tags"] == []
+    subjects = [m["Subject"] for m in page["messages"]]
+    assert set(subjects) == {"subject %d" % i for i in range(5)} | {
+        "for bob"}
+    alice = [s for s in subjects if s != "for bob"]
+    assert alice == ["subject %d" % i for i in range(4, -1, -1)]
+    m = page["messages"][0]
+    for field in ("ID", "MessageID", "Read", "From", "To", "Cc", "Bcc",
+                  "ReplyTo", "Subject", "Created", "Tags", "Size",
+                  "Attachments", "Snippet"):
+        assert field in m, field
+    assert m["From"] == {"Name": "Alice A", "Address": "alice@remote.test"}
+    assert m["To"] == [{"Name": "Bob", "Address": "bob@example.com"},
+                       {"Name": "", "Address": "carol@example.com"}]
+    assert m["Read"] is False
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.000Z",
+                        m["Created"])
+    two = api(web, "/api/v1/messages?start=1&limit=2")
+    assert [x["ID"] for x in two["messages"]] == \
+        [x["ID"] for x in page["messages"][1:3]]
+    assert two["count"] == 2 and two["start"] == 1
+    assert api(web, "/api/v1/messages?start=6")["messages"] == []
+    for bad in ("limit=x", "start=-1", "limit=%", "start=1e3"):
+        status, _, body = get(web, "/api/v1/messages?" + bad)
+        assert status == 400, bad
+
+
+def test_api_message_and_raw(web):
+    msg = deliver(web, "alice@example.com", "one", body=b"the text\r\n")
+    m = api(web, "/api/v1/messages")["messages"][0]
+    full = api(web, "/api/v1/message/" + m["ID"])
+    assert full["ID"] == m["ID"] and full["Subject"] == "one"
+    assert full["MessageID"] == "one@remote.test"
+    assert full["Text"] == "the text\r\n"
+    assert full["Attachments"] == [] and full["HTML"] == ""
+    status, headers, raw = get(web, "/api/v1/message/%s/raw" % m["ID"])
+    assert status == 200
+    assert raw.endswith(msg) and int(headers["content-length"]) == len(raw)
+    assert headers["x-content-type-options"] == "nosniff"
+    assert m["Size"] == len(raw)
+    for bad in ("nope", m["ID"][:-1] + "0", m["ID"] + "0" * 11,
+                "0" * 32 + "-1", m["ID"].upper() + "x", "%2e%2e",
+                m["ID"][:31] + "g-1"):
+        for suffix in ("", "/raw"):
+            status, _, _ = get(web, "/api/v1/message/%s%s" % (bad, suffix))
+            assert status == 404, (bad, suffix)
+
+
+def test_api_raw_of_a_large_message_is_streamed(web):
+    rng = random.Random(7)
+    body = b"".join(b"%08d %s\r\n" % (i, bytes(rng.choice(b"abcdef")
+                                          for _ in range(60)))
+                    for i in range(40000))          # 2.8 MB
+    msg = deliver(web, "alice@example.com", "big", body=body)
+    m = api(web, "/api/v1/messages")["messages"][0]
+    r = Raw(web.http_port, timeout=30)
+    r.send(b"GET /api/v1/message/%s/raw HTTP/1.1\r\nHost: x\r\n\r\n"
+           b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n" % m["ID"].encode())
+    time.sleep(1)       # the client reads late: the server waits
+    status, _, raw = r.response()
+    assert status == 200 and raw.endswith(msg)
+    assert r.response()[0] == 200
+    r.close()
+    full = api(web, "/api/v1/message/" + m["ID"])
+    assert len(full["Text"]) == 64 * 1024
+
+
+def test_api_search(web):
+    deliver(web, "alice@example.com", "invoice march")
+    deliver(web, "alice@example.com", "hello world", sender="Zed <z@zed.test>")
+    deliver(web, "bob@example.com", "invoice april")
+    def subjects(q):
+        res = api(web, "/api/v1/search?query=" + q)
+        assert res["count"] == len(res["messages"]) == res["messages_count"]
+        return sorted(m["Subject"] for m in res["messages"])
+    assert subjects("invoice") == ["invoice april", "invoice march"]
+    assert subjects("subject:march") == ["invoice march"]
+    assert subjects("from:zed.test") == ["hello world"]
+    assert subjects("INVOICE+subject:april") == ["invoice april"]
+    assert subjects("subject:%22hello%20world%22") == ["hello world"]
+    assert subjects("is:unread+to:carol") == ["hello world", "invoice april",
+                                              "invoice march"]
+    assert subjects("is:read") == []
+    assert subjects("nothing-like-this") == []
+    res = api(web, "/api/v1/search?query=invoice&limit=1")
+    assert res["count"] == 1 and res["messages_count"] == 2
+    res = api(web, "/api/v1/search?query=invoice&start=1")
+    assert res["count"] == 1 and res["messages_count"] == 2
+    for bad in ("", "?query=" + "+".join(["a"] * 17), "?query=%zz",
+                "?query=" + "a" * 600):
+        status, _, _ = get(web, "/api/v1/search" + bad)
+        assert status == 400, bad
+
+
+def test_api_list_is_chunked_and_pipelines(web):
+    c = LMTPClientMany(web)
+    c.send(60)
+    r = Raw(web.http_port)
+    r.send(b"GET /api/v1/messages?limit=1000 HTTP/1.1\r\nHost: x\r\n\r\n"
+           b"HEAD /api/v1/messages HTTP/1.1\r\nHost: x\r\n\r\n"
+           b"GET /api/v1/messages?limit=5 HTTP/1.1\r\nHost: x\r\n\r\n")
+    status, headers, body = r.response()
+    assert status == 200 and headers["transfer-encoding"] == "chunked"
+    assert len(json.loads(body)["messages"]) == 60
+    # HEAD: the head of the reply only, then the next reply.
+    while b"\r\n\r\n" not in r.buf:
+        r._fill()
+    head, r.buf = r.buf.split(b"\r\n\r\n", 1)
+    assert head.startswith(b"HTTP/1.1 200")
+    status, _, body = r.response()
+    assert status == 200 and len(json.loads(body)["messages"]) == 5
+    r.close()
+
+
+class LMTPClientMany:
+    """Delivers n small messages to alice over one LMTP session."""
+
+    def __init__(self, srv):
+        self.srv = srv
+
+    def send(self, n):
+        import smtplib
+        with smtplib.LMTP(HOST, self.srv.port) as c:
+            for i in range(n):
+                c.sendmail("s@remote.test", ["alice@example.com"],
+                           "Subject: many %d\r\n\r\nx\r\n" % i)
