@@ -166,6 +166,7 @@
 #define WEB_MAX_QUERY		512	/* bytes of a search query, decoded */
 #define WEB_MAX_TERMS		16	/* terms of one search query */
 #define WEB_MAX_TEXT		(64 * 1024) /* bytes of a message's text in its JSON */
+#define WEB_DELETE_BATCH	64	/* messages one DELETE step expunges */
 
 /* IMAP */
 #define IMAP_MAX_LINE		(64 * 1024) /* one command line (>= 8 KiB) */

@@ -60,7 +60,9 @@ struct http_session {
 	size_t		 head_len;
 	struct http_head parsed;	/* what the head says */
 	http_step_fn	*step;		/* a reply in steps, or NULL */
-	void		*ctx;
+	http_change_fn	*change;	/* a change in batches, or NULL */
+	void		(*change_done)(struct session *, void *, int);
+	void		*ctx;		/* of step or change */
 	void		(*ctx_free)(void *);
 };
 
@@ -419,13 +421,14 @@ http_send(struct session *s, const void *p, size_t len)
 		session_write(s, "\r\n", 2);
 }
 
-/* Ends a reply in steps, and frees its state. */
+/* Ends a reply in steps or a change, and frees its state. */
 static void
 stream_end(struct session *s, struct http_session *hs)
 {
 	if (hs->ctx_free != NULL)
 		hs->ctx_free(hs->ctx);
 	hs->step = NULL;
+	hs->change = NULL;
 	hs->ctx = NULL;
 	hs->ctx_free = NULL;
 	s->resume = 0;
@@ -446,6 +449,62 @@ http_stream(struct session *s, int status, const char *type, int64_t length,
 		stream_end(s, hs);
 		reply_done(s);
 	}
+}
+
+void
+http_change(struct session *s, http_change_fn *change,
+    void (*done)(struct session *, void *, int), void *ctx,
+    void (*ctx_free)(void *))
+{
+	struct http_session	*hs = s->proto;
+
+	hs->change = change;
+	hs->change_done = done;
+	hs->ctx = ctx;
+	hs->ctx_free = ctx_free;
+	s->resume = 1;		/* http_input runs its first batch */
+}
+
+/* The change is over: its reply, then its state goes. */
+static void
+change_end(struct session *s, struct http_session *hs, int ok)
+{
+	hs->change = NULL;
+	s->resume = 0;
+	hs->change_done(s, hs->ctx, ok);
+	stream_end(s, hs);
+}
+
+/*
+ * Writes the change's next batch and waits for its commit, or ends it.
+ * Another process holding the store's lock: tried again STORE_RETRY_MS
+ * later (session_store_ready).
+ */
+static void
+change_run(struct session *s, struct http_session *hs)
+{
+	int	 r;
+
+	if (!session_store_ready(s))
+		return;
+	if ((r = hs->change(s, hs->ctx)) == 0)
+		session_wait_replicated(s);
+	else
+		change_end(s, hs, r > 0);
+}
+
+/* A batch is committed (ok), or not: the next one, or the end. */
+static void
+http_committed(struct session *s, int ok)
+{
+	struct http_session	*hs = s->proto;
+
+	if (hs == NULL || hs->change == NULL)
+		return;
+	if (!ok)
+		change_end(s, hs, 0);
+	else
+		s->resume = 1;
 }
 
 /*
@@ -582,13 +641,13 @@ static int
 take_request(struct session *s, struct http_session *hs)
 {
 	struct http_request	*req = &hs->parsed.req;
-	int64_t			 length = hs->parsed.content_length;
 
 	if (hs->head == NULL && !take_head(s, hs))
 		return 0;
 	if (s->io != SESSION_OPEN)
 		return 0;
-	req->body_len = length > 0 ? (size_t)length : 0;
+	req->body_len = hs->parsed.content_length > 0 ?
+	    (size_t)hs->parsed.content_length : 0;
 	if (buf_used(&s->in) - hs->head_len < req->body_len)
 		return 0;		/* the body is still on its way */
 	req->body = buf_ptr(&s->in) + hs->head_len;
@@ -614,6 +673,10 @@ http_input(struct session *s)
 	struct http_session	*hs = s->proto;
 
 	while (s->io == SESSION_OPEN && !session_output_high(s)) {
+		if (hs->change != NULL) {
+			change_run(s, hs);
+			return;
+		}
 		if (hs->step != NULL) {
 			if (!stream_steps(s, hs))
 				return;
@@ -669,7 +732,8 @@ http_drain(struct session *s)
 {
 	struct http_session	*hs = s->proto;
 
-	if (hs != NULL && (hs->step != NULL || buf_used(&s->in) > 0))
+	if (hs != NULL && (hs->step != NULL || hs->change != NULL ||
+	    buf_used(&s->in) > 0))
 		return 0;
 	session_close(s);
 	return 1;
@@ -697,6 +761,7 @@ const struct proto_ops http_proto = {
 	    "Content-Length: 0\r\n\r\n",
 	.start = http_start,
 	.input = http_input,
+	.committed = http_committed,
 	.timeout = http_timeout,
 	.free = http_free,
 	.wake = http_wake,

@@ -64,6 +64,17 @@ const char *http_method_name(enum http_method);
  */
 void	http_reply(struct session *, int status, const char *type,
 	    const void *body, size_t len, const char *extra);
+/*
+ * A change made in batches, each committed (and, with
+ * --repl-sync-timeout, replicated) before the next: change(ctx) writes
+ * one bounded batch and returns 0 when it wrote one, 1 when nothing is
+ * left, -1 on a store error; then done(ctx, ok) replies, and
+ * ctx_free(ctx) runs.
+ */
+typedef int	http_change_fn(struct session *, void *ctx);
+void	http_change(struct session *, http_change_fn *change,
+	    void (*done)(struct session *, void *ctx, int ok), void *ctx,
+	    void (*ctx_free)(void *));
 /* A short error reply, in JSON: {"error":"..."}. */
 void	http_error(struct session *, int status, const char *message);
 /*

@@ -40,6 +40,7 @@ static const struct {
 	{ "/healthz", serve_healthz, HTTP_GET, 0 },
 	{ "/metrics", serve_metrics, HTTP_GET, 0 },
 	{ "/api/v1/messages", web_api_list, HTTP_GET, 0 },
+	{ "/api/v1/messages", web_api_delete, HTTP_DELETE, 1 },
 	{ "/api/v1/search", web_api_search, HTTP_GET, 0 },
 	{ "/api/v1/message/*", web_api_message, HTTP_GET, 0 },
 	{ "/api/v1/message/*/raw", web_api_raw, HTTP_GET, 0 },

@@ -23,6 +23,7 @@
 #include "mime.h"
 #include "proto.h"
 #include "store.h"
+#include "sync.h"
 #include "web_api.h"
 
 #define WEB_ID_LEN	(MAILBOX_ID_LEN * 2 + 1 + 10)	/* hex-uid */
@@ -649,4 +650,136 @@ web_api_raw(struct session *s, const struct http_request *req,
 	}
 	http_stream(s, 200, "text/plain; charset=utf-8", (int64_t)r->size,
 	    NULL, raw_step, r, raw_free);
+}
+
+/* A DELETE being made in batches. */
+struct deletion {
+	int64_t			 left;		/* all: at most this many */
+	size_t			 n, next;	/* IDs given, and done */
+	struct {
+		uint8_t		 uniqueid[MAILBOX_ID_LEN];
+		uint32_t	 uid;
+	}			*ids;		/* NULL: every message */
+	struct store_web_message batch[WEB_DELETE_BATCH];
+};
+
+static void
+deletion_free(void *ctx)
+{
+	struct deletion	*d = ctx;
+
+	free(d->ids);
+	free(d);
+}
+
+/*
+ * One batch: the next WEB_DELETE_BATCH IDs given (those gone already
+ * are skipped), or the newest messages, up to as many as there were
+ * when the DELETE came (mail arriving meanwhile stays).
+ */
+static int
+delete_step(struct session *s, void *ctx)
+{
+	struct deletion		*d = ctx;
+	struct store		*st = s->srv->store;
+	struct store_web_pos	 top;
+	size_t			 got = 0, i;
+
+	if (d->ids != NULL) {
+		for (; got < WEB_DELETE_BATCH && d->next < d->n; d->next++)
+			if (store_web_get(st, d->ids[d->next].uniqueid,
+			    d->ids[d->next].uid, &d->batch[got]) == STORE_OK)
+				got++;
+	} else {
+		store_web_top(&top);
+		if (d->left > 0 && store_web_page(st, &top, 0, d->batch,
+		    (size_t)(d->left < WEB_DELETE_BATCH ? d->left :
+		    WEB_DELETE_BATCH), &got) != STORE_OK)
+			return -1;
+		d->left -= (int64_t)got;
+	}
+	for (i = 0; i < got; i++)
+		if (store_message_expunge(st, d->batch[i].mailbox_id,
+		    d->batch[i].uid) != STORE_OK)
+			return -1;
+	return got > 0 ? 0 : d->ids != NULL && d->next < d->n ? 0 : 1;
+}
+
+static void
+delete_done(struct session *s, void *ctx, int ok)
+{
+	(void)ctx;
+	if (ok)
+		http_reply(s, 200, "text/plain; charset=utf-8", "ok", 2, NULL);
+	else
+		http_error(s, 500, "the store could not delete them");
+}
+
+/*
+ * Reads {"IDs":["...",...]} into d->ids: every string in the array
+ * after "IDs" must be an ID.  No body, or no "IDs": every message.
+ * Returns 0, or -1 when the body is not such an object.
+ */
+static int
+parse_ids(struct deletion *d, const char *body, size_t len)
+{
+	const char	*p, *end = body + len, *q;
+	char		 id[WEB_ID_LEN + 1];
+	size_t		 max = len / 8 + 1;
+
+	if (len == 0 || (p = memmem(body, len, "\"IDs\"", 5)) == NULL)
+		return len == 0 || memchr(body, '{', len) != NULL ? 0 : -1;
+	p += 5;
+	while (p < end && (*p == ' ' || *p == ':' || *p == '\t' ||
+	    *p == '\r' || *p == '\n'))
+		p++;
+	if (p == end || *p++ != '[' ||
+	    (d->ids = calloc(max, sizeof(*d->ids))) == NULL)
+		return -1;
+	for (;;) {
+		while (p < end && strchr(" \t\r\n,", *p) != NULL)
+			p++;
+		if (p < end && *p == ']')
+			return 0;
+		if (p == end || *p++ != '"' ||
+		    (q = memchr(p, '"', (size_t)(end - p))) == NULL ||
+		    (size_t)(q - p) > WEB_ID_LEN || d->n == max)
+			return -1;
+		memcpy(id, p, (size_t)(q - p));
+		id[q - p] = '\0';
+		if (parse_id(id, d->ids[d->n].uniqueid, &d->ids[d->n].uid) < 0)
+			return -1;
+		d->n++;
+		p = q + 1;
+	}
+}
+
+void
+web_api_delete(struct session *s, const struct http_request *req,
+    const char *arg)
+{
+	struct deletion	*d;
+	int64_t		 unread;
+
+	(void)arg;
+	if (sync_is_replica()) {
+		http_error(s, 403, "this node is a read-only replica");
+		return;
+	}
+	if ((d = calloc(1, sizeof(*d))) == NULL) {
+		http_error(s, 500, "out of memory");
+		return;
+	}
+	if (parse_ids(d, req->body, req->body_len) < 0) {
+		deletion_free(d);
+		http_error(s, 400, "the body is not {\"IDs\":[...]}");
+		return;
+	}
+	if (d->ids == NULL && store_web_count(s->srv->store, &d->left,
+	    &unread) != STORE_OK) {
+		deletion_free(d);
+		http_error(s, 500, "cannot read the store");
+		return;
+	}
+	http_change(s, delete_step, delete_done, d, deletion_free);
 }

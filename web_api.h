@@ -21,5 +21,12 @@ void	web_api_message(struct session *, const struct http_request *,
 /* GET /api/v1/message/{ID}/raw: its bytes as stored. */
 void	web_api_raw(struct session *, const struct http_request *,
 	    const char *arg);
+/*
+ * DELETE /api/v1/messages: every message, or those a {"IDs":[...]}
+ * body names; in committed batches.  Browsers' requests must be
+ * same-origin (web.c).
+ */
+void	web_api_delete(struct session *, const struct http_request *,
+	    const char *arg);
 
 #endif /* MAILREPD_WEB_API_H */

@@ -566,3 +566,59 @@ class LMTPClientMany:
             for i in range(n):
                 c.sendmail("s@remote.test", ["alice@example.com"],
                            "Subject: many %d\r\n\r\nx\r\n" % i)
+
+
+def test_api_delete_by_id_and_all(web):
+    for i in range(3):
+        deliver(web, "alice@example.com", "d%d" % i)
+    ids = [m["ID"] for m in api(web, "/api/v1/messages")["messages"]]
+    status, _, body = get(web, "/api/v1/messages", method="DELETE",
+                          body=json.dumps({"IDs": [ids[1]]}),
+                          headers={"Content-Type": "application/json"})
+    assert status == 200 and body == b"ok"
+    left = [m["ID"] for m in api(web, "/api/v1/messages")["messages"]]
+    assert left == [ids[0], ids[2]]
+    assert run("messages", "--data", web.data, "--user",
+               "alice").stdout.count("\n") == 2
+    # An ID already gone, and one never seen: nothing to do.
+    status, _, _ = get(web, "/api/v1/messages", method="DELETE",
+                       body=json.dumps({"IDs": [ids[1], "0" * 32 + "-5"]}))
+    assert status == 200
+    assert api(web, "/api/v1/messages")["total"] == 2
+    LMTPClientMany(web).send(150)       # more than one batch
+    status, _, _ = get(web, "/api/v1/messages", method="DELETE")
+    assert status == 200
+    page = api(web, "/api/v1/messages")
+    assert page["total"] == 0 and page["messages"] == []
+    assert run("messages", "--data", web.data).stdout == ""
+
+
+@pytest.mark.parametrize("headers", [
+    {"Origin": "http://evil.test"},
+    {"Origin": "null"},
+    {"Sec-Fetch-Site": "cross-site"},
+    {"Sec-Fetch-Site": "same-site"},
+])
+def test_api_delete_refuses_other_origins(web, headers):
+    deliver(web, "alice@example.com", "keep me")
+    status, _, body = get(web, "/api/v1/messages", method="DELETE",
+                          headers=headers)
+    assert status == 403, body
+    assert api(web, "/api/v1/messages")["total"] == 1
+    same = {"Origin": "http://%s:%d" % (HOST, web.http_port),
+            "Sec-Fetch-Site": "same-origin"}
+    status, _, _ = get(web, "/api/v1/messages", method="DELETE",
+                       headers=same)
+    assert status == 200
+    assert api(web, "/api/v1/messages")["total"] == 0
+
+
+@pytest.mark.parametrize("body", [
+    b"not json", b'{"IDs": "x"}', b'{"IDs": ["nope"]}', b'{"IDs": [1]}',
+    b'{"IDs": ["' + b"0" * 32 + b'-1"', b'{"IDs": ["' + b"a" * 200 + b'"]}',
+])
+def test_api_delete_bad_body(web, body):
+    deliver(web, "alice@example.com", "keep me")
+    status, _, _ = get(web, "/api/v1/messages", method="DELETE", body=body)
+    assert status == 400
+    assert api(web, "/api/v1/messages")["total"] == 1
