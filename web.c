@@ -285,12 +285,12 @@ serve_metrics(struct session *s, const struct http_request *req,
 	free(text);
 }
 
-/* Whether one listener's address is loopback. */
+/* Whether one listener's address (numeric: net_listen) is loopback. */
 static int
 loopback_spec(const char *spec)
 {
 	static const char *const loopback[] = {
-		"127.", "[::1]:", "localhost:",
+		"127.", "[::1]:",
 	};
 	size_t	 i;
 

@@ -7,7 +7,7 @@
 
 /*
  * Checks the --http listeners (comma-separated ADDR:PORT, NULL: none):
- * loopback only (127.0.0.0/8, [::1], localhost) until the web view has
+ * loopback only (127.0.0.0/8, [::1]) until the web view has
  * TLS and logins.  Returns 0, or -1 after saying which one is refused.
  */
 int	web_check_listen(const char *specs);
