@@ -461,6 +461,14 @@ static const char schema_v14[] =
 	"INSERT INTO blob_unused SELECT id FROM blob b WHERE NOT EXISTS "
 	"  (SELECT 1 FROM message WHERE blob_id = b.id);";
 
+/*
+ * Version 15, the web view's API: every user's messages newest first
+ * (store_web.c) walk this index backwards instead of sorting them all
+ * for each page; the table's key (mailbox_id, uid) completes the order.
+ */
+static const char schema_v15[] =
+	"CREATE INDEX message_date ON message(internaldate);";
+
 static const char *const migrations[SCHEMA_VERSION] = {
 	schema_v1,
 	schema_v2,
@@ -476,6 +484,7 @@ static const char *const migrations[SCHEMA_VERSION] = {
 	schema_v12,
 	schema_v13,
 	schema_v14,
+	schema_v15,
 };
 
 static const char *const stmt_sql[NSTMT] = {
