@@ -34,7 +34,8 @@ MODULES	= settings.c log.c buf.c crypto.c auth.c store.c store_blob.c store_user
 	  imap_sort.c imap_thread.c imap_order.c \
 	  tls.c transport.c penalty.c sync.c sync_chan.c sync_master.c sync_replica.c \
 	  sync_reconcile.c sync_status.c control.c store_repl.c store_purge.c \
-	  store_room.c guard.c record.c json.c utf8.c daemon.c
+	  store_room.c guard.c record.c json.c utf8.c daemon.c \
+	  http.c web.c web_api.c store_web.c
 # The command-line tools (dev, messages, wait, conflicts, quarantine, backup,
 # restore); only main() calls them.
 TOOLS	= dev.c messages.c conflicts.c quarantine.c backup.c
@@ -282,7 +283,7 @@ install: mailrepd
 # libFuzzer targets (clang), each run FUZZ_SECONDS on its seed corpus;
 # what they find is kept in build/fuzz/TARGET-crash-*.
 FUZZ_SECONDS ?= 30
-FUZZ_TARGETS = imap_parse mime lmtp imap settings sync
+FUZZ_TARGETS = imap_parse mime lmtp imap settings sync http
 # Targets whose code reports to stderr on every refused input; their
 # stderr is closed (libFuzzer keeps its own and the sanitizers' reports).
 FUZZ_QUIET = settings

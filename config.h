@@ -100,7 +100,7 @@
 #define STORE_MAX_KEYWORDS	4096	/* bytes of keywords on a message */
 #define STORE_GC_BATCH		256	/* unused blobs dropped in one loop step */
 #define STORE_GC_STEP_USEC	5000	/* loop time one step of blob collection takes */
-#define SCHEMA_VERSION		17	/* bump with a migration in store.c */
+#define SCHEMA_VERSION		18	/* bump with a migration in store.c */
 /*
  * Growth (store_purge.c): tombstones and renumbered copies go once every
  * known replica has them and they are older than --tombstone-retention;
@@ -155,6 +155,26 @@
 #define WAIT_POLL_MS		10	/* how often `mailrepd wait` looks */
 #define WAIT_DEFAULT_TIMEOUT	30	/* seconds `mailrepd wait` waits */
 #define WAIT_MAX_TIMEOUT	86400	/* longest --timeout accepted */
+
+/* HTTP (--http: health, metrics, the web view and its API) */
+#define DEV_HTTP_PORT		8025	/* dev's fixed loopback HTTP port (Mailpit's) */
+#define HTTP_MAX_REQUEST_LINE	4096	/* method, target and version; past it 414 */
+#define HTTP_MAX_HEAD		(16 * 1024) /* request line and headers; past it 431 */
+#define HTTP_MAX_HEADERS	64	/* header fields in one request; past it 431 */
+#define HTTP_MAX_BODY		(64 * 1024) /* request body (DELETE's IDs); past it 413 */
+#define HTTP_MAX_METHOD		16	/* bytes of a method name */
+#define HTTP_MAX_KEEPALIVE	1000	/* requests on one connection, then close */
+#define HTTP_REQUEST_TIMEOUT	10	/* seconds from a request's first byte to its end; 408 */
+#define HTTP_KEEPALIVE_TIMEOUT	15	/* seconds an idle keep-alive connection stays */
+#define HTTP_SEND_TIMEOUT	60	/* seconds a client may leave a reply unread */
+#define HTTP_OUT_LIMIT		(1024 * 1024) /* output buffered: one step past the high water */
+#define WEB_BATCH		16	/* messages an API list step reads */
+#define WEB_DEFAULT_LIMIT	50	/* messages a list gives without limit= (Mailpit's) */
+#define WEB_MAX_LIMIT		1000	/* most messages one list or search gives */
+#define WEB_MAX_QUERY		512	/* bytes of a search query, decoded */
+#define WEB_MAX_TERMS		16	/* terms of one search query */
+#define WEB_MAX_TEXT		(64 * 1024) /* bytes of a message's text in its JSON */
+#define WEB_DELETE_BATCH	64	/* messages one DELETE step expunges */
 
 /* IMAP */
 #define IMAP_MAX_LINE		(64 * 1024) /* one command line (>= 8 KiB) */

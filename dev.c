@@ -35,6 +35,7 @@ enum dev_port {
 	PORT_LMTP,
 	PORT_IMAP,
 	PORT_IMAPS,
+	PORT_HTTP,
 	NPORTS
 };
 
@@ -47,6 +48,7 @@ static const struct {
 	[PORT_LMTP] = { "lmtp", "LMTP", DEV_LMTP_PORT },
 	[PORT_IMAP] = { "imap", "IMAP", DEV_IMAP_PORT },
 	[PORT_IMAPS] = { "imaps", "IMAPS", DEV_IMAPS_PORT },
+	[PORT_HTTP] = { "http", "HTTP", DEV_HTTP_PORT },
 };
 
 struct dev {
@@ -67,15 +69,15 @@ dev_usage(FILE *f, const struct cmd_option *opts, int n)
 	    "Starts a throw-away server for development and CI in the "
 	    "foreground: a\ntemporary data directory under $TMPDIR (removed "
 	    "on exit, SIGQUIT included,\nunless --keep), loopback listeners "
-	    "on SMTP %d, LMTP %d, IMAP %d and IMAPS %d\n(--ports auto picks free "
-	    "ones), "
+	    "on SMTP %d, LMTP %d, IMAP %d, IMAPS %d\nand HTTP %d (--ports auto "
+	    "picks free ones), "
 	    "and the user '%s'.  It prints how to\nconnect, with --json as "
 	    "one JSON line on stdout.  Any recipient is\naccepted (a new "
 	    "local part becomes a user); NAME+tempfail, NAME+permfail\nand "
 	    "NAME+slow get a 451, a 550 or a %d s late reply.  Users without "
 	    "a\npassword (all that dev makes) log in with any password, from "
 	    "loopback only.\n\nOptions:\n", DEV_SMTP_PORT, DEV_LMTP_PORT,
-	    DEV_IMAP_PORT, DEV_IMAPS_PORT, DEV_USER, DEV_SLOW_SECONDS);
+	    DEV_IMAP_PORT, DEV_IMAPS_PORT, DEV_HTTP_PORT, DEV_USER, DEV_SLOW_SECONDS);
 	settings_usage_options(f, opts, n);
 	fprintf(f, "\n");
 	settings_usage(f);
@@ -160,7 +162,8 @@ dev_setup(struct settings *set, int argc, char **argv, struct dev **out)
 	    default_listener(&set->smtp, autop ? 0 : DEV_SMTP_PORT) < 0 ||
 	    default_listener(&set->lmtp, autop ? 0 : DEV_LMTP_PORT) < 0 ||
 	    default_listener(&set->imap, autop ? 0 : DEV_IMAP_PORT) < 0 ||
-	    default_listener(&set->imaps, autop ? 0 : DEV_IMAPS_PORT) < 0) {
+	    default_listener(&set->imaps, autop ? 0 : DEV_IMAPS_PORT) < 0 ||
+	    default_listener(&set->http, autop ? 0 : DEV_HTTP_PORT) < 0) {
 		dev_finish(dev);
 		return -1;
 	}
@@ -229,7 +232,7 @@ static void
 print_json(const struct dev *dev)
 {
 	static const enum dev_port order[] = {
-		PORT_SMTP, PORT_IMAP, PORT_IMAPS, PORT_LMTP
+		PORT_SMTP, PORT_IMAP, PORT_IMAPS, PORT_LMTP, PORT_HTTP
 	};
 	size_t	 i;
 

@@ -1264,6 +1264,7 @@ lmtp_reply_tx(struct session *s, struct lmtp_session *ls, int ok)
 	for (i = 0; i < tx->nrcpts; i++) {
 		if (ls->d->reply_per_rcpt)
 			reply_rcpt(s, &tx->rcpts[i], &tx->targets[i]);
+		s->srv->deliveries[ok ? tx->targets[i].result : STORE_IO + 1]++;
 		log_info(ls->d == &dialect_lmtp ? "lmtp.deliver" :
 		    "smtp.deliver", "session=%llu from=%s to=%s user=%s "
 		    "mailbox=%s uid=%u size=%llu status=%s",

@@ -27,6 +27,7 @@
 #include "crypto.h"
 #include "daemon.h"
 #include "dev.h"
+#include "http.h"
 #include "imap.h"
 #include "lmtp.h"
 #include "log.h"
@@ -39,6 +40,7 @@
 #include "store.h"
 #include "sync.h"
 #include "tls.h"
+#include "web.h"
 
 #define MAX_LISTENERS	16
 
@@ -170,7 +172,7 @@ open_listeners(const char *specs, const struct proto_ops *ops,
 
 /*
  * Opens every listener the settings name (LMTP, IMAP, IMAPS, SMTP, the
- * replication port) into ls.  Returns their count, or -1 after saying
+ * replication port, HTTP) into ls.  Returns their count, or -1 after saying
  * why, with none left open.
  */
 static int
@@ -187,6 +189,7 @@ open_all_listeners(const struct daemon *dm, struct listener *ls)
 		{ set->imaps, &imap_proto, 1 },
 		{ set->smtp, &smtp_proto, 0 },
 		{ set->repl_listen, &sync_master_proto, 0 },
+		{ set->http, &http_proto, 0 },
 	};
 	size_t	 i;
 	int	 n = 0, m;
@@ -657,13 +660,13 @@ cmd_serve(int argc, char **argv, int first, int dev_mode)
 	log_set_level(set.log_level);
 	if (set.lmtp == NULL && set.imap == NULL && set.smtp == NULL &&
 	    set.imaps == NULL && set.repl_listen == NULL &&
-	    set.replicate_from == NULL) {
+	    set.http == NULL && set.replicate_from == NULL) {
 		fprintf(stderr, "mailrepd: nothing to serve: give at least "
 		    "one listener (--lmtp ADDR:PORT, --imap ADDR:PORT)\n");
 		goto out2;
 	}
 	/* Nothing is created or bound before the lock is ours. */
-	if (daemon_prepare(&set, &dm) < 0 ||
+	if (web_check_listen(set.http) < 0 || daemon_prepare(&set, &dm) < 0 ||
 	    (nls = open_all_listeners(&dm, ls)) < 0)
 		goto out2;
 	if (daemon_drop(&dm) < 0) {

@@ -71,6 +71,7 @@ enum session_pool {
 	POOL_IMAP,		/* max-connections */
 	POOL_MAIL,		/* LMTP and SMTP: max-connections */
 	POOL_REPL,		/* replication: SYNC_MAX_PEERS */
+	POOL_HTTP,		/* web view, API, metrics: max-connections */
 	NPOOLS
 };
 
@@ -96,6 +97,9 @@ struct server {
 	int			 dev;
 	int			 draining;	/* SIGQUIT: no new commands */
 	enum store_err		 commit_err;	/* why the last commit failed */
+	/* Deliveries since start by outcome: a store_err, then uncommitted
+	   (the HTTP /metrics). */
+	uint64_t		 deliveries[STORE_IO + 2];
 };
 
 enum session_io {

@@ -62,6 +62,9 @@ static const struct setting table[] = {
 	    "recipient domains accepted, comma separated (default: any)" },
 	{ "imaps", SET_STRING, OFF(imaps), NULL, 0, 0, 0, NULL,
 	    "IMAP listeners with implicit TLS: ADDR:PORT, comma separated" },
+	{ "http", SET_STRING, OFF(http), NULL, 0, 0, 0, NULL,
+	    "HTTP listeners (health, metrics): loopback ADDR:PORT only, "
+	    "comma separated" },
 	{ "tls-cert", SET_STRING, OFF(tls_cert), NULL, 0, 0, 0, NULL,
 	    "TLS certificate chain, PEM (default: generated in the data "
 	    "directory)" },

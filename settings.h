@@ -20,6 +20,7 @@ struct settings {
 	char	*name;			/* --name, default: host name */
 	char	*domains;		/* --domains accepted, NULL: any */
 	char	*imaps;			/* --imaps listeners (implicit TLS) */
+	char	*http;			/* --http listeners (loopback) */
 	char	*tls_cert;		/* --tls-cert PEM file, NULL: generated */
 	char	*tls_key;		/* --tls-key PEM file */
 	int	 allow_plaintext_auth;	/* log in without TLS from anywhere */

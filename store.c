@@ -527,6 +527,14 @@ static const char schema_v17[] =
 	"CREATE INDEX message_unseen ON message(mailbox_id, uid) "
 	"  WHERE flags & 1 = 0;";
 
+/*
+ * Version 18, the web view's API: every user's messages newest first
+ * (store_web.c) walk this index backwards instead of sorting them all
+ * for each page; the table's key (mailbox_id, uid) completes the order.
+ */
+static const char schema_v18[] =
+	"CREATE INDEX message_date ON message(internaldate);";
+
 static const char *const migrations[SCHEMA_VERSION] = {
 	schema_v1,
 	schema_v2,
@@ -545,6 +553,7 @@ static const char *const migrations[SCHEMA_VERSION] = {
 	schema_v15,
 	schema_v16,
 	schema_v17,
+	schema_v18,
 };
 
 /* Whether mailbox m's name is subscribed (a result column). */

@@ -814,6 +814,41 @@ struct store_sizes {
 	int64_t			 wal_bytes;	/* its WAL */
 };
 enum store_err	store_sizes(struct store *, struct store_sizes *out);
+/*
+ * The web view's API (store_web.c): every user's messages, newest first
+ * by (internaldate, mailbox, uid), in pages that go on from a position.
+ */
+struct store_web_message {
+	uint8_t		 uniqueid[MAILBOX_ID_LEN];	/* of its mailbox */
+	int64_t		 mailbox_id;
+	char		 user[USER_MAX_NAME + 1];
+	char		 mailbox[MAILBOX_MAX_NAME + 1];
+	uint32_t	 uid;
+	uint8_t		 guid[GUID_LEN];
+	uint32_t	 flags;
+	int64_t		 internaldate;
+	uint64_t	 size;
+};
+struct store_web_pos {
+	int64_t		 date, mailbox_id, uid;	/* the last one listed */
+};
+/* The position before the newest message. */
+void		store_web_top(struct store_web_pos *);
+/*
+ * Up to n messages after *pos, past the first `skip` of them, into out;
+ * *got says how many, and *pos moves to the last.
+ */
+enum store_err	store_web_page(struct store *, struct store_web_pos *pos,
+		    int64_t skip, struct store_web_message *out, size_t n,
+		    size_t *got);
+/* One message by its mailbox's uniqueid and its UID. */
+enum store_err	store_web_get(struct store *, const uint8_t *uniqueid,
+		    uint32_t uid, struct store_web_message *out);
+/* Messages of every user, and those without \Seen. */
+enum store_err	store_web_count(struct store *, int64_t *total,
+		    int64_t *unread);
+/* Bytes of the database file, and of its WAL (/metrics); 0 if none. */
+void		store_file_bytes(struct store *, int64_t *db, int64_t *wal);
 /* Calls cb with the uniqueid of every mailbox of every user. */
 enum store_err	store_mailbox_ids(struct store *,
 		    int (*cb)(void *, const uint8_t *uniqueid), void *arg);

@@ -213,6 +213,8 @@ struct msg_attrs {
  * open; every mutation calls replog_append() in that same transaction.
  */
 sqlite3_stmt	*stmt(struct store *, enum stmt_id);
+/* A statement run once (store_purge.c); NULL (logged) on failure. */
+sqlite3_stmt	*prepare(struct store *, const char *sql);
 enum store_err	 db_error(struct store *, int rc, const char *what);
 enum store_err	 step_done(struct store *, sqlite3_stmt *, const char *what);
 enum store_err	 step_row(struct store *, sqlite3_stmt *, const char *what);

@@ -64,8 +64,7 @@ struct purged_tomb {
 	int64_t		 modseq;
 };
 
-/* Prepares sql for this step; NULL (logged) on failure. */
-static sqlite3_stmt *
+sqlite3_stmt *
 prepare(struct store *st, const char *sql)
 {
 	sqlite3_stmt	*s = NULL;
@@ -73,7 +72,7 @@ prepare(struct store *st, const char *sql)
 
 	if ((rc = sqlite3_prepare_v2(st->db, sql, -1, &s, NULL)) !=
 	    SQLITE_OK) {
-		db_error(st, rc, "purge prepare");
+		db_error(st, rc, "prepare");
 		return NULL;
 	}
 	return s;
@@ -258,6 +257,13 @@ store_wal_trim(struct store *st)
 	if (st->in_txn || db_file_size(st, "-wal") <= STORE_WAL_LIMIT)
 		return;
 	wal_truncate(st);
+}
+
+void
+store_file_bytes(struct store *st, int64_t *db, int64_t *wal)
+{
+	*db = db_file_size(st, "");
+	*wal = db_file_size(st, "-wal");
 }
 
 enum store_err

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "fuzz_session.h"
 #include "lmtp.h"
 #include "log.h"
 #include "proto.h"
@@ -48,44 +49,6 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct session	 s;
-	size_t		 step, off, n;
-
-	if (size == 0)
-		return 0;
-	step = 1 + data[0] % 64;
-	memset(&s, 0, sizeof(s));
-	s.srv = &srv;
-	s.ops = &lmtp_proto;
-	s.fd = -1;
-	buf_init(&s.in, lmtp_proto.in_limit);
-	buf_init(&s.out, lmtp_proto.out_limit);
-	srv.sessions = &s;
-	srv.nsessions = 1;
-	srv.now = time(NULL);
-	lmtp_proto.start(&s);
-	for (off = 1; off < size && s.io != SESSION_CLOSING; off += n) {
-		n = size - off < step ? size - off : step;
-		if (buf_append(&s.in, data + off, n) < 0)
-			break;
-		session_process(&s);
-		server_commit(&srv);
-		while (session_wants_processing(&s) && buf_used(&s.in) > 0 &&
-		    s.io == SESSION_OPEN) {
-			size_t before = buf_used(&s.in);
-
-			session_process(&s);
-			server_commit(&srv);
-			if (buf_used(&s.in) == before)
-				break;
-		}
-		buf_reset(&s.out);	/* the client read it */
-	}
-	server_commit(&srv);
-	lmtp_proto.free(&s);
-	buf_free(&s.in);
-	buf_free(&s.out);
-	srv.sessions = NULL;
-	srv.nsessions = 0;
+	fuzz_session(&srv, &lmtp_proto, data, size);
 	return 0;
 }

@@ -33,7 +33,7 @@ def test_json_line_ports_and_user(tmp_path):
         assert set(info) == {"host", "ports", "user", "password",
                              "fingerprint", "data_dir"}
         assert info["host"] == "127.0.0.1"
-        assert set(info["ports"]) == {"smtp", "imap", "imaps", "lmtp"}
+        assert set(info["ports"]) == {"smtp", "imap", "imaps", "lmtp", "http"}
         for name, port in info["ports"].items():
             if port is None:
                 assert name == "imaps"      # only before TLS exists

@@ -1,0 +1,323 @@
+/*
+ * web.c — what the --http listener serves: the route table, /healthz
+ * and /metrics (Prometheus text format).  The JSON API is web_api.c's.
+ *
+ * Listeners are loopback only for now (web_listen_allowed), so every
+ * client is this machine's; a change (DELETE) must still come from the
+ * same origin, so that a page of another site open in a browser here
+ * cannot ask for it (CSRF).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "http.h"
+#include "json.h"
+#include "proto.h"
+#include "store.h"
+#include "sync.h"
+#include "web.h"
+#include "web_api.h"
+
+static void	serve_healthz(struct session *, const struct http_request *,
+		    const char *);
+static void	serve_metrics(struct session *, const struct http_request *,
+		    const char *);
+
+/*
+ * Every route: a path where "*" stands for one segment, the handler,
+ * the method, and whether it changes anything (the same-origin check).  A
+ * HEAD is answered as the GET of the same path, without the body.
+ */
+static const struct {
+	const char		*pattern;
+	void			(*handle)(struct session *,
+				    const struct http_request *, const char *);
+	enum http_method	 method;
+	int			 change;
+} routes[] = {
+	{ "/healthz", serve_healthz, HTTP_GET, 0 },
+	{ "/metrics", serve_metrics, HTTP_GET, 0 },
+	{ "/api/v1/messages", web_api_list, HTTP_GET, 0 },
+	{ "/api/v1/messages", web_api_delete, HTTP_DELETE, 1 },
+	{ "/api/v1/search", web_api_search, HTTP_GET, 0 },
+	{ "/api/v1/message/*", web_api_message, HTTP_GET, 0 },
+	{ "/api/v1/message/*/raw", web_api_raw, HTTP_GET, 0 },
+};
+
+/* The longest path segment a route's "*" takes (a message ID). */
+#define WEB_MAX_SEGMENT	128
+
+/*
+ * Whether path matches pattern; the segment "*" matched is copied to
+ * arg (NUL-terminated, "" when the pattern has none).
+ */
+static int
+route_match(const char *pattern, const char *path, char arg[WEB_MAX_SEGMENT])
+{
+	size_t	 n;
+
+	arg[0] = '\0';
+	while (*pattern != '\0') {
+		if (*pattern == '*') {
+			n = strcspn(path, "/");
+			if (n == 0 || n >= WEB_MAX_SEGMENT)
+				return 0;
+			memcpy(arg, path, n);
+			arg[n] = '\0';
+			path += n;
+			pattern++;
+		} else if (*pattern++ != *path++)
+			return 0;
+	}
+	return *path == '\0';
+}
+
+/*
+ * The same-origin check of a change: a browser names the page's origin
+ * (Origin) and whether it is this site's (Sec-Fetch-Site); either, when
+ * sent, must say it is.  Clients that are not browsers (curl, a test
+ * suite) send neither and are let through.
+ */
+static int
+same_origin(const struct http_request *req)
+{
+	size_t	 n;
+
+	if (req->fetch_site != NULL && strcmp(req->fetch_site,
+	    "same-origin") != 0 && strcmp(req->fetch_site, "none") != 0)
+		return 0;
+	if (req->origin == NULL)
+		return 1;
+	if (req->host == NULL || strncmp(req->origin, "http://", 7) != 0)
+		return 0;
+	n = strlen(req->host);
+	return strncmp(req->origin + 7, req->host, n) == 0 &&
+	    req->origin[7 + n] == '\0';
+}
+
+void
+web_handle(struct session *s, const struct http_request *req)
+{
+	enum http_method	 m;
+	char			 arg[WEB_MAX_SEGMENT];
+	size_t			 i;
+	int			 path_known = 0;
+
+	m = req->method == HTTP_HEAD ? HTTP_GET : req->method;
+	for (i = 0; i < sizeof(routes) / sizeof(*routes); i++) {
+		if (!route_match(routes[i].pattern, req->path, arg))
+			continue;
+		path_known = 1;
+		if (routes[i].method != m)
+			continue;
+		if (routes[i].change && !same_origin(req)) {
+			http_error(s, 403, "cross-origin request refused");
+			return;
+		}
+		routes[i].handle(s, req, arg[0] != '\0' ? arg : NULL);
+		return;
+	}
+	if (path_known)
+		http_error(s, 405, "method not allowed");
+	else
+		http_error(s, 404, "not found");
+}
+
+/* 200 while serving, 503 while draining: what a load balancer asks. */
+static void
+serve_healthz(struct session *s, const struct http_request *req,
+    const char *arg)
+{
+	struct store_node	 me;
+	char			 body[128];
+	int			 n, draining = s->srv->draining;
+
+	(void)req;
+	(void)arg;
+	if (store_node_get(s->srv->store, &me) != STORE_OK)
+		snprintf(me.role, sizeof(me.role), "unknown");
+	n = snprintf(body, sizeof(body), "{\"status\":\"%s\",\"role\":\"%s\","
+	    "\"draining\":%s}\n", draining ? "draining" : "ok", me.role,
+	    draining ? "true" : "false");
+	http_reply(s, draining ? 503 : 200, "application/json", body,
+	    (size_t)n, NULL);
+}
+
+/* A Prometheus label value: backslash, quote and line feed escaped. */
+static void
+label_value(FILE *f, const char *v)
+{
+	for (; *v != '\0'; v++)
+		if (*v == '\\' || *v == '"')
+			fprintf(f, "\\%c", *v);
+		else if (*v == '\n')
+			fputs("\\n", f);
+		else
+			putc(*v, f);
+}
+
+/* Sessions open, per protocol. */
+static void
+metrics_sessions(FILE *f, const struct server *srv)
+{
+	static const char *const names[] = {
+		"lmtp", "smtp", "imap", "http", "repl"
+	};
+	const struct session	*s;
+	size_t			 i;
+	unsigned		 n;
+
+	fputs("# HELP mailrepd_sessions Sessions open, per protocol.\n"
+	    "# TYPE mailrepd_sessions gauge\n", f);
+	for (i = 0; i < sizeof(names) / sizeof(*names); i++) {
+		n = 0;
+		for (s = srv->sessions; s != NULL; s = s->next)
+			if (strncmp(s->ops->name, names[i],
+			    strlen(names[i])) == 0)
+				n++;
+		fprintf(f, "mailrepd_sessions{protocol=\"%s\"} %u\n", names[i],
+		    n);
+	}
+}
+
+/* Deliveries since start, per outcome (LMTP and SMTP). */
+static void
+metrics_deliveries(FILE *f, const struct server *srv)
+{
+	size_t	 i;
+
+	fputs("# HELP mailrepd_deliveries_total Deliveries to one recipient "
+	    "since start, per outcome.\n"
+	    "# TYPE mailrepd_deliveries_total counter\n", f);
+	for (i = 0; i <= STORE_IO + 1; i++)
+		fprintf(f, "mailrepd_deliveries_total{outcome=\"%s\"} %llu\n",
+		    i <= STORE_IO ? store_strerror((enum store_err)i) :
+		    "uncommitted", (unsigned long long)srv->deliveries[i]);
+}
+
+struct replica_walk {
+	FILE	*f;
+	int64_t	 head;
+};
+
+static int
+metrics_replica(void *arg, const struct store_replica *r)
+{
+	struct replica_walk	*w = arg;
+	const char		*metric[] = {
+		"mailrepd_replica_acked_position",
+		"mailrepd_replica_lag_records",
+		"mailrepd_replica_connected",
+	};
+	int64_t			 value[] = {
+		r->acked, w->head > r->acked ? w->head - r->acked : 0,
+		r->connected,
+	};
+	size_t			 i;
+
+	for (i = 0; i < sizeof(value) / sizeof(*value); i++) {
+		fprintf(w->f, "%s{replica=\"", metric[i]);
+		label_value(w->f, r->name);
+		fprintf(w->f, "\"} %lld\n", (long long)value[i]);
+	}
+	return 0;
+}
+
+/* The log head, and each replica's position and lag behind it. */
+static void
+metrics_replication(FILE *f, struct server *srv)
+{
+	struct replica_walk	 w;
+
+	w.f = f;
+	w.head = store_replog_head(srv->store);
+	fprintf(f, "# HELP mailrepd_replog_head Last position of this node's "
+	    "replication log.\n# TYPE mailrepd_replog_head gauge\n"
+	    "mailrepd_replog_head %lld\n"
+	    "# HELP mailrepd_replica_lag_records Log records a replica has "
+	    "not acknowledged.\n"
+	    "# TYPE mailrepd_replica_acked_position gauge\n"
+	    "# TYPE mailrepd_replica_lag_records gauge\n"
+	    "# TYPE mailrepd_replica_connected gauge\n", (long long)w.head);
+	(void)store_replica_foreach(srv->store, metrics_replica, &w);
+}
+
+static void
+serve_metrics(struct session *s, const struct http_request *req,
+    const char *arg)
+{
+	struct server	*srv = s->srv;
+	char		*text = NULL;
+	size_t		 len = 0;
+	int64_t		 db, wal;
+	FILE		*f;
+
+	(void)req;
+	(void)arg;
+	if ((f = open_memstream(&text, &len)) == NULL) {
+		http_error(s, 500, "out of memory");
+		return;
+	}
+	fprintf(f, "# HELP mailrepd_draining 1 while a SIGQUIT drain runs.\n"
+	    "# TYPE mailrepd_draining gauge\nmailrepd_draining %d\n",
+	    srv->draining);
+	metrics_sessions(f, srv);
+	metrics_deliveries(f, srv);
+	metrics_replication(f, srv);
+	store_file_bytes(srv->store, &db, &wal);
+	fprintf(f, "# HELP mailrepd_store_bytes Size of the store's files.\n"
+	    "# TYPE mailrepd_store_bytes gauge\n"
+	    "mailrepd_store_bytes{file=\"db\"} %lld\n"
+	    "mailrepd_store_bytes{file=\"wal\"} %lld\n"
+	    "# HELP mailrepd_session_buffer_bytes Memory every session's "
+	    "buffers hold.\n# TYPE mailrepd_session_buffer_bytes gauge\n"
+	    "mailrepd_session_buffer_bytes %zu\n", (long long)db,
+	    (long long)wal, srv->buffered);
+	if (fclose(f) != 0) {
+		free(text);
+		http_error(s, 500, "out of memory");
+		return;
+	}
+	http_reply(s, 200, "text/plain; version=0.0.4; charset=utf-8", text,
+	    len, NULL);
+	free(text);
+}
+
+/* Whether one listener's address (numeric: net_listen) is loopback. */
+static int
+loopback_spec(const char *spec)
+{
+	static const char *const loopback[] = {
+		"127.", "[::1]:",
+	};
+	size_t	 i;
+
+	for (i = 0; i < sizeof(loopback) / sizeof(*loopback); i++)
+		if (strncmp(spec, loopback[i], strlen(loopback[i])) == 0)
+			return 1;
+	return 0;
+}
+
+int
+web_check_listen(const char *specs)
+{
+	const char	*p = specs;
+	size_t		 n;
+	char		 spec[256];
+
+	while (p != NULL && *p != '\0') {
+		n = strcspn(p, ",");
+		snprintf(spec, sizeof(spec), "%.*s", (int)n, p);
+		if (!loopback_spec(spec)) {
+			fprintf(stderr, "mailrepd: setting 'http': '%s' is not "
+			    "a loopback address: the web view and its API "
+			    "have no TLS or login yet, so they listen on "
+			    "127.0.0.1 or [::1] only\n", spec);
+			return -1;
+		}
+		p += n + (p[n] == ',');
+	}
+	return 0;
+}

@@ -1,0 +1,785 @@
+/*
+ * web_api.c — the JSON API under /api/v1/, shaped as Mailpit's so that
+ * a test suite written against Mailpit runs against mailrepd by changing
+ * its base URL (README, "Moving from Mailpit", lists the differences).
+ *
+ * Every user's mail is one list, newest first.  A message's ID is its
+ * mailbox's uniqueid in hex, a dash and its UID: it names the same
+ * message for ever, on every node.  Lists and raw messages are sent in
+ * steps as the output drains (http_stream), WEB_BATCH messages or one
+ * IO_CHUNK at a time, so a reply of any size holds bounded memory.
+ */
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "config.h"
+#include "crypto.h"
+#include "http.h"
+#include "json.h"
+#include "mime.h"
+#include "proto.h"
+#include "store.h"
+#include "sync.h"
+#include "web_api.h"
+
+#define WEB_ID_LEN	(MAILBOX_ID_LEN * 2 + 1 + 10)	/* hex-uid */
+
+/* What a search asks for: each term must match (AND). */
+enum term_field {
+	TERM_TEXT,		/* free text: subject, from or to */
+	TERM_FROM,
+	TERM_TO,
+	TERM_SUBJECT,
+	TERM_READ,
+	TERM_UNREAD,
+};
+
+struct term {
+	enum term_field	 field;
+	char		 text[WEB_MAX_QUERY + 1];
+};
+
+/* A list or a search being sent in steps. */
+struct listing {
+	struct store_web_pos	 pos;
+	int64_t			 start;		/* skipped first */
+	int64_t			 limit;		/* listed at most */
+	int64_t			 listed;
+	int64_t			 matched;	/* search: matches seen */
+	int64_t			 total, unread;
+	int			 done;		/* no more messages */
+	size_t			 nterms;	/* 0: a plain list */
+	struct term		 terms[WEB_MAX_TERMS];
+	struct store_web_message batch[WEB_BATCH];
+};
+
+/* A raw message being sent in steps. */
+struct raw {
+	struct store_blob_reader *reader;
+	uint64_t		 off, size;
+};
+
+/* Search prefixes ("from:..."), and words standing alone ("is:read"). */
+static const struct {
+	const char	*prefix;
+	enum term_field	 field;
+	int		 whole;		/* the whole word, no value */
+} term_kinds[] = {
+	{ "from:", TERM_FROM, 0 },
+	{ "to:", TERM_TO, 0 },
+	{ "subject:", TERM_SUBJECT, 0 },
+	{ "is:read", TERM_READ, 1 },
+	{ "is:unread", TERM_UNREAD, 1 },
+};
+
+/* The byte two hex digits at p make, or -1 when they are not hex. */
+static int
+hex_byte(const char *p)
+{
+	int	 i, v = 0;
+
+	for (i = 0; i < 2; i++) {
+		if (!isxdigit((unsigned char)p[i]))
+			return -1;
+		v = v << 4 | (isdigit((unsigned char)p[i]) ? p[i] - '0' :
+		    tolower((unsigned char)p[i]) - 'a' + 10);
+	}
+	return v;
+}
+
+/* Writes a message's ID into id (WEB_ID_LEN + 1 bytes). */
+static void
+message_id(const struct store_web_message *m, char *id)
+{
+	crypto_hex(m->uniqueid, MAILBOX_ID_LEN, id);
+	snprintf(id + MAILBOX_ID_LEN * 2, WEB_ID_LEN + 1 - MAILBOX_ID_LEN * 2,
+	    "-%u", m->uid);
+}
+
+/* Reads an ID ("<32 hex>-<uid>"); 0, or -1 when it is not one. */
+static int
+parse_id(const char *id, uint8_t *uniqueid, uint32_t *uid)
+{
+	unsigned long	 n;
+	char		*end;
+	int		 i, byte;
+
+	for (i = 0; i < MAILBOX_ID_LEN; i++) {
+		if ((byte = hex_byte(id + 2 * i)) < 0)
+			return -1;
+		uniqueid[i] = (uint8_t)byte;
+	}
+	id += MAILBOX_ID_LEN * 2;
+	if (*id++ != '-' || !isdigit((unsigned char)*id))
+		return -1;
+	n = strtoul(id, &end, 10);
+	if (*end != '\0' || n == 0 || n > UINT32_MAX || end - id > 10)
+		return -1;
+	*uid = (uint32_t)n;
+	return 0;
+}
+
+/*
+ * A URL query value, %XX and '+' decoded, into out (size bytes).
+ * Returns 0, or -1 when it is too long, holds a bad escape or a NUL.
+ */
+static int
+url_decode(const char *s, size_t n, char *out, size_t size)
+{
+	size_t	 i, o = 0;
+	int	 byte;
+
+	for (i = 0; i < n; i++) {
+		if (o + 1 >= size)
+			return -1;
+		if (s[i] == '+')
+			out[o++] = ' ';
+		else if (s[i] == '%') {
+			if (i + 2 >= n || (byte = hex_byte(s + i + 1)) < 0)
+				return -1;
+			out[o++] = (char)byte;
+			i += 2;
+		} else
+			out[o++] = s[i];
+	}
+	out[o] = '\0';
+	return memchr(out, '\0', o) != NULL ? -1 : 0;
+}
+
+/*
+ * The value of parameter name in query, decoded into out.  Returns 1
+ * when found, 0 when absent, -1 when too long or not decodable.
+ */
+static int
+query_param(const char *query, const char *name, char *out, size_t size)
+{
+	const char	*p = query;
+	size_t		 n, len = strlen(name), eq;
+
+	while (*p != '\0') {
+		n = strcspn(p, "&");
+		eq = strcspn(p, "=");
+		if (eq < n && eq == len && strncmp(p, name, len) == 0)
+			return url_decode(p + eq + 1, n - eq - 1, out, size) <
+			    0 ? -1 : 1;
+		p += n + (p[n] == '&');
+	}
+	return 0;
+}
+
+/* A number parameter within [0, max], def when absent; -1 when bad. */
+static int64_t
+number_param(const char *query, const char *name, int64_t def, int64_t max)
+{
+	char		 v[24], *end;
+	long long	 n;
+	int		 r;
+
+	if ((r = query_param(query, name, v, sizeof(v))) == 0)
+		return def;
+	if (r < 0 || !isdigit((unsigned char)v[0]))
+		return -1;
+	n = strtoll(v, &end, 10);
+	if (*end != '\0' || n < 0)
+		return -1;
+	return n > max ? max : n;
+}
+
+/* Writes t as Mailpit does: "2024-01-31T12:00:00.000Z". */
+static void
+json_time(FILE *f, int64_t t)
+{
+	char		 s[40];
+	time_t		 tt = (time_t)t;
+	struct tm	 tm;
+
+	if (t < 0 || gmtime_r(&tt, &tm) == NULL) {
+		fputs("null", f);
+		return;
+	}
+	strftime(s, sizeof(s), "%Y-%m-%dT%H:%M:%S.000Z", &tm);
+	fprintf(f, "\"%s\"", s);
+}
+
+/* Trims white space and one pair of quotes off [*s, *s + *n). */
+static void
+trim(const char **s, size_t *n)
+{
+	while (*n > 0 && isspace((unsigned char)**s))
+		(*s)++, (*n)--;
+	while (*n > 0 && isspace((unsigned char)(*s)[*n - 1]))
+		(*n)--;
+	if (*n >= 2 && (*s)[0] == '"' && (*s)[*n - 1] == '"')
+		(*s)++, *n -= 2;
+}
+
+/* One address ("Name <a@b>" or "a@b") as {"Name":..,"Address":..}. */
+static void
+json_address(FILE *f, const char *s, size_t n)
+{
+	const char	*lt = memchr(s, '<', n), *gt, *name = s, *addr;
+	size_t		 nlen = 0, alen;
+
+	if (lt != NULL && (gt = memchr(lt, '>', n - (size_t)(lt - s))) !=
+	    NULL) {
+		nlen = (size_t)(lt - s);
+		addr = lt + 1;
+		alen = (size_t)(gt - addr);
+	} else {
+		addr = s;
+		alen = n;
+	}
+	trim(&name, &nlen);
+	trim(&addr, &alen);
+	fputs("{\"Name\":", f);
+	json_string(f, name, nlen);
+	fputs(",\"Address\":", f);
+	json_string(f, addr, alen);
+	putc('}', f);
+}
+
+/* An address list, split at commas outside quotes and angle brackets. */
+static void
+json_addresses(FILE *f, const char *list)
+{
+	const char	*p = list, *start = list;
+	int		 quoted = 0, angle = 0, first = 1;
+
+	putc('[', f);
+	for (; list != NULL; p++) {
+		if (*p == '"')
+			quoted = !quoted;
+		else if (*p == '<' && !quoted)
+			angle = 1;
+		else if (*p == '>' && !quoted)
+			angle = 0;
+		if (*p != '\0' && (*p != ',' || quoted || angle))
+			continue;
+		if (strspn(start, " \t") < (size_t)(p - start)) {
+			fputs(first ? "" : ",", f);
+			json_address(f, start, (size_t)(p - start));
+			first = 0;
+		}
+		if (*p == '\0')
+			break;
+		start = p + 1;
+	}
+	putc(']', f);
+}
+
+/* A Message-ID without its angle brackets, as Mailpit gives it. */
+static void
+json_message_id(FILE *f, const char *id)
+{
+	size_t	 n;
+
+	if (id == NULL) {
+		fputs("\"\"", f);
+		return;
+	}
+	n = strlen(id);
+	trim(&id, &n);
+	if (n >= 2 && id[0] == '<' && id[n - 1] == '>')
+		id++, n -= 2;
+	json_string(f, id, n);
+}
+
+/* The fields a list entry and a whole message share, without braces. */
+static void
+json_summary(FILE *f, const struct store_web_message *m,
+    const struct store_meta *meta)
+{
+	char	 id[WEB_ID_LEN + 1];
+
+	message_id(m, id);
+	fprintf(f, "\"ID\":\"%s\",\"MessageID\":", id);
+	json_message_id(f, meta->message_id);
+	fprintf(f, ",\"Read\":%s,\"From\":", m->flags & FLAG_SEEN ? "true" :
+	    "false");
+	if (meta->from != NULL && *meta->from != '\0')
+		json_address(f, meta->from, strlen(meta->from));
+	else
+		fputs("{\"Name\":\"\",\"Address\":\"\"}", f);
+	fputs(",\"To\":", f);
+	json_addresses(f, meta->to);
+	fputs(",\"Cc\":[],\"Bcc\":[],\"ReplyTo\":[],\"Subject\":", f);
+	json_str(f, meta->subject != NULL ? meta->subject : "");
+	fputs(",\"Created\":", f);
+	json_time(f, m->internaldate);
+	fputs(",\"Date\":", f);
+	json_time(f, meta->sent_date);
+	fprintf(f, ",\"Tags\":[],\"Size\":%llu,\"Username\":",
+	    (unsigned long long)m->size);
+	json_str(f, m->user);
+	fputs(",\"Mailbox\":", f);
+	json_str(f, m->mailbox);
+}
+
+/* Whether s holds needle, ignoring case (NULL s: no). */
+static int
+holds(const char *s, const char *needle)
+{
+	return s != NULL && strcasestr(s, needle) != NULL;
+}
+
+/* Whether a message matches every term of the search. */
+static int
+matches(const struct listing *l, const struct store_web_message *m,
+    const struct store_meta *meta)
+{
+	const struct term	*t;
+	size_t			 i;
+	int			 ok = 1;
+
+	for (i = 0; ok && i < l->nterms; i++) {
+		t = &l->terms[i];
+		switch (t->field) {
+		case TERM_TEXT:
+			ok = holds(meta->subject, t->text) ||
+			    holds(meta->from, t->text) ||
+			    holds(meta->to, t->text);
+			break;
+		case TERM_FROM:
+			ok = holds(meta->from, t->text);
+			break;
+		case TERM_TO:
+			ok = holds(meta->to, t->text);
+			break;
+		case TERM_SUBJECT:
+			ok = holds(meta->subject, t->text);
+			break;
+		case TERM_READ:
+			ok = (m->flags & FLAG_SEEN) != 0;
+			break;
+		case TERM_UNREAD:
+			ok = (m->flags & FLAG_SEEN) == 0;
+			break;
+		}
+	}
+	return ok;
+}
+
+/*
+ * Splits a search query into terms: words, "quoted phrases", and the
+ * prefixes of term_kinds.  Returns 0, or -1 when there are too many.
+ */
+static int
+parse_query(struct listing *l, const char *q)
+{
+	const char	*w;
+	size_t		 n, k, plen;
+	struct term	*t;
+
+	while (*q != '\0') {
+		q += strspn(q, " \t");
+		if (*q == '\0')
+			break;
+		if (l->nterms == WEB_MAX_TERMS)
+			return -1;
+		t = &l->terms[l->nterms++];
+		t->field = TERM_TEXT;
+		w = q;
+		for (k = 0; k < sizeof(term_kinds) / sizeof(*term_kinds); k++) {
+			plen = strlen(term_kinds[k].prefix);
+			if (strncasecmp(q, term_kinds[k].prefix, plen) == 0 &&
+			    (!term_kinds[k].whole || q[plen] == '\0' ||
+			    q[plen] == ' ')) {
+				t->field = term_kinds[k].field;
+				w = q + plen;
+				break;
+			}
+		}
+		if (*w == '"') {
+			n = strcspn(++w, "\"");
+			q = w + n + (w[n] == '"');
+		} else {
+			n = strcspn(w, " \t");
+			q = w + n;
+		}
+		snprintf(t->text, sizeof(t->text), "%.*s", (int)n, w);
+	}
+	return 0;
+}
+
+/* The listing's last step: the counts after the messages. */
+static void
+list_tail(struct session *s, struct listing *l)
+{
+	char	 tail[128];
+	int	 n;
+
+	n = snprintf(tail, sizeof(tail), "],\"count\":%lld,"
+	    "\"messages_count\":%lld}\n", (long long)l->listed,
+	    (long long)(l->nterms > 0 ? l->matched : l->total));
+	http_send(s, tail, (size_t)n);
+}
+
+/*
+ * One step of a list or search: the next batch of messages, each
+ * written when it matches and is within start and limit.
+ */
+static int
+list_step(struct session *s, void *ctx)
+{
+	struct listing		*l = ctx;
+	struct store_meta	 meta;
+	char			*text = NULL;
+	size_t			 len = 0, got, i, want;
+	FILE			*f;
+
+	want = l->nterms > 0 ? WEB_BATCH : (size_t)(l->limit - l->listed <
+	    WEB_BATCH ? l->limit - l->listed : WEB_BATCH);
+	if (l->done || want == 0 || store_web_page(s->srv->store, &l->pos,
+	    l->nterms > 0 ? 0 : l->start, l->batch, want, &got) != STORE_OK ||
+	    got == 0) {
+		list_tail(s, l);
+		return 1;
+	}
+	l->start = l->nterms > 0 ? l->start : 0;	/* skipped once */
+	if ((f = open_memstream(&text, &len)) == NULL)
+		return -1;
+	for (i = 0; i < got; i++) {
+		memset(&meta, 0, sizeof(meta));
+		if (store_message_meta(s->srv->store, l->batch[i].guid,
+		    STORE_META_SEARCH, &meta) != STORE_OK)
+			continue;		/* expunged meanwhile */
+		if (l->nterms > 0 && (!matches(l, &l->batch[i], &meta) ||
+		    l->matched++ < l->start || l->listed >= l->limit)) {
+			store_meta_free(&meta);
+			continue;
+		}
+		fputs(l->listed++ > 0 ? ",{" : "{", f);
+		json_summary(f, &l->batch[i], &meta);
+		fputs(",\"Attachments\":0,\"Snippet\":\"\"}", f);
+		store_meta_free(&meta);
+	}
+	if (fclose(f) != 0) {
+		free(text);
+		return -1;
+	}
+	http_send(s, text, len);
+	free(text);
+	l->done = got < want;
+	return 0;
+}
+
+/* Starts a list (no query) or a search reply in steps. */
+static void
+list_start(struct session *s, const struct http_request *req, int search)
+{
+	struct listing	*l;
+	char		 head[160], q[WEB_MAX_QUERY + 1];
+	int		 n, r = 0;
+
+	if ((l = calloc(1, sizeof(*l))) == NULL) {
+		http_error(s, 500, "out of memory");
+		return;
+	}
+	store_web_top(&l->pos);
+	l->start = number_param(req->query, "start", 0, INT64_MAX / 2);
+	l->limit = number_param(req->query, "limit", WEB_DEFAULT_LIMIT,
+	    WEB_MAX_LIMIT);
+	if (search && ((r = query_param(req->query, "query", q,
+	    sizeof(q))) < 0 || parse_query(l, r > 0 ? q : "") < 0))
+		r = -1;
+	if (l->start < 0 || l->limit < 0 || r < 0 || (search && r == 0)) {
+		free(l);
+		http_error(s, 400, search && r == 0 ? "query is missing" :
+		    "bad start, limit or query");
+		return;
+	}
+	if (l->limit == 0)
+		l->limit = WEB_DEFAULT_LIMIT;
+	if (store_web_count(s->srv->store, &l->total, &l->unread) !=
+	    STORE_OK) {
+		free(l);
+		http_error(s, 500, "cannot read the store");
+		return;
+	}
+	n = snprintf(head, sizeof(head), "{\"total\":%lld,\"unread\":%lld,"
+	    "\"start\":%lld,\"tags\":[],\"messages\":[",
+	    (long long)l->total, (long long)l->unread, (long long)l->start);
+	http_stream(s, 200, "application/json", -1, NULL, list_step, l, free);
+	http_send(s, head, (size_t)n);
+}
+
+void
+web_api_list(struct session *s, const struct http_request *req,
+    const char *arg)
+{
+	(void)arg;
+	list_start(s, req, 0);
+}
+
+void
+web_api_search(struct session *s, const struct http_request *req,
+    const char *arg)
+{
+	(void)arg;
+	list_start(s, req, 1);
+}
+
+/* Finds the message an ID names; replies 404 (and returns -1) if none. */
+static int
+find_message(struct session *s, const char *id, struct store_web_message *m)
+{
+	uint8_t		 uniqueid[MAILBOX_ID_LEN];
+	uint32_t	 uid;
+
+	if (id == NULL || parse_id(id, uniqueid, &uid) < 0 ||
+	    store_web_get(s->srv->store, uniqueid, uid, m) != STORE_OK) {
+		http_error(s, 404, "no such message");
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * The text of a single-part message, up to WEB_MAX_TEXT bytes, as it
+ * is stored (no transfer decoding); "" for a multipart one.
+ */
+static void
+json_text(FILE *f, struct store *st, const struct store_web_message *m,
+    const struct store_meta *meta)
+{
+	struct store_blob_reader	*r;
+	uint64_t			 size, start, len;
+	char				*text;
+	ssize_t				 got;
+
+	fputs(",\"Text\":", f);
+	if (meta->nparts == 0 || meta->parts[0].is_multipart ||
+	    store_blob_open(st, m->guid, &r, &size) != STORE_OK) {
+		fputs("\"\"", f);
+		return;
+	}
+	start = meta->parts[0].body_start;
+	len = meta->parts[0].body_end - start;
+	if (len > WEB_MAX_TEXT)
+		len = WEB_MAX_TEXT;
+	if ((text = malloc(len + 1)) == NULL ||
+	    (got = store_blob_read(r, start, text, len)) < 0)
+		got = 0;
+	json_string(f, text != NULL ? text : "", (size_t)got);
+	free(text);
+	store_blob_close(r);
+}
+
+void
+web_api_message(struct session *s, const struct http_request *req,
+    const char *arg)
+{
+	struct store_web_message m;
+	struct store_meta	 meta;
+	char			*text = NULL;
+	size_t			 len = 0;
+	FILE			*f;
+
+	(void)req;
+	if (find_message(s, arg, &m) < 0)
+		return;
+	memset(&meta, 0, sizeof(meta));
+	if (store_message_meta(s->srv->store, m.guid, STORE_META_SEARCH |
+	    STORE_META_SECTIONS, &meta) != STORE_OK ||
+	    (f = open_memstream(&text, &len)) == NULL) {
+		store_meta_free(&meta);
+		http_error(s, 500, "cannot read the message");
+		return;
+	}
+	putc('{', f);
+	json_summary(f, &m, &meta);
+	json_text(f, s->srv->store, &m, &meta);
+	fputs(",\"HTML\":\"\",\"Inline\":[],\"Attachments\":[]}\n", f);
+	store_meta_free(&meta);
+	if (fclose(f) != 0) {
+		free(text);
+		http_error(s, 500, "out of memory");
+		return;
+	}
+	http_reply(s, 200, "application/json", text, len, NULL);
+	free(text);
+}
+
+static void
+raw_free(void *ctx)
+{
+	struct raw	*r = ctx;
+
+	store_blob_close(r->reader);
+	free(r);
+}
+
+/* One IO_CHUNK of the raw message. */
+static int
+raw_step(struct session *s, void *ctx)
+{
+	struct raw	*r = ctx;
+	char		 chunk[IO_CHUNK];
+	ssize_t		 got;
+
+	if (r->off >= r->size)
+		return 1;
+	if ((got = store_blob_read(r->reader, r->off, chunk,
+	    sizeof(chunk))) <= 0)
+		return -1;
+	http_send(s, chunk, (size_t)got);
+	r->off += (uint64_t)got;
+	return 0;
+}
+
+void
+web_api_raw(struct session *s, const struct http_request *req,
+    const char *arg)
+{
+	struct store_web_message m;
+	struct raw		*r;
+
+	(void)req;
+	if (find_message(s, arg, &m) < 0)
+		return;
+	if ((r = calloc(1, sizeof(*r))) == NULL ||
+	    store_blob_open(s->srv->store, m.guid, &r->reader, &r->size) !=
+	    STORE_OK) {
+		free(r);
+		http_error(s, 500, "cannot read the message");
+		return;
+	}
+	http_stream(s, 200, "text/plain; charset=utf-8", (int64_t)r->size,
+	    NULL, raw_step, r, raw_free);
+}
+
+/* A DELETE being made in batches. */
+struct deletion {
+	int64_t			 left;		/* all: at most this many */
+	size_t			 n, next;	/* IDs given, and done */
+	struct {
+		uint8_t		 uniqueid[MAILBOX_ID_LEN];
+		uint32_t	 uid;
+	}			*ids;		/* NULL: every message */
+	struct store_web_message batch[WEB_DELETE_BATCH];
+};
+
+static void
+deletion_free(void *ctx)
+{
+	struct deletion	*d = ctx;
+
+	free(d->ids);
+	free(d);
+}
+
+/*
+ * One batch: the next WEB_DELETE_BATCH IDs given (those gone already
+ * are skipped), or the newest messages, up to as many as there were
+ * when the DELETE came (mail arriving meanwhile stays).
+ */
+static int
+delete_step(struct session *s, void *ctx)
+{
+	struct deletion		*d = ctx;
+	struct store		*st = s->srv->store;
+	struct store_web_pos	 top;
+	size_t			 got = 0, i;
+
+	if (d->ids != NULL) {
+		for (; got < WEB_DELETE_BATCH && d->next < d->n; d->next++)
+			if (store_web_get(st, d->ids[d->next].uniqueid,
+			    d->ids[d->next].uid, &d->batch[got]) == STORE_OK)
+				got++;
+	} else {
+		store_web_top(&top);
+		if (d->left > 0 && store_web_page(st, &top, 0, d->batch,
+		    (size_t)(d->left < WEB_DELETE_BATCH ? d->left :
+		    WEB_DELETE_BATCH), &got) != STORE_OK)
+			return -1;
+		d->left -= (int64_t)got;
+	}
+	for (i = 0; i < got; i++)
+		if (store_message_expunge(st, d->batch[i].mailbox_id,
+		    d->batch[i].uid) != STORE_OK)
+			return -1;
+	return got > 0 ? 0 : d->ids != NULL && d->next < d->n ? 0 : 1;
+}
+
+static void
+delete_done(struct session *s, void *ctx, int ok)
+{
+	(void)ctx;
+	if (ok)
+		http_reply(s, 200, "text/plain; charset=utf-8", "ok", 2, NULL);
+	else
+		http_error(s, 500, "the store could not delete them");
+}
+
+/*
+ * Reads {"IDs":["...",...]} into d->ids: every string in the array
+ * after "IDs" must be an ID.  No body, or no "IDs": every message.
+ * Returns 0, or -1 when the body is not such an object.
+ */
+static int
+parse_ids(struct deletion *d, const char *body, size_t len)
+{
+	const char	*p, *end = body + len, *q;
+	char		 id[WEB_ID_LEN + 1];
+	size_t		 max = len / 8 + 1;
+
+	if (len == 0 || (p = memmem(body, len, "\"IDs\"", 5)) == NULL)
+		return len == 0 || memchr(body, '{', len) != NULL ? 0 : -1;
+	p += 5;
+	while (p < end && (*p == ' ' || *p == ':' || *p == '\t' ||
+	    *p == '\r' || *p == '\n'))
+		p++;
+	if (p == end || *p++ != '[' ||
+	    (d->ids = calloc(max, sizeof(*d->ids))) == NULL)
+		return -1;
+	for (;;) {
+		while (p < end && strchr(" \t\r\n,", *p) != NULL)
+			p++;
+		if (p < end && *p == ']')
+			return 0;
+		if (p == end || *p++ != '"' ||
+		    (q = memchr(p, '"', (size_t)(end - p))) == NULL ||
+		    (size_t)(q - p) > WEB_ID_LEN || d->n == max)
+			return -1;
+		memcpy(id, p, (size_t)(q - p));
+		id[q - p] = '\0';
+		if (parse_id(id, d->ids[d->n].uniqueid, &d->ids[d->n].uid) < 0)
+			return -1;
+		d->n++;
+		p = q + 1;
+	}
+}
+
+void
+web_api_delete(struct session *s, const struct http_request *req,
+    const char *arg)
+{
+	struct deletion	*d;
+	int64_t		 unread;
+
+	(void)arg;
+	if (sync_is_replica()) {
+		http_error(s, 403, "this node is a read-only replica");
+		return;
+	}
+	if ((d = calloc(1, sizeof(*d))) == NULL) {
+		http_error(s, 500, "out of memory");
+		return;
+	}
+	if (parse_ids(d, req->body, req->body_len) < 0) {
+		deletion_free(d);
+		http_error(s, 400, "the body is not {\"IDs\":[...]}");
+		return;
+	}
+	if (d->ids == NULL && store_web_count(s->srv->store, &d->left,
+	    &unread) != STORE_OK) {
+		deletion_free(d);
+		http_error(s, 500, "cannot read the store");
+		return;
+	}
+	http_change(s, delete_step, delete_done, d, deletion_free);
+}
