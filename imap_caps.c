@@ -115,6 +115,7 @@ static const struct imap_capability caps[] = {
 	{ "WITHIN", NULL, NULL },
 	{ "SORT", NULL, NULL },
 	{ "SORT=DISPLAY", NULL, NULL },
+	{ "ESORT", NULL, NULL },
 	{ "THREAD=ORDEREDSUBJECT", NULL, NULL },
 	{ "THREAD=REFERENCES", NULL, NULL },
 	{ "STARTTLS", offer_starttls, NULL },

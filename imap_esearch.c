@@ -1,7 +1,7 @@
 /*
  * imap_esearch.c — the ESEARCH result of SEARCH RETURN (...) (RFC 4731):
  * MIN, MAX, COUNT and ALL, with the MODSEQ of CONDSTORE (RFC 7162 3.1.5
- * as RFC 4731 3.2 narrows it).
+ * as RFC 4731 3.2 narrows it); and of SORT RETURN (...) (ESORT, RFC 5267).
  *
  * The matches arrive in ascending order, one at a time, as the search
  * steps through the mailbox.  ALL is written as it grows, a range at a
@@ -119,5 +119,45 @@ imap_esearch_end(struct session *s, const struct imap_esearch *e,
 	if (modseq && e->count > 0)
 		session_printf(s, " MODSEQ %llu",
 		    (unsigned long long)result_modseq(e));
+	session_printf(s, "\r\n");
+}
+
+/* Writes nums[0, n) in their order, runs of +1 or -1 as ranges. */
+static void
+put_sorted_set(struct session *s, const uint32_t *nums, size_t n)
+{
+	size_t	 i, j;
+	int	 step;
+
+	for (i = 0; i < n; i = j) {
+		session_printf(s, "%s%u", i > 0 ? "," : "", nums[i]);
+		j = i + 1;
+		step = j < n && nums[j] == nums[i] + 1 ? 1 :
+		    j < n && nums[j] + 1 == nums[i] ? -1 : 0;
+		while (step != 0 && j < n &&
+		    nums[j] == nums[j - 1] + (uint32_t)step)
+			j++;
+		if (j > i + 1)
+			session_printf(s, ":%u", nums[j - 1]);
+	}
+}
+
+void
+imap_esearch_sorted(struct session *s, unsigned ret, int uid,
+    const uint32_t *nums, size_t n)
+{
+	struct imap_esearch	 e;
+
+	imap_esearch_begin(s, &e, ret, uid);
+	if ((ret & ESEARCH_MIN) && n > 0)
+		session_printf(s, " MIN %u", nums[0]);
+	if ((ret & ESEARCH_MAX) && n > 0)
+		session_printf(s, " MAX %u", nums[n - 1]);
+	if ((ret & ESEARCH_ALL) && n > 0) {
+		session_printf(s, " ALL ");
+		put_sorted_set(s, nums, n);
+	}
+	if (ret & ESEARCH_COUNT)
+		session_printf(s, " COUNT %zu", n);
 	session_printf(s, "\r\n");
 }

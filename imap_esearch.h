@@ -46,4 +46,13 @@ void	imap_esearch_add(struct session *, struct imap_esearch *, uint32_t n,
 void	imap_esearch_end(struct session *, const struct imap_esearch *,
 	    int modseq);
 
+/*
+ * The whole ESEARCH line of SORT RETURN (...) (ESORT, RFC 5267 3): nums
+ * in the order sorted; MIN and MAX are the first and the last of them,
+ * ALL lists them in that order, a run of consecutive numbers, up or
+ * down, written as one range.
+ */
+void	imap_esearch_sorted(struct session *, unsigned ret, int uid,
+	    const uint32_t *nums, size_t n);
+
 #endif /* MAILREPD_IMAP_ESEARCH_H */

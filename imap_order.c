@@ -1,5 +1,6 @@
 /*
- * imap_order.c — SORT and THREAD (RFC 5256), and their UID forms.
+ * imap_order.c — SORT and THREAD (RFC 5256), and their UID forms; SORT
+ * RETURN (...) answers with ESEARCH (ESORT, RFC 5267 3).
  *
  * Both run in three phases, each in steps of bounded work so that other
  * clients are served meanwhile: the search keys select messages
@@ -13,6 +14,7 @@
 #include <strings.h>
 
 #include "config.h"
+#include "imap_esearch.h"
 #include "imap_search.h"
 #include "imap_session.h"
 #include "imap_sort.h"
@@ -30,6 +32,7 @@ struct order {
 	struct search		*search;
 	int			 thread;	/* THREAD, not SORT */
 	int			 uid;		/* the UID form */
+	unsigned		 ret;		/* SORT RETURN: ESEARCH_* */
 	struct sort_criteria	 criteria;	/* SORT */
 	enum thread_algorithm	 algorithm;	/* THREAD */
 	enum order_phase	 phase;
@@ -114,19 +117,32 @@ write_piece(void *arg, const char *p, size_t n)
 	session_write(arg, p, n);
 }
 
-/* Writes the "* SORT" line: the numbers in the order sorted. */
-static void
+/*
+ * Writes the "* SORT" line, the numbers in the order sorted, or with
+ * RETURN the ESEARCH line.  Returns 0, or -1 when memory ran out.
+ */
+static int
 order_write_sort(struct session *s, struct order *o)
 {
-	size_t	 i;
+	uint32_t	*nums;
+	size_t		 i, n = 0;
 
 	imap_sort_msgs(o->msgs, o->n, &o->criteria);
-	session_printf(s, "* SORT");
+	if ((nums = calloc(o->n + 1, sizeof(*nums))) == NULL)
+		return -1;
 	for (i = 0; i < o->n; i++)
 		if (o->msgs[i].uid != 0)
-			session_printf(s, " %u", o->uid ? o->msgs[i].uid :
-			    o->msgs[i].seq);
-	session_printf(s, "\r\n");
+			nums[n++] = o->uid ? o->msgs[i].uid : o->msgs[i].seq;
+	if (o->ret != 0)
+		imap_esearch_sorted(s, o->ret, o->uid, nums, n);
+	else {
+		session_printf(s, "* SORT");
+		for (i = 0; i < n; i++)
+			session_printf(s, " %u", nums[i]);
+		session_printf(s, "\r\n");
+	}
+	free(nums);
+	return 0;
 }
 
 /* Writes the "* THREAD" line.  Returns 0, or -1 when memory ran out. */
@@ -182,9 +198,8 @@ order_step(struct session *s, void *arg)
 		    store_strerror(err));
 		return 1;
 	}
-	if (!o->thread)
-		order_write_sort(s, o);
-	else if (order_write_thread(s, o) < 0) {
+	if ((o->thread ? order_write_thread(s, o) :
+	    order_write_sort(s, o)) < 0) {
 		imap_reply(s, "NO [UNAVAILABLE] Out of memory");
 		return 1;
 	}
@@ -236,6 +251,19 @@ imap_cmd_sort(struct session *s, const struct imap_arg *args, size_t nargs,
 		return;
 	}
 	o->uid = uid;
+	if (nargs > 2 && args[0].type == IMAP_ARG_ATOM &&
+	    strcasecmp(args[0].str, "RETURN") == 0) {
+		if (args[1].type != IMAP_ARG_LIST ||
+		    imap_esearch_parse(&args[1], &o->ret) < 0 ||
+		    (o->ret & ESEARCH_SAVE)) {
+			imap_reply(s, "BAD SORT RETURN takes MIN, MAX, COUNT "
+			    "and ALL");
+			free(o);
+			return;
+		}
+		args += 2;
+		nargs -= 2;
+	}
 	if (nargs < 1 || imap_sort_parse(&args[0], &o->criteria, &why) < 0) {
 		imap_reply(s, "BAD %s", nargs < 1 ? "SORT needs sort criteria" :
 		    why);

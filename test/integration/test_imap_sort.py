@@ -104,6 +104,43 @@ def test_bad_commands(box, bad):
     assert done.startswith("BAD"), (bad, done)
 
 
+def esort(c, command):
+    """The one ESEARCH line a SORT RETURN gives, after its tag."""
+    untagged = c.ok(command)
+    lines = [l for l in untagged if l.startswith("* ESEARCH")]
+    assert len(lines) == 1 and not any(l.startswith("* SORT")
+                                       for l in untagged), untagged
+    return lines[0].split(")", 1)[1].strip()
+
+
+@pytest.mark.parametrize("ret,want", [
+    # ARRIVAL is [2, 1, 4, 3, 5]; REVERSE ARRIVAL [5, 3, 4, 1, 2]
+    ("(MIN)", "MIN 2"),
+    ("(MAX)", "MAX 5"),
+    ("(COUNT)", "COUNT 5"),
+    ("()", "ALL 2:1,4:3,5"),
+    ("(ALL MIN MAX COUNT)", "MIN 2 MAX 5 ALL 2:1,4:3,5 COUNT 5"),
+])
+def test_esort(box, ret, want):
+    """ESORT (RFC 5267 3): MIN and MAX are the first and last in the
+    order sorted, ALL keeps that order, runs up or down as ranges."""
+    assert esort(box, "SORT RETURN %s (ARRIVAL) UTF-8 ALL" % ret) == want
+
+
+def test_esort_uid_and_empty(box):
+    assert esort(box, "UID SORT RETURN (ALL COUNT) (REVERSE SIZE) UTF-8 "
+                 "1:3") == "UID ALL 1,3:2 COUNT 3"
+    assert esort(box, "SORT RETURN (MIN MAX ALL COUNT) (DATE) UTF-8 "
+                 "SUBJECT nothing-like-it") == "COUNT 0"
+    for bad in ("SORT RETURN (SAVE) (DATE) UTF-8 ALL",
+                "SORT RETURN (BOGUS) (DATE) UTF-8 ALL",
+                "SORT RETURN MIN (DATE) UTF-8 ALL",
+                "SORT RETURN (MIN)"):
+        untagged, done = box.cmd(bad)
+        assert done.startswith("BAD"), (bad, done)
+    assert "ESORT" in " ".join(box.ok("CAPABILITY")).split()
+
+
 def test_unknown_charset(box):
     untagged, done = box.cmd("SORT (DATE) KOI8-R ALL")
     assert done.startswith("NO [BADCHARSET"), done
