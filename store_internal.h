@@ -15,6 +15,17 @@
 #define nitems(a)	(sizeof(a) / sizeof((a)[0]))
 
 /* Every statement the store runs more than once, prepared once. */
+/*
+ * The log position a tombstone waits for (schema_v10): the next record's,
+ * the one that says so when the tombstone is written before it, or one
+ * past it when after (a replica then acknowledges one record more).
+ */
+#define LOGPOS_NEXT	"(SELECT coalesce(max(seq), 0) + 1 FROM " \
+			"sqlite_sequence WHERE name = 'replog')"
+
+/* The schema steps (store_schema.c): [v] takes version v to v + 1. */
+extern const char *const store_migrations[SCHEMA_VERSION];
+
 enum stmt_id {
 	S_USER_ADD,
 	S_USER_FIND,
