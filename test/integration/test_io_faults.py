@@ -93,7 +93,8 @@ def flagged(data, user="alice"):
 def mailboxes(data, user="alice"):
     """{name: whether it is subscribed} of user's mailboxes."""
     rows = store_rows(
-        data, "SELECT mb.name, mb.subscribed FROM mailbox mb "
+        data, "SELECT mb.name, EXISTS (SELECT 1 FROM subscription s "
+        "WHERE s.user_id = mb.user_id AND s.name = mb.name) FROM mailbox mb "
         "JOIN user u ON u.id = mb.user_id WHERE u.name = ?", (user,))
     return {r[0]: bool(r[1]) for r in rows}
 
