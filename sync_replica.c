@@ -54,6 +54,12 @@ replica_start(struct session *s)
 	}
 	c->state = CH_START;
 	c->applied = c->last = me.applied;
+	/*
+	 * This connection pushes every open copy once as it goes; the
+	 * first round of pushing them again waits an interval, time for
+	 * the master's renumbering of them to arrive.
+	 */
+	c->push_round = s->srv->now;
 	has_master = (uint8_t)me.has_master;
 	wr_bytes(&w, &version, 1);
 	wr_bytes(&w, me.node_id, NODE_ID_LEN);

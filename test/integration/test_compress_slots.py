@@ -133,6 +133,8 @@ def test_compress_slot_is_taken_once_per_session(server):
             assert chunk, buf
             buf += chunk
         answers += [l[2:] for l in buf.split(b"\r\n") if l.startswith(b"b ")]
+    # Closed only now: a session gone frees its slot for a later login.
+    for s in socks:
         s.close()
     ok = [a for a in answers if a.startswith(b"OK")]
     assert len(ok) == 1, answers

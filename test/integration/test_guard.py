@@ -20,7 +20,9 @@ GUARD = ["--guard-max-mailbox-deletes", "3",
 
 
 def names(data, user="alice"):
-    return sorted(b[1] for b in listing(data)[1] if b[0] == user)
+    """user's mailboxes (not the subscriptions a deleted one left)."""
+    return sorted(b[1] for b in listing(data)[1]
+                  if b[0] == user and b[2] is not None)
 
 
 def quarantined(data):
