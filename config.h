@@ -80,6 +80,8 @@
 /* Message store */
 #define DEFAULT_MAX_MESSAGE_SIZE (50 * 1024 * 1024) /* bytes, SIZE= */
 #define DEFAULT_MAX_MESSAGES	1000000	/* messages in one mailbox */
+#define DEFAULT_QUOTA_STORAGE	0	/* bytes one user may keep; 0: no limit */
+#define DEFAULT_QUOTA_MESSAGES	0	/* messages one user may keep; 0: none */
 #define BLOB_CHUNK_SIZE		(64 * 1024) /* uncompressed bytes per chunk */
 #define BLOB_ZLIB_LEVEL		1	/* deflate level: 1 is ~5x cheaper than 6 */
 /*

@@ -81,6 +81,10 @@ imap_reply_store_error(struct session *s, enum store_err err,
 	case STORE_LIMIT:
 		imap_reply(s, IMAP_NO_LIMIT);
 		break;
+	case STORE_QUOTA:
+		imap_reply(s, "NO [OVERQUOTA] Quota exceeded: %s would pass "
+		    "the user's storage or message limit", verb);
+		break;
 	default:
 		imap_reply(s, "NO [UNAVAILABLE] %s failed: %s", verb,
 		    store_strerror(err));
@@ -439,6 +443,9 @@ static const struct imap_command commands[] = {
 	{ "LIST", CMD_AUTH, 0, imap_cmd_list },
 	{ "LSUB", CMD_AUTH, 1, imap_cmd_list },
 	{ "STATUS", CMD_AUTH, 0, imap_cmd_status },
+	{ "GETQUOTAROOT", CMD_AUTH, 0, imap_cmd_getquotaroot },
+	{ "GETQUOTA", CMD_AUTH, 0, imap_cmd_getquota },
+	{ "SETQUOTA", CMD_AUTH, 0, imap_cmd_setquota },
 	{ "APPEND", CMD_AUTH | CMD_CHANGES | CMD_LITERAL8, 0,
 	    imap_cmd_append },
 	{ "CHECK", CMD_SELECTED, 1, cmd_noop },

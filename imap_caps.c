@@ -64,6 +64,20 @@ offer_compress(const struct session *s)
 	return !notauth(s) && s->tp != NULL && !session_compressed(s);
 }
 
+/* QUOTA=RES-STORAGE: a storage limit is set. */
+static int
+offer_quota_storage(const struct session *s)
+{
+	return s->srv->settings->quota_storage != 0;
+}
+
+/* QUOTA=RES-MESSAGE: a message limit is set. */
+static int
+offer_quota_message(const struct session *s)
+{
+	return s->srv->settings->quota_messages != 0;
+}
+
 /* ENABLE CONDSTORE (RFC 7162 3.1). */
 static int
 enable_condstore(struct imap_session *ims)
@@ -118,6 +132,9 @@ static const struct imap_capability caps[] = {
 	{ "ESORT", NULL, NULL },
 	{ "THREAD=ORDEREDSUBJECT", NULL, NULL },
 	{ "THREAD=REFERENCES", NULL, NULL },
+	{ "QUOTA", imap_quota_set, NULL },
+	{ "QUOTA=RES-STORAGE", offer_quota_storage, NULL },
+	{ "QUOTA=RES-MESSAGE", offer_quota_message, NULL },
 	{ "STARTTLS", offer_starttls, NULL },
 	{ "AUTH=PLAIN", offer_auth_plain, NULL },
 	{ "LOGINDISABLED", offer_logindisabled, NULL },

@@ -189,6 +189,9 @@ int	imap_catenate(struct session *, struct spool *,
 /* imap_idle.c: waits for DONE; imap_wake() reports changes meanwhile. */
 int	imap_input_idle(struct session *);
 
+/* imap_quota.c: whether a per-user limit is set (QUOTA is offered). */
+int	imap_quota_set(const struct session *);
+
 /*
  * imap_caps.c.  The capabilities the session offers in its state (a
  * static buffer, valid until the next call), and the greeting.
@@ -211,5 +214,7 @@ imap_cmd_fn	imap_cmd_capability, imap_cmd_enable, imap_cmd_id,
 		imap_cmd_namespace;				/* imap_caps.c */
 imap_cmd_fn	imap_cmd_append;				/* imap_append.c */
 imap_cmd_fn	imap_cmd_idle;					/* imap_idle.c */
+imap_cmd_fn	imap_cmd_getquotaroot, imap_cmd_getquota,
+		imap_cmd_setquota;				/* imap_quota.c */
 
 #endif /* MAILREPD_IMAP_CORE_H */

@@ -984,6 +984,10 @@ reply_rcpt(struct session *s, const struct lmtp_rcpt *r,
 	else if (t->result == STORE_LIMIT)
 		session_printf(s, "552 5.2.2 <%s> Mailbox %s is full\r\n",
 		    r->address, r->mailbox);
+	else if (t->result == STORE_QUOTA)
+		session_printf(s, "%s <%s> Mailbox quota exceeded\r\n",
+		    s->srv->settings->quota_lmtp_temporary ? "452 4.2.2" :
+		    "552 5.2.2", r->address);
 	else if (t->result != STORE_OK)
 		session_printf(s, "451 4.3.0 <%s> %s\r\n", r->address,
 		    store_strerror(t->result));

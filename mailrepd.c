@@ -712,6 +712,8 @@ cmd_serve(int argc, char **argv, int first, int dev_mode)
 	setup_signals(&waitmask);
 	store_nowait(srv.store);	/* the loop never sleeps on a lock */
 	store_set_max_messages(srv.store, set.max_messages);
+	store_set_quota(srv.store, &(struct store_usage){
+	    (uint64_t)set.quota_messages, (uint64_t)set.quota_storage });
 	/* A throw-away dev store keeps no reserve (it may be on a tmpfs). */
 	store_room_reserve(srv.store, srv.dev ? 0 : set.disk_reserve);
 	if (auth_start() < 0) {

@@ -112,6 +112,19 @@ static const struct setting table[] = {
 	    NULL, DEFAULT_MAX_MESSAGES, 1, 1L << 31, NULL,
 	    "messages one mailbox may hold; more get NO [LIMIT] (IMAP) or "
 	    "552 5.2.2 (LMTP)" },
+	{ "quota-storage", SET_LONG, OFF(quota_storage),
+	    NULL, DEFAULT_QUOTA_STORAGE, 0, 1L << 50, NULL,
+	    "bytes of mail one user may keep in all their mailboxes (IMAP "
+	    "QUOTA); more get NO [OVERQUOTA] (IMAP) or 552 5.2.2 (LMTP); 0: "
+	    "no limit" },
+	{ "quota-messages", SET_LONG, OFF(quota_messages),
+	    NULL, DEFAULT_QUOTA_MESSAGES, 0, 1L << 40, NULL,
+	    "messages one user may keep in all their mailboxes, refused as "
+	    "quota-storage's bytes; 0: no limit" },
+	{ "quota-lmtp-temporary", SET_BOOL, OFF(quota_lmtp_temporary), "no",
+	    0, 0, 0, NULL,
+	    "answer an LMTP recipient over quota 452 4.2.2 (try again later) "
+	    "instead of 552 5.2.2 (bounce)" },
 	{ "disk-reserve", SET_LONG, OFF(disk_reserve),
 	    NULL, DEFAULT_DISK_RESERVE, 0, 1L << 40, NULL,
 	    "bytes of disk kept in the data directory (file 'reserve') so "

@@ -36,6 +36,9 @@ struct settings {
 	long	 max_mailboxes;		/* per user, made by IMAP */
 	long	 max_message_size;	/* bytes */
 	long	 max_messages;		/* in one mailbox */
+	long	 quota_storage;		/* bytes per user; 0: no limit */
+	long	 quota_messages;	/* messages per user; 0: no limit */
+	int	 quota_lmtp_temporary;	/* over quota: 452, not 552 */
 	long	 disk_reserve;		/* bytes kept for freeing space */
 	char	*repl_listen;		/* --repl-listen: accept replicas */
 	char	*replicate_from;	/* --replicate-from HOST:PORT */

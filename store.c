@@ -81,6 +81,9 @@ static const char *const stmt_sql[NSTMT] = {
 	    "JOIN user u ON u.id = m.user_id "
 	    "WHERE u.name = ?1 ORDER BY m.name",
 	[S_MBOX_COUNT] = "SELECT nmessages FROM mailbox WHERE id = ?1",
+	[S_USER_USAGE] = "SELECT coalesce(sum(nmessages), 0), "
+	    "coalesce(sum(nbytes), 0) FROM mailbox WHERE user_id = "
+	    "(SELECT user_id FROM mailbox WHERE id = ?1)",
 	[S_MBOX_UNCOUNT] = "UPDATE mailbox SET nmessages = nmessages - 1, "
 	    "nunseen = nunseen - ?2, nbytes = nbytes - ?3 WHERE id = ?1",
 	[S_MBOX_UNSEEN_ADD] = "UPDATE mailbox SET nunseen = nunseen + ?2 "
@@ -644,6 +647,12 @@ store_set_max_messages(struct store *st, long max)
 	st->max_messages = max;
 }
 
+void
+store_set_quota(struct store *st, const struct store_usage *limit)
+{
+	st->quota = *limit;
+}
+
 enum store_err
 store_write_try(struct store *st)
 {
@@ -708,6 +717,8 @@ store_strerror(enum store_err err)
 		return "store busy";
 	case STORE_LIMIT:
 		return "mailbox full";
+	case STORE_QUOTA:
+		return "over quota";
 	case STORE_IO:
 		return "storage error";
 	}

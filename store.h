@@ -34,6 +34,7 @@ enum store_err {
 	STORE_FULL,		/* the disk (or database) is full */
 	STORE_BUSY,		/* another process held the lock too long */
 	STORE_LIMIT,		/* a limit (messages in a mailbox) is reached */
+	STORE_QUOTA,		/* the user's quota would be passed */
 	STORE_IO,		/* any other failure; logged where it happened */
 };
 
@@ -140,6 +141,24 @@ void		store_nowait(struct store *);
  * is not limited: the master decided.
  */
 void		store_set_max_messages(struct store *, long);
+
+/*
+ * A user's quota (RFC 9208): the bytes and the messages of all their
+ * mailboxes together (0: no limit).  A delivery, append, copy or move
+ * that would take the user past either, and grow what they use, fails
+ * whole with STORE_QUOTA; a move between their own mailboxes never
+ * grows it.  What replication applies is not limited: the master
+ * decided.
+ */
+struct store_usage {
+	uint64_t	messages;
+	uint64_t	bytes;
+};
+void		store_set_quota(struct store *, const struct store_usage *limit);
+
+/* What the user owning mailbox_id uses now (counters, not a scan). */
+enum store_err	store_user_usage(struct store *, int64_t mailbox_id,
+		    struct store_usage *out);
 enum store_err	store_write_try(struct store *);
 
 /*

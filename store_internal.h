@@ -131,6 +131,7 @@ enum stmt_id {
 	S_DATA_VERSION,
 	S_SESSION_CHECK,
 	S_MBOX_COUNT,
+	S_USER_USAGE,
 	S_MBOX_UNCOUNT,
 	S_MBOX_UNSEEN_ADD,
 	S_NODE_MARKER_GET,
@@ -166,6 +167,7 @@ struct store {
 	uint64_t	 users_gen;	/* store_users_generation() */
 	int64_t		 data_version;	/* as store_poll_others() last saw */
 	long		 max_messages;	/* in one mailbox; 0: no limit */
+	struct store_usage quota;	/* per user; 0s: no limit */
 	int		 busy_ms;	/* SQLite's busy timeout, as set */
 	int64_t		 reserve_bytes;	/* store_room.c: the reserve's size */
 	int		 reserve_held;	/* the reserve file holds them (or

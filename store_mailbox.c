@@ -45,6 +45,73 @@ mailbox_room(struct store *st, int64_t mbox_id, size_t n)
 	return have + (int64_t)n > st->max_messages ? STORE_LIMIT : STORE_OK;
 }
 
+enum store_err
+store_user_usage(struct store *st, int64_t mailbox_id,
+    struct store_usage *out)
+{
+	sqlite3_stmt	*s;
+	enum store_err	 err;
+
+	if ((s = stmt(st, S_USER_USAGE)) == NULL)
+		return STORE_IO;
+	sqlite3_bind_int64(s, 1, mailbox_id);
+	if ((err = step_row(st, s, "user usage")) != STORE_OK)
+		return err;
+	out->messages = (uint64_t)sqlite3_column_int64(s, 0);
+	out->bytes = (uint64_t)sqlite3_column_int64(s, 1);
+	sqlite3_reset(s);
+	return STORE_OK;
+}
+
+/* Whether a quota is set: without one, nothing is read for it. */
+static int
+quota_set(const struct store *st)
+{
+	return st->quota.messages != 0 || st->quota.bytes != 0;
+}
+
+/*
+ * What the owner of mbox_id uses before a write that may grow it, for
+ * quota_kept() after the write.
+ */
+static enum store_err
+quota_before(struct store *st, int64_t mbox_id, struct store_usage *before)
+{
+	*before = (struct store_usage){ 0, 0 };
+	return quota_set(st) ? store_user_usage(st, mbox_id, before) :
+	    STORE_OK;
+}
+
+/* Whether a use went past its limit (0: none) by growing. */
+static int
+passed(uint64_t limit, uint64_t before, uint64_t after)
+{
+	return limit != 0 && after > limit && after > before;
+}
+
+/*
+ * After a write, inside its savepoint: STORE_QUOTA, for the caller to
+ * undo the write, when it took the owner of mbox_id past a limit by
+ * growing what they use.  A user already past a lowered limit may still
+ * move and delete: that grows nothing.
+ */
+static enum store_err
+quota_kept(struct store *st, int64_t mbox_id,
+    const struct store_usage *before)
+{
+	struct store_usage	 after;
+	enum store_err		 err;
+
+	if (!quota_set(st))
+		return STORE_OK;
+	if ((err = store_user_usage(st, mbox_id, &after)) != STORE_OK)
+		return err;
+	if (passed(st->quota.messages, before->messages, after.messages) ||
+	    passed(st->quota.bytes, before->bytes, after.bytes))
+		return STORE_QUOTA;
+	return STORE_OK;
+}
+
 /*
  * Creates a mailbox for user_id inside the caller's savepoint.  Only a
  * new user's standard mailboxes start subscribed: IMAP CREATE does not
@@ -276,13 +343,17 @@ message_append(struct store *st, int64_t blob_id, const uint8_t *guid,
 {
 	struct msg_attrs	 a = { t->flags, t->keywords, t->internaldate,
 				    0 };
+	struct store_usage	 before;
 	enum store_err		 err;
 	int64_t			 mbox_id = 0;
 
 	if ((err = mailbox_id(st, t->user, t->mailbox, &mbox_id)) != STORE_OK ||
-	    (err = mailbox_room(st, mbox_id, 1)) != STORE_OK)
+	    (err = mailbox_room(st, mbox_id, 1)) != STORE_OK ||
+	    (err = quota_before(st, mbox_id, &before)) != STORE_OK ||
+	    (err = message_insert(st, mbox_id, blob_id, guid, &a,
+	    &t->uid)) != STORE_OK)
 		return err;
-	return message_insert(st, mbox_id, blob_id, guid, &a, &t->uid);
+	return quota_kept(st, mbox_id, &before);
 }
 
 enum store_err
@@ -620,14 +691,8 @@ enum store_err
 store_message_copy(struct store *st, int64_t from_mailbox, uint32_t uid,
     int64_t to_mailbox, uint32_t *new_uid)
 {
-	enum store_err	 err;
-
-	if ((err = op_begin(st)) != STORE_OK)
-		return err;
-	if ((err = mailbox_room(st, to_mailbox, 1)) != STORE_OK)
-		return op_end(st, err);
-	return op_end(st, message_copy(st, from_mailbox, uid, to_mailbox,
-	    new_uid));
+	return store_message_copy_many(st, from_mailbox, &uid, 1, to_mailbox,
+	    new_uid, 0);
 }
 
 enum store_err
@@ -635,14 +700,16 @@ store_message_copy_many(struct store *st, int64_t from_mailbox,
     const uint32_t *uids, size_t n, int64_t to_mailbox, uint32_t *new_uids,
     int move)
 {
-	enum store_err	 err = STORE_OK;
-	enum rec_reason	 was;
-	size_t		 i;
+	struct store_usage	 before;
+	enum store_err		 err = STORE_OK;
+	enum rec_reason		 was;
+	size_t			 i;
 
 	if ((err = op_begin(st)) != STORE_OK)
 		return err;
-	/* All or nothing: a copy that would pass the limit copies none. */
-	if ((err = mailbox_room(st, to_mailbox, n)) != STORE_OK)
+	/* All or nothing: a copy that would pass a limit copies none. */
+	if ((err = mailbox_room(st, to_mailbox, n)) != STORE_OK ||
+	    (err = quota_before(st, to_mailbox, &before)) != STORE_OK)
 		return op_end(st, err);
 	/* A MOVE's records say so: its expunges keep every message. */
 	was = store_set_reason(st, move ? REASON_MOVE : st->reason);
@@ -653,6 +720,8 @@ store_message_copy_many(struct store *st, int64_t from_mailbox,
 			err = message_expunge(st, from_mailbox, uids[i], NULL);
 	}
 	(void)store_set_reason(st, was);
+	if (err == STORE_OK)
+		err = quota_kept(st, to_mailbox, &before);
 	return op_end(st, err);
 }
 
