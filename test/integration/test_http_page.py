@@ -3,12 +3,16 @@ type, the security headers and a Content-Security-Policy that lets the
 page load its own script and style and talk to its own origin only; the
 page names only same-origin assets; its script never turns a string
 into HTML or code (mail is hostile); unknown paths stay 404."""
+import json
 import re
+import shutil
+import subprocess
 
 import pytest
 
-from conftest import REPO
-from test_http import SECURITY_HEADERS, get, web  # noqa: F401 (fixture)
+from conftest import HOST, REPO
+from test_http import (  # noqa: F401 (web: the fixture)
+    SECURITY_HEADERS, LMTPClientMany, get, web)
 
 ASSETS = {
     "/": ("text/html; charset=utf-8", b"<!DOCTYPE html>"),
@@ -100,3 +104,49 @@ def test_page_methods(web):
     assert status == 405
     status, _, _ = get(web, "/app.js", method="POST", body=b"x")
     assert status == 405
+
+
+HOSTILE = '<img src=x onerror="alert(1)"><b>hostile</b>'
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="no node")
+def test_page_script_drives_the_api(web):
+    """app.js, run by node on a stand-in DOM (page_driver.js) against the
+    server: lists and pages, opens a hostile message whose strings stay
+    text, shows its headers and raw source, searches, deletes one and
+    all, and never sets markup."""
+    LMTPClientMany(web).send(55)
+    web.deliver("s@remote.test", ["bob@example.com"], (
+        "From: Mallory <m@evil.test>\r\nTo: bob@example.com\r\n"
+        "Subject: %s\r\nX-Long: one\r\n two\r\n\r\n"
+        "<script>alert(2)</script>\r\n" % HOSTILE).encode())
+    p = subprocess.run(
+        ["node", str(REPO / "test/integration/page_driver.js"),
+         "http://%s:%d" % (HOST, web.http_port), str(REPO / "web/app.js"),
+         str(REPO / "web/index.html")],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
+    assert p.returncode == 0, (p.stdout, p.stderr)
+    out = json.loads(p.stdout)
+    assert out["markup"] == []
+    assert len(out["rows"]) == 50
+    assert out["rows"][0][:3] == ["Mallory", HOSTILE, "bob"]
+    assert out["rows"][1][1] == "many 54"
+    assert out["range"] == "1\u201350 of 56" and not out["older_disabled"]
+    assert [r[1] for r in out["page2"]] == ["many %d" % i
+                                            for i in range(5, -1, -1)]
+    assert out["range2"] == "51\u201356 of 56"
+    assert out["view_hidden"] is False
+    assert out["subject"] == HOSTILE
+    assert out["from"] == "Mallory <m@evil.test>"
+    assert out["text"] == "<script>alert(2)</script>\r\n"
+    assert ["Subject", HOSTILE] in out["headers"]
+    assert ["X-Long", "one two"] in out["headers"]
+    assert "<script>alert(2)</script>" in out["raw"]
+    assert out["raw_hidden"] is False and out["text_hidden"] is True
+    assert [r[1] for r in out["found"]] == [HOSTILE]
+    assert out["after_delete"] == "1\u201350 of 55"
+    assert out["after_all"] == "0\u20130 of 0"
+    assert out["status"] == "No mail yet."
+    for method, path in out["asked"]:
+        assert path.startswith("/api/v1/"), path
+    assert ["DELETE", "/api/v1/messages"] in out["asked"]
