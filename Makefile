@@ -40,10 +40,10 @@ MODULES	= settings.c log.c buf.c crypto.c auth.c store.c store_blob.c store_user
 # restore); only main() calls them.
 TOOLS	= dev.c messages.c conflicts.c quarantine.c backup.c
 SRCS	= mailrepd.c $(TOOLS) $(MODULES)
-# The web page's files, made into C arrays (build/gen/web_assets.inc,
-# which web_page.c includes): every object depends on it as on a header.
+HDRS	= $(wildcard *.h)
+# The web page's files, made into C arrays (build/gen/web_assets.inc),
+# which web_page.c includes; its objects' rule is after mk/cross.mk.
 WEB_ASSETS = web/index.html web/app.css web/app.js
-HDRS	= $(wildcard *.h) build/gen/web_assets.inc
 
 WARN	= -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
 	  -Wmissing-prototypes -Wpointer-arith -Wformat=2
@@ -438,3 +438,7 @@ clean:
 	rm -rf build mailrepd
 
 include mk/cross.mk mk/deb.mk
+
+# Every build's web_page.o includes the page's files.
+$(foreach d,rel asan fuzz cov $(ARCH),build/$(d)/web_page.o): \
+	build/gen/web_assets.inc
