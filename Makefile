@@ -35,12 +35,15 @@ MODULES	= settings.c log.c buf.c crypto.c auth.c store.c store_schema.c store_bl
 	  tls.c transport.c penalty.c sync.c sync_chan.c sync_master.c sync_replica.c \
 	  sync_reconcile.c sync_status.c control.c store_repl.c store_purge.c \
 	  store_room.c guard.c record.c json.c utf8.c daemon.c \
-	  http.c web.c web_api.c store_web.c
+	  http.c web.c web_api.c web_page.c store_web.c
 # The command-line tools (dev, messages, wait, conflicts, quarantine, backup,
 # restore); only main() calls them.
 TOOLS	= dev.c messages.c conflicts.c quarantine.c backup.c
 SRCS	= mailrepd.c $(TOOLS) $(MODULES)
 HDRS	= $(wildcard *.h)
+# The web page's files, made into C arrays (build/gen/web_assets.inc),
+# which web_page.c includes; its objects' rule is after mk/cross.mk.
+WEB_ASSETS = web/index.html web/app.css web/app.js
 
 WARN	= -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
 	  -Wmissing-prototypes -Wpointer-arith -Wformat=2
@@ -93,8 +96,18 @@ build/asan/test_%: test/unit/test_%.c $(ASAN_LIB) $(HDRS) | build/asan
 	$(CC) $(ALL_CFLAGS) $(ASAN_FLAGS) -I. -o $@ $< $(ASAN_LIB) \
 	    $(LIBS) -lcmocka
 
-build/rel build/asan build/crash build/valgrind:
+build/rel build/asan build/crash build/valgrind build/gen:
 	mkdir -p $@
+
+# Each web asset as `static const unsigned char web_NAME_EXT[]`, with od
+# and sed (coreutils, no build dependency of its own).
+build/gen/web_assets.inc: $(WEB_ASSETS) | build/gen
+	@set -e; for f in $(WEB_ASSETS); do \
+	    echo "static const unsigned char $$(echo $$f | \
+	        tr -c 'a-z0-9\n' _)[] = {"; \
+	    od -An -v -tx1 $$f | sed 's/\([0-9a-f][0-9a-f]\)/0x\1,/g'; \
+	    echo "};"; \
+	done >$@.tmp; mv $@.tmp $@
 
 # The test build: the ASan objects, test/testvfs.c, a VFS that cuts
 # the power and injects I/O faults when its environment asks
@@ -245,12 +258,12 @@ TIDY_RUNS = $(LINT_SRCS:%=lint-tidy/%)
 
 lint: deps-lint docs-check lint-cppcheck $(TIDY_RUNS)
 
-lint-cppcheck: deps-lint
+lint-cppcheck: deps-lint build/gen/web_assets.inc
 	cppcheck --enable=warning,performance,portability --std=c11 \
 	    -D_GNU_SOURCE --inline-suppr --error-exitcode=1 --quiet -I. \
 	    -j $(LINT_JOBS) $(LINT_SRCS)
 
-$(TIDY_RUNS): lint-tidy/%: deps-lint
+$(TIDY_RUNS): lint-tidy/%: deps-lint build/gen/web_assets.inc
 	clang-tidy --quiet --warnings-as-errors='*' -checks='$(TIDY_CHECKS)' \
 	    $* -- -std=c11 -D_GNU_SOURCE -I.
 
@@ -425,3 +438,7 @@ clean:
 	rm -rf build mailrepd
 
 include mk/cross.mk mk/deb.mk
+
+# Every build's web_page.o includes the page's files.
+$(foreach d,rel asan fuzz cov $(ARCH),build/$(d)/web_page.o): \
+	build/gen/web_assets.inc

@@ -1,6 +1,7 @@
 /*
  * web.c — what the --http listener serves: the route table, /healthz
- * and /metrics (Prometheus text format).  The JSON API is web_api.c's.
+ * and /metrics (Prometheus text format).  The JSON API is web_api.c's,
+ * the page web_page.c's.
  *
  * Listeners are loopback only for now (web_listen_allowed), so every
  * client is this machine's; a change (DELETE) must still come from the
@@ -19,6 +20,7 @@
 #include "sync.h"
 #include "web.h"
 #include "web_api.h"
+#include "web_page.h"
 
 static void	serve_healthz(struct session *, const struct http_request *,
 		    const char *);
@@ -37,6 +39,9 @@ static const struct {
 	enum http_method	 method;
 	int			 change;
 } routes[] = {
+	{ "/", web_page_serve, HTTP_GET, 0 },
+	{ "/app.css", web_page_serve, HTTP_GET, 0 },
+	{ "/app.js", web_page_serve, HTTP_GET, 0 },
 	{ "/healthz", serve_healthz, HTTP_GET, 0 },
 	{ "/metrics", serve_metrics, HTTP_GET, 0 },
 	{ "/api/v1/messages", web_api_list, HTTP_GET, 0 },
