@@ -227,7 +227,7 @@ sync_all_caught_up(struct server *srv, unsigned *nreplicas)
 	struct session	*s;
 	struct chan	*c;
 	int64_t		 head = store_replog_head(srv->store);
-	int		 all = 1;
+	int		 all = head >= 0;	/* an unread head proves nothing */
 
 	*nreplicas = 0;
 	for (s = srv->sessions; s != NULL; s = s->next) {
@@ -277,7 +277,13 @@ sync_drain_report(struct server *srv)
 		(void)store_commit(srv->store);
 	x.head = store_replog_head(srv->store);
 	x.n = 0;
-	(void)store_replica_foreach(srv->store, behind_one, &x);
+	/* What cannot be read cannot say failing over is safe. */
+	if (x.head < 0 || store_replica_foreach(srv->store, behind_one,
+	    &x) != STORE_OK) {
+		log_error("drain.replica.unknown", "msg=\"cannot read the log "
+		    "head or the replicas: counted as behind\"");
+		x.n++;
+	}
 	return x.n;
 }
 
