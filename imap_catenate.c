@@ -280,7 +280,7 @@ imap_catenate(struct session *s, struct spool *spool,
 		return -1;
 	}
 	store_read_begin(s->srv->store);
-	for (i = 0; r == 0 && i < list->nlist; i += 2) {
+	for (i = 0; r == 0 && !c.toobig && i < list->nlist; i += 2) {
 		if (a[i].type == IMAP_ARG_ATOM &&
 		    strcasecmp(a[i].str, "TEXT") == 0 &&
 		    a[i + 1].type == IMAP_ARG_STRING && a[i + 1].literal)
@@ -308,8 +308,12 @@ imap_catenate(struct session *s, struct spool *spool,
 		imap_reply(s, "NO [TOOBIG] Message too large");
 	else if (r == 0 && spool_size(spool) + c.nline == 0)
 		imap_reply(s, "NO Cannot save an empty message");
-	else if (r == 0 && c.nline > 0)
-		spool_add_line(spool, c.line, c.nline);
+	else if (r == 0) {
+		if (c.nline > 0)
+			spool_add_line(spool, c.line, c.nline);
+		free(c.line);
+		return 0;
+	}
 	free(c.line);
-	return r == 0 && !c.toobig && spool_size(spool) > 0 ? 0 : -1;
+	return -1;
 }
