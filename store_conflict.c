@@ -424,6 +424,39 @@ relocate(struct store *st, const uint8_t *uniqueid, uint32_t uid,
 }
 
 enum store_err
+store_drop_copy(struct store *st, const uint8_t *uniqueid, uint32_t uid,
+    const uint8_t *guid, enum rec_reason why)
+{
+	struct store_message	 m;
+	enum rec_reason		 was;
+	enum store_err		 err;
+	int64_t			 mbox = 0, blob_id = 0;
+
+	if ((err = op_begin(st)) != STORE_OK)
+		return err;
+	if ((err = mailbox_local_id(st, uniqueid, &mbox)) == STORE_OK)
+		err = message_row(st, mbox, uid, &m, NULL);
+	if (err == STORE_OK && memcmp(m.guid, guid, GUID_LEN) != 0)
+		err = STORE_NOTFOUND;
+	if (err != STORE_OK)
+		return op_end(st, err);
+	was = store_set_reason(st, why);
+	err = message_expunge(st, mbox, uid, &blob_id);
+	(void)store_set_reason(st, was);
+	if (err == STORE_OK)
+		err = blob_drop_unused(st, blob_id);
+	/*
+	 * A conflict this node opened on that copy while it was a replica
+	 * (then it was promoted before its master answered) is over: the
+	 * copy left uid here, as in relocate().
+	 */
+	if (err == STORE_OK)
+		err = conflict_done(st, S_CONFLICT_RESOLVED, uniqueid, uid,
+		    guid);
+	return op_end(st, err);
+}
+
+enum store_err
 store_relocate(struct store *st, const uint8_t *uniqueid, uint32_t uid,
     const uint8_t *guid, uint32_t above, uint32_t *new_uid)
 {

@@ -186,8 +186,6 @@ master_expunged(struct session *s, struct chan *c, const uint8_t *p,
 {
 	struct store		*st = s->srv->store;
 	struct store_mailbox	 mb;
-	struct store_message	 m;
-	enum rec_reason		 was;
 	enum store_err		 err;
 	uint32_t		 uid;
 	char			 hex[GUID_HEX_LEN + 1];
@@ -210,8 +208,9 @@ master_expunged(struct session *s, struct chan *c, const uint8_t *p,
 	}
 	if (store_mailbox_by_uniqueid(st, p, &mb, NULL) != STORE_OK)
 		return;
-	if (store_message_get(st, mb.id, uid, &m) != STORE_OK ||
-	    memcmp(m.guid, p + MAILBOX_ID_LEN + 4, GUID_LEN) != 0) {
+	err = store_drop_copy(st, p, uid, p + MAILBOX_ID_LEN + 4,
+	    (enum rec_reason)p[n - 1]);
+	if (err == STORE_NOTFOUND) {
 		/*
 		 * Gone here already: its expunge, logged again, settles the
 		 * replica (which may have compared after that record).
@@ -219,9 +218,6 @@ master_expunged(struct session *s, struct chan *c, const uint8_t *p,
 		(void)store_expunge_relog(st, p, uid, p + MAILBOX_ID_LEN + 4);
 		return;
 	}
-	was = store_set_reason(st, (enum rec_reason)p[n - 1]);
-	err = store_message_expunge(st, mb.id, uid);
-	(void)store_set_reason(st, was);
 	log_warn("sync.expunged", "name=%s mailbox=%s uid=%u guid=%s "
 	    "result=%s msg=\"expunged or renumbered on the replica since "
 	    "this copy was made: the copy here goes\"", log_quote(c->name),
