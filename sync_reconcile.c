@@ -320,9 +320,12 @@ recon_plan(struct session *s, struct recon *r)
 		    inv_cmp)) == NULL)
 			continue;
 		m->seen = 1;
-		/* UIDs the replica gave out while split off stay taken. */
-		if (store_mailbox_raise_uidnext(s->srv->store, m->uniqueid,
-		    m->uidnext) != STORE_OK)
+		/*
+		 * UIDs the replica gave out while split off stay taken; a
+		 * relay's UIDNEXT is its master's alone.
+		 */
+		if (!sync_is_replica() && store_mailbox_raise_uidnext(
+		    s->srv->store, m->uniqueid, m->uidnext) != STORE_OK)
 			return -1;
 	}
 	log_info("sync.reconcile.plan", "peer=%s replica_mailboxes=%zu "
@@ -429,6 +432,7 @@ renumbered_here(struct store *st, const uint8_t *uniqueid, uint32_t uid,
  * mass-delete guard does not count; otherwise this master never had it
  * (it came to an old master and never left), so the replica is asked
  * for it (PULL) and keeps it until this master has it under a new UID.
+ * A relay asks for nothing: only the master numbers.
  */
 static void
 merge_replica_only(struct merge *m)
@@ -451,6 +455,14 @@ merge_replica_only(struct merge *m)
 	}
 	m->r->local_only++;
 	crypto_hex(m->e.guid, GUID_LEN, hex);
+	if (sync_is_replica()) {
+		/* A relay: only its master may take it in and number it. */
+		log_warn("sync.reconcile.local_only", "peer=%s mailbox=%s "
+		    "uid=%u guid=%s msg=\"only on the replica; this node is a "
+		    "replica: left to its master\"", m->s->peer,
+		    log_quote(m->r->mb.name), m->e.uid, hex);
+		return;
+	}
 	log_warn("sync.reconcile.local_only", "peer=%s mailbox=%s uid=%u "
 	    "guid=%s msg=\"only on the replica: asked for it\"", m->s->peer,
 	    log_quote(m->r->mb.name), m->e.uid, hex);

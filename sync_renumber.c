@@ -102,10 +102,23 @@ master_push_done(struct session *s, struct chan *c)
 		session_close(s);
 		return;
 	}
+	crypto_hex(pd->rec.guid, GUID_LEN, hex);
+	if (sync_is_replica()) {
+		/*
+		 * A relay: only the master numbers.  Renumbering here would
+		 * move the copy, here and on the replica that pushed it, to
+		 * a UID the master never gave; the replica keeps it open.
+		 */
+		log_warn("sync.renumber", "name=%s uid=%u guid=%s msg=\"this "
+		    "node is a replica; its master must renumber it\"",
+		    log_quote(c->name), pd->rec.uid, hex);
+		spool_free(pd->spool);
+		pd->spool = NULL;
+		return;
+	}
 	err = store_renumber(s->srv->store, pd->rec.mailbox, pd->rec.uid,
 	    pd->rec.guid, pd->rec.flags, pd->rec.keywords,
 	    pd->rec.internaldate, &pd->in, pd->above, &new_uid);
-	crypto_hex(pd->rec.guid, GUID_LEN, hex);
 	if (err == STORE_OK || err == STORE_EXISTS)
 		log_info("sync.renumber", "name=%s uid=%u guid=%s new_uid=%u%s",
 		    log_quote(c->name), pd->rec.uid, hex, new_uid,
