@@ -11,39 +11,26 @@ reason, each driven on purpose by a scripted peer (repl_peer.py):
   another message there;
 - a replica's RELOCATE of a uid past the UID space, of a message the
   master no longer holds at that uid, or of the same message twice
-  moves nothing twice and loses nothing on the master;
+  moves nothing twice and loses nothing on the master; a relay (a
+  replica with replicas of its own) moves and expunges nothing they ask;
 - a replica's PUSH of the very message the master holds at that uid
-  (the same bytes) is no conflict: nothing is renumbered or doubled.
+  (the same bytes) is no conflict: nothing is renumbered or doubled;
+- a reconciliation compares a mailbox in chunks that the frame cuts
+  (messages with kilobytes of keywords) without skipping or doubling a
+  message at a cut.
 """
-import hashlib
 import os
-import sqlite3
 import struct
 
-from conftest import HOST, free_port
-from repl_peer import (PUSH, PUSH_DATA, RELOCATE, ScriptedMaster,
+from conftest import DOMAIN, HOST, free_port, run
+from repl_peer import (EXPUNGED, PUSH, PUSH_DATA, RELOCATE, ScriptedMaster,
                        ScriptedReplica, messages, wait_log, wait_messages)
 from test_hostile_peer import inbox_guids, push
-from test_replication import (SECRET, cluster, lmtp_one,  # noqa: F401
-                              message, secret)
-
-
-def body(tag):
-    return (b"From: <s@remote.test>\r\nSubject: %s\r\n\r\nbody %s\r\n" %
-            (tag, tag))
-
-
-def guid(b):
-    return hashlib.sha256(b).digest()
-
-
-def query(data, sql, *args):
-    db = sqlite3.connect("file:%s/mailrepd.db?mode=ro" % data, uri=True,
-                         timeout=10)
-    try:
-        return db.execute(sql, args).fetchall()
-    finally:
-        db.close()
+from test_reconcile import deliver_many, inbox_subjects, wait_purged
+from test_replica_apply import body, guid, query
+from test_replication import (SECRET, SYNC_DEADLINE,  # noqa: F401
+                              cluster, lmtp_one, message, secret, status,
+                              wait_same)
 
 
 def state(data):
@@ -161,3 +148,96 @@ def test_a_pushed_copy_of_the_same_message_is_no_conflict(cluster):
         r.close()
     assert messages(master.data) == before
     assert master.running()
+
+
+# Keywords of about 3.6 KiB on a message (config.h STORE_MAX_KEYWORDS is
+# 4 KiB): an INV_MSGS frame (config.h SYNC_MAX_FRAME, 33 KiB) holds about
+# nine such messages, far fewer than SYNC_RECON_CHUNK.
+BIG_KEYWORDS = ["kw%02d_%s" % (i, "x" * 56) for i in range(60)]
+
+
+def test_reconciliation_compares_chunks_that_fill_a_frame(cluster):
+    """A mailbox whose messages carry keywords of kilobytes is compared
+    in chunks cut by the frame, not by the count: every message on
+    either side of each cut is compared once, the one message only the
+    replica has reaches the master, the flags the master changed while
+    apart reach the replica, and both stores end the same."""
+    master, _ = cluster(0)
+    master.args += ["--repl-log-retention", "0"]
+    master.stop()
+    master.start()
+    deliver_many(master.port, "alice@" + DOMAIN, 30, "big")
+    c = master.imap("alice")
+    c.select("INBOX")
+    assert c.uid("STORE", "1:*", "+FLAGS",
+                  "(%s)" % " ".join(BIG_KEYWORDS))[0] == "OK"
+    c.logout()
+    rep = cluster.replica(master, 0)
+    wait_same(master, rep)
+    applied = status(rep.data)["master"]["applied"]
+    rep.stop()
+    local = rep.__class__(rep.tmp, rep.data, [])
+    local.start()
+    assert lmtp_one(local.port, "alice@" + DOMAIN,
+                    message("replica-only"))[0].startswith("250")
+    local.stop()
+    c = master.imap("alice")
+    c.select("INBOX")
+    assert c.uid("STORE", "9,18,27", "+FLAGS", "(\\Flagged)")[0] == "OK"
+    c.logout()
+    wait_purged(master, applied)
+    since = len(master.log_text())
+    rep.start()
+    wait_log(master, "sync.reconcile.done", since, deadline=SYNC_DEADLINE)
+    wait_same(master, rep)
+    got = inbox_subjects(master)
+    assert got == inbox_subjects(rep)
+    assert sorted(s for _, s in got) == sorted(
+        ["big%d" % i for i in range(30)] + ["replica-only"]), got
+    assert got[-1] == (32, "replica-only"), got[-3:]
+    for node in (master, rep):
+        check = run("check", "--data", node.data)
+        assert check.returncode == 0, check.stdout + check.stderr
+
+
+def test_a_relay_moves_and_expunges_nothing_its_replicas_ask(cluster):
+    """A replica that relays its master's log to replicas of its own
+    (both --replicate-from and --repl-listen) numbers nothing: a
+    RELOCATE or EXPUNGED from below is logged and left to the master,
+    so the relay never diverges from it; the mail stays everywhere."""
+    master, _ = cluster(0)
+    assert lmtp_one(master.port, "alice@" + DOMAIN,
+                    message("relayed"))[0].startswith("250")
+    port = free_port()
+    relay = cluster.replica(master, 0, ["--repl-listen",
+                                        "%s:%d" % (HOST, port)])
+    wait_same(master, relay)
+    (box, g), = inbox_guids(relay.data)
+    before = messages(relay.data)
+    r = ScriptedReplica(SECRET, port).reconciling()
+    try:
+        since = len(relay.log_text())
+        r.tls.send_frame(RELOCATE, relocate(box, 1, g, 50))
+        wait_log(relay, "its master must move it", since)
+        r.tls.send_frame(EXPUNGED, box + struct.pack(">I", 1) + g + b"\0")
+        wait_log(relay, "its master must expunge it", since)
+        # A mailbox the master has not: nothing to expunge anywhere.
+        since = len(master.log_text())
+        m = ScriptedReplica(SECRET, master.repl_port,
+                            name="other").reconciling()
+        try:
+            m.tls.send_frame(EXPUNGED, os.urandom(16) +
+                             struct.pack(">I", 1) + g + b"\0")
+            m.tls.send_frame(EXPUNGED, box + struct.pack(">I", 1) + g +
+                             b"\x09")
+            wait_log(master, "bad EXPUNGED", since)
+        finally:
+            m.close()
+    finally:
+        r.close()
+    assert messages(relay.data) == before
+    assert messages(master.data) == before
+    assert relay.running() and master.running()
+    assert lmtp_one(master.port, "alice@" + DOMAIN,
+                    message("after"))[0].startswith("250")
+    wait_same(master, relay)
