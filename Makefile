@@ -233,7 +233,9 @@ crash: build/crash/mailrepd build/asan/mailrepd mailrepd
 # I/O and allocation fault injection at every N until each scenario
 # completes (make check stops each I/O loop at N = 30 and runs 24 N of
 # each allocation loop): make faults
-faults: build/crash/mailrepd build/asan/mailrepd mailrepd
+faults: build/crash/mailrepd build/asan/mailrepd mailrepd \
+	build/asan/test_store_faults
+	MAILREPD_FAULTS_LONG=1 build/asan/test_store_faults
 	IO_FAULT_MAX=0 ALLOC_FAULT_MAX=0 \
 	    MAILREPD=$(CURDIR)/build/asan/mailrepd $(PYTHON) -m \
 	    pytest -q -s -p no:cacheprovider test/integration/test_io_faults.py \

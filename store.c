@@ -442,6 +442,14 @@ stmt(struct store *st, enum stmt_id id)
 {
 	sqlite3_stmt	*s = st->stmts[id];
 
+	/*
+	 * The write transaction is lost (txn_lost): a statement run now
+	 * would run outside it, and a write would commit by itself, half
+	 * an operation kept (an expunge without the append that follows
+	 * it), after a failure that its caller took for "not found".
+	 */
+	if (st->in_txn && txn_lost(st))
+		return NULL;
 	if (s == NULL) {
 		if (sqlite3_prepare_v3(st->db, stmt_sql[id], -1,
 		    SQLITE_PREPARE_PERSISTENT, &st->stmts[id], NULL) !=
