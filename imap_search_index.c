@@ -351,8 +351,14 @@ extract_free(struct extract *x)
 	free(x);
 }
 
-int
-search_index_step(struct store *st)
+/*
+ * Indexes the blobs above the index's high-water mark, at most
+ * FTS_STEP_BLOBS or FTS_STEP_USEC of them, in the group commit's
+ * transaction (first emptying an index by another extractor version).
+ * Returns 1 when it indexed any.
+ */
+static int
+index_batch(struct store *st)
 {
 	struct store_fts_blob	 blobs[FTS_STEP_BLOBS];
 	struct store_fts_state	 state;
@@ -361,11 +367,7 @@ search_index_step(struct store *st)
 	int64_t			 start, upto = 0, indexed = 0;
 	size_t			 n = 0, i;
 
-	/* Most iterations find nothing to do, without a transaction. */
-	if (!store_fts_enabled(st) || store_fts_state(st, &state) !=
-	    STORE_OK || (state.version == EXTRACTOR_VERSION &&
-	    (store_fts_pending(st, state.upto, blobs, 1, &n) != STORE_OK ||
-	    n == 0)) || (x = calloc(1, sizeof(*x))) == NULL)
+	if ((x = calloc(1, sizeof(*x))) == NULL)
 		return 0;
 	if ((err = store_fts_begin(st)) != STORE_OK) {
 		extract_free(x);
@@ -396,17 +398,43 @@ search_index_step(struct store *st)
 	return err == STORE_OK && n > 0;
 }
 
+int64_t
+search_index_step(struct store *st, int64_t now_ms)
+{
+	/* When the first of fewer than a batch was seen waiting. */
+	static int64_t		 waiting;
+	struct store_fts_blob	 blobs[FTS_STEP_BLOBS];
+	struct store_fts_state	 state;
+	size_t			 n = 0;
+
+	/* Most iterations find nothing to do, without a transaction. */
+	if (!store_fts_enabled(st) || store_fts_state(st, &state) !=
+	    STORE_OK || (state.version == EXTRACTOR_VERSION &&
+	    (store_fts_pending(st, state.upto, blobs, FTS_STEP_BLOBS, &n) !=
+	    STORE_OK || n == 0))) {
+		waiting = 0;
+		return 0;
+	}
+	if (state.version == EXTRACTOR_VERSION && n < FTS_STEP_BLOBS) {
+		if (waiting == 0)
+			waiting = now_ms;
+		if (now_ms - waiting < FTS_DELAY_MS)
+			return waiting + FTS_DELAY_MS;
+	}
+	waiting = 0;
+	return index_batch(st) ? now_ms : 0;
+}
+
 /* --- a SEARCH's prefilters ----------------------------------------------- */
 
-/* The blobs that may hold one key's string, ascending. */
+/* The blobs that may hold one key's string: a bit per blob id. */
 struct prefilter {
-	struct node		*node;
-	unsigned		 kinds;		/* 1 << store_fts_kind */
-	int64_t			*ids;
-	size_t			 n, cap;
-	int64_t			 pos;		/* in the index */
-	int			 done;
-	int			 off;		/* matches too many: unused */
+	struct node	*node;
+	unsigned	 kinds;		/* 1 << store_fts_kind */
+	uint8_t		*bits;		/* blob ids 0..upto */
+	int64_t		 pos;		/* in the index */
+	int		 done;
+	int		 off;		/* unusable: every message is read */
 };
 
 struct search_fts {
@@ -417,6 +445,7 @@ struct search_fts {
 	size_t			 nskipped;
 	struct prefilter	 pf[IMAP_MAX_SEARCH_FTS];
 	size_t			 npf, gathered;
+	int64_t			 ids[FTS_GATHER_ROWS];	/* one batch */
 	/* The mailbox's messages and their blobs, a batch at a time. */
 	uint32_t		 uids[BLOB_BATCH];
 	int64_t			 blobs[BLOB_BATCH];
@@ -450,8 +479,8 @@ read_skipped(struct search_fts *f)
 	do {
 		if (f->nskipped == cap) {
 			cap = cap > 0 ? cap * 2 : BLOB_BATCH;
-			if (cap > FTS_MAX_CANDIDATES || (p = reallocarray(
-			    f->skipped, cap, sizeof(*p))) == NULL)
+			if (cap > FTS_MAX_BITMAP / sizeof(*p) || (p =
+			    reallocarray(f->skipped, cap, sizeof(*p))) == NULL)
 				return -1;
 			f->skipped = p;
 		}
@@ -470,11 +499,13 @@ search_fts_new(struct store *st, struct search_prog *prog)
 	struct store_fts_state	 state;
 	struct search_fts	*f;
 	struct node		*n;
+	struct prefilter	*p;
 	unsigned		 kinds;
 
 	if (!store_fts_enabled(st) || store_fts_state(st, &state) !=
 	    STORE_OK || state.version != EXTRACTOR_VERSION ||
-	    state.upto == 0 || (f = calloc(1, sizeof(*f))) == NULL)
+	    state.upto == 0 || state.upto / 8 >= FTS_MAX_BITMAP ||
+	    (f = calloc(1, sizeof(*f))) == NULL)
 		return NULL;
 	f->store = st;
 	f->generation = state.generation;
@@ -484,9 +515,12 @@ search_fts_new(struct store *st, struct search_prog *prog)
 		if ((kinds = node_kinds(n)) == 0 ||
 		    !string_indexable(n->str, n->len))
 			continue;
-		f->pf[f->npf].node = n;
-		f->pf[f->npf].kinds = kinds;
+		p = &f->pf[f->npf];
+		p->node = n;
+		p->kinds = kinds;
 		n->fts = ++f->npf;
+		if ((p->bits = calloc((size_t)(f->upto / 8 + 1), 1)) == NULL)
+			p->off = p->done = 1;
 	}
 	if (f->npf == 0 || read_skipped(f) < 0) {
 		search_fts_free(f);
@@ -504,7 +538,7 @@ search_fts_free(struct search_fts *f)
 		return;
 	for (i = 0; i < f->npf; i++) {
 		f->pf[i].node->fts = 0;
-		free(f->pf[i].ids);
+		free(f->pf[i].bits);
 	}
 	free(f->skipped);
 	free(f);
@@ -512,32 +546,23 @@ search_fts_free(struct search_fts *f)
 
 /*
  * Reads a batch of one prefilter's blobs.  An index rebuilt since the
- * search began turns every prefilter off; one string in too many blobs
- * (or any failure) turns its own off.
+ * search began turns every prefilter off, any other failure its own.
  */
 static void
 gather_one(struct search_fts *f, struct prefilter *p)
 {
 	enum store_err	 err;
-	int64_t		*ids;
-	size_t		 i;
+	size_t		 i, n;
 
-	if (p->n == p->cap) {
-		p->cap = p->cap > 0 ? p->cap * 2 : 1024;
-		if (p->cap > FTS_MAX_CANDIDATES || (ids = reallocarray(p->ids,
-		    p->cap, sizeof(*ids))) == NULL) {
-			p->off = p->done = 1;
-			return;
-		}
-		p->ids = ids;
-	}
 	err = store_fts_match(f->store, f->generation, p->kinds, p->node->str,
-	    p->node->len, &p->pos, p->ids, p->cap, &p->n, &p->done);
+	    p->node->len, &p->pos, f->ids, nitems(f->ids), &n, &p->done);
 	if (err == STORE_NOTFOUND)
 		for (i = 0; i < f->npf; i++)
 			f->pf[i].off = f->pf[i].done = 1;
-	else if (err != STORE_OK && err != STORE_LIMIT)
+	else if (err != STORE_OK)
 		p->off = p->done = 1;
+	for (i = 0; err == STORE_OK && i < n && f->ids[i] <= f->upto; i++)
+		p->bits[f->ids[i] / 8] |= (uint8_t)(1u << (f->ids[i] % 8));
 }
 
 int
@@ -599,10 +624,10 @@ search_fts_excludes(struct search_fts *f, int64_t mailbox_id,
 	const struct prefilter	*p = &f->pf[n->fts - 1];
 	int64_t			 blob;
 
-	if (p->off || (blob = blob_of(f, mailbox_id, uid)) == 0 ||
+	if (p->off || (blob = blob_of(f, mailbox_id, uid)) <= 0 ||
 	    blob > f->upto || ids_have(f->skipped, f->nskipped, blob))
 		return 0;
-	return !ids_have(p->ids, p->n, blob);
+	return (p->bits[blob / 8] & 1u << (blob % 8)) == 0;
 }
 
 /* --- mailrepd index ------------------------------------------------------ */
@@ -641,7 +666,7 @@ index_rebuild(struct store *st)
 		    EXTRACTOR_VERSION));
 	if (err == STORE_OK)
 		err = store_commit(st);
-	while (err == STORE_OK && search_index_step(st))
+	while (err == STORE_OK && index_batch(st))
 		err = store_commit(st);
 	if (err == STORE_OK)
 		err = store_commit(st);

@@ -13,12 +13,14 @@
 #include "store.h"
 
 /*
- * Indexes the blobs delivered or applied since the last step, at most
- * FTS_STEP_BLOBS or FTS_STEP_USEC of them, in the group commit's
- * transaction; first empties an index made by another extractor
- * version.  Returns 1 while more wait.
+ * Indexes the blobs delivered or applied since the last step, in the
+ * group commit's transaction: a batch of FTS_STEP_BLOBS at most
+ * FTS_STEP_USEC long, once that many wait or the first waited
+ * FTS_DELAY_MS (one FTS5 segment per blob would cost four times as
+ * much).  Returns when it wants to run again (ms, the clock of now_ms),
+ * or 0 when nothing waits.
  */
-int	search_index_step(struct store *);
+int64_t	search_index_step(struct store *, int64_t now_ms);
 
 /* `mailrepd index rebuild|status`. */
 int	search_index_main(int argc, char **argv);

@@ -479,6 +479,7 @@ event_loop(struct server *srv, struct listener *ls, int nls,
 	size_t		 cap = 0, n, i, nfixed;
 	time_t		 last_tick = 0;
 	long		 wait_ms, hold_ms;
+	int64_t		 index_at;
 	size_t		 turn = 0;
 	int		 busy;
 
@@ -537,9 +538,10 @@ event_loop(struct server *srv, struct listener *ls, int nls,
 		/* Deleted mail's blobs go a bounded batch an iteration. */
 		if (store_gc_step(srv->store))
 			server_timer(srv, srv->now_ms);
-		/* SEARCH's index follows delivery, a batch an iteration. */
-		if (search_index_step(srv->store))
-			server_timer(srv, srv->now_ms);
+		/* SEARCH's index follows delivery, a batch at a time. */
+		if ((index_at = search_index_step(srv->store,
+		    srv->now_ms)) != 0)
+			server_timer(srv, index_at);
 		server_commit(srv);
 		if (promote_signal) {
 			promote_signal = 0;

@@ -862,12 +862,11 @@ enum store_err	store_fts_end(struct store *, int64_t upto, int64_t blobs,
 		    enum store_err);
 /*
  * The blobs whose text of a kind in `kinds` (a mask of 1 << kind) may
- * hold str (valid UTF-8 of 3 or more characters, no NUL): up to
- * FTS_GATHER_ROWS rows of the index after *pos (0 first) are read, the
- * blob ids appended to ids (room for max; *n grows) in ascending order,
- * and *pos moved on; *done set when the index has no more.
- * STORE_NOTFOUND when the index is not the generation asked
- * for any more (rebuilt since), STORE_LIMIT when more than max match.
+ * hold str (valid UTF-8 of 3 or more characters, no NUL): up to max
+ * rows of the index after *pos (0 first) are read, their blobs put in
+ * ids (*n of them, ascending), and *pos moved on; *done is set when
+ * the index has no more.  STORE_NOTFOUND when the index is not the
+ * generation asked for any more (rebuilt since).
  */
 enum store_err	store_fts_match(struct store *, int64_t generation,
 		    unsigned kinds, const char *str, size_t len, int64_t *pos,

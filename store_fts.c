@@ -244,19 +244,14 @@ match_query(const char *str, size_t len)
 }
 
 /* Appends the blob of index row `rowid` to ids when its kind is asked. */
-static enum store_err
-match_row(int64_t rowid, unsigned kinds, int64_t *ids, size_t max,
-    size_t *n)
+static void
+match_row(int64_t rowid, unsigned kinds, int64_t *ids, size_t *n)
 {
 	int64_t	 blob = rowid >> KIND_BITS;
 
-	if ((kinds & 1u << (rowid & ((1 << KIND_BITS) - 1))) == 0 ||
-	    (*n > 0 && ids[*n - 1] == blob))
-		return STORE_OK;
-	if (*n == max)
-		return STORE_LIMIT;
-	ids[(*n)++] = blob;
-	return STORE_OK;
+	if ((kinds & 1u << (rowid & ((1 << KIND_BITS) - 1))) != 0 &&
+	    (*n == 0 || ids[*n - 1] != blob))
+		ids[(*n)++] = blob;
 }
 
 enum store_err
@@ -268,9 +263,10 @@ store_fts_match(struct store *st, int64_t generation, unsigned kinds,
 	sqlite3_stmt		*s;
 	enum store_err		 err;
 	char			*q;
-	int64_t			 rowid;
-	int			 rc = SQLITE_DONE, rows = 0, mine;
+	int			 rc = SQLITE_DONE, mine;
+	size_t			 rows = 0;
 
+	*n = 0;
 	if ((q = match_query(str, len)) == NULL)
 		return STORE_INVALID;
 	mine = !st->in_txn && !st->in_read;
@@ -283,20 +279,16 @@ store_fts_match(struct store *st, int64_t generation, unsigned kinds,
 	if (err == STORE_OK) {
 		sqlite3_bind_text(s, 1, q, -1, SQLITE_STATIC);
 		sqlite3_bind_int64(s, 2, *pos);
-		sqlite3_bind_int(s, 3, FTS_GATHER_ROWS);
-		while (err == STORE_OK && (rc = sqlite3_step(s)) ==
-		    SQLITE_ROW) {
+		sqlite3_bind_int64(s, 3, (int64_t)max);
+		while (rows < max && (rc = sqlite3_step(s)) == SQLITE_ROW) {
 			rows++;
-			rowid = sqlite3_column_int64(s, 0);
-			/* A row that found no room is read again. */
-			if ((err = match_row(rowid, kinds, ids, max, n)) ==
-			    STORE_OK)
-				*pos = rowid;
+			*pos = sqlite3_column_int64(s, 0);
+			match_row(*pos, kinds, ids, n);
 		}
 		sqlite3_reset(s);
-		if (err == STORE_OK && rc != SQLITE_DONE)
+		if (rc != SQLITE_DONE && rc != SQLITE_ROW)
 			err = db_error(st, rc, "fts match");
-		*done = err == STORE_OK && rows < FTS_GATHER_ROWS;
+		*done = err == STORE_OK && rows < max;
 	}
 	if (mine)
 		store_read_end(st);
