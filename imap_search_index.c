@@ -369,7 +369,7 @@ index_batch(struct store *st)
 
 	if ((x = calloc(1, sizeof(*x))) == NULL)
 		return 0;
-	if ((err = store_fts_begin(st)) != STORE_OK) {
+	if (store_fts_begin(st) != STORE_OK) {
 		extract_free(x);
 		return 0;
 	}
