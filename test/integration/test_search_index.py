@@ -8,7 +8,7 @@ behind the server's back, it hides what it should have named)."""
 import sqlite3
 import time
 
-from conftest import run_ok
+from conftest import DOMAIN, run_ok
 
 BIG_WORDS = b"filler text line that repeats itself many times\r\n" * 7000
 
@@ -177,3 +177,21 @@ def test_index_answers_as_scanning(server):
     s.args = ["--search-index", "no"]
     s.restart()
     assert answers(s) == indexed
+
+
+def test_replica_builds_its_own_index(server, tmp_path):
+    """Nothing of the index travels: a replica indexes what it applies,
+    and its SEARCH answers as its master's."""
+    from test_replication import SECRET, lmtp_one, make_cluster, wait_same
+    secret = tmp_path / "repl.secret"
+    secret.write_text(SECRET + "\n")
+    secret.chmod(0o600)
+    master, (rep,) = make_cluster(server, secret)(1)
+    for i, m in enumerate(MESSAGES[:8]):
+        assert lmtp_one(master.port, "alice@" + DOMAIN,
+                        m)[0].startswith("250"), i
+    wait_same(master, rep)
+    for s in (master, rep):
+        st = wait_indexed(s)
+        assert st["indexed"] == "8" and st["skipped"] == "0", st
+    assert answers(rep) == answers(master)
