@@ -240,15 +240,17 @@ def run_mailrepd(binary, tmp, n, no_index):
                           "no" if no_index else "yes"], stderr=log)
     wait_port(imap)
     try:
+        cpu = proctree.cpu_seconds([p.pid])["cpu_s"]
         rate = deliver_all(lmtp, "fetch", n)
         lag = None if no_index else wait_indexed(binary, data)
+        cpu = proctree.cpu_seconds([p.pid])["cpu_s"] - cpu
         rows = imap_rows(imap, "fetch", n)
         rss = proctree.measure([p.pid])["rss_kib"]
     finally:
         p.terminate()
         p.wait()
     fts = int(index_status(binary, data)["bytes"])
-    return rate, rows, rss, du(data), lag, fts
+    return rate, rows, rss, du(data), lag, fts, cpu
 
 
 def run_dovecot(tmp, n):
@@ -285,6 +287,8 @@ def main():
     print("| --- | ---: | ---: | ---: | --- |")
     print("| delivering (msg/s, 4 connections) | %.0f | %s | | |" % (
         mr[0], "%.0f" % dc[0] if dc else "-"))
+    print("| server CPU per message delivered (ms; indexing included) "
+          "| %.3f | - | | |" % (mr[6] * 1000 / a.messages))
     for i, (name, ms, note) in enumerate(mr[1]):
         other = dc[1][i][1] if dc else None
         print("| %s | %.1f | %s | %s | %s |" % (
