@@ -56,7 +56,10 @@ struct text {
 	int	 over;		/* it would pass FTS_MAX_TEXT */
 };
 
-/* Makes room for n more bytes.  Returns 0, or -1 (over, or no memory). */
+/*
+ * Makes room for n more bytes.  Returns 0, or -1 with the text marked
+ * over (too long, or no memory): it is never indexed incomplete.
+ */
 static int
 text_room(struct text *t, size_t n)
 {
@@ -72,8 +75,10 @@ text_room(struct text *t, size_t n)
 	cap = t->cap > 0 ? t->cap : 4096;
 	while (cap < t->len + n)
 		cap *= 2;
-	if ((p = realloc(t->p, cap)) == NULL)
+	if ((p = realloc(t->p, cap)) == NULL) {
+		t->over = 1;	/* incomplete: the blob is always read */
 		return -1;
+	}
 	t->p = p;
 	t->cap = cap;
 	return 0;
@@ -83,12 +88,8 @@ text_room(struct text *t, size_t n)
 static void
 text_add(struct text *t, const void *p, size_t n)
 {
-	if (n == 0)
+	if (n == 0 || text_room(t, n) < 0)
 		return;
-	if (text_room(t, n) < 0) {
-		t->over = 1;
-		return;
-	}
 	memcpy(t->p + t->len, p, n);
 	t->len += n;
 }
@@ -298,8 +299,10 @@ extract_fields(struct extract *x, struct store_meta *meta)
 
 /*
  * Indexes one blob: its rows, or its id in fts_skipped when a text is
- * too long.  A blob gone since it was listed is passed over.  *indexed
- * counts the blobs given rows.
+ * too long or the blob cannot be read (SEARCH then reads it, and meets
+ * what is wrong with it itself).  A blob gone since it was listed is
+ * passed over.  *indexed counts the blobs given rows.  Returns what
+ * failed writing the index.
  */
 static enum store_err
 index_blob(struct store *st, struct extract *x, const struct store_fts_blob *b,
@@ -313,9 +316,11 @@ index_blob(struct store *st, struct extract *x, const struct store_fts_blob *b,
 
 	for (k = 0; k < STORE_FTS_NKINDS; k++)
 		x->t[k].len = x->t[k].over = 0;
-	if ((err = store_message_meta(st, b->guid, STORE_META_ALL, &meta)) !=
-	    STORE_OK)
-		return err == STORE_NOTFOUND ? STORE_OK : err;
+	if ((err = store_message_meta(st, b->guid, STORE_META_ALL, &meta)) ==
+	    STORE_NOTFOUND)
+		return STORE_OK;
+	if (err != STORE_OK)
+		return store_fts_skip(st, b->id);
 	if ((err = store_blob_open(st, b->guid, &r, NULL)) == STORE_OK &&
 	    (extract_body(x, r, &meta) < 0 || extract_header(x, r,
 	    &meta) < 0))
@@ -324,11 +329,11 @@ index_blob(struct store *st, struct extract *x, const struct store_fts_blob *b,
 	if (err == STORE_OK)
 		extract_fields(x, &meta);
 	store_meta_free(&meta);
-	if (err != STORE_OK)
-		return err == STORE_NOTFOUND ? STORE_OK : err;
+	if (err == STORE_NOTFOUND)
+		return STORE_OK;
 	for (k = 0; k < STORE_FTS_NKINDS; k++)
 		over |= x->t[k].over || x->t[k].len > FTS_MAX_TEXT;
-	if (over)
+	if (over || err != STORE_OK)
 		return store_fts_skip(st, b->id);
 	for (k = 0; k < STORE_FTS_NKINDS && err == STORE_OK; k++) {
 		if (x->t[k].len == 0)
