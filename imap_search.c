@@ -34,6 +34,13 @@
  * is kept with the message tried (struct candidate), so no byte is
  * read twice for one key.  IMAP_MAX_SEARCH_TEXT bounds how many times
  * one SEARCH reads each message.
+ *
+ * Before the first message, each BODY, TEXT or header key whose string
+ * the full-text index can look for asks it which blobs may hold the
+ * string (imap_search_index.c, in steps too); a message whose blob the
+ * index holds and does not name then answers NO to that key from the
+ * view alone, and reads nothing for it.  Every other message is tried
+ * as above, so the index changes what is read, never what is found.
  */
 #include <assert.h>
 #include <stdint.h>
