@@ -412,8 +412,13 @@ search_index_step(struct store *st, int64_t now_ms)
 	struct store_fts_state	 state;
 	size_t			 n = 0;
 
-	/* Most iterations find nothing to do, without a transaction. */
-	if (!store_fts_enabled(st) || store_fts_state(st, &state) !=
+	/*
+	 * Most iterations find nothing to do, without a transaction.  On
+	 * a full disk the index waits: its rows must not take the room
+	 * that deletes need.
+	 */
+	if (!store_fts_enabled(st) || store_room_tight(st) ||
+	    store_fts_state(st, &state) !=
 	    STORE_OK || (state.version == EXTRACTOR_VERSION &&
 	    (store_fts_pending(st, state.upto, blobs, FTS_STEP_BLOBS, &n) !=
 	    STORE_OK || n == 0))) {
