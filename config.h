@@ -102,7 +102,18 @@
 #define STORE_MAX_KEYWORDS	4096	/* bytes of keywords on a message */
 #define STORE_GC_BATCH		256	/* unused blobs dropped in one loop step */
 #define STORE_GC_STEP_USEC	5000	/* loop time one step of blob collection takes */
-#define SCHEMA_VERSION		18	/* bump with a step in store_schema.c */
+#define SCHEMA_VERSION		19	/* bump with a step in store_schema.c */
+/*
+ * SEARCH's full-text index (imap_search_index.c, store_fts.c): blobs
+ * indexed behind delivery, a bounded batch an iteration of the loop.
+ */
+#define FTS_STEP_BLOBS		64	/* blobs indexed in one loop step at most */
+#define FTS_STEP_USEC		8000	/* loop time one step of indexing takes */
+#define FTS_DELAY_MS		500	/* fewer than a batch wait this long to be indexed */
+#define FTS_MAX_TEXT		(128 * 1024) /* text of one kind a blob may have indexed; more: always read (~7 ms to index) */
+#define FTS_MAX_TRIGRAMS	24	/* trigrams of one search string asked of the index */
+#define FTS_MAX_BITMAP		(1024 * 1024) /* bytes of one key's blob bitmap; a store past 8M blob ids reads */
+#define FTS_GATHER_ROWS		4096	/* candidate blobs read from the index at once */
 /*
  * Growth (store_purge.c): tombstones and renumbered copies go once every
  * known replica has them and they are older than --tombstone-retention;
@@ -229,6 +240,7 @@
  */
 #define IMAP_MAX_COPY		1000	/* messages one COPY or MOVE takes (one step) */
 #define IMAP_MAX_SEARCH_TEXT	16	/* BODY and TEXT keys in one SEARCH */
+#define IMAP_MAX_SEARCH_FTS	4	/* keys of one SEARCH that ask the full-text index */
 #define VIEW_INDEX_EVERY	16	/* UID runs of a view per sequence-number index entry */
 #define IMAP_MAX_SORT_KEYS	16	/* criteria in one SORT (9 keys, each maybe twice) */
 #define THREAD_MAX_DEPTH	1000	/* levels THREAD walks up to refuse a loop */

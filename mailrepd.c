@@ -29,6 +29,7 @@
 #include "dev.h"
 #include "http.h"
 #include "imap.h"
+#include "imap_search_index.h"
 #include "lmtp.h"
 #include "log.h"
 #include "mailio.h"
@@ -478,6 +479,7 @@ event_loop(struct server *srv, struct listener *ls, int nls,
 	size_t		 cap = 0, n, i, nfixed;
 	time_t		 last_tick = 0;
 	long		 wait_ms, hold_ms;
+	int64_t		 index_at;
 	size_t		 turn = 0;
 	int		 busy;
 
@@ -536,6 +538,10 @@ event_loop(struct server *srv, struct listener *ls, int nls,
 		/* Deleted mail's blobs go a bounded batch an iteration. */
 		if (store_gc_step(srv->store))
 			server_timer(srv, srv->now_ms);
+		/* SEARCH's index follows delivery, a batch at a time. */
+		if ((index_at = search_index_step(srv->store,
+		    srv->now_ms)) != 0)
+			server_timer(srv, index_at);
 		server_commit(srv);
 		if (promote_signal) {
 			promote_signal = 0;
@@ -712,6 +718,8 @@ cmd_serve(int argc, char **argv, int first, int dev_mode)
 	setup_signals(&waitmask);
 	store_nowait(srv.store);	/* the loop never sleeps on a lock */
 	store_set_max_messages(srv.store, set.max_messages);
+	if (!set.search_index)
+		store_fts_disable(srv.store);
 	store_set_quota(srv.store, &(struct store_usage){
 	    (uint64_t)set.quota_messages, (uint64_t)set.quota_storage });
 	/* A throw-away dev store keeps no reserve (it may be on a tmpfs). */
@@ -782,6 +790,8 @@ static const struct {
 	{ "wait", messages_wait, "wait until N messages have arrived" },
 	{ "user", admin_user, "add, del, passwd, list users" },
 	{ "check", admin_check, "check the store and every message's GUID" },
+	{ "index", search_index_main, "SEARCH's full-text index: status, "
+	    "rebuild" },
 	{ "backup", backup_main, "copy the store, also while it runs" },
 	{ "restore", restore_main, "make a backup a store again, as a new "
 	    "incarnation" },

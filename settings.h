@@ -39,6 +39,7 @@ struct settings {
 	long	 quota_storage;		/* bytes per user; 0: no limit */
 	long	 quota_messages;	/* messages per user; 0: no limit */
 	int	 quota_lmtp_temporary;	/* over quota: 452, not 552 */
+	int	 search_index;		/* keep and use SEARCH's index */
 	long	 disk_reserve;		/* bytes kept for freeing space */
 	char	*repl_listen;		/* --repl-listen: accept replicas */
 	char	*replicate_from;	/* --replicate-from HOST:PORT */

@@ -378,6 +378,21 @@ static const char *const stmt_sql[NSTMT] = {
 	    "AND flags & 1 = 0 AND uid > ?2 ORDER BY uid LIMIT ?3",
 	[S_MSG_COUNT_ABOVE] = "SELECT count(*) FROM message "
 	    "WHERE mailbox_id = ?1 AND uid > ?2",
+	/* store_fts.c: a row of fts is blob id * 16 + its kind. */
+	[S_FTS_STATE] = "SELECT generation, version, upto, blobs "
+	    "FROM fts_state",
+	[S_FTS_PENDING] = "SELECT id, guid FROM blob WHERE id > ?1 "
+	    "ORDER BY id LIMIT ?2",
+	[S_FTS_ADD] = "INSERT INTO fts (rowid, text) VALUES (?1 * 16 + ?2, ?3)",
+	[S_FTS_SKIP] = "INSERT OR IGNORE INTO fts_skipped VALUES (?1)",
+	[S_FTS_DONE] = "UPDATE fts_state SET upto = max(upto, ?1), "
+	    "blobs = blobs + ?2",
+	[S_FTS_MATCH] = "SELECT rowid FROM fts WHERE fts MATCH ?1 "
+	    "AND rowid > ?2 ORDER BY rowid LIMIT ?3",
+	[S_FTS_SKIPPED] = "SELECT blob_id FROM fts_skipped WHERE blob_id > ?1 "
+	    "ORDER BY blob_id LIMIT ?2",
+	[S_MSG_BLOBS] = "SELECT uid, blob_id FROM message "
+	    "WHERE mailbox_id = ?1 AND uid > ?2 ORDER BY uid LIMIT ?3",
 };
 
 

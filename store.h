@@ -802,6 +802,84 @@ uint64_t	store_tombs_purged(struct store *, const uint8_t *uniqueid);
 int		store_gc_step(struct store *);
 
 /*
+ * SEARCH's full-text index (store_fts.c): trigrams of each blob's text,
+ * one row per kind of text, kept by the server behind delivery and
+ * never replicated.  The text is the caller's (imap_search_index.c),
+ * already case-folded; the store only keeps and answers.  It names the
+ * blobs that may hold a string, never fewer than do: the caller reads
+ * them to be sure.
+ */
+enum store_fts_kind {
+	STORE_FTS_BODY,		/* what BODY reads */
+	STORE_FTS_HEADER,	/* the top-level header, unfolded */
+	STORE_FTS_FROM,		/* each field's values, as SEARCH sees them */
+	STORE_FTS_TO,
+	STORE_FTS_CC,
+	STORE_FTS_BCC,
+	STORE_FTS_SUBJECT,
+	STORE_FTS_NKINDS
+};
+struct store_fts_state {
+	int64_t		 generation;	/* a new one at each rebuild */
+	unsigned	 version;	/* of the text the rows hold */
+	int64_t		 upto;		/* blobs up to this id are done */
+	int64_t		 blobs;		/* indexed in this generation */
+	/* store_fts_status() only: */
+	int64_t		 stored;	/* blobs in the store */
+	int64_t		 pending;	/* of them above upto */
+	int64_t		 skipped;	/* too long to index, always read */
+	int64_t		 bytes;		/* the index's own */
+};
+struct store_fts_blob {
+	int64_t		 id;
+	uint8_t		 guid[GUID_LEN];
+};
+
+/* Turns the index off (--search-index no): neither kept nor used. */
+void		store_fts_disable(struct store *);
+int		store_fts_enabled(const struct store *);
+enum store_err	store_fts_state(struct store *, struct store_fts_state *);
+/* The state with the counts `mailrepd index status` shows. */
+enum store_err	store_fts_status(struct store *, struct store_fts_state *);
+/*
+ * Empties the index for a rebuild by extractor `version`, between
+ * store_fts_begin() and store_fts_end().
+ */
+enum store_err	store_fts_reset(struct store *, unsigned version);
+/* Up to max blobs above `after`, in id order. */
+enum store_err	store_fts_pending(struct store *, int64_t after,
+		    struct store_fts_blob *out, size_t max, size_t *n);
+/*
+ * Indexing a batch: store_fts_begin(), then per blob either
+ * store_fts_add() of each kind or store_fts_skip(), then
+ * store_fts_end() with the last blob done and how many were indexed.
+ */
+enum store_err	store_fts_begin(struct store *);
+enum store_err	store_fts_add(struct store *, int64_t blob_id,
+		    enum store_fts_kind, const char *text, size_t len);
+enum store_err	store_fts_skip(struct store *, int64_t blob_id);
+enum store_err	store_fts_end(struct store *, int64_t upto, int64_t blobs,
+		    enum store_err);
+/*
+ * The blobs whose text of a kind in `kinds` (a mask of 1 << kind) may
+ * hold str (valid UTF-8 of 3 or more characters, no NUL): up to max
+ * rows of the index after *pos (0 first) are read, their blobs put in
+ * ids (*n of them, ascending), and *pos moved on; *done is set when
+ * the index has no more.  STORE_NOTFOUND when the index is not the
+ * generation asked for any more (rebuilt since).
+ */
+enum store_err	store_fts_match(struct store *, int64_t generation,
+		    unsigned kinds, const char *str, size_t len, int64_t *pos,
+		    int64_t *ids, size_t max, size_t *n, int *done);
+/* Up to max skipped blobs above `after`, in id order. */
+enum store_err	store_fts_skipped(struct store *, int64_t after,
+		    int64_t *ids, size_t max, size_t *n);
+/* Up to max messages of a mailbox above UID `after`: UIDs and blobs. */
+enum store_err	store_message_blobs(struct store *, int64_t mailbox_id,
+		    uint32_t after, uint32_t *uids, int64_t *blobs, size_t max,
+		    size_t *n);
+
+/*
  * Room on a full disk (store_room.c).  store_room_reserve() keeps a
  * reserve file of `bytes` (0: none) beside the database, released when a
  * write finds the disk full; the store is then tight (store_room_tight()

@@ -145,6 +145,14 @@ enum stmt_id {
 	S_CONFLICT_EXPUNGED_DONE,
 	S_MSG_UNSEEN,
 	S_MSG_COUNT_ABOVE,
+	S_FTS_STATE,
+	S_FTS_PENDING,
+	S_FTS_ADD,
+	S_FTS_SKIP,
+	S_FTS_DONE,
+	S_FTS_MATCH,
+	S_FTS_SKIPPED,
+	S_MSG_BLOBS,
 	NSTMT
 };
 
@@ -175,6 +183,7 @@ struct store {
 					   there is no reserve) */
 	int		 tight;		/* the disk was full: no new blob */
 	int		 gc_more;	/* blob_unused may list blobs to drop */
+	int		 fts_off;	/* SEARCH's index is neither kept nor used */
 	int64_t		 gc_after;	/* where store_gc_step() goes on */
 };
 
