@@ -183,6 +183,7 @@
 #define SSE_MAX_BEHIND		4096	/* log records the feed may lag; past it every stream resyncs */
 #define SSE_MAX_FIELD		256	/* bytes of a subject or sender in an event */
 #define SSE_KEEPALIVE		15	/* seconds between keep-alive comments of a quiet stream */
+#define SSE_SNDBUF		(64 * 1024) /* kernel send buffer of a stream (doubled): its queue past the output's */
 #define HTTP_MAX_AUTH_FAILURES	3	/* failed logins on one connection, then close */
 #define HTTP_ADMIN_TOKEN_MIN	16	/* bytes of the --http-admin-token-file token, at least */
 #define HTTP_ADMIN_TOKEN_MAX	256	/* and at most */

@@ -9,8 +9,9 @@
  * sent to every stream that may see it.  Nothing is read while no
  * stream is open.
  *
- * Memory stays bounded whatever the streams do: the ring is fixed, and
- * a stream writes only while its output is under the high-water mark.
+ * Memory stays bounded whatever the streams do: the ring is fixed, a
+ * stream writes only while its output is under the high-water mark, and
+ * the kernel's buffer of its socket is fixed at SSE_SNDBUF.
  * A stream whose position fell out of the ring (a slow reader), or
  * whose events the feed skipped (the feed fell SSE_MAX_BEHIND records
  * behind, or the log was purged first), gets one "resync" event, after
@@ -27,6 +28,7 @@
 #include "http.h"
 #include "json.h"
 #include "log.h"
+#include "net.h"
 #include "proto.h"
 #include "store.h"
 #include "web_api.h"
@@ -316,13 +318,19 @@ web_events_serve(struct session *s, const struct http_request *req,
 		http_error(s, 503, "out of memory");
 		return;
 	}
+	/*
+	 * The head the last commit left: a change another session made in
+	 * this iteration is not committed yet, and is this stream's news.
+	 */
 	if (feed.streams++ == 0)
-		feed.cursor = feed.floor = store_replog_head(s->srv->store);
+		feed.cursor = feed.floor = store_txn_open(s->srv->store) ?
+		    s->srv->hold.head : store_replog_head(s->srv->store);
 	st->all = req->user == NULL;
 	snprintf(st->user, sizeof(st->user), "%s", st->all ? "" : req->user);
 	st->users_gen = store_users_generation(s->srv->store);
 	st->pos = resume_at(req->last_event_id);
 	st->sent = s->srv->now;
+	net_send_buffer(s->fd, SSE_SNDBUF);
 	log_info("http.events", "id=%llu peer=%s user=%s streams=%u",
 	    (unsigned long long)s->id, s->peer, log_quote(st->all ?
 	    "(admin)" : st->user), feed.streams);
