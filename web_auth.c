@@ -167,6 +167,7 @@ check_basic(struct session *s, struct web_auth *a, const char *b64)
 	char		*hash = NULL, *colon, canon[USER_MAX_NAME + 1];
 	size_t		 n;
 	enum auth_status st;
+	int		 known;
 
 	a->admin = 0;
 	if (crypto_base64_decode(b64, strlen(b64), raw, sizeof(raw) - 1,
@@ -177,13 +178,13 @@ check_basic(struct session *s, struct web_auth *a, const char *b64)
 		return a->state;
 	}
 	*colon = '\0';
-	a->known = strlen((char *)raw) <= USER_MAX_NAME &&
+	known = strlen((char *)raw) <= USER_MAX_NAME &&
 	    store_user_find(s->srv->store, (char *)raw, canon) == STORE_OK &&
 	    store_user_password(s->srv->store, canon, &hash) == STORE_OK;
-	snprintf(a->user, sizeof(a->user), "%.*s", USER_MAX_NAME, a->known ?
+	snprintf(a->user, sizeof(a->user), "%.*s", USER_MAX_NAME, known ?
 	    canon : (char *)raw);
-	if (a->known && strcmp(hash, PASSWORD_NONE) == 0) {
-		a->known = 0;
+	if (known && strcmp(hash, PASSWORD_NONE) == 0) {
+		known = 0;
 		if (s->srv->dev && s->local) {
 			free(hash);
 			explicit_bzero(raw, sizeof(raw));
@@ -191,7 +192,8 @@ check_basic(struct session *s, struct web_auth *a, const char *b64)
 			return a->state;
 		}
 	}
-	st = auth_check(s->id, a->user, colon + 1, a->known ? hash : NULL,
+	a->known = known;
+	st = auth_check(s->id, a->user, colon + 1, known ? hash : NULL,
 	    s->srv->now_ms);
 	free(hash);
 	explicit_bzero(raw, sizeof(raw));
