@@ -37,7 +37,8 @@ MODULES	= settings.c log.c buf.c crypto.c auth.c store.c store_schema.c store_bl
 	  sync_reconcile.c sync_recon_replica.c sync_renumber.c sync_status.c \
 	  control.c store_repl.c store_apply.c store_conflict.c store_purge.c \
 	  store_room.c guard.c record.c json.c utf8.c daemon.c \
-	  http.c web.c web_api.c web_page.c store_web.c
+	  http.c web.c web_api.c web_auth.c web_events.c web_page.c \
+	  store_web.c
 # The command-line tools (dev, messages, wait, conflicts, quarantine, backup,
 # restore); only main() calls them.
 TOOLS	= dev.c messages.c conflicts.c quarantine.c backup.c
@@ -45,7 +46,7 @@ SRCS	= mailrepd.c $(TOOLS) $(MODULES)
 HDRS	= $(wildcard *.h)
 # The web page's files, made into C arrays (build/gen/web_assets.inc),
 # which web_page.c includes; its objects' rule is after mk/cross.mk.
-WEB_ASSETS = web/index.html web/app.css web/app.js
+WEB_ASSETS = web/index.html web/app.css web/app.js web/live.js
 
 WARN	= -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
 	  -Wmissing-prototypes -Wpointer-arith -Wformat=2

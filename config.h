@@ -188,6 +188,16 @@
 #define WEB_MAX_TERMS		16	/* terms of one search query */
 #define WEB_MAX_TEXT		(64 * 1024) /* bytes of a message's text in its JSON */
 #define WEB_DELETE_BATCH	64	/* messages one DELETE step expunges */
+#define SSE_MAX_CLIENTS		100	/* event streams (/api/v1/events) open at once; past it 503 */
+#define SSE_RING_EVENTS		256	/* events kept for streams; a stream further behind resyncs */
+#define SSE_COLLECT_STEP	64	/* log records one collection turns into events */
+#define SSE_MAX_BEHIND		4096	/* log records the feed may lag; past it every stream resyncs */
+#define SSE_MAX_FIELD		256	/* bytes of a subject or sender in an event */
+#define SSE_KEEPALIVE		15	/* seconds between keep-alive comments of a quiet stream */
+#define SSE_SNDBUF		(64 * 1024) /* kernel send buffer of a stream (doubled): its queue past the output's */
+#define HTTP_MAX_AUTH_FAILURES	3	/* failed logins on one connection, then close */
+#define HTTP_ADMIN_TOKEN_MIN	16	/* bytes of the --http-admin-token-file token, at least */
+#define HTTP_ADMIN_TOKEN_MAX	256	/* and at most */
 
 /* IMAP */
 #define IMAP_MAX_LINE		(64 * 1024) /* one command line (>= 8 KiB) */

@@ -42,6 +42,7 @@
 #include "sync.h"
 #include "tls.h"
 #include "web.h"
+#include "web_auth.h"
 
 #define MAX_LISTENERS	16
 
@@ -114,13 +115,15 @@ close_listeners(struct listener *ls, int n)
 
 /*
  * Opens one listener per comma-separated spec into ls[n...], with
- * implicit TLS when tls; a unix socket is bound with the unix-socket-*
+ * implicit TLS when tls, or when tls_of (if not NULL) says so of its
+ * address; a unix socket is bound with the unix-socket-*
  * mode and given their owner and group (dm).  Returns the new count, or
  * -1 after saying which spec failed (having closed what it opened).
  */
 static int
 open_listeners(const char *specs, const struct proto_ops *ops,
-    struct listener *ls, int n, int tls, const struct daemon *dm)
+    struct listener *ls, int n, int tls, int (*tls_of)(const char *),
+    const struct daemon *dm)
 {
 	char			*copy, *spec, *save = NULL, err[256];
 	mode_t			 mask;
@@ -156,9 +159,9 @@ open_listeners(const char *specs, const struct proto_ops *ops,
 			ok = 0;
 		} else {
 			l->ops = ops;
-			l->tls = tls;
+			l->tls = tls || (tls_of != NULL && tls_of(spec));
 			log_info("listen", "proto=%s addr=%s tls=%s", ops->name,
-			    spec, ops->psk ? "psk" : tls ? "implicit" :
+			    spec, ops->psk ? "psk" : l->tls ? "implicit" :
 			    "starttls");
 			opened++;
 		}
@@ -184,20 +187,21 @@ open_all_listeners(const struct daemon *dm, struct listener *ls)
 		const char		*specs;
 		const struct proto_ops	*ops;
 		int			 tls;
+		int			(*tls_of)(const char *spec);
 	} kinds[] = {
-		{ set->lmtp, &lmtp_proto, 0 },
-		{ set->imap, &imap_proto, 0 },
-		{ set->imaps, &imap_proto, 1 },
-		{ set->smtp, &smtp_proto, 0 },
-		{ set->repl_listen, &sync_master_proto, 0 },
-		{ set->http, &http_proto, 0 },
+		{ set->lmtp, &lmtp_proto, 0, NULL },
+		{ set->imap, &imap_proto, 0, NULL },
+		{ set->imaps, &imap_proto, 1, NULL },
+		{ set->smtp, &smtp_proto, 0, NULL },
+		{ set->repl_listen, &sync_master_proto, 0, NULL },
+		{ set->http, &http_proto, 0, web_spec_tls },
 	};
 	size_t	 i;
 	int	 n = 0, m;
 
 	for (i = 0; i < sizeof(kinds) / sizeof(*kinds); i++) {
 		if ((m = open_listeners(kinds[i].specs, kinds[i].ops, ls, n,
-		    kinds[i].tls, dm)) < 0) {
+		    kinds[i].tls, kinds[i].tls_of, dm)) < 0) {
 			close_listeners(ls, n);
 			return -1;
 		}
@@ -672,7 +676,7 @@ cmd_serve(int argc, char **argv, int first, int dev_mode)
 		goto out2;
 	}
 	/* Nothing is created or bound before the lock is ours. */
-	if (web_check_listen(set.http) < 0 || daemon_prepare(&set, &dm) < 0 ||
+	if (web_setup(&set) < 0 || daemon_prepare(&set, &dm) < 0 ||
 	    (nls = open_all_listeners(&dm, ls)) < 0)
 		goto out2;
 	if (daemon_drop(&dm) < 0) {
@@ -758,6 +762,7 @@ out2:
 out:
 	auth_stop();
 	tls_shutdown();
+	web_auth_shutdown();
 	store_close(srv.store);
 	if (pidfile)
 		control_exit(set.data_dir, rc);

@@ -20,7 +20,8 @@ struct settings {
 	char	*name;			/* --name, default: host name */
 	char	*domains;		/* --domains accepted, NULL: any */
 	char	*imaps;			/* --imaps listeners (implicit TLS) */
-	char	*http;			/* --http listeners (loopback) */
+	char	*http;			/* --http listeners */
+	char	*http_admin_token_file;	/* --http-admin-token-file */
 	char	*tls_cert;		/* --tls-cert PEM file, NULL: generated */
 	char	*tls_key;		/* --tls-key PEM file */
 	int	 allow_plaintext_auth;	/* log in without TLS from anywhere */
@@ -131,6 +132,16 @@ struct setting_doc {
  * or -1 when i is past the last.
  */
 int	settings_doc(size_t i, struct setting_doc *doc);
+
+/*
+ * Reads a secret file of setting `setting` (a secret, the admin token):
+ * its first line, without the line ending, into line (cap bytes).  The
+ * file must not be readable by group or others, and the line must be
+ * min to max bytes (max < cap).  Returns its length, or -1 after saying
+ * on stderr which setting and what is wrong.
+ */
+int	settings_read_secret(const char *setting, const char *path,
+	    size_t min, size_t max, char *line, size_t cap);
 
 /* Prints a sub-command's own options. */
 void	settings_usage_options(FILE *, const struct cmd_option *, int);

@@ -914,6 +914,8 @@ enum store_err	store_sizes(struct store *, struct store_sizes *out);
 /*
  * The web view's API (store_web.c): every user's messages, newest first
  * by (internaldate, mailbox, uid), in pages that go on from a position.
+ * Each call takes the user it is limited to (the stored name), or NULL
+ * for every user's.
  */
 struct store_web_message {
 	uint8_t		 uniqueid[MAILBOX_ID_LEN];	/* of its mailbox */
@@ -935,15 +937,16 @@ void		store_web_top(struct store_web_pos *);
  * Up to n messages after *pos, past the first `skip` of them, into out;
  * *got says how many, and *pos moves to the last.
  */
-enum store_err	store_web_page(struct store *, struct store_web_pos *pos,
-		    int64_t skip, struct store_web_message *out, size_t n,
-		    size_t *got);
-/* One message by its mailbox's uniqueid and its UID. */
-enum store_err	store_web_get(struct store *, const uint8_t *uniqueid,
-		    uint32_t uid, struct store_web_message *out);
-/* Messages of every user, and those without \Seen. */
-enum store_err	store_web_count(struct store *, int64_t *total,
-		    int64_t *unread);
+enum store_err	store_web_page(struct store *, const char *user,
+		    struct store_web_pos *pos, int64_t skip,
+		    struct store_web_message *out, size_t n, size_t *got);
+/* One message by its mailbox's uniqueid and its UID (another's: none). */
+enum store_err	store_web_get(struct store *, const char *user,
+		    const uint8_t *uniqueid, uint32_t uid,
+		    struct store_web_message *out);
+/* Messages, and those without \Seen. */
+enum store_err	store_web_count(struct store *, const char *user,
+		    int64_t *total, int64_t *unread);
 /* Bytes of the database file, and of its WAL (/metrics); 0 if none. */
 void		store_file_bytes(struct store *, int64_t *db, int64_t *wal);
 /* Calls cb with the uniqueid of every mailbox of every user. */
