@@ -231,6 +231,7 @@
 #define IMAP_MAX_SEARCH_TEXT	16	/* BODY and TEXT keys in one SEARCH */
 #define VIEW_INDEX_EVERY	16	/* UID runs of a view per sequence-number index entry */
 #define IMAP_MAX_SORT_KEYS	16	/* criteria in one SORT (9 keys, each maybe twice) */
+#define IMAP_MAX_UPDATES	5	/* updating searches (RETURN (UPDATE)) one session keeps */
 #define THREAD_MAX_DEPTH	1000	/* levels THREAD walks up to refuse a loop */
 
 /* MIME pre-parser (run once per delivered message) */

@@ -14,6 +14,7 @@
 #include <strings.h>
 
 #include "config.h"
+#include "imap_context.h"
 #include "imap_esearch.h"
 #include "imap_search.h"
 #include "imap_session.h"
@@ -32,7 +33,7 @@ struct order {
 	struct search		*search;
 	int			 thread;	/* THREAD, not SORT */
 	int			 uid;		/* the UID form */
-	unsigned		 ret;		/* SORT RETURN: ESEARCH_* */
+	struct esearch_opts	 opts;		/* SORT RETURN (...) */
 	struct sort_criteria	 criteria;	/* SORT */
 	enum thread_algorithm	 algorithm;	/* THREAD */
 	enum order_phase	 phase;
@@ -133,8 +134,8 @@ order_write_sort(struct session *s, struct order *o)
 	for (i = 0; i < o->n; i++)
 		if (o->msgs[i].uid != 0)
 			nums[n++] = o->uid ? o->msgs[i].uid : o->msgs[i].seq;
-	if (o->ret != 0)
-		imap_esearch_sorted(s, o->ret, o->uid, nums, n);
+	if (o->opts.ret != 0)
+		imap_esearch_sorted(s, &o->opts, o->uid, nums, n);
 	else {
 		session_printf(s, "* SORT");
 		for (i = 0; i < n; i++)
@@ -251,18 +252,20 @@ imap_cmd_sort(struct session *s, const struct imap_arg *args, size_t nargs,
 		return;
 	}
 	o->uid = uid;
-	if (nargs > 2 && args[0].type == IMAP_ARG_ATOM &&
-	    strcasecmp(args[0].str, "RETURN") == 0) {
-		if (args[1].type != IMAP_ARG_LIST ||
-		    imap_esearch_parse(&args[1], &o->ret) < 0 ||
-		    (o->ret & ESEARCH_SAVE)) {
-			imap_reply(s, "BAD SORT RETURN takes MIN, MAX, COUNT "
-			    "and ALL");
-			free(o);
-			return;
-		}
-		args += 2;
-		nargs -= 2;
+	if (imap_search_return(s, &args, &nargs, &o->opts) < 0) {
+		free(o);
+		return;
+	}
+	if (o->opts.ret & ESEARCH_SAVE) {
+		imap_reply(s, "BAD SORT RETURN takes no SAVE");
+		free(o);
+		return;
+	}
+	/* RFC 5267 4.3.1 lets a server refuse SORT updates, not SEARCH's */
+	if (o->opts.ret & ESEARCH_UPDATE) {
+		imap_say_noupdate(s, "SORT results are not updated");
+		o->opts.ret = (o->opts.ret & ~ESEARCH_UPDATE) |
+		    ESEARCH_NOUPDATE;
 	}
 	if (nargs < 1 || imap_sort_parse(&args[0], &o->criteria, &why) < 0) {
 		imap_reply(s, "BAD %s", nargs < 1 ? "SORT needs sort criteria" :
