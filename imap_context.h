@@ -32,21 +32,15 @@ int	imap_context_check(const struct imap_view *, const char *tag);
 void	imap_say_noupdate(struct session *, const char *why);
 
 /*
- * Keeps an updating SEARCH: se (freed with the context) and the UIDs it
- * matched (the set's ranges move into the context).  Returns 0, or -1
- * without memory (nothing taken over).
+ * Keeps an updating search: se, and the UIDs it matched (result: the
+ * set's ranges move into the context).  For a SORT also its criteria
+ * and those UIDs in the order sorted (order, n of them); a SEARCH has
+ * NULL, NULL, 0.  Returns 0 (se and order taken over), or -1 without
+ * memory (nothing taken over).
  */
-int	imap_context_add_search(struct imap_view *, const char *tag, int uid,
-	    struct search *se, struct imap_uidset *result);
-
-/*
- * Keeps an updating SORT: se, the criteria, and the UIDs it matched in
- * the order sorted (n of them).  Returns 0 (se and sorted taken over),
- * or -1 without memory (nothing taken over).
- */
-int	imap_context_add_sort(struct imap_view *, const char *tag, int uid,
-	    struct search *se, const struct sort_criteria *,
-	    uint32_t *sorted, size_t n);
+int	imap_context_add(struct imap_view *, const char *tag, int uid,
+	    struct search *se, struct imap_uidset *result,
+	    const struct sort_criteria *, uint32_t *order, size_t n);
 
 /* Message uid of the view is new or changed: it is tested again. */
 void	imap_context_changed(struct imap_view *, uint32_t uid);

@@ -31,6 +31,8 @@ enum order_phase {
 /* A running SORT or THREAD. */
 struct order {
 	struct search		*search;
+	struct search		*updating;	/* SORT RETURN (UPDATE): the
+						   search, for imap_context.c */
 	int			 thread;	/* THREAD, not SORT */
 	int			 uid;		/* the UID form */
 	struct esearch_opts	 opts;		/* SORT RETURN (...) */
@@ -53,6 +55,8 @@ order_free(void *arg)
 	free(o->msgs);
 	if (o->search != NULL)
 		imap_search_matches_free(o->search);
+	if (o->updating != NULL)
+		imap_search_matches_free(o->updating);
 	free(o);
 }
 
@@ -79,7 +83,10 @@ order_take_matches(struct session *s, struct order *o, const uint32_t *hits,
 		o->msgs[i].uid = imap_view_uid(v, hits[i] + 1);
 	}
 	o->n = n;
-	imap_search_matches_free(o->search);
+	if (o->opts.ret & ESEARCH_UPDATE)
+		o->updating = o->search;
+	else
+		imap_search_matches_free(o->search);
 	o->search = NULL;
 	o->phase = ORDER_KEYS;
 	return 0;
@@ -119,16 +126,81 @@ write_piece(void *arg, const char *p, size_t n)
 }
 
 /*
+ * SORT RETURN (UPDATE): the UIDs of the matches added to *matched
+ * (empty), taken while msgs are in mailbox order.  Returns 0, or -1
+ * without memory.
+ */
+static int
+order_matched(const struct order *o, struct imap_uidset *matched)
+{
+	size_t	 i;
+
+	if (o->n > IMAP_MAX_SORT_UPDATE)
+		return 0;
+	for (i = 0; i < o->n; i++)
+		if (o->msgs[i].uid != 0 &&
+		    imap_uidset_add(matched, o->msgs[i].uid) < 0)
+			return -1;
+	return 0;
+}
+
+/*
+ * Then, msgs sorted: the search, the matched UIDs and their order become
+ * an updating search of the view (imap_context.c).  Past
+ * IMAP_MAX_SORT_UPDATE matches, or without memory, the client hears
+ * NOUPDATE instead.
+ */
+static void
+order_keep(struct session *s, struct order *o, struct imap_uidset *matched)
+{
+	struct imap_session	*ims = imap_of(s);
+	uint32_t		*order;
+	size_t			 i, n = 0;
+
+	if (o->n > IMAP_MAX_SORT_UPDATE) {
+		imap_say_noupdate(s, "Too many matches to keep in order");
+		return;
+	}
+	if ((order = calloc(o->n + 1, sizeof(*order))) == NULL) {
+		imap_say_noupdate(s, "Out of memory");
+		return;
+	}
+	for (i = 0; i < o->n; i++)
+		if (o->msgs[i].uid != 0)
+			order[n++] = o->msgs[i].uid;
+	if (imap_search_pin_sets(o->updating, ims->view) < 0 ||
+	    imap_context_add(ims->view, ims->tag, o->uid, o->updating,
+	    matched, &o->criteria, order, n) < 0) {
+		free(order);
+		imap_say_noupdate(s, "Out of memory");
+		return;
+	}
+	o->updating = NULL;
+}
+
+/*
  * Writes the "* SORT" line, the numbers in the order sorted, or with
  * RETURN the ESEARCH line.  Returns 0, or -1 when memory ran out.
  */
 static int
 order_write_sort(struct session *s, struct order *o)
 {
-	uint32_t	*nums;
-	size_t		 i, n = 0;
+	struct imap_uidset	 matched;
+	uint32_t		*nums;
+	size_t			 i, n = 0;
 
+	memset(&matched, 0, sizeof(matched));
+	if (o->updating != NULL && order_matched(o, &matched) < 0) {
+		imap_uidset_free(&matched);
+		imap_search_matches_free(o->updating);
+		o->updating = NULL;
+		imap_say_noupdate(s, "Out of memory");
+	}
 	imap_sort_msgs(o->msgs, o->n, &o->criteria);
+	if (o->updating != NULL) {
+		order_keep(s, o, &matched);
+		imap_uidset_free(&matched);
+	}
 	if ((nums = calloc(o->n + 1, sizeof(*nums))) == NULL)
 		return -1;
 	for (i = 0; i < o->n; i++)
@@ -260,12 +332,6 @@ imap_cmd_sort(struct session *s, const struct imap_arg *args, size_t nargs,
 		imap_reply(s, "BAD SORT RETURN takes no SAVE");
 		free(o);
 		return;
-	}
-	/* RFC 5267 4.3.1 lets a server refuse SORT updates, not SEARCH's */
-	if (o->opts.ret & ESEARCH_UPDATE) {
-		imap_say_noupdate(s, "SORT results are not updated");
-		o->opts.ret = (o->opts.ret & ~ESEARCH_UPDATE) |
-		    ESEARCH_NOUPDATE;
 	}
 	if (nargs < 1 || imap_sort_parse(&args[0], &o->criteria, &why) < 0) {
 		imap_reply(s, "BAD %s", nargs < 1 ? "SORT needs sort criteria" :

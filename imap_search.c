@@ -984,17 +984,16 @@ search_write_match(struct session *s, struct search *se, uint32_t i)
 	return 0;
 }
 
-/*
- * Gives the program's sequence sets the meaning they have now for good
- * (RFC 5267 4.3: no notice when those messages change): sets of the
- * UIDs they name.  Returns 0, or -1 without memory.
- */
-static int
-prog_uids_only(struct search_prog *prog, const struct imap_view *v)
+int
+imap_search_pin_sets(struct search *se, const struct imap_view *v)
 {
 	struct node	*n;
 
-	for (n = prog->nodes; n != NULL; n = n->all)
+	free(se->hits);		/* SORT's matches: taken already */
+	se->hits = NULL;
+	se->nhits = se->caphits = 0;
+
+	for (n = se->prog.nodes; n != NULL; n = n->all)
 		if (n->kind == N_SET && !n->uid && !n->saved) {
 			if (imap_view_seqs_to_uids(v, &n->set) < 0)
 				return -1;
@@ -1015,9 +1014,9 @@ search_keep(struct session *s, struct search *se)
 	struct imap_uidset	*result = se->result;
 
 	se->result = NULL;
-	if (prog_uids_only(&se->prog, ims->view) == 0 &&
-	    imap_context_add_search(ims->view, ims->tag, se->uid, se,
-	    result) == 0)
+	if (imap_search_pin_sets(se, ims->view) == 0 &&
+	    imap_context_add(ims->view, ims->tag, se->uid, se, result, NULL,
+	    NULL, 0) == 0)
 		se->kept = 1;
 	else
 		imap_say_noupdate(s, "Out of memory");

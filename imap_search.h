@@ -44,6 +44,16 @@ int		 imap_search_try(struct session *, struct search *,
 		    const struct imap_step_budget *b, uint32_t uid);
 
 /*
+ * Readies a search that has run for an updating search: its sequence
+ * sets keep the meaning they have now for good (RFC 5267 4.3: no notice
+ * when those messages change), as sets of the UIDs they name; the
+ * matches it kept (imap_search_matches()) are let go.  Returns 0, or -1
+ * without memory.
+ */
+struct imap_view;
+int		 imap_search_pin_sets(struct search *, const struct imap_view *);
+
+/*
  * Parses "RETURN (options)" (ESEARCH, RFC 4731; CONTEXT, RFC 5267) when
  * the arguments begin with it, into *o (zeroed when they do not), and
  * moves *args and *nargs past it.  An UPDATE over the session's limit

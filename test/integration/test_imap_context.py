@@ -147,6 +147,46 @@ def test_sequence_keys_keep_their_messages(pair):
     assert updates(c.ok("NOOP"), t) == ["ADDTO (0 1)"]
 
 
+def test_sort_update_places(pair):
+    """An updating SORT says where each change goes in its order."""
+    c, o = pair
+    t, untagged = ok_tagged(c, "SORT RETURN (UPDATE) (SUBJECT) UTF-8 SEEN")
+    assert updates(untagged, t) == [""]
+    for seq, want in (("3", "ADDTO (1 3)"), ("1", "ADDTO (1 1)"),
+                      ("5", "ADDTO (3 5)"), ("4", "ADDTO (3 4)")):
+        o.ok("STORE %s +FLAGS (\\Seen)" % seq)
+        assert updates(c.ok("NOOP"), t) == [want], seq
+    # order now s0 s2 s3 s4 = 1 3 4 5
+    o.ok("STORE 3 -FLAGS (\\Seen)")
+    assert updates(c.ok("NOOP"), t) == ["REMOVEFROM (2 3)"]
+    o.ok("STORE 1,4 +FLAGS (\\Deleted)")
+    o.ok("EXPUNGE")
+    lines = c.ok("NOOP")
+    assert updates(lines, t) == ["REMOVEFROM (1 1)", "REMOVEFROM (1 4)"]
+    assert lines.index('* ESEARCH (TAG "%s") REMOVEFROM (1 4)' % t) < \
+        lines.index("* 1 EXPUNGE"), lines
+    # left: s4, now message 3; a new "s1" goes before it
+    o.append("INBOX", b"Subject: s1\r\n\r\nx\r\n", flags="\\Seen")
+    lines = c.ok("NOOP")
+    assert lines.index("* 4 EXISTS") < lines.index(
+        '* ESEARCH (TAG "%s") ADDTO (1 4)' % t), lines
+    assert esearch(c, "SORT RETURN (ALL) (SUBJECT) UTF-8 SEEN") == "ALL 4,3"
+
+
+def test_uid_sort_update_reverse(pair):
+    c, o = pair
+    t, untagged = ok_tagged(c, "UID SORT RETURN (UPDATE ALL) (REVERSE "
+                            "SUBJECT) UTF-8 FLAGGED")
+    assert updates(untagged, t) == ["UID"]
+    o.ok("STORE 2,4 +FLAGS (\\Flagged)")
+    assert updates(c.ok("NOOP"), t) == ["UID ADDTO (1 2)",
+                                         "UID ADDTO (1 4)"]
+    assert updates(c.ok("STORE 3 +FLAGS (\\Flagged)"), t) == \
+        ["UID ADDTO (2 3)"]
+    assert esearch(c, "UID SORT RETURN () (REVERSE SUBJECT) UTF-8 "
+                   "FLAGGED") == "UID ALL 4,3,2"
+
+
 def test_cancelupdate(pair):
     c, o = pair
     t, _ = ok_tagged(c, "SEARCH RETURN (UPDATE) SEEN")
