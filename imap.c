@@ -933,7 +933,7 @@ imap_input(struct session *s)
 	if (ims->step != NULL && !session_output_high(s) &&
 	    (!p->writes || session_store_ready(s)))
 		run_step(s);
-	else if (ims->step == NULL && !context_updates_done(s))
+	if (ims->step == NULL && !context_updates_done(s))
 		return;
 	while (progress && s->io == SESSION_OPEN && !session_output_high(s) &&
 	    ims->step == NULL) {

@@ -1,6 +1,6 @@
 /*
- * imap_context.c — updating searches (RFC 5267 4.3): what SEARCH
- * RETURN (UPDATE) leaves behind, and CANCELUPDATE.
+ * imap_context.c — updating searches (RFC 5267 4.3): what SEARCH or
+ * SORT RETURN (UPDATE) leaves behind, and CANCELUPDATE.
  *
  * A context keeps its compiled search and its result: the UIDs that
  * match, as ranges.  The result is what tells, when a message changes,
@@ -10,7 +10,8 @@
  * - a message arrives or its flags change (imap_sync() sees its row
  *   newer than the view, this session's own changes included): its UID
  *   goes into the context's pending set, and imap_context_run() tests it
- *   again, within a step's budget; what is left waits for a later step.
+ *   again, within a step's budget; what is left waits for a later step,
+ *   and the session takes no further command until it is done (imap.c).
  *   A search with BODY keys may stop in the middle of a big message and
  *   go on there.  Only changed messages are tested, never the mailbox.
  * - a message leaves (imap_view_drop_gone()): it is taken out of the
@@ -154,8 +155,8 @@ imap_context_changed(struct imap_view *v, uint32_t uid)
 
 /*
  * Writes "* ESEARCH (TAG "t") [UID] what (0 set)": n ascending UIDs of
- * the view, as sequence numbers unless the context is UID's (they stay
- * ascending either way).  Position 0: the client keeps a SEARCH result
+ * the view, made sequence numbers in place unless the context is UID's
+ * (they stay ascending either way).  Position 0: the client keeps a SEARCH result
  * in mailbox order (RFC 5267 4.3.3).
  */
 static void
@@ -219,9 +220,9 @@ sorted_gone(struct session *s, const struct imap_view *v,
 
 /*
  * The REMOVEFROM of one context for the view's gone messages, taken out
- * of its result (and of what it was to test).  The UIDs are walked a
- * range at a time; a range of the result within a gone range goes in
- * pieces of at most IMAP_STEP_MESSAGES numbers a line.
+ * of its result (and of what it was to test).  A SEARCH's goes in lines
+ * of at most IMAP_STEP_MESSAGES numbers; the walk costs what the
+ * EXPUNGE responses of those messages cost.
  */
 static void
 context_gone(struct session *s, struct imap_view *v, struct imap_context *c,

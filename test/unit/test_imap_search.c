@@ -20,6 +20,9 @@
 #define imap_search_matches_free	test_imap_search_matches_free
 #define imap_search_charset_refusal test_imap_search_charset_refusal
 #define imap_part_cte		test_imap_part_cte
+#define imap_search_try		test_imap_search_try
+#define imap_search_pin_sets	test_imap_search_pin_sets
+#define imap_search_return	test_imap_search_return
 #include "imap_search_compile.c"
 #include "imap_search.c"
 
