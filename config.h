@@ -253,6 +253,8 @@
 #define IMAP_MAX_SEARCH_FTS	4	/* keys of one SEARCH that ask the full-text index */
 #define VIEW_INDEX_EVERY	16	/* UID runs of a view per sequence-number index entry */
 #define IMAP_MAX_SORT_KEYS	16	/* criteria in one SORT (9 keys, each maybe twice) */
+#define IMAP_MAX_UPDATES	5	/* updating searches (RETURN (UPDATE)) one session keeps */
+#define IMAP_MAX_SORT_UPDATE	100000	/* matches an updating SORT may start with (kept in order) */
 #define THREAD_MAX_DEPTH	1000	/* levels THREAD walks up to refuse a loop */
 
 /* MIME pre-parser (run once per delivered message) */

@@ -25,6 +25,7 @@
 
 #include "config.h"
 #include "imap.h"
+#include "imap_context.h"
 #include "imap_core.h"
 #include "log.h"
 #include "settings.h"
@@ -453,6 +454,7 @@ static const struct imap_command commands[] = {
 	{ "CLOSE", CMD_SELECTED | CMD_WRITES, 1, imap_cmd_close },
 	{ "UNSELECT", CMD_SELECTED, 0, imap_cmd_close },
 	{ "EXPUNGE", CMD_SELECTED | CMD_CHANGES, 0, imap_cmd_expunge },
+	{ "CANCELUPDATE", CMD_SELECTED, 0, imap_cmd_cancelupdate },
 	{ "SEARCH", CMD_SELECTED | CMD_USES_SEQ, 0, imap_cmd_search },
 	{ "SORT", CMD_SELECTED | CMD_USES_SEQ, 0, imap_cmd_sort },
 	{ "THREAD", CMD_SELECTED | CMD_USES_SEQ, 0, imap_cmd_thread },
@@ -899,6 +901,27 @@ run_step(struct session *s)
 
 /* --- the session ------------------------------------------------------------ */
 
+/*
+ * Between commands (or in IDLE), the updating searches test what
+ * changed, a step at a time, before the next command is taken.
+ * Returns 1 when they have nothing left to test.
+ */
+static int
+context_updates_done(struct session *s)
+{
+	struct imap_session	*ims = imap_of(s);
+	enum input_mode		 mode = ims->priv->mode;
+
+	if (ims->view == NULL || (mode != IN_COMMAND && mode != IN_IDLE))
+		return 1;
+	if (session_output_high(s) || !imap_context_run(s)) {
+		s->resume = 1;
+		return 0;
+	}
+	s->resume = 0;
+	return 1;
+}
+
 /* Runs every complete command already buffered (clients pipeline). */
 static void
 imap_input(struct session *s)
@@ -910,6 +933,8 @@ imap_input(struct session *s)
 	if (ims->step != NULL && !session_output_high(s) &&
 	    (!p->writes || session_store_ready(s)))
 		run_step(s);
+	if (ims->step == NULL && !context_updates_done(s))
+		return;
 	while (progress && s->io == SESSION_OPEN && !session_output_high(s) &&
 	    ims->step == NULL) {
 		switch (p->mode) {

@@ -130,6 +130,8 @@ static const struct imap_capability caps[] = {
 	{ "SORT", NULL, NULL },
 	{ "SORT=DISPLAY", NULL, NULL },
 	{ "ESORT", NULL, NULL },
+	{ "CONTEXT=SEARCH", NULL, NULL },
+	{ "CONTEXT=SORT", NULL, NULL },
 	{ "THREAD=ORDEREDSUBJECT", NULL, NULL },
 	{ "THREAD=REFERENCES", NULL, NULL },
 	{ "QUOTA", imap_quota_set, NULL },

@@ -23,6 +23,7 @@
 
 #include "config.h"
 #include "crypto.h"
+#include "imap_context.h"
 #include "imap_session.h"
 #include "log.h"
 #include "settings.h"
@@ -223,9 +224,14 @@ sync_changed(void *arg, const struct store_message *m)
 		if (view_append(v, m->uid) < 0)
 			return c->error = 1;
 		imap_view_keywords(c->s, v, m->keywords);
+		imap_context_changed(v, m->uid);
 		return 0;
 	}
-	if (view_is_own(v, m->modseq) || imap_view_is_gone(v, m->uid))
+	if (imap_view_is_gone(v, m->uid))
+		return 0;
+	/* an updating search hears of this session's own changes too */
+	imap_context_changed(v, m->uid);
+	if (view_is_own(v, m->modseq))
 		return 0;
 	view_put_flags(c->s, v, seq, m);
 	return 0;
@@ -278,6 +284,9 @@ imap_sync(struct session *s, int allow_expunge)
 	}
 	if (allow_expunge && v->gone > 0)
 		imap_view_drop_gone(s, v, 0);
+	/* after EXISTS: ADDTO may name the new messages (RFC 5267 4.3.3) */
+	if (!imap_context_run(s))
+		s->resume = 1;
 }
 
 void

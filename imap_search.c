@@ -52,6 +52,7 @@
 
 #include "config.h"
 #include "crypto.h"
+#include "imap_context.h"
 #include "imap_esearch.h"
 #include "imap_search.h"
 #include "imap_search_index.h"
@@ -121,6 +122,9 @@ struct search {
 	uint64_t		 last_modseq;	/* of the last match */
 	struct imap_esearch	 es;		/* SEARCH RETURN (...) */
 	unsigned		 ret;		/* the RETURN options */
+	struct imap_uidset	*result;	/* RETURN (UPDATE): the UIDs */
+	int			 kept;		/* an updating search keeps
+						   it: freed with that */
 	int			 line;		/* a response line is open */
 	struct imap_seqset	*save;		/* RETURN (SAVE): the UIDs */
 	size_t			 save_cap;
@@ -815,15 +819,14 @@ search_free(void *arg)
 	if (se->save != NULL)
 		imap_seqset_free(se->save);
 	free(se->save);
+	if (se->result != NULL)
+		imap_uidset_free(se->result);
+	free(se->result);
 	free(se->hits);
 	free(se->win);
 	free(se->raw);
 	free(se);
 }
-
-/* The RETURN options that ask for an ESEARCH response. */
-#define ESEARCH_OUTPUT	(ESEARCH_MIN | ESEARCH_MAX | ESEARCH_COUNT | \
-			 ESEARCH_ALL)
 
 /*
  * Keeps the match at view index `index` for RETURN (SAVE).  Matches next
@@ -1011,15 +1014,57 @@ search_write_match(struct session *s, struct search *se, uint32_t i)
 	const struct imap_view	*v = imap_of(s)->view;
 	uint32_t		 n = se->uid ? imap_view_uid(v, i + 1) : i + 1;
 
-	if (se->save != NULL && save_match(se, v, i) < 0) {
+	if ((se->save != NULL && save_match(se, v, i) < 0) ||
+	    (se->result != NULL && imap_uidset_add(se->result,
+	    imap_view_uid(v, i + 1)) < 0)) {
 		se->err = STORE_IO;
 		return -1;
 	}
-	if ((se->ret & ESEARCH_OUTPUT) != 0)
+	if (se->line && se->ret != 0)
 		imap_esearch_add(s, &se->es, n, se->last_modseq);
 	else if (se->line)
 		session_printf(s, " %u", n);
 	return 0;
+}
+
+int
+imap_search_pin_sets(struct search *se, const struct imap_view *v)
+{
+	struct node	*n;
+
+	free(se->hits);		/* SORT's matches: taken already */
+	se->hits = NULL;
+	se->nhits = se->caphits = 0;
+
+	for (n = se->prog.nodes; n != NULL; n = n->all)
+		if (n->kind == N_SET && !n->uid && !n->saved) {
+			if (imap_view_seqs_to_uids(v, &n->set) < 0)
+				return -1;
+			n->uid = 1;
+		}
+	return 0;
+}
+
+/*
+ * RETURN (UPDATE) is done: the search and its result become an updating
+ * search of the view (imap_context.c).  Without memory the client hears
+ * NOUPDATE instead.
+ */
+static void
+search_keep(struct session *s, struct search *se)
+{
+	struct imap_session	*ims = imap_of(s);
+	struct imap_uidset	*result = se->result;
+
+	se->result = NULL;
+	if (imap_search_pin_sets(se, ims->view) == 0 &&
+	    imap_context_add(ims->view, ims->tag, se->uid, se, result, NULL,
+	    NULL, 0) == 0)
+		se->kept = 1;
+	else
+		imap_say_noupdate(s, "Out of memory");
+	imap_uidset_free(result);
+	free(result);
 }
 
 /*
@@ -1042,7 +1087,9 @@ search_step(struct session *s, void *arg)
 	}
 	if (se->save != NULL)
 		save_done(s, se);
-	if ((se->ret & ESEARCH_OUTPUT) != 0)
+	if (se->result != NULL)
+		search_keep(s, se);
+	if (se->line && se->ret != 0)
 		imap_esearch_end(s, &se->es, se->prog.modseq);
 	else if (se->line) {
 		if (se->prog.modseq && se->found > 0)
@@ -1116,39 +1163,87 @@ search_new(struct session *s, const struct imap_arg *args, size_t nargs,
 	return se;
 }
 
+/* The steps are over: the search goes, unless an updating one kept it. */
+static void
+search_step_free(void *arg)
+{
+	struct search	*se = arg;
+
+	if (!se->kept)
+		search_free(se);
+}
+
+/*
+ * Parses "RETURN (options)" (ESEARCH, RFC 4731; CONTEXT, RFC 5267) if
+ * args begin with it, into *o, and moves *args and *nargs past it.
+ * Returns 0, or -1 with the BAD reply made.
+ */
+int
+imap_search_return(struct session *s, const struct imap_arg **args,
+    size_t *nargs, struct esearch_opts *o)
+{
+	const char	*why;
+	int		 ok;
+
+	memset(o, 0, sizeof(*o));
+	if (*nargs == 0 || (*args)[0].type != IMAP_ARG_ATOM ||
+	    strcasecmp((*args)[0].str, "RETURN") != 0)
+		return 0;
+	if (*nargs < 2 || (*args)[1].type != IMAP_ARG_LIST) {
+		imap_reply(s, "BAD RETURN wants a list of options");
+		return -1;
+	}
+	if (imap_esearch_parse(&(*args)[1], o, &why) < 0) {
+		imap_reply(s, "BAD %s", why);
+		return -1;
+	}
+	/* a tag in use by an updating search is not used again (5267 4.3) */
+	if ((o->ret & ESEARCH_UPDATE) && (ok = imap_context_check(
+	    imap_of(s)->view, imap_of(s)->tag)) <= 0) {
+		if (ok == 0) {
+			imap_reply(s, "BAD The tag names an updating search "
+			    "already");
+			return -1;
+		}
+		imap_say_noupdate(s, "Too many updating searches");
+		o->ret &= ~ESEARCH_UPDATE;
+		o->ret |= ESEARCH_NOUPDATE;
+	}
+	*args += 2;
+	*nargs -= 2;
+	return 0;
+}
+
 void
 imap_cmd_search(struct session *s, const struct imap_arg *args, size_t nargs,
     int uid)
 {
-	struct search	*se;
-	unsigned	 ret = 0;
+	struct search		*se;
+	struct esearch_opts	 o;
 
-	/* ESEARCH (RFC 4731): "RETURN (options)" before the criteria. */
-	if (nargs > 0 && args[0].type == IMAP_ARG_ATOM &&
-	    strcasecmp(args[0].str, "RETURN") == 0) {
-		if (nargs < 2 || args[1].type != IMAP_ARG_LIST ||
-		    imap_esearch_parse(&args[1], &ret) < 0) {
-			imap_reply(s, "BAD Invalid SEARCH return options");
-			return;
-		}
-		args += 2;
-		nargs -= 2;
-	}
-	/* A SEARCH meant to save that fails leaves "$" empty. */
-	if (ret & ESEARCH_SAVE)
-		imap_view_save(imap_of(s)->view, NULL);
-	if ((se = search_new(s, args, nargs, uid, ret)) == NULL)
+	if (imap_search_return(s, &args, &nargs, &o) < 0)
 		return;
-	se->line = (ret & ESEARCH_OUTPUT) != 0 || ret == 0;
-	if ((ret & ESEARCH_OUTPUT) != 0)
-		imap_esearch_begin(s, &se->es, ret & ESEARCH_OUTPUT, uid);
+	/* A SEARCH meant to save that fails leaves "$" empty. */
+	if (o.ret & ESEARCH_SAVE)
+		imap_view_save(imap_of(s)->view, NULL);
+	if ((se = search_new(s, args, nargs, uid, o.ret)) == NULL)
+		return;
+	if ((o.ret & ESEARCH_UPDATE) &&
+	    (se->result = calloc(1, sizeof(*se->result))) == NULL) {
+		imap_reply(s, "NO [UNAVAILABLE] Out of memory");
+		search_free(se);
+		return;
+	}
+	se->line = (o.ret & ESEARCH_OUTPUT) != 0 || o.ret == 0;
+	if (se->line && o.ret != 0)
+		imap_esearch_begin(s, &se->es, &o, uid);
 	else if (se->line)
 		session_printf(s, "* SEARCH");
 	/* A small mailbox is done at once, without waiting for the loop. */
 	if (search_step(s, se))
-		search_free(se);
+		search_step_free(se);
 	else
-		imap_start_steps(s, search_step, search_free, se);
+		imap_start_steps(s, search_step, search_step_free, se);
 }
 
 /* --- the matches kept, for SORT and THREAD ------------------------------- */
@@ -1201,4 +1296,20 @@ void
 imap_search_matches_free(struct search *se)
 {
 	search_free(se);
+}
+
+int
+imap_search_try(struct session *s, struct search *se,
+    const struct imap_step_budget *b, uint32_t uid)
+{
+	const struct imap_view	*v = imap_of(s)->view;
+	uint32_t		 seq = imap_view_seq(v, uid);
+
+	/* a message begun and left for another: start again on this one */
+	if (se->trying && se->cur.uid != uid)
+		candidate_end(se);
+	if (seq == 0)
+		return -1;
+	se->budget = *b;
+	return search_one(se, v, seq - 1);
 }

@@ -88,6 +88,8 @@ struct imap_view {
 	/* SEARCHRES (RFC 5182): "$", the UIDs SEARCH RETURN (SAVE) kept
 	   (resolved); NULL, empty, until one does and after one fails */
 	struct imap_seqset	*saved;
+	/* updating searches (RFC 5267 4.3: imap_context.c) */
+	struct imap_context	*contexts;
 	/* keywords announced in FLAGS, as " kw1 kw2 " (one strstr each) */
 	char			 keywords[STORE_MAX_KEYWORDS];
 };
@@ -110,10 +112,23 @@ int		imap_view_is_recent(const struct imap_view *, uint32_t uid);
  * memory (the view is then as it was).
  */
 int		imap_view_append(struct imap_view *, uint32_t uid, int recent);
+/*
+ * Makes a resolved set of sequence numbers the set of the UIDs of those
+ * messages (ascending ranges, none past the view's end).  Costs one walk
+ * of the view's ranges.  Returns 0, or -1 without memory (set as it was).
+ */
+int		imap_view_seqs_to_uids(const struct imap_view *,
+		    struct imap_seqset *set);
 /* Marks a message of the view gone, or not; returns 0 or -1 (memory). */
 int		imap_view_mark_gone(struct imap_view *, uint32_t uid, int gone);
 /* Whether uid is in the set. */
 int		imap_uidset_has(const struct imap_uidset *, uint32_t uid);
+/*
+ * Adds uid (returns 1 when added, 0 when there already) or takes it out
+ * (1 when taken, 0 when absent); -1 without memory.
+ */
+int		imap_uidset_add(struct imap_uidset *, uint32_t uid);
+int		imap_uidset_del(struct imap_uidset *, uint32_t uid);
 void		imap_uidset_free(struct imap_uidset *);
 
 enum imap_state {

@@ -24,6 +24,9 @@
 #define search_address_strip	test_search_address_strip
 #define search_address_strippable test_search_address_strippable
 #define search_text_range	test_search_text_range
+#define imap_search_try		test_imap_search_try
+#define imap_search_pin_sets	test_imap_search_pin_sets
+#define imap_search_return	test_imap_search_return
 #include "imap_search_compile.c"
 #include "imap_search.c"
 
