@@ -401,7 +401,9 @@ input_discard(struct session *s)
 		buf_consume(&s->in, lf - buf_ptr(&s->in) + 1);
 	}
 	p->mode = IN_COMMAND;
-	imap_command_finish(s);
+	if (!p->discard_replied)
+		imap_command_finish(s);
+	p->discard_replied = 0;
 	return 1;
 }
 
@@ -684,24 +686,43 @@ buffered_tag(struct session *s, char *tag, size_t size)
 		snprintf(tag, size, "*");
 }
 
-/* Refuses a literal past IMAP_MAX_LITERAL outside APPEND. */
+uint64_t
+imap_nonsync_max(const struct session *s)
+{
+	return s->srv->settings->imap_literal_minus ? IMAP_LITERAL_MINUS :
+	    UINT64_MAX;
+}
+
+/*
+ * Refuses the literal framing stopped at (its line ends at lit_lf), of
+ * size bytes, past `limit` (IMAP_MAX_LITERAL outside APPEND, or
+ * LITERAL-'s for "{N+}").  The BAD goes at once (the command changed
+ * nothing): a client may stop sending a non-synchronizing literal when
+ * it sees it; what it sends is dropped as it arrives, never buffered
+ * (RFC 7888 4), and nothing more is answered for it.
+ */
 static void
-refuse_literal(struct session *s, uint64_t size)
+refuse_literal(struct session *s, uint64_t size, uint64_t limit)
 {
 	struct imap_session	*ims = imap_of(s);
 	struct imap_private	*p = ims->priv;
 	char			 tag[64];
+	int			 plus = p->frame.lit_plus;
 
 	buffered_tag(s, tag, sizeof(tag));
-	ims->tag = strdup(tag);
-	imap_reply(s, "BAD [TOOBIG] Literal of %llu bytes is over the limit "
-	    "of %d", (unsigned long long)size, IMAP_MAX_LITERAL);
 	buf_consume(&s->in, p->frame.lit_lf + 1);
-	if (p->frame.lit_plus)
-		imap_discard_literal(s, size);
-	else
-		imap_command_finish(s);
 	imap_frame_reset(&p->frame);
+	session_printf(s, "%s BAD [TOOBIG] Literal of %llu bytes is over the "
+	    "limit of %llu%s\r\n", tag, (unsigned long long)size,
+	    (unsigned long long)limit,
+	    limit < IMAP_MAX_LITERAL ? " for {N+}: send it as {N}" : "");
+	count_bad(s);
+	if (ims->state == IMAP_LOGOUT)
+		session_close(s);
+	else if (plus) {
+		imap_discard_literal(s, size);
+		p->discard_replied = 1;
+	}
 }
 
 /* Frames the next command and runs it when it is complete. */
@@ -715,11 +736,13 @@ input_command(struct session *s)
 	size_t			 len = 0;
 	char			 tag[64];
 	int			 at_literal;
+	struct imap_frame_limits max = { session_line_max(s, IMAP_MAX_LINE),
+	    IMAP_MAX_LITERAL, imap_nonsync_max(s) };
 
 	if (buf_used(&s->in) == 0)
 		return 0;	/* run for its output, nothing to frame */
 	st = imap_frame_scan(&p->frame, buf_ptr(&s->in), buf_used(&s->in),
-	    session_line_max(s, IMAP_MAX_LINE), IMAP_MAX_LITERAL, &len, &size);
+	    &max, &len, &size);
 	at_literal = st == IMAP_FRAME_CONTINUE || (st == IMAP_FRAME_MORE &&
 	    p->frame.scanned > 0 && p->frame.scanned == p->frame.lit_lf);
 	if (st != IMAP_FRAME_TOO_BIG)
@@ -745,7 +768,10 @@ input_command(struct session *s)
 		command_parse(s, len);
 		return 1;
 	case IMAP_FRAME_TOO_BIG:
-		refuse_literal(s, size);
+		refuse_literal(s, size, max.literal);
+		return 1;
+	case IMAP_FRAME_NONSYNC_TOO_BIG:
+		refuse_literal(s, size, max.nonsync);
 		return 1;
 	case IMAP_FRAME_TOO_LONG:
 		if (imap_id_begin(s))

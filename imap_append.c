@@ -446,6 +446,10 @@ append_next(struct session *s, struct imap_append *ap, const char *line,
 	    (unsigned char)brace[1]) || asprintf(&text, "t X%s%.*s\r\n",
 	    k > 0 ? " " : "", (int)k, line) < 0)
 		imap_reply(s, "BAD Invalid literal in APPEND");
+	else if (plus && size > imap_nonsync_max(s))
+		imap_reply(s, "BAD [TOOBIG] Literal of %llu bytes is over the "
+		    "limit of %d for {N+}: send it as {N}",
+		    (unsigned long long)size, IMAP_LITERAL_MINUS);
 	else if (imap_parse(text, strlen(text), IMAP_MAX_DEPTH,
 	    IMAP_MAX_ARGS, &cmd, &why) != IMAP_PARSE_OK)
 		imap_reply(s, "BAD %s", why);

@@ -57,6 +57,19 @@ offer_logindisabled(const struct session *s)
 	return notauth(s) && !imap_login_allowed(s);
 }
 
+/* LITERAL- (RFC 7888) where the setting asks for it, else LITERAL+. */
+static int
+offer_literal_minus(const struct session *s)
+{
+	return s->srv->settings->imap_literal_minus;
+}
+
+static int
+offer_literal_plus(const struct session *s)
+{
+	return !offer_literal_minus(s);
+}
+
 /* COMPRESS=DEFLATE (RFC 4978): after login, until it is on. */
 static int
 offer_compress(const struct session *s)
@@ -104,7 +117,8 @@ enable_qresync(struct imap_session *ims)
 /* Every capability, in the order CAPABILITY lists them. */
 static const struct imap_capability caps[] = {
 	{ "IMAP4rev1", NULL, NULL },
-	{ "LITERAL+", NULL, NULL },
+	{ "LITERAL+", offer_literal_plus, NULL },
+	{ "LITERAL-", offer_literal_minus, NULL },
 	{ "SASL-IR", NULL, NULL },
 	{ "ID", NULL, NULL },
 	{ "ENABLE", NULL, NULL },
