@@ -141,6 +141,7 @@ static const struct imap_capability caps[] = {
 	{ "BINARY", NULL, NULL },
 	{ "OBJECTID", NULL, NULL },
 	{ "WITHIN", NULL, NULL },
+	{ "SAVEDATE", NULL, NULL },
 	{ "SORT", NULL, NULL },
 	{ "SORT=DISPLAY", NULL, NULL },
 	{ "ESORT", NULL, NULL },

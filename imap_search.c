@@ -283,6 +283,9 @@ match_cmp(const struct node *n, const struct candidate *m)
 	case F_DAY:
 		v = utc_day(m->row.internaldate);
 		break;
+	case F_SAVED_DAY:
+		v = utc_day(m->row.savedate);
+		break;
 	case F_SENT_DAY:
 		v = utc_day(sent_local(&m->meta, m->row.internaldate));
 		break;
