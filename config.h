@@ -182,6 +182,7 @@
 #define IMAP_MAX_LINE		(64 * 1024) /* one command line (>= 8 KiB) */
 #define IMAP_MAX_LITERAL	(64 * 1024) /* a literal outside APPEND */
 #define IMAP_LITERAL_MINUS	4096	/* a {N+} literal under LITERAL- (RFC 7888) */
+#define IMAP_NAME_SLOTS		4	/* UTF-8 mailbox names one command holds */
 #define IMAP_MAX_DEPTH		16	/* nested parentheses in a command */
 #define IMAP_MAX_ARGS		10000	/* arguments in one command */
 #define IMAP_MAX_RANGES		32768	/* ranges in one sequence set */

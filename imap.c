@@ -28,6 +28,7 @@
 #include "imap_core.h"
 #include "log.h"
 #include "settings.h"
+#include "utf8.h"
 #include "store.h"
 #include "sync.h"
 
@@ -173,12 +174,20 @@ imap_put_string(struct session *s, const char *p, size_t n)
 
 /*
  * A mailbox name as an atom when it can be one (as Dovecot writes
- * them: INBOX, Entw&APw-rfe), else quoted or as a literal.
+ * them: INBOX, Entw&APw-rfe), else quoted or as a literal; after
+ * UTF8=ACCEPT in UTF-8, never modified UTF-7 (RFC 6855 3), as the
+ * stored name when it is not valid modified UTF-7 (created before it
+ * was checked).
  */
 void
-imap_put_astring(struct session *s, const char *p)
+imap_put_mailbox(struct session *s, const char *p)
 {
-	size_t	 n = strlen(p), i;
+	char	 utf8[2 * MAILBOX_MAX_NAME + 1];
+	size_t	 n, i;
+
+	if (imap_of(s)->utf8 && mutf7_to_utf8(p, utf8, sizeof(utf8)) == 0)
+		p = utf8;
+	n = strlen(p);
 
 	for (i = 0; i < n; i++)
 		if (!imap_is_atom_char((unsigned char)p[i]) || p[i] == '%' ||
@@ -268,17 +277,27 @@ imap_arg_astring(const struct imap_arg *a)
 /*
  * A mailbox name argument: "INBOX" in any case is INBOX (RFC 3501 5.1),
  * also as the first level of a name ("inbox/sub" is "INBOX/sub"); other
- * names are kept as the client sent them (modified UTF-7).  The prefix
- * is rewritten in the argument itself.
+ * names are kept as the client sent them (modified UTF-7), or, after
+ * UTF8=ACCEPT, as they would be in modified UTF-7 ("&" is "&" then).
+ * The prefix is rewritten in place.
  */
 const char *
-imap_arg_mailbox(const struct imap_arg *a)
+imap_arg_mailbox(struct session *s, const struct imap_arg *a)
 {
-	const char	*name = imap_arg_astring(a);
+	struct imap_private	*p = imap_of(s)->priv;
+	char			*name = a->str, *out;
 
-	if (name != NULL && strncasecmp(name, "INBOX", 5) == 0 &&
+	if (imap_arg_astring(a) == NULL)
+		return NULL;
+	if (imap_of(s)->utf8) {
+		out = p->names[p->next_name++ % IMAP_NAME_SLOTS];
+		if (utf8_to_mutf7(name, out, sizeof(p->names[0])) < 0)
+			return NULL;
+		name = out;
+	}
+	if (strncasecmp(name, "INBOX", 5) == 0 &&
 	    (name[5] == '\0' || name[5] == '/'))
-		memcpy(a->str, "INBOX", 5);
+		memcpy(name, "INBOX", 5);
 	return name;
 }
 

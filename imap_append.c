@@ -166,6 +166,29 @@ is_catenate(const struct imap_arg *args, size_t nargs, size_t i)
 	    args[i + 1].type == IMAP_ARG_LIST;
 }
 
+/*
+ * The message literal of args[i], or NULL: a literal, or UTF8's data
+ * item (RFC 6855 4), "UTF8" then a list of one literal8 (*skip says
+ * the list is an argument more).
+ */
+static const struct imap_arg *
+message_literal(const struct imap_arg *args, size_t nargs, size_t i,
+    size_t *skip)
+{
+	const struct imap_arg	*l = &args[i + 1];
+
+	*skip = 0;
+	if (args[i].type == IMAP_ARG_STRING && args[i].literal)
+		return &args[i];
+	if (args[i].type != IMAP_ARG_ATOM ||
+	    strcasecmp(args[i].str, "UTF8") != 0 || i + 1 == nargs ||
+	    l->type != IMAP_ARG_LIST || l->nlist != 1 ||
+	    l->list[0].type != IMAP_ARG_STRING || !l->list[0].literal)
+		return NULL;
+	*skip = 1;
+	return &l->list[0];
+}
+
 /* Feeds n bytes of the last message to its spool, line by line. */
 static void
 append_feed(struct imap_append *ap, const char *data, size_t n)
@@ -182,7 +205,8 @@ append_feed(struct imap_append *ap, const char *data, size_t n)
 
 /*
  * Takes an APPEND's arguments: the mailbox, then per message an
- * optional flag list, an optional date-time and its literal.  When
+ * optional flag list, an optional date-time and its literal (or
+ * CATENATE's parts, or UTF8's literal after UTF8=ACCEPT).  When
  * `streamed`, the arguments end before the literal of the last message
  * (size bytes, still to come).  The command table's checks (state,
  * replica) have passed.  Returns 0, or -1 with the tagged reply
@@ -194,10 +218,11 @@ append_parse(struct session *s, struct imap_append *ap,
 {
 	struct store_mailbox	 mb;
 	enum store_err		 err;
+	const struct imap_arg	*lit;
 	const char		*name;
-	size_t			 i, from = 1;
+	size_t			 i, from = 1, skip;
 
-	if (nargs < 1 || (name = imap_arg_mailbox(&args[0])) == NULL) {
+	if (nargs < 1 || (name = imap_arg_mailbox(s, &args[0])) == NULL) {
 		imap_reply(s, "BAD Invalid mailbox name");
 		return -1;
 	}
@@ -216,12 +241,18 @@ append_parse(struct session *s, struct imap_append *ap,
 			from = ++i + 1;
 			continue;
 		}
-		if (args[i].type != IMAP_ARG_STRING || !args[i].literal)
+		if ((lit = message_literal(args, nargs, i, &skip)) == NULL)
 			continue;
-		if (append_add_literal(s, ap, args + from, i - from,
-		    args[i].len) < 0)
+		if (skip && !imap_of(s)->utf8) {
+			imap_reply(s, "BAD APPEND's UTF8 needs ENABLE "
+			    "UTF8=ACCEPT");
 			return -1;
-		append_feed(ap, args[i].str, args[i].len);
+		}
+		if (append_add_literal(s, ap, args + from, i - from,
+		    lit->len) < 0)
+			return -1;
+		append_feed(ap, lit->str, lit->len);
+		i += skip;
 		from = i + 1;
 	}
 	if (streamed)

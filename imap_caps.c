@@ -91,14 +91,21 @@ offer_quota_message(const struct session *s)
 	return s->srv->settings->quota_messages != 0;
 }
 
+/* Turns a session's switch on: 1 when it was off. */
+static int
+turn_on(int *on)
+{
+	if (*on)
+		return 0;
+	*on = 1;
+	return 1;
+}
+
 /* ENABLE CONDSTORE (RFC 7162 3.1). */
 static int
 enable_condstore(struct imap_session *ims)
 {
-	if (ims->condstore)
-		return 0;
-	ims->condstore = 1;
-	return 1;
+	return turn_on(&ims->condstore);
 }
 
 /*
@@ -112,6 +119,16 @@ enable_qresync(struct imap_session *ims)
 		return 0;
 	ims->qresync = ims->condstore = 1;
 	return 1;
+}
+
+/*
+ * ENABLE UTF8=ACCEPT (RFC 6855 3): mailbox names in UTF-8 both ways,
+ * UTF-8 in quoted strings, no CHARSET in SEARCH.
+ */
+static int
+enable_utf8(struct imap_session *ims)
+{
+	return turn_on(&ims->utf8);
 }
 
 /* Every capability, in the order CAPABILITY lists them. */
@@ -142,6 +159,7 @@ static const struct imap_capability caps[] = {
 	{ "OBJECTID", NULL, NULL },
 	{ "WITHIN", NULL, NULL },
 	{ "SAVEDATE", NULL, NULL },
+	{ "UTF8=ACCEPT", NULL, enable_utf8 },
 	{ "SORT", NULL, NULL },
 	{ "SORT=DISPLAY", NULL, NULL },
 	{ "ESORT", NULL, NULL },

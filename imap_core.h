@@ -69,6 +69,10 @@ struct imap_private {
 	int		 discard_replied; /* its reply is sent already */
 	uint64_t	 skipped;	/* bytes of an over-long line dropped */
 	struct imap_id_scan id;		/* IN_ID */
+	/* UTF8=ACCEPT: mailbox names of the command made modified UTF-7,
+	   the next one into names[next_name % IMAP_NAME_SLOTS] */
+	char		 names[IMAP_NAME_SLOTS][MAILBOX_MAX_NAME + 1];
+	unsigned	 next_name;
 	int		 overlong;	/* a one-line mode's line is past
 					   IMAP_MAX_LINE: dropping it */
 	int64_t		 head0;		/* log head when the command began */
