@@ -161,3 +161,33 @@ def test_append_utf8_data_item(imap_srv):
         u.ok("SELECT INBOX")
         got = u.ok("FETCH 1 (FLAGS BODY.PEEK[])")[0]
         assert "\\Seen" in got and body.decode("latin-1") in got, got
+
+
+def test_append_utf8_streamed(imap_srv):
+    """A message past 64 KiB in UTF8's item is streamed like any
+    APPEND, synchronizing or not, in a MULTIAPPEND too; a missing ")"
+    after it is BAD and stores nothing."""
+    big = (b"From: a@b.test\r\nSubject: gro\xc3\x9f\r\n\r\n" +
+           b"\xc3\xa4" * 40000 + b"\r\n")
+    small = b"From: a@b.test\r\n\r\nklein\r\n"
+    with imap_srv.raw() as u:
+        enable(u)
+        u.send(b"a1 APPEND INBOX UTF8 (~{%d}\r\n" % len(big))
+        assert u.line().startswith("+ ")
+        u.send(big + b")\r\n")
+        _, done = u.read_until("a1")
+        assert done.startswith("OK [APPENDUID"), done
+        u.send(b"a2 APPEND INBOX UTF8 (~{%d+}\r\n" % len(small) + small +
+               b") (\\Seen) UTF8 (~{%d+}\r\n" % len(big) + big + b")\r\n")
+        _, done = u.read_until("a2")
+        assert done.startswith("OK [APPENDUID"), done
+        u.send(b"a3 APPEND INBOX UTF8 (~{%d+}\r\n" % len(big) + big +
+               b"\r\n")
+        _, done = u.read_until("a3")
+        assert done.startswith("BAD"), done
+        u.ok("NOOP")
+        assert u.status("INBOX") == {"MESSAGES": 3}
+        u.ok("SELECT INBOX")
+        sizes = u.ok("FETCH 1:* RFC822.SIZE")
+        assert [int(l.split()[-1][:-1]) for l in sizes] == \
+            [len(big), len(small), len(big)], sizes
