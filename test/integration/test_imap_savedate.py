@@ -11,6 +11,7 @@ import sqlite3
 import time
 
 from conftest import DOMAIN, PASSWORD
+from test_isolation import UNDO_V19
 from test_replication import make_cluster, message, secret  # noqa: F401
 
 MSG = b"From: a@b.test\r\nSubject: savedate\r\n\r\nbody\r\n"
@@ -123,15 +124,15 @@ def test_bad_search_arguments(imap_srv):
 
 
 def test_messages_from_before_give_their_internal_date(server):
-    """Rows without a save date (kept before they were): their internal
-    date, in FETCH and in SEARCH alike."""
+    """A store from before save dates were kept, migrated: its messages
+    give their internal date, in FETCH and in SEARCH alike."""
     srv = server(imap=True)
     with srv.raw() as c:
         c.append("INBOX", MSG, date=OLD)
     srv.stop()
-    db = sqlite3.connect(str(srv.data / "mailrepd.db"))
-    with db:
-        db.execute("UPDATE message SET savedate = NULL")
+    db = sqlite3.connect(str(srv.data / "mailrepd.db"), isolation_level=None)
+    for sql in UNDO_V19 + ["PRAGMA user_version = 18"]:
+        db.execute(sql)
     db.close()
     srv.start()
     with srv.raw() as c:
