@@ -102,7 +102,7 @@
 #define STORE_MAX_KEYWORDS	4096	/* bytes of keywords on a message */
 #define STORE_GC_BATCH		256	/* unused blobs dropped in one loop step */
 #define STORE_GC_STEP_USEC	5000	/* loop time one step of blob collection takes */
-#define SCHEMA_VERSION		19	/* bump with a step in store_schema.c */
+#define SCHEMA_VERSION		20	/* bump with a step in store_schema.c */
 /*
  * SEARCH's full-text index (imap_search_index.c, store_fts.c): blobs
  * indexed behind delivery, a bounded batch an iteration of the loop.
@@ -202,6 +202,8 @@
 /* IMAP */
 #define IMAP_MAX_LINE		(64 * 1024) /* one command line (>= 8 KiB) */
 #define IMAP_MAX_LITERAL	(64 * 1024) /* a literal outside APPEND */
+#define IMAP_LITERAL_MINUS	4096	/* a {N+} literal under LITERAL- (RFC 7888) */
+#define IMAP_NAME_SLOTS		4	/* UTF-8 mailbox names one command holds */
 #define IMAP_MAX_DEPTH		16	/* nested parentheses in a command */
 #define IMAP_MAX_ARGS		10000	/* arguments in one command */
 #define IMAP_MAX_RANGES		32768	/* ranges in one sequence set */

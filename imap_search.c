@@ -292,6 +292,9 @@ match_cmp(const struct node *n, const struct candidate *m)
 	case F_DAY:
 		v = utc_day(m->row.internaldate);
 		break;
+	case F_SAVED_DAY:
+		v = utc_day(m->row.savedate);
+		break;
 	case F_SENT_DAY:
 		v = utc_day(sent_local(&m->meta, m->row.internaldate));
 		break;
@@ -1122,9 +1125,10 @@ search_ready(struct search *se, const struct imap_view *v)
 }
 
 /*
- * Compiles the search keys args (an optional CHARSET first) for the
- * selected mailbox, with RETURN options ret.  Returns the search, or
- * NULL with the reply made.
+ * Compiles the search keys args (an optional CHARSET first, which a
+ * UTF8=ACCEPT client may no longer send: RFC 6855 3) for the selected
+ * mailbox, with RETURN options ret.  Returns the search, or NULL with
+ * the reply made.
  */
 static struct search *
 search_new(struct session *s, const struct imap_arg *args, size_t nargs,
@@ -1134,6 +1138,11 @@ search_new(struct session *s, const struct imap_arg *args, size_t nargs,
 	struct search		*se;
 	char			 err[REPLY_MAX];
 
+	if (ims->utf8 && nargs > 0 && args[0].type == IMAP_ARG_ATOM &&
+	    strcasecmp(args[0].str, "CHARSET") == 0) {
+		imap_reply(s, "BAD No CHARSET after ENABLE UTF8=ACCEPT");
+		return NULL;
+	}
 	if ((se = calloc(1, sizeof(*se))) == NULL) {
 		imap_reply(s, "NO [UNAVAILABLE] Out of memory");
 		return NULL;

@@ -40,6 +40,7 @@ enum node_kind {
 enum field {
 	F_SIZE,
 	F_DAY,		/* of the internal date */
+	F_SAVED_DAY,	/* of the save date (RFC 8514) */
 	F_SENT_DAY,	/* of Date:, else of the internal date (as Dovecot) */
 	F_MODSEQ,
 	F_AGE,		/* seconds from the internal date to now (WITHIN) */

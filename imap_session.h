@@ -212,12 +212,13 @@ int	imap_step_time_left(const struct imap_step_budget *);
 
 /*
  * Output helpers.  imap_put_string() writes a quoted string when the
- * bytes allow it, else a literal; imap_put_astring() an atom when it can
- * (mailbox names); imap_put_nstring() writes NIL for NULL.
+ * bytes allow it, else a literal; imap_put_mailbox() a stored mailbox
+ * name, as an atom when it can, in UTF-8 for a UTF8=ACCEPT client;
+ * imap_put_nstring() writes NIL for NULL.
  * imap_put_flags() writes "(\Seen kw ...)" with \Recent when recent.
  */
 void	imap_put_string(struct session *, const char *, size_t);
-void	imap_put_astring(struct session *, const char *);
+void	imap_put_mailbox(struct session *, const char *);
 void	imap_put_nstring(struct session *, const char *);
 void	imap_put_flags(struct session *, uint32_t flags, const char *keywords,
 	    int recent);
@@ -327,9 +328,13 @@ char	*imap_numbers_text(const uint32_t *, size_t n);
 /* Flag names <-> bits: "\Seen" -> FLAG_SEEN; 0 for a keyword. */
 uint32_t	imap_flag_bit(const char *);
 
-/* Arguments: an astring as a C string (NULL if not one); a mailbox name. */
+/*
+ * Arguments: an astring as a C string (NULL if not one); a mailbox name
+ * as stored (modified UTF-7), which a UTF8=ACCEPT client writes in
+ * UTF-8: valid until four more names are taken, NULL when it is none.
+ */
 const char	*imap_arg_astring(const struct imap_arg *);
-const char	*imap_arg_mailbox(const struct imap_arg *);
+const char	*imap_arg_mailbox(struct session *, const struct imap_arg *);
 
 /*
  * Where a section of a message lies (spec as in BODY[spec]: a part

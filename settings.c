@@ -79,6 +79,10 @@ static const struct setting table[] = {
 	{ "allow-plaintext-auth", SET_BOOL, OFF(allow_plaintext_auth), "no",
 	    0, 0, 0, NULL,
 	    "allow IMAP login without TLS from non-loopback clients" },
+	{ "imap-literal-minus", SET_BOOL, OFF(imap_literal_minus), "no",
+	    0, 0, 0, NULL,
+	    "offer LITERAL- instead of LITERAL+: a non-synchronizing literal "
+	    "over 4096 bytes gets BAD [TOOBIG] (RFC 7888)" },
 	{ "tls-handshake-timeout", SET_LONG, OFF(tls_handshake_timeout),
 	    NULL, DEFAULT_TLS_HANDSHAKE_TIMEOUT, 1, 600, NULL,
 	    "seconds a TLS handshake may take" },

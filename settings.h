@@ -25,6 +25,7 @@ struct settings {
 	char	*tls_cert;		/* --tls-cert PEM file, NULL: generated */
 	char	*tls_key;		/* --tls-key PEM file */
 	int	 allow_plaintext_auth;	/* log in without TLS from anywhere */
+	int	 imap_literal_minus;	/* LITERAL-, not LITERAL+ */
 	long	 tls_handshake_timeout;	/* seconds */
 	long	 max_tls_handshakes;	/* per kind of listener, at once */
 	long	 max_tls_sessions;	/* client sessions with TLS */

@@ -77,6 +77,7 @@ struct store_message {
 	const char	*keywords;
 	int64_t		 internaldate;	/* seconds since the epoch */
 	uint64_t	 size;
+	int64_t		 savedate;	/* put into its mailbox (RFC 8514) */
 };
 
 /*
@@ -457,7 +458,8 @@ enum rec_reason	store_set_reason(struct store *, enum rec_reason);
  */
 struct store_replog_rec {
 	int64_t		 seq;
-	int64_t		 time;
+	int64_t		 time;		/* when it was made; an append's is
+					   its message's save date */
 	enum rec_type	 type;
 	enum rec_reason	 reason;
 	char		 user[USER_MAX_NAME + 1];
@@ -602,12 +604,15 @@ enum store_err	store_apply_subscribe(struct store *, const char *user,
  * The very message, expunged here (its tombstone names it), stays
  * expunged: APPLY_EXPUNGED, and the master must expunge its copy.
  * renumbered_from (0: none) is the UID a renumbering moved the message
- * from; the message held at uid, this node knows that too.
+ * from; the message held at uid, this node knows that too.  savedate is
+ * the master's (its record's time): a message's save date is part of
+ * its state in the mailbox, the same on every node.
  */
 enum store_err	store_apply_append(struct store *, const uint8_t *uniqueid,
 		    uint32_t uid, const uint8_t *guid, uint32_t flags,
 		    const char *keywords, int64_t internaldate,
-		    uint32_t renumbered_from, const struct store_blob_in *b,
+		    int64_t savedate, uint32_t renumbered_from,
+		    const struct store_blob_in *b,
 		    enum store_apply *what, uint8_t local_guid[GUID_LEN]);
 enum store_err	store_apply_flags(struct store *, const uint8_t *uniqueid,
 		    uint32_t uid, const uint8_t *guid, uint32_t flags,

@@ -24,6 +24,12 @@
 #define LOGPOS_NEXT	"(SELECT coalesce(max(seq), 0) + 1 FROM " \
 			"sqlite_sequence WHERE name = 'replog')"
 
+/*
+ * A message's save date (RFC 8514) in a statement on message m: its
+ * internal date when it came before schema version 19 kept them.
+ */
+#define MSG_SAVEDATE	"coalesce(m.savedate, m.internaldate)"
+
 /* The schema steps (store_schema.c): [v] takes version v to v + 1. */
 extern const char *const store_migrations[SCHEMA_VERSION];
 
@@ -200,6 +206,7 @@ struct replog_rec {
 	int64_t		 internaldate;
 	const char	*name;
 	const char	*value;
+	int64_t		 time;		/* when it was made; 0: now */
 };
 
 

@@ -505,6 +505,17 @@ static const char schema_v19[] =
 	"  blobs INTEGER NOT NULL);"
 	"INSERT INTO fts_state VALUES (1, 1, 0, 0, 0);";
 
+/*
+ * Version 20, SAVEDATE (RFC 8514): when each message was put into its
+ * mailbox (APPEND, COPY, MOVE, delivery; on a replica the master's
+ * time, from the append's record).  Messages from before it have none
+ * (NULL) and give their internal date, as Dovecot falls back to a date
+ * it knows rather than NIL where the storage keeps save dates; no row
+ * is rewritten.
+ */
+static const char schema_v20[] =
+	"ALTER TABLE message ADD COLUMN savedate INTEGER;";
+
 const char *const store_migrations[SCHEMA_VERSION] = {
 	schema_v1,
 	schema_v2,
@@ -525,4 +536,5 @@ const char *const store_migrations[SCHEMA_VERSION] = {
 	schema_v17,
 	schema_v18,
 	schema_v19,
+	schema_v20,
 };
