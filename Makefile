@@ -30,13 +30,15 @@ MODULES	= settings.c log.c buf.c crypto.c auth.c store.c store_schema.c store_bl
 	  lmtp.c admin.c mailio.c imap_parse.c imap.c imap_auth.c imap_caps.c \
 	  imap_idle.c imap_append.c imap_catenate.c imap_mailbox.c \
 	  imap_message.c imap_list.c imap_fetch.c imap_search.c \
+	  imap_search_index.c store_fts.c imap_context.c \
 	  imap_search_compile.c imap_esearch.c imap_qresync.c imap_view.c \
 	  imap_sort.c imap_thread.c imap_order.c imap_quota.c \
 	  tls.c transport.c penalty.c sync.c sync_chan.c sync_master.c sync_replica.c \
 	  sync_reconcile.c sync_recon_replica.c sync_renumber.c sync_status.c \
 	  control.c store_repl.c store_apply.c store_conflict.c store_purge.c \
 	  store_room.c guard.c record.c json.c utf8.c daemon.c \
-	  http.c web.c web_api.c web_page.c store_web.c
+	  http.c web.c web_api.c web_auth.c web_events.c web_page.c \
+	  store_web.c
 # The command-line tools (dev, messages, wait, conflicts, quarantine, backup,
 # restore); only main() calls them.
 TOOLS	= dev.c messages.c conflicts.c quarantine.c backup.c
@@ -44,7 +46,7 @@ SRCS	= mailrepd.c $(TOOLS) $(MODULES)
 HDRS	= $(wildcard *.h)
 # The web page's files, made into C arrays (build/gen/web_assets.inc),
 # which web_page.c includes; its objects' rule is after mk/cross.mk.
-WEB_ASSETS = web/index.html web/app.css web/app.js
+WEB_ASSETS = web/index.html web/app.css web/app.js web/live.js
 
 WARN	= -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
 	  -Wmissing-prototypes -Wpointer-arith -Wformat=2
@@ -233,7 +235,9 @@ crash: build/crash/mailrepd build/asan/mailrepd mailrepd
 # I/O and allocation fault injection at every N until each scenario
 # completes (make check stops each I/O loop at N = 30 and runs 24 N of
 # each allocation loop): make faults
-faults: build/crash/mailrepd build/asan/mailrepd mailrepd
+faults: build/crash/mailrepd build/asan/mailrepd mailrepd \
+	build/asan/test_store_faults
+	MAILREPD_FAULTS_LONG=1 build/asan/test_store_faults
 	IO_FAULT_MAX=0 ALLOC_FAULT_MAX=0 \
 	    MAILREPD=$(CURDIR)/build/asan/mailrepd $(PYTHON) -m \
 	    pytest -q -s -p no:cacheprovider test/integration/test_io_faults.py \

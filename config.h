@@ -102,7 +102,18 @@
 #define STORE_MAX_KEYWORDS	4096	/* bytes of keywords on a message */
 #define STORE_GC_BATCH		256	/* unused blobs dropped in one loop step */
 #define STORE_GC_STEP_USEC	5000	/* loop time one step of blob collection takes */
-#define SCHEMA_VERSION		18	/* bump with a step in store_schema.c */
+#define SCHEMA_VERSION		20	/* bump with a step in store_schema.c */
+/*
+ * SEARCH's full-text index (imap_search_index.c, store_fts.c): blobs
+ * indexed behind delivery, a bounded batch an iteration of the loop.
+ */
+#define FTS_STEP_BLOBS		64	/* blobs indexed in one loop step at most */
+#define FTS_STEP_USEC		8000	/* loop time one step of indexing takes */
+#define FTS_DELAY_MS		500	/* fewer than a batch wait this long to be indexed */
+#define FTS_MAX_TEXT		(128 * 1024) /* text of one kind a blob may have indexed; more: always read (~7 ms to index) */
+#define FTS_MAX_TRIGRAMS	24	/* trigrams of one search string asked of the index */
+#define FTS_MAX_BITMAP		(1024 * 1024) /* bytes of one key's blob bitmap; a store past 8M blob ids reads */
+#define FTS_GATHER_ROWS		4096	/* candidate blobs read from the index at once */
 /*
  * Growth (store_purge.c): tombstones and renumbered copies go once every
  * known replica has them and they are older than --tombstone-retention;
@@ -177,10 +188,22 @@
 #define WEB_MAX_TERMS		16	/* terms of one search query */
 #define WEB_MAX_TEXT		(64 * 1024) /* bytes of a message's text in its JSON */
 #define WEB_DELETE_BATCH	64	/* messages one DELETE step expunges */
+#define SSE_MAX_CLIENTS		100	/* event streams (/api/v1/events) open at once; past it 503 */
+#define SSE_RING_EVENTS		256	/* events kept for streams; a stream further behind resyncs */
+#define SSE_COLLECT_STEP	64	/* log records one collection turns into events */
+#define SSE_MAX_BEHIND		4096	/* log records the feed may lag; past it every stream resyncs */
+#define SSE_MAX_FIELD		256	/* bytes of a subject or sender in an event */
+#define SSE_KEEPALIVE		15	/* seconds between keep-alive comments of a quiet stream */
+#define SSE_SNDBUF		(64 * 1024) /* kernel send buffer of a stream (doubled): its queue past the output's */
+#define HTTP_MAX_AUTH_FAILURES	3	/* failed logins on one connection, then close */
+#define HTTP_ADMIN_TOKEN_MIN	16	/* bytes of the --http-admin-token-file token, at least */
+#define HTTP_ADMIN_TOKEN_MAX	256	/* and at most */
 
 /* IMAP */
 #define IMAP_MAX_LINE		(64 * 1024) /* one command line (>= 8 KiB) */
 #define IMAP_MAX_LITERAL	(64 * 1024) /* a literal outside APPEND */
+#define IMAP_LITERAL_MINUS	4096	/* a {N+} literal under LITERAL- (RFC 7888) */
+#define IMAP_NAME_SLOTS		4	/* UTF-8 mailbox names one command holds */
 #define IMAP_MAX_DEPTH		16	/* nested parentheses in a command */
 #define IMAP_MAX_ARGS		10000	/* arguments in one command */
 #define IMAP_MAX_RANGES		32768	/* ranges in one sequence set */
@@ -229,8 +252,11 @@
  */
 #define IMAP_MAX_COPY		1000	/* messages one COPY or MOVE takes (one step) */
 #define IMAP_MAX_SEARCH_TEXT	16	/* BODY and TEXT keys in one SEARCH */
+#define IMAP_MAX_SEARCH_FTS	4	/* keys of one SEARCH that ask the full-text index */
 #define VIEW_INDEX_EVERY	16	/* UID runs of a view per sequence-number index entry */
 #define IMAP_MAX_SORT_KEYS	16	/* criteria in one SORT (9 keys, each maybe twice) */
+#define IMAP_MAX_UPDATES	5	/* updating searches (RETURN (UPDATE)) one session keeps */
+#define IMAP_MAX_SORT_UPDATE	100000	/* matches an updating SORT may start with (kept in order) */
 #define THREAD_MAX_DEPTH	1000	/* levels THREAD walks up to refuse a loop */
 
 /* MIME pre-parser (run once per delivered message) */

@@ -163,7 +163,7 @@ void
 guard_batch_add(struct server *srv, const struct store_replog_rec *r)
 {
 	const struct rec_kind	*kind = rec_kind(r->type);
-	struct tally		*t = NULL;
+	struct tally		*t;
 	const char		*owner;
 	int64_t			 n = 0;
 
@@ -171,21 +171,25 @@ guard_batch_add(struct server *srv, const struct store_replog_rec *r)
 	    !rec_reason_deletes(r->reason)))
 		return;
 	owner = record_owner(srv, r);
-	if (kind->guard == RG_USER)
-		(void)store_mailbox_foreach(srv->store, r->user, count_mailbox,
-		    &n);
-	else if (kind->guard == RG_MAILBOX)
+	if (kind->guard == RG_USER && store_mailbox_foreach(srv->store,
+	    r->user, count_mailbox, &n) != STORE_OK) {
+		/* Uncounted, the batch must not apply: it is retried. */
+		g.lost = 1;
+		return;
+	}
+	if (kind->guard == RG_MAILBOX)
 		n = 1;
 	g.batch_mailboxes += n;
-	/* Only a user this store holds gets a tally. */
-	if (owner[0] != '\0' && (kind->guard != RG_USER || n > 0))
-		t = tally_get(owner);
-	if (t == NULL) {
+	/*
+	 * Only a user this store holds gets a tally: a user deleted who
+	 * has no mailbox here (none, or not here at all) deletes nothing.
+	 */
+	if (owner[0] == '\0' || (kind->guard == RG_USER && n == 0))
+		return;
+	if ((t = tally_get(owner)) == NULL) {
 		/* Uncounted, the batch must not apply: it is retried. */
-		if (owner[0] != '\0') {
-			log_error("sync.guard", "msg=\"out of memory\"");
-			g.lost = 1;
-		}
+		log_error("sync.guard", "msg=\"out of memory\"");
+		g.lost = 1;
 		return;
 	}
 	if (kind->guard == RG_EXPUNGE)

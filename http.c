@@ -22,6 +22,7 @@
 #include "json.h"
 #include "log.h"
 #include "proto.h"
+#include "web_auth.h"
 
 /*
  * Every reply says: no caching, no sniffing, no framing, no referrer,
@@ -60,6 +61,8 @@ struct http_session {
 	size_t		 head_len;
 	struct http_head parsed;	/* what the head says */
 	http_step_fn	*step;		/* a reply in steps, or NULL */
+	int		 waiting;	/* its step said HTTP_STEP_WAIT */
+	struct web_auth	*auth;		/* web_auth.c's, or NULL */
 	http_change_fn	*change;	/* a change in batches, or NULL */
 	void		(*change_done)(struct session *, void *, int);
 	void		*ctx;		/* of step or change */
@@ -76,18 +79,25 @@ static const char *const method_names[HTTP_NMETHODS] = {
 	[HTTP_OPTIONS] = "OPTIONS",
 };
 
+/* Each status's reason, and the header an error of it carries. */
 static const struct {
 	int		 status;
 	const char	*reason;
+	const char	*error_header;
 } reasons[] = {
-	{ 200, "OK" }, { 204, "No Content" }, { 400, "Bad Request" },
-	{ 403, "Forbidden" }, { 404, "Not Found" },
-	{ 405, "Method Not Allowed" }, { 408, "Request Timeout" },
-	{ 413, "Content Too Large" }, { 414, "URI Too Long" },
-	{ 431, "Request Header Fields Too Large" },
-	{ 500, "Internal Server Error" }, { 501, "Not Implemented" },
-	{ 503, "Service Unavailable" },
-	{ 505, "HTTP Version Not Supported" },
+	{ 200, "OK", NULL }, { 204, "No Content", NULL },
+	{ 400, "Bad Request", NULL },
+	{ 401, "Unauthorized",
+	    "WWW-Authenticate: Basic realm=\"mailrepd\", charset=\"UTF-8\"\r\n" },
+	{ 403, "Forbidden", NULL }, { 404, "Not Found", NULL },
+	{ 405, "Method Not Allowed", "Allow: GET, HEAD, DELETE\r\n" },
+	{ 408, "Request Timeout", NULL },
+	{ 413, "Content Too Large", NULL }, { 414, "URI Too Long", NULL },
+	{ 431, "Request Header Fields Too Large", NULL },
+	{ 500, "Internal Server Error", NULL },
+	{ 501, "Not Implemented", NULL },
+	{ 503, "Service Unavailable", "Retry-After: 2\r\n" },
+	{ 505, "HTTP Version Not Supported", NULL },
 };
 
 static int	header_host(struct http_head *, const char *);
@@ -96,6 +106,8 @@ static int	header_fetch_site(struct http_head *, const char *);
 static int	header_content_length(struct http_head *, const char *);
 static int	header_transfer_encoding(struct http_head *, const char *);
 static int	header_connection(struct http_head *, const char *);
+static int	header_authorization(struct http_head *, const char *);
+static int	header_last_event_id(struct http_head *, const char *);
 
 /*
  * The header fields a request's handling looks at; each handler returns
@@ -111,6 +123,8 @@ static const struct {
 	{ "content-length", header_content_length },
 	{ "transfer-encoding", header_transfer_encoding },
 	{ "connection", header_connection },
+	{ "authorization", header_authorization },
+	{ "last-event-id", header_last_event_id },
 };
 
 const char *
@@ -119,15 +133,24 @@ http_method_name(enum http_method m)
 	return m < HTTP_NMETHODS ? method_names[m] : "?";
 }
 
+/* The index of status in reasons[], or -1. */
+static int
+reason_index(int status)
+{
+	int	 i;
+
+	for (i = 0; i < (int)(sizeof(reasons) / sizeof(*reasons)); i++)
+		if (reasons[i].status == status)
+			return i;
+	return -1;
+}
+
 static const char *
 reason(int status)
 {
-	size_t	 i;
+	int	 i = reason_index(status);
 
-	for (i = 0; i < sizeof(reasons) / sizeof(*reasons); i++)
-		if (reasons[i].status == status)
-			return reasons[i].reason;
-	return "Unknown";
+	return i >= 0 ? reasons[i].reason : "Unknown";
 }
 
 /* A second Host (two names for one request) is refused. */
@@ -153,6 +176,23 @@ static int
 header_fetch_site(struct http_head *h, const char *v)
 {
 	h->req.fetch_site = v;
+	return 0;
+}
+
+/* Two sets of credentials for one request are refused. */
+static int
+header_authorization(struct http_head *h, const char *v)
+{
+	if (h->req.authorization != NULL)
+		return 400;
+	h->req.authorization = v;
+	return 0;
+}
+
+static int
+header_last_event_id(struct http_head *h, const char *v)
+{
+	h->req.last_event_id = v;
 	return 0;
 }
 
@@ -389,6 +429,7 @@ http_error(struct session *s, int status, const char *message)
 	char	*text = NULL;
 	size_t	 len = 0;
 	FILE	*f;
+	int	 i;
 
 	if ((f = open_memstream(&text, &len)) == NULL) {
 		session_broken(s);
@@ -402,8 +443,9 @@ http_error(struct session *s, int status, const char *message)
 		session_broken(s);
 		return;
 	}
-	http_reply(s, status, "application/json", text, len, status == 405 ?
-	    "Allow: GET, HEAD, DELETE\r\n" : NULL);
+	i = reason_index(status);
+	http_reply(s, status, "application/json", text, len, i >= 0 ?
+	    reasons[i].error_header : NULL);
 	free(text);
 }
 
@@ -428,6 +470,7 @@ stream_end(struct session *s, struct http_session *hs)
 	if (hs->ctx_free != NULL)
 		hs->ctx_free(hs->ctx);
 	hs->step = NULL;
+	hs->waiting = 0;
 	hs->change = NULL;
 	hs->ctx = NULL;
 	hs->ctx_free = NULL;
@@ -520,6 +563,11 @@ stream_steps(struct session *s, struct http_session *hs)
 	while (s->io == SESSION_OPEN && !session_output_high(s) &&
 	    (r = hs->step(s, hs->ctx)) == 0)
 		;
+	hs->waiting = r == HTTP_STEP_WAIT;
+	if (hs->waiting) {
+		s->resume = 0;		/* http_wake asks it again */
+		return 0;
+	}
 	if (r == 0 && s->io == SESSION_OPEN) {
 		s->resume = 1;
 		return 0;
@@ -657,7 +705,10 @@ take_request(struct session *s, struct http_session *hs)
 	log_debug("http.request", "id=%llu method=%s path=%s",
 	    (unsigned long long)s->id, http_method_name(req->method),
 	    log_quote(req->path));
-	web_handle(s, req);
+	if (web_handle(s, req) == WEB_WAIT) {
+		hs->requests--;		/* taken again when unpaused */
+		return 0;
+	}
 	buf_consume(&s->in, hs->head_len + req->body_len);
 	request_free(hs);
 	return s->io == SESSION_OPEN;
@@ -683,8 +734,24 @@ http_input(struct session *s)
 		} else if (!take_request(s, hs))
 			return;
 	}
-	if (hs->step != NULL && s->io == SESSION_OPEN)
+	if (hs->step != NULL && !hs->waiting && s->io == SESSION_OPEN)
 		s->resume = 1;
+}
+
+int
+http_stream_waiting(const struct session *s)
+{
+	const struct http_session	*hs = s->proto;
+
+	return hs != NULL && hs->step != NULL && hs->waiting;
+}
+
+struct web_auth **
+http_auth_slot(struct session *s)
+{
+	struct http_session	*hs = s->proto;
+
+	return &hs->auth;
 }
 
 static void
@@ -695,7 +762,9 @@ http_start(struct session *s)
 }
 
 /*
- * Once a second: a request that takes longer than HTTP_REQUEST_TIMEOUT
+ * After a group commit and once a second: an event stream waiting for
+ * news looks again; a held login refusal may go out (web_auth.c).  Once
+ * a second: a request that takes longer than HTTP_REQUEST_TIMEOUT
  * to arrive (a client trickling bytes) gets 408; a reply left unread
  * HTTP_SEND_TIMEOUT cuts the connection; an idle keep-alive connection
  * closes after HTTP_KEEPALIVE_TIMEOUT.
@@ -708,6 +777,12 @@ http_wake(struct session *s)
 
 	if (hs == NULL)
 		return;
+	if (hs->waiting && !session_output_high(s))
+		(void)stream_steps(s, hs);
+	if (hs->auth != NULL)
+		web_auth_wake(s);
+	if (s->paused || s->io != SESSION_OPEN)
+		return;		/* a login being checked or held */
 	if (hs->step == NULL && hs->request_since != 0 &&
 	    now - hs->request_since > HTTP_REQUEST_TIMEOUT)
 		refuse(s, hs, 408, "request timeout");
@@ -726,12 +801,21 @@ http_timeout(struct session *s)
 	session_close(s);
 }
 
-/* Drain: an idle connection closes now; a request finishes first. */
+/*
+ * Drain: an idle connection closes now, and so does an event stream
+ * (its end is written: a client reconnects elsewhere); a request
+ * finishes first.
+ */
 static int
 http_drain(struct session *s)
 {
 	struct http_session	*hs = s->proto;
 
+	if (hs != NULL && hs->waiting) {
+		if (hs->chunked)
+			session_write(s, "0\r\n\r\n", 5);
+		stream_end(s, hs);
+	}
 	if (hs != NULL && (hs->step != NULL || hs->change != NULL ||
 	    buf_used(&s->in) > 0))
 		return 0;
@@ -748,6 +832,7 @@ http_free(struct session *s)
 		return;
 	stream_end(s, hs);
 	request_free(hs);
+	web_auth_free(hs->auth);
 	free(hs);
 	s->proto = NULL;
 }
@@ -762,6 +847,7 @@ const struct proto_ops http_proto = {
 	.start = http_start,
 	.input = http_input,
 	.committed = http_committed,
+	.checked = web_auth_checked,
 	.timeout = http_timeout,
 	.free = http_free,
 	.wake = http_wake,

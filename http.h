@@ -43,6 +43,13 @@ struct http_request {
 	const char		*host;		/* Host:, or NULL */
 	const char		*origin;	/* Origin:, or NULL */
 	const char		*fetch_site;	/* Sec-Fetch-Site:, or NULL */
+	const char		*authorization;	/* Authorization:, or NULL */
+	const char		*last_event_id;	/* Last-Event-ID:, or NULL */
+	/*
+	 * Set by web.c once it knows who asks: the one user whose mail the
+	 * request may see, or NULL for every user's (the admin view).
+	 */
+	const char		*user;
 	const char		*body;		/* Content-Length bytes */
 	size_t			 body_len;
 };
@@ -50,8 +57,11 @@ struct http_request {
 /*
  * One step of a reply made in steps: writes a bounded piece with
  * http_send() and returns 0 for more, 1 when done, -1 when it cannot go
- * on (the connection is then cut: the status line went out long ago).
+ * on (the connection is then cut: the status line went out long ago),
+ * or HTTP_STEP_WAIT when it has nothing to send now: it is asked again
+ * after the next group commit or within a second (an event stream).
  */
+#define HTTP_STEP_WAIT	2
 typedef int	http_step_fn(struct session *, void *ctx);
 
 /* The method's name ("GET"). */
@@ -89,7 +99,27 @@ void	http_stream(struct session *, int status, const char *type,
 /* Body bytes of a reply made in steps (framed as a chunk if chunked). */
 void	http_send(struct session *, const void *, size_t);
 
-/* web.c: answers one request (a route table look-up). */
-void	web_handle(struct session *, const struct http_request *);
+/*
+ * Whether the reply in steps is an event stream waiting for news
+ * (its step said HTTP_STEP_WAIT): a drain ends it at once.
+ */
+int	http_stream_waiting(const struct session *);
+
+/*
+ * web.c: answers one request (a route table look-up) and returns 0, or
+ * returns WEB_WAIT, having answered nothing, when it cannot answer yet
+ * (a password being checked, a refusal being held): the request stays
+ * buffered, the session is paused, and web_auth.c unpauses it to have
+ * the request taken again.
+ */
+#define WEB_WAIT	1
+int	web_handle(struct session *, const struct http_request *);
+
+/*
+ * web_auth.c's state of the connection (who logged in), NULL until a
+ * request needs it; http.c frees it with the session.
+ */
+struct web_auth;
+struct web_auth	**http_auth_slot(struct session *);
 
 #endif /* MAILREPD_HTTP_H */

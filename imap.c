@@ -25,9 +25,11 @@
 
 #include "config.h"
 #include "imap.h"
+#include "imap_context.h"
 #include "imap_core.h"
 #include "log.h"
 #include "settings.h"
+#include "utf8.h"
 #include "store.h"
 #include "sync.h"
 
@@ -173,12 +175,20 @@ imap_put_string(struct session *s, const char *p, size_t n)
 
 /*
  * A mailbox name as an atom when it can be one (as Dovecot writes
- * them: INBOX, Entw&APw-rfe), else quoted or as a literal.
+ * them: INBOX, Entw&APw-rfe), else quoted or as a literal; after
+ * UTF8=ACCEPT in UTF-8, never modified UTF-7 (RFC 6855 3), as the
+ * stored name when it is not valid modified UTF-7 (created before it
+ * was checked).
  */
 void
-imap_put_astring(struct session *s, const char *p)
+imap_put_mailbox(struct session *s, const char *p)
 {
-	size_t	 n = strlen(p), i;
+	char	 utf8[2 * MAILBOX_MAX_NAME + 1];
+	size_t	 n, i;
+
+	if (imap_of(s)->utf8 && mutf7_to_utf8(p, utf8, sizeof(utf8)) == 0)
+		p = utf8;
+	n = strlen(p);
 
 	for (i = 0; i < n; i++)
 		if (!imap_is_atom_char((unsigned char)p[i]) || p[i] == '%' ||
@@ -268,17 +278,27 @@ imap_arg_astring(const struct imap_arg *a)
 /*
  * A mailbox name argument: "INBOX" in any case is INBOX (RFC 3501 5.1),
  * also as the first level of a name ("inbox/sub" is "INBOX/sub"); other
- * names are kept as the client sent them (modified UTF-7).  The prefix
- * is rewritten in the argument itself.
+ * names are kept as the client sent them (modified UTF-7), or, after
+ * UTF8=ACCEPT, as they would be in modified UTF-7 ("&" is "&" then).
+ * The prefix is rewritten in place.
  */
 const char *
-imap_arg_mailbox(const struct imap_arg *a)
+imap_arg_mailbox(struct session *s, const struct imap_arg *a)
 {
-	const char	*name = imap_arg_astring(a);
+	struct imap_private	*p = imap_of(s)->priv;
+	char			*name = a->str, *out;
 
-	if (name != NULL && strncasecmp(name, "INBOX", 5) == 0 &&
+	if (imap_arg_astring(a) == NULL)
+		return NULL;
+	if (imap_of(s)->utf8) {
+		out = p->names[p->next_name++ % IMAP_NAME_SLOTS];
+		if (utf8_to_mutf7(name, out, sizeof(p->names[0])) < 0)
+			return NULL;
+		name = out;
+	}
+	if (strncasecmp(name, "INBOX", 5) == 0 &&
 	    (name[5] == '\0' || name[5] == '/'))
-		memcpy(a->str, "INBOX", 5);
+		memcpy(name, "INBOX", 5);
 	return name;
 }
 
@@ -401,7 +421,9 @@ input_discard(struct session *s)
 		buf_consume(&s->in, lf - buf_ptr(&s->in) + 1);
 	}
 	p->mode = IN_COMMAND;
-	imap_command_finish(s);
+	if (!p->discard_replied)
+		imap_command_finish(s);
+	p->discard_replied = 0;
 	return 1;
 }
 
@@ -453,6 +475,7 @@ static const struct imap_command commands[] = {
 	{ "CLOSE", CMD_SELECTED | CMD_WRITES, 1, imap_cmd_close },
 	{ "UNSELECT", CMD_SELECTED, 0, imap_cmd_close },
 	{ "EXPUNGE", CMD_SELECTED | CMD_CHANGES, 0, imap_cmd_expunge },
+	{ "CANCELUPDATE", CMD_SELECTED, 0, imap_cmd_cancelupdate },
 	{ "SEARCH", CMD_SELECTED | CMD_USES_SEQ, 0, imap_cmd_search },
 	{ "SORT", CMD_SELECTED | CMD_USES_SEQ, 0, imap_cmd_sort },
 	{ "THREAD", CMD_SELECTED | CMD_USES_SEQ, 0, imap_cmd_thread },
@@ -684,24 +707,43 @@ buffered_tag(struct session *s, char *tag, size_t size)
 		snprintf(tag, size, "*");
 }
 
-/* Refuses a literal past IMAP_MAX_LITERAL outside APPEND. */
+uint64_t
+imap_nonsync_max(const struct session *s)
+{
+	return s->srv->settings->imap_literal_minus ? IMAP_LITERAL_MINUS :
+	    UINT64_MAX;
+}
+
+/*
+ * Refuses the literal framing stopped at (its line ends at lit_lf), of
+ * size bytes, past `limit` (IMAP_MAX_LITERAL outside APPEND, or
+ * LITERAL-'s for "{N+}").  The BAD goes at once (the command changed
+ * nothing): a client may stop sending a non-synchronizing literal when
+ * it sees it; what it sends is dropped as it arrives, never buffered
+ * (RFC 7888 4), and nothing more is answered for it.
+ */
 static void
-refuse_literal(struct session *s, uint64_t size)
+refuse_literal(struct session *s, uint64_t size, uint64_t limit)
 {
 	struct imap_session	*ims = imap_of(s);
 	struct imap_private	*p = ims->priv;
 	char			 tag[64];
+	int			 plus = p->frame.lit_plus;
 
 	buffered_tag(s, tag, sizeof(tag));
-	ims->tag = strdup(tag);
-	imap_reply(s, "BAD [TOOBIG] Literal of %llu bytes is over the limit "
-	    "of %d", (unsigned long long)size, IMAP_MAX_LITERAL);
 	buf_consume(&s->in, p->frame.lit_lf + 1);
-	if (p->frame.lit_plus)
-		imap_discard_literal(s, size);
-	else
-		imap_command_finish(s);
 	imap_frame_reset(&p->frame);
+	session_printf(s, "%s BAD [TOOBIG] Literal of %llu bytes is over the "
+	    "limit of %llu%s\r\n", tag, (unsigned long long)size,
+	    (unsigned long long)limit,
+	    limit < IMAP_MAX_LITERAL ? " for {N+}: send it as {N}" : "");
+	count_bad(s);
+	if (ims->state == IMAP_LOGOUT)
+		session_close(s);
+	else if (plus) {
+		imap_discard_literal(s, size);
+		p->discard_replied = 1;
+	}
 }
 
 /* Frames the next command and runs it when it is complete. */
@@ -715,11 +757,13 @@ input_command(struct session *s)
 	size_t			 len = 0;
 	char			 tag[64];
 	int			 at_literal;
+	struct imap_frame_limits max = { session_line_max(s, IMAP_MAX_LINE),
+	    IMAP_MAX_LITERAL, imap_nonsync_max(s) };
 
 	if (buf_used(&s->in) == 0)
 		return 0;	/* run for its output, nothing to frame */
 	st = imap_frame_scan(&p->frame, buf_ptr(&s->in), buf_used(&s->in),
-	    session_line_max(s, IMAP_MAX_LINE), IMAP_MAX_LITERAL, &len, &size);
+	    &max, &len, &size);
 	at_literal = st == IMAP_FRAME_CONTINUE || (st == IMAP_FRAME_MORE &&
 	    p->frame.scanned > 0 && p->frame.scanned == p->frame.lit_lf);
 	if (st != IMAP_FRAME_TOO_BIG)
@@ -745,7 +789,10 @@ input_command(struct session *s)
 		command_parse(s, len);
 		return 1;
 	case IMAP_FRAME_TOO_BIG:
-		refuse_literal(s, size);
+		refuse_literal(s, size, max.literal);
+		return 1;
+	case IMAP_FRAME_NONSYNC_TOO_BIG:
+		refuse_literal(s, size, max.nonsync);
 		return 1;
 	case IMAP_FRAME_TOO_LONG:
 		if (imap_id_begin(s))
@@ -899,6 +946,27 @@ run_step(struct session *s)
 
 /* --- the session ------------------------------------------------------------ */
 
+/*
+ * Between commands (or in IDLE), the updating searches test what
+ * changed, a step at a time, before the next command is taken.
+ * Returns 1 when they have nothing left to test.
+ */
+static int
+context_updates_done(struct session *s)
+{
+	struct imap_session	*ims = imap_of(s);
+	enum input_mode		 mode = ims->priv->mode;
+
+	if (ims->view == NULL || (mode != IN_COMMAND && mode != IN_IDLE))
+		return 1;
+	if (session_output_high(s) || !imap_context_run(s)) {
+		s->resume = 1;
+		return 0;
+	}
+	s->resume = 0;
+	return 1;
+}
+
 /* Runs every complete command already buffered (clients pipeline). */
 static void
 imap_input(struct session *s)
@@ -910,6 +978,8 @@ imap_input(struct session *s)
 	if (ims->step != NULL && !session_output_high(s) &&
 	    (!p->writes || session_store_ready(s)))
 		run_step(s);
+	if (ims->step == NULL && !context_updates_done(s))
+		return;
 	while (progress && s->io == SESSION_OPEN && !session_output_high(s) &&
 	    ims->step == NULL) {
 		switch (p->mode) {

@@ -39,6 +39,8 @@ struct imap_append {
 	uint64_t	 left;		/* literal bytes still to come */
 	int		 dropping;	/* refused: what still comes of the
 					   command (LITERAL+) is dropped */
+	int		 paren;		/* the literal is UTF8's "(~{n}":
+					   its ")" comes after it */
 };
 
 static const char *const months[12] = {
@@ -166,6 +168,42 @@ is_catenate(const struct imap_arg *args, size_t nargs, size_t i)
 	    args[i + 1].type == IMAP_ARG_LIST;
 }
 
+/*
+ * Whether a message's literal may come in UTF8's data item: only after
+ * ENABLE UTF8=ACCEPT.  If not, records the BAD.
+ */
+static int
+utf8_item_allowed(struct session *s, int paren)
+{
+	if (!paren || imap_of(s)->utf8)
+		return 1;
+	imap_reply(s, "BAD APPEND's UTF8 needs ENABLE UTF8=ACCEPT");
+	return 0;
+}
+
+/*
+ * The message literal of args[i], or NULL: a literal, or UTF8's data
+ * item (RFC 6855 4), "UTF8" then a list of one literal8 (*skip says
+ * the list is an argument more).
+ */
+static const struct imap_arg *
+message_literal(const struct imap_arg *args, size_t nargs, size_t i,
+    size_t *skip)
+{
+	const struct imap_arg	*l = &args[i + 1];
+
+	*skip = 0;
+	if (args[i].type == IMAP_ARG_STRING && args[i].literal)
+		return &args[i];
+	if (args[i].type != IMAP_ARG_ATOM ||
+	    strcasecmp(args[i].str, "UTF8") != 0 || i + 1 == nargs ||
+	    l->type != IMAP_ARG_LIST || l->nlist != 1 ||
+	    l->list[0].type != IMAP_ARG_STRING || !l->list[0].literal)
+		return NULL;
+	*skip = 1;
+	return &l->list[0];
+}
+
 /* Feeds n bytes of the last message to its spool, line by line. */
 static void
 append_feed(struct imap_append *ap, const char *data, size_t n)
@@ -182,7 +220,8 @@ append_feed(struct imap_append *ap, const char *data, size_t n)
 
 /*
  * Takes an APPEND's arguments: the mailbox, then per message an
- * optional flag list, an optional date-time and its literal.  When
+ * optional flag list, an optional date-time and its literal (or
+ * CATENATE's parts, or UTF8's literal after UTF8=ACCEPT).  When
  * `streamed`, the arguments end before the literal of the last message
  * (size bytes, still to come).  The command table's checks (state,
  * replica) have passed.  Returns 0, or -1 with the tagged reply
@@ -194,10 +233,11 @@ append_parse(struct session *s, struct imap_append *ap,
 {
 	struct store_mailbox	 mb;
 	enum store_err		 err;
+	const struct imap_arg	*lit;
 	const char		*name;
-	size_t			 i, from = 1;
+	size_t			 i, from = 1, skip;
 
-	if (nargs < 1 || (name = imap_arg_mailbox(&args[0])) == NULL) {
+	if (nargs < 1 || (name = imap_arg_mailbox(s, &args[0])) == NULL) {
 		imap_reply(s, "BAD Invalid mailbox name");
 		return -1;
 	}
@@ -216,12 +256,13 @@ append_parse(struct session *s, struct imap_append *ap,
 			from = ++i + 1;
 			continue;
 		}
-		if (args[i].type != IMAP_ARG_STRING || !args[i].literal)
+		if ((lit = message_literal(args, nargs, i, &skip)) == NULL)
 			continue;
-		if (append_add_literal(s, ap, args + from, i - from,
-		    args[i].len) < 0)
+		if (!utf8_item_allowed(s, skip) || append_add_literal(s, ap, args + from, i - from,
+		    lit->len) < 0)
 			return -1;
-		append_feed(ap, args[i].str, args[i].len);
+		append_feed(ap, lit->str, lit->len);
+		i += skip;
 		from = i + 1;
 	}
 	if (streamed)
@@ -254,14 +295,22 @@ append_receive(struct session *s, struct imap_append *ap, uint64_t size,
 }
 
 /*
- * The length of line[0, brace) without the blanks before a literal and
- * the "~" of a literal8 (RFC 3516 4.4: a message that may hold NULs).
+ * The length of line[0, brace) without the blanks before a literal, the
+ * "~" of a literal8 (RFC 3516 4.4: a message that may hold NULs), and
+ * UTF8's "UTF8 (" (RFC 6855 4), which *paren says.
  */
 static size_t
-before_literal(const char *line, size_t brace)
+before_literal(const char *line, size_t brace, int *paren)
 {
+	static const char	 utf8[] = "UTF8 (";
+	const size_t		 n = sizeof(utf8) - 1;
+
 	if (brace > 0 && line[brace - 1] == '~')
 		brace--;
+	*paren = brace >= n && strncasecmp(line + brace - n, utf8, n) == 0 &&
+	    (brace == n || line[brace - n - 1] == ' ');
+	if (*paren)
+		brace -= n;
 	while (brace > 0 && line[brace - 1] == ' ')
 		brace--;
 	return brace;
@@ -284,9 +333,9 @@ imap_append_begin(struct session *s, uint64_t size)
 	const char		*why;
 	char			*head;
 	size_t			 n = p->frame.lit_brace;
-	int			 plus = p->frame.lit_plus, ok = 0;
+	int			 plus = p->frame.lit_plus, ok = 0, paren;
 
-	n = before_literal(buf_ptr(&s->in), n);
+	n = before_literal(buf_ptr(&s->in), n, &paren);
 	if ((head = malloc(n + 2)) == NULL)
 		return 0;
 	memcpy(head, buf_ptr(&s->in), n);
@@ -304,8 +353,11 @@ imap_append_begin(struct session *s, uint64_t size)
 	ims->tag = strdup(cmd.tag);
 	if ((ap = calloc(1, sizeof(*ap))) == NULL)
 		imap_reply(s, "NO [UNAVAILABLE] Out of memory");
-	else if (imap_command_allowed(s, imap_command_find(cmd.name, 0)))
+	else if (imap_command_allowed(s, imap_command_find(cmd.name, 0)) &&
+	    utf8_item_allowed(s, paren)) {
 		ok = append_parse(s, ap, cmd.args, cmd.nargs, 1, size) == 0;
+		ap->paren = paren;
+	}
 	imap_cmd_free(&cmd);
 	buf_consume(&s->in, p->frame.lit_lf + 1);
 	imap_frame_reset(&p->frame);
@@ -429,7 +481,7 @@ append_next(struct session *s, struct imap_append *ap, const char *line,
 	char		*text = NULL, *end;
 	uint64_t	 size;
 	size_t		 k;
-	int		 plus = 0, ok = 0;
+	int		 plus = 0, ok = 0, paren;
 
 	if (brace == NULL || line[len - 1] != '}' || brace + 2 > line + len) {
 		imap_reply(s, "BAD Unexpected data after the APPEND literal");
@@ -441,11 +493,18 @@ append_next(struct session *s, struct imap_append *ap, const char *line,
 		plus = 1;
 		end++;
 	}
-	k = before_literal(line, brace - line);
+	k = before_literal(line, brace - line, &paren);
+	ap->paren = paren;
 	if (end == brace + 1 || end != line + len - 1 || !isdigit(
 	    (unsigned char)brace[1]) || asprintf(&text, "t X%s%.*s\r\n",
 	    k > 0 ? " " : "", (int)k, line) < 0)
 		imap_reply(s, "BAD Invalid literal in APPEND");
+	else if (!utf8_item_allowed(s, paren))
+		;
+	else if (plus && size > imap_nonsync_max(s))
+		imap_reply(s, "BAD [TOOBIG] Literal of %llu bytes is over the "
+		    "limit of %d for {N+}: send it as {N}",
+		    (unsigned long long)size, IMAP_LITERAL_MINUS);
 	else if (imap_parse(text, strlen(text), IMAP_MAX_DEPTH,
 	    IMAP_MAX_ARGS, &cmd, &why) != IMAP_PARSE_OK)
 		imap_reply(s, "BAD %s", why);
@@ -463,7 +522,8 @@ append_next(struct session *s, struct imap_append *ap, const char *line,
 
 /*
  * The rest of the APPEND line after a literal: CRLF ends the command
- * (the messages are appended), a space another message (MULTIAPPEND).
+ * (the messages are appended), a space another message (MULTIAPPEND);
+ * first the ")" of UTF8's data item, when the literal was in one.
  */
 int
 imap_input_append_end(struct session *s)
@@ -477,6 +537,14 @@ imap_input_append_end(struct session *s)
 	if (!session_store_ready(s) ||
 	    (got = imap_mode_line(s, &line, &len)) == 0)
 		return 0;
+	if (got > 0 && ap->paren && len > 0 && line[0] == ')') {
+		line++;
+		len--;
+	} else if (got > 0 && ap->paren) {
+		imap_reply(s, "BAD UTF8 wants \")\" after its literal");
+		ap->dropping = 1;
+	}
+	ap->paren = 0;
 	if (got > 0 && len > 1 && line[0] == ' ') {
 		append_next(s, ap, line + 1, len - 1);
 		if (p->mode == IN_APPEND)

@@ -57,6 +57,19 @@ offer_logindisabled(const struct session *s)
 	return notauth(s) && !imap_login_allowed(s);
 }
 
+/* LITERAL- (RFC 7888) where the setting asks for it, else LITERAL+. */
+static int
+offer_literal_minus(const struct session *s)
+{
+	return s->srv->settings->imap_literal_minus;
+}
+
+static int
+offer_literal_plus(const struct session *s)
+{
+	return !offer_literal_minus(s);
+}
+
 /* COMPRESS=DEFLATE (RFC 4978): after login, until it is on. */
 static int
 offer_compress(const struct session *s)
@@ -78,14 +91,21 @@ offer_quota_message(const struct session *s)
 	return s->srv->settings->quota_messages != 0;
 }
 
+/* Turns a session's switch on: 1 when it was off. */
+static int
+turn_on(int *on)
+{
+	if (*on)
+		return 0;
+	*on = 1;
+	return 1;
+}
+
 /* ENABLE CONDSTORE (RFC 7162 3.1). */
 static int
 enable_condstore(struct imap_session *ims)
 {
-	if (ims->condstore)
-		return 0;
-	ims->condstore = 1;
-	return 1;
+	return turn_on(&ims->condstore);
 }
 
 /*
@@ -101,10 +121,21 @@ enable_qresync(struct imap_session *ims)
 	return 1;
 }
 
+/*
+ * ENABLE UTF8=ACCEPT (RFC 6855 3): mailbox names in UTF-8 both ways,
+ * UTF-8 in quoted strings, no CHARSET in SEARCH.
+ */
+static int
+enable_utf8(struct imap_session *ims)
+{
+	return turn_on(&ims->utf8);
+}
+
 /* Every capability, in the order CAPABILITY lists them. */
 static const struct imap_capability caps[] = {
 	{ "IMAP4rev1", NULL, NULL },
-	{ "LITERAL+", NULL, NULL },
+	{ "LITERAL+", offer_literal_plus, NULL },
+	{ "LITERAL-", offer_literal_minus, NULL },
 	{ "SASL-IR", NULL, NULL },
 	{ "ID", NULL, NULL },
 	{ "ENABLE", NULL, NULL },
@@ -127,9 +158,13 @@ static const struct imap_capability caps[] = {
 	{ "BINARY", NULL, NULL },
 	{ "OBJECTID", NULL, NULL },
 	{ "WITHIN", NULL, NULL },
+	{ "SAVEDATE", NULL, NULL },
+	{ "UTF8=ACCEPT", NULL, enable_utf8 },
 	{ "SORT", NULL, NULL },
 	{ "SORT=DISPLAY", NULL, NULL },
 	{ "ESORT", NULL, NULL },
+	{ "CONTEXT=SEARCH", NULL, NULL },
+	{ "CONTEXT=SORT", NULL, NULL },
 	{ "THREAD=ORDEREDSUBJECT", NULL, NULL },
 	{ "THREAD=REFERENCES", NULL, NULL },
 	{ "QUOTA", imap_quota_set, NULL },

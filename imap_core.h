@@ -66,8 +66,13 @@ struct imap_private {
 	struct imap_append *append;	/* IN_APPEND, IN_APPEND_END */
 	uint64_t	 discard;	/* literal bytes still to drop */
 	int		 discard_line;	/* then drop up to the line end */
+	int		 discard_replied; /* its reply is sent already */
 	uint64_t	 skipped;	/* bytes of an over-long line dropped */
 	struct imap_id_scan id;		/* IN_ID */
+	/* UTF8=ACCEPT: mailbox names of the command made modified UTF-7,
+	   the next one into names[next_name % IMAP_NAME_SLOTS] */
+	char		 names[IMAP_NAME_SLOTS][MAILBOX_MAX_NAME + 1];
+	unsigned	 next_name;
 	int		 overlong;	/* a one-line mode's line is past
 					   IMAP_MAX_LINE: dropping it */
 	int64_t		 head0;		/* log head when the command began */
@@ -150,6 +155,12 @@ void	imap_hold_reply(struct session *);
  * was dropped whole, to its LF.
  */
 int	imap_mode_line(struct session *, char **line, size_t *len);
+
+/*
+ * The largest "{N+}" the session takes: LITERAL-'s (RFC 7888) where
+ * imap_caps.c offers it, else no limit but the literal's own.
+ */
+uint64_t imap_nonsync_max(const struct session *);
 
 /* Drops a literal of size bytes, then the rest of its line; then replies. */
 void	imap_discard_literal(struct session *, uint64_t size);

@@ -46,6 +46,7 @@
 enum item_kind {
 	ITEM_FLAGS,
 	ITEM_INTERNALDATE,
+	ITEM_SAVEDATE,		/* RFC 8514 */
 	ITEM_SIZE,		/* RFC822.SIZE */
 	ITEM_ENVELOPE,
 	ITEM_BODYSTRUCTURE,
@@ -162,6 +163,7 @@ static const struct {
 } simple_items[] = {
 	{ "FLAGS",		ITEM_FLAGS },
 	{ "INTERNALDATE",	ITEM_INTERNALDATE },
+	{ "SAVEDATE",		ITEM_SAVEDATE },
 	{ "RFC822.SIZE",	ITEM_SIZE },
 	{ "ENVELOPE",		ITEM_ENVELOPE },
 	{ "BODYSTRUCTURE",	ITEM_BODYSTRUCTURE },
@@ -737,9 +739,12 @@ put_modseq(struct session *s, const struct fetch_msg *fm)
 	session_write(s, ")", 1);
 }
 
-/* INTERNALDATE "02-Dec-2026 01:02:03 +0000": the store keeps UTC. */
+/*
+ * A date-time item, INTERNALDATE or SAVEDATE: name "02-Dec-2026
+ * 01:02:03 +0000" (the store keeps UTC).
+ */
 static void
-put_internaldate(struct session *s, int64_t when)
+put_date_time(struct session *s, const char *name, int64_t when)
 {
 	static const char	 months[12][4] = { "Jan", "Feb", "Mar", "Apr",
 				    "May", "Jun", "Jul", "Aug", "Sep", "Oct",
@@ -751,9 +756,9 @@ put_internaldate(struct session *s, int64_t when)
 		t = 0;
 		gmtime_r(&t, &tm);
 	}
-	session_printf(s, "INTERNALDATE \"%02d-%s-%04d %02d:%02d:%02d "
-	    "+0000\"", tm.tm_mday, months[tm.tm_mon], tm.tm_year + 1900,
-	    tm.tm_hour, tm.tm_min, tm.tm_sec);
+	session_printf(s, "%s \"%02d-%s-%04d %02d:%02d:%02d +0000\"", name,
+	    tm.tm_mday, months[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour,
+	    tm.tm_min, tm.tm_sec);
 }
 
 /*
@@ -1253,7 +1258,10 @@ item_write(struct session *s, struct fetch_job *j,
 		put_flags(s, fm);
 		break;
 	case ITEM_INTERNALDATE:
-		put_internaldate(s, fm->m.internaldate);
+		put_date_time(s, "INTERNALDATE", fm->m.internaldate);
+		break;
+	case ITEM_SAVEDATE:
+		put_date_time(s, "SAVEDATE", fm->m.savedate);
 		break;
 	case ITEM_SIZE:
 		put_uint(s, "RFC822.SIZE ", fm->m.size);

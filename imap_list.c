@@ -19,6 +19,7 @@
 #include "config.h"
 #include "imap_session.h"
 #include "store.h"
+#include "utf8.h"
 
 #define SEL_SUBSCRIBED	0x01	/* LIST (SUBSCRIBED), and LSUB */
 #define SEL_SPECIAL_USE	0x02	/* LIST (SPECIAL-USE) */
@@ -39,6 +40,7 @@ struct list_ctx {
 	struct list_entry	*v;
 	size_t			 n, cap;
 	int			 subscribed_only;
+	int			 utf8;		/* patterns in UTF-8 (RFC 6855) */
 	int			 error;
 };
 
@@ -243,7 +245,7 @@ list_respond(struct session *s, const struct list_ctx *c,
 	    (opts & LSUB) == 0)
 		session_printf(s, "%s\\Subscribed", sep);
 	session_printf(s, ") \"/\" ");
-	imap_put_astring(s, e->mb.name);
+	imap_put_mailbox(s, e->mb.name);
 	if (e->childinfo)
 		session_printf(s, " (\"CHILDINFO\" (\"SUBSCRIBED\"))");
 	session_printf(s, "\r\n");
@@ -324,8 +326,12 @@ list_matches(const struct list_ctx *c, size_t i, const char *ref,
     const struct imap_arg *pats, size_t npats, int any_level)
 {
 	char		 pat[2 * MAILBOX_MAX_NAME + 2];
-	const char	*p;
+	char		 utf8[2 * MAILBOX_MAX_NAME + 1];
+	const char	*p, *name = c->v[i].mb.name;
 	size_t		 k;
+
+	if (c->utf8 && mutf7_to_utf8(name, utf8, sizeof(utf8)) == 0)
+		name = utf8;
 
 	for (k = 0; k < npats; k++) {
 		if ((p = imap_arg_astring(&pats[k])) == NULL ||
@@ -334,7 +340,7 @@ list_matches(const struct list_ctx *c, size_t i, const char *ref,
 		if (!any_level && list_level(&c->v[i]) && (*pat == '\0' ||
 		    pat[strlen(pat) - 1] != '%'))
 			continue;
-		if (list_match(pat, c->v[i].mb.name))
+		if (list_match(pat, name))
 			return 1;
 	}
 	return 0;
@@ -442,6 +448,7 @@ imap_cmd_list(struct session *s, const struct imap_arg *args, size_t nargs,
 	}
 	memset(&c, 0, sizeof(c));
 	c.subscribed_only = lsub;
+	c.utf8 = imap_of(s)->utf8;
 	if (store_mailbox_foreach(s->srv->store, imap_of(s)->user,
 	    list_collect, &c) != STORE_OK || c.error ||
 	    ((opts & SEL_SUBSCRIBED) && (store_subscribed_absent(

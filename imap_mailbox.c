@@ -23,6 +23,7 @@
 
 #include "config.h"
 #include "crypto.h"
+#include "imap_context.h"
 #include "imap_session.h"
 #include "log.h"
 #include "settings.h"
@@ -223,9 +224,14 @@ sync_changed(void *arg, const struct store_message *m)
 		if (view_append(v, m->uid) < 0)
 			return c->error = 1;
 		imap_view_keywords(c->s, v, m->keywords);
+		imap_context_changed(v, m->uid);
 		return 0;
 	}
-	if (view_is_own(v, m->modseq) || imap_view_is_gone(v, m->uid))
+	if (imap_view_is_gone(v, m->uid))
+		return 0;
+	/* an updating search hears of this session's own changes too */
+	imap_context_changed(v, m->uid);
+	if (view_is_own(v, m->modseq))
 		return 0;
 	view_put_flags(c->s, v, seq, m);
 	return 0;
@@ -278,6 +284,9 @@ imap_sync(struct session *s, int allow_expunge)
 	}
 	if (allow_expunge && v->gone > 0)
 		imap_view_drop_gone(s, v, 0);
+	/* after EXISTS: ADDTO may name the new messages (RFC 5267 4.3.3) */
+	if (!imap_context_run(s))
+		s->resume = 1;
 }
 
 void
@@ -673,7 +682,7 @@ imap_cmd_select(struct session *s, const struct imap_arg *args, size_t nargs,
 
 	memset(&p, 0, sizeof(p));
 	if (nargs < 1 || nargs > 2 ||
-	    (name = imap_arg_mailbox(&args[0])) == NULL ||
+	    (name = imap_arg_mailbox(s, &args[0])) == NULL ||
 	    (nargs == 2 && select_params_parse(&args[1], &p) < 0)) {
 		imap_reply(s, "BAD %s wants a mailbox name [(CONDSTORE)] or "
 		    "[(QRESYNC (uidvalidity modseq [uids]))]", examine ?
@@ -715,9 +724,9 @@ imap_cmd_close(struct session *s, const struct imap_arg *args, size_t nargs,
  * 3501 6.3.3).
  */
 static const char *
-name_arg(const struct imap_arg *a, char *buf, size_t size)
+name_arg(struct session *s, const struct imap_arg *a, char *buf, size_t size)
 {
-	const char	*name = imap_arg_mailbox(a);
+	const char	*name = imap_arg_mailbox(s, a);
 	size_t		 n;
 
 	if (name == NULL || (n = strlen(name)) >= size ||
@@ -816,11 +825,11 @@ imap_cmd_create(struct session *s, const struct imap_arg *args, size_t nargs,
 	enum store_err		 err;
 
 	(void)variant;
-	if (nargs != 1 || imap_arg_mailbox(&args[0]) == NULL) {
+	if (nargs != 1 || imap_arg_mailbox(s, &args[0]) == NULL) {
 		imap_reply(s, "BAD CREATE wants a mailbox name");
 		return;
 	}
-	if ((name = name_arg(&args[0], buf, sizeof(buf))) == NULL) {
+	if ((name = name_arg(s, &args[0], buf, sizeof(buf))) == NULL) {
 		imap_reply(s, "NO [CANNOT] Invalid mailbox name");
 		return;
 	}
@@ -866,7 +875,7 @@ imap_cmd_delete(struct session *s, const struct imap_arg *args, size_t nargs,
 	enum store_err		 err;
 
 	(void)variant;
-	if (nargs != 1 || (name = imap_arg_mailbox(&args[0])) == NULL) {
+	if (nargs != 1 || (name = imap_arg_mailbox(s, &args[0])) == NULL) {
 		imap_reply(s, "BAD DELETE wants a mailbox name");
 		return;
 	}
@@ -914,12 +923,12 @@ imap_cmd_rename(struct session *s, const struct imap_arg *args, size_t nargs,
 	enum store_err	 err;
 
 	(void)variant;
-	if (nargs != 2 || (from = imap_arg_mailbox(&args[0])) == NULL ||
-	    imap_arg_mailbox(&args[1]) == NULL) {
+	if (nargs != 2 || (from = imap_arg_mailbox(s, &args[0])) == NULL ||
+	    imap_arg_mailbox(s, &args[1]) == NULL) {
 		imap_reply(s, "BAD RENAME wants two mailbox names");
 		return;
 	}
-	if ((to = name_arg(&args[1], buf, sizeof(buf))) == NULL) {
+	if ((to = name_arg(s, &args[1], buf, sizeof(buf))) == NULL) {
 		imap_reply(s, "NO [CANNOT] Invalid mailbox name");
 		return;
 	}
@@ -943,7 +952,7 @@ imap_cmd_subscribe(struct session *s, const struct imap_arg *args,
 	const char	*name;
 	enum store_err	 err;
 
-	if (nargs != 1 || (name = imap_arg_mailbox(&args[0])) == NULL) {
+	if (nargs != 1 || (name = imap_arg_mailbox(s, &args[0])) == NULL) {
 		imap_reply(s, "BAD %s wants a mailbox name", subscribe ?
 		    "SUBSCRIBE" : "UNSUBSCRIBE");
 		return;
@@ -1026,7 +1035,7 @@ imap_status_respond(struct session *s, const struct store_mailbox *mb,
 	v[5] = mb->highestmodseq;
 	v[6] = mb->bytes;
 	session_printf(s, "* STATUS ");
-	imap_put_astring(s, mb->name);
+	imap_put_mailbox(s, mb->name);
 	session_printf(s, " (");
 	for (k = 0; k + 1 < NSTATUS; k++) {
 		if ((items & status_names[k].bit) == 0)
@@ -1053,7 +1062,7 @@ imap_cmd_status(struct session *s, const struct imap_arg *args, size_t nargs,
 	enum store_err		 err;
 
 	(void)variant;
-	if (nargs != 2 || (name = imap_arg_mailbox(&args[0])) == NULL ||
+	if (nargs != 2 || (name = imap_arg_mailbox(s, &args[0])) == NULL ||
 	    imap_status_items(&args[1], &items) < 0) {
 		imap_reply(s, "BAD STATUS wants a mailbox and a list of items");
 		return;

@@ -739,7 +739,7 @@ copy_messages(struct session *s, const struct imap_arg *args, size_t nargs,
 
 	memset(&p, 0, sizeof(p));
 	p.s = s;
-	if (nargs != 2 || (name = imap_arg_mailbox(&args[1])) == NULL ||
+	if (nargs != 2 || (name = imap_arg_mailbox(s, &args[1])) == NULL ||
 	    imap_view_seqset(v, &args[0], uid, &set) < 0) {
 		imap_reply(s, "BAD %s wants a sequence set and a mailbox", verb);
 		return;

@@ -14,6 +14,7 @@
 #include <strings.h>
 
 #include "config.h"
+#include "imap_context.h"
 #include "imap_esearch.h"
 #include "imap_search.h"
 #include "imap_session.h"
@@ -30,9 +31,11 @@ enum order_phase {
 /* A running SORT or THREAD. */
 struct order {
 	struct search		*search;
+	struct search		*updating;	/* SORT RETURN (UPDATE): the
+						   search, for imap_context.c */
 	int			 thread;	/* THREAD, not SORT */
 	int			 uid;		/* the UID form */
-	unsigned		 ret;		/* SORT RETURN: ESEARCH_* */
+	struct esearch_opts	 opts;		/* SORT RETURN (...) */
 	struct sort_criteria	 criteria;	/* SORT */
 	enum thread_algorithm	 algorithm;	/* THREAD */
 	enum order_phase	 phase;
@@ -52,6 +55,8 @@ order_free(void *arg)
 	free(o->msgs);
 	if (o->search != NULL)
 		imap_search_matches_free(o->search);
+	if (o->updating != NULL)
+		imap_search_matches_free(o->updating);
 	free(o);
 }
 
@@ -78,7 +83,10 @@ order_take_matches(struct session *s, struct order *o, const uint32_t *hits,
 		o->msgs[i].uid = imap_view_uid(v, hits[i] + 1);
 	}
 	o->n = n;
-	imap_search_matches_free(o->search);
+	if (o->opts.ret & ESEARCH_UPDATE)
+		o->updating = o->search;
+	else
+		imap_search_matches_free(o->search);
 	o->search = NULL;
 	o->phase = ORDER_KEYS;
 	return 0;
@@ -118,23 +126,88 @@ write_piece(void *arg, const char *p, size_t n)
 }
 
 /*
+ * SORT RETURN (UPDATE): the UIDs of the matches added to *matched
+ * (empty), taken while msgs are in mailbox order.  Returns 0, or -1
+ * without memory.
+ */
+static int
+order_matched(const struct order *o, struct imap_uidset *matched)
+{
+	size_t	 i;
+
+	if (o->n > IMAP_MAX_SORT_UPDATE)
+		return 0;
+	for (i = 0; i < o->n; i++)
+		if (o->msgs[i].uid != 0 &&
+		    imap_uidset_add(matched, o->msgs[i].uid) < 0)
+			return -1;
+	return 0;
+}
+
+/*
+ * Then, msgs sorted: the search, the matched UIDs and their order become
+ * an updating search of the view (imap_context.c).  Past
+ * IMAP_MAX_SORT_UPDATE matches, or without memory, the client hears
+ * NOUPDATE instead.
+ */
+static void
+order_keep(struct session *s, struct order *o, struct imap_uidset *matched)
+{
+	struct imap_session	*ims = imap_of(s);
+	uint32_t		*order;
+	size_t			 i, n = 0;
+
+	if (o->n > IMAP_MAX_SORT_UPDATE) {
+		imap_say_noupdate(s, "Too many matches to keep in order");
+		return;
+	}
+	if ((order = calloc(o->n + 1, sizeof(*order))) == NULL) {
+		imap_say_noupdate(s, "Out of memory");
+		return;
+	}
+	for (i = 0; i < o->n; i++)
+		if (o->msgs[i].uid != 0)
+			order[n++] = o->msgs[i].uid;
+	if (imap_search_pin_sets(o->updating, ims->view) < 0 ||
+	    imap_context_add(ims->view, ims->tag, o->uid, o->updating,
+	    matched, &o->criteria, order, n) < 0) {
+		free(order);
+		imap_say_noupdate(s, "Out of memory");
+		return;
+	}
+	o->updating = NULL;
+}
+
+/*
  * Writes the "* SORT" line, the numbers in the order sorted, or with
  * RETURN the ESEARCH line.  Returns 0, or -1 when memory ran out.
  */
 static int
 order_write_sort(struct session *s, struct order *o)
 {
-	uint32_t	*nums;
-	size_t		 i, n = 0;
+	struct imap_uidset	 matched;
+	uint32_t		*nums;
+	size_t			 i, n = 0;
 
+	memset(&matched, 0, sizeof(matched));
+	if (o->updating != NULL && order_matched(o, &matched) < 0) {
+		imap_uidset_free(&matched);
+		imap_search_matches_free(o->updating);
+		o->updating = NULL;
+		imap_say_noupdate(s, "Out of memory");
+	}
 	imap_sort_msgs(o->msgs, o->n, &o->criteria);
+	if (o->updating != NULL) {
+		order_keep(s, o, &matched);
+		imap_uidset_free(&matched);
+	}
 	if ((nums = calloc(o->n + 1, sizeof(*nums))) == NULL)
 		return -1;
 	for (i = 0; i < o->n; i++)
 		if (o->msgs[i].uid != 0)
 			nums[n++] = o->uid ? o->msgs[i].uid : o->msgs[i].seq;
-	if (o->ret != 0)
-		imap_esearch_sorted(s, o->ret, o->uid, nums, n);
+	if (o->opts.ret != 0)
+		imap_esearch_sorted(s, &o->opts, o->uid, nums, n);
 	else {
 		session_printf(s, "* SORT");
 		for (i = 0; i < n; i++)
@@ -251,18 +324,14 @@ imap_cmd_sort(struct session *s, const struct imap_arg *args, size_t nargs,
 		return;
 	}
 	o->uid = uid;
-	if (nargs > 2 && args[0].type == IMAP_ARG_ATOM &&
-	    strcasecmp(args[0].str, "RETURN") == 0) {
-		if (args[1].type != IMAP_ARG_LIST ||
-		    imap_esearch_parse(&args[1], &o->ret) < 0 ||
-		    (o->ret & ESEARCH_SAVE)) {
-			imap_reply(s, "BAD SORT RETURN takes MIN, MAX, COUNT "
-			    "and ALL");
-			free(o);
-			return;
-		}
-		args += 2;
-		nargs -= 2;
+	if (imap_search_return(s, &args, &nargs, &o->opts) < 0) {
+		free(o);
+		return;
+	}
+	if (o->opts.ret & ESEARCH_SAVE) {
+		imap_reply(s, "BAD SORT RETURN takes no SAVE");
+		free(o);
+		return;
 	}
 	if (nargs < 1 || imap_sort_parse(&args[0], &o->criteria, &why) < 0) {
 		imap_reply(s, "BAD %s", nargs < 1 ? "SORT needs sort criteria" :

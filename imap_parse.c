@@ -60,8 +60,7 @@ line_literal(const char *start, const char *lf, uint64_t *size, int *plus,
 
 enum imap_frame_status
 imap_frame_scan(struct imap_frame *fs, const char *buf, size_t avail,
-    size_t max_line, uint64_t max_literal, size_t *len,
-    uint64_t *literal_size)
+    const struct imap_frame_limits *max, size_t *len, uint64_t *literal_size)
 {
 	const char	*lf, *brace = NULL;
 	uint64_t	 size;
@@ -73,11 +72,11 @@ imap_frame_scan(struct imap_frame *fs, const char *buf, size_t avail,
 		lf = memchr(buf + fs->scanned, '\n', avail - fs->scanned);
 		if (lf == NULL) {
 			fs->scanned = avail;
-			return avail - fs->line_start > max_line ?
+			return avail - fs->line_start > max->line ?
 			    IMAP_FRAME_TOO_LONG : IMAP_FRAME_MORE;
 		}
 		at = lf - buf;
-		if (at + 1 - fs->line_start > max_line)
+		if (at + 1 - fs->line_start > max->line)
 			return IMAP_FRAME_TOO_LONG;
 		has = line_literal(buf + fs->line_start, lf, &size, &plus,
 		    &brace);
@@ -91,7 +90,11 @@ imap_frame_scan(struct imap_frame *fs, const char *buf, size_t avail,
 		fs->lit_lf = at;
 		fs->lit_plus = plus;
 		fs->literal = size;	/* APPEND streams it from here */
-		if (size > max_literal) {
+		if (plus && size > max->nonsync) {
+			*literal_size = size;
+			return IMAP_FRAME_NONSYNC_TOO_BIG;
+		}
+		if (size > max->literal) {
 			*literal_size = size;
 			return IMAP_FRAME_TOO_BIG;
 		}

@@ -24,6 +24,8 @@ enum imap_frame_status {
 	IMAP_FRAME_CONTINUE,	/* send "+ ..." then wait for more */
 	IMAP_FRAME_TOO_LONG,	/* a line past the line limit */
 	IMAP_FRAME_TOO_BIG,	/* a literal past the literal limit */
+	IMAP_FRAME_NONSYNC_TOO_BIG, /* a "{N+}" past the non-synchronizing
+				   limit (LITERAL-) */
 	IMAP_FRAME_BAD_LITERAL,	/* "{" not followed by a valid size */
 };
 
@@ -50,13 +52,25 @@ struct imap_frame {
 void	imap_frame_reset(struct imap_frame *);
 
 /*
- * Looks at the `avail` bytes at buf.  `max_line` bounds each line and
- * `max_literal` each literal.  On IMAP_FRAME_COMPLETE, *len is the
- * command's length including its final CRLF (or LF).  On
- * IMAP_FRAME_TOO_BIG, *literal_size is the size the client announced.
+ * What framing allows: bytes of a line, of a literal, and of a
+ * non-synchronizing literal (RFC 7888 LITERAL-: 4096; UINT64_MAX when
+ * only `literal` bounds it, LITERAL+).
+ */
+struct imap_frame_limits {
+	size_t		line;
+	uint64_t	literal;
+	uint64_t	nonsync;
+};
+
+/*
+ * Looks at the `avail` bytes at buf.  On IMAP_FRAME_COMPLETE, *len is
+ * the command's length including its final CRLF (or LF).  On
+ * IMAP_FRAME_TOO_BIG and IMAP_FRAME_NONSYNC_TOO_BIG, *literal_size is
+ * the size the client announced, and the literal's line ends at
+ * lit_lf.
  */
 enum imap_frame_status imap_frame_scan(struct imap_frame *, const char *buf,
-	    size_t avail, size_t max_line, uint64_t max_literal, size_t *len,
+	    size_t avail, const struct imap_frame_limits *, size_t *len,
 	    uint64_t *literal_size);
 
 enum imap_arg_type {

@@ -69,7 +69,7 @@ quota_answer(struct session *s, const char *name, const char *verb,
 	}
 	if (with_root) {
 		session_printf(s, "* QUOTAROOT ");
-		imap_put_astring(s, mb.name);
+		imap_put_mailbox(s, mb.name);
 		session_printf(s, "%s\r\n", imap_quota_set(s) ? " \"\"" : "");
 	}
 	if (imap_quota_set(s) && quota_respond(s, mb.id) < 0)
@@ -86,7 +86,7 @@ imap_cmd_getquotaroot(struct session *s, const struct imap_arg *args,
 	const char	*name;
 
 	(void)variant;
-	if (nargs != 1 || (name = imap_arg_mailbox(&args[0])) == NULL)
+	if (nargs != 1 || (name = imap_arg_mailbox(s, &args[0])) == NULL)
 		imap_reply(s, "BAD GETQUOTAROOT wants a mailbox");
 	else
 		quota_answer(s, name, "GETQUOTAROOT", 1);

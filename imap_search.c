@@ -34,6 +34,13 @@
  * is kept with the message tried (struct candidate), so no byte is
  * read twice for one key.  IMAP_MAX_SEARCH_TEXT bounds how many times
  * one SEARCH reads each message.
+ *
+ * Before the first message, each BODY, TEXT or header key whose string
+ * the full-text index can look for asks it which blobs may hold the
+ * string (imap_search_index.c, in steps too); a message whose blob the
+ * index holds and does not name then answers NO to that key from the
+ * view alone, and reads nothing for it.  Every other message is tried
+ * as above, so the index changes what is read, never what is found.
  */
 #include <assert.h>
 #include <stdint.h>
@@ -45,8 +52,10 @@
 
 #include "config.h"
 #include "crypto.h"
+#include "imap_context.h"
 #include "imap_esearch.h"
 #include "imap_search.h"
+#include "imap_search_index.h"
 #include "imap_search_prog.h"
 #include "imap_session.h"
 #include "mime.h"
@@ -97,6 +106,7 @@ struct scan {
 /* A running SEARCH, from its compiled keys to its last step. */
 struct search {
 	struct search_prog	 prog;
+	struct search_fts	*fts;		/* the index's prefilters */
 	struct store		*store;
 	int64_t			 mailbox;
 	int			 uid;		/* UID SEARCH */
@@ -108,9 +118,13 @@ struct search {
 	int			 trying;	/* cur is under way */
 	struct scan		 scan;
 	int			 paused;	/* a scan ran out of budget */
+	int			 cheap;		/* the last tried read nothing */
 	uint64_t		 last_modseq;	/* of the last match */
 	struct imap_esearch	 es;		/* SEARCH RETURN (...) */
 	unsigned		 ret;		/* the RETURN options */
+	struct imap_uidset	*result;	/* RETURN (UPDATE): the UIDs */
+	int			 kept;		/* an updating search keeps
+						   it: freed with that */
 	int			 line;		/* a response line is open */
 	struct imap_seqset	*save;		/* RETURN (SAVE): the UIDs */
 	size_t			 save_cap;
@@ -137,13 +151,8 @@ static enum tri		 eval(struct search *, const struct node *,
 
 /* --- header blocks ------------------------------------------------------- */
 
-/*
- * Makes a header block searchable in place: each continuation line is
- * joined to its field by dropping the line end before it (RFC 5322
- * unfolding) and the letters are case-folded.  Returns the new length.
- */
-static size_t
-header_normalise(char *h, size_t len)
+size_t
+search_header_normalise(char *h, size_t len)
 {
 	size_t	 i, o = 0;
 
@@ -283,6 +292,9 @@ match_cmp(const struct node *n, const struct candidate *m)
 	case F_DAY:
 		v = utc_day(m->row.internaldate);
 		break;
+	case F_SAVED_DAY:
+		v = utc_day(m->row.savedate);
+		break;
 	case F_SENT_DAY:
 		v = utc_day(sent_local(&m->meta, m->row.internaldate));
 		break;
@@ -308,23 +320,12 @@ match_cmp(const struct node *n, const struct candidate *m)
 	return T_NO;
 }
 
-/*
- * Whether an address field value holds the node's string once its
- * comments are gone and so are the blanks beside '@' and '.': the
- * address as ENVELOPE shows it, so that "a (x)@ (y) b.org" is found by
- * "a@b.org".
- */
-static int
-address_has(const char *v, size_t vlen, const struct node *n)
+size_t
+search_address_strip(const char *v, size_t vlen, char *out)
 {
-	char	*out;
 	size_t	 i, k = 0;
-	int	 level = 0, found;
+	int	 level = 0;
 
-	if (memchr(v, '(', vlen) == NULL && memchr(v, '@', vlen) == NULL)
-		return 0;
-	if ((out = malloc(vlen + 1)) == NULL)
-		return 0;
 	for (i = 0; i < vlen; i++) {
 		if (v[i] == '(')
 			level++;
@@ -343,9 +344,35 @@ address_has(const char *v, size_t vlen, const struct node *n)
 		} else
 			out[k++] = v[i];
 	}
+	return k;
+}
+
+/*
+ * Whether an address field value holds the node's string once its
+ * comments are gone and so are the blanks beside '@' and '.'
+ * (search_address_strip()).
+ */
+static int
+address_has(const char *v, size_t vlen, const struct node *n)
+{
+	char	*out;
+	size_t	 k;
+	int	 found;
+
+	if (!search_address_strippable(v, vlen))
+		return 0;
+	if ((out = malloc(vlen + 1)) == NULL)
+		return 0;
+	k = search_address_strip(v, vlen, out);
 	found = memmem(out, k, n->str, n->len) != NULL;
 	free(out);
 	return found;
+}
+
+int
+search_address_strippable(const char *v, size_t vlen)
+{
+	return memchr(v, '(', vlen) != NULL || memchr(v, '@', vlen) != NULL;
 }
 
 /* Whether id is the EMAILID of the message with guid (imap_fetch.c). */
@@ -436,7 +463,7 @@ imap_part_cte(struct store_blob_reader *blob, const struct mime_part *p,
 	if ((r = store_blob_read(blob, p->header_start, buf, (size_t)len)) <
 	    0 || (uint64_t)r != len)
 		return -1;
-	len = header_normalise(buf, (size_t)len);
+	len = search_header_normalise(buf, (size_t)len);
 	*cte = MIME_CTE_IDENTITY;
 	if (imap_header_next(buf, (size_t)len, &pos,
 	    "content-transfer-encoding", &v, &vlen))
@@ -456,49 +483,63 @@ scan_set(struct scan *sc, uint64_t off, uint64_t end, enum mime_cte cte)
 	sc->have = sc->folded = 0;
 }
 
+int
+search_text_range(struct store_blob_reader *blob, const struct store_meta *meta,
+    int whole, size_t *part, char *buf, size_t size, struct search_range *r)
+{
+	const struct mime_part	*p;
+	/* parts[1] repeats parts[0] when the message is a single part. */
+	size_t			 first = meta->nparts > 1, i;
+
+	if (*part == 0) {
+		*part = 1;
+		if (whole && meta->nparts > 0) {
+			r->off = 0;
+			r->end = meta->parts[0].body_start;
+			r->cte = MIME_CTE_IDENTITY;
+			return 1;
+		}
+	}
+	/* The parts before parts[first + part - 1] are done. */
+	for (i = first + *part - 1; i < meta->nparts; i++) {
+		p = &meta->parts[i];
+		(*part)++;
+		if (p->is_multipart)
+			continue;
+		if (p->is_message) {
+			r->off = p->body_start;
+			r->end = p->inner_body_start;
+			r->cte = MIME_CTE_IDENTITY;
+		} else if (imap_part_cte(blob, p, buf, size, &r->cte) < 0)
+			return -1;
+		else {
+			/* What it cannot decode is searched as it is. */
+			r->off = p->body_start;
+			r->end = p->body_end;
+		}
+		return 1;
+	}
+	return 0;
+}
+
 /*
- * Sets the scan on its next range.  BODY looks at each leaf part's
- * decoded body and at the header of each encapsulated message (text a
- * reader sees); TEXT also at the top-level header.  Preambles, epilogues
- * and MIME part headers are not searched, as in Dovecot.  Returns 1 when
- * a range is set, 0 when none is left, -1 on a store error (se->err).
+ * Sets the scan on its next range (search_text_range()).  Returns 1
+ * when a range is set, 0 when none is left, -1 on a store error
+ * (se->err).
  */
 static int
 scan_next_range(struct search *se, struct candidate *m)
 {
 	struct scan		*sc = &se->scan;
-	const struct mime_part	*p;
-	enum mime_cte		 cte;
-	/* parts[1] repeats parts[0] when the message is a single part. */
-	size_t			 first = m->meta.nparts > 1, i;
+	struct search_range	 r;
+	int			 more;
 
-	if (sc->part == 0) {
-		sc->part = 1;
-		if (sc->node->whole && m->meta.nparts > 0) {
-			scan_set(sc, 0, m->meta.parts[0].body_start,
-			    MIME_CTE_IDENTITY);
-			return 1;
-		}
-	}
-	/* The parts before parts[first + part - 1] are done. */
-	for (i = first + sc->part - 1; i < m->meta.nparts; i++) {
-		p = &m->meta.parts[i];
-		sc->part++;
-		if (p->is_multipart)
-			continue;
-		if (p->is_message)
-			scan_set(sc, p->body_start, p->inner_body_start,
-			    MIME_CTE_IDENTITY);
-		else if (imap_part_cte(m->blob, p, (char *)se->raw,
-		    SCAN_CHUNK, &cte) < 0) {
-			se->err = STORE_IO;
-			return -1;
-		} else
-			/* What it cannot decode is searched as it is. */
-			scan_set(sc, p->body_start, p->body_end, cte);
-		return 1;
-	}
-	return 0;
+	if ((more = search_text_range(m->blob, &m->meta, sc->node->whole,
+	    &sc->part, (char *)se->raw, SCAN_CHUNK, &r)) < 0)
+		se->err = STORE_IO;
+	else if (more > 0)
+		scan_set(sc, r.off, r.end, r.cte);
+	return more;
 }
 
 /*
@@ -606,8 +647,12 @@ eval(struct search *se, const struct node *n, struct candidate *m,
 	enum tri	 r = T_NO;
 
 	/* A paused scan is resumed first, before any other is begun. */
-	if (se->paused || (n->kind != N_AND && n->kind != N_OR &&
-	    n->need > have))
+	if (se->paused)
+		return T_UNKNOWN;
+	if (n->fts != 0 && search_fts_excludes(se->fts, se->mailbox, n,
+	    m->uid))
+		return tri_of(n->neg);
+	if (n->kind != N_AND && n->kind != N_OR && n->need > have)
 		return T_UNKNOWN;
 	switch (n->kind) {
 	case N_AND:
@@ -672,7 +717,7 @@ candidate_read(struct search *se, struct candidate *m, enum need need)
 		if (err != STORE_OK)
 			return err;
 		if (meta->header != NULL)
-			meta->header_len = header_normalise(meta->header,
+			meta->header_len = search_header_normalise(meta->header,
 			    meta->header_len);
 		if (meta->from != NULL)
 			search_fold((unsigned char *)meta->from, strlen(meta->from));
@@ -749,6 +794,7 @@ search_one(struct search *se, const struct imap_view *v, uint32_t i)
 		err = candidate_read(se, m, NEED_ROW);
 	if (err == STORE_OK)
 		err = se->err;
+	se->cheap = m->have == NEED_VIEW;
 	if (err == STORE_OK && r == T_YES) {
 		se->found++;
 		se->last_modseq = m->row.modseq;
@@ -771,19 +817,19 @@ search_free(void *arg)
 	struct search	*se = arg;
 
 	candidate_end(se);
+	search_fts_free(se->fts);
 	search_prog_free(&se->prog);
 	if (se->save != NULL)
 		imap_seqset_free(se->save);
 	free(se->save);
+	if (se->result != NULL)
+		imap_uidset_free(se->result);
+	free(se->result);
 	free(se->hits);
 	free(se->win);
 	free(se->raw);
 	free(se);
 }
-
-/* The RETURN options that ask for an ESEARCH response. */
-#define ESEARCH_OUTPUT	(ESEARCH_MIN | ESEARCH_MAX | ESEARCH_COUNT | \
-			 ESEARCH_ALL)
 
 /*
  * Keeps the match at view index `index` for RETURN (SAVE).  Matches next
@@ -941,6 +987,8 @@ search_run(struct session *s, struct search *se,
 	int			 r;
 
 	imap_step_begin(&se->budget);
+	if (se->fts != NULL && !search_fts_gather(se->fts, &se->budget))
+		return 0;
 	for (;;) {
 		if (se->unseen && !se->trying && next_unseen(se, v) < 0)
 			return -1;
@@ -948,9 +996,10 @@ search_run(struct session *s, struct search *se,
 			return 1;
 		if (!imap_step_more(s, &se->budget))
 			return 0;
-		se->budget.done++;
 		if ((r = search_one(se, v, se->next)) == 2)
 			return 0;
+		/* What the view alone answered (the index) costs nothing. */
+		se->budget.done += !se->cheap;
 		if (r < 0 || (r > 0 && found(s, se, se->next) < 0))
 			return -1;
 		se->next++;
@@ -968,15 +1017,57 @@ search_write_match(struct session *s, struct search *se, uint32_t i)
 	const struct imap_view	*v = imap_of(s)->view;
 	uint32_t		 n = se->uid ? imap_view_uid(v, i + 1) : i + 1;
 
-	if (se->save != NULL && save_match(se, v, i) < 0) {
+	if ((se->save != NULL && save_match(se, v, i) < 0) ||
+	    (se->result != NULL && imap_uidset_add(se->result,
+	    imap_view_uid(v, i + 1)) < 0)) {
 		se->err = STORE_IO;
 		return -1;
 	}
-	if ((se->ret & ESEARCH_OUTPUT) != 0)
+	if (se->line && se->ret != 0)
 		imap_esearch_add(s, &se->es, n, se->last_modseq);
 	else if (se->line)
 		session_printf(s, " %u", n);
 	return 0;
+}
+
+int
+imap_search_pin_sets(struct search *se, const struct imap_view *v)
+{
+	struct node	*n;
+
+	free(se->hits);		/* SORT's matches: taken already */
+	se->hits = NULL;
+	se->nhits = se->caphits = 0;
+
+	for (n = se->prog.nodes; n != NULL; n = n->all)
+		if (n->kind == N_SET && !n->uid && !n->saved) {
+			if (imap_view_seqs_to_uids(v, &n->set) < 0)
+				return -1;
+			n->uid = 1;
+		}
+	return 0;
+}
+
+/*
+ * RETURN (UPDATE) is done: the search and its result become an updating
+ * search of the view (imap_context.c).  Without memory the client hears
+ * NOUPDATE instead.
+ */
+static void
+search_keep(struct session *s, struct search *se)
+{
+	struct imap_session	*ims = imap_of(s);
+	struct imap_uidset	*result = se->result;
+
+	se->result = NULL;
+	if (imap_search_pin_sets(se, ims->view) == 0 &&
+	    imap_context_add(ims->view, ims->tag, se->uid, se, result, NULL,
+	    NULL, 0) == 0)
+		se->kept = 1;
+	else
+		imap_say_noupdate(s, "Out of memory");
+	imap_uidset_free(result);
+	free(result);
 }
 
 /*
@@ -999,7 +1090,9 @@ search_step(struct session *s, void *arg)
 	}
 	if (se->save != NULL)
 		save_done(s, se);
-	if ((se->ret & ESEARCH_OUTPUT) != 0)
+	if (se->result != NULL)
+		search_keep(s, se);
+	if (se->line && se->ret != 0)
 		imap_esearch_end(s, &se->es, se->prog.modseq);
 	else if (se->line) {
 		if (se->prog.modseq && se->found > 0)
@@ -1032,9 +1125,10 @@ search_ready(struct search *se, const struct imap_view *v)
 }
 
 /*
- * Compiles the search keys args (an optional CHARSET first) for the
- * selected mailbox, with RETURN options ret.  Returns the search, or
- * NULL with the reply made.
+ * Compiles the search keys args (an optional CHARSET first, which a
+ * UTF8=ACCEPT client may no longer send: RFC 6855 3) for the selected
+ * mailbox, with RETURN options ret.  Returns the search, or NULL with
+ * the reply made.
  */
 static struct search *
 search_new(struct session *s, const struct imap_arg *args, size_t nargs,
@@ -1044,6 +1138,11 @@ search_new(struct session *s, const struct imap_arg *args, size_t nargs,
 	struct search		*se;
 	char			 err[REPLY_MAX];
 
+	if (ims->utf8 && nargs > 0 && args[0].type == IMAP_ARG_ATOM &&
+	    strcasecmp(args[0].str, "CHARSET") == 0) {
+		imap_reply(s, "BAD No CHARSET after ENABLE UTF8=ACCEPT");
+		return NULL;
+	}
 	if ((se = calloc(1, sizeof(*se))) == NULL) {
 		imap_reply(s, "NO [UNAVAILABLE] Out of memory");
 		return NULL;
@@ -1065,6 +1164,7 @@ search_new(struct session *s, const struct imap_arg *args, size_t nargs,
 	}
 	se->store = s->srv->store;
 	se->mailbox = ims->view->mb.id;
+	se->fts = search_fts_new(se->store, &se->prog);
 	se->unseen = only_unseen(se->prog.root);
 	se->uid = uid;
 	if (se->prog.modseq)
@@ -1072,39 +1172,87 @@ search_new(struct session *s, const struct imap_arg *args, size_t nargs,
 	return se;
 }
 
+/* The steps are over: the search goes, unless an updating one kept it. */
+static void
+search_step_free(void *arg)
+{
+	struct search	*se = arg;
+
+	if (!se->kept)
+		search_free(se);
+}
+
+/*
+ * Parses "RETURN (options)" (ESEARCH, RFC 4731; CONTEXT, RFC 5267) if
+ * args begin with it, into *o, and moves *args and *nargs past it.
+ * Returns 0, or -1 with the BAD reply made.
+ */
+int
+imap_search_return(struct session *s, const struct imap_arg **args,
+    size_t *nargs, struct esearch_opts *o)
+{
+	const char	*why;
+	int		 ok;
+
+	memset(o, 0, sizeof(*o));
+	if (*nargs == 0 || (*args)[0].type != IMAP_ARG_ATOM ||
+	    strcasecmp((*args)[0].str, "RETURN") != 0)
+		return 0;
+	if (*nargs < 2 || (*args)[1].type != IMAP_ARG_LIST) {
+		imap_reply(s, "BAD RETURN wants a list of options");
+		return -1;
+	}
+	if (imap_esearch_parse(&(*args)[1], o, &why) < 0) {
+		imap_reply(s, "BAD %s", why);
+		return -1;
+	}
+	/* a tag in use by an updating search is not used again (5267 4.3) */
+	if ((o->ret & ESEARCH_UPDATE) && (ok = imap_context_check(
+	    imap_of(s)->view, imap_of(s)->tag)) <= 0) {
+		if (ok == 0) {
+			imap_reply(s, "BAD The tag names an updating search "
+			    "already");
+			return -1;
+		}
+		imap_say_noupdate(s, "Too many updating searches");
+		o->ret &= ~ESEARCH_UPDATE;
+		o->ret |= ESEARCH_NOUPDATE;
+	}
+	*args += 2;
+	*nargs -= 2;
+	return 0;
+}
+
 void
 imap_cmd_search(struct session *s, const struct imap_arg *args, size_t nargs,
     int uid)
 {
-	struct search	*se;
-	unsigned	 ret = 0;
+	struct search		*se;
+	struct esearch_opts	 o;
 
-	/* ESEARCH (RFC 4731): "RETURN (options)" before the criteria. */
-	if (nargs > 0 && args[0].type == IMAP_ARG_ATOM &&
-	    strcasecmp(args[0].str, "RETURN") == 0) {
-		if (nargs < 2 || args[1].type != IMAP_ARG_LIST ||
-		    imap_esearch_parse(&args[1], &ret) < 0) {
-			imap_reply(s, "BAD Invalid SEARCH return options");
-			return;
-		}
-		args += 2;
-		nargs -= 2;
-	}
-	/* A SEARCH meant to save that fails leaves "$" empty. */
-	if (ret & ESEARCH_SAVE)
-		imap_view_save(imap_of(s)->view, NULL);
-	if ((se = search_new(s, args, nargs, uid, ret)) == NULL)
+	if (imap_search_return(s, &args, &nargs, &o) < 0)
 		return;
-	se->line = (ret & ESEARCH_OUTPUT) != 0 || ret == 0;
-	if ((ret & ESEARCH_OUTPUT) != 0)
-		imap_esearch_begin(s, &se->es, ret & ESEARCH_OUTPUT, uid);
+	/* A SEARCH meant to save that fails leaves "$" empty. */
+	if (o.ret & ESEARCH_SAVE)
+		imap_view_save(imap_of(s)->view, NULL);
+	if ((se = search_new(s, args, nargs, uid, o.ret)) == NULL)
+		return;
+	if ((o.ret & ESEARCH_UPDATE) &&
+	    (se->result = calloc(1, sizeof(*se->result))) == NULL) {
+		imap_reply(s, "NO [UNAVAILABLE] Out of memory");
+		search_free(se);
+		return;
+	}
+	se->line = (o.ret & ESEARCH_OUTPUT) != 0 || o.ret == 0;
+	if (se->line && o.ret != 0)
+		imap_esearch_begin(s, &se->es, &o, uid);
 	else if (se->line)
 		session_printf(s, "* SEARCH");
 	/* A small mailbox is done at once, without waiting for the loop. */
 	if (search_step(s, se))
-		search_free(se);
+		search_step_free(se);
 	else
-		imap_start_steps(s, search_step, search_free, se);
+		imap_start_steps(s, search_step, search_step_free, se);
 }
 
 /* --- the matches kept, for SORT and THREAD ------------------------------- */
@@ -1157,4 +1305,20 @@ void
 imap_search_matches_free(struct search *se)
 {
 	search_free(se);
+}
+
+int
+imap_search_try(struct session *s, struct search *se,
+    const struct imap_step_budget *b, uint32_t uid)
+{
+	const struct imap_view	*v = imap_of(s)->view;
+	uint32_t		 seq = imap_view_seq(v, uid);
+
+	/* a message begun and left for another: start again on this one */
+	if (se->trying && se->cur.uid != uid)
+		candidate_end(se);
+	if (seq == 0)
+		return -1;
+	se->budget = *b;
+	return search_one(se, v, seq - 1);
 }

@@ -33,6 +33,39 @@ int		 imap_search_matches(struct session *, struct search *,
 void		 imap_search_matches_free(struct search *);
 
 /*
+ * Tests message uid of the view against a search kept by an updating
+ * search (imap_context.c), within budget b's time: 1 when it matches,
+ * 0 when not, 2 when the time ran out in the middle of it (call again
+ * with the same uid to go on), -1 when it could not be read (not in
+ * the view, expunged, a store error).
+ */
+struct imap_step_budget;
+int		 imap_search_try(struct session *, struct search *,
+		    const struct imap_step_budget *b, uint32_t uid);
+
+/*
+ * Readies a search that has run for an updating search: its sequence
+ * sets keep the meaning they have now for good (RFC 5267 4.3: no notice
+ * when those messages change), as sets of the UIDs they name; the
+ * matches it kept (imap_search_matches()) are let go.  Returns 0, or -1
+ * without memory.
+ */
+struct imap_view;
+int		 imap_search_pin_sets(struct search *, const struct imap_view *);
+
+/*
+ * Parses "RETURN (options)" (ESEARCH, RFC 4731; CONTEXT, RFC 5267) when
+ * the arguments begin with it, into *o (zeroed when they do not), and
+ * moves *args and *nargs past it.  An UPDATE over the session's limit
+ * is refused with "* NO [NOUPDATE]" and becomes ESEARCH_NOUPDATE.
+ * Returns 0, or -1 with the BAD reply made.
+ */
+struct esearch_opts;
+int		 imap_search_return(struct session *,
+		    const struct imap_arg **args, size_t *nargs,
+		    struct esearch_opts *o);
+
+/*
  * NULL when a charset argument names one SEARCH, SORT and THREAD search
  * in; else the reply that refuses it, "NO [BADCHARSET (...)] ...".
  */

@@ -290,7 +290,7 @@ key_keyword(struct compiler *c, struct cursor *cur, const struct search_key *k)
 	return n;
 }
 
-/* BEFORE, ON, SINCE and their SENT forms: date. */
+/* BEFORE, ON, SINCE and their SENT and SAVED forms: date. */
 static struct node *
 key_date(struct compiler *c, struct cursor *cur, const struct search_key *k)
 {
@@ -538,6 +538,14 @@ static const struct search_key search_keys[] = {
 	    .cmp = CMP_LT },
 	{ .name = "ON", .compile = key_date, .field = F_DAY, .cmp = CMP_EQ },
 	{ .name = "SINCE", .compile = key_date, .field = F_DAY, .cmp = CMP_GE },
+	{ .name = "SAVEDBEFORE", .compile = key_date, .field = F_SAVED_DAY,
+	    .cmp = CMP_LT },
+	{ .name = "SAVEDON", .compile = key_date, .field = F_SAVED_DAY,
+	    .cmp = CMP_EQ },
+	{ .name = "SAVEDSINCE", .compile = key_date, .field = F_SAVED_DAY,
+	    .cmp = CMP_GE },
+	/* every mailbox keeps save dates: all its messages */
+	{ .name = "SAVEDATESUPPORTED", .compile = key_flags },
 	{ .name = "SENTBEFORE", .compile = key_date, .field = F_SENT_DAY,
 	    .cmp = CMP_LT },
 	{ .name = "SENTON", .compile = key_date, .field = F_SENT_DAY,

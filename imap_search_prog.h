@@ -10,6 +10,8 @@
 #include <stdint.h>
 
 #include "imap_session.h"
+#include "mime.h"
+#include "store.h"
 
 /* \Recent lives in the view; it sits beside the stored flags here. */
 #define SEARCH_RECENT	0x80000000u
@@ -38,6 +40,7 @@ enum node_kind {
 enum field {
 	F_SIZE,
 	F_DAY,		/* of the internal date */
+	F_SAVED_DAY,	/* of the save date (RFC 8514) */
 	F_SENT_DAY,	/* of Date:, else of the internal date (as Dovecot) */
 	F_MODSEQ,
 	F_AGE,		/* seconds from the internal date to now (WITHIN) */
@@ -85,6 +88,8 @@ struct node {
 	enum decoded		 decoded;	/* N_HEADER */
 	int			 whole;		/* N_TEXT: TEXT, not BODY */
 	size_t			 text;		/* N_TEXT: its number */
+	size_t			 fts;		/* N_TEXT N_HEADER: 1 + its
+						   prefilter, or 0 */
 	struct node		*all;		/* every node, for freeing */
 };
 
@@ -116,5 +121,38 @@ void	search_fold(unsigned char *p, size_t n);
 
 /* Whether c may start a UTF-8 letter that search_fold() changes. */
 int	search_fold_lead(unsigned char c);
+
+/*
+ * Makes a header block searchable in place: each continuation line is
+ * joined to its field by dropping the line end before it (RFC 5322
+ * unfolding) and the letters are case-folded.  Returns the new length.
+ */
+size_t	search_header_normalise(char *h, size_t len);
+
+/*
+ * An address field's value as ENVELOPE shows it, written to out (room
+ * for vlen): comments gone and so are the blanks beside '@' and '.', so
+ * that "a (x)@ (y) b.org" is found by "a@b.org".  Returns its length.
+ * Only a value search_address_strippable() says yes to is searched so.
+ */
+size_t	search_address_strip(const char *v, size_t vlen, char *out);
+int	search_address_strippable(const char *v, size_t vlen);
+
+/*
+ * The ranges of a message that BODY reads, and TEXT (`whole`) with the
+ * top-level header first: each leaf part's body with its transfer
+ * encoding, and the header of each encapsulated message.  Preambles,
+ * epilogues and MIME part headers are not read, as in Dovecot.  *part
+ * is where the walk is (0 first); buf (size bytes) is scratch.  Returns
+ * 1 with *r set, 0 when no range is left, -1 when the blob could not be
+ * read.
+ */
+struct search_range {
+	uint64_t	 off, end;
+	enum mime_cte	 cte;
+};
+int	search_text_range(struct store_blob_reader *,
+	    const struct store_meta *, int whole, size_t *part, char *buf,
+	    size_t size, struct search_range *);
 
 #endif /* MAILREPD_IMAP_SEARCH_PROG_H */

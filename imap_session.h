@@ -88,6 +88,8 @@ struct imap_view {
 	/* SEARCHRES (RFC 5182): "$", the UIDs SEARCH RETURN (SAVE) kept
 	   (resolved); NULL, empty, until one does and after one fails */
 	struct imap_seqset	*saved;
+	/* updating searches (RFC 5267 4.3: imap_context.c) */
+	struct imap_context	*contexts;
 	/* keywords announced in FLAGS, as " kw1 kw2 " (one strstr each) */
 	char			 keywords[STORE_MAX_KEYWORDS];
 };
@@ -110,10 +112,23 @@ int		imap_view_is_recent(const struct imap_view *, uint32_t uid);
  * memory (the view is then as it was).
  */
 int		imap_view_append(struct imap_view *, uint32_t uid, int recent);
+/*
+ * Makes a resolved set of sequence numbers the set of the UIDs of those
+ * messages (ascending ranges, none past the view's end).  Costs one walk
+ * of the view's ranges.  Returns 0, or -1 without memory (set as it was).
+ */
+int		imap_view_seqs_to_uids(const struct imap_view *,
+		    struct imap_seqset *set);
 /* Marks a message of the view gone, or not; returns 0 or -1 (memory). */
 int		imap_view_mark_gone(struct imap_view *, uint32_t uid, int gone);
 /* Whether uid is in the set. */
 int		imap_uidset_has(const struct imap_uidset *, uint32_t uid);
+/*
+ * Adds uid (returns 1 when added, 0 when there already) or takes it out
+ * (1 when taken, 0 when absent); -1 without memory.
+ */
+int		imap_uidset_add(struct imap_uidset *, uint32_t uid);
+int		imap_uidset_del(struct imap_uidset *, uint32_t uid);
 void		imap_uidset_free(struct imap_uidset *);
 
 enum imap_state {
@@ -197,12 +212,13 @@ int	imap_step_time_left(const struct imap_step_budget *);
 
 /*
  * Output helpers.  imap_put_string() writes a quoted string when the
- * bytes allow it, else a literal; imap_put_astring() an atom when it can
- * (mailbox names); imap_put_nstring() writes NIL for NULL.
+ * bytes allow it, else a literal; imap_put_mailbox() a stored mailbox
+ * name, as an atom when it can, in UTF-8 for a UTF8=ACCEPT client;
+ * imap_put_nstring() writes NIL for NULL.
  * imap_put_flags() writes "(\Seen kw ...)" with \Recent when recent.
  */
 void	imap_put_string(struct session *, const char *, size_t);
-void	imap_put_astring(struct session *, const char *);
+void	imap_put_mailbox(struct session *, const char *);
 void	imap_put_nstring(struct session *, const char *);
 void	imap_put_flags(struct session *, uint32_t flags, const char *keywords,
 	    int recent);
@@ -312,9 +328,13 @@ char	*imap_numbers_text(const uint32_t *, size_t n);
 /* Flag names <-> bits: "\Seen" -> FLAG_SEEN; 0 for a keyword. */
 uint32_t	imap_flag_bit(const char *);
 
-/* Arguments: an astring as a C string (NULL if not one); a mailbox name. */
+/*
+ * Arguments: an astring as a C string (NULL if not one); a mailbox name
+ * as stored (modified UTF-7), which a UTF8=ACCEPT client writes in
+ * UTF-8: valid until four more names are taken, NULL when it is none.
+ */
 const char	*imap_arg_astring(const struct imap_arg *);
-const char	*imap_arg_mailbox(const struct imap_arg *);
+const char	*imap_arg_mailbox(struct session *, const struct imap_arg *);
 
 /*
  * Where a section of a message lies (spec as in BODY[spec]: a part

@@ -501,14 +501,12 @@ compare_numbers(int64_t a, int64_t b)
 	return a < b ? -1 : a > b;
 }
 
-/* qsort_r()'s comparison: each criterion in turn, then the sequence. */
-static int
-compare_msgs(const void *pa, const void *pb, void *arg)
+int
+imap_sort_cmp(const struct sort_msg *a, const struct sort_msg *b,
+    const struct sort_criteria *c)
 {
-	const struct sort_criteria	*c = arg;
-	const struct sort_msg		*a = pa, *b = pb;
-	size_t				 i;
-	int				 r;
+	size_t	 i;
+	int	 r;
 
 	for (i = 0; i < c->n; i++) {
 		switch (c->key[i]) {
@@ -531,6 +529,13 @@ compare_msgs(const void *pa, const void *pb, void *arg)
 			return c->reverse[i] ? -r : r;
 	}
 	return compare_numbers(a->seq, b->seq);
+}
+
+/* qsort_r()'s comparison. */
+static int
+compare_msgs(const void *pa, const void *pb, void *arg)
+{
+	return imap_sort_cmp(pa, pb, arg);
 }
 
 void

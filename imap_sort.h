@@ -61,6 +61,13 @@ int	imap_sort_parse(const struct imap_arg *list, struct sort_criteria *,
 enum store_err	imap_sort_load(struct store *, int64_t mbox,
 		    const struct sort_criteria *, struct sort_msg *m);
 
+/*
+ * How a orders against b: each criterion in turn, then the sequence
+ * number.  Like strcmp(), <0, 0 or >0.
+ */
+int	imap_sort_cmp(const struct sort_msg *a, const struct sort_msg *b,
+	    const struct sort_criteria *);
+
 /* Orders n messages by the criteria, then by sequence number. */
 void	imap_sort_msgs(struct sort_msg *, size_t n,
 	    const struct sort_criteria *);

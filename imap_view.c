@@ -25,6 +25,7 @@
 #include <string.h>
 
 #include "config.h"
+#include "imap_context.h"
 #include "imap_session.h"
 
 /* Messages in range r. */
@@ -75,9 +76,8 @@ uidset_grow(struct imap_uidset *set)
 	return 0;
 }
 
-/* Adds uid; returns 1 when added, 0 when there already, -1 without memory. */
-static int
-uidset_add(struct imap_uidset *set, uint32_t uid)
+int
+imap_uidset_add(struct imap_uidset *set, uint32_t uid)
 {
 	size_t	 i = uidset_find(set, uid);
 
@@ -105,9 +105,8 @@ uidset_add(struct imap_uidset *set, uint32_t uid)
 	return 1;
 }
 
-/* Takes uid out; returns 1 when taken, 0 when absent, -1 without memory. */
-static int
-uidset_del(struct imap_uidset *set, uint32_t uid)
+int
+imap_uidset_del(struct imap_uidset *set, uint32_t uid)
 {
 	size_t			 i = uidset_find(set, uid);
 	struct imap_range	*r;
@@ -293,13 +292,13 @@ imap_view_append(struct imap_view *v, uint32_t uid, int recent)
 
 	if (uid <= imap_view_last_uid(v))
 		return 0;	/* known already: UIDs only grow */
-	if (recent && uidset_add(&v->recent_uids, uid) < 0)
+	if (recent && imap_uidset_add(&v->recent_uids, uid) < 0)
 		return -1;
 	if (m->n > 0 && m->r[m->n - 1].hi + 1 == uid)
 		m->r[m->n - 1].hi = uid;
 	else if (uidset_grow(m) < 0 || view_index_reserve(v, m->n + 1) < 0) {
 		if (recent)	/* the highest UID: taking it splits nothing */
-			(void)uidset_del(&v->recent_uids, uid);
+			(void)imap_uidset_del(&v->recent_uids, uid);
 		return -1;
 	} else {
 		if (m->n % VIEW_INDEX_EVERY == 0)
@@ -313,14 +312,46 @@ imap_view_append(struct imap_view *v, uint32_t uid, int recent)
 }
 
 int
+imap_view_seqs_to_uids(const struct imap_view *v, struct imap_seqset *set)
+{
+	struct imap_range	*out, *vr;
+	size_t			 i, k = 0, n = 0;
+	uint32_t		 base = 0, from, to, hi;
+
+	if ((out = calloc(set->n + v->msgs.n + 1, sizeof(*out))) == NULL)
+		return -1;
+	for (i = 0; i < set->n && k < v->msgs.n; i++) {
+		hi = set->r[i].hi < v->count ? set->r[i].hi : v->count;
+		for (; k < v->msgs.n && set->r[i].lo <= hi; k++) {
+			vr = &v->msgs.r[k];
+			if (base + range_size(vr) >= set->r[i].lo) {
+				from = set->r[i].lo > base ? set->r[i].lo :
+				    base + 1;
+				to = hi < base + range_size(vr) ? hi :
+				    base + range_size(vr);
+				out[n].lo = vr->lo + (from - base - 1);
+				out[n++].hi = vr->lo + (to - base - 1);
+				if (to == hi)
+					break;	/* the next may start here */
+			}
+			base += range_size(vr);
+		}
+	}
+	free(set->r);
+	set->r = out;
+	set->n = n;
+	return 0;
+}
+
+int
 imap_view_mark_gone(struct imap_view *v, uint32_t uid, int gone)
 {
 	int	 r;
 
 	if (!imap_uidset_has(&v->msgs, uid))
 		return 0;
-	r = gone ? uidset_add(&v->gone_uids, uid) :
-	    uidset_del(&v->gone_uids, uid);
+	r = gone ? imap_uidset_add(&v->gone_uids, uid) :
+	    imap_uidset_del(&v->gone_uids, uid);
 	if (r > 0 && gone)
 		v->gone++;
 	else if (r > 0)
@@ -388,6 +419,7 @@ imap_view_drop_gone(struct session *s, struct imap_view *v, int silent)
 		imap_uidset_free(&recent);
 		return;
 	}
+	imap_context_gone(s, v, silent);
 	if (!silent)
 		view_say_gone(s, v);
 	imap_uidset_free(&v->msgs);
@@ -412,5 +444,6 @@ imap_view_free(struct imap_view *v)
 	free(v->index);
 	free(v->own);
 	imap_view_save(v, NULL);
+	imap_context_free_all(v);
 	free(v);
 }

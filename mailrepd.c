@@ -29,6 +29,7 @@
 #include "dev.h"
 #include "http.h"
 #include "imap.h"
+#include "imap_search_index.h"
 #include "lmtp.h"
 #include "log.h"
 #include "mailio.h"
@@ -41,6 +42,7 @@
 #include "sync.h"
 #include "tls.h"
 #include "web.h"
+#include "web_auth.h"
 
 #define MAX_LISTENERS	16
 
@@ -113,13 +115,15 @@ close_listeners(struct listener *ls, int n)
 
 /*
  * Opens one listener per comma-separated spec into ls[n...], with
- * implicit TLS when tls; a unix socket is bound with the unix-socket-*
+ * implicit TLS when tls, or when tls_of (if not NULL) says so of its
+ * address; a unix socket is bound with the unix-socket-*
  * mode and given their owner and group (dm).  Returns the new count, or
  * -1 after saying which spec failed (having closed what it opened).
  */
 static int
 open_listeners(const char *specs, const struct proto_ops *ops,
-    struct listener *ls, int n, int tls, const struct daemon *dm)
+    struct listener *ls, int n, int tls, int (*tls_of)(const char *),
+    const struct daemon *dm)
 {
 	char			*copy, *spec, *save = NULL, err[256];
 	mode_t			 mask;
@@ -155,9 +159,9 @@ open_listeners(const char *specs, const struct proto_ops *ops,
 			ok = 0;
 		} else {
 			l->ops = ops;
-			l->tls = tls;
+			l->tls = tls || (tls_of != NULL && tls_of(spec));
 			log_info("listen", "proto=%s addr=%s tls=%s", ops->name,
-			    spec, ops->psk ? "psk" : tls ? "implicit" :
+			    spec, ops->psk ? "psk" : l->tls ? "implicit" :
 			    "starttls");
 			opened++;
 		}
@@ -183,20 +187,21 @@ open_all_listeners(const struct daemon *dm, struct listener *ls)
 		const char		*specs;
 		const struct proto_ops	*ops;
 		int			 tls;
+		int			(*tls_of)(const char *spec);
 	} kinds[] = {
-		{ set->lmtp, &lmtp_proto, 0 },
-		{ set->imap, &imap_proto, 0 },
-		{ set->imaps, &imap_proto, 1 },
-		{ set->smtp, &smtp_proto, 0 },
-		{ set->repl_listen, &sync_master_proto, 0 },
-		{ set->http, &http_proto, 0 },
+		{ set->lmtp, &lmtp_proto, 0, NULL },
+		{ set->imap, &imap_proto, 0, NULL },
+		{ set->imaps, &imap_proto, 1, NULL },
+		{ set->smtp, &smtp_proto, 0, NULL },
+		{ set->repl_listen, &sync_master_proto, 0, NULL },
+		{ set->http, &http_proto, 0, web_spec_tls },
 	};
 	size_t	 i;
 	int	 n = 0, m;
 
 	for (i = 0; i < sizeof(kinds) / sizeof(*kinds); i++) {
 		if ((m = open_listeners(kinds[i].specs, kinds[i].ops, ls, n,
-		    kinds[i].tls, dm)) < 0) {
+		    kinds[i].tls, kinds[i].tls_of, dm)) < 0) {
 			close_listeners(ls, n);
 			return -1;
 		}
@@ -478,6 +483,7 @@ event_loop(struct server *srv, struct listener *ls, int nls,
 	size_t		 cap = 0, n, i, nfixed;
 	time_t		 last_tick = 0;
 	long		 wait_ms, hold_ms;
+	int64_t		 index_at;
 	size_t		 turn = 0;
 	int		 busy;
 
@@ -536,6 +542,10 @@ event_loop(struct server *srv, struct listener *ls, int nls,
 		/* Deleted mail's blobs go a bounded batch an iteration. */
 		if (store_gc_step(srv->store))
 			server_timer(srv, srv->now_ms);
+		/* SEARCH's index follows delivery, a batch at a time. */
+		if ((index_at = search_index_step(srv->store,
+		    srv->now_ms)) != 0)
+			server_timer(srv, index_at);
 		server_commit(srv);
 		if (promote_signal) {
 			promote_signal = 0;
@@ -666,7 +676,7 @@ cmd_serve(int argc, char **argv, int first, int dev_mode)
 		goto out2;
 	}
 	/* Nothing is created or bound before the lock is ours. */
-	if (web_check_listen(set.http) < 0 || daemon_prepare(&set, &dm) < 0 ||
+	if (web_setup(&set) < 0 || daemon_prepare(&set, &dm) < 0 ||
 	    (nls = open_all_listeners(&dm, ls)) < 0)
 		goto out2;
 	if (daemon_drop(&dm) < 0) {
@@ -712,6 +722,8 @@ cmd_serve(int argc, char **argv, int first, int dev_mode)
 	setup_signals(&waitmask);
 	store_nowait(srv.store);	/* the loop never sleeps on a lock */
 	store_set_max_messages(srv.store, set.max_messages);
+	if (!set.search_index)
+		store_fts_disable(srv.store);
 	store_set_quota(srv.store, &(struct store_usage){
 	    (uint64_t)set.quota_messages, (uint64_t)set.quota_storage });
 	/* A throw-away dev store keeps no reserve (it may be on a tmpfs). */
@@ -750,6 +762,7 @@ out2:
 out:
 	auth_stop();
 	tls_shutdown();
+	web_auth_shutdown();
 	store_close(srv.store);
 	if (pidfile)
 		control_exit(set.data_dir, rc);
@@ -782,6 +795,8 @@ static const struct {
 	{ "wait", messages_wait, "wait until N messages have arrived" },
 	{ "user", admin_user, "add, del, passwd, list users" },
 	{ "check", admin_check, "check the store and every message's GUID" },
+	{ "index", search_index_main, "SEARCH's full-text index: status, "
+	    "rebuild" },
 	{ "backup", backup_main, "copy the store, also while it runs" },
 	{ "restore", restore_main, "make a backup a store again, as a new "
 	    "incarnation" },

@@ -195,3 +195,9 @@ net_is_local(int fd)
 	}
 	return 0;
 }
+
+void
+net_send_buffer(int fd, int bytes)
+{
+	(void)setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &bytes, sizeof(bytes));
+}

@@ -33,4 +33,11 @@ void	net_peer_address(const char *peer, char out[NET_PEER_LEN]);
 /* Returns 1 when the socket's peer is on the loopback or a unix socket. */
 int	net_is_local(int fd);
 
+/*
+ * Fixes the kernel's send buffer of a connection at bytes (the kernel
+ * doubles it), instead of letting it grow up to tcp_wmem's maximum
+ * (megabytes) for a client that does not read.
+ */
+void	net_send_buffer(int fd, int bytes);
+
 #endif /* MAILREPD_NET_H */

@@ -19,6 +19,7 @@
 #include "store.h"
 #include "tls.h"
 #include "transport.h"
+#include "web_events.h"
 
 /* Frees a session: the protocol's state first, then the socket. */
 static void
@@ -814,11 +815,17 @@ server_timer(struct server *srv, int64_t at_ms)
 		srv->timer_ms = at_ms;
 }
 
-/* Lets every open session that asked for it look for news. */
+/*
+ * Lets every open session that asked for it look for news; what was
+ * committed becomes the event streams' events first (one hook for IDLE,
+ * the streams and the replication sessions).
+ */
 void
 server_wake(struct server *srv)
 {
 	struct session	*s;
+
+	web_events_collect(srv);
 
 	/* Not one whose protocol waits for its TLS handshake to start. */
 	for (s = srv->sessions; s != NULL; s = s->next)

@@ -93,8 +93,8 @@ apply_append(struct store *st, const struct store_replog_rec *r,
 	if (rec_from_value(r->value, &from) < 0)
 		return STORE_INVALID;
 	return store_apply_append(st, r->mailbox, r->uid, r->guid, r->flags,
-	    r->keywords[0] ? r->keywords : NULL, r->internaldate, from, b,
-	    what, local);
+	    r->keywords[0] ? r->keywords : NULL, r->internaldate, r->time, from,
+	    b, what, local);
 }
 
 static enum store_err

@@ -11,6 +11,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <sys/stat.h>
+
 #include "config.h"
 #include "log.h"
 #include "settings.h"
@@ -63,8 +65,12 @@ static const struct setting table[] = {
 	{ "imaps", SET_STRING, OFF(imaps), NULL, 0, 0, 0, NULL,
 	    "IMAP listeners with implicit TLS: ADDR:PORT, comma separated" },
 	{ "http", SET_STRING, OFF(http), NULL, 0, 0, 0, NULL,
-	    "HTTP listeners (health, metrics): loopback ADDR:PORT only, "
-	    "comma separated" },
+	    "HTTP listeners (web view, API, health, metrics): ADDR:PORT, "
+	    "comma separated; other than loopback only over TLS with logins "
+	    "(needs tls-cert and tls-key)" },
+	{ "http-admin-token-file", SET_STRING, OFF(http_admin_token_file),
+	    NULL, 0, 0, 0, NULL, "token (one line, mode 600) that opens "
+	    "every user's mail over HTTP as \"Authorization: Bearer TOKEN\"" },
 	{ "tls-cert", SET_STRING, OFF(tls_cert), NULL, 0, 0, 0, NULL,
 	    "TLS certificate chain, PEM (default: generated in the data "
 	    "directory)" },
@@ -73,6 +79,10 @@ static const struct setting table[] = {
 	{ "allow-plaintext-auth", SET_BOOL, OFF(allow_plaintext_auth), "no",
 	    0, 0, 0, NULL,
 	    "allow IMAP login without TLS from non-loopback clients" },
+	{ "imap-literal-minus", SET_BOOL, OFF(imap_literal_minus), "no",
+	    0, 0, 0, NULL,
+	    "offer LITERAL- instead of LITERAL+: a non-synchronizing literal "
+	    "over 4096 bytes gets BAD [TOOBIG] (RFC 7888)" },
 	{ "tls-handshake-timeout", SET_LONG, OFF(tls_handshake_timeout),
 	    NULL, DEFAULT_TLS_HANDSHAKE_TIMEOUT, 1, 600, NULL,
 	    "seconds a TLS handshake may take" },
@@ -125,6 +135,9 @@ static const struct setting table[] = {
 	    0, 0, 0, NULL,
 	    "answer an LMTP recipient over quota 452 4.2.2 (try again later) "
 	    "instead of 552 5.2.2 (bounce)" },
+	{ "search-index", SET_BOOL, OFF(search_index), "yes", 0, 0, 0, NULL,
+	    "keep a full-text index that makes SEARCH of 3 or more "
+	    "characters fast (results stay the same without it)" },
 	{ "disk-reserve", SET_LONG, OFF(disk_reserve),
 	    NULL, DEFAULT_DISK_RESERVE, 0, 1L << 40, NULL,
 	    "bytes of disk kept in the data directory (file 'reserve') so "
@@ -479,6 +492,41 @@ settings_free(struct settings *set)
 		if (table[i].type == SET_STRING || table[i].type == SET_LIST)
 			free(*(char **)((char *)set + table[i].offset));
 	memset(set, 0, sizeof(*set));
+}
+
+int
+settings_read_secret(const char *setting, const char *path, size_t min,
+    size_t max, char *line, size_t cap)
+{
+	struct stat	 sb;
+	FILE		*f;
+	size_t		 n;
+
+	if ((f = fopen(path, "r")) == NULL) {
+		fprintf(stderr, "mailrepd: setting '%s': cannot read '%s': "
+		    "%s\n", setting, path, strerror(errno));
+		return -1;
+	}
+	if (fstat(fileno(f), &sb) < 0 || (sb.st_mode & 077) != 0) {
+		fprintf(stderr, "mailrepd: setting '%s': '%s' must not be "
+		    "readable by group or others (chmod 600)\n", setting,
+		    path);
+		fclose(f);
+		return -1;
+	}
+	if (fgets(line, (int)cap, f) == NULL)
+		line[0] = '\0';
+	fclose(f);
+	n = strcspn(line, "\r\n");
+	line[n] = '\0';
+	if (n < min || n > max) {
+		explicit_bzero(line, cap);
+		fprintf(stderr, "mailrepd: setting '%s': the secret in '%s' "
+		    "must be one line of %zu to %zu bytes\n", setting, path,
+		    min, max);
+		return -1;
+	}
+	return (int)n;
 }
 
 int

@@ -20,10 +20,12 @@ struct settings {
 	char	*name;			/* --name, default: host name */
 	char	*domains;		/* --domains accepted, NULL: any */
 	char	*imaps;			/* --imaps listeners (implicit TLS) */
-	char	*http;			/* --http listeners (loopback) */
+	char	*http;			/* --http listeners */
+	char	*http_admin_token_file;	/* --http-admin-token-file */
 	char	*tls_cert;		/* --tls-cert PEM file, NULL: generated */
 	char	*tls_key;		/* --tls-key PEM file */
 	int	 allow_plaintext_auth;	/* log in without TLS from anywhere */
+	int	 imap_literal_minus;	/* LITERAL-, not LITERAL+ */
 	long	 tls_handshake_timeout;	/* seconds */
 	long	 max_tls_handshakes;	/* per kind of listener, at once */
 	long	 max_tls_sessions;	/* client sessions with TLS */
@@ -39,6 +41,7 @@ struct settings {
 	long	 quota_storage;		/* bytes per user; 0: no limit */
 	long	 quota_messages;	/* messages per user; 0: no limit */
 	int	 quota_lmtp_temporary;	/* over quota: 452, not 552 */
+	int	 search_index;		/* keep and use SEARCH's index */
 	long	 disk_reserve;		/* bytes kept for freeing space */
 	char	*repl_listen;		/* --repl-listen: accept replicas */
 	char	*replicate_from;	/* --replicate-from HOST:PORT */
@@ -130,6 +133,16 @@ struct setting_doc {
  * or -1 when i is past the last.
  */
 int	settings_doc(size_t i, struct setting_doc *doc);
+
+/*
+ * Reads a secret file of setting `setting` (a secret, the admin token):
+ * its first line, without the line ending, into line (cap bytes).  The
+ * file must not be readable by group or others, and the line must be
+ * min to max bytes (max < cap).  Returns its length, or -1 after saying
+ * on stderr which setting and what is wrong.
+ */
+int	settings_read_secret(const char *setting, const char *path,
+	    size_t min, size_t max, char *line, size_t cap);
 
 /* Prints a sub-command's own options. */
 void	settings_usage_options(FILE *, const struct cmd_option *, int);

@@ -112,9 +112,11 @@ static const char *const stmt_sql[NSTMT] = {
 	[S_CHUNK_GET] = "SELECT rowid, zlib, length(data) FROM chunk "
 	    "WHERE blob_id = ?1 AND seq = ?2",
 	[S_MSG_ADD] = "INSERT INTO message (mailbox_id, uid, blob_id, modseq, "
-	    "flags, keywords, internaldate) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+	    "flags, keywords, internaldate, savedate) "
+	    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
 	[S_MSG_LIST] = "SELECT m.uid, b.guid, m.modseq, m.flags, m.keywords, "
-	    "m.internaldate, b.size FROM message m JOIN blob b "
+	    "m.internaldate, b.size, " MSG_SAVEDATE " "
+	    "FROM message m JOIN blob b "
 	    "ON b.id = m.blob_id WHERE m.mailbox_id = ?1 ORDER BY m.uid",
 	[S_MSG_EXPUNGE_ALL] = "INSERT OR REPLACE INTO expunged "
 	    "(mailbox, uid, guid, modseq, time, reason, logpos) "
@@ -163,7 +165,8 @@ static const char *const stmt_sql[NSTMT] = {
 	    "JOIN user u ON u.id = m.user_id WHERE u.name = ?1 AND "
 	    "(m.name = ?2 OR substr(m.name, 1, length(?2) + 1) = ?2 || '/')",
 	[S_MSG_GET] = "SELECT m.uid, b.guid, m.modseq, m.flags, m.keywords, "
-	    "m.internaldate, b.size, m.blob_id FROM message m JOIN blob b "
+	    "m.internaldate, b.size, " MSG_SAVEDATE ", m.blob_id "
+	    "FROM message m JOIN blob b "
 	    "ON b.id = m.blob_id WHERE m.mailbox_id = ?1 AND m.uid = ?2",
 	[S_MSG_SET_FLAGS] = "UPDATE message SET flags = ?3, keywords = ?4, "
 	    "modseq = ?5 WHERE mailbox_id = ?1 AND uid = ?2",
@@ -172,7 +175,8 @@ static const char *const stmt_sql[NSTMT] = {
 	    "(mailbox, uid, guid, modseq, time, reason, logpos) "
 	    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, " LOGPOS_NEXT ")",
 	[S_MSG_CHANGED] = "SELECT m.uid, b.guid, m.modseq, m.flags, "
-	    "m.keywords, m.internaldate, b.size FROM message m JOIN blob b "
+	    "m.keywords, m.internaldate, b.size, " MSG_SAVEDATE " "
+	    "FROM message m JOIN blob b "
 	    "ON b.id = m.blob_id WHERE m.mailbox_id = ?1 AND m.modseq > ?2 "
 	    "ORDER BY m.uid",
 	[S_EXPUNGED_SINCE] = "SELECT uid FROM expunged WHERE mailbox = ?1 "
@@ -260,7 +264,8 @@ static const char *const stmt_sql[NSTMT] = {
 	    "local_guid, master_guid, op, master_seq, resolved FROM conflict "
 	    "ORDER BY id",
 	[S_MSG_RANGE] = "SELECT m.uid, b.guid, m.modseq, m.flags, m.keywords, "
-	    "m.internaldate, b.size FROM message m JOIN blob b "
+	    "m.internaldate, b.size, " MSG_SAVEDATE " "
+	    "FROM message m JOIN blob b "
 	    "ON b.id = m.blob_id WHERE m.mailbox_id = ?1 AND m.uid > ?2 AND "
 	    "m.uid <= ?3 ORDER BY m.uid LIMIT ?4",
 	[S_EXPUNGED_GUID] = "SELECT guid FROM expunged WHERE mailbox = ?1 "
@@ -378,6 +383,21 @@ static const char *const stmt_sql[NSTMT] = {
 	    "AND flags & 1 = 0 AND uid > ?2 ORDER BY uid LIMIT ?3",
 	[S_MSG_COUNT_ABOVE] = "SELECT count(*) FROM message "
 	    "WHERE mailbox_id = ?1 AND uid > ?2",
+	/* store_fts.c: a row of fts is blob id * 16 + its kind. */
+	[S_FTS_STATE] = "SELECT generation, version, upto, blobs "
+	    "FROM fts_state",
+	[S_FTS_PENDING] = "SELECT id, guid FROM blob WHERE id > ?1 "
+	    "ORDER BY id LIMIT ?2",
+	[S_FTS_ADD] = "INSERT INTO fts (rowid, text) VALUES (?1 * 16 + ?2, ?3)",
+	[S_FTS_SKIP] = "INSERT OR IGNORE INTO fts_skipped VALUES (?1)",
+	[S_FTS_DONE] = "UPDATE fts_state SET upto = max(upto, ?1), "
+	    "blobs = blobs + ?2",
+	[S_FTS_MATCH] = "SELECT rowid FROM fts WHERE fts MATCH ?1 "
+	    "AND rowid > ?2 ORDER BY rowid LIMIT ?3",
+	[S_FTS_SKIPPED] = "SELECT blob_id FROM fts_skipped WHERE blob_id > ?1 "
+	    "ORDER BY blob_id LIMIT ?2",
+	[S_MSG_BLOBS] = "SELECT uid, blob_id FROM message "
+	    "WHERE mailbox_id = ?1 AND uid > ?2 ORDER BY uid LIMIT ?3",
 };
 
 
@@ -442,6 +462,14 @@ stmt(struct store *st, enum stmt_id id)
 {
 	sqlite3_stmt	*s = st->stmts[id];
 
+	/*
+	 * The write transaction is lost (txn_lost): a statement run now
+	 * would run outside it, and a write would commit by itself, half
+	 * an operation kept (an expunge without the append that follows
+	 * it), after a failure that its caller took for "not found".
+	 */
+	if (st->in_txn && txn_lost(st))
+		return NULL;
 	if (s == NULL) {
 		if (sqlite3_prepare_v3(st->db, stmt_sql[id], -1,
 		    SQLITE_PREPARE_PERSISTENT, &st->stmts[id], NULL) !=
@@ -834,7 +862,7 @@ replog_append(struct store *st, const struct replog_rec *r)
 {
 	sqlite3_stmt	*s;
 	uint8_t		 hash[LOG_HASH_LEN];
-	int64_t		 now = time(NULL);
+	int64_t		 now = r->time != 0 ? r->time : time(NULL);
 	enum store_err	 err;
 
 	if ((err = replog_chain(st, r, now, hash)) != STORE_OK)

@@ -77,6 +77,7 @@ struct store_message {
 	const char	*keywords;
 	int64_t		 internaldate;	/* seconds since the epoch */
 	uint64_t	 size;
+	int64_t		 savedate;	/* put into its mailbox (RFC 8514) */
 };
 
 /*
@@ -457,7 +458,8 @@ enum rec_reason	store_set_reason(struct store *, enum rec_reason);
  */
 struct store_replog_rec {
 	int64_t		 seq;
-	int64_t		 time;
+	int64_t		 time;		/* when it was made; an append's is
+					   its message's save date */
 	enum rec_type	 type;
 	enum rec_reason	 reason;
 	char		 user[USER_MAX_NAME + 1];
@@ -602,12 +604,15 @@ enum store_err	store_apply_subscribe(struct store *, const char *user,
  * The very message, expunged here (its tombstone names it), stays
  * expunged: APPLY_EXPUNGED, and the master must expunge its copy.
  * renumbered_from (0: none) is the UID a renumbering moved the message
- * from; the message held at uid, this node knows that too.
+ * from; the message held at uid, this node knows that too.  savedate is
+ * the master's (its record's time): a message's save date is part of
+ * its state in the mailbox, the same on every node.
  */
 enum store_err	store_apply_append(struct store *, const uint8_t *uniqueid,
 		    uint32_t uid, const uint8_t *guid, uint32_t flags,
 		    const char *keywords, int64_t internaldate,
-		    uint32_t renumbered_from, const struct store_blob_in *b,
+		    int64_t savedate, uint32_t renumbered_from,
+		    const struct store_blob_in *b,
 		    enum store_apply *what, uint8_t local_guid[GUID_LEN]);
 enum store_err	store_apply_flags(struct store *, const uint8_t *uniqueid,
 		    uint32_t uid, const uint8_t *guid, uint32_t flags,
@@ -802,6 +807,84 @@ uint64_t	store_tombs_purged(struct store *, const uint8_t *uniqueid);
 int		store_gc_step(struct store *);
 
 /*
+ * SEARCH's full-text index (store_fts.c): trigrams of each blob's text,
+ * one row per kind of text, kept by the server behind delivery and
+ * never replicated.  The text is the caller's (imap_search_index.c),
+ * already case-folded; the store only keeps and answers.  It names the
+ * blobs that may hold a string, never fewer than do: the caller reads
+ * them to be sure.
+ */
+enum store_fts_kind {
+	STORE_FTS_BODY,		/* what BODY reads */
+	STORE_FTS_HEADER,	/* the top-level header, unfolded */
+	STORE_FTS_FROM,		/* each field's values, as SEARCH sees them */
+	STORE_FTS_TO,
+	STORE_FTS_CC,
+	STORE_FTS_BCC,
+	STORE_FTS_SUBJECT,
+	STORE_FTS_NKINDS
+};
+struct store_fts_state {
+	int64_t		 generation;	/* a new one at each rebuild */
+	unsigned	 version;	/* of the text the rows hold */
+	int64_t		 upto;		/* blobs up to this id are done */
+	int64_t		 blobs;		/* indexed in this generation */
+	/* store_fts_status() only: */
+	int64_t		 stored;	/* blobs in the store */
+	int64_t		 pending;	/* of them above upto */
+	int64_t		 skipped;	/* too long to index, always read */
+	int64_t		 bytes;		/* the index's own */
+};
+struct store_fts_blob {
+	int64_t		 id;
+	uint8_t		 guid[GUID_LEN];
+};
+
+/* Turns the index off (--search-index no): neither kept nor used. */
+void		store_fts_disable(struct store *);
+int		store_fts_enabled(const struct store *);
+enum store_err	store_fts_state(struct store *, struct store_fts_state *);
+/* The state with the counts `mailrepd index status` shows. */
+enum store_err	store_fts_status(struct store *, struct store_fts_state *);
+/*
+ * Empties the index for a rebuild by extractor `version`, between
+ * store_fts_begin() and store_fts_end().
+ */
+enum store_err	store_fts_reset(struct store *, unsigned version);
+/* Up to max blobs above `after`, in id order. */
+enum store_err	store_fts_pending(struct store *, int64_t after,
+		    struct store_fts_blob *out, size_t max, size_t *n);
+/*
+ * Indexing a batch: store_fts_begin(), then per blob either
+ * store_fts_add() of each kind or store_fts_skip(), then
+ * store_fts_end() with the last blob done and how many were indexed.
+ */
+enum store_err	store_fts_begin(struct store *);
+enum store_err	store_fts_add(struct store *, int64_t blob_id,
+		    enum store_fts_kind, const char *text, size_t len);
+enum store_err	store_fts_skip(struct store *, int64_t blob_id);
+enum store_err	store_fts_end(struct store *, int64_t upto, int64_t blobs,
+		    enum store_err);
+/*
+ * The blobs whose text of a kind in `kinds` (a mask of 1 << kind) may
+ * hold str (valid UTF-8 of 3 or more characters, no NUL): up to max
+ * rows of the index after *pos (0 first) are read, their blobs put in
+ * ids (*n of them, ascending), and *pos moved on; *done is set when
+ * the index has no more.  STORE_NOTFOUND when the index is not the
+ * generation asked for any more (rebuilt since).
+ */
+enum store_err	store_fts_match(struct store *, int64_t generation,
+		    unsigned kinds, const char *str, size_t len, int64_t *pos,
+		    int64_t *ids, size_t max, size_t *n, int *done);
+/* Up to max skipped blobs above `after`, in id order. */
+enum store_err	store_fts_skipped(struct store *, int64_t after,
+		    int64_t *ids, size_t max, size_t *n);
+/* Up to max messages of a mailbox above UID `after`: UIDs and blobs. */
+enum store_err	store_message_blobs(struct store *, int64_t mailbox_id,
+		    uint32_t after, uint32_t *uids, int64_t *blobs, size_t max,
+		    size_t *n);
+
+/*
  * Room on a full disk (store_room.c).  store_room_reserve() keeps a
  * reserve file of `bytes` (0: none) beside the database, released when a
  * write finds the disk full; the store is then tight (store_room_tight()
@@ -836,6 +919,8 @@ enum store_err	store_sizes(struct store *, struct store_sizes *out);
 /*
  * The web view's API (store_web.c): every user's messages, newest first
  * by (internaldate, mailbox, uid), in pages that go on from a position.
+ * Each call takes the user it is limited to (the stored name), or NULL
+ * for every user's.
  */
 struct store_web_message {
 	uint8_t		 uniqueid[MAILBOX_ID_LEN];	/* of its mailbox */
@@ -857,15 +942,16 @@ void		store_web_top(struct store_web_pos *);
  * Up to n messages after *pos, past the first `skip` of them, into out;
  * *got says how many, and *pos moves to the last.
  */
-enum store_err	store_web_page(struct store *, struct store_web_pos *pos,
-		    int64_t skip, struct store_web_message *out, size_t n,
-		    size_t *got);
-/* One message by its mailbox's uniqueid and its UID. */
-enum store_err	store_web_get(struct store *, const uint8_t *uniqueid,
-		    uint32_t uid, struct store_web_message *out);
-/* Messages of every user, and those without \Seen. */
-enum store_err	store_web_count(struct store *, int64_t *total,
-		    int64_t *unread);
+enum store_err	store_web_page(struct store *, const char *user,
+		    struct store_web_pos *pos, int64_t skip,
+		    struct store_web_message *out, size_t n, size_t *got);
+/* One message by its mailbox's uniqueid and its UID (another's: none). */
+enum store_err	store_web_get(struct store *, const char *user,
+		    const uint8_t *uniqueid, uint32_t uid,
+		    struct store_web_message *out);
+/* Messages, and those without \Seen. */
+enum store_err	store_web_count(struct store *, const char *user,
+		    int64_t *total, int64_t *unread);
 /* Bytes of the database file, and of its WAL (/metrics); 0 if none. */
 void		store_file_bytes(struct store *, int64_t *db, int64_t *wal);
 /* Calls cb with the uniqueid of every mailbox of every user. */

@@ -435,7 +435,7 @@ uid_taken_before(struct store *st, const uint8_t *uniqueid, uint32_t uid,
 enum store_err
 store_apply_append(struct store *st, const uint8_t *uniqueid, uint32_t uid,
     const uint8_t *guid, uint32_t flags, const char *keywords,
-    int64_t internaldate, uint32_t renumbered_from,
+    int64_t internaldate, int64_t savedate, uint32_t renumbered_from,
     const struct store_blob_in *b, enum store_apply *what,
     uint8_t local_guid[GUID_LEN])
 {
@@ -506,6 +506,7 @@ store_apply_append(struct store *st, const uint8_t *uniqueid, uint32_t uid,
 	sqlite3_bind_int64(s, 5, flags);
 	sqlite3_bind_text(s, 6, keywords ? keywords : "", -1, SQLITE_STATIC);
 	sqlite3_bind_int64(s, 7, internaldate);
+	sqlite3_bind_int64(s, 8, savedate);
 	if ((err = step_done(st, s, "message add at")) != STORE_OK ||
 	    (renumbered_from != 0 && (err = renumbered_add(st, uniqueid,
 	    renumbered_from, guid, uid)) != STORE_OK))

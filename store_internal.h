@@ -24,6 +24,12 @@
 #define LOGPOS_NEXT	"(SELECT coalesce(max(seq), 0) + 1 FROM " \
 			"sqlite_sequence WHERE name = 'replog')"
 
+/*
+ * A message's save date (RFC 8514) in a statement on message m: its
+ * internal date when it came before schema version 19 kept them.
+ */
+#define MSG_SAVEDATE	"coalesce(m.savedate, m.internaldate)"
+
 /* The schema steps (store_schema.c): [v] takes version v to v + 1. */
 extern const char *const store_migrations[SCHEMA_VERSION];
 
@@ -145,6 +151,14 @@ enum stmt_id {
 	S_CONFLICT_EXPUNGED_DONE,
 	S_MSG_UNSEEN,
 	S_MSG_COUNT_ABOVE,
+	S_FTS_STATE,
+	S_FTS_PENDING,
+	S_FTS_ADD,
+	S_FTS_SKIP,
+	S_FTS_DONE,
+	S_FTS_MATCH,
+	S_FTS_SKIPPED,
+	S_MSG_BLOBS,
 	NSTMT
 };
 
@@ -175,6 +189,7 @@ struct store {
 					   there is no reserve) */
 	int		 tight;		/* the disk was full: no new blob */
 	int		 gc_more;	/* blob_unused may list blobs to drop */
+	int		 fts_off;	/* SEARCH's index is neither kept nor used */
 	int64_t		 gc_after;	/* where store_gc_step() goes on */
 };
 
@@ -191,6 +206,7 @@ struct replog_rec {
 	int64_t		 internaldate;
 	const char	*name;
 	const char	*value;
+	int64_t		 time;		/* when it was made; 0: now */
 };
 
 

@@ -266,6 +266,8 @@ bind_text_or_null(sqlite3_stmt *s, int i, const char *v)
  * Inserts a message referring to blob_id into mailbox mbox_id under the
  * mailbox's next UID, written to *uid.  The one place UIDs are assigned.
  * Its record names the UID a renumbering moved it from (a->renumbered_from).
+ * Its save date is now, the record's time, which a replica takes as its
+ * save date too.
  */
 enum store_err
 message_insert(struct store *st, int64_t mbox_id, int64_t blob_id,
@@ -276,7 +278,8 @@ message_insert(struct store *st, int64_t mbox_id, int64_t blob_id,
 	uint64_t		 modseq;
 	uint8_t			 uniqueid[MAILBOX_ID_LEN];
 	char			 from[REC_FROM_TEXT_LEN];
-	struct replog_rec	 r = { .type = REC_MESSAGE_APPEND };
+	struct replog_rec	 r = { .type = REC_MESSAGE_APPEND,
+				    .time = time(NULL) };
 
 	if ((s = stmt(st, S_MBOX_BUMP)) == NULL)
 		return STORE_IO;
@@ -303,6 +306,7 @@ message_insert(struct store *st, int64_t mbox_id, int64_t blob_id,
 	sqlite3_bind_text(s, 6, a->keywords ? a->keywords : "", -1,
 	    SQLITE_STATIC);
 	sqlite3_bind_int64(s, 7, a->internaldate);
+	sqlite3_bind_int64(s, 8, r.time);
 	if ((err = step_done(st, s, "message add")) != STORE_OK)
 		return err;
 	r.mailbox = uniqueid;
@@ -410,7 +414,8 @@ store_deliver_all(struct store *st, const struct store_blob_in *blobs,
 
 /*
  * Steps a bound statement whose columns are those of S_MSG_LIST (uid,
- * guid, modseq, flags, keywords, internaldate, size), calling cb per row.
+ * guid, modseq, flags, keywords, internaldate, size, savedate), calling
+ * cb per row.
  */
 enum store_err
 message_walk(struct store *st, sqlite3_stmt *s,
@@ -428,6 +433,7 @@ message_walk(struct store *st, sqlite3_stmt *s,
 		m.keywords = (const char *)sqlite3_column_text(s, 4);
 		m.internaldate = sqlite3_column_int64(s, 5);
 		m.size = (uint64_t)sqlite3_column_int64(s, 6);
+		m.savedate = sqlite3_column_int64(s, 7);
 		if (cb(arg, &m) != 0)
 			break;
 	}
@@ -528,8 +534,9 @@ message_row(struct store *st, int64_t mbox_id, uint32_t uid,
 	m->keywords = st->keywords;
 	m->internaldate = sqlite3_column_int64(s, 5);
 	m->size = (uint64_t)sqlite3_column_int64(s, 6);
+	m->savedate = sqlite3_column_int64(s, 7);
 	if (blob_id != NULL)
-		*blob_id = sqlite3_column_int64(s, 7);
+		*blob_id = sqlite3_column_int64(s, 8);
 	sqlite3_reset(s);
 	return STORE_OK;
 }

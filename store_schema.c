@@ -482,6 +482,40 @@ static const char schema_v17[] =
 static const char schema_v18[] =
 	"CREATE INDEX message_date ON message(internaldate);";
 
+/*
+ * Version 19, SEARCH's full-text index, local and never replicated:
+ * every node builds it from its own blobs (imap_search_index.c).  One
+ * row per blob and kind of text (rowid = blob id * 16 + kind), trigrams
+ * of case-folded text, contentless and without positions (detail=none):
+ * it only names the blobs that hold every trigram of a string, which
+ * SEARCH then reads as before.  Blobs up to `upto` are indexed in
+ * `generation` by extractor `version`; one whose text is too long for
+ * the index is in fts_skipped and always read.  Version 0 makes the
+ * server build the index anew.
+ */
+static const char schema_v19[] =
+	"CREATE VIRTUAL TABLE fts USING fts5(text, content='', "
+	"  detail=none, tokenize='trigram');"
+	"CREATE TABLE fts_skipped (blob_id INTEGER PRIMARY KEY);"
+	"CREATE TABLE fts_state ("
+	"  one INTEGER PRIMARY KEY CHECK (one = 1),"
+	"  generation INTEGER NOT NULL,"
+	"  version INTEGER NOT NULL,"
+	"  upto INTEGER NOT NULL,"
+	"  blobs INTEGER NOT NULL);"
+	"INSERT INTO fts_state VALUES (1, 1, 0, 0, 0);";
+
+/*
+ * Version 20, SAVEDATE (RFC 8514): when each message was put into its
+ * mailbox (APPEND, COPY, MOVE, delivery; on a replica the master's
+ * time, from the append's record).  Messages from before it have none
+ * (NULL) and give their internal date, as Dovecot falls back to a date
+ * it knows rather than NIL where the storage keeps save dates; no row
+ * is rewritten.
+ */
+static const char schema_v20[] =
+	"ALTER TABLE message ADD COLUMN savedate INTEGER;";
+
 const char *const store_migrations[SCHEMA_VERSION] = {
 	schema_v1,
 	schema_v2,
@@ -501,4 +535,6 @@ const char *const store_migrations[SCHEMA_VERSION] = {
 	schema_v16,
 	schema_v17,
 	schema_v18,
+	schema_v19,
+	schema_v20,
 };

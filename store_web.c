@@ -1,7 +1,7 @@
 /*
  * store_web.c — the reads the web view's API makes (store.h): every
- * user's messages newest first in pages, counts, and one message by its
- * mailbox's uniqueid and UID.
+ * user's messages (or one user's) newest first in pages, counts, and
+ * one message by its mailbox's uniqueid and UID.
  *
  * The order is (internaldate, mailbox id, uid), descending; a page goes
  * on from the position where the last one ended (keyset paging), so a
@@ -26,6 +26,7 @@ static const char sql_page[] =
 	"FROM message m JOIN mailbox mb ON mb.id = m.mailbox_id "
 	"JOIN user u ON u.id = mb.user_id JOIN blob b ON b.id = m.blob_id "
 	"WHERE (m.internaldate, m.mailbox_id, m.uid) < (?1, ?2, ?3) "
+	"  AND (?6 IS NULL OR u.name = ?6) "
 	"ORDER BY m.internaldate DESC, m.mailbox_id DESC, m.uid DESC "
 	"LIMIT ?4 OFFSET ?5";
 
@@ -38,6 +39,11 @@ static const char sql_get[] =
 
 static const char sql_count[] =
 	"SELECT count(*), coalesce(sum((m.flags & ?1) = 0), 0) FROM message m";
+
+/* One user's: the mailboxes' counters (schema 15 and 17). */
+static const char sql_count_user[] =
+	"SELECT coalesce(sum(mb.nmessages), 0), coalesce(sum(mb.nunseen), 0) "
+	"FROM mailbox mb JOIN user u ON u.id = mb.user_id WHERE u.name = ?1";
 
 /* One row of sql_page or sql_get into *out. */
 static void
@@ -66,8 +72,8 @@ store_web_top(struct store_web_pos *pos)
 }
 
 enum store_err
-store_web_page(struct store *st, struct store_web_pos *pos, int64_t skip,
-    struct store_web_message *out, size_t n, size_t *got)
+store_web_page(struct store *st, const char *user, struct store_web_pos *pos,
+    int64_t skip, struct store_web_message *out, size_t n, size_t *got)
 {
 	sqlite3_stmt	*s;
 	int		 rc = SQLITE_DONE;
@@ -80,6 +86,8 @@ store_web_page(struct store *st, struct store_web_pos *pos, int64_t skip,
 	sqlite3_bind_int64(s, 3, pos->uid);
 	sqlite3_bind_int64(s, 4, (int64_t)n);
 	sqlite3_bind_int64(s, 5, skip);
+	if (user != NULL)
+		sqlite3_bind_text(s, 6, user, -1, SQLITE_STATIC);
 	while (*got < n && (rc = sqlite3_step(s)) == SQLITE_ROW) {
 		web_row(s, &out[*got]);
 		pos->date = out[*got].internaldate;
@@ -96,8 +104,8 @@ store_web_page(struct store *st, struct store_web_pos *pos, int64_t skip,
 }
 
 enum store_err
-store_web_get(struct store *st, const uint8_t *uniqueid, uint32_t uid,
-    struct store_web_message *out)
+store_web_get(struct store *st, const char *user, const uint8_t *uniqueid,
+    uint32_t uid, struct store_web_message *out)
 {
 	sqlite3_stmt	*s;
 	int		 rc;
@@ -110,20 +118,26 @@ store_web_get(struct store *st, const uint8_t *uniqueid, uint32_t uid,
 		web_row(s, out);
 	sqlite3_finalize(s);
 	if (rc == SQLITE_ROW)
-		return STORE_OK;
+		return user == NULL || strcmp(out->user, user) == 0 ? STORE_OK :
+		    STORE_NOTFOUND;
 	return rc == SQLITE_DONE ? STORE_NOTFOUND : db_error(st, rc, "web get");
 }
 
 enum store_err
-store_web_count(struct store *st, int64_t *total, int64_t *unread)
+store_web_count(struct store *st, const char *user, int64_t *total,
+    int64_t *unread)
 {
 	sqlite3_stmt	*s;
 	int		 rc;
 
 	*total = *unread = 0;
-	if ((s = prepare(st, sql_count)) == NULL)
+	if ((s = prepare(st, user != NULL ? sql_count_user : sql_count)) ==
+	    NULL)
 		return STORE_IO;
-	sqlite3_bind_int64(s, 1, FLAG_SEEN);
+	if (user != NULL)
+		sqlite3_bind_text(s, 1, user, -1, SQLITE_STATIC);
+	else
+		sqlite3_bind_int64(s, 1, FLAG_SEEN);
 	if ((rc = sqlite3_step(s)) == SQLITE_ROW) {
 		*total = sqlite3_column_int64(s, 0);
 		*unread = sqlite3_column_int64(s, 1);

@@ -43,7 +43,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 
@@ -70,38 +69,16 @@ struct sync_repl repl;
 static int
 read_secret(const char *path)
 {
-	struct stat	 sb;
 	char		 line[SYNC_SECRET_MAX + 2], err[256];
 	uint8_t		 psk[TLS_PSK_MAX];
-	FILE		*f;
-	size_t		 n;
-	int		 rc;
+	int		 rc, n;
 
-	if ((f = fopen(path, "r")) == NULL) {
-		fprintf(stderr, "mailrepd: setting 'repl-secret-file': cannot "
-		    "read '%s': %s\n", path, strerror(errno));
+	if ((n = settings_read_secret("repl-secret-file", path,
+	    SYNC_SECRET_MIN, SYNC_SECRET_MAX, line, sizeof(line))) < 0)
 		return -1;
-	}
-	if (fstat(fileno(f), &sb) < 0 || (sb.st_mode & 077) != 0) {
-		fprintf(stderr, "mailrepd: setting 'repl-secret-file': '%s' "
-		    "must not be readable by group or others (chmod 600)\n",
-		    path);
-		fclose(f);
-		return -1;
-	}
-	if (fgets(line, sizeof(line), f) == NULL)
-		line[0] = '\0';
-	fclose(f);
-	n = strcspn(line, "\r\n");
-	line[n] = '\0';
-	if (n < SYNC_SECRET_MIN || n > SYNC_SECRET_MAX) {
-		fprintf(stderr, "mailrepd: setting 'repl-secret-file': the "
-		    "secret in '%s' must be one line of %d to %d bytes\n",
-		    path, SYNC_SECRET_MIN, SYNC_SECRET_MAX);
-		return -1;
-	}
 	rc = -1;
-	if (crypto_hkdf_sha256(line, n, SYNC_PSK_INFO, psk, sizeof(psk)) < 0)
+	if (crypto_hkdf_sha256(line, (size_t)n, SYNC_PSK_INFO, psk,
+	    sizeof(psk)) < 0)
 		snprintf(err, sizeof(err), "cannot derive the TLS-PSK key");
 	else
 		rc = tls_psk_init(psk, sizeof(psk), SYNC_PSK_IDENTITY, err,

@@ -598,6 +598,9 @@ recon_message(struct session *s, struct chan *c, struct recon_action *a)
 	snprintf(c->rec.keywords, sizeof(c->rec.keywords), "%s",
 	    m.keywords ? m.keywords : "");
 	c->rec.internaldate = m.internaldate;
+	/* An append's time is its save date, which the replica keeps. */
+	if (a->kind == RA_APPEND)
+		c->rec.time = m.savedate;
 	/* Where a renumbering moved it from travels with it (record.h). */
 	if (a->kind == RA_APPEND)
 		rec_from_text(store_renumbered_from(s->srv->store,

@@ -132,3 +132,113 @@ utf8_to_mutf7(const char *in, char *out, size_t size)
 	out[m.len] = '\0';
 	return 0;
 }
+
+/* Output of mutf7_to_utf8(): bytes written so far, bounded. */
+struct utf8_out {
+	char		*out;
+	size_t		 size, len;
+	int		 bad;
+};
+
+/* Writes code point cp as UTF-8. */
+static void
+utf8_put(struct utf8_out *u, uint32_t cp)
+{
+	unsigned char	 b[4];
+	size_t		 n, i;
+
+	if (cp < 0x80)
+		b[0] = (unsigned char)cp, n = 1;
+	else if (cp < 0x800)
+		b[0] = 0xc0 | cp >> 6, b[1] = 0x80 | (cp & 0x3f), n = 2;
+	else if (cp < 0x10000)
+		b[0] = 0xe0 | cp >> 12, b[1] = 0x80 | ((cp >> 6) & 0x3f),
+		    b[2] = 0x80 | (cp & 0x3f), n = 3;
+	else
+		b[0] = 0xf0 | cp >> 18, b[1] = 0x80 | ((cp >> 12) & 0x3f),
+		    b[2] = 0x80 | ((cp >> 6) & 0x3f), b[3] = 0x80 | (cp & 0x3f),
+		    n = 4;
+	if (u->len + n >= u->size) {
+		u->bad = 1;
+		return;
+	}
+	for (i = 0; i < n; i++)
+		u->out[u->len++] = (char)b[i];
+}
+
+/* The value of a modified-BASE64 character, or -1. */
+static int
+mbase64_value(char c)
+{
+	size_t	 i;
+
+	for (i = 0; i < sizeof(mbase64) - 1; i++)
+		if (mbase64[i] == c)
+			return (int)i;
+	return -1;
+}
+
+/*
+ * Decodes the modified-BASE64 run at *pp (after its "&") up to its "-",
+ * and moves past it.  Returns 0, or -1 for a bad run: a character
+ * outside the alphabet, bits left over, a surrogate not in a pair.
+ */
+static int
+mutf7_run(const char **pp, struct utf8_out *u)
+{
+	const char	*p = *pp;
+	uint32_t	 bits = 0, unit, high = 0;
+	int		 nbits = 0, v;
+
+	for (; *p != '-'; p++) {
+		if ((v = mbase64_value(*p)) < 0)
+			return -1;
+		bits = bits << 6 | (uint32_t)v;
+		if ((nbits += 6) < 16)
+			continue;
+		nbits -= 16;
+		unit = bits >> nbits & 0xffff;
+		if (unit >= 0xd800 && unit <= 0xdbff && high == 0)
+			high = unit;
+		else if (unit >= 0xdc00 && unit <= 0xdfff && high != 0) {
+			utf8_put(u, 0x10000 + ((high - 0xd800) << 10) +
+			    (unit - 0xdc00));
+			high = 0;
+		} else if (high != 0 || (unit >= 0xd800 && unit <= 0xdfff))
+			return -1;
+		else
+			utf8_put(u, unit);
+	}
+	/* what is left must be padding zeros, under a whole character */
+	if (high != 0 || nbits >= 6 || (bits & ((1u << nbits) - 1)) != 0 ||
+	    p == *pp)
+		return -1;
+	*pp = p + 1;
+	return 0;
+}
+
+int
+mutf7_to_utf8(const char *in, char *out, size_t size)
+{
+	struct utf8_out	 u = { out, size, 0, 0 };
+	const char	*p = in;
+
+	while (*p != '\0' && !u.bad) {
+		if ((unsigned char)*p < 0x20 || (unsigned char)*p > 0x7e)
+			return -1;
+		if (*p != '&')
+			utf8_put(&u, (unsigned char)*p++);
+		else if (p[1] == '-') {
+			utf8_put(&u, '&');
+			p += 2;
+		} else {
+			p++;
+			if (mutf7_run(&p, &u) < 0)
+				return -1;
+		}
+	}
+	if (u.bad || size == 0)
+		return -1;
+	out[u.len] = '\0';
+	return 0;
+}

@@ -1,6 +1,7 @@
 /*
  * utf8.h — UTF-8 validation (RFC 3629), for JSON output and user names,
- * and its conversion to IMAP's modified UTF-7 for mailbox names.
+ * and its conversions to and from IMAP's modified UTF-7 for mailbox
+ * names.
  */
 #ifndef MAILREPD_UTF8_H
 #define MAILREPD_UTF8_H
@@ -20,5 +21,13 @@ size_t	utf8_len(const unsigned char *p, size_t n);
  * Returns 0, or -1 when in is not UTF-8 or out is too small.
  */
 int	utf8_to_mutf7(const char *in, char *out, size_t size);
+
+/*
+ * A stored mailbox name (modified UTF-7) as UTF-8, for a client that
+ * enabled UTF8=ACCEPT (RFC 6855 3), into out (size bytes,
+ * NUL-terminated).  Returns 0, or -1 when in is not valid modified
+ * UTF-7 (a lone surrogate, bits left over) or out is too small.
+ */
+int	mutf7_to_utf8(const char *in, char *out, size_t size);
 
 #endif /* MAILREPD_UTF8_H */

@@ -1,12 +1,15 @@
 /*
  * web.c — what the --http listener serves: the route table, /healthz
  * and /metrics (Prometheus text format).  The JSON API is web_api.c's,
- * the page web_page.c's.
+ * the page web_page.c's, the event stream web_events.c's, and who asks
+ * web_auth.c's.
  *
- * Listeners are loopback only for now (web_listen_allowed), so every
- * client is this machine's; a change (DELETE) must still come from the
- * same origin, so that a page of another site open in a browser here
- * cannot ask for it (CSRF).
+ * A loopback listener speaks plain HTTP; any other only TLS, with the
+ * certificate IMAPS serves, and every request on it logs in
+ * (web_auth.h).  Each route says who may ask: anyone (/healthz), a
+ * user, who sees only their own mail, or the admin view (/metrics).
+ * A change (DELETE) must come from the same origin, so that a page of
+ * another site open in a browser cannot ask for it (CSRF).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,10 +19,13 @@
 #include "http.h"
 #include "json.h"
 #include "proto.h"
+#include "settings.h"
 #include "store.h"
 #include "sync.h"
 #include "web.h"
 #include "web_api.h"
+#include "web_auth.h"
+#include "web_events.h"
 #include "web_page.h"
 
 static void	serve_healthz(struct session *, const struct http_request *,
@@ -27,10 +33,18 @@ static void	serve_healthz(struct session *, const struct http_request *,
 static void	serve_metrics(struct session *, const struct http_request *,
 		    const char *);
 
+/* Who may ask a route. */
+enum access {
+	ACCESS_ANYONE,		/* no login: a load balancer's health check */
+	ACCESS_USER,		/* a user (their own mail) or the admin view */
+	ACCESS_ADMIN,		/* the admin view only */
+};
+
 /*
  * Every route: a path where "*" stands for one segment, the handler,
- * the method, and whether it changes anything (the same-origin check).  A
- * HEAD is answered as the GET of the same path, without the body.
+ * the method, whether it changes anything (the same-origin check), and
+ * who may ask.  A HEAD is answered as the GET of the same path, without
+ * the body.
  */
 static const struct {
 	const char		*pattern;
@@ -38,17 +52,20 @@ static const struct {
 				    const struct http_request *, const char *);
 	enum http_method	 method;
 	int			 change;
+	enum access		 access;
 } routes[] = {
-	{ "/", web_page_serve, HTTP_GET, 0 },
-	{ "/app.css", web_page_serve, HTTP_GET, 0 },
-	{ "/app.js", web_page_serve, HTTP_GET, 0 },
-	{ "/healthz", serve_healthz, HTTP_GET, 0 },
-	{ "/metrics", serve_metrics, HTTP_GET, 0 },
-	{ "/api/v1/messages", web_api_list, HTTP_GET, 0 },
-	{ "/api/v1/messages", web_api_delete, HTTP_DELETE, 1 },
-	{ "/api/v1/search", web_api_search, HTTP_GET, 0 },
-	{ "/api/v1/message/*", web_api_message, HTTP_GET, 0 },
-	{ "/api/v1/message/*/raw", web_api_raw, HTTP_GET, 0 },
+	{ "/", web_page_serve, HTTP_GET, 0, ACCESS_USER },
+	{ "/app.css", web_page_serve, HTTP_GET, 0, ACCESS_USER },
+	{ "/app.js", web_page_serve, HTTP_GET, 0, ACCESS_USER },
+	{ "/live.js", web_page_serve, HTTP_GET, 0, ACCESS_USER },
+	{ "/healthz", serve_healthz, HTTP_GET, 0, ACCESS_ANYONE },
+	{ "/metrics", serve_metrics, HTTP_GET, 0, ACCESS_ADMIN },
+	{ "/api/v1/messages", web_api_list, HTTP_GET, 0, ACCESS_USER },
+	{ "/api/v1/messages", web_api_delete, HTTP_DELETE, 1, ACCESS_USER },
+	{ "/api/v1/search", web_api_search, HTTP_GET, 0, ACCESS_USER },
+	{ "/api/v1/message/*", web_api_message, HTTP_GET, 0, ACCESS_USER },
+	{ "/api/v1/message/*/raw", web_api_raw, HTTP_GET, 0, ACCESS_USER },
+	{ "/api/v1/events", web_events_serve, HTTP_GET, 0, ACCESS_USER },
 };
 
 /* The longest path segment a route's "*" takes (a message ID). */
@@ -86,23 +103,55 @@ route_match(const char *pattern, const char *path, char arg[WEB_MAX_SEGMENT])
  * suite) send neither and are let through.
  */
 static int
-same_origin(const struct http_request *req)
+same_origin(const struct session *s, const struct http_request *req)
 {
-	size_t	 n;
+	const char	*scheme = session_secure(s) ? "https://" : "http://";
+	size_t		 n, k = strlen(scheme);
 
 	if (req->fetch_site != NULL && strcmp(req->fetch_site,
 	    "same-origin") != 0 && strcmp(req->fetch_site, "none") != 0)
 		return 0;
 	if (req->origin == NULL)
 		return 1;
-	if (req->host == NULL || strncmp(req->origin, "http://", 7) != 0)
+	if (req->host == NULL || strncmp(req->origin, scheme, k) != 0)
 		return 0;
 	n = strlen(req->host);
-	return strncmp(req->origin + 7, req->host, n) == 0 &&
-	    req->origin[7 + n] == '\0';
+	return strncmp(req->origin + k, req->host, n) == 0 &&
+	    req->origin[k + n] == '\0';
 }
 
-void
+/*
+ * Runs route r for req once its access allows who asks: req->user is
+ * then the user it is limited to, NULL for the admin view.
+ */
+static int
+route_run(struct session *s, size_t r, const struct http_request *req,
+    const char *arg)
+{
+	struct http_request	 asked = *req;
+	char			 user[USER_MAX_NAME + 1];
+	enum web_who		 who = WHO_ADMIN;
+
+	if (routes[r].change && !same_origin(s, req)) {
+		http_error(s, 403, "cross-origin request refused");
+		return 0;
+	}
+	if (routes[r].access != ACCESS_ANYONE)
+		who = web_auth_request(s, req, user);
+	if (who == WHO_WAIT)
+		return WEB_WAIT;
+	if (who == WHO_REFUSED)
+		return 0;
+	if (who == WHO_USER && routes[r].access == ACCESS_ADMIN) {
+		http_error(s, 403, "for the admin view only");
+		return 0;
+	}
+	asked.user = who == WHO_USER ? user : NULL;
+	routes[r].handle(s, &asked, arg[0] != '\0' ? arg : NULL);
+	return 0;
+}
+
+int
 web_handle(struct session *s, const struct http_request *req)
 {
 	enum http_method	 m;
@@ -115,19 +164,12 @@ web_handle(struct session *s, const struct http_request *req)
 		if (!route_match(routes[i].pattern, req->path, arg))
 			continue;
 		path_known = 1;
-		if (routes[i].method != m)
-			continue;
-		if (routes[i].change && !same_origin(req)) {
-			http_error(s, 403, "cross-origin request refused");
-			return;
-		}
-		routes[i].handle(s, req, arg[0] != '\0' ? arg : NULL);
-		return;
+		if (routes[i].method == m)
+			return route_run(s, i, req, arg);
 	}
-	if (path_known)
-		http_error(s, 405, "method not allowed");
-	else
-		http_error(s, 404, "not found");
+	http_error(s, path_known ? 405 : 404, path_known ?
+	    "method not allowed" : "not found");
+	return 0;
 }
 
 /* 200 while serving, 503 while draining: what a load balancer asks. */
@@ -306,23 +348,31 @@ loopback_spec(const char *spec)
 }
 
 int
-web_check_listen(const char *specs)
+web_spec_tls(const char *spec)
 {
-	const char	*p = specs;
+	return !loopback_spec(spec);
+}
+
+int
+web_setup(const struct settings *set)
+{
+	const char	*p = set->http;
 	size_t		 n;
 	char		 spec[256];
 
 	while (p != NULL && *p != '\0') {
 		n = strcspn(p, ",");
 		snprintf(spec, sizeof(spec), "%.*s", (int)n, p);
-		if (!loopback_spec(spec)) {
+		if (!loopback_spec(spec) && (set->tls_cert == NULL ||
+		    set->tls_key == NULL)) {
 			fprintf(stderr, "mailrepd: setting 'http': '%s' is not "
-			    "a loopback address: the web view and its API "
-			    "have no TLS or login yet, so they listen on "
-			    "127.0.0.1 or [::1] only\n", spec);
+			    "a loopback address: the web view is served there "
+			    "over TLS only, with logins, and needs the "
+			    "certificate IMAPS serves as tls-cert and tls-key "
+			    "(or listen on 127.0.0.1 or [::1])\n", spec);
 			return -1;
 		}
 		p += n + (p[n] == ',');
 	}
-	return 0;
+	return web_auth_setup(set->http_admin_token_file);
 }

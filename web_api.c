@@ -3,7 +3,9 @@
  * a test suite written against Mailpit runs against mailrepd by changing
  * its base URL (README, "Moving from Mailpit", lists the differences).
  *
- * Every user's mail is one list, newest first.  A message's ID is its
+ * Every user's mail is one list, newest first; a user who logged in
+ * (web_auth.h) sees only theirs: each call takes req->user, and a
+ * message of another user is not found.  A message's ID is its
  * mailbox's uniqueid in hex, a dash and its UID: it names the same
  * message for ever, on every node.  Lists and raw messages are sent in
  * steps as the output drains (http_stream), WEB_BATCH messages or one
@@ -26,7 +28,6 @@
 #include "sync.h"
 #include "web_api.h"
 
-#define WEB_ID_LEN	(MAILBOX_ID_LEN * 2 + 1 + 10)	/* hex-uid */
 
 /* What a search asks for: each term must match (AND). */
 enum term_field {
@@ -52,6 +53,7 @@ struct listing {
 	int64_t			 matched;	/* search: matches seen */
 	int64_t			 total, unread;
 	int			 done;		/* no more messages */
+	char			 user[USER_MAX_NAME + 1];	/* "": all */
 	size_t			 nterms;	/* 0: a plain list */
 	struct term		 terms[WEB_MAX_TERMS];
 	struct store_web_message batch[WEB_BATCH];
@@ -91,13 +93,12 @@ hex_byte(const char *p)
 	return v;
 }
 
-/* Writes a message's ID into id (WEB_ID_LEN + 1 bytes). */
-static void
-message_id(const struct store_web_message *m, char *id)
+void
+web_message_id(const uint8_t *uniqueid, uint32_t uid, char *id)
 {
-	crypto_hex(m->uniqueid, MAILBOX_ID_LEN, id);
+	crypto_hex(uniqueid, MAILBOX_ID_LEN, id);
 	snprintf(id + MAILBOX_ID_LEN * 2, WEB_ID_LEN + 1 - MAILBOX_ID_LEN * 2,
-	    "-%u", m->uid);
+	    "-%u", uid);
 }
 
 /* Reads an ID ("<32 hex>-<uid>"); 0, or -1 when it is not one. */
@@ -187,6 +188,13 @@ number_param(const char *query, const char *name, int64_t def, int64_t max)
 	if (*end != '\0' || n < 0)
 		return -1;
 	return n > max ? max : n;
+}
+
+/* The user a kept name limits a call to: NULL ("") for every user. */
+static const char *
+scope(const char *user)
+{
+	return user[0] != '\0' ? user : NULL;
 }
 
 /* Writes t as Mailpit does: "2024-01-31T12:00:00.000Z". */
@@ -295,7 +303,7 @@ json_summary(FILE *f, const struct store_web_message *m,
 {
 	char	 id[WEB_ID_LEN + 1];
 
-	message_id(m, id);
+	web_message_id(m->uniqueid, m->uid, id);
 	fprintf(f, "\"ID\":\"%s\",\"MessageID\":", id);
 	json_message_id(f, meta->message_id);
 	fprintf(f, ",\"Read\":%s,\"From\":", m->flags & FLAG_SEEN ? "true" :
@@ -433,9 +441,9 @@ list_step(struct session *s, void *ctx)
 
 	want = l->nterms > 0 ? WEB_BATCH : (size_t)(l->limit - l->listed <
 	    WEB_BATCH ? l->limit - l->listed : WEB_BATCH);
-	if (l->done || want == 0 || store_web_page(s->srv->store, &l->pos,
-	    l->nterms > 0 ? 0 : l->start, l->batch, want, &got) != STORE_OK ||
-	    got == 0) {
+	if (l->done || want == 0 || store_web_page(s->srv->store,
+	    scope(l->user), &l->pos, l->nterms > 0 ? 0 : l->start, l->batch,
+	    want, &got) != STORE_OK || got == 0) {
 		list_tail(s, l);
 		return 1;
 	}
@@ -494,8 +502,10 @@ list_start(struct session *s, const struct http_request *req, int search)
 	}
 	if (l->limit == 0)
 		l->limit = WEB_DEFAULT_LIMIT;
-	if (store_web_count(s->srv->store, &l->total, &l->unread) !=
-	    STORE_OK) {
+	snprintf(l->user, sizeof(l->user), "%s", req->user != NULL ?
+	    req->user : "");
+	if (store_web_count(s->srv->store, scope(l->user), &l->total,
+	    &l->unread) != STORE_OK) {
 		free(l);
 		http_error(s, 500, "cannot read the store");
 		return;
@@ -525,13 +535,15 @@ web_api_search(struct session *s, const struct http_request *req,
 
 /* Finds the message an ID names; replies 404 (and returns -1) if none. */
 static int
-find_message(struct session *s, const char *id, struct store_web_message *m)
+find_message(struct session *s, const struct http_request *req,
+    const char *id, struct store_web_message *m)
 {
 	uint8_t		 uniqueid[MAILBOX_ID_LEN];
 	uint32_t	 uid;
 
 	if (id == NULL || parse_id(id, uniqueid, &uid) < 0 ||
-	    store_web_get(s->srv->store, uniqueid, uid, m) != STORE_OK) {
+	    store_web_get(s->srv->store, req->user, uniqueid, uid, m) !=
+	    STORE_OK) {
 		http_error(s, 404, "no such message");
 		return -1;
 	}
@@ -579,8 +591,7 @@ web_api_message(struct session *s, const struct http_request *req,
 	size_t			 len = 0;
 	FILE			*f;
 
-	(void)req;
-	if (find_message(s, arg, &m) < 0)
+	if (find_message(s, req, arg, &m) < 0)
 		return;
 	memset(&meta, 0, sizeof(meta));
 	if (store_message_meta(s->srv->store, m.guid, STORE_META_SEARCH |
@@ -638,8 +649,7 @@ web_api_raw(struct session *s, const struct http_request *req,
 	struct store_web_message m;
 	struct raw		*r;
 
-	(void)req;
-	if (find_message(s, arg, &m) < 0)
+	if (find_message(s, req, arg, &m) < 0)
 		return;
 	if ((r = calloc(1, sizeof(*r))) == NULL ||
 	    store_blob_open(s->srv->store, m.guid, &r->reader, &r->size) !=
@@ -654,6 +664,7 @@ web_api_raw(struct session *s, const struct http_request *req,
 
 /* A DELETE being made in batches. */
 struct deletion {
+	char			 user[USER_MAX_NAME + 1];	/* "": all */
 	int64_t			 left;		/* all: at most this many */
 	size_t			 n, next;	/* IDs given, and done */
 	struct {
@@ -687,13 +698,14 @@ delete_step(struct session *s, void *ctx)
 
 	if (d->ids != NULL) {
 		for (; got < WEB_DELETE_BATCH && d->next < d->n; d->next++)
-			if (store_web_get(st, d->ids[d->next].uniqueid,
-			    d->ids[d->next].uid, &d->batch[got]) == STORE_OK)
+			if (store_web_get(st, scope(d->user),
+			    d->ids[d->next].uniqueid, d->ids[d->next].uid,
+			    &d->batch[got]) == STORE_OK)
 				got++;
 	} else {
 		store_web_top(&top);
-		if (d->left > 0 && store_web_page(st, &top, 0, d->batch,
-		    (size_t)(d->left < WEB_DELETE_BATCH ? d->left :
+		if (d->left > 0 && store_web_page(st, scope(d->user), &top, 0,
+		    d->batch, (size_t)(d->left < WEB_DELETE_BATCH ? d->left :
 		    WEB_DELETE_BATCH), &got) != STORE_OK)
 			return -1;
 		d->left -= (int64_t)got;
@@ -775,8 +787,10 @@ web_api_delete(struct session *s, const struct http_request *req,
 		http_error(s, 400, "the body is not {\"IDs\":[...]}");
 		return;
 	}
-	if (d->ids == NULL && store_web_count(s->srv->store, &d->left,
-	    &unread) != STORE_OK) {
+	snprintf(d->user, sizeof(d->user), "%s", req->user != NULL ?
+	    req->user : "");
+	if (d->ids == NULL && store_web_count(s->srv->store, scope(d->user),
+	    &d->left, &unread) != STORE_OK) {
 		deletion_free(d);
 		http_error(s, 500, "cannot read the store");
 		return;

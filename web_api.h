@@ -6,8 +6,17 @@
 #ifndef MAILREPD_WEB_API_H
 #define MAILREPD_WEB_API_H
 
+#include <stdint.h>
+
+#include "store.h"
+
 struct http_request;
 struct session;
+
+/* A message's ID: its mailbox's uniqueid in hex, '-', its UID. */
+#define WEB_ID_LEN	(MAILBOX_ID_LEN * 2 + 1 + 10)
+/* Writes the ID of message uid of mailbox uniqueid (WEB_ID_LEN + 1). */
+void	web_message_id(const uint8_t *uniqueid, uint32_t uid, char *id);
 
 /* GET /api/v1/messages?start=&limit=: every user's mail, newest first. */
 void	web_api_list(struct session *, const struct http_request *,

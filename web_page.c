@@ -1,6 +1,6 @@
 /*
- * web_page.c — the web page: web/index.html, web/app.css and
- * web/app.js, made into C arrays by the Makefile (build/gen/
+ * web_page.c — the web page: web/index.html, web/app.css,
+ * web/app.js and web/live.js, made into C arrays by the Makefile (build/gen/
  * web_assets.inc), so that the binary needs no files and no network
  * to show it.
  *
@@ -35,6 +35,8 @@ static const struct {
 	    sizeof(web_app_css) },
 	{ "/app.js", "text/javascript; charset=utf-8", web_app_js,
 	    sizeof(web_app_js) },
+	{ "/live.js", "text/javascript; charset=utf-8", web_live_js,
+	    sizeof(web_live_js) },
 };
 
 void

@@ -9,7 +9,7 @@ struct http_request;
 struct session;
 
 /*
- * GET /, /app.js, /app.css: the page's file of that path, with its type
+ * GET /, /app.js, /app.css, /live.js: the page's file of that path, with its type
  * and a Content-Security-Policy that lets the page run its own script
  * and style and ask its own origin only.
  */

@@ -10,7 +10,13 @@ Markdown table (ms unless noted) with the ratio mailrepd / Dovecot.
 Before timing, every message is marked \\Seen but 1 in 100.  Figures
 only, never pass/fail.  Standard library only; 127.0.0.1 only.
 
+With mailrepd's full-text index (the default), the table also says
+how long the index took to catch up after the last delivery and how
+many bytes it holds; --no-index runs mailrepd with --search-index no,
+the "before" of the index's rows.
+
 usage: bench/bigbox.py [--messages N] [--dovecot] [--mailrepd PATH]
+                       [--no-index]
 """
 import argparse
 import os
@@ -175,7 +181,13 @@ def imap_rows(port, user, n):
             ("`UID SEARCH FROM user123@`", "UID SEARCH FROM user123@"),
             ("`UID SEARCH BODY needleword`", "UID SEARCH BODY needleword"),
             ("`UID SEARCH TEXT zebra%d`" % (n // 2),
-             "UID SEARCH TEXT zebra%d" % (n // 2))):
+             "UID SEARCH TEXT zebra%d" % (n // 2)),
+            ("`UID SEARCH BODY \"words called\"`",
+             "UID SEARCH BODY \"words called\""),
+            ("`UID SEARCH BODY the` (in every message)",
+             "UID SEARCH BODY the"),
+            ("`UID SEARCH BODY ne` (2 characters: read)",
+             "UID SEARCH BODY ne")):
         ms, lines = c.cmd(cmd)
         note = "%d hits" % count_hits(lines) if "SEARCH" in cmd else ""
         rows.append((name, ms, note))
@@ -199,7 +211,22 @@ def du(path):
                for d, _, fs in os.walk(path) for f in fs)
 
 
-def run_mailrepd(binary, tmp, n):
+def index_status(binary, data):
+    """`mailrepd index status` as a dict."""
+    out = subprocess.run([binary, "index", "status", "--data", data],
+                         check=True, capture_output=True, text=True).stdout
+    return dict(l.split(": ", 1) for l in out.splitlines())
+
+
+def wait_indexed(binary, data):
+    """Seconds until the index has every blob (it follows delivery)."""
+    t0 = time.monotonic()
+    while index_status(binary, data)["pending"] != "0":
+        time.sleep(0.2)
+    return time.monotonic() - t0
+
+
+def run_mailrepd(binary, tmp, n, no_index):
     data = os.path.join(tmp, "mailrepd")
     subprocess.run([binary, "user", "add", "fetch", "--data", data],
                    input=PASSWORD + "\n", text=True, check=True,
@@ -209,16 +236,21 @@ def run_mailrepd(binary, tmp, n):
     p = subprocess.Popen([binary, "serve", "--data", data, "--lmtp",
                           "127.0.0.1:%d" % lmtp, "--imap",
                           "127.0.0.1:%d" % imap, "--max-messages",
-                          str(max(n, 1000000))], stderr=log)
+                          str(max(n, 1000000)), "--search-index",
+                          "no" if no_index else "yes"], stderr=log)
     wait_port(imap)
     try:
+        cpu = proctree.cpu_seconds([p.pid])["cpu_s"]
         rate = deliver_all(lmtp, "fetch", n)
+        lag = None if no_index else wait_indexed(binary, data)
+        cpu = proctree.cpu_seconds([p.pid])["cpu_s"] - cpu
         rows = imap_rows(imap, "fetch", n)
         rss = proctree.measure([p.pid])["rss_kib"]
     finally:
         p.terminate()
         p.wait()
-    return rate, rows, rss, du(data)
+    fts = int(index_status(binary, data)["bytes"])
+    return rate, rows, rss, du(data), lag, fts, cpu
 
 
 def run_dovecot(tmp, n):
@@ -242,10 +274,11 @@ def main():
     ap.add_argument("--dovecot", action="store_true")
     ap.add_argument("--mailrepd", default=os.path.join(HERE, "..",
                                                         "mailrepd"))
+    ap.add_argument("--no-index", action="store_true")
     a = ap.parse_args()
     tmp = tempfile.mkdtemp(prefix="bigbox.")
     try:
-        mr = run_mailrepd(a.mailrepd, tmp, a.messages)
+        mr = run_mailrepd(a.mailrepd, tmp, a.messages, a.no_index)
         dc = run_dovecot(tmp, a.messages) if a.dovecot else None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -254,6 +287,8 @@ def main():
     print("| --- | ---: | ---: | ---: | --- |")
     print("| delivering (msg/s, 4 connections) | %.0f | %s | | |" % (
         mr[0], "%.0f" % dc[0] if dc else "-"))
+    print("| server CPU per message delivered (ms; indexing included) "
+          "| %.3f | - | | |" % (mr[6] * 1000 / a.messages))
     for i, (name, ms, note) in enumerate(mr[1]):
         other = dc[1][i][1] if dc else None
         print("| %s | %.1f | %s | %s | %s |" % (
@@ -263,6 +298,13 @@ def main():
         mr[2] / 1024, "%.1f" % (dc[2] / 1024) if dc else "-"))
     print("| data on disk (MB) | %.0f | %s | | |" % (
         mr[3] / 1e6, "%.0f" % (dc[3] / 1e6) if dc else "-"))
+    print("| data on disk per message (bytes) | %.0f | %s | | |" % (
+        mr[3] / a.messages, "%.0f" % (dc[3] / a.messages) if dc else "-"))
+    print("| full-text index per message (bytes) | %.0f | - | | |" % (
+        mr[5] / a.messages))
+    if mr[4] is not None:
+        print("| index caught up after the last delivery (s) | %.1f | - "
+              "| | |" % mr[4])
     return 0
 
 

@@ -307,6 +307,7 @@
 			if (ev.key === "Escape" && state.open !== null)
 				closeMessage();
 		});
+		document.addEventListener("mailrepd:refresh", refresh);
 		window.setInterval(function () {
 			if (!document.hidden)
 				refresh();

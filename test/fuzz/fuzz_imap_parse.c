@@ -19,6 +19,7 @@ int	LLVMFuzzerTestOneInput(const uint8_t *, size_t);
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+	static const struct imap_frame_limits max = { 256, 4096, 1024 };
 	struct imap_frame	 fs;
 	struct imap_cmd		 cmd;
 	enum imap_frame_status	 st;
@@ -30,7 +31,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		imap_frame_reset(&fs);
 		do {
 			st = imap_frame_scan(&fs, (const char *)data + off,
-			    size - off, 256, 4096, &len, &big);
+			    size - off, &max, &len, &big);
 		} while (st == IMAP_FRAME_CONTINUE);
 		if (st != IMAP_FRAME_COMPLETE)
 			break;

@@ -29,6 +29,7 @@ fuzz_session(struct server *srv, const struct proto_ops *ops,
 	s.srv = srv;
 	s.ops = ops;
 	s.fd = -1;
+	s.local = 1;		/* this machine's: HTTP's admin view, no login */
 	s.established = ops->established == NULL;
 	buf_init(&s.in, ops->in_limit);
 	buf_init(&s.out, ops->out_limit);

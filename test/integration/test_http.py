@@ -373,11 +373,14 @@ def test_garbage_never_crashes(web):
     assert_alive(web)
 
 
-def test_non_loopback_refused_at_start(tmp_path):
+def test_non_loopback_refused_at_start_without_tls_material(tmp_path):
+    """Elsewhere than loopback the web view is TLS only: without
+    tls-cert and tls-key the server says so and does not start."""
     for addr in ("0.0.0.0:%d" % free_port(), "192.0.2.1:8025"):
         p = run("serve", "--data", str(tmp_path / "d"), "--http", addr)
         assert p.returncode == 2
         assert "setting 'http'" in p.stderr and "loopback" in p.stderr
+        assert "tls-cert and tls-key" in p.stderr
     assert not (tmp_path / "d").exists()
 
 

@@ -190,6 +190,8 @@ def test_schema_step_counts_an_older_store(server):
     s.stop()
     db = sqlite3.connect(s.data / "mailrepd.db")
     db.executescript(
+        "ALTER TABLE message DROP COLUMN savedate;"
+        "DROP TABLE fts; DROP TABLE fts_skipped; DROP TABLE fts_state;"
         "DROP INDEX message_date;"
         "DROP INDEX message_unseen;"
         "ALTER TABLE mailbox DROP COLUMN nunseen;"

@@ -12,6 +12,9 @@
 #include "config.h"
 #include "imap_parse.h"
 
+/* Lines of 100 bytes, literals of 1000, "{N+}" of 1000 (LITERAL+). */
+static const struct imap_frame_limits small = { 100, 1000, UINT64_MAX };
+
 /*
  * Frames `in` as a client sending one byte at a time would: returns the
  * final status, how many "+" continuations were asked for, and *len.
@@ -28,7 +31,7 @@ frame_bytewise(const char *in, size_t inlen, int *continues, size_t *len)
 	*continues = 0;
 	for (avail = 1; avail <= inlen; avail++) {
 		do {
-			st = imap_frame_scan(&fs, in, avail, 100, 1000, len,
+			st = imap_frame_scan(&fs, in, avail, &small, len,
 			    &big);
 			if (st == IMAP_FRAME_CONTINUE)
 				++*continues;
@@ -104,14 +107,46 @@ test_frame_literal_size(void **state)
 
 	(void)state;
 	imap_frame_reset(&fs);
-	assert_int_equal(imap_frame_scan(&fs, plus, strlen(plus), 100, 1000,
+	assert_int_equal(imap_frame_scan(&fs, plus, strlen(plus), &small,
 	    &len, &big), IMAP_FRAME_MORE);
 	assert_int_equal(fs.literal, 10);
 	assert_int_equal(fs.scanned, fs.lit_lf);
 	imap_frame_reset(&fs);
-	assert_int_equal(imap_frame_scan(&fs, sync, strlen(sync), 100, 1000,
+	assert_int_equal(imap_frame_scan(&fs, sync, strlen(sync), &small,
 	    &len, &big), IMAP_FRAME_CONTINUE);
 	assert_int_equal(fs.literal, 12);
+}
+
+/*
+ * LITERAL-: a "{N+}" past its limit is refused at its line even when
+ * the whole literal is buffered already (the scan would otherwise step
+ * over it); one at the limit, and a synchronizing one past it, frame.
+ */
+static void
+test_frame_literal_minus(void **state)
+{
+	static const struct imap_frame_limits minus = { 100, 1000, 4 };
+	static const char over[] = "a1 LOGIN {5+}\r\nalice x\r\n";
+	static const char at[] = "a2 LOGIN {4+}\r\nbob! x\r\n";
+	static const char sync[] = "a3 LOGIN {5}\r\n";
+	struct imap_frame	 fs;
+	uint64_t		 big = 0;
+	size_t			 len = 0;
+
+	(void)state;
+	imap_frame_reset(&fs);
+	assert_int_equal(imap_frame_scan(&fs, over, strlen(over), &minus,
+	    &len, &big), IMAP_FRAME_NONSYNC_TOO_BIG);
+	assert_int_equal(big, 5);
+	assert_int_equal(over[fs.lit_lf], '\n');
+	assert_int_equal(fs.lit_lf, strlen("a1 LOGIN {5+}\r"));
+	imap_frame_reset(&fs);
+	assert_int_equal(imap_frame_scan(&fs, at, strlen(at), &minus,
+	    &len, &big), IMAP_FRAME_COMPLETE);
+	assert_int_equal(len, strlen(at));
+	imap_frame_reset(&fs);
+	assert_int_equal(imap_frame_scan(&fs, sync, strlen(sync), &minus,
+	    &len, &big), IMAP_FRAME_CONTINUE);
 }
 
 static void
@@ -235,6 +270,7 @@ main(void)
 		cmocka_unit_test(test_frame_plain_and_literals),
 		cmocka_unit_test(test_frame_limits),
 		cmocka_unit_test(test_frame_literal_size),
+		cmocka_unit_test(test_frame_literal_minus),
 		cmocka_unit_test(test_parse_literal8),
 		cmocka_unit_test(test_parse_arguments),
 		cmocka_unit_test(test_parse_open_bracket),

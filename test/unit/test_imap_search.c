@@ -20,6 +20,13 @@
 #define imap_search_matches_free	test_imap_search_matches_free
 #define imap_search_charset_refusal test_imap_search_charset_refusal
 #define imap_part_cte		test_imap_part_cte
+#define search_header_normalise	test_search_header_normalise
+#define search_address_strip	test_search_address_strip
+#define search_address_strippable test_search_address_strippable
+#define search_text_range	test_search_text_range
+#define imap_search_try		test_imap_search_try
+#define imap_search_pin_sets	test_imap_search_pin_sets
+#define imap_search_return	test_imap_search_return
 #include "imap_search_compile.c"
 #include "imap_search.c"
 
@@ -284,7 +291,7 @@ test_header_fields(void **state)
 	const char	*v;
 
 	(void)state;
-	len = header_normalise(h, sizeof(h) - 1);
+	len = search_header_normalise(h, sizeof(h) - 1);
 	assert_true(imap_header_next(h, len, &pos, "Subject", &v, &vlen));
 	assert_int_equal(vlen, 11);
 	assert_memory_equal(v, "hello\tworld", 11);
@@ -331,7 +338,7 @@ fake_init(struct fake *f, uint32_t flags, const char *keywords,
 	snprintf(f->header, sizeof(f->header), "%s", header);
 	snprintf(f->subject, sizeof(f->subject), "%s", subject);
 	f->m.meta.header = f->header;
-	f->m.meta.header_len = header_normalise(f->header, strlen(f->header));
+	f->m.meta.header_len = search_header_normalise(f->header, strlen(f->header));
 	search_fold((unsigned char *)f->subject, strlen(f->subject));
 	f->m.meta.subject = f->subject;
 	f->m.meta.sent_date = -1;

@@ -10,6 +10,7 @@
 #define imap_sort_parse		test_imap_sort_parse
 #define imap_sort_load		test_imap_sort_load
 #define imap_sort_msgs		test_imap_sort_msgs
+#define imap_sort_cmp		test_imap_sort_cmp
 #define imap_sort_msg_free	test_imap_sort_msg_free
 #define imap_base_subject	test_imap_base_subject
 #define imap_casemap_cmp	test_imap_casemap_cmp

@@ -229,6 +229,55 @@ test_a_big_mailbox_is_small(void **state)
 	assert_int_equal(imap_view_seq(&f->v, 1000000), 999999);
 }
 
+/*
+ * A set of sequence numbers made a set of UIDs (an updating search's
+ * keys) names the same messages as the array says, ranges that run past
+ * the end or lie beyond it included.
+ */
+static void
+test_seqs_to_uids(void **state)
+{
+	struct fixture		*f = *state;
+	struct imap_seqset	 set, seqs;
+	char			 text[256];
+	size_t			 len;
+	uint32_t		 uid = 0, i, k, lo, seq;
+	int			 round;
+
+	srand(7);
+	for (i = 0; i < 1500; i++) {
+		uid += rand() % 3 == 0 ? 1 + rand() % 4 : 1;
+		append(f, uid, 0);
+	}
+	for (round = 0; round < 200; round++) {
+		/* a few random ranges, and now and then "n:*" */
+		len = 0;
+		for (k = 1 + (uint32_t)(rand() % 5); k > 0; k--) {
+			lo = 1 + (uint32_t)(rand() % (f->m.n + 20));
+			len += (size_t)snprintf(text + len, sizeof(text) - len,
+			    "%s%u:%u", len ? "," : "", lo, lo +
+			    (uint32_t)(rand() % 300));
+		}
+		if (round % 7 == 0)
+			snprintf(text + len, sizeof(text) - len, ",%u:*",
+			    1 + (uint32_t)(rand() % f->m.n));
+		assert_int_equal(imap_seqset_parse(text, &set), 0);
+		assert_int_equal(imap_seqset_parse(text, &seqs), 0);
+		imap_seqset_resolve(&set, f->m.n);
+		imap_seqset_resolve(&seqs, f->m.n);
+		assert_int_equal(imap_view_seqs_to_uids(&f->v, &set), 0);
+		for (seq = 1; seq <= f->m.n; seq++)
+			assert_int_equal(imap_seqset_has(&set,
+			    f->m.uid[seq - 1]), imap_seqset_has(&seqs, seq));
+		/* and no UID outside the view */
+		for (k = 0; k < set.n; k++)
+			for (i = set.r[k].lo; i <= set.r[k].hi; i++)
+				assert_int_not_equal(imap_view_seq(&f->v, i), 0);
+		imap_seqset_free(&set);
+		imap_seqset_free(&seqs);
+	}
+}
+
 int
 main(void)
 {
@@ -237,6 +286,8 @@ main(void)
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_a_big_mailbox_is_small,
 		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_seqs_to_uids, setup,
+		    teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

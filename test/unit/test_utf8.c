@@ -45,6 +45,39 @@ test_mutf7(void **state)
 	    sizeof(small)), -1);
 }
 
+/* Stored names back to UTF-8: the same pairs, and broken runs refused. */
+static void
+test_mutf7_to_utf8(void **state)
+{
+	static const char *const pairs[][2] = {
+		{ "INBOX/Sent", "INBOX/Sent" },
+		{ "Entw\xc3\xbcrfe", "Entw&APw-rfe" },
+		{ "R&D", "R&-D" },
+		{ "~peter/mail/\xe5\x8f\xb0\xe5\x8c\x97/\xe6\x97\xa5"
+		    "\xe6\x9c\xac\xe8\xaa\x9e", "~peter/mail/&U,BTFw-/&ZeVnLIqe-" },
+		{ "\xf0\x9f\x98\x80", "&2D3eAA-" },
+		{ "a\tb", "a&AAk-b" },
+	};
+	static const char *const bad[] = {
+		"&APw", "&-&", "&A-", "&APx-", "&2D0-", "&3gA-", "&2D3YPQ-",
+		"a\xc3\xbc", "&AP!-",
+	};
+	char	 out[64], small[4];
+	size_t	 i;
+
+	(void)state;
+	for (i = 0; i < sizeof(pairs) / sizeof(*pairs); i++) {
+		assert_int_equal(mutf7_to_utf8(pairs[i][1], out, sizeof(out)),
+		    0);
+		assert_string_equal(out, pairs[i][0]);
+	}
+	for (i = 0; i < sizeof(bad) / sizeof(*bad); i++)
+		assert_int_equal(mutf7_to_utf8(bad[i], out, sizeof(out)), -1);
+	assert_int_equal(mutf7_to_utf8("Entw&APw-rfe", small, sizeof(small)),
+	    -1);
+	assert_int_equal(mutf7_to_utf8("abc", small, sizeof(small)), 0);
+}
+
 static void
 test_utf8_len(void **state)
 {
@@ -62,6 +95,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_mutf7),
+		cmocka_unit_test(test_mutf7_to_utf8),
 		cmocka_unit_test(test_utf8_len),
 	};
 

@@ -1,0 +1,338 @@
+/*
+ * store_fts.c — SEARCH's full-text index in SQLite FTS5 (schema_v19):
+ * the rows imap_search_index.c writes and the blobs a string may be in.
+ *
+ * The table is contentless and keeps no positions (detail=none): a
+ * trigram index of case-folded text costs about what the message costs
+ * compressed, where positions would cost six times that.  Without
+ * positions FTS5 cannot match a phrase, so a string is asked as the AND
+ * of its trigrams: every blob that holds the string is named, and some
+ * that hold its trigrams elsewhere too; the caller reads them all.
+ *
+ * Rows are never deleted when their blob goes: a blob's id is never
+ * given again (AUTOINCREMENT), so a row of a gone blob names no
+ * message, and `mailrepd index rebuild` drops them.  (Deleting a row of
+ * a contentless table needs its exact text again, which SQLite 3.40 has
+ * no other way around; reading each expunged message once more to
+ * delete it would cost more than the rows do.)
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "store_internal.h"
+
+#define KIND_BITS	4	/* a row is blob id << KIND_BITS | kind */
+
+void
+store_fts_disable(struct store *st)
+{
+	st->fts_off = 1;
+}
+
+int
+store_fts_enabled(const struct store *st)
+{
+	return !st->fts_off;
+}
+
+/* Reads the fts_state row with statement s (S_FTS_STATE) into *out. */
+static enum store_err
+state_read(struct store *st, struct store_fts_state *out)
+{
+	sqlite3_stmt	*s;
+	enum store_err	 err;
+
+	memset(out, 0, sizeof(*out));
+	if ((s = stmt(st, S_FTS_STATE)) == NULL)
+		return STORE_IO;
+	if ((err = step_row(st, s, "fts state")) != STORE_OK)
+		return err;
+	out->generation = sqlite3_column_int64(s, 0);
+	out->version = (unsigned)sqlite3_column_int64(s, 1);
+	out->upto = sqlite3_column_int64(s, 2);
+	out->blobs = sqlite3_column_int64(s, 3);
+	sqlite3_reset(s);
+	return STORE_OK;
+}
+
+enum store_err
+store_fts_state(struct store *st, struct store_fts_state *out)
+{
+	return state_read(st, out);
+}
+
+/* One number a statement run once answers (with ?1 = arg), or -1. */
+static int64_t
+count_of(struct store *st, const char *sql, int64_t arg)
+{
+	sqlite3_stmt	*s;
+	int64_t		 v = -1;
+
+	if ((s = prepare(st, sql)) == NULL)
+		return -1;
+	if (sqlite3_bind_parameter_count(s) > 0)
+		sqlite3_bind_int64(s, 1, arg);
+	if (sqlite3_step(s) == SQLITE_ROW)
+		v = sqlite3_column_int64(s, 0);
+	sqlite3_finalize(s);
+	return v;
+}
+
+enum store_err
+store_fts_status(struct store *st, struct store_fts_state *out)
+{
+	enum store_err	 err;
+
+	store_read_begin(st);
+	if ((err = state_read(st, out)) == STORE_OK) {
+		out->stored = count_of(st, "SELECT count(*) FROM blob", 0);
+		out->pending = count_of(st, "SELECT count(*) FROM blob "
+		    "WHERE id > ?1", out->upto);
+		out->skipped = count_of(st, "SELECT count(*) FROM fts_skipped",
+		    0);
+		out->bytes = count_of(st, "SELECT coalesce(sum(length(block)), "
+		    "0) FROM fts_data", 0);
+	}
+	store_read_end(st);
+	return err;
+}
+
+enum store_err
+store_fts_reset(struct store *st, unsigned version)
+{
+	char		 sql[256];
+
+	(void)snprintf(sql, sizeof(sql), "INSERT INTO fts (fts) "
+	    "VALUES ('delete-all'); DELETE FROM fts_skipped; "
+	    "UPDATE fts_state SET generation = generation + 1, "
+	    "version = %u, upto = 0, blobs = 0;", version);
+	return db_exec(st, sql);
+}
+
+enum store_err
+store_fts_pending(struct store *st, int64_t after, struct store_fts_blob *out,
+    size_t max, size_t *n)
+{
+	sqlite3_stmt	*s;
+	int		 rc;
+
+	*n = 0;
+	if ((s = stmt(st, S_FTS_PENDING)) == NULL)
+		return STORE_IO;
+	sqlite3_bind_int64(s, 1, after);
+	sqlite3_bind_int64(s, 2, (int64_t)max);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW && *n < max) {
+		out[*n].id = sqlite3_column_int64(s, 0);
+		if (sqlite3_column_bytes(s, 1) != GUID_LEN)
+			continue;
+		memcpy(out[*n].guid, sqlite3_column_blob(s, 1), GUID_LEN);
+		(*n)++;
+	}
+	sqlite3_reset(s);
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? STORE_OK :
+	    db_error(st, rc, "fts pending");
+}
+
+enum store_err
+store_fts_begin(struct store *st)
+{
+	return op_begin(st);
+}
+
+enum store_err
+store_fts_add(struct store *st, int64_t blob_id, enum store_fts_kind kind,
+    const char *text, size_t len)
+{
+	sqlite3_stmt	*s;
+
+	if ((s = stmt(st, S_FTS_ADD)) == NULL)
+		return STORE_IO;
+	sqlite3_bind_int64(s, 1, blob_id);
+	sqlite3_bind_int(s, 2, (int)kind);
+	sqlite3_bind_text(s, 3, text, (int)len, SQLITE_STATIC);
+	return step_done(st, s, "fts add");
+}
+
+enum store_err
+store_fts_skip(struct store *st, int64_t blob_id)
+{
+	sqlite3_stmt	*s;
+
+	if ((s = stmt(st, S_FTS_SKIP)) == NULL)
+		return STORE_IO;
+	sqlite3_bind_int64(s, 1, blob_id);
+	return step_done(st, s, "fts skip");
+}
+
+enum store_err
+store_fts_end(struct store *st, int64_t upto, int64_t blobs,
+    enum store_err err)
+{
+	sqlite3_stmt	*s;
+
+	if (err == STORE_OK) {
+		if ((s = stmt(st, S_FTS_DONE)) == NULL)
+			err = STORE_IO;
+		else {
+			sqlite3_bind_int64(s, 1, upto);
+			sqlite3_bind_int64(s, 2, blobs);
+			err = step_done(st, s, "fts done");
+		}
+	}
+	return op_end(st, err);
+}
+
+/* The length of the UTF-8 character that starts with byte c. */
+static size_t
+utf8_len(unsigned char c)
+{
+	return c < 0xc0 ? 1 : c < 0xe0 ? 2 : c < 0xf0 ? 3 : 4;
+}
+
+/* The byte offset of character `nth` of str (len when past its end). */
+static size_t
+char_offset(const char *str, size_t len, size_t nth)
+{
+	size_t	 i = 0;
+
+	while (nth-- > 0 && i < len)
+		i += utf8_len((unsigned char)str[i]);
+	return i < len ? i : len;
+}
+
+/*
+ * The FTS5 query for str: the AND of its trigrams, each a quoted
+ * string; at most FTS_MAX_TRIGRAMS of them, spread over the string and
+ * taking its first and last.  Returns malloc'd text, or NULL (no memory,
+ * or fewer than 3 characters).
+ */
+static char *
+match_query(const char *str, size_t len)
+{
+	size_t	 nc = 0, i, k, t, ntri, pick, from, to, cap, o = 0;
+	char	*q;
+
+	for (i = 0; i < len; i += utf8_len((unsigned char)str[i]))
+		nc++;
+	if (nc < 3)
+		return NULL;
+	ntri = nc - 2 < FTS_MAX_TRIGRAMS ? nc - 2 : FTS_MAX_TRIGRAMS;
+	/* Each quoted trigram: 3 characters of 4 bytes, each maybe '""'. */
+	cap = ntri * (3 * 4 * 2 + 2 + 5) + 1;
+	if ((q = malloc(cap)) == NULL)
+		return NULL;
+	for (t = 0; t < ntri; t++) {
+		pick = ntri == 1 ? 0 : t * (nc - 3) / (ntri - 1);
+		from = char_offset(str, len, pick);
+		to = char_offset(str + from, len - from, 3) + from;
+		if (t > 0) {
+			memcpy(q + o, " AND ", 5);
+			o += 5;
+		}
+		q[o++] = '"';
+		for (k = from; k < to; k++) {
+			if (str[k] == '"')
+				q[o++] = '"';
+			q[o++] = str[k];
+		}
+		q[o++] = '"';
+	}
+	q[o] = '\0';
+	return q;
+}
+
+/* Appends the blob of index row `rowid` to ids when its kind is asked. */
+static void
+match_row(int64_t rowid, unsigned kinds, int64_t *ids, size_t *n)
+{
+	int64_t	 blob = rowid >> KIND_BITS;
+
+	if ((kinds & 1u << (rowid & ((1 << KIND_BITS) - 1))) != 0 &&
+	    (*n == 0 || ids[*n - 1] != blob))
+		ids[(*n)++] = blob;
+}
+
+enum store_err
+store_fts_match(struct store *st, int64_t generation, unsigned kinds,
+    const char *str, size_t len, int64_t *pos, int64_t *ids, size_t max,
+    size_t *n, int *done)
+{
+	struct store_fts_state	 state;
+	sqlite3_stmt		*s;
+	enum store_err		 err;
+	char			*q;
+	int			 rc = SQLITE_DONE, mine;
+	size_t			 rows = 0;
+
+	*n = 0;
+	if ((q = match_query(str, len)) == NULL)
+		return STORE_INVALID;
+	mine = !st->in_txn && !st->in_read;
+	store_read_begin(st);
+	if ((err = state_read(st, &state)) == STORE_OK &&
+	    state.generation != generation)
+		err = STORE_NOTFOUND;
+	if (err == STORE_OK && (s = stmt(st, S_FTS_MATCH)) == NULL)
+		err = STORE_IO;
+	if (err == STORE_OK) {
+		sqlite3_bind_text(s, 1, q, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(s, 2, *pos);
+		sqlite3_bind_int64(s, 3, (int64_t)max);
+		while (rows < max && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+			rows++;
+			*pos = sqlite3_column_int64(s, 0);
+			match_row(*pos, kinds, ids, n);
+		}
+		sqlite3_reset(s);
+		if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+			err = db_error(st, rc, "fts match");
+		*done = err == STORE_OK && rows < max;
+	}
+	if (mine)
+		store_read_end(st);
+	free(q);
+	return err;
+}
+
+enum store_err
+store_fts_skipped(struct store *st, int64_t after, int64_t *ids, size_t max,
+    size_t *n)
+{
+	sqlite3_stmt	*s;
+	int		 rc;
+
+	*n = 0;
+	if ((s = stmt(st, S_FTS_SKIPPED)) == NULL)
+		return STORE_IO;
+	sqlite3_bind_int64(s, 1, after);
+	sqlite3_bind_int64(s, 2, (int64_t)max);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW && *n < max)
+		ids[(*n)++] = sqlite3_column_int64(s, 0);
+	sqlite3_reset(s);
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? STORE_OK :
+	    db_error(st, rc, "fts skipped");
+}
+
+enum store_err
+store_message_blobs(struct store *st, int64_t mailbox_id, uint32_t after,
+    uint32_t *uids, int64_t *blobs, size_t max, size_t *n)
+{
+	sqlite3_stmt	*s;
+	int		 rc;
+
+	*n = 0;
+	if ((s = stmt(st, S_MSG_BLOBS)) == NULL)
+		return STORE_IO;
+	sqlite3_bind_int64(s, 1, mailbox_id);
+	sqlite3_bind_int64(s, 2, after);
+	sqlite3_bind_int64(s, 3, (int64_t)max);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW && *n < max) {
+		uids[*n] = (uint32_t)sqlite3_column_int64(s, 0);
+		blobs[(*n)++] = sqlite3_column_int64(s, 1);
+	}
+	sqlite3_reset(s);
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? STORE_OK :
+	    db_error(st, rc, "message blobs");
+}

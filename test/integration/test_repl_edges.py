@@ -1,0 +1,243 @@
+"""The edges of replication where mail could be lost or moved for no
+reason, each driven on purpose by a scripted peer (repl_peer.py):
+
+- a master's records about users, mailboxes and messages the replica
+  does not have (a user deleted twice, a rename or delete of a mailbox
+  it never had, a subscription or mailbox of an unknown user, flags
+  and an expunge of a uid it never held) change nothing there, are
+  acknowledged, and the stream goes on (the mass-delete guard once
+  refused every batch with a user.del of a user the replica lacks, so
+  replication stopped for good); the expunged uid is never handed to
+  another message there;
+- a replica's RELOCATE of a uid past the UID space, of a message the
+  master no longer holds at that uid, or of the same message twice
+  moves nothing twice and loses nothing on the master; a relay (a
+  replica with replicas of its own) moves and expunges nothing they ask;
+- a replica's PUSH of the very message the master holds at that uid
+  (the same bytes) is no conflict: nothing is renumbered or doubled;
+- a reconciliation compares a mailbox in chunks that the frame cuts
+  (messages with kilobytes of keywords) without skipping or doubling a
+  message at a cut.
+"""
+import os
+import struct
+
+from conftest import DOMAIN, HOST, free_port, run
+from repl_peer import (EXPUNGED, PUSH, PUSH_DATA, RELOCATE, ScriptedMaster,
+                       ScriptedReplica, messages, wait_log, wait_messages)
+from test_hostile_peer import inbox_guids, push
+from test_reconcile import deliver_many, inbox_subjects, wait_purged
+from test_replica_apply import body, guid, query
+from test_replication import (SECRET, SYNC_DEADLINE,  # noqa: F401
+                              cluster, lmtp_one, message, secret, status,
+                              wait_same)
+
+
+def state(data):
+    """Everything a record about something absent could wrongly change:
+    users, mailboxes, subscriptions, messages, quarantine."""
+    return (query(data, "SELECT name FROM user ORDER BY name"),
+            query(data, "SELECT hex(uniqueid), name, uidvalidity FROM "
+                  "mailbox ORDER BY name"),
+            query(data, "SELECT name FROM subscription ORDER BY name"),
+            messages(data),
+            query(data, "SELECT count(*) FROM quarantine"))
+
+
+def test_records_for_what_the_replica_lacks(server, secret):
+    port = free_port()
+    m = ScriptedMaster(port, SECRET)
+    try:
+        rep = server(users=(), args=[
+            "--replicate-from", "%s:%d" % (HOST, port),
+            "--repl-secret-file", secret, "--name", "r0"])
+        m.start(m.accept())
+        inbox = os.urandom(16)
+        one = body(b"one")
+        m.batch(("user.add", dict(user="alice", value="x")),
+                ("mailbox.create", dict(user="alice", mailbox=inbox,
+                                        name="INBOX", uid=7, flags=1)),
+                ("message.append", dict(mailbox=inbox, uid=1, body=one)))
+        before = state(rep.data)
+        nowhere = os.urandom(16)
+        m.batch(("user.del", dict(user="ghost", reason="operator")),
+                ("mailbox.rename", dict(mailbox=nowhere, name="Elsewhere")),
+                ("mailbox.delete", dict(mailbox=nowhere, name="Gone")),
+                ("user.subscribe", dict(user="ghost", name="News",
+                                        flags=1)),
+                ("mailbox.create", dict(user="ghost", mailbox=nowhere,
+                                        name="INBOX", uid=9, flags=1)),
+                ("message.flags", dict(mailbox=inbox, uid=5,
+                                       guid=guid(b"x"), flags=1)),
+                ("message.expunge", dict(mailbox=inbox, uid=6,
+                                         guid=guid(b"y"))))
+        assert state(rep.data) == before
+        # The master's message that left uid 6 took it: no message of
+        # the replica's own numbering may ever get it.
+        assert query(rep.data, "SELECT uidnext FROM mailbox") == [(7,)]
+        # The stream goes on from there.
+        two = body(b"two")
+        m.batch(("message.append", dict(mailbox=inbox, uid=7, body=two)))
+        assert messages(rep.data) == [(1, guid(one).hex().upper()),
+                                      (7, guid(two).hex().upper())]
+        assert rep.running()
+    finally:
+        m.tls.close()
+
+
+def relocate(box, uid, g, above):
+    return box + struct.pack(">I", uid) + g + struct.pack(">I", above)
+
+
+def test_relocate_moves_nothing_twice_and_loses_nothing(cluster):
+    master, _ = cluster(0)
+    for tag in ("first", "second"):
+        assert lmtp_one(master.port, "alice@example.com",
+                        message(tag))[0].startswith("250")
+    (box, g1), (_, g2) = inbox_guids(master.data)
+    before = messages(master.data)
+    r = ScriptedReplica(SECRET, master.repl_port).reconciling()
+    try:
+        # A uid past the UID space: refused, nothing moves.
+        since = len(master.log_text())
+        r.tls.send_frame(RELOCATE, relocate(box, 0xFFFFFFFF, g1, 10))
+        wait_log(master, "sync.relocate", since)
+        # uid 2 holds another message than the one named: it stays.
+        since = len(master.log_text())
+        r.tls.send_frame(RELOCATE, relocate(box, 2, g1, 10))
+        # uid 1, the message named: it moves above the replica's 10.
+        r.tls.send_frame(RELOCATE, relocate(box, 1, g1, 10))
+        wait_log(master, "new_uid=10", since)
+        moved = wait_messages(master.data, lambda x: [u for u, _ in x] ==
+                              [2, 10])
+        assert sorted(g for _, g in moved) == sorted(g for _, g in before)
+        # The same request again (a reconnect, a second replica): the
+        # message moved already and moves no further.
+        r.tls.send_frame(RELOCATE, relocate(box, 1, g1, 20))
+        r.tls.send_frame(RELOCATE, relocate(box, 2, g2, 10))
+        wait_messages(master.data, lambda x: [u for u, _ in x] == [10, 11])
+    finally:
+        r.close()
+    assert master.running()
+    got = messages(master.data)
+    assert sorted(g for _, g in got) == sorted(g for _, g in before)
+    assert [u for u, _ in got] == [10, 11]
+
+
+def test_a_pushed_copy_of_the_same_message_is_no_conflict(cluster):
+    master, _ = cluster(0)
+    mine = message("mine")
+    assert lmtp_one(master.port, "alice@example.com",
+                    mine)[0].startswith("250")
+    (box, g), = inbox_guids(master.data)
+    before = messages(master.data)
+    c = master.imap("alice")
+    c.select("INBOX", readonly=True)
+    typ, data = c.uid("FETCH", "1", "(BODY.PEEK[])")
+    c.logout()
+    raw = data[0][1]
+    assert guid(raw) == g
+    r = ScriptedReplica(SECRET, master.repl_port).reconciling()
+    try:
+        since = len(master.log_text())
+        r.tls.send_frame(PUSH, push(box, 1, raw, guid=g))
+        r.tls.send_frame(PUSH_DATA, raw)
+        text = wait_log(master, "sync.renumber", since)
+        assert "uid=1" in text, text
+    finally:
+        r.close()
+    assert messages(master.data) == before
+    assert master.running()
+
+
+# Keywords of about 3.6 KiB on a message (config.h STORE_MAX_KEYWORDS is
+# 4 KiB): an INV_MSGS frame (config.h SYNC_MAX_FRAME, 33 KiB) holds about
+# nine such messages, far fewer than SYNC_RECON_CHUNK.
+BIG_KEYWORDS = ["kw%02d_%s" % (i, "x" * 56) for i in range(60)]
+
+
+def test_reconciliation_compares_chunks_that_fill_a_frame(cluster):
+    """A mailbox whose messages carry keywords of kilobytes is compared
+    in chunks cut by the frame, not by the count: every message on
+    either side of each cut is compared once, the one message only the
+    replica has reaches the master, the flags the master changed while
+    apart reach the replica, and both stores end the same."""
+    master, _ = cluster(0)
+    master.args += ["--repl-log-retention", "0"]
+    master.stop()
+    master.start()
+    deliver_many(master.port, "alice@" + DOMAIN, 30, "big")
+    c = master.imap("alice")
+    c.select("INBOX")
+    assert c.uid("STORE", "1:*", "+FLAGS",
+                  "(%s)" % " ".join(BIG_KEYWORDS))[0] == "OK"
+    c.logout()
+    rep = cluster.replica(master, 0)
+    wait_same(master, rep)
+    applied = status(rep.data)["master"]["applied"]
+    rep.stop()
+    local = rep.__class__(rep.tmp, rep.data, [])
+    local.start()
+    assert lmtp_one(local.port, "alice@" + DOMAIN,
+                    message("replica-only"))[0].startswith("250")
+    local.stop()
+    c = master.imap("alice")
+    c.select("INBOX")
+    assert c.uid("STORE", "9,18,27", "+FLAGS", "(\\Flagged)")[0] == "OK"
+    c.logout()
+    wait_purged(master, applied)
+    since = len(master.log_text())
+    rep.start()
+    wait_log(master, "sync.reconcile.done", since, deadline=SYNC_DEADLINE)
+    wait_same(master, rep)
+    got = inbox_subjects(master)
+    assert got == inbox_subjects(rep)
+    assert sorted(s for _, s in got) == sorted(
+        ["big%d" % i for i in range(30)] + ["replica-only"]), got
+    assert got[-1] == (32, "replica-only"), got[-3:]
+    for node in (master, rep):
+        check = run("check", "--data", node.data)
+        assert check.returncode == 0, check.stdout + check.stderr
+
+
+def test_a_relay_moves_and_expunges_nothing_its_replicas_ask(cluster):
+    """A replica that relays its master's log to replicas of its own
+    (both --replicate-from and --repl-listen) numbers nothing: a
+    RELOCATE or EXPUNGED from below is logged and left to the master,
+    so the relay never diverges from it; the mail stays everywhere."""
+    master, _ = cluster(0)
+    assert lmtp_one(master.port, "alice@" + DOMAIN,
+                    message("relayed"))[0].startswith("250")
+    port = free_port()
+    relay = cluster.replica(master, 0, ["--repl-listen",
+                                        "%s:%d" % (HOST, port)])
+    wait_same(master, relay)
+    (box, g), = inbox_guids(relay.data)
+    before = messages(relay.data)
+    r = ScriptedReplica(SECRET, port).reconciling()
+    try:
+        since = len(relay.log_text())
+        r.tls.send_frame(RELOCATE, relocate(box, 1, g, 50))
+        wait_log(relay, "its master must move it", since)
+        r.tls.send_frame(EXPUNGED, box + struct.pack(">I", 1) + g + b"\0")
+        wait_log(relay, "its master must expunge it", since)
+        # A mailbox the master has not: nothing to expunge anywhere.
+        since = len(master.log_text())
+        m = ScriptedReplica(SECRET, master.repl_port,
+                            name="other").reconciling()
+        try:
+            m.tls.send_frame(EXPUNGED, os.urandom(16) +
+                             struct.pack(">I", 1) + g + b"\0")
+            m.tls.send_frame(EXPUNGED, box + struct.pack(">I", 1) + g +
+                             b"\x09")
+            wait_log(master, "bad EXPUNGED", since)
+        finally:
+            m.close()
+    finally:
+        r.close()
+    assert messages(relay.data) == before
+    assert messages(master.data) == before
+    assert relay.running() and master.running()
+    assert lmtp_one(master.port, "alice@" + DOMAIN,
+                    message("after"))[0].startswith("250")
+    wait_same(master, relay)

@@ -1,0 +1,435 @@
+/*
+ * test_store_faults.c — SQLite's allocations failing at every N while a
+ * replica applies a batch and while a master renumbers, the way SQLite
+ * tests itself: each run either keeps all of its work or none of it,
+ * the store passes its check, and the same work then succeeds.
+ *
+ * Each run starts from a copy of one prepared store, so the statements
+ * are prepared inside the run and their failures are reached too.  Runs
+ * go every N up to FAULT_RUNS; MAILREPD_FAULTS_LONG=1 runs every N.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+
+#include "crypto.h"
+#include "mime.h"
+#include "store.h"
+
+#define FAULT_RUNS	60	/* runs per scenario unless long */
+
+static sqlite3_mem_methods	 real;
+static long			 countdown = -1;	/* fail at 0 */
+static long			 counted;		/* since armed */
+
+static void *
+fault_malloc(int n)
+{
+	counted++;
+	if (countdown >= 0 && countdown-- == 0)
+		return NULL;
+	return real.xMalloc(n);
+}
+
+static void *
+fault_realloc(void *p, int n)
+{
+	counted++;
+	if (countdown >= 0 && countdown-- == 0)
+		return NULL;
+	return real.xRealloc(p, n);
+}
+
+/* Fails SQLite's allocation number n from now (counting from 0), once. */
+static void
+arm(long n)
+{
+	counted = 0;
+	countdown = n;
+}
+
+static void
+disarm(void)
+{
+	countdown = -1;
+}
+
+static const uint8_t BOX[MAILBOX_ID_LEN] = "box-of-the-test";
+static const char BODY1[] = "Subject: one\r\n\r\nthe first\r\n";
+static const char BODY2[] = "Subject: two\r\n\r\nthe second\r\n";
+static const char BODYX[] = "Subject: other\r\n\r\nanother at two\r\n";
+
+/* A body as the replica hands it to the store, parsed once. */
+static struct store_blob_in
+blob(const char *text)
+{
+	static struct mime_result	 parsed[3];
+	static const char		*of[3];
+	struct store_blob_in		 b;
+	size_t				 i;
+
+	for (i = 0; i < 3 && of[i] != NULL && of[i] != text; i++)
+		;
+	assert_true(i < 3);
+	if (of[i] == NULL) {
+		assert_int_equal(mime_parse_buffer(text, strlen(text),
+		    &parsed[i]), 0);
+		of[i] = text;
+	}
+	memset(&b, 0, sizeof(b));
+	b.fd = -1;
+	b.mem = (const uint8_t *)text;
+	b.size = strlen(text);
+	b.mime = &parsed[i];
+	crypto_sha256(text, b.size, b.guid);
+	return b;
+}
+
+/* One integer a query on the store's file gives (its own connection). */
+static long
+query(const char *dir, const char *sql)
+{
+	sqlite3		*db;
+	sqlite3_stmt	*s;
+	char		 path[128];
+	long		 v = -1;
+
+	snprintf(path, sizeof(path), "%s/mailrepd.db", dir);
+	assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY,
+	    NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &s, NULL),
+	    SQLITE_OK);
+	if (sqlite3_step(s) == SQLITE_ROW)
+		v = sqlite3_column_int64(s, 0);
+	sqlite3_finalize(s);
+	sqlite3_close(db);
+	return v;
+}
+
+static void
+report(void *arg, const char *problem)
+{
+	(void)arg;
+	fprintf(stderr, "check: %s\n", problem);
+}
+
+/* The store in dir passes its check. */
+static void
+check_clean(const char *dir)
+{
+	struct store	*st;
+	uint64_t	 blobs = 0, problems = 0;
+
+	assert_int_equal(store_open(dir, &st), STORE_OK);
+	assert_int_equal(store_check(st, report, NULL, &blobs, &problems),
+	    STORE_OK);
+	assert_int_equal(problems, 0);
+	store_close(st);
+}
+
+/* A fresh directory holding a copy of template's store. */
+static void
+copy_store(const char *template, char dir[64])
+{
+	char	 cmd[256];
+
+	strcpy(dir, "/dev/shm/mailrepd-faults-XXXXXX");
+	assert_non_null(mkdtemp(dir));
+	snprintf(cmd, sizeof(cmd), "cp %s/mailrepd.db %s/", template, dir);
+	assert_int_equal(system(cmd), 0);
+}
+
+static void
+remove_store(const char *dir)
+{
+	char	 cmd[128];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	assert_int_equal(system(cmd), 0);
+}
+
+/*
+ * A scenario: prepare(dir) makes the template once; run(st) does the
+ * work on an open copy (STORE_OK when all of it is kept), done(dir) and
+ * untouched(dir) say whether the copy holds all of it or none.
+ */
+struct scenario {
+	void		(*prepare)(struct store *);
+	enum store_err	(*run)(struct store *);
+	int		(*done)(const char *dir);
+	int		(*untouched)(const char *dir);
+};
+
+/*
+ * Runs sc with allocation n failing (none when n < 0); 1 when nothing
+ * failed; *total (when not NULL) is the number of allocations made.
+ */
+static int
+run_once(const struct scenario *sc, const char *template, long n,
+    long *total)
+{
+	struct store	*st;
+	enum store_err	 err;
+	char		 dir[64];
+	int		 clean;
+
+	copy_store(template, dir);
+	assert_int_equal(store_open(dir, &st), STORE_OK);
+	arm(n);
+	err = sc->run(st);
+	if (err == STORE_OK)
+		err = store_commit(st);
+	else
+		store_rollback(st);
+	clean = n < 0 || countdown >= 0;	/* n never reached */
+	if (total != NULL)
+		*total = counted;
+	disarm();
+	store_close(st);
+	if (err == STORE_OK)
+		assert_true(sc->done(dir));
+	else {
+		assert_false(clean);
+
+		assert_true(sc->untouched(dir));
+	}
+	check_clean(dir);
+	/* The same work on the store as the failure left it succeeds. */
+	if (err != STORE_OK) {
+		assert_int_equal(store_open(dir, &st), STORE_OK);
+		assert_int_equal(sc->run(st), STORE_OK);
+		assert_int_equal(store_commit(st), STORE_OK);
+		store_close(st);
+		assert_true(sc->done(dir));
+	}
+	remove_store(dir);
+	return clean;
+}
+
+static void
+fault_loop(const struct scenario *sc)
+{
+	struct store	*st;
+	char		 template[64];
+	long		 total = 0, n, step;
+	const char	*env = getenv("MAILREPD_FAULTS_LONG");
+
+	strcpy(template, "/dev/shm/mailrepd-template-XXXXXX");
+	assert_non_null(mkdtemp(template));
+	assert_int_equal(store_open(template, &st), STORE_OK);
+	sc->prepare(st);
+	assert_int_equal(store_commit(st), STORE_OK);
+	store_close(st);
+	/* A clean run counts the allocations. */
+	assert_true(run_once(sc, template, -1, &total));
+	step = env != NULL && strcmp(env, "1") == 0 ? 1 :
+	    total / FAULT_RUNS + 1;
+	for (n = 0; n < total; n += step)
+		(void)run_once(sc, template, n, NULL);
+	remove_store(template);
+}
+
+/* --- a replica's batch ------------------------------------------------ */
+
+static void
+replica_prepare(struct store *st)
+{
+	(void)st;
+}
+
+static enum store_err
+replica_batch(struct store *st)
+{
+	struct store_blob_in	 b1 = blob(BODY1), b2 = blob(BODY2);
+	struct store_blob_in	 bx = blob(BODYX);
+	struct store_conflict	 k;
+	enum store_apply	 what;
+	enum store_err		 err;
+	uint8_t			 local[GUID_LEN], gone[GUID_LEN];
+	uint8_t			 id[NODE_ID_LEN], epoch[EPOCH_LEN];
+	uint8_t			 hash[LOG_HASH_LEN];
+
+	memset(gone, 7, sizeof(gone));
+	memset(id, 1, sizeof(id));
+	memset(epoch, 2, sizeof(epoch));
+	memset(hash, 3, sizeof(hash));
+	if ((err = store_batch_begin(st)) != STORE_OK)
+		return err;
+	if ((err = store_apply_user_add(st, "bob", "$h", &what)) ==
+	    STORE_OK)
+		err = store_apply_mailbox_create(st, "bob", BOX, "INBOX", 7,
+		    "", 1, &what);
+	if (err == STORE_OK)
+		err = store_apply_append(st, BOX, 1, b1.guid, 0, NULL,
+		    1700000000, 0, &b1, &what, local);
+	if (err == STORE_OK)
+		err = store_apply_append(st, BOX, 2, b2.guid, FLAG_SEEN, "kw",
+		    1700000000, 0, &b2, &what, local);
+	/* Sent again without its body, other flags: they merge. */
+	if (err == STORE_OK)
+		err = store_apply_append(st, BOX, 1, b1.guid, FLAG_FLAGGED,
+		    NULL, 1700000000, 0, NULL, &what, local);
+	if (err == STORE_OK)
+		err = store_apply_flags(st, BOX, 2, b2.guid, FLAG_SEEN, NULL,
+		    &what, local);
+	/* Another message at uid 2: a conflict, recorded. */
+	if (err == STORE_OK)
+		err = store_apply_append(st, BOX, 2, bx.guid, 0, NULL,
+		    1700000000, 0, &bx, &what, local);
+	if (err == STORE_OK) {
+		assert_int_equal(what, APPLY_CONFLICT);
+		memset(&k, 0, sizeof(k));
+		snprintf(k.user, sizeof(k.user), "bob");
+		snprintf(k.mailbox_name, sizeof(k.mailbox_name), "INBOX");
+		memcpy(k.mailbox, BOX, MAILBOX_ID_LEN);
+		k.uid = 2;
+		memcpy(k.local_guid, local, GUID_LEN);
+		memcpy(k.master_guid, bx.guid, GUID_LEN);
+		snprintf(k.op, sizeof(k.op), "message.append");
+		k.master_seq = 7;
+		err = store_conflict_add(st, &k);
+	}
+	if (err == STORE_OK)
+		err = store_apply_expunge(st, BOX, 1, b1.guid, &what, local);
+	/* An expunge of a uid never here: the uid is taken all the same. */
+	if (err == STORE_OK)
+		err = store_apply_expunge(st, BOX, 5, gone, &what, local);
+	if (err == STORE_OK)
+		err = store_apply_mailbox_rename(st, BOX, "Kept", 1700000001,
+		    &what);
+	if (err == STORE_OK)
+		err = store_apply_subscribe(st, "bob", "News", 1, &what);
+	if (err == STORE_OK)
+		err = store_node_applied(st, id, epoch, 9, hash);
+	return store_batch_end(st, err);
+}
+
+static int
+replica_done(const char *dir)
+{
+	return query(dir, "SELECT count(*) FROM user WHERE name = 'bob'") ==
+	    1 && query(dir, "SELECT count(*) FROM mailbox WHERE name = "
+	    "'Kept' AND uidnext = 6") == 1 &&
+	    query(dir, "SELECT count(*) FROM message WHERE uid = 2 AND "
+	    "flags = 1") == 1 &&
+	    query(dir, "SELECT count(*) FROM message") == 1 &&
+	    query(dir, "SELECT count(*) FROM conflict") == 1 &&
+	    query(dir, "SELECT count(*) FROM quarantine WHERE uid = 1") ==
+	    1 && query(dir, "SELECT count(*) FROM subscription WHERE name "
+	    "= 'News'") == 1 && query(dir, "SELECT applied FROM node") == 9;
+}
+
+static int
+replica_untouched(const char *dir)
+{
+	return query(dir, "SELECT count(*) FROM user") == 0 &&
+	    query(dir, "SELECT count(*) FROM mailbox") == 0 &&
+	    query(dir, "SELECT count(*) FROM message") == 0 &&
+	    query(dir, "SELECT count(*) FROM conflict") == 0 &&
+	    query(dir, "SELECT count(*) FROM quarantine") == 0 &&
+	    query(dir, "SELECT coalesce(applied, 0) FROM node") == 0;
+}
+
+static void
+test_replica_batch_under_alloc_faults(void **state)
+{
+	static const struct scenario sc = { replica_prepare, replica_batch,
+	    replica_done, replica_untouched };
+
+	(void)state;
+	fault_loop(&sc);
+}
+
+/* --- a master renumbering a replica's copy ------------------------------ */
+
+static void
+master_prepare(struct store *st)
+{
+	struct store_blob_in	 b1 = blob(BODY1), b2 = blob(BODY2);
+	enum store_apply	 what;
+	uint8_t			 local[GUID_LEN];
+
+	assert_int_equal(store_apply_user_add(st, "bob", "$h", &what),
+	    STORE_OK);
+	assert_int_equal(store_apply_mailbox_create(st, "bob", BOX, "INBOX",
+	    7, "", 1, &what), STORE_OK);
+	assert_int_equal(store_apply_append(st, BOX, 1, b1.guid, 0, NULL,
+	    1700000000, 0, &b1, &what, local), STORE_OK);
+	assert_int_equal(store_apply_append(st, BOX, 2, b2.guid, 0, NULL,
+	    1700000000, 0, &b2, &what, local), STORE_OK);
+}
+
+/*
+ * The replica's copy of uid 1 is another message: both move above the
+ * replica's UIDNEXT (5); then the replica asks the master to move its
+ * uid 2 above 10 (a uid it used for another message).  One transaction.
+ */
+static enum store_err
+master_renumber(struct store *st)
+{
+	struct store_blob_in	 bx = blob(BODYX), b2 = blob(BODY2);
+	enum store_err		 err;
+	uint32_t		 new_uid, moved;
+
+	err = store_renumber(st, BOX, 1, bx.guid, FLAG_SEEN, "theirs",
+	    1700000000, &bx, 5, &new_uid);
+	if (err == STORE_OK)
+		err = store_relocate(st, BOX, 2, b2.guid, 10, &moved);
+	return err;
+}
+
+static int
+master_done(const char *dir)
+{
+	return query(dir, "SELECT count(*) FROM message") == 3 &&
+	    query(dir, "SELECT min(uid) FROM message") >= 5 &&
+	    query(dir, "SELECT max(uid) FROM message") >= 10 &&
+	    query(dir, "SELECT count(*) FROM renumbered") >= 3;
+}
+
+static int
+master_untouched(const char *dir)
+{
+	return query(dir, "SELECT count(*) FROM message") == 2 &&
+	    query(dir, "SELECT max(uid) FROM message") == 2 &&
+	    query(dir, "SELECT count(*) FROM renumbered") == 0 &&
+	    query(dir, "SELECT uidnext FROM mailbox") == 3;
+}
+
+static void
+test_renumbering_under_alloc_faults(void **state)
+{
+	static const struct scenario sc = { master_prepare, master_renumber,
+	    master_done, master_untouched };
+
+	(void)state;
+	fault_loop(&sc);
+}
+
+int
+main(void)
+{
+	static sqlite3_mem_methods	 faulty;
+	const struct CMUnitTest		 tests[] = {
+		cmocka_unit_test(test_replica_batch_under_alloc_faults),
+		cmocka_unit_test(test_renumbering_under_alloc_faults),
+	};
+
+	if (sqlite3_config(SQLITE_CONFIG_GETMALLOC, &real) != SQLITE_OK)
+		return 1;
+	faulty = real;
+	faulty.xMalloc = fault_malloc;
+	faulty.xRealloc = fault_realloc;
+	if (sqlite3_config(SQLITE_CONFIG_MALLOC, &faulty) != SQLITE_OK)
+		return 1;
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
