@@ -60,17 +60,10 @@ deliver(struct fixture *f, const char *mailbox, const char *body, size_t len,
 	struct store_blob_in	 blob;
 	struct store_target	 t = { .user = "alice", .mailbox = mailbox,
 				    .internaldate = 1700000000 };
-	size_t			 off = 0, n;
 	enum store_err		 err;
 
 	assert_non_null(sp);
-	while (off < len) {
-		const char *lf = memchr(body + off, '\n', len - off);
-
-		n = lf ? (size_t)(lf - (body + off)) + 1 : len - off;
-		spool_add_line(sp, body + off, n);
-		off += n;
-	}
+	spool_add_bytes(sp, body, len);
 	assert_int_equal(spool_finish(sp, &blob), 0);
 	err = store_deliver(f->st, &blob, &t, 1);
 	spool_free(sp);
