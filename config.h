@@ -216,7 +216,6 @@
 #define AUTH_FAIL_FORGET	900	/* seconds until an address's failures fade */
 #define AUTH_FAIL_ADDRESSES	1024	/* client addresses remembered for delays */
 #define IMAP_MAX_USER_SESSIONS	128	/* IMAP sessions of one user */
-#define IMAP_APPEND_LINE	(64 * 1024) /* APPEND bytes parsed as one line */
 #define IMAP_MAX_BAD_COMMANDS	20	/* BAD replies before BYE */
 #define IMAP_MAX_PRELOGIN_COMMANDS 32	/* commands before login, then BYE */
 /*
@@ -297,7 +296,6 @@
 #define SYNC_BATCH_MEM		(4 * 1024 * 1024)
 #define SYNC_BATCH_FILES	64
 #define SYNC_WINDOW		4	/* batches sent ahead of the replica's ACK */
-#define SYNC_LINE_MAX		(64 * 1024) /* body bytes fed to MIME as one line */
 #define SYNC_SECRET_MAX		1024	/* bytes in the secret file's line */
 #define SYNC_SECRET_MIN		16	/* shortest secret accepted */
 #define SYNC_RECONNECT_MIN	1	/* seconds before the first reconnect */

@@ -1,10 +1,12 @@
 /*
  * imap_append.c — APPEND (RFC 3501 6.3.11), with MULTIAPPEND (RFC 3502:
  * several messages in one command, appended all or none), UIDPLUS's
- * APPENDUID, and CATENATE's messages made of parts (imap_catenate.c).  A message literal is streamed into a spool as it arrives
- * (never held whole: imap_append_begin() takes the command over when
- * framing stops at its literal); a literal that arrived whole with the
- * command (a small LITERAL+ one) is fed to a spool from the argument.
+ * APPENDUID, and CATENATE's messages made of parts (imap_catenate.c).
+ * A message literal is streamed into a spool as it arrives, in whatever
+ * pieces the reads cut it (never held whole: imap_append_begin() takes
+ * the command over when framing stops at its literal); a literal that
+ * arrived whole with the command (a small LITERAL+ one) is fed to a
+ * spool from the argument.
  * Every message waits in its spool until the line ends; then all are
  * appended in one store step.
  */
@@ -204,20 +206,6 @@ message_literal(const struct imap_arg *args, size_t nargs, size_t i,
 	return &l->list[0];
 }
 
-/* Feeds n bytes of the last message to its spool, line by line. */
-static void
-append_feed(struct imap_append *ap, const char *data, size_t n)
-{
-	const char	*lf;
-	size_t		 off, len;
-
-	for (off = 0; off < n; off += len) {
-		lf = memchr(data + off, '\n', n - off);
-		len = lf ? (size_t)(lf - data) + 1 - off : n - off;
-		spool_add_line(ap->msgs[ap->n - 1].spool, data + off, len);
-	}
-}
-
 /*
  * Takes an APPEND's arguments: the mailbox, then per message an
  * optional flag list, an optional date-time and its literal (or
@@ -261,7 +249,7 @@ append_parse(struct session *s, struct imap_append *ap,
 		if (!utf8_item_allowed(s, skip) || append_add_literal(s, ap, args + from, i - from,
 		    lit->len) < 0)
 			return -1;
-		append_feed(ap, lit->str, lit->len);
+		spool_add_bytes(ap->msgs[ap->n - 1].spool, lit->str, lit->len);
 		i += skip;
 		from = i + 1;
 	}
@@ -376,38 +364,26 @@ imap_append_begin(struct session *s, uint64_t size)
 }
 
 /*
- * Feeds the buffered part of the message literal to the spool, line by
- * line for the MIME pre-parser.  A line longer than IMAP_APPEND_LINE is
- * fed in pieces, so that the input buffer never has to hold it whole.
+ * Feeds the buffered part of the message literal to the spool as it
+ * is: the spool takes bytes cut anywhere, so nothing of the literal
+ * waits in the input buffer.
  */
 int
 imap_input_append(struct session *s)
 {
 	struct imap_private	*p = imap_of(s)->priv;
 	struct imap_append	*ap = p->append;
-	const char		*data = buf_ptr(&s->in), *lf;
-	size_t			 avail = buf_used(&s->in), off = 0, n;
+	size_t			 n = buf_used(&s->in);
 
-	if (avail > ap->left)
-		avail = (size_t)ap->left;
-	while (off < avail) {
-		lf = memchr(data + off, '\n', avail - off);
-		if (lf != NULL)
-			n = lf - (data + off) + 1;
-		else if (avail == ap->left || avail - off >= IMAP_APPEND_LINE)
-			n = avail - off;
-		else
-			break;
-		if (!ap->dropping)
-			spool_add_line(ap->msgs[ap->n - 1].spool, data + off,
-			    n);
-		off += n;
-	}
-	buf_consume(&s->in, off);
-	ap->left -= off;
+	if (n > ap->left)
+		n = (size_t)ap->left;
+	if (!ap->dropping)
+		spool_add_bytes(ap->msgs[ap->n - 1].spool, buf_ptr(&s->in), n);
+	buf_consume(&s->in, n);
+	ap->left -= n;
 	if (ap->left == 0)
 		p->mode = IN_APPEND_END;
-	return off > 0;
+	return n > 0;
 }
 
 /*

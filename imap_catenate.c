@@ -8,9 +8,9 @@
  * "/mailbox[;UIDVALIDITY=n]/;UID=n[/;SECTION=s][/;PARTIAL=o[.l]]".  It
  * is looked up among the logged-in user's mailboxes only, so it cannot
  * reach anyone else's mail.  What it names is copied from the store into
- * the message's spool; the pieces are re-split into lines on the way, so
- * that the MIME pre-parse sees the message as one stream of lines
- * whatever the pieces' edges.
+ * the message's spool, which takes the pieces as they come: its MIME
+ * pre-parse sees the message as one stream of lines whatever the pieces'
+ * edges.
  */
 #include <ctype.h>
 #include <stdio.h>
@@ -35,45 +35,22 @@ struct imap_url {
 	uint64_t	 off, len;	/* PARTIAL=off.len (len 0: to the end) */
 };
 
-/* The message being put together: its spool and its last line so far. */
+/* The message being put together. */
 struct catenate {
 	struct session	*s;
 	struct spool	*spool;
-	char		*line;		/* IMAP_APPEND_LINE bytes */
-	size_t		 nline;
 	uint64_t	 max;		/* the message size limit */
 	int		 toobig;
 };
 
-/*
- * Adds n bytes to the message, passing each complete line to the spool
- * (a line past IMAP_APPEND_LINE goes in pieces, as a streamed APPEND's).
- */
+/* Adds n bytes to the message, unless they take it past the limit. */
 static void
 cat_add(struct catenate *c, const char *p, size_t n)
 {
-	const char	*lf;
-	size_t		 k;
-
-	if (spool_size(c->spool) + c->nline + n > c->max) {
+	if (spool_size(c->spool) + n > c->max)
 		c->toobig = 1;
-		return;
-	}
-	while (n > 0) {
-		lf = memchr(p, '\n', n);
-		k = lf != NULL ? (size_t)(lf - p) + 1 : n;
-		if (k > IMAP_APPEND_LINE - c->nline)
-			k = IMAP_APPEND_LINE - c->nline;
-		memcpy(c->line + c->nline, p, k);
-		c->nline += k;
-		p += k;
-		n -= k;
-		if (c->line[c->nline - 1] == '\n' ||
-		    c->nline == IMAP_APPEND_LINE) {
-			spool_add_line(c->spool, c->line, c->nline);
-			c->nline = 0;
-		}
-	}
+	else
+		spool_add_bytes(c->spool, p, n);
 }
 
 /* Decodes %XX escapes of s[0, n) into out (size bytes); -1 if bad. */
@@ -265,7 +242,7 @@ int
 imap_catenate(struct session *s, struct spool *spool,
     const struct imap_arg *list)
 {
-	struct catenate		 c = { s, spool, NULL, 0, 0, 0 };
+	struct catenate		 c = { s, spool, 0, 0 };
 	const struct imap_arg	*a = list->list;
 	size_t			 i;
 	int			 r = 0;
@@ -273,10 +250,6 @@ imap_catenate(struct session *s, struct spool *spool,
 	c.max = (uint64_t)s->srv->settings->max_message_size;
 	if (list->nlist == 0 || list->nlist % 2 != 0) {
 		imap_reply(s, "BAD CATENATE wants TEXT and URL parts");
-		return -1;
-	}
-	if ((c.line = malloc(IMAP_APPEND_LINE)) == NULL) {
-		imap_reply(s, "NO [UNAVAILABLE] Out of memory");
 		return -1;
 	}
 	store_read_begin(s->srv->store);
@@ -306,14 +279,9 @@ imap_catenate(struct session *s, struct spool *spool,
 		    "message");
 	else if (r == 0 && c.toobig)
 		imap_reply(s, "NO [TOOBIG] Message too large");
-	else if (r == 0 && spool_size(spool) + c.nline == 0)
+	else if (r == 0 && spool_size(spool) == 0)
 		imap_reply(s, "NO Cannot save an empty message");
-	else if (r == 0) {
-		if (c.nline > 0)
-			spool_add_line(spool, c.line, c.nline);
-		free(c.line);
+	else if (r == 0)
 		return 0;
-	}
-	free(c.line);
 	return -1;
 }

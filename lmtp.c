@@ -130,7 +130,6 @@ struct lmtp_session {
 	struct lmtp_tx	*tx;
 	int		 errors;	/* bad commands so far */
 	int		 skipping;	/* discarding an over-long command */
-	char		*scratch;	/* a bare-LF data line, re-ended CRLF */
 	size_t		 line_used;	/* input bytes of the running command */
 	char		*helo;		/* SMTP: the client's HELO/EHLO name */
 	int		 esmtp;		/* SMTP: EHLO (not HELO) was given */
@@ -658,7 +657,7 @@ add_received(struct session *s, struct lmtp_session *ls)
 	    s->peer, s->srv->settings->name,
 	    !ls->esmtp ? "SMTP" : ls->authed ? "ESMTPA" : "ESMTP", date);
 	if (n > 0 && (size_t)n < sizeof(line))
-		spool_add_line(ls->tx->spool, line, n);
+		spool_add_bytes(ls->tx->spool, line, n);
 }
 
 /*
@@ -689,13 +688,13 @@ proceed_data(struct session *s, struct lmtp_session *ls,
 		return;
 	}
 	n = snprintf(hdr, sizeof(hdr), "Return-Path: <%s>\r\n", tx->sender);
-	spool_add_line(tx->spool, hdr, n);
+	spool_add_bytes(tx->spool, hdr, n);
 	if (ls->d->trace)
 		add_received(s, ls);
 	if (tx->nrcpts == 1) {
 		n = snprintf(hdr, sizeof(hdr), "Delivered-To: %s\r\n",
 		    tx->rcpts[0].address);
-		spool_add_line(tx->spool, hdr, n);
+		spool_add_bytes(tx->spool, hdr, n);
 	}
 	tx->prev_crlf = 1;
 	ls->state = LMTP_DATA;
@@ -1102,8 +1101,8 @@ lmtp_data_end(struct session *s, struct lmtp_session *ls)
  * (a bare LF is taken as a line end, never as the end of data).
  */
 static void
-lmtp_data_line(struct session *s, struct lmtp_session *ls, char *line,
-    size_t len, int crlf)
+lmtp_data_line(struct session *s, struct lmtp_session *ls, const char *line,
+    size_t len)
 {
 	struct lmtp_tx	*tx = ls->tx;
 
@@ -1120,20 +1119,8 @@ lmtp_data_line(struct session *s, struct lmtp_session *ls, char *line,
 		tx->error = DATA_TOO_BIG;
 		return;
 	}
-	if (crlf) {
-		line[len] = '\r';	/* undo session_getline()'s NUL */
-		spool_add_line(tx->spool, line, len + 2);
-		return;
-	}
-	if (ls->scratch == NULL &&
-	    (ls->scratch = malloc(LMTP_MAX_DATA_LINE + 2)) == NULL) {
-		tx->error = DATA_SPOOL;
-		tx->spool_errno = ENOMEM;
-		return;
-	}
-	memcpy(ls->scratch, line, len);
-	memcpy(ls->scratch + len, "\r\n", 2);
-	spool_add_line(tx->spool, ls->scratch, len + 2);
+	spool_add_bytes(tx->spool, line, len);
+	spool_add_bytes(tx->spool, "\r\n", 2);
 }
 
 /* Consumes DATA lines until the buffer runs dry or the data ends. */
@@ -1179,7 +1166,7 @@ lmtp_data_input(struct session *s, struct lmtp_session *ls)
 			lmtp_data_end(s, ls);
 			return;
 		} else
-			lmtp_data_line(s, ls, line, len, crlf);
+			lmtp_data_line(s, ls, line, len);
 		tx->prev_crlf = crlf;
 		buf_consume(&s->in, used);
 	}
@@ -1403,7 +1390,6 @@ lmtp_free(struct session *s)
 	if (ls == NULL)
 		return;
 	lmtp_tx_free(ls->tx);
-	free(ls->scratch);
 	free(ls->helo);
 	free(ls);
 	s->proto = NULL;

@@ -52,43 +52,18 @@ struct importer {
 
 /*
  * Feeds one line (with or without its LF) to the spool, ending it with
- * CRLF.  `line` must have room for one more byte after len.
+ * CRLF.
  */
 static void
-spool_line_crlf(struct spool *sp, char *line, size_t len)
+spool_line_crlf(struct spool *sp, const char *line, size_t len)
 {
-	if (len > 0 && line[len - 1] == '\n') {
-		if (len > 1 && line[len - 2] == '\r') {
-			spool_add_line(sp, line, len);
-			return;
-		}
-		line[len - 1] = '\r';
-		line[len] = '\n';
-		spool_add_line(sp, line, len + 1);
-		return;
-	}
-	spool_add_line(sp, line, len);
+	size_t	 text = len;
+
+	if (text > 0 && line[text - 1] == '\n')
+		text -= text > 1 && line[text - 2] == '\r' ? 2 : 1;
+	spool_add_bytes(sp, line, text);
 	if (len > 0)
-		spool_add_line(sp, "\r\n", 2);
-}
-
-/*
- * getline(3) that leaves room for one more byte after the line, which
- * spool_line_crlf() needs to re-end it with CRLF.
- */
-static ssize_t
-read_line(FILE *f, char **line, size_t *cap)
-{
-	ssize_t	 n;
-	char	*grown;
-
-	if ((n = getline(line, cap, f)) <= 0 || (size_t)n + 1 < *cap)
-		return n;
-	if ((grown = realloc(*line, *cap + 1)) == NULL)
-		return -1;
-	*line = grown;
-	++*cap;
-	return n;
+		spool_add_bytes(sp, "\r\n", 2);
 }
 
 /* Makes sure `mailbox` exists for the user. */
@@ -189,7 +164,7 @@ import_maildir_file(struct importer *im, const char *path,
 		fclose(f);
 		return -1;
 	}
-	while ((n = read_line(f, &line, &cap)) > 0) {
+	while ((n = getline(&line, &cap, f)) > 0) {
 		spool_line_crlf(sp, line, n);
 	}
 	free(line);
@@ -325,7 +300,7 @@ import_mbox(struct importer *im, const char *file, const char *mailbox)
 		fclose(f);
 		return -1;
 	}
-	while ((n = read_line(f, &line, &cap)) > 0) {
+	while ((n = getline(&line, &cap, f)) > 0) {
 		if (strncmp(line, "From ", 5) == 0) {
 			if (sp != NULL) {
 				import_spool(im, sp, mailbox, flags, date);
@@ -344,7 +319,7 @@ import_mbox(struct importer *im, const char *file, const char *mailbox)
 		if (sp == NULL)
 			continue;	/* text before the first From_ line */
 		if (blank_held) {
-			spool_add_line(sp, "\r\n", 2);
+			spool_add_bytes(sp, "\r\n", 2);
 			blank_held = 0;
 		}
 		if (strcmp(line, "\n") == 0 || strcmp(line, "\r\n") == 0) {

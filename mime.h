@@ -63,11 +63,12 @@ struct mime_parser;
 struct mime_parser *mime_parser_new(void);
 
 /*
- * Feeds one line of the message, its line ending (CRLF or bare LF)
- * included; a final line without an ending is fed as it is.  The caller
- * splits lines; a line may be of any length.
+ * Feeds the next len bytes of the message, in chunks cut anywhere (a
+ * line in pieces, a CR in one chunk and its LF in the next): the parser
+ * assembles lines itself, keeping only the head of the current line, and
+ * takes CRLF or a bare LF as a line end.  A line may be of any length.
  */
-void mime_parser_feed(struct mime_parser *, const char *line, size_t len);
+void mime_parser_feed(struct mime_parser *, const char *data, size_t len);
 
 /*
  * Ends the message and fills *out.  Returns 0, or -1 when memory ran out.

@@ -169,13 +169,14 @@ spool_in_memory(const struct spool *sp)
 }
 
 void
-spool_add_line(struct spool *sp, const char *line, size_t len)
+spool_add_bytes(struct spool *sp, const void *data, size_t len)
 {
-	size_t	 n;
+	const char	*p = data;
+	size_t		 n;
 
 	sp->size += len;
-	crypto_sha256_update(sp->hash, line, len);
-	mime_parser_feed(sp->mime, line, len);
+	crypto_sha256_update(sp->hash, p, len);
+	mime_parser_feed(sp->mime, p, len);
 	while (len > 0 && sp->error == 0) {
 		if ((n = spool_room(sp, len)) == 0) {
 			spool_flush(sp);
@@ -183,9 +184,9 @@ spool_add_line(struct spool *sp, const char *line, size_t len)
 		}
 		if (n > len)
 			n = len;
-		memcpy(sp->wbuf + sp->wlen, line, n);
+		memcpy(sp->wbuf + sp->wlen, p, n);
 		sp->wlen += n;
-		line += n;
+		p += n;
 		len -= n;
 	}
 }

@@ -35,10 +35,16 @@ struct spool	*spool_new(const char *dir);
 struct spool	*spool_new_deferred(const char *dir);
 
 /*
- * Adds one line of the message, with its line ending.  Errors are kept
- * and reported by spool_finish(), so a caller may go on feeding.
+ * Adds the next len bytes of the message, in chunks cut anywhere: in a
+ * line, between a CR and its LF, NULs and bare CR or LF as they come.
+ * The MIME pre-parse assembles the lines itself, so the result is the
+ * same whatever the chunks; what the spool holds stays bounded however
+ * long a line is (SPOOL_MEM_MAX of bytes, then the file; the pre-parse
+ * keeps MIME_MAX_HEADER of a header and the head of the current line).
+ * Errors are kept and reported by spool_finish(), so a caller may go on
+ * feeding.
  */
-void		 spool_add_line(struct spool *, const char *line, size_t len);
+void		 spool_add_bytes(struct spool *, const void *data, size_t len);
 
 /* Bytes added so far. */
 uint64_t	 spool_size(const struct spool *);

@@ -548,6 +548,18 @@ txn_lost(struct store *st)
 }
 
 /*
+ * The write transaction has just begun: nothing of an earlier one's
+ * failure (its fault, its doom) carries over into it.
+ */
+static void
+txn_opened(struct store *st)
+{
+	st->in_txn = 1;
+	st->fault = STORE_OK;
+	st->doomed = 0;
+}
+
+/*
  * Opens the write transaction.  BEGIN IMMEDIATE takes the write lock at
  * once, so that a command-line tool and the server never deadlock
  * upgrading a read lock.  A transaction still open here is one whose
@@ -564,9 +576,7 @@ txn_begin(struct store *st)
 		return err;
 	if ((err = db_exec(st, "BEGIN IMMEDIATE")) != STORE_OK)
 		return err;
-	st->in_txn = 1;
-	st->fault = STORE_OK;
-	st->doomed = 0;
+	txn_opened(st);
 	return STORE_OK;
 }
 
@@ -695,8 +705,7 @@ store_write_try(struct store *st)
 		return STORE_BUSY;
 	if (rc != SQLITE_OK)
 		return STORE_OK;	/* the write meets it and says why */
-	st->in_txn = 1;
-	st->fault = STORE_OK;
+	txn_opened(st);
 	return STORE_OK;
 }
 

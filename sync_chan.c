@@ -390,7 +390,6 @@ pending_clear(struct chan *c)
 	c->batch_mem = 0;
 	c->cur = NULL;
 	c->body_left = 0;
-	c->linelen = 0;
 	free(c->conflicts);
 	c->conflicts = NULL;
 	c->nconflicts = 0;
@@ -414,7 +413,6 @@ chan_free(struct session *s)
 	recon_free(c->recon);
 	free(c->inv_ids);
 	free(c->batch);
-	free(c->line);
 	free(c->item);
 	free(c->zout);
 	free(c);

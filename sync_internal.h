@@ -113,8 +113,6 @@ struct chan {
 	size_t			 nbatch;
 	struct pending		*cur;		/* body being received */
 	uint64_t		 body_left;
-	char			*line;		/* SYNC_LINE_MAX partial line */
-	size_t			 linelen;
 	struct store_conflict	*conflicts;	/* found in the batch */
 	size_t			 nconflicts;
 	int64_t			 batch_end;

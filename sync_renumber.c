@@ -51,8 +51,7 @@ master_push_begin(struct session *s, struct chan *c, const uint8_t *p,
 	const uint8_t	*v;
 	uint64_t	 uid, flags, size, above;
 
-	if (c->cur != NULL || (c->line == NULL &&
-	    (c->line = malloc(SYNC_LINE_MAX)) == NULL))
+	if (c->cur != NULL)
 		goto bad;
 	memset(pd, 0, sizeof(*pd));
 	if ((v = rd_bytes(&d, MAILBOX_ID_LEN)) != NULL)
@@ -79,7 +78,6 @@ master_push_begin(struct session *s, struct chan *c, const uint8_t *p,
 	}
 	c->cur = pd;
 	c->body_left = size;
-	c->linelen = 0;
 	if (size == 0)
 		master_push_done(s, c);
 	return;

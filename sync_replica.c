@@ -47,8 +47,7 @@ replica_start(struct session *s)
 
 	if ((c = chan_new(s, 0)) == NULL ||
 	    (c->batch = calloc(SYNC_BATCH_RECORDS, sizeof(*c->batch))) ==
-	    NULL || (c->line = malloc(SYNC_LINE_MAX)) == NULL ||
-	    store_node_get(s->srv->store, &me) != STORE_OK) {
+	    NULL || store_node_get(s->srv->store, &me) != STORE_OK) {
 		session_close(s);
 		return;
 	}
@@ -95,28 +94,11 @@ replica_started(struct session *s, struct chan *c, const uint8_t *p,
 	    (long long)c->applied, log_quote(info));
 }
 
-/* Feeds body bytes to the spool, as lines (bounded), for the MIME parse. */
+/* Feeds body bytes, as the frames cut them, to the spool. */
 void
 body_feed(struct chan *c, const uint8_t *p, size_t n)
 {
-	const uint8_t	*lf;
-	size_t		 take;
-
-	while (n > 0) {
-		lf = memchr(p, '\n', n);
-		take = lf ? (size_t)(lf - p) + 1 : n;
-		if (take > SYNC_LINE_MAX - c->linelen)
-			take = SYNC_LINE_MAX - c->linelen;
-		memcpy(c->line + c->linelen, p, take);
-		c->linelen += take;
-		p += take;
-		n -= take;
-		if (c->line[c->linelen - 1] == '\n' ||
-		    c->linelen == SYNC_LINE_MAX) {
-			spool_add_line(c->cur->spool, c->line, c->linelen);
-			c->linelen = 0;
-		}
-	}
+	spool_add_bytes(c->cur->spool, p, n);
 }
 
 /* The body of c->cur is complete: check its GUID. */
@@ -125,9 +107,6 @@ body_finish(struct session *s, struct chan *c)
 {
 	char	 hex[GUID_HEX_LEN + 1];
 
-	if (c->linelen > 0)
-		spool_add_line(c->cur->spool, c->line, c->linelen);
-	c->linelen = 0;
 	if (spool_finish(c->cur->spool, &c->cur->in) < 0) {
 		log_error("sync.spool", "msg=%s", log_quote(strerror(errno)));
 		return -1;
@@ -340,7 +319,6 @@ replica_stream(struct session *s, struct chan *c, uint8_t type,
 		}
 		c->cur = pd;
 		c->body_left = pd->size;
-		c->linelen = 0;
 		if (pd->size == 0 && body_finish(s, c) < 0)
 			session_close(s);
 	}

@@ -7,8 +7,18 @@
 #                  delivered and read (ARM ones under qemu)
 #
 # scripts/deb lays out and builds one package (dpkg-deb, no network).
+#
+#   make deb DEB_MAINTAINER='Name <address>'   who the packages name as
+#                  their maintainer (and in their changelog); by default
+#                  DEBFULLNAME and DEBEMAIL, as Debian's own tools read
+#                  them, else a placeholder that names no one
 
 DEB_ARCHES	= amd64 arm64 armhf
+ifneq ($(DEBEMAIL),)
+DEB_MAINTAINER	?= $(or $(DEBFULLNAME),mailrepd packager) <$(DEBEMAIL)>
+else
+DEB_MAINTAINER	?= mailrepd packager <mailrepd@example.org>
+endif
 
 .PHONY: deb deps-deb
 
@@ -18,7 +28,8 @@ deb: deps-deb mailrepd build/asan/mailrepd
 	@set -e; for a in $(filter-out amd64,$(DEB_ARCHES)); do \
 	    $(MAKE) -s cross ARCH=$$a; done
 	@set -e; for a in $(DEB_ARCHES); do \
-	    deb=$$(scripts/deb $$a build/$$a/mailrepd.stripped build/deb); \
+	    deb=$$(scripts/deb $$a build/$$a/mailrepd.stripped build/deb \
+	    '$(subst ','\'',$(DEB_MAINTAINER))'); \
 	    echo "== $$deb"; \
 	    lintian --fail-on error,warning $$deb; \
 	done

@@ -152,17 +152,10 @@ deliver(const char *mailbox, uint32_t flags, const char *keywords,
 	struct spool		*sp;
 	struct store_blob_in	 blob;
 	struct store_target	 t;
-	size_t			 off = 0, n, len = strlen(text);
-	const char		*lf;
 
 	if ((sp = spool_new(dir)) == NULL)
 		abort();
-	while (off < len) {
-		lf = memchr(text + off, '\n', len - off);
-		n = lf != NULL ? (size_t)(lf - (text + off)) + 1 : len - off;
-		spool_add_line(sp, text + off, n);
-		off += n;
-	}
+	spool_add_bytes(sp, text, strlen(text));
 	memset(&t, 0, sizeof(t));
 	t.user = "alice";
 	t.mailbox = mailbox;

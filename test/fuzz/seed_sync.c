@@ -55,7 +55,7 @@ deliver(struct store *st, const char *tmp, const char *user,
 	struct spool		*sp;
 
 	need((sp = spool_new(tmp)) != NULL, "spool");
-	spool_add_line(sp, msg, sizeof(msg) - 1);
+	spool_add_bytes(sp, msg, sizeof(msg) - 1);
 	need(spool_finish(sp, &blob) == 0, "spool_finish");
 	memset(&t, 0, sizeof(t));
 	t.user = user;

@@ -297,6 +297,48 @@ class CrashServer:
         return p.returncode
 
 
+class FaultFileServer(CrashServer):
+    """The test build with one of its fault hooks' control files: the
+    hook (test/testvfs.c, test/testalloc.c) reads the file named in the
+    environment variable env_var, whose one line arm() writes as a new
+    generation; it logs marker for each fault it injects."""
+
+    def __init__(self, tmp, data, env_var, name, marker, args=()):
+        self.faults = Path(tmp) / name
+        self.marker = marker
+        env = dict(os.environ, **{env_var: str(self.faults)})
+        super().__init__(tmp, data, env, args)
+        self.gen = 0
+        self.mark = 0
+
+    def write_faults(self, fields):
+        """Makes "GEN fields" the file's line, whole (a rename)."""
+        self.gen += 1
+        tmp = self.faults.with_suffix(".tmp")
+        tmp.write_text("%d %s\n" % (self.gen, fields))
+        tmp.rename(self.faults)
+        self.mark = self.log.stat().st_size if self.log.exists() else 0
+
+    def disarm(self):
+        if self.faults.exists():
+            self.faults.unlink()
+
+    def since(self):
+        """The log since the last arm()."""
+        if not self.log.exists():
+            return b""
+        with open(self.log, "rb") as f:
+            f.seek(self.mark)
+            return f.read()
+
+    def injected(self):
+        """Whether a fault was injected since the last arm()."""
+        return self.marker in self.since()
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+
 def replica_state(data):
     """(applied position, {(mailbox uniqueid, uid): (guid, flags)}) of
     a replica's store."""

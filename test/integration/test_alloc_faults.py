@@ -17,14 +17,13 @@ import os
 import re
 import shutil
 import time
-from pathlib import Path
 
 import pytest
 
 from conftest import DOMAIN, HOST, IMAPError, IMAPRaw, LMTPClient, \
     LMTPError, dot_stuff, free_port
 from jepsen_net import Network
-from powerloss import CRASH_BIN, CrashServer, message
+from powerloss import CRASH_BIN, FaultFileServer, message
 from test_io_faults import Run, assert_follows, assert_no_false_ack, \
     check_clean, held, wait_caught_up
 
@@ -41,38 +40,23 @@ pytestmark = pytest.mark.skipif(not os.access(CRASH_BIN, os.X_OK),
                                 "build/crash/mailrepd")
 
 
-class AllocServer(CrashServer):
+class AllocServer(FaultFileServer):
     """The test build with the allocation hook's control file."""
 
     def __init__(self, tmp, data, args=()):
-        self.faults = Path(tmp) / "allocfaults"
-        env = dict(os.environ, MAILREPD_ALLOC_FAULTS=str(self.faults))
-        super().__init__(tmp, data, env, args)
-        self.gen = 0
-        self.mark = 0
+        super().__init__(tmp, data, "MAILREPD_ALLOC_FAULTS", "allocfaults",
+                         b"testalloc: failing", args)
 
     def arm(self, n, mode="once", seed=None):
         """Fails the nth allocation (mode once), the nth and every later
         one (on), or each with probability n/1e6 (random, seeded)."""
-        self.gen += 1
-        tmp = self.faults.with_suffix(".tmp")
-        tmp.write_text("%d %s %d %s\n" % (self.gen, mode, n,
-                                          seed if seed is not None else ""))
-        tmp.rename(self.faults)
-        self.mark = self.log.stat().st_size if self.log.exists() else 0
-
-    def since(self):
-        if not self.log.exists():
-            return b""
-        with open(self.log, "rb") as f:
-            f.seek(self.mark)
-            return f.read()
+        self.write_faults("%s %d %s" % (mode, n,
+                                        seed if seed is not None else ""))
 
     def disarm(self, wake=True):
         """Turns the hook off; with wake, waits until the server saw it
         and returns how many allocations the generation counted."""
-        if self.faults.exists():
-            self.faults.unlink()
+        super().disarm()
         if not wake or not self.alive():
             return None
         end = time.monotonic() + 20
@@ -88,13 +72,6 @@ class AllocServer(CrashServer):
             time.sleep(0.02)
         raise AssertionError("the hook's generation %d never ended:\n%s"
                              % (self.gen, self.log.read_text()[-3000:]))
-
-    def injected(self):
-        """Whether an allocation failed since the last arm()."""
-        return b"testalloc: failing" in self.since()
-
-    def alive(self):
-        return self.proc is not None and self.proc.poll() is None
 
 
 class AllocRun(Run):

@@ -336,19 +336,22 @@ def test_restored_master_keeps_the_replicas_rename(server, secret, tmp_path):
         check_clean(node.data)
 
 
-def test_renumbered_copy_on_a_third_node_comes_back_once(server, secret,
-                                                         tmp_path):
-    """A master renumbers a message only its replica B held; a third
-    node C gets it at its new UID.  The master and B then both come back
-    from copies taken before that renumbering: B's copy at its old UID
-    is pulled again and lands at another new UID, and C's copy at the
-    first new UID is that same message, not one the master never saw,
-    so it must not come back a second time (seed 42, life 14 of the
-    randomized test: 'duplicate')."""
+def renumbered_on_a_third_node(server, secret, tmp_path, listen=False):
+    """Master A, its replica B and a third node C following A (listening
+    for replicas of its own when listen): base0 and base1 everywhere,
+    then on-b only on B at UID 3; copies of A and B taken then
+    (tmp_path/a.db, b.db); A master again with two more, B following A
+    again, so on-b is renumbered and reaches C at its new UID.  Returns
+    a, b, c and the subjects every node holds."""
     a, b = pair(server, secret)
-    c = server(users=(), imap=True, args=[
-        "--replicate-from", "%s:%d" % (HOST, a.repl_port),
-        "--repl-secret-file", secret, "--name", "C"])
+    args = ["--replicate-from", "%s:%d" % (HOST, a.repl_port),
+            "--repl-secret-file", secret, "--name", "C"]
+    if listen:
+        c_port = free_port()
+        args = ["--repl-listen", "%s:%d" % (HOST, c_port)] + args
+    c = server(users=(), imap=True, args=args)
+    if listen:
+        c.repl_port = c_port
     for i in range(2):
         deliver(a, "base%d" % i)
     wait_same(a, b, c)
@@ -364,6 +367,19 @@ def test_renumbered_copy_on_a_third_node_comes_back_once(server, secret,
     wait_same(a, b, c)
     want = ["a-more0", "a-more1", "base0", "base1", "on-b"]
     assert sorted(subjects(c).values()) == want
+    return a, b, c, want
+
+
+def test_renumbered_copy_on_a_third_node_comes_back_once(server, secret,
+                                                         tmp_path):
+    """A master renumbers a message only its replica B held; a third
+    node C gets it at its new UID.  The master and B then both come back
+    from copies taken before that renumbering: B's copy at its old UID
+    is pulled again and lands at another new UID, and C's copy at the
+    first new UID is that same message, not one the master never saw,
+    so it must not come back a second time (seed 42, life 14 of the
+    randomized test: 'duplicate')."""
+    a, b, c, want = renumbered_on_a_third_node(server, secret, tmp_path)
     # A and B come back from their copies; C follows A again.
     for node in (c, b, a):
         node.stop()
@@ -402,28 +418,8 @@ def test_renumbering_travels_with_the_renumbered_message(server, secret,
     renumbering travels with the message, in the log and in a
     reconciliation), so B's copy goes instead of coming back a second
     time (seed 42, life 20 of the randomized test: 'duplicate')."""
-    a, b = pair(server, secret)
-    c_port = free_port()
-    c = server(users=(), imap=True, args=[
-        "--repl-listen", "%s:%d" % (HOST, c_port),
-        "--replicate-from", "%s:%d" % (HOST, a.repl_port),
-        "--repl-secret-file", secret, "--name", "C"])
-    c.repl_port = c_port
-    for i in range(2):
-        deliver(a, "base%d" % i)
-    wait_same(a, b, c)
-    split(a, b, [], ["on-b"])           # on-b only on B, at UID 3
-    backup(a, tmp_path / "a.db")        # A before renumbering
-    backup(b, tmp_path / "b.db")        # B holding on-b at UID 3
-    b.stop()
-    a.start()                           # A master again, two more
-    for i in range(2):
-        deliver(a, "a-more%d" % i)
-    b.start()                           # B follows A: on-b renumbered
-    converged(a, b)
-    wait_same(a, b, c)
-    want = ["a-more0", "a-more1", "base0", "base1", "on-b"]
-    assert sorted(subjects(c).values()) == want
+    a, b, c, want = renumbered_on_a_third_node(server, secret, tmp_path,
+                                               listen=True)
     # C takes over; A comes back from its copy as C's replica.
     b.stop()
     a.stop()

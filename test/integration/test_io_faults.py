@@ -18,13 +18,12 @@ import signal
 import sqlite3
 import subprocess
 import time
-from pathlib import Path
 
 import pytest
 
 from conftest import DOMAIN, HOST, LMTPClient, IMAPRaw, IMAPError, \
     LMTPError, free_port
-from powerloss import CHECK_BIN, CRASH_BIN, CrashServer, message, \
+from powerloss import CHECK_BIN, CRASH_BIN, FaultFileServer, message, \
     store_rows
 
 FAULT_MAX = int(os.environ.get("IO_FAULT_MAX", "30"))
@@ -38,36 +37,19 @@ pytestmark = pytest.mark.skipif(not os.access(CRASH_BIN, os.X_OK),
                                 "build/crash/mailrepd")
 
 
-class FaultServer(CrashServer):
-    """The test build with a fault file it reads before every I/O."""
+class FaultServer(FaultFileServer):
+    """The test build with the test VFS's fault file, read before every
+    I/O."""
 
     def __init__(self, tmp, data, args=()):
-        self.faults = Path(tmp) / "faults"
-        env = dict(os.environ, MAILREPD_VFS_FAULTS=str(self.faults))
-        super().__init__(tmp, data, env, args)
-        self.gen = 0
-        self.mark = 0
+        super().__init__(tmp, data, "MAILREPD_VFS_FAULTS", "faults",
+                         b"testvfs: failing", args)
 
     def arm(self, op, n, err, on=False):
-        self.gen += 1
-        tmp = self.faults.with_suffix(".tmp")
-        tmp.write_text("%d %s %d %s %s\n" % (self.gen, op, n, err,
-                                             "on" if on else "off"))
-        tmp.rename(self.faults)
-        self.mark = self.log.stat().st_size
-
-    def disarm(self):
-        if self.faults.exists():
-            self.faults.unlink()
-
-    def injected(self):
-        """Whether a fault was injected since the last arm()."""
-        with open(self.log, "rb") as f:
-            f.seek(self.mark)
-            return b"testvfs: failing" in f.read()
-
-    def alive(self):
-        return self.proc is not None and self.proc.poll() is None
+        """Fails the nth op (read, write, sync, truncate) with err
+        (ioerr, full), and with on every later one too."""
+        self.write_faults("%s %d %s %s" % (op, n, err,
+                                           "on" if on else "off"))
 
 
 def held(data, user="alice"):

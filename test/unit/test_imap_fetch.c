@@ -71,16 +71,9 @@ deliver(struct fixture *f, const char *body, size_t len)
 	struct store_blob_in	 blob;
 	struct store_target	 t = { .user = "alice", .mailbox = "INBOX",
 				    .internaldate = INTERNALDATE };
-	size_t			 off = 0, n;
-	const char		*lf;
 
 	assert_non_null(sp);
-	while (off < len) {
-		lf = memchr(body + off, '\n', len - off);
-		n = lf ? (size_t)(lf - (body + off)) + 1 : len - off;
-		spool_add_line(sp, body + off, n);
-		off += n;
-	}
+	spool_add_bytes(sp, body, len);
 	assert_int_equal(spool_finish(sp, &blob), 0);
 	assert_int_equal(store_deliver(f->srv.store, &blob, &t, 1), STORE_OK);
 	assert_int_equal(t.result, STORE_OK);

@@ -18,6 +18,7 @@
 #include "crypto.h"
 #include "spool.h"
 #include "store.h"
+#include "store_internal.h"	/* the database, to fail its statements */
 
 struct fixture {
 	char		 dir[64];
@@ -60,17 +61,10 @@ deliver(struct fixture *f, const char *mailbox, const char *body, size_t len,
 	struct store_blob_in	 blob;
 	struct store_target	 t = { .user = "alice", .mailbox = mailbox,
 				    .internaldate = 1700000000 };
-	size_t			 off = 0, n;
 	enum store_err		 err;
 
 	assert_non_null(sp);
-	while (off < len) {
-		const char *lf = memchr(body + off, '\n', len - off);
-
-		n = lf ? (size_t)(lf - (body + off)) + 1 : len - off;
-		spool_add_line(sp, body + off, n);
-		off += n;
-	}
+	spool_add_bytes(sp, body, len);
 	assert_int_equal(spool_finish(sp, &blob), 0);
 	err = store_deliver(f->st, &blob, &t, 1);
 	spool_free(sp);
@@ -175,6 +169,54 @@ test_rollback_keeps_nothing(void **state)
 	    STORE_OK);
 	assert_int_equal(mb.uidnext, 1);
 	assert_int_equal(mb.messages, 0);
+}
+
+/* While set, the savepoint "op" can be neither released nor undone. */
+static int	 deny_op_end;
+
+/* An authorizer that refuses RELEASE op and ROLLBACK TO op when told. */
+static int
+refuse_op_end(void *arg, int action, const char *what, const char *name,
+    const char *db, const char *trigger)
+{
+	(void)arg;
+	(void)db;
+	(void)trigger;
+	if (deny_op_end && action == SQLITE_SAVEPOINT && name != NULL &&
+	    strcmp(name, "op") == 0 && (strcmp(what, "RELEASE") == 0 ||
+	    strcmp(what, "ROLLBACK") == 0))
+		return SQLITE_DENY;
+	return SQLITE_OK;
+}
+
+/*
+ * A savepoint neither kept nor undone dooms its transaction, which the
+ * group commit rolls back; the next transaction that
+ * store_write_try() opens (as a session does before a write) starts
+ * clean: its first mutation is not refused for the old one's doom.
+ */
+static void
+test_doom_ends_with_its_transaction(void **state)
+{
+	struct fixture		*f = *state;
+	struct store_mailbox	 mb;
+
+	sqlite3_set_authorizer(f->st->db, refuse_op_end, NULL);
+	assert_int_equal(store_write_try(f->st), STORE_OK);
+	deny_op_end = 1;
+	assert_int_not_equal(store_mailbox_create(f->st, "alice", "Doomed",
+	    NULL, &mb), STORE_OK);
+	deny_op_end = 0;
+	assert_int_not_equal(store_commit(f->st), STORE_OK);
+	assert_int_equal(store_write_try(f->st), STORE_OK);
+	assert_int_equal(store_mailbox_create(f->st, "alice", "Next", NULL,
+	    &mb), STORE_OK);
+	assert_int_equal(store_commit(f->st), STORE_OK);
+	assert_int_equal(store_mailbox_get(f->st, "alice", "Next", &mb),
+	    STORE_OK);
+	assert_int_equal(store_mailbox_get(f->st, "alice", "Doomed", &mb),
+	    STORE_NOTFOUND);
+	sqlite3_set_authorizer(f->st->db, NULL, NULL);
 }
 
 static void
@@ -532,6 +574,8 @@ main(void)
 		    test_uids_grow_and_blobs_are_shared, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rollback_keeps_nothing,
 		    setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_doom_ends_with_its_transaction, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_blob_round_trip, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_check_finds_corruption,
