@@ -19,10 +19,11 @@
  * message when the index is off or being rebuilt are read as before.
  * So the index changes how fast SEARCH answers, never what.
  *
- * The server indexes behind delivery: each loop iteration, the blobs
- * above the index's high-water mark, a bounded batch, in the group
- * commit's transaction (search_index_step()).  A replica indexes what
- * it applies the same way: the index is never replicated.
+ * The server indexes behind delivery: the blobs above the index's
+ * high-water mark, a bounded batch once enough wait or the first has
+ * waited a while, in a transaction of its own after the group commit
+ * (search_index_step()).  A replica indexes what it applies the same
+ * way: the index is never replicated.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -358,8 +359,8 @@ extract_free(struct extract *x)
 
 /*
  * Indexes the blobs above the index's high-water mark, at most
- * FTS_STEP_BLOBS or FTS_STEP_USEC of them, in the group commit's
- * transaction (first emptying an index by another extractor version).
+ * FTS_STEP_BLOBS or FTS_STEP_USEC of them, in the transaction open or
+ * a new one (first emptying an index by another extractor version).
  * Returns 1 when it indexed any.
  */
 static int

@@ -13,8 +13,8 @@
 #include "store.h"
 
 /*
- * Indexes the blobs delivered or applied since the last step, in the
- * group commit's transaction: a batch of FTS_STEP_BLOBS at most
+ * Indexes the blobs delivered or applied since the last step, in a
+ * transaction of its own (the loop commits it): a batch of FTS_STEP_BLOBS at most
  * FTS_STEP_USEC long, once that many wait or the first waited
  * FTS_DELAY_MS (one FTS5 segment per blob would cost four times as
  * much).  Returns when it wants to run again (ms, the clock of now_ms),

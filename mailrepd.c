@@ -542,11 +542,15 @@ event_loop(struct server *srv, struct listener *ls, int nls,
 		/* Deleted mail's blobs go a bounded batch an iteration. */
 		if (store_gc_step(srv->store))
 			server_timer(srv, srv->now_ms);
-		/* SEARCH's index follows delivery, a batch at a time. */
+		server_commit(srv);
+		/*
+		 * SEARCH's index follows delivery, a batch at a time, in a
+		 * transaction of its own (committed below): what fails
+		 * there never takes a client's work with it.
+		 */
 		if ((index_at = search_index_step(srv->store,
 		    srv->now_ms)) != 0)
 			server_timer(srv, index_at);
-		server_commit(srv);
 		if (promote_signal) {
 			promote_signal = 0;
 			(void)sync_promote(srv);

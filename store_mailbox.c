@@ -937,8 +937,11 @@ store_mailbox_rename(struct store *st, const char *user, const char *from,
 		return STORE_INVALID;
 	if ((err = op_begin(st)) != STORE_OK)
 		return err;
-	if (store_mailbox_get(st, user, to, &exists) == STORE_OK)
+	/* A failed look-up is no "free": SQLite may have undone it all. */
+	if ((err = store_mailbox_get(st, user, to, &exists)) == STORE_OK)
 		return op_end(st, STORE_EXISTS);
+	if (err != STORE_NOTFOUND)
+		return op_end(st, err);
 	if (strcasecmp(from, "INBOX") == 0)
 		return op_end(st, rename_inbox(st, user, to));
 	if ((err = mailbox_family(st, user, from, &fam, &n)) != STORE_OK)
