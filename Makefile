@@ -33,7 +33,8 @@ MODULES	= settings.c log.c buf.c crypto.c auth.c store.c store_schema.c store_bl
 	  imap_search_compile.c imap_esearch.c imap_qresync.c imap_view.c \
 	  imap_sort.c imap_thread.c imap_order.c imap_quota.c \
 	  tls.c transport.c penalty.c sync.c sync_chan.c sync_master.c sync_replica.c \
-	  sync_reconcile.c sync_status.c control.c store_repl.c store_purge.c \
+	  sync_reconcile.c sync_recon_replica.c sync_renumber.c sync_status.c \
+	  control.c store_repl.c store_apply.c store_conflict.c store_purge.c \
 	  store_room.c guard.c record.c json.c utf8.c daemon.c \
 	  http.c web.c web_api.c web_auth.c web_events.c web_page.c \
 	  store_web.c

@@ -258,7 +258,7 @@ rec_apply(struct store *st, const struct store_replog_rec *r,
 	/*
 	 * A UID this node used for another message, or this message that
 	 * was expunged here: a conflict of its own, which the master
-	 * settles (sync_reconcile.c).
+	 * settles (sync_renumber.c).
 	 */
 	snprintf(k->op, sizeof(k->op), "%s", what == APPLY_REUSED ?
 	    "message.reused" : what == APPLY_EXPUNGED ? "message.expunged" :

@@ -3,9 +3,10 @@
  * schema steps of store_schema.c), transactions and the group commit,
  * and the integrity check.  Only store*.c speak SQL: store_user.c (accounts),
  * store_mailbox.c (mailboxes and messages), store_blob.c (message
- * bytes), store_repl.c (the replication half), store_purge.c (growth),
- * store_restore.c (backup and restore); store_internal.h is what they
- * share.
+ * bytes), store_repl.c (the replication half), store_apply.c (a
+ * replica's apply of its master's records), store_conflict.c (conflicts
+ * and renumbering), store_purge.c (growth), store_restore.c (backup and
+ * restore); store_internal.h is what they share.
  *
  * Layout of the database (schema version 1):
  *   node		this node's identity and role (one row)
@@ -723,6 +724,26 @@ store_strerror(enum store_err err)
 		return "storage error";
 	}
 	return "unknown error";
+}
+
+/* Copies text column i into dst (cap bytes), "" for NULL. */
+void
+column_text(sqlite3_stmt *s, int i, char *dst, size_t cap)
+{
+	const unsigned char	*t = sqlite3_column_text(s, i);
+
+	snprintf(dst, cap, "%s", t != NULL ? (const char *)t : "");
+}
+
+/* Copies blob column i (exactly n bytes) into dst; returns 1 when there. */
+int
+column_id(sqlite3_stmt *s, int i, uint8_t *dst, size_t n)
+{
+	if (sqlite3_column_type(s, i) != SQLITE_BLOB ||
+	    (size_t)sqlite3_column_bytes(s, i) != n)
+		return 0;
+	memcpy(dst, sqlite3_column_blob(s, i), n);
+	return 1;
 }
 
 /* Copies hash column i into out; a NULL (a log older than hashes) is 0s. */

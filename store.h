@@ -984,6 +984,15 @@ enum store_err	store_relocate(struct store *, const uint8_t *uniqueid,
 		    uint32_t uid, const uint8_t *guid, uint32_t above,
 		    uint32_t *new_uid);
 /*
+ * On a master: a replica expunged or renumbered the message (uid, guid)
+ * since this node's copy of it was made, so the copy here goes, its
+ * expunge logged with reason why.  In the same step a conflict this node
+ * opened on that copy while it was a replica is resolved.  STORE_NOTFOUND
+ * when (uid, guid) is not here.
+ */
+enum store_err	store_drop_copy(struct store *, const uint8_t *uniqueid,
+		    uint32_t uid, const uint8_t *guid, enum rec_reason why);
+/*
  * Raises a mailbox's UIDNEXT to at least uidnext (a replica gave UIDs
  * up to there while split off); not logged: appends carry their UIDs.
  */

@@ -1,6 +1,7 @@
 /*
- * store_internal.h — what store.c and store_repl.c share: the store's
- * struct, its prepared statements and the helpers every operation uses.
+ * store_internal.h — what the store's files (store.c, store_*.c) share:
+ * the store's struct, its prepared statements and the helpers every
+ * operation uses.
  * Nothing outside the store module includes this; store.h is the API.
  */
 #ifndef MAILREPD_STORE_INTERNAL_H
@@ -240,6 +241,10 @@ enum store_err	 op_end(struct store *, enum store_err);
 enum store_err	 savepoint_end(struct store *, const char *name,
 		    enum store_err);
 enum store_err	 replog_append(struct store *, const struct replog_rec *);
+/* Text column i into dst (cap bytes), "" for NULL. */
+void		 column_text(sqlite3_stmt *, int i, char *dst, size_t cap);
+/* Blob column i, exactly n bytes, into dst; 1 when it was there. */
+int		 column_id(sqlite3_stmt *, int i, uint8_t *dst, size_t n);
 /* Hash column i of a row (zeros for a NULL: a record older than hashes). */
 void		 column_hash(sqlite3_stmt *, int, uint8_t out[LOG_HASH_LEN]);
 /* store_user.c: inserts a user, logged, inside the caller's operation. */
@@ -303,5 +308,19 @@ enum store_err	 blob_find(struct store *, const uint8_t *guid,
 enum store_err	 wal_size_limit(struct store *);
 enum store_err	 blob_put(struct store *, const struct store_blob_in *,
 		    int64_t *blob_id);
+/* store_apply.c: a mailbox's local id by uniqueid. */
+enum store_err	 mailbox_local_id(struct store *, const uint8_t *uniqueid,
+		    int64_t *id);
+/* store_apply.c: moves a mailbox's uidnext past uid (UIDs only grow). */
+enum store_err	 uidnext_past(struct store *, int64_t mbox_id, uint32_t uid);
+/* store_conflict.c: binds (mailbox uniqueid, uid, guid) to ?1, ?2, ?3. */
+void		 bind_copy(sqlite3_stmt *, const uint8_t *uniqueid,
+		    uint32_t uid, const uint8_t *guid);
+/* store_conflict.c: (mailbox, uid, guid) now lives at new_uid (0: gone). */
+enum store_err	 renumbered_add(struct store *, const uint8_t *uniqueid,
+		    uint32_t uid, const uint8_t *guid, uint32_t new_uid);
+/* store_conflict.c: closes the conflict at (mailbox, uid, guid) by id. */
+enum store_err	 conflict_done(struct store *, enum stmt_id,
+		    const uint8_t *uniqueid, uint32_t uid, const uint8_t *guid);
 
 #endif /* MAILREPD_STORE_INTERNAL_H */

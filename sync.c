@@ -33,8 +33,9 @@
  * The module's files: this one holds the setup, the tick, promote and
  * demote and the drain report; sync_chan.c the frame codec and the
  * channel; sync_master.c and sync_replica.c the two ends; sync_reconcile.c
- * full reconciliation and renumbering; sync_status.c `mailrepd status`
- * and the `replica` commands.  sync_internal.h is what they share.
+ * and sync_recon_replica.c full reconciliation (each side);
+ * sync_renumber.c the copies pushed to be renumbered; sync_status.c
+ * `mailrepd status` and the `replica` commands.  sync_internal.h is what they share.
  */
 #include <errno.h>
 #include <malloc.h>

@@ -1,8 +1,9 @@
 /*
  * sync_internal.h — what the replication module's files share: sync.c
  * (setup, tick), sync_chan.c (codec, channel), sync_master.c,
- * sync_replica.c, sync_reconcile.c (full reconciliation and renumbering)
- * and sync_status.c.  Nothing else includes it; sync.h is the module's
+ * sync_replica.c, sync_reconcile.c and sync_recon_replica.c (full
+ * reconciliation, each side), sync_renumber.c (copies pushed to be
+ * renumbered) and sync_status.c.  Nothing else includes it; sync.h is the module's
  * API.
  */
 #ifndef MAILREPD_SYNC_INTERNAL_H
@@ -216,7 +217,7 @@ int		 body_finish(struct session *, struct chan *);
 void		 conflict_notify(struct session *,
 		    const struct store_conflict *);
 
-/* sync_reconcile.c, master side: reconciliation and copies pushed. */
+/* sync_reconcile.c: reconciliation, master side. */
 void		 recon_start(struct session *, struct chan *);
 /* The next record to send into c->rec: STORE_NOTFOUND when none now. */
 enum store_err	 recon_next(struct session *, struct chan *);
@@ -228,6 +229,8 @@ void		 recon_acked(struct session *, struct chan *, int64_t);
 int		 recon_input(struct session *, struct chan *, uint8_t type,
 		    const uint8_t *, size_t);
 void		 recon_free(struct recon *);
+
+/* sync_renumber.c: the copies pushed, and the requests of conflicts. */
 void		 master_push_begin(struct session *, struct chan *,
 		    const uint8_t *, size_t);
 void		 master_push_data(struct session *, struct chan *,
@@ -238,8 +241,13 @@ void		 master_relocate(struct session *, struct chan *,
 /* EXPUNGED: a message of ours a replica saw and expunged. */
 void		 master_expunged(struct session *, struct chan *,
 		    const uint8_t *, size_t);
+/* PULL on the replica: the master lacks our message at a uid. */
+void		 replica_pull(struct session *, struct chan *,
+		    const uint8_t *, size_t);
+/* Sends the copies to renumber as the output drains. */
+void		 replica_push(struct session *, struct chan *);
 
-/* sync_reconcile.c, replica side. */
+/* sync_recon_replica.c. */
 void		 replica_reconcile(struct session *, struct chan *,
 		    const uint8_t *, size_t);
 void		 replica_send_inventory(struct session *, struct chan *);
@@ -247,9 +255,5 @@ void		 replica_want(struct session *, struct chan *,
 		    const uint8_t *, size_t);
 void		 replica_reconciled(struct session *, struct chan *,
 		    const uint8_t *, size_t);
-void		 replica_pull(struct session *, struct chan *,
-		    const uint8_t *, size_t);
-/* Sends the copies to renumber as the output drains. */
-void		 replica_push(struct session *, struct chan *);
 
 #endif /* MAILREPD_SYNC_INTERNAL_H */

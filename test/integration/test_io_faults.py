@@ -14,6 +14,8 @@ N until each scenario completes).
 import os
 import re
 import shutil
+import signal
+import sqlite3
 import subprocess
 import time
 from pathlib import Path
@@ -432,6 +434,36 @@ def test_a_failed_store_hides_no_later_change(fault_server):
     untagged = a.ok("NOOP")
     told = [l for l in untagged if "FETCH" in l and "UID %d " % uid2 in l]
     assert told and "\\Seen" in told[0], untagged
+
+
+def test_drain_never_reports_safe_on_what_it_cannot_read(tmp_path,
+                                                         template_data):
+    """A drain that cannot read the replication log's head or the list
+    of replicas cannot know that every replica has everything, so it
+    must not exit 0 (failing over is safe): it counts that as a replica
+    behind (exit 3) and says why.  Every read fails from just before the
+    SIGQUIT; another process changed the database first, so the
+    server's page cache is stale and its reads reach the disk."""
+    data = tmp_path / "data"
+    shutil.copytree(template_data, data)
+    srv = FaultServer(tmp_path, data)
+    srv.start()
+    run = Run(srv)
+    run.deliver()
+    srv.arm("read", 1, "ioerr", on=True)
+    db = sqlite3.connect(str(data / "mailrepd.db"), timeout=10)
+    db.execute("CREATE TABLE drain_probe (x)")
+    db.commit()
+    db.close()
+    srv.proc.send_signal(signal.SIGQUIT)
+    status = srv.proc.wait(60)
+    srv.disarm()
+    log = srv.log.read_text()
+    assert "ERROR: AddressSanitizer" not in log and \
+        "runtime error:" not in log, log
+    assert srv.injected(), log[-3000:]
+    assert "drain.replica.unknown" in log, log[-3000:]
+    assert status == 3, "exit %s:\n%s" % (status, log[-3000:])
 
 
 # IMAP_STEP_MESSAGES (config.h): a command over more messages than this

@@ -1108,6 +1108,8 @@ def test_jepsen(spec, tmp_path, template_data, secret):
             failures.append(failure)
             if not KEEP_GOING:
                 break
+            # Printed now too: a long run stopped early loses nothing.
+            print(failure, flush=True)
     print("jepsen: seed %d, %d rounds in %.0f s, %d failed" % (
         seed, done, time.monotonic() - t0, len(failures)))
     if failures:

@@ -350,6 +350,51 @@ test_flags_expunge_copy(void **state)
 	assert_int_equal(store_commit(f->st), STORE_OK);
 }
 
+/*
+ * A node promoted while a conflict it opened as a replica was open: when
+ * a replica says the copy was expunged or renumbered there, the copy
+ * goes and its conflict is over (it stayed open for good, jepsen seed
+ * 1207 life 19).  Another message at that uid is not touched.
+ */
+static void
+test_dropped_copy_resolves_its_conflict(void **state)
+{
+	struct fixture		*f = *state;
+	struct store_mailbox	 in;
+	struct store_message	 m;
+	struct store_conflict	 k;
+	const char		 msg[] = "Subject: c\r\n\r\nc\r\n";
+	uint8_t			 other[GUID_LEN];
+	uint32_t		 uid;
+
+	assert_int_equal(deliver(f, "INBOX", msg, strlen(msg), &uid), STORE_OK);
+	assert_int_equal(store_mailbox_get(f->st, "alice", "INBOX", &in),
+	    STORE_OK);
+	assert_int_equal(store_message_get(f->st, in.id, uid, &m), STORE_OK);
+	memset(&k, 0, sizeof(k));
+	k.time = time(NULL);
+	strcpy(k.user, "alice");
+	strcpy(k.mailbox_name, "INBOX");
+	memcpy(k.mailbox, in.uniqueid, MAILBOX_ID_LEN);
+	k.uid = uid;
+	memcpy(k.local_guid, m.guid, GUID_LEN);
+	strcpy(k.op, "message.local");
+	assert_int_equal(store_conflict_add(f->st, &k), STORE_OK);
+	assert_int_equal(store_conflict_count(f->st, NULL), 1);
+	memcpy(other, m.guid, GUID_LEN);
+	other[0] ^= 1;
+	assert_int_equal(store_drop_copy(f->st, in.uniqueid, uid, other,
+	    REASON_RENUMBER), STORE_NOTFOUND);
+	assert_int_equal(store_message_get(f->st, in.id, uid, &m), STORE_OK);
+	assert_int_equal(store_conflict_count(f->st, NULL), 1);
+	assert_int_equal(store_drop_copy(f->st, in.uniqueid, uid, m.guid,
+	    REASON_RENUMBER), STORE_OK);
+	assert_int_equal(store_message_get(f->st, in.id, uid, &m),
+	    STORE_NOTFOUND);
+	assert_int_equal(store_conflict_count(f->st, NULL), 0);
+	assert_int_equal(store_commit(f->st), STORE_OK);
+}
+
 /* Rename takes children along; INBOX rename moves the messages. */
 static void
 test_rename_and_delete(void **state)
@@ -495,6 +540,8 @@ main(void)
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_user_del, setup,
 		    teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_dropped_copy_resolves_its_conflict, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_flags_expunge_copy, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_rename_and_delete, setup,

@@ -1,0 +1,424 @@
+/*
+ * sync_renumber.c — renumbering over the channel: the replica's copies
+ * of conflicting or never-replicated messages travel to the master,
+ * which gives them new UIDs, and the requests that settle the other
+ * conflicts (RELOCATE, EXPUNGED).  ARCHITECTURE.md, "Replication".
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "config.h"
+#include "crypto.h"
+#include "log.h"
+#include "proto.h"
+#include "record.h"
+#include "settings.h"
+#include "spool.h"
+#include "store.h"
+#include "sync.h"
+#include "sync_internal.h"
+
+static void	master_push_done(struct session *, struct chan *);
+
+/* --- renumbering: the replica's copies travel to the master --------------------- */
+
+/*
+ * Under --conflict-policy renumber, a replica sends the master every
+ * copy it keeps out of a conflict (and, in a reconciliation, every
+ * message the master PULLs because only the replica has it); `conflicts
+ * resolve` asks for one under policy keep.  PUSH carries the copy's
+ * identity and attributes, PUSH_DATA its body; the master checks the
+ * body against the GUID and renumbers (store_renumber()).  What that
+ * changes reaches the replica as log records, the last of which
+ * expunges the copy at its old uid and so resolves the conflict there.
+ * A copy pushed twice (a reconnect, or a second replica with the same
+ * copy) is renumbered once; the later pushes only log that expunge
+ * again.  A master's message that a replica cannot place because the
+ * uid named another message there (a reused UID: no copy to send) is
+ * the other way round: RELOCATE asks the master to move its own message
+ * above the replica's UIDNEXT.
+ */
+
+/* PUSH on the master: a copy's header; its body follows. */
+void
+master_push_begin(struct session *s, struct chan *c, const uint8_t *p,
+    size_t n)
+{
+	struct rd	 d = { p, n, 0, 0 };
+	struct pending	*pd = &c->push;
+	const uint8_t	*v;
+	uint64_t	 uid, flags, size, above;
+
+	if (c->cur != NULL || (c->line == NULL &&
+	    (c->line = malloc(SYNC_LINE_MAX)) == NULL))
+		goto bad;
+	memset(pd, 0, sizeof(*pd));
+	if ((v = rd_bytes(&d, MAILBOX_ID_LEN)) != NULL)
+		memcpy(pd->rec.mailbox, v, MAILBOX_ID_LEN);
+	uid = rd_u64(&d);
+	if ((v = rd_bytes(&d, GUID_LEN)) != NULL)
+		memcpy(pd->rec.guid, v, GUID_LEN);
+	flags = rd_u64(&d);
+	pd->rec.internaldate = (int64_t)rd_u64(&d);
+	size = rd_u64(&d);
+	rd_str(&d, pd->rec.keywords, sizeof(pd->rec.keywords));
+	above = rd_u64(&d);
+	if (d.bad || d.off != n || uid == 0 || uid >= UINT32_MAX ||
+	    flags > UINT32_MAX || above > UINT32_MAX ||
+	    size > (uint64_t)s->srv->settings->max_message_size)
+		goto bad;
+	pd->rec.uid = (uint32_t)uid;
+	pd->rec.flags = (uint32_t)flags;
+	pd->above = (uint32_t)above;
+	pd->size = size;
+	if ((pd->spool = spool_new(s->srv->settings->data_dir)) == NULL) {
+		session_close(s);
+		return;
+	}
+	c->cur = pd;
+	c->body_left = size;
+	c->linelen = 0;
+	if (size == 0)
+		master_push_done(s, c);
+	return;
+bad:
+	chan_bad(s, "bad PUSH");
+}
+
+/* The whole copy is here and hashes to its GUID: renumber it. */
+static void
+master_push_done(struct session *s, struct chan *c)
+{
+	struct pending	*pd = &c->push;
+	enum store_err	 err;
+	uint32_t	 new_uid;
+	char		 hex[GUID_HEX_LEN + 1];
+
+	if (body_finish(s, c) < 0) {
+		spool_free(pd->spool);
+		pd->spool = NULL;
+		session_close(s);
+		return;
+	}
+	err = store_renumber(s->srv->store, pd->rec.mailbox, pd->rec.uid,
+	    pd->rec.guid, pd->rec.flags, pd->rec.keywords,
+	    pd->rec.internaldate, &pd->in, pd->above, &new_uid);
+	crypto_hex(pd->rec.guid, GUID_LEN, hex);
+	if (err == STORE_OK || err == STORE_EXISTS)
+		log_info("sync.renumber", "name=%s uid=%u guid=%s new_uid=%u%s",
+		    log_quote(c->name), pd->rec.uid, hex, new_uid,
+		    err == STORE_EXISTS ? " again=1" : "");
+	else
+		log_warn("sync.renumber", "name=%s uid=%u guid=%s msg=%s",
+		    log_quote(c->name), pd->rec.uid, hex,
+		    log_quote(store_strerror(err)));
+	spool_free(pd->spool);
+	pd->spool = NULL;
+}
+
+/* PUSH_DATA on the master: a chunk of the copy's body. */
+void
+master_push_data(struct session *s, struct chan *c, const uint8_t *p,
+    size_t n)
+{
+	if (c->cur != &c->push || n > c->body_left) {
+		chan_bad(s, "PUSH_DATA out of place");
+		return;
+	}
+	body_feed(c, p, n);
+	c->body_left -= n;
+	if (c->body_left == 0)
+		master_push_done(s, c);
+}
+
+/*
+ * RELOCATE on the master: (mailbox, uid, guid, the replica's UIDNEXT).
+ * The replica used that uid for another message, so ours moves above
+ * both sides' UIDNEXT (store_relocate()); the records reach the replica
+ * like any other change and resolve its conflict.
+ */
+void
+master_relocate(struct session *s, struct chan *c, const uint8_t *p,
+    size_t n)
+{
+	enum store_err	 err;
+	uint32_t	 uid, new_uid;
+	char		 hex[GUID_HEX_LEN + 1];
+
+	if (n != MAILBOX_ID_LEN + 4 + GUID_LEN + 4 ||
+	    (uid = get32(p + MAILBOX_ID_LEN)) == 0) {
+		chan_bad(s, "bad RELOCATE");
+		return;
+	}
+	crypto_hex(p + MAILBOX_ID_LEN + 4, GUID_LEN, hex);
+	if (sync_is_replica()) {
+		/* A relay: only the master numbers; moving here diverges. */
+		log_warn("sync.relocate", "name=%s uid=%u guid=%s msg=\"this "
+		    "node is a replica; its master must move it\"",
+		    log_quote(c->name), uid, hex);
+		return;
+	}
+	err = store_relocate(s->srv->store, p, uid, p + MAILBOX_ID_LEN + 4,
+	    get32(p + MAILBOX_ID_LEN + 4 + GUID_LEN), &new_uid);
+	if (err == STORE_OK)
+		log_warn("sync.relocate", "name=%s uid=%u guid=%s new_uid=%u "
+		    "msg=\"uid used for another message there\"",
+		    log_quote(c->name), uid, hex, new_uid);
+	else if (err != STORE_EXISTS && err != STORE_NOTFOUND)
+		log_warn("sync.relocate", "name=%s uid=%u guid=%s msg=%s",
+		    log_quote(c->name), uid, hex,
+		    log_quote(store_strerror(err)));
+}
+
+/*
+ * EXPUNGED on the master: (mailbox, uid, guid, reason).  The replica
+ * saw this very message at that uid and expunged it (store_apply.c,
+ * uid_taken_before: the expunge wins), or holds it at another UID it
+ * was renumbered to (relocate_ask), so ours is the older word and goes,
+ * saying why; the record reaches every replica like any other change
+ * and settles the one that asked.
+ */
+void
+master_expunged(struct session *s, struct chan *c, const uint8_t *p,
+    size_t n)
+{
+	struct store		*st = s->srv->store;
+	struct store_mailbox	 mb;
+	enum store_err		 err;
+	uint32_t		 uid;
+	char			 hex[GUID_HEX_LEN + 1];
+
+	if (n != MAILBOX_ID_LEN + 4 + GUID_LEN + 1 ||
+	    (uid = get32(p + MAILBOX_ID_LEN)) == 0 ||
+	    p[n - 1] >= REC_NREASONS) {
+		log_warn("sync.protocol", "peer=%s name=%s msg=\"bad "
+		    "EXPUNGED\"", s->peer, log_quote(c->name));
+		session_close(s);
+		return;
+	}
+	crypto_hex(p + MAILBOX_ID_LEN + 4, GUID_LEN, hex);
+	if (sync_is_replica()) {
+		/* A relay: its master decides, and its log brings it. */
+		log_warn("sync.expunged", "name=%s uid=%u guid=%s msg=\"this "
+		    "node is a replica; its master must expunge it\"",
+		    log_quote(c->name), uid, hex);
+		return;
+	}
+	if (store_mailbox_by_uniqueid(st, p, &mb, NULL) != STORE_OK)
+		return;
+	err = store_drop_copy(st, p, uid, p + MAILBOX_ID_LEN + 4,
+	    (enum rec_reason)p[n - 1]);
+	if (err == STORE_NOTFOUND) {
+		/*
+		 * Gone here already: its expunge, logged again, settles the
+		 * replica (which may have compared after that record).
+		 */
+		(void)store_expunge_relog(st, p, uid, p + MAILBOX_ID_LEN + 4);
+		return;
+	}
+	log_warn("sync.expunged", "name=%s mailbox=%s uid=%u guid=%s "
+	    "result=%s msg=\"expunged or renumbered on the replica since "
+	    "this copy was made: the copy here goes\"", log_quote(c->name),
+	    log_quote(mb.name), uid, hex, store_strerror(err));
+}
+
+/*
+ * PULL on the replica: the master lacks our message at this uid.  It is
+ * kept out of the master's numbering like a conflict copy (recorded,
+ * alerted), and pushed under policy renumber.
+ */
+void
+replica_pull(struct session *s, struct chan *c, const uint8_t *p, size_t n)
+{
+	struct store_conflict	 k;
+	struct store_mailbox	 mb;
+
+	(void)c;
+	if (n != MAILBOX_ID_LEN + 4 + GUID_LEN) {
+		chan_bad(s, "bad PULL");
+		return;
+	}
+	memset(&k, 0, sizeof(k));
+	memcpy(k.mailbox, p, MAILBOX_ID_LEN);
+	k.uid = get32(p + MAILBOX_ID_LEN);
+	memcpy(k.local_guid, p + MAILBOX_ID_LEN + 4, GUID_LEN);
+	snprintf(k.op, sizeof(k.op), "message.local");
+	if (store_mailbox_by_uniqueid(s->srv->store, k.mailbox, &mb,
+	    k.user) != STORE_OK)
+		return;
+	snprintf(k.mailbox_name, sizeof(k.mailbox_name), "%s", mb.name);
+	if (store_conflict_add(s->srv->store, &k) == STORE_OK)
+		conflict_notify(s, &k);
+}
+
+static void	expunged_send(struct session *, const struct store_conflict *,
+		    enum rec_reason);
+
+/*
+ * Conflict k is the master's message at a uid used here for another
+ * (APPLY_REUSED): asks the master to move it above our UIDNEXT.  The
+ * conflict stays open until the record that expunges it there arrives.
+ * When this mailbox holds that very message at another UID already (it
+ * was renumbered here after the master's copy was made, a master
+ * restored from an older copy, say), moving the master's up would make
+ * it twice: the master's goes instead, as renumbering, and ours (which
+ * the master lacks at its uid) reaches it by the usual PULL.
+ */
+static void
+relocate_ask(struct session *s, const struct store_conflict *k)
+{
+	struct store_mailbox	 mb;
+	uint8_t			 b[MAILBOX_ID_LEN + 4 + GUID_LEN + 4];
+
+	if (store_mailbox_by_uniqueid(s->srv->store, k->mailbox, &mb,
+	    NULL) != STORE_OK) {
+		/* The mailbox is gone from here: nothing left to place. */
+		(void)store_conflict_set_state(s->srv->store, k->id,
+		    CONFLICT_RESOLVED);
+		return;
+	}
+	if (store_mailbox_holds(s->srv->store, k->mailbox, k->master_guid)) {
+		expunged_send(s, k, REASON_RENUMBER);
+		return;
+	}
+	memcpy(b, k->mailbox, MAILBOX_ID_LEN);
+	put32(b + MAILBOX_ID_LEN, k->uid);
+	memcpy(b + MAILBOX_ID_LEN + 4, k->master_guid, GUID_LEN);
+	put32(b + MAILBOX_ID_LEN + 4 + GUID_LEN, mb.uidnext);
+	chan_send(s, SF_RELOCATE, b, sizeof(b));
+	log_info("sync.relocate.ask", "mailbox=%s uid=%u conflict=%lld "
+	    "uidnext=%u", log_quote(mb.name), k->uid, (long long)k->id,
+	    mb.uidnext);
+}
+
+/*
+ * Asks the master to expunge its message of conflict k (the master's
+ * guid at k's uid), saying why.  The conflict stays open until the
+ * record that expunges it there arrives.
+ */
+static void
+expunged_send(struct session *s, const struct store_conflict *k,
+    enum rec_reason reason)
+{
+	uint8_t	 b[MAILBOX_ID_LEN + 4 + GUID_LEN + 1];
+
+	memcpy(b, k->mailbox, MAILBOX_ID_LEN);
+	put32(b + MAILBOX_ID_LEN, k->uid);
+	memcpy(b + MAILBOX_ID_LEN + 4, k->master_guid, GUID_LEN);
+	b[sizeof(b) - 1] = (uint8_t)reason;
+	chan_send(s, SF_EXPUNGED, b, sizeof(b));
+	log_info("sync.expunged.tell", "mailbox=%s uid=%u conflict=%lld "
+	    "reason=%s", log_quote(k->mailbox_name), k->uid,
+	    (long long)k->id, rec_reason_name(reason));
+}
+
+/*
+ * Conflict k is the master's message that was expunged here
+ * (APPLY_EXPUNGED): the master expunges it too, for the reason our
+ * tombstone keeps.
+ */
+static void
+expunged_tell(struct session *s, const struct store_conflict *k)
+{
+	expunged_send(s, k, store_tombstone_reason(s->srv->store, k->mailbox,
+	    k->uid));
+}
+
+/* Conflicts the master settles by a request rather than a copy. */
+static const struct {
+	const char	*op;
+	void		(*ask)(struct session *, const struct store_conflict *);
+} conflict_asks[] = {
+	{ "message.reused", relocate_ask },
+	{ "message.expunged", expunged_tell },
+};
+
+/* Opens conflict k's copy and sends its PUSH; 0, or -1 to skip it. */
+static int
+push_start(struct session *s, struct chan *c, const struct store_conflict *k)
+{
+	struct store		*st = s->srv->store;
+	struct store_mailbox	 mb;
+	struct store_message	 m;
+	char			 user[USER_MAX_NAME + 1];
+	uint8_t			 out[MAILBOX_ID_LEN + 8 + GUID_LEN + 8 * 3 +
+				    2 + STORE_MAX_KEYWORDS + 8];
+	struct wr		 w = { out, 0, sizeof(out), 0 };
+	uint64_t		 size;
+	size_t			 i;
+
+	for (i = 0; i < sizeof(conflict_asks) / sizeof(*conflict_asks); i++)
+		if (strcmp(k->op, conflict_asks[i].op) == 0) {
+			conflict_asks[i].ask(s, k);
+			return -1;
+		}
+	if (store_mailbox_by_uniqueid(st, k->mailbox, &mb, user) !=
+	    STORE_OK || store_message_get(st, mb.id, k->uid, &m) !=
+	    STORE_OK || memcmp(m.guid, k->local_guid, GUID_LEN) != 0) {
+		/* The copy is gone from here: nothing left to keep. */
+		(void)store_conflict_set_state(st, k->id, CONFLICT_RESOLVED);
+		return -1;
+	}
+	wr_bytes(&w, k->mailbox, MAILBOX_ID_LEN);
+	wr_u64(&w, k->uid);
+	wr_bytes(&w, k->local_guid, GUID_LEN);
+	wr_u64(&w, m.flags);
+	wr_u64(&w, (uint64_t)m.internaldate);
+	wr_u64(&w, m.size);
+	wr_str(&w, m.keywords ? m.keywords : "");
+	wr_u64(&w, mb.uidnext);
+	if (w.full || store_blob_open(st, k->local_guid, &c->push_body,
+	    &size) != STORE_OK)
+		return -1;
+	c->push_size = size;
+	c->push_off = 0;
+	chan_send(s, SF_PUSH, out, w.n);
+	log_info("sync.push", "mailbox=%s uid=%u conflict=%lld size=%llu",
+	    log_quote(mb.name), k->uid, (long long)k->id,
+	    (unsigned long long)size);
+	return 0;
+}
+
+/*
+ * Sends the copies to renumber, one after another, as the output
+ * drains; this connection's pushes go in conflict order, each once.
+ */
+void
+replica_push(struct session *s, struct chan *c)
+{
+	struct store_conflict	 k;
+	size_t			 n;
+	int			 open_too = s->srv->settings->conflict_policy ==
+				    CONFLICT_POLICY_RENUMBER;
+
+	if ((c->state != CH_STREAM && c->state != CH_RECONCILE) ||
+	    c->inv_sending || s->io != SESSION_OPEN)
+		return;
+	while (buf_used(&s->out) < OUTBUF_HIGH_WATER) {
+		if (c->push_body != NULL) {
+			n = c->push_size - c->push_off < BLOB_CHUNK_SIZE ?
+			    c->push_size - c->push_off : BLOB_CHUNK_SIZE;
+			if (n > 0 && store_blob_read(c->push_body,
+			    c->push_off, c->zout, n) != (ssize_t)n) {
+				session_close(s);
+				return;
+			}
+			if (n > 0)
+				chan_send(s, SF_PUSH_DATA, c->zout, n);
+			c->push_off += n;
+			if (c->push_off == c->push_size) {
+				store_blob_close(c->push_body);
+				c->push_body = NULL;
+			}
+			continue;
+		}
+		if (store_conflict_next(s->srv->store, c->push_after, open_too,
+		    &k) != STORE_OK)
+			return;
+		c->push_after = k.id;
+		(void)push_start(s, c, &k);
+	}
+	s->resume = 1;
+}
