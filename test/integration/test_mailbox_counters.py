@@ -190,6 +190,7 @@ def test_schema_step_counts_an_older_store(server):
     s.stop()
     db = sqlite3.connect(s.data / "mailrepd.db")
     db.executescript(
+        "DROP TABLE copy_job;"
         "DROP INDEX message_date;"
         "DROP INDEX message_unseen;"
         "ALTER TABLE mailbox DROP COLUMN nunseen;"
