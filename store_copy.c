@@ -260,8 +260,9 @@ store_copy_begin(struct store *st, struct store_copy_job *job)
 
 /*
  * Copies sources from j->done on, at least one, until the deadline:
- * rows at the target's next UIDs and MODSEQs, not shown, each logged.
- * A source gone (expunged meanwhile) fails the job: all or nothing.
+ * rows at the target's next UIDs and MODSEQs, not shown, each logged
+ * (a MOVE's as a MOVE's, as store_message_copy_many() logs them).  A
+ * source gone (expunged meanwhile) fails the job: all or nothing.
  */
 static enum store_err
 stage(struct store *st, const struct store_copy_job *job, struct job_row *j,
@@ -272,7 +273,9 @@ stage(struct store *st, const struct store_copy_job *job, struct job_row *j,
 	struct msg_place	 at = { .mbox_id = job->to };
 	int64_t			 blob_id, first = j->done;
 	enum store_err		 err = STORE_OK;
+	enum rec_reason		 was;
 
+	was = store_set_reason(st, job->move ? REASON_MOVE : st->reason);
 	memcpy(at.uniqueid, j->uniqueid, MAILBOX_ID_LEN);
 	while (err == STORE_OK && (size_t)j->done < job->n &&
 	    (j->done == first || log_clock_us() < deadline_us)) {
@@ -292,6 +295,7 @@ stage(struct store *st, const struct store_copy_job *job, struct job_row *j,
 		j->unseen += (m.flags & FLAG_SEEN) == 0;
 		j->bytes += (int64_t)m.size;
 	}
+	(void)store_set_reason(st, was);
 	return err;
 }
 

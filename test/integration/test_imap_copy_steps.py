@@ -19,6 +19,12 @@ import pytest
 from conftest import DOMAIN, IMAPError, check_store
 from powerloss import store_rows
 from test_imap_steps import BIG, Probe, count, fill
+
+# A probe round trip past this is a stall.  Longer than test_imap_steps'
+# STALL: 20,000 copies write ~15 WAL checkpoints' worth, and SQLite runs
+# each inside a commit (1.4 s seen under load); a COPY of 20,000 made at
+# once holds the loop ~10 s under ASan.
+COPY_STALL = 3.0
 from test_replication import (lmtp_one, make_cluster, message,  # noqa: F401
                               secret, status, wait_same)
 
@@ -89,13 +95,13 @@ def test_copy_and_move_of_many_are_stepped_and_atomic(imap_srv):
         c.ok("NOOP")
         with Watcher(imap_srv, "dst") as w, Probe(imap_srv) as probe:
             untagged, done = c.cmd("COPY 1:* dst", timeout=300)
-        probe.report("COPY 1:* of %d" % BIG)
+        probe.report("COPY 1:* of %d" % BIG, COPY_STALL)
         assert done.startswith("OK [COPYUID "), done
         assert re.search(r" 1:%d 1:%d\]" % (BIG, BIG), done), done
         assert w.seen <= {0, BIG}, sorted(w.seen)[:10]
         with Watcher(imap_srv, "dst2") as w, Probe(imap_srv) as probe:
             untagged, done = c.cmd("UID MOVE 1:* dst2", timeout=300)
-        probe.report("UID MOVE 1:* of %d" % BIG)
+        probe.report("UID MOVE 1:* of %d" % BIG, COPY_STALL)
         assert done.startswith("OK"), done
         assert any(l.startswith("* OK [COPYUID ") for l in untagged)
         assert sum(1 for l in untagged if l.endswith(" EXPUNGE")) == BIG
