@@ -18,7 +18,7 @@ import pytest
 
 from conftest import DOMAIN, IMAPError, check_store
 from powerloss import store_rows
-from test_imap_steps import BIG, Probe, count, fill
+from test_imap_steps import BIG, MSG, Probe, count, fill
 
 # A probe round trip past this is a stall.  Longer than test_imap_steps'
 # STALL: 20,000 copies write ~15 WAL checkpoints' worth, and SQLite runs
@@ -291,3 +291,27 @@ def test_replica_sees_a_move_whole_and_an_undone_copy_never(server, secret):
     assert rows(replica.data, "cut")[0] == 0
     assert master.log_text().count("sync.reconcile.start") == reconciles
     assert "sync.guard.paused" not in replica.log_text()
+
+
+def test_target_takes_no_other_write_while_copied_into(imap_srv):
+    """While a COPY of 20,000 fills a mailbox, another APPEND there gets
+    NO [INUSE] and a delivery 451 4.3.0 (no UID may come between the
+    copies'); both go through once the COPY is done."""
+    with imap_srv.raw() as c:
+        c.ok("CREATE dst")
+        fill(c, "dst", BIG)
+        c.ok("SELECT dst")
+        t = c.tag()
+        c.send("%s COPY 1:* INBOX\r\n" % t)
+        assert still_running(c, 0.3)
+        with imap_srv.raw() as other:
+            untagged, done = other.cmd(
+                "APPEND INBOX {%d+}\r\n%s" % (len(MSG), MSG.decode()))
+            assert done.startswith("NO [INUSE]"), done
+        got = lmtp_one(imap_srv.port, "alice@%s" % DOMAIN, message("busy"))
+        assert got[0].startswith("451 4.3.0"), got
+        untagged, done = c.read_until(t, timeout=300)
+        assert done.startswith("OK"), done
+    got = lmtp_one(imap_srv.port, "alice@%s" % DOMAIN, message("later"))
+    assert got[0].startswith("250"), got
+    assert count(imap_srv, "INBOX") == BIG + 1
