@@ -102,7 +102,7 @@
 #define STORE_MAX_KEYWORDS	4096	/* bytes of keywords on a message */
 #define STORE_GC_BATCH		256	/* unused blobs dropped in one loop step */
 #define STORE_GC_STEP_USEC	5000	/* loop time one step of blob collection takes */
-#define SCHEMA_VERSION		20	/* bump with a step in store_schema.c */
+#define SCHEMA_VERSION		21	/* bump with a step in store_schema.c */
 /*
  * SEARCH's full-text index (imap_search_index.c, store_fts.c): blobs
  * indexed behind delivery, a bounded batch an iteration of the loop.
@@ -235,21 +235,19 @@
 #define IMAP_MAX_MULTIAPPEND	32	/* messages in one APPEND (a spool and a file each) */
 #define IMAP_MAX_SECTION	64	/* bytes of a section in a CATENATE URL */
 /*
- * COPY and MOVE are one store step, so that they stay all or nothing
- * (RFC 3501 6.4.7) through errors, disconnects and crashes: a copied
- * message costs a row, a UID and MODSEQ and a replication record.
- * Until schema 15 the triggers that counted messages made SQLite
- * journal every page each statement touched once more (10 page writes,
- * ~20 KiB a message); now 1,000 write ~4 MiB, not ~20, and hold the
- * loop ~2.3 times less (bench/RESULTS.md), still several steps' worth.
- * A 10 ms step would take ~100, which clients that move a few hundred
- * selected messages at once would hear as NO [LIMIT].  Stepping it
- * needs copies undone after an error, a disconnect or a crash (a
- * journal of them, swept at start, and a record reason for the undo);
- * copies invisible until the end cannot help, since making 1,000
- * visible is itself a row and a replication record each.
+ * COPY and MOVE of up to IMAP_STEP_MESSAGES messages are one store
+ * step, all or nothing (RFC 3501 6.4.7).  A bigger set is copied in
+ * steps of IMAP_STEP_USEC, one a loop iteration, as rows the other
+ * sessions cannot see (UIDs at and above the target's UIDNEXT) and log
+ * records the replicas are not sent, under a journal (copy_job); one
+ * short write then shows them all (store_copy.c).  An error, a
+ * disconnect or a drain leaves the journal to be undone a step at a
+ * time, a crash at the next start.  The picked UIDs cost 4 bytes each
+ * while the command runs: 400 KiB at most.
  */
-#define IMAP_MAX_COPY		1000	/* messages one COPY or MOVE takes (one step) */
+#define IMAP_MAX_COPY		100000	/* messages one COPY or MOVE takes */
+#define STORE_COPY_UNDO_BATCH	512	/* copies or log records undone in one loop step */
+#define STORE_COPY_STEP_USEC	5000	/* loop time a step of an abandoned MOVE's expunges takes */
 #define IMAP_MAX_SEARCH_TEXT	16	/* BODY and TEXT keys in one SEARCH */
 #define IMAP_MAX_SEARCH_FTS	4	/* keys of one SEARCH that ask the full-text index */
 #define VIEW_INDEX_EVERY	16	/* UID runs of a view per sequence-number index entry */

@@ -83,6 +83,10 @@ imap_reply_store_error(struct session *s, enum store_err err,
 	case STORE_LIMIT:
 		imap_reply(s, IMAP_NO_LIMIT);
 		break;
+	case STORE_BUSY:
+		imap_reply(s, "NO [INUSE] %s: the mailbox is being written "
+		    "(a big COPY into it, or another program); try again", verb);
+		break;
 	case STORE_QUOTA:
 		imap_reply(s, "NO [OVERQUOTA] Quota exceeded: %s would pass "
 		    "the user's storage or message limit", verb);

@@ -4,9 +4,9 @@
  *
  * STORE and EXPUNGE work in steps of bounded work (imap_step_more()),
  * so that a big mailbox never holds the loop; COPY and MOVE first pick
- * their messages from the view (imap_view_foreach) and only then call
- * the store, once, so that they are atomic (RFC 3501 6.4.7), which
- * bounds how many messages one of them takes (see copy_messages).
+ * their messages from the view (imap_view_foreach), then copy a few at
+ * once or many in steps that stay all or nothing (RFC 3501 6.4.7; see
+ * copy_messages and store_copy.c).
  */
 #include <ctype.h>
 #include <stdio.h>
@@ -642,13 +642,12 @@ imap_cmd_store(struct session *s, const struct imap_arg *args, size_t nargs,
 /* --- COPY and MOVE -------------------------------------------------------- */
 
 /*
- * Messages picked from the view for COPY or MOVE: UIDs and sequence
- * numbers, ascending; `over` when the set names more than IMAP_MAX_COPY.
+ * Messages picked from the view for COPY or MOVE: UIDs, ascending;
+ * `over` when the set names more than IMAP_MAX_COPY.
  */
 struct picked {
 	struct session	*s;
 	uint32_t	*uid;
-	uint32_t	*seq;
 	size_t		 n, cap;
 	int		 over;
 	int		 error;
@@ -660,7 +659,7 @@ pick_one(void *arg, uint32_t seq)
 {
 	struct picked		*p = arg;
 	struct imap_view	*v = imap_of(p->s)->view;
-	uint32_t		*u, *q, uid = imap_view_uid(v, seq);
+	uint32_t		*u, uid = imap_view_uid(v, seq);
 
 	if (imap_view_is_gone(v, uid))
 		return 0;
@@ -668,26 +667,12 @@ pick_one(void *arg, uint32_t seq)
 		return p->over = 1;
 	if (p->n == p->cap) {
 		p->cap = p->cap ? p->cap * 2 : 64;
-		u = reallocarray(p->uid, p->cap, sizeof(*u));
-		if (u != NULL)
-			p->uid = u;
-		q = reallocarray(p->seq, p->cap, sizeof(*q));
-		if (q != NULL)
-			p->seq = q;
-		if (u == NULL || q == NULL)
+		if ((u = reallocarray(p->uid, p->cap, sizeof(*u))) == NULL)
 			return p->error = 1;
+		p->uid = u;
 	}
-	p->uid[p->n] = uid;
-	p->seq[p->n] = seq;
-	p->n++;
+	p->uid[p->n++] = uid;
 	return 0;
-}
-
-static void
-picked_free(struct picked *p)
-{
-	free(p->uid);
-	free(p->seq);
 }
 
 char *
@@ -708,20 +693,136 @@ imap_numbers_text(const uint32_t *v, size_t n)
 	return text;
 }
 
+/* A COPY or MOVE under way: what it copies and how it answers. */
+struct copying {
+	struct store_copy_job	 job;
+	struct store		*st;
+	struct picked		 p;
+	uint32_t		*new_uid;	/* a COPY made at once */
+	uint32_t		 uidvalidity;	/* the target's */
+	int			 uid;		/* UID COPY, UID MOVE */
+};
+
+static void
+copying_free(void *arg)
+{
+	struct copying	*c = arg;
+
+	/* Cut off (a disconnect, an error): swept, undone or ended. */
+	if (c->job.id != 0)
+		store_copy_abandon(c->st, &c->job);
+	free(c->p.uid);
+	free(c->new_uid);
+	free(c);
+}
+
 /*
- * COPY and MOVE (RFC 6851), with COPYUID (RFC 4315).
- *
- * Why a limit and not steps: COPY and MOVE are all or nothing (RFC 3501
- * 6.4.7, RFC 6851 3.3), and every copied message is one append record
- * in the replication log, in order, each chained to the hash of the one
- * before.  Copying in steps would need the copies kept invisible (here,
- * and on every replica that applies the records as they come) until a
- * last step makes them visible, and that step would still write or flip
- * a row per message: it cannot be short.  So one command copies at most
- * IMAP_MAX_COPY messages, in one store step that fits the loop's budget,
- * and a set naming more is refused with NO [LIMIT] before anything is
- * copied, as Gmail bounds a command's work; a client copies a bigger
- * set in parts (a UID range each).
+ * The OK with COPYUID (RFC 4315): the copies of uids[i] are new_uid[i],
+ * or, copied in steps, first + i.  A MOVE says it in an untagged OK.
+ */
+static void
+copy_done(struct session *s, const struct copying *c, uint32_t first)
+{
+	char	*src, *dst = NULL;
+	char	 range[32];
+
+	src = imap_numbers_text(c->p.uid, c->p.n);
+	if (c->new_uid != NULL)
+		dst = imap_numbers_text(c->new_uid, c->p.n);
+	else
+		(void)snprintf(range, sizeof(range), "%u:%u", first,
+		    first + (uint32_t)c->p.n - 1);
+	if (!c->job.move)
+		imap_reply(s, "OK [COPYUID %u %s %s] COPY completed",
+		    c->uidvalidity, src ? src : "", dst ? dst : range);
+	else {
+		session_printf(s, "* OK [COPYUID %u %s %s] Moved\r\n",
+		    c->uidvalidity, src ? src : "", dst ? dst : range);
+		imap_reply(s, "OK %sMOVE completed", c->uid ? "UID " : "");
+	}
+	free(src);
+	free(dst);
+}
+
+/*
+ * One step of a COPY or MOVE in steps (store_copy.c).  A step whose
+ * commit failed (s->lost), a drain, or the client's end of the
+ * connection closing (FIN: no one would hear the answer) ends it with
+ * NO before its copies show: they are then undone, never shown.  A
+ * source held by another COPY makes a MOVE's expunges wait for a later
+ * step.
+ */
+static int
+copy_step(struct session *s, void *arg)
+{
+	struct copying	*c = arg;
+	const char	*verb = c->job.move ? "MOVE" : "COPY";
+	enum store_err	 err;
+
+	if (s->lost != STORE_OK)
+		return 1;		/* the reply says what undid it */
+	if ((s->srv->draining || s->in_eof) && !c->job.shown) {
+		imap_reply(s, "NO [UNAVAILABLE] %s cut off (the server is "
+		    "shutting down, or the client left); nothing was copied",
+		    verb);
+		return 1;
+	}
+	err = store_copy_step(c->st, &c->job, log_clock_us() +
+	    IMAP_STEP_USEC);
+	if (err == STORE_BUSY && c->job.shown)
+		return 0;
+	if (err != STORE_OK) {
+		imap_reply_store_error(s, err, IMAP_MISSING_MESSAGE, verb);
+		return 1;
+	}
+	if (!c->job.finished)
+		return 0;
+	copy_done(s, c, c->job.uid_lo);
+	return 1;
+}
+
+/* Copies (moves) c's messages in one store step. */
+static void
+copy_at_once(struct session *s, struct copying *c, int64_t from)
+{
+	enum store_err	 err;
+
+	if ((c->new_uid = calloc(c->p.n, sizeof(*c->new_uid))) == NULL)
+		imap_reply(s, "NO [UNAVAILABLE] Out of memory");
+	else if ((err = store_message_copy_many(c->st, from, c->p.uid,
+	    c->p.n, c->job.to, c->new_uid, c->job.move)) != STORE_OK)
+		imap_reply_store_error(s, err, IMAP_MISSING_MESSAGE,
+		    c->job.move ? "MOVE" : "COPY");
+	else
+		copy_done(s, c, 0);
+}
+
+/* Journals a COPY (MOVE) in steps and runs its first step now. */
+static void
+copy_in_steps(struct session *s, struct copying *c, int64_t from)
+{
+	enum store_err	 err;
+
+	c->job.from = from;
+	c->job.uids = c->p.uid;
+	c->job.n = c->p.n;
+	if ((err = store_copy_begin(c->st, &c->job)) != STORE_OK) {
+		imap_reply_store_error(s, err, IMAP_MISSING_MESSAGE,
+		    c->job.move ? "MOVE" : "COPY");
+		copying_free(c);
+	} else if (copy_step(s, c))
+		copying_free(c);
+	else
+		imap_start_steps(s, copy_step, copying_free, c);
+}
+
+/*
+ * COPY and MOVE (RFC 6851), with COPYUID (RFC 4315), all or nothing
+ * (RFC 3501 6.4.7, RFC 6851 3.3).  Up to IMAP_STEP_MESSAGES messages
+ * are copied in one store step; more in steps, one a loop iteration,
+ * whose copies no one sees until the last (store_copy.c).  A set naming
+ * more than IMAP_MAX_COPY is refused with NO [LIMIT] before anything is
+ * copied; a client copies a bigger set in parts (a UID range each).
  */
 static void
 copy_messages(struct session *s, const struct imap_arg *args, size_t nargs,
@@ -731,54 +832,48 @@ copy_messages(struct session *s, const struct imap_arg *args, size_t nargs,
 	struct imap_view	*v = ims->view;
 	struct store_mailbox	 to;
 	struct imap_seqset	 set;
-	struct picked		 p;
+	struct copying		*c;
 	const char		*name, *verb = move ? "MOVE" : "COPY";
-	uint32_t		*new_uid = NULL;
-	char			*src = NULL, *dst = NULL;
 	enum store_err		 err;
 
-	memset(&p, 0, sizeof(p));
-	p.s = s;
 	if (nargs != 2 || (name = imap_arg_mailbox(s, &args[1])) == NULL ||
 	    imap_view_seqset(v, &args[0], uid, &set) < 0) {
 		imap_reply(s, "BAD %s wants a sequence set and a mailbox", verb);
 		return;
 	}
-	imap_view_foreach(v, &set, uid, pick_one, &p);
+	if ((c = calloc(1, sizeof(*c))) == NULL) {
+		imap_seqset_free(&set);
+		imap_reply(s, "NO [UNAVAILABLE] Out of memory");
+		return;
+	}
+	c->p.s = s;
+	c->st = s->srv->store;
+	c->uid = uid;
+	c->job.move = move;
+	imap_view_foreach(v, &set, uid, pick_one, &c->p);
 	imap_seqset_free(&set);
-	if (p.over)
+	if (c->p.over)
 		imap_reply(s, "NO [LIMIT] %s takes at most %u messages at once",
 		    verb, IMAP_MAX_COPY);
-	else if ((err = store_mailbox_get(s->srv->store, ims->user, name,
-	    &to)) != STORE_OK)
+	else if ((err = store_mailbox_get(c->st, ims->user, name, &to)) !=
+	    STORE_OK)
 		imap_reply_store_error(s, err, IMAP_MISSING_TARGET, verb);
-	else if (p.error)
+	else if (c->p.error)
 		imap_reply(s, "NO [UNAVAILABLE] %s failed", verb);
 	else if (move && v->readonly)
 		imap_reply(s, "NO Mailbox is read-only");
-	else if (p.n == 0)
+	else if (c->p.n == 0)
 		imap_reply(s, "OK No messages to %s", verb);
-	else if ((new_uid = calloc(p.n, sizeof(*new_uid))) == NULL)
-		imap_reply(s, "NO [UNAVAILABLE] Out of memory");
-	else if ((err = store_message_copy_many(s->srv->store, v->mb.id,
-	    p.uid, p.n, to.id, new_uid, move)) != STORE_OK)
-		imap_reply_store_error(s, err, IMAP_MISSING_MESSAGE, verb);
 	else {
-		src = imap_numbers_text(p.uid, p.n);
-		dst = imap_numbers_text(new_uid, p.n);
-		if (!move)
-			imap_reply(s, "OK [COPYUID %u %s %s] COPY completed",
-			    to.uidvalidity, src ? src : "", dst ? dst : "");
-		else {
-			session_printf(s, "* OK [COPYUID %u %s %s] Moved\r\n",
-			    to.uidvalidity, src ? src : "", dst ? dst : "");
-			imap_reply(s, "OK %sMOVE completed", uid ? "UID " : "");
+		c->job.to = to.id;
+		c->uidvalidity = to.uidvalidity;
+		if (c->p.n > IMAP_STEP_MESSAGES) {
+			copy_in_steps(s, c, v->mb.id);
+			return;
 		}
+		copy_at_once(s, c, v->mb.id);
 	}
-	free(src);
-	free(dst);
-	free(new_uid);
-	picked_free(&p);
+	copying_free(c);
 }
 
 void

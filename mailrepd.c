@@ -539,8 +539,11 @@ event_loop(struct server *srv, struct listener *ls, int nls,
 				(ls[i].tls ? server_accept_tls :
 				    server_accept)(srv, ls[i].fd, ls[i].ops);
 		run_sessions(pfd + nfixed, owner + nfixed, n - nfixed, &turn);
-		/* Deleted mail's blobs go a bounded batch an iteration. */
-		if (store_gc_step(srv->store))
+		/*
+		 * Deleted mail's blobs, and what a COPY cut off copied, go
+		 * a bounded batch an iteration.
+		 */
+		if (store_gc_step(srv->store) | store_copy_sweep(srv->store))
 			server_timer(srv, srv->now_ms);
 		server_commit(srv);
 		/*

@@ -82,9 +82,12 @@ static const char *const stmt_sql[NSTMT] = {
 	    "JOIN user u ON u.id = m.user_id "
 	    "WHERE u.name = ?1 ORDER BY m.name",
 	[S_MBOX_COUNT] = "SELECT nmessages FROM mailbox WHERE id = ?1",
-	[S_USER_USAGE] = "SELECT coalesce(sum(nmessages), 0), "
-	    "coalesce(sum(nbytes), 0) FROM mailbox WHERE user_id = "
-	    "(SELECT user_id FROM mailbox WHERE id = ?1)",
+	[S_USER_USAGE] = "SELECT coalesce(sum(nmessages), 0) + coalesce(sum("
+	    "c.n), 0), coalesce(sum(nbytes), 0) + coalesce(sum(c.bytes), 0) "
+	    "FROM mailbox LEFT JOIN (SELECT target, sum(uid_next - uid_lo) "
+	    "AS n, sum(bytes) AS bytes FROM copy_job WHERE move = 0 AND "
+	    "expunging = 0 GROUP BY target) c ON c.target = mailbox.id "
+	    "WHERE user_id = (SELECT user_id FROM mailbox WHERE id = ?1)",
 	[S_MBOX_UNCOUNT] = "UPDATE mailbox SET nmessages = nmessages - 1, "
 	    "nunseen = nunseen - ?2, nbytes = nbytes - ?3 WHERE id = ?1",
 	[S_MBOX_UNSEEN_ADD] = "UPDATE mailbox SET nunseen = nunseen + ?2 "
@@ -117,7 +120,8 @@ static const char *const stmt_sql[NSTMT] = {
 	[S_MSG_LIST] = "SELECT m.uid, b.guid, m.modseq, m.flags, m.keywords, "
 	    "m.internaldate, b.size, " MSG_SAVEDATE " "
 	    "FROM message m JOIN blob b "
-	    "ON b.id = m.blob_id WHERE m.mailbox_id = ?1 ORDER BY m.uid",
+	    "ON b.id = m.blob_id WHERE m.mailbox_id = ?1 AND" MSG_SHOWN("m", "?1")
+	    "ORDER BY m.uid",
 	[S_MSG_EXPUNGE_ALL] = "INSERT OR REPLACE INTO expunged "
 	    "(mailbox, uid, guid, modseq, time, reason, logpos) "
 	    "SELECT ?2, m.uid, b.guid, m.modseq, ?3, ?4, " LOGPOS_NEXT
@@ -167,7 +171,8 @@ static const char *const stmt_sql[NSTMT] = {
 	[S_MSG_GET] = "SELECT m.uid, b.guid, m.modseq, m.flags, m.keywords, "
 	    "m.internaldate, b.size, " MSG_SAVEDATE ", m.blob_id "
 	    "FROM message m JOIN blob b "
-	    "ON b.id = m.blob_id WHERE m.mailbox_id = ?1 AND m.uid = ?2",
+	    "ON b.id = m.blob_id WHERE m.mailbox_id = ?1 AND m.uid = ?2 AND"
+	    MSG_SHOWN("m", "?1"),
 	[S_MSG_SET_FLAGS] = "UPDATE message SET flags = ?3, keywords = ?4, "
 	    "modseq = ?5 WHERE mailbox_id = ?1 AND uid = ?2",
 	[S_MSG_DEL] = "DELETE FROM message WHERE mailbox_id = ?1 AND uid = ?2",
@@ -178,7 +183,7 @@ static const char *const stmt_sql[NSTMT] = {
 	    "m.keywords, m.internaldate, b.size, " MSG_SAVEDATE " "
 	    "FROM message m JOIN blob b "
 	    "ON b.id = m.blob_id WHERE m.mailbox_id = ?1 AND m.modseq > ?2 "
-	    "ORDER BY m.uid",
+	    "AND" MSG_SHOWN("m", "?1") "ORDER BY m.uid",
 	[S_EXPUNGED_SINCE] = "SELECT uid FROM expunged WHERE mailbox = ?1 "
 	    "AND modseq > ?2 ORDER BY uid",
 	[S_MBOX_STATE] = "SELECT uidnext, highestmodseq FROM mailbox "
@@ -194,7 +199,8 @@ static const char *const stmt_sql[NSTMT] = {
 	    "NOT EXISTS (SELECT 1 FROM held WHERE blob_id = ?1)",
 	[S_REPLOG_NEXT] = "SELECT seq, time, type, user, mailbox, uid, guid, "
 	    "modseq, flags, keywords, internaldate, name, value, reason "
-	    "FROM replog WHERE seq > ?1 ORDER BY seq LIMIT 1",
+	    "FROM replog WHERE seq > ?1 AND seq < (SELECT coalesce(min(first_seq), "
+	    "1 << 62) FROM copy_job WHERE expunging = 0) ORDER BY seq LIMIT 1",
 	[S_REPLOG_FIRST] = "SELECT coalesce(min(seq), 0) FROM replog",
 	[S_NODE_GET] = "SELECT node_id, epoch, role, master_id, master_epoch, "
 	    "applied, upstream, applied_hash FROM node",
@@ -267,7 +273,7 @@ static const char *const stmt_sql[NSTMT] = {
 	    "m.internaldate, b.size, " MSG_SAVEDATE " "
 	    "FROM message m JOIN blob b "
 	    "ON b.id = m.blob_id WHERE m.mailbox_id = ?1 AND m.uid > ?2 AND "
-	    "m.uid <= ?3 ORDER BY m.uid LIMIT ?4",
+	    "m.uid <= ?3 AND" MSG_SHOWN("m", "?1") "ORDER BY m.uid LIMIT ?4",
 	[S_EXPUNGED_GUID] = "SELECT guid FROM expunged WHERE mailbox = ?1 "
 	    "AND uid = ?2",
 	[S_MBOX_GONE_GET] = "SELECT 1 FROM mailbox_gone WHERE uniqueid = ?1",
@@ -287,7 +293,8 @@ static const char *const stmt_sql[NSTMT] = {
 	[S_RENUMBERED_HELD] = "SELECT 1 FROM renumbered r JOIN mailbox mb "
 	    "ON mb.uniqueid = r.mailbox JOIN message m ON m.mailbox_id = "
 	    "mb.id AND m.uid = r.new_uid JOIN blob b ON b.id = m.blob_id "
-	    "WHERE r.mailbox = ?1 AND r.guid = ?2 AND b.guid = r.guid LIMIT 1",
+	    "WHERE r.mailbox = ?1 AND r.guid = ?2 AND b.guid = r.guid AND "
+	    "m.uid < mb.uidnext LIMIT 1",
 	/* A UID a renumbering moved the message at new_uid from. */
 	[S_RENUMBERED_FROM] = "SELECT uid FROM renumbered WHERE "
 	    "mailbox = ?1 AND guid = ?2 AND new_uid = ?3 ORDER BY uid LIMIT 1",
@@ -350,7 +357,7 @@ static const char *const stmt_sql[NSTMT] = {
 	[S_QUAR_DEL] = "DELETE FROM quarantine WHERE id = ?1",
 	[S_USER_MESSAGES] = "SELECT count(*) FROM message m JOIN mailbox mb "
 	    "ON mb.id = m.mailbox_id JOIN user u ON u.id = mb.user_id "
-	    "WHERE u.name = ?1",
+	    "WHERE u.name = ?1 AND m.uid < mb.uidnext",
 	/* Changes when another connection (process) commits. */
 	[S_DATA_VERSION] = "PRAGMA data_version",
 	/* One statement, one read lock: it runs before every command. */
@@ -372,7 +379,8 @@ static const char *const stmt_sql[NSTMT] = {
 	    "WHERE op = 'message.expunged' AND resolved != 1",
 	[S_MSG_GUID_HELD] = "SELECT 1 FROM message m JOIN blob b ON "
 	    "b.id = m.blob_id JOIN mailbox mb ON mb.id = m.mailbox_id "
-	    "WHERE mb.uniqueid = ?1 AND b.guid = ?2 LIMIT 1",
+	    "WHERE mb.uniqueid = ?1 AND b.guid = ?2 AND m.uid < mb.uidnext "
+	    "LIMIT 1",
 	/*
 	 * The partial index message_unseen (v15), named: without statistics
 	 * the planner prefers the primary key; "flags & 1 = 0" repeats its
@@ -380,9 +388,10 @@ static const char *const stmt_sql[NSTMT] = {
 	 */
 	[S_MSG_UNSEEN] = "SELECT uid FROM message INDEXED BY message_unseen "
 	    "WHERE mailbox_id = ?1 "
-	    "AND flags & 1 = 0 AND uid > ?2 ORDER BY uid LIMIT ?3",
+	    "AND flags & 1 = 0 AND uid > ?2 AND" MSG_SHOWN("message", "?1")
+	    "ORDER BY uid LIMIT ?3",
 	[S_MSG_COUNT_ABOVE] = "SELECT count(*) FROM message "
-	    "WHERE mailbox_id = ?1 AND uid > ?2",
+	    "WHERE mailbox_id = ?1 AND uid > ?2 AND" MSG_SHOWN("message", "?1"),
 	/* store_fts.c: a row of fts is blob id * 16 + its kind. */
 	[S_FTS_STATE] = "SELECT generation, version, upto, blobs "
 	    "FROM fts_state",
@@ -397,7 +406,11 @@ static const char *const stmt_sql[NSTMT] = {
 	[S_FTS_SKIPPED] = "SELECT blob_id FROM fts_skipped WHERE blob_id > ?1 "
 	    "ORDER BY blob_id LIMIT ?2",
 	[S_MSG_BLOBS] = "SELECT uid, blob_id FROM message "
-	    "WHERE mailbox_id = ?1 AND uid > ?2 ORDER BY uid LIMIT ?3",
+	    "WHERE mailbox_id = ?1 AND uid > ?2 AND" MSG_SHOWN("message", "?1")
+	    "ORDER BY uid LIMIT ?3",
+	/* A COPY in steps fills the mailbox: no other write to it. */
+	[S_COPY_TARGET] = "SELECT 1 FROM copy_job WHERE target = ?1 AND "
+	    "expunging = 0",
 };
 
 
@@ -1051,6 +1064,7 @@ store_open(const char *dir, struct store **out)
 		return STORE_IO;
 	st->reserve_held = 1;	/* no reserve but store_room_reserve()'s */
 	st->gc_more = 1;	/* a queue left by the last run */
+	st->copy_sweep = 1;	/* jobs a crash left (store_copy.c) */
 	st->packed_cap = compressBound(BLOB_CHUNK_SIZE);
 	st->raw = malloc(BLOB_CHUNK_SIZE);
 	st->packed = malloc(st->packed_cap);
@@ -1105,15 +1119,24 @@ store_close(struct store *st)
 	free(st);
 }
 
+/*
+ * A copy a COPY in steps made and has not shown (store_copy.c): the
+ * next start undoes it.
+ */
+#define STAGED(g)	" EXISTS (SELECT 1 FROM copy_job j WHERE j.target = " \
+			g ".mailbox_id AND " g ".uid >= j.uid_lo AND " \
+			"j.expunging = 0)"
+
 /* SQL checks of the IMAP invariants; each returns rows that break one. */
 static const char *const invariant_checks[] = {
 	"SELECT 'mailbox ' || m.name || ': uid ' || g.uid || "
 	"' not below uidnext ' || m.uidnext FROM message g "
-	"JOIN mailbox m ON m.id = g.mailbox_id WHERE g.uid >= m.uidnext",
+	"JOIN mailbox m ON m.id = g.mailbox_id WHERE g.uid >= m.uidnext "
+	"AND NOT" STAGED("g"),
 	"SELECT 'mailbox ' || m.name || ': modseq ' || g.modseq || "
 	"' above highestmodseq' FROM message g "
 	"JOIN mailbox m ON m.id = g.mailbox_id "
-	"WHERE g.modseq > m.highestmodseq",
+	"WHERE g.modseq > m.highestmodseq AND NOT" STAGED("g"),
 	"SELECT 'message in mailbox ' || g.mailbox_id || ' uid ' || g.uid || "
 	"' refers to a missing blob' FROM message g "
 	"WHERE NOT EXISTS (SELECT 1 FROM blob WHERE id = g.blob_id)",
@@ -1149,7 +1172,7 @@ static const char *const invariant_checks[] = {
 	"FROM mailbox m JOIN (SELECT mb.id AS id, count(g.uid) AS n, "
 	"coalesce(sum(g.flags & 1 = 0), 0) AS unseen, "
 	"coalesce(sum(b.size), 0) AS bytes FROM mailbox mb "
-	"LEFT JOIN message g ON g.mailbox_id = mb.id "
+	"LEFT JOIN message g ON g.mailbox_id = mb.id AND g.uid < mb.uidnext "
 	"LEFT JOIN blob b ON b.id = g.blob_id GROUP BY mb.id) c "
 	"ON c.id = m.id WHERE m.nmessages != c.n OR "
 	"m.nunseen != c.unseen OR m.nbytes != c.bytes",

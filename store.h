@@ -371,6 +371,44 @@ enum store_err	store_message_copy_many(struct store *, int64_t from_mailbox,
 		    const uint32_t *uids, size_t n, int64_t to_mailbox,
 		    uint32_t *new_uids, int move);
 
+/*
+ * A COPY or MOVE too big for one step (store_copy.c), all or nothing
+ * all the same.  store_copy_begin() journals it and holds the target:
+ * every other write into it gets STORE_BUSY until the copies show.
+ * Each store_copy_step() copies until the deadline (log_clock_us()) as
+ * rows no reader sees and log records no replica is sent; the step
+ * that copies the last shows them all in one short write, the copies of
+ * uids[i] at uid_lo + i.  A MOVE's later steps then expunge its sources
+ * (the copies stay whatever happens).  store_copy_abandon() hands a job
+ * left unfinished to store_copy_sweep(), which undoes its copies (or
+ * ends a MOVE's expunges) a bounded step at a time; at start every job
+ * in the journal is such a job.  The caller owns uids (ascending),
+ * which must stay until the job is finished or abandoned.
+ */
+struct store_copy_job {
+	struct store_copy_job	*next;		/* the store's live jobs */
+	int64_t		 id;
+	int64_t		 from, to;	/* the mailboxes' local ids */
+	const uint32_t	*uids;
+	size_t		 n;
+	int		 move;
+	size_t		 done;		/* copied, then a MOVE's expunged */
+	int		 shown;		/* the copies show */
+	int		 finished;
+	uint32_t	 uid_lo;	/* the first copy's UID */
+};
+enum store_err	store_copy_begin(struct store *, struct store_copy_job *);
+enum store_err	store_copy_step(struct store *, struct store_copy_job *,
+		    int64_t deadline_us);
+void		store_copy_abandon(struct store *, struct store_copy_job *);
+/* One bounded step of undoing (or ending) abandoned jobs; 1: more wait. */
+int		store_copy_sweep(struct store *);
+/*
+ * The log position replicas may have, below the records of the COPYs in
+ * steps under way (store_replog_head() without any).
+ */
+int64_t		store_replog_shippable(struct store *);
+
 /* Messages whose MODSEQ is above `since`, in UID order (CONDSTORE). */
 enum store_err	store_message_changes(struct store *, int64_t mailbox_id,
 		    uint64_t since, int (*cb)(void *,

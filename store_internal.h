@@ -26,9 +26,18 @@
 
 /*
  * A message's save date (RFC 8514) in a statement on message m: its
- * internal date when it came before schema version 19 kept them.
+ * internal date when it came before schema version 20 kept them.
  */
 #define MSG_SAVEDATE	"coalesce(m.savedate, m.internaldate)"
+
+/*
+ * The rows readers see: a COPY in steps (store_copy.c) keeps its copies
+ * at and above their mailbox's uidnext until it ends.  mbox is the
+ * mailbox's id: a parameter ("?1") is looked up once.
+ */
+#define MSG_SHOWN(m, mbox) \
+			" " m ".uid < (SELECT uidnext FROM mailbox WHERE " \
+			"id = " mbox ") "
 
 /* The schema steps (store_schema.c): [v] takes version v to v + 1. */
 extern const char *const store_migrations[SCHEMA_VERSION];
@@ -159,6 +168,7 @@ enum stmt_id {
 	S_FTS_MATCH,
 	S_FTS_SKIPPED,
 	S_MSG_BLOBS,
+	S_COPY_TARGET,
 	NSTMT
 };
 
@@ -191,6 +201,8 @@ struct store {
 	int		 gc_more;	/* blob_unused may list blobs to drop */
 	int		 fts_off;	/* SEARCH's index is neither kept nor used */
 	int64_t		 gc_after;	/* where store_gc_step() goes on */
+	struct store_copy_job *copy_jobs; /* of live sessions (store_copy.c) */
+	int		 copy_sweep;	/* the journal may hold abandoned jobs */
 };
 
 /* A replication record, as handed to replog_append(). */
@@ -288,6 +300,28 @@ enum store_err	 message_row(struct store *, int64_t mbox_id, uint32_t uid,
 enum store_err	 message_walk(struct store *, sqlite3_stmt *,
 		    int (*cb)(void *, const struct store_message *), void *arg,
 		    const char *what);
+/* Where a message goes: its mailbox, UID and MODSEQ, all assigned. */
+struct msg_place {
+	int64_t		 mbox_id;
+	uint8_t		 uniqueid[MAILBOX_ID_LEN];
+	uint32_t	 uid;
+	uint64_t	 modseq;
+};
+/* Inserts the message row at `at` and logs it (the mailbox row as is). */
+enum store_err	 message_put(struct store *, const struct msg_place *at,
+		    int64_t blob_id, const uint8_t *guid,
+		    const struct msg_attrs *);
+/* STORE_BUSY while a COPY in steps fills mailbox mbox_id (store_copy.c). */
+enum store_err	 mailbox_unlocked(struct store *, int64_t mbox_id);
+/*
+ * What the owner of a mailbox uses (with what COPYs in steps copied so
+ * far) before a write that may grow it; then STORE_QUOTA when the write
+ * took them past a limit by growing it.
+ */
+enum store_err	 quota_before(struct store *, int64_t mbox_id,
+		    struct store_usage *before);
+enum store_err	 quota_kept(struct store *, int64_t mbox_id,
+		    const struct store_usage *before);
 /* Appends at the mailbox's uidnext, logged; *uid receives the UID. */
 enum store_err	 message_insert(struct store *, int64_t mbox_id,
 		    int64_t blob_id, const uint8_t *guid,

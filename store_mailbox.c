@@ -74,7 +74,7 @@ quota_set(const struct store *st)
  * What the owner of mbox_id uses before a write that may grow it, for
  * quota_kept() after the write.
  */
-static enum store_err
+enum store_err
 quota_before(struct store *st, int64_t mbox_id, struct store_usage *before)
 {
 	*before = (struct store_usage){ 0, 0 };
@@ -95,7 +95,7 @@ passed(uint64_t limit, uint64_t before, uint64_t after)
  * growing what they use.  A user already past a lowered limit may still
  * move and delete: that grows nothing.
  */
-static enum store_err
+enum store_err
 quota_kept(struct store *st, int64_t mbox_id,
     const struct store_usage *before)
 {
@@ -262,10 +262,63 @@ bind_text_or_null(sqlite3_stmt *s, int i, const char *v)
 
 /* A message's stored attributes, as message_insert() takes them. */
 
+enum store_err
+mailbox_unlocked(struct store *st, int64_t mbox_id)
+{
+	sqlite3_stmt	*s;
+	int		 rc;
+
+	if ((s = stmt(st, S_COPY_TARGET)) == NULL)
+		return STORE_IO;
+	sqlite3_bind_int64(s, 1, mbox_id);
+	rc = sqlite3_step(s);
+	sqlite3_reset(s);
+	if (rc == SQLITE_ROW)
+		return STORE_BUSY;
+	return rc == SQLITE_DONE ? STORE_OK : db_error(st, rc, "copy target");
+}
+
+enum store_err
+message_put(struct store *st, const struct msg_place *at, int64_t blob_id,
+    const uint8_t *guid, const struct msg_attrs *a)
+{
+	sqlite3_stmt		*s;
+	enum store_err		 err;
+	char			 from[REC_FROM_TEXT_LEN];
+	struct replog_rec	 r = { .type = REC_MESSAGE_APPEND,
+				    .time = time(NULL) };
+
+	if ((s = stmt(st, S_MSG_ADD)) == NULL)
+		return STORE_IO;
+	sqlite3_bind_int64(s, 1, at->mbox_id);
+	sqlite3_bind_int64(s, 2, at->uid);
+	sqlite3_bind_int64(s, 3, blob_id);
+	sqlite3_bind_int64(s, 4, (sqlite3_int64)at->modseq);
+	sqlite3_bind_int64(s, 5, a->flags);
+	sqlite3_bind_text(s, 6, a->keywords ? a->keywords : "", -1,
+	    SQLITE_STATIC);
+	sqlite3_bind_int64(s, 7, a->internaldate);
+	sqlite3_bind_int64(s, 8, r.time);
+	if ((err = step_done(st, s, "message add")) != STORE_OK)
+		return err;
+	r.mailbox = at->uniqueid;
+	r.uid = at->uid;
+	r.guid = guid;
+	r.modseq = at->modseq;
+	r.flags = a->flags;
+	r.keywords = a->keywords;
+	r.internaldate = a->internaldate;
+	rec_from_text(a->renumbered_from, from);
+	r.value = from;
+	return replog_append(st, &r);
+}
+
 /*
  * Inserts a message referring to blob_id into mailbox mbox_id under the
- * mailbox's next UID, written to *uid.  The one place UIDs are assigned.
- * Its record names the UID a renumbering moved it from (a->renumbered_from).
+ * mailbox's next UID, written to *uid.  The one place UIDs are assigned
+ * (but for the copies of a COPY in steps, store_copy.c, which holds the
+ * mailbox meanwhile: STORE_BUSY).  Its record names the UID a
+ * renumbering moved it from (a->renumbered_from).
  * Its save date is now, the record's time, which a replica takes as its
  * save date too.
  */
@@ -275,12 +328,10 @@ message_insert(struct store *st, int64_t mbox_id, int64_t blob_id,
 {
 	sqlite3_stmt		*s;
 	enum store_err		 err;
-	uint64_t		 modseq;
-	uint8_t			 uniqueid[MAILBOX_ID_LEN];
-	char			 from[REC_FROM_TEXT_LEN];
-	struct replog_rec	 r = { .type = REC_MESSAGE_APPEND,
-				    .time = time(NULL) };
+	struct msg_place	 at = { .mbox_id = mbox_id };
 
+	if ((err = mailbox_unlocked(st, mbox_id)) != STORE_OK)
+		return err;
 	if ((s = stmt(st, S_MBOX_BUMP)) == NULL)
 		return STORE_IO;
 	sqlite3_bind_int64(s, 1, mbox_id);
@@ -288,37 +339,15 @@ message_insert(struct store *st, int64_t mbox_id, int64_t blob_id,
 	sqlite3_bind_int64(s, 3, blob_id);
 	if ((err = step_row(st, s, "uidnext")) != STORE_OK)
 		return err;
-	*uid = (uint32_t)sqlite3_column_int64(s, 0);
-	modseq = (uint64_t)sqlite3_column_int64(s, 1);
-	memcpy(uniqueid, sqlite3_column_blob(s, 2), MAILBOX_ID_LEN);
+	*uid = at.uid = (uint32_t)sqlite3_column_int64(s, 0);
+	at.modseq = (uint64_t)sqlite3_column_int64(s, 1);
+	memcpy(at.uniqueid, sqlite3_column_blob(s, 2), MAILBOX_ID_LEN);
 	sqlite3_reset(s);
 	/* UIDs only grow; 2^32-1 is the last one IMAP allows. */
 	assert(*uid > 0);
 	if (*uid == UINT32_MAX)
 		return STORE_FULL;
-	if ((s = stmt(st, S_MSG_ADD)) == NULL)
-		return STORE_IO;
-	sqlite3_bind_int64(s, 1, mbox_id);
-	sqlite3_bind_int64(s, 2, *uid);
-	sqlite3_bind_int64(s, 3, blob_id);
-	sqlite3_bind_int64(s, 4, (sqlite3_int64)modseq);
-	sqlite3_bind_int64(s, 5, a->flags);
-	sqlite3_bind_text(s, 6, a->keywords ? a->keywords : "", -1,
-	    SQLITE_STATIC);
-	sqlite3_bind_int64(s, 7, a->internaldate);
-	sqlite3_bind_int64(s, 8, r.time);
-	if ((err = step_done(st, s, "message add")) != STORE_OK)
-		return err;
-	r.mailbox = uniqueid;
-	r.uid = *uid;
-	r.guid = guid;
-	r.modseq = modseq;
-	r.flags = a->flags;
-	r.keywords = a->keywords;
-	r.internaldate = a->internaldate;
-	rec_from_text(a->renumbered_from, from);
-	r.value = from;
-	return replog_append(st, &r);
+	return message_put(st, &at, blob_id, guid, a);
 }
 
 /* Finds a mailbox's local id by user and name. */
@@ -492,7 +521,10 @@ store_message_count_above(struct store *st, int64_t mailbox_id,
 	return STORE_OK;
 }
 
-/* Bumps a mailbox's HIGHESTMODSEQ for one change; returns the new one. */
+/*
+ * Bumps a mailbox's HIGHESTMODSEQ for one change; returns the new one.
+ * STORE_BUSY while a COPY in steps fills it (its copies took the next).
+ */
 static enum store_err
 mailbox_next_modseq(struct store *st, int64_t mbox_id, uint64_t *modseq,
     uint8_t uniqueid[MAILBOX_ID_LEN])
@@ -500,6 +532,8 @@ mailbox_next_modseq(struct store *st, int64_t mbox_id, uint64_t *modseq,
 	sqlite3_stmt	*s;
 	enum store_err	 err;
 
+	if ((err = mailbox_unlocked(st, mbox_id)) != STORE_OK)
+		return err;
 	if ((s = stmt(st, S_MBOX_MODSEQ)) == NULL)
 		return STORE_IO;
 	sqlite3_bind_int64(s, 1, mbox_id);
@@ -820,7 +854,8 @@ store_mailbox_delete(struct store *st, const char *user, const char *name)
 		return STORE_INVALID;
 	if ((err = op_begin(st)) != STORE_OK)
 		return err;
-	if ((err = store_mailbox_get(st, user, name, &mb)) != STORE_OK)
+	if ((err = store_mailbox_get(st, user, name, &mb)) != STORE_OK ||
+	    (err = mailbox_unlocked(st, mb.id)) != STORE_OK)
 		return op_end(st, err);
 	if ((s = stmt(st, S_MSG_EXPUNGE_ALL)) == NULL)
 		return op_end(st, STORE_IO);

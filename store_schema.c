@@ -516,6 +516,37 @@ static const char schema_v19[] =
 static const char schema_v20[] =
 	"ALTER TABLE message ADD COLUMN savedate INTEGER;";
 
+/*
+ * Version 21, COPY and MOVE in steps (store_copy.c): the journal of one
+ * under way.  Its copies are rows of the target at UIDs from uid_lo to
+ * uid_next - 1, at and above the target's uidnext, so that no reader
+ * sees them, and log records from first_seq on, which no replica is
+ * sent while the job copies (uniqueid: the target's, as they name
+ * it); sources are the source UIDs, 4 bytes each
+ * (little-endian), done how many are copied (or, once expunging, how
+ * many of a MOVE's sources are expunged).  undo_seq is where undoing
+ * the log records goes on.
+ */
+static const char schema_v21[] =
+	"CREATE TABLE copy_job ("
+	"  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+	"  target INTEGER NOT NULL,"
+	"  uniqueid BLOB NOT NULL,"
+	"  source INTEGER NOT NULL,"
+	"  move INTEGER NOT NULL,"
+	"  expunging INTEGER NOT NULL DEFAULT 0,"
+	"  uid_lo INTEGER NOT NULL,"
+	"  uid_next INTEGER NOT NULL,"
+	"  modseq_next INTEGER NOT NULL,"
+	"  first_seq INTEGER NOT NULL,"
+	"  undo_seq INTEGER NOT NULL DEFAULT 0,"
+	"  done INTEGER NOT NULL DEFAULT 0,"
+	"  unseen INTEGER NOT NULL DEFAULT 0,"
+	"  bytes INTEGER NOT NULL DEFAULT 0,"
+	"  sources BLOB NOT NULL,"
+	"  time INTEGER NOT NULL);"
+	"CREATE INDEX copy_job_target ON copy_job(target);";
+
 const char *const store_migrations[SCHEMA_VERSION] = {
 	schema_v1,
 	schema_v2,
@@ -537,4 +568,5 @@ const char *const store_migrations[SCHEMA_VERSION] = {
 	schema_v18,
 	schema_v19,
 	schema_v20,
+	schema_v21,
 };

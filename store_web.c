@@ -27,6 +27,7 @@ static const char sql_page[] =
 	"JOIN user u ON u.id = mb.user_id JOIN blob b ON b.id = m.blob_id "
 	"WHERE (m.internaldate, m.mailbox_id, m.uid) < (?1, ?2, ?3) "
 	"  AND (?6 IS NULL OR u.name = ?6) "
+	"  AND m.uid < mb.uidnext "
 	"ORDER BY m.internaldate DESC, m.mailbox_id DESC, m.uid DESC "
 	"LIMIT ?4 OFFSET ?5";
 
@@ -35,10 +36,11 @@ static const char sql_get[] =
 	"  m.internaldate, b.size "
 	"FROM message m JOIN mailbox mb ON mb.id = m.mailbox_id "
 	"JOIN user u ON u.id = mb.user_id JOIN blob b ON b.id = m.blob_id "
-	"WHERE mb.uniqueid = ?1 AND m.uid = ?2";
+	"WHERE mb.uniqueid = ?1 AND m.uid = ?2 AND m.uid < mb.uidnext";
 
 static const char sql_count[] =
-	"SELECT count(*), coalesce(sum((m.flags & ?1) = 0), 0) FROM message m";
+	"SELECT count(*), coalesce(sum((m.flags & ?1) = 0), 0) FROM message m "
+	"WHERE" MSG_SHOWN("m", "m.mailbox_id");
 
 /* One user's: the mailboxes' counters (schema 15 and 17). */
 static const char sql_count_user[] =

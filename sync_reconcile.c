@@ -179,7 +179,7 @@ recon_start(struct session *s, struct chan *c)
 	c->state = CH_RECONCILE;
 	c->sent = c->acked = 0;
 	r->phase = RP_INVENTORY;
-	r->head = store_replog_head(s->srv->store);
+	r->head = store_replog_shippable(s->srv->store);
 	c->recon_head = r->head;	/* the log is kept from here */
 	chan_send_head(s, SF_RECONCILE, r->head);
 	log_info("sync.reconcile.start", "name=%s peer=%s head=%lld",

@@ -2,7 +2,7 @@
 """Hostile clients: does any of them stall the loop or blow the memory?
 
     bench/hostile.py [--mailrepd PATH] [--messages N] [--blobs N]
-                     [--only ROW,...]
+                     [--copy N] [--only ROW,...]
 
 Runs each row of the table in issue 17 (smaller where a row would take
 minutes to set up) against one `mailrepd serve` on 127.0.0.1, in a new
@@ -261,7 +261,11 @@ def row_store(srv, a):
 
 
 def row_copy(srv, a):
-    return whole_inbox(srv, a, "COPY 1:1000 dbl")
+    return whole_inbox(srv, a, "COPY 1:%d dbl" % a.copy)
+
+
+def row_move(srv, a):
+    return whole_inbox(srv, a, "MOVE 1:%d dbl" % a.copy)
 
 
 def row_views(srv, a):
@@ -419,7 +423,8 @@ def row_tls(srv, a):
 
 ROWS = [
     ("store", "STORE 1:* +FLAGS", row_store),
-    ("copy", "COPY 1:1000 dbl (at most 1000 now)", row_copy),
+    ("copy", "COPY 1:N dbl (--copy)", row_copy),
+    ("move", "MOVE 1:N dbl (--copy)", row_move),
     ("views", "40 sessions SELECT INBOX", row_views),
     ("fetchnothing", "FETCH 1:* (FLAGS) (CHANGEDSINCE highest)",
      row_fetch_nothing),
@@ -441,6 +446,8 @@ def main():
                                                          "./mailrepd"))
     ap.add_argument("--messages", type=int, default=20000)
     ap.add_argument("--seconds", type=int, default=5)
+    ap.add_argument("--copy", type=int, default=20000,
+                    help="messages the copy and move rows take")
     ap.add_argument("--blobs", type=int, default=1000000,
                     help="one-message blobs of another user (delete row)")
     ap.add_argument("--only", default="")

@@ -1,8 +1,8 @@
 """Long IMAP commands never hold the event loop: EXPUNGE (and UID
-EXPUNGE, CLOSE), DELETE of a big mailbox, COPY and MOVE, and SEARCH with
-many BODY keys over a big message.  A probe session sends NOOP every
-20 ms meanwhile; its round trips stay short where the old code stalled
-every session for the whole command.  The thresholds are generous (the
+EXPUNGE, CLOSE), DELETE of a big mailbox, and SEARCH with many BODY keys
+over a big message (COPY and MOVE: test_imap_copy_steps.py).  A probe
+session sends NOOP every 20 ms meanwhile; its round trips stay short
+where the old code stalled every session for the whole command.  The thresholds are generous (the
 machine is shared and the tests run under ASan): they catch a loop held
 for seconds, not a slow step.  Each test prints the probe's figures."""
 import re
@@ -18,7 +18,7 @@ from hostile import add_blobs  # noqa: E402 (bench/ is not a package)
 MSG = b"From: a@b.test\r\nSubject: s\r\n\r\nbody\r\n"
 BIG = 20000			# messages of the big mailboxes
 BIG_DELETE = 40000		# DELETE: the old code took 0.9 s for 20,000
-COPY_CHUNK = 1000		# COPY at most this many at once (the limit)
+COPY_CHUNK = 1000		# fill() copies this many at once
 STALL = 1.0			# seconds: a probe round trip past this is a stall
 
 
@@ -70,12 +70,12 @@ class Probe:
         self.t.join(300)
         self.c.close()
 
-    def report(self, what):
+    def report(self, what, stall=STALL):
         lat = sorted(self.lat)
         p = lambda q: lat[min(len(lat) - 1, int(q * len(lat)))]
         print("%s: %d NOOPs, p50 %.1f ms, p99 %.1f ms, max %.1f ms" % (
             what, len(lat), p(0.5) * 1e3, p(0.99) * 1e3, lat[-1] * 1e3))
-        assert lat[-1] < STALL, "%s held the loop %.2f s" % (what, lat[-1])
+        assert lat[-1] < stall, "%s held the loop %.2f s" % (what, lat[-1])
 
 
 def deleted_mailbox(srv, c, n=BIG):
@@ -165,26 +165,6 @@ def test_delete_of_a_big_mailbox_is_stepped(imap_srv):
     assert count(imap_srv, "big") == 0
 
 
-def test_copy_past_the_limit_is_refused_at_once(imap_srv):
-    """A COPY or MOVE of more messages than the limit is refused with
-    [LIMIT], at once and without copying any; one within the limit is
-    done whole."""
-    with imap_srv.raw() as c:
-        c.ok("CREATE dst")
-        fill(c, "INBOX", BIG)
-        with Probe(imap_srv) as probe:
-            for verb in ("COPY", "MOVE", "UID COPY", "UID MOVE"):
-                untagged, done = c.cmd("%s 1:* dst" % verb, timeout=300)
-                assert done.startswith("NO [LIMIT]"), (verb, done)
-        probe.report("COPY 1:* of %d" % BIG)
-        assert count(imap_srv, "dst") == 0
-        c.ok("COPY 1:%d dst" % COPY_CHUNK)
-        got = c.ok("MOVE 1:%d dst" % COPY_CHUNK)
-        assert sum(1 for u in got if u.endswith(" EXPUNGE")) == COPY_CHUNK
-    assert count(imap_srv, "dst") == 2 * COPY_CHUNK
-    assert count(imap_srv, "INBOX") == BIG - COPY_CHUNK
-
-
 def written_bytes(srv):
     """Bytes the server has handed to write(2) and pwrite(2) so far."""
     with open("/proc/%d/io" % srv.proc.pid) as f:
@@ -210,29 +190,6 @@ def test_copy_writes_each_page_once(imap_srv):
         c.ok("MOVE 1:%d dst" % COPY_CHUNK)
     assert count(imap_srv, "dst") == 2 * COPY_CHUNK
     assert count(imap_srv, "INBOX") == 0
-
-
-def test_copy_killed_midway_is_all_or_nothing(server):
-    """kill -9 while a COPY of the most messages it takes is under way:
-    after a restart the target holds none of them or all."""
-    srv = server(imap=True)
-    with srv.raw() as c:
-        c.ok("CREATE dst")
-        fill(c, "INBOX", 4 * COPY_CHUNK)
-    seen = set()
-    for delay in (0.0, 0.005, 0.02, 0.05, 0.1):
-        before = count(srv, "dst")
-        c = srv.raw()
-        c.ok("SELECT INBOX")
-        c.send("k COPY 1:%d dst\r\n" % COPY_CHUNK)
-        time.sleep(delay)
-        srv.kill9()
-        c.close()
-        srv.start()
-        got = count(srv, "dst") - before
-        assert got in (0, COPY_CHUNK), (delay, got)
-        seen.add(got)
-    print("copies seen after kill -9: %s" % sorted(seen))
 
 
 def big_message(mb):

@@ -637,3 +637,51 @@ def test_io_faults_in_replica_batch_apply(tmp_path, server):
     assert status == 0, "replica exit %s:\n%s" % (status, log[-3000:])
     check_clean(rdir / "data")
     print("replica apply: %d fault runs" % runs)
+
+
+def test_a_fault_midway_through_a_copy_in_steps(fault_server):
+    """A COPY of more messages than one step takes copies across loop
+    iterations, each step committed by its group commit.  A write that
+    fails at the Nth write after the COPY began ends it with NO (or, N
+    past its end, OK), and a NO leaves nothing: no copy shown, none left
+    in the store once the job is undone, and `mailrepd check` clean."""
+    c = IMAPRaw(fault_server.imap_port)
+    c.login("alice")
+    for i in range(10):
+        c.append("INBOX", message("s%d" % i))
+    c.ok("SELECT INBOX")
+    n = 10
+    while n < 4 * STEP_MESSAGES:
+        c.ok("COPY 1:%d INBOX" % n)
+        n *= 2
+    c.ok("NOOP")
+    refused = 0
+    for nth in (1, 2, 5, 10, 20, 40):
+        before = held(fault_server.data).get(("Archive", "s0"), 0)
+        fault_server.arm("write", nth, "ioerr")
+        try:
+            untagged, done = c.cmd("COPY 1:* Archive", timeout=120)
+        except (OSError, IMAPError):
+            done = "NO (the session ended)"
+        fault_server.disarm()
+        end = time.monotonic() + 60
+        while store_rows(fault_server.data,
+                         "SELECT count(*) FROM copy_job")[0][0]:
+            assert time.monotonic() < end, "the copy job was not undone"
+            time.sleep(0.05)
+        got = held(fault_server.data).get(("Archive", "s0"), 0) - before
+        if done.startswith("OK"):
+            assert got == n // 10, (nth, done, got)
+        else:
+            assert got == 0, (nth, done, got)
+            refused += 1
+        c.close()
+        c = IMAPRaw(fault_server.imap_port)
+        c.login("alice")
+        c.ok("SELECT INBOX")
+        shown = c.status("Archive")["MESSAGES"]
+        assert shown == sum(held(fault_server.data).get(("Archive", k), 0)
+                            for k in ("s%d" % i for i in range(10))), shown
+        check_clean(fault_server.data)
+    assert refused > 0
+    c.ok("COPY 1:* Archive", timeout=120)	# and without a fault, whole

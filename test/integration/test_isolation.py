@@ -321,7 +321,11 @@ UNDO_V19 = ["DROP TABLE fts", "DROP TABLE fts_skipped", "DROP TABLE fts_state"]
 # What schema version 20 made: each message's save date (SAVEDATE).
 UNDO_V20 = ["ALTER TABLE message DROP COLUMN savedate"]
 
-UNDO_AFTER_V9 = UNDO_V20 + UNDO_V19 + UNDO_V18 + UNDO_V17 + UNDO_V16 + [
+# What schema version 21 made: the journal of COPY and MOVE in steps.
+UNDO_V21 = ["DROP TABLE copy_job"]
+
+UNDO_AFTER_V9 = UNDO_V21 + UNDO_V20 + UNDO_V19 + UNDO_V18 + UNDO_V17 + \
+    UNDO_V16 + [
     # version 11 added them, version 15 dropped them again
     "DROP TRIGGER IF EXISTS message_counted",
     "DROP TRIGGER IF EXISTS message_uncounted",
