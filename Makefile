@@ -26,7 +26,7 @@ STATIC	?= 1
 PYTHON	?= /usr/bin/python3
 
 # Every module; mailrepd.c alone holds main(), so unit tests link the rest.
-MODULES	= settings.c log.c buf.c crypto.c auth.c store.c store_schema.c store_blob.c store_user.c store_mailbox.c store_restore.c durable.c mime.c mime_decode.c mime_text.c spool.c net.c proto.c \
+MODULES	= settings.c log.c buf.c crypto.c auth.c store.c store_schema.c store_blob.c store_user.c store_mailbox.c store_restore.c durable.c mime.c mime_decode.c mime_text.c mime_part.c spool.c net.c proto.c \
 	  lmtp.c admin.c mailio.c imap_parse.c imap.c imap_auth.c imap_caps.c \
 	  imap_idle.c imap_append.c imap_catenate.c imap_mailbox.c \
 	  imap_message.c imap_list.c imap_fetch.c imap_search.c \
@@ -35,7 +35,7 @@ MODULES	= settings.c log.c buf.c crypto.c auth.c store.c store_schema.c store_bl
 	  tls.c transport.c penalty.c sync.c sync_chan.c sync_master.c sync_replica.c \
 	  sync_reconcile.c sync_status.c control.c store_repl.c store_purge.c \
 	  store_room.c guard.c record.c json.c utf8.c daemon.c \
-	  http.c web.c web_api.c web_page.c store_web.c
+	  http.c web.c web_api.c web_page.c web_html.c web_message.c store_web.c
 # The command-line tools (dev, messages, wait, conflicts, quarantine, backup,
 # restore); only main() calls them.
 TOOLS	= dev.c messages.c conflicts.c quarantine.c backup.c

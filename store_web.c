@@ -1,7 +1,7 @@
 /*
  * store_web.c — the reads the web view's API makes (store.h): every
- * user's messages newest first in pages, counts, and one message by its
- * mailbox's uniqueid and UID.
+ * user's messages (or one user's, or one mailbox's) newest first in
+ * pages, counts, and one message by its mailbox's uniqueid and UID.
  *
  * The order is (internaldate, mailbox id, uid), descending; a page goes
  * on from the position where the last one ended (keyset paging), so a
@@ -9,7 +9,9 @@
  * repeats nor hides another.  The index message_date (schema 15), with
  * the table's key (mailbox_id, uid) after internaldate, is that order:
  * a page walks it backwards from its position, whatever the store's
- * size.
+ * size.  A page deep in the list is reached by moving the position
+ * over the index alone (store_web_skip), a bounded run of it a step,
+ * never by an OFFSET over the joined rows.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -20,14 +22,29 @@
 #include "store.h"
 #include "store_internal.h"
 
+/* A filter's terms: ?5 a user's name ("": any), ?6 a mailbox (0: any). */
+#define WEB_FILTER							\
+	"AND (?5 = '' OR m.mailbox_id IN (SELECT fm.id FROM mailbox fm "	\
+	"  JOIN user fu ON fu.id = fm.user_id WHERE fu.name = ?5)) "	\
+	"AND (?6 = 0 OR m.mailbox_id = ?6) "
+
 static const char sql_page[] =
 	"SELECT mb.uniqueid, mb.id, u.name, mb.name, m.uid, b.guid, m.flags, "
 	"  m.internaldate, b.size "
 	"FROM message m JOIN mailbox mb ON mb.id = m.mailbox_id "
 	"JOIN user u ON u.id = mb.user_id JOIN blob b ON b.id = m.blob_id "
 	"WHERE (m.internaldate, m.mailbox_id, m.uid) < (?1, ?2, ?3) "
+	WEB_FILTER
 	"ORDER BY m.internaldate DESC, m.mailbox_id DESC, m.uid DESC "
-	"LIMIT ?4 OFFSET ?5";
+	"LIMIT ?4";
+
+/* The position n - 1 messages past *pos (index only). */
+static const char sql_skip[] =
+	"SELECT m.internaldate, m.mailbox_id, m.uid FROM message m "
+	"WHERE (m.internaldate, m.mailbox_id, m.uid) < (?1, ?2, ?3) "
+	WEB_FILTER
+	"ORDER BY m.internaldate DESC, m.mailbox_id DESC, m.uid DESC "
+	"LIMIT 1 OFFSET ?4";
 
 static const char sql_get[] =
 	"SELECT mb.uniqueid, mb.id, u.name, mb.name, m.uid, b.guid, m.flags, "
@@ -37,7 +54,8 @@ static const char sql_get[] =
 	"WHERE mb.uniqueid = ?1 AND m.uid = ?2";
 
 static const char sql_count[] =
-	"SELECT count(*), coalesce(sum((m.flags & ?1) = 0), 0) FROM message m";
+	"SELECT count(*), coalesce(sum((m.flags & ?1) = 0), 0) FROM message m "
+	"WHERE 1 " WEB_FILTER;
 
 /* One row of sql_page or sql_get into *out. */
 static void
@@ -65,9 +83,22 @@ store_web_top(struct store_web_pos *pos)
 	pos->uid = INT64_MAX;
 }
 
+/* Binds a position (?1-?3) and a filter (?5, ?6). */
+static void
+bind_pos(sqlite3_stmt *s, const struct store_web_pos *pos,
+    const struct store_web_filter *f)
+{
+	sqlite3_bind_int64(s, 1, pos->date);
+	sqlite3_bind_int64(s, 2, pos->mailbox_id);
+	sqlite3_bind_int64(s, 3, pos->uid);
+	sqlite3_bind_text(s, 5, f->user, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 6, f->mailbox_id);
+}
+
 enum store_err
-store_web_page(struct store *st, struct store_web_pos *pos, int64_t skip,
-    struct store_web_message *out, size_t n, size_t *got)
+store_web_page(struct store *st, const struct store_web_filter *f,
+    struct store_web_pos *pos, struct store_web_message *out, size_t n,
+    size_t *got)
 {
 	sqlite3_stmt	*s;
 	int		 rc = SQLITE_DONE;
@@ -75,11 +106,8 @@ store_web_page(struct store *st, struct store_web_pos *pos, int64_t skip,
 	*got = 0;
 	if ((s = prepare(st, sql_page)) == NULL)
 		return STORE_IO;
-	sqlite3_bind_int64(s, 1, pos->date);
-	sqlite3_bind_int64(s, 2, pos->mailbox_id);
-	sqlite3_bind_int64(s, 3, pos->uid);
+	bind_pos(s, pos, f);
 	sqlite3_bind_int64(s, 4, (int64_t)n);
-	sqlite3_bind_int64(s, 5, skip);
 	while (*got < n && (rc = sqlite3_step(s)) == SQLITE_ROW) {
 		web_row(s, &out[*got]);
 		pos->date = out[*got].internaldate;
@@ -93,6 +121,31 @@ store_web_page(struct store *st, struct store_web_pos *pos, int64_t skip,
 	}
 	sqlite3_finalize(s);
 	return STORE_OK;
+}
+
+enum store_err
+store_web_skip(struct store *st, const struct store_web_filter *f,
+    struct store_web_pos *pos, int64_t n, int *end)
+{
+	sqlite3_stmt	*s;
+	int		 rc;
+
+	*end = 0;
+	if (n <= 0)
+		return STORE_OK;
+	if ((s = prepare(st, sql_skip)) == NULL)
+		return STORE_IO;
+	bind_pos(s, pos, f);
+	sqlite3_bind_int64(s, 4, n - 1);
+	if ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		pos->date = sqlite3_column_int64(s, 0);
+		pos->mailbox_id = sqlite3_column_int64(s, 1);
+		pos->uid = sqlite3_column_int64(s, 2);
+	}
+	sqlite3_finalize(s);
+	*end = rc == SQLITE_DONE;
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? STORE_OK :
+	    db_error(st, rc, "web skip");
 }
 
 enum store_err
@@ -115,7 +168,8 @@ store_web_get(struct store *st, const uint8_t *uniqueid, uint32_t uid,
 }
 
 enum store_err
-store_web_count(struct store *st, int64_t *total, int64_t *unread)
+store_web_count(struct store *st, const struct store_web_filter *f,
+    int64_t *total, int64_t *unread)
 {
 	sqlite3_stmt	*s;
 	int		 rc;
@@ -124,6 +178,8 @@ store_web_count(struct store *st, int64_t *total, int64_t *unread)
 	if ((s = prepare(st, sql_count)) == NULL)
 		return STORE_IO;
 	sqlite3_bind_int64(s, 1, FLAG_SEEN);
+	sqlite3_bind_text(s, 5, f->user, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 6, f->mailbox_id);
 	if ((rc = sqlite3_step(s)) == SQLITE_ROW) {
 		*total = sqlite3_column_int64(s, 0);
 		*unread = sqlite3_column_int64(s, 1);

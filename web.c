@@ -20,6 +20,7 @@
 #include "sync.h"
 #include "web.h"
 #include "web_api.h"
+#include "web_message.h"
 #include "web_page.h"
 
 static void	serve_healthz(struct session *, const struct http_request *,
@@ -49,28 +50,32 @@ static const struct {
 	{ "/api/v1/search", web_api_search, HTTP_GET, 0 },
 	{ "/api/v1/message/*", web_api_message, HTTP_GET, 0 },
 	{ "/api/v1/message/*/raw", web_api_raw, HTTP_GET, 0 },
+	{ "/api/v1/message/*/html", web_api_html, HTTP_GET, 0 },
+	{ "/api/v1/message/*/part/*", web_api_part, HTTP_GET, 0 },
+	{ "/api/v1/messages", web_api_read, HTTP_PUT, 1 },
+	{ "/api/v1/mailboxes", web_api_mailboxes, HTTP_GET, 0 },
 };
 
-/* The longest path segment a route's "*" takes (a message ID). */
-#define WEB_MAX_SEGMENT	128
-
 /*
- * Whether path matches pattern; the segment "*" matched is copied to
- * arg (NUL-terminated, "" when the pattern has none).
+ * Whether path matches pattern; the segments the "*"s matched are
+ * copied to arg, joined by '/' (NUL-terminated, "" when the pattern has
+ * none).
  */
 static int
 route_match(const char *pattern, const char *path, char arg[WEB_MAX_SEGMENT])
 {
-	size_t	 n;
+	size_t	 n, used = 0;
 
 	arg[0] = '\0';
 	while (*pattern != '\0') {
 		if (*pattern == '*') {
 			n = strcspn(path, "/");
-			if (n == 0 || n >= WEB_MAX_SEGMENT)
+			if (n == 0 || used + n + 1 >= WEB_MAX_SEGMENT)
 				return 0;
-			memcpy(arg, path, n);
-			arg[n] = '\0';
+			if (used > 0)
+				arg[used++] = '/';
+			memcpy(arg + used, path, n);
+			arg[used += n] = '\0';
 			path += n;
 			pattern++;
 		} else if (*pattern++ != *path++)

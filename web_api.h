@@ -8,8 +8,12 @@
 
 struct http_request;
 struct session;
+struct store_web_message;
 
-/* GET /api/v1/messages?start=&limit=: every user's mail, newest first. */
+/*
+ * GET /api/v1/messages?start=&limit=[&user=&mailbox=]: every user's
+ * mail (or one user's, or one mailbox's), newest first.
+ */
 void	web_api_list(struct session *, const struct http_request *,
 	    const char *arg);
 /* GET /api/v1/search?query=&start=&limit=: the same, filtered. */
@@ -28,5 +32,17 @@ void	web_api_raw(struct session *, const struct http_request *,
  */
 void	web_api_delete(struct session *, const struct http_request *,
 	    const char *arg);
+/*
+ * PUT /api/v1/messages {"IDs":[...],"Read":true|false}: marks those
+ * (no IDs: every message) read or unread, as DELETE does its batches.
+ */
+void	web_api_read(struct session *, const struct http_request *,
+	    const char *arg);
+/* GET /api/v1/mailboxes: every user and their mailboxes, with counts. */
+void	web_api_mailboxes(struct session *, const struct http_request *,
+	    const char *arg);
+/* Finds the message an ID names; replies 404 (and returns -1) if none. */
+int	web_api_find(struct session *, const char *id,
+	    struct store_web_message *);
 
 #endif /* MAILREPD_WEB_API_H */
