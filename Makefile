@@ -296,7 +296,7 @@ install: mailrepd
 # libFuzzer targets (clang), each run FUZZ_SECONDS on its seed corpus;
 # what they find is kept in build/fuzz/TARGET-crash-*.
 FUZZ_SECONDS ?= 30
-FUZZ_TARGETS = imap_parse mime lmtp imap settings sync http
+FUZZ_TARGETS = imap_parse mime lmtp imap settings sync http web_html
 # Targets whose code reports to stderr on every refused input; their
 # stderr is closed (libFuzzer keeps its own and the sanitizers' reports).
 FUZZ_QUIET = settings
