@@ -1,7 +1,8 @@
 /*
  * store_web.c — the reads the web view's API makes (store.h): every
  * user's messages (or one user's, or one mailbox's) newest first in
- * pages, counts, and one message by its mailbox's uniqueid and UID.
+ * pages, counts (the mailboxes' counters), and one message by its
+ * mailbox's uniqueid and UID.
  *
  * The order is (internaldate, mailbox id, uid), descending; a page goes
  * on from the position where the last one ended (keyset paging), so a
@@ -53,9 +54,11 @@ static const char sql_get[] =
 	"JOIN user u ON u.id = mb.user_id JOIN blob b ON b.id = m.blob_id "
 	"WHERE mb.uniqueid = ?1 AND m.uid = ?2";
 
+/* From the mailboxes' counters (schema 13 and 17): no message is read. */
 static const char sql_count[] =
-	"SELECT count(*), coalesce(sum((m.flags & ?1) = 0), 0) FROM message m "
-	"WHERE 1 " WEB_FILTER;
+	"SELECT coalesce(sum(mb.nmessages), 0), coalesce(sum(mb.nunseen), 0) "
+	"FROM mailbox mb JOIN user u ON u.id = mb.user_id "
+	"WHERE (?5 = '' OR u.name = ?5) AND (?6 = 0 OR mb.id = ?6)";
 
 /* One row of sql_page or sql_get into *out. */
 static void
@@ -177,7 +180,6 @@ store_web_count(struct store *st, const struct store_web_filter *f,
 	*total = *unread = 0;
 	if ((s = prepare(st, sql_count)) == NULL)
 		return STORE_IO;
-	sqlite3_bind_int64(s, 1, FLAG_SEEN);
 	sqlite3_bind_text(s, 5, f->user, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(s, 6, f->mailbox_id);
 	if ((rc = sqlite3_step(s)) == SQLITE_ROW) {

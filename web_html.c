@@ -146,6 +146,7 @@ struct attr {
 	size_t		 len;
 };
 
+#define REPLACEMENT_CHAR	"\xef\xbf\xbd"	/* U+FFFD in UTF-8 */
 #define IS_HTML_SPACE(c)	((c) == ' ' || (c) == '\t' || (c) == '\n' || \
 				    (c) == '\r' || (c) == '\f')
 
@@ -164,7 +165,8 @@ element_find(const char *name)
 /*
  * Writes text with the characters that could start markup escaped: a
  * '&' stays when it starts a character reference, which can only ever
- * make text, and is written "&amp;" otherwise.  NULs are dropped.
+ * make text, and is written "&amp;" otherwise.  A NUL becomes U+FFFD,
+ * as a browser reads it (dropping it could join "ur" and "l(").
  */
 static void
 put_text(struct san *sn, const char *s, size_t n, int quoted)
@@ -186,7 +188,8 @@ put_text(struct san *sn, const char *s, size_t n, int quoted)
 			fputs(i + 1 < n && (isalnum((unsigned char)s[i + 1]) ||
 			    s[i + 1] == '#') ? "&" : "&amp;", sn->out);
 			break;
-		case '\0':
+		case '\0':		/* as a browser reads it */
+			fputs(REPLACEMENT_CHAR, sn->out);
 			break;
 		default:
 			putc(s[i], sn->out);
@@ -194,10 +197,11 @@ put_text(struct san *sn, const char *s, size_t n, int quoted)
 }
 
 /*
- * The first bytes of a URL as a browser reads them, lower-cased into
- * buf: character references decoded, tabs, line ends and other
- * controls and blanks dropped.  A named reference that is not "&amp;"
- * makes the URL unreadable (-1): "&colon;" would hide a scheme.
+ * A URL's scheme as a browser reads it, lower-cased into buf with its
+ * ':' (the first bytes, when there is none): character references
+ * decoded, tabs, line ends and other controls and blanks dropped.  A
+ * named reference that is not "&amp;" before the ':' makes the URL
+ * unreadable (-1): "&colon;" would hide a scheme.
  */
 static int
 url_start(const char *v, size_t n, char *buf, size_t size)
@@ -226,8 +230,12 @@ url_start(const char *v, size_t n, char *buf, size_t size)
 				return -1;
 			i += 4;
 		}
-		if (c > 0x20 && c != 0x7f)
+		if (c == 0)		/* U+FFFD to a browser: no scheme */
+			buf[o++] = '?';
+		else if (c > 0x20 && c != 0x7f)
 			buf[o++] = c < 0x7f ? (char)tolower((int)c) : '?';
+		if (c == ':')
+			break;		/* the scheme ends: the rest is no matter */
 	}
 	buf[o] = '\0';
 	return 0;
@@ -302,7 +310,7 @@ read_name(struct san *sn, char *name, size_t size, const char *stop)
 	size_t	 n = 0;
 
 	while (sn->p < sn->end && !IS_HTML_SPACE(*sn->p) &&
-	    strchr(stop, *sn->p) == NULL) {
+	    (*sn->p == '\0' || strchr(stop, *sn->p) == NULL)) {
 		if (n + 1 < size)
 			name[n++] = (char)tolower((unsigned char)*sn->p);
 		sn->p++;
@@ -391,8 +399,9 @@ skip_to_end_tag(struct san *sn, const char *name)
 }
 
 /*
- * A style sheet's text: '<' cannot close it early, and without remote
- * content one that could load anything is dropped whole.
+ * A style sheet's text: '<' becomes a blank, so that it can neither
+ * close the sheet early nor, gone, join "@im" and "port"; without
+ * remote content a sheet that could load anything is dropped whole.
  */
 static void
 put_style(struct san *sn, const char *s, size_t n)
@@ -403,8 +412,10 @@ put_style(struct san *sn, const char *s, size_t n)
 		return;
 	fputs("<style>", sn->out);
 	for (i = 0; i < n; i++)
-		if (s[i] != '<' && s[i] != '\0')
-			putc(s[i], sn->out);
+		if (s[i] == '\0')
+			fputs(REPLACEMENT_CHAR, sn->out);
+		else
+			putc(s[i] == '<' ? ' ' : s[i], sn->out);
 	fputs("</style>", sn->out);
 }
 

@@ -58,6 +58,7 @@ test_kept_and_dropped(void **state)
 	    "<style>a</style><b>c</b>");
 	assert_clean("<div style=\"background:\\75rl(http://x/)\">d</div>", 0,
 	    "<div>d</div>");
+
 }
 
 static void
@@ -84,6 +85,34 @@ test_links(void **state)
 	assert_clean("<a target=_top href=http://x/ href=javascript:y>t</a>", 0,
 	    "<a href=\"http://x/\" target=\"_blank\" "
 	    "rel=\"noopener noreferrer\">t</a>");
+}
+
+/* NULs in names and text: U+FFFD, and the pass always moves on. */
+static void
+test_nul_bytes(void **state)
+{
+	static const struct {
+		const char	*in;
+		size_t		 len;
+		const char	*want;
+	} cases[] = {
+		{ "<c \003hre\0script:m\0\0ipt\">x<b\0>y\0z", 31,
+		    "x<b>y\xef\xbf\xbdz" },
+		/* "ur" NUL "l(" is no url( to a browser, nor after */
+		{ "<td style=\"x:ur\0l(http://x/)\">d</td>", 36,
+		    "<td style=\"x:ur\xef\xbf\xbdl(http://x/)\">d</td>" },
+	};
+	char	*out;
+	size_t	 len, i;
+
+	(void)state;
+	for (i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
+		assert_int_equal(web_html_sanitize(cases[i].in, cases[i].len, 0,
+		    &out, &len), 0);
+		assert_int_equal(strlen(out), len);
+		assert_string_equal(out, cases[i].want);
+		free(out);
+	}
 }
 
 static void
@@ -120,6 +149,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_kept_and_dropped),
 		cmocka_unit_test(test_links),
+		cmocka_unit_test(test_nul_bytes),
 		cmocka_unit_test(test_part_describe),
 	};
 
