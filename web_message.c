@@ -108,8 +108,9 @@ describe(struct body *b, const struct mime_part *p, struct mime_part_desc *d)
 
 /*
  * Opens a message's parts and finds its text and HTML: the first
- * text/plain and text/html leaves that are not attachments.  Returns
- * 0, or -1 when the store fails (nothing is left open then).
+ * text/plain and text/html leaves that are not attachments, among the
+ * first WEB_MAX_PARTS leaves (each costs a read of its header).
+ * Returns 0, or -1 when the store fails (nothing is left open then).
  */
 static int
 body_open(struct store *st, const struct store_web_message *m,
@@ -117,7 +118,7 @@ body_open(struct store *st, const struct store_web_message *m,
 {
 	struct mime_part_desc	 d;
 	uint64_t		 size;
-	size_t			 i;
+	size_t			 i, seen = 0;
 
 	memset(b, 0, sizeof(*b));
 	if (store_message_meta(st, m->guid, STORE_META_SECTIONS,
@@ -126,9 +127,12 @@ body_open(struct store *st, const struct store_web_message *m,
 		store_meta_free(&b->meta);
 		return -1;
 	}
-	for (i = 0; i < b->meta.nparts; i++) {
-		if (!leaf(&b->meta, i) || b->meta.parts[i].is_message ||
-		    describe(b, &b->meta.parts[i], &d) < 0 || d.attachment)
+	for (i = 0; i < b->meta.nparts && seen < WEB_MAX_PARTS &&
+	    (b->text == 0 || b->html == 0); i++) {
+		if (!leaf(&b->meta, i) || b->meta.parts[i].is_message)
+			continue;
+		seen++;
+		if (describe(b, &b->meta.parts[i], &d) < 0 || d.attachment)
 			continue;
 		if (b->text == 0 && strcmp(d.type, "text/plain") == 0)
 			b->text = i + 1;

@@ -12,13 +12,16 @@ Prints figures, never passes or fails:
     and again;
   - with --browser: page ready, from the browser's navigation to the
     first 50 rows drawn, and a jump to the oldest page (Debian's
-    chromium headless through chromium-driver and python3-selenium).
+    chromium headless through chromium-driver and python3-selenium);
+  - with --compare OLD_BINARY instead: the first and the deepest page
+    on both binaries at once, each with its own --messages, asked in
+    turns of 20 requests, so that both see the same load.
 
 Targets (issue 21): API list p50 under 5 ms with 10,000 messages, page
 ready under 1 s.
 
 usage: bench/web_view.py [--binary PATH] [--messages N] [--requests N]
-                         [--browser]
+                         [--browser | --compare OLD_BINARY]
 """
 import argparse
 import http.client
@@ -146,6 +149,33 @@ def browser(info, tmpdir, rounds):
     return sorted(ready), sorted(oldest)
 
 
+def compare(binary, old, messages, tmpdir):
+    """The first and deepest pages, this binary and old in turns."""
+    servers = [start(b, tmpdir) for b in (binary, old)]
+    try:
+        for _, info in servers:
+            deliver(info, messages)
+        conns = [http.client.HTTPConnection(i["host"], i["ports"]["http"],
+                                            timeout=60) for _, i in servers]
+        print("| %-38s | %9s | %9s |" % ("p50 ms, in turns", "this",
+                                         "old"))
+        print("|%s|-----------|-----------|" % ("-" * 40))
+        for name, path in (
+                ("list, first page (50)", "/api/v1/messages"),
+                ("list, deepest page (start=N-50)",
+                 "/api/v1/messages?start=%d&limit=50" % (messages - 50))):
+            ms = [[], []]
+            for _ in range(10):
+                for k in (0, 1):
+                    ms[k] += timed(conns[k], path, 20)
+            print("| %-38s | %9.2f | %9.2f |" % (
+                name, statistics.median(ms[0]), statistics.median(ms[1])))
+    finally:
+        for p, _ in servers:
+            p.send_signal(signal.SIGQUIT)
+            p.wait()
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--binary", default=os.path.join(HERE, "..",
@@ -153,8 +183,15 @@ def main():
     ap.add_argument("--messages", type=int, default=10000)
     ap.add_argument("--requests", type=int, default=200)
     ap.add_argument("--browser", action="store_true")
+    ap.add_argument("--compare", metavar="OLD_BINARY")
     a = ap.parse_args()
     tmpdir = tempfile.mkdtemp(prefix="web-view-bench-")
+    if a.compare:
+        try:
+            compare(a.binary, a.compare, a.messages, tmpdir)
+        finally:
+            shutil.rmtree(tmpdir, ignore_errors=True)
+        return
     p, info = start(a.binary, tmpdir)
     try:
         took = deliver(info, a.messages)
