@@ -270,21 +270,21 @@ replica_batch(struct store *st)
 		    "", 1, &what);
 	if (err == STORE_OK)
 		err = store_apply_append(st, BOX, 1, b1.guid, 0, NULL,
-		    1700000000, 0, &b1, &what, local);
+		    1700000000, 1700000000, 0, &b1, &what, local);
 	if (err == STORE_OK)
 		err = store_apply_append(st, BOX, 2, b2.guid, FLAG_SEEN, "kw",
-		    1700000000, 0, &b2, &what, local);
+		    1700000000, 1700000000, 0, &b2, &what, local);
 	/* Sent again without its body, other flags: they merge. */
 	if (err == STORE_OK)
 		err = store_apply_append(st, BOX, 1, b1.guid, FLAG_FLAGGED,
-		    NULL, 1700000000, 0, NULL, &what, local);
+		    NULL, 1700000000, 1700000000, 0, NULL, &what, local);
 	if (err == STORE_OK)
 		err = store_apply_flags(st, BOX, 2, b2.guid, FLAG_SEEN, NULL,
 		    &what, local);
 	/* Another message at uid 2: a conflict, recorded. */
 	if (err == STORE_OK)
 		err = store_apply_append(st, BOX, 2, bx.guid, 0, NULL,
-		    1700000000, 0, &bx, &what, local);
+		    1700000000, 1700000000, 0, &bx, &what, local);
 	if (err == STORE_OK) {
 		assert_int_equal(what, APPLY_CONFLICT);
 		memset(&k, 0, sizeof(k));
@@ -363,9 +363,9 @@ master_prepare(struct store *st)
 	assert_int_equal(store_apply_mailbox_create(st, "bob", BOX, "INBOX",
 	    7, "", 1, &what), STORE_OK);
 	assert_int_equal(store_apply_append(st, BOX, 1, b1.guid, 0, NULL,
-	    1700000000, 0, &b1, &what, local), STORE_OK);
+	    1700000000, 1700000000, 0, &b1, &what, local), STORE_OK);
 	assert_int_equal(store_apply_append(st, BOX, 2, b2.guid, 0, NULL,
-	    1700000000, 0, &b2, &what, local), STORE_OK);
+	    1700000000, 1700000000, 0, &b2, &what, local), STORE_OK);
 }
 
 /*
