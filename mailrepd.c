@@ -738,8 +738,8 @@ cmd_serve(int argc, char **argv, int first, int dev_mode)
 	log_info("serve.ready", "name=%s data=%s version=%s",
 	    log_quote(set.name), log_quote(set.data_dir), MAILREPD_VERSION);
 	for (i = 0; dev != NULL && i < nls; i++)
-		dev_listener(dev, ls[i].tls ? "imaps" : ls[i].ops->name,
-		    ls[i].fd);
+		dev_listener(dev, ls[i].tls && ls[i].ops == &imap_proto ?
+		    "imaps" : ls[i].ops->name, ls[i].fd);
 	if (dev != NULL)
 		dev_ready(dev);
 	event_loop(&srv, ls, nls, &waitmask, &dr);

@@ -204,6 +204,7 @@ web_events_collect(struct server *srv)
 	struct store		*st = srv->store;
 	struct store_replog_rec	*r;
 	int64_t			 head, first;
+	enum store_err		 err = STORE_OK;
 	int			 n;
 
 	if (feed.streams == 0 || store_txn_open(st) ||
@@ -221,12 +222,21 @@ web_events_collect(struct server *srv)
 	if ((r = malloc(sizeof(*r))) == NULL)
 		return;
 	for (n = 0; n < SSE_COLLECT_STEP &&
-	    store_replog_next(st, feed.cursor, r) == STORE_OK; n++) {
+	    (err = store_replog_next(st, feed.cursor, r)) == STORE_OK; n++) {
 		feed.cursor = r->seq;
 		event_of(st, r);
 	}
 	free(r);
-	if (feed.cursor < head)
+	if (err != STORE_OK && err != STORE_NOTFOUND)
+		log_warn("http.events.skip", "err=%s msg=\"the log cannot be "
+		    "read; every stream resyncs\"", store_strerror(err));
+	/*
+	 * Unreadable, or purged before we looked: skipped (not tried
+	 * again every iteration), and the streams resync.
+	 */
+	if (err != STORE_OK && feed.cursor < head)
+		feed.cursor = feed.floor = head;
+	else if (feed.cursor < head)
 		server_timer(srv, srv->now_ms);		/* the rest, soon */
 }
 

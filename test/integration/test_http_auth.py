@@ -290,3 +290,23 @@ def test_token_file_must_be_private(tmp_path):
             "%s:%d" % (HOST, free_port()), "--http-admin-token-file",
             str(token))
     assert p.returncode == 2 and "one line of 16 to 256" in p.stderr
+
+
+def test_same_origin_check_knows_https(tls_web):
+    """A browser's DELETE over TLS names an https:// origin: its own
+    passes, another site's is refused."""
+    origin = "https://%s:%d" % (tls_web.addr, tls_web.https_port)
+    for sent, want in ((origin, 200), ("https://evil.example", 403),
+                       ("http://%s:%d" % (tls_web.addr, tls_web.https_port),
+                        403)):
+        c = http.client.HTTPSConnection(tls_web.addr, tls_web.https_port,
+                                        context=context(tls_web),
+                                        timeout=TIMEOUT,
+                                        source_address=(tls_web.addr, 0))
+        c.request("DELETE", "/api/v1/messages", headers={
+            "Authorization": basic("alice"), "Origin": sent,
+            "Host": "%s:%d" % (tls_web.addr, tls_web.https_port)})
+        r = c.getresponse()
+        r.read()
+        c.close()
+        assert r.status == want, (sent, r.status)
