@@ -26,7 +26,7 @@ STATIC	?= 1
 PYTHON	?= /usr/bin/python3
 
 # Every module; mailrepd.c alone holds main(), so unit tests link the rest.
-MODULES	= settings.c log.c buf.c crypto.c auth.c store.c store_schema.c store_blob.c store_user.c store_mailbox.c store_copy.c store_restore.c durable.c mime.c mime_decode.c mime_text.c spool.c net.c proto.c \
+MODULES	= settings.c log.c buf.c crypto.c auth.c store.c store_schema.c store_blob.c store_user.c store_mailbox.c store_copy.c store_restore.c durable.c mime.c mime_decode.c mime_text.c mime_part.c spool.c net.c proto.c \
 	  lmtp.c admin.c mailio.c imap_parse.c imap.c imap_auth.c imap_caps.c \
 	  imap_idle.c imap_append.c imap_catenate.c imap_mailbox.c \
 	  imap_message.c imap_list.c imap_fetch.c imap_search.c \
@@ -38,7 +38,7 @@ MODULES	= settings.c log.c buf.c crypto.c auth.c store.c store_schema.c store_bl
 	  control.c store_repl.c store_apply.c store_conflict.c store_purge.c \
 	  store_room.c guard.c record.c json.c utf8.c daemon.c \
 	  http.c web.c web_api.c web_auth.c web_events.c web_page.c \
-	  store_web.c
+	  web_html.c web_message.c store_web.c
 # The command-line tools (dev, messages, wait, conflicts, quarantine, backup,
 # restore); only main() calls them.
 TOOLS	= dev.c messages.c conflicts.c quarantine.c backup.c
@@ -301,7 +301,7 @@ install: mailrepd
 # libFuzzer targets (clang), each run FUZZ_SECONDS on its seed corpus;
 # what they find is kept in build/fuzz/TARGET-crash-*.
 FUZZ_SECONDS ?= 30
-FUZZ_TARGETS = imap_parse mime lmtp imap settings sync http
+FUZZ_TARGETS = imap_parse mime lmtp imap settings sync http web_html
 # Targets whose code reports to stderr on every refused input; their
 # stderr is closed (libFuzzer keeps its own and the sanitizers' reports).
 FUZZ_QUIET = settings

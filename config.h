@@ -187,6 +187,11 @@
 #define WEB_MAX_QUERY		512	/* bytes of a search query, decoded */
 #define WEB_MAX_TERMS		16	/* terms of one search query */
 #define WEB_MAX_TEXT		(64 * 1024) /* bytes of a message's text in its JSON */
+#define WEB_MAX_HTML		(1024 * 1024) /* decoded HTML bytes one message view sanitizes; the rest is cut */
+#define WEB_MAX_SEGMENT		128	/* bytes of the path segments a route's "*"s take (ID/PartID) */
+#define WEB_MAX_MAILBOXES	1000	/* users and mailboxes GET /api/v1/mailboxes lists */
+#define WEB_MAX_PARTS		100	/* attachments one message's JSON lists */
+#define WEB_SKIP_STEP		2000	/* list positions a deep page skips per loop step (index only) */
 #define WEB_DELETE_BATCH	64	/* messages one DELETE step expunges */
 #define SSE_MAX_CLIENTS		100	/* event streams (/api/v1/events) open at once; past it 503 */
 #define SSE_RING_EVENTS		256	/* events kept for streams; a stream further behind resyncs */
@@ -260,6 +265,9 @@
 #define MIME_MAX_DEPTH		32	/* nested multiparts / message parts */
 #define MIME_MAX_PARTS		1000	/* parts described in BODYSTRUCTURE */
 #define MIME_MAX_HEADER		(64 * 1024) /* header bytes kept per part */
+#define MIME_MAX_TYPE		128	/* bytes of a part's type/subtype kept for the web view */
+#define MIME_MAX_CHARSET	40	/* bytes of a part's charset kept for the web view */
+#define MIME_MAX_FILENAME	256	/* bytes of an attachment's file name kept */
 #define MIME_QP_BLANKS		80	/* blanks a QP decoder holds to see if a line ends */
 #define MIME_MAX_BOUNDARY	70	/* RFC 2046 boundary length */
 

@@ -151,6 +151,24 @@ size_t	mime_decode(struct mime_decoder *, const unsigned char *in,
  */
 size_t	mime_decode_end(struct mime_decoder *, unsigned char *out);
 
+/* What one body part is, from its MIME header (mime_part.c). */
+struct mime_part_desc {
+	char		 type[MIME_MAX_TYPE];	/* "text/html", lower case */
+	char		 charset[MIME_MAX_CHARSET];	/* lower case, or "" */
+	char		 filename[MIME_MAX_FILENAME];	/* decoded, or "" */
+	enum mime_cte	 cte;
+	int		 attachment;	/* a file, not text to read inline */
+};
+
+/*
+ * Reads a part's MIME header block (len bytes, folded as received) into
+ * *d.  A part without Content-Type is text/plain (RFC 2045 5.2); a part
+ * named "attachment" by Content-Disposition, or given a file name and
+ * not text, is an attachment.  Fields too long for *d are cut.
+ */
+void	mime_part_describe(const char *header, size_t len,
+	    struct mime_part_desc *d);
+
 /* Convenience: parses a whole message held in memory (tests, import). */
 int mime_parse_buffer(const char *msg, size_t len, struct mime_result *out);
 

@@ -974,21 +974,36 @@ struct store_web_message {
 struct store_web_pos {
 	int64_t		 date, mailbox_id, uid;	/* the last one listed */
 };
+/* Whose messages a list takes: user "" is everyone, mailbox_id 0 all. */
+struct store_web_filter {
+	char		 user[USER_MAX_NAME + 1];
+	int64_t		 mailbox_id;
+};
 /* The position before the newest message. */
 void		store_web_top(struct store_web_pos *);
 /*
- * Up to n messages after *pos, past the first `skip` of them, into out;
- * *got says how many, and *pos moves to the last.
+ * Up to n messages after *pos that the filter takes, into out; *got
+ * says how many, and *pos moves to the last.
  */
-enum store_err	store_web_page(struct store *, const char *user,
-		    struct store_web_pos *pos, int64_t skip,
-		    struct store_web_message *out, size_t n, size_t *got);
-/* One message by its mailbox's uniqueid and its UID (another's: none). */
-enum store_err	store_web_get(struct store *, const char *user,
+enum store_err	store_web_page(struct store *, const struct store_web_filter *,
+		    struct store_web_pos *pos, struct store_web_message *out,
+		    size_t n, size_t *got);
+/*
+ * Moves *pos over the next n messages the filter takes, reading the
+ * date index only (keep n to a bounded step); *end is set when fewer
+ * than n were left.
+ */
+enum store_err	store_web_skip(struct store *, const struct store_web_filter *,
+		    struct store_web_pos *pos, int64_t n, int *end);
+/*
+ * One message by its mailbox's uniqueid and its UID, if the filter
+ * takes it (another user's is not found).
+ */
+enum store_err	store_web_get(struct store *, const struct store_web_filter *,
 		    const uint8_t *uniqueid, uint32_t uid,
 		    struct store_web_message *out);
-/* Messages, and those without \Seen. */
-enum store_err	store_web_count(struct store *, const char *user,
+/* Messages the filter takes, and those without \Seen. */
+enum store_err	store_web_count(struct store *, const struct store_web_filter *,
 		    int64_t *total, int64_t *unread);
 /* Bytes of the database file, and of its WAL (/metrics); 0 if none. */
 void		store_file_bytes(struct store *, int64_t *db, int64_t *wal);

@@ -1,7 +1,9 @@
 /*
  * store_web.c — the reads the web view's API makes (store.h): every
- * user's messages (or one user's) newest first in pages, counts, and
- * one message by its mailbox's uniqueid and UID.
+ * user's messages (or one user's, or one mailbox's) newest first in
+ * pages, counts (the mailboxes' counters), and one message by its
+ * mailbox's uniqueid and UID.  A user who logged in over HTTP is held
+ * to their own mail by the filter the API makes (web_api.c).
  *
  * The order is (internaldate, mailbox id, uid), descending; a page goes
  * on from the position where the last one ended (keyset paging), so a
@@ -9,7 +11,9 @@
  * repeats nor hides another.  The index message_date (schema 15), with
  * the table's key (mailbox_id, uid) after internaldate, is that order:
  * a page walks it backwards from its position, whatever the store's
- * size.
+ * size.  A page deep in the list is reached by moving the position
+ * over the index alone (store_web_skip), a bounded run of it a step,
+ * never by an OFFSET over the joined rows.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -20,16 +24,34 @@
 #include "store.h"
 #include "store_internal.h"
 
+/* A filter's terms: ?5 a user's name ("": any), ?6 a mailbox (0: any). */
+#define WEB_FILTER							\
+	"AND (?5 = '' OR m.mailbox_id IN (SELECT fm.id FROM mailbox fm "	\
+	"  JOIN user fu ON fu.id = fm.user_id WHERE fu.name = ?5)) "	\
+	"AND (?6 = 0 OR m.mailbox_id = ?6) "
+
 static const char sql_page[] =
 	"SELECT mb.uniqueid, mb.id, u.name, mb.name, m.uid, b.guid, m.flags, "
 	"  m.internaldate, b.size "
 	"FROM message m JOIN mailbox mb ON mb.id = m.mailbox_id "
 	"JOIN user u ON u.id = mb.user_id JOIN blob b ON b.id = m.blob_id "
 	"WHERE (m.internaldate, m.mailbox_id, m.uid) < (?1, ?2, ?3) "
-	"  AND (?6 IS NULL OR u.name = ?6) "
-	"  AND m.uid < mb.uidnext "
+	WEB_FILTER
+	"AND m.uid < mb.uidnext "
 	"ORDER BY m.internaldate DESC, m.mailbox_id DESC, m.uid DESC "
-	"LIMIT ?4 OFFSET ?5";
+	"LIMIT ?4";
+
+/*
+ * The position n - 1 messages past *pos (index only: it counts the
+ * hidden copies of a COPY under way too, which moves a deep page by
+ * that many while the copy runs).
+ */
+static const char sql_skip[] =
+	"SELECT m.internaldate, m.mailbox_id, m.uid FROM message m "
+	"WHERE (m.internaldate, m.mailbox_id, m.uid) < (?1, ?2, ?3) "
+	WEB_FILTER
+	"ORDER BY m.internaldate DESC, m.mailbox_id DESC, m.uid DESC "
+	"LIMIT 1 OFFSET ?4";
 
 static const char sql_get[] =
 	"SELECT mb.uniqueid, mb.id, u.name, mb.name, m.uid, b.guid, m.flags, "
@@ -38,14 +60,11 @@ static const char sql_get[] =
 	"JOIN user u ON u.id = mb.user_id JOIN blob b ON b.id = m.blob_id "
 	"WHERE mb.uniqueid = ?1 AND m.uid = ?2 AND m.uid < mb.uidnext";
 
+/* From the mailboxes' counters (schema 13 and 17): no message is read. */
 static const char sql_count[] =
-	"SELECT count(*), coalesce(sum((m.flags & ?1) = 0), 0) FROM message m "
-	"WHERE" MSG_SHOWN("m", "m.mailbox_id");
-
-/* One user's: the mailboxes' counters (schema 15 and 17). */
-static const char sql_count_user[] =
 	"SELECT coalesce(sum(mb.nmessages), 0), coalesce(sum(mb.nunseen), 0) "
-	"FROM mailbox mb JOIN user u ON u.id = mb.user_id WHERE u.name = ?1";
+	"FROM mailbox mb JOIN user u ON u.id = mb.user_id "
+	"WHERE (?5 = '' OR u.name = ?5) AND (?6 = 0 OR mb.id = ?6)";
 
 /* One row of sql_page or sql_get into *out. */
 static void
@@ -73,9 +92,30 @@ store_web_top(struct store_web_pos *pos)
 	pos->uid = INT64_MAX;
 }
 
+/* Binds a position (?1-?3) and a filter (?5, ?6). */
+static void
+bind_pos(sqlite3_stmt *s, const struct store_web_pos *pos,
+    const struct store_web_filter *f)
+{
+	sqlite3_bind_int64(s, 1, pos->date);
+	sqlite3_bind_int64(s, 2, pos->mailbox_id);
+	sqlite3_bind_int64(s, 3, pos->uid);
+	sqlite3_bind_text(s, 5, f->user, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 6, f->mailbox_id);
+}
+
+/* Whether the filter takes message m (as WEB_FILTER would). */
+static int
+takes(const struct store_web_filter *f, const struct store_web_message *m)
+{
+	return (f->user[0] == '\0' || strcmp(f->user, m->user) == 0) &&
+	    (f->mailbox_id == 0 || f->mailbox_id == m->mailbox_id);
+}
+
 enum store_err
-store_web_page(struct store *st, const char *user, struct store_web_pos *pos,
-    int64_t skip, struct store_web_message *out, size_t n, size_t *got)
+store_web_page(struct store *st, const struct store_web_filter *f,
+    struct store_web_pos *pos, struct store_web_message *out, size_t n,
+    size_t *got)
 {
 	sqlite3_stmt	*s;
 	int		 rc = SQLITE_DONE;
@@ -83,13 +123,8 @@ store_web_page(struct store *st, const char *user, struct store_web_pos *pos,
 	*got = 0;
 	if ((s = prepare(st, sql_page)) == NULL)
 		return STORE_IO;
-	sqlite3_bind_int64(s, 1, pos->date);
-	sqlite3_bind_int64(s, 2, pos->mailbox_id);
-	sqlite3_bind_int64(s, 3, pos->uid);
+	bind_pos(s, pos, f);
 	sqlite3_bind_int64(s, 4, (int64_t)n);
-	sqlite3_bind_int64(s, 5, skip);
-	if (user != NULL)
-		sqlite3_bind_text(s, 6, user, -1, SQLITE_STATIC);
 	while (*got < n && (rc = sqlite3_step(s)) == SQLITE_ROW) {
 		web_row(s, &out[*got]);
 		pos->date = out[*got].internaldate;
@@ -106,8 +141,33 @@ store_web_page(struct store *st, const char *user, struct store_web_pos *pos,
 }
 
 enum store_err
-store_web_get(struct store *st, const char *user, const uint8_t *uniqueid,
-    uint32_t uid, struct store_web_message *out)
+store_web_skip(struct store *st, const struct store_web_filter *f,
+    struct store_web_pos *pos, int64_t n, int *end)
+{
+	sqlite3_stmt	*s;
+	int		 rc;
+
+	*end = 0;
+	if (n <= 0)
+		return STORE_OK;
+	if ((s = prepare(st, sql_skip)) == NULL)
+		return STORE_IO;
+	bind_pos(s, pos, f);
+	sqlite3_bind_int64(s, 4, n - 1);
+	if ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		pos->date = sqlite3_column_int64(s, 0);
+		pos->mailbox_id = sqlite3_column_int64(s, 1);
+		pos->uid = sqlite3_column_int64(s, 2);
+	}
+	sqlite3_finalize(s);
+	*end = rc == SQLITE_DONE;
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? STORE_OK :
+	    db_error(st, rc, "web skip");
+}
+
+enum store_err
+store_web_get(struct store *st, const struct store_web_filter *f,
+    const uint8_t *uniqueid, uint32_t uid, struct store_web_message *out)
 {
 	sqlite3_stmt	*s;
 	int		 rc;
@@ -120,26 +180,22 @@ store_web_get(struct store *st, const char *user, const uint8_t *uniqueid,
 		web_row(s, out);
 	sqlite3_finalize(s);
 	if (rc == SQLITE_ROW)
-		return user == NULL || strcmp(out->user, user) == 0 ? STORE_OK :
-		    STORE_NOTFOUND;
+		return takes(f, out) ? STORE_OK : STORE_NOTFOUND;
 	return rc == SQLITE_DONE ? STORE_NOTFOUND : db_error(st, rc, "web get");
 }
 
 enum store_err
-store_web_count(struct store *st, const char *user, int64_t *total,
-    int64_t *unread)
+store_web_count(struct store *st, const struct store_web_filter *f,
+    int64_t *total, int64_t *unread)
 {
 	sqlite3_stmt	*s;
 	int		 rc;
 
 	*total = *unread = 0;
-	if ((s = prepare(st, user != NULL ? sql_count_user : sql_count)) ==
-	    NULL)
+	if ((s = prepare(st, sql_count)) == NULL)
 		return STORE_IO;
-	if (user != NULL)
-		sqlite3_bind_text(s, 1, user, -1, SQLITE_STATIC);
-	else
-		sqlite3_bind_int64(s, 1, FLAG_SEEN);
+	sqlite3_bind_text(s, 5, f->user, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 6, f->mailbox_id);
 	if ((rc = sqlite3_step(s)) == SQLITE_ROW) {
 		*total = sqlite3_column_int64(s, 0);
 		*unread = sqlite3_column_int64(s, 1);

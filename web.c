@@ -8,8 +8,8 @@
  * certificate IMAPS serves, and every request on it logs in
  * (web_auth.h).  Each route says who may ask: anyone (/healthz), a
  * user, who sees only their own mail, or the admin view (/metrics).
- * A change (DELETE) must come from the same origin, so that a page of
- * another site open in a browser cannot ask for it (CSRF).
+ * A change (DELETE, PUT) must come from the same origin, so that a page
+ * of another site open in a browser cannot ask for it (CSRF).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,6 +26,7 @@
 #include "web_api.h"
 #include "web_auth.h"
 #include "web_events.h"
+#include "web_message.h"
 #include "web_page.h"
 
 static void	serve_healthz(struct session *, const struct http_request *,
@@ -62,32 +63,37 @@ static const struct {
 	{ "/metrics", serve_metrics, HTTP_GET, 0, ACCESS_ADMIN },
 	{ "/api/v1/messages", web_api_list, HTTP_GET, 0, ACCESS_USER },
 	{ "/api/v1/messages", web_api_delete, HTTP_DELETE, 1, ACCESS_USER },
+	{ "/api/v1/messages", web_api_read, HTTP_PUT, 1, ACCESS_USER },
 	{ "/api/v1/search", web_api_search, HTTP_GET, 0, ACCESS_USER },
 	{ "/api/v1/message/*", web_api_message, HTTP_GET, 0, ACCESS_USER },
 	{ "/api/v1/message/*/raw", web_api_raw, HTTP_GET, 0, ACCESS_USER },
+	{ "/api/v1/message/*/html", web_api_html, HTTP_GET, 0, ACCESS_USER },
+	{ "/api/v1/message/*/part/*", web_api_part, HTTP_GET, 0,
+	    ACCESS_USER },
+	{ "/api/v1/mailboxes", web_api_mailboxes, HTTP_GET, 0, ACCESS_USER },
 	{ "/api/v1/events", web_events_serve, HTTP_GET, 0, ACCESS_USER },
 };
 
-/* The longest path segment a route's "*" takes (a message ID). */
-#define WEB_MAX_SEGMENT	128
-
 /*
- * Whether path matches pattern; the segment "*" matched is copied to
- * arg (NUL-terminated, "" when the pattern has none).
+ * Whether path matches pattern; the segments the "*"s matched are
+ * copied to arg, joined by '/' (NUL-terminated, "" when the pattern has
+ * none).
  */
 static int
 route_match(const char *pattern, const char *path, char arg[WEB_MAX_SEGMENT])
 {
-	size_t	 n;
+	size_t	 n, used = 0;
 
 	arg[0] = '\0';
 	while (*pattern != '\0') {
 		if (*pattern == '*') {
 			n = strcspn(path, "/");
-			if (n == 0 || n >= WEB_MAX_SEGMENT)
+			if (n == 0 || used + n + 1 >= WEB_MAX_SEGMENT)
 				return 0;
-			memcpy(arg, path, n);
-			arg[n] = '\0';
+			if (used > 0)
+				arg[used++] = '/';
+			memcpy(arg + used, path, n);
+			arg[used += n] = '\0';
 			path += n;
 			pattern++;
 		} else if (*pattern++ != *path++)

@@ -4,7 +4,8 @@
  * its base URL (README, "Moving from Mailpit", lists the differences).
  *
  * Every user's mail is one list, newest first; a user who logged in
- * (web_auth.h) sees only theirs: each call takes req->user, and a
+ * (web_auth.h) sees only theirs: every call makes its store filter
+ * from req->user (request_filter), whatever the query asks, and a
  * message of another user is not found.  A message's ID is its
  * mailbox's uniqueid in hex, a dash and its UID: it names the same
  * message for ever, on every node.  Lists and raw messages are sent in
@@ -27,6 +28,7 @@
 #include "store.h"
 #include "sync.h"
 #include "web_api.h"
+#include "web_message.h"
 
 
 /* What a search asks for: each term must match (AND). */
@@ -46,6 +48,7 @@ struct term {
 
 /* A list or a search being sent in steps. */
 struct listing {
+	struct store_web_filter	 filter;	/* whose messages */
 	struct store_web_pos	 pos;
 	int64_t			 start;		/* skipped first */
 	int64_t			 limit;		/* listed at most */
@@ -53,7 +56,6 @@ struct listing {
 	int64_t			 matched;	/* search: matches seen */
 	int64_t			 total, unread;
 	int			 done;		/* no more messages */
-	char			 user[USER_MAX_NAME + 1];	/* "": all */
 	size_t			 nterms;	/* 0: a plain list */
 	struct term		 terms[WEB_MAX_TERMS];
 	struct store_web_message batch[WEB_BATCH];
@@ -188,13 +190,6 @@ number_param(const char *query, const char *name, int64_t def, int64_t max)
 	if (*end != '\0' || n < 0)
 		return -1;
 	return n > max ? max : n;
-}
-
-/* The user a kept name limits a call to: NULL ("") for every user. */
-static const char *
-scope(const char *user)
-{
-	return user[0] != '\0' ? user : NULL;
 }
 
 /* Writes t as Mailpit does: "2024-01-31T12:00:00.000Z". */
@@ -427,8 +422,9 @@ list_tail(struct session *s, struct listing *l)
 }
 
 /*
- * One step of a list or search: the next batch of messages, each
- * written when it matches and is within start and limit.
+ * One step of a list or search: WEB_SKIP_STEP positions of a plain
+ * list's start skipped over the index, or the next batch of messages,
+ * each written when it matches and is within start and limit.
  */
 static int
 list_step(struct session *s, void *ctx)
@@ -437,17 +433,24 @@ list_step(struct session *s, void *ctx)
 	struct store_meta	 meta;
 	char			*text = NULL;
 	size_t			 len = 0, got, i, want;
+	int64_t			 skip;
 	FILE			*f;
 
+	if (l->nterms == 0 && l->start > 0 && !l->done) {
+		skip = l->start < WEB_SKIP_STEP ? l->start : WEB_SKIP_STEP;
+		if (store_web_skip(s->srv->store, &l->filter, &l->pos, skip,
+		    &l->done) != STORE_OK)
+			return -1;
+		l->start -= skip;
+		return 0;
+	}
 	want = l->nterms > 0 ? WEB_BATCH : (size_t)(l->limit - l->listed <
 	    WEB_BATCH ? l->limit - l->listed : WEB_BATCH);
-	if (l->done || want == 0 || store_web_page(s->srv->store,
-	    scope(l->user), &l->pos, l->nterms > 0 ? 0 : l->start, l->batch,
-	    want, &got) != STORE_OK || got == 0) {
+	if (l->done || want == 0 || store_web_page(s->srv->store, &l->filter,
+	    &l->pos, l->batch, want, &got) != STORE_OK || got == 0) {
 		list_tail(s, l);
 		return 1;
 	}
-	l->start = l->nterms > 0 ? l->start : 0;	/* skipped once */
 	if ((f = open_memstream(&text, &len)) == NULL)
 		return -1;
 	for (i = 0; i < got; i++) {
@@ -472,6 +475,57 @@ list_step(struct session *s, void *ctx)
 	http_send(s, text, len);
 	free(text);
 	l->done = got < want;
+	return 0;
+}
+
+/*
+ * The filter of what req may see: a user who logged in, only their
+ * own mail; the admin view (req->user NULL), every user's.
+ */
+static void
+request_filter(const struct http_request *req, struct store_web_filter *f)
+{
+	memset(f, 0, sizeof(*f));
+	if (req->user != NULL)
+		snprintf(f->user, sizeof(f->user), "%s", req->user);
+}
+
+/*
+ * The filter a request's user= and mailbox= parameters name (absent:
+ * every user's, every mailbox's) within what req may see: a user who
+ * logged in is held to their own, whatever user= says.  Replies 400 or
+ * 404 and returns -1 when they are bad or name nobody.
+ */
+static int
+read_filter(struct session *s, const struct http_request *req,
+    struct store_web_filter *f)
+{
+	struct store_mailbox	 mb;
+	char			 user[USER_MAX_NAME + 1];
+	char			 mailbox[MAILBOX_MAX_NAME + 1];
+	int			 ru, rm;
+
+	request_filter(req, f);
+	ru = query_param(req->query, "user", user, sizeof(user));
+	rm = query_param(req->query, "mailbox", mailbox, sizeof(mailbox));
+	if (ru < 0 || rm < 0 || (rm > 0 && ru == 0 && req->user == NULL)) {
+		http_error(s, 400, "bad user or mailbox (a mailbox needs "
+		    "its user)");
+		return -1;
+	}
+	if (ru > 0 && req->user == NULL && store_user_find(s->srv->store,
+	    user, f->user) != STORE_OK) {
+		http_error(s, 404, "no such user");
+		return -1;
+	}
+	if (rm > 0) {
+		if (store_mailbox_get(s->srv->store, f->user, mailbox, &mb) !=
+		    STORE_OK) {
+			http_error(s, 404, "no such mailbox");
+			return -1;
+		}
+		f->mailbox_id = mb.id;
+	}
 	return 0;
 }
 
@@ -502,9 +556,11 @@ list_start(struct session *s, const struct http_request *req, int search)
 	}
 	if (l->limit == 0)
 		l->limit = WEB_DEFAULT_LIMIT;
-	snprintf(l->user, sizeof(l->user), "%s", req->user != NULL ?
-	    req->user : "");
-	if (store_web_count(s->srv->store, scope(l->user), &l->total,
+	if (read_filter(s, req, &l->filter) < 0) {
+		free(l);
+		return;
+	}
+	if (store_web_count(s->srv->store, &l->filter, &l->total,
 	    &l->unread) != STORE_OK) {
 		free(l);
 		http_error(s, 500, "cannot read the store");
@@ -533,52 +589,21 @@ web_api_search(struct session *s, const struct http_request *req,
 	list_start(s, req, 1);
 }
 
-/* Finds the message an ID names; replies 404 (and returns -1) if none. */
-static int
-find_message(struct session *s, const struct http_request *req,
+int
+web_api_find(struct session *s, const struct http_request *req,
     const char *id, struct store_web_message *m)
 {
-	uint8_t		 uniqueid[MAILBOX_ID_LEN];
-	uint32_t	 uid;
+	struct store_web_filter	 f;
+	uint8_t			 uniqueid[MAILBOX_ID_LEN];
+	uint32_t		 uid;
 
+	request_filter(req, &f);
 	if (id == NULL || parse_id(id, uniqueid, &uid) < 0 ||
-	    store_web_get(s->srv->store, req->user, uniqueid, uid, m) !=
-	    STORE_OK) {
+	    store_web_get(s->srv->store, &f, uniqueid, uid, m) != STORE_OK) {
 		http_error(s, 404, "no such message");
 		return -1;
 	}
 	return 0;
-}
-
-/*
- * The text of a single-part message, up to WEB_MAX_TEXT bytes, as it
- * is stored (no transfer decoding); "" for a multipart one.
- */
-static void
-json_text(FILE *f, struct store *st, const struct store_web_message *m,
-    const struct store_meta *meta)
-{
-	struct store_blob_reader	*r;
-	uint64_t			 size, start, len;
-	char				*text;
-	ssize_t				 got;
-
-	fputs(",\"Text\":", f);
-	if (meta->nparts == 0 || meta->parts[0].is_multipart ||
-	    store_blob_open(st, m->guid, &r, &size) != STORE_OK) {
-		fputs("\"\"", f);
-		return;
-	}
-	start = meta->parts[0].body_start;
-	len = meta->parts[0].body_end - start;
-	if (len > WEB_MAX_TEXT)
-		len = WEB_MAX_TEXT;
-	if ((text = malloc(len + 1)) == NULL ||
-	    (got = store_blob_read(r, start, text, len)) < 0)
-		got = 0;
-	json_string(f, text != NULL ? text : "", (size_t)got);
-	free(text);
-	store_blob_close(r);
 }
 
 void
@@ -590,23 +615,23 @@ web_api_message(struct session *s, const struct http_request *req,
 	char			*text = NULL;
 	size_t			 len = 0;
 	FILE			*f;
+	int			 ok;
 
-	if (find_message(s, req, arg, &m) < 0)
+	if (web_api_find(s, req, arg, &m) < 0)
 		return;
 	memset(&meta, 0, sizeof(meta));
-	if (store_message_meta(s->srv->store, m.guid, STORE_META_SEARCH |
-	    STORE_META_SECTIONS, &meta) != STORE_OK ||
-	    (f = open_memstream(&text, &len)) == NULL) {
+	if (store_message_meta(s->srv->store, m.guid, STORE_META_SEARCH,
+	    &meta) != STORE_OK || (f = open_memstream(&text, &len)) == NULL) {
 		store_meta_free(&meta);
 		http_error(s, 500, "cannot read the message");
 		return;
 	}
 	putc('{', f);
 	json_summary(f, &m, &meta);
-	json_text(f, s->srv->store, &m, &meta);
-	fputs(",\"HTML\":\"\",\"Inline\":[],\"Attachments\":[]}\n", f);
 	store_meta_free(&meta);
-	if (fclose(f) != 0) {
+	ok = web_message_json(f, s->srv->store, &m) == 0;
+	fputs("}\n", f);
+	if (fclose(f) != 0 || !ok) {
 		free(text);
 		http_error(s, 500, "out of memory");
 		return;
@@ -649,7 +674,7 @@ web_api_raw(struct session *s, const struct http_request *req,
 	struct store_web_message m;
 	struct raw		*r;
 
-	if (find_message(s, req, arg, &m) < 0)
+	if (web_api_find(s, req, arg, &m) < 0)
 		return;
 	if ((r = calloc(1, sizeof(*r))) == NULL ||
 	    store_blob_open(s->srv->store, m.guid, &r->reader, &r->size) !=
@@ -662,10 +687,12 @@ web_api_raw(struct session *s, const struct http_request *req,
 	    NULL, raw_step, r, raw_free);
 }
 
-/* A DELETE being made in batches. */
-struct deletion {
-	char			 user[USER_MAX_NAME + 1];	/* "": all */
-	int64_t			 left;		/* all: at most this many */
+/* A DELETE or a PUT (read or unread) being made in batches. */
+struct batch_change {
+	int			 remove;	/* DELETE; else PUT */
+	int			 read;		/* PUT: \Seen set or cleared */
+	struct store_web_filter	 filter;	/* whose messages */
+	struct store_web_pos	 pos;		/* every message: the last done */
 	size_t			 n, next;	/* IDs given, and done */
 	struct {
 		uint8_t		 uniqueid[MAILBOX_ID_LEN];
@@ -675,65 +702,93 @@ struct deletion {
 };
 
 static void
-deletion_free(void *ctx)
+batch_change_free(void *ctx)
 {
-	struct deletion	*d = ctx;
+	struct batch_change	*c = ctx;
 
-	free(d->ids);
-	free(d);
+	free(c->ids);
+	free(c);
+}
+
+/* Sets or clears \Seen on one message, its keywords kept. */
+static enum store_err
+set_read(struct store *st, const struct store_web_message *m, int read)
+{
+	struct store_message	 msg;
+	char			 kw[STORE_MAX_KEYWORDS];
+	uint32_t		 flags;
+	uint64_t		 modseq;
+	enum store_err		 err;
+
+	if ((err = store_message_get(st, m->mailbox_id, m->uid, &msg)) !=
+	    STORE_OK)
+		return err == STORE_NOTFOUND ? STORE_OK : err;
+	flags = read ? msg.flags | FLAG_SEEN : msg.flags & ~FLAG_SEEN;
+	if (flags == msg.flags)
+		return STORE_OK;
+	snprintf(kw, sizeof(kw), "%s", msg.keywords);
+	return store_message_set_flags(st, m->mailbox_id, m->uid, flags, kw,
+	    &modseq);
 }
 
 /*
  * One batch: the next WEB_DELETE_BATCH IDs given (those gone already
- * are skipped), or the newest messages, up to as many as there were
- * when the DELETE came (mail arriving meanwhile stays).
+ * are skipped), or the next messages from the newest down, as they were
+ * when the request came (mail arriving meanwhile is newer and stays).
  */
 static int
-delete_step(struct session *s, void *ctx)
+change_step(struct session *s, void *ctx)
 {
-	struct deletion		*d = ctx;
+	struct batch_change	*c = ctx;
 	struct store		*st = s->srv->store;
-	struct store_web_pos	 top;
 	size_t			 got = 0, i;
+	enum store_err		 err;
 
-	if (d->ids != NULL) {
-		for (; got < WEB_DELETE_BATCH && d->next < d->n; d->next++)
-			if (store_web_get(st, scope(d->user),
-			    d->ids[d->next].uniqueid, d->ids[d->next].uid,
-			    &d->batch[got]) == STORE_OK)
+	if (c->ids != NULL) {
+		for (; got < WEB_DELETE_BATCH && c->next < c->n; c->next++)
+			if (store_web_get(st, &c->filter,
+			    c->ids[c->next].uniqueid, c->ids[c->next].uid,
+			    &c->batch[got]) == STORE_OK)
 				got++;
-	} else {
-		store_web_top(&top);
-		if (d->left > 0 && store_web_page(st, scope(d->user), &top, 0,
-		    d->batch, (size_t)(d->left < WEB_DELETE_BATCH ? d->left :
-		    WEB_DELETE_BATCH), &got) != STORE_OK)
+	} else if (store_web_page(st, &c->filter, &c->pos, c->batch,
+	    WEB_DELETE_BATCH, &got) != STORE_OK)
+		return -1;
+	for (i = 0; i < got; i++) {
+		err = c->remove ? store_message_expunge(st,
+		    c->batch[i].mailbox_id, c->batch[i].uid) :
+		    set_read(st, &c->batch[i], c->read);
+		if (err != STORE_OK)
 			return -1;
-		d->left -= (int64_t)got;
 	}
-	for (i = 0; i < got; i++)
-		if (store_message_expunge(st, d->batch[i].mailbox_id,
-		    d->batch[i].uid) != STORE_OK)
-			return -1;
-	return got > 0 ? 0 : d->ids != NULL && d->next < d->n ? 0 : 1;
+	return got > 0 ? 0 : c->ids != NULL && c->next < c->n ? 0 : 1;
 }
 
 static void
-delete_done(struct session *s, void *ctx, int ok)
+change_done(struct session *s, void *ctx, int ok)
 {
 	(void)ctx;
 	if (ok)
 		http_reply(s, 200, "text/plain; charset=utf-8", "ok", 2, NULL);
 	else
-		http_error(s, 500, "the store could not delete them");
+		http_error(s, 500, "the store could not change them");
+}
+
+/* Skips JSON white space and one ':' at *p. */
+static const char *
+json_gap(const char *p, const char *end)
+{
+	while (p < end && strchr(" \t\r\n:", *p) != NULL)
+		p++;
+	return p;
 }
 
 /*
- * Reads {"IDs":["...",...]} into d->ids: every string in the array
+ * Reads {"IDs":["...",...]} into c->ids: every string in the array
  * after "IDs" must be an ID.  No body, or no "IDs": every message.
  * Returns 0, or -1 when the body is not such an object.
  */
 static int
-parse_ids(struct deletion *d, const char *body, size_t len)
+parse_ids(struct batch_change *c, const char *body, size_t len)
 {
 	const char	*p, *end = body + len, *q;
 	char		 id[WEB_ID_LEN + 1];
@@ -741,12 +796,9 @@ parse_ids(struct deletion *d, const char *body, size_t len)
 
 	if (len == 0 || (p = memmem(body, len, "\"IDs\"", 5)) == NULL)
 		return len == 0 || memchr(body, '{', len) != NULL ? 0 : -1;
-	p += 5;
-	while (p < end && (*p == ' ' || *p == ':' || *p == '\t' ||
-	    *p == '\r' || *p == '\n'))
-		p++;
+	p = json_gap(p + 5, end);
 	if (p == end || *p++ != '[' ||
-	    (d->ids = calloc(max, sizeof(*d->ids))) == NULL)
+	    (c->ids = calloc(max, sizeof(*c->ids))) == NULL)
 		return -1;
 	for (;;) {
 		while (p < end && strchr(" \t\r\n,", *p) != NULL)
@@ -755,45 +807,144 @@ parse_ids(struct deletion *d, const char *body, size_t len)
 			return 0;
 		if (p == end || *p++ != '"' ||
 		    (q = memchr(p, '"', (size_t)(end - p))) == NULL ||
-		    (size_t)(q - p) > WEB_ID_LEN || d->n == max)
+		    (size_t)(q - p) > WEB_ID_LEN || c->n == max)
 			return -1;
 		memcpy(id, p, (size_t)(q - p));
 		id[q - p] = '\0';
-		if (parse_id(id, d->ids[d->n].uniqueid, &d->ids[d->n].uid) < 0)
+		if (parse_id(id, c->ids[c->n].uniqueid, &c->ids[c->n].uid) < 0)
 			return -1;
-		d->n++;
+		c->n++;
 		p = q + 1;
 	}
+}
+
+/* Reads "Read":true or false; 0, or -1 when it is missing or bad. */
+static int
+parse_read(struct batch_change *c, const char *body, size_t len)
+{
+	const char	*p, *end = body + len;
+
+	if (len == 0 || (p = memmem(body, len, "\"Read\"", 6)) == NULL)
+		return -1;
+	p = json_gap(p + 6, end);
+	if (end - p >= 4 && memcmp(p, "true", 4) == 0)
+		c->read = 1;
+	else if (end - p < 5 || memcmp(p, "false", 5) != 0)
+		return -1;
+	return 0;
+}
+
+/* Starts a DELETE or PUT of /api/v1/messages. */
+static void
+change_start(struct session *s, const struct http_request *req, int remove)
+{
+	struct batch_change	*c;
+
+	if (sync_is_replica()) {
+		http_error(s, 403, "this node is a read-only replica");
+		return;
+	}
+	if ((c = calloc(1, sizeof(*c))) == NULL) {
+		http_error(s, 500, "out of memory");
+		return;
+	}
+	c->remove = remove;
+	request_filter(req, &c->filter);
+	store_web_top(&c->pos);
+	if (parse_ids(c, req->body, req->body_len) < 0 || (!remove &&
+	    parse_read(c, req->body, req->body_len) < 0)) {
+		batch_change_free(c);
+		http_error(s, 400, remove ? "the body is not {\"IDs\":[...]}" :
+		    "the body is not {\"IDs\":[...],\"Read\":true|false}");
+		return;
+	}
+	http_change(s, change_step, change_done, c, batch_change_free);
 }
 
 void
 web_api_delete(struct session *s, const struct http_request *req,
     const char *arg)
 {
-	struct deletion	*d;
-	int64_t		 unread;
+	(void)arg;
+	change_start(s, req, 1);
+}
+
+void
+web_api_read(struct session *s, const struct http_request *req,
+    const char *arg)
+{
+	(void)arg;
+	change_start(s, req, 0);
+}
+
+/* Users and their mailboxes being listed (GET /api/v1/mailboxes). */
+struct mailbox_walk {
+	FILE		*f;
+	struct store	*st;
+	size_t		 listed;	/* users and mailboxes */
+	size_t		 in_user;	/* the user's mailboxes */
+	int		 err;
+};
+
+static int
+mailbox_entry(void *arg, const struct store_mailbox *mb)
+{
+	struct mailbox_walk	*w = arg;
+
+	if (w->listed++ >= WEB_MAX_MAILBOXES)
+		return 1;
+	fputs(w->in_user++ > 0 ? ",{\"Name\":" : "{\"Name\":", w->f);
+	json_str(w->f, mb->name);
+	fprintf(w->f, ",\"Total\":%u,\"Unread\":%u}", mb->messages,
+	    mb->unseen);
+	return 0;
+}
+
+static int
+user_entry(void *arg, const char *name, int64_t created)
+{
+	struct mailbox_walk	*w = arg;
+
+	(void)created;
+	if (w->listed >= WEB_MAX_MAILBOXES)
+		return 1;
+	fputs(w->listed++ > 0 ? ",{\"Name\":" : "{\"Name\":", w->f);
+	json_str(w->f, name);
+	fputs(",\"Mailboxes\":[", w->f);
+	w->in_user = 0;
+	if (store_mailbox_foreach(w->st, name, mailbox_entry, w) != STORE_OK)
+		w->err = 1;
+	fputs("]}", w->f);
+	return w->err;
+}
+
+void
+web_api_mailboxes(struct session *s, const struct http_request *req,
+    const char *arg)
+{
+	struct mailbox_walk	 w;
+	char			*text = NULL;
+	size_t			 len = 0;
 
 	(void)arg;
-	if (sync_is_replica()) {
-		http_error(s, 403, "this node is a read-only replica");
-		return;
-	}
-	if ((d = calloc(1, sizeof(*d))) == NULL) {
+	memset(&w, 0, sizeof(w));
+	w.st = s->srv->store;
+	if ((w.f = open_memstream(&text, &len)) == NULL) {
 		http_error(s, 500, "out of memory");
 		return;
 	}
-	if (parse_ids(d, req->body, req->body_len) < 0) {
-		deletion_free(d);
-		http_error(s, 400, "the body is not {\"IDs\":[...]}");
-		return;
-	}
-	snprintf(d->user, sizeof(d->user), "%s", req->user != NULL ?
-	    req->user : "");
-	if (d->ids == NULL && store_web_count(s->srv->store, scope(d->user),
-	    &d->left, &unread) != STORE_OK) {
-		deletion_free(d);
+	fputs("{\"users\":[", w.f);
+	if (req->user != NULL)
+		user_entry(&w, req->user, 0);
+	else if (store_user_foreach(w.st, user_entry, &w) != STORE_OK)
+		w.err = 1;
+	fprintf(w.f, "],\"truncated\":%s}\n", w.listed >= WEB_MAX_MAILBOXES ?
+	    "true" : "false");
+	if (fclose(w.f) != 0 || w.err) {
+		free(text);
 		http_error(s, 500, "cannot read the store");
 		return;
 	}
-	http_change(s, delete_step, delete_done, d, deletion_free);
+	http_reply(s, 200, "application/json", text, len, NULL);
+	free(text);
 }

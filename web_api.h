@@ -18,7 +18,11 @@ struct session;
 /* Writes the ID of message uid of mailbox uniqueid (WEB_ID_LEN + 1). */
 void	web_message_id(const uint8_t *uniqueid, uint32_t uid, char *id);
 
-/* GET /api/v1/messages?start=&limit=: every user's mail, newest first. */
+/*
+ * GET /api/v1/messages?start=&limit=[&user=&mailbox=]: every user's
+ * mail (or one user's, or one mailbox's), newest first.  A user who
+ * logged in gets only their own, whatever user= says.
+ */
 void	web_api_list(struct session *, const struct http_request *,
 	    const char *arg);
 /* GET /api/v1/search?query=&start=&limit=: the same, filtered. */
@@ -32,10 +36,29 @@ void	web_api_raw(struct session *, const struct http_request *,
 	    const char *arg);
 /*
  * DELETE /api/v1/messages: every message, or those a {"IDs":[...]}
- * body names; in committed batches.  Browsers' requests must be
- * same-origin (web.c).
+ * body names, of those req may see; in committed batches.  Browsers'
+ * requests must be same-origin (web.c).
  */
 void	web_api_delete(struct session *, const struct http_request *,
 	    const char *arg);
+/*
+ * PUT /api/v1/messages {"IDs":[...],"Read":true|false}: marks those
+ * (no IDs: every message) read or unread, as DELETE does its batches.
+ */
+void	web_api_read(struct session *, const struct http_request *,
+	    const char *arg);
+/*
+ * GET /api/v1/mailboxes: every user and their mailboxes, with counts
+ * (a user who logged in: only theirs).
+ */
+void	web_api_mailboxes(struct session *, const struct http_request *,
+	    const char *arg);
+/*
+ * Finds the message an ID names among those req may see (req->user's
+ * own, or any for the admin view); replies 404 (and returns -1) if
+ * none.
+ */
+int	web_api_find(struct session *, const struct http_request *req,
+	    const char *id, struct store_web_message *);
 
 #endif /* MAILREPD_WEB_API_H */

@@ -7,7 +7,8 @@
  * Mail is hostile: the script puts every string from a message into
  * the page as text (textContent), never as HTML, and the policy below
  * forbids inline script and style, eval, and every origin but ours, so
- * that markup which slipped through could still run nothing.
+ * that markup which slipped through could still run nothing.  HTML mail
+ * is shown only in a frame without scripts or an origin.
  */
 #include <stddef.h>
 #include <string.h>
@@ -17,11 +18,14 @@
 
 #include "build/gen/web_assets.inc"
 
-/* The page may load its own script and style and ask its own origin. */
+/*
+ * The page may load its own script and style, ask its own origin, and
+ * frame its own origin's sanitized HTML (in a sandbox, web_message.c).
+ */
 #define WEB_PAGE_CSP							\
 	"Content-Security-Policy: default-src 'none'; script-src 'self'; " \
-	"style-src 'self'; connect-src 'self'; frame-ancestors 'none'; " \
-	"base-uri 'none'; form-action 'none'\r\n"
+	"style-src 'self'; connect-src 'self'; frame-src 'self'; "	\
+	"frame-ancestors 'none'; base-uri 'none'; form-action 'none'\r\n"
 
 static const struct {
 	const char		*path;

@@ -50,6 +50,7 @@ def test_asset_type_headers_and_csp(web, path):
     assert policy["script-src"] == ["'self'"]
     assert policy["style-src"] == ["'self'"]
     assert policy["connect-src"] == ["'self'"]
+    assert policy["frame-src"] == ["'self'"]
     for d in ("frame-ancestors", "base-uri", "form-action"):
         assert policy[d] == ["'none'"], d
     everything = " ".join(headers["content-security-policy"].split())
@@ -74,7 +75,8 @@ def test_page_names_only_same_origin_assets(web):
     # The script asks its own origin only (relative URLs under /api/v1/).
     js = (REPO / "web/app.js").read_text()
     for url in re.findall(r'["\'`](/[^"\'`]*|[a-z]+://[^"\'`]*)["\'`]', js):
-        assert url.startswith("/api/v1/") or url == "/raw", url
+        assert url.startswith("/api/v1/") or url in (
+            "/raw", "/html", "/part/"), url
     assert "://" not in js
 
 
@@ -129,10 +131,10 @@ def test_page_script_drives_the_api(web):
     out = json.loads(p.stdout)
     assert out["markup"] == []
     assert len(out["rows"]) == 50
-    assert out["rows"][0][:3] == ["Mallory", HOSTILE, "bob"]
-    assert out["rows"][1][1] == "many 54"
+    assert out["rows"][0][:4] == ["", "Mallory", HOSTILE, "bob"]
+    assert out["rows"][1][2] == "many 54"
     assert out["range"] == "1\u201350 of 56" and not out["older_disabled"]
-    assert [r[1] for r in out["page2"]] == ["many %d" % i
+    assert [r[2] for r in out["page2"]] == ["many %d" % i
                                             for i in range(5, -1, -1)]
     assert out["range2"] == "51\u201356 of 56"
     assert out["view_hidden"] is False
@@ -143,7 +145,7 @@ def test_page_script_drives_the_api(web):
     assert ["X-Long", "one two"] in out["headers"]
     assert "<script>alert(2)</script>" in out["raw"]
     assert out["raw_hidden"] is False and out["text_hidden"] is True
-    assert [r[1] for r in out["found"]] == [HOSTILE]
+    assert [r[2] for r in out["found"]] == [HOSTILE]
     assert out["after_delete"] == "1\u201350 of 55"
     assert out["after_all"] == "0\u20130 of 0"
     assert out["status"] == "No mail yet."
