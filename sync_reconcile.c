@@ -672,8 +672,14 @@ recon_open_mailbox(struct session *s, struct recon *r)
 	    r->mb.uidvalidity;
 	r->need_rename = peer != NULL && strcmp(peer->name, r->mb.name) != 0 &&
 	    !recon_adopt_name(s, r, peer);
-	r->need_subscribe = peer != NULL && peer->subscribed !=
-	    (r->mb.subscribed != 0);
+	/*
+	 * The name's subscription is the master's.  A create only ever
+	 * subscribes: an unsubscribed mailbox made there also goes with
+	 * an unsubscribe, for the replica may still hold its name's
+	 * subscription (a deleted mailbox's stays).
+	 */
+	r->need_subscribe = (r->need_create && r->mb.subscribed == 0) ||
+	    (peer != NULL && peer->subscribed != (r->mb.subscribed != 0));
 	r->need_messages = 1;
 	if (peer != NULL) {
 		if (store_mailbox_digest(s->srv->store, r->mb.id, digest) ==

@@ -209,3 +209,28 @@ def test_rename_the_new_master_never_got_is_kept(server, secret):
     assert len(r.search(None, "ALL")[1][0].split()) == 1
     r.logout()
     assert "sync.reconcile.rename" in b.log_text()
+
+
+def test_a_mailbox_made_again_takes_the_masters_subscription(server,
+                                                             secret):
+    """The new master deletes a subscribed mailbox, unsubscribes its
+    name and creates a mailbox of that name again.  The old master,
+    back as its replica, is compared in full: its copy of the old
+    mailbox goes (its subscription stays by name, as a delete leaves
+    it), and the new mailbox must arrive unsubscribed, as it is on the
+    master, not inherit the old one's subscription."""
+    a, b = pair(server, secret)
+
+    def on_split(on_a, on_b):
+        if on_b:
+            c = on_b.imap("alice")
+            assert c.delete("Archive")[0] == "OK"
+            assert c.unsubscribe("Archive")[0] == "OK"
+            assert c.create("Archive")[0] == "OK"
+            c.logout()
+
+    split(a, b, [], ["b-only"], on_split)
+    rejoin(a, b)
+    users, boxes, msgs = converged(a, b)
+    archive = [x for x in boxes if x[:2] == ("alice", "Archive")]
+    assert len(archive) == 1 and archive[0][4] == 0, archive
