@@ -136,7 +136,7 @@ struct lmtp_session {
 	enum auth_step	 auth_step;
 	int		 authed;	/* SMTP AUTH succeeded (dev mode) */
 	int		 held_ok;	/* HELD: whether the commit succeeded */
-	time_t		 hold_until;	/* HELD: when the replies go out */
+	int64_t		 hold_until;	/* HELD: when the replies go out (ms) */
 };
 
 /* A parsed MAIL or RCPT argument: <path> and its parameters. */
@@ -1291,21 +1291,27 @@ lmtp_committed(struct session *s, int ok)
 		if (tx->rcpts[i].slow) {
 			ls->state = LMTP_HELD;
 			ls->held_ok = ok;
-			ls->hold_until = s->srv->now + DEV_SLOW_SECONDS;
+			/* Milliseconds: whole seconds made it 1 to 2 s late. */
+			ls->hold_until = s->srv->now_ms +
+			    DEV_SLOW_SECONDS * 1000;
+			server_timer(s->srv, ls->hold_until);
 			s->paused = 1;	/* no busy loop on pipelined input */
 			return;
 		}
 	lmtp_reply_tx(s, ls, ok);
 }
 
-/* Once a second and after each commit: sends held replies when due. */
+/*
+ * Once a second, after each commit and at a held reply's timer: sends
+ * held replies when due.
+ */
 static void
 lmtp_wake(struct session *s)
 {
 	struct lmtp_session	*ls = s->proto;
 
 	if (ls != NULL && ls->state == LMTP_HELD &&
-	    s->srv->now >= ls->hold_until) {
+	    s->srv->now_ms >= ls->hold_until) {
 		s->paused = 0;
 		lmtp_reply_tx(s, ls, ls->held_ok);
 	}
