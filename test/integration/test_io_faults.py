@@ -402,6 +402,7 @@ def test_a_failed_store_hides_no_later_change(fault_server):
     run.deliver()
     a = run.session()
     uid1, uid2 = run.uid_of("INBOX", "f1x")[0], run.uid_of("INBOX", "f2x")[0]
+    index_caught_up(fault_server.data)
     fault_server.arm("write", 1, "ioerr")
     untagged, done = a.cmd("UID STORE %d +FLAGS (\\Flagged)" % uid1)
     fault_server.disarm()
@@ -454,6 +455,19 @@ def test_drain_never_reports_safe_on_what_it_cannot_read(tmp_path,
 STEP_MESSAGES = 256
 
 
+def index_caught_up(data, deadline=30):
+    """Waits until SEARCH's index has taken every blob: its batch writes
+    in a transaction of its own, which would take a fault armed for a
+    command's step."""
+    end = time.monotonic() + deadline
+    while time.monotonic() < end:
+        if store_rows(data, "SELECT (SELECT upto FROM fts_state) >= "
+                      "(SELECT coalesce(max(id), 0) FROM blob)")[0][0]:
+            return
+        time.sleep(0.05)
+    raise AssertionError("the search index did not catch up")
+
+
 def inbox_flags(data, user="alice"):
     """The flags of user's INBOX messages, in UID order."""
     return [r[0] for r in store_rows(
@@ -494,6 +508,7 @@ def test_a_lost_step_fails_the_command(fault_server, command, flag, bit):
         n *= 2
     c.ok("NOOP")
     assert len(inbox_flags(fault_server.data)) == n
+    index_caught_up(fault_server.data)
     fault_server.arm("write", 1, "ioerr")
     untagged, done = c.cmd(command, timeout=120)
     fault_server.disarm()
