@@ -39,7 +39,7 @@ def rows(data, mailbox, user="alice"):
     return n, store_rows(data, "SELECT count(*) FROM copy_job")[0][0]
 
 
-def settled(data, mailbox, deadline=60):
+def settled(data, mailbox, deadline=180):
     """Waits until the journal is empty (a cut-off job undone); returns
     the rows of mailbox."""
     end = time.monotonic() + deadline
