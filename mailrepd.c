@@ -230,6 +230,21 @@ wait_for_timer(const struct server *srv, struct timespec *t)
 }
 
 /*
+ * Whether the wake-up asked with server_timer() is due; a due one is
+ * cleared here, before this iteration's steps, so that a step asking to
+ * run again at once (or a session's later deadline) is never lost to
+ * the wake that serves this one.
+ */
+static int
+timer_due(struct server *srv)
+{
+	if (srv->timer_ms == 0 || srv->now_ms < srv->timer_ms)
+		return 0;
+	srv->timer_ms = 0;
+	return 1;
+}
+
+/*
  * Installs the handlers and blocks the stop signals outside ppoll(), so
  * that a signal can never slip in between the check and the wait.
  */
@@ -485,7 +500,7 @@ event_loop(struct server *srv, struct listener *ls, int nls,
 	long		 wait_ms, hold_ms;
 	int64_t		 index_at;
 	size_t		 turn = 0;
-	int		 busy;
+	int		 busy, timer_fired;
 
 	while (!stop_signal && quit_signals < 2 && dr->phase != DRAIN_DONE) {
 		if (quit_signals == 1 && dr->phase == DRAIN_NONE)
@@ -530,6 +545,7 @@ event_loop(struct server *srv, struct listener *ls, int nls,
 			break;
 		}
 		server_clock(srv);
+		timer_fired = timer_due(srv);
 		if (reload_signal)
 			reload_tls();
 		if (pfd[nls].revents & POLLIN)
@@ -567,16 +583,13 @@ event_loop(struct server *srv, struct listener *ls, int nls,
 				session_on_writable(s);
 		if (srv->now != last_tick) {
 			last_tick = srv->now;
-			srv->timer_ms = 0;	/* the wake below serves it */
 			server_timeouts(srv);
 			store_poll_others(srv->store);	/* `mailrepd user` */
 			store_room_tick(srv->store);	/* a full disk */
 			server_wake(srv);
 			sync_tick(srv);
-		} else if (srv->timer_ms != 0 && srv->now_ms >= srv->timer_ms) {
-			srv->timer_ms = 0;
+		} else if (timer_fired)
 			server_wake(srv);
-		}
 		/*
 		 * What the timers wrote (the log purge, a delayed reply's
 		 * change) commits now: no write transaction may stay open

@@ -192,6 +192,36 @@ def test_copy_killed_midway_is_all_or_nothing(server, verb):
     check_store(srv.data)
 
 
+def test_a_move_killed_while_expunging_finishes_at_restart(server):
+    """kill -9 once a MOVE of 20,000 has shown its copies and is
+    expunging its sources: after a restart the target has them all and
+    the start-up sweep expunges the rest of the sources in steps that
+    follow each other at once (it once waited for the next one-second
+    tick between steps: 20,000 sources took half an hour)."""
+    srv = server(imap=True)
+    with srv.raw() as c:
+        c.ok("CREATE dst")
+        fill(c, "INBOX", BIG)
+    c = srv.raw()
+    c.ok("SELECT INBOX")
+    c.send("k MOVE 1:* dst\r\n")
+    while not store_rows(srv.data, "SELECT count(*) FROM copy_job "
+                         "WHERE expunging = 1 AND done > 0")[0][0]:
+        try:
+            c.line(timeout=0.05)  # read, or the session waits for us
+        except IMAPError:
+            pass
+    srv.kill9()
+    c.close()
+    check_store(srv.data)
+    srv.start()
+    assert count(srv, "dst") == BIG
+    assert settled(srv.data, "dst") == BIG
+    assert count(srv, "INBOX") == 0
+    srv.stop()
+    check_store(srv.data)
+
+
 def test_drain_cuts_a_copy_off(server):
     """SIGQUIT while a COPY of 20,000 copies: the COPY gets NO, the
     drain exits 0, and after a restart nothing of it is there."""
