@@ -186,9 +186,14 @@ recon_start(struct session *s, struct chan *c)
 	    log_quote(c->name), s->peer, (long long)r->head);
 }
 
-/* INV_MAILBOX: one replica mailbox, kept until the plan is made. */
+/*
+ * INV_MAILBOX: one replica mailbox, kept until the plan is made.  Its
+ * UIDNEXT will raise ours (recon_plan, recon_adopt): one no split can
+ * reach drops the link (returns 0 then, the frame taken).
+ */
 static int
-recon_inventory(struct recon *r, const uint8_t *p, size_t n)
+recon_inventory(struct session *s, struct recon *r, const uint8_t *p,
+    size_t n)
 {
 	struct rd		 d = { p, n, 0, 0 };
 	struct inv_mailbox	*grown, *m;
@@ -211,6 +216,8 @@ recon_inventory(struct recon *r, const uint8_t *p, size_t n)
 	    uidvalidity == 0 || uidvalidity > UINT32_MAX ||
 	    uidnext > UINT32_MAX || named > INT64_MAX)
 		return -1;
+	if (peer_uidnext_check(s, id, uidnext, "INV_MAILBOX") < 0)
+		return 0;
 	if (r->ninv == r->invcap) {
 		r->invcap = r->invcap ? 2 * r->invcap : 64;
 		if ((grown = reallocarray(r->inv, r->invcap,
@@ -1136,7 +1143,7 @@ recon_input(struct session *s, struct chan *c, uint8_t type,
 	struct recon	*r = c->recon;
 
 	if (type == SF_INV_MAILBOX && r->phase == RP_INVENTORY)
-		return recon_inventory(r, p, n);
+		return recon_inventory(s, r, p, n);
 	if (type == SF_INV_END && r->phase == RP_INVENTORY && n == 0)
 		return recon_plan(s, r);
 	if (type == SF_INV_MSGS && r->phase == RP_GONE_WAIT)

@@ -217,16 +217,20 @@ class Deflater:
         return self.z.compress(data) + self.z.flush(zlib.Z_SYNC_FLUSH)
 
 
-def messages(data):
-    """(uid, guid hex) of every message the store holds."""
+def query(data, sql, args=()):
+    """Every row of sql (with args) on the store, opened read-only."""
     db = sqlite3.connect("file:%s/mailrepd.db?mode=ro" % data, uri=True,
                          timeout=10)
     try:
-        return db.execute("SELECT m.uid, hex(b.guid) FROM message m "
-                          "JOIN blob b ON b.id = m.blob_id "
-                          "ORDER BY m.uid").fetchall()
+        return db.execute(sql, args).fetchall()
     finally:
         db.close()
+
+
+def messages(data):
+    """(uid, guid hex) of every message the store holds."""
+    return query(data, "SELECT m.uid, hex(b.guid) FROM message m "
+                 "JOIN blob b ON b.id = m.blob_id ORDER BY m.uid")
 
 
 def wait_messages(data, settled, deadline=FRAME_DEADLINE):
