@@ -324,7 +324,8 @@
 /*
  * A peer's UIDNEXT (in a copy it pushes, a RELOCATE, its inventory) may
  * raise a mailbox's here by the UIDs it gave out while split off: at
- * most this many, and never into the last this many of the UID space.
+ * most this many, and never into the last this many of the UID space
+ * (a mailbox taken in from the peer: only that).
  */
 #define SYNC_UIDNEXT_JUMP_MAX	(1U << 24) /* UIDs a peer's UIDNEXT may run ahead */
 #define DEFAULT_REPL_LOG_RETENTION (7 * 86400) /* seconds a log record is kept */

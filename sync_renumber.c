@@ -48,7 +48,8 @@ static void	master_push_done(struct session *, struct chan *);
  * the end of the UID space, where a mailbox takes no more mail (RFC
  * 3501: UIDs are 32-bit).  One past ours by more than a split could
  * give out, or within SYNC_UIDNEXT_JUMP_MAX of that end, is refused: the
- * link drops and nothing here changes.  A mailbox not here starts at 1.
+ * link drops and nothing here changes.  A mailbox not here (one to take
+ * in) has no numbering of ours to keep, only the end of the UID space.
  */
 int
 peer_uidnext_check(struct session *s, const uint8_t *uniqueid,
@@ -56,7 +57,7 @@ peer_uidnext_check(struct session *s, const uint8_t *uniqueid,
 {
 	struct store_mailbox	 mb;
 	enum store_err		 err;
-	uint32_t		 ours = 1;
+	uint32_t		 ours = 0;
 
 	err = store_mailbox_by_uniqueid(s->srv->store, uniqueid, &mb, NULL);
 	if (err == STORE_OK)
@@ -65,8 +66,8 @@ peer_uidnext_check(struct session *s, const uint8_t *uniqueid,
 		session_close(s);
 		return -1;
 	}
-	if (uidnext <= ours || (uidnext - ours <= SYNC_UIDNEXT_JUMP_MAX &&
-	    uidnext <= UINT32_MAX - SYNC_UIDNEXT_JUMP_MAX))
+	if (uidnext <= ours || (uidnext <= UINT32_MAX - SYNC_UIDNEXT_JUMP_MAX &&
+	    (err == STORE_NOTFOUND || uidnext - ours <= SYNC_UIDNEXT_JUMP_MAX)))
 		return 0;
 	log_warn("sync.protocol", "peer=%s name=%s uidnext=%llu ours=%u "
 	    "msg=\"bad %s: a UIDNEXT no split can reach\"", s->peer,

@@ -55,9 +55,9 @@ def relocate(box, uid, guid, above):
     return box + struct.pack(">I", uid) + guid + struct.pack(">I", above)
 
 
-def inv_mailbox(box, uidvalidity, uidnext):
-    """INV_MAILBOX of INBOX with a digest that matches nothing."""
-    return (box + b"\0" * 32 + string("INBOX") + b"\1" + string("alice") +
+def inv_mailbox(box, uidvalidity, uidnext, name="INBOX"):
+    """alice's INV_MAILBOX with a digest that matches nothing."""
+    return (box + b"\0" * 32 + string(name) + b"\1" + string("alice") +
             u64(uidvalidity) + string("") + u64(uidnext) + u64(0))
 
 
@@ -149,7 +149,9 @@ def test_inventory_uidnext_above_the_plausible_is_refused(cluster):
 
 def test_a_plausible_uidnext_is_taken(cluster):
     """A replica that gave out UIDs while split off (a few past the
-    master's) is believed: the renumbered pair lands above them."""
+    master's) is believed: the renumbered pair lands above them.  A
+    mailbox only the replica has, which the master takes in, keeps its
+    UIDNEXT however far it went, short of the end of the UID space."""
     master, before = one_message(cluster)
     (box, _, _), guids = before
     r = ScriptedReplica(SECRET, master.repl_port).reconciling()
@@ -164,6 +166,21 @@ def test_a_plausible_uidnext_is_taken(cluster):
     assert sorted(after) == [40, 41], after
     assert sorted(after.values()) == sorted(
         [guids[1], hashlib.sha256(THEIRS).digest()])
+    far = ABOVE["far past the master's"]
+    r = ScriptedReplica(SECRET, master.repl_port)
+    try:
+        since = len(master.log_text())
+        r.hello()
+        t, _ = r.tls.read_frame()
+        assert t == RECONCILE
+        r.tls.send_frame(INV_MAILBOX, inv_mailbox(os.urandom(16), 77, far,
+                                                  "Far"))
+        r.tls.send_frame(INV_END)
+        wait_log(master, "sync.reconcile.adopt", since)
+    finally:
+        r.close()
+    assert query(master.data, "SELECT uidnext FROM mailbox WHERE name = "
+                 "'Far'") == [(far,)]
 
 
 def test_relocate_of_another_message_is_refused(cluster):
