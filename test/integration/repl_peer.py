@@ -107,6 +107,15 @@ def record(seq, kind, user="", mailbox=None, uid=0, guid=None, flags=0,
     return out
 
 
+def push(mailbox, uid, body, size=None, guid=None, above=None):
+    """A replica's PUSH of its copy at uid; above is its UIDNEXT (by
+    default uid + 1: the copy is its newest message)."""
+    return (mailbox + u64(uid) + (guid or hashlib.sha256(body).digest()) +
+            u64(0) + u64(1700000000) + u64(len(body) if size is None
+                                            else size) +
+            string("") + u64(uid + 1 if above is None else above))
+
+
 def parse_hello(p):
     """A replica's HELLO as a dict."""
     d = {"version": p[0], "node_id": p[1:17], "has_master": p[17],

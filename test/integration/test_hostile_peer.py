@@ -27,7 +27,7 @@ from repl_peer import (ACK, DATA, END, EXPUNGED, FRAME_DEADLINE, HELLO,
                        INV_WANT, MAX_FRAME, PING, PULL, PUSH, PUSH_DATA,
                        RECONCILE, RECORD, REFUSE, RELOCATE, START, VERSION,
                        ScriptedMaster, ScriptedReplica, frame, head,
-                       messages,
+                       messages, push,
                        wait_messages,
                        record, string, u64, wait_log)
 from test_replication import (SECRET, cluster, lmtp_one,  # noqa: F401
@@ -282,13 +282,6 @@ def reconciling(port):
     """A scripted replica the master reconciles (a new node): returns
     it after the master's RECONCILE, with its empty inventory sent."""
     return ScriptedReplica(SECRET, port).reconciling()
-
-
-def push(mailbox, uid, body, size=None, guid=None):
-    return (mailbox + u64(uid) + (guid or hashlib.sha256(body).digest()) +
-            u64(0) + u64(1700000000) + u64(len(body) if size is None
-                                            else size) +
-            string("") + u64(1))
 
 
 MASTER_CASES = {
@@ -657,12 +650,12 @@ def test_pushed_copies_are_renumbered_once(cluster):
         r.tls.send_frame(PUSH, push(box, 1, theirs))
         r.tls.send_frame(PUSH_DATA, theirs)
         wait_log(master, "again=1", since)
-        # A copy of a uid the master never had is taken in above its
-        # uids; an empty one needs no PUSH_DATA.
+        # A copy of a uid the master never had is taken in above the
+        # replica's uids; an empty one needs no PUSH_DATA.
         since = len(master.log_text())
         r.tls.send_frame(PUSH, push(box, 9, b""))
         wait_log(master, "sync.renumber name=hostile uid=9", since)
-        empty = (4, hashlib.sha256(b"").hexdigest().upper())
+        empty = (10, hashlib.sha256(b"").hexdigest().upper())
         wait_messages(master.data, lambda m: m == after + [empty])
     finally:
         r.close()

@@ -18,11 +18,13 @@ does not hold at that uid is refused the same way and moves nothing.
 import hashlib
 import os
 import struct
+import time
 
 from conftest import DOMAIN
-from repl_peer import (INV_END, INV_MAILBOX, PUSH, PUSH_DATA, RECONCILE,
-                       RELOCATE, ScriptedReplica, messages, query, string,
-                       u64, wait_log)
+from repl_peer import (FRAME_DEADLINE, INV_END, INV_MAILBOX, PUSH,
+                       PUSH_DATA, RECONCILE, RELOCATE, ScriptedReplica,
+                       messages, push, query, string, u64, wait_log,
+                       wait_messages)
 from test_replication import (SECRET, cluster, lmtp_one,  # noqa: F401
                               message, secret, wait_same)
 
@@ -43,12 +45,6 @@ def inbox(data):
 
 def log_count(data):
     return query(data, "SELECT count(*) FROM replog")[0][0]
-
-
-def push(box, uid, body, above):
-    """PUSH of a copy at uid, the replica's UIDNEXT being above."""
-    return (box + u64(uid) + hashlib.sha256(body).digest() + u64(0) +
-            u64(1700000000) + u64(len(body)) + string("") + u64(above))
 
 
 def relocate(box, uid, guid, above):
@@ -118,7 +114,7 @@ def test_push_above_the_plausible_is_refused(cluster):
     (box, _, _), _ = before
 
     def send(r, above):
-        r.tls.send_frame(PUSH, push(box, 1, THEIRS, above))
+        r.tls.send_frame(PUSH, push(box, 1, THEIRS, above=above))
         r.tls.send_frame(PUSH_DATA, THEIRS)
     each_refused(master, before, "PUSH", send)
 
@@ -147,6 +143,34 @@ def test_inventory_uidnext_above_the_plausible_is_refused(cluster):
     each_refused(master, before, "INV_MAILBOX", send, start)
 
 
+def test_push_of_a_uid_past_its_uidnext_is_refused(cluster):
+    """A copy pushed at a uid at or past the UIDNEXT its PUSH says: no
+    replica holds one there.  Refused: once the master took it in, the
+    record that moves it off that uid near the end of the UID space was
+    one every replica refused, and replication stopped there for good."""
+    master, replicas = cluster(1)
+    rep, = replicas
+    assert lmtp_one(master.port, "alice@" + DOMAIN,
+                    message("mine"))[0].startswith("250")
+    wait_same(master, rep)
+    before = inbox(master.data)
+    (box, _, _), _ = before
+    for uid, above in ((TOP - 1, 5), (7, 7)):
+        r = ScriptedReplica(SECRET, master.repl_port).reconciling()
+        try:
+            since = len(master.log_text())
+            r.tls.send_frame(PUSH, push(box, uid, THEIRS, above=above))
+            r.tls.send_frame(PUSH_DATA, THEIRS)
+            refused(master, r, "bad PUSH", since)
+        finally:
+            r.close()
+        assert inbox(master.data) == before, uid
+    still_serves(master, before)
+    wait_same(master, rep)
+    assert inbox(rep.data)[0][2] == inbox(master.data)[0][2]
+    assert "warn conflict" not in rep.log_text()
+
+
 def test_a_plausible_uidnext_is_taken(cluster):
     """A replica that gave out UIDs while split off (a few past the
     master's) is believed: the renumbered pair lands above them.  A
@@ -157,15 +181,15 @@ def test_a_plausible_uidnext_is_taken(cluster):
     r = ScriptedReplica(SECRET, master.repl_port).reconciling()
     try:
         since = len(master.log_text())
-        r.tls.send_frame(PUSH, push(box, 1, THEIRS, 40))
+        r.tls.send_frame(PUSH, push(box, 1, THEIRS, above=40))
         r.tls.send_frame(PUSH_DATA, THEIRS)
         wait_log(master, "new_uid=", since)
     finally:
         r.close()
-    _, after = inbox(master.data)
-    assert sorted(after) == [40, 41], after
-    assert sorted(after.values()) == sorted(
-        [guids[1], hashlib.sha256(THEIRS).digest()])
+    after = wait_messages(master.data,
+                          lambda m: [u for u, _ in m] == [40, 41])
+    assert sorted(g for _, g in after) == sorted(
+        [guids[1].hex().upper(), hashlib.sha256(THEIRS).hexdigest().upper()])
     far = ABOVE["far past the master's"]
     r = ScriptedReplica(SECRET, master.repl_port)
     try:
@@ -179,8 +203,11 @@ def test_a_plausible_uidnext_is_taken(cluster):
         wait_log(master, "sync.reconcile.adopt", since)
     finally:
         r.close()
-    assert query(master.data, "SELECT uidnext FROM mailbox WHERE name = "
-                 "'Far'") == [(far,)]
+    end = time.monotonic() + FRAME_DEADLINE     # logged, then committed
+    while query(master.data, "SELECT uidnext FROM mailbox WHERE name = "
+                "'Far'") != [(far,)]:
+        assert time.monotonic() < end, "Far was not taken in"
+        time.sleep(0.05)
 
 
 def test_relocate_of_another_message_is_refused(cluster):
