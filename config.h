@@ -321,6 +321,13 @@
 #define SYNC_PURGE_INTERVAL	5	/* seconds between log purges */
 #define SYNC_RECON_CHUNK	1024	/* messages compared per round trip */
 #define SYNC_RECON_MAX_MAILBOXES 100000 /* mailboxes in a replica's inventory */
+/*
+ * A peer's UIDNEXT (in a copy it pushes, a RELOCATE, its inventory) may
+ * raise a mailbox's here by the UIDs it gave out while split off: at
+ * most this many, and never into the last this many of the UID space
+ * (a mailbox taken in from the peer: only that).
+ */
+#define SYNC_UIDNEXT_JUMP_MAX	(1U << 24) /* UIDs a peer's UIDNEXT may run ahead */
 #define DEFAULT_REPL_LOG_RETENTION (7 * 86400) /* seconds a log record is kept */
 #define DEFAULT_GUARD_MAX_MAILBOX_DELETES 10 /* per guard window */
 #define DEFAULT_GUARD_MAX_EXPUNGE_PERCENT 50 /* of one user's messages */

@@ -1114,7 +1114,9 @@ enum store_err	store_renumber(struct store *, const uint8_t *uniqueid,
  * `above` (the replica's UIDNEXT), as renumbering does; *new_uid is its
  * new UID.  When it is not at uid (gone, or moved before: STORE_EXISTS)
  * a log record expunging (uid, guid) is all it does, so the replica's
- * conflict resolves either way.
+ * conflict resolves either way.  STORE_INVALID, and nothing done, when
+ * it never was this master's message at uid: another one is there, its
+ * tombstone names another, or uid was never given out.
  */
 enum store_err	store_relocate(struct store *, const uint8_t *uniqueid,
 		    uint32_t uid, const uint8_t *guid, uint32_t above,

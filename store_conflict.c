@@ -373,16 +373,37 @@ store_renumber(struct store *st, const uint8_t *uniqueid, uint32_t uid,
 	return op_end(st, err);
 }
 
+/*
+ * Whether (uid, guid), not in mailbox mb, can have been there: uid was
+ * given out, and its tombstone (when still kept) names guid.  STORE_OK,
+ * or STORE_INVALID when never.
+ */
+static enum store_err
+held_once(struct store *st, const struct store_mailbox *mb, uint32_t uid,
+    const uint8_t *guid)
+{
+	uint8_t		 gone[GUID_LEN];
+	enum store_err	 err;
+
+	if (uid >= mb->uidnext)
+		return STORE_INVALID;
+	err = store_tombstone_guid(st, mb->uniqueid, uid, gone);
+	if (err == STORE_OK && memcmp(gone, guid, GUID_LEN) != 0)
+		return STORE_INVALID;
+	return err == STORE_NOTFOUND ? STORE_OK : err;
+}
+
 /* store_relocate() with the reason of its records set. */
 static enum store_err
 relocate(struct store *st, const uint8_t *uniqueid, uint32_t uid,
     const uint8_t *guid, uint32_t above, uint32_t *new_uid)
 {
+	struct store_mailbox	 mb;
 	struct store_message	 m;
 	struct msg_attrs	 a;
 	char			 kw[STORE_MAX_KEYWORDS];
 	enum store_err		 err;
-	int64_t			 mbox = 0, blob_id = 0;
+	int64_t			 blob_id = 0;
 
 	*new_uid = 0;
 	if (uid == 0 || uid == UINT32_MAX || above == UINT32_MAX)
@@ -391,10 +412,16 @@ relocate(struct store *st, const uint8_t *uniqueid, uint32_t uid,
 		return err;
 	if (store_was_renumbered(st, uniqueid, uid, guid))
 		return renumbered_again(st, uniqueid, uid, guid);
-	if ((err = mailbox_local_id(st, uniqueid, &mbox)) == STORE_OK)
-		err = message_row(st, mbox, uid, &m, &blob_id);
-	if (err == STORE_NOTFOUND || (err == STORE_OK &&
-	    memcmp(m.guid, guid, GUID_LEN) != 0)) {
+	if ((err = store_mailbox_by_uniqueid(st, uniqueid, &mb, NULL)) ==
+	    STORE_OK && (err = message_row(st, mb.id, uid, &m, &blob_id)) ==
+	    STORE_NOTFOUND && (err = held_once(st, &mb, uid, guid)) ==
+	    STORE_OK)
+		err = STORE_NOTFOUND;
+	/* Another message at uid, or one never here: nothing to move. */
+	if (err == STORE_INVALID || (err == STORE_OK &&
+	    memcmp(m.guid, guid, GUID_LEN) != 0))
+		return op_end(st, STORE_INVALID);
+	if (err == STORE_NOTFOUND) {
 		/* Not here at uid (expunged since): the replica's is over. */
 		err = op_end(st, copy_leaves(st, uniqueid, uid, guid));
 		return err == STORE_OK ? STORE_NOTFOUND : err;
@@ -405,11 +432,11 @@ relocate(struct store *st, const uint8_t *uniqueid, uint32_t uid,
 	a = (struct msg_attrs){ m.flags, kw, m.internaldate, uid };
 	/* Leaves uid, and comes back above every UID the replica used. */
 	if (above > 1)
-		err = uidnext_past(st, mbox, above - 1);
+		err = uidnext_past(st, mb.id, above - 1);
 	if (err == STORE_OK)
-		err = message_expunge(st, mbox, uid, NULL);
+		err = message_expunge(st, mb.id, uid, NULL);
 	if (err == STORE_OK)
-		err = message_insert(st, mbox, blob_id, guid, &a, new_uid);
+		err = message_insert(st, mb.id, blob_id, guid, &a, new_uid);
 	if (err == STORE_OK)
 		err = renumbered_add(st, uniqueid, uid, guid, *new_uid);
 	/*

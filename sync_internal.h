@@ -233,6 +233,12 @@ void		 master_push_begin(struct session *, struct chan *,
 		    const uint8_t *, size_t);
 void		 master_push_data(struct session *, struct chan *,
 		    const uint8_t *, size_t);
+/*
+ * A peer's UIDNEXT for mailbox uniqueid, said in frame `what`, before it
+ * raises ours: 0, or -1 (logged, link dropped) when it is implausible.
+ */
+int		 peer_uidnext_check(struct session *, const uint8_t *uniqueid,
+		    uint64_t uidnext, const char *what);
 /* RELOCATE: a message of ours a replica cannot take at its uid. */
 void		 master_relocate(struct session *, struct chan *,
 		    const uint8_t *, size_t);

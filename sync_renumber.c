@@ -41,6 +41,42 @@ static void	master_push_done(struct session *, struct chan *);
  * above the replica's UIDNEXT.
  */
 
+/*
+ * A replica's UIDNEXT says which UIDs it gave out, so the master's new
+ * UIDs go above it; a buggy or hostile peer (it holds the secret) could
+ * name one that moves the master's, and so every node's, numbering to
+ * the end of the UID space, where a mailbox takes no more mail (RFC
+ * 3501: UIDs are 32-bit).  One past ours by more than a split could
+ * give out, or within SYNC_UIDNEXT_JUMP_MAX of that end, is refused: the
+ * link drops and nothing here changes.  A mailbox not here (one to take
+ * in) has no numbering of ours to keep, only the end of the UID space.
+ */
+int
+peer_uidnext_check(struct session *s, const uint8_t *uniqueid,
+    uint64_t uidnext, const char *what)
+{
+	struct store_mailbox	 mb;
+	enum store_err		 err;
+	uint32_t		 ours = 0;
+
+	err = store_mailbox_by_uniqueid(s->srv->store, uniqueid, &mb, NULL);
+	if (err == STORE_OK)
+		ours = mb.uidnext;
+	else if (err != STORE_NOTFOUND) {
+		session_close(s);
+		return -1;
+	}
+	if (uidnext <= ours || (uidnext <= UINT32_MAX - SYNC_UIDNEXT_JUMP_MAX &&
+	    (err == STORE_NOTFOUND || uidnext - ours <= SYNC_UIDNEXT_JUMP_MAX)))
+		return 0;
+	log_warn("sync.protocol", "peer=%s name=%s uidnext=%llu ours=%u "
+	    "msg=\"bad %s: a UIDNEXT no split can reach\"", s->peer,
+	    log_quote(chan_of(s)->name), (unsigned long long)uidnext, ours,
+	    what);
+	session_close(s);
+	return -1;
+}
+
 /* PUSH on the master: a copy's header; its body follows. */
 void
 master_push_begin(struct session *s, struct chan *c, const uint8_t *p,
@@ -64,10 +100,13 @@ master_push_begin(struct session *s, struct chan *c, const uint8_t *p,
 	size = rd_u64(&d);
 	rd_str(&d, pd->rec.keywords, sizeof(pd->rec.keywords));
 	above = rd_u64(&d);
-	if (d.bad || d.off != n || uid == 0 || uid >= UINT32_MAX ||
+	/* The copy is the replica's, so below its UIDNEXT. */
+	if (d.bad || d.off != n || uid == 0 || uid >= above ||
 	    flags > UINT32_MAX || above > UINT32_MAX ||
 	    size > (uint64_t)s->srv->settings->max_message_size)
 		goto bad;
+	if (peer_uidnext_check(s, pd->rec.mailbox, above, "PUSH") < 0)
+		return;
 	pd->rec.uid = (uint32_t)uid;
 	pd->rec.flags = (uint32_t)flags;
 	pd->above = (uint32_t)above;
@@ -163,6 +202,9 @@ master_relocate(struct session *s, struct chan *c, const uint8_t *p,
 		chan_bad(s, "bad RELOCATE");
 		return;
 	}
+	if (peer_uidnext_check(s, p, get32(p + MAILBOX_ID_LEN + 4 + GUID_LEN),
+	    "RELOCATE") < 0)
+		return;
 	crypto_hex(p + MAILBOX_ID_LEN + 4, GUID_LEN, hex);
 	if (sync_is_replica()) {
 		/* A relay: only the master numbers; moving here diverges. */
@@ -177,6 +219,15 @@ master_relocate(struct session *s, struct chan *c, const uint8_t *p,
 		log_warn("sync.relocate", "name=%s uid=%u guid=%s new_uid=%u "
 		    "msg=\"uid used for another message there\"",
 		    log_quote(c->name), uid, hex, new_uid);
+	else if (err == STORE_INVALID)
+		/*
+		 * Not a message this node gave that uid: nothing moves, and
+		 * no record tells the replicas it left.  The link stays (a
+		 * replica may ask a new master about its old master's).
+		 */
+		log_warn("sync.relocate", "name=%s uid=%u guid=%s msg=\"not "
+		    "this node's message at that uid: refused\"",
+		    log_quote(c->name), uid, hex);
 	else if (err != STORE_EXISTS && err != STORE_NOTFOUND)
 		log_warn("sync.relocate", "name=%s uid=%u guid=%s msg=%s",
 		    log_quote(c->name), uid, hex,

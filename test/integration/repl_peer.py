@@ -107,6 +107,15 @@ def record(seq, kind, user="", mailbox=None, uid=0, guid=None, flags=0,
     return out
 
 
+def push(mailbox, uid, body, size=None, guid=None, above=None):
+    """A replica's PUSH of its copy at uid; above is its UIDNEXT (by
+    default uid + 1: the copy is its newest message)."""
+    return (mailbox + u64(uid) + (guid or hashlib.sha256(body).digest()) +
+            u64(0) + u64(1700000000) + u64(len(body) if size is None
+                                            else size) +
+            string("") + u64(uid + 1 if above is None else above))
+
+
 def parse_hello(p):
     """A replica's HELLO as a dict."""
     d = {"version": p[0], "node_id": p[1:17], "has_master": p[17],
@@ -217,16 +226,20 @@ class Deflater:
         return self.z.compress(data) + self.z.flush(zlib.Z_SYNC_FLUSH)
 
 
-def messages(data):
-    """(uid, guid hex) of every message the store holds."""
+def query(data, sql, args=()):
+    """Every row of sql (with args) on the store, opened read-only."""
     db = sqlite3.connect("file:%s/mailrepd.db?mode=ro" % data, uri=True,
                          timeout=10)
     try:
-        return db.execute("SELECT m.uid, hex(b.guid) FROM message m "
-                          "JOIN blob b ON b.id = m.blob_id "
-                          "ORDER BY m.uid").fetchall()
+        return db.execute(sql, args).fetchall()
     finally:
         db.close()
+
+
+def messages(data):
+    """(uid, guid hex) of every message the store holds."""
+    return query(data, "SELECT m.uid, hex(b.guid) FROM message m "
+                 "JOIN blob b ON b.id = m.blob_id ORDER BY m.uid")
 
 
 def wait_messages(data, settled, deadline=FRAME_DEADLINE):

@@ -23,11 +23,11 @@ import zlib
 from conftest import HOST, free_port, run
 from repl_peer import (ACK, DATA, END, EXPUNGED, FRAME_DEADLINE, HELLO,
                        INV_END,
-                       INV_MAILBOX,
+                       INV_MAILBOX, INV_MSGS,
                        INV_WANT, MAX_FRAME, PING, PULL, PUSH, PUSH_DATA,
                        RECONCILE, RECORD, REFUSE, RELOCATE, START, VERSION,
                        ScriptedMaster, ScriptedReplica, frame, head,
-                       messages,
+                       messages, push,
                        wait_messages,
                        record, string, u64, wait_log)
 from test_replication import (SECRET, cluster, lmtp_one,  # noqa: F401
@@ -64,6 +64,27 @@ def data_past_body(m):
     m.record("message.append", mailbox=m.mailbox, uid=2,
              guid=hashlib.sha256(b"short").digest(), body_size=5)
     m.tls.send_frame(DATA, m.z(b"much longer than five"))
+
+
+def record_mid_body(m):
+    """A record while the last one's body is still coming."""
+    m.record("message.append", mailbox=m.mailbox, uid=2,
+             guid=hashlib.sha256(b"x" * 100).digest(), body_size=100)
+    m.tls.send_frame(DATA, m.z(b"x" * 10))
+    m.record("user.passwd", seq=m.pos + 2, user="alice", value="x")
+
+
+def end_mid_body(m):
+    """END while the batch's last body is still coming."""
+    seq = m.record("message.append", mailbox=m.mailbox, uid=2,
+                   guid=hashlib.sha256(b"x" * 100).digest(), body_size=100)
+    m.tls.send_frame(DATA, m.z(b"x" * 10))
+    m.tls.send_frame(END, u64(seq) + b"\0" * 32)
+
+
+def empty_body_not_its_guid(m):
+    m.record("message.append", mailbox=m.mailbox, uid=2,
+             guid=hashlib.sha256(b"x").digest(), body_size=0)
 
 
 def bad_record(m):
@@ -182,6 +203,9 @@ STREAM_CASES = [
     (oversize_batch, "bad stream frame"),
     (body_not_its_guid, "sync.body.corrupt"),
     (data_past_body, "bad stream frame"),
+    (record_mid_body, "bad stream frame"),
+    (end_mid_body, "batch end at"),
+    (empty_body_not_its_guid, "sync.body.corrupt"),
     (bad_record, "bad stream frame"),
     (end_mismatch, "batch end at"),
     (empty_batch, "batch end at"),
@@ -260,13 +284,6 @@ def reconciling(port):
     return ScriptedReplica(SECRET, port).reconciling()
 
 
-def push(mailbox, uid, body, size=None, guid=None):
-    return (mailbox + u64(uid) + (guid or hashlib.sha256(body).digest()) +
-            u64(0) + u64(1700000000) + u64(len(body) if size is None
-                                            else size) +
-            string("") + u64(1))
-
-
 MASTER_CASES = {
     "version": (lambda port: _hello_case(port, version=VERSION - 1),
                 "replica speaks another protocol version", REFUSE),
@@ -302,15 +319,36 @@ MASTER_CASES = {
                     b"\0")), "bad EXPUNGED", None),
     "inventory after its end": (lambda port: _after_reconcile(
         port, frame(INV_MAILBOX, b"\0" * 10)), "unexpected frame", None),
+    "bad inventory mailbox": (lambda port: _inventory_case(
+        port, frame(INV_MAILBOX, inv_mailbox(b"\1" * 16, "X", "alice", 1,
+                                             0))), "unexpected frame", None),
+    "inventory chunk not asked for": (lambda port: _after_reconcile(
+        port, frame(INV_MSGS, b"\0" * 16 + u64(0) + u64(5) + b"\1" +
+                    u64(0))), "unexpected frame", None),
+    "expunged for no reason": (lambda port: _after_reconcile(
+        port, frame(EXPUNGED, b"\0" * 16 + struct.pack(">I", 1) +
+                    b"\0" * 32 + b"\x7f")), "bad EXPUNGED", None),
+    "hello at a negative position": (lambda port: _hello_case(
+        port, applied=1 << 63), "bad HELLO", REFUSE),
 }
 
 
-def _hello_case(port, version=VERSION, extra=b""):
+def _hello_case(port, version=VERSION, extra=b"", applied=0):
     r = ScriptedReplica(SECRET, port)
     if extra is None:
         r.tls.send_frame(HELLO, bytes([VERSION]) + b"\0" * 10)
     else:
-        r.hello(version, extra)
+        r.hello(version, extra, applied=applied)
+    return r
+
+
+def _inventory_case(port, data):
+    """A scripted replica that sends data in its inventory."""
+    r = ScriptedReplica(SECRET, port)
+    r.hello()
+    t, _ = r.tls.read_frame()
+    assert t == RECONCILE
+    r.tls.send(data)
     return r
 
 
@@ -612,12 +650,12 @@ def test_pushed_copies_are_renumbered_once(cluster):
         r.tls.send_frame(PUSH, push(box, 1, theirs))
         r.tls.send_frame(PUSH_DATA, theirs)
         wait_log(master, "again=1", since)
-        # A copy of a uid the master never had is taken in above its
-        # uids; an empty one needs no PUSH_DATA.
+        # A copy of a uid the master never had is taken in above the
+        # replica's uids; an empty one needs no PUSH_DATA.
         since = len(master.log_text())
         r.tls.send_frame(PUSH, push(box, 9, b""))
         wait_log(master, "sync.renumber name=hostile uid=9", since)
-        empty = (4, hashlib.sha256(b"").hexdigest().upper())
+        empty = (10, hashlib.sha256(b"").hexdigest().upper())
         wait_messages(master.data, lambda m: m == after + [empty])
     finally:
         r.close()

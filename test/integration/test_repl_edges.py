@@ -24,8 +24,9 @@ import struct
 
 from conftest import DOMAIN, HOST, free_port, run
 from repl_peer import (EXPUNGED, PUSH, PUSH_DATA, RELOCATE, ScriptedMaster,
-                       ScriptedReplica, messages, wait_log, wait_messages)
-from test_hostile_peer import inbox_guids, push
+                       ScriptedReplica, messages, push, wait_log,
+                       wait_messages)
+from test_hostile_peer import inbox_guids
 from test_reconcile import deliver_many, inbox_subjects, wait_purged
 from test_replica_apply import body, guid, query
 from test_replication import (SECRET, SYNC_DEADLINE,  # noqa: F401
