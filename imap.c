@@ -160,7 +160,7 @@ imap_put_string(struct session *s, const char *p, size_t n)
 {
 	size_t	 i, from;
 
-	if (!imap_is_quotable(p, n, imap_of(s)->utf8)) {
+	if (!imap_is_quotable(p, n, imap_names_utf8(imap_of(s)))) {
 		session_printf(s, "{%zu}\r\n", n);
 		session_write(s, p, n);
 		return;
@@ -180,9 +180,9 @@ imap_put_string(struct session *s, const char *p, size_t n)
 /*
  * A mailbox name as an atom when it can be one (as Dovecot writes
  * them: INBOX, Entw&APw-rfe), else quoted or as a literal; after
- * UTF8=ACCEPT in UTF-8, never modified UTF-7 (RFC 6855 3), as the
- * stored name when it is not valid modified UTF-7 (created before it
- * was checked).
+ * UTF8=ACCEPT or IMAP4rev2 in UTF-8, never modified UTF-7 (RFC 6855 3,
+ * RFC 9051 5.1), as the stored name when it is not valid modified
+ * UTF-7 (created before it was checked).
  */
 void
 imap_put_mailbox(struct session *s, const char *p)
@@ -190,7 +190,8 @@ imap_put_mailbox(struct session *s, const char *p)
 	char	 utf8[2 * MAILBOX_MAX_NAME + 1];
 	size_t	 n, i;
 
-	if (imap_of(s)->utf8 && mutf7_to_utf8(p, utf8, sizeof(utf8)) == 0)
+	if (imap_names_utf8(imap_of(s)) &&
+	    mutf7_to_utf8(p, utf8, sizeof(utf8)) == 0)
 		p = utf8;
 	n = strlen(p);
 
@@ -258,7 +259,7 @@ imap_put_flags(struct session *s, uint32_t flags, const char *keywords,
 			put_flag(s, system_flags[i].name, &first);
 	if (keywords != NULL && *keywords != '\0')
 		put_flag(s, keywords, &first);
-	if (recent)
+	if (recent && !imap_of(s)->rev2)	/* not in RFC 9051 */
 		put_flag(s, "\\Recent", &first);
 	session_write(s, ")", 1);
 }
@@ -294,7 +295,7 @@ imap_arg_mailbox(struct session *s, const struct imap_arg *a)
 
 	if (imap_arg_astring(a) == NULL)
 		return NULL;
-	if (imap_of(s)->utf8) {
+	if (imap_names_utf8(imap_of(s))) {
 		out = p->names[p->next_name++ % IMAP_NAME_SLOTS];
 		if (utf8_to_mutf7(name, out, sizeof(p->names[0])) < 0)
 			return NULL;

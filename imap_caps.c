@@ -131,9 +131,23 @@ enable_utf8(struct imap_session *ims)
 	return turn_on(&ims->utf8);
 }
 
+/*
+ * ENABLE IMAP4rev2 (RFC 9051): the session follows rev2 where it differs
+ * from IMAP4rev1 (its Appendix E): no RECENT response, \Recent flag,
+ * NEW, OLD or RECENT search key or STATUS RECENT; SEARCH answered with
+ * ESEARCH; mailbox names in UTF-8; SELECT with a LIST response and
+ * without [UNSEEN].
+ */
+static int
+enable_rev2(struct imap_session *ims)
+{
+	return turn_on(&ims->rev2);
+}
+
 /* Every capability, in the order CAPABILITY lists them. */
 static const struct imap_capability caps[] = {
 	{ "IMAP4rev1", NULL, NULL },
+	{ "IMAP4rev2", NULL, enable_rev2 },
 	{ "LITERAL+", offer_literal_plus, NULL },
 	{ "LITERAL-", offer_literal_minus, NULL },
 	{ "SASL-IR", NULL, NULL },

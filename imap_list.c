@@ -278,9 +278,13 @@ list_selection(const struct imap_arg *a, unsigned *opts)
 	return (*opts & SEL_RECURSIVE) && !(*opts & SEL_SUBSCRIBED) ? -1 : 0;
 }
 
-/* Parses "RETURN (SUBSCRIBED CHILDREN SPECIAL-USE STATUS (...))". */
+/*
+ * Parses "RETURN (SUBSCRIBED CHILDREN SPECIAL-USE STATUS (...))"; rev2:
+ * the session is IMAP4rev2's (imap_status_items()).
+ */
 static int
-list_return(const struct imap_arg *a, unsigned *opts, unsigned *status)
+list_return(const struct imap_arg *a, int rev2, unsigned *opts,
+    unsigned *status)
 {
 	size_t	 i;
 
@@ -291,7 +295,7 @@ list_return(const struct imap_arg *a, unsigned *opts, unsigned *status)
 			*opts |= RET_SUBSCRIBED;
 		else if (strcasecmp(a->list[i].str, "STATUS") == 0) {
 			if (++i == a->nlist ||
-			    imap_status_items(&a->list[i], status) < 0)
+			    imap_status_items(&a->list[i], rev2, status) < 0)
 				return -1;
 			*opts |= RET_STATUS;
 		} else if (strcasecmp(a->list[i].str, "CHILDREN") != 0 &&
@@ -397,6 +401,53 @@ list_run(struct session *s, struct list_ctx *c, const char *ref,
 	}
 }
 
+/*
+ * Reads the user's mailboxes and the levels above them into c, sorted.
+ * Returns 0, or -1 (c freed) when they could not be read.
+ */
+static int
+list_load(struct session *s, struct list_ctx *c)
+{
+	memset(c, 0, sizeof(*c));
+	if (store_mailbox_foreach(s->srv->store, imap_of(s)->user,
+	    list_collect, c) != STORE_OK || c->error) {
+		free(c->v);
+		return -1;
+	}
+	list_add_parents(c);
+	return 0;
+}
+
+int
+imap_list_mailbox(struct session *s, const char *name)
+{
+	struct list_ctx		 c;
+	struct list_entry	 key;
+	const struct list_entry	*e;
+
+	if (list_load(s, &c) < 0)
+		return -1;
+	memset(&key, 0, sizeof(key));
+	snprintf(key.mb.name, sizeof(key.mb.name), "%s", name);
+	if ((e = bsearch(&key, c.v, c.n, sizeof(*c.v), entry_cmp)) != NULL)
+		list_respond(s, &c, e, 0, 0);
+	free(c.v);
+	return 0;
+}
+
+int
+imap_list_has_children(struct session *s, const char *name)
+{
+	struct list_ctx	 c;
+	int		 r;
+
+	if (list_load(s, &c) < 0)
+		return -1;
+	r = list_has_children(&c, name);
+	free(c.v);
+	return r;
+}
+
 void
 imap_cmd_list(struct session *s, const struct imap_arg *args, size_t nargs,
     int lsub)
@@ -434,7 +485,8 @@ imap_cmd_list(struct session *s, const struct imap_arg *args, size_t nargs,
 	    args[i].type != IMAP_ARG_ATOM ||
 	    strcasecmp(args[i].str, "RETURN") != 0 ||
 	    args[i + 1].type != IMAP_ARG_LIST ||
-	    list_return(&args[i + 1], &opts, &status) < 0)) {
+	    list_return(&args[i + 1], imap_of(s)->rev2, &opts, &status) <
+	    0)) {
 		imap_reply(s, "BAD Invalid LIST return options");
 		return;
 	}
@@ -448,7 +500,7 @@ imap_cmd_list(struct session *s, const struct imap_arg *args, size_t nargs,
 	}
 	memset(&c, 0, sizeof(c));
 	c.subscribed_only = lsub;
-	c.utf8 = imap_of(s)->utf8;
+	c.utf8 = imap_names_utf8(imap_of(s));
 	if (store_mailbox_foreach(s->srv->store, imap_of(s)->user,
 	    list_collect, &c) != STORE_OK || c.error ||
 	    ((opts & SEL_SUBSCRIBED) && (store_subscribed_absent(

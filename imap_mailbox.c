@@ -276,7 +276,7 @@ imap_sync(struct session *s, int allow_expunge)
 			return;		/* try again at the next point */
 		if (v->count != c.old_count)
 			session_printf(s, "* %u EXISTS\r\n", v->count);
-		if (v->recent != c.old_recent)
+		if (v->recent != c.old_recent && !imap_of(s)->rev2)
 			session_printf(s, "* %u RECENT\r\n", v->recent);
 		v->modseq = modseq;
 		v->uidnext = uidnext;
@@ -421,17 +421,24 @@ mailbox_objectid(const struct store_mailbox *mb, char *out)
 	crypto_hex(mb->uniqueid, MAILBOX_ID_LEN, out + 1);
 }
 
-/* The untagged responses of SELECT and EXAMINE (RFC 3501 6.3.1). */
-static void
+/*
+ * The untagged responses of SELECT and EXAMINE (RFC 3501 6.3.1); to an
+ * IMAP4rev2 session without RECENT and [UNSEEN], and with the mailbox's
+ * LIST response (RFC 9051 6.3.2).  Returns 0, or -1 when the LIST
+ * response could not be made.
+ */
+static int
 select_respond(struct session *s, const struct imap_view *v,
     const struct load_ctx *c)
 {
 	char	 id[MAILBOXID_LEN + 1];
+	int	 rev2 = imap_of(s)->rev2;
 
 	put_flags_responses(s, v);
-	session_printf(s, "* %u EXISTS\r\n* %u RECENT\r\n", v->count,
-	    v->recent);
-	if (c->first_unseen)
+	session_printf(s, "* %u EXISTS\r\n", v->count);
+	if (!rev2)
+		session_printf(s, "* %u RECENT\r\n", v->recent);
+	if (c->first_unseen && !rev2)
 		session_printf(s, "* OK [UNSEEN %u] First unseen\r\n",
 		    c->first_unseen);
 	session_printf(s, "* OK [UIDVALIDITY %u] UIDs valid\r\n"
@@ -440,6 +447,7 @@ select_respond(struct session *s, const struct imap_view *v,
 	    v->mb.uidnext, (unsigned long long)v->mb.highestmodseq);
 	mailbox_objectid(&v->mb, id);
 	session_printf(s, "* OK [MAILBOXID (%s)] Ok\r\n", id);
+	return rev2 ? imap_list_mailbox(s, v->mb.name) : 0;
 }
 
 /* SELECT's and EXAMINE's parameters (RFC 4466, RFC 7162 3.1.8, 3.2.5). */
@@ -577,8 +585,8 @@ select_done(struct session *s, struct select_job *j)
 	j->c.v = NULL;
 	ims->view = v;
 	ims->state = IMAP_SELECTED;
-	select_respond(s, v, &j->c);
-	if (j->p.qresync && qresync_respond(s, v, &j->p) < 0) {
+	if (select_respond(s, v, &j->c) < 0 ||
+	    (j->p.qresync && qresync_respond(s, v, &j->p) < 0)) {
 		unselect(s, 0);
 		imap_reply(s, "NO [UNAVAILABLE] Cannot open the mailbox");
 		return;
@@ -886,7 +894,11 @@ imap_cmd_delete(struct session *s, const struct imap_arg *args, size_t nargs,
 	err = store_mailbox_get(s->srv->store, ims->user, name, &mb);
 	if (err == STORE_OK && ims->view != NULL && ims->view->mb.id == mb.id)
 		unselect(s, 1);
-	if (err != STORE_OK)
+	/* a level above mailboxes, \Noselect: RFC 9051 6.3.4 */
+	if (err == STORE_NOTFOUND && imap_list_has_children(s, name) == 1)
+		imap_reply(s, "NO [HASCHILDREN] Not a mailbox: only the "
+		    "mailboxes below it can be deleted");
+	else if (err != STORE_OK)
 		imap_reply_store_error(s, err, IMAP_MISSING_MAILBOX, "DELETE");
 	else if (mb.messages > IMAP_STEP_MESSAGES)
 		imap_expunge_mailbox(s, &mb, delete_emptied);
@@ -980,13 +992,14 @@ static const struct {
 	{ "UNSEEN", STATUS_UNSEEN },
 	{ "HIGHESTMODSEQ", STATUS_HIGHESTMODSEQ },
 	{ "SIZE", STATUS_SIZE },
+	{ "DELETED", STATUS_DELETED },
 	{ "MAILBOXID", STATUS_MAILBOXID },	/* last: no number */
 };
 
 #define NSTATUS	(sizeof(status_names) / sizeof(*status_names))
 
 int
-imap_status_items(const struct imap_arg *list, unsigned *items)
+imap_status_items(const struct imap_arg *list, int rev2, unsigned *items)
 {
 	size_t	 i, k;
 
@@ -1000,7 +1013,9 @@ imap_status_items(const struct imap_arg *list, unsigned *items)
 			if (strcasecmp(list->list[i].str,
 			    status_names[k].name) == 0)
 				break;
-		if (k == NSTATUS)
+		/* RFC 9051 has no \Recent, so no RECENT item */
+		if (k == NSTATUS || (rev2 && status_names[k].bit ==
+		    STATUS_RECENT))
 			return -1;
 		*items |= status_names[k].bit;
 	}
@@ -1010,22 +1025,27 @@ imap_status_items(const struct imap_arg *list, unsigned *items)
 /*
  * The STATUS response for mailbox mb: its counters are the store's, kept
  * with every change; \Recent is the messages above the floor claimed by
- * the session that has it selected, counted by UID range.
+ * the session that has it selected, counted by UID range; \Deleted is
+ * counted in the index of those messages.
  */
 int
 imap_status_respond(struct session *s, const struct store_mailbox *mb,
     unsigned items)
 {
+	struct store		*st = s->srv->store;
 	struct recent_floor	*f;
 	uint64_t		 v[NSTATUS];
-	uint32_t		 recents = 0;
+	uint32_t		 recents = 0, deleted = 0;
 	const char		*sep = "";
 	char			 id[MAILBOXID_LEN + 1];
 	size_t			 k;
 
 	f = recent_floor(mb->id);
-	if ((items & STATUS_RECENT) && store_message_count_above(
-	    s->srv->store, mb->id, f ? f->claimed : 0, &recents) != STORE_OK)
+	if ((items & STATUS_RECENT) && store_message_count_above(st, mb->id,
+	    f ? f->claimed : 0, &recents) != STORE_OK)
+		return -1;
+	if ((items & STATUS_DELETED) && store_message_count_deleted(st,
+	    mb->id, &deleted) != STORE_OK)
 		return -1;
 	v[0] = mb->messages;
 	v[1] = recents;
@@ -1034,6 +1054,7 @@ imap_status_respond(struct session *s, const struct store_mailbox *mb,
 	v[4] = mb->unseen;
 	v[5] = mb->highestmodseq;
 	v[6] = mb->bytes;
+	v[7] = deleted;
 	session_printf(s, "* STATUS ");
 	imap_put_mailbox(s, mb->name);
 	session_printf(s, " (");
@@ -1063,7 +1084,7 @@ imap_cmd_status(struct session *s, const struct imap_arg *args, size_t nargs,
 
 	(void)variant;
 	if (nargs != 2 || (name = imap_arg_mailbox(s, &args[0])) == NULL ||
-	    imap_status_items(&args[1], &items) < 0) {
+	    imap_status_items(&args[1], ims->rev2, &items) < 0) {
 		imap_reply(s, "BAD STATUS wants a mailbox and a list of items");
 		return;
 	}

@@ -1126,9 +1126,9 @@ search_ready(struct search *se, const struct imap_view *v)
 
 /*
  * Compiles the search keys args (an optional CHARSET first, which a
- * UTF8=ACCEPT client may no longer send: RFC 6855 3) for the selected
- * mailbox, with RETURN options ret.  Returns the search, or NULL with
- * the reply made.
+ * UTF8=ACCEPT client may no longer send: RFC 6855 3; no NEW, OLD or
+ * RECENT from an IMAP4rev2 client) for the selected mailbox, with
+ * RETURN options ret.  Returns the search, or NULL with the reply made.
  */
 static struct search *
 search_new(struct session *s, const struct imap_arg *args, size_t nargs,
@@ -1149,6 +1149,13 @@ search_new(struct session *s, const struct imap_arg *args, size_t nargs,
 	}
 	if (search_compile(&se->prog, args, nargs, err, sizeof(err)) < 0) {
 		imap_reply(s, "%s", err);
+		free(se);
+		return NULL;
+	}
+	if (se->prog.recent && ims->rev2) {
+		imap_reply(s, "BAD NEW, OLD and RECENT are no search keys of "
+		    "IMAP4rev2 (RFC 9051 has no \\Recent)");
+		search_prog_free(&se->prog);
 		free(se);
 		return NULL;
 	}
@@ -1232,6 +1239,10 @@ imap_cmd_search(struct session *s, const struct imap_arg *args, size_t nargs,
 
 	if (imap_search_return(s, &args, &nargs, &o) < 0)
 		return;
+	/* IMAP4rev2 answers ESEARCH: no RETURN is RETURN (ALL) (RFC 9051
+	   6.4.4) */
+	if (o.ret == 0 && imap_of(s)->rev2)
+		o.ret = ESEARCH_ALL;
 	/* A SEARCH meant to save that fails leaves "$" empty. */
 	if (o.ret & ESEARCH_SAVE)
 		imap_view_save(imap_of(s)->view, NULL);

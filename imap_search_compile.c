@@ -270,6 +270,7 @@ key_flags(struct compiler *c, struct cursor *cur, const struct search_key *k)
 		n->mask = k->mask;
 		n->want = k->want;
 	}
+	c->prog->recent |= (k->mask & SEARCH_RECENT) != 0;
 	return n;
 }
 

@@ -100,6 +100,7 @@ struct search_prog {
 	size_t		 ntext;		/* N_TEXT nodes */
 	size_t		 maxlen;	/* longest N_TEXT string */
 	int		 modseq;	/* the MODSEQ key is used */
+	int		 recent;	/* NEW, OLD or RECENT is used */
 };
 
 /*

@@ -148,6 +148,7 @@ struct imap_session {
 	int			 condstore;	/* CONDSTORE enabled or used */
 	int			 qresync;	/* ENABLE QRESYNC */
 	int			 utf8;		/* ENABLE UTF8=ACCEPT */
+	int			 rev2;		/* ENABLE IMAP4rev2 (RFC 9051) */
 	/* the command being run */
 	char			*tag;
 	char			*reply;		/* "OK ...", set by imap_reply */
@@ -165,6 +166,16 @@ static inline struct imap_session *
 imap_of(struct session *s)
 {
 	return s->proto;
+}
+
+/*
+ * Whether the session names mailboxes in UTF-8, never modified UTF-7:
+ * after ENABLE UTF8=ACCEPT (RFC 6855 3) or IMAP4rev2 (RFC 9051 5.1).
+ */
+static inline int
+imap_names_utf8(const struct imap_session *ims)
+{
+	return ims->utf8 || ims->rev2;
 }
 
 /*
@@ -213,9 +224,11 @@ int	imap_step_time_left(const struct imap_step_budget *);
 /*
  * Output helpers.  imap_put_string() writes a quoted string when the
  * bytes allow it, else a literal; imap_put_mailbox() a stored mailbox
- * name, as an atom when it can, in UTF-8 for a UTF8=ACCEPT client;
+ * name, as an atom when it can, in UTF-8 for a UTF8=ACCEPT or
+ * IMAP4rev2 client;
  * imap_put_nstring() writes NIL for NULL.
- * imap_put_flags() writes "(\Seen kw ...)" with \Recent when recent.
+ * imap_put_flags() writes "(\Seen kw ...)" with \Recent when recent
+ * (never to an IMAP4rev2 session: RFC 9051 has no \Recent).
  */
 void	imap_put_string(struct session *, const char *, size_t);
 void	imap_put_mailbox(struct session *, const char *);
@@ -395,7 +408,7 @@ int	imap_vanished_earlier(struct session *, const struct imap_view *,
 	    const struct imap_seqset *within, uint64_t since);
 void	imap_view_free(struct imap_view *);
 
-/* STATUS items (RFC 3501 6.3.10, RFC 7162, RFC 8438, RFC 8474). */
+/* STATUS items (RFC 3501 6.3.10, RFC 7162, 8438, 8474, 9051 6.3.11). */
 #define STATUS_MESSAGES		0x01
 #define STATUS_RECENT		0x02
 #define STATUS_UIDNEXT		0x04
@@ -404,13 +417,26 @@ void	imap_view_free(struct imap_view *);
 #define STATUS_HIGHESTMODSEQ	0x20
 #define STATUS_SIZE		0x40
 #define STATUS_MAILBOXID	0x80
+#define STATUS_DELETED		0x100
 
-/* Parses "(MESSAGES UNSEEN ...)"; returns 0 or -1. */
-int	imap_status_items(const struct imap_arg *, unsigned *items);
+/*
+ * Parses "(MESSAGES UNSEEN ...)"; returns 0 or -1 (RECENT is no item of
+ * IMAP4rev2: -1 when rev2).
+ */
+int	imap_status_items(const struct imap_arg *, int rev2, unsigned *items);
 
 /* Writes "* STATUS name (...)"; returns 0, or -1 on a store error. */
 int	imap_status_respond(struct session *, const struct store_mailbox *,
 	    unsigned items);
+
+/*
+ * The LIST response of the user's mailbox name, with its attributes
+ * (imap_list.c), as SELECT sends it to an IMAP4rev2 client (RFC 9051
+ * 6.3.2).  Returns 0, or -1 when the mailboxes could not be read.
+ */
+int	imap_list_mailbox(struct session *, const char *name);
+/* Whether the user has a mailbox below name: 1, 0, or -1 on an error. */
+int	imap_list_has_children(struct session *, const char *name);
 
 /* Command handlers; `variant` is the table's (UID, EXAMINE, LSUB...). */
 typedef void	imap_cmd_fn(struct session *, const struct imap_arg *, size_t,

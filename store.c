@@ -392,6 +392,10 @@ static const char *const stmt_sql[NSTMT] = {
 	    "ORDER BY uid LIMIT ?3",
 	[S_MSG_COUNT_ABOVE] = "SELECT count(*) FROM message "
 	    "WHERE mailbox_id = ?1 AND uid > ?2 AND" MSG_SHOWN("message", "?1"),
+	/* the partial index message_deleted (v22), as S_MSG_UNSEEN's */
+	[S_MSG_COUNT_DELETED] = "SELECT count(*) FROM message "
+	    "INDEXED BY message_deleted WHERE mailbox_id = ?1 "
+	    "AND flags & 8 = 8 AND" MSG_SHOWN("message", "?1"),
 	/* store_fts.c: a row of fts is blob id * 16 + its kind. */
 	[S_FTS_STATE] = "SELECT generation, version, upto, blobs "
 	    "FROM fts_state",

@@ -279,6 +279,9 @@ enum store_err	store_unseen_uids(struct store *, int64_t mailbox_id,
 /* How many of the mailbox's messages have a UID above uid (\Recent). */
 enum store_err	store_message_count_above(struct store *, int64_t mailbox_id,
 		    uint32_t uid, uint32_t *n);
+/* How many of the mailbox's messages have \Deleted (STATUS DELETED). */
+enum store_err	store_message_count_deleted(struct store *,
+		    int64_t mailbox_id, uint32_t *n);
 
 /*
  * Reading a blob by GUID, in pieces, with bounded memory: stored bytes

@@ -502,23 +502,42 @@ store_unseen_uids(struct store *st, int64_t mailbox_id, uint32_t after,
 	return rc == SQLITE_DONE ? STORE_OK : db_error(st, rc, "unseen uids");
 }
 
-enum store_err
-store_message_count_above(struct store *st, int64_t mailbox_id,
+/*
+ * Runs a count of the mailbox's messages, statement id with the mailbox
+ * as ?1 and uid as ?2 (when it has one), into *n.
+ */
+static enum store_err
+message_count(struct store *st, enum stmt_id id, int64_t mailbox_id,
     uint32_t uid, uint32_t *n)
 {
 	sqlite3_stmt	*s;
 	enum store_err	 err;
 
 	*n = 0;
-	if ((s = stmt(st, S_MSG_COUNT_ABOVE)) == NULL)
+	if ((s = stmt(st, id)) == NULL)
 		return STORE_IO;
 	sqlite3_bind_int64(s, 1, mailbox_id);
-	sqlite3_bind_int64(s, 2, uid);
-	if ((err = step_row(st, s, "count above")) != STORE_OK)
+	if (sqlite3_bind_parameter_count(s) > 1)
+		sqlite3_bind_int64(s, 2, uid);
+	if ((err = step_row(st, s, "count")) != STORE_OK)
 		return err;
 	*n = (uint32_t)sqlite3_column_int64(s, 0);
 	sqlite3_reset(s);
 	return STORE_OK;
+}
+
+enum store_err
+store_message_count_above(struct store *st, int64_t mailbox_id,
+    uint32_t uid, uint32_t *n)
+{
+	return message_count(st, S_MSG_COUNT_ABOVE, mailbox_id, uid, n);
+}
+
+enum store_err
+store_message_count_deleted(struct store *st, int64_t mailbox_id,
+    uint32_t *n)
+{
+	return message_count(st, S_MSG_COUNT_DELETED, mailbox_id, 0, n);
 }
 
 /*

@@ -547,6 +547,16 @@ static const char schema_v21[] =
 	"  time INTEGER NOT NULL);"
 	"CREATE INDEX copy_job_target ON copy_job(target);";
 
+/*
+ * Version 22, STATUS DELETED (RFC 9051 6.3.11): the messages with
+ * \Deleted are indexed on their own (partial, as message_unseen: a
+ * query repeats "flags & 8 = 8", \Deleted being FLAG_DELETED, 8) so
+ * that counting them reads only them.  Local, never replicated.
+ */
+static const char schema_v22[] =
+	"CREATE INDEX message_deleted ON message(mailbox_id, uid) "
+	"  WHERE flags & 8 = 8;";
+
 const char *const store_migrations[SCHEMA_VERSION] = {
 	schema_v1,
 	schema_v2,
@@ -569,4 +579,5 @@ const char *const store_migrations[SCHEMA_VERSION] = {
 	schema_v19,
 	schema_v20,
 	schema_v21,
+	schema_v22,
 };
