@@ -19,6 +19,15 @@
  * message when the index is off or being rebuilt are read as before.
  * So the index changes how fast SEARCH answers, never what.
  *
+ * When the search's shape says every match must pass a key with a
+ * prefilter (enum walk, mark_narrows()), the search asks no more than
+ * the mailbox's messages of the blobs the prefilters name, joined as
+ * the keys are, and of the blobs the index cannot tell of (skipped,
+ * or above its high-water mark): a look-up each in the message table's
+ * blob index, then sorted by UID.  When they would be more than
+ * 1/FTS_WALK_SHARE of the mailbox, or the index is far behind, every
+ * message is tried instead, the prefilters still passing over most.
+ *
  * The server indexes behind delivery: the blobs above the index's
  * high-water mark, a bounded batch once enough wait or the first has
  * waited a while, in a transaction of its own after the group commit
@@ -448,8 +457,26 @@ struct prefilter {
 	int		 off;		/* unusable: every message is read */
 };
 
+/* What a search does with the prefilters once they are read. */
+enum walk {
+	WALK_COUNT,	/* counting the blobs a match may have */
+	WALK_LOOKUP,	/* reading this mailbox's messages of those blobs */
+	WALK_SKIPPED,	/* ... and of the blobs never indexed */
+	WALK_PENDING,	/* ... and of those indexed since the search began */
+	WALK_READY,	/* only the candidates are tried */
+	WALK_OFF,	/* every message is tried */
+};
+
+/* A message that may match: the index names its blob, or cannot tell. */
+struct candidate_msg {
+	uint32_t	 uid;
+	int64_t		 blob;
+};
+
 struct search_fts {
 	struct store		*store;
+	struct node		*root;
+	int64_t			 mailbox;
 	int64_t			 generation;
 	int64_t			 upto;		/* indexed when the search began */
 	int64_t			*skipped;	/* never indexed, ascending */
@@ -461,6 +488,14 @@ struct search_fts {
 	uint32_t		 uids[BLOB_BATCH];
 	int64_t			 blobs[BLOB_BATCH];
 	size_t			 nb, ib;
+	/* The candidates, when every match must be one of them. */
+	enum walk		 walk;
+	size_t			 limit;		/* more: every message is tried */
+	size_t			 word;		/* of the bitmaps, walked so far */
+	size_t			 count;		/* blobs counted */
+	int64_t			 last;		/* the highest blob id */
+	struct candidate_msg	*cand;		/* ascending UIDs when ready */
+	size_t			 ncand, capcand;
 };
 
 /* The kinds of row that hold what node n reads, or 0. */
@@ -505,7 +540,8 @@ read_skipped(struct search_fts *f)
 }
 
 struct search_fts *
-search_fts_new(struct store *st, struct search_prog *prog)
+search_fts_new(struct store *st, struct search_prog *prog, int64_t mailbox_id,
+    uint32_t messages)
 {
 	struct store_fts_state	 state;
 	struct search_fts	*f;
@@ -519,6 +555,9 @@ search_fts_new(struct store *st, struct search_prog *prog)
 	    (f = calloc(1, sizeof(*f))) == NULL)
 		return NULL;
 	f->store = st;
+	f->root = prog->root;
+	f->mailbox = mailbox_id;
+	f->limit = messages / FTS_WALK_SHARE;
 	f->generation = state.generation;
 	f->upto = state.upto;
 	for (n = prog->nodes; n != NULL && f->npf < IMAP_MAX_SEARCH_FTS;
@@ -552,6 +591,7 @@ search_fts_free(struct search_fts *f)
 		free(f->pf[i].bits);
 	}
 	free(f->skipped);
+	free(f->cand);
 	free(f);
 }
 
@@ -576,6 +616,192 @@ gather_one(struct search_fts *f, struct prefilter *p)
 		p->bits[f->ids[i] / 8] |= (uint8_t)(1u << (f->ids[i] % 8));
 }
 
+/*
+ * Marks each node under n that narrows the search: every message that
+ * passes it has a blob some prefilter under it names (or one the index
+ * cannot tell of).  Such are a key with a usable prefilter, not
+ * negated; an AND with such a child; an OR of such children.  A NOT,
+ * or an OR with another key, may pass any message.  Returns n's mark.
+ */
+static int
+mark_narrows(const struct search_fts *f, struct node *n)
+{
+	struct node	*c;
+	int		 any = 0, all = 1;
+
+	for (c = n->child; c != NULL; c = c->next) {
+		if (mark_narrows(f, c))
+			any = 1;
+		else
+			all = 0;
+	}
+	if (n->neg)
+		n->narrows = 0;
+	else if (n->kind == N_AND)
+		n->narrows = any;
+	else if (n->kind == N_OR)
+		n->narrows = all && n->child != NULL;
+	else
+		n->narrows = n->fts != 0 && !f->pf[n->fts - 1].off;
+	return n->narrows;
+}
+
+/*
+ * Byte `byte` of the bitmap of the blobs a message that passes node n
+ * (marked as narrowing) may have: the prefilters' bitmaps joined as the
+ * keys are; a key that does not narrow passes every blob.
+ */
+static uint8_t
+narrow_byte(const struct search_fts *f, const struct node *n, size_t byte)
+{
+	const struct node	*c;
+	uint8_t			 b;
+
+	if (!n->narrows)
+		return 0xff;
+	switch (n->kind) {
+	case N_AND:
+		b = 0xff;
+		for (c = n->child; c != NULL && b != 0; c = c->next)
+			b &= narrow_byte(f, c, byte);
+		return b;
+	case N_OR:
+		b = 0;
+		for (c = n->child; c != NULL; c = c->next)
+			b |= narrow_byte(f, c, byte);
+		return b;
+	default:
+		return f->pf[n->fts - 1].bits[byte];
+	}
+}
+
+/*
+ * Appends this mailbox's messages of blob `blob` to the candidates.
+ * Returns 0, or -1 when they are too many or cannot be read: then every
+ * message is tried.
+ */
+static int
+add_candidates(struct search_fts *f, int64_t blob)
+{
+	struct candidate_msg	*c;
+	size_t			 n, i, room, cap;
+
+	if (f->ncand > f->limit)
+		return -1;
+	if (f->capcand - f->ncand < BLOB_BATCH) {
+		cap = f->capcand > 0 ? f->capcand * 2 : BLOB_BATCH;
+		if ((c = reallocarray(f->cand, cap, sizeof(*c))) == NULL)
+			return -1;
+		f->cand = c;
+		f->capcand = cap;
+	}
+	room = f->limit + 1 - f->ncand < BLOB_BATCH ?
+	    f->limit + 1 - f->ncand : BLOB_BATCH;
+	if (store_blob_messages(f->store, f->mailbox, blob, f->uids, room,
+	    &n) != STORE_OK || n == room)
+		return -1;
+	for (i = 0; i < n; i++) {
+		f->cand[f->ncand].uid = f->uids[i];
+		f->cand[f->ncand++].blob = blob;
+	}
+	return 0;
+}
+
+static int
+cand_cmp(const void *a, const void *b)
+{
+	const struct candidate_msg	*x = a, *y = b;
+
+	return x->uid < y->uid ? -1 : x->uid > y->uid;
+}
+
+/* Sorts the candidates by UID, each once. */
+static void
+cand_sort(struct search_fts *f)
+{
+	size_t	 i, o;
+
+	if (f->ncand == 0)
+		return;
+	qsort(f->cand, f->ncand, sizeof(*f->cand), cand_cmp);
+	for (i = o = 0; i < f->ncand; i++)
+		if (o == 0 || f->cand[o - 1].uid != f->cand[i].uid)
+			f->cand[o++] = f->cand[i];
+	f->ncand = o;
+}
+
+/*
+ * One move of the walk's set-up (enum walk): a bounded run of bitmap
+ * bytes, or the look-up of one blob's messages.  Returns 1 once the
+ * walk is ready or off.
+ */
+static int
+walk_move(struct search_fts *f)
+{
+	size_t	 nbytes = (size_t)(f->upto / 8 + 1), i;
+	uint8_t	 b;
+
+	switch (f->walk) {
+	case WALK_COUNT:
+		for (i = 0; i < FTS_WALK_BYTES && f->word < nbytes; i++)
+			f->count += (size_t)__builtin_popcount(
+			    narrow_byte(f, f->root, f->word++));
+		if (f->word == nbytes) {
+			f->word = 0;
+			f->walk = f->count + f->nskipped > f->limit ?
+			    WALK_OFF : WALK_LOOKUP;
+		}
+		return 0;
+	case WALK_LOOKUP:
+		/* f->word counts bits here: the next blob id to look at. */
+		for (i = 0; i < FTS_WALK_BYTES * 8 && f->word < nbytes * 8;
+		    i++, f->word++) {
+			b = narrow_byte(f, f->root, f->word / 8);
+			if (b == 0) {
+				f->word |= 7;
+				continue;
+			}
+			if ((b & 1u << f->word % 8) == 0)
+				continue;
+			if (add_candidates(f, (int64_t)f->word++) < 0)
+				f->walk = WALK_OFF;
+			return 0;
+		}
+		if (f->word >= nbytes * 8) {
+			f->word = 0;
+			f->walk = WALK_SKIPPED;
+		}
+		return 0;
+	case WALK_SKIPPED:
+		if (f->word < f->nskipped && f->skipped[f->word] <= f->upto) {
+			if (add_candidates(f, f->skipped[f->word++]) < 0)
+				f->walk = WALK_OFF;
+			return 0;
+		}
+		/* Few wait, or the index is behind: then every message. */
+		if (store_blob_last(f->store, &f->last) != STORE_OK ||
+		    f->last - f->upto > FTS_WALK_PENDING)
+			f->walk = WALK_OFF;
+		else
+			f->walk = WALK_PENDING;
+		f->word = (size_t)f->upto + 1;
+		return 0;
+	case WALK_PENDING:
+		if ((int64_t)f->word <= f->last) {
+			if (add_candidates(f, (int64_t)f->word++) < 0)
+				f->walk = WALK_OFF;
+			return 0;
+		}
+		cand_sort(f);
+		f->walk = WALK_READY;
+		return 1;
+	case WALK_READY:
+	case WALK_OFF:
+		break;
+	}
+	return 1;
+}
+
 int
 search_fts_gather(struct search_fts *f, const struct imap_step_budget *b)
 {
@@ -587,7 +813,59 @@ search_fts_gather(struct search_fts *f, const struct imap_step_budget *b)
 		else
 			gather_one(f, &f->pf[f->gathered]);
 	}
+	if (f->walk == WALK_COUNT && !mark_narrows(f, f->root))
+		f->walk = WALK_OFF;
+	while (!walk_move(f))
+		if (!imap_step_time_left(b))
+			return 0;
+	if (f->walk == WALK_OFF) {
+		free(f->cand);
+		f->cand = NULL;
+		f->ncand = f->capcand = 0;
+	}
 	return 1;
+}
+
+/* The candidate of UID uid, or NULL. */
+static const struct candidate_msg *
+cand_find(const struct search_fts *f, uint32_t uid)
+{
+	size_t	 lo = 0, hi = f->ncand, mid;
+
+	while (lo < hi) {
+		mid = lo + (hi - lo) / 2;
+		if (f->cand[mid].uid == uid)
+			return &f->cand[mid];
+		if (f->cand[mid].uid < uid)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return NULL;
+}
+
+int
+search_fts_walks(const struct search_fts *f)
+{
+	return f->walk == WALK_READY;
+}
+
+void
+search_fts_candidates(const struct search_fts *f, uint32_t after,
+    uint32_t *uids, size_t max, size_t *n)
+{
+	size_t	 lo = 0, hi = f->ncand, mid;
+
+	*n = 0;
+	while (lo < hi) {
+		mid = lo + (hi - lo) / 2;
+		if (f->cand[mid].uid <= after)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	for (; lo < f->ncand && *n < max; lo++)
+		uids[(*n)++] = f->cand[lo].uid;
 }
 
 /* Whether a sorted array holds v. */
@@ -609,19 +887,24 @@ ids_have(const int64_t *ids, size_t n, int64_t v)
 }
 
 /*
- * The blob of message uid, from the batch of the mailbox's messages
- * that holds it (read when the batch read last is passed), or 0.
+ * The blob of message uid: from the candidates when only they are
+ * tried, else from the batch of the mailbox's messages that holds it
+ * (read when the batch read last is passed); 0 when unknown.
  */
 static int64_t
-blob_of(struct search_fts *f, int64_t mailbox_id, uint32_t uid)
+blob_of(struct search_fts *f, uint32_t uid)
 {
+	const struct candidate_msg	*c;
+
+	if (f->walk == WALK_READY)
+		return (c = cand_find(f, uid)) != NULL ? c->blob : 0;
 	for (;;) {
 		while (f->ib < f->nb && f->uids[f->ib] < uid)
 			f->ib++;
 		if (f->ib < f->nb)
 			return f->uids[f->ib] == uid ? f->blobs[f->ib] : 0;
 		f->ib = 0;
-		if (store_message_blobs(f->store, mailbox_id, uid - 1,
+		if (store_message_blobs(f->store, f->mailbox, uid - 1,
 		    f->uids, f->blobs, BLOB_BATCH, &f->nb) != STORE_OK ||
 		    f->nb == 0)
 			return 0;
@@ -629,13 +912,12 @@ blob_of(struct search_fts *f, int64_t mailbox_id, uint32_t uid)
 }
 
 int
-search_fts_excludes(struct search_fts *f, int64_t mailbox_id,
-    const struct node *n, uint32_t uid)
+search_fts_excludes(struct search_fts *f, const struct node *n, uint32_t uid)
 {
 	const struct prefilter	*p = &f->pf[n->fts - 1];
 	int64_t			 blob;
 
-	if (p->off || (blob = blob_of(f, mailbox_id, uid)) <= 0 ||
+	if (p->off || (blob = blob_of(f, uid)) <= 0 ||
 	    blob > f->upto || ids_have(f->skipped, f->nskipped, blob))
 		return 0;
 	return (p->bits[blob / 8] & 1u << (blob % 8)) == 0;

@@ -408,6 +408,10 @@ static const char *const stmt_sql[NSTMT] = {
 	[S_MSG_BLOBS] = "SELECT uid, blob_id FROM message "
 	    "WHERE mailbox_id = ?1 AND uid > ?2 AND" MSG_SHOWN("message", "?1")
 	    "ORDER BY uid LIMIT ?3",
+	/* By message_blob: a mailbox holds many messages, a blob few. */
+	[S_BLOB_MESSAGES] = "SELECT uid FROM message "
+	    "WHERE blob_id = ?2 AND mailbox_id = ?1 LIMIT ?3",
+	[S_BLOB_LAST] = "SELECT coalesce(max(id), 0) FROM blob",
 	/* A COPY in steps fills the mailbox: no other write to it. */
 	[S_COPY_TARGET] = "SELECT 1 FROM copy_job WHERE target = ?1 AND "
 	    "expunging = 0",

@@ -921,6 +921,14 @@ enum store_err	store_fts_skipped(struct store *, int64_t after,
 enum store_err	store_message_blobs(struct store *, int64_t mailbox_id,
 		    uint32_t after, uint32_t *uids, int64_t *blobs, size_t max,
 		    size_t *n);
+/*
+ * Up to max UIDs of a mailbox's messages whose blob is blob_id, in no
+ * order.  *n == max: there may be more.
+ */
+enum store_err	store_blob_messages(struct store *, int64_t mailbox_id,
+		    int64_t blob_id, uint32_t *uids, size_t max, size_t *n);
+/* The highest blob id in the store (0: none). */
+enum store_err	store_blob_last(struct store *, int64_t *);
 
 /*
  * Room on a full disk (store_room.c).  store_room_reserve() keeps a

@@ -111,18 +111,14 @@ store_fts_reset(struct store *st, unsigned version)
 	return db_exec(st, sql);
 }
 
-enum store_err
-store_fts_pending(struct store *st, int64_t after, struct store_fts_blob *out,
-    size_t max, size_t *n)
+/* Reads up to max (id, guid) rows of statement s, bound, into out. */
+static enum store_err
+blob_rows(struct store *st, sqlite3_stmt *s, struct store_fts_blob *out,
+    size_t max, size_t *n, const char *what)
 {
-	sqlite3_stmt	*s;
-	int		 rc;
+	int	 rc;
 
 	*n = 0;
-	if ((s = stmt(st, S_FTS_PENDING)) == NULL)
-		return STORE_IO;
-	sqlite3_bind_int64(s, 1, after);
-	sqlite3_bind_int64(s, 2, (int64_t)max);
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW && *n < max) {
 		out[*n].id = sqlite3_column_int64(s, 0);
 		if (sqlite3_column_bytes(s, 1) != GUID_LEN)
@@ -132,7 +128,21 @@ store_fts_pending(struct store *st, int64_t after, struct store_fts_blob *out,
 	}
 	sqlite3_reset(s);
 	return rc == SQLITE_ROW || rc == SQLITE_DONE ? STORE_OK :
-	    db_error(st, rc, "fts pending");
+	    db_error(st, rc, what);
+}
+
+enum store_err
+store_fts_pending(struct store *st, int64_t after, struct store_fts_blob *out,
+    size_t max, size_t *n)
+{
+	sqlite3_stmt	*s;
+
+	*n = 0;
+	if ((s = stmt(st, S_FTS_PENDING)) == NULL)
+		return STORE_IO;
+	sqlite3_bind_int64(s, 1, after);
+	sqlite3_bind_int64(s, 2, (int64_t)max);
+	return blob_rows(st, s, out, max, n, "fts pending");
 }
 
 enum store_err
@@ -336,3 +346,39 @@ store_message_blobs(struct store *st, int64_t mailbox_id, uint32_t after,
 	return rc == SQLITE_ROW || rc == SQLITE_DONE ? STORE_OK :
 	    db_error(st, rc, "message blobs");
 }
+
+enum store_err
+store_blob_messages(struct store *st, int64_t mailbox_id, int64_t blob_id,
+    uint32_t *uids, size_t max, size_t *n)
+{
+	sqlite3_stmt	*s;
+	int		 rc = SQLITE_DONE;
+
+	*n = 0;
+	if ((s = stmt(st, S_BLOB_MESSAGES)) == NULL)
+		return STORE_IO;
+	sqlite3_bind_int64(s, 1, mailbox_id);
+	sqlite3_bind_int64(s, 2, blob_id);
+	sqlite3_bind_int64(s, 3, (int64_t)max);
+	while (*n < max && (rc = sqlite3_step(s)) == SQLITE_ROW)
+		uids[(*n)++] = (uint32_t)sqlite3_column_int64(s, 0);
+	sqlite3_reset(s);
+	return rc == SQLITE_DONE || rc == SQLITE_ROW ? STORE_OK :
+	    db_error(st, rc, "blob messages");
+}
+
+enum store_err
+store_blob_last(struct store *st, int64_t *id)
+{
+	sqlite3_stmt	*s;
+	enum store_err	 err;
+
+	*id = 0;
+	if ((s = stmt(st, S_BLOB_LAST)) == NULL)
+		return STORE_IO;
+	if ((err = step_row(st, s, "last blob")) == STORE_OK)
+		*id = sqlite3_column_int64(s, 0);
+	sqlite3_reset(s);
+	return err;
+}
+
