@@ -308,15 +308,12 @@ extract_fields(struct extract *x, struct store_meta *meta)
 }
 
 /*
- * Indexes one blob: its rows, or its id in fts_skipped when a text is
- * too long or the blob cannot be read (SEARCH then reads it, and meets
- * what is wrong with it itself).  A blob gone since it was listed is
- * passed over.  *indexed counts the blobs given rows.  Returns what
- * failed writing the index.
+ * The texts of one blob into x, as they are indexed.  Returns 0; 1 when
+ * a text is too long or the blob cannot be read (then it has no rows);
+ * -1 when the blob is gone.
  */
-static enum store_err
-index_blob(struct store *st, struct extract *x, const struct store_fts_blob *b,
-    int64_t *indexed)
+static int
+extract_blob(struct store *st, struct extract *x, const struct store_fts_blob *b)
 {
 	struct store_meta		 meta;
 	struct store_blob_reader	*r = NULL;
@@ -328,9 +325,9 @@ index_blob(struct store *st, struct extract *x, const struct store_fts_blob *b,
 		x->t[k].len = x->t[k].over = 0;
 	if ((err = store_message_meta(st, b->guid, STORE_META_ALL, &meta)) ==
 	    STORE_NOTFOUND)
-		return STORE_OK;
+		return -1;
 	if (err != STORE_OK)
-		return store_fts_skip(st, b->id);
+		return 1;
 	if ((err = store_blob_open(st, b->guid, &r, NULL)) == STORE_OK &&
 	    (extract_body(x, r, &meta) < 0 || extract_header(x, r,
 	    &meta) < 0))
@@ -340,20 +337,65 @@ index_blob(struct store *st, struct extract *x, const struct store_fts_blob *b,
 		extract_fields(x, &meta);
 	store_meta_free(&meta);
 	if (err == STORE_NOTFOUND)
-		return STORE_OK;
-	for (k = 0; k < STORE_FTS_NKINDS; k++)
+		return -1;
+	for (k = 0; k < STORE_FTS_NKINDS; k++) {
 		over |= x->t[k].over || x->t[k].len > FTS_MAX_TEXT;
-	if (over || err != STORE_OK)
-		return store_fts_skip(st, b->id);
-	for (k = 0; k < STORE_FTS_NKINDS && err == STORE_OK; k++) {
-		if (x->t[k].len == 0)
-			continue;
-		text_sanitise(x->t[k].p, x->t[k].len);
-		err = store_fts_add(st, b->id, (enum store_fts_kind)k,
-		    x->t[k].p, x->t[k].len);
+		if (!over)
+			text_sanitise(x->t[k].p, x->t[k].len);
 	}
+	return over || err != STORE_OK;
+}
+
+/*
+ * Indexes one blob: its rows, or its id in fts_skipped when a text is
+ * too long or the blob cannot be read (SEARCH then reads it, and meets
+ * what is wrong with it itself).  A blob gone since it was listed is
+ * passed over.  *indexed counts the blobs given rows.  Returns what
+ * failed writing the index.
+ */
+static enum store_err
+index_blob(struct store *st, struct extract *x, const struct store_fts_blob *b,
+    int64_t *indexed)
+{
+	enum store_err	 err = STORE_OK;
+	size_t		 k;
+	int		 r;
+
+	if ((r = extract_blob(st, x, b)) != 0)
+		return r < 0 ? STORE_OK : store_fts_skip(st, b->id);
+	for (k = 0; k < STORE_FTS_NKINDS && err == STORE_OK; k++)
+		if (x->t[k].len > 0)
+			err = store_fts_add(st, b->id, (enum store_fts_kind)k,
+			    x->t[k].p, x->t[k].len);
 	*indexed += err == STORE_OK;
 	return err;
+}
+
+/*
+ * Deletes the rows of a blob about to go (no message uses it any
+ * more): its texts read once more, as they were indexed, for the
+ * contentless table to take them back; then the blob may go
+ * (store_fts_forgot()).  Texts that do not come back the same (cannot
+ * be: the blob and its meta never change) leave its rows, which name
+ * no message.  Returns what failed writing the index.
+ */
+static enum store_err
+forget_blob(struct store *st, struct extract *x, const struct store_fts_blob *b)
+{
+	enum store_err	 err = STORE_OK;
+	size_t		 k;
+	int		 r;
+
+	if ((r = extract_blob(st, x, b)) < 0)
+		return STORE_OK;
+	if (r > 0)
+		log_warn("search.index", "msg=\"rows of a deleted message "
+		    "left in the index\" blob=%lld", (long long)b->id);
+	for (k = 0; r == 0 && k < STORE_FTS_NKINDS && err == STORE_OK; k++)
+		if (x->t[k].len > 0)
+			err = store_fts_forget(st, b->id,
+			    (enum store_fts_kind)k, x->t[k].p, x->t[k].len);
+	return err == STORE_OK ? store_fts_forgot(st, b->id) : err;
 }
 
 static void
@@ -367,10 +409,11 @@ extract_free(struct extract *x)
 }
 
 /*
- * Indexes the blobs above the index's high-water mark, at most
- * FTS_STEP_BLOBS or FTS_STEP_USEC of them, in the transaction open or
- * a new one (first emptying an index by another extractor version).
- * Returns 1 when it indexed any.
+ * Forgets the blobs that deletes left to it, then indexes the blobs
+ * above the index's high-water mark, at most FTS_STEP_BLOBS of each or
+ * FTS_STEP_USEC in all, in the transaction open or a new one (first
+ * emptying an index by another extractor version).  Returns 1 when it
+ * did any.
  */
 static int
 index_batch(struct store *st)
@@ -380,7 +423,7 @@ index_batch(struct store *st)
 	struct extract		*x;
 	enum store_err		 err;
 	int64_t			 start, upto = 0, indexed = 0;
-	size_t			 n = 0, i;
+	size_t			 n = 0, i, forgot;
 
 	if ((x = calloc(1, sizeof(*x))) == NULL)
 		return 0;
@@ -396,10 +439,18 @@ index_batch(struct store *st)
 		err = store_fts_reset(st, EXTRACTOR_VERSION);
 		state.upto = 0;
 	}
+	start = log_clock_us();
 	if (err == STORE_OK)
+		err = store_fts_forgettable(st, state.upto, blobs,
+		    FTS_STEP_BLOBS, &n);
+	for (i = 0; i < n && err == STORE_OK && (i == 0 ||
+	    log_clock_us() - start < FTS_STEP_USEC); i++)
+		err = forget_blob(st, x, &blobs[i]);
+	forgot = i;
+	n = 0;
+	if (err == STORE_OK && log_clock_us() - start < FTS_STEP_USEC)
 		err = store_fts_pending(st, state.upto, blobs, FTS_STEP_BLOBS,
 		    &n);
-	start = log_clock_us();
 	for (i = 0; i < n && err == STORE_OK && (i == 0 ||
 	    log_clock_us() - start < FTS_STEP_USEC); i++) {
 		err = index_blob(st, x, &blobs[i], &indexed);
@@ -410,7 +461,7 @@ index_batch(struct store *st)
 		    "err=%s", (long long)upto, store_strerror(err));
 	err = store_fts_end(st, upto, indexed, err);
 	extract_free(x);
-	return err == STORE_OK && n > 0;
+	return err == STORE_OK && (n > 0 || forgot > 0);
 }
 
 int64_t
@@ -420,7 +471,7 @@ search_index_step(struct store *st, int64_t now_ms)
 	static int64_t		 waiting;
 	struct store_fts_blob	 blobs[FTS_STEP_BLOBS];
 	struct store_fts_state	 state;
-	size_t			 n = 0;
+	size_t			 n = 0, gone = 0;
 
 	/*
 	 * Most iterations find nothing to do, without a transaction.  On
@@ -428,14 +479,20 @@ search_index_step(struct store *st, int64_t now_ms)
 	 * that deletes need.
 	 */
 	if (!store_fts_enabled(st) || store_room_tight(st) ||
-	    store_fts_state(st, &state) !=
-	    STORE_OK || (state.version == EXTRACTOR_VERSION &&
-	    (store_fts_pending(st, state.upto, blobs, FTS_STEP_BLOBS, &n) !=
-	    STORE_OK || n == 0))) {
+	    store_fts_state(st, &state) != STORE_OK) {
 		waiting = 0;
 		return 0;
 	}
-	if (state.version == EXTRACTOR_VERSION && n < FTS_STEP_BLOBS) {
+	if (state.version == EXTRACTOR_VERSION &&
+	    (store_fts_forgettable(st, state.upto, blobs, 1, &gone) !=
+	    STORE_OK || store_fts_pending(st, state.upto, blobs,
+	    FTS_STEP_BLOBS, &n) != STORE_OK || (n == 0 && gone == 0))) {
+		waiting = 0;
+		return 0;
+	}
+	/* What deletes wait for goes at once; new mail a batch at a time. */
+	if (state.version == EXTRACTOR_VERSION && gone == 0 &&
+	    n < FTS_STEP_BLOBS) {
 		if (waiting == 0)
 			waiting = now_ms;
 		if (now_ms - waiting < FTS_DELAY_MS)
@@ -941,7 +998,8 @@ index_status(struct store *st)
 	printf("blobs: %lld\nindexed: %lld\npending: %lld\nskipped: %lld\n",
 	    (long long)s.stored, (long long)(s.stored - s.pending -
 	    s.skipped), (long long)s.pending, (long long)s.skipped);
-	printf("bytes: %lld\n", (long long)s.bytes);
+	printf("bytes: %lld\norphaned: %lld\n", (long long)s.bytes,
+	    (long long)s.orphaned);
 	return 0;
 }
 
