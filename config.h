@@ -114,6 +114,9 @@
 #define FTS_MAX_TRIGRAMS	24	/* trigrams of one search string asked of the index */
 #define FTS_MAX_BITMAP		(1024 * 1024) /* bytes of one key's blob bitmap; a store past 8M blob ids reads */
 #define FTS_GATHER_ROWS		4096	/* candidate blobs read from the index at once */
+#define FTS_WALK_SHARE		2	/* SEARCH tries only the index's candidates when at most 1/N of the mailbox */
+#define FTS_WALK_PENDING	1024	/* blobs not yet indexed a SEARCH looks up one by one; more: it tries every message */
+#define FTS_WALK_BYTES		4096	/* bytes of the candidates' bitmap one move of SEARCH's set-up reads */
 /*
  * Growth (store_purge.c): tombstones and renumbered copies go once every
  * known replica has them and they are older than --tombstone-retention;

@@ -41,6 +41,10 @@
  * index holds and does not name then answers NO to that key from the
  * view alone, and reads nothing for it.  Every other message is tried
  * as above, so the index changes what is read, never what is found.
+ * When every match must pass such a key (an AND with one, an OR of
+ * them, no NOT above), the messages tried are the index's candidates
+ * alone, in UID order, and the others are not even looked at: a search
+ * costs its candidates, not the mailbox.
  */
 #include <assert.h>
 #include <stdint.h>
@@ -103,10 +107,18 @@ struct scan {
 	size_t			 have, folded;	/* window_search()'s */
 };
 
+/* Which messages of the view a SEARCH tries. */
+enum walk {
+	WALK_ALL,
+	WALK_UNSEEN,	/* the unseen ones (store_unseen_uids()) */
+	WALK_INDEX,	/* the index's candidates (search_fts_candidates()) */
+};
+
 /* A running SEARCH, from its compiled keys to its last step. */
 struct search {
 	struct search_prog	 prog;
 	struct search_fts	*fts;		/* the index's prefilters */
+	int			 gathered;	/* read from the index */
 	struct store		*store;
 	int64_t			 mailbox;
 	int			 uid;		/* UID SEARCH */
@@ -133,10 +145,11 @@ struct search {
 	size_t			 nhits, caphits;
 	enum store_err		 err;		/* what stopped a test */
 	/*
-	 * When every match must be unseen, the messages tried are the
-	 * unseen ones alone, read from the store a batch at a time.
+	 * When every match must be a message the index names, or must be
+	 * unseen, the messages tried are those alone, their UIDs read a
+	 * batch at a time.
 	 */
-	int			 unseen;
+	enum walk		 walk;
 	uint32_t		 cand[IMAP_STEP_MESSAGES];	/* UIDs */
 	size_t			 ncand, icand;	/* read, tried */
 	int			 cand_end;	/* no more to read */
@@ -649,8 +662,7 @@ eval(struct search *se, const struct node *n, struct candidate *m,
 	/* A paused scan is resumed first, before any other is begun. */
 	if (se->paused)
 		return T_UNKNOWN;
-	if (n->fts != 0 && search_fts_excludes(se->fts, se->mailbox, n,
-	    m->uid))
+	if (n->fts != 0 && search_fts_excludes(se->fts, n, m->uid))
 		return tri_of(n->neg);
 	if (n->kind != N_AND && n->kind != N_OR && n->need > have)
 		return T_UNKNOWN;
@@ -934,17 +946,36 @@ only_unseen(const struct node *n)
 }
 
 /*
- * Moves se->next to the view index of the next unseen message not yet
- * tried (to the view's end when none is left), reading the next batch
- * of their UIDs when one is used up.  Returns 0, or -1 on a store error
- * (in se->err).  A message the view does not hold (delivered since) is
- * passed over, and those above its last UID are not read on; one unseen
- * only since its batch was read is not tried.
+ * Reads the next batch of the UIDs to try after `after` into se->cand.
+ * Returns 0, or -1 on a store error (in se->err).
  */
 static int
-next_unseen(struct search *se, const struct imap_view *v)
+read_candidates(struct search *se, uint32_t after)
 {
-	uint32_t	 seq, after;
+	se->icand = 0;
+	if (se->walk == WALK_INDEX)
+		search_fts_candidates(se->fts, after, se->cand,
+		    IMAP_STEP_MESSAGES, &se->ncand);
+	else if ((se->err = store_unseen_uids(se->store, se->mailbox, after,
+	    se->cand, IMAP_STEP_MESSAGES, &se->ncand)) != STORE_OK)
+		return -1;
+	se->cand_end = se->ncand < IMAP_STEP_MESSAGES;
+	return 0;
+}
+
+/*
+ * Moves se->next to the view index of the next message to try that
+ * was not tried yet (to the view's end when none is left), reading the
+ * next batch of their UIDs when one is used up.  Returns 0, or -1 on a
+ * store error (in se->err).  A message the view does not hold
+ * (delivered since, expunged and announced) is passed over, and those
+ * above its last UID are not read on; one unseen only since its batch
+ * was read is not tried.
+ */
+static int
+next_candidate(struct search *se, const struct imap_view *v)
+{
+	uint32_t	 seq;
 
 	for (;;) {
 		if (se->icand == se->ncand) {
@@ -952,13 +983,9 @@ next_unseen(struct search *se, const struct imap_view *v)
 				se->next = v->count;
 				return 0;
 			}
-			after = se->ncand > 0 ? se->cand[se->ncand - 1] : 0;
-			if ((se->err = store_unseen_uids(se->store,
-			    se->mailbox, after, se->cand, IMAP_STEP_MESSAGES,
-			    &se->ncand)) != STORE_OK)
+			if (read_candidates(se, se->ncand > 0 ?
+			    se->cand[se->ncand - 1] : 0) < 0)
 				return -1;
-			se->icand = 0;
-			se->cand_end = se->ncand < IMAP_STEP_MESSAGES;
 			continue;
 		}
 		if (se->cand[se->icand] > imap_view_last_uid(v)) {
@@ -978,6 +1005,8 @@ next_unseen(struct search *se, const struct imap_view *v)
  * Tries messages until the mailbox is done (1) or the step's budget is
  * used up, maybe in the middle of a message (0), calling found() for
  * each match with its index in the view.  -1: a store error (se->err).
+ * Once the index has said which messages may match, only those are
+ * tried when it can tell (search_fts_candidates()).
  */
 static int
 search_run(struct session *s, struct search *se,
@@ -987,10 +1016,16 @@ search_run(struct session *s, struct search *se,
 	int			 r;
 
 	imap_step_begin(&se->budget);
-	if (se->fts != NULL && !search_fts_gather(se->fts, &se->budget))
-		return 0;
+	if (se->fts != NULL && !se->gathered) {
+		if (!search_fts_gather(se->fts, &se->budget))
+			return 0;
+		se->gathered = 1;
+		if (search_fts_walks(se->fts))
+			se->walk = WALK_INDEX;
+	}
 	for (;;) {
-		if (se->unseen && !se->trying && next_unseen(se, v) < 0)
+		if (se->walk != WALK_ALL && !se->trying &&
+		    next_candidate(se, v) < 0)
 			return -1;
 		if (se->next >= v->count)
 			return 1;
@@ -1003,8 +1038,24 @@ search_run(struct session *s, struct search *se,
 		if (r < 0 || (r > 0 && found(s, se, se->next) < 0))
 			return -1;
 		se->next++;
-		se->icand += se->unseen;
+		se->icand += se->walk != WALK_ALL;
 	}
+}
+
+/*
+ * search_run() inside one read snapshot, so that the look-ups of a
+ * step share one lock of the store (as FETCH's steps do).
+ */
+static int
+search_run_step(struct session *s, struct search *se,
+    int (*found)(struct session *, struct search *, uint32_t))
+{
+	int	 r;
+
+	store_read_begin(se->store);
+	r = search_run(s, se, found);
+	store_read_end(se->store);
+	return r;
 }
 
 /*
@@ -1082,7 +1133,7 @@ search_step(struct session *s, void *arg)
 	struct search	*se = arg;
 	int		 r;
 
-	if ((r = search_run(s, se, search_write_match)) == 0)
+	if ((r = search_run_step(s, se, search_write_match)) == 0)
 		return 0;
 	if (r < 0) {
 		search_failed(s, se);
@@ -1171,8 +1222,9 @@ search_new(struct session *s, const struct imap_arg *args, size_t nargs,
 	}
 	se->store = s->srv->store;
 	se->mailbox = ims->view->mb.id;
-	se->fts = search_fts_new(se->store, &se->prog);
-	se->unseen = only_unseen(se->prog.root);
+	se->fts = search_fts_new(se->store, &se->prog, se->mailbox,
+	    ims->view->count);
+	se->walk = only_unseen(se->prog.root) ? WALK_UNSEEN : WALK_ALL;
 	se->uid = uid;
 	if (se->prog.modseq)
 		imap_condstore_enable(s);
@@ -1303,7 +1355,7 @@ imap_search_matches(struct session *s, struct search *se,
 {
 	int	 r;
 
-	if ((r = search_run(s, se, search_keep_match)) == 1) {
+	if ((r = search_run_step(s, se, search_keep_match)) == 1) {
 		*hits = se->hits;
 		*n = se->nhits;
 	} else if (r < 0)

@@ -19,6 +19,15 @@
  * message when the index is off or being rebuilt are read as before.
  * So the index changes how fast SEARCH answers, never what.
  *
+ * When the search's shape says every match must pass a key with a
+ * prefilter (enum walk, mark_narrows()), the search asks no more than
+ * the mailbox's messages of the blobs the prefilters name, joined as
+ * the keys are, and of the blobs the index cannot tell of (skipped,
+ * or above its high-water mark): a look-up each in the message table's
+ * blob index, then sorted by UID.  When they would be more than
+ * 1/FTS_WALK_SHARE of the mailbox, or the index is far behind, every
+ * message is tried instead, the prefilters still passing over most.
+ *
  * The server indexes behind delivery: the blobs above the index's
  * high-water mark, a bounded batch once enough wait or the first has
  * waited a while, in a transaction of its own after the group commit
@@ -299,15 +308,12 @@ extract_fields(struct extract *x, struct store_meta *meta)
 }
 
 /*
- * Indexes one blob: its rows, or its id in fts_skipped when a text is
- * too long or the blob cannot be read (SEARCH then reads it, and meets
- * what is wrong with it itself).  A blob gone since it was listed is
- * passed over.  *indexed counts the blobs given rows.  Returns what
- * failed writing the index.
+ * The texts of one blob into x, as they are indexed.  Returns 0; 1 when
+ * a text is too long or the blob cannot be read (then it has no rows);
+ * -1 when the blob is gone.
  */
-static enum store_err
-index_blob(struct store *st, struct extract *x, const struct store_fts_blob *b,
-    int64_t *indexed)
+static int
+extract_blob(struct store *st, struct extract *x, const struct store_fts_blob *b)
 {
 	struct store_meta		 meta;
 	struct store_blob_reader	*r = NULL;
@@ -319,9 +325,9 @@ index_blob(struct store *st, struct extract *x, const struct store_fts_blob *b,
 		x->t[k].len = x->t[k].over = 0;
 	if ((err = store_message_meta(st, b->guid, STORE_META_ALL, &meta)) ==
 	    STORE_NOTFOUND)
-		return STORE_OK;
+		return -1;
 	if (err != STORE_OK)
-		return store_fts_skip(st, b->id);
+		return 1;
 	if ((err = store_blob_open(st, b->guid, &r, NULL)) == STORE_OK &&
 	    (extract_body(x, r, &meta) < 0 || extract_header(x, r,
 	    &meta) < 0))
@@ -331,20 +337,65 @@ index_blob(struct store *st, struct extract *x, const struct store_fts_blob *b,
 		extract_fields(x, &meta);
 	store_meta_free(&meta);
 	if (err == STORE_NOTFOUND)
-		return STORE_OK;
-	for (k = 0; k < STORE_FTS_NKINDS; k++)
+		return -1;
+	for (k = 0; k < STORE_FTS_NKINDS; k++) {
 		over |= x->t[k].over || x->t[k].len > FTS_MAX_TEXT;
-	if (over || err != STORE_OK)
-		return store_fts_skip(st, b->id);
-	for (k = 0; k < STORE_FTS_NKINDS && err == STORE_OK; k++) {
-		if (x->t[k].len == 0)
-			continue;
-		text_sanitise(x->t[k].p, x->t[k].len);
-		err = store_fts_add(st, b->id, (enum store_fts_kind)k,
-		    x->t[k].p, x->t[k].len);
+		if (!over)
+			text_sanitise(x->t[k].p, x->t[k].len);
 	}
+	return over || err != STORE_OK;
+}
+
+/*
+ * Indexes one blob: its rows, or its id in fts_skipped when a text is
+ * too long or the blob cannot be read (SEARCH then reads it, and meets
+ * what is wrong with it itself).  A blob gone since it was listed is
+ * passed over.  *indexed counts the blobs given rows.  Returns what
+ * failed writing the index.
+ */
+static enum store_err
+index_blob(struct store *st, struct extract *x, const struct store_fts_blob *b,
+    int64_t *indexed)
+{
+	enum store_err	 err = STORE_OK;
+	size_t		 k;
+	int		 r;
+
+	if ((r = extract_blob(st, x, b)) != 0)
+		return r < 0 ? STORE_OK : store_fts_skip(st, b->id);
+	for (k = 0; k < STORE_FTS_NKINDS && err == STORE_OK; k++)
+		if (x->t[k].len > 0)
+			err = store_fts_add(st, b->id, (enum store_fts_kind)k,
+			    x->t[k].p, x->t[k].len);
 	*indexed += err == STORE_OK;
 	return err;
+}
+
+/*
+ * Deletes the rows of a blob about to go (no message uses it any
+ * more): its texts read once more, as they were indexed, for the
+ * contentless table to take them back; then the blob may go
+ * (store_fts_forgot()).  Texts that do not come back the same (cannot
+ * be: the blob and its meta never change) leave its rows, which name
+ * no message.  Returns what failed writing the index.
+ */
+static enum store_err
+forget_blob(struct store *st, struct extract *x, const struct store_fts_blob *b)
+{
+	enum store_err	 err = STORE_OK;
+	size_t		 k;
+	int		 r;
+
+	if ((r = extract_blob(st, x, b)) < 0)
+		return STORE_OK;
+	if (r > 0)
+		log_warn("search.index", "msg=\"rows of a deleted message "
+		    "left in the index\" blob=%lld", (long long)b->id);
+	for (k = 0; r == 0 && k < STORE_FTS_NKINDS && err == STORE_OK; k++)
+		if (x->t[k].len > 0)
+			err = store_fts_forget(st, b->id,
+			    (enum store_fts_kind)k, x->t[k].p, x->t[k].len);
+	return err == STORE_OK ? store_fts_forgot(st, b->id) : err;
 }
 
 static void
@@ -358,10 +409,11 @@ extract_free(struct extract *x)
 }
 
 /*
- * Indexes the blobs above the index's high-water mark, at most
- * FTS_STEP_BLOBS or FTS_STEP_USEC of them, in the transaction open or
- * a new one (first emptying an index by another extractor version).
- * Returns 1 when it indexed any.
+ * Forgets the blobs that deletes left to it, then indexes the blobs
+ * above the index's high-water mark, at most FTS_STEP_BLOBS of each or
+ * FTS_STEP_USEC in all, in the transaction open or a new one (first
+ * emptying an index by another extractor version).  Returns 1 when it
+ * did any.
  */
 static int
 index_batch(struct store *st)
@@ -371,7 +423,7 @@ index_batch(struct store *st)
 	struct extract		*x;
 	enum store_err		 err;
 	int64_t			 start, upto = 0, indexed = 0;
-	size_t			 n = 0, i;
+	size_t			 n = 0, i, forgot;
 
 	if ((x = calloc(1, sizeof(*x))) == NULL)
 		return 0;
@@ -387,10 +439,18 @@ index_batch(struct store *st)
 		err = store_fts_reset(st, EXTRACTOR_VERSION);
 		state.upto = 0;
 	}
+	start = log_clock_us();
 	if (err == STORE_OK)
+		err = store_fts_forgettable(st, state.upto, blobs,
+		    FTS_STEP_BLOBS, &n);
+	for (i = 0; i < n && err == STORE_OK && (i == 0 ||
+	    log_clock_us() - start < FTS_STEP_USEC); i++)
+		err = forget_blob(st, x, &blobs[i]);
+	forgot = i;
+	n = 0;
+	if (err == STORE_OK && log_clock_us() - start < FTS_STEP_USEC)
 		err = store_fts_pending(st, state.upto, blobs, FTS_STEP_BLOBS,
 		    &n);
-	start = log_clock_us();
 	for (i = 0; i < n && err == STORE_OK && (i == 0 ||
 	    log_clock_us() - start < FTS_STEP_USEC); i++) {
 		err = index_blob(st, x, &blobs[i], &indexed);
@@ -401,7 +461,7 @@ index_batch(struct store *st)
 		    "err=%s", (long long)upto, store_strerror(err));
 	err = store_fts_end(st, upto, indexed, err);
 	extract_free(x);
-	return err == STORE_OK && n > 0;
+	return err == STORE_OK && (n > 0 || forgot > 0);
 }
 
 int64_t
@@ -411,7 +471,7 @@ search_index_step(struct store *st, int64_t now_ms)
 	static int64_t		 waiting;
 	struct store_fts_blob	 blobs[FTS_STEP_BLOBS];
 	struct store_fts_state	 state;
-	size_t			 n = 0;
+	size_t			 n = 0, gone = 0;
 
 	/*
 	 * Most iterations find nothing to do, without a transaction.  On
@@ -419,14 +479,20 @@ search_index_step(struct store *st, int64_t now_ms)
 	 * that deletes need.
 	 */
 	if (!store_fts_enabled(st) || store_room_tight(st) ||
-	    store_fts_state(st, &state) !=
-	    STORE_OK || (state.version == EXTRACTOR_VERSION &&
-	    (store_fts_pending(st, state.upto, blobs, FTS_STEP_BLOBS, &n) !=
-	    STORE_OK || n == 0))) {
+	    store_fts_state(st, &state) != STORE_OK) {
 		waiting = 0;
 		return 0;
 	}
-	if (state.version == EXTRACTOR_VERSION && n < FTS_STEP_BLOBS) {
+	if (state.version == EXTRACTOR_VERSION &&
+	    (store_fts_forgettable(st, state.upto, blobs, 1, &gone) !=
+	    STORE_OK || store_fts_pending(st, state.upto, blobs,
+	    FTS_STEP_BLOBS, &n) != STORE_OK || (n == 0 && gone == 0))) {
+		waiting = 0;
+		return 0;
+	}
+	/* What deletes wait for goes at once; new mail a batch at a time. */
+	if (state.version == EXTRACTOR_VERSION && gone == 0 &&
+	    n < FTS_STEP_BLOBS) {
 		if (waiting == 0)
 			waiting = now_ms;
 		if (now_ms - waiting < FTS_DELAY_MS)
@@ -448,8 +514,26 @@ struct prefilter {
 	int		 off;		/* unusable: every message is read */
 };
 
+/* What a search does with the prefilters once they are read. */
+enum walk {
+	WALK_COUNT,	/* counting the blobs a match may have */
+	WALK_LOOKUP,	/* reading this mailbox's messages of those blobs */
+	WALK_SKIPPED,	/* ... and of the blobs never indexed */
+	WALK_PENDING,	/* ... and of those indexed since the search began */
+	WALK_READY,	/* only the candidates are tried */
+	WALK_OFF,	/* every message is tried */
+};
+
+/* A message that may match: the index names its blob, or cannot tell. */
+struct candidate_msg {
+	uint32_t	 uid;
+	int64_t		 blob;
+};
+
 struct search_fts {
 	struct store		*store;
+	struct node		*root;
+	int64_t			 mailbox;
 	int64_t			 generation;
 	int64_t			 upto;		/* indexed when the search began */
 	int64_t			*skipped;	/* never indexed, ascending */
@@ -461,6 +545,14 @@ struct search_fts {
 	uint32_t		 uids[BLOB_BATCH];
 	int64_t			 blobs[BLOB_BATCH];
 	size_t			 nb, ib;
+	/* The candidates, when every match must be one of them. */
+	enum walk		 walk;
+	size_t			 limit;		/* more: every message is tried */
+	size_t			 word;		/* of the bitmaps, walked so far */
+	size_t			 count;		/* blobs counted */
+	int64_t			 last;		/* the highest blob id */
+	struct candidate_msg	*cand;		/* ascending UIDs when ready */
+	size_t			 ncand, capcand;
 };
 
 /* The kinds of row that hold what node n reads, or 0. */
@@ -505,7 +597,8 @@ read_skipped(struct search_fts *f)
 }
 
 struct search_fts *
-search_fts_new(struct store *st, struct search_prog *prog)
+search_fts_new(struct store *st, struct search_prog *prog, int64_t mailbox_id,
+    uint32_t messages)
 {
 	struct store_fts_state	 state;
 	struct search_fts	*f;
@@ -519,6 +612,9 @@ search_fts_new(struct store *st, struct search_prog *prog)
 	    (f = calloc(1, sizeof(*f))) == NULL)
 		return NULL;
 	f->store = st;
+	f->root = prog->root;
+	f->mailbox = mailbox_id;
+	f->limit = messages / FTS_WALK_SHARE;
 	f->generation = state.generation;
 	f->upto = state.upto;
 	for (n = prog->nodes; n != NULL && f->npf < IMAP_MAX_SEARCH_FTS;
@@ -552,6 +648,7 @@ search_fts_free(struct search_fts *f)
 		free(f->pf[i].bits);
 	}
 	free(f->skipped);
+	free(f->cand);
 	free(f);
 }
 
@@ -576,6 +673,192 @@ gather_one(struct search_fts *f, struct prefilter *p)
 		p->bits[f->ids[i] / 8] |= (uint8_t)(1u << (f->ids[i] % 8));
 }
 
+/*
+ * Marks each node under n that narrows the search: every message that
+ * passes it has a blob some prefilter under it names (or one the index
+ * cannot tell of).  Such are a key with a usable prefilter, not
+ * negated; an AND with such a child; an OR of such children.  A NOT,
+ * or an OR with another key, may pass any message.  Returns n's mark.
+ */
+static int
+mark_narrows(const struct search_fts *f, struct node *n)
+{
+	struct node	*c;
+	int		 any = 0, all = 1;
+
+	for (c = n->child; c != NULL; c = c->next) {
+		if (mark_narrows(f, c))
+			any = 1;
+		else
+			all = 0;
+	}
+	if (n->neg)
+		n->narrows = 0;
+	else if (n->kind == N_AND)
+		n->narrows = any;
+	else if (n->kind == N_OR)
+		n->narrows = all && n->child != NULL;
+	else
+		n->narrows = n->fts != 0 && !f->pf[n->fts - 1].off;
+	return n->narrows;
+}
+
+/*
+ * Byte `byte` of the bitmap of the blobs a message that passes node n
+ * (marked as narrowing) may have: the prefilters' bitmaps joined as the
+ * keys are; a key that does not narrow passes every blob.
+ */
+static uint8_t
+narrow_byte(const struct search_fts *f, const struct node *n, size_t byte)
+{
+	const struct node	*c;
+	uint8_t			 b;
+
+	if (!n->narrows)
+		return 0xff;
+	switch (n->kind) {
+	case N_AND:
+		b = 0xff;
+		for (c = n->child; c != NULL && b != 0; c = c->next)
+			b &= narrow_byte(f, c, byte);
+		return b;
+	case N_OR:
+		b = 0;
+		for (c = n->child; c != NULL; c = c->next)
+			b |= narrow_byte(f, c, byte);
+		return b;
+	default:
+		return f->pf[n->fts - 1].bits[byte];
+	}
+}
+
+/*
+ * Appends this mailbox's messages of blob `blob` to the candidates.
+ * Returns 0, or -1 when they are too many or cannot be read: then every
+ * message is tried.
+ */
+static int
+add_candidates(struct search_fts *f, int64_t blob)
+{
+	struct candidate_msg	*c;
+	size_t			 n, i, room, cap;
+
+	if (f->ncand > f->limit)
+		return -1;
+	if (f->capcand - f->ncand < BLOB_BATCH) {
+		cap = f->capcand > 0 ? f->capcand * 2 : BLOB_BATCH;
+		if ((c = reallocarray(f->cand, cap, sizeof(*c))) == NULL)
+			return -1;
+		f->cand = c;
+		f->capcand = cap;
+	}
+	room = f->limit + 1 - f->ncand < BLOB_BATCH ?
+	    f->limit + 1 - f->ncand : BLOB_BATCH;
+	if (store_blob_messages(f->store, f->mailbox, blob, f->uids, room,
+	    &n) != STORE_OK || n == room)
+		return -1;
+	for (i = 0; i < n; i++) {
+		f->cand[f->ncand].uid = f->uids[i];
+		f->cand[f->ncand++].blob = blob;
+	}
+	return 0;
+}
+
+static int
+cand_cmp(const void *a, const void *b)
+{
+	const struct candidate_msg	*x = a, *y = b;
+
+	return x->uid < y->uid ? -1 : x->uid > y->uid;
+}
+
+/* Sorts the candidates by UID, each once. */
+static void
+cand_sort(struct search_fts *f)
+{
+	size_t	 i, o;
+
+	if (f->ncand == 0)
+		return;
+	qsort(f->cand, f->ncand, sizeof(*f->cand), cand_cmp);
+	for (i = o = 0; i < f->ncand; i++)
+		if (o == 0 || f->cand[o - 1].uid != f->cand[i].uid)
+			f->cand[o++] = f->cand[i];
+	f->ncand = o;
+}
+
+/*
+ * One move of the walk's set-up (enum walk): a bounded run of bitmap
+ * bytes, or the look-up of one blob's messages.  Returns 1 once the
+ * walk is ready or off.
+ */
+static int
+walk_move(struct search_fts *f)
+{
+	size_t	 nbytes = (size_t)(f->upto / 8 + 1), i;
+	uint8_t	 b;
+
+	switch (f->walk) {
+	case WALK_COUNT:
+		for (i = 0; i < FTS_WALK_BYTES && f->word < nbytes; i++)
+			f->count += (size_t)__builtin_popcount(
+			    narrow_byte(f, f->root, f->word++));
+		if (f->word == nbytes) {
+			f->word = 0;
+			f->walk = f->count + f->nskipped > f->limit ?
+			    WALK_OFF : WALK_LOOKUP;
+		}
+		return 0;
+	case WALK_LOOKUP:
+		/* f->word counts bits here: the next blob id to look at. */
+		for (i = 0; i < FTS_WALK_BYTES * 8 && f->word < nbytes * 8;
+		    i++, f->word++) {
+			b = narrow_byte(f, f->root, f->word / 8);
+			if (b == 0) {
+				f->word |= 7;
+				continue;
+			}
+			if ((b & 1u << f->word % 8) == 0)
+				continue;
+			if (add_candidates(f, (int64_t)f->word++) < 0)
+				f->walk = WALK_OFF;
+			return 0;
+		}
+		if (f->word >= nbytes * 8) {
+			f->word = 0;
+			f->walk = WALK_SKIPPED;
+		}
+		return 0;
+	case WALK_SKIPPED:
+		if (f->word < f->nskipped && f->skipped[f->word] <= f->upto) {
+			if (add_candidates(f, f->skipped[f->word++]) < 0)
+				f->walk = WALK_OFF;
+			return 0;
+		}
+		/* Few wait, or the index is behind: then every message. */
+		if (store_blob_last(f->store, &f->last) != STORE_OK ||
+		    f->last - f->upto > FTS_WALK_PENDING)
+			f->walk = WALK_OFF;
+		else
+			f->walk = WALK_PENDING;
+		f->word = (size_t)f->upto + 1;
+		return 0;
+	case WALK_PENDING:
+		if ((int64_t)f->word <= f->last) {
+			if (add_candidates(f, (int64_t)f->word++) < 0)
+				f->walk = WALK_OFF;
+			return 0;
+		}
+		cand_sort(f);
+		f->walk = WALK_READY;
+		return 1;
+	case WALK_READY:
+	case WALK_OFF:
+		break;
+	}
+	return 1;
+}
+
 int
 search_fts_gather(struct search_fts *f, const struct imap_step_budget *b)
 {
@@ -587,7 +870,59 @@ search_fts_gather(struct search_fts *f, const struct imap_step_budget *b)
 		else
 			gather_one(f, &f->pf[f->gathered]);
 	}
+	if (f->walk == WALK_COUNT && !mark_narrows(f, f->root))
+		f->walk = WALK_OFF;
+	while (!walk_move(f))
+		if (!imap_step_time_left(b))
+			return 0;
+	if (f->walk == WALK_OFF) {
+		free(f->cand);
+		f->cand = NULL;
+		f->ncand = f->capcand = 0;
+	}
 	return 1;
+}
+
+/* The candidate of UID uid, or NULL. */
+static const struct candidate_msg *
+cand_find(const struct search_fts *f, uint32_t uid)
+{
+	size_t	 lo = 0, hi = f->ncand, mid;
+
+	while (lo < hi) {
+		mid = lo + (hi - lo) / 2;
+		if (f->cand[mid].uid == uid)
+			return &f->cand[mid];
+		if (f->cand[mid].uid < uid)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return NULL;
+}
+
+int
+search_fts_walks(const struct search_fts *f)
+{
+	return f->walk == WALK_READY;
+}
+
+void
+search_fts_candidates(const struct search_fts *f, uint32_t after,
+    uint32_t *uids, size_t max, size_t *n)
+{
+	size_t	 lo = 0, hi = f->ncand, mid;
+
+	*n = 0;
+	while (lo < hi) {
+		mid = lo + (hi - lo) / 2;
+		if (f->cand[mid].uid <= after)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	for (; lo < f->ncand && *n < max; lo++)
+		uids[(*n)++] = f->cand[lo].uid;
 }
 
 /* Whether a sorted array holds v. */
@@ -609,19 +944,24 @@ ids_have(const int64_t *ids, size_t n, int64_t v)
 }
 
 /*
- * The blob of message uid, from the batch of the mailbox's messages
- * that holds it (read when the batch read last is passed), or 0.
+ * The blob of message uid: from the candidates when only they are
+ * tried, else from the batch of the mailbox's messages that holds it
+ * (read when the batch read last is passed); 0 when unknown.
  */
 static int64_t
-blob_of(struct search_fts *f, int64_t mailbox_id, uint32_t uid)
+blob_of(struct search_fts *f, uint32_t uid)
 {
+	const struct candidate_msg	*c;
+
+	if (f->walk == WALK_READY)
+		return (c = cand_find(f, uid)) != NULL ? c->blob : 0;
 	for (;;) {
 		while (f->ib < f->nb && f->uids[f->ib] < uid)
 			f->ib++;
 		if (f->ib < f->nb)
 			return f->uids[f->ib] == uid ? f->blobs[f->ib] : 0;
 		f->ib = 0;
-		if (store_message_blobs(f->store, mailbox_id, uid - 1,
+		if (store_message_blobs(f->store, f->mailbox, uid - 1,
 		    f->uids, f->blobs, BLOB_BATCH, &f->nb) != STORE_OK ||
 		    f->nb == 0)
 			return 0;
@@ -629,13 +969,12 @@ blob_of(struct search_fts *f, int64_t mailbox_id, uint32_t uid)
 }
 
 int
-search_fts_excludes(struct search_fts *f, int64_t mailbox_id,
-    const struct node *n, uint32_t uid)
+search_fts_excludes(struct search_fts *f, const struct node *n, uint32_t uid)
 {
 	const struct prefilter	*p = &f->pf[n->fts - 1];
 	int64_t			 blob;
 
-	if (p->off || (blob = blob_of(f, mailbox_id, uid)) <= 0 ||
+	if (p->off || (blob = blob_of(f, uid)) <= 0 ||
 	    blob > f->upto || ids_have(f->skipped, f->nskipped, blob))
 		return 0;
 	return (p->bits[blob / 8] & 1u << (blob % 8)) == 0;
@@ -659,7 +998,8 @@ index_status(struct store *st)
 	printf("blobs: %lld\nindexed: %lld\npending: %lld\nskipped: %lld\n",
 	    (long long)s.stored, (long long)(s.stored - s.pending -
 	    s.skipped), (long long)s.pending, (long long)s.skipped);
-	printf("bytes: %lld\n", (long long)s.bytes);
+	printf("bytes: %lld\norphaned: %lld\n", (long long)s.bytes,
+	    (long long)s.orphaned);
 	return 0;
 }
 

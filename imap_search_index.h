@@ -30,23 +30,39 @@ int	search_index_main(int argc, char **argv);
  * string the index can look for gets a prefilter, the blobs that may
  * hold it.  NULL when no key can, or the index is off or being rebuilt:
  * then every message is read, as it is when anything here fails.
+ * mailbox_id is the mailbox searched, `messages` how many it holds.
  */
 struct search_fts;
-struct search_fts	*search_fts_new(struct store *, struct search_prog *);
+struct search_fts	*search_fts_new(struct store *, struct search_prog *,
+			    int64_t mailbox_id, uint32_t messages);
 void			 search_fts_free(struct search_fts *);
 
 /*
  * Reads the prefilters' blobs from the index, a bounded batch a call,
- * until the step's time is up.  Returns 1 when they are all read.
+ * until the step's time is up; then, when every match must have a blob
+ * they name (the program's shape says so: an AND with such a key, an
+ * OR of such keys, no NOT above them), the mailbox's messages of those
+ * blobs and of the blobs the index cannot tell of (never indexed, or
+ * since the search began), unless they are too many.  Returns 1 when
+ * it is all done.
  */
 int	search_fts_gather(struct search_fts *, const struct imap_step_budget *);
+
+/*
+ * Whether the messages that may match are known (search_fts_gather()
+ * done): then only they need be tried, up to max of their UIDs above
+ * `after` a call, ascending (*n of them).
+ */
+int	search_fts_walks(const struct search_fts *);
+void	search_fts_candidates(const struct search_fts *, uint32_t after,
+	    uint32_t *uids, size_t max, size_t *n);
 
 /*
  * Whether the index shows that message uid of the mailbox cannot match
  * node n's string (n->fts set): its blob was indexed and is not among
  * the prefilter's.  0 when it may, or the index cannot tell.
  */
-int	search_fts_excludes(struct search_fts *, int64_t mailbox_id,
-	    const struct node *n, uint32_t uid);
+int	search_fts_excludes(struct search_fts *, const struct node *n,
+	    uint32_t uid);
 
 #endif /* MAILREPD_IMAP_SEARCH_INDEX_H */

@@ -90,6 +90,9 @@ struct node {
 	size_t			 text;		/* N_TEXT: its number */
 	size_t			 fts;		/* N_TEXT N_HEADER: 1 + its
 						   prefilter, or 0 */
+	int			 narrows;	/* every match has a blob
+						   the index names (its
+						   prefilters, joined) */
 	struct node		*all;		/* every node, for freeing */
 };
 

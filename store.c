@@ -412,6 +412,27 @@ static const char *const stmt_sql[NSTMT] = {
 	[S_MSG_BLOBS] = "SELECT uid, blob_id FROM message "
 	    "WHERE mailbox_id = ?1 AND uid > ?2 AND" MSG_SHOWN("message", "?1")
 	    "ORDER BY uid LIMIT ?3",
+	/* By message_blob: a mailbox holds many messages, a blob few. */
+	[S_BLOB_MESSAGES] = "SELECT uid FROM message "
+	    "WHERE blob_id = ?2 AND mailbox_id = ?1 LIMIT ?3",
+	[S_BLOB_LAST] = "SELECT coalesce(max(id), 0) FROM blob",
+	[S_BLOB_USED] = "SELECT EXISTS (SELECT 1 FROM message "
+	    "WHERE blob_id = ?1) OR EXISTS (SELECT 1 FROM quarantine "
+	    "WHERE blob_id = ?1) OR EXISTS (SELECT 1 FROM held "
+	    "WHERE blob_id = ?1)",
+	/* store_blob.c, store_fts.c: rows of blobs that go. */
+	[S_FTS_HOLDS] = "SELECT ?1 <= upto AND NOT EXISTS (SELECT 1 "
+	    "FROM fts_skipped WHERE blob_id = ?1) FROM fts_state",
+	[S_FTS_UNSKIP] = "DELETE FROM fts_skipped WHERE blob_id = ?1",
+	[S_FTS_FORGETTABLE] = "SELECT u.blob_id, b.guid FROM blob_unused u "
+	    "JOIN blob b ON b.id = u.blob_id WHERE u.blob_id <= ?1 AND "
+	    "NOT EXISTS (SELECT 1 FROM fts_skipped WHERE blob_id = b.id) AND "
+	    "NOT EXISTS (SELECT 1 FROM message WHERE blob_id = b.id) AND "
+	    "NOT EXISTS (SELECT 1 FROM quarantine WHERE blob_id = b.id) AND "
+	    "NOT EXISTS (SELECT 1 FROM held WHERE blob_id = b.id) "
+	    "ORDER BY u.blob_id LIMIT ?2",
+	[S_FTS_FORGET] = "INSERT INTO fts (fts, rowid, text) "
+	    "VALUES ('delete', ?1 * 16 + ?2, ?3)",
 	/* A COPY in steps fills the mailbox: no other write to it. */
 	[S_COPY_TARGET] = "SELECT 1 FROM copy_job WHERE target = ?1 AND "
 	    "expunging = 0",

@@ -875,6 +875,7 @@ struct store_fts_state {
 	int64_t		 pending;	/* of them above upto */
 	int64_t		 skipped;	/* too long to index, always read */
 	int64_t		 bytes;		/* the index's own */
+	int64_t		 orphaned;	/* rows of blobs gone */
 };
 struct store_fts_blob {
 	int64_t		 id;
@@ -917,6 +918,18 @@ enum store_err	store_fts_end(struct store *, int64_t upto, int64_t blobs,
 enum store_err	store_fts_match(struct store *, int64_t generation,
 		    unsigned kinds, const char *str, size_t len, int64_t *pos,
 		    int64_t *ids, size_t max, size_t *n, int *done);
+/*
+ * Rows of blobs that go: up to max blobs up to `upto` that no message
+ * uses any more and whose rows the index holds (deletes leave them for
+ * the index to forget first).  store_fts_forget() deletes each row of
+ * one, given its text as it was added, and store_fts_forgot() lets the
+ * blob go; both between store_fts_begin() and store_fts_end().
+ */
+enum store_err	store_fts_forgettable(struct store *, int64_t upto,
+		    struct store_fts_blob *out, size_t max, size_t *n);
+enum store_err	store_fts_forget(struct store *, int64_t blob_id,
+		    enum store_fts_kind, const char *text, size_t len);
+enum store_err	store_fts_forgot(struct store *, int64_t blob_id);
 /* Up to max skipped blobs above `after`, in id order. */
 enum store_err	store_fts_skipped(struct store *, int64_t after,
 		    int64_t *ids, size_t max, size_t *n);
@@ -924,6 +937,14 @@ enum store_err	store_fts_skipped(struct store *, int64_t after,
 enum store_err	store_message_blobs(struct store *, int64_t mailbox_id,
 		    uint32_t after, uint32_t *uids, int64_t *blobs, size_t max,
 		    size_t *n);
+/*
+ * Up to max UIDs of a mailbox's messages whose blob is blob_id, in no
+ * order.  *n == max: there may be more.
+ */
+enum store_err	store_blob_messages(struct store *, int64_t mailbox_id,
+		    int64_t blob_id, uint32_t *uids, size_t max, size_t *n);
+/* The highest blob id in the store (0: none). */
+enum store_err	store_blob_last(struct store *, int64_t *);
 
 /*
  * Room on a full disk (store_room.c).  store_room_reserve() keeps a

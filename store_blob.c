@@ -531,21 +531,65 @@ blob_is_read(const struct store *st, int64_t blob_id)
 	return 0;
 }
 
+/* Whether a message, the quarantine or a held record uses blob_id. */
+static enum store_err
+blob_used(struct store *st, int64_t blob_id, int *used)
+{
+	sqlite3_stmt	*s;
+	enum store_err	 err;
+
+	if ((s = stmt(st, S_BLOB_USED)) == NULL)
+		return STORE_IO;
+	sqlite3_bind_int64(s, 1, blob_id);
+	if ((err = step_row(st, s, "blob used")) == STORE_OK)
+		*used = sqlite3_column_int(s, 0);
+	sqlite3_reset(s);
+	return err;
+}
+
+/*
+ * Whether SEARCH's index holds rows of blob_id that must go before it
+ * does: a contentless FTS5 table deletes a row only given its text
+ * again, which imap_search_index.c reads from the blob itself
+ * (store_fts_forgettable()).  A server that keeps no index, or a full
+ * disk (where deletes must free room at once), leaves them (`mailrepd
+ * index rebuild` drops them).
+ */
+static int
+blob_awaits_index(struct store *st, int64_t blob_id)
+{
+	sqlite3_stmt	*s;
+	int		 yes = 0;
+
+	if (st->fts_off || store_room_tight(st) ||
+	    (s = stmt(st, S_FTS_HOLDS)) == NULL)
+		return 0;
+	sqlite3_bind_int64(s, 1, blob_id);
+	if (sqlite3_step(s) == SQLITE_ROW)
+		yes = sqlite3_column_int(s, 0);
+	sqlite3_reset(s);
+	return yes;
+}
+
 /*
  * Drops blob_id when no message refers to it any more: the one blob an
  * expunge may have freed, so that expunging N messages costs N look-ups
  * rather than N scans of every blob.  A blob that a reader has open (a
- * FETCH streaming it to another client) waits in blob_unused for
- * store_gc_step() once the reader is done, so that the reader never
- * loses its chunks.
+ * FETCH streaming it to another client), or whose rows the full-text
+ * index still holds, waits in blob_unused for store_gc_step() once the
+ * reader is done or the index has forgotten it, so that the reader
+ * never loses its chunks and the index never keeps rows of a blob gone.
  */
 enum store_err
 blob_drop_unused(struct store *st, int64_t blob_id)
 {
 	sqlite3_stmt	*s;
 	enum store_err	 err;
+	int		 used = 1;
 
-	if (blob_is_read(st, blob_id)) {
+	if ((err = blob_used(st, blob_id, &used)) != STORE_OK || used)
+		return err;
+	if (blob_is_read(st, blob_id) || blob_awaits_index(st, blob_id)) {
 		if ((s = stmt(st, S_GC_QUEUE_ONE)) == NULL)
 			return STORE_IO;
 		sqlite3_bind_int64(s, 1, blob_id);
@@ -560,7 +604,12 @@ blob_drop_unused(struct store *st, int64_t blob_id)
 	if ((s = stmt(st, S_BLOB_UNUSED)) == NULL)
 		return STORE_IO;
 	sqlite3_bind_int64(s, 1, blob_id);
-	return step_done(st, s, "blob drop");
+	if ((err = step_done(st, s, "blob drop")) != STORE_OK)
+		return err;
+	if ((s = stmt(st, S_FTS_UNSKIP)) == NULL)
+		return STORE_IO;
+	sqlite3_bind_int64(s, 1, blob_id);
+	return step_done(st, s, "fts unskip");
 }
 
 enum store_err
@@ -624,7 +673,7 @@ store_gc_step(struct store *st)
 	for (i = 0; i < n && err == STORE_OK &&
 	    log_clock_us() - start < STORE_GC_STEP_USEC; i++) {
 		st->gc_after = ids[i];
-		if (blob_is_read(st, ids[i]))
+		if (blob_is_read(st, ids[i]) || blob_awaits_index(st, ids[i]))
 			continue;
 		if ((err = blob_drop_unused(st, ids[i])) == STORE_OK &&
 		    (s = stmt(st, S_GC_DONE)) != NULL) {

@@ -9,12 +9,15 @@
  * of its trigrams: every blob that holds the string is named, and some
  * that hold its trigrams elsewhere too; the caller reads them all.
  *
- * Rows are never deleted when their blob goes: a blob's id is never
- * given again (AUTOINCREMENT), so a row of a gone blob names no
- * message, and `mailrepd index rebuild` drops them.  (Deleting a row of
- * a contentless table needs its exact text again, which SQLite 3.40 has
- * no other way around; reading each expunged message once more to
- * delete it would cost more than the rows do.)
+ * Deleting a row of a contentless table needs its exact text again,
+ * which SQLite 3.40 has no other way around: a blob that no message
+ * uses any more waits in blob_unused (store_blob.c) until the server's
+ * index step has read its text once more and deleted its rows
+ * (store_fts_forgettable(), store_fts_forget()), and marked it as
+ * having none (in fts_skipped, which the blob takes with it).  A
+ * server that keeps no index, or a full disk, lets blobs go with their
+ * rows: a blob's id is never given again (AUTOINCREMENT), so such rows
+ * name no message, and `mailrepd index rebuild` drops them.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -94,6 +97,9 @@ store_fts_status(struct store *st, struct store_fts_state *out)
 		    0);
 		out->bytes = count_of(st, "SELECT coalesce(sum(length(block)), "
 		    "0) FROM fts_data", 0);
+		out->orphaned = count_of(st, "SELECT count(*) FROM fts_docsize "
+		    "d WHERE NOT EXISTS (SELECT 1 FROM blob WHERE id = d.id / "
+		    "16)", 0);
 	}
 	store_read_end(st);
 	return err;
@@ -108,20 +114,25 @@ store_fts_reset(struct store *st, unsigned version)
 	    "VALUES ('delete-all'); DELETE FROM fts_skipped; "
 	    "UPDATE fts_state SET generation = generation + 1, "
 	    "version = %u, upto = 0, blobs = 0;", version);
+	st->gc_more = 1;	/* what waited for the index may go */
 	return db_exec(st, sql);
 }
 
-enum store_err
-store_fts_pending(struct store *st, int64_t after, struct store_fts_blob *out,
-    size_t max, size_t *n)
+/*
+ * Reads up to max (id, guid) rows of statement `which` (S_FTS_PENDING,
+ * S_FTS_FORGETTABLE: ?1 = arg, ?2 = max) into out.
+ */
+static enum store_err
+blob_rows(struct store *st, enum stmt_id which, int64_t arg,
+    struct store_fts_blob *out, size_t max, size_t *n)
 {
 	sqlite3_stmt	*s;
 	int		 rc;
 
 	*n = 0;
-	if ((s = stmt(st, S_FTS_PENDING)) == NULL)
+	if ((s = stmt(st, which)) == NULL)
 		return STORE_IO;
-	sqlite3_bind_int64(s, 1, after);
+	sqlite3_bind_int64(s, 1, arg);
 	sqlite3_bind_int64(s, 2, (int64_t)max);
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW && *n < max) {
 		out[*n].id = sqlite3_column_int64(s, 0);
@@ -132,7 +143,15 @@ store_fts_pending(struct store *st, int64_t after, struct store_fts_blob *out,
 	}
 	sqlite3_reset(s);
 	return rc == SQLITE_ROW || rc == SQLITE_DONE ? STORE_OK :
-	    db_error(st, rc, "fts pending");
+	    db_error(st, rc, which == S_FTS_PENDING ? "fts pending" :
+	    "fts forgettable");
+}
+
+enum store_err
+store_fts_pending(struct store *st, int64_t after, struct store_fts_blob *out,
+    size_t max, size_t *n)
+{
+	return blob_rows(st, S_FTS_PENDING, after, out, max, n);
 }
 
 enum store_err
@@ -141,18 +160,26 @@ store_fts_begin(struct store *st)
 	return op_begin(st);
 }
 
-enum store_err
-store_fts_add(struct store *st, int64_t blob_id, enum store_fts_kind kind,
-    const char *text, size_t len)
+/* Adds (S_FTS_ADD) or deletes (S_FTS_FORGET) a row of blob_id's text. */
+static enum store_err
+row_write(struct store *st, enum stmt_id which, int64_t blob_id,
+    enum store_fts_kind kind, const char *text, size_t len)
 {
 	sqlite3_stmt	*s;
 
-	if ((s = stmt(st, S_FTS_ADD)) == NULL)
+	if ((s = stmt(st, which)) == NULL)
 		return STORE_IO;
 	sqlite3_bind_int64(s, 1, blob_id);
 	sqlite3_bind_int(s, 2, (int)kind);
 	sqlite3_bind_text(s, 3, text, (int)len, SQLITE_STATIC);
-	return step_done(st, s, "fts add");
+	return step_done(st, s, which == S_FTS_ADD ? "fts add" : "fts forget");
+}
+
+enum store_err
+store_fts_add(struct store *st, int64_t blob_id, enum store_fts_kind kind,
+    const char *text, size_t len)
+{
+	return row_write(st, S_FTS_ADD, blob_id, kind, text, len);
 }
 
 enum store_err
@@ -335,4 +362,60 @@ store_message_blobs(struct store *st, int64_t mailbox_id, uint32_t after,
 	sqlite3_reset(s);
 	return rc == SQLITE_ROW || rc == SQLITE_DONE ? STORE_OK :
 	    db_error(st, rc, "message blobs");
+}
+
+enum store_err
+store_blob_messages(struct store *st, int64_t mailbox_id, int64_t blob_id,
+    uint32_t *uids, size_t max, size_t *n)
+{
+	sqlite3_stmt	*s;
+	int		 rc = SQLITE_DONE;
+
+	*n = 0;
+	if ((s = stmt(st, S_BLOB_MESSAGES)) == NULL)
+		return STORE_IO;
+	sqlite3_bind_int64(s, 1, mailbox_id);
+	sqlite3_bind_int64(s, 2, blob_id);
+	sqlite3_bind_int64(s, 3, (int64_t)max);
+	while (*n < max && (rc = sqlite3_step(s)) == SQLITE_ROW)
+		uids[(*n)++] = (uint32_t)sqlite3_column_int64(s, 0);
+	sqlite3_reset(s);
+	return rc == SQLITE_DONE || rc == SQLITE_ROW ? STORE_OK :
+	    db_error(st, rc, "blob messages");
+}
+
+enum store_err
+store_blob_last(struct store *st, int64_t *id)
+{
+	sqlite3_stmt	*s;
+	enum store_err	 err;
+
+	*id = 0;
+	if ((s = stmt(st, S_BLOB_LAST)) == NULL)
+		return STORE_IO;
+	if ((err = step_row(st, s, "last blob")) == STORE_OK)
+		*id = sqlite3_column_int64(s, 0);
+	sqlite3_reset(s);
+	return err;
+}
+
+enum store_err
+store_fts_forgettable(struct store *st, int64_t upto,
+    struct store_fts_blob *out, size_t max, size_t *n)
+{
+	return blob_rows(st, S_FTS_FORGETTABLE, upto, out, max, n);
+}
+
+enum store_err
+store_fts_forget(struct store *st, int64_t blob_id, enum store_fts_kind kind,
+    const char *text, size_t len)
+{
+	return row_write(st, S_FTS_FORGET, blob_id, kind, text, len);
+}
+
+enum store_err
+store_fts_forgot(struct store *st, int64_t blob_id)
+{
+	st->gc_more = 1;	/* the blob may go now */
+	return store_fts_skip(st, blob_id);
 }

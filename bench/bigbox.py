@@ -15,8 +15,14 @@ how long the index took to catch up after the last delivery and how
 many bytes it holds; --no-index runs mailrepd with --search-index no,
 the "before" of the index's rows.
 
+With --store DIR, mailrepd's store is built once in DIR by `mailrepd
+import` of the same messages (an mbox; much faster than LMTP, so the
+delivery rows are left out) and kept; a later run with the same --store
+and --messages reuses it, so that two builds (before and after a
+change) answer the same store.
+
 usage: bench/bigbox.py [--messages N] [--dovecot] [--mailrepd PATH]
-                       [--no-index]
+                       [--no-index] [--store DIR]
 """
 import argparse
 import os
@@ -226,11 +232,45 @@ def wait_indexed(binary, data):
     return time.monotonic() - t0
 
 
-def run_mailrepd(binary, tmp, n, no_index):
-    data = os.path.join(tmp, "mailrepd")
+def import_store(binary, data, n):
+    """Builds the store in data by `mailrepd import` of an mbox."""
+    rng = random.Random(1)
+    mbox = data + ".mbox"
+    with open(mbox, "wb") as f:
+        for i in range(n):
+            m = message(i, rng).replace(b"\r\n", b"\n")
+            f.write(b"From bench@remote.test Mon Dec  7 05:00:00 2026\n")
+            f.write(re.sub(rb"(?m)^(>*From )", rb">\1", m) + b"\n")
     subprocess.run([binary, "user", "add", "fetch", "--data", data],
                    input=PASSWORD + "\n", text=True, check=True,
                    capture_output=True)
+    subprocess.run([binary, "import", "fetch", "--mbox", mbox, "--data",
+                    data], check=True, capture_output=True)
+    os.unlink(mbox)
+    subprocess.run([binary, "index", "rebuild", "--data", data],
+                   check=True, capture_output=True)
+    with open(os.path.join(data, "bigbox.messages"), "w") as f:
+        f.write("%d\n" % n)
+
+
+def stored_count(data):
+    try:
+        with open(os.path.join(data, "bigbox.messages")) as f:
+            return int(f.read())
+    except OSError:
+        return None
+
+
+def run_mailrepd(binary, tmp, n, no_index, store=None):
+    data = store or os.path.join(tmp, "mailrepd")
+    if store and stored_count(store) not in (None, n):
+        sys.exit("bigbox: %s holds another number of messages" % store)
+    if store and stored_count(store) is None:
+        import_store(binary, data, n)
+    elif not store:
+        subprocess.run([binary, "user", "add", "fetch", "--data", data],
+                       input=PASSWORD + "\n", text=True, check=True,
+                       capture_output=True)
     lmtp, imap = free_port(), free_port()
     log = open(os.path.join(tmp, "mailrepd.log"), "w")
     p = subprocess.Popen([binary, "serve", "--data", data, "--lmtp",
@@ -241,7 +281,7 @@ def run_mailrepd(binary, tmp, n, no_index):
     wait_port(imap)
     try:
         cpu = proctree.cpu_seconds([p.pid])["cpu_s"]
-        rate = deliver_all(lmtp, "fetch", n)
+        rate = 0 if store else deliver_all(lmtp, "fetch", n)
         lag = None if no_index else wait_indexed(binary, data)
         cpu = proctree.cpu_seconds([p.pid])["cpu_s"] - cpu
         rows = imap_rows(imap, "fetch", n)
@@ -275,10 +315,12 @@ def main():
     ap.add_argument("--mailrepd", default=os.path.join(HERE, "..",
                                                         "mailrepd"))
     ap.add_argument("--no-index", action="store_true")
+    ap.add_argument("--store")
     a = ap.parse_args()
     tmp = tempfile.mkdtemp(prefix="bigbox.")
     try:
-        mr = run_mailrepd(a.mailrepd, tmp, a.messages, a.no_index)
+        mr = run_mailrepd(a.mailrepd, tmp, a.messages, a.no_index,
+                          a.store and os.path.abspath(a.store))
         dc = run_dovecot(tmp, a.messages) if a.dovecot else None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
