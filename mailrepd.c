@@ -498,7 +498,7 @@ event_loop(struct server *srv, struct listener *ls, int nls,
 	size_t		 cap = 0, n, i, nfixed;
 	time_t		 last_tick = 0;
 	long		 wait_ms, hold_ms;
-	int64_t		 index_at, again_at;
+	int64_t		 index_at;
 	size_t		 turn = 0;
 	int		 busy, timer_fired;
 
@@ -559,8 +559,8 @@ event_loop(struct server *srv, struct listener *ls, int nls,
 		 * Deleted mail's blobs, and what a COPY cut off copied, go
 		 * a bounded batch an iteration.
 		 */
-		again_at = store_gc_step(srv->store) |
-		    store_copy_sweep(srv->store) ? srv->now_ms : 0;
+		if (store_gc_step(srv->store) | store_copy_sweep(srv->store))
+			server_timer(srv, srv->now_ms);
 		server_commit(srv);
 		/*
 		 * SEARCH's index follows delivery, a batch at a time, in a
@@ -568,8 +568,8 @@ event_loop(struct server *srv, struct listener *ls, int nls,
 		 * there never takes a client's work with it.
 		 */
 		if ((index_at = search_index_step(srv->store,
-		    srv->now_ms)) != 0 && (again_at == 0 || index_at < again_at))
-			again_at = index_at;
+		    srv->now_ms)) != 0)
+			server_timer(srv, index_at);
 		if (promote_signal) {
 			promote_signal = 0;
 			(void)sync_promote(srv);
@@ -590,14 +590,6 @@ event_loop(struct server *srv, struct listener *ls, int nls,
 			sync_tick(srv);
 		} else if (timer_fired)
 			server_wake(srv);
-		/*
-		 * Background work with more to do runs again when it asks
-		 * (the next iteration, for the most): asked after the
-		 * timers above are served, which would take its request
-		 * for their own and leave it a second's wait.
-		 */
-		if (again_at != 0)
-			server_timer(srv, again_at);
 		/*
 		 * What the timers wrote (the log purge, a delayed reply's
 		 * change) commits now: no write transaction may stay open
