@@ -728,6 +728,12 @@ cmd_serve(int argc, char **argv, int first, int dev_mode)
 	}
 	setup_signals(&waitmask);
 	store_nowait(srv.store);	/* the loop never sleeps on a lock */
+	if (store_checkpointer_start(srv.store) < 0) {
+		fprintf(stderr, "mailrepd: cannot start the WAL "
+		    "checkpointer\n");
+		close_listeners(ls, nls);
+		goto out;
+	}
 	store_set_max_messages(srv.store, set.max_messages);
 	if (!set.search_index)
 		store_fts_disable(srv.store);
