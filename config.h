@@ -59,6 +59,7 @@
 #define LISTEN_BACKLOG		128	/* listen(2) backlog */
 #define LOOP_STEP_MS		10	/* sessions with replies queued run
 					   this long per loop iteration */
+#define LOOP_SLOW_MS		100	/* a loop iteration this long is logged (loop.slow, once a second at most) */
 #define IO_CHUNK		16384	/* bytes read from a socket at once */
 #define OUTBUF_HIGH_WATER	(256 * 1024) /* stop producing output above */
 #define PRELOGIN_IN_LIMIT	(8 * 1024) /* input buffered before login */
