@@ -37,7 +37,7 @@ MODULES	= settings.c log.c buf.c crypto.c auth.c store.c store_schema.c store_bl
 	  tls.c transport.c penalty.c sync.c sync_chan.c sync_master.c sync_replica.c \
 	  sync_reconcile.c sync_recon_replica.c sync_renumber.c sync_status.c \
 	  control.c store_repl.c store_apply.c store_conflict.c store_purge.c \
-	  store_room.c guard.c record.c json.c utf8.c daemon.c \
+	  store_wal.c store_room.c guard.c record.c json.c utf8.c daemon.c \
 	  http.c web.c web_api.c web_auth.c web_events.c web_page.c \
 	  web_html.c web_message.c store_web.c
 # The command-line tools (dev, messages, wait, conflicts, quarantine, backup,

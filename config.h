@@ -59,6 +59,7 @@
 #define LISTEN_BACKLOG		128	/* listen(2) backlog */
 #define LOOP_STEP_MS		10	/* sessions with replies queued run
 					   this long per loop iteration */
+#define LOOP_SLOW_MS		100	/* a loop iteration this long is logged (loop.slow, once a second at most) */
 #define IO_CHUNK		16384	/* bytes read from a socket at once */
 #define OUTBUF_HIGH_WATER	(256 * 1024) /* stop producing output above */
 #define PRELOGIN_IN_LIMIT	(8 * 1024) /* input buffered before login */
@@ -135,6 +136,15 @@
  */
 #define STORE_WAL_LIMIT		(16 * 1024 * 1024) /* bytes */
 #define STORE_WAL_CHECK_INTERVAL 10	/* seconds between WAL size checks */
+/*
+ * The server checkpoints on a thread of its own (store_wal.c): a commit
+ * that leaves STORE_CHECKPOINT_PAGES in the WAL wakes it; writes wait
+ * for it once the WAL holds STORE_WAL_PAUSE_PAGES (STORE_WAL_LIMIT in
+ * 4 KiB pages) until it has caught up, so the WAL stays near
+ * STORE_WAL_LIMIT but while another reader holds it.
+ */
+#define STORE_CHECKPOINT_PAGES	1000	/* WAL pages that wake the checkpointer (SQLite's default) */
+#define STORE_WAL_PAUSE_PAGES	4096	/* WAL pages that make writes wait for it */
 /*
  * A full disk (store_room.c): a reserve file of --disk-reserve bytes
  * beside the database is released when a write finds the disk full, so

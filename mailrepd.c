@@ -484,6 +484,58 @@ run_sessions(struct pollfd *pfd, struct session **owner, size_t n,
 }
 
 /*
+ * The loop's longest iteration since the last report: wall time (what
+ * every session waited) and the thread's CPU time in it (the rest was
+ * a sync, or the machine giving the loop no CPU).
+ */
+struct loop_watch {
+	long long	 wall_us, cpu_us;	/* at the iteration's start */
+	long long	 worst_wall, worst_cpu;	/* microseconds */
+	long		 iterations;
+};
+
+static long long
+thread_cpu_us(void)
+{
+	struct timespec	 ts;
+
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static void
+watch_begin(struct loop_watch *w)
+{
+	w->wall_us = log_clock_us();
+	w->cpu_us = thread_cpu_us();
+}
+
+/*
+ * Keeps the iteration begun at watch_begin() if it is the worst; once a
+ * second (report), logs the worst when it passed LOOP_SLOW_MS, so that
+ * an iteration that held the loop is in the log, at most a line a
+ * second.
+ */
+static void
+watch_end(struct loop_watch *w, int report)
+{
+	long long	 wall = log_clock_us() - w->wall_us;
+
+	w->iterations++;
+	if (wall > w->worst_wall) {
+		w->worst_wall = wall;
+		w->worst_cpu = thread_cpu_us() - w->cpu_us;
+	}
+	if (!report)
+		return;
+	if (w->worst_wall >= LOOP_SLOW_MS * 1000)
+		log_info("loop.slow", "ms=%lld cpu_ms=%lld iterations=%ld",
+		    w->worst_wall / 1000, w->worst_cpu / 1000, w->iterations);
+	w->worst_wall = w->worst_cpu = 0;
+	w->iterations = 0;
+}
+
+/*
  * The event loop: runs until a stop signal, or the end of a SIGQUIT
  * drain.  Each iteration polls, reads and runs commands, commits the
  * store once, writes, and reaps.
@@ -495,6 +547,7 @@ event_loop(struct server *srv, struct listener *ls, int nls,
 	struct pollfd	*pfd = NULL;
 	struct session	**owner = NULL, *s;
 	struct timespec	 timeout;
+	struct loop_watch watch = { 0 };
 	size_t		 cap = 0, n, i, nfixed;
 	time_t		 last_tick = 0;
 	long		 wait_ms, hold_ms;
@@ -546,6 +599,7 @@ event_loop(struct server *srv, struct listener *ls, int nls,
 		}
 		server_clock(srv);
 		timer_fired = timer_due(srv);
+		watch_begin(&watch);
 		if (reload_signal)
 			reload_tls();
 		if (pfd[nls].revents & POLLIN)
@@ -582,6 +636,8 @@ event_loop(struct server *srv, struct listener *ls, int nls,
 			if (session_has_output(s))
 				session_on_writable(s);
 		if (srv->now != last_tick) {
+			watch_end(&watch, 1);
+			watch_begin(&watch);	/* the tick's own work */
 			last_tick = srv->now;
 			server_timeouts(srv);
 			store_poll_others(srv->store);	/* `mailrepd user` */
@@ -599,6 +655,7 @@ event_loop(struct server *srv, struct listener *ls, int nls,
 		if (store_txn_open(srv->store))
 			server_commit(srv);
 		server_reap(srv);
+		watch_end(&watch, 0);
 	}
 	free(pfd);
 	free(owner);
@@ -741,6 +798,12 @@ cmd_serve(int argc, char **argv, int first, int dev_mode)
 	}
 	setup_signals(&waitmask);
 	store_nowait(srv.store);	/* the loop never sleeps on a lock */
+	if (store_checkpointer_start(srv.store) < 0) {
+		fprintf(stderr, "mailrepd: cannot start the WAL "
+		    "checkpointer\n");
+		close_listeners(ls, nls);
+		goto out;
+	}
 	store_set_max_messages(srv.store, set.max_messages);
 	if (!set.search_index)
 		store_fts_disable(srv.store);

@@ -737,6 +737,8 @@ store_write_try(struct store *st)
 
 	if (st->in_txn)
 		return STORE_OK;
+	if (wal_writes_wait(st))
+		return STORE_BUSY;	/* the checkpointer catches up */
 	store_read_end(st);
 	rc = sqlite3_exec(st->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
 	if ((rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED)
@@ -1134,6 +1136,7 @@ store_close(struct store *st)
 	if (st == NULL)
 		return;
 	store_rollback(st);
+	store_checkpointer_stop(st);
 	for (i = 0; i < NSTMT; i++)
 		sqlite3_finalize(st->stmts[i]);
 	for (i = 0; i < STORE_META_ALL; i++)
@@ -1273,7 +1276,10 @@ store_check(struct store *st, void (*report)(void *, const char *),
 	return STORE_OK;
 }
 
-/* Copies the WAL into the database and truncates it; no write open. */
+/*
+ * Copies the WAL into the database and truncates it, on st's own
+ * connection once the checkpointer has stopped; no write open.
+ */
 enum store_err
 store_checkpoint(struct store *st)
 {
@@ -1281,6 +1287,7 @@ store_checkpoint(struct store *st)
 
 	if (store_txn_open(st))
 		return STORE_IO;
+	store_checkpointer_stop(st);
 	rc = sqlite3_wal_checkpoint_v2(st->db, NULL,
 	    SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
 	return rc == SQLITE_OK ? STORE_OK : db_error(st, rc, "checkpoint");

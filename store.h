@@ -137,6 +137,20 @@ int		store_txn_open(const struct store *);
 void		store_nowait(struct store *);
 
 /*
+ * The server's checkpoints run on a thread of their own (store_wal.c),
+ * never inside a commit on the loop: store_checkpointer_start() opens
+ * the thread's connection and starts it (0, or -1 logged), and turns
+ * SQLite's automatic checkpoint off on st's.  A writer faster than the
+ * thread waits (store_write_try() answers STORE_BUSY) once the WAL holds
+ * STORE_WAL_PAUSE_PAGES, until the thread has caught up.
+ * store_checkpointer_stop() waits for the checkpoint under way, stops
+ * the thread and gives st SQLite's automatic checkpoint back;
+ * store_checkpoint() and store_close() call it.
+ */
+int		store_checkpointer_start(struct store *);
+void		store_checkpointer_stop(struct store *);
+
+/*
  * Messages one mailbox may hold (0: no limit): a delivery or a copy that
  * would pass it fails whole with STORE_LIMIT.  What replication applies
  * is not limited: the master decided.

@@ -211,6 +211,9 @@ struct store {
 	int64_t		 gc_after;	/* where store_gc_step() goes on */
 	struct store_copy_job *copy_jobs; /* of live sessions (store_copy.c) */
 	int		 copy_sweep;	/* the journal may hold abandoned jobs */
+	struct checkpointer *ckpt;	/* store_wal.c's thread, or NULL */
+	int		 wal_pages;	/* in the WAL after the last commit */
+	uint64_t	 ckpt_asked;	/* the last checkpoint asked for */
 };
 
 /* A replication record, as handed to replog_append(). */
@@ -350,11 +353,17 @@ int		 blob_verify(struct store *, const uint8_t *guid, char *why,
  */
 enum store_err	 blob_gc_queue(struct store *, int64_t mailbox_id);
 /*
- * store_purge.c: checkpoints the WAL and truncates it, unless a reader
- * of another process holds it (no waiting).  No write transaction may
- * be open.
+ * store_wal.c: asks the checkpointer to checkpoint the WAL and truncate
+ * it, unless a reader holds it or the loop writes meanwhile (no
+ * waiting); nothing without the checkpointer.
  */
 void		 wal_truncate(struct store *);
+/*
+ * store_wal.c: whether writes wait for the checkpointer, the WAL having
+ * grown to STORE_WAL_PAUSE_PAGES since it last caught up
+ * (store_write_try() answers STORE_BUSY).
+ */
+int		 wal_writes_wait(struct store *);
 /* store_room.c: a write found the disk full; frees the reserve. */
 void		 room_exhausted(struct store *);
 /* store_room.c: whether a new blob of size bytes may be stored. */

@@ -234,24 +234,6 @@ db_file_size(struct store *st, const char *suffix)
 }
 
 void
-wal_truncate(struct store *st)
-{
-	int	 rc, frames = 0, done = 0;
-
-	store_read_end(st);
-	/*
-	 * No busy handler: a reader in another process makes this a
-	 * passive checkpoint (SQLITE_BUSY) instead of a wait in the loop.
-	 */
-	sqlite3_busy_timeout(st->db, 0);
-	rc = sqlite3_wal_checkpoint_v2(st->db, NULL,
-	    SQLITE_CHECKPOINT_TRUNCATE, &frames, &done);
-	sqlite3_busy_timeout(st->db, st->busy_ms);
-	log_debug("store.wal", "frames=%d checkpointed=%d rc=%d after=%lld",
-	    frames, done, rc, (long long)db_file_size(st, "-wal"));
-}
-
-void
 store_wal_trim(struct store *st)
 {
 	if (st->in_txn || db_file_size(st, "-wal") <= STORE_WAL_LIMIT)

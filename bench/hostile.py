@@ -13,13 +13,18 @@ have run during it.  Before each row the server's peak RSS is reset
 (/proc/PID/clear_refs), and read after it (VmHWM).
 
 Printed per row: NOOP p50/p99/max in ms, the server's peak RSS in MiB,
-and what the row's own client saw.  Figures only, never pass or fail.
+the seconds the loop's thread ran and waited for a CPU during the row
+(a loaded machine's stalls are the second), the longest loop iteration
+the server logged (loop.slow: over LOOP_SLOW_MS) with the CPU time it
+took, the load average as the row began, and what the row's own client saw.  Figures only, never
+pass or fail.
 Standard library only; every socket is on the loopback; each row is
 bounded in time (--seconds, default 5, for the flooding rows).
 """
 import argparse
 import multiprocessing
 import os
+import re
 import signal
 import socket
 import sqlite3
@@ -124,6 +129,31 @@ class Server:
                 if line.startswith("VmRSS:"):
                     return int(line.split()[1])
         return 0
+
+    def loop_times(self):
+        """(seconds on a CPU, seconds waiting for one) of the loop's
+        thread so far (/proc/PID/task/PID/schedstat): a probe's stall
+        the loop spent waiting for a CPU is the machine's, not the
+        server's."""
+        with open("/proc/%d/task/%d/schedstat" % (self.proc.pid,
+                                                  self.proc.pid)) as f:
+            ran, waited = f.read().split()[:2]
+        return int(ran) / 1e9, int(waited) / 1e9
+
+    def log_size(self):
+        return os.path.getsize(self.data + ".log")
+
+    def worst_iteration(self, since):
+        """The longest loop iteration the server logged (loop.slow) after
+        byte `since` of its log: "ms (cpu ms)", or "-" when none passed
+        LOOP_SLOW_MS."""
+        with open(self.data + ".log", "rb") as f:
+            f.seek(since)
+            text = f.read().decode("utf-8", "replace")
+        worst = max(((int(m.group(1)), int(m.group(2))) for m in
+                     re.finditer(r"loop\.slow ms=(\d+) cpu_ms=(\d+)", text)),
+                    default=None)
+        return "%d (%d)" % worst if worst else "-"
 
     def alive(self):
         return self.proc.poll() is None
@@ -264,8 +294,28 @@ def row_copy(srv, a):
     return whole_inbox(srv, a, "COPY 1:%d dbl" % a.copy)
 
 
-def row_move(srv, a):
-    return whole_inbox(srv, a, "MOVE 1:%d dbl" % a.copy)
+def moved_box(srv, a):
+    """--copy of alice's messages in a mailbox of their own, copied before
+    the probe starts: the row moves them out of it, so that INBOX keeps
+    its messages for the rows after it."""
+    c = IMAP(srv.imap, "alice")
+    c.cmd("CREATE mv", ok=False)
+    c.cmd("CREATE dbl", ok=False)
+    c.cmd("SELECT INBOX")
+    c.cmd("COPY 1:%d mv" % a.copy)
+    c.cmd("SELECT mv")
+    return c
+
+
+def row_move(srv, a, c):
+    t = time.monotonic()
+    got = c.cmd("MOVE 1:%d dbl" % a.copy, ok=False)
+    c.close()
+    return "%d messages in %.2f s: %s" % (a.copy, time.monotonic() - t,
+                                          got[:40])
+
+
+row_move.setup = moved_box
 
 
 def row_views(srv, a):
@@ -462,8 +512,9 @@ def main():
         print("set-up: %d messages in %.1f s" % (a.messages,
                                                   time.monotonic() - t))
         print("| row | probe NOOP p50 / p99 / max (ms) | peak RSS (MiB) "
-              "| what the row saw |")
-        print("| --- | --- | --- | --- |")
+              "| loop on a CPU / waiting for one (s) | longest iteration "
+              "ms (its CPU ms) | load average | what the row saw |")
+        print("| --- | --- | --- | --- | --- | --- | --- |")
         for key, title, fn in ROWS:
             if only and key not in only:
                 continue
@@ -476,6 +527,9 @@ def main():
             p.start()
             out.get(timeout=60)
             srv.reset_peak()
+            ran, waited = srv.loop_times()
+            load = os.getloadavg()[0]
+            logged = srv.log_size()
             try:
                 what = fn(srv, a, *args)
             except OSError as e:
@@ -485,10 +539,15 @@ def main():
             lat = out.get(timeout=120)
             p.join()
             peak = srv.peak_mib()
-            print("| %s | %.1f / %.1f / %.1f | %.1f | %s%s |" % (
-                title, pct(lat, 50) * 1e3, pct(lat, 99) * 1e3,
-                max(lat) * 1e3, peak, what,
-                "" if srv.alive() else " — SERVER DIED"), flush=True)
+            ran2, waited2 = (srv.loop_times() if srv.alive() else
+                             (ran, waited))
+            time.sleep(1.1)		# the loop's report of its second
+            print("| %s | %.1f / %.1f / %.1f | %.1f | %.2f / %.2f | %s "
+                  "| %.1f | %s%s |" % (
+                      title, pct(lat, 50) * 1e3, pct(lat, 99) * 1e3,
+                      max(lat) * 1e3, peak, ran2 - ran, waited2 - waited,
+                      srv.worst_iteration(logged), load, what,
+                      "" if srv.alive() else " — SERVER DIED"), flush=True)
             if not srv.alive():
                 break
     finally:

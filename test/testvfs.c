@@ -20,6 +20,11 @@
  *				instead of going on to the next point
  *   MAILREPD_VFS_NOSYNC=1	weakened syncing, to prove the harness: a
  *				sync makes nothing durable in the model
+ *   MAILREPD_VFS_OFF_LOOP=1	crash points only among the events of
+ *				threads other than the one that loaded
+ *				the program (the server's checkpointer):
+ *				every cut comes in the middle of a
+ *				checkpoint
  *
  * With the model on, each sync of a main database (in WAL mode: a
  * checkpoint) is logged on stderr, so a harness can tell that its cuts
@@ -44,9 +49,14 @@
  * CRASH with the CLOCK_MONOTONIC time at which the cut was taken (the
  * server is stopped in the VFS from then until the image is written), so
  * a harness knows which replies the client had received before the cut.
+ *
+ * The server checkpoints on a thread of its own: one mutex (recursive)
+ * holds every method that reads or changes the model or the faults, so
+ * that a cut sees the files as one instant left them.
  */
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -94,6 +104,9 @@ static struct {
 	uint64_t	 rng;
 	long		 every, max, made;
 	int		 exit_after, nosync;
+	int		 off_loop;	/* cut only on other threads */
+	pthread_t	 loop;		/* the thread that loaded us */
+	pthread_mutex_t	 lock;		/* every method touching T */
 	long		 next_crash;	/* event number of the next cut */
 	long		 events;
 	struct tfile	*files[MAX_FILES];
@@ -134,6 +147,8 @@ env_long(const char *name, long dflt)
 static int
 armed(void)
 {
+	if (T.off_loop && pthread_equal(pthread_self(), T.loop))
+		return 0;
 	return T.arm == NULL || access(T.arm, F_OK) == 0;
 }
 
@@ -422,10 +437,15 @@ static int
 t_read(sqlite3_file *f, void *buf, int amt, sqlite3_int64 off)
 {
 	struct thandle	*h = (struct thandle *)f;
+	int		 rc;
 
+	pthread_mutex_lock(&T.lock);
 	if (fault(OP_READ, h))
-		return fault_rc(OP_READ);
-	return h->real->pMethods->xRead(h->real, buf, amt, off);
+		rc = fault_rc(OP_READ);
+	else
+		rc = h->real->pMethods->xRead(h->real, buf, amt, off);
+	pthread_mutex_unlock(&T.lock);
+	return rc;
 }
 
 static int
@@ -435,8 +455,12 @@ t_write(sqlite3_file *f, const void *buf, int amt, sqlite3_int64 off)
 	int64_t		 sec;
 	int		 rc;
 
-	if (fault(OP_WRITE, h))
-		return fault_rc(OP_WRITE);
+	pthread_mutex_lock(&T.lock);
+	if (fault(OP_WRITE, h)) {
+		rc = fault_rc(OP_WRITE);
+		pthread_mutex_unlock(&T.lock);
+		return rc;
+	}
 	if (h->tf != NULL)
 		event();
 	rc = h->real->pMethods->xWrite(h->real, buf, amt, off);
@@ -445,6 +469,7 @@ t_write(sqlite3_file *f, const void *buf, int amt, sqlite3_int64 off)
 		for (sec = off / SECTOR; sec <= (off + amt - 1) / SECTOR; sec++)
 			h->tf->dirty[sec] = 1;
 	}
+	pthread_mutex_unlock(&T.lock);
 	return rc;
 }
 
@@ -452,12 +477,18 @@ static int
 t_truncate(sqlite3_file *f, sqlite3_int64 size)
 {
 	struct thandle	*h = (struct thandle *)f;
+	int		 rc;
 
+	pthread_mutex_lock(&T.lock);
 	if (fault(OP_TRUNCATE, h))
-		return fault_rc(OP_TRUNCATE);
-	if (h->tf != NULL)
-		event();
-	return h->real->pMethods->xTruncate(h->real, size);
+		rc = fault_rc(OP_TRUNCATE);
+	else {
+		if (h->tf != NULL)
+			event();
+		rc = h->real->pMethods->xTruncate(h->real, size);
+	}
+	pthread_mutex_unlock(&T.lock);
+	return rc;
 }
 
 static int
@@ -466,8 +497,12 @@ t_sync(sqlite3_file *f, int flags)
 	struct thandle	*h = (struct thandle *)f;
 	int		 rc;
 
-	if (fault(OP_SYNC, h))
-		return fault_rc(OP_SYNC);
+	pthread_mutex_lock(&T.lock);
+	if (fault(OP_SYNC, h)) {
+		rc = fault_rc(OP_SYNC);
+		pthread_mutex_unlock(&T.lock);
+		return rc;
+	}
 	if (h->tf != NULL)
 		event();
 	rc = h->real->pMethods->xSync(h->real, flags);
@@ -479,6 +514,7 @@ t_sync(sqlite3_file *f, int flags)
 			dir_synced(h->tf->path);
 		h->dirsync = 0;
 	}
+	pthread_mutex_unlock(&T.lock);
 	return rc;
 }
 
@@ -588,11 +624,14 @@ t_open(sqlite3_vfs *vfs, const char *name, sqlite3_file *f, int flags,
 	int		 type = flags & 0xFFFFFF00, existed, rc;
 
 	(void)vfs;
+	pthread_mutex_lock(&T.lock);
 	existed = name != NULL && access(name, F_OK) == 0;
 	memset(h, 0, sizeof(*h));
 	rc = T.real->xOpen(T.real, name, h->real, flags, out_flags);
-	if (rc != SQLITE_OK)
+	if (rc != SQLITE_OK) {
+		pthread_mutex_unlock(&T.lock);
 		return rc;
+	}
 	h->base.pMethods = &tmethods;
 	if (name != NULL && (type & (SQLITE_OPEN_MAIN_DB |
 	    SQLITE_OPEN_MAIN_JOURNAL | SQLITE_OPEN_WAL |
@@ -603,6 +642,7 @@ t_open(sqlite3_vfs *vfs, const char *name, sqlite3_file *f, int flags,
 		    (type & (SQLITE_OPEN_MAIN_JOURNAL | SQLITE_OPEN_WAL |
 		    SQLITE_OPEN_SUPER_JOURNAL));
 	}
+	pthread_mutex_unlock(&T.lock);
 	return SQLITE_OK;
 }
 
@@ -613,6 +653,7 @@ t_delete(sqlite3_vfs *vfs, const char *name, int dirsync)
 	int	 rc;
 
 	(void)vfs;
+	pthread_mutex_lock(&T.lock);
 	event();
 	rc = T.real->xDelete(T.real, name, dirsync);
 	if (rc == SQLITE_OK) {
@@ -620,6 +661,7 @@ t_delete(sqlite3_vfs *vfs, const char *name, int dirsync)
 		if (dirsync && !T.nosync)
 			dir_synced(name);
 	}
+	pthread_mutex_unlock(&T.lock);
 	return rc;
 }
 
@@ -676,6 +718,14 @@ t_time64(sqlite3_vfs *vfs, sqlite3_int64 *out)
 __attribute__((constructor)) static void
 testvfs_init(void)
 {
+	pthread_mutexattr_t	 attr;
+
+	pthread_mutexattr_init(&attr);
+	pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_RECURSIVE);
+	pthread_mutex_init(&T.lock, &attr);
+	pthread_mutexattr_destroy(&attr);
+	T.loop = pthread_self();
+	T.off_loop = env_long("MAILREPD_VFS_OFF_LOOP", 0) != 0;
 	T.real = sqlite3_vfs_find(NULL);
 	T.arm = getenv("MAILREPD_VFS_ARM");
 	T.images = getenv("MAILREPD_VFS_IMAGES");
