@@ -64,6 +64,8 @@ REL_OBJS  = $(SRCS:%.c=build/rel/%.o)
 ASAN_OBJS = $(SRCS:%.c=build/asan/%.o)
 ASAN_LIB  = $(MODULES:%.c=build/asan/%.o)
 UNIT_SRCS = $(wildcard test/unit/test_*.c)
+# What the unit tests share, linked into each of them.
+UNIT_HELPERS = test/unit/unit_mime.c test/unit/unit_mime.h
 UNIT_BINS = $(UNIT_SRCS:test/unit/%.c=build/asan/%)
 
 .PHONY: all run check check-deps check-build check-static asan unit \
@@ -95,8 +97,10 @@ build/asan/mailrepd: $(ASAN_OBJS)
 build/asan/%.o: %.c $(HDRS) | build/asan
 	$(CC) $(ALL_CFLAGS) $(ASAN_FLAGS) -c -o $@ $<
 
-build/asan/test_%: test/unit/test_%.c $(ASAN_LIB) $(HDRS) | build/asan
-	$(CC) $(ALL_CFLAGS) $(ASAN_FLAGS) -I. -o $@ $< $(ASAN_LIB) \
+build/asan/test_%: test/unit/test_%.c $(UNIT_HELPERS) $(ASAN_LIB) $(HDRS) \
+	| build/asan
+	$(CC) $(ALL_CFLAGS) $(ASAN_FLAGS) -I. -o $@ $< \
+	    $(filter %.c,$(UNIT_HELPERS)) $(ASAN_LIB) \
 	    $(LIBS) -lcmocka
 
 build/rel build/asan build/crash build/valgrind build/gen:
@@ -432,8 +436,10 @@ build/cov/crash/testalloc.o: test/testalloc.c | build/cov/crash
 build/cov/%.o: %.c $(HDRS) | build/cov
 	$(CC) $(ALL_CFLAGS) $(COV_FLAGS) -c -o $@ $<
 
-build/cov/test_%: test/unit/test_%.c $(COV_LIB) $(HDRS) | build/cov
-	$(CC) $(ALL_CFLAGS) $(COV_FLAGS) -I. -o $@ $< $(COV_LIB) \
+build/cov/test_%: test/unit/test_%.c $(UNIT_HELPERS) $(COV_LIB) $(HDRS) \
+	| build/cov
+	$(CC) $(ALL_CFLAGS) $(COV_FLAGS) -I. -o $@ $< \
+	    $(filter %.c,$(UNIT_HELPERS)) $(COV_LIB) \
 	    $(LIBS) -lcmocka
 
 build/cov build/cov/crash:
