@@ -743,6 +743,13 @@ test_index_batch_under_alloc_faults(void **state)
 
 /* --- a replica's deletes, and what cleans up after them ----------------- */
 
+/* The store as the replica's batch left it. */
+static void
+replica_prepare_batch(struct store *st)
+{
+	assert_int_equal(replica_batch(st), STORE_OK);
+}
+
 static const uint8_t BOX2[MAILBOX_ID_LEN] = "carols-own-box!";
 
 /* The replica's batch, then carol with a message of her own. */
@@ -753,7 +760,7 @@ cleanup_prepare(struct store *st)
 	enum store_apply	 what;
 	uint8_t			 local[GUID_LEN];
 
-	assert_int_equal(replica_batch(st), STORE_OK);
+	replica_prepare_batch(st);
 	assert_int_equal(store_apply_user_add(st, "carol", "$h", &what),
 	    STORE_OK);
 	assert_int_equal(store_apply_mailbox_create(st, "carol", BOX2,
@@ -848,6 +855,92 @@ test_deletes_and_cleanup_under_alloc_faults(void **state)
 	fault_loop(&sc);
 }
 
+/* --- the mass-delete guard's holds and a node's bookkeeping ------------- */
+
+/*
+ * What a replica's guard and housekeeping write: bob paused, two of his
+ * records held (an append with its body, an expunge), the pause
+ * resumed and the first record applied and dropped; a replica's
+ * position, the drain's marker, the log's oldest records purged and a
+ * mailbox's UIDNEXT raised.
+ */
+static enum store_err
+holds_run(struct store *st)
+{
+	struct store_blob_in	 b3 = blob(BODY3);
+	struct store_replog_rec	 r;
+	struct store_replica	 rep;
+	enum store_err		 err;
+	int64_t			 n, id, purged;
+	size_t			 len;
+	char			 buf[16];
+
+	memset(&r, 0, sizeof(r));
+	r.type = REC_MESSAGE_APPEND;
+	r.has_mailbox = r.has_guid = 1;
+	memcpy(r.mailbox, BOX, MAILBOX_ID_LEN);
+	r.uid = 7;
+	memcpy(r.guid, b3.guid, GUID_LEN);
+	if ((err = store_pause_set(st, "bob", "many deletes")) != STORE_OK ||
+	    (err = store_held_add(st, "bob", &r, "append", 6, &b3)) !=
+	    STORE_OK)
+		return err;
+	r.type = REC_MESSAGE_EXPUNGE;
+	r.uid = 2;
+	if ((err = store_held_add(st, "bob", &r, "expunge", 7, NULL)) !=
+	    STORE_OK ||
+	    (err = store_pause_resume(st, NULL, PAUSE_ALLOW, &n)) !=
+	    STORE_OK ||
+	    (err = store_held_next(st, "bob", 0, &id, buf, sizeof(buf),
+	    &len)) != STORE_OK ||
+	    (err = store_held_drop(st, id)) != STORE_OK)
+		return err;
+	assert_int_equal(n, 1);
+	assert_memory_equal(buf, "append", len);
+	memset(&rep, 0, sizeof(rep));
+	snprintf(rep.name, sizeof(rep.name), "r1");
+	memset(rep.node_id, 4, NODE_ID_LEN);
+	rep.acked = 5;
+	rep.last_seen = 1700000000;
+	if ((err = store_replica_update(st, &rep)) != STORE_OK ||
+	    (err = store_shutdown_record(st, 1700000000, 0)) != STORE_OK ||
+	    (err = store_replog_purge(st, 3, 0, &purged)) != STORE_OK)
+		return err;
+	return store_mailbox_raise_uidnext(st, BOX, 20);
+}
+
+static int
+holds_done(const char *dir)
+{
+	return query(dir, "SELECT state FROM guard_pause") == PAUSE_ALLOW &&
+	    query(dir, "SELECT count(*) FROM held") == 1 &&
+	    query(dir, "SELECT uidnext FROM mailbox WHERE name = 'Kept'") ==
+	    20 && query(dir, "SELECT count(*) FROM replica") == 1 &&
+	    query(dir, "SELECT count(*) FROM shutdown") == 1 &&
+	    query(dir, "SELECT min(seq) FROM replog") == 4;
+}
+
+static int
+holds_untouched(const char *dir)
+{
+	return query(dir, "SELECT count(*) FROM guard_pause") == 0 &&
+	    query(dir, "SELECT count(*) FROM held") == 0 &&
+	    query(dir, "SELECT uidnext FROM mailbox WHERE name = 'Kept'") ==
+	    6 && query(dir, "SELECT count(*) FROM replica") == 0 &&
+	    query(dir, "SELECT count(*) FROM shutdown") == 0 &&
+	    query(dir, "SELECT min(seq) FROM replog") == 1;
+}
+
+static void
+test_holds_and_bookkeeping_under_alloc_faults(void **state)
+{
+	static const struct scenario sc = { replica_prepare_batch, holds_run,
+	    holds_done, holds_untouched, NULL, 0 };
+
+	(void)state;
+	fault_loop(&sc);
+}
+
 int
 main(void)
 {
@@ -859,6 +952,7 @@ main(void)
 		cmocka_unit_test(test_move_in_steps_under_alloc_faults),
 		cmocka_unit_test(test_index_batch_under_alloc_faults),
 		cmocka_unit_test(test_deletes_and_cleanup_under_alloc_faults),
+		cmocka_unit_test(test_holds_and_bookkeeping_under_alloc_faults),
 	};
 
 	if (sqlite3_config(SQLITE_CONFIG_GETMALLOC, &real) != SQLITE_OK)
