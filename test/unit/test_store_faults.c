@@ -236,8 +236,13 @@ run_once(const struct scenario *sc, const char *template, long n,
 	return clean;
 }
 
+/*
+ * Makes sc's template, then runs once(sc, template, n, total) clean and
+ * with allocation n failing for n from 0 on.
+ */
 static void
-fault_loop(const struct scenario *sc)
+fault_loop(const struct scenario *sc, int (*once)(const struct scenario *,
+    const char *, long, long *))
 {
 	struct store	*st;
 	char		 template[64];
@@ -251,11 +256,11 @@ fault_loop(const struct scenario *sc)
 	assert_int_equal(store_commit(st), STORE_OK);
 	store_close(st);
 	/* A clean run counts the allocations. */
-	assert_true(run_once(sc, template, -1, &total));
+	assert_true(once(sc, template, -1, &total));
 	step = env != NULL && strcmp(env, "1") == 0 ? 1 :
 	    total / FAULT_RUNS + 1;
 	for (n = 0; n < total; n += step)
-		(void)run_once(sc, template, n, NULL);
+		(void)once(sc, template, n, NULL);
 	remove_store(template);
 }
 
@@ -367,7 +372,7 @@ test_replica_batch_under_alloc_faults(void **state)
 	    replica_done, replica_untouched, NULL, 0 };
 
 	(void)state;
-	fault_loop(&sc);
+	fault_loop(&sc, run_once);
 }
 
 /* --- a master renumbering a replica's copy ------------------------------ */
@@ -433,7 +438,7 @@ test_renumbering_under_alloc_faults(void **state)
 	    master_done, master_untouched, NULL, 0 };
 
 	(void)state;
-	fault_loop(&sc);
+	fault_loop(&sc, run_once);
 }
 
 /* --- a client's changes on a master ---------------------------------- */
@@ -582,7 +587,7 @@ test_client_changes_under_alloc_faults(void **state)
 	    imap_done, imap_untouched, NULL, 0 };
 
 	(void)state;
-	fault_loop(&sc);
+	fault_loop(&sc, run_once);
 }
 
 /* --- a MOVE in steps ---------------------------------------------------- */
@@ -671,7 +676,7 @@ test_move_in_steps_under_alloc_faults(void **state)
 	    move_done, move_untouched, move_settle, 1 };
 
 	(void)state;
-	fault_loop(&sc);
+	fault_loop(&sc, run_once);
 }
 
 /* --- the search index's batch ------------------------------------------- */
@@ -738,7 +743,7 @@ test_index_batch_under_alloc_faults(void **state)
 	    fts_done, fts_untouched, NULL, 0 };
 
 	(void)state;
-	fault_loop(&sc);
+	fault_loop(&sc, run_once);
 }
 
 /* --- a replica's deletes, and what cleans up after them ----------------- */
@@ -852,7 +857,7 @@ test_deletes_and_cleanup_under_alloc_faults(void **state)
 	    cleanup_done, cleanup_untouched, NULL, 0 };
 
 	(void)state;
-	fault_loop(&sc);
+	fault_loop(&sc, run_once);
 }
 
 /* --- the mass-delete guard's holds and a node's bookkeeping ------------- */
@@ -938,7 +943,103 @@ test_holds_and_bookkeeping_under_alloc_faults(void **state)
 	    holds_done, holds_untouched, NULL, 0 };
 
 	(void)state;
-	fault_loop(&sc);
+	fault_loop(&sc, run_once);
+}
+
+/* --- one group commit, each mutation answered on its own ----------------- */
+
+/*
+ * The loop's group commit: several clients' mutations in one
+ * transaction, each in its own savepoint and answered on its own.  A
+ * failed one is undone alone and the others go on; then the commit.
+ * What was answered OK is there exactly when the commit succeeded, and
+ * what was refused is never there.
+ */
+#define GROUP_OPS	5
+
+static enum store_err
+group_op(struct store *st, int op)
+{
+	struct store_mailbox	 mb;
+	enum store_err		 err;
+	uint64_t		 modseq;
+	int64_t			 inbox;
+
+	if (op == 0)
+		return deliver(st, "bob", "INBOX", BODY3);
+	if (op == 2)
+		return deliver(st, "bob", "Work", BODY4);
+	if (op == 4)
+		return store_mailbox_create(st, "bob", "New", "", &mb);
+	if ((inbox = mailbox_id(st, "bob", "INBOX", &err)) == 0)
+		return err;
+	if (op == 1)
+		return store_message_set_flags(st, inbox, 1, FLAG_SEEN, NULL,
+		    &modseq);
+	return store_message_expunge(st, inbox, 2);
+}
+
+/* Whether op's change is in the store in dir. */
+static int
+group_kept(const char *dir, int op)
+{
+	static const char *const sql[GROUP_OPS] = {
+		"SELECT count(*) FROM message JOIN blob ON blob.id = blob_id "
+		    "WHERE subject = 'three'",
+		"SELECT count(*) FROM message JOIN mailbox ON mailbox.id = "
+		    "mailbox_id WHERE name = 'INBOX' AND uid = 1 AND flags = 1",
+		"SELECT count(*) FROM message JOIN blob ON blob.id = blob_id "
+		    "WHERE subject = 'four'",
+		"SELECT count(*) = 0 FROM message JOIN mailbox ON mailbox.id = "
+		    "mailbox_id WHERE name = 'INBOX' AND uid = 2",
+		"SELECT count(*) FROM mailbox WHERE name = 'New'",
+	};
+
+	return query(dir, sql[op]) == 1;
+}
+
+/* The group with allocation n failing; 1 when n was never reached. */
+static int
+group_once(const struct scenario *sc, const char *template, long n,
+    long *total)
+{
+	struct store	*st;
+	enum store_err	 answer[GROUP_OPS], err;
+	char		 dir[64];
+	int		 op, clean;
+
+	(void)sc;
+	copy_store(template, dir);
+	assert_int_equal(store_open(dir, &st), STORE_OK);
+	arm(n);
+	for (op = 0; op < GROUP_OPS; op++)
+		answer[op] = group_op(st, op);
+	err = store_commit(st);
+	clean = n < 0 || countdown >= 0;
+	if (total != NULL)
+		*total = counted;
+	disarm();
+	store_close(st);
+	for (op = 0; op < GROUP_OPS; op++) {
+		if (err == STORE_OK)
+			assert_int_equal(group_kept(dir, op),
+			    answer[op] == STORE_OK);
+		else
+			assert_false(group_kept(dir, op));
+	}
+	check_clean(dir);
+	remove_store(dir);
+	return clean;
+}
+
+static void
+test_group_commit_under_alloc_faults(void **state)
+{
+	static const struct scenario sc = { imap_prepare, NULL, NULL, NULL,
+	    NULL, 0 };
+
+	(void)state;
+	fault_loop(&sc, group_once);
 }
 
 int
@@ -953,6 +1054,7 @@ main(void)
 		cmocka_unit_test(test_index_batch_under_alloc_faults),
 		cmocka_unit_test(test_deletes_and_cleanup_under_alloc_faults),
 		cmocka_unit_test(test_holds_and_bookkeeping_under_alloc_faults),
+		cmocka_unit_test(test_group_commit_under_alloc_faults),
 	};
 
 	if (sqlite3_config(SQLITE_CONFIG_GETMALLOC, &real) != SQLITE_OK)
