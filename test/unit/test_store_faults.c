@@ -946,6 +946,64 @@ test_holds_and_bookkeeping_under_alloc_faults(void **state)
 	fault_loop(&sc, run_once);
 }
 
+/* --- a conflict resolved by dropping the local copy -------------------- */
+
+/*
+ * `conflicts resolve` on the replica's conflict, then what a master
+ * that was that replica does when the other side renumbered the
+ * message: its copy at uid 2 goes, the conflict on it resolved.
+ */
+static enum store_err
+conflict_run(struct store *st)
+{
+	struct store_blob_in	 b2 = blob(BODY2);
+	struct store_conflict	 k;
+	enum store_err		 err;
+	int64_t			 conflict = 0;
+
+	if ((err = store_conflict_foreach(st, first_conflict, &conflict)) !=
+	    STORE_OK ||
+	    (err = store_conflict_set_state(st, conflict,
+	    CONFLICT_REQUESTED)) != STORE_OK ||
+	    (err = store_conflict_next(st, 0, 0, &k)) != STORE_OK)
+		return err;
+	assert_int_equal(k.id, conflict);
+	if ((err = store_drop_copy(st, BOX, 2, b2.guid, REASON_RENUMBER)) !=
+	    STORE_OK)
+		return err;
+	return store_counter_add(st, "conflicts.dropped", 1);
+}
+
+static int
+conflict_done(const char *dir)
+{
+	return query(dir, "SELECT count(*) FROM message") == 0 &&
+	    query(dir, "SELECT resolved FROM conflict") == CONFLICT_RESOLVED &&
+	    query(dir, "SELECT count(*) FROM expunged") == 2 &&
+	    query(dir, "SELECT value FROM counter WHERE name = "
+	    "'conflicts.dropped'") == 1;
+}
+
+static int
+conflict_untouched(const char *dir)
+{
+	return query(dir, "SELECT count(*) FROM message") == 1 &&
+	    query(dir, "SELECT resolved FROM conflict") == CONFLICT_OPEN &&
+	    query(dir, "SELECT count(*) FROM expunged") == 1 &&
+	    query(dir, "SELECT count(*) FROM counter WHERE name = "
+	    "'conflicts.dropped'") == 0;
+}
+
+static void
+test_conflict_drop_under_alloc_faults(void **state)
+{
+	static const struct scenario sc = { replica_prepare_batch,
+	    conflict_run, conflict_done, conflict_untouched, NULL, 0 };
+
+	(void)state;
+	fault_loop(&sc, run_once);
+}
+
 /* --- one group commit, each mutation answered on its own ----------------- */
 
 /*
@@ -1055,6 +1113,7 @@ main(void)
 		cmocka_unit_test(test_deletes_and_cleanup_under_alloc_faults),
 		cmocka_unit_test(test_holds_and_bookkeeping_under_alloc_faults),
 		cmocka_unit_test(test_group_commit_under_alloc_faults),
+		cmocka_unit_test(test_conflict_drop_under_alloc_faults),
 	};
 
 	if (sqlite3_config(SQLITE_CONFIG_GETMALLOC, &real) != SQLITE_OK)
