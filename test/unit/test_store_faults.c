@@ -1,8 +1,14 @@
 /*
- * test_store_faults.c — SQLite's allocations failing at every N while a
- * replica applies a batch and while a master renumbers, the way SQLite
- * tests itself: each run either keeps all of its work or none of it,
- * the store passes its check, and the same work then succeeds.
+ * test_store_faults.c — SQLite's allocations failing at every N, the way
+ * SQLite tests itself, while a replica applies a batch, a master
+ * renumbers, a client's changes share a group commit, a MOVE runs in
+ * steps, the search index takes a batch, a replica deletes a user and a
+ * mailbox and the operator cleans up, the mass-delete guard holds and
+ * releases records, and a conflict's copy is dropped: each run either
+ * keeps all of its work or none of it, the store passes its check, and
+ * the same work then succeeds.  In the group commit each mutation is
+ * answered on its own: what was answered OK is kept exactly when the
+ * commit succeeds, and nothing refused is ever kept.
  *
  * Each run starts from a copy of one prepared store, so the statements
  * are prepared inside the run and their failures are reached too.  Runs
