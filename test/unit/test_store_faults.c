@@ -12,7 +12,8 @@
  *
  * Each run starts from a copy of one prepared store, so the statements
  * are prepared inside the run and their failures are reached too.  Runs
- * go every N up to FAULT_RUNS; MAILREPD_FAULTS_LONG=1 runs every N.
+ * go every N up to FAULT_RUNS; MAILREPD_FAULTS_LONG=1 runs every N, and
+ * MAILREPD_FAULTS_ONLY=PATTERN only the tests whose names match it.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -1122,6 +1123,8 @@ main(void)
 		cmocka_unit_test(test_conflict_drop_under_alloc_faults),
 	};
 
+	if (getenv("MAILREPD_FAULTS_ONLY") != NULL)
+		cmocka_set_test_filter(getenv("MAILREPD_FAULTS_ONLY"));
 	if (sqlite3_config(SQLITE_CONFIG_GETMALLOC, &real) != SQLITE_OK)
 		return 1;
 	faulty = real;
