@@ -382,12 +382,11 @@ build/fuzz:
 # tests on an unoptimised build in build/cov/ (the fault-injection and
 # power-loss tests on its test build, build/cov/crash/, which shares its
 # objects), then branch and line coverage of every source file, and the
-# totals against the floor: the
-# figures last measured (README, "Tests": 90.36% and 78.60%) rounded down
-# to the half percent, as paths that depend on timing come and go.
+# totals against the floor: the figures last measured (README, "Tests":
+# 90.5% and 78.6%) less 0.1, as paths that depend on timing come and go.
 # Raise the floor when coverage rises; a change that lowers it fails.
-# Long (about 30 minutes on two busy cores): run it alone.
-COV_FLOOR_LINES    = 90.0
+# Long (about 45 minutes on two busy cores): run it alone.
+COV_FLOOR_LINES    = 90.4
 COV_FLOOR_BRANCHES = 78.5
 COV_FLAGS = -O0 -g --coverage
 COV_OBJS  = $(SRCS:%.c=build/cov/%.o)
