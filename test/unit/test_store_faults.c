@@ -4,7 +4,8 @@
  * renumbers, a client's changes share a group commit, a MOVE runs in
  * steps, the search index takes a batch, a replica deletes a user and a
  * mailbox and the operator cleans up, the mass-delete guard holds and
- * releases records, and a conflict's copy is dropped: each run either
+ * releases records, a conflict's copy is dropped, a restored store takes
+ * a new identity, and a backup is made and restored: each run either
  * keeps all of its work or none of it, the store passes its check, and
  * the same work then succeeds.  In the group commit each mutation is
  * answered on its own: what was answered OK is kept exactly when the
@@ -21,6 +22,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <sys/stat.h>
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,6 +39,7 @@
 #define nitems(a)	(sizeof(a) / sizeof((a)[0]))
 
 static sqlite3_mem_methods	 real;
+static const char		*run_dir;	/* the copy a run works on */
 static long			 countdown = -1;	/* fail at 0 */
 static long			 counted;		/* since armed */
 
@@ -204,6 +208,7 @@ run_once(const struct scenario *sc, const char *template, long n,
 	int		 clean, finished = 0;
 
 	copy_store(template, dir);
+	run_dir = dir;
 	assert_int_equal(store_open(dir, &st), STORE_OK);
 	arm(n);
 	err = sc->run(st);
@@ -1107,6 +1112,126 @@ test_group_commit_under_alloc_faults(void **state)
 	fault_loop(&sc, group_once);
 }
 
+/* --- a new incarnation, a backup and its restore ----------------------- */
+
+static uint8_t	 first_node_id[NODE_ID_LEN];	/* the template's */
+
+/* The replica's batch, a replica of its own, and its node id kept. */
+static void
+incarnation_prepare(struct store *st)
+{
+	struct store_replica	 rep;
+	struct store_node	 me;
+
+	replica_prepare_batch(st);
+	memset(&rep, 0, sizeof(rep));
+	snprintf(rep.name, sizeof(rep.name), "r1");
+	memset(rep.node_id, 4, NODE_ID_LEN);
+	rep.acked = 5;
+	assert_int_equal(store_replica_update(st, &rep), STORE_OK);
+	assert_int_equal(store_node_get(st, &me), STORE_OK);
+	memcpy(first_node_id, me.node_id, NODE_ID_LEN);
+}
+
+/* Whether the store in dir has the template's node id. */
+static int
+same_node(const char *dir)
+{
+	char	 sql[128], hex[NODE_ID_LEN * 2 + 1];
+
+	crypto_hex(first_node_id, NODE_ID_LEN, hex);
+	snprintf(sql, sizeof(sql), "SELECT count(*) FROM node WHERE "
+	    "node_id = x'%s'", hex);
+	return query(dir, sql) == 1;
+}
+
+/* `mailrepd restore`'s last step: a new node id and epoch. */
+static enum store_err
+incarnation_run(struct store *st)
+{
+	int	 renewed;
+
+	return store_incarnation(st, run_dir, 1, &renewed);
+}
+
+static int
+incarnation_done(const char *dir)
+{
+	return !same_node(dir) && query(dir, "SELECT reconciling FROM "
+	    "replica") == 1 && query(dir, "SELECT count(*) FROM message") == 1;
+}
+
+static int
+incarnation_untouched(const char *dir)
+{
+	return same_node(dir) && query(dir, "SELECT reconciling FROM "
+	    "replica") == 0;
+}
+
+static void
+test_incarnation_under_alloc_faults(void **state)
+{
+	static const struct scenario sc = { incarnation_prepare,
+	    incarnation_run, incarnation_done, incarnation_untouched, NULL,
+	    0 };
+
+	(void)state;
+	fault_loop(&sc, run_once);
+}
+
+/* Where a run's backup (b/) and its restore (r/) go. */
+static void
+side_dir(char *out, size_t len, const char *dir, const char *name)
+{
+	snprintf(out, len, "%s/%s", dir, name);
+}
+
+/* `mailrepd backup` of the open store, then `restore` of it elsewhere. */
+static enum store_err
+backup_run(struct store *st)
+{
+	char		 b[96], r[96], file[128];
+	enum store_err	 err;
+
+	(void)st;
+	side_dir(b, sizeof(b), run_dir, "b");
+	side_dir(r, sizeof(r), run_dir, "r");
+	(void)mkdir(b, 0700);
+	snprintf(file, sizeof(file), "%s/mailrepd.db", b);
+	if ((err = store_backup(run_dir, file, NULL, NULL)) != STORE_OK)
+		return err;
+	return store_restore_file(file, r);
+}
+
+static int
+backup_done(const char *dir)
+{
+	char	 r[96];
+
+	side_dir(r, sizeof(r), dir, "r");
+	return query(r, "SELECT count(*) FROM message") == 1 &&
+	    query(r, "SELECT count(*) FROM conflict") == 1;
+}
+
+static int
+backup_untouched(const char *dir)
+{
+	char	 r[96];
+
+	side_dir(r, sizeof(r), dir, "r/mailrepd.db");
+	return access(r, F_OK) != 0;
+}
+
+static void
+test_backup_restore_under_alloc_faults(void **state)
+{
+	static const struct scenario sc = { replica_prepare_batch,
+	    backup_run, backup_done, backup_untouched, NULL, 0 };
+
+	(void)state;
+	fault_loop(&sc, run_once);
+}
+
 int
 main(void)
 {
@@ -1121,6 +1246,8 @@ main(void)
 		cmocka_unit_test(test_holds_and_bookkeeping_under_alloc_faults),
 		cmocka_unit_test(test_group_commit_under_alloc_faults),
 		cmocka_unit_test(test_conflict_drop_under_alloc_faults),
+		cmocka_unit_test(test_incarnation_under_alloc_faults),
+		cmocka_unit_test(test_backup_restore_under_alloc_faults),
 	};
 
 	if (getenv("MAILREPD_FAULTS_ONLY") != NULL)
