@@ -383,11 +383,11 @@ build/fuzz:
 # power-loss tests on its test build, build/cov/crash/, which shares its
 # objects), then branch and line coverage of every source file, and the
 # totals against the floor: the figures last measured (README, "Tests":
-# 90.5% and 78.6%) less 0.1, as paths that depend on timing come and go.
+# 90.8% and 79.4%) less 0.1, as paths that depend on timing come and go.
 # Raise the floor when coverage rises; a change that lowers it fails.
 # Long (about 45 minutes on two busy cores): run it alone.
-COV_FLOOR_LINES    = 90.4
-COV_FLOOR_BRANCHES = 78.5
+COV_FLOOR_LINES    = 90.7
+COV_FLOOR_BRANCHES = 79.3
 COV_FLAGS = -O0 -g --coverage
 COV_OBJS  = $(SRCS:%.c=build/cov/%.o)
 COV_LIB   = $(MODULES:%.c=build/cov/%.o)
