@@ -65,6 +65,8 @@ REL_OBJS  = $(SRCS:%.c=build/rel/%.o)
 ASAN_OBJS = $(SRCS:%.c=build/asan/%.o)
 ASAN_LIB  = $(MODULES:%.c=build/asan/%.o)
 UNIT_SRCS = $(wildcard test/unit/test_*.c)
+# What the unit tests share, linked into each of them.
+UNIT_HELPERS = test/unit/unit_mime.c test/unit/unit_mime.h
 UNIT_BINS = $(UNIT_SRCS:test/unit/%.c=build/asan/%)
 
 .PHONY: all run check check-deps check-build check-static asan unit \
@@ -96,8 +98,10 @@ build/asan/mailrepd: $(ASAN_OBJS)
 build/asan/%.o: %.c $(HDRS) | build/asan
 	$(CC) $(ALL_CFLAGS) $(ASAN_FLAGS) -c -o $@ $<
 
-build/asan/test_%: test/unit/test_%.c $(ASAN_LIB) $(HDRS) | build/asan
-	$(CC) $(ALL_CFLAGS) $(ASAN_FLAGS) -I. -o $@ $< $(ASAN_LIB) \
+build/asan/test_%: test/unit/test_%.c $(UNIT_HELPERS) $(ASAN_LIB) $(HDRS) \
+	| build/asan
+	$(CC) $(ALL_CFLAGS) $(ASAN_FLAGS) -I. -o $@ $< \
+	    $(filter %.c,$(UNIT_HELPERS)) $(ASAN_LIB) \
 	    $(LIBS) -lcmocka
 
 build/rel build/asan build/crash build/valgrind build/gen:
@@ -379,13 +383,12 @@ build/fuzz:
 # tests on an unoptimised build in build/cov/ (the fault-injection and
 # power-loss tests on its test build, build/cov/crash/, which shares its
 # objects), then branch and line coverage of every source file, and the
-# totals against the floor: the
-# figures last measured (README, "Tests": 89.47% and 76.87%) rounded down
-# to the half percent, as paths that depend on timing come and go.
+# totals against the floor: the figures last measured (README, "Tests":
+# 90.8% and 79.4%) less 0.1, as paths that depend on timing come and go.
 # Raise the floor when coverage rises; a change that lowers it fails.
-# Long (about 22 minutes on two busy cores): run it alone.
-COV_FLOOR_LINES    = 89.0
-COV_FLOOR_BRANCHES = 76.5
+# Long (about 45 minutes on two busy cores): run it alone.
+COV_FLOOR_LINES    = 90.7
+COV_FLOOR_BRANCHES = 79.3
 COV_FLAGS = -O0 -g --coverage
 COV_OBJS  = $(SRCS:%.c=build/cov/%.o)
 COV_LIB   = $(MODULES:%.c=build/cov/%.o)
@@ -433,8 +436,10 @@ build/cov/crash/testalloc.o: test/testalloc.c | build/cov/crash
 build/cov/%.o: %.c $(HDRS) | build/cov
 	$(CC) $(ALL_CFLAGS) $(COV_FLAGS) -c -o $@ $<
 
-build/cov/test_%: test/unit/test_%.c $(COV_LIB) $(HDRS) | build/cov
-	$(CC) $(ALL_CFLAGS) $(COV_FLAGS) -I. -o $@ $< $(COV_LIB) \
+build/cov/test_%: test/unit/test_%.c $(UNIT_HELPERS) $(COV_LIB) $(HDRS) \
+	| build/cov
+	$(CC) $(ALL_CFLAGS) $(COV_FLAGS) -I. -o $@ $< \
+	    $(filter %.c,$(UNIT_HELPERS)) $(COV_LIB) \
 	    $(LIBS) -lcmocka
 
 build/cov build/cov/crash:

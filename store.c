@@ -524,6 +524,18 @@ stmt(struct store *st, enum stmt_id id)
 	return s;
 }
 
+sqlite3_stmt *
+stmt_next(struct store *st, enum stmt_id id, enum store_err *err)
+{
+	sqlite3_stmt	*s;
+
+	if (*err != STORE_OK)
+		return NULL;
+	if ((s = stmt(st, id)) == NULL)
+		*err = STORE_IO;
+	return s;
+}
+
 /*
  * Runs a statement that returns no rows (or whose rows are not wanted),
  * then resets it so that it holds no read lock.

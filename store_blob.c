@@ -675,8 +675,8 @@ store_gc_step(struct store *st)
 		st->gc_after = ids[i];
 		if (blob_is_read(st, ids[i]) || blob_awaits_index(st, ids[i]))
 			continue;
-		if ((err = blob_drop_unused(st, ids[i])) == STORE_OK &&
-		    (s = stmt(st, S_GC_DONE)) != NULL) {
+		err = blob_drop_unused(st, ids[i]);
+		if ((s = stmt_next(st, S_GC_DONE, &err)) != NULL) {
 			sqlite3_bind_int64(s, 1, ids[i]);
 			err = step_done(st, s, "blob dequeue");
 		}

@@ -266,6 +266,12 @@ struct msg_attrs {
  * open; every mutation calls replog_append() in that same transaction.
  */
 sqlite3_stmt	*stmt(struct store *, enum stmt_id);
+/*
+ * The statement for the next step of a run of steps that stops at the
+ * first error: NULL when *err is set already, or when it cannot be
+ * prepared (then *err is STORE_IO), so that no step is skipped quietly.
+ */
+sqlite3_stmt	*stmt_next(struct store *, enum stmt_id, enum store_err *err);
 /* A statement run once (store_purge.c); NULL (logged) on failure. */
 sqlite3_stmt	*prepare(struct store *, const char *sql);
 enum store_err	 db_error(struct store *, int rc, const char *what);

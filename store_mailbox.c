@@ -886,11 +886,11 @@ store_mailbox_delete(struct store *st, const char *user, const char *name)
 	err = step_done(st, s, "tombstones");
 	if (err == STORE_OK)
 		err = blob_gc_queue(st, mb.id);
-	if (err == STORE_OK && (s = stmt(st, S_MSG_DEL_ALL)) != NULL) {
+	if ((s = stmt_next(st, S_MSG_DEL_ALL, &err)) != NULL) {
 		sqlite3_bind_int64(s, 1, mb.id);
 		err = step_done(st, s, "messages delete");
 	}
-	if (err == STORE_OK && (s = stmt(st, S_MBOX_GONE)) != NULL) {
+	if ((s = stmt_next(st, S_MBOX_GONE, &err)) != NULL) {
 		sqlite3_bind_blob(s, 1, mb.uniqueid, MAILBOX_ID_LEN,
 		    SQLITE_STATIC);
 		sqlite3_bind_text(s, 2, user, -1, SQLITE_STATIC);
@@ -898,7 +898,7 @@ store_mailbox_delete(struct store *st, const char *user, const char *name)
 		sqlite3_bind_int64(s, 4, time(NULL));
 		err = step_done(st, s, "mailbox tombstone");
 	}
-	if (err == STORE_OK && (s = stmt(st, S_MBOX_DELETE)) != NULL) {
+	if ((s = stmt_next(st, S_MBOX_DELETE, &err)) != NULL) {
 		sqlite3_bind_int64(s, 1, mb.id);
 		err = step_done(st, s, "mailbox delete");
 	}

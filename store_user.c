@@ -183,11 +183,11 @@ store_user_del(struct store *st, const char *name)
 		err = step_done(st, t, "tombstones");
 		if (err == STORE_OK)
 			err = blob_gc_queue(st, mbox);
-		if (err == STORE_OK && (t = stmt(st, S_MSG_DEL_ALL)) != NULL) {
+		if ((t = stmt_next(st, S_MSG_DEL_ALL, &err)) != NULL) {
 			sqlite3_bind_int64(t, 1, mbox);
 			err = step_done(st, t, "messages delete");
 		}
-		if (err == STORE_OK && (t = stmt(st, S_MBOX_GONE)) != NULL) {
+		if ((t = stmt_next(st, S_MBOX_GONE, &err)) != NULL) {
 			sqlite3_bind_blob(t, 1, uniqueid, MAILBOX_ID_LEN,
 			    SQLITE_STATIC);
 			sqlite3_bind_text(t, 2, canon, -1, SQLITE_STATIC);
@@ -206,7 +206,7 @@ store_user_del(struct store *st, const char *name)
 		return op_end(st, STORE_IO);
 	sqlite3_bind_int64(t, 1, uid);
 	err = step_done(st, t, "mailboxes delete");
-	if (err == STORE_OK && (t = stmt(st, S_USER_DEL)) != NULL) {
+	if ((t = stmt_next(st, S_USER_DEL, &err)) != NULL) {
 		sqlite3_bind_int64(t, 1, uid);
 		err = step_done(st, t, "user delete");
 	}

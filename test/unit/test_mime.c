@@ -17,6 +17,7 @@
 
 #include "config.h"
 #include "mime.h"
+#include "unit_mime.h"
 
 static const char msg_simple[] =
 	    "From: Alice Example <alice@example.org>\r\n"
@@ -715,37 +716,6 @@ parse_fed(const char *msg, size_t len, size_t step, struct mime_result *r)
 	mime_parser_free(p);
 }
 
-static void
-check_same(const struct mime_result *a, const struct mime_result *b)
-{
-	size_t	 i;
-
-	assert_string_equal(a->envelope, b->envelope);
-	assert_string_equal(a->bodystructure, b->bodystructure);
-	assert_string_equal(a->body, b->body);
-	assert_int_equal(a->header_len, b->header_len);
-	assert_memory_equal(a->header, b->header, a->header_len);
-	assert_string_equal(a->subject, b->subject);
-	assert_string_equal(a->from, b->from);
-	assert_string_equal(a->to, b->to);
-	assert_int_equal(a->date, b->date);
-	assert_int_equal(a->size, b->size);
-	assert_int_equal(a->nparts, b->nparts);
-	for (i = 0; i < a->nparts; i++) {
-		assert_string_equal(a->parts[i].section, b->parts[i].section);
-		assert_int_equal(a->parts[i].header_start,
-		    b->parts[i].header_start);
-		assert_int_equal(a->parts[i].body_start,
-		    b->parts[i].body_start);
-		assert_int_equal(a->parts[i].inner_body_start,
-		    b->parts[i].inner_body_start);
-		assert_int_equal(a->parts[i].body_end, b->parts[i].body_end);
-		assert_int_equal(a->parts[i].is_multipart,
-		    b->parts[i].is_multipart);
-		assert_int_equal(a->parts[i].is_message,
-		    b->parts[i].is_message);
-	}
-}
 
 /* Whole, line by line, byte by byte: the same result. */
 static void
@@ -766,9 +736,9 @@ test_streaming(void **state)
 		parse_fed(msgs[i], len, 0, &lines);
 		parse_fed(msgs[i], len, 1, &bytes);
 		parse_fed(msgs[i], len, 7, &odd);
-		check_same(&whole, &lines);
-		check_same(&whole, &bytes);
-		check_same(&whole, &odd);
+		unit_mime_same(&whole, &lines);
+		unit_mime_same(&whole, &bytes);
+		unit_mime_same(&whole, &odd);
 		mime_result_free(&whole);
 		mime_result_free(&lines);
 		mime_result_free(&bytes);

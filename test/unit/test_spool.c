@@ -17,15 +17,14 @@
 
 #include "config.h"
 #include "spool.h"
+#include "unit_mime.h"
 
 /* What spooling one message gave, kept to compare with another way. */
 struct spooled {
 	uint8_t		 guid[GUID_LEN];
 	char		*bytes;
 	uint64_t	 size;
-	char		*bodystructure, *envelope, *body, *header;
-	size_t		 header_len, nparts;
-	struct mime_part *parts;
+	struct mime_result mime;
 };
 
 static char	 dir[64];
@@ -71,7 +70,6 @@ spool_cut(const char *msg, size_t len, const size_t *cuts, size_t ncuts,
 {
 	struct spool		*sp;
 	struct store_blob_in	 in;
-	const struct mime_result *r;
 	size_t			 i, from = 0, to;
 
 	assert_non_null(sp = spool_new_deferred(dir));
@@ -91,15 +89,7 @@ spool_cut(const char *msg, size_t len, const size_t *cuts, size_t ncuts,
 		assert_int_equal(pread(in.fd, out->bytes, in.size, 0),
 		    (ssize_t)in.size);
 	}
-	r = in.mime;
-	out->bodystructure = copy(r->bodystructure, strlen(r->bodystructure));
-	out->envelope = copy(r->envelope, strlen(r->envelope));
-	out->body = copy(r->body, strlen(r->body));
-	out->header = copy(r->header, r->header_len);
-	out->header_len = r->header_len;
-	out->nparts = r->nparts;
-	out->parts = (struct mime_part *)copy(r->parts,
-	    r->nparts * sizeof(*r->parts));
+	unit_mime_copy(in.mime, &out->mime);
 	spool_free(sp);
 }
 
@@ -107,42 +97,17 @@ static void
 spooled_free(struct spooled *s)
 {
 	free(s->bytes);
-	free(s->bodystructure);
-	free(s->envelope);
-	free(s->body);
-	free(s->header);
-	free(s->parts);
+	mime_result_free(&s->mime);
 }
 
 /* Whether b is what a gave, byte for byte. */
 static void
 check_same(const struct spooled *a, const struct spooled *b)
 {
-	size_t	 i;
-
 	assert_memory_equal(a->guid, b->guid, GUID_LEN);
 	assert_int_equal(a->size, b->size);
 	assert_memory_equal(a->bytes, b->bytes, a->size);
-	assert_string_equal(a->bodystructure, b->bodystructure);
-	assert_string_equal(a->envelope, b->envelope);
-	assert_string_equal(a->body, b->body);
-	assert_int_equal(a->header_len, b->header_len);
-	assert_memory_equal(a->header, b->header, a->header_len);
-	assert_int_equal(a->nparts, b->nparts);
-	for (i = 0; i < a->nparts; i++) {
-		assert_string_equal(a->parts[i].section, b->parts[i].section);
-		assert_int_equal(a->parts[i].header_start,
-		    b->parts[i].header_start);
-		assert_int_equal(a->parts[i].body_start,
-		    b->parts[i].body_start);
-		assert_int_equal(a->parts[i].inner_body_start,
-		    b->parts[i].inner_body_start);
-		assert_int_equal(a->parts[i].body_end, b->parts[i].body_end);
-		assert_int_equal(a->parts[i].is_multipart,
-		    b->parts[i].is_multipart);
-		assert_int_equal(a->parts[i].is_message,
-		    b->parts[i].is_message);
-	}
+	unit_mime_same(&a->mime, &b->mime);
 }
 
 /*

@@ -1,18 +1,28 @@
 /*
- * test_store_faults.c — SQLite's allocations failing at every N while a
- * replica applies a batch and while a master renumbers, the way SQLite
- * tests itself: each run either keeps all of its work or none of it,
- * the store passes its check, and the same work then succeeds.
+ * test_store_faults.c — SQLite's allocations failing at every N, the way
+ * SQLite tests itself, while a replica applies a batch, a master
+ * renumbers, a client's changes share a group commit, a MOVE runs in
+ * steps, the search index takes a batch, a replica deletes a user and a
+ * mailbox and the operator cleans up, the mass-delete guard holds and
+ * releases records, a conflict's copy is dropped, a restored store takes
+ * a new identity, and a backup is made and restored: each run either
+ * keeps all of its work or none of it, the store passes its check, and
+ * the same work then succeeds.  In the group commit each mutation is
+ * answered on its own: what was answered OK is kept exactly when the
+ * commit succeeds, and nothing refused is ever kept.
  *
  * Each run starts from a copy of one prepared store, so the statements
  * are prepared inside the run and their failures are reached too.  Runs
- * go every N up to FAULT_RUNS; MAILREPD_FAULTS_LONG=1 runs every N.
+ * go every N up to FAULT_RUNS; MAILREPD_FAULTS_LONG=1 runs every N, and
+ * MAILREPD_FAULTS_ONLY=PATTERN only the tests whose names match it.
  */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
 #include <stdint.h>
 #include <cmocka.h>
+
+#include <sys/stat.h>
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,8 +36,10 @@
 #include "store.h"
 
 #define FAULT_RUNS	60	/* runs per scenario unless long */
+#define nitems(a)	(sizeof(a) / sizeof((a)[0]))
 
 static sqlite3_mem_methods	 real;
+static const char		*run_dir;	/* the copy a run works on */
 static long			 countdown = -1;	/* fail at 0 */
 static long			 counted;		/* since armed */
 
@@ -68,18 +80,25 @@ static const char BODY1[] = "Subject: one\r\n\r\nthe first\r\n";
 static const char BODY2[] = "Subject: two\r\n\r\nthe second\r\n";
 static const char BODYX[] = "Subject: other\r\n\r\nanother at two\r\n";
 
+static const char BODY3[] = "Subject: three\r\n\r\nthe third\r\n";
+static const char BODY4[] = "Subject: four\r\n\r\nthe fourth\r\n";
+static const char BODY5[] = "Subject: five\r\n\r\nthe fifth\r\n";
+static const char BODY6[] = "Subject: six\r\n\r\nthe sixth\r\n";
+
+#define BODIES	8	/* bodies blob() keeps parsed */
+
 /* A body as the replica hands it to the store, parsed once. */
 static struct store_blob_in
 blob(const char *text)
 {
-	static struct mime_result	 parsed[3];
-	static const char		*of[3];
+	static struct mime_result	 parsed[BODIES];
+	static const char		*of[BODIES];
 	struct store_blob_in		 b;
 	size_t				 i;
 
-	for (i = 0; i < 3 && of[i] != NULL && of[i] != text; i++)
+	for (i = 0; i < BODIES && of[i] != NULL && of[i] != text; i++)
 		;
-	assert_true(i < 3);
+	assert_true(i < BODIES);
 	if (of[i] == NULL) {
 		assert_int_equal(mime_parse_buffer(text, strlen(text),
 		    &parsed[i]), 0);
@@ -160,13 +179,19 @@ remove_store(const char *dir)
 /*
  * A scenario: prepare(dir) makes the template once; run(st) does the
  * work on an open copy (STORE_OK when all of it is kept), done(dir) and
- * untouched(dir) say whether the copy holds all of it or none.
+ * untouched(dir) say whether the copy holds all of it or none.  Work
+ * that commits in steps has settle(st), which does on the store a
+ * failure left, reopened, what the server does at its next start (NULL:
+ * nothing); with may_finish, what settles may be all of the work (a
+ * MOVE whose copies show finishes) rather than none of it.
  */
 struct scenario {
 	void		(*prepare)(struct store *);
 	enum store_err	(*run)(struct store *);
 	int		(*done)(const char *dir);
 	int		(*untouched)(const char *dir);
+	void		(*settle)(struct store *);
+	int		 may_finish;
 };
 
 /*
@@ -180,9 +205,10 @@ run_once(const struct scenario *sc, const char *template, long n,
 	struct store	*st;
 	enum store_err	 err;
 	char		 dir[64];
-	int		 clean;
+	int		 clean, finished = 0;
 
 	copy_store(template, dir);
+	run_dir = dir;
 	assert_int_equal(store_open(dir, &st), STORE_OK);
 	arm(n);
 	err = sc->run(st);
@@ -199,12 +225,19 @@ run_once(const struct scenario *sc, const char *template, long n,
 		assert_true(sc->done(dir));
 	else {
 		assert_false(clean);
-
-		assert_true(sc->untouched(dir));
+		if (sc->settle != NULL) {
+			assert_int_equal(store_open(dir, &st), STORE_OK);
+			sc->settle(st);
+			assert_int_equal(store_commit(st), STORE_OK);
+			store_close(st);
+		}
+		finished = sc->may_finish && sc->done(dir);
+		if (!finished)
+			assert_true(sc->untouched(dir));
 	}
 	check_clean(dir);
 	/* The same work on the store as the failure left it succeeds. */
-	if (err != STORE_OK) {
+	if (err != STORE_OK && !finished) {
 		assert_int_equal(store_open(dir, &st), STORE_OK);
 		assert_int_equal(sc->run(st), STORE_OK);
 		assert_int_equal(store_commit(st), STORE_OK);
@@ -215,8 +248,13 @@ run_once(const struct scenario *sc, const char *template, long n,
 	return clean;
 }
 
+/*
+ * Makes sc's template, then runs once(sc, template, n, total) clean and
+ * with allocation n failing for n from 0 on.
+ */
 static void
-fault_loop(const struct scenario *sc)
+fault_loop(const struct scenario *sc, int (*once)(const struct scenario *,
+    const char *, long, long *))
 {
 	struct store	*st;
 	char		 template[64];
@@ -230,11 +268,11 @@ fault_loop(const struct scenario *sc)
 	assert_int_equal(store_commit(st), STORE_OK);
 	store_close(st);
 	/* A clean run counts the allocations. */
-	assert_true(run_once(sc, template, -1, &total));
+	assert_true(once(sc, template, -1, &total));
 	step = env != NULL && strcmp(env, "1") == 0 ? 1 :
 	    total / FAULT_RUNS + 1;
 	for (n = 0; n < total; n += step)
-		(void)run_once(sc, template, n, NULL);
+		(void)once(sc, template, n, NULL);
 	remove_store(template);
 }
 
@@ -343,10 +381,10 @@ static void
 test_replica_batch_under_alloc_faults(void **state)
 {
 	static const struct scenario sc = { replica_prepare, replica_batch,
-	    replica_done, replica_untouched };
+	    replica_done, replica_untouched, NULL, 0 };
 
 	(void)state;
-	fault_loop(&sc);
+	fault_loop(&sc, run_once);
 }
 
 /* --- a master renumbering a replica's copy ------------------------------ */
@@ -409,10 +447,789 @@ static void
 test_renumbering_under_alloc_faults(void **state)
 {
 	static const struct scenario sc = { master_prepare, master_renumber,
-	    master_done, master_untouched };
+	    master_done, master_untouched, NULL, 0 };
 
 	(void)state;
-	fault_loop(&sc);
+	fault_loop(&sc, run_once);
+}
+
+/* --- a client's changes on a master ---------------------------------- */
+
+/* Delivers body to user's mailbox; STORE_OK only when it is there. */
+static enum store_err
+deliver(struct store *st, const char *user, const char *mailbox,
+    const char *body)
+{
+	struct store_blob_in	 b = blob(body);
+	struct store_target	 t;
+	enum store_err		 err;
+
+	memset(&t, 0, sizeof(t));
+	t.user = user;
+	t.mailbox = mailbox;
+	t.internaldate = 1700000000;
+	if ((err = store_deliver(st, &b, &t, 1)) != STORE_OK)
+		return err;
+	return t.result;
+}
+
+/* A mailbox's local id, or 0 (*err says why). */
+static int64_t
+mailbox_id(struct store *st, const char *user, const char *name,
+    enum store_err *err)
+{
+	struct store_mailbox	 mb;
+
+	if ((*err = store_mailbox_get(st, user, name, &mb)) != STORE_OK)
+		return 0;
+	return mb.id;
+}
+
+/* bob: two messages in INBOX, Work empty, Gone with one; dave: one. */
+static void
+imap_prepare(struct store *st)
+{
+	struct store_mailbox	 mb;
+
+	assert_int_equal(store_user_add(st, "bob", "$h"), STORE_OK);
+	assert_int_equal(store_user_add(st, "dave", "$h"), STORE_OK);
+	assert_int_equal(store_mailbox_create(st, "bob", "Work", "", &mb),
+	    STORE_OK);
+	assert_int_equal(store_mailbox_create(st, "bob", "Gone", "", &mb),
+	    STORE_OK);
+	assert_int_equal(deliver(st, "bob", "INBOX", BODY1), STORE_OK);
+	assert_int_equal(deliver(st, "bob", "INBOX", BODY2), STORE_OK);
+	assert_int_equal(deliver(st, "bob", "Gone", BODYX), STORE_OK);
+	assert_int_equal(deliver(st, "dave", "INBOX", BODY6), STORE_OK);
+}
+
+/* Mailbox changes: create, subscribe, rename, delete; dave goes. */
+static enum store_err
+imap_mailboxes(struct store *st)
+{
+	struct store_mailbox	 mb;
+	enum store_err		 err;
+
+	if ((err = store_mailbox_create(st, "bob", "New", "", &mb)) !=
+	    STORE_OK ||
+	    (err = store_mailbox_subscribe(st, "bob", "New", 1)) !=
+	    STORE_OK ||
+	    (err = store_mailbox_rename(st, "bob", "New", "Old")) !=
+	    STORE_OK ||
+	    (err = store_mailbox_delete(st, "bob", "Gone")) != STORE_OK ||
+	    (err = store_user_set_password(st, "bob", "$new")) != STORE_OK)
+		return err;
+	return store_user_del(st, "dave");
+}
+
+/*
+ * What one group commit may hold of IMAP and LMTP: a delivery to two
+ * mailboxes, a MULTIAPPEND, a flag change, a COPY, a MOVE, an EXPUNGE
+ * and the mailbox changes, each its own mutation.
+ */
+static enum store_err
+imap_run(struct store *st)
+{
+	struct store_blob_in	 b[2] = { blob(BODY4), blob(BODY5) };
+	struct store_target	 t[2];
+	enum store_err		 err;
+	int64_t			 inbox, work;
+	uint64_t		 modseq;
+	uint32_t		 uid, moved = 1, to;
+
+	if ((inbox = mailbox_id(st, "bob", "INBOX", &err)) == 0 ||
+	    (work = mailbox_id(st, "bob", "Work", &err)) == 0)
+		return err;
+	memset(t, 0, sizeof(t));
+	t[0].user = t[1].user = "bob";
+	t[0].mailbox = "INBOX";
+	t[1].mailbox = "Work";
+	b[0] = blob(BODY3);
+	if ((err = store_deliver(st, &b[0], t, 2)) != STORE_OK ||
+	    (err = t[0].result) != STORE_OK || (err = t[1].result) != STORE_OK)
+		return err;
+	b[0] = blob(BODY4);
+	t[0].mailbox = "Work";
+	if ((err = store_deliver_all(st, b, t, 2)) != STORE_OK ||
+	    (err = store_message_set_flags(st, inbox, 1, FLAG_SEEN, "kw",
+	    &modseq)) != STORE_OK ||
+	    (err = store_message_copy(st, inbox, 2, work, &uid)) !=
+	    STORE_OK ||
+	    (err = store_message_copy_many(st, inbox, &moved, 1, work, &to,
+	    1)) != STORE_OK ||
+	    (err = store_message_expunge(st, work, 1)) != STORE_OK)
+		return err;
+	return imap_mailboxes(st);
+}
+
+static int
+imap_done(const char *dir)
+{
+	return query(dir, "SELECT count(*) FROM message") == 6 &&
+	    query(dir, "SELECT count(*) FROM message WHERE flags = 1 AND "
+	    "keywords = 'kw'") == 1 &&
+	    query(dir, "SELECT count(*) FROM mailbox WHERE name = 'Old'") ==
+	    1 && query(dir, "SELECT count(*) FROM mailbox WHERE name IN "
+	    "('New', 'Gone')") == 0 &&
+	    query(dir, "SELECT count(*) FROM subscription WHERE name = "
+	    "'Old'") == 1 &&
+	    query(dir, "SELECT count(*) FROM user") == 1 &&
+	    query(dir, "SELECT count(*) FROM user WHERE password = '$new'") ==
+	    1 && query(dir, "SELECT count(*) FROM expunged") >= 3;
+}
+
+static int
+imap_untouched(const char *dir)
+{
+	return query(dir, "SELECT count(*) FROM message") == 4 &&
+	    query(dir, "SELECT count(*) FROM message WHERE flags != 0") == 0 &&
+	    query(dir, "SELECT count(*) FROM mailbox WHERE name IN "
+	    "('New', 'Old')") == 0 &&
+	    query(dir, "SELECT count(*) FROM mailbox WHERE name = 'Gone'") ==
+	    1 && query(dir, "SELECT count(*) FROM user") == 2 &&
+	    query(dir, "SELECT count(*) FROM user WHERE password = '$h'") ==
+	    2 && query(dir, "SELECT count(*) FROM expunged") == 0 &&
+	    query(dir, "SELECT count(*) FROM blob") == 4;
+}
+
+static void
+test_client_changes_under_alloc_faults(void **state)
+{
+	static const struct scenario sc = { imap_prepare, imap_run,
+	    imap_done, imap_untouched, NULL, 0 };
+
+	(void)state;
+	fault_loop(&sc, run_once);
+}
+
+/* --- a MOVE in steps ---------------------------------------------------- */
+
+static const uint32_t	 MOVED[] = { 1, 2, 3, 4 };
+static long		 move_head;	/* the template's log head */
+
+/* bob: four messages in INBOX and a fifth, Work empty. */
+static void
+move_prepare(struct store *st)
+{
+	struct store_mailbox	 mb;
+
+	assert_int_equal(store_user_add(st, "bob", "$h"), STORE_OK);
+	assert_int_equal(store_mailbox_create(st, "bob", "Work", "", &mb),
+	    STORE_OK);
+	assert_int_equal(deliver(st, "bob", "INBOX", BODY1), STORE_OK);
+	assert_int_equal(deliver(st, "bob", "INBOX", BODY2), STORE_OK);
+	assert_int_equal(deliver(st, "bob", "INBOX", BODY3), STORE_OK);
+	assert_int_equal(deliver(st, "bob", "INBOX", BODY4), STORE_OK);
+	assert_int_equal(deliver(st, "bob", "INBOX", BODY5), STORE_OK);
+	move_head = (long)store_replog_head(st);
+}
+
+/*
+ * A MOVE of four messages one a step, each step committed as the
+ * loop's group commit does; a step that fails abandons the job, as the
+ * IMAP session does, for the sweep at the next start.
+ */
+static enum store_err
+move_run(struct store *st)
+{
+	struct store_copy_job	 job;
+	enum store_err		 err;
+
+	memset(&job, 0, sizeof(job));
+	job.uids = MOVED;
+	job.n = nitems(MOVED);
+	job.move = 1;
+	if ((job.from = mailbox_id(st, "bob", "INBOX", &err)) == 0 ||
+	    (job.to = mailbox_id(st, "bob", "Work", &err)) == 0)
+		return err;
+	if ((err = store_copy_begin(st, &job)) == STORE_OK)
+		err = store_commit(st);
+	while (err == STORE_OK && !job.finished)
+		if ((err = store_copy_step(st, &job, 0)) == STORE_OK)
+			err = store_commit(st);
+	if (job.id != 0 && err != STORE_OK)
+		store_copy_abandon(st, &job);
+	return err;
+}
+
+/* The next start's sweep, a step a commit. */
+static void
+move_settle(struct store *st)
+{
+	while (store_copy_sweep(st))
+		assert_int_equal(store_commit(st), STORE_OK);
+}
+
+static int
+move_done(const char *dir)
+{
+	return query(dir, "SELECT count(*) FROM message JOIN mailbox ON "
+	    "mailbox.id = mailbox_id WHERE name = 'Work' AND uid < uidnext") ==
+	    4 && query(dir, "SELECT count(*) FROM message JOIN mailbox ON "
+	    "mailbox.id = mailbox_id WHERE name = 'INBOX'") == 1 &&
+	    query(dir, "SELECT count(*) FROM copy_job") == 0;
+}
+
+static int
+move_untouched(const char *dir)
+{
+	return query(dir, "SELECT count(*) FROM message JOIN mailbox ON "
+	    "mailbox.id = mailbox_id WHERE name = 'Work'") == 0 &&
+	    query(dir, "SELECT count(*) FROM message") == 5 &&
+	    query(dir, "SELECT count(*) FROM copy_job") == 0 &&
+	    query(dir, "SELECT seq FROM sqlite_sequence WHERE name = "
+	    "'replog'") == move_head;
+}
+
+static void
+test_move_in_steps_under_alloc_faults(void **state)
+{
+	static const struct scenario sc = { move_prepare, move_run,
+	    move_done, move_untouched, move_settle, 1 };
+
+	(void)state;
+	fault_loop(&sc, run_once);
+}
+
+/* --- the search index's batch ------------------------------------------- */
+
+static void
+fts_prepare(struct store *st)
+{
+	assert_int_equal(store_user_add(st, "bob", "$h"), STORE_OK);
+	assert_int_equal(deliver(st, "bob", "INBOX", BODY1), STORE_OK);
+	assert_int_equal(deliver(st, "bob", "INBOX", BODY2), STORE_OK);
+	assert_int_equal(deliver(st, "bob", "INBOX", BODY3), STORE_OK);
+}
+
+/* A rebuild's first batch: two blobs indexed, the third skipped. */
+static enum store_err
+fts_run(struct store *st)
+{
+	static const char	*text[] = { "lunchbox one", "lunchbox two" };
+	struct store_fts_blob	 b[4];
+	enum store_err		 err;
+	size_t			 n, i;
+
+	if ((err = store_fts_pending(st, 0, b, nitems(b), &n)) != STORE_OK)
+		return err;
+	assert_int_equal(n, 3);
+	if ((err = store_fts_begin(st)) != STORE_OK)
+		return err;
+	err = store_fts_reset(st, 3);
+	for (i = 0; err == STORE_OK && i < 2; i++)
+		if ((err = store_fts_add(st, b[i].id, STORE_FTS_BODY, text[i],
+		    strlen(text[i]))) == STORE_OK)
+			err = store_fts_add(st, b[i].id, STORE_FTS_SUBJECT,
+			    "subject", 7);
+	if (err == STORE_OK)
+		err = store_fts_skip(st, b[2].id);
+	return store_fts_end(st, b[2].id, 2, err);
+}
+
+static int
+fts_done(const char *dir)
+{
+	return query(dir, "SELECT count(*) FROM fts WHERE fts MATCH "
+	    "'\"lun\" AND \"box\"'") == 2 &&
+	    query(dir, "SELECT count(*) FROM fts_skipped") == 1 &&
+	    query(dir, "SELECT blobs FROM fts_state") == 2 &&
+	    query(dir, "SELECT version FROM fts_state") == 3 &&
+	    query(dir, "SELECT upto FROM fts_state") ==
+	    query(dir, "SELECT max(id) FROM blob");
+}
+
+static int
+fts_untouched(const char *dir)
+{
+	return query(dir, "SELECT count(*) FROM fts WHERE fts MATCH "
+	    "'\"lun\" AND \"box\"'") == 0 &&
+	    query(dir, "SELECT count(*) FROM fts_skipped") == 0 &&
+	    query(dir, "SELECT upto + blobs + version FROM fts_state") == 0;
+}
+
+static void
+test_index_batch_under_alloc_faults(void **state)
+{
+	static const struct scenario sc = { fts_prepare, fts_run,
+	    fts_done, fts_untouched, NULL, 0 };
+
+	(void)state;
+	fault_loop(&sc, run_once);
+}
+
+/* --- a replica's deletes, and what cleans up after them ----------------- */
+
+/* The store as the replica's batch left it. */
+static void
+replica_prepare_batch(struct store *st)
+{
+	assert_int_equal(replica_batch(st), STORE_OK);
+}
+
+static const uint8_t BOX2[MAILBOX_ID_LEN] = "carols-own-box!";
+
+/* The replica's batch, then carol with a message of her own. */
+static void
+cleanup_prepare(struct store *st)
+{
+	struct store_blob_in	 b3 = blob(BODY3);
+	enum store_apply	 what;
+	uint8_t			 local[GUID_LEN];
+
+	replica_prepare_batch(st);
+	assert_int_equal(store_apply_user_add(st, "carol", "$h", &what),
+	    STORE_OK);
+	assert_int_equal(store_apply_mailbox_create(st, "carol", BOX2,
+	    "INBOX", 8, "", 1, &what), STORE_OK);
+	assert_int_equal(store_apply_append(st, BOX2, 1, b3.guid, 0, NULL,
+	    1700000000, 1700000000, 0, &b3, &what, local), STORE_OK);
+}
+
+/* The first entry of a walk (quarantine or conflicts) keeps its id. */
+static int
+first_quarantined(void *arg, const struct store_quarantined *q)
+{
+	*(int64_t *)arg = q->id;
+	return 1;
+}
+
+static int
+first_conflict(void *arg, const struct store_conflict *k)
+{
+	*(int64_t *)arg = k->id;
+	return 1;
+}
+
+/*
+ * A batch deleting carol and bob's mailbox (both quarantined first),
+ * then what an operator and the housekeeping do: bob's first message
+ * back from quarantine, the conflict resolved, and a purge of every
+ * tombstone, resolved conflict and quarantine entry left.
+ */
+static enum store_err
+cleanup_run(struct store *st)
+{
+	struct store_purge	 p = { INT64_MAX, INT64_MAX, 0, INT64_MAX,
+	    INT64_MAX };
+	struct store_purged	 purged;
+	enum store_apply	 what;
+	enum store_err		 err;
+	int64_t			 quarantined = 0, conflict = 0;
+	uint32_t		 uid;
+	char			 name[MAILBOX_MAX_NAME + 1];
+
+	if ((err = store_quarantine_foreach(st, 0, first_quarantined,
+	    &quarantined)) != STORE_OK ||
+	    (err = store_conflict_foreach(st, first_conflict, &conflict)) !=
+	    STORE_OK)
+		return err;
+	assert_true(quarantined != 0 && conflict != 0);
+	if ((err = store_batch_begin(st)) != STORE_OK)
+		return err;
+	if ((err = store_apply_user_del(st, "carol", &what)) == STORE_OK)
+		err = store_apply_mailbox_delete(st, BOX, &what);
+	if ((err = store_batch_end(st, err)) != STORE_OK ||
+	    (err = store_quarantine_restore(st, quarantined, &uid, name)) !=
+	    STORE_OK ||
+	    (err = store_conflict_set_state(st, conflict,
+	    CONFLICT_RESOLVED)) != STORE_OK)
+		return err;
+	return store_purge_step(st, &p, &purged);
+}
+
+static int
+cleanup_done(const char *dir)
+{
+	return query(dir, "SELECT count(*) FROM user") == 1 &&
+	    query(dir, "SELECT count(*) FROM message") == 1 &&
+	    query(dir, "SELECT count(*) FROM mailbox WHERE uniqueid = "
+	    "'box-of-the-test'") == 0 &&
+	    query(dir, "SELECT count(*) FROM quarantine") == 0 &&
+	    query(dir, "SELECT count(*) FROM conflict") == 0 &&
+	    query(dir, "SELECT count(*) FROM expunged") == 0 &&
+	    query(dir, "SELECT count(*) FROM mailbox_gone") == 0;
+}
+
+static int
+cleanup_untouched(const char *dir)
+{
+	return query(dir, "SELECT count(*) FROM user") == 2 &&
+	    query(dir, "SELECT count(*) FROM message") == 2 &&
+	    query(dir, "SELECT count(*) FROM quarantine") == 1 &&
+	    query(dir, "SELECT count(*) FROM conflict WHERE resolved = 0") == 1 &&
+	    query(dir, "SELECT count(*) FROM expunged") == 1 &&
+	    query(dir, "SELECT count(*) FROM mailbox_gone") == 0;
+}
+
+static void
+test_deletes_and_cleanup_under_alloc_faults(void **state)
+{
+	static const struct scenario sc = { cleanup_prepare, cleanup_run,
+	    cleanup_done, cleanup_untouched, NULL, 0 };
+
+	(void)state;
+	fault_loop(&sc, run_once);
+}
+
+/* --- the mass-delete guard's holds and a node's bookkeeping ------------- */
+
+/*
+ * What a replica's guard and housekeeping write: bob paused, two of his
+ * records held (an append with its body, an expunge), the pause
+ * resumed and the first record applied and dropped; a replica's
+ * position, the drain's marker, the log's oldest records purged and a
+ * mailbox's UIDNEXT raised.
+ */
+static enum store_err
+holds_run(struct store *st)
+{
+	struct store_blob_in	 b3 = blob(BODY3);
+	struct store_replog_rec	 r;
+	struct store_replica	 rep;
+	enum store_err		 err;
+	int64_t			 n, id, purged;
+	size_t			 len;
+	char			 buf[16];
+
+	memset(&r, 0, sizeof(r));
+	r.type = REC_MESSAGE_APPEND;
+	r.has_mailbox = r.has_guid = 1;
+	memcpy(r.mailbox, BOX, MAILBOX_ID_LEN);
+	r.uid = 7;
+	memcpy(r.guid, b3.guid, GUID_LEN);
+	if ((err = store_pause_set(st, "bob", "many deletes")) != STORE_OK ||
+	    (err = store_held_add(st, "bob", &r, "append", 6, &b3)) !=
+	    STORE_OK)
+		return err;
+	r.type = REC_MESSAGE_EXPUNGE;
+	r.uid = 2;
+	if ((err = store_held_add(st, "bob", &r, "expunge", 7, NULL)) !=
+	    STORE_OK ||
+	    (err = store_pause_resume(st, NULL, PAUSE_ALLOW, &n)) !=
+	    STORE_OK ||
+	    (err = store_held_next(st, "bob", 0, &id, buf, sizeof(buf),
+	    &len)) != STORE_OK ||
+	    (err = store_held_drop(st, id)) != STORE_OK)
+		return err;
+	assert_int_equal(n, 1);
+	assert_memory_equal(buf, "append", len);
+	memset(&rep, 0, sizeof(rep));
+	snprintf(rep.name, sizeof(rep.name), "r1");
+	memset(rep.node_id, 4, NODE_ID_LEN);
+	rep.acked = 5;
+	rep.last_seen = 1700000000;
+	if ((err = store_replica_update(st, &rep)) != STORE_OK ||
+	    (err = store_shutdown_record(st, 1700000000, 0)) != STORE_OK ||
+	    (err = store_replog_purge(st, 3, 0, &purged)) != STORE_OK)
+		return err;
+	return store_mailbox_raise_uidnext(st, BOX, 20);
+}
+
+static int
+holds_done(const char *dir)
+{
+	return query(dir, "SELECT state FROM guard_pause") == PAUSE_ALLOW &&
+	    query(dir, "SELECT count(*) FROM held") == 1 &&
+	    query(dir, "SELECT uidnext FROM mailbox WHERE name = 'Kept'") ==
+	    20 && query(dir, "SELECT count(*) FROM replica") == 1 &&
+	    query(dir, "SELECT count(*) FROM shutdown") == 1 &&
+	    query(dir, "SELECT min(seq) FROM replog") == 4;
+}
+
+static int
+holds_untouched(const char *dir)
+{
+	return query(dir, "SELECT count(*) FROM guard_pause") == 0 &&
+	    query(dir, "SELECT count(*) FROM held") == 0 &&
+	    query(dir, "SELECT uidnext FROM mailbox WHERE name = 'Kept'") ==
+	    6 && query(dir, "SELECT count(*) FROM replica") == 0 &&
+	    query(dir, "SELECT count(*) FROM shutdown") == 0 &&
+	    query(dir, "SELECT min(seq) FROM replog") == 1;
+}
+
+static void
+test_holds_and_bookkeeping_under_alloc_faults(void **state)
+{
+	static const struct scenario sc = { replica_prepare_batch, holds_run,
+	    holds_done, holds_untouched, NULL, 0 };
+
+	(void)state;
+	fault_loop(&sc, run_once);
+}
+
+/* --- a conflict resolved by dropping the local copy -------------------- */
+
+/*
+ * `conflicts resolve` on the replica's conflict, then what a master
+ * that was that replica does when the other side renumbered the
+ * message: its copy at uid 2 goes, the conflict on it resolved.
+ */
+static enum store_err
+conflict_run(struct store *st)
+{
+	struct store_blob_in	 b2 = blob(BODY2);
+	struct store_conflict	 k;
+	enum store_err		 err;
+	int64_t			 conflict = 0;
+
+	if ((err = store_conflict_foreach(st, first_conflict, &conflict)) !=
+	    STORE_OK ||
+	    (err = store_conflict_set_state(st, conflict,
+	    CONFLICT_REQUESTED)) != STORE_OK ||
+	    (err = store_conflict_next(st, 0, 0, &k)) != STORE_OK)
+		return err;
+	assert_int_equal(k.id, conflict);
+	if ((err = store_drop_copy(st, BOX, 2, b2.guid, REASON_RENUMBER)) !=
+	    STORE_OK)
+		return err;
+	return store_counter_add(st, "conflicts.dropped", 1);
+}
+
+static int
+conflict_done(const char *dir)
+{
+	return query(dir, "SELECT count(*) FROM message") == 0 &&
+	    query(dir, "SELECT resolved FROM conflict") == CONFLICT_RESOLVED &&
+	    query(dir, "SELECT count(*) FROM expunged") == 2 &&
+	    query(dir, "SELECT value FROM counter WHERE name = "
+	    "'conflicts.dropped'") == 1;
+}
+
+static int
+conflict_untouched(const char *dir)
+{
+	return query(dir, "SELECT count(*) FROM message") == 1 &&
+	    query(dir, "SELECT resolved FROM conflict") == CONFLICT_OPEN &&
+	    query(dir, "SELECT count(*) FROM expunged") == 1 &&
+	    query(dir, "SELECT count(*) FROM counter WHERE name = "
+	    "'conflicts.dropped'") == 0;
+}
+
+static void
+test_conflict_drop_under_alloc_faults(void **state)
+{
+	static const struct scenario sc = { replica_prepare_batch,
+	    conflict_run, conflict_done, conflict_untouched, NULL, 0 };
+
+	(void)state;
+	fault_loop(&sc, run_once);
+}
+
+/* --- one group commit, each mutation answered on its own ----------------- */
+
+/*
+ * The loop's group commit: several clients' mutations in one
+ * transaction, each in its own savepoint and answered on its own.  A
+ * failed one is undone alone and the others go on; then the commit.
+ * What was answered OK is there exactly when the commit succeeded, and
+ * what was refused is never there.
+ */
+#define GROUP_OPS	5
+
+static enum store_err
+group_op(struct store *st, int op)
+{
+	struct store_mailbox	 mb;
+	enum store_err		 err;
+	uint64_t		 modseq;
+	int64_t			 inbox;
+
+	if (op == 0)
+		return deliver(st, "bob", "INBOX", BODY3);
+	if (op == 2)
+		return deliver(st, "bob", "Work", BODY4);
+	if (op == 4)
+		return store_mailbox_create(st, "bob", "New", "", &mb);
+	if ((inbox = mailbox_id(st, "bob", "INBOX", &err)) == 0)
+		return err;
+	if (op == 1)
+		return store_message_set_flags(st, inbox, 1, FLAG_SEEN, NULL,
+		    &modseq);
+	return store_message_expunge(st, inbox, 2);
+}
+
+/* Whether op's change is in the store in dir. */
+static int
+group_kept(const char *dir, int op)
+{
+	static const char *const sql[GROUP_OPS] = {
+		"SELECT count(*) FROM message JOIN blob ON blob.id = blob_id "
+		    "WHERE subject = 'three'",
+		"SELECT count(*) FROM message JOIN mailbox ON mailbox.id = "
+		    "mailbox_id WHERE name = 'INBOX' AND uid = 1 AND flags = 1",
+		"SELECT count(*) FROM message JOIN blob ON blob.id = blob_id "
+		    "WHERE subject = 'four'",
+		"SELECT count(*) = 0 FROM message JOIN mailbox ON mailbox.id = "
+		    "mailbox_id WHERE name = 'INBOX' AND uid = 2",
+		"SELECT count(*) FROM mailbox WHERE name = 'New'",
+	};
+
+	return query(dir, sql[op]) == 1;
+}
+
+/* The group with allocation n failing; 1 when n was never reached. */
+static int
+group_once(const struct scenario *sc, const char *template, long n,
+    long *total)
+{
+	struct store	*st;
+	enum store_err	 answer[GROUP_OPS], err;
+	char		 dir[64];
+	int		 op, clean;
+
+	(void)sc;
+	copy_store(template, dir);
+	assert_int_equal(store_open(dir, &st), STORE_OK);
+	arm(n);
+	for (op = 0; op < GROUP_OPS; op++)
+		answer[op] = group_op(st, op);
+	err = store_commit(st);
+	clean = n < 0 || countdown >= 0;
+	if (total != NULL)
+		*total = counted;
+	disarm();
+	store_close(st);
+	for (op = 0; op < GROUP_OPS; op++) {
+		if (err == STORE_OK)
+			assert_int_equal(group_kept(dir, op),
+			    answer[op] == STORE_OK);
+		else
+			assert_false(group_kept(dir, op));
+	}
+	check_clean(dir);
+	remove_store(dir);
+	return clean;
+}
+
+static void
+test_group_commit_under_alloc_faults(void **state)
+{
+	static const struct scenario sc = { imap_prepare, NULL, NULL, NULL,
+	    NULL, 0 };
+
+	(void)state;
+	fault_loop(&sc, group_once);
+}
+
+/* --- a new incarnation, a backup and its restore ----------------------- */
+
+static uint8_t	 first_node_id[NODE_ID_LEN];	/* the template's */
+
+/* The replica's batch, a replica of its own, and its node id kept. */
+static void
+incarnation_prepare(struct store *st)
+{
+	struct store_replica	 rep;
+	struct store_node	 me;
+
+	replica_prepare_batch(st);
+	memset(&rep, 0, sizeof(rep));
+	snprintf(rep.name, sizeof(rep.name), "r1");
+	memset(rep.node_id, 4, NODE_ID_LEN);
+	rep.acked = 5;
+	assert_int_equal(store_replica_update(st, &rep), STORE_OK);
+	assert_int_equal(store_node_get(st, &me), STORE_OK);
+	memcpy(first_node_id, me.node_id, NODE_ID_LEN);
+}
+
+/* Whether the store in dir has the template's node id. */
+static int
+same_node(const char *dir)
+{
+	char	 sql[128], hex[NODE_ID_LEN * 2 + 1];
+
+	crypto_hex(first_node_id, NODE_ID_LEN, hex);
+	snprintf(sql, sizeof(sql), "SELECT count(*) FROM node WHERE "
+	    "node_id = x'%s'", hex);
+	return query(dir, sql) == 1;
+}
+
+/* `mailrepd restore`'s last step: a new node id and epoch. */
+static enum store_err
+incarnation_run(struct store *st)
+{
+	int	 renewed;
+
+	return store_incarnation(st, run_dir, 1, &renewed);
+}
+
+static int
+incarnation_done(const char *dir)
+{
+	return !same_node(dir) && query(dir, "SELECT reconciling FROM "
+	    "replica") == 1 && query(dir, "SELECT count(*) FROM message") == 1;
+}
+
+static int
+incarnation_untouched(const char *dir)
+{
+	return same_node(dir) && query(dir, "SELECT reconciling FROM "
+	    "replica") == 0;
+}
+
+static void
+test_incarnation_under_alloc_faults(void **state)
+{
+	static const struct scenario sc = { incarnation_prepare,
+	    incarnation_run, incarnation_done, incarnation_untouched, NULL,
+	    0 };
+
+	(void)state;
+	fault_loop(&sc, run_once);
+}
+
+/* Where a run's backup (b/) and its restore (r/) go. */
+static void
+side_dir(char *out, size_t len, const char *dir, const char *name)
+{
+	snprintf(out, len, "%s/%s", dir, name);
+}
+
+/* `mailrepd backup` of the open store, then `restore` of it elsewhere. */
+static enum store_err
+backup_run(struct store *st)
+{
+	char		 b[96], r[96], file[128];
+	enum store_err	 err;
+
+	(void)st;
+	side_dir(b, sizeof(b), run_dir, "b");
+	side_dir(r, sizeof(r), run_dir, "r");
+	(void)mkdir(b, 0700);
+	snprintf(file, sizeof(file), "%s/mailrepd.db", b);
+	if ((err = store_backup(run_dir, file, NULL, NULL)) != STORE_OK)
+		return err;
+	return store_restore_file(file, r);
+}
+
+static int
+backup_done(const char *dir)
+{
+	char	 r[96];
+
+	side_dir(r, sizeof(r), dir, "r");
+	return query(r, "SELECT count(*) FROM message") == 1 &&
+	    query(r, "SELECT count(*) FROM conflict") == 1;
+}
+
+static int
+backup_untouched(const char *dir)
+{
+	char	 r[96];
+
+	side_dir(r, sizeof(r), dir, "r/mailrepd.db");
+	return access(r, F_OK) != 0;
+}
+
+static void
+test_backup_restore_under_alloc_faults(void **state)
+{
+	static const struct scenario sc = { replica_prepare_batch,
+	    backup_run, backup_done, backup_untouched, NULL, 0 };
+
+	(void)state;
+	fault_loop(&sc, run_once);
 }
 
 int
@@ -422,8 +1239,19 @@ main(void)
 	const struct CMUnitTest		 tests[] = {
 		cmocka_unit_test(test_replica_batch_under_alloc_faults),
 		cmocka_unit_test(test_renumbering_under_alloc_faults),
+		cmocka_unit_test(test_client_changes_under_alloc_faults),
+		cmocka_unit_test(test_move_in_steps_under_alloc_faults),
+		cmocka_unit_test(test_index_batch_under_alloc_faults),
+		cmocka_unit_test(test_deletes_and_cleanup_under_alloc_faults),
+		cmocka_unit_test(test_holds_and_bookkeeping_under_alloc_faults),
+		cmocka_unit_test(test_group_commit_under_alloc_faults),
+		cmocka_unit_test(test_conflict_drop_under_alloc_faults),
+		cmocka_unit_test(test_incarnation_under_alloc_faults),
+		cmocka_unit_test(test_backup_restore_under_alloc_faults),
 	};
 
+	if (getenv("MAILREPD_FAULTS_ONLY") != NULL)
+		cmocka_set_test_filter(getenv("MAILREPD_FAULTS_ONLY"));
 	if (sqlite3_config(SQLITE_CONFIG_GETMALLOC, &real) != SQLITE_OK)
 		return 1;
 	faulty = real;
