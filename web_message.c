@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "charset.h"
 #include "config.h"
 #include "http.h"
 #include "json.h"
@@ -53,12 +54,6 @@ struct body {
 	struct store_meta	 meta;
 	struct store_blob_reader *reader;
 	size_t			 text, html;	/* parts[] index; 0: none */
-};
-
-/* Charsets the HTML may be served in: ASCII stays ASCII in each. */
-static const char *const html_charsets[] = {
-	"utf-8", "us-ascii", "iso-8859-", "windows-125", "koi8-", "gb2312",
-	"gbk", "gb18030", "big5", "shift_jis", "euc-jp", "euc-kr",
 };
 
 /* Whether parts[i] is a leaf the web view shows: not a container,
@@ -150,45 +145,61 @@ body_close(struct body *b)
 }
 
 /*
- * Decodes the body of parts[index - 1] into *out (malloc'd, NUL-ended;
- * *len bytes, at most max).  Returns 0, or -1 when the store or memory
- * fails.  Its description goes to *d.
+ * Decodes the body of parts[index - 1] (its transfer encoding, the
+ * first max bytes of it) into raw (room for max + IO_CHUNK +
+ * MIME_DECODE_SLACK); returns its length, or -1 when the store fails.
+ */
+static ssize_t
+decode_raw(struct body *b, const struct mime_part *p, enum mime_cte cte,
+    size_t max, unsigned char *raw)
+{
+	struct mime_decoder	 dec;
+	unsigned char		 chunk[IO_CHUNK];
+	uint64_t		 off;
+	size_t			 n, len = 0;
+	ssize_t			 got;
+
+	mime_decoder_init(&dec, cte == MIME_CTE_UNKNOWN ? MIME_CTE_IDENTITY :
+	    cte);
+	for (off = p->body_start; off < p->body_end && len < max;
+	    off += (uint64_t)got) {
+		n = p->body_end - off < sizeof(chunk) ? (size_t)(p->body_end -
+		    off) : sizeof(chunk);
+		if ((got = store_blob_read(b->reader, off, chunk, n)) <= 0)
+			return -1;
+		len += mime_decode(&dec, chunk, (size_t)got, raw + len);
+	}
+	if (off >= p->body_end)
+		len += mime_decode_end(&dec, raw + len);
+	return (ssize_t)(len > max ? max : len);
+}
+
+/*
+ * Decodes the body of parts[index - 1] into *out (malloc'd, NUL-ended,
+ * UTF-8 converted from the part's charset; *len bytes, at most max).
+ * Returns 0, or -1 when the store or memory fails.  Its description
+ * goes to *d.
  */
 static int
 decode(struct body *b, size_t index, size_t max, char **out, size_t *len,
     struct mime_part_desc *d)
 {
-	const struct mime_part	*p = &b->meta.parts[index - 1];
-	struct mime_decoder	 dec;
-	unsigned char		 raw[IO_CHUNK];
-	uint64_t		 off;
-	size_t			 n;
-	ssize_t			 got;
+	unsigned char	*raw;
+	ssize_t		 n;
 
 	*out = NULL;
 	*len = 0;
-	if (describe(b, p, d) < 0 ||
-	    (*out = malloc(max + IO_CHUNK + MIME_DECODE_SLACK + 3)) == NULL)
+	if (describe(b, &b->meta.parts[index - 1], d) < 0 ||
+	    (raw = malloc(max + IO_CHUNK + MIME_DECODE_SLACK + 3)) == NULL)
 		return -1;
-	mime_decoder_init(&dec, d->cte == MIME_CTE_UNKNOWN ?
-	    MIME_CTE_IDENTITY : d->cte);
-	for (off = p->body_start; off < p->body_end && *len < max;
-	    off += (uint64_t)got) {
-		n = p->body_end - off < sizeof(raw) ? (size_t)(p->body_end -
-		    off) : sizeof(raw);
-		if ((got = store_blob_read(b->reader, off, raw, n)) <= 0) {
-			free(*out);
-			*out = NULL;
-			return -1;
-		}
-		*len += mime_decode(&dec, raw, (size_t)got,
-		    (unsigned char *)*out + *len);
+	if ((n = decode_raw(b, &b->meta.parts[index - 1], d->cte, max,
+	    raw)) < 0 || (*out = malloc(max + 1)) == NULL) {
+		free(raw);
+		return -1;
 	}
-	if (off >= p->body_end)
-		*len += mime_decode_end(&dec, (unsigned char *)*out + *len);
-	if (*len > max)
-		*len = max;
+	*len = charset_to_utf8(d->charset, (char *)raw, (size_t)n, *out, max);
 	(*out)[*len] = '\0';
+	free(raw);
 	return 0;
 }
 
@@ -264,41 +275,31 @@ int
 web_message_json(FILE *f, struct store *st, const struct store_web_message *m)
 {
 	struct body		 b;
-	struct mime_part_desc	 d;
+	struct mime_part_desc	 td, hd;
 	char			*text = NULL, *html = NULL;
 	size_t			 tlen = 0, hlen = 0;
 	int			 r = 0;
 
 	if (body_open(st, m, &b) < 0)
 		return -1;
+	td.charset[0] = hd.charset[0] = '\0';
 	if ((b.text != 0 && decode(&b, b.text, WEB_MAX_TEXT, &text, &tlen,
-	    &d) < 0) || sanitized(&b, 0, &html, &hlen, &d) < 0)
+	    &td) < 0) || sanitized(&b, 0, &html, &hlen, &hd) < 0)
 		r = -1;
 	else {
 		fputs(",\"Text\":", f);
 		json_string(f, text != NULL ? text : "", tlen);
 		fputs(",\"HTML\":", f);
 		json_string(f, html != NULL ? html : "", hlen);
+		fputs(",\"UnknownCharset\":", f);
+		json_str(f, !charset_known(td.charset) ? td.charset :
+		    !charset_known(hd.charset) ? hd.charset : "");
 		json_attachments(f, &b);
 	}
 	free(text);
 	free(html);
 	body_close(&b);
 	return r;
-}
-
-/* The charset the HTML is served in: its own if ASCII-safe, else UTF-8. */
-static const char *
-html_charset(const char *cs)
-{
-	size_t	 i;
-
-	for (i = 0; i < sizeof(html_charsets) / sizeof(*html_charsets); i++)
-		if (strncmp(cs, html_charsets[i], strlen(html_charsets[i])) ==
-		    0 && strspn(cs, "abcdefghijklmnopqrstuvwxyz0123456789_-") ==
-		    strlen(cs))
-			return cs;
-	return "utf-8";
 }
 
 void
@@ -308,7 +309,7 @@ web_api_html(struct session *s, const struct http_request *req,
 	struct store_web_message m;
 	struct mime_part_desc	 d;
 	struct body		 b;
-	char			*html = NULL, type[64];
+	char			*html = NULL;
 	size_t			 len = 0;
 	int			 remote, r;
 
@@ -325,12 +326,9 @@ web_api_html(struct session *s, const struct http_request *req,
 		http_error(s, 500, "cannot read the message");
 	else if (html == NULL)
 		http_error(s, 404, "the message has no HTML");
-	else {
-		snprintf(type, sizeof(type), "text/html; charset=%s",
-		    html_charset(d.charset));
-		http_reply(s, 200, type, html, len, remote ? HTML_CSP_REMOTE :
-		    HTML_CSP_LOCAL);
-	}
+	else
+		http_reply(s, 200, "text/html; charset=utf-8", html, len,
+		    remote ? HTML_CSP_REMOTE : HTML_CSP_LOCAL);
 	free(html);
 }
 

@@ -410,7 +410,9 @@
 			$("tab-btn-html").hidden = m.HTML === "";
 			$("v-note").textContent = m.Text === "" &&
 			    m.HTML === "" ? "No text or HTML to show: see " +
-			    "Headers and Raw." : "";
+			    "Headers and Raw." : m.UnknownCharset ? "Charset " +
+			    m.UnknownCharset + " is not known here: " +
+			    "characters outside ASCII show as \ufffd." : "";
 			drawAttachments(m);
 			$("header-rows").replaceChildren();
 			$("tab-raw").textContent = "";

@@ -238,3 +238,33 @@ def test_hostile_html_runs_nothing_and_loads_nothing(web, browser, beacon,
                "/escaped", "/noscript"}
     assert set(beacon.paths) <= allowed, beacon.paths
     assert no_alert(browser) and browser.title == "mailrepd"
+
+
+def test_charsets_read_as_written(web, browser, tmp_path):
+    """HTML in KOI8-R and text in Shift_JIS show as their letters; a
+    charset not known is named above the message."""
+    browser.get("http://%s:%d/" % (HOST, web.http_port))
+    russian, japanese = "Съешь же ещё этих булок", "いろはにほへと 漢字"
+    web.deliver("s@remote.test", ["alice@example.com"], (
+        "From: s@remote.test\r\nTo: alice@example.com\r\n"
+        "Subject: charsets\r\nMIME-Version: 1.0\r\n"
+        "Content-Type: multipart/alternative; boundary=b\r\n\r\n"
+        "--b\r\nContent-Type: text/plain; charset=shift_jis\r\n\r\n"
+        ).encode() + japanese.encode("cp932") + (
+        "\r\n--b\r\nContent-Type: text/html; charset=koi8-r\r\n\r\n"
+        "<p>").encode() + russian.encode("koi8_r") + b"</p>\r\n--b--\r\n")
+    open_row(browser, "charsets")
+    assert frame_text(browser) == russian
+    browser.save_screenshot(str(tmp_path / "page-charsets.png"))
+    browser.find_element(By.CSS_SELECTOR, "[data-tab=text]").click()
+    until(browser, lambda d: d.find_element(By.ID, "tab-text").text ==
+          japanese)
+    assert browser.find_element(By.ID, "v-note").text == ""
+    web.deliver("s@remote.test", ["alice@example.com"],
+                b"From: s@remote.test\r\nSubject: klingon\r\n"
+                b"Content-Type: text/plain; charset=x-klingon\r\n\r\n"
+                b"Qapla\xa4\r\n")
+    open_row(browser, "klingon")
+    until(browser, lambda d: "x-klingon" in d.find_element(
+        By.ID, "v-note").text)
+    assert browser.find_element(By.ID, "tab-text").text == "Qapla\ufffd"
