@@ -68,6 +68,7 @@ static const struct {
 	{ "/api/v1/message/*", web_api_message, HTTP_GET, 0, ACCESS_USER },
 	{ "/api/v1/message/*/raw", web_api_raw, HTTP_GET, 0, ACCESS_USER },
 	{ "/api/v1/message/*/html", web_api_html, HTTP_GET, 0, ACCESS_USER },
+	{ "/api/v1/message/*/cid/*", web_api_cid, HTTP_GET, 0, ACCESS_USER },
 	{ "/api/v1/message/*/part/*", web_api_part, HTTP_GET, 0,
 	    ACCESS_USER },
 	{ "/api/v1/mailboxes", web_api_mailboxes, HTTP_GET, 0, ACCESS_USER },

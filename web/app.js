@@ -362,7 +362,7 @@
 	/* The attachments: a download link each, name and size as text. */
 	function drawAttachments(m) {
 		$("attachments").replaceChildren.apply($("attachments"),
-		    (m.Attachments || []).map(function (a) {
+		    (m.Inline || []).concat(m.Attachments || []).map(function (a) {
 			const li = el("li");
 			const link = el("a", a.FileName || "part " + a.PartID);
 			link.href = messagePath(m.ID, "/part/" +

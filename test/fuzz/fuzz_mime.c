@@ -3,7 +3,9 @@
  *
  * The message is parsed whole and again in lines cut at other places;
  * the results must agree, and the parts table must round-trip through
- * its storage encoding.  Offsets must lie inside the message.
+ * its storage encoding.  Offsets must lie inside the message.  Each
+ * part's header is described as the web view reads it (mime_part.c):
+ * its fields must end within their arrays, a Content-ID without blanks.
  */
 #include <assert.h>
 #include <stdint.h>
@@ -27,6 +29,20 @@ feed_lines(struct mime_parser *p, const char *msg, size_t len)
 		mime_parser_feed(p, msg + off, n);
 		off += n;
 	}
+}
+
+/* Describes one part's header and checks what it found. */
+static void
+describe(const char *h, size_t len)
+{
+	struct mime_part_desc	 d;
+
+	mime_part_describe(h, len, &d);
+	assert(memchr(d.type, '\0', sizeof(d.type)) != NULL);
+	assert(memchr(d.charset, '\0', sizeof(d.charset)) != NULL);
+	assert(memchr(d.filename, '\0', sizeof(d.filename)) != NULL);
+	assert(memchr(d.content_id, '\0', sizeof(d.content_id)) != NULL);
+	assert(strpbrk(d.content_id, " \t\r\n") == NULL);
 }
 
 int
@@ -56,6 +72,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		assert(a.parts[i].header_start <= a.parts[i].body_start);
 		assert(a.parts[i].body_start <= a.parts[i].body_end);
 		assert(a.parts[i].body_end <= size);
+		describe((const char *)data + a.parts[i].header_start,
+		    (size_t)(a.parts[i].body_start - a.parts[i].header_start));
 	}
 	if (mime_parts_encode(a.parts, a.nparts, &enc, &enclen) == 0) {
 		assert(mime_parts_decode(enc, enclen, &parts, &n) == 0);

@@ -50,7 +50,7 @@ def test_text_html_and_attachments(web):
     m = api(web, "/api/v1/message/" + first(web)["ID"])
     assert m["Text"] == "café = 1"
     assert "<b>there</b>" in m["HTML"]
-    assert "cid:" not in m["HTML"]          # no src left on the image
+    assert "cid:" not in m["HTML"]          # the message's own URL for it
     assert 'href="https://ok.test/" target="_blank" rel="noopener ' \
         'noreferrer"' in m["HTML"]
     assert m["Inline"] == []
@@ -95,12 +95,14 @@ def test_html_document_policy(web):
     assert "frame-ancestors 'self'" in policy
     assert "script-src" not in policy and "allow-scripts" not in policy
     assert "allow-same-origin" not in policy
-    assert "img-src" not in policy                  # nothing remote
+    assert "img-src 'self';" in policy + ";"       # its cid: images only
+    assert "http:" not in policy                    # nothing remote
     assert b"<b>there</b>" in body
     status, headers, _ = get(web, "/api/v1/message/%s/html?remote=1" % mid)
     assert status == 200
     policy = headers["content-security-policy"]
-    assert "img-src http: https:" in policy and "script-src" not in policy
+    assert "img-src 'self' http: https:" in policy and \
+        "script-src" not in policy
     deliver(web, "alice@example.com", "plain only")
     status, _, _ = get(web, "/api/v1/message/%s/html" % first(web)["ID"])
     assert status == 404

@@ -17,6 +17,7 @@ import pytest
 from conftest import HOST, free_port
 from hostile_html import TOKEN, hostile_message
 from test_http import api, deliver, web  # noqa: F401 (web: the fixture)
+from test_http_cid import PNG, related
 
 webdriver = pytest.importorskip("selenium.webdriver")
 pytestmark = pytest.mark.skipif(
@@ -268,3 +269,26 @@ def test_charsets_read_as_written(web, browser, tmp_path):
     until(browser, lambda d: "x-klingon" in d.find_element(
         By.ID, "v-note").text)
     assert browser.find_element(By.ID, "tab-text").text == "Qapla\ufffd"
+
+
+def test_cid_image_shows_in_the_frame(web, browser, beacon, tmp_path):
+    """An inline image of the message itself loads in the sandboxed
+    frame (its policy allows this server's images, the image's allows
+    the frame's own origin); a remote one stays blocked."""
+    browser.get("http://%s:%d/" % (HOST, web.http_port))
+    web.deliver("s@remote.test", ["alice@example.com"], related(
+        "inline image", '<p>logo: <img src="cid:logo@x">'
+        '<img src="%s/far.png"></p>' % beacon.url,
+        [("image/png", "<logo@x>", PNG, "")]))
+    open_row(browser, "inline image")
+    assert "logo" in frame_text(browser)
+    browser.switch_to.frame(browser.find_element(By.ID, "v-html"))
+    try:
+        width = until(browser, lambda d: d.execute_script(
+            "var i = document.images[0];"
+            "return i.complete && i.naturalWidth;") or False)
+        assert width == 3
+    finally:
+        browser.switch_to.default_content()
+    browser.save_screenshot(str(tmp_path / "page-cid-image.png"))
+    assert beacon.connections == 0, beacon.paths
