@@ -38,7 +38,7 @@ MODULES	= settings.c log.c buf.c crypto.c auth.c store.c store_schema.c store_bl
 	  control.c store_repl.c store_apply.c store_conflict.c store_purge.c \
 	  store_room.c guard.c record.c json.c utf8.c daemon.c \
 	  http.c web.c web_api.c web_auth.c web_events.c web_page.c \
-	  web_html.c web_message.c store_web.c charset.c
+	  web_html.c web_message.c web_headers.c store_web.c charset.c
 # The command-line tools (dev, messages, wait, conflicts, quarantine, backup,
 # restore); only main() calls them.
 TOOLS	= dev.c messages.c conflicts.c quarantine.c backup.c

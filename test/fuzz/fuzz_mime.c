@@ -6,13 +6,17 @@
  * its storage encoding.  Offsets must lie inside the message.  Each
  * part's header is described as the web view reads it (mime_part.c):
  * its fields must end within their arrays, a Content-ID without blanks.
+ * The top-level header is written as the headers API's JSON, which
+ * must be one object.
  */
 #include <assert.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "mime.h"
+#include "web_headers.h"
 
 int	LLVMFuzzerTestOneInput(const uint8_t *, size_t);
 
@@ -43,6 +47,24 @@ describe(const char *h, size_t len)
 	assert(memchr(d.filename, '\0', sizeof(d.filename)) != NULL);
 	assert(memchr(d.content_id, '\0', sizeof(d.content_id)) != NULL);
 	assert(strpbrk(d.content_id, " \t\r\n") == NULL);
+}
+
+/* The header block as the headers API writes it. */
+static void
+headers_json(const char *h, size_t len)
+{
+	char	*out = NULL;
+	size_t	 n = 0;
+	FILE	*f;
+	int	 ok;
+
+	if ((f = open_memstream(&out, &n)) == NULL)
+		return;
+	ok = web_headers_json(f, h, len) == 0;
+	if (fclose(f) == 0 && ok)
+		assert(n >= 3 && out[0] == '{' && out[n - 2] == '}' &&
+		    out[n - 1] == '\n');
+	free(out);
 }
 
 int
@@ -90,6 +112,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		free(parts);
 		free(enc);
 	}
+	headers_json(a.header, a.header_len);
 	mime_result_free(&a);
 	return 0;
 }

@@ -226,3 +226,32 @@ def test_deep_pages_equal_the_whole_list(web):
     assert api(web, "/api/v1/messages?start=99999")["messages"] == []
     bob = api(web, "/api/v1/messages?user=bob&start=800&limit=100")
     assert bob["total"] == 834 and len(bob["messages"]) == 34
+
+
+def test_headers_as_mailpit_gives_them(web):
+    """GET /api/v1/message/{ID}/headers: Go's canonical names, sorted,
+    each with its values in order, unfolded, not decoded."""
+    web.deliver("s@remote.test", ["alice@example.com"], (
+        b"Received: from a.test\r\n\tby b.test; Mon, 7 Dec 2026\r\n"
+        b"received: from c.test  \r\n"
+        b"message-id: <x@y>\r\nFrom: Ann <ann@remote.test>\r\n"
+        b"To: alice@example.com\r\n"
+        b"Subject: =?utf-8?q?caf=C3=A9?=\r\n  folded\r\n"
+        b"X-SPAM-score:   \r\nX-Bytes: \xe9t\xc3\xa9\r\n"
+        b"not a field\r\n\r\nbody: not a header\r\n"))
+    mid = first(web)["ID"]
+    h = api(web, "/api/v1/message/%s/headers" % mid)
+    assert list(h) == sorted(h)
+    assert h["Received"] == ["from a.test by b.test; Mon, 7 Dec 2026",
+                             "from c.test"]
+    assert h["Message-Id"] == ["<x@y>"]
+    assert h["Subject"] == ["=?utf-8?q?caf=C3=A9?= folded"]
+    assert h["X-Spam-Score"] == [""]
+    assert h["X-Bytes"] == ["\ufffdt\u00e9"]
+    assert "Body" not in h and "Not a field" not in h
+    # Every list has one or more strings; the server's own Received too.
+    assert all(isinstance(v, list) and v and all(isinstance(x, str)
+               for x in v) for v in h.values())
+    for bad in ("0" * 32 + "-9", "x", "%00"):
+        status, _, _ = get(web, "/api/v1/message/%s/headers" % bad)
+        assert status == 404, bad
