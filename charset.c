@@ -201,12 +201,10 @@ decode_iso_2022_jp(struct conv *c, const unsigned char *p, size_t n,
 				*cp = NO_CHAR;
 				return 3;
 			}
-	} else if (b < 0x21 || b == 0x7f)
-		*cp = b;			/* controls, in any state */
-	else if (b >= 0x80)
+	} else if (b >= 0x80)
 		;
-	else if (c->jis == JIS_ASCII)
-		*cp = b;
+	else if (b < 0x21 || b == 0x7f || c->jis == JIS_ASCII)
+		*cp = b;			/* controls in any state */
 	else if (c->jis == JIS_ROMAN)
 		*cp = b == 0x5c ? 0xa5 : b == 0x7e ? 0x203e : b;
 	else if (c->jis == JIS_KATAKANA) {
