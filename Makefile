@@ -39,7 +39,7 @@ MODULES	= settings.c log.c buf.c crypto.c auth.c store.c store_schema.c store_bl
 	  control.c store_repl.c store_apply.c store_conflict.c store_purge.c \
 	  store_wal.c store_room.c guard.c record.c json.c utf8.c daemon.c \
 	  http.c web.c web_api.c web_auth.c web_events.c web_page.c \
-	  web_html.c web_message.c store_web.c
+	  web_html.c web_message.c web_headers.c store_web.c charset.c
 # The command-line tools (dev, messages, wait, conflicts, quarantine, backup,
 # restore); only main() calls them.
 TOOLS	= dev.c messages.c conflicts.c quarantine.c backup.c
@@ -306,7 +306,7 @@ install: mailrepd
 # libFuzzer targets (clang), each run FUZZ_SECONDS on its seed corpus;
 # what they find is kept in build/fuzz/TARGET-crash-*.
 FUZZ_SECONDS ?= 30
-FUZZ_TARGETS = imap_parse mime lmtp imap settings sync http web_html
+FUZZ_TARGETS = imap_parse mime lmtp imap settings sync http web_html charset
 # Targets whose code reports to stderr on every refused input; their
 # stderr is closed (libFuzzer keeps its own and the sanitizers' reports).
 FUZZ_QUIET = settings
@@ -453,3 +453,6 @@ include mk/cross.mk mk/deb.mk
 # Every build's web_page.o includes the page's files.
 $(foreach d,rel asan fuzz cov $(ARCH),build/$(d)/web_page.o): \
 	build/gen/web_assets.inc
+# charset.c includes its tables (scripts/charset-tables writes them).
+$(foreach d,rel asan fuzz cov $(ARCH),build/$(d)/charset.o): \
+	charset_tables.inc

@@ -201,7 +201,7 @@
 #define WEB_MAX_TERMS		16	/* terms of one search query */
 #define WEB_MAX_TEXT		(64 * 1024) /* bytes of a message's text in its JSON */
 #define WEB_MAX_HTML		(1024 * 1024) /* decoded HTML bytes one message view sanitizes; the rest is cut */
-#define WEB_MAX_SEGMENT		128	/* bytes of the path segments a route's "*"s take (ID/PartID) */
+#define WEB_MAX_SEGMENT		512	/* bytes of the path segments a route's "*"s take (ID/PartID, ID/Content-ID) */
 #define WEB_MAX_MAILBOXES	1000	/* users and mailboxes GET /api/v1/mailboxes lists */
 #define WEB_MAX_PARTS		100	/* attachments one message's JSON lists */
 #define WEB_SKIP_STEP		2000	/* list positions a deep page skips per loop step (index only) */
@@ -281,6 +281,7 @@
 #define MIME_MAX_TYPE		128	/* bytes of a part's type/subtype kept for the web view */
 #define MIME_MAX_CHARSET	40	/* bytes of a part's charset kept for the web view */
 #define MIME_MAX_FILENAME	256	/* bytes of an attachment's file name kept */
+#define MIME_MAX_CONTENT_ID	256	/* bytes of a part's Content-ID kept; a longer one names nothing */
 #define MIME_QP_BLANKS		80	/* blanks a QP decoder holds to see if a line ends */
 #define MIME_MAX_BOUNDARY	70	/* RFC 2046 boundary length */
 

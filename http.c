@@ -26,14 +26,17 @@
 
 /*
  * Every reply says: no caching, no sniffing, no framing, no referrer,
- * and a Content-Security-Policy that loads nothing (the page's own
- * reply names what it may load in its extra headers).
+ * a Content-Security-Policy that loads nothing (the page's own reply
+ * names what it may load in its extra headers) and that only this
+ * origin may load it (a message's cid: image, which the sandboxed frame
+ * loads from an origin of its own, says otherwise in its extra headers).
  */
 #define HTTP_SECURITY_HEADERS						\
 	"Cache-Control: no-store\r\n"					\
 	"X-Content-Type-Options: nosniff\r\n"				\
 	"X-Frame-Options: DENY\r\n"					\
-	"Referrer-Policy: no-referrer\r\n"				\
+	"Referrer-Policy: no-referrer\r\n"
+#define HTTP_DEFAULT_CORP						\
 	"Cross-Origin-Resource-Policy: same-origin\r\n"
 
 #define HTTP_DEFAULT_CSP						\
@@ -394,10 +397,12 @@ write_head(struct session *s, int status, const char *type, int64_t length,
 		session_printf(s, "Transfer-Encoding: chunked\r\n");
 	else
 		hs->close_after = 1;	/* HTTP/1.0: the end is the close */
-	session_printf(s, "%s%s%s%s\r\n", closing(s, hs) ?
+	session_printf(s, "%s%s%s%s%s\r\n", closing(s, hs) ?
 	    "Connection: close\r\n" : "", HTTP_SECURITY_HEADERS,
 	    extra != NULL && strstr(extra, "Content-Security-Policy:") !=
-	    NULL ? "" : HTTP_DEFAULT_CSP, extra != NULL ? extra : "");
+	    NULL ? "" : HTTP_DEFAULT_CSP, extra != NULL &&
+	    strstr(extra, "Cross-Origin-Resource-Policy:") != NULL ? "" :
+	    HTTP_DEFAULT_CORP, extra != NULL ? extra : "");
 	hs->chunked = length < 0 && hs->minor >= 1;
 }
 

@@ -70,7 +70,9 @@ const char *http_method_name(enum http_method);
 /*
  * A whole reply: status, Content-Type, body, and extra header lines
  * (each ending in CRLF; NULL for none).  Every reply carries the
- * security headers (Content-Security-Policy and friends).
+ * security headers (Content-Security-Policy and friends); an extra
+ * Content-Security-Policy or Cross-Origin-Resource-Policy replaces the
+ * default one.
  */
 void	http_reply(struct session *, int status, const char *type,
 	    const void *body, size_t len, const char *extra);

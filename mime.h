@@ -156,15 +156,18 @@ struct mime_part_desc {
 	char		 type[MIME_MAX_TYPE];	/* "text/html", lower case */
 	char		 charset[MIME_MAX_CHARSET];	/* lower case, or "" */
 	char		 filename[MIME_MAX_FILENAME];	/* decoded, or "" */
+	char		 content_id[MIME_MAX_CONTENT_ID]; /* without <>, or "" */
 	enum mime_cte	 cte;
 	int		 attachment;	/* a file, not text to read inline */
+	int		 disposed;	/* Content-Disposition: attachment */
 };
 
 /*
  * Reads a part's MIME header block (len bytes, folded as received) into
  * *d.  A part without Content-Type is text/plain (RFC 2045 5.2); a part
  * named "attachment" by Content-Disposition, or given a file name and
- * not text, is an attachment.  Fields too long for *d are cut.
+ * not text, is an attachment.  Fields too long for *d are cut, but a
+ * Content-ID too long is left out: cut, it could name another part.
  */
 void	mime_part_describe(const char *header, size_t len,
 	    struct mime_part_desc *d);

@@ -104,6 +104,31 @@ read_disposition(struct mime_part_desc *d, const char *v, size_t n)
 	sb_free(&kind);
 }
 
+/*
+ * Content-ID: the msg-id between its angle brackets (RFC 2045 7), or
+ * the value as written when it has none; blanks, controls and a value
+ * too long to keep whole leave it out.
+ */
+static void
+read_content_id(struct mime_part_desc *d, const char *v, size_t n)
+{
+	size_t	 i;
+
+	while (n > 0 && strchr(" \t\r\n", *v) != NULL)
+		v++, n--;
+	while (n > 0 && strchr(" \t\r\n", v[n - 1]) != NULL)
+		n--;
+	if (n >= 2 && v[0] == '<' && v[n - 1] == '>')
+		v++, n -= 2;
+	if (n == 0 || n >= sizeof(d->content_id))
+		return;
+	for (i = 0; i < n; i++)
+		if ((unsigned char)v[i] <= 0x20 || v[i] == 0x7f)
+			return;
+	memcpy(d->content_id, v, n);
+	d->content_id[n] = '\0';
+}
+
 void
 mime_part_describe(const char *header, size_t len, struct mime_part_desc *d)
 {
@@ -123,6 +148,10 @@ mime_part_describe(const char *header, size_t len, struct mime_part_desc *d)
 	if (imap_header_next(header, len, &pos, "content-disposition", &v,
 	    &n))
 		read_disposition(d, v, n);
+	d->disposed = d->attachment;
+	pos = 0;
+	if (imap_header_next(header, len, &pos, "content-id", &v, &n))
+		read_content_id(d, v, n);
 	if (d->filename[0] != '\0' && strncmp(d->type, "text/", 5) != 0)
 		d->attachment = 1;	/* a named file that is not text */
 }

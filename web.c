@@ -26,6 +26,7 @@
 #include "web_api.h"
 #include "web_auth.h"
 #include "web_events.h"
+#include "web_headers.h"
 #include "web_message.h"
 #include "web_page.h"
 
@@ -67,7 +68,10 @@ static const struct {
 	{ "/api/v1/search", web_api_search, HTTP_GET, 0, ACCESS_USER },
 	{ "/api/v1/message/*", web_api_message, HTTP_GET, 0, ACCESS_USER },
 	{ "/api/v1/message/*/raw", web_api_raw, HTTP_GET, 0, ACCESS_USER },
+	{ "/api/v1/message/*/headers", web_api_headers, HTTP_GET, 0,
+	    ACCESS_USER },
 	{ "/api/v1/message/*/html", web_api_html, HTTP_GET, 0, ACCESS_USER },
+	{ "/api/v1/message/*/cid/*", web_api_cid, HTTP_GET, 0, ACCESS_USER },
 	{ "/api/v1/message/*/part/*", web_api_part, HTTP_GET, 0,
 	    ACCESS_USER },
 	{ "/api/v1/mailboxes", web_api_mailboxes, HTTP_GET, 0, ACCESS_USER },

@@ -607,8 +607,8 @@ web_api_find(struct session *s, const struct http_request *req,
 }
 
 void
-web_api_message(struct session *s, const struct http_request *req,
-    const char *arg)
+web_api_message_reply(struct session *s, const struct http_request *req,
+    const char *arg, unsigned what, web_message_writer *write)
 {
 	struct store_web_message m;
 	struct store_meta	 meta;
@@ -620,17 +620,14 @@ web_api_message(struct session *s, const struct http_request *req,
 	if (web_api_find(s, req, arg, &m) < 0)
 		return;
 	memset(&meta, 0, sizeof(meta));
-	if (store_message_meta(s->srv->store, m.guid, STORE_META_SEARCH,
-	    &meta) != STORE_OK || (f = open_memstream(&text, &len)) == NULL) {
+	if (store_message_meta(s->srv->store, m.guid, what, &meta) !=
+	    STORE_OK || (f = open_memstream(&text, &len)) == NULL) {
 		store_meta_free(&meta);
 		http_error(s, 500, "cannot read the message");
 		return;
 	}
-	putc('{', f);
-	json_summary(f, &m, &meta);
+	ok = write(f, s->srv->store, &m, &meta) == 0;
 	store_meta_free(&meta);
-	ok = web_message_json(f, s->srv->store, &m) == 0;
-	fputs("}\n", f);
 	if (fclose(f) != 0 || !ok) {
 		free(text);
 		http_error(s, 500, "out of memory");
@@ -638,6 +635,27 @@ web_api_message(struct session *s, const struct http_request *req,
 	}
 	http_reply(s, 200, "application/json", text, len, NULL);
 	free(text);
+}
+
+/* GET /api/v1/message/{ID}'s JSON: its summary, then its body. */
+static int
+message_json(FILE *f, struct store *st, const struct store_web_message *m,
+    const struct store_meta *meta)
+{
+	int	 r;
+
+	putc('{', f);
+	json_summary(f, m, meta);
+	r = web_message_json(f, st, m);
+	fputs("}\n", f);
+	return r;
+}
+
+void
+web_api_message(struct session *s, const struct http_request *req,
+    const char *arg)
+{
+	web_api_message_reply(s, req, arg, STORE_META_SEARCH, message_json);
 }
 
 static void

@@ -7,6 +7,7 @@
 #define MAILREPD_WEB_API_H
 
 #include <stdint.h>
+#include <stdio.h>
 
 #include "store.h"
 
@@ -60,5 +61,17 @@ void	web_api_mailboxes(struct session *, const struct http_request *,
  */
 int	web_api_find(struct session *, const struct http_request *req,
 	    const char *id, struct store_web_message *);
+
+/* Writes a reply about message m from the groups of its meta read. */
+typedef int	web_message_writer(FILE *, struct store *,
+		    const struct store_web_message *m,
+		    const struct store_meta *meta);
+/*
+ * Finds message arg as web_api_find() does, reads its meta (`what`:
+ * STORE_META_*), and replies 200 with the JSON write() makes (500 when
+ * it returns -1, or the store fails).
+ */
+void	web_api_message_reply(struct session *, const struct http_request *,
+	    const char *arg, unsigned what, web_message_writer *write);
 
 #endif /* MAILREPD_WEB_API_H */

@@ -137,6 +137,7 @@ struct san {
 	const char	*p, *end;
 	FILE		*out;
 	int		 remote;	/* remote images and CSS allowed */
+	const char	*cid;		/* where cid: images are, or NULL */
 };
 
 /* One attribute as read from a tag: name and raw value. */
@@ -419,6 +420,44 @@ put_style(struct san *sn, const char *s, size_t n)
 	fputs("</style>", sn->out);
 }
 
+/* Bytes a cid's part of an image URL keeps; others are %-escaped. */
+#define CID_SAFE	"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ" \
+			"0123456789-._~!$'()*+,;=:@%"
+
+/*
+ * Writes an image's src that names a part of this message: "cid:X" as
+ * written (no character reference may spell it), or the URL this
+ * writes for it; returns 0 (nothing written) for any other src.
+ */
+static int
+put_cid(struct san *sn, const char *el, const struct attr *a)
+{
+	const char	*v = a->value;
+	size_t		 n = a->len, plen, i;
+
+	if (sn->cid == NULL || strcmp(el, "img") != 0 ||
+	    strcmp(a->name, "src") != 0 || v == NULL)
+		return 0;
+	while (n > 0 && IS_HTML_SPACE(*v))
+		v++, n--;
+	while (n > 0 && IS_HTML_SPACE(v[n - 1]))
+		n--;
+	plen = strlen(sn->cid);
+	if (n > plen && strncmp(v, sn->cid, plen) == 0 &&
+	    strspn(v + plen, CID_SAFE) >= n - plen)
+		v += plen, n -= plen;		/* written by this pass */
+	else if (n > 4 && strncasecmp(v, "cid:", 4) == 0)
+		v += 4, n -= 4;
+	else
+		return 0;
+	fprintf(sn->out, " src=\"%s", sn->cid);
+	for (i = 0; i < n; i++)
+		fprintf(sn->out, v[i] != '\0' && strchr(CID_SAFE, v[i]) !=
+		    NULL ? "%c" : "%%%02X", (unsigned char)v[i]);
+	putc('"', sn->out);
+	return 1;
+}
+
 /* Writes the kept attributes of a start tag, reading it to its '>'. */
 static int
 put_attrs(struct san *sn, const char *el)
@@ -427,7 +466,8 @@ put_attrs(struct san *sn, const char *el)
 	int		 r, link = 0;
 
 	while ((r = read_attr(sn, &a)) > 0) {
-		if (a.name[0] == '\0' || !attr_allowed(sn, el, &a))
+		if (a.name[0] == '\0' || put_cid(sn, el, &a) ||
+		    !attr_allowed(sn, el, &a))
 			continue;
 		fprintf(sn->out, " %s", a.name);
 		if (a.value != NULL) {
@@ -505,8 +545,8 @@ skip_markup(struct san *sn)
 }
 
 int
-web_html_sanitize(const char *html, size_t len, int remote, char **out,
-    size_t *outlen)
+web_html_sanitize(const char *html, size_t len, int remote,
+    const char *cid_prefix, char **out, size_t *outlen)
 {
 	struct san	 sn;
 	const char	*lt;
@@ -515,6 +555,7 @@ web_html_sanitize(const char *html, size_t len, int remote, char **out,
 	sn.p = html;
 	sn.end = html + len;
 	sn.remote = remote;
+	sn.cid = cid_prefix;
 	*out = NULL;
 	if ((sn.out = open_memstream(out, outlen)) == NULL)
 		return -1;

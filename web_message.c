@@ -18,7 +18,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "charset.h"
 #include "config.h"
+#include "crypto.h"
 #include "http.h"
 #include "json.h"
 #include "mime.h"
@@ -27,6 +29,8 @@
 #include "web_api.h"
 #include "web_html.h"
 #include "web_message.h"
+
+#define nitems(a)	(sizeof(a) / sizeof((a)[0]))
 
 /*
  * The framed HTML runs nothing and loads nothing but its own style;
@@ -37,9 +41,32 @@
 	"Content-Security-Policy: default-src 'none'; "			\
 	"frame-ancestors 'self'; base-uri 'none'; form-action 'none'; "	\
 	"sandbox allow-popups allow-popups-to-escape-sandbox; "
-#define HTML_CSP_LOCAL	HTML_CSP_HEAD "style-src 'unsafe-inline'\r\n"
+#define HTML_CSP_LOCAL	HTML_CSP_HEAD "style-src 'unsafe-inline'; " \
+	"img-src 'self'\r\n"
 #define HTML_CSP_REMOTE	HTML_CSP_HEAD "style-src 'unsafe-inline' http: https:; " \
-	"img-src http: https:; font-src http: https:\r\n"
+	"img-src 'self' http: https:; font-src http: https:\r\n"
+
+/*
+ * A cid: image (RFC 2392) as the framed HTML loads it: from a frame
+ * whose origin is its own (the sandbox), so any origin may load it;
+ * inline, but an SVG opened alone still runs nothing.
+ */
+#define CID_HEADERS							\
+	"Content-Disposition: inline\r\n"				\
+	"Cross-Origin-Resource-Policy: cross-origin\r\n"		\
+	"Content-Security-Policy: default-src 'none'; "			\
+	"style-src 'unsafe-inline'; sandbox\r\n"
+
+/* The types a cid: image may have, and the type it is served as. */
+static const struct {
+	const char	*type, *served;
+} cid_types[] = {
+	{ "image/png", "image/png" }, { "image/gif", "image/gif" },
+	{ "image/jpeg", "image/jpeg" }, { "image/jpg", "image/jpeg" },
+	{ "image/pjpeg", "image/jpeg" }, { "image/webp", "image/webp" },
+	{ "image/bmp", "image/bmp" }, { "image/avif", "image/avif" },
+	{ "image/svg+xml", "image/svg+xml" },
+};
 
 /* An attachment's download: the part's body, decoded in steps. */
 struct download {
@@ -53,12 +80,6 @@ struct body {
 	struct store_meta	 meta;
 	struct store_blob_reader *reader;
 	size_t			 text, html;	/* parts[] index; 0: none */
-};
-
-/* Charsets the HTML may be served in: ASCII stays ASCII in each. */
-static const char *const html_charsets[] = {
-	"utf-8", "us-ascii", "iso-8859-", "windows-125", "koi8-", "gb2312",
-	"gbk", "gb18030", "big5", "shift_jis", "euc-jp", "euc-kr",
 };
 
 /* Whether parts[i] is a leaf the web view shows: not a container,
@@ -150,54 +171,73 @@ body_close(struct body *b)
 }
 
 /*
- * Decodes the body of parts[index - 1] into *out (malloc'd, NUL-ended;
- * *len bytes, at most max).  Returns 0, or -1 when the store or memory
- * fails.  Its description goes to *d.
+ * Decodes the body of parts[index - 1] (its transfer encoding, the
+ * first max bytes of it) into raw (room for max + IO_CHUNK +
+ * MIME_DECODE_SLACK); returns its length, or -1 when the store fails.
+ */
+static ssize_t
+decode_raw(struct body *b, const struct mime_part *p, enum mime_cte cte,
+    size_t max, unsigned char *raw)
+{
+	struct mime_decoder	 dec;
+	unsigned char		 chunk[IO_CHUNK];
+	uint64_t		 off;
+	size_t			 n, len = 0;
+	ssize_t			 got;
+
+	mime_decoder_init(&dec, cte == MIME_CTE_UNKNOWN ? MIME_CTE_IDENTITY :
+	    cte);
+	for (off = p->body_start; off < p->body_end && len < max;
+	    off += (uint64_t)got) {
+		n = p->body_end - off < sizeof(chunk) ? (size_t)(p->body_end -
+		    off) : sizeof(chunk);
+		if ((got = store_blob_read(b->reader, off, chunk, n)) <= 0)
+			return -1;
+		len += mime_decode(&dec, chunk, (size_t)got, raw + len);
+	}
+	if (off >= p->body_end)
+		len += mime_decode_end(&dec, raw + len);
+	return (ssize_t)(len > max ? max : len);
+}
+
+/*
+ * Decodes the body of parts[index - 1] into *out (malloc'd, NUL-ended,
+ * UTF-8 converted from the part's charset; *len bytes, at most max).
+ * Returns 0, or -1 when the store or memory fails.  Its description
+ * goes to *d.
  */
 static int
 decode(struct body *b, size_t index, size_t max, char **out, size_t *len,
     struct mime_part_desc *d)
 {
-	const struct mime_part	*p = &b->meta.parts[index - 1];
-	struct mime_decoder	 dec;
-	unsigned char		 raw[IO_CHUNK];
-	uint64_t		 off;
-	size_t			 n;
-	ssize_t			 got;
+	unsigned char	*raw;
+	ssize_t		 n;
 
 	*out = NULL;
 	*len = 0;
-	if (describe(b, p, d) < 0 ||
-	    (*out = malloc(max + IO_CHUNK + MIME_DECODE_SLACK + 3)) == NULL)
+	if (describe(b, &b->meta.parts[index - 1], d) < 0 ||
+	    (raw = malloc(max + IO_CHUNK + MIME_DECODE_SLACK + 3)) == NULL)
 		return -1;
-	mime_decoder_init(&dec, d->cte == MIME_CTE_UNKNOWN ?
-	    MIME_CTE_IDENTITY : d->cte);
-	for (off = p->body_start; off < p->body_end && *len < max;
-	    off += (uint64_t)got) {
-		n = p->body_end - off < sizeof(raw) ? (size_t)(p->body_end -
-		    off) : sizeof(raw);
-		if ((got = store_blob_read(b->reader, off, raw, n)) <= 0) {
-			free(*out);
-			*out = NULL;
-			return -1;
-		}
-		*len += mime_decode(&dec, raw, (size_t)got,
-		    (unsigned char *)*out + *len);
+	if ((n = decode_raw(b, &b->meta.parts[index - 1], d->cte, max,
+	    raw)) < 0 || (*out = malloc(max + 1)) == NULL) {
+		free(raw);
+		return -1;
 	}
-	if (off >= p->body_end)
-		*len += mime_decode_end(&dec, (unsigned char *)*out + *len);
-	if (*len > max)
-		*len = max;
+	*len = charset_to_utf8(d->charset, (char *)raw, (size_t)n, *out, max);
 	(*out)[*len] = '\0';
+	free(raw);
 	return 0;
 }
 
-/* The HTML part sanitized; *out NULL (and 0) when there is none. */
+/*
+ * Message m's HTML part sanitized, its cid: images led to this
+ * message's parts; *out NULL (and 0) when there is none.
+ */
 static int
-sanitized(struct body *b, int remote, char **out, size_t *len,
-    struct mime_part_desc *d)
+sanitized(struct body *b, const struct store_web_message *m, int remote,
+    char **out, size_t *len, struct mime_part_desc *d)
 {
-	char	*html;
+	char	*html, id[WEB_ID_LEN + 1], prefix[WEB_ID_LEN + 32];
 	size_t	 n;
 	int	 r;
 
@@ -207,7 +247,9 @@ sanitized(struct body *b, int remote, char **out, size_t *len,
 		return 0;
 	if (decode(b, b->html, WEB_MAX_HTML, &html, &n, d) < 0)
 		return -1;
-	r = web_html_sanitize(html, n, remote, out, len);
+	web_message_id(m->uniqueid, m->uid, id);
+	snprintf(prefix, sizeof(prefix), "/api/v1/message/%s/cid/", id);
+	r = web_html_sanitize(html, n, remote, prefix, out, len);
 	free(html);
 	return r;
 }
@@ -231,19 +273,30 @@ safe_type(const char *t)
 	return n > 0 && t[n] == '\0' && strchr(t, '/') != NULL;
 }
 
-/* The attachments: every leaf that is neither the text nor the HTML. */
+/* Whether a part is inline, for the HTML to show (Mailpit's Inline). */
+static int
+is_inline(const struct mime_part *p, const struct mime_part_desc *d)
+{
+	return d->content_id[0] != '\0' && !d->disposed && !p->is_message;
+}
+
+/*
+ * The leaves that are neither the text nor the HTML: those inline
+ * (want_inline set) or the attachments (the others), as a JSON list.
+ */
 static void
-json_attachments(FILE *f, struct body *b)
+json_parts(FILE *f, struct body *b, int want_inline)
 {
 	struct mime_part_desc	 d;
 	const struct mime_part	*p;
 	size_t			 i, listed = 0;
 
-	fputs(",\"Inline\":[],\"Attachments\":[", f);
+	fputs(want_inline ? ",\"Inline\":[" : ",\"Attachments\":[", f);
 	for (i = 0; i < b->meta.nparts && listed < WEB_MAX_PARTS; i++) {
 		p = &b->meta.parts[i];
 		if (!leaf(&b->meta, i) || i + 1 == b->text ||
-		    i + 1 == b->html || describe(b, p, &d) < 0)
+		    i + 1 == b->html || describe(b, p, &d) < 0 ||
+		    is_inline(p, &d) != want_inline)
 			continue;
 		if (p->is_message)
 			snprintf(d.type, sizeof(d.type), "message/rfc822");
@@ -254,7 +307,9 @@ json_attachments(FILE *f, struct body *b)
 		fputs(",\"ContentType\":", f);
 		json_str(f, safe_type(d.type) ? d.type :
 		    "application/octet-stream");
-		fprintf(f, ",\"ContentID\":\"\",\"Size\":%llu}",
+		fputs(",\"ContentID\":", f);
+		json_str(f, d.content_id);
+		fprintf(f, ",\"Size\":%llu}",
 		    (unsigned long long)(p->body_end - p->body_start));
 	}
 	putc(']', f);
@@ -264,41 +319,32 @@ int
 web_message_json(FILE *f, struct store *st, const struct store_web_message *m)
 {
 	struct body		 b;
-	struct mime_part_desc	 d;
+	struct mime_part_desc	 td, hd;
 	char			*text = NULL, *html = NULL;
 	size_t			 tlen = 0, hlen = 0;
 	int			 r = 0;
 
 	if (body_open(st, m, &b) < 0)
 		return -1;
+	td.charset[0] = hd.charset[0] = '\0';
 	if ((b.text != 0 && decode(&b, b.text, WEB_MAX_TEXT, &text, &tlen,
-	    &d) < 0) || sanitized(&b, 0, &html, &hlen, &d) < 0)
+	    &td) < 0) || sanitized(&b, m, 0, &html, &hlen, &hd) < 0)
 		r = -1;
 	else {
 		fputs(",\"Text\":", f);
 		json_string(f, text != NULL ? text : "", tlen);
 		fputs(",\"HTML\":", f);
 		json_string(f, html != NULL ? html : "", hlen);
-		json_attachments(f, &b);
+		fputs(",\"UnknownCharset\":", f);
+		json_str(f, !charset_known(td.charset) ? td.charset :
+		    !charset_known(hd.charset) ? hd.charset : "");
+		json_parts(f, &b, 1);
+		json_parts(f, &b, 0);
 	}
 	free(text);
 	free(html);
 	body_close(&b);
 	return r;
-}
-
-/* The charset the HTML is served in: its own if ASCII-safe, else UTF-8. */
-static const char *
-html_charset(const char *cs)
-{
-	size_t	 i;
-
-	for (i = 0; i < sizeof(html_charsets) / sizeof(*html_charsets); i++)
-		if (strncmp(cs, html_charsets[i], strlen(html_charsets[i])) ==
-		    0 && strspn(cs, "abcdefghijklmnopqrstuvwxyz0123456789_-") ==
-		    strlen(cs))
-			return cs;
-	return "utf-8";
 }
 
 void
@@ -308,7 +354,7 @@ web_api_html(struct session *s, const struct http_request *req,
 	struct store_web_message m;
 	struct mime_part_desc	 d;
 	struct body		 b;
-	char			*html = NULL, type[64];
+	char			*html = NULL;
 	size_t			 len = 0;
 	int			 remote, r;
 
@@ -319,18 +365,15 @@ web_api_html(struct session *s, const struct http_request *req,
 		http_error(s, 500, "cannot read the message");
 		return;
 	}
-	r = sanitized(&b, remote, &html, &len, &d);
+	r = sanitized(&b, &m, remote, &html, &len, &d);
 	body_close(&b);
 	if (r < 0)
 		http_error(s, 500, "cannot read the message");
 	else if (html == NULL)
 		http_error(s, 404, "the message has no HTML");
-	else {
-		snprintf(type, sizeof(type), "text/html; charset=%s",
-		    html_charset(d.charset));
-		http_reply(s, 200, type, html, len, remote ? HTML_CSP_REMOTE :
-		    HTML_CSP_LOCAL);
-	}
+	else
+		http_reply(s, 200, "text/html; charset=utf-8", html, len,
+		    remote ? HTML_CSP_REMOTE : HTML_CSP_LOCAL);
 	free(html);
 }
 
@@ -379,6 +422,31 @@ find_part(const struct store_meta *meta, const char *id)
 }
 
 /*
+ * Sends parts[i]'s body decoded, as type, with the extra headers, in
+ * steps as the output drains; the blob reader moves from b to them.
+ */
+static void
+stream_part(struct session *s, struct body *b, int i, enum mime_cte cte,
+    const char *type, const char *extra)
+{
+	const struct mime_part	*p = &b->meta.parts[i];
+	struct download		*dl;
+
+	if ((dl = calloc(1, sizeof(*dl))) == NULL) {
+		http_error(s, 500, "out of memory");
+		return;
+	}
+	dl->reader = b->reader;
+	b->reader = NULL;
+	dl->off = p->body_start;
+	dl->end = p->body_end;
+	mime_decoder_init(&dl->dec, p->is_message || cte == MIME_CTE_UNKNOWN ?
+	    MIME_CTE_IDENTITY : cte);
+	http_stream(s, 200, type, -1, extra, download_step, dl,
+	    download_free);
+}
+
+/*
  * Starts the download: Content-Disposition attachment with the file
  * name (ASCII in filename=, UTF-8 in filename*=, RFC 6266), so that a
  * browser saves it and never shows it as a page of this origin.
@@ -388,17 +456,15 @@ download_start(struct session *s, struct body *b, int i)
 {
 	const struct mime_part	*p = &b->meta.parts[i];
 	struct mime_part_desc	 d;
-	struct download		*dl;
 	char			*extra = NULL;
 	size_t			 len = 0, k;
 	FILE			*f;
 
-	if (describe(b, p, &d) < 0 || (dl = calloc(1, sizeof(*dl))) == NULL) {
+	if (describe(b, p, &d) < 0) {
 		http_error(s, 500, "cannot read the message");
 		return;
 	}
 	if ((f = open_memstream(&extra, &len)) == NULL) {
-		free(dl);
 		http_error(s, 500, "out of memory");
 		return;
 	}
@@ -412,20 +478,31 @@ download_start(struct session *s, struct body *b, int i)
 	fputs("\r\n", f);
 	if (fclose(f) != 0) {
 		free(extra);
-		free(dl);
 		http_error(s, 500, "out of memory");
 		return;
 	}
-	dl->reader = b->reader;
-	b->reader = NULL;
-	dl->off = p->body_start;
-	dl->end = p->body_end;
-	mime_decoder_init(&dl->dec, p->is_message || d.cte ==
-	    MIME_CTE_UNKNOWN ? MIME_CTE_IDENTITY : d.cte);
-	http_stream(s, 200, p->is_message ? "message/rfc822" :
-	    safe_type(d.type) ? d.type : "application/octet-stream", -1, extra,
-	    download_step, dl, download_free);
+	stream_part(s, b, i, d.cte, p->is_message ? "message/rfc822" :
+	    safe_type(d.type) ? d.type : "application/octet-stream", extra);
 	free(extra);
+}
+
+/*
+ * The route's "ID/rest" into id (WEB_MAX_SEGMENT) and *rest; -1 (and
+ * 404 sent) when there is no '/'.
+ */
+static int
+split_arg(struct session *s, const char *arg, char *id, const char **rest)
+{
+	const char	*slash;
+
+	if (arg == NULL || (slash = strchr(arg, '/')) == NULL ||
+	    (size_t)(slash - arg) >= WEB_MAX_SEGMENT) {
+		http_error(s, 404, "no such part");
+		return -1;
+	}
+	snprintf(id, WEB_MAX_SEGMENT, "%.*s", (int)(slash - arg), arg);
+	*rest = slash + 1;
+	return 0;
 }
 
 void
@@ -435,24 +512,96 @@ web_api_part(struct session *s, const struct http_request *req,
 	struct store_web_message m;
 	struct body		 b;
 	char			 id[WEB_MAX_SEGMENT];
-	const char		*slash;
+	const char		*part;
 	int			 i;
 
-	if (arg == NULL || (slash = strchr(arg, '/')) == NULL ||
-	    (size_t)(slash - arg) >= sizeof(id)) {
+	if (split_arg(s, arg, id, &part) < 0 ||
+	    web_api_find(s, req, id, &m) < 0)
+		return;
+	if (body_open(s->srv->store, &m, &b) < 0) {
+		http_error(s, 500, "cannot read the message");
+		return;
+	}
+	if ((i = find_part(&b.meta, part)) < 0)
+		http_error(s, 404, "no such part");
+	else
+		download_start(s, &b, i);
+	body_close(&b);
+}
+
+/* A URL's %-escapes decoded into out (size bytes); -1 if too long. */
+static int
+unescape(const char *in, char *out, size_t size)
+{
+	size_t	 o = 0;
+	int	 hi, lo;
+
+	for (; *in != '\0'; in++) {
+		if (o + 1 >= size)
+			return -1;
+		if (*in == '%' && (hi = crypto_hex_digit(in[1])) >= 0 &&
+		    (lo = crypto_hex_digit(in[2])) >= 0) {
+			out[o++] = (char)(hi * 16 + lo);
+			in += 2;
+		} else
+			out[o++] = *in;
+	}
+	out[o] = '\0';
+	return 0;
+}
+
+/*
+ * The leaf of this message whose Content-ID is cid, among the first
+ * WEB_MAX_PARTS leaves, with its description in *d; -1 for none.
+ */
+static int
+find_cid(struct body *b, const char *cid, struct mime_part_desc *d)
+{
+	size_t	 i, seen = 0;
+
+	for (i = 0; i < b->meta.nparts && seen < WEB_MAX_PARTS; i++) {
+		if (!leaf(&b->meta, i) || b->meta.parts[i].is_message)
+			continue;
+		seen++;
+		if (describe(b, &b->meta.parts[i], d) == 0 &&
+		    strcmp(d->content_id, cid) == 0)
+			return (int)i;
+	}
+	return -1;
+}
+
+void
+web_api_cid(struct session *s, const struct http_request *req,
+    const char *arg)
+{
+	struct store_web_message m;
+	struct mime_part_desc	 d;
+	struct body		 b;
+	char			 id[WEB_MAX_SEGMENT], cid[MIME_MAX_CONTENT_ID];
+	const char		*escaped;
+	size_t			 k;
+	int			 i;
+
+	if (split_arg(s, arg, id, &escaped) < 0)
+		return;
+	if (unescape(escaped, cid, sizeof(cid)) < 0 || cid[0] == '\0') {
 		http_error(s, 404, "no such part");
 		return;
 	}
-	snprintf(id, sizeof(id), "%.*s", (int)(slash - arg), arg);
 	if (web_api_find(s, req, id, &m) < 0)
 		return;
 	if (body_open(s->srv->store, &m, &b) < 0) {
 		http_error(s, 500, "cannot read the message");
 		return;
 	}
-	if ((i = find_part(&b.meta, slash + 1)) < 0)
-		http_error(s, 404, "no such part");
+	k = nitems(cid_types);
+	if ((i = find_cid(&b, cid, &d)) >= 0)
+		for (k = 0; k < nitems(cid_types) &&
+		    strcmp(d.type, cid_types[k].type) != 0; k++)
+			;
+	if (k == nitems(cid_types))
+		http_error(s, 404, "no such image");
 	else
-		download_start(s, &b, i);
+		stream_part(s, &b, i, d.cte, cid_types[k].served, CID_HEADERS);
 	body_close(&b);
 }

@@ -34,5 +34,13 @@ void	web_api_html(struct session *, const struct http_request *,
  */
 void	web_api_part(struct session *, const struct http_request *,
 	    const char *arg);
+/*
+ * GET /api/v1/message/{ID}/cid/{Content-ID}: the image of this message
+ * whose Content-ID is the one given (%-escaped), decoded, for the HTML
+ * (RFC 2392 cid: URLs); 404 when it is none, or not an image of a type
+ * a browser shows (PNG, GIF, JPEG, WebP, BMP, AVIF, SVG).
+ */
+void	web_api_cid(struct session *, const struct http_request *,
+	    const char *arg);
 
 #endif /* MAILREPD_WEB_MESSAGE_H */

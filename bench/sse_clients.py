@@ -8,42 +8,17 @@ seen, and after the streams close.  Prints figures, never pass/fail.
 """
 import argparse
 import os
-import shutil
-import signal
 import smtplib
 import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from benchlib import rss_kib, serving  # noqa: E402
+
 PASSWORD = "bench password"
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def rss_kib(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise RuntimeError("no VmRSS")
-
-
-def wait_port(port, deadline=10):
-    end = time.monotonic() + deadline
-    while time.monotonic() < end:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError:
-            time.sleep(0.02)
-    raise RuntimeError("port %d not ready" % port)
 
 
 def stream(port):
@@ -68,19 +43,13 @@ def drain(socks, want, deadline=30):
 
 
 def one_round(binary, clients, messages):
-    tmp = tempfile.mkdtemp(prefix="sse-bench")
-    data = os.path.join(tmp, "data")
-    subprocess.run([binary, "user", "add", "alice", "--data", data],
-                   input=PASSWORD + "\n", text=True, check=True,
-                   stdout=subprocess.DEVNULL)
-    lmtp, http = free_port(), free_port()
-    p = subprocess.Popen([binary, "serve", "--data", data, "--lmtp",
-                          "127.0.0.1:%d" % lmtp, "--http",
-                          "127.0.0.1:%d" % http],
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        wait_port(lmtp)
-        wait_port(http)
+    def add_user(data):
+        subprocess.run([binary, "user", "add", "alice", "--data", data],
+                       input=PASSWORD + "\n", text=True, check=True,
+                       stdout=subprocess.DEVNULL)
+
+    with serving(binary, ("lmtp", "http"), setup=add_user) as (p, ports):
+        lmtp, http = ports["lmtp"], ports["http"]
         stream(http).close()        # the HTTP path warmed up once
         time.sleep(1.2)
         idle = rss_kib(p.pid)
@@ -98,10 +67,6 @@ def one_round(binary, clients, messages):
         time.sleep(2.5)
         after = rss_kib(p.pid)
         return idle, busy, after
-    finally:
-        p.send_signal(signal.SIGTERM)
-        p.wait(10)
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def main():

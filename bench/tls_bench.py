@@ -20,46 +20,19 @@ import argparse
 import concurrent.futures
 import json
 import os
-import shutil
 import socket
 import ssl
-import subprocess
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from benchlib import rss_kib, serving  # noqa: E402
 from imap_fetch import TLS_CIPHERS, tls_context  # noqa: E402
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def rss_kib(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
 
 
 def ctx():
     """The benchmark's client context (TLS 1.2, ECDHE-ECDSA, P-256)."""
     return tls_context()
-
-
-def wait_port(port, deadline=10):
-    end = time.monotonic() + deadline
-    while time.monotonic() < end:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError:
-            time.sleep(0.02)
-    sys.exit("server did not start")
 
 
 def handshakes_json(a):
@@ -111,17 +84,11 @@ def main():
     a = ap.parse_args()
     if a.port:
         return handshakes_json(a)
-    tmp = tempfile.mkdtemp(prefix="tlsbench")
-    imap, imaps, lmtp = free_port(), free_port(), free_port()
-    proc = subprocess.Popen(
-        [a.binary, "serve", "--data", tmp + "/data", "--lmtp",
-         "127.0.0.1:%d" % lmtp, "--imap", "127.0.0.1:%d" % imap, "--imaps",
-         "127.0.0.1:%d" % imaps, "--max-connections", str(a.conns * 2 + 64),
-         "--max-tls-handshakes", "1000", "--max-tls-sessions",
-         str(a.conns + 64), "--log-level", "warn"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        wait_port(imaps)
+    with serving(a.binary, ("lmtp", "imap", "imaps"), (
+            "--max-connections", str(a.conns * 2 + 64),
+            "--max-tls-handshakes", "1000", "--max-tls-sessions",
+            str(a.conns + 64), "--log-level", "warn")) as (proc, ports):
+        imap, imaps = ports["imap"], ports["imaps"]
         c = ctx()
 
         def one(_):
@@ -157,10 +124,6 @@ def main():
             for s in socks:
                 s.close()
             time.sleep(1.5)
-    finally:
-        proc.terminate()
-        proc.wait()
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -362,7 +362,7 @@
 	/* The attachments: a download link each, name and size as text. */
 	function drawAttachments(m) {
 		$("attachments").replaceChildren.apply($("attachments"),
-		    (m.Attachments || []).map(function (a) {
+		    (m.Inline || []).concat(m.Attachments || []).map(function (a) {
 			const li = el("li");
 			const link = el("a", a.FileName || "part " + a.PartID);
 			link.href = messagePath(m.ID, "/part/" +
@@ -410,7 +410,9 @@
 			$("tab-btn-html").hidden = m.HTML === "";
 			$("v-note").textContent = m.Text === "" &&
 			    m.HTML === "" ? "No text or HTML to show: see " +
-			    "Headers and Raw." : "";
+			    "Headers and Raw." : m.UnknownCharset ? "Charset " +
+			    m.UnknownCharset + " is not known here: " +
+			    "characters outside ASCII show as \ufffd." : "";
 			drawAttachments(m);
 			$("header-rows").replaceChildren();
 			$("tab-raw").textContent = "";

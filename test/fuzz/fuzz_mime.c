@@ -3,14 +3,20 @@
  *
  * The message is parsed whole and again in lines cut at other places;
  * the results must agree, and the parts table must round-trip through
- * its storage encoding.  Offsets must lie inside the message.
+ * its storage encoding.  Offsets must lie inside the message.  Each
+ * part's header is described as the web view reads it (mime_part.c):
+ * its fields must end within their arrays, a Content-ID without blanks.
+ * The top-level header is written as the headers API's JSON, which
+ * must be one object.
  */
 #include <assert.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "mime.h"
+#include "web_headers.h"
 
 int	LLVMFuzzerTestOneInput(const uint8_t *, size_t);
 
@@ -27,6 +33,38 @@ feed_lines(struct mime_parser *p, const char *msg, size_t len)
 		mime_parser_feed(p, msg + off, n);
 		off += n;
 	}
+}
+
+/* Describes one part's header and checks what it found. */
+static void
+describe(const char *h, size_t len)
+{
+	struct mime_part_desc	 d;
+
+	mime_part_describe(h, len, &d);
+	assert(memchr(d.type, '\0', sizeof(d.type)) != NULL);
+	assert(memchr(d.charset, '\0', sizeof(d.charset)) != NULL);
+	assert(memchr(d.filename, '\0', sizeof(d.filename)) != NULL);
+	assert(memchr(d.content_id, '\0', sizeof(d.content_id)) != NULL);
+	assert(strpbrk(d.content_id, " \t\r\n") == NULL);
+}
+
+/* The header block as the headers API writes it. */
+static void
+headers_json(const char *h, size_t len)
+{
+	char	*out = NULL;
+	size_t	 n = 0;
+	FILE	*f;
+	int	 ok;
+
+	if ((f = open_memstream(&out, &n)) == NULL)
+		return;
+	ok = web_headers_json(f, h, len) == 0;
+	if (fclose(f) == 0 && ok)
+		assert(n >= 3 && out[0] == '{' && out[n - 2] == '}' &&
+		    out[n - 1] == '\n');
+	free(out);
 }
 
 int
@@ -56,6 +94,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		assert(a.parts[i].header_start <= a.parts[i].body_start);
 		assert(a.parts[i].body_start <= a.parts[i].body_end);
 		assert(a.parts[i].body_end <= size);
+		describe((const char *)data + a.parts[i].header_start,
+		    (size_t)(a.parts[i].body_start - a.parts[i].header_start));
 	}
 	if (mime_parts_encode(a.parts, a.nparts, &enc, &enclen) == 0) {
 		assert(mime_parts_decode(enc, enclen, &parts, &n) == 0);
@@ -72,6 +112,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		free(parts);
 		free(enc);
 	}
+	headers_json(a.header, a.header_len);
 	mime_result_free(&a);
 	return 0;
 }

@@ -50,7 +50,7 @@ def test_text_html_and_attachments(web):
     m = api(web, "/api/v1/message/" + first(web)["ID"])
     assert m["Text"] == "café = 1"
     assert "<b>there</b>" in m["HTML"]
-    assert "cid:" not in m["HTML"]          # no src left on the image
+    assert "cid:" not in m["HTML"]          # the message's own URL for it
     assert 'href="https://ok.test/" target="_blank" rel="noopener ' \
         'noreferrer"' in m["HTML"]
     assert m["Inline"] == []
@@ -95,12 +95,14 @@ def test_html_document_policy(web):
     assert "frame-ancestors 'self'" in policy
     assert "script-src" not in policy and "allow-scripts" not in policy
     assert "allow-same-origin" not in policy
-    assert "img-src" not in policy                  # nothing remote
+    assert "img-src 'self';" in policy + ";"       # its cid: images only
+    assert "http:" not in policy                    # nothing remote
     assert b"<b>there</b>" in body
     status, headers, _ = get(web, "/api/v1/message/%s/html?remote=1" % mid)
     assert status == 200
     policy = headers["content-security-policy"]
-    assert "img-src http: https:" in policy and "script-src" not in policy
+    assert "img-src 'self' http: https:" in policy and \
+        "script-src" not in policy
     deliver(web, "alice@example.com", "plain only")
     status, _, _ = get(web, "/api/v1/message/%s/html" % first(web)["ID"])
     assert status == 404
@@ -224,3 +226,32 @@ def test_deep_pages_equal_the_whole_list(web):
     assert api(web, "/api/v1/messages?start=99999")["messages"] == []
     bob = api(web, "/api/v1/messages?user=bob&start=800&limit=100")
     assert bob["total"] == 834 and len(bob["messages"]) == 34
+
+
+def test_headers_as_mailpit_gives_them(web):
+    """GET /api/v1/message/{ID}/headers: Go's canonical names, sorted,
+    each with its values in order, unfolded, not decoded."""
+    web.deliver("s@remote.test", ["alice@example.com"], (
+        b"Received: from a.test\r\n\tby b.test; Mon, 7 Dec 2026\r\n"
+        b"received: from c.test  \r\n"
+        b"message-id: <x@y>\r\nFrom: Ann <ann@remote.test>\r\n"
+        b"To: alice@example.com\r\n"
+        b"Subject: =?utf-8?q?caf=C3=A9?=\r\n  folded\r\n"
+        b"X-SPAM-score:   \r\nX-Bytes: \xe9t\xc3\xa9\r\n"
+        b"not a field\r\n\r\nbody: not a header\r\n"))
+    mid = first(web)["ID"]
+    h = api(web, "/api/v1/message/%s/headers" % mid)
+    assert list(h) == sorted(h)
+    assert h["Received"] == ["from a.test by b.test; Mon, 7 Dec 2026",
+                             "from c.test"]
+    assert h["Message-Id"] == ["<x@y>"]
+    assert h["Subject"] == ["=?utf-8?q?caf=C3=A9?= folded"]
+    assert h["X-Spam-Score"] == [""]
+    assert h["X-Bytes"] == ["\ufffdt\u00e9"]
+    assert "Body" not in h and "Not a field" not in h
+    # Every list has one or more strings; the server's own Received too.
+    assert all(isinstance(v, list) and v and all(isinstance(x, str)
+               for x in v) for v in h.values())
+    for bad in ("0" * 32 + "-9", "x", "%00"):
+        status, _, _ = get(web, "/api/v1/message/%s/headers" % bad)
+        assert status == 404, bad

@@ -17,6 +17,7 @@ import pytest
 from conftest import HOST, free_port
 from hostile_html import TOKEN, hostile_message
 from test_http import api, deliver, web  # noqa: F401 (web: the fixture)
+from test_http_cid import PNG, related
 
 webdriver = pytest.importorskip("selenium.webdriver")
 pytestmark = pytest.mark.skipif(
@@ -238,3 +239,56 @@ def test_hostile_html_runs_nothing_and_loads_nothing(web, browser, beacon,
                "/escaped", "/noscript"}
     assert set(beacon.paths) <= allowed, beacon.paths
     assert no_alert(browser) and browser.title == "mailrepd"
+
+
+def test_charsets_read_as_written(web, browser, tmp_path):
+    """HTML in KOI8-R and text in Shift_JIS show as their letters; a
+    charset not known is named above the message."""
+    browser.get("http://%s:%d/" % (HOST, web.http_port))
+    russian, japanese = "Съешь же ещё этих булок", "いろはにほへと 漢字"
+    web.deliver("s@remote.test", ["alice@example.com"], (
+        "From: s@remote.test\r\nTo: alice@example.com\r\n"
+        "Subject: charsets\r\nMIME-Version: 1.0\r\n"
+        "Content-Type: multipart/alternative; boundary=b\r\n\r\n"
+        "--b\r\nContent-Type: text/plain; charset=shift_jis\r\n\r\n"
+        ).encode() + japanese.encode("cp932") + (
+        "\r\n--b\r\nContent-Type: text/html; charset=koi8-r\r\n\r\n"
+        "<p>").encode() + russian.encode("koi8_r") + b"</p>\r\n--b--\r\n")
+    open_row(browser, "charsets")
+    assert frame_text(browser) == russian
+    browser.save_screenshot(str(tmp_path / "page-charsets.png"))
+    browser.find_element(By.CSS_SELECTOR, "[data-tab=text]").click()
+    until(browser, lambda d: d.find_element(By.ID, "tab-text").text ==
+          japanese)
+    assert browser.find_element(By.ID, "v-note").text == ""
+    web.deliver("s@remote.test", ["alice@example.com"],
+                b"From: s@remote.test\r\nSubject: klingon\r\n"
+                b"Content-Type: text/plain; charset=x-klingon\r\n\r\n"
+                b"Qapla\xa4\r\n")
+    open_row(browser, "klingon")
+    until(browser, lambda d: "x-klingon" in d.find_element(
+        By.ID, "v-note").text)
+    assert browser.find_element(By.ID, "tab-text").text == "Qapla\ufffd"
+
+
+def test_cid_image_shows_in_the_frame(web, browser, beacon, tmp_path):
+    """An inline image of the message itself loads in the sandboxed
+    frame (its policy allows this server's images, the image's allows
+    the frame's own origin); a remote one stays blocked."""
+    browser.get("http://%s:%d/" % (HOST, web.http_port))
+    web.deliver("s@remote.test", ["alice@example.com"], related(
+        "inline image", '<p>logo: <img src="cid:logo@x">'
+        '<img src="%s/far.png"></p>' % beacon.url,
+        [("image/png", "<logo@x>", PNG, "")]))
+    open_row(browser, "inline image")
+    assert "logo" in frame_text(browser)
+    browser.switch_to.frame(browser.find_element(By.ID, "v-html"))
+    try:
+        width = until(browser, lambda d: d.execute_script(
+            "var i = document.images[0];"
+            "return i.complete && i.naturalWidth;") or False)
+        assert width == 3
+    finally:
+        browser.switch_to.default_content()
+    browser.save_screenshot(str(tmp_path / "page-cid-image.png"))
+    assert beacon.connections == 0, beacon.paths

@@ -10,6 +10,7 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -23,8 +24,8 @@ assert_clean(const char *in, int remote, const char *want)
 	char	*out;
 	size_t	 len;
 
-	assert_int_equal(web_html_sanitize(in, strlen(in), remote, &out, &len),
-	    0);
+	assert_int_equal(web_html_sanitize(in, strlen(in), remote, NULL, &out,
+	    &len), 0);
 	assert_int_equal(strlen(out), len);
 	assert_string_equal(out, want);
 	free(out);
@@ -108,11 +109,45 @@ test_nul_bytes(void **state)
 	(void)state;
 	for (i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
 		assert_int_equal(web_html_sanitize(cases[i].in, cases[i].len, 0,
-		    &out, &len), 0);
+		    NULL, &out, &len), 0);
 		assert_int_equal(strlen(out), len);
 		assert_string_equal(out, cases[i].want);
 		free(out);
 	}
+}
+
+/* cid: images become this message's URL for the part, one segment. */
+static void
+test_cid_images(void **state)
+{
+	static const struct {
+		const char	*in, *want;
+	} cases[] = {
+		{ "<img src=\"cid:a.b@c\">",
+		    "<img src=\"/m/1/cid/a.b@c\">" },
+		{ "<IMG SRC=' CID:x%40y '>", "<img src=\"/m/1/cid/x%40y\">" },
+		{ "<img src=\"cid:../../raw?x#y\">",
+		    "<img src=\"/m/1/cid/..%2F..%2Fraw%3Fx%23y\">" },
+		{ "<img src=\"cid:&quot;&#x22;<\">",
+		    "<img src=\"/m/1/cid/%26quot;%26%23x22;%3C\">" },
+		{ "<img src=\"/m/1/cid/k\">", "<img src=\"/m/1/cid/k\">" },
+		{ "<img src=\"/m/2/cid/k\">", "<img>" },
+		{ "<img src=\"&#99;id:k\">", "<img>" },
+		{ "<img src=\"cid:\">", "<img>" },
+		{ "<a href=\"cid:k\">k</a>", "<a>k</a>" },
+		{ "<td background=\"cid:k\">", "<td>" },
+	};
+	char	*out;
+	size_t	 len, i;
+
+	(void)state;
+	for (i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
+		assert_int_equal(web_html_sanitize(cases[i].in,
+		    strlen(cases[i].in), 0, "/m/1/cid/", &out, &len), 0);
+		assert_string_equal(out, cases[i].want);
+		free(out);
+	}
+	assert_clean("<img src=\"cid:k\">", 1, "<img>");
 }
 
 static void
@@ -141,6 +176,36 @@ test_part_describe(void **state)
 	mime_part_describe("", 0, &d);
 	assert_string_equal(d.type, "text/plain");
 	assert_int_equal(d.cte, MIME_CTE_IDENTITY);
+	assert_string_equal(d.content_id, "");
+}
+
+/* Content-ID: the id inside <>, or nothing when it could mislead. */
+static void
+test_content_id(void **state)
+{
+	static const struct {
+		const char	*h, *want;
+	} cases[] = {
+		{ "Content-ID: <a.b@c>\r\n\r\n", "a.b@c" },
+		{ "Content-Id:\r\n  <x@y> \r\n\r\n", "x@y" },
+		{ "Content-ID: bare@id\r\n\r\n", "bare@id" },
+		{ "Content-ID: <a b>\r\n\r\n", "" },
+		{ "Content-ID: <>\r\n\r\n", "" },
+	};
+	struct mime_part_desc	 d;
+	char			 h[600];
+	size_t			 i;
+
+	(void)state;
+	for (i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
+		mime_part_describe(cases[i].h, strlen(cases[i].h), &d);
+		assert_string_equal(d.content_id, cases[i].want);
+	}
+	/* Too long to keep whole: cut, it could name another part. */
+	i = (size_t)snprintf(h, sizeof(h), "Content-ID: <%0*d>\r\n\r\n",
+	    MIME_MAX_CONTENT_ID, 0);
+	mime_part_describe(h, i, &d);
+	assert_string_equal(d.content_id, "");
 }
 
 int
@@ -150,7 +215,9 @@ main(void)
 		cmocka_unit_test(test_kept_and_dropped),
 		cmocka_unit_test(test_links),
 		cmocka_unit_test(test_nul_bytes),
+		cmocka_unit_test(test_cid_images),
 		cmocka_unit_test(test_part_describe),
+		cmocka_unit_test(test_content_id),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
