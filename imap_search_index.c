@@ -414,19 +414,28 @@ search_index_step(struct store *st, int64_t now_ms)
 	size_t			 n = 0;
 
 	/*
-	 * Most iterations find nothing to do, without a transaction.  On
-	 * a full disk the index waits: its rows must not take the room
-	 * that deletes need.
+	 * Most iterations find nothing to do, without a transaction, and
+	 * without a statement when no blob came since the last look (what
+	 * waited then, fewer than a batch, still does).  On a full disk
+	 * the index waits: its rows must not take the room that deletes
+	 * need.
 	 */
-	if (!store_fts_enabled(st) || store_room_tight(st) ||
-	    store_fts_state(st, &state) !=
-	    STORE_OK || (state.version == EXTRACTOR_VERSION &&
-	    (store_fts_pending(st, state.upto, blobs, FTS_STEP_BLOBS, &n) !=
-	    STORE_OK || n == 0))) {
+	if (!store_fts_enabled(st) || store_room_tight(st))
+		n = 0;
+	else if (!store_fts_due(st))
+		n = waiting != 0;
+	else if (store_fts_state(st, &state) != STORE_OK)
+		n = 0;
+	else if (state.version != EXTRACTOR_VERSION)
+		n = FTS_STEP_BLOBS;	/* index_batch() starts anew */
+	else if (store_fts_pending(st, state.upto, blobs, FTS_STEP_BLOBS,
+	    &n) != STORE_OK)
+		n = 0;
+	if (n == 0) {
 		waiting = 0;
 		return 0;
 	}
-	if (state.version == EXTRACTOR_VERSION && n < FTS_STEP_BLOBS) {
+	if (n < FTS_STEP_BLOBS) {
 		if (waiting == 0)
 			waiting = now_ms;
 		if (now_ms - waiting < FTS_DELAY_MS)

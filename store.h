@@ -881,6 +881,13 @@ struct store_fts_blob {
 /* Turns the index off (--search-index no): neither kept nor used. */
 void		store_fts_disable(struct store *);
 int		store_fts_enabled(const struct store *);
+/*
+ * Whether blobs may have come for the index since store_fts_pending()
+ * last looked: the store's opening, a blob stored, a batch indexed (more
+ * may wait) or another process's write (store_poll_others()).  Spares
+ * the loop two statements an iteration when nothing came.
+ */
+int		store_fts_due(const struct store *);
 enum store_err	store_fts_state(struct store *, struct store_fts_state *);
 /* The state with the counts `mailrepd index status` shows. */
 enum store_err	store_fts_status(struct store *, struct store_fts_state *);
@@ -889,13 +896,17 @@ enum store_err	store_fts_status(struct store *, struct store_fts_state *);
  * store_fts_begin() and store_fts_end().
  */
 enum store_err	store_fts_reset(struct store *, unsigned version);
-/* Up to max blobs above `after`, in id order. */
+/* Up to max blobs above `after`, in id order; clears store_fts_due(). */
 enum store_err	store_fts_pending(struct store *, int64_t after,
 		    struct store_fts_blob *out, size_t max, size_t *n);
 /*
  * Indexing a batch: store_fts_begin(), then per blob either
  * store_fts_add() of each kind or store_fts_skip(), then
  * store_fts_end() with the last blob done and how many were indexed.
+ * A transaction store_fts_begin() opens is committed without a sync
+ * (the index is rebuilt from the store, and the next synced commit
+ * carries it): nothing but the index may write in it before
+ * store_commit().
  */
 enum store_err	store_fts_begin(struct store *);
 enum store_err	store_fts_add(struct store *, int64_t blob_id,

@@ -142,6 +142,7 @@ blob_put(struct store *st, const struct store_blob_in *b, int64_t *blob_id)
 	if (err != STORE_OK)
 		return err;
 	*blob_id = sqlite3_last_insert_rowid(st->db);
+	st->fts_due = 1;
 	return blob_write_chunks(st, *blob_id, b);
 }
 

@@ -37,6 +37,12 @@ store_fts_enabled(const struct store *st)
 	return !st->fts_off;
 }
 
+int
+store_fts_due(const struct store *st)
+{
+	return st->fts_due;
+}
+
 /* Reads the fts_state row with statement s (S_FTS_STATE) into *out. */
 static enum store_err
 state_read(struct store *st, struct store_fts_state *out)
@@ -131,6 +137,7 @@ store_fts_pending(struct store *st, int64_t after, struct store_fts_blob *out,
 		(*n)++;
 	}
 	sqlite3_reset(s);
+	st->fts_due = 0;	/* until a blob comes or a batch is done */
 	return rc == SQLITE_ROW || rc == SQLITE_DONE ? STORE_OK :
 	    db_error(st, rc, "fts pending");
 }
@@ -138,7 +145,7 @@ store_fts_pending(struct store *st, int64_t after, struct store_fts_blob *out,
 enum store_err
 store_fts_begin(struct store *st)
 {
-	return op_begin(st);
+	return op_begin_lazy(st);
 }
 
 enum store_err
@@ -181,6 +188,7 @@ store_fts_end(struct store *st, int64_t upto, int64_t blobs,
 			err = step_done(st, s, "fts done");
 		}
 	}
+	st->fts_due |= upto > 0;	/* more may wait */
 	return op_end(st, err);
 }
 

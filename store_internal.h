@@ -177,6 +177,8 @@ struct store {
 	sqlite3_stmt	*stmts[NSTMT];
 	sqlite3_stmt	*meta_stmts[STORE_META_ALL];	/* of meta_stmt() */
 	int		 in_txn;	/* a write transaction is open */
+	int		 txn_lazy;	/* it is the index's: its commit need not sync */
+	int		 sync_lowered;	/* synchronous is NORMAL (txn_begin()) */
 	int		 batch_txn;	/* store_batch_begin() opened it */
 	int		 in_read;	/* a read snapshot is open */
 	enum store_err	 fault;		/* the last failure db_error() saw */
@@ -200,6 +202,7 @@ struct store {
 	int		 tight;		/* the disk was full: no new blob */
 	int		 gc_more;	/* blob_unused may list blobs to drop */
 	int		 fts_off;	/* SEARCH's index is neither kept nor used */
+	int		 fts_due;	/* blobs may wait for it (store_fts_due()) */
 	int64_t		 gc_after;	/* where store_gc_step() goes on */
 	struct store_copy_job *copy_jobs; /* of live sessions (store_copy.c) */
 	int		 copy_sweep;	/* the journal may hold abandoned jobs */
@@ -265,6 +268,11 @@ enum store_err	 db_exec(struct store *, const char *sql);
 /* SQLite rolled the open write transaction back by itself. */
 int		 txn_lost(struct store *);
 enum store_err	 op_begin(struct store *);
+/*
+ * op_begin() for SEARCH's index (store_fts_begin()): a transaction it
+ * opens commits without a sync, and no other write may join it.
+ */
+enum store_err	 op_begin_lazy(struct store *);
 enum store_err	 op_end(struct store *, enum store_err);
 enum store_err	 savepoint_end(struct store *, const char *name,
 		    enum store_err);

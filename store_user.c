@@ -289,8 +289,10 @@ store_poll_others(struct store *st)
 		return;
 	if (sqlite3_step(s) == SQLITE_ROW) {
 		v = sqlite3_column_int64(s, 0);
-		if (v != st->data_version)
+		if (v != st->data_version) {
 			st->users_gen++;
+			st->fts_due = 1;	/* an import, a rebuild */
+		}
 		st->data_version = v;
 	}
 	sqlite3_reset(s);
