@@ -412,6 +412,7 @@ search_index_step(struct store *st, int64_t now_ms)
 	struct store_fts_blob	 blobs[FTS_STEP_BLOBS];
 	struct store_fts_state	 state;
 	size_t			 n = 0;
+	int			 ok;
 
 	/*
 	 * Most iterations find nothing to do, without a transaction, and
@@ -420,17 +421,16 @@ search_index_step(struct store *st, int64_t now_ms)
 	 * the index waits: its rows must not take the room that deletes
 	 * need.
 	 */
-	if (!store_fts_enabled(st) || store_room_tight(st))
-		n = 0;
-	else if (!store_fts_due(st))
+	ok = store_fts_enabled(st) && !store_room_tight(st);
+	if (ok && !store_fts_due(st))
 		n = waiting != 0;
-	else if (store_fts_state(st, &state) != STORE_OK)
-		n = 0;
-	else if (state.version != EXTRACTOR_VERSION)
-		n = FTS_STEP_BLOBS;	/* index_batch() starts anew */
-	else if (store_fts_pending(st, state.upto, blobs, FTS_STEP_BLOBS,
-	    &n) != STORE_OK)
-		n = 0;
+	else if (ok && store_fts_state(st, &state) == STORE_OK) {
+		if (state.version != EXTRACTOR_VERSION)
+			n = FTS_STEP_BLOBS;	/* index_batch() starts anew */
+		else if (store_fts_pending(st, state.upto, blobs,
+		    FTS_STEP_BLOBS, &n) != STORE_OK)
+			n = 0;
+	}
 	if (n == 0) {
 		waiting = 0;
 		return 0;

@@ -105,9 +105,13 @@ class Dovecot:
 
     def __init__(self, tmp):
         self.dir = os.path.join(tmp, "dovecot")
-        out = subprocess.run([os.path.join(HERE, "dovecot.sh"), "start",
-                              self.dir], check=True, capture_output=True,
-                             text=True).stdout
+        # A file, not a pipe: Dovecot's master keeps what it inherits.
+        with tempfile.TemporaryFile("w+") as f:
+            subprocess.run([os.path.join(HERE, "dovecot.sh"), "start",
+                            self.dir], check=True, stdout=f,
+                           stderr=subprocess.DEVNULL)
+            f.seek(0)
+            out = f.read()
         ports = dict(re.findall(r"(\w+)=(\d+)", out))
         self.port = int(ports["lmtp_port"])
         self.pid = int(ports["pid"])
@@ -167,6 +171,7 @@ def main():
     ap.add_argument("--keep", action="store_true")
     a = ap.parse_args()
     tmp = tempfile.mkdtemp(prefix="lmtp_cpu.")
+    os.chmod(tmp, 0o755)    # Dovecot's mail user (as root) reaches its maildirs
     servers = []
     total = 0
     try:
