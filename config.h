@@ -99,6 +99,7 @@
  */
 #define SPOOL_MEM_MAX		(64 * 1024)
 #define STORE_BUSY_TIMEOUT_MS	5000	/* a command-line tool waits for a lock */
+#define STORE_STMT_JOURNAL_MEM	(128 * 1024) /* bytes of a savepoint's undo kept in memory before a temporary file (SQLite 3.40 fails past a limit of 256 KiB) */
 #define STORE_RETRY_MS		10	/* the server looks again for the lock */
 #define STORE_MAX_KEYWORDS	4096	/* bytes of keywords on a message */
 #define STORE_GC_BATCH		256	/* unused blobs dropped in one loop step */

@@ -475,8 +475,9 @@ search_index_step(struct store *st, int64_t now_ms)
 
 	/*
 	 * Most iterations find nothing to do, without a transaction.  On
-	 * a full disk the index waits: its rows must not take the room
-	 * that deletes need.
+	 * a full disk
+	 * the index waits: its rows must not take the room that deletes
+	 * need.
 	 */
 	if (!store_fts_enabled(st) || store_room_tight(st) ||
 	    store_fts_state(st, &state) != STORE_OK) {

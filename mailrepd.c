@@ -616,14 +616,6 @@ event_loop(struct server *srv, struct listener *ls, int nls,
 		if (store_gc_step(srv->store) | store_copy_sweep(srv->store))
 			server_timer(srv, srv->now_ms);
 		server_commit(srv);
-		/*
-		 * SEARCH's index follows delivery, a batch at a time, in a
-		 * transaction of its own (committed below): what fails
-		 * there never takes a client's work with it.
-		 */
-		if ((index_at = search_index_step(srv->store,
-		    srv->now_ms)) != 0)
-			server_timer(srv, index_at);
 		if (promote_signal) {
 			promote_signal = 0;
 			(void)sync_promote(srv);
@@ -647,10 +639,22 @@ event_loop(struct server *srv, struct listener *ls, int nls,
 		} else if (timer_fired)
 			server_wake(srv);
 		/*
-		 * What the timers wrote (the log purge, a delayed reply's
-		 * change) commits now: no write transaction may stay open
-		 * across ppoll, where it would hold the store's lock from
-		 * every other process for up to a second.
+		 * SEARCH's index follows delivery, a batch at a time, in a
+		 * transaction of its own (committed below): what fails
+		 * there never takes a client's work with it.  It runs once
+		 * the replies of the commit are on their way, so that no
+		 * client waits for it, and after the timers, whose wake
+		 * would clear the timer it sets for its next batch (which
+		 * then waited a second).
+		 */
+		if ((index_at = search_index_step(srv->store,
+		    srv->now_ms)) != 0)
+			server_timer(srv, index_at);
+		/*
+		 * What the timers and the index wrote (the log purge, a
+		 * delayed reply's change) commits now: no write transaction
+		 * may stay open across ppoll, where it would hold the
+		 * store's lock from every other process for up to a second.
 		 */
 		if (store_txn_open(srv->store))
 			server_commit(srv);

@@ -20,17 +20,18 @@
 struct spool;
 
 /*
- * Creates a spool and its file under dir/tmp (used when the message
- * outgrows memory): a directory that cannot take it fails here, before
- * any byte is accepted.  Returns NULL on failure, logged, with errno
- * saying why (ENOSPC: the disk is full).
+ * Creates a spool whose file, made only when the message outgrows
+ * memory, goes under dir/tmp: a directory that cannot take it fails
+ * here, before any byte is accepted (a file that cannot be made then
+ * fails in spool_finish()).  Returns NULL on failure, logged, with
+ * errno saying why (ENOSPC: the disk is full).
  */
 struct spool	*spool_new(const char *dir);
 
 /*
- * The same, but the file is created only when the message outgrows
- * memory, and a failure to create it shows in spool_finish().  For many
- * small messages in a row (replication).  NULL (ENOMEM) on failure.
+ * The same without looking at the directory: any failure shows in
+ * spool_finish().  For many small messages in a row (replication).
+ * NULL (ENOMEM) on failure.
  */
 struct spool	*spool_new_deferred(const char *dir);
 

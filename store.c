@@ -614,9 +614,11 @@ txn_opened(struct store *st)
  * once, so that a command-line tool and the server never deadlock
  * upgrading a read lock.  A transaction still open here is one whose
  * ROLLBACK failed (SQLite could not allocate to run it): it goes first.
+ * A lazy one (the index's, op_begin_lazy()) commits without a sync;
+ * every other syncs, or does not begin.
  */
 static enum store_err
-txn_begin(struct store *st)
+txn_begin(struct store *st, int lazy)
 {
 	enum store_err	 err;
 
@@ -624,10 +626,34 @@ txn_begin(struct store *st)
 	if (!sqlite3_get_autocommit(st->db) &&
 	    (err = db_exec(st, "ROLLBACK")) != STORE_OK)
 		return err;
+	/* SQLite takes the level only outside a transaction. */
+	if (st->sync_lowered != lazy) {
+		if ((err = db_exec(st, lazy ? "PRAGMA synchronous = NORMAL" :
+		    "PRAGMA synchronous = FULL")) != STORE_OK)
+			return err;
+		st->sync_lowered = lazy;
+	}
 	if ((err = db_exec(st, "BEGIN IMMEDIATE")) != STORE_OK)
 		return err;
 	txn_opened(st);
+	st->txn_lazy = lazy;
 	return STORE_OK;
+}
+
+/* op_begin(), opening a lazy transaction when none is open. */
+static enum store_err
+op_open(struct store *st, int lazy)
+{
+	enum store_err	 err;
+
+	/* A client's change never rides on the index's unsynced commit. */
+	assert(!st->in_txn || !st->txn_lazy);
+	if (!st->in_txn) {
+		if ((err = txn_begin(st, lazy)) != STORE_OK)
+			return err;
+	} else if (txn_lost(st))
+		return st->fault;
+	return db_exec(st, "SAVEPOINT op");
 }
 
 /*
@@ -637,14 +663,13 @@ txn_begin(struct store *st)
 enum store_err
 op_begin(struct store *st)
 {
-	enum store_err	 err;
+	return op_open(st, 0);
+}
 
-	if (!st->in_txn) {
-		if ((err = txn_begin(st)) != STORE_OK)
-			return err;
-	} else if (txn_lost(st))
-		return st->fault;
-	return db_exec(st, "SAVEPOINT op");
+enum store_err
+op_begin_lazy(struct store *st)
+{
+	return op_open(st, 1);
 }
 
 /*
@@ -684,6 +709,21 @@ op_end(struct store *st, enum store_err err)
 	return savepoint_end(st, "op", err);
 }
 
+/*
+ * The transaction is over.  After a lazy one the level goes back up at
+ * once, for whatever SQLite writes outside a transaction (else the next
+ * txn_begin() does it).
+ */
+static void
+txn_closed(struct store *st)
+{
+	st->in_txn = 0;
+	st->txn_lazy = 0;
+	if (st->sync_lowered &&
+	    db_exec(st, "PRAGMA synchronous = FULL") == STORE_OK)
+		st->sync_lowered = 0;
+}
+
 enum store_err
 store_commit(struct store *st)
 {
@@ -692,20 +732,18 @@ store_commit(struct store *st)
 	if (!st->in_txn)
 		return STORE_OK;
 	if (txn_lost(st)) {
-		st->in_txn = 0;
 		if (!sqlite3_get_autocommit(st->db))
 			db_exec(st, "ROLLBACK");	/* doomed */
+		txn_closed(st);
 		log_error("store.commit", "msg=\"the transaction was rolled "
 		    "back after: %s\"", store_strerror(st->fault));
 		return st->fault;
 	}
-	st->in_txn = 0;
-	if ((err = db_exec(st, "COMMIT")) != STORE_OK) {
-		if (!sqlite3_get_autocommit(st->db))
-			db_exec(st, "ROLLBACK");
-		return err;
-	}
-	return STORE_OK;
+	err = db_exec(st, "COMMIT");
+	if (err != STORE_OK && !sqlite3_get_autocommit(st->db))
+		db_exec(st, "ROLLBACK");
+	txn_closed(st);
+	return err;
 }
 
 void
@@ -713,9 +751,9 @@ store_rollback(struct store *st)
 {
 	if (!st->in_txn)
 		return;
-	st->in_txn = 0;
 	if (!sqlite3_get_autocommit(st->db))	/* SQLite's did it */
 		db_exec(st, "ROLLBACK");
+	txn_closed(st);
 }
 
 int
@@ -1082,6 +1120,26 @@ store_migrate(struct store *st)
 	return STORE_OK;
 }
 
+/*
+ * Before SQLite's first use in the process: a savepoint's undo (each
+ * delivery and each target of one runs in a savepoint) stays in memory
+ * up to STORE_STMT_JOURNAL_MEM, then goes to a temporary file.  With
+ * SQLite's 64 KiB one delivery of 4 KiB (15 pages changed) created,
+ * wrote and deleted a file.  Later calls (a process that opens stores
+ * again) are refused by SQLite and change nothing.
+ */
+static void
+store_configure(void)
+{
+	static int	 done;
+
+	if (done)
+		return;
+	done = 1;
+	(void)sqlite3_config(SQLITE_CONFIG_STMTJRNL_SPILL,
+	    STORE_STMT_JOURNAL_MEM);
+}
+
 enum store_err
 store_open(const char *dir, struct store **out)
 {
@@ -1107,6 +1165,7 @@ store_open(const char *dir, struct store **out)
 	st->packed_cap = compressBound(BLOB_CHUNK_SIZE);
 	st->raw = malloc(BLOB_CHUNK_SIZE);
 	st->packed = malloc(st->packed_cap);
+	store_configure();
 	rc = sqlite3_open_v2(path, &st->db, SQLITE_OPEN_READWRITE |
 	    SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
 	if (st->raw == NULL || st->packed == NULL || rc != SQLITE_OK) {
@@ -1316,7 +1375,8 @@ store_checkpoint(struct store *st)
  * mutation's journal is dropped at its RELEASE and stays in memory.
  * (Keeping more of it in memory, SQLITE_CONFIG_STMTJRNL_SPILL, is no
  * way out: SQLite 3.40 fails with SQLITE_FULL when a journal spills
- * past a limit of 256 KiB or more.)  Inside a transaction already open,
+ * past a limit of 256 KiB or more; store_configure() keeps it below.)
+ * Inside a transaction already open,
  * the savepoint it was.
  */
 enum store_err
@@ -1325,8 +1385,9 @@ store_batch_begin(struct store *st)
 	enum store_err	 err;
 
 	st->batch_txn = 0;
+	assert(!st->in_txn || !st->txn_lazy);	/* as op_open() */
 	if (!st->in_txn) {
-		if ((err = txn_begin(st)) != STORE_OK)
+		if ((err = txn_begin(st, 0)) != STORE_OK)
 			return err;
 		st->batch_txn = 1;
 		return STORE_OK;

@@ -914,6 +914,10 @@ enum store_err	store_fts_pending(struct store *, int64_t after,
  * Indexing a batch: store_fts_begin(), then per blob either
  * store_fts_add() of each kind or store_fts_skip(), then
  * store_fts_end() with the last blob done and how many were indexed.
+ * A transaction store_fts_begin() opens is committed without a sync
+ * (the index is rebuilt from the store, and the next synced commit
+ * carries it): nothing but the index may write in it before
+ * store_commit().
  */
 enum store_err	store_fts_begin(struct store *);
 enum store_err	store_fts_add(struct store *, int64_t blob_id,

@@ -157,7 +157,7 @@ store_fts_pending(struct store *st, int64_t after, struct store_fts_blob *out,
 enum store_err
 store_fts_begin(struct store *st)
 {
-	return op_begin(st);
+	return op_begin_lazy(st);
 }
 
 /* Adds (S_FTS_ADD) or deletes (S_FTS_FORGET) a row of blob_id's text. */

@@ -185,6 +185,8 @@ struct store {
 	sqlite3_stmt	*stmts[NSTMT];
 	sqlite3_stmt	*meta_stmts[STORE_META_ALL];	/* of meta_stmt() */
 	int		 in_txn;	/* a write transaction is open */
+	int		 txn_lazy;	/* it is the index's: its commit need not sync */
+	int		 sync_lowered;	/* synchronous is NORMAL (txn_begin()) */
 	int		 batch_txn;	/* store_batch_begin() opened it */
 	int		 in_read;	/* a read snapshot is open */
 	enum store_err	 fault;		/* the last failure db_error() saw */
@@ -282,6 +284,11 @@ enum store_err	 db_exec(struct store *, const char *sql);
 /* SQLite rolled the open write transaction back by itself. */
 int		 txn_lost(struct store *);
 enum store_err	 op_begin(struct store *);
+/*
+ * op_begin() for SEARCH's index (store_fts_begin()): a transaction it
+ * opens commits without a sync, and no other write may join it.
+ */
+enum store_err	 op_begin_lazy(struct store *);
 enum store_err	 op_end(struct store *, enum store_err);
 enum store_err	 savepoint_end(struct store *, const char *name,
 		    enum store_err);
