@@ -234,6 +234,33 @@ master_relocate(struct session *s, struct chan *c, const uint8_t *p,
 }
 
 /*
+ * A replica renumbered away from uid the copy this master itself put at
+ * uid by renumbering (another master numbered it again in between).  The
+ * replica's copy at its other UID is the same message, and this master's
+ * reconciliation expunges it there as such (renumbered_here() in
+ * sync_reconcile.c); dropping ours as well would leave the message on no
+ * node.  Ours moves up instead, as for RELOCATE: the expunge at uid
+ * settles the replica's conflict and the append brings the message back.
+ */
+static void
+master_renumbered_twice(struct session *s, struct chan *c,
+    const struct store_mailbox *mb, uint32_t uid, const uint8_t *guid)
+{
+	enum store_err	 err;
+	uint32_t	 new_uid = 0;
+	char		 hex[GUID_HEX_LEN + 1];
+
+	err = store_relocate(s->srv->store, mb->uniqueid, uid, guid, 0,
+	    &new_uid);
+	crypto_hex(guid, GUID_LEN, hex);
+	log_warn("sync.expunged", "name=%s mailbox=%s uid=%u guid=%s "
+	    "new_uid=%u result=%s msg=\"renumbered on the replica by another "
+	    "master, and renumbered here before: the copy here moves up\"",
+	    log_quote(c->name), log_quote(mb->name), uid, hex, new_uid,
+	    store_strerror(err));
+}
+
+/*
  * EXPUNGED on the master: (mailbox, uid, guid, reason).  The replica
  * saw this very message at that uid and expunged it (store_apply.c,
  * uid_taken_before: the expunge wins), or holds it at another UID it
@@ -269,6 +296,11 @@ master_expunged(struct session *s, struct chan *c, const uint8_t *p,
 	}
 	if (store_mailbox_by_uniqueid(st, p, &mb, NULL) != STORE_OK)
 		return;
+	if (p[n - 1] == REASON_RENUMBER &&
+	    store_renumbered_from(st, p, uid, p + MAILBOX_ID_LEN + 4) != 0) {
+		master_renumbered_twice(s, c, &mb, uid, p + MAILBOX_ID_LEN + 4);
+		return;
+	}
 	err = store_drop_copy(st, p, uid, p + MAILBOX_ID_LEN + 4,
 	    (enum rec_reason)p[n - 1]);
 	if (err == STORE_NOTFOUND) {
