@@ -92,14 +92,26 @@ QUERIES = [
 ]
 
 
-def search(c, keys):
-    """UID SEARCH CHARSET UTF-8 keys; the UIDs found, sorted."""
+def command(c, keys, uid=True):
+    """Sends (UID) SEARCH CHARSET UTF-8 keys (")" closes a "("); its tag."""
     t = c.tag()
-    out = b"%s UID SEARCH CHARSET UTF-8" % t.encode()
+    out = b"%s %sSEARCH CHARSET UTF-8" % (t.encode(), b"UID " if uid
+                                          else b"")
     for k in keys:
-        out += b" " + (b"{%d+}\r\n%s" % (len(k), k) if isinstance(k, bytes)
-                       else k.encode())
+        if k == ")":
+            out += b")"
+            continue
+        if not out.endswith(b"("):
+            out += b" "
+        out += (b"{%d+}\r\n%s" % (len(k), k) if isinstance(k, bytes)
+                else k.encode())
     c.send(out + b"\r\n")
+    return t
+
+
+def search(c, keys, uid=True):
+    """The numbers SEARCH (UID SEARCH) answers, sorted."""
+    t = command(c, keys, uid)
     untagged, done = c.read_until(t)
     assert done.startswith("OK"), (keys, untagged, done)
     line = [l for l in untagged if l.startswith("* SEARCH")]

@@ -12,7 +12,8 @@ import random
 import time
 
 from conftest import run_ok
-from test_search_index import MESSAGES, status, wait_indexed
+from test_search_index import (MESSAGES, command, search, status,
+                               wait_indexed)
 
 WORDS = ("alpha bravo charlie delta echo foxtrot golf hotel india juliet "
          "kilo lima mike november oscar papa quebec romeo sierra tango "
@@ -58,32 +59,6 @@ QUERIES = [
     ["NOT", "(", "BODY", b"walkword", "SUBJECT", b"topic 3", ")"],
     ["BODY", b"ab"], ["BODY", b"the"], ["SUBJECT", b"topic"], ["ALL"],
 ]
-
-
-def command(c, keys, uid=True):
-    t = c.tag()
-    out = b"%s %sSEARCH CHARSET UTF-8" % (t.encode(), b"UID " if uid
-                                          else b"")
-    for k in keys:
-        if k == ")":
-            out += b")"
-            continue
-        if not out.endswith(b"("):
-            out += b" "
-        out += (b"{%d+}\r\n%s" % (len(k), k) if isinstance(k, bytes)
-                else k.encode())
-    c.send(out + b"\r\n")
-    return t
-
-
-def search(c, keys, uid=True):
-    """The numbers SEARCH (UID SEARCH) answers, sorted."""
-    t = command(c, keys, uid)
-    untagged, done = c.read_until(t)
-    assert done.startswith("OK"), (keys, untagged, done)
-    line = [l for l in untagged if l.startswith("* SEARCH")]
-    assert len(line) == 1, (keys, untagged)
-    return sorted(int(n) for n in line[0][len("* SEARCH"):].split())
 
 
 def answers(s):
