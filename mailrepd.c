@@ -643,9 +643,7 @@ event_loop(struct server *srv, struct listener *ls, int nls,
 		 * transaction of its own (committed below): what fails
 		 * there never takes a client's work with it.  It runs once
 		 * the replies of the commit are on their way, so that no
-		 * client waits for it, and after the timers, whose wake
-		 * would clear the timer it sets for its next batch (which
-		 * then waited a second).
+		 * client waits for it.
 		 */
 		if ((index_at = search_index_step(srv->store,
 		    srv->now_ms)) != 0)
