@@ -513,20 +513,22 @@ guard_resume_main(int argc, char **argv)
 		settings_free(&set);
 		return 2;
 	}
-	if (opts[2].value != NULL || npos != 1 || strcmp(pos[0],
-	    "resume") != 0) {
-		fprintf(opts[2].value ? stdout : stderr, "usage: mailrepd "
-		    "replica resume [--allow-deletes] [--user NAME] --data DIR"
-		    "\n\nThe users whose records the mass-delete guard holds "
-		    "(all, or NAME) have them\napplied, in order: with "
-		    "--allow-deletes all of them, without it after\ncounting "
-		    "their deletes again (which may pause them again).  A "
-		    "running node\napplies them within a second, a stopped "
-		    "one once it runs.\n\n");
-		settings_usage_options(opts[2].value ? stdout : stderr, opts,
-		    3);
+	/*
+	 * sync_replica_main() runs this for argv[2] "resume" alone, and
+	 * settings_parse() refuses a second positional: only --help is
+	 * left to answer here.
+	 */
+	if (opts[2].value != NULL) {
+		printf("usage: mailrepd replica resume [--allow-deletes] "
+		    "[--user NAME] --data DIR\n\nThe users whose records the "
+		    "mass-delete guard holds (all, or NAME) have them\napplied, "
+		    "in order: with --allow-deletes all of them, without it "
+		    "after\ncounting their deletes again (which may pause them "
+		    "again).  A running node\napplies them within a second, a "
+		    "stopped one once it runs.\n\n");
+		settings_usage_options(stdout, opts, 3);
 		settings_free(&set);
-		return opts[2].value ? 0 : 2;
+		return 0;
 	}
 	if ((st = admin_open_store(&set, 0)) == NULL)
 		rc = EXIT_USAGE;

@@ -272,6 +272,22 @@ def stop_clean(node, what):
     assert status == 0, "%s exit %s:\n%s" % (what, status, log[-3000:])
 
 
+def reconciled_after_fault(master, replica, faulty, caught, what):
+    """After a reconciliation with a fault on one side (faulty, the hook
+    off now): that side still runs, the replica catches up (caught: it
+    did already), the master holds no position the replica has not
+    recorded, and the replica stops clean with a clean store."""
+    assert faulty.alive(), "%s: died:\n%s" % (
+        what, faulty.log.read_text()[-4000:])
+    assert caught or wait_caught_up(master, replica, 30), \
+        "%s: never caught up\nreplica:\n%s\nmaster:\n%s" % (
+            what, replica.log.read_text()[-3000:],
+            master.log.read_text()[-3000:])
+    assert_follows(master, replica, what)
+    stop_clean(replica, "replica")
+    check_clean(replica.data)
+
+
 def test_alloc_faults_in_replica_batch_apply(tmp_path, server):
     """A replica whose allocations fail while it applies a batch rolls
     the batch and its position back, keeps running, and applies it once
@@ -351,16 +367,9 @@ def test_alloc_faults_in_reconciliation(tmp_path, server, template_data,
             caught = wait_caught_up(master, replica, 10, faulty.injected)
             hit = faulty.injected()
             counted = faulty.disarm()
-            what = "%s reconciling with allocation #%d failing" % (side, n)
-            assert faulty.alive(), "%s: died:\n%s" % (
-                what, faulty.log.read_text()[-4000:])
-            assert caught or wait_caught_up(master, replica, 30), \
-                "%s: never caught up\nreplica:\n%s\nmaster:\n%s" % (
-                    what, replica.log.read_text()[-3000:],
-                    master.log.read_text()[-3000:])
-            assert_follows(master, replica, what)
-            stop_clean(replica, "replica")
-            check_clean(replica.data)
+            reconciled_after_fault(master, replica, faulty, caught,
+                                   "%s reconciling with allocation #%d "
+                                   "failing" % (side, n))
             if runs == 0:
                 ns += [k for k in every_n(counted, REPLICA_FAULT_MAX)
                        if k >= FROM]

@@ -51,6 +51,20 @@ def resume(rep, master):
 GUARD_MIN_EXPUNGES = 20
 
 
+def expunged_on_master(master, cluster, have, expunge, tag):
+    """alice gets `have` messages, a replica with GUARD catches up, then
+    her client expunges the first `expunge`.  Returns the replica and
+    the master's IMAP connection, still selected."""
+    deliver_many(master.port, "alice@" + DOMAIN, have, tag)
+    rep = cluster.replica(master, 0, GUARD)
+    wait_same(master, rep)
+    c = master.imap("alice")
+    c.select("INBOX")
+    assert c.store("1:%d" % expunge, "+FLAGS", "(\\Deleted)")[0] == "OK"
+    assert c.expunge()[0] == "OK"
+    return rep, c
+
+
 def paused_by_expunge(master, cluster, have, expunge, tag):
     """alice gets `have` messages, a replica catches up, then her client
     expunges the first `expunge`: the replica pauses her.  Returns the
@@ -62,13 +76,7 @@ def paused_by_expunge(master, cluster, have, expunge, tag):
     apply until the count would pass the limit.  The guard holds the
     rest, so the replica applied at most the limit (half, or fewer than
     GUARD_MIN_EXPUNGES) and never the whole delete."""
-    deliver_many(master.port, "alice@" + DOMAIN, have, tag)
-    rep = cluster.replica(master, 0, GUARD)
-    wait_same(master, rep)
-    c = master.imap("alice")
-    c.select("INBOX")
-    assert c.store("1:%d" % expunge, "+FLAGS", "(\\Deleted)")[0] == "OK"
-    assert c.expunge()[0] == "OK"
+    rep, c = expunged_on_master(master, cluster, have, expunge, tag)
     wait_paused(rep)
     left = user_messages(rep.data).get("alice", 0)
     applied = have - left
