@@ -19,7 +19,10 @@ driven on purpose by a scripted peer (repl_peer.py):
   a newer name of the replica's that the master cannot take (another
   mailbox holds it, or its store refuses it) is not taken;
 - a replica lists a mailbox of more than a chunk in chunks, cut at the
-  last uid of each, every message once.
+  last uid of each, every message once;
+- a replica that meets the master's message at a uid it used for
+  another, while it holds that message elsewhere, asks the master to
+  expunge its copy (as renumbering) rather than to move it up.
 """
 import hashlib
 import os
@@ -476,5 +479,45 @@ def test_a_replica_lists_more_than_a_chunk_in_chunks(server, secret):
         box, after, hi, last, rest = want(m, inbox, hi)
         assert (after, hi, last) == (first[-1][0], 0xFFFFFFFF, 1)
         assert first + rest == kept
+    finally:
+        m.tls.close()
+
+
+def test_a_reused_uid_of_a_message_held_elsewhere_asks_an_expunge(server,
+                                                                 secret):
+    """The master puts its message A at a uid the replica used for
+    another message B (expunged there), while the replica holds A at
+    another uid already (renumbered there after the master's copy was
+    made): moving the master's A up would make it twice, so the replica
+    asks the master to expunge its copy, as renumbering; A and the
+    replica's data stay."""
+    port = free_port()
+    m = ScriptedMaster(port, SECRET)
+    a = b"From: <s@remote.test>\r\nSubject: a\r\n\r\nbody a\r\n"
+    b = b"From: <s@remote.test>\r\nSubject: b\r\n\r\nbody b\r\n"
+    ga, gb = hashlib.sha256(a).digest(), hashlib.sha256(b).digest()
+    try:
+        rep = server(users=(), args=[
+            "--replicate-from", "%s:%d" % (HOST, port),
+            "--repl-secret-file", secret, "--name", "r0"])
+        m.start(m.accept())
+        m.batch(("user.add", dict(user="alice", value="x")),
+                ("mailbox.create", dict(user="alice", mailbox=m.mailbox,
+                                        name="INBOX", uid=42, flags=1)),
+                ("message.append", dict(mailbox=m.mailbox, uid=1, body=a)),
+                ("message.append", dict(mailbox=m.mailbox, uid=2, body=b)),
+                ("message.expunge", dict(mailbox=m.mailbox, uid=2,
+                                         guid=gb)))
+        kept = messages(rep.data)
+        since = len(rep.log_text())
+        m.batch(("message.append", dict(mailbox=m.mailbox, uid=2, body=a)))
+        while True:
+            t, p = m.tls.read_frame()
+            if t == EXPUNGED:
+                break
+        assert p == m.mailbox + struct.pack(">I", 2) + ga + bytes([3]), p
+        wait_log(rep, "reason=renumber", since)
+        assert messages(rep.data) == kept == [(1, ga.hex().upper())]
+        assert rep.running()
     finally:
         m.tls.close()
