@@ -22,7 +22,10 @@ driven on purpose by a scripted peer (repl_peer.py):
   last uid of each, every message once;
 - a replica that meets the master's message at a uid it used for
   another, while it holds that message elsewhere, asks the master to
-  expunge its copy (as renumbering) rather than to move it up.
+  expunge its copy (as renumbering) rather than to move it up;
+- records whose fields are out of range or miss one their kind needs
+  are refused by the replica, which keeps its data and comes back from
+  the same position.
 """
 import hashlib
 import os
@@ -518,6 +521,84 @@ def test_a_reused_uid_of_a_message_held_elsewhere_asks_an_expunge(server,
         assert p == m.mailbox + struct.pack(">I", 2) + ga + bytes([3]), p
         wait_log(rep, "reason=renumber", since)
         assert messages(rep.data) == kept == [(1, ga.hex().upper())]
+        assert rep.running()
+    finally:
+        m.tls.close()
+
+
+def patched(rec, kind, reason=None, bits=None):
+    """A record() with its reason or bits byte set to any value."""
+    off = 16 + 2 + len(kind)
+    rec = bytearray(rec)
+    if reason is not None:
+        rec[off] = reason
+    if bits is not None:
+        rec[off + 1] = bits
+    return bytes(rec)
+
+
+def bad_records(box):
+    """(what, record payload at position 1) of records that decode but
+    hold a field out of range or miss one their kind needs."""
+    g = b"\1" * 32
+    flags = dict(mailbox=box, uid=1, guid=g)
+    return [
+        ("unknown bits", patched(record(1, "user.passwd", user="alice",
+                                        value="x"), "user.passwd",
+                                 bits=8)),
+        ("a reason past the list", patched(record(
+            1, "user.passwd", user="alice", value="x"), "user.passwd",
+            reason=9)),
+        ("a uid past 32 bits", record(1, "message.flags", mailbox=box,
+                                      uid=1 << 32, guid=g)),
+        ("flags past 32 bits", record(1, "message.flags", flags=1 << 32,
+                                      **flags)),
+        ("a body past a terabyte", record(1, "message.append",
+                                          body_size=(1 << 40) + 1,
+                                          **flags)),
+        ("no user", record(1, "user.passwd", value="x")),
+        ("no mailbox", record(1, "message.flags", uid=1, guid=g)),
+        ("no guid", record(1, "message.flags", mailbox=box, uid=1)),
+        ("uid 0", record(1, "message.flags", mailbox=box, uid=0, guid=g)),
+        ("no name", record(1, "mailbox.rename", mailbox=box)),
+        ("no value", record(1, "user.passwd", user="alice")),
+        ("renumbered from above itself", record(
+            1, "message.append", body_size=0, value="5", **flags)),
+        ("renumbered from no number", record(
+            1, "message.append", body_size=0, value="x1", **flags)),
+        ("a body on a kind without one", record(
+            1, "user.passwd", user="alice", value="x", body_size=3)),
+    ]
+
+
+def test_replica_refuses_records_out_of_range(server, secret):
+    """Records whose fields are out of range, or that lack one their
+    kind needs: the replica refuses the frame, logs, keeps what it had
+    and comes back from the same position; a good batch then applies."""
+    port = free_port()
+    m = ScriptedMaster(port, SECRET)
+    try:
+        rep = server(users=(), args=[
+            "--replicate-from", "%s:%d" % (HOST, port),
+            "--repl-secret-file", secret, "--name", "r0"])
+        m.start(m.accept())
+        m.batch(("user.add", dict(user="alice", value="x")),
+                ("mailbox.create", dict(user="alice", mailbox=m.mailbox,
+                                        name="INBOX", uid=42, flags=1)),
+                ("message.append", dict(mailbox=m.mailbox, uid=1,
+                                        body=b"kept\r\n")))
+        kept = messages(rep.data)
+        for what, rec in bad_records(m.mailbox):
+            rec = u64(m.pos + 1) + rec[8:]
+            since = len(rep.log_text())
+            m.tls.send_frame(RECORD, m.z(rec))
+            wait_log(rep, "bad stream frame", since)
+            hello = m.accept()
+            assert hello["applied"] == m.pos, (what, hello)
+            assert messages(rep.data) == kept, what
+            m.start(hello)
+            m.passwd()		# a good batch: the next retry comes soon
+        assert messages(rep.data) == kept
         assert rep.running()
     finally:
         m.tls.close()
