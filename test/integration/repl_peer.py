@@ -21,7 +21,7 @@ import threading
 import time
 import zlib
 
-from conftest import HOST
+from conftest import HOST, free_port
 
 
 def _sync_h():
@@ -325,6 +325,23 @@ class ScriptedMaster:
                                         self.pos))
         t, p = self.tls.read_frame()
         assert (t, p) == (ACK, u64(self.pos)), (t, p)
+
+
+def scripted_master_for(start, secret, name="r0"):
+    """A ScriptedMaster on a free port and the node start(args) starts
+    as its replica (args name the master, secret, the file of the
+    replication secret, and name): (master, node).  The master has not
+    read the node's HELLO yet."""
+    port = free_port()
+    with open(secret) as f:
+        m = ScriptedMaster(port, f.read().strip())
+    try:
+        node = start(["--replicate-from", "%s:%d" % (HOST, port),
+                      "--repl-secret-file", str(secret), "--name", name])
+    except BaseException:
+        m.tls.close()
+        raise
+    return m, node
 
 
 class ScriptedReplica:

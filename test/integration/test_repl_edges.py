@@ -23,9 +23,9 @@ import os
 import struct
 
 from conftest import DOMAIN, HOST, free_port, run
-from repl_peer import (EXPUNGED, PUSH, PUSH_DATA, RELOCATE, ScriptedMaster,
-                       ScriptedReplica, messages, push, wait_log,
-                       wait_messages)
+from repl_peer import (EXPUNGED, PUSH, PUSH_DATA, RELOCATE,
+                       ScriptedReplica, messages, push, scripted_master_for,
+                       wait_log, wait_messages)
 from test_hostile_peer import inbox_guids
 from test_reconcile import deliver_many, inbox_subjects, wait_purged
 from test_replica_apply import body, guid, query
@@ -46,12 +46,9 @@ def state(data):
 
 
 def test_records_for_what_the_replica_lacks(server, secret):
-    port = free_port()
-    m = ScriptedMaster(port, SECRET)
+    m, rep = scripted_master_for(
+        lambda args: server(users=(), args=args), secret)
     try:
-        rep = server(users=(), args=[
-            "--replicate-from", "%s:%d" % (HOST, port),
-            "--repl-secret-file", secret, "--name", "r0"])
         m.start(m.accept())
         inbox = os.urandom(16)
         one = body(b"one")

@@ -32,17 +32,27 @@ import os
 import struct
 import zlib
 
-from conftest import DOMAIN, HOST, free_port, run
+from conftest import DOMAIN, run
 from repl_peer import (ACK, DATA, END, EXPUNGED, INV_END, INV_MAILBOX,
                        INV_MSGS, INV_WANT, PULL, PUSH, PUSH_DATA, RECONCILE,
-                       RECORD, RELOCATE, START, ScriptedMaster,
-                       ScriptedReplica, frame, head, messages, push, query,
-                       record, string, u64, wait_log, wait_messages)
+                       RECORD, RELOCATE, START, ScriptedReplica, frame,
+                       head, messages, push, query, record,
+                       scripted_master_for, string, u64, wait_log,
+                       wait_messages)
 from test_reconcile import deliver_many
 from test_replication import (SECRET, cluster, lmtp_one,  # noqa: F401
                               message, secret)
 
 RECON_CHUNK = 1024		# config.h SYNC_RECON_CHUNK
+
+
+def restarted(node):
+    """start(args) for scripted_master_for(): stopped node again, with
+    args added to its own."""
+    def start(args):
+        node.args += args
+        return node.start()
+    return start
 
 
 def inv_entry(p):
@@ -113,12 +123,8 @@ def test_a_replica_with_mail_meets_a_bad_end_of_reconciliation(server,
                         message("local%d" % i))[0].startswith("250")
     kept = messages(rep.data)
     rep.stop()
-    port = free_port()
-    m = ScriptedMaster(port, SECRET)
+    m, _ = scripted_master_for(restarted(rep), secret)
     try:
-        rep.args += ["--replicate-from", "%s:%d" % (HOST, port),
-                     "--repl-secret-file", str(secret), "--name", "r0"]
-        rep.start()
         for case in (start_of_another_epoch, start_at_another_head,
                      start_in_a_batch):
             hello = m.accept()
@@ -468,12 +474,8 @@ def test_a_replica_lists_more_than_a_chunk_in_chunks(server, secret):
     deliver_many(rep.port, "alice@" + DOMAIN, RECON_CHUNK + 3, "c")
     kept = messages(rep.data)
     rep.stop()
-    port = free_port()
-    m = ScriptedMaster(port, SECRET)
+    m, _ = scripted_master_for(restarted(rep), secret)
     try:
-        rep.args += ["--replicate-from", "%s:%d" % (HOST, port),
-                     "--repl-secret-file", str(secret), "--name", "r0"]
-        rep.start()
         m.accept()
         inbox = inventory(m)[("alice", "INBOX")]
         box, after, hi, last, first = want(m, inbox)
@@ -486,6 +488,15 @@ def test_a_replica_lists_more_than_a_chunk_in_chunks(server, secret):
         m.tls.close()
 
 
+def stream_with_inbox(m, *recs):
+    """Starts scripted master m's stream: alice, her INBOX (m.mailbox)
+    and recs are its first batch."""
+    m.start(m.accept())
+    m.batch(("user.add", dict(user="alice", value="x")),
+            ("mailbox.create", dict(user="alice", mailbox=m.mailbox,
+                                    name="INBOX", uid=42, flags=1)), *recs)
+
+
 def test_a_reused_uid_of_a_message_held_elsewhere_asks_an_expunge(server,
                                                                  secret):
     """The master puts its message A at a uid the replica used for
@@ -494,23 +505,16 @@ def test_a_reused_uid_of_a_message_held_elsewhere_asks_an_expunge(server,
     made): moving the master's A up would make it twice, so the replica
     asks the master to expunge its copy, as renumbering; A and the
     replica's data stay."""
-    port = free_port()
-    m = ScriptedMaster(port, SECRET)
     a = b"From: <s@remote.test>\r\nSubject: a\r\n\r\nbody a\r\n"
     b = b"From: <s@remote.test>\r\nSubject: b\r\n\r\nbody b\r\n"
     ga, gb = hashlib.sha256(a).digest(), hashlib.sha256(b).digest()
+    m, rep = scripted_master_for(
+        lambda args: server(users=(), args=args), secret)
     try:
-        rep = server(users=(), args=[
-            "--replicate-from", "%s:%d" % (HOST, port),
-            "--repl-secret-file", secret, "--name", "r0"])
-        m.start(m.accept())
-        m.batch(("user.add", dict(user="alice", value="x")),
-                ("mailbox.create", dict(user="alice", mailbox=m.mailbox,
-                                        name="INBOX", uid=42, flags=1)),
-                ("message.append", dict(mailbox=m.mailbox, uid=1, body=a)),
-                ("message.append", dict(mailbox=m.mailbox, uid=2, body=b)),
-                ("message.expunge", dict(mailbox=m.mailbox, uid=2,
-                                         guid=gb)))
+        stream_with_inbox(
+            m, ("message.append", dict(mailbox=m.mailbox, uid=1, body=a)),
+            ("message.append", dict(mailbox=m.mailbox, uid=2, body=b)),
+            ("message.expunge", dict(mailbox=m.mailbox, uid=2, guid=gb)))
         kept = messages(rep.data)
         since = len(rep.log_text())
         m.batch(("message.append", dict(mailbox=m.mailbox, uid=2, body=a)))
@@ -575,18 +579,11 @@ def test_replica_refuses_records_out_of_range(server, secret):
     """Records whose fields are out of range, or that lack one their
     kind needs: the replica refuses the frame, logs, keeps what it had
     and comes back from the same position; a good batch then applies."""
-    port = free_port()
-    m = ScriptedMaster(port, SECRET)
+    m, rep = scripted_master_for(
+        lambda args: server(users=(), args=args), secret)
     try:
-        rep = server(users=(), args=[
-            "--replicate-from", "%s:%d" % (HOST, port),
-            "--repl-secret-file", secret, "--name", "r0"])
-        m.start(m.accept())
-        m.batch(("user.add", dict(user="alice", value="x")),
-                ("mailbox.create", dict(user="alice", mailbox=m.mailbox,
-                                        name="INBOX", uid=42, flags=1)),
-                ("message.append", dict(mailbox=m.mailbox, uid=1,
-                                        body=b"kept\r\n")))
+        stream_with_inbox(m, ("message.append", dict(
+            mailbox=m.mailbox, uid=1, body=b"kept\r\n")))
         kept = messages(rep.data)
         for what, rec in bad_records(m.mailbox):
             rec = u64(m.pos + 1) + rec[8:]
