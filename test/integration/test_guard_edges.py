@@ -1,13 +1,22 @@
 """The mass-delete guard's edges: expunges past GUARD_MIN_EXPUNGES but
-within the percentage apply and pause nobody; a plain `replica resume`
-(which counts the held deletes again) applies them once the limit
-allows them; `replica resume` refuses what it cannot run.
+within the percentage apply and pause nobody; while a user is paused,
+another user's record that names no mailbox is not held; a plain
+`replica resume` (which counts the held deletes again) applies them
+once the limit allows them; `replica resume` refuses what it cannot
+run.
 """
+import time
+
 from conftest import run, run_ok
+from repl_peer import query
 from test_guard import expunged_on_master, paused_by_expunge, user_messages
 from test_reconcile import wait_for_log
-from test_replication import (cluster, secret,  # noqa: F401
-                              status, wait_same)
+from test_replication import (SYNC_DEADLINE, cluster,  # noqa: F401
+                              secret, status, wait_same)
+
+
+def password(data, user):
+    return query(data, "SELECT password FROM user WHERE name = ?", (user,))
 
 
 def test_expunges_within_the_percentage_apply(cluster):
@@ -29,6 +38,13 @@ def test_a_plain_resume_applies_once_the_limit_allows(cluster):
     master, _ = cluster(0)
     rep, c, left = paused_by_expunge(master, cluster, 30, 30, "p")
     c.logout()
+    # Another user's record that names no mailbox is not held.
+    run_ok("user", "passwd", "bob", "--data", master.data,
+           input="bob's new\n")
+    end = time.monotonic() + SYNC_DEADLINE
+    while password(rep.data, "bob") != password(master.data, "bob"):
+        assert time.monotonic() < end, "bob's password was held"
+        time.sleep(0.05)
     rep.stop()
     i = rep.args.index("--guard-max-expunge-percent")
     rep.args[i + 1] = "100"
