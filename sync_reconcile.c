@@ -100,8 +100,7 @@ enum recon_phase {
  * saw (delivered there after the delete)?  Asked chunk by chunk.
  */
 enum gone_verdict {
-	GONE_ASK,		/* ask for its next chunk */
-	GONE_ASKED,		/* waiting for it */
+	GONE_ASK,		/* ask for its next chunk (RP_GONE_WAIT for it) */
 	GONE_SEEN,		/* every message was here: delete it there */
 	GONE_UNSEEN,		/* one never was: it survives */
 };
@@ -928,10 +927,7 @@ recon_gone_check(struct session *s, struct recon *r, struct inv_mailbox *m)
 		memcpy(b, m->uniqueid, MAILBOX_ID_LEN);
 		put32(b + MAILBOX_ID_LEN, r->gone_after);
 		chan_send(s, SF_INV_WANT, b, sizeof(b));
-		r->gone = GONE_ASKED;
 		r->phase = RP_GONE_WAIT;
-		return -1;
-	case GONE_ASKED:
 		return -1;
 	case GONE_UNSEEN:
 		recon_revive(s, r, m);

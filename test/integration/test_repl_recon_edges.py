@@ -275,8 +275,12 @@ def test_master_refuses_a_hostile_inventory_and_chunks(cluster):
             inbox, uidvalidity=uidvalidity, uidnext=1 << 32))),
         ("renamed in the far future", bad_inventory(inv_mailbox(
             inbox, uidvalidity=uidvalidity, named=1 << 63))),
+        ("short inventory mailbox", bad_inventory(b"\1" * 10)),
         ("inventory end with a payload", lambda: _end_with_payload(
             master.repl_port)),
+        ("inventory end twice", lambda: _end_twice(master.repl_port)),
+        ("short chunk", bad_chunk(mine, lambda p: frame(
+            INV_MSGS, inbox + b"\0" * 4))),
         ("chunk of another mailbox", bad_chunk(mine, lambda p: frame(
             INV_MSGS, chunk(os.urandom(16), 0, 5, 1)))),
         ("chunk after another uid", bad_chunk(mine, lambda p: frame(
@@ -289,6 +293,10 @@ def test_master_refuses_a_hostile_inventory_and_chunks(cluster):
             INV_MSGS, chunk(inbox, 0, 5, 1, count=2)))),
         ("deleted mailbox: another one's chunk", bad_chunk(
             gone, lambda p: frame(INV_MSGS, chunk(inbox, 0, 5, 1)))),
+        ("deleted mailbox: a short chunk", bad_chunk(
+            gone, lambda p: frame(INV_MSGS, b"\0" * 5))),
+        ("deleted mailbox: a chunk after another uid", bad_chunk(
+            gone, lambda p: frame(INV_MSGS, chunk(old, 3, 9, 1)))),
         ("deleted mailbox: a chunk that ends where it starts", bad_chunk(
             gone, lambda p: frame(INV_MSGS, chunk(old, 0, 0, 1)))),
         ("deleted mailbox: a chunk short of its entries", bad_chunk(
@@ -314,6 +322,12 @@ def _end_with_payload(port):
     t, _ = r.tls.read_frame()
     assert t == RECONCILE, t
     r.tls.send_frame(INV_END, b"x")
+    return r
+
+
+def _end_twice(port):
+    r = ScriptedReplica(SECRET, port).reconciling()
+    r.tls.send_frame(INV_END)
     return r
 
 
@@ -375,6 +389,9 @@ def test_master_refuses_bad_copies_and_requests(cluster):
     before = messages(master.data)
     cases = [
         ("push of uid 0", frame(PUSH, raw_push(inbox, uid=0)), "bad PUSH"),
+        ("push of 5 bytes", frame(PUSH, b"\0" * 5), "bad PUSH"),
+        ("push with a byte more", frame(PUSH, raw_push(inbox) + b"?"),
+         "bad PUSH"),
         ("push past the uid space", frame(PUSH, raw_push(
             inbox, uid=0xFFFFFFFF)), "bad PUSH"),
         ("push of 33-bit flags", frame(PUSH, raw_push(
