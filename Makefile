@@ -246,6 +246,7 @@ faults: build/crash/mailrepd build/asan/mailrepd mailrepd \
 	IO_FAULT_MAX=0 ALLOC_FAULT_MAX=0 \
 	    MAILREPD=$(CURDIR)/build/asan/mailrepd $(PYTHON) -m \
 	    pytest -q -s -p no:cacheprovider test/integration/test_io_faults.py \
+	    test/integration/test_recon_io_faults.py \
 	    test/integration/test_alloc_faults.py
 
 # Static analysis; both must be silent.  Left out: implicit-widening

@@ -9,7 +9,8 @@ no position the replica has not recorded, and the replica's store is
 clean.
 
 RECON_IO_FAULT_MAX bounds the runs of each fault (N grows by half each
-run until a run ends without reaching it); 0 runs every N from 1.
+run until a run ends without reaching it); 0 runs every N from 1, as
+IO_FAULT_MAX=0 (make faults) does.
 """
 import os
 import shutil
@@ -25,7 +26,9 @@ from test_alloc_faults import deliver_to, reconciled_after_fault, \
 from test_io_faults import FaultServer, assert_follows, check_clean, \
     wait_caught_up
 
-FAULT_MAX = int(os.environ.get("RECON_IO_FAULT_MAX", "6"))
+FAULT_MAX = int(os.environ.get(
+    "RECON_IO_FAULT_MAX", "0" if os.environ.get("IO_FAULT_MAX") == "0" else
+    "5"))
 FAULTS = (("read", "ioerr"), ("write", "ioerr"), ("sync", "ioerr"),
           ("write", "full"))
 
