@@ -567,6 +567,25 @@ step_row(struct store *st, sqlite3_stmt *s, const char *what)
 	return rc == SQLITE_DONE ? STORE_NOTFOUND : db_error(st, rc, what);
 }
 
+/*
+ * Steps a statement that yields a row when the answer is yes: *yes is 1
+ * (the row ready to read) or 0, and STORE_OK; or the error, which is
+ * never taken for "no", *yes left alone.
+ */
+enum store_err
+step_exists(struct store *st, sqlite3_stmt *s, const char *what, int *yes)
+{
+	enum store_err	 err;
+
+	if ((err = step_row(st, s, what)) == STORE_OK)
+		*yes = 1;
+	else if (err == STORE_NOTFOUND) {
+		*yes = 0;
+		err = STORE_OK;
+	}
+	return err;
+}
+
 enum store_err
 db_exec(struct store *st, const char *sql)
 {

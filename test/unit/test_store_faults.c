@@ -1016,6 +1016,143 @@ test_conflict_drop_under_alloc_faults(void **state)
 	fault_loop(&sc, run_once);
 }
 
+/* --- the store's yes/no look-ups fail, never answer "no" ---------------- */
+
+/*
+ * The renumbering's store (bob's uid 1 and the replica's copy of it
+ * renumbered, uid 2 relocated above 10), a replica mailbox created and
+ * deleted, and a record of bob's mailbox held by the guard: every
+ * look-up below answers "yes" there.
+ */
+static void
+lookups_prepare(struct store *st)
+{
+	struct store_blob_in	 b3 = blob(BODY3);
+	struct store_replog_rec	 r;
+	enum store_apply	 what;
+
+	master_prepare(st);
+	assert_int_equal(master_renumber(st), STORE_OK);
+	assert_int_equal(store_apply_mailbox_create(st, "bob", BOX2, "Old",
+	    8, "", 0, &what), STORE_OK);
+	assert_int_equal(store_apply_mailbox_delete(st, BOX2, &what),
+	    STORE_OK);
+	memset(&r, 0, sizeof(r));
+	r.type = REC_MESSAGE_APPEND;
+	r.has_mailbox = r.has_guid = 1;
+	memcpy(r.mailbox, BOX, MAILBOX_ID_LEN);
+	r.uid = 30;
+	memcpy(r.guid, b3.guid, GUID_LEN);
+	assert_int_equal(store_pause_set(st, "bob", "many deletes"),
+	    STORE_OK);
+	assert_int_equal(store_held_add(st, "bob", &r, "append", 6, &b3),
+	    STORE_OK);
+}
+
+#define LOOKUPS	7
+
+/*
+ * Look-up i on st: STORE_OK with *right saying whether its answer is
+ * the true one, or its error.
+ */
+static enum store_err
+lookup(struct store *st, int i, uint32_t relocated, int *right)
+{
+	struct store_blob_in	 b2 = blob(BODY2);
+	enum rec_reason		 reason = REASON_CLIENT;
+	enum store_err		 err = STORE_INVALID;
+	uint32_t		 from = 0;
+	int			 yes = 0;
+	char			 user[USER_MAX_NAME + 1] = "";
+
+	switch (i) {
+	case 0:
+		err = store_was_renumbered(st, BOX, 2, b2.guid, &yes);
+		break;
+	case 1:
+		err = store_renumbered_held(st, BOX, b2.guid, &yes);
+		break;
+	case 2:
+		err = store_renumbered_from(st, BOX, relocated, b2.guid,
+		    &from);
+		yes = from == 2;
+		break;
+	case 3:
+		err = store_mailbox_holds(st, BOX, b2.guid, &yes);
+		break;
+	case 4:
+		err = store_tombstone_reason(st, BOX, 2, &reason);
+		yes = reason == REASON_RENUMBER;
+		break;
+	case 5:
+		err = store_mailbox_was_deleted(st, BOX2, &yes);
+		break;
+	case 6:
+		err = store_held_mailbox(st, BOX, user, &yes);
+		yes = yes && strcmp(user, "bob") == 0;
+		break;
+	}
+	*right = yes;
+	return err;
+}
+
+/*
+ * Look-up i on the store in dir with SQLite's allocation n failing (its
+ * statements prepared inside the run; the look-ups write nothing):
+ * it fails, or gives the true answer.  Returns 1 when n was never
+ * reached; counts the failures in *failed.
+ */
+static int
+lookup_once(const char *dir, int i, long n, uint32_t relocated,
+    int *failed)
+{
+	struct store	*st;
+	enum store_err	 err;
+	int		 right, clean;
+
+	assert_int_equal(store_open(dir, &st), STORE_OK);
+	arm(n);
+	err = lookup(st, i, relocated, &right);
+	clean = n < 0 || countdown >= 0;
+	disarm();
+	store_close(st);
+	if (err == STORE_OK)
+		assert_true(right);
+	else
+		(*failed)++;
+	return clean;
+}
+
+static void
+test_lookups_fail_under_alloc_faults(void **state)
+{
+	struct store	*st;
+	char		 template[64];
+	long		 n;
+	int		 i, failed;
+	uint32_t	 relocated;
+
+	(void)state;
+	strcpy(template, "/dev/shm/mailrepd-template-XXXXXX");
+	assert_non_null(mkdtemp(template));
+	assert_int_equal(store_open(template, &st), STORE_OK);
+	lookups_prepare(st);
+	assert_int_equal(store_commit(st), STORE_OK);
+	store_close(st);
+	relocated = (uint32_t)query(template, "SELECT max(uid) FROM message");
+	assert_true(relocated >= 10);
+	for (i = 0; i < LOOKUPS; i++) {
+		failed = 0;
+		assert_true(lookup_once(template, i, -1, relocated, &failed));
+		assert_int_equal(failed, 0);
+		for (n = 0; !lookup_once(template, i, n, relocated, &failed);
+		    n++)
+			;
+		assert_true(failed > 0);
+	}
+	remove_store(template);
+}
+
 /* --- one group commit, each mutation answered on its own ----------------- */
 
 /*
@@ -1110,6 +1247,139 @@ test_group_commit_under_alloc_faults(void **state)
 
 	(void)state;
 	fault_loop(&sc, group_once);
+}
+
+/* --- a replica promoted, its log and bookkeeping read and written ------- */
+
+static long	 promote_head;	/* the template's log head */
+
+/* The replica's batch on a node following a master. */
+static void
+promote_prepare(struct store *st)
+{
+	replica_prepare_batch(st);
+	assert_int_equal(store_node_demote(st, "192.0.2.1:7000"), STORE_OK);
+	promote_head = (long)store_replog_head(st);
+}
+
+/* A walk's callback (of what it visits, of type T) that counts it. */
+#define COUNTER(name, T)						\
+static int								\
+name(void *arg, T what)							\
+{									\
+	(void)what;							\
+	++*(int *)arg;							\
+	return 0;							\
+}
+
+COUNTER(count_replica, const struct store_replica *)
+COUNTER(count_pause, const struct store_pause *)
+COUNTER(count_id, const uint8_t *)
+COUNTER(count_message, const struct store_message *)
+
+/*
+ * What a promoted node reads of its store and writes first: the node
+ * row, the log and its hash, the digest and messages a reconciliation
+ * compares, a tombstone's expunge logged again; then the promotion,
+ * two replicas (one forgotten), the drain's marker and a pause lifted.
+ */
+static enum store_err
+promote_reads(struct store *st)
+{
+	struct store_replog_rec	 rec;
+	struct store_mailbox	 mb;
+	struct store_node	 me;
+	struct store_blob_in	 b1 = blob(BODY1);
+	enum store_err		 err;
+	uint8_t			 hash[LOG_HASH_LEN], digest[GUID_LEN];
+	uint8_t			 gone[GUID_LEN];
+	int64_t			 head;
+	int			 n = 0, ids = 0;
+
+	if ((err = store_node_get(st, &me)) != STORE_OK ||
+	    (err = store_replog_next(st, 0, &rec)) != STORE_OK ||
+	    (head = store_replog_head(st)) < 0 ||
+	    (err = store_replog_hash(st, head, hash)) != STORE_OK ||
+	    (err = store_mailbox_by_uniqueid(st, BOX, &mb, NULL)) !=
+	    STORE_OK ||
+	    (err = store_mailbox_digest(st, mb.id, digest)) != STORE_OK ||
+	    (err = store_message_range(st, mb.id, 0, UINT32_MAX, 10,
+	    count_message, &n)) != STORE_OK ||
+	    (err = store_mailbox_ids(st, count_id, &ids)) != STORE_OK ||
+	    (err = store_tombstone_guid(st, BOX, 1, gone)) != STORE_OK)
+		return err != STORE_OK ? err : STORE_IO;
+	assert_string_equal(me.role, "replica");
+	assert_int_equal(n, 1);
+	assert_int_equal(ids, 1);
+	assert_memory_equal(gone, b1.guid, GUID_LEN);
+	return store_expunge_relog(st, BOX, 1, b1.guid);
+}
+
+static enum store_err
+promote_run(struct store *st)
+{
+	struct store_replica	 rep;
+	struct store_shutdown	 sd;
+	enum store_err		 err;
+	int			 replicas = 0, marked = 0, pauses = 0;
+
+	if ((err = promote_reads(st)) != STORE_OK ||
+	    (err = store_node_promote(st)) != STORE_OK)
+		return err;
+	memset(&rep, 0, sizeof(rep));
+	snprintf(rep.name, sizeof(rep.name), "r1");
+	memset(rep.node_id, 4, NODE_ID_LEN);
+	if ((err = store_replica_update(st, &rep)) != STORE_OK)
+		return err;
+	snprintf(rep.name, sizeof(rep.name), "r2");
+	memset(rep.node_id, 5, NODE_ID_LEN);
+	if ((err = store_replica_update(st, &rep)) != STORE_OK ||
+	    (err = store_replica_forget(st, rep.node_id)) != STORE_OK ||
+	    (err = store_replica_foreach(st, count_replica, &replicas)) !=
+	    STORE_OK ||
+	    (err = store_shutdown_record(st, 1700000000, 0)) != STORE_OK ||
+	    (err = store_shutdown_get(st, &sd)) != STORE_OK ||
+	    (err = store_shutdown_replica_foreach(st, count_replica,
+	    &marked)) != STORE_OK ||
+	    (err = store_shutdown_stale(st, 1700000001)) != STORE_OK ||
+	    (err = store_pause_set(st, "bob", "test")) != STORE_OK ||
+	    (err = store_pause_foreach(st, count_pause, &pauses)) !=
+	    STORE_OK)
+		return err;
+	assert_int_equal(replicas, 1);
+	assert_int_equal(marked, 1);
+	assert_int_equal(pauses, 1);
+	assert_string_equal(sd.role, "master");
+	return store_pause_clear(st, "bob");
+}
+
+static int
+promote_done(const char *dir)
+{
+	return query(dir, "SELECT role = 'master' AND upstream IS NULL FROM "
+	    "node") == 1 && query(dir, "SELECT count(*) FROM replica") == 1 &&
+	    query(dir, "SELECT count(*) FROM shutdown WHERE stale != 0") ==
+	    1 && query(dir, "SELECT count(*) FROM guard_pause") == 0 &&
+	    query(dir, "SELECT max(seq) FROM replog") == promote_head + 1;
+}
+
+static int
+promote_untouched(const char *dir)
+{
+	return query(dir, "SELECT count(*) FROM node WHERE role = "
+	    "'replica'") == 1 && query(dir, "SELECT count(*) FROM replica") ==
+	    0 && query(dir, "SELECT count(*) FROM shutdown") == 0 &&
+	    query(dir, "SELECT max(seq) FROM replog") == promote_head;
+}
+
+static void
+test_promotion_under_alloc_faults(void **state)
+{
+	static const struct scenario sc = { promote_prepare, promote_run,
+	    promote_done, promote_untouched, NULL, 0 };
+
+	(void)state;
+	fault_loop(&sc, run_once);
 }
 
 /* --- a new incarnation, a backup and its restore ----------------------- */
@@ -1246,6 +1516,8 @@ main(void)
 		cmocka_unit_test(test_holds_and_bookkeeping_under_alloc_faults),
 		cmocka_unit_test(test_group_commit_under_alloc_faults),
 		cmocka_unit_test(test_conflict_drop_under_alloc_faults),
+		cmocka_unit_test(test_lookups_fail_under_alloc_faults),
+		cmocka_unit_test(test_promotion_under_alloc_faults),
 		cmocka_unit_test(test_incarnation_under_alloc_faults),
 		cmocka_unit_test(test_backup_restore_under_alloc_faults),
 	};
