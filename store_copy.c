@@ -203,12 +203,16 @@ job_insert(struct store *st, struct store_copy_job *job)
 	sqlite3_stmt		*s;
 	uint8_t			*packed;
 	enum store_err		 err;
+	int64_t			 head;
 	int			 rc;
 
 	if ((err = mailbox_unlocked(st, job->to)) != STORE_OK ||
 	    (err = mailbox_room(st, job->to, job->n)) != STORE_OK ||
 	    (err = quota_before(st, job->to, &use)) != STORE_OK)
 		return err;
+	/* The job's records start past the head: they must not ship. */
+	if ((head = store_replog_head(st)) < 0)
+		return STORE_IO;
 	if (!job->move && st->quota.messages != 0 &&
 	    use.messages + job->n > st->quota.messages)
 		return STORE_QUOTA;
@@ -225,7 +229,7 @@ job_insert(struct store *st, struct store_copy_job *job)
 	sqlite3_bind_int64(s, 1, job->to);
 	sqlite3_bind_int64(s, 2, job->from);
 	sqlite3_bind_int(s, 3, job->move);
-	sqlite3_bind_int64(s, 4, store_replog_head(st) + 1);
+	sqlite3_bind_int64(s, 4, head + 1);
 	sqlite3_bind_blob(s, 5, packed, (int)(job->n * 4), free);
 	sqlite3_bind_int64(s, 6, time(NULL));
 	sqlite3_bind_int64(s, 7, (sqlite3_int64)job->n);
@@ -488,7 +492,9 @@ undo(struct store *st, int64_t id, struct job_row *j)
 		j->uid_next = lo;
 		return job_save(st, id, j);
 	}
-	head = store_replog_head(st);
+	/* Not knowing the head is no licence to leave the copies' records. */
+	if ((head = store_replog_head(st)) < 0)
+		return STORE_IO;
 	if (j->undo_seq < j->first_seq)
 		j->undo_seq = j->first_seq;
 	if (j->undo_seq <= head) {

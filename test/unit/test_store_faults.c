@@ -134,6 +134,19 @@ query(const char *dir, const char *sql)
 	return v;
 }
 
+/* query() in the middle of a run, its allocations neither failed nor counted. */
+static long
+query_unarmed(const char *dir, const char *sql)
+{
+	long	 was = countdown, n = counted, v;
+
+	countdown = -1;
+	v = query(dir, sql);
+	countdown = was;
+	counted = n;
+	return v;
+}
+
 static void
 report(void *arg, const char *problem)
 {
@@ -686,6 +699,87 @@ test_move_in_steps_under_alloc_faults(void **state)
 {
 	static const struct scenario sc = { move_prepare, move_run,
 	    move_done, move_untouched, move_settle, 1 };
+
+	(void)state;
+	fault_loop(&sc, run_once);
+}
+
+/* --- an abandoned COPY undone by the sweep ------------------------------ */
+
+/*
+ * bob's INBOX and Work as for the MOVE, and a COPY of four messages
+ * into Work cut off after two of its steps (committed, as the loop's
+ * group commit does): its copies and their log records are there, but
+ * show to no one; the job is the sweep's.
+ */
+static void
+sweep_prepare(struct store *st)
+{
+	struct store_copy_job	 job;
+	enum store_err		 err;
+	int			 i;
+
+	move_prepare(st);
+	memset(&job, 0, sizeof(job));
+	job.uids = MOVED;
+	job.n = nitems(MOVED);
+	assert_true((job.from = mailbox_id(st, "bob", "INBOX", &err)) != 0);
+	assert_true((job.to = mailbox_id(st, "bob", "Work", &err)) != 0);
+	assert_int_equal(store_copy_begin(st, &job), STORE_OK);
+	assert_int_equal(store_commit(st), STORE_OK);
+	for (i = 0; i < 2; i++) {
+		assert_int_equal(store_copy_step(st, &job, 0), STORE_OK);
+		assert_int_equal(store_commit(st), STORE_OK);
+	}
+	assert_false(job.finished);
+	store_copy_abandon(st, &job);
+}
+
+/*
+ * The sweep at the next start, a step a commit; STORE_OK when the job
+ * is undone, else what failed (a step that fails leaves the job).
+ */
+static enum store_err
+sweep_run(struct store *st)
+{
+	enum store_err	 err;
+	int		 more;
+
+	do {
+		more = store_copy_sweep(st);
+		if ((err = store_commit(st)) != STORE_OK)
+			return err;
+	} while (more);
+	return query_unarmed(run_dir, "SELECT count(*) FROM copy_job") == 0 ?
+	    STORE_OK : STORE_IO;
+}
+
+/* The COPY left nothing: no copy, no job, no record of a copy. */
+static int
+sweep_done(const char *dir)
+{
+	char	 sql[96];
+
+	snprintf(sql, sizeof(sql), "SELECT count(*) FROM replog WHERE seq > "
+	    "%ld", move_head);
+	return query(dir, "SELECT count(*) FROM message JOIN mailbox ON "
+	    "mailbox.id = mailbox_id WHERE name = 'Work'") == 0 &&
+	    query(dir, "SELECT count(*) FROM message") == 5 &&
+	    query(dir, "SELECT count(*) FROM copy_job") == 0 &&
+	    query(dir, sql) == 0;
+}
+
+static int
+sweep_untouched(const char *dir)
+{
+	return query(dir, "SELECT count(*) FROM copy_job") == 1;
+}
+
+static void
+test_copy_sweep_under_alloc_faults(void **state)
+{
+	static const struct scenario sc = { sweep_prepare, sweep_run,
+	    sweep_done, sweep_untouched, move_settle, 1 };
 
 	(void)state;
 	fault_loop(&sc, run_once);
@@ -1511,6 +1605,7 @@ main(void)
 		cmocka_unit_test(test_renumbering_under_alloc_faults),
 		cmocka_unit_test(test_client_changes_under_alloc_faults),
 		cmocka_unit_test(test_move_in_steps_under_alloc_faults),
+		cmocka_unit_test(test_copy_sweep_under_alloc_faults),
 		cmocka_unit_test(test_index_batch_under_alloc_faults),
 		cmocka_unit_test(test_deletes_and_cleanup_under_alloc_faults),
 		cmocka_unit_test(test_holds_and_bookkeeping_under_alloc_faults),
