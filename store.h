@@ -862,7 +862,8 @@ enum store_err	store_purge_step(struct store *, const struct store_purge *p,
 		    struct store_purged *out);
 /*
  * The highest MODSEQ of a tombstone purged from this mailbox: expunges
- * up to it are no longer listed by store_expunged_since().
+ * up to it are no longer listed by store_expunged_since().  UINT64_MAX
+ * when the store cannot say (no list is known to be complete).
  */
 uint64_t	store_tombs_purged(struct store *, const uint8_t *uniqueid);
 /*

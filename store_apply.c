@@ -29,11 +29,13 @@ store_apply_user_add(struct store *st, const char *name, const char *pwhash,
 		return STORE_INVALID;
 	if ((err = op_begin(st)) != STORE_OK)
 		return err;
-	if (user_lookup(st, name, &id, NULL) == STORE_OK) {
+	if ((err = user_lookup(st, name, &id, NULL)) == STORE_OK) {
 		/* Already here: the master's password wins. */
 		*what = APPLY_SAME;
 		return op_end(st, store_user_set_password(st, name, pwhash));
 	}
+	if (err != STORE_NOTFOUND)
+		return op_end(st, err);
 	*what = APPLY_DONE;
 	return op_end(st, user_insert(st, name, pwhash, &id));
 }
@@ -97,11 +99,14 @@ mailbox_step_aside(struct store *st, const char *user, const char *name,
 {
 	struct store_mailbox	 mb;
 	enum store_apply	 what;
+	enum store_err		 err;
 	char			 hex[MAILBOX_ID_LEN * 2 + 1];
 	char			 aside[MAILBOX_MAX_NAME + 1];
 
-	if (store_mailbox_get(st, user, name, &mb) != STORE_OK ||
-	    memcmp(mb.uniqueid, uniqueid, MAILBOX_ID_LEN) == 0)
+	/* A failed look-up is no free name: the record fails. */
+	if ((err = store_mailbox_get(st, user, name, &mb)) != STORE_OK)
+		return err == STORE_NOTFOUND ? STORE_OK : err;
+	if (memcmp(mb.uniqueid, uniqueid, MAILBOX_ID_LEN) == 0)
 		return STORE_OK;
 	crypto_hex(mb.uniqueid, MAILBOX_ID_LEN, hex);
 	if (snprintf(aside, sizeof(aside), "%.*s-%.8s", MAILBOX_MAX_NAME - 9,

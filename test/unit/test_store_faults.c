@@ -966,6 +966,119 @@ test_deletes_and_cleanup_under_alloc_faults(void **state)
 	fault_loop(&sc, run_once);
 }
 
+/* --- a replica's batch on the edges of its rules ------------------------ */
+
+static const uint8_t BOX3[MAILBOX_ID_LEN] = "third-box-here!";
+static const uint8_t BOX4[MAILBOX_ID_LEN] = "never-was-here!";
+
+/*
+ * The replica's batch, a mailbox "Clash" bob made here himself, and
+ * carol's replicated mailbox deleted (BOX2).
+ */
+static void
+edges_prepare(struct store *st)
+{
+	struct store_mailbox	 mb;
+	enum store_apply	 what;
+
+	replica_prepare_batch(st);
+	assert_int_equal(store_mailbox_create(st, "bob", "Clash", "", &mb),
+	    STORE_OK);
+	assert_int_equal(store_apply_mailbox_create(st, "bob", BOX2, "Old",
+	    8, "", 0, &what), STORE_OK);
+	assert_int_equal(store_apply_mailbox_delete(st, BOX2, &what),
+	    STORE_OK);
+}
+
+/*
+ * A batch of records that each take a rule's other branch: a user who
+ * is here already, a mailbox with a new UIDVALIDITY, one whose name a
+ * local mailbox holds (it steps aside), one deleted here made again,
+ * one of a user not here, renames to the same name and of a mailbox not
+ * here, an append that says it was renumbered, sent twice, flags for a
+ * mailbox not here, an unsubscribe, an expunge naming another message.
+ */
+static enum store_err
+edges_batch(struct store *st)
+{
+	struct store_blob_in	 b3 = blob(BODY3), bx = blob(BODYX);
+	enum store_apply	 what;
+	enum store_err		 err;
+	uint8_t			 local[GUID_LEN];
+
+	if ((err = store_batch_begin(st)) != STORE_OK)
+		return err;
+	if ((err = store_apply_user_add(st, "bob", "$h2", &what)) ==
+	    STORE_OK)
+		err = store_apply_mailbox_create(st, "bob", BOX, "Kept", 9, "",
+		    0, &what);
+	if (err == STORE_OK)
+		err = store_apply_mailbox_create(st, "bob", BOX3, "Clash", 11,
+		    "", 1, &what);
+	if (err == STORE_OK)
+		err = store_apply_mailbox_create(st, "bob", BOX2, "Again", 12,
+		    "", 0, &what);
+	if (err == STORE_OK)
+		err = store_apply_mailbox_create(st, "nobody", BOX4, "X", 13,
+		    "", 0, &what);
+	if (err == STORE_OK)
+		err = store_apply_mailbox_rename(st, BOX3, "Clash", 1, &what);
+	if (err == STORE_OK)
+		err = store_apply_mailbox_rename(st, BOX4, "Y", 1, &what);
+	if (err == STORE_OK)
+		err = store_apply_append(st, BOX3, 1, b3.guid, FLAG_SEEN, NULL,
+		    1700000000, 1700000000, 4, &b3, &what, local);
+	if (err == STORE_OK)
+		err = store_apply_append(st, BOX3, 1, b3.guid, FLAG_SEEN, NULL,
+		    1700000000, 1700000000, 4, NULL, &what, local);
+	if (err == STORE_OK)
+		err = store_apply_flags(st, BOX4, 1, b3.guid, 0, NULL, &what,
+		    local);
+	if (err == STORE_OK)
+		err = store_apply_subscribe(st, "bob", "News", 0, &what);
+	if (err == STORE_OK)
+		err = store_apply_expunge(st, BOX, 2, bx.guid, &what, local);
+	return store_batch_end(st, err);
+}
+
+static int
+edges_done(const char *dir)
+{
+	return query(dir, "SELECT uidvalidity FROM mailbox WHERE name = "
+	    "'Kept'") == 9 && query(dir, "SELECT count(*) FROM mailbox WHERE "
+	    "name LIKE 'Clash-%'") == 1 && query(dir, "SELECT count(*) FROM "
+	    "mailbox WHERE name IN ('Clash', 'Again')") == 2 &&
+	    query(dir, "SELECT count(*) FROM mailbox_gone") == 0 &&
+	    query(dir, "SELECT count(*) FROM message") == 2 &&
+	    query(dir, "SELECT count(*) FROM renumbered") == 1 &&
+	    query(dir, "SELECT count(*) FROM subscription WHERE name = "
+	    "'News'") == 0 && query(dir, "SELECT count(*) FROM user WHERE "
+	    "password = '$h2'") == 1;
+}
+
+static int
+edges_untouched(const char *dir)
+{
+	return query(dir, "SELECT uidvalidity FROM mailbox WHERE name = "
+	    "'Kept'") == 7 && query(dir, "SELECT count(*) FROM mailbox WHERE "
+	    "name LIKE 'Clash%'") == 1 && query(dir, "SELECT count(*) FROM "
+	    "mailbox_gone") == 1 && query(dir, "SELECT count(*) FROM "
+	    "message") == 1 && query(dir, "SELECT count(*) FROM renumbered") ==
+	    0 && query(dir, "SELECT count(*) FROM subscription WHERE name = "
+	    "'News'") == 1 && query(dir, "SELECT count(*) FROM user WHERE "
+	    "password = '$h'") == 1;
+}
+
+static void
+test_replica_edges_under_alloc_faults(void **state)
+{
+	static const struct scenario sc = { edges_prepare, edges_batch,
+	    edges_done, edges_untouched, NULL, 0 };
+
+	(void)state;
+	fault_loop(&sc, run_once);
+}
+
 /* --- the mass-delete guard's holds and a node's bookkeeping ------------- */
 
 /*
@@ -1608,6 +1721,7 @@ main(void)
 		cmocka_unit_test(test_copy_sweep_under_alloc_faults),
 		cmocka_unit_test(test_index_batch_under_alloc_faults),
 		cmocka_unit_test(test_deletes_and_cleanup_under_alloc_faults),
+		cmocka_unit_test(test_replica_edges_under_alloc_faults),
 		cmocka_unit_test(test_holds_and_bookkeeping_under_alloc_faults),
 		cmocka_unit_test(test_group_commit_under_alloc_faults),
 		cmocka_unit_test(test_conflict_drop_under_alloc_faults),
