@@ -9,7 +9,12 @@
  * keeps all of its work or none of it, the store passes its check, and
  * the same work then succeeds.  In the group commit each mutation is
  * answered on its own: what was answered OK is kept exactly when the
- * commit succeeds, and nothing refused is ever kept.
+ * commit succeeds, and nothing refused is ever kept.  Likewise a
+ * replica's batch on the edges of its rules, a promoted replica's
+ * bookkeeping, an abandoned COPY undone by the sweep, and a new store
+ * made.  The store's yes/no look-ups fail or answer right, never "no"
+ * on a failure, and its check finds all of a damaged store's damage or
+ * says it could not look.
  *
  * Each run starts from a copy of one prepared store, so the statements
  * are prepared inside the run and their failures are reached too.  Runs
@@ -261,6 +266,20 @@ run_once(const struct scenario *sc, const char *template, long n,
 	return clean;
 }
 
+/* A fresh directory holding a store that prepare(st) made. */
+static void
+make_template(char template[64], void (*prepare)(struct store *))
+{
+	struct store	*st;
+
+	strcpy(template, "/dev/shm/mailrepd-template-XXXXXX");
+	assert_non_null(mkdtemp(template));
+	assert_int_equal(store_open(template, &st), STORE_OK);
+	prepare(st);
+	assert_int_equal(store_commit(st), STORE_OK);
+	store_close(st);
+}
+
 /*
  * Makes sc's template, then runs once(sc, template, n, total) clean and
  * with allocation n failing for n from 0 on.
@@ -269,17 +288,11 @@ static void
 fault_loop(const struct scenario *sc, int (*once)(const struct scenario *,
     const char *, long, long *))
 {
-	struct store	*st;
 	char		 template[64];
 	long		 total = 0, n, step;
 	const char	*env = getenv("MAILREPD_FAULTS_LONG");
 
-	strcpy(template, "/dev/shm/mailrepd-template-XXXXXX");
-	assert_non_null(mkdtemp(template));
-	assert_int_equal(store_open(template, &st), STORE_OK);
-	sc->prepare(st);
-	assert_int_equal(store_commit(st), STORE_OK);
-	store_close(st);
+	make_template(template, sc->prepare);
 	/* A clean run counts the allocations. */
 	assert_true(once(sc, template, -1, &total));
 	step = env != NULL && strcmp(env, "1") == 0 ? 1 :
@@ -1333,19 +1346,13 @@ lookup_once(const char *dir, int i, long n, uint32_t relocated,
 static void
 test_lookups_fail_under_alloc_faults(void **state)
 {
-	struct store	*st;
 	char		 template[64];
 	long		 n;
 	int		 i, failed;
 	uint32_t	 relocated;
 
 	(void)state;
-	strcpy(template, "/dev/shm/mailrepd-template-XXXXXX");
-	assert_non_null(mkdtemp(template));
-	assert_int_equal(store_open(template, &st), STORE_OK);
-	lookups_prepare(st);
-	assert_int_equal(store_commit(st), STORE_OK);
-	store_close(st);
+	make_template(template, lookups_prepare);
 	relocated = (uint32_t)query(template, "SELECT max(uid) FROM message");
 	assert_true(relocated >= 10);
 	for (i = 0; i < LOOKUPS; i++) {
@@ -1589,6 +1596,130 @@ test_promotion_under_alloc_faults(void **state)
 	fault_loop(&sc, run_once);
 }
 
+/* --- a store made, opened and checked ----------------------------------- */
+
+static uint64_t	 damage_found;	/* the damaged store's problems */
+
+/* Breaks the counters and the MODSEQs of the store in dir behind its back. */
+static void
+damage(const char *dir)
+{
+	sqlite3	*db;
+	char	 path[128];
+
+	snprintf(path, sizeof(path), "%s/mailrepd.db", dir);
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "UPDATE mailbox SET nmessages = "
+	    "nmessages + 1, highestmodseq = 0", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+}
+
+static void
+report_quietly(void *arg, const char *problem)
+{
+	(void)arg;
+	(void)problem;
+}
+
+/*
+ * With SQLite's allocation n failing, a new store made in a fresh
+ * directory (every migration) is made or not; opened again without
+ * faults, it is whole.  Returns 1 when n was never reached; *made: the
+ * allocations it made.
+ */
+static int
+make_once(long n, long *made)
+{
+	struct store	*st;
+	char		 fresh[64];
+	int		 clean;
+
+	strcpy(fresh, "/dev/shm/mailrepd-fresh-XXXXXX");
+	assert_non_null(mkdtemp(fresh));
+	arm(n);
+	if (store_open(fresh, &st) == STORE_OK)
+		store_close(st);
+	clean = n < 0 || countdown >= 0;
+	*made = counted;
+	disarm();
+	check_clean(fresh);
+	remove_store(fresh);
+	return clean;
+}
+
+/*
+ * With SQLite's allocation n failing, the check of the damaged store in
+ * dir: a check that answers finds all of the damage; one that could not
+ * look says so, never "sound".  As make_once().
+ */
+static int
+check_once(const char *dir, long n, long *made)
+{
+	struct store	*st;
+	enum store_err	 err;
+	uint64_t	 blobs = 0, problems = 0;
+	int		 clean;
+
+	assert_int_equal(store_open(dir, &st), STORE_OK);
+	arm(n);
+	err = store_check(st, report_quietly, NULL, &blobs, &problems);
+	clean = n < 0 || countdown >= 0;
+	*made = counted;
+	disarm();
+	store_close(st);
+	assert_true(err == STORE_OK || !clean);
+	if (n < 0)
+		damage_found = problems;
+	else if (err == STORE_OK)
+		assert_true(problems >= damage_found);
+	return clean;
+}
+
+/*
+ * Runs once(arg, n, &made) clean, then for n from 0 up to what the clean
+ * run allocated: every n when long, else about FAULT_RUNS of them.
+ */
+static void
+every_n(int (*once)(const char *, long, long *), const char *arg)
+{
+	const char	*env = getenv("MAILREPD_FAULTS_LONG");
+	long		 n, step, total, made;
+
+	assert_true(once(arg, -1, &total));
+	step = env != NULL && strcmp(env, "1") == 0 ? 1 :
+	    total / FAULT_RUNS + 1;
+	for (n = 0; n < total; n += step)
+		(void)once(arg, n, &made);
+}
+
+/* make_once() in every_n()'s shape. */
+static int
+make_fresh_once(const char *unused, long n, long *made)
+{
+	(void)unused;
+	return make_once(n, made);
+}
+
+static void
+test_new_store_under_alloc_faults(void **state)
+{
+	(void)state;
+	every_n(make_fresh_once, NULL);
+}
+
+static void
+test_check_under_alloc_faults(void **state)
+{
+	char		 template[64];
+
+	(void)state;
+	make_template(template, replica_prepare_batch);
+	damage(template);
+	every_n(check_once, template);
+	assert_true(damage_found >= 2);
+	remove_store(template);
+}
+
 /* --- a new incarnation, a backup and its restore ----------------------- */
 
 static uint8_t	 first_node_id[NODE_ID_LEN];	/* the template's */
@@ -1729,6 +1860,8 @@ main(void)
 		cmocka_unit_test(test_promotion_under_alloc_faults),
 		cmocka_unit_test(test_incarnation_under_alloc_faults),
 		cmocka_unit_test(test_backup_restore_under_alloc_faults),
+		cmocka_unit_test(test_new_store_under_alloc_faults),
+		cmocka_unit_test(test_check_under_alloc_faults),
 	};
 
 	if (getenv("MAILREPD_FAULTS_ONLY") != NULL)
