@@ -479,6 +479,93 @@ test_renumbering_under_alloc_faults(void **state)
 	fault_loop(&sc, run_once);
 }
 
+/* --- renumbering asked again, and for what cannot be moved ---------------- */
+
+/*
+ * On the renumbered master: the same requests again (each only logs
+ * the copy's leaving again: STORE_EXISTS), a relocation of a UID whose
+ * tombstone names another message and of one never given out (nothing
+ * done: STORE_INVALID), bad arguments, and a replica's copy of the
+ * master's own message at its own UID (STORE_EXISTS).
+ */
+static enum store_err
+renumber_again_run(struct store *st)
+{
+	struct store_blob_in	 bx = blob(BODYX), b2 = blob(BODY2);
+	struct store_blob_in	 b6 = blob(BODY6);
+	static const struct {
+		int		 relocate;
+		uint32_t	 uid;
+		int		 body;		/* 0: BODYX, 1: BODY2, 2: BODY6 */
+		uint32_t	 above;
+		enum store_err	 want;
+	} asks[] = {
+		{ 0, 1, 0, 5, STORE_EXISTS },
+		{ 1, 2, 1, 10, STORE_EXISTS },
+		{ 1, 1, 2, 10, STORE_INVALID },
+		{ 1, 40, 2, 10, STORE_INVALID },
+		{ 1, 0, 2, 10, STORE_INVALID },
+		{ 0, UINT32_MAX, 2, 10, STORE_INVALID },
+	};
+	const struct store_blob_in	*b[] = { &bx, &b2, &b6 };
+	enum store_err			 err;
+	uint32_t			 new_uid;
+	size_t				 i;
+
+	for (i = 0; i < nitems(asks); i++) {
+		if (asks[i].relocate)
+			err = store_relocate(st, BOX, asks[i].uid,
+			    b[asks[i].body]->guid, asks[i].above, &new_uid);
+		else
+			err = store_renumber(st, BOX, asks[i].uid,
+			    b[asks[i].body]->guid, 0, NULL, 1700000000,
+			    b[asks[i].body], asks[i].above, &new_uid);
+		if (err != asks[i].want)
+			return err != STORE_OK ? err : STORE_IO;
+	}
+	return STORE_OK;
+}
+
+static long	 renumbered_head;	/* the template's log head */
+
+static void
+renumbered_prepare(struct store *st)
+{
+	master_prepare(st);
+	assert_int_equal(master_renumber(st), STORE_OK);
+	renumbered_head = (long)store_replog_head(st);
+}
+
+/* The two requests asked again logged the copies' leaving again. */
+static int
+renumber_again_done(const char *dir)
+{
+	char	 sql[96];
+
+	snprintf(sql, sizeof(sql), "SELECT count(*) FROM replog WHERE seq > "
+	    "%ld", renumbered_head);
+	return query(dir, sql) == 2 && query(dir, "SELECT count(*) FROM "
+	    "message") == 3;
+}
+
+static int
+renumber_again_untouched(const char *dir)
+{
+	return query(dir, "SELECT max(seq) FROM replog") == renumbered_head &&
+	    query(dir, "SELECT count(*) FROM message") == 3;
+}
+
+static void
+test_renumbering_again_under_alloc_faults(void **state)
+{
+	static const struct scenario sc = { renumbered_prepare,
+	    renumber_again_run, renumber_again_done,
+	    renumber_again_untouched, NULL, 0 };
+
+	(void)state;
+	fault_loop(&sc, run_once);
+}
+
 /* --- a client's changes on a master ---------------------------------- */
 
 /* Delivers body to user's mailbox; STORE_OK only when it is there. */
@@ -1847,6 +1934,7 @@ main(void)
 	const struct CMUnitTest		 tests[] = {
 		cmocka_unit_test(test_replica_batch_under_alloc_faults),
 		cmocka_unit_test(test_renumbering_under_alloc_faults),
+		cmocka_unit_test(test_renumbering_again_under_alloc_faults),
 		cmocka_unit_test(test_client_changes_under_alloc_faults),
 		cmocka_unit_test(test_move_in_steps_under_alloc_faults),
 		cmocka_unit_test(test_copy_sweep_under_alloc_faults),
