@@ -1683,6 +1683,72 @@ test_promotion_under_alloc_faults(void **state)
 	fault_loop(&sc, run_once);
 }
 
+/* --- backup, restore and identity refusing what they must -------------- */
+
+/*
+ * Without faults, the refusals: a restore over a store (or a WAL left
+ * beside one), from no file, from a file that is no database; a backup
+ * of no store, and to a place that cannot be written.  Each leaves
+ * nothing behind.  Then a copy of a store takes a new identity at its
+ * first start and keeps it at the next.
+ */
+static void
+test_backup_restore_refusals(void **state)
+{
+	struct store	*st;
+	char		 template[64], dir[64], path[160], junk[160];
+	FILE		*f;
+	int		 renewed;
+
+	(void)state;
+	make_template(template, replica_prepare_batch);
+	snprintf(path, sizeof(path), "%s/mailrepd.db", template);
+	copy_store(template, dir);
+	assert_int_equal(store_restore_file(path, dir), STORE_EXISTS);
+	remove_store(dir);
+	strcpy(dir, "/dev/shm/mailrepd-faults-XXXXXX");
+	assert_non_null(mkdtemp(dir));
+	snprintf(junk, sizeof(junk), "%s/mailrepd.db-wal", dir);
+	assert_non_null(f = fopen(junk, "w"));
+	fclose(f);
+	assert_int_equal(store_restore_file(path, dir), STORE_EXISTS);
+	assert_int_equal(unlink(junk), 0);
+	assert_int_equal(store_restore_file("/nonexistent/mailrepd.db", dir),
+	    STORE_NOTFOUND);
+	snprintf(junk, sizeof(junk), "%s/junk", template);
+	assert_non_null(f = fopen(junk, "w"));
+	fputs("not a database, not even close to one, but long enough to "
+	    "be read as a header and refused\n", f);
+	fclose(f);
+	assert_int_equal(store_restore_file(junk, dir), STORE_INVALID);
+	snprintf(junk, sizeof(junk), "%s/mailrepd.db", dir);
+	assert_int_not_equal(access(junk, F_OK), 0);
+	assert_int_equal(store_backup("/nonexistent", path, NULL, NULL),
+	    STORE_NOTFOUND);
+	assert_int_equal(store_backup(template, "/nonexistent/b.db", NULL,
+	    NULL), STORE_IO);
+	/*
+	 * The template gets its marker at a first start; a copy (without
+	 * it: copy_store copies the database only) is a new node.
+	 */
+	assert_int_equal(store_open(template, &st), STORE_OK);
+	assert_int_equal(store_incarnation(st, template, 0, &renewed),
+	    STORE_OK);
+	assert_int_equal(renewed, 0);
+	store_close(st);
+	remove_store(dir);
+	copy_store(template, dir);
+	assert_int_equal(store_open(dir, &st), STORE_OK);
+	assert_int_equal(store_incarnation(st, dir, 0, &renewed), STORE_OK);
+	assert_int_equal(renewed, 1);
+	assert_int_equal(store_incarnation(st, dir, 0, &renewed), STORE_OK);
+	assert_int_equal(renewed, 0);
+	store_close(st);
+	check_clean(dir);
+	remove_store(dir);
+	remove_store(template);
+}
+
 /* --- a store made, opened and checked ----------------------------------- */
 
 static uint64_t	 damage_found;	/* the damaged store's problems */
@@ -1948,6 +2014,7 @@ main(void)
 		cmocka_unit_test(test_promotion_under_alloc_faults),
 		cmocka_unit_test(test_incarnation_under_alloc_faults),
 		cmocka_unit_test(test_backup_restore_under_alloc_faults),
+		cmocka_unit_test(test_backup_restore_refusals),
 		cmocka_unit_test(test_new_store_under_alloc_faults),
 		cmocka_unit_test(test_check_under_alloc_faults),
 	};
