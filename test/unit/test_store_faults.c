@@ -885,6 +885,71 @@ test_copy_sweep_under_alloc_faults(void **state)
 	fault_loop(&sc, run_once);
 }
 
+/* --- a COPY in steps meeting what it must refuse or pass over ---------- */
+
+/* Starts a COPY (or MOVE) of MOVED from bob's INBOX to Work as job. */
+static enum store_err
+job_start(struct store *st, struct store_copy_job *job, int move)
+{
+	enum store_err	 err;
+
+	memset(job, 0, sizeof(*job));
+	job->uids = MOVED;
+	job->n = nitems(MOVED);
+	job->move = move;
+	if ((job->from = mailbox_id(st, "bob", "INBOX", &err)) == 0 ||
+	    (job->to = mailbox_id(st, "bob", "Work", &err)) == 0)
+		return err;
+	return store_copy_begin(st, job);
+}
+
+/*
+ * Without faults: a COPY past the user's quota is refused; a second job
+ * into a target held by one waits (STORE_BUSY); a MOVE whose source a
+ * client expunged meanwhile passes it over; a MOVE abandoned while it
+ * expunges its sources is finished by the sweep.
+ */
+static void
+test_copy_steps_refusals(void **state)
+{
+	struct store_copy_job	 job, other;
+	struct store_usage	 quota = { 6, 0 };
+	struct store		*st;
+	char			 template[64], dir[64];
+
+	(void)state;
+	make_template(template, move_prepare);
+	copy_store(template, dir);
+	assert_int_equal(store_open(dir, &st), STORE_OK);
+	store_set_quota(st, &quota);
+	assert_int_equal(job_start(st, &job, 0), STORE_QUOTA);
+	quota.messages = 0;
+	store_set_quota(st, &quota);
+	assert_int_equal(job_start(st, &job, 1), STORE_OK);
+	assert_int_equal(store_commit(st), STORE_OK);
+	assert_int_equal(job_start(st, &other, 0), STORE_BUSY);
+	while (!job.shown) {
+		assert_int_equal(store_copy_step(st, &job, 0), STORE_OK);
+		assert_int_equal(store_commit(st), STORE_OK);
+	}
+	/* A client expunges the MOVE's next source; then it is cut off. */
+	assert_int_equal(store_message_expunge(st, job.from,
+	    MOVED[job.done]), STORE_OK);
+	assert_int_equal(store_commit(st), STORE_OK);
+	assert_int_equal(store_copy_step(st, &job, 0), STORE_OK);
+	assert_int_equal(store_commit(st), STORE_OK);
+	store_copy_abandon(st, &job);
+	store_close(st);
+	assert_int_equal(store_open(dir, &st), STORE_OK);
+	move_settle(st);
+	assert_int_equal(store_commit(st), STORE_OK);
+	store_close(st);
+	assert_true(move_done(dir));
+	check_clean(dir);
+	remove_store(dir);
+	remove_store(template);
+}
+
 /* --- the search index's batch ------------------------------------------- */
 
 static void
@@ -2004,6 +2069,7 @@ main(void)
 		cmocka_unit_test(test_client_changes_under_alloc_faults),
 		cmocka_unit_test(test_move_in_steps_under_alloc_faults),
 		cmocka_unit_test(test_copy_sweep_under_alloc_faults),
+		cmocka_unit_test(test_copy_steps_refusals),
 		cmocka_unit_test(test_index_batch_under_alloc_faults),
 		cmocka_unit_test(test_deletes_and_cleanup_under_alloc_faults),
 		cmocka_unit_test(test_replica_edges_under_alloc_faults),
