@@ -733,19 +733,24 @@ store_quarantine_foreach(struct store *st, int64_t id,
 
 /*
  * The mailbox a restored message goes to: its own (same owner), else
- * the owner's of that name, else one created with that name.
+ * the owner's of that name, else one created with that name.  A look-up
+ * that fails fails the restore: it is no mailbox missing.
  */
 static enum store_err
 restore_target(struct store *st, const struct store_quarantined *q,
     struct store_mailbox *mb)
 {
-	char	 owner[USER_MAX_NAME + 1];
+	char		 owner[USER_MAX_NAME + 1];
+	enum store_err	 err;
 
-	if (store_mailbox_by_uniqueid(st, q->mailbox, mb, owner) == STORE_OK &&
-	    strcasecmp(owner, q->user) == 0)
+	if ((err = store_mailbox_by_uniqueid(st, q->mailbox, mb, owner)) ==
+	    STORE_OK && strcasecmp(owner, q->user) == 0)
 		return STORE_OK;
-	if (store_mailbox_get(st, q->user, q->mailbox_name, mb) == STORE_OK)
-		return STORE_OK;
+	if (err != STORE_OK && err != STORE_NOTFOUND)
+		return err;
+	if ((err = store_mailbox_get(st, q->user, q->mailbox_name, mb)) !=
+	    STORE_NOTFOUND)
+		return err;
 	return store_mailbox_create(st, q->user, q->mailbox_name, NULL, mb);
 }
 
