@@ -267,15 +267,23 @@ guard_hold(struct server *srv, const struct store_replog_rec *r,
 	uint8_t		 enc[GUARD_REC_MAX];
 	char		 user[USER_MAX_NAME + 1];
 	size_t		 n;
+	int		 held;
 
 	/* Records are held only for a paused user. */
 	if (g.npaused == 0)
 		return 0;
 	snprintf(user, sizeof(user), "%s", record_owner(srv, r));
 	if (user[0] == '\0' || (t = tally_find(user)) == NULL || !t->paused) {
-		/* A mailbox the user created while held is the user's. */
-		if (!r->has_mailbox || !store_held_mailbox(srv->store,
-		    r->mailbox, user))
+		/*
+		 * A mailbox the user created while held is the user's; not
+		 * knowing, the record is neither held nor applied.
+		 */
+		if (!r->has_mailbox)
+			return 0;
+		if (store_held_mailbox(srv->store, r->mailbox, user, &held) !=
+		    STORE_OK)
+			return -1;
+		if (!held)
 			return 0;
 	}
 	/* The body is stored beside it: the record says none travels. */

@@ -62,9 +62,14 @@ static enum store_err
 apply_mailbox_delete(struct store *st, const struct store_replog_rec *r,
     const struct store_blob_in *b, enum store_apply *what, uint8_t *local)
 {
+	int64_t	 conflicts;
+
 	(void)b;
 	(void)local;
-	if (store_conflict_count(st, r->mailbox) > 0) {
+	/* A failed count (-1) is no licence to delete: the batch fails. */
+	if ((conflicts = store_conflict_count(st, r->mailbox)) < 0)
+		return STORE_IO;
+	if (conflicts > 0) {
 		log_warn("sync.delete.held", "mailbox=%s seq=%lld "
 		    "msg=\"mailbox holds conflicting local messages; not "
 		    "deleted\"", log_quote(r->name), (long long)r->seq);

@@ -567,6 +567,25 @@ step_row(struct store *st, sqlite3_stmt *s, const char *what)
 	return rc == SQLITE_DONE ? STORE_NOTFOUND : db_error(st, rc, what);
 }
 
+/*
+ * Steps a statement that yields a row when the answer is yes: *yes is 1
+ * (the row ready to read) or 0, and STORE_OK; or the error, which is
+ * never taken for "no", *yes left alone.
+ */
+enum store_err
+step_exists(struct store *st, sqlite3_stmt *s, const char *what, int *yes)
+{
+	enum store_err	 err;
+
+	if ((err = step_row(st, s, what)) == STORE_OK)
+		*yes = 1;
+	else if (err == STORE_NOTFOUND) {
+		*yes = 0;
+		err = STORE_OK;
+	}
+	return err;
+}
+
 enum store_err
 db_exec(struct store *st, const char *sql)
 {
@@ -1277,24 +1296,51 @@ static const char *const invariant_checks[] = {
 	"m.nunseen != c.unseen OR m.nbytes != c.bytes",
 };
 
-/* Runs a query whose every row is a problem, reporting each. */
-static uint64_t
+/*
+ * Runs a query whose every row is a problem, reporting each and adding
+ * it to *problems.  A query that cannot run is an error, not "no
+ * problem": a check that did not look must not say the store is sound.
+ */
+static enum store_err
 check_query(struct store *st, const char *sql,
-    void (*report)(void *, const char *), void *arg)
+    void (*report)(void *, const char *), void *arg, uint64_t *problems)
 {
 	sqlite3_stmt	*s;
-	uint64_t	 n = 0;
+	int		 rc;
 
-	if (sqlite3_prepare_v2(st->db, sql, -1, &s, NULL) != SQLITE_OK) {
-		report(arg, sqlite3_errmsg(st->db));
-		return 1;
-	}
-	while (sqlite3_step(s) == SQLITE_ROW) {
+	if ((rc = sqlite3_prepare_v2(st->db, sql, -1, &s, NULL)) !=
+	    SQLITE_OK)
+		return db_error(st, rc, "check");
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
 		report(arg, (const char *)sqlite3_column_text(s, 0));
-		n++;
+		++*problems;
 	}
 	sqlite3_finalize(s);
-	return n;
+	return rc == SQLITE_DONE ? STORE_OK : db_error(st, rc, "check");
+}
+
+/* SQLite's own check: each line other than "ok" is a problem. */
+static enum store_err
+check_integrity(struct store *st, void (*report)(void *, const char *),
+    void *arg, uint64_t *problems)
+{
+	sqlite3_stmt	*s;
+	const char	*msg;
+	int		 rc;
+
+	if ((rc = sqlite3_prepare_v2(st->db, "PRAGMA integrity_check", -1, &s,
+	    NULL)) != SQLITE_OK)
+		return db_error(st, rc, "integrity_check");
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		msg = (const char *)sqlite3_column_text(s, 0);
+		if (msg == NULL || strcmp(msg, "ok") != 0) {
+			report(arg, msg != NULL ? msg : "no answer");
+			++*problems;
+		}
+	}
+	sqlite3_finalize(s);
+	return rc == SQLITE_DONE ? STORE_OK : db_error(st, rc,
+	    "integrity_check");
 }
 
 enum store_err
@@ -1304,31 +1350,24 @@ store_check(struct store *st, void (*report)(void *, const char *),
 	sqlite3_stmt	*s;
 	char		 why[128], line[256], hex[GUID_HEX_LEN + 1];
 	uint8_t		 guid[GUID_LEN];
+	enum store_err	 err;
 	size_t		 i;
 	int		 rc;
 
 	_Static_assert(BLOB_CHUNK_SIZE == 65536, "invariant_checks assumes "
 	    "64 KiB chunks");
 	*blobs = *problems = 0;
-	if (sqlite3_prepare_v2(st->db, "PRAGMA integrity_check", -1, &s,
-	    NULL) != SQLITE_OK)
-		return db_error(st, sqlite3_errcode(st->db), "integrity_check");
-	while (sqlite3_step(s) == SQLITE_ROW) {
-		const char *msg = (const char *)sqlite3_column_text(s, 0);
-
-		if (strcmp(msg, "ok") != 0) {
-			report(arg, msg);
-			++*problems;
-		}
-	}
-	sqlite3_finalize(s);
+	if ((err = check_integrity(st, report, arg, problems)) != STORE_OK)
+		return err;
 	for (i = 0; i < sizeof(invariant_checks) /
 	    sizeof(invariant_checks[0]); i++)
-		*problems += check_query(st, invariant_checks[i], report, arg);
+		if ((err = check_query(st, invariant_checks[i], report, arg,
+		    problems)) != STORE_OK)
+			return err;
 	if ((rc = sqlite3_prepare_v2(st->db, "SELECT guid FROM blob", -1, &s,
 	    NULL)) != SQLITE_OK)
 		return db_error(st, rc, "blob walk");
-	while (sqlite3_step(s) == SQLITE_ROW) {
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
 		if (sqlite3_column_bytes(s, 0) != GUID_LEN) {
 			report(arg, "blob with a malformed GUID");
 			++*problems;
@@ -1344,7 +1383,7 @@ store_check(struct store *st, void (*report)(void *, const char *),
 		}
 	}
 	sqlite3_finalize(s);
-	return STORE_OK;
+	return rc == SQLITE_DONE ? STORE_OK : db_error(st, rc, "blob walk");
 }
 
 /*

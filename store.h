@@ -422,7 +422,7 @@ void		store_copy_abandon(struct store *, struct store_copy_job *);
 int		store_copy_sweep(struct store *);
 /*
  * The log position replicas may have, below the records of the COPYs in
- * steps under way (store_replog_head() without any).
+ * steps under way (store_replog_head() without any); -1 when unknown.
  */
 int64_t		store_replog_shippable(struct store *);
 
@@ -725,9 +725,12 @@ enum store_err	store_held_next(struct store *, const char *user,
 		    size_t *len);
 /* A held record was applied (or re-held): it goes, its body if unused. */
 enum store_err	store_held_drop(struct store *, int64_t id);
-/* Whether a record of this mailbox (uniqueid) is held; user: whose. */
-int		store_held_mailbox(struct store *, const uint8_t *uniqueid,
-		    char user[USER_MAX_NAME + 1]);
+/*
+ * Whether a record of this mailbox (uniqueid) is held (*yes); user:
+ * whose.  A failed look-up is an error, never "no".
+ */
+enum store_err	store_held_mailbox(struct store *, const uint8_t *uniqueid,
+		    char user[USER_MAX_NAME + 1], int *yes);
 /* How many messages a user has, in all mailboxes. */
 int64_t		store_user_message_count(struct store *, const char *user);
 /* One message in quarantine (store_purge_step()). */
@@ -772,9 +775,12 @@ enum store_err	store_mailbox_digest(struct store *, int64_t mailbox_id,
 enum store_err	store_message_range(struct store *, int64_t mailbox_id,
 		    uint32_t after, uint32_t upto, int limit,
 		    int (*cb)(void *, const struct store_message *), void *arg);
-/* Why an expunged uid went (its tombstone's reason); CLIENT if unknown. */
-enum rec_reason	store_tombstone_reason(struct store *, const uint8_t *uniqueid,
-		    uint32_t uid);
+/*
+ * Why an expunged uid went (its tombstone's reason) to *reason; CLIENT
+ * when no tombstone says.  A failed look-up is an error, never CLIENT.
+ */
+enum store_err	store_tombstone_reason(struct store *, const uint8_t *uniqueid,
+		    uint32_t uid, enum rec_reason *reason);
 /* The guid an expunged uid had (its tombstone), or STORE_NOTFOUND. */
 enum store_err	store_tombstone_guid(struct store *, const uint8_t *uniqueid,
 		    uint32_t uid, uint8_t guid[GUID_LEN]);
@@ -785,30 +791,36 @@ enum store_err	store_tombstone_guid(struct store *, const uint8_t *uniqueid,
  */
 enum store_err	store_expunge_relog(struct store *, const uint8_t *uniqueid,
 		    uint32_t uid, const uint8_t guid[GUID_LEN]);
-/* Whether the mailbox holds the message guid, at any uid. */
-int		store_mailbox_holds(struct store *, const uint8_t *uniqueid,
-		    const uint8_t guid[GUID_LEN]);
+/*
+ * The yes/no look-ups below answer in *yes with STORE_OK; a look-up
+ * that fails returns its error and leaves *yes alone, so that no caller
+ * takes a failure for "no" (and drops or renumbers a copy on it).
+ *
+ * Whether the mailbox holds the message guid, at any uid.
+ */
+enum store_err	store_mailbox_holds(struct store *, const uint8_t *uniqueid,
+		    const uint8_t guid[GUID_LEN], int *yes);
 /*
  * Whether the copy (mailbox, uid, guid) was renumbered before: by this
  * master, or by one whose append record of it said so.
  */
-int		store_was_renumbered(struct store *, const uint8_t *uniqueid,
-		    uint32_t uid, const uint8_t *guid);
+enum store_err	store_was_renumbered(struct store *, const uint8_t *uniqueid,
+		    uint32_t uid, const uint8_t *guid, int *yes);
 /*
  * Whether the mailbox holds the message guid at the UID a renumbering
  * gave it (this master's, or one whose append record said so).
  */
-int		store_renumbered_held(struct store *, const uint8_t *uniqueid,
-		    const uint8_t *guid);
+enum store_err	store_renumbered_held(struct store *, const uint8_t *uniqueid,
+		    const uint8_t *guid, int *yes);
 /*
  * The UID a renumbering moved the message guid at uid from (the lowest,
- * when several), or 0: what its append record says (record.h).
+ * when several), or 0, to *from: what its append record says (record.h).
  */
-uint32_t	store_renumbered_from(struct store *, const uint8_t *uniqueid,
-		    uint32_t uid, const uint8_t *guid);
+enum store_err	store_renumbered_from(struct store *, const uint8_t *uniqueid,
+		    uint32_t uid, const uint8_t *guid, uint32_t *from);
 /* Whether a mailbox with this uniqueid was deleted here (tombstone). */
-int		store_mailbox_was_deleted(struct store *,
-		    const uint8_t *uniqueid);
+enum store_err	store_mailbox_was_deleted(struct store *,
+		    const uint8_t *uniqueid, int *yes);
 /*
  * Purges the oldest records, at most SYNC_PURGE_BATCH: those up to
  * position upto (acknowledged by every replica) and those older than
@@ -850,7 +862,8 @@ enum store_err	store_purge_step(struct store *, const struct store_purge *p,
 		    struct store_purged *out);
 /*
  * The highest MODSEQ of a tombstone purged from this mailbox: expunges
- * up to it are no longer listed by store_expunged_since().
+ * up to it are no longer listed by store_expunged_since().  UINT64_MAX
+ * when the store cannot say (no list is known to be complete).
  */
 uint64_t	store_tombs_purged(struct store *, const uint8_t *uniqueid);
 /*
@@ -1180,7 +1193,8 @@ enum store_err	store_mailbox_raise_uidnext(struct store *,
 		    const uint8_t *uniqueid, uint32_t uidnext);
 /*
  * Unresolved conflicts in all mailboxes (NULL), or those of one mailbox
- * (uniqueid) that keep a local copy here (a reused UID keeps none).
+ * (uniqueid) that keep a local copy here (a reused UID keeps none);
+ * -1 when the count fails.
  */
 int64_t		store_conflict_count(struct store *, const uint8_t *uniqueid);
 enum store_err	store_conflict_foreach(struct store *,

@@ -29,11 +29,13 @@ store_apply_user_add(struct store *st, const char *name, const char *pwhash,
 		return STORE_INVALID;
 	if ((err = op_begin(st)) != STORE_OK)
 		return err;
-	if (user_lookup(st, name, &id, NULL) == STORE_OK) {
+	if ((err = user_lookup(st, name, &id, NULL)) == STORE_OK) {
 		/* Already here: the master's password wins. */
 		*what = APPLY_SAME;
 		return op_end(st, store_user_set_password(st, name, pwhash));
 	}
+	if (err != STORE_NOTFOUND)
+		return op_end(st, err);
 	*what = APPLY_DONE;
 	return op_end(st, user_insert(st, name, pwhash, &id));
 }
@@ -97,11 +99,14 @@ mailbox_step_aside(struct store *st, const char *user, const char *name,
 {
 	struct store_mailbox	 mb;
 	enum store_apply	 what;
+	enum store_err		 err;
 	char			 hex[MAILBOX_ID_LEN * 2 + 1];
 	char			 aside[MAILBOX_MAX_NAME + 1];
 
-	if (store_mailbox_get(st, user, name, &mb) != STORE_OK ||
-	    memcmp(mb.uniqueid, uniqueid, MAILBOX_ID_LEN) == 0)
+	/* A failed look-up is no free name: the record fails. */
+	if ((err = store_mailbox_get(st, user, name, &mb)) != STORE_OK)
+		return err == STORE_NOTFOUND ? STORE_OK : err;
+	if (memcmp(mb.uniqueid, uniqueid, MAILBOX_ID_LEN) == 0)
 		return STORE_OK;
 	crypto_hex(mb.uniqueid, MAILBOX_ID_LEN, hex);
 	if (snprintf(aside, sizeof(aside), "%.*s-%.8s", MAILBOX_MAX_NAME - 9,
@@ -371,21 +376,21 @@ guid_check(struct store *st, int64_t mbox_id, uint32_t uid,
 /*
  * Whether a record the mass-delete guard holds took uid for the message
  * guid (store_held_add() moved UIDNEXT past it): the UID is that
- * message's, as if it had been placed there.
+ * message's, as if it had been placed there.  *yes, or the error.
  */
-static int
+static enum store_err
 uid_reserved(struct store *st, const uint8_t *uniqueid, uint32_t uid,
-    const uint8_t *guid)
+    const uint8_t *guid, int *yes)
 {
 	sqlite3_stmt	*s;
-	int		 rc;
+	enum store_err	 err;
 
 	if ((s = stmt(st, S_HELD_RESERVED)) == NULL)
-		return 0;
+		return STORE_IO;
 	bind_copy(s, uniqueid, uid, guid);
-	rc = sqlite3_step(s);
+	err = step_exists(st, s, "uid reserved", yes);
 	sqlite3_reset(s);
-	return rc == SQLITE_ROW;
+	return err;
 }
 
 /*
@@ -414,6 +419,7 @@ uid_taken_before(struct store *st, const uint8_t *uniqueid, uint32_t uid,
 	char			 owner[USER_MAX_NAME + 1];
 	enum store_err		 err;
 	uint8_t			 gone[GUID_LEN];
+	int			 reserved;
 
 	if ((err = store_mailbox_by_uniqueid(st, uniqueid, &mb, owner)) !=
 	    STORE_OK)
@@ -422,13 +428,20 @@ uid_taken_before(struct store *st, const uint8_t *uniqueid, uint32_t uid,
 		return STORE_OK;
 	memset(gone, 0, sizeof(gone));
 	err = store_tombstone_guid(st, uniqueid, uid, gone);
-	if (err != STORE_OK && err != STORE_NOTFOUND)
+	if (err == STORE_NOTFOUND) {
+		/* The guard may have kept uid for this very message. */
+		if ((err = uid_reserved(st, uniqueid, uid, guid, &reserved)) !=
+		    STORE_OK || reserved)
+			return err;
+		memcpy(local_guid, gone, GUID_LEN);
+		*what = APPLY_REUSED;
+		return STORE_OK;
+	}
+	if (err != STORE_OK)
 		return err;
-	if (err == STORE_NOTFOUND && uid_reserved(st, uniqueid, uid, guid))
-		return STORE_OK;	/* the guard kept it for this message */
 	memcpy(local_guid, gone, GUID_LEN);
-	*what = err == STORE_OK && memcmp(gone, guid, GUID_LEN) == 0 ?
-	    APPLY_EXPUNGED : APPLY_REUSED;
+	*what = memcmp(gone, guid, GUID_LEN) == 0 ? APPLY_EXPUNGED :
+	    APPLY_REUSED;
 	return STORE_OK;
 }
 

@@ -555,20 +555,33 @@ blob_used(struct store *st, int64_t blob_id, int *used)
  * disk (where deletes must free room at once), leaves them (`mailrepd
  * index rebuild` drops them).
  */
-static int
-blob_awaits_index(struct store *st, int64_t blob_id)
+static enum store_err
+blob_awaits_index(struct store *st, int64_t blob_id, int *yes)
 {
 	sqlite3_stmt	*s;
-	int		 yes = 0;
+	enum store_err	 err;
 
-	if (st->fts_off || store_room_tight(st) ||
-	    (s = stmt(st, S_FTS_HOLDS)) == NULL)
-		return 0;
+	*yes = 0;
+	if (st->fts_off || store_room_tight(st))
+		return STORE_OK;
+	if ((s = stmt(st, S_FTS_HOLDS)) == NULL)
+		return STORE_IO;
 	sqlite3_bind_int64(s, 1, blob_id);
-	if (sqlite3_step(s) == SQLITE_ROW)
-		yes = sqlite3_column_int(s, 0);
+	if ((err = step_row(st, s, "blob awaits index")) == STORE_OK)
+		*yes = sqlite3_column_int(s, 0);
 	sqlite3_reset(s);
-	return yes;
+	return err;
+}
+
+/*
+ * Whether blob_id, used by nothing any more, must wait in blob_unused
+ * (*yes): a reader has it open, or the index still holds its rows.
+ */
+static enum store_err
+blob_must_wait(struct store *st, int64_t blob_id, int *yes)
+{
+	*yes = blob_is_read(st, blob_id);
+	return *yes ? STORE_OK : blob_awaits_index(st, blob_id, yes);
 }
 
 /*
@@ -585,11 +598,12 @@ blob_drop_unused(struct store *st, int64_t blob_id)
 {
 	sqlite3_stmt	*s;
 	enum store_err	 err;
-	int		 used = 1;
+	int		 used = 1, wait;
 
-	if ((err = blob_used(st, blob_id, &used)) != STORE_OK || used)
+	if ((err = blob_used(st, blob_id, &used)) != STORE_OK || used ||
+	    (err = blob_must_wait(st, blob_id, &wait)) != STORE_OK)
 		return err;
-	if (blob_is_read(st, blob_id) || blob_awaits_index(st, blob_id)) {
+	if (wait) {
 		if ((s = stmt(st, S_GC_QUEUE_ONE)) == NULL)
 			return STORE_IO;
 		sqlite3_bind_int64(s, 1, blob_id);
@@ -658,6 +672,7 @@ store_gc_step(struct store *st)
 	sqlite3_stmt	*s;
 	enum store_err	 err = STORE_OK;
 	size_t		 n, i;
+	int		 wait;
 
 	if (st->gc_after == 0) {
 		if (!st->gc_more)
@@ -673,7 +688,8 @@ store_gc_step(struct store *st)
 	for (i = 0; i < n && err == STORE_OK &&
 	    log_clock_us() - start < STORE_GC_STEP_USEC; i++) {
 		st->gc_after = ids[i];
-		if (blob_is_read(st, ids[i]) || blob_awaits_index(st, ids[i]))
+		if ((err = blob_must_wait(st, ids[i], &wait)) != STORE_OK ||
+		    wait)
 			continue;
 		err = blob_drop_unused(st, ids[i]);
 		if ((s = stmt_next(st, S_GC_DONE, &err)) != NULL) {

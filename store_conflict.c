@@ -179,54 +179,73 @@ store_conflict_set_state(struct store *st, int64_t id, int state)
 	return op_end(st, err);
 }
 
-int
+enum store_err
 store_was_renumbered(struct store *st, const uint8_t *uniqueid, uint32_t uid,
-    const uint8_t *guid)
+    const uint8_t *guid, int *yes)
 {
 	sqlite3_stmt	*s;
+	enum store_err	 err;
 
 	if ((s = stmt(st, S_RENUMBERED_GET)) == NULL)
-		return 0;
+		return STORE_IO;
 	bind_copy(s, uniqueid, uid, guid);
-	if (step_row(st, s, "renumbered") != STORE_OK)
-		return 0;
+	err = step_exists(st, s, "renumbered", yes);
 	sqlite3_reset(s);
-	return 1;
+	return err;
 }
 
-int
+enum store_err
 store_renumbered_held(struct store *st, const uint8_t *uniqueid,
-    const uint8_t *guid)
+    const uint8_t *guid, int *yes)
 {
 	sqlite3_stmt	*s;
+	enum store_err	 err;
 
 	if ((s = stmt(st, S_RENUMBERED_HELD)) == NULL)
-		return 0;
+		return STORE_IO;
 	sqlite3_bind_blob(s, 1, uniqueid, MAILBOX_ID_LEN, SQLITE_STATIC);
 	sqlite3_bind_blob(s, 2, guid, GUID_LEN, SQLITE_STATIC);
-	if (step_row(st, s, "renumbered held") != STORE_OK)
-		return 0;
+	err = step_exists(st, s, "renumbered held", yes);
 	sqlite3_reset(s);
-	return 1;
+	return err;
 }
 
-uint32_t
+enum store_err
 store_renumbered_from(struct store *st, const uint8_t *uniqueid,
-    uint32_t uid, const uint8_t *guid)
+    uint32_t uid, const uint8_t *guid, uint32_t *from)
 {
 	sqlite3_stmt	*s;
-	uint32_t	 from;
+	enum store_err	 err;
 
 	if ((s = stmt(st, S_RENUMBERED_FROM)) == NULL)
-		return 0;
+		return STORE_IO;
 	sqlite3_bind_blob(s, 1, uniqueid, MAILBOX_ID_LEN, SQLITE_STATIC);
 	sqlite3_bind_blob(s, 2, guid, GUID_LEN, SQLITE_STATIC);
 	sqlite3_bind_int64(s, 3, uid);
-	if (step_row(st, s, "renumbered from") != STORE_OK)
-		return 0;
-	from = (uint32_t)sqlite3_column_int64(s, 0);
+	if ((err = step_row(st, s, "renumbered from")) == STORE_NOTFOUND) {
+		*from = 0;
+		return STORE_OK;
+	}
+	if (err == STORE_OK)
+		*from = (uint32_t)sqlite3_column_int64(s, 0);
 	sqlite3_reset(s);
-	return from;
+	return err;
+}
+
+/*
+ * Whether the copy (uid, guid) of mailbox uniqueid was renumbered, or
+ * the mailbox holds guid at a UID a renumbering gave it: *yes.
+ */
+static enum store_err
+renumbered_before(struct store *st, const uint8_t *uniqueid, uint32_t uid,
+    const uint8_t *guid, int *yes)
+{
+	enum store_err	 err;
+
+	if ((err = store_was_renumbered(st, uniqueid, uid, guid, yes)) !=
+	    STORE_OK || *yes)
+		return err;
+	return store_renumbered_held(st, uniqueid, guid, yes);
 }
 
 /*
@@ -335,6 +354,7 @@ store_renumber(struct store *st, const uint8_t *uniqueid, uint32_t uid,
 	enum store_err		 err;
 	enum rec_reason		 was;
 	int64_t			 mbox, blob_id;
+	int			 again;
 
 	*new_uid = 0;
 	if (uid == 0 || uid == UINT32_MAX || (keywords != NULL &&
@@ -350,8 +370,10 @@ store_renumber(struct store *st, const uint8_t *uniqueid, uint32_t uid,
 	 * when this master forgot renumbering it from this very uid (it
 	 * came back from an older copy): it leaves uid, nothing joins.
 	 */
-	if (store_was_renumbered(st, uniqueid, uid, guid) ||
-	    store_renumbered_held(st, uniqueid, guid))
+	if ((err = renumbered_before(st, uniqueid, uid, guid, &again)) !=
+	    STORE_OK)
+		return op_end(st, err);
+	if (again)
 		return renumbered_again(st, uniqueid, uid, guid);
 	/* New UIDs above every UID the replica has given out. */
 	if (above > 1 && (err = uidnext_past(st, mbox, above - 1)) !=
@@ -404,13 +426,17 @@ relocate(struct store *st, const uint8_t *uniqueid, uint32_t uid,
 	char			 kw[STORE_MAX_KEYWORDS];
 	enum store_err		 err;
 	int64_t			 blob_id = 0;
+	int			 again;
 
 	*new_uid = 0;
 	if (uid == 0 || uid == UINT32_MAX || above == UINT32_MAX)
 		return STORE_INVALID;
 	if ((err = op_begin(st)) != STORE_OK)
 		return err;
-	if (store_was_renumbered(st, uniqueid, uid, guid))
+	if ((err = store_was_renumbered(st, uniqueid, uid, guid, &again)) !=
+	    STORE_OK)
+		return op_end(st, err);
+	if (again)
 		return renumbered_again(st, uniqueid, uid, guid);
 	if ((err = store_mailbox_by_uniqueid(st, uniqueid, &mb, NULL)) ==
 	    STORE_OK && (err = message_row(st, mb.id, uid, &m, &blob_id)) ==

@@ -203,12 +203,16 @@ job_insert(struct store *st, struct store_copy_job *job)
 	sqlite3_stmt		*s;
 	uint8_t			*packed;
 	enum store_err		 err;
+	int64_t			 head;
 	int			 rc;
 
 	if ((err = mailbox_unlocked(st, job->to)) != STORE_OK ||
 	    (err = mailbox_room(st, job->to, job->n)) != STORE_OK ||
 	    (err = quota_before(st, job->to, &use)) != STORE_OK)
 		return err;
+	/* The job's records start past the head: they must not ship. */
+	if ((head = store_replog_head(st)) < 0)
+		return STORE_IO;
 	if (!job->move && st->quota.messages != 0 &&
 	    use.messages + job->n > st->quota.messages)
 		return STORE_QUOTA;
@@ -225,7 +229,7 @@ job_insert(struct store *st, struct store_copy_job *job)
 	sqlite3_bind_int64(s, 1, job->to);
 	sqlite3_bind_int64(s, 2, job->from);
 	sqlite3_bind_int(s, 3, job->move);
-	sqlite3_bind_int64(s, 4, store_replog_head(st) + 1);
+	sqlite3_bind_int64(s, 4, head + 1);
 	sqlite3_bind_blob(s, 5, packed, (int)(job->n * 4), free);
 	sqlite3_bind_int64(s, 6, time(NULL));
 	sqlite3_bind_int64(s, 7, (sqlite3_int64)job->n);
@@ -488,7 +492,9 @@ undo(struct store *st, int64_t id, struct job_row *j)
 		j->uid_next = lo;
 		return job_save(st, id, j);
 	}
-	head = store_replog_head(st);
+	/* Not knowing the head is no licence to leave the copies' records. */
+	if ((head = store_replog_head(st)) < 0)
+		return STORE_IO;
 	if (j->undo_seq < j->first_seq)
 		j->undo_seq = j->first_seq;
 	if (j->undo_seq <= head) {
@@ -513,21 +519,29 @@ undo(struct store *st, int64_t id, struct job_row *j)
 	return head_back(st);
 }
 
-/* The first job in the journal that no live session owns, or 0. */
+/*
+ * The first job in the journal that no live session owns, 0 when none,
+ * or -1 when the journal cannot be read (not "none": it is read again).
+ */
 static int64_t
 orphan(struct store *st)
 {
 	struct store_copy_job	*live;
 	sqlite3_stmt		*s;
 	int64_t			 id = 0;
+	int			 rc = SQLITE_DONE;
 
 	if ((s = prepare(st, "SELECT id FROM copy_job ORDER BY id")) == NULL)
-		return 0;
-	while (id == 0 && sqlite3_step(s) == SQLITE_ROW) {
+		return -1;
+	while (id == 0 && (rc = sqlite3_step(s)) == SQLITE_ROW) {
 		id = sqlite3_column_int64(s, 0);
 		for (live = st->copy_jobs; live != NULL; live = live->next)
 			if (live->id == id)
 				id = 0;
+	}
+	if (id == 0 && rc != SQLITE_DONE) {
+		(void)db_error(st, rc, "copy orphan");
+		id = -1;
 	}
 	sqlite3_finalize(s);
 	return id;
@@ -562,11 +576,9 @@ store_copy_sweep(struct store *st)
 
 	if (!st->copy_sweep)
 		return 0;
-	if ((id = orphan(st)) == 0) {
+	if ((id = orphan(st)) == 0)
 		st->copy_sweep = 0;
-		return 0;
-	}
-	if (op_begin(st) != STORE_OK)
+	if (id <= 0 || op_begin(st) != STORE_OK)
 		return 0;
 	return op_end(st, sweep_one(st, id)) == STORE_OK;
 }
@@ -576,13 +588,16 @@ store_replog_shippable(struct store *st)
 {
 	sqlite3_stmt	*s;
 	int64_t		 head = store_replog_head(st), fence = head + 1;
+	int		 rc;
 
-	if ((s = prepare(st, "SELECT min(first_seq) FROM copy_job "
-	    "WHERE expunging = 0")) == NULL)
-		return head;
-	if (sqlite3_step(s) == SQLITE_ROW &&
+	if (head < 0 || (s = prepare(st, "SELECT min(first_seq) FROM "
+	    "copy_job WHERE expunging = 0")) == NULL)
+		return -1;
+	if ((rc = sqlite3_step(s)) == SQLITE_ROW &&
 	    sqlite3_column_type(s, 0) != SQLITE_NULL)
 		fence = sqlite3_column_int64(s, 0);
 	sqlite3_finalize(s);
+	if (rc != SQLITE_ROW)
+		return -1;	/* unknown: nothing may ship on a guess */
 	return fence - 1 < head ? fence - 1 : head;
 }

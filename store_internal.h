@@ -279,6 +279,8 @@ sqlite3_stmt	*prepare(struct store *, const char *sql);
 enum store_err	 db_error(struct store *, int rc, const char *what);
 enum store_err	 step_done(struct store *, sqlite3_stmt *, const char *what);
 enum store_err	 step_row(struct store *, sqlite3_stmt *, const char *what);
+enum store_err	 step_exists(struct store *, sqlite3_stmt *, const char *what,
+		    int *yes);
 int64_t		 query_int64(struct store *, enum stmt_id);
 enum store_err	 db_exec(struct store *, const char *sql);
 /* SQLite rolled the open write transaction back by itself. */

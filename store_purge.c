@@ -208,13 +208,18 @@ uint64_t
 store_tombs_purged(struct store *st, const uint8_t *uniqueid)
 {
 	sqlite3_stmt	*s;
-	uint64_t	 modseq = 0;
+	uint64_t	 modseq = UINT64_MAX;	/* unknown: nothing complete */
+	int		 rc;
 
 	if ((s = prepare(st, sql_tombs_purged_get)) == NULL)
-		return UINT64_MAX;	/* unknown: nothing listed is complete */
+		return modseq;
 	sqlite3_bind_blob(s, 1, uniqueid, MAILBOX_ID_LEN, SQLITE_STATIC);
-	if (sqlite3_step(s) == SQLITE_ROW)
+	if ((rc = sqlite3_step(s)) == SQLITE_ROW)
 		modseq = (uint64_t)sqlite3_column_int64(s, 0);
+	else if (rc == SQLITE_DONE)
+		modseq = 0;
+	else
+		(void)db_error(st, rc, "tombs purged");
 	sqlite3_finalize(s);
 	return modseq;
 }

@@ -350,7 +350,7 @@ store_expunge_relog(struct store *st, const uint8_t *uniqueid, uint32_t uid,
 {
 	struct replog_rec	 r = { .type = REC_MESSAGE_EXPUNGE };
 	uint8_t			 gone[GUID_LEN];
-	enum rec_reason		 was;
+	enum rec_reason		 was, reason;
 	enum store_err		 err;
 
 	if ((err = store_tombstone_guid(st, uniqueid, uid, gone)) !=
@@ -363,40 +363,44 @@ store_expunge_relog(struct store *st, const uint8_t *uniqueid, uint32_t uid,
 	r.mailbox = uniqueid;
 	r.uid = uid;
 	r.guid = guid;
-	was = store_set_reason(st, store_tombstone_reason(st, uniqueid, uid));
+	if ((err = store_tombstone_reason(st, uniqueid, uid, &reason)) !=
+	    STORE_OK)
+		return op_end(st, err);
+	was = store_set_reason(st, reason);
 	err = replog_append(st, &r);
 	(void)store_set_reason(st, was);
 	return op_end(st, err);
 }
 
-int
+enum store_err
 store_mailbox_holds(struct store *st, const uint8_t *uniqueid,
-    const uint8_t guid[GUID_LEN])
+    const uint8_t guid[GUID_LEN], int *yes)
 {
 	sqlite3_stmt	*s;
-	int		 rc;
+	enum store_err	 err;
 
 	if ((s = stmt(st, S_MSG_GUID_HELD)) == NULL)
-		return 0;
+		return STORE_IO;
 	sqlite3_bind_blob(s, 1, uniqueid, MAILBOX_ID_LEN, SQLITE_STATIC);
 	sqlite3_bind_blob(s, 2, guid, GUID_LEN, SQLITE_STATIC);
-	rc = sqlite3_step(s);
+	err = step_exists(st, s, "mailbox holds", yes);
 	sqlite3_reset(s);
-	return rc == SQLITE_ROW;
+	return err;
 }
 
-int
-store_mailbox_was_deleted(struct store *st, const uint8_t *uniqueid)
+enum store_err
+store_mailbox_was_deleted(struct store *st, const uint8_t *uniqueid,
+    int *yes)
 {
 	sqlite3_stmt	*s;
+	enum store_err	 err;
 
 	if ((s = stmt(st, S_MBOX_GONE_GET)) == NULL)
-		return 0;
+		return STORE_IO;
 	sqlite3_bind_blob(s, 1, uniqueid, MAILBOX_ID_LEN, SQLITE_STATIC);
-	if (step_row(st, s, "mailbox gone") != STORE_OK)
-		return 0;
+	err = step_exists(st, s, "mailbox gone", yes);
 	sqlite3_reset(s);
-	return 1;
+	return err;
 }
 
 /*
@@ -628,41 +632,45 @@ store_held_drop(struct store *st, int64_t id)
 	    STORE_OK);
 }
 
-int
+enum store_err
 store_held_mailbox(struct store *st, const uint8_t *uniqueid,
-    char user[USER_MAX_NAME + 1])
+    char user[USER_MAX_NAME + 1], int *yes)
 {
 	sqlite3_stmt	*s;
+	enum store_err	 err;
 
 	if ((s = stmt(st, S_HELD_MAILBOX)) == NULL)
-		return 0;
+		return STORE_IO;
 	sqlite3_bind_blob(s, 1, uniqueid, MAILBOX_ID_LEN, SQLITE_STATIC);
-	if (step_row(st, s, "held mailbox") != STORE_OK)
-		return 0;
-	column_text(s, 0, user, USER_MAX_NAME + 1);
+	if ((err = step_exists(st, s, "held mailbox", yes)) == STORE_OK &&
+	    *yes)
+		column_text(s, 0, user, USER_MAX_NAME + 1);
 	sqlite3_reset(s);
-	return 1;
+	return err;
 }
 
-enum rec_reason
+enum store_err
 store_tombstone_reason(struct store *st, const uint8_t *uniqueid,
-    uint32_t uid)
+    uint32_t uid, enum rec_reason *reason)
 {
 	sqlite3_stmt	*s;
-	enum rec_reason	 reason = REASON_CLIENT;
+	enum store_err	 err;
 	char		 name[32];
+	int		 found = 0;
 
 	if ((s = stmt(st, S_EXPUNGED_REASON)) == NULL)
-		return reason;
+		return STORE_IO;
 	sqlite3_bind_blob(s, 1, uniqueid, MAILBOX_ID_LEN, SQLITE_STATIC);
 	sqlite3_bind_int64(s, 2, uid);
-	if (step_row(st, s, "tombstone reason") == STORE_OK) {
+	*reason = REASON_CLIENT;
+	if ((err = step_exists(st, s, "tombstone reason", &found)) ==
+	    STORE_OK && found) {
 		column_text(s, 0, name, sizeof(name));
-		if (rec_reason_by_name(name, &reason) < 0)
-			reason = REASON_CLIENT;
-		sqlite3_reset(s);
+		if (rec_reason_by_name(name, reason) < 0)
+			*reason = REASON_CLIENT;
 	}
-	return reason;
+	sqlite3_reset(s);
+	return err;
 }
 
 int64_t
@@ -725,19 +733,24 @@ store_quarantine_foreach(struct store *st, int64_t id,
 
 /*
  * The mailbox a restored message goes to: its own (same owner), else
- * the owner's of that name, else one created with that name.
+ * the owner's of that name, else one created with that name.  A look-up
+ * that fails fails the restore: it is no mailbox missing.
  */
 static enum store_err
 restore_target(struct store *st, const struct store_quarantined *q,
     struct store_mailbox *mb)
 {
-	char	 owner[USER_MAX_NAME + 1];
+	char		 owner[USER_MAX_NAME + 1];
+	enum store_err	 err;
 
-	if (store_mailbox_by_uniqueid(st, q->mailbox, mb, owner) == STORE_OK &&
-	    strcasecmp(owner, q->user) == 0)
+	if ((err = store_mailbox_by_uniqueid(st, q->mailbox, mb, owner)) ==
+	    STORE_OK && strcasecmp(owner, q->user) == 0)
 		return STORE_OK;
-	if (store_mailbox_get(st, q->user, q->mailbox_name, mb) == STORE_OK)
-		return STORE_OK;
+	if (err != STORE_OK && err != STORE_NOTFOUND)
+		return err;
+	if ((err = store_mailbox_get(st, q->user, q->mailbox_name, mb)) !=
+	    STORE_NOTFOUND)
+		return err;
 	return store_mailbox_create(st, q->user, q->mailbox_name, NULL, mb);
 }
 

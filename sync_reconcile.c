@@ -178,7 +178,11 @@ recon_start(struct session *s, struct chan *c)
 	c->state = CH_RECONCILE;
 	c->sent = c->acked = 0;
 	r->phase = RP_INVENTORY;
-	r->head = store_replog_shippable(s->srv->store);
+	if ((r->head = store_replog_shippable(s->srv->store)) < 0) {
+		/* Not knowing what may ship, ship nothing: again later. */
+		session_close(s);
+		return;
+	}
 	c->recon_head = r->head;	/* the log is kept from here */
 	chan_send_head(s, SF_RECONCILE, r->head);
 	log_info("sync.reconcile.start", "name=%s peer=%s head=%lld",
@@ -371,6 +375,7 @@ struct merge {
 	int		 have;
 	int		 count;		/* master messages seen */
 	uint32_t	 last_uid;
+	int		 failed;	/* a store look-up failed */
 };
 
 static void
@@ -417,17 +422,29 @@ merge_action(struct recon *r, int kind, uint32_t uid, const uint8_t *guid)
  * one node held and that was renumbered twice (this master came back
  * from a copy made before its first renumbering, and the node it came
  * from did too) reaches a replica of the first at another UID than the
- * second gave it, and is the same message, not a second one.
+ * second gave it, and is the same message, not a second one.  1 or 0;
+ * -1 when a look-up failed (no answer to act on).
  */
 static int
 renumbered_here(struct store *st, const uint8_t *uniqueid, uint32_t uid,
     const uint8_t *guid)
 {
-	if (store_was_renumbered(st, uniqueid, uid, guid) ||
-	    store_renumbered_held(st, uniqueid, guid))
+	enum rec_reason	 reason;
+	int		 yes = 0;
+
+	if (store_was_renumbered(st, uniqueid, uid, guid, &yes) != STORE_OK)
+		return -1;
+	if (!yes && store_renumbered_held(st, uniqueid, guid, &yes) !=
+	    STORE_OK)
+		return -1;
+	if (yes)
 		return 1;
-	return store_tombstone_reason(st, uniqueid, uid) == REASON_RENUMBER &&
-	    store_mailbox_holds(st, uniqueid, guid);
+	if (store_tombstone_reason(st, uniqueid, uid, &reason) != STORE_OK)
+		return -1;
+	if (reason == REASON_RENUMBER && store_mailbox_holds(st, uniqueid,
+	    guid, &yes) != STORE_OK)
+		return -1;
+	return yes;
 }
 
 /*
@@ -438,7 +455,8 @@ renumbered_here(struct store *st, const uint8_t *uniqueid, uint32_t uid,
  * mass-delete guard does not count; otherwise this master never had it
  * (it came to an old master and never left), so the replica is asked
  * for it (PULL) and keeps it until this master has it under a new UID.
- * A relay asks for nothing: only the master numbers.
+ * A relay asks for nothing: only the master numbers.  A store look-up
+ * that fails decides nothing: m->failed, and the comparison fails.
  */
 static void
 merge_replica_only(struct merge *m)
@@ -446,15 +464,28 @@ merge_replica_only(struct merge *m)
 	struct store	*st = m->s->srv->store;
 	uint8_t		 gone[GUID_LEN], b[MAILBOX_ID_LEN + 4 + GUID_LEN];
 	char		 hex[GUID_HEX_LEN + 1];
+	enum store_err	 err;
+	enum rec_reason	 reason;
+	int		 again;
 
-	if (store_tombstone_guid(st, m->r->mb.uniqueid, m->e.uid, gone) ==
-	    STORE_OK && memcmp(gone, m->e.guid, GUID_LEN) == 0) {
+	err = store_tombstone_guid(st, m->r->mb.uniqueid, m->e.uid, gone);
+	if (err == STORE_OK && memcmp(gone, m->e.guid, GUID_LEN) == 0) {
+		if (store_tombstone_reason(st, m->r->mb.uniqueid, m->e.uid,
+		    &reason) != STORE_OK) {
+			m->failed = 1;
+			return;
+		}
 		merge_action(m->r, RA_EXPUNGE, m->e.uid, m->e.guid);
-		m->r->act[m->r->nact - 1].reason = store_tombstone_reason(st,
-		    m->r->mb.uniqueid, m->e.uid);
+		m->r->act[m->r->nact - 1].reason = reason;
 		return;
 	}
-	if (renumbered_here(st, m->r->mb.uniqueid, m->e.uid, m->e.guid)) {
+	if ((err != STORE_OK && err != STORE_NOTFOUND) ||
+	    (again = renumbered_here(st, m->r->mb.uniqueid, m->e.uid,
+	    m->e.guid)) < 0) {
+		m->failed = 1;
+		return;
+	}
+	if (again) {
 		merge_action(m->r, RA_EXPUNGE, m->e.uid, m->e.guid);
 		m->r->act[m->r->nact - 1].reason = REASON_RENUMBER;
 		return;
@@ -484,10 +515,12 @@ merge_one(void *arg, const struct store_message *msg)
 {
 	struct merge	*m = arg;
 
-	while (m->have && m->e.uid < msg->uid) {
+	while (m->have && m->e.uid < msg->uid && !m->failed) {
 		merge_replica_only(m);
 		merge_read(m);
 	}
+	if (m->failed)
+		return 1;	/* the comparison fails */
 	if (m->have && m->e.uid == msg->uid) {
 		if (memcmp(m->e.guid, msg->guid, GUID_LEN) != 0)
 			merge_action(m->r, RA_APPEND, msg->uid, NULL);
@@ -511,22 +544,23 @@ static int
 recon_compare(struct session *s, struct recon *r, const uint8_t *p,
     size_t len, size_t n, uint32_t hi, int last)
 {
-	struct merge	 m = { s, r, { p, len, 0, 0 }, n, { 0 }, 0, 0, 0 };
+	struct merge	 m = { s, r, { p, len, 0, 0 }, n, { 0 }, 0, 0, 0, 0 };
 
 	r->nact = r->act_i = 0;
 	merge_read(&m);
 	if (store_message_range(s->srv->store, r->mb.id, r->after, hi,
-	    SYNC_RECON_CHUNK, merge_one, &m) != STORE_OK || m.d.bad)
+	    SYNC_RECON_CHUNK, merge_one, &m) != STORE_OK || m.d.bad ||
+	    m.failed)
 		return -1;
 	if (m.count == SYNC_RECON_CHUNK && m.last_uid < hi) {
 		hi = m.last_uid;
 		last = 0;
 	}
-	while (m.have && m.e.uid <= hi) {
+	while (m.have && m.e.uid <= hi && !m.failed) {
 		merge_replica_only(&m);
 		merge_read(&m);
 	}
-	if (m.d.bad)
+	if (m.d.bad || m.failed)
 		return -1;
 	r->compared += (unsigned long)m.count;
 	r->after = hi;
@@ -575,12 +609,16 @@ recon_record(struct chan *c, enum rec_type type)
 		c->rec.internaldate = r->mb.named;
 }
 
-/* A message record for action act_i, or 0 when it is gone meanwhile. */
+/*
+ * A message record for action act_i: 1, or 0 when it is gone meanwhile,
+ * -1 when the store failed.
+ */
 static int
 recon_message(struct session *s, struct chan *c, struct recon_action *a)
 {
 	struct recon		*r = c->recon;
 	struct store_message	 m;
+	uint32_t		 from = 0;
 
 	if (a->kind == RA_EXPUNGE) {
 		recon_record(c, REC_MESSAGE_EXPUNGE);
@@ -608,9 +646,12 @@ recon_message(struct session *s, struct chan *c, struct recon_action *a)
 	if (a->kind == RA_APPEND)
 		c->rec.time = m.savedate;
 	/* Where a renumbering moved it from travels with it (record.h). */
-	if (a->kind == RA_APPEND)
-		rec_from_text(store_renumbered_from(s->srv->store,
-		    r->mb.uniqueid, m.uid, m.guid), c->rec.value);
+	if (a->kind == RA_APPEND) {
+		if (store_renumbered_from(s->srv->store, r->mb.uniqueid,
+		    m.uid, m.guid, &from) != STORE_OK)
+			return -1;
+		rec_from_text(from, c->rec.value);
+	}
 	r->sent_msgs += a->kind == RA_APPEND;
 	return 1;
 }
@@ -716,12 +757,14 @@ recon_seek_mailbox(struct session *s, struct recon *r)
 
 /*
  * The next record of mailbox mb_i into c->rec: 1 when there is one, 0
- * when the mailbox is done or the replica's chunk must come first.
+ * when the mailbox is done or the replica's chunk must come first, -1
+ * when the store failed.
  */
 static int
 recon_mailbox_next(struct session *s, struct chan *c)
 {
 	struct recon	*r = c->recon;
+	int		 k;
 
 	if (r->need_create) {
 		r->need_create = 0;
@@ -744,8 +787,8 @@ recon_mailbox_next(struct session *s, struct chan *c)
 		return 1;
 	}
 	while (r->act_i < r->nact)
-		if (recon_message(s, c, &r->act[r->act_i++]))
-			return 1;
+		if ((k = recon_message(s, c, &r->act[r->act_i++])) != 0)
+			return k;
 	if (!r->need_messages || !r->more)
 		return 0;
 	if (r->peer != NULL)
@@ -871,7 +914,7 @@ recon_gone_list(struct session *s, struct recon *r, const uint8_t *p,
     size_t n)
 {
 	struct inv_mailbox	*m = &r->inv[r->gone_i];
-	struct merge		 g = { s, r, { p, n, 0, 0 }, 0, { 0 }, 0, 0, 0 };
+	struct merge		 g = { s, r, { p, n, 0, 0 }, 0, { 0 }, 0, 0, 0, 0 };
 	const uint8_t		*id;
 	uint8_t			 gone[GUID_LEN];
 	uint32_t		 after, hi;
@@ -917,8 +960,15 @@ static int
 recon_gone_check(struct session *s, struct recon *r, struct inv_mailbox *m)
 {
 	uint8_t		 b[MAILBOX_ID_LEN + 4];
+	int		 deleted;
 
-	if (!store_mailbox_was_deleted(s->srv->store, m->uniqueid)) {
+	if (store_mailbox_was_deleted(s->srv->store, m->uniqueid,
+	    &deleted) != STORE_OK) {
+		/* Neither adopted nor deleted on a guess: try again later. */
+		session_close(s);
+		return -1;
+	}
+	if (!deleted) {
 		(void)recon_adopt(s, r, m);
 		return 0;
 	}
@@ -939,11 +989,19 @@ recon_gone_check(struct session *s, struct recon *r, struct inv_mailbox *m)
 	return 0;
 }
 
-/* The delete record for replica mailbox m when it was deleted here. */
+/*
+ * The delete record for replica mailbox m when it was deleted here: 1,
+ * else 0; -1 when the store cannot say.
+ */
 static int
 recon_gone_delete(struct session *s, struct chan *c, struct inv_mailbox *m)
 {
-	if (!store_mailbox_was_deleted(s->srv->store, m->uniqueid))
+	int	 deleted;
+
+	if (store_mailbox_was_deleted(s->srv->store, m->uniqueid,
+	    &deleted) != STORE_OK)
+		return -1;
+	if (!deleted)
 		return 0;
 	memset(&c->rec, 0, sizeof(c->rec));
 	c->rec.seq = ++c->recon->seq;
@@ -1033,8 +1091,8 @@ recon_next(struct session *s, struct chan *c)
 				r->phase = RP_SUBSCRIBE;
 				break;
 			}
-			if (recon_mailbox_next(s, c))
-				return STORE_OK;
+			if ((k = recon_mailbox_next(s, c)) != 0)
+				return k > 0 ? STORE_OK : STORE_IO;
 			if (r->phase == RP_WAIT_LIST || s->io != SESSION_OPEN)
 				return STORE_NOTFOUND;
 			r->mb_i++;
@@ -1052,8 +1110,8 @@ recon_next(struct session *s, struct chan *c)
 				break;
 			}
 			m = &r->inv[r->gone_i++];
-			if (!m->seen && recon_gone_delete(s, c, m))
-				return STORE_OK;
+			if (!m->seen && (k = recon_gone_delete(s, c, m)) != 0)
+				return k > 0 ? STORE_OK : STORE_IO;
 			break;
 		case RP_SUBSCRIBE:
 			if (r->sub_i == r->nsubs) {

@@ -275,7 +275,7 @@ master_expunged(struct session *s, struct chan *c, const uint8_t *p,
 	struct store		*st = s->srv->store;
 	struct store_mailbox	 mb;
 	enum store_err		 err;
-	uint32_t		 uid;
+	uint32_t		 uid, from;
 	char			 hex[GUID_HEX_LEN + 1];
 
 	if (n != MAILBOX_ID_LEN + 4 + GUID_LEN + 1 ||
@@ -296,8 +296,22 @@ master_expunged(struct session *s, struct chan *c, const uint8_t *p,
 	}
 	if (store_mailbox_by_uniqueid(st, p, &mb, NULL) != STORE_OK)
 		return;
-	if (p[n - 1] == REASON_RENUMBER &&
-	    store_renumbered_from(st, p, uid, p + MAILBOX_ID_LEN + 4) != 0) {
+	/*
+	 * Whether the copy was renumbered here must be known: taken for
+	 * "no", a failed look-up would drop the very message the
+	 * renumbering keeps.  The replica asks again when it reconnects.
+	 */
+	from = 0;
+	if (p[n - 1] == REASON_RENUMBER && (err = store_renumbered_from(st,
+	    p, uid, p + MAILBOX_ID_LEN + 4, &from)) != STORE_OK) {
+		log_warn("sync.expunged", "name=%s mailbox=%s uid=%u guid=%s "
+		    "result=%s msg=\"not known whether renumbered here: "
+		    "the copy stays\"", log_quote(c->name),
+		    log_quote(mb.name), uid, hex, store_strerror(err));
+		session_close(s);
+		return;
+	}
+	if (from != 0) {
 		master_renumbered_twice(s, c, &mb, uid, p + MAILBOX_ID_LEN + 4);
 		return;
 	}
@@ -364,6 +378,7 @@ relocate_ask(struct session *s, const struct store_conflict *k)
 {
 	struct store_mailbox	 mb;
 	uint8_t			 b[MAILBOX_ID_LEN + 4 + GUID_LEN + 4];
+	int			 holds;
 
 	if (store_mailbox_by_uniqueid(s->srv->store, k->mailbox, &mb,
 	    NULL) != STORE_OK) {
@@ -372,7 +387,11 @@ relocate_ask(struct session *s, const struct store_conflict *k)
 		    CONFLICT_RESOLVED);
 		return;
 	}
-	if (store_mailbox_holds(s->srv->store, k->mailbox, k->master_guid)) {
+	/* Asked nothing on a guess: the conflict stays open for next time. */
+	if (store_mailbox_holds(s->srv->store, k->mailbox, k->master_guid,
+	    &holds) != STORE_OK)
+		return;
+	if (holds) {
 		expunged_send(s, k, REASON_RENUMBER);
 		return;
 	}
@@ -415,8 +434,12 @@ expunged_send(struct session *s, const struct store_conflict *k,
 static void
 expunged_tell(struct session *s, const struct store_conflict *k)
 {
-	expunged_send(s, k, store_tombstone_reason(s->srv->store, k->mailbox,
-	    k->uid));
+	enum rec_reason	 reason;
+
+	/* The reason decides what the master does: none sent on a guess. */
+	if (store_tombstone_reason(s->srv->store, k->mailbox, k->uid,
+	    &reason) == STORE_OK)
+		expunged_send(s, k, reason);
 }
 
 /* Conflicts the master settles by a request rather than a copy. */

@@ -9,7 +9,12 @@
  * keeps all of its work or none of it, the store passes its check, and
  * the same work then succeeds.  In the group commit each mutation is
  * answered on its own: what was answered OK is kept exactly when the
- * commit succeeds, and nothing refused is ever kept.
+ * commit succeeds, and nothing refused is ever kept.  Likewise a
+ * replica's batch on the edges of its rules, a promoted replica's
+ * bookkeeping, an abandoned COPY undone by the sweep, and a new store
+ * made.  The store's yes/no look-ups fail or answer right, never "no"
+ * on a failure, and its check finds all of a damaged store's damage or
+ * says it could not look.
  *
  * Each run starts from a copy of one prepared store, so the statements
  * are prepared inside the run and their failures are reached too.  Runs
@@ -134,6 +139,19 @@ query(const char *dir, const char *sql)
 	return v;
 }
 
+/* query() in the middle of a run, its allocations neither failed nor counted. */
+static long
+query_unarmed(const char *dir, const char *sql)
+{
+	long	 was = countdown, n = counted, v;
+
+	countdown = -1;
+	v = query(dir, sql);
+	countdown = was;
+	counted = n;
+	return v;
+}
+
 static void
 report(void *arg, const char *problem)
 {
@@ -248,6 +266,20 @@ run_once(const struct scenario *sc, const char *template, long n,
 	return clean;
 }
 
+/* A fresh directory holding a store that prepare(st) made. */
+static void
+make_template(char template[64], void (*prepare)(struct store *))
+{
+	struct store	*st;
+
+	strcpy(template, "/dev/shm/mailrepd-template-XXXXXX");
+	assert_non_null(mkdtemp(template));
+	assert_int_equal(store_open(template, &st), STORE_OK);
+	prepare(st);
+	assert_int_equal(store_commit(st), STORE_OK);
+	store_close(st);
+}
+
 /*
  * Makes sc's template, then runs once(sc, template, n, total) clean and
  * with allocation n failing for n from 0 on.
@@ -256,17 +288,11 @@ static void
 fault_loop(const struct scenario *sc, int (*once)(const struct scenario *,
     const char *, long, long *))
 {
-	struct store	*st;
 	char		 template[64];
 	long		 total = 0, n, step;
 	const char	*env = getenv("MAILREPD_FAULTS_LONG");
 
-	strcpy(template, "/dev/shm/mailrepd-template-XXXXXX");
-	assert_non_null(mkdtemp(template));
-	assert_int_equal(store_open(template, &st), STORE_OK);
-	sc->prepare(st);
-	assert_int_equal(store_commit(st), STORE_OK);
-	store_close(st);
+	make_template(template, sc->prepare);
 	/* A clean run counts the allocations. */
 	assert_true(once(sc, template, -1, &total));
 	step = env != NULL && strcmp(env, "1") == 0 ? 1 :
@@ -448,6 +474,93 @@ test_renumbering_under_alloc_faults(void **state)
 {
 	static const struct scenario sc = { master_prepare, master_renumber,
 	    master_done, master_untouched, NULL, 0 };
+
+	(void)state;
+	fault_loop(&sc, run_once);
+}
+
+/* --- renumbering asked again, and for what cannot be moved ---------------- */
+
+/*
+ * On the renumbered master: the same requests again (each only logs
+ * the copy's leaving again: STORE_EXISTS), a relocation of a UID whose
+ * tombstone names another message and of one never given out (nothing
+ * done: STORE_INVALID), bad arguments, and a replica's copy of the
+ * master's own message at its own UID (STORE_EXISTS).
+ */
+static enum store_err
+renumber_again_run(struct store *st)
+{
+	struct store_blob_in	 bx = blob(BODYX), b2 = blob(BODY2);
+	struct store_blob_in	 b6 = blob(BODY6);
+	static const struct {
+		int		 relocate;
+		uint32_t	 uid;
+		int		 body;		/* 0: BODYX, 1: BODY2, 2: BODY6 */
+		uint32_t	 above;
+		enum store_err	 want;
+	} asks[] = {
+		{ 0, 1, 0, 5, STORE_EXISTS },
+		{ 1, 2, 1, 10, STORE_EXISTS },
+		{ 1, 1, 2, 10, STORE_INVALID },
+		{ 1, 40, 2, 10, STORE_INVALID },
+		{ 1, 0, 2, 10, STORE_INVALID },
+		{ 0, UINT32_MAX, 2, 10, STORE_INVALID },
+	};
+	const struct store_blob_in	*b[] = { &bx, &b2, &b6 };
+	enum store_err			 err;
+	uint32_t			 new_uid;
+	size_t				 i;
+
+	for (i = 0; i < nitems(asks); i++) {
+		if (asks[i].relocate)
+			err = store_relocate(st, BOX, asks[i].uid,
+			    b[asks[i].body]->guid, asks[i].above, &new_uid);
+		else
+			err = store_renumber(st, BOX, asks[i].uid,
+			    b[asks[i].body]->guid, 0, NULL, 1700000000,
+			    b[asks[i].body], asks[i].above, &new_uid);
+		if (err != asks[i].want)
+			return err != STORE_OK ? err : STORE_IO;
+	}
+	return STORE_OK;
+}
+
+static long	 renumbered_head;	/* the template's log head */
+
+static void
+renumbered_prepare(struct store *st)
+{
+	master_prepare(st);
+	assert_int_equal(master_renumber(st), STORE_OK);
+	renumbered_head = (long)store_replog_head(st);
+}
+
+/* The two requests asked again logged the copies' leaving again. */
+static int
+renumber_again_done(const char *dir)
+{
+	char	 sql[96];
+
+	snprintf(sql, sizeof(sql), "SELECT count(*) FROM replog WHERE seq > "
+	    "%ld", renumbered_head);
+	return query(dir, sql) == 2 && query(dir, "SELECT count(*) FROM "
+	    "message") == 3;
+}
+
+static int
+renumber_again_untouched(const char *dir)
+{
+	return query(dir, "SELECT max(seq) FROM replog") == renumbered_head &&
+	    query(dir, "SELECT count(*) FROM message") == 3;
+}
+
+static void
+test_renumbering_again_under_alloc_faults(void **state)
+{
+	static const struct scenario sc = { renumbered_prepare,
+	    renumber_again_run, renumber_again_done,
+	    renumber_again_untouched, NULL, 0 };
 
 	(void)state;
 	fault_loop(&sc, run_once);
@@ -691,6 +804,152 @@ test_move_in_steps_under_alloc_faults(void **state)
 	fault_loop(&sc, run_once);
 }
 
+/* --- an abandoned COPY undone by the sweep ------------------------------ */
+
+/*
+ * bob's INBOX and Work as for the MOVE, and a COPY of four messages
+ * into Work cut off after two of its steps (committed, as the loop's
+ * group commit does): its copies and their log records are there, but
+ * show to no one; the job is the sweep's.
+ */
+static void
+sweep_prepare(struct store *st)
+{
+	struct store_copy_job	 job;
+	enum store_err		 err;
+	int			 i;
+
+	move_prepare(st);
+	memset(&job, 0, sizeof(job));
+	job.uids = MOVED;
+	job.n = nitems(MOVED);
+	assert_true((job.from = mailbox_id(st, "bob", "INBOX", &err)) != 0);
+	assert_true((job.to = mailbox_id(st, "bob", "Work", &err)) != 0);
+	assert_int_equal(store_copy_begin(st, &job), STORE_OK);
+	assert_int_equal(store_commit(st), STORE_OK);
+	for (i = 0; i < 2; i++) {
+		assert_int_equal(store_copy_step(st, &job, 0), STORE_OK);
+		assert_int_equal(store_commit(st), STORE_OK);
+	}
+	assert_false(job.finished);
+	store_copy_abandon(st, &job);
+}
+
+/*
+ * The sweep at the next start, a step a commit; STORE_OK when the job
+ * is undone, else what failed (a step that fails leaves the job).
+ */
+static enum store_err
+sweep_run(struct store *st)
+{
+	enum store_err	 err;
+	int		 more;
+
+	do {
+		more = store_copy_sweep(st);
+		if ((err = store_commit(st)) != STORE_OK)
+			return err;
+	} while (more);
+	return query_unarmed(run_dir, "SELECT count(*) FROM copy_job") == 0 ?
+	    STORE_OK : STORE_IO;
+}
+
+/* The COPY left nothing: no copy, no job, no record of a copy. */
+static int
+sweep_done(const char *dir)
+{
+	char	 sql[96];
+
+	snprintf(sql, sizeof(sql), "SELECT count(*) FROM replog WHERE seq > "
+	    "%ld", move_head);
+	return query(dir, "SELECT count(*) FROM message JOIN mailbox ON "
+	    "mailbox.id = mailbox_id WHERE name = 'Work'") == 0 &&
+	    query(dir, "SELECT count(*) FROM message") == 5 &&
+	    query(dir, "SELECT count(*) FROM copy_job") == 0 &&
+	    query(dir, sql) == 0;
+}
+
+static int
+sweep_untouched(const char *dir)
+{
+	return query(dir, "SELECT count(*) FROM copy_job") == 1;
+}
+
+static void
+test_copy_sweep_under_alloc_faults(void **state)
+{
+	static const struct scenario sc = { sweep_prepare, sweep_run,
+	    sweep_done, sweep_untouched, move_settle, 1 };
+
+	(void)state;
+	fault_loop(&sc, run_once);
+}
+
+/* --- a COPY in steps meeting what it must refuse or pass over ---------- */
+
+/* Starts a COPY (or MOVE) of MOVED from bob's INBOX to Work as job. */
+static enum store_err
+job_start(struct store *st, struct store_copy_job *job, int move)
+{
+	enum store_err	 err;
+
+	memset(job, 0, sizeof(*job));
+	job->uids = MOVED;
+	job->n = nitems(MOVED);
+	job->move = move;
+	if ((job->from = mailbox_id(st, "bob", "INBOX", &err)) == 0 ||
+	    (job->to = mailbox_id(st, "bob", "Work", &err)) == 0)
+		return err;
+	return store_copy_begin(st, job);
+}
+
+/*
+ * Without faults: a COPY past the user's quota is refused; a second job
+ * into a target held by one waits (STORE_BUSY); a MOVE whose source a
+ * client expunged meanwhile passes it over; a MOVE abandoned while it
+ * expunges its sources is finished by the sweep.
+ */
+static void
+test_copy_steps_refusals(void **state)
+{
+	struct store_copy_job	 job, other;
+	struct store_usage	 quota = { 6, 0 };
+	struct store		*st;
+	char			 template[64], dir[64];
+
+	(void)state;
+	make_template(template, move_prepare);
+	copy_store(template, dir);
+	assert_int_equal(store_open(dir, &st), STORE_OK);
+	store_set_quota(st, &quota);
+	assert_int_equal(job_start(st, &job, 0), STORE_QUOTA);
+	quota.messages = 0;
+	store_set_quota(st, &quota);
+	assert_int_equal(job_start(st, &job, 1), STORE_OK);
+	assert_int_equal(store_commit(st), STORE_OK);
+	assert_int_equal(job_start(st, &other, 0), STORE_BUSY);
+	while (!job.shown) {
+		assert_int_equal(store_copy_step(st, &job, 0), STORE_OK);
+		assert_int_equal(store_commit(st), STORE_OK);
+	}
+	/* A client expunges the MOVE's next source; then it is cut off. */
+	assert_int_equal(store_message_expunge(st, job.from,
+	    MOVED[job.done]), STORE_OK);
+	assert_int_equal(store_commit(st), STORE_OK);
+	assert_int_equal(store_copy_step(st, &job, 0), STORE_OK);
+	assert_int_equal(store_commit(st), STORE_OK);
+	store_copy_abandon(st, &job);
+	store_close(st);
+	assert_int_equal(store_open(dir, &st), STORE_OK);
+	move_settle(st);
+	assert_int_equal(store_commit(st), STORE_OK);
+	store_close(st);
+	assert_true(move_done(dir));
+	check_clean(dir);
+	remove_store(dir);
+	remove_store(template);
+}
+
 /* --- the search index's batch ------------------------------------------- */
 
 static void
@@ -872,6 +1131,119 @@ test_deletes_and_cleanup_under_alloc_faults(void **state)
 	fault_loop(&sc, run_once);
 }
 
+/* --- a replica's batch on the edges of its rules ------------------------ */
+
+static const uint8_t BOX3[MAILBOX_ID_LEN] = "third-box-here!";
+static const uint8_t BOX4[MAILBOX_ID_LEN] = "never-was-here!";
+
+/*
+ * The replica's batch, a mailbox "Clash" bob made here himself, and
+ * carol's replicated mailbox deleted (BOX2).
+ */
+static void
+edges_prepare(struct store *st)
+{
+	struct store_mailbox	 mb;
+	enum store_apply	 what;
+
+	replica_prepare_batch(st);
+	assert_int_equal(store_mailbox_create(st, "bob", "Clash", "", &mb),
+	    STORE_OK);
+	assert_int_equal(store_apply_mailbox_create(st, "bob", BOX2, "Old",
+	    8, "", 0, &what), STORE_OK);
+	assert_int_equal(store_apply_mailbox_delete(st, BOX2, &what),
+	    STORE_OK);
+}
+
+/*
+ * A batch of records that each take a rule's other branch: a user who
+ * is here already, a mailbox with a new UIDVALIDITY, one whose name a
+ * local mailbox holds (it steps aside), one deleted here made again,
+ * one of a user not here, renames to the same name and of a mailbox not
+ * here, an append that says it was renumbered, sent twice, flags for a
+ * mailbox not here, an unsubscribe, an expunge naming another message.
+ */
+static enum store_err
+edges_batch(struct store *st)
+{
+	struct store_blob_in	 b3 = blob(BODY3), bx = blob(BODYX);
+	enum store_apply	 what;
+	enum store_err		 err;
+	uint8_t			 local[GUID_LEN];
+
+	if ((err = store_batch_begin(st)) != STORE_OK)
+		return err;
+	if ((err = store_apply_user_add(st, "bob", "$h2", &what)) ==
+	    STORE_OK)
+		err = store_apply_mailbox_create(st, "bob", BOX, "Kept", 9, "",
+		    0, &what);
+	if (err == STORE_OK)
+		err = store_apply_mailbox_create(st, "bob", BOX3, "Clash", 11,
+		    "", 1, &what);
+	if (err == STORE_OK)
+		err = store_apply_mailbox_create(st, "bob", BOX2, "Again", 12,
+		    "", 0, &what);
+	if (err == STORE_OK)
+		err = store_apply_mailbox_create(st, "nobody", BOX4, "X", 13,
+		    "", 0, &what);
+	if (err == STORE_OK)
+		err = store_apply_mailbox_rename(st, BOX3, "Clash", 1, &what);
+	if (err == STORE_OK)
+		err = store_apply_mailbox_rename(st, BOX4, "Y", 1, &what);
+	if (err == STORE_OK)
+		err = store_apply_append(st, BOX3, 1, b3.guid, FLAG_SEEN, NULL,
+		    1700000000, 1700000000, 4, &b3, &what, local);
+	if (err == STORE_OK)
+		err = store_apply_append(st, BOX3, 1, b3.guid, FLAG_SEEN, NULL,
+		    1700000000, 1700000000, 4, NULL, &what, local);
+	if (err == STORE_OK)
+		err = store_apply_flags(st, BOX4, 1, b3.guid, 0, NULL, &what,
+		    local);
+	if (err == STORE_OK)
+		err = store_apply_subscribe(st, "bob", "News", 0, &what);
+	if (err == STORE_OK)
+		err = store_apply_expunge(st, BOX, 2, bx.guid, &what, local);
+	return store_batch_end(st, err);
+}
+
+static int
+edges_done(const char *dir)
+{
+	return query(dir, "SELECT uidvalidity FROM mailbox WHERE name = "
+	    "'Kept'") == 9 && query(dir, "SELECT count(*) FROM mailbox WHERE "
+	    "name LIKE 'Clash-%'") == 1 && query(dir, "SELECT count(*) FROM "
+	    "mailbox WHERE name IN ('Clash', 'Again')") == 2 &&
+	    query(dir, "SELECT count(*) FROM mailbox_gone") == 0 &&
+	    query(dir, "SELECT count(*) FROM message") == 2 &&
+	    query(dir, "SELECT count(*) FROM renumbered") == 1 &&
+	    query(dir, "SELECT count(*) FROM subscription WHERE name = "
+	    "'News'") == 0 && query(dir, "SELECT count(*) FROM user WHERE "
+	    "password = '$h2'") == 1;
+}
+
+static int
+edges_untouched(const char *dir)
+{
+	return query(dir, "SELECT uidvalidity FROM mailbox WHERE name = "
+	    "'Kept'") == 7 && query(dir, "SELECT count(*) FROM mailbox WHERE "
+	    "name LIKE 'Clash%'") == 1 && query(dir, "SELECT count(*) FROM "
+	    "mailbox_gone") == 1 && query(dir, "SELECT count(*) FROM "
+	    "message") == 1 && query(dir, "SELECT count(*) FROM renumbered") ==
+	    0 && query(dir, "SELECT count(*) FROM subscription WHERE name = "
+	    "'News'") == 1 && query(dir, "SELECT count(*) FROM user WHERE "
+	    "password = '$h'") == 1;
+}
+
+static void
+test_replica_edges_under_alloc_faults(void **state)
+{
+	static const struct scenario sc = { edges_prepare, edges_batch,
+	    edges_done, edges_untouched, NULL, 0 };
+
+	(void)state;
+	fault_loop(&sc, run_once);
+}
+
 /* --- the mass-delete guard's holds and a node's bookkeeping ------------- */
 
 /*
@@ -1016,6 +1388,137 @@ test_conflict_drop_under_alloc_faults(void **state)
 	fault_loop(&sc, run_once);
 }
 
+/* --- the store's yes/no look-ups fail, never answer "no" ---------------- */
+
+/*
+ * The renumbering's store (bob's uid 1 and the replica's copy of it
+ * renumbered, uid 2 relocated above 10), a replica mailbox created and
+ * deleted, and a record of bob's mailbox held by the guard: every
+ * look-up below answers "yes" there.
+ */
+static void
+lookups_prepare(struct store *st)
+{
+	struct store_blob_in	 b3 = blob(BODY3);
+	struct store_replog_rec	 r;
+	enum store_apply	 what;
+
+	master_prepare(st);
+	assert_int_equal(master_renumber(st), STORE_OK);
+	assert_int_equal(store_apply_mailbox_create(st, "bob", BOX2, "Old",
+	    8, "", 0, &what), STORE_OK);
+	assert_int_equal(store_apply_mailbox_delete(st, BOX2, &what),
+	    STORE_OK);
+	memset(&r, 0, sizeof(r));
+	r.type = REC_MESSAGE_APPEND;
+	r.has_mailbox = r.has_guid = 1;
+	memcpy(r.mailbox, BOX, MAILBOX_ID_LEN);
+	r.uid = 30;
+	memcpy(r.guid, b3.guid, GUID_LEN);
+	assert_int_equal(store_pause_set(st, "bob", "many deletes"),
+	    STORE_OK);
+	assert_int_equal(store_held_add(st, "bob", &r, "append", 6, &b3),
+	    STORE_OK);
+}
+
+#define LOOKUPS	7
+
+/*
+ * Look-up i on st: STORE_OK with *right saying whether its answer is
+ * the true one, or its error.
+ */
+static enum store_err
+lookup(struct store *st, int i, uint32_t relocated, int *right)
+{
+	struct store_blob_in	 b2 = blob(BODY2);
+	enum rec_reason		 reason = REASON_CLIENT;
+	enum store_err		 err = STORE_INVALID;
+	uint32_t		 from = 0;
+	int			 yes = 0;
+	char			 user[USER_MAX_NAME + 1] = "";
+
+	switch (i) {
+	case 0:
+		err = store_was_renumbered(st, BOX, 2, b2.guid, &yes);
+		break;
+	case 1:
+		err = store_renumbered_held(st, BOX, b2.guid, &yes);
+		break;
+	case 2:
+		err = store_renumbered_from(st, BOX, relocated, b2.guid,
+		    &from);
+		yes = from == 2;
+		break;
+	case 3:
+		err = store_mailbox_holds(st, BOX, b2.guid, &yes);
+		break;
+	case 4:
+		err = store_tombstone_reason(st, BOX, 2, &reason);
+		yes = reason == REASON_RENUMBER;
+		break;
+	case 5:
+		err = store_mailbox_was_deleted(st, BOX2, &yes);
+		break;
+	case 6:
+		err = store_held_mailbox(st, BOX, user, &yes);
+		yes = yes && strcmp(user, "bob") == 0;
+		break;
+	}
+	*right = yes;
+	return err;
+}
+
+/*
+ * Look-up i on the store in dir with SQLite's allocation n failing (its
+ * statements prepared inside the run; the look-ups write nothing):
+ * it fails, or gives the true answer.  Returns 1 when n was never
+ * reached; counts the failures in *failed.
+ */
+static int
+lookup_once(const char *dir, int i, long n, uint32_t relocated,
+    int *failed)
+{
+	struct store	*st;
+	enum store_err	 err;
+	int		 right, clean;
+
+	assert_int_equal(store_open(dir, &st), STORE_OK);
+	arm(n);
+	err = lookup(st, i, relocated, &right);
+	clean = n < 0 || countdown >= 0;
+	disarm();
+	store_close(st);
+	if (err == STORE_OK)
+		assert_true(right);
+	else
+		(*failed)++;
+	return clean;
+}
+
+static void
+test_lookups_fail_under_alloc_faults(void **state)
+{
+	char		 template[64];
+	long		 n;
+	int		 i, failed;
+	uint32_t	 relocated;
+
+	(void)state;
+	make_template(template, lookups_prepare);
+	relocated = (uint32_t)query(template, "SELECT max(uid) FROM message");
+	assert_true(relocated >= 10);
+	for (i = 0; i < LOOKUPS; i++) {
+		failed = 0;
+		assert_true(lookup_once(template, i, -1, relocated, &failed));
+		assert_int_equal(failed, 0);
+		for (n = 0; !lookup_once(template, i, n, relocated, &failed);
+		    n++)
+			;
+		assert_true(failed > 0);
+	}
+	remove_store(template);
+}
+
 /* --- one group commit, each mutation answered on its own ----------------- */
 
 /*
@@ -1110,6 +1613,329 @@ test_group_commit_under_alloc_faults(void **state)
 
 	(void)state;
 	fault_loop(&sc, group_once);
+}
+
+/* --- a replica promoted, its log and bookkeeping read and written ------- */
+
+static long	 promote_head;	/* the template's log head */
+
+/* The replica's batch on a node following a master. */
+static void
+promote_prepare(struct store *st)
+{
+	replica_prepare_batch(st);
+	assert_int_equal(store_node_demote(st, "192.0.2.1:7000"), STORE_OK);
+	promote_head = (long)store_replog_head(st);
+}
+
+/* A walk's callback (of what it visits, of type T) that counts it. */
+#define COUNTER(name, T)						\
+static int								\
+name(void *arg, T what)							\
+{									\
+	(void)what;							\
+	++*(int *)arg;							\
+	return 0;							\
+}
+
+COUNTER(count_replica, const struct store_replica *)
+COUNTER(count_pause, const struct store_pause *)
+COUNTER(count_id, const uint8_t *)
+COUNTER(count_message, const struct store_message *)
+
+/*
+ * What a promoted node reads of its store and writes first: the node
+ * row, the log and its hash, the digest and messages a reconciliation
+ * compares, a tombstone's expunge logged again; then the promotion,
+ * two replicas (one forgotten), the drain's marker and a pause lifted.
+ */
+static enum store_err
+promote_reads(struct store *st)
+{
+	struct store_replog_rec	 rec;
+	struct store_mailbox	 mb;
+	struct store_node	 me;
+	struct store_blob_in	 b1 = blob(BODY1);
+	enum store_err		 err;
+	uint8_t			 hash[LOG_HASH_LEN], digest[GUID_LEN];
+	uint8_t			 gone[GUID_LEN];
+	int64_t			 head;
+	int			 n = 0, ids = 0;
+
+	if ((err = store_node_get(st, &me)) != STORE_OK ||
+	    (err = store_replog_next(st, 0, &rec)) != STORE_OK ||
+	    (head = store_replog_head(st)) < 0 ||
+	    (err = store_replog_hash(st, head, hash)) != STORE_OK ||
+	    (err = store_mailbox_by_uniqueid(st, BOX, &mb, NULL)) !=
+	    STORE_OK ||
+	    (err = store_mailbox_digest(st, mb.id, digest)) != STORE_OK ||
+	    (err = store_message_range(st, mb.id, 0, UINT32_MAX, 10,
+	    count_message, &n)) != STORE_OK ||
+	    (err = store_mailbox_ids(st, count_id, &ids)) != STORE_OK ||
+	    (err = store_tombstone_guid(st, BOX, 1, gone)) != STORE_OK)
+		return err != STORE_OK ? err : STORE_IO;
+	assert_string_equal(me.role, "replica");
+	assert_int_equal(n, 1);
+	assert_int_equal(ids, 1);
+	assert_memory_equal(gone, b1.guid, GUID_LEN);
+	return store_expunge_relog(st, BOX, 1, b1.guid);
+}
+
+static enum store_err
+promote_run(struct store *st)
+{
+	struct store_replica	 rep;
+	struct store_shutdown	 sd;
+	enum store_err		 err;
+	int			 replicas = 0, marked = 0, pauses = 0;
+
+	if ((err = promote_reads(st)) != STORE_OK ||
+	    (err = store_node_promote(st)) != STORE_OK)
+		return err;
+	memset(&rep, 0, sizeof(rep));
+	snprintf(rep.name, sizeof(rep.name), "r1");
+	memset(rep.node_id, 4, NODE_ID_LEN);
+	if ((err = store_replica_update(st, &rep)) != STORE_OK)
+		return err;
+	snprintf(rep.name, sizeof(rep.name), "r2");
+	memset(rep.node_id, 5, NODE_ID_LEN);
+	if ((err = store_replica_update(st, &rep)) != STORE_OK ||
+	    (err = store_replica_forget(st, rep.node_id)) != STORE_OK ||
+	    (err = store_replica_foreach(st, count_replica, &replicas)) !=
+	    STORE_OK ||
+	    (err = store_shutdown_record(st, 1700000000, 0)) != STORE_OK ||
+	    (err = store_shutdown_get(st, &sd)) != STORE_OK ||
+	    (err = store_shutdown_replica_foreach(st, count_replica,
+	    &marked)) != STORE_OK ||
+	    (err = store_shutdown_stale(st, 1700000001)) != STORE_OK ||
+	    (err = store_pause_set(st, "bob", "test")) != STORE_OK ||
+	    (err = store_pause_foreach(st, count_pause, &pauses)) !=
+	    STORE_OK)
+		return err;
+	assert_int_equal(replicas, 1);
+	assert_int_equal(marked, 1);
+	assert_int_equal(pauses, 1);
+	assert_string_equal(sd.role, "master");
+	return store_pause_clear(st, "bob");
+}
+
+static int
+promote_done(const char *dir)
+{
+	return query(dir, "SELECT role = 'master' AND upstream IS NULL FROM "
+	    "node") == 1 && query(dir, "SELECT count(*) FROM replica") == 1 &&
+	    query(dir, "SELECT count(*) FROM shutdown WHERE stale != 0") ==
+	    1 && query(dir, "SELECT count(*) FROM guard_pause") == 0 &&
+	    query(dir, "SELECT max(seq) FROM replog") == promote_head + 1;
+}
+
+static int
+promote_untouched(const char *dir)
+{
+	return query(dir, "SELECT count(*) FROM node WHERE role = "
+	    "'replica'") == 1 && query(dir, "SELECT count(*) FROM replica") ==
+	    0 && query(dir, "SELECT count(*) FROM shutdown") == 0 &&
+	    query(dir, "SELECT max(seq) FROM replog") == promote_head;
+}
+
+static void
+test_promotion_under_alloc_faults(void **state)
+{
+	static const struct scenario sc = { promote_prepare, promote_run,
+	    promote_done, promote_untouched, NULL, 0 };
+
+	(void)state;
+	fault_loop(&sc, run_once);
+}
+
+/* --- backup, restore and identity refusing what they must -------------- */
+
+/*
+ * Without faults, the refusals: a restore over a store (or a WAL left
+ * beside one), from no file, from a file that is no database; a backup
+ * of no store, and to a place that cannot be written.  Each leaves
+ * nothing behind.  Then a copy of a store takes a new identity at its
+ * first start and keeps it at the next.
+ */
+static void
+test_backup_restore_refusals(void **state)
+{
+	struct store	*st;
+	char		 template[64], dir[64], path[160], junk[160];
+	FILE		*f;
+	int		 renewed;
+
+	(void)state;
+	make_template(template, replica_prepare_batch);
+	snprintf(path, sizeof(path), "%s/mailrepd.db", template);
+	copy_store(template, dir);
+	assert_int_equal(store_restore_file(path, dir), STORE_EXISTS);
+	remove_store(dir);
+	strcpy(dir, "/dev/shm/mailrepd-faults-XXXXXX");
+	assert_non_null(mkdtemp(dir));
+	snprintf(junk, sizeof(junk), "%s/mailrepd.db-wal", dir);
+	assert_non_null(f = fopen(junk, "w"));
+	fclose(f);
+	assert_int_equal(store_restore_file(path, dir), STORE_EXISTS);
+	assert_int_equal(unlink(junk), 0);
+	assert_int_equal(store_restore_file("/nonexistent/mailrepd.db", dir),
+	    STORE_NOTFOUND);
+	snprintf(junk, sizeof(junk), "%s/junk", template);
+	assert_non_null(f = fopen(junk, "w"));
+	fputs("not a database, not even close to one, but long enough to "
+	    "be read as a header and refused\n", f);
+	fclose(f);
+	assert_int_equal(store_restore_file(junk, dir), STORE_INVALID);
+	snprintf(junk, sizeof(junk), "%s/mailrepd.db", dir);
+	assert_int_not_equal(access(junk, F_OK), 0);
+	assert_int_equal(store_backup("/nonexistent", path, NULL, NULL),
+	    STORE_NOTFOUND);
+	assert_int_equal(store_backup(template, "/nonexistent/b.db", NULL,
+	    NULL), STORE_IO);
+	/*
+	 * The template gets its marker at a first start; a copy (without
+	 * it: copy_store copies the database only) is a new node.
+	 */
+	assert_int_equal(store_open(template, &st), STORE_OK);
+	assert_int_equal(store_incarnation(st, template, 0, &renewed),
+	    STORE_OK);
+	assert_int_equal(renewed, 0);
+	store_close(st);
+	remove_store(dir);
+	copy_store(template, dir);
+	assert_int_equal(store_open(dir, &st), STORE_OK);
+	assert_int_equal(store_incarnation(st, dir, 0, &renewed), STORE_OK);
+	assert_int_equal(renewed, 1);
+	assert_int_equal(store_incarnation(st, dir, 0, &renewed), STORE_OK);
+	assert_int_equal(renewed, 0);
+	store_close(st);
+	check_clean(dir);
+	remove_store(dir);
+	remove_store(template);
+}
+
+/* --- a store made, opened and checked ----------------------------------- */
+
+static uint64_t	 damage_found;	/* the damaged store's problems */
+
+/* Breaks the counters and the MODSEQs of the store in dir behind its back. */
+static void
+damage(const char *dir)
+{
+	sqlite3	*db;
+	char	 path[128];
+
+	snprintf(path, sizeof(path), "%s/mailrepd.db", dir);
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "UPDATE mailbox SET nmessages = "
+	    "nmessages + 1, highestmodseq = 0", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+}
+
+static void
+report_quietly(void *arg, const char *problem)
+{
+	(void)arg;
+	(void)problem;
+}
+
+/*
+ * With SQLite's allocation n failing, a new store made in a fresh
+ * directory (every migration) is made or not; opened again without
+ * faults, it is whole.  Returns 1 when n was never reached; *made: the
+ * allocations it made.
+ */
+static int
+make_once(long n, long *made)
+{
+	struct store	*st;
+	char		 fresh[64];
+	int		 clean;
+
+	strcpy(fresh, "/dev/shm/mailrepd-fresh-XXXXXX");
+	assert_non_null(mkdtemp(fresh));
+	arm(n);
+	if (store_open(fresh, &st) == STORE_OK)
+		store_close(st);
+	clean = n < 0 || countdown >= 0;
+	*made = counted;
+	disarm();
+	check_clean(fresh);
+	remove_store(fresh);
+	return clean;
+}
+
+/*
+ * With SQLite's allocation n failing, the check of the damaged store in
+ * dir: a check that answers finds all of the damage; one that could not
+ * look says so, never "sound".  As make_once().
+ */
+static int
+check_once(const char *dir, long n, long *made)
+{
+	struct store	*st;
+	enum store_err	 err;
+	uint64_t	 blobs = 0, problems = 0;
+	int		 clean;
+
+	assert_int_equal(store_open(dir, &st), STORE_OK);
+	arm(n);
+	err = store_check(st, report_quietly, NULL, &blobs, &problems);
+	clean = n < 0 || countdown >= 0;
+	*made = counted;
+	disarm();
+	store_close(st);
+	assert_true(err == STORE_OK || !clean);
+	if (n < 0)
+		damage_found = problems;
+	else if (err == STORE_OK)
+		assert_true(problems >= damage_found);
+	return clean;
+}
+
+/*
+ * Runs once(arg, n, &made) clean, then for n from 0 up to what the clean
+ * run allocated: every n when long, else about FAULT_RUNS of them.
+ */
+static void
+every_n(int (*once)(const char *, long, long *), const char *arg)
+{
+	const char	*env = getenv("MAILREPD_FAULTS_LONG");
+	long		 n, step, total, made;
+
+	assert_true(once(arg, -1, &total));
+	step = env != NULL && strcmp(env, "1") == 0 ? 1 :
+	    total / FAULT_RUNS + 1;
+	for (n = 0; n < total; n += step)
+		(void)once(arg, n, &made);
+}
+
+/* make_once() in every_n()'s shape. */
+static int
+make_fresh_once(const char *unused, long n, long *made)
+{
+	(void)unused;
+	return make_once(n, made);
+}
+
+static void
+test_new_store_under_alloc_faults(void **state)
+{
+	(void)state;
+	every_n(make_fresh_once, NULL);
+}
+
+static void
+test_check_under_alloc_faults(void **state)
+{
+	char		 template[64];
+
+	(void)state;
+	make_template(template, replica_prepare_batch);
+	damage(template);
+	every_n(check_once, template);
+	assert_true(damage_found >= 2);
+	remove_store(template);
 }
 
 /* --- a new incarnation, a backup and its restore ----------------------- */
@@ -1239,15 +2065,24 @@ main(void)
 	const struct CMUnitTest		 tests[] = {
 		cmocka_unit_test(test_replica_batch_under_alloc_faults),
 		cmocka_unit_test(test_renumbering_under_alloc_faults),
+		cmocka_unit_test(test_renumbering_again_under_alloc_faults),
 		cmocka_unit_test(test_client_changes_under_alloc_faults),
 		cmocka_unit_test(test_move_in_steps_under_alloc_faults),
+		cmocka_unit_test(test_copy_sweep_under_alloc_faults),
+		cmocka_unit_test(test_copy_steps_refusals),
 		cmocka_unit_test(test_index_batch_under_alloc_faults),
 		cmocka_unit_test(test_deletes_and_cleanup_under_alloc_faults),
+		cmocka_unit_test(test_replica_edges_under_alloc_faults),
 		cmocka_unit_test(test_holds_and_bookkeeping_under_alloc_faults),
 		cmocka_unit_test(test_group_commit_under_alloc_faults),
 		cmocka_unit_test(test_conflict_drop_under_alloc_faults),
+		cmocka_unit_test(test_lookups_fail_under_alloc_faults),
+		cmocka_unit_test(test_promotion_under_alloc_faults),
 		cmocka_unit_test(test_incarnation_under_alloc_faults),
 		cmocka_unit_test(test_backup_restore_under_alloc_faults),
+		cmocka_unit_test(test_backup_restore_refusals),
+		cmocka_unit_test(test_new_store_under_alloc_faults),
+		cmocka_unit_test(test_check_under_alloc_faults),
 	};
 
 	if (getenv("MAILREPD_FAULTS_ONLY") != NULL)
