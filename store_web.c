@@ -42,14 +42,16 @@ static const char sql_page[] =
 	"LIMIT ?4";
 
 /*
- * The position n - 1 messages past *pos (index only: it counts the
- * hidden copies of a COPY under way too, which moves a deep page by
- * that many while the copy runs).
+ * The position n - 1 messages past *pos, counting only the messages a
+ * page shows (MSG_SHOWN, as sql_page's "m.uid < mb.uidnext"): the
+ * copies a COPY in steps keeps hidden would move a deep page by as
+ * many while it runs.  The index and each message's mailbox row alone.
  */
 static const char sql_skip[] =
 	"SELECT m.internaldate, m.mailbox_id, m.uid FROM message m "
 	"WHERE (m.internaldate, m.mailbox_id, m.uid) < (?1, ?2, ?3) "
 	WEB_FILTER
+	"AND" MSG_SHOWN("m", "m.mailbox_id")
 	"ORDER BY m.internaldate DESC, m.mailbox_id DESC, m.uid DESC "
 	"LIMIT 1 OFFSET ?4";
 
