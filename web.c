@@ -313,7 +313,7 @@ serve_metrics(struct session *s, const struct http_request *req,
 
 	(void)req;
 	(void)arg;
-	if ((f = open_memstream(&text, &len)) == NULL) {
+	if ((f = http_memstream(&text, &len)) == NULL) {
 		http_error(s, 500, "out of memory");
 		return;
 	}

@@ -427,7 +427,7 @@ list_tail(struct session *s, struct listing *l)
  * each written when it matches and is within start and limit.
  */
 static int
-list_step(struct session *s, void *ctx)
+list_batch(struct session *s, void *ctx)
 {
 	struct listing		*l = ctx;
 	struct store_meta	 meta;
@@ -451,7 +451,7 @@ list_step(struct session *s, void *ctx)
 		list_tail(s, l);
 		return 1;
 	}
-	if ((f = open_memstream(&text, &len)) == NULL)
+	if ((f = http_memstream(&text, &len)) == NULL)
 		return -1;
 	for (i = 0; i < got; i++) {
 		memset(&meta, 0, sizeof(meta));
@@ -476,6 +476,18 @@ list_step(struct session *s, void *ctx)
 	free(text);
 	l->done = got < want;
 	return 0;
+}
+
+/* list_batch() in one read snapshot: its look-ups share one lock. */
+static int
+list_step(struct session *s, void *ctx)
+{
+	int	 r;
+
+	store_read_begin(s->srv->store);
+	r = list_batch(s, ctx);
+	store_read_end(s->srv->store);
+	return r;
 }
 
 /*
@@ -621,7 +633,7 @@ web_api_message_reply(struct session *s, const struct http_request *req,
 		return;
 	memset(&meta, 0, sizeof(meta));
 	if (store_message_meta(s->srv->store, m.guid, what, &meta) !=
-	    STORE_OK || (f = open_memstream(&text, &len)) == NULL) {
+	    STORE_OK || (f = http_memstream(&text, &len)) == NULL) {
 		store_meta_free(&meta);
 		http_error(s, 500, "cannot read the message");
 		return;
@@ -947,7 +959,7 @@ web_api_mailboxes(struct session *s, const struct http_request *req,
 	(void)arg;
 	memset(&w, 0, sizeof(w));
 	w.st = s->srv->store;
-	if ((w.f = open_memstream(&text, &len)) == NULL) {
+	if ((w.f = http_memstream(&text, &len)) == NULL) {
 		http_error(s, 500, "out of memory");
 		return;
 	}
