@@ -194,6 +194,27 @@ def test_metrics_count_deliveries_and_sessions(web):
     assert after["mailrepd_draining"] == 0
 
 
+def test_metrics_commits_conflicts_guard_and_disk(web):
+    """The group commits' latency as a Prometheus histogram, unresolved
+    conflicts, the mass-delete guard's paused users, and the disk's free
+    bytes."""
+    web.deliver("s@remote.test", ["alice@example.com"],
+                b"Subject: m\r\n\r\nhi\r\n")
+    m = metrics(web)
+    buckets = sorted((float(k.split('le="')[1].rstrip('"}')), v)
+                     for k, v in m.items()
+                     if k.startswith("mailrepd_commit_seconds_bucket{"))
+    assert len(buckets) > 5 and buckets[-1][0] == float("inf")
+    counts = [v for _, v in buckets]
+    assert counts == sorted(counts)
+    assert counts[-1] == m["mailrepd_commit_seconds_count"] >= 1
+    assert m["mailrepd_commit_seconds_sum"] > 0
+    assert m["mailrepd_conflicts"] == 0
+    assert m["mailrepd_guard_paused_users"] == 0
+    assert m["mailrepd_guard_held_records"] == 0
+    assert m["mailrepd_disk_free_bytes"] > 0
+
+
 def test_curl(web):
     if shutil.which("curl") is None:
         pytest.skip("no curl")
