@@ -39,11 +39,15 @@ enum term_field {
 	TERM_SUBJECT,
 	TERM_READ,
 	TERM_UNREAD,
+	TERM_BEFORE,		/* arrived before a day (UTC) */
+	TERM_AFTER,		/* arrived on or after a day */
+	TERM_ATTACHMENT,	/* has a part given as an attachment */
 };
 
 struct term {
 	enum term_field	 field;
 	char		 text[WEB_MAX_QUERY + 1];
+	int64_t		 day;		/* TERM_BEFORE, TERM_AFTER: its start */
 };
 
 /* A list or a search being sent in steps. */
@@ -57,6 +61,7 @@ struct listing {
 	int64_t			 total, unread;
 	int			 done;		/* no more messages */
 	size_t			 nterms;	/* 0: a plain list */
+	unsigned		 meta;		/* STORE_META_* the terms read */
 	struct term		 terms[WEB_MAX_TERMS];
 	struct store_web_message batch[WEB_BATCH];
 };
@@ -78,6 +83,9 @@ static const struct {
 	{ "subject:", TERM_SUBJECT, 0 },
 	{ "is:read", TERM_READ, 1 },
 	{ "is:unread", TERM_UNREAD, 1 },
+	{ "before:", TERM_BEFORE, 0 },
+	{ "after:", TERM_AFTER, 0 },
+	{ "has:attachment", TERM_ATTACHMENT, 1 },
 };
 
 /* The byte two hex digits at p make, or -1 when they are not hex. */
@@ -361,14 +369,46 @@ matches(const struct listing *l, const struct store_web_message *m,
 		case TERM_UNREAD:
 			ok = (m->flags & FLAG_SEEN) == 0;
 			break;
+		case TERM_BEFORE:
+			ok = m->internaldate < t->day;
+			break;
+		case TERM_AFTER:
+			ok = m->internaldate >= t->day;
+			break;
+		case TERM_ATTACHMENT:
+			ok = holds(meta->bodystructure, "(\"attachment\"");
+			break;
 		}
 	}
 	return ok;
 }
 
 /*
+ * The start of day s ("YYYY-MM-DD", UTC) in seconds into *day; -1 when
+ * s is no such day.
+ */
+static int
+parse_day(const char *s, int64_t *day)
+{
+	struct tm	 tm;
+	char		 back[11], *end;
+	time_t		 t;
+
+	memset(&tm, 0, sizeof(tm));
+	if ((end = strptime(s, "%Y-%m-%d", &tm)) == NULL || *end != '\0')
+		return -1;
+	t = timegm(&tm);
+	if (gmtime_r(&t, &tm) == NULL || strftime(back, sizeof(back),
+	    "%Y-%m-%d", &tm) != 10 || strcmp(back, s) != 0)
+		return -1;	/* February 30th, or not written in full */
+	*day = (int64_t)t;
+	return 0;
+}
+
+/*
  * Splits a search query into terms: words, "quoted phrases", and the
- * prefixes of term_kinds.  Returns 0, or -1 when there are too many.
+ * prefixes of term_kinds.  Returns 0, or -1 when there are too many
+ * or a date is no day.
  */
 static int
 parse_query(struct listing *l, const char *q)
@@ -404,6 +444,11 @@ parse_query(struct listing *l, const char *q)
 			q = w + n;
 		}
 		snprintf(t->text, sizeof(t->text), "%.*s", (int)n, w);
+		if ((t->field == TERM_BEFORE || t->field == TERM_AFTER) &&
+		    parse_day(t->text, &t->day) < 0)
+			return -1;
+		if (t->field == TERM_ATTACHMENT)
+			l->meta |= STORE_META_STRUCT;
 	}
 	return 0;
 }
@@ -456,7 +501,7 @@ list_batch(struct session *s, void *ctx)
 	for (i = 0; i < got; i++) {
 		memset(&meta, 0, sizeof(meta));
 		if (store_message_meta(s->srv->store, l->batch[i].guid,
-		    STORE_META_SEARCH, &meta) != STORE_OK)
+		    STORE_META_SEARCH | l->meta, &meta) != STORE_OK)
 			continue;		/* expunged meanwhile */
 		if (l->nterms > 0 && (!matches(l, &l->batch[i], &meta) ||
 		    l->matched++ < l->start || l->listed >= l->limit)) {

@@ -558,6 +558,36 @@ def test_api_search(web):
         assert status == 400, bad
 
 
+def test_api_search_dates_and_attachments(web):
+    """Mailpit's before:, after: (a date, YYYY-MM-DD, UTC: arrived before
+    it, or on it or later) and has:attachment."""
+    deliver(web, "alice@example.com", "plain one")
+    deliver(web, "alice@example.com", "with a file", extra=(
+        b"MIME-Version: 1.0\r\n"
+        b"Content-Type: multipart/mixed; boundary=b\r\n"), body=(
+        b"--b\r\nContent-Type: text/plain\r\n\r\nsee file\r\n"
+        b"--b\r\nContent-Type: application/pdf\r\n"
+        b"Content-Disposition: attachment; filename=\"a.pdf\"\r\n"
+        b"Content-Transfer-Encoding: base64\r\n\r\nJVBERi0=\r\n--b--\r\n"))
+    def subjects(q):
+        res = api(web, "/api/v1/search?query=" + q)
+        return sorted(m["Subject"] for m in res["messages"])
+    today = time.strftime("%Y-%m-%d", time.gmtime())
+    tomorrow = time.strftime("%Y-%m-%d", time.gmtime(time.time() + 86400))
+    both = ["plain one", "with a file"]
+    assert subjects("has:attachment") == ["with a file"]
+    assert subjects("before:" + tomorrow) == both
+    assert subjects("before:" + today) == []
+    assert subjects("after:" + today) == both
+    assert subjects("after:" + tomorrow) == []
+    assert subjects("after:2001-02-03+before:" + tomorrow +
+                    "+has:attachment+file") == ["with a file"]
+    for bad in ("before:", "after:2024-13-01", "before:yesterday",
+                "after:2024-02-30x"):
+        status, _, _ = get(web, "/api/v1/search?query=" + bad)
+        assert status == 400, bad
+
+
 def test_api_list_is_chunked_and_pipelines(web):
     c = LMTPClientMany(web)
     c.send(60)
