@@ -5,14 +5,24 @@
  * the WHATWG Encoding Standard's, so that a message reads as a
  * browser would show it: ISO-8859-1 is read as Windows-1252,
  * ISO-8859-9 as Windows-1254, Shift_JIS as Windows-31J, EUC-KR as
- * Windows-949, GB2312 and GBK as GB18030.  Left out: JIS X 0212 in
- * EUC-JP (its three bytes become one U+FFFD), ISO-2022-KR and HZ.
- * Names are matched by the labels the standard lists for each.
+ * Windows-949, GB2312 and GBK as GB18030, "utf-16" and "unicode" as
+ * UTF-16LE; ISO-2022-KR, ISO-2022-CN and HZ-GB-2312 are the standard's
+ * "replacement" encoding (one U+FFFD for the whole text: their escapes
+ * could hide markup from a filter), and a byte order mark at the start
+ * decides UTF-8 or UTF-16 whatever the label says.  Left out: JIS X
+ * 0212 in EUC-JP (its three bytes become one U+FFFD).  Names are
+ * matched by the labels the standard lists for each.
+ *
+ * UTF-7 (RFC 2152) is not in the standard (the HTML standard forbids
+ * browsers it, because a page's filter could miss markup spelt in
+ * it); it is converted here all the same, as mail programs do, since
+ * the HTML sanitizer reads the text after the conversion.
  */
 #include <stdint.h>
 #include <string.h>
 
 #include "charset.h"
+#include "crypto.h"
 #include "utf8.h"
 
 #include "charset_tables.inc"
@@ -36,6 +46,9 @@ struct charset;
 struct conv {
 	const struct charset	*cs;
 	enum jis_state		 jis;
+	int			 base64;	/* UTF-7: in a base64 run */
+	uint32_t		 bits;		/* UTF-7: read, not yet used */
+	int			 nbits;
 };
 
 /*
@@ -83,6 +96,145 @@ decode_single(struct conv *c, const unsigned char *p, size_t n, uint32_t *cp)
 	(void)n;
 	*cp = p[0] < 0x80 ? p[0] : lookup(c->cs, p[0] - 0x80u);
 	return 1;
+}
+
+/*
+ * The standard's "replacement" encoding: the whole text is one U+FFFD
+ * (none when it is empty).
+ */
+static size_t
+decode_replacement(struct conv *c, const unsigned char *p, size_t n,
+    uint32_t *cp)
+{
+	(void)c;
+	(void)p;
+	*cp = REPLACEMENT;
+	return n;
+}
+
+/* UTF-16's code unit at p, big-endian or little-endian. */
+static uint32_t
+utf16_unit(const unsigned char *p, int big)
+{
+	return big ? (uint32_t)p[0] << 8 | p[1] : (uint32_t)p[1] << 8 | p[0];
+}
+
+/*
+ * UTF-16 (WHATWG 14.3): a lead and a trail surrogate are one
+ * character; a surrogate alone is U+FFFD (put_utf8()), the unit after
+ * a lead surrogate that is no trail read again, and an odd byte at
+ * the end (with a lead surrogate before it) one U+FFFD.
+ */
+static size_t
+decode_utf16(const unsigned char *p, size_t n, uint32_t *cp, int big)
+{
+	uint32_t	 u, t;
+
+	*cp = REPLACEMENT;
+	if (n < 2)
+		return n;
+	u = utf16_unit(p, big);
+	if (IN(u, 0xd800, 0xdbff) && n == 3)
+		return 3;
+	if (IN(u, 0xd800, 0xdbff) && n >= 4 &&
+	    IN(t = utf16_unit(p + 2, big), 0xdc00, 0xdfff)) {
+		*cp = 0x10000 + ((u - 0xd800) << 10) + t - 0xdc00;
+		return 4;
+	}
+	*cp = u;
+	return 2;
+}
+
+static size_t
+decode_utf16be(struct conv *c, const unsigned char *p, size_t n, uint32_t *cp)
+{
+	(void)c;
+	return decode_utf16(p, n, cp, 1);
+}
+
+static size_t
+decode_utf16le(struct conv *c, const unsigned char *p, size_t n, uint32_t *cp)
+{
+	(void)c;
+	return decode_utf16(p, n, cp, 0);
+}
+
+/*
+ * The next UTF-16 unit of a UTF-7 base64 run at p (n bytes) into *u,
+ * after the bits carried in *bits and *nbits, which it updates.
+ * Returns the bytes it read, 0 when the run ends first.
+ */
+static size_t
+utf7_unit(const unsigned char *p, size_t n, uint32_t *bits, int *nbits,
+    uint32_t *u)
+{
+	size_t	 i = 0;
+	int	 v;
+
+	while (*nbits < 16) {
+		if (i == n || (v = crypto_base64_digit(p[i])) < 0)
+			return 0;
+		*bits = *bits << 6 | (uint32_t)v;
+		*nbits += 6;
+		i++;
+	}
+	*nbits -= 16;
+	*u = *bits >> *nbits & 0xffff;
+	*bits &= (1u << *nbits) - 1;
+	return i;
+}
+
+/*
+ * UTF-7 (RFC 2152): ASCII as itself, "+-" a '+', and '+' opening a run
+ * of modified base64 for UTF-16 units, which any other byte ends ('-'
+ * taken with it).  Base64 bytes too few for a unit at a run's end, a
+ * surrogate alone and bytes above 0x7f are U+FFFD.
+ */
+static size_t
+decode_utf7(struct conv *c, const unsigned char *p, size_t n, uint32_t *cp)
+{
+	uint32_t	 bits = c->bits, u, t, bits2;
+	int		 nbits = c->nbits, nbits2;
+	size_t		 k, k2;
+
+	if (!c->base64) {
+		*cp = p[0] < 0x80 ? p[0] : REPLACEMENT;
+		if (p[0] != '+')
+			return 1;
+		if (n > 1 && p[1] == '-')
+			return 2;
+		c->base64 = 1;
+		c->bits = 0;
+		c->nbits = 0;
+		*cp = NO_CHAR;
+		return 1;
+	}
+	if ((k = utf7_unit(p, n, &bits, &nbits, &u)) == 0) {
+		while (k < n && crypto_base64_digit(p[k]) >= 0)
+			k++;
+		c->bits = 0;
+		c->nbits = 0;
+		if (k > 0) {
+			*cp = REPLACEMENT;
+			return k;
+		}
+		c->base64 = 0;
+		*cp = p[0] == '-' ? NO_CHAR : p[0] < 0x80 ? p[0] : REPLACEMENT;
+		return 1;
+	}
+	bits2 = bits;
+	nbits2 = nbits;
+	if (IN(u, 0xd800, 0xdbff) && (k2 = utf7_unit(p + k, n - k, &bits2,
+	    &nbits2, &t)) > 0 && IN(t, 0xdc00, 0xdfff)) {
+		u = 0x10000 + ((u - 0xd800) << 10) + t - 0xdc00;
+		k += k2;
+		bits = bits2;
+		nbits = nbits2;
+	}
+	c->bits = bits;
+	c->nbits = nbits;
+	*cp = u;
+	return k;
 }
 
 /* A charset not known: ASCII stays, all else is U+FFFD. */
@@ -278,6 +430,11 @@ decode_dbcs(struct conv *c, const unsigned char *p, size_t n, uint32_t *cp)
 
 static const struct charset utf_8 = { decode_utf8, NULL, 0, { 0 } };
 static const struct charset unknown = { decode_unknown, NULL, 0, { 0 } };
+static const struct charset replacement = { decode_replacement, NULL, 0,
+	{ 0 } };
+static const struct charset utf_16be = { decode_utf16be, NULL, 0, { 0 } };
+static const struct charset utf_16le = { decode_utf16le, NULL, 0, { 0 } };
+static const struct charset utf_7 = { decode_utf7, NULL, 0, { 0 } };
 static const struct charset
     ibm866 = SINGLE(sb_ibm866),
     iso_8859_2 = SINGLE(sb_iso_8859_2), iso_8859_3 = SINGLE(sb_iso_8859_3),
@@ -382,7 +539,29 @@ static const struct {
 	{ "ksc_5601", &euc_kr }, { "korean", &euc_kr },
 	{ "cseuckr", &euc_kr }, { "windows-949", &euc_kr },
 	{ "cp949", &euc_kr },
+	{ "iso-2022-kr", &replacement }, { "csiso2022kr", &replacement },
+	{ "hz-gb-2312", &replacement }, { "iso-2022-cn", &replacement },
+	{ "iso-2022-cn-ext", &replacement }, { "replacement", &replacement },
+	{ "utf-16be", &utf_16be }, { "unicodefffe", &utf_16be },
+	{ "utf-16le", &utf_16le }, { "utf-16", &utf_16le },
+	{ "unicode", &utf_16le }, { "unicodefeff", &utf_16le },
+	{ "ucs-2", &utf_16le }, { "iso-10646-ucs-2", &utf_16le },
+	{ "csunicode", &utf_16le },
+	{ "utf-7", &utf_7 }, { "unicode-1-1-utf-7", &utf_7 },
+	{ "csunicode11utf7", &utf_7 },
 };
+
+/* Byte order marks, which decide the charset (WHATWG's "BOM sniff"). */
+static const struct {
+	const char		*bom;
+	size_t			 len;
+	const struct charset	*cs;
+} boms[] = {
+	{ "\xef\xbb\xbf", 3, &utf_8 },
+	{ "\xfe\xff", 2, &utf_16be },
+	{ "\xff\xfe", 2, &utf_16le },
+};
+
 
 /* Names that say "ASCII" or nothing: UTF-8 when it is, else 1252. */
 static const char *const ascii_names[] = {
@@ -473,20 +652,41 @@ put_utf8(char *out, size_t size, size_t *o, uint32_t cp)
 	return 1;
 }
 
+/*
+ * The charset in (n bytes) is read in: the one a byte order mark at its
+ * start names (*skip its length, else 0), whatever name says; for an
+ * ASCII name, UTF-8 when in is, else Windows-1252; else name's.
+ */
+static const struct charset *
+charset_of(const char *name, const unsigned char *in, size_t n,
+    size_t *skip)
+{
+	const struct charset	*cs;
+	size_t			 i;
+
+	*skip = 0;
+	for (i = 0; i < nitems(boms); i++)
+		if (n >= boms[i].len && memcmp(in, boms[i].bom,
+		    boms[i].len) == 0) {
+			*skip = boms[i].len;
+			return boms[i].cs;
+		}
+	if (ascii_name(name))
+		return is_utf8(in, n) ? &utf_8 : &windows_1252;
+	return (cs = find(name)) != NULL ? cs : &unknown;
+}
+
 size_t
 charset_to_utf8(const char *name, const char *in, size_t n, char *out,
     size_t size)
 {
 	const unsigned char	*p = (const unsigned char *)in;
-	struct conv		 c = { NULL, JIS_ASCII };
+	struct conv		 c = { NULL, JIS_ASCII, 0, 0, 0 };
 	size_t			 i, k, o = 0;
 	uint32_t		 cp;
 
-	if (ascii_name(name))
-		c.cs = is_utf8(p, n) ? &utf_8 : &windows_1252;
-	else if ((c.cs = find(name)) == NULL)
-		c.cs = &unknown;
-	for (i = 0; i < n; i += k) {
+	c.cs = charset_of(name, p, n, &i);
+	for (; i < n; i += k) {
 		k = c.cs->decode(&c, p + i, n - i, &cp);
 		if (cp != NO_CHAR && !put_utf8(out, size, &o, cp))
 			break;

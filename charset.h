@@ -20,10 +20,11 @@ int	charset_known(const char *name);
  * Converts in (n bytes in the charset named) to UTF-8 into out (size
  * bytes, size > 0) and returns how many bytes it wrote, never cutting
  * a character: it stops before one that would not fit.  Bytes that
- * are no character of the charset become U+FFFD.  No charset, and
- * "us-ascii", is UTF-8 when the bytes are, else Windows-1252.  A
- * charset not known keeps ASCII and turns every other byte into
- * U+FFFD.  out is not NUL-terminated.
+ * are no character of the charset become U+FFFD.  A byte order mark
+ * (UTF-8, UTF-16) at the start decides the charset, whatever the name.
+ * No charset, and "us-ascii", is UTF-8 when the bytes are, else
+ * Windows-1252.  A charset not known keeps ASCII and turns every other
+ * byte into U+FFFD.  out is not NUL-terminated.
  */
 size_t	charset_to_utf8(const char *name, const char *in, size_t n,
 	    char *out, size_t size);

@@ -195,7 +195,8 @@
 #define HTTP_KEEPALIVE_TIMEOUT	15	/* seconds an idle keep-alive connection stays */
 #define HTTP_SEND_TIMEOUT	60	/* seconds a client may leave a reply unread */
 #define HTTP_OUT_LIMIT		(1024 * 1024) /* output buffered: one step past the high water */
-#define WEB_BATCH		16	/* messages an API list step reads */
+#define HTTP_STEP_USEC		5000	/* loop time a reply made in steps takes an iteration */
+#define WEB_BATCH		50	/* messages an API list step reads (a default page) */
 #define WEB_DEFAULT_LIMIT	50	/* messages a list gives without limit= (Mailpit's) */
 #define WEB_MAX_LIMIT		1000	/* most messages one list or search gives */
 #define WEB_MAX_QUERY		512	/* bytes of a search query, decoded */

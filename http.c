@@ -13,6 +13,7 @@
  */
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdio_ext.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -436,7 +437,7 @@ http_error(struct session *s, int status, const char *message)
 	FILE	*f;
 	int	 i;
 
-	if ((f = open_memstream(&text, &len)) == NULL) {
+	if ((f = http_memstream(&text, &len)) == NULL) {
 		session_broken(s);
 		return;
 	}
@@ -452,6 +453,16 @@ http_error(struct session *s, int status, const char *message)
 	http_reply(s, status, "application/json", text, len, i >= 0 ?
 	    reasons[i].error_header : NULL);
 	free(text);
+}
+
+FILE *
+http_memstream(char **text, size_t *len)
+{
+	FILE	*f;
+
+	if ((f = open_memstream(text, len)) != NULL)
+		(void)__fsetlocking(f, FSETLOCKING_BYCALLER);
+	return f;
 }
 
 void
@@ -556,17 +567,20 @@ http_committed(struct session *s, int ok)
 }
 
 /*
- * Runs the reply in steps while the output has room.  Returns 1 when it
- * is done (the next request may be taken), 0 when it waits for the
- * output to drain (resume) or the connection is cut.
+ * Runs the reply in steps while the output has room, for HTTP_STEP_USEC
+ * at most: a search that sends little, or a deep page's skip, goes on
+ * next iteration.  Returns 1 when it is done (the next request may be
+ * taken), 0 when it waits for the output to drain or the next
+ * iteration (resume), or the connection is cut.
  */
 static int
 stream_steps(struct session *s, struct http_session *hs)
 {
-	int	 r = 0;
+	long long	 end = log_clock_us() + HTTP_STEP_USEC;
+	int		 r = 0;
 
 	while (s->io == SESSION_OPEN && !session_output_high(s) &&
-	    (r = hs->step(s, hs->ctx)) == 0)
+	    (r = hs->step(s, hs->ctx)) == 0 && log_clock_us() < end)
 		;
 	hs->waiting = r == HTTP_STEP_WAIT;
 	if (hs->waiting) {

@@ -15,6 +15,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 struct session;
 
@@ -100,6 +101,11 @@ void	http_stream(struct session *, int status, const char *type,
 	    void (*ctx_free)(void *));
 /* Body bytes of a reply made in steps (framed as a chunk if chunked). */
 void	http_send(struct session *, const void *, size_t);
+/*
+ * A memory stream for a reply's text (open_memstream(3)) that only the
+ * loop's thread writes: its writes take no lock.  NULL without memory.
+ */
+FILE	*http_memstream(char **text, size_t *len);
 
 /*
  * Whether the reply in steps is an event stream waiting for news

@@ -720,6 +720,22 @@ hold_store(struct server *srv)
 		h->n_acked = h->n_timeouts = h->n_unreplicated = 0;
 }
 
+const long long server_commit_bounds_us[SERVER_COMMIT_BUCKETS] = {
+	250, 500, 1000, 2500, 5000, 10000, 25000, 100000, 250000, 1000000,
+};
+
+/* Counts a group commit that took us microseconds (/metrics). */
+static void
+commit_timed(struct server *srv, long long us)
+{
+	size_t	 i = 0;
+
+	while (i < SERVER_COMMIT_BUCKETS && us > server_commit_bounds_us[i])
+		i++;
+	srv->commits[i]++;
+	srv->commit_us += (uint64_t)(us > 0 ? us : 0);
+}
+
 /*
  * Commits the store when a change is pending, then tells every session
  * that waited whether its change is durable: at once, or (a change that
@@ -734,11 +750,14 @@ server_commit(struct server *srv)
 {
 	struct session	*s;
 	int		 ok = 1, wrote = store_txn_open(srv->store);
+	long long	 t0;
 
 	hold_store(srv);
 	srv->commit_err = STORE_OK;
 	if (store_txn_open(srv->store)) {
+		t0 = log_clock_us();
 		srv->commit_err = store_commit(srv->store);
+		commit_timed(srv, log_clock_us() - t0);
 		ok = srv->commit_err == STORE_OK;
 		if (!ok)
 			log_error("store.commit", "msg=\"group commit failed; "

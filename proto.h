@@ -76,6 +76,10 @@ enum session_pool {
 };
 
 /* What every session can reach: the store, the settings, the clocks. */
+/* The upper bounds of struct server's commits[] buckets. */
+#define SERVER_COMMIT_BUCKETS	10
+extern const long long server_commit_bounds_us[SERVER_COMMIT_BUCKETS];
+
 struct server {
 	struct store		*store;
 	const struct settings	*settings;
@@ -100,6 +104,10 @@ struct server {
 	/* Deliveries since start by outcome: a store_err, then uncommitted
 	   (the HTTP /metrics). */
 	uint64_t		 deliveries[STORE_IO + 2];
+	/* Group commits since start by how long they took: [i] those up
+	   to server_commit_bounds_us[i], the last the rest (/metrics). */
+	uint64_t		 commits[SERVER_COMMIT_BUCKETS + 1];
+	uint64_t		 commit_us;	/* their time, in all */
 };
 
 enum session_io {

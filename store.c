@@ -1231,6 +1231,8 @@ store_close(struct store *st)
 		sqlite3_finalize(st->stmts[i]);
 	for (i = 0; i < STORE_META_ALL; i++)
 		sqlite3_finalize(st->meta_stmts[i]);
+	for (i = 0; i < STORE_WEB_STMTS; i++)
+		sqlite3_finalize(st->web_stmts[i]);
 	sqlite3_close(st->db);
 	free(st->raw);
 	free(st->packed);

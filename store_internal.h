@@ -39,6 +39,8 @@
 			" " m ".uid < (SELECT uidnext FROM mailbox WHERE " \
 			"id = " mbox ") "
 
+#define STORE_WEB_STMTS	4	/* store_web.c's statements */
+
 /* The schema steps (store_schema.c): [v] takes version v to v + 1. */
 extern const char *const store_migrations[SCHEMA_VERSION];
 
@@ -184,6 +186,7 @@ struct store {
 	sqlite3		*db;
 	sqlite3_stmt	*stmts[NSTMT];
 	sqlite3_stmt	*meta_stmts[STORE_META_ALL];	/* of meta_stmt() */
+	sqlite3_stmt	*web_stmts[STORE_WEB_STMTS];	/* store_web.c's */
 	int		 in_txn;	/* a write transaction is open */
 	int		 txn_lazy;	/* it is the index's: its commit need not sync */
 	int		 sync_lowered;	/* synchronous is NORMAL (txn_begin()) */

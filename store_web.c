@@ -42,14 +42,16 @@ static const char sql_page[] =
 	"LIMIT ?4";
 
 /*
- * The position n - 1 messages past *pos (index only: it counts the
- * hidden copies of a COPY under way too, which moves a deep page by
- * that many while the copy runs).
+ * The position n - 1 messages past *pos, counting only the messages a
+ * page shows (MSG_SHOWN, as sql_page's "m.uid < mb.uidnext"): the
+ * copies a COPY in steps keeps hidden would move a deep page by as
+ * many while it runs.  The index and each message's mailbox row alone.
  */
 static const char sql_skip[] =
 	"SELECT m.internaldate, m.mailbox_id, m.uid FROM message m "
 	"WHERE (m.internaldate, m.mailbox_id, m.uid) < (?1, ?2, ?3) "
 	WEB_FILTER
+	"AND" MSG_SHOWN("m", "m.mailbox_id")
 	"ORDER BY m.internaldate DESC, m.mailbox_id DESC, m.uid DESC "
 	"LIMIT 1 OFFSET ?4";
 
@@ -65,6 +67,45 @@ static const char sql_count[] =
 	"SELECT coalesce(sum(mb.nmessages), 0), coalesce(sum(mb.nunseen), 0) "
 	"FROM mailbox mb JOIN user u ON u.id = mb.user_id "
 	"WHERE (?5 = '' OR u.name = ?5) AND (?6 = 0 OR mb.id = ?6)";
+
+/* The statements, kept prepared in st->web_stmts. */
+enum web_stmt {
+	W_PAGE,
+	W_SKIP,
+	W_GET,
+	W_COUNT,
+};
+
+static const char *const web_sql[STORE_WEB_STMTS] = {
+	[W_PAGE] = sql_page,
+	[W_SKIP] = sql_skip,
+	[W_GET] = sql_get,
+	[W_COUNT] = sql_count,
+};
+
+/*
+ * Statement id, reset and unbound: prepared on first use and kept, as
+ * a list's steps run it again and again.  NULL when it cannot be.  Its
+ * user resets it when done, so that it holds no read lock.
+ */
+static sqlite3_stmt *
+web_stmt(struct store *st, enum web_stmt id)
+{
+	sqlite3_stmt	**sp = &st->web_stmts[id];
+	int		  rc;
+
+	if (*sp != NULL) {
+		sqlite3_reset(*sp);
+		sqlite3_clear_bindings(*sp);
+		return *sp;
+	}
+	if ((rc = sqlite3_prepare_v3(st->db, web_sql[id], -1,
+	    SQLITE_PREPARE_PERSISTENT, sp, NULL)) != SQLITE_OK) {
+		db_error(st, rc, "web prepare");
+		return NULL;
+	}
+	return *sp;
+}
 
 /* One row of sql_page or sql_get into *out. */
 static void
@@ -121,7 +162,7 @@ store_web_page(struct store *st, const struct store_web_filter *f,
 	int		 rc = SQLITE_DONE;
 
 	*got = 0;
-	if ((s = prepare(st, sql_page)) == NULL)
+	if ((s = web_stmt(st, W_PAGE)) == NULL)
 		return STORE_IO;
 	bind_pos(s, pos, f);
 	sqlite3_bind_int64(s, 4, (int64_t)n);
@@ -133,10 +174,10 @@ store_web_page(struct store *st, const struct store_web_filter *f,
 		(*got)++;
 	}
 	if (*got < n && rc != SQLITE_DONE) {
-		sqlite3_finalize(s);
+		sqlite3_reset(s);
 		return db_error(st, rc, "web page");
 	}
-	sqlite3_finalize(s);
+	sqlite3_reset(s);
 	return STORE_OK;
 }
 
@@ -150,7 +191,7 @@ store_web_skip(struct store *st, const struct store_web_filter *f,
 	*end = 0;
 	if (n <= 0)
 		return STORE_OK;
-	if ((s = prepare(st, sql_skip)) == NULL)
+	if ((s = web_stmt(st, W_SKIP)) == NULL)
 		return STORE_IO;
 	bind_pos(s, pos, f);
 	sqlite3_bind_int64(s, 4, n - 1);
@@ -159,7 +200,7 @@ store_web_skip(struct store *st, const struct store_web_filter *f,
 		pos->mailbox_id = sqlite3_column_int64(s, 1);
 		pos->uid = sqlite3_column_int64(s, 2);
 	}
-	sqlite3_finalize(s);
+	sqlite3_reset(s);
 	*end = rc == SQLITE_DONE;
 	return rc == SQLITE_ROW || rc == SQLITE_DONE ? STORE_OK :
 	    db_error(st, rc, "web skip");
@@ -172,13 +213,13 @@ store_web_get(struct store *st, const struct store_web_filter *f,
 	sqlite3_stmt	*s;
 	int		 rc;
 
-	if ((s = prepare(st, sql_get)) == NULL)
+	if ((s = web_stmt(st, W_GET)) == NULL)
 		return STORE_IO;
 	sqlite3_bind_blob(s, 1, uniqueid, MAILBOX_ID_LEN, SQLITE_STATIC);
 	sqlite3_bind_int64(s, 2, uid);
 	if ((rc = sqlite3_step(s)) == SQLITE_ROW)
 		web_row(s, out);
-	sqlite3_finalize(s);
+	sqlite3_reset(s);
 	if (rc == SQLITE_ROW)
 		return takes(f, out) ? STORE_OK : STORE_NOTFOUND;
 	return rc == SQLITE_DONE ? STORE_NOTFOUND : db_error(st, rc, "web get");
@@ -192,7 +233,7 @@ store_web_count(struct store *st, const struct store_web_filter *f,
 	int		 rc;
 
 	*total = *unread = 0;
-	if ((s = prepare(st, sql_count)) == NULL)
+	if ((s = web_stmt(st, W_COUNT)) == NULL)
 		return STORE_IO;
 	sqlite3_bind_text(s, 5, f->user, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(s, 6, f->mailbox_id);
@@ -200,6 +241,6 @@ store_web_count(struct store *st, const struct store_web_filter *f,
 		*total = sqlite3_column_int64(s, 0);
 		*unread = sqlite3_column_int64(s, 1);
 	}
-	sqlite3_finalize(s);
+	sqlite3_reset(s);
 	return rc == SQLITE_ROW ? STORE_OK : db_error(st, rc, "web count");
 }

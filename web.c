@@ -15,6 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sys/statvfs.h>
+
 #include "config.h"
 #include "http.h"
 #include "json.h"
@@ -301,6 +303,73 @@ metrics_replication(FILE *f, struct server *srv)
 	(void)store_replica_foreach(srv->store, metrics_replica, &w);
 }
 
+/* The group commits' time, as a Prometheus histogram in seconds. */
+static void
+metrics_commits(FILE *f, const struct server *srv)
+{
+	uint64_t	 n = 0;
+	size_t		 i;
+
+	fputs("# HELP mailrepd_commit_seconds Time a group commit (and its "
+	    "sync) took.\n# TYPE mailrepd_commit_seconds histogram\n", f);
+	for (i = 0; i <= SERVER_COMMIT_BUCKETS; i++) {
+		n += srv->commits[i];
+		if (i < SERVER_COMMIT_BUCKETS)
+			fprintf(f, "mailrepd_commit_seconds_bucket{le=\"%g\"} "
+			    "%llu\n", server_commit_bounds_us[i] / 1e6,
+			    (unsigned long long)n);
+	}
+	fprintf(f, "mailrepd_commit_seconds_bucket{le=\"+Inf\"} %llu\n"
+	    "mailrepd_commit_seconds_sum %.6f\n"
+	    "mailrepd_commit_seconds_count %llu\n", (unsigned long long)n,
+	    srv->commit_us / 1e6, (unsigned long long)n);
+}
+
+struct pause_count {
+	long long	 users, held;
+};
+
+static int
+count_pause(void *arg, const struct store_pause *p)
+{
+	struct pause_count	*c = arg;
+
+	c->users++;
+	c->held += p->held;
+	return 0;
+}
+
+/*
+ * Unresolved conflicts, the mass-delete guard's paused users and the
+ * records it holds of them, and the bytes free on the store's disk.
+ */
+static void
+metrics_store(FILE *f, struct server *srv)
+{
+	struct pause_count	 c = { 0, 0 };
+	struct statvfs		 sv;
+
+	(void)store_pause_foreach(srv->store, count_pause, &c);
+	fprintf(f, "# HELP mailrepd_conflicts Unresolved conflicts (one UID, "
+	    "two messages).\n# TYPE mailrepd_conflicts gauge\n"
+	    "mailrepd_conflicts %lld\n"
+	    "# HELP mailrepd_guard_paused_users Users whose records the "
+	    "mass-delete guard holds.\n"
+	    "# TYPE mailrepd_guard_paused_users gauge\n"
+	    "mailrepd_guard_paused_users %lld\n"
+	    "# HELP mailrepd_guard_held_records Records the guard holds.\n"
+	    "# TYPE mailrepd_guard_held_records gauge\n"
+	    "mailrepd_guard_held_records %lld\n",
+	    (long long)store_conflict_count(srv->store, NULL), c.users,
+	    c.held);
+	if (statvfs(srv->settings->data_dir, &sv) == 0)
+		fprintf(f, "# HELP mailrepd_disk_free_bytes Bytes free for "
+		    "the store on its disk.\n"
+		    "# TYPE mailrepd_disk_free_bytes gauge\n"
+		    "mailrepd_disk_free_bytes %lld\n",
+		    (long long)sv.f_bavail * (long long)sv.f_frsize);
+}
+
 static void
 serve_metrics(struct session *s, const struct http_request *req,
     const char *arg)
@@ -313,7 +382,7 @@ serve_metrics(struct session *s, const struct http_request *req,
 
 	(void)req;
 	(void)arg;
-	if ((f = open_memstream(&text, &len)) == NULL) {
+	if ((f = http_memstream(&text, &len)) == NULL) {
 		http_error(s, 500, "out of memory");
 		return;
 	}
@@ -323,6 +392,8 @@ serve_metrics(struct session *s, const struct http_request *req,
 	metrics_sessions(f, srv);
 	metrics_deliveries(f, srv);
 	metrics_replication(f, srv);
+	metrics_commits(f, srv);
+	metrics_store(f, srv);
 	store_file_bytes(srv->store, &db, &wal);
 	fprintf(f, "# HELP mailrepd_store_bytes Size of the store's files.\n"
 	    "# TYPE mailrepd_store_bytes gauge\n"

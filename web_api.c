@@ -39,11 +39,15 @@ enum term_field {
 	TERM_SUBJECT,
 	TERM_READ,
 	TERM_UNREAD,
+	TERM_BEFORE,		/* arrived before a day (UTC) */
+	TERM_AFTER,		/* arrived on or after a day */
+	TERM_ATTACHMENT,	/* has a part given as an attachment */
 };
 
 struct term {
 	enum term_field	 field;
 	char		 text[WEB_MAX_QUERY + 1];
+	int64_t		 day;		/* TERM_BEFORE, TERM_AFTER: its start */
 };
 
 /* A list or a search being sent in steps. */
@@ -57,6 +61,7 @@ struct listing {
 	int64_t			 total, unread;
 	int			 done;		/* no more messages */
 	size_t			 nterms;	/* 0: a plain list */
+	unsigned		 meta;		/* STORE_META_* the terms read */
 	struct term		 terms[WEB_MAX_TERMS];
 	struct store_web_message batch[WEB_BATCH];
 };
@@ -78,6 +83,9 @@ static const struct {
 	{ "subject:", TERM_SUBJECT, 0 },
 	{ "is:read", TERM_READ, 1 },
 	{ "is:unread", TERM_UNREAD, 1 },
+	{ "before:", TERM_BEFORE, 0 },
+	{ "after:", TERM_AFTER, 0 },
+	{ "has:attachment", TERM_ATTACHMENT, 1 },
 };
 
 /* The byte two hex digits at p make, or -1 when they are not hex. */
@@ -361,14 +369,46 @@ matches(const struct listing *l, const struct store_web_message *m,
 		case TERM_UNREAD:
 			ok = (m->flags & FLAG_SEEN) == 0;
 			break;
+		case TERM_BEFORE:
+			ok = m->internaldate < t->day;
+			break;
+		case TERM_AFTER:
+			ok = m->internaldate >= t->day;
+			break;
+		case TERM_ATTACHMENT:
+			ok = holds(meta->bodystructure, "(\"attachment\"");
+			break;
 		}
 	}
 	return ok;
 }
 
 /*
+ * The start of day s ("YYYY-MM-DD", UTC) in seconds into *day; -1 when
+ * s is no such day.
+ */
+static int
+parse_day(const char *s, int64_t *day)
+{
+	struct tm	 tm;
+	char		 back[11], *end;
+	time_t		 t;
+
+	memset(&tm, 0, sizeof(tm));
+	if ((end = strptime(s, "%Y-%m-%d", &tm)) == NULL || *end != '\0')
+		return -1;
+	t = timegm(&tm);
+	if (gmtime_r(&t, &tm) == NULL || strftime(back, sizeof(back),
+	    "%Y-%m-%d", &tm) != 10 || strcmp(back, s) != 0)
+		return -1;	/* February 30th, or not written in full */
+	*day = (int64_t)t;
+	return 0;
+}
+
+/*
  * Splits a search query into terms: words, "quoted phrases", and the
- * prefixes of term_kinds.  Returns 0, or -1 when there are too many.
+ * prefixes of term_kinds.  Returns 0, or -1 when there are too many
+ * or a date is no day.
  */
 static int
 parse_query(struct listing *l, const char *q)
@@ -404,6 +444,11 @@ parse_query(struct listing *l, const char *q)
 			q = w + n;
 		}
 		snprintf(t->text, sizeof(t->text), "%.*s", (int)n, w);
+		if ((t->field == TERM_BEFORE || t->field == TERM_AFTER) &&
+		    parse_day(t->text, &t->day) < 0)
+			return -1;
+		if (t->field == TERM_ATTACHMENT)
+			l->meta |= STORE_META_STRUCT;
 	}
 	return 0;
 }
@@ -427,7 +472,7 @@ list_tail(struct session *s, struct listing *l)
  * each written when it matches and is within start and limit.
  */
 static int
-list_step(struct session *s, void *ctx)
+list_batch(struct session *s, void *ctx)
 {
 	struct listing		*l = ctx;
 	struct store_meta	 meta;
@@ -451,12 +496,12 @@ list_step(struct session *s, void *ctx)
 		list_tail(s, l);
 		return 1;
 	}
-	if ((f = open_memstream(&text, &len)) == NULL)
+	if ((f = http_memstream(&text, &len)) == NULL)
 		return -1;
 	for (i = 0; i < got; i++) {
 		memset(&meta, 0, sizeof(meta));
 		if (store_message_meta(s->srv->store, l->batch[i].guid,
-		    STORE_META_SEARCH, &meta) != STORE_OK)
+		    STORE_META_SEARCH | l->meta, &meta) != STORE_OK)
 			continue;		/* expunged meanwhile */
 		if (l->nterms > 0 && (!matches(l, &l->batch[i], &meta) ||
 		    l->matched++ < l->start || l->listed >= l->limit)) {
@@ -476,6 +521,18 @@ list_step(struct session *s, void *ctx)
 	free(text);
 	l->done = got < want;
 	return 0;
+}
+
+/* list_batch() in one read snapshot: its look-ups share one lock. */
+static int
+list_step(struct session *s, void *ctx)
+{
+	int	 r;
+
+	store_read_begin(s->srv->store);
+	r = list_batch(s, ctx);
+	store_read_end(s->srv->store);
+	return r;
 }
 
 /*
@@ -621,7 +678,7 @@ web_api_message_reply(struct session *s, const struct http_request *req,
 		return;
 	memset(&meta, 0, sizeof(meta));
 	if (store_message_meta(s->srv->store, m.guid, what, &meta) !=
-	    STORE_OK || (f = open_memstream(&text, &len)) == NULL) {
+	    STORE_OK || (f = http_memstream(&text, &len)) == NULL) {
 		store_meta_free(&meta);
 		http_error(s, 500, "cannot read the message");
 		return;
@@ -947,7 +1004,7 @@ web_api_mailboxes(struct session *s, const struct http_request *req,
 	(void)arg;
 	memset(&w, 0, sizeof(w));
 	w.st = s->srv->store;
-	if ((w.f = open_memstream(&text, &len)) == NULL) {
+	if ((w.f = http_memstream(&text, &len)) == NULL) {
 		http_error(s, 500, "out of memory");
 		return;
 	}

@@ -172,7 +172,7 @@ event_of(struct store *st, const struct store_replog_rec *r)
 	if (r->has_mailbox && store_mailbox_by_uniqueid(st, r->mailbox, &mb,
 	    user) != STORE_OK)
 		snprintf(mb.name, sizeof(mb.name), "%s", r->name);
-	if ((f = open_memstream(&frame, &len)) == NULL)
+	if ((f = http_memstream(&frame, &len)) == NULL)
 		return;
 	fprintf(f, "id: %lld\nevent: %s\ndata: {\"Type\":\"%s\"",
 	    (long long)r->seq, name, name);

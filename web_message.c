@@ -464,7 +464,7 @@ download_start(struct session *s, struct body *b, int i)
 		http_error(s, 500, "cannot read the message");
 		return;
 	}
-	if ((f = open_memstream(&extra, &len)) == NULL) {
+	if ((f = http_memstream(&extra, &len)) == NULL) {
 		http_error(s, 500, "out of memory");
 		return;
 	}

@@ -194,6 +194,27 @@ def test_metrics_count_deliveries_and_sessions(web):
     assert after["mailrepd_draining"] == 0
 
 
+def test_metrics_commits_conflicts_guard_and_disk(web):
+    """The group commits' latency as a Prometheus histogram, unresolved
+    conflicts, the mass-delete guard's paused users, and the disk's free
+    bytes."""
+    web.deliver("s@remote.test", ["alice@example.com"],
+                b"Subject: m\r\n\r\nhi\r\n")
+    m = metrics(web)
+    buckets = sorted((float(k.split('le="')[1].rstrip('"}')), v)
+                     for k, v in m.items()
+                     if k.startswith("mailrepd_commit_seconds_bucket{"))
+    assert len(buckets) > 5 and buckets[-1][0] == float("inf")
+    counts = [v for _, v in buckets]
+    assert counts == sorted(counts)
+    assert counts[-1] == m["mailrepd_commit_seconds_count"] >= 1
+    assert m["mailrepd_commit_seconds_sum"] > 0
+    assert m["mailrepd_conflicts"] == 0
+    assert m["mailrepd_guard_paused_users"] == 0
+    assert m["mailrepd_guard_held_records"] == 0
+    assert m["mailrepd_disk_free_bytes"] > 0
+
+
 def test_curl(web):
     if shutil.which("curl") is None:
         pytest.skip("no curl")
@@ -534,6 +555,36 @@ def test_api_search(web):
     for bad in ("", "?query=" + "+".join(["a"] * 17), "?query=%zz",
                 "?query=" + "a" * 600):
         status, _, _ = get(web, "/api/v1/search" + bad)
+        assert status == 400, bad
+
+
+def test_api_search_dates_and_attachments(web):
+    """Mailpit's before:, after: (a date, YYYY-MM-DD, UTC: arrived before
+    it, or on it or later) and has:attachment."""
+    deliver(web, "alice@example.com", "plain one")
+    deliver(web, "alice@example.com", "with a file", extra=(
+        b"MIME-Version: 1.0\r\n"
+        b"Content-Type: multipart/mixed; boundary=b\r\n"), body=(
+        b"--b\r\nContent-Type: text/plain\r\n\r\nsee file\r\n"
+        b"--b\r\nContent-Type: application/pdf\r\n"
+        b"Content-Disposition: attachment; filename=\"a.pdf\"\r\n"
+        b"Content-Transfer-Encoding: base64\r\n\r\nJVBERi0=\r\n--b--\r\n"))
+    def subjects(q):
+        res = api(web, "/api/v1/search?query=" + q)
+        return sorted(m["Subject"] for m in res["messages"])
+    today = time.strftime("%Y-%m-%d", time.gmtime())
+    tomorrow = time.strftime("%Y-%m-%d", time.gmtime(time.time() + 86400))
+    both = ["plain one", "with a file"]
+    assert subjects("has:attachment") == ["with a file"]
+    assert subjects("before:" + tomorrow) == both
+    assert subjects("before:" + today) == []
+    assert subjects("after:" + today) == both
+    assert subjects("after:" + tomorrow) == []
+    assert subjects("after:2001-02-03+before:" + tomorrow +
+                    "+has:attachment+file") == ["with a file"]
+    for bad in ("before:", "after:2024-13-01", "before:yesterday",
+                "after:2024-02-30x"):
+        status, _, _ = get(web, "/api/v1/search?query=" + bad)
         assert status == 400, bad
 
 

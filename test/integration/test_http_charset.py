@@ -2,7 +2,10 @@
 and read through the API: converted to UTF-8 in Text, HTML and the
 framed HTML document; bytes that are no character of their charset, and
 every non-ASCII byte of a charset not known, become U+FFFD, and the
-message says which charset it did not know."""
+message says which charset it did not know.  UTF-16 and UTF-7 are
+converted; ISO-2022-KR, ISO-2022-CN and HZ are the WHATWG Encoding
+Standard's "replacement" encoding, one U+FFFD; a byte order mark
+decides the charset, as the standard's decode does."""
 import base64
 import quopri
 
@@ -33,6 +36,11 @@ SAMPLES = [
     ("euc-kr", "나는 유리를 먹을 수 있어요", "euc_kr"),
     ("ks_c_5601-1987", "똠방각하", "cp949"),
     ("us-ascii", "plain", "ascii"),
+    ("utf-16le", "Grüße, 日本 😀 ok", "utf_16_le"),
+    ("utf-16be", "Grüße, 日本 😀 ok", "utf_16_be"),
+    ("utf-16", "Grüße, 日本 😀 ok", "utf_16"),        # with a BOM
+    ("unicode", "Grüße, 日本 😀 ok", "utf_16_le"),    # WHATWG: LE
+    ("utf-7", "Hi Mom -☺-! A≢Α. 日本語 😀 +", "utf_7"),
 ]
 
 
@@ -64,11 +72,11 @@ def newest(web):
 @pytest.mark.parametrize("label,text,codec", SAMPLES)
 def test_text_and_html_are_utf8(web, label, text, codec):
     raw = text.encode(codec)
-    cte = "7bit" if label == "iso-2022-jp" else "base64"
+    cte = "7bit" if label in ("iso-2022-jp", "utf-7") else "base64"
     web.deliver("s@remote.test", ["alice@example.com"], message(
         label, [("text/plain", label, cte, raw),
                 ("text/html", label.upper(), "quoted-printable",
-                 b"<p>" + raw + b"</p>")]))
+                 ("<p>%s</p>" % text).encode(codec))]))
     m = newest(web)
     assert m["Text"] == text
     assert m["HTML"] == "<p>%s</p>" % text
@@ -136,3 +144,37 @@ def test_conversion_keeps_to_the_limits(web):
     text = newest(web)["Text"]
     assert 60000 < len(text.encode()) <= 64 * 1024
     assert set(text) == {"漢", "字"}
+
+
+# (charset label, bytes, the text they are): the edges of the decoders
+EDGES = [
+    ("utf-16le", b"a\x00b", "a\ufffd"),                 # an odd byte
+    ("utf-16le", b"a\x00\x3d\xd8", "a\ufffd"),          # a lead at the end
+    ("utf-16le", b"\x3d\xd8a\x00", "\ufffda"),          # lead, no trail
+    ("utf-16le", b"\x00\xdca\x00", "\ufffda"),          # a trail alone
+    ("utf-16be", b"\xd8\x3d\xde\x00\x00!", "\U0001f600!"),
+    ("utf-16", b"\xfe\xff\x00a\x00b", "ab"),           # the BOM says BE
+    ("windows-1252", b"\xef\xbb\xbfcaf\xc3\xa9", "café"),  # UTF-8 BOM
+    ("utf-8", b"\xef\xbb\xbfok", "ok"),                  # BOM dropped
+    ("utf-16be", b"\xff\xfea\x00", "a"),               # BOM over label
+    ("utf-7", b"a+-b", "a+b"),
+    ("utf-7", b"+ZeVnLIqe x", "日本語 x"),                # a blank ends it
+    ("utf-7", b"+AGE", "a"),                            # the text ends it
+    ("utf-7", b"+AG-z", "\ufffdz"),                     # a unit cut short
+    ("utf-7", b"+2D0-z", "\ufffdz"),                    # a lead alone
+    ("utf-7", b"+2D0AYQ-", "\ufffda"),                  # lead, no trail
+    ("utf-7", b"caf\xe9", "caf\ufffd"),
+    ("iso-2022-kr", "한국어".encode("iso2022_kr"), "\ufffd"),
+    ("csiso2022kr", b"plain ascii", "\ufffd"),
+    ("hz-gb-2312", "中文".encode("hz"), "\ufffd"),
+    ("iso-2022-cn", b"x", "\ufffd"),
+]
+
+
+@pytest.mark.parametrize("label,raw,text", EDGES)
+def test_decoders_at_their_edges(web, label, raw, text):
+    web.deliver("s@remote.test", ["alice@example.com"], message(
+        label, [("text/plain", label, "base64", raw)]))
+    m = newest(web)
+    assert m["Text"] == text
+    assert m["UnknownCharset"] == ""
