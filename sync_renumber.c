@@ -100,7 +100,8 @@ master_push_begin(struct session *s, struct chan *c, const uint8_t *p,
 	size = rd_u64(&d);
 	rd_str(&d, pd->rec.keywords, sizeof(pd->rec.keywords));
 	above = rd_u64(&d);
-	if (d.bad || d.off != n || uid == 0 || uid >= UINT32_MAX ||
+	/* The copy is the replica's, so below its UIDNEXT. */
+	if (d.bad || d.off != n || uid == 0 || uid >= above ||
 	    flags > UINT32_MAX || above > UINT32_MAX ||
 	    size > (uint64_t)s->srv->settings->max_message_size)
 		goto bad;

@@ -143,6 +143,34 @@ def test_inventory_uidnext_above_the_plausible_is_refused(cluster):
     each_refused(master, before, "INV_MAILBOX", send, start)
 
 
+def test_push_of_a_uid_past_its_uidnext_is_refused(cluster):
+    """A copy pushed at a uid at or past the UIDNEXT its PUSH says: no
+    replica holds one there.  Refused: once the master took it in, the
+    record that moves it off that uid near the end of the UID space was
+    one every replica refused, and replication stopped there for good."""
+    master, replicas = cluster(1)
+    rep, = replicas
+    assert lmtp_one(master.port, "alice@" + DOMAIN,
+                    message("mine"))[0].startswith("250")
+    wait_same(master, rep)
+    before = inbox(master.data)
+    (box, _, _), _ = before
+    for uid, above in ((TOP - 1, 5), (7, 7)):
+        r = ScriptedReplica(SECRET, master.repl_port).reconciling()
+        try:
+            since = len(master.log_text())
+            r.tls.send(frame(PUSH, push(box, uid, THEIRS, above=above)) +
+                       frame(PUSH_DATA, THEIRS))
+            refused(master, r, "bad PUSH", since)
+        finally:
+            r.close()
+        assert inbox(master.data) == before, uid
+    still_serves(master, before)
+    wait_same(master, rep)
+    assert inbox(rep.data)[0][2] == inbox(master.data)[0][2]
+    assert "warn conflict" not in rep.log_text()
+
+
 def test_a_plausible_uidnext_is_taken(cluster):
     """A replica that gave out UIDs while split off (a few past the
     master's) is believed: the renumbered pair lands above them.  A
