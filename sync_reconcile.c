@@ -906,13 +906,31 @@ recon_gone_list(struct session *s, struct recon *r, const uint8_t *p,
 }
 
 /*
+ * A replica mailbox a relay (a replica itself) would take in or make
+ * again: only its master may, so it stays on the replica as it is,
+ * neither created here nor deleted there, until the replica meets a
+ * master.
+ */
+static void
+recon_leave(struct session *s, struct inv_mailbox *m, const char *why)
+{
+	char	 hex[MAILBOX_ID_LEN * 2 + 1];
+
+	crypto_hex(m->uniqueid, MAILBOX_ID_LEN, hex);
+	log_warn("sync.reconcile.local_mailbox", "peer=%s user=%s mailbox=%s "
+	    "id=%s msg=\"%s; this node is a replica: left to its master\"",
+	    s->peer, log_quote(m->user), log_quote(m->name), hex, why);
+}
+
+/*
  * A replica mailbox this master does not have: never replicated, it is
  * adopted here.  Deleted here (its tombstone), its messages are asked
  * for first: one never seen here means it survives (recon_revive());
  * all of them seen leave it for RP_GONE, which deletes it there.  The
  * deletes go after every check, together, so the replica's mass-delete
- * guard weighs them in one batch.  Returns 0 when done with it, -1
- * while waiting for the replica.
+ * guard weighs them in one batch.  A relay adopts and revives nothing
+ * (recon_leave()).  Returns 0 when done with it, -1 while waiting for
+ * the replica.
  */
 static int
 recon_gone_check(struct session *s, struct recon *r, struct inv_mailbox *m)
@@ -920,7 +938,10 @@ recon_gone_check(struct session *s, struct recon *r, struct inv_mailbox *m)
 	uint8_t		 b[MAILBOX_ID_LEN + 4];
 
 	if (!store_mailbox_was_deleted(s->srv->store, m->uniqueid)) {
-		(void)recon_adopt(s, r, m);
+		if (sync_is_replica())
+			recon_leave(s, m, "only on the replica");
+		else
+			(void)recon_adopt(s, r, m);
 		return 0;
 	}
 	switch (r->gone) {
@@ -934,7 +955,11 @@ recon_gone_check(struct session *s, struct recon *r, struct inv_mailbox *m)
 	case GONE_ASKED:
 		return -1;
 	case GONE_UNSEEN:
-		recon_revive(s, r, m);
+		if (sync_is_replica())
+			recon_leave(s, m, "deleted here, but took mail there "
+			    "this node never saw");
+		else
+			recon_revive(s, r, m);
 		m->seen = 1;
 		break;
 	case GONE_SEEN:
