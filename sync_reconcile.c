@@ -621,7 +621,9 @@ recon_message(struct session *s, struct chan *c, struct recon_action *a)
  * master's name was given (this master came back from an older copy,
  * or that rename never reached it before a failover): the newer name
  * wins, so this master takes it, and its log brings it to the other
- * replicas.  Returns 1 when the names are the same now; 0 when this
+ * replicas.  A relay (a replica itself) renames nothing: the newer
+ * name stays on the replica, left to its master.  Returns 1 when the
+ * names are the same now, or the replica's is left; 0 when this
  * master's name stands (it is the newer, or the replica's is taken
  * here by another mailbox).
  */
@@ -634,6 +636,14 @@ recon_adopt_name(struct session *s, struct recon *r,
 	enum store_apply	 what;
 	enum store_err		 err;
 
+	if (peer->named > r->mb.named && sync_is_replica()) {
+		log_warn("sync.reconcile.rename", "peer=%s user=%s mailbox=%s "
+		    "to=%s msg=\"renamed on the replica after this name was "
+		    "given; this node is a replica: left to its master\"",
+		    s->peer, log_quote(r->mb_user), log_quote(r->mb.name),
+		    log_quote(peer->name));
+		return 1;
+	}
 	if (peer->named <= r->mb.named ||
 	    store_mailbox_get(st, r->mb_user, peer->name, &other) !=
 	    STORE_NOTFOUND)

@@ -549,20 +549,23 @@ def mailbox_names(node):
 
 def test_a_relay_never_adopts_its_replicas_mailboxes(server, secret):
     """B replicates from master A and relays to C.  C, promoted for a
-    while, made a mailbox A never had and put a message in it, and put
-    one in a mailbox A deleted meanwhile; then it follows B again, A
-    down.  Only a master takes in a mailbox only a replica has, or
-    makes again a deleted one that took mail it never saw: a relay that
-    did made them in its own store, under identities and UIDVALIDITYs
-    its master never gave.  B must leave both to A (no create on B, no
-    delete on C), and once C follows A, A takes both in with their
-    messages, under UIDs of A's, and every node holds them."""
+    while, made a mailbox A never had and put a message in it, put one
+    in a mailbox A deleted meanwhile, and renamed a third; then it
+    follows B again, A down.  Only a master takes in a mailbox only a
+    replica has, makes again a deleted one that took mail it never
+    saw, or takes a replica's newer name: a relay that did made them in
+    its own store, under identities, UIDVALIDITYs and names its master
+    never gave.  B must leave all three to A (no create or rename on B,
+    no delete or rename on C), and once C follows A, A takes them in
+    with their messages, under UIDs of A's, and every node holds
+    them."""
     a, b = pair(server, secret)
     c = server(users=(), imap=True, args=[
         "--replicate-from", "%s:%d" % (HOST, b.repl_port),
         "--repl-secret-file", secret, "--name", "C"])
     imap = a.imap("alice")
-    assert imap.create("Doomed")[0] == "OK"
+    for box in ("Doomed", "Work"):
+        assert imap.create(box)[0] == "OK"
     imap.logout()
     deliver(a, "base")
     wait_same(a, b, c)
@@ -571,6 +574,7 @@ def test_a_relay_never_adopts_its_replicas_mailboxes(server, secret):
     assert imap.create("Split")[0] == "OK"
     for box in ("Split", "Doomed"):
         assert imap.append(box, None, None, message(box))[0] == "OK"
+    assert imap.rename("Work", "Renamed")[0] == "OK"
     imap.logout()
     imap = a.imap("alice")
     assert imap.delete("Doomed")[0] == "OK"
@@ -583,8 +587,11 @@ def test_a_relay_never_adopts_its_replicas_mailboxes(server, secret):
     text = wait_log(b, "sync.reconcile.done", since)
     assert "sync.reconcile.adopt" not in text, text
     assert "sync.reconcile.revive" not in text, text
-    assert text.count("left to its master") == 2, text
-    assert not {"Split", "Doomed"} & set(mailbox_names(b))
+    assert text.count("left to its master") == 3, text
+    names = set(mailbox_names(b))
+    assert "Work" in names and not {"Split", "Doomed", "Renamed"} & names
+    names = set(mailbox_names(c))
+    assert "Renamed" in names and "Work" not in names
     for box in ("Split", "Doomed"):
         assert subjects(c, box) == {1: box}
     a.start()
@@ -595,7 +602,8 @@ def test_a_relay_never_adopts_its_replicas_mailboxes(server, secret):
     deliver(a, "after")
     wait_same(a, b, c)
     for node in (a, b, c):
-        assert {"Split", "Doomed"} <= set(mailbox_names(node))
+        names = set(mailbox_names(node))
+        assert {"Split", "Doomed", "Renamed"} <= names and "Work" not in names
         for box in ("Split", "Doomed"):
             assert list(subjects(node, box).values()) == [box]
         check_clean(node.data)
