@@ -56,9 +56,11 @@ struct server;
 #define SF_PUSH_DATA	'B'	/* replica: a chunk of its body */
 #define SF_RELOCATE	'O'	/* replica: your message cannot take this uid */
 #define SF_EXPUNGED	'G'	/* replica: your message was expunged here */
+#define SF_NEVER_HELD	'Y'	/* master: no message of mine was at this uid */
 
 #define SYNC_HDR_LEN	5
-#define SYNC_VERSION	8	/* 7: subscriptions by mailbox; 6: appends
+#define SYNC_VERSION	9	/* 8: no NEVER_HELD; 7: subscriptions by
+				   mailbox; 6: appends
 				   do not say where a renumbering moved
 				   them from; 5: START after a
 				   reconciliation not acknowledged; 4: no

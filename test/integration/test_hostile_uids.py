@@ -13,7 +13,8 @@ delivery on every node; one far past the master's own names UIDs no
 split could have given out.  The master must refuse it: log why, keep
 its data (its messages, their UIDs and the mailbox's UIDNEXT), drop the
 link, and go on serving.  A RELOCATE that names a message the master
-does not hold at that uid is refused the same way and moves nothing.
+does not hold at that uid is refused and moves nothing; the master
+tells that replica alone (NEVER_HELD), so its conflict can close.
 """
 import hashlib
 import os
@@ -21,8 +22,8 @@ import struct
 import time
 
 from conftest import DOMAIN
-from repl_peer import (FRAME_DEADLINE, INV_END, INV_MAILBOX, PUSH,
-                       PUSH_DATA, RECONCILE, RELOCATE, ScriptedReplica,
+from repl_peer import (FRAME_DEADLINE, INV_END, INV_MAILBOX, NEVER_HELD,
+                       PUSH, PUSH_DATA, RECONCILE, RELOCATE, ScriptedReplica,
                        frame, messages, push, query, string, u64, wait_log,
                        wait_messages)
 from test_replication import (SECRET, cluster, lmtp_one,  # noqa: F401
@@ -236,6 +237,11 @@ def test_relocate_of_another_message_is_refused(cluster):
             r.tls.send_frame(RELOCATE, relocate(box, uid, guid, 3))
             text = wait_log(master, "refused", since)
             assert "sync.relocate" in text and "uid=%d " % uid in text, text
+            # The replica that asked is told, and only it.
+            t = None
+            while t != NEVER_HELD:
+                t, p = r.tls.read_frame()
+            assert p == box + struct.pack(">I", uid) + guid, uid
         finally:
             r.close()
         assert inbox(master.data) == before, uid

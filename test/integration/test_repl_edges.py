@@ -13,6 +13,9 @@ reason, each driven on purpose by a scripted peer (repl_peer.py):
   master no longer holds at that uid, or of the same message twice
   moves nothing twice and loses nothing on the master; a relay (a
   replica with replicas of its own) moves and expunges nothing they ask;
+- a replica's RELOCATE of a message of a master it followed before,
+  which its new master never held at that uid, closes its conflict by
+  itself (the master says so) with nothing lost and no uid given twice;
 - a replica's PUSH of the very message the master holds at that uid
   (the same bytes) is no conflict: nothing is renumbered or doubled;
 - a reconciliation compares a mailbox in chunks that the frame cuts
@@ -21,11 +24,12 @@ reason, each driven on purpose by a scripted peer (repl_peer.py):
 """
 import os
 import struct
+import time
 
 from conftest import DOMAIN, HOST, free_port, run
-from repl_peer import (EXPUNGED, PUSH, PUSH_DATA, RELOCATE, ScriptedMaster,
-                       ScriptedReplica, messages, push, wait_log,
-                       wait_messages)
+from repl_peer import (END, EXPUNGED, PUSH, PUSH_DATA, RELOCATE,
+                       ScriptedMaster, ScriptedReplica, messages, push,
+                       wait_log, wait_messages)
 from test_hostile_peer import inbox_guids
 from test_reconcile import deliver_many, inbox_subjects, wait_purged
 from test_replica_apply import body, guid, query
@@ -242,3 +246,72 @@ def test_a_relay_moves_and_expunges_nothing_its_replicas_ask(cluster):
     assert lmtp_one(master.port, "alice@" + DOMAIN,
                     message("after"))[0].startswith("250")
     wait_same(master, relay)
+
+
+def open_conflicts(data):
+    return query(data, "SELECT op, uid, hex(master_guid) FROM conflict "
+                 "WHERE resolved != 1 ORDER BY id")
+
+
+def test_a_stale_relocate_settles_by_itself(cluster):
+    """A replica holds a conflict on a message of a master it followed
+    for a while (here a scripted one, restored from a copy older than
+    an expunge): that master gave uid 3 again, to a message the replica
+    cannot place there.  Back on a master that never held that message
+    at that uid, its RELOCATE moves nothing there; the master says so
+    and the replica's conflict settles by itself, with no operator,
+    nothing lost and no uid naming two messages."""
+    master, (rep,) = cluster(1)
+    for tag in ("first", "second", "third"):
+        assert lmtp_one(master.port, "alice@" + DOMAIN,
+                        message(tag))[0].startswith("250")
+    c = master.imap("alice")
+    c.select("INBOX")
+    c.uid("STORE", "3", "+FLAGS", "(\\Deleted)")
+    c.expunge()
+    c.logout()
+    wait_same(master, rep)
+    box = inbox_guids(master.data)[0][0]
+    before = messages(master.data)
+    # The replica follows the other master for a while.
+    rep.stop()
+    port = free_port()
+    where = rep.args.index("--replicate-from") + 1
+    home = rep.args[where]
+    rep.args[where] = "%s:%d" % (HOST, port)
+    old = ScriptedMaster(port, SECRET)
+    stale = body(b"only on the other master")
+    try:
+        rep.start()
+        old.accept()
+        old.reconcile()
+        old.reconciled()
+        old.record("message.append", body=stale, mailbox=box, uid=3,
+                   seq=1)
+        old.tls.send_frame(END, struct.pack(">Q", 1) + b"\0" * 32)
+        end = time.monotonic() + SYNC_DEADLINE
+        while open_conflicts(rep.data) == [] and time.monotonic() < end:
+            time.sleep(0.05)
+        assert open_conflicts(rep.data) == [
+            ("message.reused", 3, guid(stale).hex().upper())]
+    finally:
+        old.tls.close()
+    rep.stop()
+    rep.args[where] = home
+    since = len(master.log_text())
+    rep.start()
+    wait_log(master, "not this node's message at that uid", since)
+    end = time.monotonic() + SYNC_DEADLINE
+    while open_conflicts(rep.data) and time.monotonic() < end:
+        time.sleep(0.05)
+    assert open_conflicts(rep.data) == []
+    assert messages(master.data) == before
+    # Mail still flows, and the uid given twice takes no new message.
+    for tag in ("fourth", "fifth"):
+        assert lmtp_one(master.port, "alice@" + DOMAIN,
+                        message(tag))[0].startswith("250")
+    wait_same(master, rep)
+    got = messages(rep.data)
+    assert got == messages(master.data)
+    assert [u for u, _ in got] == [1, 2, 4, 5], got
+    assert open_conflicts(rep.data) == [] and rep.running()
