@@ -310,9 +310,15 @@ master_expunged(struct session *s, struct chan *c, const uint8_t *p,
 	if (err == STORE_NOTFOUND) {
 		/*
 		 * Gone here already: its expunge, logged again, settles the
-		 * replica (which may have compared after that record).
+		 * replica (which may have compared after that record).  No
+		 * tombstone of it here: it was never here at uid (one of a
+		 * master the replica followed before), and only that replica
+		 * is told, so its conflict closes.
 		 */
-		(void)store_expunge_relog(st, p, uid, p + MAILBOX_ID_LEN + 4);
+		if (store_expunge_relog(st, p, uid, p + MAILBOX_ID_LEN + 4) ==
+		    STORE_NOTFOUND)
+			chan_send(s, SF_NEVER_HELD, p, MAILBOX_ID_LEN + 4 +
+			    GUID_LEN);
 		return;
 	}
 	log_warn("sync.expunged", "name=%s mailbox=%s uid=%u guid=%s "
@@ -351,11 +357,12 @@ replica_pull(struct session *s, struct chan *c, const uint8_t *p, size_t n)
 }
 
 /*
- * NEVER_HELD on the replica: (mailbox, uid, guid).  Our RELOCATE named a
- * message this master never held at that uid (one of a master we
- * followed before): nothing of the master's will move it, and we hold
- * no copy of it, so its conflict is over.  That other master keeps the
- * message and brings it to this one when they meet.
+ * NEVER_HELD on the replica: (mailbox, uid, guid).  Our RELOCATE or
+ * EXPUNGED named a message this master never held at that uid (one of a
+ * master we followed before): nothing of the master's will move or
+ * expunge it, and we hold no copy of it at that uid, so its conflict is
+ * over.  That other master keeps the message and brings it to this one
+ * when they meet.
  */
 void
 replica_never_held(struct session *s, const uint8_t *p, size_t n)
@@ -370,7 +377,7 @@ replica_never_held(struct session *s, const uint8_t *p, size_t n)
 	err = store_conflict_never_held(s->srv->store, p,
 	    get32(p + MAILBOX_ID_LEN), p + MAILBOX_ID_LEN + 4);
 	crypto_hex(p + MAILBOX_ID_LEN + 4, GUID_LEN, hex);
-	log_info("sync.relocate.never_held", "uid=%u guid=%s result=%s "
+	log_info("sync.never_held", "uid=%u guid=%s result=%s "
 	    "msg=\"the master never held it at that uid: the conflict is "
 	    "over\"", get32(p + MAILBOX_ID_LEN), hex, store_strerror(err));
 }

@@ -26,6 +26,8 @@ import os
 import struct
 import time
 
+import pytest
+
 from conftest import DOMAIN, HOST, free_port, run
 from repl_peer import (END, EXPUNGED, PUSH, PUSH_DATA, RELOCATE,
                        ScriptedMaster, ScriptedReplica, messages, push,
@@ -253,25 +255,47 @@ def open_conflicts(data):
                  "WHERE resolved != 1 ORDER BY id")
 
 
-def test_a_stale_relocate_settles_by_itself(cluster):
+STALE_CASES = {
+    # The master expunged uid 3's message; the other master gave uid 3
+    # to another message, which the replica cannot place there.
+    "reused": (("first", "second", "third"), 3,
+               lambda old, stale: [("message.append", dict(
+                   mailbox=old.mailbox, uid=3, body=stale))]),
+    # The master never gave uid 3; the other master gave it, expunged it
+    # and offered it again, which the replica refuses.
+    "expunged": (("first", "second"), None,
+                 lambda old, stale: [
+                     ("message.append", dict(mailbox=old.mailbox, uid=3,
+                                             body=stale)),
+                     ("message.expunge", dict(mailbox=old.mailbox, uid=3,
+                                              guid=guid(stale))),
+                     ("message.append", dict(mailbox=old.mailbox, uid=3,
+                                             body=stale))]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(STALE_CASES))
+def test_a_stale_conflict_settles_by_itself(cluster, case):
     """A replica holds a conflict on a message of a master it followed
-    for a while (here a scripted one, restored from a copy older than
-    an expunge): that master gave uid 3 again, to a message the replica
-    cannot place there.  Back on a master that never held that message
-    at that uid, its RELOCATE moves nothing there; the master says so
-    and the replica's conflict settles by itself, with no operator,
-    nothing lost and no uid naming two messages."""
+    for a while (here a scripted one, restored from a copy older than an
+    expunge): uid 3 there names a message the replica cannot place at
+    uid 3, so it asks that master to move it (RELOCATE) or to expunge it
+    (EXPUNGED).  Back on a master that never held that message at that
+    uid, the request changes nothing there; the master says so and the
+    replica's conflict settles by itself, with no operator, nothing lost
+    and no uid naming two messages."""
+    tags, expunge, records = STALE_CASES[case]
     master, (rep,) = cluster(1)
-    for tag in ("first", "second", "third"):
+    for tag in tags:
         assert lmtp_one(master.port, "alice@" + DOMAIN,
                         message(tag))[0].startswith("250")
-    c = master.imap("alice")
-    c.select("INBOX")
-    c.uid("STORE", "3", "+FLAGS", "(\\Deleted)")
-    c.expunge()
-    c.logout()
+    if expunge:
+        c = master.imap("alice")
+        c.select("INBOX")
+        c.uid("STORE", str(expunge), "+FLAGS", "(\\Deleted)")
+        c.expunge()
+        c.logout()
     wait_same(master, rep)
-    box = inbox_guids(master.data)[0][0]
     before = messages(master.data)
     # The replica follows the other master for a while.
     rep.stop()
@@ -280,27 +304,32 @@ def test_a_stale_relocate_settles_by_itself(cluster):
     home = rep.args[where]
     rep.args[where] = "%s:%d" % (HOST, port)
     old = ScriptedMaster(port, SECRET)
+    old.mailbox = inbox_guids(master.data)[0][0]
     stale = body(b"only on the other master")
     try:
         rep.start()
         old.accept()
         old.reconcile()
         old.reconciled()
-        old.record("message.append", body=stale, mailbox=box, uid=3,
-                   seq=1)
-        old.tls.send_frame(END, struct.pack(">Q", 1) + b"\0" * 32)
+        recs = records(old, stale)
+        if recs[:-1]:
+            old.batch(*recs[:-1])
+        kind, kw = recs[-1]
+        old.record(kind, seq=old.pos + 1, **kw)
+        old.tls.send_frame(END, struct.pack(">Q", old.pos + 1) +
+                           b"\0" * 32)
         end = time.monotonic() + SYNC_DEADLINE
         while open_conflicts(rep.data) == [] and time.monotonic() < end:
             time.sleep(0.05)
         assert open_conflicts(rep.data) == [
-            ("message.reused", 3, guid(stale).hex().upper())]
+            ("message." + case, 3, guid(stale).hex().upper())]
     finally:
         old.tls.close()
     rep.stop()
     rep.args[where] = home
-    since = len(master.log_text())
+    since = len(rep.log_text())
     rep.start()
-    wait_log(master, "not this node's message at that uid", since)
+    wait_log(rep, "sync.never_held", since)
     end = time.monotonic() + SYNC_DEADLINE
     while open_conflicts(rep.data) and time.monotonic() < end:
         time.sleep(0.05)
@@ -313,5 +342,5 @@ def test_a_stale_relocate_settles_by_itself(cluster):
     wait_same(master, rep)
     got = messages(rep.data)
     assert got == messages(master.data)
-    assert [u for u, _ in got] == [1, 2, 4, 5], got
+    assert len(got) == len(before) + 2 and 3 not in [u for u, _ in got]
     assert open_conflicts(rep.data) == [] and rep.running()
