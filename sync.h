@@ -60,12 +60,11 @@ struct server;
 
 #define SYNC_HDR_LEN	5
 #define SYNC_VERSION	9	/* 8: no NEVER_HELD; 7: subscriptions by
-				   mailbox; 6: appends
-				   do not say where a renumbering moved
-				   them from; 5: START after a
-				   reconciliation not acknowledged; 4: no
-				   rename times; 3: no EXPUNGED; 2: no log
-				   hashes nor reasons; 1: no TLS */
+				   mailbox; 6: appends do not say where a
+				   renumbering moved them from; 5: START
+				   after a reconciliation not acknowledged;
+				   4: no rename times; 3: no EXPUNGED; 2: no
+				   log hashes nor reasons; 1: no TLS */
 #define SYNC_PSK_IDENTITY "mailrepd-repl-1"
 #define SYNC_PSK_INFO	"mailrepd replication TLS-PSK v1" /* HKDF info */
 
