@@ -1145,6 +1145,14 @@ enum store_err	store_conflict_next(struct store *, int64_t after,
 enum store_err	store_conflict_set_state(struct store *, int64_t id,
 		    int state);
 /*
+ * On a replica: its master never held the message (uid, guid) that could
+ * not take uid here (or was expunged here), so no record of the master's
+ * will move or expunge it; its conflict is over.  STORE_NOTFOUND when no
+ * such conflict is open.
+ */
+enum store_err	store_conflict_never_held(struct store *,
+		    const uint8_t *uniqueid, uint32_t uid, const uint8_t *guid);
+/*
  * On a master: a replica's copy of a message (its uid, guid and
  * attributes; b its verified body, or NULL when the blob is here) that
  * this master does not hold at that uid.  In one step the master's own

@@ -180,6 +180,20 @@ store_conflict_set_state(struct store *st, int64_t id, int state)
 }
 
 enum store_err
+store_conflict_never_held(struct store *st, const uint8_t *uniqueid,
+    uint32_t uid, const uint8_t *guid)
+{
+	enum store_err	 err;
+
+	if ((err = op_begin(st)) != STORE_OK)
+		return err;
+	if ((err = conflict_done(st, S_CONFLICT_REUSED_DONE, uniqueid, uid,
+	    guid)) == STORE_OK && sqlite3_changes(st->db) == 0)
+		err = STORE_NOTFOUND;
+	return op_end(st, err);
+}
+
+enum store_err
 store_was_renumbered(struct store *st, const uint8_t *uniqueid, uint32_t uid,
     const uint8_t *guid, int *yes)
 {

@@ -56,14 +56,15 @@ struct server;
 #define SF_PUSH_DATA	'B'	/* replica: a chunk of its body */
 #define SF_RELOCATE	'O'	/* replica: your message cannot take this uid */
 #define SF_EXPUNGED	'G'	/* replica: your message was expunged here */
+#define SF_NEVER_HELD	'Y'	/* master: no message of mine was at this uid */
 
 #define SYNC_HDR_LEN	5
-#define SYNC_VERSION	8	/* 7: subscriptions by mailbox; 6: appends
-				   do not say where a renumbering moved
-				   them from; 5: START after a
-				   reconciliation not acknowledged; 4: no
-				   rename times; 3: no EXPUNGED; 2: no log
-				   hashes nor reasons; 1: no TLS */
+#define SYNC_VERSION	9	/* 8: no NEVER_HELD; 7: subscriptions by
+				   mailbox; 6: appends do not say where a
+				   renumbering moved them from; 5: START
+				   after a reconciliation not acknowledged;
+				   4: no rename times; 3: no EXPUNGED; 2: no
+				   log hashes nor reasons; 1: no TLS */
 #define SYNC_PSK_IDENTITY "mailrepd-repl-1"
 #define SYNC_PSK_INFO	"mailrepd replication TLS-PSK v1" /* HKDF info */
 

@@ -248,6 +248,9 @@ void		 master_expunged(struct session *, struct chan *,
 /* PULL on the replica: the master lacks our message at a uid. */
 void		 replica_pull(struct session *, struct chan *,
 		    const uint8_t *, size_t);
+/* NEVER_HELD on the replica: what we asked about was never the master's. */
+void		 replica_never_held(struct session *, const uint8_t *,
+		    size_t);
 /* Sends the copies to renumber as the output drains. */
 void		 replica_push(struct session *, struct chan *);
 

@@ -661,7 +661,9 @@ recon_message(struct session *s, struct chan *c, struct recon_action *a)
  * master's name was given (this master came back from an older copy,
  * or that rename never reached it before a failover): the newer name
  * wins, so this master takes it, and its log brings it to the other
- * replicas.  Returns 1 when the names are the same now; 0 when this
+ * replicas.  A relay (a replica itself) renames nothing: the newer
+ * name stays on the replica, left to its master.  Returns 1 when the
+ * names are the same now, or the replica's is left; 0 when this
  * master's name stands (it is the newer, or the replica's is taken
  * here by another mailbox).
  */
@@ -674,6 +676,14 @@ recon_adopt_name(struct session *s, struct recon *r,
 	enum store_apply	 what;
 	enum store_err		 err;
 
+	if (peer->named > r->mb.named && sync_is_replica()) {
+		log_warn("sync.reconcile.rename", "peer=%s user=%s mailbox=%s "
+		    "to=%s msg=\"renamed on the replica after this name was "
+		    "given; this node is a replica: left to its master\"",
+		    s->peer, log_quote(r->mb_user), log_quote(r->mb.name),
+		    log_quote(peer->name));
+		return 1;
+	}
 	if (peer->named <= r->mb.named ||
 	    store_mailbox_get(st, r->mb_user, peer->name, &other) !=
 	    STORE_NOTFOUND)
@@ -948,13 +958,31 @@ recon_gone_list(struct session *s, struct recon *r, const uint8_t *p,
 }
 
 /*
+ * A replica mailbox a relay (a replica itself) would take in or make
+ * again: only its master may, so it stays on the replica as it is,
+ * neither created here nor deleted there, until the replica meets a
+ * master.
+ */
+static void
+recon_leave(struct session *s, struct inv_mailbox *m, const char *why)
+{
+	char	 hex[MAILBOX_ID_LEN * 2 + 1];
+
+	crypto_hex(m->uniqueid, MAILBOX_ID_LEN, hex);
+	log_warn("sync.reconcile.local_mailbox", "peer=%s user=%s mailbox=%s "
+	    "id=%s msg=\"%s; this node is a replica: left to its master\"",
+	    s->peer, log_quote(m->user), log_quote(m->name), hex, why);
+}
+
+/*
  * A replica mailbox this master does not have: never replicated, it is
  * adopted here.  Deleted here (its tombstone), its messages are asked
  * for first: one never seen here means it survives (recon_revive());
  * all of them seen leave it for RP_GONE, which deletes it there.  The
  * deletes go after every check, together, so the replica's mass-delete
- * guard weighs them in one batch.  Returns 0 when done with it, -1
- * while waiting for the replica.
+ * guard weighs them in one batch.  A relay adopts and revives nothing
+ * (recon_leave()).  Returns 0 when done with it, -1 while waiting for
+ * the replica.
  */
 static int
 recon_gone_check(struct session *s, struct recon *r, struct inv_mailbox *m)
@@ -969,7 +997,10 @@ recon_gone_check(struct session *s, struct recon *r, struct inv_mailbox *m)
 		return -1;
 	}
 	if (!deleted) {
-		(void)recon_adopt(s, r, m);
+		if (sync_is_replica())
+			recon_leave(s, m, "only on the replica");
+		else
+			(void)recon_adopt(s, r, m);
 		return 0;
 	}
 	switch (r->gone) {
@@ -980,7 +1011,11 @@ recon_gone_check(struct session *s, struct recon *r, struct inv_mailbox *m)
 		r->phase = RP_GONE_WAIT;
 		return -1;
 	case GONE_UNSEEN:
-		recon_revive(s, r, m);
+		if (sync_is_replica())
+			recon_leave(s, m, "deleted here, but took mail there "
+			    "this node never saw");
+		else
+			recon_revive(s, r, m);
 		m->seen = 1;
 		break;
 	case GONE_SEEN:

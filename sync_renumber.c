@@ -100,7 +100,8 @@ master_push_begin(struct session *s, struct chan *c, const uint8_t *p,
 	size = rd_u64(&d);
 	rd_str(&d, pd->rec.keywords, sizeof(pd->rec.keywords));
 	above = rd_u64(&d);
-	if (d.bad || d.off != n || uid == 0 || uid >= UINT32_MAX ||
+	/* The copy is the replica's, so below its UIDNEXT. */
+	if (d.bad || d.off != n || uid == 0 || uid >= above ||
 	    flags > UINT32_MAX || above > UINT32_MAX ||
 	    size > (uint64_t)s->srv->settings->max_message_size)
 		goto bad;
@@ -218,16 +219,19 @@ master_relocate(struct session *s, struct chan *c, const uint8_t *p,
 		log_warn("sync.relocate", "name=%s uid=%u guid=%s new_uid=%u "
 		    "msg=\"uid used for another message there\"",
 		    log_quote(c->name), uid, hex, new_uid);
-	else if (err == STORE_INVALID)
+	else if (err == STORE_INVALID) {
 		/*
 		 * Not a message this node gave that uid: nothing moves, and
 		 * no record tells the replicas it left.  The link stays (a
-		 * replica may ask a new master about its old master's).
+		 * replica may ask a new master about its old master's), and
+		 * the replica is told, so its conflict settles: no record of
+		 * ours will ever move that message.
 		 */
 		log_warn("sync.relocate", "name=%s uid=%u guid=%s msg=\"not "
 		    "this node's message at that uid: refused\"",
 		    log_quote(c->name), uid, hex);
-	else if (err != STORE_EXISTS && err != STORE_NOTFOUND)
+		chan_send(s, SF_NEVER_HELD, p, MAILBOX_ID_LEN + 4 + GUID_LEN);
+	} else if (err != STORE_EXISTS && err != STORE_NOTFOUND)
 		log_warn("sync.relocate", "name=%s uid=%u guid=%s msg=%s",
 		    log_quote(c->name), uid, hex,
 		    log_quote(store_strerror(err)));
@@ -320,9 +324,15 @@ master_expunged(struct session *s, struct chan *c, const uint8_t *p,
 	if (err == STORE_NOTFOUND) {
 		/*
 		 * Gone here already: its expunge, logged again, settles the
-		 * replica (which may have compared after that record).
+		 * replica (which may have compared after that record).  No
+		 * tombstone of it here: it was never here at uid (one of a
+		 * master the replica followed before), and only that replica
+		 * is told, so its conflict closes.
 		 */
-		(void)store_expunge_relog(st, p, uid, p + MAILBOX_ID_LEN + 4);
+		if (store_expunge_relog(st, p, uid, p + MAILBOX_ID_LEN + 4) ==
+		    STORE_NOTFOUND)
+			chan_send(s, SF_NEVER_HELD, p, MAILBOX_ID_LEN + 4 +
+			    GUID_LEN);
 		return;
 	}
 	log_warn("sync.expunged", "name=%s mailbox=%s uid=%u guid=%s "
@@ -358,6 +368,32 @@ replica_pull(struct session *s, struct chan *c, const uint8_t *p, size_t n)
 	snprintf(k.mailbox_name, sizeof(k.mailbox_name), "%s", mb.name);
 	if (store_conflict_add(s->srv->store, &k) == STORE_OK)
 		conflict_notify(s, &k);
+}
+
+/*
+ * NEVER_HELD on the replica: (mailbox, uid, guid).  Our RELOCATE or
+ * EXPUNGED named a message this master never held at that uid (one of a
+ * master we followed before): nothing of the master's will move or
+ * expunge it, and we hold no copy of it at that uid, so its conflict is
+ * over.  That other master keeps the message and brings it to this one
+ * when they meet.
+ */
+void
+replica_never_held(struct session *s, const uint8_t *p, size_t n)
+{
+	enum store_err	 err;
+	char		 hex[GUID_HEX_LEN + 1];
+
+	if (n != MAILBOX_ID_LEN + 4 + GUID_LEN) {
+		chan_bad(s, "bad NEVER_HELD");
+		return;
+	}
+	err = store_conflict_never_held(s->srv->store, p,
+	    get32(p + MAILBOX_ID_LEN), p + MAILBOX_ID_LEN + 4);
+	crypto_hex(p + MAILBOX_ID_LEN + 4, GUID_LEN, hex);
+	log_info("sync.never_held", "uid=%u guid=%s result=%s "
+	    "msg=\"the master never held it at that uid: the conflict is "
+	    "over\"", get32(p + MAILBOX_ID_LEN), hex, store_strerror(err));
 }
 
 static void	expunged_send(struct session *, const struct store_conflict *,

@@ -413,6 +413,9 @@ replica_input(struct session *s)
 		else if ((c->state == CH_RECONCILE || c->state == CH_STREAM) &&
 		    type == SF_PULL)
 			replica_pull(s, c, p, n);
+		else if ((c->state == CH_RECONCILE || c->state == CH_STREAM) &&
+		    type == SF_NEVER_HELD)
+			replica_never_held(s, p, n);
 		else if (c->state == CH_RECONCILE && type == SF_START)
 			replica_reconciled(s, c, p, n);
 		else if (c->state == CH_STREAM || c->state == CH_RECONCILE)

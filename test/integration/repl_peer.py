@@ -57,8 +57,9 @@ BODY_CHUNK = 32 * 1024		# a DATA frame's body bytes, as a master sends
 (RECONCILE, INV_MAILBOX, INV_END, INV_WANT, INV_MSGS) = (
     _FRAMES[n] for n in ("RECONCILE", "INV_MAILBOX", "INV_END", "INV_WANT",
                          "INV_MSGS"))
-PULL, PUSH, PUSH_DATA, RELOCATE, EXPUNGED = (_FRAMES[n] for n in (
-    "PULL", "PUSH", "PUSH_DATA", "RELOCATE", "EXPUNGED"))
+PULL, PUSH, PUSH_DATA, RELOCATE, EXPUNGED, NEVER_HELD = (
+    _FRAMES[n] for n in ("PULL", "PUSH", "PUSH_DATA", "RELOCATE",
+                         "EXPUNGED", "NEVER_HELD"))
 
 REASONS = ("client", "operator", "move", "renumber", "reconcile")
 

@@ -20,6 +20,7 @@ from test_replication import (listing, lmtp_one, message, secret, status,
                               wait_same)
 from test_hard_failover import converged, pair, rejoin, split
 from test_reconcile import wait_for_log
+from repl_peer import wait_log
 
 __all__ = ["secret"]
 
@@ -537,4 +538,72 @@ def test_a_relay_never_renumbers_its_replicas_copies(server, secret,
         "base0", "base1", "base2", "new0", "new1"], want
     for node in (b, c):
         assert subjects(node) == want
+        check_clean(node.data)
+
+
+def mailbox_names(node):
+    """alice's mailbox names in the node's store."""
+    return sorted(m for u, m, ident, _, _, _ in listing(node.data)[1]
+                  if u == "alice" and ident is not None)
+
+
+def test_a_relay_never_adopts_its_replicas_mailboxes(server, secret):
+    """B replicates from master A and relays to C.  C, promoted for a
+    while, made a mailbox A never had and put a message in it, put one
+    in a mailbox A deleted meanwhile, and renamed a third; then it
+    follows B again, A down.  Only a master takes in a mailbox only a
+    replica has, makes again a deleted one that took mail it never
+    saw, or takes a replica's newer name: a relay that did made them in
+    its own store, under identities, UIDVALIDITYs and names its master
+    never gave.  B must leave all three to A (no create or rename on B,
+    no delete or rename on C), and once C follows A, A takes them in
+    with their messages, under UIDs of A's, and every node holds
+    them."""
+    a, b = pair(server, secret)
+    c = server(users=(), imap=True, args=[
+        "--replicate-from", "%s:%d" % (HOST, b.repl_port),
+        "--repl-secret-file", secret, "--name", "C"])
+    imap = a.imap("alice")
+    for box in ("Doomed", "Work"):
+        assert imap.create(box)[0] == "OK"
+    imap.logout()
+    deliver(a, "base")
+    wait_same(a, b, c)
+    run_ok("promote", "--data", c.data)
+    imap = c.imap("alice")
+    assert imap.create("Split")[0] == "OK"
+    for box in ("Split", "Doomed"):
+        assert imap.append(box, None, None, message(box))[0] == "OK"
+    assert imap.rename("Work", "Renamed")[0] == "OK"
+    imap.logout()
+    imap = a.imap("alice")
+    assert imap.delete("Doomed")[0] == "OK"
+    imap.logout()
+    wait_same(a, b)
+    a.stop()
+    since = len(b.log_text())
+    run_ok("demote", "--data", c.data, "--replicate-from",
+           "%s:%d" % (HOST, b.repl_port))
+    text = wait_log(b, "sync.reconcile.done", since)
+    assert "sync.reconcile.adopt" not in text, text
+    assert "sync.reconcile.revive" not in text, text
+    assert text.count("left to its master") == 3, text
+    names = set(mailbox_names(b))
+    assert "Work" in names and not {"Split", "Doomed", "Renamed"} & names
+    names = set(mailbox_names(c))
+    assert "Renamed" in names and "Work" not in names
+    for box in ("Split", "Doomed"):
+        assert subjects(c, box) == {1: box}
+    a.start()
+    wait_same(a, b)
+    run_ok("demote", "--data", c.data, "--replicate-from",
+           "%s:%d" % (HOST, a.repl_port))
+    wait_for_log(a, "sync.reconcile.revive")
+    deliver(a, "after")
+    wait_same(a, b, c)
+    for node in (a, b, c):
+        names = set(mailbox_names(node))
+        assert {"Split", "Doomed", "Renamed"} <= names and "Work" not in names
+        for box in ("Split", "Doomed"):
+            assert list(subjects(node, box).values()) == [box]
         check_clean(node.data)

@@ -24,7 +24,8 @@ from conftest import HOST, free_port, run
 from repl_peer import (ACK, DATA, END, EXPUNGED, FRAME_DEADLINE, HELLO,
                        INV_END,
                        INV_MAILBOX, INV_MSGS,
-                       INV_WANT, MAX_FRAME, PING, PULL, PUSH, PUSH_DATA,
+                       INV_WANT, MAX_FRAME, NEVER_HELD, PING, PULL, PUSH,
+                       PUSH_DATA,
                        RECONCILE, RECORD, REFUSE, RELOCATE, START, VERSION,
                        ScriptedMaster, ScriptedReplica, frame, head,
                        messages, push,
@@ -143,6 +144,10 @@ def short_end(m):
     m.tls.send_frame(END, b"\0" * 8)
 
 
+def short_never_held(m):
+    m.tls.send_frame(NEVER_HELD, b"\0" * 5)
+
+
 # Before START: (hello) -> the frames to send.
 def bad_start_position(m, hello):
     m.tls.send_frame(START, head(m.node_id, m.epoch, m.pos + 7))
@@ -216,6 +221,7 @@ STREAM_CASES = [
     (oversize_frame, "frame too long"),
     (unknown_frame, "bad stream frame"),
     (short_end, "bad stream frame"),
+    (short_never_held, "bad NEVER_HELD"),
 ]
 
 START_CASES = [

@@ -13,7 +13,8 @@ delivery on every node; one far past the master's own names UIDs no
 split could have given out.  The master must refuse it: log why, keep
 its data (its messages, their UIDs and the mailbox's UIDNEXT), drop the
 link, and go on serving.  A RELOCATE that names a message the master
-does not hold at that uid is refused the same way and moves nothing.
+does not hold at that uid is refused and moves nothing; the master
+tells that replica alone (NEVER_HELD), so its conflict can close.
 """
 import hashlib
 import os
@@ -21,8 +22,8 @@ import struct
 import time
 
 from conftest import DOMAIN
-from repl_peer import (FRAME_DEADLINE, INV_END, INV_MAILBOX, PUSH,
-                       PUSH_DATA, RECONCILE, RELOCATE, ScriptedReplica,
+from repl_peer import (FRAME_DEADLINE, INV_END, INV_MAILBOX, NEVER_HELD,
+                       PUSH, PUSH_DATA, RECONCILE, RELOCATE, ScriptedReplica,
                        frame, messages, push, query, string, u64, wait_log,
                        wait_messages)
 from test_replication import (SECRET, cluster, lmtp_one,  # noqa: F401
@@ -143,6 +144,34 @@ def test_inventory_uidnext_above_the_plausible_is_refused(cluster):
     each_refused(master, before, "INV_MAILBOX", send, start)
 
 
+def test_push_of_a_uid_past_its_uidnext_is_refused(cluster):
+    """A copy pushed at a uid at or past the UIDNEXT its PUSH says: no
+    replica holds one there.  Refused: once the master took it in, the
+    record that moves it off that uid near the end of the UID space was
+    one every replica refused, and replication stopped there for good."""
+    master, replicas = cluster(1)
+    rep, = replicas
+    assert lmtp_one(master.port, "alice@" + DOMAIN,
+                    message("mine"))[0].startswith("250")
+    wait_same(master, rep)
+    before = inbox(master.data)
+    (box, _, _), _ = before
+    for uid, above in ((TOP - 1, 5), (7, 7)):
+        r = ScriptedReplica(SECRET, master.repl_port).reconciling()
+        try:
+            since = len(master.log_text())
+            r.tls.send(frame(PUSH, push(box, uid, THEIRS, above=above)) +
+                       frame(PUSH_DATA, THEIRS))
+            refused(master, r, "bad PUSH", since)
+        finally:
+            r.close()
+        assert inbox(master.data) == before, uid
+    still_serves(master, before)
+    wait_same(master, rep)
+    assert inbox(rep.data)[0][2] == inbox(master.data)[0][2]
+    assert "warn conflict" not in rep.log_text()
+
+
 def test_a_plausible_uidnext_is_taken(cluster):
     """A replica that gave out UIDs while split off (a few past the
     master's) is believed: the renumbered pair lands above them.  A
@@ -208,6 +237,11 @@ def test_relocate_of_another_message_is_refused(cluster):
             r.tls.send_frame(RELOCATE, relocate(box, uid, guid, 3))
             text = wait_log(master, "refused", since)
             assert "sync.relocate" in text and "uid=%d " % uid in text, text
+            # The replica that asked is told, and only it.
+            t = None
+            while t != NEVER_HELD:
+                t, p = r.tls.read_frame()
+            assert p == box + struct.pack(">I", uid) + guid, uid
         finally:
             r.close()
         assert inbox(master.data) == before, uid

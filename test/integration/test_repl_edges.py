@@ -13,6 +13,9 @@ reason, each driven on purpose by a scripted peer (repl_peer.py):
   master no longer holds at that uid, or of the same message twice
   moves nothing twice and loses nothing on the master; a relay (a
   replica with replicas of its own) moves and expunges nothing they ask;
+- a replica's RELOCATE of a message of a master it followed before,
+  which its new master never held at that uid, closes its conflict by
+  itself (the master says so) with nothing lost and no uid given twice;
 - a replica's PUSH of the very message the master holds at that uid
   (the same bytes) is no conflict: nothing is renumbered or doubled;
 - a reconciliation compares a mailbox in chunks that the frame cuts
@@ -21,10 +24,14 @@ reason, each driven on purpose by a scripted peer (repl_peer.py):
 """
 import os
 import struct
+import time
+
+import pytest
 
 from conftest import DOMAIN, HOST, free_port, run
-from repl_peer import (EXPUNGED, PUSH, PUSH_DATA, RELOCATE,
-                       ScriptedReplica, messages, push, scripted_master_for,
+from repl_peer import (END, EXPUNGED, PUSH, PUSH_DATA, RELOCATE,
+                       ScriptedMaster, ScriptedReplica, messages, push,
+                       scripted_master_for, wait_log, wait_messages)
                        wait_log, wait_messages)
 from test_hostile_peer import inbox_guids
 from test_reconcile import deliver_many, inbox_subjects, wait_purged
@@ -239,3 +246,99 @@ def test_a_relay_moves_and_expunges_nothing_its_replicas_ask(cluster):
     assert lmtp_one(master.port, "alice@" + DOMAIN,
                     message("after"))[0].startswith("250")
     wait_same(master, relay)
+
+
+def open_conflicts(data):
+    return query(data, "SELECT op, uid, hex(master_guid) FROM conflict "
+                 "WHERE resolved != 1 ORDER BY id")
+
+
+STALE_CASES = {
+    # The master expunged uid 3's message; the other master gave uid 3
+    # to another message, which the replica cannot place there.
+    "reused": (("first", "second", "third"), 3,
+               lambda old, stale: [("message.append", dict(
+                   mailbox=old.mailbox, uid=3, body=stale))]),
+    # The master never gave uid 3; the other master gave it, expunged it
+    # and offered it again, which the replica refuses.
+    "expunged": (("first", "second"), None,
+                 lambda old, stale: [
+                     ("message.append", dict(mailbox=old.mailbox, uid=3,
+                                             body=stale)),
+                     ("message.expunge", dict(mailbox=old.mailbox, uid=3,
+                                              guid=guid(stale))),
+                     ("message.append", dict(mailbox=old.mailbox, uid=3,
+                                             body=stale))]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(STALE_CASES))
+def test_a_stale_conflict_settles_by_itself(cluster, case):
+    """A replica holds a conflict on a message of a master it followed
+    for a while (here a scripted one, restored from a copy older than an
+    expunge): uid 3 there names a message the replica cannot place at
+    uid 3, so it asks that master to move it (RELOCATE) or to expunge it
+    (EXPUNGED).  Back on a master that never held that message at that
+    uid, the request changes nothing there; the master says so and the
+    replica's conflict settles by itself, with no operator, nothing lost
+    and no uid naming two messages."""
+    tags, expunge, records = STALE_CASES[case]
+    master, (rep,) = cluster(1)
+    for tag in tags:
+        assert lmtp_one(master.port, "alice@" + DOMAIN,
+                        message(tag))[0].startswith("250")
+    if expunge:
+        c = master.imap("alice")
+        c.select("INBOX")
+        c.uid("STORE", str(expunge), "+FLAGS", "(\\Deleted)")
+        c.expunge()
+        c.logout()
+    wait_same(master, rep)
+    before = messages(master.data)
+    # The replica follows the other master for a while.
+    rep.stop()
+    port = free_port()
+    where = rep.args.index("--replicate-from") + 1
+    home = rep.args[where]
+    rep.args[where] = "%s:%d" % (HOST, port)
+    old = ScriptedMaster(port, SECRET)
+    old.mailbox = inbox_guids(master.data)[0][0]
+    stale = body(b"only on the other master")
+    try:
+        rep.start()
+        old.accept()
+        old.reconcile()
+        old.reconciled()
+        recs = records(old, stale)
+        if recs[:-1]:
+            old.batch(*recs[:-1])
+        kind, kw = recs[-1]
+        old.record(kind, seq=old.pos + 1, **kw)
+        old.tls.send_frame(END, struct.pack(">Q", old.pos + 1) +
+                           b"\0" * 32)
+        end = time.monotonic() + SYNC_DEADLINE
+        while open_conflicts(rep.data) == [] and time.monotonic() < end:
+            time.sleep(0.05)
+        assert open_conflicts(rep.data) == [
+            ("message." + case, 3, guid(stale).hex().upper())]
+    finally:
+        old.tls.close()
+    rep.stop()
+    rep.args[where] = home
+    since = len(rep.log_text())
+    rep.start()
+    wait_log(rep, "sync.never_held", since)
+    end = time.monotonic() + SYNC_DEADLINE
+    while open_conflicts(rep.data) and time.monotonic() < end:
+        time.sleep(0.05)
+    assert open_conflicts(rep.data) == []
+    assert messages(master.data) == before
+    # Mail still flows, and the uid given twice takes no new message.
+    for tag in ("fourth", "fifth"):
+        assert lmtp_one(master.port, "alice@" + DOMAIN,
+                        message(tag))[0].startswith("250")
+    wait_same(master, rep)
+    got = messages(rep.data)
+    assert got == messages(master.data)
+    assert len(got) == len(before) + 2 and 3 not in [u for u, _ in got]
+    assert open_conflicts(rep.data) == [] and rep.running()
