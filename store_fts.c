@@ -6,8 +6,9 @@
  * trigram index of case-folded text costs about what the message costs
  * compressed, where positions would cost six times that.  Without
  * positions FTS5 cannot match a phrase, so a string is asked as the AND
- * of its trigrams: every blob that holds the string is named, and some
- * that hold its trigrams elsewhere too; the caller reads them all.
+ * of trigrams of it (match_query()): every blob that holds the string
+ * is named, and some that hold those trigrams elsewhere too; the caller
+ * reads them all.
  *
  * Deleting a row of a contentless table needs its exact text again,
  * which SQLite 3.40 has no other way around: a blob that no message
@@ -230,10 +231,14 @@ char_offset(const char *str, size_t len, size_t nth)
 }
 
 /*
- * The FTS5 query for str: the AND of its trigrams, each a quoted
- * string; at most FTS_MAX_TRIGRAMS of them, spread over the string and
- * taking its first and last.  Returns malloc'd text, or NULL (no memory,
- * or fewer than 3 characters).
+ * The FTS5 query for str: the AND of trigrams that cover it, each a
+ * quoted string.  Every blob that holds str holds all of its trigrams,
+ * so any of them name no blob too few; each one more asked costs a
+ * walk of its list of blobs (the common ones name most of the store),
+ * so only a third of them are asked, spread evenly from the first to
+ * the last so that every character is in one: "needleword" is "nee"
+ * AND "edl" AND "lew" AND "ord".  At most FTS_MAX_TRIGRAMS.  Returns
+ * malloc'd text, or NULL (no memory, or fewer than 3 characters).
  */
 static char *
 match_query(const char *str, size_t len)
@@ -245,7 +250,9 @@ match_query(const char *str, size_t len)
 		nc++;
 	if (nc < 3)
 		return NULL;
-	ntri = nc - 2 < FTS_MAX_TRIGRAMS ? nc - 2 : FTS_MAX_TRIGRAMS;
+	ntri = (nc + 2) / 3;
+	if (ntri > FTS_MAX_TRIGRAMS)
+		ntri = FTS_MAX_TRIGRAMS;
 	/* Each quoted trigram: 3 characters of 4 bytes, each maybe '""'. */
 	cap = ntri * (3 * 4 * 2 + 2 + 5) + 1;
 	if ((q = malloc(cap)) == NULL)
