@@ -252,6 +252,7 @@
 #define IMAP_MAX_OUTPUT		(4 * 1024 * 1024) /* a session's output buffer */
 #define IMAP_STEP_MESSAGES	256	/* messages a long command does in one loop step */
 #define IMAP_STEP_USEC		5000	/* loop time one step of a long command takes */
+#define FETCH_ROW_BATCH		256	/* message rows a FETCH of flags alone reads at once */
 #define IMAP_MAX_MULTIAPPEND	32	/* messages in one APPEND (a spool and a file each) */
 #define IMAP_MAX_SECTION	64	/* bytes of a section in a CATENATE URL */
 /*

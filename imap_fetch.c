@@ -74,6 +74,7 @@ fetch_free(void *arg)
 		free(j->items[i].fieldbuf);
 	}
 	imap_seqset_free(&j->set);
+	free(j->rows.kwbuf);
 	free(j->raw);
 	free(j->dec);
 	free(j);
@@ -93,6 +94,73 @@ meta_complete(const struct store_meta *meta, unsigned what)
 	    (meta->header != NULL && meta->nparts > 0);
 }
 
+/* Appends a row to the read-ahead: a store_message_rows() callback. */
+static int
+rows_add(void *arg, const struct store_message *m)
+{
+	struct fetch_rows	*r = arg;
+	const char		*kw = m->keywords != NULL ? m->keywords : "";
+	size_t			 len = strlen(kw) + 1, cap;
+	char			*p;
+
+	if (r->kwcap - r->kwlen < len) {
+		cap = r->kwcap > 0 ? r->kwcap * 2 : 4096;
+		while (cap - r->kwlen < len)
+			cap *= 2;
+		if ((p = realloc(r->kwbuf, cap)) == NULL) {
+			r->failed = 1;
+			return 1;
+		}
+		r->kwbuf = p;
+		r->kwcap = cap;
+	}
+	memcpy(r->kwbuf + r->kwlen, kw, len);
+	r->kw[r->n] = r->kwlen;
+	r->kwlen += len;
+	r->m[r->n++] = *m;
+	return r->n == FETCH_ROW_BATCH;
+}
+
+/*
+ * The row of message uid from the read-ahead, which is read from uid
+ * on when it does not cover uid.  Returns 1 with *m set (its keywords
+ * in the read-ahead), 0 when the message is gone (expunged elsewhere),
+ * or -1 when the rows cannot be read so: then it is read alone.
+ */
+static int
+rows_find(struct store *st, const struct imap_view *v, struct fetch_rows *r,
+    uint32_t uid, struct store_message *m)
+{
+	size_t	 lo = 0, hi, mid;
+
+	if (!r->valid || uid <= r->after || uid > r->upto) {
+		r->n = r->kwlen = 0;
+		r->failed = 0;
+		r->after = uid - 1;
+		r->upto = imap_view_last_uid(v);
+		if (store_message_rows(st, v->mb.id, r->after, r->upto,
+		    FETCH_ROW_BATCH, rows_add, r) != STORE_OK || r->failed)
+			return -1;
+		if (r->n == FETCH_ROW_BATCH)
+			r->upto = r->m[r->n - 1].uid;
+		r->valid = 1;
+	}
+	hi = r->n;
+	while (lo < hi) {
+		mid = lo + (hi - lo) / 2;
+		if (r->m[mid].uid == uid) {
+			*m = r->m[mid];
+			m->keywords = r->kwbuf + r->kw[mid];
+			return 1;
+		}
+		if (r->m[mid].uid < uid)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return 0;
+}
+
 /*
  * Loads message seq: its row, its MIME data when an item needs it, then
  * sets \Seen when an item asks (before the response, RFC 3501 6.4.5).
@@ -105,10 +173,21 @@ msg_load(struct session *s, struct fetch_job *j, uint32_t seq)
 	struct imap_view	*v = imap_of(s)->view;
 	struct store		*st = s->srv->store;
 	struct fetch_msg	*fm = &j->msg;
+	uint32_t		 uid = imap_view_uid(v, seq);
+	int			 found;
 
 	fm->seq = seq;
 	fm->seen_set = 0;
-	j->err = store_message_get(st, v->mb.id, imap_view_uid(v, seq), &fm->m);
+	if (j->rows_only && (found = rows_find(st, v, &j->rows, uid,
+	    &fm->m)) >= 0)
+		j->err = found ? STORE_OK : STORE_NOTFOUND;
+	/* The row and the MIME data in one look-up, but for CHANGEDSINCE. */
+	else if (j->need_meta && !j->changedsince) {
+		j->err = store_message_get_meta(st, v->mb.id, uid,
+		    j->need_meta, &fm->m, &fm->meta, NULL);
+		fm->have_meta = j->err == STORE_OK;
+	} else
+		j->err = store_message_get(st, v->mb.id, uid, &fm->m);
 	if (j->err != STORE_OK)
 		return j->err == STORE_NOTFOUND ? 0 : -1;
 	if (j->changedsince && fm->m.modseq <= j->since)
@@ -117,16 +196,16 @@ msg_load(struct session *s, struct fetch_job *j, uint32_t seq)
 	snprintf(fm->keywords, sizeof(fm->keywords), "%s",
 	    fm->m.keywords != NULL ? fm->m.keywords : "");
 	fm->m.keywords = fm->keywords;
-	if (j->need_meta) {
+	if (j->need_meta && !fm->have_meta) {
 		j->err = store_message_meta(st, fm->m.guid, j->need_meta,
 		    &fm->meta);
 		if (j->err != STORE_OK)
 			return -1;
 		fm->have_meta = 1;
-		if (!meta_complete(&fm->meta, j->need_meta)) {
-			j->err = STORE_IO;
-			return -1;
-		}
+	}
+	if (j->need_meta && !meta_complete(&fm->meta, j->need_meta)) {
+		j->err = STORE_IO;
+		return -1;
 	}
 	if (j->seen && !v->readonly && (fm->m.flags & FLAG_SEEN) == 0) {
 		j->err = store_message_set_flags(st, v->mb.id, fm->m.uid,
@@ -753,11 +832,13 @@ fetch_run(struct session *s, struct fetch_job *j)
 static int
 fetch_step(struct session *s, void *arg)
 {
-	struct store	*st = s->srv->store;
-	int		 r;
+	struct store		*st = s->srv->store;
+	struct fetch_job	*j = arg;
+	int			 r;
 
 	store_read_begin(st);
-	r = fetch_run(s, arg);
+	j->rows.valid = 0;	/* read in another snapshot */
+	r = fetch_run(s, j);
 	store_read_end(st);
 	return r;
 }

@@ -403,6 +403,7 @@ summarize(struct fetch_job *j)
 	const struct fetch_item	*it;
 	size_t			 i;
 
+	j->rows_only = 1;
 	for (i = 0; i < j->nitems; i++) {
 		it = &j->items[i];
 		switch (it->kind) {
@@ -412,10 +413,14 @@ summarize(struct fetch_job *j)
 		case ITEM_MODSEQ:
 			j->modseq = 1;
 			break;
+		case ITEM_INTERNALDATE:
+		case ITEM_SAVEDATE:
+			break;
 		case ITEM_ENVELOPE:
 		case ITEM_BODYSTRUCTURE:
 		case ITEM_BODY:
 			j->need_meta |= STORE_META_STRUCT;
+			j->rows_only = 0;
 			break;
 		case ITEM_SECTION:
 		case ITEM_BINARY:
@@ -425,8 +430,10 @@ summarize(struct fetch_job *j)
 			/* only BODY[], BINARY[] and RFC822 go without offsets */
 			if (it->partlen > 0 || it->text != SECT_ALL)
 				j->need_meta |= STORE_META_SECTIONS;
+			j->rows_only = 0;
 			break;
-		default:
+		default:	/* RFC822.SIZE, EMAILID, THREADID: the blob's */
+			j->rows_only = 0;
 			break;
 		}
 	}

@@ -88,6 +88,8 @@ struct candidate {
 	struct store_meta		 meta;
 	struct store_blob_reader	*blob;
 	enum need			 have;	/* read so far */
+	int				 meta_read;	/* the meta is read */
+	int64_t				 blob_id;	/* read with it, or 0 */
 	enum tri			 text[IMAP_MAX_SEARCH_TEXT];
 };
 
@@ -614,8 +616,10 @@ match_text(struct search *se, const struct node *n, struct candidate *m)
 		return T_YES;
 	if (m->text[n->text] != T_UNKNOWN)
 		return m->text[n->text];
-	if (m->blob == NULL && (err = store_blob_open(se->store, m->row.guid,
-	    &m->blob, NULL)) != STORE_OK) {
+	if (m->blob == NULL && (err = m->blob_id != 0 ?
+	    store_blob_open_id(se->store, m->blob_id, m->row.size, &m->blob) :
+	    store_blob_open(se->store, m->row.guid, &m->blob, NULL)) !=
+	    STORE_OK) {
 		se->err = err;
 		return T_NO;
 	}
@@ -700,15 +704,35 @@ eval(struct search *se, const struct node *n, struct candidate *m,
 
 /* --- running ------------------------------------------------------------- */
 
+/* What a search reads of the meta: never the ENVELOPE and its kin. */
+#define SEARCH_META	(STORE_META_SECTIONS | STORE_META_SEARCH)
+
+/* Makes the candidate's meta searchable in place: unfolded, folded. */
+static void
+meta_normalise(struct store_meta *meta)
+{
+	if (meta->header != NULL)
+		meta->header_len = search_header_normalise(meta->header,
+		    meta->header_len);
+	if (meta->from != NULL)
+		search_fold((unsigned char *)meta->from, strlen(meta->from));
+	if (meta->to != NULL)
+		search_fold((unsigned char *)meta->to, strlen(meta->to));
+	if (meta->subject != NULL)
+		search_fold((unsigned char *)meta->subject,
+		    strlen(meta->subject));
+}
+
 /*
  * Reads what `need` adds to the candidate: its row, or its meta (made
- * searchable in place).  The message bytes are opened by the test that
- * reads them.
+ * searchable in place).  The index's candidates are tried because a
+ * header or text key may match them, which reads the meta: their row
+ * and meta are read in one look-up.  The message bytes are opened by
+ * the test that reads them.
  */
 static enum store_err
 candidate_read(struct search *se, struct candidate *m, enum need need)
 {
-	struct store_meta	*meta = &m->meta;
 	enum store_err		 err;
 
 	switch (need) {
@@ -716,28 +740,29 @@ candidate_read(struct search *se, struct candidate *m, enum need need)
 	case NEED_BYTES:
 		break;
 	case NEED_ROW:
-		if ((err = store_message_get(se->store, se->mailbox, m->uid,
-		    &m->row)) != STORE_OK)
+		if (se->walk == WALK_INDEX) {
+			err = store_message_get_meta(se->store, se->mailbox,
+			    m->uid, SEARCH_META, &m->row, &m->meta, &m->blob_id);
+			m->meta_read = err == STORE_OK;
+		} else
+			err = store_message_get(se->store, se->mailbox, m->uid,
+			    &m->row);
+		if (err != STORE_OK)
 			return err;
 		m->flags |= m->row.flags;
 		snprintf(se->keywords, sizeof(se->keywords), "%s",
 		    m->row.keywords != NULL ? m->row.keywords : "");
+		if (m->meta_read)
+			meta_normalise(&m->meta);
 		break;
 	case NEED_META:
-		err = store_message_meta(se->store, m->row.guid,
-		    STORE_META_ALL, meta);
-		if (err != STORE_OK)
+		if (m->meta_read)
+			break;
+		if ((err = store_message_meta(se->store, m->row.guid,
+		    SEARCH_META, &m->meta)) != STORE_OK)
 			return err;
-		if (meta->header != NULL)
-			meta->header_len = search_header_normalise(meta->header,
-			    meta->header_len);
-		if (meta->from != NULL)
-			search_fold((unsigned char *)meta->from, strlen(meta->from));
-		if (meta->to != NULL)
-			search_fold((unsigned char *)meta->to, strlen(meta->to));
-		if (meta->subject != NULL)
-			search_fold((unsigned char *)meta->subject,
-			    strlen(meta->subject));
+		m->meta_read = 1;
+		meta_normalise(&m->meta);
 		break;
 	}
 	return STORE_OK;

@@ -168,11 +168,7 @@ static const char *const stmt_sql[NSTMT] = {
 	[S_MBOX_CHILDREN] = "SELECT m.id, m.uniqueid, m.name FROM mailbox m "
 	    "JOIN user u ON u.id = m.user_id WHERE u.name = ?1 AND "
 	    "(m.name = ?2 OR substr(m.name, 1, length(?2) + 1) = ?2 || '/')",
-	[S_MSG_GET] = "SELECT m.uid, b.guid, m.modseq, m.flags, m.keywords, "
-	    "m.internaldate, b.size, " MSG_SAVEDATE ", m.blob_id "
-	    "FROM message m JOIN blob b "
-	    "ON b.id = m.blob_id WHERE m.mailbox_id = ?1 AND m.uid = ?2 AND"
-	    MSG_SHOWN("m", "?1"),
+	[S_MSG_GET] = "SELECT " MSG_ROW_COLUMNS MSG_ROW_FROM,
 	[S_MSG_SET_FLAGS] = "UPDATE message SET flags = ?3, keywords = ?4, "
 	    "modseq = ?5 WHERE mailbox_id = ?1 AND uid = ?2",
 	[S_MSG_DEL] = "DELETE FROM message WHERE mailbox_id = ?1 AND uid = ?2",
@@ -274,6 +270,11 @@ static const char *const stmt_sql[NSTMT] = {
 	    "FROM message m JOIN blob b "
 	    "ON b.id = m.blob_id WHERE m.mailbox_id = ?1 AND m.uid > ?2 AND "
 	    "m.uid <= ?3 AND" MSG_SHOWN("m", "?1") "ORDER BY m.uid LIMIT ?4",
+	/* S_MSG_RANGE's rows without their blob's (store_message_rows()) */
+	[S_MSG_ROWS] = "SELECT m.uid, NULL, m.modseq, m.flags, m.keywords, "
+	    "m.internaldate, 0, " MSG_SAVEDATE " FROM message m "
+	    "WHERE m.mailbox_id = ?1 AND m.uid > ?2 AND m.uid <= ?3 AND"
+	    MSG_SHOWN("m", "?1") "ORDER BY m.uid LIMIT ?4",
 	[S_EXPUNGED_GUID] = "SELECT guid FROM expunged WHERE mailbox = ?1 "
 	    "AND uid = ?2",
 	[S_MBOX_GONE_GET] = "SELECT 1 FROM mailbox_gone WHERE uniqueid = ?1",
@@ -1229,8 +1230,10 @@ store_close(struct store *st)
 	store_checkpointer_stop(st);
 	for (i = 0; i < NSTMT; i++)
 		sqlite3_finalize(st->stmts[i]);
-	for (i = 0; i < STORE_META_ALL; i++)
+	for (i = 0; i < STORE_META_ALL; i++) {
 		sqlite3_finalize(st->meta_stmts[i]);
+		sqlite3_finalize(st->row_meta_stmts[i]);
+	}
 	for (i = 0; i < STORE_WEB_STMTS; i++)
 		sqlite3_finalize(st->web_stmts[i]);
 	sqlite3_close(st->db);

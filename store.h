@@ -307,6 +307,9 @@ enum store_err	store_message_count_deleted(struct store *,
 struct store_blob_reader;
 enum store_err	store_blob_open(struct store *, const uint8_t *guid,
 		    struct store_blob_reader **out, uint64_t *size);
+/* A reader of the blob a look-up of this read snapshot gave, by row id. */
+enum store_err	store_blob_open_id(struct store *, int64_t blob_id,
+		    uint64_t size, struct store_blob_reader **out);
 ssize_t		store_blob_read(struct store_blob_reader *, uint64_t off,
 		    void *buf, size_t len);
 void		store_blob_close(struct store_blob_reader *);
@@ -357,6 +360,15 @@ void		store_meta_free(struct store_meta *);
  */
 enum store_err	store_message_get(struct store *, int64_t mailbox_id,
 		    uint32_t uid, struct store_message *out);
+/*
+ * store_message_get() and store_message_meta() of its blob in one
+ * look-up: what a FETCH of MIME data or a SEARCH of header fields
+ * reads of each message.  On failure *meta holds nothing.  *blob_id
+ * (when not NULL) is for store_blob_open_id() in the same snapshot.
+ */
+enum store_err	store_message_get_meta(struct store *, int64_t mailbox_id,
+		    uint32_t uid, unsigned what, struct store_message *row,
+		    struct store_meta *meta, int64_t *blob_id);
 
 /*
  * A selected mailbox's UIDNEXT and HIGHESTMODSEQ: the cheap look-up an
@@ -771,8 +783,15 @@ enum store_err	store_mailbox_by_uniqueid(struct store *,
  */
 enum store_err	store_mailbox_digest(struct store *, int64_t mailbox_id,
 		    uint8_t digest[GUID_LEN]);
-/* Messages with after < uid <= upto in UID order, at most limit of them. */
+/*
+ * Messages with after < uid <= upto in UID order, at most limit of them:
+ * store_message_range() reads their blob's row too, store_message_rows()
+ * only theirs (guid zero, size 0).
+ */
 enum store_err	store_message_range(struct store *, int64_t mailbox_id,
+		    uint32_t after, uint32_t upto, int limit,
+		    int (*cb)(void *, const struct store_message *), void *arg);
+enum store_err	store_message_rows(struct store *, int64_t mailbox_id,
 		    uint32_t after, uint32_t upto, int limit,
 		    int (*cb)(void *, const struct store_message *), void *arg);
 /*

@@ -145,13 +145,33 @@ blob_put(struct store *st, const struct store_blob_in *b, int64_t *blob_id)
 	return blob_write_chunks(st, *blob_id, b);
 }
 
+/* A reader of blob blob_id, of size bytes, in the store's list. */
+static enum store_err
+reader_new(struct store *st, int64_t blob_id, uint64_t size,
+    struct store_blob_reader **out)
+{
+	struct store_blob_reader	*r;
+
+	if ((r = calloc(1, sizeof(*r))) == NULL)
+		return STORE_IO;
+	r->st = st;
+	r->blob_id = blob_id;
+	r->size = size;
+	r->seq = r->inflated_seq = -1;
+	r->next = st->readers;
+	st->readers = r;
+	*out = r;
+	return STORE_OK;
+}
+
 enum store_err
 store_blob_open(struct store *st, const uint8_t *guid,
     struct store_blob_reader **out, uint64_t *size)
 {
-	struct store_blob_reader	*r;
-	sqlite3_stmt			*s;
-	enum store_err			 err;
+	sqlite3_stmt	*s;
+	enum store_err	 err;
+	int64_t		 blob_id;
+	uint64_t	 n;
 
 	*out = NULL;
 	if ((s = stmt(st, S_BLOB_FIND)) == NULL)
@@ -159,21 +179,21 @@ store_blob_open(struct store *st, const uint8_t *guid,
 	sqlite3_bind_blob(s, 1, guid, GUID_LEN, SQLITE_STATIC);
 	if ((err = step_row(st, s, "blob open")) != STORE_OK)
 		return err;
-	if ((r = calloc(1, sizeof(*r))) == NULL) {
-		sqlite3_reset(s);
-		return STORE_IO;
-	}
-	r->st = st;
-	r->blob_id = sqlite3_column_int64(s, 0);
-	r->size = (uint64_t)sqlite3_column_int64(s, 1);
-	r->seq = r->inflated_seq = -1;
+	blob_id = sqlite3_column_int64(s, 0);
+	n = (uint64_t)sqlite3_column_int64(s, 1);
 	sqlite3_reset(s);
-	r->next = st->readers;
-	st->readers = r;
-	if (size != NULL)
-		*size = r->size;
-	*out = r;
-	return STORE_OK;
+	if ((err = reader_new(st, blob_id, n, out)) == STORE_OK &&
+	    size != NULL)
+		*size = n;
+	return err;
+}
+
+enum store_err
+store_blob_open_id(struct store *st, int64_t blob_id, uint64_t size,
+    struct store_blob_reader **out)
+{
+	*out = NULL;
+	return reader_new(st, blob_id, size, out);
 }
 
 /* Finds chunk `seq` of the reader's blob: its row, length and form. */
@@ -408,33 +428,37 @@ column_dup(sqlite3_stmt *s, int i, size_t *len)
 
 /* The columns of each STORE_META_* group, in the order read below. */
 static const char *const meta_columns[] = {
-	"envelope, bodystructure, body",
-	"header, parts",
-	"sent_date, subject, from_addr, to_addr, message_id, size",
+	"b.envelope, b.bodystructure, b.body",
+	"b.header, b.parts",
+	"b.sent_date, b.subject, b.from_addr, b.to_addr, b.message_id, b.size",
 };
 
 /*
- * The statement that loads the groups in `what` (1 to STORE_META_ALL),
- * prepared on first use: one per combination, so that a step reads no
- * column it does not need.
+ * The statement that loads the groups in `what` (1 to STORE_META_ALL)
+ * of a blob by GUID, or with `row` of a message by (mailbox, uid) with
+ * its row's MSG_ROW_COLUMNS first; prepared on first use: one per
+ * combination, so that a step reads no column it does not need.
  */
 static sqlite3_stmt *
-meta_stmt(struct store *st, unsigned what)
+meta_stmt(struct store *st, unsigned what, int row)
 {
-	char		 sql[256];
+	char		 sql[640];
 	size_t		 i, n;
-	sqlite3_stmt	**sp = &st->meta_stmts[what - 1];
+	sqlite3_stmt	**sp = row ? &st->row_meta_stmts[what - 1] :
+			    &st->meta_stmts[what - 1];
 
 	if (*sp != NULL) {
 		sqlite3_reset(*sp);
 		return *sp;
 	}
-	n = (size_t)snprintf(sql, sizeof(sql), "SELECT ");
+	n = (size_t)snprintf(sql, sizeof(sql), "SELECT %s",
+	    row ? MSG_ROW_COLUMNS : "");
 	for (i = 0; i < nitems(meta_columns); i++)
 		if (what & (1u << i))
 			n += (size_t)snprintf(sql + n, sizeof(sql) - n, "%s%s",
 			    n > 7 ? ", " : "", meta_columns[i]);
-	snprintf(sql + n, sizeof(sql) - n, " FROM blob WHERE guid = ?1");
+	snprintf(sql + n, sizeof(sql) - n, "%s", row ? MSG_ROW_FROM :
+	    " FROM blob b WHERE b.guid = ?1");
 	if (sqlite3_prepare_v3(st->db, sql, -1, SQLITE_PREPARE_PERSISTENT, sp,
 	    NULL) != SQLITE_OK) {
 		log_error("store.prepare", "sql=%s msg=%s", log_quote(sql),
@@ -464,22 +488,17 @@ meta_sections(sqlite3_stmt *s, int i, struct store_meta *out)
 	return STORE_OK;
 }
 
-enum store_err
-store_message_meta(struct store *st, const uint8_t *guid, unsigned what,
-    struct store_meta *out)
+/*
+ * Reads the groups in `what` from the row of s, from column i on, into
+ * out (cleared first); on failure out holds nothing.
+ */
+static enum store_err
+meta_read(sqlite3_stmt *s, int i, unsigned what, struct store_meta *out)
 {
-	sqlite3_stmt	*s;
 	enum store_err	 err = STORE_OK;
-	int		 i = 0;
 
 	memset(out, 0, sizeof(*out));
 	out->sent_date = -1;
-	assert(what != 0 && what <= STORE_META_ALL);
-	if ((s = meta_stmt(st, what)) == NULL)
-		return STORE_IO;
-	sqlite3_bind_blob(s, 1, guid, GUID_LEN, SQLITE_STATIC);
-	if ((err = step_row(st, s, "meta")) != STORE_OK)
-		return err;
 	if (what & STORE_META_STRUCT) {
 		out->envelope = column_dup(s, i++, NULL);
 		out->bodystructure = column_dup(s, i++, NULL);
@@ -498,9 +517,55 @@ store_message_meta(struct store *st, const uint8_t *guid, unsigned what,
 		out->message_id = column_dup(s, i + 4, NULL);
 		out->size = (uint64_t)sqlite3_column_int64(s, i + 5);
 	}
-	sqlite3_reset(s);
 	if (err != STORE_OK)
 		store_meta_free(out);
+	return err;
+}
+
+/* Clears out and gives meta_stmt(); NULL when it cannot be prepared. */
+static sqlite3_stmt *
+meta_begin(struct store *st, unsigned what, int row, struct store_meta *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->sent_date = -1;
+	assert(what != 0 && what <= STORE_META_ALL);
+	return meta_stmt(st, what, row);
+}
+
+enum store_err
+store_message_meta(struct store *st, const uint8_t *guid, unsigned what,
+    struct store_meta *out)
+{
+	sqlite3_stmt	*s;
+	enum store_err	 err;
+
+	if ((s = meta_begin(st, what, 0, out)) == NULL)
+		return STORE_IO;
+	sqlite3_bind_blob(s, 1, guid, GUID_LEN, SQLITE_STATIC);
+	if ((err = step_row(st, s, "meta")) != STORE_OK)
+		return err;
+	err = meta_read(s, 0, what, out);
+	sqlite3_reset(s);
+	return err;
+}
+
+enum store_err
+store_message_get_meta(struct store *st, int64_t mailbox_id, uint32_t uid,
+    unsigned what, struct store_message *row, struct store_meta *meta,
+    int64_t *blob_id)
+{
+	sqlite3_stmt	*s;
+	enum store_err	 err;
+
+	if ((s = meta_begin(st, what, 1, meta)) == NULL)
+		return STORE_IO;
+	sqlite3_bind_int64(s, 1, mailbox_id);
+	sqlite3_bind_int64(s, 2, uid);
+	if ((err = step_row(st, s, "message meta")) != STORE_OK)
+		return err;
+	message_columns(st, s, row, blob_id);
+	err = meta_read(s, MSG_ROW_NCOLUMNS, what, meta);
+	sqlite3_reset(s);
 	return err;
 }
 

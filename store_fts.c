@@ -6,8 +6,9 @@
  * trigram index of case-folded text costs about what the message costs
  * compressed, where positions would cost six times that.  Without
  * positions FTS5 cannot match a phrase, so a string is asked as the AND
- * of its trigrams: every blob that holds the string is named, and some
- * that hold its trigrams elsewhere too; the caller reads them all.
+ * of trigrams of it (match_query()): every blob that holds the string
+ * is named, and some that hold those trigrams elsewhere too; the caller
+ * reads them all.
  *
  * Deleting a row of a contentless table needs its exact text again,
  * which SQLite 3.40 has no other way around: a blob that no message
@@ -230,43 +231,84 @@ char_offset(const char *str, size_t len, size_t nth)
 }
 
 /*
- * The FTS5 query for str: the AND of its trigrams, each a quoted
- * string; at most FTS_MAX_TRIGRAMS of them, spread over the string and
- * taking its first and last.  Returns malloc'd text, or NULL (no memory,
- * or fewer than 3 characters).
+ * Whether bytes [from, to) of s hold one that is no letter: a blank, a
+ * digit, punctuation (a byte of a UTF-8 character counts as a letter).
+ */
+static int
+has_nonletter(const char *s, size_t from, size_t to)
+{
+	unsigned char	 c;
+
+	for (; from < to; from++) {
+		c = (unsigned char)s[from];
+		if (c < 0x80 && !((c >= 'a' && c <= 'z') || (c >= 'A' &&
+		    c <= 'Z')))
+			return 1;
+	}
+	return 0;
+}
+
+/*
+ * The FTS5 query for str: the AND of some of its trigrams, each a
+ * quoted string.  Every blob that holds str holds all of its trigrams,
+ * so any of them name no blob too few; each one asked costs a walk of
+ * its list of blobs, and those of common letters name most of the
+ * store.  So a third of them are asked, spread evenly from the first to
+ * the last so that every character is in one ("needleword" is "nee"
+ * AND "edl" AND "lew" AND "ord"), and each that holds a blank, a digit
+ * or punctuation: where words meet, the rare trigrams of common words
+ * are ("words called" asks "ds ", "s c" and " ca").  At most
+ * FTS_MAX_TRIGRAMS.  Returns malloc'd text, or NULL (no memory, or
+ * fewer than 3 characters).
  */
 static char *
 match_query(const char *str, size_t len)
 {
-	size_t	 nc = 0, i, k, t, ntri, pick, from, to, cap, o = 0;
-	char	*q;
+	size_t	 nc = 0, i, k, t, cover, n, from, to, cap, o = 0;
+	char	*q = NULL, *pick;
 
 	for (i = 0; i < len; i += utf8_len((unsigned char)str[i]))
 		nc++;
-	if (nc < 3)
+	if (nc < 3 || (pick = calloc(nc - 2, 1)) == NULL)
 		return NULL;
-	ntri = nc - 2 < FTS_MAX_TRIGRAMS ? nc - 2 : FTS_MAX_TRIGRAMS;
-	/* Each quoted trigram: 3 characters of 4 bytes, each maybe '""'. */
-	cap = ntri * (3 * 4 * 2 + 2 + 5) + 1;
-	if ((q = malloc(cap)) == NULL)
-		return NULL;
-	for (t = 0; t < ntri; t++) {
-		pick = ntri == 1 ? 0 : t * (nc - 3) / (ntri - 1);
-		from = char_offset(str, len, pick);
+	cover = (nc + 2) / 3 < FTS_MAX_TRIGRAMS ? (nc + 2) / 3 :
+	    FTS_MAX_TRIGRAMS;
+	for (t = 0; t < cover; t++)
+		pick[cover == 1 ? 0 : t * (nc - 3) / (cover - 1)] = 1;
+	n = cover;
+	for (t = 0, from = 0; t < nc - 2 && n < FTS_MAX_TRIGRAMS; t++) {
 		to = char_offset(str + from, len - from, 3) + from;
-		if (t > 0) {
-			memcpy(q + o, " AND ", 5);
-			o += 5;
+		if (!pick[t] && has_nonletter(str, from, to)) {
+			pick[t] = 1;
+			n++;
 		}
-		q[o++] = '"';
-		for (k = from; k < to; k++) {
-			if (str[k] == '"')
-				q[o++] = '"';
-			q[o++] = str[k];
+		from += utf8_len((unsigned char)str[from]);
+	}
+	/* Each quoted trigram: 3 characters of 4 bytes, each maybe '""'. */
+	cap = n * (3 * 4 * 2 + 2 + 5) + 1;
+	if ((q = malloc(cap)) == NULL) {
+		free(pick);
+		return NULL;
+	}
+	for (t = 0, from = 0; t < nc - 2; t++) {
+		to = char_offset(str + from, len - from, 3) + from;
+		if (pick[t]) {
+			if (o > 0) {
+				memcpy(q + o, " AND ", 5);
+				o += 5;
+			}
+			q[o++] = '"';
+			for (k = from; k < to; k++) {
+				if (str[k] == '"')
+					q[o++] = '"';
+				q[o++] = str[k];
+			}
+			q[o++] = '"';
 		}
-		q[o++] = '"';
+		from += utf8_len((unsigned char)str[from]);
 	}
 	q[o] = '\0';
+	free(pick);
 	return q;
 }
 

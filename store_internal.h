@@ -31,6 +31,18 @@
 #define MSG_SAVEDATE	"coalesce(m.savedate, m.internaldate)"
 
 /*
+ * One message's row by (mailbox ?1, uid ?2) as message_columns() reads
+ * it, and the blob b it uses: S_MSG_GET, and with the blob's meta
+ * (store_message_get_meta()).
+ */
+#define MSG_ROW_COLUMNS	"m.uid, b.guid, m.modseq, m.flags, m.keywords, " \
+			"m.internaldate, b.size, " MSG_SAVEDATE ", m.blob_id"
+#define MSG_ROW_NCOLUMNS 9
+#define MSG_ROW_FROM	" FROM message m JOIN blob b ON b.id = m.blob_id " \
+			"WHERE m.mailbox_id = ?1 AND m.uid = ?2 AND" \
+			MSG_SHOWN("m", "?1")
+
+/*
  * The rows readers see: a COPY in steps (store_copy.c) keeps its copies
  * at and above their mailbox's uidnext until it ends.  mbox is the
  * mailbox's id: a parameter ("?1") is looked up once.
@@ -105,6 +117,7 @@ enum stmt_id {
 	S_CONFLICT_COUNT,
 	S_CONFLICT_LIST,
 	S_MSG_RANGE,
+	S_MSG_ROWS,
 	S_EXPUNGED_GUID,
 	S_MBOX_GONE_GET,
 	S_REPLOG_PURGE,
@@ -187,6 +200,7 @@ struct store {
 	sqlite3_stmt	*stmts[NSTMT];
 	sqlite3_stmt	*meta_stmts[STORE_META_ALL];	/* of meta_stmt() */
 	sqlite3_stmt	*web_stmts[STORE_WEB_STMTS];	/* store_web.c's */
+	sqlite3_stmt	*row_meta_stmts[STORE_META_ALL]; /* with the row */
 	int		 in_txn;	/* a write transaction is open */
 	int		 txn_lazy;	/* it is the index's: its commit need not sync */
 	int		 sync_lowered;	/* synchronous is NORMAL (txn_begin()) */
@@ -325,6 +339,9 @@ enum store_err	 subscription_write(struct store *, const char *user,
 enum store_err	 mailbox_room(struct store *, int64_t mbox_id, size_t n);
 void		 mailbox_from_row(sqlite3_stmt *, struct store_mailbox *);
 enum store_err	 message_row(struct store *, int64_t mbox_id, uint32_t uid,
+		    struct store_message *, int64_t *blob_id);
+/* A row's MSG_ROW_COLUMNS, keywords copied to st->keywords. */
+void		 message_columns(struct store *, sqlite3_stmt *,
 		    struct store_message *, int64_t *blob_id);
 enum store_err	 message_walk(struct store *, sqlite3_stmt *,
 		    int (*cb)(void *, const struct store_message *), void *arg,

@@ -444,7 +444,7 @@ store_deliver_all(struct store *st, const struct store_blob_in *blobs,
 /*
  * Steps a bound statement whose columns are those of S_MSG_LIST (uid,
  * guid, modseq, flags, keywords, internaldate, size, savedate), calling
- * cb per row.
+ * cb per row.  A NULL guid (S_MSG_ROWS) is all zeroes.
  */
 enum store_err
 message_walk(struct store *st, sqlite3_stmt *s,
@@ -456,7 +456,10 @@ message_walk(struct store *st, sqlite3_stmt *s,
 
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
 		m.uid = (uint32_t)sqlite3_column_int64(s, 0);
-		memcpy(m.guid, sqlite3_column_blob(s, 1), GUID_LEN);
+		if (sqlite3_column_type(s, 1) == SQLITE_NULL)
+			memset(m.guid, 0, GUID_LEN);
+		else
+			memcpy(m.guid, sqlite3_column_blob(s, 1), GUID_LEN);
 		m.modseq = (uint64_t)sqlite3_column_int64(s, 2);
 		m.flags = (uint32_t)sqlite3_column_int64(s, 3);
 		m.keywords = (const char *)sqlite3_column_text(s, 4);
@@ -564,6 +567,24 @@ mailbox_next_modseq(struct store *st, int64_t mbox_id, uint64_t *modseq,
 	return STORE_OK;
 }
 
+void
+message_columns(struct store *st, sqlite3_stmt *s, struct store_message *m,
+    int64_t *blob_id)
+{
+	m->uid = (uint32_t)sqlite3_column_int64(s, 0);
+	memcpy(m->guid, sqlite3_column_blob(s, 1), GUID_LEN);
+	m->modseq = (uint64_t)sqlite3_column_int64(s, 2);
+	m->flags = (uint32_t)sqlite3_column_int64(s, 3);
+	snprintf(st->keywords, sizeof(st->keywords), "%s",
+	    sqlite3_column_text(s, 4));
+	m->keywords = st->keywords;
+	m->internaldate = sqlite3_column_int64(s, 5);
+	m->size = (uint64_t)sqlite3_column_int64(s, 6);
+	m->savedate = sqlite3_column_int64(s, 7);
+	if (blob_id != NULL)
+		*blob_id = sqlite3_column_int64(s, 8);
+}
+
 /* Reads one message's row; *blob_id too when wanted. */
 enum store_err
 message_row(struct store *st, int64_t mbox_id, uint32_t uid,
@@ -578,18 +599,7 @@ message_row(struct store *st, int64_t mbox_id, uint32_t uid,
 	sqlite3_bind_int64(s, 2, uid);
 	if ((err = step_row(st, s, "message get")) != STORE_OK)
 		return err;
-	m->uid = uid;
-	memcpy(m->guid, sqlite3_column_blob(s, 1), GUID_LEN);
-	m->modseq = (uint64_t)sqlite3_column_int64(s, 2);
-	m->flags = (uint32_t)sqlite3_column_int64(s, 3);
-	snprintf(st->keywords, sizeof(st->keywords), "%s",
-	    sqlite3_column_text(s, 4));
-	m->keywords = st->keywords;
-	m->internaldate = sqlite3_column_int64(s, 5);
-	m->size = (uint64_t)sqlite3_column_int64(s, 6);
-	m->savedate = sqlite3_column_int64(s, 7);
-	if (blob_id != NULL)
-		*blob_id = sqlite3_column_int64(s, 8);
+	message_columns(st, s, m, blob_id);
 	sqlite3_reset(s);
 	return STORE_OK;
 }

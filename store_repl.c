@@ -310,20 +310,39 @@ store_mailbox_digest(struct store *st, int64_t mailbox_id,
 	return err;
 }
 
-enum store_err
-store_message_range(struct store *st, int64_t mailbox_id, uint32_t after,
-    uint32_t upto, int limit, int (*cb)(void *, const struct store_message *),
-    void *arg)
+/* store_message_range() with statement `which` (S_MSG_RANGE, S_MSG_ROWS). */
+static enum store_err
+range_walk(struct store *st, enum stmt_id which, int64_t mailbox_id,
+    uint32_t after, uint32_t upto, int limit,
+    int (*cb)(void *, const struct store_message *), void *arg)
 {
 	sqlite3_stmt	*s;
 
-	if ((s = stmt(st, S_MSG_RANGE)) == NULL)
+	if ((s = stmt(st, which)) == NULL)
 		return STORE_IO;
 	sqlite3_bind_int64(s, 1, mailbox_id);
 	sqlite3_bind_int64(s, 2, after);
 	sqlite3_bind_int64(s, 3, upto);
 	sqlite3_bind_int(s, 4, limit);
 	return message_walk(st, s, cb, arg, "message range");
+}
+
+enum store_err
+store_message_range(struct store *st, int64_t mailbox_id, uint32_t after,
+    uint32_t upto, int limit, int (*cb)(void *, const struct store_message *),
+    void *arg)
+{
+	return range_walk(st, S_MSG_RANGE, mailbox_id, after, upto, limit, cb,
+	    arg);
+}
+
+enum store_err
+store_message_rows(struct store *st, int64_t mailbox_id, uint32_t after,
+    uint32_t upto, int limit, int (*cb)(void *, const struct store_message *),
+    void *arg)
+{
+	return range_walk(st, S_MSG_ROWS, mailbox_id, after, upto, limit, cb,
+	    arg);
 }
 
 enum store_err
