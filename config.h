@@ -165,6 +165,8 @@
 #define LMTP_MAX_LINE		2048	/* command line, CRLF included */
 #define LMTP_MAX_DATA_LINE	(64 * 1024) /* one DATA line; RFC says 1000 */
 #define LMTP_MAX_RECIPIENTS	1000	/* RCPT TO per transaction */
+#define LMTP_STORE_STEP		64	/* recipients stored per loop iteration (~5 ms) */
+#define LMTP_COMMANDS_STEP	64	/* pipelined commands run per loop iteration */
 #define LMTP_MAX_ADDRESS	512	/* bytes in one path */
 #define LMTP_MAX_ERRORS		20	/* bad commands before 421 */
 

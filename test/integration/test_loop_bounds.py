@@ -430,3 +430,30 @@ def test_log_purge_holds_no_iteration(server):
     worst = max((max(c, m) for c, m, _ in slow), default=0)
     assert worst < ITERATION_CPU_MS, \
         "a loop iteration took %d ms of CPU time: %r" % (worst, slow)
+
+
+@pytest.mark.serial
+def test_many_recipients_hold_no_iteration(server):
+    """One LMTP transaction to the most recipients allowed (1,000, here
+    all alice's INBOX and bob's Archive by +detail) is stored in steps,
+    each answered after its own commit: every recipient gets its 250,
+    in order, the mailboxes hold every copy, and no loop iteration takes
+    more than a few steps' CPU time (the server's own figure)."""
+    srv = server(imap=True)
+    rcpts = ["alice@example.com", "bob@example.com"] * 500
+    with LMTPClient(srv.port, timeout=120) as c:
+        c.lhlo()
+        rr, dr = c.transaction("a@remote.test", rcpts,
+                               b"Subject: many\r\n\r\nhi\r\n")
+        assert all(r.startswith("250") for r in rr)
+        assert len(dr) == 1000 and all(r.startswith("250") for r in dr), \
+            [r for r in dr if not r.startswith("250")][:3]
+        assert all("<%s>" % rcpts[i] in r for i, r in enumerate(dr))
+    time.sleep(1.2)			# the loop's report of its second
+    slow = slow_iterations(srv.log_text(since=True))
+    worst = max((max(c, m) for c, m, _ in slow), default=0)
+    assert worst < ITERATION_CPU_MS, \
+        "a loop iteration took %d ms of CPU time: %r" % (worst, slow)
+    for user in ("alice", "bob"):
+        with srv.raw(user=user) as c:
+            assert c.status("INBOX")["MESSAGES"] == 500
