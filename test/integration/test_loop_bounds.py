@@ -457,3 +457,25 @@ def test_many_recipients_hold_no_iteration(server):
     for user in ("alice", "bob"):
         with srv.raw(user=user) as c:
             assert c.status("INBOX")["MESSAGES"] == 500
+
+
+@pytest.mark.serial
+def test_pipelined_commands_hold_no_iteration(server):
+    """A client that pipelines a thousand commands with short replies
+    (a LIST that matches none of 300 mailboxes) gets them all, in
+    order, while no loop iteration takes more than a few steps' CPU
+    time: its commands run some at a time, not all that were read."""
+    srv = server(imap=True)
+    with srv.raw() as c:
+        for i in range(0, 300, 10):
+            c.ok('CREATE "m%03d/a/b/c/d/e/f/g/h/i"' % i)
+        c.sock.sendall(b"".join(b'p%d LIST "" "zz*"\r\n' % i
+                                for i in range(1000)))
+        for i in range(1000):
+            untagged, done = c.read_until("p%d" % i, timeout=120)
+            assert done.startswith("OK") and not untagged, (i, done)
+    time.sleep(1.2)			# the loop's report of its second
+    slow = slow_iterations(srv.log_text(since=True))
+    worst = max((max(c, m) for c, m, _ in slow), default=0)
+    assert worst < ITERATION_CPU_MS, \
+        "a loop iteration took %d ms of CPU time: %r" % (worst, slow)
