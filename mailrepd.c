@@ -643,12 +643,18 @@ event_loop(struct server *srv, struct listener *ls, int nls,
 		run_sessions(pfd + nfixed, owner + nfixed, n - nfixed, &turn);
 		watch_mark(&watch, "sessions");
 		/*
-		 * Deleted mail's blobs, and what a COPY cut off copied, go
-		 * a bounded batch an iteration.
+		 * Deleted mail's blobs, what a COPY cut off copied, and the
+		 * replication log's records no one needs go a bounded batch
+		 * an iteration, in the group commit: while a big STORE or
+		 * MOVE runs, the purge follows it without a commit (and a
+		 * sync) of its own each iteration.
 		 */
 		if (store_gc_step(srv->store) | store_copy_sweep(srv->store))
 			server_timer(srv, srv->now_ms);
 		watch_mark(&watch, "gc");
+		if (sync_purge_step(srv))
+			server_timer(srv, srv->now_ms);
+		watch_mark(&watch, "purge");
 		server_commit(srv);
 		watch_mark(&watch, "commit");
 		if (promote_signal) {
@@ -675,10 +681,6 @@ event_loop(struct server *srv, struct listener *ls, int nls,
 		} else if (timer_fired)
 			server_wake(srv);
 		watch_mark(&watch, "tick");
-		/* The replication log's purge: committed below. */
-		if (sync_purge_step(srv))
-			server_timer(srv, srv->now_ms);
-		watch_mark(&watch, "purge");
 		/*
 		 * SEARCH's index follows delivery, a batch at a time, in a
 		 * transaction of its own (committed below): what fails
@@ -691,10 +693,10 @@ event_loop(struct server *srv, struct listener *ls, int nls,
 			server_timer(srv, index_at);
 		watch_mark(&watch, "index");
 		/*
-		 * What the timers and the index wrote (the log purge, a
-		 * delayed reply's change) commits now: no write transaction
-		 * may stay open across ppoll, where it would hold the
-		 * store's lock from every other process for up to a second.
+		 * What the timers and the index wrote (a delayed reply's
+		 * change) commits now: no write transaction may stay open
+		 * across ppoll, where it would hold the store's lock from
+		 * every other process for up to a second.
 		 */
 		if (store_txn_open(srv->store))
 			server_commit(srv);
