@@ -60,6 +60,7 @@
 #define LOOP_STEP_MS		10	/* sessions with replies queued run
 					   this long per loop iteration */
 #define LOOP_SLOW_MS		100	/* a loop iteration this long is logged (loop.slow, once a second at most) */
+#define LOOP_SLOW_CPU_MS	(2 * LOOP_STEP_MS) /* so is one whose own CPU time is this long */
 #define IO_CHUNK		16384	/* bytes read from a socket at once */
 #define OUTBUF_HIGH_WATER	(256 * 1024) /* stop producing output above */
 #define PRELOGIN_IN_LIMIT	(8 * 1024) /* input buffered before login */
@@ -164,6 +165,8 @@
 #define LMTP_MAX_LINE		2048	/* command line, CRLF included */
 #define LMTP_MAX_DATA_LINE	(64 * 1024) /* one DATA line; RFC says 1000 */
 #define LMTP_MAX_RECIPIENTS	1000	/* RCPT TO per transaction */
+#define LMTP_STORE_STEP		64	/* recipients stored per loop iteration (~5 ms) */
+#define LMTP_COMMANDS_STEP	64	/* pipelined commands run per loop iteration */
 #define LMTP_MAX_ADDRESS	512	/* bytes in one path */
 #define LMTP_MAX_ERRORS		20	/* bad commands before 421 */
 
@@ -333,8 +336,8 @@
 #define DEFAULT_REPL_DEAD_AFTER	60	/* seconds of silence before a peer is dropped */
 #define REPL_TIMING_MAX		3600	/* seconds, any of the three */
 #define SYNC_MAX_PEERS		64	/* replication connections at once */
-#define SYNC_PURGE_BATCH	10000	/* log records purged per statement */
-#define SYNC_PURGE_MAX		4	/* purge statements per purge run */
+#define SYNC_PURGE_BATCH	1000	/* log records purged per statement */
+#define SYNC_PURGE_STEP_MS	3	/* a purge step's statements stop after this long */
 #define SYNC_PURGE_INTERVAL	5	/* seconds between log purges */
 #define SYNC_RECON_CHUNK	1024	/* messages compared per round trip */
 #define SYNC_RECON_MAX_MAILBOXES 100000 /* mailboxes in a replica's inventory */

@@ -972,12 +972,18 @@ context_updates_done(struct session *s)
 	return 1;
 }
 
-/* Runs every complete command already buffered (clients pipeline). */
+/*
+ * Runs the complete commands already buffered (clients pipeline) for at
+ * most a step's time (IMAP_STEP_USEC), at least one: a thousand
+ * pipelined commands that each cost a little, with short replies, would
+ * otherwise all run in one loop iteration.  The rest run in the next.
+ */
 static void
 imap_input(struct session *s)
 {
 	struct imap_session	*ims = imap_of(s);
 	struct imap_private	*p = ims->priv;
+	struct imap_step_budget	 budget;
 	int			 progress = 1;
 
 	if (ims->step != NULL && !session_output_high(s) &&
@@ -985,10 +991,17 @@ imap_input(struct session *s)
 		run_step(s);
 	if (ims->step == NULL && !context_updates_done(s))
 		return;
+	if (ims->step == NULL)
+		s->resume = 0;	/* no step, no update left: input alone */
+	imap_step_begin(&budget);
 	while (progress && s->io == SESSION_OPEN && !session_output_high(s) &&
 	    ims->step == NULL) {
 		switch (p->mode) {
 		case IN_COMMAND:
+			if (budget.done++ > 0 && !imap_step_time_left(&budget)) {
+				s->resume = 1;	/* even after the client's FIN */
+				return;
+			}
 			progress = input_command(s);
 			break;
 		case IN_AUTH:

@@ -49,7 +49,8 @@ enum lmtp_state {
 	LMTP_MAIL,		/* sender given, no recipient yet */
 	LMTP_RCPT,		/* at least one recipient accepted */
 	LMTP_DATA,		/* reading the message */
-	LMTP_COMMIT,		/* stored; waiting for the group commit */
+	LMTP_STORE,		/* storing it, some recipients a step */
+	LMTP_COMMIT,		/* a step stored; waiting for the group commit */
 	LMTP_HELD,		/* committed; replies held (dev +slow) */
 };
 
@@ -115,6 +116,9 @@ struct lmtp_tx {
 	struct lmtp_rcpt	*rcpts;
 	size_t			 nrcpts;
 	struct store_target	*targets;	/* one per rcpt, at DATA end */
+	struct store_blob_in	 blob;		/* the message, at DATA end */
+	size_t			 stored;	/* targets stored so far */
+	size_t			 replied;	/* ...and answered */
 	struct spool		*spool;
 	enum data_error		 error;		/* first error in DATA */
 	int			 spool_errno;
@@ -156,6 +160,7 @@ struct lmtp_command {
 };
 
 static void	lmtp_tx_free(struct lmtp_tx *);
+static void	lmtp_store_step(struct session *, struct lmtp_session *);
 
 /* Counts a refused command; too many and the client is cut off. */
 static void
@@ -279,7 +284,8 @@ check_hello(struct session *s, struct lmtp_session *ls, char *args,
 		lmtp_error(s, ls, "503 5.5.1 AUTH in progress");
 		return -1;
 	}
-	if (ls->state == LMTP_DATA || ls->state == LMTP_COMMIT) {
+	if (ls->state == LMTP_DATA || ls->state == LMTP_STORE ||
+	    ls->state == LMTP_COMMIT) {
 		lmtp_error(s, ls, "503 5.5.1 Bad sequence of commands");
 		return -1;
 	}
@@ -1039,17 +1045,14 @@ reply_data_error(struct session *s, struct lmtp_tx *tx, size_t n)
 }
 
 /*
- * The final dot: store the message for every recipient in the open
- * transaction and wait for the group commit before answering.
+ * The final dot: stores the message for every recipient, in steps
+ * (lmtp_store_step), each answered after its group commit.
  */
 static void
 lmtp_data_end(struct session *s, struct lmtp_session *ls)
 {
 	struct lmtp_tx		*tx = ls->tx;
-	struct store_blob_in	 blob;
-	enum store_err		 err;
 	size_t			 i;
-	int			 stored = 0;
 
 	/*
 	 * `mailrepd demote` since MAIL: this node's writes no longer reach
@@ -1057,7 +1060,7 @@ lmtp_data_end(struct session *s, struct lmtp_session *ls)
 	 */
 	if (tx->error == DATA_OK && sync_is_replica())
 		tx->error = DATA_REPLICA;
-	if (tx->error == DATA_OK && spool_finish(tx->spool, &blob) < 0) {
+	if (tx->error == DATA_OK && spool_finish(tx->spool, &tx->blob) < 0) {
 		tx->error = DATA_SPOOL;
 		tx->spool_errno = errno;
 		log_warn("lmtp.spool", "session=%llu msg=%s",
@@ -1080,14 +1083,35 @@ lmtp_data_end(struct session *s, struct lmtp_session *ls)
 		tx->targets[i].mailbox = tx->rcpts[i].mailbox;
 		tx->targets[i].internaldate = s->srv->now;
 	}
+	lmtp_store_step(s, ls);
+}
+
+/*
+ * Stores the message for the next LMTP_STORE_STEP recipients in the
+ * open transaction and waits for the group commit, after which they are
+ * answered (lmtp_committed) and the next step runs in a later loop
+ * iteration: a thousand recipients never hold the loop at once.  Each
+ * step finds the message stored by the first one (by its GUID).
+ */
+static void
+lmtp_store_step(struct session *s, struct lmtp_session *ls)
+{
+	struct lmtp_tx		*tx = ls->tx;
+	struct store_target	*t = tx->targets + tx->stored;
+	enum store_err		 err;
+	size_t			 i, n = tx->nrcpts - tx->stored;
+	int			 stored = 0;
+
+	if (n > LMTP_STORE_STEP)
+		n = LMTP_STORE_STEP;
 	/* An error that stopped every target is every target's answer. */
-	if ((err = store_deliver(s->srv->store, &blob, tx->targets,
-	    tx->nrcpts)) != STORE_OK)
-		for (i = 0; i < tx->nrcpts; i++)
-			if (tx->targets[i].result == STORE_OK)
-				tx->targets[i].result = err;
-	for (i = 0; i < tx->nrcpts; i++)
-		stored |= tx->targets[i].result == STORE_OK;
+	if ((err = store_deliver(s->srv->store, &tx->blob, t, n)) != STORE_OK)
+		for (i = 0; i < n; i++)
+			if (t[i].result == STORE_OK)
+				t[i].result = err;
+	for (i = 0; i < n; i++)
+		stored |= t[i].result == STORE_OK;
+	tx->stored += n;
 	ls->state = LMTP_COMMIT;
 	/* A 250 waits for a replica too (--repl-sync-timeout). */
 	if (stored)
@@ -1172,16 +1196,21 @@ lmtp_data_input(struct session *s, struct lmtp_session *ls)
 	}
 }
 
-/* Runs every complete command or data line already buffered. */
+/*
+ * Runs the complete commands and data lines already buffered, at most
+ * LMTP_COMMANDS_STEP commands (a thousand pipelined RCPTs each look up a
+ * user) before the rest waits for the next loop iteration.
+ */
 static void
 lmtp_input(struct session *s)
 {
 	struct lmtp_session	*ls = s->proto;
 	enum line_status	 st;
 	char			*line;
-	size_t			 len, used;
+	size_t			 len, used, ran = 0;
 	int			 crlf;
 
+	s->resume = 0;
 	while (s->io == SESSION_OPEN) {
 		switch (ls->state) {
 		case LMTP_DATA:
@@ -1189,6 +1218,10 @@ lmtp_input(struct session *s)
 			if (ls->state == LMTP_DATA)
 				return;
 			continue;
+		case LMTP_STORE:
+			if (session_store_ready(s))
+				lmtp_store_step(s, ls);
+			return;
 		case LMTP_COMMIT:
 		case LMTP_HELD:
 			return;
@@ -1197,6 +1230,10 @@ lmtp_input(struct session *s)
 		case LMTP_MAIL:
 		case LMTP_RCPT:
 			break;
+		}
+		if (ran++ == LMTP_COMMANDS_STEP) {
+			s->resume = 1;	/* even after the client's FIN */
+			return;
 		}
 		st = session_getline(s, LMTP_MAX_LINE, &line, &len, &used,
 		    &crlf);
@@ -1243,16 +1280,20 @@ reply_smtp(struct session *s, const struct lmtp_tx *tx)
 		    tx->nrcpts);
 }
 
-/* The replies after DATA, once the group commit said how it went. */
+/*
+ * The replies to the recipients of the last step, once the group commit
+ * said how it went (SMTP's one reply after the last step); then the
+ * next step, in a later loop iteration, or the transaction's end.
+ */
 static void
 lmtp_reply_tx(struct session *s, struct lmtp_session *ls, int ok)
 {
 	struct lmtp_tx		*tx = ls->tx;
 	size_t			 i;
 
-	if (!ls->d->reply_per_rcpt)
+	if (!ls->d->reply_per_rcpt && tx->stored == tx->nrcpts)
 		reply_smtp(s, tx);
-	for (i = 0; i < tx->nrcpts; i++) {
+	for (i = tx->replied; i < tx->stored; i++) {
 		if (ls->d->reply_per_rcpt)
 			reply_rcpt(s, &tx->rcpts[i], &tx->targets[i]);
 		s->srv->deliveries[ok ? tx->targets[i].result : STORE_IO + 1]++;
@@ -1265,13 +1306,20 @@ lmtp_reply_tx(struct session *s, struct lmtp_session *ls, int ok)
 		    (unsigned long long)spool_size(tx->spool),
 		    ok ? store_strerror(tx->targets[i].result) : "uncommitted");
 	}
+	tx->replied = tx->stored;
+	if (tx->stored < tx->nrcpts) {
+		ls->state = LMTP_STORE;
+		s->resume = 1;		/* the next step, next iteration */
+		return;
+	}
+	s->resume = 0;
 	lmtp_tx_free(tx);
 	ls->tx = NULL;
 	ls->state = LMTP_IDLE;
 }
 
 /*
- * The group commit is done.  A transaction with a dev +slow recipient
+ * A step's group commit is done.  A step with a dev +slow recipient
  * holds its replies for DEV_SLOW_SECONDS (lmtp_wake sends them); the
  * message is stored already, as with a slow real server.
  */
@@ -1283,11 +1331,11 @@ lmtp_committed(struct session *s, int ok)
 	size_t			 i;
 
 	assert(ls->state == LMTP_COMMIT && tx != NULL);
-	/* A failed commit undid every delivery: each gets the cause. */
-	for (i = 0; i < tx->nrcpts && !ok; i++)
+	/* A failed commit undid the step's deliveries: each gets the cause. */
+	for (i = tx->replied; i < tx->stored && !ok; i++)
 		if (tx->targets[i].result == STORE_OK)
 			tx->targets[i].result = s->srv->commit_err;
-	for (i = 0; i < tx->nrcpts; i++)
+	for (i = tx->replied; i < tx->stored; i++)
 		if (tx->rcpts[i].slow) {
 			ls->state = LMTP_HELD;
 			ls->held_ok = ok;

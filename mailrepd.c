@@ -486,11 +486,19 @@ run_sessions(struct pollfd *pfd, struct session **owner, size_t n,
 /*
  * The loop's longest iteration since the last report: wall time (what
  * every session waited) and the thread's CPU time in it (the rest was
- * a sync, or the machine giving the loop no CPU).
+ * a sync, or the machine giving the loop no CPU); and the iteration that
+ * took the most CPU time, with the part of it that took the most (the
+ * names given to watch_mark), which is the loop's own doing even on a
+ * loaded machine.
  */
 struct loop_watch {
 	long long	 wall_us, cpu_us;	/* at the iteration's start */
+	long long	 mark_us;		/* CPU time at the last mark */
+	long long	 top_us;		/* the iteration's costliest part */
+	const char	*top;
 	long long	 worst_wall, worst_cpu;	/* microseconds */
+	long long	 max_cpu;		/* the costliest iteration's */
+	const char	*max_in;
 	long		 iterations;
 };
 
@@ -507,31 +515,54 @@ static void
 watch_begin(struct loop_watch *w)
 {
 	w->wall_us = log_clock_us();
-	w->cpu_us = thread_cpu_us();
+	w->cpu_us = w->mark_us = thread_cpu_us();
+	w->top_us = -1;
+	w->top = "-";
+}
+
+/* The CPU time since the last mark was the iteration's part `what`. */
+static void
+watch_mark(struct loop_watch *w, const char *what)
+{
+	long long	 now = thread_cpu_us();
+
+	if (now - w->mark_us > w->top_us) {
+		w->top_us = now - w->mark_us;
+		w->top = what;
+	}
+	w->mark_us = now;
 }
 
 /*
  * Keeps the iteration begun at watch_begin() if it is the worst; once a
- * second (report), logs the worst when it passed LOOP_SLOW_MS, so that
- * an iteration that held the loop is in the log, at most a line a
- * second.
+ * second (report), logs the worst when its wall time passed LOOP_SLOW_MS
+ * or the costliest one's CPU time passed LOOP_SLOW_CPU_MS, so that an
+ * iteration that held the loop is in the log, at most a line a second.
  */
 static void
 watch_end(struct loop_watch *w, int report)
 {
 	long long	 wall = log_clock_us() - w->wall_us;
+	long long	 cpu = thread_cpu_us() - w->cpu_us;
 
 	w->iterations++;
 	if (wall > w->worst_wall) {
 		w->worst_wall = wall;
-		w->worst_cpu = thread_cpu_us() - w->cpu_us;
+		w->worst_cpu = cpu;
+	}
+	if (cpu > w->max_cpu) {
+		w->max_cpu = cpu;
+		w->max_in = w->top;
 	}
 	if (!report)
 		return;
-	if (w->worst_wall >= LOOP_SLOW_MS * 1000)
-		log_info("loop.slow", "ms=%lld cpu_ms=%lld iterations=%ld",
-		    w->worst_wall / 1000, w->worst_cpu / 1000, w->iterations);
-	w->worst_wall = w->worst_cpu = 0;
+	if (w->worst_wall >= LOOP_SLOW_MS * 1000 ||
+	    w->max_cpu >= LOOP_SLOW_CPU_MS * 1000)
+		log_info("loop.slow", "ms=%lld cpu_ms=%lld iterations=%ld "
+		    "max_cpu_ms=%lld in=%s", w->worst_wall / 1000,
+		    w->worst_cpu / 1000, w->iterations, w->max_cpu / 1000,
+		    w->max_in != NULL ? w->max_in : "-");
+	w->worst_wall = w->worst_cpu = w->max_cpu = 0;
 	w->iterations = 0;
 }
 
@@ -608,14 +639,24 @@ event_loop(struct server *srv, struct listener *ls, int nls,
 			if (pfd[i].revents & POLLIN)
 				(ls[i].tls ? server_accept_tls :
 				    server_accept)(srv, ls[i].fd, ls[i].ops);
+		watch_mark(&watch, "accept");
 		run_sessions(pfd + nfixed, owner + nfixed, n - nfixed, &turn);
+		watch_mark(&watch, "sessions");
 		/*
-		 * Deleted mail's blobs, and what a COPY cut off copied, go
-		 * a bounded batch an iteration.
+		 * Deleted mail's blobs, what a COPY cut off copied, and the
+		 * replication log's records no one needs go a bounded batch
+		 * an iteration, in the group commit: while a big STORE or
+		 * MOVE runs, the purge follows it without a commit (and a
+		 * sync) of its own each iteration.
 		 */
 		if (store_gc_step(srv->store) | store_copy_sweep(srv->store))
 			server_timer(srv, srv->now_ms);
+		watch_mark(&watch, "gc");
+		if (sync_purge_step(srv))
+			server_timer(srv, srv->now_ms);
+		watch_mark(&watch, "purge");
 		server_commit(srv);
+		watch_mark(&watch, "commit");
 		if (promote_signal) {
 			promote_signal = 0;
 			(void)sync_promote(srv);
@@ -627,6 +668,7 @@ event_loop(struct server *srv, struct listener *ls, int nls,
 		for (s = srv->sessions; s != NULL; s = s->next)
 			if (session_has_output(s))
 				session_on_writable(s);
+		watch_mark(&watch, "write");
 		if (srv->now != last_tick) {
 			watch_end(&watch, 1);
 			watch_begin(&watch);	/* the tick's own work */
@@ -638,6 +680,7 @@ event_loop(struct server *srv, struct listener *ls, int nls,
 			sync_tick(srv);
 		} else if (timer_fired)
 			server_wake(srv);
+		watch_mark(&watch, "tick");
 		/*
 		 * SEARCH's index follows delivery, a batch at a time, in a
 		 * transaction of its own (committed below): what fails
@@ -648,15 +691,18 @@ event_loop(struct server *srv, struct listener *ls, int nls,
 		if ((index_at = search_index_step(srv->store,
 		    srv->now_ms)) != 0)
 			server_timer(srv, index_at);
+		watch_mark(&watch, "index");
 		/*
-		 * What the timers and the index wrote (the log purge, a
-		 * delayed reply's change) commits now: no write transaction
-		 * may stay open across ppoll, where it would hold the
-		 * store's lock from every other process for up to a second.
+		 * What the timers and the index wrote (a delayed reply's
+		 * change) commits now: no write transaction may stay open
+		 * across ppoll, where it would hold the store's lock from
+		 * every other process for up to a second.
 		 */
 		if (store_txn_open(srv->store))
 			server_commit(srv);
+		watch_mark(&watch, "commit");
 		server_reap(srv);
+		watch_mark(&watch, "reap");
 		watch_end(&watch, 0);
 	}
 	free(pfd);

@@ -77,6 +77,13 @@ extern const struct proto_ops sync_master_proto;
 int	sync_setup(struct server *);
 /* Once a second: reconnects, keep-alives, acked positions, notify children. */
 void	sync_tick(struct server *);
+/*
+ * Each loop iteration: a step of the purge of the replication log, which
+ * begins every SYNC_PURGE_INTERVAL and goes on a step an iteration until
+ * what may go is gone; the step's writes are left to the caller's
+ * commit.  Returns whether more is left (run it again at once).
+ */
+int	sync_purge_step(struct server *);
 /* Whether this node runs as a replica (IMAP read-only, LMTP 451). */
 int	sync_is_replica(void);
 /*

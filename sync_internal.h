@@ -152,7 +152,9 @@ struct sync_repl {
 	struct session	*upstream;	/* our connection to the master */
 	time_t		 next_connect;
 	int		 backoff;
-	time_t		 last_purge;
+	time_t		 last_purge;	/* a log purge began (sync_purge_step) */
+	int		 purging;	/* it has more to purge */
+	int64_t		 purged;	/* records it purged so far */
 	time_t		 last_housekeep;	/* sync_housekeep() */
 	time_t		 last_wal_check;
 };

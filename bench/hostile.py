@@ -16,7 +16,9 @@ Printed per row: NOOP p50/p99/max in ms, the server's peak RSS in MiB,
 the seconds the loop's thread ran and waited for a CPU during the row
 (a loaded machine's stalls are the second), the longest loop iteration
 the server logged (loop.slow: over LOOP_SLOW_MS) with the CPU time it
-took, the load average as the row began, and what the row's own client saw.  Figures only, never
+took, and the most CPU time one iteration took (over LOOP_SLOW_CPU_MS)
+with the part of the loop that took most of it (the loop's own doing,
+whatever the load), the load average as the row began, and what the row's own client saw.  Figures only, never
 pass or fail.
 Standard library only; every socket is on the loopback; each row is
 bounded in time (--seconds, default 5, for the flooding rows).
@@ -144,16 +146,23 @@ class Server:
         return os.path.getsize(self.data + ".log")
 
     def worst_iteration(self, since):
-        """The longest loop iteration the server logged (loop.slow) after
-        byte `since` of its log: "ms (cpu ms)", or "-" when none passed
-        LOOP_SLOW_MS."""
+        """The loop's worst iterations logged (loop.slow) after byte
+        `since` of its log: "wall ms (its CPU ms) / max CPU ms in part":
+        the longest iteration past LOOP_SLOW_MS, and the one that took
+        the most CPU time past LOOP_SLOW_CPU_MS with the part of the
+        loop that took most of it; "-" for either when none passed."""
         with open(self.data + ".log", "rb") as f:
             f.seek(since)
             text = f.read().decode("utf-8", "replace")
-        worst = max(((int(m.group(1)), int(m.group(2))) for m in
-                     re.finditer(r"loop\.slow ms=(\d+) cpu_ms=(\d+)", text)),
-                    default=None)
-        return "%d (%d)" % worst if worst else "-"
+        lines = [(int(m.group(1)), int(m.group(2)), int(m.group(3) or 0),
+                  m.group(4) or "-") for m in re.finditer(
+                      r"loop\.slow ms=(\d+) cpu_ms=(\d+) iterations=\d+"
+                      r"(?: max_cpu_ms=(\d+) in=(\S+))?", text)]
+        wall = max(((w, c) for w, c, _, _ in lines if w >= 100),
+                   default=None)
+        cpu = max(((c, p) for _, _, c, p in lines if c >= 20), default=None)
+        return "%s / %s" % ("%d (%d)" % wall if wall else "-",
+                            "%d %s" % cpu if cpu else "-")
 
     def alive(self):
         return self.proc.poll() is None
@@ -513,7 +522,8 @@ def main():
                                                   time.monotonic() - t))
         print("| row | probe NOOP p50 / p99 / max (ms) | peak RSS (MiB) "
               "| loop on a CPU / waiting for one (s) | longest iteration "
-              "ms (its CPU ms) | load average | what the row saw |")
+              "ms (its CPU ms) / most CPU ms in one, where | load average "
+              "| what the row saw |")
         print("| --- | --- | --- | --- | --- | --- | --- |")
         for key, title, fn in ROWS:
             if only and key not in only:

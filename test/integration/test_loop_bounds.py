@@ -7,6 +7,7 @@ mailbox, and a full disk that still lets users free space."""
 import contextlib
 import imaplib
 import os
+import re
 import socket
 import ssl
 import sqlite3
@@ -361,3 +362,120 @@ def test_tls_sessions_have_slots(server, monkeypatch):
             if s is not None:
                 s.close()
     assert "max-tls-sessions" in srv.log_text()
+
+
+# The most CPU time one loop iteration may take in these tests (ASan
+# build, loaded machine): five steps' worth, far under what a purge of
+# the whole backlog at once takes there.
+ITERATION_CPU_MS = 50
+
+
+def slow_iterations(text):
+    """The loop's own account of its worst iterations (loop.slow, once a
+    second): the CPU time of the longest one and of the costliest one,
+    with the part of the loop that took most of it."""
+    return [(int(m.group(1)), int(m.group(2) or 0), m.group(3) or "-")
+            for m in re.finditer(r"loop\.slow ms=\d+ cpu_ms=(\d+) "
+                                 r"iterations=\d+(?: max_cpu_ms=(\d+) "
+                                 r"in=(\S+))?", text)]
+
+
+def double_replog(data, rows):
+    """Doubles the replication log's records (on a stopped store) until
+    it holds at least `rows`: a backlog that a purge must work through
+    (no replica needs any of it)."""
+    con = sqlite3.connect(str(data / "mailrepd.db"), isolation_level=None)
+    try:
+        cols = ", ".join(r[1] for r in con.execute(
+            "PRAGMA table_info(replog)") if r[1] != "seq")
+        con.execute("BEGIN")
+        while con.execute("SELECT count(*) FROM replog").fetchone()[0] < rows:
+            con.execute("INSERT INTO replog (%s) SELECT %s FROM replog "
+                        "ORDER BY seq" % (cols, cols))
+        con.execute("COMMIT")
+    finally:
+        con.close()
+
+
+def replog_rows(data):
+    con = sqlite3.connect("file:%s?mode=ro" % (data / "mailrepd.db"),
+                          uri=True, timeout=10)
+    try:
+        return con.execute("SELECT count(*) FROM replog").fetchone()[0]
+    finally:
+        con.close()
+
+
+@pytest.mark.serial
+def test_log_purge_holds_no_iteration(server):
+    """A backlog of 60,000 replication-log records that no replica needs
+    (a big STORE or MOVE writes one a message) goes in steps: no loop
+    iteration takes more than a few steps' CPU time (the server's own
+    figure, loop.slow, whatever the machine's load), and the backlog is
+    gone well before the old 5-second rhythm of 40,000 could have."""
+    srv = server()
+    for i in range(8):
+        srv.deliver("a@remote.test", ["alice@example.com"],
+                    b"Subject: %d\r\n\r\nhi\r\n" % i)
+    srv.stop()
+    double_replog(srv.data, 60000)
+    srv.start()
+    deadline = time.monotonic() + 60
+    while replog_rows(srv.data) > 0:
+        assert time.monotonic() < deadline, "%d log records left" % (
+            replog_rows(srv.data))
+        time.sleep(0.2)
+    time.sleep(1.2)			# the loop's report of its second
+    slow = slow_iterations(srv.log_text(since=True))
+    worst = max((max(c, m) for c, m, _ in slow), default=0)
+    assert worst < ITERATION_CPU_MS, \
+        "a loop iteration took %d ms of CPU time: %r" % (worst, slow)
+
+
+@pytest.mark.serial
+def test_many_recipients_hold_no_iteration(server):
+    """One LMTP transaction to the most recipients allowed (1,000, here
+    all alice's INBOX and bob's Archive by +detail) is stored in steps,
+    each answered after its own commit: every recipient gets its 250,
+    in order, the mailboxes hold every copy, and no loop iteration takes
+    more than a few steps' CPU time (the server's own figure)."""
+    srv = server(imap=True)
+    rcpts = ["alice@example.com", "bob@example.com"] * 500
+    with LMTPClient(srv.port, timeout=120) as c:
+        c.lhlo()
+        rr, dr = c.transaction("a@remote.test", rcpts,
+                               b"Subject: many\r\n\r\nhi\r\n")
+        assert all(r.startswith("250") for r in rr)
+        assert len(dr) == 1000 and all(r.startswith("250") for r in dr), \
+            [r for r in dr if not r.startswith("250")][:3]
+        assert all("<%s>" % rcpts[i] in r for i, r in enumerate(dr))
+    time.sleep(1.2)			# the loop's report of its second
+    slow = slow_iterations(srv.log_text(since=True))
+    worst = max((max(c, m) for c, m, _ in slow), default=0)
+    assert worst < ITERATION_CPU_MS, \
+        "a loop iteration took %d ms of CPU time: %r" % (worst, slow)
+    for user in ("alice", "bob"):
+        with srv.raw(user=user) as c:
+            assert c.status("INBOX")["MESSAGES"] == 500
+
+
+@pytest.mark.serial
+def test_pipelined_commands_hold_no_iteration(server):
+    """A client that pipelines a thousand commands with short replies
+    (a LIST that matches none of 300 mailboxes) gets them all, in
+    order, while no loop iteration takes more than a few steps' CPU
+    time: its commands run some at a time, not all that were read."""
+    srv = server(imap=True)
+    with srv.raw() as c:
+        for i in range(0, 300, 10):
+            c.ok('CREATE "m%03d/a/b/c/d/e/f/g/h/i"' % i)
+        c.sock.sendall(b"".join(b'p%d LIST "" "zz*"\r\n' % i
+                                for i in range(1000)))
+        for i in range(1000):
+            untagged, done = c.read_until("p%d" % i, timeout=120)
+            assert done.startswith("OK") and not untagged, (i, done)
+    time.sleep(1.2)			# the loop's report of its second
+    slow = slow_iterations(srv.log_text(since=True))
+    worst = max((max(c, m) for c, m, _ in slow), default=0)
+    assert worst < ITERATION_CPU_MS, \
+        "a loop iteration took %d ms of CPU time: %r" % (worst, slow)
