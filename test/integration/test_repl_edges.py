@@ -32,7 +32,6 @@ from conftest import DOMAIN, HOST, free_port, run
 from repl_peer import (END, EXPUNGED, PUSH, PUSH_DATA, RELOCATE,
                        ScriptedMaster, ScriptedReplica, messages, push,
                        scripted_master_for, wait_log, wait_messages)
-                       wait_log, wait_messages)
 from test_hostile_peer import inbox_guids
 from test_reconcile import deliver_many, inbox_subjects, wait_purged
 from test_replica_apply import body, guid, query
