@@ -388,8 +388,8 @@ build/fuzz:
 # 90.8% and 79.4%) less 0.1, as paths that depend on timing come and go.
 # Raise the floor when coverage rises; a change that lowers it fails.
 # Long (about 45 minutes on two busy cores): run it alone.
-COV_FLOOR_LINES    = 90.7
-COV_FLOOR_BRANCHES = 79.3
+COV_FLOOR_LINES    = 91.2
+COV_FLOOR_BRANCHES = 80.1
 COV_FLAGS = -O0 -g --coverage
 COV_OBJS  = $(SRCS:%.c=build/cov/%.o)
 COV_LIB   = $(MODULES:%.c=build/cov/%.o)
