@@ -629,9 +629,14 @@ recon_message(struct session *s, struct chan *c, struct recon_action *a)
 		memcpy(c->rec.guid, a->guid, GUID_LEN);
 		return 1;
 	}
-	if (store_message_get(s->srv->store, r->mb.id, a->uid, &m) !=
-	    STORE_OK)
+	switch (store_message_get(s->srv->store, r->mb.id, a->uid, &m)) {
+	case STORE_OK:
+		break;
+	case STORE_NOTFOUND:
 		return 0;	/* expunged since: the log says so */
+	default:
+		return -1;	/* never skipped as if expunged */
+	}
 	recon_record(c, a->kind == RA_APPEND ? REC_MESSAGE_APPEND :
 	    REC_MESSAGE_FLAGS);
 	c->rec.uid = m.uid;
