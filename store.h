@@ -1010,6 +1010,8 @@ enum store_err	store_blob_last(struct store *, int64_t *);
 void		store_room_reserve(struct store *, int64_t bytes);
 int		store_room_tight(struct store *);
 void		store_room_tick(struct store *);
+/* Bytes free on the store's disk (/metrics too); -1 when unknown. */
+int64_t		store_disk_free(struct store *);
 /*
  * Checkpoints the WAL when it is larger than STORE_WAL_LIMIT, without
  * waiting for another process's reader (it stays for the next check);

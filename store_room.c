@@ -96,9 +96,8 @@ reserve_release(struct store *st)
 		    log_quote(strerror(errno)));
 }
 
-/* Bytes free on the data directory's disk; -1 when unknown. */
-static int64_t
-disk_free(struct store *st)
+int64_t
+store_disk_free(struct store *st)
 {
 	const char	*db = sqlite3_db_filename(st->db, "main");
 	struct statvfs	 sv;
@@ -169,7 +168,7 @@ room_for_blob(struct store *st, uint64_t size)
 
 	if (store_room_tight(st))
 		return 0;
-	if (st->reserve_held || (disk = disk_free(st)) < 0 ||
+	if (st->reserve_held || (disk = store_disk_free(st)) < 0 ||
 	    room_left(st, disk) >= (int64_t)size)
 		return 1;
 	room_exhausted(st);
@@ -198,7 +197,7 @@ store_room_tight(struct store *st)
 {
 	int64_t	 disk;
 
-	if (st->tight && (disk = disk_free(st)) >= 0)
+	if (st->tight && (disk = store_disk_free(st)) >= 0)
 		(void)room_resume(st, disk);
 	return st->tight;
 }
@@ -212,7 +211,7 @@ store_room_tick(struct store *st)
 		return;
 	/* Near full, the WAL's growth goes back to the disk every second. */
 	wal_truncate(st);
-	if ((disk = disk_free(st)) < 0)
+	if ((disk = store_disk_free(st)) < 0)
 		return;
 	if (!st->reserve_held && disk >= st->reserve_bytes +
 	    STORE_ROOM_RESUME && reserve_take(st) == 0)

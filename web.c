@@ -15,8 +15,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <sys/statvfs.h>
-
 #include "config.h"
 #include "http.h"
 #include "json.h"
@@ -347,7 +345,7 @@ static void
 metrics_store(FILE *f, struct server *srv)
 {
 	struct pause_count	 c = { 0, 0 };
-	struct statvfs		 sv;
+	int64_t			 disk;
 
 	(void)store_pause_foreach(srv->store, count_pause, &c);
 	fprintf(f, "# HELP mailrepd_conflicts Unresolved conflicts (one UID, "
@@ -362,12 +360,11 @@ metrics_store(FILE *f, struct server *srv)
 	    "mailrepd_guard_held_records %lld\n",
 	    (long long)store_conflict_count(srv->store, NULL), c.users,
 	    c.held);
-	if (statvfs(srv->settings->data_dir, &sv) == 0)
+	if ((disk = store_disk_free(srv->store)) >= 0)
 		fprintf(f, "# HELP mailrepd_disk_free_bytes Bytes free for "
 		    "the store on its disk.\n"
 		    "# TYPE mailrepd_disk_free_bytes gauge\n"
-		    "mailrepd_disk_free_bytes %lld\n",
-		    (long long)sv.f_bavail * (long long)sv.f_frsize);
+		    "mailrepd_disk_free_bytes %lld\n", (long long)disk);
 }
 
 static void
