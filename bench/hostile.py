@@ -2,10 +2,11 @@
 """Hostile clients: does any of them stall the loop or blow the memory?
 
     bench/hostile.py [--mailrepd PATH] [--messages N] [--blobs N]
-                     [--copy N] [--only ROW,...]
+                     [--copy N] [--big MIB] [--only ROW,...]
 
 Runs each row of the table in issue 17 (smaller where a row would take
-minutes to set up) against one `mailrepd serve` on 127.0.0.1, in a new
+minutes to set up), and a message of --big MiB delivered, appended,
+fetched and expunged, against one `mailrepd serve` on 127.0.0.1, in a new
 temporary data directory.  During each row a client logged in as its
 own user, in its own process, sends NOOP every 20 ms; its latency counts
 from when each NOOP was due, so a stall shows in every NOOP that should
@@ -24,8 +25,10 @@ Standard library only; every socket is on the loopback; each row is
 bounded in time (--seconds, default 5, for the flooding rows).
 """
 import argparse
+import base64
 import multiprocessing
 import os
+import random
 import re
 import signal
 import socket
@@ -41,7 +44,7 @@ from login_burst import free_port, pct
 
 HOST = "127.0.0.1"
 PASSWORD = "bench-pass"
-USERS = ["probe", "alice", "lister", "flood", "hoard"]
+USERS = ["probe", "alice", "lister", "flood", "hoard", "big"]
 NOOP_EVERY = 0.02
 IO_TIMEOUT = 120.0
 PARTIAL_HELLO = b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03"
@@ -234,15 +237,21 @@ def probe(port, stop, out):
     out.put(lat)
 
 
-def deliver(srv, user, count, size=0):
-    """count messages to user, up to 1000 recipients a transaction."""
-    body = b"Subject: bench\r\n\r\n" + b"x" * size + b"\r\n.\r\n"
+def lmtp_greeted(srv):
+    """An LMTP connection past LHLO, and its reading file."""
     s = socket.create_connection((HOST, srv.lmtp), IO_TIMEOUT)
     f = s.makefile("rb")
     f.readline()
     s.sendall(b"LHLO bench\r\n")
     while not f.readline().startswith(b"250 "):
         pass
+    return s, f
+
+
+def deliver(srv, user, count, size=0):
+    """count messages to user, up to 1000 recipients a transaction."""
+    body = b"Subject: bench\r\n\r\n" + b"x" * size + b"\r\n.\r\n"
+    s, f = lmtp_greeted(srv)
     while count > 0:
         n = min(count, 1000)
         s.sendall(b"MAIL FROM:<b@remote.test>\r\n" +
@@ -379,17 +388,29 @@ def row_search(srv, a):
                                                     got[:40])
 
 
-def row_list(srv, a):
+def long_list(srv, tail):
+    """One LIST of 32 long patterns, each ending in `tail` % i, over
+    ~1,000 mailboxes with long names (made by the first row that needs
+    them)."""
     c = IMAP(srv.imap, "lister")
     name = "m" * 200
     for i in range(0, 990, 10):
         c.cmd('CREATE "%s%03d/a/b/c/d/e/f/g/h/i"' % (name, i), ok=False)
-    pats = " ".join('"*%s*%%*%d*"' % ("m" * 100, i) for i in range(32))
+    pats = " ".join(('"*%s*%%*' + tail + '"') % ("m" * 100, i)
+                    for i in range(32))
     t = time.monotonic()
-    c.cmd('LIST "" (%s)' % pats, ok=False)
+    got = c.cmd('LIST "" (%s)' % pats, ok=False)
     c.close()
-    return "32 patterns over ~1000 mailboxes, %.2f s" % (
-        time.monotonic() - t)
+    return "32 patterns over ~1000 mailboxes, %.2f s: %s" % (
+        time.monotonic() - t, got[:20])
+
+
+def row_list(srv, a):
+    return long_list(srv, "%d*")
+
+
+def row_list_none(srv, a):
+    return long_list(srv, "%dx*")
 
 
 def row_lock(srv, a):
@@ -480,6 +501,76 @@ def row_tls(srv, a):
     return "80 stalled handshakes; " + got
 
 
+def big_message(size):
+    """A message of about `size` bytes: a text part of random words (for
+    the full-text index) and a base64 attachment, half each."""
+    rnd = random.Random(1)
+    words = [b"w%05d" % rnd.randrange(100000) for _ in range(5000)]
+    text = b"".join(b" ".join(rnd.choice(words) for _ in range(12)) +
+                    b"\r\n" for _ in range(2000))
+    b64 = base64.encodebytes(os.urandom(57 * 20000)).replace(b"\n",
+                                                              b"\r\n")
+    head = (b"From: a@remote.test\r\nTo: big@bench.test\r\n"
+            b"Subject: big\r\nMIME-Version: 1.0\r\nContent-Type: "
+            b"multipart/mixed; boundary=BB\r\n\r\n--BB\r\n"
+            b"Content-Type: text/plain\r\n\r\n")
+    mid = (b"\r\n--BB\r\nContent-Type: application/octet-stream\r\n"
+           b"Content-Transfer-Encoding: base64\r\n\r\n")
+    return (head + text * (size // 2 // len(text) + 1) + mid +
+            b64 * (size // 2 // len(b64) + 1) + b"\r\n--BB--\r\n")
+
+
+def row_big_deliver(srv, a):
+    msg = big_message(a.big << 20)
+    s, f = lmtp_greeted(srv)
+    s.sendall(b"MAIL FROM:<a@remote.test>\r\nRCPT TO:<big@bench.test>\r\n"
+              b"DATA\r\n")
+    for _ in range(3):
+        f.readline()
+    t = time.monotonic()
+    s.sendall(msg.replace(b"\r\n.", b"\r\n..") + b".\r\n")
+    got = f.readline().decode()
+    s.close()
+    return "%.1f MB in %.2f s: %s" % (len(msg) / 1e6, time.monotonic() - t,
+                                      got[:12])
+
+
+def row_big_append(srv, a):
+    msg = big_message(a.big << 20).replace(b"Subject: big",
+                                           b"Subject: bi2")
+    c = IMAP(srv.imap, "big")
+    t = time.monotonic()
+    c.sock.sendall(b"a APPEND INBOX {%d+}\r\n" % len(msg) + msg + b"\r\n")
+    while True:
+        line = c.readline()
+        if line.startswith(b"a "):
+            break
+    c.close()
+    return "%.1f MB in %.2f s: %s" % (len(msg) / 1e6, time.monotonic() - t,
+                                      line[2:14].decode())
+
+
+def row_big_fetch(srv, a):
+    c = IMAP(srv.imap, "big")
+    c.cmd("SELECT INBOX")
+    t = time.monotonic()
+    got = [c.cmd("FETCH 1 (%s)" % what, ok=False)[:2]
+           for what in ("BODY[]", "BODY[1]", "BINARY[2]")]
+    c.close()
+    return "BODY[], BODY[1], BINARY[2] in %.2f s: %s" % (
+        time.monotonic() - t, " ".join(got))
+
+
+def row_big_expunge(srv, a):
+    c = IMAP(srv.imap, "big")
+    c.cmd("SELECT INBOX")
+    t = time.monotonic()
+    c.cmd("STORE 1:* +FLAGS (\\Deleted)", ok=False)
+    got = c.cmd("EXPUNGE", ok=False)
+    c.close()
+    return "%.2f s: %s" % (time.monotonic() - t, got[:20])
+
+
 ROWS = [
     ("store", "STORE 1:* +FLAGS", row_store),
     ("copy", "COPY 1:N dbl (--copy)", row_copy),
@@ -489,6 +580,8 @@ ROWS = [
      row_fetch_nothing),
     ("search", "SEARCH 16 NOT BODY (at most 16 now), 5 MB", row_search),
     ("list", "LIST 32 long patterns, 1000 mailboxes", row_list),
+    ("listnone", "LIST 32 long patterns matching none, 1000 mailboxes",
+     row_list_none),
     ("lock", "another process holds the write lock 3 s", row_lock),
     ("delete", "DELETE of a small mailbox beside many blobs", row_delete),
     ("capability", "500 unauthenticated pipelining CAPABILITY",
@@ -496,6 +589,11 @@ ROWS = [
     ("listflood", "60 logged-in pipelining LIST \"\" *", row_list_flood),
     ("idle", "512 idle / 1-byte-a-second connections", row_idle),
     ("tls", "80 half-done TLS handshakes", row_tls),
+    ("bigdeliver", "LMTP delivery of one --big MiB message",
+     row_big_deliver),
+    ("bigappend", "APPEND of one --big MiB message", row_big_append),
+    ("bigfetch", "FETCH of both whole and by part", row_big_fetch),
+    ("bigexpunge", "EXPUNGE of both", row_big_expunge),
 ]
 
 
@@ -509,6 +607,8 @@ def main():
                     help="messages the copy and move rows take")
     ap.add_argument("--blobs", type=int, default=1000000,
                     help="one-message blobs of another user (delete row)")
+    ap.add_argument("--big", type=int, default=45,
+                    help="MiB of the big-message rows' messages")
     ap.add_argument("--only", default="")
     a = ap.parse_args()
     only = set(a.only.split(",")) if a.only else None
