@@ -549,3 +549,38 @@ def test_recursivematch_in_steps(server):
     assert [n for _, n in got[1:]] == children[:-1]
     assert all("\\Subscribed" in a for a, _ in got[1:])
     assert_iterations_bounded(srv)
+
+
+def test_list_in_steps_beside_changes(server):
+    """A LIST in steps while another session creates, renames and
+    deletes mailboxes around it: it ends OK, its names strictly in
+    order (none twice), every mailbox that stayed throughout listed,
+    and what changed listed or not, as it was when its turn came."""
+    srv = server(imap=True)
+    stem = "m" * 200
+    with srv.raw() as c, srv.raw() as other:
+        for i in range(0, 300, 10):
+            c.ok('CREATE "%s%03d/a/b/c/d/e/f/g/h/i"' % (stem, i))
+        stay = [n for _, n in list_lines(c, 'LIST "" "*"')[0]]
+        pats = ['"q%d%s*"' % (i, "*m" * 200) for i in range(31)] + ['"*"']
+        tag = c.tag()
+        c.send('%s LIST "" (%s)\r\n' % (tag, " ".join(pats)))
+        changes = []
+        for i in range(0, 300, 30):
+            changes += ['CREATE "%s%03dz"' % (stem, i),
+                        'RENAME "%s%03dz" "%s%03dy"' % (stem, i, stem, i),
+                        'DELETE "%s%03dy"' % (stem, i)]
+        other.sock.sendall(b"".join(b"x%d %s\r\n" % (k, cmd.encode())
+                                    for k, cmd in enumerate(changes)))
+        untagged, done = c.read_until(tag, timeout=120)
+        for k in range(len(changes)):
+            assert other.read_until("x%d" % k, timeout=120)[1].startswith(
+                "OK")
+    assert done.startswith("OK"), done
+    names = [re.match(r'^\* LIST \([^)]*\) "/" ("[^"]*"|\S+)$', l).group(1)
+             .strip('"') for l in untagged]
+    assert names == sorted(set(names), key=lambda n: n.encode())
+    assert set(stay) <= set(names)
+    assert set(names) - set(stay) <= {"%s%03d%s" % (stem, i, e)
+                                      for i in range(0, 300, 30)
+                                      for e in "yz"}
