@@ -34,7 +34,7 @@
 
 #define nitems(a)	(sizeof(a) / sizeof((a)[0]))
 #define TERM_MAX_KEYS	64	/* bytes of one term's SEARCH keys */
-#define TERM_MAX_ARGS	18	/* words of them, NOT included */
+#define TERM_MAX_ARGS	18	/* words of them, with a NOT */
 
 
 /*

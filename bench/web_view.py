@@ -3,7 +3,7 @@
 
 Prints figures, never passes or fails:
   - API latency (p50, p90, max over --requests requests on one
-    keep-alive connection) with --messages messages in the store: the
+    keep-alive connection, and the server's CPU time a request) with --messages messages in the store: the
     first page of GET /api/v1/messages, the deepest page (start= near
     the end), one user's list, searches (a subject; free text, with the
     full-text index built), GET /api/v1/mailboxes, and one message's
@@ -101,12 +101,22 @@ def timed(conn, path, n):
     return sorted(out)
 
 
-def row(name, ms):
+def cpu_ms(pid):
+    """The CPU time (user and system) process pid has used, in ms."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) * 1000.0 / \
+        os.sysconf("SC_CLK_TCK")
+
+
+def row(name, ms, cpu=None):
+    """A row of the table; cpu: the server's CPU ms a request, or None."""
+    c = "%9.2f" % cpu if cpu is not None else "%9s" % "-"
     if ms is None:
-        print("| %-38s | %7s | %7s | %7s |" % (name, "-", "-", "-"))
+        print("| %-38s | %7s | %7s | %7s | %s |" % (name, "-", "-", "-", c))
         return
-    print("| %-38s | %7.2f | %7.2f | %7.2f |" % (
-        name, statistics.median(ms), ms[int(len(ms) * 0.9)], ms[-1]))
+    print("| %-38s | %7.2f | %7.2f | %7.2f | %s |" % (
+        name, statistics.median(ms), ms[int(len(ms) * 0.9)], ms[-1], c))
 
 
 def loop_hold(info, path, n):
@@ -273,8 +283,9 @@ def main():
         c.request("GET", "/api/v1/messages?limit=1")
         first = json.loads(c.getresponse().read())["messages"][0]["ID"]
         deep = "/api/v1/messages?start=%d&limit=50" % (a.messages - 50)
-        print("\n| %-38s | %7s | %7s | %7s |" % ("ms", "p50", "p90", "max"))
-        print("|%s|---------|---------|---------|" % ("-" * 40))
+        print("\n| %-38s | %7s | %7s | %7s | %9s |" % (
+            "ms", "p50", "p90", "max", "CPU ms/req"))
+        print("|%s|---------|---------|---------|-----------|" % ("-" * 40))
         for name, path, n in (
                 ("list, first page (50)", "/api/v1/messages", a.requests),
                 ("list, deepest page (start=N-50)", deep, a.requests),
@@ -289,7 +300,9 @@ def main():
                 ("mailboxes", "/api/v1/mailboxes", a.requests),
                 ("one message's JSON", "/api/v1/message/" + first,
                  a.requests)):
-            row(name, timed(c, path, n))
+            before = cpu_ms(p.pid)
+            ms = timed(c, path, n)
+            row(name, ms, (cpu_ms(p.pid) - before) / n)
         row("/healthz beside deepest pages", loop_hold(info, deep,
                                                        a.requests))
         c.close()
