@@ -164,62 +164,6 @@ struct search {
 static enum tri		 eval(struct search *, const struct node *,
 			    struct candidate *, enum need);
 
-/* --- header blocks ------------------------------------------------------- */
-
-size_t
-search_header_normalise(char *h, size_t len)
-{
-	size_t	 i, o = 0;
-
-	for (i = 0; i < len; i++) {
-		if (h[i] == '\r' && i + 2 < len && h[i + 1] == '\n' &&
-		    IS_WSP(h[i + 2]))
-			i++;
-		else if (h[i] == '\n' && i + 1 < len && IS_WSP(h[i + 1]))
-			;
-		else
-			h[o++] = h[i];
-	}
-	search_fold((unsigned char *)h, o);
-	return o;
-}
-
-int
-imap_header_next(const char *h, size_t len, size_t *pos, const char *name,
-    const char **val, size_t *vlen)
-{
-	const char	*line, *eol;
-	size_t		 nlen = strlen(name), llen, p;
-
-	while (*pos < len) {
-		line = h + *pos;
-		eol = memchr(line, '\n', len - *pos);
-		llen = eol != NULL ? (size_t)(eol - line) : len - *pos;
-		*pos += llen + (eol != NULL);
-		/* continuation lines belong to the field */
-		while (eol != NULL && *pos < len && IS_WSP(h[*pos])) {
-			eol = memchr(h + *pos, '\n', len - *pos);
-			*pos = eol != NULL ? (size_t)(eol - h) + 1 : len;
-			llen = (eol != NULL ? (size_t)(eol - line) : len -
-			    (size_t)(line - h));
-		}
-		if (llen > 0 && line[llen - 1] == '\r')
-			llen--;
-		if (llen <= nlen || strncasecmp(line, name, nlen) != 0)
-			continue;
-		for (p = nlen; p < llen && IS_WSP(line[p]); p++)
-			;
-		if (p == llen || line[p] != ':')
-			continue;
-		for (p++; p < llen && IS_WSP(line[p]); p++)
-			;
-		*val = line + p;
-		*vlen = llen - p;
-		return 1;
-	}
-	return 0;
-}
-
 /*
  * Gives each sequence set its meaning in the view: "*" is the last
  * sequence number, or for UIDs the highest UID (0 in an empty mailbox,
