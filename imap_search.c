@@ -164,62 +164,6 @@ struct search {
 static enum tri		 eval(struct search *, const struct node *,
 			    struct candidate *, enum need);
 
-/* --- header blocks ------------------------------------------------------- */
-
-size_t
-search_header_normalise(char *h, size_t len)
-{
-	size_t	 i, o = 0;
-
-	for (i = 0; i < len; i++) {
-		if (h[i] == '\r' && i + 2 < len && h[i + 1] == '\n' &&
-		    IS_WSP(h[i + 2]))
-			i++;
-		else if (h[i] == '\n' && i + 1 < len && IS_WSP(h[i + 1]))
-			;
-		else
-			h[o++] = h[i];
-	}
-	search_fold((unsigned char *)h, o);
-	return o;
-}
-
-int
-imap_header_next(const char *h, size_t len, size_t *pos, const char *name,
-    const char **val, size_t *vlen)
-{
-	const char	*line, *eol;
-	size_t		 nlen = strlen(name), llen, p;
-
-	while (*pos < len) {
-		line = h + *pos;
-		eol = memchr(line, '\n', len - *pos);
-		llen = eol != NULL ? (size_t)(eol - line) : len - *pos;
-		*pos += llen + (eol != NULL);
-		/* continuation lines belong to the field */
-		while (eol != NULL && *pos < len && IS_WSP(h[*pos])) {
-			eol = memchr(h + *pos, '\n', len - *pos);
-			*pos = eol != NULL ? (size_t)(eol - h) + 1 : len;
-			llen = (eol != NULL ? (size_t)(eol - line) : len -
-			    (size_t)(line - h));
-		}
-		if (llen > 0 && line[llen - 1] == '\r')
-			llen--;
-		if (llen <= nlen || strncasecmp(line, name, nlen) != 0)
-			continue;
-		for (p = nlen; p < llen && IS_WSP(line[p]); p++)
-			;
-		if (p == llen || line[p] != ':')
-			continue;
-		for (p++; p < llen && IS_WSP(line[p]); p++)
-			;
-		*val = line + p;
-		*vlen = llen - p;
-		return 1;
-	}
-	return 0;
-}
-
 /*
  * Gives each sequence set its meaning in the view: "*" is the last
  * sequence number, or for UIDs the highest UID (0 in an empty mailbox,
@@ -666,7 +610,7 @@ eval(struct search *se, const struct node *n, struct candidate *m,
 	/* A paused scan is resumed first, before any other is begun. */
 	if (se->paused)
 		return T_UNKNOWN;
-	if (n->fts != 0 && search_fts_excludes(se->fts, n, m->uid))
+	if (n->fts != 0 && search_fts_excludes(se->fts, n, m->uid, m->blob_id))
 		return tri_of(n->neg);
 	if (n->kind != N_AND && n->kind != N_OR && n->need > have)
 		return T_UNKNOWN;
@@ -779,41 +723,34 @@ candidate_end(struct search *se)
 	se->trying = 0;
 }
 
-/* Begins trying message i of the view. */
+/* Begins trying message uid, of which `have` is known already. */
 static void
-candidate_begin(struct search *se, const struct imap_view *v, uint32_t i)
+candidate_begin(struct search *se, uint32_t uid, enum need have)
 {
 	struct candidate	*m = &se->cur;
 	size_t			 k;
 
 	memset(m, 0, sizeof(*m));
-	m->seq = i + 1;
-	m->uid = imap_view_uid(v, i + 1);
-	m->flags = imap_view_is_recent(v, m->uid) ? SEARCH_RECENT : 0;
-	m->have = NEED_VIEW;
+	m->uid = uid;
+	m->have = have;
 	for (k = 0; k < IMAP_MAX_SEARCH_TEXT; k++)
 		m->text[k] = T_UNKNOWN;
 	se->trying = 1;
 }
 
 /*
- * Tries message i of the view (begun by an earlier step, or now),
- * reading no more than the keys need.  Returns 1 when it matches, 0
- * when not (or it is gone), 2 when the step's time ran out in the
- * middle of it (the next step goes on), -1 on a store error (in
- * se->err).
+ * Tries the candidate begun (by an earlier step, or now), reading no
+ * more than the keys need.  Returns 1 when it matches, 0 when not (or
+ * it is gone), 2 when the step's time ran out in the middle of it (the
+ * next step goes on), -1 on a store error (in se->err).
  */
 static int
-search_one(struct search *se, const struct imap_view *v, uint32_t i)
+search_cur(struct search *se)
 {
 	struct candidate	*m = &se->cur;
 	enum tri		 r;
 	enum store_err		 err = STORE_OK;
 
-	if (imap_view_is_gone(v, imap_view_uid(v, i + 1)))
-		return 0;
-	if (!se->trying)
-		candidate_begin(se, v, i);
 	se->err = STORE_OK;
 	se->paused = 0;
 	while ((r = eval(se, se->prog.root, m, m->have)) == T_UNKNOWN &&
@@ -846,6 +783,22 @@ search_one(struct search *se, const struct imap_view *v, uint32_t i)
 		return -1;
 	}
 	return r == T_YES;
+}
+
+/* Tries message i of the view (search_cur()). */
+static int
+search_one(struct search *se, const struct imap_view *v, uint32_t i)
+{
+	uint32_t	 uid = imap_view_uid(v, i + 1);
+
+	if (imap_view_is_gone(v, uid))
+		return 0;
+	if (!se->trying) {
+		candidate_begin(se, uid, NEED_VIEW);
+		se->cur.seq = i + 1;
+		se->cur.flags = imap_view_is_recent(v, uid) ? SEARCH_RECENT : 0;
+	}
+	return search_cur(se);
 }
 
 static void
@@ -1200,6 +1153,19 @@ search_ready(struct search *se, const struct imap_view *v)
 	return 0;
 }
 
+/* The scan's buffers, when a key reads text.  Returns 0, or -1. */
+static int
+search_buffers(struct search *se)
+{
+	if (se->prog.maxlen == 0)
+		return 0;
+	if ((se->win = malloc(SCAN_CHUNK + se->prog.maxlen +
+	    MIME_DECODE_SLACK)) == NULL ||
+	    (se->raw = malloc(SCAN_CHUNK)) == NULL)
+		return -1;
+	return 0;
+}
+
 /*
  * Compiles the search keys args (an optional CHARSET first, which a
  * UTF8=ACCEPT client may no longer send: RFC 6855 3; no NEW, OLD or
@@ -1236,11 +1202,7 @@ search_new(struct session *s, const struct imap_arg *args, size_t nargs,
 		return NULL;
 	}
 	se->ret = ret;
-	if ((se->prog.maxlen > 0 &&
-	    ((se->win = malloc(SCAN_CHUNK + se->prog.maxlen +
-	    MIME_DECODE_SLACK)) ==
-	    NULL || (se->raw = malloc(SCAN_CHUNK)) == NULL)) ||
-	    search_ready(se, ims->view) < 0) {
+	if (search_buffers(se) < 0 || search_ready(se, ims->view) < 0) {
 		imap_reply(s, "NO [UNAVAILABLE] Out of memory");
 		search_free(se);
 		return NULL;
@@ -1409,4 +1371,100 @@ imap_search_try(struct session *s, struct search *se,
 		return -1;
 	se->budget = *b;
 	return search_one(se, v, seq - 1);
+}
+
+/* --- messages of any mailbox, named by their rows (the web API) ---------- */
+
+/*
+ * The keys a search of rows cannot answer: sequence sets, "$", \Recent,
+ * keywords, MODSEQ and save dates have no meaning or are not in the
+ * rows given.  NULL when there is none.
+ */
+static const char *
+rows_refusal(const struct search_prog *prog)
+{
+	const struct node	*n;
+
+	if (prog->recent || prog->modseq)
+		return "NEW, OLD, RECENT and MODSEQ need a mailbox";
+	for (n = prog->nodes; n != NULL; n = n->all)
+		if (n->kind == N_SET || n->kind == N_KEYWORD ||
+		    (n->kind == N_CMP && n->field == F_SAVED_DAY))
+			return "sequence sets, keywords and save dates need "
+			    "a mailbox";
+	return NULL;
+}
+
+struct search *
+search_rows_new(struct store *st, const struct imap_arg *args, size_t nargs,
+    char *err, size_t errlen)
+{
+	struct search	*se;
+	const char	*why;
+
+	if ((se = calloc(1, sizeof(*se))) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	if (search_compile(&se->prog, args, nargs, err, errlen) < 0) {
+		free(se);
+		return NULL;
+	}
+	if ((why = rows_refusal(&se->prog)) != NULL ||
+	    search_buffers(se) < 0) {
+		snprintf(err, errlen, "%s", why != NULL ? why :
+		    "out of memory");
+		search_free(se);
+		return NULL;
+	}
+	se->store = st;
+	se->fts = search_fts_new(st, &se->prog, 0, 0);
+	return se;
+}
+
+void
+search_rows_step(struct search *se)
+{
+	imap_step_begin(&se->budget);
+}
+
+int
+search_rows_time_left(const struct search *se)
+{
+	return imap_step_time_left(&se->budget);
+}
+
+int
+search_rows_ready(struct search *se)
+{
+	if (se->fts != NULL && !se->gathered)
+		se->gathered = search_fts_gather(se->fts, &se->budget);
+	return se->fts == NULL || se->gathered;
+}
+
+int
+search_rows_try(struct search *se, int64_t mailbox_id,
+    const struct store_message *row, int64_t blob_id)
+{
+	struct candidate	*m = &se->cur;
+
+	if (se->trying && (se->mailbox != mailbox_id || m->uid != row->uid))
+		candidate_end(se);
+	if (!se->trying) {
+		candidate_begin(se, row->uid, NEED_ROW);
+		m->row = *row;
+		m->row.keywords = NULL;
+		m->flags = row->flags;
+		m->blob_id = blob_id;
+		se->keywords[0] = '\0';
+		se->mailbox = mailbox_id;
+	}
+	return search_cur(se);
+}
+
+void
+search_rows_free(struct search *se)
+{
+	if (se != NULL)
+		search_free(se);
 }

@@ -1,6 +1,7 @@
 /*
  * imap_search.h — a SEARCH whose matches are kept instead of written,
- * for the commands that order them (SORT, THREAD).  For imap*.c only.
+ * for the commands that order them (SORT, THREAD), and a search of
+ * messages named by their rows, for the web API.
  */
 #ifndef MAILREPD_IMAP_SEARCH_H
 #define MAILREPD_IMAP_SEARCH_H
@@ -88,5 +89,30 @@ int		 imap_header_next(const char *h, size_t len, size_t *pos,
 int		 imap_part_cte(struct store_blob_reader *,
 		    const struct mime_part *p, char *buf, size_t size,
 		    enum mime_cte *);
+
+/*
+ * A search of messages of any mailbox, which the caller names one by
+ * one by their rows (the web API's, web_api.c), in the order it likes:
+ * the same keys, matching and full-text index as SEARCH, but for those
+ * that need a mailbox (sequence sets, "$", \Recent, keywords, MODSEQ,
+ * save dates).  search_rows_new() compiles the keys (no CHARSET needed:
+ * strings are UTF-8); NULL with the reason in err.
+ *
+ * Each step of the caller's begins with search_rows_step() and goes on
+ * while search_rows_time_left(): first search_rows_ready() until it
+ * says 1 (the index is read), then search_rows_try() on each message of
+ * mailbox_id, `row` (uid, guid, flags, internaldate, size) and blob
+ * blob_id: 1 when it matches, 0 when not (or it is gone), 2 when the
+ * step's time ran out in the middle of it (try the same one again next
+ * step), -1 on a store error.
+ */
+struct search	*search_rows_new(struct store *, const struct imap_arg *args,
+		    size_t nargs, char *err, size_t errlen);
+void		 search_rows_step(struct search *);
+int		 search_rows_time_left(const struct search *);
+int		 search_rows_ready(struct search *);
+int		 search_rows_try(struct search *, int64_t mailbox_id,
+		    const struct store_message *row, int64_t blob_id);
+void		 search_rows_free(struct search *);
 
 #endif /* MAILREPD_IMAP_SEARCH_H */

@@ -2,7 +2,7 @@
  * imap_search_compile.c — compiles the arguments of SEARCH (RFC 3501
  * 6.4.4, with MODSEQ of RFC 7162 and OLDER/YOUNGER of RFC 5032) into the
  * tree of tests that imap_search.c runs, and case-folds the strings they
- * compare.  Every key is a row of search_keys[]: its name, the function
+ * compare (and the header blocks they are compared with).  Every key is a row of search_keys[]: its name, the function
  * that compiles its arguments, and what that function makes.
  */
 #include <stdarg.h>
@@ -19,6 +19,7 @@
 #include "store.h"
 
 #define IS_DIGIT(c)	((c) >= '0' && (c) <= '9')
+#define IS_WSP(c)	((c) == ' ' || (c) == '\t')
 
 /* Where compiling is in one list of arguments. */
 struct cursor {
@@ -105,6 +106,62 @@ search_fold(unsigned char *p, size_t n)
 			i++;
 		}
 	}
+}
+
+/* --- header blocks ------------------------------------------------------- */
+
+size_t
+search_header_normalise(char *h, size_t len)
+{
+	size_t	 i, o = 0;
+
+	for (i = 0; i < len; i++) {
+		if (h[i] == '\r' && i + 2 < len && h[i + 1] == '\n' &&
+		    IS_WSP(h[i + 2]))
+			i++;
+		else if (h[i] == '\n' && i + 1 < len && IS_WSP(h[i + 1]))
+			;
+		else
+			h[o++] = h[i];
+	}
+	search_fold((unsigned char *)h, o);
+	return o;
+}
+
+int
+imap_header_next(const char *h, size_t len, size_t *pos, const char *name,
+    const char **val, size_t *vlen)
+{
+	const char	*line, *eol;
+	size_t		 nlen = strlen(name), llen, p;
+
+	while (*pos < len) {
+		line = h + *pos;
+		eol = memchr(line, '\n', len - *pos);
+		llen = eol != NULL ? (size_t)(eol - line) : len - *pos;
+		*pos += llen + (eol != NULL);
+		/* continuation lines belong to the field */
+		while (eol != NULL && *pos < len && IS_WSP(h[*pos])) {
+			eol = memchr(h + *pos, '\n', len - *pos);
+			*pos = eol != NULL ? (size_t)(eol - h) + 1 : len;
+			llen = (eol != NULL ? (size_t)(eol - line) : len -
+			    (size_t)(line - h));
+		}
+		if (llen > 0 && line[llen - 1] == '\r')
+			llen--;
+		if (llen <= nlen || strncasecmp(line, name, nlen) != 0)
+			continue;
+		for (p = nlen; p < llen && IS_WSP(line[p]); p++)
+			;
+		if (p == llen || line[p] != ':')
+			continue;
+		for (p++; p < llen && IS_WSP(line[p]); p++)
+			;
+		*val = line + p;
+		*vlen = llen - p;
+		return 1;
+	}
+	return 0;
 }
 
 /* A NUL-terminated, case-folded copy of an argument, or NULL. */

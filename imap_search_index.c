@@ -505,9 +505,13 @@ search_index_step(struct store *st, int64_t now_ms)
 
 /* --- a SEARCH's prefilters ----------------------------------------------- */
 
-/* The blobs that may hold one key's string: a bit per blob id. */
+/*
+ * The blobs that may hold one key's string (or an OR's of keys of one
+ * string): a bit per blob id.
+ */
 struct prefilter {
 	struct node	*node;
+	const struct node *str;		/* whose string (node, or under it) */
 	unsigned	 kinds;		/* 1 << store_fts_kind */
 	uint8_t		*bits;		/* blob ids 0..upto */
 	int64_t		 pos;		/* in the index */
@@ -534,7 +538,8 @@ struct candidate_msg {
 struct search_fts {
 	struct store		*store;
 	struct node		*root;
-	int64_t			 mailbox;
+	struct node		*nodes;		/* every node (prog->nodes) */
+	int64_t			 mailbox;	/* 0: none, blobs given */
 	int64_t			 generation;
 	int64_t			 upto;		/* indexed when the search began */
 	int64_t			*skipped;	/* never indexed, ascending */
@@ -573,6 +578,90 @@ node_kinds(const struct node *n)
 	return 1u << STORE_FTS_HEADER;
 }
 
+/*
+ * Whether every test under n (an OR of ORs) looks for the string of
+ * `first`, the first such test found (*first NULL on entry), through
+ * the index, none negated below n.  Then *kinds gathers the kinds of
+ * row they read: one prefilter, their union, serves n (the web API's
+ * free text is an OR of a word in the subject, the addresses and the
+ * body).
+ */
+static int
+group_kinds(const struct node *n, const struct node **first, unsigned *kinds)
+{
+	const struct node	*c;
+	unsigned		 k;
+
+	if (n->kind == N_OR) {
+		for (c = n->child; c != NULL; c = c->next)
+			if (c->neg || !group_kinds(c, first, kinds))
+				return 0;
+		return 1;
+	}
+	if ((k = node_kinds(n)) == 0 || (*first != NULL && (n->len !=
+	    (*first)->len || memcmp(n->str, (*first)->str, n->len) != 0)))
+		return 0;
+	if (*first == NULL)
+		*first = n;
+	*kinds |= k;
+	return 1;
+}
+
+/* Gives node n and every node under it prefilter number `fts`. */
+static void
+group_mark(struct node *n, size_t fts)
+{
+	struct node	*c;
+
+	n->fts = fts;
+	for (c = n->child; c != NULL; c = c->next)
+		group_mark(c, fts);
+}
+
+/*
+ * A new prefilter for node n, which reads the rows of `kinds` looking
+ * for str: n and the nodes under it answer from it.  Returns 0, or -1
+ * when no more fit.
+ */
+static int
+prefilter_add(struct search_fts *f, struct node *n, const struct node *str,
+    unsigned kinds)
+{
+	struct prefilter	*p;
+
+	if (f->npf == IMAP_MAX_SEARCH_FTS)
+		return -1;
+	p = &f->pf[f->npf];
+	p->node = n;
+	p->str = str;
+	p->kinds = kinds;
+	group_mark(n, ++f->npf);
+	if ((p->bits = calloc((size_t)(f->upto / 8 + 1), 1)) == NULL)
+		p->off = p->done = 1;
+	return 0;
+}
+
+/*
+ * The prefilters of the ORs at or under n whose tests all look for one
+ * string (group_kinds()), outermost first: a union of kinds is one
+ * look-up of the index instead of one a test, and it narrows the OR.
+ */
+static void
+add_groups(struct search_fts *f, struct node *n)
+{
+	const struct node	*first = NULL;
+	struct node		*c;
+	unsigned		 kinds = 0;
+
+	if (n->kind == N_OR && group_kinds(n, &first, &kinds) &&
+	    first != NULL && string_indexable(first->str, first->len)) {
+		(void)prefilter_add(f, n, first, kinds);
+		return;
+	}
+	for (c = n->child; c != NULL; c = c->next)
+		add_groups(f, c);
+}
+
 /* Reads the skipped blobs up to f->upto.  Returns 0, or -1. */
 static int
 read_skipped(struct search_fts *f)
@@ -604,7 +693,6 @@ search_fts_new(struct store *st, struct search_prog *prog, int64_t mailbox_id,
 	struct store_fts_state	 state;
 	struct search_fts	*f;
 	struct node		*n;
-	struct prefilter	*p;
 	unsigned		 kinds;
 
 	if (!store_fts_enabled(st) || store_fts_state(st, &state) !=
@@ -614,22 +702,20 @@ search_fts_new(struct store *st, struct search_prog *prog, int64_t mailbox_id,
 		return NULL;
 	f->store = st;
 	f->root = prog->root;
+	f->nodes = prog->nodes;
 	f->mailbox = mailbox_id;
 	f->limit = messages / FTS_WALK_SHARE;
 	f->generation = state.generation;
 	f->upto = state.upto;
-	for (n = prog->nodes; n != NULL && f->npf < IMAP_MAX_SEARCH_FTS;
-	    n = n->all) {
-		if ((kinds = node_kinds(n)) == 0 ||
-		    !string_indexable(n->str, n->len))
-			continue;
-		p = &f->pf[f->npf];
-		p->node = n;
-		p->kinds = kinds;
-		n->fts = ++f->npf;
-		if ((p->bits = calloc((size_t)(f->upto / 8 + 1), 1)) == NULL)
-			p->off = p->done = 1;
-	}
+	/* Without a mailbox the caller names each message's blob. */
+	if (mailbox_id == 0)
+		f->walk = WALK_OFF;
+	add_groups(f, prog->root);
+	for (n = prog->nodes; n != NULL; n = n->all)
+		if (n->fts == 0 && (kinds = node_kinds(n)) != 0 &&
+		    string_indexable(n->str, n->len) &&
+		    prefilter_add(f, n, n, kinds) < 0)
+			break;
 	if (f->npf == 0 || read_skipped(f) < 0) {
 		search_fts_free(f);
 		return NULL;
@@ -640,14 +726,15 @@ search_fts_new(struct store *st, struct search_prog *prog, int64_t mailbox_id,
 void
 search_fts_free(struct search_fts *f)
 {
-	size_t	 i;
+	struct node	*n;
+	size_t		 i;
 
 	if (f == NULL)
 		return;
-	for (i = 0; i < f->npf; i++) {
-		f->pf[i].node->fts = 0;
+	for (n = f->nodes; n != NULL; n = n->all)
+		n->fts = 0;
+	for (i = 0; i < f->npf; i++)
 		free(f->pf[i].bits);
-	}
 	free(f->skipped);
 	free(f->cand);
 	free(f);
@@ -663,8 +750,8 @@ gather_one(struct search_fts *f, struct prefilter *p)
 	enum store_err	 err;
 	size_t		 i, n;
 
-	err = store_fts_match(f->store, f->generation, p->kinds, p->node->str,
-	    p->node->len, &p->pos, f->ids, nitems(f->ids), &n, &p->done);
+	err = store_fts_match(f->store, f->generation, p->kinds, p->str->str,
+	    p->str->len, &p->pos, f->ids, nitems(f->ids), &n, &p->done);
 	if (err == STORE_NOTFOUND)
 		for (i = 0; i < f->npf; i++)
 			f->pf[i].off = f->pf[i].done = 1;
@@ -970,12 +1057,12 @@ blob_of(struct search_fts *f, uint32_t uid)
 }
 
 int
-search_fts_excludes(struct search_fts *f, const struct node *n, uint32_t uid)
+search_fts_excludes(struct search_fts *f, const struct node *n, uint32_t uid,
+    int64_t blob)
 {
 	const struct prefilter	*p = &f->pf[n->fts - 1];
-	int64_t			 blob;
 
-	if (p->off || (blob = blob_of(f, uid)) <= 0 ||
+	if (p->off || (blob <= 0 && (blob = blob_of(f, uid)) <= 0) ||
 	    blob > f->upto || ids_have(f->skipped, f->nskipped, blob))
 		return 0;
 	return (p->bits[blob / 8] & 1u << (blob % 8)) == 0;

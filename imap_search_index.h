@@ -30,7 +30,11 @@ int	search_index_main(int argc, char **argv);
  * string the index can look for gets a prefilter, the blobs that may
  * hold it.  NULL when no key can, or the index is off or being rebuilt:
  * then every message is read, as it is when anything here fails.
- * mailbox_id is the mailbox searched, `messages` how many it holds.
+ * mailbox_id is the mailbox searched, `messages` how many it holds;
+ * mailbox_id 0 searches messages of any mailbox whose blobs the caller
+ * gives search_fts_excludes(), one by one, and never walks candidates.
+ * An OR whose keys all look for one string has one prefilter, the
+ * union of what they read.
  */
 struct search_fts;
 struct search_fts	*search_fts_new(struct store *, struct search_prog *,
@@ -58,11 +62,12 @@ void	search_fts_candidates(const struct search_fts *, uint32_t after,
 	    uint32_t *uids, size_t max, size_t *n);
 
 /*
- * Whether the index shows that message uid of the mailbox cannot match
- * node n's string (n->fts set): its blob was indexed and is not among
- * the prefilter's.  0 when it may, or the index cannot tell.
+ * Whether the index shows that message uid of the mailbox (blob `blob`,
+ * or 0 when the caller does not know it) cannot match node n (n->fts
+ * set): its blob was indexed and is not among the prefilter's.  0 when
+ * it may, or the index cannot tell.
  */
 int	search_fts_excludes(struct search_fts *, const struct node *n,
-	    uint32_t uid);
+	    uint32_t uid, int64_t blob);
 
 #endif /* MAILREPD_IMAP_SEARCH_INDEX_H */

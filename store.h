@@ -1046,6 +1046,7 @@ struct store_web_message {
 	uint32_t	 flags;
 	int64_t		 internaldate;
 	uint64_t	 size;
+	int64_t		 blob_id;	/* for the search's index */
 };
 struct store_web_pos {
 	int64_t		 date, mailbox_id, uid;	/* the last one listed */

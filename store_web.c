@@ -32,7 +32,7 @@
 
 static const char sql_page[] =
 	"SELECT mb.uniqueid, mb.id, u.name, mb.name, m.uid, b.guid, m.flags, "
-	"  m.internaldate, b.size "
+	"  m.internaldate, b.size, b.id "
 	"FROM message m JOIN mailbox mb ON mb.id = m.mailbox_id "
 	"JOIN user u ON u.id = mb.user_id JOIN blob b ON b.id = m.blob_id "
 	"WHERE (m.internaldate, m.mailbox_id, m.uid) < (?1, ?2, ?3) "
@@ -57,7 +57,7 @@ static const char sql_skip[] =
 
 static const char sql_get[] =
 	"SELECT mb.uniqueid, mb.id, u.name, mb.name, m.uid, b.guid, m.flags, "
-	"  m.internaldate, b.size "
+	"  m.internaldate, b.size, b.id "
 	"FROM message m JOIN mailbox mb ON mb.id = m.mailbox_id "
 	"JOIN user u ON u.id = mb.user_id JOIN blob b ON b.id = m.blob_id "
 	"WHERE mb.uniqueid = ?1 AND m.uid = ?2 AND m.uid < mb.uidnext";
@@ -123,6 +123,7 @@ web_row(sqlite3_stmt *s, struct store_web_message *out)
 	out->flags = (uint32_t)sqlite3_column_int64(s, 6);
 	out->internaldate = sqlite3_column_int64(s, 7);
 	out->size = (uint64_t)sqlite3_column_int64(s, 8);
+	out->blob_id = sqlite3_column_int64(s, 9);
 }
 
 void

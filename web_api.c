@@ -22,6 +22,8 @@
 #include "config.h"
 #include "crypto.h"
 #include "http.h"
+#include "imap_parse.h"
+#include "imap_search.h"
 #include "json.h"
 #include "mime.h"
 #include "proto.h"
@@ -30,27 +32,17 @@
 #include "web_api.h"
 #include "web_message.h"
 
+#define nitems(a)	(sizeof(a) / sizeof((a)[0]))
+#define TERM_MAX_KEYS	64	/* bytes of one term's SEARCH keys */
+#define TERM_MAX_ARGS	18	/* words of them, with a NOT */
 
-/* What a search asks for: each term must match (AND). */
-enum term_field {
-	TERM_TEXT,		/* free text: subject, from or to */
-	TERM_FROM,
-	TERM_TO,
-	TERM_SUBJECT,
-	TERM_READ,
-	TERM_UNREAD,
-	TERM_BEFORE,		/* arrived before a day (UTC) */
-	TERM_AFTER,		/* arrived on or after a day */
-	TERM_ATTACHMENT,	/* has a part given as an attachment */
-};
 
-struct term {
-	enum term_field	 field;
-	char		 text[WEB_MAX_QUERY + 1];
-	int64_t		 day;		/* TERM_BEFORE, TERM_AFTER: its start */
-};
-
-/* A list or a search being sent in steps. */
+/*
+ * A list or a search being sent in steps.  A search's terms but
+ * has:attachment are SEARCH keys (term_keys[]), run by the IMAP search's
+ * matcher over each message of the list (imap_search.h): the same
+ * matching, decoding and full-text index as IMAP SEARCH.
+ */
 struct listing {
 	struct store_web_filter	 filter;	/* whose messages */
 	struct store_web_pos	 pos;
@@ -60,9 +52,10 @@ struct listing {
 	int64_t			 matched;	/* search: matches seen */
 	int64_t			 total, unread;
 	int			 done;		/* no more messages */
-	size_t			 nterms;	/* 0: a plain list */
-	unsigned		 meta;		/* STORE_META_* the terms read */
-	struct term		 terms[WEB_MAX_TERMS];
+	struct search		*search;	/* NULL: a plain list */
+	int			 attachment;	/* has:attachment 1, negated
+						   -1, else 0 */
+	size_t			 got, next;	/* search: the batch, tried */
 	struct store_web_message batch[WEB_BATCH];
 };
 
@@ -72,20 +65,34 @@ struct raw {
 	uint64_t		 off, size;
 };
 
-/* Search prefixes ("from:..."), and words standing alone ("is:read"). */
+/*
+ * What each search term becomes: the SEARCH keys (RFC 3501 6.4.4) of a
+ * prefix ("from:..."), of a word standing alone ("is:read"), and of
+ * free text (the last row), "%" standing for the term's value.  Free
+ * text is looked for in the subject, the addresses and the body, as
+ * Mailpit does.  has:attachment has no keys: it reads the structure.
+ */
 static const struct {
 	const char	*prefix;
-	enum term_field	 field;
+	const char	*keys;
 	int		 whole;		/* the whole word, no value */
-} term_kinds[] = {
-	{ "from:", TERM_FROM, 0 },
-	{ "to:", TERM_TO, 0 },
-	{ "subject:", TERM_SUBJECT, 0 },
-	{ "is:read", TERM_READ, 1 },
-	{ "is:unread", TERM_UNREAD, 1 },
-	{ "before:", TERM_BEFORE, 0 },
-	{ "after:", TERM_AFTER, 0 },
-	{ "has:attachment", TERM_ATTACHMENT, 1 },
+	int		 day;		/* the value is a day */
+} term_keys[] = {
+	{ "from:", "FROM %", 0, 0 },
+	{ "to:", "TO %", 0, 0 },
+	{ "cc:", "CC %", 0, 0 },
+	{ "bcc:", "BCC %", 0, 0 },
+	{ "reply-to:", "HEADER REPLY-TO %", 0, 0 },
+	{ "addressed:", "OR OR FROM % TO % OR OR CC % BCC % "
+	    "HEADER REPLY-TO %", 0, 0 },
+	{ "subject:", "SUBJECT %", 0, 0 },
+	{ "message-id:", "HEADER MESSAGE-ID %", 0, 0 },
+	{ "is:read", "SEEN", 1, 0 },
+	{ "is:unread", "UNSEEN", 1, 0 },
+	{ "before:", "BEFORE %", 0, 1 },
+	{ "after:", "SINCE %", 0, 1 },
+	{ "has:attachment", NULL, 1, 0 },
+	{ "", "OR OR SUBJECT % OR FROM % TO % OR OR CC % BCC % BODY %", 0, 0 },
 };
 
 /* The byte two hex digits at p make, or -1 when they are not hex. */
@@ -330,112 +337,118 @@ json_summary(FILE *f, const struct store_web_message *m,
 	json_str(f, m->mailbox);
 }
 
-/* Whether s holds needle, ignoring case (NULL s: no). */
-static int
-holds(const char *s, const char *needle)
-{
-	return s != NULL && strcasestr(s, needle) != NULL;
-}
-
-/* Whether a message matches every term of the search. */
-static int
-matches(const struct listing *l, const struct store_web_message *m,
-    const struct store_meta *meta)
-{
-	const struct term	*t;
-	size_t			 i;
-	int			 ok = 1;
-
-	for (i = 0; ok && i < l->nterms; i++) {
-		t = &l->terms[i];
-		switch (t->field) {
-		case TERM_TEXT:
-			ok = holds(meta->subject, t->text) ||
-			    holds(meta->from, t->text) ||
-			    holds(meta->to, t->text);
-			break;
-		case TERM_FROM:
-			ok = holds(meta->from, t->text);
-			break;
-		case TERM_TO:
-			ok = holds(meta->to, t->text);
-			break;
-		case TERM_SUBJECT:
-			ok = holds(meta->subject, t->text);
-			break;
-		case TERM_READ:
-			ok = (m->flags & FLAG_SEEN) != 0;
-			break;
-		case TERM_UNREAD:
-			ok = (m->flags & FLAG_SEEN) == 0;
-			break;
-		case TERM_BEFORE:
-			ok = m->internaldate < t->day;
-			break;
-		case TERM_AFTER:
-			ok = m->internaldate >= t->day;
-			break;
-		case TERM_ATTACHMENT:
-			ok = holds(meta->bodystructure, "(\"attachment\"");
-			break;
-		}
-	}
-	return ok;
-}
-
 /*
- * The start of day s ("YYYY-MM-DD", UTC) in seconds into *day; -1 when
- * s is no such day.
+ * Day s ("YYYY-MM-DD" or "YYYY/MM/DD", UTC) as SEARCH writes a date
+ * ("1-Feb-2024") into out (12 bytes); -1 when s is no such day.
  */
 static int
-parse_day(const char *s, int64_t *day)
+search_day(const char *s, char *out)
 {
 	struct tm	 tm;
-	char		 back[11], *end;
+	char		 day[11], back[11], *end;
 	time_t		 t;
+	size_t		 i;
 
+	if (strlen(s) != 10)
+		return -1;
+	for (i = 0; i < 10; i++)
+		day[i] = s[i] == '/' ? '-' : s[i];
+	day[10] = '\0';
 	memset(&tm, 0, sizeof(tm));
-	if ((end = strptime(s, "%Y-%m-%d", &tm)) == NULL || *end != '\0')
+	if ((end = strptime(day, "%Y-%m-%d", &tm)) == NULL || *end != '\0')
 		return -1;
 	t = timegm(&tm);
 	if (gmtime_r(&t, &tm) == NULL || strftime(back, sizeof(back),
-	    "%Y-%m-%d", &tm) != 10 || strcmp(back, s) != 0)
+	    "%Y-%m-%d", &tm) != 10 || strcmp(back, day) != 0)
 		return -1;	/* February 30th, or not written in full */
-	*day = (int64_t)t;
-	return 0;
+	/* %b: the program never leaves the C locale. */
+	return strftime(out, 12, "%d-%b-%Y", &tm) > 0 ? 0 : -1;
 }
 
 /*
- * Splits a search query into terms: words, "quoted phrases", and the
- * prefixes of term_kinds.  Returns 0, or -1 when there are too many
- * or a date is no day.
+ * Appends the keys of one term to args (*n of them so far): the words
+ * of keys, copied into words (as long, which must outlive the args,
+ * as must val) as atoms, each "%" as the string val; NOT first when
+ * negated.
+ */
+static void
+term_args(struct imap_arg *args, size_t *n, const char *keys, char *words,
+    char *val, int neg)
+{
+	struct imap_arg	*a;
+	char		*w, *save;
+
+	if (neg) {
+		a = &args[(*n)++];
+		a->type = IMAP_ARG_ATOM;
+		a->str = "NOT";
+		a->len = 3;
+	}
+	snprintf(words, TERM_MAX_KEYS, "%s", keys);
+	for (w = strtok_r(words, " ", &save); w != NULL;
+	    w = strtok_r(NULL, " ", &save)) {
+		a = &args[(*n)++];
+		a->type = w[0] == '%' ? IMAP_ARG_STRING : IMAP_ARG_ATOM;
+		a->str = w[0] == '%' ? val : w;
+		a->len = strlen(a->str);
+	}
+}
+
+/* The row of term_keys a word of the query begins with (free text last). */
+static size_t
+term_kind(const char *q)
+{
+	size_t	 k, plen;
+
+	for (k = 0; k < nitems(term_keys) - 1; k++) {
+		plen = strlen(term_keys[k].prefix);
+		if (strncasecmp(q, term_keys[k].prefix, plen) == 0 &&
+		    (!term_keys[k].whole || q[plen] == '\0' ||
+		    q[plen] == ' ' || q[plen] == '\t'))
+			break;
+	}
+	return k;
+}
+
+/*
+ * Splits a search query into terms (words, "quoted phrases" and the
+ * prefixes of term_keys; "-" or "!" before one excludes what it
+ * matches) and compiles them into l->search, every term to match.
+ * Returns 0, or -1 with why set when there are too many terms, a date
+ * is no day, or SEARCH refuses them.
  */
 static int
-parse_query(struct listing *l, const char *q)
+parse_query(struct store *st, struct listing *l, const char *q,
+    char *why, size_t whylen)
 {
+	/* Each term's value, and its keys' words. */
+	char		(*vals)[WEB_MAX_QUERY + 1];
+	char		(*words)[TERM_MAX_KEYS];
+	char		 day[12];
+	struct imap_arg	*args;
 	const char	*w;
-	size_t		 n, k, plen;
-	struct term	*t;
+	size_t		 n, k, nterms = 0, nargs = 0, pre;
+	int		 neg, r = -1;
 
-	while (*q != '\0') {
+	vals = calloc(WEB_MAX_TERMS, sizeof(*vals));
+	words = calloc(WEB_MAX_TERMS, sizeof(*words));
+	args = calloc(WEB_MAX_TERMS * TERM_MAX_ARGS + 1, sizeof(*args));
+	snprintf(why, whylen, "out of memory");
+	while (vals != NULL && words != NULL && args != NULL) {
 		q += strspn(q, " \t");
-		if (*q == '\0')
+		if (*q == '\0') {
+			r = 0;
 			break;
-		if (l->nterms == WEB_MAX_TERMS)
-			return -1;
-		t = &l->terms[l->nterms++];
-		t->field = TERM_TEXT;
-		w = q;
-		for (k = 0; k < sizeof(term_kinds) / sizeof(*term_kinds); k++) {
-			plen = strlen(term_kinds[k].prefix);
-			if (strncasecmp(q, term_kinds[k].prefix, plen) == 0 &&
-			    (!term_kinds[k].whole || q[plen] == '\0' ||
-			    q[plen] == ' ')) {
-				t->field = term_kinds[k].field;
-				w = q + plen;
-				break;
-			}
 		}
+		snprintf(why, whylen, "more than %d terms", WEB_MAX_TERMS);
+		if (nterms == WEB_MAX_TERMS)
+			break;
+		neg = (*q == '-' || *q == '!') && q[1] != '\0' &&
+		    q[1] != ' ' && q[1] != '\t';
+		q += neg;
+		k = term_kind(q);
+		pre = strlen(term_keys[k].prefix);
+		w = q + pre;
 		if (*w == '"') {
 			n = strcspn(++w, "\"");
 			q = w + n + (w[n] == '"');
@@ -443,16 +456,32 @@ parse_query(struct listing *l, const char *q)
 			n = strcspn(w, " \t");
 			q = w + n;
 		}
-		snprintf(t->text, sizeof(t->text), "%.*s", (int)n, w);
-		if ((t->field == TERM_BEFORE || t->field == TERM_AFTER) &&
-		    parse_day(t->text, &t->day) < 0)
-			return -1;
-		if (t->field == TERM_ATTACHMENT)
-			l->meta |= STORE_META_STRUCT;
+		snprintf(vals[nterms], sizeof(*vals), "%.*s", (int)n, w);
+		if (term_keys[k].keys == NULL) {
+			l->attachment = neg ? -1 : 1;
+			continue;
+		}
+		snprintf(why, whylen, "%s needs a day such as 2024-04-01",
+		    term_keys[k].prefix);
+		if (term_keys[k].day) {
+			if (search_day(vals[nterms], day) < 0)
+				break;
+			snprintf(vals[nterms], sizeof(*vals), "%s", day);
+		}
+		term_args(args, &nargs, term_keys[k].keys, words[nterms],
+		    vals[nterms], neg);
+		nterms++;
 	}
-	return 0;
+	if (r == 0 && nargs == 0)
+		term_args(args, &nargs, "ALL", words[0], vals[0], 0);
+	if (r == 0 && (l->search = search_rows_new(st, args, nargs, why,
+	    whylen)) == NULL)
+		r = -1;
+	free(vals);
+	free(words);
+	free(args);
+	return r;
 }
-
 /* The listing's last step: the counts after the messages. */
 static void
 list_tail(struct session *s, struct listing *l)
@@ -462,26 +491,59 @@ list_tail(struct session *s, struct listing *l)
 
 	n = snprintf(tail, sizeof(tail), "],\"count\":%lld,"
 	    "\"messages_count\":%lld}\n", (long long)l->listed,
-	    (long long)(l->nterms > 0 ? l->matched : l->total));
+	    (long long)(l->search != NULL ? l->matched : l->total));
 	http_send(s, tail, (size_t)n);
 }
 
 /*
- * One step of a list or search: WEB_SKIP_STEP positions of a plain
- * list's start skipped over the index, or the next batch of messages,
- * each written when it matches and is within start and limit.
+ * Message m of a list, or a match of a search: counted, and written to
+ * f when it falls within start and limit (a plain list skipped its
+ * start over the index) and passes has:attachment.  Returns 0, or -1
+ * on a store error.  A message expunged meanwhile is left out.
  */
 static int
-list_batch(struct session *s, void *ctx)
+list_entry(struct store *st, struct listing *l,
+    const struct store_web_message *m, FILE *f)
 {
-	struct listing		*l = ctx;
 	struct store_meta	 meta;
-	char			*text = NULL;
-	size_t			 len = 0, got, i, want;
-	int64_t			 skip;
-	FILE			*f;
+	enum store_err		 err;
+	int			 attached;
 
-	if (l->nterms == 0 && l->start > 0 && !l->done) {
+	if (l->search != NULL && l->attachment == 0 &&
+	    (l->matched++ < l->start || l->listed >= l->limit))
+		return 0;	/* counted, not shown: nothing to read */
+	memset(&meta, 0, sizeof(meta));
+	if ((err = store_message_meta(st, m->guid, STORE_META_SEARCH |
+	    (l->attachment != 0 ? STORE_META_STRUCT : 0), &meta)) != STORE_OK)
+		return err == STORE_NOTFOUND ? 0 : -1;
+	if (l->attachment != 0) {
+		attached = meta.bodystructure != NULL &&
+		    strcasestr(meta.bodystructure, "(\"attachment\"") != NULL;
+		if (attached != (l->attachment > 0) ||
+		    l->matched++ < l->start || l->listed >= l->limit) {
+			store_meta_free(&meta);
+			return 0;
+		}
+	}
+	fputs(l->listed++ > 0 ? ",{" : "{", f);
+	json_summary(f, m, &meta);
+	fputs(",\"Attachments\":0,\"Snippet\":\"\"}", f);
+	store_meta_free(&meta);
+	return 0;
+}
+
+/*
+ * One step of a plain list: WEB_SKIP_STEP positions of its start
+ * skipped over the index, or the next batch of messages.  Returns 1
+ * when the list is done, 0 when a step more is wanted, -1 on an error.
+ */
+static int
+list_batch(struct session *s, struct listing *l, FILE *f)
+{
+	size_t			 got, i, want;
+	int64_t			 skip;
+
+	if (l->start > 0 && !l->done) {
 		skip = l->start < WEB_SKIP_STEP ? l->start : WEB_SKIP_STEP;
 		if (store_web_skip(s->srv->store, &l->filter, &l->pos, skip,
 		    &l->done) != STORE_OK)
@@ -489,48 +551,99 @@ list_batch(struct session *s, void *ctx)
 		l->start -= skip;
 		return 0;
 	}
-	want = l->nterms > 0 ? WEB_BATCH : (size_t)(l->limit - l->listed <
-	    WEB_BATCH ? l->limit - l->listed : WEB_BATCH);
-	if (l->done || want == 0 || store_web_page(s->srv->store, &l->filter,
-	    &l->pos, l->batch, want, &got) != STORE_OK || got == 0) {
-		list_tail(s, l);
+	want = (size_t)(l->limit - l->listed < WEB_BATCH ?
+	    l->limit - l->listed : WEB_BATCH);
+	if (l->done || want == 0)
 		return 1;
-	}
-	if ((f = http_memstream(&text, &len)) == NULL)
+	if (store_web_page(s->srv->store, &l->filter, &l->pos, l->batch,
+	    want, &got) != STORE_OK)
 		return -1;
-	for (i = 0; i < got; i++) {
-		memset(&meta, 0, sizeof(meta));
-		if (store_message_meta(s->srv->store, l->batch[i].guid,
-		    STORE_META_SEARCH | l->meta, &meta) != STORE_OK)
-			continue;		/* expunged meanwhile */
-		if (l->nterms > 0 && (!matches(l, &l->batch[i], &meta) ||
-		    l->matched++ < l->start || l->listed >= l->limit)) {
-			store_meta_free(&meta);
+	for (i = 0; i < got; i++)
+		if (list_entry(s->srv->store, l, &l->batch[i], f) < 0)
+			return -1;
+	l->done = got < want;
+	return got == 0;
+}
+
+/*
+ * One step of a search: the index read, then each message of the list
+ * tried (the matcher may stop in the middle of one when the step's
+ * time is up, and go on from there next step) and its entry written
+ * when it matches.  Returns as list_batch().
+ */
+static int
+search_batch(struct session *s, struct listing *l, FILE *f)
+{
+	const struct store_web_message	*m;
+	struct store_message		 row;
+	int				 r;
+
+	search_rows_step(l->search);
+	if (!search_rows_ready(l->search))
+		return 0;
+	do {
+		if (l->next == l->got) {
+			if (l->done)
+				return 1;
+			if (store_web_page(s->srv->store, &l->filter, &l->pos,
+			    l->batch, WEB_BATCH, &l->got) != STORE_OK)
+				return -1;
+			l->next = 0;
+			l->done = l->got < WEB_BATCH;
 			continue;
 		}
-		fputs(l->listed++ > 0 ? ",{" : "{", f);
-		json_summary(f, &l->batch[i], &meta);
-		fputs(",\"Attachments\":0,\"Snippet\":\"\"}", f);
-		store_meta_free(&meta);
-	}
+		m = &l->batch[l->next];
+		memset(&row, 0, sizeof(row));
+		row.uid = m->uid;
+		memcpy(row.guid, m->guid, GUID_LEN);
+		row.flags = m->flags;
+		row.internaldate = m->internaldate;
+		row.size = m->size;
+		if ((r = search_rows_try(l->search, m->mailbox_id, &row,
+		    m->blob_id)) == 2)
+			return 0;
+		l->next++;
+		if (r < 0 || (r > 0 && list_entry(s->srv->store, l, m, f) < 0))
+			return -1;
+	} while (search_rows_time_left(l->search));
+	return 0;
+}
+
+/*
+ * One step of a list or a search, its entries sent together; the
+ * counts once it is done.
+ */
+static int
+list_run(struct session *s, struct listing *l)
+{
+	char	*text = NULL;
+	size_t	 len = 0;
+	FILE	*f;
+	int	 r;
+
+	if ((f = http_memstream(&text, &len)) == NULL)
+		return -1;
+	r = l->search != NULL ? search_batch(s, l, f) : list_batch(s, l, f);
 	if (fclose(f) != 0) {
 		free(text);
 		return -1;
 	}
-	http_send(s, text, len);
+	if (r >= 0 && len > 0)
+		http_send(s, text, len);
 	free(text);
-	l->done = got < want;
-	return 0;
+	if (r == 1)
+		list_tail(s, l);
+	return r;
 }
 
-/* list_batch() in one read snapshot: its look-ups share one lock. */
+/* list_run() in one read snapshot: its look-ups share one lock. */
 static int
 list_step(struct session *s, void *ctx)
 {
 	int	 r;
 
 	store_read_begin(s->srv->store);
-	r = list_batch(s, ctx);
+	r = list_run(s, ctx);
 	store_read_end(s->srv->store);
 	return r;
 }
@@ -586,12 +699,21 @@ read_filter(struct session *s, const struct http_request *req,
 	return 0;
 }
 
+static void
+listing_free(void *arg)
+{
+	struct listing	*l = arg;
+
+	search_rows_free(l->search);
+	free(l);
+}
+
 /* Starts a list (no query) or a search reply in steps. */
 static void
 list_start(struct session *s, const struct http_request *req, int search)
 {
 	struct listing	*l;
-	char		 head[160], q[WEB_MAX_QUERY + 1];
+	char		 head[160], q[WEB_MAX_QUERY + 1], why[160];
 	int		 n, r = 0;
 
 	if ((l = calloc(1, sizeof(*l))) == NULL) {
@@ -602,31 +724,33 @@ list_start(struct session *s, const struct http_request *req, int search)
 	l->start = number_param(req->query, "start", 0, INT64_MAX / 2);
 	l->limit = number_param(req->query, "limit", WEB_DEFAULT_LIMIT,
 	    WEB_MAX_LIMIT);
-	if (search && ((r = query_param(req->query, "query", q,
-	    sizeof(q))) < 0 || parse_query(l, r > 0 ? q : "") < 0))
-		r = -1;
-	if (l->start < 0 || l->limit < 0 || r < 0 || (search && r == 0)) {
-		free(l);
-		http_error(s, 400, search && r == 0 ? "query is missing" :
-		    "bad start, limit or query");
+	snprintf(why, sizeof(why), "bad start, limit or query");
+	if (search && (r = query_param(req->query, "query", q,
+	    sizeof(q))) == 0)
+		snprintf(why, sizeof(why), "query is missing");
+	if (l->start < 0 || l->limit < 0 || r < 0 || (search && (r == 0 ||
+	    parse_query(s->srv->store, l, q, why, sizeof(why)) < 0))) {
+		listing_free(l);
+		http_error(s, 400, why);
 		return;
 	}
 	if (l->limit == 0)
 		l->limit = WEB_DEFAULT_LIMIT;
 	if (read_filter(s, req, &l->filter) < 0) {
-		free(l);
+		listing_free(l);
 		return;
 	}
 	if (store_web_count(s->srv->store, &l->filter, &l->total,
 	    &l->unread) != STORE_OK) {
-		free(l);
+		listing_free(l);
 		http_error(s, 500, "cannot read the store");
 		return;
 	}
 	n = snprintf(head, sizeof(head), "{\"total\":%lld,\"unread\":%lld,"
 	    "\"start\":%lld,\"tags\":[],\"messages\":[",
 	    (long long)l->total, (long long)l->unread, (long long)l->start);
-	http_stream(s, 200, "application/json", -1, NULL, list_step, l, free);
+	http_stream(s, 200, "application/json", -1, NULL, list_step, l,
+	    listing_free);
 	http_send(s, head, (size_t)n);
 }
 

@@ -54,11 +54,15 @@
 		$("status").classList.toggle("error", Boolean(isError));
 	}
 
-	/* A request to the API; rejects unless the answer is 2xx. */
+	/*
+	 * A request to the API; rejects unless the answer is 2xx.  Every
+	 * answer says Cache-Control: no-store, so the default cache mode
+	 * never keeps one, and lets the first list call take the answer
+	 * index.html's preload asked for.
+	 */
 	async function call(path, options) {
 		const r = await fetch(path, Object.assign({
-			credentials: "same-origin",
-			cache: "no-store"
+			credentials: "same-origin"
 		}, options || {}));
 		if (!r.ok) {
 			let why = r.status + " " + r.statusText;

@@ -89,6 +89,13 @@ QUERIES = [
     ["BODY", b"the", "NOT", "SUBJECT", b"big"],
     ["BODY", b"text", "BODY", b"part"], ["FROM", b"example.com"],
     ["TEXT", b"\"quoted\""], ["BODY", b"nowhere at all"],
+    # ORs of keys of one string: one prefilter, the union of their rows
+    ["OR", "SUBJECT", b"needleword", "BODY", b"needleword"],
+    ["OR", "OR", "FROM", b"example.org", "TO", b"example.org",
+     "BODY", b"example.org"],
+    ["NOT", "OR", "SUBJECT", b"folded", "BODY", b"folded"],
+    ["OR", "SUBJECT", b"hiddenword", "NOT", "BODY", b"hiddenword"],
+    ["OR", "SUBJECT", b"latin", "BODY", b"base64secret"],
 ]
 
 

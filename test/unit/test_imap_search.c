@@ -27,6 +27,12 @@
 #define imap_search_try		test_imap_search_try
 #define imap_search_pin_sets	test_imap_search_pin_sets
 #define imap_search_return	test_imap_search_return
+#define search_rows_new		test_search_rows_new
+#define search_rows_step	test_search_rows_step
+#define search_rows_time_left	test_search_rows_time_left
+#define search_rows_ready	test_search_rows_ready
+#define search_rows_try		test_search_rows_try
+#define search_rows_free	test_search_rows_free
 #include "imap_search_compile.c"
 #include "imap_search.c"
 
