@@ -460,10 +460,13 @@ relocate(struct store *st, const uint8_t *uniqueid, uint32_t uid,
 		return op_end(st, err);
 	if (again)
 		return renumbered_again(st, uniqueid, uid, guid);
+	/* A mailbox not here holds no message of this node's. */
 	if ((err = store_mailbox_by_uniqueid(st, uniqueid, &mb, NULL)) ==
-	    STORE_OK && (err = message_row(st, mb.id, uid, &m, &blob_id)) ==
-	    STORE_NOTFOUND && (err = held_once(st, &mb, uid, guid)) ==
-	    STORE_OK)
+	    STORE_NOTFOUND)
+		err = STORE_INVALID;
+	else if (err == STORE_OK && (err = message_row(st, mb.id, uid, &m,
+	    &blob_id)) == STORE_NOTFOUND && (err = held_once(st, &mb, uid,
+	    guid)) == STORE_OK)
 		err = STORE_NOTFOUND;
 	/* Another message at uid, or one never here: nothing to move. */
 	if (err == STORE_INVALID || (err == STORE_OK &&
