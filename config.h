@@ -105,7 +105,7 @@
 #define STORE_MAX_KEYWORDS	4096	/* bytes of keywords on a message */
 #define STORE_GC_BATCH		256	/* unused blobs dropped in one loop step */
 #define STORE_GC_STEP_USEC	5000	/* loop time one step of blob collection takes */
-#define SCHEMA_VERSION		22	/* bump with a step in store_schema.c */
+#define SCHEMA_VERSION		23	/* bump with a step in store_schema.c */
 /*
  * SEARCH's full-text index (imap_search_index.c, store_fts.c): blobs
  * indexed behind delivery, a bounded batch an iteration of the loop.
@@ -131,6 +131,7 @@
 #define DEFAULT_CONFLICT_RETENTION (30 * 86400) /* seconds a resolved conflict is kept */
 #define STORE_PURGE_BATCH	500	/* rows of one table purged per step */
 #define STORE_PURGE_INTERVAL	1	/* seconds between purge steps */
+#define STORE_PURGED_JOIN_MAX	64	/* held UIDs two purged ranges join across */
 /*
  * The WAL: after a checkpoint SQLite truncates it to STORE_WAL_LIMIT
  * (journal_size_limit); every STORE_WAL_CHECK_INTERVAL a WAL past it is

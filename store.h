@@ -1201,7 +1201,9 @@ enum store_err	store_renumber(struct store *, const uint8_t *uniqueid,
  * a log record expunging (uid, guid) is all it does, so the replica's
  * conflict resolves either way.  STORE_INVALID, and nothing done, when
  * it never was this master's message at uid: another one is there, its
- * tombstone names another, or uid was never given out.
+ * tombstone names another, uid was never given out (no message, no
+ * tombstone and none purged: a reconciliation may have raised UIDNEXT
+ * past it), or the mailbox is not here.
  */
 enum store_err	store_relocate(struct store *, const uint8_t *uniqueid,
 		    uint32_t uid, const uint8_t *guid, uint32_t above,

@@ -410,9 +410,12 @@ store_renumber(struct store *st, const uint8_t *uniqueid, uint32_t uid,
 }
 
 /*
- * Whether (uid, guid), not in mailbox mb, can have been there: uid was
- * given out, and its tombstone (when still kept) names guid.  STORE_OK,
- * or STORE_INVALID when never.
+ * Whether (uid, guid), not in mailbox mb, can have been there: uid
+ * named a message here once, and its tombstone (when still kept) names
+ * guid.  Below UIDNEXT is not enough: a reconciliation raises UIDNEXT
+ * past UIDs a replica gave out, which no message here ever had, so a
+ * uid with no tombstone was held only if its tombstone was purged
+ * (uid_purged()).  STORE_OK, or STORE_INVALID when never.
  */
 static enum store_err
 held_once(struct store *st, const struct store_mailbox *mb, uint32_t uid,
@@ -420,13 +423,18 @@ held_once(struct store *st, const struct store_mailbox *mb, uint32_t uid,
 {
 	uint8_t		 gone[GUID_LEN];
 	enum store_err	 err;
+	int		 purged;
 
 	if (uid >= mb->uidnext)
 		return STORE_INVALID;
 	err = store_tombstone_guid(st, mb->uniqueid, uid, gone);
 	if (err == STORE_OK && memcmp(gone, guid, GUID_LEN) != 0)
 		return STORE_INVALID;
-	return err == STORE_NOTFOUND ? STORE_OK : err;
+	if (err != STORE_NOTFOUND)
+		return err;
+	if ((err = uid_purged(st, mb->uniqueid, uid, &purged)) != STORE_OK)
+		return err;
+	return purged ? STORE_OK : STORE_INVALID;
 }
 
 /* store_relocate() with the reason of its records set. */
@@ -452,10 +460,13 @@ relocate(struct store *st, const uint8_t *uniqueid, uint32_t uid,
 		return op_end(st, err);
 	if (again)
 		return renumbered_again(st, uniqueid, uid, guid);
+	/* A mailbox not here holds no message of this node's. */
 	if ((err = store_mailbox_by_uniqueid(st, uniqueid, &mb, NULL)) ==
-	    STORE_OK && (err = message_row(st, mb.id, uid, &m, &blob_id)) ==
-	    STORE_NOTFOUND && (err = held_once(st, &mb, uid, guid)) ==
-	    STORE_OK)
+	    STORE_NOTFOUND)
+		err = STORE_INVALID;
+	else if (err == STORE_OK && (err = message_row(st, mb.id, uid, &m,
+	    &blob_id)) == STORE_NOTFOUND && (err = held_once(st, &mb, uid,
+	    guid)) == STORE_OK)
 		err = STORE_NOTFOUND;
 	/* Another message at uid, or one never here: nothing to move. */
 	if (err == STORE_INVALID || (err == STORE_OK &&

@@ -406,6 +406,13 @@ int		 room_for_blob(struct store *, uint64_t size);
 /* store_blob.c: a blob's id by GUID, or STORE_NOTFOUND. */
 enum store_err	 blob_find(struct store *, const uint8_t *guid,
 		    int64_t *blob_id);
+/*
+ * store_purge.c: whether uid of the mailbox had a tombstone that was
+ * purged since (*yes): below UIDNEXT, a uid with neither a message nor
+ * a tombstone named a message here once only then.
+ */
+enum store_err	 uid_purged(struct store *, const uint8_t *uniqueid,
+		    uint32_t uid, int *yes);
 /* store_purge.c: SQLite truncates the WAL to STORE_WAL_LIMIT. */
 enum store_err	 wal_size_limit(struct store *);
 enum store_err	 blob_put(struct store *, const struct store_blob_in *,

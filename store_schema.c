@@ -557,6 +557,23 @@ static const char schema_v22[] =
 	"CREATE INDEX message_deleted ON message(mailbox_id, uid) "
 	"  WHERE flags & 8 = 8;";
 
+/*
+ * Version 23: the UIDs of each mailbox whose tombstones were purged, as
+ * ranges (store_purge.c), so that a master tells a uid it held once
+ * from one it never gave: a reconciliation raises UIDNEXT past UIDs a
+ * replica gave out, which name no message here (store_conflict.c,
+ * held_once()).  A range joins its neighbour across UIDs held still
+ * (messages, tombstones), which keeps them few.  Tombstones purged
+ * before it are not known: their uids read as never held, and a
+ * RELOCATE of one is answered NEVER_HELD, which expunges nothing.
+ */
+static const char schema_v23[] =
+	"CREATE TABLE uid_purged ("
+	"  mailbox BLOB NOT NULL,"
+	"  lo INTEGER NOT NULL,"
+	"  hi INTEGER NOT NULL,"
+	"  PRIMARY KEY (mailbox, lo)) WITHOUT ROWID;";
+
 const char *const store_migrations[SCHEMA_VERSION] = {
 	schema_v1,
 	schema_v2,
@@ -580,4 +597,5 @@ const char *const store_migrations[SCHEMA_VERSION] = {
 	schema_v20,
 	schema_v21,
 	schema_v22,
+	schema_v23,
 };

@@ -351,6 +351,7 @@ replica_pull(struct session *s, struct chan *c, const uint8_t *p, size_t n)
 {
 	struct store_conflict	 k;
 	struct store_mailbox	 mb;
+	enum store_err		 err;
 
 	(void)c;
 	if (n != MAILBOX_ID_LEN + 4 + GUID_LEN) {
@@ -362,12 +363,20 @@ replica_pull(struct session *s, struct chan *c, const uint8_t *p, size_t n)
 	k.uid = get32(p + MAILBOX_ID_LEN);
 	memcpy(k.local_guid, p + MAILBOX_ID_LEN + 4, GUID_LEN);
 	snprintf(k.op, sizeof(k.op), "message.local");
-	if (store_mailbox_by_uniqueid(s->srv->store, k.mailbox, &mb,
-	    k.user) != STORE_OK)
-		return;
-	snprintf(k.mailbox_name, sizeof(k.mailbox_name), "%s", mb.name);
-	if (store_conflict_add(s->srv->store, &k) == STORE_OK)
-		conflict_notify(s, &k);
+	/*
+	 * Not recorded, the message would stay here alone, the
+	 * reconciliation done: a store that fails ends the link, and the
+	 * next reconciliation asks again.
+	 */
+	if ((err = store_mailbox_by_uniqueid(s->srv->store, k.mailbox, &mb,
+	    k.user)) == STORE_OK) {
+		snprintf(k.mailbox_name, sizeof(k.mailbox_name), "%s",
+		    mb.name);
+		if ((err = store_conflict_add(s->srv->store, &k)) == STORE_OK)
+			conflict_notify(s, &k);
+	}
+	if (err != STORE_OK && err != STORE_NOTFOUND && err != STORE_EXISTS)
+		session_close(s);
 }
 
 /*
@@ -498,6 +507,7 @@ push_start(struct session *s, struct chan *c, const struct store_conflict *k)
 	uint8_t			 out[MAILBOX_ID_LEN + 8 + GUID_LEN + 8 * 3 +
 				    2 + STORE_MAX_KEYWORDS + 8];
 	struct wr		 w = { out, 0, sizeof(out), 0 };
+	enum store_err		 err;
 	uint64_t		 size;
 	size_t			 i;
 
@@ -506,13 +516,18 @@ push_start(struct session *s, struct chan *c, const struct store_conflict *k)
 			conflict_asks[i].ask(s, k);
 			return -1;
 		}
-	if (store_mailbox_by_uniqueid(st, k->mailbox, &mb, user) !=
-	    STORE_OK || store_message_get(st, mb.id, k->uid, &m) !=
-	    STORE_OK || memcmp(m.guid, k->local_guid, GUID_LEN) != 0) {
+	if ((err = store_mailbox_by_uniqueid(st, k->mailbox, &mb, user)) ==
+	    STORE_OK && (err = store_message_get(st, mb.id, k->uid, &m)) ==
+	    STORE_OK && memcmp(m.guid, k->local_guid, GUID_LEN) != 0)
+		err = STORE_NOTFOUND;
+	if (err == STORE_NOTFOUND) {
 		/* The copy is gone from here: nothing left to keep. */
 		(void)store_conflict_set_state(st, k->id, CONFLICT_RESOLVED);
 		return -1;
 	}
+	/* Not known to be gone: it stays open, pushed on the next link. */
+	if (err != STORE_OK)
+		return -1;
 	wr_bytes(&w, k->mailbox, MAILBOX_ID_LEN);
 	wr_u64(&w, k->uid);
 	wr_bytes(&w, k->local_guid, GUID_LEN);
@@ -541,6 +556,7 @@ void
 replica_push(struct session *s, struct chan *c)
 {
 	struct store_conflict	 k;
+	enum store_err		 err;
 	size_t			 n;
 	int			 open_too = s->srv->settings->conflict_policy ==
 				    CONFLICT_POLICY_RENUMBER;
@@ -566,9 +582,17 @@ replica_push(struct session *s, struct chan *c)
 			}
 			continue;
 		}
-		if (store_conflict_next(s->srv->store, c->push_after, open_too,
-		    &k) != STORE_OK)
+		if ((err = store_conflict_next(s->srv->store, c->push_after,
+		    open_too, &k)) != STORE_OK) {
+			/*
+			 * Failed, the write transaction may be lost, and a
+			 * PULL recorded in it with it: the link ends, the
+			 * next reconciliation asks again.
+			 */
+			if (err != STORE_NOTFOUND)
+				session_close(s);
 			return;
+		}
 		c->push_after = k.id;
 		(void)push_start(s, c, &k);
 	}

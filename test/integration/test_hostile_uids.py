@@ -229,19 +229,22 @@ def test_relocate_of_another_message_is_refused(cluster):
     before = inbox(master.data)
     (box, _, uidnext), guids = before
     records = log_count(master.data)
-    for uid, guid in ((1, guids[2]), (2, os.urandom(32)),
-                      (uidnext + 5, guids[1])):
+    # The last: a mailbox the master has not (one only the replica's old
+    # master had), of which an expunge reached every replica.
+    for where, uid, guid in ((box, 1, guids[2]), (box, 2, os.urandom(32)),
+                             (box, uidnext + 5, guids[1]),
+                             (os.urandom(16), 1, guids[1])):
         r = ScriptedReplica(SECRET, master.repl_port).reconciling()
         try:
             since = len(master.log_text())
-            r.tls.send_frame(RELOCATE, relocate(box, uid, guid, 3))
+            r.tls.send_frame(RELOCATE, relocate(where, uid, guid, 3))
             text = wait_log(master, "refused", since)
             assert "sync.relocate" in text and "uid=%d " % uid in text, text
             # The replica that asked is told, and only it.
             t = None
             while t != NEVER_HELD:
                 t, p = r.tls.read_frame()
-            assert p == box + struct.pack(">I", uid) + guid, uid
+            assert p == where + struct.pack(">I", uid) + guid, uid
         finally:
             r.close()
         assert inbox(master.data) == before, uid

@@ -29,9 +29,10 @@ import time
 import pytest
 
 from conftest import DOMAIN, HOST, free_port, run
-from repl_peer import (END, EXPUNGED, PUSH, PUSH_DATA, RELOCATE,
-                       ScriptedMaster, ScriptedReplica, messages, push,
-                       scripted_master_for, wait_log, wait_messages)
+from repl_peer import (END, EXPUNGED, MAILBOX_ID_LEN, NEVER_HELD, PUSH,
+                       PUSH_DATA, RELOCATE, ScriptedMaster, ScriptedReplica,
+                       frame, messages, push, scripted_master_for, wait_log,
+                       wait_messages)
 from test_hostile_peer import inbox_guids
 from test_reconcile import deliver_many, inbox_subjects, wait_purged
 from test_replica_apply import body, guid, query
@@ -252,6 +253,29 @@ def open_conflicts(data):
                  "WHERE resolved != 1 ORDER BY id")
 
 
+def follow_another(master, rep):
+    """Restarts the replica as one of a scripted master (another master
+    of the master's mailbox that it follows for a while) and reconciles
+    with it: (that master, the index of the replica's --replicate-from
+    value in its arguments, the value it had)."""
+    rep.stop()
+    port = free_port()
+    where = rep.args.index("--replicate-from") + 1
+    home = rep.args[where]
+    rep.args[where] = "%s:%d" % (HOST, port)
+    old = ScriptedMaster(port, SECRET)
+    old.mailbox = inbox_guids(master.data)[0][0]
+    try:
+        rep.start()
+        old.accept()
+        old.reconcile()
+        old.reconciled()
+    except BaseException:
+        old.tls.close()
+        raise
+    return old, where, home
+
+
 STALE_CASES = {
     # The master expunged uid 3's message; the other master gave uid 3
     # to another message, which the replica cannot place there.
@@ -295,19 +319,9 @@ def test_a_stale_conflict_settles_by_itself(cluster, case):
     wait_same(master, rep)
     before = messages(master.data)
     # The replica follows the other master for a while.
-    rep.stop()
-    port = free_port()
-    where = rep.args.index("--replicate-from") + 1
-    home = rep.args[where]
-    rep.args[where] = "%s:%d" % (HOST, port)
-    old = ScriptedMaster(port, SECRET)
-    old.mailbox = inbox_guids(master.data)[0][0]
+    old, where, home = follow_another(master, rep)
     stale = body(b"only on the other master")
     try:
-        rep.start()
-        old.accept()
-        old.reconcile()
-        old.reconciled()
         recs = records(old, stale)
         if recs[:-1]:
             old.batch(*recs[:-1])
@@ -341,3 +355,73 @@ def test_a_stale_conflict_settles_by_itself(cluster, case):
     assert got == messages(master.data)
     assert len(got) == len(before) + 2 and 3 not in [u for u, _ in got]
     assert open_conflicts(rep.data) == [] and rep.running()
+
+
+def test_a_uid_a_reconciliation_skipped_is_no_message_held(cluster):
+    """A reconciliation raises the master's UIDNEXT to a replica's (UIDs
+    it gave out while it followed another master stay taken), past UIDs
+    this master never gave.  A RELOCATE of such a uid (a replica's
+    conflict with that other master) names no message this master ever
+    held: the master says so to the replica that asked (NEVER_HELD) and
+    logs nothing.  It once took the uid for one whose tombstone it had
+    purged and logged its expunge, so a replica that held that very
+    message from the other master, and had not yet handed it over
+    (--conflict-policy keep), expunged it: it survived only in that
+    replica's quarantine."""
+    master, (rep,) = cluster(1, ["--conflict-policy", "keep"])
+    assert lmtp_one(master.port, "alice@" + DOMAIN,
+                    message("first"))[0].startswith("250")
+    wait_same(master, rep)
+    # The replica follows another master for a while, which gives uid
+    # 5 of the same mailbox to a message this master never sees.
+    old, where, home = follow_another(master, rep)
+    theirs = body(b"only on the other master")
+    try:
+        old.batch(("message.append", dict(mailbox=old.mailbox, uid=5,
+                                          body=theirs)))
+    finally:
+        old.tls.close()
+    rep.stop()
+    # Back on this master: the reconciliation raises its UIDNEXT past 5
+    # and asks for the message (PULL); under policy keep it stays at 5
+    # there, an open conflict, until an operator resolves it.
+    rep.args[where] = home
+    since = len(master.log_text())
+    rep.start()
+    wait_log(master, "sync.reconcile.done", since, deadline=SYNC_DEADLINE)
+    end = time.monotonic() + SYNC_DEADLINE
+    while query(master.data, "SELECT uidnext FROM mailbox WHERE "
+                "uniqueid = ?", old.mailbox) != [(6,)]:
+        assert time.monotonic() < end, "UIDNEXT was not raised"
+        time.sleep(0.05)
+    held = (5, guid(theirs).hex().upper())
+    assert held in messages(rep.data)
+    r = ScriptedReplica(SECRET, master.repl_port).reconciling()
+    try:
+        # A RELOCATE of a uid past UIDNEXT after it is refused in any
+        # case: once it is, the one before it is done.
+        since = len(master.log_text())
+        r.tls.send(frame(RELOCATE, relocate(old.mailbox, 5, guid(theirs),
+                                            6)) +
+                   frame(RELOCATE, relocate(old.mailbox, 11, guid(theirs),
+                                            6)))
+        wait_log(master, "uid=11 ", since)
+        told = []
+        while not told or told[-1][MAILBOX_ID_LEN:][:4] != b"\0\0\0\x0b":
+            t, p = r.tls.read_frame()
+            if t == NEVER_HELD:
+                told.append(p)
+        # Whatever the master logged has reached the replica once the
+        # next delivery has: the message is still there at its uid.
+        assert lmtp_one(master.port, "alice@" + DOMAIN,
+                        message("second"))[0].startswith("250")
+        wait_messages(rep.data, lambda got: got[-1][0] == 6)
+        assert held in messages(rep.data)
+        assert query(rep.data, "SELECT count(*) FROM quarantine") == [(0,)]
+        assert query(master.data, "SELECT count(*) FROM replog WHERE "
+                     "uid = 5") == [(0,)]
+        # The replica that asked is told, and only it.
+        assert told[0] == old.mailbox + struct.pack(">I", 5) + guid(theirs)
+    finally:
+        r.close()
+    assert rep.running() and master.running()

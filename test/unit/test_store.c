@@ -563,6 +563,83 @@ test_purge_keeps_what_replicas_need(void **state)
 	assert_int_equal(store_tombs_purged(f->st, in.uniqueid), modseq);
 }
 
+/*
+ * A uid below UIDNEXT with neither a message nor a tombstone was held
+ * here only when its tombstone was purged: a RELOCATE of one expunges
+ * it on the replicas (STORE_NOTFOUND), of a uid a raised UIDNEXT
+ * skipped (never given here) moves and logs nothing (STORE_INVALID).
+ * Purged uids join across held ones (a message, a tombstone), never
+ * across a uid never given.
+ */
+static void
+test_purged_uids_are_told_from_uids_never_given(void **state)
+{
+	struct fixture		*f = *state;
+	struct store_mailbox	 in;
+	struct store_message	 m;
+	uint8_t			 g1[GUID_LEN], g3[GUID_LEN], g20[GUID_LEN];
+	int64_t			 head;
+	uint32_t		 uid, moved;
+	int			 i;
+	time_t			 later = time(NULL) + 10;
+	char			 body[16];
+
+	for (i = 0; i < 6; i++) {
+		snprintf(body, sizeof(body), "m%d\n", i);
+		assert_int_equal(deliver(f, "INBOX", body, strlen(body), &uid),
+		    STORE_OK);
+	}
+	assert_int_equal(store_mailbox_get(f->st, "alice", "INBOX", &in),
+	    STORE_OK);
+	/* A reconciliation took a replica's UIDNEXT: 7 to 19 never given. */
+	assert_int_equal(store_mailbox_raise_uidnext(f->st, in.uniqueid, 20),
+	    STORE_OK);
+	assert_int_equal(store_commit(f->st), STORE_OK);
+	assert_int_equal(deliver(f, "INBOX", "late\n", 5, &uid), STORE_OK);
+	assert_int_equal(uid, 20);
+	assert_int_equal(store_message_get(f->st, in.id, 1, &m), STORE_OK);
+	memcpy(g1, m.guid, GUID_LEN);
+	assert_int_equal(store_message_get(f->st, in.id, 3, &m), STORE_OK);
+	memcpy(g3, m.guid, GUID_LEN);
+	assert_int_equal(store_message_get(f->st, in.id, 20, &m), STORE_OK);
+	memcpy(g20, m.guid, GUID_LEN);
+	assert_int_equal(store_message_expunge(f->st, in.id, 1), STORE_OK);
+	assert_int_equal(store_message_expunge(f->st, in.id, 3), STORE_OK);
+	assert_int_equal(store_message_expunge(f->st, in.id, 20), STORE_OK);
+	assert_int_equal(store_commit(f->st), STORE_OK);
+	assert_int_equal(purge(f, INT64_MAX, later, 0).expunged, 3);
+
+	/* Never given: refused, and no record. */
+	head = store_replog_head(f->st);
+	assert_int_equal(store_relocate(f->st, in.uniqueid, 10, g3, 0,
+	    &moved), STORE_INVALID);
+	assert_int_equal(store_relocate(f->st, in.uniqueid, 19, g20, 0,
+	    &moved), STORE_INVALID);
+	assert_int_equal(store_commit(f->st), STORE_OK);
+	assert_int_equal(store_replog_head(f->st), head);
+	/* Held and purged, across the message at 2 and past the skip. */
+	assert_int_equal(store_relocate(f->st, in.uniqueid, 3, g3, 0,
+	    &moved), STORE_NOTFOUND);
+	assert_int_equal(store_relocate(f->st, in.uniqueid, 1, g1, 0,
+	    &moved), STORE_NOTFOUND);
+	assert_int_equal(store_relocate(f->st, in.uniqueid, 20, g20, 0,
+	    &moved), STORE_NOTFOUND);
+	/* The message at 2, and a uid held still, stay as they are. */
+	assert_int_equal(store_relocate(f->st, in.uniqueid, 2, g3, 0,
+	    &moved), STORE_INVALID);
+	assert_int_equal(store_commit(f->st), STORE_OK);
+	assert_int_equal(store_replog_head(f->st), head + 3);
+	/* Another purge, of the message between, keeps it all so. */
+	assert_int_equal(store_message_expunge(f->st, in.id, 2), STORE_OK);
+	assert_int_equal(store_commit(f->st), STORE_OK);
+	assert_int_equal(purge(f, INT64_MAX, later, 0).expunged, 1);
+	assert_int_equal(store_relocate(f->st, in.uniqueid, 12, g1, 0,
+	    &moved), STORE_INVALID);
+	assert_int_equal(store_relocate(f->st, in.uniqueid, 2, g1, 0,
+	    &moved), STORE_NOTFOUND);
+	assert_int_equal(store_commit(f->st), STORE_OK);
+}
+
 int
 main(void)
 {
@@ -592,6 +669,9 @@ main(void)
 		    teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_purge_keeps_what_replicas_need, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_purged_uids_are_told_from_uids_never_given, setup,
+		    teardown),
 	};
 
 	return cmocka_run_group_tests_name("store", tests, NULL, NULL);

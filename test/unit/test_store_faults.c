@@ -598,6 +598,61 @@ mailbox_id(struct store *st, const char *user, const char *name,
 	return mb.id;
 }
 
+/* --- a pushed copy of a message expunged here meanwhile ------------------ */
+
+/* The master's uid 2 expunged (its tombstone kept). */
+static void
+expunged_prepare(struct store *st)
+{
+	struct store_mailbox	 mb;
+
+	master_prepare(st);
+	assert_int_equal(store_mailbox_by_uniqueid(st, BOX, &mb, NULL),
+	    STORE_OK);
+	assert_int_equal(store_message_expunge(st, mb.id, 2), STORE_OK);
+}
+
+/*
+ * A replica pushes its copy of uid 2, the very message expunged here:
+ * the copy leaves there, nothing joins here.  A tombstone look-up that
+ * failed once read as "never here", and the expunged message came back.
+ */
+static enum store_err
+expunged_push(struct store *st)
+{
+	struct store_blob_in	 b2 = blob(BODY2);
+	enum store_err		 err;
+	uint32_t		 new_uid;
+
+	err = store_renumber(st, BOX, 2, b2.guid, 0, NULL, 1700000000, &b2,
+	    3, &new_uid);
+	return err == STORE_OK && new_uid != 0 ? STORE_INVALID : err;
+}
+
+static int
+expunged_done(const char *dir)
+{
+	return query(dir, "SELECT count(*) FROM message") == 1 &&
+	    query(dir, "SELECT count(*) FROM renumbered") == 1;
+}
+
+static int
+expunged_untouched(const char *dir)
+{
+	return query(dir, "SELECT count(*) FROM message") == 1 &&
+	    query(dir, "SELECT count(*) FROM renumbered") == 0;
+}
+
+static void
+test_expunged_copy_pushed_under_alloc_faults(void **state)
+{
+	static const struct scenario sc = { expunged_prepare, expunged_push,
+	    expunged_done, expunged_untouched, NULL, 0 };
+
+	(void)state;
+	fault_loop(&sc, run_once);
+}
+
 /* bob: two messages in INBOX, Work empty, Gone with one; dave: one. */
 static void
 imap_prepare(struct store *st)
@@ -2066,6 +2121,7 @@ main(void)
 		cmocka_unit_test(test_replica_batch_under_alloc_faults),
 		cmocka_unit_test(test_renumbering_under_alloc_faults),
 		cmocka_unit_test(test_renumbering_again_under_alloc_faults),
+		cmocka_unit_test(test_expunged_copy_pushed_under_alloc_faults),
 		cmocka_unit_test(test_client_changes_under_alloc_faults),
 		cmocka_unit_test(test_move_in_steps_under_alloc_faults),
 		cmocka_unit_test(test_copy_sweep_under_alloc_faults),
