@@ -932,6 +932,7 @@ recon_gone_list(struct session *s, struct recon *r, const uint8_t *p,
 	struct merge		 g = { s, r, { p, n, 0, 0 }, 0, { 0 }, 0, 0, 0, 0 };
 	const uint8_t		*id;
 	uint8_t			 gone[GUID_LEN];
+	enum store_err		 err;
 	uint32_t		 after, hi;
 	int			 last;
 
@@ -947,8 +948,11 @@ recon_gone_list(struct session *s, struct recon *r, const uint8_t *p,
 		return -1;
 	r->gone = last ? GONE_SEEN : GONE_ASK;
 	for (merge_read(&g); g.have; merge_read(&g)) {
-		if (store_tombstone_guid(s->srv->store, m->uniqueid, g.e.uid,
-		    gone) == STORE_OK && memcmp(gone, g.e.guid, GUID_LEN) == 0)
+		err = store_tombstone_guid(s->srv->store, m->uniqueid, g.e.uid,
+		    gone);
+		if (err != STORE_OK && err != STORE_NOTFOUND)
+			return -1;	/* unread is not unseen */
+		if (err == STORE_OK && memcmp(gone, g.e.guid, GUID_LEN) == 0)
 			continue;
 		r->gone = GONE_UNSEEN;
 		r->unseen_uid = g.e.uid;

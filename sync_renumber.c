@@ -423,15 +423,18 @@ relocate_ask(struct session *s, const struct store_conflict *k)
 {
 	struct store_mailbox	 mb;
 	uint8_t			 b[MAILBOX_ID_LEN + 4 + GUID_LEN + 4];
+	enum store_err		 err;
 	int			 holds;
 
-	if (store_mailbox_by_uniqueid(s->srv->store, k->mailbox, &mb,
-	    NULL) != STORE_OK) {
+	err = store_mailbox_by_uniqueid(s->srv->store, k->mailbox, &mb, NULL);
+	if (err == STORE_NOTFOUND) {
 		/* The mailbox is gone from here: nothing left to place. */
 		(void)store_conflict_set_state(s->srv->store, k->id,
 		    CONFLICT_RESOLVED);
 		return;
 	}
+	if (err != STORE_OK)
+		return;		/* unread: open until the next time */
 	/* Asked nothing on a guess: the conflict stays open for next time. */
 	if (store_mailbox_holds(s->srv->store, k->mailbox, k->master_guid,
 	    &holds) != STORE_OK)
