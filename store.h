@@ -743,8 +743,12 @@ enum store_err	store_held_drop(struct store *, int64_t id);
  */
 enum store_err	store_held_mailbox(struct store *, const uint8_t *uniqueid,
 		    char user[USER_MAX_NAME + 1], int *yes);
-/* How many messages a user has, in all mailboxes. */
-int64_t		store_user_message_count(struct store *, const char *user);
+/*
+ * How many messages a user has, in all mailboxes (*n; 0 for a user not
+ * here).  A failed count is an error, never a number.
+ */
+enum store_err	store_user_message_count(struct store *, const char *user,
+		    int64_t *n);
 /* One message in quarantine (store_purge_step()). */
 struct store_quarantined {
 	int64_t		 id;
