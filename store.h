@@ -210,6 +210,14 @@ enum store_err	store_user_set_password(struct store *, const char *name,
 enum store_err	store_user_password(struct store *, const char *name,
 		    char **pwhash);
 /*
+ * A login's look-up: the user named (any case) to canon and its hash to
+ * *pwhash (malloc'd, the caller frees it); STORE_NOTFOUND for no such
+ * user (or a name too long to be one).  A failed look-up is an error,
+ * never "no such user".
+ */
+enum store_err	store_user_hash(struct store *, const char *name,
+		    char canon[USER_MAX_NAME + 1], char **pwhash);
+/*
  * Who a logged-in session is: its user's id (never given to another
  * user) and a digest of the password hash it logged in under.
  */
