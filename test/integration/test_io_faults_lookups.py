@@ -5,12 +5,13 @@ server's page cache is stale and its reads reach the disk (the VFS),
 then fails the Nth read, for every N until a run completes without
 reaching it.  At the end the server exits 0 and the store is clean."""
 import http.client
+import json
 import shutil
 import sqlite3
 
 import pytest
 
-from conftest import HOST, free_port
+from conftest import DOMAIN, HOST, free_port, lmtp_deliver
 from test_io_faults import FaultServer, check_clean
 
 
@@ -44,11 +45,12 @@ def stale_cache(data, n):
     db.close()
 
 
-def metrics(srv):
-    """GET /metrics: (status, body), or (None, "") when cut off."""
+def get(srv, path):
+    """GET path (the admin's view, from loopback): (status, body), or
+    (None, "") when cut off."""
     c = http.client.HTTPConnection(HOST, srv.http_port, timeout=30)
     try:
-        c.request("GET", "/metrics")
+        c.request("GET", path)
         r = c.getresponse()
         return r.status, r.read().decode()
     except (OSError, http.client.HTTPException):
@@ -64,7 +66,7 @@ def test_io_faults_never_report_an_unread_figure(web_fault_server):
     (mailrepd_guard_paused_users 0), the conflicts unread as -1, the
     replicas unread as none."""
     srv = web_fault_server
-    status, body = metrics(srv)
+    status, body = get(srv, "/metrics")
     assert status == 200 and "mailrepd_guard_paused_users 1\n" in body, \
         body
     n = 0
@@ -72,7 +74,7 @@ def test_io_faults_never_report_an_unread_figure(web_fault_server):
         n += 1
         stale_cache(srv.data, n)
         srv.arm("read", n, "ioerr")
-        status, body = metrics(srv)
+        status, body = get(srv, "/metrics")
         hit = srv.injected()
         srv.disarm()
         assert status != 200 or (
@@ -82,3 +84,33 @@ def test_io_faults_never_report_an_unread_figure(web_fault_server):
         if not hit:
             break
     print("metrics: read faults up to #%d" % (n - 1))
+
+
+def test_io_faults_never_answer_no_such(web_fault_server):
+    """The API's look-ups of a user, a mailbox and a message that exist,
+    with the Nth read failing: found, or a server error; never 404.  A
+    failed look-up was answered "no such user", "no such mailbox" or
+    "no such message"."""
+    srv = web_fault_server
+    lmtp_deliver(srv.port, "s@remote.test", ["alice@%s" % DOMAIN],
+                 b"Subject: here\r\n\r\nbody\r\n")
+    status, body = get(srv, "/api/v1/messages?user=alice&mailbox=INBOX")
+    assert status == 200, body
+    paths = ["/api/v1/messages?user=alice&mailbox=INBOX",
+             "/api/v1/message/" + json.loads(body)["messages"][0]["ID"]]
+    runs = 0
+    for path in paths:
+        n = 0
+        while True:
+            n += 1
+            stale_cache(srv.data, runs)
+            runs += 1
+            srv.arm("read", n, "ioerr")
+            status, body = get(srv, path)
+            hit = srv.injected()
+            srv.disarm()
+            assert status != 404, "%s with read #%d failing: %s" % (
+                path, n, body)
+            if not hit:
+                break
+    print("API look-ups: %d runs" % runs)
