@@ -66,7 +66,8 @@ ASAN_OBJS = $(SRCS:%.c=build/asan/%.o)
 ASAN_LIB  = $(MODULES:%.c=build/asan/%.o)
 UNIT_SRCS = $(wildcard test/unit/test_*.c)
 # What the unit tests share, linked into each of them.
-UNIT_HELPERS = test/unit/unit_mime.c test/unit/unit_mime.h
+UNIT_HELPERS = test/unit/unit_mime.c test/unit/unit_mime.h \
+	       test/unit/unit_faults.c test/unit/unit_faults.h
 UNIT_BINS = $(UNIT_SRCS:test/unit/%.c=build/asan/%)
 
 .PHONY: all run check check-deps check-build check-static asan unit \

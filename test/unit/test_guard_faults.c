@@ -25,8 +25,6 @@
 #include <string.h>
 #include <time.h>
 
-#include <sqlite3.h>
-
 #include "config.h"
 #include "crypto.h"
 #include "guard.h"
@@ -34,31 +32,10 @@
 #include "proto.h"
 #include "settings.h"
 #include "store.h"
+#include "unit_faults.h"
 
 #define FAULT_RUNS	300	/* runs unless long */
 #define MESSAGES	40	/* alice's and bob's; carol has half */
-
-static sqlite3_mem_methods	 real;
-static long			 countdown = -1;	/* fail at 0 */
-static long			 counted;		/* since armed */
-
-static void *
-fault_malloc(int n)
-{
-	counted++;
-	if (countdown >= 0 && countdown-- == 0)
-		return NULL;
-	return real.xMalloc(n);
-}
-
-static void *
-fault_realloc(void *p, int n)
-{
-	counted++;
-	if (countdown >= 0 && countdown-- == 0)
-		return NULL;
-	return real.xRealloc(p, n);
-}
 
 static const uint8_t ABOX[MAILBOX_ID_LEN] = "alice-inbox-id";
 static const uint8_t BBOX[MAILBOX_ID_LEN] = "bob-inbox-idxx";
@@ -159,8 +136,7 @@ batch_once(const char *dir, time_t now, long n, long *total)
 		recs[k++] = expunge(ABOX, (uint32_t)i + 1);
 		recs[k++] = expunge(CBOX, (uint32_t)i + 1);
 	}
-	counted = 0;
-	countdown = n;
+	arm(n);
 	guard_batch_start(&srv);
 	for (i = 0; i < k; i++)
 		guard_batch_add(&srv, &recs[i]);
@@ -174,7 +150,7 @@ batch_once(const char *dir, time_t now, long n, long *total)
 	}
 	clean = n < 0 || countdown >= 0;
 	*total = counted;
-	countdown = -1;
+	disarm();
 	if (began)
 		(void)store_batch_end(srv.store, STORE_IO);
 	store_rollback(srv.store);
@@ -209,17 +185,11 @@ test_guard_under_alloc_faults(void **state)
 int
 main(void)
 {
-	static sqlite3_mem_methods	 faulty;
-	const struct CMUnitTest		 tests[] = {
+	const struct CMUnitTest	 tests[] = {
 		cmocka_unit_test(test_guard_under_alloc_faults),
 	};
 
-	if (sqlite3_config(SQLITE_CONFIG_GETMALLOC, &real) != SQLITE_OK)
-		return 1;
-	faulty = real;
-	faulty.xMalloc = fault_malloc;
-	faulty.xRealloc = fault_realloc;
-	if (sqlite3_config(SQLITE_CONFIG_MALLOC, &faulty) != SQLITE_OK)
+	if (faults_install() < 0)
 		return 1;
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
