@@ -11,8 +11,7 @@ import shutil
 import pytest
 
 from conftest import HOST, PASSWORD, IMAPError, IMAPRaw, free_port
-from test_alloc_faults import AllocServer, sanitizer_clean
-from test_io_faults import check_clean
+from test_alloc_faults import AllocServer, served
 
 
 @pytest.fixture
@@ -24,14 +23,7 @@ def alloc_server(tmp_path, template_data):
     port = free_port()
     srv = AllocServer(tmp_path, data, ["--http", "%s:%d" % (HOST, port)])
     srv.http_port = port
-    srv.start()
-    yield srv
-    srv.disarm(wake=False)
-    status = srv.stop()
-    log = srv.log.read_text()
-    sanitizer_clean(log)
-    assert status == 0, "exit %s:\n%s" % (status, log[-3000:])
-    check_clean(data)
+    yield from served(srv)
 
 
 def login(srv, n):
