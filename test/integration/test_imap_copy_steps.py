@@ -336,13 +336,15 @@ def test_quota_passed_midway_copies_nothing(server):
     check_store(srv.data)
 
 
-def test_replica_sees_a_move_whole_and_an_undone_copy_never(server, secret):
+@needs_test_build
+def test_replica_sees_a_move_whole_and_an_undone_copy_never(step_hold,
+                                                            secret):
     """With a replica following: while a MOVE of 20,000 copies, the
     replica holds none of the copies (their records wait until the copy
     shows); then it holds what the master holds, and its guard did not
     count the MOVE's expunges.  A COPY cut off midway never reaches it,
     and the log goes on without a reconciliation."""
-    master, (replica,) = make_cluster(server, secret)(1)
+    master, (replica,) = make_cluster(step_hold.server, secret)(1)
     with master.raw() as c:
         c.ok("CREATE dst")
         c.ok("CREATE cut")
@@ -371,10 +373,12 @@ def test_replica_sees_a_move_whole_and_an_undone_copy_never(server, secret):
     assert st["paused"] is None and not st["paused_users"], st
     reconciles = master.log_text().count("sync.reconcile.start")
     c.ok("SELECT dst")
+    step_hold.hold()
     c.send("k COPY 1:* cut\r\n")
-    assert still_running(c, 0.5)
+    step_hold.under_way(master, "COPY")
     c.close()
     assert settled(master.data, "cut") == 0
+    step_hold.release()
     lmtp_one(master.port, "alice@%s" % DOMAIN, message("after"))
     wait_same(master, replica, deadline=60)
     assert rows(replica.data, "cut")[0] == 0
