@@ -66,7 +66,8 @@ ASAN_OBJS = $(SRCS:%.c=build/asan/%.o)
 ASAN_LIB  = $(MODULES:%.c=build/asan/%.o)
 UNIT_SRCS = $(wildcard test/unit/test_*.c)
 # What the unit tests share, linked into each of them.
-UNIT_HELPERS = test/unit/unit_mime.c test/unit/unit_mime.h
+UNIT_HELPERS = test/unit/unit_mime.c test/unit/unit_mime.h \
+	       test/unit/unit_faults.c test/unit/unit_faults.h
 UNIT_BINS = $(UNIT_SRCS:test/unit/%.c=build/asan/%)
 
 .PHONY: all run check check-deps check-build check-static asan unit \
@@ -121,15 +122,18 @@ build/gen/web_assets.inc: $(WEB_ASSETS) | build/gen
 # the power and injects I/O faults when its environment asks
 # (test_power_loss.py, test_io_faults.py), and test/testalloc.c, which
 # fails allocations when asked (test_alloc_faults.py): the link sends
-# every allocation the objects make through it.  Nothing else links them.
+# every allocation the objects make through it, and test/teststep.c,
+# which holds a COPY in steps midway when asked (test_imap_copy_steps.py):
+# the link sends the server's calls of store_copy_step() through it.
+# Nothing else links them.
 ALLOC_WRAP = malloc calloc realloc reallocarray strdup strndup asprintf \
 	     vasprintf ppoll deflateInit_ deflateInit2_ inflateInit_ \
-	     inflateInit2_ compress2 uncompress
+	     inflateInit2_ compress2 uncompress store_copy_step
 build/crash/mailrepd: $(ASAN_OBJS) build/crash/testvfs.o \
-	build/crash/testalloc.o
+	build/crash/testalloc.o build/crash/teststep.o
 	$(CC) $(ALL_CFLAGS) $(ASAN_FLAGS) -o $@ $(ASAN_OBJS) \
 	    build/crash/testvfs.o build/crash/testalloc.o \
-	    $(ALLOC_WRAP:%=-Wl,--wrap=%) $(LIBS)
+	    build/crash/teststep.o $(ALLOC_WRAP:%=-Wl,--wrap=%) $(LIBS)
 
 # The VFS's own allocations call the real allocator: they are the test's,
 # not the server's, and never fail.
@@ -141,6 +145,9 @@ build/crash/testvfs.o: test/testvfs.c | build/crash
 
 build/crash/testalloc.o: test/testalloc.c | build/crash
 	$(CC) $(ALL_CFLAGS) $(ASAN_FLAGS) -c -o $@ $<
+
+build/crash/teststep.o: test/teststep.c store.h | build/crash
+	$(CC) $(ALL_CFLAGS) $(ASAN_FLAGS) -I. -c -o $@ $<
 
 run: all
 	@scripts/run
@@ -420,10 +427,10 @@ build/cov/mailrepd: $(COV_OBJS)
 # linked as build/crash/mailrepd is: what the I/O and allocation faults
 # reach counts too.
 build/cov/crash/mailrepd: $(COV_OBJS) build/cov/crash/testvfs.o \
-	build/cov/crash/testalloc.o
+	build/cov/crash/testalloc.o build/cov/crash/teststep.o
 	$(CC) $(ALL_CFLAGS) $(COV_FLAGS) -o $@ $(COV_OBJS) \
 	    build/cov/crash/testvfs.o build/cov/crash/testalloc.o \
-	    $(ALLOC_WRAP:%=-Wl,--wrap=%) $(LIBS)
+	    build/cov/crash/teststep.o $(ALLOC_WRAP:%=-Wl,--wrap=%) $(LIBS)
 
 build/cov/crash/testvfs.o: test/testvfs.c | build/cov/crash
 	$(CC) $(ALL_CFLAGS) -c -o $@.tmp $<
@@ -433,6 +440,9 @@ build/cov/crash/testvfs.o: test/testvfs.c | build/cov/crash
 
 build/cov/crash/testalloc.o: test/testalloc.c | build/cov/crash
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+build/cov/crash/teststep.o: test/teststep.c store.h | build/cov/crash
+	$(CC) $(ALL_CFLAGS) -I. -c -o $@ $<
 
 build/cov/%.o: %.c $(HDRS) | build/cov
 	$(CC) $(ALL_CFLAGS) $(COV_FLAGS) -c -o $@ $<

@@ -45,7 +45,8 @@ static struct {
 	char		 last_user[USER_MAX_NAME + 1];
 	const char	*rechecking;	/* guard_replay()'s user, or NULL */
 	size_t		 npaused;	/* none: nothing is held either */
-	int		 lost;		/* a count was lost (no memory) */
+	int		 lost;		/* a count was lost (no memory, or
+					   the store failed) */
 } g;
 
 static int
@@ -126,29 +127,41 @@ guard_batch_start(struct server *srv)
 	memset(g.last_mailbox, 0, sizeof(g.last_mailbox));
 	g.last_user[0] = '\0';
 	g.npaused = 0;
-	(void)store_pause_foreach(srv->store, mark_paused, NULL);
+	/* Unread, a paused user's records would apply: none may. */
+	if (store_pause_foreach(srv->store, mark_paused, NULL) != STORE_OK)
+		g.lost = 1;
 }
 
 /*
- * Whose record r is: the user it names, or its mailbox's owner here
- * (looked up once per run of one mailbox's records); "" when neither.
+ * Whose record r is, to *owner: the user it names, or its mailbox's
+ * owner here (looked up once per run of one mailbox's records); "" when
+ * neither.  Returns 0, or -1 when the look-up failed: an owner unknown
+ * is not "nobody's" (its deletes would go uncounted, and a paused
+ * user's records applied).
  */
-static const char *
-record_owner(struct server *srv, const struct store_replog_rec *r)
+static int
+record_owner(struct server *srv, const struct store_replog_rec *r,
+    const char **owner)
 {
 	struct store_mailbox	 mb;
+	enum store_err		 err;
 
-	if (r->user[0] != '\0')
-		return r->user;
-	if (!r->has_mailbox)
-		return "";
+	*owner = r->user;
+	if (r->user[0] != '\0' || !r->has_mailbox)
+		return 0;
 	if (memcmp(g.last_mailbox, r->mailbox, MAILBOX_ID_LEN) != 0) {
-		memcpy(g.last_mailbox, r->mailbox, MAILBOX_ID_LEN);
-		if (store_mailbox_by_uniqueid(srv->store, r->mailbox, &mb,
-		    g.last_user) != STORE_OK)
+		err = store_mailbox_by_uniqueid(srv->store, r->mailbox, &mb,
+		    g.last_user);
+		if (err != STORE_OK && err != STORE_NOTFOUND) {
+			memset(g.last_mailbox, 0, MAILBOX_ID_LEN);
+			return -1;
+		}
+		if (err == STORE_NOTFOUND)
 			g.last_user[0] = '\0';
+		memcpy(g.last_mailbox, r->mailbox, MAILBOX_ID_LEN);
 	}
-	return g.last_user;
+	*owner = g.last_user;
+	return 0;
 }
 
 static int
@@ -170,9 +183,9 @@ guard_batch_add(struct server *srv, const struct store_replog_rec *r)
 	if (kind->guard == RG_NONE || (kind->guard == RG_EXPUNGE &&
 	    !rec_reason_deletes(r->reason)))
 		return;
-	owner = record_owner(srv, r);
-	if (kind->guard == RG_USER && store_mailbox_foreach(srv->store,
-	    r->user, count_mailbox, &n) != STORE_OK) {
+	if (record_owner(srv, r, &owner) < 0 || (kind->guard == RG_USER &&
+	    store_mailbox_foreach(srv->store, r->user, count_mailbox, &n) !=
+	    STORE_OK)) {
 		/* Uncounted, the batch must not apply: it is retried. */
 		g.lost = 1;
 		return;
@@ -238,8 +251,10 @@ guard_batch_check(struct server *srv)
 		    t->batch) < GUARD_MIN_EXPUNGES)
 			continue;
 		/* The share of what the user had when the window began. */
-		have = store_user_message_count(srv->store, t->name) +
-		    t->window;
+		if (store_user_message_count(srv->store, t->name, &have) !=
+		    STORE_OK)
+			return -1;	/* unknown: the batch is retried */
+		have += t->window;
 		if (total * 100 > have * set->guard_max_expunge_percent) {
 			snprintf(why, sizeof(why), "%lld of user %s's %lld "
 			    "messages expunged within %ld s (limit %ld%%)",
@@ -266,13 +281,16 @@ guard_hold(struct server *srv, const struct store_replog_rec *r,
 	struct tally	*t;
 	uint8_t		 enc[GUARD_REC_MAX];
 	char		 user[USER_MAX_NAME + 1];
+	const char	*owner;
 	size_t		 n;
 	int		 held;
 
 	/* Records are held only for a paused user. */
 	if (g.npaused == 0)
 		return 0;
-	snprintf(user, sizeof(user), "%s", record_owner(srv, r));
+	if (record_owner(srv, r, &owner) < 0)
+		return -1;
+	snprintf(user, sizeof(user), "%s", owner);
 	if (user[0] == '\0' || (t = tally_find(user)) == NULL || !t->paused) {
 		/*
 		 * A mailbox the user created while held is the user's; not

@@ -169,19 +169,26 @@ imap_session_still_valid(struct session *s)
  * hashing runs on the worker (auth.h), and the session waits for it in
  * IN_PASSWORD, reading nothing, until imap_checked().  A credential the
  * cache knows logs in at once.  An unknown user costs what a wrong
- * password costs: the worker hashes against a dummy.  In dev mode a
- * user without a password takes any, from loopback.
+ * password costs: the worker hashes against a dummy.  A look-up that
+ * fails is no unknown user: the client is told to try again, not that
+ * its password is wrong (and no failure is counted against it).  In
+ * dev mode a user without a password takes any, from loopback.
  */
 static void
 authenticate(struct session *s, const char *user, const char *password)
 {
 	struct imap_private	*p = imap_of(s)->priv;
 	char			*hash = NULL, canon[USER_MAX_NAME + 1];
+	enum store_err		 err;
 	int			 known;
 
-	known = strlen(user) <= USER_MAX_NAME &&
-	    store_user_find(s->srv->store, user, canon) == STORE_OK &&
-	    store_user_password(s->srv->store, canon, &hash) == STORE_OK;
+	if ((err = store_user_hash(s->srv->store, user, canon, &hash)) !=
+	    STORE_OK && err != STORE_NOTFOUND) {
+		imap_reply(s, "NO [UNAVAILABLE] Cannot check the password "
+		    "now: %s; try again", store_strerror(err));
+		return;
+	}
+	known = err == STORE_OK;
 	if (known)
 		crypto_sha256(hash, strlen(hash), p->login_hash);
 	if (known && strcmp(hash, PASSWORD_NONE) == 0) {

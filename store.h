@@ -210,6 +210,14 @@ enum store_err	store_user_set_password(struct store *, const char *name,
 enum store_err	store_user_password(struct store *, const char *name,
 		    char **pwhash);
 /*
+ * A login's look-up: the user named (any case) to canon and its hash to
+ * *pwhash (malloc'd, the caller frees it); STORE_NOTFOUND for no such
+ * user (or a name too long to be one).  A failed look-up is an error,
+ * never "no such user".
+ */
+enum store_err	store_user_hash(struct store *, const char *name,
+		    char canon[USER_MAX_NAME + 1], char **pwhash);
+/*
  * Who a logged-in session is: its user's id (never given to another
  * user) and a digest of the password hash it logged in under.
  */
@@ -743,8 +751,12 @@ enum store_err	store_held_drop(struct store *, int64_t id);
  */
 enum store_err	store_held_mailbox(struct store *, const uint8_t *uniqueid,
 		    char user[USER_MAX_NAME + 1], int *yes);
-/* How many messages a user has, in all mailboxes. */
-int64_t		store_user_message_count(struct store *, const char *user);
+/*
+ * How many messages a user has, in all mailboxes (*n; 0 for a user not
+ * here).  A failed count is an error, never a number.
+ */
+enum store_err	store_user_message_count(struct store *, const char *user,
+		    int64_t *n);
 /* One message in quarantine (store_purge_step()). */
 struct store_quarantined {
 	int64_t		 id;

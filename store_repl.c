@@ -692,19 +692,20 @@ store_tombstone_reason(struct store *st, const uint8_t *uniqueid,
 	return err;
 }
 
-int64_t
-store_user_message_count(struct store *st, const char *user)
+enum store_err
+store_user_message_count(struct store *st, const char *user, int64_t *n)
 {
 	sqlite3_stmt	*s;
-	int64_t		 n = 0;
+	enum store_err	 err;
 
 	if ((s = stmt(st, S_USER_MESSAGES)) == NULL)
-		return 0;
+		return STORE_IO;
 	sqlite3_bind_text(s, 1, user, -1, SQLITE_STATIC);
-	if (sqlite3_step(s) == SQLITE_ROW)
-		n = sqlite3_column_int64(s, 0);
+	if ((err = step_row(st, s, "user messages")) != STORE_OK)
+		return err == STORE_NOTFOUND ? STORE_IO : err;
+	*n = sqlite3_column_int64(s, 0);
 	sqlite3_reset(s);
-	return n;
+	return STORE_OK;
 }
 
 /* Fills *q from a row of S_QUAR_LIST; its blob id to *blob_id. */

@@ -314,6 +314,20 @@ store_user_password(struct store *st, const char *name, char **pwhash)
 }
 
 enum store_err
+store_user_hash(struct store *st, const char *name,
+    char canon[USER_MAX_NAME + 1], char **pwhash)
+{
+	enum store_err	 err;
+
+	*pwhash = NULL;
+	if (strlen(name) > USER_MAX_NAME)
+		return STORE_NOTFOUND;
+	if ((err = store_user_find(st, name, canon)) != STORE_OK)
+		return err;
+	return store_user_password(st, canon, pwhash);
+}
+
+enum store_err
 store_user_find(struct store *st, const char *name,
     char canon[USER_MAX_NAME + 1])
 {

@@ -282,14 +282,18 @@ metrics_replica(void *arg, const struct store_replica *r)
 	return 0;
 }
 
-/* The log head, and each replica's position and lag behind it. */
-static void
+/*
+ * The log head, and each replica's position and lag behind it; -1 when
+ * the store cannot say (no figure is better than a wrong one).
+ */
+static int
 metrics_replication(FILE *f, struct server *srv)
 {
 	struct replica_walk	 w;
 
 	w.f = f;
-	w.head = store_replog_head(srv->store);
+	if ((w.head = store_replog_head(srv->store)) < 0)
+		return -1;
 	fprintf(f, "# HELP mailrepd_replog_head Last position of this node's "
 	    "replication log.\n# TYPE mailrepd_replog_head gauge\n"
 	    "mailrepd_replog_head %lld\n"
@@ -298,7 +302,8 @@ metrics_replication(FILE *f, struct server *srv)
 	    "# TYPE mailrepd_replica_acked_position gauge\n"
 	    "# TYPE mailrepd_replica_lag_records gauge\n"
 	    "# TYPE mailrepd_replica_connected gauge\n", (long long)w.head);
-	(void)store_replica_foreach(srv->store, metrics_replica, &w);
+	return store_replica_foreach(srv->store, metrics_replica, &w) ==
+	    STORE_OK ? 0 : -1;
 }
 
 /* The group commits' time, as a Prometheus histogram in seconds. */
@@ -339,15 +344,18 @@ count_pause(void *arg, const struct store_pause *p)
 
 /*
  * Unresolved conflicts, the mass-delete guard's paused users and the
- * records it holds of them, and the bytes free on the store's disk.
+ * records it holds of them, and the bytes free on the store's disk; -1
+ * when the store cannot say (an unread list is not "none paused").
  */
-static void
+static int
 metrics_store(FILE *f, struct server *srv)
 {
 	struct pause_count	 c = { 0, 0 };
-	int64_t			 disk;
+	int64_t			 disk, conflicts;
 
-	(void)store_pause_foreach(srv->store, count_pause, &c);
+	if (store_pause_foreach(srv->store, count_pause, &c) != STORE_OK ||
+	    (conflicts = store_conflict_count(srv->store, NULL)) < 0)
+		return -1;
 	fprintf(f, "# HELP mailrepd_conflicts Unresolved conflicts (one UID, "
 	    "two messages).\n# TYPE mailrepd_conflicts gauge\n"
 	    "mailrepd_conflicts %lld\n"
@@ -358,13 +366,13 @@ metrics_store(FILE *f, struct server *srv)
 	    "# HELP mailrepd_guard_held_records Records the guard holds.\n"
 	    "# TYPE mailrepd_guard_held_records gauge\n"
 	    "mailrepd_guard_held_records %lld\n",
-	    (long long)store_conflict_count(srv->store, NULL), c.users,
-	    c.held);
+	    (long long)conflicts, c.users, c.held);
 	if ((disk = store_disk_free(srv->store)) >= 0)
 		fprintf(f, "# HELP mailrepd_disk_free_bytes Bytes free for "
 		    "the store on its disk.\n"
 		    "# TYPE mailrepd_disk_free_bytes gauge\n"
 		    "mailrepd_disk_free_bytes %lld\n", (long long)disk);
+	return 0;
 }
 
 static void
@@ -376,6 +384,7 @@ serve_metrics(struct session *s, const struct http_request *req,
 	size_t		 len = 0;
 	int64_t		 db, wal;
 	FILE		*f;
+	int		 unread;
 
 	(void)req;
 	(void)arg;
@@ -388,9 +397,9 @@ serve_metrics(struct session *s, const struct http_request *req,
 	    srv->draining);
 	metrics_sessions(f, srv);
 	metrics_deliveries(f, srv);
-	metrics_replication(f, srv);
+	unread = metrics_replication(f, srv) < 0;
 	metrics_commits(f, srv);
-	metrics_store(f, srv);
+	unread |= metrics_store(f, srv) < 0;
 	store_file_bytes(srv->store, &db, &wal);
 	fprintf(f, "# HELP mailrepd_store_bytes Size of the store's files.\n"
 	    "# TYPE mailrepd_store_bytes gauge\n"
@@ -400,9 +409,11 @@ serve_metrics(struct session *s, const struct http_request *req,
 	    "buffers hold.\n# TYPE mailrepd_session_buffer_bytes gauge\n"
 	    "mailrepd_session_buffer_bytes %zu\n", (long long)db,
 	    (long long)wal, srv->buffered);
-	if (fclose(f) != 0) {
+	if (fclose(f) != 0 || unread) {
 		free(text);
-		http_error(s, 500, "out of memory");
+		/* A scrape that fails says so; partial figures would not. */
+		http_error(s, unread ? 503 : 500, unread ? "the store cannot be "
+		    "read" : "out of memory");
 		return;
 	}
 	http_reply(s, 200, "text/plain; version=0.0.4; charset=utf-8", text,

@@ -661,6 +661,20 @@ request_filter(const struct http_request *req, struct store_web_filter *f)
 }
 
 /*
+ * Replies to a look-up that found nothing (404, saying what) or failed
+ * (503: a failed look-up is no "no such"); returns -1.
+ */
+static int
+lookup_failed(struct session *s, enum store_err err, const char *what)
+{
+	if (err == STORE_NOTFOUND)
+		http_error(s, 404, what);
+	else
+		http_error(s, 503, "the store cannot be read now, try again");
+	return -1;
+}
+
+/*
  * The filter a request's user= and mailbox= parameters name (absent:
  * every user's, every mailbox's) within what req may see: a user who
  * logged in is held to their own, whatever user= says.  Replies 400 or
@@ -671,6 +685,7 @@ read_filter(struct session *s, const struct http_request *req,
     struct store_web_filter *f)
 {
 	struct store_mailbox	 mb;
+	enum store_err		 err;
 	char			 user[USER_MAX_NAME + 1];
 	char			 mailbox[MAILBOX_MAX_NAME + 1];
 	int			 ru, rm;
@@ -683,17 +698,13 @@ read_filter(struct session *s, const struct http_request *req,
 		    "its user)");
 		return -1;
 	}
-	if (ru > 0 && req->user == NULL && store_user_find(s->srv->store,
-	    user, f->user) != STORE_OK) {
-		http_error(s, 404, "no such user");
-		return -1;
-	}
+	if (ru > 0 && req->user == NULL && (err = store_user_find(
+	    s->srv->store, user, f->user)) != STORE_OK)
+		return lookup_failed(s, err, "no such user");
 	if (rm > 0) {
-		if (store_mailbox_get(s->srv->store, f->user, mailbox, &mb) !=
-		    STORE_OK) {
-			http_error(s, 404, "no such mailbox");
-			return -1;
-		}
+		if ((err = store_mailbox_get(s->srv->store, f->user, mailbox,
+		    &mb)) != STORE_OK)
+			return lookup_failed(s, err, "no such mailbox");
 		f->mailbox_id = mb.id;
 	}
 	return 0;
@@ -775,15 +786,15 @@ web_api_find(struct session *s, const struct http_request *req,
     const char *id, struct store_web_message *m)
 {
 	struct store_web_filter	 f;
+	enum store_err		 err = STORE_NOTFOUND;
 	uint8_t			 uniqueid[MAILBOX_ID_LEN];
 	uint32_t		 uid;
 
 	request_filter(req, &f);
 	if (id == NULL || parse_id(id, uniqueid, &uid) < 0 ||
-	    store_web_get(s->srv->store, &f, uniqueid, uid, m) != STORE_OK) {
-		http_error(s, 404, "no such message");
-		return -1;
-	}
+	    (err = store_web_get(s->srv->store, &f, uniqueid, uid, m)) !=
+	    STORE_OK)
+		return lookup_failed(s, err, "no such message");
 	return 0;
 }
 
@@ -944,11 +955,14 @@ change_step(struct session *s, void *ctx)
 	enum store_err		 err;
 
 	if (c->ids != NULL) {
+		/* One gone is skipped; one unread fails the change. */
 		for (; got < WEB_DELETE_BATCH && c->next < c->n; c->next++)
-			if (store_web_get(st, &c->filter,
+			if ((err = store_web_get(st, &c->filter,
 			    c->ids[c->next].uniqueid, c->ids[c->next].uid,
-			    &c->batch[got]) == STORE_OK)
+			    &c->batch[got])) == STORE_OK)
 				got++;
+			else if (err != STORE_NOTFOUND)
+				return -1;
 	} else if (store_web_page(st, &c->filter, &c->pos, c->batch,
 	    WEB_DELETE_BATCH, &got) != STORE_OK)
 		return -1;

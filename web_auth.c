@@ -158,7 +158,8 @@ login_ok(struct session *s, struct web_auth *a, const char *how)
  * looked up here, the hashing queued on the worker.  Returns the state
  * it leaves: LOGIN_OK (the cache knew it, or dev mode's user without a
  * password from loopback), LOGIN_CHECKING, LOGIN_FAILED (a malformed
- * value, also held), or LOGIN_NONE when the worker is busy.
+ * value, also held), or LOGIN_NONE when the worker is busy or the store
+ * failed to look the user up.
  */
 static enum login_state
 check_basic(struct session *s, struct web_auth *a, const char *b64)
@@ -167,6 +168,7 @@ check_basic(struct session *s, struct web_auth *a, const char *b64)
 	char		*hash = NULL, *colon, canon[USER_MAX_NAME + 1];
 	size_t		 n;
 	enum auth_status st;
+	enum store_err	 err;
 	int		 known;
 
 	a->admin = 0;
@@ -178,9 +180,13 @@ check_basic(struct session *s, struct web_auth *a, const char *b64)
 		return a->state;
 	}
 	*colon = '\0';
-	known = strlen((char *)raw) <= USER_MAX_NAME &&
-	    store_user_find(s->srv->store, (char *)raw, canon) == STORE_OK &&
-	    store_user_password(s->srv->store, canon, &hash) == STORE_OK;
+	/* A look-up that fails is no unknown user: asked again. */
+	if ((err = store_user_hash(s->srv->store, (char *)raw, canon,
+	    &hash)) != STORE_OK && err != STORE_NOTFOUND) {
+		explicit_bzero(raw, sizeof(raw));
+		return a->state = LOGIN_NONE;
+	}
+	known = err == STORE_OK;
 	snprintf(a->user, sizeof(a->user), "%.*s", USER_MAX_NAME, known ?
 	    canon : (char *)raw);
 	if (known && strcmp(hash, PASSWORD_NONE) == 0) {
@@ -288,7 +294,8 @@ web_auth_request(struct session *s, const struct http_request *req,
 		break;
 	case LOGIN_NONE:
 		memset(a->cred, 0, GUID_LEN);	/* asked again next time */
-		http_error(s, 503, "too many logins at once, try again");
+		http_error(s, 503, "cannot check the credentials now (too "
+		    "many logins at once, or the store failed), try again");
 		return WHO_REFUSED;
 	case LOGIN_CHECKING:
 		break;

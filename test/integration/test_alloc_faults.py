@@ -125,11 +125,9 @@ def every_n(total, most=FAULT_MAX):
                        for i in range(most - first)]))
 
 
-@pytest.fixture
-def alloc_server(tmp_path, template_data):
-    data = tmp_path / "data"
-    shutil.copytree(template_data, data)
-    srv = AllocServer(tmp_path, data)
+def served(srv):
+    """Starts srv and yields it; then, the hook off, it must exit 0 with
+    a clean sanitizer log and leave a clean store."""
     srv.start()
     yield srv
     srv.disarm(wake=False)
@@ -137,7 +135,14 @@ def alloc_server(tmp_path, template_data):
     log = srv.log.read_text()
     sanitizer_clean(log)
     assert status == 0, "exit %s:\n%s" % (status, log[-3000:])
-    check_clean(data)
+    check_clean(srv.data)
+
+
+@pytest.fixture
+def alloc_server(tmp_path, template_data):
+    data = tmp_path / "data"
+    shutil.copytree(template_data, data)
+    yield from served(AllocServer(tmp_path, data))
 
 
 class Bystander:

@@ -8,7 +8,12 @@ step shows them all: not another session, not STATUS, not a replica.
 An error (a quota passed midway), a disconnect, a drain or a kill -9
 in the middle leaves nothing behind, and `mailrepd check` clean.  The
 thresholds are generous (a shared machine, ASan): they catch a loop
-held for seconds, not a slow step."""
+held for seconds, not a slow step.  A test that acts while a COPY is
+under way runs the test build, which holds the COPY after its first
+step until the test lets it go (test/teststep.c): a fast build copies
+20,000 before a slow test looks, so the clock cannot say it is under
+way."""
+import os
 import re
 import signal
 import threading
@@ -17,7 +22,7 @@ import time
 import pytest
 
 from conftest import DOMAIN, IMAPError, check_store
-from powerloss import store_rows
+from powerloss import CRASH_BIN, store_rows
 from test_imap_steps import BIG, MSG, Probe, count, fill
 
 # A probe round trip past this is a stall.  Longer than test_imap_steps'
@@ -126,18 +131,68 @@ def still_running(c, wait):
     return False
 
 
+needs_test_build = pytest.mark.skipif(
+    not os.access(CRASH_BIN, os.X_OK),
+    reason="no test build: make build/crash/mailrepd")
+
+
+class StepHold:
+    """The test build's hold on COPY steps (test/teststep.c): servers
+    made by server() run the test build, hold() lets the next COPY in
+    steps run its first step and holds the rest, under_way() waits
+    until it is held there, release() lets it go on."""
+
+    def __init__(self, tmp_path, monkeypatch, factory):
+        self.path = tmp_path / "step-hold"
+        self.factory = factory
+        monkeypatch.setenv("MAILREPD_STEP_HOLD", str(self.path))
+
+    def server(self, **kw):
+        start = kw.pop("start", True)
+        srv = self.factory(start=False, **kw)
+        command = srv.command
+        srv.command = lambda: [CRASH_BIN] + command()[1:]
+        return srv.start() if start else srv
+
+    def hold(self):
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text("1\n")
+        tmp.rename(self.path)		# never read half written
+
+    def under_way(self, srv, verb):
+        """Waits for the server's word that it holds the COPY after its
+        first step: a COPY made in one step never says it."""
+        end = time.monotonic() + 120
+        while "teststep: holding after 1 steps" not in srv.log_text(True):
+            assert time.monotonic() < end, \
+                "the %s was never under way: %s" % (verb, srv.log_text(
+                    True)[-2000:])
+            time.sleep(0.02)
+
+    def release(self):
+        self.path.unlink()
+
+
+@pytest.fixture
+def step_hold(tmp_path, monkeypatch, server):
+    return StepHold(tmp_path, monkeypatch, server)
+
+
+@needs_test_build
 @pytest.mark.parametrize("verb", ["COPY", "MOVE"])
-def test_cut_off_copy_leaves_nothing(imap_srv, verb):
+def test_cut_off_copy_leaves_nothing(step_hold, verb):
     """A client that disconnects while its COPY (MOVE) copies: the
     copies already made are undone in steps, never shown, the sources
     stay, and the target takes other writes again afterwards."""
+    imap_srv = step_hold.server(imap=True)
     with imap_srv.raw() as c:
         c.ok("CREATE dst")
         fill(c, "INBOX", BIG)
     c = imap_srv.raw()
     c.ok("SELECT INBOX")
+    step_hold.hold()
     c.send("k %s 1:* dst\r\n" % verb)
-    assert still_running(c, 0.5), "the %s was not under way" % verb
+    step_hold.under_way(imap_srv, verb)
     n, jobs = rows(imap_srv.data, "dst")
     assert jobs == 1 and n > 0, (n, jobs)
     c.close()
@@ -146,6 +201,7 @@ def test_cut_off_copy_leaves_nothing(imap_srv, verb):
             assert w.status("dst")["MESSAGES"] == 0
             time.sleep(0.02)
     assert settled(imap_srv.data, "dst") == 0
+    step_hold.release()
     assert count(imap_srv, "dst") == 0
     assert count(imap_srv, "INBOX") == BIG
     with imap_srv.raw() as c:
@@ -222,24 +278,27 @@ def test_a_move_killed_while_expunging_finishes_at_restart(server):
     check_store(srv.data)
 
 
-def test_drain_cuts_a_copy_off(server):
+@needs_test_build
+def test_drain_cuts_a_copy_off(step_hold):
     """SIGQUIT while a COPY of 20,000 copies: the COPY gets NO, the
     drain exits 0, and after a restart nothing of it is there."""
-    srv = server(imap=True)
+    srv = step_hold.server(imap=True)
     with srv.raw() as c:
         c.ok("CREATE dst")
         fill(c, "INBOX", BIG)
     c = srv.raw()
     c.ok("SELECT INBOX")
     t = c.tag()
+    step_hold.hold()
     c.send("%s COPY 1:* dst\r\n" % t)
-    assert still_running(c, 0.5)
+    step_hold.under_way(srv, "COPY")
     srv.proc.send_signal(signal.SIGQUIT)
     untagged, done = c.read_until(t, timeout=60)
     assert done.startswith("NO"), done
     assert srv.proc.wait(60) == 0, srv.log_text()[-2000:]
     srv.proc = None
     check_store(srv.data)
+    step_hold.release()
     srv.start()
     assert count(srv, "dst") == 0
     assert settled(srv.data, "dst") == 0
@@ -277,13 +336,15 @@ def test_quota_passed_midway_copies_nothing(server):
     check_store(srv.data)
 
 
-def test_replica_sees_a_move_whole_and_an_undone_copy_never(server, secret):
+@needs_test_build
+def test_replica_sees_a_move_whole_and_an_undone_copy_never(step_hold,
+                                                            secret):
     """With a replica following: while a MOVE of 20,000 copies, the
     replica holds none of the copies (their records wait until the copy
     shows); then it holds what the master holds, and its guard did not
     count the MOVE's expunges.  A COPY cut off midway never reaches it,
     and the log goes on without a reconciliation."""
-    master, (replica,) = make_cluster(server, secret)(1)
+    master, (replica,) = make_cluster(step_hold.server, secret)(1)
     with master.raw() as c:
         c.ok("CREATE dst")
         c.ok("CREATE cut")
@@ -312,10 +373,12 @@ def test_replica_sees_a_move_whole_and_an_undone_copy_never(server, secret):
     assert st["paused"] is None and not st["paused_users"], st
     reconciles = master.log_text().count("sync.reconcile.start")
     c.ok("SELECT dst")
+    step_hold.hold()
     c.send("k COPY 1:* cut\r\n")
-    assert still_running(c, 0.5)
+    step_hold.under_way(master, "COPY")
     c.close()
     assert settled(master.data, "cut") == 0
+    step_hold.release()
     lmtp_one(master.port, "alice@%s" % DOMAIN, message("after"))
     wait_same(master, replica, deadline=60)
     assert rows(replica.data, "cut")[0] == 0
@@ -323,23 +386,27 @@ def test_replica_sees_a_move_whole_and_an_undone_copy_never(server, secret):
     assert "sync.guard.paused" not in replica.log_text()
 
 
-def test_target_takes_no_other_write_while_copied_into(imap_srv):
+@needs_test_build
+def test_target_takes_no_other_write_while_copied_into(step_hold):
     """While a COPY of 20,000 fills a mailbox, another APPEND there gets
     NO [INUSE] and a delivery 451 4.3.0 (no UID may come between the
     copies'); both go through once the COPY is done."""
+    imap_srv = step_hold.server(imap=True)
     with imap_srv.raw() as c:
         c.ok("CREATE dst")
         fill(c, "dst", BIG)
         c.ok("SELECT dst")
         t = c.tag()
+        step_hold.hold()
         c.send("%s COPY 1:* INBOX\r\n" % t)
-        assert still_running(c, 0.3)
+        step_hold.under_way(imap_srv, "COPY")
         with imap_srv.raw() as other:
             untagged, done = other.cmd(
                 "APPEND INBOX {%d+}\r\n%s" % (len(MSG), MSG.decode()))
             assert done.startswith("NO [INUSE]"), done
         got = lmtp_one(imap_srv.port, "alice@%s" % DOMAIN, message("busy"))
         assert got[0].startswith("451 4.3.0"), got
+        step_hold.release()
         untagged, done = c.read_until(t, timeout=300)
         assert done.startswith("OK"), done
     got = lmtp_one(imap_srv.port, "alice@%s" % DOMAIN, message("later"))

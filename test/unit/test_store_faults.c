@@ -39,46 +39,12 @@
 #include "crypto.h"
 #include "mime.h"
 #include "store.h"
+#include "unit_faults.h"
 
 #define FAULT_RUNS	60	/* runs per scenario unless long */
 #define nitems(a)	(sizeof(a) / sizeof((a)[0]))
 
-static sqlite3_mem_methods	 real;
-static const char		*run_dir;	/* the copy a run works on */
-static long			 countdown = -1;	/* fail at 0 */
-static long			 counted;		/* since armed */
-
-static void *
-fault_malloc(int n)
-{
-	counted++;
-	if (countdown >= 0 && countdown-- == 0)
-		return NULL;
-	return real.xMalloc(n);
-}
-
-static void *
-fault_realloc(void *p, int n)
-{
-	counted++;
-	if (countdown >= 0 && countdown-- == 0)
-		return NULL;
-	return real.xRealloc(p, n);
-}
-
-/* Fails SQLite's allocation number n from now (counting from 0), once. */
-static void
-arm(long n)
-{
-	counted = 0;
-	countdown = n;
-}
-
-static void
-disarm(void)
-{
-	countdown = -1;
-}
+static const char	*run_dir;	/* the copy a run works on */
 
 static const uint8_t BOX[MAILBOX_ID_LEN] = "box-of-the-test";
 static const char BODY1[] = "Subject: one\r\n\r\nthe first\r\n";
@@ -2116,8 +2082,7 @@ test_backup_restore_under_alloc_faults(void **state)
 int
 main(void)
 {
-	static sqlite3_mem_methods	 faulty;
-	const struct CMUnitTest		 tests[] = {
+	const struct CMUnitTest	 tests[] = {
 		cmocka_unit_test(test_replica_batch_under_alloc_faults),
 		cmocka_unit_test(test_renumbering_under_alloc_faults),
 		cmocka_unit_test(test_renumbering_again_under_alloc_faults),
@@ -2143,12 +2108,7 @@ main(void)
 
 	if (getenv("MAILREPD_FAULTS_ONLY") != NULL)
 		cmocka_set_test_filter(getenv("MAILREPD_FAULTS_ONLY"));
-	if (sqlite3_config(SQLITE_CONFIG_GETMALLOC, &real) != SQLITE_OK)
-		return 1;
-	faulty = real;
-	faulty.xMalloc = fault_malloc;
-	faulty.xRealloc = fault_realloc;
-	if (sqlite3_config(SQLITE_CONFIG_MALLOC, &faulty) != SQLITE_OK)
+	if (faults_install() < 0)
 		return 1;
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,116 @@
+"""I/O faults (test/testvfs.c, as test_io_faults.py) in what a read-only
+request answers from: a read that fails is never reported as a figure.
+Each run first changes the store from another connection, so that the
+server's page cache is stale and its reads reach the disk (the VFS),
+then fails the Nth read, for every N until a run completes without
+reaching it.  At the end the server exits 0 and the store is clean."""
+import http.client
+import json
+import shutil
+import sqlite3
+
+import pytest
+
+from conftest import DOMAIN, HOST, free_port, lmtp_deliver
+from test_io_faults import FaultServer, check_clean
+
+
+@pytest.fixture
+def web_fault_server(tmp_path, template_data):
+    """The test build serving HTTP (srv.http_port), bob paused by the
+    mass-delete guard in its store."""
+    data = tmp_path / "data"
+    shutil.copytree(template_data, data)
+    db = sqlite3.connect(str(data / "mailrepd.db"))
+    db.execute("INSERT INTO guard_pause (user, reason, time) "
+               "VALUES ('bob', 'many deletes', 1)")
+    db.commit()
+    db.close()
+    port = free_port()
+    srv = FaultServer(tmp_path, data, ["--http", "%s:%d" % (HOST, port)])
+    srv.http_port = port
+    srv.start()
+    yield srv
+    srv.disarm()
+    assert srv.stop() == 0, srv.log.read_text()[-3000:]
+    check_clean(data)
+
+
+def stale_cache(data, n):
+    """A change from another connection: the server reads again."""
+    db = sqlite3.connect(str(data / "mailrepd.db"), timeout=30)
+    db.execute("UPDATE guard_pause SET time = ? WHERE user = 'bob'",
+               (1000 + n,))
+    db.commit()
+    db.close()
+
+
+def get(srv, path):
+    """GET path (the admin's view, from loopback): (status, body), or
+    (None, "") when cut off."""
+    c = http.client.HTTPConnection(HOST, srv.http_port, timeout=30)
+    try:
+        c.request("GET", path)
+        r = c.getresponse()
+        return r.status, r.read().decode()
+    except (OSError, http.client.HTTPException):
+        return None, ""
+    finally:
+        c.close()
+
+
+def test_io_faults_never_report_an_unread_figure(web_fault_server):
+    """/metrics with the Nth read failing: the figures read, or a server
+    error; never 200 with what could not be read left out or taken as
+    0.  The list of paused users unread was reported as none paused
+    (mailrepd_guard_paused_users 0), the conflicts unread as -1, the
+    replicas unread as none."""
+    srv = web_fault_server
+    status, body = get(srv, "/metrics")
+    assert status == 200 and "mailrepd_guard_paused_users 1\n" in body, \
+        body
+    n = 0
+    while True:
+        n += 1
+        stale_cache(srv.data, n)
+        srv.arm("read", n, "ioerr")
+        status, body = get(srv, "/metrics")
+        hit = srv.injected()
+        srv.disarm()
+        assert status != 200 or (
+            "mailrepd_guard_paused_users 1\n" in body and
+            "mailrepd_conflicts 0\n" in body), \
+            "/metrics with read #%d failing: %s" % (n, body)
+        if not hit:
+            break
+    print("metrics: read faults up to #%d" % (n - 1))
+
+
+def test_io_faults_never_answer_no_such(web_fault_server):
+    """The API's look-ups of a user, a mailbox and a message that exist,
+    with the Nth read failing: found, or a server error; never 404.  A
+    failed look-up was answered "no such user", "no such mailbox" or
+    "no such message"."""
+    srv = web_fault_server
+    lmtp_deliver(srv.port, "s@remote.test", ["alice@%s" % DOMAIN],
+                 b"Subject: here\r\n\r\nbody\r\n")
+    status, body = get(srv, "/api/v1/messages?user=alice&mailbox=INBOX")
+    assert status == 200, body
+    paths = ["/api/v1/messages?user=alice&mailbox=INBOX",
+             "/api/v1/message/" + json.loads(body)["messages"][0]["ID"]]
+    runs = 0
+    for path in paths:
+        n = 0
+        while True:
+            n += 1
+            stale_cache(srv.data, runs)
+            runs += 1
+            srv.arm("read", n, "ioerr")
+            status, body = get(srv, path)
+            hit = srv.injected()
+            srv.disarm()
+            assert status != 404, "%s with read #%d failing: %s" % (
+                path, n, body)
+            if not hit:
+                break
+    print("API look-ups: %d runs" % runs)
