@@ -1,0 +1,199 @@
+"""Read faults on the master while it reconciles with a replica that
+went its own way: the replica took mail the master never saw (at a UID
+the master gave another message, and in a mailbox only it has), took
+mail into a mailbox the master deleted since, and renamed a mailbox;
+the master expunged, flagged, renamed, deleted mailboxes and took mail.
+The comparison then reaches every kind of look-up the master makes
+(tombstones, renumberings, deleted mailboxes, adoptions, names), and
+the test build's VFS fails the Nth read of the master's store, with
+SQLite's page cache capped (MAILREPD_VFS_PCACHE) so that those reads
+reach the VFS instead of coming from memory.
+
+Each run starts both stores from the same copies.  After it: the master
+still runs, the replica catches up once the fault is spent (it
+reconnects and reconciles again), the master holds no position the
+replica has not recorded, both stores are clean, and the master holds
+every message exactly as the run without a fault left it: a failed
+look-up never skips a message, a mailbox or a delete as if it were not
+there, and never adds one twice.
+
+RECON_MASTER_FAULT_MAX runs at most (default 16: the first reads, then
+a stride over the rest of a clean run's reads); 0 runs every N.
+"""
+import os
+import re
+import shutil
+import time
+from collections import Counter
+
+import pytest
+
+from conftest import HOST, IMAPRaw, LMTPClient, free_port
+from jepsen_net import Network
+from powerloss import CRASH_BIN, store_rows
+from test_alloc_faults import deliver_to, reconciled_after_fault, \
+    stop_clean
+from test_io_faults import FaultServer, assert_follows, check_clean, \
+    wait_caught_up
+from test_recon_io_faults import forget_master
+
+FAULT_MAX = int(os.environ.get("RECON_MASTER_FAULT_MAX", "16"))
+FIRST = 4			# reads always failed before the stride
+PCACHE = "8"			# pages in each of the master's page caches
+COUNTED = re.compile(rb"testvfs: generation (\d+) counted (\d+) read")
+
+pytestmark = pytest.mark.skipif(not os.access(CRASH_BIN, os.X_OK),
+                                reason="no test build: make "
+                                "build/crash/mailrepd")
+
+
+def reads_at(total):
+    """The N to fail of a run that reads total times: every one when
+    FAULT_MAX is 0 or total is small, else the first FIRST and a stride
+    over the rest."""
+    if FAULT_MAX <= 0 or total <= FAULT_MAX:
+        return list(range(1, total + 1))
+    first = min(FIRST, FAULT_MAX // 2)
+    stride = (total - first) / (FAULT_MAX - first)
+    return sorted(set(list(range(1, first + 1)) +
+                      [first + 1 + int(i * stride)
+                       for i in range(FAULT_MAX - first)]))
+
+
+def held(data):
+    """Every message as (user, mailbox name, guid), counted: what the
+    store holds, whatever UIDs it gave."""
+    return Counter(store_rows(
+        data, "SELECT u.name, mb.name, hex(b.guid) FROM message m "
+        "JOIN blob b ON b.id = m.blob_id "
+        "JOIN mailbox mb ON mb.id = m.mailbox_id "
+        "JOIN user u ON u.id = mb.user_id"))
+
+
+def imap(node, *commands):
+    """alice's IMAP session on node runs commands, each must be OK."""
+    c = IMAPRaw(node.imap_port)
+    try:
+        c.login("alice")
+        for command in commands:
+            c.ok(command)
+        c.ok("LOGOUT")
+    finally:
+        c.close()
+
+
+def counted(node, gen):
+    """The reads the VFS counted in generation gen, once it ended (the
+    hook is off): a session wakes the server's loop until it says so."""
+    end = time.monotonic() + 20
+    while time.monotonic() < end:
+        for m in COUNTED.finditer(node.log.read_bytes()):
+            if int(m.group(1)) == gen:
+                return int(m.group(2))
+        with LMTPClient(node.port, timeout=5) as c:
+            c.cmd("QUIT", "221 ")
+        imap(node, "SELECT INBOX")
+        time.sleep(0.05)
+    raise AssertionError("generation %d never counted" % gen)
+
+
+def diverged(tmp_path, master, replica, net, link):
+    """Brings replica level with master, then has each take changes
+    the other lacks (see the module's comment); both stopped."""
+    for i in range(3):
+        deliver_to(master, "m%dx" % i)
+    imap(master, "CREATE Keep", "CREATE Gone", "CREATE Gone2",
+         "CREATE Ren", "SELECT INBOX", "UID COPY 1:* Keep",
+         "UID COPY 1:* Gone", "UID COPY 1:2 Gone2", "UID COPY 3 Ren")
+    net.heal(link)
+    replica.start()
+    assert wait_caught_up(master, replica, 30)
+    assert_follows(master, replica, "the first reconciliation")
+    stop_clean(replica, "replica")
+    # The replica on its own, as an old master after a hard failover.
+    alone = FaultServer(replica.tmp, replica.data, [])
+    alone.start()
+    deliver_to(alone, "local", rcpts=("alice",))
+    imap(alone, "CREATE LocalOnly", "SELECT INBOX",
+         "UID COPY 4 LocalOnly", "UID COPY 4 Gone", "RENAME Keep KeepR")
+    stop_clean(alone, "the replica on its own")
+    # The master meanwhile.
+    deliver_to(master, "later")
+    imap(master, "SELECT INBOX", "UID STORE 1 +FLAGS (\\Deleted)",
+         "UID EXPUNGE 1", "UID STORE 2 +FLAGS (\\Flagged)",
+         "SUBSCRIBE Gone2", "DELETE Gone", "DELETE Gone2",
+         "RENAME Ren Ren2")
+
+
+def test_read_faults_on_the_master_in_a_diverged_reconciliation(
+        tmp_path, template_data):
+    secret = tmp_path / "repl.secret"
+    secret.write_text("b7" * 32 + "\n")
+    secret.chmod(0o600)
+    repl_port = free_port()
+    mdir, rdir = tmp_path / "master", tmp_path / "replica"
+    mdir.mkdir()
+    rdir.mkdir()
+    shutil.copytree(template_data, mdir / "data")
+    net = Network()
+    link = net.add("replica0")
+    link.target = repl_port
+    net.set(link, "cut")
+    master = FaultServer(mdir, mdir / "data", args=[
+        "--repl-listen", "%s:%d" % (HOST, repl_port),
+        "--repl-secret-file", str(secret)])
+    master.env["MAILREPD_VFS_PCACHE"] = PCACHE
+    replica = FaultServer(rdir, rdir / "data", args=[
+        "--replicate-from", "%s:%d" % (HOST, link.port),
+        "--repl-secret-file", str(secret), "--name", "replica0"])
+    msnap, rsnap = tmp_path / "msnap", tmp_path / "rsnap"
+    master.start()
+    runs = hit_runs = 0
+    want = None
+    try:
+        diverged(tmp_path, master, replica, net, link)
+        stop_clean(master, "master")
+        shutil.copytree(master.data, msnap)
+        shutil.copytree(replica.data, rsnap)
+        ns = [10 ** 9]			# first, counting the reads
+        while runs < len(ns):
+            n = ns[runs]
+            net.set(link, "cut")
+            for node, snap in ((master, msnap), (replica, rsnap)):
+                shutil.rmtree(node.data)
+                shutil.copytree(snap, node.data)
+            forget_master(replica.data)
+            master.start()
+            replica.start()
+            master.arm("read", n, "ioerr")
+            net.heal(link)
+            caught = wait_caught_up(master, replica, 10, master.injected)
+            hit = master.injected()
+            gen = master.gen
+            master.disarm()
+            what = "master reconciling with read #%d failing" % n
+            reconciled_after_fault(master, replica, master, caught, what)
+            got = held(master.data)
+            if runs == 0:
+                assert not hit
+                total = counted(master, gen)
+                ns += reads_at(total)
+                want = got
+                # What each side alone held is on the master now.
+                subjects = store_rows(master.data,
+                                      "SELECT subject FROM blob")
+                assert ("local",) in subjects and ("later",) in subjects
+            assert got == want, "%s: %r" % (what, got - want or want - got)
+            stop_clean(master, "master")
+            check_clean(master.data)
+            runs += 1
+            hit_runs += hit
+            print("%s: %s" % (what, "hit" if hit else "not reached"))
+    finally:
+        master.disarm()
+        net.close()
+        replica.stop()
+        master.stop()
+    assert hit_runs == runs - 1, "a read fault never reached"
+    print("master reconciliation: %d reads, %d fault runs" % (
+        total, runs - 1))
