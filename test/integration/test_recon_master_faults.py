@@ -127,19 +127,21 @@ def diverged(master, replica, net, link):
          "RENAME Ren Ren2")
 
 
-@pytest.mark.parametrize("op", ["read", "sync"])
-def test_faults_on_the_master_in_a_diverged_reconciliation(
-        tmp_path, template_data, op):
-    """read: a look-up fails.  sync: a group commit fails, and with it
-    what the reconciliation changed on the master in that loop
-    iteration (a mailbox adopted or made again, a UIDNEXT raised, a
-    copy renumbered): the reconciliation must not go on as if they
-    stood (it did: the replica pushed its copy of a message in the
+@pytest.mark.parametrize("side,op", [("master", "read"), ("master", "sync"),
+                                     ("replica", "read")])
+def test_faults_in_a_diverged_reconciliation(tmp_path, template_data, side,
+                                             op):
+    """The master's read: a look-up fails.  Its sync: a group commit
+    fails, and with it what the reconciliation changed on the master in
+    that loop iteration (a mailbox adopted or made again, a UIDNEXT
+    raised, a copy renumbered): the reconciliation must not go on as if
+    they stood (it did: the replica pushed its copy of a message in the
     revived mailbox every few seconds for ever, the master answering
-    "not found")."""
+    "not found").  The replica's read: its inventory, the chunks it
+    lists, the conflicts it meets."""
     master, replica, net, link = fault_pair(tmp_path, template_data)
     net.set(link, "cut")
-    master.env["MAILREPD_VFS_PCACHE"] = PCACHE
+    faulty = master if side == "master" else replica
     msnap, rsnap = tmp_path / "msnap", tmp_path / "rsnap"
     master.start()
     runs = hit_runs = 0
@@ -149,7 +151,8 @@ def test_faults_on_the_master_in_a_diverged_reconciliation(
         stop_clean(master, "master")
         shutil.copytree(master.data, msnap)
         shutil.copytree(replica.data, rsnap)
-        ns = [10 ** 9]			# first, counting the reads
+        faulty.env["MAILREPD_VFS_PCACHE"] = PCACHE
+        ns = [10 ** 9]			# first, counting the operations
         while runs < len(ns):
             n = ns[runs]
             net.set(link, "cut")
@@ -159,19 +162,20 @@ def test_faults_on_the_master_in_a_diverged_reconciliation(
             forget_master(replica.data)
             master.start()
             replica.start()
-            master.arm(op, n, "ioerr")
+            faulty.arm(op, n, "ioerr")
             net.heal(link)
-            caught = wait_caught_up(master, replica, 10, master.injected)
-            hit = master.injected()
-            gen = master.gen
-            master.disarm()
-            what = "master reconciling with %s #%d failing" % (op, n)
-            reconciled_after_fault(master, replica, master, caught, what)
+            caught = wait_caught_up(master, replica, 10, faulty.injected)
+            hit = faulty.injected()
+            gen = faulty.gen
+            faulty.disarm()
+            what = "%s reconciling with %s #%d failing" % (side, op, n)
+            if runs == 0:
+                assert not hit and caught, what
+                total = counted(faulty, gen)
+                ns += reads_at(total)
+            reconciled_after_fault(master, replica, faulty, caught, what)
             got = held(master.data)
             if runs == 0:
-                assert not hit
-                total = counted(master, gen)
-                ns += reads_at(total)
                 want = got
                 # What each side alone held is on the master now.
                 subjects = store_rows(master.data,
@@ -184,10 +188,10 @@ def test_faults_on_the_master_in_a_diverged_reconciliation(
             hit_runs += hit
             print("%s: %s" % (what, "hit" if hit else "not reached"))
     finally:
-        master.disarm()
+        faulty.disarm()
         net.close()
         replica.stop()
         master.stop()
     assert hit_runs * 2 >= runs - 1, "few faults reached"
-    print("master reconciliation: %d %ss, %d fault runs" % (
-        total, op, runs - 1))
+    print("%s in the reconciliation: %d %ss, %d fault runs" % (
+        side, total, op, runs - 1))
