@@ -475,12 +475,13 @@ replica_connect(struct server *srv)
 {
 	const char	*spec = repl.from;
 	struct addrinfo	 hints, *ai = NULL;
-	char		 host[256], *colon;
+	char		 host[SYNC_UPSTREAM_MAX + 1], *colon;
 	int		 fd, rc;
 
 	snprintf(host, sizeof(host), "%s", spec);
-	if ((colon = strrchr(host, ':')) == NULL)
-		return;
+	/* sync_setup() and sync_demote() took only a HOST:PORT. */
+	colon = strrchr(host, ':');
+	assert(colon != NULL);
 	*colon = '\0';
 	if (host[0] == '[' && colon > host && colon[-1] == ']') {
 		colon[-1] = '\0';
