@@ -351,6 +351,7 @@ replica_pull(struct session *s, struct chan *c, const uint8_t *p, size_t n)
 {
 	struct store_conflict	 k;
 	struct store_mailbox	 mb;
+	enum store_err		 err;
 
 	(void)c;
 	if (n != MAILBOX_ID_LEN + 4 + GUID_LEN) {
@@ -362,12 +363,23 @@ replica_pull(struct session *s, struct chan *c, const uint8_t *p, size_t n)
 	k.uid = get32(p + MAILBOX_ID_LEN);
 	memcpy(k.local_guid, p + MAILBOX_ID_LEN + 4, GUID_LEN);
 	snprintf(k.op, sizeof(k.op), "message.local");
-	if (store_mailbox_by_uniqueid(s->srv->store, k.mailbox, &mb,
-	    k.user) != STORE_OK)
+	/*
+	 * A mailbox gone has nothing to keep.  A PULL not recorded is a
+	 * copy never pushed: on a store error the link ends, and the
+	 * master asks again when it reconciles again.
+	 */
+	if ((err = store_mailbox_by_uniqueid(s->srv->store, k.mailbox, &mb,
+	    k.user)) != STORE_OK) {
+		if (err != STORE_NOTFOUND)
+			session_close(s);
 		return;
+	}
 	snprintf(k.mailbox_name, sizeof(k.mailbox_name), "%s", mb.name);
-	if (store_conflict_add(s->srv->store, &k) == STORE_OK)
+	if ((err = store_conflict_add(s->srv->store, &k)) == STORE_OK) {
 		conflict_notify(s, &k);
+		session_wrote(s);	/* undone by the commit: replica_input */
+	} else if (err != STORE_EXISTS)
+		session_close(s);
 }
 
 /*
@@ -500,15 +512,20 @@ push_start(struct session *s, struct chan *c, const struct store_conflict *k)
 	struct wr		 w = { out, 0, sizeof(out), 0 };
 	uint64_t		 size;
 	size_t			 i;
+	enum store_err		 err;
 
 	for (i = 0; i < sizeof(conflict_asks) / sizeof(*conflict_asks); i++)
 		if (strcmp(k->op, conflict_asks[i].op) == 0) {
 			conflict_asks[i].ask(s, k);
 			return -1;
 		}
-	if (store_mailbox_by_uniqueid(st, k->mailbox, &mb, user) !=
-	    STORE_OK || store_message_get(st, mb.id, k->uid, &m) !=
-	    STORE_OK || memcmp(m.guid, k->local_guid, GUID_LEN) != 0) {
+	if ((err = store_mailbox_by_uniqueid(st, k->mailbox, &mb, user)) ==
+	    STORE_OK)
+		err = store_message_get(st, mb.id, k->uid, &m);
+	if (err != STORE_OK && err != STORE_NOTFOUND)
+		return -1;	/* not known: the next round asks again */
+	if (err == STORE_NOTFOUND || memcmp(m.guid, k->local_guid,
+	    GUID_LEN) != 0) {
 		/* The copy is gone from here: nothing left to keep. */
 		(void)store_conflict_set_state(st, k->id, CONFLICT_RESOLVED);
 		return -1;
