@@ -735,6 +735,7 @@ t_time64(sqlite3_vfs *vfs, sqlite3_int64 *out)
 /*
  * MAILREPD_VFS_PCACHE: SQLite's page cache, its size capped.  Only the
  * size a cache is given changes; SQLite's own cache does the rest.
+ * A new cache starts at the cap.
  */
 static sqlite3_pcache *
 pc_create(int page, int extra, int purgeable)
@@ -746,6 +747,7 @@ pc_create(int page, int extra, int purgeable)
 	return p;
 }
 
+/* A connection's cache_size, never above the cap. */
 static void
 pc_cachesize(sqlite3_pcache *p, int n)
 {

@@ -20,8 +20,8 @@ there, and never adds one twice.
 The same with the master's syncs failing: each group commit of the
 reconciliation fails in turn.
 
-RECON_MASTER_FAULT_MAX runs at most (default 16: the first reads, then
-a stride over the rest of a clean run's reads); 0 runs every N.
+RECON_MASTER_FAULT_MAX runs at most (default 40: the first two, then a
+stride over the rest of a clean run's operations); 0 runs every N.
 """
 import os
 import re
@@ -39,8 +39,8 @@ from test_io_faults import FaultServer, assert_follows, check_clean, \
     wait_caught_up
 from test_recon_io_faults import fault_pair, forget_master
 
-FAULT_MAX = int(os.environ.get("RECON_MASTER_FAULT_MAX", "16"))
-FIRST = 4			# reads always failed before the stride
+FAULT_MAX = int(os.environ.get("RECON_MASTER_FAULT_MAX", "40"))
+FIRST = 2			# operations always failed before the stride
 PCACHE = "8"			# pages in each of the master's page caches
 COUNTED = re.compile(rb"testvfs: generation (\d+) counted (\d+) ")
 
