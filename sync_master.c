@@ -176,9 +176,15 @@ master_send(struct session *s)
 			return;
 		}
 		has_body = 0;
-		if (rec_kind(c->rec.type)->body &&
-		    c->rec.has_guid && store_blob_open(st, c->rec.guid,
-		    &c->body, &size) == STORE_OK) {
+		err = rec_kind(c->rec.type)->body && c->rec.has_guid ?
+		    store_blob_open(st, c->rec.guid, &c->body, &size) :
+		    STORE_NOTFOUND;
+		if (err != STORE_OK && err != STORE_NOTFOUND) {
+			/* Sent without it, the replica would lack it. */
+			session_close(s);
+			return;
+		}
+		if (err == STORE_OK) {
 			has_body = 1;
 			c->body_size = size;
 			c->body_off = 0;
