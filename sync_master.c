@@ -110,7 +110,7 @@ master_end_batch(struct session *s, struct chan *c)
  * open (it could still roll back); s->resume brings us back.
  */
 static void
-master_produce(struct session *s)
+master_send(struct session *s)
 {
 	struct chan	*c = chan_of(s);
 	struct store	*st = s->srv->store;
@@ -176,9 +176,15 @@ master_produce(struct session *s)
 			return;
 		}
 		has_body = 0;
-		if (rec_kind(c->rec.type)->body &&
-		    c->rec.has_guid && store_blob_open(st, c->rec.guid,
-		    &c->body, &size) == STORE_OK) {
+		err = rec_kind(c->rec.type)->body && c->rec.has_guid ?
+		    store_blob_open(st, c->rec.guid, &c->body, &size) :
+		    STORE_NOTFOUND;
+		if (err != STORE_OK && err != STORE_NOTFOUND) {
+			/* Sent without it, the replica would lack it. */
+			session_close(s);
+			return;
+		}
+		if (err == STORE_OK) {
 			has_body = 1;
 			c->body_size = size;
 			c->body_off = 0;
@@ -200,6 +206,40 @@ master_produce(struct session *s)
 		c->batch_bytes += size;
 	}
 	s->resume = 1;
+}
+
+/*
+ * A reconciliation's own changes (a UIDNEXT raised, a mailbox adopted,
+ * made again or renamed, a copy renumbered) ride on the loop's group
+ * commit, and what it sends and plans next stands on them.  Should that
+ * commit fail (s->lost), they are undone: the reconciliation ends, and
+ * the replica, which committed nothing of it as its position, comes
+ * back and reconciles again.  1 when it ended.
+ */
+static int
+master_recon_lost(struct session *s, struct chan *c)
+{
+	if (c->state != CH_RECONCILE || s->lost == STORE_OK)
+		return 0;
+	log_warn("sync.reconcile.lost", "name=%s peer=%s msg=%s",
+	    log_quote(c->name), s->peer, log_quote("a group commit of its "
+	    "changes failed: the replica reconciles again"));
+	session_close(s);
+	return 1;
+}
+
+/* master_send(), unless a reconciliation lost its changes; marks its own. */
+static void
+master_produce(struct session *s)
+{
+	struct chan	*c = chan_of(s);
+
+	if (master_recon_lost(s, c))
+		return;
+	master_send(s);
+	if (c->state == CH_RECONCILE && s->io == SESSION_OPEN &&
+	    store_txn_open(s->srv->store))
+		session_wrote(s);
 }
 
 /* Whether this node follows the node `id` (as a replica, now). */
@@ -396,6 +436,8 @@ master_input(struct session *s)
 	int64_t			 ack;
 	int			 k, deferred = 0;
 
+	if (master_recon_lost(s, c))
+		return;
 	while (s->io == SESSION_OPEN &&
 	    chan_next(s, &type, &p, &n, &total) == 1) {
 		/*

@@ -670,7 +670,8 @@ recon_message(struct session *s, struct chan *c, struct recon_action *a)
  * name stays on the replica, left to its master.  Returns 1 when the
  * names are the same now, or the replica's is left; 0 when this
  * master's name stands (it is the newer, or the replica's is taken
- * here by another mailbox).
+ * here by another mailbox); -1 when the look-up of that name failed
+ * (the comparison fails rather than overwrite the newer name).
  */
 static int
 recon_adopt_name(struct session *s, struct recon *r,
@@ -689,10 +690,11 @@ recon_adopt_name(struct session *s, struct recon *r,
 		    log_quote(peer->name));
 		return 1;
 	}
-	if (peer->named <= r->mb.named ||
-	    store_mailbox_get(st, r->mb_user, peer->name, &other) !=
-	    STORE_NOTFOUND)
+	if (peer->named <= r->mb.named)
 		return 0;
+	if ((err = store_mailbox_get(st, r->mb_user, peer->name, &other)) !=
+	    STORE_NOTFOUND)
+		return err == STORE_OK ? 0 : -1;	/* taken, or not known */
 	err = store_apply_mailbox_rename(st, r->mb.uniqueid, peer->name,
 	    peer->named, &what);
 	log_warn("sync.reconcile.rename", "peer=%s user=%s mailbox=%s to=%s "
@@ -718,6 +720,7 @@ recon_open_mailbox(struct session *s, struct recon *r)
 	struct inv_mailbox	 key = { 0 }, *peer;
 	uint8_t			 digest[GUID_LEN];
 	enum store_err		 err;
+	int			 adopted;
 
 	if ((err = store_mailbox_by_uniqueid(s->srv->store, r->mboxes[r->mb_i],
 	    &r->mb, r->mb_user)) != STORE_OK)
@@ -732,8 +735,12 @@ recon_open_mailbox(struct session *s, struct recon *r)
 	/* A new UIDVALIDITY (a restored master's) goes as a create too. */
 	r->need_create = peer == NULL || peer->uidvalidity !=
 	    r->mb.uidvalidity;
-	r->need_rename = peer != NULL && strcmp(peer->name, r->mb.name) != 0 &&
-	    !recon_adopt_name(s, r, peer);
+	r->need_rename = 0;
+	if (peer != NULL && strcmp(peer->name, r->mb.name) != 0) {
+		if ((adopted = recon_adopt_name(s, r, peer)) < 0)
+			return -1;
+		r->need_rename = !adopted;
+	}
 	/*
 	 * The name's subscription is the master's.  A create only ever
 	 * subscribes: an unsubscribed mailbox made there also goes with

@@ -364,18 +364,21 @@ replica_pull(struct session *s, struct chan *c, const uint8_t *p, size_t n)
 	memcpy(k.local_guid, p + MAILBOX_ID_LEN + 4, GUID_LEN);
 	snprintf(k.op, sizeof(k.op), "message.local");
 	/*
-	 * Not recorded, the message would stay here alone, the
-	 * reconciliation done: a store that fails ends the link, and the
-	 * next reconciliation asks again.
+	 * A mailbox gone has nothing to keep.  A PULL not recorded is a
+	 * copy never pushed: on a store error the link ends, and the
+	 * master asks again when it reconciles again.
 	 */
 	if ((err = store_mailbox_by_uniqueid(s->srv->store, k.mailbox, &mb,
-	    k.user)) == STORE_OK) {
-		snprintf(k.mailbox_name, sizeof(k.mailbox_name), "%s",
-		    mb.name);
-		if ((err = store_conflict_add(s->srv->store, &k)) == STORE_OK)
-			conflict_notify(s, &k);
+	    k.user)) != STORE_OK) {
+		if (err != STORE_NOTFOUND)
+			session_close(s);
+		return;
 	}
-	if (err != STORE_OK && err != STORE_NOTFOUND && err != STORE_EXISTS)
+	snprintf(k.mailbox_name, sizeof(k.mailbox_name), "%s", mb.name);
+	if ((err = store_conflict_add(s->srv->store, &k)) == STORE_OK) {
+		conflict_notify(s, &k);
+		session_wrote(s);	/* undone by the commit: replica_input */
+	} else if (err != STORE_EXISTS)
 		session_close(s);
 }
 
@@ -520,17 +523,16 @@ push_start(struct session *s, struct chan *c, const struct store_conflict *k)
 			return -1;
 		}
 	if ((err = store_mailbox_by_uniqueid(st, k->mailbox, &mb, user)) ==
-	    STORE_OK && (err = store_message_get(st, mb.id, k->uid, &m)) ==
-	    STORE_OK && memcmp(m.guid, k->local_guid, GUID_LEN) != 0)
-		err = STORE_NOTFOUND;
-	if (err == STORE_NOTFOUND) {
+	    STORE_OK)
+		err = store_message_get(st, mb.id, k->uid, &m);
+	if (err != STORE_OK && err != STORE_NOTFOUND)
+		return -1;	/* not known: the next round asks again */
+	if (err == STORE_NOTFOUND || memcmp(m.guid, k->local_guid,
+	    GUID_LEN) != 0) {
 		/* The copy is gone from here: nothing left to keep. */
 		(void)store_conflict_set_state(st, k->id, CONFLICT_RESOLVED);
 		return -1;
 	}
-	/* Not known to be gone: it stays open, pushed on the next link. */
-	if (err != STORE_OK)
-		return -1;
 	wr_bytes(&w, k->mailbox, MAILBOX_ID_LEN);
 	wr_u64(&w, k->uid);
 	wr_bytes(&w, k->local_guid, GUID_LEN);

@@ -391,6 +391,17 @@ replica_input(struct session *s)
 	size_t		 n, total;
 	char		 why[128];
 
+	/*
+	 * A PULL's conflict (replica_pull) rides on the loop's group
+	 * commit: undone, its copy would never be pushed.  The link ends,
+	 * and the master asks again when it reconciles again.
+	 */
+	if (s->lost != STORE_OK) {
+		log_warn("sync.lost", "master=%s msg=%s", s->peer,
+		    log_quote("a group commit of a PULL failed: reconnecting"));
+		session_close(s);
+		return;
+	}
 	while (s->io == SESSION_OPEN &&
 	    chan_next(s, &type, &p, &n, &total) == 1) {
 		if (frame_waits_for_lock(s, c, type))
@@ -475,12 +486,13 @@ replica_connect(struct server *srv)
 {
 	const char	*spec = repl.from;
 	struct addrinfo	 hints, *ai = NULL;
-	char		 host[256], *colon;
+	char		 host[SYNC_UPSTREAM_MAX + 1], *colon;
 	int		 fd, rc;
 
 	snprintf(host, sizeof(host), "%s", spec);
-	if ((colon = strrchr(host, ':')) == NULL)
-		return;
+	/* sync_setup() and sync_demote() took only a HOST:PORT. */
+	colon = strrchr(host, ':');
+	assert(colon != NULL);
 	*colon = '\0';
 	if (host[0] == '[' && colon > host && colon[-1] == ']') {
 		colon[-1] = '\0';

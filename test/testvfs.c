@@ -34,7 +34,15 @@
  *				write, sync, truncate) counted from when
  *				generation GEN appeared, with ERR (ioerr or
  *				full); with "on" every later OP fails too.
- *				Each injected fault is logged on stderr.
+ *				Each injected fault is logged on stderr,
+ *				and so is the count of OP when its
+ *				generation ends (the file goes or a new
+ *				one comes): "generation GEN counted N OP".
+ *   MAILREPD_VFS_PCACHE=N	every page cache of SQLite's holds at most
+ *				N pages (however large the connection
+ *				asks for), so that reads of what was read
+ *				before reach this VFS, and its faults,
+ *				instead of coming from memory
  *
  * The power-loss model keeps, per file, a shadow of its content as of its
  * last sync and the set of 512-byte sectors written since.  A crash image
@@ -115,6 +123,9 @@ static struct {
 	enum fault_op	 fail_op;
 	long		 fail_at, op_count[NOPS];
 	int		 fail_err, fail_on;
+	int		 counting;	/* a generation is counting */
+	sqlite3_pcache_methods2 pcache;	/* SQLite's own page cache */
+	int		 pcache_max;	/* MAILREPD_VFS_PCACHE, or 0 */
 } T;
 
 static sqlite3_vfs tvfs;
@@ -383,17 +394,24 @@ fault_reload(void)
 	int	 i, n;
 
 	T.fail_at = 0;
-	if (T.faults == NULL || (f = fopen(T.faults, "r")) == NULL)
-		return;
-	n = fgets(line, sizeof(line), f) == NULL ? 0 : sscanf(line,
-	    "%ld %15s %ld %15s %7s", &gen, op, &at, err, on);
-	fclose(f);
+	n = 0;
+	if (T.faults != NULL && (f = fopen(T.faults, "r")) != NULL) {
+		n = fgets(line, sizeof(line), f) == NULL ? 0 : sscanf(line,
+		    "%ld %15s %ld %15s %7s", &gen, op, &at, err, on);
+		fclose(f);
+	}
 	for (i = 0; n >= 4 && i < NOPS && strcmp(op, op_names[i]) != 0; i++)
 		;
+	if (T.counting && (n < 4 || i == NOPS || gen != T.fault_gen)) {
+		fprintf(stderr, "testvfs: generation %ld counted %ld %s\n",
+		    T.fault_gen, T.op_count[T.fail_op], op_names[T.fail_op]);
+		T.counting = 0;
+	}
 	if (n < 4 || i == NOPS)
 		return;
 	if (gen != T.fault_gen)
 		memset(T.op_count, 0, sizeof(T.op_count));
+	T.counting = 1;
 	T.fault_gen = gen;
 	T.fail_op = (enum fault_op)i;
 	T.fail_at = at;
@@ -724,6 +742,51 @@ t_time64(sqlite3_vfs *vfs, sqlite3_int64 *out)
 	return T.real->xCurrentTimeInt64(T.real, out);
 }
 
+/*
+ * MAILREPD_VFS_PCACHE: SQLite's page cache, its size capped.  Only the
+ * size a cache is given changes; SQLite's own cache does the rest.
+ * A new cache starts at the cap.
+ */
+static sqlite3_pcache *
+pc_create(int page, int extra, int purgeable)
+{
+	sqlite3_pcache	*p = T.pcache.xCreate(page, extra, purgeable);
+
+	if (p != NULL)
+		T.pcache.xCachesize(p, T.pcache_max);
+	return p;
+}
+
+/* A connection's cache_size, never above the cap. */
+static void
+pc_cachesize(sqlite3_pcache *p, int n)
+{
+	T.pcache.xCachesize(p, n < T.pcache_max ? n : T.pcache_max);
+}
+
+/* Installs the capped page cache; SQLite must not have started yet. */
+static void
+pcache_cap(void)
+{
+	sqlite3_pcache_methods2	 capped;
+
+	if ((T.pcache_max = (int)env_long("MAILREPD_VFS_PCACHE", 0)) <= 0)
+		return;
+	if (sqlite3_config(SQLITE_CONFIG_GETPCACHE2, &T.pcache) !=
+	    SQLITE_OK) {
+		fprintf(stderr, "testvfs: no page cache to cap\n");
+		_exit(70);
+	}
+	capped = T.pcache;
+	capped.xCreate = pc_create;
+	capped.xCachesize = pc_cachesize;
+	if (sqlite3_config(SQLITE_CONFIG_PCACHE2, &capped) != SQLITE_OK) {
+		fprintf(stderr, "testvfs: SQLite started before its page "
+		    "cache could be capped\n");
+		_exit(70);
+	}
+}
+
 /* Reads the environment and makes this VFS SQLite's default. */
 __attribute__((constructor)) static void
 testvfs_init(void)
@@ -735,6 +798,7 @@ testvfs_init(void)
 	pthread_mutex_init(&T.lock, &attr);
 	pthread_mutexattr_destroy(&attr);
 	T.loop = pthread_self();
+	pcache_cap();
 	T.off_loop = env_long("MAILREPD_VFS_OFF_LOOP", 0) != 0;
 	T.real = sqlite3_vfs_find(NULL);
 	T.arm = getenv("MAILREPD_VFS_ARM");

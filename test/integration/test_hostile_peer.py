@@ -42,6 +42,31 @@ def bad_inflate(m):
     m.tls.send_frame(RECORD, b"\xff" * 40)
 
 
+# config.h's SYNC_MAX_ITEM: what one frame may inflate to, at most (a
+# master's DATA frame holds BLOB_CHUNK_SIZE, 64 KiB, of a body).
+MAX_ITEM = 64 * 1024 + 8192
+
+
+def body_in_one_chunk(m, size):
+    """A message whose body of size bytes comes in one DATA frame."""
+    body = b"z" * size
+    m.record("message.append", mailbox=m.mailbox, uid=2,
+             guid=hashlib.sha256(body).digest(), body_size=size)
+    m.tls.send_frame(DATA, m.z(body))
+
+
+def chunk_to_the_limit(m):
+    """A DATA frame that inflates to exactly SYNC_MAX_ITEM bytes: more
+    could have been cut off there, so it is refused like a longer one
+    (taken, the body would wait for the rest, or fail its GUID)."""
+    body_in_one_chunk(m, MAX_ITEM)
+
+
+def chunk_past_the_limit(m):
+    """A kilobyte that inflates to a megabyte (a zip bomb)."""
+    body_in_one_chunk(m, 1 << 20)
+
+
 def data_without_record(m):
     m.tls.send_frame(DATA, m.z(b"a body nobody announced\r\n"))
 
@@ -203,6 +228,8 @@ def bad_pull(m, hello):
 
 STREAM_CASES = [
     (bad_inflate, "bad stream frame"),
+    (chunk_to_the_limit, "bad stream frame"),
+    (chunk_past_the_limit, "bad stream frame"),
     (data_without_record, "bad stream frame"),
     (sequence_gap, "bad stream frame"),
     (oversize_batch, "bad stream frame"),

@@ -58,8 +58,10 @@ def forget_master(data):
         db.close()
 
 
-@pytest.mark.parametrize("side", ["replica", "master"])
-def test_io_faults_in_reconciliation(tmp_path, template_data, side):
+def fault_pair(tmp_path, template_data):
+    """A master and a replica of the test build (FaultServer), neither
+    started, the replica reaching the master through a proxy link
+    (jepsen_net): (master, replica, net, link)."""
     secret = tmp_path / "repl.secret"
     secret.write_text("a5" * 32 + "\n")
     secret.chmod(0o600)
@@ -73,10 +75,17 @@ def test_io_faults_in_reconciliation(tmp_path, template_data, side):
     link.target = repl_port
     master = FaultServer(mdir, mdir / "data", args=[
         "--repl-listen", "%s:%d" % (HOST, repl_port),
-        "--repl-secret-file", str(secret)]).start()
+        "--repl-secret-file", str(secret)])
     replica = FaultServer(rdir, rdir / "data", args=[
         "--replicate-from", "%s:%d" % (HOST, link.port),
         "--repl-secret-file", str(secret), "--name", "replica0"])
+    return master, replica, net, link
+
+
+@pytest.mark.parametrize("side", ["replica", "master"])
+def test_io_faults_in_reconciliation(tmp_path, template_data, side):
+    master, replica, net, link = fault_pair(tmp_path, template_data)
+    master.start()
     faulty = master if side == "master" else replica
     snapshot = tmp_path / "snapshot"
     runs = 0
