@@ -378,6 +378,10 @@ imap_view_keywords(struct session *s, struct imap_view *v,
 		put_flags_responses(s, v);
 }
 
+/*
+ * One message into the view SELECT loads (a store_message_flags()
+ * callback: uid, flags and keywords only).
+ */
 static int
 load_one(void *arg, const struct store_message *m)
 {
@@ -612,7 +616,7 @@ select_step(struct session *s, void *arg)
 	while (j->c.after < j->upto && !j->c.error &&
 	    imap_step_time_left(&b)) {
 		from = j->c.after;
-		if ((err = store_message_range(s->srv->store, j->c.v->mb.id,
+		if ((err = store_message_flags(s->srv->store, j->c.v->mb.id,
 		    from, j->upto, IMAP_STEP_MESSAGES, load_one, &j->c)) !=
 		    STORE_OK)
 			break;

@@ -275,6 +275,10 @@ static const char *const stmt_sql[NSTMT] = {
 	    "m.internaldate, 0, " MSG_SAVEDATE " FROM message m "
 	    "WHERE m.mailbox_id = ?1 AND m.uid > ?2 AND m.uid <= ?3 AND"
 	    MSG_SHOWN("m", "?1") "ORDER BY m.uid LIMIT ?4",
+	/* What a session's view of the mailbox holds (store_message_flags()) */
+	[S_MSG_FLAGS_RANGE] = "SELECT m.uid, m.flags, m.keywords FROM message m "
+	    "WHERE m.mailbox_id = ?1 AND m.uid > ?2 AND m.uid <= ?3 AND"
+	    MSG_SHOWN("m", "?1") "ORDER BY m.uid LIMIT ?4",
 	[S_EXPUNGED_GUID] = "SELECT guid FROM expunged WHERE mailbox = ?1 "
 	    "AND uid = ?2",
 	[S_MBOX_GONE_GET] = "SELECT 1 FROM mailbox_gone WHERE uniqueid = ?1",

@@ -795,6 +795,15 @@ enum store_err	store_message_rows(struct store *, int64_t mailbox_id,
 		    uint32_t after, uint32_t upto, int limit,
 		    int (*cb)(void *, const struct store_message *), void *arg);
 /*
+ * store_message_rows() reading only what a session's view of the
+ * mailbox needs (SELECT reads every message): each one's uid, flags and
+ * keywords, the rest zero.  Its table's row alone, a few dozen bytes:
+ * no blob row, no other column decoded.
+ */
+enum store_err	store_message_flags(struct store *, int64_t mailbox_id,
+		    uint32_t after, uint32_t upto, int limit,
+		    int (*cb)(void *, const struct store_message *), void *arg);
+/*
  * Why an expunged uid went (its tombstone's reason) to *reason; CLIENT
  * when no tombstone says.  A failed look-up is an error, never CLIENT.
  */
