@@ -16,6 +16,7 @@
  * message above it claims it.  The table is memory only: after a restart
  * messages are new once more, which errs on the side of showing mail.
  */
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -99,13 +100,17 @@ void
 imap_view_own_change(struct imap_view *v, uint64_t modseq, uint32_t uid)
 {
 	struct imap_view_own	*grown;
+	size_t			 cap;
 
+	/* each change has a MODSEQ of its own, above those before it */
+	assert(v->nown == 0 || modseq > v->own[v->nown - 1].modseq);
 	if (v->nown == v->capown) {
-		v->capown = v->capown ? v->capown * 2 : 16;
-		if ((grown = reallocarray(v->own, v->capown,
-		    sizeof(*grown))) == NULL)
+		cap = v->capown ? v->capown * 2 : 16;
+		if ((grown = reallocarray(v->own, cap, sizeof(*grown))) ==
+		    NULL)
 			return;		/* the change is reported twice */
 		v->own = grown;
+		v->capown = cap;
 	}
 	v->own[v->nown].modseq = modseq;
 	v->own[v->nown++].uid = uid;
@@ -127,6 +132,21 @@ view_is_own(const struct imap_view *v, uint64_t modseq)
 			hi = mid;
 	}
 	return 0;
+}
+
+/*
+ * Whether every change up to `modseq` since the view's is this
+ * session's own: each MODSEQ between is one of own (distinct, sorted),
+ * so no other change, delivery or expunge came between.  Then nothing
+ * needs to be read back: after a STORE 1:* on 100,000 messages, that
+ * read was 100,000 rows in one iteration of the loop.
+ */
+static int
+view_all_own(const struct imap_view *v, uint64_t modseq)
+{
+	return v->nown > 0 && v->own[0].modseq > v->modseq &&
+	    v->own[v->nown - 1].modseq == modseq &&
+	    modseq - v->modseq == v->nown;
 }
 
 /*
@@ -246,6 +266,7 @@ imap_sync(struct session *s, int allow_expunge)
 	uint32_t		 uidnext;
 	uint64_t		 modseq;
 	enum store_err		 err;
+	size_t			 i;
 
 	err = store_mailbox_state(s->srv->store, &v->mb, &uidnext, &modseq);
 	if (err == STORE_NOTFOUND) {
@@ -255,7 +276,13 @@ imap_sync(struct session *s, int allow_expunge)
 	}
 	if (err != STORE_OK)
 		return;
-	if (modseq > v->modseq || uidnext != v->uidnext) {
+	if (uidnext == v->uidnext && view_all_own(v, modseq)) {
+		/* an updating search hears of this session's own changes */
+		for (i = 0; i < v->nown; i++)
+			imap_context_changed(v, v->own[i].uid);
+		v->modseq = modseq;
+		v->nown = 0;
+	} else if (modseq > v->modseq || uidnext != v->uidnext) {
 		memset(&c, 0, sizeof(c));
 		c.s = s;
 		c.v = v;

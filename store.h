@@ -438,7 +438,10 @@ int		store_copy_sweep(struct store *);
  */
 int64_t		store_replog_shippable(struct store *);
 
-/* Messages whose MODSEQ is above `since`, in UID order (CONDSTORE). */
+/*
+ * Messages whose MODSEQ is above `since`, in UID order (CONDSTORE),
+ * without their blob's columns (guid zero, size 0): the flags changed.
+ */
 enum store_err	store_message_changes(struct store *, int64_t mailbox_id,
 		    uint64_t since, int (*cb)(void *,
 		    const struct store_message *), void *arg);
