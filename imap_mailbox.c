@@ -16,7 +16,6 @@
  * message above it claims it.  The table is memory only: after a restart
  * messages are new once more, which errs on the side of showing mail.
  */
-#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -102,8 +101,9 @@ imap_view_own_change(struct imap_view *v, uint64_t modseq, uint32_t uid)
 	struct imap_view_own	*grown;
 	size_t			 cap;
 
-	/* each change has a MODSEQ of its own, above those before it */
-	assert(v->nown == 0 || modseq > v->own[v->nown - 1].modseq);
+	/* a failed group commit gives its MODSEQs out again: unsorted */
+	if (v->nown > 0 && modseq <= v->own[v->nown - 1].modseq)
+		v->own_unsorted = 1;
 	if (v->nown == v->capown) {
 		cap = v->capown ? v->capown * 2 : 16;
 		if ((grown = reallocarray(v->own, cap, sizeof(*grown))) ==
@@ -144,7 +144,8 @@ view_is_own(const struct imap_view *v, uint64_t modseq)
 static int
 view_all_own(const struct imap_view *v, uint64_t modseq)
 {
-	return v->nown > 0 && v->own[0].modseq > v->modseq &&
+	return !v->own_unsorted && v->nown > 0 &&
+	    v->own[0].modseq > v->modseq &&
 	    v->own[v->nown - 1].modseq == modseq &&
 	    modseq - v->modseq == v->nown;
 }
@@ -282,6 +283,7 @@ imap_sync(struct session *s, int allow_expunge)
 			imap_context_changed(v, v->own[i].uid);
 		v->modseq = modseq;
 		v->nown = 0;
+		v->own_unsorted = 0;
 	} else if (modseq > v->modseq || uidnext != v->uidnext) {
 		memset(&c, 0, sizeof(c));
 		c.s = s;
@@ -308,6 +310,7 @@ imap_sync(struct session *s, int allow_expunge)
 		v->modseq = modseq;
 		v->uidnext = uidnext;
 		v->nown = 0;
+		v->own_unsorted = 0;
 	}
 	if (allow_expunge && v->gone > 0)
 		imap_view_drop_gone(s, v, 0);
@@ -328,6 +331,7 @@ imap_view_rolled_back(struct session *s)
 	c.s = s;
 	c.v = v;
 	v->nown = 0;		/* sync_changed() skips none of them now */
+	v->own_unsorted = 0;
 	for (i = 0; i < n; i++)
 		if (store_message_get(s->srv->store, v->mb.id, v->own[i].uid,
 		    &m) == STORE_OK)

@@ -85,6 +85,7 @@ struct imap_view {
 	uint32_t		 uidnext;	/* UIDs below were looked at */
 	struct imap_view_own	*own;		/* changes this session made */
 	size_t			 nown, capown;
+	int			 own_unsorted;	/* a MODSEQ came twice */
 	/* SEARCHRES (RFC 5182): "$", the UIDs SEARCH RETURN (SAVE) kept
 	   (resolved); NULL, empty, until one does and after one fails */
 	struct imap_seqset	*saved;
