@@ -151,7 +151,6 @@ imap_step_next(struct session *s, struct imap_step_budget *b,
 		return 0;
 	if ((*seq = imap_view_walk_next(w, imap_of(s)->view)) == 0)
 		return -1;
-	b->done++;
 	return 1;
 }
 

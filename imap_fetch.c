@@ -98,7 +98,7 @@ meta_complete(const struct store_meta *meta, unsigned what)
 static int
 rows_add(void *arg, const struct store_message *m)
 {
-	struct fetch_rows	*r = arg;
+	struct imap_rows	*r = arg;
 	const char		*kw = m->keywords != NULL ? m->keywords : "";
 	size_t			 len = strlen(kw) + 1, cap;
 	char			*p;
@@ -121,15 +121,9 @@ rows_add(void *arg, const struct store_message *m)
 	return r->n == FETCH_ROW_BATCH;
 }
 
-/*
- * The row of message uid from the read-ahead, which is read from uid
- * on when it does not cover uid.  Returns 1 with *m set (its keywords
- * in the read-ahead), 0 when the message is gone (expunged elsewhere),
- * or -1 when the rows cannot be read so: then it is read alone.
- */
-static int
-rows_find(struct store *st, const struct imap_view *v, struct fetch_rows *r,
-    uint32_t uid, struct store_message *m)
+int
+imap_rows_find(struct store *st, const struct imap_view *v,
+    struct imap_rows *r, uint32_t uid, uint32_t upto, struct store_message *m)
 {
 	size_t	 lo = 0, hi, mid;
 
@@ -137,7 +131,7 @@ rows_find(struct store *st, const struct imap_view *v, struct fetch_rows *r,
 		r->n = r->kwlen = 0;
 		r->failed = 0;
 		r->after = uid - 1;
-		r->upto = imap_view_last_uid(v);
+		r->upto = upto;
 		if (store_message_rows(st, v->mb.id, r->after, r->upto,
 		    FETCH_ROW_BATCH, rows_add, r) != STORE_OK || r->failed)
 			return -1;
@@ -178,8 +172,8 @@ msg_load(struct session *s, struct fetch_job *j, uint32_t seq)
 
 	fm->seq = seq;
 	fm->seen_set = 0;
-	if (j->rows_only && (found = rows_find(st, v, &j->rows, uid,
-	    &fm->m)) >= 0)
+	if (j->rows_only && (found = imap_rows_find(st, v, &j->rows, uid,
+	    imap_view_last_uid(v), &fm->m)) >= 0)
 		j->err = found ? STORE_OK : STORE_NOTFOUND;
 	/* The row and the MIME data in one look-up, but for CHANGEDSINCE. */
 	else if (j->need_meta && !j->changedsince) {

@@ -105,24 +105,6 @@ struct fetch_msg {
 	struct binary			 bin;
 };
 
-/*
- * The rows of the messages with UIDs in (after, upto], read ahead when
- * every item comes from the message row (FLAGS, UID, MODSEQ, the
- * dates): one range look-up for FETCH_ROW_BATCH messages where each
- * would cost one of its own, and their blobs never read.  They belong
- * to one step's snapshot and are read again in the next.
- */
-struct fetch_rows {
-	struct store_message	 m[FETCH_ROW_BATCH];	/* ascending UIDs */
-	size_t			 kw[FETCH_ROW_BATCH];	/* in kwbuf */
-	char			*kwbuf;			/* their keywords */
-	size_t			 kwlen, kwcap;
-	size_t			 n;
-	uint32_t		 after, upto;
-	int			 valid;
-	int			 failed;		/* no memory */
-};
-
 struct fetch_job {
 	/* the items asked for, and the MODSEQ that CHANGEDSINCE implies */
 	struct fetch_item	 items[IMAP_MAX_FETCH_ITEMS + 1];
@@ -134,7 +116,7 @@ struct fetch_job {
 	int			 seen;		/* some item sets \Seen */
 	unsigned		 need_meta;	/* STORE_META_* to load */
 	int			 rows_only;	/* items of the row alone */
-	struct fetch_rows	 rows;		/* read ahead for them */
+	struct imap_rows	 rows;		/* read ahead for them */
 	int			 changedsince;
 	int			 vanished;	/* VANISHED (QRESYNC) */
 	uint64_t		 since;

@@ -99,13 +99,18 @@ void
 imap_view_own_change(struct imap_view *v, uint64_t modseq, uint32_t uid)
 {
 	struct imap_view_own	*grown;
+	size_t			 cap;
 
+	/* a failed group commit gives its MODSEQs out again: unsorted */
+	if (v->nown > 0 && modseq <= v->own[v->nown - 1].modseq)
+		v->own_unsorted = 1;
 	if (v->nown == v->capown) {
-		v->capown = v->capown ? v->capown * 2 : 16;
-		if ((grown = reallocarray(v->own, v->capown,
-		    sizeof(*grown))) == NULL)
+		cap = v->capown ? v->capown * 2 : 16;
+		if ((grown = reallocarray(v->own, cap, sizeof(*grown))) ==
+		    NULL)
 			return;		/* the change is reported twice */
 		v->own = grown;
+		v->capown = cap;
 	}
 	v->own[v->nown].modseq = modseq;
 	v->own[v->nown++].uid = uid;
@@ -127,6 +132,22 @@ view_is_own(const struct imap_view *v, uint64_t modseq)
 			hi = mid;
 	}
 	return 0;
+}
+
+/*
+ * Whether every change up to `modseq` since the view's is this
+ * session's own: each MODSEQ between is one of own (distinct, sorted),
+ * so no other change, delivery or expunge came between.  Then nothing
+ * needs to be read back: after a STORE 1:* on 100,000 messages, that
+ * read was 100,000 rows in one iteration of the loop.
+ */
+static int
+view_all_own(const struct imap_view *v, uint64_t modseq)
+{
+	return !v->own_unsorted && v->nown > 0 &&
+	    v->own[0].modseq > v->modseq &&
+	    v->own[v->nown - 1].modseq == modseq &&
+	    modseq - v->modseq == v->nown;
 }
 
 /*
@@ -246,6 +267,7 @@ imap_sync(struct session *s, int allow_expunge)
 	uint32_t		 uidnext;
 	uint64_t		 modseq;
 	enum store_err		 err;
+	size_t			 i;
 
 	err = store_mailbox_state(s->srv->store, &v->mb, &uidnext, &modseq);
 	if (err == STORE_NOTFOUND) {
@@ -255,7 +277,14 @@ imap_sync(struct session *s, int allow_expunge)
 	}
 	if (err != STORE_OK)
 		return;
-	if (modseq > v->modseq || uidnext != v->uidnext) {
+	if (uidnext == v->uidnext && view_all_own(v, modseq)) {
+		/* an updating search hears of this session's own changes */
+		for (i = 0; i < v->nown; i++)
+			imap_context_changed(v, v->own[i].uid);
+		v->modseq = modseq;
+		v->nown = 0;
+		v->own_unsorted = 0;
+	} else if (modseq > v->modseq || uidnext != v->uidnext) {
 		memset(&c, 0, sizeof(c));
 		c.s = s;
 		c.v = v;
@@ -281,6 +310,7 @@ imap_sync(struct session *s, int allow_expunge)
 		v->modseq = modseq;
 		v->uidnext = uidnext;
 		v->nown = 0;
+		v->own_unsorted = 0;
 	}
 	if (allow_expunge && v->gone > 0)
 		imap_view_drop_gone(s, v, 0);
@@ -301,6 +331,7 @@ imap_view_rolled_back(struct session *s)
 	c.s = s;
 	c.v = v;
 	v->nown = 0;		/* sync_changed() skips none of them now */
+	v->own_unsorted = 0;
 	for (i = 0; i < n; i++)
 		if (store_message_get(s->srv->store, v->mb.id, v->own[i].uid,
 		    &m) == STORE_OK)
@@ -378,6 +409,10 @@ imap_view_keywords(struct session *s, struct imap_view *v,
 		put_flags_responses(s, v);
 }
 
+/*
+ * One message into the view SELECT loads (a store_message_flags()
+ * callback: uid, flags and keywords only).
+ */
 static int
 load_one(void *arg, const struct store_message *m)
 {
@@ -612,7 +647,7 @@ select_step(struct session *s, void *arg)
 	while (j->c.after < j->upto && !j->c.error &&
 	    imap_step_time_left(&b)) {
 		from = j->c.after;
-		if ((err = store_message_range(s->srv->store, j->c.v->mb.id,
+		if ((err = store_message_flags(s->srv->store, j->c.v->mb.id,
 		    from, j->upto, IMAP_STEP_MESSAGES, load_one, &j->c)) !=
 		    STORE_OK)
 			break;

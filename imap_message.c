@@ -351,6 +351,7 @@ struct store_job {
 	int		 error;
 	struct imap_seqset set;			/* owns the ranges */
 	struct imap_view_walk walk;		/* how far the steps got */
+	struct imap_rows rows;			/* the step's, read ahead */
 };
 
 /* The flags and keywords a message gets from the operation. */
@@ -427,39 +428,51 @@ store_respond(struct store_job *j, uint32_t seq, const struct store_message *m,
 	session_printf(j->s, ")\r\n");
 }
 
-/* STORE for one message (an imap_view_foreach callback). */
+/*
+ * STORE for one message.  Returns 1 when it changed the message or
+ * answered for it, 0 when it had nothing to do or failed (j->error).
+ */
 static int
-store_one(void *arg, uint32_t seq)
+store_one(struct store_job *j, uint32_t seq)
 {
-	struct store_job	*j = arg;
 	struct imap_view	*v = imap_of(j->s)->view;
 	struct store		*st = j->s->srv->store;
 	struct store_message	 m;
-	uint32_t		 flags;
+	uint32_t		 flags, uid = imap_view_uid(v, seq);
 	char			 kw[STORE_MAX_KEYWORDS];
-	enum store_err		 err;
+	enum store_err		 err = STORE_OK;
+	int			 found;
 
-	if ((err = store_message_get(st, v->mb.id, imap_view_uid(v, seq), &m)) ==
+	/* the rows up to the end of the set's range, a batch at a time */
+	if ((found = imap_rows_find(st, v, &j->rows, uid,
+	    imap_view_uid(v, j->walk.end), &m)) == 0)
+		return 0;
+	if (found < 0 && (err = store_message_get(st, v->mb.id, uid, &m)) ==
 	    STORE_NOTFOUND)
 		return 0;
-	if (err != STORE_OK)
-		return j->error = 1;
+	if (err != STORE_OK) {
+		j->error = 1;
+		return 0;
+	}
 	if (j->conditional && m.modseq > j->unchangedsince) {
 		store_note_modified(j, j->uid ? m.uid : seq);
-		return j->error;
+		return 1;
 	}
 	flags = m.flags;
 	snprintf(kw, sizeof(kw), "%s", m.keywords);
 	store_apply(j, &flags, kw, sizeof(kw));
 	if (flags != m.flags || strcmp(kw, m.keywords) != 0) {
 		if (store_message_set_flags(st, v->mb.id, m.uid, flags, kw,
-		    &m.modseq) != STORE_OK)
-			return j->error = 1;
+		    &m.modseq) != STORE_OK) {
+			j->error = 1;
+			return 0;
+		}
 		imap_view_own_change(v, m.modseq, m.uid);
-	}
+	} else if (j->silent)
+		return 0;
 	if (!j->silent)
 		store_respond(j, seq, &m, flags, kw);
-	return 0;
+	return 1;
 }
 
 /* Parses "[+-]FLAGS[.SILENT]" into the job. */
@@ -525,6 +538,7 @@ store_free(void *arg)
 	struct store_job	*j = arg;
 
 	free(j->modified.r);
+	free(j->rows.kwbuf);
 	imap_seqset_free(&j->set);
 	free(j);
 }
@@ -533,7 +547,11 @@ store_free(void *arg)
  * One step of STORE: changes messages until the set is done or the
  * step's budget (imap_step_more()) is used up, so that a
  * STORE 1:* of a big mailbox streams its untagged FETCH responses as the
- * client reads them and never holds the loop.  Each step's changes are
+ * client reads them and never holds the loop.  The budget counts the
+ * messages changed or answered for: one that already has its flags
+ * (a silent +FLAGS (\Seen) on a mailbox read but 1%) costs one read,
+ * and only the step's time bounds those, instead of a step and a
+ * commit (a sync) for every IMAP_STEP_MESSAGES of them.  Each step's changes are
  * committed with the group; STORE is not atomic (RFC 3501 6.4.6), and
  * the tagged OK still waits for the last commit.  Returns 1 once the
  * reply is recorded, else 0.
@@ -548,11 +566,12 @@ store_step(struct session *s, void *arg)
 	char			*text;
 
 	imap_step_begin(&b);
+	j->rows.valid = 0;	/* others may have changed them meanwhile */
 	while (!j->error && (more = imap_step_next(s, &b, &j->walk,
 	    &seq)) >= 0) {
 		if (more == 0)
 			return 0;
-		(void)store_one(j, seq);
+		b.done += (unsigned)store_one(j, seq);
 	}
 	if (j->error)
 		imap_reply(s, "NO [UNAVAILABLE] STORE failed");

@@ -85,6 +85,7 @@ struct imap_view {
 	uint32_t		 uidnext;	/* UIDs below were looked at */
 	struct imap_view_own	*own;		/* changes this session made */
 	size_t			 nown, capown;
+	int			 own_unsorted;	/* a MODSEQ came twice */
 	/* SEARCHRES (RFC 5182): "$", the UIDs SEARCH RETURN (SAVE) kept
 	   (resolved); NULL, empty, until one does and after one fails */
 	struct imap_seqset	*saved;
@@ -328,12 +329,42 @@ void	 imap_view_walk_start(struct imap_view_walk *,
 uint32_t imap_view_walk_next(struct imap_view_walk *,
 	    const struct imap_view *);
 /*
- * The walk within a step's budget: 1 with *seq the next message (counted
- * as done), 0 when the step must end here (the walk resumes at the next
- * step), -1 when the walk is over.
+ * The walk within a step's budget: 1 with *seq the next message (the
+ * caller counts it in the budget's `done` when it was work), 0 when the
+ * step must end here (the walk resumes at the next step), -1 when the
+ * walk is over.
  */
 int	 imap_step_next(struct session *, struct imap_step_budget *,
 	    struct imap_view_walk *, uint32_t *seq);
+
+/*
+ * The rows of the messages with UIDs in (after, upto], read ahead when
+ * a command needs no more of each message than its row (a FETCH of
+ * FLAGS, UID, MODSEQ or the dates; STORE): one range look-up for
+ * FETCH_ROW_BATCH messages where each would cost one of its own, and
+ * their blobs never read.  They belong to one step's snapshot: a step
+ * clears `valid`, and the next reads them again.
+ */
+struct imap_rows {
+	struct store_message	 m[FETCH_ROW_BATCH];	/* ascending UIDs */
+	size_t			 kw[FETCH_ROW_BATCH];	/* in kwbuf */
+	char			*kwbuf;			/* their keywords */
+	size_t			 kwlen, kwcap;
+	size_t			 n;
+	uint32_t		 after, upto;
+	int			 valid;
+	int			 failed;		/* no memory */
+};
+/*
+ * The row of message uid from the read-ahead, which is read from uid up
+ * to `upto` (the last UID the command will want) when it does not
+ * cover uid.  Returns 1 with *m set (its keywords in the read-ahead),
+ * 0 when the message is gone (expunged elsewhere), or -1 when the rows
+ * cannot be read so: then the caller reads it alone.
+ */
+int	 imap_rows_find(struct store *, const struct imap_view *,
+	    struct imap_rows *, uint32_t uid, uint32_t upto,
+	    struct store_message *);
 
 /* Ascending numbers (UIDs) as a set text "1:3,7"; malloc'd, or NULL. */
 char	*imap_numbers_text(const uint32_t *, size_t n);

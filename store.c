@@ -90,8 +90,6 @@ static const char *const stmt_sql[NSTMT] = {
 	    "WHERE user_id = (SELECT user_id FROM mailbox WHERE id = ?1)",
 	[S_MBOX_UNCOUNT] = "UPDATE mailbox SET nmessages = nmessages - 1, "
 	    "nunseen = nunseen - ?2, nbytes = nbytes - ?3 WHERE id = ?1",
-	[S_MBOX_UNSEEN_ADD] = "UPDATE mailbox SET nunseen = nunseen + ?2 "
-	    "WHERE id = ?1",
 	[S_MBOX_BUMP] = "UPDATE mailbox SET uidnext = uidnext + 1, "
 	    "highestmodseq = highestmodseq + 1, nmessages = nmessages + 1, "
 	    "nunseen = nunseen + ?2, nbytes = nbytes + "
@@ -163,8 +161,10 @@ static const char *const stmt_sql[NSTMT] = {
 	    "FROM mailbox m WHERE m.user_id = s.user_id AND m.name = s.name) "
 	    "ORDER BY s.name",
 	[S_MBOX_DELETE] = "DELETE FROM mailbox WHERE id = ?1",
-	[S_MBOX_MODSEQ] = "UPDATE mailbox SET highestmodseq = highestmodseq + 1 "
-	    "WHERE id = ?1 RETURNING highestmodseq, uniqueid",
+	/* one change; ?2: the unseen messages it adds (-1, 0 or 1) */
+	[S_MBOX_MODSEQ] = "UPDATE mailbox SET highestmodseq = highestmodseq + 1, "
+	    "nunseen = nunseen + ?2 WHERE id = ?1 "
+	    "RETURNING highestmodseq, uniqueid",
 	[S_MBOX_CHILDREN] = "SELECT m.id, m.uniqueid, m.name FROM mailbox m "
 	    "JOIN user u ON u.id = m.user_id WHERE u.name = ?1 AND "
 	    "(m.name = ?2 OR substr(m.name, 1, length(?2) + 1) = ?2 || '/')",
@@ -175,10 +175,9 @@ static const char *const stmt_sql[NSTMT] = {
 	[S_EXPUNGED_ADD] = "INSERT OR REPLACE INTO expunged "
 	    "(mailbox, uid, guid, modseq, time, reason, logpos) "
 	    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, " LOGPOS_NEXT ")",
-	[S_MSG_CHANGED] = "SELECT m.uid, b.guid, m.modseq, m.flags, "
-	    "m.keywords, m.internaldate, b.size, " MSG_SAVEDATE " "
-	    "FROM message m JOIN blob b "
-	    "ON b.id = m.blob_id WHERE m.mailbox_id = ?1 AND m.modseq > ?2 "
+	[S_MSG_CHANGED] = "SELECT m.uid, NULL, m.modseq, m.flags, "
+	    "m.keywords, m.internaldate, 0, " MSG_SAVEDATE " "
+	    "FROM message m WHERE m.mailbox_id = ?1 AND m.modseq > ?2 "
 	    "AND" MSG_SHOWN("m", "?1") "ORDER BY m.uid",
 	[S_EXPUNGED_SINCE] = "SELECT uid FROM expunged WHERE mailbox = ?1 "
 	    "AND modseq > ?2 ORDER BY uid",
@@ -273,6 +272,10 @@ static const char *const stmt_sql[NSTMT] = {
 	/* S_MSG_RANGE's rows without their blob's (store_message_rows()) */
 	[S_MSG_ROWS] = "SELECT m.uid, NULL, m.modseq, m.flags, m.keywords, "
 	    "m.internaldate, 0, " MSG_SAVEDATE " FROM message m "
+	    "WHERE m.mailbox_id = ?1 AND m.uid > ?2 AND m.uid <= ?3 AND"
+	    MSG_SHOWN("m", "?1") "ORDER BY m.uid LIMIT ?4",
+	/* What a session's view of the mailbox holds (store_message_flags()) */
+	[S_MSG_FLAGS_RANGE] = "SELECT m.uid, m.flags, m.keywords FROM message m "
 	    "WHERE m.mailbox_id = ?1 AND m.uid > ?2 AND m.uid <= ?3 AND"
 	    MSG_SHOWN("m", "?1") "ORDER BY m.uid LIMIT ?4",
 	[S_EXPUNGED_GUID] = "SELECT guid FROM expunged WHERE mailbox = ?1 "
@@ -437,6 +440,22 @@ static const char *const stmt_sql[NSTMT] = {
 	/* A COPY in steps fills the mailbox: no other write to it. */
 	[S_COPY_TARGET] = "SELECT 1 FROM copy_job WHERE target = ?1 AND "
 	    "expunging = 0",
+	[S_SP_OP] = "SAVEPOINT op",
+	[S_SP_OP_RELEASE] = "RELEASE op",
+	[S_SP_OP_UNDO] = "ROLLBACK TO op",
+	[S_SP_TARGET] = "SAVEPOINT target",
+	[S_SP_TARGET_RELEASE] = "RELEASE target",
+	[S_SP_TARGET_UNDO] = "ROLLBACK TO target",
+	[S_SP_BATCH] = "SAVEPOINT batch",
+	[S_SP_BATCH_RELEASE] = "RELEASE batch",
+	[S_SP_BATCH_UNDO] = "ROLLBACK TO batch",
+};
+
+/* Each savepoint's statements: open, release (keep), undo. */
+static const enum stmt_id savepoint_stmts[][3] = {
+	[SP_OP] = { S_SP_OP, S_SP_OP_RELEASE, S_SP_OP_UNDO },
+	[SP_TARGET] = { S_SP_TARGET, S_SP_TARGET_RELEASE, S_SP_TARGET_UNDO },
+	[SP_BATCH] = { S_SP_BATCH, S_SP_BATCH_RELEASE, S_SP_BATCH_UNDO },
 };
 
 
@@ -673,7 +692,7 @@ op_open(struct store *st, int lazy)
 			return err;
 	} else if (txn_lost(st))
 		return st->fault;
-	return db_exec(st, "SAVEPOINT op");
+	return savepoint_begin(st, SP_OP);
 }
 
 /*
@@ -692,8 +711,26 @@ op_begin_lazy(struct store *st)
 	return op_open(st, 1);
 }
 
+/* Runs one of a savepoint's statements (savepoint_stmts). */
+static enum store_err
+savepoint_run(struct store *st, enum stmt_id id)
+{
+	sqlite3_stmt	*s;
+
+	errno = 0;	/* so that db_error() sees this statement's errno */
+	if ((s = stmt(st, id)) == NULL)
+		return STORE_IO;
+	return step_done(st, s, stmt_sql[id]);
+}
+
+enum store_err
+savepoint_begin(struct store *st, enum savepoint sp)
+{
+	return savepoint_run(st, savepoint_stmts[sp][0]);
+}
+
 /*
- * Ends savepoint name: kept when err is STORE_OK, else undone.  Each
+ * Ends savepoint sp: kept when err is STORE_OK, else undone.  Each
  * statement can fail by itself (SQLITE_NOMEM preparing it); a RELEASE
  * that fails undoes instead, and when the savepoint can be neither kept
  * nor undone the transaction is doomed: the group commit fails and rolls
@@ -701,21 +738,20 @@ op_begin_lazy(struct store *st)
  * or what failed.
  */
 enum store_err
-savepoint_end(struct store *st, const char *name, enum store_err err)
+savepoint_end(struct store *st, enum savepoint sp, enum store_err err)
 {
-	char	 release[32], rollback[32];
+	const enum stmt_id	*id = savepoint_stmts[sp];
 
 	assert(st->in_txn);
-	(void)snprintf(release, sizeof(release), "RELEASE %s", name);
-	(void)snprintf(rollback, sizeof(rollback), "ROLLBACK TO %s", name);
-	if (err == STORE_OK && (err = db_exec(st, release)) == STORE_OK)
+	if (err == STORE_OK && (err = savepoint_run(st, id[1])) == STORE_OK)
 		return STORE_OK;
 	if (txn_lost(st))
 		return err;
-	if (db_exec(st, rollback) != STORE_OK ||
-	    db_exec(st, release) != STORE_OK) {
+	if (savepoint_run(st, id[2]) != STORE_OK ||
+	    savepoint_run(st, id[1]) != STORE_OK) {
 		log_error("store.doomed", "savepoint=%s msg=\"neither kept "
-		    "nor undone: the transaction rolls back\"", name);
+		    "nor undone: the transaction rolls back\"",
+		    stmt_sql[id[0]] + strlen("SAVEPOINT "));
 		st->doomed = 1;
 		st->fault = err;
 	}
@@ -726,7 +762,7 @@ savepoint_end(struct store *st, const char *name, enum store_err err)
 enum store_err
 op_end(struct store *st, enum store_err err)
 {
-	return savepoint_end(st, "op", err);
+	return savepoint_end(st, SP_OP, err);
 }
 
 /*
@@ -1145,8 +1181,10 @@ store_migrate(struct store *st)
  * delivery and each target of one runs in a savepoint) stays in memory
  * up to STORE_STMT_JOURNAL_MEM, then goes to a temporary file.  With
  * SQLite's 64 KiB one delivery of 4 KiB (15 pages changed) created,
- * wrote and deleted a file.  Later calls (a process that opens stores
- * again) are refused by SQLite and change nothing.
+ * wrote and deleted a file.  No memory statistics (nothing reads
+ * them): each of SQLite's allocations and frees took a global mutex
+ * for them, ~5% of a STORE's CPU.  Later calls (a process that opens
+ * stores again) are refused by SQLite and change nothing.
  */
 static void
 store_configure(void)
@@ -1158,6 +1196,7 @@ store_configure(void)
 	done = 1;
 	(void)sqlite3_config(SQLITE_CONFIG_STMTJRNL_SPILL,
 	    STORE_STMT_JOURNAL_MEM);
+	(void)sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
 }
 
 enum store_err
@@ -1437,7 +1476,7 @@ store_batch_begin(struct store *st)
 		return STORE_OK;
 	} else if (txn_lost(st))
 		return st->fault;
-	return db_exec(st, "SAVEPOINT batch");
+	return savepoint_begin(st, SP_BATCH);
 }
 
 enum store_err
@@ -1453,7 +1492,7 @@ store_batch_end(struct store *st, enum store_err err)
 		store_rollback(st);
 		return err;
 	}
-	return savepoint_end(st, "batch", err);
+	return savepoint_end(st, SP_BATCH, err);
 }
 
 enum store_err

@@ -446,7 +446,10 @@ int		store_copy_sweep(struct store *);
  */
 int64_t		store_replog_shippable(struct store *);
 
-/* Messages whose MODSEQ is above `since`, in UID order (CONDSTORE). */
+/*
+ * Messages whose MODSEQ is above `since`, in UID order (CONDSTORE),
+ * without their blob's columns (guid zero, size 0): the flags changed.
+ */
 enum store_err	store_message_changes(struct store *, int64_t mailbox_id,
 		    uint64_t since, int (*cb)(void *,
 		    const struct store_message *), void *arg);
@@ -804,6 +807,15 @@ enum store_err	store_message_range(struct store *, int64_t mailbox_id,
 		    uint32_t after, uint32_t upto, int limit,
 		    int (*cb)(void *, const struct store_message *), void *arg);
 enum store_err	store_message_rows(struct store *, int64_t mailbox_id,
+		    uint32_t after, uint32_t upto, int limit,
+		    int (*cb)(void *, const struct store_message *), void *arg);
+/*
+ * store_message_rows() reading only what a session's view of the
+ * mailbox needs (SELECT reads every message): each one's uid, flags and
+ * keywords, the rest zero.  Its table's row alone, a few dozen bytes:
+ * no blob row, no other column decoded.
+ */
+enum store_err	store_message_flags(struct store *, int64_t mailbox_id,
 		    uint32_t after, uint32_t upto, int limit,
 		    int (*cb)(void *, const struct store_message *), void *arg);
 /*

@@ -118,6 +118,7 @@ enum stmt_id {
 	S_CONFLICT_LIST,
 	S_MSG_RANGE,
 	S_MSG_ROWS,
+	S_MSG_FLAGS_RANGE,
 	S_EXPUNGED_GUID,
 	S_MBOX_GONE_GET,
 	S_REPLOG_PURGE,
@@ -164,7 +165,6 @@ enum stmt_id {
 	S_MBOX_COUNT,
 	S_USER_USAGE,
 	S_MBOX_UNCOUNT,
-	S_MBOX_UNSEEN_ADD,
 	S_NODE_MARKER_GET,
 	S_NODE_MARKER_SET,
 	S_NODE_RENEW,
@@ -192,7 +192,28 @@ enum stmt_id {
 	S_FTS_FORGETTABLE,
 	S_FTS_FORGET,
 	S_COPY_TARGET,
+	S_SP_OP,
+	S_SP_OP_RELEASE,
+	S_SP_OP_UNDO,
+	S_SP_TARGET,
+	S_SP_TARGET_RELEASE,
+	S_SP_TARGET_UNDO,
+	S_SP_BATCH,
+	S_SP_BATCH_RELEASE,
+	S_SP_BATCH_UNDO,
 	NSTMT
+};
+
+/*
+ * The savepoints inside a write transaction: one mutation (op_begin()),
+ * one target of a delivery, one batch of replicated records.  Their
+ * statements are prepared once like the others: parsed anew for each
+ * mutation they cost more than the mutation's own UPDATE.
+ */
+enum savepoint {
+	SP_OP,
+	SP_TARGET,
+	SP_BATCH,
 };
 
 struct store {
@@ -309,7 +330,8 @@ enum store_err	 op_begin(struct store *);
  */
 enum store_err	 op_begin_lazy(struct store *);
 enum store_err	 op_end(struct store *, enum store_err);
-enum store_err	 savepoint_end(struct store *, const char *name,
+enum store_err	 savepoint_begin(struct store *, enum savepoint);
+enum store_err	 savepoint_end(struct store *, enum savepoint,
 		    enum store_err);
 enum store_err	 replog_append(struct store *, const struct replog_rec *);
 /* Text column i into dst (cap bytes), "" for NULL. */

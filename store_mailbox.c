@@ -407,10 +407,10 @@ store_deliver(struct store *st, const struct store_blob_in *b,
 			targets[i].result = st->fault;
 			continue;
 		}
-		targets[i].result = db_exec(st, "SAVEPOINT target");
+		targets[i].result = savepoint_begin(st, SP_TARGET);
 		if (targets[i].result != STORE_OK)
 			continue;
-		targets[i].result = savepoint_end(st, "target",
+		targets[i].result = savepoint_end(st, SP_TARGET,
 		    message_append(st, blob_id, b->guid, &targets[i]));
 		if (targets[i].result == STORE_OK)
 			delivered++;
@@ -544,12 +544,14 @@ store_message_count_deleted(struct store *st, int64_t mailbox_id,
 }
 
 /*
- * Bumps a mailbox's HIGHESTMODSEQ for one change; returns the new one.
- * STORE_BUSY while a COPY in steps fills it (its copies took the next).
+ * Bumps a mailbox's HIGHESTMODSEQ for one change that adds `unseen`
+ * unseen messages (-1, 0 or 1: the counter of v17 in the same
+ * statement); returns the new one.  STORE_BUSY while a COPY in steps
+ * fills it (its copies took the next).
  */
 static enum store_err
-mailbox_next_modseq(struct store *st, int64_t mbox_id, uint64_t *modseq,
-    uint8_t uniqueid[MAILBOX_ID_LEN])
+mailbox_next_modseq(struct store *st, int64_t mbox_id, int unseen,
+    uint64_t *modseq, uint8_t uniqueid[MAILBOX_ID_LEN])
 {
 	sqlite3_stmt	*s;
 	enum store_err	 err;
@@ -559,6 +561,7 @@ mailbox_next_modseq(struct store *st, int64_t mbox_id, uint64_t *modseq,
 	if ((s = stmt(st, S_MBOX_MODSEQ)) == NULL)
 		return STORE_IO;
 	sqlite3_bind_int64(s, 1, mbox_id);
+	sqlite3_bind_int(s, 2, unseen);
 	if ((err = step_row(st, s, "modseq")) != STORE_OK)
 		return err;
 	*modseq = (uint64_t)sqlite3_column_int64(s, 0);
@@ -625,9 +628,12 @@ store_message_set_flags(struct store *st, int64_t mailbox_id, uint32_t uid,
 		return STORE_INVALID;
 	if ((err = op_begin(st)) != STORE_OK)
 		return err;
-	if ((err = message_row(st, mailbox_id, uid, &m, NULL)) != STORE_OK ||
-	    (err = mailbox_next_modseq(st, mailbox_id, modseq, uniqueid)) !=
-	    STORE_OK)
+	if ((err = message_row(st, mailbox_id, uid, &m, NULL)) != STORE_OK)
+		return op_end(st, err);
+	/* \Seen set or cleared: one unseen message less or more (v17). */
+	if ((err = mailbox_next_modseq(st, mailbox_id, ((m.flags ^ flags) &
+	    FLAG_SEEN) == 0 ? 0 : (flags & FLAG_SEEN) != 0 ? -1 : 1, modseq,
+	    uniqueid)) != STORE_OK)
 		return op_end(st, err);
 	if ((s = stmt(st, S_MSG_SET_FLAGS)) == NULL)
 		return op_end(st, STORE_IO);
@@ -638,15 +644,6 @@ store_message_set_flags(struct store *st, int64_t mailbox_id, uint32_t uid,
 	sqlite3_bind_int64(s, 5, (sqlite3_int64)*modseq);
 	if ((err = step_done(st, s, "set flags")) != STORE_OK)
 		return op_end(st, err);
-	/* \Seen set or cleared: one unseen message less or more (v17). */
-	if (((m.flags ^ flags) & FLAG_SEEN) != 0) {
-		if ((s = stmt(st, S_MBOX_UNSEEN_ADD)) == NULL)
-			return op_end(st, STORE_IO);
-		sqlite3_bind_int64(s, 1, mailbox_id);
-		sqlite3_bind_int(s, 2, (flags & FLAG_SEEN) != 0 ? -1 : 1);
-		if ((err = step_done(st, s, "unseen")) != STORE_OK)
-			return op_end(st, err);
-	}
 	r.mailbox = uniqueid;
 	r.uid = uid;
 	r.guid = m.guid;
@@ -672,7 +669,7 @@ message_expunge(struct store *st, int64_t mailbox_id, uint32_t uid,
 	struct replog_rec	 r = { .type = REC_MESSAGE_EXPUNGE };
 
 	if ((err = message_row(st, mailbox_id, uid, &m, blob_id)) != STORE_OK ||
-	    (err = mailbox_next_modseq(st, mailbox_id, &modseq, uniqueid)) !=
+	    (err = mailbox_next_modseq(st, mailbox_id, 0, &modseq, uniqueid)) !=
 	    STORE_OK)
 		return err;
 	if ((s = stmt(st, S_MSG_DEL)) == NULL)

@@ -310,6 +310,25 @@ store_mailbox_digest(struct store *st, int64_t mailbox_id,
 	return err;
 }
 
+/*
+ * Statement `which` (S_MSG_RANGE, S_MSG_ROWS, S_MSG_FLAGS_RANGE) bound to
+ * a mailbox's UIDs in (after, upto], at most limit; NULL on error.
+ */
+static sqlite3_stmt *
+range_stmt(struct store *st, enum stmt_id which, int64_t mailbox_id,
+    uint32_t after, uint32_t upto, int limit)
+{
+	sqlite3_stmt	*s;
+
+	if ((s = stmt(st, which)) == NULL)
+		return NULL;
+	sqlite3_bind_int64(s, 1, mailbox_id);
+	sqlite3_bind_int64(s, 2, after);
+	sqlite3_bind_int64(s, 3, upto);
+	sqlite3_bind_int(s, 4, limit);
+	return s;
+}
+
 /* store_message_range() with statement `which` (S_MSG_RANGE, S_MSG_ROWS). */
 static enum store_err
 range_walk(struct store *st, enum stmt_id which, int64_t mailbox_id,
@@ -318,12 +337,9 @@ range_walk(struct store *st, enum stmt_id which, int64_t mailbox_id,
 {
 	sqlite3_stmt	*s;
 
-	if ((s = stmt(st, which)) == NULL)
+	if ((s = range_stmt(st, which, mailbox_id, after, upto, limit)) ==
+	    NULL)
 		return STORE_IO;
-	sqlite3_bind_int64(s, 1, mailbox_id);
-	sqlite3_bind_int64(s, 2, after);
-	sqlite3_bind_int64(s, 3, upto);
-	sqlite3_bind_int(s, 4, limit);
 	return message_walk(st, s, cb, arg, "message range");
 }
 
@@ -343,6 +359,31 @@ store_message_rows(struct store *st, int64_t mailbox_id, uint32_t after,
 {
 	return range_walk(st, S_MSG_ROWS, mailbox_id, after, upto, limit, cb,
 	    arg);
+}
+
+enum store_err
+store_message_flags(struct store *st, int64_t mailbox_id, uint32_t after,
+    uint32_t upto, int limit, int (*cb)(void *, const struct store_message *),
+    void *arg)
+{
+	struct store_message	 m;
+	sqlite3_stmt		*s;
+	int			 rc;
+
+	if ((s = range_stmt(st, S_MSG_FLAGS_RANGE, mailbox_id, after, upto,
+	    limit)) == NULL)
+		return STORE_IO;
+	memset(&m, 0, sizeof(m));
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		m.uid = (uint32_t)sqlite3_column_int64(s, 0);
+		m.flags = (uint32_t)sqlite3_column_int64(s, 1);
+		m.keywords = (const char *)sqlite3_column_text(s, 2);
+		if (cb(arg, &m) != 0)
+			break;
+	}
+	sqlite3_reset(s);
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? STORE_OK :
+	    db_error(st, rc, "message flags");
 }
 
 enum store_err

@@ -63,6 +63,38 @@ def test_own_change_not_reported_twice(pair):
     assert fetches(a.ok("NOOP")) == {}
 
 
+def test_own_changes_skipped_others_between_reported(pair, imap_srv):
+    """A session's sync skips reading back its own changes only when
+    every change since its view is its own: one made by another session
+    in between, a delivery, or an expunge is still reported, and the
+    own changes are never reported."""
+    a, b = pair
+    a.ok("STORE 1:3 +FLAGS.SILENT (\\Flagged)")
+    assert fetches(a.ok("NOOP")) == {}
+    # another session's change between two of a's own
+    a.ok("STORE 1 +FLAGS.SILENT (\\Seen)")
+    b.ok("STORE 2 +FLAGS.SILENT ($Other)")
+    untagged = a.ok("STORE 3 +FLAGS.SILENT (\\Seen)") + a.ok("NOOP")
+    f = fetches(untagged)
+    assert set(f) == {2}, untagged
+    assert "$Other" in f[2]["FLAGS"]
+    assert fetches(a.ok("NOOP")) == {}
+    # a delivery after a's own change: EXISTS, no FETCH of a's own
+    a.ok("STORE 1 -FLAGS.SILENT (\\Seen)")
+    deliver(imap_srv)
+    untagged = a.ok("STORE 2 -FLAGS.SILENT (\\Flagged)") + a.ok("NOOP")
+    assert "* 4 EXISTS" in untagged, untagged
+    assert fetches(untagged) == {}, untagged
+    # an expunge elsewhere between own changes
+    b.ok("NOOP")
+    b.ok("STORE 4 +FLAGS.SILENT (\\Deleted)")
+    b.ok("EXPUNGE")
+    untagged = a.ok("STORE 1 +FLAGS.SILENT (\\Draft)") + a.ok("NOOP")
+    assert expunges(untagged) == [4], untagged
+    assert fetches(untagged) == {}, untagged
+    assert a.ok("UID SEARCH DRAFT") == ["* SEARCH 1"]
+
+
 def test_expunge_seen_by_other_session(pair):
     a, b = pair
     a.ok("STORE 2 +FLAGS.SILENT (\\Deleted)")

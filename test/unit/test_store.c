@@ -392,6 +392,88 @@ test_flags_expunge_copy(void **state)
 	assert_int_equal(store_commit(f->st), STORE_OK);
 }
 
+/* An authorizer that refuses every read of the blob table. */
+static int
+refuse_blob(void *arg, int action, const char *table, const char *column,
+    const char *db, const char *trigger)
+{
+	(void)arg;
+	(void)column;
+	(void)db;
+	(void)trigger;
+	return action == SQLITE_READ && table != NULL &&
+	    strcmp(table, "blob") == 0 ? SQLITE_DENY : SQLITE_OK;
+}
+
+/* What a walk saw: each row's uid, flags and keywords, as one string. */
+struct seen_rows {
+	char		 text[512];
+	uint32_t	 after;
+};
+
+static int
+note_row(void *arg, const struct store_message *m)
+{
+	struct seen_rows	*w = arg;
+	size_t			 n = strlen(w->text);
+
+	snprintf(w->text + n, sizeof(w->text) - n, "%u:%u:%s ", m->uid,
+	    m->flags, m->keywords);
+	w->after = m->uid;
+	return 0;
+}
+
+/*
+ * store_message_flags(), what SELECT reads into a session's view: the
+ * same uids, flags and keywords in the same order as
+ * store_message_range(), page by page, an expunged message left out,
+ * and without reading a single blob row (a SELECT of 100,000 messages
+ * read 100,000 of those for nothing: 70 ms instead of 15).
+ */
+static void
+test_view_rows_read_no_blob(void **state)
+{
+	struct fixture		*f = *state;
+	struct store_mailbox	 mb;
+	struct seen_rows	 full, lean;
+	char			 msg[64];
+	uint64_t		 modseq;
+	uint32_t		 uid, i;
+
+	for (i = 1; i <= 7; i++) {
+		snprintf(msg, sizeof(msg), "Subject: %u\r\n\r\nbody\r\n", i);
+		assert_int_equal(deliver(f, "INBOX", msg, strlen(msg), &uid),
+		    STORE_OK);
+	}
+	assert_int_equal(store_mailbox_get(f->st, "alice", "INBOX", &mb),
+	    STORE_OK);
+	assert_int_equal(store_message_set_flags(f->st, mb.id, 2,
+	    FLAG_SEEN | FLAG_FLAGGED, "$Label1 work", &modseq), STORE_OK);
+	assert_int_equal(store_message_set_flags(f->st, mb.id, 6, FLAG_SEEN,
+	    NULL, &modseq), STORE_OK);
+	assert_int_equal(store_message_expunge(f->st, mb.id, 4), STORE_OK);
+	assert_int_equal(store_commit(f->st), STORE_OK);
+	sqlite3_set_authorizer(f->st->db, refuse_blob, NULL);
+	memset(&lean, 0, sizeof(lean));
+	do {
+		uid = lean.after;
+		assert_int_equal(store_message_flags(f->st, mb.id, uid, 6, 2,
+		    note_row, &lean), STORE_OK);
+	} while (lean.after != uid);
+	memset(&full, 0, sizeof(full));
+	/* the authorizer works: the walk with the blob's columns fails */
+	assert_int_not_equal(store_message_range(f->st, mb.id, 0, 6, 100,
+	    note_row, &full), STORE_OK);
+	sqlite3_set_authorizer(f->st->db, NULL, NULL);
+	memset(&full, 0, sizeof(full));
+	assert_int_equal(store_message_range(f->st, mb.id, 0, 6, 100,
+	    note_row, &full), STORE_OK);
+	assert_string_equal(full.text, "1:0: 2:5:$Label1 work 3:0: 5:0: "
+	    "6:1: ");
+	assert_string_equal(lean.text, full.text);
+	sqlite3_set_authorizer(f->st->db, NULL, NULL);
+}
+
 /*
  * A node promoted while a conflict it opened as a replica was open: when
  * a replica says the copy was expunged or renumbered there, the copy
@@ -665,6 +747,8 @@ main(void)
 		    test_dropped_copy_resolves_its_conflict, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_flags_expunge_copy, setup,
 		    teardown),
+		cmocka_unit_test_setup_teardown(test_view_rows_read_no_blob,
+		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rename_and_delete, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(
