@@ -216,9 +216,10 @@ static enum store_err
 purged_add(struct store *st, sqlite3_stmt **ps, const struct purged_tomb *t)
 {
 	enum store_err	 err;
-	int64_t		 lo = t->uid, hi = t->uid, n = 0, m = 0;
+	int64_t		 lo, hi, n = 0, m = 0;
 	int		 found, join;
 
+	lo = hi = t->uid;	/* the range of t alone, until joined */
 	if ((err = purged_step(st, ps[PS_BELOW], t->mailbox, t->uid, 0, &n,
 	    &m, &found)) != STORE_OK || (found && m >= t->uid))
 		return err;
