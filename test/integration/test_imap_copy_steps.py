@@ -36,12 +36,13 @@ from test_replication import (lmtp_one, make_cluster, message,  # noqa: F401
 
 def rows(data, mailbox, user="alice"):
     """Rows of mailbox in the store, shown or not, and jobs in the
-    journal."""
-    n = store_rows(
-        data, "SELECT count(*) FROM message m JOIN mailbox mb ON "
+    journal, both of one snapshot (one statement): read apart, an undo
+    finishing between the two reads showed its copies beside no job."""
+    return tuple(store_rows(
+        data, "SELECT (SELECT count(*) FROM message m JOIN mailbox mb ON "
         "mb.id = m.mailbox_id JOIN user u ON u.id = mb.user_id "
-        "WHERE u.name = ? AND mb.name = ?", (user, mailbox))[0][0]
-    return n, store_rows(data, "SELECT count(*) FROM copy_job")[0][0]
+        "WHERE u.name = ? AND mb.name = ?), "
+        "(SELECT count(*) FROM copy_job)", (user, mailbox))[0])
 
 
 def settled(data, mailbox, deadline=180):
