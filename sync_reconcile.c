@@ -670,8 +670,9 @@ recon_message(struct session *s, struct chan *c, struct recon_action *a)
  * name stays on the replica, left to its master.  Returns 1 when the
  * names are the same now, or the replica's is left; 0 when this
  * master's name stands (it is the newer, or the replica's is taken
- * here by another mailbox); -1 when the look-up of that name failed
- * (the comparison fails rather than overwrite the newer name).
+ * here by another mailbox, or refused); -1 when the look-up of that
+ * name or the rename failed in the store (the comparison fails rather
+ * than overwrite the newer name).
  */
 static int
 recon_adopt_name(struct session *s, struct recon *r,
@@ -702,9 +703,12 @@ recon_adopt_name(struct session *s, struct recon *r,
 	    "given: the newer name wins\"", s->peer, log_quote(r->mb_user),
 	    log_quote(r->mb.name), log_quote(peer->name),
 	    store_strerror(err));
+	if (err == STORE_EXISTS || err == STORE_INVALID || err == STORE_LIMIT)
+		return 0;	/* refused: this master's name stands */
+	/* A store that failed decided nothing: the reconciliation ends. */
 	if (err != STORE_OK || store_mailbox_by_uniqueid(st, r->mb.uniqueid,
 	    &r->mb, r->mb_user) != STORE_OK)
-		return 0;
+		return -1;
 	return 1;
 }
 

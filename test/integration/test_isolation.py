@@ -323,9 +323,10 @@ UNDO_V20 = ["ALTER TABLE message DROP COLUMN savedate"]
 
 # What schema version 21 made: the journal of COPY and MOVE in steps.
 UNDO_V21 = ["DROP TABLE copy_job"]
+UNDO_V23 = ["DROP TABLE uid_purged"]
 UNDO_V22 = ["DROP INDEX message_deleted"]
 
-UNDO_AFTER_V9 = UNDO_V22 + UNDO_V21 + UNDO_V20 + UNDO_V19 + UNDO_V18 + \
+UNDO_AFTER_V9 = UNDO_V23 + UNDO_V22 + UNDO_V21 + UNDO_V20 + UNDO_V19 + UNDO_V18 + \
     UNDO_V17 + UNDO_V16 + [
     # version 11 added them, version 15 dropped them again
     "DROP TRIGGER IF EXISTS message_counted",

@@ -190,6 +190,7 @@ def test_schema_step_counts_an_older_store(server):
     s.stop()
     db = sqlite3.connect(s.data / "mailrepd.db")
     db.executescript(
+        "DROP TABLE uid_purged;"
         "DROP INDEX message_deleted;"
         "DROP TABLE copy_job;"
         "ALTER TABLE message DROP COLUMN savedate;"
