@@ -84,16 +84,20 @@
 #define DEFAULT_MAX_MESSAGES	1000000	/* messages in one mailbox */
 #define DEFAULT_QUOTA_STORAGE	0	/* bytes one user may keep; 0: no limit */
 #define DEFAULT_QUOTA_MESSAGES	0	/* messages one user may keep; 0: none */
-#define BLOB_CHUNK_SIZE		(64 * 1024) /* uncompressed bytes per chunk */
-#define BLOB_ZLIB_LEVEL		1	/* deflate level: 1 is ~5x cheaper than 6 */
+#define BLOB_CHUNK_SIZE		(64 * 1024) /* bytes per chunk of a blob stored before schema 24 */
 /*
- * A chunk is kept deflated only when that saves at least this percent of
- * it; 100 stores every chunk as it came, and deflate is not even tried.
- * Inflating runs at ~300 MB/s here, slower than a whole IMAP download
- * from plain files, so a saving is not worth its CPU (bench/RESULTS.md,
- * issue 9).  Chunks that older versions deflated are still read.
+ * A message's bytes are rows of BLOB_PIECE_SIZE (the last one shorter)
+ * in table piece, at row id blob id << BLOB_PIECE_BITS | piece number:
+ * rows this small fill SQLite's 4 KiB leaf pages to ~90%, where one
+ * row a message (of 2-4 KB) left a third of every page empty
+ * (bench/RESULTS.md, schema 24).  24 bits of pieces hold 13 GB, past
+ * max-message-size's bound.  Pieces are stored as they came: inflating
+ * costs more than a saving is worth (issue 9); chunks that older
+ * versions deflated are still read.
  */
-#define BLOB_ZLIB_MIN_SAVE_PCT	100
+#define BLOB_PIECE_SIZE		800
+#define BLOB_PIECE_BITS		24
+#define BLOB_ZLIB_LEVEL		1	/* deflate level (replication): 1 is ~5x cheaper than 6 */
 /*
  * A message up to this size is gathered in memory on its way into the
  * store (spool.c); a larger one goes to a temporary file.
@@ -105,7 +109,7 @@
 #define STORE_MAX_KEYWORDS	4096	/* bytes of keywords on a message */
 #define STORE_GC_BATCH		256	/* unused blobs dropped in one loop step */
 #define STORE_GC_STEP_USEC	5000	/* loop time one step of blob collection takes */
-#define SCHEMA_VERSION		23	/* bump with a step in store_schema.c */
+#define SCHEMA_VERSION		24	/* bump with a step in store_schema.c */
 /*
  * SEARCH's full-text index (imap_search_index.c, store_fts.c): blobs
  * indexed behind delivery, a bounded batch an iteration of the loop.

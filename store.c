@@ -13,10 +13,10 @@
  *   node		this node's identity and role (one row)
  *   user		accounts and password hashes
  *   mailbox		one row per mailbox, with its IMAP counters
- *   blob, chunk	message bytes by GUID, in BLOB_CHUNK_SIZE chunks, each
- *			stored as they came (BLOB_ZLIB_MIN_SAVE_PCT; older
- *			stores hold zlib-deflated ones too); the MIME
- *			pre-parse results sit beside them in blob
+ *   blob, piece	message bytes by GUID, in BLOB_PIECE_SIZE pieces
+ *			(version 24; blobs stored before are in chunk, in
+ *			BLOB_CHUNK_SIZE chunks, some zlib-deflated); the
+ *			MIME pre-parse results sit beside them in blob
  *   message		(mailbox, uid) -> blob, flags, modseq, internaldate
  *   expunged		tombstones of expunged messages (uid, guid)
  *   mailbox_gone	tombstones of deleted mailboxes
@@ -109,8 +109,7 @@ static const char *const stmt_sql[NSTMT] = {
 	    "bodystructure, body, header, parts, subject, from_addr, to_addr, "
 	    "message_id, sent_date) "
 	    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-	[S_CHUNK_ADD] = "INSERT INTO chunk (blob_id, seq, zlib, data) "
-	    "VALUES (?1, ?2, ?3, ?4)",
+	[S_PIECE_ADD] = "INSERT INTO piece (id, data) VALUES (?1, ?2)",
 	[S_CHUNK_GET] = "SELECT rowid, zlib, length(data) FROM chunk "
 	    "WHERE blob_id = ?1 AND seq = ?2",
 	[S_MSG_ADD] = "INSERT INTO message (mailbox_id, uid, blob_id, modseq, "
@@ -186,6 +185,11 @@ static const char *const stmt_sql[NSTMT] = {
 	    "WHERE id = ?1 AND uniqueid = ?2 AND uidvalidity = ?3 AND "
 	    "name = ?4",
 	[S_BLOB_UNUSED_CHUNKS] = "DELETE FROM chunk WHERE blob_id = ?1 AND "
+	    "NOT EXISTS (SELECT 1 FROM message WHERE blob_id = ?1) AND "
+	    "NOT EXISTS (SELECT 1 FROM quarantine WHERE blob_id = ?1) AND "
+	    "NOT EXISTS (SELECT 1 FROM held WHERE blob_id = ?1)",
+	[S_BLOB_UNUSED_PIECES] = "DELETE FROM piece WHERE id BETWEEN ?2 AND "
+	    "?3 AND "
 	    "NOT EXISTS (SELECT 1 FROM message WHERE blob_id = ?1) AND "
 	    "NOT EXISTS (SELECT 1 FROM quarantine WHERE blob_id = ?1) AND "
 	    "NOT EXISTS (SELECT 1 FROM held WHERE blob_id = ?1)",
@@ -1249,6 +1253,8 @@ store_open(const char *dir, struct store **out)
 		err = db_exec(st, "PRAGMA foreign_keys = OFF");
 	if (err == STORE_OK)
 		err = store_migrate(st);
+	if (err == STORE_OK)
+		err = blob_form_load(st);
 	if (err == STORE_OK)
 		err = db_exec(st, "PRAGMA foreign_keys = ON");
 	if (err != STORE_OK) {

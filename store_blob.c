@@ -1,6 +1,6 @@
 /*
- * store_blob.c — message bytes: blobs by GUID in BLOB_CHUNK_SIZE chunks
- * (stored as they came unless compressing saves BLOB_ZLIB_MIN_SAVE_PCT),
+ * store_blob.c — message bytes: blobs by GUID in BLOB_PIECE_SIZE pieces
+ * (BLOB_CHUNK_SIZE chunks, some deflated, in stores before schema 24),
  * read back in pieces with bounded memory, verified against their GUID,
  * and the MIME pre-parse stored beside them.
  */
@@ -21,67 +21,80 @@
 #include "store.h"
 #include "store_internal.h"
 
-/*
- * Whether raw[0, len) is stored deflated: when deflating saves at least
- * BLOB_ZLIB_MIN_SAVE_PCT percent of it.  A saving has to pay for the
- * inflate on every read (config.h); at 100 deflate is not tried.  On
- * return 1, st->packed holds the *plen deflated bytes.
- */
-static int
-chunk_pack(struct store *st, const uint8_t *raw, size_t len, uLongf *plen)
+/* The row id of piece `seq` of blob blob_id (config.h BLOB_PIECE_BITS). */
+static int64_t
+piece_rowid(int64_t blob_id, int64_t seq)
 {
-	if (BLOB_ZLIB_MIN_SAVE_PCT >= 100)
-		return 0;
-	*plen = st->packed_cap;
-	return compress2(st->packed, plen, raw, len, BLOB_ZLIB_LEVEL) ==
-	    Z_OK && *plen <= len - len * BLOB_ZLIB_MIN_SAVE_PCT / 100;
+	return (int64_t)((uint64_t)blob_id << BLOB_PIECE_BITS) | seq;
 }
 
 /*
- * Writes the blob's bytes (b->mem, else read from b->fd) as chunks, each
- * deflated when chunk_pack() says so.  Memory: one raw and one packed
- * chunk, owned by the store; bytes in memory are bound where they are.
+ * Writes the blob's bytes (b->mem, else read from b->fd a buffer at a
+ * time) as pieces of BLOB_PIECE_SIZE.  Memory: one buffer of a whole
+ * number of pieces, owned by the store.  A blob of more pieces than
+ * BLOB_PIECE_BITS count is refused (max-message-size keeps far below).
  */
 static enum store_err
-blob_write_chunks(struct store *st, int64_t blob_id,
+blob_write_pieces(struct store *st, int64_t blob_id,
     const struct store_blob_in *b)
 {
+	const size_t	 bufsize = BLOB_CHUNK_SIZE - BLOB_CHUNK_SIZE %
+	    BLOB_PIECE_SIZE;
 	sqlite3_stmt	*s;
 	uint64_t	 off = 0;
-	uLongf		 plen = 0;
-	size_t		 want, got;
-	ssize_t		 n;
+	size_t		 want, got, at, n;
+	ssize_t		 r;
 	int64_t		 seq = 0;
 	enum store_err	 err;
-	int		 packed;
 	const uint8_t	*raw;
 
+	if (b->size > (uint64_t)BLOB_PIECE_SIZE << BLOB_PIECE_BITS)
+		return STORE_INVALID;
 	while (off < b->size) {
-		want = b->size - off < BLOB_CHUNK_SIZE ? b->size - off :
-		    BLOB_CHUNK_SIZE;
+		want = b->size - off < bufsize ? b->size - off : bufsize;
 		raw = b->mem != NULL ? b->mem + off : st->raw;
-		for (got = 0; b->mem == NULL && got < want; got += n) {
-			n = pread(b->fd, st->raw + got, want - got, off + got);
-			if (n <= 0) {
+		for (got = 0; b->mem == NULL && got < want; got += r) {
+			r = pread(b->fd, st->raw + got, want - got, off + got);
+			if (r <= 0) {
 				log_error("store.blob", "msg=%s",
-				    log_quote(n < 0 ? strerror(errno) :
+				    log_quote(r < 0 ? strerror(errno) :
 				    "spool file shorter than its size"));
 				return STORE_IO;
 			}
 		}
-		packed = chunk_pack(st, raw, want, &plen);
-		if ((s = stmt(st, S_CHUNK_ADD)) == NULL)
-			return STORE_IO;
-		sqlite3_bind_int64(s, 1, blob_id);
-		sqlite3_bind_int64(s, 2, seq++);
-		sqlite3_bind_int(s, 3, packed);
-		sqlite3_bind_blob(s, 4, packed ? st->packed : raw,
-		    packed ? (int)plen : (int)want, SQLITE_STATIC);
-		if ((err = step_done(st, s, "chunk add")) != STORE_OK)
-			return err;
+		for (at = 0; at < want; at += n) {
+			n = want - at < BLOB_PIECE_SIZE ? want - at :
+			    BLOB_PIECE_SIZE;
+			if ((s = stmt(st, S_PIECE_ADD)) == NULL)
+				return STORE_IO;
+			sqlite3_bind_int64(s, 1, piece_rowid(blob_id, seq++));
+			sqlite3_bind_blob(s, 2, raw + at, (int)n,
+			    SQLITE_STATIC);
+			if ((err = step_done(st, s, "piece add")) != STORE_OK)
+				return err;
+		}
 		off += want;
 	}
 	return STORE_OK;
+}
+
+/*
+ * Reads where blobs keep their bytes (schema_v24): blobs from
+ * piece_form.first_blob on in table piece, older ones in chunk.
+ */
+enum store_err
+blob_form_load(struct store *st)
+{
+	sqlite3_stmt	*s;
+	int		 rc;
+
+	if ((rc = sqlite3_prepare_v2(st->db, "SELECT first_blob FROM "
+	    "piece_form", -1, &s, NULL)) != SQLITE_OK)
+		return db_error(st, rc, "piece form");
+	if ((rc = sqlite3_step(s)) == SQLITE_ROW)
+		st->piece_first = sqlite3_column_int64(s, 0);
+	sqlite3_finalize(s);
+	return rc == SQLITE_ROW ? STORE_OK : db_error(st, rc, "piece form");
 }
 
 enum store_err
@@ -98,6 +111,26 @@ blob_find(struct store *st, const uint8_t *guid, int64_t *blob_id)
 	*blob_id = sqlite3_column_int64(s, 0);
 	sqlite3_reset(s);
 	return STORE_OK;
+}
+
+/*
+ * Whether the message's top-level header block (m->header) is the first
+ * m->header_len bytes of the blob, as it is but when the parser cut it
+ * (MIME_MAX_HEADER): then blob.header keeps only its length and the
+ * bytes are read from the pieces (meta_sections()).
+ */
+static int
+header_is_prefix(struct store *st, const struct store_blob_in *b)
+{
+	const struct mime_result *m = b->mime;
+	size_t		 n = m->header_len;
+
+	if (m->header == NULL || n > b->size || n > BLOB_CHUNK_SIZE)
+		return 0;
+	if (b->mem != NULL)
+		return memcmp(b->mem, m->header, n) == 0;
+	return pread(b->fd, st->raw, n, 0) == (ssize_t)n &&
+	    memcmp(st->raw, m->header, n) == 0;
 }
 
 /*
@@ -128,8 +161,11 @@ blob_put(struct store *st, const struct store_blob_in *b, int64_t *blob_id)
 	bind_text_or_null(s, 3, m->envelope);
 	bind_text_or_null(s, 4, m->bodystructure);
 	bind_text_or_null(s, 5, m->body);
-	sqlite3_bind_blob(s, 6, m->header ? m->header : "", (int)m->header_len,
-	    SQLITE_STATIC);
+	if (header_is_prefix(st, b))
+		sqlite3_bind_int64(s, 6, (sqlite3_int64)m->header_len);
+	else
+		sqlite3_bind_blob(s, 6, m->header ? m->header : "",
+		    (int)m->header_len, SQLITE_STATIC);
 	sqlite3_bind_blob(s, 7, parts, (int)partslen, SQLITE_STATIC);
 	bind_text_or_null(s, 8, m->subject);
 	bind_text_or_null(s, 9, m->from);
@@ -142,7 +178,7 @@ blob_put(struct store *st, const struct store_blob_in *b, int64_t *blob_id)
 	if (err != STORE_OK)
 		return err;
 	*blob_id = sqlite3_last_insert_rowid(st->db);
-	return blob_write_chunks(st, *blob_id, b);
+	return blob_write_pieces(st, *blob_id, b);
 }
 
 /* A reader of blob blob_id, of size bytes, in the store's list. */
@@ -156,6 +192,7 @@ reader_new(struct store *st, int64_t blob_id, uint64_t size,
 		return STORE_IO;
 	r->st = st;
 	r->blob_id = blob_id;
+	r->pieces = blob_id >= st->piece_first;
 	r->size = size;
 	r->seq = r->inflated_seq = -1;
 	r->next = st->readers;
@@ -196,7 +233,38 @@ store_blob_open_id(struct store *st, int64_t blob_id, uint64_t size,
 	return reader_new(st, blob_id, size, out);
 }
 
-/* Finds chunk `seq` of the reader's blob: its row, length and form. */
+/*
+ * Points the reader's blob handle at its row r->rowid, in piece or
+ * chunk.  The handle moves from row to row; it is closed at the end of
+ * each read outside a read snapshot, and by store_read_end().
+ */
+static int
+chunk_open(struct store_blob_reader *r)
+{
+	struct store	*st = r->st;
+	int		 rc = SQLITE_OK;
+
+	if (r->h == NULL)
+		rc = sqlite3_blob_open(st->db, "main", r->pieces ? "piece" :
+		    "chunk", "data", r->rowid, 0, &r->h);
+	else if (r->h_rowid != r->rowid)
+		rc = sqlite3_blob_reopen(r->h, r->rowid);
+	if (rc != SQLITE_OK) {
+		log_error("store.blob", "msg=%s seq=%lld",
+		    log_quote(sqlite3_errmsg(st->db)), (long long)r->seq);
+		sqlite3_blob_close(r->h);
+		r->h = NULL;
+		return -1;
+	}
+	r->h_rowid = r->rowid;
+	return 0;
+}
+
+/*
+ * Finds piece or chunk `seq` of the reader's blob: its row, length and
+ * form.  A piece's row id is known (piece_rowid()); a chunk's is looked
+ * up by blob id and sequence.
+ */
 static int
 chunk_locate(struct store_blob_reader *r, int64_t seq)
 {
@@ -204,57 +272,60 @@ chunk_locate(struct store_blob_reader *r, int64_t seq)
 	sqlite3_stmt	*s;
 	int64_t		 len;
 
-	if ((s = stmt(st, S_CHUNK_GET)) == NULL)
-		return -1;
-	sqlite3_bind_int64(s, 1, r->blob_id);
-	sqlite3_bind_int64(s, 2, seq);
-	if (sqlite3_step(s) != SQLITE_ROW) {
+	r->seq = seq;
+	if (r->pieces) {
+		r->rowid = piece_rowid(r->blob_id, seq);
+		r->zlib = 0;
+		if (chunk_open(r) < 0) {
+			r->seq = -1;
+			return -1;
+		}
+		len = sqlite3_blob_bytes(r->h);
+	} else {
+		if ((s = stmt(st, S_CHUNK_GET)) == NULL) {
+			r->seq = -1;
+			return -1;
+		}
+		sqlite3_bind_int64(s, 1, r->blob_id);
+		sqlite3_bind_int64(s, 2, seq);
+		if (sqlite3_step(s) != SQLITE_ROW) {
+			sqlite3_reset(s);
+			log_error("store.blob", "msg=\"chunk missing\" "
+			    "seq=%lld", (long long)seq);
+			r->seq = -1;
+			return -1;
+		}
+		r->rowid = sqlite3_column_int64(s, 0);
+		r->zlib = sqlite3_column_int(s, 1) != 0;
+		len = sqlite3_column_int64(s, 2);
 		sqlite3_reset(s);
-		log_error("store.blob", "msg=\"chunk missing\" seq=%lld",
-		    (long long)seq);
-		return -1;
 	}
-	r->rowid = sqlite3_column_int64(s, 0);
-	r->zlib = sqlite3_column_int(s, 1) != 0;
-	len = sqlite3_column_int64(s, 2);
-	sqlite3_reset(s);
 	if (len < 0 || (uint64_t)len > (r->zlib ? st->packed_cap :
-	    BLOB_CHUNK_SIZE)) {
+	    r->pieces ? BLOB_PIECE_SIZE : BLOB_CHUNK_SIZE)) {
 		log_error("store.blob", "msg=\"chunk corrupt\" seq=%lld",
 		    (long long)seq);
+		r->seq = -1;
 		return -1;
 	}
 	r->len = (size_t)len;
-	r->seq = seq;
 	return 0;
 }
 
 /*
- * Copies [in, in + n) of the located chunk's stored bytes to buf, through
- * an incremental blob handle, so that SQLite reads the pages straight
- * into buf.  The handle moves from row to row; it is closed at the end
- * of each read outside a read snapshot, and by store_read_end().
+ * Copies [in, in + n) of the located row's stored bytes to buf, through
+ * the blob handle, so that SQLite reads the pages straight into buf.
  */
 static int
 chunk_copy(struct store_blob_reader *r, void *buf, size_t n, size_t in)
 {
-	struct store	*st = r->st;
-	int		 rc;
+	int	 rc;
 
-	if (r->h == NULL)
-		rc = sqlite3_blob_open(st->db, "main", "chunk", "data",
-		    r->rowid, 0, &r->h);
-	else if (r->h_rowid != r->rowid)
-		rc = sqlite3_blob_reopen(r->h, r->rowid);
-	else
-		rc = SQLITE_OK;
-	if (rc == SQLITE_OK) {
-		r->h_rowid = r->rowid;
-		rc = sqlite3_blob_read(r->h, buf, (int)n, (int)in);
-	}
-	if (rc != SQLITE_OK) {
+	if (chunk_open(r) < 0)
+		return -1;
+	if ((rc = sqlite3_blob_read(r->h, buf, (int)n, (int)in)) !=
+	    SQLITE_OK) {
 		log_error("store.blob", "msg=%s seq=%lld",
-		    log_quote(sqlite3_errmsg(st->db)), (long long)r->seq);
+		    log_quote(sqlite3_errstr(rc)), (long long)r->seq);
 		sqlite3_blob_close(r->h);
 		r->h = NULL;
 		return -1;
@@ -331,18 +402,18 @@ ssize_t
 store_blob_read(struct store_blob_reader *r, uint64_t off, void *buf,
     size_t len)
 {
-	size_t	 done = 0;
+	size_t	 done = 0, unit;
 	ssize_t	 n = 0;
 	int64_t	 seq;
 
+	unit = r->pieces ? BLOB_PIECE_SIZE : BLOB_CHUNK_SIZE;
 	while (done < len && off < r->size) {
-		seq = (int64_t)(off / BLOB_CHUNK_SIZE);
+		seq = (int64_t)(off / unit);
 		if (seq != r->seq && chunk_locate(r, seq) < 0) {
 			n = -1;
 			break;
 		}
-		n = chunk_read(r, off % BLOB_CHUNK_SIZE, (char *)buf + done,
-		    len - done);
+		n = chunk_read(r, off % unit, (char *)buf + done, len - done);
 		if (n <= 0) {
 			n = -1;		/* a chunk shorter than its place */
 			break;
@@ -429,7 +500,7 @@ column_dup(sqlite3_stmt *s, int i, size_t *len)
 /* The columns of each STORE_META_* group, in the order read below. */
 static const char *const meta_columns[] = {
 	"b.envelope, b.bodystructure, b.body",
-	"b.header, b.parts",
+	"b.header, b.parts, b.id",
 	"b.sent_date, b.subject, b.from_addr, b.to_addr, b.message_id, b.size",
 };
 
@@ -468,15 +539,57 @@ meta_stmt(struct store *st, unsigned what, int row)
 	return *sp;
 }
 
-/* Reads the STORE_META_SECTIONS group from columns i and i + 1. */
+/*
+ * Reads the header block that blob.header names by its length (an
+ * integer: header_is_prefix()), the first `len` bytes of blob blob_id,
+ * into out.  A reader of its own, outside st->readers: nothing may drop
+ * the blob while a statement reads its row.
+ */
+static int
+meta_header_read(struct store *st, int64_t blob_id, int64_t len,
+    struct store_meta *out)
+{
+	struct store_blob_reader r = { .st = st, .blob_id = blob_id,
+	    .seq = -1, .inflated_seq = -1 };
+	ssize_t		 n = 0;
+
+	r.pieces = blob_id >= st->piece_first;
+	r.size = (uint64_t)len;
+	if (len < 0 || len > BLOB_CHUNK_SIZE ||
+	    (out->header = malloc((size_t)len + 1)) == NULL)
+		return -1;
+	if (len > 0)
+		n = store_blob_read(&r, 0, out->header, (size_t)len);
+	chunk_release(&r);
+	free(r.inflated);
+	if (n != len)
+		return -1;
+	out->header[len] = '\0';
+	out->header_len = (size_t)len;
+	return 0;
+}
+
+/*
+ * Reads the STORE_META_SECTIONS group from columns i to i + 2: the
+ * header block (or its length: meta_header_read()), the parts table and
+ * the blob's id.
+ */
 static enum store_err
-meta_sections(sqlite3_stmt *s, int i, struct store_meta *out)
+meta_sections(struct store *st, sqlite3_stmt *s, int i,
+    struct store_meta *out)
 {
 	size_t	 plen = 0;
 	char	*parts;
 	int	 bad;
 
-	out->header = column_dup(s, i, &out->header_len);
+	if (sqlite3_column_type(s, i) == SQLITE_INTEGER) {
+		if (meta_header_read(st, sqlite3_column_int64(s, i + 2),
+		    sqlite3_column_int64(s, i), out) < 0) {
+			log_error("store.meta", "msg=\"unreadable header\"");
+			return STORE_IO;
+		}
+	} else
+		out->header = column_dup(s, i, &out->header_len);
 	parts = column_dup(s, i + 1, &plen);
 	bad = parts == NULL || mime_parts_decode(parts, plen, &out->parts,
 	    &out->nparts) < 0;
@@ -493,7 +606,8 @@ meta_sections(sqlite3_stmt *s, int i, struct store_meta *out)
  * out (cleared first); on failure out holds nothing.
  */
 static enum store_err
-meta_read(sqlite3_stmt *s, int i, unsigned what, struct store_meta *out)
+meta_read(struct store *st, sqlite3_stmt *s, int i, unsigned what,
+    struct store_meta *out)
 {
 	enum store_err	 err = STORE_OK;
 
@@ -505,8 +619,8 @@ meta_read(sqlite3_stmt *s, int i, unsigned what, struct store_meta *out)
 		out->body = column_dup(s, i++, NULL);
 	}
 	if (what & STORE_META_SECTIONS) {
-		err = meta_sections(s, i, out);
-		i += 2;
+		err = meta_sections(st, s, i, out);
+		i += 3;
 	}
 	if (what & STORE_META_SEARCH) {
 		if (sqlite3_column_type(s, i) != SQLITE_NULL)
@@ -544,7 +658,7 @@ store_message_meta(struct store *st, const uint8_t *guid, unsigned what,
 	sqlite3_bind_blob(s, 1, guid, GUID_LEN, SQLITE_STATIC);
 	if ((err = step_row(st, s, "meta")) != STORE_OK)
 		return err;
-	err = meta_read(s, 0, what, out);
+	err = meta_read(st, s, 0, what, out);
 	sqlite3_reset(s);
 	return err;
 }
@@ -564,7 +678,7 @@ store_message_get_meta(struct store *st, int64_t mailbox_id, uint32_t uid,
 	if ((err = step_row(st, s, "message meta")) != STORE_OK)
 		return err;
 	message_columns(st, s, row, blob_id);
-	err = meta_read(s, MSG_ROW_NCOLUMNS, what, meta);
+	err = meta_read(st, s, MSG_ROW_NCOLUMNS, what, meta);
 	sqlite3_reset(s);
 	return err;
 }
@@ -675,9 +789,13 @@ blob_drop_unused(struct store *st, int64_t blob_id)
 		st->gc_more = 1;
 		return step_done(st, s, "blob queue");
 	}
-	if ((s = stmt(st, S_BLOB_UNUSED_CHUNKS)) == NULL)
+	if ((s = stmt(st, blob_id >= st->piece_first ? S_BLOB_UNUSED_PIECES :
+	    S_BLOB_UNUSED_CHUNKS)) == NULL)
 		return STORE_IO;
 	sqlite3_bind_int64(s, 1, blob_id);
+	sqlite3_bind_int64(s, 2, piece_rowid(blob_id, 0));
+	sqlite3_bind_int64(s, 3, piece_rowid(blob_id,
+	    ((int64_t)1 << BLOB_PIECE_BITS) - 1));
 	if ((err = step_done(st, s, "chunk drop")) != STORE_OK)
 		return err;
 	if ((s = stmt(st, S_BLOB_UNUSED)) == NULL)

@@ -36,11 +36,15 @@ static const char *const invariant_checks[] = {
 	"SELECT 'message in mailbox ' || g.mailbox_id || ' uid ' || g.uid || "
 	"' refers to a missing blob' FROM message g "
 	"WHERE NOT EXISTS (SELECT 1 FROM blob WHERE id = g.blob_id)",
-	"SELECT 'blob ' || hex(b.guid) || ' has ' || "
-	"(SELECT count(*) FROM chunk WHERE blob_id = b.id) || "
-	"' chunks for ' || b.size || ' bytes' FROM blob b "
-	"WHERE (SELECT count(*) FROM chunk WHERE blob_id = b.id) != "
-	"(b.size + 65535) / 65536",
+	"SELECT 'blob ' || hex(guid) || ' has ' || n || ' rows of bytes for ' "
+	"|| size || ' bytes' FROM (SELECT b.guid, b.size, "
+	"(SELECT count(*) FROM chunk WHERE blob_id = b.id) + "
+	"(SELECT count(*) FROM piece WHERE id BETWEEN b.id << 24 AND "
+	"(b.id << 24) + 16777215) AS n, CASE WHEN b.id < f.first_blob "
+	"THEN (b.size + 65535) / 65536 ELSE (b.size + 799) / 800 END AS want "
+	"FROM blob b, piece_form f) WHERE n != want",
+	"SELECT 'piece ' || id || ' of a missing blob' FROM piece p "
+	"WHERE NOT EXISTS (SELECT 1 FROM blob WHERE id = p.id >> 24)",
 	/*
 	 * Renumbering's leftovers (a user may hold the same bytes twice;
 	 * these are the copies renumbering should have removed): a copy
@@ -132,8 +136,9 @@ store_check(struct store *st, void (*report)(void *, const char *),
 	size_t		 i;
 	int		 rc;
 
-	_Static_assert(BLOB_CHUNK_SIZE == 65536, "invariant_checks assumes "
-	    "64 KiB chunks");
+	_Static_assert(BLOB_CHUNK_SIZE == 65536 && BLOB_PIECE_SIZE == 800 &&
+	    BLOB_PIECE_BITS == 24, "invariant_checks assumes 64 KiB chunks "
+	    "and pieces of 800 bytes at 24 bits");
 	*blobs = *problems = 0;
 	if ((err = check_integrity(st, report, arg, problems)) != STORE_OK)
 		return err;

@@ -73,7 +73,7 @@ enum stmt_id {
 	S_NODE_UIDVALIDITY,
 	S_BLOB_FIND,
 	S_BLOB_ADD,
-	S_CHUNK_ADD,
+	S_PIECE_ADD,
 	S_CHUNK_GET,
 	S_MSG_ADD,
 	S_MSG_LIST,
@@ -100,6 +100,7 @@ enum stmt_id {
 	S_EXPUNGED_SINCE,
 	S_MBOX_STATE,
 	S_BLOB_UNUSED_CHUNKS,
+	S_BLOB_UNUSED_PIECES,
 	S_BLOB_UNUSED,
 	S_REPLOG_NEXT,
 	S_REPLOG_FIRST,
@@ -249,6 +250,7 @@ struct store {
 	int		 gc_more;	/* blob_unused may list blobs to drop */
 	int		 fts_off;	/* SEARCH's index is neither kept nor used */
 	int64_t		 gc_after;	/* where store_gc_step() goes on */
+	int64_t		 piece_first;	/* blobs from it on are in pieces */
 	struct store_copy_job *copy_jobs; /* of live sessions (store_copy.c) */
 	int		 copy_sweep;	/* the journal may hold abandoned jobs */
 	struct checkpointer *ckpt;	/* store_wal.c's thread, or NULL */
@@ -279,11 +281,12 @@ struct store_blob_reader {
 	struct store	*st;
 	int64_t		 blob_id;
 	uint64_t	 size;
-	int64_t		 seq;		/* chunk located below, or -1 */
-	int64_t		 rowid;		/* its row in chunk */
+	int		 pieces;	/* in table piece, else in chunk */
+	int64_t		 seq;		/* piece or chunk located, or -1 */
+	int64_t		 rowid;		/* its row */
 	size_t		 len;		/* its stored length */
 	int		 zlib;		/* it is deflated */
-	sqlite3_blob	*h;		/* open on some chunk row, or NULL */
+	sqlite3_blob	*h;		/* open on one of its rows, or NULL */
 	int64_t		 h_rowid;	/* the row h is open on */
 	int64_t		 inflated_seq;	/* chunk in `inflated`, or -1 */
 	size_t		 inflated_len;
@@ -399,6 +402,8 @@ enum store_err	 message_expunge(struct store *, int64_t mailbox_id,
 		    uint32_t uid, int64_t *blob_id);
 enum store_err	 blob_drop_unused(struct store *, int64_t blob_id);
 void		 bind_text_or_null(sqlite3_stmt *, int, const char *);
+/* store_blob.c: where blobs keep their bytes (schema_v24), at open. */
+enum store_err	 blob_form_load(struct store *);
 /* store_blob.c: a reader gives back its chunk's handle and buffer. */
 void		 chunk_release(struct store_blob_reader *);
 /* store_blob.c: re-reads a blob; 0 with why when it is not its GUID's. */

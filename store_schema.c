@@ -574,6 +574,28 @@ static const char schema_v23[] =
 	"  hi INTEGER NOT NULL,"
 	"  PRIMARY KEY (mailbox, lo)) WITHOUT ROWID;";
 
+/*
+ * Version 24, message bytes in pieces (config.h BLOB_PIECE_SIZE): a
+ * blob from piece_form.first_blob on keeps its bytes in table piece,
+ * row id blob id << BLOB_PIECE_BITS | piece number (no index besides
+ * the table's own: ids only grow, so rows are appended and pages fill).
+ * Blobs stored before keep their rows in chunk, read as before, and go
+ * with them; no row is rewritten.  A new blob whose header block is the
+ * first bytes of the message (all but those the parser cut) keeps in
+ * blob.header only its length, an integer, instead of a second copy.
+ */
+static const char schema_v24[] =
+	"CREATE TABLE piece ("
+	"  id INTEGER PRIMARY KEY,"
+	"  data BLOB NOT NULL);"
+	"CREATE TABLE piece_form ("
+	"  one INTEGER PRIMARY KEY CHECK (one = 1),"
+	"  first_blob INTEGER NOT NULL);"
+	"INSERT INTO piece_form VALUES (1, 1 + max("
+	"  (SELECT coalesce(max(id), 0) FROM blob),"
+	"  (SELECT coalesce(max(seq), 0) FROM sqlite_sequence "
+	"  WHERE name = 'blob')));";
+
 const char *const store_migrations[SCHEMA_VERSION] = {
 	schema_v1,
 	schema_v2,
@@ -598,4 +620,5 @@ const char *const store_migrations[SCHEMA_VERSION] = {
 	schema_v21,
 	schema_v22,
 	schema_v23,
+	schema_v24,
 };

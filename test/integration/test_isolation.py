@@ -326,6 +326,29 @@ UNDO_V21 = ["DROP TABLE copy_job"]
 UNDO_V23 = ["DROP TABLE uid_purged"]
 UNDO_V22 = ["DROP INDEX message_deleted"]
 
+
+
+def undo_v24(db):
+    """Undoes what schema version 24 made on connection db: every blob's
+    bytes back from pieces of 800 bytes (row id blob id << 24 | number)
+    into 64 KiB chunks stored as they came, no piece tables, and each
+    header block kept as its length stored again."""
+    whole = {}
+    for rowid, data in db.execute("SELECT id, data FROM piece ORDER BY id"
+                                  ).fetchall():
+        whole[rowid >> 24] = whole.get(rowid >> 24, b"") + data
+    for blob_id, n in db.execute("SELECT id, header FROM blob WHERE "
+                                 "typeof(header) = 'integer'").fetchall():
+        db.execute("UPDATE blob SET header = ? WHERE id = ?",
+                   (whole[blob_id][:n], blob_id))
+    for blob_id, data in whole.items():
+        for seq in range((len(data) + 65535) // 65536):
+            db.execute("INSERT INTO chunk VALUES (?, ?, 0, ?)",
+                       (blob_id, seq, data[seq * 65536:(seq + 1) * 65536]))
+    db.execute("DROP TABLE piece")
+    db.execute("DROP TABLE piece_form")
+
+
 UNDO_AFTER_V9 = UNDO_V23 + UNDO_V22 + UNDO_V21 + UNDO_V20 + UNDO_V19 + UNDO_V18 + \
     UNDO_V17 + UNDO_V16 + [
     # version 11 added them, version 15 dropped them again
@@ -355,6 +378,7 @@ def downgrade_before_autoincrement(data):
     try:
         db.execute("PRAGMA foreign_keys = OFF")
         db.execute("BEGIN")
+        undo_v24(db)
         for sql in UNDO_AFTER_V9:
             db.execute(sql)
         for table in ("user", "mailbox", "blob", "conflict", "quarantine"):

@@ -281,7 +281,7 @@ test_check_finds_corruption(void **state)
 	assert_int_equal(blobs, 1);
 	snprintf(path, sizeof(path), "%s/mailrepd.db", f->dir);
 	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-	assert_int_equal(sqlite3_exec(db, "UPDATE chunk SET zlib = 0, "
+	assert_int_equal(sqlite3_exec(db, "UPDATE piece SET "
 	    "data = CAST('Subject: y\r\n\r\nsome BODY\r\n' AS BLOB)", NULL,
 	    NULL, NULL), SQLITE_OK);
 	sqlite3_close(db);
