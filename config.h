@@ -86,14 +86,15 @@
 #define DEFAULT_QUOTA_MESSAGES	0	/* messages one user may keep; 0: none */
 #define BLOB_CHUNK_SIZE		(64 * 1024) /* bytes per chunk of a blob stored before schema 24 */
 /*
- * A message's bytes are rows of BLOB_PIECE_SIZE (the last one shorter)
- * in table piece, at row id blob id << BLOB_PIECE_BITS | piece number:
- * rows this small fill SQLite's 4 KiB leaf pages to ~90%, where one
- * row a message (of 2-4 KB) left a third of every page empty
- * (bench/RESULTS.md, schema 24).  24 bits of pieces hold 13 GB, past
- * max-message-size's bound.  Pieces are stored as they came: inflating
- * costs more than a saving is worth (issue 9); chunks that older
- * versions deflated are still read.
+ * A message's bytes are rows of table piece, at row id blob id <<
+ * BLOB_PIECE_BITS | row number: each whole BLOB_CHUNK_SIZE one row
+ * (SQLite keeps all but ~3.5 KB of it in overflow pages it fills whole,
+ * and a big message is read a row per 64 KiB), what is
+ * left rows of BLOB_PIECE_SIZE: rows this small fill SQLite's 4 KiB
+ * leaf pages to ~89%, where one row a message of 2-4 KB left a third of
+ * every page empty (bench/RESULTS.md, schema 24).  Rows are stored as
+ * they came: inflating costs more than a saving is worth (issue 9);
+ * chunks that older versions deflated are still read.
  */
 #define BLOB_PIECE_SIZE		800
 #define BLOB_PIECE_BITS		24

@@ -30,16 +30,16 @@ piece_rowid(int64_t blob_id, int64_t seq)
 
 /*
  * Writes the blob's bytes (b->mem, else read from b->fd a buffer at a
- * time) as pieces of BLOB_PIECE_SIZE.  Memory: one buffer of a whole
- * number of pieces, owned by the store.  A blob of more pieces than
- * BLOB_PIECE_BITS count is refused (max-message-size keeps far below).
+ * time) as rows of piece: each whole BLOB_CHUNK_SIZE as one row, what
+ * is left after them in rows of BLOB_PIECE_SIZE (config.h says why).
+ * Memory: one chunk's buffer, owned by the store.  A blob of more rows
+ * than BLOB_PIECE_BITS count is refused (max-message-size keeps far
+ * below).
  */
 static enum store_err
 blob_write_pieces(struct store *st, int64_t blob_id,
     const struct store_blob_in *b)
 {
-	const size_t	 bufsize = BLOB_CHUNK_SIZE - BLOB_CHUNK_SIZE %
-	    BLOB_PIECE_SIZE;
 	sqlite3_stmt	*s;
 	uint64_t	 off = 0;
 	size_t		 want, got, at, n;
@@ -48,10 +48,11 @@ blob_write_pieces(struct store *st, int64_t blob_id,
 	enum store_err	 err;
 	const uint8_t	*raw;
 
-	if (b->size > (uint64_t)BLOB_PIECE_SIZE << BLOB_PIECE_BITS)
+	if (b->size / BLOB_CHUNK_SIZE >= (uint64_t)1 << (BLOB_PIECE_BITS - 1))
 		return STORE_INVALID;
 	while (off < b->size) {
-		want = b->size - off < bufsize ? b->size - off : bufsize;
+		want = b->size - off < BLOB_CHUNK_SIZE ? b->size - off :
+		    BLOB_CHUNK_SIZE;
 		raw = b->mem != NULL ? b->mem + off : st->raw;
 		for (got = 0; b->mem == NULL && got < want; got += r) {
 			r = pread(b->fd, st->raw + got, want - got, off + got);
@@ -63,8 +64,8 @@ blob_write_pieces(struct store *st, int64_t blob_id,
 			}
 		}
 		for (at = 0; at < want; at += n) {
-			n = want - at < BLOB_PIECE_SIZE ? want - at :
-			    BLOB_PIECE_SIZE;
+			n = want == BLOB_CHUNK_SIZE ? want : want - at <
+			    BLOB_PIECE_SIZE ? want - at : BLOB_PIECE_SIZE;
 			if ((s = stmt(st, S_PIECE_ADD)) == NULL)
 				return STORE_IO;
 			sqlite3_bind_int64(s, 1, piece_rowid(blob_id, seq++));
@@ -76,6 +77,25 @@ blob_write_pieces(struct store *st, int64_t blob_id,
 		off += want;
 	}
 	return STORE_OK;
+}
+
+/*
+ * Where byte `off` of the reader's blob is: its row's number (*seq) and
+ * its place in that row (returned).  Chunks: every row BLOB_CHUNK_SIZE.
+ * Pieces: whole chunks first, then rows of BLOB_PIECE_SIZE.
+ */
+static size_t
+blob_place(const struct store_blob_reader *r, uint64_t off, int64_t *seq)
+{
+	uint64_t	 whole = r->size - r->size % BLOB_CHUNK_SIZE;
+
+	if (!r->pieces || off < whole) {
+		*seq = (int64_t)(off / BLOB_CHUNK_SIZE);
+		return off % BLOB_CHUNK_SIZE;
+	}
+	*seq = (int64_t)(whole / BLOB_CHUNK_SIZE + (off - whole) /
+	    BLOB_PIECE_SIZE);
+	return (off - whole) % BLOB_PIECE_SIZE;
 }
 
 /*
@@ -301,7 +321,7 @@ chunk_locate(struct store_blob_reader *r, int64_t seq)
 		sqlite3_reset(s);
 	}
 	if (len < 0 || (uint64_t)len > (r->zlib ? st->packed_cap :
-	    r->pieces ? BLOB_PIECE_SIZE : BLOB_CHUNK_SIZE)) {
+	    BLOB_CHUNK_SIZE)) {
 		log_error("store.blob", "msg=\"chunk corrupt\" seq=%lld",
 		    (long long)seq);
 		r->seq = -1;
@@ -402,18 +422,17 @@ ssize_t
 store_blob_read(struct store_blob_reader *r, uint64_t off, void *buf,
     size_t len)
 {
-	size_t	 done = 0, unit;
+	size_t	 done = 0, in;
 	ssize_t	 n = 0;
 	int64_t	 seq;
 
-	unit = r->pieces ? BLOB_PIECE_SIZE : BLOB_CHUNK_SIZE;
 	while (done < len && off < r->size) {
-		seq = (int64_t)(off / unit);
+		in = blob_place(r, off, &seq);
 		if (seq != r->seq && chunk_locate(r, seq) < 0) {
 			n = -1;
 			break;
 		}
-		n = chunk_read(r, off % unit, (char *)buf + done, len - done);
+		n = chunk_read(r, in, (char *)buf + done, len - done);
 		if (n <= 0) {
 			n = -1;		/* a chunk shorter than its place */
 			break;
@@ -500,7 +519,7 @@ column_dup(sqlite3_stmt *s, int i, size_t *len)
 /* The columns of each STORE_META_* group, in the order read below. */
 static const char *const meta_columns[] = {
 	"b.envelope, b.bodystructure, b.body",
-	"b.header, b.parts, b.id",
+	"b.header, b.parts, b.id, b.size",
 	"b.sent_date, b.subject, b.from_addr, b.to_addr, b.message_id, b.size",
 };
 
@@ -540,22 +559,24 @@ meta_stmt(struct store *st, unsigned what, int row)
 }
 
 /*
- * Reads the header block that blob.header names by its length (an
- * integer: header_is_prefix()), the first `len` bytes of blob blob_id,
- * into out.  A reader of its own, outside st->readers: nothing may drop
+ * Reads the header block that blob.header (column i of s) names by
+ * its length (an integer: header_is_prefix()), the first bytes of the
+ * blob in columns i + 2 (id) and i + 3 (size), into out.  A reader of its own, outside st->readers: nothing may drop
  * the blob while a statement reads its row.
  */
 static int
-meta_header_read(struct store *st, int64_t blob_id, int64_t len,
+meta_header_read(struct store *st, sqlite3_stmt *s, int i,
     struct store_meta *out)
 {
-	struct store_blob_reader r = { .st = st, .blob_id = blob_id,
-	    .seq = -1, .inflated_seq = -1 };
+	struct store_blob_reader r = { .st = st, .seq = -1,
+	    .inflated_seq = -1 };
+	int64_t		 len = sqlite3_column_int64(s, i);
 	ssize_t		 n = 0;
 
-	r.pieces = blob_id >= st->piece_first;
-	r.size = (uint64_t)len;
-	if (len < 0 || len > BLOB_CHUNK_SIZE ||
+	r.blob_id = sqlite3_column_int64(s, i + 2);
+	r.size = (uint64_t)sqlite3_column_int64(s, i + 3);
+	r.pieces = r.blob_id >= st->piece_first;
+	if (len < 0 || len > BLOB_CHUNK_SIZE || (uint64_t)len > r.size ||
 	    (out->header = malloc((size_t)len + 1)) == NULL)
 		return -1;
 	if (len > 0)
@@ -570,9 +591,9 @@ meta_header_read(struct store *st, int64_t blob_id, int64_t len,
 }
 
 /*
- * Reads the STORE_META_SECTIONS group from columns i to i + 2: the
- * header block (or its length: meta_header_read()), the parts table and
- * the blob's id.
+ * Reads the STORE_META_SECTIONS group from columns i to i + 3: the
+ * header block (or its length: meta_header_read()), the parts table,
+ * the blob's id and size.
  */
 static enum store_err
 meta_sections(struct store *st, sqlite3_stmt *s, int i,
@@ -583,8 +604,7 @@ meta_sections(struct store *st, sqlite3_stmt *s, int i,
 	int	 bad;
 
 	if (sqlite3_column_type(s, i) == SQLITE_INTEGER) {
-		if (meta_header_read(st, sqlite3_column_int64(s, i + 2),
-		    sqlite3_column_int64(s, i), out) < 0) {
+		if (meta_header_read(st, s, i, out) < 0) {
 			log_error("store.meta", "msg=\"unreadable header\"");
 			return STORE_IO;
 		}
@@ -620,7 +640,7 @@ meta_read(struct store *st, sqlite3_stmt *s, int i, unsigned what,
 	}
 	if (what & STORE_META_SECTIONS) {
 		err = meta_sections(st, s, i, out);
-		i += 3;
+		i += 4;
 	}
 	if (what & STORE_META_SEARCH) {
 		if (sqlite3_column_type(s, i) != SQLITE_NULL)

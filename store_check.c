@@ -41,7 +41,8 @@ static const char *const invariant_checks[] = {
 	"(SELECT count(*) FROM chunk WHERE blob_id = b.id) + "
 	"(SELECT count(*) FROM piece WHERE id BETWEEN b.id << 24 AND "
 	"(b.id << 24) + 16777215) AS n, CASE WHEN b.id < f.first_blob "
-	"THEN (b.size + 65535) / 65536 ELSE (b.size + 799) / 800 END AS want "
+	"THEN (b.size + 65535) / 65536 ELSE b.size / 65536 + "
+	"(b.size % 65536 + 799) / 800 END AS want "
 	"FROM blob b, piece_form f) WHERE n != want",
 	"SELECT 'piece ' || id || ' of a missing blob' FROM piece p "
 	"WHERE NOT EXISTS (SELECT 1 FROM blob WHERE id = p.id >> 24)",

@@ -577,8 +577,9 @@ static const char schema_v23[] =
 /*
  * Version 24, message bytes in pieces (config.h BLOB_PIECE_SIZE): a
  * blob from piece_form.first_blob on keeps its bytes in table piece,
- * row id blob id << BLOB_PIECE_BITS | piece number (no index besides
- * the table's own: ids only grow, so rows are appended and pages fill).
+ * row id blob id << BLOB_PIECE_BITS | row number, its whole chunks
+ * first and then pieces (no index besides the table's own: ids only
+ * grow, so rows are appended and pages fill).
  * Blobs stored before keep their rows in chunk, read as before, and go
  * with them; no row is rewritten.  A new blob whose header block is the
  * first bytes of the message (all but those the parser cut) keeps in

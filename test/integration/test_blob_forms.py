@@ -1,5 +1,6 @@
-"""Every form of a message's stored bytes: new messages are pieces of
-800 bytes as they came (config.h BLOB_PIECE_SIZE, schema 24), while
+"""Every form of a message's stored bytes: new messages are rows of
+whole 64 KiB chunks and then pieces of 800 bytes, as they came
+(config.h BLOB_PIECE_SIZE, schema 24), while
 stores written by earlier versions hold 64 KiB chunks, raw or
 zlib-deflated.  A message in any of them, or in mixed chunks, must
 FETCH byte for byte, `mailrepd check` must verify it and find a damaged
@@ -119,9 +120,12 @@ def test_new_messages_are_pieces_as_they_came(server, rng):
     db = s.data / "mailrepd.db"
     rows = pieces(db)
     assert chunks(db) == []
+    whole = len(msg) // CHUNK
+    assert whole == 3
     assert [r[1] for r in rows] == list(range(len(rows)))
-    assert len(rows) == (len(msg) + PIECE - 1) // PIECE
-    assert all(len(r[2]) == PIECE for r in rows[:-1])
+    assert len(rows) == whole + (len(msg) % CHUNK + PIECE - 1) // PIECE
+    assert all(len(r[2]) == CHUNK for r in rows[:whole])
+    assert all(len(r[2]) == PIECE for r in rows[whole:-1])
     assert b"".join(r[2] for r in rows) == msg
     head = msg[:msg.index(b"\r\n\r\n") + 4]
     assert header_column(db) == [("integer", len(head))]
@@ -135,7 +139,9 @@ def test_new_messages_are_pieces_as_they_came(server, rng):
     assert c.search(None, "HEADER", "From", "b.example")[1] == [b"1"]
     assert c.search(None, "HEADER", "From", "c.example")[1] == [b""]
     c.logout()
-    for start, n in ((PIECE - 1, 2), (3 * PIECE, PIECE), (PIECE, 1)):
+    tail = whole * CHUNK
+    for start, n in ((tail - 1, 2), (tail + PIECE - 1, 2),
+                     (tail + 3 * PIECE, PIECE), (tail + PIECE, 1)):
         c = s.imap()
         c.select("INBOX")
         typ, data = c.fetch("1", "(BODY.PEEK[]<%d.%d>)" % (start, n))
