@@ -159,10 +159,16 @@
  * that deleting mail can still commit.  It covers a checkpoint of the
  * WAL (SQLite's default: 1,000 pages, 4 MiB) and the deletes' own WAL
  * pages.  New mail is stored again once the disk and the database's
- * free pages hold STORE_ROOM_RESUME besides the reserve.
+ * free pages hold STORE_ROOM_RESUME besides the reserve.  A write that
+ * begins with less than STORE_ROOM_LOW free beside the reserve file
+ * releases the file first: the WAL pages of an EXPUNGE (SQLite zeroes
+ * what it frees: secure_delete, Debian's default) can pass what is
+ * left, and a failed commit is undone, not retried.  The file is taken
+ * back with STORE_ROOM_LOW and STORE_ROOM_RESUME free beside it.
  */
 #define DEFAULT_DISK_RESERVE	(8 * 1024 * 1024) /* bytes kept for freeing space */
 #define STORE_ROOM_RESUME	(1024 * 1024) /* bytes free before new mail is taken */
+#define STORE_ROOM_LOW		(4 * 1024 * 1024) /* free beside the reserve file before a write */
 #define BACKUP_STEP_PAGES	256	/* pages `mailrepd backup` copies per step */
 #define BACKUP_STEP_PAUSE_MS	2	/* its pause between steps */
 #define IDENTITY_FILE		"identity" /* the marker beside the database */

@@ -677,6 +677,7 @@ txn_begin(struct store *st, int lazy)
 			return err;
 		st->sync_lowered = lazy;
 	}
+	room_before_write(st);
 	if ((err = db_exec(st, "BEGIN IMMEDIATE")) != STORE_OK)
 		return err;
 	txn_opened(st);
@@ -851,6 +852,7 @@ store_write_try(struct store *st)
 	if (wal_writes_wait(st))
 		return STORE_BUSY;	/* the checkpointer catches up */
 	store_read_end(st);
+	room_before_write(st);
 	rc = sqlite3_exec(st->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
 	if ((rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED)
 		return STORE_BUSY;

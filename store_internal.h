@@ -428,6 +428,11 @@ void		 wal_truncate(struct store *);
 int		 wal_writes_wait(struct store *);
 /* store_room.c: a write found the disk full; frees the reserve. */
 void		 room_exhausted(struct store *);
+/*
+ * store_room.c: a write transaction is about to begin; releases the
+ * reserve file first when the disk has less than STORE_ROOM_LOW free.
+ */
+void		 room_before_write(struct store *);
 /* store_room.c: whether a new blob of size bytes may be stored. */
 int		 room_for_blob(struct store *, uint64_t size);
 /* store_blob.c: a blob's id by GUID, or STORE_NOTFOUND. */

@@ -19,9 +19,16 @@
  *   on the disk, so this is how mail comes in again after users
  *   deleted some: into those pages, with the WAL's passing growth in
  *   the reserve's room (every checkpoint gives it back).
+ * A write transaction does not wait for the disk to fill: one that
+ * begins with less than STORE_ROOM_LOW free beside the file releases it
+ * first (room_before_write()), because a write that fails is undone,
+ * and an EXPUNGE's WAL pages (SQLite zeroes the pages it frees) can
+ * pass the little room a full disk leaves.
  * Once a second, store_room_tick() checkpoints and truncates the WAL
- * while tight or without the file, takes the file back once the disk has room for it and
- * STORE_ROOM_RESUME more, and ends the tight state once there is
+ * while tight or without the file, takes the file back once the disk
+ * has room for it and STORE_ROOM_LOW and STORE_ROOM_RESUME more (so
+ * that the next write does not release it again), and ends the tight
+ * state once there is
  * STORE_ROOM_RESUME of room besides the reserve (a new blob looks too:
  * room that came back, as an operator freed the disk, is used at once).
  */
@@ -131,18 +138,38 @@ room_left(struct store *st, int64_t disk)
 	return disk - (st->reserve_held ? 0 : st->reserve_bytes) + db_free(st);
 }
 
-void
-room_exhausted(struct store *st)
+/*
+ * Makes the store tight and releases the reserve file for what frees
+ * space; `why` says what the disk showed.
+ */
+static void
+room_tighten(struct store *st, const char *why)
 {
 	if (st->tight)
 		return;
 	st->tight = 1;
 	if (st->reserve_bytes > 0 && st->reserve_held)
 		reserve_release(st);
-	log_warn("store.full", "reserve=%lld msg=\"the disk is full: new "
-	    "mail is refused until there is room, and the reserve is "
-	    "released so that users can delete mail\"",
-	    (long long)st->reserve_bytes);
+	log_warn("store.full", "reserve=%lld msg=\"%s: new mail is refused "
+	    "until there is room, and the reserve is released so that users "
+	    "can delete mail\"", (long long)st->reserve_bytes, why);
+}
+
+void
+room_exhausted(struct store *st)
+{
+	room_tighten(st, "the disk is full");
+}
+
+void
+room_before_write(struct store *st)
+{
+	int64_t	 disk;
+
+	if (st->reserve_bytes == 0 || !st->reserve_held ||
+	    (disk = store_disk_free(st)) < 0 || disk >= STORE_ROOM_LOW)
+		return;
+	room_tighten(st, "the disk is nearly full");
 }
 
 /*
@@ -214,7 +241,7 @@ store_room_tick(struct store *st)
 	if ((disk = store_disk_free(st)) < 0)
 		return;
 	if (!st->reserve_held && disk >= st->reserve_bytes +
-	    STORE_ROOM_RESUME && reserve_take(st) == 0)
+	    STORE_ROOM_LOW + STORE_ROOM_RESUME && reserve_take(st) == 0)
 		disk -= st->reserve_bytes;
 	if (st->tight)
 		(void)room_resume(st, disk);

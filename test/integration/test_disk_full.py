@@ -362,3 +362,35 @@ def test_users_free_space_on_a_full_disk(tmpfs, server):
     tmpfs.release(srv)           # room for the checks' own files
     check_store(srv.data)
     led.check(srv.data, gone)
+
+
+def test_expunge_beside_a_reserve_held_on_a_nearly_full_disk(tmpfs, server):
+    """The disk fills to ROOM by another process while the server still
+    holds its reserve file and no write of its own has failed yet; the
+    user's EXPUNGE of 1.5 MiB then needs more WAL room than is left
+    (SQLite zeroes the pages it frees).  It must answer OK the first
+    time: the write releases the reserve before it begins, rather than
+    failing and releasing it for the next one.  Afterwards the messages
+    are gone, the rest kept, and `mailrepd check` is clean."""
+    rng = random.Random(23)
+    srv = server(data=tmpfs.data, imap=True)
+    with srv.raw() as raw:
+        for i in range(OLD):
+            r = append_to(raw, "INBOX", "old-%d" % i, OLD_SIZE, rng)
+            assert r.startswith("OK"), r
+        r = append_to(raw, "INBOX", "kept", SMALL, rng)
+        assert r.startswith("OK"), r
+    srv.stop()              # a clean stop leaves no WAL to write into
+    srv.start()
+    tmpfs.squeeze(srv)
+    with srv.raw() as raw:
+        raw.ok("SELECT INBOX")
+        raw.ok("STORE 1:%d +FLAGS.SILENT (\\Deleted)" % OLD)
+        raw.ok("EXPUNGE")
+        got = raw.ok("STATUS INBOX (MESSAGES)")
+        assert "MESSAGES 1" in got[0], got
+    assert srv.running(), "the server died:\n%s" % srv.log_text()
+    assert "the disk is nearly full" in srv.log_text()
+    srv.stop()
+    tmpfs.release(srv)
+    check_store(srv.data)
