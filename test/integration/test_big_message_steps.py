@@ -14,18 +14,21 @@ pieces of one that was never finished."""
 import os
 import re
 import shutil
+import smtplib
 import socket
 import sqlite3
 import time
 
 import pytest
 
-from conftest import DOMAIN, HOST, check_store, dot_stuff
+from conftest import DOMAIN, HOST, IMAPError, check_store, dot_stuff, \
+    lmtp_deliver
 from powerloss import (CRASH_BIN, CrashServer, Ledger, Workload,
                        check_image, images, inbox, restore, vfs_env)
 from test_imap_steps import Probe
 from test_loop_bounds import ITERATION_CPU_MS, slow_iterations
 import test_replication
+from test_io_faults import FaultServer, Run, check_clean
 from test_replica_apply import mailbox, scripted
 
 secret = test_replication.secret	# the fixture, by its name
@@ -203,6 +206,76 @@ def test_replica_applies_a_big_message_in_steps(server, secret):
     assert loose_left(rep.data) == ([], 0)
     rep.stop()
     check_store(rep.data)
+
+
+class BigRun(Run):
+    """test_io_faults' run with messages of 4 MiB, written in steps."""
+
+    def deliver(self):
+        t = self.tag()
+        try:
+            code, _ = lmtp_deliver(self.srv.port, "s@remote.test",
+                                   ["alice@" + DOMAIN], big_message(4, t))
+            ok = code == 250
+        except (OSError, smtplib.SMTPException):
+            ok = False
+        self.want[("INBOX", t)] = 1 if ok else 0
+
+    def append(self):
+        t = self.tag()
+        body = big_message(4, t)
+        try:
+            c = self.session()
+            c.send(("%s APPEND INBOX {%d+}\r\n" % (c.tag(), len(body))
+                    ).encode() + body + b"\r\n")
+            _, done = c.read_until("t%d" % c.ntag, timeout=300)
+            ok = done.startswith("OK")
+        except (OSError, IMAPError):
+            ok = False
+        self.want[("INBOX", t)] = 1 if ok else 0
+
+
+@pytest.mark.skipif(not os.access(CRASH_BIN, os.X_OK),
+                    reason="no test build: make build/crash/mailrepd")
+@pytest.mark.parametrize("how", ["deliver", "append"])
+def test_a_failed_step_loses_nothing_and_keeps_no_half(tmp_path,
+                                                       template_data, how):
+    """The test build fails the Nth sync (each step's commit) or write of
+    a 4 MiB delivery or APPEND in steps: a commit that fails midway takes
+    the stage back to its last commit and the next step writes the rest
+    again; whatever was acknowledged is there once and whole, whatever
+    was refused left nothing; then every loose piece goes and `mailrepd
+    check` is clean."""
+    data = tmp_path / "data"
+    shutil.copytree(template_data, data)
+    srv = FaultServer(tmp_path, data)
+    srv.start()
+    run = BigRun(srv)
+    hits = 0
+    try:
+        for op, ns in (("sync", range(1, 13)), ("write", (1, 200, 700))):
+            for n in ns:
+                srv.arm(op, n, "ioerr")
+                getattr(run, how)()
+                srv.disarm()
+                run.verify("%s with %s #%d failing" % (how, op, n))
+                if not srv.injected():
+                    break
+                hits += 1
+        run.deliver()
+        assert run.want[("INBOX", "f%dx" % run.n)] == 1
+        wait_no_loose(data)
+    finally:
+        srv.disarm()
+        status = srv.stop()
+    log = srv.log.read_text()
+    assert "ERROR: AddressSanitizer" not in log and \
+        "runtime error:" not in log, log[-3000:]
+    assert status == 0, log[-3000:]
+    print("%s: %d faults hit, %d told OK" % (how, hits, sum(
+        run.want.values())))
+    assert hits > 2
+    check_clean(data)
 
 
 class BigWorkload(Workload):
