@@ -17,6 +17,7 @@ import shutil
 import smtplib
 import socket
 import sqlite3
+import threading
 import time
 
 import pytest
@@ -168,22 +169,49 @@ def test_big_expunge_is_stepped(imap_srv):
     check_store(imap_srv.data)
 
 
-def test_a_client_gone_midway_leaves_no_pieces(imap_srv):
+@pytest.mark.parametrize("proto", ["lmtp", "imap"])
+def test_a_client_gone_midway_leaves_no_pieces(imap_srv, proto):
     """A client that sends a big message and hangs up at once: the
     message is stored whole or not at all, and pieces that no message
     took are dropped."""
     body = big_message(4, "gone")
-    s = socket.create_connection((HOST, imap_srv.port))
-    s.sendall(b"LHLO x\r\nMAIL FROM:<s@remote.test>\r\n"
-              b"RCPT TO:<alice@%s>\r\nDATA\r\n" % DOMAIN.encode())
-    s.recv(4096)
-    s.sendall(dot_stuff(body))
+    if proto == "lmtp":
+        s = socket.create_connection((HOST, imap_srv.port))
+        s.sendall(b"LHLO x\r\nMAIL FROM:<s@remote.test>\r\n"
+                  b"RCPT TO:<alice@%s>\r\nDATA\r\n" % DOMAIN.encode())
+        s.recv(4096)
+        s.sendall(dot_stuff(body))
+    else:
+        s = imap_srv.raw()
+        s.send(b"a APPEND INBOX {%d+}\r\n" % len(body) + body + b"\r\n")
     s.close()
     time.sleep(0.5)
     wait_no_loose(imap_srv.data)
     with imap_srv.raw() as c:
         c.ok("SELECT INBOX")
         assert len(uid_of(c, "gone")) <= 1
+    imap_srv.stop()
+    check_store(imap_srv.data)
+
+
+def test_the_same_big_message_twice_at_once(imap_srv):
+    """Two deliveries of the same bytes at the same time: each writes
+    its own pieces; the first to finish adds the blob, the other finds
+    it by its GUID and its pieces go.  Both are delivered, one blob."""
+    body = big_message(4, "twice")
+    got = []
+    ts = [threading.Thread(target=lambda: got.append(imap_srv.deliver(
+        "s@remote.test", ["alice@" + DOMAIN], body)[0])) for _ in range(2)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join(300)
+    assert got == [250, 250]
+    wait_no_loose(imap_srv.data)
+    assert len(rows(imap_srv.data, "SELECT id FROM blob")) == 1
+    with imap_srv.raw() as c:
+        c.ok("SELECT INBOX")
+        assert len(uid_of(c, "twice")) == 2
     imap_srv.stop()
     check_store(imap_srv.data)
 
