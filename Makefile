@@ -26,7 +26,7 @@ STATIC	?= 1
 PYTHON	?= /usr/bin/python3
 
 # Every module; mailrepd.c alone holds main(), so unit tests link the rest.
-MODULES	= settings.c log.c buf.c crypto.c auth.c store.c store_schema.c store_blob.c store_user.c store_mailbox.c store_copy.c store_restore.c store_check.c durable.c mime.c mime_decode.c mime_text.c mime_part.c spool.c net.c proto.c \
+MODULES	= settings.c log.c buf.c crypto.c auth.c store.c store_schema.c store_blob.c store_stage.c store_user.c store_mailbox.c store_copy.c store_restore.c store_check.c durable.c mime.c mime_decode.c mime_text.c mime_part.c spool.c net.c proto.c \
 	  lmtp.c admin.c mailio.c imap_parse.c imap.c imap_auth.c imap_caps.c \
 	  imap_idle.c imap_append.c imap_catenate.c imap_mailbox.c \
 	  imap_message.c imap_list.c imap_fetch.c imap_fetch_parse.c \

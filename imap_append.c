@@ -8,7 +8,8 @@
  * arrived whole with the command (a small LITERAL+ one) is fed to a
  * spool from the argument.
  * Every message waits in its spool until the line ends; then all are
- * appended in one store step.
+ * appended in one store step, after the bytes of the big ones went in,
+ * in steps of their own (store_blob_stage()).
  */
 #include <ctype.h>
 #include <errno.h>
@@ -37,6 +38,7 @@ struct append_msg {
 struct imap_append {
 	char		 mailbox[MAILBOX_MAX_NAME + 1];
 	struct append_msg msgs[IMAP_MAX_MULTIAPPEND];
+	struct store_blob_in blobs[IMAP_MAX_MULTIAPPEND]; /* spools finished */
 	size_t		 n;
 	uint64_t	 left;		/* literal bytes still to come */
 	int		 dropping;	/* refused: what still comes of the
@@ -387,52 +389,67 @@ imap_input_append(struct session *s)
 }
 
 /*
- * Appends every message of a complete APPEND, all or none, and sets
- * the reply: APPENDUID with the new UIDs (RFC 4315).
+ * Whether the APPEND may still store its messages; else it is answered.
+ * The node may have been demoted, or the user changed, while the
+ * literal arrived or the big messages went in.
  */
-static void
-append_store(struct session *s, struct imap_append *ap)
+static int
+append_allowed(struct session *s)
 {
-	struct imap_session	*ims = imap_of(s);
-	struct store_blob_in	 blobs[IMAP_MAX_MULTIAPPEND];
-	struct store_target	 t[IMAP_MAX_MULTIAPPEND];
-	uint32_t		 uids[IMAP_MAX_MULTIAPPEND];
-	struct store_mailbox	 mb;
-	enum store_err		 err;
-	char			*set;
-	size_t			 i;
-
-	/* Demoted while the message arrived: no OK from a replica. */
 	if (sync_is_replica()) {
 		imap_reply(s, "NO [CANNOT] This server became a read-only "
 		    "replica; make changes on the master");
-		return;
+		return 0;
 	}
-	/* The user may have changed while the literal arrived. */
 	if (!imap_session_still_valid(s)) {
 		imap_reply(s, "NO [UNAVAILABLE] Session ended");
-		return;
+		return 0;
 	}
+	return 1;
+}
+
+/*
+ * A step of a complete APPEND, whose spools are finished: a step of
+ * writing its big messages' bytes (store_blob_stage(), a message at a
+ * time), and once all are in, every message, all or none, with the
+ * reply: APPENDUID with the new UIDs (RFC 4315).  Returns 1 when
+ * answered, 0 when the next step goes on (imap_start_steps()).
+ */
+static int
+append_step(struct session *s, void *arg)
+{
+	struct imap_append	*ap = arg;
+	struct imap_session	*ims = imap_of(s);
+	struct store_target	 t[IMAP_MAX_MULTIAPPEND];
+	uint32_t		 uids[IMAP_MAX_MULTIAPPEND];
+	struct store_mailbox	 mb;
+	enum store_err		 err = STORE_OK;
+	char			*set;
+	size_t			 i;
+	int			 whole = 1;
+
+	if (!append_allowed(s))
+		return 1;
+	for (i = 0; i < ap->n && err == STORE_OK && whole; i++)
+		err = store_blob_stage(s->srv->store, &ap->blobs[i], &whole);
+	if (err == STORE_OK && !whole)
+		return 0;
 	memset(t, 0, sizeof(t));
 	for (i = 0; i < ap->n; i++) {
-		if (spool_finish(ap->msgs[i].spool, &blobs[i]) < 0) {
-			imap_reply(s, errno == ENOSPC ? IMAP_NO_FULL :
-			    "NO [UNAVAILABLE] Could not store the message");
-			return;
-		}
 		t[i].user = ims->user;
 		t[i].mailbox = ap->mailbox;
 		t[i].flags = ap->msgs[i].flags;
 		t[i].keywords = ap->msgs[i].keywords;
 		t[i].internaldate = ap->msgs[i].internaldate;
 	}
-	err = store_deliver_all(s->srv->store, blobs, t, ap->n);
+	if (err == STORE_OK)
+		err = store_deliver_all(s->srv->store, ap->blobs, t, ap->n);
 	if (err == STORE_OK)
 		err = store_mailbox_get(s->srv->store, ims->user, ap->mailbox,
 		    &mb);
 	if (err != STORE_OK) {
 		imap_reply_store_error(s, err, IMAP_MISSING_TARGET, "APPEND");
-		return;
+		return 1;
 	}
 	for (i = 0; i < ap->n; i++)
 		uids[i] = t[i].uid;
@@ -440,6 +457,46 @@ append_store(struct session *s, struct imap_append *ap)
 	imap_reply(s, "OK [APPENDUID %u %s] APPEND completed",
 	    mb.uidvalidity, set ? set : "");
 	free(set);
+	return 1;
+}
+
+/*
+ * Stores every message of a complete APPEND (append_step()).  Returns
+ * 1 when answered, 0 when its big messages go on in steps: the caller
+ * hands ap to imap_start_steps() (append_go_on()).
+ */
+static int
+append_store(struct session *s, struct imap_append *ap)
+{
+	size_t	 i;
+
+	if (!append_allowed(s))
+		return 1;
+	for (i = 0; i < ap->n; i++)
+		if (spool_finish(ap->msgs[i].spool, &ap->blobs[i]) < 0) {
+			imap_reply(s, errno == ENOSPC ? IMAP_NO_FULL :
+			    "NO [UNAVAILABLE] Could not store the message");
+			return 1;
+		}
+	return append_step(s, ap);
+}
+
+/* The step_free of an APPEND in steps. */
+static void
+append_step_free(void *arg)
+{
+	imap_append_free(arg);
+}
+
+/*
+ * The rest of an APPEND goes on in steps, which own ap; a store step
+ * waits for the store's lock like any write.
+ */
+static void
+append_go_on(struct session *s, struct imap_append *ap)
+{
+	imap_of(s)->priv->writes = 1;
+	imap_start_steps(s, append_step, append_step_free, ap);
 }
 
 /*
@@ -532,8 +589,11 @@ imap_input_append_end(struct session *s)
 		else if (len != 0)
 			imap_reply(s, "BAD Unexpected data after the APPEND "
 			    "literal");
-		else if (!ap->dropping)
-			append_store(s, ap);
+		else if (!ap->dropping && !append_store(s, ap)) {
+			p->append = NULL;
+			append_go_on(s, ap);
+			return 1;
+		}
 		imap_command_finish(s);
 	}
 	imap_append_free(ap);
@@ -555,8 +615,11 @@ imap_cmd_append(struct session *s, const struct imap_arg *args, size_t nargs,
 	(void)variant;
 	if ((ap = calloc(1, sizeof(*ap))) == NULL)
 		imap_reply(s, "NO [UNAVAILABLE] Out of memory");
-	else if (append_parse(s, ap, args, nargs, 0, 0) == 0)
-		append_store(s, ap);
+	else if (append_parse(s, ap, args, nargs, 0, 0) == 0 &&
+	    !append_store(s, ap)) {
+		append_go_on(s, ap);
+		return;
+	}
 	imap_append_free(ap);
 }
 
@@ -569,6 +632,7 @@ imap_append_free(struct imap_append *ap)
 	if (ap == NULL)
 		return;
 	for (i = 0; i < ap->n; i++) {
+		store_blob_unstage(&ap->blobs[i]);	/* reads the spool */
 		spool_free(ap->msgs[i].spool);
 		free(ap->msgs[i].keywords);
 	}

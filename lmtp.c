@@ -1091,7 +1091,10 @@ lmtp_data_end(struct session *s, struct lmtp_session *ls)
  * open transaction and waits for the group commit, after which they are
  * answered (lmtp_committed) and the next step runs in a later loop
  * iteration: a thousand recipients never hold the loop at once.  Each
- * step finds the message stored by the first one (by its GUID).
+ * step finds the message stored by the first one (by its GUID).  A big
+ * message's bytes go in first, in steps of their own that wait for no
+ * commit (store_blob_stage()); nobody is answered before the commit
+ * that adds the message.
  */
 static void
 lmtp_store_step(struct session *s, struct lmtp_session *ls)
@@ -1100,12 +1103,21 @@ lmtp_store_step(struct session *s, struct lmtp_session *ls)
 	struct store_target	*t = tx->targets + tx->stored;
 	enum store_err		 err;
 	size_t			 i, n = tx->nrcpts - tx->stored;
-	int			 stored = 0;
+	int			 stored = 0, whole;
 
 	if (n > LMTP_STORE_STEP)
 		n = LMTP_STORE_STEP;
+	/* A big message's bytes first, a step an iteration. */
+	err = store_blob_stage(s->srv->store, &tx->blob, &whole);
+	if (err == STORE_OK && !whole) {
+		ls->state = LMTP_STORE;
+		s->resume = 1;
+		return;
+	}
+	if (err == STORE_OK)
+		err = store_deliver(s->srv->store, &tx->blob, t, n);
 	/* An error that stopped every target is every target's answer. */
-	if ((err = store_deliver(s->srv->store, &tx->blob, t, n)) != STORE_OK)
+	if (err != STORE_OK)
 		for (i = 0; i < n; i++)
 			if (t[i].result == STORE_OK)
 				t[i].result = err;
@@ -1379,6 +1391,7 @@ lmtp_tx_free(struct lmtp_tx *tx)
 	free(tx->rcpts);
 	free(tx->targets);
 	free(tx->sender);
+	store_blob_unstage(&tx->blob);	/* before the bytes it reads */
 	spool_free(tx->spool);
 	free(tx);
 }

@@ -105,10 +105,11 @@ static const char *const stmt_sql[NSTMT] = {
 	[S_NODE_UIDVALIDITY] = "UPDATE node SET last_uidvalidity = "
 	    "max(last_uidvalidity + 1, ?1) RETURNING last_uidvalidity",
 	[S_BLOB_FIND] = "SELECT id, size FROM blob WHERE guid = ?1",
-	[S_BLOB_ADD] = "INSERT INTO blob (guid, size, envelope, "
+	/* ?13: the id a blob written in steps has; NULL: a new one */
+	[S_BLOB_ADD] = "INSERT INTO blob (id, guid, size, envelope, "
 	    "bodystructure, body, header, parts, subject, from_addr, to_addr, "
 	    "message_id, sent_date) "
-	    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+	    "VALUES (?13, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
 	[S_PIECE_ADD] = "INSERT INTO piece (id, data) VALUES (?1, ?2)",
 	[S_CHUNK_GET] = "SELECT rowid, zlib, length(data) FROM chunk "
 	    "WHERE blob_id = ?1 AND seq = ?2",
@@ -428,11 +429,26 @@ static const char *const stmt_sql[NSTMT] = {
 	[S_BLOB_USED] = "SELECT EXISTS (SELECT 1 FROM message "
 	    "WHERE blob_id = ?1) OR EXISTS (SELECT 1 FROM quarantine "
 	    "WHERE blob_id = ?1) OR EXISTS (SELECT 1 FROM held "
-	    "WHERE blob_id = ?1)",
+	    "WHERE blob_id = ?1), (SELECT size FROM blob WHERE id = ?1)",
 	/* store_blob.c, store_fts.c: rows of blobs that go. */
 	[S_FTS_HOLDS] = "SELECT ?1 <= upto AND NOT EXISTS (SELECT 1 "
 	    "FROM fts_skipped WHERE blob_id = ?1) FROM fts_state",
 	[S_FTS_UNSKIP] = "DELETE FROM fts_skipped WHERE blob_id = ?1",
+	/* store_stage.c: blobs written and dropped in steps. */
+	[S_LOOSE_NEXT_ID] = "SELECT max(coalesce((SELECT seq FROM "
+	    "sqlite_sequence WHERE name = 'blob'), 0), "
+	    "coalesce((SELECT max(id) FROM blob), 0)) + 1",
+	[S_LOOSE_SEQ_SET] = "UPDATE sqlite_sequence SET seq = ?1 "
+	    "WHERE name = 'blob'",
+	[S_LOOSE_SEQ_ADD] = "INSERT INTO sqlite_sequence (name, seq) "
+	    "VALUES ('blob', ?1)",
+	[S_LOOSE_ADD] = "INSERT INTO piece_loose (blob_id) VALUES (?1)",
+	[S_LOOSE_DEL] = "DELETE FROM piece_loose WHERE blob_id = ?1",
+	[S_LOOSE_NEXT] = "SELECT blob_id FROM piece_loose WHERE blob_id > ?1 "
+	    "ORDER BY blob_id LIMIT 1",
+	[S_LOOSE_FIRST] = "SELECT min(id) FROM piece WHERE id BETWEEN ?1 "
+	    "AND ?2",
+	[S_PIECE_DROP] = "DELETE FROM piece WHERE id BETWEEN ?1 AND ?2",
 	[S_FTS_FORGETTABLE] = "SELECT u.blob_id, b.guid FROM blob_unused u "
 	    "JOIN blob b ON b.id = u.blob_id WHERE u.blob_id <= ?1 AND "
 	    "NOT EXISTS (SELECT 1 FROM fts_skipped WHERE blob_id = b.id) AND "
@@ -797,6 +813,7 @@ store_commit(struct store *st)
 		if (!sqlite3_get_autocommit(st->db))
 			db_exec(st, "ROLLBACK");	/* doomed */
 		txn_closed(st);
+		stage_settle(st, 0);
 		log_error("store.commit", "msg=\"the transaction was rolled "
 		    "back after: %s\"", store_strerror(st->fault));
 		return st->fault;
@@ -805,6 +822,7 @@ store_commit(struct store *st)
 	if (err != STORE_OK && !sqlite3_get_autocommit(st->db))
 		db_exec(st, "ROLLBACK");
 	txn_closed(st);
+	stage_settle(st, err == STORE_OK);
 	return err;
 }
 
@@ -816,6 +834,7 @@ store_rollback(struct store *st)
 	if (!sqlite3_get_autocommit(st->db))	/* SQLite's did it */
 		db_exec(st, "ROLLBACK");
 	txn_closed(st);
+	stage_settle(st, 0);
 }
 
 int
@@ -1227,6 +1246,7 @@ store_open(const char *dir, struct store **out)
 		return STORE_IO;
 	st->reserve_held = 1;	/* no reserve but store_room_reserve()'s */
 	st->gc_more = 1;	/* a queue left by the last run */
+	st->loose_more = 1;	/* pieces a kill left (store_stage.c) */
 	st->copy_sweep = 1;	/* jobs a crash left (store_copy.c) */
 	st->packed_cap = compressBound(BLOB_CHUNK_SIZE);
 	st->raw = malloc(BLOB_CHUNK_SIZE);

@@ -48,6 +48,7 @@ enum store_err {
 #define MAILBOX_ID_LEN	16	/* bytes of a mailbox uniqueid */
 
 struct store;
+struct store_stage;
 
 struct store_mailbox {
 	int64_t		id;		/* local handle, never reused */
@@ -92,6 +93,7 @@ struct store_blob_in {
 	uint64_t			 size;
 	uint8_t				 guid[GUID_LEN];
 	const struct mime_result	*mime;
+	struct store_stage		*stage;	/* store_blob_stage() */
 };
 
 /* One delivery of a blob: where to, and (out) what became of it. */
@@ -263,6 +265,24 @@ enum store_err	store_mailbox_create(struct store *, const char *user,
 		    struct store_mailbox *out);
 enum store_err	store_mailbox_foreach(struct store *, const char *user,
 		    int (*cb)(void *, const struct store_mailbox *), void *arg);
+
+/*
+ * A message of BLOB_STEP_MIN bytes or more is written in steps before
+ * store_deliver() or store_deliver_all() takes it: each call writes its
+ * rows for a step (STORE_STAGE_STEP_USEC) in the open transaction, in
+ * the group commit, under an id that nothing takes for a message, and
+ * sets *done once every row is written (at once for a smaller message,
+ * or one stored already).  Call it again in a later loop iteration until
+ * then, and once more before each store_deliver() (after a failed
+ * commit it writes again what the commit lost).  The delivery that
+ * follows adds the blob row, its GUID, in its own commit.  b->stage
+ * (NULL at first) holds the stage; store_blob_unstage() ends it, after
+ * the delivery or instead of it: pieces a delivery did not take are
+ * dropped in steps.  b's bytes must stay readable until then.
+ */
+enum store_err	store_blob_stage(struct store *, struct store_blob_in *b,
+		    int *done);
+void		store_blob_unstage(struct store_blob_in *b);
 
 /*
  * Stores the blob once (or finds it stored already, by GUID) and appends

@@ -22,7 +22,7 @@
 #include "store_internal.h"
 
 /* The row id of piece `seq` of blob blob_id (config.h BLOB_PIECE_BITS). */
-static int64_t
+int64_t
 piece_rowid(int64_t blob_id, int64_t seq)
 {
 	return (int64_t)((uint64_t)blob_id << BLOB_PIECE_BITS) | seq;
@@ -31,31 +31,36 @@ piece_rowid(int64_t blob_id, int64_t seq)
 /*
  * Writes the blob's bytes (b->mem, else read from b->fd a buffer at a
  * time) as rows of piece: each whole BLOB_CHUNK_SIZE as one row, what
- * is left after them in rows of BLOB_PIECE_SIZE (config.h says why).
+ * is left after them in rows of BLOB_PIECE_SIZE (config.h says why),
+ * from *off on (a row's start, row *seq), and moves both on.  Stops
+ * at the end or, from the second row on, once `until` has passed.
  * Memory: one chunk's buffer, owned by the store.  A blob of more rows
  * than BLOB_PIECE_BITS count is refused (max-message-size keeps far
  * below).
  */
-static enum store_err
-blob_write_pieces(struct store *st, int64_t blob_id,
-    const struct store_blob_in *b)
+enum store_err
+blob_write_rows(struct store *st, int64_t blob_id,
+    const struct store_blob_in *b, uint64_t *off, int64_t *seq,
+    int64_t until)
 {
 	sqlite3_stmt	*s;
-	uint64_t	 off = 0;
 	size_t		 want, got, at, n;
 	ssize_t		 r;
-	int64_t		 seq = 0;
 	enum store_err	 err;
 	const uint8_t	*raw;
+	int		 first = 1;
 
 	if (b->size / BLOB_CHUNK_SIZE >= (uint64_t)1 << (BLOB_PIECE_BITS - 1))
 		return STORE_INVALID;
-	while (off < b->size) {
-		want = b->size - off < BLOB_CHUNK_SIZE ? b->size - off :
+	while (*off < b->size && (first || until == 0 ||
+	    log_clock_us() < until)) {
+		first = 0;
+		want = b->size - *off < BLOB_CHUNK_SIZE ? b->size - *off :
 		    BLOB_CHUNK_SIZE;
-		raw = b->mem != NULL ? b->mem + off : st->raw;
+		raw = b->mem != NULL ? b->mem + *off : st->raw;
 		for (got = 0; b->mem == NULL && got < want; got += r) {
-			r = pread(b->fd, st->raw + got, want - got, off + got);
+			r = pread(b->fd, st->raw + got, want - got,
+			    *off + got);
 			if (r <= 0) {
 				log_error("store.blob", "msg=%s",
 				    log_quote(r < 0 ? strerror(errno) :
@@ -68,13 +73,14 @@ blob_write_pieces(struct store *st, int64_t blob_id,
 			    BLOB_PIECE_SIZE ? want - at : BLOB_PIECE_SIZE;
 			if ((s = stmt(st, S_PIECE_ADD)) == NULL)
 				return STORE_IO;
-			sqlite3_bind_int64(s, 1, piece_rowid(blob_id, seq++));
+			sqlite3_bind_int64(s, 1, piece_rowid(blob_id, *seq));
 			sqlite3_bind_blob(s, 2, raw + at, (int)n,
 			    SQLITE_STATIC);
 			if ((err = step_done(st, s, "piece add")) != STORE_OK)
 				return err;
+			++*seq;
 		}
-		off += want;
+		*off += want;
 	}
 	return STORE_OK;
 }
@@ -155,7 +161,9 @@ header_is_prefix(struct store *st, const struct store_blob_in *b)
 
 /*
  * Finds the blob by GUID or stores it; *blob_id names it either way.
- * On a full disk (store_room.c) a new blob is refused.
+ * One written in steps (b->stage, every row written: store_blob_stage())
+ * gets its blob row at the stage's id; the pieces are there.  On a full
+ * disk (store_room.c) a new blob is refused.
  */
 enum store_err
 blob_put(struct store *st, const struct store_blob_in *b, int64_t *blob_id)
@@ -165,10 +173,13 @@ blob_put(struct store *st, const struct store_blob_in *b, int64_t *blob_id)
 	char		*parts = NULL;
 	size_t		 partslen = 0;
 	enum store_err	 err;
+	uint64_t	 off = 0;
+	int64_t		 seq = 0;
 
 	if ((err = blob_find(st, b->guid, blob_id)) != STORE_NOTFOUND)
 		return err;	/* stored already, or a failure */
-	if (!room_for_blob(st, b->size))
+	assert(b->stage == NULL || b->stage->off == b->size);
+	if (b->stage == NULL && !room_for_blob(st, b->size))
 		return STORE_FULL;	/* the room left is for deletes */
 	if (mime_parts_encode(m->parts, m->nparts, &parts, &partslen) < 0)
 		return STORE_IO;
@@ -193,12 +204,16 @@ blob_put(struct store *st, const struct store_blob_in *b, int64_t *blob_id)
 	bind_text_or_null(s, 11, m->message_id);
 	if (m->date != (time_t)-1)
 		sqlite3_bind_int64(s, 12, m->date);
+	if (b->stage != NULL)
+		sqlite3_bind_int64(s, 13, b->stage->blob_id);
 	err = step_done(st, s, "blob add");
 	free(parts);
 	if (err != STORE_OK)
 		return err;
 	*blob_id = sqlite3_last_insert_rowid(st->db);
-	return blob_write_pieces(st, *blob_id, b);
+	if (b->stage != NULL)
+		return stage_adopt(st, b->stage);
+	return blob_write_rows(st, *blob_id, b, &off, &seq, 0);
 }
 
 /* A reader of blob blob_id, of size bytes, in the store's list. */
@@ -730,9 +745,12 @@ blob_is_read(const struct store *st, int64_t blob_id)
 	return 0;
 }
 
-/* Whether a message, the quarantine or a held record uses blob_id. */
+/*
+ * Whether a message, the quarantine or a held record uses blob_id, and
+ * the blob's size (0 when it has no row).
+ */
 static enum store_err
-blob_used(struct store *st, int64_t blob_id, int *used)
+blob_used(struct store *st, int64_t blob_id, int *used, uint64_t *size)
 {
 	sqlite3_stmt	*s;
 	enum store_err	 err;
@@ -740,8 +758,10 @@ blob_used(struct store *st, int64_t blob_id, int *used)
 	if ((s = stmt(st, S_BLOB_USED)) == NULL)
 		return STORE_IO;
 	sqlite3_bind_int64(s, 1, blob_id);
-	if ((err = step_row(st, s, "blob used")) == STORE_OK)
+	if ((err = step_row(st, s, "blob used")) == STORE_OK) {
 		*used = sqlite3_column_int(s, 0);
+		*size = (uint64_t)sqlite3_column_int64(s, 1);
+	}
 	sqlite3_reset(s);
 	return err;
 }
@@ -791,16 +811,19 @@ blob_must_wait(struct store *st, int64_t blob_id, int *yes)
  * index still holds, waits in blob_unused for store_gc_step() once the
  * reader is done or the index has forgotten it, so that the reader
  * never loses its chunks and the index never keeps rows of a blob gone.
+ * The pieces of a blob of BLOB_STEP_MIN bytes or more go later, a few
+ * a step (loose_queue()): deleted at once, 50 MiB held the loop 320 ms.
  */
 enum store_err
 blob_drop_unused(struct store *st, int64_t blob_id)
 {
 	sqlite3_stmt	*s;
 	enum store_err	 err;
+	uint64_t	 size = 0;
 	int		 used = 1, wait;
 
-	if ((err = blob_used(st, blob_id, &used)) != STORE_OK || used ||
-	    (err = blob_must_wait(st, blob_id, &wait)) != STORE_OK)
+	if ((err = blob_used(st, blob_id, &used, &size)) != STORE_OK ||
+	    used || (err = blob_must_wait(st, blob_id, &wait)) != STORE_OK)
 		return err;
 	if (wait) {
 		if ((s = stmt(st, S_GC_QUEUE_ONE)) == NULL)
@@ -809,14 +832,19 @@ blob_drop_unused(struct store *st, int64_t blob_id)
 		st->gc_more = 1;
 		return step_done(st, s, "blob queue");
 	}
-	if ((s = stmt(st, blob_id >= st->piece_first ? S_BLOB_UNUSED_PIECES :
-	    S_BLOB_UNUSED_CHUNKS)) == NULL)
+	if (blob_id >= st->piece_first && size >= BLOB_STEP_MIN)
+		err = loose_queue(st, blob_id);
+	else if ((s = stmt(st, blob_id >= st->piece_first ?
+	    S_BLOB_UNUSED_PIECES : S_BLOB_UNUSED_CHUNKS)) == NULL)
 		return STORE_IO;
-	sqlite3_bind_int64(s, 1, blob_id);
-	sqlite3_bind_int64(s, 2, piece_rowid(blob_id, 0));
-	sqlite3_bind_int64(s, 3, piece_rowid(blob_id,
-	    ((int64_t)1 << BLOB_PIECE_BITS) - 1));
-	if ((err = step_done(st, s, "chunk drop")) != STORE_OK)
+	else {
+		sqlite3_bind_int64(s, 1, blob_id);
+		sqlite3_bind_int64(s, 2, piece_rowid(blob_id, 0));
+		sqlite3_bind_int64(s, 3, piece_rowid(blob_id,
+		    ((int64_t)1 << BLOB_PIECE_BITS) - 1));
+		err = step_done(st, s, "chunk drop");
+	}
+	if (err != STORE_OK)
 		return err;
 	if ((s = stmt(st, S_BLOB_UNUSED)) == NULL)
 		return STORE_IO;
@@ -868,8 +896,8 @@ gc_next(struct store *st, int64_t *ids, size_t *n)
  * that reaches the end starts again only if something was queued, or a
  * reader closed (st->gc_more), while it ran.
  */
-int
-store_gc_step(struct store *st)
+static int
+unused_step(struct store *st)
 {
 	int64_t		 ids[STORE_GC_BATCH], start;
 	sqlite3_stmt	*s;
@@ -905,4 +933,14 @@ store_gc_step(struct store *st)
 		return 0;
 	}
 	return 1;
+}
+
+/*
+ * A step of each collection: blobs nothing uses, then the pieces of big
+ * ones (store_stage.c).  Returns 1 while either has more to do.
+ */
+int
+store_gc_step(struct store *st)
+{
+	return unused_step(st) | loose_step(st);
 }

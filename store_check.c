@@ -44,8 +44,10 @@ static const char *const invariant_checks[] = {
 	"THEN (b.size + 65535) / 65536 ELSE b.size / 65536 + "
 	"(b.size % 65536 + 799) / 800 END AS want "
 	"FROM blob b, piece_form f) WHERE n != want",
+	/* Loose pieces (store_stage.c) have no blob row until written. */
 	"SELECT 'piece ' || id || ' of a missing blob' FROM piece p "
-	"WHERE NOT EXISTS (SELECT 1 FROM blob WHERE id = p.id >> 24)",
+	"WHERE NOT EXISTS (SELECT 1 FROM blob WHERE id = p.id >> 24) AND "
+	"NOT EXISTS (SELECT 1 FROM piece_loose WHERE blob_id = p.id >> 24)",
 	/*
 	 * Renumbering's leftovers (a user may hold the same bytes twice;
 	 * these are the copies renumbering should have removed): a copy

@@ -190,6 +190,14 @@ enum stmt_id {
 	S_BLOB_USED,
 	S_FTS_HOLDS,
 	S_FTS_UNSKIP,
+	S_LOOSE_NEXT_ID,
+	S_LOOSE_SEQ_SET,
+	S_LOOSE_SEQ_ADD,
+	S_LOOSE_ADD,
+	S_LOOSE_DEL,
+	S_LOOSE_NEXT,
+	S_LOOSE_FIRST,
+	S_PIECE_DROP,
 	S_FTS_FORGETTABLE,
 	S_FTS_FORGET,
 	S_COPY_TARGET,
@@ -237,6 +245,8 @@ struct store {
 	size_t		 packed_cap;
 	char		 keywords[STORE_MAX_KEYWORDS]; /* of message_row() */
 	struct store_blob_reader *readers;	/* open blob readers */
+	struct store_stage *stages;	/* blobs being written in steps */
+	int		 loose_more;	/* piece_loose may list pieces to drop */
 	enum rec_reason	 reason;	/* of the records made now */
 	uint64_t	 users_gen;	/* store_users_generation() */
 	int64_t		 data_version;	/* as store_poll_others() last saw */
@@ -291,6 +301,22 @@ struct store_blob_reader {
 	int64_t		 inflated_seq;	/* chunk in `inflated`, or -1 */
 	size_t		 inflated_len;
 	uint8_t		*inflated;	/* BLOB_CHUNK_SIZE, on first need */
+};
+
+/*
+ * A blob being written in steps (store_stage.c), under an id listed in
+ * piece_loose; st->stages lists the live ones.  Where it is, and where
+ * it was at the last commit, to go back to when a commit fails.
+ */
+struct store_stage {
+	struct store_stage *next;	/* in st->stages */
+	struct store	*st;
+	int64_t		 blob_id;	/* reserved, or 0: not yet */
+	uint64_t	 off;		/* bytes written */
+	int64_t		 seq;		/* rows written */
+	int64_t		 kept_id;	/* ...as of the last commit */
+	uint64_t	 kept_off;
+	int64_t		 kept_seq;
 };
 
 /* What a message carries besides its bytes. */
@@ -449,6 +475,38 @@ enum store_err	 uid_purged(struct store *, const uint8_t *uniqueid,
 enum store_err	 wal_size_limit(struct store *);
 enum store_err	 blob_put(struct store *, const struct store_blob_in *,
 		    int64_t *blob_id);
+/*
+ * store_blob.c: writes b's rows from byte *off (row *seq) on, a row
+ * (BLOB_CHUNK_SIZE, or the rest in pieces) at a time, until the end or,
+ * after the first row, until log_clock_us() passes until (0: none).
+ */
+enum store_err	 blob_write_rows(struct store *, int64_t blob_id,
+		    const struct store_blob_in *b, uint64_t *off,
+		    int64_t *seq, int64_t until);
+/* store_blob.c: the row id of row seq of blob blob_id. */
+int64_t		 piece_rowid(int64_t blob_id, int64_t seq);
+/*
+ * store_stage.c: the last step of a blob written in steps, in
+ * blob_put() after its blob row, at the stage's id, was added: its
+ * pieces are no longer loose.
+ */
+enum store_err	 stage_adopt(struct store *, const struct store_stage *);
+/*
+ * store_stage.c: a commit (kept) or a rollback: the stages note where
+ * they are, or go back to where the last commit left them.
+ */
+void		 stage_settle(struct store *, int kept);
+/*
+ * store_stage.c: a blob of BLOB_STEP_MIN or more that nothing uses any
+ * more, its blob row about to go: its pieces are listed as loose, for
+ * loose_step() to drop in steps.
+ */
+enum store_err	 loose_queue(struct store *, int64_t blob_id);
+/*
+ * store_stage.c: drops pieces that no live stage writes and no blob row
+ * owns, for at most STORE_STAGE_STEP_USEC; 1 when more is left.
+ */
+int		 loose_step(struct store *);
 /* store_apply.c: a mailbox's local id by uniqueid. */
 enum store_err	 mailbox_local_id(struct store *, const uint8_t *uniqueid,
 		    int64_t *id);

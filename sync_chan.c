@@ -384,9 +384,12 @@ pending_clear(struct chan *c)
 {
 	size_t	 i;
 
-	for (i = 0; i < c->nbatch; i++)
+	for (i = 0; i < c->nbatch; i++) {
+		store_blob_unstage(&c->batch[i].in);	/* reads the spool */
 		spool_free(c->batch[i].spool);
+	}
 	c->nbatch = 0;
+	c->staging = 0;
 	c->batch_mem = 0;
 	c->cur = NULL;
 	c->body_left = 0;

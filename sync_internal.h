@@ -108,6 +108,8 @@ struct chan {
 	struct recon		*recon;		/* CH_RECONCILE */
 	/* replica side */
 	int64_t			 applied;	/* committed position */
+	int			 staging;	/* the END waits for big bodies
+						   to go in (batch_staging) */
 	int64_t			 last;		/* last position received */
 	struct pending		*batch;
 	size_t			 nbatch;

@@ -366,20 +366,54 @@ master_refused(struct session *s, const uint8_t *p, size_t n)
 }
 
 /*
- * Whether frame `type` commits what the channel gathered (a batch's END,
- * the START that ends a reconciliation) while another process holds the
- * store's write lock: then the frame stays buffered and runs again on a
- * later loop iteration (session_store_ready), the link kept.
+ * A step of writing the batch's big bodies into the store, before its
+ * END applies it (store_blob_stage(): 48 MiB written at once held the
+ * replica's loop 190 ms).  Returns 1 while some are not all in (the END
+ * waits, c->staging), or when the store failed (the link closes: the
+ * master sends the batch again).
  */
 static int
-frame_waits_for_lock(struct session *s, const struct chan *c, uint8_t type)
+batch_staging(struct session *s, struct chan *c)
 {
-	int	 commits;
+	enum store_err	 err = STORE_OK;
+	size_t		 i;
+	int		 whole = 1;
 
-	commits = (type == SF_END && (c->state == CH_STREAM ||
-	    c->state == CH_RECONCILE)) || (type == SF_START &&
-	    c->state == CH_RECONCILE);
-	return commits && !session_store_ready(s);
+	for (i = 0; i < c->nbatch && whole && err == STORE_OK; i++)
+		if (c->batch[i].has_body && c->batch[i].ready)
+			err = store_blob_stage(s->srv->store, &c->batch[i].in,
+			    &whole);
+	if (err != STORE_OK) {
+		log_error("sync.apply", "msg=%s", log_quote(
+		    store_strerror(err)));
+		session_close(s);
+		return 1;
+	}
+	if (c->staging && whole)
+		s->resume = 0;		/* replica_input() sets it again */
+	c->staging = !whole;
+	return !whole;
+}
+
+/*
+ * Whether frame `type` commits what the channel gathered (a batch's END,
+ * the START that ends a reconciliation) while another process holds the
+ * store's write lock, or (an END) while the batch's big bodies are still
+ * going into the store: then the frame stays buffered and runs again on
+ * a later loop iteration (session_store_ready, or s->resume), the link
+ * kept.
+ */
+static int
+frame_waits(struct session *s, struct chan *c, uint8_t type)
+{
+	int	 end = type == SF_END && (c->state == CH_STREAM ||
+		    c->state == CH_RECONCILE);
+
+	if (!end && !(type == SF_START && c->state == CH_RECONCILE))
+		return 0;
+	if (!session_store_ready(s))
+		return 1;
+	return end && batch_staging(s, c);
 }
 
 static void
@@ -404,7 +438,7 @@ replica_input(struct session *s)
 	}
 	while (s->io == SESSION_OPEN &&
 	    chan_next(s, &type, &p, &n, &total) == 1) {
-		if (frame_waits_for_lock(s, c, type))
+		if (frame_waits(s, c, type))
 			break;
 		if (type == SF_REFUSE) {
 			snprintf(why, sizeof(why), "%.*s", (int)(n < 100 ? n :
@@ -442,6 +476,8 @@ replica_input(struct session *s)
 		replica_send_inventory(s, c);
 	else
 		replica_push(s, c);
+	if (c->staging)
+		s->resume = 1;	/* the END's next step (batch_staging) */
 }
 
 static void

@@ -176,7 +176,7 @@ def test_schema_23_store_upgrades_keeping_its_chunks(server, rng):
     c.logout()
     s.stop()
     with sqlite3.connect(db) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 24
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 25
         (first,) = conn.execute("SELECT first_blob FROM piece_form"
                                 ).fetchone()
     conn.close()

@@ -328,14 +328,24 @@ UNDO_V22 = ["DROP INDEX message_deleted"]
 
 
 
+# What schema version 25 made: the list of loose pieces (big blobs
+# written and dropped in steps); undone by undo_v24() first, so that
+# every downgrade from the current version starts there.
+UNDO_V25 = ["DROP TABLE piece_loose"]
+
+
 def undo_v24(db):
-    """Undoes what schema version 24 made on connection db: every blob's
-    bytes back from pieces of 800 bytes (row id blob id << 24 | number)
-    into 64 KiB chunks stored as they came, no piece tables, and each
-    header block kept as its length stored again."""
+    """Undoes what schema versions 25 and 24 made on connection db: every
+    blob's bytes back from pieces of 800 bytes (row id blob id << 24 |
+    number) into 64 KiB chunks stored as they came, no piece tables, and
+    each header block kept as its length stored again.  Loose pieces
+    (no blob row) are left out."""
+    for sql in UNDO_V25:
+        db.execute(sql)
     whole = {}
-    for rowid, data in db.execute("SELECT id, data FROM piece ORDER BY id"
-                                  ).fetchall():
+    for rowid, data in db.execute("SELECT id, data FROM piece WHERE "
+                                  "id >> 24 IN (SELECT id FROM blob) "
+                                  "ORDER BY id").fetchall():
         whole[rowid >> 24] = whole.get(rowid >> 24, b"") + data
     for blob_id, n in db.execute("SELECT id, header FROM blob WHERE "
                                  "typeof(header) = 'integer'").fetchall():
