@@ -110,7 +110,7 @@
 #define STORE_MAX_KEYWORDS	4096	/* bytes of keywords on a message */
 #define STORE_GC_BATCH		256	/* unused blobs dropped in one loop step */
 #define STORE_GC_STEP_USEC	5000	/* loop time one step of blob collection takes */
-#define SCHEMA_VERSION		24	/* bump with a step in store_schema.c */
+#define SCHEMA_VERSION		25	/* bump with a step in store_schema.c */
 /*
  * SEARCH's full-text index (imap_search_index.c, store_fts.c): blobs
  * indexed behind delivery, a bounded batch an iteration of the loop.
