@@ -120,7 +120,7 @@
 #define BLOB_STEP_MIN		(1024 * 1024)
 #define STORE_STAGE_STEP_USEC	5000
 #define BLOB_DROP_ROWS		4
-#define SCHEMA_VERSION		25	/* bump with a step in store_schema.c */
+#define SCHEMA_VERSION		26	/* bump with a step in store_schema.c */
 /*
  * SEARCH's full-text index (imap_search_index.c, store_fts.c): blobs
  * indexed behind delivery, a bounded batch an iteration of the loop.

@@ -343,7 +343,8 @@ imap_view_rolled_back(struct session *s)
 struct load_ctx {
 	struct imap_view	*v;
 	uint32_t		 first_unseen;	/* sequence number, or 0 */
-	uint32_t		 after;		/* UIDs up to here loaded */
+	uint32_t		 after;		/* this phase's UIDs up to here
+						   done */
 	int			 error;
 };
 
@@ -409,24 +410,6 @@ imap_view_keywords(struct session *s, struct imap_view *v,
 		put_flags_responses(s, v);
 }
 
-/*
- * One message into the view SELECT loads (a store_message_flags()
- * callback: uid, flags and keywords only).
- */
-static int
-load_one(void *arg, const struct store_message *m)
-{
-	struct load_ctx	*c = arg;
-
-	c->after = m->uid;
-	if (view_append(c->v, m->uid) < 0)
-		return c->error = 1;
-	if (m->keywords != NULL && *m->keywords != '\0')
-		view_add_keywords(c->v, m->keywords);
-	if ((m->flags & FLAG_SEEN) == 0 && c->first_unseen == 0)
-		c->first_unseen = c->v->count;
-	return 0;
-}
 
 /* Drops the selected mailbox, if any: "[CLOSED]" as RFC 7162 3.2.11. */
 static void
@@ -598,6 +581,8 @@ struct select_job {
 	struct select_params	 p;		/* p.known owned */
 	int			 examine;
 	uint32_t		 upto;		/* UIDNEXT - 1 at the start */
+	size_t			 phase;		/* index in select_phases */
+	size_t			 nread;		/* rows the batch gave */
 };
 
 static void
@@ -631,34 +616,134 @@ select_done(struct session *s, struct select_job *j)
 }
 
 /*
- * One step: loads the next messages in UID order for the step's time,
- * then, when all are loaded, answers.  Returns 1 once the reply is
- * recorded.
+ * The view's loading, phase by phase (select_phases), a batch a call:
+ * each call returns a store error or STORE_OK, and moves j->phase on
+ * when its phase is done.  Each reads the store as it is then, as the
+ * steps go; what changes meanwhile has a higher MODSEQ, reported after.
+ */
+
+/* The phase is done: the next begins at the mailbox's first UID. */
+static void
+phase_done(struct select_job *j)
+{
+	j->phase++;
+	j->c.after = 0;
+}
+
+/*
+ * The next batch of UIDs into the view, read from an index of them
+ * alone: no row of the table, no per-message allocation (the view
+ * keeps ranges).
+ */
+static enum store_err
+load_uids(struct store *st, struct select_job *j)
+{
+	uint32_t	 uids[IMAP_STEP_MESSAGES];
+	size_t		 n, i;
+	enum store_err	 err;
+
+	if ((err = store_message_uids(st, j->c.v->mb.id, j->c.after, j->upto,
+	    uids, IMAP_STEP_MESSAGES, &n)) != STORE_OK)
+		return err;
+	for (i = 0; i < n; i++)
+		if (view_append(j->c.v, uids[i]) < 0) {
+			j->c.error = 1;
+			return STORE_OK;
+		}
+	if (n < IMAP_STEP_MESSAGES)
+		phase_done(j);	/* the rest went meanwhile, if any */
+	else
+		j->c.after = uids[n - 1];
+	return STORE_OK;
+}
+
+/* A message with keywords (a store_message_keywords() callback). */
+static int
+load_keywords_one(void *arg, const struct store_message *m)
+{
+	struct select_job	*j = arg;
+
+	j->c.after = m->uid;
+	j->nread++;
+	if (m->keywords != NULL)
+		view_add_keywords(j->c.v, m->keywords);
+	return 0;
+}
+
+/* The keywords of the next batch of the messages that have some. */
+static enum store_err
+load_keywords(struct store *st, struct select_job *j)
+{
+	enum store_err	 err;
+
+	j->nread = 0;
+	if ((err = store_message_keywords(st, j->c.v->mb.id, j->c.after,
+	    j->upto, IMAP_STEP_MESSAGES, load_keywords_one, j)) != STORE_OK)
+		return err;
+	if (j->nread < IMAP_STEP_MESSAGES)
+		phase_done(j);
+	return STORE_OK;
+}
+
+/*
+ * [UNSEEN]: the sequence number of the first unseen message the view
+ * holds, from the index of unseen messages (an unseen one the view
+ * does not hold came or went since its UIDs were read).
+ */
+static enum store_err
+load_first_unseen(struct store *st, struct select_job *j)
+{
+	uint32_t	 uids[IMAP_STEP_MESSAGES], seq;
+	size_t		 n, i;
+	enum store_err	 err;
+
+	if ((err = store_unseen_uids(st, j->c.v->mb.id, j->c.after, uids,
+	    IMAP_STEP_MESSAGES, &n)) != STORE_OK)
+		return err;
+	for (i = 0; i < n && uids[i] <= j->upto; i++)
+		if ((seq = imap_view_seq(j->c.v, uids[i])) != 0) {
+			j->c.first_unseen = seq;
+			break;
+		}
+	if (i < n || n < IMAP_STEP_MESSAGES)
+		phase_done(j);	/* found, past the view, or none left */
+	else
+		j->c.after = uids[n - 1];
+	return STORE_OK;
+}
+
+static enum store_err (*const select_phases[])(struct store *,
+    struct select_job *) = {
+	load_uids,
+	load_keywords,
+	load_first_unseen,
+};
+#define SELECT_PHASES	(sizeof(select_phases) / sizeof(select_phases[0]))
+
+/*
+ * One step: loads the view for the step's time, inside one read
+ * snapshot, then, when it is all loaded, answers.  Returns 1 once the
+ * reply is recorded.
  */
 static int
 select_step(struct session *s, void *arg)
 {
 	struct select_job	*j = arg;
+	struct store		*st = s->srv->store;
 	struct imap_step_budget	 b;
 	enum store_err		 err = STORE_OK;
-	uint32_t		 from;
 
 	imap_step_begin(&b);
-	while (j->c.after < j->upto && !j->c.error &&
-	    imap_step_time_left(&b)) {
-		from = j->c.after;
-		if ((err = store_message_flags(s->srv->store, j->c.v->mb.id,
-		    from, j->upto, IMAP_STEP_MESSAGES, load_one, &j->c)) !=
-		    STORE_OK)
-			break;
-		if (j->c.after == from)
-			j->c.after = j->upto;	/* the rest went meanwhile */
-	}
+	store_read_begin(st);
+	while (j->phase < SELECT_PHASES && err == STORE_OK && !j->c.error &&
+	    imap_step_time_left(&b))
+		err = select_phases[j->phase](st, j);
+	store_read_end(st);
 	if (err != STORE_OK || j->c.error) {
 		imap_reply(s, "NO [UNAVAILABLE] Cannot open the mailbox");
 		return 1;
 	}
-	if (j->c.after < j->upto)
+	if (j->phase < SELECT_PHASES)
 		return 0;
 	select_done(s, j);
 	return 1;

@@ -84,6 +84,8 @@ enum tri {
 struct candidate {
 	uint32_t			 seq, uid;
 	uint32_t			 flags;	/* stored | SEARCH_RECENT */
+	uint32_t			 known;	/* bits of flags known
+						   before the row is read */
 	struct store_message		 row;
 	struct store_meta		 meta;
 	struct store_blob_reader	*blob;
@@ -149,12 +151,15 @@ struct search {
 	/*
 	 * When every match must be a message the index names, or must be
 	 * unseen, the messages tried are those alone, their UIDs read a
-	 * batch at a time.
+	 * batch at a time.  An unseen one tried in the read snapshot its
+	 * batch was read in is known to be unseen without its row: SEARCH
+	 * UNSEEN reads the partial index message_unseen and nothing else.
 	 */
 	enum walk		 walk;
 	uint32_t		 cand[IMAP_STEP_MESSAGES];	/* UIDs */
 	size_t			 ncand, icand;	/* read, tried */
 	int			 cand_end;	/* no more to read */
+	int			 cand_now;	/* read in this step's snapshot */
 	/* the row's keywords: the store's copy lasts one call */
 	char			 keywords[STORE_MAX_KEYWORDS];
 	unsigned char		*win;		/* decoded, folded bytes */
@@ -612,7 +617,8 @@ eval(struct search *se, const struct node *n, struct candidate *m,
 		return T_UNKNOWN;
 	if (n->fts != 0 && search_fts_excludes(se->fts, n, m->uid, m->blob_id))
 		return tri_of(n->neg);
-	if (n->kind != N_AND && n->kind != N_OR && n->need > have)
+	if (n->kind != N_AND && n->kind != N_OR && n->need > have &&
+	    (n->kind != N_FLAGS || (n->mask & ~m->known) != 0))
 		return T_UNKNOWN;
 	switch (n->kind) {
 	case N_AND:
@@ -797,6 +803,9 @@ search_one(struct search *se, const struct imap_view *v, uint32_t i)
 		candidate_begin(se, uid, NEED_VIEW);
 		se->cur.seq = i + 1;
 		se->cur.flags = imap_view_is_recent(v, uid) ? SEARCH_RECENT : 0;
+		se->cur.known = SEARCH_RECENT;
+		if (se->walk == WALK_UNSEEN && se->cand_now)
+			se->cur.known |= FLAG_SEEN;	/* clear: read so */
 	}
 	return search_cur(se);
 }
@@ -938,6 +947,7 @@ read_candidates(struct search *se, uint32_t after)
 	    se->cand, IMAP_STEP_MESSAGES, &se->ncand)) != STORE_OK)
 		return -1;
 	se->cand_end = se->ncand < IMAP_STEP_MESSAGES;
+	se->cand_now = 1;
 	return 0;
 }
 
@@ -994,6 +1004,7 @@ search_run(struct session *s, struct search *se,
 	int			 r;
 
 	imap_step_begin(&se->budget);
+	se->cand_now = 0;	/* a batch read before: in another snapshot */
 	if (se->fts != NULL && !se->gathered) {
 		if (!search_fts_gather(se->fts, &se->budget))
 			return 0;

@@ -280,10 +280,19 @@ static const char *const stmt_sql[NSTMT] = {
 	    "m.internaldate, 0, " MSG_SAVEDATE " FROM message m "
 	    "WHERE m.mailbox_id = ?1 AND m.uid > ?2 AND m.uid <= ?3 AND"
 	    MSG_SHOWN("m", "?1") "ORDER BY m.uid LIMIT ?4",
-	/* What a session's view of the mailbox holds (store_message_flags()) */
-	[S_MSG_FLAGS_RANGE] = "SELECT m.uid, m.flags, m.keywords FROM message m "
-	    "WHERE m.mailbox_id = ?1 AND m.uid > ?2 AND m.uid <= ?3 AND"
-	    MSG_SHOWN("m", "?1") "ORDER BY m.uid LIMIT ?4",
+	/*
+	 * What a session's view of the mailbox holds: the UIDs from index
+	 * message_uids (v26), the keywords from the partial index
+	 * message_keywords ("keywords <> ''" names it, as S_MSG_UNSEEN's).
+	 * ?3 is below UIDNEXT as read before (store_message_uids()), so
+	 * every row up to it is shown: MSG_SHOWN would cost a test a row.
+	 */
+	[S_MSG_UIDS_RANGE] = "SELECT uid FROM message INDEXED BY message_uids "
+	    "WHERE mailbox_id = ?1 AND uid > ?2 AND uid <= ?3 "
+	    "ORDER BY uid LIMIT ?4",
+	[S_MSG_KEYWORDS_RANGE] = "SELECT uid, keywords FROM message "
+	    "INDEXED BY message_keywords WHERE mailbox_id = ?1 AND "
+	    "keywords <> '' AND uid > ?2 AND uid <= ?3 ORDER BY uid LIMIT ?4",
 	[S_EXPUNGED_GUID] = "SELECT guid FROM expunged WHERE mailbox = ?1 "
 	    "AND uid = ?2",
 	[S_MBOX_GONE_GET] = "SELECT 1 FROM mailbox_gone WHERE uniqueid = ?1",
@@ -392,9 +401,10 @@ static const char *const stmt_sql[NSTMT] = {
 	    "WHERE mb.uniqueid = ?1 AND b.guid = ?2 AND m.uid < mb.uidnext "
 	    "LIMIT 1",
 	/*
-	 * The partial index message_unseen (v15), named: without statistics
+	 * The partial index message_unseen (v17), named: without statistics
 	 * the planner prefers the primary key; "flags & 1 = 0" repeats its
-	 * condition, which lets it be used.
+	 * condition, which lets it be used, and the index holds the flags
+	 * (v26), so that the condition is not checked in table message.
 	 */
 	[S_MSG_UNSEEN] = "SELECT uid FROM message INDEXED BY message_unseen "
 	    "WHERE mailbox_id = ?1 "

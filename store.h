@@ -830,12 +830,18 @@ enum store_err	store_message_rows(struct store *, int64_t mailbox_id,
 		    uint32_t after, uint32_t upto, int limit,
 		    int (*cb)(void *, const struct store_message *), void *arg);
 /*
- * store_message_rows() reading only what a session's view of the
- * mailbox needs (SELECT reads every message): each one's uid, flags and
- * keywords, the rest zero.  Its table's row alone, a few dozen bytes:
- * no blob row, no other column decoded.
+ * What a session's view of the mailbox needs (SELECT reads every
+ * message), from indexes alone, never the table's rows: the UIDs in
+ * (after, upto], in order, at most max into uids (*n of them); and
+ * store_message_rows() of the messages with keywords alone, their uid
+ * and keywords set, the rest zero.  upto is below the mailbox's UIDNEXT
+ * as the caller read it: a COPY under way keeps its messages above
+ * UIDNEXT (MSG_SHOWN), which these do not test.
  */
-enum store_err	store_message_flags(struct store *, int64_t mailbox_id,
+enum store_err	store_message_uids(struct store *, int64_t mailbox_id,
+		    uint32_t after, uint32_t upto, uint32_t *uids, size_t max,
+		    size_t *n);
+enum store_err	store_message_keywords(struct store *, int64_t mailbox_id,
 		    uint32_t after, uint32_t upto, int limit,
 		    int (*cb)(void *, const struct store_message *), void *arg);
 /*

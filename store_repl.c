@@ -311,7 +311,8 @@ store_mailbox_digest(struct store *st, int64_t mailbox_id,
 }
 
 /*
- * Statement `which` (S_MSG_RANGE, S_MSG_ROWS, S_MSG_FLAGS_RANGE) bound to
+ * Statement `which` (S_MSG_RANGE, S_MSG_ROWS, S_MSG_UIDS_RANGE,
+ * S_MSG_KEYWORDS_RANGE) bound to
  * a mailbox's UIDs in (after, upto], at most limit; NULL on error.
  */
 static sqlite3_stmt *
@@ -362,7 +363,24 @@ store_message_rows(struct store *st, int64_t mailbox_id, uint32_t after,
 }
 
 enum store_err
-store_message_flags(struct store *st, int64_t mailbox_id, uint32_t after,
+store_message_uids(struct store *st, int64_t mailbox_id, uint32_t after,
+    uint32_t upto, uint32_t *uids, size_t max, size_t *n)
+{
+	sqlite3_stmt	*s;
+	int		 rc;
+
+	*n = 0;
+	if ((s = range_stmt(st, S_MSG_UIDS_RANGE, mailbox_id, after, upto,
+	    (int)max)) == NULL)
+		return STORE_IO;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+		uids[(*n)++] = (uint32_t)sqlite3_column_int64(s, 0);
+	sqlite3_reset(s);
+	return rc == SQLITE_DONE ? STORE_OK : db_error(st, rc, "message uids");
+}
+
+enum store_err
+store_message_keywords(struct store *st, int64_t mailbox_id, uint32_t after,
     uint32_t upto, int limit, int (*cb)(void *, const struct store_message *),
     void *arg)
 {
@@ -370,20 +388,19 @@ store_message_flags(struct store *st, int64_t mailbox_id, uint32_t after,
 	sqlite3_stmt		*s;
 	int			 rc;
 
-	if ((s = range_stmt(st, S_MSG_FLAGS_RANGE, mailbox_id, after, upto,
+	if ((s = range_stmt(st, S_MSG_KEYWORDS_RANGE, mailbox_id, after, upto,
 	    limit)) == NULL)
 		return STORE_IO;
 	memset(&m, 0, sizeof(m));
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
 		m.uid = (uint32_t)sqlite3_column_int64(s, 0);
-		m.flags = (uint32_t)sqlite3_column_int64(s, 1);
-		m.keywords = (const char *)sqlite3_column_text(s, 2);
+		m.keywords = (const char *)sqlite3_column_text(s, 1);
 		if (cb(arg, &m) != 0)
 			break;
 	}
 	sqlite3_reset(s);
 	return rc == SQLITE_ROW || rc == SQLITE_DONE ? STORE_OK :
-	    db_error(st, rc, "message flags");
+	    db_error(st, rc, "message keywords");
 }
 
 enum store_err

@@ -609,6 +609,29 @@ static const char schema_v24[] =
 static const char schema_v25[] =
 	"CREATE TABLE piece_loose (blob_id INTEGER PRIMARY KEY);";
 
+/*
+ * Version 26, what SELECT and SEARCH UNSEEN read, from indexes alone.
+ * The partial indexes of unseen (v17) and \Deleted (v22) messages
+ * hold the flags too: a query names them by repeating their condition
+ * ("flags & 1 = 0"), and SQLite then looks each entry up in table
+ * message to check that condition unless the index covers the column,
+ * so SEARCH UNSEEN read a page of message for each unseen message.
+ * A session's view reads every message's UID: from message_uids, a
+ * quarter of the table's pages (whose rows hold dates, MODSEQs, blob
+ * ids), and the keywords from the messages that have some alone
+ * (message_keywords, partial).  Local, never replicated.
+ */
+static const char schema_v26[] =
+	"DROP INDEX message_unseen;"
+	"CREATE INDEX message_unseen ON message(mailbox_id, uid, flags) "
+	"  WHERE flags & 1 = 0;"
+	"DROP INDEX message_deleted;"
+	"CREATE INDEX message_deleted ON message(mailbox_id, uid, flags) "
+	"  WHERE flags & 8 = 8;"
+	"CREATE INDEX message_uids ON message(mailbox_id, uid);"
+	"CREATE INDEX message_keywords ON message(mailbox_id, uid, keywords) "
+	"  WHERE keywords <> '';";
+
 const char *const store_migrations[SCHEMA_VERSION] = {
 	schema_v1,
 	schema_v2,
@@ -635,4 +658,5 @@ const char *const store_migrations[SCHEMA_VERSION] = {
 	schema_v23,
 	schema_v24,
 	schema_v25,
+	schema_v26,
 };

@@ -13,7 +13,7 @@ import time
 import zlib
 
 from conftest import check_store, run
-from test_isolation import undo_v24
+from test_isolation import UNDO_V26, undo_v24
 
 CHUNK = 64 * 1024   # BLOB_CHUNK_SIZE
 PIECE = 800         # BLOB_PIECE_SIZE
@@ -62,6 +62,8 @@ def downgrade_to_v23(db):
     """Turns a store into what schema 23 made: every blob's bytes in
     64 KiB chunks stored as they came, no piece tables."""
     with sqlite3.connect(db) as conn:
+        for sql in UNDO_V26:
+            conn.execute(sql)
         undo_v24(conn)
         conn.execute("PRAGMA user_version = 23")
         conn.commit()
@@ -176,7 +178,7 @@ def test_schema_23_store_upgrades_keeping_its_chunks(server, rng):
     c.logout()
     s.stop()
     with sqlite3.connect(db) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 25
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 26
         (first,) = conn.execute("SELECT first_blob FROM piece_form"
                                 ).fetchone()
     conn.close()

@@ -12,7 +12,7 @@ import time
 
 from conftest import DOMAIN, PASSWORD
 from test_isolation import UNDO_V19, UNDO_V20, UNDO_V21, UNDO_V22, \
-    UNDO_V23, undo_v24
+    UNDO_V23, UNDO_V26, undo_v24
 from test_replication import make_cluster, message, secret  # noqa: F401
 
 MSG = b"From: a@b.test\r\nSubject: savedate\r\n\r\nbody\r\n"
@@ -134,6 +134,8 @@ def test_messages_from_before_give_their_internal_date(server):
         c.append("INBOX", MSG, date=OLD)
     srv.stop()
     db = sqlite3.connect(str(srv.data / "mailrepd.db"), isolation_level=None)
+    for sql in UNDO_V26:
+        db.execute(sql)
     undo_v24(db)
     for sql in UNDO_V23 + UNDO_V22 + UNDO_V21 + UNDO_V20 + UNDO_V19 + [
             "PRAGMA user_version = 18"]:

@@ -13,7 +13,7 @@ import sqlite3
 from conftest import HOST, free_port, run_ok
 from test_imap_mailboxes import listing
 from test_isolation import UNDO_V16, UNDO_V17, UNDO_V18, UNDO_V19, \
-    UNDO_V20, UNDO_V21, UNDO_V22, UNDO_V23, undo_v24
+    UNDO_V20, UNDO_V21, UNDO_V22, UNDO_V23, UNDO_V26, undo_v24
 from test_reconcile import wait_for_log
 from test_replication import (cluster, secret, wait_same)  # noqa: F401
 
@@ -136,6 +136,8 @@ def test_migration_keeps_subscriptions(imap_srv):
                          isolation_level=None)
     try:
         db.execute("BEGIN")
+        for sql in UNDO_V26:
+            db.execute(sql)
         undo_v24(db)
         for sql in (UNDO_V23 + UNDO_V22 + UNDO_V21 + UNDO_V20 + UNDO_V19 +
                     UNDO_V18 + UNDO_V17 + UNDO_V16):

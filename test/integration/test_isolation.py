@@ -326,6 +326,19 @@ UNDO_V21 = ["DROP TABLE copy_job"]
 UNDO_V23 = ["DROP TABLE uid_purged"]
 UNDO_V22 = ["DROP INDEX message_deleted"]
 
+# What schema version 26 made: the partial indexes of unseen and
+# \Deleted messages holding the flags (back to those of 17 and 22), the
+# index of UIDs and the partial one of keywords.
+UNDO_V26 = [
+    "DROP INDEX message_unseen",
+    "CREATE INDEX message_unseen ON message(mailbox_id, uid) "
+    "WHERE flags & 1 = 0",
+    "DROP INDEX message_deleted",
+    "CREATE INDEX message_deleted ON message(mailbox_id, uid) "
+    "WHERE flags & 8 = 8",
+    "DROP INDEX message_uids",
+    "DROP INDEX message_keywords",
+]
 
 
 # What schema version 25 made: the list of loose pieces (big blobs
@@ -388,6 +401,8 @@ def downgrade_before_autoincrement(data):
     try:
         db.execute("PRAGMA foreign_keys = OFF")
         db.execute("BEGIN")
+        for sql in UNDO_V26:
+            db.execute(sql)
         undo_v24(db)
         for sql in UNDO_AFTER_V9:
             db.execute(sql)

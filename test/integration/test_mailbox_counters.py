@@ -11,7 +11,7 @@ import sqlite3
 import pytest
 
 from conftest import DOMAIN, check_store, run
-from test_isolation import undo_v24
+from test_isolation import UNDO_V26, undo_v24
 from test_replication import (lmtp_one, make_cluster, message, secret,  # noqa: F401
                               wait_same)
 
@@ -190,6 +190,8 @@ def test_schema_step_counts_an_older_store(server):
                         message("m%d" % i, i * 700))[0].startswith("250")
     s.stop()
     db = sqlite3.connect(s.data / "mailrepd.db")
+    for sql in UNDO_V26:
+        db.execute(sql)
     undo_v24(db)
     db.commit()
     db.executescript(
