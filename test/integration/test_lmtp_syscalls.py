@@ -34,10 +34,12 @@ def strace_counts(path):
 @pytest.mark.skipif(shutil.which("strace") is None, reason="no strace")
 def test_delivery_syscalls(srv, tmp_path):
     """MESSAGES deliveries on one connection, unpipelined (each command
-    its own loop iterations): per message at most 12 reads of a clock
-    (48 before: 11 CPU-clock reads an iteration) and 20 file locks (35
-    before: the index's three statements in every iteration took a
-    snapshot each)."""
+    its own loop iterations): per message at most 16 reads of a clock
+    (48 before: 11 CPU-clock reads an iteration; 8 now) and 24 file
+    locks (34 before: the index's three statements in every iteration
+    took a snapshot each; 13 now).  The margins are for a slow run,
+    where the once-a-second work and the index's batches fall on fewer
+    messages."""
     with LMTPClient(srv.port) as c:
         c.lhlo()
         c.transaction("s@remote.test", ["alice@" + DOMAIN], BODY)
@@ -59,5 +61,5 @@ def test_delivery_syscalls(srv, tmp_path):
     assert counts.get("sendto", 0) >= 4 * MESSAGES, counts
     per = {k: v / MESSAGES for k, v in counts.items()}
     print(sorted(per.items(), key=lambda kv: -kv[1]))
-    assert per.get("clock_gettime", 0) <= 12, per
-    assert per.get("fcntl", 0) <= 20, per
+    assert per.get("clock_gettime", 0) <= 16, per
+    assert per.get("fcntl", 0) <= 24, per
