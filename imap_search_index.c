@@ -512,7 +512,10 @@ search_index_step(struct store *st, int64_t now_ms)
 			return waiting + FTS_DELAY_MS;
 	}
 	waiting = 0;
-	return index_batch(st) ? now_ms : 0;
+	if (index_batch(st))
+		return now_ms;
+	looked = -1;	/* it failed (a busy write lock): try again */
+	return 0;
 }
 
 /* --- a SEARCH's prefilters ----------------------------------------------- */
