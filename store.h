@@ -982,6 +982,12 @@ struct store_fts_blob {
 void		store_fts_disable(struct store *);
 int		store_fts_enabled(const struct store *);
 enum store_err	store_fts_state(struct store *, struct store_fts_state *);
+/*
+ * A number that moves whenever the index may have work: it counts the
+ * rows this connection changed and the commits of other processes as
+ * store_poll_others() last saw them (once a second).
+ */
+int64_t		store_fts_changes(struct store *);
 /* The state with the counts `mailrepd index status` shows. */
 enum store_err	store_fts_status(struct store *, struct store_fts_state *);
 /*
@@ -989,6 +995,14 @@ enum store_err	store_fts_status(struct store *, struct store_fts_state *);
  * store_fts_begin() and store_fts_end().
  */
 enum store_err	store_fts_reset(struct store *, unsigned version);
+/*
+ * The state, and when the index is by extractor `version` what waits
+ * for it: whether a blob waits to be forgotten (*gone, 0 or 1) and up
+ * to max blobs above the high-water mark (out, *n); in one snapshot.
+ */
+enum store_err	store_fts_look(struct store *, unsigned version,
+		    struct store_fts_state *, struct store_fts_blob *out,
+		    size_t max, size_t *n, size_t *gone);
 /* Up to max blobs above `after`, in id order. */
 enum store_err	store_fts_pending(struct store *, int64_t after,
 		    struct store_fts_blob *out, size_t max, size_t *n);

@@ -41,6 +41,12 @@ store_fts_enabled(const struct store *st)
 	return !st->fts_off;
 }
 
+int64_t
+store_fts_changes(struct store *st)
+{
+	return (int64_t)sqlite3_total_changes64(st->db) + st->data_version;
+}
+
 /* Reads the fts_state row with statement s (S_FTS_STATE) into *out. */
 static enum store_err
 state_read(struct store *st, struct store_fts_state *out)
@@ -153,6 +159,26 @@ store_fts_pending(struct store *st, int64_t after, struct store_fts_blob *out,
     size_t max, size_t *n)
 {
 	return blob_rows(st, S_FTS_PENDING, after, out, max, n);
+}
+
+enum store_err
+store_fts_look(struct store *st, unsigned version,
+    struct store_fts_state *state, struct store_fts_blob *out, size_t max,
+    size_t *n, size_t *gone)
+{
+	enum store_err	 err;
+	int		 mine = !st->in_txn && !st->in_read;
+
+	*n = *gone = 0;
+	store_read_begin(st);
+	if ((err = state_read(st, state)) == STORE_OK &&
+	    state->version == version &&
+	    (err = blob_rows(st, S_FTS_FORGETTABLE, state->upto, out, 1,
+	    gone)) == STORE_OK)
+		err = blob_rows(st, S_FTS_PENDING, state->upto, out, max, n);
+	if (mine)
+		store_read_end(st);
+	return err;
 }
 
 enum store_err
