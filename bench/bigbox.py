@@ -26,8 +26,10 @@ steps: the first N - T (T = --lmtp-tail, default 2,000) by a fast path,
 the last T over LMTP on 4 connections (the delivery row), so that the
 first SELECT follows deliveries in both.  The fast path: mailrepd
 imports an mbox (`mailrepd import`, then `mailrepd index rebuild`);
-Dovecot gets its maildir files written directly into Maildir/new (LF
-line ends and ",S=size,W=vsize" names, as its LMTP writes them), then
+Dovecot gets its maildir files written directly into Maildir/cur (LF
+line ends and ",S=size,W=vsize:2," names, as its LMTP writes them and
+a client's SELECT moves them out of new/; left in new/, every later
+delivery scans them all: 2 msg/s), then
 `doveadm force-resync INBOX` builds dovecot-uidlist and dovecot.index
 (Dovecot's LMTP delivering 100,000 messages at ~120 msg/s would take
 ~15 minutes).  Both steps' times are printed.  Server CPU: mailrepd's
@@ -326,7 +328,7 @@ def stored_count(data):
 
 def split_build(tmp, n, tail, maildir, owner):
     """Writes the first n - tail messages as an mbox (returned path) and
-    as maildir files in maildir/new, owned by owner (uid, gid); returns
+    as maildir files in maildir/cur, owned by owner (uid, gid); returns
     the mbox's path and the last tail messages."""
     mbox = os.path.join(tmp, "bigbox.mbox")
     last = []
@@ -338,7 +340,7 @@ def split_build(tmp, n, tail, maildir, owner):
                 last.append(m)
                 continue
             lf = m.replace(b"\r\n", b"\n")
-            name = os.path.join(maildir, "new", "%d.M%dP%d.bigbox,S=%d,W=%d"
+            name = os.path.join(maildir, "cur", "%d.M%dP%d.bigbox,S=%d,W=%d:2,"
                                 % (base, i, os.getpid(), len(lf), len(m)))
             with open(name, "wb") as f:
                 f.write(lf)
