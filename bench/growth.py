@@ -41,7 +41,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import proctree  # noqa: E402
-from bigbox import WORDS, free_port, wait_port  # noqa: E402
+from bigbox import WORDS, free_port, index_pending, wait_port  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 LOAD = os.path.join(HERE, "lmtp_load")
@@ -111,7 +111,7 @@ class Server:
     def settle(self):
         """Seconds until the full-text index has every blob."""
         t0 = time.monotonic()
-        while self.index().get("pending") != "0":
+        while index_pending(self.data):
             time.sleep(0.2)
         return time.monotonic() - t0
 
