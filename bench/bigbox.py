@@ -508,6 +508,8 @@ def table(n, tail, mr, dc):
               mr["cpu"] * 1000 / (tail if dc else n)))
     for i, (name, ms, note, cpu) in enumerate(mr["rows"]):
         o = dc["rows"][i] if dc else None
+        if o and o[2] != note:
+            note = "%s (Dovecot: %s)" % (note, o[2])
         print("| %s | %.1f | %s | %s | %s | %s | %s |" % (
             name, ms, fmt(o and o[1], "%.1f"),
             "%.2f" % (ms / o[1]) if o and o[1] > 0 else "",
