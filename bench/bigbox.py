@@ -500,12 +500,13 @@ def table(n, tail, mr, dc):
               "| %.0f | | | | |" % (n - tail, mr["build"][0], dc["build"][0]))
         print("| building: index rebuild / doveadm force-resync (s) | %.0f "
               "| %.0f | | | | |" % (mr["build"][1], dc["build"][1]))
-    print("| delivering %s (msg/s, 4 connections) | %s | %s | | | | |" % (
-        "the last %d" % tail if dc else "all", fmt(mr["rate"], "%.0f"),
-        fmt(dc and dc["rate"], "%.0f")))
-    print("| server CPU per message delivered (ms; indexing included) "
-          "| %.3f | - | | | | |" % (
-              mr["cpu"] * 1000 / (tail if dc else n)))
+    if mr["rate"] is not None:      # with --store, nothing is delivered
+        print("| delivering %s (msg/s, 4 connections) | %.0f | %s "
+              "| | | | |" % ("the last %d" % tail if dc else "all",
+                             mr["rate"], fmt(dc and dc["rate"], "%.0f")))
+        print("| server CPU per message delivered (ms; indexing "
+              "included) | %.3f | - | | | | |" % (
+                  mr["cpu"] * 1000 / (tail if dc else n)))
     for i, (name, ms, note, cpu) in enumerate(mr["rows"]):
         o = dc["rows"][i] if dc else None
         if o and o[2] != note:
