@@ -130,6 +130,15 @@
 #define FTS_DELAY_MS		500	/* fewer than a batch wait this long to be indexed */
 #define FTS_MAX_TEXT		(128 * 1024) /* text of one kind a blob may have indexed; more: always read (~7 ms to index) */
 #define FTS_MAX_TRIGRAMS	24	/* trigrams of one search string asked of the index */
+/*
+ * FTS5 merges FTS_AUTOMERGE segments of one level into one of the next
+ * (its default: 4).  Each level rewrites every row once, so the work a
+ * delivery's rows cost grows with log base FTS_AUTOMERGE of the store:
+ * 16 has half the levels of 4 (at 106,000 messages delivery took 0.765
+ * ms of CPU a message against 0.915: bench/growth.py, RESULTS.md); a
+ * search asks up to 15 segments a level instead of 3.
+ */
+#define FTS_AUTOMERGE		16
 #define FTS_MAX_BITMAP		(1024 * 1024) /* bytes of one key's blob bitmap; a store past 8M blob ids reads */
 #define FTS_GATHER_ROWS		4096	/* candidate blobs read from the index at once */
 #define FTS_WALK_SHARE		2	/* SEARCH tries only the index's candidates when at most 1/N of the mailbox */

@@ -161,6 +161,28 @@ store_fts_pending(struct store *st, int64_t after, struct store_fts_blob *out,
 	return blob_rows(st, S_FTS_PENDING, after, out, max, n);
 }
 
+/*
+ * Sets the index's automerge (kept in fts_config with the store) to
+ * FTS_AUTOMERGE where it holds another, once a store is opened: stores
+ * made with FTS5's default take it too.  Inside a write transaction.
+ */
+static enum store_err
+automerge_set(struct store *st)
+{
+	enum store_err	 err;
+	char		 sql[192];
+
+	if (st->fts_tuned)
+		return STORE_OK;
+	(void)snprintf(sql, sizeof(sql), "INSERT INTO fts (fts, rank) "
+	    "SELECT 'automerge', %d WHERE NOT EXISTS (SELECT 1 FROM "
+	    "fts_config WHERE k = 'automerge' AND v = %d)", FTS_AUTOMERGE,
+	    FTS_AUTOMERGE);
+	err = db_exec(st, sql);
+	st->fts_tuned = err == STORE_OK;
+	return err;
+}
+
 enum store_err
 store_fts_look(struct store *st, unsigned version,
     struct store_fts_state *state, struct store_fts_blob *out, size_t max,
@@ -184,7 +206,13 @@ store_fts_look(struct store *st, unsigned version,
 enum store_err
 store_fts_begin(struct store *st)
 {
-	return op_begin_lazy(st);
+	enum store_err	 err;
+
+	if ((err = op_begin_lazy(st)) != STORE_OK)
+		return err;
+	if ((err = automerge_set(st)) != STORE_OK)
+		return op_end(st, err);
+	return STORE_OK;
 }
 
 /* Adds (S_FTS_ADD) or deletes (S_FTS_FORGET) a row of blob_id's text. */

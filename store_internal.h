@@ -260,6 +260,7 @@ struct store {
 	int		 tight;		/* the disk was full: no new blob */
 	int		 gc_more;	/* blob_unused may list blobs to drop */
 	int		 fts_off;	/* SEARCH's index is neither kept nor used */
+	int		 fts_tuned;	/* FTS_AUTOMERGE checked since opening */
 	int64_t		 gc_after;	/* where store_gc_step() goes on */
 	int64_t		 piece_first;	/* blobs from it on are in pieces */
 	struct store_copy_job *copy_jobs; /* of live sessions (store_copy.c) */

@@ -21,25 +21,27 @@ WAL and index sizes.  Figures only, never pass/fail.
 usage: bench/growth.py [--steps 0,100000,500000,1000000] [--users 10]
                        [--messages 2000] [--connections 8] [--rounds 3]
                        [--mailrepd PATH] [--dir DIR] [--keep]
+                       [--store DIR]
 
 --dir puts the stores there (default: a new directory under $TMPDIR);
-1M messages take about 7 GB.
+1M messages take about 7 GB.  --store DIR keeps the big store in DIR
+(made if missing) and, on a later run, imports only what the steps ask
+beyond what it holds: so two builds (before and after a change) are
+measured on one store without importing it twice.
 """
 import argparse
 import json
 import os
 import random
-import re
 import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import proctree  # noqa: E402
-from bigbox import WORDS, free_port, wait_port  # noqa: E402
+from bigbox import WORDS, free_port, index_pending, wait_port  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 LOAD = os.path.join(HERE, "lmtp_load")
@@ -109,7 +111,7 @@ class Server:
     def settle(self):
         """Seconds until the full-text index has every blob."""
         t0 = time.monotonic()
-        while self.index().get("pending") != "0":
+        while index_pending(self.data):
             time.sleep(0.2)
         return time.monotonic() - t0
 
@@ -164,17 +166,22 @@ def main():
                                                         "mailrepd"))
     ap.add_argument("--dir")
     ap.add_argument("--keep", action="store_true")
+    ap.add_argument("--store")
     a = ap.parse_args()
     steps = [int(x) for x in a.steps.split(",")]
     tmp = tempfile.mkdtemp(prefix="growth.", dir=a.dir)
-    big = os.path.join(tmp, "big")
+    big = os.path.abspath(a.store) if a.store else os.path.join(tmp, "big")
     users = ["user%d" % (k + 1) for k in range(a.users)]
-    for u in users:
-        subprocess.run([a.mailrepd, "user", "add", u, "--data", big],
-                       input=PASSWORD + "\n", text=True, check=True,
-                       capture_output=True)
     have = 0        # messages imported (deliveries measured come on top)
     delivered = 0
+    if a.store and os.path.exists(os.path.join(big, "growth.count")):
+        with open(os.path.join(big, "growth.count")) as f:
+            have, delivered = (int(x) for x in f.read().split())
+    else:
+        for u in users:
+            subprocess.run([a.mailrepd, "user", "add", u, "--data", big],
+                           input=PASSWORD + "\n", text=True, check=True,
+                           capture_output=True)
     print("| messages in the store | msg/s: this store / empty store "
           "(rounds) | rate ratio | CPU ms/msg: this / empty | CPU ratio "
           "| load avg |")
@@ -188,6 +195,9 @@ def main():
                 import_messages(a.mailrepd, big, u, have // a.users,
                                 per_user)
             have += per_user * a.users if per_user > 0 else 0
+            if a.store:
+                with open(os.path.join(big, "growth.count"), "w") as f:
+                    f.write("%d %d\n" % (have, delivered))
             t_import = time.monotonic() - t0
             srv = Server(a.mailrepd, big)
             t_index = srv.settle()
@@ -205,6 +215,9 @@ def main():
                 delivered += a.messages
             srv.stop()
             ctl.stop()
+            if a.store:
+                with open(os.path.join(big, "growth.count"), "w") as f:
+                    f.write("%d %d\n" % (have, delivered))
             shutil.rmtree(empty, ignore_errors=True)
 
             def med(xs, k):

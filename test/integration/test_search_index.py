@@ -216,7 +216,6 @@ def test_replica_builds_its_own_index(server, tmp_path):
     assert answers(rep) == answers(master)
 
 
-
 def pending_ro(s):
     """Blobs above the index's high-water mark, read without the
     command-line tool (whose opening of the store the server notices
@@ -253,3 +252,40 @@ def test_index_catches_up_after_a_busy_store(server):
         assert time.monotonic() < deadline, "the message stayed pending"
         time.sleep(0.2)
     wait_indexed(s)
+
+
+def automerge(s):
+    db = sqlite3.connect(str(s.data / "mailrepd.db"), timeout=10)
+    try:
+        row = db.execute("SELECT v FROM fts_config WHERE k = 'automerge'"
+                         ).fetchone()
+    finally:
+        db.close()
+    return row and row[0]
+
+
+def test_index_merges_segments_sixteen_at_a_time(server):
+    """The index's rows cost delivery a rewrite a level (bench/growth.py):
+    FTS5 merges 16 segments of a level at once, not its default 4, in a
+    new store and in one that held another value (an older store)."""
+    s = server(imap=True)
+    with s.raw() as c:
+        c.append("INBOX", MESSAGES[0])
+    wait_indexed(s)
+    assert automerge(s) == 16
+    db = sqlite3.connect(str(s.data / "mailrepd.db"), timeout=10)
+    with db:
+        db.execute("INSERT INTO fts (fts, rank) VALUES ('automerge', 4)")
+    db.close()
+    s.restart()
+    with s.raw() as c:
+        c.append("INBOX", MESSAGES[2])
+    wait_indexed(s)
+    assert automerge(s) == 16
+    run_ok("index", "rebuild", "--data", s.data)
+    wait_indexed(s)
+    assert automerge(s) == 16
+    with s.raw() as c:
+        c.ok("SELECT INBOX")
+        assert search(c, ["BODY", b"needleword"]) == [1]
+        assert search(c, ["BODY", b"base64secret"]) == [2]
