@@ -284,6 +284,28 @@ auth_check(uint64_t id, const char *user, const char *password,
 	return AUTH_QUEUED;
 }
 
+void
+auth_cancel(uint64_t id)
+{
+	struct ring	 kept = { .first = 0 };
+	int		 slot;
+
+	if (!a.running)
+		return;
+	pthread_mutex_lock(&a.lock);
+	while ((slot = ring_pop(&a.todo)) >= 0) {
+		if (a.checks[slot].id != id) {
+			ring_push(&kept, slot);
+			continue;
+		}
+		/* Off the ring, the slot is the loop's again. */
+		explicit_bzero(&a.checks[slot], sizeof(a.checks[slot]));
+		a.taken[slot] = 0;
+	}
+	a.todo = kept;
+	pthread_mutex_unlock(&a.lock);
+}
+
 unsigned
 auth_pending(void)
 {

@@ -49,6 +49,13 @@ enum auth_status {
 enum auth_status auth_check(uint64_t id, const char *user,
 	    const char *password, const char *stored, int64_t now_ms);
 
+/*
+ * The asker id is gone: its check, if the worker has not begun it,
+ * leaves the queue unchecked (a client that sends a password and
+ * hangs up costs no hash); one under way ends with no one to tell.
+ */
+void	auth_cancel(uint64_t id);
+
 /* Checks asked for whose results auth_results() has not handed over. */
 unsigned auth_pending(void);
 

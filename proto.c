@@ -21,10 +21,14 @@
 #include "transport.h"
 #include "web_events.h"
 
-/* Frees a session: the protocol's state first, then the socket. */
+/*
+ * Frees a session: a password check it still waits for, the protocol's
+ * state, then the socket.
+ */
 static void
 session_free(struct session *s)
 {
+	auth_cancel(s->id);
 	if (s->ops->free != NULL)
 		s->ops->free(s);
 	transport_free(s->tp);

@@ -10,7 +10,7 @@ import sys
 import threading
 import time
 
-from conftest import REPO, IMAPRaw
+from conftest import CMD_TIMEOUT, REPO, IMAPRaw
 
 sys.path.insert(0, str(REPO / "bench"))
 from hostile import add_blobs  # noqa: E402 (bench/ is not a package)
@@ -188,7 +188,9 @@ def test_copy_writes_each_page_once(imap_srv):
         wrote = (written_bytes(imap_srv) - before) / 1048576.0
         print("COPY of %d wrote %.1f MiB" % (COPY_CHUNK, wrote))
         assert wrote < 10, "COPY of %d wrote %.1f MiB" % (COPY_CHUNK, wrote)
-        c.ok("MOVE 1:%d dst" % COPY_CHUNK)
+        # Its first line comes once the copy half is done: a while on a
+        # loaded machine with ASan, longer than a line's usual wait.
+        c.ok("MOVE 1:%d dst" % COPY_CHUNK, timeout=CMD_TIMEOUT)
     assert count(imap_srv, "dst") == 2 * COPY_CHUNK
     assert count(imap_srv, "INBOX") == 0
 

@@ -1,8 +1,8 @@
 /*
  * test_auth.c — the password checker: results by id through the polled
  * descriptor, the cache (hit, expiry, a new stored hash misses it, never
- * a wrong password or an unknown user), a full queue answers BUSY, and
- * stopping with checks queued.
+ * a wrong password or an unknown user), a full queue answers BUSY,
+ * stopping with checks queued, and checks whose askers are gone.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -156,6 +156,36 @@ test_full_queue_is_busy_and_stop_drops(void **state)
 	assert_int_equal(auth_check(id, "alice", "pw", hash, 0), AUTH_QUEUED);
 }
 
+/*
+ * Checks whose askers are gone leave the queue unchecked: of eight
+ * queued behind a slow one, the six cancelled never come back, and the
+ * queue has room for them again at once.  (The worker is at most one
+ * check past the first while the loop cancels: PBKDF2 takes far longer
+ * than the cancelling.)
+ */
+static void
+test_cancelled_checks_leave_the_queue(void **state)
+{
+	struct got	 g;
+	uint64_t	 id;
+
+	(void)state;
+	for (id = 1; id <= 8; id++)
+		assert_int_equal(auth_check(id, "alice", "wrong", hash, 0),
+		    AUTH_QUEUED);
+	for (id = 3; id <= 8; id++)
+		auth_cancel(id);
+	assert_int_equal(auth_pending(), 2);
+	auth_cancel(99);			/* no such asker */
+	collect(&g, 2, 0);
+	assert_int_equal(g.id[0], 1);
+	assert_int_equal(g.id[1], 2);
+	assert_int_equal(auth_pending(), 0);
+	for (id = 0; id < AUTH_QUEUE_LEN; id++)
+		assert_int_equal(auth_check(id, "alice", "wrong", hash, 0),
+		    AUTH_QUEUED);
+}
+
 int
 main(void)
 {
@@ -170,6 +200,8 @@ main(void)
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_full_queue_is_busy_and_stop_drops, setup,
 		    teardown),
+		cmocka_unit_test_setup_teardown(test_cancelled_checks_leave_the_queue,
+		    setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
