@@ -384,8 +384,8 @@ static const char *const stmt_sql[NSTMT] = {
 	[S_MBOX_REVALIDATE] = "UPDATE mailbox SET uidvalidity = ?1",
 	[S_MBOX_SET_UIDVALIDITY] = "UPDATE mailbox SET uidvalidity = ?2 "
 	    "WHERE uniqueid = ?1",
-	[S_CONFLICT_EXPUNGED_DONE] = "UPDATE conflict SET resolved = 1 "
-	    "WHERE op = 'message.expunged' AND resolved != 1",
+	[S_CONFLICT_ALL_DONE] = "UPDATE conflict SET resolved = 1 "
+	    "WHERE resolved != 1",
 	[S_MSG_GUID_HELD] = "SELECT 1 FROM message m JOIN blob b ON "
 	    "b.id = m.blob_id JOIN mailbox mb ON mb.id = m.mailbox_id "
 	    "WHERE mb.uniqueid = ?1 AND b.guid = ?2 AND m.uid < mb.uidnext "

@@ -445,6 +445,18 @@ uid_taken_before(struct store *st, const uint8_t *uniqueid, uint32_t uid,
 	return STORE_OK;
 }
 
+/*
+ * The master's record names the very message (uid, guid) held here: a
+ * conflict kept on it (its master before lacked it, or held another
+ * message at uid) is over, as the master holds it there too.
+ */
+static enum store_err
+held_by_master(struct store *st, const uint8_t *uniqueid, uint32_t uid,
+    const uint8_t *guid)
+{
+	return conflict_done(st, S_CONFLICT_RESOLVED, uniqueid, uid, guid);
+}
+
 enum store_err
 store_apply_append(struct store *st, const uint8_t *uniqueid, uint32_t uid,
     const uint8_t *guid, uint32_t flags, const char *keywords,
@@ -478,8 +490,10 @@ store_apply_append(struct store *st, const uint8_t *uniqueid, uint32_t uid,
 	    *what == APPLY_REUSED || *what == APPLY_EXPUNGED))
 		return op_end(st, err);
 	if (*what == APPLY_SAME) {
-		if (renumbered_from != 0 && (err = renumbered_add(st,
-		    uniqueid, renumbered_from, guid, uid)) != STORE_OK)
+		if ((renumbered_from != 0 && (err = renumbered_add(st,
+		    uniqueid, renumbered_from, guid, uid)) != STORE_OK) ||
+		    (err = held_by_master(st, uniqueid, uid, guid)) !=
+		    STORE_OK)
 			return op_end(st, err);
 		/* Flags merge: the master's record is the newer word. */
 		if (m.flags == flags && strcmp(m.keywords, keywords ?
@@ -554,8 +568,12 @@ store_apply_flags(struct store *st, const uint8_t *uniqueid, uint32_t uid,
 	    STORE_OK || *what != APPLY_SAME)
 		return err;
 	*what = APPLY_DONE;
-	return store_message_set_flags(st, mb.id, uid, flags, keywords,
-	    &modseq);
+	if ((err = op_begin(st)) != STORE_OK)
+		return err;
+	if ((err = store_message_set_flags(st, mb.id, uid, flags, keywords,
+	    &modseq)) == STORE_OK)
+		err = held_by_master(st, uniqueid, uid, guid);
+	return op_end(st, err);
 }
 
 enum store_err
