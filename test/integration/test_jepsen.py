@@ -838,11 +838,14 @@ class Cluster:
             self.drain_check(node, tag)
 
     def drain_check(self, node, tag):
-        known = {r["name"] for r in status(node.data)["replicas"]}
+        """A master knows its replicas by node id, not by name: a node
+        restored from a copy is a new one (store.copy), which the master
+        may never have met before the drain."""
+        known = {r["node_id"] for r in status(node.data)["replicas"]}
         held = stored(node.data)
         for r in self.nodes:
-            if r.name not in known or r.role != "replica" or \
-                    r.upstream is not node:
+            if r.role != "replica" or r.upstream is not node or \
+                    status(r.data)["node_id"] not in known:
                 continue
             missing = held - stored(r.data)
             if missing:
