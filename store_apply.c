@@ -282,6 +282,7 @@ store_apply_mailbox_delete(struct store *st, const uint8_t *uniqueid,
     enum store_apply *what)
 {
 	struct store_mailbox	 mb;
+	sqlite3_stmt		*s;
 	enum store_err		 err;
 	char			 user[USER_MAX_NAME + 1];
 
@@ -295,6 +296,19 @@ store_apply_mailbox_delete(struct store *st, const uint8_t *uniqueid,
 		return err;
 	if ((err = quarantine(st, mb.id, 0)) == STORE_OK)
 		err = store_mailbox_delete(st, user, mb.name);
+	/*
+	 * Its conflicts that keep no copy are over: what they asked of the
+	 * master is moot with the mailbox gone on both sides (the others
+	 * make apply_mailbox_delete() wait).
+	 */
+	if (err == STORE_OK && (s = stmt(st, S_CONFLICT_MAILBOX_DONE)) ==
+	    NULL)
+		err = STORE_IO;
+	else if (err == STORE_OK) {
+		sqlite3_bind_blob(s, 1, uniqueid, MAILBOX_ID_LEN,
+		    SQLITE_STATIC);
+		err = step_done(st, s, "mailbox conflicts done");
+	}
 	return op_end(st, err);
 }
 

@@ -32,10 +32,10 @@ import time
 import pytest
 
 from conftest import DOMAIN, HOST, free_port, run
-from repl_peer import (END, EXPUNGED, MAILBOX_ID_LEN, NEVER_HELD, PULL, PUSH,
-                       PUSH_DATA, RELOCATE, ScriptedMaster, ScriptedReplica,
-                       frame, messages, push, scripted_master_for, wait_log,
-                       wait_messages)
+from repl_peer import (ACK, END, EXPUNGED, MAILBOX_ID_LEN, NEVER_HELD, PULL,
+                       PUSH, PUSH_DATA, RELOCATE, ScriptedMaster,
+                       ScriptedReplica, frame, messages, push,
+                       scripted_master_for, wait_log, wait_messages)
 from test_hostile_peer import inbox_guids
 from test_reconcile import deliver_many, inbox_subjects, wait_purged
 from test_replica_apply import body, guid, query
@@ -515,3 +515,56 @@ def test_a_promoted_replica_settles_its_own_conflicts(cluster, secret):
     assert got[:1] == before and len(got) == 2
     assert open_conflicts(rep.data) == open_conflicts(master.data) == []
     assert rep.running() and master.running()
+
+
+def batch_past_requests(m, *recs):
+    """ScriptedMaster.batch(), but the replica's requests (EXPUNGED,
+    RELOCATE, PUSH) that come before the ACK are read and dropped."""
+    seq = m.pos
+    for kind, kw in recs:
+        seq = m.record(kind, seq=seq + 1, **kw)
+    m.tls.send_frame(END, struct.pack(">Q", seq) + b"\0" * 32)
+    while True:
+        t, p = m.tls.read_frame()
+        if t == ACK:
+            assert p == struct.pack(">Q", seq), p
+            m.pos = seq
+            return
+        assert t in (EXPUNGED, RELOCATE, PUSH, PUSH_DATA), t
+
+
+def test_a_mailbox_delete_waits_for_no_conflict_without_a_copy(server,
+                                                                secret):
+    """A replica refused the master's message at a uid it had expunged
+    (a message.expunged conflict: it keeps no copy) and asked the master
+    to expunge it too; the master's client deleted the mailbox
+    meanwhile.  The delete applies (nothing of the replica's is in the
+    mailbox) and the conflict is over with it.  It was held for the
+    conflict, and the conflict never settled (the master no longer had
+    the mailbox to answer about): the mailbox stayed on the replica and
+    the conflict open for good."""
+    m, rep = scripted_master_for(
+        lambda args: server(users=(), args=args), secret)
+    try:
+        m.start(m.accept())
+        box, inbox = os.urandom(16), os.urandom(16)
+        stale = body(b"stale")
+        m.batch(("user.add", dict(user="alice", value="x")),
+                ("mailbox.create", dict(user="alice", mailbox=inbox,
+                                        name="INBOX", uid=7, flags=1)),
+                ("mailbox.create", dict(user="alice", mailbox=box,
+                                        name="Box", uid=8, flags=1)),
+                ("message.append", dict(mailbox=box, uid=1, body=stale)),
+                ("message.expunge", dict(mailbox=box, uid=1,
+                                         guid=guid(stale))))
+        batch_past_requests(m, ("message.append", dict(
+            mailbox=box, uid=1, body=stale)))
+        assert open_conflicts(rep.data) == [
+            ("message.expunged", 1, guid(stale).hex().upper())]
+        batch_past_requests(m, ("mailbox.delete", dict(mailbox=box,
+                                                       name="Box")))
+        assert query(rep.data, "SELECT name FROM mailbox") == [("INBOX",)]
+        assert open_conflicts(rep.data) == []
+        assert rep.running()
+    finally:
+        m.tls.close()
