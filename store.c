@@ -264,9 +264,13 @@ static const char *const stmt_sql[NSTMT] = {
 	    "SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9 WHERE NOT EXISTS "
 	    "(SELECT 1 FROM conflict WHERE resolved != 1 AND mailbox = ?3 AND "
 	    "uid = ?5 AND local_guid = ?6 AND master_guid = ?7)",
-	/* In one mailbox: those that keep a local copy (reused: none). */
+	/*
+	 * In one mailbox: those that keep a local copy (reused and
+	 * expunged: none, the master's message was refused).
+	 */
 	[S_CONFLICT_COUNT] = "SELECT count(*) FROM conflict WHERE resolved != 1 "
-	    "AND (?1 IS NULL OR (mailbox = ?1 AND op != 'message.reused'))",
+	    "AND (?1 IS NULL OR (mailbox = ?1 AND op NOT IN "
+	    "('message.reused', 'message.expunged')))",
 	[S_CONFLICT_LIST] = "SELECT id, time, user, mailbox, mailbox_name, uid, "
 	    "local_guid, master_guid, op, master_seq, resolved FROM conflict "
 	    "ORDER BY id",
@@ -394,8 +398,12 @@ static const char *const stmt_sql[NSTMT] = {
 	[S_MBOX_REVALIDATE] = "UPDATE mailbox SET uidvalidity = ?1",
 	[S_MBOX_SET_UIDVALIDITY] = "UPDATE mailbox SET uidvalidity = ?2 "
 	    "WHERE uniqueid = ?1",
-	[S_CONFLICT_EXPUNGED_DONE] = "UPDATE conflict SET resolved = 1 "
-	    "WHERE op = 'message.expunged' AND resolved != 1",
+	[S_CONFLICT_ALL_DONE] = "UPDATE conflict SET resolved = 1 "
+	    "WHERE resolved != 1",
+	/* A deleted mailbox's conflicts that keep no copy (S_CONFLICT_COUNT) */
+	[S_CONFLICT_MAILBOX_DONE] = "UPDATE conflict SET resolved = 1 "
+	    "WHERE mailbox = ?1 AND op IN ('message.reused', "
+	    "'message.expunged') AND resolved != 1",
 	[S_MSG_GUID_HELD] = "SELECT 1 FROM message m JOIN blob b ON "
 	    "b.id = m.blob_id JOIN mailbox mb ON mb.id = m.mailbox_id "
 	    "WHERE mb.uniqueid = ?1 AND b.guid = ?2 AND m.uid < mb.uidnext "

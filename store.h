@@ -607,7 +607,9 @@ enum store_err	store_node_get(struct store *, struct store_node *out);
 enum store_err	store_node_set_role(struct store *, const char *role);
 /*
  * Role master and a new random epoch (`mailrepd promote`), and no
- * recorded upstream any more; a mutation.
+ * recorded upstream any more; every open conflict is settled (a master
+ * has no one to ask; demoted, a node reconciles and finds each anew).
+ * A mutation.
  */
 enum store_err	store_node_promote(struct store *);
 /*
@@ -704,7 +706,9 @@ enum store_err	store_apply_subscribe(struct store *, const char *user,
  * renumbered_from (0: none) is the UID a renumbering moved the message
  * from; the message held at uid, this node knows that too.  savedate is
  * the master's (its record's time): a message's save date is part of
- * its state in the mailbox, the same on every node.
+ * its state in the mailbox, the same on every node.  This and
+ * store_apply_flags() settle a conflict on the very message held at uid
+ * here (the master holds it there too: nothing of ours to keep out).
  */
 enum store_err	store_apply_append(struct store *, const uint8_t *uniqueid,
 		    uint32_t uid, const uint8_t *guid, uint32_t flags,
@@ -1249,7 +1253,8 @@ enum store_err	store_conflict_never_held(struct store *,
  * from only logs that record.  New UIDs are at least `above` (the
  * replica's UIDNEXT: UIDs only grow there too).  *new_uid is the copy's
  * new UID (0 when none); STORE_EXISTS when the copy was renumbered
- * before or is the master's message.
+ * before or is the master's message (then that message's flags record is
+ * logged again, which settles the replica's conflict on it).
  */
 enum store_err	store_renumber(struct store *, const uint8_t *uniqueid,
 		    uint32_t uid, const uint8_t *guid, uint32_t flags,

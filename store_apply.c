@@ -282,6 +282,7 @@ store_apply_mailbox_delete(struct store *st, const uint8_t *uniqueid,
     enum store_apply *what)
 {
 	struct store_mailbox	 mb;
+	sqlite3_stmt		*s;
 	enum store_err		 err;
 	char			 user[USER_MAX_NAME + 1];
 
@@ -295,6 +296,19 @@ store_apply_mailbox_delete(struct store *st, const uint8_t *uniqueid,
 		return err;
 	if ((err = quarantine(st, mb.id, 0)) == STORE_OK)
 		err = store_mailbox_delete(st, user, mb.name);
+	/*
+	 * Its conflicts that keep no copy are over: what they asked of the
+	 * master is moot with the mailbox gone on both sides (the others
+	 * make apply_mailbox_delete() wait).
+	 */
+	if (err == STORE_OK && (s = stmt(st, S_CONFLICT_MAILBOX_DONE)) ==
+	    NULL)
+		err = STORE_IO;
+	else if (err == STORE_OK) {
+		sqlite3_bind_blob(s, 1, uniqueid, MAILBOX_ID_LEN,
+		    SQLITE_STATIC);
+		err = step_done(st, s, "mailbox conflicts done");
+	}
 	return op_end(st, err);
 }
 
@@ -445,6 +459,18 @@ uid_taken_before(struct store *st, const uint8_t *uniqueid, uint32_t uid,
 	return STORE_OK;
 }
 
+/*
+ * The master's record names the very message (uid, guid) held here: a
+ * conflict kept on it (its master before lacked it, or held another
+ * message at uid) is over, as the master holds it there too.
+ */
+static enum store_err
+held_by_master(struct store *st, const uint8_t *uniqueid, uint32_t uid,
+    const uint8_t *guid)
+{
+	return conflict_done(st, S_CONFLICT_RESOLVED, uniqueid, uid, guid);
+}
+
 enum store_err
 store_apply_append(struct store *st, const uint8_t *uniqueid, uint32_t uid,
     const uint8_t *guid, uint32_t flags, const char *keywords,
@@ -478,8 +504,10 @@ store_apply_append(struct store *st, const uint8_t *uniqueid, uint32_t uid,
 	    *what == APPLY_REUSED || *what == APPLY_EXPUNGED))
 		return op_end(st, err);
 	if (*what == APPLY_SAME) {
-		if (renumbered_from != 0 && (err = renumbered_add(st,
-		    uniqueid, renumbered_from, guid, uid)) != STORE_OK)
+		if ((renumbered_from != 0 && (err = renumbered_add(st,
+		    uniqueid, renumbered_from, guid, uid)) != STORE_OK) ||
+		    (err = held_by_master(st, uniqueid, uid, guid)) !=
+		    STORE_OK)
 			return op_end(st, err);
 		/* Flags merge: the master's record is the newer word. */
 		if (m.flags == flags && strcmp(m.keywords, keywords ?
@@ -554,8 +582,12 @@ store_apply_flags(struct store *st, const uint8_t *uniqueid, uint32_t uid,
 	    STORE_OK || *what != APPLY_SAME)
 		return err;
 	*what = APPLY_DONE;
-	return store_message_set_flags(st, mb.id, uid, flags, keywords,
-	    &modseq);
+	if ((err = op_begin(st)) != STORE_OK)
+		return err;
+	if ((err = store_message_set_flags(st, mb.id, uid, flags, keywords,
+	    &modseq)) == STORE_OK)
+		err = held_by_master(st, uniqueid, uid, guid);
+	return op_end(st, err);
 }
 
 enum store_err

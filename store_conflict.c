@@ -286,6 +286,27 @@ copy_leaves(struct store *st, const uint8_t *uniqueid, uint32_t uid,
 }
 
 /*
+ * This master's message m at uid, logged again as it stands (a flags
+ * record; nothing here changes): a replica that keeps the very message
+ * there out of a conflict (its master before lacked it) learns that its
+ * master holds it, which settles that conflict (store_apply_flags()).
+ */
+static enum store_err
+held_relog(struct store *st, const uint8_t *uniqueid,
+    const struct store_message *m)
+{
+	struct replog_rec	 r = { .type = REC_MESSAGE_FLAGS };
+
+	r.mailbox = uniqueid;
+	r.uid = m->uid;
+	r.guid = m->guid;
+	r.modseq = m->modseq;
+	r.flags = m->flags;
+	r.keywords = m->keywords;
+	return replog_append(st, &r);
+}
+
+/*
  * The body of store_renumber() once the mailbox and blob are known: the
  * master's own message at uid (when another) leaves uid, both are
  * appended in GUID order, and the replica's copy at uid is expunged by a
@@ -308,8 +329,11 @@ renumber_pair(struct store *st, int64_t mbox, const uint8_t *uniqueid,
 	err = message_row(st, mbox, uid, &m, &mblob);
 	if (err != STORE_OK && err != STORE_NOTFOUND)
 		return err;
-	if (err == STORE_OK && memcmp(m.guid, guid, GUID_LEN) == 0)
-		return STORE_EXISTS;		/* the same message */
+	if (err == STORE_OK && memcmp(m.guid, guid, GUID_LEN) == 0) {
+		/* The same message: the replica's conflict on it is over. */
+		err = held_relog(st, uniqueid, &m);
+		return err == STORE_OK ? STORE_EXISTS : err;
+	}
 	if (err == STORE_OK) {
 		snprintf(kw, sizeof(kw), "%s", m.keywords ? m.keywords : "");
 		ours = (struct msg_attrs){ m.flags, kw, m.internaldate, uid };
@@ -401,6 +425,11 @@ store_renumber(struct store *st, const uint8_t *uniqueid, uint32_t uid,
 		err = renumber_pair(st, mbox, uniqueid, uid, guid, &theirs,
 		    blob_id, new_uid);
 		(void)store_set_reason(st, was);
+	}
+	if (err == STORE_EXISTS) {
+		/* The same message at uid: only its record, kept. */
+		err = op_end(st, STORE_OK);
+		return err == STORE_OK ? STORE_EXISTS : err;
 	}
 	if (err == STORE_OK && *new_uid == 0)
 		err = blob_drop_unused(st, blob_id);

@@ -153,11 +153,14 @@ store_node_promote(struct store *st)
 	if (rc != SQLITE_DONE)
 		return op_end(st, db_error(st, rc, "node promote"));
 	/*
-	 * A "message.expunged" conflict asks a master to drop a copy this
-	 * node refused and never held again: a master has no one to ask,
-	 * and its store is already as the conflict wants.
+	 * A master has no one to ask, and keeps nothing out of anyone's
+	 * numbering: what a conflict kept out of its master's is its own
+	 * message now (a "message.expunged" one, a copy it refused, is
+	 * already as the conflict wants).  Should it follow a master again,
+	 * demotion starts a reconciliation, which finds every difference
+	 * anew; left open, nothing would ever close it.
 	 */
-	if ((s = stmt(st, S_CONFLICT_EXPUNGED_DONE)) == NULL)
+	if ((s = stmt(st, S_CONFLICT_ALL_DONE)) == NULL)
 		return op_end(st, STORE_IO);
 	return op_end(st, step_done(st, s, "conflicts settled"));
 }

@@ -33,7 +33,11 @@ JEPSEN_FIRST_LIFE starts at a later life (a failure prints the `make
 jepsen` line that replays it).  JEPSEN_NODES forces 2 or 3 nodes;
 JEPSEN_KEEP_GOING=1 goes on with a fresh cluster after a failing round
 and reports every failure at the end; JEPSEN_VERBOSE=1 prints the
-history of passing lives too.  `make check` runs the fixed seeds below;
+history of passing lives too.  A failing round's data directories, logs,
+`status --json` and `conflicts list` of every node, taken as they were
+when it failed, are kept under JEPSEN_KEEP_DIR (by default
+jepsen-failures in the temporary directory, which pytest's clean-up of
+old runs never touches); the report names the directory.  `make check` runs the fixed seeds below;
 `make jepsen ROUNDS=N SEED=S` runs long (it sets JEPSEN_ROUNDS and
 JEPSEN_SEED; the other settings pass through, as JEPSEN_FIRST_LIFE=L
 on its command line or in the environment).
@@ -46,6 +50,7 @@ import re
 import shutil
 import signal
 import subprocess
+import tempfile
 import time
 import traceback
 
@@ -74,6 +79,8 @@ LIFE = int(os.environ.get("JEPSEN_LIFE", "10"))
 FIRST_LIFE = int(os.environ.get("JEPSEN_FIRST_LIFE", "0"))
 NODES = int(os.environ.get("JEPSEN_NODES", "0"))     # 0: the RNG picks
 KEEP_GOING = os.environ.get("JEPSEN_KEEP_GOING") == "1"
+KEEP_DIR = os.environ.get("JEPSEN_KEEP_DIR") or os.path.join(
+    tempfile.gettempdir(), "jepsen-failures")
 VERBOSE = os.environ.get("JEPSEN_VERBOSE") == "1"   # print every history
 
 STEPS = (8, 14)             # steps per round
@@ -831,11 +838,14 @@ class Cluster:
             self.drain_check(node, tag)
 
     def drain_check(self, node, tag):
-        known = {r["name"] for r in status(node.data)["replicas"]}
+        """A master knows its replicas by node id, not by name: a node
+        restored from a copy is a new one (store.copy), which the master
+        may never have met before the drain."""
+        known = {r["node_id"] for r in status(node.data)["replicas"]}
         held = stored(node.data)
         for r in self.nodes:
-            if r.name not in known or r.role != "replica" or \
-                    r.upstream is not node:
+            if r.role != "replica" or r.upstream is not node or \
+                    status(r.data)["node_id"] not in known:
                 continue
             missing = held - stored(r.data)
             if missing:
@@ -1037,6 +1047,41 @@ def stored(data):
             for m in json.loads(p.stdout)}
 
 
+def keep(cluster, seed, life, rnd):
+    """Copies a failing round's nodes as they are (running ones paused
+    meanwhile, so each copy is one instant of its store) to a directory
+    of its own under KEEP_DIR: data directory, log, and what `status
+    --json` and `conflicts list` say of the live node.  Returns its
+    path."""
+    dest = os.path.join(KEEP_DIR, "seed%d-life%d-round%d-%d" % (
+        seed, life, rnd, os.getpid()))
+    shutil.rmtree(dest, ignore_errors=True)
+    os.makedirs(dest)
+    running = [n for n in cluster.nodes if n.state == "running"]
+    for n in running:
+        n.srv.proc.send_signal(signal.SIGSTOP)
+    try:
+        for n in cluster.nodes:
+            if n.data.exists():
+                shutil.copytree(n.data, os.path.join(dest, n.name))
+            if n.srv.log.exists():
+                shutil.copy(n.srv.log, os.path.join(dest, n.name + ".log"))
+    finally:
+        for n in running:
+            n.srv.proc.send_signal(signal.SIGCONT)
+    for n in cluster.nodes:
+        if not n.data.exists():
+            continue
+        for what in (("status", "--json"), ("conflicts", "list")):
+            p = run(*what, "--data", n.data)
+            with open(os.path.join(dest, "%s.%s" % (n.name, what[0])),
+                      "w") as f:
+                f.write(p.stdout + p.stderr)
+    with open(os.path.join(dest, "history"), "w") as f:
+        f.write(cluster.hist.text() + "\n")
+    return dest
+
+
 def report(cluster, seed, life, rnd, error=None):
     """The failure text: seed, round, replay settings, violations with
     the history lines about their messages, the whole history."""
@@ -1056,6 +1101,10 @@ def report(cluster, seed, life, rnd, error=None):
         out.append("- %s (round %d): %s" % (kind, r, text))
         for m in sorted(set(re.findall(r"\bm\d{5}\b", text)))[:4]:
             out.extend("      " + l for l in h.about(m))
+    try:
+        out.append("kept: " + keep(cluster, seed, life, rnd))
+    except Exception:
+        out.append("kept: nothing, " + traceback.format_exc())
     out.append("history:")
     out.append(h.text())
     for n in cluster.nodes:

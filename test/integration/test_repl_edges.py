@@ -17,7 +17,10 @@ reason, each driven on purpose by a scripted peer (repl_peer.py):
   which its new master never held at that uid, closes its conflict by
   itself (the master says so) with nothing lost and no uid given twice;
 - a replica's PUSH of the very message the master holds at that uid
-  (the same bytes) is no conflict: nothing is renumbered or doubled;
+  (the same bytes) is no conflict: nothing is renumbered or doubled,
+  and a conflict the replica kept open on it (another master it
+  followed lacked it) settles; a replica promoted with a conflict open
+  settles it, and its old master, made its replica, converges with it;
 - a reconciliation compares a mailbox in chunks that the frame cuts
   (messages with kilobytes of keywords) without skipping or doubling a
   message at a cut.
@@ -29,10 +32,10 @@ import time
 import pytest
 
 from conftest import DOMAIN, HOST, free_port, run
-from repl_peer import (END, EXPUNGED, MAILBOX_ID_LEN, NEVER_HELD, PUSH,
-                       PUSH_DATA, RELOCATE, ScriptedMaster, ScriptedReplica,
-                       frame, messages, push, scripted_master_for, wait_log,
-                       wait_messages)
+from repl_peer import (ACK, END, EXPUNGED, MAILBOX_ID_LEN, NEVER_HELD, PULL,
+                       PUSH, PUSH_DATA, RELOCATE, ScriptedMaster,
+                       ScriptedReplica, frame, messages, push,
+                       scripted_master_for, wait_log, wait_messages)
 from test_hostile_peer import inbox_guids
 from test_reconcile import deliver_many, inbox_subjects, wait_purged
 from test_replica_apply import body, guid, query
@@ -253,6 +256,14 @@ def open_conflicts(data):
                  "WHERE resolved != 1 ORDER BY id")
 
 
+def wait_settled(data):
+    """Waits until the store keeps no conflict open (SYNC_DEADLINE)."""
+    end = time.monotonic() + SYNC_DEADLINE
+    while open_conflicts(data) and time.monotonic() < end:
+        time.sleep(0.05)
+    assert open_conflicts(data) == []
+
+
 def follow_another(master, rep):
     """Restarts the replica as one of a scripted master (another master
     of the master's mailbox that it follows for a while) and reconciles
@@ -274,6 +285,17 @@ def follow_another(master, rep):
         old.tls.close()
         raise
     return old, where, home
+
+
+def come_back(rep, where, home, watch, pattern):
+    """Starts the (stopped) replica on its own master again, home the
+    value of its --replicate-from at index where; waits for pattern in
+    watch's log, then for no conflict open on the replica."""
+    rep.args[where] = home
+    since = len(watch.log_text())
+    rep.start()
+    wait_log(watch, pattern, since)
+    wait_settled(rep.data)
 
 
 STALE_CASES = {
@@ -337,14 +359,7 @@ def test_a_stale_conflict_settles_by_itself(cluster, case):
     finally:
         old.tls.close()
     rep.stop()
-    rep.args[where] = home
-    since = len(rep.log_text())
-    rep.start()
-    wait_log(rep, "sync.never_held", since)
-    end = time.monotonic() + SYNC_DEADLINE
-    while open_conflicts(rep.data) and time.monotonic() < end:
-        time.sleep(0.05)
-    assert open_conflicts(rep.data) == []
+    come_back(rep, where, home, rep, "sync.never_held")
     assert messages(master.data) == before
     # Mail still flows, and the uid given twice takes no new message.
     for tag in ("fourth", "fifth"):
@@ -425,3 +440,131 @@ def test_a_uid_a_reconciliation_skipped_is_no_message_held(cluster):
     finally:
         r.close()
     assert rep.running() and master.running()
+
+
+def pulled_by_another(master, rep):
+    """The replica follows another master for a while (a scripted one),
+    which lacks the replica's uid 1 and asks for it (PULL) but never
+    answers the copy it is pushed: the replica keeps an open conflict
+    on a message its real master holds at that very uid.  Returns the
+    index of the replica's --replicate-from value and the value it had;
+    the replica is stopped."""
+    (box, g), = inbox_guids(rep.data)
+    old, where, home = follow_another(master, rep)
+    try:
+        old.tls.send_frame(PULL, box + struct.pack(">I", 1) + g)
+        end = time.monotonic() + SYNC_DEADLINE
+        while open_conflicts(rep.data) == [] and time.monotonic() < end:
+            time.sleep(0.05)
+        assert [(op, uid) for op, uid, _ in open_conflicts(rep.data)] == \
+            [("message.local", 1)]
+    finally:
+        old.tls.close()
+    rep.stop()
+    return where, home
+
+
+def test_a_pushed_copy_the_master_holds_there_settles(cluster):
+    """A replica's open conflict on a copy its master holds at that very
+    uid (the master it asked before never answered; here it follows a
+    master that already had the message) settles: the master's word on
+    the message reaches the replica, and nothing moves.  The master took
+    the push for no conflict and said nothing, so the conflict stayed
+    open for good with both stores the same (a failure of the randomized
+    test's convergence)."""
+    master, (rep,) = cluster(1)
+    assert lmtp_one(master.port, "alice@" + DOMAIN,
+                    message("first"))[0].startswith("250")
+    wait_same(master, rep)
+    before = messages(master.data)
+    where, home = pulled_by_another(master, rep)
+    come_back(rep, where, home, master, "sync.renumber")
+    assert messages(master.data) == before
+    wait_same(master, rep)
+    assert messages(rep.data) == before and rep.running()
+
+
+def test_a_promoted_replica_settles_its_own_conflicts(cluster, secret):
+    """A replica promoted while it keeps a conflict open (its master
+    lacked its copy and had not answered yet) has no master to answer
+    it: the copy is its own message now.  The conflict settles at the
+    promotion; the old master, made its replica, reconciles and the two
+    converge with nothing lost.  Before, the conflict stayed open on the
+    new master for good, with both stores the same."""
+    port = free_port()
+    master, (rep,) = cluster(1, ["--repl-listen", "%s:%d" % (HOST, port)])
+    assert lmtp_one(master.port, "alice@" + DOMAIN,
+                    message("first"))[0].startswith("250")
+    wait_same(master, rep)
+    before = messages(master.data)
+    pulled_by_another(master, rep)
+    rep.start()
+    assert run("promote", "--data", rep.data).returncode == 0
+    end = time.monotonic() + SYNC_DEADLINE
+    while status(rep.data)["role"] != "master":
+        assert time.monotonic() < end, "not promoted"
+        time.sleep(0.05)
+    assert open_conflicts(rep.data) == []
+    assert run("demote", "--data", master.data, "--replicate-from",
+               "%s:%d" % (HOST, port), "--repl-secret-file",
+               secret).returncode == 0
+    assert lmtp_one(rep.port, "alice@" + DOMAIN,
+                    message("second"))[0].startswith("250")
+    wait_same(rep, master)
+    got = messages(master.data)
+    assert got[:1] == before and len(got) == 2
+    assert open_conflicts(rep.data) == open_conflicts(master.data) == []
+    assert rep.running() and master.running()
+
+
+def batch_past_requests(m, *recs):
+    """ScriptedMaster.batch(), but the replica's requests (EXPUNGED,
+    RELOCATE, PUSH) that come before the ACK are read and dropped."""
+    seq = m.pos
+    for kind, kw in recs:
+        seq = m.record(kind, seq=seq + 1, **kw)
+    m.tls.send_frame(END, struct.pack(">Q", seq) + b"\0" * 32)
+    while True:
+        t, p = m.tls.read_frame()
+        if t == ACK:
+            assert p == struct.pack(">Q", seq), p
+            m.pos = seq
+            return
+        assert t in (EXPUNGED, RELOCATE, PUSH, PUSH_DATA), t
+
+
+def test_a_mailbox_delete_waits_for_no_conflict_without_a_copy(server,
+                                                                secret):
+    """A replica refused the master's message at a uid it had expunged
+    (a message.expunged conflict: it keeps no copy) and asked the master
+    to expunge it too; the master's client deleted the mailbox
+    meanwhile.  The delete applies (nothing of the replica's is in the
+    mailbox) and the conflict is over with it.  It was held for the
+    conflict, and the conflict never settled (the master no longer had
+    the mailbox to answer about): the mailbox stayed on the replica and
+    the conflict open for good."""
+    m, rep = scripted_master_for(
+        lambda args: server(users=(), args=args), secret)
+    try:
+        m.start(m.accept())
+        box, inbox = os.urandom(16), os.urandom(16)
+        stale = body(b"stale")
+        m.batch(("user.add", dict(user="alice", value="x")),
+                ("mailbox.create", dict(user="alice", mailbox=inbox,
+                                        name="INBOX", uid=7, flags=1)),
+                ("mailbox.create", dict(user="alice", mailbox=box,
+                                        name="Box", uid=8, flags=1)),
+                ("message.append", dict(mailbox=box, uid=1, body=stale)),
+                ("message.expunge", dict(mailbox=box, uid=1,
+                                         guid=guid(stale))))
+        batch_past_requests(m, ("message.append", dict(
+            mailbox=box, uid=1, body=stale)))
+        assert open_conflicts(rep.data) == [
+            ("message.expunged", 1, guid(stale).hex().upper())]
+        batch_past_requests(m, ("mailbox.delete", dict(mailbox=box,
+                                                       name="Box")))
+        assert query(rep.data, "SELECT name FROM mailbox") == [("INBOX",)]
+        assert open_conflicts(rep.data) == []
+        assert rep.running()
+    finally:
+        m.tls.close()
