@@ -806,21 +806,26 @@ name_levels(const char *name)
  * (RENAME, create 0): at most MAILBOX_MAX_DEPTH levels deep, and with the mailboxes
  * CREATE makes above it the user stays within --max-mailboxes (one
  * CREATE of a deep name makes every level).  Otherwise replies NO
- * [LIMIT] and returns 0.
+ * [LIMIT] (or the store's error, when the mailboxes cannot be counted)
+ * and returns 0.
  */
 static int
 name_allowed(struct session *s, const char *name, int create)
 {
-	long	 levels = name_levels(name), have = 0;
+	long		 levels = name_levels(name), have = 0;
+	enum store_err	 err;
 
 	if (levels > MAILBOX_MAX_DEPTH) {
 		imap_reply(s, "NO [LIMIT] Mailbox names are at most %d levels "
 		    "deep", MAILBOX_MAX_DEPTH);
 		return 0;
 	}
-	if (create && store_mailbox_foreach(s->srv->store, imap_of(s)->user,
-	    count_mailbox, &have) == STORE_OK &&
-	    have + levels > s->srv->settings->max_mailboxes) {
+	if (create && (err = store_mailbox_foreach(s->srv->store,
+	    imap_of(s)->user, count_mailbox, &have)) != STORE_OK) {
+		imap_reply_store_error(s, err, IMAP_MISSING_MAILBOX, "CREATE");
+		return 0;
+	}
+	if (create && have + levels > s->srv->settings->max_mailboxes) {
 		imap_reply(s, "NO [LIMIT] At most %ld mailboxes",
 		    s->srv->settings->max_mailboxes);
 		return 0;
@@ -831,7 +836,9 @@ name_allowed(struct session *s, const char *name, int create)
 /*
  * Creates name and the superiors it needs ("a" and "a/b" of "a/b/c"), as
  * RFC 3501 6.3.3 says a server should, and fills *made with name's
- * mailbox.  name is changed and restored.
+ * mailbox.  name is changed and restored.  A superior that cannot be
+ * looked up fails the CREATE with the store's error (the client tries
+ * again): made alone, name would be a mailbox without its superior.
  */
 static enum store_err
 create_with_superiors(struct session *s, char *name,
@@ -844,9 +851,10 @@ create_with_superiors(struct session *s, char *name,
 	for (slash = strchr(name, '/'); slash != NULL;
 	    slash = strchr(slash + 1, '/')) {
 		*slash = '\0';
-		err = STORE_OK;
-		if (store_mailbox_get(s->srv->store, imap_of(s)->user, name,
-		    &mb) == STORE_NOTFOUND)
+		/* a look-up that failed is no superior that is there */
+		err = store_mailbox_get(s->srv->store, imap_of(s)->user, name,
+		    &mb);
+		if (err == STORE_NOTFOUND)
 			err = store_mailbox_create(s->srv->store,
 			    imap_of(s)->user, name, NULL, NULL);
 		*slash = '/';
