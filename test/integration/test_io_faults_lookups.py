@@ -6,12 +6,15 @@ then fails the Nth read, for every N until a run completes without
 reaching it.  At the end the server exits 0 and the store is clean."""
 import http.client
 import json
+import os
 import shutil
 import sqlite3
+import subprocess
 
 import pytest
 
 from conftest import DOMAIN, HOST, free_port, lmtp_deliver
+from powerloss import CRASH_BIN, store_rows
 from test_io_faults import FaultServer, check_clean
 
 
@@ -114,3 +117,42 @@ def test_io_faults_never_answer_no_such(web_fault_server):
             if not hit:
                 break
     print("API look-ups: %d runs" % runs)
+
+
+def cli_reading(tmp_path, args, n):
+    """`mailrepd args` (the test build) with its Nth read failing: the
+    completed process, and whether the fault was injected."""
+    faults = tmp_path / "cli-faults"
+    faults.write_text("1 read %d ioerr off\n" % n)
+    env = dict(os.environ, MAILREPD_VFS_FAULTS=str(faults))
+    p = subprocess.run([CRASH_BIN] + args, env=env, stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, timeout=60)
+    return p, b"testvfs: failing" in p.stderr
+
+
+@pytest.mark.parametrize("by", ["uid", "guid"])
+def test_io_faults_never_say_no_message(web_fault_server, tmp_path, by):
+    """`mailrepd messages show` of a message that is there, with the Nth
+    read failing: the message, or an error that says the store could
+    not be read; never "no message" (it said so for any store error)."""
+    srv = web_fault_server
+    lmtp_deliver(srv.port, "s@remote.test", ["alice@%s" % DOMAIN],
+                 b"Subject: here\r\n\r\nbody\r\n")
+    uid, guid = store_rows(srv.data, "SELECT m.uid, hex(b.guid) FROM "
+                           "message m JOIN blob b ON b.id = m.blob_id "
+                           "WHERE b.subject = 'here'")[0]
+    args = ["messages", "show", str(uid) if by == "uid" else guid.lower(),
+            "--data", str(srv.data)] + (["--user", "alice"] if by == "uid"
+                                        else [])
+    clean, hit = cli_reading(tmp_path, args, 10 ** 9)
+    assert clean.returncode == 0 and b"body" in clean.stdout and not hit, \
+        clean.stderr
+    n = 0
+    while hit or n == 0:
+        n += 1
+        p, hit = cli_reading(tmp_path, args, n)
+        what = "show by %s with read #%d failing: %d %r" % (
+            by, n, p.returncode, p.stderr[-300:])
+        assert (p.returncode, p.stdout) == (0, clean.stdout) or (
+            p.returncode != 0 and b"no message" not in p.stderr), what
+    print("messages show by %s: read faults up to #%d" % (by, n - 1))
