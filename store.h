@@ -1259,10 +1259,12 @@ enum store_err	store_conflict_foreach(struct store *,
 /*
  * Named counters kept across restarts (`mailrepd status`); a mutation,
  * not logged.  store_counter_add() adds delta inside the open write
- * transaction; store_counter_get() returns 0 for a counter never added.
+ * transaction; store_counter_get() reads one into *value, 0 for a counter
+ * never added (STORE_OK), or fails with the store's error.
  */
 enum store_err	store_counter_add(struct store *, const char *name,
 		    int64_t delta);
-int64_t		store_counter_get(struct store *, const char *name);
+enum store_err	store_counter_get(struct store *, const char *name,
+		    int64_t *value);
 
 #endif /* MAILREPD_STORE_H */

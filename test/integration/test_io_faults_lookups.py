@@ -156,3 +156,35 @@ def test_io_faults_never_say_no_message(web_fault_server, tmp_path, by):
         assert (p.returncode, p.stdout) == (0, clean.stdout) or (
             p.returncode != 0 and b"no message" not in p.stderr), what
     print("messages show by %s: read faults up to #%d" % (by, n - 1))
+
+
+def test_io_faults_never_print_an_unread_status(tmp_path, template_data):
+    """`mailrepd status` (and --json) with the Nth read failing: the
+    status the clean run printed, or exit 1; never exit 0 with a figure
+    it could not read.  The sync counters unread were printed as 0 (the
+    acknowledgements of synchronous replication, its timeouts), the log
+    head as -1, the paused users and the replicas unread as none."""
+    data = tmp_path / "data"
+    shutil.copytree(template_data, data)
+    db = sqlite3.connect(str(data / "mailrepd.db"))
+    db.executemany("INSERT INTO counter (name, value) VALUES (?, ?)",
+                   [("sync_acked", 7), ("sync_timeouts", 2),
+                    ("sync_unreplicated", 3)])
+    db.execute("INSERT INTO guard_pause (user, reason, time) "
+               "VALUES ('bob', 'many deletes', 1)")
+    db.commit()
+    db.close()
+    for args in (["status"], ["status", "--json"]):
+        args = args + ["--data", str(data)]
+        clean, hit = cli_reading(tmp_path, args, 10 ** 9)
+        assert clean.returncode == 0 and not hit, clean.stderr
+        assert b"7" in clean.stdout and b"bob" in clean.stdout, clean.stdout
+        n = 0
+        while hit or n == 0:
+            n += 1
+            p, hit = cli_reading(tmp_path, args, n)
+            assert p.returncode != 0 or p.stdout == clean.stdout, \
+                "%s with read #%d failing:\n%s\n%s" % (
+                    " ".join(args[:2]), n, p.stdout.decode(),
+                    clean.stdout.decode())
+        print("%s: read faults up to #%d" % (" ".join(args[:2]), n - 1))
