@@ -478,7 +478,11 @@ enum store_err	store_mailbox_subscribe(struct store *, const char *user,
 enum store_err	store_subscribed_absent(struct store *, const char *user,
 		    int (*cb)(void *, const char *name), void *arg);
 
-/* Counts log records; the replication issue builds on these. */
+/*
+ * The log head: the last record's position (0 before the first), or -1
+ * when it cannot be read, which a caller takes as unknown, never as a
+ * position (an unread head moved, and no replica has it).
+ */
 int64_t		store_replog_head(struct store *);
 
 /* --- Replication (sync.c) ---------------------------------------------- */

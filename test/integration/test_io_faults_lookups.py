@@ -13,9 +13,12 @@ import subprocess
 
 import pytest
 
-from conftest import DOMAIN, HOST, free_port, lmtp_deliver
+from conftest import DOMAIN, HOST, LMTPClient, LMTPError, free_port, \
+    lmtp_deliver
 from powerloss import CRASH_BIN, store_rows
+from test_alloc_faults import deliver_to
 from test_io_faults import FaultServer, check_clean
+from test_recon_io_faults import fault_pair
 
 
 @pytest.fixture
@@ -188,3 +191,57 @@ def test_io_faults_never_print_an_unread_status(tmp_path, template_data):
                     " ".join(args[:2]), n, p.stdout.decode(),
                     clean.stdout.decode())
         print("%s: read faults up to #%d" % (" ".join(args[:2]), n - 1))
+
+
+def test_io_faults_never_release_an_unreplicated_reply(tmp_path,
+                                                       template_data):
+    """With --repl-sync-timeout a delivery's 250 waits until a replica
+    has it.  The master's Nth read failing (its page caches capped, so
+    that the read of the log head after the group commit reaches the
+    disk), while the replica's link is stalled: no 250 comes (a refusal
+    may); once the link heals, 250 or a refusal.  An unread head was
+    taken for position -1, which any replica has: the 250 went at once,
+    though no replica had the message."""
+    master, replica, net, link = fault_pair(tmp_path, template_data)
+    master.args += ["--repl-sync-timeout", "60000"]
+    master.env["MAILREPD_VFS_PCACHE"] = "1"	# 4 kept the head cached
+    master.start()
+    replica.start()
+    n = 0
+    try:
+        deliver_to(master, "warm")
+        hit = True
+        while hit:
+            n += 1
+            net.set(link, "stall")
+            try:
+                c = LMTPClient(master.port, timeout=60)
+                c.lhlo()
+                c.cmd("MAIL FROM:<s@remote.test>", "250")
+                c.cmd("RCPT TO:<alice@%s>" % DOMAIN, "250")
+                c.cmd("DATA", "354")
+            except (OSError, LMTPError) as e:
+                raise AssertionError("run %d: %r\n%s" % (
+                    n, e, master.log.read_text()[-3000:]))
+            master.arm("read", n, "ioerr")
+            c.send(b"Subject: r%d\r\n\r\nbody\r\n.\r\n" % n)
+            try:
+                early = c.reply(timeout=1.0)[-1]
+            except (OSError, LMTPError):
+                early = None
+            hit = master.injected()
+            master.disarm()
+            net.heal(link)
+            what = "delivery with read #%d failing: %r" % (n, early)
+            assert early is None or not early.startswith("250"), \
+                what + " while no replica could have it"
+            final = early or c.reply()[-1]
+            assert final[:1] in "24", what + ", then %r" % final
+            c.close()
+    finally:
+        master.disarm()
+        net.close()
+        replica.stop()
+        master.stop()
+    print("held replies: read faults up to #%d" % (n - 1))
+
