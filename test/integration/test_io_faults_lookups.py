@@ -245,3 +245,47 @@ def test_io_faults_never_release_an_unreplicated_reply(tmp_path,
         master.stop()
     print("held replies: read faults up to #%d" % (n - 1))
 
+
+
+def test_io_faults_never_start_a_demoted_node_as_master(tmp_path,
+                                                        template_data):
+    """A node `mailrepd demote` made a replica (its store records the
+    upstream), started without --replicate-from and with its Nth read
+    failing: it follows its upstream (LMTP refuses mail with 451), or it
+    does not start; it never takes mail as a master beside the one it
+    follows.  A failed read of its node row was taken for "no upstream
+    recorded": it started as a master."""
+    data = tmp_path / "data"
+    shutil.copytree(template_data, data)
+    secret = tmp_path / "repl.secret"
+    secret.write_text("d7" * 32 + "\n")
+    secret.chmod(0o600)
+    db = sqlite3.connect(str(data / "mailrepd.db"))
+    db.execute("UPDATE node SET role = 'replica', upstream = ?",
+               ("%s:%d" % (HOST, free_port()),))
+    db.commit()
+    db.close()
+    srv = FaultServer(tmp_path, data, ["--repl-secret-file", str(secret)])
+    srv.env["MAILREPD_VFS_PCACHE"] = "1"	# the node row read again
+    n, hit = 0, True
+    while hit:
+        n += 1
+        srv.arm("read", n, "ioerr")
+        try:
+            srv.start()
+        except AssertionError:		# it did not start
+            hit = srv.injected()
+            assert srv.stop() not in (None, 0), "read #%d" % n
+            continue
+        hit = srv.injected()
+        srv.disarm()
+        with LMTPClient(srv.port) as c:
+            c.lhlo()
+            got = c.cmd("MAIL FROM:<s@remote.test>")[-1]
+            if got.startswith("250"):
+                got = c.cmd("RCPT TO:<alice@%s>" % DOMAIN)[-1]
+        assert got.startswith("4"), \
+            "start with read #%d failing: %r" % (n, got)
+        assert srv.stop() == 0, srv.log.read_text()[-3000:]
+    srv.disarm()
+    print("demoted start: read faults up to #%d" % (n - 1))
