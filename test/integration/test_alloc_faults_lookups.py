@@ -11,8 +11,7 @@ import shutil
 import pytest
 
 from conftest import HOST, PASSWORD, IMAPError, IMAPRaw, free_port
-from test_alloc_faults import FROM, AllocServer, every_n, served, \
-    stop_clean
+from test_alloc_faults import AllocServer, alloc_runs, served, stop_clean
 from test_io_faults import check_clean, mailboxes
 
 
@@ -127,34 +126,32 @@ def test_alloc_faults_never_skip_a_superior(tmp_path, template_data):
     data = tmp_path / "data"
     shutil.copytree(template_data, data)
     srv = AllocServer(tmp_path, data)
-    ns = [10 ** 9]			# first, counting the allocations
     runs = 0
-    while runs < len(ns):
-        n, name = ns[runs], "p%d/c" % runs
+    for f in alloc_runs():
+        name = "p%d/c" % runs
         srv.start()
         c = IMAPRaw(srv.imap_port)
         c.login("alice")
-        srv.arm(n)
+        srv.arm(f.n)
         try:
             done = c.cmd("CREATE %s" % name)[1]
         except (OSError, IMAPError):
             done = None
-        hit = srv.injected()
+        f.hit = srv.injected()
         counted = srv.disarm()
         c.close()
         srv.disarm(wake=False)
         stop_clean(srv, "server")
         boxes = mailboxes(data)
-        what = "CREATE %s with allocation #%d failing: %r" % (name, n, done)
+        what = "CREATE %s with allocation #%d failing: %r" % (name, f.n,
+                                                               done)
         assert name not in boxes or name[:-2] in boxes, what
         assert done is None or done.startswith("OK") == (name in boxes), \
             what
-        if runs == 0:
+        if f.counting:
             assert done.startswith("OK"), what
-            total = counted
-            ns += [k for k in every_n(total) if k >= FROM]
-        elif not hit:
-            break
+            total = f.counted = counted
         runs += 1
     check_clean(data)
-    print("CREATE with superiors: %d allocations, %d runs" % (total, runs))
+    print("CREATE with superiors: %d allocations, %d runs" % (total,
+                                                               runs - 1))
