@@ -432,24 +432,26 @@ marker_replica(void *arg, const struct store_replica *r)
 	return 0;
 }
 
-void
+int
 control_status_node(struct store *st, const struct store_node *me, int json)
 {
 	struct store_shutdown	 m;
 	struct marker_ctx	 x = { json, 0, 0 };
 	char			 when[32], since[32], ep[EPOCH_LEN * 2 + 1];
-	int			 have;
+	enum store_err		 err;
 
-	have = store_shutdown_get(st, &m) == STORE_OK;
+	if ((err = store_shutdown_get(st, &m)) != STORE_OK &&
+	    err != STORE_NOTFOUND)
+		return -1;
 	if (json) {
 		printf("\"upstream\":");
 		json_str(stdout, me->upstream[0] != '\0' ? me->upstream : NULL);
 		printf(",\"clean_shutdown\":");
 	} else if (me->upstream[0] != '\0')
 		printf("upstream %s (recorded by demote)\n", me->upstream);
-	if (!have) {
+	if (err == STORE_NOTFOUND) {
 		printf(json ? "null," : "last clean shutdown none\n");
-		return;
+		return 0;
 	}
 	x.head = m.head;
 	admin_utc(m.time, when);
@@ -470,7 +472,8 @@ control_status_node(struct store *st, const struct store_node *me, int json)
 		    "status %d%s%s%s\n", when, m.role, ep, (long long)m.head,
 		    m.status, m.stale ? " (stale: serving again since " : "",
 		    m.stale ? since : "", m.stale ? ")" : "");
-	(void)store_shutdown_replica_foreach(st, marker_replica, &x);
+	err = store_shutdown_replica_foreach(st, marker_replica, &x);
 	if (json)
 		printf("]},");
+	return err == STORE_OK ? 0 : -1;
 }

@@ -73,9 +73,10 @@ int	control_demote_request(const char *dir, char *spec, size_t speccap,
  * For `mailrepd status`: the upstream demote recorded, and the last
  * clean-shutdown marker ("last clean shutdown ..." lines, or with json
  * the members "upstream":...,"clean_shutdown":{...}|null, each followed
- * by a comma).
+ * by a comma).  Returns 0, or -1 when the marker or its replicas cannot
+ * be read (never printed as "none").
  */
-void	control_status_node(struct store *, const struct store_node *,
+int	control_status_node(struct store *, const struct store_node *,
 	    int json);
 
 #endif /* MAILREPD_CONTROL_H */

@@ -504,21 +504,23 @@ status_user(void *arg, const struct store_pause *p)
 	return 0;
 }
 
-void
+int
 guard_status(struct store *st, int json)
 {
 	struct status_ctx	 x = { json, 0 };
+	enum store_err		 err;
 
-	if (!json) {
-		(void)store_pause_foreach(st, status_user, &x);
-		return;
-	}
+	if (!json)
+		return store_pause_foreach(st, status_user, &x) == STORE_OK ?
+		    0 : -1;
 	printf("\"paused\":");
-	(void)store_pause_foreach(st, status_summary, &x);
+	err = store_pause_foreach(st, status_summary, &x);
 	printf("%s,\"paused_users\":[", x.n ? "\"" : "null");
 	x.n = 0;
-	(void)store_pause_foreach(st, status_user, &x);
+	if (err == STORE_OK)
+		err = store_pause_foreach(st, status_user, &x);
 	printf("],");
+	return err == STORE_OK ? 0 : -1;
 }
 
 int

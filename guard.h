@@ -59,9 +59,10 @@ void	guard_replay(struct server *);
 /*
  * `mailrepd status`: "paused" (every paused user and why, or null) and
  * "paused_users" as JSON members followed by a comma, or one line per
- * paused user.
+ * paused user.  Returns 0, or -1 when the paused users cannot be read
+ * (what was printed is then not the whole list).
  */
-void	guard_status(struct store *, int json);
+int	guard_status(struct store *, int json);
 
 /* `mailrepd replica resume [--allow-deletes] [--user NAME] --data DIR`. */
 int	guard_resume_main(int argc, char **argv);

@@ -99,14 +99,27 @@ imap_reply_store_error(struct session *s, enum store_err err,
 }
 
 /*
- * A step that changed the store (the log head moved from `before`) and
- * is not the command's last: its changes ride on this iteration's group
- * commit, whose failure must reach the command's reply.
+ * Whether the log head moved from `before` (-1: unread): the store was
+ * changed since.  A head that cannot be read, then or now, counts as
+ * moved: what cannot be read proves no command changed nothing.
+ */
+static int
+head_moved(struct session *s, int64_t before)
+{
+	int64_t	 now = store_replog_head(s->srv->store);
+
+	return before < 0 || now < 0 || now != before;
+}
+
+/*
+ * A step that changed the store and is not the command's last: its
+ * changes ride on this iteration's group commit, whose failure must
+ * reach the command's reply.
  */
 static void
 step_wrote(struct session *s, int64_t before)
 {
-	if (store_replog_head(s->srv->store) != before)
+	if (head_moved(s, before))
 		session_wrote(s);
 }
 
@@ -847,8 +860,7 @@ imap_command_finish(struct session *s)
 	/* Cut off (a FETCH whose message vanished mid-literal): no reply. */
 	if (s->io == SESSION_CLOSING)
 		return;
-	p->changed = s->lost != STORE_OK ||
-	    store_replog_head(s->srv->store) != p->head0;
+	p->changed = s->lost != STORE_OK || head_moved(s, p->head0);
 	if (p->changed) {
 		p->mode = IN_HELD;
 		session_wait_replicated(s);

@@ -258,6 +258,49 @@ sync_changed(void *arg, const struct store_message *m)
 	return 0;
 }
 
+/*
+ * Tells the client message uid's flags as the store has them, after
+ * this session's change to them was rolled back; when they cannot be
+ * read now, keeps uid in the view's reread for the next imap_sync().  A
+ * message expunged since is told of as one.
+ */
+static void
+view_reread(struct sync_ctx *c, uint32_t uid)
+{
+	struct store_message	 m;
+	enum store_err		 err;
+
+	err = store_message_get(c->s->srv->store, c->v->mb.id, uid, &m);
+	if (err == STORE_OK)
+		(void)sync_changed(c, &m);
+	if (err == STORE_OK || err == STORE_NOTFOUND)
+		(void)imap_uidset_del(&c->v->reread, uid);
+	else
+		(void)imap_uidset_add(&c->v->reread, uid);
+}
+
+/* view_reread() for each message the last try could not read. */
+static void
+view_reread_pending(struct session *s, struct imap_view *v)
+{
+	struct imap_uidset	 pending = v->reread;
+	struct sync_ctx		 c;
+	size_t			 i;
+	uint32_t		 uid;
+
+	memset(&v->reread, 0, sizeof(v->reread));
+	memset(&c, 0, sizeof(c));
+	c.s = s;
+	c.v = v;
+	for (i = 0; i < pending.n; i++)
+		for (uid = pending.r[i].lo;; uid++) {
+			view_reread(&c, uid);
+			if (uid == pending.r[i].hi)
+				break;
+		}
+	imap_uidset_free(&pending);
+}
+
 void
 imap_sync(struct session *s, int allow_expunge)
 {
@@ -277,6 +320,8 @@ imap_sync(struct session *s, int allow_expunge)
 	}
 	if (err != STORE_OK)
 		return;
+	if (v->reread.n > 0)
+		view_reread_pending(s, v);
 	if (uidnext == v->uidnext && view_all_own(v, modseq)) {
 		/* an updating search hears of this session's own changes */
 		for (i = 0; i < v->nown; i++)
@@ -323,7 +368,6 @@ void
 imap_view_rolled_back(struct session *s)
 {
 	struct imap_view	*v = imap_of(s)->view;
-	struct store_message	 m;
 	struct sync_ctx		 c;
 	size_t			 i, n = v->nown;
 
@@ -333,9 +377,7 @@ imap_view_rolled_back(struct session *s)
 	v->nown = 0;		/* sync_changed() skips none of them now */
 	v->own_unsorted = 0;
 	for (i = 0; i < n; i++)
-		if (store_message_get(s->srv->store, v->mb.id, v->own[i].uid,
-		    &m) == STORE_OK)
-			(void)sync_changed(&c, &m);
+		view_reread(&c, v->own[i].uid);
 }
 
 /* --- SELECT, EXAMINE, CLOSE, UNSELECT ------------------------------------ */
@@ -891,21 +933,26 @@ name_levels(const char *name)
  * (RENAME, create 0): at most MAILBOX_MAX_DEPTH levels deep, and with the mailboxes
  * CREATE makes above it the user stays within --max-mailboxes (one
  * CREATE of a deep name makes every level).  Otherwise replies NO
- * [LIMIT] and returns 0.
+ * [LIMIT] (or the store's error, when the mailboxes cannot be counted)
+ * and returns 0.
  */
 static int
 name_allowed(struct session *s, const char *name, int create)
 {
-	long	 levels = name_levels(name), have = 0;
+	long		 levels = name_levels(name), have = 0;
+	enum store_err	 err;
 
 	if (levels > MAILBOX_MAX_DEPTH) {
 		imap_reply(s, "NO [LIMIT] Mailbox names are at most %d levels "
 		    "deep", MAILBOX_MAX_DEPTH);
 		return 0;
 	}
-	if (create && store_mailbox_foreach(s->srv->store, imap_of(s)->user,
-	    count_mailbox, &have) == STORE_OK &&
-	    have + levels > s->srv->settings->max_mailboxes) {
+	if (create && (err = store_mailbox_foreach(s->srv->store,
+	    imap_of(s)->user, count_mailbox, &have)) != STORE_OK) {
+		imap_reply_store_error(s, err, IMAP_MISSING_MAILBOX, "CREATE");
+		return 0;
+	}
+	if (create && have + levels > s->srv->settings->max_mailboxes) {
 		imap_reply(s, "NO [LIMIT] At most %ld mailboxes",
 		    s->srv->settings->max_mailboxes);
 		return 0;
@@ -916,7 +963,9 @@ name_allowed(struct session *s, const char *name, int create)
 /*
  * Creates name and the superiors it needs ("a" and "a/b" of "a/b/c"), as
  * RFC 3501 6.3.3 says a server should, and fills *made with name's
- * mailbox.  name is changed and restored.
+ * mailbox.  name is changed and restored.  A superior that cannot be
+ * looked up fails the CREATE with the store's error (the client tries
+ * again): made alone, name would be a mailbox without its superior.
  */
 static enum store_err
 create_with_superiors(struct session *s, char *name,
@@ -929,9 +978,10 @@ create_with_superiors(struct session *s, char *name,
 	for (slash = strchr(name, '/'); slash != NULL;
 	    slash = strchr(slash + 1, '/')) {
 		*slash = '\0';
-		err = STORE_OK;
-		if (store_mailbox_get(s->srv->store, imap_of(s)->user, name,
-		    &mb) == STORE_NOTFOUND)
+		/* a look-up that failed is no superior that is there */
+		err = store_mailbox_get(s->srv->store, imap_of(s)->user, name,
+		    &mb);
+		if (err == STORE_NOTFOUND)
 			err = store_mailbox_create(s->srv->store,
 			    imap_of(s)->user, name, NULL, NULL);
 		*slash = '/';

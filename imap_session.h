@@ -86,6 +86,9 @@ struct imap_view {
 	struct imap_view_own	*own;		/* changes this session made */
 	size_t			 nown, capown;
 	int			 own_unsorted;	/* a MODSEQ came twice */
+	/* UIDs whose rolled-back flags the client still has: their flags
+	   could not be read back (imap_view_rolled_back) */
+	struct imap_uidset	 reread;
 	/* SEARCHRES (RFC 5182): "$", the UIDs SEARCH RETURN (SAVE) kept
 	   (resolved); NULL, empty, until one does and after one fails */
 	struct imap_seqset	*saved;
@@ -249,7 +252,9 @@ void	imap_view_own_change(struct imap_view *, uint64_t modseq,
  * though it told its client of them, and their MODSEQs go to the next
  * changes, whoever makes them.  Tells the client each such message's
  * flags as they are, and forgets the changes as its own, so that
- * imap_sync() reports those next changes.
+ * imap_sync() reports those next changes.  A message whose flags cannot
+ * be read now is kept in the view's reread, and told of by the next
+ * imap_sync() that can read them.
  */
 void	imap_view_rolled_back(struct session *);
 

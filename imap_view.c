@@ -441,6 +441,7 @@ imap_view_free(struct imap_view *v)
 	imap_uidset_free(&v->msgs);
 	imap_uidset_free(&v->gone_uids);
 	imap_uidset_free(&v->recent_uids);
+	imap_uidset_free(&v->reread);
 	free(v->index);
 	free(v->own);
 	imap_view_save(v, NULL);

@@ -348,6 +348,20 @@ list_messages(struct store *st, const struct filter *f)
 }
 
 /*
+ * The exit status of `messages show` after err; a store error other
+ * than "not found" (said by the caller) is said here: the message may
+ * well be there.
+ */
+static int
+show_failed(enum store_err err)
+{
+	if (err != STORE_NOTFOUND)
+		fprintf(stderr, "mailrepd: messages show: cannot read the "
+		    "store: %s\n", store_strerror(err));
+	return 1;
+}
+
+/*
  * `messages show ID`: ID is a GUID (64 hex digits) or a UID in --user's
  * --mailbox (INBOX by default).  Without --json the message's bytes are
  * written as stored; with it, the listing's object plus "raw".
@@ -366,6 +380,7 @@ show_message(struct store *st, const struct filter *f, const char *id)
 	uint64_t			 size, off = 0;
 	ssize_t				 n;
 	int				 by_uid;
+	enum store_err			 err;
 
 	memset(&mb, 0, sizeof(mb));
 	memset(&m, 0, sizeof(m));
@@ -382,26 +397,27 @@ show_message(struct store *st, const struct filter *f, const char *id)
 			    "--user (or give the GUID)\n");
 			return 2;
 		}
-		if (store_user_find(st, f->user, canon) != STORE_OK ||
-		    store_mailbox_get(st, canon, mailbox, &mb) != STORE_OK ||
-		    store_message_get(st, mb.id, (uint32_t)uid, &m) !=
-		    STORE_OK) {
+		if ((err = store_user_find(st, f->user, canon)) == STORE_OK &&
+		    (err = store_mailbox_get(st, canon, mailbox, &mb)) ==
+		    STORE_OK)
+			err = store_message_get(st, mb.id, (uint32_t)uid, &m);
+		if (err == STORE_NOTFOUND)
 			fprintf(stderr, "mailrepd: messages show: no message "
 			    "%llu in '%s' of user '%s'\n", uid, mailbox,
 			    f->user);
-			return 1;
-		}
+		if (err != STORE_OK)
+			return show_failed(err);
 		memcpy(guid, m.guid, GUID_LEN);
 	} else if (crypto_unhex(id, guid, GUID_LEN) < 0) {
 		fprintf(stderr, "mailrepd: messages show: '%s' is not a "
 		    "GUID\n", id);
 		return 2;
 	}
-	if (store_blob_open(st, guid, &r, &size) != STORE_OK) {
+	if ((err = store_blob_open(st, guid, &r, &size)) == STORE_NOTFOUND)
 		fprintf(stderr, "mailrepd: messages show: no message %s\n",
 		    id);
-		return 1;
-	}
+	if (err != STORE_OK)
+		return show_failed(err);
 	if (f->json && print_message(st, by_uid ? canon : NULL, by_uid ?
 	    mb.name : NULL, by_uid ? &m : NULL, guid, 1, stdout) == 0)
 		fputs(",\"raw\":\"", stdout);

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <poll.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -626,14 +627,16 @@ hold_release(struct session *s)
 
 /*
  * Whether a reply to a change that reached log position pos must wait:
- * a timeout is set, the master is holding, and no replica has pos yet.
- * While not holding after a timeout, a reply that would have waited is
- * counted as sent unreplicated.
+ * a timeout is set, the master is holding, and no replica has pos yet
+ * (pos -1, a log head that could not be read, no replica is known to
+ * have).  While not holding after a timeout, a reply that would have
+ * waited is counted as sent unreplicated.
  */
 static int
 hold_needed(struct server *srv, int64_t pos)
 {
-	if (srv->settings->repl_sync_timeout == 0 || srv->hold.acked >= pos)
+	if (srv->settings->repl_sync_timeout == 0 ||
+	    (pos >= 0 && srv->hold.acked >= pos))
 		return 0;
 	if (srv->hold.async) {
 		srv->hold.n_unreplicated++;
@@ -662,16 +665,19 @@ hold_maybe_resume(struct server *srv)
 }
 
 /*
- * Releases the held replies whose position a replica has acknowledged.
- * When the first of the others has timed out, logs it, stops holding
- * (struct repl_hold) and releases them all: they would time out too.
+ * Releases the held replies whose position a replica has acknowledged;
+ * one held at an unknown position (-1: the log head could not be read
+ * after its commit) takes the head as it is now, which is at least its
+ * own, when it can be read.  When the first of the others has timed
+ * out, logs it, stops holding (struct repl_hold) and releases them all:
+ * they would time out too.
  */
 static void
 hold_check(struct server *srv)
 {
 	struct repl_hold	*h = &srv->hold;
 	struct session		*s;
-	int64_t			 late = -1;
+	int64_t			 late = INT64_MIN;	/* none timed out */
 	unsigned		 n = 0;
 
 	if (h->held == 0)
@@ -679,13 +685,16 @@ hold_check(struct server *srv)
 	for (s = srv->sessions; s != NULL; s = s->next) {
 		if (s->io != SESSION_WAIT_REPL)
 			continue;
-		if (h->acked >= s->repl_pos) {
+		if (s->repl_pos < 0)
+			s->repl_pos = store_replog_head(srv->store);
+		if (s->repl_pos >= 0 && h->acked >= s->repl_pos) {
 			h->n_acked++;
 			hold_release(s);
-		} else if (srv->now_ms >= s->repl_deadline && late < 0)
+		} else if (srv->now_ms >= s->repl_deadline &&
+		    late == INT64_MIN)
 			late = s->repl_pos;
 	}
-	if (late < 0)
+	if (late == INT64_MIN)
 		return;
 	h->async = 1;
 	h->acked_since = 0;
@@ -754,6 +763,7 @@ server_commit(struct server *srv)
 {
 	struct session	*s;
 	int		 ok = 1, wrote = store_txn_open(srv->store);
+	int64_t		 pos = srv->hold.head;
 	long long	 t0;
 
 	hold_store(srv);
@@ -769,7 +779,9 @@ server_commit(struct server *srv)
 	}
 	if (ok && wrote) {
 		hold_maybe_resume(srv);
-		srv->hold.head = store_replog_head(srv->store);
+		/* unread, the head is none a replica can be shown to have */
+		if ((pos = store_replog_head(srv->store)) >= 0)
+			srv->hold.head = pos;
 	}
 	for (s = srv->sessions; s != NULL; s = s->next) {
 		if (s->wrote && !ok && s->lost == STORE_OK)
@@ -777,9 +789,9 @@ server_commit(struct server *srv)
 		s->wrote = 0;
 		if (s->io != SESSION_WAIT_COMMIT)
 			continue;
-		if (ok && s->replicate && hold_needed(srv, srv->hold.head)) {
+		if (ok && s->replicate && hold_needed(srv, pos)) {
 			s->io = SESSION_WAIT_REPL;
-			s->repl_pos = srv->hold.head;
+			s->repl_pos = pos;
 			s->repl_deadline = srv->now_ms +
 			    srv->settings->repl_sync_timeout;
 			srv->hold.held++;

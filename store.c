@@ -1408,17 +1408,21 @@ store_counter_add(struct store *st, const char *name, int64_t delta)
 	return op_end(st, step_done(st, s, "counter add"));
 }
 
-int64_t
-store_counter_get(struct store *st, const char *name)
+enum store_err
+store_counter_get(struct store *st, const char *name, int64_t *value)
 {
 	sqlite3_stmt	*s;
-	int64_t		 v = 0;
+	enum store_err	 err;
 
+	*value = 0;
 	if ((s = stmt(st, S_COUNTER_GET)) == NULL)
-		return 0;
+		return STORE_IO;
 	sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
-	if (sqlite3_step(s) == SQLITE_ROW)
-		v = sqlite3_column_int64(s, 0);
+	if ((err = step_row(st, s, "counter get")) == STORE_NOTFOUND)
+		return STORE_OK;
+	if (err != STORE_OK)
+		return err;
+	*value = sqlite3_column_int64(s, 0);
 	sqlite3_reset(s);
-	return v;
+	return STORE_OK;
 }

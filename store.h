@@ -498,7 +498,11 @@ enum store_err	store_mailbox_subscribe(struct store *, const char *user,
 enum store_err	store_subscribed_absent(struct store *, const char *user,
 		    int (*cb)(void *, const char *name), void *arg);
 
-/* Counts log records; the replication issue builds on these. */
+/*
+ * The log head: the last record's position (0 before the first), or -1
+ * when it cannot be read, which a caller takes as unknown, never as a
+ * position (an unread head moved, and no replica has it).
+ */
 int64_t		store_replog_head(struct store *);
 
 /* --- Replication (sync.c) ---------------------------------------------- */
@@ -1304,10 +1308,12 @@ enum store_err	store_conflict_foreach(struct store *,
 /*
  * Named counters kept across restarts (`mailrepd status`); a mutation,
  * not logged.  store_counter_add() adds delta inside the open write
- * transaction; store_counter_get() returns 0 for a counter never added.
+ * transaction; store_counter_get() reads one into *value, 0 for a counter
+ * never added (STORE_OK), or fails with the store's error.
  */
 enum store_err	store_counter_add(struct store *, const char *name,
 		    int64_t delta);
-int64_t		store_counter_get(struct store *, const char *name);
+enum store_err	store_counter_get(struct store *, const char *name,
+		    int64_t *value);
 
 #endif /* MAILREPD_STORE_H */

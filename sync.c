@@ -94,7 +94,9 @@ read_secret(const char *path)
 /*
  * Which master to follow: --replicate-from, or else the upstream that
  * `mailrepd demote` recorded in the store; "" for none.  Returns 0, or -1
- * after saying why (too long for the store's upstream).
+ * after saying why (too long for the store's upstream; the store's node
+ * row unread, which is no "none recorded": a demoted node would start
+ * as a master, taking mail beside the one it follows).
  */
 static int
 upstream_of(struct server *srv, char *out, size_t cap)
@@ -103,8 +105,12 @@ upstream_of(struct server *srv, char *out, size_t cap)
 	struct store_node	 me;
 
 	out[0] = '\0';
-	if (from == NULL && store_node_get(srv->store, &me) == STORE_OK &&
-	    strcmp(me.role, "replica") == 0 && me.upstream[0] != '\0') {
+	if (from == NULL && store_node_get(srv->store, &me) != STORE_OK) {
+		fprintf(stderr, "mailrepd: cannot read the node's role\n");
+		return -1;
+	}
+	if (from == NULL && strcmp(me.role, "replica") == 0 &&
+	    me.upstream[0] != '\0') {
 		snprintf(out, cap, "%s", me.upstream);
 		log_info("sync.upstream", "master=%s from=demote",
 		    log_quote(out));

@@ -23,17 +23,39 @@
  * The synchronous-replication counters (proto.c): replies released by a
  * replica's ACK, hold timeouts, and replies sent without an ACK.
  */
-#define SYNC_COUNTERS(st)						\
-	(long long)store_counter_get((st), "sync_acked"),		\
-	(long long)store_counter_get((st), "sync_timeouts"),		\
-	(long long)store_counter_get((st), "sync_unreplicated")
+static const char *const sync_counters[] = { "sync_acked", "sync_timeouts",
+    "sync_unreplicated" };
+#define NSYNC_COUNTERS	(sizeof(sync_counters) / sizeof(sync_counters[0]))
 
 struct status_ctx {
 	int	 json;
 	int	 n;
 	int64_t	 head;
+	int64_t	 first;			/* the log's first record */
+	int64_t	 conflicts;		/* open */
+	int64_t	 sync[NSYNC_COUNTERS];
 	time_t	 now;
 };
+
+/*
+ * Reads the figures status prints before the lists: 0, or -1 when one
+ * cannot be read (never printed as a 0 or a -1 that means "unread").
+ */
+static int
+status_figures(struct store *st, struct status_ctx *x)
+{
+	size_t	 i;
+
+	if ((x->head = store_replog_head(st)) < 0 ||
+	    (x->first = store_replog_first(st)) < 0 ||
+	    (x->conflicts = store_conflict_count(st, NULL)) < 0)
+		return -1;
+	for (i = 0; i < NSYNC_COUNTERS; i++)
+		if (store_counter_get(st, sync_counters[i], &x->sync[i]) !=
+		    STORE_OK)
+			return -1;
+	return 0;
+}
 
 /*
  * Whether a replica as the store knows it is connected now: the master
@@ -100,14 +122,14 @@ status_conflict(void *arg, const struct store_conflict *k)
  * The store's size: rows of the tables that grow, the database and its
  * WAL in bytes (a count is a scan: fine for a command, not for the loop).
  */
-static void
+static int
 status_sizes(struct store *st, int json)
 {
 	struct store_sizes	 z;
 	int			 i;
 
 	if (store_sizes(st, &z) != STORE_OK)
-		return;
+		return -1;
 	if (json) {
 		printf("\"db_bytes\":%lld,\"wal_bytes\":%lld,\"tables\":{",
 		    (long long)z.db_bytes, (long long)z.wal_bytes);
@@ -115,13 +137,14 @@ status_sizes(struct store *st, int json)
 			printf("%s\"%s\":%lld", i ? "," : "", z.tables[i].name,
 			    (long long)z.tables[i].rows);
 		printf("},");
-		return;
+		return 0;
 	}
 	printf("store db %lld bytes wal %lld bytes\n", (long long)z.db_bytes,
 	    (long long)z.wal_bytes);
 	for (i = 0; i < STORE_SIZE_TABLES; i++)
 		printf("table %s %lld rows\n", z.tables[i].name,
 		    (long long)z.tables[i].rows);
+	return 0;
 }
 
 int
@@ -134,7 +157,7 @@ sync_status(int argc, char **argv)
 	struct settings		 set;
 	struct store		*st;
 	struct store_node	 me;
-	struct status_ctx	 x = { 0, 0, 0, 0 };
+	struct status_ctx	 x;
 	char			 id[NODE_ID_LEN * 2 + 1], ep[EPOCH_LEN * 2 + 1];
 	char			 mid[NODE_ID_LEN * 2 + 1], mep[EPOCH_LEN * 2 + 1];
 	int			 npos = 0, rc = 1;
@@ -153,15 +176,15 @@ sync_status(int argc, char **argv)
 		settings_free(&set);
 		return 0;
 	}
+	memset(&x, 0, sizeof(x));
 	x.json = opts[0].value != NULL;
 	x.now = time(NULL);
 	if ((st = admin_open_store(&set, 0)) == NULL) {
 		settings_free(&set);
 		return EXIT_USAGE;
 	}
-	if (store_node_get(st, &me) != STORE_OK)
-		goto out;
-	x.head = store_replog_head(st);
+	if (store_node_get(st, &me) != STORE_OK || status_figures(st, &x) < 0)
+		goto unread;
 	crypto_hex(me.node_id, NODE_ID_LEN, id);
 	crypto_hex(me.epoch, EPOCH_LEN, ep);
 	crypto_hex(me.master_id, NODE_ID_LEN, mid);
@@ -169,22 +192,27 @@ sync_status(int argc, char **argv)
 	if (x.json) {
 		printf("{\"role\":\"%s\",\"node_id\":\"%s\",\"epoch\":\"%s\","
 		    "\"log_head\":%lld,\"log_first\":%lld,", me.role, id, ep,
-		    (long long)x.head, (long long)store_replog_first(st));
+		    (long long)x.head, (long long)x.first);
 		if (me.has_master)
 			printf("\"master\":{\"node_id\":\"%s\",\"epoch\":\"%s\","
 			    "\"applied\":%lld},", mid, mep,
 			    (long long)me.applied);
 		printf("\"sync\":{\"acked\":%lld,\"timeouts\":%lld,"
-		    "\"unreplicated\":%lld},", SYNC_COUNTERS(st));
-		guard_status(st, 1);
-		control_status_node(st, &me, 1);
-		status_sizes(st, 1);
+		    "\"unreplicated\":%lld},", (long long)x.sync[0],
+		    (long long)x.sync[1], (long long)x.sync[2]);
+		if (guard_status(st, 1) < 0 ||
+		    control_status_node(st, &me, 1) < 0 ||
+		    status_sizes(st, 1) < 0)
+			goto unread;
 		printf("\"conflicts_open\":%lld,\"replicas\":[",
-		    (long long)store_conflict_count(st, NULL));
-		store_replica_foreach(st, status_replica, &x);
+		    (long long)x.conflicts);
+		if (store_replica_foreach(st, status_replica, &x) != STORE_OK)
+			goto unread;
 		printf("],\"conflicts\":[");
 		x.n = 0;
-		store_conflict_foreach(st, status_conflict, &x);
+		if (store_conflict_foreach(st, status_conflict, &x) !=
+		    STORE_OK)
+			goto unread;
 		printf("]}\n");
 	} else {
 		printf("role %s\nnode %s\nepoch %s\nlog head %lld\n", me.role,
@@ -193,16 +221,24 @@ sync_status(int argc, char **argv)
 			printf("master %s epoch %s applied %lld\n", mid, mep,
 			    (long long)me.applied);
 		printf("sync acked %lld timeouts %lld unreplicated %lld\n",
-		    SYNC_COUNTERS(st));
-		guard_status(st, 0);
-		control_status_node(st, &me, 0);
-		status_sizes(st, 0);
-		printf("conflicts %lld open\n",
-		    (long long)store_conflict_count(st, NULL));
-		store_replica_foreach(st, status_replica, &x);
-		store_conflict_foreach(st, status_conflict, &x);
+		    (long long)x.sync[0], (long long)x.sync[1],
+		    (long long)x.sync[2]);
+		if (guard_status(st, 0) < 0 ||
+		    control_status_node(st, &me, 0) < 0 ||
+		    status_sizes(st, 0) < 0)
+			goto unread;
+		printf("conflicts %lld open\n", (long long)x.conflicts);
+		if (store_replica_foreach(st, status_replica, &x) != STORE_OK ||
+		    store_conflict_foreach(st, status_conflict, &x) !=
+		    STORE_OK)
+			goto unread;
 	}
 	rc = 0;
+	goto out;
+unread:
+	fflush(stdout);
+	fprintf(stderr, "mailrepd: status: cannot read the store: what was "
+	    "printed is not the whole status\n");
 out:
 	store_close(st);
 	settings_free(&set);

@@ -22,6 +22,7 @@ import pytest
 
 from conftest import DOMAIN, HOST, IMAPError, IMAPRaw, LMTPClient, \
     LMTPError, dot_stuff, free_port
+from fault_runs import fault_runs
 from jepsen_net import Network
 from powerloss import CRASH_BIN, FaultFileServer, message
 from test_io_faults import Run, assert_follows, assert_no_false_ack, \
@@ -112,17 +113,9 @@ def sanitizer_clean(log):
         "runtime error:" not in log, log[-6000:]
 
 
-def every_n(total, most=FAULT_MAX):
-    """The N to run for a scenario whose clean run makes total
-    allocations: all of them in long mode, else the first ones and a
-    stride over the rest, most in all."""
-    if FAULT_MAX <= 0 or total <= most:
-        return range(1, total + 1)
-    first = min(FIRST, most // 2)
-    stride = (total - first) / (most - first)
-    return sorted(set(list(range(1, first + 1)) +
-                      [first + 1 + int(i * stride)
-                       for i in range(most - first)]))
+def alloc_runs(most=FAULT_MAX):
+    """fault_runs() with this file's budget (most runs, FIRST, FROM)."""
+    return fault_runs(most, FIRST, FROM)
 
 
 def served(srv):
@@ -162,38 +155,34 @@ class Bystander:
 
 def alloc_loop(run, scenario, name):
     """Runs scenario once with nothing failing to count its allocations,
-    then with the Nth failing for each N of every_n(), stopping when a
-    run completes without reaching its failure.  Returns (the last N
+    then with the Nth failing for each N of alloc_runs(), stopping when
+    a run completes without reaching its failure.  Returns (the last N
     that was reached, runs)."""
     srv = run.srv
     bystander = Bystander(srv)
-    run.prepare()
-    srv.arm(10 ** 9)
-    scenario()
-    total = srv.disarm()
-    run.verify("%s counted" % name)
     runs = reached = 0
-    for n in every_n(total):
-        if n < FROM:
-            continue
+    for f in alloc_runs():
         run.prepare()
-        srv.arm(n)
+        srv.arm(f.n)
         run.maybe_gone = None
         scenario()
+        if f.counting:
+            f.counted = srv.disarm()
+            run.verify("%s counted" % name)
+            continue
         srv.disarm()
-        hit = srv.injected()
+        f.hit = srv.injected()
         if run.maybe_gone is not None:
             # A refused EXPUNGE may still have happened when the failure
             # came after its commit: never half-way.
             run.want[run.maybe_gone] = held(srv.data).get(run.maybe_gone,
                                                           0)
-        what = "%s with allocation #%d failing" % (name, n)
+        what = "%s with allocation #%d failing" % (name, f.n)
         run.verify(what)
         bystander.check(what)
         runs += 1
-        if not hit:
-            break
-        reached = n
+        if f.hit:
+            reached = f.n
     run.deliver()			# still serving, the hook off
     assert run.want[("INBOX", "f%dx" % run.n)] == 1
     run.verify("%s: a delivery after the loop" % name)
@@ -306,17 +295,18 @@ def test_alloc_faults_in_replica_batch_apply(tmp_path, server):
     try:
         deliver_to(master, "warm")
         assert wait_caught_up(master, replica, 30)
-        replica.arm(10 ** 9)
-        deliver_to(master, "count")
-        assert wait_caught_up(master, replica, 30)
-        total = replica.disarm()
-        for n in every_n(total, REPLICA_FAULT_MAX):
-            replica.arm(n)
-            deliver_to(master, "r%dx" % n)
+        for f in alloc_runs(REPLICA_FAULT_MAX):
+            replica.arm(f.n)
+            if f.counting:
+                deliver_to(master, "count")
+                assert wait_caught_up(master, replica, 30)
+                total = f.counted = replica.disarm()
+                continue
+            deliver_to(master, "r%dx" % f.n)
             caught = wait_caught_up(master, replica, 2, replica.injected)
-            hit = replica.injected()
+            f.hit = replica.injected()
             replica.disarm()
-            what = "replica apply with allocation #%d failing" % n
+            what = "replica apply with allocation #%d failing" % f.n
             assert replica.alive(), "%s: died:\n%s" % (
                 what, replica.log.read_text()[-4000:])
             assert caught or wait_caught_up(master, replica, 30), \
@@ -324,8 +314,6 @@ def test_alloc_faults_in_replica_batch_apply(tmp_path, server):
                     what, replica.log.read_text()[-4000:])
             assert_no_false_ack(master, replica, what)
             runs += 1
-            if not hit:
-                break
     finally:
         replica.disarm(wake=False)
         stop_clean(replica, "replica")
@@ -358,31 +346,27 @@ def test_alloc_faults_in_reconciliation(tmp_path, server, template_data,
     for i in range(3):
         deliver_to(master, "m%dx" % i)
     faulty = master if side == "master" else replica
-    ns = [10 ** 9]			# first, counting the allocations
     runs = reached = 0
     try:
-        while runs < len(ns):
-            n = ns[runs]
+        for f in alloc_runs(REPLICA_FAULT_MAX):
             if replica.data.exists():
                 shutil.rmtree(replica.data)
             net.set(link, "cut")
             replica.start()
-            faulty.arm(n)
+            faulty.arm(f.n)
             net.heal(link)		# the replica connects, reconciles
             caught = wait_caught_up(master, replica, 10, faulty.injected)
-            hit = faulty.injected()
+            f.hit = faulty.injected()
             counted = faulty.disarm()
             reconciled_after_fault(master, replica, faulty, caught,
                                    "%s reconciling with allocation #%d "
-                                   "failing" % (side, n))
-            if runs == 0:
-                ns += [k for k in every_n(counted, REPLICA_FAULT_MAX)
-                       if k >= FROM]
-            elif not hit:
-                break
-            else:
-                reached = n
+                                   "failing" % (side, f.n))
+            if f.counting:
+                f.counted = counted
+                continue
             runs += 1
+            if f.hit:
+                reached = f.n
     finally:
         net.close()
         if side == "master":
@@ -391,4 +375,4 @@ def test_alloc_faults_in_reconciliation(tmp_path, server, template_data,
     if side == "master":
         check_clean(master.data)
     print("reconciliation (%s): failed allocations up to #%d, %d runs" % (
-        side, reached, runs - 1))
+        side, reached, runs))

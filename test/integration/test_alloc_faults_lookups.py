@@ -11,7 +11,8 @@ import shutil
 import pytest
 
 from conftest import HOST, PASSWORD, IMAPError, IMAPRaw, free_port
-from test_alloc_faults import AllocServer, served
+from test_alloc_faults import AllocServer, alloc_runs, served, stop_clean
+from test_io_faults import check_clean, mailboxes
 
 
 @pytest.fixture
@@ -109,3 +110,48 @@ def test_alloc_faults_never_refuse_the_right_password_on_the_web(
     assert api_get(srv, 10 ** 9) == 200
     srv.disarm()
     print("web login: %d allocations, %d runs" % (total, runs))
+
+
+
+def test_alloc_faults_never_skip_a_superior(tmp_path, template_data):
+    """CREATE of "pN/c", pN not there, with the Nth allocation failing:
+    OK with both made, or NO (or cut off) with pN/c not made; never a
+    mailbox without its superior (RFC 3501 6.3.3: the server makes the
+    superiors a name needs).  A failed look-up of pN was read as "pN is
+    there", and pN/c made alone.  Each run is a new server's first
+    CREATE: its look-ups prepare their statements, and a statement that
+    fails to prepare leaves the transaction open (a failure in one that
+    runs makes SQLite roll the transaction back, and every later
+    statement of it fails too)."""
+    data = tmp_path / "data"
+    shutil.copytree(template_data, data)
+    srv = AllocServer(tmp_path, data)
+    runs = 0
+    for f in alloc_runs():
+        name = "p%d/c" % runs
+        srv.start()
+        c = IMAPRaw(srv.imap_port)
+        c.login("alice")
+        srv.arm(f.n)
+        try:
+            done = c.cmd("CREATE %s" % name)[1]
+        except (OSError, IMAPError):
+            done = None
+        f.hit = srv.injected()
+        counted = srv.disarm()
+        c.close()
+        srv.disarm(wake=False)
+        stop_clean(srv, "server")
+        boxes = mailboxes(data)
+        what = "CREATE %s with allocation #%d failing: %r" % (name, f.n,
+                                                               done)
+        assert name not in boxes or name[:-2] in boxes, what
+        assert done is None or done.startswith("OK") == (name in boxes), \
+            what
+        if f.counting:
+            assert done.startswith("OK"), what
+            total = f.counted = counted
+        runs += 1
+    check_clean(data)
+    print("CREATE with superiors: %d allocations, %d runs" % (total,
+                                                               runs - 1))

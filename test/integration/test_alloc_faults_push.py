@@ -23,7 +23,7 @@ from conftest import DOMAIN, HOST, LMTPClient, free_port
 from powerloss import CRASH_BIN, message
 from repl_peer import (ACK, END, HELLO, PING, PULL, PUSH, Deflater,
                        ScriptedMaster, parse_hello, query, u64)
-from test_alloc_faults import FROM, AllocServer, every_n, sanitizer_clean
+from test_alloc_faults import AllocServer, alloc_runs, sanitizer_clean
 from test_io_faults import check_clean
 
 SECRET = "c4" * 32
@@ -132,19 +132,17 @@ def test_alloc_faults_in_pull_and_push(tmp_path, template_data):
         master.reconcile()
         master.reconciled()
         applied(master)
-        ns = [10 ** 9]			# first, counting the allocations
-        while runs < len(ns):
-            n = ns[runs]
+        for f in alloc_runs():
             assert runs < len(local), "more runs than copies"
             uid, guid = local[runs]
             master.tls.send_frame(PING)		# no silence drops the link
-            rep.arm(n)
+            rep.arm(f.n)
             master.tls.send_frame(PULL, box + struct.pack(">I", uid) + guid)
             got = answer(master, uid)
-            hit = rep.injected()
+            f.hit = rep.injected()
             counted = rep.disarm()
             what = "PULL of uid %d with allocation #%d failing: %s" % (
-                uid, n, got)
+                uid, f.n, got)
             assert rep.alive(), "%s: died:\n%s" % (
                 what, rep.log.read_text()[-4000:])
             state = conflict_of(data, uid)
@@ -158,13 +156,11 @@ def test_alloc_faults_in_pull_and_push(tmp_path, template_data):
                     what, state, rep.since().decode()[-3000:])
             elif got == "closed":
                 assert state != 1, what
-            if runs == 0:
+            if f.counting:
                 assert got == "pushed", what
-                ns += [k for k in every_n(counted) if k >= FROM]
-            elif not hit:
-                break
-            else:
-                reached = n
+                f.counted = counted
+            elif f.hit:
+                reached = f.n
             runs += 1
     finally:
         rep.disarm(wake=False)

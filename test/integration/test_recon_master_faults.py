@@ -32,6 +32,7 @@ from collections import Counter
 import pytest
 
 from conftest import IMAPRaw, LMTPClient
+from fault_runs import fault_runs
 from powerloss import CRASH_BIN, store_rows
 from test_alloc_faults import deliver_to, reconciled_after_fault, \
     stop_clean
@@ -47,19 +48,6 @@ COUNTED = re.compile(rb"testvfs: generation (\d+) counted (\d+) ")
 pytestmark = pytest.mark.skipif(not os.access(CRASH_BIN, os.X_OK),
                                 reason="no test build: make "
                                 "build/crash/mailrepd")
-
-
-def reads_at(total):
-    """The N to fail of a run that reads total times: every one when
-    FAULT_MAX is 0 or total is small, else the first FIRST and a stride
-    over the rest."""
-    if FAULT_MAX <= 0 or total <= FAULT_MAX:
-        return list(range(1, total + 1))
-    first = min(FIRST, FAULT_MAX // 2)
-    stride = (total - first) / (FAULT_MAX - first)
-    return sorted(set(list(range(1, first + 1)) +
-                      [first + 1 + int(i * stride)
-                       for i in range(FAULT_MAX - first)]))
 
 
 def held(data):
@@ -152,9 +140,9 @@ def test_faults_in_a_diverged_reconciliation(tmp_path, template_data, side,
         shutil.copytree(master.data, msnap)
         shutil.copytree(replica.data, rsnap)
         faulty.env["MAILREPD_VFS_PCACHE"] = PCACHE
-        ns = [10 ** 9]			# first, counting the operations
-        while runs < len(ns):
-            n = ns[runs]
+        # every N of the stride, reached or not
+        for f in fault_runs(FAULT_MAX, FIRST, until_missed=False):
+            n = f.n
             net.set(link, "cut")
             for node, snap in ((master, msnap), (replica, rsnap)):
                 shutil.rmtree(node.data)
@@ -169,10 +157,9 @@ def test_faults_in_a_diverged_reconciliation(tmp_path, template_data, side,
             gen = faulty.gen
             faulty.disarm()
             what = "%s reconciling with %s #%d failing" % (side, op, n)
-            if runs == 0:
+            if f.counting:
                 assert not hit and caught, what
-                total = counted(faulty, gen)
-                ns += reads_at(total)
+                total = f.counted = counted(faulty, gen)
             reconciled_after_fault(master, replica, faulty, caught, what)
             got = held(master.data)
             if runs == 0:

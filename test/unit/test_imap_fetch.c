@@ -21,6 +21,7 @@
 #include "proto.h"
 #include "spool.h"
 #include "store.h"
+#include "unit_faults.h"
 
 #define INTERNALDATE	1700000000	/* 14-Nov-2023 22:13:20 +0000 */
 
@@ -556,6 +557,37 @@ test_big_message(void **state)
 	free(msg);
 }
 
+/*
+ * A STORE whose group commit failed told its client flags that were
+ * rolled back; imap_view_rolled_back() tells it the flags as they are.
+ * When that read fails (here SQLite's first allocation, preparing the
+ * look-up), the message must be told of at the next imap_sync(), not
+ * dropped from those to tell: the client would keep flags the store
+ * never had.
+ */
+static void
+test_rolled_back_unread(void **state)
+{
+	struct fixture	*f = *state;
+	struct buf	 out;
+
+	imap_view_own_change(f->v, f->v->modseq + 1, 1);
+	arm(0);
+	imap_view_rolled_back(f->s);
+	assert_int_equal(countdown, -1);	/* the read failed */
+	disarm();
+	assert_int_equal(buf_used(&f->s->out), 0);
+	imap_sync(f->s, 1);
+	buf_init(&out, IMAP_MAX_OUTPUT);
+	drain(f, &out);
+	assert_int_equal(buf_append(&out, "", 1), 0);
+	assert_string_equal(buf_ptr(&out), "* 1 FETCH (UID 1 FLAGS ())\r\n");
+	buf_free(&out);
+	/* told once: the next sync says nothing more */
+	imap_sync(f->s, 1);
+	assert_int_equal(buf_used(&f->s->out), 0);
+}
+
 int
 main(void)
 {
@@ -577,7 +609,11 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_bad, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_big_message, setup,
 		    teardown),
+		cmocka_unit_test_setup_teardown(test_rolled_back_unread, setup,
+		    teardown),
 	};
 
+	if (faults_install() < 0)
+		return 1;
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
