@@ -115,10 +115,14 @@
  * and dropped from it, a step of STORE_STAGE_STEP_USEC a loop iteration
  * (store_stage.c): written or deleted at once, 50 MiB held the loop for
  * 200 to 320 ms of CPU.  A step writes a row (64 KiB) at a time and
- * deletes BLOB_DROP_ROWS at a time.
+ * deletes BLOB_DROP_ROWS at a time.  Each step's commit is synced in
+ * the loop, so the step is short for the bytes it leaves to sync: at
+ * 5 ms a step, a client's NOOP waited up to 60 ms behind a 48 MiB
+ * delivery on an idle machine; at 1 ms, 33 ms, with the delivery no
+ * slower (bench/RESULTS.md).
  */
 #define BLOB_STEP_MIN		(1024 * 1024)
-#define STORE_STAGE_STEP_USEC	5000
+#define STORE_STAGE_STEP_USEC	1000
 #define BLOB_DROP_ROWS		4
 #define SCHEMA_VERSION		26	/* bump with a step in store_schema.c */
 /*
